@@ -1,0 +1,32 @@
+# ward — the two commands a new user needs:
+#   make up     run a node with embedded defaults (same as: go run ./cmd/ward up)
+#   make test   install what the tests need and run every test, end-to-end included
+
+GO ?= go
+NPM_DIR := testdata/npm
+
+.PHONY: up test deps vet bench build
+
+up:
+	$(GO) run ./cmd/ward up
+
+build:
+	$(GO) build -o ward ./cmd/ward
+
+# The real MCP servers the end-to-end tests run behind the gateway, pinned in
+# testdata/npm/package-lock.json.
+deps: $(NPM_DIR)/node_modules/.installed
+
+$(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
+	cd $(NPM_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+vet:
+	@test -z "$$(gofmt -l cmd internal)" || (echo "gofmt needed:"; gofmt -l cmd internal; exit 1)
+	$(GO) vet ./...
+
+test: deps vet
+	WARD_REQUIRE_NPM=1 $(GO) test -race -count=1 -timeout 20m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...

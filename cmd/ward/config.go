@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ward-dev/ward/internal/gateway"
+	"github.com/ward-dev/ward/internal/server"
+)
+
+// fileConfig is the YAML configuration file. Unknown keys are errors.
+//
+//	trust_domain: example.org
+//	listen: 127.0.0.1:8443
+//	public_url: https://ward.example.org   # when TLS is terminated in front of ward
+//	data: /var/lib/ward
+//	session_ttl: 10m
+//	max_session_ttl: 24h
+//	max_delegation_depth: 3
+//	tool_pinning: tofu                      # or manual
+//	policies: [policies/]                   # files or directories of *.cedar, relative to this file
+//	servers:
+//	  - name: fs
+//	    command: [npx, -y, "@modelcontextprotocol/server-filesystem", /srv/share]
+//	  - name: search
+//	    url: https://search.internal/mcp
+//	    headers: {Authorization: "Bearer ${SEARCH_TOKEN}"}   # ${VAR} expands from ward's environment
+//	  - name: demo
+//	    builtin: demo
+type fileConfig struct {
+	TrustDomain        string         `yaml:"trust_domain"`
+	Listen             string         `yaml:"listen"`
+	PublicURL          string         `yaml:"public_url"`
+	Data               string         `yaml:"data"`
+	SessionTTL         string         `yaml:"session_ttl"`
+	MaxSessionTTL      string         `yaml:"max_session_ttl"`
+	MaxDelegationDepth int            `yaml:"max_delegation_depth"`
+	ToolPinning        string         `yaml:"tool_pinning"`
+	Policies           []string       `yaml:"policies"`
+	Servers            []serverConfig `yaml:"servers"`
+}
+
+type serverConfig struct {
+	Name    string            `yaml:"name"`
+	Command []string          `yaml:"command"`
+	Env     map[string]string `yaml:"env"`
+	Dir     string            `yaml:"dir"`
+	URL     string            `yaml:"url"`
+	Headers map[string]string `yaml:"headers"`
+	Builtin string            `yaml:"builtin"`
+}
+
+// defaultServers are the upstreams of `ward up` without a config file.
+var defaultServers = []serverConfig{{Name: "demo", Builtin: "demo"}}
+
+// maxConfigSize bounds the configuration file.
+const maxConfigSize = 1 << 20
+
+// loadConfig reads path ("" for the embedded defaults) into a server config.
+func loadConfig(path string) (server.Config, error) {
+	fc := fileConfig{Servers: defaultServers}
+	base := "."
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return server.Config{}, fmt.Errorf("config: %w", err)
+		}
+		if len(b) > maxConfigSize {
+			return server.Config{}, fmt.Errorf("config %s: larger than %d bytes", path, maxConfigSize)
+		}
+		fc = fileConfig{}
+		if err := parseConfig(b, &fc); err != nil {
+			return server.Config{}, fmt.Errorf("config %s: %w", path, err)
+		}
+		base = filepath.Dir(path)
+	}
+	return fc.toServer(base)
+}
+
+func parseConfig(b []byte, fc *fileConfig) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(fc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+func (fc fileConfig) toServer(base string) (server.Config, error) {
+	cfg := server.Config{
+		TrustDomain: fc.TrustDomain,
+		Addr:        fc.Listen,
+		PublicURL:   fc.PublicURL,
+		Data:        fc.Data,
+		MaxDepth:    fc.MaxDelegationDepth,
+		PinMode:     gateway.PinMode(fc.ToolPinning),
+	}
+	if cfg.Data != "" && !filepath.IsAbs(cfg.Data) {
+		cfg.Data = filepath.Join(base, cfg.Data)
+	}
+	var err error
+	if cfg.SessionTTL, err = duration("session_ttl", fc.SessionTTL); err != nil {
+		return cfg, err
+	}
+	if cfg.MaxTTL, err = duration("max_session_ttl", fc.MaxSessionTTL); err != nil {
+		return cfg, err
+	}
+	if fc.MaxDelegationDepth < 0 || fc.MaxDelegationDepth > 16 {
+		return cfg, fmt.Errorf("max_delegation_depth %d: must be 1-16", fc.MaxDelegationDepth)
+	}
+	switch cfg.PinMode {
+	case "", gateway.PinTrustOnFirstUse, gateway.PinManual:
+	default:
+		return cfg, fmt.Errorf("tool_pinning %q: want tofu or manual", fc.ToolPinning)
+	}
+	for _, p := range fc.Policies {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(base, p)
+		}
+		cfg.Policies = append(cfg.Policies, p)
+	}
+	for i, s := range fc.Servers {
+		if err := gateway.ValidServerName(s.Name); err != nil {
+			return cfg, fmt.Errorf("servers[%d]: %w", i, err)
+		}
+		u := server.Upstream{Name: s.Name, Command: s.Command, Dir: s.Dir, URL: s.URL, Builtin: s.Builtin}
+		if len(s.Env) > 0 {
+			u.Env = map[string]string{}
+			for k, v := range s.Env {
+				u.Env[k] = os.ExpandEnv(v)
+			}
+		}
+		if len(s.Headers) > 0 {
+			u.Headers = map[string]string{}
+			for k, v := range s.Headers {
+				u.Headers[k] = os.ExpandEnv(v)
+			}
+		}
+		if u.Dir != "" && !filepath.IsAbs(u.Dir) {
+			u.Dir = filepath.Join(base, u.Dir)
+		}
+		cfg.Upstreams = append(cfg.Upstreams, u)
+	}
+	return cfg, nil
+}
+
+func duration(key, s string) (time.Duration, error) {
+	if strings.TrimSpace(s) == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s %q: want a positive duration such as 10m", key, s)
+	}
+	return d, nil
+}

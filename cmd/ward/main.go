@@ -1,0 +1,149 @@
+// Command ward is the zero-trust control plane and enforcement gateway for AI
+// agents. `ward up` runs a node; every other command is a client of one, or
+// works offline on a data directory.
+//
+// Client commands find the node through the environment:
+//
+//	WARD_SERVER   base URL (default https://127.0.0.1:8443)
+//	WARD_CA       CA bundle to trust (default ./ward-data/bundle.pem if present)
+//	WARD_TOKEN    operator or sponsor credential (ward_…)
+//	WARD_HOME     where session credentials are kept (default ~/.ward)
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// usageError is bad command-line input: exit status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+type command struct {
+	name  string
+	usage string
+	run   func(args []string, stdout io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"up", "ward up [--config FILE] [--data DIR] [--addr HOST:PORT]   run a node with embedded defaults", cmdUp},
+		{"admin", "ward admin credential --data DIR                          mint an admin credential offline (node stopped)", cmdAdmin},
+		{"sponsor", "ward sponsor create|list|credential                        sponsors and their credentials", cmdSponsor},
+		{"agent", "ward agent register|list|show|quarantine|release          registered agents", cmdAgent},
+		{"session", "ward session start|end|show|list                           sessions (start prints where credentials went)", cmdSession},
+		{"token", "ward token exchange --session ID [--allow P]...           delegate a narrower grant to a sub-agent", cmdToken},
+		{"mcp", "ward mcp wrap|serve                                        stdio proxy / session-bound local endpoint", cmdMCP},
+		{"tools", "ward tools list|approve                                    tool definition pins (rug-pull defence)", cmdTools},
+		{"policy", "ward policy check FILE|DIR...                              validate Cedar policies", cmdPolicy},
+		{"audit", "ward audit verify|tail --data DIR                          check and read the audit log offline", cmdAudit},
+		{"version", "ward version", func([]string, io.Writer) error { fmt.Println("ward", version); return nil }},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: ward COMMAND [ARGS]")
+	fmt.Fprintln(w)
+	for _, c := range commands() {
+		fmt.Fprintln(w, "  "+c.usage)
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(args[1:], stdout)
+		if err == nil {
+			return 0
+		}
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "ward "+c.name+": "+oneLine(err.Error()))
+		var ue usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	fmt.Fprintf(stderr, "ward: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// flags returns a FlagSet that reports errors instead of exiting.
+func flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("ward "+name, flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	return fs
+}
+
+// parse parses args and turns flag errors into usage errors.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
+// multi is a repeatable string flag.
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+// outputFlag adds -o text|json.
+func outputFlag(fs *flag.FlagSet) *string {
+	o := fs.String("o", "text", "output format: text or json")
+	return o
+}
+
+func checkOutput(o string) error {
+	if o != "text" && o != "json" {
+		return usagef("-o %q: want text or json", o)
+	}
+	return nil
+}
+
+// subcommand splits "ward X SUB args".
+func subcommand(args []string, name string, subs ...string) (string, []string, error) {
+	if len(args) == 0 {
+		return "", nil, usagef("ward %s needs a subcommand: %s", name, strings.Join(subs, ", "))
+	}
+	for _, s := range subs {
+		if args[0] == s {
+			return s, args[1:], nil
+		}
+	}
+	return "", nil, usagef("ward %s: unknown subcommand %q (want %s)", name, args[0], strings.Join(subs, ", "))
+}

@@ -1,0 +1,523 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ward-dev/ward/internal/authority"
+	"github.com/ward-dev/ward/internal/gateway"
+	"github.com/ward-dev/ward/internal/grant"
+	"github.com/ward-dev/ward/internal/store"
+)
+
+func pemCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// SponsorRequest creates a sponsor.
+type SponsorRequest struct {
+	Name    string      `json:"name"`
+	Kind    string      `json:"kind"`
+	Ceiling grant.Scope `json:"ceiling"`
+}
+
+// PrincipalView is a principal as the API shows it.
+type PrincipalView struct {
+	Name       string          `json:"name"`
+	Kind       string          `json:"kind"`
+	Ceiling    json.RawMessage `json:"ceiling,omitempty"`
+	Created    time.Time       `json:"created"`
+	Credential string          `json:"credential,omitempty"` // only when just created
+}
+
+func (s *Server) createSponsor(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	var req SponsorRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	cred, err := s.cfg.Authority.CreateSponsor(r.Context(), p, req.Name, req.Kind, req.Ceiling)
+	if err != nil {
+		return err
+	}
+	ceiling, _ := json.Marshal(req.Ceiling)
+	writeJSON(w, http.StatusCreated, PrincipalView{Name: req.Name, Kind: req.Kind, Ceiling: ceiling, Created: time.Now().UTC(), Credential: cred})
+	return nil
+}
+
+func (s *Server) listSponsors(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	if p.Kind != "admin" {
+		return fmt.Errorf("%w: only an admin may list sponsors", authority.ErrForbidden)
+	}
+	ps, err := s.cfg.Store.ListPrincipals(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]PrincipalView, 0, len(ps))
+	for _, x := range ps {
+		out = append(out, PrincipalView{Name: x.Name, Kind: x.Kind, Ceiling: x.Ceiling, Created: x.Created})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) newCredential(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	name := r.PathValue("name")
+	if p.Kind != "admin" && p.Name != name {
+		return fmt.Errorf("%w: %s may not create credentials for %s", authority.ErrForbidden, p.Name, name)
+	}
+	cred, err := s.cfg.Authority.NewCredential(r.Context(), name, p.Name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"principal": name, "credential": cred})
+	return nil
+}
+
+// AgentRequest registers an agent.
+type AgentRequest struct {
+	Name       string      `json:"name"`
+	Sponsor    string      `json:"sponsor"`
+	Groups     []string    `json:"groups,omitempty"`
+	Ceiling    grant.Scope `json:"ceiling"`
+	CodeDigest string      `json:"code_digest,omitempty"`
+}
+
+// AgentView is an agent as the API shows it.
+type AgentView struct {
+	Name       string          `json:"name"`
+	Sponsor    string          `json:"sponsor"`
+	Groups     []string        `json:"groups"`
+	Ceiling    json.RawMessage `json:"ceiling"`
+	CodeDigest string          `json:"code_digest,omitempty"`
+	Status     string          `json:"status"`
+	SPIFFEID   string          `json:"spiffe_id"`
+	Created    time.Time       `json:"created"`
+}
+
+func (s *Server) agentView(a store.Agent) AgentView {
+	groups := a.Groups
+	if groups == nil {
+		groups = []string{}
+	}
+	return AgentView{Name: a.Name, Sponsor: a.Sponsor, Groups: groups, Ceiling: a.Ceiling, CodeDigest: a.CodeDigest,
+		Status: a.Status, SPIFFEID: "spiffe://" + s.cfg.CA.TrustDomain().Name() + "/agent/" + a.Name, Created: a.Created}
+}
+
+func (s *Server) registerAgent(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	var req AgentRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.Sponsor == "" && p.Kind != "admin" {
+		req.Sponsor = p.Name
+	}
+	a := store.Agent{Name: req.Name, Sponsor: req.Sponsor, Groups: req.Groups, CodeDigest: req.CodeDigest}
+	if err := s.cfg.Authority.RegisterAgent(r.Context(), p, a, req.Ceiling); err != nil {
+		return err
+	}
+	got, err := s.cfg.Store.GetAgent(r.Context(), req.Name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, s.agentView(got))
+	return nil
+}
+
+func (s *Server) listAgents(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	sponsor := r.URL.Query().Get("sponsor")
+	if p.Kind != "admin" {
+		sponsor = p.Name
+	}
+	as, err := s.cfg.Store.ListAgents(r.Context(), sponsor)
+	if err != nil {
+		return err
+	}
+	out := make([]AgentView, 0, len(as))
+	for _, a := range as {
+		out = append(out, s.agentView(a))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) showAgent(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	a, err := s.cfg.Store.GetAgent(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return fmt.Errorf("agent %q: %w", r.PathValue("name"), err)
+	}
+	if p.Kind != "admin" && p.Name != a.Sponsor {
+		return fmt.Errorf("agent %q: %w", a.Name, store.ErrNotFound)
+	}
+	writeJSON(w, http.StatusOK, s.agentView(a))
+	return nil
+}
+
+func (s *Server) agentStatus(status string) func(http.ResponseWriter, *http.Request, store.Principal) error {
+	return func(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+		ended, err := s.cfg.Authority.SetAgentStatus(r.Context(), p, r.PathValue("name"), status)
+		if err != nil {
+			return err
+		}
+		if ended == nil {
+			ended = []string{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"agent": r.PathValue("name"), "status": status, "ended_sessions": ended})
+		return nil
+	}
+}
+
+// SessionRequest starts a session. CSR is the base64 (standard or URL
+// alphabet) DER of a PKCS#10 request signed by the session key.
+type SessionRequest struct {
+	Agent       string       `json:"agent"`
+	Objective   string       `json:"objective"`
+	Scope       *grant.Scope `json:"scope,omitempty"`
+	TTL         string       `json:"ttl,omitempty"` // Go duration, e.g. "10m"
+	CSR         string       `json:"csr"`
+	JWTAudience []string     `json:"jwt_audience,omitempty"`
+}
+
+// IssuedView is what a new session (or a sub-agent after token exchange)
+// receives. The private key is not in it: it never left the agent.
+type IssuedView struct {
+	Session     string          `json:"session"`
+	SPIFFEID    string          `json:"spiffe_id"`
+	Agent       string          `json:"agent"`
+	Sponsor     string          `json:"sponsor"`
+	Parent      string          `json:"parent,omitempty"`
+	Depth       int             `json:"depth"`
+	Scope       json.RawMessage `json:"scope"`
+	Expires     time.Time       `json:"expires"`
+	X509SVID    string          `json:"x509_svid"`
+	Bundle      string          `json:"bundle"`
+	JWTSVID     string          `json:"jwt_svid"`
+	Grant       string          `json:"grant"`
+	GrantID     string          `json:"grant_id"`
+	Act         *grant.Actor    `json:"act,omitempty"`
+	ObjectiveID string          `json:"objective_sha256"`
+}
+
+func (s *Server) issuedView(is *authority.Issued) IssuedView {
+	return IssuedView{
+		Session: is.Session.ID, SPIFFEID: is.Session.SPIFFEID, Agent: is.Session.Agent, Sponsor: is.Session.Sponsor,
+		Parent: is.Session.ParentID, Depth: is.Session.Depth, Scope: is.Session.Scope, Expires: is.Session.Expires,
+		X509SVID: certPEM(is.X509SVID), Bundle: string(s.cfg.CA.BundlePEM()), JWTSVID: is.JWTSVID,
+		Grant: is.Grant, GrantID: is.Claims.ID, Act: is.Claims.Act, ObjectiveID: is.Session.ObjectiveHash,
+	}
+}
+
+func decodeB64(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, errors.New("not base64")
+}
+
+func parseTTL(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		if n, err2 := strconv.Atoi(s); err2 == nil {
+			return time.Duration(n) * time.Second, nil
+		}
+		return 0, badRequest("ttl %q: want a duration such as 10m", s)
+	}
+	return d, nil
+}
+
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	var req SessionRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	csr, err := decodeB64(req.CSR)
+	if err != nil {
+		return badRequest("csr: %v", err)
+	}
+	ttl, err := parseTTL(req.TTL)
+	if err != nil {
+		return err
+	}
+	is, err := s.cfg.Authority.StartSession(r.Context(), p, authority.StartRequest{
+		Agent: req.Agent, Objective: req.Objective, Scope: req.Scope, TTL: ttl, CSR: csr, JWTAudience: req.JWTAudience,
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, s.issuedView(is))
+	return nil
+}
+
+// SessionView is a session as the API shows it.
+type SessionView struct {
+	ID            string          `json:"id"`
+	SPIFFEID      string          `json:"spiffe_id"`
+	Agent         string          `json:"agent"`
+	Sponsor       string          `json:"sponsor"`
+	Parent        string          `json:"parent,omitempty"`
+	Root          string          `json:"root"`
+	Depth         int             `json:"depth"`
+	Objective     string          `json:"objective"`
+	ObjectiveHash string          `json:"objective_sha256"`
+	Scope         json.RawMessage `json:"scope"`
+	Status        string          `json:"status"`
+	EndReason     string          `json:"end_reason,omitempty"`
+	Created       time.Time       `json:"created"`
+	Expires       time.Time       `json:"expires"`
+	Ended         *time.Time      `json:"ended,omitempty"`
+}
+
+func sessionView(x store.Session) SessionView {
+	v := SessionView{ID: x.ID, SPIFFEID: x.SPIFFEID, Agent: x.Agent, Sponsor: x.Sponsor, Parent: x.ParentID, Root: x.RootID,
+		Depth: x.Depth, Objective: x.Objective, ObjectiveHash: x.ObjectiveHash, Scope: x.Scope, Status: x.Status,
+		EndReason: x.EndReason, Created: x.Created, Expires: x.Expires}
+	if !x.Ended.IsZero() {
+		e := x.Ended
+		v.Ended = &e
+	}
+	return v
+}
+
+func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	q := r.URL.Query()
+	f := store.SessionFilter{Agent: q.Get("agent"), Sponsor: q.Get("sponsor"), Status: q.Get("status"), Limit: 1000}
+	if p.Kind != "admin" {
+		f.Sponsor = p.Name
+	}
+	ss, err := s.cfg.Store.ListSessions(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := make([]SessionView, 0, len(ss))
+	for _, x := range ss {
+		out = append(out, sessionView(x))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) showSession(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	x, err := s.cfg.Store.GetSession(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return fmt.Errorf("session %q: %w", r.PathValue("id"), err)
+	}
+	if p.Kind != "admin" && p.Name != x.Sponsor {
+		return fmt.Errorf("session %q: %w", x.ID, store.ErrNotFound)
+	}
+	writeJSON(w, http.StatusOK, sessionView(x))
+	return nil
+}
+
+// endSession is open to operators (bearer credential) and to the session
+// itself (agent authentication).
+func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
+	var by store.Principal
+	if strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+		p, err := s.operator(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		by = p
+	} else {
+		c, _, err := s.agent(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		by = store.Principal{Name: c.SPIFFEID, Kind: "session"}
+	}
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	if r.ContentLength != 0 {
+		if err := s.decode(w, r, &body); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	if body.Reason == "" {
+		body.Reason = "ended by " + by.Name
+	}
+	ended, err := s.cfg.Authority.EndSession(r.Context(), by, r.PathValue("id"), body.Reason)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if ended == nil {
+		ended = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ended": ended})
+}
+
+// PinView is a tool pin as the API shows it.
+type PinView struct {
+	Name         string          `json:"name"`
+	Server       string          `json:"server"`
+	Tool         string          `json:"tool"`
+	Hash         string          `json:"hash"`
+	ApprovedHash string          `json:"approved_hash"`
+	ApprovedBy   string          `json:"approved_by,omitempty"`
+	Status       string          `json:"status"` // approved | changed | pending
+	Definition   json.RawMessage `json:"definition,omitempty"`
+	Updated      time.Time       `json:"updated"`
+}
+
+func pinView(p store.ToolPin) PinView {
+	st := "approved"
+	switch {
+	case p.ApprovedHash == "":
+		st = "pending"
+	case p.ApprovedHash != p.Hash:
+		st = "changed"
+	}
+	return PinView{Name: p.Server + "." + p.Tool, Server: p.Server, Tool: p.Tool, Hash: p.Hash, ApprovedHash: p.ApprovedHash,
+		ApprovedBy: p.ApprovedBy, Status: st, Definition: p.Definition, Updated: p.Updated}
+}
+
+func (s *Server) listTools(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	if p.Kind != "admin" {
+		return fmt.Errorf("%w: only an admin may list tool pins", authority.ErrForbidden)
+	}
+	pins, err := s.cfg.Store.ListPins(r.Context(), r.URL.Query().Get("server"))
+	if err != nil {
+		return err
+	}
+	out := make([]PinView, 0, len(pins))
+	for _, x := range pins {
+		out = append(out, pinView(x))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) approveTool(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	if p.Kind != "admin" {
+		return fmt.Errorf("%w: only an admin may approve tools", authority.ErrForbidden)
+	}
+	var req struct {
+		Name string `json:"name"`
+		Hash string `json:"hash,omitempty"`
+	}
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	server, tool, ok := strings.Cut(req.Name, ".")
+	if !ok {
+		return badRequest("tool name %q: want SERVER.TOOL", req.Name)
+	}
+	pin, err := s.cfg.Store.GetPin(r.Context(), server, tool)
+	if err != nil {
+		return fmt.Errorf("tool %q has never been listed by an upstream: %w", req.Name, err)
+	}
+	hash := req.Hash
+	if hash == "" {
+		hash = pin.Hash
+	}
+	if err := s.cfg.Authority.ApprovePin(r.Context(), p, server, tool, hash); err != nil {
+		return err
+	}
+	pin, err = s.cfg.Store.GetPin(r.Context(), server, tool)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, pinView(pin))
+	return nil
+}
+
+// Guard endpoints: `ward mcp wrap` runs the proxy next to the MCP client and
+// asks ward to decide and record, as the session it authenticates as.
+
+type guardFilterRequest struct {
+	Kind   gateway.Kind   `json:"kind"`
+	Server string         `json:"server"`
+	Items  []gateway.Item `json:"items"`
+}
+
+type guardOpRequest struct {
+	Operation gateway.Operation `json:"operation"`
+	Outcome   gateway.Outcome   `json:"outcome"`
+}
+
+func (s *Server) checkServer(name string) error {
+	for _, n := range s.cfg.Gateway.Servers() {
+		if n == name {
+			return nil
+		}
+	}
+	if err := gateway.ValidServerName(name); err != nil {
+		return badRequest("%v", err)
+	}
+	return nil
+}
+
+func (s *Server) guardFilter(w http.ResponseWriter, r *http.Request, c *gateway.Caller) error {
+	var req guardFilterRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := s.checkServer(req.Server); err != nil {
+		return err
+	}
+	keep, err := s.cfg.Guard.Filter(r.Context(), c, req.Kind, req.Server, req.Items)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keep": keep})
+	return nil
+}
+
+func (s *Server) guardCheck(w http.ResponseWriter, r *http.Request, c *gateway.Caller) error {
+	var req guardOpRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := s.checkServer(req.Operation.Server); err != nil {
+		return err
+	}
+	v, err := s.cfg.Guard.Check(r.Context(), c, &req.Operation)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (s *Server) guardObserve(w http.ResponseWriter, r *http.Request, c *gateway.Caller) error {
+	var req guardOpRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := s.cfg.Guard.Observe(r.Context(), c, &req.Operation, req.Outcome); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"recorded": true})
+	return nil
+}
+
+func (s *Server) guardNotice(w http.ResponseWriter, r *http.Request, c *gateway.Caller) error {
+	var req struct {
+		Server string `json:"server"`
+		Method string `json:"method"`
+	}
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := s.cfg.Guard.Notice(r.Context(), c, req.Server, req.Method); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"recorded": true})
+	return nil
+}

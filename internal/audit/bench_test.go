@@ -1,0 +1,79 @@
+package audit
+
+import (
+	"context"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func benchEvent() Event {
+	e := testEvent(1)
+	e.Time = time.Unix(1767225600, 0)
+	return e
+}
+
+// BenchmarkAppend is one appender: every event pays for its own two fsyncs.
+func BenchmarkAppend(b *testing.B) {
+	k := newTestKey(b, testOrigin)
+	l := mustOpen(b, testConfig(b.TempDir(), k))
+	e := benchEvent()
+	ctx := context.Background()
+	n := 0
+	for b.Loop() {
+		if _, err := l.Append(ctx, e); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkAppendParallel shows group commit: many appenders share fsyncs.
+func BenchmarkAppendParallel(b *testing.B) {
+	k := newTestKey(b, testOrigin)
+	l := mustOpen(b, testConfig(b.TempDir(), k))
+	e := benchEvent()
+	ctx := context.Background()
+	b.SetParallelism(64)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := l.Append(ctx, e); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkRawFileAppendFsync is the floor: write one framed event and
+// fsync, to a plain file.
+func BenchmarkRawFileAppendFsync(b *testing.B) {
+	f, err := os.OpenFile(filepath.Join(b.TempDir(), "raw"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	l := &Log{cfg: Config{Now: time.Now, MaxEventSize: DefaultMaxEventSize}}
+	body, err := l.encode(benchEvent())
+	if err != nil {
+		b.Fatal(err)
+	}
+	frame := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+	frame = append(frame, body...)
+	n := 0
+	for b.Loop() {
+		if _, err := f.Write(frame); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}

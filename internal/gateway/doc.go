@@ -1,0 +1,41 @@
+// Package gateway is ward's enforcement point for the Model Context Protocol:
+// a proxy that presents one MCP server to an agent and forwards to the
+// upstream MCP servers configured for the deployment, deciding every
+// operation on the way.
+//
+// # One downstream session, one connection per upstream
+//
+// Each MCP session a client opens with the gateway ([Gateway.NewSession]) is
+// bound to one authenticated ward session (a [Caller]) and gets its own
+// connection to every upstream, so that state an upstream keeps per
+// connection (subscriptions, logging level, sampling and elicitation requests
+// it sends back) belongs to exactly one agent session. Messages travel as raw
+// JSON-RPC: the gateway rewrites only what it must (request ids, the server
+// prefix of tool and prompt names) and passes every other byte through, so
+// content types, _meta, structured content and protocol extensions it does not
+// know survive the trip.
+//
+// # Names
+//
+// Tools and prompts are exposed as "SERVER.NAME" where SERVER is the
+// upstream's configured name (which may not contain a dot) and NAME the
+// upstream's own name: a client that sees "fs.read_file" calls tool
+// "read_file" on upstream "fs". Resources keep their URIs; the gateway routes
+// them to the upstream that listed them or whose URI template matches.
+//
+// # What is decided
+//
+// Every tools/call, resources/read, resources/subscribe, prompts/get and
+// completion/complete goes through [Guard.Check] before it reaches an
+// upstream; the guard's verdict is audited before anything is forwarded, and a
+// denial is a JSON-RPC error with code [CodeDenied] whose message says why.
+// Lists (tools, prompts, resources, resource templates) are filtered by
+// [Guard.Filter], so an agent never learns the names of what it may not use.
+// Methods the gateway does not know are refused: a proxy that forwarded them
+// blindly would let an agent reach past the policy.
+//
+// Server-to-client traffic (progress, logging, list changes, resource
+// updates, sampling, elicitation and roots requests) is forwarded to the
+// client; a message that relates to a client request in flight is delivered
+// on that request's stream.
+package gateway

@@ -1,0 +1,298 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ward-dev/ward/internal/grant"
+	"github.com/ward-dev/ward/internal/policy"
+)
+
+// Defaults for [Config].
+const (
+	// DefaultInitTimeout bounds how long the gateway waits for all upstreams to
+	// answer initialize.
+	DefaultInitTimeout = 30 * time.Second
+	// DefaultCallTimeout bounds one forwarded request; on expiry the upstream
+	// is sent notifications/cancelled and the client an error.
+	DefaultCallTimeout = 10 * time.Minute
+	// DefaultMaxInFlight bounds concurrent client requests per session.
+	DefaultMaxInFlight = 64
+	// maxListPages bounds how many pages of one list the gateway fetches from
+	// one upstream before it stops (a misbehaving upstream must not hold a
+	// session forever).
+	maxListPages = 100
+)
+
+// CodeDenied is the JSON-RPC error code of a request ward refused. The error's
+// data carries {"decision":"deny","reason":...,"policies":[...]}.
+const CodeDenied = -32001
+
+// CodeUpstream is the JSON-RPC error code for an upstream that failed, timed
+// out or is not connected.
+const CodeUpstream = -32002
+
+// Caller is the authenticated ward session on whose behalf an MCP session runs.
+type Caller struct {
+	Session  string
+	SPIFFEID string
+	Agent    string
+	Sponsor  string
+	Groups   []string
+	Depth    int
+	GrantID  string
+	Scope    grant.Scope
+	Expiry   time.Time
+}
+
+// Kind names what a list item or operation targets.
+type Kind string
+
+// Kinds of things an upstream offers.
+const (
+	KindTool             Kind = "tool"
+	KindPrompt           Kind = "prompt"
+	KindResource         Kind = "resource"
+	KindResourceTemplate Kind = "resource_template"
+)
+
+// Item is one entry of a list an upstream returned.
+type Item struct {
+	// Name is what the client sees: "SERVER.NAME" for tools and prompts, the
+	// URI (or URI template) for resources.
+	Name string `json:"name"`
+	// Upstream is the upstream's own name for it.
+	Upstream string `json:"upstream"`
+	// Definition is the item exactly as the upstream described it.
+	Definition json.RawMessage `json:"definition,omitempty"`
+}
+
+// Operation is one client request the gateway must decide.
+type Operation struct {
+	Action    policy.Action   `json:"action"`
+	Method    string          `json:"method"` // the MCP method, e.g. "tools/call"
+	Server    string          `json:"server"`
+	Name      string          `json:"name"`     // as the client sees it ("fs.read_file", a URI)
+	Upstream  string          `json:"upstream"` // the upstream's own name
+	Arguments json.RawMessage `json:"arguments,omitempty"`
+	// Definition is the tool's definition as last listed by this session's
+	// upstream connection; the guard checks it against its pin.
+	Definition json.RawMessage `json:"definition,omitempty"`
+}
+
+// Verdict is the guard's answer for one operation.
+type Verdict struct {
+	Allow    bool     `json:"allow"`
+	Reason   string   `json:"reason"`
+	Policies []string `json:"policies,omitempty"`
+	// Event is the audit index of the recorded decision.
+	Event uint64 `json:"event"`
+}
+
+// Outcome is what came back for an allowed operation.
+type Outcome struct {
+	Error        string        `json:"error,omitempty"`    // JSON-RPC error message, if the upstream failed the request
+	IsError      bool          `json:"is_error,omitempty"` // a tool result flagged isError
+	ResultDigest string        `json:"result_sha256,omitempty"`
+	ResultBytes  int           `json:"result_bytes"`
+	Duration     time.Duration `json:"duration_ns"`
+	Decision     uint64        `json:"decision_event"` // audit index of the decision
+}
+
+// Guard decides and records. Implementations must be safe for concurrent use.
+// An error from Filter or Check denies (fail closed).
+type Guard interface {
+	// Filter reports, item by item, whether the caller may see it.
+	Filter(ctx context.Context, c *Caller, kind Kind, server string, items []Item) ([]bool, error)
+	// Check decides one operation and records the decision durably before it
+	// returns.
+	Check(ctx context.Context, c *Caller, op *Operation) (Verdict, error)
+	// Observe records the outcome of an allowed operation.
+	Observe(ctx context.Context, c *Caller, op *Operation, out Outcome) error
+	// Notice records a server-initiated request (sampling, elicitation, roots)
+	// passing through to the client.
+	Notice(ctx context.Context, c *Caller, server, method string) error
+}
+
+// Downstream is the client side of a session: where the gateway sends
+// responses, requests and notifications. related is the id of the client
+// request a message belongs to (invalid if none), so transports with several
+// streams can deliver it on the right one.
+type Downstream interface {
+	Send(msg jsonrpc.Message, related jsonrpc.ID) error
+}
+
+// Upstream is one configured MCP server.
+type Upstream struct {
+	// Name is the prefix of the server's tools and prompts: 1-32 chars of
+	// [a-z0-9_-].
+	Name string
+	// Dial opens a fresh connection for one downstream session.
+	Dial func(ctx context.Context) (mcp.Connection, error)
+}
+
+// Config configures a [Gateway].
+type Config struct {
+	Upstreams   []Upstream
+	Guard       Guard
+	Logger      *slog.Logger
+	Version     string        // reported in serverInfo
+	InitTimeout time.Duration // default DefaultInitTimeout
+	CallTimeout time.Duration // default DefaultCallTimeout
+	MaxInFlight int           // default DefaultMaxInFlight
+}
+
+// Gateway creates proxy sessions and tracks them by ward session so that
+// revocation closes them.
+type Gateway struct {
+	cfg Config
+
+	mu       sync.Mutex
+	sessions map[string]map[*Session]struct{} // ward session id → live proxy sessions
+}
+
+// ValidServerName reports whether name can name an upstream.
+func ValidServerName(name string) error {
+	if len(name) == 0 || len(name) > 32 {
+		return fmt.Errorf("server name %q: must be 1-32 characters", name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return fmt.Errorf("server name %q: only a-z, 0-9, '_' and '-' are allowed", name)
+		}
+	}
+	return nil
+}
+
+// New validates cfg and returns a Gateway.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Guard == nil {
+		return nil, errors.New("gateway: no guard configured")
+	}
+	seen := map[string]bool{}
+	for _, u := range cfg.Upstreams {
+		if err := ValidServerName(u.Name); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		if seen[u.Name] {
+			return nil, fmt.Errorf("gateway: server %q configured twice", u.Name)
+		}
+		if u.Dial == nil {
+			return nil, fmt.Errorf("gateway: server %q has no transport", u.Name)
+		}
+		seen[u.Name] = true
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.InitTimeout <= 0 {
+		cfg.InitTimeout = DefaultInitTimeout
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	return &Gateway{cfg: cfg, sessions: map[string]map[*Session]struct{}{}}, nil
+}
+
+// Servers returns the configured upstream names.
+func (g *Gateway) Servers() []string {
+	names := make([]string, len(g.cfg.Upstreams))
+	for i, u := range g.cfg.Upstreams {
+		names[i] = u.Name
+	}
+	return names
+}
+
+// NewSession starts a proxy session for caller, talking to the client through
+// down. Upstreams are connected when the client sends initialize.
+func (g *Gateway) NewSession(c *Caller, down Downstream) *Session {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Session{
+		g:        g,
+		caller:   c,
+		down:     down,
+		ctx:      ctx,
+		cancel:   cancel,
+		sem:      make(chan struct{}, g.cfg.MaxInFlight),
+		initDone: make(chan struct{}),
+		pending:  map[jsonrpc.ID]*pending{},
+		byDown:   map[jsonrpc.ID]*pending{},
+		fromUp:   map[string]upRequest{},
+		tokens:   map[string]jsonrpc.ID{},
+	}
+	g.mu.Lock()
+	set := g.sessions[c.Session]
+	if set == nil {
+		set = map[*Session]struct{}{}
+		g.sessions[c.Session] = set
+	}
+	set[s] = struct{}{}
+	g.mu.Unlock()
+	return s
+}
+
+func (g *Gateway) forget(s *Session) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if set := g.sessions[s.caller.Session]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(g.sessions, s.caller.Session)
+		}
+	}
+}
+
+// Revoke closes every proxy session of the given ward sessions: their
+// upstream connections are closed and pending requests fail.
+func (g *Gateway) Revoke(sessionIDs ...string) {
+	var victims []*Session
+	g.mu.Lock()
+	for _, id := range sessionIDs {
+		for s := range g.sessions[id] {
+			victims = append(victims, s)
+		}
+	}
+	g.mu.Unlock()
+	for _, s := range victims {
+		s.Close()
+	}
+}
+
+// Close closes every session.
+func (g *Gateway) Close() {
+	var all []*Session
+	g.mu.Lock()
+	for _, set := range g.sessions {
+		for s := range set {
+			all = append(all, s)
+		}
+	}
+	g.mu.Unlock()
+	for _, s := range all {
+		s.Close()
+	}
+}
+
+// splitName splits an exposed "SERVER.NAME" into its parts.
+func splitName(exposed string) (server, name string, ok bool) {
+	server, name, ok = strings.Cut(exposed, ".")
+	if !ok || server == "" || name == "" {
+		return "", "", false
+	}
+	return server, name, true
+}

@@ -1,0 +1,293 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ward-dev/ward/internal/audit"
+	"github.com/ward-dev/ward/internal/grant"
+	"github.com/ward-dev/ward/internal/policy"
+	"github.com/ward-dev/ward/internal/store"
+)
+
+// PinMode says what happens the first time a tool definition is seen.
+type PinMode string
+
+const (
+	// PinTrustOnFirstUse approves a tool's definition the first time it is
+	// seen; any later change withholds the tool until an operator approves
+	// it again. The default.
+	PinTrustOnFirstUse PinMode = "tofu"
+	// PinManual withholds every tool until an operator approves it.
+	PinManual PinMode = "manual"
+)
+
+// PinStore keeps tool pins.
+type PinStore interface {
+	GetPin(ctx context.Context, server, tool string) (store.ToolPin, error)
+	PutPin(ctx context.Context, p store.ToolPin) error
+}
+
+// Recorder appends audit events durably.
+type Recorder interface {
+	Append(ctx context.Context, e audit.Event) (uint64, error)
+}
+
+// LocalConfig configures a [Local] guard.
+type LocalConfig struct {
+	Policies func() *policy.Set // the current policy snapshot; nil set denies everything
+	Pins     PinStore
+	Audit    Recorder
+	PinMode  PinMode // default PinTrustOnFirstUse
+	Now      func() time.Time
+}
+
+// Local is the in-process [Guard]: grant scope, Cedar policy and tool pins,
+// every decision audited.
+type Local struct {
+	cfg LocalConfig
+}
+
+var _ Guard = (*Local)(nil)
+
+// NewLocal returns a Local guard.
+func NewLocal(cfg LocalConfig) (*Local, error) {
+	if cfg.Policies == nil || cfg.Pins == nil || cfg.Audit == nil {
+		return nil, errors.New("gateway: local guard needs policies, pins and audit")
+	}
+	switch cfg.PinMode {
+	case "":
+		cfg.PinMode = PinTrustOnFirstUse
+	case PinTrustOnFirstUse, PinManual:
+	default:
+		return nil, fmt.Errorf("gateway: unknown tool pinning mode %q (want %q or %q)", cfg.PinMode, PinTrustOnFirstUse, PinManual)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Local{cfg: cfg}, nil
+}
+
+func scopeKind(k Kind) grant.Kind {
+	switch k {
+	case KindPrompt:
+		return grant.KindPrompt
+	case KindResource, KindResourceTemplate:
+		return grant.KindResource
+	default:
+		return grant.KindTool
+	}
+}
+
+func actionFor(k Kind) policy.Action {
+	switch k {
+	case KindPrompt:
+		return policy.ActionGetPrompt
+	case KindResource, KindResourceTemplate:
+		return policy.ActionReadResource
+	default:
+		return policy.ActionCallTool
+	}
+}
+
+func policyRequest(c *Caller, action policy.Action, server, name string, args json.RawMessage) policy.Request {
+	return policy.Request{
+		Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups, Depth: c.Depth,
+		Action: action, Server: server, Name: name, Arguments: args,
+	}
+}
+
+// Filter implements [Guard].
+func (l *Local) Filter(ctx context.Context, c *Caller, kind Kind, server string, items []Item) ([]bool, error) {
+	set := l.cfg.Policies()
+	keep := make([]bool, len(items))
+	for i, it := range items {
+		if !c.Scope.Allows(scopeKind(kind), it.Name) {
+			continue
+		}
+		if set == nil || !set.MayAllow(policyRequest(c, actionFor(kind), server, it.Name, nil)) {
+			continue
+		}
+		if kind == KindTool {
+			ok, _, err := l.pin(ctx, server, it.Upstream, it.Definition)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		keep[i] = true
+	}
+	return keep, nil
+}
+
+// DefinitionHash is the pin of a tool definition: "sha256:" and the hex
+// SHA-256 of its canonical JSON (object keys sorted, numbers as written).
+func DefinitionHash(def json.RawMessage) (string, error) {
+	dec := json.NewDecoder(bytes.NewReader(def))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return "", fmt.Errorf("tool definition is not JSON: %v", err)
+	}
+	canon, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(canon)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// pin records the definition it sees and reports whether it is approved.
+func (l *Local) pin(ctx context.Context, server, tool string, def json.RawMessage) (approved bool, p store.ToolPin, err error) {
+	h, err := DefinitionHash(def)
+	if err != nil {
+		return false, p, err
+	}
+	p, err = l.cfg.Pins.GetPin(ctx, server, tool)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		p = store.ToolPin{Server: server, Tool: tool, Hash: h, Definition: def, Updated: l.cfg.Now()}
+		event := "tool.pin"
+		if l.cfg.PinMode == PinTrustOnFirstUse {
+			p.ApprovedHash, p.ApprovedBy = h, "first-use"
+		} else {
+			event = "tool.pending"
+		}
+		if err := l.record(ctx, audit.Event{Type: event, Data: mustJSON(map[string]any{"server": server, "tool": tool, "hash": h, "approved": p.ApprovedHash == h})}); err != nil {
+			return false, p, err
+		}
+		if err := l.cfg.Pins.PutPin(ctx, p); err != nil {
+			return false, p, fmt.Errorf("pin %s.%s: %w", server, tool, err)
+		}
+	case err != nil:
+		return false, p, fmt.Errorf("pin %s.%s: %w", server, tool, err)
+	case p.Hash != h:
+		prev := p.Hash
+		p.Hash, p.Definition, p.Updated = h, def, l.cfg.Now()
+		if err := l.record(ctx, audit.Event{Type: "tool.changed", Data: mustJSON(map[string]any{"server": server, "tool": tool, "hash": h, "previous": prev, "approved_hash": p.ApprovedHash})}); err != nil {
+			return false, p, err
+		}
+		if err := l.cfg.Pins.PutPin(ctx, p); err != nil {
+			return false, p, fmt.Errorf("pin %s.%s: %w", server, tool, err)
+		}
+	}
+	return p.ApprovedHash == h, p, nil
+}
+
+// Check implements [Guard].
+func (l *Local) Check(ctx context.Context, c *Caller, op *Operation) (Verdict, error) {
+	v := l.decide(ctx, c, op)
+	argsDigest := ""
+	if len(op.Arguments) > 0 {
+		sum := sha256.Sum256(op.Arguments)
+		argsDigest = hex.EncodeToString(sum[:])
+	}
+	decision := "deny"
+	if v.Allow {
+		decision = "allow"
+	}
+	idx, err := l.cfg.Audit.Append(ctx, audit.Event{
+		Type: "decision", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
+		Data: mustJSON(map[string]any{
+			"method": op.Method, "action": op.Action, "server": op.Server, "name": op.Name,
+			"decision": decision, "reason": v.Reason, "policies": v.Policies,
+			"arguments_sha256": argsDigest, "grant": c.GrantID,
+		}),
+	})
+	if err != nil {
+		return Verdict{Reason: "audit unavailable"}, fmt.Errorf("record decision: %w", err)
+	}
+	v.Event = idx
+	return v, nil
+}
+
+func (l *Local) decide(ctx context.Context, c *Caller, op *Operation) Verdict {
+	if !c.Expiry.IsZero() && !l.cfg.Now().Before(c.Expiry) {
+		return Verdict{Reason: "the session's grant has expired"}
+	}
+	kind := KindTool
+	switch op.Action {
+	case policy.ActionGetPrompt:
+		kind = KindPrompt
+	case policy.ActionReadResource:
+		kind = KindResource
+	}
+	if !c.Scope.Allows(scopeKind(kind), op.Name) {
+		return Verdict{Reason: fmt.Sprintf("the session's grant does not cover %s %q", kind, op.Name)}
+	}
+	if op.Action == policy.ActionCallTool {
+		ok, p, err := l.pin(ctx, op.Server, op.Upstream, op.Definition)
+		if err != nil {
+			return Verdict{Reason: "tool pin check failed: " + err.Error()}
+		}
+		if !ok {
+			if p.ApprovedHash == "" {
+				return Verdict{Reason: fmt.Sprintf("tool %q is awaiting operator approval (ward tools approve %s)", op.Name, op.Name)}
+			}
+			return Verdict{Reason: fmt.Sprintf("tool %q changed its definition since it was approved (approved %s, now %s); it is withheld until an operator re-approves it (ward tools approve %s)", op.Name, short(p.ApprovedHash), short(p.Hash), op.Name)}
+		}
+	}
+	set := l.cfg.Policies()
+	if set == nil {
+		return Verdict{Reason: "no policies are loaded (default deny)"}
+	}
+	req := policyRequest(c, op.Action, op.Server, op.Name, op.Arguments)
+	d := set.Decide(req)
+	v := Verdict{Allow: d.Allow, Reason: d.Explain(req)}
+	for _, r := range d.Reasons {
+		v.Policies = append(v.Policies, r.PolicyID)
+	}
+	return v
+}
+
+func short(h string) string {
+	if len(h) > 19 {
+		return h[:19]
+	}
+	return h
+}
+
+// Observe implements [Guard].
+func (l *Local) Observe(ctx context.Context, c *Caller, op *Operation, out Outcome) error {
+	_, err := l.cfg.Audit.Append(ctx, audit.Event{
+		Type: "result", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
+		Data: mustJSON(map[string]any{
+			"method": op.Method, "server": op.Server, "name": op.Name, "decision_event": out.Decision,
+			"error": out.Error, "is_error": out.IsError, "result_sha256": out.ResultDigest,
+			"result_bytes": out.ResultBytes, "duration_us": out.Duration.Microseconds(),
+		}),
+	})
+	if err != nil {
+		return fmt.Errorf("record result: %w", err)
+	}
+	return nil
+}
+
+// Notice implements [Guard].
+func (l *Local) Notice(ctx context.Context, c *Caller, server, method string) error {
+	return l.record(ctx, audit.Event{Type: "server.request", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
+		Data: mustJSON(map[string]any{"server": server, "method": method})})
+}
+
+func (l *Local) record(ctx context.Context, e audit.Event) error {
+	if _, err := l.cfg.Audit.Append(ctx, e); err != nil {
+		return fmt.Errorf("record %s: %w", e.Type, err)
+	}
+	return nil
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return json.RawMessage(`{"error":"unencodable event data"}`)
+	}
+	return b
+}

@@ -1,0 +1,371 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
+	"github.com/cedar-policy/cedar-go/x/exp/batch"
+)
+
+// Entity types of ward's Cedar model.
+const (
+	typeSession  types.EntityType = "Session"
+	typeAgent    types.EntityType = "Agent"
+	typeGroup    types.EntityType = "Group"
+	typeSponsor  types.EntityType = "Sponsor"
+	typeServer   types.EntityType = "Server"
+	typeAction   types.EntityType = "Action"
+	typeTool     types.EntityType = "Tool"
+	typePrompt   types.EntityType = "Prompt"
+	typeResource types.EntityType = "Resource"
+)
+
+// Decide decides req against every policy in the set. It never fails: an
+// invalid request, a nil set and an empty set all deny.
+func (s *Set) Decide(req Request) Decision {
+	if s == nil {
+		s = &Set{}
+	}
+	p, msg := s.cache.get(req)
+	if msg != "" {
+		return invalid(msg)
+	}
+	args, err := argumentsValueWith(req.Arguments, s.decoders)
+	if err != nil {
+		return invalid(err.Error())
+	}
+	c := s.index.candidates(&p.ents, p.action, p.resource, p.ents.server.UID)
+	dec, diag := cedar.Authorize(&c, &p.ents, p.request(args))
+	return s.decision(dec, diag)
+}
+
+// MayAllow reports whether some arguments could make Decide allow req; it
+// ignores req.Arguments. Use it to filter tools/list, prompts/list and
+// resources/list; see the package documentation for how it approximates.
+func (s *Set) MayAllow(req Request) bool {
+	if s == nil {
+		return false
+	}
+	p, msg := s.cache.get(req)
+	if msg != "" {
+		return false
+	}
+	creq := p.request(batch.Ignore())
+	c := s.index.candidates(&p.ents, p.action, p.resource, p.ents.server.UID)
+	allow := false
+	err := batch.Authorize(context.Background(), &c, &p.ents, batch.Request{
+		Principal: creq.Principal,
+		Action:    creq.Action,
+		Resource:  creq.Resource,
+		Context:   creq.Context,
+	}, func(r batch.Result) error {
+		allow = allow || r.Decision == cedar.Allow
+		return nil
+	})
+	return err == nil && allow
+}
+
+func invalid(msg string) Decision {
+	return Decision{Errors: []string{invalidPrefix + msg}}
+}
+
+// decision converts cedar-go's answer, ordering reasons and errors by policy
+// order so that decisions are deterministic.
+func (s *Set) decision(dec types.Decision, diag types.Diagnostic) Decision {
+	d := Decision{Allow: dec == cedar.Allow}
+	if len(diag.Reasons) > 0 {
+		es := make([]*entry, 0, len(diag.Reasons))
+		for _, r := range diag.Reasons {
+			if e, ok := s.byID[r.PolicyID]; ok {
+				es = append(es, e)
+			}
+		}
+		slices.SortFunc(es, func(a, b *entry) int { return a.order - b.order })
+		d.Reasons = make([]Reason, len(es))
+		for i, e := range es {
+			d.Reasons[i] = Reason{PolicyID: e.info.ID, Effect: e.info.Effect, Position: e.info.Position}
+		}
+	}
+	if len(diag.Errors) > 0 {
+		errs := slices.Clone(diag.Errors)
+		order := func(id cedar.PolicyID) int {
+			if e, ok := s.byID[id]; ok {
+				return e.order
+			}
+			return -1
+		}
+		slices.SortFunc(errs, func(a, b types.DiagnosticError) int { return order(a.PolicyID) - order(b.PolicyID) })
+		d.Errors = make([]string, len(errs))
+		for i, e := range errs {
+			d.Errors[i] = fmt.Sprintf("%s: policy %q: %s", formatPosition(e.Position), e.PolicyID, e.Message)
+		}
+	}
+	return d
+}
+
+// Explain returns one line a user can act on: which policies allowed or
+// denied req, or why nothing allowed it.
+func (d Decision) Explain(req Request) string {
+	if len(d.Reasons) > 0 {
+		verb := "denied"
+		if d.Allow {
+			verb = "allowed"
+		}
+		var b strings.Builder
+		b.WriteString(verb)
+		if len(d.Reasons) == 1 {
+			b.WriteString(" by policy ")
+		} else {
+			b.WriteString(" by policies ")
+		}
+		for i, r := range d.Reasons {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%q (%s)", r.PolicyID, r.Position)
+		}
+		return b.String()
+	}
+	if d.Allow { // not produced by Decide
+		return "allowed"
+	}
+	if len(d.Errors) == 1 && strings.HasPrefix(d.Errors[0], invalidPrefix) {
+		return "denied: " + d.Errors[0]
+	}
+	line := fmt.Sprintf("no policy permits %s on %s (default deny)", req.Action, resourceUID(req))
+	switch len(d.Errors) {
+	case 0:
+	case 1:
+		line += "; 1 policy failed to evaluate: " + d.Errors[0]
+	default:
+		line += fmt.Sprintf("; %d policies failed to evaluate, first: %s", len(d.Errors), d.Errors[0])
+	}
+	return line
+}
+
+// resourceUID returns the Cedar resource of req, or the zero UID for an
+// unknown action.
+func resourceUID(req Request) types.EntityUID {
+	switch req.Action {
+	case ActionCallTool:
+		return types.NewEntityUID(typeTool, types.String(req.Name))
+	case ActionGetPrompt:
+		return types.NewEntityUID(typePrompt, types.String(req.Name))
+	case ActionReadResource:
+		return types.NewEntityUID(typeResource, types.String(req.Name))
+	}
+	return types.EntityUID{}
+}
+
+// entities is the per-request entity store: a handful of entities looked up
+// by comparison rather than built into a map.
+type entities struct {
+	session, agent, sponsor, resource, server types.Entity
+	hasSponsor                                bool
+	groups                                    []types.EntityUID
+}
+
+// Get implements types.EntityGetter.
+func (e *entities) Get(uid types.EntityUID) (types.Entity, bool) {
+	switch uid.Type {
+	case typeSession:
+		if uid == e.session.UID {
+			return e.session, true
+		}
+	case typeAgent:
+		if uid == e.agent.UID {
+			return e.agent, true
+		}
+	case typeGroup:
+		if slices.Contains(e.groups, uid) {
+			return types.Entity{UID: uid}, true
+		}
+	case typeSponsor:
+		if e.hasSponsor && uid == e.sponsor.UID {
+			return e.sponsor, true
+		}
+	case typeServer:
+		if uid == e.server.UID {
+			return e.server, true
+		}
+	default:
+		if uid == e.resource.UID {
+			return e.resource, true
+		}
+	}
+	return types.Entity{}, false
+}
+
+// prepared is the argument-independent part of a request in ward's Cedar
+// model: its entities and the parts of the Cedar request they name. It is
+// immutable once built, so it can be shared between requests.
+type prepared struct {
+	ents                        entities
+	principal, action, resource types.EntityUID
+	server, name                types.String
+}
+
+// buildRequest puts req into ward's Cedar model with the given
+// context.arguments value. It returns a diagnostic when req does not fit.
+func buildRequest(req Request, args types.Value) (*entities, types.Request, string) {
+	p, msg := prepare(req)
+	if msg != "" {
+		return nil, types.Request{}, msg
+	}
+	return &p.ents, p.request(args), ""
+}
+
+// request completes p with context.arguments.
+func (p *prepared) request(args types.Value) types.Request {
+	return types.Request{
+		Principal: p.principal,
+		Action:    p.action,
+		Resource:  p.resource,
+		Context: types.NewRecord(types.RecordMap{
+			"arguments": args,
+			"server":    p.server,
+			"name":      p.name,
+		}),
+	}
+}
+
+// prepare validates req and builds its entities.
+func prepare(req Request) (*prepared, string) {
+	switch {
+	case req.Session == "":
+		return nil, "no session"
+	case req.Agent == "":
+		return nil, "no agent"
+	case req.Depth < 0:
+		return nil, fmt.Sprintf("negative delegation depth %d", req.Depth)
+	case req.Server == "":
+		return nil, "no server"
+	case req.Name == "":
+		return nil, "no resource name"
+	}
+	resource := resourceUID(req)
+	var name string
+	switch req.Action {
+	case ActionCallTool, ActionGetPrompt:
+		n, ok := strings.CutPrefix(req.Name, req.Server+".")
+		if !ok || n == "" {
+			return nil, fmt.Sprintf("%s name %q is not of the form %q", req.Action, req.Name, req.Server+".NAME")
+		}
+		name = n
+	case ActionReadResource:
+		name = req.Name
+	default:
+		return nil, fmt.Sprintf("unknown action %q", req.Action)
+	}
+
+	p := &prepared{
+		principal: types.NewEntityUID(typeSession, types.String(req.Session)),
+		action:    types.NewEntityUID(typeAction, types.String(req.Action)),
+		resource:  resource,
+		server:    types.String(req.Server),
+		name:      types.String(name),
+	}
+	e := &p.ents
+	agentUID := types.NewEntityUID(typeAgent, types.String(req.Agent))
+	serverUID := types.NewEntityUID(typeServer, types.String(req.Server))
+	e.groups = make([]types.EntityUID, len(req.Groups))
+	for i, g := range req.Groups {
+		e.groups[i] = types.NewEntityUID(typeGroup, types.String(g))
+	}
+	sessionAttrs := types.RecordMap{
+		"agent": agentUID,
+		"depth": types.Long(req.Depth),
+	}
+	var agentAttrs types.RecordMap
+	if req.Sponsor != "" {
+		sponsorUID := types.NewEntityUID(typeSponsor, types.String(req.Sponsor))
+		e.hasSponsor = true
+		e.sponsor = types.Entity{UID: sponsorUID}
+		sessionAttrs["sponsor"] = sponsorUID
+		agentAttrs = types.RecordMap{"sponsor": sponsorUID}
+	}
+	e.session = types.Entity{
+		UID:        p.principal,
+		Parents:    types.NewEntityUIDSet(agentUID),
+		Attributes: types.NewRecord(sessionAttrs),
+	}
+	e.agent = types.Entity{
+		UID:        agentUID,
+		Parents:    types.NewEntityUIDSet(e.groups...),
+		Attributes: types.NewRecord(agentAttrs),
+	}
+	e.server = types.Entity{UID: serverUID}
+	e.resource = types.Entity{UID: resource, Parents: types.NewEntityUIDSet(serverUID)}
+	return p, ""
+}
+
+// preparedCacheSize bounds the prepared requests a Set keeps: one per
+// distinct (session, agent, sponsor, groups, depth, action, resource) seen
+// recently. When full the cache is emptied and refills.
+const preparedCacheSize = 4096
+
+// preparedCache memoizes prepare. Entries are pure functions of their key,
+// so the cache changes how fast Decide is, never what it answers.
+type preparedCache struct {
+	mu sync.RWMutex
+	m  map[string]*prepared
+}
+
+func (c *preparedCache) get(req Request) (*prepared, string) {
+	if c == nil {
+		return prepare(req)
+	}
+	key := preparedKey(req)
+	c.mu.RLock()
+	p, ok := c.m[key]
+	c.mu.RUnlock()
+	if ok {
+		return p, ""
+	}
+	p, msg := prepare(req)
+	if msg != "" {
+		return nil, msg
+	}
+	c.mu.Lock()
+	if len(c.m) >= preparedCacheSize || c.m == nil {
+		c.m = make(map[string]*prepared, preparedCacheSize)
+	}
+	c.m[key] = p
+	c.mu.Unlock()
+	return p, ""
+}
+
+// preparedKey encodes every field prepare reads, each length-prefixed so
+// that distinct requests never share a key.
+func preparedKey(req Request) string {
+	n := 8 + len(req.Session) + len(req.Agent) + len(req.Sponsor) + len(req.Action) + len(req.Server) + len(req.Name)
+	for _, g := range req.Groups {
+		n += 4 + len(g)
+	}
+	b := make([]byte, 0, n+48)
+	field := func(s string) {
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
+		b = append(b, s...)
+	}
+	field(req.Session)
+	field(req.Agent)
+	field(req.Sponsor)
+	field(string(req.Action))
+	field(req.Server)
+	field(req.Name)
+	b = strconv.AppendInt(b, int64(req.Depth), 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(len(req.Groups)), 10)
+	for _, g := range req.Groups {
+		b = append(b, '/')
+		field(g)
+	}
+	return string(b)
+}

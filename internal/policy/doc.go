@@ -1,0 +1,122 @@
+// Package policy is ward's policy decision point: it loads Cedar policies
+// (github.com/cedar-policy/cedar-go) and decides whether an agent session may
+// call a tool, read a resource or get a prompt.
+//
+// # Decisions
+//
+// [Set.Decide] is pure and total: it does no I/O, returns no error and never
+// panics on any input. Its rules are Cedar's:
+//
+//   - default deny: a request that no permit policy matches is denied;
+//   - forbid wins: one matching forbid policy denies, whatever permits match;
+//   - a policy whose evaluation fails (for example it reads an attribute the
+//     request does not have) neither permits nor forbids; it is reported in
+//     [Decision.Errors] so the author can fix it;
+//   - a request that cannot be put into ward's model (no session, unknown
+//     action, arguments that are not a JSON object, ...) is denied with a
+//     diagnostic in [Decision.Errors] that starts with "invalid request: ".
+//
+// Decisions are identical to cedar-go's Authorize over the whole set; ward
+// only avoids evaluating policies whose scope cannot match (see Indexing).
+//
+// # Cedar model
+//
+// Every request is put into the following entities, built per request from
+// [Request] (no entity store is consulted):
+//
+//	Session::"<session-id>"     principal; parent Agent::"<agent>"
+//	    agent:   Agent::"<agent>"
+//	    sponsor: Sponsor::"<sponsor>"     (absent if the request has no sponsor)
+//	    depth:   Long, 0 for a root session, >0 for delegated sub-agents
+//	Agent::"<agent>"            parents Group::"<g>" for each group
+//	    sponsor: Sponsor::"<sponsor>"     (absent if the request has no sponsor)
+//	Group::"<g>", Sponsor::"<sponsor>", Server::"<server>"   no attributes
+//
+// Actions are Action::"call_tool", Action::"read_resource" and
+// Action::"get_prompt". There are no action groups.
+//
+// Resources are Tool::"<server>.<tool>", Prompt::"<server>.<prompt>" and
+// Resource::"<uri>", each with the parent Server::"<server>".
+//
+// The context record has three attributes:
+//
+//	arguments  the call's JSON arguments converted to Cedar (below); {} if none
+//	server     String, the upstream server name
+//	name       String, the tool or prompt name without the "<server>." prefix,
+//	           or the resource URI
+//
+// JSON arguments convert as follows: object → record, array → set (order and
+// duplicates are lost, as Cedar sets have neither), string → String, true and
+// false → Boolean, a number written as an integer that fits in 64 bits → Long,
+// any other number → String holding its JSON text (so 1.5 becomes "1.5" and
+// 1e3 becomes "1e3"), null → omitted (a record attribute set to null is
+// absent; a null array element is dropped). Arguments must be a single JSON
+// object (or null, meaning none) with unique member names, valid UTF-8 and at
+// most [MaxArgumentDepth] levels of nesting; anything else is denied.
+//
+// # Policy files
+//
+// A worked example, policies/base.cedar:
+//
+//	// Analysts may call any tool of the fs server, but only inside /tmp.
+//	@id("analytics-fs-tmp")
+//	permit (
+//	    principal in Group::"analytics",
+//	    action == Action::"call_tool",
+//	    resource in Server::"fs"
+//	) when { context.arguments.path like "/tmp/*" };
+//
+//	// Everyone may read the docs server's resources.
+//	@id("read-docs")
+//	permit (principal, action == Action::"read_resource", resource in Server::"docs");
+//
+//	// Nobody writes files, whatever else permits it.
+//	@id("no-writes")
+//	forbid (principal, action, resource == Tool::"fs.write_file");
+//
+//	// Delegated sub-agents may not use the shell at all.
+//	forbid (principal, action == Action::"call_tool", resource in Server::"shell")
+//	when { principal.depth > 0 };
+//
+// With it, a session of an agent in group analytics calling fs.read_file with
+// {"path": "/tmp/report.csv"} is allowed by "analytics-fs-tmp"; the same call
+// with {"path": "/etc/passwd"} is denied by default ("no policy permits
+// call_tool on Tool::"fs.read_file" (default deny)"); fs.write_file is denied
+// by "no-writes" even for /tmp paths. The last policy has no @id annotation,
+// so its id is "policies/base.cedar:18", the file name and line where it
+// starts.
+//
+// Policy ids come from an @id("...") annotation when present and must then be
+// unique across all files; otherwise a policy's id is "<file>:<line>" (or
+// "<file>:<line>:<column>" when several policies start on the same line).
+// Parse errors name the file, line and column: "policies/base.cedar:3:14:
+// parse error: ...". Parsing reports the first error of every file, joined.
+//
+// # Listing tools
+//
+// [Set.MayAllow] answers "could some arguments make Decide allow this?", for
+// filtering tools/list. It uses cedar-go's partial evaluation
+// (x/exp/batch) with context.arguments unknown: a permit condition that
+// reads context.arguments is treated as satisfiable, and a forbid condition
+// that reads it as avoidable. This over-approximates: a tool may be listed
+// and still denied for every argument value (for example a permit that
+// requires both context.arguments.x == 1 and context.server == "other"),
+// but a tool that some arguments allow is never hidden, and a tool that an
+// argument-independent forbid denies is hidden. Listing is not authorization;
+// every call still goes through Decide.
+//
+// # Indexing
+//
+// Parse partitions policies by their action and resource scope constraints.
+// Decide evaluates only the policies filed under the request's action (or no
+// action constraint) and, within those, under no resource constraint, the
+// request's resource (== or in), its server (in Server::"s"), or its
+// resource type (is). Because ward builds the entity hierarchy itself
+// (resource → server, no action groups), this is exact: the skipped policies
+// cannot match, so they can neither apply nor fail. A differential test
+// checks decisions, determining policies and errors against
+// cedar.Authorize over the whole set.
+//
+// A [Set] is an immutable snapshot: safe for concurrent use, replaced as a
+// whole when policies change.
+package policy

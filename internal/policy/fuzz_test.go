@@ -1,0 +1,105 @@
+package policy
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/cedar-policy/cedar-go"
+	"github.com/google/go-cmp/cmp"
+)
+
+// FuzzParse feeds arbitrary policy text to Parse. Parse never panics; an
+// error always names the file with a line and column; a set it accepts
+// decides a fixed request without panicking, deterministically, and as
+// cedar.Authorize over the whole set would.
+func FuzzParse(f *testing.F) {
+	base, err := os.ReadFile("testdata/policies/base.cedar")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(string(base))
+	f.Add(`permit (principal, action, resource);`)
+	f.Add(`@id("x") forbid (principal in Group::"g", action in [Action::"call_tool"], resource is Tool in Server::"fs") unless { context.arguments.a.b == 1 };`)
+	f.Add(`permit (principal, action, resource) when { context.arguments.n + 9223372036854775807 > 0 };`)
+	f.Add(`permit (principal, action, resource) when { context.a == 99999999999999999999 };`)
+	f.Add("permit (principal, action, resource) when { \"\\q\" };")
+	f.Add(`@id("") permit (principal, action, resource);`)
+	f.Add(`permit(principal,action,resource);permit(principal,action,resource);`)
+	req := toolReq("fs", "read_file", `{"path":"/tmp/a","n":3,"tags":["x"]}`)
+	f.Fuzz(func(t *testing.T, src string) {
+		set, err := Parse(map[string][]byte{"f.cedar": []byte(src)})
+		if err != nil {
+			var pe *ParseError
+			if !errors.As(err, &pe) || pe.File != "f.cedar" || pe.Line < 1 || pe.Column < 1 || !strings.HasPrefix(err.Error(), "f.cedar:") {
+				t.Fatalf("error without file:line:col: %v", err)
+			}
+			return
+		}
+		d1 := set.Decide(req)
+		d2 := set.Decide(req)
+		if diff := cmp.Diff(d1, d2); diff != "" {
+			t.Fatalf("Decide not deterministic:\n%s", diff)
+		}
+		dec, diag := reference(t, fullPolicySet(set), req)
+		if d1.Allow != (dec == cedar.Allow) || len(d1.Reasons) != len(diag.Reasons) || len(d1.Errors) != len(diag.Errors) {
+			t.Fatalf("Decide %+v differs from cedar.Authorize %v %+v", d1, dec, diag)
+		}
+		for _, p := range set.Policies() {
+			if p.Text == "" || p.ID == "" {
+				t.Fatalf("policy without text or id: %+v", p)
+			}
+		}
+		_ = set.MayAllow(req)
+		_ = d1.Explain(req)
+	})
+}
+
+// FuzzArguments feeds arbitrary bytes as call arguments. Decide never
+// panics and is deterministic; it allows only arguments that are a single
+// valid JSON object (or null) and then agrees with cedar.Authorize.
+func FuzzArguments(f *testing.F) {
+	for _, a := range randomArguments {
+		f.Add(a)
+	}
+	f.Add(`{"path":"/tmp/x","path":"/etc"}`)
+	f.Add(`{"a":[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]}`)
+	f.Add(`{"n":-9223372036854775808,"m":1e999,"s":"\ud800"}`)
+	f.Add(`[]`)
+	f.Add(`{} x`)
+	set := mustParse(f, `
+permit (principal, action, resource) when { context.arguments.path like "/tmp/*" };
+permit (principal, action, resource) when { context.arguments.n > 3 };
+forbid (principal, action, resource) when { context.arguments.tags.contains("x") };
+permit (principal, action, resource) when { context.arguments == {} };
+`)
+	full := fullPolicySet(set)
+	f.Fuzz(func(t *testing.T, args string) {
+		req := toolReq("fs", "read_file", "")
+		req.Arguments = json.RawMessage(args)
+		d1 := set.Decide(req)
+		d2 := set.Decide(req)
+		if diff := cmp.Diff(d1, d2); diff != "" {
+			t.Fatalf("Decide not deterministic:\n%s", diff)
+		}
+		_ = d1.Explain(req)
+		valid := json.Valid([]byte(args))
+		var obj map[string]json.RawMessage
+		isObject := valid && json.Unmarshal([]byte(args), &obj) == nil
+		if _, err := argumentsValue(req.Arguments); err != nil {
+			if d1.Allow || len(d1.Errors) != 1 || !strings.HasPrefix(d1.Errors[0], invalidPrefix) {
+				t.Fatalf("invalid arguments not denied with a diagnostic: %+v", d1)
+			}
+			return
+		}
+		if len(args) > 0 && !isObject {
+			t.Fatalf("accepted arguments that are not a JSON object: %q", args)
+		}
+		dec, diag := reference(t, full, req)
+		if d1.Allow != (dec == cedar.Allow) || len(d1.Reasons) != len(diag.Reasons) || len(d1.Errors) != len(diag.Errors) {
+			t.Fatalf("Decide %+v differs from cedar.Authorize %v %+v", d1, dec, diag)
+		}
+	})
+}

@@ -1,0 +1,476 @@
+package server_test
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/ward-dev/ward/internal/api"
+	"github.com/ward-dev/ward/internal/audit"
+	"github.com/ward-dev/ward/internal/grant"
+	"github.com/ward-dev/ward/internal/server"
+	"github.com/ward-dev/ward/internal/sessioncred"
+)
+
+var demoOnly = []server.Upstream{{Name: "demo", Builtin: "demo"}}
+
+// fsPolicy lets agents read (only) under the shared directory and forbids
+// anything that writes.
+func fsPolicy(t *testing.T, shared string) string {
+	dir := t.TempDir()
+	src := fmt.Sprintf(`
+@id("fs-read-shared")
+permit (principal, action == Action::"call_tool", resource in Server::"fs")
+when { context.name like "read_*" || context.name == "list_directory" || context.name == "list_allowed_directories" };
+
+@id("fs-only-shared-paths")
+forbid (principal, action == Action::"call_tool", resource in Server::"fs")
+when { context.arguments has path && !(context.arguments.path like "%s/*") };
+
+@id("fs-never-write")
+forbid (principal, action == Action::"call_tool", resource == Tool::"fs.write_file");
+`, shared)
+	if err := os.WriteFile(filepath.Join(dir, "fs.cedar"), []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func fsNode(t *testing.T) (*testNode, string) {
+	t.Helper()
+	shared := t.TempDir()
+	if err := os.WriteFile(filepath.Join(shared, "report.txt"), []byte("quarterly numbers: 42\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, server.Config{
+		Policies:  []string{fsPolicy(t, shared)},
+		Upstreams: []server.Upstream{{Name: "fs", Command: npmServer(t, "server-filesystem", shared)}},
+	})
+	n.setupAgent("reporter", []string{"analytics"}, map[string][]string{"tools": {"fs.*"}})
+	return n, shared
+}
+
+// TestSVIDsValidateWithGoSPIFFE: both SVIDs a session receives validate with
+// go-spiffe against the bundle ward publishes, for the session's exact ID.
+func TestSVIDsValidateWithGoSPIFFE(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: demoOnly})
+	n.setupAgent("reporter", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, v := n.startSession("reporter", "write the weekly report", nil, "")
+
+	// The bundle is public: fetched without any credential.
+	resp, err := n.tlsClient().Get(n.url + "/.well-known/spiffe-bundle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	td := spiffeid.RequireTrustDomainFromString("test.ward")
+	bundle, err := spiffebundle.Parse(td, raw)
+	if err != nil {
+		t.Fatalf("parse published bundle: %v", err)
+	}
+	want := "spiffe://test.ward/agent/reporter/session/" + v.Session
+	if v.SPIFFEID != want {
+		t.Fatalf("SPIFFE ID = %s, want %s", v.SPIFFEID, want)
+	}
+	id, _, err := x509svid.Verify(creds.SVID, bundle)
+	if err != nil {
+		t.Fatalf("X.509-SVID does not validate with go-spiffe: %v", err)
+	}
+	if id.String() != want {
+		t.Fatalf("X.509-SVID ID = %s, want %s", id, want)
+	}
+	if !creds.SVID[0].PublicKey.(*ecdsa.PublicKey).Equal(creds.Key.Public()) {
+		t.Fatal("X.509-SVID is not bound to the agent's own key")
+	}
+	svid, err := jwtsvid.ParseAndValidate(v.JWTSVID, bundle, []string{"ward"})
+	if err != nil {
+		t.Fatalf("JWT-SVID does not validate with go-spiffe: %v", err)
+	}
+	if svid.ID.String() != want {
+		t.Fatalf("JWT-SVID ID = %s, want %s", svid.ID, want)
+	}
+	if ttl := time.Until(v.Expires); ttl <= 0 || ttl > 11*time.Minute {
+		t.Fatalf("default session lifetime %v, want about 10m", ttl)
+	}
+	// The private key never went to the server: the response carries none.
+	if strings.Contains(fmt.Sprint(v), "PRIVATE KEY") {
+		t.Fatal("issuance response contains a private key")
+	}
+}
+
+// TestFilesystemThroughGateway drives the real filesystem MCP server through
+// the gateway with the official Go SDK client.
+func TestFilesystemThroughGateway(t *testing.T) {
+	n, shared := fsNode(t)
+	creds, _ := n.startSession("reporter", "summarize the quarterly report", nil, "")
+	cs := n.connect(t, creds.HTTPClient(false), nil)
+	ctx := ctxT(t)
+
+	tools, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := toolNames(tools.Tools)
+	for _, want := range []string{"fs.read_text_file", "fs.list_directory"} {
+		if !names[want] {
+			t.Errorf("tools/list lacks allowed tool %s (got %v)", want, names)
+		}
+	}
+	for _, hidden := range []string{"fs.write_file", "fs.edit_file", "fs.move_file", "fs.create_directory"} {
+		if names[hidden] {
+			t.Errorf("tools/list shows %s, which policy never allows", hidden)
+		}
+	}
+
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "fs.read_text_file", Arguments: map[string]any{"path": filepath.Join(shared, "report.txt")}})
+	if err != nil {
+		t.Fatalf("allowed read failed: %v", err)
+	}
+	if !strings.Contains(textOf(res), "quarterly numbers: 42") {
+		t.Fatalf("read returned %q", textOf(res))
+	}
+
+	_, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "fs.write_file", Arguments: map[string]any{"path": filepath.Join(shared, "x.txt"), "content": "pwned"}})
+	if err == nil || !strings.Contains(err.Error(), "fs-never-write") {
+		t.Fatalf("write: want a denial naming policy fs-never-write, got %v", err)
+	}
+	if _, statErr := os.Stat(filepath.Join(shared, "x.txt")); statErr == nil {
+		t.Fatal("denied write reached the filesystem")
+	}
+
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, "secret.txt"), []byte("s3cret"), 0o600)
+	_, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "fs.read_text_file", Arguments: map[string]any{"path": filepath.Join(outside, "secret.txt")}})
+	if err == nil || !strings.Contains(err.Error(), "fs-only-shared-paths") {
+		t.Fatalf("read outside the shared dir: want a denial naming fs-only-shared-paths, got %v", err)
+	}
+
+	// Every decision and result is in the audit log, and the log verifies.
+	events := auditEvents(t, n)
+	var allows, denies, results int
+	for _, e := range events {
+		if e.Type == "decision" {
+			var d struct{ Decision string }
+			json.Unmarshal(e.Data, &d)
+			if d.Decision == "allow" {
+				allows++
+			} else {
+				denies++
+			}
+		}
+		if e.Type == "result" {
+			results++
+		}
+	}
+	if allows < 1 || denies < 2 || results < 1 {
+		t.Fatalf("audit has %d allows, %d denies, %d results; want ≥1, ≥2, ≥1", allows, denies, results)
+	}
+}
+
+func auditEvents(t *testing.T, n *testNode) []audit.Event {
+	t.Helper()
+	v, origin, err := server.AuditVerifier(n.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := audit.Verify(filepath.Join(n.data, "audit"), v, origin)
+	if err != nil {
+		t.Fatalf("audit log does not verify: %v", err)
+	}
+	events, err := n.Audit.Read(0, rep.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
+
+// TestMutualTLS: an agent may authenticate with its X.509-SVID instead of
+// grant + DPoP.
+func TestMutualTLS(t *testing.T) {
+	n, shared := fsNode(t)
+	creds, _ := n.startSession("reporter", "read the report over mTLS", nil, "")
+	cs := n.connect(t, creds.HTTPClient(true), nil)
+	res, err := cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "fs.read_text_file", Arguments: map[string]any{"path": filepath.Join(shared, "report.txt")}})
+	if err != nil || !strings.Contains(textOf(res), "42") {
+		t.Fatalf("mTLS call: %v %v", err, res)
+	}
+}
+
+// mcpPost sends one raw JSON-RPC initialize to /mcp with the given headers.
+func mcpPost(t *testing.T, n *testNode, hc *http.Client, body string, hdr map[string]string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", n.url+"/mcp", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	return resp.StatusCode, string(b)
+}
+
+const initBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
+
+// TestBadCredentialsRefused: forged, expired, wrong-key, replayed, bearer and
+// garbage credentials never reach the gateway.
+func TestBadCredentialsRefused(t *testing.T) {
+	n := startNode(t, server.Config{SessionTTL: time.Minute, Upstreams: demoOnly})
+	n.setupAgent("reporter", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, v := n.startSession("reporter", "probe authentication", nil, "")
+	plain := n.tlsClient()
+	htu := n.url + "/mcp"
+	proof := func(key *ecdsa.PrivateKey, token string) string {
+		p, err := grant.NewProof(key, "POST", htu, token, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+
+	// A grant signed by a key that is not ward's.
+	forger, _ := grant.NewIssuer(grant.IssuerConfig{Key: otherKey, TrustDomain: "test.ward"})
+	forged, err := forger.Issue(grant.Claims{Session: v.Session, SPIFFEID: v.SPIFFEID, Subject: v.SPIFFEID, Agent: "reporter", Sponsor: "acme",
+		JKT: mustThumb(t, &otherKey.PublicKey), Scope: grant.Scope{Tools: []string{"*"}}, Expiry: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A widened grant: the real grant with its payload edited.
+	parts := strings.Split(v.Grant, ".")
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	widened := strings.Replace(string(payload), `"demo.*"`, `"*"`, 1)
+	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(widened)) + "." + parts[2]
+
+	replayed := proof(creds.Key, v.Grant)
+	if status, body := mcpPost(t, n, plain, initBody, map[string]string{"Authorization": "DPoP " + v.Grant, "DPoP": replayed}); status != http.StatusOK {
+		t.Fatalf("the genuine grant and proof were refused: %d %s", status, body)
+	}
+
+	cases := []struct {
+		name string
+		hdr  map[string]string
+	}{
+		{"no credential", nil},
+		{"garbage grant", map[string]string{"Authorization": "DPoP not.a.jwt", "DPoP": proof(creds.Key, "not.a.jwt")}},
+		{"grant as bearer token", map[string]string{"Authorization": "Bearer " + v.Grant}},
+		{"grant without proof", map[string]string{"Authorization": "DPoP " + v.Grant}},
+		{"stolen grant, thief's key", map[string]string{"Authorization": "DPoP " + v.Grant, "DPoP": proof(otherKey, v.Grant)}},
+		{"replayed proof", map[string]string{"Authorization": "DPoP " + v.Grant, "DPoP": replayed}},
+		{"forged grant", map[string]string{"Authorization": "DPoP " + forged, "DPoP": proof(otherKey, forged)}},
+		{"widened grant", map[string]string{"Authorization": "DPoP " + tampered, "DPoP": proof(creds.Key, tampered)}},
+		{"admin credential", map[string]string{"Authorization": "Bearer " + n.admin}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := mcpPost(t, n, plain, initBody, tc.hdr)
+			if status != http.StatusUnauthorized && status != http.StatusForbidden {
+				t.Fatalf("status %d, want 401/403: %s", status, body)
+			}
+			if strings.Contains(body, v.Grant) {
+				t.Fatal("error response echoes the grant")
+			}
+		})
+	}
+
+	// Expired: a session with a 1s lifetime, used after it ends.
+	creds2, v2 := n.startSession("reporter", "short-lived", nil, "1s")
+	time.Sleep(1500 * time.Millisecond)
+	status, body := mcpPost(t, n, plain, initBody, map[string]string{"Authorization": "DPoP " + v2.Grant, "DPoP": proof(creds2.Key, v2.Grant)})
+	if status != http.StatusUnauthorized || !strings.Contains(body, "expired") {
+		t.Fatalf("expired session: %d %s", status, body)
+	}
+
+	// The server kept serving throughout.
+	if status, _ := n.call("", "GET", "/healthz", nil); status != http.StatusOK {
+		t.Fatalf("healthz after bad input: %d", status)
+	}
+}
+
+func mustThumb(t *testing.T, pub *ecdsa.PublicKey) string {
+	j, err := grant.Thumbprint(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// exchange performs RFC 8693 token exchange as parent for a new key.
+func exchange(t *testing.T, n *testNode, parent *sessioncred.Credentials, form url.Values) (int, map[string]json.RawMessage, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, _ := sessioncred.NewKey()
+	csr, _ := sessioncred.CSR(key)
+	form.Set("grant_type", api.GrantTypeTokenExchange)
+	form.Set("subject_token", parent.Grant)
+	form.Set("subject_token_type", api.TokenTypeGrant)
+	form.Set("csr", base64.RawURLEncoding.EncodeToString(csr))
+	req, _ := http.NewRequest("POST", n.url+"/v1/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	proof, _ := grant.NewProof(parent.Key, "POST", n.url+"/v1/token", parent.Grant, time.Now())
+	req.Header.Set("DPoP", proof)
+	resp, err := n.tlsClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]json.RawMessage
+	b, _ := io.ReadAll(resp.Body)
+	json.Unmarshal(b, &out)
+	if out == nil {
+		out = map[string]json.RawMessage{"raw": json.RawMessage(fmt.Sprintf("%q", b))}
+	}
+	return resp.StatusCode, out, key
+}
+
+// TestDelegation: a sub-agent gets a narrower grant for its own key; widening
+// and excessive depth are refused; ending the parent ends the child.
+func TestDelegation(t *testing.T) {
+	n := startNode(t, server.Config{MaxDepth: 2, Upstreams: demoOnly})
+	n.setupAgent("planner", nil, map[string][]string{"tools": {"demo.*"}, "resources": {"note://*"}})
+	parent, pv := n.startSession("planner", "plan the notes", map[string][]string{"tools": {"demo.echo", "demo.read_note"}}, "")
+
+	status, out, _ := exchange(t, n, parent, url.Values{"scope": {"tool:demo.write_note"}})
+	if status != http.StatusForbidden || !strings.Contains(string(out["error"]), "invalid_scope") || !strings.Contains(string(out["error_description"]), "demo.write_note") {
+		t.Fatalf("widening: %d %v", status, out)
+	}
+
+	status, out, childKey := exchange(t, n, parent, url.Values{"scope": {"tool:demo.echo"}})
+	if status != http.StatusOK {
+		t.Fatalf("exchange: %d %v", status, out)
+	}
+	var cv api.IssuedView
+	if err := json.Unmarshal(out["session"], &cv); err != nil {
+		t.Fatal(err)
+	}
+	if cv.Parent != pv.Session || cv.Depth != 1 || cv.Act == nil || cv.Act.Sub != cv.SPIFFEID {
+		t.Fatalf("child: parent %s depth %d act %+v", cv.Parent, cv.Depth, cv.Act)
+	}
+	var tokType string
+	json.Unmarshal(out["token_type"], &tokType)
+	if tokType != "DPoP" {
+		t.Fatalf("token_type %q", tokType)
+	}
+	child := n.credentials(childKey, cv)
+
+	// The child's grant works with the child's key only, for its narrower scope.
+	cs := n.connect(t, child.HTTPClient(false), nil)
+	ctx := ctxT(t)
+	tools, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := toolNames(tools.Tools); !got["demo.echo"] || got["demo.read_note"] {
+		t.Fatalf("child sees %v, want only demo.echo", got)
+	}
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "demo.read_note", Arguments: map[string]any{"name": "welcome"}}); err == nil || !strings.Contains(err.Error(), "grant does not cover") {
+		t.Fatalf("child calling outside its scope: %v", err)
+	}
+	if r, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "demo.echo", Arguments: map[string]any{"text": "hi"}}); err != nil || textOf(r) != "hi" {
+		t.Fatalf("child echo: %v", err)
+	}
+
+	// Depth: grandchild allowed (depth 2), great-grandchild refused.
+	status, out, gkey := exchange(t, n, child, url.Values{})
+	if status != http.StatusOK {
+		t.Fatalf("grandchild: %d %v", status, out)
+	}
+	var gv api.IssuedView
+	json.Unmarshal(out["session"], &gv)
+	if gv.Act == nil || gv.Act.Act == nil || gv.Act.Act.Sub != cv.SPIFFEID {
+		t.Fatalf("grandchild act chain %+v, want it to name the child as prior actor", gv.Act)
+	}
+	grandchild := n.credentials(gkey, gv)
+	if status, out, _ := exchange(t, n, grandchild, url.Values{}); status != http.StatusForbidden || !strings.Contains(string(out["error_description"]), "depth") {
+		t.Fatalf("depth 3: %d %v", status, out)
+	}
+
+	// Ending the parent revokes the whole chain, including the live MCP session.
+	n.must("POST", "/v1/sessions/"+pv.Session+"/end", map[string]string{"reason": "task done"}, nil)
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "demo.echo", Arguments: map[string]any{"text": "still here?"}}); err == nil {
+		t.Fatal("child's live MCP session still works after the parent ended")
+	}
+	for _, c := range []*sessioncred.Credentials{child, grandchild} {
+		p, _ := grant.NewProof(c.Key, "POST", n.url+"/mcp", c.Grant, time.Now())
+		if status, body := mcpPost(t, n, n.tlsClient(), initBody, map[string]string{"Authorization": "DPoP " + c.Grant, "DPoP": p}); status != http.StatusUnauthorized {
+			t.Fatalf("revoked descendant %s: %d %s", c.Session, status, body)
+		}
+	}
+}
+
+// TestAuditTamperDetected: altering, removing or reordering an entry makes
+// verification fail loudly.
+func TestAuditTamperDetected(t *testing.T) {
+	data := t.TempDir()
+	n := startNode(t, server.Config{Data: data, Upstreams: demoOnly})
+	n.setupAgent("reporter", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, _ := n.startSession("reporter", "make some history", nil, "")
+	cs := n.connect(t, creds.HTTPClient(false), nil)
+	for i := 0; i < 3; i++ {
+		if _, err := cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "demo.echo", Arguments: map[string]any{"text": fmt.Sprint(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs.Close()
+	n.Close()
+	v, origin, err := server.AuditVerifier(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(data, "audit")
+	if _, err := audit.Verify(dir, v, origin); err != nil {
+		t.Fatalf("untouched log: %v", err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	var entries string
+	var biggest int64
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil && !st.IsDir() && st.Size() > biggest {
+			biggest, entries = st.Size(), f
+		}
+	}
+	orig, _ := os.ReadFile(entries)
+	alter := bytes.Replace(orig, []byte(`"echo"`), []byte(`"ECHO"`), 1)
+	if bytes.Equal(alter, orig) {
+		alter = append([]byte(nil), orig...)
+		alter[len(alter)/2] ^= 0x20
+	}
+	os.WriteFile(entries, alter, 0o600)
+	if _, err := audit.Verify(dir, v, origin); err == nil {
+		t.Fatal("an altered entry passed verification")
+	} else if !strings.Contains(err.Error(), "entr") {
+		t.Fatalf("error does not say where: %v", err)
+	}
+	os.WriteFile(entries, orig, 0o600)
+	if _, err := audit.Verify(dir, v, origin); err != nil {
+		t.Fatalf("restored log: %v", err)
+	}
+	// Reopening a tampered log is refused.
+	os.WriteFile(entries, alter, 0o600)
+	if _, err := server.Open(ctxT(t), server.Config{Data: data, TrustDomain: "test.ward"}); err == nil {
+		t.Fatal("ward opened a tampered audit log")
+	}
+}

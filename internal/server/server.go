@@ -1,0 +1,485 @@
+// Package server assembles a ward node from its configuration: it opens (or,
+// on first start, creates) the data directory with the trust domain's keys,
+// the SQLite store and the audit log, loads policies, connects the gateway
+// to its upstream MCP servers and serves the API over TLS.
+//
+// Data directory layout:
+//
+//	DATA/ca/           trust domain CA (ca.key, ca.pem) and JWT-SVID key (identity package)
+//	DATA/keys/         grant.key (ES256), audit.key / audit.pub (Ed25519 note key)
+//	DATA/ward.db       SQLite store
+//	DATA/audit/        the audit log (audit package)
+//	DATA/policies/     Cedar policies (default.cedar written on first start)
+//	DATA/bundle.pem    the CA certificate, for clients (public)
+//
+// Private keys are files of mode 0600 in directories of mode 0700; nothing
+// here prints them.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/ward-dev/ward/internal/api"
+	"github.com/ward-dev/ward/internal/audit"
+	"github.com/ward-dev/ward/internal/authority"
+	"github.com/ward-dev/ward/internal/demo"
+	"github.com/ward-dev/ward/internal/gateway"
+	"github.com/ward-dev/ward/internal/grant"
+	"github.com/ward-dev/ward/internal/identity"
+	"github.com/ward-dev/ward/internal/policy"
+	"github.com/ward-dev/ward/internal/store"
+)
+
+// Defaults for [Config].
+const (
+	DefaultTrustDomain = "ward.local"
+	DefaultAddr        = "127.0.0.1:8443"
+	DefaultData        = "ward-data"
+	// expirySweep is how often ended-by-expiry sessions are revoked.
+	expirySweep = 5 * time.Second
+	// serverCertTTL is the lifetime of ward's own TLS certificate; it is
+	// renewed in memory before it expires.
+	serverCertTTL = 24 * time.Hour
+)
+
+//go:embed default.cedar
+var defaultPolicy []byte
+
+// Upstream configures one MCP server behind the gateway. Exactly one of
+// Command, URL and Builtin is set.
+type Upstream struct {
+	Name    string
+	Command []string          // stdio: argv
+	Env     map[string]string // stdio: extra environment
+	Dir     string            // stdio: working directory
+	URL     string            // Streamable HTTP endpoint
+	Headers map[string]string // HTTP: headers injected on every request (upstream credentials)
+	Builtin string            // "demo"
+}
+
+// Config configures a node.
+type Config struct {
+	TrustDomain string
+	Data        string // data directory
+	Addr        string // listen address
+	PublicURL   string // what agents dial, for DPoP; empty: derived per request
+	Policies    []string
+	Upstreams   []Upstream
+	SessionTTL  time.Duration
+	MaxTTL      time.Duration
+	MaxDepth    int
+	PinMode     gateway.PinMode
+	// AllowUnverifiedAudit opens an audit log that fails verification (the
+	// opening is itself recorded).
+	AllowUnverifiedAudit bool
+	Version              string
+	Logger               *slog.Logger
+}
+
+// Node is a running ward node.
+type Node struct {
+	cfg      Config
+	CA       *identity.CA
+	Store    *store.Store
+	Audit    *audit.Log
+	Auth     *authority.Authority
+	Gateway  *gateway.Gateway
+	API      *api.Server
+	policies atomic.Pointer[policy.Set]
+
+	// AdminCredential is set on first start only: the bootstrap credential,
+	// for the caller to show once.
+	AdminCredential string
+	// Created reports whether this start created the data directory.
+	Created bool
+
+	srv    *http.Server
+	ln     net.Listener
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Open creates or opens the node's state. It does not listen yet.
+func Open(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.TrustDomain == "" {
+		cfg.TrustDomain = DefaultTrustDomain
+	}
+	if cfg.Data == "" {
+		cfg.Data = DefaultData
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	data, err := filepath.Abs(cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Data = data
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	n := &Node{cfg: cfg, done: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			n.closeState()
+		}
+	}()
+
+	n.CA, n.Created, err = identity.Open(identity.Config{TrustDomain: cfg.TrustDomain, Dir: filepath.Join(data, "ca")})
+	if err != nil {
+		return nil, fmt.Errorf("trust domain CA: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "bundle.pem"), n.CA.BundlePEM(), 0o644); err != nil {
+		return nil, fmt.Errorf("write bundle: %w", err)
+	}
+	grantKey, _, err := identity.LoadOrCreateECKey(filepath.Join(data, "keys", "grant.key"))
+	if err != nil {
+		return nil, fmt.Errorf("grant key: %w", err)
+	}
+	issuer, err := grant.NewIssuer(grant.IssuerConfig{Key: grantKey, TrustDomain: cfg.TrustDomain})
+	if err != nil {
+		return nil, err
+	}
+	signer, verifier, err := noteKeys(filepath.Join(data, "keys"), cfg.TrustDomain+"/audit")
+	if err != nil {
+		return nil, fmt.Errorf("audit key: %w", err)
+	}
+	n.Audit, err = audit.Open(audit.Config{Dir: filepath.Join(data, "audit"), Origin: cfg.TrustDomain + "/audit", Signer: signer, Verifier: verifier, AllowUnverified: cfg.AllowUnverifiedAudit})
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w (to start anyway, and record that you did, pass --allow-unverified-audit)", err)
+	}
+	n.Store, err = store.OpenSQLite(ctx, store.Config{Path: filepath.Join(data, "ward.db")})
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+
+	if len(cfg.Policies) == 0 {
+		dir := filepath.Join(data, "policies")
+		cfg.Policies = []string{dir}
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(filepath.Join(dir, "default.cedar"), defaultPolicy, 0o600); err != nil {
+				return nil, err
+			}
+		}
+		n.cfg.Policies = cfg.Policies
+	}
+	set, err := LoadPolicies(cfg.Policies)
+	if err != nil {
+		return nil, err
+	}
+	n.policies.Store(set)
+
+	guard, err := gateway.NewLocal(gateway.LocalConfig{Policies: n.policies.Load, Pins: n.Store, Audit: n.Audit, PinMode: cfg.PinMode})
+	if err != nil {
+		return nil, err
+	}
+	ups, err := upstreams(cfg.Upstreams, cfg.Version)
+	if err != nil {
+		return nil, err
+	}
+	n.Gateway, err = gateway.New(gateway.Config{Upstreams: ups, Guard: guard, Logger: cfg.Logger, Version: cfg.Version})
+	if err != nil {
+		return nil, err
+	}
+	n.Auth, err = authority.New(authority.Config{CA: n.CA, Grants: issuer, Store: n.Store, Audit: n.Audit,
+		SessionTTL: cfg.SessionTTL, MaxSessionTTL: cfg.MaxTTL, MaxDepth: cfg.MaxDepth, OnEnd: func(ids []string) { n.Gateway.Revoke(ids...) }})
+	if err != nil {
+		return nil, err
+	}
+	n.API, err = api.New(api.Config{Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: guard,
+		Proofs: grant.NewProofVerifier(grant.ProofVerifierConfig{}), Audit: n.Audit, PublicURL: cfg.PublicURL, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	n.AdminCredential, err = n.Auth.Bootstrap(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap admin: %w", err)
+	}
+	if _, err := n.Audit.Append(ctx, audit.Event{Type: "server.start", Actor: "ward", Data: jsonData(map[string]any{
+		"version": cfg.Version, "trust_domain": cfg.TrustDomain, "upstreams": n.Gateway.Servers(), "policies": set.Len(),
+	})}); err != nil {
+		return nil, err
+	}
+	ok = true
+	return n, nil
+}
+
+// LoadPolicies loads Cedar policies from files and directories.
+func LoadPolicies(paths []string) (*policy.Set, error) {
+	var files []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("policies: %w", err)
+		}
+		if !st.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		matches, err := filepath.Glob(filepath.Join(p, "*.cedar"))
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, matches...)
+	}
+	set, err := policy.LoadFiles(files...)
+	if err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+	return set, nil
+}
+
+// ReloadPolicies loads the configured policies again; a set that fails to
+// load never replaces the one in force.
+func (n *Node) ReloadPolicies() (int, error) {
+	set, err := LoadPolicies(n.cfg.Policies)
+	if err != nil {
+		return 0, err
+	}
+	n.policies.Store(set)
+	_, err = n.Audit.Append(context.Background(), audit.Event{Type: "policy.reload", Actor: "ward", Data: jsonData(map[string]any{"policies": set.Len()})})
+	return set.Len(), err
+}
+
+// Policies returns the policy set in force.
+func (n *Node) Policies() *policy.Set { return n.policies.Load() }
+
+func upstreams(cfgs []Upstream, version string) ([]gateway.Upstream, error) {
+	var out []gateway.Upstream
+	nb := demo.NewNotebook()
+	for _, u := range cfgs {
+		set := 0
+		if len(u.Command) > 0 {
+			set++
+		}
+		if u.URL != "" {
+			set++
+		}
+		if u.Builtin != "" {
+			set++
+		}
+		if set != 1 {
+			return nil, fmt.Errorf("server %q: set exactly one of command, url and builtin", u.Name)
+		}
+		switch {
+		case len(u.Command) > 0:
+			var env []string
+			for k, v := range u.Env {
+				env = append(env, k+"="+v)
+			}
+			out = append(out, gateway.Stdio(u.Name, u.Command, env, u.Dir))
+		case u.URL != "":
+			if !strings.HasPrefix(u.URL, "http://") && !strings.HasPrefix(u.URL, "https://") {
+				return nil, fmt.Errorf("server %q: url %q must be http:// or https://", u.Name, u.URL)
+			}
+			h := http.Header{}
+			for k, v := range u.Headers {
+				h.Set(k, v)
+			}
+			out = append(out, gateway.HTTP(u.Name, u.URL, h, nil))
+		case u.Builtin == "demo":
+			out = append(out, gateway.InProcess(u.Name, func() *mcp.Server { return demo.NewServer(nb, version) }))
+		default:
+			return nil, fmt.Errorf("server %q: unknown builtin %q (known: demo)", u.Name, u.Builtin)
+		}
+	}
+	return out, nil
+}
+
+// noteKeys loads or creates the audit log's Ed25519 note key pair.
+func noteKeys(dir, name string) (note.Signer, note.Verifier, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	skPath, vkPath := filepath.Join(dir, "audit.key"), filepath.Join(dir, "audit.pub")
+	sk, err := os.ReadFile(skPath)
+	if errors.Is(err, os.ErrNotExist) {
+		skey, vkey, err := audit.NewNoteKey(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := os.WriteFile(skPath, []byte(skey+"\n"), 0o600); err != nil {
+			return nil, nil, err
+		}
+		if err := os.WriteFile(vkPath, []byte(vkey+"\n"), 0o644); err != nil {
+			return nil, nil, err
+		}
+		sk = []byte(skey)
+	} else if err != nil {
+		return nil, nil, err
+	}
+	signer, err := note.NewSigner(strings.TrimSpace(string(sk)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %v", skPath, err)
+	}
+	vk, err := os.ReadFile(vkPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	verifier, err := note.NewVerifier(strings.TrimSpace(string(vk)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %v", vkPath, err)
+	}
+	return signer, verifier, nil
+}
+
+// AuditVerifier loads the public audit key of a data directory, for
+// offline verification.
+func AuditVerifier(data string) (note.Verifier, string, error) {
+	vk, err := os.ReadFile(filepath.Join(data, "keys", "audit.pub"))
+	if err != nil {
+		return nil, "", fmt.Errorf("audit public key: %w", err)
+	}
+	v, err := note.NewVerifier(strings.TrimSpace(string(vk)))
+	if err != nil {
+		return nil, "", fmt.Errorf("audit public key: %w", err)
+	}
+	return v, v.Name(), nil
+}
+
+// Listen binds the configured address.
+func (n *Node) Listen() error {
+	ln, err := net.Listen("tcp", n.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", n.cfg.Addr, err)
+	}
+	n.ln = ln
+	return nil
+}
+
+// URL is the node's base URL once listening.
+func (n *Node) URL() string {
+	if n.cfg.PublicURL != "" {
+		return strings.TrimRight(n.cfg.PublicURL, "/")
+	}
+	return "https://" + n.ln.Addr().String()
+}
+
+// TLSConfig is the serving configuration: ward's certificate from its own
+// CA, renewed in memory, and client certificates (X.509-SVIDs) requested but
+// optional — agents may authenticate with DPoP instead.
+func (n *Node) TLSConfig() *tls.Config {
+	var cur atomic.Pointer[tls.Certificate]
+	get := func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		c := cur.Load()
+		if c != nil && c.Leaf != nil && time.Until(c.Leaf.NotAfter) > serverCertTTL/4 {
+			return c, nil
+		}
+		hosts := []string{"localhost", "127.0.0.1", "::1"}
+		if h, _, err := net.SplitHostPort(n.cfg.Addr); err == nil && h != "" && h != "0.0.0.0" && h != "::" {
+			hosts = append(hosts, h)
+		}
+		cert, err := n.CA.ServerCertificate(hosts, serverCertTTL)
+		if err != nil {
+			return nil, err
+		}
+		cur.Store(&cert)
+		return &cert, nil
+	}
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: get,
+		ClientAuth:     tls.VerifyClientCertIfGiven,
+		ClientCAs:      n.CA.CertPool(),
+	}
+}
+
+// Serve serves until ctx ends or Close is called.
+func (n *Node) Serve(ctx context.Context) error {
+	if n.ln == nil {
+		if err := n.Listen(); err != nil {
+			return err
+		}
+	}
+	ctx, n.cancel = context.WithCancel(ctx)
+	n.srv = &http.Server{
+		Handler:           n.API.Handler(),
+		TLSConfig:         n.TLSConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(n.cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	go n.sweep(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- n.srv.ServeTLS(n.ln, "", "") }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Node) sweep(ctx context.Context) {
+	t := time.NewTicker(expirySweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := n.Auth.ExpireSessions(ctx); err != nil && ctx.Err() == nil {
+				n.cfg.Logger.Error("expiring sessions", "err", err)
+			}
+		}
+	}
+}
+
+// Close stops serving and closes the node's state.
+func (n *Node) Close() error {
+	if n.cancel != nil {
+		n.cancel()
+	}
+	if n.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = n.srv.Shutdown(ctx)
+		cancel()
+	} else if n.ln != nil {
+		n.ln.Close()
+	}
+	if n.API != nil {
+		n.API.Close()
+	}
+	if n.Gateway != nil {
+		n.Gateway.Close()
+	}
+	return n.closeState()
+}
+
+func (n *Node) closeState() error {
+	var errs []error
+	if n.Store != nil {
+		errs = append(errs, n.Store.Close())
+	}
+	if n.Audit != nil {
+		errs = append(errs, n.Audit.Close())
+	}
+	return errors.Join(errs...)
+}

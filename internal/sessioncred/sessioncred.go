@@ -1,0 +1,253 @@
+// Package sessioncred is the agent's side of a ward session: it generates the
+// session key (which never leaves the agent), asks for certificates with a
+// PKCS#10 request, keeps the session's credentials in a directory, and
+// authenticates HTTP requests to ward — by mutual TLS with the X.509-SVID, or
+// with the grant plus a fresh DPoP proof of possession of the session key
+// on every request ([Transport]).
+//
+// A credentials directory holds:
+//
+//	session.json   session id, SPIFFE ID, agent, server URL, expiry (public)
+//	key.pem        the session's private key, PKCS#8, mode 0600
+//	svid.pem       the X.509-SVID chain
+//	bundle.pem     the trust domain's CA certificates
+//	grant.jwt      the session grant (useless without key.pem)
+//	jwt-svid.txt   the JWT-SVID (a bearer token: treat as a secret)
+package sessioncred
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ward-dev/ward/internal/grant"
+)
+
+// Info is the public description of a session, kept in session.json.
+type Info struct {
+	Session  string    `json:"session"`
+	SPIFFEID string    `json:"spiffe_id"`
+	Agent    string    `json:"agent"`
+	Parent   string    `json:"parent,omitempty"`
+	Server   string    `json:"server"`
+	Expires  time.Time `json:"expires"`
+}
+
+// Credentials are everything an agent holds for one session.
+type Credentials struct {
+	Info
+	Key     *ecdsa.PrivateKey
+	SVID    []*x509.Certificate
+	Bundle  *x509.CertPool
+	Grant   string
+	JWTSVID string
+}
+
+// NewKey generates a session key (ECDSA P-256).
+func NewKey() (*ecdsa.PrivateKey, error) {
+	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+}
+
+// CSR returns a PKCS#10 request signed by key. ward ignores its subject:
+// the SPIFFE ID is ward's to assign.
+func CSR(key *ecdsa.PrivateKey) ([]byte, error) {
+	return x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "ward session"}}, key)
+}
+
+// Save writes creds into dir (created 0700). The key file is 0600.
+func Save(dir string, c *Credentials, svidPEM, bundlePEM []byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("credentials dir: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(c.Key)
+	if err != nil {
+		return err
+	}
+	info, _ := json.MarshalIndent(c.Info, "", "  ")
+	files := []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{
+		{"key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600},
+		{"grant.jwt", []byte(c.Grant + "\n"), 0o600},
+		{"jwt-svid.txt", []byte(c.JWTSVID + "\n"), 0o600},
+		{"svid.pem", svidPEM, 0o644},
+		{"bundle.pem", bundlePEM, 0o644},
+		{"session.json", append(info, '\n'), 0o644},
+	}
+	for _, f := range files {
+		if err := writeFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeFile(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// Load reads a credentials directory written by Save.
+func Load(dir string) (*Credentials, error) {
+	read := func(name string) ([]byte, error) {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("session credentials: %w", err)
+		}
+		return b, nil
+	}
+	c := &Credentials{}
+	b, err := read("session.json")
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &c.Info); err != nil {
+		return nil, fmt.Errorf("session credentials: session.json: %w", err)
+	}
+	if b, err = read("key.pem"); err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, errors.New("session credentials: key.pem holds no PEM block")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("session credentials: key.pem: %w", err)
+	}
+	var ok bool
+	if c.Key, ok = k.(*ecdsa.PrivateKey); !ok {
+		return nil, errors.New("session credentials: key.pem is not an ECDSA key")
+	}
+	if b, err = read("svid.pem"); err != nil {
+		return nil, err
+	}
+	if c.SVID, err = ParseCertificates(b); err != nil {
+		return nil, fmt.Errorf("session credentials: svid.pem: %w", err)
+	}
+	if b, err = read("bundle.pem"); err != nil {
+		return nil, err
+	}
+	c.Bundle = x509.NewCertPool()
+	if !c.Bundle.AppendCertsFromPEM(b) {
+		return nil, errors.New("session credentials: bundle.pem holds no certificate")
+	}
+	if b, err = read("grant.jwt"); err != nil {
+		return nil, err
+	}
+	c.Grant = strings.TrimSpace(string(b))
+	if b, err = read("jwt-svid.txt"); err == nil {
+		c.JWTSVID = strings.TrimSpace(string(b))
+	}
+	return c, nil
+}
+
+// ParseCertificates decodes every CERTIFICATE block of a PEM file.
+func ParseCertificates(b []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no certificate found")
+	}
+	return out, nil
+}
+
+// EncodeCertificates returns certs as PEM.
+func EncodeCertificates(certs []*x509.Certificate) []byte {
+	var out []byte
+	for _, c := range certs {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return out
+}
+
+// TLSConfig returns a client TLS configuration that trusts the trust
+// domain's bundle and, if mtls, presents the X.509-SVID.
+func (c *Credentials) TLSConfig(mtls bool) *tls.Config {
+	cfg := &tls.Config{RootCAs: c.Bundle, MinVersion: tls.VersionTLS12}
+	if mtls {
+		chain := make([][]byte, len(c.SVID))
+		for i, cert := range c.SVID {
+			chain[i] = cert.Raw
+		}
+		cfg.Certificates = []tls.Certificate{{Certificate: chain, PrivateKey: c.Key, Leaf: c.SVID[0]}}
+	}
+	return cfg
+}
+
+// Transport adds `Authorization: DPoP <grant>` and a fresh `DPoP` proof,
+// signed by the session key and bound to the request's method and URL, to
+// every request.
+type Transport struct {
+	Base  http.RoundTripper // default http.DefaultTransport
+	Key   *ecdsa.PrivateKey
+	Grant string
+	Now   func() time.Time
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	now := time.Now
+	if t.Now != nil {
+		now = t.Now
+	}
+	u := *r.URL
+	u.RawQuery, u.Fragment = "", ""
+	proof, err := grant.NewProof(t.Key, r.Method, u.String(), t.Grant, now())
+	if err != nil {
+		return nil, fmt.Errorf("dpop proof: %w", err)
+	}
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "DPoP "+t.Grant)
+	r.Header.Set("DPoP", proof)
+	base := t.Base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return base.RoundTrip(r)
+}
+
+// HTTPClient returns a client that authenticates as this session: with DPoP
+// proofs over server-authenticated TLS (mtls false) or with the X.509-SVID
+// (mtls true).
+func (c *Credentials) HTTPClient(mtls bool) *http.Client {
+	base := &http.Transport{TLSClientConfig: c.TLSConfig(mtls), ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16}
+	if mtls {
+		return &http.Client{Transport: base}
+	}
+	return &http.Client{Transport: &Transport{Base: base, Key: c.Key, Grant: c.Grant}}
+}

@@ -1,0 +1,1149 @@
+// Package store is ward's persistent control-plane state: principals and
+// their credentials, registered agents, sessions and their delegation trees,
+// tool pins, and a small key/value table for server metadata.
+//
+// One concrete type, [Store], serves every backend. [OpenSQLite] opens the
+// embedded default (a single file, pure Go); a PostgreSQL constructor for
+// multi-node deployments will return the same type. Every backend must pass
+// the shared contract suite in contract_test.go, so callers may rely on the
+// behaviour documented here and nothing else.
+//
+// # Entities
+//
+//   - A [Principal] is a human or platform identity, an "admin" or a
+//     "sponsor". It authenticates with credentials, which the store keeps only
+//     as SHA-256 hashes: [Store.AddCredential] takes the hash,
+//     [Store.LookupCredential] finds the principal by hash, and a revoked
+//     credential is indistinguishable from an unknown one. The secret itself is
+//     never given to, stored by, or returned from this package.
+//   - An [Agent] is a registered kind of agent, owned by a sponsor principal
+//     that must exist when the agent is created.
+//   - A [Session] is one ephemeral run of an agent. Sessions form trees: a
+//     sub-agent's session names its parent in ParentID, carries the tree's
+//     RootID and its Depth below the root. [Store.EndSession] ends a session
+//     and every active descendant in one transaction, so no sub-agent outlives
+//     the session that spawned it, and [Store.ExpireSessions] does the same for
+//     every session whose Expires has passed.
+//   - A [ToolPin] records the hash of the tool definition last observed from an
+//     MCP server and the hash an operator approved. When they differ the tool
+//     changed under us (a "rug pull"); [Store.ApprovePin] approves only the
+//     definition currently observed, so an approval can never apply to a
+//     definition the operator did not see.
+//
+// # Errors
+//
+// Methods wrap [ErrNotFound] when a named record does not exist, [ErrExists]
+// when a create would duplicate one, and [ErrConflict] when the current state
+// forbids the change (parent session ended, agent quarantined, pin definition
+// changed again). Test with [errors.Is]. Invalid input (empty names, malformed
+// JSON, unknown enum values) is reported with a plain error.
+//
+// # Time and encoding
+//
+// Times are stored as UTC Unix nanoseconds and returned in UTC, so they must
+// lie between the years 1678 and 2262. JSON fields are stored as text,
+// byte for byte; an empty json.RawMessage is stored as absent and read back as
+// nil. Text must be valid UTF-8 without NUL bytes (PostgreSQL's rule, enforced
+// for every backend); names and ids additionally may not contain control
+// characters and are at most [MaxNameLen] bytes.
+//
+// # Deadlines
+//
+// Every method takes a context and additionally bounds its own work by
+// Config.Timeout (default [DefaultTimeout]), so a wedged database fails the
+// call instead of hanging a request.
+//
+// # Example
+//
+// A sponsor starts a session, the session's agent delegates to a sub-agent,
+// and the sponsor ends the root:
+//
+//	s.CreatePrincipal(ctx, store.Principal{Name: "alice", Kind: "sponsor"})
+//	s.CreateAgent(ctx, store.Agent{Name: "reporter", Sponsor: "alice"})
+//	s.CreateSession(ctx, store.Session{ID: "s1", Agent: "reporter", Expires: exp})
+//	s.CreateSession(ctx, store.Session{ID: "s2", Agent: "reporter", ParentID: "s1", Expires: exp})
+//	ended, _ := s.EndSession(ctx, "s1", "task done", time.Now())
+//	// ended == []string{"s1", "s2"}
+package store
+
+import (
+	"context"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Sentinel errors. Callers branch on these with errors.Is.
+var (
+	// ErrNotFound reports that a named record does not exist (or, for a
+	// credential, was revoked). An HTTP server should answer 404 Not Found,
+	// or 401 Unauthorized for a credential lookup.
+	ErrNotFound = errors.New("not found")
+	// ErrExists reports that a create would duplicate an existing record.
+	// An HTTP server should answer 409 Conflict.
+	ErrExists = errors.New("already exists")
+	// ErrConflict reports that the current state forbids the change: the
+	// parent session has ended or expired, the agent is quarantined, or a pin's
+	// observed definition changed since the operator looked at it. An HTTP
+	// server should answer 409 Conflict.
+	ErrConflict = errors.New("conflict with current state")
+)
+
+// Principal kinds.
+const (
+	KindAdmin   = "admin"
+	KindSponsor = "sponsor" // a sponsor of unspecified kind
+	// KindHuman and KindPlatform are sponsors: a person, or a platform
+	// (a service account, a pipeline) accountable for its agents.
+	KindHuman    = "human"
+	KindPlatform = "platform"
+)
+
+// Agent statuses.
+const (
+	AgentActive      = "active"
+	AgentQuarantined = "quarantined"
+)
+
+// Session statuses.
+const (
+	SessionActive = "active"
+	SessionEnded  = "ended"
+)
+
+// ReasonExpired is the EndReason [Store.ExpireSessions] records.
+const ReasonExpired = "expired"
+
+// Limits on stored values.
+const (
+	// MaxNameLen is the maximum length in bytes of a name or id.
+	MaxNameLen = 1024
+	// MaxJSONLen is the maximum length in bytes of a JSON field (ceiling,
+	// scope, tool definition).
+	MaxJSONLen = 1 << 20
+	// MaxTextLen is the maximum length in bytes of a free-text field
+	// (objective, end reason, hashes, meta values).
+	MaxTextLen = 1 << 20
+)
+
+// Principal is a human or platform identity: an admin, or a sponsor
+// accountable for agents.
+type Principal struct {
+	Name string
+	// Kind is KindAdmin, or a sponsor kind: KindSponsor, KindHuman or
+	// KindPlatform.
+	Kind string
+	// Ceiling is the scope JSON bounding everything this principal delegates;
+	// nil if none is set.
+	Ceiling json.RawMessage
+	// Created defaults to the current time when zero.
+	Created time.Time
+}
+
+// Agent is a registered kind of agent.
+type Agent struct {
+	Name string
+	// Sponsor names the accountable principal; it must exist.
+	Sponsor string
+	Groups  []string
+	// Ceiling is the scope JSON bounding the agent's sessions; nil if none.
+	Ceiling    json.RawMessage
+	CodeDigest string
+	// Status is AgentActive or AgentQuarantined; "" means AgentActive on
+	// create.
+	Status string
+	// Created defaults to the current time when zero.
+	Created time.Time
+}
+
+// Session is one ephemeral run of an agent for one declared objective.
+type Session struct {
+	ID      string
+	Agent   string
+	Sponsor string // defaults to the agent's sponsor on create
+	// ParentID names the delegating session; "" for a root session.
+	ParentID string
+	// RootID is the id of the tree's root, == ID for a root. Filled in on
+	// create when empty; must match the parent's RootID when set.
+	RootID string
+	// Depth is 0 for a root and parent's Depth+1 for a child. Filled in on
+	// create for a child when 0; must match when set.
+	Depth         int
+	SPIFFEID      string
+	Objective     string
+	ObjectiveHash string
+	Scope         json.RawMessage
+	// JKT is the thumbprint of the session key.
+	JKT string
+	// GrantID is the jti of the session's grant.
+	GrantID string
+	// Status is SessionActive or SessionEnded; only SessionActive (or "")
+	// may be created.
+	Status    string
+	EndReason string
+	// Created defaults to the current time when zero. Expires is required
+	// and must be after Created. Ended is zero while the session is active.
+	Created, Expires, Ended time.Time
+}
+
+// SessionFilter selects sessions for [Store.ListSessions]. Empty fields
+// match everything.
+type SessionFilter struct {
+	Agent   string
+	Sponsor string
+	Status  string
+	// Limit caps the number of sessions returned; 0 means no limit.
+	Limit int
+}
+
+// ToolPin is the pinned definition of one tool of one MCP server.
+type ToolPin struct {
+	Server, Tool string
+	// Hash is the hash of the currently observed definition.
+	Hash       string
+	Definition json.RawMessage
+	// ApprovedHash is the hash an operator (or a first-use policy) approved;
+	// "" if never approved. The tool is safe to expose only while
+	// ApprovedHash == Hash.
+	ApprovedHash string
+	ApprovedBy   string
+	// Updated defaults to the current time when zero on PutPin.
+	Updated time.Time
+}
+
+// Store is ward's persistent state. It is safe for concurrent use.
+type Store struct {
+	// w writes. For SQLite it is a pool of exactly one connection whose
+	// transactions begin IMMEDIATE, so writers queue in Go (honouring their
+	// contexts) instead of racing for the file lock.
+	w *sql.DB
+	// r reads. Readers never block the writer, nor it them (WAL).
+	r       *sql.DB
+	timeout time.Duration
+	now     func() time.Time
+	// Prepared reads on the hot paths (per request), on r.
+	getSession, lookupCredential *sql.Stmt
+}
+
+// Close closes the store's connections. It is idempotent; other calls after
+// Close fail.
+func (s *Store) Close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.getSession, s.lookupCredential} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
+}
+
+// prepare prepares the hot-path statements.
+func (s *Store) prepare(ctx context.Context) error {
+	var err error
+	if s.getSession, err = s.r.PrepareContext(ctx, getSessionQuery); err != nil {
+		return fmt.Errorf("prepare get session: %w", err)
+	}
+	if s.lookupCredential, err = s.r.PrepareContext(ctx, lookupCredentialQuery); err != nil {
+		return fmt.Errorf("prepare lookup credential: %w", err)
+	}
+	return nil
+}
+
+// op bounds one call by the store's per-call timeout.
+func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// write runs fn in one write transaction.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// ---- principals and credentials ----
+
+// CreatePrincipal adds p. It wraps ErrExists if a principal of that name
+// exists.
+func (s *Store) CreatePrincipal(ctx context.Context, p Principal) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if p.Created.IsZero() {
+		p.Created = s.now()
+	}
+	if err := errors.Join(
+		checkName("name", p.Name),
+		checkEnum("kind", p.Kind, KindAdmin, KindSponsor, KindHuman, KindPlatform),
+		checkJSON("ceiling", p.Ceiling),
+		checkTime("created", p.Created),
+	); err != nil {
+		return fmt.Errorf("create principal %q: %w", p.Name, err)
+	}
+	res, err := s.w.ExecContext(ctx,
+		`INSERT INTO principals (name, kind, ceiling, created) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+		p.Name, p.Kind, jsonArg(p.Ceiling), p.Created.UnixNano())
+	if err != nil {
+		return fmt.Errorf("create principal %q: %w", p.Name, err)
+	}
+	if err := mustAffect(res, ErrExists); err != nil {
+		return fmt.Errorf("create principal %q: %w", p.Name, err)
+	}
+	return nil
+}
+
+const principalCols = `name, kind, ceiling, created`
+
+func scanPrincipal(sc interface{ Scan(...any) error }) (Principal, error) {
+	var (
+		p       Principal
+		ceiling []byte
+		created int64
+	)
+	if err := sc.Scan(&p.Name, &p.Kind, &ceiling, &created); err != nil {
+		return Principal{}, err
+	}
+	p.Ceiling = rawJSON(ceiling)
+	p.Created = fromNanos(created)
+	return p, nil
+}
+
+// GetPrincipal returns the named principal or wraps ErrNotFound.
+func (s *Store) GetPrincipal(ctx context.Context, name string) (Principal, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	p, err := scanPrincipal(s.r.QueryRowContext(ctx,
+		`SELECT `+principalCols+` FROM principals WHERE name = $1`, name))
+	if err != nil {
+		return Principal{}, fmt.Errorf("get principal %q: %w", name, notFound(err))
+	}
+	return p, nil
+}
+
+// ListPrincipals returns all principals ordered by name.
+func (s *Store) ListPrincipals(ctx context.Context) ([]Principal, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	rows, err := s.r.QueryContext(ctx, `SELECT `+principalCols+` FROM principals ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list principals: %w", err)
+	}
+	out, err := collect(rows, scanPrincipal)
+	if err != nil {
+		return nil, fmt.Errorf("list principals: %w", err)
+	}
+	return out, nil
+}
+
+// AddCredential records a credential of principal by the SHA-256 hash of its
+// secret. The principal must exist (else ErrNotFound is wrapped); a duplicate
+// id or hash wraps ErrExists.
+func (s *Store) AddCredential(ctx context.Context, principal, id string, hash [32]byte) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if err := errors.Join(checkName("principal", principal), checkName("credential id", id)); err != nil {
+		return fmt.Errorf("add credential %q: %w", id, err)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := exists(ctx, tx, `SELECT 1 FROM principals WHERE name = $1`, principal); err != nil {
+			return fmt.Errorf("principal %q: %w", principal, err)
+		}
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO credentials (id, principal, hash, created) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+			id, principal, hash[:], s.now().UnixNano())
+		if err != nil {
+			return err
+		}
+		return mustAffect(res, ErrExists)
+	})
+	if err != nil {
+		return fmt.Errorf("add credential %q: %w", id, err)
+	}
+	return nil
+}
+
+const lookupCredentialQuery = `SELECT c.id, c.hash, p.name, p.kind, p.ceiling, p.created
+	FROM credentials c JOIN principals p ON p.name = c.principal
+	WHERE c.hash = $1 AND c.revoked IS NULL`
+
+// LookupCredential returns the principal owning the unrevoked credential
+// whose secret hashes to hash, and the credential's id. It wraps ErrNotFound
+// if no such credential exists or it was revoked; the error never contains
+// the hash.
+func (s *Store) LookupCredential(ctx context.Context, hash [32]byte) (Principal, string, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	var (
+		p       Principal
+		id      string
+		stored  []byte
+		ceiling []byte
+		created int64
+	)
+	err := s.lookupCredential.QueryRowContext(ctx, hash[:]).Scan(&id, &stored, &p.Name, &p.Kind, &ceiling, &created)
+	if err != nil {
+		return Principal{}, "", fmt.Errorf("lookup credential: %w", notFound(err))
+	}
+	// The index found the row by equality already; compare again in constant
+	// time so no backend collation or encoding quirk can widen a match.
+	if subtle.ConstantTimeCompare(stored, hash[:]) != 1 {
+		return Principal{}, "", fmt.Errorf("lookup credential: %w", ErrNotFound)
+	}
+	p.Ceiling = rawJSON(ceiling)
+	p.Created = fromNanos(created)
+	return p, id, nil
+}
+
+// RevokeCredential revokes the credential with the given id; later lookups
+// of its hash wrap ErrNotFound. Revoking a revoked credential is a no-op; an
+// unknown id wraps ErrNotFound.
+func (s *Store) RevokeCredential(ctx context.Context, id string) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := exists(ctx, tx, `SELECT 1 FROM credentials WHERE id = $1`, id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx,
+			`UPDATE credentials SET revoked = $2 WHERE id = $1 AND revoked IS NULL`, id, s.now().UnixNano())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("revoke credential %q: %w", id, err)
+	}
+	return nil
+}
+
+// ---- agents ----
+
+// CreateAgent registers a. It wraps ErrExists if an agent of that name
+// exists and ErrNotFound if its sponsor does not.
+func (s *Store) CreateAgent(ctx context.Context, a Agent) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if a.Status == "" {
+		a.Status = AgentActive
+	}
+	if a.Created.IsZero() {
+		a.Created = s.now()
+	}
+	errs := []error{
+		checkName("name", a.Name),
+		checkName("sponsor", a.Sponsor),
+		checkEnum("status", a.Status, AgentActive, AgentQuarantined),
+		checkJSON("ceiling", a.Ceiling),
+		checkText("code digest", a.CodeDigest),
+		checkTime("created", a.Created),
+	}
+	for _, g := range a.Groups {
+		errs = append(errs, checkName("group", g))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("create agent %q: %w", a.Name, err)
+	}
+	groups, err := json.Marshal(nonNil(a.Groups))
+	if err != nil {
+		return fmt.Errorf("create agent %q: groups: %w", a.Name, err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		if err := exists(ctx, tx, `SELECT 1 FROM principals WHERE name = $1`, a.Sponsor); err != nil {
+			return fmt.Errorf("sponsor %q: %w", a.Sponsor, err)
+		}
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO agents (name, sponsor, groups_json, ceiling, code_digest, status, created)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+			a.Name, a.Sponsor, string(groups), jsonArg(a.Ceiling), a.CodeDigest, a.Status, a.Created.UnixNano())
+		if err != nil {
+			return err
+		}
+		return mustAffect(res, ErrExists)
+	})
+	if err != nil {
+		return fmt.Errorf("create agent %q: %w", a.Name, err)
+	}
+	return nil
+}
+
+const agentCols = `name, sponsor, groups_json, ceiling, code_digest, status, created`
+
+func scanAgent(sc interface{ Scan(...any) error }) (Agent, error) {
+	var (
+		a               Agent
+		groups, ceiling []byte
+		created         int64
+	)
+	if err := sc.Scan(&a.Name, &a.Sponsor, &groups, &ceiling, &a.CodeDigest, &a.Status, &created); err != nil {
+		return Agent{}, err
+	}
+	if err := json.Unmarshal(groups, &a.Groups); err != nil {
+		return Agent{}, fmt.Errorf("agent %q: groups: %w", a.Name, err)
+	}
+	if len(a.Groups) == 0 {
+		a.Groups = nil
+	}
+	a.Ceiling = rawJSON(ceiling)
+	a.Created = fromNanos(created)
+	return a, nil
+}
+
+// GetAgent returns the named agent or wraps ErrNotFound.
+func (s *Store) GetAgent(ctx context.Context, name string) (Agent, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	a, err := scanAgent(s.r.QueryRowContext(ctx, `SELECT `+agentCols+` FROM agents WHERE name = $1`, name))
+	if err != nil {
+		return Agent{}, fmt.Errorf("get agent %q: %w", name, notFound(err))
+	}
+	return a, nil
+}
+
+// ListAgents returns the agents of sponsor ("" for all) ordered by name.
+func (s *Store) ListAgents(ctx context.Context, sponsor string) ([]Agent, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	q := `SELECT ` + agentCols + ` FROM agents ORDER BY name`
+	var args []any
+	if sponsor != "" {
+		q = `SELECT ` + agentCols + ` FROM agents WHERE sponsor = $1 ORDER BY name`
+		args = append(args, sponsor)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	out, err := collect(rows, scanAgent)
+	if err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	return out, nil
+}
+
+// SetAgentStatus sets the named agent's status to AgentActive or
+// AgentQuarantined, or wraps ErrNotFound. It does not end the agent's
+// sessions; callers that quarantine do that with EndSession.
+func (s *Store) SetAgentStatus(ctx context.Context, name, status string) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if err := checkEnum("status", status, AgentActive, AgentQuarantined); err != nil {
+		return fmt.Errorf("set agent %q status: %w", name, err)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE agents SET status = $2 WHERE name = $1`, name, status)
+	if err == nil {
+		err = mustAffect(res, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("set agent %q status: %w", name, err)
+	}
+	return nil
+}
+
+// ---- sessions ----
+
+// CreateSession records a new active session. The agent must exist (else
+// ErrNotFound is wrapped) and be active (else ErrConflict). A child session's
+// parent must exist (ErrNotFound), be active and not yet expired at the
+// child's Created time (ErrConflict). RootID, Depth and Sponsor are filled in
+// when empty and checked against the tree when set. A duplicate ID wraps
+// ErrExists.
+func (s *Store) CreateSession(ctx context.Context, sess Session) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if err := s.createSession(ctx, &sess); err != nil {
+		return fmt.Errorf("create session %q: %w", sess.ID, err)
+	}
+	return nil
+}
+
+func (s *Store) createSession(ctx context.Context, sess *Session) error {
+	if sess.Status == "" {
+		sess.Status = SessionActive
+	}
+	if sess.Created.IsZero() {
+		sess.Created = s.now()
+	}
+	errs := []error{
+		checkName("id", sess.ID),
+		checkName("agent", sess.Agent),
+		checkEnum("status", sess.Status, SessionActive),
+		checkText("objective", sess.Objective),
+		checkText("objective hash", sess.ObjectiveHash),
+		checkText("spiffe id", sess.SPIFFEID),
+		checkText("jkt", sess.JKT),
+		checkText("grant id", sess.GrantID),
+		checkJSON("scope", sess.Scope),
+		checkTime("created", sess.Created),
+	}
+	if !sess.Expires.IsZero() {
+		errs = append(errs, checkTime("expires", sess.Expires))
+	}
+	if sess.Sponsor != "" {
+		errs = append(errs, checkName("sponsor", sess.Sponsor))
+	}
+	if sess.ParentID != "" {
+		errs = append(errs, checkName("parent id", sess.ParentID))
+	}
+	if sess.RootID != "" {
+		errs = append(errs, checkName("root id", sess.RootID))
+	}
+	if sess.EndReason != "" || !sess.Ended.IsZero() {
+		errs = append(errs, errors.New("a new session cannot carry an end reason or end time"))
+	}
+	if sess.Expires.IsZero() {
+		errs = append(errs, errors.New("expires is required"))
+	} else if !sess.Expires.After(sess.Created) {
+		errs = append(errs, errors.New("expires must be after created"))
+	}
+	if sess.Depth < 0 {
+		errs = append(errs, errors.New("depth must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		var sponsor, status string
+		err := tx.QueryRowContext(ctx, `SELECT sponsor, status FROM agents WHERE name = $1`, sess.Agent).
+			Scan(&sponsor, &status)
+		if err != nil {
+			return fmt.Errorf("agent %q: %w", sess.Agent, notFound(err))
+		}
+		if status != AgentActive {
+			return fmt.Errorf("agent %q is %s: %w", sess.Agent, status, ErrConflict)
+		}
+		if sess.Sponsor == "" {
+			sess.Sponsor = sponsor
+		}
+		if sess.ParentID == "" {
+			if sess.RootID == "" {
+				sess.RootID = sess.ID
+			}
+			if sess.RootID != sess.ID {
+				return fmt.Errorf("root session must have root id %q, not %q", sess.ID, sess.RootID)
+			}
+			if sess.Depth != 0 {
+				return fmt.Errorf("root session must have depth 0, not %d", sess.Depth)
+			}
+		} else {
+			var (
+				root    string
+				depth   int
+				pstatus string
+				expires int64
+			)
+			err := tx.QueryRowContext(ctx,
+				`SELECT root_id, depth, status, expires FROM sessions WHERE id = $1`, sess.ParentID).
+				Scan(&root, &depth, &pstatus, &expires)
+			if err != nil {
+				return fmt.Errorf("parent session %q: %w", sess.ParentID, notFound(err))
+			}
+			if pstatus != SessionActive {
+				return fmt.Errorf("parent session %q has ended: %w", sess.ParentID, ErrConflict)
+			}
+			if !sess.Created.Before(fromNanos(expires)) {
+				return fmt.Errorf("parent session %q has expired: %w", sess.ParentID, ErrConflict)
+			}
+			if sess.RootID == "" {
+				sess.RootID = root
+			}
+			if sess.RootID != root {
+				return fmt.Errorf("root id %q does not match parent's root %q", sess.RootID, root)
+			}
+			if sess.Depth == 0 {
+				sess.Depth = depth + 1
+			}
+			if sess.Depth != depth+1 {
+				return fmt.Errorf("depth %d does not match parent's depth %d + 1", sess.Depth, depth)
+			}
+		}
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO sessions (id, agent, sponsor, parent_id, root_id, depth, spiffe_id, objective,
+			   objective_hash, scope, jkt, grant_id, status, end_reason, created, expires, ended)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, '', $14, $15, NULL)
+			 ON CONFLICT DO NOTHING`,
+			sess.ID, sess.Agent, sess.Sponsor, nullString(sess.ParentID), sess.RootID, sess.Depth,
+			sess.SPIFFEID, sess.Objective, sess.ObjectiveHash, jsonArg(sess.Scope), sess.JKT, sess.GrantID,
+			sess.Status, sess.Created.UnixNano(), sess.Expires.UnixNano())
+		if err != nil {
+			return err
+		}
+		return mustAffect(res, ErrExists)
+	})
+}
+
+const sessionCols = `id, agent, sponsor, parent_id, root_id, depth, spiffe_id, objective, objective_hash,
+	scope, jkt, grant_id, status, end_reason, created, expires, ended`
+
+const getSessionQuery = `SELECT ` + sessionCols + ` FROM sessions WHERE id = $1`
+
+func scanSession(sc interface{ Scan(...any) error }) (Session, error) {
+	var (
+		x                Session
+		parent           sql.NullString
+		scope            []byte
+		created, expires int64
+		ended            sql.NullInt64
+	)
+	if err := sc.Scan(&x.ID, &x.Agent, &x.Sponsor, &parent, &x.RootID, &x.Depth, &x.SPIFFEID,
+		&x.Objective, &x.ObjectiveHash, &scope, &x.JKT, &x.GrantID, &x.Status, &x.EndReason,
+		&created, &expires, &ended); err != nil {
+		return Session{}, err
+	}
+	x.ParentID = parent.String
+	x.Scope = rawJSON(scope)
+	x.Created = fromNanos(created)
+	x.Expires = fromNanos(expires)
+	if ended.Valid {
+		x.Ended = fromNanos(ended.Int64)
+	}
+	return x, nil
+}
+
+// GetSession returns the session with the given id or wraps ErrNotFound.
+func (s *Store) GetSession(ctx context.Context, id string) (Session, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	x, err := scanSession(s.getSession.QueryRowContext(ctx, id))
+	if err != nil {
+		return Session{}, fmt.Errorf("get session %q: %w", id, notFound(err))
+	}
+	return x, nil
+}
+
+// ListSessions returns the sessions matching f, newest first (ties broken by
+// id, descending).
+func (s *Store) ListSessions(ctx context.Context, f SessionFilter) ([]Session, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if f.Status != "" {
+		if err := checkEnum("status", f.Status, SessionActive, SessionEnded); err != nil {
+			return nil, fmt.Errorf("list sessions: %w", err)
+		}
+	}
+	if f.Limit < 0 {
+		return nil, errors.New("list sessions: limit must not be negative")
+	}
+	var (
+		where []string
+		args  []any
+	)
+	add := func(col, v string) {
+		if v != "" {
+			args = append(args, v)
+			where = append(where, fmt.Sprintf("%s = $%d", col, len(args)))
+		}
+	}
+	add("agent", f.Agent)
+	add("sponsor", f.Sponsor)
+	add("status", f.Status)
+	q := `SELECT ` + sessionCols + ` FROM sessions`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY created DESC, id DESC`
+	if f.Limit > 0 {
+		args = append(args, f.Limit)
+		q += fmt.Sprintf(` LIMIT $%d`, len(args))
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	out, err := collect(rows, scanSession)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	return out, nil
+}
+
+// EndSession ends the session with the given id and every active
+// descendant (children, grandchildren, …) in one transaction, recording
+// reason and at (the current time if zero) on each, and returns the ids it
+// ended, ancestors before descendants (by depth, then creation time, then
+// id). Ending an ended session is not an error: it ends whatever
+// descendants are still active and returns only those. An unknown id wraps
+// ErrNotFound.
+func (s *Store) EndSession(ctx context.Context, id, reason string, at time.Time) ([]string, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if at.IsZero() {
+		at = s.now()
+	}
+	if err := errors.Join(checkText("reason", reason), checkTime("end time", at)); err != nil {
+		return nil, fmt.Errorf("end session %q: %w", id, err)
+	}
+	var ended []string
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := exists(ctx, tx, `SELECT 1 FROM sessions WHERE id = $1`, id); err != nil {
+			return err
+		}
+		var err error
+		ended, err = endTree(ctx, tx, id, reason, at)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("end session %q: %w", id, err)
+	}
+	return ended, nil
+}
+
+// endTree ends the active sessions in the tree rooted at id and returns their
+// ids, shallowest first.
+func endTree(ctx context.Context, tx *sql.Tx, id, reason string, at time.Time) ([]string, error) {
+	rows, err := tx.QueryContext(ctx,
+		`WITH RECURSIVE tree(id, depth) AS (
+		     SELECT id, 0 FROM sessions WHERE id = $1
+		     UNION ALL
+		     SELECT s.id, tree.depth + 1 FROM sessions s JOIN tree ON s.parent_id = tree.id
+		 )
+		 SELECT s.id FROM tree JOIN sessions s ON s.id = tree.id
+		  WHERE s.status = 'active'
+		  ORDER BY tree.depth, s.created, s.id`, id)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := collect(rows, func(sc interface{ Scan(...any) error }) (string, error) {
+		var id string
+		return id, sc.Scan(&id)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx,
+			`UPDATE sessions SET status = 'ended', end_reason = $2, ended = $3 WHERE id = $1 AND status = 'active'`,
+			id, reason, at.UnixNano()); err != nil {
+			return nil, fmt.Errorf("end %q: %w", id, err)
+		}
+	}
+	return ids, nil
+}
+
+// ExpireSessions ends, in one transaction, every active session whose
+// Expires is at or before now, with reason ReasonExpired, together with all
+// of its active descendants (which get the same reason), and returns the ids
+// it ended, shallower sessions first.
+func (s *Store) ExpireSessions(ctx context.Context, now time.Time) ([]string, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if err := checkTime("now", now); err != nil {
+		return nil, fmt.Errorf("expire sessions: %w", err)
+	}
+	var ended []string
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx,
+			`SELECT id FROM sessions WHERE status = 'active' AND expires <= $1 ORDER BY depth, created, id`,
+			now.UnixNano())
+		if err != nil {
+			return err
+		}
+		due, err := collect(rows, func(sc interface{ Scan(...any) error }) (string, error) {
+			var id string
+			return id, sc.Scan(&id)
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range due {
+			ids, err := endTree(ctx, tx, id, ReasonExpired, now)
+			if err != nil {
+				return err
+			}
+			ended = append(ended, ids...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expire sessions: %w", err)
+	}
+	return ended, nil
+}
+
+// ---- tool pins ----
+
+const pinCols = `server, tool, hash, definition, approved_hash, approved_by, updated`
+
+func scanPin(sc interface{ Scan(...any) error }) (ToolPin, error) {
+	var (
+		p       ToolPin
+		def     []byte
+		updated int64
+	)
+	if err := sc.Scan(&p.Server, &p.Tool, &p.Hash, &def, &p.ApprovedHash, &p.ApprovedBy, &updated); err != nil {
+		return ToolPin{}, err
+	}
+	p.Definition = rawJSON(def)
+	p.Updated = fromNanos(updated)
+	return p, nil
+}
+
+// GetPin returns the pin of server's tool or wraps ErrNotFound.
+func (s *Store) GetPin(ctx context.Context, server, tool string) (ToolPin, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	p, err := scanPin(s.r.QueryRowContext(ctx,
+		`SELECT `+pinCols+` FROM tool_pins WHERE server = $1 AND tool = $2`, server, tool))
+	if err != nil {
+		return ToolPin{}, fmt.Errorf("get pin %q/%q: %w", server, tool, notFound(err))
+	}
+	return p, nil
+}
+
+// PutPin inserts or replaces the pin of p.Server's p.Tool with p, every
+// field included: a caller that observes a changed definition keeps the old
+// ApprovedHash (and so the mismatch) by passing it back unchanged.
+func (s *Store) PutPin(ctx context.Context, p ToolPin) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if p.Updated.IsZero() {
+		p.Updated = s.now()
+	}
+	if err := errors.Join(
+		checkName("server", p.Server),
+		checkName("tool", p.Tool),
+		checkName("hash", p.Hash),
+		checkJSON("definition", p.Definition),
+		checkText("approved hash", p.ApprovedHash),
+		checkText("approved by", p.ApprovedBy),
+		checkTime("updated", p.Updated),
+	); err != nil {
+		return fmt.Errorf("put pin %q/%q: %w", p.Server, p.Tool, err)
+	}
+	_, err := s.w.ExecContext(ctx,
+		`INSERT INTO tool_pins (server, tool, hash, definition, approved_hash, approved_by, updated)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7)
+		 ON CONFLICT (server, tool) DO UPDATE SET hash = excluded.hash, definition = excluded.definition,
+		   approved_hash = excluded.approved_hash, approved_by = excluded.approved_by, updated = excluded.updated`,
+		p.Server, p.Tool, p.Hash, jsonArg(p.Definition), p.ApprovedHash, p.ApprovedBy, p.Updated.UnixNano())
+	if err != nil {
+		return fmt.Errorf("put pin %q/%q: %w", p.Server, p.Tool, err)
+	}
+	return nil
+}
+
+// ListPins returns the pins of server ("" for every server) ordered by
+// server and tool.
+func (s *Store) ListPins(ctx context.Context, server string) ([]ToolPin, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	q := `SELECT ` + pinCols + ` FROM tool_pins ORDER BY server, tool`
+	var args []any
+	if server != "" {
+		q = `SELECT ` + pinCols + ` FROM tool_pins WHERE server = $1 ORDER BY server, tool`
+		args = append(args, server)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list pins: %w", err)
+	}
+	out, err := collect(rows, scanPin)
+	if err != nil {
+		return nil, fmt.Errorf("list pins: %w", err)
+	}
+	return out, nil
+}
+
+// ApprovePin records that by approved the definition of server's tool with
+// the given hash. It succeeds only if hash is the currently observed Hash;
+// if the definition changed again since the approver looked, it wraps
+// ErrConflict and approves nothing. An unknown pin wraps ErrNotFound.
+func (s *Store) ApprovePin(ctx context.Context, server, tool, hash, by string) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if err := errors.Join(checkName("hash", hash), checkName("approver", by)); err != nil {
+		return fmt.Errorf("approve pin %q/%q: %w", server, tool, err)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE tool_pins SET approved_hash = hash, approved_by = $4, updated = $5
+			  WHERE server = $1 AND tool = $2 AND hash = $3`,
+			server, tool, hash, by, s.now().UnixNano())
+		if err != nil {
+			return err
+		}
+		if mustAffect(res, ErrNotFound) == nil {
+			return nil
+		}
+		if err := exists(ctx, tx, `SELECT 1 FROM tool_pins WHERE server = $1 AND tool = $2`, server, tool); err != nil {
+			return err
+		}
+		return fmt.Errorf("the tool definition changed again since it was reviewed; review the current definition: %w", ErrConflict)
+	})
+	if err != nil {
+		return fmt.Errorf("approve pin %q/%q: %w", server, tool, err)
+	}
+	return nil
+}
+
+// ---- meta ----
+
+// GetMeta returns the value stored under key or wraps ErrNotFound.
+func (s *Store) GetMeta(ctx context.Context, key string) (string, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	var v string
+	if err := s.r.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = $1`, key).Scan(&v); err != nil {
+		return "", fmt.Errorf("get meta %q: %w", key, notFound(err))
+	}
+	return v, nil
+}
+
+// SetMeta stores value under key, replacing any previous value.
+func (s *Store) SetMeta(ctx context.Context, key, value string) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if err := errors.Join(checkName("key", key), checkText("value", value)); err != nil {
+		return fmt.Errorf("set meta %q: %w", key, err)
+	}
+	if _, err := s.w.ExecContext(ctx,
+		`INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+		key, value); err != nil {
+		return fmt.Errorf("set meta %q: %w", key, err)
+	}
+	return nil
+}
+
+// ---- helpers ----
+
+// exists wraps ErrNotFound unless query returns a row.
+func exists(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
+	var one int
+	return notFound(tx.QueryRowContext(ctx, query, args...).Scan(&one))
+}
+
+// notFound maps sql.ErrNoRows to ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// mustAffect returns none unless res changed at least one row.
+func mustAffect(res sql.Result, none error) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return none
+	}
+	return nil
+}
+
+func collect[T any](rows *sql.Rows, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// jsonArg binds raw as text, or NULL when empty.
+func jsonArg(raw json.RawMessage) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	return string(raw)
+}
+
+func rawJSON(b []byte) json.RawMessage {
+	if len(b) == 0 {
+		return nil
+	}
+	return json.RawMessage(b)
+}
+
+func nullString(v string) any {
+	if v == "" {
+		return nil
+	}
+	return v
+}
+
+func nonNil(v []string) []string {
+	if v == nil {
+		return []string{}
+	}
+	return v
+}
+
+func checkName(what, v string) error {
+	switch {
+	case v == "":
+		return fmt.Errorf("%s is empty", what)
+	case len(v) > MaxNameLen:
+		return fmt.Errorf("%s is longer than %d bytes", what, MaxNameLen)
+	case !utf8.ValidString(v):
+		return fmt.Errorf("%s is not valid UTF-8", what)
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return fmt.Errorf("%s contains a control character", what)
+		}
+	}
+	return nil
+}
+
+func checkText(what, v string) error {
+	switch {
+	case len(v) > MaxTextLen:
+		return fmt.Errorf("%s is longer than %d bytes", what, MaxTextLen)
+	case !utf8.ValidString(v):
+		return fmt.Errorf("%s is not valid UTF-8", what)
+	case strings.IndexByte(v, 0) >= 0:
+		return fmt.Errorf("%s contains a NUL byte", what)
+	}
+	return nil
+}
+
+func checkJSON(what string, raw json.RawMessage) error {
+	switch {
+	case len(raw) == 0:
+		return nil
+	case len(raw) > MaxJSONLen:
+		return fmt.Errorf("%s is longer than %d bytes", what, MaxJSONLen)
+	case !utf8.Valid(raw) || !json.Valid(raw):
+		return fmt.Errorf("%s is not valid JSON", what)
+	}
+	return nil
+}
+
+func checkEnum(what, v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s %q is not one of %s", what, v, strings.Join(allowed, ", "))
+}
+
+// checkTime rejects times that Unix nanoseconds cannot represent.
+func checkTime(what string, t time.Time) error {
+	if t.Before(time.Unix(0, math.MinInt64)) || t.After(time.Unix(0, math.MaxInt64)) {
+		return fmt.Errorf("%s %s is outside the representable range (years 1678 to 2262)", what, t.UTC().Format(time.RFC3339))
+	}
+	return nil
+}

@@ -1,0 +1,540 @@
+package streamable
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+)
+
+// Defaults for [HandlerConfig].
+const (
+	// DefaultMaxBodyBytes bounds a POST body.
+	DefaultMaxBodyBytes = 4 << 20
+	// DefaultMaxRetainedEvents is how many SSE events a session keeps for
+	// resumption, over all of its streams.
+	DefaultMaxRetainedEvents = 1024
+	// DefaultMaxQueued is how many server→client messages a session queues
+	// while no standalone stream is open.
+	DefaultMaxQueued = 256
+	// DefaultIdleTimeout closes a session with no HTTP request in flight and
+	// no open stream for this long.
+	DefaultIdleTimeout = 30 * time.Minute
+	// DefaultKeepAlive is the interval of SSE comment pings on open streams.
+	DefaultKeepAlive = 15 * time.Second
+)
+
+// Bounds on the headers this package reads.
+const (
+	maxSessionIDLen = 128
+	maxEventIDLen   = 64
+	maxVersionLen   = 32
+)
+
+// Header names.
+const (
+	headerSessionID       = "Mcp-Session-Id"
+	headerProtocolVersion = "Mcp-Protocol-Version"
+	headerLastEventID     = "Last-Event-Id"
+)
+
+// Protocol versions with behaviour that differs in this transport.
+const (
+	versionBatch   = "2025-03-26" // the only version with JSON-RPC batches
+	versionPriming = "2025-11-25" // first version with priming events
+)
+
+var (
+	// ErrUnauthorized is returned (wrapped) by [HandlerConfig.Open] and
+	// [SessionHandler.Authorize] when the caller is not authenticated; the
+	// handler answers 401. Any other error from them is answered 403.
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrQueueFull is returned by [Session.Send] when a message for the
+	// standalone stream cannot be queued because no stream is open and
+	// the queue holds [HandlerConfig.MaxQueued] messages.
+	ErrQueueFull = errors.New("server-to-client queue full")
+	// ErrSessionClosed is returned by [Session.Send] after the session ended.
+	ErrSessionClosed = errors.New("session closed")
+)
+
+// HandlerConfig configures a [Handler]. Zero values take the defaults.
+type HandlerConfig struct {
+	// Open is called for a POST without Mcp-Session-Id whose body is one
+	// initialize request. It returns the session's handler, or an error:
+	// errors.Is(err, ErrUnauthorized) is answered 401, other errors 403,
+	// with the error text (which must be safe to show) in the body.
+	Open func(r *http.Request, s *Session) (SessionHandler, error)
+	// MaxBodyBytes bounds a POST body; larger bodies are answered 413.
+	MaxBodyBytes int64
+	// MaxRetainedEvents is how many SSE events a session keeps for
+	// resumption; the oldest are evicted first.
+	MaxRetainedEvents int
+	// MaxQueued is how many server→client messages are queued while no
+	// standalone stream is open; beyond it Send returns ErrQueueFull.
+	MaxQueued int
+	// IdleTimeout closes a session after this long with no HTTP request in
+	// flight and no open stream.
+	IdleTimeout time.Duration
+	// KeepAlive is the interval of SSE comment pings.
+	KeepAlive time.Duration
+}
+
+// SessionHandler receives the messages of one session. It is returned by
+// [HandlerConfig.Open].
+type SessionHandler interface {
+	// Authorize is called for every HTTP request on an existing session
+	// (POST, GET, DELETE) before anything else. An error is answered 401
+	// if it wraps ErrUnauthorized and 403 otherwise, with its text.
+	Authorize(r *http.Request) error
+	// Receive is called with every client→server message, in arrival
+	// order, one at a time. ctx is the session's context, cancelled when
+	// the session closes. Receive must not block for long.
+	Receive(ctx context.Context, msg jsonrpc.Message)
+	// Closed is called once when the session ends (DELETE, idle timeout,
+	// Session.Close or Handler.Close).
+	Closed()
+}
+
+// Handler serves the MCP Streamable HTTP transport on one endpoint. It is
+// an http.Handler; see the package documentation for the HTTP behaviour.
+type Handler struct {
+	cfg HandlerConfig
+
+	mu       sync.Mutex
+	sessions map[[32]byte]*Session // keyed by SHA-256 of the session id
+	closed   bool
+}
+
+// NewHandler returns a Handler for cfg, with defaults applied.
+func NewHandler(cfg HandlerConfig) *Handler {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxRetainedEvents <= 0 {
+		cfg.MaxRetainedEvents = DefaultMaxRetainedEvents
+	}
+	if cfg.MaxQueued <= 0 {
+		cfg.MaxQueued = DefaultMaxQueued
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = DefaultKeepAlive
+	}
+	return &Handler{cfg: cfg, sessions: make(map[[32]byte]*Session)}
+}
+
+// Close closes every session and makes the handler refuse new ones (503).
+func (h *Handler) Close() {
+	h.mu.Lock()
+	h.closed = true
+	ss := make([]*Session, 0, len(h.sessions))
+	for _, s := range h.sessions {
+		ss = append(ss, s)
+	}
+	h.mu.Unlock()
+	for _, s := range ss {
+		s.Close()
+	}
+}
+
+func sessionKey(id string) [32]byte { return sha256.Sum256([]byte(id)) }
+
+func (h *Handler) lookup(id string) *Session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.sessions[sessionKey(id)]
+}
+
+func (h *Handler) remove(s *Session) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.sessions[s.key] == s {
+		delete(h.sessions, s.key)
+	}
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if len(r.Header.Get(headerSessionID)) > maxSessionIDLen ||
+		len(r.Header.Get(headerLastEventID)) > maxEventIDLen ||
+		len(r.Header.Get(headerProtocolVersion)) > maxVersionLen {
+		writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "header too long")
+		return
+	}
+	switch r.Method {
+	case http.MethodPost:
+		h.servePOST(w, r)
+	case http.MethodGet:
+		h.serveGET(w, r)
+	case http.MethodDelete:
+		h.serveDELETE(w, r)
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		writeError(w, http.StatusMethodNotAllowed, jsonrpc.CodeInvalidRequest, "method not allowed")
+	}
+}
+
+// existing looks up the session named by the request and authorizes the
+// request. On failure it has written the response and returns nil. On
+// success the caller must call s.end() when done.
+func (h *Handler) existing(w http.ResponseWriter, r *http.Request) *Session {
+	id := r.Header.Get(headerSessionID)
+	if id == "" {
+		writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "missing Mcp-Session-Id header")
+		return nil
+	}
+	s := h.lookup(id)
+	if s == nil || !s.begin() {
+		writeError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session not found")
+		return nil
+	}
+	if err := s.handler.Authorize(r); err != nil {
+		s.end()
+		writeAuthError(w, err)
+		return nil
+	}
+	if v := r.Header.Get(headerProtocolVersion); v != "" {
+		if !validVersion(v) {
+			s.end()
+			writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "malformed MCP-Protocol-Version header")
+			return nil
+		}
+		s.setVersion(v)
+	}
+	return s
+}
+
+func (h *Handler) servePOST(w http.ResponseWriter, r *http.Request) {
+	var s *Session
+	if r.Header.Get(headerSessionID) != "" {
+		if s = h.existing(w, r); s == nil {
+			return
+		}
+		defer s.end()
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, jsonrpc.CodeInvalidRequest, "Content-Type must be application/json")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeError(w, http.StatusRequestEntityTooLarge, jsonrpc.CodeInvalidRequest,
+				fmt.Sprintf("request body larger than %d bytes", h.cfg.MaxBodyBytes))
+			return
+		}
+		writeError(w, http.StatusBadRequest, jsonrpc.CodeParseError, "read request body failed")
+		return
+	}
+	version := ""
+	if s != nil {
+		version = s.ProtocolVersion()
+	}
+	msgs, batch, code, err := decodeBody(body, version == versionBatch)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, code, err.Error())
+		return
+	}
+	isInit := len(msgs) == 1 && !batch && isInitialize(msgs[0])
+	if s == nil {
+		if !isInit {
+			writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest,
+				"missing Mcp-Session-Id header: only an initialize request may start a session")
+			return
+		}
+		if s = h.open(w, r, msgs[0].(*jsonrpc.Request)); s == nil {
+			return
+		}
+		defer s.end()
+		w.Header().Set(headerSessionID, s.id)
+	} else {
+		for _, m := range msgs {
+			if isInitialize(m) {
+				writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "session already initialized")
+				return
+			}
+		}
+	}
+
+	var calls []jsonrpc.ID
+	for _, m := range msgs {
+		if req, ok := m.(*jsonrpc.Request); ok && req.IsCall() {
+			calls = append(calls, req.ID)
+		}
+	}
+	if len(calls) == 0 {
+		if !s.receive(msgs) {
+			writeError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session closed")
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+
+	sse := acceptsSSE(r.Header.Values("Accept"))
+	st, err := s.openRequestStream(calls, !sse, isInit)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, err.Error())
+		return
+	}
+	if !s.receive(msgs) {
+		s.detach(st)
+		writeError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session closed")
+		return
+	}
+	if sse {
+		s.serveStream(w, r, st)
+		return
+	}
+	s.serveJSON(w, r, st, batch)
+}
+
+// open creates a session for an initialize request and asks cfg.Open for
+// its handler. On failure it has written the response and returns nil; on
+// success the session is registered and begun.
+func (h *Handler) open(w http.ResponseWriter, r *http.Request, init *jsonrpc.Request) *Session {
+	var p struct {
+		ProtocolVersion string `json:"protocolVersion"`
+	}
+	_ = json.Unmarshal(init.Params, &p) // a missing or odd version is for the server to refuse
+	if !validVersion(p.ProtocolVersion) {
+		p.ProtocolVersion = ""
+	}
+	s, err := newSession(h, p.ProtocolVersion)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, jsonrpc.CodeInternalError, "create session failed")
+		return nil
+	}
+	if h.cfg.Open == nil {
+		s.cancel()
+		writeError(w, http.StatusForbidden, jsonrpc.CodeInvalidRequest, "sessions are not accepted")
+		return nil
+	}
+	sh, err := h.cfg.Open(r, s)
+	if err != nil {
+		s.cancel()
+		writeAuthError(w, err)
+		return nil
+	}
+	if sh == nil {
+		s.cancel()
+		writeError(w, http.StatusForbidden, jsonrpc.CodeInvalidRequest, "sessions are not accepted")
+		return nil
+	}
+	s.handler = sh
+	s.begin()
+	s.mu.Lock()
+	s.idle = time.AfterFunc(h.cfg.IdleTimeout, s.checkIdle)
+	s.mu.Unlock()
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		s.Close()
+		writeError(w, http.StatusServiceUnavailable, jsonrpc.CodeInternalError, "server shutting down")
+		return nil
+	}
+	h.sessions[s.key] = s
+	h.mu.Unlock()
+	return s
+}
+
+func (h *Handler) serveGET(w http.ResponseWriter, r *http.Request) {
+	s := h.existing(w, r)
+	if s == nil {
+		return
+	}
+	defer s.end()
+	if !acceptsSSE(r.Header.Values("Accept")) {
+		writeError(w, http.StatusNotAcceptable, jsonrpc.CodeInvalidRequest, "GET requires Accept: text/event-stream")
+		return
+	}
+	var st *stream
+	if leid := r.Header.Get(headerLastEventID); leid != "" {
+		sid, idx, ok := parseEventID(leid)
+		if !ok {
+			writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "malformed Last-Event-ID header")
+			return
+		}
+		var status int
+		var err error
+		st, status, err = s.resume(sid, idx)
+		if err != nil {
+			writeError(w, status, jsonrpc.CodeInvalidRequest, err.Error())
+			return
+		}
+	} else {
+		var err error
+		if st, err = s.openStandalone(); err != nil {
+			writeError(w, http.StatusConflict, jsonrpc.CodeInvalidRequest, err.Error())
+			return
+		}
+	}
+	s.serveStream(w, r, st)
+}
+
+func (h *Handler) serveDELETE(w http.ResponseWriter, r *http.Request) {
+	s := h.existing(w, r)
+	if s == nil {
+		return
+	}
+	s.end()
+	s.Close()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// decodeBody parses a POST body into messages. It rejects invalid JSON,
+// duplicate object member names and invalid UTF-8 (so that the gateway and
+// the upstream server cannot read different values from one message) and
+// batches unless allowed. It returns the JSON-RPC error code to answer with.
+func decodeBody(body []byte, allowBatch bool) ([]jsonrpc.Message, bool, int, error) {
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.ReadValue(); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, false, jsonrpc.CodeParseError, errors.New("parse error: empty body")
+		}
+		return nil, false, jsonrpc.CodeParseError, fmt.Errorf("parse error: %v", err)
+	}
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
+		return nil, false, jsonrpc.CodeParseError, errors.New("parse error: data after the JSON value")
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		if !allowBatch {
+			return nil, true, jsonrpc.CodeInvalidRequest, errors.New("invalid request: JSON-RPC batches are only accepted in protocol version 2025-03-26")
+		}
+		var raws []json.RawMessage
+		if err := json.Unmarshal(trimmed, &raws); err != nil {
+			return nil, true, jsonrpc.CodeParseError, fmt.Errorf("parse error: %v", err)
+		}
+		if len(raws) == 0 {
+			return nil, true, jsonrpc.CodeInvalidRequest, errors.New("invalid request: empty batch")
+		}
+		msgs := make([]jsonrpc.Message, 0, len(raws))
+		for i, raw := range raws {
+			m, err := jsonrpc.DecodeMessage(raw)
+			if err != nil {
+				return nil, true, jsonrpc.CodeInvalidRequest, fmt.Errorf("invalid request: batch element %d: %v", i, err)
+			}
+			msgs = append(msgs, m)
+		}
+		return msgs, true, 0, nil
+	}
+	m, err := jsonrpc.DecodeMessage(trimmed)
+	if err != nil {
+		return nil, false, jsonrpc.CodeInvalidRequest, fmt.Errorf("invalid request: %v", err)
+	}
+	return []jsonrpc.Message{m}, false, 0, nil
+}
+
+func isInitialize(m jsonrpc.Message) bool {
+	req, ok := m.(*jsonrpc.Request)
+	return ok && req.IsCall() && req.Method == "initialize"
+}
+
+// validVersion reports whether v looks like an MCP protocol version
+// (YYYY-MM-DD).
+func validVersion(v string) bool {
+	if len(v) != len("2006-01-02") {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if i == 4 || i == 7 {
+			if c != '-' {
+				return false
+			}
+		} else if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// acceptsSSE reports whether the Accept header values allow
+// text/event-stream explicitly (text/event-stream or text/*).
+func acceptsSSE(values []string) bool {
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, ",") {
+			mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err != nil {
+				continue
+			}
+			if mt == "text/event-stream" || mt == "text/*" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// parseEventID parses "<streamID>_<index>" with both parts decimal.
+func parseEventID(s string) (string, int64, bool) {
+	i := strings.LastIndexByte(s, '_')
+	if i <= 0 || i == len(s)-1 {
+		return "", 0, false
+	}
+	sid := s[:i]
+	if _, err := strconv.ParseUint(sid, 10, 63); err != nil {
+		return "", 0, false
+	}
+	idx, err := strconv.ParseInt(s[i+1:], 10, 64)
+	if err != nil || idx < 0 || s[i+1] == '+' {
+		return "", 0, false
+	}
+	return sid, idx, true
+}
+
+func writeAuthError(w http.ResponseWriter, err error) {
+	status := http.StatusForbidden
+	if errors.Is(err, ErrUnauthorized) {
+		status = http.StatusUnauthorized
+	}
+	writeError(w, status, jsonrpc.CodeInvalidRequest, err.Error())
+}
+
+// writeError answers with status and a JSON-RPC error response with a null
+// id as the body.
+func writeError(w http.ResponseWriter, status, code int, msg string) {
+	body, err := json.Marshal(struct {
+		JSONRPC string `json:"jsonrpc"`
+		ID      any    `json:"id"`
+		Error   struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}{JSONRPC: "2.0", Error: struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}{code, msg}})
+	if err != nil {
+		body = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"internal error"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func newSessionID() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
+}

@@ -1,0 +1,507 @@
+package streamable
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+)
+
+// standaloneStreamID names the stream opened by GET without Last-Event-ID.
+const standaloneStreamID = "0"
+
+// Session is one MCP session of a [Handler]. Its methods are safe for
+// concurrent use.
+type Session struct {
+	h       *Handler
+	id      string
+	key     [32]byte
+	ctx     context.Context
+	cancel  context.CancelFunc
+	handler SessionHandler // set once before the session is registered
+
+	recvMu sync.Mutex // serialises Receive calls
+
+	mu         sync.Mutex
+	closed     bool
+	version    string
+	initID     jsonrpc.ID // initialize request awaiting its response
+	nextStream int64
+	streams    map[string]*stream
+	standalone *stream
+	queue      [][]byte               // standalone messages waiting for a GET
+	pending    map[jsonrpc.ID]*stream // client request id → its stream
+	ring       []*event               // retained events, oldest at ringHead
+	ringHead   int
+	ringLen    int
+	active     int // HTTP requests in flight, including open streams
+	idle       *time.Timer
+	closeOnce  sync.Once
+}
+
+// stream is one logical SSE stream (or, for a POST that accepts only JSON,
+// the collection of its responses). It outlives the HTTP connection it is
+// written to, so a client can resume it.
+type stream struct {
+	id          string
+	standalone  bool
+	json        bool     // responses go into one JSON body
+	next        int64    // index of the next event
+	evicted     int64    // events with index below this are no longer retained
+	retained    int      // events of this stream in the ring
+	outstanding int      // requests not yet answered
+	out         []*event // events to write on the current connection
+	jsonOut     [][]byte
+	attached    bool
+	wake        chan struct{}
+}
+
+type event struct {
+	s    *stream
+	idx  int64
+	data []byte // nil for a priming event
+}
+
+func (st *stream) eventID(idx int64) string {
+	return st.id + "_" + strconv.FormatInt(idx, 10)
+}
+
+func newSession(h *Handler, version string) (*Session, error) {
+	id, err := newSessionID()
+	if err != nil {
+		return nil, fmt.Errorf("create session id: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Session{
+		h:       h,
+		id:      id,
+		key:     sessionKey(id),
+		ctx:     ctx,
+		cancel:  cancel,
+		version: version,
+		streams: make(map[string]*stream),
+		pending: make(map[jsonrpc.ID]*stream),
+		ring:    make([]*event, h.cfg.MaxRetainedEvents),
+	}
+	s.nextStream = 1
+	s.standalone = &stream{id: standaloneStreamID, standalone: true, wake: make(chan struct{}, 1)}
+	s.streams[standaloneStreamID] = s.standalone
+	return s, nil
+}
+
+// ID returns the session id sent in Mcp-Session-Id.
+func (s *Session) ID() string { return s.id }
+
+// ProtocolVersion returns the protocol version: the one the initialize
+// request asked for, then the one the initialize response chose, then the
+// latest MCP-Protocol-Version header. It is "" if none was valid.
+func (s *Session) ProtocolVersion() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.version
+}
+
+func (s *Session) setVersion(v string) {
+	s.mu.Lock()
+	s.version = v
+	s.mu.Unlock()
+}
+
+// Send sends a server→client message.
+//
+// A *jsonrpc.Response goes to the stream of the POST that carried the
+// request with its id, as an SSE event or, if that POST did not accept
+// text/event-stream, in its JSON body; that POST completes once every
+// request it carried is answered. A response to an unknown id is an error.
+//
+// A request or notification goes to the stream of the client request
+// related, if related is valid and that request is still unanswered;
+// otherwise to the standalone GET stream, or, while none is open, into a
+// bounded queue flushed when one opens (ErrQueueFull when it is full).
+//
+// Every SSE event carries an id "<streamID>_<n>" and is retained (bounded)
+// so that a client can resume a dropped stream with Last-Event-ID.
+func (s *Session) Send(msg jsonrpc.Message, related jsonrpc.ID) error {
+	if msg == nil {
+		return errors.New("send: nil message")
+	}
+	data, err := jsonrpc.EncodeMessage(msg)
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrSessionClosed
+	}
+	switch m := msg.(type) {
+	case *jsonrpc.Response:
+		st, ok := s.pending[m.ID]
+		if !ok {
+			return fmt.Errorf("send response %v: no unanswered request with that id", m.ID.Raw())
+		}
+		delete(s.pending, m.ID)
+		if s.initID.IsValid() && m.ID == s.initID {
+			s.initID = jsonrpc.ID{}
+			var r struct {
+				ProtocolVersion string `json:"protocolVersion"`
+			}
+			if m.Error == nil && json.Unmarshal(m.Result, &r) == nil && validVersion(r.ProtocolVersion) {
+				s.version = r.ProtocolVersion
+			}
+		}
+		st.outstanding--
+		if st.json {
+			if st.attached {
+				st.jsonOut = append(st.jsonOut, data)
+				if st.outstanding == 0 {
+					notify(st.wake)
+				}
+			}
+		} else {
+			s.enqueue(st, data)
+			if st.outstanding == 0 {
+				notify(st.wake)
+			}
+		}
+		s.maybeForget(st)
+		return nil
+	case *jsonrpc.Request:
+		if related.IsValid() {
+			if st, ok := s.pending[related]; ok && !st.json {
+				s.enqueue(st, data)
+				return nil
+			}
+		}
+		if s.standalone.attached {
+			s.enqueue(s.standalone, data)
+			return nil
+		}
+		if len(s.queue) >= s.h.cfg.MaxQueued {
+			return ErrQueueFull
+		}
+		s.queue = append(s.queue, data)
+		return nil
+	default:
+		return fmt.Errorf("send: unsupported message type %T", msg)
+	}
+}
+
+// Close ends the session: open streams end, later requests with its id
+// are answered 404, and its handler's Closed is called. It is idempotent.
+func (s *Session) Close() {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		if s.idle != nil {
+			s.idle.Stop()
+		}
+		s.queue = nil
+		s.pending = map[jsonrpc.ID]*stream{}
+		s.mu.Unlock()
+		s.cancel()
+		s.h.remove(s)
+		if s.handler != nil {
+			s.handler.Closed()
+		}
+	})
+}
+
+// begin records an HTTP request in flight; it reports false if the
+// session is closed.
+func (s *Session) begin() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.active++
+	if s.idle != nil {
+		s.idle.Stop()
+	}
+	return true
+}
+
+func (s *Session) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	if s.active == 0 && !s.closed && s.idle != nil {
+		s.idle.Reset(s.h.cfg.IdleTimeout)
+	}
+}
+
+func (s *Session) checkIdle() {
+	s.mu.Lock()
+	busy := s.active > 0
+	s.mu.Unlock()
+	if !busy {
+		s.Close()
+	}
+}
+
+// receive hands msgs to the session handler in order. It reports false if
+// the session is closed.
+func (s *Session) receive(msgs []jsonrpc.Message) bool {
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
+	for _, m := range msgs {
+		if s.ctx.Err() != nil {
+			return false
+		}
+		s.handler.Receive(s.ctx, m)
+	}
+	return true
+}
+
+// openRequestStream registers the calls of one POST and returns the
+// stream their responses go to, attached to that POST.
+func (s *Session) openRequestStream(calls []jsonrpc.ID, jsonMode, isInit bool) (*stream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrSessionClosed
+	}
+	seen := make(map[jsonrpc.ID]bool, len(calls))
+	for _, id := range calls {
+		if _, dup := s.pending[id]; dup || seen[id] {
+			return nil, fmt.Errorf("invalid request: request id %v is already in use", id.Raw())
+		}
+		seen[id] = true
+	}
+	st := &stream{
+		id:          strconv.FormatInt(s.nextStream, 10),
+		json:        jsonMode,
+		outstanding: len(calls),
+		attached:    true,
+		wake:        make(chan struct{}, 1),
+	}
+	s.nextStream++
+	for _, id := range calls {
+		s.pending[id] = st
+	}
+	if isInit {
+		s.initID = calls[0]
+	}
+	if !jsonMode {
+		s.streams[st.id] = st
+		s.prime(st)
+	}
+	return st, nil
+}
+
+// openStandalone attaches the standalone stream to a GET and flushes the
+// queue into it.
+func (s *Session) openStandalone() (*stream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.standalone
+	if st.attached {
+		return nil, errors.New("a standalone stream is already open for this session")
+	}
+	st.attached = true
+	st.out = nil
+	s.prime(st)
+	s.flushQueue()
+	return st, nil
+}
+
+// resume attaches the stream named by a Last-Event-ID to a GET, with the
+// retained events after idx queued for writing.
+func (s *Session) resume(sid string, idx int64) (*stream, int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.streams[sid]
+	if !ok || idx >= st.next {
+		return nil, http.StatusBadRequest, errors.New("Last-Event-ID names an unknown stream or event")
+	}
+	if idx+1 < st.evicted {
+		return nil, http.StatusBadRequest, errors.New("events after Last-Event-ID are no longer retained")
+	}
+	if st.attached {
+		return nil, http.StatusConflict, errors.New("stream is already open on another connection")
+	}
+	st.attached = true
+	st.out = nil
+	for i := range s.ringLen {
+		ev := s.ring[(s.ringHead+i)%len(s.ring)]
+		if ev.s == st && ev.idx > idx {
+			st.out = append(st.out, ev)
+		}
+	}
+	if st.standalone {
+		s.flushQueue()
+	}
+	return st, 0, nil
+}
+
+// detach marks st as no longer written to by a connection.
+func (s *Session) detach(st *stream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.attached = false
+	st.out = nil
+	st.jsonOut = nil
+	select {
+	case <-st.wake:
+	default:
+	}
+	s.maybeForget(st)
+}
+
+// prime queues a priming event (an id with empty data) so that a client
+// can resume the stream even before the first message. Called with mu held.
+func (s *Session) prime(st *stream) {
+	if s.version < versionPriming {
+		return
+	}
+	st.out = append(st.out, &event{s: st, idx: st.next})
+	st.next++
+}
+
+// flushQueue moves queued standalone messages into the attached
+// standalone stream. Called with mu held.
+func (s *Session) flushQueue() {
+	for _, data := range s.queue {
+		s.enqueue(s.standalone, data)
+	}
+	s.queue = nil
+}
+
+// enqueue assigns the next event of st to data, retains it, and queues it
+// for the attached connection if any. Called with mu held.
+func (s *Session) enqueue(st *stream, data []byte) {
+	ev := &event{s: st, idx: st.next, data: data}
+	st.next++
+	if s.ringLen == len(s.ring) {
+		old := s.ring[s.ringHead]
+		s.ring[s.ringHead] = nil
+		s.ringHead = (s.ringHead + 1) % len(s.ring)
+		s.ringLen--
+		old.s.retained--
+		old.s.evicted = max(old.s.evicted, old.idx+1)
+		s.maybeForget(old.s)
+	}
+	s.ring[(s.ringHead+s.ringLen)%len(s.ring)] = ev
+	s.ringLen++
+	st.retained++
+	if st.attached {
+		st.out = append(st.out, ev)
+		notify(st.wake)
+	}
+}
+
+// maybeForget drops a finished request stream once nothing can resume it.
+// Called with mu held.
+func (s *Session) maybeForget(st *stream) {
+	if !st.standalone && !st.json && st.outstanding == 0 && !st.attached && st.retained == 0 {
+		delete(s.streams, st.id)
+	}
+}
+
+func notify(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// serveStream writes st to w as SSE until the stream is done (request
+// streams: every request answered and written), the connection ends, or
+// the session closes.
+func (s *Session) serveStream(w http.ResponseWriter, r *http.Request, st *stream) {
+	defer s.detach(st)
+	flusher, _ := w.(http.Flusher)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	ticker := time.NewTicker(s.h.cfg.KeepAlive)
+	defer ticker.Stop()
+	var buf []byte
+	for {
+		s.mu.Lock()
+		out := st.out
+		st.out = nil
+		done := !st.standalone && st.outstanding == 0
+		closed := s.closed
+		s.mu.Unlock()
+		if len(out) > 0 {
+			buf = buf[:0]
+			for _, ev := range out {
+				buf = appendSSEEvent(buf, st.eventID(ev.idx), ev.data)
+			}
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if done || closed {
+			return
+		}
+		select {
+		case <-st.wake:
+		case <-ticker.C:
+			if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		case <-r.Context().Done():
+			return
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// serveJSON waits for every response of st and writes them as one JSON
+// body: a single object, or an array for a batch.
+func (s *Session) serveJSON(w http.ResponseWriter, r *http.Request, st *stream, batch bool) {
+	defer s.detach(st)
+	for {
+		s.mu.Lock()
+		done := st.outstanding == 0
+		out := st.jsonOut
+		s.mu.Unlock()
+		if done {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			if batch || len(out) != 1 {
+				_, _ = w.Write([]byte{'['})
+				for i, d := range out {
+					if i > 0 {
+						_, _ = w.Write([]byte{','})
+					}
+					_, _ = w.Write(d)
+				}
+				_, _ = w.Write([]byte{']'})
+			} else {
+				_, _ = w.Write(out[0])
+			}
+			return
+		}
+		select {
+		case <-st.wake:
+		case <-r.Context().Done():
+			return
+		case <-s.ctx.Done():
+			writeError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session closed")
+			return
+		}
+	}
+}
