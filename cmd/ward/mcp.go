@@ -8,18 +8,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ward-dev/ward/internal/gateway"
+	"github.com/ward-dev/ward/internal/sessioncred"
 )
 
 func cmdMCP(args []string, stdout io.Writer) error {
@@ -144,7 +143,7 @@ func cmdMCPServe(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	h := sidecar(target, c.http.Transport, ln.Addr().(*net.TCPAddr).Port)
+	h := sessioncred.Sidecar(target, c.http.Transport, ln.Addr().(*net.TCPAddr).Port)
 	fmt.Fprintf(stdout, "ward mcp serve: session %s\n  MCP endpoint http://%s/mcp (loopback only; Host and Origin checked)\n", *session, ln.Addr())
 	if f, ok := stdout.(*os.File); ok {
 		f.Sync()
@@ -162,49 +161,6 @@ func cmdMCPServe(args []string, stdout io.Writer) error {
 		return err
 	}
 	return nil
-}
-
-// sidecar returns the handler of `ward mcp serve`: it accepts requests only
-// for /mcp with a loopback Host on port and, if an Origin is sent, a loopback
-// Origin; it forwards them to target through rt (which authenticates as the
-// session) and streams responses back unbuffered.
-func sidecar(target *url.URL, rt http.RoundTripper, port int) http.Handler {
-	proxy := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL.Scheme, pr.Out.URL.Host, pr.Out.URL.Path, pr.Out.URL.RawPath = target.Scheme, target.Host, target.Path, ""
-			pr.Out.Host = target.Host
-			pr.Out.Header.Del("Authorization")
-			pr.Out.Header.Del("DPoP")
-			pr.Out.Header.Del("Cookie")
-		},
-		Transport:     rt,
-		FlushInterval: -1,
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			http.Error(w, "ward sidecar: cannot reach the gateway: "+err.Error(), http.StatusBadGateway)
-		},
-	}
-	allowedHost := map[string]bool{}
-	for _, h := range []string{"127.0.0.1", "localhost", "[::1]"} {
-		allowedHost[fmt.Sprintf("%s:%d", h, port)] = true
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !allowedHost[strings.ToLower(r.Host)] {
-			http.Error(w, "ward sidecar: Host "+r.Host+" refused (DNS rebinding protection): use 127.0.0.1", http.StatusForbidden)
-			return
-		}
-		if o := r.Header.Get("Origin"); o != "" {
-			u, err := url.Parse(o)
-			if err != nil || !allowedHost[strings.ToLower(u.Host)] {
-				http.Error(w, "ward sidecar: Origin "+o+" refused (DNS rebinding protection)", http.StatusForbidden)
-				return
-			}
-		}
-		if r.URL.Path != "/mcp" {
-			http.NotFound(w, r)
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	})
 }
 
 var execLookPath = exec.LookPath

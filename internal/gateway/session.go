@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -30,11 +31,12 @@ type Session struct {
 	cancel context.CancelFunc
 	sem    chan struct{}
 
-	initOnce sync.Once
-	initDone chan struct{}
-	initErr  error
-	ups      []*upstream // fixed once initDone is closed
-	byName   map[string]*upstream
+	initOnce    sync.Once
+	initStarted atomic.Bool
+	initDone    chan struct{}
+	initErr     error
+	ups         []*upstream // fixed once initDone is closed
+	byName      map[string]*upstream
 
 	mu      sync.Mutex
 	nextID  int64
@@ -116,6 +118,7 @@ func (s *Session) Receive(ctx context.Context, msg jsonrpc.Message) {
 			started := false
 			s.initOnce.Do(func() {
 				started = true
+				s.initStarted.Store(true)
 				go s.initialize(m)
 			})
 			if !started {
@@ -596,8 +599,27 @@ func (s *Session) clientNotification(m *jsonrpc.Request) {
 	}
 }
 
+// knownMethods are the client requests the gateway serves.
+var knownMethods = map[string]bool{
+	"ping": true, "tools/list": true, "tools/call": true, "prompts/list": true, "prompts/get": true,
+	"resources/list": true, "resources/templates/list": true, "resources/read": true,
+	"resources/subscribe": true, "resources/unsubscribe": true, "completion/complete": true, "logging/setLevel": true,
+}
+
 // handle serves one client request.
 func (s *Session) handle(req *jsonrpc.Request) {
+	if !knownMethods[req.Method] {
+		s.replyErr(req.ID, jsonrpc.CodeMethodNotFound, fmt.Sprintf("ward's gateway does not forward method %q", req.Method), nil)
+		return
+	}
+	if !s.initStarted.Load() {
+		if req.Method == "ping" {
+			s.reply(req.ID, map[string]any{})
+			return
+		}
+		s.replyErr(req.ID, jsonrpc.CodeInvalidRequest, "session is not initialized: send initialize first", nil)
+		return
+	}
 	if err := s.waitInit(); err != nil {
 		s.replyErr(req.ID, jsonrpc.CodeInvalidRequest, err.Error(), nil)
 		return

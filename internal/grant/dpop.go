@@ -33,7 +33,7 @@ const (
 	DefaultProofLeeway = 5 * time.Second
 	// DefaultReplayCacheSize is how many live jti values a ProofVerifier
 	// remembers when ProofVerifierConfig.ReplayCacheSize is zero: about 16k
-	// proofs a second sustained over the default window, some 80 MiB at most.
+	// proofs a second sustained over the default window, in about 64 MiB.
 	DefaultReplayCacheSize = 1 << 20
 
 	// maxJTILen bounds a proof's jti.
