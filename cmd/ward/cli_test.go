@@ -1,0 +1,368 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ward-dev/ward/internal/server"
+	"github.com/ward-dev/ward/internal/sessioncred"
+)
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// wardCLI runs `ward ARGS` in process and returns exit code, stdout, stderr.
+func wardCLI(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// startNode runs a node in process and points the CLI's environment at it.
+func startNode(t *testing.T, cfg server.Config) *server.Node {
+	t.Helper()
+	if cfg.Data == "" {
+		cfg.Data = t.TempDir()
+	}
+	cfg.Addr = "127.0.0.1:0"
+	cfg.TrustDomain = "cli.test"
+	ctx, cancel := context.WithCancel(context.Background())
+	n, err := server.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); n.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); n.Close(); <-done })
+	t.Setenv("WARD_SERVER", n.URL())
+	t.Setenv("WARD_CA", filepath.Join(cfg.Data, "bundle.pem"))
+	t.Setenv("WARD_TOKEN", n.AdminCredential)
+	t.Setenv("WARD_HOME", t.TempDir())
+	return n
+}
+
+func mustCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errOut := wardCLI(args...)
+	if code != 0 {
+		t.Fatalf("ward %s: exit %d: %s", strings.Join(args, " "), code, errOut)
+	}
+	return out
+}
+
+var credRE = regexp.MustCompile(`ward_[A-Za-z0-9_-]{43}`)
+
+func TestCLISessionLifecycle(t *testing.T) {
+	startNode(t, server.Config{Upstreams: []server.Upstream{{Name: "demo", Builtin: "demo"}}})
+
+	out := mustCLI(t, "sponsor", "create", "alice", "--kind", "human", "--allow", "tool:demo.*", "--allow", "resource:note://*")
+	if !credRE.MatchString(out) {
+		t.Fatalf("sponsor create did not show the new credential: %q", out)
+	}
+	mustCLI(t, "agent", "register", "scribe", "--sponsor", "alice", "--group", "writers", "--allow", "tool:demo.*")
+	if code, _, errOut := wardCLI("agent", "register", "greedy", "--sponsor", "alice", "--allow", "tool:fs.*"); code != 1 || !strings.Contains(errOut, "ceiling") {
+		t.Fatalf("agent above its sponsor's ceiling: exit %d: %s", code, errOut)
+	}
+
+	var started struct {
+		Session     string `json:"session"`
+		SPIFFEID    string `json:"spiffe_id"`
+		Credentials string `json:"credentials"`
+	}
+	out = mustCLI(t, "session", "start", "--agent", "scribe", "--objective", "keep the notes tidy", "-o", "json")
+	if strings.Contains(out, "PRIVATE KEY") {
+		t.Fatal("session start printed the private key")
+	}
+	if err := json.Unmarshal([]byte(out), &started); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(started.Credentials, "key.pem"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("session key file: %v %v", err, st)
+	}
+	if !strings.HasPrefix(started.SPIFFEID, "spiffe://cli.test/agent/scribe/session/") {
+		t.Fatalf("spiffe id %q", started.SPIFFEID)
+	}
+
+	// Sub-agent: narrower works, wider is refused with the pattern named.
+	if code, _, errOut := wardCLI("token", "exchange", "--session", started.Session, "--allow", "tool:fs.read_file"); code != 1 || !strings.Contains(errOut, "fs.read_file") {
+		t.Fatalf("widening exchange: exit %d: %s", code, errOut)
+	}
+	var child struct {
+		Session string          `json:"session"`
+		Parent  string          `json:"parent"`
+		Act     json.RawMessage `json:"act"`
+	}
+	out = mustCLI(t, "token", "exchange", "--session", started.Session, "--allow", "tool:demo.echo", "-o", "json")
+	json.Unmarshal([]byte(out), &child)
+	if child.Parent != started.Session || !strings.Contains(string(child.Act), child.Session) {
+		t.Fatalf("child %+v", child)
+	}
+
+	// The session's credentials work against the gateway (and pin the tools).
+	creds, err := sessioncred.Load(started.Credentials)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "cli-test", Version: "1"}, nil).Connect(context.Background(),
+		&mcp.StreamableClientTransport{Endpoint: creds.Server + "/mcp", HTTPClient: creds.HTTPClient(false)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "demo.write_note", Arguments: map[string]any{"name": "a", "text": "b"}}); err != nil {
+		t.Fatalf("writer's call: %v", err)
+	}
+	cs.Close()
+	out = mustCLI(t, "tools", "list")
+	if !strings.Contains(out, "demo.write_note") || !strings.Contains(out, "approved") {
+		t.Fatalf("tools list: %s", out)
+	}
+	out = mustCLI(t, "tools", "approve", "demo.echo")
+	if !strings.Contains(out, "sha256:") {
+		t.Fatalf("tools approve: %s", out)
+	}
+
+	out = mustCLI(t, "session", "end", started.Session, "--reason", "done")
+	if !strings.Contains(out, started.Session) || !strings.Contains(out, child.Session) {
+		t.Fatalf("ending the parent did not end the child: %s", out)
+	}
+	out = mustCLI(t, "session", "show", child.Session)
+	if !strings.Contains(out, "ended") {
+		t.Fatalf("child after parent ended: %s", out)
+	}
+	out = mustCLI(t, "agent", "list", "-o", "json")
+	if !strings.Contains(out, `"scribe"`) {
+		t.Fatalf("agent list: %s", out)
+	}
+	if code, _, errOut := wardCLI("agent", "quarantine", "scribe"); code != 0 {
+		t.Fatalf("quarantine: %s", errOut)
+	}
+	if code, _, errOut := wardCLI("session", "start", "--agent", "scribe", "--objective", "again"); code != 1 || !strings.Contains(errOut, "quarantined") {
+		t.Fatalf("session for a quarantined agent: exit %d %s", code, errOut)
+	}
+}
+
+func TestCLIBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.cedar")
+	os.WriteFile(bad, []byte("permit (principal, action, resource)\nwhen { context.x = };\n"), 0o600)
+	cfg := filepath.Join(dir, "ward.yaml")
+	os.WriteFile(cfg, []byte("trust_domain: a.test\nlisten: 127.0.0.1:0\nsevers: []\n"), 0o600)
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, ""},
+		{[]string{"frobnicate"}, 2, "unknown command"},
+		{[]string{"session", "start"}, 2, "--agent"},
+		{[]string{"session", "launch"}, 2, "unknown subcommand"},
+		{[]string{"agent", "list", "-o", "yaml"}, 2, "-o"},
+		{[]string{"policy", "check", bad}, 1, "bad.cedar:2:"},
+		{[]string{"policy", "check", filepath.Join(dir, "missing.cedar")}, 1, "missing.cedar"},
+		{[]string{"up", "--config", cfg}, 1, "severs"},
+		{[]string{"audit", "verify", "--data", dir}, 1, "audit public key"},
+		{[]string{"mcp", "serve", "--session", "x", "--listen", "0.0.0.0:9999"}, 2, "loopback"},
+		{[]string{"mcp", "wrap", "--server", "fs"}, 2, "usage"},
+	}
+	for _, tc := range cases {
+		code, _, errOut := wardCLI(tc.args...)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("ward %v: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, errOut, tc.code, tc.want)
+		}
+		if strings.Count(strings.TrimSpace(errOut), "\n") > 0 && tc.code == 1 {
+			t.Errorf("ward %v: error is not one line: %q", tc.args, errOut)
+		}
+	}
+	// Without a credential, client commands say what to set.
+	t.Setenv("WARD_TOKEN", "")
+	if code, _, errOut := wardCLI("agent", "list"); code != 1 || !strings.Contains(errOut, "WARD_TOKEN") {
+		t.Fatalf("no credential: %d %s", code, errOut)
+	}
+}
+
+func TestCLIAuditVerify(t *testing.T) {
+	n := startNode(t, server.Config{})
+	data := filepath.Dir(filepath.Join(os.Getenv("WARD_CA")))
+	mustCLI(t, "sponsor", "create", "bob", "--allow", "tool:*")
+	n.Close()
+	out := mustCLI(t, "audit", "verify", "--data", data)
+	if !strings.Contains(out, "ok:") {
+		t.Fatalf("verify: %s", out)
+	}
+	out = mustCLI(t, "audit", "tail", "--data", data, "-n", "5")
+	if !strings.Contains(out, "sponsor.create") {
+		t.Fatalf("tail: %s", out)
+	}
+	entries := filepath.Join(data, "audit", "entries")
+	b, _ := os.ReadFile(entries)
+	os.WriteFile(entries, bytes.Replace(b, []byte(`"bob"`), []byte(`"eve"`), 1), 0o600)
+	code, _, errOut := wardCLI("audit", "verify", "--data", data)
+	if code != 1 || !strings.Contains(errOut, "FAILED VERIFICATION") {
+		t.Fatalf("tampered log: exit %d %s", code, errOut)
+	}
+}
+
+// buildWard compiles the ward binary once per test run.
+func buildWard(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ward")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = filepath.Join(repoRoot(), "cmd", "ward")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func fsServer(t *testing.T) []string {
+	js := filepath.Join(repoRoot(), "testdata", "npm", "node_modules", "@modelcontextprotocol", "server-filesystem", "dist", "index.js")
+	if _, err := os.Stat(js); err != nil {
+		if os.Getenv("WARD_REQUIRE_NPM") != "" {
+			t.Fatal("server-filesystem not installed (make test installs it)")
+		}
+		t.Skip("server-filesystem not installed; make test installs it")
+	}
+	return []string{"node", js}
+}
+
+// TestMCPWrap: a stdio-only MCP client runs the filesystem server through
+// `ward mcp wrap`; ward decides and records every call.
+func TestMCPWrap(t *testing.T) {
+	fs := fsServer(t)
+	bin := buildWard(t)
+	pol := t.TempDir()
+	os.WriteFile(filepath.Join(pol, "fs.cedar"), []byte(`
+@id("fs-reads") permit (principal, action == Action::"call_tool", resource in Server::"fs") when { context.name like "read_*" || context.name like "list_*" };
+`), 0o600)
+	startNode(t, server.Config{Policies: []string{pol}})
+	mustCLI(t, "sponsor", "create", "ops", "--kind", "platform", "--allow", "tool:fs.*")
+	mustCLI(t, "agent", "register", "indexer", "--sponsor", "ops", "--allow", "tool:fs.*")
+	out := mustCLI(t, "session", "start", "--agent", "indexer", "--objective", "index the share", "-o", "json")
+	var s struct{ Session string }
+	json.Unmarshal([]byte(out), &s)
+
+	share := t.TempDir()
+	os.WriteFile(filepath.Join(share, "a.txt"), []byte("alpha"), 0o644)
+	cmd := exec.Command(bin, append([]string{"mcp", "wrap", "--server", "fs", "--session", s.Session, "--"}, append(fs, share)...)...)
+	cmd.Env = os.Environ()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "stdio-client", Version: "1"}, nil).Connect(context.Background(), &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	ctx := context.Background()
+	tools, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, tl := range tools.Tools {
+		seen[tl.Name] = true
+	}
+	if !seen["fs.read_text_file"] || seen["fs.write_file"] {
+		t.Fatalf("wrapped tools/list = %v", seen)
+	}
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "fs.read_text_file", Arguments: map[string]any{"path": filepath.Join(share, "a.txt")}})
+	if err != nil || len(res.Content) == 0 || res.Content[0].(*mcp.TextContent).Text != "alpha" {
+		t.Fatalf("wrapped read: %v %v", err, res)
+	}
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "fs.write_file", Arguments: map[string]any{"path": filepath.Join(share, "b.txt"), "content": "x"}}); err == nil || !strings.Contains(err.Error(), "default deny") {
+		t.Fatalf("wrapped write: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(share, "b.txt")); err == nil {
+		t.Fatal("denied write happened")
+	}
+	// Ending the session cuts the wrapper off: the next call is denied.
+	mustCLI(t, "session", "end", s.Session)
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "fs.read_text_file", Arguments: map[string]any{"path": filepath.Join(share, "a.txt")}}); err == nil {
+		t.Fatal("wrapped call succeeded after the session ended")
+	}
+}
+
+// TestUpFirstStart runs the real binary: first start prints where things are
+// and the admin credential once, never a private key; a restart does not
+// print a credential; the node serves TLS meanwhile.
+func TestUpFirstStart(t *testing.T) {
+	bin := buildWard(t)
+	data := filepath.Join(t.TempDir(), "data")
+	start := func() (string, string, *exec.Cmd) {
+		cmd := exec.Command(bin, "up", "--data", data, "--addr", "127.0.0.1:0")
+		stdout, _ := cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var text strings.Builder
+		url := ""
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			text.WriteString(line + "\n")
+			if f := strings.Fields(line); len(f) >= 3 && f[0] == "JSON" {
+				url = strings.TrimSuffix(f[2], "/v1/")
+			}
+			if strings.Contains(line, "Ctrl-C stops") {
+				break
+			}
+		}
+		go func() {
+			for sc.Scan() {
+			}
+		}()
+		return text.String(), url, cmd
+	}
+	out, url, cmd := start()
+	if !credRE.MatchString(out) || !strings.Contains(out, "shown once") {
+		t.Fatalf("first start did not show an admin credential:\n%s", out)
+	}
+	if strings.Contains(out, "PRIVATE KEY") {
+		t.Fatal("ward up printed a private key")
+	}
+	for _, f := range []string{"ca/ca.key", "keys/grant.key", "keys/audit.key", "ward.db", "bundle.pem", "policies/default.cedar"} {
+		if _, err := os.Stat(filepath.Join(data, f)); err != nil {
+			t.Errorf("first start did not create %s: %v", f, err)
+		}
+	}
+	pool := x509.NewCertPool()
+	pem, _ := os.ReadFile(filepath.Join(data, "bundle.pem"))
+	pool.AppendCertsFromPEM(pem)
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := hc.Get(url + "/.well-known/spiffe-bundle")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("bundle over TLS: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+
+	out, _, cmd = start()
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	if credRE.MatchString(out) {
+		t.Fatalf("restart printed a credential again:\n%s", out)
+	}
+	if !strings.Contains(out, "ward admin credential --data") {
+		t.Fatalf("restart does not say how to get an admin credential:\n%s", out)
+	}
+}
