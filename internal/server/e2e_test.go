@@ -474,3 +474,51 @@ func TestAuditTamperDetected(t *testing.T) {
 		t.Fatal("ward opened a tampered audit log")
 	}
 }
+
+// TestBadMCPInput: malformed JSON-RPC, oversized frames and unknown methods
+// from an authenticated agent are refused with a clear error; the session
+// keeps working and nothing recorded is lost.
+func TestBadMCPInput(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: demoOnly})
+	n.setupAgent("reporter", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, _ := n.startSession("reporter", "send bad input", nil, "")
+	hc := creds.HTTPClient(false)
+	cs := n.connect(t, hc, nil)
+	ctx := ctxT(t)
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "demo.echo", Arguments: map[string]any{"text": "before"}}); err != nil {
+		t.Fatal(err)
+	}
+	sizeBefore := n.Audit.Size()
+	sid := cs.ID()
+
+	post := func(body string) (int, string) {
+		return mcpPost(t, n, hc, body, map[string]string{"Mcp-Session-Id": sid, "Mcp-Protocol-Version": cs.InitializeResult().ProtocolVersion})
+	}
+	cases := []struct {
+		name   string
+		body   string
+		status int
+		want   string
+	}{
+		{"not JSON", `{"jsonrpc":"2.0","id":9,"method":`, http.StatusBadRequest, "-32700"},
+		{"duplicate keys", `{"jsonrpc":"2.0","id":9,"method":"tools/call","method":"tools/list"}`, http.StatusBadRequest, "duplicate"},
+		{"oversized frame", `{"jsonrpc":"2.0","id":9,"method":"ping","params":{"pad":"` + strings.Repeat("x", 5<<20) + `"}}`, http.StatusRequestEntityTooLarge, "larger than"},
+		{"unknown method", `{"jsonrpc":"2.0","id":9,"method":"admin/grant_everything","params":{}}`, http.StatusOK, "does not forward"},
+		{"tool name not a string", `{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":["demo.echo"]}}`, http.StatusOK, "string"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := post(tc.body)
+			if status != tc.status || !strings.Contains(body, tc.want) {
+				t.Fatalf("status %d body %.300s; want %d containing %q", status, body, tc.status, tc.want)
+			}
+		})
+	}
+	if r, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "demo.echo", Arguments: map[string]any{"text": "after"}}); err != nil || textOf(r) != "after" {
+		t.Fatalf("session after bad input: %v", err)
+	}
+	events := auditEvents(t, n)
+	if uint64(len(events)) <= sizeBefore {
+		t.Fatalf("audit log lost events: %d before, %d after", sizeBefore, len(events))
+	}
+}
