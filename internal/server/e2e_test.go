@@ -522,3 +522,115 @@ func TestBadMCPInput(t *testing.T) {
 		t.Fatalf("audit log lost events: %d before, %d after", sizeBefore, len(events))
 	}
 }
+
+// TestSponsorCredentials: a sponsor authenticates with its own credential and
+// acts only within its ceiling and on its own agents.
+func TestSponsorCredentials(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: demoOnly})
+	var alice, bob api.PrincipalView
+	n.must("POST", "/v1/sponsors", map[string]any{"name": "alice", "kind": "human", "ceiling": map[string][]string{"tools": {"demo.*"}}}, &alice)
+	n.must("POST", "/v1/sponsors", map[string]any{"name": "bob", "kind": "platform", "ceiling": map[string][]string{"tools": {"demo.echo"}}}, &bob)
+	if alice.Credential == "" || alice.Credential == bob.Credential {
+		t.Fatal("sponsors did not get their own credentials")
+	}
+	if status, b := n.call(alice.Credential, "POST", "/v1/agents", map[string]any{"name": "a1", "ceiling": map[string][]string{"tools": {"demo.read_note"}}}); status != http.StatusCreated {
+		t.Fatalf("sponsor registering its own agent: %d %s", status, b)
+	}
+	if status, b := n.call(bob.Credential, "POST", "/v1/agents", map[string]any{"name": "b1", "ceiling": map[string][]string{"tools": {"demo.*"}}}); status != http.StatusForbidden || !strings.Contains(string(b), "ceiling") {
+		t.Fatalf("agent above the sponsor's ceiling: %d %s", status, b)
+	}
+	if status, _ := n.call(bob.Credential, "POST", "/v1/agents", map[string]any{"name": "b2", "sponsor": "alice", "ceiling": map[string][]string{"tools": {"demo.echo"}}}); status != http.StatusForbidden {
+		t.Fatalf("sponsor registering for another sponsor: %d", status)
+	}
+	if status, _ := n.call(bob.Credential, "GET", "/v1/agents/a1", nil); status != http.StatusNotFound {
+		t.Fatalf("sponsor reading another sponsor's agent: %d", status)
+	}
+	if status, _ := n.call(bob.Credential, "GET", "/v1/sponsors", nil); status != http.StatusForbidden {
+		t.Fatalf("sponsor listing sponsors: %d", status)
+	}
+	key, _ := sessioncred.NewKey()
+	csr, _ := sessioncred.CSR(key)
+	body := map[string]any{"agent": "a1", "objective": "read notes", "csr": base64.RawURLEncoding.EncodeToString(csr)}
+	if status, _ := n.call(bob.Credential, "POST", "/v1/sessions", body); status != http.StatusForbidden {
+		t.Fatalf("sponsor starting another sponsor's agent: %d", status)
+	}
+	if status, b := n.call(alice.Credential, "POST", "/v1/sessions", body); status != http.StatusCreated {
+		t.Fatalf("sponsor starting its agent: %d %s", status, b)
+	}
+	body["scope"] = map[string][]string{"tools": {"demo.write_note"}}
+	if status, b := n.call(alice.Credential, "POST", "/v1/sessions", body); status != http.StatusForbidden || !strings.Contains(string(b), "ceiling") {
+		t.Fatalf("session scope above the agent's ceiling: %d %s", status, b)
+	}
+	if status, _ := n.call("ward_"+strings.Repeat("A", 43), "GET", "/v1/agents", nil); status != http.StatusUnauthorized {
+		t.Fatalf("unknown credential: %d", status)
+	}
+	if status, _ := n.call("", "GET", "/v1/agents", nil); status != http.StatusUnauthorized {
+		t.Fatalf("no credential: %d", status)
+	}
+}
+
+// TestResourcesAndPromptsAuthorized: reading a resource and getting a prompt
+// are decided like tool calls.
+func TestResourcesAndPromptsAuthorized(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: demoOnly})
+	n.setupAgent("toolsonly", nil, map[string][]string{"tools": {"demo.*"}})
+	n.setupAgent("reader", nil, map[string][]string{"tools": {"demo.*"}, "resources": {"note://*"}, "prompts": {"demo.*"}})
+	ctx := ctxT(t)
+
+	creds, _ := n.startSession("toolsonly", "use tools only", nil, "")
+	cs := n.connect(t, creds.HTTPClient(false), nil)
+	if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "note://welcome"}); err == nil || !strings.Contains(err.Error(), "grant does not cover resource") {
+		t.Fatalf("resource outside the grant: %v", err)
+	}
+	if _, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "demo.summarize_notes"}); err == nil || !strings.Contains(err.Error(), "grant does not cover prompt") {
+		t.Fatalf("prompt outside the grant: %v", err)
+	}
+	if tl, err := cs.ListResourceTemplates(ctx, nil); err != nil || len(tl.ResourceTemplates) != 0 {
+		t.Fatalf("templates listed outside the grant: %v %v", err, tl)
+	}
+
+	creds, _ = n.startSession("reader", "read the notes", nil, "")
+	cs = n.connect(t, creds.HTTPClient(false), nil)
+	r, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "note://welcome"})
+	if err != nil || len(r.Contents) == 0 || !strings.Contains(r.Contents[0].Text, "gateway") {
+		t.Fatalf("resource within grant and policy: %v", err)
+	}
+	if p, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "demo.summarize_notes"}); err != nil || len(p.Messages) == 0 {
+		t.Fatalf("prompt within grant and policy: %v", err)
+	}
+	// The default policy lets only group "writers" change notes.
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "demo.write_note", Arguments: map[string]any{"name": "x", "text": "y"}}); err == nil || !strings.Contains(err.Error(), "default deny") {
+		t.Fatalf("write by a non-writer: %v", err)
+	}
+}
+
+// TestPolicyErrors: a node refuses to start on a policy it cannot parse and
+// says where; a reload with a broken file keeps the policies in force.
+func TestPolicyErrors(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "ok.cedar"), []byte(`permit (principal, action == Action::"call_tool", resource in Server::"demo");`), 0o600)
+	os.WriteFile(filepath.Join(dir, "bad.cedar"), []byte("permit (principal, action, resource)\n  when { context.x == };\n"), 0o600)
+	_, err := server.Open(ctxT(t), server.Config{Data: t.TempDir(), Policies: []string{dir}, Upstreams: demoOnly})
+	if err == nil || !strings.Contains(err.Error(), "bad.cedar:2:") {
+		t.Fatalf("bad policy at start: %v", err)
+	}
+	if _, err := server.Open(ctxT(t), server.Config{Data: t.TempDir(), Policies: []string{filepath.Join(dir, "nope")}}); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("missing policy path: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "bad.cedar"))
+	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: demoOnly})
+	if n.Policies().Len() != 1 {
+		t.Fatalf("%d policies", n.Policies().Len())
+	}
+	os.WriteFile(filepath.Join(dir, "bad.cedar"), []byte("forbid (principal, action, resource) when {"), 0o600)
+	if _, err := n.ReloadPolicies(); err == nil {
+		t.Fatal("reload accepted a broken file")
+	}
+	if n.Policies().Len() != 1 {
+		t.Fatal("a failed reload replaced the policies in force")
+	}
+	os.WriteFile(filepath.Join(dir, "bad.cedar"), []byte(`forbid (principal, action, resource == Tool::"demo.echo");`), 0o600)
+	if got, err := n.ReloadPolicies(); err != nil || got != 2 {
+		t.Fatalf("good reload: %d %v", got, err)
+	}
+}
