@@ -419,6 +419,28 @@ func TestDelegation(t *testing.T) {
 			t.Fatalf("revoked descendant %s: %d %s", c.Session, status, body)
 		}
 	}
+
+	// The chain of custody: issuance, the session's objective attestation,
+	// each exchange with its delegation chain, and the revocation.
+	seen := map[string][]map[string]any{}
+	for _, e := range auditEvents(t, n) {
+		var d map[string]any
+		json.Unmarshal(e.Data, &d)
+		seen[e.Type] = append(seen[e.Type], d)
+	}
+	if len(seen["svid.issue"]) != 3 || len(seen["token.exchange"]) != 2 || len(seen["session.end"]) != 1 {
+		t.Fatalf("audit: %d svid.issue, %d token.exchange, %d session.end", len(seen["svid.issue"]), len(seen["token.exchange"]), len(seen["session.end"]))
+	}
+	start := seen["session.start"][0]
+	if start["objective_sha256"] != pv.ObjectiveID || start["scope_sha256"] == "" || start["attestation_sha256"] == "" {
+		t.Fatalf("session.start does not attest objective and scope: %v", start)
+	}
+	if ended := seen["session.end"][0]["ended"].([]any); len(ended) != 3 {
+		t.Fatalf("session.end recorded %v, want the parent and both descendants", ended)
+	}
+	if act := seen["token.exchange"][1]["act"].(map[string]any); act["sub"] != gv.SPIFFEID {
+		t.Fatalf("exchange record act = %v", act)
+	}
 }
 
 // TestAuditTamperDetected: altering, removing or reordering an entry makes
