@@ -138,8 +138,17 @@ func TestCLISessionLifecycle(t *testing.T) {
 	if !strings.Contains(out, "demo.write_note") || !strings.Contains(out, "approved") {
 		t.Fatalf("tools list: %s", out)
 	}
-	out = mustCLI(t, "tools", "approve", "demo.echo")
-	if !strings.Contains(out, "sha256:") {
+	if code, _, errOut := wardCLI("tools", "approve", "demo.echo"); code != 1 || !strings.Contains(errOut, "sha256:") {
+		t.Fatalf("tools approve without the reviewed hash: exit %d %s", code, errOut)
+	}
+	var pins []struct{ Name, Hash string }
+	json.Unmarshal([]byte(mustCLI(t, "tools", "list", "-o", "json")), &pins)
+	for _, p := range pins {
+		if p.Name == "demo.echo" {
+			out = mustCLI(t, "tools", "approve", "demo.echo", "--hash", p.Hash)
+		}
+	}
+	if !strings.Contains(out, "approved at sha256:") {
 		t.Fatalf("tools approve: %s", out)
 	}
 

@@ -438,7 +438,7 @@ func cmdTools(args []string, stdout io.Writer) error {
 	fs := flags("tools " + sub)
 	out := outputFlag(fs)
 	srv := fs.String("server", "", "only this upstream")
-	hash := fs.String("hash", "", "approve only if the current definition has this hash")
+	hash := fs.String("hash", "", "the hash of the definition you reviewed (ward tools list -o json)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -465,7 +465,7 @@ func cmdTools(args []string, stdout io.Writer) error {
 		table(stdout, "TOOL\tSTATUS\tHASH\tAPPROVED BY", rows)
 	case "approve":
 		if fs.NArg() != 1 {
-			return usagef("usage: ward tools approve SERVER.TOOL [--hash sha256:…]")
+			return usagef("usage: ward tools approve SERVER.TOOL --hash sha256:…")
 		}
 		var v api.PinView
 		if err := c.do("POST", "/v1/tools/approve", map[string]string{"name": fs.Arg(0), "hash": *hash}, &v); err != nil {

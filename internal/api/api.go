@@ -152,8 +152,10 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, store.ErrExists):
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, grant.ErrCapacity):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, grant.ErrInvalid), errors.Is(err, grant.ErrExpired), errors.Is(err, grant.ErrReplay):
 		return http.StatusUnauthorized
 	}
@@ -184,10 +186,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // decode reads a JSON body strictly: bounded, one object, no unknown fields.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	return s.decodeN(w, r, v, s.cfg.MaxBody)
+}
+
+// decodeN is decode with its own size limit.
+func (s *Server) decodeN(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return &httpError{http.StatusUnsupportedMediaType, "request body must be application/json"}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
@@ -342,13 +349,24 @@ type mcpSession struct {
 	proxy  *gateway.Session
 }
 
+// mcpAuthError converts an authentication failure for the MCP endpoint:
+// what the caller can act on is shown, internal failures are logged and
+// reported without detail.
+func (s *Server) mcpAuthError(r *http.Request, err error) error {
+	switch statusOf(err) {
+	case http.StatusUnauthorized:
+		return fmt.Errorf("%w: %v", streamable.ErrUnauthorized, err)
+	case http.StatusInternalServerError, http.StatusServiceUnavailable:
+		s.cfg.Logger.Error("authenticating an MCP request failed", "path", r.URL.Path, "err", err)
+		return errors.New("ward could not authenticate the request right now; retry later")
+	}
+	return err
+}
+
 func (s *Server) openMCP(r *http.Request, ss *streamable.Session) (streamable.SessionHandler, error) {
 	c, _, err := s.agent(r)
 	if err != nil {
-		if errors.Is(err, authority.ErrUnauthenticated) {
-			return nil, fmt.Errorf("%w: %v", streamable.ErrUnauthorized, err)
-		}
-		return nil, err
+		return nil, s.mcpAuthError(r, err)
 	}
 	return &mcpSession{s: s, caller: c, proxy: s.cfg.Gateway.NewSession(c, ss)}, nil
 }
@@ -356,10 +374,7 @@ func (s *Server) openMCP(r *http.Request, ss *streamable.Session) (streamable.Se
 func (m *mcpSession) Authorize(r *http.Request) error {
 	c, _, err := m.s.agent(r)
 	if err != nil {
-		if errors.Is(err, authority.ErrUnauthenticated) {
-			return fmt.Errorf("%w: %v", streamable.ErrUnauthorized, err)
-		}
-		return err
+		return m.s.mcpAuthError(r, err)
 	}
 	if c.Session != m.caller.Session {
 		return fmt.Errorf("this MCP session belongs to another ward session")

@@ -14,6 +14,7 @@ import (
 	"github.com/ward-dev/ward/internal/authority"
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/grant"
+	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/store"
 )
 
@@ -422,11 +423,12 @@ func (s *Server) approveTool(w http.ResponseWriter, r *http.Request, p store.Pri
 	if err != nil {
 		return fmt.Errorf("tool %q has never been listed by an upstream: %w", req.Name, err)
 	}
-	hash := req.Hash
-	if hash == "" {
-		hash = pin.Hash
+	if req.Hash == "" {
+		// Approving "whatever is current" would approve a definition the
+		// operator never saw if it changed in between.
+		return badRequest("name the definition you reviewed: hash %s is the one currently observed (see ward tools list -o json)", pin.Hash)
 	}
-	if err := s.cfg.Authority.ApprovePin(r.Context(), p, server, tool, hash); err != nil {
+	if err := s.cfg.Authority.ApprovePin(r.Context(), p, server, tool, req.Hash); err != nil {
 		return err
 	}
 	pin, err = s.cfg.Store.GetPin(r.Context(), server, tool)
@@ -451,25 +453,86 @@ type guardOpRequest struct {
 	Outcome   gateway.Outcome   `json:"outcome"`
 }
 
-func (s *Server) checkServer(name string) error {
-	for _, n := range s.cfg.Gateway.Servers() {
-		if n == name {
-			return nil
-		}
-	}
+// maxFilterBody bounds a guard filter request: a whole tool list with its
+// schemas.
+const maxFilterBody = 8 << 20
+
+// checkWrapped checks the server name of a wrapped (agent-side) upstream. A
+// name the node's own gateway serves is refused, so an agent can never write
+// the pins of the node's upstreams.
+func (s *Server) checkWrapped(name string) error {
 	if err := gateway.ValidServerName(name); err != nil {
 		return badRequest("%v", err)
+	}
+	for _, n := range s.cfg.Gateway.Servers() {
+		if n == name {
+			return badRequest("server %q is served by ward's gateway; give the wrapped server another name", name)
+		}
 	}
 	return nil
 }
 
+// checkNames checks that an exposed name is SERVER.UPSTREAM (tools and
+// prompts) or the URI itself (resources).
+func checkNames(kind gateway.Kind, server, name, upstream string) error {
+	switch kind {
+	case gateway.KindTool, gateway.KindPrompt:
+		if name != server+"."+upstream || upstream == "" {
+			return badRequest("%s %q: name must be %s.<upstream name> (upstream %q)", kind, name, server, upstream)
+		}
+	default:
+		if name != upstream || name == "" {
+			return badRequest("%s %q: name and upstream must be the same URI", kind, name)
+		}
+	}
+	return nil
+}
+
+// methodAction is what a guarded MCP method may be decided as.
+var methodAction = map[string][]policy.Action{
+	"tools/call":            {policy.ActionCallTool},
+	"prompts/get":           {policy.ActionGetPrompt},
+	"resources/read":        {policy.ActionReadResource},
+	"resources/subscribe":   {policy.ActionReadResource},
+	"resources/unsubscribe": {policy.ActionReadResource},
+	"completion/complete":   {policy.ActionGetPrompt, policy.ActionReadResource},
+}
+
+func checkOperation(op *gateway.Operation) error {
+	ok := false
+	for _, a := range methodAction[op.Method] {
+		ok = ok || a == op.Action
+	}
+	if !ok {
+		return badRequest("method %q cannot be decided as action %q", op.Method, op.Action)
+	}
+	kind := gateway.KindResource
+	switch op.Action {
+	case policy.ActionCallTool:
+		kind = gateway.KindTool
+	case policy.ActionGetPrompt:
+		kind = gateway.KindPrompt
+	}
+	return checkNames(kind, op.Server, op.Name, op.Upstream)
+}
+
 func (s *Server) guardFilter(w http.ResponseWriter, r *http.Request, c *gateway.Caller) error {
 	var req guardFilterRequest
-	if err := s.decode(w, r, &req); err != nil {
+	if err := s.decodeN(w, r, &req, maxFilterBody); err != nil {
 		return err
 	}
-	if err := s.checkServer(req.Server); err != nil {
+	if err := s.checkWrapped(req.Server); err != nil {
 		return err
+	}
+	switch req.Kind {
+	case gateway.KindTool, gateway.KindPrompt, gateway.KindResource, gateway.KindResourceTemplate:
+	default:
+		return badRequest("unknown kind %q", req.Kind)
+	}
+	for _, it := range req.Items {
+		if err := checkNames(req.Kind, req.Server, it.Name, it.Upstream); err != nil {
+			return err
+		}
 	}
 	keep, err := s.cfg.Guard.Filter(r.Context(), c, req.Kind, req.Server, req.Items)
 	if err != nil {
@@ -481,10 +544,13 @@ func (s *Server) guardFilter(w http.ResponseWriter, r *http.Request, c *gateway.
 
 func (s *Server) guardCheck(w http.ResponseWriter, r *http.Request, c *gateway.Caller) error {
 	var req guardOpRequest
-	if err := s.decode(w, r, &req); err != nil {
+	if err := s.decodeN(w, r, &req, maxFilterBody); err != nil {
 		return err
 	}
-	if err := s.checkServer(req.Operation.Server); err != nil {
+	if err := s.checkWrapped(req.Operation.Server); err != nil {
+		return err
+	}
+	if err := checkOperation(&req.Operation); err != nil {
 		return err
 	}
 	v, err := s.cfg.Guard.Check(r.Context(), c, &req.Operation)
@@ -500,6 +566,12 @@ func (s *Server) guardObserve(w http.ResponseWriter, r *http.Request, c *gateway
 	if err := s.decode(w, r, &req); err != nil {
 		return err
 	}
+	if err := s.checkWrapped(req.Operation.Server); err != nil {
+		return err
+	}
+	if err := checkOperation(&req.Operation); err != nil {
+		return err
+	}
 	if err := s.cfg.Guard.Observe(r.Context(), c, &req.Operation, req.Outcome); err != nil {
 		return err
 	}
@@ -513,6 +585,9 @@ func (s *Server) guardNotice(w http.ResponseWriter, r *http.Request, c *gateway.
 		Method string `json:"method"`
 	}
 	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := s.checkWrapped(req.Server); err != nil {
 		return err
 	}
 	if err := s.cfg.Guard.Notice(r.Context(), c, req.Server, req.Method); err != nil {

@@ -59,6 +59,10 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) {
 	}
 	_, parent, err := s.dpop(r, subject)
 	if err != nil {
+		if st := statusOf(err); st == http.StatusInternalServerError || st == http.StatusServiceUnavailable {
+			s.fail(w, r, err)
+			return
+		}
 		tokenError(w, http.StatusUnauthorized, "invalid_grant", err.Error())
 		return
 	}

@@ -28,10 +28,10 @@ const (
 	PinManual PinMode = "manual"
 )
 
-// PinStore keeps tool pins.
+// PinStore keeps tool pins. ObservePin must be atomic and must never
+// change an existing approval.
 type PinStore interface {
-	GetPin(ctx context.Context, server, tool string) (store.ToolPin, error)
-	PutPin(ctx context.Context, p store.ToolPin) error
+	ObservePin(ctx context.Context, server, tool, hash string, def json.RawMessage, approveFirstBy string) (p store.ToolPin, created, changed bool, err error)
 }
 
 // Recorder appends audit events durably.
@@ -151,33 +151,26 @@ func (l *Local) pin(ctx context.Context, server, tool string, def json.RawMessag
 	if err != nil {
 		return false, p, err
 	}
-	p, err = l.cfg.Pins.GetPin(ctx, server, tool)
+	firstUse := ""
+	if l.cfg.PinMode == PinTrustOnFirstUse {
+		firstUse = "first-use"
+	}
+	p, created, changed, err := l.cfg.Pins.ObservePin(ctx, server, tool, h, def, firstUse)
+	if err != nil {
+		return false, p, fmt.Errorf("pin %s.%s: %w", server, tool, err)
+	}
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		p = store.ToolPin{Server: server, Tool: tool, Hash: h, Definition: def, Updated: l.cfg.Now()}
+	case created:
 		event := "tool.pin"
-		if l.cfg.PinMode == PinTrustOnFirstUse {
-			p.ApprovedHash, p.ApprovedBy = h, "first-use"
-		} else {
+		if p.ApprovedHash != h {
 			event = "tool.pending"
 		}
-		if err := l.record(ctx, audit.Event{Type: event, Data: mustJSON(map[string]any{"server": server, "tool": tool, "hash": h, "approved": p.ApprovedHash == h})}); err != nil {
-			return false, p, err
-		}
-		if err := l.cfg.Pins.PutPin(ctx, p); err != nil {
-			return false, p, fmt.Errorf("pin %s.%s: %w", server, tool, err)
-		}
-	case err != nil:
-		return false, p, fmt.Errorf("pin %s.%s: %w", server, tool, err)
-	case p.Hash != h:
-		prev := p.Hash
-		p.Hash, p.Definition, p.Updated = h, def, l.cfg.Now()
-		if err := l.record(ctx, audit.Event{Type: "tool.changed", Data: mustJSON(map[string]any{"server": server, "tool": tool, "hash": h, "previous": prev, "approved_hash": p.ApprovedHash})}); err != nil {
-			return false, p, err
-		}
-		if err := l.cfg.Pins.PutPin(ctx, p); err != nil {
-			return false, p, fmt.Errorf("pin %s.%s: %w", server, tool, err)
-		}
+		err = l.record(ctx, audit.Event{Type: event, Data: mustJSON(map[string]any{"server": server, "tool": tool, "hash": h, "approved": p.ApprovedHash == h})})
+	case changed:
+		err = l.record(ctx, audit.Event{Type: "tool.changed", Data: mustJSON(map[string]any{"server": server, "tool": tool, "hash": h, "approved_hash": p.ApprovedHash})})
+	}
+	if err != nil {
+		return false, p, err
 	}
 	return p.ApprovedHash == h, p, nil
 }
@@ -230,9 +223,9 @@ func (l *Local) decide(ctx context.Context, c *Caller, op *Operation) Verdict {
 		}
 		if !ok {
 			if p.ApprovedHash == "" {
-				return Verdict{Reason: fmt.Sprintf("tool %q is awaiting operator approval (ward tools approve %s)", op.Name, op.Name)}
+				return Verdict{Reason: fmt.Sprintf("tool %q is awaiting operator approval (ward tools approve %s --hash %s)", op.Name, op.Name, p.Hash)}
 			}
-			return Verdict{Reason: fmt.Sprintf("tool %q changed its definition since it was approved (approved %s, now %s); it is withheld until an operator re-approves it (ward tools approve %s)", op.Name, short(p.ApprovedHash), short(p.Hash), op.Name)}
+			return Verdict{Reason: fmt.Sprintf("tool %q changed its definition since it was approved (approved %s, now %s); it is withheld until an operator reviews and re-approves it (ward tools approve %s --hash %s)", op.Name, short(p.ApprovedHash), short(p.Hash), op.Name, p.Hash)}
 		}
 	}
 	set := l.cfg.Policies()

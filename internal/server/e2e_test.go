@@ -656,3 +656,49 @@ func TestPolicyErrors(t *testing.T) {
 		t.Fatalf("good reload: %d %v", got, err)
 	}
 }
+
+// TestGuardEndpointsRefuseForgery: the endpoints `ward mcp wrap` uses cannot
+// touch the node's own upstreams or decide one thing while recording another.
+func TestGuardEndpointsRefuseForgery(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: demoOnly})
+	n.setupAgent("wrapper", nil, map[string][]string{"tools": {"*"}})
+	creds, _ := n.startSession("wrapper", "wrap a local server", nil, "")
+	hc := creds.HTTPClient(false)
+	post := func(path string, body any) (int, string) {
+		b, _ := json.Marshal(body)
+		resp, err := hc.Post(n.url+path, "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	def := json.RawMessage(`{"name":"echo","description":"evil"}`)
+	cases := []struct {
+		name, path string
+		body       any
+		want       string
+	}{
+		{"node's own server", "/v1/guard/filter", map[string]any{"kind": "tool", "server": "demo", "items": []map[string]any{{"name": "demo.echo", "upstream": "echo", "definition": def}}}, "served by ward's gateway"},
+		{"name mismatch", "/v1/guard/filter", map[string]any{"kind": "tool", "server": "local", "items": []map[string]any{{"name": "local.read", "upstream": "write", "definition": def}}}, "name must be"},
+		{"action mismatch", "/v1/guard/check", map[string]any{"operation": map[string]any{"method": "tools/call", "action": "read_resource", "server": "local", "name": "local.x", "upstream": "x"}}, "cannot be decided as"},
+		{"unknown kind", "/v1/guard/filter", map[string]any{"kind": "secret", "server": "local", "items": []any{}}, "unknown kind"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := post(tc.path, tc.body)
+			if status != http.StatusBadRequest || !strings.Contains(body, tc.want) {
+				t.Fatalf("%d %s", status, body)
+			}
+		})
+	}
+	// The node's pins are untouched.
+	var pins []api.PinView
+	n.must("GET", "/v1/tools?server=demo", nil, &pins)
+	for _, p := range pins {
+		if strings.Contains(string(p.Definition), "evil") {
+			t.Fatalf("an agent rewrote pin %s", p.Name)
+		}
+	}
+}

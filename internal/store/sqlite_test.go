@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -309,4 +310,35 @@ func BenchmarkCreateSessionParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestObservePin(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenSQLite(ctx, Config{Path: filepath.Join(t.TempDir(), "w.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	def := json.RawMessage(`{"name":"x"}`)
+	p, created, changed, err := s.ObservePin(ctx, "srv", "x", "h1", def, "first-use")
+	if err != nil || !created || changed || p.ApprovedHash != "h1" || p.ApprovedBy != "first-use" {
+		t.Fatalf("first observation: %+v %v %v %v", p, created, changed, err)
+	}
+	p, created, changed, err = s.ObservePin(ctx, "srv", "x", "h2", def, "first-use")
+	if err != nil || created || !changed || p.Hash != "h2" || p.ApprovedHash != "h1" {
+		t.Fatalf("changed definition: %+v %v %v %v", p, created, changed, err)
+	}
+	if err := s.ApprovePin(ctx, "srv", "x", "h2", "operator"); err != nil {
+		t.Fatal(err)
+	}
+	// Observing the same definition again never undoes the approval.
+	p, _, changed, err = s.ObservePin(ctx, "srv", "x", "h2", def, "first-use")
+	if err != nil || changed || p.ApprovedHash != "h2" || p.ApprovedBy != "operator" {
+		t.Fatalf("after approval: %+v %v", p, err)
+	}
+	// Manual mode: a new tool is pinned but not approved.
+	p, created, _, err = s.ObservePin(ctx, "srv", "y", "h9", def, "")
+	if err != nil || !created || p.ApprovedHash != "" {
+		t.Fatalf("manual: %+v %v", p, err)
+	}
 }

@@ -987,6 +987,53 @@ func (s *Store) ApprovePin(ctx context.Context, server, tool, hash, by string) e
 	return nil
 }
 
+// ObservePin records, in one transaction, that server/tool is currently
+// defined as def (whose hash is hash) and returns the pin as stored. A tool
+// seen for the first time is pinned, and approved at once by
+// approveFirstBy unless that is empty; for a known tool only the observed
+// hash and definition change. ObservePin never touches an existing
+// approval, so it cannot undo a concurrent ApprovePin. created reports a new
+// pin, changed a hash that differs from the one observed before.
+func (s *Store) ObservePin(ctx context.Context, server, tool, hash string, def json.RawMessage, approveFirstBy string) (p ToolPin, created, changed bool, err error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	now := s.now()
+	if err := errors.Join(checkName("server", server), checkName("tool", tool), checkName("hash", hash),
+		checkJSON("definition", def), checkText("approved by", approveFirstBy)); err != nil {
+		return p, false, false, fmt.Errorf("observe pin %q/%q: %w", server, tool, err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		cur, err := scanPin(tx.QueryRowContext(ctx, `SELECT `+pinCols+` FROM tool_pins WHERE server = $1 AND tool = $2`, server, tool))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			p = ToolPin{Server: server, Tool: tool, Hash: hash, Definition: def, Updated: now}
+			if approveFirstBy != "" {
+				p.ApprovedHash, p.ApprovedBy = hash, approveFirstBy
+			}
+			created = true
+			_, err = tx.ExecContext(ctx,
+				`INSERT INTO tool_pins (server, tool, hash, definition, approved_hash, approved_by, updated)
+				 VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+				server, tool, hash, jsonArg(def), p.ApprovedHash, p.ApprovedBy, now.UnixNano())
+			return err
+		case err != nil:
+			return err
+		case cur.Hash == hash:
+			p = cur
+			return nil
+		}
+		p, changed = cur, true
+		p.Hash, p.Definition, p.Updated = hash, def, now
+		_, err = tx.ExecContext(ctx, `UPDATE tool_pins SET hash = $3, definition = $4, updated = $5 WHERE server = $1 AND tool = $2`,
+			server, tool, hash, jsonArg(def), now.UnixNano())
+		return err
+	})
+	if err != nil {
+		return p, false, false, fmt.Errorf("observe pin %q/%q: %w", server, tool, err)
+	}
+	return p, created, changed, nil
+}
+
 // ---- meta ----
 
 // GetMeta returns the value stored under key or wraps ErrNotFound.
