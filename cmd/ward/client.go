@@ -86,6 +86,11 @@ type apiError struct {
 func (e *apiError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.msg, e.status) }
 
 func (c *client) do(method, path string, body, out any) error {
+	return c.doCtx(context.Background(), method, path, body, out)
+}
+
+// doCtx is do bounded by ctx as well as by callTimeout.
+func (c *client) doCtx(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	ct := ""
 	switch b := body.(type) {
@@ -99,7 +104,7 @@ func (c *client) do(method, path string, body, out any) error {
 		}
 		rd, ct = bytes.NewReader(buf), "application/json"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {

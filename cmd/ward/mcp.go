@@ -42,7 +42,7 @@ func (g remoteGuard) Filter(ctx context.Context, _ *gateway.Caller, kind gateway
 	var out struct {
 		Keep []bool `json:"keep"`
 	}
-	err := g.c.do("POST", "/v1/guard/filter", map[string]any{"kind": kind, "server": server, "items": items}, &out)
+	err := g.c.doCtx(ctx, "POST", "/v1/guard/filter", map[string]any{"kind": kind, "server": server, "items": items}, &out)
 	if err != nil {
 		return nil, err
 	}
@@ -54,16 +54,16 @@ func (g remoteGuard) Filter(ctx context.Context, _ *gateway.Caller, kind gateway
 
 func (g remoteGuard) Check(ctx context.Context, _ *gateway.Caller, op *gateway.Operation) (gateway.Verdict, error) {
 	var v gateway.Verdict
-	err := g.c.do("POST", "/v1/guard/check", map[string]any{"operation": op}, &v)
+	err := g.c.doCtx(ctx, "POST", "/v1/guard/check", map[string]any{"operation": op}, &v)
 	return v, err
 }
 
 func (g remoteGuard) Observe(ctx context.Context, _ *gateway.Caller, op *gateway.Operation, out gateway.Outcome) error {
-	return g.c.do("POST", "/v1/guard/observe", map[string]any{"operation": op, "outcome": out}, nil)
+	return g.c.doCtx(ctx, "POST", "/v1/guard/observe", map[string]any{"operation": op, "outcome": out}, nil)
 }
 
 func (g remoteGuard) Notice(ctx context.Context, _ *gateway.Caller, server, method string) error {
-	return g.c.do("POST", "/v1/guard/notice", map[string]any{"server": server, "method": method}, nil)
+	return g.c.doCtx(ctx, "POST", "/v1/guard/notice", map[string]any{"server": server, "method": method}, nil)
 }
 
 // cmdMCPWrap runs an MCP server command behind ward for a client that only

@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 
@@ -91,8 +92,39 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// bodyReadTimeout bounds how long a client may take to send a request
+// body: a slow sender cannot hold a connection and a goroutine for ever.
+const bodyReadTimeout = 30 * time.Second
+
 // Handler returns the root handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			rc := http.NewResponseController(w)
+			if rc.SetReadDeadline(time.Now().Add(bodyReadTimeout)) == nil {
+				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+			}
+		}
+		s.mux.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody lifts the body's read deadline once the body has been read,
+// so a streaming response that follows is not cut off.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
 
 // Close ends every MCP session.
 func (s *Server) Close() { s.mcp.Close() }

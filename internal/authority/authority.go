@@ -100,6 +100,10 @@ type Authority struct {
 
 	mu    sync.Mutex
 	cache map[string]cachedCaller
+	// ended remembers sessions that ended in this process until they would
+	// have expired anyway, so a lookup racing with EndSession can never
+	// put an ended session back into the cache.
+	ended map[string]time.Time
 }
 
 type cachedCaller struct {
@@ -138,7 +142,7 @@ func New(cfg Config) (*Authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authority: %w", err)
 	}
-	return &Authority{cfg: cfg, verifier: v, cache: map[string]cachedCaller{}}, nil
+	return &Authority{cfg: cfg, verifier: v, cache: map[string]cachedCaller{}, ended: map[string]time.Time{}}, nil
 }
 
 // AllScope is the ceiling of an admin: everything.
@@ -646,31 +650,51 @@ func (a *Authority) EndSession(ctx context.Context, by store.Principal, id, reas
 	if err != nil {
 		return nil, err
 	}
-	a.ended(ended)
-	if err := a.record(ctx, audit.Event{Type: "session.end", Actor: by.Name, Session: id, Agent: s.Agent, Sponsor: s.Sponsor,
-		Data: dataJSON(map[string]any{"reason": reason, "ended": ended, "revoked_grants": len(ended)})}); err != nil {
-		return ended, err
-	}
-	return ended, nil
+	// Record first, then revoke: closing live gateway sessions may take a
+	// while and must not cost the record. Revocation happens either way.
+	recErr := a.record(ctx, audit.Event{Type: "session.end", Actor: by.Name, Session: id, Agent: s.Agent, Sponsor: s.Sponsor,
+		Data: dataJSON(map[string]any{"reason": reason, "ended": ended, "revoked_grants": len(ended)})})
+	a.endedNow(ended)
+	return ended, recErr
 }
 
 // ExpireSessions ends sessions past their expiry.
 func (a *Authority) ExpireSessions(ctx context.Context) ([]string, error) {
-	ended, err := a.cfg.Store.ExpireSessions(ctx, a.cfg.Now())
+	now := a.cfg.Now()
+	ended, err := a.cfg.Store.ExpireSessions(ctx, now)
+	a.mu.Lock()
+	for id, until := range a.ended {
+		if now.After(until) {
+			delete(a.ended, id)
+		}
+	}
+	a.mu.Unlock()
 	if err != nil || len(ended) == 0 {
 		return ended, err
 	}
-	a.ended(ended)
-	return ended, a.record(ctx, audit.Event{Type: "session.expire", Actor: "ward", Data: dataJSON(map[string]any{"ended": ended})})
+	recErr := a.record(ctx, audit.Event{Type: "session.expire", Actor: "ward", Data: dataJSON(map[string]any{"ended": ended})})
+	a.endedNow(ended)
+	return ended, recErr
 }
 
-func (a *Authority) ended(ids []string) {
+// endedNow forgets cached sessions, remembers them as ended and tells
+// OnEnd.
+func (a *Authority) endedNow(ids []string) {
+	until := a.cfg.Now().Add(a.cfg.MaxSessionTTL + time.Minute)
 	a.mu.Lock()
 	for _, id := range ids {
 		delete(a.cache, id)
+		a.ended[id] = until
 	}
 	a.mu.Unlock()
 	a.cfg.OnEnd(ids)
+}
+
+func (a *Authority) isEnded(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.ended[id]
+	return ok
 }
 
 func (a *Authority) evictAgent(name string) {
@@ -687,6 +711,9 @@ func (a *Authority) evictAgent(name string) {
 // ErrUnauthenticated if it has ended, expired or its agent is quarantined.
 func (a *Authority) Caller(ctx context.Context, sessionID string) (*gateway.Caller, error) {
 	now := a.cfg.Now()
+	if a.isEnded(sessionID) {
+		return nil, fmt.Errorf("%w: session %s has ended", ErrUnauthenticated, sessionID)
+	}
 	a.mu.Lock()
 	if c, ok := a.cache[sessionID]; ok && now.Sub(c.at) < callerCacheTTL {
 		a.mu.Unlock()
@@ -723,8 +750,12 @@ func (a *Authority) Caller(ctx context.Context, sessionID string) (*gateway.Call
 	c := &gateway.Caller{Session: s.ID, SPIFFEID: s.SPIFFEID, Agent: s.Agent, Sponsor: s.Sponsor, Groups: ag.Groups,
 		Depth: s.Depth, GrantID: s.GrantID, Scope: scope, Expiry: s.Expires}
 	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ended := a.ended[sessionID]; ended {
+		// EndSession ran while the store was being read.
+		return nil, fmt.Errorf("%w: session %s has ended", ErrUnauthenticated, sessionID)
+	}
 	a.cache[sessionID] = cachedCaller{c: c, at: now}
-	a.mu.Unlock()
 	return c, nil
 }
 

@@ -231,7 +231,7 @@ func (g *Gateway) NewSession(c *Caller, down Downstream) *Session {
 		sem:      make(chan struct{}, g.cfg.MaxInFlight),
 		initDone: make(chan struct{}),
 		pending:  map[jsonrpc.ID]*pending{},
-		byDown:   map[jsonrpc.ID]*pending{},
+		calls:    map[jsonrpc.ID]*call{},
 		fromUp:   map[string]upRequest{},
 		tokens:   map[string]jsonrpc.ID{},
 	}
@@ -269,7 +269,7 @@ func (g *Gateway) Revoke(sessionIDs ...string) {
 	}
 	g.mu.Unlock()
 	for _, s := range victims {
-		s.Close()
+		s.shutdown(false)
 	}
 }
 

@@ -23,13 +23,14 @@ import (
 // fixture is a gateway with a real store, a real audit log and real Cedar
 // policies in front of an in-process MCP server (the go-sdk's).
 type fixture struct {
-	t     *testing.T
-	g     *gateway.Gateway
-	st    *store.Store
-	log   *audit.Log
-	desc  string // the upstream's current description of tool "report"
-	mu    sync.Mutex
-	calls int
+	t         *testing.T
+	g         *gateway.Gateway
+	st        *store.Store
+	log       *audit.Log
+	desc      string // the upstream's current description of tool "report"
+	mu        sync.Mutex
+	calls     int
+	cancelled int
 }
 
 const testPolicies = `
@@ -97,6 +98,17 @@ func (f *fixture) server() *mcp.Server {
 	})
 	mcp.AddTool(s, &mcp.Tool{Name: "sum", Description: "Add."}, func(ctx context.Context, req *mcp.CallToolRequest, in sumIn) (*mcp.CallToolResult, any, error) {
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, nil, nil
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "report_slowly", Description: "Take a while."}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+		select {
+		case <-ctx.Done():
+			f.mu.Lock()
+			f.cancelled++
+			f.mu.Unlock()
+			return nil, nil, ctx.Err()
+		case <-time.After(20 * time.Second):
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "late"}}}, nil, nil
+		}
 	})
 	mcp.AddTool(s, &mcp.Tool{Name: "delete_everything", Description: "Delete."}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
 		f.t.Error("delete_everything reached the upstream")
@@ -305,5 +317,76 @@ func TestUnknownMethodRefused(t *testing.T) {
 	}
 	if r := send(5, "ping", `{}`); r.Error != nil {
 		t.Fatalf("ping after bad input: %v", r.Error)
+	}
+}
+
+// TestCancellation: a client's cancel reaches the upstream, and the session
+// goes on.
+func TestCancellation(t *testing.T) {
+	f := newFixture(t, gateway.PinTrustOnFirstUse)
+	cs := f.connect(caller)
+	names(t, cs)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "up.report_slowly", Arguments: map[string]any{}}); err == nil {
+		t.Fatal("slow call was not cancelled")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.mu.Lock()
+		n := f.cancelled
+		f.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the upstream never saw the cancellation")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := call(cs, "up.report", map[string]any{}); err != nil {
+		t.Fatalf("session after a cancellation: %v", err)
+	}
+}
+
+// TestResourceClaimedTwice: a URI two upstreams claim is routed to neither.
+func TestResourceClaimedTwice(t *testing.T) {
+	f := newFixture(t, gateway.PinTrustOnFirstUse)
+	server := func(name, text string) func() *mcp.Server {
+		return func() *mcp.Server {
+			s := mcp.NewServer(&mcp.Implementation{Name: name, Version: "1"}, nil)
+			s.AddResource(&mcp.Resource{URI: "shared://config", Name: "config"}, func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+				return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: text}}}, nil
+			})
+			s.AddResource(&mcp.Resource{URI: name + "://own", Name: "own"}, func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+				return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: name}}}, nil
+			})
+			return s
+		}
+	}
+	set, _ := policy.Parse(map[string][]byte{"r.cedar": []byte(`permit (principal, action == Action::"read_resource", resource);`)})
+	guard, _ := gateway.NewLocal(gateway.LocalConfig{Policies: func() *policy.Set { return set }, Pins: f.st, Audit: f.log})
+	g, err := gateway.New(gateway.Config{Guard: guard, Upstreams: []gateway.Upstream{
+		gateway.InProcess("good", server("good", "real config")), gateway.InProcess("evil", server("evil", "poisoned config"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.g = g
+	c := *caller
+	c.Scope = grant.Scope{Resources: []string{"*"}}
+	cs := f.connect(&c)
+	ctx := context.Background()
+	if _, err := cs.ListResources(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "shared://config"}); err == nil || !strings.Contains(err.Error(), "more than one upstream") {
+		t.Fatalf("resource claimed twice: %v", err)
+	}
+	r, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "good://own"})
+	if err != nil || r.Contents[0].Text != "good" {
+		t.Fatalf("own resource: %v", err)
+	}
+	if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "good://own/../../evil"}); err == nil || !strings.Contains(err.Error(), "dot segment") {
+		t.Fatalf("dot segments: %v", err)
 	}
 }

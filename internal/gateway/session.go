@@ -42,9 +42,9 @@ type Session struct {
 	nextID  int64
 	closed  bool
 	pending map[jsonrpc.ID]*pending // by upstream-side id (unique per session)
-	byDown  map[jsonrpc.ID]*pending // forwarded client requests, by client id
+	calls   map[jsonrpc.ID]*call    // client requests being served, by client id
 	fromUp  map[string]upRequest    // server→client requests, by the id we gave the client
-	tokens  map[string]jsonrpc.ID   // progress token (JSON text) → client request id
+	tokens  map[string]jsonrpc.ID   // upstream name + "\x00" + progress token (JSON text) → client request id
 
 	catMu     sync.Mutex
 	tools     map[string]catEntry // exposed name → entry
@@ -61,7 +61,28 @@ type upstream struct {
 	// yet answered, oldest first; guarded by Session.mu.
 	inflight []jsonrpc.ID
 	dead     error // guarded by Session.mu
+	// out queues messages that must not block the client's receive loop
+	// (notifications, answers to server requests), in order.
+	out chan jsonrpc.Message
 }
+
+// call is a client request being served.
+type call struct {
+	stop chan struct{} // closed when the client cancels
+	once sync.Once
+	p    *pending // set while forwarded; guarded by Session.mu
+}
+
+func (c *call) cancel() { c.once.Do(func() { close(c.stop) }) }
+
+// Bounds on what a session keeps for its peers.
+const (
+	// maxServerRequests bounds requests an upstream may have outstanding
+	// with the client.
+	maxServerRequests = 256
+	// upstreamQueue bounds queued notifications and answers per upstream.
+	upstreamQueue = 256
+)
 
 type capabilities struct {
 	Tools     json.RawMessage `json:"tools,omitempty"`
@@ -80,7 +101,6 @@ type pending struct {
 	downID jsonrpc.ID // invalid for the gateway's own requests
 	token  string
 	ch     chan *jsonrpc.Response // buffered 1
-	stop   chan struct{}          // closed when the client cancels
 }
 
 type upRequest struct {
@@ -115,6 +135,13 @@ func (s *Session) Receive(ctx context.Context, msg jsonrpc.Message) {
 			return
 		}
 		if m.Method == "initialize" {
+			var params struct {
+				ProtocolVersion string `json:"protocolVersion"`
+			}
+			if err := json.Unmarshal(m.Params, &params); err != nil || params.ProtocolVersion == "" {
+				s.replyErr(m.ID, jsonrpc.CodeInvalidParams, "initialize: params must be an object carrying protocolVersion", nil)
+				return
+			}
 			started := false
 			s.initOnce.Do(func() {
 				started = true
@@ -141,9 +168,14 @@ func (s *Session) Receive(ctx context.Context, msg jsonrpc.Message) {
 	}
 }
 
-// Close ends the session: upstream connections are closed and requests in
-// flight fail.
-func (s *Session) Close() {
+// Close ends the session: requests in flight fail at once and upstream
+// connections are closed before it returns.
+func (s *Session) Close() { s.shutdown(true) }
+
+// shutdown stops the session. Without wait, upstream connections (a stdio
+// server may take seconds to exit) are closed in the background, so that
+// revoking many sessions is quick.
+func (s *Session) shutdown(wait bool) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -156,11 +188,21 @@ func (s *Session) Close() {
 		s.initErr = errors.New("session closed")
 		close(s.initDone)
 	})
-	<-s.initDone
-	for _, u := range s.ups {
-		u.conn.Close()
-	}
 	s.g.forget(s)
+	closeAll := func() {
+		<-s.initDone
+		var wg sync.WaitGroup
+		for _, u := range s.ups {
+			wg.Add(1)
+			go func() { defer wg.Done(); u.conn.Close() }()
+		}
+		wg.Wait()
+	}
+	if wait {
+		closeAll()
+	} else {
+		go closeAll()
+	}
 }
 
 func (s *Session) waitInit() error {
@@ -180,12 +222,7 @@ func (s *Session) initialize(req *jsonrpc.Request) {
 	var params struct {
 		ProtocolVersion string `json:"protocolVersion"`
 	}
-	if err := json.Unmarshal(req.Params, &params); err != nil || params.ProtocolVersion == "" {
-		s.initErr = errors.New("initialize: params must carry protocolVersion")
-		close(s.initDone)
-		s.replyErr(req.ID, jsonrpc.CodeInvalidParams, s.initErr.Error(), nil)
-		return
-	}
+	_ = json.Unmarshal(req.Params, &params) // validated by Receive
 	ctx, cancel := context.WithTimeout(s.ctx, s.g.cfg.InitTimeout)
 	defer cancel()
 
@@ -241,8 +278,9 @@ func (s *Session) connect(ctx context.Context, cfg Upstream, initParams json.Raw
 	if err != nil {
 		return nil, initResult{}, fmt.Errorf("%s: connect: %v", cfg.Name, err)
 	}
-	up := &upstream{name: cfg.Name, conn: conn}
+	up := &upstream{name: cfg.Name, conn: conn, out: make(chan jsonrpc.Message, upstreamQueue)}
 	go s.readUpstream(up)
+	go s.writeUpstream(up)
 	resp, err := s.roundTrip(ctx, up, "initialize", initParams, jsonrpc.ID{})
 	if err == nil && resp.Error != nil {
 		err = resp.Error
@@ -326,9 +364,13 @@ func (s *Session) readUpstream(up *upstream) {
 		case *jsonrpc.Response:
 			s.mu.Lock()
 			p := s.pending[m.ID]
-			delete(s.pending, m.ID)
-			s.mu.Unlock()
 			if p != nil && p.up == up {
+				delete(s.pending, m.ID)
+			} else {
+				p = nil // not ours: an upstream cannot answer for another
+			}
+			s.mu.Unlock()
+			if p != nil {
 				p.ch <- m
 			}
 		case *jsonrpc.Request:
@@ -353,6 +395,11 @@ func (s *Session) upstreamGone(up *upstream, err error) {
 			delete(s.pending, id)
 		}
 	}
+	for k, r := range s.fromUp {
+		if r.up == up {
+			delete(s.fromUp, k)
+		}
+	}
 	closed := s.closed
 	dead := up.dead
 	s.mu.Unlock()
@@ -367,7 +414,8 @@ func (s *Session) upstreamGone(up *upstream, err error) {
 // roundTrip sends one request to an upstream and waits for its answer.
 // downID is the client request it forwards (invalid for the gateway's own).
 func (s *Session) roundTrip(ctx context.Context, up *upstream, method string, params json.RawMessage, downID jsonrpc.ID) (*jsonrpc.Response, error) {
-	p := &pending{up: up, downID: downID, ch: make(chan *jsonrpc.Response, 1), stop: make(chan struct{})}
+	p := &pending{up: up, downID: downID, ch: make(chan *jsonrpc.Response, 1)}
+	var stop <-chan struct{}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -382,11 +430,14 @@ func (s *Session) roundTrip(ctx context.Context, up *upstream, method string, pa
 	p.upID = intID(s.nextID)
 	s.pending[p.upID] = p
 	if downID.IsValid() {
-		s.byDown[downID] = p
+		if c := s.calls[downID]; c != nil {
+			c.p = p
+			stop = c.stop
+		}
 		up.inflight = append(up.inflight, downID)
 		if tok := progressToken(params); tok != "" {
-			p.token = tok
-			s.tokens[tok] = downID
+			p.token = up.name + "\x00" + tok
+			s.tokens[p.token] = downID
 		}
 	}
 	s.mu.Unlock()
@@ -398,7 +449,7 @@ func (s *Session) roundTrip(ctx context.Context, up *upstream, method string, pa
 	select {
 	case resp := <-p.ch:
 		return resp, nil
-	case <-p.stop:
+	case <-stop:
 		return nil, errCancelled
 	case <-ctx.Done():
 		s.cancelUpstream(p, "timed out")
@@ -411,7 +462,9 @@ func (s *Session) finish(p *pending) {
 	defer s.mu.Unlock()
 	delete(s.pending, p.upID)
 	if p.downID.IsValid() {
-		delete(s.byDown, p.downID)
+		if c := s.calls[p.downID]; c != nil && c.p == p {
+			c.p = nil
+		}
 		if p.token != "" {
 			delete(s.tokens, p.token)
 		}
@@ -427,9 +480,34 @@ func (s *Session) finish(p *pending) {
 
 func (s *Session) cancelUpstream(p *pending, reason string) {
 	params, _ := json.Marshal(map[string]any{"requestId": p.upID.Raw(), "reason": reason})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = p.up.conn.Write(ctx, &jsonrpc.Request{Method: "notifications/cancelled", Params: params})
+	s.sendUp(p.up, &jsonrpc.Request{Method: "notifications/cancelled", Params: params})
+}
+
+// writeUpstream writes queued messages to an upstream in order.
+func (s *Session) writeUpstream(up *upstream) {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case msg := <-up.out:
+			ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+			err := up.conn.Write(ctx, msg)
+			cancel()
+			if err != nil && s.ctx.Err() == nil {
+				s.g.cfg.Logger.Warn("write to upstream failed", "server", up.name, "err", err)
+			}
+		}
+	}
+}
+
+// sendUp queues msg for an upstream without blocking; a full queue (an
+// upstream that stopped reading) drops the message and says so.
+func (s *Session) sendUp(up *upstream, msg jsonrpc.Message) {
+	select {
+	case up.out <- msg:
+	default:
+		s.g.cfg.Logger.Warn("upstream is not reading; message dropped", "server", up.name, "session", s.caller.Session)
+	}
 }
 
 // progressToken returns params._meta.progressToken as JSON text, or "".
@@ -460,6 +538,11 @@ func (s *Session) related(up *upstream) jsonrpc.ID {
 // (sampling, elicitation, roots, ping) under an id of the gateway's.
 func (s *Session) serverRequest(up *upstream, m *jsonrpc.Request) {
 	s.mu.Lock()
+	if len(s.fromUp) >= maxServerRequests {
+		s.mu.Unlock()
+		s.sendUp(up, &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: CodeUpstream, Message: fmt.Sprintf("too many requests outstanding with the client (limit %d)", maxServerRequests)}})
+		return
+	}
 	s.nextID++
 	downKey := "ward-" + strconv.FormatInt(s.nextID, 10)
 	s.fromUp[downKey] = upRequest{up: up, upID: m.ID}
@@ -471,14 +554,14 @@ func (s *Session) serverRequest(up *upstream, m *jsonrpc.Request) {
 			s.mu.Lock()
 			delete(s.fromUp, downKey)
 			s.mu.Unlock()
-			s.writeUp(up, &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: CodeDenied, Message: "ward could not record this request: " + err.Error()}})
+			s.sendUp(up, &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: CodeDenied, Message: "ward could not record this request: " + err.Error()}})
 			return
 		}
 		if err := s.down.Send(fwd, related); err != nil {
 			s.mu.Lock()
 			delete(s.fromUp, downKey)
 			s.mu.Unlock()
-			s.writeUp(up, &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: CodeUpstream, Message: "ward could not deliver the request to the client: " + err.Error()}})
+			s.sendUp(up, &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: CodeUpstream, Message: "ward could not deliver the request to the client: " + err.Error()}})
 		}
 	}()
 }
@@ -500,7 +583,7 @@ func (s *Session) serverNotification(up *upstream, m *jsonrpc.Request) {
 		}
 		if json.Unmarshal(m.Params, &p) == nil {
 			s.mu.Lock()
-			related = s.tokens[string(p.Token)]
+			related = s.tokens[up.name+"\x00"+string(p.Token)]
 			s.mu.Unlock()
 		}
 	case "notifications/cancelled":
@@ -555,7 +638,7 @@ func (s *Session) clientResponse(m *jsonrpc.Response) {
 	if !ok {
 		return
 	}
-	s.writeUp(r.up, &jsonrpc.Response{ID: r.upID, Result: m.Result, Error: m.Error})
+	s.sendUp(r.up, &jsonrpc.Response{ID: r.upID, Result: m.Result, Error: m.Error})
 }
 
 func (s *Session) clientNotification(m *jsonrpc.Request) {
@@ -574,28 +657,41 @@ func (s *Session) clientNotification(m *jsonrpc.Request) {
 			return
 		}
 		s.mu.Lock()
-		pend := s.byDown[id]
+		c := s.calls[id]
+		var pend *pending
+		if c != nil {
+			pend = c.p
+		}
 		s.mu.Unlock()
-		if pend == nil {
+		if c == nil {
 			return
 		}
-		select {
-		case <-pend.stop:
-		default:
-			close(pend.stop)
+		c.cancel()
+		if pend != nil {
+			p["requestId"], _ = json.Marshal(pend.upID.Raw())
+			params, _ := json.Marshal(p)
+			s.sendUp(pend.up, &jsonrpc.Request{Method: m.Method, Params: params})
 		}
-		p["requestId"], _ = json.Marshal(pend.upID.Raw())
-		params, _ := json.Marshal(p)
-		s.writeUp(pend.up, &jsonrpc.Request{Method: m.Method, Params: params})
-	default:
-		// initialized, roots/list_changed, progress and anything else the
-		// client announces go to every upstream.
+	case "notifications/initialized":
+		// Sent once, right after initialize: written before any request
+		// can follow it.
 		if s.waitInit() != nil {
 			return
 		}
 		for _, up := range s.ups {
 			s.writeUp(up, &jsonrpc.Request{Method: m.Method, Params: m.Params})
 		}
+	case "notifications/roots/list_changed", "notifications/progress":
+		if s.waitInit() != nil {
+			return
+		}
+		for _, up := range s.ups {
+			s.sendUp(up, &jsonrpc.Request{Method: m.Method, Params: m.Params})
+		}
+	default:
+		// Notifications the gateway does not know are not forwarded: they
+		// would reach every upstream undecided and unrecorded.
+		s.g.cfg.Logger.Debug("client notification dropped", "session", s.caller.Session, "method", m.Method)
 	}
 }
 
@@ -624,6 +720,20 @@ func (s *Session) handle(req *jsonrpc.Request) {
 		s.replyErr(req.ID, jsonrpc.CodeInvalidRequest, err.Error(), nil)
 		return
 	}
+	c := &call{stop: make(chan struct{})}
+	s.mu.Lock()
+	if _, dup := s.calls[req.ID]; dup {
+		s.mu.Unlock()
+		s.replyErr(req.ID, jsonrpc.CodeInvalidRequest, "a request with this id is already in flight", nil)
+		return
+	}
+	s.calls[req.ID] = c
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.calls, req.ID)
+		s.mu.Unlock()
+	}()
 	ctx, cancel := context.WithTimeout(s.ctx, s.g.cfg.CallTimeout)
 	defer cancel()
 	switch req.Method {
@@ -878,6 +988,11 @@ func (s *Session) decideAndForward(ctx context.Context, req *jsonrpc.Request, up
 		s.deny(req, v.Reason, v.Policies)
 		return
 	}
+	if s.cancelled(req.ID) {
+		s.observe(op, Outcome{Error: "cancelled by the client before it was forwarded", Decision: v.Event})
+		s.replyErr(req.ID, codeCancelled, "request cancelled by the client", nil)
+		return
+	}
 	start := time.Now()
 	resp, err := s.roundTrip(ctx, up, req.Method, params, req.ID)
 	out := Outcome{Duration: time.Since(start), Decision: v.Event}
@@ -885,6 +1000,9 @@ func (s *Session) decideAndForward(ctx context.Context, req *jsonrpc.Request, up
 	case errors.Is(err, errCancelled):
 		out.Error = "cancelled by the client"
 		s.observe(op, out)
+		// Answer anyway so that transports can release the request's
+		// stream; clients ignore answers to requests they cancelled.
+		s.replyErr(req.ID, codeCancelled, "request cancelled by the client", nil)
 		return
 	case err != nil:
 		out.Error = err.Error()
@@ -904,7 +1022,9 @@ func (s *Session) decideAndForward(ctx context.Context, req *jsonrpc.Request, up
 		_ = json.Unmarshal(resp.Result, &r)
 		out.IsError = r.IsError
 	}
-	if err := s.g.cfg.Guard.Observe(ctx, s.caller, op, out); err != nil {
+	octx, ocancel := context.WithTimeout(context.WithoutCancel(ctx), observeTimeout)
+	defer ocancel()
+	if err := s.g.cfg.Guard.Observe(octx, s.caller, op, out); err != nil {
 		// The result could not be recorded: withhold it (fail closed).
 		s.replyErr(req.ID, CodeDenied, "ward could not record the result, so it is withheld: "+err.Error(), nil)
 		return
@@ -912,8 +1032,31 @@ func (s *Session) decideAndForward(ctx context.Context, req *jsonrpc.Request, up
 	s.send(&jsonrpc.Response{ID: req.ID, Result: resp.Result, Error: resp.Error}, req.ID)
 }
 
+// codeCancelled answers a request the client cancelled (as LSP's
+// RequestCancelled).
+const codeCancelled = -32800
+
+// observeTimeout bounds recording an outcome, independently of the call's
+// own deadline.
+const observeTimeout = 10 * time.Second
+
+func (s *Session) cancelled(id jsonrpc.ID) bool {
+	s.mu.Lock()
+	c := s.calls[id]
+	s.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	select {
+	case <-c.stop:
+		return true
+	default:
+		return false
+	}
+}
+
 func (s *Session) observe(op *Operation, out Outcome) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), observeTimeout)
 	defer cancel()
 	if err := s.g.cfg.Guard.Observe(ctx, s.caller, op, out); err != nil {
 		s.g.cfg.Logger.Error("recording outcome failed", "session", s.caller.Session, "op", op.Name, "err", err)
@@ -964,6 +1107,11 @@ func (s *Session) refreshResources(ctx context.Context, up *upstream, kind Kind)
 			s.resources = map[string]string{}
 		}
 		for _, it := range items {
+			if prev, ok := s.resources[it.Name]; ok && prev != up.name {
+				// Claimed by two upstreams: route it to neither.
+				s.resources[it.Name] = ""
+				continue
+			}
 			s.resources[it.Name] = up.name
 		}
 	} else {
@@ -995,24 +1143,40 @@ func (s *Session) refreshResources(ctx context.Context, up *upstream, kind Kind)
 }
 
 // routeURI finds the upstream that serves a resource URI: the one that
-// listed it, else the one whose template has the longest matching literal
-// prefix, else the only upstream offering resources.
-func (s *Session) routeURI(ctx context.Context, uri string) *upstream {
-	find := func() *upstream {
+// listed it, else the one whose URI template has the longest matching literal
+// prefix, else the only upstream offering resources. A URI that two upstreams
+// claim (listed by both, or matched by templates of both) is routed to
+// neither: one upstream must not capture another's resources.
+func (s *Session) routeURI(ctx context.Context, uri string) (*upstream, error) {
+	find := func() (*upstream, error) {
 		s.catMu.Lock()
 		defer s.catMu.Unlock()
 		if srv, ok := s.resources[uri]; ok {
-			return s.byName[srv]
+			if srv == "" {
+				return nil, fmt.Errorf("resource %q is listed by more than one upstream; ward will not guess which one serves it", uri)
+			}
+			return s.byName[srv], nil
 		}
+		var match *upstream
+		best := -1
 		for _, t := range s.templates {
-			if t.uriTemplate == uri || (t.prefix != "" && strings.HasPrefix(uri, t.prefix)) {
-				return s.byName[t.server]
+			if t.uriTemplate != uri && (t.prefix == "" || !strings.HasPrefix(uri, t.prefix)) {
+				continue
+			}
+			up := s.byName[t.server]
+			switch {
+			case match == nil:
+				match, best = up, len(t.prefix)
+			case up != match:
+				return nil, fmt.Errorf("resource %q matches URI templates of more than one upstream (%s, %s); ward will not guess which one serves it", uri, match.name, up.name)
+			case len(t.prefix) > best:
+				best = len(t.prefix)
 			}
 		}
-		return nil
+		return match, nil
 	}
-	if up := find(); up != nil {
-		return up
+	if up, err := find(); up != nil || err != nil {
+		return up, err
 	}
 	var offering []*upstream
 	for _, up := range s.ups {
@@ -1022,11 +1186,45 @@ func (s *Session) routeURI(ctx context.Context, uri string) *upstream {
 			_, _ = s.refreshResources(ctx, up, KindResourceTemplate)
 		}
 	}
-	if up := find(); up != nil {
-		return up
+	if up, err := find(); up != nil || err != nil {
+		return up, err
 	}
 	if len(offering) == 1 {
-		return offering[0]
+		return offering[0], nil
+	}
+	return nil, fmt.Errorf("no upstream serves resource %q", uri)
+}
+
+// checkURI refuses resource URIs whose meaning depends on how an upstream
+// resolves them: dot segments, encoded dots or separators, backslashes and
+// control characters. Scope patterns match URIs as written, so
+// "file:///tmp/../etc/passwd" must never pass as something under /tmp.
+func checkURI(uri string) error {
+	if len(uri) > 4096 {
+		return fmt.Errorf("resource URI longer than 4096 bytes")
+	}
+	for _, r := range uri {
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return fmt.Errorf("resource URI %q contains a control character or backslash", uri)
+		}
+	}
+	lower := strings.ToLower(uri)
+	for _, enc := range []string{"%2e", "%2f", "%5c", "%00"} {
+		if strings.Contains(lower, enc) {
+			return fmt.Errorf("resource URI %q contains an encoded dot, separator or NUL; ward refuses it rather than guess what it names", uri)
+		}
+	}
+	rest := uri
+	if i := strings.Index(rest, "?"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.Index(rest, "#"); i >= 0 {
+		rest = rest[:i]
+	}
+	for _, seg := range strings.Split(rest, "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Errorf("resource URI %q contains a dot segment; ward refuses it rather than guess what it names", uri)
+		}
 	}
 	return nil
 }
@@ -1039,9 +1237,13 @@ func (s *Session) resourceOp(ctx context.Context, req *jsonrpc.Request) {
 		s.replyErr(req.ID, jsonrpc.CodeInvalidParams, req.Method+": params must carry a string \"uri\"", nil)
 		return
 	}
-	up := s.routeURI(ctx, params.URI)
-	if up == nil {
-		s.deny(req, fmt.Sprintf("no upstream serves resource %q", params.URI), nil)
+	if err := checkURI(params.URI); err != nil {
+		s.deny(req, err.Error(), nil)
+		return
+	}
+	up, err := s.routeURI(ctx, params.URI)
+	if err != nil {
+		s.deny(req, err.Error(), nil)
 		return
 	}
 	op := &Operation{Action: policy.ActionReadResource, Method: req.Method, Server: up.name, Name: params.URI, Upstream: params.URI}
@@ -1102,9 +1304,13 @@ func (s *Session) complete(ctx context.Context, req *jsonrpc.Request) {
 		op := &Operation{Action: policy.ActionGetPrompt, Method: req.Method, Server: server, Name: params.Ref.Name, Upstream: entry.upstream, Arguments: argJSON}
 		s.decideAndForward(ctx, req, up, op, fwd)
 	case "ref/resource":
-		up := s.routeURI(ctx, params.Ref.URI)
-		if up == nil {
-			s.deny(req, fmt.Sprintf("no upstream serves resource %q", params.Ref.URI), nil)
+		if err := checkURI(params.Ref.URI); err != nil {
+			s.deny(req, err.Error(), nil)
+			return
+		}
+		up, err := s.routeURI(ctx, params.Ref.URI)
+		if err != nil {
+			s.deny(req, err.Error(), nil)
 			return
 		}
 		op := &Operation{Action: policy.ActionReadResource, Method: req.Method, Server: up.name, Name: params.Ref.URI, Upstream: params.Ref.URI, Arguments: argJSON}

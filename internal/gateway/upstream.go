@@ -65,10 +65,8 @@ func (g *Gateway) ServeConn(ctx context.Context, conn mcp.Connection, c *Caller)
 	s := g.NewSession(c, connDownstream{conn})
 	defer s.Close()
 	defer conn.Close()
-	go func() {
-		<-ctx.Done()
-		conn.Close()
-	}()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	for {
 		msg, err := conn.Read(ctx)
 		if err != nil {

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -394,6 +395,9 @@ func (n *Node) TLSConfig() *tls.Config {
 		if h, _, err := net.SplitHostPort(n.cfg.Addr); err == nil && h != "" && h != "0.0.0.0" && h != "::" {
 			hosts = append(hosts, h)
 		}
+		if u, err := url.Parse(n.cfg.PublicURL); err == nil && u.Hostname() != "" {
+			hosts = append(hosts, u.Hostname())
+		}
 		cert, err := n.CA.ServerCertificate(hosts, serverCertTTL)
 		if err != nil {
 			return nil, err
@@ -421,8 +425,11 @@ func (n *Node) Serve(ctx context.Context) error {
 		Handler:           n.API.Handler(),
 		TLSConfig:         n.TLSConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(n.cfg.Logger.Handler(), slog.LevelDebug),
+		// Request bodies have their own deadline (api.Server); no
+		// ReadTimeout, which would also end long-lived SSE responses.
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(n.cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	go n.sweep(ctx)
 	errc := make(chan error, 1)
@@ -457,18 +464,23 @@ func (n *Node) Close() error {
 	if n.cancel != nil {
 		n.cancel()
 	}
-	if n.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = n.srv.Shutdown(ctx)
-		cancel()
-	} else if n.ln != nil {
-		n.ln.Close()
-	}
+	// End MCP sessions first so that their open streams do not hold
+	// Shutdown, then stop serving, and only then close the state handlers
+	// use.
 	if n.API != nil {
 		n.API.Close()
 	}
 	if n.Gateway != nil {
 		n.Gateway.Close()
+	}
+	if n.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := n.srv.Shutdown(ctx); err != nil {
+			n.srv.Close()
+		}
+		cancel()
+	} else if n.ln != nil {
+		n.ln.Close()
 	}
 	return n.closeState()
 }
