@@ -104,6 +104,8 @@ type Authority struct {
 	// have expired anyway, so a lookup racing with EndSession can never
 	// put an ended session back into the cache.
 	ended map[string]time.Time
+	// grants caches verified grants by the SHA-256 of their bytes.
+	grants map[[32]byte]*grant.Claims
 }
 
 type cachedCaller struct {
@@ -142,7 +144,7 @@ func New(cfg Config) (*Authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authority: %w", err)
 	}
-	return &Authority{cfg: cfg, verifier: v, cache: map[string]cachedCaller{}, ended: map[string]time.Time{}}, nil
+	return &Authority{cfg: cfg, verifier: v, cache: map[string]cachedCaller{}, ended: map[string]time.Time{}, grants: map[[32]byte]*grant.Claims{}}, nil
 }
 
 // AllScope is the ceiling of an admin: everything.
@@ -538,9 +540,47 @@ func grantClaims(a *Authority, token string) (*grant.Claims, error) {
 
 // VerifyGrant checks a grant's signature, issuer and lifetime. It does not
 // check that the session is still active: [Authority.Caller] does.
+//
+// A grant is presented with every request, so verified grants are cached by
+// the SHA-256 of their exact bytes until they expire: the same bytes carry
+// the same signature, and only the lifetime needs checking again. The proof
+// of possession is still verified on every request.
 func (a *Authority) VerifyGrant(token string) (*grant.Claims, error) {
-	return a.verifier.Verify(token)
+	if len(token) > grant.MaxTokenSize {
+		return a.verifier.Verify(token) // refused there, with its error
+	}
+	key := sha256.Sum256([]byte(token))
+	now := a.cfg.Now()
+	a.mu.Lock()
+	c, ok := a.grants[key]
+	a.mu.Unlock()
+	if ok {
+		if now.Before(c.Expiry.Add(grant.DefaultLeeway)) {
+			return c, nil
+		}
+		a.mu.Lock()
+		delete(a.grants, key)
+		a.mu.Unlock()
+	}
+	c, err := a.verifier.Verify(token)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	if len(a.grants) >= maxCachedGrants {
+		for k, v := range a.grants {
+			if !now.Before(v.Expiry) || len(a.grants) >= maxCachedGrants {
+				delete(a.grants, k)
+			}
+		}
+	}
+	a.grants[key] = c
+	a.mu.Unlock()
+	return c, nil
 }
+
+// maxCachedGrants bounds the verified-grant cache.
+const maxCachedGrants = 1 << 16
 
 // ExchangeRequest asks for a child grant for a sub-agent.
 type ExchangeRequest struct {

@@ -1002,6 +1002,11 @@ func (s *Store) ObservePin(ctx context.Context, server, tool, hash string, def j
 		checkJSON("definition", def), checkText("approved by", approveFirstBy)); err != nil {
 		return p, false, false, fmt.Errorf("observe pin %q/%q: %w", server, tool, err)
 	}
+	// The common case, a definition seen before, is a read: no write
+	// transaction (and no fsync) on the hot path.
+	if cur, err := scanPin(s.r.QueryRowContext(ctx, `SELECT `+pinCols+` FROM tool_pins WHERE server = $1 AND tool = $2`, server, tool)); err == nil && cur.Hash == hash {
+		return cur, false, false, nil
+	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		cur, err := scanPin(tx.QueryRowContext(ctx, `SELECT `+pinCols+` FROM tool_pins WHERE server = $1 AND tool = $2`, server, tool))
 		switch {
