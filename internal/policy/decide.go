@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"iter"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,8 +42,74 @@ func (s *Set) Decide(req Request) Decision {
 		return invalid(err.Error())
 	}
 	c := s.index.candidates(&p.ents, p.action, p.resource, p.ents.server.UID)
-	dec, diag := cedar.Authorize(&c, &p.ents, p.request(args))
-	return s.decision(dec, diag)
+	creq := p.request(args)
+	dec, diag := cedar.Authorize(&c, &p.ents, creq)
+	d := s.decision(dec, diag)
+	return s.escalation(d, &c, &p.ents, creq)
+}
+
+// escalation applies @escalate annotations to a decision:
+//
+//   - a plain forbid that applies denies;
+//   - else, if @escalate forbids apply, the call escalates if some permit
+//     applies (and is denied by default otherwise);
+//   - else, if only @escalate permits apply, the call escalates;
+//   - else cedar's decision stands.
+func (s *Set) escalation(d Decision, c *candidates, ents *entities, req types.Request) Decision {
+	if !s.hasEscalation || len(d.Reasons) == 0 {
+		return d
+	}
+	var approvals []Approval
+	for _, r := range d.Reasons {
+		e := s.byID[cedar.PolicyID(r.PolicyID)]
+		if e == nil || e.escalate == nil {
+			return d // a plain policy decided: it stands
+		}
+		approvals = append(approvals, *e.escalate)
+	}
+	if d.Allow {
+		// Only @escalate permits applied.
+		return Decision{Escalate: true, Approvals: approvals, Reasons: d.Reasons, Errors: d.Errors}
+	}
+	// Only @escalate forbids applied: is the call permitted at all?
+	permits := permitsOnly{c}
+	pdec, pdiag := cedar.Authorize(&permits, ents, req)
+	if pdec != cedar.Allow {
+		// Default deny, keeping the escalation forbids as reasons.
+		return d
+	}
+	pd := s.decision(pdec, pdiag)
+	plain := false
+	var extra []Approval
+	for _, r := range pd.Reasons {
+		if e := s.byID[cedar.PolicyID(r.PolicyID)]; e != nil && e.escalate != nil {
+			extra = append(extra, *e.escalate)
+		} else {
+			plain = true
+		}
+	}
+	if !plain {
+		approvals = append(approvals, extra...)
+	}
+	return Decision{Escalate: true, Approvals: approvals, Reasons: d.Reasons, Errors: d.Errors}
+}
+
+// permitsOnly iterates the permits among candidates.
+type permitsOnly struct{ c *candidates }
+
+func (p *permitsOnly) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
+	return func(yield func(cedar.PolicyID, *cedar.Policy) bool) {
+		for _, l := range p.c.lists {
+			for _, e := range l {
+				if e.forbid || !e.principal.mayMatch(p.c.ents) {
+					continue
+				}
+				if !yield(e.id, e.policy) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // MayAllow reports whether some arguments could make Decide allow req; it
@@ -112,6 +179,13 @@ func (s *Set) decision(dec types.Decision, diag types.Diagnostic) Decision {
 // Explain returns one line a user can act on: which policies allowed or
 // denied req, or why nothing allowed it.
 func (d Decision) Explain(req Request) string {
+	if d.Escalate {
+		parts := make([]string, len(d.Approvals))
+		for i, a := range d.Approvals {
+			parts[i] = fmt.Sprintf("%s (policy %q)", a, a.PolicyID)
+		}
+		return "needs approval by " + strings.Join(parts, " and ")
+	}
 	if len(d.Reasons) > 0 {
 		verb := "denied"
 		if d.Allow {

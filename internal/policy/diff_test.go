@@ -52,7 +52,7 @@ func sortedIDs[T any](xs []T, id func(T) string) []string {
 func TestDifferential(t *testing.T) {
 	const sets, requests = 150, 200
 	w := world{servers: 4, tools: 3, groups: 4, agents: 4}
-	var allows, denies, forbids, errs int
+	var allows, denies, forbids, errs, escalations int
 	for seed := range uint64(sets) {
 		r := rand.New(rand.NewPCG(seed, 0x3a7d))
 		n := pick(r, 1, 5, 20, 80)
@@ -66,12 +66,15 @@ func TestDifferential(t *testing.T) {
 			req := randomRequest(r, w)
 			got := set.Decide(req)
 			dec, diag := reference(t, full, req)
+			allow, escalate := referenceEscalation(t, set, full, req, dec, diag)
 			want := struct {
-				Allow   bool
-				Reasons []string
-				Errors  []string
+				Allow    bool
+				Escalate bool
+				Reasons  []string
+				Errors   []string
 			}{
-				Allow:   dec == cedar.Allow,
+				Allow:    allow,
+				Escalate: escalate,
 				Reasons: sortedIDs(diag.Reasons, func(r types.DiagnosticReason) string { return string(r.PolicyID) }),
 				Errors: sortedIDs(diag.Errors, func(e types.DiagnosticError) string {
 					return fmt.Sprintf("%s: policy %q: %s", formatPosition(e.Position), e.PolicyID, e.Message)
@@ -79,6 +82,7 @@ func TestDifferential(t *testing.T) {
 			}
 			gotCmp := want
 			gotCmp.Allow = got.Allow
+			gotCmp.Escalate = got.Escalate
 			gotCmp.Reasons = sortedIDs(got.Reasons, func(r Reason) string { return r.PolicyID })
 			gotCmp.Errors = sortedIDs(got.Errors, func(s string) string { return s })
 			if diff := cmp.Diff(want, gotCmp); diff != "" {
@@ -86,6 +90,8 @@ func TestDifferential(t *testing.T) {
 					seed, req, req.Arguments, diff, src)
 			}
 			switch {
+			case got.Escalate:
+				escalations++
 			case got.Allow:
 				allows++
 			case len(got.Reasons) > 0:
@@ -107,8 +113,8 @@ func TestDifferential(t *testing.T) {
 		}
 	}
 	// The generator must exercise every outcome, or the test proves little.
-	t.Logf("allow %d, forbid %d, default deny %d, with errors %d", allows, forbids, denies, errs)
-	if allows == 0 || forbids == 0 || denies == 0 || errs == 0 {
+	t.Logf("allow %d, escalate %d, forbid %d, default deny %d, with errors %d", allows, escalations, forbids, denies, errs)
+	if allows == 0 || forbids == 0 || denies == 0 || errs == 0 || escalations == 0 {
 		t.Fatalf("generator does not cover all outcomes: allow %d, forbid %d, default deny %d, errors %d", allows, forbids, denies, errs)
 	}
 }
@@ -130,4 +136,35 @@ func batchMayAllow(t *testing.T, full *cedar.PolicySet, req Request) bool {
 		t.Fatalf("batch.Authorize: %v", err)
 	}
 	return allow
+}
+
+// referenceEscalation applies the @escalate rules to cedar's decision over the
+// whole, unindexed set: a plain forbid denies; @escalate forbids escalate if
+// some permit applies; only @escalate permits applying escalates.
+func referenceEscalation(t *testing.T, set *Set, full *cedar.PolicySet, req Request, dec types.Decision, diag types.Diagnostic) (allow, escalate bool) {
+	t.Helper()
+	annotated := func(id cedar.PolicyID) bool {
+		p := full.Get(id)
+		_, ok := p.Annotations()["escalate"]
+		return ok
+	}
+	if len(diag.Reasons) == 0 {
+		return dec == cedar.Allow, false
+	}
+	for _, r := range diag.Reasons {
+		if !annotated(r.PolicyID) {
+			return dec == cedar.Allow, false
+		}
+	}
+	if dec == cedar.Allow {
+		return false, true
+	}
+	permits := cedar.NewPolicySet()
+	for id, p := range full.All() {
+		if p.Effect() == cedar.Permit {
+			permits.Add(id, p)
+		}
+	}
+	pdec, _ := reference(t, permits, req)
+	return false, pdec == cedar.Allow
 }

@@ -117,6 +117,23 @@
 // checks decisions, determining policies and errors against
 // cedar.Authorize over the whole set.
 //
+// # Escalation
+//
+// Three outcomes, not two: a policy annotated
+//
+//	@escalate("2 of group:finance, group:cfo")   // quorum of distinct approvers from these groups
+//	@escalate_timeout("15m")                     // optional
+//
+// asks for approval instead of deciding alone. On a forbid it means "deny
+// unless approved"; on a permit, "allowed only with approval". The rules, in
+// order: a plain forbid that applies denies; otherwise, if @escalate forbids
+// apply, the call escalates when some permit applies (and is denied by
+// default when none does); otherwise, if only @escalate permits apply, it
+// escalates; otherwise cedar's answer stands. An escalated [Decision] has
+// Escalate set and Allow false, so callers that look only at Allow fail
+// closed, and lists every [Approval] needed. The differential test checks
+// these rules against cedar-go over the whole set.
+//
 // A [Set] is an immutable snapshot: safe for concurrent use, replaced as a
 // whole when policies change.
 package policy

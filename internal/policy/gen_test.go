@@ -31,7 +31,7 @@ func randomPolicies(r *rand.Rand, w world, n int) string {
 			fmt.Fprintf(&b, "@id(\"p%d\") ", i)
 		}
 		if r.IntN(10) == 0 {
-			b.WriteString(`@escalate("x") `)
+			b.WriteString(`@escalate("1 of group:g1") `)
 		}
 		b.WriteString(pick(r, "permit", "permit", "permit", "forbid"))
 		b.WriteString(" (")

@@ -59,9 +59,15 @@ type Reason struct {
 	Position string // "file.cedar:12:1"
 }
 
-// Decision is the outcome of [Set.Decide].
+// Decision is the outcome of [Set.Decide]: Allow, or Escalate (the call may
+// go ahead only with the approvals listed), or neither (deny). Allow and
+// Escalate are never both true, so code that checks only Allow fails closed.
 type Decision struct {
-	Allow bool
+	Allow    bool
+	Escalate bool
+	// Approvals are what an escalated call needs: one entry per @escalate
+	// policy that applied; all of them must be satisfied.
+	Approvals []Approval
 	// Reasons are the permits that applied when allowed, the forbids that
 	// applied when denied (empty for a default deny), in policy order.
 	Reasons []Reason
@@ -69,6 +75,17 @@ type Decision struct {
 	// "file.cedar:3:1: policy "id": message", in policy order; or one
 	// "invalid request: ..." diagnostic when the request itself was refused.
 	Errors []string
+}
+
+// Outcome is "allow", "escalate" or "deny".
+func (d Decision) Outcome() string {
+	switch {
+	case d.Allow:
+		return "allow"
+	case d.Escalate:
+		return "escalate"
+	}
+	return "deny"
 }
 
 // invalidPrefix starts the diagnostic of a request refused before any
@@ -102,7 +119,9 @@ type entry struct {
 	id     cedar.PolicyID
 	policy *cedar.Policy
 	forbid bool
-	order  int // position in parse order: files sorted by name, then offset
+	// escalate is set for a policy with an @escalate annotation.
+	escalate *Approval
+	order    int // position in parse order: files sorted by name, then offset
 	// principal is the policy's principal scope, set by buildIndex.
 	principal principalScope
 	info      PolicyInfo
@@ -114,6 +133,8 @@ type Set struct {
 	entries []*entry // parse order
 	byID    map[cedar.PolicyID]*entry
 	index   index
+	// hasEscalation is set when some policy carries @escalate.
+	hasEscalation bool
 
 	// Per-Set memos: they speed Decide up and never change its answers.
 	cache    *preparedCache
@@ -211,6 +232,9 @@ func Parse(files map[string][]byte) (*Set, error) {
 		return nil, errors.Join(errs...)
 	}
 	s := &Set{entries: entries, byID: byID, cache: &preparedCache{}, decoders: &decoders{}}
+	for _, e := range entries {
+		s.hasEscalation = s.hasEscalation || e.escalate != nil
+	}
 	s.index = buildIndex(entries)
 	return s, nil
 }
@@ -250,11 +274,20 @@ func compileFile(name string, src []byte, list cedar.PolicyList, order int) ([]*
 		if p.Effect() == cedar.Forbid {
 			effect = "forbid"
 		}
+		esc, err := parseEscalation(ann)
+		if err != nil {
+			errs = append(errs, positionedError(pos, "parse error: policy "+strconv.Quote(id)+": "+err.Error()))
+			continue
+		}
+		if esc != nil {
+			esc.PolicyID = id
+		}
 		entries = append(entries, &entry{
-			id:     cedar.PolicyID(id),
-			policy: p,
-			forbid: p.Effect() == cedar.Forbid,
-			order:  order + len(entries),
+			id:       cedar.PolicyID(id),
+			policy:   p,
+			forbid:   p.Effect() == cedar.Forbid,
+			escalate: esc,
+			order:    order + len(entries),
 			info: PolicyInfo{
 				ID:          id,
 				Effect:      effect,

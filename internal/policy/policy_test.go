@@ -352,7 +352,7 @@ func TestDuplicateID(t *testing.T) {
 }
 
 func TestPolicies(t *testing.T) {
-	src := "// leading comment\n@id(\"p\") @escalate(\"finance\")\npermit (principal, action, resource)\n  when { context.name == \"a;b\" }; // trailing\n" +
+	src := "// leading comment\n@id(\"p\") @escalate(\"1 of group:finance\")\npermit (principal, action, resource)\n  when { context.name == \"a;b\" }; // trailing\n" +
 		"forbid (principal, action, resource); forbid (principal, action == Action::\"get_prompt\", resource);\n"
 	set, err := Parse(map[string][]byte{"x.cedar": []byte(src)})
 	if err != nil {
@@ -360,8 +360,8 @@ func TestPolicies(t *testing.T) {
 	}
 	want := []PolicyInfo{
 		{ID: "p", Effect: "permit", Position: "x.cedar:2:1",
-			Text:        "@id(\"p\") @escalate(\"finance\")\npermit (principal, action, resource)\n  when { context.name == \"a;b\" };",
-			Annotations: map[string]string{"id": "p", "escalate": "finance"}},
+			Text:        "@id(\"p\") @escalate(\"1 of group:finance\")\npermit (principal, action, resource)\n  when { context.name == \"a;b\" };",
+			Annotations: map[string]string{"id": "p", "escalate": "1 of group:finance"}},
 		{ID: "x.cedar:5:1", Effect: "forbid", Position: "x.cedar:5:1", Text: "forbid (principal, action, resource);", Annotations: map[string]string{}},
 		{ID: "x.cedar:5:39", Effect: "forbid", Position: "x.cedar:5:39", Text: "forbid (principal, action == Action::\"get_prompt\", resource);", Annotations: map[string]string{}},
 	}
