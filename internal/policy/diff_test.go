@@ -75,7 +75,7 @@ func TestDifferential(t *testing.T) {
 			}{
 				Allow:    allow,
 				Escalate: escalate,
-				Reasons: sortedIDs(diag.Reasons, func(r types.DiagnosticReason) string { return string(r.PolicyID) }),
+				Reasons:  sortedIDs(diag.Reasons, func(r types.DiagnosticReason) string { return string(r.PolicyID) }),
 				Errors: sortedIDs(diag.Errors, func(e types.DiagnosticError) string {
 					return fmt.Sprintf("%s: policy %q: %s", formatPosition(e.Position), e.PolicyID, e.Message)
 				}),
