@@ -547,11 +547,16 @@ func (s *Server) guardCheck(w http.ResponseWriter, r *http.Request, c *gateway.C
 	if err := s.decodeN(w, r, &req, maxFilterBody); err != nil {
 		return err
 	}
-	if err := s.checkWrapped(req.Operation.Server); err != nil {
-		return err
-	}
-	if err := checkOperation(&req.Operation); err != nil {
-		return err
+	if req.Operation.Refused != "" {
+		// Only a denial is recorded; nothing is decided or pinned.
+		req.Operation.Server, req.Operation.Upstream, req.Operation.Definition = "", "", nil
+	} else {
+		if err := s.checkWrapped(req.Operation.Server); err != nil {
+			return err
+		}
+		if err := checkOperation(&req.Operation); err != nil {
+			return err
+		}
 	}
 	v, err := s.cfg.Guard.Check(r.Context(), c, &req.Operation)
 	if err != nil {

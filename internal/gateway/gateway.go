@@ -87,6 +87,9 @@ type Operation struct {
 	// Definition is the tool's definition as last listed by this session's
 	// upstream connection; the guard checks it against its pin.
 	Definition json.RawMessage `json:"definition,omitempty"`
+	// Refused, if set, is why the gateway could not route the request; the
+	// guard records it as a denial without deciding anything.
+	Refused string `json:"refused,omitempty"`
 }
 
 // Verdict is the guard's answer for one operation.

@@ -216,8 +216,8 @@ func TestListFilteredAndCallsDecided(t *testing.T) {
 			decisions++
 		}
 	}
-	if decisions != 5 {
-		t.Fatalf("%d decisions audited, want 5 (unknown server names are refused before deciding)", decisions)
+	if decisions != 6 {
+		t.Fatalf("%d decisions audited, want 6 (refusals of unknown names included)", decisions)
 	}
 }
 

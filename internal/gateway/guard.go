@@ -203,6 +203,9 @@ func (l *Local) Check(ctx context.Context, c *Caller, op *Operation) (Verdict, e
 }
 
 func (l *Local) decide(ctx context.Context, c *Caller, op *Operation) Verdict {
+	if op.Refused != "" {
+		return Verdict{Reason: op.Refused}
+	}
 	if !c.Expiry.IsZero() && !l.cfg.Now().Before(c.Expiry) {
 		return Verdict{Reason: "the session's grant has expired"}
 	}

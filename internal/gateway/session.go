@@ -951,7 +951,7 @@ func (s *Session) callNamed(ctx context.Context, req *jsonrpc.Request, kind Kind
 	server, _, ok := splitName(name)
 	up := s.byName[server]
 	if !ok || up == nil {
-		s.deny(req, fmt.Sprintf("unknown %s %q: names look like SERVER.NAME and SERVER must be one of %s", kind, name, strings.Join(s.g.Servers(), ", ")), nil)
+		s.refuse(ctx, req, actionFor(kind), name, fmt.Sprintf("unknown %s %q: names look like SERVER.NAME and SERVER must be one of %s", kind, name, strings.Join(s.g.Servers(), ", ")))
 		return
 	}
 	entry, found := s.lookup(kind, name)
@@ -963,7 +963,7 @@ func (s *Session) callNamed(ctx context.Context, req *jsonrpc.Request, kind Kind
 		entry, found = s.lookup(kind, name)
 	}
 	if !found {
-		s.deny(req, fmt.Sprintf("unknown %s %q: server %s does not offer it", kind, name, server), nil)
+		s.refuse(ctx, req, actionFor(kind), name, fmt.Sprintf("unknown %s %q: server %s does not offer it", kind, name, server))
 		return
 	}
 	op := &Operation{Action: policy.ActionCallTool, Method: req.Method, Server: server, Name: name, Upstream: entry.upstream, Definition: entry.def}
@@ -1238,12 +1238,12 @@ func (s *Session) resourceOp(ctx context.Context, req *jsonrpc.Request) {
 		return
 	}
 	if err := checkURI(params.URI); err != nil {
-		s.deny(req, err.Error(), nil)
+		s.refuse(ctx, req, policy.ActionReadResource, params.URI, err.Error())
 		return
 	}
 	up, err := s.routeURI(ctx, params.URI)
 	if err != nil {
-		s.deny(req, err.Error(), nil)
+		s.refuse(ctx, req, policy.ActionReadResource, params.URI, err.Error())
 		return
 	}
 	op := &Operation{Action: policy.ActionReadResource, Method: req.Method, Server: up.name, Name: params.URI, Upstream: params.URI}
@@ -1284,7 +1284,7 @@ func (s *Session) complete(ctx context.Context, req *jsonrpc.Request) {
 		server, _, ok := splitName(params.Ref.Name)
 		up := s.byName[server]
 		if !ok || up == nil {
-			s.deny(req, fmt.Sprintf("unknown prompt %q", params.Ref.Name), nil)
+			s.refuse(ctx, req, policy.ActionGetPrompt, params.Ref.Name, fmt.Sprintf("unknown prompt %q", params.Ref.Name))
 			return
 		}
 		entry, found := s.lookup(KindPrompt, params.Ref.Name)
@@ -1293,7 +1293,7 @@ func (s *Session) complete(ctx context.Context, req *jsonrpc.Request) {
 			entry, found = s.lookup(KindPrompt, params.Ref.Name)
 		}
 		if !found {
-			s.deny(req, fmt.Sprintf("unknown prompt %q", params.Ref.Name), nil)
+			s.refuse(ctx, req, policy.ActionGetPrompt, params.Ref.Name, fmt.Sprintf("unknown prompt %q", params.Ref.Name))
 			return
 		}
 		var ref map[string]json.RawMessage
@@ -1305,12 +1305,12 @@ func (s *Session) complete(ctx context.Context, req *jsonrpc.Request) {
 		s.decideAndForward(ctx, req, up, op, fwd)
 	case "ref/resource":
 		if err := checkURI(params.Ref.URI); err != nil {
-			s.deny(req, err.Error(), nil)
+			s.refuse(ctx, req, policy.ActionReadResource, params.Ref.URI, err.Error())
 			return
 		}
 		up, err := s.routeURI(ctx, params.Ref.URI)
 		if err != nil {
-			s.deny(req, err.Error(), nil)
+			s.refuse(ctx, req, policy.ActionReadResource, params.Ref.URI, err.Error())
 			return
 		}
 		op := &Operation{Action: policy.ActionReadResource, Method: req.Method, Server: up.name, Name: params.Ref.URI, Upstream: params.Ref.URI, Arguments: argJSON}
@@ -1341,6 +1341,16 @@ func (s *Session) setLevel(ctx context.Context, req *jsonrpc.Request) {
 		return
 	}
 	s.reply(req.ID, map[string]any{})
+}
+
+// refuse denies a request the gateway cannot even route (unknown name,
+// unsafe URI), recording the refusal like any other decision.
+func (s *Session) refuse(ctx context.Context, req *jsonrpc.Request, action policy.Action, name, reason string) {
+	op := &Operation{Action: action, Method: req.Method, Name: name, Refused: reason}
+	if _, err := s.g.cfg.Guard.Check(ctx, s.caller, op); err != nil {
+		reason += " (and the refusal could not be recorded: " + err.Error() + ")"
+	}
+	s.deny(req, reason, nil)
 }
 
 func (s *Session) deny(req *jsonrpc.Request, reason string, policies []string) {
