@@ -93,7 +93,7 @@ func cmdSponsor(args []string, stdout io.Writer) error {
 		}
 		var rows [][]string
 		for _, v := range vs {
-			rows = append(rows, []string{v.Name, v.Kind, string(v.Ceiling)})
+			rows = append(rows, []string{v.Name, v.Kind, scopeText(v.Ceiling)})
 		}
 		table(stdout, "NAME\tKIND\tCEILING", rows)
 	case "credential":
@@ -187,7 +187,7 @@ func cmdAgent(args []string, stdout io.Writer) error {
 			return printJSON(stdout, v)
 		}
 		fmt.Fprintf(stdout, "agent      %s\nspiffe id  %s\nsponsor    %s\ngroups     %s\nceiling    %s\nstatus     %s\n",
-			v.Name, v.SPIFFEID, v.Sponsor, strings.Join(v.Groups, ","), v.Ceiling, v.Status)
+			v.Name, v.SPIFFEID, v.Sponsor, strings.Join(v.Groups, ","), scopeText(v.Ceiling), v.Status)
 	case "quarantine", "release":
 		n, err := name()
 		if err != nil {
@@ -236,7 +236,7 @@ func printIssued(w io.Writer, v api.IssuedView, dir string) {
 	if v.Parent != "" {
 		fmt.Fprintf(w, "parent     %s (depth %d)\n", v.Parent, v.Depth)
 	}
-	fmt.Fprintf(w, "scope      %s\nexpires    %s\ncredentials %s  (key.pem never left this machine)\n", v.Scope, v.Expires.Format(time.RFC3339), dir)
+	fmt.Fprintf(w, "scope      %s\nexpires    %s\ncredentials %s  (key.pem never left this machine)\n", scopeText(v.Scope), v.Expires.Format(time.RFC3339), dir)
 }
 
 func cmdSession(args []string, stdout io.Writer) error {
@@ -334,7 +334,7 @@ func cmdSession(args []string, stdout io.Writer) error {
 			return printJSON(stdout, v)
 		}
 		fmt.Fprintf(stdout, "session    %s\nspiffe id  %s\nagent      %s (sponsor %s)\nparent     %s\ndepth      %d\nobjective  %s\nscope      %s\nstatus     %s %s\nexpires    %s\n",
-			v.ID, v.SPIFFEID, v.Agent, v.Sponsor, v.Parent, v.Depth, v.Objective, v.Scope, v.Status, v.EndReason, v.Expires.Format(time.RFC3339))
+			v.ID, v.SPIFFEID, v.Agent, v.Sponsor, v.Parent, v.Depth, v.Objective, scopeText(v.Scope), v.Status, v.EndReason, v.Expires.Format(time.RFC3339))
 	case "list":
 		c, err := operatorClient()
 		if err != nil {
@@ -607,4 +607,17 @@ func readBundle(path string) ([]*x509.Certificate, error) {
 		return nil, err
 	}
 	return sessioncred.ParseCertificates(b)
+}
+
+// scopeText shows a scope as the patterns the command line takes.
+func scopeText(raw json.RawMessage) string {
+	sc, err := authority.ParseScope(raw)
+	if err != nil {
+		return string(raw)
+	}
+	p := authority.FormatPatterns(sc)
+	if len(p) == 0 {
+		return "(nothing)"
+	}
+	return strings.Join(p, " ")
 }
