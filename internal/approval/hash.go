@@ -128,11 +128,12 @@ func canonicalValue(dst []byte, dec *jsontext.Decoder) ([]byte, error) {
 			if nt.Kind() != '"' {
 				return nil, fmt.Errorf("object member name is not a string")
 			}
+			name := nt.String() // before the next read voids nt
 			v, err := canonicalValue(nil, dec)
 			if err != nil {
 				return nil, err
 			}
-			ms = append(ms, member{name: nt.String(), value: v})
+			ms = append(ms, member{name: name, value: v})
 		}
 		if _, err := dec.ReadToken(); err != nil {
 			return nil, err

@@ -45,7 +45,29 @@ func (s *Set) Decide(req Request) Decision {
 	creq := p.request(args)
 	dec, diag := cedar.Authorize(&c, &p.ents, creq)
 	d := s.decision(dec, diag)
-	return s.escalation(d, &c, &p.ents, creq)
+	d = s.escalation(d, &c, &p.ents, creq)
+	return s.failClosed(d, diag)
+}
+
+// failClosed denies a call that would be allowed or escalated while a
+// forbid failed to evaluate. Cedar skips a policy whose condition errors (a
+// string where a number was expected, a missing attribute without a has
+// guard); for a forbid that would let the call through, so ward treats an
+// erroring forbid as applying.
+func (s *Set) failClosed(d Decision, diag types.Diagnostic) Decision {
+	if (!d.Allow && !d.Escalate) || len(diag.Errors) == 0 {
+		return d
+	}
+	var failed []Reason
+	for _, e := range diag.Errors {
+		if en := s.byID[e.PolicyID]; en != nil && en.forbid {
+			failed = append(failed, Reason{PolicyID: en.info.ID, Effect: en.info.Effect, Position: en.info.Position})
+		}
+	}
+	if len(failed) == 0 {
+		return d
+	}
+	return Decision{Reasons: failed, Errors: d.Errors, FailedForbid: true}
 }
 
 // escalation applies @escalate annotations to a decision:
@@ -179,6 +201,9 @@ func (s *Set) decision(dec types.Decision, diag types.Diagnostic) Decision {
 // Explain returns one line a user can act on: which policies allowed or
 // denied req, or why nothing allowed it.
 func (d Decision) Explain(req Request) string {
+	if d.FailedForbid {
+		return fmt.Sprintf("denied: forbid policy %q (%s) could not be evaluated, so it is treated as applying: %s", d.Reasons[0].PolicyID, d.Reasons[0].Position, d.Errors[0])
+	}
 	if d.Escalate {
 		parts := make([]string, len(d.Approvals))
 		for i, a := range d.Approvals {

@@ -67,6 +67,12 @@ func TestDifferential(t *testing.T) {
 			got := set.Decide(req)
 			dec, diag := reference(t, full, req)
 			allow, escalate := referenceEscalation(t, set, full, req, dec, diag)
+			failed := referenceFailedForbids(full, diag)
+			if (allow || escalate) && len(failed) > 0 {
+				// ward denies when a forbid failed to evaluate.
+				allow, escalate = false, false
+				diag.Reasons = failed
+			}
 			want := struct {
 				Allow    bool
 				Escalate bool
@@ -167,4 +173,16 @@ func referenceEscalation(t *testing.T, set *Set, full *cedar.PolicySet, req Requ
 	}
 	pdec, _ := reference(t, permits, req)
 	return false, pdec == cedar.Allow
+}
+
+// referenceFailedForbids lists the forbids among the policies that failed to
+// evaluate.
+func referenceFailedForbids(full *cedar.PolicySet, diag types.Diagnostic) []types.DiagnosticReason {
+	var out []types.DiagnosticReason
+	for _, e := range diag.Errors {
+		if p := full.Get(e.PolicyID); p != nil && p.Effect() == cedar.Forbid {
+			out = append(out, types.DiagnosticReason{PolicyID: e.PolicyID, Position: e.Position})
+		}
+	}
+	return out
 }

@@ -134,6 +134,17 @@
 // closed, and lists every [Approval] needed. The differential test checks
 // these rules against cedar-go over the whole set.
 //
+// # A forbid that fails to evaluate applies
+//
+// Cedar skips a policy whose condition raises an error (comparing a String
+// with a Long, reading an attribute without a has guard). For a permit that
+// is safe; for a forbid it would let the call through, and an agent chooses
+// its arguments' types. ward therefore denies a call that would otherwise be
+// allowed or escalated when any forbid among the candidates failed to
+// evaluate ([Decision].FailedForbid); Explain names the forbid and the
+// error. This is the one place ward's answer differs from cedar-go's, and
+// the differential test applies the same rule to its reference.
+//
 // A [Set] is an immutable snapshot: safe for concurrent use, replaced as a
 // whole when policies change.
 package policy

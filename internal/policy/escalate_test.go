@@ -83,3 +83,28 @@ func TestEscalationAnnotationErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedForbidDenies: a forbid whose condition cannot be evaluated (here
+// a decimal amount, which becomes a String) is treated as applying, so a
+// badly typed argument cannot switch a forbid off.
+func TestFailedForbidDenies(t *testing.T) {
+	set, err := Parse(map[string][]byte{"f.cedar": []byte(`
+@id("pay") permit (principal, action == Action::"call_tool", resource == Tool::"pay.send");
+@id("big-payments") forbid (principal, action == Action::"call_tool", resource == Tool::"pay.send")
+when { context.arguments has amount && context.arguments.amount > 100 };
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := Request{Session: "s", Agent: "a", Action: ActionCallTool, Server: "pay", Name: "pay.send"}
+	for args, want := range map[string]string{`{"amount": 5}`: "allow", `{"amount": 500}`: "deny", `{"amount": 100000.5}`: "deny", `{}`: "allow"} {
+		req.Arguments = json.RawMessage(args)
+		d := set.Decide(req)
+		if d.Outcome() != want {
+			t.Errorf("%s: %s, want %s (%s)", args, d.Outcome(), want, d.Explain(req))
+		}
+		if args == `{"amount": 100000.5}` && (!d.FailedForbid || !strings.Contains(d.Explain(req), "could not be evaluated")) {
+			t.Errorf("failed forbid not explained: %s", d.Explain(req))
+		}
+	}
+}

@@ -71,6 +71,9 @@ type Decision struct {
 	// Reasons are the permits that applied when allowed, the forbids that
 	// applied when denied (empty for a default deny), in policy order.
 	Reasons []Reason
+	// FailedForbid is set when the call was denied because a forbid failed
+	// to evaluate (Reasons are those forbids).
+	FailedForbid bool
 	// Errors are the policies that failed to evaluate, as
 	// "file.cedar:3:1: policy "id": message", in policy order; or one
 	// "invalid request: ..." diagnostic when the request itself was refused.
