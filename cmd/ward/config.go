@@ -46,6 +46,20 @@ type fileConfig struct {
 	ToolPinning        string         `yaml:"tool_pinning"`
 	Policies           []string       `yaml:"policies"`
 	Servers            []serverConfig `yaml:"servers"`
+	Approvals          approvalConfig `yaml:"approvals"`
+}
+
+// approvalConfig configures escalation.
+//
+//	approvals:
+//	  hold: 15s          # how long an escalated call waits before "approval pending"
+//	  timeout: 15m       # how long a request stays open and an approval redeemable
+//	  groups:            # approver groups named by @escalate("N of group:G")
+//	    dba: [alice, bob]
+type approvalConfig struct {
+	Hold    string              `yaml:"hold"`
+	Timeout string              `yaml:"timeout"`
+	Groups  map[string][]string `yaml:"groups"`
 }
 
 type serverConfig struct {
@@ -116,6 +130,18 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 	if cfg.MaxTTL, err = duration("max_session_ttl", fc.MaxSessionTTL); err != nil {
 		return cfg, err
 	}
+	if cfg.HoldTimeout, err = duration("approvals.hold", fc.Approvals.Hold); err != nil {
+		return cfg, err
+	}
+	if cfg.ApprovalTimeout, err = duration("approvals.timeout", fc.Approvals.Timeout); err != nil {
+		return cfg, err
+	}
+	for g, members := range fc.Approvals.Groups {
+		if g == "" || len(members) == 0 {
+			return cfg, fmt.Errorf("approvals.groups.%s: an approver group needs a name and at least one member", g)
+		}
+	}
+	cfg.ApproverGroups = fc.Approvals.Groups
 	if fc.MaxDelegationDepth < 0 || fc.MaxDelegationDepth > 16 {
 		return cfg, fmt.Errorf("max_delegation_depth %d: must be 1-16", fc.MaxDelegationDepth)
 	}

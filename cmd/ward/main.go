@@ -45,6 +45,7 @@ func commands() []command {
 		{"token", "ward token exchange --session ID [--allow P]...           delegate a narrower grant to a sub-agent", cmdToken},
 		{"mcp", "ward mcp wrap|serve                                        stdio proxy / session-bound local endpoint", cmdMCP},
 		{"tools", "ward tools list|approve                                    tool definition pins (rug-pull defence)", cmdTools},
+		{"approvals", "ward approvals list|show|approve|deny                      escalated calls waiting for a quorum", cmdApprovals},
 		{"policy", "ward policy check FILE|DIR...                              validate Cedar policies", cmdPolicy},
 		{"audit", "ward audit verify|tail --data DIR                          check and read the audit log offline", cmdAudit},
 		{"version", "ward version", func([]string, io.Writer) error { fmt.Println("ward", version); return nil }},

@@ -62,6 +62,21 @@ func (g remoteGuard) Observe(ctx context.Context, _ *gateway.Caller, op *gateway
 	return g.c.doCtx(ctx, "POST", "/v1/guard/observe", map[string]any{"operation": op, "outcome": out}, nil)
 }
 
+func (g remoteGuard) Await(ctx context.Context, _ *gateway.Caller, ids []string) (string, error) {
+	wait := time.Duration(0)
+	if dl, ok := ctx.Deadline(); ok {
+		wait = time.Until(dl)
+	}
+	var out struct {
+		State string `json:"state"`
+	}
+	err := g.c.doCtx(ctx, "POST", "/v1/guard/await", map[string]any{"approvals": ids, "wait": wait.String()}, &out)
+	if err != nil && ctx.Err() != nil {
+		return "pending", nil
+	}
+	return out.State, err
+}
+
 func (g remoteGuard) Notice(ctx context.Context, _ *gateway.Caller, server, method string) error {
 	return g.c.doCtx(ctx, "POST", "/v1/guard/notice", map[string]any{"server": server, "method": method}, nil)
 }

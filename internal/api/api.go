@@ -30,6 +30,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 
+	"github.com/ward-dev/ward/internal/approval"
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/authority"
 	"github.com/ward-dev/ward/internal/gateway"
@@ -65,6 +66,17 @@ type Config struct {
 	MaxBody   int64 // default DefaultMaxBody
 	// MaxMCPBody bounds one MCP message; default streamable.DefaultMaxBodyBytes.
 	MaxMCPBody int64
+	// Approvals is the escalation queue (nil: none); ApproverGroups maps
+	// an approver group to the principals in it.
+	Approvals      ApprovalQueue
+	ApproverGroups map[string][]string
+}
+
+// ApprovalQueue is what the API needs of the approval queue.
+type ApprovalQueue interface {
+	List(ctx context.Context, f approval.Filter) ([]approval.Request, error)
+	Get(ctx context.Context, id string) (approval.Request, error)
+	Vote(ctx context.Context, id string, v approval.Voter, approve bool, reason string) (approval.Request, error)
 }
 
 // Server serves the API.
@@ -151,12 +163,17 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/tools", s.op(s.listTools))
 	m.HandleFunc("POST /v1/tools/approve", s.op(s.approveTool))
 	m.HandleFunc("GET /v1/audit/checkpoint", s.op(s.checkpoint))
+	m.HandleFunc("GET /v1/approvals", s.op(s.listApprovals))
+	m.HandleFunc("GET /v1/approvals/{id}", s.op(s.showApproval))
+	m.HandleFunc("POST /v1/approvals/{id}/approve", s.op(s.vote(true)))
+	m.HandleFunc("POST /v1/approvals/{id}/deny", s.op(s.vote(false)))
 
 	m.HandleFunc("POST /v1/token", s.tokenExchange)
 	m.HandleFunc("POST /v1/guard/filter", s.ag(s.guardFilter))
 	m.HandleFunc("POST /v1/guard/check", s.ag(s.guardCheck))
 	m.HandleFunc("POST /v1/guard/observe", s.ag(s.guardObserve))
 	m.HandleFunc("POST /v1/guard/notice", s.ag(s.guardNotice))
+	m.HandleFunc("POST /v1/guard/await", s.ag(s.guardAwait))
 }
 
 // httpError is an error with the status it maps to.

@@ -1,16 +1,19 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ward-dev/ward/internal/approval"
 	"github.com/ward-dev/ward/internal/authority"
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/grant"
@@ -600,4 +603,124 @@ func (s *Server) guardNotice(w http.ResponseWriter, r *http.Request, c *gateway.
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"recorded": true})
 	return nil
+}
+
+// maxAwait bounds how long one await request may wait.
+const maxAwait = time.Minute
+
+func (s *Server) guardAwait(w http.ResponseWriter, r *http.Request, c *gateway.Caller) error {
+	var req struct {
+		Approvals []string `json:"approvals"`
+		Wait      string   `json:"wait"`
+	}
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if len(req.Approvals) == 0 || len(req.Approvals) > 16 {
+		return badRequest("approvals: give 1 to 16 approval request ids")
+	}
+	wait, err := parseTTL(req.Wait)
+	if err != nil {
+		return err
+	}
+	if wait <= 0 || wait > maxAwait {
+		wait = maxAwait
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	state, err := s.cfg.Guard.Await(ctx, c, req.Approvals)
+	if err != nil {
+		return badRequest("%v", err)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"state": state})
+	return nil
+}
+
+// approverGroups returns the approver groups a principal belongs to.
+func (s *Server) approverGroups(name string) []string {
+	var gs []string
+	for g, members := range s.cfg.ApproverGroups {
+		if slices.Contains(members, name) {
+			gs = append(gs, g)
+		}
+	}
+	slices.Sort(gs)
+	return gs
+}
+
+func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	if s.cfg.Approvals == nil {
+		return &httpError{http.StatusNotFound, "no approval queue is configured"}
+	}
+	f := approval.Filter{State: r.URL.Query().Get("state"), Session: r.URL.Query().Get("session")}
+	if p.Kind != "admin" && len(s.approverGroups(p.Name)) == 0 {
+		f.Sponsor = p.Name // sponsors see their own agents' requests
+	}
+	rs, err := s.cfg.Approvals.List(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	if rs == nil {
+		rs = []approval.Request{}
+	}
+	writeJSON(w, http.StatusOK, rs)
+	return nil
+}
+
+func (s *Server) showApproval(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	if s.cfg.Approvals == nil {
+		return &httpError{http.StatusNotFound, "no approval queue is configured"}
+	}
+	ar, err := s.cfg.Approvals.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return approvalErr(err)
+	}
+	if p.Kind != "admin" && ar.Sponsor != p.Name && len(s.approverGroups(p.Name)) == 0 {
+		return &httpError{http.StatusNotFound, "no such approval request"}
+	}
+	writeJSON(w, http.StatusOK, ar)
+	return nil
+}
+
+func (s *Server) vote(approve bool) func(http.ResponseWriter, *http.Request, store.Principal) error {
+	return func(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+		if s.cfg.Approvals == nil {
+			return &httpError{http.StatusNotFound, "no approval queue is configured"}
+		}
+		var body struct {
+			Reason string `json:"reason"`
+		}
+		if r.ContentLength != 0 {
+			if err := s.decode(w, r, &body); err != nil {
+				return err
+			}
+		}
+		v := approval.Voter{Name: p.Name, Groups: s.approverGroups(p.Name), Kind: approval.KindHuman}
+		if p.Kind != "admin" {
+			v.Sponsors = []string{p.Name}
+		}
+		ar, err := s.cfg.Approvals.Vote(r.Context(), r.PathValue("id"), v, approve, body.Reason)
+		if err != nil {
+			return approvalErr(err)
+		}
+		writeJSON(w, http.StatusOK, ar)
+		return nil
+	}
+}
+
+// approvalErr maps approval queue errors to statuses.
+func approvalErr(err error) error {
+	switch {
+	case errors.Is(err, approval.ErrNotFound):
+		return &httpError{http.StatusNotFound, err.Error()}
+	case errors.Is(err, approval.ErrClosed), errors.Is(err, approval.ErrDuplicateVote):
+		return &httpError{http.StatusConflict, err.Error()}
+	case errors.Is(err, approval.ErrNotEligible), errors.Is(err, approval.ErrSelfApproval):
+		return &httpError{http.StatusForbidden, err.Error()}
+	case errors.Is(err, approval.ErrInvalid):
+		return &httpError{http.StatusBadRequest, err.Error()}
+	case errors.Is(err, approval.ErrFull):
+		return &httpError{http.StatusServiceUnavailable, err.Error()}
+	}
+	return err
 }

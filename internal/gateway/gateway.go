@@ -27,6 +27,9 @@ const (
 	DefaultCallTimeout = 10 * time.Minute
 	// DefaultMaxInFlight bounds concurrent client requests per session.
 	DefaultMaxInFlight = 64
+	// DefaultHoldTimeout is how long an escalated call is held waiting for
+	// approval before the client gets an "approval pending" error.
+	DefaultHoldTimeout = 15 * time.Second
 	// maxListPages bounds how many pages of one list the gateway fetches from
 	// one upstream before it stops (a misbehaving upstream must not hold a
 	// session forever).
@@ -36,6 +39,11 @@ const (
 // CodeDenied is the JSON-RPC error code of a request ward refused. The error's
 // data carries {"decision":"deny","reason":...,"policies":[...]}.
 const CodeDenied = -32001
+
+// CodePending is the JSON-RPC error code of a call that waits for approval.
+// The error's data carries {"decision":"escalate","approvals":[ids],...}:
+// retry the same call (same arguments) once the approvals are granted.
+const CodePending = -32003
 
 // CodeUpstream is the JSON-RPC error code for an upstream that failed, timed
 // out or is not connected.
@@ -94,9 +102,13 @@ type Operation struct {
 
 // Verdict is the guard's answer for one operation.
 type Verdict struct {
-	Allow    bool     `json:"allow"`
-	Reason   string   `json:"reason"`
-	Policies []string `json:"policies,omitempty"`
+	Allow bool `json:"allow"`
+	// Escalate: the call needs approval; Approvals are the ids of the
+	// approval requests it waits for.
+	Escalate  bool     `json:"escalate,omitempty"`
+	Approvals []string `json:"approvals,omitempty"`
+	Reason    string   `json:"reason"`
+	Policies  []string `json:"policies,omitempty"`
 	// Event is the audit index of the recorded decision.
 	Event uint64 `json:"event"`
 }
@@ -124,6 +136,10 @@ type Guard interface {
 	// Notice records a server-initiated request (sampling, elicitation, roots)
 	// passing through to the client.
 	Notice(ctx context.Context, c *Caller, server, method string) error
+	// Await waits, at most until ctx ends, for approval requests of an
+	// escalated call and returns "approved", "pending", "denied" or
+	// "expired".
+	Await(ctx context.Context, c *Caller, ids []string) (string, error)
 }
 
 // Downstream is the client side of a session: where the gateway sends
@@ -152,6 +168,9 @@ type Config struct {
 	InitTimeout time.Duration // default DefaultInitTimeout
 	CallTimeout time.Duration // default DefaultCallTimeout
 	MaxInFlight int           // default DefaultMaxInFlight
+	// HoldTimeout: how long an escalated call waits for approval; default
+	// DefaultHoldTimeout, negative means do not hold.
+	HoldTimeout time.Duration
 }
 
 // Gateway creates proxy sessions and tracks them by ward session so that
@@ -205,6 +224,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.HoldTimeout == 0 {
+		cfg.HoldTimeout = DefaultHoldTimeout
 	}
 	if cfg.Version == "" {
 		cfg.Version = "dev"

@@ -45,7 +45,9 @@ type LocalConfig struct {
 	Pins     PinStore
 	Audit    Recorder
 	PinMode  PinMode // default PinTrustOnFirstUse
-	Now      func() time.Time
+	// Approvals receives escalated calls; nil denies them.
+	Approvals Approvals
+	Now       func() time.Time
 }
 
 // Local is the in-process [Guard]: grant scope, Cedar policy and tool pins,
@@ -177,22 +179,28 @@ func (l *Local) pin(ctx context.Context, server, tool string, def json.RawMessag
 
 // Check implements [Guard].
 func (l *Local) Check(ctx context.Context, c *Caller, op *Operation) (Verdict, error) {
-	v := l.decide(ctx, c, op)
+	v, d := l.decide(ctx, c, op)
+	if d.Escalate {
+		v = l.escalate(ctx, c, op, d, v.Reason, v.Policies)
+	}
 	argsDigest := ""
 	if len(op.Arguments) > 0 {
 		sum := sha256.Sum256(op.Arguments)
 		argsDigest = hex.EncodeToString(sum[:])
 	}
 	decision := "deny"
-	if v.Allow {
+	switch {
+	case v.Allow:
 		decision = "allow"
+	case v.Escalate:
+		decision = "escalate"
 	}
 	idx, err := l.cfg.Audit.Append(ctx, audit.Event{
 		Type: "decision", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
 		Data: mustJSON(map[string]any{
 			"method": op.Method, "action": op.Action, "server": op.Server, "name": op.Name,
 			"decision": decision, "reason": v.Reason, "policies": v.Policies,
-			"arguments_sha256": argsDigest, "grant": c.GrantID,
+			"arguments_sha256": argsDigest, "grant": c.GrantID, "approvals": v.Approvals,
 		}),
 	})
 	if err != nil {
@@ -202,12 +210,12 @@ func (l *Local) Check(ctx context.Context, c *Caller, op *Operation) (Verdict, e
 	return v, nil
 }
 
-func (l *Local) decide(ctx context.Context, c *Caller, op *Operation) Verdict {
+func (l *Local) decide(ctx context.Context, c *Caller, op *Operation) (Verdict, policy.Decision) {
 	if op.Refused != "" {
-		return Verdict{Reason: op.Refused}
+		return Verdict{Reason: op.Refused}, policy.Decision{}
 	}
 	if !c.Expiry.IsZero() && !l.cfg.Now().Before(c.Expiry) {
-		return Verdict{Reason: "the session's grant has expired"}
+		return Verdict{Reason: "the session's grant has expired"}, policy.Decision{}
 	}
 	kind := KindTool
 	switch op.Action {
@@ -217,23 +225,23 @@ func (l *Local) decide(ctx context.Context, c *Caller, op *Operation) Verdict {
 		kind = KindResource
 	}
 	if !c.Scope.Allows(scopeKind(kind), op.Name) {
-		return Verdict{Reason: fmt.Sprintf("the session's grant does not cover %s %q", kind, op.Name)}
+		return Verdict{Reason: fmt.Sprintf("the session's grant does not cover %s %q", kind, op.Name)}, policy.Decision{}
 	}
 	if op.Action == policy.ActionCallTool {
 		ok, p, err := l.pin(ctx, op.Server, op.Upstream, op.Definition)
 		if err != nil {
-			return Verdict{Reason: "tool pin check failed: " + err.Error()}
+			return Verdict{Reason: "tool pin check failed: " + err.Error()}, policy.Decision{}
 		}
 		if !ok {
 			if p.ApprovedHash == "" {
-				return Verdict{Reason: fmt.Sprintf("tool %q is awaiting operator approval (ward tools approve %s --hash %s)", op.Name, op.Name, p.Hash)}
+				return Verdict{Reason: fmt.Sprintf("tool %q is awaiting operator approval (ward tools approve %s --hash %s)", op.Name, op.Name, p.Hash)}, policy.Decision{}
 			}
-			return Verdict{Reason: fmt.Sprintf("tool %q changed its definition since it was approved (approved %s, now %s); it is withheld until an operator reviews and re-approves it (ward tools approve %s --hash %s)", op.Name, short(p.ApprovedHash), short(p.Hash), op.Name, p.Hash)}
+			return Verdict{Reason: fmt.Sprintf("tool %q changed its definition since it was approved (approved %s, now %s); it is withheld until an operator reviews and re-approves it (ward tools approve %s --hash %s)", op.Name, short(p.ApprovedHash), short(p.Hash), op.Name, p.Hash)}, policy.Decision{}
 		}
 	}
 	set := l.cfg.Policies()
 	if set == nil {
-		return Verdict{Reason: "no policies are loaded (default deny)"}
+		return Verdict{Reason: "no policies are loaded (default deny)"}, policy.Decision{}
 	}
 	req := policyRequest(c, op.Action, op.Server, op.Name, op.Arguments)
 	d := set.Decide(req)
@@ -241,7 +249,7 @@ func (l *Local) decide(ctx context.Context, c *Caller, op *Operation) Verdict {
 	for _, r := range d.Reasons {
 		v.Policies = append(v.Policies, r.PolicyID)
 	}
-	return v
+	return v, d
 }
 
 func short(h string) string {

@@ -984,6 +984,18 @@ func (s *Session) decideAndForward(ctx context.Context, req *jsonrpc.Request, up
 		s.deny(req, fmt.Sprintf("ward could not decide %s %s (denied): %v", req.Method, op.Name, err), nil)
 		return
 	}
+	if v.Escalate {
+		v, err = s.hold(ctx, req, op, v)
+		if err != nil {
+			s.deny(req, fmt.Sprintf("ward could not decide %s %s after approval (denied): %v", req.Method, op.Name, err), nil)
+			return
+		}
+		if v.Escalate {
+			data, _ := json.Marshal(map[string]any{"decision": "escalate", "reason": v.Reason, "policies": v.Policies, "approvals": v.Approvals})
+			s.replyErr(req.ID, CodePending, fmt.Sprintf("ward is holding %s %s for approval (request %s): %s; retry the same call once it is approved", req.Method, op.Name, strings.Join(v.Approvals, ", "), v.Reason), data)
+			return
+		}
+	}
 	if !v.Allow {
 		s.deny(req, v.Reason, v.Policies)
 		return
@@ -1030,6 +1042,63 @@ func (s *Session) decideAndForward(ctx context.Context, req *jsonrpc.Request, up
 		return
 	}
 	s.send(&jsonrpc.Response{ID: req.ID, Result: resp.Result, Error: resp.Error}, req.ID)
+}
+
+// hold keeps an escalated call waiting for its approvals, up to the hold
+// timeout, telling the client with progress notifications if it asked for
+// progress. Once approved, the call is decided again (which redeems the
+// approvals); otherwise the escalated verdict is returned with the final
+// state in its reason.
+func (s *Session) hold(ctx context.Context, req *jsonrpc.Request, op *Operation, v Verdict) (Verdict, error) {
+	if s.g.cfg.HoldTimeout < 0 {
+		return v, nil
+	}
+	hctx, cancel := context.WithTimeout(ctx, s.g.cfg.HoldTimeout)
+	defer cancel()
+	if tok := progressToken(req.Params); tok != "" {
+		go func() {
+			t := time.NewTicker(2 * time.Second)
+			defer t.Stop()
+			for n := 1; ; n++ {
+				select {
+				case <-hctx.Done():
+					return
+				case <-t.C:
+					params, _ := json.Marshal(map[string]any{"progressToken": json.RawMessage(tok), "progress": n,
+						"message": "waiting for approval of request " + strings.Join(v.Approvals, ", ")})
+					s.send(&jsonrpc.Request{Method: "notifications/progress", Params: params}, req.ID)
+				}
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	go func() {
+		// A client cancel ends the hold.
+		s.mu.Lock()
+		c := s.calls[req.ID]
+		s.mu.Unlock()
+		if c == nil {
+			return
+		}
+		select {
+		case <-c.stop:
+			cancel()
+		case <-stop:
+		}
+	}()
+	state, err := s.g.cfg.Guard.Await(hctx, s.caller, v.Approvals)
+	close(stop)
+	if err != nil {
+		return Verdict{}, err
+	}
+	switch state {
+	case "approved":
+		return s.g.cfg.Guard.Check(ctx, s.caller, op)
+	case "pending":
+		return v, nil
+	default:
+		return Verdict{Reason: fmt.Sprintf("approval request %s was %s: %s", strings.Join(v.Approvals, ", "), state, v.Reason), Policies: v.Policies}, nil
+	}
 }
 
 // codeCancelled answers a request the client cancelled (as LSP's

@@ -36,6 +36,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/ward-dev/ward/internal/api"
+	"github.com/ward-dev/ward/internal/approval"
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/authority"
 	"github.com/ward-dev/ward/internal/demo"
@@ -88,20 +89,30 @@ type Config struct {
 	// AllowUnverifiedAudit opens an audit log that fails verification (the
 	// opening is itself recorded).
 	AllowUnverifiedAudit bool
-	Version              string
-	Logger               *slog.Logger
+	// ApproverGroups maps an approver group (as named in @escalate) to the
+	// principals (admins, sponsors) in it.
+	ApproverGroups map[string][]string
+	// HoldTimeout is how long an escalated call waits for approval before
+	// the agent gets an "approval pending" error (gateway default 15s).
+	HoldTimeout time.Duration
+	// ApprovalTimeout is how long an approval request stays open, and an
+	// approval redeemable (default 15m).
+	ApprovalTimeout time.Duration
+	Version         string
+	Logger          *slog.Logger
 }
 
 // Node is a running ward node.
 type Node struct {
-	cfg      Config
-	CA       *identity.CA
-	Store    *store.Store
-	Audit    *audit.Log
-	Auth     *authority.Authority
-	Gateway  *gateway.Gateway
-	API      *api.Server
-	policies atomic.Pointer[policy.Set]
+	cfg       Config
+	CA        *identity.CA
+	Store     *store.Store
+	Audit     *audit.Log
+	Auth      *authority.Authority
+	Gateway   *gateway.Gateway
+	API       *api.Server
+	Approvals *approval.Queue
+	policies  atomic.Pointer[policy.Set]
 
 	// AdminCredential is set on first start only: the bootstrap credential,
 	// for the caller to show once.
@@ -195,7 +206,15 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.policies.Store(set)
 
-	guard, err := gateway.NewLocal(gateway.LocalConfig{Policies: n.policies.Load, Pins: n.Store, Audit: n.Audit, PinMode: cfg.PinMode})
+	n.Approvals, err = approval.New(approval.Config{
+		Store:          approval.NewMemoryStore(),
+		DefaultTimeout: cfg.ApprovalTimeout,
+		OnChange:       n.recordApproval,
+	})
+	if err != nil {
+		return nil, err
+	}
+	guard, err := gateway.NewLocal(gateway.LocalConfig{Policies: n.policies.Load, Pins: n.Store, Audit: n.Audit, PinMode: cfg.PinMode, Approvals: n.Approvals})
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +222,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.Gateway, err = gateway.New(gateway.Config{Upstreams: ups, Guard: guard, Logger: cfg.Logger, Version: cfg.Version})
+	n.Gateway, err = gateway.New(gateway.Config{Upstreams: ups, Guard: guard, Logger: cfg.Logger, Version: cfg.Version, HoldTimeout: cfg.HoldTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +232,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.API, err = api.New(api.Config{Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: guard,
-		Proofs: grant.NewProofVerifier(grant.ProofVerifierConfig{}), Audit: n.Audit, PublicURL: cfg.PublicURL, Logger: cfg.Logger})
+		Proofs: grant.NewProofVerifier(grant.ProofVerifierConfig{}), Audit: n.Audit, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
+		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups})
 	if err != nil {
 		return nil, err
 	}
@@ -228,6 +248,22 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	ok = true
 	return n, nil
+}
+
+// recordApproval audits every change of an approval request: its
+// submission, each vote and its outcome. It runs under the queue's lock, in
+// order.
+func (n *Node) recordApproval(r approval.Request) {
+	data := map[string]any{"id": r.ID, "state": r.State, "server": r.Server, "method": r.Method, "name": r.Name,
+		"call_hash": r.CallHash, "requirement": r.Requirement, "policies": r.Policies, "votes": len(r.Votes)}
+	if len(r.Votes) > 0 {
+		data["last_vote"] = r.Votes[len(r.Votes)-1]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := n.Audit.Append(ctx, audit.Event{Type: "approval." + r.State, Actor: "ward", Session: r.Session, Agent: r.Agent, Sponsor: r.Sponsor, Data: jsonData(data)}); err != nil {
+		n.cfg.Logger.Error("recording an approval change failed", "approval", r.ID, "err", err)
+	}
 }
 
 // LoadPolicies loads Cedar policies from files and directories.
