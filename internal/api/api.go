@@ -25,6 +25,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -42,6 +43,10 @@ import (
 
 // DefaultMaxBody bounds JSON API request bodies.
 const DefaultMaxBody = 1 << 20
+
+// maxMCPSessionsPerSession bounds the MCP sessions one ward session may
+// hold open at the gateway (each has its own upstream connections).
+const maxMCPSessionsPerSession = 16
 
 // Checkpointer gives the latest signed audit checkpoint.
 type Checkpointer interface {
@@ -146,7 +151,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	m.HandleFunc("GET /.well-known/spiffe-bundle", s.bundle)
 	m.HandleFunc("GET /.well-known/jwks.json", s.jwks)
-	m.Handle("/mcp", s.mcp)
+	m.Handle("/mcp", s.sameOrigin(s.mcp))
 
 	m.HandleFunc("POST /v1/sponsors", s.op(s.createSponsor))
 	m.HandleFunc("GET /v1/sponsors", s.op(s.listSponsors))
@@ -348,7 +353,7 @@ func (s *Server) dpop(r *http.Request, token string) (*gateway.Caller, *grant.Cl
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: grant: %v", authority.ErrUnauthenticated, err)
 	}
-	proof, err := s.cfg.Proofs.Verify(proofs[0], r.Method, s.htu(r), token)
+	proof, err := s.cfg.Proofs.VerifyBound(proofs[0], r.Method, s.htu(r), token, claims.JKT)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: DPoP proof: %v", authority.ErrUnauthenticated, err)
 	}
@@ -391,6 +396,26 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request, p store.Prin
 	return err
 }
 
+// sameOrigin refuses browser requests from another origin (DNS rebinding):
+// an Origin header, when present, must name the host the request was sent
+// to or the public URL's host.
+func (s *Server) sameOrigin(next http.Handler) http.Handler {
+	public := ""
+	if u, err := url.Parse(s.cfg.PublicURL); err == nil {
+		public = u.Host
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if o := r.Header.Get("Origin"); o != "" {
+			u, err := url.Parse(o)
+			if err != nil || u.Host == "" || (!strings.EqualFold(u.Host, r.Host) && !strings.EqualFold(u.Host, public)) {
+				writeJSON(w, http.StatusForbidden, map[string]string{"error": "Origin " + o + " is not allowed to use this MCP endpoint"})
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // mcpSession binds an MCP session to the ward session that opened it.
 type mcpSession struct {
 	s      *Server
@@ -416,6 +441,9 @@ func (s *Server) openMCP(r *http.Request, ss *streamable.Session) (streamable.Se
 	c, _, err := s.agent(r)
 	if err != nil {
 		return nil, s.mcpAuthError(r, err)
+	}
+	if n := s.cfg.Gateway.Sessions(c.Session); n >= maxMCPSessionsPerSession {
+		return nil, fmt.Errorf("session %s already has %d MCP sessions open (the limit); end one with DELETE first", c.Session, n)
 	}
 	return &mcpSession{s: s, caller: c, proxy: s.cfg.Gateway.NewSession(c, ss)}, nil
 }

@@ -755,3 +755,24 @@ func TestEncodingRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDamagedLengthsNotWiped: rewriting the first length of both files so
+// that no frame is complete must not make Open treat the log as new.
+func TestDamagedLengthsNotWiped(t *testing.T) {
+	dir := t.TempDir()
+	k := newTestKey(t, "test")
+	l := mustOpen(t, testConfig(dir, k))
+	fill(t, l, 5)
+	l.Close()
+	for _, name := range []string{"entries", "checkpoints"} {
+		b := readFile(t, dir, name)
+		b[0], b[1], b[2], b[3] = 0x00, 0xff, 0xff, 0xff
+		writeFile(t, dir, name, b)
+	}
+	if _, err := Open(testConfig(dir, k)); err == nil {
+		t.Fatal("Open accepted a log whose frames were all damaged")
+	}
+	if b := readFile(t, dir, "entries"); len(b) == 0 {
+		t.Fatal("Open wiped the damaged entries")
+	}
+}

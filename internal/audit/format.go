@@ -269,8 +269,14 @@ func (s *scan) latest() *checkpoint {
 	return s.cps[len(s.cps)-1]
 }
 
-// fresh reports whether the files hold nothing that was ever acknowledged.
-func (s *scan) fresh() bool { return s.cpFrames == 0 && s.entries() == 0 && s.frameBad == "" }
+// fresh reports whether the files hold nothing that was ever acknowledged:
+// no entry bytes at all, and at most a torn first checkpoint record (a crash
+// while the log was being created). Anything else, however damaged, goes
+// through verification, so damage is refused (or quarantined), never
+// silently wiped.
+func (s *scan) fresh() bool {
+	return s.entSize == 0 && s.cpFrames == 0 && s.frameBad == "" && s.cpSize <= MaxCheckpointBytes+4
+}
 
 // readFrames calls fn for each complete frame in r. It stops at a torn
 // frame (returning its offset) or at an invalid length (returning a

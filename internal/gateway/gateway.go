@@ -282,6 +282,13 @@ func (g *Gateway) forget(s *Session) {
 	}
 }
 
+// Sessions returns how many proxy sessions a ward session has open.
+func (g *Gateway) Sessions(sessionID string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.sessions[sessionID])
+}
+
 // Revoke closes every proxy session of the given ward sessions: their
 // upstream connections are closed and pending requests fail.
 func (g *Gateway) Revoke(sessionIDs ...string) {

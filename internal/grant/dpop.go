@@ -188,6 +188,21 @@ type proofClaims struct {
 // is full of live entries, refuse with ErrCapacity. The caller must still
 // check the proof's key against the grant with Claims.CheckBinding.
 func (p *ProofVerifier) Verify(proof, method, url, accessToken string) (*Proof, error) {
+	return p.verify(proof, method, url, accessToken, "")
+}
+
+// VerifyBound is Verify for a proof that must be signed by the key whose
+// thumbprint is jkt (the grant's cnf.jkt). A proof by any other key is
+// refused before its jti is recorded, so someone holding a leaked grant but
+// not its key cannot fill the replay cache.
+func (p *ProofVerifier) VerifyBound(proof, method, url, accessToken, jkt string) (*Proof, error) {
+	if jkt == "" {
+		return nil, fmt.Errorf("%w: no key to bind the proof to", ErrInvalid)
+	}
+	return p.verify(proof, method, url, accessToken, jkt)
+}
+
+func (p *ProofVerifier) verify(proof, method, url, accessToken, bound string) (*Proof, error) {
 	hPart, pPart, sPart, err := splitCompact(proof, MaxProofSize)
 	if err != nil {
 		return nil, fmt.Errorf("%w: proof: %v", ErrInvalid, err)
@@ -260,6 +275,9 @@ func (p *ProofVerifier) Verify(proof, method, url, accessToken string) (*Proof, 
 		return nil, fmt.Errorf("%w: proof has no ath", ErrInvalid)
 	case accessToken != "" && subtle.ConstantTimeCompare([]byte(*c.ATH), []byte(accessTokenHash(accessToken))) != 1:
 		return nil, fmt.Errorf("%w: proof ath does not match the access token", ErrInvalid)
+	}
+	if bound != "" && subtle.ConstantTimeCompare([]byte(jkt), []byte(bound)) != 1 {
+		return nil, fmt.Errorf("%w: proof is not signed by the grant's key", ErrInvalid)
 	}
 	if err := p.seen.add(newReplayKey(jkt, c.JTI), iat.Add(p.maxAge+p.leeway), now); err != nil {
 		return nil, err

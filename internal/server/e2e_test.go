@@ -284,6 +284,7 @@ func TestBadCredentialsRefused(t *testing.T) {
 		{"forged grant", map[string]string{"Authorization": "DPoP " + forged, "DPoP": proof(otherKey, forged)}},
 		{"widened grant", map[string]string{"Authorization": "DPoP " + tampered, "DPoP": proof(creds.Key, tampered)}},
 		{"admin credential", map[string]string{"Authorization": "Bearer " + n.admin}},
+		{"foreign origin", map[string]string{"Authorization": "DPoP " + v.Grant, "DPoP": proof(creds.Key, v.Grant), "Origin": "http://evil.example"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

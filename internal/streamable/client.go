@@ -102,6 +102,8 @@ type ClientConn struct {
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup
+	goMu      sync.Mutex // orders spawn against Close
+	stopping  bool
 }
 
 var _ mcp.Connection = (*ClientConn)(nil)
@@ -326,19 +328,23 @@ func (c *ClientConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 		rcancel()
 		return fmt.Errorf("post %s: server answered %d to a request", what, resp.StatusCode)
 	case mt == "application/json":
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
+		if !c.spawn(func() {
 			defer rcancel()
 			c.readJSON(resp, call)
-		}()
+		}) {
+			resp.Body.Close()
+			rcancel()
+			return errConnClosed
+		}
 	case mt == "text/event-stream":
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
+		if !c.spawn(func() {
 			defer rcancel()
 			c.runStream(resp, map[jsonrpc.ID]bool{call: true}, false)
-		}()
+		}) {
+			resp.Body.Close()
+			rcancel()
+			return errConnClosed
+		}
 	default:
 		resp.Body.Close()
 		rcancel()
@@ -429,9 +435,7 @@ func (c *ClientConn) startStandalone() {
 	if started {
 		return
 	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
+	c.spawn(func() {
 		resp, err := c.get("")
 		if err != nil {
 			if c.ctx.Err() == nil {
@@ -452,7 +456,7 @@ func (c *ClientConn) startStandalone() {
 			return
 		}
 		c.runStream(resp, nil, true)
-	}()
+	})
 }
 
 // get sends a GET for an SSE stream, resuming lastID if not "".
@@ -531,7 +535,7 @@ func (c *ClientConn) runStream(resp *http.Response, want map[jsonrpc.ID]bool, st
 				c.fail(ErrSessionExpired)
 				return
 			}
-			if r.StatusCode >= 400 && r.StatusCode < 500 && r.StatusCode != http.StatusTooManyRequests {
+			if r.StatusCode >= 400 && r.StatusCode < 500 && r.StatusCode != http.StatusTooManyRequests && r.StatusCode != http.StatusConflict {
 				// The server will not resume this stream (e.g. its events
 				// were evicted); retrying cannot help.
 				err := c.checkStatus(r, false)
@@ -598,10 +602,28 @@ func (c *ClientConn) consume(resp *http.Response, lastID *string, retry *time.Du
 	}
 }
 
+// spawn runs f on a goroutine Close waits for, unless Close has begun.
+func (c *ClientConn) spawn(f func()) bool {
+	c.goMu.Lock()
+	defer c.goMu.Unlock()
+	if c.stopping {
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+	return true
+}
+
 // Close ends the session with DELETE when one exists, stops every stream
 // and makes Read and Write fail. It is idempotent.
 func (c *ClientConn) Close() error {
 	c.closeOnce.Do(func() {
+		c.goMu.Lock()
+		c.stopping = true
+		c.goMu.Unlock()
 		c.cancel()
 		sid := c.SessionID()
 		if sid != "" && !errors.Is(c.failure(), ErrSessionExpired) {

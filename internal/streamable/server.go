@@ -36,6 +36,8 @@ const (
 	DefaultIdleTimeout = 30 * time.Minute
 	// DefaultKeepAlive is the interval of SSE comment pings on open streams.
 	DefaultKeepAlive = 15 * time.Second
+	// DefaultMaxSessions bounds concurrent sessions of one Handler.
+	DefaultMaxSessions = 10000
 )
 
 // Bounds on the headers this package reads.
@@ -80,6 +82,9 @@ type HandlerConfig struct {
 	Open func(r *http.Request, s *Session) (SessionHandler, error)
 	// MaxBodyBytes bounds a POST body; larger bodies are answered 413.
 	MaxBodyBytes int64
+	// MaxSessions bounds concurrent sessions; an initialize beyond it is
+	// answered 503. Default DefaultMaxSessions.
+	MaxSessions int
 	// MaxRetainedEvents is how many SSE events a session keeps for
 	// resumption; the oldest are evicted first.
 	MaxRetainedEvents int
@@ -123,6 +128,9 @@ type Handler struct {
 func NewHandler(cfg HandlerConfig) *Handler {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = DefaultMaxSessions
 	}
 	if cfg.MaxRetainedEvents <= 0 {
 		cfg.MaxRetainedEvents = DefaultMaxRetainedEvents
@@ -215,7 +223,13 @@ func (h *Handler) existing(w http.ResponseWriter, r *http.Request) *Session {
 			writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "malformed MCP-Protocol-Version header")
 			return nil
 		}
-		s.setVersion(v)
+		// The header must repeat the negotiated version; it never
+		// changes it (that would switch batching or priming mid-session).
+		if nv := s.ProtocolVersion(); nv != "" && v != nv {
+			s.end()
+			writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, fmt.Sprintf("MCP-Protocol-Version %q does not match the version negotiated for this session (%q)", v, nv))
+			return nil
+		}
 	}
 	return s
 }
@@ -316,6 +330,13 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, init *jsonrpc.Req
 	if !validVersion(p.ProtocolVersion) {
 		p.ProtocolVersion = ""
 	}
+	h.mu.Lock()
+	full := len(h.sessions) >= h.cfg.MaxSessions
+	h.mu.Unlock()
+	if full {
+		writeError(w, http.StatusServiceUnavailable, jsonrpc.CodeInternalError, fmt.Sprintf("too many MCP sessions (limit %d); end one (DELETE) or retry later", h.cfg.MaxSessions))
+		return nil
+	}
 	s, err := newSession(h, p.ProtocolVersion)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, jsonrpc.CodeInternalError, "create session failed")
@@ -338,7 +359,11 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, init *jsonrpc.Req
 		return nil
 	}
 	s.handler = sh
-	s.begin()
+	if !s.begin() {
+		// The handler closed the session while opening it.
+		writeError(w, http.StatusServiceUnavailable, jsonrpc.CodeInternalError, "session closed while it was being opened")
+		return nil
+	}
 	s.mu.Lock()
 	s.idle = time.AfterFunc(h.cfg.IdleTimeout, s.checkIdle)
 	s.mu.Unlock()
@@ -427,6 +452,9 @@ func decodeBody(body []byte, allowBatch bool) ([]jsonrpc.Message, bool, int, err
 		}
 		msgs := make([]jsonrpc.Message, 0, len(raws))
 		for i, raw := range raws {
+			if err := checkID(raw); err != nil {
+				return nil, true, jsonrpc.CodeInvalidRequest, fmt.Errorf("batch element %d: %v", i, err)
+			}
 			m, err := jsonrpc.DecodeMessage(raw)
 			if err != nil {
 				return nil, true, jsonrpc.CodeInvalidRequest, fmt.Errorf("invalid request: batch element %d: %v", i, err)
@@ -435,11 +463,31 @@ func decodeBody(body []byte, allowBatch bool) ([]jsonrpc.Message, bool, int, err
 		}
 		return msgs, true, 0, nil
 	}
+	if err := checkID(trimmed); err != nil {
+		return nil, false, jsonrpc.CodeInvalidRequest, err
+	}
 	m, err := jsonrpc.DecodeMessage(trimmed)
 	if err != nil {
 		return nil, false, jsonrpc.CodeInvalidRequest, fmt.Errorf("invalid request: %v", err)
 	}
 	return []jsonrpc.Message{m}, false, 0, nil
+}
+
+// checkID refuses numeric ids that would not survive decoding exactly (the
+// SDK decodes them through float64 and int64): fractions and integers
+// beyond ±2^53. Two different ids must never become one.
+func checkID(msg []byte) error {
+	var m struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(msg, &m) != nil || len(m.ID) == 0 || m.ID[0] == '"' || string(m.ID) == "null" {
+		return nil
+	}
+	n, err := strconv.ParseInt(string(m.ID), 10, 64)
+	if err != nil || n > 1<<53 || n < -(1<<53) {
+		return fmt.Errorf("invalid request: id %s must be a string or an integer within ±2^53", m.ID)
+	}
+	return nil
 }
 
 func isInitialize(m jsonrpc.Message) bool {

@@ -41,6 +41,7 @@ type Session struct {
 	ring       []*event               // retained events, oldest at ringHead
 	ringHead   int
 	ringLen    int
+	ringBytes  int // bytes of retained event data
 	active     int // HTTP requests in flight, including open streams
 	idle       *time.Timer
 	closeOnce  sync.Once
@@ -58,6 +59,9 @@ type stream struct {
 	retained    int      // events of this stream in the ring
 	outstanding int      // requests not yet answered
 	out         []*event // events to write on the current connection
+	outBytes    int      // bytes of data in out
+	overflow    bool     // out outgrew its bound: the connection is dropped, the client resumes
+	gen         int      // bumped when a resume takes the stream over from a stale connection
 	jsonOut     [][]byte
 	attached    bool
 	wake        chan struct{}
@@ -239,12 +243,16 @@ func (s *Session) end() {
 }
 
 func (s *Session) checkIdle() {
+	// Decide and mark closed under one lock, so a request that begins in
+	// between cannot run on a closing session.
 	s.mu.Lock()
-	busy := s.active > 0
-	s.mu.Unlock()
-	if !busy {
-		s.Close()
+	if s.active > 0 || s.closed {
+		s.mu.Unlock()
+		return
 	}
+	s.closed = true
+	s.mu.Unlock()
+	s.Close()
 }
 
 // receive hands msgs to the session handler in order. It reports false if
@@ -302,11 +310,15 @@ func (s *Session) openRequestStream(calls []jsonrpc.ID, jsonMode, isInit bool) (
 func (s *Session) openStandalone() (*stream, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrSessionClosed
+	}
 	st := s.standalone
 	if st.attached {
 		return nil, errors.New("a standalone stream is already open for this session")
 	}
 	st.attached = true
+	st.outBytes, st.overflow = 0, false
 	st.out = nil
 	s.prime(st)
 	s.flushQueue()
@@ -322,13 +334,20 @@ func (s *Session) resume(sid string, idx int64) (*stream, int, error) {
 	if !ok || idx >= st.next {
 		return nil, http.StatusBadRequest, errors.New("Last-Event-ID names an unknown stream or event")
 	}
+	if s.closed {
+		return nil, http.StatusNotFound, ErrSessionClosed
+	}
 	if idx+1 < st.evicted {
 		return nil, http.StatusBadRequest, errors.New("events after Last-Event-ID are no longer retained")
 	}
 	if st.attached {
-		return nil, http.StatusConflict, errors.New("stream is already open on another connection")
+		// The client reconnected before the server noticed the old
+		// connection drop: the (authorized) resume takes the stream over.
+		st.gen++
+		notify(st.wake)
 	}
 	st.attached = true
+	st.outBytes, st.overflow = 0, false
 	st.out = nil
 	for i := range s.ringLen {
 		ev := s.ring[(s.ringHead+i)%len(s.ring)]
@@ -343,11 +362,21 @@ func (s *Session) resume(sid string, idx int64) (*stream, int, error) {
 }
 
 // detach marks st as no longer written to by a connection.
+// detachGen detaches st unless a resume has taken it over since gen.
+func (s *Session) detachGen(st *stream, gen int) {
+	s.mu.Lock()
+	current := st.gen == gen
+	s.mu.Unlock()
+	if current {
+		s.detach(st)
+	}
+}
+
 func (s *Session) detach(st *stream) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.attached = false
-	st.out = nil
+	st.out, st.outBytes, st.overflow = nil, 0, false
 	st.jsonOut = nil
 	select {
 	case <-st.wake:
@@ -380,23 +409,40 @@ func (s *Session) flushQueue() {
 func (s *Session) enqueue(st *stream, data []byte) {
 	ev := &event{s: st, idx: st.next, data: data}
 	st.next++
-	if s.ringLen == len(s.ring) {
+	for s.ringLen > 0 && (s.ringLen == len(s.ring) || s.ringBytes+len(data) > maxRetainedBytes) {
 		old := s.ring[s.ringHead]
 		s.ring[s.ringHead] = nil
 		s.ringHead = (s.ringHead + 1) % len(s.ring)
 		s.ringLen--
+		s.ringBytes -= len(old.data)
 		old.s.retained--
 		old.s.evicted = max(old.s.evicted, old.idx+1)
 		s.maybeForget(old.s)
 	}
 	s.ring[(s.ringHead+s.ringLen)%len(s.ring)] = ev
 	s.ringLen++
+	s.ringBytes += len(data)
 	st.retained++
 	if st.attached {
-		st.out = append(st.out, ev)
+		if len(st.out) >= maxPendingEvents || st.outBytes+len(data) > maxPendingBytes {
+			// The client is not reading: drop the connection rather than
+			// buffer without bound; it can resume from the retained events.
+			st.overflow = true
+		} else {
+			st.out = append(st.out, ev)
+			st.outBytes += len(data)
+		}
 		notify(st.wake)
 	}
 }
+
+// Bounds on what a session buffers for slow or absent readers.
+const (
+	maxRetainedBytes = 16 << 20 // retained events, for resumption
+	maxPendingEvents = 1024     // events waiting to be written to one connection
+	maxPendingBytes  = 8 << 20
+	writeTimeout     = 30 * time.Second // one SSE write
+)
 
 // maybeForget drops a finished request stream once nothing can resume it.
 // Called with mu held.
@@ -417,7 +463,10 @@ func notify(c chan struct{}) {
 // streams: every request answered and written), the connection ends, or
 // the session closes.
 func (s *Session) serveStream(w http.ResponseWriter, r *http.Request, st *stream) {
-	defer s.detach(st)
+	s.mu.Lock()
+	gen := st.gen
+	s.mu.Unlock()
+	defer s.detachGen(st, gen)
 	flusher, _ := w.(http.Flusher)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -429,19 +478,29 @@ func (s *Session) serveStream(w http.ResponseWriter, r *http.Request, st *stream
 	}
 	ticker := time.NewTicker(s.h.cfg.KeepAlive)
 	defer ticker.Stop()
+	rc := http.NewResponseController(w)
 	var buf []byte
 	for {
 		s.mu.Lock()
+		if st.gen != gen {
+			s.mu.Unlock()
+			return // taken over by a resumed connection: leave its events alone
+		}
 		out := st.out
-		st.out = nil
+		st.out, st.outBytes = nil, 0
+		overflow := st.overflow
 		done := !st.standalone && st.outstanding == 0
 		closed := s.closed
 		s.mu.Unlock()
+		if overflow {
+			return // the client resumes with Last-Event-ID
+		}
 		if len(out) > 0 {
 			buf = buf[:0]
 			for _, ev := range out {
 				buf = appendSSEEvent(buf, st.eventID(ev.idx), ev.data)
 			}
+			_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if _, err := w.Write(buf); err != nil {
 				return
 			}

@@ -84,6 +84,7 @@ func (r *sseReader) Next() (sseEvent, error) {
 		line := r.sc.Bytes()
 		if len(line) == 0 {
 			if !started {
+				size = 0 // a blank line ends whatever comments came before
 				continue
 			}
 			if hasData {

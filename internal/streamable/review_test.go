@@ -1,0 +1,50 @@
+package streamable
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestVersionHeaderCannotSwitchVersion: the MCP-Protocol-Version header must
+// repeat the negotiated version; it cannot turn batching back on.
+func TestVersionHeaderCannotSwitchVersion(t *testing.T) {
+	ts := newTestServer(t, HandlerConfig{}, nil)
+	status, hdr, body := post(t, ts.srv.URL, "", nil, initBody("2025-06-18"))
+	if status != http.StatusOK {
+		t.Fatalf("initialize: %d %s", status, body)
+	}
+	sid := hdr.Get(headerSessionID)
+	batch := `[{"jsonrpc":"2.0","method":"notifications/initialized"}]`
+	for _, v := range []string{"2025-03-26", "1999-01-01"} {
+		status, _, body = post(t, ts.srv.URL, sid, map[string]string{headerProtocolVersion: v}, batch)
+		if status != http.StatusBadRequest || !strings.Contains(string(body), "does not match") {
+			t.Fatalf("header %s: %d %s", v, status, body)
+		}
+	}
+	status, _, body = post(t, ts.srv.URL, sid, map[string]string{headerProtocolVersion: "2025-06-18"}, batch)
+	if status != http.StatusBadRequest || !strings.Contains(string(body), "batches") {
+		t.Fatalf("batch on 2025-06-18 with a matching header: %d %s", status, body)
+	}
+}
+
+func TestNumericIDsMustBeExact(t *testing.T) {
+	ts := newTestServer(t, HandlerConfig{}, nil)
+	_, hdr, _ := post(t, ts.srv.URL, "", nil, initBody("2025-06-18"))
+	sid := hdr.Get(headerSessionID)
+	for _, id := range []string{"1.5", "1e3", "9007199254740993", "-9223372036854775809"} {
+		status, _, body := post(t, ts.srv.URL, sid, nil, `{"jsonrpc":"2.0","id":`+id+`,"method":"ping"}`)
+		if status != http.StatusBadRequest || !strings.Contains(string(body), "integer") {
+			t.Errorf("id %s: %d %s", id, status, body)
+		}
+	}
+}
+
+func TestSSECommentsDoNotAccumulate(t *testing.T) {
+	in := strings.Repeat(": ping\n\n", 1000) + "id: 1\ndata: {}\n\n"
+	r := newSSEReader(strings.NewReader(in), 100)
+	ev, err := r.Next()
+	if err != nil || string(ev.Data) != "{}" {
+		t.Fatalf("event after many keep-alives: %+v %v", ev, err)
+	}
+}
