@@ -13,6 +13,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ward-dev/ward/internal/gateway"
+	"github.com/ward-dev/ward/internal/policy"
+	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/server"
 )
 
@@ -47,6 +49,33 @@ type fileConfig struct {
 	Policies           []string       `yaml:"policies"`
 	Servers            []serverConfig `yaml:"servers"`
 	Approvals          approvalConfig `yaml:"approvals"`
+	Limits             []limitConfig  `yaml:"limits"`
+}
+
+// limitConfig is one rate limit or budget.
+//
+//	limits:
+//	  - id: schema-changes
+//	    scope: group            # session, agent, group or sponsor
+//	    key: db-optimizers      # optional: only this group (else each group separately)
+//	    tools: ["db.create_index", "db.alter_*"]
+//	    actions: [call_tool]    # optional
+//	    window: 1h
+//	    max: 20
+//	    cost: rows              # optional: sum this numeric argument instead of counting calls
+//	    on_exceed: escalate     # deny (default) or escalate
+//	    approvers: "1 of group:dba"
+type limitConfig struct {
+	ID        string   `yaml:"id"`
+	Scope     string   `yaml:"scope"`
+	Key       string   `yaml:"key"`
+	Tools     []string `yaml:"tools"`
+	Actions   []string `yaml:"actions"`
+	Window    string   `yaml:"window"`
+	Max       float64  `yaml:"max"`
+	Cost      string   `yaml:"cost"`
+	OnExceed  string   `yaml:"on_exceed"`
+	Approvers string   `yaml:"approvers"`
 }
 
 // approvalConfig configures escalation.
@@ -142,6 +171,24 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 		}
 	}
 	cfg.ApproverGroups = fc.Approvals.Groups
+	for i, lc := range fc.Limits {
+		w, err := duration(fmt.Sprintf("limits[%d].window", i), lc.Window)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Limits = append(cfg.Limits, quota.Limit{ID: lc.ID, Scope: quota.Scope(lc.Scope), Key: lc.Key,
+			Match: quota.Matcher{Tools: lc.Tools, Actions: lc.Actions}, Window: w, Max: lc.Max, Cost: lc.Cost, OnExceed: lc.OnExceed})
+		if lc.Approvers != "" {
+			a, err := policy.ParseApproval(lc.Approvers)
+			if err != nil {
+				return cfg, fmt.Errorf("limits[%d].approvers: %w", i, err)
+			}
+			if cfg.LimitApprovers == nil {
+				cfg.LimitApprovers = map[string]policy.Approval{}
+			}
+			cfg.LimitApprovers[lc.ID] = a
+		}
+	}
 	if fc.MaxDelegationDepth < 0 || fc.MaxDelegationDepth > 16 {
 		return cfg, fmt.Errorf("max_delegation_depth %d: must be 1-16", fc.MaxDelegationDepth)
 	}

@@ -109,6 +109,8 @@ type Verdict struct {
 	Approvals []string `json:"approvals,omitempty"`
 	Reason    string   `json:"reason"`
 	Policies  []string `json:"policies,omitempty"`
+	// approvals carries what an exceeded quota asks for, inside the guard.
+	approvals []policy.Approval
 	// Event is the audit index of the recorded decision.
 	Event uint64 `json:"event"`
 }

@@ -8,11 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/policy"
+	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/store"
 )
 
@@ -47,6 +50,11 @@ type LocalConfig struct {
 	PinMode  PinMode // default PinTrustOnFirstUse
 	// Approvals receives escalated calls; nil denies them.
 	Approvals Approvals
+	// Quotas enforces rate limits and budgets on allowed calls; nil means
+	// none. Approvers says, per limit id, who approves calls that exceed a
+	// limit whose OnExceed is "escalate".
+	Quotas    *quota.Limiter
+	Approvers map[string]policy.Approval
 	Now       func() time.Time
 }
 
@@ -54,6 +62,9 @@ type LocalConfig struct {
 // every decision audited.
 type Local struct {
 	cfg LocalConfig
+
+	mu           sync.Mutex
+	reservations map[uint64]*quota.Reservation // by decision event, until the outcome is observed
 }
 
 var _ Guard = (*Local)(nil)
@@ -73,7 +84,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Local{cfg: cfg}, nil
+	return &Local{cfg: cfg, reservations: map[uint64]*quota.Reservation{}}, nil
 }
 
 func scopeKind(k Kind) grant.Kind {
@@ -180,8 +191,32 @@ func (l *Local) pin(ctx context.Context, server, tool string, def json.RawMessag
 // Check implements [Guard].
 func (l *Local) Check(ctx context.Context, c *Caller, op *Operation) (Verdict, error) {
 	v, d := l.decide(ctx, c, op)
+	var res *quota.Reservation
+	if v.Allow || d.Escalate {
+		// Collective limits apply to every call that would go ahead;
+		// approval does not lift a budget.
+		var qv *Verdict
+		res, qv = l.reserve(c, op)
+		switch {
+		case qv == nil:
+		case !qv.Escalate:
+			v, d = *qv, policy.Decision{}
+		case d.Escalate:
+			// Both a policy and a quota ask for approval: all of it.
+			d.Approvals = append(d.Approvals, qv.approvals...)
+			v.Reason += "; " + qv.Reason
+			v.Policies = append(v.Policies, qv.Policies...)
+		default:
+			d = policy.Decision{Escalate: true, Approvals: qv.approvals}
+			v = Verdict{Reason: qv.Reason, Policies: qv.Policies}
+		}
+	}
 	if d.Escalate {
 		v = l.escalate(ctx, c, op, d, v.Reason, v.Policies)
+	}
+	if !v.Allow {
+		res.Cancel() // nothing will happen: refund
+		res = nil
 	}
 	argsDigest := ""
 	if len(op.Arguments) > 0 {
@@ -207,7 +242,84 @@ func (l *Local) Check(ctx context.Context, c *Caller, op *Operation) (Verdict, e
 		return Verdict{Reason: "audit unavailable"}, fmt.Errorf("record decision: %w", err)
 	}
 	v.Event = idx
+	if res != nil {
+		l.mu.Lock()
+		l.reservations[idx] = res
+		l.mu.Unlock()
+	}
 	return v, nil
+}
+
+// reserve applies the quotas to a call that would go ahead. It returns the
+// reservation, or a verdict replacing the policy's when a limit is
+// exceeded (deny, or escalate with the limit's approvers).
+func (l *Local) reserve(c *Caller, op *Operation) (*quota.Reservation, *Verdict) {
+	if l.cfg.Quotas == nil {
+		return nil, nil
+	}
+	call := quota.Call{Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups, Action: string(op.Action), Tool: op.Name, Costs: numericArguments(op.Arguments)}
+	res, exceeded, err := l.cfg.Quotas.Reserve(call)
+	if err != nil {
+		return nil, &Verdict{Reason: "quota check failed (denied): " + err.Error()}
+	}
+	if len(exceeded) == 0 {
+		return res, nil
+	}
+	var parts, ids []string
+	escalate := true
+	var approvals []policy.Approval
+	for _, e := range exceeded {
+		scope := string(e.Limit.Scope) + " " + e.Key
+		part := fmt.Sprintf("limit %q for %s is used up (%g of %g in %s", e.Limit.ID, scope, e.Used, e.Max, e.Limit.Window)
+		if e.Impossible() {
+			part += "; this call alone exceeds it)"
+		} else {
+			part += fmt.Sprintf("; retry in %s)", e.RetryAfter.Round(time.Second))
+		}
+		parts = append(parts, part)
+		ids = append(ids, "quota:"+e.Limit.ID)
+		a, ok := l.cfg.Approvers[e.Limit.ID]
+		if e.Limit.OnExceed != quota.OnExceedEscalate || !ok {
+			escalate = false
+		} else {
+			a.PolicyID = "quota:" + e.Limit.ID
+			approvals = append(approvals, a)
+		}
+	}
+	v := &Verdict{Reason: strings.Join(parts, "; "), Policies: ids}
+	if escalate {
+		v.Escalate, v.approvals = true, approvals
+	}
+	return nil, v
+}
+
+// numericArguments exposes a call's top-level numeric arguments as quota
+// costs ("rows", "amount"); a limit with a cost reads it from here.
+func numericArguments(args json.RawMessage) map[string]float64 {
+	var m map[string]json.RawMessage
+	if len(args) == 0 || json.Unmarshal(args, &m) != nil {
+		return nil
+	}
+	out := map[string]float64{}
+	for k, v := range m {
+		var f float64
+		if json.Unmarshal(v, &f) == nil {
+			out[k] = f
+		}
+	}
+	return out
+}
+
+// settle refunds the quota of a call that did not happen (the upstream
+// failed or the client cancelled before it was forwarded).
+func (l *Local) settle(decision uint64, happened bool) {
+	l.mu.Lock()
+	res := l.reservations[decision]
+	delete(l.reservations, decision)
+	l.mu.Unlock()
+	if !happened {
+		res.Cancel()
+	}
 }
 
 func (l *Local) decide(ctx context.Context, c *Caller, op *Operation) (Verdict, policy.Decision) {
@@ -261,6 +373,8 @@ func short(h string) string {
 
 // Observe implements [Guard].
 func (l *Local) Observe(ctx context.Context, c *Caller, op *Operation, out Outcome) error {
+	// A call the upstream refused or never received did not use its quota.
+	l.settle(out.Decision, out.Error == "" || out.IsError)
 	_, err := l.cfg.Audit.Append(ctx, audit.Event{
 		Type: "result", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
 		Data: mustJSON(map[string]any{

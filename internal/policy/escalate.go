@@ -34,6 +34,16 @@ func (a Approval) String() string {
 	return fmt.Sprintf("%d of %s", a.Quorum, strings.Join(gs, ", "))
 }
 
+// ParseApproval parses an approval requirement written as in @escalate:
+// "N of group:NAME[, group:NAME…]".
+func ParseApproval(spec string) (Approval, error) {
+	a, err := parseEscalation(map[string]string{"escalate": spec})
+	if err != nil {
+		return Approval{}, err
+	}
+	return *a, nil
+}
+
 // parseEscalation reads the @escalate annotations of a policy, or returns
 // nil if it has none.
 func parseEscalation(ann map[string]string) (*Approval, error) {

@@ -44,6 +44,7 @@ import (
 	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/identity"
 	"github.com/ward-dev/ward/internal/policy"
+	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/store"
 )
 
@@ -98,8 +99,12 @@ type Config struct {
 	// ApprovalTimeout is how long an approval request stays open, and an
 	// approval redeemable (default 15m).
 	ApprovalTimeout time.Duration
-	Version         string
-	Logger          *slog.Logger
+	// Limits are the rate limits and budgets; LimitApprovers, by limit id,
+	// who approves calls beyond a limit whose OnExceed is "escalate".
+	Limits         []quota.Limit
+	LimitApprovers map[string]policy.Approval
+	Version        string
+	Logger         *slog.Logger
 }
 
 // Node is a running ward node.
@@ -214,7 +219,19 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	guard, err := gateway.NewLocal(gateway.LocalConfig{Policies: n.policies.Load, Pins: n.Store, Audit: n.Audit, PinMode: cfg.PinMode, Approvals: n.Approvals})
+	var limiter *quota.Limiter
+	if len(cfg.Limits) > 0 {
+		for _, l := range cfg.Limits {
+			if _, ok := cfg.LimitApprovers[l.ID]; l.OnExceed == quota.OnExceedEscalate && !ok {
+				return nil, fmt.Errorf("limit %q escalates but names no approvers", l.ID)
+			}
+		}
+		if limiter, err = quota.New(quota.Config{Limits: cfg.Limits}); err != nil {
+			return nil, err
+		}
+	}
+	guard, err := gateway.NewLocal(gateway.LocalConfig{Policies: n.policies.Load, Pins: n.Store, Audit: n.Audit, PinMode: cfg.PinMode,
+		Approvals: n.Approvals, Quotas: limiter, Approvers: cfg.LimitApprovers})
 	if err != nil {
 		return nil, err
 	}
