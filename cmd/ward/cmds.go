@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -113,7 +114,7 @@ func cmdSponsor(args []string, stdout io.Writer) error {
 }
 
 func cmdAgent(args []string, stdout io.Writer) error {
-	sub, args, err := subcommand(args, "agent", "register", "list", "show", "quarantine", "release")
+	sub, args, err := subcommand(args, "agent", "register", "list", "show", "quarantine", "release", "trust")
 	if err != nil {
 		return err
 	}
@@ -186,8 +187,24 @@ func cmdAgent(args []string, stdout io.Writer) error {
 		if *out == "json" {
 			return printJSON(stdout, v)
 		}
-		fmt.Fprintf(stdout, "agent      %s\nspiffe id  %s\nsponsor    %s\ngroups     %s\nceiling    %s\nstatus     %s\n",
-			v.Name, v.SPIFFEID, v.Sponsor, strings.Join(v.Groups, ","), scopeText(v.Ceiling), v.Status)
+		fmt.Fprintf(stdout, "agent      %s\nspiffe id  %s\nsponsor    %s\ngroups     %s\nceiling    %s\nstatus     %s\ntrust      %d\n",
+			v.Name, v.SPIFFEID, v.Sponsor, strings.Join(v.Groups, ","), scopeText(v.Ceiling), v.Status, v.Trust)
+	case "trust":
+		if fs.NArg() != 2 {
+			return usagef("usage: ward agent trust NAME SCORE (0-100)")
+		}
+		score, err := strconv.Atoi(fs.Arg(1))
+		if err != nil || score < 0 || score > 100 {
+			return usagef("trust score %q: want a whole number from 0 to 100", fs.Arg(1))
+		}
+		var v api.AgentView
+		if err := c.do("POST", "/v1/agents/"+url.PathEscape(fs.Arg(0))+"/trust", map[string]int{"trust": score}, &v); err != nil {
+			return err
+		}
+		if *out == "json" {
+			return printJSON(stdout, v)
+		}
+		fmt.Fprintf(stdout, "agent %s trust is now %d\n", v.Name, v.Trust)
 	case "quarantine", "release":
 		n, err := name()
 		if err != nil {

@@ -50,6 +50,11 @@ type fileConfig struct {
 	Servers            []serverConfig `yaml:"servers"`
 	Approvals          approvalConfig `yaml:"approvals"`
 	Limits             []limitConfig  `yaml:"limits"`
+	// Tools declares what tools do, for policies and rules:
+	//
+	//	tools:
+	//	  db.delete_rows: {verb: delete, impact: {rows: count}}
+	Tools map[string]gateway.ToolDeclaration `yaml:"tools"`
 }
 
 // limitConfig is one rate limit or budget.
@@ -171,6 +176,15 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 		}
 	}
 	cfg.ApproverGroups = fc.Approvals.Groups
+	for name, d := range fc.Tools {
+		if _, _, ok := strings.Cut(name, "."); !ok {
+			return cfg, fmt.Errorf("tools.%s: tool names are SERVER.TOOL", name)
+		}
+		if !validVerb(d.Verb) {
+			return cfg, fmt.Errorf("tools.%s.verb %q: want one of %s", name, d.Verb, strings.Join(verbs, ", "))
+		}
+	}
+	cfg.Tools = fc.Tools
 	for i, lc := range fc.Limits {
 		w, err := duration(fmt.Sprintf("limits[%d].window", i), lc.Window)
 		if err != nil {
@@ -237,4 +251,19 @@ func duration(key, s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%s %q: want a positive duration such as 10m", key, s)
 	}
 	return d, nil
+}
+
+// verbs are the tool verbs the rule language knows.
+var verbs = []string{"read", "list", "create", "update", "write", "delete", "send", "execute"}
+
+func validVerb(v string) bool {
+	if v == "" {
+		return true
+	}
+	for _, x := range verbs {
+		if v == x {
+			return true
+		}
+	}
+	return false
 }

@@ -161,6 +161,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/agents/{name}", s.op(s.showAgent))
 	m.HandleFunc("POST /v1/agents/{name}/quarantine", s.op(s.agentStatus("quarantined")))
 	m.HandleFunc("POST /v1/agents/{name}/release", s.op(s.agentStatus("active")))
+	m.HandleFunc("POST /v1/agents/{name}/trust", s.op(s.agentTrust))
 	m.HandleFunc("POST /v1/sessions", s.op(s.startSession))
 	m.HandleFunc("GET /v1/sessions", s.op(s.listSessions))
 	m.HandleFunc("GET /v1/sessions/{id}", s.op(s.showSession))
@@ -456,7 +457,8 @@ func (m *mcpSession) Authorize(r *http.Request) error {
 	if c.Session != m.caller.Session {
 		return fmt.Errorf("this MCP session belongs to another ward session")
 	}
-	return nil
+	// Decisions use the freshest view of the session (trust, groups).
+	return m.proxy.Refresh(c)
 }
 
 func (m *mcpSession) Receive(ctx context.Context, msg jsonrpc.Message) { m.proxy.Receive(ctx, msg) }

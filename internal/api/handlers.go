@@ -101,6 +101,7 @@ type AgentView struct {
 	Ceiling    json.RawMessage `json:"ceiling"`
 	CodeDigest string          `json:"code_digest,omitempty"`
 	Status     string          `json:"status"`
+	Trust      int             `json:"trust"`
 	SPIFFEID   string          `json:"spiffe_id"`
 	Created    time.Time       `json:"created"`
 }
@@ -111,7 +112,7 @@ func (s *Server) agentView(a store.Agent) AgentView {
 		groups = []string{}
 	}
 	return AgentView{Name: a.Name, Sponsor: a.Sponsor, Groups: groups, Ceiling: a.Ceiling, CodeDigest: a.CodeDigest,
-		Status: a.Status, SPIFFEID: "spiffe://" + s.cfg.CA.TrustDomain().Name() + "/agent/" + a.Name, Created: a.Created}
+		Status: a.Status, Trust: a.Trust, SPIFFEID: "spiffe://" + s.cfg.CA.TrustDomain().Name() + "/agent/" + a.Name, Created: a.Created}
 }
 
 func (s *Server) registerAgent(w http.ResponseWriter, r *http.Request, p store.Principal) error {
@@ -723,4 +724,25 @@ func approvalErr(err error) error {
 		return &httpError{http.StatusServiceUnavailable, err.Error()}
 	}
 	return err
+}
+
+func (s *Server) agentTrust(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	var body struct {
+		Trust *int `json:"trust"`
+	}
+	if err := s.decode(w, r, &body); err != nil {
+		return err
+	}
+	if body.Trust == nil {
+		return badRequest("trust: a score from 0 to 100 is required")
+	}
+	if err := s.cfg.Authority.SetAgentTrust(r.Context(), p, r.PathValue("name"), *body.Trust); err != nil {
+		return err
+	}
+	a, err := s.cfg.Store.GetAgent(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.agentView(a))
+	return nil
 }

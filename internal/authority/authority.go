@@ -788,7 +788,7 @@ func (a *Authority) Caller(ctx context.Context, sessionID string) (*gateway.Call
 		return nil, err
 	}
 	c := &gateway.Caller{Session: s.ID, SPIFFEID: s.SPIFFEID, Agent: s.Agent, Sponsor: s.Sponsor, Groups: ag.Groups,
-		Depth: s.Depth, GrantID: s.GrantID, Scope: scope, Expiry: s.Expires}
+		Depth: s.Depth, GrantID: s.GrantID, Scope: scope, Expiry: s.Expires, Trust: ag.Trust}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if _, ended := a.ended[sessionID]; ended {
@@ -870,4 +870,29 @@ func FormatPatterns(s grant.Scope) []string {
 		out = append(out, "prompt:"+p)
 	}
 	return out
+}
+
+// SetAgentTrust sets an agent's trust score (0-100), which policies read as
+// principal.trust. Only an admin may; the change is audited and applies to
+// the agent's live sessions within the caller cache's lifetime.
+func (a *Authority) SetAgentTrust(ctx context.Context, by store.Principal, name string, trust int) error {
+	if by.Kind != "admin" {
+		return fmt.Errorf("%w: only an admin may set trust scores", ErrForbidden)
+	}
+	if trust < 0 || trust > 100 {
+		return fmt.Errorf("%w: trust must be within 0-100", ErrInvalid)
+	}
+	ag, err := a.cfg.Store.GetAgent(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := a.record(ctx, audit.Event{Type: "agent.trust", Actor: by.Name, Agent: name, Sponsor: ag.Sponsor,
+		Data: dataJSON(map[string]any{"trust": trust, "previous": ag.Trust})}); err != nil {
+		return err
+	}
+	if err := a.cfg.Store.SetAgentTrust(ctx, name, trust); err != nil {
+		return err
+	}
+	a.evictAgent(name)
+	return nil
 }

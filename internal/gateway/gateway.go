@@ -60,6 +60,8 @@ type Caller struct {
 	GrantID  string
 	Scope    grant.Scope
 	Expiry   time.Time
+	// Trust is the agent's trust score, 0-100.
+	Trust int
 }
 
 // Kind names what a list item or operation targets.
@@ -251,7 +253,6 @@ func (g *Gateway) NewSession(c *Caller, down Downstream) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Session{
 		g:        g,
-		caller:   c,
 		down:     down,
 		ctx:      ctx,
 		cancel:   cancel,
@@ -262,6 +263,7 @@ func (g *Gateway) NewSession(c *Caller, down Downstream) *Session {
 		fromUp:   map[string]upRequest{},
 		tokens:   map[string]jsonrpc.ID{},
 	}
+	s.caller.Store(c)
 	g.mu.Lock()
 	set := g.sessions[c.Session]
 	if set == nil {
@@ -276,10 +278,10 @@ func (g *Gateway) NewSession(c *Caller, down Downstream) *Session {
 func (g *Gateway) forget(s *Session) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if set := g.sessions[s.caller.Session]; set != nil {
+	if set := g.sessions[s.who().Session]; set != nil {
 		delete(set, s)
 		if len(set) == 0 {
-			delete(g.sessions, s.caller.Session)
+			delete(g.sessions, s.who().Session)
 		}
 	}
 }

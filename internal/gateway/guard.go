@@ -55,7 +55,64 @@ type LocalConfig struct {
 	// limit whose OnExceed is "escalate".
 	Quotas    *quota.Limiter
 	Approvers map[string]policy.Approval
-	Now       func() time.Time
+	// Tools declares, per exposed tool name, what its calls do: the verb
+	// policies see as context.verb and how to read its impact from the
+	// arguments (context.impact).
+	Tools map[string]ToolDeclaration
+	Now   func() time.Time
+}
+
+// ToolDeclaration says what a tool's calls do.
+//
+//	db.delete_rows: {verb: delete, impact: {rows: count}}
+//
+// Impact maps an impact name to a dotted path into the call's arguments; the
+// value there must be an integer (or absent).
+type ToolDeclaration struct {
+	Verb   string            `json:"verb,omitempty" yaml:"verb"`
+	Impact map[string]string `json:"impact,omitempty" yaml:"impact"`
+}
+
+// impact reads a declared impact from arguments. A declared impact whose
+// argument is present but not an integer is an error: the call is denied
+// rather than escaping a limit on its size.
+func (d ToolDeclaration) impact(args json.RawMessage) (map[string]int64, error) {
+	if len(d.Impact) == 0 {
+		return nil, nil
+	}
+	var root any
+	if len(args) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(args))
+		dec.UseNumber()
+		if err := dec.Decode(&root); err != nil {
+			return nil, fmt.Errorf("arguments: %v", err)
+		}
+	}
+	out := map[string]int64{}
+	for name, path := range d.Impact {
+		v := root
+		for _, part := range strings.Split(path, ".") {
+			m, ok := v.(map[string]any)
+			if !ok {
+				v = nil
+				break
+			}
+			v = m[part]
+		}
+		if v == nil {
+			continue
+		}
+		num, ok := v.(json.Number)
+		if !ok {
+			return nil, fmt.Errorf("impact %q: argument %s must be an integer", name, path)
+		}
+		n, err := num.Int64()
+		if err != nil {
+			return nil, fmt.Errorf("impact %q: argument %s must be an integer, not %s", name, path, num)
+		}
+		out[name] = n
+	}
+	return out, nil
 }
 
 // Local is the in-process [Guard]: grant scope, Cedar policy and tool pins,
@@ -111,7 +168,7 @@ func actionFor(k Kind) policy.Action {
 
 func policyRequest(c *Caller, action policy.Action, server, name string, args json.RawMessage) policy.Request {
 	return policy.Request{
-		Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups, Depth: c.Depth,
+		Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups, Depth: c.Depth, Trust: c.Trust,
 		Action: action, Server: server, Name: name, Arguments: args,
 	}
 }
@@ -124,7 +181,14 @@ func (l *Local) Filter(ctx context.Context, c *Caller, kind Kind, server string,
 		if !c.Scope.Allows(scopeKind(kind), it.Name) {
 			continue
 		}
-		if set == nil || !set.MayAllow(policyRequest(c, actionFor(kind), server, it.Name, nil)) {
+		req := policyRequest(c, actionFor(kind), server, it.Name, nil)
+		if decl, ok := l.cfg.Tools[it.Name]; ok && kind == KindTool {
+			req.Verb = decl.Verb
+			if len(decl.Impact) > 0 {
+				req.Impact = map[string]int64{} // depends on arguments: unknown when listing
+			}
+		}
+		if set == nil || !set.MayAllow(req) {
 			continue
 		}
 		if kind == KindTool {
@@ -356,6 +420,14 @@ func (l *Local) decide(ctx context.Context, c *Caller, op *Operation) (Verdict, 
 		return Verdict{Reason: "no policies are loaded (default deny)"}, policy.Decision{}
 	}
 	req := policyRequest(c, op.Action, op.Server, op.Name, op.Arguments)
+	if decl, ok := l.cfg.Tools[op.Name]; ok && op.Action == policy.ActionCallTool {
+		req.Verb = decl.Verb
+		impact, err := decl.impact(op.Arguments)
+		if err != nil {
+			return Verdict{Reason: fmt.Sprintf("tool %s: %v", op.Name, err)}, policy.Decision{}
+		}
+		req.Impact = impact
+	}
 	d := set.Decide(req)
 	v := Verdict{Allow: d.Allow, Reason: d.Explain(req)}
 	for _, r := range d.Reasons {

@@ -25,7 +25,7 @@ import (
 // connection per upstream on the other.
 type Session struct {
 	g      *Gateway
-	caller *Caller
+	caller atomic.Pointer[Caller]
 	down   Downstream
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -123,7 +123,19 @@ type template struct {
 var errCancelled = errors.New("cancelled by the client")
 
 // Caller returns the ward session this proxy session acts for.
-func (s *Session) Caller() *Caller { return s.caller }
+func (s *Session) Caller() *Caller { return s.who() }
+
+func (s *Session) who() *Caller { return s.caller.Load() }
+
+// Refresh replaces the caller's attributes (trust, groups, expiry) with a
+// fresher view of the same ward session; a different session is refused.
+func (s *Session) Refresh(c *Caller) error {
+	if c.Session != s.who().Session {
+		return errors.New("caller belongs to another session")
+	}
+	s.caller.Store(c)
+	return nil
+}
 
 // Receive handles one message from the client. It does not block for long:
 // requests are served on their own goroutines.
@@ -249,7 +261,7 @@ func (s *Session) initialize(req *jsonrpc.Request) {
 	for _, r := range results {
 		if r.err != nil {
 			failures = append(failures, r.err.Error())
-			s.g.cfg.Logger.Warn("upstream unavailable", "session", s.caller.Session, "err", r.err)
+			s.g.cfg.Logger.Warn("upstream unavailable", "session", s.who().Session, "err", r.err)
 			continue
 		}
 		s.ups = append(s.ups, r.up)
@@ -404,7 +416,7 @@ func (s *Session) upstreamGone(up *upstream, err error) {
 	dead := up.dead
 	s.mu.Unlock()
 	if !closed {
-		s.g.cfg.Logger.Warn("upstream connection ended", "session", s.caller.Session, "server", up.name, "err", err)
+		s.g.cfg.Logger.Warn("upstream connection ended", "session", s.who().Session, "server", up.name, "err", err)
 	}
 	for _, p := range failed {
 		p.ch <- &jsonrpc.Response{ID: p.upID, Error: &jsonrpc.Error{Code: CodeUpstream, Message: dead.Error()}}
@@ -506,7 +518,7 @@ func (s *Session) sendUp(up *upstream, msg jsonrpc.Message) {
 	select {
 	case up.out <- msg:
 	default:
-		s.g.cfg.Logger.Warn("upstream is not reading; message dropped", "server", up.name, "session", s.caller.Session)
+		s.g.cfg.Logger.Warn("upstream is not reading; message dropped", "server", up.name, "session", s.who().Session)
 	}
 }
 
@@ -550,7 +562,7 @@ func (s *Session) serverRequest(up *upstream, m *jsonrpc.Request) {
 	related := s.related(up)
 	fwd := &jsonrpc.Request{ID: strID(downKey), Method: m.Method, Params: m.Params}
 	go func() {
-		if err := s.g.cfg.Guard.Notice(s.ctx, s.caller, up.name, m.Method); err != nil {
+		if err := s.g.cfg.Guard.Notice(s.ctx, s.who(), up.name, m.Method); err != nil {
 			s.mu.Lock()
 			delete(s.fromUp, downKey)
 			s.mu.Unlock()
@@ -623,7 +635,7 @@ func (s *Session) serverNotification(up *upstream, m *jsonrpc.Request) {
 		related = s.related(up)
 	}
 	if err := s.down.Send(m, related); err != nil {
-		s.g.cfg.Logger.Debug("notification not delivered", "session", s.caller.Session, "method", m.Method, "err", err)
+		s.g.cfg.Logger.Debug("notification not delivered", "session", s.who().Session, "method", m.Method, "err", err)
 	}
 }
 
@@ -691,7 +703,7 @@ func (s *Session) clientNotification(m *jsonrpc.Request) {
 	default:
 		// Notifications the gateway does not know are not forwarded: they
 		// would reach every upstream undecided and unrecorded.
-		s.g.cfg.Logger.Debug("client notification dropped", "session", s.caller.Session, "method", m.Method)
+		s.g.cfg.Logger.Debug("client notification dropped", "session", s.who().Session, "method", m.Method)
 	}
 }
 
@@ -869,7 +881,7 @@ func (s *Session) refreshNamed(ctx context.Context, up *upstream, kind Kind) ([]
 	}
 	s.catMu.Unlock()
 
-	keep, err := s.g.cfg.Guard.Filter(ctx, s.caller, kind, up.name, items)
+	keep, err := s.g.cfg.Guard.Filter(ctx, s.who(), kind, up.name, items)
 	if err != nil {
 		return nil, fmt.Errorf("filter %s of %s: %v", key, up.name, err)
 	}
@@ -979,7 +991,7 @@ func (s *Session) callNamed(ctx context.Context, req *jsonrpc.Request, kind Kind
 // decideAndForward asks the guard, forwards if allowed, records the outcome
 // and answers the client.
 func (s *Session) decideAndForward(ctx context.Context, req *jsonrpc.Request, up *upstream, op *Operation, params json.RawMessage) {
-	v, err := s.g.cfg.Guard.Check(ctx, s.caller, op)
+	v, err := s.g.cfg.Guard.Check(ctx, s.who(), op)
 	if err != nil {
 		s.deny(req, fmt.Sprintf("ward could not decide %s %s (denied): %v", req.Method, op.Name, err), nil)
 		return
@@ -1036,7 +1048,7 @@ func (s *Session) decideAndForward(ctx context.Context, req *jsonrpc.Request, up
 	}
 	octx, ocancel := context.WithTimeout(context.WithoutCancel(ctx), observeTimeout)
 	defer ocancel()
-	if err := s.g.cfg.Guard.Observe(octx, s.caller, op, out); err != nil {
+	if err := s.g.cfg.Guard.Observe(octx, s.who(), op, out); err != nil {
 		// The result could not be recorded: withhold it (fail closed).
 		s.replyErr(req.ID, CodeDenied, "ward could not record the result, so it is withheld: "+err.Error(), nil)
 		return
@@ -1086,14 +1098,14 @@ func (s *Session) hold(ctx context.Context, req *jsonrpc.Request, op *Operation,
 		case <-stop:
 		}
 	}()
-	state, err := s.g.cfg.Guard.Await(hctx, s.caller, v.Approvals)
+	state, err := s.g.cfg.Guard.Await(hctx, s.who(), v.Approvals)
 	close(stop)
 	if err != nil {
 		return Verdict{}, err
 	}
 	switch state {
 	case "approved":
-		return s.g.cfg.Guard.Check(ctx, s.caller, op)
+		return s.g.cfg.Guard.Check(ctx, s.who(), op)
 	case "pending":
 		return v, nil
 	default:
@@ -1127,8 +1139,8 @@ func (s *Session) cancelled(id jsonrpc.ID) bool {
 func (s *Session) observe(op *Operation, out Outcome) {
 	ctx, cancel := context.WithTimeout(context.Background(), observeTimeout)
 	defer cancel()
-	if err := s.g.cfg.Guard.Observe(ctx, s.caller, op, out); err != nil {
-		s.g.cfg.Logger.Error("recording outcome failed", "session", s.caller.Session, "op", op.Name, "err", err)
+	if err := s.g.cfg.Guard.Observe(ctx, s.who(), op, out); err != nil {
+		s.g.cfg.Logger.Error("recording outcome failed", "session", s.who().Session, "op", op.Name, "err", err)
 	}
 }
 
@@ -1198,7 +1210,7 @@ func (s *Session) refreshResources(ctx context.Context, up *upstream, kind Kind)
 		sort.SliceStable(s.templates, func(i, j int) bool { return len(s.templates[i].prefix) > len(s.templates[j].prefix) })
 	}
 	s.catMu.Unlock()
-	keep, err := s.g.cfg.Guard.Filter(ctx, s.caller, kind, up.name, items)
+	keep, err := s.g.cfg.Guard.Filter(ctx, s.who(), kind, up.name, items)
 	if err != nil {
 		return nil, fmt.Errorf("filter %s of %s: %v", key, up.name, err)
 	}
@@ -1416,7 +1428,7 @@ func (s *Session) setLevel(ctx context.Context, req *jsonrpc.Request) {
 // unsafe URI), recording the refusal like any other decision.
 func (s *Session) refuse(ctx context.Context, req *jsonrpc.Request, action policy.Action, name, reason string) {
 	op := &Operation{Action: action, Method: req.Method, Name: name, Refused: reason}
-	if _, err := s.g.cfg.Guard.Check(ctx, s.caller, op); err != nil {
+	if _, err := s.g.cfg.Guard.Check(ctx, s.who(), op); err != nil {
 		reason += " (and the refusal could not be recorded: " + err.Error() + ")"
 	}
 	s.deny(req, reason, nil)
@@ -1442,7 +1454,7 @@ func (s *Session) replyErr(id jsonrpc.ID, code int64, msg string, data json.RawM
 
 func (s *Session) send(msg jsonrpc.Message, related jsonrpc.ID) {
 	if err := s.down.Send(msg, related); err != nil {
-		s.g.cfg.Logger.Debug("send to client failed", "session", s.caller.Session, "err", err, slog.Any("id", related.Raw()))
+		s.g.cfg.Logger.Debug("send to client failed", "session", s.who().Session, "err", err, slog.Any("id", related.Raw()))
 	}
 }
 

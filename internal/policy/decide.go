@@ -42,7 +42,7 @@ func (s *Set) Decide(req Request) Decision {
 		return invalid(err.Error())
 	}
 	c := s.index.candidates(&p.ents, p.action, p.resource, p.ents.server.UID)
-	creq := p.request(args)
+	creq := p.request(args, req.Verb, impactValue(req.Impact))
 	dec, diag := cedar.Authorize(&c, &p.ents, creq)
 	d := s.decision(dec, diag)
 	d = s.escalation(d, &c, &p.ents, creq)
@@ -145,7 +145,11 @@ func (s *Set) MayAllow(req Request) bool {
 	if msg != "" {
 		return false
 	}
-	creq := p.request(batch.Ignore())
+	var impact types.Value
+	if req.Impact != nil {
+		impact = batch.Ignore()
+	}
+	creq := p.request(batch.Ignore(), req.Verb, impact)
 	c := s.index.candidates(&p.ents, p.action, p.resource, p.ents.server.UID)
 	allow := false
 	err := batch.Authorize(context.Background(), &c, &p.ents, batch.Request{
@@ -317,21 +321,40 @@ func buildRequest(req Request, args types.Value) (*entities, types.Request, stri
 	if msg != "" {
 		return nil, types.Request{}, msg
 	}
-	return &p.ents, p.request(args), ""
+	return &p.ents, p.request(args, req.Verb, impactValue(req.Impact)), ""
 }
 
 // request completes p with context.arguments.
-func (p *prepared) request(args types.Value) types.Request {
+func (p *prepared) request(args types.Value, verb string, impact types.Value) types.Request {
+	ctx := types.RecordMap{
+		"arguments": args,
+		"server":    p.server,
+		"name":      p.name,
+	}
+	if verb != "" {
+		ctx["verb"] = types.String(verb)
+	}
+	if impact != nil {
+		ctx["impact"] = impact
+	}
 	return types.Request{
 		Principal: p.principal,
 		Action:    p.action,
 		Resource:  p.resource,
-		Context: types.NewRecord(types.RecordMap{
-			"arguments": args,
-			"server":    p.server,
-			"name":      p.name,
-		}),
+		Context:   types.NewRecord(ctx),
 	}
+}
+
+// impactValue converts a call's impact to a Cedar record (nil for none).
+func impactValue(m map[string]int64) types.Value {
+	if m == nil {
+		return nil
+	}
+	r := make(types.RecordMap, len(m))
+	for k, v := range m {
+		r[types.String(k)] = types.Long(v)
+	}
+	return types.NewRecord(r)
 }
 
 // prepare validates req and builds its entities.
@@ -380,6 +403,7 @@ func prepare(req Request) (*prepared, string) {
 	sessionAttrs := types.RecordMap{
 		"agent": agentUID,
 		"depth": types.Long(req.Depth),
+		"trust": types.Long(req.Trust),
 	}
 	var agentAttrs types.RecordMap
 	if req.Sponsor != "" {
@@ -460,6 +484,8 @@ func preparedKey(req Request) string {
 	field(req.Server)
 	field(req.Name)
 	b = strconv.AppendInt(b, int64(req.Depth), 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(req.Trust), 10)
 	b = append(b, '/')
 	b = strconv.AppendInt(b, int64(len(req.Groups)), 10)
 	for _, g := range req.Groups {

@@ -28,6 +28,7 @@
 //	    agent:   Agent::"<agent>"
 //	    sponsor: Sponsor::"<sponsor>"     (absent if the request has no sponsor)
 //	    depth:   Long, 0 for a root session, >0 for delegated sub-agents
+//	    trust:   Long, the agent's trust score 0-100 (new agents: 50)
 //	Agent::"<agent>"            parents Group::"<g>" for each group
 //	    sponsor: Sponsor::"<sponsor>"     (absent if the request has no sponsor)
 //	Group::"<g>", Sponsor::"<sponsor>", Server::"<server>"   no attributes
@@ -38,12 +39,19 @@
 // Resources are Tool::"<server>.<tool>", Prompt::"<server>.<prompt>" and
 // Resource::"<uri>", each with the parent Server::"<server>".
 //
-// The context record has three attributes:
+// The context record has these attributes:
 //
 //	arguments  the call's JSON arguments converted to Cedar (below); {} if none
 //	server     String, the upstream server name
 //	name       String, the tool or prompt name without the "<server>." prefix,
 //	           or the resource URI
+//	verb       String, what the tool does, from its declaration ("read",
+//	           "delete", …); absent for undeclared tools
+//	impact     record of Long, the call's size read from its arguments per
+//	           the tool's declaration ({rows: 500}); absent if undeclared
+//
+// Policies that read verb or impact should guard with has, as the rules
+// compiler does: `context has impact && context.impact has rows && …`.
 //
 // JSON arguments convert as follows: object → record, array → set (order and
 // duplicates are lost, as Cedar sets have neither), string → String, true and

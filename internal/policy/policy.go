@@ -50,6 +50,16 @@ type Request struct {
 	// Arguments are the call's JSON arguments. Nil (or JSON null) means
 	// none; otherwise they must be a JSON object, else the request is denied.
 	Arguments json.RawMessage
+
+	// Verb is what the call does, from the tool's declaration ("read",
+	// "delete", …); context.verb, absent when "".
+	Verb string
+	// Impact is the call's quantitative impact read from its arguments per
+	// the tool's declaration ({"rows": 500}); context.impact, absent when nil.
+	Impact map[string]int64
+	// Trust is the agent's trust score, 0-100 (principal.trust). The zero
+	// value is the lowest trust, so policies that require trust fail closed.
+	Trust int
 }
 
 // Reason is a policy that determined a decision.

@@ -45,6 +45,7 @@ import (
 	"github.com/ward-dev/ward/internal/identity"
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/quota"
+	"github.com/ward-dev/ward/internal/rules"
 	"github.com/ward-dev/ward/internal/store"
 )
 
@@ -103,8 +104,11 @@ type Config struct {
 	// who approves calls beyond a limit whose OnExceed is "escalate".
 	Limits         []quota.Limit
 	LimitApprovers map[string]policy.Approval
-	Version        string
-	Logger         *slog.Logger
+	// Tools declares what tools do (context.verb, context.impact), by
+	// exposed name ("db.delete_rows").
+	Tools   map[string]gateway.ToolDeclaration
+	Version string
+	Logger  *slog.Logger
 }
 
 // Node is a running ward node.
@@ -231,7 +235,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		}
 	}
 	guard, err := gateway.NewLocal(gateway.LocalConfig{Policies: n.policies.Load, Pins: n.Store, Audit: n.Audit, PinMode: cfg.PinMode,
-		Approvals: n.Approvals, Quotas: limiter, Approvers: cfg.LimitApprovers})
+		Approvals: n.Approvals, Quotas: limiter, Approvers: cfg.LimitApprovers, Tools: cfg.Tools})
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +287,9 @@ func (n *Node) recordApproval(r approval.Request) {
 	}
 }
 
-// LoadPolicies loads Cedar policies from files and directories.
+// LoadPolicies loads policies from files and directories: Cedar (*.cedar)
+// and controlled-English rules (*.rules), which are compiled to Cedar first.
+// Errors name the file, line and column; every file's errors are reported.
 func LoadPolicies(paths []string) (*policy.Set, error) {
 	var files []string
 	for _, p := range paths {
@@ -295,13 +301,40 @@ func LoadPolicies(paths []string) (*policy.Set, error) {
 			files = append(files, p)
 			continue
 		}
-		matches, err := filepath.Glob(filepath.Join(p, "*.cedar"))
-		if err != nil {
-			return nil, err
+		for _, pat := range []string{"*.cedar", "*.rules"} {
+			matches, err := filepath.Glob(filepath.Join(p, pat))
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, matches...)
 		}
-		files = append(files, matches...)
 	}
-	set, err := policy.LoadFiles(files...)
+	srcs := map[string][]byte{}
+	var errs []error
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		switch filepath.Ext(f) {
+		case ".rules":
+			cedarSrc, err := rules.CompileToCedar(f, b)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			srcs[f+" (compiled)"] = cedarSrc
+		case ".cedar":
+			srcs[f] = b
+		default:
+			errs = append(errs, fmt.Errorf("%s: not a policy file (want .cedar or .rules)", f))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("policies: %w", errors.Join(errs...))
+	}
+	set, err := policy.Parse(srcs)
 	if err != nil {
 		return nil, fmt.Errorf("policies: %w", err)
 	}

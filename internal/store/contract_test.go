@@ -184,11 +184,11 @@ func testAgents(t *testing.T, s *Store) {
 		mustNil(t, "create "+n, s.CreatePrincipal(ctx, Principal{Name: n, Kind: KindSponsor, Created: t0}))
 	}
 	agents := []Agent{
-		{Name: "analyst", Sponsor: "bob", Status: AgentActive, Created: t0},
+		{Name: "analyst", Sponsor: "bob", Status: AgentActive, Created: t0, Trust: DefaultTrust},
 		{Name: "reporter", Sponsor: "alice", Groups: []string{"finance", "reports"},
 			Ceiling: json.RawMessage(`{"tools":["mail.send"]}`), CodeDigest: "sha256:abc",
-			Status: AgentActive, Created: t0.Add(time.Second)},
-		{Name: "writer", Sponsor: "alice", Groups: []string{"reports"}, Status: AgentQuarantined, Created: t0},
+			Status: AgentActive, Created: t0.Add(time.Second), Trust: DefaultTrust},
+		{Name: "writer", Sponsor: "alice", Groups: []string{"reports"}, Status: AgentQuarantined, Created: t0, Trust: DefaultTrust},
 	}
 	for _, a := range agents {
 		mustNil(t, "create "+a.Name, s.CreateAgent(ctx, a))

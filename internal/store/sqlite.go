@@ -315,5 +315,9 @@ func sqliteMigrations() [][]string {
 				value TEXT NOT NULL
 			) STRICT`,
 		},
+		// 2: an agent's trust score, 0-100 (policies read principal.trust).
+		{
+			`ALTER TABLE agents ADD COLUMN trust INTEGER NOT NULL DEFAULT 50 CHECK (trust BETWEEN 0 AND 100)`,
+		},
 	}
 }

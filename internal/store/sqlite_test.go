@@ -342,3 +342,35 @@ func TestObservePin(t *testing.T) {
 		t.Fatalf("manual: %+v %v", p, err)
 	}
 }
+
+func TestSetAgentTrust(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenSQLite(ctx, Config{Path: filepath.Join(t.TempDir(), "t.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreatePrincipal(ctx, Principal{Name: "sp", Kind: KindSponsor}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAgent(ctx, Agent{Name: "a", Sponsor: "sp"}); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := s.GetAgent(ctx, "a"); a.Trust != DefaultTrust {
+		t.Fatalf("new agent trust %d", a.Trust)
+	}
+	if err := s.SetAgentTrust(ctx, "a", 80); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := s.GetAgent(ctx, "a"); a.Trust != 80 {
+		t.Fatalf("trust %d", a.Trust)
+	}
+	for _, bad := range []int{-1, 101} {
+		if err := s.SetAgentTrust(ctx, "a", bad); err == nil {
+			t.Errorf("trust %d accepted", bad)
+		}
+	}
+	if err := s.SetAgentTrust(ctx, "nobody", 10); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown agent: %v", err)
+	}
+}

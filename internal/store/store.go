@@ -160,6 +160,9 @@ type Agent struct {
 	Status string
 	// Created defaults to the current time when zero.
 	Created time.Time
+	// Trust is the agent's trust score, 0-100; new agents start at
+	// DefaultTrust (whatever this field says). Set it with SetAgentTrust.
+	Trust int
 }
 
 // Session is one ephemeral run of an agent for one declared objective.
@@ -478,7 +481,7 @@ func (s *Store) CreateAgent(ctx context.Context, a Agent) error {
 	return nil
 }
 
-const agentCols = `name, sponsor, groups_json, ceiling, code_digest, status, created`
+const agentCols = `name, sponsor, groups_json, ceiling, code_digest, status, created, trust`
 
 func scanAgent(sc interface{ Scan(...any) error }) (Agent, error) {
 	var (
@@ -486,7 +489,7 @@ func scanAgent(sc interface{ Scan(...any) error }) (Agent, error) {
 		groups, ceiling []byte
 		created         int64
 	)
-	if err := sc.Scan(&a.Name, &a.Sponsor, &groups, &ceiling, &a.CodeDigest, &a.Status, &created); err != nil {
+	if err := sc.Scan(&a.Name, &a.Sponsor, &groups, &ceiling, &a.CodeDigest, &a.Status, &created, &a.Trust); err != nil {
 		return Agent{}, err
 	}
 	if err := json.Unmarshal(groups, &a.Groups); err != nil {
@@ -547,6 +550,26 @@ func (s *Store) SetAgentStatus(ctx context.Context, name, status string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("set agent %q status: %w", name, err)
+	}
+	return nil
+}
+
+// DefaultTrust is the trust score of a newly registered agent.
+const DefaultTrust = 50
+
+// SetAgentTrust sets an agent's trust score (0-100).
+func (s *Store) SetAgentTrust(ctx context.Context, name string, trust int) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if trust < 0 || trust > 100 {
+		return fmt.Errorf("set agent %q trust: %d is not within 0-100", name, trust)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE agents SET trust = $2 WHERE name = $1`, name, trust)
+	if err == nil {
+		err = mustAffect(res, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("set agent %q trust: %w", name, err)
 	}
 	return nil
 }

@@ -1,0 +1,60 @@
+package server_test
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ward-dev/ward/internal/gateway"
+	"github.com/ward-dev/ward/internal/server"
+)
+
+// TestRulesDeclarationsAndTrust: controlled-English rules load next to
+// Cedar; a tool declaration gives calls a verb and an impact read from the
+// arguments; an impact that is not an integer denies; a policy can require a
+// minimum trust score.
+func TestRulesDeclarationsAndTrust(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "team.rules"), []byte(`# demo rules
+any agent may call demo.add.
+any agent may call demo.echo.
+never execute more than 1000 units without approval from 1 of group:dba.
+`), 0o600)
+	os.WriteFile(filepath.Join(dir, "trust.cedar"), []byte(`
+@id("echo-needs-trust") forbid (principal, action, resource == Tool::"demo.echo") when { principal.trust < 60 };
+`), 0o600)
+	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: demoOnly, HoldTimeout: -1,
+		Tools: map[string]gateway.ToolDeclaration{"demo.add": {Verb: "execute", Impact: map[string]string{"units": "a"}}}})
+	n.setupAgent("calc", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, _ := n.startSession("calc", "add numbers", nil, "")
+	cs := n.connect(t, creds.HTTPClient(false), nil)
+	ctx := ctxT(t)
+	add := func(a any) error {
+		_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "demo.add", Arguments: map[string]any{"a": a, "b": 1}})
+		return err
+	}
+	if err := add(5); err != nil {
+		t.Fatalf("small call: %v", err)
+	}
+	if err := add(5000); err == nil || !strings.Contains(err.Error(), "for approval") || !strings.Contains(err.Error(), "team.rules:4") {
+		t.Fatalf("large call: %v", err)
+	}
+	if err := add(12.5); err == nil || !strings.Contains(err.Error(), "must be an integer") {
+		t.Fatalf("fractional impact: %v", err)
+	}
+	// Trust: 50 by default, the policy wants 60.
+	echo := &mcp.CallToolParams{Name: "demo.echo", Arguments: map[string]any{"text": "hi"}}
+	if _, err := cs.CallTool(ctx, echo); err == nil || !strings.Contains(err.Error(), "echo-needs-trust") {
+		t.Fatalf("low trust: %v", err)
+	}
+	if status, b := n.call(n.admin, "POST", "/v1/agents/calc/trust", map[string]int{"trust": 70}); status != http.StatusOK {
+		t.Fatalf("set trust: %d %s", status, b)
+	}
+	if _, err := cs.CallTool(ctx, echo); err != nil {
+		t.Fatalf("after raising trust: %v", err)
+	}
+}
