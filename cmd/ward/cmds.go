@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -497,7 +498,7 @@ func cmdTools(args []string, stdout io.Writer) error {
 }
 
 func cmdPolicy(args []string, stdout io.Writer) error {
-	sub, args, err := subcommand(args, "policy", "check")
+	sub, args, err := subcommand(args, "policy", "check", "explain", "test")
 	if err != nil {
 		return err
 	}
@@ -509,12 +510,25 @@ func cmdPolicy(args []string, stdout io.Writer) error {
 	if err := checkOutput(*out); err != nil {
 		return err
 	}
+	if sub == "test" {
+		return policyTest(fs.Args(), *out, stdout)
+	}
 	if fs.NArg() == 0 {
-		return usagef("usage: ward policy check FILE|DIR...")
+		return usagef("usage: ward policy %s FILE|DIR...", sub)
 	}
 	set, err := server.LoadPolicies(fs.Args())
 	if err != nil {
 		return err
+	}
+	if sub == "explain" {
+		// The Cedar ward enforces, rules compiled, in evaluation order.
+		if *out == "json" {
+			return printJSON(stdout, set.Policies())
+		}
+		for _, p := range set.Policies() {
+			fmt.Fprintf(stdout, "// %s (%s %s)\n%s\n\n", p.ID, p.Effect, p.Position, p.Text)
+		}
+		return nil
 	}
 	if *out == "json" {
 		return printJSON(stdout, map[string]any{"ok": true, "policies": set.Policies()})
@@ -637,4 +651,9 @@ func scopeText(raw json.RawMessage) string {
 		return "(nothing)"
 	}
 	return strings.Join(p, " ")
+}
+
+// policyTest is filled in with the policytest package.
+var policyTest = func(args []string, out string, stdout io.Writer) error {
+	return errors.New("ward policy test is not available in this build")
 }

@@ -94,6 +94,13 @@ type approvalConfig struct {
 	Hold    string              `yaml:"hold"`
 	Timeout string              `yaml:"timeout"`
 	Groups  map[string][]string `yaml:"groups"`
+	// Reviewers are reviewer agents asked by webhook:
+	//	reviewers: [{name: risk-bot, url: "https://review.internal/ward", groups: [dba]}]
+	Reviewers []struct {
+		Name   string   `yaml:"name"`
+		URL    string   `yaml:"url"`
+		Groups []string `yaml:"groups"`
+	} `yaml:"reviewers"`
 }
 
 type serverConfig struct {
@@ -176,6 +183,9 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 		}
 	}
 	cfg.ApproverGroups = fc.Approvals.Groups
+	for _, r := range fc.Approvals.Reviewers {
+		cfg.Reviewers = append(cfg.Reviewers, server.Reviewer{Name: r.Name, URL: r.URL, Groups: r.Groups})
+	}
 	for name, d := range fc.Tools {
 		if _, _, ok := strings.Cut(name, "."); !ok {
 			return cfg, fmt.Errorf("tools.%s: tool names are SERVER.TOOL", name)

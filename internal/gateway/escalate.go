@@ -88,6 +88,9 @@ func (l *Local) escalate(ctx context.Context, c *Caller, op *Operation, d policy
 			return Verdict{Reason: "needs approval, but the request could not be queued (denied): " + err.Error(), Policies: policies}
 		}
 		ids = append(ids, got.ID)
+		if l.cfg.OnSubmit != nil && got.State == approval.StatePending && len(got.Votes) == 0 {
+			l.cfg.OnSubmit(got.ID)
+		}
 	}
 	return Verdict{Escalate: true, Reason: reason, Policies: policies, Approvals: ids}
 }

@@ -55,6 +55,9 @@ type LocalConfig struct {
 	// limit whose OnExceed is "escalate".
 	Quotas    *quota.Limiter
 	Approvers map[string]policy.Approval
+	// OnSubmit is told the id of each approval request the guard submits
+	// (to ask reviewer agents); it must not block.
+	OnSubmit func(id string)
 	// Tools declares, per exposed tool name, what its calls do: the verb
 	// policies see as context.verb and how to read its impact from the
 	// arguments (context.impact).

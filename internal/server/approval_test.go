@@ -3,9 +3,11 @@ package server_test
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -130,3 +132,43 @@ permit (principal, action == Action::"call_tool", resource == Tool::"demo.write_
 }
 
 func body2s(b []byte) string { return string(b) }
+
+// TestReviewerAgent: a reviewer agent (a webhook) approves an escalated call
+// while it is held, and the call goes through in the same request.
+func TestReviewerAgent(t *testing.T) {
+	var asked int
+	var mu sync.Mutex
+	reviewer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req approval.Request
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Name != "demo.delete_note" {
+			http.Error(w, "bad request", 400)
+			return
+		}
+		mu.Lock()
+		asked++
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"approve": true, "reason": "the note is stale"}`))
+	}))
+	defer reviewer.Close()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`
+@id("notes") permit (principal, action == Action::"call_tool", resource in Server::"demo");
+@id("deletes-need-review") @escalate("1 of group:reviewers")
+forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete_note");
+`), 0o600)
+	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: demoOnly, HoldTimeout: 10 * time.Second,
+		Reviewers: []server.Reviewer{{Name: "risk-bot", URL: reviewer.URL, Groups: []string{"reviewers"}}}})
+	n.setupAgent("janitor", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, _ := n.startSession("janitor", "clean up", nil, "")
+	cs := n.connect(t, creds.HTTPClient(false), nil)
+	r, err := cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "demo.delete_note", Arguments: map[string]any{"name": "welcome"}})
+	if err != nil || !strings.Contains(textOf(r), "deleted") {
+		t.Fatalf("held call approved by the reviewer agent: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if asked != 1 {
+		t.Fatalf("reviewer asked %d times", asked)
+	}
+}

@@ -109,6 +109,17 @@ type Config struct {
 	Tools   map[string]gateway.ToolDeclaration
 	Version string
 	Logger  *slog.Logger
+	// Reviewers are reviewer agents asked to vote on every new approval
+	// request whose groups they belong to.
+	Reviewers []Reviewer
+}
+
+// Reviewer is a reviewer agent reached by HTTP webhook: ward posts the
+// approval request as JSON and expects {"approve": bool, "reason": "…"}.
+type Reviewer struct {
+	Name   string
+	URL    string
+	Groups []string
 }
 
 // Node is a running ward node.
@@ -234,8 +245,29 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
+	var onSubmit func(string)
+	if len(cfg.Reviewers) > 0 {
+		reviewers := map[string]approval.Reviewer{}
+		voters := map[string]approval.Voter{}
+		for _, r := range cfg.Reviewers {
+			if r.Name == "" || (!strings.HasPrefix(r.URL, "http://") && !strings.HasPrefix(r.URL, "https://")) || len(r.Groups) == 0 {
+				return nil, fmt.Errorf("reviewer %q: needs a name, an http(s) url and at least one group", r.Name)
+			}
+			reviewers[r.Name] = &approval.WebhookReviewer{URL: r.URL}
+			voters[r.Name] = approval.Voter{Name: r.Name, Groups: r.Groups, Kind: approval.KindAgent}
+		}
+		onSubmit = func(id string) {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				if _, err := n.Approvals.AskReviewers(ctx, id, reviewers, voters); err != nil {
+					cfg.Logger.Warn("reviewer agents", "approval", id, "err", err)
+				}
+			}()
+		}
+	}
 	guard, err := gateway.NewLocal(gateway.LocalConfig{Policies: n.policies.Load, Pins: n.Store, Audit: n.Audit, PinMode: cfg.PinMode,
-		Approvals: n.Approvals, Quotas: limiter, Approvers: cfg.LimitApprovers, Tools: cfg.Tools})
+		Approvals: n.Approvals, Quotas: limiter, Approvers: cfg.LimitApprovers, Tools: cfg.Tools, OnSubmit: onSubmit})
 	if err != nil {
 		return nil, err
 	}
