@@ -19,13 +19,7 @@ func cmdApprovals(args []string, stdout io.Writer) error {
 	out := outputFlag(fs)
 	state := fs.String("state", "pending", "list: pending, approved, denied, expired, used or all")
 	reason := fs.String("reason", "", "why you approve or deny (recorded)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := checkOutput(*out); err != nil {
-		return err
-	}
-	c, err := operatorClient()
+	c, err := parseOperator(fs, args, out)
 	if err != nil {
 		return err
 	}
@@ -35,11 +29,8 @@ func cmdApprovals(args []string, stdout io.Writer) error {
 			q.Set("state", *state)
 		}
 		var rs []approval.Request
-		if err := c.do("GET", "/v1/approvals?"+q.Encode(), nil, &rs); err != nil {
+		if done, err := c.call("GET", "/v1/approvals?"+q.Encode(), nil, &rs, *out, stdout); done || err != nil {
 			return err
-		}
-		if *out == "json" {
-			return printJSON(stdout, rs)
 		}
 		var rows [][]string
 		for _, r := range rs {

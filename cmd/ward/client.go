@@ -186,3 +186,15 @@ func printJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
+
+// call does one API call into v and, for -o json, prints v; it reports
+// whether it printed, so text output follows only when it did not.
+func (c *client) call(method, path string, body, v any, out string, stdout io.Writer) (bool, error) {
+	if err := c.do(method, path, body, v); err != nil {
+		return false, err
+	}
+	if out == "json" {
+		return true, printJSON(stdout, v)
+	}
+	return false, nil
+}

@@ -55,13 +55,7 @@ func cmdSponsor(args []string, stdout io.Writer) error {
 	kind := fs.String("kind", "human", "human or platform")
 	var allow multi
 	fs.Var(&allow, "allow", "ceiling pattern (repeatable): tool:SERVER.TOOL, resource:URI, prompt:SERVER.PROMPT; '*' only at the end")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := checkOutput(*out); err != nil {
-		return err
-	}
-	c, err := operatorClient()
+	c, err := parseOperator(fs, args, out)
 	if err != nil {
 		return err
 	}
@@ -78,20 +72,14 @@ func cmdSponsor(args []string, stdout io.Writer) error {
 			ceiling = &grant.Scope{}
 		}
 		var v api.PrincipalView
-		if err := c.do("POST", "/v1/sponsors", api.SponsorRequest{Name: fs.Arg(0), Kind: *kind, Ceiling: *ceiling}, &v); err != nil {
+		if done, err := c.call("POST", "/v1/sponsors", api.SponsorRequest{Name: fs.Arg(0), Kind: *kind, Ceiling: *ceiling}, &v, *out, stdout); done || err != nil {
 			return err
-		}
-		if *out == "json" {
-			return printJSON(stdout, v)
 		}
 		fmt.Fprintf(stdout, "sponsor %s (%s) created\ncredential (shown once): %s\n", v.Name, v.Kind, v.Credential)
 	case "list":
 		var vs []api.PrincipalView
-		if err := c.do("GET", "/v1/sponsors", nil, &vs); err != nil {
+		if done, err := c.call("GET", "/v1/sponsors", nil, &vs, *out, stdout); done || err != nil {
 			return err
-		}
-		if *out == "json" {
-			return printJSON(stdout, vs)
 		}
 		var rows [][]string
 		for _, v := range vs {
@@ -103,11 +91,8 @@ func cmdSponsor(args []string, stdout io.Writer) error {
 			return usagef("usage: ward sponsor credential NAME")
 		}
 		var v map[string]string
-		if err := c.do("POST", "/v1/sponsors/"+url.PathEscape(fs.Arg(0))+"/credentials", struct{}{}, &v); err != nil {
+		if done, err := c.call("POST", "/v1/sponsors/"+url.PathEscape(fs.Arg(0))+"/credentials", struct{}{}, &v, *out, stdout); done || err != nil {
 			return err
-		}
-		if *out == "json" {
-			return printJSON(stdout, v)
 		}
 		fmt.Fprintf(stdout, "new credential for %s (shown once): %s\n", v["principal"], v["credential"])
 	}
@@ -126,13 +111,7 @@ func cmdAgent(args []string, stdout io.Writer) error {
 	var groups, allow multi
 	fs.Var(&groups, "group", "group membership (repeatable)")
 	fs.Var(&allow, "allow", "permission ceiling pattern (repeatable): tool:…, resource:…, prompt:…")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := checkOutput(*out); err != nil {
-		return err
-	}
-	c, err := operatorClient()
+	c, err := parseOperator(fs, args, out)
 	if err != nil {
 		return err
 	}
@@ -156,20 +135,14 @@ func cmdAgent(args []string, stdout io.Writer) error {
 			return usagef("an agent needs a permission ceiling: --allow tool:SERVER.TOOL (repeatable)")
 		}
 		var v api.AgentView
-		if err := c.do("POST", "/v1/agents", api.AgentRequest{Name: n, Sponsor: *sponsor, Groups: groups, Ceiling: *ceiling, CodeDigest: *digest}, &v); err != nil {
+		if done, err := c.call("POST", "/v1/agents", api.AgentRequest{Name: n, Sponsor: *sponsor, Groups: groups, Ceiling: *ceiling, CodeDigest: *digest}, &v, *out, stdout); done || err != nil {
 			return err
-		}
-		if *out == "json" {
-			return printJSON(stdout, v)
 		}
 		fmt.Fprintf(stdout, "agent %s registered (%s), sponsor %s\n", v.Name, v.SPIFFEID, v.Sponsor)
 	case "list":
 		var vs []api.AgentView
-		if err := c.do("GET", "/v1/agents", nil, &vs); err != nil {
+		if done, err := c.call("GET", "/v1/agents", nil, &vs, *out, stdout); done || err != nil {
 			return err
-		}
-		if *out == "json" {
-			return printJSON(stdout, vs)
 		}
 		var rows [][]string
 		for _, v := range vs {
@@ -182,11 +155,8 @@ func cmdAgent(args []string, stdout io.Writer) error {
 			return err
 		}
 		var v api.AgentView
-		if err := c.do("GET", "/v1/agents/"+url.PathEscape(n), nil, &v); err != nil {
+		if done, err := c.call("GET", "/v1/agents/"+url.PathEscape(n), nil, &v, *out, stdout); done || err != nil {
 			return err
-		}
-		if *out == "json" {
-			return printJSON(stdout, v)
 		}
 		fmt.Fprintf(stdout, "agent      %s\nspiffe id  %s\nsponsor    %s\ngroups     %s\nceiling    %s\nstatus     %s\ntrust      %d\n",
 			v.Name, v.SPIFFEID, v.Sponsor, strings.Join(v.Groups, ","), scopeText(v.Ceiling), v.Status, v.Trust)
@@ -199,11 +169,8 @@ func cmdAgent(args []string, stdout io.Writer) error {
 			return usagef("trust score %q: want a whole number from 0 to 100", fs.Arg(1))
 		}
 		var v api.AgentView
-		if err := c.do("POST", "/v1/agents/"+url.PathEscape(fs.Arg(0))+"/trust", map[string]int{"trust": score}, &v); err != nil {
+		if done, err := c.call("POST", "/v1/agents/"+url.PathEscape(fs.Arg(0))+"/trust", map[string]int{"trust": score}, &v, *out, stdout); done || err != nil {
 			return err
-		}
-		if *out == "json" {
-			return printJSON(stdout, v)
 		}
 		fmt.Fprintf(stdout, "agent %s trust is now %d\n", v.Name, v.Trust)
 	case "quarantine", "release":
@@ -212,11 +179,8 @@ func cmdAgent(args []string, stdout io.Writer) error {
 			return err
 		}
 		var v map[string]any
-		if err := c.do("POST", "/v1/agents/"+url.PathEscape(n)+"/"+sub, struct{}{}, &v); err != nil {
+		if done, err := c.call("POST", "/v1/agents/"+url.PathEscape(n)+"/"+sub, struct{}{}, &v, *out, stdout); done || err != nil {
 			return err
-		}
-		if *out == "json" {
-			return printJSON(stdout, v)
 		}
 		fmt.Fprintf(stdout, "agent %s is now %v; sessions ended: %v\n", n, v["status"], v["ended_sessions"])
 	}
@@ -329,11 +293,8 @@ func cmdSession(args []string, stdout io.Writer) error {
 			}
 		}
 		var v map[string][]string
-		if err := c.do("POST", "/v1/sessions/"+url.PathEscape(id)+"/end", map[string]string{"reason": *reason}, &v); err != nil {
+		if done, err := c.call("POST", "/v1/sessions/"+url.PathEscape(id)+"/end", map[string]string{"reason": *reason}, &v, *out, stdout); done || err != nil {
 			return err
-		}
-		if *out == "json" {
-			return printJSON(stdout, v)
 		}
 		fmt.Fprintf(stdout, "ended: %s (grants revoked)\n", strings.Join(v["ended"], ", "))
 	case "show":
@@ -345,11 +306,8 @@ func cmdSession(args []string, stdout io.Writer) error {
 			return err
 		}
 		var v api.SessionView
-		if err := c.do("GET", "/v1/sessions/"+url.PathEscape(fs.Arg(0)), nil, &v); err != nil {
+		if done, err := c.call("GET", "/v1/sessions/"+url.PathEscape(fs.Arg(0)), nil, &v, *out, stdout); done || err != nil {
 			return err
-		}
-		if *out == "json" {
-			return printJSON(stdout, v)
 		}
 		fmt.Fprintf(stdout, "session    %s\nspiffe id  %s\nagent      %s (sponsor %s)\nparent     %s\ndepth      %d\nobjective  %s\nscope      %s\nstatus     %s %s\nexpires    %s\n",
 			v.ID, v.SPIFFEID, v.Agent, v.Sponsor, v.Parent, v.Depth, v.Objective, scopeText(v.Scope), v.Status, v.EndReason, v.Expires.Format(time.RFC3339))
@@ -363,11 +321,8 @@ func cmdSession(args []string, stdout io.Writer) error {
 			q.Set("agent", *agent)
 		}
 		var vs []api.SessionView
-		if err := c.do("GET", "/v1/sessions?"+q.Encode(), nil, &vs); err != nil {
+		if done, err := c.call("GET", "/v1/sessions?"+q.Encode(), nil, &vs, *out, stdout); done || err != nil {
 			return err
-		}
-		if *out == "json" {
-			return printJSON(stdout, vs)
 		}
 		var rows [][]string
 		for _, v := range vs {
@@ -457,24 +412,15 @@ func cmdTools(args []string, stdout io.Writer) error {
 	out := outputFlag(fs)
 	srv := fs.String("server", "", "only this upstream")
 	hash := fs.String("hash", "", "the hash of the definition you reviewed (ward tools list -o json)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := checkOutput(*out); err != nil {
-		return err
-	}
-	c, err := operatorClient()
+	c, err := parseOperator(fs, args, out)
 	if err != nil {
 		return err
 	}
 	switch sub {
 	case "list":
 		var vs []api.PinView
-		if err := c.do("GET", "/v1/tools?server="+url.QueryEscape(*srv), nil, &vs); err != nil {
+		if done, err := c.call("GET", "/v1/tools?server="+url.QueryEscape(*srv), nil, &vs, *out, stdout); done || err != nil {
 			return err
-		}
-		if *out == "json" {
-			return printJSON(stdout, vs)
 		}
 		var rows [][]string
 		for _, v := range vs {
@@ -486,11 +432,8 @@ func cmdTools(args []string, stdout io.Writer) error {
 			return usagef("usage: ward tools approve SERVER.TOOL --hash sha256:…")
 		}
 		var v api.PinView
-		if err := c.do("POST", "/v1/tools/approve", map[string]string{"name": fs.Arg(0), "hash": *hash}, &v); err != nil {
+		if done, err := c.call("POST", "/v1/tools/approve", map[string]string{"name": fs.Arg(0), "hash": *hash}, &v, *out, stdout); done || err != nil {
 			return err
-		}
-		if *out == "json" {
-			return printJSON(stdout, v)
 		}
 		fmt.Fprintf(stdout, "tool %s approved at %s\n", v.Name, v.ApprovedHash)
 	}

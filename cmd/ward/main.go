@@ -163,3 +163,15 @@ func subcommand(args []string, name string, subs ...string) (string, []string, e
 	}
 	return "", nil, usagef("ward %s: unknown subcommand %q (want %s)", name, args[0], strings.Join(subs, ", "))
 }
+
+// parseOperator parses a client command's flags and returns a client
+// authenticated with the operator credential.
+func parseOperator(fs *flag.FlagSet, args []string, out *string) (*client, error) {
+	if err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	if err := checkOutput(*out); err != nil {
+		return nil, err
+	}
+	return operatorClient()
+}
