@@ -435,6 +435,9 @@ func (s *Server) approveTool(w http.ResponseWriter, r *http.Request, p store.Pri
 	if err := s.cfg.Authority.ApprovePin(r.Context(), p, server, tool, req.Hash); err != nil {
 		return err
 	}
+	if f, ok := s.cfg.Guard.(interface{ ForgetPin(server, tool string) }); ok {
+		f.ForgetPin(server, tool)
+	}
 	pin, err = s.cfg.Store.GetPin(r.Context(), server, tool)
 	if err != nil {
 		return err

@@ -25,6 +25,7 @@ import (
 type fixture struct {
 	t         *testing.T
 	g         *gateway.Gateway
+	guard     *gateway.Local
 	st        *store.Store
 	log       *audit.Log
 	desc      string // the upstream's current description of tool "report"
@@ -68,11 +69,11 @@ func newFixture(t *testing.T, mode gateway.PinMode) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, st: st, log: log, desc: "Produce the weekly report."}
-	guard, err := gateway.NewLocal(gateway.LocalConfig{Policies: func() *policy.Set { return set }, Pins: st, Audit: log, PinMode: mode})
+	f.guard, err = gateway.NewLocal(gateway.LocalConfig{Policies: func() *policy.Set { return set }, Pins: st, Audit: log, PinMode: mode})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.g, err = gateway.New(gateway.Config{Guard: guard, Upstreams: []gateway.Upstream{gateway.InProcess("up", f.server)}})
+	f.g, err = gateway.New(gateway.Config{Guard: f.guard, Upstreams: []gateway.Upstream{gateway.InProcess("up", f.server)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,6 +252,7 @@ func TestRugPull(t *testing.T) {
 	if err := f.st.ApprovePin(context.Background(), "up", "report", pin.Hash, "operator"); err != nil {
 		t.Fatal(err)
 	}
+	f.guard.ForgetPin("up", "report")
 	cs3 := f.connect(caller)
 	if !names(t, cs3)["up.report"] {
 		t.Fatal("re-approved tool not listed")

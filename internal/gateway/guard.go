@@ -125,6 +125,30 @@ type Local struct {
 
 	mu           sync.Mutex
 	reservations map[uint64]*quota.Reservation // by decision event, until the outcome is observed
+	pins         map[string]pinEntry           // server + "\x00" + tool → last pin seen
+}
+
+// pinEntry caches a pin so the hot path does not read the store on every
+// call: a definition whose raw bytes match the cached ones reuses the
+// verdict for pinCacheTTL. Approvals made elsewhere (the API writes the
+// store) are therefore visible within pinCacheTTL; a changed definition is
+// seen at once, since its bytes differ.
+type pinEntry struct {
+	raw      [32]byte // SHA-256 of the definition's bytes as listed
+	hash     string
+	approved string
+	at       time.Time
+}
+
+// pinCacheTTL bounds how long a cached pin verdict is trusted.
+const pinCacheTTL = time.Second
+
+// ForgetPin drops the cached pin of server/tool, so that an approval just
+// written to the store takes effect at once on this node.
+func (l *Local) ForgetPin(server, tool string) {
+	l.mu.Lock()
+	delete(l.pins, server+"\x00"+tool)
+	l.mu.Unlock()
 }
 
 var _ Guard = (*Local)(nil)
@@ -144,7 +168,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Local{cfg: cfg, reservations: map[uint64]*quota.Reservation{}}, nil
+	return &Local{cfg: cfg, reservations: map[uint64]*quota.Reservation{}, pins: map[string]pinEntry{}}, nil
 }
 
 func scopeKind(k Kind) grant.Kind {
@@ -227,10 +251,26 @@ func DefinitionHash(def json.RawMessage) (string, error) {
 
 // pin records the definition it sees and reports whether it is approved.
 func (l *Local) pin(ctx context.Context, server, tool string, def json.RawMessage) (approved bool, p store.ToolPin, err error) {
+	key := server + "\x00" + tool
+	raw := sha256.Sum256(def)
+	now := l.cfg.Now()
+	l.mu.Lock()
+	e, ok := l.pins[key]
+	l.mu.Unlock()
+	if ok && e.raw == raw && now.Sub(e.at) < pinCacheTTL {
+		return e.approved == e.hash, store.ToolPin{Server: server, Tool: tool, Hash: e.hash, ApprovedHash: e.approved}, nil
+	}
 	h, err := DefinitionHash(def)
 	if err != nil {
 		return false, p, err
 	}
+	defer func() {
+		if err == nil {
+			l.mu.Lock()
+			l.pins[key] = pinEntry{raw: raw, hash: p.Hash, approved: p.ApprovedHash, at: now}
+			l.mu.Unlock()
+		}
+	}()
 	firstUse := ""
 	if l.cfg.PinMode == PinTrustOnFirstUse {
 		firstUse = "first-use"
