@@ -172,3 +172,41 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete
 		t.Fatalf("reviewer asked %d times", asked)
 	}
 }
+
+// TestApprovalsSurviveRestart: a pending approval request is still there
+// after the node restarts, and the approval granted then lets the call
+// through.
+func TestApprovalsSurviveRestart(t *testing.T) {
+	dir, data := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`
+@id("writes-need-review") @escalate("1 of group:dba")
+permit (principal, action == Action::"call_tool", resource == Tool::"demo.write_note");
+`), 0o600)
+	cfg := server.Config{Data: data, Policies: []string{dir}, Upstreams: demoOnly, HoldTimeout: -1,
+		ApproverGroups: map[string][]string{"dba": {"admin"}}}
+	n := startNode(t, cfg)
+	n.setupAgent("writer", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, _ := n.startSession("writer", "write", nil, "1h")
+	cs := n.connect(t, creds.HTTPClient(false), nil)
+	call := &mcp.CallToolParams{Name: "demo.write_note", Arguments: map[string]any{"name": "n", "text": "t"}}
+	if _, err := cs.CallTool(ctxT(t), call); err == nil {
+		t.Fatal("escalated call went through")
+	}
+	cs.Close()
+	admin := n.admin
+	n.Close()
+
+	n2 := startNode(t, cfg)
+	n2.admin = admin
+	var pending []approval.Request
+	n2.must("GET", "/v1/approvals?state=pending", nil, &pending)
+	if len(pending) != 1 {
+		t.Fatalf("after restart: %d pending approvals, want 1", len(pending))
+	}
+	n2.must("POST", "/v1/approvals/"+pending[0].ID+"/approve", map[string]string{"reason": "ok"}, nil)
+	creds.Server = n2.url
+	cs2 := n2.connect(t, creds.HTTPClient(false), nil)
+	if _, err := cs2.CallTool(ctxT(t), call); err != nil {
+		t.Fatalf("approved call after restart: %v", err)
+	}
+}

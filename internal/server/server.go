@@ -227,7 +227,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n.policies.Store(set)
 
 	n.Approvals, err = approval.New(approval.Config{
-		Store:          approval.NewMemoryStore(),
+		Store:          approvalStore{n.Store},
 		DefaultTimeout: cfg.ApprovalTimeout,
 		OnChange:       n.recordApproval,
 	})

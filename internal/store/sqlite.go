@@ -319,5 +319,21 @@ func sqliteMigrations() [][]string {
 		{
 			`ALTER TABLE agents ADD COLUMN trust INTEGER NOT NULL DEFAULT 50 CHECK (trust BETWEEN 0 AND 100)`,
 		},
+		// 3: approval requests of escalated calls, so none is lost on a
+		// restart. The request itself is an opaque JSON document; the
+		// columns are what queries select by.
+		{
+			`CREATE TABLE approvals (
+				id        TEXT PRIMARY KEY,
+				session   TEXT NOT NULL,
+				sponsor   TEXT NOT NULL,
+				state     TEXT NOT NULL,
+				call_hash TEXT NOT NULL,
+				created   INTEGER NOT NULL,
+				doc       TEXT NOT NULL
+			) STRICT`,
+			`CREATE INDEX approvals_session ON approvals (session, call_hash)`,
+			`CREATE INDEX approvals_state ON approvals (state, created)`,
+		},
 	}
 }
