@@ -375,3 +375,18 @@ func TestUpFirstStart(t *testing.T) {
 		t.Fatalf("restart does not say how to get an admin credential:\n%s", out)
 	}
 }
+
+func TestCLIPolicyTest(t *testing.T) {
+	dir := filepath.Join(repoRoot(), "internal", "policytest", "testdata")
+	if code, out, errOut := wardCLI("policy", "test", filepath.Join(dir, "pass.yaml")); code != 0 || !strings.Contains(out, "5 passed, 0 failed") {
+		t.Fatalf("passing file: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := wardCLI("policy", "test", filepath.Join(dir, "fail.yaml"))
+	if code != 1 || !strings.Contains(out, "FAIL  wrongly expects a write to pass") || !strings.Contains(errOut, "2 of 2 policy test cases failed") {
+		t.Fatalf("failing file: exit %d\n%s%s", code, out, errOut)
+	}
+	// The same cases against other policies given on the command line.
+	if code, _, _ := wardCLI("policy", "test", filepath.Join(dir, "pass.yaml"), t.TempDir()); code != 1 {
+		t.Fatalf("against an empty policy directory every allow must fail: exit %d", code)
+	}
+}

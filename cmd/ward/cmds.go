@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -20,6 +19,7 @@ import (
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/authority"
 	"github.com/ward-dev/ward/internal/grant"
+	"github.com/ward-dev/ward/internal/policytest"
 	"github.com/ward-dev/ward/internal/server"
 	"github.com/ward-dev/ward/internal/sessioncred"
 	"github.com/ward-dev/ward/internal/store"
@@ -596,7 +596,48 @@ func scopeText(raw json.RawMessage) string {
 	return strings.Join(p, " ")
 }
 
-// policyTest is filled in with the policytest package.
-var policyTest = func(args []string, out string, stdout io.Writer) error {
-	return errors.New("ward policy test is not available in this build")
+// policyTest runs a policy test file: its own policies, or those given
+// after it.
+func policyTest(args []string, out string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usagef("usage: ward policy test FILE [POLICY_FILE|DIR...]")
+	}
+	f, err := policytest.Load(args[0])
+	if err != nil {
+		return err
+	}
+	paths := f.PolicyPaths
+	if len(args) > 1 {
+		paths = args[1:]
+	}
+	if len(paths) == 0 {
+		return usagef("%s names no policies: add `policies: [...]` to it or pass them after the file", args[0])
+	}
+	set, err := server.LoadPolicies(paths)
+	if err != nil {
+		return err
+	}
+	rs := policytest.Run(f, set)
+	if out == "json" {
+		type result struct {
+			Name    string `json:"name"`
+			Line    int    `json:"line"`
+			Pass    bool   `json:"pass"`
+			Outcome string `json:"outcome"`
+			Why     string `json:"why,omitempty"`
+		}
+		var js []result
+		for _, r := range rs {
+			js = append(js, result{r.Case.Name, r.Case.Line, r.Pass, r.Got.Outcome(), r.Why})
+		}
+		if err := printJSON(stdout, js); err != nil {
+			return err
+		}
+	} else if err := policytest.WriteText(stdout, args[0], rs); err != nil {
+		return err
+	}
+	if _, failed := policytest.Summary(rs); failed > 0 {
+		return fmt.Errorf("%d of %d policy test cases failed", failed, len(rs))
+	}
+	return nil
 }
