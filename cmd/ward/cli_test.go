@@ -390,3 +390,16 @@ func TestCLIPolicyTest(t *testing.T) {
 		t.Fatalf("against an empty policy directory every allow must fail: exit %d", code)
 	}
 }
+
+func TestCLIReplay(t *testing.T) {
+	dir := filepath.Join(repoRoot(), "internal", "replay", "testdata")
+	code, out, errOut := wardCLI("replay", filepath.Join(dir, "example.jsonl"), "--policies", filepath.Join(dir, "policies.cedar"))
+	if code != 0 || !strings.Contains(out, "2 sessions, 5 calls: 1 allowed, 3 denied, 1 escalated") {
+		t.Fatalf("replay: exit %d\n%s%s", code, out, errOut)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.jsonl")
+	os.WriteFile(bad, []byte(`{"type":"call","method":"tools/call","name":"a.b"}`+"\n"), 0o600)
+	if code, _, errOut := wardCLI("replay", bad, "--policies", filepath.Join(dir, "policies.cedar")); code != 1 || !strings.Contains(errOut, "line 1: call before any session record") {
+		t.Fatalf("bad trace: exit %d %s", code, errOut)
+	}
+}

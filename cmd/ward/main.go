@@ -48,6 +48,7 @@ func commands() []command {
 		{"approvals", "ward approvals list|show|approve|deny                      escalated calls waiting for a quorum", cmdApprovals},
 		{"policy", "ward policy check FILE|DIR...                              validate Cedar policies", cmdPolicy},
 		{"audit", "ward audit verify|tail --data DIR                          check and read the audit log offline", cmdAudit},
+		{"replay", "ward replay TRACE.jsonl [--policies P]...                  decide a recorded session in shadow mode", cmdReplay},
 		{"version", "ward version", func([]string, io.Writer) error { fmt.Println("ward", version); return nil }},
 	}
 }
