@@ -58,3 +58,22 @@ never execute more than 1000 units without approval from 1 of group:dba.
 		t.Fatalf("after raising trust: %v", err)
 	}
 }
+
+// TestRuleFilesValidate: everything the rules compiler emits for its own
+// golden inputs loads through ward's loader, schema validation included.
+func TestRuleFilesValidate(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(repoRoot(t), "internal", "rules", "testdata", "*.rules"))
+	if len(files) == 0 {
+		t.Fatal("no rule files found")
+	}
+	for _, f := range files {
+		if _, err := server.LoadPolicies([]string{f}); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad.cedar")
+	os.WriteFile(bad, []byte("permit (principal, action, resource)\nwhen { principal.turst > 3 };\n"), 0o600)
+	if _, err := server.LoadPolicies([]string{bad}); err == nil || !strings.Contains(err.Error(), "bad.cedar:1:1") || !strings.Contains(err.Error(), "turst") {
+		t.Fatalf("schema error: %v", err)
+	}
+}

@@ -370,6 +370,9 @@ func LoadPolicies(paths []string) (*policy.Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policies: %w", err)
 	}
+	if err := set.Validate(); err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
 	return set, nil
 }
 
