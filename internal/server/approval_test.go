@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -208,5 +209,60 @@ permit (principal, action == Action::"call_tool", resource == Tool::"demo.write_
 	cs2 := n2.connect(t, creds.HTTPClient(false), nil)
 	if _, err := cs2.CallTool(ctxT(t), call); err != nil {
 		t.Fatalf("approved call after restart: %v", err)
+	}
+}
+
+// TestHeldCallReportsProgress: while an escalated call is held, a client
+// that asked for progress hears about it, and an approval given during the
+// hold lets the same request finish.
+func TestHeldCallReportsProgress(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`
+@id("writes-need-review") @escalate("1 of group:dba")
+permit (principal, action == Action::"call_tool", resource == Tool::"demo.write_note");
+`), 0o600)
+	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: demoOnly, HoldTimeout: 50 * time.Second,
+		ApproverGroups: map[string][]string{"dba": {"admin"}}})
+	n.setupAgent("writer", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, _ := n.startSession("writer", "write", nil, "")
+	var mu sync.Mutex
+	var messages []string
+	cs := n.connect(t, creds.HTTPClient(false), &mcp.ClientOptions{ProgressNotificationHandler: func(ctx context.Context, req *mcp.ProgressNotificationClientRequest) {
+		mu.Lock()
+		messages = append(messages, req.Params.Message)
+		mu.Unlock()
+	}})
+	done := make(chan error, 1)
+	go func() {
+		_, err := cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "demo.write_note", Arguments: map[string]any{"name": "n", "text": "t"},
+			Meta: mcp.Meta{"progressToken": "hold-1"}})
+		done <- err
+	}()
+	var pending []approval.Request
+	deadline := time.Now().Add(30 * time.Second)
+	for len(pending) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		n.must("GET", "/v1/approvals?state=pending", nil, &pending)
+	}
+	if len(pending) == 0 {
+		t.Fatal("no approval request appeared")
+	}
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		got := len(messages)
+		mu.Unlock()
+		if got > 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	mu.Lock()
+	if len(messages) == 0 || !strings.Contains(messages[0], pending[0].ID) {
+		t.Fatalf("progress while held: %v", messages)
+	}
+	mu.Unlock()
+	n.must("POST", "/v1/approvals/"+pending[0].ID+"/approve", map[string]string{"reason": "fine"}, nil)
+	if err := <-done; err != nil {
+		t.Fatalf("held call after approval: %v", err)
 	}
 }
