@@ -394,7 +394,7 @@ func TestCLIPolicyTest(t *testing.T) {
 func TestCLIReplay(t *testing.T) {
 	dir := filepath.Join(repoRoot(), "internal", "replay", "testdata")
 	code, out, errOut := wardCLI("replay", filepath.Join(dir, "example.jsonl"), "--policies", filepath.Join(dir, "policies.cedar"))
-	if code != 0 || !strings.Contains(out, "2 sessions, 5 calls: 1 allowed, 3 denied, 1 escalated") {
+	if code != 0 || !strings.Contains(out, "2 sessions, 11 calls: 3 allowed, 6 denied, 2 escalated") {
 		t.Fatalf("replay: exit %d\n%s%s", code, out, errOut)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.jsonl")

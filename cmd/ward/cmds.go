@@ -606,7 +606,7 @@ func policyTest(args []string, out string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	paths := f.PolicyPaths
+	paths := f.ResolvedPolicyPaths()
 	if len(args) > 1 {
 		paths = args[1:]
 	}
@@ -633,7 +633,7 @@ func policyTest(args []string, out string, stdout io.Writer) error {
 		if err := printJSON(stdout, js); err != nil {
 			return err
 		}
-	} else if err := policytest.WriteText(stdout, args[0], rs); err != nil {
+	} else if err := policytest.WriteText(stdout, rs); err != nil {
 		return err
 	}
 	if _, failed := policytest.Summary(rs); failed > 0 {

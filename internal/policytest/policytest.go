@@ -1,252 +1,166 @@
 // Package policytest runs declared decision cases against a policy set, so
-// that operators can keep tests next to their policies and run them in CI:
-// a change that flips a decision fails the build.
+// that operators can keep test cases next to their policies and run them in
+// CI: a policy change that flips a decision fails the build.
 //
-// A test file is YAML (unknown keys are errors):
+// # Test files
 //
-//	policies: [../policies]          # *.cedar / *.rules files or directories, relative to this file
-//	defaults:                        # merged into every case
+// A test file is YAML, at most [MaxFileSize] bytes, one document:
+//
+//	# policies the cases run against (files or directories of *.cedar),
+//	# relative to this file; optional: the caller may pass a policy set instead
+//	policies: [../policies]
+//	defaults:                      # optional, merged into every case's principal
 //	  agent: reporter
 //	  sponsor: alice
 //	  groups: [analytics]
 //	cases:
-//	  - name: analysts read the share
-//	    call: fs.read_text_file      # a tool; or prompt: SERVER.NAME; or resource: URI
+//	  - name: analysts may read the share
+//	    call: fs.read_text_file    # a tool "server.tool"
 //	    arguments: {path: /srv/share/q3.csv}
-//	    expect: allow                # allow | deny | escalate
-//	    policies: [fs-read-shared]   # optional: exactly these policies decided it
+//	    expect: allow              # allow | deny | escalate
+//	    policies: [fs-read-shared] # optional: the determining policy ids are exactly these
+//	  - name: nobody else
+//	    groups: [sales]            # overrides defaults.groups
+//	    call: fs.read_text_file
+//	    arguments: {path: /srv/share/q3.csv}
+//	    expect: deny
+//	    policies: []               # a default deny: no policy determined it
 //	  - name: big deletes need a DBA
 //	    call: db.delete_rows
-//	    verb: delete                 # optional: as a tool declaration would set it
+//	    verb: delete               # as the tool's declaration would set it
 //	    impact: {rows: 500}
 //	    expect: escalate
+//	    approvals: ["1 of group:dba"]  # optional: exactly these approvals are asked for
+//	  - name: docs are public
+//	    resource: docs://handbook  # a resource URI; server names its upstream
+//	    server: docs
+//	    expect: allow
+//	  - name: the summary prompt
+//	    prompt: docs.summarize     # a prompt "server.prompt"
+//	    expect: deny
 //
-// A case may override session, agent, sponsor, groups, depth and trust.
-// Run is pure; loading the policies is the caller's job
-// ([File.PolicyPaths] resolves them).
+// The principal keys, allowed in defaults and in a case (a case's value
+// replaces the default, groups included):
+//
+//	session  the session id (default [DefaultSession])
+//	agent    the agent name; required, in the case or in defaults
+//	sponsor  the sponsor; absent or "" means none
+//	groups   the agent's groups
+//	depth    delegation depth, 0 (the default) for a root session
+//	trust    the agent's trust score 0-100 (default [DefaultTrust])
+//
+// A case has a name (unique in the file, one line of printable text) and
+// exactly one of call, prompt and resource. A call or prompt names
+// "server.name": the server is 1-32 characters of a-z, 0-9, '_' and '-', the
+// name is 1-128 characters without white space or control characters. A
+// resource is a URI with a scheme (at most 2048 characters, without white
+// space or control characters) and needs server, the upstream that serves
+// it (ward routes resources to servers, it does not read the server from the
+// URI); server is refused for calls and prompts. arguments is a mapping,
+// converted to the JSON the call would carry: numbers keep their text when
+// it is a JSON number (1e3 stays 1e3), other YAML numbers (0x1f, +1) become
+// their decimal value; infinities, NaN, aliases, custom tags and non-string
+// keys are refused, and so is nesting deeper than [policy.MaxArgumentDepth].
+// verb and impact (a mapping of integers) stand for what a tool declaration
+// would add to the call's context.
+//
+// expect is the outcome, as [policy.Decision.Outcome] reports it. policies,
+// when present, must equal the determining policy ids
+// ([policy.Decision].Reasons) as a set; an empty list asserts that none did
+// (a default deny). approvals, only with expect: escalate, must equal the
+// approvals the decision asks for, as a multiset, each written as in
+// @escalate and compared in its canonical form ([policy.Approval.String]).
+//
+// Parsing is strict: unknown or repeated keys, values of the wrong type,
+// a second document, aliases and a file without cases are errors. Every
+// error is an [*Error] naming the file, line and column; [Load] reports all
+// of them (up to 20), joined.
+//
+// # Running
+//
+// Loading the policies is the caller's job ([File.ResolvedPolicyPaths] gives
+// the paths named in the file, relative to its directory). [Run] is pure: it
+// decides every case with [policy.Set.Decide] and compares. [WriteText]
+// prints one line per case and a count:
+//
+//	PASS  analysts may read the share
+//	FAIL  nobody else (policies_test.yaml:14): expected deny, got allow (allowed by policy "sales-read" (policies/sales.cedar:2:1))
+//	PASS  big deletes need a DBA
+//	...
+//	4 passed, 1 failed
 package policytest
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
-	"strings"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/ward-dev/ward/internal/policy"
 )
 
-// maxFileSize bounds a test file.
-const maxFileSize = 1 << 20
+// MaxFileSize is the largest test file Load accepts, in bytes.
+const MaxFileSize = 1 << 20
+
+// DefaultSession is the session id of a case that sets none.
+const DefaultSession = "policytest"
+
+// DefaultTrust is the trust score of a case that sets none: the score a new
+// agent starts with.
+const DefaultTrust = 50
+
+// Expected outcomes, as [policy.Decision.Outcome] reports them.
+const (
+	ExpectAllow    = "allow"
+	ExpectDeny     = "deny"
+	ExpectEscalate = "escalate"
+)
 
 // Case is one declared decision.
 type Case struct {
-	Name     string
-	Line     int
-	Request  policy.Request
-	Expect   string
-	Policies []string // if set, the determining policies must be exactly these
+	Name string
+	// File is the test file the case comes from and Line the line where
+	// it starts, for messages.
+	File string
+	Line int
+	// Request is a well-formed request: Decide never refuses it as invalid.
+	Request policy.Request
+	// Expect is "allow", "deny" or "escalate".
+	Expect string
+	// Policies, when not nil, are the determining policy ids expected, as
+	// a set; empty means none (a default deny).
+	Policies []string
+	// Approvals, when not nil, are the approvals an escalation must ask
+	// for, as a multiset, in [policy.Approval.String] form. Only set when
+	// Expect is "escalate".
+	Approvals []string
 }
 
 // File is a loaded test file.
 type File struct {
-	Path        string
-	PolicyPaths []string // resolved against the file's directory
+	Path string
+	// PolicyPaths are the policy files and directories named in the file,
+	// as written; see [File.ResolvedPolicyPaths].
+	PolicyPaths []string
 	Cases       []Case
 }
 
-type principal struct {
-	Session string   `yaml:"session"`
-	Agent   string   `yaml:"agent"`
-	Sponsor string   `yaml:"sponsor"`
-	Groups  []string `yaml:"groups"`
-	Depth   *int     `yaml:"depth"`
-	Trust   *int     `yaml:"trust"`
-}
-
-type rawCase struct {
-	principal `yaml:",inline"`
-	Name      string           `yaml:"name"`
-	Call      string           `yaml:"call"`
-	Prompt    string           `yaml:"prompt"`
-	Resource  string           `yaml:"resource"`
-	Arguments map[string]any   `yaml:"arguments"`
-	Verb      string           `yaml:"verb"`
-	Impact    map[string]int64 `yaml:"impact"`
-	Expect    string           `yaml:"expect"`
-	Policies  []string         `yaml:"policies"`
-}
-
-type rawFile struct {
-	Policies []string    `yaml:"policies"`
-	Defaults principal   `yaml:"defaults"`
-	Cases    []yaml.Node `yaml:"cases"`
-}
-
-// Load reads and checks a test file. Errors say file:line: what is wrong.
-func Load(path string) (*File, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("policy tests: %w", err)
+// ResolvedPolicyPaths returns PolicyPaths with relative paths resolved
+// against the directory of the test file.
+func (f *File) ResolvedPolicyPaths() []string {
+	if f == nil || f.PolicyPaths == nil {
+		return nil
 	}
-	return Parse(path, b)
-}
-
-// Parse is Load for a file already read.
-func Parse(path string, b []byte) (*File, error) {
-	if len(b) > maxFileSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxFileSize)
-	}
-	var raw rawFile
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&raw); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: no cases", path)
-		}
-		return nil, fmt.Errorf("%s: %v", path, err)
-	}
-	f := &File{Path: path}
-	for _, p := range raw.Policies {
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(filepath.Dir(path), p)
-		}
-		f.PolicyPaths = append(f.PolicyPaths, p)
-	}
-	if len(raw.Cases) == 0 {
-		return nil, fmt.Errorf("%s: no cases", path)
-	}
-	var errs []error
-	names := map[string]int{}
-	for i := range raw.Cases {
-		node := &raw.Cases[i]
-		var rc rawCase
-		if err := node.Decode(&rc); err != nil {
-			errs = append(errs, fmt.Errorf("%s:%d: %v", path, node.Line, err))
-			continue
-		}
-		if err := strictKeys(node); err != nil {
-			errs = append(errs, fmt.Errorf("%s:%d: %v", path, node.Line, err))
-			continue
-		}
-		c, err := buildCase(raw.Defaults, rc)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s:%d: case %q: %v", path, node.Line, rc.Name, err))
-			continue
-		}
-		c.Line = node.Line
-		if prev, dup := names[c.Name]; dup {
-			errs = append(errs, fmt.Errorf("%s:%d: case name %q also used at line %d", path, node.Line, c.Name, prev))
-			continue
-		}
-		names[c.Name] = node.Line
-		f.Cases = append(f.Cases, c)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return f, nil
-}
-
-var caseKeys = []string{"session", "agent", "sponsor", "groups", "depth", "trust", "name", "call", "prompt", "resource", "arguments", "verb", "impact", "expect", "policies"}
-
-// strictKeys refuses unknown keys in a case (Node.Decode does not).
-func strictKeys(n *yaml.Node) error {
-	if n.Kind != yaml.MappingNode {
-		return errors.New("a case must be a mapping")
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if k := n.Content[i].Value; !slices.Contains(caseKeys, k) {
-			return fmt.Errorf("unknown key %q in case (line %d)", k, n.Content[i].Line)
+	dir := filepath.Dir(f.Path)
+	out := make([]string, len(f.PolicyPaths))
+	for i, p := range f.PolicyPaths {
+		if filepath.IsAbs(p) {
+			out[i] = filepath.Clean(p)
+		} else {
+			out[i] = filepath.Join(dir, p)
 		}
 	}
-	return nil
-}
-
-func buildCase(d principal, rc rawCase) (Case, error) {
-	c := Case{Name: rc.Name, Expect: rc.Expect, Policies: rc.Policies}
-	if c.Name == "" {
-		return c, errors.New("a case needs a name")
-	}
-	switch c.Expect {
-	case "allow", "deny", "escalate":
-	default:
-		return c, fmt.Errorf("expect %q: want allow, deny or escalate", c.Expect)
-	}
-	pick := func(v, def string) string {
-		if v != "" {
-			return v
-		}
-		return def
-	}
-	r := policy.Request{
-		Session: pick(rc.Session, pick(d.Session, "test-session")),
-		Agent:   pick(rc.Agent, d.Agent),
-		Sponsor: pick(rc.Sponsor, d.Sponsor),
-		Groups:  d.Groups,
-		Trust:   50,
-		Verb:    rc.Verb,
-		Impact:  rc.Impact,
-	}
-	if rc.Groups != nil {
-		r.Groups = rc.Groups
-	}
-	for _, v := range []*int{d.Depth, rc.Depth} {
-		if v != nil {
-			r.Depth = *v
-		}
-	}
-	for _, v := range []*int{d.Trust, rc.Trust} {
-		if v != nil {
-			r.Trust = *v
-		}
-	}
-	if r.Agent == "" {
-		return c, errors.New("no agent (set it in the case or in defaults)")
-	}
-	set := 0
-	for _, s := range []string{rc.Call, rc.Prompt, rc.Resource} {
-		if s != "" {
-			set++
-		}
-	}
-	if set != 1 {
-		return c, errors.New("give exactly one of call, prompt and resource")
-	}
-	switch {
-	case rc.Call != "" || rc.Prompt != "":
-		name := rc.Call + rc.Prompt
-		server, tool, ok := strings.Cut(name, ".")
-		if !ok || server == "" || tool == "" {
-			return c, fmt.Errorf("%q: names are SERVER.NAME", name)
-		}
-		r.Action, r.Server, r.Name = policy.ActionCallTool, server, name
-		if rc.Prompt != "" {
-			r.Action = policy.ActionGetPrompt
-		}
-	default:
-		server, _, ok := strings.Cut(rc.Resource, "://")
-		if !ok || server == "" {
-			return c, fmt.Errorf("resource %q: want a URI", rc.Resource)
-		}
-		r.Action, r.Name = policy.ActionReadResource, rc.Resource
-		r.Server = server
-	}
-	if rc.Arguments != nil {
-		b, err := json.Marshal(rc.Arguments)
-		if err != nil {
-			return c, fmt.Errorf("arguments: %v", err)
-		}
-		r.Arguments = b
-	}
-	c.Request = r
-	return c, nil
+	return out
 }
 
 // Result is the outcome of one case.
@@ -254,34 +168,79 @@ type Result struct {
 	Case Case
 	Got  policy.Decision
 	Pass bool
-	Why  string // for a failure: what differed
+	// Why says, for a failure, what differed and why the decision came out
+	// as it did: `expected deny, got allow (allowed by policy "x" (p.cedar:3:1))`.
+	Why string
 }
 
-// Run decides every case against set. It is pure.
+// Run decides every case of f against set and compares. It is pure: no I/O,
+// and a nil set denies everything, as [policy.Set.Decide] does.
 func Run(f *File, set *policy.Set) []Result {
+	if f == nil {
+		return nil
+	}
 	out := make([]Result, len(f.Cases))
 	for i, c := range f.Cases {
 		d := set.Decide(c.Request)
-		r := Result{Case: c, Got: d, Pass: true}
-		switch {
-		case d.Outcome() != c.Expect:
-			r.Pass, r.Why = false, fmt.Sprintf("expected %s, got %s: %s", c.Expect, d.Outcome(), d.Explain(c.Request))
-		case c.Policies != nil:
-			var got []string
-			for _, reason := range d.Reasons {
-				got = append(got, reason.PolicyID)
-			}
-			want := slices.Sorted(slices.Values(c.Policies))
-			if !slices.Equal(slices.Sorted(slices.Values(got)), want) {
-				r.Pass, r.Why = false, fmt.Sprintf("decided by %v, expected %v", got, want)
-			}
+		out[i] = Result{Case: c, Got: d, Pass: true}
+		if why := check(c, d); why != "" {
+			out[i].Pass, out[i].Why = false, why
 		}
-		out[i] = r
 	}
 	return out
 }
 
-// Summary counts passes and failures.
+// check returns why d does not meet c, or "".
+func check(c Case, d policy.Decision) string {
+	explain := d.Explain(c.Request)
+	if got := d.Outcome(); got != c.Expect {
+		return fmt.Sprintf("expected %s, got %s (%s)", c.Expect, got, explain)
+	}
+	if c.Policies != nil {
+		got := make([]string, len(d.Reasons))
+		for i, r := range d.Reasons {
+			got[i] = r.PolicyID
+		}
+		if !sameSet(got, c.Policies) {
+			return fmt.Sprintf("expected policies %s, got %s (%s)", list(c.Policies), list(got), explain)
+		}
+	}
+	if c.Approvals != nil {
+		got := make([]string, len(d.Approvals))
+		for i, a := range d.Approvals {
+			got[i] = a.String()
+		}
+		if !sameMultiset(got, c.Approvals) {
+			return fmt.Sprintf("expected approvals %s, got %s (%s)", list(c.Approvals), list(got), explain)
+		}
+	}
+	return ""
+}
+
+func sameSet(a, b []string) bool {
+	return slices.Equal(slices.Compact(slices.Sorted(slices.Values(a))), slices.Compact(slices.Sorted(slices.Values(b))))
+}
+
+func sameMultiset(a, b []string) bool {
+	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
+}
+
+// list formats ids as ["a", "b"], or "none".
+func list(ids []string) string {
+	if len(ids) == 0 {
+		return "none"
+	}
+	b := []byte{'['}
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = fmt.Appendf(b, "%q", id)
+	}
+	return string(append(b, ']'))
+}
+
+// Summary counts passed and failed results.
 func Summary(rs []Result) (passed, failed int) {
 	for _, r := range rs {
 		if r.Pass {
@@ -293,16 +252,31 @@ func Summary(rs []Result) (passed, failed int) {
 	return passed, failed
 }
 
-// WriteText writes one line per case and a closing count.
-func WriteText(w io.Writer, path string, rs []Result) error {
+// WriteText writes one line per result, "PASS  name" or
+// "FAIL  name (file:line): why", then "N passed, M failed". It returns the
+// first write error.
+func WriteText(w io.Writer, rs []Result) error {
+	ew := &errWriter{w: w}
 	for _, r := range rs {
 		if r.Pass {
-			fmt.Fprintf(w, "PASS  %s\n", r.Case.Name)
+			ew.printf("PASS  %s\n", r.Case.Name)
 		} else {
-			fmt.Fprintf(w, "FAIL  %s (%s:%d): %s\n", r.Case.Name, path, r.Case.Line, r.Why)
+			ew.printf("FAIL  %s (%s:%d): %s\n", r.Case.Name, r.Case.File, r.Case.Line, r.Why)
 		}
 	}
 	p, f := Summary(rs)
-	_, err := fmt.Fprintf(w, "%d passed, %d failed\n", p, f)
-	return err
+	ew.printf("%d passed, %d failed\n", p, f)
+	return ew.err
+}
+
+// errWriter keeps the first write error and writes nothing after it.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, args...)
+	}
 }

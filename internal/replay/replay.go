@@ -1,23 +1,3 @@
-// Package replay decides recorded sessions against a policy set in shadow
-// mode: for every call it says what ward would have done and why, without
-// contacting anything. Operators record, replay against new policies, read
-// the differences, and only then enforce.
-//
-// A trace is JSON Lines, one record per line (blank lines are skipped;
-// unknown fields, duplicate keys and lines over 1 MiB are errors). A
-// "session" record opens a session; "call" records that follow belong to it:
-//
-//	{"type":"session","session":"s1","agent":"reporter","sponsor":"alice","groups":["analytics"],"depth":0,"trust":50,"objective":"summarize Q3"}
-//	{"type":"call","method":"tools/call","name":"db.query","arguments":{"sql":"select 1"}}
-//	{"type":"call","method":"tools/call","name":"db.delete_rows","verb":"delete","impact":{"rows":500}}
-//	{"type":"call","method":"resources/read","server":"fs","name":"file:///srv/share/q3.csv"}
-//
-// Methods are tools/call, prompts/get, resources/read and
-// resources/subscribe. Tool and prompt names are SERVER.NAME (server may be
-// omitted); resources name their server explicitly. A call may carry verb
-// and impact as a tool declaration would set them, and may carry "result"
-// and "time" fields, which are kept for the reader but not decided on.
-// testdata/example.jsonl is a complete example.
 package replay
 
 import (
@@ -27,10 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/ward-dev/ward/internal/policy"
@@ -38,226 +19,453 @@ import (
 
 // Defaults for [Options].
 const (
-	DefaultMaxLines     = 100_000
+	// DefaultMaxLines bounds the lines of a trace, blank lines included.
+	DefaultMaxLines = 100_000
+	// DefaultMaxLineBytes bounds one line, without its line ending.
 	DefaultMaxLineBytes = 1 << 20
+	// DefaultTrust is the trust score of a session record without "trust":
+	// the score ward gives a newly registered agent.
+	DefaultTrust = 50
 )
 
-// Options bounds a replay.
+// Options bounds a replay. Zero fields take their defaults.
 type Options struct {
-	MaxLines     int // default DefaultMaxLines
-	MaxLineBytes int // default DefaultMaxLineBytes
+	MaxLines     int // lines in the trace; 0 means DefaultMaxLines
+	MaxLineBytes int // bytes in one line; 0 means DefaultMaxLineBytes
 }
 
-// Call is one decided call.
+// Call is one recorded call and what ward decides on it.
 type Call struct {
-	Line      int             `json:"line"`
-	Session   string          `json:"session"`
-	Method    string          `json:"method"`
-	Server    string          `json:"server"`
-	Name      string          `json:"name"`
+	Line      int             `json:"line"`    // 1-based line of the call record
+	Session   string          `json:"session"` // id of the session it belongs to
+	Method    string          `json:"method"`  // MCP method, as recorded
+	Server    string          `json:"server"`  // upstream server, derived from Name if not recorded
+	Name      string          `json:"name"`    // "server.tool", "server.prompt" or the URI
 	Arguments json.RawMessage `json:"arguments,omitempty"`
-	Outcome   string          `json:"outcome"` // allow, deny or escalate
-	Reason    string          `json:"reason"`
-	Policies  []string        `json:"policies,omitempty"`
-	Approvals []string        `json:"approvals,omitempty"`
+	Outcome   string          `json:"outcome"` // "allow", "deny" or "escalate"
+	Reason    string          `json:"reason"`  // policy.Decision.Explain
+	// Policies are the ids of the policies that determined the outcome;
+	// empty for a default deny.
+	Policies []string `json:"policies,omitempty"`
+	// Approvals are what an escalated call needs, as "1 of group:dba".
+	Approvals []string `json:"approvals,omitempty"`
 }
 
-// Summary counts the outcomes.
+// Summary counts a replay's outcomes. Allowed+Denied+Escalated == Calls.
 type Summary struct {
-	Sessions  int            `json:"sessions"`
-	Calls     int            `json:"calls"`
-	Allowed   int            `json:"allowed"`
-	Denied    int            `json:"denied"`
-	Escalated int            `json:"escalated"`
-	ByPolicy  map[string]int `json:"by_policy"` // policy id → calls it determined
+	Sessions  int `json:"sessions"`
+	Calls     int `json:"calls"`
+	Allowed   int `json:"allowed"`
+	Denied    int `json:"denied"`
+	Escalated int `json:"escalated"`
+	// ByPolicy maps a policy id to the number of calls it determined (the
+	// calls whose Policies list it). Never nil in a Report from Run.
+	ByPolicy map[string]int `json:"by_policy"`
 }
 
-// Report is a replay's result.
+// Report is the result of a replay: every call in trace order, and the
+// summary.
 type Report struct {
 	Calls   []Call
 	Summary Summary
 }
 
-type record struct {
-	Type      string           `json:"type"`
-	Session   string           `json:"session"`
-	Agent     string           `json:"agent"`
-	Sponsor   string           `json:"sponsor"`
-	Groups    []string         `json:"groups"`
-	Depth     int              `json:"depth"`
-	Trust     *int             `json:"trust"`
-	Objective string           `json:"objective"`
-	Method    string           `json:"method"`
-	Server    string           `json:"server"`
-	Name      string           `json:"name"`
-	Arguments json.RawMessage  `json:"arguments"`
-	Verb      string           `json:"verb"`
-	Impact    map[string]int64 `json:"impact"`
-	Result    json.RawMessage  `json:"result"`
-	Error     json.RawMessage  `json:"error"`
-	Time      *time.Time       `json:"time"`
-}
-
-var actions = map[string]policy.Action{
+// methods maps the MCP methods ward decides to their actions.
+var methods = map[string]policy.Action{
 	"tools/call":          policy.ActionCallTool,
 	"prompts/get":         policy.ActionGetPrompt,
 	"resources/read":      policy.ActionReadResource,
 	"resources/subscribe": policy.ActionReadResource,
 }
 
-// Run decides every call of the trace read from r against set.
+// Run reads a trace from r (see the package documentation for its format)
+// and decides every call against set. It reads r to the end unless the trace
+// is malformed; then it returns an error naming the line and no report.
 func Run(set *policy.Set, r io.Reader, opt Options) (*Report, error) {
-	if opt.MaxLines <= 0 {
+	switch {
+	case opt.MaxLines < 0:
+		return nil, fmt.Errorf("replay options: negative MaxLines %d", opt.MaxLines)
+	case opt.MaxLineBytes < 0:
+		return nil, fmt.Errorf("replay options: negative MaxLineBytes %d", opt.MaxLineBytes)
+	}
+	if opt.MaxLines == 0 {
 		opt.MaxLines = DefaultMaxLines
 	}
-	if opt.MaxLineBytes <= 0 {
+	if opt.MaxLineBytes == 0 {
 		opt.MaxLineBytes = DefaultMaxLineBytes
 	}
+
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, min(64<<10, opt.MaxLineBytes)), opt.MaxLineBytes)
+	// Room for the longest line plus "\r\n": longer lines are refused by
+	// splitLines before the scanner's own limit is reached.
+	sc.Buffer(make([]byte, 0, min(64<<10, opt.MaxLineBytes+2)), opt.MaxLineBytes+2)
+	sc.Split(splitLines(opt.MaxLineBytes))
+
+	p := newParser()
 	rep := &Report{Summary: Summary{ByPolicy: map[string]int{}}}
-	var cur *record
+	sessions := map[string]int{} // session id → line of its record
+	var cur *policy.Request
 	line := 0
 	for sc.Scan() {
 		line++
 		if line > opt.MaxLines {
-			return nil, fmt.Errorf("trace: more than %d lines", opt.MaxLines)
+			return nil, fmt.Errorf("trace line %d: trace has more than %d lines", line, opt.MaxLines)
 		}
-		b := bytes.TrimSpace(sc.Bytes())
+		b := bytes.Trim(sc.Bytes(), " \t")
 		if len(b) == 0 {
 			continue
 		}
-		rec, err := decode(b)
+		rec, err := p.parse(b)
 		if err != nil {
-			return nil, fmt.Errorf("trace line %d: %v", line, err)
+			return nil, fmt.Errorf("trace line %d: %w", line, err)
 		}
-		switch rec.Type {
+		switch rec.typ {
 		case "session":
-			if rec.Session == "" || rec.Agent == "" {
-				return nil, fmt.Errorf("trace line %d: a session record needs session and agent", line)
+			if first, dup := sessions[rec.session]; dup {
+				return nil, fmt.Errorf("trace line %d: session %q already started at line %d", line, rec.session, first)
 			}
-			cur = rec
+			sessions[rec.session] = line
+			cur = &policy.Request{
+				Session: rec.session,
+				Agent:   rec.agent,
+				Sponsor: rec.sponsor,
+				Groups:  rec.groups,
+				Depth:   rec.depth,
+				Trust:   rec.trust,
+			}
 			rep.Summary.Sessions++
 		case "call":
 			if cur == nil {
 				return nil, fmt.Errorf("trace line %d: call before any session record", line)
 			}
-			c, err := decide(set, cur, rec, line)
-			if err != nil {
-				return nil, fmt.Errorf("trace line %d: %v", line, err)
-			}
-			rep.add(c)
-		default:
-			return nil, fmt.Errorf("trace line %d: unknown record type %q (want session or call)", line, rec.Type)
+			rep.add(decide(set, *cur, rec, line))
 		}
 	}
 	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("trace line %d: longer than %d bytes", line+1, opt.MaxLineBytes)
+		var tl *lineTooLongError
+		if errors.As(err, &tl) || errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("trace line %d: line longer than %d bytes", line+1, opt.MaxLineBytes)
 		}
-		return nil, fmt.Errorf("trace: %w", err)
+		return nil, fmt.Errorf("read trace after line %d: %w", line, err)
+	}
+	if len(sessions) == 0 {
+		return nil, errors.New("trace has no session record")
 	}
 	return rep, nil
 }
 
-// decode parses one record strictly: one JSON object, no duplicate keys, no
-// unknown fields.
-func decode(b []byte) (*record, error) {
-	if _, err := jsontext.NewDecoder(bytes.NewReader(b)).ReadValue(); err != nil {
-		return nil, fmt.Errorf("malformed JSON: %v", err)
-	}
-	var rec record
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&rec); err != nil {
-		return nil, err
-	}
-	if dec.More() {
-		return nil, errors.New("more than one JSON value on the line")
-	}
-	return &rec, nil
-}
-
-func decide(set *policy.Set, s, c *record, line int) (Call, error) {
-	action, ok := actions[c.Method]
-	if !ok {
-		return Call{}, fmt.Errorf("method %q is not one ward decides (tools/call, prompts/get, resources/read, resources/subscribe)", c.Method)
-	}
-	if c.Name == "" {
-		return Call{}, errors.New("a call record needs a name")
-	}
-	server := c.Server
-	if action != policy.ActionReadResource {
-		prefix, _, ok := strings.Cut(c.Name, ".")
-		if !ok {
-			return Call{}, fmt.Errorf("name %q: tools and prompts are SERVER.NAME", c.Name)
-		}
-		if server != "" && server != prefix {
-			return Call{}, fmt.Errorf("server %q does not match name %q", server, c.Name)
-		}
-		server = prefix
-	} else if server == "" {
-		return Call{}, errors.New("a resource call needs its server")
-	}
-	req := policy.Request{Session: s.Session, Agent: s.Agent, Sponsor: s.Sponsor, Groups: s.Groups, Depth: s.Depth, Trust: 50,
-		Action: action, Server: server, Name: c.Name, Arguments: c.Arguments, Verb: c.Verb, Impact: c.Impact}
-	if s.Trust != nil {
-		req.Trust = *s.Trust
-	}
+// decide decides one call of the session whose request template is req.
+func decide(set *policy.Set, req policy.Request, rec *record, line int) Call {
+	req.Action = methods[rec.method]
+	req.Server = rec.server
+	req.Name = rec.name
+	req.Arguments = rec.arguments
+	req.Verb = rec.verb
+	req.Impact = rec.impact
 	d := set.Decide(req)
-	out := Call{Line: line, Session: s.Session, Method: c.Method, Server: server, Name: c.Name, Arguments: c.Arguments,
-		Outcome: d.Outcome(), Reason: d.Explain(req)}
+	c := Call{
+		Line:      line,
+		Session:   req.Session,
+		Method:    rec.method,
+		Server:    rec.server,
+		Name:      rec.name,
+		Arguments: rec.arguments,
+		Outcome:   d.Outcome(),
+		Reason:    d.Explain(req),
+	}
 	for _, r := range d.Reasons {
-		out.Policies = append(out.Policies, r.PolicyID)
+		c.Policies = append(c.Policies, r.PolicyID)
 	}
 	for _, a := range d.Approvals {
-		out.Approvals = append(out.Approvals, a.String())
+		c.Approvals = append(c.Approvals, a.String())
 	}
-	return out, nil
+	return c
 }
 
 func (r *Report) add(c Call) {
 	r.Calls = append(r.Calls, c)
-	r.Summary.Calls++
+	s := &r.Summary
+	s.Calls++
 	switch c.Outcome {
 	case "allow":
-		r.Summary.Allowed++
+		s.Allowed++
 	case "escalate":
-		r.Summary.Escalated++
+		s.Escalated++
 	default:
-		r.Summary.Denied++
+		s.Denied++
 	}
-	for _, p := range c.Policies {
-		r.Summary.ByPolicy[p]++
+	for _, id := range c.Policies {
+		s.ByPolicy[id]++
 	}
 }
 
-// WriteText writes one line per call and a summary.
-func (r *Report) WriteText(w io.Writer) error {
-	bw := bufio.NewWriter(w)
-	for _, c := range r.Calls {
-		fmt.Fprintf(bw, "L%-4d %-10s %-8s %s %s — %s\n", c.Line, c.Session, c.Outcome, c.Method, c.Name, c.Reason)
+// lineTooLongError stops the scanner at a line over the limit.
+type lineTooLongError struct{}
+
+func (*lineTooLongError) Error() string { return "line too long" }
+
+// splitLines is bufio.ScanLines refusing lines longer than max bytes
+// (without "\n" or "\r\n").
+func splitLines(max int) bufio.SplitFunc {
+	return func(data []byte, atEOF bool) (int, []byte, error) {
+		adv, tok, err := bufio.ScanLines(data, atEOF)
+		if err != nil {
+			return adv, tok, err
+		}
+		if tok != nil && len(tok) > max {
+			return 0, nil, &lineTooLongError{}
+		}
+		if tok == nil && len(data) > max+1 { // no line end yet, already too long
+			return 0, nil, &lineTooLongError{}
+		}
+		return adv, tok, nil
 	}
-	s := r.Summary
-	fmt.Fprintf(bw, "\n%d sessions, %d calls: %d allowed, %d denied, %d escalated\n", s.Sessions, s.Calls, s.Allowed, s.Denied, s.Escalated)
-	ids := make([]string, 0, len(s.ByPolicy))
-	for id := range s.ByPolicy {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		fmt.Fprintf(bw, "  %-40s decided %d\n", id, s.ByPolicy[id])
-	}
-	return bw.Flush()
 }
 
-// WriteJSON writes one JSON line per call, then {"summary": …}.
-func (r *Report) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	for _, c := range r.Calls {
-		if err := enc.Encode(c); err != nil {
-			return err
+// record is one parsed trace line, session or call.
+type record struct {
+	typ string
+
+	// session
+	session, agent, sponsor string
+	groups                  []string
+	depth, trust            int
+
+	// call
+	method, server, name string
+	arguments            json.RawMessage
+	verb                 string
+	impact               map[string]int64
+}
+
+// fields lists the fields of each record type.
+var fields = map[string]map[string]bool{
+	"session": {"type": true, "session": true, "agent": true, "sponsor": true, "groups": true, "depth": true, "trust": true, "objective": true},
+	"call":    {"type": true, "method": true, "server": true, "name": true, "arguments": true, "verb": true, "impact": true, "result": true, "error": true, "time": true},
+}
+
+// member is one top-level member of a record line.
+type member struct {
+	name  string
+	value jsontext.Value // aliases the line being parsed
+}
+
+// parser parses record lines, reusing its decoder.
+type parser struct {
+	rd      bytes.Reader
+	dec     *jsontext.Decoder
+	members []member
+}
+
+func newParser() *parser {
+	p := &parser{}
+	p.dec = jsontext.NewDecoder(&p.rd)
+	return p
+}
+
+// parse parses one non-blank line strictly into a record and validates it.
+func (p *parser) parse(line []byte) (*record, error) {
+	p.rd.Reset(line)
+	p.dec.Reset(&p.rd)
+	p.members = p.members[:0]
+	if p.dec.PeekKind() != '{' {
+		if _, err := p.dec.ReadValue(); err != nil {
+			return nil, jsonError(err)
+		}
+		return nil, errors.New("a record must be a JSON object")
+	}
+	if _, err := p.dec.ReadToken(); err != nil {
+		return nil, jsonError(err)
+	}
+	for p.dec.PeekKind() != '}' {
+		tok, err := p.dec.ReadToken()
+		if err != nil {
+			return nil, jsonError(err)
+		}
+		name := tok.String()
+		v, err := p.dec.ReadValue()
+		if err != nil {
+			return nil, jsonError(err)
+		}
+		if !fields["session"][name] && !fields["call"][name] {
+			return nil, fmt.Errorf("unknown field %q", name)
+		}
+		// v aliases the decoder's buffer only until the next read: point
+		// into line instead, which holds the same bytes.
+		end := int(p.dec.InputOffset())
+		if start := end - len(v); start >= 0 && end <= len(line) && bytes.Equal(line[start:end], v) {
+			v = line[start:end:end]
+		} else {
+			v = bytes.Clone(v)
+		}
+		p.members = append(p.members, member{name, v})
+	}
+	if _, err := p.dec.ReadToken(); err != nil { // '}'
+		return nil, jsonError(err)
+	}
+	if _, err := p.dec.ReadToken(); err != io.EOF {
+		if err != nil {
+			return nil, jsonError(err)
+		}
+		return nil, errors.New("more than one JSON value on the line")
+	}
+
+	rec := &record{trust: DefaultTrust}
+	for _, m := range p.members {
+		if m.name == "type" && m.value.Kind() != 'n' {
+			s, err := str(m)
+			if err != nil {
+				return nil, err
+			}
+			rec.typ = s
 		}
 	}
-	return enc.Encode(map[string]any{"summary": r.Summary})
+	known, ok := fields[rec.typ]
+	switch {
+	case rec.typ == "":
+		return nil, errors.New(`record has no "type"`)
+	case !ok:
+		return nil, fmt.Errorf(`unknown record type %q (want "session" or "call")`, rec.typ)
+	}
+	for _, m := range p.members {
+		if !known[m.name] {
+			return nil, fmt.Errorf("unknown field %q", m.name)
+		}
+		if m.value.Kind() == 'n' {
+			continue // null is absent
+		}
+		if err := rec.set(m); err != nil {
+			return nil, err
+		}
+	}
+	if err := rec.validate(); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// set stores one non-null member into rec.
+func (rec *record) set(m member) error {
+	var err error
+	switch m.name {
+	case "type":
+	case "session":
+		rec.session, err = str(m)
+	case "agent":
+		rec.agent, err = str(m)
+	case "sponsor":
+		rec.sponsor, err = str(m)
+	case "groups":
+		if m.value.Kind() != '[' || jsonv2.Unmarshal(m.value, &rec.groups) != nil {
+			return fmt.Errorf("field %q must be an array of strings", m.name)
+		}
+	case "depth":
+		rec.depth, err = integer(m, 0, 1<<31-1)
+	case "trust":
+		rec.trust, err = integer(m, 0, 100)
+	case "objective":
+		_, err = str(m)
+	case "method":
+		rec.method, err = str(m)
+	case "server":
+		rec.server, err = str(m)
+	case "name":
+		rec.name, err = str(m)
+	case "arguments":
+		rec.arguments = json.RawMessage(bytes.Clone(m.value))
+	case "verb":
+		rec.verb, err = str(m)
+	case "impact":
+		if m.value.Kind() != '{' || jsonv2.Unmarshal(m.value, &rec.impact) != nil {
+			return fmt.Errorf("field %q must be an object of integers", m.name)
+		}
+	case "result", "error":
+		// Kept by the recorder for the reader; not decided on.
+	case "time":
+		var s string
+		if s, err = str(m); err == nil {
+			if _, perr := time.Parse(time.RFC3339, s); perr != nil {
+				err = fmt.Errorf("field %q must be an RFC 3339 time, got %q", m.name, s)
+			}
+		}
+	}
+	return err
+}
+
+// validate checks the required fields and the call's method and names.
+func (rec *record) validate() error {
+	if rec.typ == "session" {
+		switch {
+		case rec.session == "":
+			return errors.New(`a session record needs "session"`)
+		case rec.agent == "":
+			return errors.New(`a session record needs "agent"`)
+		}
+		return nil
+	}
+	if rec.method == "" {
+		return errors.New(`a call record needs "method"`)
+	}
+	action, ok := methods[rec.method]
+	if !ok {
+		return fmt.Errorf("method %q is not one ward decides (tools/call, prompts/get, resources/read, resources/subscribe)", rec.method)
+	}
+	if rec.name == "" {
+		return errors.New(`a call record needs "name"`)
+	}
+	if action == policy.ActionReadResource {
+		if rec.server == "" {
+			return fmt.Errorf(`a %s call needs "server"`, rec.method)
+		}
+		return nil
+	}
+	if rec.server == "" {
+		rec.server, _, _ = strings.Cut(rec.name, ".")
+	}
+	rest, ok := strings.CutPrefix(rec.name, rec.server+".")
+	switch {
+	case rec.server == "" || !strings.Contains(rec.name, "."):
+		return fmt.Errorf("name %q: a %s name is SERVER.NAME", rec.name, rec.method)
+	case !ok:
+		return fmt.Errorf("server %q does not match name %q", rec.server, rec.name)
+	case rest == "":
+		return fmt.Errorf("name %q: a %s name is SERVER.NAME", rec.name, rec.method)
+	}
+	return nil
+}
+
+// str decodes a JSON string member.
+func str(m member) (string, error) {
+	if m.value.Kind() != '"' {
+		return "", fmt.Errorf("field %q must be a string", m.name)
+	}
+	b, err := jsontext.AppendUnquote(nil, m.value)
+	if err != nil {
+		return "", fmt.Errorf("field %q: %w", m.name, err)
+	}
+	return string(b), nil
+}
+
+// integer decodes a JSON integer member in [lo, hi].
+func integer(m member, lo, hi int) (int, error) {
+	n, err := strconv.ParseInt(string(m.value), 10, 64)
+	if m.value.Kind() != '0' || err != nil || n < int64(lo) || n > int64(hi) {
+		return 0, fmt.Errorf("field %q must be an integer from %d to %d", m.name, lo, hi)
+	}
+	return int(n), nil
+}
+
+// jsonError turns a jsontext error into a short message.
+func jsonError(err error) error {
+	var se *jsontext.SyntacticError
+	if errors.As(err, &se) && errors.Is(se.Err, jsontext.ErrDuplicateName) {
+		if parent := se.JSONPointer.Parent(); parent != "" {
+			return fmt.Errorf("duplicate key %q in %q", se.JSONPointer.LastToken(), string(parent))
+		}
+		return fmt.Errorf("duplicate key %q", se.JSONPointer.LastToken())
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || err == io.EOF {
+		return errors.New("invalid JSON: unexpected end of line")
+	}
+	return fmt.Errorf("invalid JSON: %s", strings.TrimPrefix(err.Error(), "jsontext: "))
 }

@@ -8,12 +8,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/ward-dev/ward/internal/policy"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
+var update = flag.Bool("update", false, "rewrite testdata/example.txt from WriteText's output")
 
+// testSet parses testdata/policies.cedar.
 func testSet(t testing.TB) *policy.Set {
+	t.Helper()
 	b, err := os.ReadFile("testdata/policies.cedar")
 	if err != nil {
 		t.Fatal(err)
@@ -25,7 +29,254 @@ func testSet(t testing.TB) *policy.Set {
 	return set
 }
 
-func TestExampleTrace(t *testing.T) {
+const (
+	analyst = `{"type":"session","session":"s1","agent":"reporter","sponsor":"alice","groups":["analytics"]}`
+	intern  = `{"type":"session","session":"s2","agent":"intern","groups":["sales"],"trust":10}`
+)
+
+func lines(ls ...string) string { return strings.Join(ls, "\n") + "\n" }
+
+// want is what one replayed call must show.
+type want struct {
+	line      int
+	outcome   string
+	policies  []string
+	approvals []string
+	reason    string // substring of Reason
+}
+
+func TestRun(t *testing.T) {
+	tests := []struct {
+		name    string
+		trace   string
+		calls   []want
+		summary Summary
+	}{{
+		name: "allow by permit",
+		trace: lines(analyst,
+			`{"type":"call","method":"tools/call","server":"fs","name":"fs.read_text_file","arguments":{"path":"/srv/share/q3.csv"}}`),
+		calls:   []want{{2, "allow", []string{"fs-read-shared"}, nil, `allowed by policy "fs-read-shared" (policies.cedar:2:1)`}},
+		summary: Summary{Sessions: 1, Calls: 1, Allowed: 1, ByPolicy: map[string]int{"fs-read-shared": 1}},
+	}, {
+		name: "default deny, server derived from the name",
+		trace: lines(analyst,
+			`{"type":"call","method":"tools/call","name":"fs.read_text_file","arguments":{"path":"/etc/shadow"}}`),
+		calls:   []want{{2, "deny", nil, nil, `no policy permits call_tool on Tool::"fs.read_text_file" (default deny)`}},
+		summary: Summary{Sessions: 1, Calls: 1, Denied: 1, ByPolicy: map[string]int{}},
+	}, {
+		name: "forbid wins over permit",
+		trace: lines(analyst,
+			`{"type":"call","method":"tools/call","server":"db","name":"db.drop_table","arguments":{"table":"orders"}}`),
+		calls:   []want{{2, "deny", []string{"no-drops"}, nil, `denied by policy "no-drops" (policies.cedar:26:1)`}},
+		summary: Summary{Sessions: 1, Calls: 1, Denied: 1, ByPolicy: map[string]int{"no-drops": 1}},
+	}, {
+		name: "forbid that fails to evaluate denies",
+		trace: lines(analyst,
+			`{"type":"call","method":"tools/call","server":"db","name":"db.query","arguments":{"limit":"all"}}`,
+			`{"type":"call","method":"tools/call","server":"db","name":"db.query","arguments":{"limit":100000}}`,
+			`{"type":"call","method":"tools/call","server":"db","name":"db.query","arguments":{"limit":10}}`),
+		calls: []want{
+			{2, "deny", []string{"huge-queries"}, nil, `forbid policy "huge-queries" (policies.cedar:21:1) could not be evaluated`},
+			{3, "deny", []string{"huge-queries"}, nil, `denied by policy "huge-queries"`},
+			{4, "allow", []string{"db-query"}, nil, `allowed by policy "db-query"`},
+		},
+		summary: Summary{Sessions: 1, Calls: 3, Allowed: 1, Denied: 2, ByPolicy: map[string]int{"huge-queries": 2, "db-query": 1}},
+	}, {
+		name: "escalations: forbid with impact, permit with sponsor",
+		trace: lines(analyst,
+			`{"type":"call","method":"tools/call","server":"db","name":"db.delete_rows","verb":"delete","impact":{"rows":500}}`,
+			`{"type":"call","method":"tools/call","server":"db","name":"db.delete_rows","verb":"delete","impact":{"rows":5}}`,
+			`{"type":"call","method":"tools/call","server":"db","name":"db.export"}`),
+		calls: []want{
+			{2, "escalate", []string{"big-deletes"}, []string{"1 of group:dba"}, `needs approval by 1 of group:dba (policy "big-deletes")`},
+			{3, "allow", []string{"db-deletes"}, nil, `allowed by policy "db-deletes"`},
+			{4, "escalate", []string{"exports"}, []string{"2 of group:finance, group:cfo"}, `needs approval by 2 of group:finance, group:cfo (policy "exports")`},
+		},
+		summary: Summary{Sessions: 1, Calls: 3, Allowed: 1, Escalated: 2, ByPolicy: map[string]int{"big-deletes": 1, "db-deletes": 1, "exports": 1}},
+	}, {
+		name: "resources, prompts and trust",
+		trace: lines(intern,
+			`{"type":"call","method":"resources/read","server":"docs","name":"docs://handbook"}`,
+			`{"type":"call","method":"resources/subscribe","server":"docs","name":"docs://handbook"}`,
+			`{"type":"call","method":"prompts/get","server":"tmpl","name":"tmpl.summary"}`,
+			analyst,
+			`{"type":"call","method":"prompts/get","server":"tmpl","name":"tmpl.summary"}`),
+		calls: []want{
+			{2, "allow", []string{"read-docs"}, nil, `allowed by policy "read-docs"`},
+			{3, "allow", []string{"read-docs"}, nil, `allowed by policy "read-docs"`},
+			{4, "deny", nil, nil, `no policy permits get_prompt on Prompt::"tmpl.summary"`},
+			{6, "allow", []string{"trusted-prompts"}, nil, `allowed by policy "trusted-prompts"`}, // default trust 50
+		},
+		summary: Summary{Sessions: 2, Calls: 4, Allowed: 3, Denied: 1, ByPolicy: map[string]int{"read-docs": 2, "trusted-prompts": 1}},
+	}, {
+		name: "multiple sessions: calls belong to the latest session record",
+		trace: lines(analyst,
+			`{"type":"call","method":"tools/call","server":"db","name":"db.query"}`,
+			"", "  \t",
+			`{"type":"session","session":"s1.1","agent":"helper","groups":["analytics"],"depth":1}`,
+			`{"type":"call","method":"tools/call","server":"db","name":"db.query"}`,
+			intern,
+			`{"type":"call","method":"tools/call","server":"db","name":"db.query"}`),
+		calls: []want{
+			{2, "allow", []string{"db-query"}, nil, `allowed by policy "db-query"`},
+			{6, "deny", []string{"policies.cedar:30"}, nil, `denied by policy "policies.cedar:30" (policies.cedar:30:1)`},
+			{8, "deny", nil, nil, "(default deny)"},
+		},
+		summary: Summary{Sessions: 3, Calls: 3, Allowed: 1, Denied: 2, ByPolicy: map[string]int{"db-query": 1, "policies.cedar:30": 1}},
+	}, {
+		name: "arguments that are not an object are denied as ward would",
+		trace: lines(analyst,
+			`{"type":"call","method":"tools/call","server":"db","name":"db.query","arguments":[1,2]}`,
+			`{"type":"call","method":"tools/call","server":"db","name":"db.query","arguments":null}`),
+		calls: []want{
+			{2, "deny", nil, nil, "denied: invalid request: "},
+			{3, "allow", []string{"db-query"}, nil, `allowed by policy "db-query"`},
+		},
+		summary: Summary{Sessions: 1, Calls: 2, Allowed: 1, Denied: 1, ByPolicy: map[string]int{"db-query": 1}},
+	}, {
+		name:    "session without calls, CRLF line endings, nulls as absent",
+		trace:   `{"type":"session","session":"s9","agent":"a","sponsor":null,"groups":null,"trust":null}` + "\r\n",
+		summary: Summary{Sessions: 1, ByPolicy: map[string]int{}},
+	}}
+	set := testSet(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, err := Run(set, strings.NewReader(tc.trace), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Calls) != len(tc.calls) {
+				t.Fatalf("%d calls, want %d: %+v", len(rep.Calls), len(tc.calls), rep.Calls)
+			}
+			for i, w := range tc.calls {
+				c := rep.Calls[i]
+				got := want{c.Line, c.Outcome, c.Policies, c.Approvals, w.reason}
+				if diff := cmp.Diff(w, got, cmp.AllowUnexported(want{})); diff != "" {
+					t.Errorf("call %d (-want +got):\n%s", i, diff)
+				}
+				if !strings.Contains(c.Reason, w.reason) {
+					t.Errorf("line %d: reason %q, want it to contain %q", c.Line, c.Reason, w.reason)
+				}
+			}
+			if diff := cmp.Diff(tc.summary, rep.Summary); diff != "" {
+				t.Errorf("summary (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRunCallFields(t *testing.T) {
+	rep, err := Run(testSet(t), strings.NewReader(lines(analyst,
+		`{"type":"call","method":"prompts/get","name":"tmpl.summary","arguments":{"topic":"Q3"}}`)), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Call{Line: 2, Session: "s1", Method: "prompts/get", Server: "tmpl", Name: "tmpl.summary",
+		Arguments: json.RawMessage(`{"topic":"Q3"}`), Outcome: "allow",
+		Reason: `allowed by policy "trusted-prompts" (policies.cedar:11:1)`, Policies: []string{"trusted-prompts"}}
+	if diff := cmp.Diff([]Call{want}, rep.Calls); diff != "" {
+		t.Fatalf("calls (-want +got):\n%s", diff)
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	const s = `{"type":"session","session":"s","agent":"a"}`
+	tests := []struct {
+		name  string
+		trace string
+		opt   Options
+		want  string
+	}{
+		{"call first", "\n" + `{"type":"call","method":"tools/call","name":"a.b"}`, Options{},
+			"trace line 2: call before any session record"},
+		{"unknown field", "\n\n" + `{"type":"session","session":"s","agent":"a","foo":1}`, Options{},
+			`trace line 3: unknown field "foo"`},
+		{"call field in session", `{"type":"session","session":"s","agent":"a","method":"tools/call"}`, Options{},
+			`trace line 1: unknown field "method"`},
+		{"session field in call", lines(s, `{"type":"call","method":"tools/call","name":"a.b","agent":"x"}`), Options{},
+			`trace line 2: unknown field "agent"`},
+		{"field names are case-sensitive", `{"type":"session","Session":"s","agent":"a"}`, Options{},
+			`trace line 1: unknown field "Session"`},
+		{"unknown method", lines(s, "", "", "", "", "", "", "", `{"type":"call","method":"tools/delete","name":"a.b"}`), Options{},
+			`trace line 9: method "tools/delete" is not one ward decides (tools/call, prompts/get, resources/read, resources/subscribe)`},
+		{"duplicate key", `{"type":"session","session":"s","agent":"a","agent":"b"}`, Options{},
+			`trace line 1: duplicate key "agent"`},
+		{"nested duplicate key", lines(s, `{"type":"call","method":"tools/call","name":"a.b","arguments":{"x":1,"x":2}}`), Options{},
+			`trace line 2: duplicate key "x" in "/arguments"`},
+		{"invalid JSON", lines(s, `{"type":"call",`), Options{},
+			"trace line 2: invalid JSON: unexpected end of line"},
+		{"invalid UTF-8", "{\"type\":\"session\",\"session\":\"s\xff\",\"agent\":\"a\"}", Options{},
+			`trace line 1: invalid JSON: invalid UTF-8 within "/session" after offset 30`},
+		{"not an object", `[1,2]`, Options{}, "trace line 1: a record must be a JSON object"},
+		{"two values", s + ` {"x":1}`, Options{}, "trace line 1: more than one JSON value on the line"},
+		{"no type", `{"session":"s","agent":"a"}`, Options{}, `trace line 1: record has no "type"`},
+		{"unknown type", `{"type":"bogus"}`, Options{}, `trace line 1: unknown record type "bogus" (want "session" or "call")`},
+		{"type not a string", `{"type":1}`, Options{}, `trace line 1: field "type" must be a string`},
+		{"no agent", `{"type":"session","session":"s"}`, Options{}, `trace line 1: a session record needs "agent"`},
+		{"no session id", `{"type":"session","agent":"a"}`, Options{}, `trace line 1: a session record needs "session"`},
+		{"duplicate session", lines(s, s), Options{}, `trace line 2: session "s" already started at line 1`},
+		{"negative depth", `{"type":"session","session":"s","agent":"a","depth":-1}`, Options{},
+			`trace line 1: field "depth" must be an integer from 0 to 2147483647`},
+		{"fractional depth", `{"type":"session","session":"s","agent":"a","depth":1.5}`, Options{},
+			`trace line 1: field "depth" must be an integer from 0 to 2147483647`},
+		{"trust out of range", `{"type":"session","session":"s","agent":"a","trust":101}`, Options{},
+			`trace line 1: field "trust" must be an integer from 0 to 100`},
+		{"groups not strings", `{"type":"session","session":"s","agent":"a","groups":[1]}`, Options{},
+			`trace line 1: field "groups" must be an array of strings`},
+		{"impact not integers", lines(s, `{"type":"call","method":"tools/call","name":"a.b","impact":{"rows":1.5}}`), Options{},
+			`trace line 2: field "impact" must be an object of integers`},
+		{"bad time", lines(s, `{"type":"call","method":"tools/call","name":"a.b","time":"yesterday"}`), Options{},
+			`trace line 2: field "time" must be an RFC 3339 time, got "yesterday"`},
+		{"no method", lines(s, `{"type":"call","name":"a.b"}`), Options{}, `trace line 2: a call record needs "method"`},
+		{"no name", lines(s, `{"type":"call","method":"tools/call"}`), Options{}, `trace line 2: a call record needs "name"`},
+		{"tool name without server", lines(s, `{"type":"call","method":"tools/call","name":"nodot"}`), Options{},
+			`trace line 2: name "nodot": a tools/call name is SERVER.NAME`},
+		{"tool name without tool", lines(s, `{"type":"call","method":"prompts/get","name":"a."}`), Options{},
+			`trace line 2: name "a.": a prompts/get name is SERVER.NAME`},
+		{"server does not match", lines(s, `{"type":"call","method":"tools/call","server":"x","name":"y.z"}`), Options{},
+			`trace line 2: server "x" does not match name "y.z"`},
+		{"resource without server", lines(s, `{"type":"call","method":"resources/read","name":"file:///x"}`), Options{},
+			`trace line 2: a resources/read call needs "server"`},
+		{"line too long", lines(s, `{"type":"call","method":"tools/call","name":"a.b","arguments":{"x":"`+strings.Repeat("a", 200)+`"}}`),
+			Options{MaxLineBytes: 100}, "trace line 2: line longer than 100 bytes"},
+		{"last line too long", s + "\n" + strings.Repeat(" ", 101), Options{MaxLineBytes: 100},
+			"trace line 2: line longer than 100 bytes"},
+		{"too many lines", s + strings.Repeat("\n", 10) + "x", Options{MaxLines: 10},
+			"trace line 11: trace has more than 10 lines"},
+		{"empty", "\n \n", Options{}, "trace has no session record"},
+		{"negative option", s, Options{MaxLines: -1}, "replay options: negative MaxLines -1"},
+	}
+	set := testSet(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, err := Run(set, strings.NewReader(tc.trace), tc.opt)
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+			if rep != nil {
+				t.Fatalf("report %+v with error", rep)
+			}
+		})
+	}
+}
+
+// TestRunLimitsInclusive: a line of exactly MaxLineBytes and a trace of
+// exactly MaxLines lines are accepted.
+func TestRunLimitsInclusive(t *testing.T) {
+	s := `{"type":"session","session":"s","agent":"a"}`
+	trace := s + "\r\n" + strings.Repeat("\n", 8) + s[:len(s)-1] + strings.Repeat(" ", 10) + `,"trust":1}`
+	trace = strings.Replace(trace, `"session":"s","agent":"a" `, `"session":"t","agent":"a" `, 1)
+	n := len(trace[strings.LastIndexByte(trace, '\n')+1:])
+	rep, err := Run(testSet(t), strings.NewReader(trace), Options{MaxLines: 10, MaxLineBytes: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Summary.Sessions != 2 {
+		t.Fatalf("sessions %d, want 2", rep.Summary.Sessions)
+	}
+}
+
+func TestWriteTextGolden(t *testing.T) {
 	f, err := os.Open("testdata/example.jsonl")
 	if err != nil {
 		t.Fatal(err)
@@ -35,111 +286,88 @@ func TestExampleTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"allow", "deny", "escalate", "deny", "deny"}
-	if len(rep.Calls) != len(want) {
-		t.Fatalf("%d calls, want %d", len(rep.Calls), len(want))
+	var out bytes.Buffer
+	if err := rep.WriteText(&out); err != nil {
+		t.Fatal(err)
 	}
-	for i, c := range rep.Calls {
-		if c.Outcome != want[i] {
-			t.Errorf("line %d: %s, want %s (%s)", c.Line, c.Outcome, want[i], c.Reason)
+	const golden = "testdata/example.txt"
+	if *update {
+		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if c := rep.Calls[2]; len(c.Approvals) != 1 || c.Approvals[0] != "1 of group:dba" {
-		t.Errorf("escalation approvals %v", c.Approvals)
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
 	}
-	s := rep.Summary
-	if s.Sessions != 2 || s.Calls != 5 || s.Allowed != 1 || s.Denied != 3 || s.Escalated != 1 || s.ByPolicy["fs-read-shared"] != 1 || s.ByPolicy["big-deletes"] != 1 {
-		t.Fatalf("summary %+v", s)
+	if diff := cmp.Diff(string(want), out.String()); diff != "" {
+		t.Fatalf("WriteText differs from %s (-want +got; rerun with -update if intended):\n%s", golden, diff)
+	}
+}
+
+// TestWriteTextQuotes: strings from the trace cannot forge report lines or
+// carry terminal escapes.
+func TestWriteTextQuotes(t *testing.T) {
+	trace := lines(`{"type":"session","session":"evil\nL99 s1 allow","agent":"a"}`,
+		`{"type":"call","method":"resources/read","server":"fs","name":"file:///x\u001b[2J y"}`)
+	rep, err := Run(testSet(t), strings.NewReader(trace), Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
 	var out bytes.Buffer
 	if err := rep.WriteText(&out); err != nil {
 		t.Fatal(err)
 	}
-	golden := "testdata/example.txt"
-	if *update {
-		os.WriteFile(golden, out.Bytes(), 0o644)
+	got := out.String()
+	first, _, _ := strings.Cut(got, "\n")
+	want := `L2 "evil\nL99 s1 allow" deny  resources/read "file:///x\x1b[2J y" — no policy permits read_resource on Resource::"file:///x\u{1b}[2J y" (default deny)`
+	if first != want {
+		t.Fatalf("first line\n%s\nwant\n%s", first, want)
 	}
-	g, err := os.ReadFile(golden)
+	if strings.ContainsRune(got, '\x1b') {
+		t.Fatalf("escape character in report:\n%q", got)
+	}
+}
+
+func TestWriteJSON(t *testing.T) {
+	f, err := os.Open("testdata/example.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.String() != string(g) {
-		t.Fatalf("text report differs from %s (run with -update):\n%s", golden, out.String())
+	defer f.Close()
+	rep, err := Run(testSet(t), f, Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	out.Reset()
-	rep.WriteJSON(&out)
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 6 || !json.Valid([]byte(lines[5])) || !strings.Contains(lines[5], `"summary"`) {
-		t.Fatalf("JSON report:\n%s", out.String())
+	var out bytes.Buffer
+	if err := rep.WriteJSON(&out); err != nil {
+		t.Fatal(err)
 	}
-}
-
-func TestBadTraces(t *testing.T) {
-	for _, tc := range []struct{ trace, want string }{
-		{`{"type":"call","method":"tools/call","name":"a.b"}`, "trace line 1: call before any session record"},
-		{"\n\n" + `{"type":"session","session":"s","agent":"a","foo":1}`, `trace line 3: json: unknown field "foo"`},
-		{`{"type":"session","session":"s","agent":"a"}` + "\n" + `{"type":"call","method":"tools/delete","name":"a.b"}`, `trace line 2: method "tools/delete" is not one ward decides`},
-		{`{"type":"session","session":"s","agent":"a","agent":"b"}`, "trace line 1: malformed JSON"},
-		{`{"type":"session","session":"s"}`, "trace line 1: a session record needs session and agent"},
-		{`{"type":"session","session":"s","agent":"a"}` + "\n" + `{"type":"call","method":"tools/call","name":"nodot"}`, "SERVER.NAME"},
-		{`{"type":"session","session":"s","agent":"a"}` + "\n" + `{"type":"call","method":"resources/read","name":"file:///x"}`, "needs its server"},
-		{`{"type":"session","session":"s","agent":"a"}` + "\n" + `{"type":"call","method":"tools/call","server":"x","name":"y.z"}`, "does not match"},
-		{`{"type":"bogus"}`, `unknown record type "bogus"`},
-		{`{"type":"session","session":"s","agent":"a"} {"x":1}`, "trace line 1"},
-		{`[1,2]`, "trace line 1"},
-	} {
-		_, err := Run(testSet(t), strings.NewReader(tc.trace), Options{})
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q: error %v, want %q", tc.trace, err, tc.want)
+	ls := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(ls) != len(rep.Calls)+1 {
+		t.Fatalf("%d lines for %d calls:\n%s", len(ls), len(rep.Calls), out.String())
+	}
+	var calls []Call
+	for _, l := range ls[:len(ls)-1] {
+		var c Call
+		if err := json.Unmarshal([]byte(l), &c); err != nil {
+			t.Fatalf("%s: %v", l, err)
 		}
+		calls = append(calls, c)
 	}
-	long := `{"type":"session","session":"s","agent":"` + strings.Repeat("a", 200) + `"}`
-	if _, err := Run(testSet(t), strings.NewReader(long), Options{MaxLineBytes: 100}); err == nil || !strings.Contains(err.Error(), "longer than 100 bytes") {
-		t.Errorf("long line: %v", err)
+	if diff := cmp.Diff(rep.Calls, calls); diff != "" {
+		t.Errorf("calls round trip (-report +json):\n%s", diff)
 	}
-	many := strings.Repeat(`{"type":"session","session":"s","agent":"a"}`+"\n", 11)
-	if _, err := Run(testSet(t), strings.NewReader(many), Options{MaxLines: 10}); err == nil || !strings.Contains(err.Error(), "more than 10 lines") {
-		t.Errorf("many lines: %v", err)
+	var sum struct{ Summary Summary }
+	dec := json.NewDecoder(strings.NewReader(ls[len(ls)-1]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&sum); err != nil {
+		t.Fatal(err)
 	}
-}
-
-// FuzzRun: arbitrary traces never panic; a successful replay's summary
-// counts its calls, and each call's outcome is what Decide says.
-func FuzzRun(f *testing.F) {
-	b, _ := os.ReadFile("testdata/example.jsonl")
-	f.Add(b)
-	f.Add([]byte(`{"type":"session","session":"s","agent":"a","trust":90}` + "\n" + `{"type":"call","method":"prompts/get","name":"p.q"}`))
-	set := testSet(f)
-	f.Fuzz(func(t *testing.T, trace []byte) {
-		rep, err := Run(set, bytes.NewReader(trace), Options{MaxLines: 1000})
-		if err != nil {
-			return
-		}
-		s := rep.Summary
-		if s.Calls != len(rep.Calls) || s.Allowed+s.Denied+s.Escalated != s.Calls {
-			t.Fatalf("summary %+v for %d calls", s, len(rep.Calls))
-		}
-		for _, c := range rep.Calls {
-			switch c.Outcome {
-			case "allow", "deny", "escalate":
-			default:
-				t.Fatalf("outcome %q", c.Outcome)
-			}
-		}
-	})
-}
-
-func BenchmarkRun(b *testing.B) {
-	var buf bytes.Buffer
-	buf.WriteString(`{"type":"session","session":"s1","agent":"reporter","groups":["analytics"]}` + "\n")
-	for i := 0; i < 10000; i++ {
-		buf.WriteString(`{"type":"call","method":"tools/call","name":"fs.read_text_file","arguments":{"path":"/srv/share/q3.csv"}}` + "\n")
+	if diff := cmp.Diff(rep.Summary, sum.Summary); diff != "" {
+		t.Errorf("summary round trip (-report +json):\n%s", diff)
 	}
-	set := testSet(b)
-	data := buf.Bytes()
-	for b.Loop() {
-		if _, err := Run(set, bytes.NewReader(data), Options{}); err != nil {
-			b.Fatal(err)
-		}
+	if !strings.HasPrefix(ls[len(ls)-1], `{"summary":{"sessions":2,"calls":11,"allowed":3,"denied":6,"escalated":2,"by_policy":{`) {
+		t.Errorf("summary line %s", ls[len(ls)-1])
 	}
 }
