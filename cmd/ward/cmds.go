@@ -19,6 +19,7 @@ import (
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/authority"
 	"github.com/ward-dev/ward/internal/grant"
+	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/policytest"
 	"github.com/ward-dev/ward/internal/server"
 	"github.com/ward-dev/ward/internal/sessioncred"
@@ -441,7 +442,7 @@ func cmdTools(args []string, stdout io.Writer) error {
 }
 
 func cmdPolicy(args []string, stdout io.Writer) error {
-	sub, args, err := subcommand(args, "policy", "check", "explain", "test")
+	sub, args, err := subcommand(args, "policy", "check", "explain", "test", "schema")
 	if err != nil {
 		return err
 	}
@@ -455,6 +456,10 @@ func cmdPolicy(args []string, stdout io.Writer) error {
 	}
 	if sub == "test" {
 		return policyTest(fs.Args(), *out, stdout)
+	}
+	if sub == "schema" {
+		_, err := stdout.Write(policy.Schema())
+		return err
 	}
 	if fs.NArg() == 0 {
 		return usagef("usage: ward policy %s FILE|DIR...", sub)
