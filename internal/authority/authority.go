@@ -788,7 +788,7 @@ func (a *Authority) Caller(ctx context.Context, sessionID string) (*gateway.Call
 		return nil, err
 	}
 	c := &gateway.Caller{Session: s.ID, SPIFFEID: s.SPIFFEID, Agent: s.Agent, Sponsor: s.Sponsor, Groups: ag.Groups,
-		Depth: s.Depth, GrantID: s.GrantID, Scope: scope, Expiry: s.Expires, Trust: ag.Trust}
+		Depth: s.Depth, GrantID: s.GrantID, Scope: scope, Expiry: s.Expires, Trust: ag.Trust, Objective: s.Objective}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if _, ended := a.ended[sessionID]; ended {

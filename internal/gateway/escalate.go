@@ -80,7 +80,7 @@ func (l *Local) escalate(ctx context.Context, c *Caller, op *Operation, d policy
 	var ids []string
 	for _, r := range missing {
 		got, err := l.cfg.Approvals.Submit(ctx, approval.Request{
-			Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, SPIFFEID: c.SPIFFEID,
+			Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, SPIFFEID: c.SPIFFEID, Objective: c.Objective,
 			Server: op.Server, Method: op.Method, Name: op.Name, Arguments: args,
 			Reasons: []string{reason}, Policies: policies, Requirement: r,
 		})

@@ -62,6 +62,8 @@ type Caller struct {
 	Expiry   time.Time
 	// Trust is the agent's trust score, 0-100.
 	Trust int
+	// Objective is the session's declared objective (shown to approvers).
+	Objective string
 }
 
 // Kind names what a list item or operation targets.

@@ -48,7 +48,7 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete
 	}
 	var pending []approval.Request
 	n.must("GET", "/v1/approvals?state=pending", nil, &pending)
-	if len(pending) != 1 || pending[0].Name != "demo.delete_note" || pending[0].Session != creds.Session {
+	if len(pending) != 1 || pending[0].Name != "demo.delete_note" || pending[0].Session != creds.Session || pending[0].Objective != "clean up notes" {
 		t.Fatalf("pending approvals: %+v", pending)
 	}
 	id := pending[0].ID
