@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -140,6 +141,8 @@ type Node struct {
 	// Created reports whether this start created the data directory.
 	Created bool
 
+	mu     sync.Mutex // guards srv, cancel and closed against Serve/Close races
+	closed bool
 	srv    *http.Server
 	ln     net.Listener
 	cancel context.CancelFunc
@@ -541,6 +544,11 @@ func (n *Node) Serve(ctx context.Context) error {
 			return err
 		}
 	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
 	ctx, n.cancel = context.WithCancel(ctx)
 	n.srv = &http.Server{
 		Handler:           n.API.Handler(),
@@ -552,9 +560,11 @@ func (n *Node) Serve(ctx context.Context) error {
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(n.cfg.Logger.Handler(), slog.LevelDebug),
 	}
+	srv := n.srv
+	n.mu.Unlock()
 	go n.sweep(ctx)
 	errc := make(chan error, 1)
-	go func() { errc <- n.srv.ServeTLS(n.ln, "", "") }()
+	go func() { errc <- srv.ServeTLS(n.ln, "", "") }()
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -582,8 +592,16 @@ func (n *Node) sweep(ctx context.Context) {
 
 // Close stops serving and closes the node's state.
 func (n *Node) Close() error {
-	if n.cancel != nil {
-		n.cancel()
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	cancel, srv := n.cancel, n.srv
+	n.mu.Unlock()
+	if cancel != nil {
+		cancel()
 	}
 	// End MCP sessions first so that their open streams do not hold
 	// Shutdown, then stop serving, and only then close the state handlers
@@ -594,10 +612,10 @@ func (n *Node) Close() error {
 	if n.Gateway != nil {
 		n.Gateway.Close()
 	}
-	if n.srv != nil {
+	if srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := n.srv.Shutdown(ctx); err != nil {
-			n.srv.Close()
+		if err := srv.Shutdown(ctx); err != nil {
+			srv.Close()
 		}
 		cancel()
 	} else if n.ln != nil {
