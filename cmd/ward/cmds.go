@@ -235,7 +235,8 @@ func cmdSession(args []string, stdout io.Writer) error {
 	dir := fs.String("out", "", "credentials directory (default $WARD_HOME/sessions/ID)")
 	reason := fs.String("reason", "", "why the session ends")
 	audience := fs.String("jwt-audience", "", "JWT-SVID audience (default ward)")
-	var allow multi
+	var allow, tags multi
+	fs.Var(&tags, "tag", "objective tag (repeatable): the kinds of work the objective needs; policies see context.objective_tags")
 	fs.Var(&allow, "allow", "narrow the scope (repeatable): tool:…, resource:…, prompt:…")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -260,7 +261,7 @@ func cmdSession(args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		req := api.SessionRequest{Agent: *agent, Objective: *objective, Scope: scope, CSR: csr}
+		req := api.SessionRequest{Agent: *agent, Objective: *objective, Tags: tags, Scope: scope, CSR: csr}
 		if *ttl > 0 {
 			req.TTL = ttl.String()
 		}

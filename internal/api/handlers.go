@@ -183,6 +183,7 @@ func (s *Server) agentStatus(status string) func(http.ResponseWriter, *http.Requ
 type SessionRequest struct {
 	Agent       string       `json:"agent"`
 	Objective   string       `json:"objective"`
+	Tags        []string     `json:"objective_tags,omitempty"`
 	Scope       *grant.Scope `json:"scope,omitempty"`
 	TTL         string       `json:"ttl,omitempty"` // Go duration, e.g. "10m"
 	CSR         string       `json:"csr"`
@@ -256,7 +257,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, p store.Pr
 		return err
 	}
 	is, err := s.cfg.Authority.StartSession(r.Context(), p, authority.StartRequest{
-		Agent: req.Agent, Objective: req.Objective, Scope: req.Scope, TTL: ttl, CSR: csr, JWTAudience: req.JWTAudience,
+		Agent: req.Agent, Objective: req.Objective, Tags: req.Tags, Scope: req.Scope, TTL: ttl, CSR: csr, JWTAudience: req.JWTAudience,
 	})
 	if err != nil {
 		return err
@@ -276,6 +277,7 @@ type SessionView struct {
 	Depth         int             `json:"depth"`
 	Objective     string          `json:"objective"`
 	ObjectiveHash string          `json:"objective_sha256"`
+	Tags          []string        `json:"objective_tags,omitempty"`
 	Scope         json.RawMessage `json:"scope"`
 	Status        string          `json:"status"`
 	EndReason     string          `json:"end_reason,omitempty"`
@@ -286,7 +288,7 @@ type SessionView struct {
 
 func sessionView(x store.Session) SessionView {
 	v := SessionView{ID: x.ID, SPIFFEID: x.SPIFFEID, Agent: x.Agent, Sponsor: x.Sponsor, Parent: x.ParentID, Root: x.RootID,
-		Depth: x.Depth, Objective: x.Objective, ObjectiveHash: x.ObjectiveHash, Scope: x.Scope, Status: x.Status,
+		Depth: x.Depth, Objective: x.Objective, ObjectiveHash: x.ObjectiveHash, Tags: x.Tags, Scope: x.Scope, Status: x.Status,
 		EndReason: x.EndReason, Created: x.Created, Expires: x.Expires}
 	if !x.Ended.IsZero() {
 		e := x.Ended

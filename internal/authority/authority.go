@@ -58,6 +58,8 @@ const (
 	callerCacheTTL = 2 * time.Second
 	// maxObjective bounds a declared objective.
 	maxObjective = 16 << 10
+	// maxTags bounds a session's objective tags.
+	maxTags = 16
 )
 
 // Errors callers branch on. HTTP: ErrUnauthenticated → 401, ErrForbidden →
@@ -338,8 +340,11 @@ func (a *Authority) SetAgentStatus(ctx context.Context, by store.Principal, name
 
 // StartRequest asks for a new root session.
 type StartRequest struct {
-	Agent       string
-	Objective   string
+	Agent     string
+	Objective string
+	// Tags name the kinds of work the objective needs ("reporting",
+	// "read-only"); policies see them as context.objective_tags.
+	Tags        []string
 	Scope       *grant.Scope  // nil: the agent's ceiling
 	TTL         time.Duration // 0: the default
 	CSR         []byte        // PKCS#10, DER, signed by the session key
@@ -429,6 +434,14 @@ func (a *Authority) StartSession(ctx context.Context, by store.Principal, req St
 	if strings.TrimSpace(req.Objective) == "" || len(req.Objective) > maxObjective {
 		return nil, fmt.Errorf("%w: an objective (1 to %d bytes) must be declared", ErrInvalid, maxObjective)
 	}
+	if len(req.Tags) > maxTags {
+		return nil, fmt.Errorf("%w: at most %d objective tags", ErrInvalid, maxTags)
+	}
+	for _, t := range req.Tags {
+		if err := identity.ValidName(t); err != nil {
+			return nil, fmt.Errorf("%w: objective tag: %v", ErrInvalid, err)
+		}
+	}
 	ceiling, err := ParseScope(ag.Ceiling)
 	if err != nil {
 		return nil, err
@@ -456,7 +469,7 @@ func (a *Authority) StartSession(ctx context.Context, by store.Principal, req St
 	sum := sha256.Sum256([]byte(req.Objective))
 	sess := store.Session{
 		ID: id, Agent: ag.Name, Sponsor: ag.Sponsor, RootID: id,
-		Objective: req.Objective, ObjectiveHash: hex.EncodeToString(sum[:]),
+		Objective: req.Objective, ObjectiveHash: hex.EncodeToString(sum[:]), Tags: req.Tags,
 		Scope: dataJSON(scope), JKT: jkt, Status: "active",
 		Created: now, Expires: now.Add(ttl),
 	}
@@ -471,7 +484,7 @@ func (a *Authority) StartSession(ctx context.Context, by store.Principal, req St
 	scopeSum := sha256.Sum256(dataJSON(scope))
 	if err := a.record(ctx, audit.Event{Type: "session.start", Actor: by.Name, Session: id, Agent: ag.Name, Sponsor: ag.Sponsor,
 		Data: dataJSON(map[string]any{
-			"spiffe_id": sess.SPIFFEID, "objective_sha256": sess.ObjectiveHash, "scope": scope,
+			"spiffe_id": sess.SPIFFEID, "objective_sha256": sess.ObjectiveHash, "objective_tags": sess.Tags, "scope": scope,
 			"scope_sha256": hex.EncodeToString(scopeSum[:]), "attestation_sha256": attestation(sess.ObjectiveHash, scopeSum[:]),
 			"grant": issued.Claims.ID, "jkt": jkt, "expires": sess.Expires, "code_digest": ag.CodeDigest,
 		})}); err != nil {
@@ -655,7 +668,7 @@ func (a *Authority) Exchange(ctx context.Context, parent *grant.Claims, req Exch
 	}
 	sess := store.Session{
 		ID: id, Agent: ag.Name, Sponsor: ag.Sponsor, ParentID: ps.ID, RootID: ps.RootID, Depth: child.Depth,
-		Objective: ps.Objective, ObjectiveHash: ps.ObjectiveHash, Scope: dataJSON(child.Scope), JKT: jkt,
+		Objective: ps.Objective, ObjectiveHash: ps.ObjectiveHash, Tags: ps.Tags, Scope: dataJSON(child.Scope), JKT: jkt,
 		Status: "active", Created: now, Expires: child.Expiry,
 	}
 	issued, err := a.issue(ctx, &sess, child, req.CSR, req.JWTAudience)
@@ -788,7 +801,7 @@ func (a *Authority) Caller(ctx context.Context, sessionID string) (*gateway.Call
 		return nil, err
 	}
 	c := &gateway.Caller{Session: s.ID, SPIFFEID: s.SPIFFEID, Agent: s.Agent, Sponsor: s.Sponsor, Groups: ag.Groups,
-		Depth: s.Depth, GrantID: s.GrantID, Scope: scope, Expiry: s.Expires, Trust: ag.Trust, Objective: s.Objective}
+		Depth: s.Depth, GrantID: s.GrantID, Scope: scope, Expiry: s.Expires, Trust: ag.Trust, Objective: s.Objective, Tags: s.Tags}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if _, ended := a.ended[sessionID]; ended {

@@ -64,6 +64,8 @@ type Caller struct {
 	Trust int
 	// Objective is the session's declared objective (shown to approvers).
 	Objective string
+	// Tags are the objective tags the session declared.
+	Tags []string
 }
 
 // Kind names what a list item or operation targets.

@@ -195,7 +195,7 @@ func actionFor(k Kind) policy.Action {
 
 func policyRequest(c *Caller, action policy.Action, server, name string, args json.RawMessage) policy.Request {
 	return policy.Request{
-		Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups, Depth: c.Depth, Trust: c.Trust,
+		Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups, Depth: c.Depth, Trust: c.Trust, ObjectiveTags: c.Tags,
 		Action: action, Server: server, Name: name, Arguments: args,
 	}
 }

@@ -42,7 +42,7 @@ func (s *Set) Decide(req Request) Decision {
 		return invalid(err.Error())
 	}
 	c := s.index.candidates(&p.ents, p.action, p.resource, p.ents.server.UID)
-	creq := p.request(args, req.Verb, impactValue(req.Impact))
+	creq := p.request(args, req.Verb, impactValue(req.Impact), req.ObjectiveTags)
 	dec, diag := cedar.Authorize(&c, &p.ents, creq)
 	d := s.decision(dec, diag)
 	d = s.escalation(d, &c, &p.ents, creq)
@@ -149,7 +149,7 @@ func (s *Set) MayAllow(req Request) bool {
 	if req.Impact != nil {
 		impact = batch.Ignore()
 	}
-	creq := p.request(batch.Ignore(), req.Verb, impact)
+	creq := p.request(batch.Ignore(), req.Verb, impact, req.ObjectiveTags)
 	c := s.index.candidates(&p.ents, p.action, p.resource, p.ents.server.UID)
 	allow := false
 	err := batch.Authorize(context.Background(), &c, &p.ents, batch.Request{
@@ -321,15 +321,20 @@ func buildRequest(req Request, args types.Value) (*entities, types.Request, stri
 	if msg != "" {
 		return nil, types.Request{}, msg
 	}
-	return &p.ents, p.request(args, req.Verb, impactValue(req.Impact)), ""
+	return &p.ents, p.request(args, req.Verb, impactValue(req.Impact), req.ObjectiveTags), ""
 }
 
 // request completes p with context.arguments.
-func (p *prepared) request(args types.Value, verb string, impact types.Value) types.Request {
+func (p *prepared) request(args types.Value, verb string, impact types.Value, tags []string) types.Request {
+	tagSet := make([]types.Value, len(tags))
+	for i, t := range tags {
+		tagSet[i] = types.String(t)
+	}
 	ctx := types.RecordMap{
-		"arguments": args,
-		"server":    p.server,
-		"name":      p.name,
+		"arguments":      args,
+		"server":         p.server,
+		"name":           p.name,
+		"objective_tags": types.NewSet(tagSet...),
 	}
 	if verb != "" {
 		ctx["verb"] = types.String(verb)

@@ -45,6 +45,8 @@
 //	server     String, the upstream server name
 //	name       String, the tool or prompt name without the "<server>." prefix,
 //	           or the resource URI
+//	objective_tags  Set of String, the tags the session declared with its
+//	           objective (empty if none)
 //	verb       String, what the tool does, from its declaration ("read",
 //	           "delete", …); absent for undeclared tools
 //	impact     record of Long, the call's size read from its arguments per

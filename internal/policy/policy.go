@@ -60,6 +60,9 @@ type Request struct {
 	// Trust is the agent's trust score, 0-100 (principal.trust). The zero
 	// value is the lowest trust, so policies that require trust fail closed.
 	Trust int
+	// ObjectiveTags are the tags the session declared with its objective
+	// (context.objective_tags, a set; empty when none).
+	ObjectiveTags []string
 }
 
 // Reason is a policy that determined a decision.

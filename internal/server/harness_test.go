@@ -178,6 +178,28 @@ func (n *testNode) startSession(agent, objective string, scope map[string][]stri
 	return n.credentials(key, v), v
 }
 
+// startSessionWith starts a session from a raw request body (the key's CSR
+// is added).
+func (n *testNode) startSessionWith(key *ecdsa.PrivateKey, req map[string]any) api.IssuedView {
+	n.t.Helper()
+	csr, err := sessioncred.CSR(key)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	req["csr"] = base64.RawURLEncoding.EncodeToString(csr)
+	var v api.IssuedView
+	n.must("POST", "/v1/sessions", req, &v)
+	return v
+}
+
+func sessioncredKey(t testing.TB) (*ecdsa.PrivateKey, error) {
+	k, err := sessioncred.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, nil
+}
+
 func (n *testNode) credentials(key *ecdsa.PrivateKey, v api.IssuedView) *sessioncred.Credentials {
 	n.t.Helper()
 	chain, err := sessioncred.ParseCertificates([]byte(v.X509SVID))

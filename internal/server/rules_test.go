@@ -77,3 +77,39 @@ func TestRuleFilesValidate(t *testing.T) {
 		t.Fatalf("schema error: %v", err)
 	}
 }
+
+// TestObjectiveTags: the tags a session declares with its objective reach
+// policies as context.objective_tags, and sub-agents inherit them.
+func TestObjectiveTags(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "tags.cedar"), []byte(`
+@id("reporting-reads-notes") permit (principal, action == Action::"call_tool", resource == Tool::"demo.read_note")
+when { context.objective_tags.contains("reporting") };
+`), 0o600)
+	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: demoOnly})
+	n.setupAgent("reporter", nil, map[string][]string{"tools": {"demo.*"}})
+	read := &mcp.CallToolParams{Name: "demo.read_note", Arguments: map[string]any{"name": "welcome"}}
+
+	key, _ := sessioncredKey(t)
+	v := n.startSessionWith(key, map[string]any{"agent": "reporter", "objective": "weekly report", "objective_tags": []string{"reporting"}})
+	cs := n.connect(t, n.credentials(key, v).HTTPClient(false), nil)
+	if _, err := cs.CallTool(ctxT(t), read); err != nil {
+		t.Fatalf("tagged session: %v", err)
+	}
+	var shown struct {
+		Tags []string `json:"objective_tags"`
+	}
+	n.must("GET", "/v1/sessions/"+v.Session, nil, &shown)
+	if len(shown.Tags) != 1 || shown.Tags[0] != "reporting" {
+		t.Fatalf("session tags %v", shown.Tags)
+	}
+
+	creds, _ := n.startSession("reporter", "something else", nil, "")
+	cs2 := n.connect(t, creds.HTTPClient(false), nil)
+	if _, err := cs2.CallTool(ctxT(t), read); err == nil {
+		t.Fatal("an untagged session read the note")
+	}
+	if status, b := n.call(n.admin, "POST", "/v1/sessions", map[string]any{"agent": "reporter", "objective": "x", "objective_tags": []string{"Not A Tag"}, "csr": "AA"}); status != http.StatusBadRequest || !strings.Contains(string(b), "objective tag") {
+		t.Fatalf("bad tag: %d %s", status, b)
+	}
+}

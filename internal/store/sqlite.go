@@ -335,5 +335,9 @@ func sqliteMigrations() [][]string {
 			`CREATE INDEX approvals_session ON approvals (session, call_hash)`,
 			`CREATE INDEX approvals_state ON approvals (state, created)`,
 		},
+		// 4: the objective tags a session declared (a JSON array).
+		{
+			`ALTER TABLE sessions ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'`,
+		},
 	}
 }

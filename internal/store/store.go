@@ -181,7 +181,10 @@ type Session struct {
 	SPIFFEID      string
 	Objective     string
 	ObjectiveHash string
-	Scope         json.RawMessage
+	// Tags are the objective tags the session declared (what kinds of
+	// work its objective needs, e.g. "reporting", "read-only").
+	Tags  []string
+	Scope json.RawMessage
 	// JKT is the thumbprint of the session key.
 	JKT string
 	// GrantID is the jti of the session's grant.
@@ -693,12 +696,12 @@ func (s *Store) createSession(ctx context.Context, sess *Session) error {
 		}
 		res, err := tx.ExecContext(ctx,
 			`INSERT INTO sessions (id, agent, sponsor, parent_id, root_id, depth, spiffe_id, objective,
-			   objective_hash, scope, jkt, grant_id, status, end_reason, created, expires, ended)
-			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, '', $14, $15, NULL)
+			   objective_hash, scope, jkt, grant_id, status, end_reason, created, expires, ended, tags)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, '', $14, $15, NULL, $16)
 			 ON CONFLICT DO NOTHING`,
 			sess.ID, sess.Agent, sess.Sponsor, nullString(sess.ParentID), sess.RootID, sess.Depth,
 			sess.SPIFFEID, sess.Objective, sess.ObjectiveHash, jsonArg(sess.Scope), sess.JKT, sess.GrantID,
-			sess.Status, sess.Created.UnixNano(), sess.Expires.UnixNano())
+			sess.Status, sess.Created.UnixNano(), sess.Expires.UnixNano(), tagsJSON(sess.Tags))
 		if err != nil {
 			return err
 		}
@@ -707,7 +710,7 @@ func (s *Store) createSession(ctx context.Context, sess *Session) error {
 }
 
 const sessionCols = `id, agent, sponsor, parent_id, root_id, depth, spiffe_id, objective, objective_hash,
-	scope, jkt, grant_id, status, end_reason, created, expires, ended`
+	scope, jkt, grant_id, status, end_reason, created, expires, ended, tags`
 
 const getSessionQuery = `SELECT ` + sessionCols + ` FROM sessions WHERE id = $1`
 
@@ -715,14 +718,20 @@ func scanSession(sc interface{ Scan(...any) error }) (Session, error) {
 	var (
 		x                Session
 		parent           sql.NullString
-		scope            []byte
+		scope, tags      []byte
 		created, expires int64
 		ended            sql.NullInt64
 	)
 	if err := sc.Scan(&x.ID, &x.Agent, &x.Sponsor, &parent, &x.RootID, &x.Depth, &x.SPIFFEID,
 		&x.Objective, &x.ObjectiveHash, &scope, &x.JKT, &x.GrantID, &x.Status, &x.EndReason,
-		&created, &expires, &ended); err != nil {
+		&created, &expires, &ended, &tags); err != nil {
 		return Session{}, err
+	}
+	if err := json.Unmarshal(tags, &x.Tags); err != nil {
+		return Session{}, fmt.Errorf("session %q: tags: %w", x.ID, err)
+	}
+	if len(x.Tags) == 0 {
+		x.Tags = nil
 	}
 	x.ParentID = parent.String
 	x.Scope = rawJSON(scope)
@@ -1221,4 +1230,12 @@ func checkTime(what string, t time.Time) error {
 		return fmt.Errorf("%s %s is outside the representable range (years 1678 to 2262)", what, t.UTC().Format(time.RFC3339))
 	}
 	return nil
+}
+
+func tagsJSON(tags []string) string {
+	if len(tags) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(tags)
+	return string(b)
 }
