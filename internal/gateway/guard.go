@@ -463,6 +463,9 @@ func (l *Local) decide(ctx context.Context, c *Caller, op *Operation) (Verdict, 
 		return Verdict{Reason: "no policies are loaded (default deny)"}, policy.Decision{}
 	}
 	req := policyRequest(c, op.Action, op.Server, op.Name, op.Arguments)
+	if l.cfg.Quotas != nil {
+		req.Counters = l.cfg.Quotas.Counters(quota.Call{Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups, Action: string(op.Action), Tool: op.Name})
+	}
 	if decl, ok := l.cfg.Tools[op.Name]; ok && op.Action == policy.ActionCallTool {
 		req.Verb = decl.Verb
 		impact, err := decl.impact(op.Arguments)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,7 +43,7 @@ func (s *Set) Decide(req Request) Decision {
 		return invalid(err.Error())
 	}
 	c := s.index.candidates(&p.ents, p.action, p.resource, p.ents.server.UID)
-	creq := p.request(args, req.Verb, impactValue(req.Impact), req.ObjectiveTags)
+	creq := p.request(args, req.Verb, impactValue(req.Impact), req.ObjectiveTags, req.Counters)
 	dec, diag := cedar.Authorize(&c, &p.ents, creq)
 	d := s.decision(dec, diag)
 	d = s.escalation(d, &c, &p.ents, creq)
@@ -149,7 +150,7 @@ func (s *Set) MayAllow(req Request) bool {
 	if req.Impact != nil {
 		impact = batch.Ignore()
 	}
-	creq := p.request(batch.Ignore(), req.Verb, impact, req.ObjectiveTags)
+	creq := p.request(batch.Ignore(), req.Verb, impact, req.ObjectiveTags, req.Counters)
 	c := s.index.candidates(&p.ents, p.action, p.resource, p.ents.server.UID)
 	allow := false
 	err := batch.Authorize(context.Background(), &c, &p.ents, batch.Request{
@@ -321,11 +322,11 @@ func buildRequest(req Request, args types.Value) (*entities, types.Request, stri
 	if msg != "" {
 		return nil, types.Request{}, msg
 	}
-	return &p.ents, p.request(args, req.Verb, impactValue(req.Impact), req.ObjectiveTags), ""
+	return &p.ents, p.request(args, req.Verb, impactValue(req.Impact), req.ObjectiveTags, req.Counters), ""
 }
 
 // request completes p with context.arguments.
-func (p *prepared) request(args types.Value, verb string, impact types.Value, tags []string) types.Request {
+func (p *prepared) request(args types.Value, verb string, impact types.Value, tags []string, counters map[string]float64) types.Request {
 	tagSet := make([]types.Value, len(tags))
 	for i, t := range tags {
 		tagSet[i] = types.String(t)
@@ -335,6 +336,7 @@ func (p *prepared) request(args types.Value, verb string, impact types.Value, ta
 		"server":         p.server,
 		"name":           p.name,
 		"objective_tags": types.NewSet(tagSet...),
+		"counters":       countersValue(counters),
 	}
 	if verb != "" {
 		ctx["verb"] = types.String(verb)
@@ -348,6 +350,15 @@ func (p *prepared) request(args types.Value, verb string, impact types.Value, ta
 		Resource:  p.resource,
 		Context:   types.NewRecord(ctx),
 	}
+}
+
+// countersValue converts limit usage to a Cedar record of Long.
+func countersValue(m map[string]float64) types.Value {
+	r := make(types.RecordMap, len(m))
+	for k, v := range m {
+		r[types.String(k)] = types.Long(int64(math.Floor(v)))
+	}
+	return types.NewRecord(r)
 }
 
 // impactValue converts a call's impact to a Cedar record (nil for none).

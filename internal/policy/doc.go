@@ -47,6 +47,10 @@
 //	           or the resource URI
 //	objective_tags  Set of String, the tags the session declared with its
 //	           objective (empty if none)
+//	counters   record of Long: usage so far, in its window, of each
+//	           collective limit the call falls under, by limit id; read
+//	           with has and brackets: context.counters has "schema-changes"
+//	           && context.counters["schema-changes"] >= 15
 //	verb       String, what the tool does, from its declaration ("read",
 //	           "delete", …); absent for undeclared tools
 //	impact     record of Long, the call's size read from its arguments per

@@ -63,6 +63,10 @@ type Request struct {
 	// ObjectiveTags are the tags the session declared with its objective
 	// (context.objective_tags, a set; empty when none).
 	ObjectiveTags []string
+	// Counters is the usage, so far in their windows, of the collective
+	// limits this call falls under, by limit id (context.counters; {} when
+	// none). Fractions are rounded down.
+	Counters map[string]float64
 }
 
 // Reason is a policy that determined a decision.

@@ -841,3 +841,32 @@ func TestConcurrentMixed(t *testing.T) {
 		t.Errorf("group usage %v, want %d (at most 300)", got, kept.Load())
 	}
 }
+
+func TestCounters(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l, err := New(Config{Now: func() time.Time { return now }, Limits: []Limit{
+		{ID: "grp", Scope: ScopeGroup, Match: Matcher{Tools: []string{"db.*"}}, Window: time.Hour, Max: 10},
+		{ID: "mine", Scope: ScopeSession, Match: Matcher{Tools: []string{"db.*"}}, Window: time.Hour, Max: 10},
+		{ID: "other", Scope: ScopeGroup, Key: "ops", Match: Matcher{Tools: []string{"db.*"}}, Window: time.Hour, Max: 10},
+		{ID: "mail", Scope: ScopeAgent, Match: Matcher{Tools: []string{"mail.*"}}, Window: time.Hour, Max: 10},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(session string, groups ...string) Call {
+		return Call{Session: session, Agent: "a", Groups: groups, Action: "call_tool", Tool: "db.query"}
+	}
+	for i := 0; i < 3; i++ {
+		if _, ex, err := l.Reserve(call("s1", "g1")); err != nil || len(ex) > 0 {
+			t.Fatal(err, ex)
+		}
+	}
+	l.Reserve(call("s2", "g2"))
+	got := l.Counters(call("s2", "g1", "g2"))
+	if got["grp"] != 3 || got["mine"] != 1 || len(got) != 2 {
+		t.Fatalf("counters %v, want grp 3 (the busiest group), mine 1, and no other limits", got)
+	}
+	if c := l.Counters(Call{Session: "s9", Agent: "a", Action: "call_tool", Tool: "fs.read"}); len(c) != 0 {
+		t.Fatalf("non-matching call has counters %v", c)
+	}
+}

@@ -103,3 +103,32 @@ func TestSwarmBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestCountersInPolicy: a policy reads how much of a collective limit is
+// used and escalates before the budget runs out.
+func TestCountersInPolicy(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`
+@id("writers") permit (principal, action == Action::"call_tool", resource == Tool::"demo.write_note");
+@id("slow-down") @escalate("1 of group:dba")
+forbid (principal, action == Action::"call_tool", resource == Tool::"demo.write_note")
+when { context.counters has "note-writes" && context.counters["note-writes"] >= 2 };
+`), 0o600)
+	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: demoOnly, HoldTimeout: -1,
+		Limits: []quota.Limit{{ID: "note-writes", Scope: quota.ScopeGroup, Match: quota.Matcher{Tools: []string{"demo.write_note"}}, Window: time.Hour, Max: 100}}})
+	n.setupAgent("scribe", []string{"scribes"}, map[string][]string{"tools": {"demo.*"}})
+	creds, _ := n.startSession("scribe", "write notes", nil, "")
+	cs := n.connect(t, creds.HTTPClient(false), nil)
+	write := func(i int) error {
+		_, err := cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "demo.write_note", Arguments: map[string]any{"name": fmt.Sprint(i), "text": "x"}})
+		return err
+	}
+	for i := 0; i < 2; i++ {
+		if err := write(i); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if err := write(2); err == nil || !strings.Contains(err.Error(), "slow-down") {
+		t.Fatalf("third write: %v", err)
+	}
+}
