@@ -33,6 +33,9 @@
 //	    sponsor: Sponsor::"<sponsor>"     (absent if the request has no sponsor)
 //	Group::"<g>", Sponsor::"<sponsor>", Server::"<server>"   no attributes
 //
+// Groups are flat: an agent lists its groups directly and groups have no
+// parents, so group membership can never be cyclic.
+//
 // Actions are Action::"call_tool", Action::"read_resource" and
 // Action::"get_prompt". There are no action groups.
 //
