@@ -224,6 +224,15 @@ func TestCLIAuditVerify(t *testing.T) {
 	if !strings.Contains(out, "sponsor.create") {
 		t.Fatalf("tail: %s", out)
 	}
+	out = mustCLI(t, "audit", "prove", "--data", data, "2", "-o", "json")
+	var p struct {
+		Index  uint64   `json:"index"`
+		Size   uint64   `json:"tree_size"`
+		Hashes [][]byte `json:"hashes"`
+	}
+	if err := json.Unmarshal([]byte(out), &p); err != nil || p.Index != 2 || p.Size < 3 || len(p.Hashes) == 0 {
+		t.Fatalf("prove: %v %s", err, out)
+	}
 	entries := filepath.Join(data, "audit", "entries")
 	b, _ := os.ReadFile(entries)
 	os.WriteFile(entries, bytes.Replace(b, []byte(`"bob"`), []byte(`"eve"`), 1), 0o600)

@@ -490,7 +490,7 @@ func cmdPolicy(args []string, stdout io.Writer) error {
 }
 
 func cmdAudit(args []string, stdout io.Writer) error {
-	sub, args, err := subcommand(args, "audit", "verify", "tail")
+	sub, args, err := subcommand(args, "audit", "verify", "tail", "prove")
 	if err != nil {
 		return err
 	}
@@ -519,6 +519,26 @@ func cmdAudit(args []string, stdout io.Writer) error {
 			return printJSON(stdout, map[string]any{"ok": true, "size": rep.Size, "root": fmt.Sprintf("%x", rep.Root), "checkpoint": string(rep.Checkpoint)})
 		}
 		fmt.Fprintf(stdout, "ok: %d events; every entry matches the signed checkpoint\n%s", rep.Size, rep.Checkpoint)
+	case "prove":
+		if fs.NArg() != 1 {
+			return usagef("usage: ward audit prove --data DIR INDEX")
+		}
+		idx, err := strconv.ParseUint(fs.Arg(0), 10, 64)
+		if err != nil {
+			return usagef("event index %q: want a number", fs.Arg(0))
+		}
+		p, err := audit.Prove(dir, v, origin, idx)
+		if err != nil {
+			return err
+		}
+		if *out == "json" {
+			return printJSON(stdout, p)
+		}
+		fmt.Fprintf(stdout, "event %d of %d\nentry %s\nleaf  %x\npath  (%d hashes)\n", p.Index, p.Size, p.Entry, p.LeafHash, len(p.Hashes))
+		for _, h := range p.Hashes {
+			fmt.Fprintf(stdout, "  %x\n", h)
+		}
+		fmt.Fprintf(stdout, "checkpoint\n%s", p.Checkpoint)
 	case "tail":
 		rep, err := audit.Verify(dir, v, origin)
 		if err != nil {

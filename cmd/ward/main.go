@@ -47,7 +47,7 @@ func commands() []command {
 		{"tools", "ward tools list|approve                                    tool definition pins (rug-pull defence)", cmdTools},
 		{"approvals", "ward approvals list|show|approve|deny                      escalated calls waiting for a quorum", cmdApprovals},
 		{"policy", "ward policy check|explain|test|schema                      validate, show, test policies; print the schema", cmdPolicy},
-		{"audit", "ward audit verify|tail --data DIR                          check and read the audit log offline", cmdAudit},
+		{"audit", "ward audit verify|tail|prove --data DIR                    check, read and prove the audit log offline", cmdAudit},
 		{"replay", "ward replay TRACE.jsonl [--policies P]...                  decide a recorded session in shadow mode", cmdReplay},
 		{"version", "ward version", func([]string, io.Writer) error { fmt.Println("ward", version); return nil }},
 	}

@@ -1,0 +1,131 @@
+package audit
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/transparency-dev/merkle/proof"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// InclusionProof is the evidence that one event is in the log: its entry
+// bytes, the RFC 6962 audit path to the root of a tree of Size leaves, and
+// the signed checkpoint that commits to that root. Anyone can check it with
+// github.com/transparency-dev/merkle/proof.VerifyInclusion and
+// golang.org/x/mod/sumdb/note, without ward.
+type InclusionProof struct {
+	Index      uint64          `json:"index"`
+	Size       uint64          `json:"tree_size"`
+	Entry      json.RawMessage `json:"entry"`     // the event exactly as hashed
+	LeafHash   []byte          `json:"leaf_hash"` // RFC 6962 leaf hash of Entry
+	Hashes     [][]byte        `json:"hashes"`    // the audit path
+	Checkpoint string          `json:"checkpoint"`
+}
+
+// Prove verifies the log in dir and returns an inclusion proof for the
+// event at index, against the log's latest checkpoint. It reads the files
+// only, so it works on a copy of the directory or while a node runs.
+func Prove(dir string, v note.Verifier, origin string, index uint64) (*InclusionProof, error) {
+	rep, err := Verify(dir, v, origin)
+	if err != nil {
+		return nil, err
+	}
+	if index >= rep.Size {
+		return nil, fmt.Errorf("prove event %d: the log's checkpoint covers %d events", index, rep.Size)
+	}
+	entries, leaves, err := readLeaves(dir, rep.Size)
+	if err != nil {
+		return nil, err
+	}
+	hashes, err := inclusion(leaves, index, rep.Size)
+	if err != nil {
+		return nil, err
+	}
+	return &InclusionProof{Index: index, Size: rep.Size, Entry: entries[index], LeafHash: leaves[index],
+		Hashes: hashes, Checkpoint: string(rep.Checkpoint)}, nil
+}
+
+// ConsistencyProof returns the RFC 6962 proof that the tree of size1 is a
+// prefix of the tree of size2 (size1 ≤ size2 ≤ the verified size).
+func ConsistencyProof(dir string, v note.Verifier, origin string, size1, size2 uint64) ([][]byte, error) {
+	rep, err := Verify(dir, v, origin)
+	if err != nil {
+		return nil, err
+	}
+	if size1 > size2 || size2 > rep.Size {
+		return nil, fmt.Errorf("consistency %d→%d: sizes must satisfy size1 ≤ size2 ≤ %d", size1, size2, rep.Size)
+	}
+	_, leaves, err := readLeaves(dir, size2)
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := proof.Consistency(size1, size2)
+	if err != nil {
+		return nil, err
+	}
+	return rehash(nodes, leaves)
+}
+
+// readLeaves returns the first n entries and their leaf hashes.
+func readLeaves(dir string, n uint64) ([]json.RawMessage, [][]byte, error) {
+	f, err := os.Open(filepath.Join(dir, entriesName))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read audit log: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	entries := make([]json.RawMessage, 0, n)
+	leaves := make([][]byte, 0, n)
+	_, _, err = readFrames(f, st.Size(), MaxEntryBytes, func(_ int64, b []byte) error {
+		if uint64(len(leaves)) < n {
+			entries = append(entries, append(json.RawMessage(nil), b...))
+			leaves = append(leaves, hasher.HashLeaf(b))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read audit log: %w", err)
+	}
+	if uint64(len(leaves)) < n {
+		return nil, nil, fmt.Errorf("read audit log: %d entries, the checkpoint says %d", len(leaves), n)
+	}
+	return entries, leaves, nil
+}
+
+func inclusion(leaves [][]byte, index, size uint64) ([][]byte, error) {
+	nodes, err := proof.Inclusion(index, size)
+	if err != nil {
+		return nil, err
+	}
+	return rehash(nodes, leaves)
+}
+
+// rehash computes the hashes of a proof's nodes from the leaves. A node at
+// level l and index i covers leaves [i<<l, (i+1)<<l); proofs only name
+// complete subtrees, so the range is always full.
+func rehash(nodes proof.Nodes, leaves [][]byte) ([][]byte, error) {
+	hs := make([][]byte, len(nodes.IDs))
+	for i, id := range nodes.IDs {
+		begin, end := id.Index<<id.Level, (id.Index+1)<<id.Level
+		if end > uint64(len(leaves)) {
+			return nil, fmt.Errorf("proof node %d/%d is beyond the log", id.Level, id.Index)
+		}
+		hs[i] = subtree(leaves[begin:end])
+	}
+	return nodes.Rehash(hs, hasher.HashChildren)
+}
+
+// subtree hashes a complete subtree of leaf hashes (its length is a power
+// of two).
+func subtree(leaves [][]byte) []byte {
+	if len(leaves) == 1 {
+		return leaves[0]
+	}
+	mid := len(leaves) / 2
+	return hasher.HashChildren(subtree(leaves[:mid]), subtree(leaves[mid:]))
+}

@@ -1,0 +1,92 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// checkpointRoot parses a signed checkpoint with the note library alone.
+func checkpointRoot(t *testing.T, signed string, v note.Verifier) (uint64, []byte) {
+	t.Helper()
+	n, err := note.Open([]byte(signed), note.VerifierList(v))
+	if err != nil {
+		t.Fatalf("checkpoint does not verify: %v", err)
+	}
+	lines := strings.Split(n.Text, "\n")
+	size, err := strconv.ParseUint(lines[1], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := base64.StdEncoding.DecodeString(lines[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return size, root
+}
+
+// TestProofsVerifyWithStandardLibraries: every event's inclusion proof and
+// every consistency proof verify with transparency-dev/merkle against the
+// root in the signed checkpoint; a wrong entry does not.
+func TestProofsVerifyWithStandardLibraries(t *testing.T) {
+	dir := t.TempDir()
+	k := newTestKey(t, "test")
+	l := mustOpen(t, testConfig(dir, k))
+	fill(t, l, 37)
+	l.Close()
+	h := rfc6962.DefaultHasher
+	for i := uint64(0); i < 37; i++ {
+		p, err := Prove(dir, k.verifier, testOrigin, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size, root := checkpointRoot(t, p.Checkpoint, k.verifier)
+		if size != p.Size {
+			t.Fatalf("proof size %d, checkpoint %d", p.Size, size)
+		}
+		if !bytes.Equal(h.HashLeaf(p.Entry), p.LeafHash) {
+			t.Fatal("leaf hash is not the hash of the entry")
+		}
+		if err := proof.VerifyInclusion(h, i, size, h.HashLeaf(p.Entry), p.Hashes, root); err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		forged := bytes.Replace(p.Entry, []byte(`"v":1`), []byte(`"v":2`), 1)
+		if err := proof.VerifyInclusion(h, i, size, h.HashLeaf(forged), p.Hashes, root); err == nil {
+			t.Fatalf("event %d: a forged entry verified", i)
+		}
+	}
+	// Consistency between every earlier size and the latest.
+	_, root2 := checkpointRoot(t, mustProve(t, dir, k).Checkpoint, k.verifier)
+	for size1 := uint64(1); size1 < 37; size1 += 5 {
+		cp, err := ConsistencyProof(dir, k.verifier, testOrigin, size1, 37)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, leaves, _ := readLeaves(dir, size1)
+		r := newRange()
+		for _, lh := range leaves {
+			r.Append(lh, nil)
+		}
+		if err := proof.VerifyConsistency(h, size1, 37, cp, rootOf(r), root2); err != nil {
+			t.Fatalf("consistency %d→37: %v", size1, err)
+		}
+	}
+	if _, err := Prove(dir, k.verifier, testOrigin, 37); err == nil {
+		t.Fatal("proved an event beyond the log")
+	}
+}
+
+func mustProve(t *testing.T, dir string, k testKey) *InclusionProof {
+	p, err := Prove(dir, k.verifier, testOrigin, 0)
+	if err != nil {
+		t.Fatal(fmt.Errorf("prove: %w", err))
+	}
+	return p
+}
