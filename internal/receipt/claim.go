@@ -1,0 +1,120 @@
+package receipt
+
+import (
+	"crypto/ecdsa"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/ward-dev/ward/internal/audit"
+)
+
+// Claim is what an agent says happened: that a call of Tool in Session had
+// Outcome.
+type Claim struct {
+	Session string
+	Tool    string
+	Outcome string
+}
+
+// resultData is the part of an audit "result" event a receipt attests.
+type resultData struct {
+	Name         string `json:"name"`
+	Error        string `json:"error"`
+	IsError      bool   `json:"is_error"`
+	ResultSHA256 string `json:"result_sha256"`
+}
+
+// OutcomeOf classifies a recorded result.
+func outcomeOf(d resultData) string {
+	switch {
+	case d.Error != "":
+		return OutcomeError
+	case d.IsError:
+		return OutcomeToolError
+	}
+	return OutcomeSuccess
+}
+
+// CheckClaim accepts a claim only if the receipt is signed by pub, attests
+// exactly this session, tool and outcome, and names an audit event that is
+// in the log in dir (checked with an RFC 6962 inclusion proof against the
+// signed checkpoint) and records that very result. A claim with no
+// receipt, a receipt from another session or for another outcome, and a
+// forged or altered receipt all fail.
+func CheckClaim(c Claim, envelope []byte, pub *ecdsa.PublicKey, dir string, v note.Verifier, origin string) (*Predicate, error) {
+	p, err := Verify(envelope, pub)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case p.Session != c.Session:
+		return nil, fmt.Errorf("claim refused: the receipt is for session %s, not %s", p.Session, c.Session)
+	case p.Tool != c.Tool:
+		return nil, fmt.Errorf("claim refused: the receipt is for %s, not %s", p.Tool, c.Tool)
+	case p.Outcome != c.Outcome:
+		return nil, fmt.Errorf("claim refused: the receipt records outcome %s, not %s", p.Outcome, c.Outcome)
+	}
+	ip, err := audit.Prove(dir, v, origin, p.LogIndex)
+	if err != nil {
+		return nil, fmt.Errorf("claim refused: event %d: %w", p.LogIndex, err)
+	}
+	size, root, err := checkpointRoot(ip.Checkpoint, v)
+	if err != nil {
+		return nil, fmt.Errorf("claim refused: %w", err)
+	}
+	h := rfc6962.DefaultHasher
+	if err := proof.VerifyInclusion(h, ip.Index, size, h.HashLeaf(ip.Entry), ip.Hashes, root); err != nil {
+		return nil, fmt.Errorf("claim refused: event %d is not in the log: %w", p.LogIndex, err)
+	}
+	var e audit.Event
+	if err := json.Unmarshal(ip.Entry, &e); err != nil {
+		return nil, fmt.Errorf("claim refused: event %d: %w", p.LogIndex, err)
+	}
+	var d resultData
+	if err := json.Unmarshal(e.Data, &d); err != nil || e.Type != "result" {
+		return nil, fmt.Errorf("claim refused: event %d is not a call result", p.LogIndex)
+	}
+	if e.Session != p.Session || d.Name != p.Tool || d.ResultSHA256 != p.ResultSHA256 || outcomeOf(d) != p.Outcome {
+		return nil, fmt.Errorf("claim refused: event %d does not record what the receipt says", p.LogIndex)
+	}
+	return p, nil
+}
+
+// PredicateFor builds the predicate of a receipt from a recorded result
+// event (its Index is the log index) and its decision's arguments digest.
+func PredicateFor(result audit.Event, spiffeID, server, argumentsSHA256 string, decisionIndex uint64) (Predicate, error) {
+	var d resultData
+	if err := json.Unmarshal(result.Data, &d); err != nil || result.Type != "result" {
+		return Predicate{}, fmt.Errorf("event %d is not a call result", result.Index)
+	}
+	return Predicate{Session: result.Session, Agent: result.Agent, SPIFFEID: spiffeID, Server: server, Tool: d.Name,
+		ArgumentsSHA256: argumentsSHA256, ResultSHA256: d.ResultSHA256, Outcome: outcomeOf(d),
+		LogIndex: result.Index, DecisionIndex: decisionIndex, Time: result.Time}, nil
+}
+
+func checkpointRoot(signed string, v note.Verifier) (uint64, []byte, error) {
+	n, err := note.Open([]byte(signed), note.VerifierList(v))
+	if err != nil {
+		return 0, nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	lines := strings.Split(n.Text, "\n")
+	if len(lines) < 3 {
+		return 0, nil, fmt.Errorf("checkpoint: malformed")
+	}
+	size, err := strconv.ParseUint(lines[1], 10, 64)
+	if err != nil {
+		return 0, nil, fmt.Errorf("checkpoint size: %w", err)
+	}
+	root, err := base64.StdEncoding.DecodeString(lines[2])
+	if err != nil {
+		return 0, nil, fmt.Errorf("checkpoint root: %w", err)
+	}
+	return size, root, nil
+}

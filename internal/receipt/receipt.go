@@ -1,0 +1,198 @@
+// Package receipt issues and checks ward's receipts: signed statements that
+// ward observed a tool call and its result, so that an agent's claim ("the
+// tests ran and passed") can be checked against what actually happened.
+//
+// A receipt is a DSSE envelope (github.com/secure-systems-lab/dsse) whose
+// payload is an in-toto Statement v1:
+//
+//	{"payloadType": "application/vnd.in-toto+json",
+//	 "payload": base64(statement),
+//	 "signatures": [{"keyid": "<RFC 7638 thumbprint>", "sig": base64(ECDSA P-256 ASN.1 signature over PAE)}]}
+//
+//	statement = {"_type": "https://in-toto.io/Statement/v1",
+//	  "subject": [{"name": "ward-call", "digest": {"sha256": sha256(arguments_sha256 ‖ result_sha256)}}],
+//	  "predicateType": "https://ward.dev/receipt/v1",
+//	  "predicate": {session, agent, spiffe_id, server, tool, arguments_sha256,
+//	                result_sha256, outcome, log_index, decision_index, time}}
+//
+// PAE is DSSE's pre-authentication encoding: "DSSEv1 " + len(type) + " " +
+// type + " " + len(payload) + " " + payload. Verification is strict: one
+// known payload type and statement type, a signature by the expected key,
+// no unknown fields.
+package receipt
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// Names fixed by the formats.
+const (
+	PayloadType   = "application/vnd.in-toto+json"
+	StatementType = "https://in-toto.io/Statement/v1"
+	PredicateType = "https://ward.dev/receipt/v1"
+	// MaxEnvelope bounds a receipt accepted for verification.
+	MaxEnvelope = 64 << 10
+)
+
+// Outcomes of a call.
+const (
+	OutcomeSuccess   = "success"    // the tool answered without isError
+	OutcomeToolError = "tool_error" // the tool answered with isError
+	OutcomeError     = "error"      // the upstream failed the request
+)
+
+// ErrInvalid is wrapped by every verification failure.
+var ErrInvalid = errors.New("invalid receipt")
+
+// Predicate is what ward attests about one call.
+type Predicate struct {
+	Session         string    `json:"session"`
+	Agent           string    `json:"agent"`
+	SPIFFEID        string    `json:"spiffe_id"`
+	Server          string    `json:"server"`
+	Tool            string    `json:"tool"`
+	ArgumentsSHA256 string    `json:"arguments_sha256"`
+	ResultSHA256    string    `json:"result_sha256"`
+	Outcome         string    `json:"outcome"`
+	LogIndex        uint64    `json:"log_index"`      // the audit event recording the result
+	DecisionIndex   uint64    `json:"decision_index"` // the audit event recording the decision
+	Time            time.Time `json:"time"`
+}
+
+// Subject is the digest a receipt is about.
+func (p Predicate) Subject() string {
+	sum := sha256.Sum256([]byte(p.ArgumentsSHA256 + "\n" + p.ResultSHA256))
+	return hex.EncodeToString(sum[:])
+}
+
+type subject struct {
+	Name   string            `json:"name"`
+	Digest map[string]string `json:"digest"`
+}
+
+type statement struct {
+	Type          string    `json:"_type"`
+	Subject       []subject `json:"subject"`
+	PredicateType string    `json:"predicateType"`
+	Predicate     Predicate `json:"predicate"`
+}
+
+// Envelope is a DSSE envelope.
+type Envelope struct {
+	PayloadType string      `json:"payloadType"`
+	Payload     string      `json:"payload"`
+	Signatures  []Signature `json:"signatures"`
+}
+
+// Signature is one DSSE signature.
+type Signature struct {
+	KeyID string `json:"keyid"`
+	Sig   string `json:"sig"`
+}
+
+// PAE is DSSE's pre-authentication encoding.
+func PAE(payloadType string, payload []byte) []byte {
+	var b bytes.Buffer
+	b.WriteString("DSSEv1 ")
+	b.WriteString(strconv.Itoa(len(payloadType)))
+	b.WriteByte(' ')
+	b.WriteString(payloadType)
+	b.WriteByte(' ')
+	b.WriteString(strconv.Itoa(len(payload)))
+	b.WriteByte(' ')
+	b.Write(payload)
+	return b.Bytes()
+}
+
+// Sign issues a receipt for p with key, naming it keyID.
+func Sign(key *ecdsa.PrivateKey, keyID string, p Predicate) (*Envelope, error) {
+	switch p.Outcome {
+	case OutcomeSuccess, OutcomeToolError, OutcomeError:
+	default:
+		return nil, fmt.Errorf("receipt: unknown outcome %q", p.Outcome)
+	}
+	st := statement{Type: StatementType, PredicateType: PredicateType, Predicate: p,
+		Subject: []subject{{Name: "ward-call", Digest: map[string]string{"sha256": p.Subject()}}}}
+	payload, err := json.Marshal(st)
+	if err != nil {
+		return nil, err
+	}
+	digest := sha256.Sum256(PAE(PayloadType, payload))
+	sig, err := ecdsa.SignASN1(rand.Reader, key, digest[:])
+	if err != nil {
+		return nil, fmt.Errorf("receipt: sign: %w", err)
+	}
+	return &Envelope{PayloadType: PayloadType, Payload: base64.StdEncoding.EncodeToString(payload),
+		Signatures: []Signature{{KeyID: keyID, Sig: base64.StdEncoding.EncodeToString(sig)}}}, nil
+}
+
+// Verify checks a receipt's encoding and its signature by pub, and returns
+// what it attests.
+func Verify(raw []byte, pub *ecdsa.PublicKey) (*Predicate, error) {
+	if len(raw) > MaxEnvelope {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalid, MaxEnvelope)
+	}
+	var env Envelope
+	if err := strictDecode(raw, &env); err != nil {
+		return nil, fmt.Errorf("%w: envelope: %v", ErrInvalid, err)
+	}
+	if env.PayloadType != PayloadType {
+		return nil, fmt.Errorf("%w: payload type %q, want %q", ErrInvalid, env.PayloadType, PayloadType)
+	}
+	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w: payload is not base64", ErrInvalid)
+	}
+	digest := sha256.Sum256(PAE(env.PayloadType, payload))
+	signed := false
+	for _, s := range env.Signatures {
+		sig, err := base64.StdEncoding.DecodeString(s.Sig)
+		if err == nil && ecdsa.VerifyASN1(pub, digest[:], sig) {
+			signed = true
+			break
+		}
+	}
+	if !signed {
+		return nil, fmt.Errorf("%w: not signed by ward's receipt key", ErrInvalid)
+	}
+	var st statement
+	if err := strictDecode(payload, &st); err != nil {
+		return nil, fmt.Errorf("%w: statement: %v", ErrInvalid, err)
+	}
+	if st.Type != StatementType || st.PredicateType != PredicateType {
+		return nil, fmt.Errorf("%w: statement type %q / predicate type %q", ErrInvalid, st.Type, st.PredicateType)
+	}
+	if len(st.Subject) != 1 || st.Subject[0].Digest["sha256"] != st.Predicate.Subject() {
+		return nil, fmt.Errorf("%w: subject digest does not match the predicate", ErrInvalid)
+	}
+	return &st.Predicate, nil
+}
+
+// strictDecode decodes one JSON value with no unknown fields and nothing
+// after it.
+func strictDecode(b []byte, v any) error {
+	if _, err := jsontext.NewDecoder(bytes.NewReader(b)).ReadValue(); err != nil {
+		return err // also refuses duplicate member names
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data")
+	}
+	return nil
+}
