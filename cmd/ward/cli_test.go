@@ -412,3 +412,39 @@ func TestCLIReplay(t *testing.T) {
 		t.Fatalf("bad trace: exit %d %s", code, errOut)
 	}
 }
+
+func TestCLIReceiptsAndClaims(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: []server.Upstream{{Name: "demo", Builtin: "demo"}}})
+	data := filepath.Dir(os.Getenv("WARD_CA"))
+	mustCLI(t, "sponsor", "create", "carol", "--allow", "tool:demo.*")
+	mustCLI(t, "agent", "register", "clerk", "--sponsor", "carol", "--allow", "tool:demo.*")
+	var s struct{ Session, Credentials string }
+	json.Unmarshal([]byte(mustCLI(t, "session", "start", "--agent", "clerk", "--objective", "echo", "-o", "json")), &s)
+	creds, err := sessioncred.Load(s.Credentials)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "c", Version: "1"}, nil).Connect(context.Background(),
+		&mcp.StreamableClientTransport{Endpoint: n.URL() + "/mcp", HTTPClient: creds.HTTPClient(false)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "demo.echo", Arguments: map[string]any{"text": "hi"}}); err != nil {
+		t.Fatal(err)
+	}
+	cs.Close()
+	var envs []json.RawMessage
+	json.Unmarshal([]byte(mustCLI(t, "receipts", "--session", s.Session)), &envs)
+	if len(envs) != 1 {
+		t.Fatalf("%d receipts", len(envs))
+	}
+	file := filepath.Join(t.TempDir(), "receipt.json")
+	os.WriteFile(file, envs[0], 0o600)
+	out := mustCLI(t, "claim", "verify", "--data", data, "--session", s.Session, "--tool", "demo.echo", "--receipt", file)
+	if !strings.Contains(out, "claim holds") {
+		t.Fatalf("claim verify: %s", out)
+	}
+	if code, _, errOut := wardCLI("claim", "verify", "--data", data, "--session", s.Session, "--tool", "demo.echo", "--outcome", "error", "--receipt", file); code != 1 || !strings.Contains(errOut, "claim refused") {
+		t.Fatalf("false claim: exit %d %s", code, errOut)
+	}
+}

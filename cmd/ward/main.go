@@ -49,6 +49,8 @@ func commands() []command {
 		{"policy", "ward policy check|explain|test|schema                      validate, show, test policies; print the schema", cmdPolicy},
 		{"audit", "ward audit verify|tail|prove --data DIR                    check, read and prove the audit log offline", cmdAudit},
 		{"replay", "ward replay TRACE.jsonl [--policies P]...                  decide a recorded session in shadow mode", cmdReplay},
+		{"receipts", "ward receipts --session ID                                 signed receipts of a session's tool calls", cmdReceipts},
+		{"claim", "ward claim verify --session ID --tool T --receipt FILE     check an agent's claim against receipts and the log", cmdClaim},
 		{"version", "ward version", func([]string, io.Writer) error { fmt.Println("ward", version); return nil }},
 	}
 }

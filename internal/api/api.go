@@ -18,6 +18,7 @@ package api
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -75,6 +76,8 @@ type Config struct {
 	// an approver group to the principals in it.
 	Approvals      ApprovalQueue
 	ApproverGroups map[string][]string
+	// ReceiptKey signs receipts; nil: receipts are not offered.
+	ReceiptKey *ecdsa.PrivateKey
 }
 
 // ApprovalQueue is what the API needs of the approval queue.
@@ -180,6 +183,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/guard/observe", s.ag(s.guardObserve))
 	m.HandleFunc("POST /v1/guard/notice", s.ag(s.guardNotice))
 	m.HandleFunc("POST /v1/guard/await", s.ag(s.guardAwait))
+	m.HandleFunc("GET /v1/receipts", s.receipts)
 }
 
 // httpError is an error with the status it maps to.

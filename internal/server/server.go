@@ -18,8 +18,11 @@ package server
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/tls"
+	"crypto/x509"
 	_ "embed"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -193,6 +196,13 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("grant key: %w", err)
 	}
+	receiptKey, _, err := identity.LoadOrCreateECKey(filepath.Join(data, "keys", "receipt.key"))
+	if err != nil {
+		return nil, fmt.Errorf("receipt key: %w", err)
+	}
+	if err := writeReceiptPub(filepath.Join(data, "keys", "receipt.pub"), &receiptKey.PublicKey); err != nil {
+		return nil, err
+	}
 	issuer, err := grant.NewIssuer(grant.IssuerConfig{Key: grantKey, TrustDomain: cfg.TrustDomain})
 	if err != nil {
 		return nil, err
@@ -289,7 +299,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.API, err = api.New(api.Config{Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: guard,
 		Proofs: grant.NewProofVerifier(grant.ProofVerifierConfig{}), Audit: n.Audit, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
-		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups})
+		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: receiptKey})
 	if err != nil {
 		return nil, err
 	}
@@ -633,4 +643,36 @@ func (n *Node) closeState() error {
 		errs = append(errs, n.Audit.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// writeReceiptPub writes the public key that verifies receipts (PEM), for
+// offline claim checks.
+func writeReceiptPub(path string, pub *ecdsa.PublicKey) error {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+}
+
+// ReceiptKey loads the public key that verifies a data directory's
+// receipts.
+func ReceiptKey(data string) (*ecdsa.PublicKey, error) {
+	b, err := os.ReadFile(filepath.Join(data, "keys", "receipt.pub"))
+	if err != nil {
+		return nil, fmt.Errorf("receipt public key: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, errors.New("receipt public key: no PEM block")
+	}
+	k, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("receipt public key: %w", err)
+	}
+	pub, ok := k.(*ecdsa.PublicKey)
+	if !ok {
+		return nil, errors.New("receipt public key: not an ECDSA key")
+	}
+	return pub, nil
 }

@@ -1,0 +1,93 @@
+package server_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ward-dev/ward/internal/receipt"
+	"github.com/ward-dev/ward/internal/server"
+)
+
+// TestReceiptsBackClaims: an agent's calls through the gateway get signed
+// receipts; a true claim checks out against the receipt and the audit log
+// offline, and a false one, another session's receipt or an altered receipt
+// does not.
+func TestReceiptsBackClaims(t *testing.T) {
+	data := t.TempDir()
+	n := startNode(t, server.Config{Data: data, Upstreams: demoOnly})
+	n.setupAgent("reporter", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, v := n.startSession("reporter", "read the welcome note", nil, "")
+	cs := n.connect(t, creds.HTTPClient(false), nil)
+	ctx := ctxT(t)
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "demo.read_note", Arguments: map[string]any{"name": "welcome"}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "demo.read_note", Arguments: map[string]any{"name": "missing"}}); err != nil || !r.IsError {
+		t.Fatalf("a tool error was expected: %v", err)
+	}
+	other, _ := n.startSession("reporter", "another task", nil, "")
+	cs2 := n.connect(t, other.HTTPClient(false), nil)
+	if _, err := cs2.CallTool(ctx, &mcp.CallToolParams{Name: "demo.echo", Arguments: map[string]any{"text": "x"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	fetch := func(c *http.Client, session string) []json.RawMessage {
+		t.Helper()
+		resp, err := c.Get(n.url + "/v1/receipts?session=" + session)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("receipts: %d %s", resp.StatusCode, b)
+		}
+		var envs []json.RawMessage
+		json.Unmarshal(b, &envs)
+		return envs
+	}
+	mine := fetch(creds.HTTPClient(false), v.Session)
+	if len(mine) != 2 {
+		t.Fatalf("%d receipts, want 2", len(mine))
+	}
+	theirs := fetch(other.HTTPClient(false), other.Session)
+	// A session may not fetch another session's receipts.
+	resp, _ := creds.HTTPClient(false).Get(n.url + "/v1/receipts?session=" + other.Session)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("foreign receipts: %d", resp.StatusCode)
+	}
+	resp.Body.Close()
+
+	pub, err := server.ReceiptKey(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, origin, _ := server.AuditVerifier(data)
+	logDir := filepath.Join(data, "audit")
+	check := func(c receipt.Claim, env []byte) error {
+		_, err := receipt.CheckClaim(c, env, pub, logDir, verifier, origin)
+		return err
+	}
+	if err := check(receipt.Claim{Session: v.Session, Tool: "demo.read_note", Outcome: receipt.OutcomeSuccess}, mine[0]); err != nil {
+		t.Fatalf("true claim: %v", err)
+	}
+	if err := check(receipt.Claim{Session: v.Session, Tool: "demo.read_note", Outcome: receipt.OutcomeSuccess}, mine[1]); err == nil || !strings.Contains(err.Error(), "tool_error") {
+		t.Fatalf("claiming success for a failed call: %v", err)
+	}
+	if err := check(receipt.Claim{Session: v.Session, Tool: "demo.echo", Outcome: receipt.OutcomeSuccess}, theirs[0]); err == nil || !strings.Contains(err.Error(), "session") {
+		t.Fatalf("another session's receipt: %v", err)
+	}
+	var env receipt.Envelope
+	json.Unmarshal(mine[0], &env)
+	env.Payload = strings.Replace(env.Payload, env.Payload[10:14], "AAAA", 1)
+	altered, _ := json.Marshal(env)
+	if err := check(receipt.Claim{Session: v.Session, Tool: "demo.read_note", Outcome: receipt.OutcomeSuccess}, altered); err == nil {
+		t.Fatal("an altered receipt was accepted")
+	}
+}
