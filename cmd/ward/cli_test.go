@@ -438,6 +438,25 @@ func TestCLIReceiptsAndClaims(t *testing.T) {
 	if len(envs) != 1 {
 		t.Fatalf("%d receipts", len(envs))
 	}
+	bundle := filepath.Join(t.TempDir(), "bundle.json")
+	if out := mustCLI(t, "audit", "export", "--data", data, "--session", s.Session, "--out", bundle); !strings.Contains(out, "tlog-proof") {
+		t.Fatalf("export: %s", out)
+	}
+	if out := mustCLI(t, "audit", "verify-bundle", "--key", filepath.Join(data, "keys", "audit.pub"), bundle); !strings.Contains(out, "ok:") {
+		t.Fatalf("verify-bundle: %s", out)
+	}
+	if code, _, errOut := wardCLI("audit", "verify-bundle", bundle); code != 2 || !strings.Contains(errOut, "pinned") {
+		t.Fatalf("verify-bundle without a pinned key: %d %s", code, errOut)
+	}
+	raw, _ := os.ReadFile(bundle)
+	var b map[string]any
+	json.Unmarshal(raw, &b)
+	b["checkpoint"] = strings.Replace(b["checkpoint"].(string), "\n", "\n\n", 1)
+	raw, _ = json.Marshal(b)
+	os.WriteFile(bundle, raw, 0o600)
+	if code, _, errOut := wardCLI("audit", "verify-bundle", "--key", filepath.Join(data, "keys", "audit.pub"), bundle); code != 1 || !strings.Contains(errOut, "FAILED") {
+		t.Fatalf("tampered bundle: %d %s", code, errOut)
+	}
 	file := filepath.Join(t.TempDir(), "receipt.json")
 	os.WriteFile(file, envs[0], 0o600)
 	out := mustCLI(t, "claim", "verify", "--data", data, "--session", s.Session, "--tool", "demo.echo", "--receipt", file)

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"golang.org/x/mod/sumdb/note"
 	"io"
 	"net/url"
 	"os"
@@ -490,7 +491,7 @@ func cmdPolicy(args []string, stdout io.Writer) error {
 }
 
 func cmdAudit(args []string, stdout io.Writer) error {
-	sub, args, err := subcommand(args, "audit", "verify", "tail", "prove")
+	sub, args, err := subcommand(args, "audit", "verify", "tail", "prove", "export", "verify-bundle")
 	if err != nil {
 		return err
 	}
@@ -498,11 +499,17 @@ func cmdAudit(args []string, stdout io.Writer) error {
 	out := outputFlag(fs)
 	data := fs.String("data", server.DefaultData, "the node's data directory")
 	n := fs.Int("n", 20, "how many events (tail)")
+	session := fs.String("session", "", "export: the session whose events to bundle (with its sub-agents')")
+	file := fs.String("out", "", "export: the bundle file to write")
+	keyFile := fs.String("key", "", "verify-bundle: the log's public key file (DATA/keys/audit.pub) to pin")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := checkOutput(*out); err != nil {
 		return err
+	}
+	if sub == "verify-bundle" {
+		return verifyBundle(fs.Args(), *keyFile, *out, stdout)
 	}
 	v, origin, err := server.AuditVerifier(*data)
 	if err != nil {
@@ -519,6 +526,52 @@ func cmdAudit(args []string, stdout io.Writer) error {
 			return printJSON(stdout, map[string]any{"ok": true, "size": rep.Size, "root": fmt.Sprintf("%x", rep.Root), "checkpoint": string(rep.Checkpoint)})
 		}
 		fmt.Fprintf(stdout, "ok: %d events; every entry matches the signed checkpoint\n%s", rep.Size, rep.Checkpoint)
+	case "export":
+		if *session == "" || *file == "" {
+			return usagef("usage: ward audit export --data DIR --session ID --out FILE")
+		}
+		vkey, err := os.ReadFile(filepath.Join(*data, "keys", "audit.pub"))
+		if err != nil {
+			return err
+		}
+		rkey, _ := os.ReadFile(filepath.Join(*data, "keys", "receipt.pub"))
+		// The session and every session delegated from it (their ids
+		// appear in its session.end and token.exchange records).
+		sessions := map[string]bool{*session: true}
+		all, err := audit.Verify(dir, v, origin)
+		if err != nil {
+			return fmt.Errorf("AUDIT LOG FAILED VERIFICATION: %w", err)
+		}
+		events, err := audit.ReadDir(dir, 0, all.Size)
+		if err != nil {
+			return err
+		}
+		for _, e := range events {
+			if e.Type != "token.exchange" {
+				continue
+			}
+			var d struct {
+				Parent string `json:"parent_session"`
+			}
+			if json.Unmarshal(e.Data, &d) == nil && sessions[d.Parent] {
+				sessions[e.Session] = true
+			}
+		}
+		b, err := audit.ExportBundle(dir, v, origin, strings.TrimSpace(string(vkey)), string(rkey), func(e audit.Event) bool { return sessions[e.Session] })
+		if err != nil {
+			return err
+		}
+		if len(b.Events) == 0 {
+			return fmt.Errorf("no events of session %s in the log", *session)
+		}
+		raw, err := json.MarshalIndent(b, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*file, raw, 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s: %d events of %d session(s), each with a C2SP tlog-proof under the checkpoint of size %d\n", *file, len(b.Events), len(sessions), all.Size)
 	case "prove":
 		if fs.NArg() != 1 {
 			return usagef("usage: ward audit prove --data DIR INDEX")
@@ -665,5 +718,33 @@ func policyTest(args []string, out string, stdout io.Writer) error {
 	if _, failed := policytest.Summary(rs); failed > 0 {
 		return fmt.Errorf("%d of %d policy test cases failed", failed, len(rs))
 	}
+	return nil
+}
+
+// verifyBundle checks a forensic bundle offline against a pinned log key.
+func verifyBundle(args []string, keyFile, out string, stdout io.Writer) error {
+	if len(args) != 1 || keyFile == "" {
+		return usagef("usage: ward audit verify-bundle --key AUDIT.pub FILE   (the key is pinned, never taken from the bundle)")
+	}
+	raw, err := os.ReadFile(args[0])
+	if err != nil {
+		return err
+	}
+	kb, err := os.ReadFile(keyFile)
+	if err != nil {
+		return err
+	}
+	v, err := note.NewVerifier(strings.TrimSpace(string(kb)))
+	if err != nil {
+		return fmt.Errorf("log key %s: %w", keyFile, err)
+	}
+	rep, err := audit.VerifyBundle(raw, v)
+	if err != nil {
+		return fmt.Errorf("BUNDLE FAILED VERIFICATION: %w", err)
+	}
+	if out == "json" {
+		return printJSON(stdout, map[string]any{"ok": true, "tree_size": rep.TreeSize, "events": rep.Events})
+	}
+	fmt.Fprintf(stdout, "ok: %d events, each included in the log of size %d signed by %s\n", len(rep.Events), rep.TreeSize, v.Name())
 	return nil
 }
