@@ -236,6 +236,8 @@ func cmdSession(args []string, stdout io.Writer) error {
 	dir := fs.String("out", "", "credentials directory (default $WARD_HOME/sessions/ID)")
 	reason := fs.String("reason", "", "why the session ends")
 	audience := fs.String("jwt-audience", "", "JWT-SVID audience (default ward)")
+	model := fs.String("model", "", "the model that will pursue the objective (attested)")
+	agentVersion := fs.String("agent-version", "", "the agent software's version (attested)")
 	var allow, tags multi
 	fs.Var(&tags, "tag", "objective tag (repeatable): the kinds of work the objective needs; policies see context.objective_tags")
 	fs.Var(&allow, "allow", "narrow the scope (repeatable): tool:…, resource:…, prompt:…")
@@ -262,7 +264,7 @@ func cmdSession(args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		req := api.SessionRequest{Agent: *agent, Objective: *objective, Tags: tags, Scope: scope, CSR: csr}
+		req := api.SessionRequest{Agent: *agent, Objective: *objective, Tags: tags, Model: *model, AgentVersion: *agentVersion, Scope: scope, CSR: csr}
 		if *ttl > 0 {
 			req.TTL = ttl.String()
 		}

@@ -184,6 +184,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/guard/notice", s.ag(s.guardNotice))
 	m.HandleFunc("POST /v1/guard/await", s.ag(s.guardAwait))
 	m.HandleFunc("GET /v1/receipts", s.receipts)
+	m.HandleFunc("POST /v1/records", s.ag(s.postRecord))
 }
 
 // httpError is an error with the status it maps to.

@@ -181,13 +181,15 @@ func (s *Server) agentStatus(status string) func(http.ResponseWriter, *http.Requ
 // SessionRequest starts a session. CSR is the base64 (standard or URL
 // alphabet) DER of a PKCS#10 request signed by the session key.
 type SessionRequest struct {
-	Agent       string       `json:"agent"`
-	Objective   string       `json:"objective"`
-	Tags        []string     `json:"objective_tags,omitempty"`
-	Scope       *grant.Scope `json:"scope,omitempty"`
-	TTL         string       `json:"ttl,omitempty"` // Go duration, e.g. "10m"
-	CSR         string       `json:"csr"`
-	JWTAudience []string     `json:"jwt_audience,omitempty"`
+	Agent        string       `json:"agent"`
+	Objective    string       `json:"objective"`
+	Tags         []string     `json:"objective_tags,omitempty"`
+	Model        string       `json:"model,omitempty"`
+	AgentVersion string       `json:"agent_version,omitempty"`
+	Scope        *grant.Scope `json:"scope,omitempty"`
+	TTL          string       `json:"ttl,omitempty"` // Go duration, e.g. "10m"
+	CSR          string       `json:"csr"`
+	JWTAudience  []string     `json:"jwt_audience,omitempty"`
 }
 
 // IssuedView is what a new session (or a sub-agent after token exchange)
@@ -257,7 +259,8 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, p store.Pr
 		return err
 	}
 	is, err := s.cfg.Authority.StartSession(r.Context(), p, authority.StartRequest{
-		Agent: req.Agent, Objective: req.Objective, Tags: req.Tags, Scope: req.Scope, TTL: ttl, CSR: csr, JWTAudience: req.JWTAudience,
+		Agent: req.Agent, Objective: req.Objective, Tags: req.Tags, Model: req.Model, AgentVersion: req.AgentVersion,
+		Scope: req.Scope, TTL: ttl, CSR: csr, JWTAudience: req.JWTAudience,
 	})
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/authority"
+	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/receipt"
 	"github.com/ward-dev/ward/internal/store"
@@ -106,4 +108,43 @@ func (s *Server) receipts(w http.ResponseWriter, r *http.Request) {
 		out = append(out, env)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// maxRecord bounds one agent-posted record.
+const maxRecord = 256 << 10
+
+// recordKinds are the records an agent framework may post.
+var recordKinds = map[string]bool{"prompt": true, "response": true, "reasoning": true, "note": true}
+
+// postRecord lets the agent framework put what the model saw and said into
+// the audit log, attributed to the session: POST /v1/records with
+// {"kind": "prompt"|"response"|"reasoning"|"note", "content": <any JSON>}.
+// The answer is the record's audit log index.
+func (s *Server) postRecord(w http.ResponseWriter, r *http.Request, c *gateway.Caller) error {
+	var req struct {
+		Kind    string          `json:"kind"`
+		Content json.RawMessage `json:"content"`
+	}
+	if err := s.decodeN(w, r, &req, maxRecord); err != nil {
+		return err
+	}
+	if !recordKinds[req.Kind] {
+		return badRequest("kind %q: want prompt, response, reasoning or note", req.Kind)
+	}
+	if len(req.Content) == 0 || string(req.Content) == "null" {
+		return badRequest("content is required")
+	}
+	rec, ok := s.cfg.Audit.(interface {
+		Append(context.Context, audit.Event) (uint64, error)
+	})
+	if !ok {
+		return &httpError{http.StatusNotFound, "records are not available"}
+	}
+	data, _ := json.Marshal(map[string]any{"kind": req.Kind, "content": req.Content})
+	idx, err := rec.Append(r.Context(), audit.Event{Type: "agent.record", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Data: data})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]uint64{"index": idx})
+	return nil
 }

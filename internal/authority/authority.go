@@ -344,11 +344,16 @@ type StartRequest struct {
 	Objective string
 	// Tags name the kinds of work the objective needs ("reporting",
 	// "read-only"); policies see them as context.objective_tags.
-	Tags        []string
-	Scope       *grant.Scope  // nil: the agent's ceiling
-	TTL         time.Duration // 0: the default
-	CSR         []byte        // PKCS#10, DER, signed by the session key
-	JWTAudience []string      // default ["ward"]
+	Tags []string
+	// Model and AgentVersion say what will pursue the objective (the
+	// model and the agent software's version); they are part of the
+	// objective attestation recorded before the first call.
+	Model        string
+	AgentVersion string
+	Scope        *grant.Scope  // nil: the agent's ceiling
+	TTL          time.Duration // 0: the default
+	CSR          []byte        // PKCS#10, DER, signed by the session key
+	JWTAudience  []string      // default ["ward"]
 }
 
 // Issued is what a new session receives.
@@ -434,6 +439,9 @@ func (a *Authority) StartSession(ctx context.Context, by store.Principal, req St
 	if strings.TrimSpace(req.Objective) == "" || len(req.Objective) > maxObjective {
 		return nil, fmt.Errorf("%w: an objective (1 to %d bytes) must be declared", ErrInvalid, maxObjective)
 	}
+	if len(req.Model) > 256 || len(req.AgentVersion) > 256 {
+		return nil, fmt.Errorf("%w: model and agent version are at most 256 bytes", ErrInvalid)
+	}
 	if len(req.Tags) > maxTags {
 		return nil, fmt.Errorf("%w: at most %d objective tags", ErrInvalid, maxTags)
 	}
@@ -485,7 +493,8 @@ func (a *Authority) StartSession(ctx context.Context, by store.Principal, req St
 	if err := a.record(ctx, audit.Event{Type: "session.start", Actor: by.Name, Session: id, Agent: ag.Name, Sponsor: ag.Sponsor,
 		Data: dataJSON(map[string]any{
 			"spiffe_id": sess.SPIFFEID, "objective_sha256": sess.ObjectiveHash, "objective_tags": sess.Tags, "scope": scope,
-			"scope_sha256": hex.EncodeToString(scopeSum[:]), "attestation_sha256": attestation(sess.ObjectiveHash, scopeSum[:]),
+			"model": req.Model, "agent_version": req.AgentVersion,
+			"scope_sha256": hex.EncodeToString(scopeSum[:]), "attestation_sha256": attestation(sess.ObjectiveHash, scopeSum[:], req.Model, req.AgentVersion),
 			"grant": issued.Claims.ID, "jkt": jkt, "expires": sess.Expires, "code_digest": ag.CodeDigest,
 		})}); err != nil {
 		return nil, err
@@ -497,13 +506,16 @@ func (a *Authority) StartSession(ctx context.Context, by store.Principal, req St
 	return issued, nil
 }
 
-// attestation is the hash that binds a session's objective to its scope.
-func attestation(objectiveHex string, scopeSum []byte) string {
+// attestation is the hash that binds a session's objective to its scope
+// and to what pursues it: SHA-256 over "ward/objective-attestation/v2\n"
+// and the objective's hash, the scope's hash, the model and the agent
+// version, one per line.
+func attestation(objectiveHex string, scopeSum []byte, model, agentVersion string) string {
 	h := sha256.New()
-	h.Write([]byte("ward/objective-attestation/v1\n"))
-	h.Write([]byte(objectiveHex))
-	h.Write([]byte("\n"))
-	h.Write([]byte(hex.EncodeToString(scopeSum)))
+	for _, s := range []string{"ward/objective-attestation/v2", objectiveHex, hex.EncodeToString(scopeSum), model, agentVersion} {
+		h.Write([]byte(s))
+		h.Write([]byte("\n"))
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 

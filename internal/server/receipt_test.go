@@ -91,3 +91,46 @@ func TestReceiptsBackClaims(t *testing.T) {
 		t.Fatal("an altered receipt was accepted")
 	}
 }
+
+// TestAgentRecords: the agent framework posts prompts and responses into the
+// audit log, attributed to its session; bad records are refused.
+func TestAgentRecords(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: demoOnly})
+	n.setupAgent("reporter", nil, map[string][]string{"tools": {"demo.*"}})
+	key, _ := sessioncredKey(t)
+	v := n.startSessionWith(key, map[string]any{"agent": "reporter", "objective": "summarize", "model": "example-model-1", "agent_version": "1.2.3"})
+	hc := n.credentials(key, v).HTTPClient(false)
+	post := func(body string) (int, string) {
+		resp, err := hc.Post(n.url+"/v1/records", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, b := post(`{"kind":"prompt","content":{"messages":[{"role":"user","text":"summarize Q3"}]}}`); status != http.StatusCreated {
+		t.Fatalf("record: %d %s", status, b)
+	}
+	for body, want := range map[string]string{
+		`{"kind":"secret","content":"x"}`:         "kind",
+		`{"kind":"note"}`:                         "content is required",
+		`{"kind":"note","content":"x","extra":1}`: "unknown field",
+	} {
+		if status, b := post(body); status != http.StatusBadRequest || !strings.Contains(b, want) {
+			t.Errorf("%s: %d %s", body, status, b)
+		}
+	}
+	var recorded, attested bool
+	for _, e := range auditEvents(t, n) {
+		if e.Type == "agent.record" && e.Session == v.Session && strings.Contains(string(e.Data), "summarize Q3") {
+			recorded = true
+		}
+		if e.Type == "session.start" && e.Session == v.Session && strings.Contains(string(e.Data), `"model":"example-model-1"`) && strings.Contains(string(e.Data), `"agent_version":"1.2.3"`) {
+			attested = true
+		}
+	}
+	if !recorded || !attested {
+		t.Fatalf("record in log: %v; model and version attested at session start: %v", recorded, attested)
+	}
+}
