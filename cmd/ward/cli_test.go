@@ -457,9 +457,13 @@ func TestCLIReceiptsAndClaims(t *testing.T) {
 	if code, _, errOut := wardCLI("audit", "verify-bundle", "--key", filepath.Join(data, "keys", "audit.pub"), bundle); code != 1 || !strings.Contains(errOut, "FAILED") {
 		t.Fatalf("tampered bundle: %d %s", code, errOut)
 	}
+	out := mustCLI(t, "audit", "search", "--data", data, "--session", s.Session, "--type", "decision", "--decision", "allow", "-o", "json")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 1 || !strings.Contains(lines[0], `"demo.echo"`) {
+		t.Fatalf("search: %s", out)
+	}
 	file := filepath.Join(t.TempDir(), "receipt.json")
 	os.WriteFile(file, envs[0], 0o600)
-	out := mustCLI(t, "claim", "verify", "--data", data, "--session", s.Session, "--tool", "demo.echo", "--receipt", file)
+	out = mustCLI(t, "claim", "verify", "--data", data, "--session", s.Session, "--tool", "demo.echo", "--receipt", file)
 	if !strings.Contains(out, "claim holds") {
 		t.Fatalf("claim verify: %s", out)
 	}

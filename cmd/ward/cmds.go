@@ -493,7 +493,7 @@ func cmdPolicy(args []string, stdout io.Writer) error {
 }
 
 func cmdAudit(args []string, stdout io.Writer) error {
-	sub, args, err := subcommand(args, "audit", "verify", "tail", "prove", "export", "verify-bundle")
+	sub, args, err := subcommand(args, "audit", "verify", "tail", "prove", "export", "verify-bundle", "search")
 	if err != nil {
 		return err
 	}
@@ -504,6 +504,12 @@ func cmdAudit(args []string, stdout io.Writer) error {
 	session := fs.String("session", "", "export: the session whose events to bundle (with its sub-agents')")
 	file := fs.String("out", "", "export: the bundle file to write")
 	keyFile := fs.String("key", "", "verify-bundle: the log's public key file (DATA/keys/audit.pub) to pin")
+	var match auditFilter
+	fs.StringVar(&match.Type, "type", "", "search: event type (decision, result, session.start, approval.pending, …)")
+	fs.StringVar(&match.Agent, "agent", "", "search: agent")
+	fs.StringVar(&match.Sponsor, "sponsor", "", "search: sponsor")
+	fs.StringVar(&match.Name, "tool", "", "search: tool, prompt or resource name")
+	fs.StringVar(&match.Decision, "decision", "", "search: allow, deny or escalate")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -574,6 +580,33 @@ func cmdAudit(args []string, stdout io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "wrote %s: %d events of %d session(s), each with a C2SP tlog-proof under the checkpoint of size %d\n", *file, len(b.Events), len(sessions), all.Size)
+	case "search":
+		match.Session = *session
+		rep, err := audit.Verify(dir, v, origin)
+		if err != nil {
+			return fmt.Errorf("AUDIT LOG FAILED VERIFICATION: %w", err)
+		}
+		events, err := audit.ReadDir(dir, 0, rep.Size)
+		if err != nil {
+			return err
+		}
+		var found []audit.Event
+		for _, e := range events {
+			if match.matches(e) {
+				found = append(found, e)
+			}
+		}
+		if *n > 0 && len(found) > *n {
+			found = found[len(found)-*n:]
+		}
+		for _, e := range found {
+			if *out == "json" {
+				b, _ := json.Marshal(e)
+				fmt.Fprintln(stdout, string(b))
+				continue
+			}
+			fmt.Fprintf(stdout, "%6d %s %-16s %-12s %s %s\n", e.Index, e.Time.Format(time.RFC3339), e.Type, e.Session, e.Actor, e.Data)
+		}
 	case "prove":
 		if fs.NArg() != 1 {
 			return usagef("usage: ward audit prove --data DIR INDEX")
@@ -749,4 +782,23 @@ func verifyBundle(args []string, keyFile, out string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "ok: %d events, each included in the log of size %d signed by %s\n", len(rep.Events), rep.TreeSize, v.Name())
 	return nil
+}
+
+// auditFilter selects events for ward audit search; empty fields match all.
+type auditFilter struct{ Type, Session, Agent, Sponsor, Name, Decision string }
+
+func (f auditFilter) matches(e audit.Event) bool {
+	if (f.Type != "" && e.Type != f.Type) || (f.Session != "" && e.Session != f.Session) ||
+		(f.Agent != "" && e.Agent != f.Agent) || (f.Sponsor != "" && e.Sponsor != f.Sponsor) {
+		return false
+	}
+	if f.Name == "" && f.Decision == "" {
+		return true
+	}
+	var d struct {
+		Name     string `json:"name"`
+		Decision string `json:"decision"`
+	}
+	_ = json.Unmarshal(e.Data, &d)
+	return (f.Name == "" || d.Name == f.Name) && (f.Decision == "" || d.Decision == f.Decision)
 }
