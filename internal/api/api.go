@@ -78,6 +78,9 @@ type Config struct {
 	ApproverGroups map[string][]string
 	// ReceiptKey signs receipts; nil: receipts are not offered.
 	ReceiptKey *ecdsa.PrivateKey
+	// Index catches the audit query index up before a search; nil: the
+	// store's index is searched as it is.
+	Index interface{ IndexAudit(context.Context) error }
 }
 
 // ApprovalQueue is what the API needs of the approval queue.
@@ -172,6 +175,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/tools", s.op(s.listTools))
 	m.HandleFunc("POST /v1/tools/approve", s.op(s.approveTool))
 	m.HandleFunc("GET /v1/audit/checkpoint", s.op(s.checkpoint))
+	m.HandleFunc("GET /v1/audit/events", s.op(s.searchAudit))
 	m.HandleFunc("GET /v1/approvals", s.op(s.listApprovals))
 	m.HandleFunc("GET /v1/approvals/{id}", s.op(s.showApproval))
 	m.HandleFunc("POST /v1/approvals/{id}/approve", s.op(s.vote(true)))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/ward-dev/ward/internal/audit"
@@ -21,9 +22,8 @@ type EventReader interface {
 	Size() uint64
 }
 
-// maxReceiptScan bounds how many recent audit events a receipts request
-// looks through (there is no query index yet).
-const maxReceiptScan = 100_000
+// maxReceipts bounds the receipts one request returns (the newest).
+const maxReceipts = 10_000
 
 // receipts returns signed receipts for the tool calls of one session, newest
 // last: GET /v1/receipts?session=ID. The session itself (agent
@@ -65,20 +65,29 @@ func (s *Server) receipts(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &httpError{http.StatusNotFound, "receipts are not available"})
 		return
 	}
-	size := reader.Size()
-	from := uint64(0)
-	if size > maxReceiptScan {
-		from = size - maxReceiptScan
+	if s.cfg.Index != nil {
+		if err := s.cfg.Index.IndexAudit(r.Context()); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 	}
-	events, err := reader.Read(from, size)
+	idx, err := s.cfg.Store.SearchAudit(r.Context(), store.AuditQuery{Session: session, Type: "result", Limit: maxReceipts})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	read := func(i uint64) (audit.Event, bool) {
+		evs, err := reader.Read(i, i+1)
+		if err != nil || len(evs) != 1 {
+			return audit.Event{}, false
+		}
+		return evs[0], true
+	}
 	kid, _ := grant.Thumbprint(&s.cfg.ReceiptKey.PublicKey)
 	out := []*receipt.Envelope{}
-	for _, e := range events {
-		if e.Type != "result" || e.Session != session {
+	for _, i := range idx {
+		e, ok := read(i)
+		if !ok || e.Type != "result" || e.Session != session {
 			continue
 		}
 		var d struct {
@@ -87,8 +96,7 @@ func (s *Server) receipts(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = json.Unmarshal(e.Data, &d)
 		argsDigest := ""
-		if d.Decision >= from && d.Decision < size {
-			dec := events[d.Decision-from]
+		if dec, ok := read(d.Decision); ok {
 			var dd struct {
 				Args string `json:"arguments_sha256"`
 			}
@@ -146,5 +154,48 @@ func (s *Server) postRecord(w http.ResponseWriter, r *http.Request, c *gateway.C
 		return err
 	}
 	writeJSON(w, http.StatusCreated, map[string]uint64{"index": idx})
+	return nil
+}
+
+// searchAudit answers GET /v1/audit/events?session=&agent=&sponsor=&type=
+// &tool=&decision=&limit= from the query index, reading the events
+// themselves from the log. Admins search everything; a sponsor only its own
+// agents' events.
+func (s *Server) searchAudit(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	if s.cfg.Index != nil {
+		if err := s.cfg.Index.IndexAudit(r.Context()); err != nil {
+			return err
+		}
+	}
+	reader, ok := s.cfg.Audit.(EventReader)
+	if !ok {
+		return &httpError{http.StatusNotFound, "audit search is not available"}
+	}
+	q := r.URL.Query()
+	query := store.AuditQuery{Type: q.Get("type"), Session: q.Get("session"), Agent: q.Get("agent"), Sponsor: q.Get("sponsor"),
+		Name: q.Get("tool"), Decision: q.Get("decision")}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n <= 0 {
+			return badRequest("limit %q: want a positive number", l)
+		}
+		query.Limit = n
+	}
+	if p.Kind != "admin" {
+		query.Sponsor = p.Name
+	}
+	idx, err := s.cfg.Store.SearchAudit(r.Context(), query)
+	if err != nil {
+		return err
+	}
+	out := make([]audit.Event, 0, len(idx))
+	for _, i := range idx {
+		evs, err := reader.Read(i, i+1)
+		if err != nil {
+			return err
+		}
+		out = append(out, evs...)
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -134,3 +134,44 @@ func TestAgentRecords(t *testing.T) {
 		t.Fatalf("record in log: %v; model and version attested at session start: %v", recorded, attested)
 	}
 }
+
+// TestAuditSearch: the query index finds events by session, tool and
+// decision, for admins across sponsors and for a sponsor only its own, and
+// it survives a restart.
+func TestAuditSearch(t *testing.T) {
+	data := t.TempDir()
+	cfg := server.Config{Data: data, Upstreams: demoOnly}
+	n := startNode(t, cfg)
+	n.setupAgent("reporter", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, v := n.startSession("reporter", "search me", nil, "")
+	cs := n.connect(t, creds.HTTPClient(false), nil)
+	cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "demo.echo", Arguments: map[string]any{"text": "x"}})
+	cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "demo.write_note", Arguments: map[string]any{"name": "a", "text": "b"}})
+	var got []struct {
+		Index uint64
+		Type  string
+		Data  json.RawMessage
+	}
+	n.must("GET", "/v1/audit/events?session="+v.Session+"&type=decision&decision=deny", nil, &got)
+	if len(got) != 1 || !strings.Contains(string(got[0].Data), "demo.write_note") {
+		t.Fatalf("denied decisions of the session: %+v", got)
+	}
+	n.must("GET", "/v1/audit/events?tool=demo.echo&type=result", nil, &got)
+	if len(got) != 1 {
+		t.Fatalf("results of demo.echo: %d", len(got))
+	}
+	var other struct{ Credential string }
+	n.must("POST", "/v1/sponsors", map[string]any{"name": "zed", "kind": "human"}, &other)
+	status, b := n.call(other.Credential, "GET", "/v1/audit/events?session="+v.Session, nil)
+	if status != http.StatusOK || strings.TrimSpace(string(b)) != "[]" {
+		t.Fatalf("another sponsor searching: %d %s", status, b)
+	}
+	admin := n.admin
+	n.Close()
+	n2 := startNode(t, cfg)
+	n2.admin = admin
+	n2.must("GET", "/v1/audit/events?session="+v.Session+"&type=decision", nil, &got)
+	if len(got) != 2 {
+		t.Fatalf("after restart: %d decisions", len(got))
+	}
+}

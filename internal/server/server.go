@@ -22,6 +22,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	_ "embed"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -144,12 +145,13 @@ type Node struct {
 	// Created reports whether this start created the data directory.
 	Created bool
 
-	mu     sync.Mutex // guards srv, cancel and closed against Serve/Close races
-	closed bool
-	srv    *http.Server
-	ln     net.Listener
-	cancel context.CancelFunc
-	done   chan struct{}
+	indexMu sync.Mutex // one indexing pass at a time
+	mu      sync.Mutex // guards srv, cancel and closed against Serve/Close races
+	closed  bool
+	srv     *http.Server
+	ln      net.Listener
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // Open creates or opens the node's state. It does not listen yet.
@@ -299,7 +301,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.API, err = api.New(api.Config{Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: guard,
 		Proofs: grant.NewProofVerifier(grant.ProofVerifierConfig{}), Audit: n.Audit, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
-		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: receiptKey})
+		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: receiptKey, Index: n})
 	if err != nil {
 		return nil, err
 	}
@@ -330,6 +332,44 @@ func (n *Node) recordApproval(r approval.Request) {
 	if _, err := n.Audit.Append(ctx, audit.Event{Type: "approval." + r.State, Actor: "ward", Session: r.Session, Agent: r.Agent, Sponsor: r.Sponsor, Data: jsonData(data)}); err != nil {
 		n.cfg.Logger.Error("recording an approval change failed", "approval", r.ID, "err", err)
 	}
+}
+
+// indexChunk is how many audit events one indexing step reads.
+const indexChunk = 1000
+
+// IndexAudit brings the audit query index up to the log's size. The index
+// is derived: the log is the source of truth, and an index that falls
+// behind (or is lost) is caught up from it.
+func (n *Node) IndexAudit(ctx context.Context) error {
+	n.indexMu.Lock()
+	defer n.indexMu.Unlock()
+	next, err := n.Store.AuditIndexed(ctx)
+	if err != nil {
+		return err
+	}
+	size := n.Audit.Size()
+	for next < size {
+		to := min(next+indexChunk, size)
+		events, err := n.Audit.Read(next, to)
+		if err != nil {
+			return err
+		}
+		rows := make([]store.AuditRow, len(events))
+		for i, e := range events {
+			var d struct {
+				Name     string `json:"name"`
+				Decision string `json:"decision"`
+			}
+			_ = json.Unmarshal(e.Data, &d)
+			rows[i] = store.AuditRow{Index: e.Index, Time: e.Time, Type: e.Type, Session: e.Session, Agent: e.Agent,
+				Sponsor: e.Sponsor, Name: d.Name, Decision: d.Decision}
+		}
+		if err := n.Store.IndexAudit(ctx, rows); err != nil {
+			return err
+		}
+		next = to
+	}
+	return nil
 }
 
 // LoadPolicies loads policies from files and directories: Cedar (*.cedar)
@@ -595,6 +635,9 @@ func (n *Node) sweep(ctx context.Context) {
 		case <-t.C:
 			if _, err := n.Auth.ExpireSessions(ctx); err != nil && ctx.Err() == nil {
 				n.cfg.Logger.Error("expiring sessions", "err", err)
+			}
+			if err := n.IndexAudit(ctx); err != nil && ctx.Err() == nil {
+				n.cfg.Logger.Warn("indexing the audit log", "err", err)
 			}
 		}
 	}

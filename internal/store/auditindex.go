@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// AuditRow is one audit event as the query index sees it.
+type AuditRow struct {
+	Index                                         uint64
+	Time                                          time.Time
+	Type, Session, Agent, Sponsor, Name, Decision string
+}
+
+// AuditQuery selects indexed events; empty fields match everything.
+type AuditQuery struct {
+	Type, Session, Agent, Sponsor, Name, Decision string
+	Since, Until                                  time.Time // zero: unbounded
+	Limit                                         int       // the newest Limit matches; 0 means 1,000
+}
+
+// IndexAudit records rows in the audit query index; rows already indexed
+// are left as they are.
+func (s *Store) IndexAudit(ctx context.Context, rows []AuditRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	return s.write(ctx, func(tx *sql.Tx) error {
+		for _, r := range rows {
+			if _, err := tx.ExecContext(ctx,
+				`INSERT INTO audit_index (idx, time, type, session, agent, sponsor, name, decision)
+				 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idx) DO NOTHING`,
+				int64(r.Index), r.Time.UnixNano(), r.Type, r.Session, r.Agent, r.Sponsor, r.Name, r.Decision); err != nil {
+				return fmt.Errorf("index audit event %d: %w", r.Index, err)
+			}
+		}
+		return nil
+	})
+}
+
+// AuditIndexed returns how many leading audit events are indexed (the
+// index of the next event to index).
+func (s *Store) AuditIndexed(ctx context.Context) (uint64, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	var n sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, `SELECT MAX(idx) FROM audit_index`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("audit index: %w", err)
+	}
+	if !n.Valid {
+		return 0, nil
+	}
+	return uint64(n.Int64) + 1, nil
+}
+
+// SearchAudit returns the log indexes of matching events, oldest first.
+func (s *Store) SearchAudit(ctx context.Context, q AuditQuery) ([]uint64, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	var where []string
+	var args []any
+	add := func(col, v string) {
+		if v != "" {
+			args = append(args, v)
+			where = append(where, fmt.Sprintf("%s = $%d", col, len(args)))
+		}
+	}
+	add("type", q.Type)
+	add("session", q.Session)
+	add("agent", q.Agent)
+	add("sponsor", q.Sponsor)
+	add("name", q.Name)
+	add("decision", q.Decision)
+	if !q.Since.IsZero() {
+		args = append(args, q.Since.UnixNano())
+		where = append(where, fmt.Sprintf("time >= $%d", len(args)))
+	}
+	if !q.Until.IsZero() {
+		args = append(args, q.Until.UnixNano())
+		where = append(where, fmt.Sprintf("time < $%d", len(args)))
+	}
+	limit := q.Limit
+	if limit <= 0 || limit > 100_000 {
+		limit = 1000
+	}
+	sqlText := `SELECT idx FROM audit_index`
+	if len(where) > 0 {
+		sqlText += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	sqlText += fmt.Sprintf(` ORDER BY idx DESC LIMIT %d`, limit)
+	rows, err := s.r.QueryContext(ctx, sqlText, args...)
+	if err != nil {
+		return nil, fmt.Errorf("search audit index: %w", err)
+	}
+	defer rows.Close()
+	var out []uint64
+	for rows.Next() {
+		var i int64
+		if err := rows.Scan(&i); err != nil {
+			return nil, err
+		}
+		out = append(out, uint64(i))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for l, r := 0, len(out)-1; l < r; l, r = l+1, r-1 {
+		out[l], out[r] = out[r], out[l]
+	}
+	return out, nil
+}
