@@ -24,7 +24,6 @@ import (
 	"github.com/ward-dev/ward/internal/policytest"
 	"github.com/ward-dev/ward/internal/server"
 	"github.com/ward-dev/ward/internal/sessioncred"
-	"github.com/ward-dev/ward/internal/store"
 )
 
 func table(w io.Writer, header string, rows [][]string) {
@@ -686,8 +685,6 @@ func trustDomainOf(data string) string {
 	}
 	return certs[0].URIs[0].Host
 }
-
-var _ = store.ErrNotFound
 
 func readBundle(path string) ([]*x509.Certificate, error) {
 	b, err := os.ReadFile(path)

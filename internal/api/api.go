@@ -33,7 +33,6 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 
 	"github.com/ward-dev/ward/internal/approval"
-	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/authority"
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/grant"
@@ -481,5 +480,3 @@ func certPEM(chain []*x509.Certificate) string {
 	}
 	return sb.String()
 }
-
-var _ = audit.Event{}

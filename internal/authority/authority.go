@@ -26,6 +26,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -377,31 +378,16 @@ func (a *Authority) ttl(requested time.Duration) (time.Duration, error) {
 	return requested, nil
 }
 
+// sessionIDs encodes session ids: lowercase base32, no padding (valid in
+// SPIFFE paths and agent names).
+var sessionIDs = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
 func newSessionID() string {
 	var b [10]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic(err)
 	}
-	return strings.ToLower(base32NoPad(b[:]))
-}
-
-func base32NoPad(b []byte) string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
-	var sb strings.Builder
-	var acc uint32
-	bits := 0
-	for _, c := range b {
-		acc = acc<<8 | uint32(c)
-		bits += 8
-		for bits >= 5 {
-			bits -= 5
-			sb.WriteByte(alphabet[(acc>>uint(bits))&31])
-		}
-	}
-	if bits > 0 {
-		sb.WriteByte(alphabet[(acc<<uint(5-bits))&31])
-	}
-	return sb.String()
+	return sessionIDs.EncodeToString(b[:])
 }
 
 // csrKey checks a CSR's proof of possession and returns the key thumbprint.
@@ -546,7 +532,7 @@ func (a *Authority) issue(ctx context.Context, sess *store.Session, claims grant
 	if err != nil {
 		return nil, fmt.Errorf("grant: %w", err)
 	}
-	verified, err := grantClaims(a, token)
+	verified, err := a.verifier.Verify(token) // the claims the issuer filled in (jti, times)
 	if err != nil {
 		return nil, err
 	}
@@ -556,11 +542,6 @@ func (a *Authority) issue(ctx context.Context, sess *store.Session, claims grant
 		return nil, err
 	}
 	return &Issued{X509SVID: chain, JWTSVID: jwtSVID, Grant: token, Claims: *verified}, nil
-}
-
-// grantClaims re-reads the claims the issuer filled in (jti, times).
-func grantClaims(a *Authority, token string) (*grant.Claims, error) {
-	return a.verifier.Verify(token)
 }
 
 // VerifyGrant checks a grant's signature, issuer and lifetime. It does not
