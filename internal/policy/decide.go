@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"fmt"
-	"iter"
 	"math"
 	"slices"
 	"strconv"
@@ -95,7 +94,8 @@ func (s *Set) escalation(d Decision, c *candidates, ents *entities, req types.Re
 		return Decision{Escalate: true, Approvals: approvals, Reasons: d.Reasons, Errors: d.Errors}
 	}
 	// Only @escalate forbids applied: is the call permitted at all?
-	permits := permitsOnly{c}
+	permits := *c
+	permits.permitsOnly = true
 	pdec, pdiag := cedar.Authorize(&permits, ents, req)
 	if pdec != cedar.Allow {
 		// Default deny, keeping the escalation forbids as reasons.
@@ -115,24 +115,6 @@ func (s *Set) escalation(d Decision, c *candidates, ents *entities, req types.Re
 		approvals = append(approvals, extra...)
 	}
 	return Decision{Escalate: true, Approvals: approvals, Reasons: d.Reasons, Errors: d.Errors}
-}
-
-// permitsOnly iterates the permits among candidates.
-type permitsOnly struct{ c *candidates }
-
-func (p *permitsOnly) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
-	return func(yield func(cedar.PolicyID, *cedar.Policy) bool) {
-		for _, l := range p.c.lists {
-			for _, e := range l {
-				if e.forbid || !e.principal.mayMatch(p.c.ents) {
-					continue
-				}
-				if !yield(e.id, e.policy) {
-					return
-				}
-			}
-		}
-	}
 }
 
 // MayAllow reports whether some arguments could make Decide allow req; it

@@ -168,6 +168,8 @@ func (e *entities) inPrincipal(uid types.EntityUID) bool {
 type candidates struct {
 	lists [8][]*entry
 	ents  *entities
+	// permitsOnly skips forbids (escalation asks whether any permit applies).
+	permitsOnly bool
 }
 
 func (ix *index) candidates(ents *entities, action, resource, server types.EntityUID) candidates {
@@ -191,7 +193,7 @@ func (c *candidates) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
 	return func(yield func(cedar.PolicyID, *cedar.Policy) bool) {
 		for _, l := range c.lists {
 			for _, e := range l {
-				if !e.principal.mayMatch(c.ents) {
+				if (c.permitsOnly && e.forbid) || !e.principal.mayMatch(c.ents) {
 					continue
 				}
 				if !yield(e.id, e.policy) {
