@@ -545,11 +545,7 @@ func cmdAudit(args []string, stdout io.Writer) error {
 		// The session and every session delegated from it (their ids
 		// appear in its session.end and token.exchange records).
 		sessions := map[string]bool{*session: true}
-		all, err := audit.Verify(dir, v, origin)
-		if err != nil {
-			return fmt.Errorf("AUDIT LOG FAILED VERIFICATION: %w", err)
-		}
-		events, err := audit.ReadDir(dir, 0, all.Size)
+		events, err := verifiedEvents(dir, v, origin)
 		if err != nil {
 			return err
 		}
@@ -578,14 +574,10 @@ func cmdAudit(args []string, stdout io.Writer) error {
 		if err := os.WriteFile(*file, raw, 0o600); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "wrote %s: %d events of %d session(s), each with a C2SP tlog-proof under the checkpoint of size %d\n", *file, len(b.Events), len(sessions), all.Size)
+		fmt.Fprintf(stdout, "wrote %s: %d events of %d session(s), each with a C2SP tlog-proof under the checkpoint of size %d\n", *file, len(b.Events), len(sessions), len(events))
 	case "search":
 		match.Session = *session
-		rep, err := audit.Verify(dir, v, origin)
-		if err != nil {
-			return fmt.Errorf("AUDIT LOG FAILED VERIFICATION: %w", err)
-		}
-		events, err := audit.ReadDir(dir, 0, rep.Size)
+		events, err := verifiedEvents(dir, v, origin)
 		if err != nil {
 			return err
 		}
@@ -627,17 +619,12 @@ func cmdAudit(args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "checkpoint\n%s", p.Checkpoint)
 	case "tail":
-		rep, err := audit.Verify(dir, v, origin)
-		if err != nil {
-			return fmt.Errorf("AUDIT LOG FAILED VERIFICATION: %w", err)
-		}
-		from := uint64(0)
-		if rep.Size > uint64(*n) {
-			from = rep.Size - uint64(*n)
-		}
-		events, err := audit.ReadDir(dir, from, rep.Size)
+		events, err := verifiedEvents(dir, v, origin)
 		if err != nil {
 			return err
+		}
+		if len(events) > *n {
+			events = events[len(events)-*n:]
 		}
 		for _, e := range events {
 			if *out == "json" {
@@ -798,4 +785,14 @@ func (f auditFilter) matches(e audit.Event) bool {
 	}
 	_ = json.Unmarshal(e.Data, &d)
 	return (f.Name == "" || d.Name == f.Name) && (f.Decision == "" || d.Decision == f.Decision)
+}
+
+// verifiedEvents verifies the log in dir and returns every event its signed
+// checkpoint covers.
+func verifiedEvents(dir string, v note.Verifier, origin string) ([]audit.Event, error) {
+	rep, err := audit.Verify(dir, v, origin)
+	if err != nil {
+		return nil, fmt.Errorf("AUDIT LOG FAILED VERIFICATION: %w", err)
+	}
+	return audit.ReadDir(dir, 0, rep.Size)
 }
