@@ -1,16 +1,13 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/authority"
-	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/receipt"
 	"github.com/ward-dev/ward/internal/store"
@@ -116,86 +113,4 @@ func (s *Server) receipts(w http.ResponseWriter, r *http.Request) {
 		out = append(out, env)
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// maxRecord bounds one agent-posted record.
-const maxRecord = 256 << 10
-
-// recordKinds are the records an agent framework may post.
-var recordKinds = map[string]bool{"prompt": true, "response": true, "reasoning": true, "note": true}
-
-// postRecord lets the agent framework put what the model saw and said into
-// the audit log, attributed to the session: POST /v1/records with
-// {"kind": "prompt"|"response"|"reasoning"|"note", "content": <any JSON>}.
-// The answer is the record's audit log index.
-func (s *Server) postRecord(w http.ResponseWriter, r *http.Request, c *gateway.Caller) error {
-	var req struct {
-		Kind    string          `json:"kind"`
-		Content json.RawMessage `json:"content"`
-	}
-	if err := s.decodeN(w, r, &req, maxRecord); err != nil {
-		return err
-	}
-	if !recordKinds[req.Kind] {
-		return badRequest("kind %q: want prompt, response, reasoning or note", req.Kind)
-	}
-	if len(req.Content) == 0 || string(req.Content) == "null" {
-		return badRequest("content is required")
-	}
-	rec, ok := s.cfg.Audit.(interface {
-		Append(context.Context, audit.Event) (uint64, error)
-	})
-	if !ok {
-		return &httpError{http.StatusNotFound, "records are not available"}
-	}
-	data, _ := json.Marshal(map[string]any{"kind": req.Kind, "content": req.Content})
-	idx, err := rec.Append(r.Context(), audit.Event{Type: "agent.record", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Data: data})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, map[string]uint64{"index": idx})
-	return nil
-}
-
-// searchAudit answers GET /v1/audit/events?session=&agent=&sponsor=&type=
-// &tool=&decision=&limit= from the query index, reading the events
-// themselves from the log. Admins search everything; a sponsor only its own
-// agents' events.
-func (s *Server) searchAudit(w http.ResponseWriter, r *http.Request, p store.Principal) error {
-	if s.cfg.Index != nil {
-		if err := s.cfg.Index.IndexAudit(r.Context()); err != nil {
-			return err
-		}
-	}
-	reader, ok := s.cfg.Audit.(EventReader)
-	if !ok {
-		return &httpError{http.StatusNotFound, "audit search is not available"}
-	}
-	q := r.URL.Query()
-	query := store.AuditQuery{Type: q.Get("type"), Session: q.Get("session"), Agent: q.Get("agent"), Sponsor: q.Get("sponsor"),
-		Name: q.Get("tool"), Decision: q.Get("decision")}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n <= 0 {
-			return badRequest("limit %q: want a positive number", l)
-		}
-		query.Limit = n
-	}
-	if p.Kind != "admin" {
-		query.Sponsor = p.Name
-	}
-	idx, err := s.cfg.Store.SearchAudit(r.Context(), query)
-	if err != nil {
-		return err
-	}
-	out := make([]audit.Event, 0, len(idx))
-	for _, i := range idx {
-		evs, err := reader.Read(i, i+1)
-		if err != nil {
-			return err
-		}
-		out = append(out, evs...)
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
 }

@@ -192,12 +192,12 @@ func (n *testNode) startSessionWith(key *ecdsa.PrivateKey, req map[string]any) a
 	return v
 }
 
-func sessioncredKey(t testing.TB) (*ecdsa.PrivateKey, error) {
+func sessioncredKey(t testing.TB) *ecdsa.PrivateKey {
 	k, err := sessioncred.NewKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k, nil
+	return k
 }
 
 func (n *testNode) credentials(key *ecdsa.PrivateKey, v api.IssuedView) *sessioncred.Credentials {

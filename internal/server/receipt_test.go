@@ -97,7 +97,7 @@ func TestReceiptsBackClaims(t *testing.T) {
 func TestAgentRecords(t *testing.T) {
 	n := startNode(t, server.Config{Upstreams: demoOnly})
 	n.setupAgent("reporter", nil, map[string][]string{"tools": {"demo.*"}})
-	key, _ := sessioncredKey(t)
+	key := sessioncredKey(t)
 	v := n.startSessionWith(key, map[string]any{"agent": "reporter", "objective": "summarize", "model": "example-model-1", "agent_version": "1.2.3"})
 	hc := n.credentials(key, v).HTTPClient(false)
 	post := func(body string) (int, string) {

@@ -90,7 +90,7 @@ when { context.objective_tags.contains("reporting") };
 	n.setupAgent("reporter", nil, map[string][]string{"tools": {"demo.*"}})
 	read := &mcp.CallToolParams{Name: "demo.read_note", Arguments: map[string]any{"name": "welcome"}}
 
-	key, _ := sessioncredKey(t)
+	key := sessioncredKey(t)
 	v := n.startSessionWith(key, map[string]any{"agent": "reporter", "objective": "weekly report", "objective_tags": []string{"reporting"}})
 	cs := n.connect(t, n.credentials(key, v).HTTPClient(false), nil)
 	if _, err := cs.CallTool(ctxT(t), read); err != nil {
