@@ -22,11 +22,16 @@ $(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-l
 	touch $@
 
 vet:
-	@test -z "$$(gofmt -l cmd internal)" || (echo "gofmt needed:"; gofmt -l cmd internal; exit 1)
+	@test -z "$$(gofmt -l cmd internal interop)" || (echo "gofmt needed:"; gofmt -l cmd internal interop; exit 1)
 	$(GO) vet ./...
+	cd interop/witness && $(GO) vet ./...
 
+# interop/witness is its own module: it runs ward's witness protocol against
+# the reference implementation (github.com/transparency-dev/witness)
+# without putting that in ward's build.
 test: deps vet
 	WARD_REQUIRE_NPM=1 $(GO) test -race -count=1 -timeout 20m ./...
+	cd interop/witness && $(GO) test -race -count=1 -timeout 5m ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

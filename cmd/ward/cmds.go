@@ -24,6 +24,7 @@ import (
 	"github.com/ward-dev/ward/internal/policytest"
 	"github.com/ward-dev/ward/internal/server"
 	"github.com/ward-dev/ward/internal/sessioncred"
+	"github.com/ward-dev/ward/internal/witness"
 )
 
 func table(w io.Writer, header string, rows [][]string) {
@@ -503,6 +504,8 @@ func cmdAudit(args []string, stdout io.Writer) error {
 	session := fs.String("session", "", "export: the session whose events to bundle (with its sub-agents')")
 	file := fs.String("out", "", "export: the bundle file to write")
 	keyFile := fs.String("key", "", "verify-bundle: the log's public key file (DATA/keys/audit.pub) to pin")
+	witnessed := fs.Bool("witnessed", false, "export: prove under the latest checkpoint published with its witnesses' cosignatures (DATA/witness/published)")
+	witnessPolicy := fs.String("witness-policy", "", "verify-bundle: require the bundle's checkpoint to be cosigned as this witness policy file says")
 	var match auditFilter
 	fs.StringVar(&match.Type, "type", "", "search: event type (decision, result, session.start, approval.pending, …)")
 	fs.StringVar(&match.Agent, "agent", "", "search: agent")
@@ -516,7 +519,7 @@ func cmdAudit(args []string, stdout io.Writer) error {
 		return err
 	}
 	if sub == "verify-bundle" {
-		return verifyBundle(fs.Args(), *keyFile, *out, stdout)
+		return verifyBundle(fs.Args(), *keyFile, *witnessPolicy, *out, stdout)
 	}
 	v, origin, err := server.AuditVerifier(*data)
 	if err != nil {
@@ -560,12 +563,25 @@ func cmdAudit(args []string, stdout io.Writer) error {
 				sessions[e.Session] = true
 			}
 		}
-		b, err := audit.ExportBundle(dir, v, origin, strings.TrimSpace(string(vkey)), string(rkey), func(e audit.Event) bool { return sessions[e.Session] })
+		var at []byte
+		if *witnessed {
+			if at, err = os.ReadFile(filepath.Join(*data, "witness", "published")); err != nil {
+				return fmt.Errorf("--witnessed: no witnessed checkpoint: %w", err)
+			}
+		}
+		b, err := audit.ExportBundle(dir, v, origin, strings.TrimSpace(string(vkey)), string(rkey), at, func(e audit.Event) bool { return sessions[e.Session] })
 		if err != nil {
 			return err
 		}
 		if len(b.Events) == 0 {
-			return fmt.Errorf("no events of session %s in the log", *session)
+			return fmt.Errorf("no events of session %s under the checkpoint", *session)
+		}
+		size := uint64(len(events))
+		if lines := strings.SplitN(b.Checkpoint, "\n", 3); len(lines) == 3 {
+			size, _ = strconv.ParseUint(lines[1], 10, 64)
+		}
+		if newer := countIf(events[size:], func(e audit.Event) bool { return sessions[e.Session] }); newer > 0 {
+			fmt.Fprintf(stdout, "note: %d event(s) of the session are newer than the witnessed checkpoint and are not in the bundle\n", newer)
 		}
 		raw, err := json.MarshalIndent(b, "", "  ")
 		if err != nil {
@@ -574,7 +590,7 @@ func cmdAudit(args []string, stdout io.Writer) error {
 		if err := os.WriteFile(*file, raw, 0o600); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "wrote %s: %d events of %d session(s), each with a C2SP tlog-proof under the checkpoint of size %d\n", *file, len(b.Events), len(sessions), len(events))
+		fmt.Fprintf(stdout, "wrote %s: %d events of %d session(s), each with a C2SP tlog-proof under the checkpoint of size %d\n", *file, len(b.Events), len(sessions), size)
 	case "search":
 		match.Session = *session
 		events, err := verifiedEvents(dir, v, origin)
@@ -740,10 +756,21 @@ func policyTest(args []string, out string, stdout io.Writer) error {
 	return nil
 }
 
-// verifyBundle checks a forensic bundle offline against a pinned log key.
-func verifyBundle(args []string, keyFile, out string, stdout io.Writer) error {
+func countIf[T any](xs []T, f func(T) bool) int {
+	n := 0
+	for _, x := range xs {
+		if f(x) {
+			n++
+		}
+	}
+	return n
+}
+
+// verifyBundle checks a forensic bundle offline against a pinned log key
+// and, if a witness policy is given, the cosignatures on its checkpoint.
+func verifyBundle(args []string, keyFile, policyFile, out string, stdout io.Writer) error {
 	if len(args) != 1 || keyFile == "" {
-		return usagef("usage: ward audit verify-bundle --key AUDIT.pub FILE   (the key is pinned, never taken from the bundle)")
+		return usagef("usage: ward audit verify-bundle --key AUDIT.pub [--witness-policy FILE] FILE   (the key is pinned, never taken from the bundle)")
 	}
 	raw, err := os.ReadFile(args[0])
 	if err != nil {
@@ -761,10 +788,25 @@ func verifyBundle(args []string, keyFile, out string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("BUNDLE FAILED VERIFICATION: %w", err)
 	}
+	witnessed := ""
+	if policyFile != "" {
+		text, err := os.ReadFile(policyFile)
+		if err != nil {
+			return err
+		}
+		policy, err := witness.ParsePolicy(text)
+		if err != nil {
+			return err
+		}
+		if !policy.Satisfied(rep.Checkpoint) {
+			return fmt.Errorf("BUNDLE FAILED VERIFICATION: its checkpoint lacks the cosignatures %s requires", policyFile)
+		}
+		witnessed = ", cosigned as " + policyFile + " requires"
+	}
 	if out == "json" {
 		return printJSON(stdout, map[string]any{"ok": true, "tree_size": rep.TreeSize, "events": rep.Events})
 	}
-	fmt.Fprintf(stdout, "ok: %d events, each included in the log of size %d signed by %s\n", len(rep.Events), rep.TreeSize, v.Name())
+	fmt.Fprintf(stdout, "ok: %d events, each included in the log of size %d signed by %s%s\n", len(rep.Events), rep.TreeSize, v.Name(), witnessed)
 	return nil
 }
 

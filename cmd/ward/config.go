@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/server"
+	"github.com/ward-dev/ward/internal/witness"
 )
 
 // fileConfig is the YAML configuration file. Unknown keys are errors.
@@ -55,6 +57,26 @@ type fileConfig struct {
 	//	tools:
 	//	  db.delete_rows: {verb: delete, impact: {rows: count}}
 	Tools map[string]gateway.ToolDeclaration `yaml:"tools"`
+	Audit auditConfig                        `yaml:"audit"`
+	// Witness makes this node a C2SP tlog-witness for other ward nodes'
+	// audit logs, at POST /witness/add-checkpoint:
+	//
+	//	witness:
+	//	  - {origin: b.example/audit, key: "b.example/audit+1a2b3c4d+AbC…"}   # B's DATA/keys/audit.pub
+	Witness []witness.Log `yaml:"witness"`
+}
+
+// auditConfig configures what the audit log records and how its
+// checkpoints are published.
+//
+//	audit:
+//	  witness_policy: witness-policy.txt   # publish checkpoints only once cosigned as this requires
+//	  witness_roots: witness-ca.pem        # CA certificates of the witnesses' TLS (default: system roots)
+//	  witness_interval: 1s
+type auditConfig struct {
+	WitnessPolicy   string `yaml:"witness_policy"`
+	WitnessRoots    string `yaml:"witness_roots"`
+	WitnessInterval string `yaml:"witness_interval"`
 }
 
 // limitConfig is one rate limit or budget.
@@ -183,6 +205,10 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 		}
 	}
 	cfg.ApproverGroups = fc.Approvals.Groups
+	if err := fc.Audit.apply(&cfg, base); err != nil {
+		return cfg, err
+	}
+	cfg.WitnessFor = fc.Witness
 	for _, r := range fc.Approvals.Reviewers {
 		cfg.Reviewers = append(cfg.Reviewers, server.Reviewer{Name: r.Name, URL: r.URL, Groups: r.Groups})
 	}
@@ -250,6 +276,39 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 		cfg.Upstreams = append(cfg.Upstreams, u)
 	}
 	return cfg, nil
+}
+
+// apply reads the witness policy and roots files named relative to base.
+func (ac auditConfig) apply(cfg *server.Config, base string) error {
+	var err error
+	if cfg.WitnessInterval, err = duration("audit.witness_interval", ac.WitnessInterval); err != nil {
+		return err
+	}
+	rel := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(base, p)
+	}
+	if ac.WitnessPolicy != "" {
+		if cfg.WitnessPolicy, err = os.ReadFile(rel(ac.WitnessPolicy)); err != nil {
+			return fmt.Errorf("audit.witness_policy: %w", err)
+		}
+		if _, err := witness.ParsePolicy(cfg.WitnessPolicy); err != nil {
+			return fmt.Errorf("audit.witness_policy %s: %w", ac.WitnessPolicy, err)
+		}
+	}
+	if ac.WitnessRoots != "" {
+		pem, err := os.ReadFile(rel(ac.WitnessRoots))
+		if err != nil {
+			return fmt.Errorf("audit.witness_roots: %w", err)
+		}
+		cfg.WitnessRoots = x509.NewCertPool()
+		if !cfg.WitnessRoots.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("audit.witness_roots %s: no PEM certificates", ac.WitnessRoots)
+		}
+	}
+	return nil
 }
 
 func duration(key, s string) (time.Duration, error) {

@@ -62,6 +62,12 @@ func cmdUp(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "  MCP gateway   %s/mcp  (Streamable HTTP; agents authenticate with their SVID or grant + DPoP)\n", url)
 	fmt.Fprintf(stdout, "  trust bundle  %s/.well-known/spiffe-bundle  (CA certificate: %s)\n", url, filepath.Join(data2, "bundle.pem"))
 	fmt.Fprintf(stdout, "  upstreams     %v; policies: %d loaded from %v\n", node.Gateway.Servers(), node.Policies().Len(), cfgPolicies(cfg, data2))
+	if node.Witness != nil {
+		fmt.Fprintf(stdout, "  witness       %s/witness  (C2SP tlog-witness for %d log(s); key for their witness policies: %s)\n", url, len(cfg.WitnessFor), node.Witness.VerifierKey())
+	}
+	if node.Publisher != nil {
+		fmt.Fprintf(stdout, "  checkpoints   published only once cosigned as the witness policy requires\n")
+	}
 	if node.AdminCredential != "" {
 		fmt.Fprintf(stdout, "\nAdmin credential (shown once; keep it safe):\n  export WARD_SERVER=%s WARD_CA=%s WARD_TOKEN=%s\n",
 			url, filepath.Join(data2, "bundle.pem"), node.AdminCredential)

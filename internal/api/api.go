@@ -80,6 +80,14 @@ type Config struct {
 	// Index catches the audit query index up before a search; nil: the
 	// store's index is searched as it is.
 	Index interface{ IndexAudit(context.Context) error }
+	// Published, when set, gives the checkpoint GET /v1/audit/checkpoint
+	// serves instead of the log's latest: the latest one cosigned as the
+	// witness policy requires (nil until there is one).
+	Published func() []byte
+	// Witness, when set, serves C2SP tlog-witness add-checkpoint at
+	// POST /witness/add-checkpoint, for the logs this node witnesses. The
+	// protocol authenticates checkpoints by their signatures, not callers.
+	Witness http.Handler
 }
 
 // ApprovalQueue is what the API needs of the approval queue.
@@ -188,6 +196,9 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/guard/await", s.ag(s.guardAwait))
 	m.HandleFunc("GET /v1/receipts", s.receipts)
 	m.HandleFunc("POST /v1/records", s.ag(s.postRecord))
+	if s.cfg.Witness != nil {
+		m.Handle("POST /witness/add-checkpoint", s.cfg.Witness)
+	}
 }
 
 // httpError is an error with the status it maps to.
@@ -400,8 +411,14 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	cp := s.cfg.Audit.Checkpoint()
+	if s.cfg.Published != nil {
+		if cp = s.cfg.Published(); cp == nil {
+			return &httpError{http.StatusServiceUnavailable, "no checkpoint has been cosigned as the witness policy requires yet"}
+		}
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, err := w.Write(s.cfg.Audit.Checkpoint())
+	_, err := w.Write(cp)
 	return err
 }
 

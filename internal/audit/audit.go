@@ -93,6 +93,7 @@ type Log struct {
 	mu         sync.RWMutex
 	closed     bool
 	offsets    []int64 // offsets[i] is where entry i starts; offsets[size] the end
+	tree       tree    // subtree hashes of the entries in offsets
 	checkpoint []byte
 
 	// Owned by the writer goroutine.
@@ -245,6 +246,10 @@ func openFiles(cfg Config) (l *Log, unverified *unverifiedOpen, dropped int64, e
 		l.cps = cps
 		l.rng = s.atLatest
 		l.offsets = s.offsets[:c.size+1]
+		l.tree = s.tree
+		for k := range l.tree.levels {
+			l.tree.levels[k] = l.tree.levels[k][:c.size>>k]
+		}
 		l.entEnd = l.offsets[c.size]
 		l.cpEnd = s.cpEnd
 		l.checkpoint = c.signed
@@ -295,6 +300,7 @@ func openFiles(cfg Config) (l *Log, unverified *unverifiedOpen, dropped int64, e
 		l.cps = cps
 		l.rng = s.all
 		l.offsets = s.offsets
+		l.tree = s.tree
 		l.entEnd = end
 		// Entries not yet covered by any checkpoint; the first batch's
 		// checkpoint covers them with the unverified-open event.
@@ -476,12 +482,15 @@ func (l *Log) write(batch []*request) error {
 	offs := make([]int64, 0, len(batch))
 	end := l.entEnd
 	var entry []byte
+	leaves := make([][]byte, 0, len(batch))
 	for i, r := range batch {
 		entry = append(entry[:0], indexPrefix[:len(indexPrefix)-2]...)
 		entry = strconv.AppendUint(entry, base+uint64(i), 10)
 		entry = append(entry, r.body[len(indexPrefix)-2+1:]...)
 		buf = appendFrame(buf, entry)
-		if err := l.rng.Append(hasher.HashLeaf(entry), nil); err != nil {
+		leaf := hasher.HashLeaf(entry)
+		leaves = append(leaves, leaf)
+		if err := l.rng.Append(leaf, nil); err != nil {
 			return fmt.Errorf("audit log failed closed: hash entry %d: %w", base+uint64(i), err)
 		}
 		end += 4 + int64(len(entry))
@@ -499,6 +508,9 @@ func (l *Log) write(batch []*request) error {
 	l.entEnd = end
 	l.mu.Lock()
 	l.offsets = append(l.offsets, offs...)
+	for _, leaf := range leaves {
+		l.tree.append(leaf)
+	}
 	l.mu.Unlock()
 	if err := l.writeCheckpoint(); err != nil {
 		return fmt.Errorf("audit log failed closed: %w", err)

@@ -106,17 +106,40 @@ func ParseTlogProof(text string) (index uint64, hashes [][]byte, checkpoint stri
 }
 
 // ExportBundle verifies the log in dir and bundles the events match
-// selects, each with its inclusion proof against the latest checkpoint.
-func ExportBundle(dir string, v note.Verifier, origin, logKey, receiptKey string, match func(Event) bool) (*Bundle, error) {
+// selects, each with its inclusion proof against checkpoint at, or the
+// latest checkpoint when at is nil. at may carry cosignatures (a witnessed
+// checkpoint); it must be signed by v and commit to the log's first
+// entries. Events after at's tree size are not in the bundle.
+func ExportBundle(dir string, v note.Verifier, origin, logKey, receiptKey string, at []byte, match func(Event) bool) (*Bundle, error) {
 	rep, err := Verify(dir, v, origin)
 	if err != nil {
 		return nil, err
 	}
+	size, cp := rep.Size, rep.Checkpoint
 	entries, leaves, err := readLeaves(dir, rep.Size)
 	if err != nil {
 		return nil, err
 	}
-	b := &Bundle{Format: BundleFormat, Origin: origin, LogKey: logKey, ReceiptKey: receiptKey, Checkpoint: string(rep.Checkpoint), Events: []BundleEvent{}}
+	if at != nil {
+		atSize, atRoot, err := openCheckpoint(at, v, origin)
+		if err != nil {
+			return nil, fmt.Errorf("export at checkpoint: %w", err)
+		}
+		if atSize > rep.Size {
+			return nil, fmt.Errorf("export at checkpoint: its tree size %d is beyond the log's %d", atSize, rep.Size)
+		}
+		r := newRange()
+		for _, l := range leaves[:atSize] {
+			if err := r.Append(l, nil); err != nil {
+				return nil, err
+			}
+		}
+		if !bytes.Equal(rootOf(r), atRoot) {
+			return nil, fmt.Errorf("export at checkpoint: its root is not the root of the log's first %d entries", atSize)
+		}
+		size, cp, entries = atSize, at, entries[:atSize]
+	}
+	b := &Bundle{Format: BundleFormat, Origin: origin, LogKey: logKey, ReceiptKey: receiptKey, Checkpoint: string(cp), Events: []BundleEvent{}}
 	for i, raw := range entries {
 		e, err := decodeEntry(raw)
 		if err != nil {
@@ -125,19 +148,20 @@ func ExportBundle(dir string, v note.Verifier, origin, logKey, receiptKey string
 		if !match(e) {
 			continue
 		}
-		hashes, err := inclusion(leaves, uint64(i), rep.Size)
+		hashes, err := inclusion(leaves, uint64(i), size)
 		if err != nil {
 			return nil, err
 		}
-		b.Events = append(b.Events, BundleEvent{Index: uint64(i), Entry: raw, Proof: FormatTlogProof(uint64(i), hashes, string(rep.Checkpoint))})
+		b.Events = append(b.Events, BundleEvent{Index: uint64(i), Entry: raw, Proof: FormatTlogProof(uint64(i), hashes, string(cp))})
 	}
 	return b, nil
 }
 
 // BundleReport is what a verified bundle proves.
 type BundleReport struct {
-	TreeSize uint64
-	Events   []Event
+	TreeSize   uint64
+	Checkpoint []byte // as in the bundle, cosignatures included
+	Events     []Event
 }
 
 // VerifyBundle checks a bundle offline against the log key v (which the
@@ -161,7 +185,7 @@ func VerifyBundle(raw []byte, v note.Verifier) (*BundleReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundle checkpoint: %w", err)
 	}
-	rep := &BundleReport{TreeSize: size}
+	rep := &BundleReport{TreeSize: size, Checkpoint: []byte(b.Checkpoint)}
 	for i, be := range b.Events {
 		index, hashes, cp, err := ParseTlogProof(be.Proof)
 		if err != nil {

@@ -33,7 +33,7 @@ func bundleLog(t *testing.T) (string, testKey) {
 
 func export(t *testing.T, dir string, k testKey, session string) []byte {
 	t.Helper()
-	b, err := ExportBundle(dir, k.verifier, testOrigin, k.vkey, "", func(e Event) bool { return e.Session == session })
+	b, err := ExportBundle(dir, k.verifier, testOrigin, k.vkey, "", nil, func(e Event) bool { return e.Session == session })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,4 +149,56 @@ func FuzzParseTlogProof(f *testing.F) {
 			t.Fatalf("round trip changed the proof:\n%q\n%q", text, got)
 		}
 	})
+}
+
+// TestBundleAtWitnessedCheckpoint: a bundle can be proved under an earlier,
+// cosigned checkpoint: it keeps the cosignature, holds only the events that
+// checkpoint covers, and verifies; a checkpoint of another history under
+// the same key is refused.
+func TestBundleAtWitnessedCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	k := newTestKey(t, "test")
+	l := mustOpen(t, testConfig(dir, k))
+	fill(t, l, 10)
+	witness := newTestKey(t, "witness.test")
+	cosigned, err := note.Sign(&note.Note{Text: noteText(t, l.Checkpoint(), k.verifier)}, k.signer, witness.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, l, 15)
+	l.Close()
+	b, err := ExportBundle(dir, k.verifier, testOrigin, k.vkey, "", cosigned, func(Event) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Events) != 10 || b.Checkpoint != string(cosigned) {
+		t.Fatalf("bundle at size 10: %d events, checkpoint %q", len(b.Events), b.Checkpoint)
+	}
+	raw, _ := json.Marshal(b)
+	rep, err := VerifyBundle(raw, k.verifier)
+	if err != nil || rep.TreeSize != 10 || string(rep.Checkpoint) != string(cosigned) {
+		t.Fatalf("verify: %v", err)
+	}
+	if _, err := note.Open(rep.Checkpoint, note.VerifierList(witness.verifier)); err != nil {
+		t.Fatalf("the cosignature did not survive: %v", err)
+	}
+
+	otherDir := t.TempDir()
+	other := mustOpen(t, testConfig(otherDir, k))
+	if _, err := other.Append(context.Background(), Event{Type: "forged"}); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, other, 9)
+	if _, err := ExportBundle(dir, k.verifier, testOrigin, k.vkey, "", other.Checkpoint(), func(Event) bool { return true }); err == nil || !strings.Contains(err.Error(), "not the root") {
+		t.Fatalf("checkpoint of another history: %v", err)
+	}
+}
+
+func noteText(t *testing.T, signed []byte, v note.Verifier) string {
+	t.Helper()
+	n, err := note.Open(signed, note.VerifierList(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.Text
 }

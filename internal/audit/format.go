@@ -247,6 +247,7 @@ type scan struct {
 
 	atLatest *compact.Range // tree over the first latest.size entries, if that many exist
 	all      *compact.Range // tree over all complete entries
+	tree     tree           // every complete subtree of all complete entries
 
 	v *VerifyError
 	// entry problems, kept apart so those before an unverified-open event
@@ -386,9 +387,11 @@ func scanLog(ent io.ReaderAt, entSize int64, cps io.ReaderAt, cpSize int64, v no
 	}
 	end, bad, err = readFrames(io.NewSectionReader(ent, 0, s.entSize), s.entSize, MaxEntryBytes, func(off int64, b []byte) error {
 		i := int64(len(s.offsets) - 1)
-		if err := s.all.Append(hasher.HashLeaf(b), nil); err != nil {
+		leaf := hasher.HashLeaf(b)
+		if err := s.all.Append(leaf, nil); err != nil {
 			return err
 		}
+		s.tree.append(leaf)
 		s.offsets = append(s.offsets, off+4+int64(len(b)))
 		n := uint64(i + 1)
 		check(n, s.all)

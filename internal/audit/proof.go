@@ -129,3 +129,43 @@ func subtree(leaves [][]byte) []byte {
 	mid := len(leaves) / 2
 	return hasher.HashChildren(subtree(leaves[:mid]), subtree(leaves[mid:]))
 }
+
+// Prove returns an inclusion proof for the event at index against the
+// log's latest checkpoint. Unlike the package-level [Prove] it reads no
+// files beyond the entry itself: the open log keeps every subtree hash.
+func (l *Log) Prove(index uint64) (*InclusionProof, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return nil, ErrClosed
+	}
+	size, cp := l.size.Load(), l.checkpoint
+	if index >= size {
+		return nil, fmt.Errorf("prove event %d: the log's checkpoint covers %d events", index, size)
+	}
+	hashes, err := l.tree.inclusion(index, size)
+	if err != nil {
+		return nil, fmt.Errorf("prove event %d: %w", index, err)
+	}
+	start, end := l.offsets[index]+4, l.offsets[index+1]
+	entry := make([]byte, end-start)
+	if _, err := l.ent.ReadAt(entry, start); err != nil {
+		return nil, fmt.Errorf("prove event %d: %w", index, err)
+	}
+	leaf := l.tree.levels[0][index]
+	return &InclusionProof{Index: index, Size: size, Entry: entry, LeafHash: leaf[:], Hashes: hashes, Checkpoint: string(cp)}, nil
+}
+
+// ConsistencyProof returns the RFC 6962 proof that the log's tree of size1
+// entries is a prefix of its tree of size2 entries (size1 ≤ size2 ≤ Size).
+func (l *Log) ConsistencyProof(size1, size2 uint64) ([][]byte, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return nil, ErrClosed
+	}
+	if size1 > size2 || size2 > l.size.Load() {
+		return nil, fmt.Errorf("consistency %d→%d: sizes must satisfy size1 ≤ size2 ≤ %d", size1, size2, l.size.Load())
+	}
+	return l.tree.consistency(size1, size2)
+}

@@ -52,6 +52,7 @@ import (
 	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/rules"
 	"github.com/ward-dev/ward/internal/store"
+	"github.com/ward-dev/ward/internal/witness"
 )
 
 // Defaults for [Config].
@@ -117,6 +118,22 @@ type Config struct {
 	// Reviewers are reviewer agents asked to vote on every new approval
 	// request whose groups they belong to.
 	Reviewers []Reviewer
+	// WitnessFor makes this node a C2SP tlog-witness for these logs (other
+	// ward nodes' audit logs), at POST /witness/add-checkpoint. Its
+	// cosignature key is created in DATA/keys/witness.key on first use; the
+	// verifier key other nodes put in their witness policy is in
+	// DATA/keys/witness.vkey.
+	WitnessFor []witness.Log
+	// WitnessPolicy, when set, is a witness policy (Sigsum format, see
+	// witness.ParsePolicy): this node's audit checkpoints are published
+	// (GET /v1/audit/checkpoint, DATA/witness/published) only once cosigned
+	// as it requires.
+	WitnessPolicy []byte
+	// WitnessRoots verify witnesses' TLS certificates; nil: system roots.
+	WitnessRoots *x509.CertPool
+	// WitnessInterval is how often a new checkpoint is submitted to the
+	// witnesses (default witness.DefaultInterval).
+	WitnessInterval time.Duration
 }
 
 // Reviewer is a reviewer agent reached by HTTP webhook: ward posts the
@@ -137,6 +154,10 @@ type Node struct {
 	Gateway   *gateway.Gateway
 	API       *api.Server
 	Approvals *approval.Queue
+	// Witness is set when the node witnesses other logs; Publisher when its
+	// own checkpoints need cosignatures before they are published.
+	Witness   *witness.Witness
+	Publisher *witness.Publisher
 	policies  atomic.Pointer[policy.Set]
 
 	// AdminCredential is set on first start only: the bootstrap credential,
@@ -209,13 +230,24 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	signer, verifier, err := noteKeys(filepath.Join(data, "keys"), cfg.TrustDomain+"/audit")
+	skey, vkey, err := noteKeys(filepath.Join(data, "keys"), "audit", cfg.TrustDomain+"/audit")
+	if err != nil {
+		return nil, fmt.Errorf("audit key: %w", err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, fmt.Errorf("audit key: %w", err)
+	}
+	verifier, err := note.NewVerifier(vkey)
 	if err != nil {
 		return nil, fmt.Errorf("audit key: %w", err)
 	}
 	n.Audit, err = audit.Open(audit.Config{Dir: filepath.Join(data, "audit"), Origin: cfg.TrustDomain + "/audit", Signer: signer, Verifier: verifier, AllowUnverified: cfg.AllowUnverifiedAudit})
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w (to start anyway, and record that you did, pass --allow-unverified-audit)", err)
+	}
+	if err := n.openWitness(cfg, verifier); err != nil {
+		return nil, err
 	}
 	n.Store, err = store.OpenSQLite(ctx, store.Config{Path: filepath.Join(data, "ward.db")})
 	if err != nil {
@@ -299,9 +331,16 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.API, err = api.New(api.Config{Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: guard,
+	acfg := (api.Config{Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: guard,
 		Proofs: grant.NewProofVerifier(grant.ProofVerifierConfig{}), Audit: n.Audit, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
 		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: receiptKey, Index: n})
+	if n.Publisher != nil {
+		acfg.Published = n.Publisher.Published
+	}
+	if n.Witness != nil {
+		acfg.Witness = n.Witness
+	}
+	n.API, err = api.New(acfg)
 	if err != nil {
 		return nil, err
 	}
@@ -486,41 +525,76 @@ func upstreams(cfgs []Upstream, version string) ([]gateway.Upstream, error) {
 	return out, nil
 }
 
-// noteKeys loads or creates the audit log's Ed25519 note key pair.
-func noteKeys(dir, name string) (note.Signer, note.Verifier, error) {
+// noteKeys loads or creates the Ed25519 note key pair DIR/BASE.key (secret)
+// and DIR/BASE.pub, named name.
+func noteKeys(dir, base, name string) (skey, vkey string, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, err
+		return "", "", err
 	}
-	skPath, vkPath := filepath.Join(dir, "audit.key"), filepath.Join(dir, "audit.pub")
+	skPath, vkPath := filepath.Join(dir, base+".key"), filepath.Join(dir, base+".pub")
 	sk, err := os.ReadFile(skPath)
 	if errors.Is(err, os.ErrNotExist) {
 		skey, vkey, err := audit.NewNoteKey(name)
 		if err != nil {
-			return nil, nil, err
+			return "", "", err
 		}
 		if err := os.WriteFile(skPath, []byte(skey+"\n"), 0o600); err != nil {
-			return nil, nil, err
+			return "", "", err
 		}
 		if err := os.WriteFile(vkPath, []byte(vkey+"\n"), 0o644); err != nil {
-			return nil, nil, err
+			return "", "", err
 		}
-		sk = []byte(skey)
+		return skey, vkey, nil
 	} else if err != nil {
-		return nil, nil, err
-	}
-	signer, err := note.NewSigner(strings.TrimSpace(string(sk)))
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %v", skPath, err)
+		return "", "", err
 	}
 	vk, err := os.ReadFile(vkPath)
 	if err != nil {
-		return nil, nil, err
+		return "", "", err
 	}
-	verifier, err := note.NewVerifier(strings.TrimSpace(string(vk)))
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %v", vkPath, err)
+	return strings.TrimSpace(string(sk)), strings.TrimSpace(string(vk)), nil
+}
+
+// openWitness sets up the node's witness (for other logs) and publisher
+// (for its own), as configured.
+func (n *Node) openWitness(cfg Config, logVerifier note.Verifier) error {
+	if len(cfg.WitnessFor) == 0 && cfg.WitnessPolicy == nil {
+		return nil
 	}
-	return signer, verifier, nil
+	dir := filepath.Join(cfg.Data, "witness")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("witness: %w", err)
+	}
+	if len(cfg.WitnessFor) > 0 {
+		keys := filepath.Join(cfg.Data, "keys")
+		skey, vkey, err := noteKeys(keys, "witness", cfg.TrustDomain+"/witness")
+		if err != nil {
+			return fmt.Errorf("witness key: %w", err)
+		}
+		n.Witness, err = witness.New(witness.Config{Key: skey, VerifierKey: vkey, Logs: cfg.WitnessFor, State: filepath.Join(dir, "state.json")})
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(keys, "witness.vkey"), []byte(n.Witness.VerifierKey()+"\n"), 0o644); err != nil {
+			return fmt.Errorf("witness key: %w", err)
+		}
+	}
+	if cfg.WitnessPolicy != nil {
+		policy, err := witness.ParsePolicy(cfg.WitnessPolicy)
+		if err != nil {
+			return err
+		}
+		client := &http.Client{Timeout: witness.DefaultTimeout, Transport: &http.Transport{
+			Proxy:           nil,
+			TLSClientConfig: &tls.Config{RootCAs: cfg.WitnessRoots, MinVersion: tls.VersionTLS12},
+		}}
+		n.Publisher, err = witness.NewPublisher(witness.PublisherConfig{Log: n.Audit, Origin: logVerifier.Name(), LogVerifier: logVerifier,
+			Policy: policy, Published: filepath.Join(dir, "published"), Client: client, Interval: cfg.WitnessInterval, Logger: cfg.Logger})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AuditVerifier loads the public audit key of a data directory, for
@@ -613,6 +687,9 @@ func (n *Node) Serve(ctx context.Context) error {
 	srv := n.srv
 	n.mu.Unlock()
 	go n.sweep(ctx)
+	if n.Publisher != nil {
+		go n.Publisher.Run(ctx)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(n.ln, "", "") }()
 	select {
