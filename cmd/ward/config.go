@@ -16,6 +16,7 @@ import (
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/quota"
+	"github.com/ward-dev/ward/internal/redact"
 	"github.com/ward-dev/ward/internal/server"
 	"github.com/ward-dev/ward/internal/witness"
 )
@@ -70,10 +71,25 @@ type fileConfig struct {
 // checkpoints are published.
 //
 //	audit:
+//	  record:
+//	    arguments: true                    # default true: call arguments, redacted
+//	    results: ["mail.lookup"]           # tools whose results are recorded, redacted
+//	    max_bytes: 65536
+//	    redact:
+//	      no_defaults: false               # the built-in secret rules (see internal/redact)
+//	      rules:
+//	        - {tool: "mail.*", path: "headers.*"}
+//	        - {pattern: '\b\d{3}-\d{2}-\d{4}\b'}
 //	  witness_policy: witness-policy.txt   # publish checkpoints only once cosigned as this requires
 //	  witness_roots: witness-ca.pem        # CA certificates of the witnesses' TLS (default: system roots)
 //	  witness_interval: 1s
 type auditConfig struct {
+	Record struct {
+		Arguments *bool         `yaml:"arguments"`
+		Results   []string      `yaml:"results"`
+		MaxBytes  int           `yaml:"max_bytes"`
+		Redact    redact.Config `yaml:"redact"`
+	} `yaml:"record"`
 	WitnessPolicy   string `yaml:"witness_policy"`
 	WitnessRoots    string `yaml:"witness_roots"`
 	WitnessInterval string `yaml:"witness_interval"`
@@ -278,8 +294,15 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 	return cfg, nil
 }
 
-// apply reads the witness policy and roots files named relative to base.
+// apply sets what is recorded and reads the witness policy and roots files
+// named relative to base.
 func (ac auditConfig) apply(cfg *server.Config, base string) error {
+	rec := ac.Record
+	cfg.Record = server.Record{Arguments: rec.Arguments == nil || *rec.Arguments, Results: rec.Results, MaxBytes: rec.MaxBytes,
+		Rules: rec.Redact.Rules, NoDefaults: rec.Redact.NoDefaults}
+	if _, err := redact.New(redact.Config{Rules: rec.Redact.Rules, NoDefaults: rec.Redact.NoDefaults, Salt: make([]byte, redact.MinSaltSize)}); err != nil {
+		return fmt.Errorf("audit.record.redact: %w", err)
+	}
 	var err error
 	if cfg.WitnessInterval, err = duration("audit.witness_interval", ac.WitnessInterval); err != nil {
 		return err

@@ -28,6 +28,14 @@ servers:
   - name: search
     url: https://search.internal/mcp
     headers: {Authorization: "Bearer ${SEARCH_TOKEN}"}
+audit:
+  record:
+    arguments: false
+    results: ["fs.read_*"]
+    redact:
+      rules: [{tool: "search.*", path: "query"}]
+witness:
+  - {origin: b.example/audit, key: "b.example/audit+abcd1234+AAAA"}
 `)
 	cfg, err := loadConfig(good)
 	if err != nil {
@@ -37,8 +45,11 @@ servers:
 		cfg.SessionTTL.Minutes() != 5 || len(cfg.Upstreams) != 2 || cfg.Upstreams[1].Headers["Authorization"] != "Bearer t0ken" {
 		t.Fatalf("config = %+v", cfg)
 	}
+	if cfg.Record.Arguments || cfg.Record.Results[0] != "fs.read_*" || cfg.Record.Rules[0].Path != "query" || cfg.WitnessFor[0].Origin != "b.example/audit" {
+		t.Fatalf("audit and witness config = %+v %+v", cfg.Record, cfg.WitnessFor)
+	}
 	def, err := loadConfig("")
-	if err != nil || len(def.Upstreams) != 1 || def.Upstreams[0].Builtin != "demo" {
+	if err != nil || len(def.Upstreams) != 1 || def.Upstreams[0].Builtin != "demo" || !def.Record.Arguments {
 		t.Fatalf("embedded defaults = %+v, %v", def, err)
 	}
 	for name, tc := range map[string]struct{ body, want string }{
@@ -48,6 +59,9 @@ servers:
 		"bad name":       {"servers: [{name: Fs.Server, builtin: demo}]\n", "servers[0]"},
 		"not yaml":       {"servers: [\n", "yaml"},
 		"negative depth": {"max_delegation_depth: -1\n", "max_delegation_depth"},
+		"bad redaction":  {"audit: {record: {redact: {rules: [{pattern: '('}]}}}\n", "rule 0: pattern"},
+		"no policy file": {"audit: {witness_policy: nowhere.txt}\n", "audit.witness_policy"},
+		"bad policy":     {"audit: {witness_policy: good.yaml}\n", "audit.witness_policy good.yaml"},
 	} {
 		if _, err := loadConfig(write(name+".yaml", tc.body)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want it to mention %q", name, err, tc.want)

@@ -37,6 +37,7 @@ import (
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/identity"
+	"github.com/ward-dev/ward/internal/redact"
 	"github.com/ward-dev/ward/internal/store"
 	"github.com/ward-dev/ward/internal/streamable"
 )
@@ -84,6 +85,9 @@ type Config struct {
 	// serves instead of the log's latest: the latest one cosigned as the
 	// witness policy requires (nil until there is one).
 	Published func() []byte
+	// Redactor redacts secrets from agent-posted records; nil records
+	// them as posted.
+	Redactor *redact.Redactor
 	// Witness, when set, serves C2SP tlog-witness add-checkpoint at
 	// POST /witness/add-checkpoint, for the logs this node witnesses. The
 	// protocol authenticates checkpoints by their signatures, not callers.

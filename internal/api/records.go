@@ -20,7 +20,8 @@ var recordKinds = map[string]bool{"prompt": true, "response": true, "reasoning":
 // postRecord lets the agent framework put what the model saw and said into
 // the audit log, attributed to the session: POST /v1/records with
 // {"kind": "prompt"|"response"|"reasoning"|"note", "content": <any JSON>}.
-// The answer is the record's audit log index.
+// The answer is the record's audit log index. Secrets in the content are
+// redacted as for call arguments (rules may name the tool "record:KIND").
 func (s *Server) postRecord(w http.ResponseWriter, r *http.Request, c *gateway.Caller) error {
 	var req struct {
 		Kind    string          `json:"kind"`
@@ -41,7 +42,15 @@ func (s *Server) postRecord(w http.ResponseWriter, r *http.Request, c *gateway.C
 	if !ok {
 		return &httpError{http.StatusNotFound, "records are not available"}
 	}
-	data, _ := json.Marshal(map[string]any{"kind": req.Kind, "content": req.Content})
+	content := req.Content
+	var redacted []string
+	if s.cfg.Redactor != nil {
+		var err error
+		if content, redacted, err = s.cfg.Redactor.JSON("record:"+req.Kind, content); err != nil {
+			return badRequest("content: %v", err)
+		}
+	}
+	data, _ := json.Marshal(map[string]any{"kind": req.Kind, "content": json.RawMessage(content), "redacted": redacted})
 	idx, err := rec.Append(r.Context(), audit.Event{Type: "agent.record", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Data: data})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/policy"
+	"github.com/ward-dev/ward/internal/redact"
 	"github.com/ward-dev/ward/internal/store"
 )
 
@@ -35,9 +37,15 @@ func echoServer() *mcp.Server {
 	return s
 }
 
+// benchText is the argument of the benchmarked calls, echoed back as the
+// result: about 250 bytes with one secret in it.
+const benchText = "Hi Bob, the quarterly report is attached; the numbers are in the second sheet. " +
+	"Use key AKIAABCDEFGHIJKLMNOP for the bucket and ask Carol if anything is missing. " +
+	"The meeting moved to Thursday at ten, same room as last time. Thanks, Alice."
+
 func benchCalls(b *testing.B, cs *mcp.ClientSession, name string) {
 	ctx := context.Background()
-	params := &mcp.CallToolParams{Name: name, Arguments: map[string]any{"text": "hi"}}
+	params := &mcp.CallToolParams{Name: name, Arguments: map[string]any{"text": benchText}}
 	lat := make([]time.Duration, 0, 1024)
 	for b.Loop() {
 		t0 := time.Now()
@@ -56,8 +64,10 @@ func benchCalls(b *testing.B, cs *mcp.ClientSession, name string) {
 // BenchmarkGatewayInMemory measures the gateway's own cost per tools/call,
 // with every transport in memory: directly to the upstream, through the
 // gateway with the audit log replaced by a no-op (proxying, scope, pin
-// lookup in SQLite, Cedar decision), and through the gateway with the real,
-// durable audit log (two fsync'd appends per call).
+// lookup in SQLite, Cedar decision), the same recording arguments and
+// results redacted with the default rules (the cost of redaction), and
+// through the gateway with the real, durable audit log (two fsync'd appends
+// per call).
 func BenchmarkGatewayInMemory(b *testing.B) {
 	b.Run("direct", func(b *testing.B) {
 		clientT, serverT := mcp.NewInMemoryTransports()
@@ -71,12 +81,15 @@ func BenchmarkGatewayInMemory(b *testing.B) {
 		defer cs.Close()
 		benchCalls(b, cs, "echo")
 	})
-	for _, durable := range []bool{false, true} {
-		name := "gateway-no-audit"
-		if durable {
-			name = "gateway-durable-audit"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, bc := range []struct {
+		name             string
+		durable, records bool
+	}{
+		{"gateway-no-audit", false, false},
+		{"gateway-no-audit-redacted-record", false, true},
+		{"gateway-durable-audit", true, false},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
 			dir := b.TempDir()
 			st, err := store.OpenSQLite(context.Background(), store.Config{Path: filepath.Join(dir, "w.db")})
 			if err != nil {
@@ -84,7 +97,7 @@ func BenchmarkGatewayInMemory(b *testing.B) {
 			}
 			defer st.Close()
 			var rec gateway.Recorder = &nopRecorder{}
-			if durable {
+			if bc.durable {
 				skey, vkey, _ := audit.NewNoteKey("bench/audit")
 				signer, _ := note.NewSigner(skey)
 				verifier, _ := note.NewVerifier(vkey)
@@ -96,7 +109,15 @@ func BenchmarkGatewayInMemory(b *testing.B) {
 				rec = log
 			}
 			set, _ := policy.Parse(map[string][]byte{"p.cedar": []byte(`permit (principal, action == Action::"call_tool", resource in Server::"up");`)})
-			guard, err := gateway.NewLocal(gateway.LocalConfig{Policies: func() *policy.Set { return set }, Pins: st, Audit: rec})
+			var record gateway.Record
+			if bc.records {
+				r, err := redact.New(redact.Config{Salt: []byte("bench salt of sixteen bytes")})
+				if err != nil {
+					b.Fatal(err)
+				}
+				record = gateway.Record{Arguments: true, Results: []string{"up.*"}, Redactor: r}
+			}
+			guard, err := gateway.NewLocal(gateway.LocalConfig{Policies: func() *policy.Set { return set }, Pins: st, Audit: rec, Record: record})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -116,6 +137,50 @@ func BenchmarkGatewayInMemory(b *testing.B) {
 			}
 			defer cs.Close()
 			benchCalls(b, cs, "up.echo")
+		})
+	}
+}
+
+// BenchmarkGuardRecord measures what recording redacted arguments and
+// results adds to one call's Check and Observe, against the same guard
+// recording digests only, with the audit log replaced by a no-op.
+func BenchmarkGuardRecord(b *testing.B) {
+	ctx := context.Background()
+	args, _ := json.Marshal(map[string]any{"text": benchText})
+	result, _ := json.Marshal(&mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: benchText}}})
+	st, err := store.OpenSQLite(ctx, store.Config{Path: filepath.Join(b.TempDir(), "w.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	set, _ := policy.Parse(map[string][]byte{"p.cedar": []byte(`permit (principal, action == Action::"call_tool", resource in Server::"up");`)})
+	r, err := redact.New(redact.Config{Salt: []byte("bench salt of sixteen bytes")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name   string
+		record gateway.Record
+	}{
+		{"digests-only", gateway.Record{}},
+		{"redacted-arguments-and-result", gateway.Record{Arguments: true, Results: []string{"up.*"}, Redactor: r}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			guard, err := gateway.NewLocal(gateway.LocalConfig{Policies: func() *policy.Set { return set }, Pins: st, Audit: &nopRecorder{}, Record: bc.record})
+			if err != nil {
+				b.Fatal(err)
+			}
+			op := &gateway.Operation{Action: policy.ActionCallTool, Method: "tools/call", Server: "up", Name: "up.echo", Upstream: "echo",
+				Arguments: args, Definition: json.RawMessage(`{"name":"echo","inputSchema":{"type":"object"}}`)}
+			for b.Loop() {
+				v, err := guard.Check(ctx, caller, op)
+				if err != nil || !v.Allow {
+					b.Fatal(v.Reason, err)
+				}
+				if err := guard.Observe(ctx, caller, op, gateway.Outcome{Decision: v.Event, ResultDigest: "x", ResultBytes: len(result), Result: result}); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }

@@ -129,6 +129,9 @@ type Outcome struct {
 	ResultBytes  int           `json:"result_bytes"`
 	Duration     time.Duration `json:"duration_ns"`
 	Decision     uint64        `json:"decision_event"` // audit index of the decision
+	// Result is the upstream's result, for a guard that records results; it
+	// is not serialised.
+	Result json.RawMessage `json:"-"`
 }
 
 // Guard decides and records. Implementations must be safe for concurrent use.

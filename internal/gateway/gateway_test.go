@@ -28,6 +28,7 @@ type fixture struct {
 	guard     *gateway.Local
 	st        *store.Store
 	log       *audit.Log
+	logDir    string // the audit log's directory
 	desc      string // the upstream's current description of tool "report"
 	mu        sync.Mutex
 	calls     int
@@ -59,7 +60,8 @@ func newFixture(t *testing.T, mode gateway.PinMode) *fixture {
 	}
 	signer, _ := note.NewSigner(skey)
 	verifier, _ := note.NewVerifier(vkey)
-	log, err := audit.Open(audit.Config{Dir: filepath.Join(dir, "audit"), Origin: "test/audit", Signer: signer, Verifier: verifier})
+	logDir := filepath.Join(dir, "audit")
+	log, err := audit.Open(audit.Config{Dir: logDir, Origin: "test/audit", Signer: signer, Verifier: verifier})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +70,7 @@ func newFixture(t *testing.T, mode gateway.PinMode) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, st: st, log: log, desc: "Produce the weekly report."}
+	f := &fixture{t: t, st: st, log: log, logDir: logDir, desc: "Produce the weekly report."}
 	f.guard, err = gateway.NewLocal(gateway.LocalConfig{Policies: func() *policy.Set { return set }, Pins: st, Audit: log, PinMode: mode})
 	if err != nil {
 		t.Fatal(err)

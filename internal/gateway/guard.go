@@ -16,6 +16,7 @@ import (
 	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/quota"
+	"github.com/ward-dev/ward/internal/redact"
 	"github.com/ward-dev/ward/internal/store"
 )
 
@@ -62,7 +63,43 @@ type LocalConfig struct {
 	// policies see as context.verb and how to read its impact from the
 	// arguments (context.impact).
 	Tools map[string]ToolDeclaration
-	Now   func() time.Time
+	// Record says what of each call is recorded beyond its digests; the
+	// zero value records digests only.
+	Record Record
+	Now    func() time.Time
+}
+
+// DefaultRecordMaxBytes is the default Record.MaxBytes.
+const DefaultRecordMaxBytes = 64 << 10
+
+// Record says what the audit log keeps of calls beyond their SHA-256
+// digests, which it always keeps. What it keeps is redacted first, so
+// recording anything needs a Redactor: NewLocal refuses a Record that
+// records without one.
+//
+// The "decision" event of a call with arguments gets "arguments" (the
+// redacted JSON) and "redacted" (the redacted paths, if any) when Arguments
+// is set. The "result" event gets "result" and "redacted" when the call's
+// name matches one of Results. Names are matched as the client sees them:
+// "SERVER.TOOL" for tools and prompts, the URI for resources, and the
+// Redactor's rules are chosen by the same name; the arguments of prompts/get
+// and completion/complete are recorded like a tool's, and resources/read has
+// none (its URI is recorded anyway). A document larger than MaxBytes, or one
+// the Redactor refuses (not JSON, too deep), is recorded by digest only,
+// with "arguments_omitted" or "result_omitted" saying why.
+type Record struct {
+	// Arguments records every call's arguments.
+	Arguments bool
+	// Results are name patterns (an exact name, or a prefix and a trailing
+	// '*') of the calls whose results are recorded.
+	Results []string
+	// Redactor redacts what is recorded.
+	Redactor *redact.Redactor
+	// MaxBytes bounds a recorded document, before and after redaction
+	// (which may lengthen it); default DefaultRecordMaxBytes. Keep it well
+	// under the audit log's event size limit: an event the log refuses
+	// denies the call.
+	MaxBytes int
 }
 
 // ToolDeclaration says what a tool's calls do.
@@ -168,6 +205,21 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	rec := &cfg.Record
+	if (rec.Arguments || len(rec.Results) > 0) && rec.Redactor == nil {
+		return nil, errors.New("gateway: recording arguments or results needs a redactor")
+	}
+	for _, p := range rec.Results {
+		if (grant.Scope{Resources: []string{p}}).Validate() != nil {
+			return nil, fmt.Errorf("gateway: recorded results: pattern %q: want a name, or a prefix and a trailing '*'", p)
+		}
+	}
+	switch {
+	case rec.MaxBytes < 0:
+		return nil, fmt.Errorf("gateway: negative record size limit %d", rec.MaxBytes)
+	case rec.MaxBytes == 0:
+		rec.MaxBytes = DefaultRecordMaxBytes
+	}
 	return &Local{cfg: cfg, reservations: map[uint64]*quota.Reservation{}, pins: map[string]pinEntry{}}, nil
 }
 
@@ -180,6 +232,17 @@ func scopeKind(k Kind) grant.Kind {
 	default:
 		return grant.KindTool
 	}
+}
+
+// kindOf is the kind of thing action targets.
+func kindOf(action policy.Action) Kind {
+	switch action {
+	case policy.ActionGetPrompt:
+		return KindPrompt
+	case policy.ActionReadResource:
+		return KindResource
+	}
+	return KindTool
 }
 
 func actionFor(k Kind) policy.Action {
@@ -337,13 +400,17 @@ func (l *Local) Check(ctx context.Context, c *Caller, op *Operation) (Verdict, e
 	case v.Escalate:
 		decision = "escalate"
 	}
+	data := map[string]any{
+		"method": op.Method, "action": op.Action, "server": op.Server, "name": op.Name,
+		"decision": decision, "reason": v.Reason, "policies": v.Policies,
+		"arguments_sha256": argsDigest, "grant": c.GrantID, "approvals": v.Approvals,
+	}
+	if l.cfg.Record.Arguments && len(op.Arguments) > 0 {
+		l.recordDoc(data, "arguments", op.Name, op.Arguments)
+	}
 	idx, err := l.cfg.Audit.Append(ctx, audit.Event{
 		Type: "decision", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
-		Data: mustJSON(map[string]any{
-			"method": op.Method, "action": op.Action, "server": op.Server, "name": op.Name,
-			"decision": decision, "reason": v.Reason, "policies": v.Policies,
-			"arguments_sha256": argsDigest, "grant": c.GrantID, "approvals": v.Approvals,
-		}),
+		Data: mustJSON(data),
 	})
 	if err != nil {
 		return Verdict{Reason: "audit unavailable"}, fmt.Errorf("record decision: %w", err)
@@ -436,13 +503,7 @@ func (l *Local) decide(ctx context.Context, c *Caller, op *Operation) (Verdict, 
 	if !c.Expiry.IsZero() && !l.cfg.Now().Before(c.Expiry) {
 		return Verdict{Reason: "the session's grant has expired"}, policy.Decision{}
 	}
-	kind := KindTool
-	switch op.Action {
-	case policy.ActionGetPrompt:
-		kind = KindPrompt
-	case policy.ActionReadResource:
-		kind = KindResource
-	}
+	kind := kindOf(op.Action)
 	if !c.Scope.Allows(scopeKind(kind), op.Name) {
 		return Verdict{Reason: fmt.Sprintf("the session's grant does not cover %s %q", kind, op.Name)}, policy.Decision{}
 	}
@@ -493,18 +554,52 @@ func short(h string) string {
 func (l *Local) Observe(ctx context.Context, c *Caller, op *Operation, out Outcome) error {
 	// A call the upstream refused or never received did not use its quota.
 	l.settle(out.Decision, out.Error == "" || out.IsError)
+	data := map[string]any{
+		"method": op.Method, "server": op.Server, "name": op.Name, "decision_event": out.Decision,
+		"error": out.Error, "is_error": out.IsError, "result_sha256": out.ResultDigest,
+		"result_bytes": out.ResultBytes, "duration_us": out.Duration.Microseconds(),
+	}
+	if len(out.Result) > 0 && l.recordsResult(op) {
+		l.recordDoc(data, "result", op.Name, out.Result)
+	}
 	_, err := l.cfg.Audit.Append(ctx, audit.Event{
 		Type: "result", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
-		Data: mustJSON(map[string]any{
-			"method": op.Method, "server": op.Server, "name": op.Name, "decision_event": out.Decision,
-			"error": out.Error, "is_error": out.IsError, "result_sha256": out.ResultDigest,
-			"result_bytes": out.ResultBytes, "duration_us": out.Duration.Microseconds(),
-		}),
+		Data: mustJSON(data),
 	})
 	if err != nil {
 		return fmt.Errorf("record result: %w", err)
 	}
 	return nil
+}
+
+// recordsResult reports whether op's result is recorded.
+func (l *Local) recordsResult(op *Operation) bool {
+	r := l.cfg.Record.Results
+	return len(r) > 0 && grant.Scope{Tools: r, Prompts: r, Resources: r}.Allows(scopeKind(kindOf(op.Action)), op.Name)
+}
+
+// recordDoc adds doc, redacted by the rules for name, to an event's data as
+// field, with the redacted paths; or, if it cannot be recorded, field +
+// "_omitted" saying why.
+func (l *Local) recordDoc(data map[string]any, field, name string, doc []byte) {
+	limit := l.cfg.Record.MaxBytes
+	if len(doc) > limit {
+		data[field+"_omitted"] = fmt.Sprintf("%d bytes, more than the %d recorded", len(doc), limit)
+		return
+	}
+	out, paths, err := l.cfg.Record.Redactor.JSON(name, doc)
+	switch {
+	case err != nil:
+		data[field+"_omitted"] = "not redactable: " + err.Error()
+		return
+	case len(out) > limit:
+		data[field+"_omitted"] = fmt.Sprintf("%d bytes once redacted, more than the %d recorded", len(out), limit)
+		return
+	}
+	data[field] = json.RawMessage(out)
+	if len(paths) > 0 {
+		data["redacted"] = paths
+	}
 }
 
 // Notice implements [Guard].

@@ -1040,6 +1040,7 @@ func (s *Session) decideAndForward(ctx context.Context, req *jsonrpc.Request, up
 		sum := sha256.Sum256(resp.Result)
 		out.ResultDigest = hex.EncodeToString(sum[:])
 		out.ResultBytes = len(resp.Result)
+		out.Result = resp.Result
 		var r struct {
 			IsError bool `json:"isError"`
 		}

@@ -19,6 +19,7 @@ package server
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	_ "embed"
@@ -50,6 +51,7 @@ import (
 	"github.com/ward-dev/ward/internal/identity"
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/quota"
+	"github.com/ward-dev/ward/internal/redact"
 	"github.com/ward-dev/ward/internal/rules"
 	"github.com/ward-dev/ward/internal/store"
 	"github.com/ward-dev/ward/internal/witness"
@@ -134,6 +136,20 @@ type Config struct {
 	// WitnessInterval is how often a new checkpoint is submitted to the
 	// witnesses (default witness.DefaultInterval).
 	WitnessInterval time.Duration
+	// Record says what the audit log holds in clear, after redaction.
+	Record Record
+}
+
+// Record configures what the audit log records of each call besides
+// digests, and how secrets are redacted from it (and from agent-posted
+// records). The redaction salt is DATA/keys/redact.salt, created on first
+// start: equal secrets get equal markers, checkable by whoever holds it.
+type Record struct {
+	Arguments  bool          // record call arguments (redacted)
+	Results    []string      // record the results of these tools (SERVER.TOOL patterns, resource URIs)
+	MaxBytes   int           // larger documents are recorded by digest only (default gateway.DefaultRecordMaxBytes)
+	Rules      []redact.Rule // redaction rules beyond the defaults
+	NoDefaults bool          // turn off the built-in secret rules
 }
 
 // Reviewer is a reviewer agent reached by HTTP webhook: ward posts the
@@ -313,8 +329,13 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			}()
 		}
 	}
+	redactor, err := openRedactor(filepath.Join(data, "keys", "redact.salt"), cfg.Record)
+	if err != nil {
+		return nil, err
+	}
 	guard, err := gateway.NewLocal(gateway.LocalConfig{Policies: n.policies.Load, Pins: n.Store, Audit: n.Audit, PinMode: cfg.PinMode,
-		Approvals: n.Approvals, Quotas: limiter, Approvers: cfg.LimitApprovers, Tools: cfg.Tools, OnSubmit: onSubmit})
+		Approvals: n.Approvals, Quotas: limiter, Approvers: cfg.LimitApprovers, Tools: cfg.Tools, OnSubmit: onSubmit,
+		Record: gateway.Record{Arguments: cfg.Record.Arguments, Results: cfg.Record.Results, MaxBytes: cfg.Record.MaxBytes, Redactor: redactor}})
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +354,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	acfg := (api.Config{Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: guard,
 		Proofs: grant.NewProofVerifier(grant.ProofVerifierConfig{}), Audit: n.Audit, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
-		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: receiptKey, Index: n})
+		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: receiptKey, Index: n, Redactor: redactor})
 	if n.Publisher != nil {
 		acfg.Published = n.Publisher.Published
 	}
@@ -553,6 +574,28 @@ func noteKeys(dir, base, name string) (skey, vkey string, err error) {
 		return "", "", err
 	}
 	return strings.TrimSpace(string(sk)), strings.TrimSpace(string(vk)), nil
+}
+
+// openRedactor builds the redactor with the node's salt, creating the salt
+// on first start.
+func openRedactor(saltPath string, rc Record) (*redact.Redactor, error) {
+	salt, err := os.ReadFile(saltPath)
+	if errors.Is(err, os.ErrNotExist) {
+		salt = make([]byte, 32)
+		if _, err := rand.Read(salt); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(saltPath, salt, 0o600); err != nil {
+			return nil, fmt.Errorf("redaction salt: %w", err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("redaction salt: %w", err)
+	}
+	r, err := redact.New(redact.Config{Rules: rc.Rules, NoDefaults: rc.NoDefaults, Salt: salt})
+	if err != nil {
+		return nil, fmt.Errorf("redaction: %w", err)
+	}
+	return r, nil
 }
 
 // openWitness sets up the node's witness (for other logs) and publisher
