@@ -27,17 +27,39 @@ type benchCase struct {
 	mayAllow int
 }
 
+// newBenchCase builds n realistic policies for tool calls and requests
+// calling tools.
 func newBenchCase(b *testing.B, n int) *benchCase {
 	b.Helper()
 	r := rand.New(rand.NewPCG(uint64(n), 7))
 	src, w := realisticPolicies(r, n)
+	return buildBenchCase(b, src, func() Request { return realisticRequest(r, w) })
+}
+
+// newEgressBenchCase builds n policies, four fifths for tool calls
+// (realisticPolicies) and one fifth for outgoing HTTP (egressPolicies), and
+// outgoing HTTP requests.
+func newEgressBenchCase(b *testing.B, n int) *benchCase {
+	b.Helper()
+	r := rand.New(rand.NewPCG(uint64(n), 8))
+	src, w := realisticPolicies(r, n-n/5)
+	w.hosts = max(2, n/10)
+	src += egressPolicies(r, w, n/5)
+	return buildBenchCase(b, src, func() Request { return egressRequest(r, w) })
+}
+
+func buildBenchCase(b *testing.B, src string, next func() Request) *benchCase {
+	b.Helper()
 	set, err := Parse(map[string][]byte{"bench.cedar": []byte(src)})
 	if err != nil {
 		b.Fatal(err)
 	}
+	if err := set.Validate(); err != nil {
+		b.Fatal(err)
+	}
 	bc := &benchCase{set: set, full: fullPolicySet(set)}
 	for range benchRequests {
-		req := realisticRequest(r, w)
+		req := next()
 		args, err := argumentsValue(req.Arguments)
 		if err != nil {
 			b.Fatal(err)
@@ -62,9 +84,20 @@ func newBenchCase(b *testing.B, n int) *benchCase {
 // (p50-ns, p99-ns) next to the mean (ns/op).
 // BenchmarkCedarAuthorize is the baseline: cedar-go's Authorize over the
 // same full set with the same, prebuilt entities and request.
-func BenchmarkDecide(b *testing.B) {
+func BenchmarkDecide(b *testing.B) { benchDecide(b, newBenchCase) }
+
+func BenchmarkCedarAuthorize(b *testing.B) { benchAuthorize(b, newBenchCase) }
+
+// BenchmarkDecideHTTP is BenchmarkDecide for outgoing HTTP requests against
+// sets of tool and egress policies; BenchmarkCedarAuthorizeHTTP is its
+// baseline.
+func BenchmarkDecideHTTP(b *testing.B) { benchDecide(b, newEgressBenchCase) }
+
+func BenchmarkCedarAuthorizeHTTP(b *testing.B) { benchAuthorize(b, newEgressBenchCase) }
+
+func benchDecide(b *testing.B, newCase func(*testing.B, int) *benchCase) {
 	for _, n := range benchSizes {
-		bc := newBenchCase(b, n)
+		bc := newCase(b, n)
 		b.Run(fmt.Sprintf("policies=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			lat := make([]time.Duration, 0, 1<<16)
@@ -85,9 +118,9 @@ func BenchmarkDecide(b *testing.B) {
 	}
 }
 
-func BenchmarkCedarAuthorize(b *testing.B) {
+func benchAuthorize(b *testing.B, newCase func(*testing.B, int) *benchCase) {
 	for _, n := range benchSizes {
-		bc := newBenchCase(b, n)
+		bc := newCase(b, n)
 		b.Run(fmt.Sprintf("policies=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			i := 0

@@ -25,6 +25,9 @@ const (
 	typeTool     types.EntityType = "Tool"
 	typePrompt   types.EntityType = "Prompt"
 	typeResource types.EntityType = "Resource"
+	typeHost     types.EntityType = "Host"
+	typePath     types.EntityType = "Path"
+	typeDataset  types.EntityType = "Dataset"
 )
 
 // Decide decides req against every policy in the set. It never fails: an
@@ -42,7 +45,7 @@ func (s *Set) Decide(req Request) Decision {
 		return invalid(err.Error())
 	}
 	c := s.index.candidates(&p.ents, p.action, p.resource, p.ents.server.UID)
-	creq := p.request(args, req.Verb, impactValue(req.Impact), req.ObjectiveTags, req.Counters)
+	creq := p.request(&req, args, impactValue(req.Impact))
 	dec, diag := cedar.Authorize(&c, &p.ents, creq)
 	d := s.decision(dec, diag)
 	d = s.escalation(d, &c, &p.ents, creq)
@@ -118,8 +121,11 @@ func (s *Set) escalation(d Decision, c *candidates, ents *entities, req types.Re
 }
 
 // MayAllow reports whether some arguments could make Decide allow req; it
-// ignores req.Arguments. Use it to filter tools/list, prompts/list and
-// resources/list; see the package documentation for how it approximates.
+// ignores req.Arguments (and req.Impact, when not nil). Use it to filter
+// tools/list, prompts/list and resources/list; see the package
+// documentation for how it approximates. For http_request and exec, which
+// have no arguments, it answers for req exactly, escalations counting as
+// allowed.
 func (s *Set) MayAllow(req Request) bool {
 	if s == nil {
 		return false
@@ -132,7 +138,7 @@ func (s *Set) MayAllow(req Request) bool {
 	if req.Impact != nil {
 		impact = batch.Ignore()
 	}
-	creq := p.request(batch.Ignore(), req.Verb, impact, req.ObjectiveTags, req.Counters)
+	creq := p.request(&req, batch.Ignore(), impact)
 	c := s.index.candidates(&p.ents, p.action, p.resource, p.ents.server.UID)
 	allow := false
 	err := batch.Authorize(context.Background(), &c, &p.ents, batch.Request{
@@ -236,7 +242,7 @@ func (d Decision) Explain(req Request) string {
 }
 
 // resourceUID returns the Cedar resource of req, or the zero UID for an
-// unknown action.
+// unknown action or one without its HTTP or Exec.
 func resourceUID(req Request) types.EntityUID {
 	switch req.Action {
 	case ActionCallTool:
@@ -245,12 +251,21 @@ func resourceUID(req Request) types.EntityUID {
 		return types.NewEntityUID(typePrompt, types.String(req.Name))
 	case ActionReadResource:
 		return types.NewEntityUID(typeResource, types.String(req.Name))
+	case ActionHTTPRequest:
+		if req.HTTP != nil {
+			return types.NewEntityUID(typeHost, types.String(req.HTTP.Host))
+		}
+	case ActionExec:
+		if req.Exec != nil {
+			return types.NewEntityUID(typePath, types.String(req.Exec.Command))
+		}
 	}
 	return types.EntityUID{}
 }
 
 // entities is the per-request entity store: a handful of entities looked up
-// by comparison rather than built into a map.
+// by comparison rather than built into a map. Hosts and paths have no
+// server: server is then the zero Entity, whose UID no policy can name.
 type entities struct {
 	session, agent, sponsor, resource, server types.Entity
 	hasSponsor                                bool
@@ -293,38 +308,63 @@ func (e *entities) Get(uid types.EntityUID) (types.Entity, bool) {
 // immutable once built, so it can be shared between requests.
 type prepared struct {
 	ents                        entities
+	act                         Action
 	principal, action, resource types.EntityUID
-	server, name                types.String
+	// server and name are context.server and context.name of the MCP
+	// actions; name is context.host of http_request, context.command of
+	// exec.
+	server, name types.String
 }
 
 // buildRequest puts req into ward's Cedar model with the given
 // context.arguments value. It returns a diagnostic when req does not fit.
 func buildRequest(req Request, args types.Value) (*entities, types.Request, string) {
-	p, msg := prepare(req)
+	var uncached *preparedCache
+	p, msg := uncached.get(req)
 	if msg != "" {
 		return nil, types.Request{}, msg
 	}
-	return &p.ents, p.request(args, req.Verb, impactValue(req.Impact), req.ObjectiveTags, req.Counters), ""
+	return &p.ents, p.request(&req, args, impactValue(req.Impact)), ""
 }
 
-// request completes p with context.arguments.
-func (p *prepared) request(args types.Value, verb string, impact types.Value, tags []string, counters map[string]float64) types.Request {
-	tagSet := make([]types.Value, len(tags))
-	for i, t := range tags {
-		tagSet[i] = types.String(t)
-	}
-	ctx := types.RecordMap{
-		"arguments":      args,
-		"server":         p.server,
-		"name":           p.name,
-		"objective_tags": types.NewSet(tagSet...),
-		"counters":       countersValue(counters),
-	}
-	if verb != "" {
-		ctx["verb"] = types.String(verb)
-	}
-	if impact != nil {
-		ctx["impact"] = impact
+// request completes p with the context of the call req, which prepare and
+// checkCall accepted; args and impact are context.arguments and
+// context.impact (nil: absent) of the MCP actions.
+func (p *prepared) request(req *Request, args, impact types.Value) types.Request {
+	ctx := make(types.RecordMap, 8) // one small map group: room for every context but the fullest tool call
+	ctx["objective_tags"] = stringSet(req.ObjectiveTags)
+	ctx["counters"] = countersValue(req.Counters)
+	ctx["taint"] = stringSet(req.Taint)
+	switch p.act {
+	case ActionHTTPRequest:
+		h := req.HTTP
+		ctx["method"] = types.String(h.Method)
+		ctx["scheme"] = types.String(h.Scheme)
+		ctx["host"] = p.name
+		ctx["port"] = types.Long(h.Port)
+		ctx["path"] = types.String(h.Path)
+	case ActionExec:
+		e := req.Exec
+		ctx["command"] = p.name
+		ctx["args"] = stringSet(e.Args)
+		ctx["cmdline"] = types.String(strings.Join(e.Args, " "))
+		ctx["cwd"] = types.String(e.Dir)
+	default:
+		ctx["arguments"] = args
+		ctx["server"] = p.server
+		ctx["name"] = p.name
+		if req.Verb != "" {
+			ctx["verb"] = types.String(req.Verb)
+		}
+		if impact != nil {
+			ctx["impact"] = impact
+		}
+		if req.Dataset != "" {
+			ctx["dataset"] = types.NewEntityUID(typeDataset, types.String(req.Dataset))
+		}
+		if req.Path != "" {
+			ctx["path"] = types.String(req.Path)
+		}
 	}
 	return types.Request{
 		Principal: p.principal,
@@ -332,6 +372,21 @@ func (p *prepared) request(args types.Value, verb string, impact types.Value, ta
 		Resource:  p.resource,
 		Context:   types.NewRecord(ctx),
 	}
+}
+
+// emptySet is the empty Cedar set, shared: values are immutable.
+var emptySet types.Value = types.NewSet()
+
+// stringSet converts strings to a Cedar set of String.
+func stringSet(ss []string) types.Value {
+	if len(ss) == 0 {
+		return emptySet
+	}
+	vs := make([]types.Value, len(ss))
+	for i, s := range ss {
+		vs[i] = types.String(s)
+	}
+	return types.NewSet(vs...)
 }
 
 // countersValue converts limit usage to a Cedar record of Long.
@@ -355,7 +410,8 @@ func impactValue(m map[string]int64) types.Value {
 	return types.NewRecord(r)
 }
 
-// prepare validates req and builds its entities.
+// prepare validates the fields of req that preparedKey encodes and builds
+// its entities; checkCall validates the rest.
 func prepare(req Request) (*prepared, string) {
 	switch {
 	case req.Session == "":
@@ -364,36 +420,64 @@ func prepare(req Request) (*prepared, string) {
 		return nil, "no agent"
 	case req.Depth < 0:
 		return nil, fmt.Sprintf("negative delegation depth %d", req.Depth)
-	case req.Server == "":
-		return nil, "no server"
-	case req.Name == "":
-		return nil, "no resource name"
 	}
-	resource := resourceUID(req)
 	var name string
+	mcp := false
 	switch req.Action {
-	case ActionCallTool, ActionGetPrompt:
-		n, ok := strings.CutPrefix(req.Name, req.Server+".")
-		if !ok || n == "" {
-			return nil, fmt.Sprintf("%s name %q is not of the form %q", req.Action, req.Name, req.Server+".NAME")
+	case ActionCallTool, ActionGetPrompt, ActionReadResource:
+		mcp = true
+		switch {
+		case req.Server == "":
+			return nil, "no server"
+		case req.Name == "":
+			return nil, "no resource name"
 		}
-		name = n
-	case ActionReadResource:
 		name = req.Name
+		if req.Action != ActionReadResource {
+			n, ok := strings.CutPrefix(req.Name, req.Server+".")
+			if !ok || n == "" {
+				return nil, fmt.Sprintf("%s name %q is not of the form %q", req.Action, req.Name, req.Server+".NAME")
+			}
+			name = n
+		}
+	case ActionHTTPRequest:
+		if req.HTTP == nil {
+			return nil, "http_request without HTTP"
+		}
+		if msg := checkHost(req.HTTP.Host); msg != "" {
+			return nil, msg
+		}
+		name = req.HTTP.Host
+	case ActionExec:
+		if req.Exec == nil {
+			return nil, "exec without Exec"
+		}
+		if msg := checkFilePath("command", req.Exec.Command, false); msg != "" {
+			return nil, msg
+		}
+		name = req.Exec.Command
 	default:
 		return nil, fmt.Sprintf("unknown action %q", req.Action)
 	}
+	if !mcp {
+		switch {
+		case req.Server != "":
+			return nil, fmt.Sprintf("%s takes no server, got %q", req.Action, req.Server)
+		case req.Name != "" && req.Name != name:
+			return nil, fmt.Sprintf("%s name %q is not its resource %q", req.Action, req.Name, name)
+		}
+	}
 
 	p := &prepared{
+		act:       req.Action,
 		principal: types.NewEntityUID(typeSession, types.String(req.Session)),
 		action:    types.NewEntityUID(typeAction, types.String(req.Action)),
-		resource:  resource,
+		resource:  resourceUID(req),
 		server:    types.String(req.Server),
 		name:      types.String(name),
 	}
 	e := &p.ents
 	agentUID := types.NewEntityUID(typeAgent, types.String(req.Agent))
-	serverUID := types.NewEntityUID(typeServer, types.String(req.Server))
 	e.groups = make([]types.EntityUID, len(req.Groups))
 	for i, g := range req.Groups {
 		e.groups[i] = types.NewEntityUID(typeGroup, types.String(g))
@@ -421,8 +505,12 @@ func prepare(req Request) (*prepared, string) {
 		Parents:    types.NewEntityUIDSet(e.groups...),
 		Attributes: types.NewRecord(agentAttrs),
 	}
-	e.server = types.Entity{UID: serverUID}
-	e.resource = types.Entity{UID: resource, Parents: types.NewEntityUIDSet(serverUID)}
+	e.resource = types.Entity{UID: p.resource}
+	if mcp {
+		serverUID := types.NewEntityUID(typeServer, types.String(req.Server))
+		e.server = types.Entity{UID: serverUID}
+		e.resource.Parents = types.NewEntityUIDSet(serverUID)
+	}
 	return p, ""
 }
 
@@ -438,7 +526,21 @@ type preparedCache struct {
 	m  map[string]*prepared
 }
 
+// get validates req but for its arguments and returns its prepared part,
+// or a diagnostic. A nil c caches nothing.
 func (c *preparedCache) get(req Request) (*prepared, string) {
+	p, msg := c.lookup(req)
+	if msg == "" {
+		msg = checkCall(&req)
+	}
+	if msg != "" {
+		return nil, msg
+	}
+	return p, ""
+}
+
+// lookup returns prepare(req), from the cache if it can.
+func (c *preparedCache) lookup(req Request) (*prepared, string) {
 	if c == nil {
 		return prepare(req)
 	}
@@ -465,7 +567,16 @@ func (c *preparedCache) get(req Request) (*prepared, string) {
 // preparedKey encodes every field prepare reads, each length-prefixed so
 // that distinct requests never share a key.
 func preparedKey(req Request) string {
-	n := 8 + len(req.Session) + len(req.Agent) + len(req.Sponsor) + len(req.Action) + len(req.Server) + len(req.Name)
+	// target is the host or command, marked so that a nil HTTP or Exec
+	// differs from an empty one.
+	var target string
+	switch {
+	case req.HTTP != nil:
+		target = "h" + req.HTTP.Host
+	case req.Exec != nil:
+		target = "x" + req.Exec.Command
+	}
+	n := 8 + len(req.Session) + len(req.Agent) + len(req.Sponsor) + len(req.Action) + len(req.Server) + len(req.Name) + len(target)
 	for _, g := range req.Groups {
 		n += 4 + len(g)
 	}
@@ -481,6 +592,7 @@ func preparedKey(req Request) string {
 	field(string(req.Action))
 	field(req.Server)
 	field(req.Name)
+	field(target)
 	b = strconv.AppendInt(b, int64(req.Depth), 10)
 	b = append(b, '/')
 	b = strconv.AppendInt(b, int64(req.Trust), 10)

@@ -53,6 +53,7 @@ func TestDifferential(t *testing.T) {
 	const sets, requests = 150, 200
 	w := world{servers: 4, tools: 3, groups: 4, agents: 4}
 	var allows, denies, forbids, errs, escalations int
+	byAction := map[Action]map[string]int{} // action → outcome → count
 	for seed := range uint64(sets) {
 		r := rand.New(rand.NewPCG(seed, 0x3a7d))
 		n := pick(r, 1, 5, 20, 80)
@@ -65,36 +66,15 @@ func TestDifferential(t *testing.T) {
 		for range requests {
 			req := randomRequest(r, w)
 			got := set.Decide(req)
-			dec, diag := reference(t, full, req)
-			allow, escalate := referenceEscalation(t, set, full, req, dec, diag)
-			failed := referenceFailedForbids(full, diag)
-			if (allow || escalate) && len(failed) > 0 {
-				// ward denies when a forbid failed to evaluate.
-				allow, escalate = false, false
-				diag.Reasons = failed
-			}
-			want := struct {
-				Allow    bool
-				Escalate bool
-				Reasons  []string
-				Errors   []string
-			}{
-				Allow:    allow,
-				Escalate: escalate,
-				Reasons:  sortedIDs(diag.Reasons, func(r types.DiagnosticReason) string { return string(r.PolicyID) }),
-				Errors: sortedIDs(diag.Errors, func(e types.DiagnosticError) string {
-					return fmt.Sprintf("%s: policy %q: %s", formatPosition(e.Position), e.PolicyID, e.Message)
-				}),
-			}
-			gotCmp := want
-			gotCmp.Allow = got.Allow
-			gotCmp.Escalate = got.Escalate
-			gotCmp.Reasons = sortedIDs(got.Reasons, func(r Reason) string { return r.PolicyID })
-			gotCmp.Errors = sortedIDs(got.Errors, func(s string) string { return s })
-			if diff := cmp.Diff(want, gotCmp); diff != "" {
+			want := referenceDecision(t, full, req)
+			if diff := cmp.Diff(want, comparable(got)); diff != "" {
 				t.Fatalf("seed %d: request %+v (args %s): Decide differs from cedar.Authorize (-want +got):\n%s\npolicies:\n%s",
 					seed, req, req.Arguments, diff, src)
 			}
+			if byAction[req.Action] == nil {
+				byAction[req.Action] = map[string]int{}
+			}
+			byAction[req.Action][got.Outcome()]++
 			switch {
 			case got.Escalate:
 				escalations++
@@ -123,6 +103,53 @@ func TestDifferential(t *testing.T) {
 	if allows == 0 || forbids == 0 || denies == 0 || errs == 0 || escalations == 0 {
 		t.Fatalf("generator does not cover all outcomes: allow %d, forbid %d, default deny %d, errors %d", allows, forbids, denies, errs)
 	}
+	for _, a := range []Action{ActionCallTool, ActionReadResource, ActionGetPrompt, ActionHTTPRequest, ActionExec} {
+		t.Logf("%s: %v", a, byAction[a])
+		if o := byAction[a]; o["allow"] == 0 || o["deny"] == 0 || o["escalate"] == 0 {
+			t.Errorf("generator does not cover every outcome of %s: %v", a, o)
+		}
+	}
+}
+
+// decisionSummary is what the differential tests compare: outcome,
+// determining policies and errors, in a canonical order.
+type decisionSummary struct {
+	Allow    bool
+	Escalate bool
+	Reasons  []string
+	Errors   []string
+}
+
+func comparable(d Decision) decisionSummary {
+	return decisionSummary{
+		Allow:    d.Allow,
+		Escalate: d.Escalate,
+		Reasons:  sortedIDs(d.Reasons, func(r Reason) string { return r.PolicyID }),
+		Errors:   sortedIDs(d.Errors, func(s string) string { return s }),
+	}
+}
+
+// referenceDecision is what Decide must answer for req, computed with
+// cedar.Authorize over the whole set and ward's two rules on top: @escalate
+// and forbids that fail to evaluate.
+func referenceDecision(t *testing.T, full *cedar.PolicySet, req Request) decisionSummary {
+	t.Helper()
+	dec, diag := reference(t, full, req)
+	allow, escalate := referenceEscalation(t, full, req, dec, diag)
+	failed := referenceFailedForbids(full, diag)
+	if (allow || escalate) && len(failed) > 0 {
+		// ward denies when a forbid failed to evaluate.
+		allow, escalate = false, false
+		diag.Reasons = failed
+	}
+	return decisionSummary{
+		Allow:    allow,
+		Escalate: escalate,
+		Reasons:  sortedIDs(diag.Reasons, func(r types.DiagnosticReason) string { return string(r.PolicyID) }),
+		Errors: sortedIDs(diag.Errors, func(e types.DiagnosticError) string {
+			return fmt.Sprintf("%s: policy %q: %s", formatPosition(e.Position), e.PolicyID, e.Message)
+		}),
+	}
 }
 
 func batchMayAllow(t *testing.T, full *cedar.PolicySet, req Request) bool {
@@ -147,7 +174,7 @@ func batchMayAllow(t *testing.T, full *cedar.PolicySet, req Request) bool {
 // referenceEscalation applies the @escalate rules to cedar's decision over the
 // whole, unindexed set: a plain forbid denies; @escalate forbids escalate if
 // some permit applies; only @escalate permits applying escalates.
-func referenceEscalation(t *testing.T, set *Set, full *cedar.PolicySet, req Request, dec types.Decision, diag types.Diagnostic) (allow, escalate bool) {
+func referenceEscalation(t *testing.T, full *cedar.PolicySet, req Request, dec types.Decision, diag types.Diagnostic) (allow, escalate bool) {
 	t.Helper()
 	annotated := func(id cedar.PolicyID) bool {
 		p := full.Get(id)

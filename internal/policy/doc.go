@@ -1,6 +1,7 @@
 // Package policy is ward's policy decision point: it loads Cedar policies
 // (github.com/cedar-policy/cedar-go) and decides whether an agent session may
-// call a tool, read a resource or get a prompt.
+// call a tool, read a resource, get a prompt, make an outgoing HTTP request
+// or run a program.
 //
 // # Decisions
 //
@@ -13,16 +14,20 @@
 //     request does not have) neither permits nor forbids; it is reported in
 //     [Decision.Errors] so the author can fix it;
 //   - a request that cannot be put into ward's model (no session, unknown
-//     action, arguments that are not a JSON object, ...) is denied with a
-//     diagnostic in [Decision.Errors] that starts with "invalid request: ".
+//     action, arguments that are not a JSON object, a host with a port, ...)
+//     is denied with a diagnostic in [Decision.Errors] that starts with
+//     "invalid request: "; [Request.Validate] returns the same diagnostic.
 //
 // Decisions are identical to cedar-go's Authorize over the whole set; ward
 // only avoids evaluating policies whose scope cannot match (see Indexing).
 //
 // # Cedar model
 //
-// Every request is put into the following entities, built per request from
-// [Request] (no entity store is consulted):
+// The schema, [Schema] (ward.cedarschema, printed by `ward policy schema`),
+// is the published model; policies are validated against it in Cedar's
+// strict mode when ward loads them ([Set.Validate]). Every request is put
+// into the following entities, built per request from [Request] (no entity
+// store is consulted):
 //
 //	Session::"<session-id>"     principal; parent Agent::"<agent>"
 //	    agent:   Agent::"<agent>"
@@ -36,31 +41,79 @@
 // Groups are flat: an agent lists its groups directly and groups have no
 // parents, so group membership can never be cyclic.
 //
-// Actions are Action::"call_tool", Action::"read_resource" and
-// Action::"get_prompt". There are no action groups.
+// The actions and their resources ([Action]; there are no action groups):
 //
-// Resources are Tool::"<server>.<tool>", Prompt::"<server>.<prompt>" and
-// Resource::"<uri>", each with the parent Server::"<server>".
+//	call_tool      Tool::"<server>.<tool>"      parent Server::"<server>"
+//	read_resource  Resource::"<uri>"            parent Server::"<server>"
+//	get_prompt     Prompt::"<server>.<prompt>"  parent Server::"<server>"
+//	http_request   Host::"<host>"               no parent
+//	exec           Path::"<command>"            no parent
 //
-// The context record has these attributes:
+// A host is a lowercase DNS name or an IP address in canonical form, never
+// with a port ("api.example.com", "10.0.0.7", "::1"; see [CanonicalHost]);
+// a command is the program's absolute, clean path ("/usr/bin/git"). Hosts
+// and paths have no hierarchy: `resource in Host::"example.com"` matches
+// that host only; match subdomains or directories in a condition
+// (`context.host like "*.example.com"`, `context.command like
+// "/usr/bin/*"`). Finer verbs (read, write, delete, …) are not actions: a
+// tool declares its verb and the call carries it as context.verb.
 //
-//	arguments  the call's JSON arguments converted to Cedar (below); {} if none
-//	server     String, the upstream server name
-//	name       String, the tool or prompt name without the "<server>." prefix,
-//	           or the resource URI
+// Every action's context has:
+//
 //	objective_tags  Set of String, the tags the session declared with its
 //	           objective (empty if none)
 //	counters   record of Long: usage so far, in its window, of each
 //	           collective limit the call falls under, by limit id; read
 //	           with has and brackets: context.counters has "schema-changes"
 //	           && context.counters["schema-changes"] >= 15
+//	taint      Set of String, the session's taint labels (empty if none):
+//	           "private", the session received private data; "untrusted",
+//	           it ingested content a third party can write
+//
+// The MCP actions' context (CallContext) adds:
+//
+//	arguments  the call's JSON arguments converted to Cedar (below); {} if none
+//	server     String, the upstream server name
+//	name       String, the tool or prompt name without the "<server>." prefix,
+//	           or the resource URI
 //	verb       String, what the tool does, from its declaration ("read",
 //	           "delete", …); absent for undeclared tools
 //	impact     record of Long, the call's size read from its arguments per
 //	           the tool's declaration ({rows: 500}); absent if undeclared
+//	dataset    Dataset::"<name>", the dataset the call touches per the
+//	           tool's declaration; absent if none
+//	path       String, the file the call touches per the tool's
+//	           declaration, absolute and clean; absent if none
 //
-// Policies that read verb or impact should guard with has, as the rules
-// compiler does: `context has impact && context.impact has rows && …`.
+// http_request's context (HTTPContext) adds method ("GET"; never
+// lowercase), scheme ("http" or "https"), host (the resource's id), port
+// (Long, the scheme's default included) and path (String, the URL path in
+// RFC 3986 normal form without query or fragment; see [CleanHTTPPath]). A
+// CONNECT tunnel has method "CONNECT" and scheme and path "": what goes
+// through it is not seen, so path rules do not apply to it; deny CONNECT
+// to a host whose paths matter.
+//
+// exec's context (ExecContext) adds command (the resource's id), args (Set
+// of String, the arguments after the program), cmdline (String, the same
+// arguments joined with single spaces, for like: `context.cmdline like
+// "push *"`; prefer args.contains for an exact argument, since an argument
+// may itself hold spaces) and cwd (String, the working directory, "" if
+// unknown).
+//
+// Policies that read what only some requests carry should guard with has,
+// as the rules compiler does: `context has impact && context.impact has rows
+// && …`; so must a policy for several actions that reads what only some of
+// them have (`context has method && context.method == "GET"`). The schema
+// refuses the unguarded forms at load.
+//
+// Whether a call is a sink is a property of the call (its verb, or its
+// action: http_request sends data out), not of the session; taint is the
+// session's. The lethal trifecta, private data plus untrusted content plus
+// a way out, is then one policy:
+//
+//	@id("lethal-trifecta")
+//	forbid (principal, action == Action::"http_request", resource)
+//	when { context.taint.containsAll(["private", "untrusted"]) };
 //
 // JSON arguments convert as follows: object → record, array → set (order and
 // duplicates are lost, as Cedar sets have neither), string → String, true and
@@ -81,7 +134,7 @@
 //	    principal in Group::"analytics",
 //	    action == Action::"call_tool",
 //	    resource in Server::"fs"
-//	) when { context.arguments.path like "/tmp/*" };
+//	) when { context.arguments has path && context.arguments.path like "/tmp/*" };
 //
 //	// Everyone may read the docs server's resources.
 //	@id("read-docs")
@@ -127,10 +180,13 @@
 // Parse partitions policies by their action and resource scope constraints.
 // Decide evaluates only the policies filed under the request's action (or no
 // action constraint) and, within those, under no resource constraint, the
-// request's resource (== or in), its server (in Server::"s"), or its
-// resource type (is). Because ward builds the entity hierarchy itself
-// (resource → server, no action groups), this is exact: the skipped policies
-// cannot match, so they can neither apply nor fail. A differential test
+// request's resource (== or in), its server (in Server::"s"; hosts and
+// paths have none), or its resource type (is). Because ward builds the
+// entity hierarchy itself (resource → server, no action groups), this is
+// exact: the skipped policies cannot match, so they can neither apply nor
+// fail. Policies that only a condition narrows (resource is Host when {
+// context.host like "*.example.com" }) are evaluated for every request of
+// their action and resource type, so prefer exact scopes where they fit. A differential test
 // checks decisions, determining policies and errors against
 // cedar.Authorize over the whole set.
 //

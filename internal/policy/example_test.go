@@ -38,3 +38,40 @@ func ExampleParse_error() {
 	// Output:
 	// policies/base.cedar:2:46: parse error: expected ";", got end of file
 }
+
+// Outgoing HTTP and taint: a session that holds private data and has read
+// untrusted content may not send anything out, whatever else permits it.
+func ExampleSet_Decide_http() {
+	set, err := policy.Parse(map[string][]byte{"egress.cedar": []byte(`
+@id("api") permit (principal in Group::"analytics", action == Action::"http_request", resource == Host::"api.example.com")
+when { context.method == "GET" && context.path like "/v1/*" };
+
+@id("lethal-trifecta") forbid (principal, action == Action::"http_request", resource)
+when { context.taint.containsAll(["private", "untrusted"]) };
+`)})
+	if err == nil {
+		err = set.Validate()
+	}
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	path, err := policy.CleanHTTPPath("/v1/reports/../q3") // as the proxy saw it
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	req := policy.Request{
+		Session: "7f3a", Agent: "reporter", Groups: []string{"analytics"},
+		Action: policy.ActionHTTPRequest,
+		HTTP:   &policy.HTTPRequest{Method: "GET", Scheme: "https", Host: "api.example.com", Port: 443, Path: path},
+	}
+	for _, taint := range [][]string{nil, {"private"}, {"private", "untrusted"}} {
+		req.Taint = taint
+		fmt.Printf("%v: %s\n", taint, set.Decide(req).Explain(req))
+	}
+	// Output:
+	// []: allowed by policy "api" (egress.cedar:2:1)
+	// [private]: allowed by policy "api" (egress.cedar:2:1)
+	// [private untrusted]: denied by policy "lethal-trifecta" (egress.cedar:5:1)
+}

@@ -13,8 +13,9 @@ import (
 
 // FuzzParse feeds arbitrary policy text to Parse. Parse never panics; an
 // error always names the file with a line and column; a set it accepts
-// decides a fixed request without panicking, deterministically, and as
-// cedar.Authorize over the whole set would.
+// decides fixed requests (a tool call, an HTTP request, an exec) without
+// panicking, deterministically, and as cedar.Authorize over the whole set
+// would; Validate never panics and names the file, line and column.
 func FuzzParse(f *testing.F) {
 	base, err := os.ReadFile("testdata/policies/base.cedar")
 	if err != nil {
@@ -28,7 +29,14 @@ func FuzzParse(f *testing.F) {
 	f.Add("permit (principal, action, resource) when { \"\\q\" };")
 	f.Add(`@id("") permit (principal, action, resource);`)
 	f.Add(`permit(principal,action,resource);permit(principal,action,resource);`)
-	req := toolReq("fs", "read_file", `{"path":"/tmp/a","n":3,"tags":["x"]}`)
+	f.Add(`forbid (principal, action in [Action::"http_request", Action::"exec"], resource is Host in Host::"a.example") when { context.taint.contains("untrusted") && context.port > 80 };`)
+	f.Add(`permit (principal, action == Action::"exec", resource == Path::"/usr/bin/git") unless { context.args.contains("--force") || context.cmdline like "push*" };`)
+	f.Add(`permit (principal, action, resource) when { context has dataset && context.dataset == Dataset::"d" && context.path like "/srv/*" };`)
+	tool := toolReq("fs", "read_file", `{"path":"/tmp/a","n":3,"tags":["x"]}`)
+	tool.Taint, tool.Dataset, tool.Path = []string{"private"}, "d", "/srv/a"
+	web := httpReq("a.example", "/v1")
+	web.Taint = []string{"untrusted"}
+	reqs := []Request{tool, web, execReq("/usr/bin/git", "push", "--force")}
 	f.Fuzz(func(t *testing.T, src string) {
 		set, err := Parse(map[string][]byte{"f.cedar": []byte(src)})
 		if err != nil {
@@ -38,22 +46,26 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		d1 := set.Decide(req)
-		d2 := set.Decide(req)
-		if diff := cmp.Diff(d1, d2); diff != "" {
-			t.Fatalf("Decide not deterministic:\n%s", diff)
-		}
-		dec, diag := reference(t, fullPolicySet(set), req)
-		if d1.Allow != (dec == cedar.Allow) || len(d1.Reasons) != len(diag.Reasons) || len(d1.Errors) != len(diag.Errors) {
-			t.Fatalf("Decide %+v differs from cedar.Authorize %v %+v", d1, dec, diag)
+		for _, req := range reqs {
+			d1 := set.Decide(req)
+			d2 := set.Decide(req)
+			if diff := cmp.Diff(d1, d2); diff != "" {
+				t.Fatalf("Decide not deterministic:\n%s", diff)
+			}
+			if diff := cmp.Diff(referenceDecision(t, fullPolicySet(set), req), comparable(d1)); diff != "" {
+				t.Fatalf("%s: Decide differs from cedar.Authorize (-want +got):\n%s", req.Action, diff)
+			}
+			_ = set.MayAllow(req)
+			_ = d1.Explain(req)
 		}
 		for _, p := range set.Policies() {
 			if p.Text == "" || p.ID == "" {
 				t.Fatalf("policy without text or id: %+v", p)
 			}
 		}
-		_ = set.MayAllow(req)
-		_ = d1.Explain(req)
+		if err := set.Validate(); err != nil && !strings.HasPrefix(err.Error(), "f.cedar:") {
+			t.Fatalf("validation error without file:line:col: %v", err)
+		}
 	})
 }
 

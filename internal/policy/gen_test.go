@@ -10,6 +10,7 @@ import (
 // world is the universe random policies and requests are drawn from.
 type world struct {
 	servers, tools, groups, agents int
+	hosts                          int // for egressPolicies
 }
 
 func (w world) server(r *rand.Rand) string { return fmt.Sprintf("s%d", r.IntN(w.servers)) }
@@ -20,6 +21,14 @@ func (w world) tool(r *rand.Rand) string {
 }
 
 func pick[T any](r *rand.Rand, xs ...T) T { return xs[r.IntN(len(xs))] }
+
+// Hosts, programs and datasets random requests and policies name, a few
+// of each so that scopes and conditions match often.
+var (
+	genHosts    = []string{"api.example.com", "h1.example.com", "evil.test", "10.0.0.7", "::1"}
+	genCommands = []string{"/usr/bin/git", "/bin/sh", "/usr/local/bin/tool"}
+	genDatasets = []string{"d0", "d1"}
+)
 
 // randomPolicies generates n policies mixing every scope form ward indexes
 // (and some it cannot match), conditions on arguments, groups, attributes
@@ -54,6 +63,10 @@ func randomPolicies(r *rand.Rand, w world, n int) string {
 			`action in [Action::"read_resource", Action::"read_resource"]`,
 			`action == Action::"bogus"`,
 			`action in Group::"g0"`,
+			`action == Action::"http_request"`, `action == Action::"http_request"`,
+			`action in Action::"exec"`, `action == Action::"exec"`,
+			`action in [Action::"http_request", Action::"call_tool"]`,
+			`action in [Action::"exec", Action::"http_request"]`,
 		))
 		b.WriteString(", ")
 		b.WriteString(pick(r,
@@ -70,6 +83,16 @@ func randomPolicies(r *rand.Rand, w world, n int) string {
 			fmt.Sprintf("resource is Tool in Tool::%q", w.tool(r)),
 			fmt.Sprintf("resource == Server::%q", w.server(r)),
 			"resource is Server",
+			fmt.Sprintf("resource == Host::%q", pick(r, genHosts...)),
+			fmt.Sprintf("resource == Host::%q", pick(r, genHosts...)),
+			fmt.Sprintf("resource in Host::%q", pick(r, genHosts...)),
+			"resource is Host",
+			fmt.Sprintf("resource is Host in Host::%q", pick(r, genHosts...)),
+			fmt.Sprintf("resource == Path::%q", pick(r, genCommands...)),
+			fmt.Sprintf("resource in Path::%q", pick(r, genCommands...)),
+			"resource is Path",
+			fmt.Sprintf("resource == Dataset::%q", pick(r, genDatasets...)),
+			"resource is Dataset",
 		))
 		b.WriteString(")")
 		for range r.IntN(3) {
@@ -88,6 +111,21 @@ func randomPolicies(r *rand.Rand, w world, n int) string {
 				fmt.Sprintf("resource in Server::%q", w.server(r)),
 				`resource.missing == 1`,
 				`true`, `false`,
+				`context.taint.contains("private")`,
+				`context.taint.containsAll(["private", "untrusted"])`,
+				`context has method && context.method == "GET"`,
+				`context.method == "POST"`,
+				`context.port == 443`,
+				`context has path && context.path like "/srv/*"`,
+				`context.path like "/api/*"`,
+				`context.host like "*.example.com"`,
+				`context.scheme == "https"`,
+				`context.args.contains("--force")`,
+				`context.cmdline like "push*"`,
+				`context.cwd like "/work*"`,
+				`context.command like "/usr/bin/*"`,
+				fmt.Sprintf("context has dataset && context.dataset == Dataset::%q", pick(r, genDatasets...)),
+				fmt.Sprintf("context.dataset in Dataset::%q", pick(r, genDatasets...)),
 			))
 			b.WriteString(" }")
 		}
@@ -112,12 +150,35 @@ func randomRequest(r *rand.Rand, w world) Request {
 		Agent:   w.agent(r),
 		Sponsor: pick(r, "alice", "bob", ""),
 		Depth:   pick(r, 0, 0, 1, 2),
-		Action:  pick(r, ActionCallTool, ActionCallTool, ActionReadResource, ActionGetPrompt),
+		Action:  pick(r, ActionCallTool, ActionCallTool, ActionReadResource, ActionGetPrompt, ActionHTTPRequest, ActionHTTPRequest, ActionExec),
+		Taint:   pick(r, nil, []string{"private"}, []string{"untrusted"}, []string{"untrusted", "private"}),
 	}
 	for range r.IntN(3) {
 		req.Groups = append(req.Groups, w.group(r))
 	}
 	switch req.Action {
+	case ActionHTTPRequest:
+		req.HTTP = &HTTPRequest{
+			Method: pick(r, "GET", "GET", "POST", "DELETE"),
+			Scheme: pick(r, "https", "http"),
+			Host:   pick(r, genHosts...),
+			Port:   pick(r, 443, 80, 8443),
+			Path:   pick(r, "/", "/api/v1/reports", "/srv/a", "/api/%2F"),
+		}
+		if r.IntN(2) == 0 {
+			req.Name = req.HTTP.Host
+		}
+		if r.IntN(8) == 0 {
+			req.HTTP.Method, req.HTTP.Scheme, req.HTTP.Path = MethodConnect, "", ""
+		}
+		return req
+	case ActionExec:
+		req.Exec = &ExecRequest{
+			Command: pick(r, genCommands...),
+			Args:    pick(r, nil, []string{"push", "--force"}, []string{"status"}, []string{"push", "origin"}),
+			Dir:     pick(r, "", "/work/repo", "/tmp"),
+		}
+		return req
 	case ActionCallTool, ActionGetPrompt:
 		req.Name = w.tool(r)
 		req.Server = strings.Split(req.Name, ".")[0]
@@ -128,6 +189,8 @@ func randomRequest(r *rand.Rand, w world) Request {
 	if a := pick(r, randomArguments...); a != "" {
 		req.Arguments = json.RawMessage(a)
 	}
+	req.Dataset = pick(r, "", "", "d0", "d1")
+	req.Path = pick(r, "", "", "/srv/a", "/tmp/x")
 	return req
 }
 
@@ -154,7 +217,7 @@ func realisticPolicies(r *rand.Rand, n int) (string, world) {
 		case k < 95:
 			fmt.Fprintf(&b, "permit (principal, action == Action::\"read_resource\", resource == Resource::\"file:///docs/%d\");\n", r.IntN(50))
 		default:
-			fmt.Fprintf(&b, "forbid (principal in Agent::%q, action, resource in Server::%q) unless { principal.sponsor == Sponsor::\"alice\" };\n", w.agent(r), w.server(r))
+			fmt.Fprintf(&b, "forbid (principal in Agent::%q, action, resource in Server::%q) unless { principal has sponsor && principal.sponsor == Sponsor::\"alice\" };\n", w.agent(r), w.server(r))
 		}
 	}
 	return b.String(), w
@@ -179,4 +242,51 @@ func realisticRequest(r *rand.Rand, w world) Request {
 		req.Groups = append(req.Groups, w.group(r))
 	}
 	return req
+}
+
+// egressPolicies generates n policies for outgoing HTTP shaped like a real
+// deployment, with ids e0…: per-host grants to groups (most for reading
+// methods), per-host forbids of writes, path-conditioned grants, a few
+// wildcard grants on host names (which no index can narrow: they are
+// filed under resource is Host), group guards on tainted sessions, and one
+// global lethal-trifecta forbid. Hosts grow with n.
+func egressPolicies(r *rand.Rand, w world, n int) string {
+	var b strings.Builder
+	b.WriteString("@id(\"e-trifecta\")\nforbid (principal, action == Action::\"http_request\", resource)\nwhen { context.taint.containsAll([\"private\", \"untrusted\"]) };\n")
+	for i := range n - 1 {
+		fmt.Fprintf(&b, "@id(\"e%d\")\n", i)
+		switch k := r.IntN(100); {
+		case k < 55:
+			fmt.Fprintf(&b, "permit (principal in Group::%q, action == Action::\"http_request\", resource == Host::%q)\nwhen { [\"GET\", \"HEAD\"].contains(context.method) };\n", w.group(r), w.host(r))
+		case k < 70:
+			fmt.Fprintf(&b, "forbid (principal, action == Action::\"http_request\", resource == Host::%q)\nwhen { context.method == \"DELETE\" };\n", w.host(r))
+		case k < 85:
+			fmt.Fprintf(&b, "permit (principal in Group::%q, action == Action::\"http_request\", resource == Host::%q)\nwhen { context.scheme == \"https\" && context.path like \"/api/*\" };\n", w.group(r), w.host(r))
+		case k < 90:
+			fmt.Fprintf(&b, "permit (principal in Group::%q, action == Action::\"http_request\", resource is Host)\nwhen { context.host like \"*.z%d.example.com\" };\n", w.group(r), r.IntN(10))
+		default:
+			fmt.Fprintf(&b, "forbid (principal in Group::%q, action == Action::\"http_request\", resource)\nwhen { context.taint.contains(\"untrusted\") && context.method != \"GET\" };\n", w.group(r))
+		}
+	}
+	return b.String()
+}
+
+func (w world) host(r *rand.Rand) string { return fmt.Sprintf("h%d.example.com", r.IntN(w.hosts)) }
+
+// egressRequest is an outgoing HTTP request like an agent makes: mostly
+// GET over https to an API path, sometimes from a tainted session.
+func egressRequest(r *rand.Rand, w world) Request {
+	return Request{
+		Session: fmt.Sprintf("%016x", r.Uint64()),
+		Agent:   w.agent(r),
+		Sponsor: pick(r, "alice", "bob"),
+		Groups:  []string{w.group(r)},
+		Action:  ActionHTTPRequest,
+		HTTP: &HTTPRequest{
+			Method: pick(r, "GET", "GET", "GET", "POST", "DELETE"),
+			Scheme: "https", Host: w.host(r), Port: 443,
+			Path: pick(r, "/api/v1/reports", "/api/v1/orders/42", "/login"),
+		},
+		Taint: pick(r, nil, nil, []string{"private"}, []string{"untrusted"}),
+	}
 }

@@ -11,19 +11,23 @@ import (
 // index files policies by the action and resource their scope can match.
 //
 // In ward's model the only entity hierarchy is session → agent → groups and
-// resource → server; actions have no parents. So:
+// resource → server for the MCP actions' tools, prompts and resources;
+// hosts (http_request) and paths (exec) have no parents, and actions have
+// none either. So:
 //
 //   - action == A and action in A match only the action A; action in [A, B]
 //     only A and B; no action constraint matches every action;
 //   - resource == R matches only R; resource in X matches R == X or R's
-//     server X; resource is T matches every resource of type T; resource
-//     is T in X is filed like resource in X and keeps its type test.
+//     server X (a host or path has none); resource is T matches every
+//     resource of type T; resource is T in X is filed like resource in X
+//     and keeps its type test.
 //
 // A request with action A, resource R and server S therefore only needs the
 // policies filed under action A or "any action" and, in each, under "any
-// resource", exact[R], ancestor[S] or types[type of R]. Each policy is filed
-// in exactly one resource slot per action key, and the request picks each
-// slot at most once, so no policy is visited twice.
+// resource", exact[R], ancestor[S] or types[type of R]. A host or path has
+// the zero UID as S, which no policy names. Each policy is filed in exactly
+// one resource slot per action key, and the request picks each slot at most
+// once, so no policy is visited twice.
 type index struct {
 	anyAction *resourceIndex
 	byAction  map[types.EntityUID]*resourceIndex

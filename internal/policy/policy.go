@@ -27,6 +27,8 @@ const (
 	ActionCallTool     Action = "call_tool"     // tools/call; resource Tool::"<server>.<tool>"
 	ActionReadResource Action = "read_resource" // resources/read; resource Resource::"<uri>"
 	ActionGetPrompt    Action = "get_prompt"    // prompts/get; resource Prompt::"<server>.<prompt>"
+	ActionHTTPRequest  Action = "http_request"  // an outgoing HTTP request; resource Host::"<host>"
+	ActionExec         Action = "exec"          // running a program; resource Path::"<command>"
 )
 
 // MaxArgumentDepth is the deepest nesting of objects and arrays accepted in
@@ -35,6 +37,14 @@ const MaxArgumentDepth = 64
 
 // Request is one decision to make: may this session do this action on this
 // resource with these arguments?
+//
+// The MCP actions (call_tool, read_resource, get_prompt) need Server and
+// Name and may carry Arguments, Verb, Impact, Dataset and Path. http_request
+// needs HTTP, exec needs Exec; both take none of the MCP fields (Server
+// empty, Name empty or the resource's id) and are denied if given any. Every
+// action may carry ObjectiveTags, Counters and Taint. Zero values mean
+// absent or empty, so a request built before a field existed decides as it
+// did. [Request.Validate] says what Decide would refuse.
 type Request struct {
 	Session string   // session id; required
 	Agent   string   // agent name; required
@@ -43,13 +53,21 @@ type Request struct {
 	Depth   int      // delegation depth: 0 for a root session
 
 	Action Action
-	Server string // upstream server name; required
+	Server string // upstream server name; required for the MCP actions, "" otherwise
 	// Name is the full resource id: "fs.read_file" for tools and prompts
-	// (it must start with Server and a dot), the URI for resources.
+	// (it must start with Server and a dot), the URI for resources. For
+	// http_request and exec it may be left empty; if set it must be the host
+	// or the command.
 	Name string
 	// Arguments are the call's JSON arguments. Nil (or JSON null) means
 	// none; otherwise they must be a JSON object, else the request is denied.
 	Arguments json.RawMessage
+	// HTTP is the request of an http_request: required for that action and
+	// nil for every other.
+	HTTP *HTTPRequest
+	// Exec is the program of an exec: required for that action and nil for
+	// every other.
+	Exec *ExecRequest
 
 	// Verb is what the call does, from the tool's declaration ("read",
 	// "delete", …); context.verb, absent when "".
@@ -67,6 +85,65 @@ type Request struct {
 	// limits this call falls under, by limit id (context.counters; {} when
 	// none). Fractions are rounded down.
 	Counters map[string]float64
+	// Taint are the session's taint labels ("private", "untrusted"; see the
+	// package documentation): context.taint, a set, empty when none. Each is
+	// 1-64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter
+	// or digit.
+	Taint []string
+	// Dataset names the dataset a tool call touches, read from its
+	// arguments per the tool's declaration: context.dataset, the entity
+	// Dataset::"<name>"; absent when "". MCP actions only.
+	Dataset string
+	// Path is the file a tool call touches, read from its arguments per the
+	// tool's declaration: context.path; absent when "". It must be absolute
+	// and clean (path.Clean leaves it unchanged). MCP actions only.
+	Path string
+}
+
+// HTTPRequest is an outgoing HTTP request (action http_request), in the
+// normal form Decide requires so that no spelling of a URL escapes a policy
+// written for another: use [CanonicalHost] and [CleanHTTPPath] to get there.
+//
+// A CONNECT tunnel is a request with Method [MethodConnect] and an empty
+// Scheme and Path: a proxy does not see what goes through it. Policies that
+// look at paths therefore do not apply to tunnels (context.path is ""); to
+// keep a path rule for a host, deny CONNECT to it.
+type HTTPRequest struct {
+	// Method is an RFC 9110 method token of at most 32 characters without
+	// lowercase letters ("GET", "POST", "CONNECT"): context.method.
+	Method string `json:"method"`
+	// Scheme is "http" or "https", "" for a tunnel: context.scheme.
+	Scheme string `json:"scheme"`
+	// Host is the destination as [CanonicalHost] returns it: a lowercase
+	// DNS name without a trailing dot, or an IP address in canonical form
+	// (IPv6 without brackets or zone); never with a port. It is the
+	// resource, Host::"<host>", and context.host.
+	Host string `json:"host"`
+	// Port is the destination port, 1-65535, the scheme's default included:
+	// context.port.
+	Port int `json:"port"`
+	// Path is the URL path as [CleanHTTPPath] returns it: the escaped path
+	// in RFC 3986 normal form, starting with "/", without query or fragment;
+	// "" for a tunnel: context.path.
+	Path string `json:"path"`
+}
+
+// MethodConnect is the method of a tunnel: [HTTPRequest] explains.
+const MethodConnect = "CONNECT"
+
+// ExecRequest is a program a session asks to run (action exec).
+type ExecRequest struct {
+	// Command is the program's absolute, clean path (path.Clean leaves it
+	// unchanged), valid UTF-8 without NUL: the resource, Path::"<command>",
+	// and context.command.
+	Command string `json:"command"`
+	// Args are its arguments after the program (argv[1:]), valid UTF-8
+	// without NUL: context.args, a set, and context.cmdline, the arguments
+	// joined with single spaces.
+	Args []string `json:"args,omitempty"`
+	// Dir is the working directory, absolute and clean, or "" when unknown:
+	// context.cwd.
+	Dir string `json:"cwd,omitempty"`
 }
 
 // Reason is a policy that determined a decision.

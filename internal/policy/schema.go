@@ -17,11 +17,14 @@ var schemaText []byte
 // actions, resources and context).
 func Schema() []byte { return append([]byte(nil), schemaText...) }
 
-// Validate checks every policy against ward's schema: unknown entity types,
-// actions or attributes (principal.turst), wrong types, and unguarded access
-// to optional or dynamic attributes (context.arguments.x without has) are
-// errors. Each error names the policy's file, line and column. Parse does
-// not validate, so that a Set can hold any Cedar; ward's loader does.
+// Validate checks every policy against ward's schema in Cedar's strict
+// mode: unknown entity types, actions or attributes (principal.turst,
+// context.nope), wrong types (context.taint == "x", context.port == "443"),
+// attributes a policy's actions do not all have (context.method in a policy
+// for every action) and unguarded access to optional or dynamic attributes
+// (context.arguments.x without has) are errors. Each error names the
+// policy's file, line and column. Parse does not validate, so that a Set can
+// hold any Cedar; ward's loader does.
 func (s *Set) Validate() error {
 	if s == nil {
 		return nil
@@ -34,7 +37,7 @@ func (s *Set) Validate() error {
 	if err != nil {
 		return fmt.Errorf("ward schema: %w", err)
 	}
-	v := validate.New(rs, validate.WithPermissive())
+	v := validate.New(rs) // strict: Cedar's default, and what its docs recommend
 	var errs []error
 	for _, e := range s.entries {
 		if err := v.Policy(e.info.ID, (*xast.Policy)(e.policy.AST())); err != nil {

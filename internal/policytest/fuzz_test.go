@@ -16,7 +16,7 @@ import (
 // that loads holds only well-formed cases: a valid expectation, a unique
 // name, and a request that Decide never refuses as invalid.
 func FuzzLoad(f *testing.F) {
-	for _, p := range []string{"testdata/pass.yaml", "testdata/fail.yaml", "testdata/cases.yaml", "testdata/failing.yaml"} {
+	for _, p := range []string{"testdata/pass.yaml", "testdata/fail.yaml", "testdata/cases.yaml", "testdata/failing.yaml", "testdata/egress.yaml"} {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)
@@ -30,6 +30,9 @@ func FuzzLoad(f *testing.F) {
 		"cases: [{name: a, agent: a, call: fs.x, expect: deny, arguments: {x: &a [1], y: *a}}]",
 		"cases: [{name: a, agent: a, call: fs.x, expect: deny, impact: {rows: 9223372036854775807}, verb: delete}]",
 		"a: b\n---\nc: d\n",
+		"cases: [{name: a, agent: a, http: {method: GET, host: A.example, port: 0, path: \"/a/../b?c\"}, taint: [x, Y], expect: allow}]",
+		"cases: [{name: a, agent: a, exec: {command: /bin/../sh, args: [\"\", x], cwd: rel}, expect: deny}]",
+		"cases: [{name: a, agent: a, call: db.x, dataset: d, path: /srv/a, taint: [private], expect: deny}]",
 	} {
 		f.Add([]byte(s))
 	}

@@ -70,8 +70,12 @@ var (
 	fileKeys      = []string{"policies", "defaults", "cases"}
 	principalKeys = []string{"session", "agent", "sponsor", "groups", "depth", "trust"}
 	caseKeys      = append(slices.Clone(principalKeys),
-		"name", "call", "prompt", "resource", "server", "arguments", "verb", "impact",
-		"expect", "policies", "approvals")
+		"name", "call", "prompt", "resource", "http", "exec", "server", "arguments", "verb", "impact",
+		"dataset", "path", "taint", "expect", "policies", "approvals")
+	httpKeys = []string{"method", "scheme", "host", "port", "path"}
+	execKeys = []string{"command", "args", "cwd"}
+	// mcpKeys are the case keys only calls, prompts and resources take.
+	mcpKeys = []string{"server", "arguments", "verb", "impact", "dataset", "path"}
 )
 
 // yamlLineRE matches yaml.v3 errors that carry a line.
@@ -406,7 +410,7 @@ func (l *loader) testCase(n *yaml.Node, defaults principal) (Case, bool) {
 		r.Trust = *p.trust
 	}
 
-	l.target(n, fields, &r)
+	kind := l.target(n, fields, &r)
 
 	if f, ok := fields["arguments"]; ok {
 		if args, ok := l.arguments(f.val); ok {
@@ -420,6 +424,31 @@ func (l *loader) testCase(n *yaml.Node, defaults principal) (Case, bool) {
 	}
 	if f, ok := fields["impact"]; ok {
 		r.Impact = l.impact(f)
+	}
+	if f, ok := fields["dataset"]; ok {
+		if s, ok := l.str(f); ok {
+			r.Dataset = s
+		}
+	}
+	if f, ok := fields["path"]; ok {
+		if s, ok := l.str(f); ok && l.check(f.val, policy.Request{Path: s}) {
+			r.Path = s
+		}
+	}
+	if f, ok := fields["taint"]; ok {
+		if ls, ok := l.strs(f); ok {
+			for i, label := range ls {
+				l.check(f.val.Content[i], policy.Request{Taint: []string{label}})
+			}
+			r.Taint = ls
+		}
+	}
+	if kind != "" && len(l.errs) == before {
+		// Whatever else Decide would refuse (a host not in canonical form,
+		// a lowercase method, an unclean command): report it at the target.
+		if err := r.Validate(); err != nil {
+			l.errorf(fields[kind].val, "%s: %s", kind, strings.TrimPrefix(err.Error(), "invalid request: "))
+		}
 	}
 	c.Request = r
 
@@ -448,11 +477,24 @@ func (l *loader) testCase(n *yaml.Node, defaults principal) (Case, bool) {
 	return c, len(l.errs) == before
 }
 
-// target reads call, prompt or resource (and server) into r.
-func (l *loader) target(n *yaml.Node, fields map[string]field, r *policy.Request) {
+// check reports at n the first thing Decide would refuse in probe, a valid
+// tool call with one field of a case set; it returns whether there was
+// none.
+func (l *loader) check(n *yaml.Node, probe policy.Request) bool {
+	probe.Session, probe.Agent, probe.Action, probe.Server, probe.Name = DefaultSession, "a", policy.ActionCallTool, "s", "s.t"
+	if err := probe.Validate(); err != nil {
+		l.errorf(n, "%s", strings.TrimPrefix(err.Error(), "invalid request: "))
+		return false
+	}
+	return true
+}
+
+// target reads call, prompt, resource (and server), http or exec into r
+// and returns which it was, or "".
+func (l *loader) target(n *yaml.Node, fields map[string]field, r *policy.Request) string {
 	var kind string
 	var tf field
-	for _, k := range []string{"call", "prompt", "resource"} {
+	for _, k := range []string{"call", "prompt", "resource", "http", "exec"} {
 		f, ok := fields[k]
 		if !ok {
 			continue
@@ -463,23 +505,34 @@ func (l *loader) target(n *yaml.Node, fields map[string]field, r *policy.Request
 			if tf.key.Line > at.Line || tf.key.Line == at.Line && tf.key.Column > at.Column {
 				at = tf.key
 			}
-			l.errorf(at, "both %s and %s: give exactly one of call, prompt and resource", kind, k)
-			return
+			l.errorf(at, "both %s and %s: give exactly one of call, prompt, resource, http and exec", kind, k)
+			return ""
 		}
 		kind, tf = k, f
 	}
 	sf, hasServer := fields["server"]
 	switch kind {
 	case "":
-		l.errorf(n, "case: missing call, prompt or resource")
-		return
+		l.errorf(n, "case: missing call, prompt, resource, http or exec")
+		return ""
+	case "http", "exec":
+		for _, k := range mcpKeys {
+			if f, ok := fields[k]; ok {
+				l.errorf(f.key, "%s: not for an %s case", k, kind)
+			}
+		}
+		if kind == "http" {
+			r.Action, r.HTTP = policy.ActionHTTPRequest, l.http(tf)
+		} else {
+			r.Action, r.Exec = policy.ActionExec, l.exec(tf)
+		}
 	case "call", "prompt":
 		if hasServer {
 			l.errorf(sf.key, "server: only for a resource (a %s names its server before the dot)", kind)
 		}
 		s, ok := l.str(tf)
 		if !ok {
-			return
+			return kind
 		}
 		server, name, found := strings.Cut(s, ".")
 		switch {
@@ -506,7 +559,7 @@ func (l *loader) target(n *yaml.Node, fields map[string]field, r *policy.Request
 		}
 		if !hasServer {
 			l.errorf(tf.key, "resource: needs server, the upstream that serves it")
-			return
+			return kind
 		}
 		if srv, ok := l.str(sf); ok {
 			if msg := validServer(srv); msg != "" {
@@ -516,6 +569,76 @@ func (l *loader) target(n *yaml.Node, fields map[string]field, r *policy.Request
 			}
 		}
 	}
+	return kind
+}
+
+// http reads an http mapping: method and host required, scheme "https",
+// port the scheme's and path "/" by default; a CONNECT tunnel has no scheme
+// or path, and port 443 by default.
+func (l *loader) http(f field) *policy.HTTPRequest {
+	fields, _ := l.mapping(f.val, "http", httpKeys)
+	if fields == nil {
+		return nil
+	}
+	h := &policy.HTTPRequest{Scheme: "https", Path: "/"}
+	if mf, ok := fields["method"]; ok && mf.val.Value == policy.MethodConnect {
+		h.Scheme, h.Path = "", ""
+	}
+	for _, k := range []string{"method", "host"} {
+		if _, ok := fields[k]; !ok {
+			l.errorf(f.val, "http: missing %s", k)
+		}
+	}
+	for _, kv := range []struct {
+		key string
+		dst *string
+	}{{"method", &h.Method}, {"scheme", &h.Scheme}, {"host", &h.Host}, {"path", &h.Path}} {
+		if kf, ok := fields[kv.key]; ok {
+			if s, ok := l.str(kf); ok {
+				*kv.dst = s
+			}
+		}
+	}
+	if kf, ok := fields["port"]; ok {
+		h.Port, _ = l.integer(kf, 1, 65535)
+	} else if h.Scheme == "http" {
+		h.Port = 80
+	} else {
+		h.Port = 443
+	}
+	return h
+}
+
+// exec reads an exec mapping: command required, args and cwd optional.
+func (l *loader) exec(f field) *policy.ExecRequest {
+	fields, _ := l.mapping(f.val, "exec", execKeys)
+	if fields == nil {
+		return nil
+	}
+	e := &policy.ExecRequest{}
+	if kf, ok := fields["command"]; !ok {
+		l.errorf(f.val, "exec: missing command")
+	} else if s, ok := l.str(kf); ok {
+		e.Command = s
+	}
+	if kf, ok := fields["cwd"]; ok {
+		if s, ok := l.str(kf); ok {
+			e.Dir = s
+		}
+	}
+	if kf, ok := fields["args"]; ok {
+		if kf.val.Kind != yaml.SequenceNode {
+			l.errorf(kf.val, "args: want a list of strings, got %s", kindName(kf.val))
+		}
+		for _, n := range kf.val.Content {
+			if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
+				l.errorf(n, "args: want a string, got %s", kindName(n))
+				continue
+			}
+			e.Args = append(e.Args, n.Value)
+		}
+	}
+	return e
 }
 
 // validServer returns what is wrong with an upstream server name, or "".

@@ -38,6 +38,14 @@
 //	  - name: the summary prompt
 //	    prompt: docs.summarize     # a prompt "server.prompt"
 //	    expect: deny
+//	  - name: no uploads from a tainted session
+//	    http: {method: PUT, host: files.example.com, path: /q3.csv}  # an outgoing HTTP request
+//	    taint: [private, untrusted]  # the session's taint labels
+//	    expect: deny
+//	  - name: developers may run git
+//	    groups: [dev]
+//	    exec: {command: /usr/bin/git, args: [status], cwd: /work/repo}  # a program
+//	    expect: allow
 //
 // The principal keys, allowed in defaults and in a case (a case's value
 // replaces the default, groups included):
@@ -50,7 +58,7 @@
 //	trust    the agent's trust score 0-100 (default [DefaultTrust])
 //
 // A case has a name (unique in the file, one line of printable text) and
-// exactly one of call, prompt and resource. A call or prompt names
+// exactly one of call, prompt, resource, http and exec. A call or prompt names
 // "server.name": the server is 1-32 characters of a-z, 0-9, '_' and '-', the
 // name is 1-128 characters without white space or control characters. A
 // resource is a URI with a scheme (at most 2048 characters, without white
@@ -61,8 +69,23 @@
 // it is a JSON number (1e3 stays 1e3), other YAML numbers (0x1f, +1) become
 // their decimal value; infinities, NaN, aliases, custom tags and non-string
 // keys are refused, and so is nesting deeper than [policy.MaxArgumentDepth].
-// verb and impact (a mapping of integers) stand for what a tool declaration
-// would add to the call's context.
+// verb and impact (a mapping of integers), dataset (a name) and path (an
+// absolute, clean file path) stand for what a tool declaration would add to
+// the call's context.
+//
+// http is an outgoing HTTP request, a mapping: method (required; capitals,
+// as policies see it), host (required; a lowercase name or an IP address in
+// canonical form, without a port: see [policy.CanonicalHost]), scheme
+// (http or https, default https), port (default the scheme's, 80 or 443)
+// and path (the escaped URL path without query, in the normal form of
+// [policy.CleanHTTPPath]; default "/"). A CONNECT tunnel has no scheme or
+// path (the proxy does not see them). exec is a program run, a mapping:
+// command (required; an absolute, clean path), args (a list of strings,
+// the arguments after the program) and cwd (an absolute, clean path).
+// server, arguments, verb, impact, dataset and path are refused for both.
+// taint, in any case, lists the session's taint labels ("private",
+// "untrusted"; see package policy). A request Decide would refuse as
+// invalid is an error in the file, so every case is decided on its merits.
 //
 // expect is the outcome, as [policy.Decision.Outcome] reports it. policies,
 // when present, must equal the determining policy ids

@@ -42,6 +42,9 @@ func loadPolicies(t testing.TB, paths []string) *policy.Set {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := set.Validate(); err != nil { // as ward's loader requires
+		t.Fatal(err)
+	}
 	return set
 }
 
@@ -60,7 +63,7 @@ func TestPassingFiles(t *testing.T) {
 	for _, tc := range []struct {
 		path  string
 		cases int
-	}{{"testdata/pass.yaml", 5}, {"testdata/cases.yaml", 10}} {
+	}{{"testdata/pass.yaml", 5}, {"testdata/cases.yaml", 10}, {"testdata/egress.yaml", 10}} {
 		t.Run(tc.path, func(t *testing.T) {
 			f, set := loadFile(t, tc.path)
 			rs := Run(f, set)
@@ -280,6 +283,78 @@ cases:
 	}
 }
 
+func TestLoadHTTPAndExec(t *testing.T) {
+	src := `defaults: {agent: a}
+cases:
+  - name: defaults
+    http: {method: GET, host: api.example.com}
+    expect: deny
+  - name: plain http
+    http: {method: DELETE, scheme: http, host: "::1", path: /a%2Fb}
+    taint: [private]
+    expect: deny
+  - name: everything
+    http: {method: POST, scheme: https, host: 10.0.0.7, port: 8443, path: /v1}
+    expect: deny
+  - name: exec
+    exec: {command: /usr/bin/git, args: [push, "", "a b"], cwd: /work}
+    taint: [untrusted, private]
+    expect: deny
+  - name: tunnel
+    http: {method: CONNECT, host: db.example}
+    expect: deny
+  - name: bare exec
+    exec: {command: /bin/true}
+    expect: deny
+  - name: tool with dataset and path
+    call: db.export
+    dataset: sales
+    path: /srv/out.csv
+    expect: deny
+`
+	f, err := parse("t.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := policy.Request{Session: DefaultSession, Agent: "a", Trust: DefaultTrust}
+	with := func(f func(*policy.Request)) policy.Request { r := base; f(&r); return r }
+	want := []policy.Request{
+		with(func(r *policy.Request) {
+			r.Action, r.HTTP = policy.ActionHTTPRequest, &policy.HTTPRequest{Method: "GET", Scheme: "https", Host: "api.example.com", Port: 443, Path: "/"}
+		}),
+		with(func(r *policy.Request) {
+			r.Action, r.HTTP = policy.ActionHTTPRequest, &policy.HTTPRequest{Method: "DELETE", Scheme: "http", Host: "::1", Port: 80, Path: "/a%2Fb"}
+			r.Taint = []string{"private"}
+		}),
+		with(func(r *policy.Request) {
+			r.Action, r.HTTP = policy.ActionHTTPRequest, &policy.HTTPRequest{Method: "POST", Scheme: "https", Host: "10.0.0.7", Port: 8443, Path: "/v1"}
+		}),
+		with(func(r *policy.Request) {
+			r.Action, r.Exec = policy.ActionExec, &policy.ExecRequest{Command: "/usr/bin/git", Args: []string{"push", "", "a b"}, Dir: "/work"}
+			r.Taint = []string{"untrusted", "private"}
+		}),
+		with(func(r *policy.Request) {
+			r.Action, r.HTTP = policy.ActionHTTPRequest, &policy.HTTPRequest{Method: "CONNECT", Host: "db.example", Port: 443}
+		}),
+		with(func(r *policy.Request) {
+			r.Action, r.Exec = policy.ActionExec, &policy.ExecRequest{Command: "/bin/true"}
+		}),
+		with(func(r *policy.Request) {
+			r.Action, r.Server, r.Name, r.Dataset, r.Path = policy.ActionCallTool, "db", "db.export", "sales", "/srv/out.csv"
+		}),
+	}
+	var got []policy.Request
+	for _, c := range f.Cases {
+		got = append(got, c.Request)
+		if err := c.Request.Validate(); err != nil {
+			t.Errorf("%s: %v", c.Name, err)
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	const ok = "name: a, agent: a, call: fs.x, expect: deny"
 	for _, tc := range []struct{ name, src, want string }{
@@ -297,7 +372,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown default", "defaults: {agent: a, role: x}\ncases: [{" + ok + "}]\n",
 			`t.yaml:1:22: unknown key "role" in defaults (want one of session, agent, sponsor, groups, depth, trust)`},
 		{"unknown case key", "cases:\n  - name: a\n    call: fs.x\n    expect: deny\n    agent: a\n    colour: red\n",
-			`t.yaml:6:5: unknown key "colour" in case (want one of session, agent, sponsor, groups, depth, trust, name, call, prompt, resource, server, arguments, verb, impact, expect, policies, approvals)`},
+			`t.yaml:6:5: unknown key "colour" in case (want one of session, agent, sponsor, groups, depth, trust, name, call, prompt, resource, http, exec, server, arguments, verb, impact, dataset, path, taint, expect, policies, approvals)`},
 		{"repeated key", "cases:\n  - name: a\n    call: fs.x\n    expect: deny\n    agent: a\n    expect: allow\n",
 			`t.yaml:6:5: case: key "expect" repeated (first at line 4)`},
 		{"case not a mapping", "cases: [x]\n", "t.yaml:1:9: case: want a mapping, got a string"},
@@ -312,11 +387,11 @@ func TestLoadErrors(t *testing.T) {
 		{"negative depth", "cases: [{" + ok + ", depth: -1}]\n", "t.yaml:1:62: depth: -1 is not in 0-1000"},
 		{"trust too high", "cases: [{" + ok + ", trust: 101}]\n", "t.yaml:1:62: trust: 101 is not in 0-100"},
 		{"depth not an integer", "cases: [{" + ok + ", depth: one}]\n", "t.yaml:1:62: depth: want an integer, got a string"},
-		{"no target", "cases:\n  - {name: a, agent: a, expect: deny}\n", "t.yaml:2:5: case: missing call, prompt or resource"},
+		{"no target", "cases:\n  - {name: a, agent: a, expect: deny}\n", "t.yaml:2:5: case: missing call, prompt, resource, http or exec"},
 		{"call and resource", "cases:\n  - name: a\n    call: fs.x\n    resource: file:///x\n    server: fs\n    expect: deny\n    agent: a\n",
-			"t.yaml:4:5: both call and resource: give exactly one of call, prompt and resource"},
+			"t.yaml:4:5: both call and resource: give exactly one of call, prompt, resource, http and exec"},
 		{"resource before prompt", "cases:\n  - name: a\n    resource: file:///x\n    prompt: fs.x\n    expect: deny\n    agent: a\n",
-			"t.yaml:4:5: both prompt and resource: give exactly one of call, prompt and resource"},
+			"t.yaml:4:5: both prompt and resource: give exactly one of call, prompt, resource, http and exec"},
 		{"no dot", "cases:\n  - name: a\n    call: nodot\n    expect: deny\n    agent: a\n", `t.yaml:3:11: call "nodot": want "server.name"`},
 		{"bad server", "cases:\n  - name: a\n    call: FS.read\n    expect: deny\n    agent: a\n",
 			`t.yaml:3:11: call "FS.read": server "FS": only a-z, 0-9, '_' and '-' are allowed`},
@@ -346,6 +421,34 @@ func TestLoadErrors(t *testing.T) {
 			"t.yaml:1:70: approvals: empty list: an escalation always asks for at least one"},
 		{"bad approval", "cases: [{name: a, agent: a, call: fs.x, expect: escalate, approvals: [\"one of dba\"]}]\n",
 			`t.yaml:1:71: approvals: @escalate("one of dba"): quorum must be a whole number from 1 to 100`},
+		{"http and exec", "cases:\n  - name: a\n    http: {method: GET, host: a.b}\n    exec: {command: /bin/sh}\n    expect: deny\n    agent: a\n",
+			"t.yaml:4:5: both http and exec: give exactly one of call, prompt, resource, http and exec"},
+		{"http not a mapping", "cases: [{name: a, agent: a, expect: deny, http: https://a.b/}]\n", "t.yaml:1:49: http: want a mapping, got a string"},
+		{"http without method and host", "cases: [{name: a, agent: a, expect: deny, http: {path: /x}}]\n", "t.yaml:1:49: http: missing method\nt.yaml:1:49: http: missing host"},
+		{"http unknown key", "cases: [{name: a, agent: a, expect: deny, http: {method: GET, host: a.b, url: x}}]\n",
+			`t.yaml:1:74: unknown key "url" in http (want one of method, scheme, host, port, path)`},
+		{"http port not an integer", "cases: [{name: a, agent: a, expect: deny, http: {method: GET, host: a.b, port: https}}]\n", "t.yaml:1:80: port: want an integer, got a string"},
+		{"http port out of range", "cases: [{name: a, agent: a, expect: deny, http: {method: GET, host: a.b, port: 0}}]\n", "t.yaml:1:80: port: 0 is not in 1-65535"},
+		{"http host with a port", "cases: [{name: a, agent: a, expect: deny, http: {method: GET, host: \"a.b:80\"}}]\n",
+			`t.yaml:1:49: http: host "a.b:80" is neither a name nor an IP address (a port goes in Port)`},
+		{"http uppercase host", "cases: [{name: a, agent: a, expect: deny, http: {method: GET, host: A.b}}]\n", `t.yaml:1:49: http: host "A.b" is not in canonical form "a.b"`},
+		{"http lowercase method", "cases: [{name: a, agent: a, expect: deny, http: {method: get, host: a.b}}]\n",
+			`t.yaml:1:49: http: method "get" is not an HTTP method: 1-32 characters of an RFC 9110 token without lowercase letters`},
+		{"http query in path", "cases: [{name: a, agent: a, expect: deny, http: {method: GET, host: a.b, path: \"/x?y\"}}]\n",
+			`t.yaml:1:49: http: path holds '?' at offset 2: a query or fragment is not part of the path`},
+		{"http scheme", "cases: [{name: a, agent: a, expect: deny, http: {method: GET, host: a.b, scheme: ftp}}]\n", `t.yaml:1:49: http: scheme "ftp" is not http or https`},
+		{"exec without command", "cases: [{name: a, agent: a, expect: deny, exec: {args: [x]}}]\n", "t.yaml:1:49: exec: missing command"},
+		{"exec relative command", "cases: [{name: a, agent: a, expect: deny, exec: {command: git}}]\n", `t.yaml:1:49: exec: command "git" is not an absolute, clean path`},
+		{"exec args not a list", "cases: [{name: a, agent: a, expect: deny, exec: {command: /bin/sh, args: -c}}]\n", "t.yaml:1:74: args: want a list of strings, got a string"},
+		{"exec arg not a string", "cases: [{name: a, agent: a, expect: deny, exec: {command: /bin/sh, args: [1]}}]\n", "t.yaml:1:75: args: want a string, got an integer"},
+		{"exec relative cwd", "cases: [{name: a, agent: a, expect: deny, exec: {command: /bin/sh, cwd: tmp}}]\n", `t.yaml:1:49: exec: cwd "tmp" is not an absolute, clean path`},
+		{"arguments for http", "cases: [{name: a, agent: a, expect: deny, http: {method: GET, host: a.b}, arguments: {x: 1}, server: s}]\n",
+			"t.yaml:1:94: server: not for an http case\nt.yaml:1:75: arguments: not for an http case"},
+		{"path for exec", "cases: [{name: a, agent: a, expect: deny, exec: {command: /bin/sh}, path: /x}]\n", "t.yaml:1:69: path: not for an exec case"},
+		{"bad taint label", "cases: [{" + ok + ", taint: [private, Untrusted]}]\n",
+			`t.yaml:1:72: taint label "Untrusted" is not 1-64 characters of a-z, 0-9, '.', '_' and '-' starting with a letter or digit`},
+		{"taint not a list", "cases: [{" + ok + ", taint: private}]\n", "t.yaml:1:62: taint: want a list of strings, got a string"},
+		{"unclean path", "cases: [{" + ok + ", path: /a/../b}]\n", `t.yaml:1:61: path "/a/../b" is not an absolute, clean path`},
 		{"two errors", "cases:\n  - {name: a, agent: a, call: x, expect: deny}\n  - {name: b, agent: a, call: fs.x, expect: no}\n",
 			"t.yaml:2:31: call \"x\": want \"server.name\"\nt.yaml:3:45: expect: \"no\" is not allow, deny or escalate"},
 	} {
@@ -462,7 +565,7 @@ func TestDocExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, strings.Join(yml, ""))
 	}
-	if len(f.Cases) != 5 || f.Cases[1].Name != "nobody else" || f.Cases[1].Line != 14 {
+	if len(f.Cases) != 7 || f.Cases[1].Name != "nobody else" || f.Cases[1].Line != 14 {
 		t.Errorf("doc example: %d cases, second %q at line %d", len(f.Cases), f.Cases[1].Name, f.Cases[1].Line)
 	}
 }

@@ -1,5 +1,6 @@
 // Package replay decides recorded agent sessions against a policy set in
-// shadow mode: for every recorded call it reports what ward would have done
+// shadow mode: for every recorded call, outgoing HTTP request and program
+// run it reports what ward would have done
 // (allow, deny or escalate) and why, and sums the outcomes up. Nothing is
 // contacted and nothing is enforced. Operators record sessions, replay them
 // against new policies, read the report, and only then enforce.
@@ -9,14 +10,17 @@
 // A trace is JSON Lines: one JSON object per line, lines separated by "\n"
 // (a "\r" before it is ignored). Blank lines (spaces and tabs only) are
 // skipped; there are no comments. A trace holds one or more sessions: a
-// "session" record opens a session, and the "call" records that follow it,
-// up to the next "session" record, are that session's calls.
-// testdata/example.jsonl is a complete example:
+// "session" record opens a session, and the "call", "http" and "exec"
+// records that follow it, up to the next "session" record, are that
+// session's calls. testdata/example.jsonl and testdata/egress.jsonl are
+// complete examples:
 //
 //	{"type":"session","session":"s1","agent":"reporter","sponsor":"alice","groups":["analytics"],"depth":0,"objective":"summarize Q3 revenue"}
 //	{"type":"call","method":"tools/call","server":"fs","name":"fs.read_text_file","arguments":{"path":"/srv/share/q3.csv"},"time":"2026-11-20T10:00:00Z"}
 //	{"type":"call","method":"tools/call","server":"db","name":"db.delete_rows","arguments":{"table":"orders"},"verb":"delete","impact":{"rows":500}}
 //	{"type":"call","method":"resources/read","server":"docs","name":"docs://handbook/expenses","result":{"contents":[]},"error":null}
+//	{"type":"http","method":"POST","host":"api.example.com","path":"/v1/reports","taint":["private"]}
+//	{"type":"exec","command":"/usr/bin/git","args":["push","origin"],"cwd":"/work/repo"}
 //
 // A session record has these fields:
 //
@@ -51,15 +55,44 @@
 //	           "delete", …); optional, context.verb
 //	impact     object of integers, the call's size as its declaration reads
 //	           it from the arguments ({"rows": 500}); optional, context.impact
+//	dataset    string, the dataset the call touches as its declaration
+//	           says; optional, context.dataset
+//	path       string, the file the call touches as its declaration says;
+//	           optional, context.path
+//	taint      array of strings, the session's taint labels when the call
+//	           was made ("private", "untrusted"); optional, context.taint
 //	result     any JSON value, what the server answered; not decided on
 //	error      any JSON value, the error the call got; not decided on
 //	time       string, when the call was made, RFC 3339; optional
+//
+// An http record, an outgoing HTTP request decided as action http_request
+// (see policy.HTTPRequest for the form each field must have), has:
+//
+//	type       "http"; required
+//	method     string, the HTTP method ("GET"); required
+//	host       string, the host without port; required
+//	scheme     "http" or "https"; optional, default "https" (none for a
+//	           CONNECT tunnel, whose content the proxy does not see)
+//	port       integer 1-65535; optional, default 80 for http, 443 for https
+//	           and tunnels
+//	path       string, the escaped URL path without query; optional,
+//	           default "/" (none for a tunnel)
+//	taint, result, error, time   as in a call record
+//
+// An exec record, a program run decided as action exec, has:
+//
+//	type       "exec"; required
+//	command    string, the program's absolute path; required
+//	args       array of strings, its arguments after the program; optional
+//	cwd        string, the working directory; optional
+//	taint, result, error, time   as in a call record
 //
 // A field set to null is treated as absent. Parsing is strict and fails
 // closed: a line that is not a single JSON object, has a duplicate key at any
 // depth, invalid UTF-8, an unknown field (including a call field in a session
 // record and the reverse) or a field of the wrong type makes [Run] fail, as
-// do a call before any session record, a method ward does not decide, a line
+// do a call, http or exec record before any session record, a call method
+// ward does not decide, a required field missing, a line
 // longer than [Options].MaxLineBytes (default [DefaultMaxLineBytes], 1 MiB,
 // without the line ending), more than [Options].MaxLines lines (default
 // [DefaultMaxLines], 100,000, blank lines included) and a trace without any
@@ -71,9 +104,14 @@
 //
 // # Decisions and reports
 //
-// Each call becomes one [policy.Request] (the session's agent, sponsor,
-// groups, depth and trust with the call's action, server, name, arguments,
-// verb and impact) decided by [policy.Set.Decide]. A [Call] reports the
+// Each record after a session becomes one [policy.Request] (the session's
+// agent, sponsor, groups, depth and trust with the call's action, server,
+// name, arguments, verb, impact, dataset, path and taint; or the HTTP
+// request or program and taint) decided by [policy.Set.Decide]. Values of
+// the right type that ward would refuse live (arguments that are not an
+// object, a host with a port, a lowercase method, a relative program path)
+// are decided as ward decides them, denied as invalid requests, and the
+// reason says why. A [Call] reports the
 // outcome ([policy.Decision.Outcome]), the one-line reason
 // ([policy.Decision.Explain]), the ids of the policies that determined it
 // (the Decision's Reasons) and, for an escalation, the approvals needed
@@ -84,6 +122,7 @@
 // people:
 //
 //	L12 s1 deny  tools/call db.drop_table — denied by policy "no-drops" (p.cedar:3:1)
+//	L13 s1 allow http GET https://api.example.com/v1/reports — allowed by policy "api" (p.cedar:9:1)
 //
 // Strings that come from the trace are written as Go-quoted strings when they
 // hold spaces, quotes or non-printable characters, so a trace cannot forge

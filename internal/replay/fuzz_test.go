@@ -2,6 +2,7 @@ package replay
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"os"
 	"slices"
@@ -12,9 +13,9 @@ import (
 )
 
 // FuzzRun: Run never panics; when it succeeds, the summary counts the
-// calls, every non-blank line is a session or a call record, and each call's
-// outcome, reason and policies are what Set.Decide says on the request
-// rebuilt independently from the trace lines.
+// calls, every non-blank line is a session, call, http or exec record, and
+// each call's outcome, reason and policies are what Set.Decide says on the
+// request rebuilt independently from the trace lines.
 func FuzzRun(f *testing.F) {
 	example, err := os.ReadFile("testdata/example.jsonl")
 	if err != nil {
@@ -25,6 +26,14 @@ func FuzzRun(f *testing.F) {
 		`{"type":"call","method":"prompts/get","name":"tmpl.x","arguments":[1]}`)))
 	f.Add([]byte(`{"type":"session","session":"s","agent":"a","agent":"b"}`))
 	f.Add([]byte("{\"type\":\"call\"}\r\n\n"))
+	egress, err := os.ReadFile("testdata/egress.jsonl")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(egress)
+	f.Add([]byte(lines(analyst, `{"type":"http","method":"GET","host":"a.b","port":80,"scheme":"http","path":"/%2e%2e"}`,
+		`{"type":"exec","command":"x","args":[],"cwd":null,"taint":["A"]}`,
+		`{"type":"http","method":"CONNECT","host":"a.b"}`, `{"type":"http","method":"CONNECT","host":"a.b","scheme":"http"}`)))
 	set := testSet(f)
 	f.Fuzz(func(t *testing.T, trace []byte) {
 		rep, err := Run(set, bytes.NewReader(trace), Options{MaxLines: 200, MaxLineBytes: 4096})
@@ -62,6 +71,12 @@ func FuzzRun(f *testing.F) {
 			Method, Server, Name, Verb    string
 			Arguments                     json.RawMessage
 			Impact                        map[string]int64
+			Dataset, Path                 string
+			Taint                         []string
+			Scheme, Host                  string
+			Port                          int
+			Command, Cwd                  string
+			Args                          []string
 		}
 		raw := bytes.Split(trace, []byte("\n"))
 		var sess *rec
@@ -80,7 +95,7 @@ func FuzzRun(f *testing.F) {
 				sess = &r
 				sessions++
 				continue
-			case "call":
+			case "call", "http", "exec":
 			default:
 				t.Fatalf("line %d: record type %q accepted", i+1, r.Type)
 			}
@@ -89,28 +104,45 @@ func FuzzRun(f *testing.F) {
 			}
 			c := rep.Calls[next]
 			next++
-			if c.Line != i+1 || c.Session != sess.Session || c.Name != r.Name || c.Method != r.Method {
-				t.Fatalf("line %d: reported %+v", i+1, c)
-			}
 			trust := DefaultTrust
 			if sess.Trust != nil {
 				trust = *sess.Trust
 			}
-			server := r.Server
-			if server == "" {
-				server, _, _ = strings.Cut(r.Name, ".")
-			}
-			action := map[string]policy.Action{"tools/call": policy.ActionCallTool, "prompts/get": policy.ActionGetPrompt,
-				"resources/read": policy.ActionReadResource, "resources/subscribe": policy.ActionReadResource}[r.Method]
 			req := policy.Request{Session: sess.Session, Agent: sess.Agent, Sponsor: sess.Sponsor, Groups: sess.Groups,
-				Depth: sess.Depth, Trust: trust, Action: action, Server: server, Name: r.Name,
-				Arguments: r.Arguments, Verb: r.Verb, Impact: r.Impact}
+				Depth: sess.Depth, Trust: trust, Taint: r.Taint}
+			method, name, server := r.Method, r.Name, r.Server
+			switch r.Type {
+			case "http":
+				h := &policy.HTTPRequest{Method: r.Method, Scheme: cmp.Or(r.Scheme, "https"), Host: r.Host, Port: r.Port, Path: cmp.Or(r.Path, "/")}
+				if r.Method == "CONNECT" {
+					h.Scheme, h.Path = r.Scheme, r.Path
+				}
+				if h.Port == 0 {
+					h.Port = map[bool]int{true: 80, false: 443}[r.Scheme == "http"]
+				}
+				req.Action, req.HTTP = policy.ActionHTTPRequest, h
+				method, name = "http", r.Host
+			case "exec":
+				req.Action, req.Exec = policy.ActionExec, &policy.ExecRequest{Command: r.Command, Args: r.Args, Dir: r.Cwd}
+				method, name = "exec", r.Command
+			default:
+				if server == "" {
+					server, _, _ = strings.Cut(r.Name, ".")
+				}
+				req.Action = map[string]policy.Action{"tools/call": policy.ActionCallTool, "prompts/get": policy.ActionGetPrompt,
+					"resources/read": policy.ActionReadResource, "resources/subscribe": policy.ActionReadResource}[r.Method]
+				req.Server, req.Name, req.Arguments, req.Verb, req.Impact = server, r.Name, r.Arguments, r.Verb, r.Impact
+				req.Dataset, req.Path = r.Dataset, r.Path
+			}
+			if c.Line != i+1 || c.Session != sess.Session || c.Name != name || c.Method != method || c.Server != req.Server {
+				t.Fatalf("line %d: reported %+v", i+1, c)
+			}
 			d := set.Decide(req)
 			var ids []string
 			for _, pr := range d.Reasons {
 				ids = append(ids, pr.PolicyID)
 			}
-			if c.Outcome != d.Outcome() || c.Reason != d.Explain(req) || !slices.Equal(c.Policies, ids) || c.Server != server {
+			if c.Outcome != d.Outcome() || c.Reason != d.Explain(req) || !slices.Equal(c.Policies, ids) {
 				t.Fatalf("line %d: replay says %s %q %v, Decide says %s %q %v", i+1, c.Outcome, c.Reason, c.Policies, d.Outcome(), d.Explain(req), ids)
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -34,16 +35,28 @@ type Options struct {
 	MaxLineBytes int // bytes in one line; 0 means DefaultMaxLineBytes
 }
 
-// Call is one recorded call and what ward decides on it.
+// Call is one recorded call, HTTP request or program run, and what ward
+// decides on it.
 type Call struct {
-	Line      int             `json:"line"`    // 1-based line of the call record
-	Session   string          `json:"session"` // id of the session it belongs to
-	Method    string          `json:"method"`  // MCP method, as recorded
-	Server    string          `json:"server"`  // upstream server, derived from Name if not recorded
-	Name      string          `json:"name"`    // "server.tool", "server.prompt" or the URI
-	Arguments json.RawMessage `json:"arguments,omitempty"`
-	Outcome   string          `json:"outcome"` // "allow", "deny" or "escalate"
-	Reason    string          `json:"reason"`  // policy.Decision.Explain
+	Line    int    `json:"line"`    // 1-based line of the record
+	Session string `json:"session"` // id of the session it belongs to
+	// Method is the MCP method of a call record, as recorded, or "http" or
+	// "exec" for those records.
+	Method string `json:"method"`
+	// Server is a call's upstream server, derived from Name if not
+	// recorded; "" for http and exec.
+	Server string `json:"server"`
+	// Name is "server.tool", "server.prompt" or the URI of a call, the host
+	// of an HTTP request, the program of an exec.
+	Name      string              `json:"name"`
+	Arguments json.RawMessage     `json:"arguments,omitempty"`
+	Dataset   string              `json:"dataset,omitempty"` // a call's dataset, as recorded
+	Path      string              `json:"path,omitempty"`    // a call's file path, as recorded
+	HTTP      *policy.HTTPRequest `json:"http,omitempty"`    // an http record's request, defaults applied
+	Exec      *policy.ExecRequest `json:"exec,omitempty"`    // an exec record's program
+	Taint     []string            `json:"taint,omitempty"`   // the session's taint labels, as recorded
+	Outcome   string              `json:"outcome"`           // "allow", "deny" or "escalate"
+	Reason    string              `json:"reason"`            // policy.Decision.Explain
 	// Policies are the ids of the policies that determined the outcome;
 	// empty for a default deny.
 	Policies []string `json:"policies,omitempty"`
@@ -134,9 +147,9 @@ func Run(set *policy.Set, r io.Reader, opt Options) (*Report, error) {
 				Trust:   rec.trust,
 			}
 			rep.Summary.Sessions++
-		case "call":
+		default:
 			if cur == nil {
-				return nil, fmt.Errorf("trace line %d: call before any session record", line)
+				return nil, fmt.Errorf("trace line %d: %s before any session record", line, rec.typ)
 			}
 			rep.add(decide(set, *cur, rec, line))
 		}
@@ -154,25 +167,29 @@ func Run(set *policy.Set, r io.Reader, opt Options) (*Report, error) {
 	return rep, nil
 }
 
-// decide decides one call of the session whose request template is req.
+// decide decides one call, http or exec record of the session whose
+// request template is req.
 func decide(set *policy.Set, req policy.Request, rec *record, line int) Call {
-	req.Action = methods[rec.method]
-	req.Server = rec.server
-	req.Name = rec.name
-	req.Arguments = rec.arguments
-	req.Verb = rec.verb
-	req.Impact = rec.impact
-	d := set.Decide(req)
-	c := Call{
-		Line:      line,
-		Session:   req.Session,
-		Method:    rec.method,
-		Server:    rec.server,
-		Name:      rec.name,
-		Arguments: rec.arguments,
-		Outcome:   d.Outcome(),
-		Reason:    d.Explain(req),
+	req.Taint = rec.taint
+	c := Call{Line: line, Session: req.Session, Method: rec.method, Taint: rec.taint}
+	switch rec.typ {
+	case "http":
+		h := &policy.HTTPRequest{Method: rec.method, Scheme: rec.scheme, Host: rec.host, Port: rec.port, Path: rec.path}
+		req.Action, req.HTTP = policy.ActionHTTPRequest, h
+		c.Method, c.Name, c.HTTP = "http", rec.host, h
+	case "exec":
+		e := &policy.ExecRequest{Command: rec.command, Args: rec.args, Dir: rec.cwd}
+		req.Action, req.Exec = policy.ActionExec, e
+		c.Method, c.Name, c.Exec = "exec", rec.command, e
+	default:
+		req.Action = methods[rec.method]
+		req.Server, req.Name = rec.server, rec.name
+		req.Arguments, req.Verb, req.Impact = rec.arguments, rec.verb, rec.impact
+		req.Dataset, req.Path = rec.dataset, rec.path
+		c.Server, c.Name, c.Arguments, c.Dataset, c.Path = rec.server, rec.name, rec.arguments, rec.dataset, rec.path
 	}
+	d := set.Decide(req)
+	c.Outcome, c.Reason = d.Outcome(), d.Explain(req)
 	for _, r := range d.Reasons {
 		c.Policies = append(c.Policies, r.PolicyID)
 	}
@@ -222,7 +239,7 @@ func splitLines(max int) bufio.SplitFunc {
 	}
 }
 
-// record is one parsed trace line, session or call.
+// record is one parsed trace line: session, call, http or exec.
 type record struct {
 	typ string
 
@@ -231,18 +248,43 @@ type record struct {
 	groups                  []string
 	depth, trust            int
 
-	// call
+	// call, http and exec
+	taint []string
+
+	// call (method and path also http)
 	method, server, name string
 	arguments            json.RawMessage
 	verb                 string
 	impact               map[string]int64
+	dataset, path        string
+
+	// http
+	scheme, host string
+	port         int
+
+	// exec
+	command, cwd string
+	args         []string
 }
 
 // fields lists the fields of each record type.
 var fields = map[string]map[string]bool{
 	"session": {"type": true, "session": true, "agent": true, "sponsor": true, "groups": true, "depth": true, "trust": true, "objective": true},
-	"call":    {"type": true, "method": true, "server": true, "name": true, "arguments": true, "verb": true, "impact": true, "result": true, "error": true, "time": true},
+	"call": {"type": true, "method": true, "server": true, "name": true, "arguments": true, "verb": true, "impact": true,
+		"dataset": true, "path": true, "taint": true, "result": true, "error": true, "time": true},
+	"http": {"type": true, "method": true, "scheme": true, "host": true, "port": true, "path": true, "taint": true,
+		"result": true, "error": true, "time": true},
+	"exec": {"type": true, "command": true, "args": true, "cwd": true, "taint": true, "result": true, "error": true, "time": true},
 }
+
+// anyField lists the fields of all record types.
+var anyField = func() map[string]bool {
+	m := map[string]bool{}
+	for _, fs := range fields {
+		maps.Copy(m, fs)
+	}
+	return m
+}()
 
 // member is one top-level member of a record line.
 type member struct {
@@ -287,7 +329,7 @@ func (p *parser) parse(line []byte) (*record, error) {
 		if err != nil {
 			return nil, jsonError(err)
 		}
-		if !fields["session"][name] && !fields["call"][name] {
+		if !anyField[name] {
 			return nil, fmt.Errorf("unknown field %q", name)
 		}
 		// v aliases the decoder's buffer only until the next read: point
@@ -325,7 +367,7 @@ func (p *parser) parse(line []byte) (*record, error) {
 	case rec.typ == "":
 		return nil, errors.New(`record has no "type"`)
 	case !ok:
-		return nil, fmt.Errorf(`unknown record type %q (want "session" or "call")`, rec.typ)
+		return nil, fmt.Errorf(`unknown record type %q (want "session", "call", "http" or "exec")`, rec.typ)
 	}
 	for _, m := range p.members {
 		if !known[m.name] {
@@ -356,9 +398,25 @@ func (rec *record) set(m member) error {
 	case "sponsor":
 		rec.sponsor, err = str(m)
 	case "groups":
-		if m.value.Kind() != '[' || jsonv2.Unmarshal(m.value, &rec.groups) != nil {
-			return fmt.Errorf("field %q must be an array of strings", m.name)
-		}
+		rec.groups, err = strs(m)
+	case "taint":
+		rec.taint, err = strs(m)
+	case "args":
+		rec.args, err = strs(m)
+	case "dataset":
+		rec.dataset, err = str(m)
+	case "path":
+		rec.path, err = str(m)
+	case "scheme":
+		rec.scheme, err = str(m)
+	case "host":
+		rec.host, err = str(m)
+	case "port":
+		rec.port, err = integer(m, 1, 65535)
+	case "command":
+		rec.command, err = str(m)
+	case "cwd":
+		rec.cwd, err = str(m)
 	case "depth":
 		rec.depth, err = integer(m, 0, 1<<31-1)
 	case "trust":
@@ -392,14 +450,44 @@ func (rec *record) set(m member) error {
 	return err
 }
 
-// validate checks the required fields and the call's method and names.
+// validate checks the required fields and the call's method and names,
+// and fills in an http record's defaults.
 func (rec *record) validate() error {
-	if rec.typ == "session" {
+	switch rec.typ {
+	case "session":
 		switch {
 		case rec.session == "":
 			return errors.New(`a session record needs "session"`)
 		case rec.agent == "":
 			return errors.New(`a session record needs "agent"`)
+		}
+		return nil
+	case "http":
+		switch {
+		case rec.method == "":
+			return errors.New(`an http record needs "method"`)
+		case rec.host == "":
+			return errors.New(`an http record needs "host"`)
+		}
+		if rec.port == 0 {
+			rec.port = 443
+			if rec.scheme == "http" {
+				rec.port = 80
+			}
+		}
+		if rec.method == policy.MethodConnect {
+			return nil // a tunnel: no scheme or path
+		}
+		if rec.scheme == "" {
+			rec.scheme = "https"
+		}
+		if rec.path == "" {
+			rec.path = "/"
+		}
+		return nil
+	case "exec":
+		if rec.command == "" {
+			return errors.New(`an exec record needs "command"`)
 		}
 		return nil
 	}
@@ -432,6 +520,15 @@ func (rec *record) validate() error {
 		return fmt.Errorf("name %q: a %s name is SERVER.NAME", rec.name, rec.method)
 	}
 	return nil
+}
+
+// strs decodes a JSON array of strings.
+func strs(m member) ([]string, error) {
+	var ss []string
+	if m.value.Kind() != '[' || jsonv2.Unmarshal(m.value, &ss) != nil {
+		return nil, fmt.Errorf("field %q must be an array of strings", m.name)
+	}
+	return ss, nil
 }
 
 // str decodes a JSON string member.

@@ -13,7 +13,7 @@ import (
 	"github.com/ward-dev/ward/internal/policy"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/example.txt from WriteText's output")
+var update = flag.Bool("update", false, "rewrite testdata/*.txt from WriteText's output")
 
 // testSet parses testdata/policies.cedar.
 func testSet(t testing.TB) *policy.Set {
@@ -24,6 +24,9 @@ func testSet(t testing.TB) *policy.Set {
 	}
 	set, err := policy.Parse(map[string][]byte{"policies.cedar": b})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Validate(); err != nil { // as ward's loader requires
 		t.Fatal(err)
 	}
 	return set
@@ -134,6 +137,40 @@ func TestRun(t *testing.T) {
 		},
 		summary: Summary{Sessions: 1, Calls: 2, Allowed: 1, Denied: 1, ByPolicy: map[string]int{"db-query": 1}},
 	}, {
+		name: "http requests: defaults, taint, invalid requests denied as ward would",
+		trace: lines(`{"type":"session","session":"s3","agent":"reporter","groups":["analytics"]}`,
+			`{"type":"http","method":"GET","host":"api.example.com","path":"/v1/a"}`,
+			`{"type":"http","method":"GET","scheme":"http","host":"api.example.com","port":80,"path":"/v1/a","taint":null}`,
+			`{"type":"http","method":"GET","host":"api.example.com","path":"/v1/a","taint":["private","untrusted"]}`,
+			`{"type":"http","method":"GET","host":"api.example.com"}`,
+			`{"type":"http","method":"POST","host":"api.example.com","path":"/v1/a"}`,
+			`{"type":"http","method":"GET","host":"api.example.com:443","path":"/v1/a"}`,
+			`{"type":"http","method":"CONNECT","host":"api.example.com"}`),
+		calls: []want{
+			{2, "allow", []string{"api-read"}, nil, `allowed by policy "api-read"`},
+			{3, "allow", []string{"api-read"}, nil, `allowed by policy "api-read"`},
+			{4, "deny", []string{"lethal-trifecta"}, nil, `denied by policy "lethal-trifecta"`},
+			{5, "deny", nil, nil, `no policy permits http_request on Host::"api.example.com" (default deny)`}, // path "/"
+			{6, "escalate", []string{"api-write"}, []string{"1 of group:leads"}, `needs approval by 1 of group:leads`},
+			{7, "deny", nil, nil, `denied: invalid request: host "api.example.com:443" is neither a name nor an IP address (a port goes in Port)`},
+			{8, "deny", nil, nil, `no policy permits http_request on Host::"api.example.com" (default deny)`}, // a tunnel
+		},
+		summary: Summary{Sessions: 1, Calls: 7, Allowed: 2, Denied: 4, Escalated: 1, ByPolicy: map[string]int{"api-read": 2, "lethal-trifecta": 1, "api-write": 1}},
+	}, {
+		name: "programs and tainted sessions",
+		trace: lines(`{"type":"session","session":"s4","agent":"builder","groups":["dev"]}`,
+			`{"type":"exec","command":"/usr/bin/git","args":["push","--force"]}`,
+			`{"type":"exec","command":"/usr/bin/git","args":["push","--force"],"taint":["untrusted"],"cwd":"/work"}`,
+			`{"type":"exec","command":"/usr/bin/git","cwd":"work"}`,
+			`{"type":"exec","command":"/bin/sh"}`),
+		calls: []want{
+			{2, "allow", []string{"git"}, nil, `allowed by policy "git"`},
+			{3, "deny", []string{"no-tainted-force-push"}, nil, `denied by policy "no-tainted-force-push"`},
+			{4, "deny", nil, nil, `denied: invalid request: cwd "work" is not an absolute, clean path`},
+			{5, "deny", nil, nil, `no policy permits exec on Path::"/bin/sh" (default deny)`},
+		},
+		summary: Summary{Sessions: 1, Calls: 4, Allowed: 1, Denied: 3, ByPolicy: map[string]int{"git": 1, "no-tainted-force-push": 1}},
+	}, {
 		name:    "session without calls, CRLF line endings, nulls as absent",
 		trace:   `{"type":"session","session":"s9","agent":"a","sponsor":null,"groups":null,"trust":null}` + "\r\n",
 		summary: Summary{Sessions: 1, ByPolicy: map[string]int{}},
@@ -179,6 +216,49 @@ func TestRunCallFields(t *testing.T) {
 	}
 }
 
+func TestRunHTTPAndExecFields(t *testing.T) {
+	rep, err := Run(testSet(t), strings.NewReader(lines(analyst,
+		`{"type":"http","method":"GET","scheme":"http","host":"::1","path":"/x","taint":["private"]}`,
+		`{"type":"exec","command":"/usr/bin/git","args":["log","a b"],"cwd":"/w"}`,
+		`{"type":"http","method":"CONNECT","host":"a.example","port":8443}`,
+		`{"type":"call","method":"tools/call","name":"fs.stat","dataset":"sales","path":"/srv/a","taint":["untrusted"]}`)), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Call{
+		{Line: 2, Session: "s1", Method: "http", Name: "::1", Taint: []string{"private"},
+			HTTP:    &policy.HTTPRequest{Method: "GET", Scheme: "http", Host: "::1", Port: 80, Path: "/x"},
+			Outcome: "deny", Reason: `no policy permits http_request on Host::"::1" (default deny)`},
+		{Line: 3, Session: "s1", Method: "exec", Name: "/usr/bin/git",
+			Exec:    &policy.ExecRequest{Command: "/usr/bin/git", Args: []string{"log", "a b"}, Dir: "/w"},
+			Outcome: "deny", Reason: `no policy permits exec on Path::"/usr/bin/git" (default deny)`},
+		{Line: 4, Session: "s1", Method: "http", Name: "a.example",
+			HTTP:    &policy.HTTPRequest{Method: "CONNECT", Host: "a.example", Port: 8443},
+			Outcome: "deny", Reason: `no policy permits http_request on Host::"a.example" (default deny)`},
+		{Line: 5, Session: "s1", Method: "tools/call", Server: "fs", Name: "fs.stat", Dataset: "sales", Path: "/srv/a", Taint: []string{"untrusted"},
+			Outcome: "deny", Reason: `no policy permits call_tool on Tool::"fs.stat" (default deny)`},
+	}
+	if diff := cmp.Diff(want, rep.Calls); diff != "" {
+		t.Fatalf("calls (-want +got):\n%s", diff)
+	}
+	var out bytes.Buffer
+	if err := rep.WriteText(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		"L2 s1 deny  http GET http://[::1]/x — ",
+		`L3 s1 deny  exec /usr/bin/git log "a b" — `,
+		"L4 s1 deny  http CONNECT a.example:8443 — ",
+	} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("report lacks %q:\n%s", line, out.String())
+		}
+	}
+	if err := rep.WriteJSON(&out); err != nil || !strings.Contains(out.String(), `"http":{"method":"GET","scheme":"http","host":"::1","port":80,"path":"/x"}`) {
+		t.Errorf("JSON report: %v\n%s", err, out.String())
+	}
+}
+
 func TestRunErrors(t *testing.T) {
 	const s = `{"type":"session","session":"s","agent":"a"}`
 	tests := []struct {
@@ -210,7 +290,7 @@ func TestRunErrors(t *testing.T) {
 		{"not an object", `[1,2]`, Options{}, "trace line 1: a record must be a JSON object"},
 		{"two values", s + ` {"x":1}`, Options{}, "trace line 1: more than one JSON value on the line"},
 		{"no type", `{"session":"s","agent":"a"}`, Options{}, `trace line 1: record has no "type"`},
-		{"unknown type", `{"type":"bogus"}`, Options{}, `trace line 1: unknown record type "bogus" (want "session" or "call")`},
+		{"unknown type", `{"type":"bogus"}`, Options{}, `trace line 1: unknown record type "bogus" (want "session", "call", "http" or "exec")`},
 		{"type not a string", `{"type":1}`, Options{}, `trace line 1: field "type" must be a string`},
 		{"no agent", `{"type":"session","session":"s"}`, Options{}, `trace line 1: a session record needs "agent"`},
 		{"no session id", `{"type":"session","agent":"a"}`, Options{}, `trace line 1: a session record needs "session"`},
@@ -244,6 +324,18 @@ func TestRunErrors(t *testing.T) {
 		{"too many lines", s + strings.Repeat("\n", 10) + "x", Options{MaxLines: 10},
 			"trace line 11: trace has more than 10 lines"},
 		{"empty", "\n \n", Options{}, "trace has no session record"},
+		{"http first", `{"type":"http","method":"GET","host":"a.b"}`, Options{}, "trace line 1: http before any session record"},
+		{"http without host", lines(s, `{"type":"http","method":"GET"}`), Options{}, `trace line 2: an http record needs "host"`},
+		{"http without method", lines(s, `{"type":"http","host":"a.b"}`), Options{}, `trace line 2: an http record needs "method"`},
+		{"http port 0", lines(s, `{"type":"http","method":"GET","host":"a.b","port":0}`), Options{}, `trace line 2: field "port" must be an integer from 1 to 65535`},
+		{"http port a string", lines(s, `{"type":"http","method":"GET","host":"a.b","port":"443"}`), Options{}, `trace line 2: field "port" must be an integer from 1 to 65535`},
+		{"http with a call field", lines(s, `{"type":"http","method":"GET","host":"a.b","name":"a.b"}`), Options{}, `trace line 2: unknown field "name"`},
+		{"exec without command", lines(s, `{"type":"exec","args":["x"]}`), Options{}, `trace line 2: an exec record needs "command"`},
+		{"exec args not strings", lines(s, `{"type":"exec","command":"/bin/sh","args":"-c"}`), Options{}, `trace line 2: field "args" must be an array of strings`},
+		{"exec with an http field", lines(s, `{"type":"exec","command":"/bin/sh","host":"a.b"}`), Options{}, `trace line 2: unknown field "host"`},
+		{"call with an exec field", lines(s, `{"type":"call","method":"tools/call","name":"a.b","command":"/bin/sh"}`), Options{}, `trace line 2: unknown field "command"`},
+		{"taint not strings", lines(s, `{"type":"call","method":"tools/call","name":"a.b","taint":[1]}`), Options{}, `trace line 2: field "taint" must be an array of strings`},
+		{"taint in a session", `{"type":"session","session":"s","agent":"a","taint":["x"]}`, Options{}, `trace line 1: unknown field "taint"`},
 		{"negative option", s, Options{MaxLines: -1}, "replay options: negative MaxLines -1"},
 	}
 	set := testSet(t)
@@ -276,32 +368,38 @@ func TestRunLimitsInclusive(t *testing.T) {
 	}
 }
 
+// TestWriteTextGolden replays the example traces and compares the reports
+// with testdata/*.txt.
 func TestWriteTextGolden(t *testing.T) {
-	f, err := os.Open("testdata/example.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rep, err := Run(testSet(t), f, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	if err := rep.WriteText(&out); err != nil {
-		t.Fatal(err)
-	}
-	const golden = "testdata/example.txt"
-	if *update {
-		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(string(want), out.String()); diff != "" {
-		t.Fatalf("WriteText differs from %s (-want +got; rerun with -update if intended):\n%s", golden, diff)
+	for _, name := range []string{"example", "egress"} {
+		t.Run(name, func(t *testing.T) {
+			f, err := os.Open("testdata/" + name + ".jsonl")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			rep, err := Run(testSet(t), f, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := rep.WriteText(&out); err != nil {
+				t.Fatal(err)
+			}
+			golden := "testdata/" + name + ".txt"
+			if *update {
+				if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(string(want), out.String()); diff != "" {
+				t.Fatalf("WriteText differs from %s (-want +got; rerun with -update if intended):\n%s", golden, diff)
+			}
+		})
 	}
 }
 

@@ -9,22 +9,27 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode"
 )
 
 // WriteText writes the report for people: one line per call,
 //
 //	L12 s1 deny  tools/call db.drop_table — denied by policy "no-drops" (p.cedar:3:1)
+//	L13 s1 allow http GET https://api.example.com/v1/reports — allowed by policy "api" (p.cedar:9:1)
+//	L14 s1 deny  exec /usr/bin/git push --force — denied by policy "no-force" (p.cedar:12:1)
 //
-// (line, session, outcome, method, name, reason), then a blank line and the
+// (line, session, outcome, method, what was asked for, reason): a call's
+// name, an HTTP request's method and URL (the port only if not the
+// scheme's), a program and its arguments. Then a blank line and the
 // summary: the counts, and the policies that determined calls, most calls
-// first. Session ids, names and reasons holding spaces, quotes or
-// non-printable characters are Go-quoted.
+// first. Session ids, names, URLs, arguments and reasons holding spaces,
+// quotes or non-printable characters are Go-quoted.
 func (r *Report) WriteText(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	for _, c := range r.Calls {
 		fmt.Fprintf(bw, "L%d %s %-5s %s %s — %s\n",
-			c.Line, word(c.Session), c.Outcome, word(c.Method), word(c.Name), text(c.Reason))
+			c.Line, word(c.Session), c.Outcome, word(c.Method), c.target(), text(c.Reason))
 	}
 	s := r.Summary
 	fmt.Fprintf(bw, "\n%s, %s: %d allowed, %d denied, %d escalated\n",
@@ -63,6 +68,32 @@ func (r *Report) WriteJSON(w io.Writer) error {
 		return fmt.Errorf("encode summary: %w", err)
 	}
 	return bw.Flush()
+}
+
+// target is what c asked for, for WriteText.
+func (c *Call) target() string {
+	switch {
+	case c.HTTP != nil:
+		h := c.HTTP
+		host := h.Host
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+		if h.Scheme == "" { // a tunnel: host and port only
+			return word(h.Method) + " " + word(host+":"+strconv.Itoa(h.Port))
+		}
+		if h.Scheme == "http" && h.Port != 80 || h.Scheme != "http" && h.Port != 443 {
+			host += ":" + strconv.Itoa(h.Port)
+		}
+		return word(h.Method) + " " + word(h.Scheme+"://"+host+h.Path)
+	case c.Exec != nil:
+		ws := []string{word(c.Exec.Command)}
+		for _, a := range c.Exec.Args {
+			ws = append(ws, word(a))
+		}
+		return strings.Join(ws, " ")
+	}
+	return word(c.Name)
 }
 
 func plural(n int, noun string) string {

@@ -2,9 +2,12 @@ package rules
 
 import (
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 	"time"
+
+	wardpolicy "github.com/ward-dev/ward/internal/policy"
 )
 
 // policy is one sentence's meaning, ready to print as Cedar.
@@ -28,7 +31,18 @@ type parser struct {
 	toks sentence
 	pos  int
 	pol  policy
+	kind target // what the sentence's access is about, set by access
 }
+
+// target is the kind of request a sentence is about; it decides which
+// context attributes its conditions may read.
+type target int
+
+const (
+	targetMCP  target = iota // call, read, get and verb phrases: MCP calls
+	targetHTTP               // request: outgoing HTTP
+	targetExec               // run: programs
+)
 
 // compileSentence parses and compiles one sentence of line lineNo. multi
 // says whether the line holds more than one sentence.
@@ -206,16 +220,25 @@ func (p *parser) subject() {
 func (p *parser) permit() {
 	p.pol.effect = "permit"
 	switch p.peekWord(0) {
-	case "call", "read", "get":
+	case "call", "read", "get", "request", "run":
 		p.access()
 	default:
-		p.expected(oneOf("call", "read", "get"))
+		p.expected(oneOf("call", "read", "get", "request", "run"))
 	}
 	others := []string{"only", "when", "with"}
-	if p.peekWord(0) == "only" && p.peekWord(1) == "to" {
+	switch {
+	case p.peekWord(0) == "only" && p.peekWord(1) == "to":
+		if p.kind != targetMCP {
+			p.failAt(p.peek(), `"only to" a verb applies to call, read and get`)
+		}
 		p.pos += 2
 		p.verb(true)
-		others = []string{"only", "when", "with"}
+	case p.peekWord(0) == "only" && p.peekWord(1) == "with" && (p.peekWord(2) == "method" || p.peekWord(2) == "methods"):
+		if p.kind != targetHTTP {
+			p.failAt(p.peek(), `"only with method" applies to request`)
+		}
+		p.pos += 3
+		p.methods()
 	}
 	if w := p.peekWord(0); w == "when" || w == "with" {
 		p.conditions()
@@ -233,7 +256,7 @@ func (p *parser) permit() {
 func (p *parser) forbid() {
 	p.pol.effect = "forbid"
 	switch w := p.peekWord(0); {
-	case w == "call" || w == "get" ||
+	case w == "call" || w == "get" || w == "request" || w == "run" ||
 		w == "read" && (p.peekWord(1) == "resource" || p.peekWord(1) == "resources" || p.peekWord(1) == "any"):
 		p.access()
 	case isVerb(w):
@@ -241,7 +264,7 @@ func (p *parser) forbid() {
 		p.pol.resource = "resource is Tool"
 		p.verb(false)
 	default:
-		p.expected(`"call", "read", "get" or a verb (` + verbNames + ")")
+		p.expected(`"call", "read", "get", "request", "run" or a verb (` + verbNames + ")")
 	}
 	others := []string{"when", "with", "without"}
 	if w := p.peekWord(0); w == "when" || w == "with" {
@@ -256,9 +279,47 @@ func (p *parser) forbid() {
 	p.end(others...)
 }
 
-// access parses "call ...", "read ..." or "get ...".
+// access parses "call ...", "read ...", "get ...", "request ..." or
+// "run ...".
 func (p *parser) access() {
 	switch p.next().text {
+	case "request":
+		p.kind = targetHTTP
+		p.pol.action = `action == Action::"http_request"`
+		p.pol.resource = "resource is Host"
+		switch p.word("host", "hosts", "any") {
+		case "host":
+			p.pol.resource = "resource == " + uid("Host", p.host())
+		case "any":
+			p.word("host")
+		case "hosts":
+			if p.peekWord(0) == "matching" {
+				p.pos++
+				t := p.peek()
+				pat := p.str("a host pattern in double quotes")
+				if strings.ContainsFunc(pat, func(r rune) bool { return 'A' <= r && r <= 'Z' }) {
+					p.failAt(t, "host pattern %s has capitals: hosts are lowercase in policies", quote(pat))
+				}
+				p.pol.conds = append(p.pol.conds, "context.host like "+wildcardPattern(pat))
+			}
+		}
+	case "run":
+		p.kind = targetExec
+		p.pol.action = `action == Action::"exec"`
+		p.pol.resource = "resource is Path"
+		switch p.peekWord(0) {
+		case "any":
+			p.pos++
+			p.word("command")
+		case "commands":
+			p.pos++
+			if p.peekWord(0) == "matching" {
+				p.pos++
+				p.pol.conds = append(p.pol.conds, "context.command like "+wildcardPattern(p.str("a path pattern in double quotes")))
+			}
+		default:
+			p.pol.resource = "resource == " + uid("Path", p.command())
+		}
 	case "call":
 		p.pol.action = `action == Action::"call_tool"`
 		if p.peekWord(0) == "any" {
@@ -367,8 +428,52 @@ func (p *parser) conditions() {
 	}
 }
 
+// predicate parses one condition, checking that the sentence's requests
+// carry what it reads.
 func (p *parser) predicate() {
-	p.word("argument")
+	t := p.peek()
+	switch p.peekWord(0) {
+	case "argument":
+		if p.kind != targetMCP {
+			p.failAt(t, `"argument" applies to call, read, get and verbs`)
+		}
+		p.argument()
+	case "method":
+		if p.kind != targetHTTP {
+			p.failAt(t, `"method" applies to request`)
+		}
+		p.pos++
+		p.methods()
+	case "the":
+		p.pos++
+		switch p.word("session", "command", "path") {
+		case "session":
+			p.word("holds")
+			p.labels()
+		case "command":
+			if p.kind != targetExec {
+				p.failAt(t, `"the command line" applies to run`)
+			}
+			p.word("line")
+			p.pol.conds = append(p.pol.conds, p.stringTest("context.cmdline", false))
+		case "path":
+			switch p.kind {
+			case targetExec:
+				p.failAt(t, `"the path" applies to call, read, get, verbs and request`)
+			case targetHTTP:
+				p.pol.conds = append(p.pol.conds, p.stringTest("context.path", false))
+			default:
+				p.pol.conds = append(p.pol.conds, "context has path && "+p.stringTest("context.path", false))
+			}
+		}
+	default:
+		p.expected(oneOf("argument", "method", "the"))
+	}
+}
+
+// argument parses the rest of "argument NAME TEST".
+func (p *parser) argument() {
+	p.pos++ // "argument"
 	path := p.argName()
 	// Guards: every attribute on the way must exist.
 	var guards []string
@@ -381,29 +486,137 @@ func (p *parser) predicate() {
 	if op := p.numcmp(false); op != "" {
 		test = fmt.Sprintf("%s %s %d", base, op, p.number())
 	} else {
-		switch p.peekWord(0) {
-		case "equals":
-			p.pos++
-			test = base + " == " + p.value()
-		case "starts":
-			p.pos++
-			p.word("with")
-			test = base + ` like "` + escape(p.str("a string in double quotes"), true) + `*"`
-		case "ends":
-			p.pos++
-			p.word("with")
-			test = base + ` like "*` + escape(p.str("a string in double quotes"), true) + `"`
-		case "contains":
-			p.pos++
-			test = base + ` like "*` + escape(p.str("a string in double quotes"), true) + `*"`
-		case "matches":
-			p.pos++
-			test = base + " like " + wildcardPattern(p.str("a pattern in double quotes"))
-		default:
-			p.expected(oneOf("over", "more", "under", "less", "at", "equals", "starts", "ends", "contains", "matches"))
-		}
+		test = p.stringTest(base, true)
 	}
 	p.pol.conds = append(p.pol.conds, strings.Join(append(guards, test), " && "))
+}
+
+// stringTest parses a test of the String base: "equals", "starts with",
+// "ends with", "contains" or "matches" and a string, and returns it in
+// Cedar. numbers says whether a numeric comparison or an equals with a
+// number or boolean (an argument's) could have come instead.
+func (p *parser) stringTest(base string, numbers bool) string {
+	switch p.peekWord(0) {
+	case "equals":
+		p.pos++
+		if numbers {
+			return base + " == " + p.value()
+		}
+		return base + " == " + quote(p.str("a string in double quotes"))
+	case "starts":
+		p.pos++
+		p.word("with")
+		return base + ` like "` + escape(p.str("a string in double quotes"), true) + `*"`
+	case "ends":
+		p.pos++
+		p.word("with")
+		return base + ` like "*` + escape(p.str("a string in double quotes"), true) + `"`
+	case "contains":
+		p.pos++
+		return base + ` like "*` + escape(p.str("a string in double quotes"), true) + `*"`
+	case "matches":
+		p.pos++
+		return base + " like " + wildcardPattern(p.str("a pattern in double quotes"))
+	}
+	if numbers {
+		p.expected(oneOf("over", "more", "under", "less", "at", "equals", "starts", "ends", "contains", "matches"))
+	}
+	p.expected(oneOf("equals", "starts", "ends", "contains", "matches"))
+	return ""
+}
+
+// methods parses method { "," method } and adds the condition that the
+// request's method is one of them.
+func (p *parser) methods() {
+	ms := []string{p.method()}
+	for p.peek().kind == kComma {
+		p.pos++
+		ms = append(ms, p.method())
+	}
+	if len(ms) == 1 {
+		p.pol.conds = append(p.pol.conds, "context.method == "+quote(ms[0]))
+		return
+	}
+	for i, m := range ms {
+		ms[i] = quote(m)
+	}
+	p.pol.conds = append(p.pol.conds, "["+strings.Join(ms, ", ")+"].contains(context.method)")
+}
+
+// method parses an HTTP method: a word of capitals, digits, '.', '_' and
+// '-', at most 32 characters (policy refuses lowercase methods).
+func (p *parser) method() string {
+	t := p.peek()
+	if t.kind == kWord && len(t.text) <= 32 && strings.Trim(t.text, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == "" {
+		p.pos++
+		return t.text
+	}
+	p.expected("an HTTP method in capitals such as GET")
+	return ""
+}
+
+// labels parses label { "and" label } and adds the condition that the
+// session holds every one. An "and" followed by "argument", "method" or
+// "the" starts the next predicate instead.
+func (p *parser) labels() {
+	ls := []string{quote(p.label())}
+	for p.peekWord(0) == "and" {
+		if w := p.peekWord(1); w == "argument" || w == "method" || w == "the" {
+			break
+		}
+		p.pos++
+		ls = append(ls, quote(p.label()))
+	}
+	if len(ls) == 1 {
+		p.pol.conds = append(p.pol.conds, "context.taint.contains("+ls[0]+")")
+		return
+	}
+	p.pol.conds = append(p.pol.conds, "context.taint.containsAll(["+strings.Join(ls, ", ")+"])")
+}
+
+// label parses a taint label, a name or string of 1-64 characters of a-z,
+// 0-9, '.', '_' and '-' starting with a letter or digit, as package policy
+// requires.
+func (p *parser) label() string {
+	t := p.peek()
+	if (t.kind == kWord || t.kind == kString) && isName(t.text) && len(t.text) <= 64 {
+		p.pos++
+		return t.text
+	}
+	p.expected("a taint label such as private or untrusted")
+	return ""
+}
+
+// host parses a host name or address, a word or string in the form
+// package policy requires (lowercase, canonical, no port).
+func (p *parser) host() string {
+	t := p.peek()
+	if t.kind != kWord && t.kind != kString || t.text == "" {
+		p.expected("a host such as api.example.com")
+	}
+	h, err := wardpolicy.CanonicalHost(t.text)
+	if err != nil {
+		p.failAt(t, "%v", err)
+	}
+	if h != t.text {
+		p.failAt(t, "host %s is written %s in policies", quote(t.text), quote(h))
+	}
+	p.pos++
+	return h
+}
+
+// command parses a program's path: a word or string holding an absolute,
+// clean path.
+func (p *parser) command() string {
+	t := p.peek()
+	if t.kind != kWord && t.kind != kString || !strings.HasPrefix(t.text, "/") {
+		p.expected(`an absolute program path such as /usr/bin/git, "any" or "commands"`)
+	}
+	if c := path.Clean(t.text); c != t.text {
+		p.failAt(t, "program path %s is not clean: write %s", quote(t.text), quote(c))
+	}
+	p.pos++
+	return t.text
 }
 
 // argName parses an argument path: dotted segments or one quoted name.
@@ -468,6 +681,13 @@ func (p *parser) number() int64 {
 	return n
 }
 
+// Limits package policy puts on @escalate: what compiles here loads there.
+const (
+	maxQuorum    = 100
+	maxTimeout   = 7 * 24 * time.Hour
+	maxGroupName = 64
+)
+
 func (p *parser) approval() {
 	p.word("approval")
 	p.word("from")
@@ -475,6 +695,9 @@ func (p *parser) approval() {
 	n := p.number()
 	if n < 1 {
 		p.failAt(t, "approval count must be at least 1, found %d", n)
+	}
+	if n > maxQuorum {
+		p.failAt(t, "approval count must be at most %d, found %d", maxQuorum, n)
 	}
 	p.word("of")
 	groups := []string{p.groupRef()}
@@ -498,6 +721,9 @@ func (p *parser) approval() {
 		if d < time.Second {
 			p.failAt(t, "duration must be at least 1s, found %s", w)
 		}
+		if d > maxTimeout {
+			p.failAt(t, "duration must be at most %s, found %s", maxTimeout, w)
+		}
 		p.pos++
 		p.pol.timeout = w
 	}
@@ -505,7 +731,7 @@ func (p *parser) approval() {
 
 func (p *parser) groupRef() string {
 	t := p.peek()
-	if g, ok := strings.CutPrefix(t.text, "group:"); ok && t.kind == kWord && isName(g) {
+	if g, ok := strings.CutPrefix(t.text, "group:"); ok && t.kind == kWord && isName(g) && len(g) <= maxGroupName {
 		p.pos++
 		return t.text
 	}

@@ -50,6 +50,12 @@
 //	sub-agents never call demo.delete_note.
 //	never call payments.send with argument amount over 100 without approval from 2 of group:finance.
 //	agents in group ops may call deploy.run only with approval from 2 of group:sre, group:leads.
+//	agents in group analytics may request host api.example.com only with method GET.
+//	agents in group analytics may request hosts matching "*.example.com" only with methods GET, HEAD.
+//	agents in group dev may run /usr/bin/git.
+//	never run any command when the command line contains "--force".
+//	never request hosts when the session holds private and untrusted.
+//	never send when the session holds private and untrusted without approval from 1 of group:security.
 //
 // # Grammar
 //
@@ -57,12 +63,12 @@
 // space, a tab, a comment or the end of the line, or at the end of the line:
 // a sentence never spans lines, and a line may hold several sentences. "#"
 // starts a comment that runs to the end of the line. Keywords are lowercase.
-// Words are runs of the characters A-Z a-z 0-9 . _ : -; a period inside a
+// Words are runs of the characters A-Z a-z 0-9 . _ : - /; a period inside a
 // word (as in postgres.query) is part of it.
 //
 //	file       = { sentence } .
 //	sentence   = ( permit | forbid ) ( "." | end of line ) .
-//	permit     = subject "may" access [ purpose ] [ conditions ]
+//	permit     = subject "may" access [ purpose | methods ] [ conditions ]
 //	             [ "only" "with" approval ] .
 //	forbid     = [ subject ] "never" ( access | verbphrase ) [ conditions ]
 //	             [ "without" approval ] .
@@ -73,15 +79,26 @@
 //	           | "read" ( "resource" string
 //	                    | "any" "resource" [ onserver ]
 //	                    | "resources" "matching" string [ onserver ] )
-//	           | "get" ( "prompt" tool | "any" "prompt" [ onserver ] ) .
+//	           | "get" ( "prompt" tool | "any" "prompt" [ onserver ] )
+//	           | "request" ( "host" host | "any" "host"
+//	                       | "hosts" [ "matching" string ] )
+//	           | "run" ( command | "any" "command"
+//	                   | "commands" [ "matching" string ] ) .
 //	onserver   = "on" "server" name .
-//	purpose    = "only" "to" verb [ quantity ] .
+//	purpose    = "only" "to" verb [ quantity ] .       (call, read, get)
+//	methods    = "only" "with" ( "method" | "methods" ) methodlist .  (request)
 //	verbphrase = verb [ quantity ] [ onserver ] .
 //	quantity   = numcmp number unit .
 //	conditions = ( "when" | "with" ) predicate { "and" predicate } .
-//	predicate  = "argument" argname test .
+//	predicate  = "argument" argname test                (call, read, get, verbs)
+//	           | "method" methodlist                    (request)
+//	           | "the" "path" strtest                   (all but run)
+//	           | "the" "command" "line" strtest         (run)
+//	           | "the" "session" "holds" label { "and" label } .
+//	methodlist = method { "," method } .
 //	test       = numcmp number | "equals" ( number | string | "true" | "false" )
-//	           | "starts" "with" string | "ends" "with" string
+//	           | strtest .
+//	strtest    = "equals" string | "starts" "with" string | "ends" "with" string
 //	           | "contains" string | "matches" string .
 //	numcmp     = "over" | "more" "than" | "under" | "less" "than"
 //	           | "at" "most" | "at" "least" .
@@ -93,6 +110,12 @@
 //	name       = word of a-z 0-9 . _ - that starts with a-z or 0-9 and does
 //	             not end with "." | string .
 //	tool       = name containing a "." (server.tool) | string .
+//	host       = word or string: a lowercase host name or an IP address in
+//	             the canonical form of package policy, without a port
+//	             (api.example.com, 10.0.0.7, "::1") .
+//	command    = word or string holding an absolute, clean path (/usr/bin/git) .
+//	method     = word of A-Z 0-9 . _ - of at most 32 characters (GET) .
+//	label      = name or string of at most 64 characters (private) .
 //	argname    = segment { "." segment } | string .
 //	segment    = word of A-Z a-z 0-9 _ - .
 //	unit       = word of a-z 0-9 _ that starts with a-z .
@@ -103,7 +126,10 @@
 // Strings hold any characters but line breaks and control characters other
 // than tab; \" and \\ are the only escapes. After "never", "read" followed
 // by "resource", "resources" or "any" is the read_resource action; otherwise
-// it is the verb read. Column numbers in errors count characters, from 1.
+// it is the verb read. In "the session holds a and b", an "and" followed by
+// "argument", "method" or "the" starts the next predicate; quote a label
+// spelled like one of those. Column numbers in errors count characters,
+// from 1.
 //
 // # Meaning
 //
@@ -123,6 +149,18 @@
 // compares the resource URI (context.name) with P, where "*" matches any run
 // of characters and every other character stands for itself.
 //
+// "request" selects http_request: one host (resource ==
+// Host::"api.example.com"), or any ("any host", "hosts"), optionally those
+// whose name matches a pattern (context.host like "*.example.com"; a host
+// pattern is lowercase). "run" selects exec: one program (resource ==
+// Path::"/usr/bin/git"), or any ("any command", "commands"), optionally
+// those whose path matches a pattern (context.command like "/usr/bin/*").
+// A host is written as policies see it, lowercase and without a port; the
+// compiler refuses other spellings rather than compile a rule that can
+// never match. "only with method GET, HEAD" on a request permit, and the
+// predicate "method DELETE" in conditions, test context.method (== for one
+// method, a set's contains for several).
+//
 // Verbs and impact are filled in by the gateway from each tool's
 // declaration (a later step): context.verb is the String verb the tool
 // declares, and context.impact a record of Longs, the quantitative impact
@@ -141,8 +179,18 @@
 // absent is guarded with has, so a missing argument makes the condition
 // false rather than an error. An argument of another type than the test
 // expects (a string where a number is compared) makes the policy fail to
-// evaluate; package policy reports it in Decision.Errors, and Cedar then
-// ignores the policy, so such a forbid does not apply.
+// evaluate; package policy reports it in Decision.Errors, and a forbid that
+// fails to evaluate denies the call.
+//
+// "the path" tests context.path: the URL path of a request, or the file a
+// tool call touches as its declaration says (guarded with has: calls
+// without one do not match). "the command line" tests context.cmdline, a
+// program's arguments joined with single spaces. "the session holds
+// private and untrusted" is context.taint.containsAll(["private",
+// "untrusted"]) (contains for one label): true when the session carries
+// every label named. A predicate that reads what the sentence's requests do
+// not carry ("argument" in a request rule, "method" in a call rule) is an
+// error, so every compiled policy matches ward's schema.
 //
 // # Escalation
 //
@@ -150,7 +198,8 @@
 // approval from ..." on a permit, adds @escalate("N of group:a, group:b")
 // and, with "within 15m", @escalate_timeout("15m"): on a forbid the call is
 // denied unless approved, on a permit it is allowed only with approval. N
-// is at least 1.
+// is 1 to 100, a group name at most 64 characters and the duration 1s to
+// 168h, the limits package policy puts on @escalate.
 //
 // # Output
 //

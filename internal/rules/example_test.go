@@ -32,12 +32,12 @@ never call payments.send with argument amount over 100 without approval from 2 o
 
 func ExampleCompile_errors() {
 	src := []byte(`agents in group analytics may call postgres.query.
-agents in group analytics may run postgres.query.
+agents in group analytics may use postgres.query.
 never delete more than 10 rows without approval from 0 of group:dba.
 `)
 	_, err := rules.Compile("rules.txt", src)
 	fmt.Println(err)
 	// Output:
-	// rules.txt:2:31: expected "call", "read" or "get" after "may", found "run"
+	// rules.txt:2:31: expected "call", "read", "get", "request" or "run" after "may", found "use"
 	// rules.txt:3:54: approval count must be at least 1, found 0
 }

@@ -156,7 +156,7 @@ type lexError struct {
 
 func isWordByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '.' || c == '_' || c == ':' || c == '-'
+		c == '.' || c == '_' || c == ':' || c == '-' || c == '/'
 }
 
 // lexLine splits one line into sentences. On a lexical error it returns the

@@ -6,12 +6,15 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/types"
 	"github.com/google/go-cmp/cmp"
+
+	wardpolicy "github.com/ward-dev/ward/internal/policy"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.cedar from the compiler's output")
@@ -300,8 +303,9 @@ func TestErrors(t *testing.T) {
 		src  string
 		want []string
 	}{
-		{"agents in group analytics may run postgres.query.", []string{`r:1:31: expected "call", "read" or "get" after "may", found "run"`}},
-		{"\n\nagent reporter may run fs.x.", []string{`r:3:20: expected "call", "read" or "get" after "may", found "run"`}},
+		{"agents in group analytics may use postgres.query.", []string{`r:1:31: expected "call", "read", "get", "request" or "run" after "may", found "use"`}},
+		{"\n\nagent reporter may use fs.x.", []string{`r:3:20: expected "call", "read", "get", "request" or "run" after "may", found "use"`}},
+		{"agents in group analytics may run postgres.query.", []string{`r:1:35: expected an absolute program path such as /usr/bin/git, "any" or "commands" after "run", found "postgres.query"`}},
 		{"Never call fs.x.", []string{`r:1:1: expected "any", "agent", "agents", "sub-agents" or "never" at the start of a sentence, found "Never"`}},
 		{"agents can call fs.x.", []string{`r:1:8: expected "in", "of", "may" or "never" after "agents", found "can"`}},
 		{"agent x can call fs.x.", []string{`r:1:9: expected "may" or "never" after "x", found "can"`}},
@@ -321,12 +325,15 @@ func TestErrors(t *testing.T) {
 		{"never delete more than 10 rows without approval from 1 of dba.", []string{`r:1:59: expected a group such as group:dba after "of", found "dba"`}},
 		{"never delete more than 10 rows without approval from 1 of group:dba,.", []string{`r:1:69: expected a group such as group:dba after ",", found "."`}},
 		{"never delete more than 10 rows without approval from 1 of group:dba within 0s.", []string{`r:1:76: duration must be at least 1s, found 0s`}},
+		{"never delete more than 10 rows without approval from 1 of group:dba within 169h.", []string{`r:1:76: duration must be at most 168h0m0s, found 169h`}},
+		{"never delete more than 10 rows without approval from 101 of group:dba.", []string{`r:1:54: approval count must be at most 100, found 101`}},
+		{"never delete more than 10 rows without approval from 1 of group:" + strings.Repeat("a", 65) + ".", []string{`r:1:59: expected a group such as group:dba after "of", found "group:` + strings.Repeat("a", 65) + `"`}},
 		{"never delete more than 10 rows without approval from 1 of group:dba within soon.", []string{`r:1:76: expected a duration such as 30s, 15m or 2h after "within", found "soon"`}},
 		{"never delete more than ten rows.", []string{`r:1:24: expected a number after "than", found "ten"`}},
 		{"never delete more than 10 Rows.", []string{`r:1:27: expected a unit of impact such as rows after "10", found "Rows"`}},
-		{"never destroy fs.x.", []string{`r:1:7: expected "call", "read", "get" or a verb (read, list, create, update, write, delete, send, execute) after "never", found "destroy"`}},
-		{"never call fs.x when.", []string{`r:1:21: expected "argument" after "when", found "."`}},
-		{"agents may call fs.x with approval from 1 of group:a.", []string{`r:1:27: expected "argument" after "with", found "approval"`}},
+		{"never destroy fs.x.", []string{`r:1:7: expected "call", "read", "get", "request", "run" or a verb (read, list, create, update, write, delete, send, execute) after "never", found "destroy"`}},
+		{"never call fs.x when.", []string{`r:1:21: expected "argument", "method" or "the" after "when", found "."`}},
+		{"agents may call fs.x with approval from 1 of group:a.", []string{`r:1:27: expected "argument", "method" or "the" after "with", found "approval"`}},
 		{"never call fs.x; never call fs.y.", []string{`r:1:16: unexpected character ';'`}},
 		{".", []string{`r:1:1: expected a sentence before "."`}},
 		{"never read resources matching x.", []string{`r:1:31: expected a URI pattern in double quotes after "matching", found "x"`}},
@@ -337,16 +344,42 @@ func TestErrors(t *testing.T) {
 		{"ok: never call fs.x.", []string{`r:1:1: expected "any", "agent", "agents", "sub-agents" or "never" at the start of a sentence, found "ok:"`}},
 		{"never call fs.x.\xff", []string{`r:1:17: invalid UTF-8`}},
 		{"never call fs.x \"a\tb\x01\".", []string{`r:1:21: control character U+0001 in string`}},
+		// Outgoing HTTP, programs and taint.
+		{"agents may request host API.example.com.", []string{`r:1:25: host "API.example.com" is written "api.example.com" in policies`}},
+		{"agents may request host example.com:443.", []string{`r:1:25: host "example.com:443" is neither a name nor an IP address (a port goes in Port)`}},
+		{"agents may request host 127.1.", []string{`r:1:25: host "127.1" ends in a number, so resolvers may read it as an IPv4 address; write the address in dotted decimal`}},
+		{`agents may request host "[::1]".`, []string{`r:1:25: host "[::1]" is written "::1" in policies`}},
+		{"agents may request host.", []string{`r:1:24: expected a host such as api.example.com after "host", found "."`}},
+		{"agents may request the host a.b.", []string{`r:1:20: expected "host", "hosts" or "any" after "request", found "the"`}},
+		{`agents may request hosts matching "*.Example.com".`, []string{`r:1:35: host pattern "*.Example.com" has capitals: hosts are lowercase in policies`}},
+		{"agents may request host a.b only with method get.", []string{`r:1:46: expected an HTTP method in capitals such as GET after "method", found "get"`}},
+		{"agents may request host a.b only with methods GET,.", []string{`r:1:51: expected an HTTP method in capitals such as GET after ",", found "."`}},
+		{"agents may call fs.x only with method GET.", []string{`r:1:22: "only with method" applies to request`}},
+		{"agents may request any host only to read.", []string{`r:1:29: "only to" a verb applies to call, read and get`}},
+		{"agents may request any host when argument x equals 1.", []string{`r:1:34: "argument" applies to call, read, get and verbs`}},
+		{"agents may call fs.x when method GET.", []string{`r:1:27: "method" applies to request`}},
+		{`never call fs.x when the command line contains "x".`, []string{`r:1:22: "the command line" applies to run`}},
+		{`agents may run any command when the path starts with "/x".`, []string{`r:1:33: "the path" applies to call, read, get, verbs and request`}},
+		{"agents may run usr/bin/git.", []string{`r:1:16: expected an absolute program path such as /usr/bin/git, "any" or "commands" after "run", found "usr/bin/git"`}},
+		{"agents may run /usr/bin/../bin/git.", []string{`r:1:16: program path "/usr/bin/../bin/git" is not clean: write "/usr/bin/git"`}},
+		{"agents may run any program.", []string{`r:1:20: expected "command" after "any", found "program"`}},
+		{"never request hosts when the session holds Private.", []string{`r:1:44: expected a taint label such as private or untrusted after "holds", found "Private"`}},
+		{"never request hosts when the session holds private and.", []string{`r:1:55: expected a taint label such as private or untrusted after "and", found "."`}},
+		{"never request hosts when the session has private.", []string{`r:1:38: expected "holds" after "session", found "has"`}},
+		{"never request hosts when the weather is bad.", []string{`r:1:30: expected "session", "command" or "path" after "the", found "weather"`}},
+		{"never run any command when the command line over 3.", []string{`r:1:45: expected "equals", "starts", "ends", "contains" or "matches" after "line", found "over"`}},
+		{`never run any command when the command line equals 3.`, []string{`r:1:52: expected a string in double quotes after "equals", found "3"`}},
+		{"never run /bin/sh without approval.", []string{`r:1:35: expected "from" after "approval", found "."`}},
 		// Every bad sentence is reported, good ones in between are not.
-		{"agents may run x.\nnever call fs.x.\nagents may call fs.x run. never call y.\n# fine\nnever call \"x", []string{
-			`r:1:12: expected "call", "read" or "get" after "may", found "run"`,
+		{"agents may use x.\nnever call fs.x.\nagents may call fs.x run. never call y.\n# fine\nnever call \"x", []string{
+			`r:1:12: expected "call", "read", "get", "request" or "run" after "may", found "use"`,
 			`r:3:22: expected "only", "when", "with" or end of sentence after "fs.x", found "run"`,
 			`r:3:38: expected a tool name of the form server.tool or "any" after "call", found "y"`,
 			`r:5:12: unterminated string`,
 		}},
 		// A lexical error after a good sentence on the same line.
-		{"agents may run x. never call \"x", []string{
-			`r:1:12: expected "call", "read" or "get" after "may", found "run"`,
+		{"agents may use x. never call \"x", []string{
+			`r:1:12: expected "call", "read", "get", "request" or "run" after "may", found "use"`,
 			`r:1:30: unterminated string`,
 		}},
 	}
@@ -469,5 +502,150 @@ func TestLongLine(t *testing.T) {
 	}
 	if len(rules) != n || rules[n-1].Column != (n-1)*len(s)+1 {
 		t.Fatalf("got %d rules, last at column %d", len(rules), rules[n-1].Column)
+	}
+}
+
+// TestOutputValidates: the Cedar compiled from every golden rule file
+// matches ward's schema, as ward's loader requires.
+func TestOutputValidates(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.rules")
+	for _, in := range files {
+		src, err := os.ReadFile(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := CompileToCedar(in, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := wardpolicy.Parse(map[string][]byte{in: out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := set.Validate(); err != nil {
+			t.Errorf("%s: %v", in, err)
+		}
+	}
+}
+
+// TestModelDecisions compiles the rules for outgoing HTTP, programs and
+// taint and decides requests in ward's model with package policy.
+func TestModelDecisions(t *testing.T) {
+	src, err := os.ReadFile("testdata/egress.rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := CompileToCedar("egress.rules", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := wardpolicy.Parse(map[string][]byte{"egress.cedar": out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := func(agent, group, method, host, path string, taint ...string) wardpolicy.Request {
+		return wardpolicy.Request{
+			Session: "s", Agent: agent, Groups: []string{group}, Action: wardpolicy.ActionHTTPRequest, Taint: taint,
+			HTTP: &wardpolicy.HTTPRequest{Method: method, Scheme: "https", Host: host, Port: 443, Path: path},
+		}
+	}
+	run := func(agent, group, command string, args []string, taint ...string) wardpolicy.Request {
+		return wardpolicy.Request{
+			Session: "s", Agent: agent, Groups: []string{group}, Action: wardpolicy.ActionExec, Taint: taint,
+			Exec: &wardpolicy.ExecRequest{Command: command, Args: args, Dir: "/work"},
+		}
+	}
+	sub := func(r wardpolicy.Request) wardpolicy.Request { r.Depth = 1; return r }
+	tool := func(verb, path string, args string, taint ...string) wardpolicy.Request {
+		r := wardpolicy.Request{Session: "s", Agent: "a", Groups: []string{"analytics"}, Action: wardpolicy.ActionCallTool,
+			Server: "fs", Name: "fs.read_text_file", Verb: verb, Path: path, Taint: taint}
+		if args != "" {
+			r.Arguments = []byte(args)
+		}
+		return r
+	}
+	tests := []struct {
+		name    string
+		req     wardpolicy.Request
+		outcome string
+		policy  string // the one determining policy's line, "" for none
+	}{
+		{"GET on the granted host", web("a", "analytics", "GET", "api.example.com", "/x"), "allow", "egress.rules:2"},
+		{"POST on the granted host", web("a", "analytics", "POST", "api.example.com", "/x"), "deny", ""},
+		{"another group", web("a", "sales", "GET", "api.example.com", "/x"), "deny", ""},
+		{"host pattern, method and path", web("a", "analytics", "HEAD", "db.internal.example.com", "/v1/q"), "allow", "egress.rules:3"},
+		{"host pattern, other path", web("a", "analytics", "HEAD", "db.internal.example.com", "/v2/q"), "deny", ""},
+		{"host pattern does not match the apex", web("a", "analytics", "GET", "internal.example.com", "/v1/q"), "deny", ""},
+		{"crawler, untrusted", web("crawler", "x", "GET", "news.example", "/", "untrusted"), "allow", "egress.rules:4"},
+		{"crawler, clean session", web("crawler", "x", "GET", "news.example", "/"), "deny", ""},
+		{"lethal trifecta", web("crawler", "x", "GET", "news.example", "/", "private", "untrusted"), "deny", "egress.rules:6"},
+		{"POST needs approval", web("fetcher", "x", "POST", "::1", "/hook"), "escalate", "egress.rules:5"},
+		{"never the evil host", web("a", "analytics", "GET", "evil.example.com", "/v1/"), "deny", "egress.rules:7"},
+		{"sub-agent DELETE, not permitted anyway", sub(web("a", "analytics", "DELETE", "api.example.com", "/x")), "deny", "egress.rules:8"},
+		{"sub-agent PUT, not permitted either", sub(web("fetcher", "x", "PUT", "::1", "/x")), "deny", "egress.rules:8"},
+		{"sub-agent GET", sub(web("a", "analytics", "GET", "api.example.com", "/x")), "allow", "egress.rules:2"},
+		{"git", run("a", "dev", "/usr/bin/git", []string{"status"}), "allow", "egress.rules:9"},
+		{"git, other group", run("a", "ops", "/usr/bin/git", []string{"status"}), "deny", ""},
+		{"quoted program, command line and label", run("a", "dev", "/opt/my tools/build", []string{"release", "v1"}, "ci.trusted"), "allow", "egress.rules:10"},
+		{"quoted program without the label", run("a", "dev", "/opt/my tools/build", []string{"release", "v1"}), "deny", ""},
+		{"program directory", run("builder", "x", "/usr/bin/make", nil), "allow", "egress.rules:11"},
+		{"never rm", run("builder", "x", "/bin/rm", []string{"-rf", "/"}), "deny", "egress.rules:12"},
+		{"forced and untrusted", run("a", "dev", "/usr/bin/git", []string{"push", "--force"}, "untrusted"), "deny", "egress.rules:13"},
+		{"forced, trusted", run("a", "dev", "/usr/bin/git", []string{"push", "--force"}), "allow", "egress.rules:9"},
+		{"sub-agents run nothing", sub(run("a", "dev", "/usr/bin/git", nil)), "deny", "egress.rules:14"},
+		{"path and argument", tool("read", "/srv/share/q3.csv", `{"mode":"r"}`), "allow", "egress.rules:16"},
+		{"path outside", tool("read", "/etc/passwd", `{"mode":"r"}`), "deny", ""},
+		{"no path", tool("read", "", `{"mode":"r"}`), "deny", ""},
+		{"tainted send", tool("send", "/srv/share/q3.csv", `{"mode":"r"}`, "untrusted", "private"), "escalate", "egress.rules:15"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.req.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			d := set.Decide(tt.req)
+			if d.Outcome() != tt.outcome || len(d.Errors) > 0 {
+				t.Fatalf("%s (errors %q), want %s", d.Explain(tt.req), d.Errors, tt.outcome)
+			}
+			var ids []string
+			for _, r := range d.Reasons {
+				ids = append(ids, r.PolicyID)
+			}
+			if want := []string{tt.policy}; tt.policy != "" && !slices.Equal(ids, want) || tt.policy == "" && len(ids) > 0 {
+				t.Errorf("determined by %q, want %q", ids, tt.policy)
+			}
+		})
+	}
+}
+
+// TestDocSentences: every example sentence in the package documentation
+// compiles, and its Cedar matches ward's schema.
+func TestDocSentences(t *testing.T) {
+	b, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for line := range strings.Lines(string(b)) {
+		s, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "//\t")
+		if !ok || !strings.HasPrefix(s, "agent") && !strings.HasPrefix(s, "never") && !strings.HasPrefix(s, "any ") && !strings.HasPrefix(s, "sub-") {
+			continue
+		}
+		n++
+		out, err := CompileToCedar("doc.rules", []byte(s))
+		if err != nil {
+			t.Errorf("%s: %v", s, err)
+			continue
+		}
+		set, err := wardpolicy.Parse(map[string][]byte{"doc.cedar": out})
+		if err == nil {
+			err = set.Validate()
+		}
+		if err != nil {
+			t.Errorf("%s: %v", s, err)
+		}
+	}
+	if n < 15 {
+		t.Fatalf("found %d example sentences in doc.go; the extraction is broken", n)
 	}
 }
