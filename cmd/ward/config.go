@@ -13,11 +13,13 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/ward-dev/ward/internal/egress"
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/redact"
 	"github.com/ward-dev/ward/internal/server"
+	"github.com/ward-dev/ward/internal/taint"
 	"github.com/ward-dev/ward/internal/witness"
 )
 
@@ -65,6 +67,30 @@ type fileConfig struct {
 	//	witness:
 	//	  - {origin: b.example/audit, key: "b.example/audit+1a2b3c4d+AbC…"}   # B's DATA/keys/audit.pub
 	Witness []witness.Log `yaml:"witness"`
+	// Egress runs the HTTP(S) egress proxy:
+	//
+	//	egress:
+	//	  listen: 127.0.0.1:3128
+	//	  credentials:                       # injected by ward, never seen by agents
+	//	    - {host: api.github.com, header: Authorization, value: "Bearer ${GITHUB_TOKEN}"}
+	Egress *struct {
+		Listen      string `yaml:"listen"`
+		Credentials []struct {
+			Host   string `yaml:"host"`
+			Header string `yaml:"header"`
+			Value  string `yaml:"value"`
+		} `yaml:"credentials"`
+	} `yaml:"egress"`
+	// Taint labels what results carry (private, untrusted, trusted); what
+	// is not listed is untrusted:
+	//
+	//	taint:
+	//	  tools: {"mail.read_*": [private, untrusted], "crm.*": [private], "calc.*": [trusted]}
+	//	  hosts: {"*.corp.example": [private]}
+	Taint struct {
+		Tools map[string][]string `yaml:"tools"`
+		Hosts map[string][]string `yaml:"hosts"`
+	} `yaml:"taint"`
 }
 
 // auditConfig configures what the audit log records and how its
@@ -225,6 +251,19 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 		return cfg, err
 	}
 	cfg.WitnessFor = fc.Witness
+	cfg.TaintTools, cfg.TaintHosts = fc.Taint.Tools, fc.Taint.Hosts
+	if _, err := taint.NewLabeler(cfg.TaintTools, cfg.TaintHosts); err != nil {
+		return cfg, err
+	}
+	if e := fc.Egress; e != nil {
+		if e.Listen == "" {
+			return cfg, errors.New("egress.listen: the proxy needs an address (127.0.0.1:3128)")
+		}
+		cfg.Egress = &server.Egress{Addr: e.Listen}
+		for _, c := range e.Credentials {
+			cfg.Egress.Credentials = append(cfg.Egress.Credentials, egress.Credential{Host: c.Host, Header: c.Header, Value: os.ExpandEnv(c.Value)})
+		}
+	}
 	for _, r := range fc.Approvals.Reviewers {
 		cfg.Reviewers = append(cfg.Reviewers, server.Reviewer{Name: r.Name, URL: r.URL, Groups: r.Groups})
 	}

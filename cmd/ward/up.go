@@ -65,6 +65,9 @@ func cmdUp(args []string, stdout io.Writer) error {
 	if node.Witness != nil {
 		fmt.Fprintf(stdout, "  witness       %s/witness  (C2SP tlog-witness for %d log(s); key for their witness policies: %s)\n", url, len(cfg.WitnessFor), node.Witness.VerifierKey())
 	}
+	if addr := node.EgressAddr(); addr != "" {
+		fmt.Fprintf(stdout, "  egress proxy  http://%s  (sessions get HTTP(S)_PROXY credentials from POST /v1/egress/token)\n", addr)
+	}
 	if node.Publisher != nil {
 		fmt.Fprintf(stdout, "  checkpoints   published only once cosigned as the witness policy requires\n")
 	}

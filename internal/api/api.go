@@ -88,6 +88,9 @@ type Config struct {
 	// Redactor redacts secrets from agent-posted records; nil records
 	// them as posted.
 	Redactor *redact.Redactor
+	// EgressToken, when set, issues the calling session's egress proxy
+	// credentials: POST /v1/egress/token answers {"proxy_url": …}.
+	EgressToken func(ctx context.Context, c *gateway.Caller) (string, error)
 	// Witness, when set, serves C2SP tlog-witness add-checkpoint at
 	// POST /witness/add-checkpoint, for the logs this node witnesses. The
 	// protocol authenticates checkpoints by their signatures, not callers.
@@ -202,6 +205,17 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/records", s.ag(s.postRecord))
 	if s.cfg.Witness != nil {
 		m.Handle("POST /witness/add-checkpoint", s.cfg.Witness)
+	}
+	if s.cfg.EgressToken != nil {
+		m.HandleFunc("POST /v1/egress/token", s.ag(func(w http.ResponseWriter, r *http.Request, c *gateway.Caller) error {
+			u, err := s.cfg.EgressToken(r.Context(), c)
+			if err != nil {
+				return err
+			}
+			// The token is a credential just created for the caller.
+			writeJSON(w, http.StatusCreated, map[string]string{"proxy_url": u})
+			return nil
+		}))
 	}
 }
 

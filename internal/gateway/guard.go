@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	pathpkg "path"
 	"strings"
 	"sync"
 	"time"
@@ -66,7 +67,12 @@ type LocalConfig struct {
 	// Record says what of each call is recorded beyond its digests; the
 	// zero value records digests only.
 	Record Record
-	Now    func() time.Time
+	// Taint returns a session's taint labels (context.taint); nil: none.
+	Taint func(session string) []string
+	// OnResult is told of every call whose result reached the agent (to
+	// label the session with what the result carries). It must not block.
+	OnResult func(ctx context.Context, c *Caller, op *Operation)
+	Now      func() time.Time
 }
 
 // DefaultRecordMaxBytes is the default Record.MaxBytes.
@@ -104,55 +110,89 @@ type Record struct {
 
 // ToolDeclaration says what a tool's calls do.
 //
-//	db.delete_rows: {verb: delete, impact: {rows: count}}
+//	db.delete_rows: {verb: delete, impact: {rows: count}, dataset: table}
+//	fs.write_file:  {verb: write, path: path}
 //
 // Impact maps an impact name to a dotted path into the call's arguments; the
-// value there must be an integer (or absent).
+// value there must be an integer (or absent). Path and Dataset are dotted
+// paths to string arguments: the file the call touches (context.path; it
+// must be absolute and is cleaned) and the dataset (context.dataset, the
+// entity Dataset::"<name>"). A declared argument of the wrong type denies
+// the call rather than letting it escape a policy.
 type ToolDeclaration struct {
-	Verb   string            `json:"verb,omitempty" yaml:"verb"`
-	Impact map[string]string `json:"impact,omitempty" yaml:"impact"`
+	Verb    string            `json:"verb,omitempty" yaml:"verb"`
+	Impact  map[string]string `json:"impact,omitempty" yaml:"impact"`
+	Path    string            `json:"path,omitempty" yaml:"path"`
+	Dataset string            `json:"dataset,omitempty" yaml:"dataset"`
 }
 
-// impact reads a declared impact from arguments. A declared impact whose
-// argument is present but not an integer is an error: the call is denied
-// rather than escaping a limit on its size.
-func (d ToolDeclaration) impact(args json.RawMessage) (map[string]int64, error) {
-	if len(d.Impact) == 0 {
-		return nil, nil
+// apply fills req's verb, impact, path and dataset from the declaration
+// and the call's arguments.
+func (d ToolDeclaration) apply(req *policy.Request) error {
+	req.Verb = d.Verb
+	if len(d.Impact) == 0 && d.Path == "" && d.Dataset == "" {
+		return nil
 	}
 	var root any
-	if len(args) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(args))
+	if len(req.Arguments) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(req.Arguments))
 		dec.UseNumber()
 		if err := dec.Decode(&root); err != nil {
-			return nil, fmt.Errorf("arguments: %v", err)
+			return fmt.Errorf("arguments: %v", err)
 		}
 	}
-	out := map[string]int64{}
 	for name, path := range d.Impact {
-		v := root
-		for _, part := range strings.Split(path, ".") {
-			m, ok := v.(map[string]any)
-			if !ok {
-				v = nil
-				break
-			}
-			v = m[part]
-		}
+		v := lookup(root, path)
 		if v == nil {
 			continue
 		}
 		num, ok := v.(json.Number)
 		if !ok {
-			return nil, fmt.Errorf("impact %q: argument %s must be an integer", name, path)
+			return fmt.Errorf("impact %q: argument %s must be an integer", name, path)
 		}
 		n, err := num.Int64()
 		if err != nil {
-			return nil, fmt.Errorf("impact %q: argument %s must be an integer, not %s", name, path, num)
+			return fmt.Errorf("impact %q: argument %s must be an integer, not %s", name, path, num)
 		}
-		out[name] = n
+		if req.Impact == nil {
+			req.Impact = map[string]int64{}
+		}
+		req.Impact[name] = n
 	}
-	return out, nil
+	if d.Path != "" {
+		switch v := lookup(root, d.Path).(type) {
+		case nil:
+		case string:
+			if !strings.HasPrefix(v, "/") {
+				return fmt.Errorf("path: argument %s must be an absolute path", d.Path)
+			}
+			req.Path = pathpkg.Clean(v)
+		default:
+			return fmt.Errorf("path: argument %s must be a string", d.Path)
+		}
+	}
+	if d.Dataset != "" {
+		switch v := lookup(root, d.Dataset).(type) {
+		case nil:
+		case string:
+			req.Dataset = v
+		default:
+			return fmt.Errorf("dataset: argument %s must be a string", d.Dataset)
+		}
+	}
+	return nil
+}
+
+// lookup follows a dotted path through decoded JSON objects; nil if absent.
+func lookup(v any, path string) any {
+	for _, part := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[part]
+	}
+	return v
 }
 
 // Local is the in-process [Guard]: grant scope, Cedar policy and tool pins,
@@ -256,11 +296,15 @@ func actionFor(k Kind) policy.Action {
 	}
 }
 
-func policyRequest(c *Caller, action policy.Action, server, name string, args json.RawMessage) policy.Request {
-	return policy.Request{
+func (l *Local) policyRequest(c *Caller, action policy.Action, server, name string, args json.RawMessage) policy.Request {
+	req := policy.Request{
 		Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups, Depth: c.Depth, Trust: c.Trust, ObjectiveTags: c.Tags,
 		Action: action, Server: server, Name: name, Arguments: args,
 	}
+	if l.cfg.Taint != nil {
+		req.Taint = l.cfg.Taint(c.Session)
+	}
+	return req
 }
 
 // Filter implements [Guard].
@@ -271,7 +315,7 @@ func (l *Local) Filter(ctx context.Context, c *Caller, kind Kind, server string,
 		if !c.Scope.Allows(scopeKind(kind), it.Name) {
 			continue
 		}
-		req := policyRequest(c, actionFor(kind), server, it.Name, nil)
+		req := l.policyRequest(c, actionFor(kind), server, it.Name, nil)
 		if decl, ok := l.cfg.Tools[it.Name]; ok && kind == KindTool {
 			req.Verb = decl.Verb
 			if len(decl.Impact) > 0 {
@@ -523,17 +567,14 @@ func (l *Local) decide(ctx context.Context, c *Caller, op *Operation) (Verdict, 
 	if set == nil {
 		return Verdict{Reason: "no policies are loaded (default deny)"}, policy.Decision{}
 	}
-	req := policyRequest(c, op.Action, op.Server, op.Name, op.Arguments)
+	req := l.policyRequest(c, op.Action, op.Server, op.Name, op.Arguments)
 	if l.cfg.Quotas != nil {
 		req.Counters = l.cfg.Quotas.Counters(quota.Call{Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups, Action: string(op.Action), Tool: op.Name})
 	}
 	if decl, ok := l.cfg.Tools[op.Name]; ok && op.Action == policy.ActionCallTool {
-		req.Verb = decl.Verb
-		impact, err := decl.impact(op.Arguments)
-		if err != nil {
+		if err := decl.apply(&req); err != nil {
 			return Verdict{Reason: fmt.Sprintf("tool %s: %v", op.Name, err)}, policy.Decision{}
 		}
-		req.Impact = impact
 	}
 	d := set.Decide(req)
 	v := Verdict{Allow: d.Allow, Reason: d.Explain(req)}
@@ -568,6 +609,9 @@ func (l *Local) Observe(ctx context.Context, c *Caller, op *Operation, out Outco
 	})
 	if err != nil {
 		return fmt.Errorf("record result: %w", err)
+	}
+	if out.Error == "" && l.cfg.OnResult != nil {
+		l.cfg.OnResult(ctx, c, op)
 	}
 	return nil
 }

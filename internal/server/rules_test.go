@@ -113,3 +113,45 @@ when { context.objective_tags.contains("reporting") };
 		t.Fatalf("bad tag: %d %s", status, b)
 	}
 }
+
+// TestDeclaredPathAndDataset: a tool declaration exposes the file and the
+// dataset a call touches, read from its arguments, as context.path and
+// context.dataset; a declared argument of the wrong shape denies.
+func TestDeclaredPathAndDataset(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`
+@id("demo") permit (principal, action == Action::"call_tool", resource);
+@id("no-etc") forbid (principal, action == Action::"call_tool", resource) when { context has path && context.path like "/etc/*" };
+@id("no-hr") forbid (principal, action == Action::"call_tool", resource) when { context has dataset && context.dataset == Dataset::"hr" };
+`), 0o600)
+	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: demoOnly, Tools: map[string]gateway.ToolDeclaration{
+		"demo.echo":      {Verb: "read", Path: "text"},
+		"demo.read_note": {Verb: "read", Dataset: "name"},
+	}})
+	n.setupAgent("clerk", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, _ := n.startSession("clerk", "read notes", nil, "")
+	cs := n.connect(t, creds.HTTPClient(false), nil)
+	call := func(tool string, args map[string]any) error {
+		r, err := cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: tool, Arguments: args})
+		if err == nil && r.IsError {
+			return nil // the upstream answered: ward let it through
+		}
+		return err
+	}
+	for _, c := range []struct {
+		tool string
+		args map[string]any
+		want string // "" allowed
+	}{
+		{"demo.echo", map[string]any{"text": "/srv/report.txt"}, ""},
+		{"demo.echo", map[string]any{"text": "/srv/../etc/shadow"}, "no-etc"},
+		{"demo.echo", map[string]any{"text": "notes.txt"}, "must be an absolute path"},
+		{"demo.read_note", map[string]any{"name": "welcome"}, ""},
+		{"demo.read_note", map[string]any{"name": "hr"}, "no-hr"},
+	} {
+		err := call(c.tool, c.args)
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s %v: %v, want %q", c.tool, c.args, err, c.want)
+		}
+	}
+}

@@ -46,6 +46,7 @@ import (
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/authority"
 	"github.com/ward-dev/ward/internal/demo"
+	"github.com/ward-dev/ward/internal/egress"
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/identity"
@@ -54,6 +55,7 @@ import (
 	"github.com/ward-dev/ward/internal/redact"
 	"github.com/ward-dev/ward/internal/rules"
 	"github.com/ward-dev/ward/internal/store"
+	"github.com/ward-dev/ward/internal/taint"
 	"github.com/ward-dev/ward/internal/witness"
 )
 
@@ -138,6 +140,11 @@ type Config struct {
 	WitnessInterval time.Duration
 	// Record says what the audit log holds in clear, after redaction.
 	Record Record
+	// Egress, when set, runs the HTTP(S) egress proxy.
+	Egress *Egress
+	// Taint labels results by tool (or resource URI) and by host pattern
+	// (see taint.NewLabeler); whatever is not listed is untrusted.
+	TaintTools, TaintHosts map[string][]string
 }
 
 // Record configures what the audit log records of each call besides
@@ -174,7 +181,14 @@ type Node struct {
 	// own checkpoints need cosignatures before they are published.
 	Witness   *witness.Witness
 	Publisher *witness.Publisher
-	policies  atomic.Pointer[policy.Set]
+	// Egress is the egress proxy, when configured.
+	Egress       *egress.Proxy
+	egressLn     net.Listener
+	egressTokens *egressTokens
+	// taint holds each session's labels; labels says what results carry.
+	taint    *taint.Tracker
+	labels   *taint.Labeler
+	policies atomic.Pointer[policy.Set]
 
 	// AdminCredential is set on first start only: the bootstrap credential,
 	// for the caller to show once.
@@ -216,7 +230,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	n := &Node{cfg: cfg, done: make(chan struct{})}
+	n := &Node{cfg: cfg, done: make(chan struct{}), taint: taint.NewTracker()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -329,13 +343,20 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			}()
 		}
 	}
+	if n.labels, err = taint.NewLabeler(cfg.TaintTools, cfg.TaintHosts); err != nil {
+		return nil, err
+	}
 	redactor, err := openRedactor(filepath.Join(data, "keys", "redact.salt"), cfg.Record)
 	if err != nil {
 		return nil, err
 	}
 	guard, err := gateway.NewLocal(gateway.LocalConfig{Policies: n.policies.Load, Pins: n.Store, Audit: n.Audit, PinMode: cfg.PinMode,
 		Approvals: n.Approvals, Quotas: limiter, Approvers: cfg.LimitApprovers, Tools: cfg.Tools, OnSubmit: onSubmit,
-		Record: gateway.Record{Arguments: cfg.Record.Arguments, Results: cfg.Record.Results, MaxBytes: cfg.Record.MaxBytes, Redactor: redactor}})
+		Record: gateway.Record{Arguments: cfg.Record.Arguments, Results: cfg.Record.Results, MaxBytes: cfg.Record.MaxBytes, Redactor: redactor},
+		Taint:  n.taint.Labels,
+		OnResult: func(ctx context.Context, c *gateway.Caller, op *gateway.Operation) {
+			n.taintFrom(ctx, c.Session, c.Agent, c.Sponsor, op.Name, n.labels.Tool(op.Name))
+		}})
 	if err != nil {
 		return nil, err
 	}
@@ -348,8 +369,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.Auth, err = authority.New(authority.Config{CA: n.CA, Grants: issuer, Store: n.Store, Audit: n.Audit,
-		SessionTTL: cfg.SessionTTL, MaxSessionTTL: cfg.MaxTTL, MaxDepth: cfg.MaxDepth, OnEnd: func(ids []string) { n.Gateway.Revoke(ids...) }})
+		SessionTTL: cfg.SessionTTL, MaxSessionTTL: cfg.MaxTTL, MaxDepth: cfg.MaxDepth, OnEnd: n.sessionsEnded})
 	if err != nil {
+		return nil, err
+	}
+	if err := n.openEgress(cfg); err != nil {
 		return nil, err
 	}
 	acfg := (api.Config{Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: guard,
@@ -360,6 +384,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	if n.Witness != nil {
 		acfg.Witness = n.Witness
+	}
+	if n.Egress != nil {
+		acfg.EgressToken = n.EgressToken
 	}
 	n.API, err = api.New(acfg)
 	if err != nil {
@@ -376,6 +403,14 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	ok = true
 	return n, nil
+}
+
+// sessionsEnded revokes what ended sessions hold at the gateway and the
+// egress proxy and forgets their taint.
+func (n *Node) sessionsEnded(ids []string) {
+	n.Gateway.Revoke(ids...)
+	n.forgetEgress(ids)
+	n.taint.Forget(ids...)
 }
 
 // recordApproval audits every change of an approval request: its
@@ -733,6 +768,9 @@ func (n *Node) Serve(ctx context.Context) error {
 	if n.Publisher != nil {
 		go n.Publisher.Run(ctx)
 	}
+	if n.Egress != nil {
+		go n.Egress.Serve(n.egressLn)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(n.ln, "", "") }()
 	select {
@@ -784,6 +822,10 @@ func (n *Node) Close() error {
 	}
 	if n.Gateway != nil {
 		n.Gateway.Close()
+	}
+	if n.Egress != nil {
+		n.Egress.Close()
+		n.egressLn.Close()
 	}
 	if srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -1,0 +1,197 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ward-dev/ward/internal/audit"
+	"github.com/ward-dev/ward/internal/egress"
+	"github.com/ward-dev/ward/internal/gateway"
+	"github.com/ward-dev/ward/internal/policy"
+)
+
+// Egress configures the node's HTTP(S) egress proxy: the way out for
+// agents whose runtime routes their traffic through ward. Each request is
+// decided by policy as the action http_request on Host::"<host>", with the
+// session's taint labels in context.taint, and recorded in the audit log.
+type Egress struct {
+	// Addr is where the proxy listens ("127.0.0.1:3128"); sessions get
+	// their proxy URL from POST /v1/egress/token.
+	Addr string
+	// Credentials are injected by the proxy into requests to their hosts;
+	// agents never see them.
+	Credentials []egress.Credential
+	// AllowAddr overrides which resolved addresses may be dialled (default
+	// egress.PublicAddr: no loopback or internal ranges).
+	AllowAddr func(netip.Addr) bool
+}
+
+// egressTokens are the proxy passwords of sessions, kept as SHA-256
+// digests. They live in memory: after a restart an agent asks again.
+type egressTokens struct {
+	mu     sync.Mutex
+	digest map[string]tokenEntry // by session
+}
+
+type tokenEntry struct {
+	digest [32]byte
+	expiry time.Time
+}
+
+// openEgress starts the proxy when configured.
+func (n *Node) openEgress(cfg Config) error {
+	if cfg.Egress == nil {
+		return nil
+	}
+	n.egressTokens = &egressTokens{digest: map[string]tokenEntry{}}
+	p, err := egress.New(egress.Config{
+		Auth:        egress.AuthenticatorFunc(n.authenticateProxy),
+		Decider:     egress.DeciderFunc(n.decideEgress),
+		Recorder:    egress.RecorderFunc(n.recordEgress),
+		Credentials: cfg.Egress.Credentials,
+		AllowAddr:   cfg.Egress.AllowAddr,
+		OnResponse: func(id *egress.Identity, r *egress.Request, _ *http.Response) {
+			n.taintFrom(context.Background(), id.Session, id.Agent, id.Sponsor, "host:"+r.Host, n.labels.Host(r.Host))
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("egress proxy: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Egress.Addr)
+	if err != nil {
+		return fmt.Errorf("egress proxy: listen %s: %w", cfg.Egress.Addr, err)
+	}
+	n.Egress, n.egressLn = p, ln
+	return nil
+}
+
+// EgressAddr is where the egress proxy listens, or "" without one.
+func (n *Node) EgressAddr() string {
+	if n.egressLn == nil {
+		return ""
+	}
+	return n.egressLn.Addr().String()
+}
+
+// EgressToken issues the calling session's proxy credentials: a fresh
+// token replaces the previous one. The answer is the proxy URL to put in
+// HTTP_PROXY and HTTPS_PROXY.
+func (n *Node) EgressToken(ctx context.Context, c *gateway.Caller) (string, error) {
+	if n.Egress == nil {
+		return "", errors.New("this node runs no egress proxy")
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	token := base64.RawURLEncoding.EncodeToString(b[:])
+	n.egressTokens.mu.Lock()
+	n.egressTokens.digest[c.Session] = tokenEntry{digest: sha256.Sum256([]byte(token)), expiry: c.Expiry}
+	n.egressTokens.mu.Unlock()
+	return "http://" + c.Session + ":" + token + "@" + n.EgressAddr(), nil
+}
+
+// forgetEgress drops ended sessions' proxy tokens and closes what they have
+// in flight.
+func (n *Node) forgetEgress(ids []string) {
+	if n.Egress == nil {
+		return
+	}
+	n.egressTokens.mu.Lock()
+	for _, id := range ids {
+		delete(n.egressTokens.digest, id)
+	}
+	n.egressTokens.mu.Unlock()
+	for _, id := range ids {
+		n.Egress.CloseSession(id)
+	}
+}
+
+func (n *Node) authenticateProxy(ctx context.Context, session, token string) (*egress.Identity, error) {
+	n.egressTokens.mu.Lock()
+	e, ok := n.egressTokens.digest[session]
+	n.egressTokens.mu.Unlock()
+	d := sha256.Sum256([]byte(token))
+	if !ok || subtle.ConstantTimeCompare(d[:], e.digest[:]) != 1 || time.Now().After(e.expiry) {
+		return nil, errors.New("unknown session or proxy token")
+	}
+	c, err := n.Auth.Caller(ctx, session)
+	if err != nil {
+		return nil, err
+	}
+	return &egress.Identity{Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, SPIFFEID: c.SPIFFEID}, nil
+}
+
+// decideEgress decides a request as http_request. Escalation is not
+// offered on this path: a request that would need approval is refused,
+// saying so.
+func (n *Node) decideEgress(ctx context.Context, id *egress.Identity, r *egress.Request) (egress.Verdict, error) {
+	c, err := n.Auth.Caller(ctx, id.Session)
+	if err != nil {
+		return egress.Verdict{}, err
+	}
+	set := n.policies.Load()
+	if set == nil {
+		return egress.Verdict{Reason: "no policies loaded"}, nil
+	}
+	hr := &policy.HTTPRequest{Method: r.Method, Scheme: r.Scheme, Host: r.Host, Port: r.Port}
+	if r.Tunnel {
+		// A tunnel has neither scheme nor path: what goes through it is
+		// decided by host and port alone.
+		hr.Method, hr.Scheme = policy.MethodConnect, ""
+	} else if hr.Path, err = policy.CleanHTTPPath(r.Path); err != nil {
+		return egress.Verdict{Reason: "the request path is not a valid URL path"}, nil
+	}
+	d := set.Decide(policy.Request{Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups, Depth: c.Depth,
+		Trust: c.Trust, ObjectiveTags: c.Tags, Taint: n.taint.Labels(c.Session), Action: policy.ActionHTTPRequest, HTTP: hr})
+	var ids []string
+	for _, reason := range d.Reasons {
+		ids = append(ids, reason.PolicyID)
+	}
+	switch {
+	case d.Allow:
+		return egress.Verdict{Allow: true, Reason: "permitted by " + strings.Join(ids, ", ")}, nil
+	case d.Escalate:
+		return egress.Verdict{Reason: "needs approval, which egress requests cannot wait for: refused"}, nil
+	case len(d.Errors) > 0 && len(ids) == 0:
+		return egress.Verdict{Reason: "denied: " + d.Errors[0]}, nil
+	case len(ids) > 0:
+		return egress.Verdict{Reason: "forbidden by " + strings.Join(ids, ", ")}, nil
+	}
+	return egress.Verdict{Reason: "no policy permits this request"}, nil
+}
+
+func (n *Node) recordEgress(ctx context.Context, id *egress.Identity, r *egress.Request, rec egress.Record) error {
+	e := audit.Event{Type: "egress", Data: jsonData(map[string]any{
+		"phase": rec.Phase, "decision": rec.Decision, "reason": rec.Reason, "method": r.Method, "scheme": r.Scheme,
+		"host": r.Host, "port": r.Port, "path": r.Path, "tunnel": r.Tunnel, "status": rec.Status,
+		"bytes_up": rec.BytesUp, "bytes_down": rec.BytesDown, "duration_us": rec.Duration.Microseconds(), "error": rec.Error,
+	})}
+	if id != nil {
+		e.Actor, e.Session, e.Agent, e.Sponsor = id.SPIFFEID, id.Session, id.Agent, id.Sponsor
+	}
+	_, err := n.Audit.Append(ctx, e)
+	return err
+}
+
+// taintFrom gives a session the labels of a result it received and records
+// each new one.
+func (n *Node) taintFrom(ctx context.Context, session, agent, sponsor, from string, labels []string) {
+	for _, l := range n.taint.Add(session, labels...) {
+		if _, err := n.Audit.Append(ctx, audit.Event{Type: "taint", Actor: "ward", Session: session, Agent: agent, Sponsor: sponsor,
+			Data: jsonData(map[string]any{"label": l, "from": from})}); err != nil {
+			n.cfg.Logger.Error("recording a taint label failed", "session", session, "err", err)
+		}
+	}
+}
