@@ -120,6 +120,11 @@ type Record struct {
 // entity Dataset::"<name>"). A declared argument of the wrong type denies
 // the call rather than letting it escape a policy.
 type ToolDeclaration struct {
+	// Sink says whether data can leave, or state change, through the
+	// tool (context.sink). Unset: the tool is a sink unless its definition
+	// is annotated readOnlyHint (the annotation is part of the pinned
+	// definition, so a changed hint needs re-approval).
+	Sink    *bool             `json:"sink,omitempty" yaml:"sink"`
 	Verb    string            `json:"verb,omitempty" yaml:"verb"`
 	Impact  map[string]string `json:"impact,omitempty" yaml:"impact"`
 	Path    string            `json:"path,omitempty" yaml:"path"`
@@ -181,6 +186,23 @@ func (d ToolDeclaration) apply(req *policy.Request) error {
 		}
 	}
 	return nil
+}
+
+// sink says whether a call of the tool is a sink: as declared, else
+// unless the definition says it only reads.
+func (d ToolDeclaration) sink(definition json.RawMessage) bool {
+	if d.Sink != nil {
+		return *d.Sink
+	}
+	var def struct {
+		Annotations struct {
+			ReadOnly bool `json:"readOnlyHint"`
+		} `json:"annotations"`
+	}
+	if json.Unmarshal(definition, &def) != nil {
+		return true
+	}
+	return !def.Annotations.ReadOnly
 }
 
 // lookup follows a dotted path through decoded JSON objects; nil if absent.
@@ -571,10 +593,12 @@ func (l *Local) decide(ctx context.Context, c *Caller, op *Operation) (Verdict, 
 	if l.cfg.Quotas != nil {
 		req.Counters = l.cfg.Quotas.Counters(quota.Call{Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups, Action: string(op.Action), Tool: op.Name})
 	}
-	if decl, ok := l.cfg.Tools[op.Name]; ok && op.Action == policy.ActionCallTool {
+	if op.Action == policy.ActionCallTool {
+		decl := l.cfg.Tools[op.Name]
 		if err := decl.apply(&req); err != nil {
 			return Verdict{Reason: fmt.Sprintf("tool %s: %v", op.Name, err)}, policy.Decision{}
 		}
+		req.Sink = decl.sink(op.Definition)
 	}
 	d := set.Decide(req)
 	v := Verdict{Allow: d.Allow, Reason: d.Explain(req)}

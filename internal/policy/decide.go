@@ -353,6 +353,7 @@ func (p *prepared) request(req *Request, args, impact types.Value) types.Request
 		ctx["arguments"] = args
 		ctx["server"] = p.server
 		ctx["name"] = p.name
+		ctx["sink"] = types.Boolean(req.Sink)
 		if req.Verb != "" {
 			ctx["verb"] = types.String(req.Verb)
 		}

@@ -113,6 +113,8 @@ func randomPolicies(r *rand.Rand, w world, n int) string {
 				`true`, `false`,
 				`context.taint.contains("private")`,
 				`context.taint.containsAll(["private", "untrusted"])`,
+				`context has sink && context.sink && context.taint.contains("untrusted")`,
+				`context.sink`,
 				`context has method && context.method == "GET"`,
 				`context.method == "POST"`,
 				`context.port == 443`,
@@ -191,6 +193,7 @@ func randomRequest(r *rand.Rand, w world) Request {
 	}
 	req.Dataset = pick(r, "", "", "d0", "d1")
 	req.Path = pick(r, "", "", "/srv/a", "/tmp/x")
+	req.Sink = r.IntN(2) == 0
 	return req
 }
 

@@ -94,6 +94,9 @@ type Request struct {
 	// arguments per the tool's declaration: context.dataset, the entity
 	// Dataset::"<name>"; absent when "". MCP actions only.
 	Dataset string
+	// Sink says data can leave, or state change, through this MCP call:
+	// context.sink (always present for the MCP actions).
+	Sink bool
 	// Path is the file a tool call touches, read from its arguments per the
 	// tool's declaration: context.path; absent when "". It must be absolute
 	// and clean (path.Clean leaves it unchanged). MCP actions only.
