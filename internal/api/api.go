@@ -196,6 +196,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/approvals/{id}/deny", s.op(s.vote(false)))
 
 	m.HandleFunc("POST /v1/token", s.tokenExchange)
+	m.HandleFunc("POST /v1/verify", s.verify)
 	m.HandleFunc("POST /v1/guard/filter", s.ag(s.guardFilter))
 	m.HandleFunc("POST /v1/guard/check", s.ag(s.guardCheck))
 	m.HandleFunc("POST /v1/guard/observe", s.ag(s.guardObserve))
