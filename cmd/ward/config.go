@@ -15,6 +15,7 @@ import (
 
 	"github.com/ward-dev/ward/internal/egress"
 	"github.com/ward-dev/ward/internal/gateway"
+	"github.com/ward-dev/ward/internal/monitor"
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/redact"
@@ -91,6 +92,15 @@ type fileConfig struct {
 		Tools map[string][]string `yaml:"tools"`
 		Hosts map[string][]string `yaml:"hosts"`
 	} `yaml:"taint"`
+	// Monitor configures baselines, signals, trust and playbooks (see
+	// internal/monitor for every key; what is not set keeps its default):
+	//
+	//	monitor:
+	//	  categories: {"db.*": [database], "mail.send": [email, external]}
+	//	  playbooks:
+	//	    - {name: contain, signals: ["*"], min_severity: critical, actions: [quarantine, preserve]}
+	Monitor      yaml.Node `yaml:"monitor"`
+	AlertWebhook string    `yaml:"alert_webhook"`
 }
 
 // auditConfig configures what the audit log records and how its
@@ -252,6 +262,21 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 	}
 	cfg.WitnessFor = fc.Witness
 	cfg.TaintTools, cfg.TaintHosts = fc.Taint.Tools, fc.Taint.Hosts
+	cfg.AlertWebhook = fc.AlertWebhook
+	if !fc.Monitor.IsZero() {
+		b, err := yaml.Marshal(&fc.Monitor)
+		if err != nil {
+			return cfg, fmt.Errorf("monitor: %w", err)
+		}
+		mc, err := monitor.ParseConfig(b)
+		if err != nil {
+			return cfg, err
+		}
+		if _, err := monitor.New(mc); err != nil {
+			return cfg, err
+		}
+		cfg.Monitor = &mc
+	}
 	if _, err := taint.NewLabeler(cfg.TaintTools, cfg.TaintHosts); err != nil {
 		return cfg, err
 	}

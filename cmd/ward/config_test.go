@@ -36,6 +36,10 @@ audit:
       rules: [{tool: "search.*", path: "query"}]
 witness:
   - {origin: b.example/audit, key: "b.example/audit+abcd1234+AAAA"}
+monitor:
+  learn: 50
+  playbooks:
+    - {name: contain, signals: [drift], actions: [quarantine]}
 `)
 	cfg, err := loadConfig(good)
 	if err != nil {
@@ -47,6 +51,9 @@ witness:
 	}
 	if cfg.Record.Arguments || cfg.Record.Results[0] != "fs.read_*" || cfg.Record.Rules[0].Path != "query" || cfg.WitnessFor[0].Origin != "b.example/audit" {
 		t.Fatalf("audit and witness config = %+v %+v", cfg.Record, cfg.WitnessFor)
+	}
+	if cfg.Monitor == nil || cfg.Monitor.Learn != 50 || cfg.Monitor.Playbooks[0].Name != "contain" || cfg.Monitor.Denials.Count == 0 {
+		t.Fatalf("monitor config = %+v", cfg.Monitor)
 	}
 	def, err := loadConfig("")
 	if err != nil || len(def.Upstreams) != 1 || def.Upstreams[0].Builtin != "demo" || !def.Record.Arguments {
@@ -62,6 +69,8 @@ witness:
 		"bad redaction":  {"audit: {record: {redact: {rules: [{pattern: '('}]}}}\n", "rule 0: pattern"},
 		"no policy file": {"audit: {witness_policy: nowhere.txt}\n", "audit.witness_policy"},
 		"bad policy":     {"audit: {witness_policy: good.yaml}\n", "audit.witness_policy good.yaml"},
+		"bad playbook":   {"monitor: {playbooks: [{name: x, signals: [drift], actions: [nuke]}]}\n", "nuke"},
+		"bad taint":      {"taint: {tools: {\"mail.*\": [secret]}}\n", "secret"},
 	} {
 		if _, err := loadConfig(write(name+".yaml", tc.body)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want it to mention %q", name, err, tc.want)

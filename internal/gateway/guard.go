@@ -70,9 +70,14 @@ type LocalConfig struct {
 	// Taint returns a session's taint labels (context.taint); nil: none.
 	Taint func(session string) []string
 	// OnResult is told of every call whose result reached the agent (to
-	// label the session with what the result carries). It must not block.
-	OnResult func(ctx context.Context, c *Caller, op *Operation)
-	Now      func() time.Time
+	// label the session with what the result carries), with the result.
+	// It must not block.
+	OnResult func(ctx context.Context, c *Caller, op *Operation, result json.RawMessage)
+	// Watch is shown every decided call before it is recorded and
+	// forwarded (the behaviour monitor); a non-empty answer denies the
+	// call with that reason.
+	Watch func(ctx context.Context, c *Caller, op *Operation, decision string) (block string)
+	Now   func() time.Time
 }
 
 // DefaultRecordMaxBytes is the default Record.MaxBytes.
@@ -450,6 +455,11 @@ func (l *Local) Check(ctx context.Context, c *Caller, op *Operation) (Verdict, e
 	if d.Escalate {
 		v = l.escalate(ctx, c, op, d, v.Reason, v.Policies)
 	}
+	if l.cfg.Watch != nil {
+		if block := l.cfg.Watch(ctx, c, op, outcome(v)); block != "" {
+			v = Verdict{Reason: block, Policies: v.Policies}
+		}
+	}
 	if !v.Allow {
 		res.Cancel() // nothing will happen: refund
 		res = nil
@@ -459,13 +469,7 @@ func (l *Local) Check(ctx context.Context, c *Caller, op *Operation) (Verdict, e
 		sum := sha256.Sum256(op.Arguments)
 		argsDigest = hex.EncodeToString(sum[:])
 	}
-	decision := "deny"
-	switch {
-	case v.Allow:
-		decision = "allow"
-	case v.Escalate:
-		decision = "escalate"
-	}
+	decision := outcome(v)
 	data := map[string]any{
 		"method": op.Method, "action": op.Action, "server": op.Server, "name": op.Name,
 		"decision": decision, "reason": v.Reason, "policies": v.Policies,
@@ -474,7 +478,11 @@ func (l *Local) Check(ctx context.Context, c *Caller, op *Operation) (Verdict, e
 	if l.cfg.Record.Arguments && len(op.Arguments) > 0 {
 		l.recordDoc(data, "arguments", op.Name, op.Arguments)
 	}
-	idx, err := l.cfg.Audit.Append(ctx, audit.Event{
+	// The decision is recorded even if the request was cancelled meanwhile
+	// (a revoked session's calls end that way).
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), observeTimeout)
+	defer cancel()
+	idx, err := l.cfg.Audit.Append(actx, audit.Event{
 		Type: "decision", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
 		Data: mustJSON(data),
 	})
@@ -488,6 +496,17 @@ func (l *Local) Check(ctx context.Context, c *Caller, op *Operation) (Verdict, e
 		l.mu.Unlock()
 	}
 	return v, nil
+}
+
+// outcome names a verdict: allow, escalate or deny.
+func outcome(v Verdict) string {
+	switch {
+	case v.Allow:
+		return "allow"
+	case v.Escalate:
+		return "escalate"
+	}
+	return "deny"
 }
 
 // reserve applies the quotas to a call that would go ahead. It returns the
@@ -635,7 +654,7 @@ func (l *Local) Observe(ctx context.Context, c *Caller, op *Operation, out Outco
 		return fmt.Errorf("record result: %w", err)
 	}
 	if out.Error == "" && l.cfg.OnResult != nil {
-		l.cfg.OnResult(ctx, c, op)
+		l.cfg.OnResult(ctx, c, op, out.Result)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/egress"
 	"github.com/ward-dev/ward/internal/gateway"
+	"github.com/ward-dev/ward/internal/monitor"
 	"github.com/ward-dev/ward/internal/policy"
 )
 
@@ -159,6 +161,10 @@ func (n *Node) decideEgress(ctx context.Context, id *egress.Identity, r *egress.
 	for _, reason := range d.Reasons {
 		ids = append(ids, reason.PolicyID)
 	}
+	if block := n.watch.observe(ctx, c, monitor.Event{Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups,
+		Kind: monitor.KindEgress, Name: r.Host, Verb: hr.Method, Decision: d.Outcome()}); block != "" {
+		return egress.Verdict{Reason: block}, nil
+	}
 	switch {
 	case d.Allow:
 		return egress.Verdict{Allow: true, Reason: "permitted by " + strings.Join(ids, ", ")}, nil
@@ -194,4 +200,9 @@ func (n *Node) taintFrom(ctx context.Context, session, agent, sponsor, from stri
 			n.cfg.Logger.Error("recording a taint label failed", "session", session, "err", err)
 		}
 	}
+}
+
+// onResult labels the session with what a tool's result carries.
+func (n *Node) onResult(ctx context.Context, c *gateway.Caller, op *gateway.Operation, result json.RawMessage) {
+	n.taintFrom(ctx, c.Session, c.Agent, c.Sponsor, op.Name, n.labels.Tool(op.Name))
 }

@@ -260,3 +260,11 @@ func (w tlogWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// startSessionWithTags starts a session declaring objective tags.
+func (n *testNode) startSessionWithTags(agent, objective string, tags []string) (*sessioncred.Credentials, api.IssuedView) {
+	n.t.Helper()
+	key := sessioncredKey(n.t)
+	v := n.startSessionWith(key, map[string]any{"agent": agent, "objective": objective, "objective_tags": tags})
+	return n.credentials(key, v), v
+}

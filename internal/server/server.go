@@ -50,6 +50,7 @@ import (
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/identity"
+	"github.com/ward-dev/ward/internal/monitor"
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/redact"
@@ -145,6 +146,13 @@ type Config struct {
 	// Taint labels results by tool (or resource URI) and by host pattern
 	// (see taint.NewLabeler); whatever is not listed is untrusted.
 	TaintTools, TaintHosts map[string][]string
+	// Monitor configures behaviour monitoring: baselines, signals, the
+	// trust score and playbooks (nil: monitor.DefaultConfig(), which
+	// records signals and keeps trust scores but runs no playbook). Its
+	// state is kept in DATA/monitor.json.
+	Monitor *monitor.Config
+	// AlertWebhook receives every alert action as JSON, if set.
+	AlertWebhook string
 }
 
 // Record configures what the audit log records of each call besides
@@ -188,6 +196,7 @@ type Node struct {
 	// taint holds each session's labels; labels says what results carry.
 	taint    *taint.Tracker
 	labels   *taint.Labeler
+	watch    *watcher
 	policies atomic.Pointer[policy.Set]
 
 	// AdminCredential is set on first start only: the bootstrap credential,
@@ -346,17 +355,19 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if n.labels, err = taint.NewLabeler(cfg.TaintTools, cfg.TaintHosts); err != nil {
 		return nil, err
 	}
+	if err := n.openMonitor(cfg); err != nil {
+		return nil, err
+	}
 	redactor, err := openRedactor(filepath.Join(data, "keys", "redact.salt"), cfg.Record)
 	if err != nil {
 		return nil, err
 	}
 	guard, err := gateway.NewLocal(gateway.LocalConfig{Policies: n.policies.Load, Pins: n.Store, Audit: n.Audit, PinMode: cfg.PinMode,
 		Approvals: n.Approvals, Quotas: limiter, Approvers: cfg.LimitApprovers, Tools: cfg.Tools, OnSubmit: onSubmit,
-		Record: gateway.Record{Arguments: cfg.Record.Arguments, Results: cfg.Record.Results, MaxBytes: cfg.Record.MaxBytes, Redactor: redactor},
-		Taint:  n.taint.Labels,
-		OnResult: func(ctx context.Context, c *gateway.Caller, op *gateway.Operation) {
-			n.taintFrom(ctx, c.Session, c.Agent, c.Sponsor, op.Name, n.labels.Tool(op.Name))
-		}})
+		Record:   gateway.Record{Arguments: cfg.Record.Arguments, Results: cfg.Record.Results, MaxBytes: cfg.Record.MaxBytes, Redactor: redactor},
+		Taint:    n.taint.Labels,
+		OnResult: n.onResult,
+		Watch:    n.watch.call})
 	if err != nil {
 		return nil, err
 	}
@@ -411,6 +422,9 @@ func (n *Node) sessionsEnded(ids []string) {
 	n.Gateway.Revoke(ids...)
 	n.forgetEgress(ids)
 	n.taint.Forget(ids...)
+	for _, id := range ids {
+		n.watch.mon.EndSession(id)
+	}
 }
 
 // recordApproval audits every change of an approval request: its
@@ -797,6 +811,9 @@ func (n *Node) sweep(ctx context.Context) {
 			if err := n.IndexAudit(ctx); err != nil && ctx.Err() == nil {
 				n.cfg.Logger.Warn("indexing the audit log", "err", err)
 			}
+			if err := n.watch.save(); err != nil {
+				n.cfg.Logger.Warn("saving the monitor's state", "err", err)
+			}
 		}
 	}
 }
@@ -841,6 +858,9 @@ func (n *Node) Close() error {
 
 func (n *Node) closeState() error {
 	var errs []error
+	if n.watch != nil {
+		errs = append(errs, n.watch.save())
+	}
 	if n.Store != nil {
 		errs = append(errs, n.Store.Close())
 	}
