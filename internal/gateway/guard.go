@@ -70,9 +70,18 @@ type LocalConfig struct {
 	// Taint returns a session's taint labels (context.taint); nil: none.
 	Taint func(session string) []string
 	// OnResult is told of every call whose result reached the agent (to
-	// label the session with what the result carries), with the result.
-	// It must not block.
-	OnResult func(ctx context.Context, c *Caller, op *Operation, result json.RawMessage)
+	// label the session with what the result carries, index its values,
+	// scan it), with its outcome. It must not block.
+	OnResult func(ctx context.Context, c *Caller, op *Operation, out Outcome)
+	// Provenance checks the consequential arguments (paths) of a call to
+	// a sink: it returns those whose values came from untrusted results
+	// and not the objective, with an explanation naming argument and
+	// result, for context.tainted_arguments. An error denies the call.
+	Provenance func(ctx context.Context, c *Caller, op *Operation, paths []string) (tainted []string, explain string, err error)
+	// Inspect looks at a tool definition the first time it is pinned and
+	// says why it looks poisoned, or "": such a tool is withheld for an
+	// operator's approval even under trust on first use.
+	Inspect func(def json.RawMessage) string
 	// Watch is shown every decided call before it is recorded and
 	// forwarded (the behaviour monitor); a non-empty answer denies the
 	// call with that reason.
@@ -129,11 +138,15 @@ type ToolDeclaration struct {
 	// tool (context.sink). Unset: the tool is a sink unless its definition
 	// is annotated readOnlyHint (the annotation is part of the pinned
 	// definition, so a changed hint needs re-approval).
-	Sink    *bool             `json:"sink,omitempty" yaml:"sink"`
-	Verb    string            `json:"verb,omitempty" yaml:"verb"`
-	Impact  map[string]string `json:"impact,omitempty" yaml:"impact"`
-	Path    string            `json:"path,omitempty" yaml:"path"`
-	Dataset string            `json:"dataset,omitempty" yaml:"dataset"`
+	Sink *bool `json:"sink,omitempty" yaml:"sink"`
+	// Consequential are the argument paths ("to", "recipients.*") whose
+	// values choose where data or money goes, checked for provenance when
+	// the tool is a sink; unset: DefaultConsequential.
+	Consequential []string          `json:"consequential,omitempty" yaml:"consequential"`
+	Verb          string            `json:"verb,omitempty" yaml:"verb"`
+	Impact        map[string]string `json:"impact,omitempty" yaml:"impact"`
+	Path          string            `json:"path,omitempty" yaml:"path"`
+	Dataset       string            `json:"dataset,omitempty" yaml:"dataset"`
 }
 
 // apply fills req's verb, impact, path and dataset from the declaration
@@ -192,6 +205,13 @@ func (d ToolDeclaration) apply(req *policy.Request) error {
 	}
 	return nil
 }
+
+// DefaultConsequential are the arguments checked for provenance on a sink
+// whose declaration names none: where messages, requests, money and files
+// go.
+var DefaultConsequential = []string{"to", "to.*", "cc", "cc.*", "bcc", "bcc.*", "recipient", "recipients", "recipients.*",
+	"email", "address", "url", "uri", "host", "endpoint", "webhook", "destination", "account", "iban", "amount",
+	"path", "command"}
 
 // sink says whether a call of the tool is a sink: as declared, else
 // unless the definition says it only reads.
@@ -405,8 +425,13 @@ func (l *Local) pin(ctx context.Context, server, tool string, def json.RawMessag
 			l.mu.Unlock()
 		}
 	}()
-	firstUse := ""
-	if l.cfg.PinMode == PinTrustOnFirstUse {
+	firstUse, suspicion := "", ""
+	if l.cfg.Inspect != nil {
+		suspicion = l.cfg.Inspect(def)
+	}
+	if l.cfg.PinMode == PinTrustOnFirstUse && suspicion == "" {
+		// A definition that looks poisoned is never approved on first
+		// use: an operator must review it.
 		firstUse = "first-use"
 	}
 	p, created, changed, err := l.cfg.Pins.ObservePin(ctx, server, tool, h, def, firstUse)
@@ -419,7 +444,7 @@ func (l *Local) pin(ctx context.Context, server, tool string, def json.RawMessag
 		if p.ApprovedHash != h {
 			event = "tool.pending"
 		}
-		err = l.record(ctx, audit.Event{Type: event, Data: mustJSON(map[string]any{"server": server, "tool": tool, "hash": h, "approved": p.ApprovedHash == h})})
+		err = l.record(ctx, audit.Event{Type: event, Data: mustJSON(map[string]any{"server": server, "tool": tool, "hash": h, "approved": p.ApprovedHash == h, "suspicion": suspicion})})
 	case changed:
 		err = l.record(ctx, audit.Event{Type: "tool.changed", Data: mustJSON(map[string]any{"server": server, "tool": tool, "hash": h, "approved_hash": p.ApprovedHash})})
 	}
@@ -619,8 +644,22 @@ func (l *Local) decide(ctx context.Context, c *Caller, op *Operation) (Verdict, 
 		}
 		req.Sink = decl.sink(op.Definition)
 	}
+	explain := ""
+	if req.Sink && l.cfg.Provenance != nil {
+		paths := l.cfg.Tools[op.Name].Consequential
+		if paths == nil {
+			paths = DefaultConsequential
+		}
+		var err error
+		if req.TaintedArguments, explain, err = l.cfg.Provenance(ctx, c, op, paths); err != nil {
+			return Verdict{Reason: "could not check where the arguments came from: " + err.Error()}, policy.Decision{}
+		}
+	}
 	d := set.Decide(req)
 	v := Verdict{Allow: d.Allow, Reason: d.Explain(req)}
+	if explain != "" && !d.Allow {
+		v.Reason += "; " + explain
+	}
 	for _, r := range d.Reasons {
 		v.Policies = append(v.Policies, r.PolicyID)
 	}
@@ -654,7 +693,7 @@ func (l *Local) Observe(ctx context.Context, c *Caller, op *Operation, out Outco
 		return fmt.Errorf("record result: %w", err)
 	}
 	if out.Error == "" && l.cfg.OnResult != nil {
-		l.cfg.OnResult(ctx, c, op, out.Result)
+		l.cfg.OnResult(ctx, c, op, out)
 	}
 	return nil
 }

@@ -354,6 +354,7 @@ func (p *prepared) request(req *Request, args, impact types.Value) types.Request
 		ctx["server"] = p.server
 		ctx["name"] = p.name
 		ctx["sink"] = types.Boolean(req.Sink)
+		ctx["tainted_arguments"] = stringSet(req.TaintedArguments)
 		if req.Verb != "" {
 			ctx["verb"] = types.String(req.Verb)
 		}

@@ -115,6 +115,8 @@ func randomPolicies(r *rand.Rand, w world, n int) string {
 				`context.taint.containsAll(["private", "untrusted"])`,
 				`context has sink && context.sink && context.taint.contains("untrusted")`,
 				`context.sink`,
+				`context has tainted_arguments && context.tainted_arguments.contains("to")`,
+				`context.tainted_arguments.isEmpty()`,
 				`context has method && context.method == "GET"`,
 				`context.method == "POST"`,
 				`context.port == 443`,
@@ -194,6 +196,7 @@ func randomRequest(r *rand.Rand, w world) Request {
 	req.Dataset = pick(r, "", "", "d0", "d1")
 	req.Path = pick(r, "", "", "/srv/a", "/tmp/x")
 	req.Sink = r.IntN(2) == 0
+	req.TaintedArguments = pick(r, nil, nil, []string{"to"}, []string{"url", "to"})
 	return req
 }
 

@@ -97,6 +97,11 @@ type Request struct {
 	// Sink says data can leave, or state change, through this MCP call:
 	// context.sink (always present for the MCP actions).
 	Sink bool
+	// TaintedArguments name the consequential arguments of the call whose
+	// values appeared in untrusted results of the session and not in its
+	// objective (argument provenance): context.tainted_arguments, a set,
+	// always present for the MCP actions.
+	TaintedArguments []string
 	// Path is the file a tool call touches, read from its arguments per the
 	// tool's declaration: context.path; absent when "". It must be absolute
 	// and clean (path.Clean leaves it unchanged). MCP actions only.

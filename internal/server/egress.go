@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -200,9 +199,4 @@ func (n *Node) taintFrom(ctx context.Context, session, agent, sponsor, from stri
 			n.cfg.Logger.Error("recording a taint label failed", "session", session, "err", err)
 		}
 	}
-}
-
-// onResult labels the session with what a tool's result carries.
-func (n *Node) onResult(ctx context.Context, c *gateway.Caller, op *gateway.Operation, result json.RawMessage) {
-	n.taintFrom(ctx, c.Session, c.Agent, c.Sponsor, op.Name, n.labels.Tool(op.Name))
 }

@@ -52,6 +52,7 @@ import (
 	"github.com/ward-dev/ward/internal/identity"
 	"github.com/ward-dev/ward/internal/monitor"
 	"github.com/ward-dev/ward/internal/policy"
+	"github.com/ward-dev/ward/internal/provenance"
 	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/redact"
 	"github.com/ward-dev/ward/internal/rules"
@@ -197,6 +198,7 @@ type Node struct {
 	taint    *taint.Tracker
 	labels   *taint.Labeler
 	watch    *watcher
+	prov     provenances
 	policies atomic.Pointer[policy.Set]
 
 	// AdminCredential is set on first start only: the bootstrap credential,
@@ -239,7 +241,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	n := &Node{cfg: cfg, done: make(chan struct{}), taint: taint.NewTracker()}
+	n := &Node{cfg: cfg, done: make(chan struct{}), taint: taint.NewTracker(), prov: provenances{m: map[string]*provenance.Index{}}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -367,7 +369,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		Record:   gateway.Record{Arguments: cfg.Record.Arguments, Results: cfg.Record.Results, MaxBytes: cfg.Record.MaxBytes, Redactor: redactor},
 		Taint:    n.taint.Labels,
 		OnResult: n.onResult,
-		Watch:    n.watch.call})
+		Watch:    n.watch.call, Provenance: n.checkProvenance, Inspect: n.inspect})
 	if err != nil {
 		return nil, err
 	}
@@ -422,6 +424,7 @@ func (n *Node) sessionsEnded(ids []string) {
 	n.Gateway.Revoke(ids...)
 	n.forgetEgress(ids)
 	n.taint.Forget(ids...)
+	n.forgetProvenance(ids)
 	for _, id := range ids {
 		n.watch.mon.EndSession(id)
 	}
