@@ -14,7 +14,8 @@ import (
 // outside the process's memory.
 func TestPure(t *testing.T) {
 	allowed := []string{"bytes", "cmp", "errors", "fmt", "hash/maphash", "html", "io", "regexp", "regexp/syntax",
-		"slices", "strconv", "strings", "sync", "unicode", "unicode/utf8", "github.com/go-json-experiment/json/jsontext"}
+		"slices", "strconv", "strings", "sync", "unicode", "unicode/utf8", "github.com/go-json-experiment/json/jsontext",
+		"github.com/ward-dev/ward/internal/jsonpath"}
 	files, _ := filepath.Glob("*.go")
 	for _, name := range files {
 		if strings.HasSuffix(name, "_test.go") {

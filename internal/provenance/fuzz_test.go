@@ -7,6 +7,8 @@ import (
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/ward-dev/ward/internal/jsonpath"
 )
 
 // invisibles are inserted into planted values: none may hide them.
@@ -106,16 +108,16 @@ func FuzzPath(f *testing.F) {
 	ix := New(Config{})
 	ix.AddUntrusted("web", 1, text("ops@evil.example"))
 	f.Fuzz(func(t *testing.T, p string) {
-		segs, err := parsePath(p)
+		segs, err := jsonpath.Parse(p)
 		if err != nil {
 			return
 		}
 		doc := []byte(`"ops@evil.example"`)
 		for i := len(segs) - 1; i >= 0; i-- {
-			if segs[i].any || !utf8.ValidString(segs[i].name) {
+			if segs[i].Any || !utf8.ValidString(segs[i].Name) {
 				return
 			}
-			name, _ := json.Marshal(segs[i].name)
+			name, _ := json.Marshal(segs[i].Name)
 			doc = append(append(append([]byte("{"), name...), ':'), append(doc, '}')...)
 		}
 		fs, err := ix.Check(doc, []string{p})

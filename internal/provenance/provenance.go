@@ -105,6 +105,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/ward-dev/ward/internal/jsonpath"
 )
 
 // Defaults and fixed limits.
@@ -433,9 +435,9 @@ func (ix *Index) Size() (values, bytes int) {
 // clean.
 func (ix *Index) Check(args []byte, consequential []string) ([]Finding, error) {
 	ix.ready()
-	pats := make([][]segment, 0, len(consequential))
+	pats := make([][]jsonpath.Segment, 0, len(consequential))
 	for _, p := range consequential {
-		segs, err := parsePath(p)
+		segs, err := jsonpath.Parse(p)
 		if err != nil {
 			return nil, fmt.Errorf("consequential path %q: %w", p, err)
 		}
@@ -556,7 +558,7 @@ func shown(v string) string {
 // argWalker collects the consequential values of an arguments document.
 type argWalker struct {
 	dec    *jsontext.Decoder
-	pats   [][]segment
+	pats   [][]jsonpath.Segment
 	path   []string
 	leaves []leaf
 	x      extractor
@@ -607,7 +609,7 @@ func (w *argWalker) value(cons bool) error {
 		w.x.jsonNumber(tok.String())
 	}
 	if len(w.x.cands) > 0 {
-		w.leaves = append(w.leaves, leaf{path: render(w.path), cands: slices.Clone(w.x.cands)})
+		w.leaves = append(w.leaves, leaf{path: jsonpath.Render(w.path), cands: slices.Clone(w.x.cands)})
 		w.x.cands = w.x.cands[:0]
 	}
 	return nil
@@ -616,17 +618,7 @@ func (w *argWalker) value(cons bool) error {
 // matches reports whether a consequential path names w.path exactly.
 func (w *argWalker) matches() bool {
 	for _, p := range w.pats {
-		if len(p) != len(w.path) {
-			continue
-		}
-		ok := true
-		for i, s := range p {
-			if !s.any && s.name != w.path[i] {
-				ok = false
-				break
-			}
-		}
-		if ok {
+		if jsonpath.Match(p, w.path) {
 			return true
 		}
 	}
@@ -667,66 +659,9 @@ func describe(err error) error {
 	return fmt.Errorf("arguments: %w", err)
 }
 
-// segment is one step of a consequential path.
-type segment struct {
-	name string
-	any  bool
-}
-
 // ValidPath reports whether p is a valid consequential path, for checking
 // configuration when it is loaded.
 func ValidPath(p string) error {
-	_, err := parsePath(p)
+	_, err := jsonpath.Parse(p)
 	return err
-}
-
-// parsePath splits a dotted path into segments.
-func parsePath(p string) ([]segment, error) {
-	var segs []segment
-	var b strings.Builder
-	star := false // the segment has an unescaped '*'
-	for i := 0; i <= len(p); i++ {
-		if i == len(p) || p[i] == '.' {
-			s := b.String()
-			switch {
-			case s == "":
-				return nil, errors.New("empty segment")
-			case len(segs) == MaxDepth:
-				return nil, fmt.Errorf("more than %d segments", MaxDepth)
-			case star && s != "*":
-				return nil, errors.New(`'*' must be a whole segment (write "\*" for a literal '*')`)
-			}
-			segs = append(segs, segment{name: s, any: star})
-			b.Reset()
-			star = false
-			continue
-		}
-		switch c := p[i]; {
-		case c == '*':
-			star = true
-		case c == '\\' && (i+1 == len(p) || !strings.ContainsRune(`.*\`, rune(p[i+1]))):
-			return nil, errors.New(`'\' must be followed by '.', '*' or '\'`)
-		case c == '\\':
-			i++
-		}
-		b.WriteByte(p[i])
-	}
-	return segs, nil
-}
-
-// render writes a path in the syntax parsePath reads.
-func render(path []string) string {
-	var b strings.Builder
-	for i, s := range path {
-		if i > 0 {
-			b.WriteByte('.')
-		}
-		for j := 0; j < len(s); j++ {
-			if c := s[j]; c == '.' || c == '*' || c == '\\' {
-				b.WriteByte('\\')
-			}
-			b.WriteByte(s[j])
-		}
-	}
-	return b.String()
 }

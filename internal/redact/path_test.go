@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/ward-dev/ward/internal/jsonpath"
 )
 
 // FuzzPath parses rule paths and checks that a valid path without
@@ -15,19 +17,19 @@ func FuzzPath(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
-		segs, err := parsePath(p)
+		segs, err := jsonpath.Parse(p)
 		if err != nil {
 			return
 		}
 		if len(segs) == 0 || len(segs) > MaxDepth {
-			t.Fatalf("parsePath(%q) = %d segments", p, len(segs))
+			t.Fatalf("jsonpath.Parse(%q) = %d segments", p, len(segs))
 		}
 		doc := []byte("1")
 		for i := len(segs) - 1; i >= 0; i-- {
-			if segs[i].any {
+			if segs[i].Any {
 				return
 			}
-			name, err := jsontext.AppendQuote(nil, segs[i].name)
+			name, err := jsontext.AppendQuote(nil, segs[i].Name)
 			if err != nil {
 				return // not valid UTF-8: no document can hold that name
 			}

@@ -106,6 +106,8 @@ import (
 	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/ward-dev/ward/internal/jsonpath"
 )
 
 const (
@@ -158,17 +160,11 @@ type Redactor struct {
 type rule struct {
 	tool  string // "" for every tool
 	wild  bool   // tool is a prefix
-	path  []segment
+	path  []jsonpath.Segment
 	re    *regexp.Regexp // nil: replace the value at path whole
 	group int            // submatch to replace; 0 for the whole match
 	hints []string       // see mayMatch
 	fold  bool
-}
-
-// segment is one step of a path.
-type segment struct {
-	name string
-	any  bool
 }
 
 // New validates cfg and returns its Redactor. An error names the first
@@ -204,7 +200,7 @@ func compile(c Rule) (rule, error) {
 	}
 	r.tool, r.wild = tool, wild || c.Tool == ""
 	if c.Path != "" {
-		p, err := parsePath(c.Path)
+		p, err := jsonpath.Parse(c.Path)
 		if err != nil {
 			return r, fmt.Errorf("path %q: %w", c.Path, err)
 		}
@@ -221,40 +217,6 @@ func compile(c Rule) (rule, error) {
 		r.re, r.group = re, max(re.SubexpIndex("secret"), 0)
 	}
 	return r, nil
-}
-
-// parsePath splits a dotted path into segments.
-func parsePath(p string) ([]segment, error) {
-	var segs []segment
-	var b strings.Builder
-	star := false // the segment has an unescaped '*'
-	for i := 0; i <= len(p); i++ {
-		if i == len(p) || p[i] == '.' {
-			s := b.String()
-			switch {
-			case s == "":
-				return nil, errors.New("empty segment")
-			case len(segs) == MaxDepth:
-				return nil, fmt.Errorf("more than %d segments", MaxDepth)
-			case star && s != "*":
-				return nil, errors.New(`'*' must be a whole segment (write "\*" for a literal '*')`)
-			}
-			segs = append(segs, segment{name: s, any: star})
-			b.Reset()
-			star = false
-			continue
-		}
-		switch c := p[i]; {
-		case c == '*':
-			star = true
-		case c == '\\' && (i+1 == len(p) || !strings.ContainsRune(`.*\`, rune(p[i+1]))):
-			return nil, errors.New(`'\' must be followed by '.', '*' or '\'`)
-		case c == '\\':
-			i++
-		}
-		b.WriteByte(p[i])
-	}
-	return segs, nil
 }
 
 // Hash returns the marker of value: Prefix and the unpadded base64url
@@ -351,12 +313,7 @@ func (rl *rule) under(path []string, exact bool) bool {
 	if len(rl.path) > len(path) || exact && len(rl.path) != len(path) {
 		return false
 	}
-	for i, s := range rl.path {
-		if !s.any && s.name != path[i] {
-			return false
-		}
-	}
-	return true
+	return jsonpath.Match(rl.path, path[:len(rl.path)])
 }
 
 // walker rewrites one document.
@@ -514,19 +471,7 @@ func (w *walker) whole(named bool) bool {
 
 // report records the current path as redacted.
 func (w *walker) report() {
-	var b strings.Builder
-	for i, s := range w.path {
-		if i > 0 {
-			b.WriteByte('.')
-		}
-		for j := 0; j < len(s); j++ {
-			if c := s[j]; c == '.' || c == '*' || c == '\\' {
-				b.WriteByte('\\')
-			}
-			b.WriteByte(s[j])
-		}
-	}
-	w.paths = append(w.paths, b.String())
+	w.paths = append(w.paths, jsonpath.Render(w.path))
 }
 
 // scrub replaces what pats match in s outside markers until nothing
