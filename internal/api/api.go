@@ -88,6 +88,9 @@ type Config struct {
 	// Redactor redacts secrets from agent-posted records; nil records
 	// them as posted.
 	Redactor *redact.Redactor
+	// Labels, when set, shows the taint labels in force and lets an admin
+	// clear the labels a playbook or a content scan gave a session.
+	Labels Labels
 	// EgressToken, when set, issues the calling session's egress proxy
 	// credentials: POST /v1/egress/token answers {"proxy_url": …}.
 	EgressToken func(ctx context.Context, c *gateway.Caller) (string, error)
@@ -206,6 +209,11 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/records", s.ag(s.postRecord))
 	if s.cfg.Witness != nil {
 		m.Handle("POST /witness/add-checkpoint", s.cfg.Witness)
+	}
+	if s.cfg.Labels != nil {
+		m.HandleFunc("GET /v1/taint", s.op(s.taintConfig))
+		m.HandleFunc("GET /v1/sessions/{id}/labels", s.op(s.sessionLabels))
+		m.HandleFunc("DELETE /v1/sessions/{id}/labels/{label}", s.op(s.clearLabel))
 	}
 	if s.cfg.EgressToken != nil {
 		m.HandleFunc("POST /v1/egress/token", s.ag(func(w http.ResponseWriter, r *http.Request, c *gateway.Caller) error {

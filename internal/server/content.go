@@ -9,9 +9,11 @@ import (
 	"sync"
 
 	"github.com/ward-dev/ward/internal/audit"
+	"github.com/ward-dev/ward/internal/authority"
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/provenance"
 	"github.com/ward-dev/ward/internal/scan"
+	"github.com/ward-dev/ward/internal/store"
 	"github.com/ward-dev/ward/internal/taint"
 )
 
@@ -132,4 +134,27 @@ func (n *Node) record(ctx context.Context, c *gateway.Caller, typ string, data a
 	if _, err := n.Audit.Append(ctx, audit.Event{Type: typ, Actor: "ward", Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Data: jsonData(data)}); err != nil {
 		n.cfg.Logger.Error("recording failed", "type", typ, "err", err)
 	}
+}
+
+// LabelConfig implements api.Labels.
+func (n *Node) LabelConfig() any {
+	return map[string]any{"tools": n.cfg.TaintTools, "hosts": n.cfg.TaintHosts, "default": []string{taint.Untrusted},
+		"operator_clearable": []string{ReviewLabel, SuspiciousLabel}}
+}
+
+// SessionLabels implements api.Labels.
+func (n *Node) SessionLabels(session string) []string { return n.taint.Labels(session) }
+
+// ClearLabel implements api.Labels: an operator may clear the labels a
+// playbook (review) or a content scan (suspicious) gave; what a session
+// received (private, untrusted) stays.
+func (n *Node) ClearLabel(ctx context.Context, by store.Principal, session, label string) error {
+	if label != ReviewLabel && label != SuspiciousLabel {
+		return fmt.Errorf("%w: only %q and %q can be cleared; a session keeps the labels of what it received", authority.ErrInvalid, ReviewLabel, SuspiciousLabel)
+	}
+	if !n.taint.Remove(session, label) {
+		return fmt.Errorf("session %s has no label %q: %w", session, label, store.ErrNotFound)
+	}
+	_, err := n.Audit.Append(ctx, audit.Event{Type: "taint.clear", Actor: by.Name, Session: session, Data: jsonData(map[string]string{"label": label})})
+	return err
 }

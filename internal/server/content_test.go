@@ -67,6 +67,25 @@ func TestTextCannotChooseTheRecipient(t *testing.T) {
 	if !content || !suspicious {
 		t.Fatalf("content signal %v, suspicious label %v", content, suspicious)
 	}
+
+	// The labels in force, and an operator clearing what a scan gave.
+	var labels struct{ Labels []string }
+	n.must("GET", "/v1/sessions/"+v.Session+"/labels", nil, &labels)
+	if strings.Join(labels.Labels, ",") != "suspicious,untrusted" {
+		t.Fatalf("session labels: %v", labels.Labels)
+	}
+	var cfg struct{ Default []string }
+	n.must("GET", "/v1/taint", nil, &cfg)
+	if len(cfg.Default) != 1 || cfg.Default[0] != "untrusted" {
+		t.Fatalf("taint config: %+v", cfg)
+	}
+	if status, b := n.call(n.admin, "DELETE", "/v1/sessions/"+v.Session+"/labels/untrusted", nil); status != 400 {
+		t.Fatalf("clearing what the session received: %d %s", status, b)
+	}
+	n.must("DELETE", "/v1/sessions/"+v.Session+"/labels/suspicious", nil, &labels)
+	if strings.Join(labels.Labels, ",") != "untrusted" {
+		t.Fatalf("after clearing: %v", labels.Labels)
+	}
 }
 
 // TestPoisonedToolIsWithheld: under trust on first use, a tool whose

@@ -401,6 +401,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if n.Egress != nil {
 		acfg.EgressToken = n.EgressToken
 	}
+	acfg.Labels = n
 	n.API, err = api.New(acfg)
 	if err != nil {
 		return nil, err

@@ -76,6 +76,19 @@ func (t *Tracker) Labels(session string) []string {
 	return t.sessions[session]
 }
 
+// Remove takes a label from a session and reports whether it had it. Only
+// an operator should: labels otherwise only accumulate.
+func (t *Tracker) Remove(session, label string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	have := t.sessions[session]
+	i, found := slices.BinarySearch(have, label)
+	if found {
+		t.sessions[session] = slices.Delete(slices.Clone(have), i, i+1)
+	}
+	return found
+}
+
 // Forget drops the labels of ended sessions.
 func (t *Tracker) Forget(sessions ...string) {
 	t.mu.Lock()

@@ -85,6 +85,10 @@ func TestTracker(t *testing.T) {
 	if tr.Labels("s2") != nil {
 		t.Fatal("labels leak between sessions")
 	}
+	before := tr.Labels("s1")
+	if !tr.Remove("s1", Private) || tr.Remove("s1", Private) || !slices.Equal(tr.Labels("s1"), []string{Untrusted}) || !slices.Equal(before, []string{Private, Untrusted}) {
+		t.Fatalf("remove: %v (a slice handed out before must not change: %v)", tr.Labels("s1"), before)
+	}
 	tr.Forget("s1")
 	if tr.Labels("s1") != nil {
 		t.Fatal("forgotten session keeps labels")
