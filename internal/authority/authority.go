@@ -93,6 +93,8 @@ type Config struct {
 	// OnEnd is told the ids of sessions that ended (by request, by
 	// cascade, by quarantine or by expiry).
 	OnEnd func(ids []string)
+	// OnTrust is told of every trust score set, and by whom.
+	OnTrust func(agent string, trust int, by store.Principal)
 }
 
 // Authority is the control plane. It is safe for concurrent use.
@@ -900,5 +902,8 @@ func (a *Authority) SetAgentTrust(ctx context.Context, by store.Principal, name 
 		return err
 	}
 	a.evictAgent(name)
+	if a.cfg.OnTrust != nil {
+		a.cfg.OnTrust(name, trust, by)
+	}
 	return nil
 }

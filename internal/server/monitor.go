@@ -99,6 +99,18 @@ func (w *watcher) call(ctx context.Context, c *gateway.Caller, op *gateway.Opera
 		Drift: drift, Risk: risk})
 }
 
+// trustSet follows a score an operator set (the monitor's own writes come
+// back here too and change nothing).
+func (w *watcher) trustSet(agent string, trust int, by store.Principal) {
+	if by.Name == monitorPrincipal.Name {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.mon.SetTrust(agent, trust)
+	w.synced[agent] = trust
+}
+
 // raise adds content risk for the session's next call.
 func (w *watcher) raise(session string, risk int) {
 	w.mu.Lock()
@@ -115,8 +127,8 @@ func (w *watcher) observe(ctx context.Context, c *gateway.Caller, e monitor.Even
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	w.mu.Lock()
-	if last, ok := w.synced[c.Agent]; !ok || last != c.Trust {
-		// First sight in this process, or an operator set the score.
+	if _, ok := w.synced[c.Agent]; !ok {
+		// First sight in this process: the store has the score.
 		w.mon.SetTrust(c.Agent, c.Trust)
 		w.synced[c.Agent] = c.Trust
 	}
@@ -151,7 +163,7 @@ func (w *watcher) observe(ctx context.Context, c *gateway.Caller, e monitor.Even
 		changed := w.synced[c.Agent] != t
 		w.synced[c.Agent] = t
 		w.mu.Unlock()
-		if changed {
+		if changed { // the store follows the monitor's score
 			if err := w.n.Auth.SetAgentTrust(ctx, monitorPrincipal, c.Agent, t); err != nil {
 				w.n.cfg.Logger.Error("monitor: storing trust failed", "agent", c.Agent, "err", err)
 			}

@@ -43,10 +43,13 @@ func TestPlaybookQuarantinesOnDrift(t *testing.T) {
 	}
 	t.Logf("signal to revocation in force at the gateway: %v (the drifting call's round trip)", inForce)
 
-	var agent struct{ Status string }
+	var agent struct {
+		Status string
+		Trust  int
+	}
 	n.must("GET", "/v1/agents/tidy", nil, &agent)
-	if agent.Status != "quarantined" {
-		t.Fatalf("agent status %q", agent.Status)
+	if agent.Status != "quarantined" || agent.Trust >= 50 {
+		t.Fatalf("agent status %q, trust %d (the drift should have cost trust, kept in the store)", agent.Status, agent.Trust)
 	}
 	events, err := n.Audit.Read(0, n.Audit.Size())
 	if err != nil {

@@ -382,7 +382,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.Auth, err = authority.New(authority.Config{CA: n.CA, Grants: issuer, Store: n.Store, Audit: n.Audit,
-		SessionTTL: cfg.SessionTTL, MaxSessionTTL: cfg.MaxTTL, MaxDepth: cfg.MaxDepth, OnEnd: n.sessionsEnded})
+		SessionTTL: cfg.SessionTTL, MaxSessionTTL: cfg.MaxTTL, MaxDepth: cfg.MaxDepth, OnEnd: n.sessionsEnded, OnTrust: n.watch.trustSet})
 	if err != nil {
 		return nil, err
 	}
