@@ -8,16 +8,20 @@ import (
 
 	"github.com/ward-dev/ward/internal/replay"
 	"github.com/ward-dev/ward/internal/server"
+	"github.com/ward-dev/ward/internal/taint"
 )
 
-// cmdReplay decides a recorded trace against policies without enforcing
-// anything (shadow mode). The trace format is documented in
-// internal/replay.
+// cmdReplay decides a recorded trace, or a directory of them, against
+// policies without enforcing anything (shadow mode), simulating the node's
+// taint labels, argument provenance and content scanning as configured by
+// the node config's taint and tools sections (--config). The trace format
+// is documented in internal/replay.
 func cmdReplay(args []string, stdout io.Writer) error {
 	fs := flags("replay")
 	out := outputFlag(fs)
 	var policies multi
 	fs.Var(&policies, "policies", "policy file or directory (repeatable; default ward-data/policies)")
+	config := fs.String("config", "", "ward config file whose taint and tools sections the replay uses (default: none, every result untrusted)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -25,7 +29,7 @@ func cmdReplay(args []string, stdout io.Writer) error {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usagef("usage: ward replay TRACE.jsonl [--policies FILE|DIR]...")
+		return usagef("usage: ward replay TRACE.jsonl|DIR [--policies FILE|DIR]... [--config FILE]")
 	}
 	if len(policies) == 0 {
 		policies = multi{filepath.Join(server.DefaultData, "policies")}
@@ -34,14 +38,36 @@ func cmdReplay(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(fs.Arg(0))
+	var opt replay.Options
+	if *config != "" {
+		cfg, err := loadConfig(*config)
+		if err != nil {
+			return err
+		}
+		if opt.Labels, err = taint.NewLabeler(cfg.TaintTools, cfg.TaintHosts); err != nil {
+			return fmt.Errorf("config %s: %w", *config, err)
+		}
+		opt.Tools = cfg.Tools
+	}
+	path := fs.Arg(0)
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		rep, err := replay.RunDir(set, path, opt)
+		if err != nil {
+			return err
+		}
+		if *out == "json" {
+			return rep.WriteSessionsJSON(stdout)
+		}
+		return rep.WriteSessions(stdout)
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	rep, err := replay.Run(set, f, replay.Options{})
+	rep, err := replay.Run(set, f, opt)
 	if err != nil {
-		return fmt.Errorf("%s: %w", fs.Arg(0), err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	if *out == "json" {
 		return rep.WriteJSON(stdout)

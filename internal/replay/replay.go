@@ -15,7 +15,9 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/policy"
+	"github.com/ward-dev/ward/internal/taint"
 )
 
 // Defaults for [Options].
@@ -29,17 +31,25 @@ const (
 	DefaultTrust = 50
 )
 
-// Options bounds a replay. Zero fields take their defaults.
+// Options bounds a replay and configures what it simulates besides
+// policy. Zero fields take their defaults.
 type Options struct {
 	MaxLines     int // lines in the trace; 0 means DefaultMaxLines
 	MaxLineBytes int // bytes in one line; 0 means DefaultMaxLineBytes
+	// Labels labels results as the node's taint configuration does; nil
+	// labels every result untrusted, as a node without one.
+	Labels *taint.Labeler
+	// Tools are the node's tool declarations. Replay uses their Sink and
+	// Consequential; verb, impact, dataset and path come from the trace.
+	Tools map[string]gateway.ToolDeclaration
 }
 
 // Call is one recorded call, HTTP request or program run, and what ward
 // decides on it.
 type Call struct {
-	Line    int    `json:"line"`    // 1-based line of the record
-	Session string `json:"session"` // id of the session it belongs to
+	Trace   string `json:"trace,omitempty"` // the trace file, in directory mode
+	Line    int    `json:"line"`            // 1-based line of the record
+	Session string `json:"session"`         // id of the session it belongs to
 	// Method is the MCP method of a call record, as recorded, or "http" or
 	// "exec" for those records.
 	Method string `json:"method"`
@@ -54,9 +64,22 @@ type Call struct {
 	Path      string              `json:"path,omitempty"`    // a call's file path, as recorded
 	HTTP      *policy.HTTPRequest `json:"http,omitempty"`    // an http record's request, defaults applied
 	Exec      *policy.ExecRequest `json:"exec,omitempty"`    // an exec record's program
-	Taint     []string            `json:"taint,omitempty"`   // the session's taint labels, as recorded
-	Outcome   string              `json:"outcome"`           // "allow", "deny" or "escalate"
-	Reason    string              `json:"reason"`            // policy.Decision.Explain
+	// Taint are the labels decided on: those recorded with the call and
+	// those the replay gave the session, sorted.
+	Taint []string `json:"taint,omitempty"`
+	// Sink is context.sink: a tools/call that is declared a sink, or not
+	// declared and not recorded read-only.
+	Sink bool `json:"sink,omitempty"`
+	// TaintedArguments are the consequential arguments of a sink whose
+	// values came from an untrusted result and not from the objective
+	// (context.tainted_arguments).
+	TaintedArguments []string `json:"tainted_arguments,omitempty"`
+	// Harmful and Approved are as recorded: the call an attack wants, and
+	// an escalation a human approved.
+	Harmful  bool   `json:"harmful,omitempty"`
+	Approved bool   `json:"approved,omitempty"`
+	Outcome  string `json:"outcome"` // "allow", "deny" or "escalate"
+	Reason   string `json:"reason"`  // policy.Decision.Explain, and why arguments are tainted
 	// Policies are the ids of the policies that determined the outcome;
 	// empty for a default deny.
 	Policies []string `json:"policies,omitempty"`
@@ -74,13 +97,26 @@ type Summary struct {
 	// ByPolicy maps a policy id to the number of calls it determined (the
 	// calls whose Policies list it). Never nil in a Report from Run.
 	ByPolicy map[string]int `json:"by_policy"`
+
+	// Sessions by verdict: Completed+NeedsHuman+Interrupted == Sessions.
+	Completed   int `json:"completed"`
+	NeedsHuman  int `json:"needs_human"` // a call escalated, none denied
+	Interrupted int `json:"interrupted"` // a call denied
+	// Labelled sessions: attacks and how many were stopped before or at
+	// the harmful call; benign sessions and how many had a call denied or
+	// escalated.
+	Attacks           int `json:"attacks"`
+	AttacksStopped    int `json:"attacks_stopped"`
+	Benign            int `json:"benign"`
+	BenignInterrupted int `json:"benign_interrupted"`
 }
 
-// Report is the result of a replay: every call in trace order, and the
-// summary.
+// Report is the result of a replay: every call and every session in trace
+// order, and the summary.
 type Report struct {
-	Calls   []Call
-	Summary Summary
+	Calls    []Call
+	Sessions []Session
+	Summary  Summary
 }
 
 // methods maps the MCP methods ward decides to their actions.
@@ -117,7 +153,8 @@ func Run(set *policy.Set, r io.Reader, opt Options) (*Report, error) {
 	p := newParser()
 	rep := &Report{Summary: Summary{ByPolicy: map[string]int{}}}
 	sessions := map[string]int{} // session id → line of its record
-	var cur *policy.Request
+	sim := &simulator{opt: opt, tracker: taint.NewTracker()}
+	var cur *state
 	line := 0
 	for sc.Scan() {
 		line++
@@ -137,21 +174,22 @@ func Run(set *policy.Set, r io.Reader, opt Options) (*Report, error) {
 			if first, dup := sessions[rec.session]; dup {
 				return nil, fmt.Errorf("trace line %d: session %q already started at line %d", line, rec.session, first)
 			}
-			sessions[rec.session] = line
-			cur = &policy.Request{
-				Session: rec.session,
-				Agent:   rec.agent,
-				Sponsor: rec.sponsor,
-				Groups:  rec.groups,
-				Depth:   rec.depth,
-				Trust:   rec.trust,
+			if err := rep.endSession(cur); err != nil {
+				return nil, err
 			}
+			sessions[rec.session] = line
+			cur = sim.start(rec, line)
 			rep.Summary.Sessions++
 		default:
 			if cur == nil {
 				return nil, fmt.Errorf("trace line %d: %s before any session record", line, rec.typ)
 			}
-			rep.add(decide(set, *cur, rec, line))
+			if rec.harmful && cur.sum.Label != LabelAttack {
+				return nil, fmt.Errorf("trace line %d: a harmful call in session %q, which is not labelled %q", line, cur.sum.ID, LabelAttack)
+			}
+			c := sim.decide(set, cur, rec, line)
+			rep.add(c)
+			cur.sum.add(c)
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -164,39 +202,10 @@ func Run(set *policy.Set, r io.Reader, opt Options) (*Report, error) {
 	if len(sessions) == 0 {
 		return nil, errors.New("trace has no session record")
 	}
+	if err := rep.endSession(cur); err != nil {
+		return nil, err
+	}
 	return rep, nil
-}
-
-// decide decides one call, http or exec record of the session whose
-// request template is req.
-func decide(set *policy.Set, req policy.Request, rec *record, line int) Call {
-	req.Taint = rec.taint
-	c := Call{Line: line, Session: req.Session, Method: rec.method, Taint: rec.taint}
-	switch rec.typ {
-	case "http":
-		h := &policy.HTTPRequest{Method: rec.method, Scheme: rec.scheme, Host: rec.host, Port: rec.port, Path: rec.path}
-		req.Action, req.HTTP = policy.ActionHTTPRequest, h
-		c.Method, c.Name, c.HTTP = "http", rec.host, h
-	case "exec":
-		e := &policy.ExecRequest{Command: rec.command, Args: rec.args, Dir: rec.cwd}
-		req.Action, req.Exec = policy.ActionExec, e
-		c.Method, c.Name, c.Exec = "exec", rec.command, e
-	default:
-		req.Action = methods[rec.method]
-		req.Server, req.Name = rec.server, rec.name
-		req.Arguments, req.Verb, req.Impact = rec.arguments, rec.verb, rec.impact
-		req.Dataset, req.Path = rec.dataset, rec.path
-		c.Server, c.Name, c.Arguments, c.Dataset, c.Path = rec.server, rec.name, rec.arguments, rec.dataset, rec.path
-	}
-	d := set.Decide(req)
-	c.Outcome, c.Reason = d.Outcome(), d.Explain(req)
-	for _, r := range d.Reasons {
-		c.Policies = append(c.Policies, r.PolicyID)
-	}
-	for _, a := range d.Approvals {
-		c.Approvals = append(c.Approvals, a.String())
-	}
-	return c
 }
 
 func (r *Report) add(c Call) {
@@ -245,11 +254,18 @@ type record struct {
 
 	// session
 	session, agent, sponsor string
+	objective               string
 	groups                  []string
 	depth, trust            int
 
+	label string // session
+
 	// call, http and exec
-	taint []string
+	taint             []string
+	result            json.RawMessage // nil if absent or null
+	failed            bool            // a non-null error
+	harmful, approved bool
+	readOnly          bool // call
 
 	// call (method and path also http)
 	method, server, name string
@@ -269,12 +285,14 @@ type record struct {
 
 // fields lists the fields of each record type.
 var fields = map[string]map[string]bool{
-	"session": {"type": true, "session": true, "agent": true, "sponsor": true, "groups": true, "depth": true, "trust": true, "objective": true},
+	"session": {"type": true, "session": true, "agent": true, "sponsor": true, "groups": true, "depth": true, "trust": true, "objective": true, "label": true},
 	"call": {"type": true, "method": true, "server": true, "name": true, "arguments": true, "verb": true, "impact": true,
-		"dataset": true, "path": true, "taint": true, "result": true, "error": true, "time": true},
+		"dataset": true, "path": true, "taint": true, "result": true, "error": true, "time": true, "read_only": true,
+		"harmful": true, "approved": true},
 	"http": {"type": true, "method": true, "scheme": true, "host": true, "port": true, "path": true, "taint": true,
-		"result": true, "error": true, "time": true},
-	"exec": {"type": true, "command": true, "args": true, "cwd": true, "taint": true, "result": true, "error": true, "time": true},
+		"result": true, "error": true, "time": true, "harmful": true, "approved": true},
+	"exec": {"type": true, "command": true, "args": true, "cwd": true, "taint": true, "result": true, "error": true, "time": true,
+		"harmful": true, "approved": true},
 }
 
 // anyField lists the fields of all record types.
@@ -422,7 +440,17 @@ func (rec *record) set(m member) error {
 	case "trust":
 		rec.trust, err = integer(m, 0, 100)
 	case "objective":
-		_, err = str(m)
+		rec.objective, err = str(m)
+	case "label":
+		if rec.label, err = str(m); err == nil && rec.label != LabelAttack && rec.label != LabelBenign {
+			err = fmt.Errorf("field %q must be %q or %q, got %q", m.name, LabelAttack, LabelBenign, rec.label)
+		}
+	case "read_only":
+		rec.readOnly, err = boolean(m)
+	case "harmful":
+		rec.harmful, err = boolean(m)
+	case "approved":
+		rec.approved, err = boolean(m)
 	case "method":
 		rec.method, err = str(m)
 	case "server":
@@ -437,8 +465,10 @@ func (rec *record) set(m member) error {
 		if m.value.Kind() != '{' || jsonv2.Unmarshal(m.value, &rec.impact) != nil {
 			return fmt.Errorf("field %q must be an object of integers", m.name)
 		}
-	case "result", "error":
-		// Kept by the recorder for the reader; not decided on.
+	case "result":
+		rec.result = json.RawMessage(bytes.Clone(m.value))
+	case "error":
+		rec.failed = true
 	case "time":
 		var s string
 		if s, err = str(m); err == nil {
@@ -529,6 +559,17 @@ func strs(m member) ([]string, error) {
 		return nil, fmt.Errorf("field %q must be an array of strings", m.name)
 	}
 	return ss, nil
+}
+
+// boolean decodes a JSON true or false member.
+func boolean(m member) (bool, error) {
+	switch string(m.value) {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, fmt.Errorf("field %q must be true or false", m.name)
 }
 
 // str decodes a JSON string member.

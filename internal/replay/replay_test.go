@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/ward-dev/ward/internal/policy"
 )
@@ -195,7 +196,9 @@ func TestRun(t *testing.T) {
 					t.Errorf("line %d: reason %q, want it to contain %q", c.Line, c.Reason, w.reason)
 				}
 			}
-			if diff := cmp.Diff(tc.summary, rep.Summary); diff != "" {
+			// Session verdicts are TestSessions' business.
+			verdicts := cmpopts.IgnoreFields(Summary{}, "Completed", "NeedsHuman", "Interrupted", "Attacks", "AttacksStopped", "Benign", "BenignInterrupted")
+			if diff := cmp.Diff(tc.summary, rep.Summary, verdicts); diff != "" {
 				t.Errorf("summary (-want +got):\n%s", diff)
 			}
 		})
@@ -235,7 +238,7 @@ func TestRunHTTPAndExecFields(t *testing.T) {
 		{Line: 4, Session: "s1", Method: "http", Name: "a.example",
 			HTTP:    &policy.HTTPRequest{Method: "CONNECT", Host: "a.example", Port: 8443},
 			Outcome: "deny", Reason: `no policy permits http_request on Host::"a.example" (default deny)`},
-		{Line: 5, Session: "s1", Method: "tools/call", Server: "fs", Name: "fs.stat", Dataset: "sales", Path: "/srv/a", Taint: []string{"untrusted"},
+		{Line: 5, Session: "s1", Method: "tools/call", Server: "fs", Name: "fs.stat", Dataset: "sales", Path: "/srv/a", Taint: []string{"untrusted"}, Sink: true,
 			Outcome: "deny", Reason: `no policy permits call_tool on Tool::"fs.stat" (default deny)`},
 	}
 	if diff := cmp.Diff(want, rep.Calls); diff != "" {

@@ -34,6 +34,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	s := r.Summary
 	fmt.Fprintf(bw, "\n%s, %s: %d allowed, %d denied, %d escalated\n",
 		plural(s.Sessions, "session"), plural(s.Calls, "call"), s.Allowed, s.Denied, s.Escalated)
+	r.writeLabelled(bw)
 	if len(s.ByPolicy) > 0 {
 		ids := slices.SortedFunc(maps.Keys(s.ByPolicy), func(a, b string) int {
 			return cmp.Or(cmp.Compare(s.ByPolicy[b], s.ByPolicy[a]), cmp.Compare(a, b))
