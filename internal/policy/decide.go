@@ -335,6 +335,7 @@ func (p *prepared) request(req *Request, args, impact types.Value) types.Request
 	ctx["objective_tags"] = stringSet(req.ObjectiveTags)
 	ctx["counters"] = countersValue(req.Counters)
 	ctx["taint"] = stringSet(req.Taint)
+	ctx["tainted_arguments"] = stringSet(req.TaintedArguments)
 	switch p.act {
 	case ActionHTTPRequest:
 		h := req.HTTP
@@ -354,7 +355,6 @@ func (p *prepared) request(req *Request, args, impact types.Value) types.Request
 		ctx["server"] = p.server
 		ctx["name"] = p.name
 		ctx["sink"] = types.Boolean(req.Sink)
-		ctx["tainted_arguments"] = stringSet(req.TaintedArguments)
 		if req.Verb != "" {
 			ctx["verb"] = types.String(req.Verb)
 		}

@@ -99,8 +99,8 @@ type Request struct {
 	Sink bool
 	// TaintedArguments name the consequential arguments of the call whose
 	// values appeared in untrusted results of the session and not in its
-	// objective (argument provenance): context.tainted_arguments, a set,
-	// always present for the MCP actions.
+	// objective (argument provenance; for http_request "host" and "url"):
+	// context.tainted_arguments, a set, present on every action.
 	TaintedArguments []string
 	// Path is the file a tool call touches, read from its arguments per the
 	// tool's declaration: context.path; absent when "". It must be absolute

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -154,8 +155,19 @@ func (n *Node) decideEgress(ctx context.Context, id *egress.Identity, r *egress.
 	} else if hr.Path, err = policy.CleanHTTPPath(r.Path); err != nil {
 		return egress.Verdict{Reason: "the request path is not a valid URL path"}, nil
 	}
+	// Destination provenance: did text the session read choose this host?
+	dest := map[string]string{"host": r.Host, "url": r.Scheme + "://" + r.Host + r.Path}
+	if r.Tunnel {
+		delete(dest, "url")
+	}
+	args, _ := json.Marshal(dest)
+	tainted, explain, err := n.checkProvenance(ctx, c, &gateway.Operation{Arguments: args}, []string{"host", "url"})
+	if err != nil {
+		return egress.Verdict{Reason: "could not check where the destination came from: " + err.Error()}, nil
+	}
 	d := set.Decide(policy.Request{Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups, Depth: c.Depth,
-		Trust: c.Trust, ObjectiveTags: c.Tags, Taint: n.taint.Labels(c.Session), Action: policy.ActionHTTPRequest, HTTP: hr})
+		Trust: c.Trust, ObjectiveTags: c.Tags, Taint: n.taint.Labels(c.Session), Action: policy.ActionHTTPRequest, HTTP: hr,
+		TaintedArguments: tainted})
 	var ids []string
 	for _, reason := range d.Reasons {
 		ids = append(ids, reason.PolicyID)
@@ -172,9 +184,9 @@ func (n *Node) decideEgress(ctx context.Context, id *egress.Identity, r *egress.
 	case len(d.Errors) > 0 && len(ids) == 0:
 		return egress.Verdict{Reason: "denied: " + d.Errors[0]}, nil
 	case len(ids) > 0:
-		return egress.Verdict{Reason: "forbidden by " + strings.Join(ids, ", ")}, nil
+		return egress.Verdict{Reason: join("forbidden by "+strings.Join(ids, ", "), explain)}, nil
 	}
-	return egress.Verdict{Reason: "no policy permits this request"}, nil
+	return egress.Verdict{Reason: join("no policy permits this request", explain)}, nil
 }
 
 func (n *Node) recordEgress(ctx context.Context, id *egress.Identity, r *egress.Request, rec egress.Record) error {
@@ -199,4 +211,12 @@ func (n *Node) taintFrom(ctx context.Context, session, agent, sponsor, from stri
 			n.cfg.Logger.Error("recording a taint label failed", "session", session, "err", err)
 		}
 	}
+}
+
+// join appends a provenance explanation to a reason.
+func join(reason, explain string) string {
+	if explain == "" {
+		return reason
+	}
+	return reason + "; " + explain
 }
