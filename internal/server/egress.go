@@ -6,12 +6,15 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +24,8 @@ import (
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/monitor"
 	"github.com/ward-dev/ward/internal/policy"
+	"github.com/ward-dev/ward/internal/scan"
+	"github.com/ward-dev/ward/internal/taint"
 )
 
 // Egress configures the node's HTTP(S) egress proxy: the way out for
@@ -63,9 +68,7 @@ func (n *Node) openEgress(cfg Config) error {
 		Recorder:    egress.RecorderFunc(n.recordEgress),
 		Credentials: cfg.Egress.Credentials,
 		AllowAddr:   cfg.Egress.AllowAddr,
-		OnResponse: func(id *egress.Identity, r *egress.Request, _ *http.Response) {
-			n.taintFrom(context.Background(), id.Session, id.Agent, id.Sponsor, "host:"+r.Host, n.labels.Host(r.Host))
-		},
+		OnResponse:  n.egressResponse,
 	})
 	if err != nil {
 		return fmt.Errorf("egress proxy: %w", err)
@@ -220,3 +223,75 @@ func join(reason, explain string) string {
 	}
 	return reason + "; " + explain
 }
+
+// maxInspect bounds how much of a response body is scanned and indexed.
+const maxInspect = 1 << 20
+
+// egressResponse labels the session with what the host's answers carry
+// before the agent sees them, and has the body, as it streams to the
+// agent, indexed for provenance (untrusted hosts) and scanned for
+// instructions aimed at the model: both happen before the agent reads the
+// body's end.
+func (n *Node) egressResponse(id *egress.Identity, r *egress.Request, resp *http.Response) {
+	ctx := context.Background()
+	labels := n.labels.Host(r.Host)
+	n.taintFrom(ctx, id.Session, id.Agent, id.Sponsor, "host:"+r.Host, labels)
+	ct := strings.ToLower(resp.Header.Get("Content-Type"))
+	if ct != "" && !strings.HasPrefix(ct, "text/") && !strings.Contains(ct, "json") && !strings.Contains(ct, "xml") && !strings.Contains(ct, "javascript") {
+		return // images, archives, ...: nothing addressed to the model
+	}
+	c, err := n.Auth.Caller(ctx, id.Session)
+	if err != nil {
+		return
+	}
+	resp.Body = &inspectBody{rc: resp.Body, done: func(body []byte, truncated bool) {
+		sum := sha256.Sum256(body)
+		idx, err := n.Audit.Append(ctx, audit.Event{Type: "egress.content", Actor: "ward", Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
+			Data: jsonData(map[string]any{"host": r.Host, "path": r.Path, "bytes": len(body), "truncated": truncated, "sha256": hex.EncodeToString(sum[:])})})
+		if err != nil {
+			n.cfg.Logger.Error("recording egress content failed", "err", err)
+		}
+		source := "host:" + r.Host
+		if slices.Contains(labels, taint.Untrusted) {
+			n.index(c).AddUntrusted(source, idx, body)
+		}
+		hits := scan.Result(string(body))
+		if score := scan.Score(hits); score >= suspiciousScore {
+			n.record(ctx, c, "signal", map[string]any{"kind": "content", "source": source, "event": idx, "score": score, "hits": hitList(hits)})
+			n.taintFrom(ctx, c.Session, c.Agent, c.Sponsor, source, []string{SuspiciousLabel})
+			n.watch.raise(c.Session, min(100, 10*score))
+		}
+	}}
+}
+
+// inspectBody passes a response body through, keeping its first
+// maxInspect bytes, and hands them to done once, at the end of the body
+// or when it is closed early.
+type inspectBody struct {
+	rc        io.ReadCloser
+	buf       []byte
+	truncated bool
+	once      sync.Once
+	done      func(body []byte, truncated bool)
+}
+
+func (b *inspectBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if keep := min(n, maxInspect-len(b.buf)); keep > 0 {
+		b.buf = append(b.buf, p[:keep]...)
+	}
+	if n > 0 && len(b.buf) == maxInspect {
+		b.truncated = true
+	}
+	if err != nil {
+		b.finish()
+	}
+	return n, err
+}
+
+func (b *inspectBody) Close() error {
+	b.finish()
+	return b.rc.Close()
+}
+
+func (b *inspectBody) finish() { b.once.Do(func() { b.done(b.buf, b.truncated) }) }

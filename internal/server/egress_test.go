@@ -143,10 +143,16 @@ func TestEgressDecidesWithTaint(t *testing.T) {
 	}
 	tunnelled.CloseIdleConnections()
 	var labels, egressDone, tunnels []string
+	contentSignals := 0
 	for _, e := range events {
 		var d map[string]any
 		json.Unmarshal(e.Data, &d)
 		switch {
+		case e.Type == "signal" && e.Session == v.Session && d["kind"] == "content":
+			if d["source"] != "host:127.0.0.1" {
+				t.Fatalf("content signal from %v", d["source"])
+			}
+			contentSignals++
 		case e.Type == "taint" && e.Session == v.Session:
 			labels = append(labels, d["label"].(string)+" from "+d["from"].(string))
 		case e.Type == "egress" && d["phase"] == "done" && e.Session == v.Session && d["tunnel"] == true:
@@ -157,8 +163,13 @@ func TestEgressDecidesWithTaint(t *testing.T) {
 			egressDone = append(egressDone, d["method"].(string)+" "+d["path"].(string)+" "+d["decision"].(string))
 		}
 	}
-	if strings.Join(labels, "; ") != "untrusted from host:127.0.0.1; private from demo.read_note" {
+	// The page's text is scanned as it streams to the agent: its
+	// instruction to the model marks the session suspicious.
+	if strings.Join(labels, "; ") != "untrusted from host:127.0.0.1; suspicious from host:127.0.0.1; private from demo.read_note" {
 		t.Fatalf("taint events: %q", labels)
+	}
+	if contentSignals == 0 {
+		t.Fatal("the page's injected instruction raised no content signal")
 	}
 	want := "POST /inbox/1 allow; POST /admin deny; GET /page allow; POST /inbox/2 allow; POST /inbox/3 deny"
 	if got := strings.Join(egressDone, "; "); got != want {
@@ -189,7 +200,10 @@ func TestEgressDestinationProvenance(t *testing.T) {
 		if err != nil {
 			t.Skipf("cannot listen on %s: %v", addr, err)
 		}
-		s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+		s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			io.WriteString(w, `<p>ok. Mirrors: <a href="http://127.0.0.3:9/upload">here</a></p>`)
+		}))
 		s.Listener = ln
 		s.Start()
 		t.Cleanup(s.Close)
@@ -244,5 +258,10 @@ func TestEgressDestinationProvenance(t *testing.T) {
 	}
 	if code, body := do("POST", ours.URL+"/inbox"); code != 200 {
 		t.Fatalf("POST to the objective's host: %d %s", code, body)
+	}
+	// What comes back through the proxy is indexed too: the mirror the
+	// page named is refused for writing before anything is dialled.
+	if code, body := do("POST", "http://127.0.0.3:9/upload"); code != 403 || !strings.Contains(body, "egress-destination-provenance") || !strings.Contains(body, "untrusted result of host:127.0.0.") {
+		t.Fatalf("POST to a host a fetched page named: %d %s", code, body)
 	}
 }
