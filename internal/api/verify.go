@@ -4,15 +4,17 @@ import "net/http"
 
 // VerifyView is what ward tells a service about an agent that called it.
 type VerifyView struct {
-	Valid     bool   `json:"valid"` // the session is active and its agent not quarantined
-	SPIFFEID  string `json:"spiffe_id"`
-	Agent     string `json:"agent"`
-	Sponsor   string `json:"sponsor"`
-	Session   string `json:"session"`
-	Status    string `json:"status"` // the agent's: active or quarantined
-	Trust     int    `json:"trust"`  // the agent's trust score, 0-100
-	Objective string `json:"objective"`
-	Depth     int    `json:"depth"`
+	Valid    bool   `json:"valid"` // the session is active and its agent not quarantined
+	SPIFFEID string `json:"spiffe_id"`
+	Agent    string `json:"agent"`
+	Sponsor  string `json:"sponsor"`
+	Session  string `json:"session"`
+	Status   string `json:"status"` // the agent's: active or quarantined
+	Trust    int    `json:"trust"`  // the agent's trust score, 0-100
+	// ObjectiveHash commits to the session's objective without telling it
+	// to whoever holds the token (a service may pass it on).
+	ObjectiveHash string `json:"objective_hash"`
+	Depth         int    `json:"depth"`
 }
 
 // verify lets a service that an agent called ask about it: POST /v1/verify
@@ -57,6 +59,6 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 	_, callerErr := s.cfg.Authority.Caller(r.Context(), session)
 	writeJSON(w, http.StatusOK, VerifyView{
 		Valid: callerErr == nil && ag.Status == "active", SPIFFEID: id.String(), Agent: ag.Name, Sponsor: ag.Sponsor,
-		Session: session, Status: ag.Status, Trust: ag.Trust, Objective: sess.Objective, Depth: sess.Depth,
+		Session: session, Status: ag.Status, Trust: ag.Trust, ObjectiveHash: sess.ObjectiveHash, Depth: sess.Depth,
 	})
 }

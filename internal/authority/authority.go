@@ -95,6 +95,9 @@ type Config struct {
 	OnEnd func(ids []string)
 	// OnTrust is told of every trust score set, and by whom.
 	OnTrust func(agent string, trust int, by store.Principal)
+	// OnDelegate is told of every session delegated from another, before
+	// the child's credentials are returned.
+	OnDelegate func(parent, child string)
 }
 
 // Authority is the control plane. It is safe for concurrent use.
@@ -679,6 +682,9 @@ func (a *Authority) Exchange(ctx context.Context, parent *grant.Claims, req Exch
 	}
 	if err := a.cfg.Store.CreateSession(ctx, sess); err != nil {
 		return nil, fmt.Errorf("store session: %w", err)
+	}
+	if a.cfg.OnDelegate != nil {
+		a.cfg.OnDelegate(parent.Session, sess.ID)
 	}
 	issued.Session = sess
 	return issued, nil

@@ -135,9 +135,8 @@ type Record struct {
 // the call rather than letting it escape a policy.
 type ToolDeclaration struct {
 	// Sink says whether data can leave, or state change, through the
-	// tool (context.sink). Unset: the tool is a sink unless its definition
-	// is annotated readOnlyHint (the annotation is part of the pinned
-	// definition, so a changed hint needs re-approval).
+	// tool (context.sink). Unset: it is a sink. The server's readOnlyHint
+	// annotation is not trusted for this.
 	Sink *bool `json:"sink,omitempty" yaml:"sink"`
 	// Consequential are the argument paths ("to", "recipients.*") whose
 	// values choose where data or money goes, checked for provenance when
@@ -213,21 +212,11 @@ var DefaultConsequential = []string{"to", "to.*", "cc", "cc.*", "bcc", "bcc.*", 
 	"email", "address", "url", "uri", "host", "endpoint", "webhook", "destination", "account", "iban", "amount",
 	"path", "command"}
 
-// sink says whether a call of the tool is a sink: as declared, else
-// unless the definition says it only reads.
-func (d ToolDeclaration) sink(definition json.RawMessage) bool {
-	if d.Sink != nil {
-		return *d.Sink
-	}
-	var def struct {
-		Annotations struct {
-			ReadOnly bool `json:"readOnlyHint"`
-		} `json:"annotations"`
-	}
-	if json.Unmarshal(definition, &def) != nil {
-		return true
-	}
-	return !def.Annotations.ReadOnly
+// sink says whether a call of the tool is a sink: as declared, else yes.
+// The server's own readOnlyHint is not trusted: a malicious server would
+// mark its send_email read-only.
+func (d ToolDeclaration) sink() bool {
+	return d.Sink == nil || *d.Sink
 }
 
 // lookup follows a dotted path through decoded JSON objects; nil if absent.
@@ -642,7 +631,7 @@ func (l *Local) decide(ctx context.Context, c *Caller, op *Operation) (Verdict, 
 		if err := decl.apply(&req); err != nil {
 			return Verdict{Reason: fmt.Sprintf("tool %s: %v", op.Name, err)}, policy.Decision{}
 		}
-		req.Sink = decl.sink(op.Definition)
+		req.Sink = decl.sink()
 	}
 	explain := ""
 	if req.Sink && l.cfg.Provenance != nil {

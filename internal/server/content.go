@@ -152,9 +152,13 @@ func (n *Node) ClearLabel(ctx context.Context, by store.Principal, session, labe
 	if label != ReviewLabel && label != SuspiciousLabel {
 		return fmt.Errorf("%w: only %q and %q can be cleared; a session keeps the labels of what it received", authority.ErrInvalid, ReviewLabel, SuspiciousLabel)
 	}
-	if !n.taint.Remove(session, label) {
+	if !slices.Contains(n.taint.Labels(session), label) {
 		return fmt.Errorf("session %s has no label %q: %w", session, label, store.ErrNotFound)
 	}
-	_, err := n.Audit.Append(ctx, audit.Event{Type: "taint.clear", Actor: by.Name, Session: session, Data: jsonData(map[string]string{"label": label})})
-	return err
+	// Recorded first: a clearing that cannot be recorded does not happen.
+	if _, err := n.Audit.Append(ctx, audit.Event{Type: "taint.clear", Actor: by.Name, Session: session, Data: jsonData(map[string]string{"label": label})}); err != nil {
+		return err
+	}
+	n.taint.Remove(session, label)
+	return nil
 }

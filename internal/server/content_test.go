@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/ward-dev/ward/internal/api"
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/server"
 )
@@ -129,5 +131,40 @@ func TestPoisonedToolIsWithheld(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("the withheld tool's suspicion is not recorded")
+	}
+}
+
+// TestSubAgentInheritsTaint: a sub-agent's session starts with what its
+// parent has been exposed to, so delegating the sending step does not
+// launder the session's labels; sessions that outlive a restart are
+// treated as exposed to everything.
+func TestSubAgentInheritsTaint(t *testing.T) {
+	data := t.TempDir()
+	n := startNode(t, server.Config{Data: data, Upstreams: demoOnly, TaintTools: map[string][]string{"demo.read_note": {"private"}}})
+	n.setupAgent("planner", []string{"writers"}, map[string][]string{"tools": {"demo.*"}})
+	parent, _ := n.startSession("planner", "summarise the notes", nil, "")
+	cs := n.connect(t, parent.HTTPClient(false), nil)
+	if _, err := cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "demo.read_note", Arguments: map[string]any{"name": "welcome"}}); err != nil {
+		t.Fatal(err)
+	}
+	status, out, _ := exchange(t, n, parent, url.Values{})
+	if status != http.StatusOK {
+		t.Fatalf("exchange: %d %v", status, out)
+	}
+	var child api.IssuedView
+	json.Unmarshal(out["session"], &child)
+	var labels struct{ Labels []string }
+	n.must("GET", "/v1/sessions/"+child.Session+"/labels", nil, &labels)
+	if strings.Join(labels.Labels, ",") != "private" {
+		t.Fatalf("child labels %v, want the parent's [private]", labels.Labels)
+	}
+
+	// Restart: the still-active sessions come back as exposed to everything.
+	n.Close()
+	again := startNode(t, server.Config{Data: data, Upstreams: demoOnly})
+	again.admin = n.admin
+	again.must("GET", "/v1/sessions/"+child.Session+"/labels", nil, &labels)
+	if strings.Join(labels.Labels, ",") != "private,untrusted" {
+		t.Fatalf("labels after a restart %v", labels.Labels)
 	}
 }

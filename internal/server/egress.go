@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -181,6 +183,11 @@ func (n *Node) decideEgress(ctx context.Context, id *egress.Identity, r *egress.
 	}
 	switch {
 	case d.Allow:
+		if r.Tunnel {
+			// What comes through a tunnel cannot be read: the session gets
+			// the host's labels before the first byte flows.
+			n.taintFrom(ctx, c.Session, c.Agent, c.Sponsor, "host:"+r.Host, n.labels.Host(r.Host))
+		}
 		return egress.Verdict{Allow: true, Reason: "permitted by " + strings.Join(ids, ", ")}, nil
 	case d.Escalate:
 		return egress.Verdict{Reason: "needs approval, which egress requests cannot wait for: refused"}, nil
@@ -195,7 +202,7 @@ func (n *Node) decideEgress(ctx context.Context, id *egress.Identity, r *egress.
 func (n *Node) recordEgress(ctx context.Context, id *egress.Identity, r *egress.Request, rec egress.Record) error {
 	e := audit.Event{Type: "egress", Data: jsonData(map[string]any{
 		"phase": rec.Phase, "decision": rec.Decision, "reason": rec.Reason, "method": r.Method, "scheme": r.Scheme,
-		"host": r.Host, "port": r.Port, "path": r.Path, "tunnel": r.Tunnel, "status": rec.Status,
+		"host": r.Host, "port": r.Port, "path": n.redactPath(r.Host, r.Path), "tunnel": r.Tunnel, "status": rec.Status,
 		"bytes_up": rec.BytesUp, "bytes_down": rec.BytesDown, "duration_us": rec.Duration.Microseconds(), "error": rec.Error,
 	})}
 	if id != nil {
@@ -214,6 +221,22 @@ func (n *Node) taintFrom(ctx context.Context, session, agent, sponsor, from stri
 			n.cfg.Logger.Error("recording a taint label failed", "session", session, "err", err)
 		}
 	}
+}
+
+// redactPath redacts secrets from a URL path before it is recorded
+// (webhook and bot URLs carry tokens in their paths), by the same rules as
+// call arguments, with "host:HOST" as the tool name.
+func (n *Node) redactPath(host, path string) string {
+	if path == "" {
+		return ""
+	}
+	doc, _ := json.Marshal(path)
+	out, _, err := n.redactor.JSON("host:"+host, doc)
+	var clean string
+	if err != nil || json.Unmarshal(out, &clean) != nil {
+		return "(not recorded: the path could not be redacted)"
+	}
+	return clean
 }
 
 // join appends a provenance explanation to a reason.
@@ -244,10 +267,28 @@ func (n *Node) egressResponse(id *egress.Identity, r *egress.Request, resp *http
 	if err != nil {
 		return
 	}
+	encoding := strings.ToLower(resp.Header.Get("Content-Encoding"))
 	resp.Body = &inspectBody{rc: resp.Body, done: func(body []byte, truncated bool) {
 		sum := sha256.Sum256(body)
+		inspected := true
+		switch encoding {
+		case "", "identity":
+		case "gzip", "x-gzip":
+			if zr, err := gzip.NewReader(bytes.NewReader(body)); err == nil {
+				body, _ = io.ReadAll(io.LimitReader(zr, maxInspect+1))
+			} else {
+				inspected = false
+			}
+		default:
+			inspected = false // an encoding ward cannot read
+		}
+		if !inspected {
+			// Not indexable: provenance must not clear what it cannot see.
+			body = make([]byte, maxInspect+1)
+		}
 		idx, err := n.Audit.Append(ctx, audit.Event{Type: "egress.content", Actor: "ward", Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
-			Data: jsonData(map[string]any{"host": r.Host, "path": r.Path, "bytes": len(body), "truncated": truncated, "sha256": hex.EncodeToString(sum[:])})})
+			Data: jsonData(map[string]any{"host": r.Host, "path": n.redactPath(r.Host, r.Path), "encoding": encoding, "inspected": inspected,
+				"truncated": truncated, "sha256": hex.EncodeToString(sum[:])})})
 		if err != nil {
 			n.cfg.Logger.Error("recording egress content failed", "err", err)
 		}
@@ -277,10 +318,12 @@ type inspectBody struct {
 
 func (b *inspectBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
-	if keep := min(n, maxInspect-len(b.buf)); keep > 0 {
+	// One byte more than is inspected: a longer body is seen as such
+	// (provenance then reports it as partial rather than clearing it).
+	if keep := min(n, maxInspect+1-len(b.buf)); keep > 0 {
 		b.buf = append(b.buf, p[:keep]...)
 	}
-	if n > 0 && len(b.buf) == maxInspect {
+	if len(b.buf) > maxInspect {
 		b.truncated = true
 	}
 	if err != nil {

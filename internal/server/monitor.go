@@ -36,7 +36,8 @@ type watcher struct {
 	file string // where baselines and trust are kept across restarts
 	hook string // alert webhook, or ""
 
-	mu     sync.Mutex
+	saveMu sync.Mutex
+	mu     sync.Mutex     // also held while a score is written to the store
 	synced map[string]int // agent → the trust score last agreed with the store
 	risk   map[string]int // session → content risk seen since its last call
 }
@@ -67,17 +68,27 @@ func (n *Node) openMonitor(cfg Config) error {
 	return nil
 }
 
-// save keeps the baselines and scores.
+// save keeps the baselines and scores, durably; one save at a time.
 func (w *watcher) save() error {
+	w.saveMu.Lock()
+	defer w.saveMu.Unlock()
 	b, err := json.Marshal(w.mon.Snapshot())
 	if err != nil {
 		return err
 	}
-	tmp := w.file + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
+	return writeDurably(w.file, b)
+}
+
+// forget drops what is kept for ended sessions.
+func (w *watcher) forget(ids []string) {
+	w.mu.Lock()
+	for _, id := range ids {
+		delete(w.risk, id)
 	}
-	return os.Rename(tmp, w.file)
+	w.mu.Unlock()
+	for _, id := range ids {
+		w.mon.EndSession(id)
+	}
 }
 
 // call is the gateway's Watch hook.
@@ -158,17 +169,16 @@ func (w *watcher) observe(ctx context.Context, c *gateway.Caller, e monitor.Even
 		}
 	}
 
-	if t := w.mon.Trust(c.Agent); t != c.Trust {
-		w.mu.Lock()
-		changed := w.synced[c.Agent] != t
+	// Read, compare and write under one lock, so that an operator's
+	// score set meanwhile (trustSet) is never overwritten by a stale one.
+	w.mu.Lock()
+	if t := w.mon.Trust(c.Agent); t != w.synced[c.Agent] {
 		w.synced[c.Agent] = t
-		w.mu.Unlock()
-		if changed { // the store follows the monitor's score
-			if err := w.n.Auth.SetAgentTrust(ctx, monitorPrincipal, c.Agent, t); err != nil {
-				w.n.cfg.Logger.Error("monitor: storing trust failed", "agent", c.Agent, "err", err)
-			}
+		if err := w.n.Auth.SetAgentTrust(ctx, monitorPrincipal, c.Agent, t); err != nil {
+			w.n.cfg.Logger.Error("monitor: storing trust failed", "agent", c.Agent, "err", err)
 		}
 	}
+	w.mu.Unlock()
 	return block
 }
 
@@ -195,7 +205,7 @@ func (w *watcher) alert(a monitor.Action) {
 			return
 		}
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := alertClient.Do(req)
 		if err != nil {
 			w.n.cfg.Logger.Warn("monitor: alert webhook failed", "err", err)
 			return
@@ -203,6 +213,10 @@ func (w *watcher) alert(a monitor.Action) {
 		resp.Body.Close()
 	}()
 }
+
+// alertClient posts alerts: no proxy from the environment, no redirects.
+var alertClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil},
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 // preserve writes a forensic bundle of the session (and the sessions
 // delegated from it are in the log too) to DATA/forensics.

@@ -199,6 +199,7 @@ type Node struct {
 	labels   *taint.Labeler
 	watch    *watcher
 	prov     provenances
+	redactor *redact.Redactor
 	policies atomic.Pointer[policy.Set]
 
 	// AdminCredential is set on first start only: the bootstrap credential,
@@ -364,6 +365,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.redactor = redactor
 	guard, err := gateway.NewLocal(gateway.LocalConfig{Policies: n.policies.Load, Pins: n.Store, Audit: n.Audit, PinMode: cfg.PinMode,
 		Approvals: n.Approvals, Quotas: limiter, Approvers: cfg.LimitApprovers, Tools: cfg.Tools, OnSubmit: onSubmit,
 		Record:   gateway.Record{Arguments: cfg.Record.Arguments, Results: cfg.Record.Results, MaxBytes: cfg.Record.MaxBytes, Redactor: redactor},
@@ -382,7 +384,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.Auth, err = authority.New(authority.Config{CA: n.CA, Grants: issuer, Store: n.Store, Audit: n.Audit,
-		SessionTTL: cfg.SessionTTL, MaxSessionTTL: cfg.MaxTTL, MaxDepth: cfg.MaxDepth, OnEnd: n.sessionsEnded, OnTrust: n.watch.trustSet})
+		SessionTTL: cfg.SessionTTL, MaxSessionTTL: cfg.MaxTTL, MaxDepth: cfg.MaxDepth, OnEnd: n.sessionsEnded, OnTrust: n.watch.trustSet, OnDelegate: n.delegated})
 	if err != nil {
 		return nil, err
 	}
@@ -406,6 +408,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := n.taintSurvivors(ctx); err != nil {
+		return nil, fmt.Errorf("sessions from before the restart: %w", err)
+	}
 	n.AdminCredential, err = n.Auth.Bootstrap(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap admin: %w", err)
@@ -419,6 +424,31 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
+// delegated gives a sub-agent's session what its parent has been exposed
+// to: the parent can hand it anything it read.
+func (n *Node) delegated(parent, child string) {
+	n.taint.Add(child, n.taint.Labels(parent)...)
+	n.prov.mu.Lock()
+	if ix, ok := n.prov.m[parent]; ok {
+		n.prov.m[child] = ix // one index: what either reads, both may repeat
+	}
+	n.prov.mu.Unlock()
+}
+
+// taintSurvivors treats sessions that outlive a restart as having seen
+// private and untrusted content: their labels and provenance were in
+// memory only, and forgetting them would let a tainted session through.
+func (n *Node) taintSurvivors(ctx context.Context) error {
+	active, err := n.Store.ListSessions(ctx, store.SessionFilter{Status: "active"})
+	if err != nil {
+		return err
+	}
+	for _, s := range active {
+		n.taint.Add(s.ID, taint.Private, taint.Untrusted)
+	}
+	return nil
+}
+
 // sessionsEnded revokes what ended sessions hold at the gateway and the
 // egress proxy and forgets their taint.
 func (n *Node) sessionsEnded(ids []string) {
@@ -426,9 +456,7 @@ func (n *Node) sessionsEnded(ids []string) {
 	n.forgetEgress(ids)
 	n.taint.Forget(ids...)
 	n.forgetProvenance(ids)
-	for _, id := range ids {
-		n.watch.mon.EndSession(id)
-	}
+	n.watch.forget(ids)
 }
 
 // recordApproval audits every change of an approval request: its
@@ -612,10 +640,15 @@ func noteKeys(dir, base, name string) (skey, vkey string, err error) {
 		if err != nil {
 			return "", "", err
 		}
-		if err := os.WriteFile(skPath, []byte(skey+"\n"), 0o600); err != nil {
+		// The public key first: a crash between the two leaves no secret
+		// key without its public half, and the next start makes a new pair.
+		if err := writeDurably(vkPath, []byte(vkey+"\n")); err != nil {
 			return "", "", err
 		}
-		if err := os.WriteFile(vkPath, []byte(vkey+"\n"), 0o644); err != nil {
+		if err := os.Chmod(vkPath, 0o644); err != nil {
+			return "", "", err
+		}
+		if err := writeDurably(skPath, []byte(skey+"\n")); err != nil {
 			return "", "", err
 		}
 		return skey, vkey, nil
@@ -638,7 +671,7 @@ func openRedactor(saltPath string, rc Record) (*redact.Redactor, error) {
 		if _, err := rand.Read(salt); err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(saltPath, salt, 0o600); err != nil {
+		if err := writeDurably(saltPath, salt); err != nil {
 			return nil, fmt.Errorf("redaction salt: %w", err)
 		}
 	} else if err != nil {
