@@ -4,18 +4,25 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -24,6 +31,7 @@ import (
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/egress"
 	"github.com/ward-dev/ward/internal/gateway"
+	"github.com/ward-dev/ward/internal/identity"
 	"github.com/ward-dev/ward/internal/monitor"
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/scan"
@@ -44,6 +52,9 @@ type Egress struct {
 	// AllowAddr overrides which resolved addresses may be dialled (default
 	// egress.PublicAddr: no loopback or internal ranges).
 	AllowAddr func(netip.Addr) bool
+	// UpstreamRoots verify upstream servers' TLS when the proxy terminates
+	// it for brokered credentials (nil: system roots).
+	UpstreamRoots *x509.CertPool
 }
 
 // egressTokens are the proxy passwords of sessions, kept as SHA-256
@@ -64,7 +75,16 @@ func (n *Node) openEgress(cfg Config) error {
 		return nil
 	}
 	n.egressTokens = &egressTokens{digest: map[string]tokenEntry{}}
+	var ca *x509.Certificate
+	var caKey *ecdsa.PrivateKey
+	if len(cfg.Egress.Credentials) > 0 {
+		var err error
+		if ca, caKey, err = interceptionCA(filepath.Join(cfg.Data, "keys")); err != nil {
+			return fmt.Errorf("egress interception CA: %w", err)
+		}
+	}
 	p, err := egress.New(egress.Config{
+		CA: ca, CAKey: caKey, UpstreamRoots: cfg.Egress.UpstreamRoots,
 		Auth:        egress.AuthenticatorFunc(n.authenticateProxy),
 		Decider:     egress.DeciderFunc(n.decideEgress),
 		Recorder:    egress.RecorderFunc(n.recordEgress),
@@ -81,6 +101,46 @@ func (n *Node) openEgress(cfg Config) error {
 	}
 	n.Egress, n.egressLn = p, ln
 	return nil
+}
+
+// interceptionCA loads or creates the CA the egress proxy signs its TLS
+// certificates for hosts with brokered credentials with. Only runtimes
+// that route through the proxy should trust it (DATA/keys/egress-ca.pem);
+// it is separate from the trust domain's CA.
+func interceptionCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, created, err := identity.LoadOrCreateECKey(filepath.Join(dir, "egress-ca.key"))
+	if err != nil {
+		return nil, nil, err
+	}
+	pemPath := filepath.Join(dir, "egress-ca.pem")
+	if !created {
+		if b, err := os.ReadFile(pemPath); err == nil {
+			if blk, _ := pem.Decode(b); blk != nil {
+				if cert, err := x509.ParseCertificate(blk.Bytes); err == nil && cert.PublicKey.(*ecdsa.PublicKey).Equal(&key.PublicKey) && time.Now().Before(cert.NotAfter) {
+					return cert, key, nil
+				}
+			}
+		}
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: "ward egress interception CA"},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().AddDate(1, 0, 0),
+		IsCA: true, BasicConstraintsValid: true, MaxPathLenZero: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := writeDurably(pemPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
+		return nil, nil, err
+	}
+	if err := os.Chmod(pemPath, 0o644); err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return cert, key, err
 }
 
 // EgressAddr is where the egress proxy listens, or "" without one.

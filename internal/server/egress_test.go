@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/ward-dev/ward/internal/egress"
 	"github.com/ward-dev/ward/internal/server"
 )
 
@@ -263,5 +266,62 @@ func TestEgressDestinationProvenance(t *testing.T) {
 	// page named is refused for writing before anything is dialled.
 	if code, body := do("POST", "http://127.0.0.3:9/upload"); code != 403 || !strings.Contains(body, "egress-destination-provenance") || !strings.Contains(body, "untrusted result of host:127.0.0.") {
 		t.Fatalf("POST to a host a fetched page named: %d %s", code, body)
+	}
+}
+
+// TestEgressBrokersCredentials: the documented credentials configuration
+// starts a node whose proxy terminates TLS for the host with a certificate
+// from DATA/keys/egress-ca.pem and injects the secret upstream; the agent
+// neither sends nor sees it.
+func TestEgressBrokersCredentials(t *testing.T) {
+	const secret = "Bearer s3cret-token-0123456789"
+	var got atomic.Value
+	upstream := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.Header.Get("Authorization"))
+		io.WriteString(w, "hello")
+	}))
+	defer upstream.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(upstream.Certificate())
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "web.cedar"), []byte(`@id("web") permit (principal, action == Action::"http_request", resource == Host::"127.0.0.1");`), 0o600)
+	data := t.TempDir()
+	n := startNode(t, server.Config{Data: data, Policies: []string{dir}, Upstreams: demoOnly, Egress: &server.Egress{Addr: "127.0.0.1:0",
+		AllowAddr:     func(a netip.Addr) bool { return a.IsLoopback() },
+		Credentials:   []egress.Credential{{Host: "127.0.0.1", Header: "Authorization", Value: secret}},
+		UpstreamRoots: roots}})
+	n.setupAgent("fetcher", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, _ := n.startSession("fetcher", "fetch the page", nil, "")
+	resp, err := creds.HTTPClient(false).Post(n.url+"/v1/egress/token", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		ProxyURL string `json:"proxy_url"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	proxy, _ := url.Parse(tok.ProxyURL)
+	caPEM, err := os.ReadFile(filepath.Join(data, "keys", "egress-ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sandboxRoots := x509.NewCertPool()
+	sandboxRoots.AppendCertsFromPEM(caPEM)
+	agent := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy), TLSClientConfig: &tls.Config{RootCAs: sandboxRoots}}}
+	req, _ := http.NewRequest("GET", upstream.URL+"/data", nil)
+	req.Header.Set("Authorization", "Bearer agent-guess")
+	resp, err = agent.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "hello" || got.Load() != secret {
+		t.Fatalf("brokered request: %d %q, upstream saw %q", resp.StatusCode, body, got.Load())
+	}
+	raw, _ := os.ReadFile(filepath.Join(data, "audit", "entries"))
+	if strings.Contains(string(raw), "s3cret") {
+		t.Fatal("the brokered secret is in the audit log")
 	}
 }
