@@ -129,9 +129,11 @@ type Outcome struct {
 	ResultBytes  int           `json:"result_bytes"`
 	Duration     time.Duration `json:"duration_ns"`
 	Decision     uint64        `json:"decision_event"` // audit index of the decision
-	// Result is the upstream's result, for a guard that records results; it
-	// is not serialised.
-	Result json.RawMessage `json:"-"`
+	// Result is the upstream's result (or its JSON-RPC error object), for a
+	// guard that records and inspects what the upstream said; it is not
+	// serialised. Answered says the upstream answered at all.
+	Result   json.RawMessage `json:"-"`
+	Answered bool            `json:"answered,omitempty"`
 }
 
 // Guard decides and records. Implementations must be safe for concurrent use.

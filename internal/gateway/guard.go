@@ -681,7 +681,7 @@ func (l *Local) Observe(ctx context.Context, c *Caller, op *Operation, out Outco
 	if err != nil {
 		return fmt.Errorf("record result: %w", err)
 	}
-	if out.Error == "" && l.cfg.OnResult != nil {
+	if (out.Error == "" || out.Answered) && l.cfg.OnResult != nil {
 		l.cfg.OnResult(ctx, c, op, out)
 	}
 	return nil

@@ -1036,7 +1036,12 @@ func (s *Session) decideAndForward(ctx context.Context, req *jsonrpc.Request, up
 	}
 	if resp.Error != nil {
 		out.Error = resp.Error.Error()
+		// An error's message and data are the upstream's words too: the
+		// guard labels and scans them like a result.
+		out.Result, _ = json.Marshal(resp.Error)
+		out.Answered = true
 	} else {
+		out.Answered = true
 		sum := sha256.Sum256(resp.Result)
 		out.ResultDigest = hex.EncodeToString(sum[:])
 		out.ResultBytes = len(resp.Result)

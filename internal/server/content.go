@@ -95,7 +95,7 @@ func (n *Node) onResult(ctx context.Context, c *gateway.Caller, op *gateway.Oper
 		hits = append(hits, scan.Result(t)...)
 	}
 	if score := scan.Score(hits); score >= suspiciousScore {
-		n.record(ctx, c, "signal", map[string]any{"kind": "content", "source": op.Name, "event": out.Decision, "score": score, "hits": hitList(hits)})
+		n.record(ctx, c, "signal", map[string]any{"kind": "content", "source": op.Name, "event": out.Decision, "score": score, "hits": n.hitList(op.Name, hits)})
 		n.taintFrom(ctx, c.Session, c.Agent, c.Sponsor, op.Name, []string{SuspiciousLabel})
 		n.watch.raise(c.Session, min(100, 10*score))
 	}
@@ -122,10 +122,12 @@ func (n *Node) inspect(def json.RawMessage) string {
 	return strings.Join(parts, "; ")
 }
 
-func hitList(hits []scan.Hit) []map[string]any {
+// hitList is what a content signal records of its hits; their details
+// quote the result, so they are redacted like recorded results.
+func (n *Node) hitList(source string, hits []scan.Hit) []map[string]any {
 	out := make([]map[string]any, 0, len(hits))
 	for _, h := range hits {
-		out = append(out, map[string]any{"kind": h.Kind, "detail": h.Detail, "offset": h.Offset, "weight": h.Weight})
+		out = append(out, map[string]any{"kind": h.Kind, "detail": n.redactText(source, h.Detail), "offset": h.Offset, "weight": h.Weight})
 	}
 	return out
 }

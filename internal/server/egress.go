@@ -286,15 +286,19 @@ func (n *Node) taintFrom(ctx context.Context, session, agent, sponsor, from stri
 // redactPath redacts secrets from a URL path before it is recorded
 // (webhook and bot URLs carry tokens in their paths), by the same rules as
 // call arguments, with "host:HOST" as the tool name.
-func (n *Node) redactPath(host, path string) string {
-	if path == "" {
+func (n *Node) redactPath(host, path string) string { return n.redactText("host:"+host, path) }
+
+// redactText redacts a string that is about to be recorded, by the rules
+// for the named tool.
+func (n *Node) redactText(name, text string) string {
+	if text == "" {
 		return ""
 	}
-	doc, _ := json.Marshal(path)
-	out, _, err := n.redactor.JSON("host:"+host, doc)
+	doc, _ := json.Marshal(text)
+	out, _, err := n.redactor.JSON(name, doc)
 	var clean string
 	if err != nil || json.Unmarshal(out, &clean) != nil {
-		return "(not recorded: the path could not be redacted)"
+		return "(not recorded: it could not be redacted)"
 	}
 	return clean
 }
@@ -358,7 +362,7 @@ func (n *Node) egressResponse(id *egress.Identity, r *egress.Request, resp *http
 		}
 		hits := scan.Result(string(body))
 		if score := scan.Score(hits); score >= suspiciousScore {
-			n.record(ctx, c, "signal", map[string]any{"kind": "content", "source": source, "event": idx, "score": score, "hits": hitList(hits)})
+			n.record(ctx, c, "signal", map[string]any{"kind": "content", "source": source, "event": idx, "score": score, "hits": n.hitList(source, hits)})
 			n.taintFrom(ctx, c.Session, c.Agent, c.Sponsor, source, []string{SuspiciousLabel})
 			n.watch.raise(c.Session, min(100, 10*score))
 		}

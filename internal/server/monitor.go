@@ -36,10 +36,11 @@ type watcher struct {
 	file string // where baselines and trust are kept across restarts
 	hook string // alert webhook, or ""
 
-	saveMu sync.Mutex
-	mu     sync.Mutex     // also held while a score is written to the store
-	synced map[string]int // agent → the trust score last agreed with the store
-	risk   map[string]int // session → content risk seen since its last call
+	saveMu     sync.Mutex
+	preserving sync.Map       // sessions whose bundle is written or being written
+	mu         sync.Mutex     // also held while a score is written to the store
+	synced     map[string]int // agent → the trust score last agreed with the store
+	risk       map[string]int // session → content risk seen since its last call
 }
 
 func (n *Node) openMonitor(cfg Config) error {
@@ -88,6 +89,7 @@ func (w *watcher) forget(ids []string) {
 	w.mu.Unlock()
 	for _, id := range ids {
 		w.mon.EndSession(id)
+		w.preserving.Delete(id)
 	}
 }
 
@@ -165,7 +167,9 @@ func (w *watcher) observe(ctx context.Context, c *gateway.Caller, e monitor.Even
 			}
 			block = fmt.Sprintf("agent %s quarantined by playbook %q: %s (%s)", a.Agent, a.Playbook, a.Signal.Kind, a.Signal.Detail)
 		case monitor.ActionPreserve:
-			go w.preserve(a.Session)
+			if _, busy := w.preserving.LoadOrStore(a.Session, true); !busy {
+				go w.preserve(a.Session) // once per session
+			}
 		}
 	}
 
@@ -218,8 +222,30 @@ func (w *watcher) alert(a monitor.Action) {
 var alertClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil},
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
-// preserve writes a forensic bundle of the session (and the sessions
-// delegated from it are in the log too) to DATA/forensics.
+// lineage is the session and every session delegated from it, as the log
+// records them (token.exchange events name the parent).
+func (w *watcher) lineage(session string) map[string]bool {
+	out := map[string]bool{session: true}
+	events, err := w.n.Audit.Read(0, w.n.Audit.Size())
+	if err != nil {
+		return out
+	}
+	for _, e := range events {
+		if e.Type != "token.exchange" {
+			continue
+		}
+		var d struct {
+			Parent string `json:"parent_session"`
+		}
+		if json.Unmarshal(e.Data, &d) == nil && out[d.Parent] {
+			out[e.Session] = true
+		}
+	}
+	return out
+}
+
+// preserve writes a forensic bundle of the session and the sessions
+// delegated from it to DATA/forensics.
 func (w *watcher) preserve(session string) {
 	dir := filepath.Join(w.n.cfg.Data, "forensics")
 	v, origin, err := AuditVerifier(w.n.cfg.Data)
@@ -230,8 +256,9 @@ func (w *watcher) preserve(session string) {
 	if err == nil {
 		vkey, _ := os.ReadFile(filepath.Join(w.n.cfg.Data, "keys", "audit.pub"))
 		rkey, _ := os.ReadFile(filepath.Join(w.n.cfg.Data, "keys", "receipt.pub"))
+		sessions := w.lineage(session)
 		b, err = audit.ExportBundle(filepath.Join(w.n.cfg.Data, "audit"), v, origin, strings.TrimSpace(string(vkey)), string(rkey), nil,
-			func(e audit.Event) bool { return e.Session == session })
+			func(e audit.Event) bool { return sessions[e.Session] })
 	}
 	if err == nil {
 		var raw []byte
