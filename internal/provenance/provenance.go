@@ -665,3 +665,22 @@ func ValidPath(p string) error {
 	_, err := jsonpath.Parse(p)
 	return err
 }
+
+// Explain turns findings into what a decision needs: the names of the
+// tainted arguments, in order, and a reason naming each argument and the
+// result it came from ("event" names what Finding.Event counts: an audit
+// log index, a trace line).
+func Explain(findings []Finding, event string) (arguments []string, reason string) {
+	var why []string
+	for _, f := range findings {
+		if !slices.Contains(arguments, f.Argument) {
+			arguments = append(arguments, f.Argument)
+		}
+		if f.Partial {
+			why = append(why, fmt.Sprintf("argument %q cannot be cleared: part of the untrusted result of %s (%s %d) was not indexed", f.Argument, f.Source, event, f.Event))
+			continue
+		}
+		why = append(why, fmt.Sprintf("argument %q (%s) came from the untrusted result of %s (%s %d), not from the objective", f.Argument, f.Value, f.Source, event, f.Event))
+	}
+	return arguments, strings.Join(why, "; ")
+}

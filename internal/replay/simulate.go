@@ -1,9 +1,7 @@
 package replay
 
 import (
-	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/policy"
@@ -146,18 +144,8 @@ func check(ix *provenance.Index, args []byte, paths []string) ([]string, string,
 	if err != nil {
 		return nil, "", err
 	}
-	var tainted, why []string
-	for _, f := range findings {
-		if !slices.Contains(tainted, f.Argument) {
-			tainted = append(tainted, f.Argument)
-		}
-		if f.Partial {
-			why = append(why, fmt.Sprintf("argument %q cannot be cleared: part of the untrusted result of %s (line %d) was not indexed", f.Argument, f.Source, f.Event))
-			continue
-		}
-		why = append(why, fmt.Sprintf("argument %q (%s) came from the untrusted result of %s (line %d), not from the objective", f.Argument, f.Value, f.Source, f.Event))
-	}
-	return tainted, strings.Join(why, "; "), nil
+	tainted, why := provenance.Explain(findings, "line")
+	return tainted, why, nil
 }
 
 // labels is the sorted union of the labels recorded with a call and those

@@ -61,18 +61,8 @@ func (n *Node) checkProvenance(ctx context.Context, c *gateway.Caller, op *gatew
 	if err != nil {
 		return nil, "", err
 	}
-	var tainted, why []string
-	for _, f := range findings {
-		if !slices.Contains(tainted, f.Argument) {
-			tainted = append(tainted, f.Argument)
-		}
-		if f.Partial {
-			why = append(why, fmt.Sprintf("argument %q cannot be cleared: part of the untrusted result of %s (event %d) was not indexed", f.Argument, f.Source, f.Event))
-			continue
-		}
-		why = append(why, fmt.Sprintf("argument %q (%s) came from the untrusted result of %s (event %d), not from the objective", f.Argument, f.Value, f.Source, f.Event))
-	}
-	return tainted, strings.Join(why, "; "), nil
+	tainted, why := provenance.Explain(findings, "event")
+	return tainted, why, nil
 }
 
 // onResult labels the session with what a tool's result carries, indexes

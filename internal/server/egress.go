@@ -28,6 +28,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ward-dev/ward/internal/atomicfile"
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/egress"
 	"github.com/ward-dev/ward/internal/gateway"
@@ -133,10 +134,7 @@ func interceptionCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := writeDurably(pemPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
-		return nil, nil, err
-	}
-	if err := os.Chmod(pemPath, 0o644); err != nil {
+	if err := atomicfile.Write(pemPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return nil, nil, err
 	}
 	cert, err := x509.ParseCertificate(der)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ward-dev/ward/internal/atomicfile"
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/monitor"
@@ -77,7 +78,7 @@ func (w *watcher) save() error {
 	if err != nil {
 		return err
 	}
-	return writeDurably(w.file, b)
+	return atomicfile.Write(w.file, b, 0o600)
 }
 
 // forget drops what is kept for ended sessions.

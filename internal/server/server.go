@@ -43,6 +43,7 @@ import (
 
 	"github.com/ward-dev/ward/internal/api"
 	"github.com/ward-dev/ward/internal/approval"
+	"github.com/ward-dev/ward/internal/atomicfile"
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/authority"
 	"github.com/ward-dev/ward/internal/demo"
@@ -642,13 +643,10 @@ func noteKeys(dir, base, name string) (skey, vkey string, err error) {
 		}
 		// The public key first: a crash between the two leaves no secret
 		// key without its public half, and the next start makes a new pair.
-		if err := writeDurably(vkPath, []byte(vkey+"\n")); err != nil {
+		if err := atomicfile.Write(vkPath, []byte(vkey+"\n"), 0o644); err != nil {
 			return "", "", err
 		}
-		if err := os.Chmod(vkPath, 0o644); err != nil {
-			return "", "", err
-		}
-		if err := writeDurably(skPath, []byte(skey+"\n")); err != nil {
+		if err := atomicfile.Write(skPath, []byte(skey+"\n"), 0o600); err != nil {
 			return "", "", err
 		}
 		return skey, vkey, nil
@@ -671,7 +669,7 @@ func openRedactor(saltPath string, rc Record) (*redact.Redactor, error) {
 		if _, err := rand.Read(salt); err != nil {
 			return nil, err
 		}
-		if err := writeDurably(saltPath, salt); err != nil {
+		if err := atomicfile.Write(saltPath, salt, 0o600); err != nil {
 			return nil, fmt.Errorf("redaction salt: %w", err)
 		}
 	} else if err != nil {

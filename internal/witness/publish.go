@@ -18,6 +18,8 @@ import (
 	flog "github.com/transparency-dev/formats/log"
 	fwitness "github.com/transparency-dev/formats/witness"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/ward-dev/ward/internal/atomicfile"
 )
 
 // Defaults for a [Publisher].
@@ -185,7 +187,7 @@ func (p *Publisher) Sync(ctx context.Context) error {
 	if !p.cfg.Policy.Satisfied(cosigned) {
 		return fmt.Errorf("checkpoint at size %d lacks the cosignatures its policy requires: %w", parsed.Size, failed)
 	}
-	if err := writeFile(p.cfg.Published, cosigned); err != nil {
+	if err := atomicfile.Write(p.cfg.Published, cosigned, 0o644); err != nil {
 		return fmt.Errorf("publish checkpoint at size %d: %w", parsed.Size, err)
 	}
 	p.pubMu.Lock()

@@ -11,7 +11,6 @@ import (
 	"maps"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +20,8 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/ward-dev/ward/internal/atomicfile"
 )
 
 // Limits on what a witness accepts.
@@ -205,7 +206,7 @@ func (w *Witness) Add(ctx context.Context, oldSize uint64, consistency [][]byte,
 	if err != nil {
 		return nil, fmt.Errorf("witness state: %w", err)
 	}
-	if err := writeFile(w.path, b); err != nil {
+	if err := atomicfile.Write(w.path, b, 0o600); err != nil {
 		return nil, fmt.Errorf("witness state: %w", err)
 	}
 	w.state = next
@@ -218,37 +219,6 @@ func (w *Witness) Latest(origin string) uint64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.state[origin].Size
-}
-
-// writeFile replaces path with b durably: temp file, fsync, rename, fsync
-// of the directory.
-func writeFile(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // ServeHTTP serves add-checkpoint: mount it at "<prefix>/add-checkpoint".
