@@ -744,6 +744,11 @@ func (a *Authority) endedNow(ids []string) {
 	a.cfg.OnEnd(ids)
 }
 
+// Ended reports whether the session ended (or expired) recently enough to
+// be remembered: for state kept per session elsewhere, which must not
+// outlive it.
+func (a *Authority) Ended(id string) bool { return a.isEnded(id) }
+
 func (a *Authority) isEnded(id string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()

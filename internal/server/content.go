@@ -42,7 +42,9 @@ func (n *Node) index(c *gateway.Caller) *provenance.Index {
 	if !ok {
 		ix = provenance.New(provenance.Config{})
 		ix.AddTrusted(c.Objective)
-		n.prov.m[c.Session] = ix
+		if !n.Auth.Ended(c.Session) { // ended: a call still in flight; keep nothing
+			n.prov.m[c.Session] = ix
+		}
 	}
 	return ix
 }

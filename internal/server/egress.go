@@ -273,7 +273,14 @@ func (n *Node) recordEgress(ctx context.Context, id *egress.Identity, r *egress.
 // taintFrom gives a session the labels of a result it received and records
 // each new one.
 func (n *Node) taintFrom(ctx context.Context, session, agent, sponsor, from string, labels []string) {
-	for _, l := range n.taint.Add(session, labels...) {
+	added := n.taint.Add(session, labels...)
+	if n.Auth.Ended(session) {
+		// A call still in flight when its session ended: keep nothing
+		// (the check comes after the add, so it cannot miss the end).
+		n.taint.Forget(session)
+		return
+	}
+	for _, l := range added {
 		if _, err := n.Audit.Append(ctx, audit.Event{Type: "taint", Actor: "ward", Session: session, Agent: agent, Sponsor: sponsor,
 			Data: jsonData(map[string]any{"label": l, "from": from})}); err != nil {
 			n.cfg.Logger.Error("recording a taint label failed", "session", session, "err", err)

@@ -128,8 +128,11 @@ func (w *watcher) trustSet(agent string, trust int, by store.Principal) {
 // raise adds content risk for the session's next call.
 func (w *watcher) raise(session string, risk int) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.risk[session] = max(w.risk[session], risk)
-	w.mu.Unlock()
+	if w.n.Auth.Ended(session) { // after the add, so it cannot miss the end
+		delete(w.risk, session)
+	}
 }
 
 // observe feeds one event to the monitor, keeps the trust score in step
