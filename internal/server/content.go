@@ -86,6 +86,9 @@ func (n *Node) onResult(ctx context.Context, c *gateway.Caller, op *gateway.Oper
 	for _, t := range scan.Texts(out.Result, 0) {
 		hits = append(hits, scan.Result(t)...)
 	}
+	if out.Error != "" {
+		hits = append(hits, scan.Result(out.Error)...) // an upstream's error message
+	}
 	if score := scan.Score(hits); score >= suspiciousScore {
 		n.record(ctx, c, "signal", map[string]any{"kind": "content", "source": op.Name, "event": out.Decision, "score": score, "hits": n.hitList(op.Name, hits)})
 		n.taintFrom(ctx, c.Session, c.Agent, c.Sponsor, op.Name, []string{SuspiciousLabel})
