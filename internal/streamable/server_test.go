@@ -658,6 +658,11 @@ func TestIdleTimeoutClosesSession(t *testing.T) {
 	}
 	rs := ts.session(t, 0)
 	<-rs.s.ctx.Done() // closes by itself once idle
+	// Close cancels the session's context before it calls Closed: wait
+	// for the call (bounded), then check it came exactly once.
+	for deadline := time.Now().Add(5 * time.Second); rs.closed.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if n := rs.closed.Load(); n != 1 {
 		t.Fatalf("Closed called %d times", n)
 	}
