@@ -29,15 +29,12 @@ const (
 
 // Session is one replayed session and how it would have gone.
 type Session struct {
-	Trace     string `json:"trace,omitempty"` // the trace file, in directory mode
-	Line      int    `json:"line"`            // line of the session record
-	ID        string `json:"session"`
-	Label     string `json:"label,omitempty"` // LabelAttack, LabelBenign or ""
-	Calls     int    `json:"calls"`
-	Allowed   int    `json:"allowed"`
-	Denied    int    `json:"denied"`
-	Escalated int    `json:"escalated"`
-	Verdict   string `json:"verdict"` // VerdictCompleted, VerdictNeedsHuman or VerdictInterrupted
+	Trace string `json:"trace,omitempty"` // the trace file, in directory mode
+	Line  int    `json:"line"`            // line of the session record
+	ID    string `json:"session"`
+	Label string `json:"label,omitempty"` // LabelAttack, LabelBenign or ""
+	Counts
+	Verdict string `json:"verdict"` // VerdictCompleted, VerdictNeedsHuman or VerdictInterrupted
 	// Harmful is the line of an attack's harmful call (the first marked).
 	Harmful int `json:"harmful,omitempty"`
 	// StoppedAt is the line of the first call ward denied, or escalated
@@ -52,15 +49,7 @@ type Session struct {
 }
 
 func (s *Session) add(c Call) {
-	s.Calls++
-	switch c.Outcome {
-	case "allow":
-		s.Allowed++
-	case "escalate":
-		s.Escalated++
-	default:
-		s.Denied++
-	}
+	s.count(c.Outcome)
 	if s.StoppedAt == 0 && (c.Outcome == "deny" || c.Outcome == "escalate" && !c.Approved) {
 		s.StoppedAt = c.Line
 	}
@@ -156,10 +145,7 @@ func runFile(set *policy.Set, name string, opt Options) (*Report, error) {
 
 func (s *Summary) merge(o Summary) {
 	s.Sessions += o.Sessions
-	s.Calls += o.Calls
-	s.Allowed += o.Allowed
-	s.Denied += o.Denied
-	s.Escalated += o.Escalated
+	s.Counts.merge(o.Counts)
 	for id, n := range o.ByPolicy {
 		s.ByPolicy[id] += n
 	}

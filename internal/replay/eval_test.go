@@ -60,7 +60,7 @@ func TestEval(t *testing.T) {
 	}
 	s := rep.Summary
 	s.ByPolicy = nil
-	want := Summary{Sessions: 25, Calls: 58, Allowed: 39, Denied: 13, Escalated: 6,
+	want := Summary{Sessions: 25, Counts: Counts{Calls: 58, Allowed: 39, Denied: 13, Escalated: 6},
 		Completed: 8, NeedsHuman: 5, Interrupted: 12,
 		Attacks: 12, AttacksStopped: 11, Benign: 13, BenignInterrupted: 6}
 	if diff := cmp.Diff(want, s); diff != "" {

@@ -87,13 +87,39 @@ type Call struct {
 	Approvals []string `json:"approvals,omitempty"`
 }
 
-// Summary counts a replay's outcomes. Allowed+Denied+Escalated == Calls.
-type Summary struct {
-	Sessions  int `json:"sessions"`
+// Counts are calls by outcome.
+type Counts struct {
 	Calls     int `json:"calls"`
 	Allowed   int `json:"allowed"`
 	Denied    int `json:"denied"`
 	Escalated int `json:"escalated"`
+}
+
+// count adds one call decided as outcome ("allow", "escalate", else deny).
+func (n *Counts) count(outcome string) {
+	n.Calls++
+	switch outcome {
+	case "allow":
+		n.Allowed++
+	case "escalate":
+		n.Escalated++
+	default:
+		n.Denied++
+	}
+}
+
+// merge adds o.
+func (n *Counts) merge(o Counts) {
+	n.Calls += o.Calls
+	n.Allowed += o.Allowed
+	n.Denied += o.Denied
+	n.Escalated += o.Escalated
+}
+
+// Summary counts a replay's outcomes. Allowed+Denied+Escalated == Calls.
+type Summary struct {
+	Sessions int `json:"sessions"`
+	Counts
 	// ByPolicy maps a policy id to the number of calls it determined (the
 	// calls whose Policies list it). Never nil in a Report from Run.
 	ByPolicy map[string]int `json:"by_policy"`
@@ -211,15 +237,7 @@ func Run(set *policy.Set, r io.Reader, opt Options) (*Report, error) {
 func (r *Report) add(c Call) {
 	r.Calls = append(r.Calls, c)
 	s := &r.Summary
-	s.Calls++
-	switch c.Outcome {
-	case "allow":
-		s.Allowed++
-	case "escalate":
-		s.Escalated++
-	default:
-		s.Denied++
-	}
+	s.count(c.Outcome)
 	for _, id := range c.Policies {
 		s.ByPolicy[id]++
 	}

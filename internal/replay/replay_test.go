@@ -60,19 +60,19 @@ func TestRun(t *testing.T) {
 		trace: lines(analyst,
 			`{"type":"call","method":"tools/call","server":"fs","name":"fs.read_text_file","arguments":{"path":"/srv/share/q3.csv"}}`),
 		calls:   []want{{2, "allow", []string{"fs-read-shared"}, nil, `allowed by policy "fs-read-shared" (policies.cedar:2:1)`}},
-		summary: Summary{Sessions: 1, Calls: 1, Allowed: 1, ByPolicy: map[string]int{"fs-read-shared": 1}},
+		summary: Summary{Sessions: 1, Counts: Counts{Calls: 1, Allowed: 1}, ByPolicy: map[string]int{"fs-read-shared": 1}},
 	}, {
 		name: "default deny, server derived from the name",
 		trace: lines(analyst,
 			`{"type":"call","method":"tools/call","name":"fs.read_text_file","arguments":{"path":"/etc/shadow"}}`),
 		calls:   []want{{2, "deny", nil, nil, `no policy permits call_tool on Tool::"fs.read_text_file" (default deny)`}},
-		summary: Summary{Sessions: 1, Calls: 1, Denied: 1, ByPolicy: map[string]int{}},
+		summary: Summary{Sessions: 1, Counts: Counts{Calls: 1, Denied: 1}, ByPolicy: map[string]int{}},
 	}, {
 		name: "forbid wins over permit",
 		trace: lines(analyst,
 			`{"type":"call","method":"tools/call","server":"db","name":"db.drop_table","arguments":{"table":"orders"}}`),
 		calls:   []want{{2, "deny", []string{"no-drops"}, nil, `denied by policy "no-drops" (policies.cedar:26:1)`}},
-		summary: Summary{Sessions: 1, Calls: 1, Denied: 1, ByPolicy: map[string]int{"no-drops": 1}},
+		summary: Summary{Sessions: 1, Counts: Counts{Calls: 1, Denied: 1}, ByPolicy: map[string]int{"no-drops": 1}},
 	}, {
 		name: "forbid that fails to evaluate denies",
 		trace: lines(analyst,
@@ -84,7 +84,7 @@ func TestRun(t *testing.T) {
 			{3, "deny", []string{"huge-queries"}, nil, `denied by policy "huge-queries"`},
 			{4, "allow", []string{"db-query"}, nil, `allowed by policy "db-query"`},
 		},
-		summary: Summary{Sessions: 1, Calls: 3, Allowed: 1, Denied: 2, ByPolicy: map[string]int{"huge-queries": 2, "db-query": 1}},
+		summary: Summary{Sessions: 1, Counts: Counts{Calls: 3, Allowed: 1, Denied: 2}, ByPolicy: map[string]int{"huge-queries": 2, "db-query": 1}},
 	}, {
 		name: "escalations: forbid with impact, permit with sponsor",
 		trace: lines(analyst,
@@ -96,7 +96,7 @@ func TestRun(t *testing.T) {
 			{3, "allow", []string{"db-deletes"}, nil, `allowed by policy "db-deletes"`},
 			{4, "escalate", []string{"exports"}, []string{"2 of group:finance, group:cfo"}, `needs approval by 2 of group:finance, group:cfo (policy "exports")`},
 		},
-		summary: Summary{Sessions: 1, Calls: 3, Allowed: 1, Escalated: 2, ByPolicy: map[string]int{"big-deletes": 1, "db-deletes": 1, "exports": 1}},
+		summary: Summary{Sessions: 1, Counts: Counts{Calls: 3, Allowed: 1, Escalated: 2}, ByPolicy: map[string]int{"big-deletes": 1, "db-deletes": 1, "exports": 1}},
 	}, {
 		name: "resources, prompts and trust",
 		trace: lines(intern,
@@ -111,7 +111,7 @@ func TestRun(t *testing.T) {
 			{4, "deny", nil, nil, `no policy permits get_prompt on Prompt::"tmpl.summary"`},
 			{6, "allow", []string{"trusted-prompts"}, nil, `allowed by policy "trusted-prompts"`}, // default trust 50
 		},
-		summary: Summary{Sessions: 2, Calls: 4, Allowed: 3, Denied: 1, ByPolicy: map[string]int{"read-docs": 2, "trusted-prompts": 1}},
+		summary: Summary{Sessions: 2, Counts: Counts{Calls: 4, Allowed: 3, Denied: 1}, ByPolicy: map[string]int{"read-docs": 2, "trusted-prompts": 1}},
 	}, {
 		name: "multiple sessions: calls belong to the latest session record",
 		trace: lines(analyst,
@@ -126,7 +126,7 @@ func TestRun(t *testing.T) {
 			{6, "deny", []string{"policies.cedar:30"}, nil, `denied by policy "policies.cedar:30" (policies.cedar:30:1)`},
 			{8, "deny", nil, nil, "(default deny)"},
 		},
-		summary: Summary{Sessions: 3, Calls: 3, Allowed: 1, Denied: 2, ByPolicy: map[string]int{"db-query": 1, "policies.cedar:30": 1}},
+		summary: Summary{Sessions: 3, Counts: Counts{Calls: 3, Allowed: 1, Denied: 2}, ByPolicy: map[string]int{"db-query": 1, "policies.cedar:30": 1}},
 	}, {
 		name: "arguments that are not an object are denied as ward would",
 		trace: lines(analyst,
@@ -136,7 +136,7 @@ func TestRun(t *testing.T) {
 			{2, "deny", nil, nil, "denied: invalid request: "},
 			{3, "allow", []string{"db-query"}, nil, `allowed by policy "db-query"`},
 		},
-		summary: Summary{Sessions: 1, Calls: 2, Allowed: 1, Denied: 1, ByPolicy: map[string]int{"db-query": 1}},
+		summary: Summary{Sessions: 1, Counts: Counts{Calls: 2, Allowed: 1, Denied: 1}, ByPolicy: map[string]int{"db-query": 1}},
 	}, {
 		name: "http requests: defaults, taint, invalid requests denied as ward would",
 		trace: lines(`{"type":"session","session":"s3","agent":"reporter","groups":["analytics"]}`,
@@ -156,7 +156,7 @@ func TestRun(t *testing.T) {
 			{7, "deny", nil, nil, `denied: invalid request: host "api.example.com:443" is neither a name nor an IP address (a port goes in Port)`},
 			{8, "deny", nil, nil, `no policy permits http_request on Host::"api.example.com" (default deny)`}, // a tunnel
 		},
-		summary: Summary{Sessions: 1, Calls: 7, Allowed: 2, Denied: 4, Escalated: 1, ByPolicy: map[string]int{"api-read": 2, "lethal-trifecta": 1, "api-write": 1}},
+		summary: Summary{Sessions: 1, Counts: Counts{Calls: 7, Allowed: 2, Denied: 4, Escalated: 1}, ByPolicy: map[string]int{"api-read": 2, "lethal-trifecta": 1, "api-write": 1}},
 	}, {
 		name: "programs and tainted sessions",
 		trace: lines(`{"type":"session","session":"s4","agent":"builder","groups":["dev"]}`,
@@ -170,7 +170,7 @@ func TestRun(t *testing.T) {
 			{4, "deny", nil, nil, `denied: invalid request: cwd "work" is not an absolute, clean path`},
 			{5, "deny", nil, nil, `no policy permits exec on Path::"/bin/sh" (default deny)`},
 		},
-		summary: Summary{Sessions: 1, Calls: 4, Allowed: 1, Denied: 3, ByPolicy: map[string]int{"git": 1, "no-tainted-force-push": 1}},
+		summary: Summary{Sessions: 1, Counts: Counts{Calls: 4, Allowed: 1, Denied: 3}, ByPolicy: map[string]int{"git": 1, "no-tainted-force-push": 1}},
 	}, {
 		name:    "session without calls, CRLF line endings, nulls as absent",
 		trace:   `{"type":"session","session":"s9","agent":"a","sponsor":null,"groups":null,"trust":null}` + "\r\n",
