@@ -626,22 +626,22 @@ func (l *Local) decide(ctx context.Context, c *Caller, op *Operation) (Verdict, 
 	if l.cfg.Quotas != nil {
 		req.Counters = l.cfg.Quotas.Counters(quota.Call{Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups, Action: string(op.Action), Tool: op.Name})
 	}
+	explain := ""
 	if op.Action == policy.ActionCallTool {
 		decl := l.cfg.Tools[op.Name]
 		if err := decl.apply(&req); err != nil {
 			return Verdict{Reason: fmt.Sprintf("tool %s: %v", op.Name, err)}, policy.Decision{}
 		}
 		req.Sink = decl.sink()
-	}
-	explain := ""
-	if req.Sink && l.cfg.Provenance != nil {
-		paths := l.cfg.Tools[op.Name].Consequential
-		if paths == nil {
-			paths = DefaultConsequential
-		}
-		var err error
-		if req.TaintedArguments, explain, err = l.cfg.Provenance(ctx, c, op, paths); err != nil {
-			return Verdict{Reason: "could not check where the arguments came from: " + err.Error()}, policy.Decision{}
+		if req.Sink && l.cfg.Provenance != nil {
+			paths := decl.Consequential
+			if paths == nil {
+				paths = DefaultConsequential
+			}
+			var err error
+			if req.TaintedArguments, explain, err = l.cfg.Provenance(ctx, c, op, paths); err != nil {
+				return Verdict{Reason: "could not check where the arguments came from: " + err.Error()}, policy.Decision{}
+			}
 		}
 	}
 	d := set.Decide(req)

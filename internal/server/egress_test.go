@@ -21,6 +21,7 @@ import (
 
 	"github.com/ward-dev/ward/internal/egress"
 	"github.com/ward-dev/ward/internal/server"
+	"github.com/ward-dev/ward/internal/sessioncred"
 )
 
 const egressPolicies = `
@@ -64,19 +65,10 @@ func TestEgressDecidesWithTaint(t *testing.T) {
 	n.setupAgent("courier", nil, map[string][]string{"tools": {"demo.*"}})
 	creds, v := n.startSession("courier", "triage the inbox", nil, "")
 
-	resp, err := creds.HTTPClient(false).Post(n.url+"/v1/egress/token", "application/json", nil)
-	if err != nil {
-		t.Fatal(err)
+	proxy := egressProxy(t, n, creds)
+	if !strings.HasPrefix(proxy.String(), "http://"+v.Session+":") {
+		t.Fatalf("proxy URL %q does not name the session", proxy.Redacted())
 	}
-	var tok struct {
-		ProxyURL string `json:"proxy_url"`
-	}
-	json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(tok.ProxyURL, "http://"+v.Session+":") {
-		t.Fatalf("egress token: %d %q", resp.StatusCode, tok.ProxyURL)
-	}
-	proxy, _ := url.Parse(tok.ProxyURL)
 	web := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}
 	tunnelled := tlsUpstream.Client()
 	tunnelled.Transport.(*http.Transport).Proxy = http.ProxyURL(proxy)
@@ -131,7 +123,7 @@ func TestEgressDecidesWithTaint(t *testing.T) {
 
 	// Without the session's token the proxy refuses.
 	bad := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", User: url.UserPassword(v.Session, "guess"), Host: proxy.Host})}}
-	resp, err = bad.Get(upstream.URL + "/page")
+	resp, err := bad.Get(upstream.URL + "/page")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,16 +224,7 @@ func TestEgressDestinationProvenance(t *testing.T) {
 	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "demo.read_note", Arguments: map[string]any{"name": "page"}}); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := creds.HTTPClient(false).Post(n.url+"/v1/egress/token", "application/json", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok struct {
-		ProxyURL string `json:"proxy_url"`
-	}
-	json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	proxy, _ := url.Parse(tok.ProxyURL)
+	proxy := egressProxy(t, n, creds)
 	web := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}
 	do := func(method, u string) (int, string) {
 		req, _ := http.NewRequest(method, u, strings.NewReader("summary"))
@@ -292,16 +275,7 @@ func TestEgressBrokersCredentials(t *testing.T) {
 		UpstreamRoots: roots}})
 	n.setupAgent("fetcher", nil, map[string][]string{"tools": {"demo.*"}})
 	creds, _ := n.startSession("fetcher", "fetch the page", nil, "")
-	resp, err := creds.HTTPClient(false).Post(n.url+"/v1/egress/token", "application/json", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok struct {
-		ProxyURL string `json:"proxy_url"`
-	}
-	json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	proxy, _ := url.Parse(tok.ProxyURL)
+	proxy := egressProxy(t, n, creds)
 	caPEM, err := os.ReadFile(filepath.Join(data, "keys", "egress-ca.pem"))
 	if err != nil {
 		t.Fatal(err)
@@ -311,7 +285,7 @@ func TestEgressBrokersCredentials(t *testing.T) {
 	agent := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy), TLSClientConfig: &tls.Config{RootCAs: sandboxRoots}}}
 	req, _ := http.NewRequest("GET", upstream.URL+"/data", nil)
 	req.Header.Set("Authorization", "Bearer agent-guess")
-	resp, err = agent.Do(req)
+	resp, err := agent.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,4 +298,25 @@ func TestEgressBrokersCredentials(t *testing.T) {
 	if strings.Contains(string(raw), "s3cret") {
 		t.Fatal("the brokered secret is in the audit log")
 	}
+}
+
+// egressProxy asks the node for the session's egress proxy URL.
+func egressProxy(t *testing.T, n *testNode, creds *sessioncred.Credentials) *url.URL {
+	t.Helper()
+	resp, err := creds.HTTPClient(false).Post(n.url+"/v1/egress/token", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		ProxyURL string `json:"proxy_url"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("egress token: %d %v", resp.StatusCode, err)
+	}
+	u, err := url.Parse(tok.ProxyURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
