@@ -36,12 +36,41 @@ func table(w io.Writer, header string, rows [][]string) {
 	tw.Flush()
 }
 
+// scopeFlag builds a scope from --allow patterns: tool:, resource: and
+// prompt: ones as authority.ParsePatterns reads them, and host:HOST,
+// host:*.DOMAIN or host:* for the hosts the egress proxy lets the session
+// reach. A host is written in policy.CanonicalHost's form ("API.Example.com"
+// becomes api.example.com, "[::1]" ::1); one it refuses (a port, a zone, a
+// bad name) is a usage error.
 func scopeFlag(patterns multi) (*grant.Scope, error) {
 	if len(patterns) == 0 {
 		return nil, nil
 	}
-	s, err := authority.ParsePatterns(patterns)
+	var rest, hosts []string
+	for _, p := range patterns {
+		h, ok := strings.CutPrefix(strings.TrimSpace(p), "host:")
+		if !ok {
+			rest = append(rest, p)
+			continue
+		}
+		if h != "*" {
+			name, wild := strings.CutPrefix(h, "*.")
+			c, err := policy.CanonicalHost(name)
+			if err != nil {
+				return nil, usagef("--allow %s: %v", p, err)
+			}
+			if h = c; wild {
+				h = "*." + c
+			}
+		}
+		hosts = append(hosts, h)
+	}
+	s, err := authority.ParsePatterns(rest)
 	if err != nil {
+		return nil, usagef("--allow: %v", err)
+	}
+	s.Hosts = hosts
+	if err := s.Validate(); err != nil {
 		return nil, usagef("--allow: %v", err)
 	}
 	return &s, nil

@@ -77,3 +77,14 @@ func BenchmarkScopeAllows(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkScopeAllowsHost is the egress proxy's grant check, once per
+// request.
+func BenchmarkScopeAllowsHost(b *testing.B) {
+	s := Scope{Hosts: []string{"api.github.com", "*.googleapis.com", "10.0.0.7", "*.s3.amazonaws.com", "pypi.org"}}
+	for b.Loop() {
+		if !s.Allows(KindHost, "bucket.s3.amazonaws.com") {
+			b.Fatal("denied")
+		}
+	}
+}

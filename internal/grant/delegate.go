@@ -119,7 +119,7 @@ func cloneScope(s Scope) Scope {
 		}
 		return append([]string(nil), l...)
 	}
-	return Scope{Tools: clone(s.Tools), Resources: clone(s.Resources), Prompts: clone(s.Prompts)}
+	return Scope{Tools: clone(s.Tools), Resources: clone(s.Resources), Prompts: clone(s.Prompts), Hosts: clone(s.Hosts)}
 }
 
 // cloneActor deep-copies an act chain.

@@ -41,6 +41,11 @@ func TestNarrowRefuses(t *testing.T) {
 		{"widen exact to prefix", func(d *Delegation) { d.Scope = Scope{Tools: []string{"db.query*"}} }, DefaultMaxDepth, t0, ErrWiden, `"db.query*"`},
 		{"widen resource", func(d *Delegation) { d.Scope = Scope{Resources: []string{"file:///*"}} }, DefaultMaxDepth, t0, ErrWiden, `resource pattern "file:///*"`},
 		{"widen prompt", func(d *Delegation) { d.Scope = Scope{Prompts: []string{"summarize*"}} }, DefaultMaxDepth, t0, ErrWiden, `prompt pattern`},
+		{"widen exact host to subdomains", func(d *Delegation) { d.Scope = Scope{Hosts: []string{"*.example.com"}} }, DefaultMaxDepth, t0, ErrWiden, `host pattern "*.example.com" not covered by parent`},
+		{"widen host to any", func(d *Delegation) { d.Scope = Scope{Hosts: []string{"*"}} }, DefaultMaxDepth, t0, ErrWiden, `host pattern "*"`},
+		{"widen subdomains to their parent", func(d *Delegation) { d.Scope = Scope{Hosts: []string{"cdn.example.com"}} }, DefaultMaxDepth, t0, ErrWiden, `host pattern "cdn.example.com"`},
+		{"new host", func(d *Delegation) { d.Scope = Scope{Tools: []string{"fs.read_*"}, Hosts: []string{"evil.example"}} }, DefaultMaxDepth, t0, ErrWiden, `host pattern "evil.example"`},
+		{"malformed host", func(d *Delegation) { d.Scope = Scope{Hosts: []string{"API.example.com"}} }, DefaultMaxDepth, t0, nil, "host pattern"},
 		{"no delegation allowed", nil, 0, t0, ErrDepth, "depth 1, max 0"},
 		{"negative max depth", nil, -1, t0, ErrDepth, "max 0"},
 		{"parent expired", nil, DefaultMaxDepth, parent.Expiry, ErrExpired, "no lifetime left"},
@@ -123,8 +128,8 @@ func TestNarrowChain(t *testing.T) {
 	ids := []string{childID, grandID, greatID}
 	scopes := []Scope{
 		{}, // same as parent
-		{Tools: []string{"fs.read_*", "db.query"}, Resources: []string{"file:///data/reports/*"}},
-		{Tools: []string{"fs.read_file"}},
+		{Tools: []string{"fs.read_*", "db.query"}, Resources: []string{"file:///data/reports/*"}, Hosts: []string{"api.example.com", "*.eu.cdn.example.com"}},
+		{Tools: []string{"fs.read_file"}, Hosts: []string{"img.eu.cdn.example.com"}},
 	}
 	wantScopes := []Scope{root.Scope, scopes[1], scopes[2]}
 	wantActs := []*Actor{
@@ -186,7 +191,8 @@ func TestNarrowDoesNotAlias(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Scope.Tools[0] = "*"
-	if parent.Scope.Tools[0] == "*" {
+	c.Scope.Hosts[0] = "*"
+	if parent.Scope.Tools[0] == "*" || parent.Scope.Hosts[0] == "*" {
 		t.Error("child scope aliases parent scope")
 	}
 }

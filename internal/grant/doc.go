@@ -13,7 +13,7 @@
 //	{"jti":"Yd3-…","iss":"spiffe://example.org","sub":"spiffe://example.org/agent/report/session/s1",
 //	 "aud":"ward","sid":"s1","spiffe_id":"spiffe://example.org/agent/report/session/s1",
 //	 "agent":"report","sponsor":"alice@example.org","dep":0,
-//	 "scope":{"tools":["db.read_*"],"resources":["db://customers/*"]},
+//	 "scope":{"tools":["db.read_*"],"resources":["db://customers/*"],"hosts":["api.example.com"]},
 //	 "obj":"<hex sha256 of the objective>","cnf":{"jkt":"<thumbprint of the session key>"},
 //	 "iat":1767225600,"nbf":1767225600,"exp":1767226500}
 //
@@ -24,11 +24,25 @@
 //
 // # Scope
 //
-// A Scope lists patterns per Kind (tools, resources, prompts): exact names or
-// a prefix and one trailing '*'. Because a pattern is a set of names closed
-// under extension of a prefix, two patterns matching a common name are always
-// nested, which makes containment (Scope.Covers) and intersection
-// (Scope.Intersect) exact.
+// A Scope lists patterns per Kind (tools, resources, prompts, hosts). Tool,
+// resource and prompt patterns are exact names or a prefix and one trailing
+// '*'. Host patterns are exact hosts as policy.CanonicalHost writes them,
+// "*", or "*." and a DNS name, which matches the names below it:
+//
+//	"*.example.com" allows api.example.com and a.b.example.com, not example.com
+//	"*.example.com" covers "api.example.com" and "*.x.example.com", not "*"
+//	"api.example.com" covers only itself
+//
+// Because a prefix pattern is a set of names closed under extension of the
+// prefix, and a host pattern one closed under adding labels in front, two
+// patterns of a kind matching a common name are always nested, which makes
+// containment (Scope.Covers) and intersection (Scope.Intersect) exact.
+//
+// An empty list allows nothing of its kind. In particular a grant reaches no
+// HTTP destination its Hosts do not list: ward's egress proxy refuses such a
+// request before policy is asked, so a session's network reach is what its
+// sponsor granted it, and a sub-agent's is at most its parent's. Policy
+// still decides each request the grant lets through.
 //
 // # Delegation
 //

@@ -165,8 +165,13 @@ func FuzzScopeCovers(f *testing.F) {
 	f.Add("", "", "", uint8(0))
 	f.Add("x*y", "*", "x*y", uint8(1))
 	f.Add("a*b*", "a*", "a*bc", uint8(1))
+	f.Add("*.example.com", "api.example.com,*.x.example.com", "a.x.example.com", uint8(3))
+	f.Add("api.example.com", "*.example.com", "example.com", uint8(3))
+	f.Add("*", "10.0.0.1,::1,*.a", "b.a", uint8(3))
+	f.Add("*.0.1", "10.0.0.1", "10.0.0.1", uint8(3))
+	f.Add("*.example.com", "*.badexample.com", "x.badexample.com", uint8(3))
 	f.Fuzz(func(t *testing.T, parent, child, name string, kind uint8) {
-		k := Kind(kind % 3)
+		k := Kind(kind % uint8(lastKind+1))
 		var a, b Scope
 		switch k {
 		case KindTool:
@@ -175,6 +180,8 @@ func FuzzScopeCovers(f *testing.F) {
 			a.Resources, b.Resources = splitPatterns(parent), splitPatterns(child)
 		case KindPrompt:
 			a.Prompts, b.Prompts = splitPatterns(parent), splitPatterns(child)
+		case KindHost:
+			a.Hosts, b.Hosts = splitPatterns(parent), splitPatterns(child)
 		}
 		err := a.Covers(b)
 		if err != nil && a.Validate() == nil && b.Validate() == nil && !errors.Is(err, ErrWiden) {
@@ -184,9 +191,14 @@ func FuzzScopeCovers(f *testing.F) {
 			t.Fatalf("%v does not cover itself", a)
 		}
 		// Names to try: the fuzzed one, and each child pattern's literal
-		// prefix, alone and extended.
+		// prefix (a host pattern's suffix), alone and extended.
 		names := []string{name}
 		for _, p := range b.list(k) {
+			if k == KindHost {
+				suf := strings.TrimPrefix(strings.TrimPrefix(p, "*"), ".")
+				names = append(names, suf, "x."+suf, name+"."+suf)
+				continue
+			}
 			pre := strings.TrimSuffix(p, "*")
 			names = append(names, pre, pre+"x", pre+name)
 		}

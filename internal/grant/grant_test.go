@@ -194,6 +194,7 @@ func TestVerifyRefuses(t *testing.T) {
 		{"unknown claim", withPayload(`{"jti"`, `{"admin":true,"jti"`), t0, ErrInvalid, "unknown member"},
 		{"unknown scope kind", withPayload(`"scope":{`, `"scope":{"exec":["*"],`), t0, ErrInvalid, "unknown member"},
 		{"malformed scope pattern", withPayload(`"fs.*"`, `"fs.*.x"`), t0, ErrInvalid, "scope:"},
+		{"malformed host pattern", withPayload(`"api.example.com"`, `"API.example.com"`), t0, ErrInvalid, "scope: host pattern"},
 		{"missing cnf", withPayload(`"cnf":{"jkt":"`+jkt(t, f.sessionKey)+`"},`, ``), t0, ErrInvalid, "cnf.jkt"},
 		{"missing sid", withPayload(`"sid":"s1",`, ``), t0, ErrInvalid, "sid"},
 		{"spiffe_id other than sub at depth 0", withPayload(`"spiffe_id":"`+rootID+`"`, `"spiffe_id":"`+childID+`"`), t0, ErrInvalid, "root grant"},

@@ -81,7 +81,7 @@ func rootClaims(tb testing.TB, key *ecdsa.PrivateKey) Claims {
 		SPIFFEID:  rootID,
 		Agent:     "report",
 		Sponsor:   "alice@example.org",
-		Scope:     Scope{Tools: []string{"fs.*", "db.query"}, Resources: []string{"file:///data/*"}, Prompts: []string{"summarize"}},
+		Scope:     Scope{Tools: []string{"fs.*", "db.query"}, Resources: []string{"file:///data/*"}, Prompts: []string{"summarize"}, Hosts: []string{"api.example.com", "*.cdn.example.com"}},
 		Objective: objective("write the quarterly report"),
 		JKT:       jkt(tb, key),
 		Expiry:    t0.Add(15 * time.Minute),

@@ -225,3 +225,245 @@ func TestScopeIntersect(t *testing.T) {
 		t.Errorf("Intersect = %v, want %v", got.Tools, want)
 	}
 }
+
+func TestScopeValidateHosts(t *testing.T) {
+	tests := []struct {
+		pattern string
+		ok      bool
+	}{
+		{"api.example.com", true},
+		{"*", true},
+		{"*.example.com", true},
+		{"*.com", true},
+		{"localhost", true},
+		{"under_score.example", true},
+		{"xn--bcher-kva.example", true},
+		{"127.0.0.1", true},
+		{"::1", true},
+		{"2001:db8::1", true},
+		{strings.Repeat("a", 63) + ".example", true},
+		{"API.example.com", false},  // not lowercase
+		{"exa mple.com", false},     // space
+		{"*.", false},               // no name after "*."
+		{"a*.b", false},             // '*' inside a label
+		{"*a.b", false},             // '*' not followed by '.'
+		{"*.*.example.com", false},  // one wildcard, leading only
+		{"api.*", false},            // prefix patterns are not host patterns
+		{"**", false},               //
+		{"*.10.0.0.1", false},       // no wildcard over addresses
+		{"[::1]", false},            // brackets
+		{"host:80", false},          // port
+		{"127.0.0.1:80", false},     // port
+		{"example.com.", false},     // trailing dot
+		{".example.com", false},     // empty label
+		{"a..b", false},             // empty label
+		{"-a.example", false},       // label starting with '-'
+		{"a-.example", false},       // label ending with '-'
+		{"127.1", false},            // numeric last label: read as IPv4
+		{"a.0x7f", false},           // hex last label
+		{"::ffff:127.0.0.1", false}, // IPv4-mapped: canonical is 127.0.0.1
+		{"2001:DB8::1", false},      // IPv6 in uppercase
+		{"2001:db8:0::1", false},    // IPv6 not in canonical form
+		{"fe80::1%eth0", false},     // zone
+		{"0127.0.0.1", false},       // leading zero
+		{"bücher.example", false},   // not in xn-- form
+		{strings.Repeat("a", 64) + ".example", false},
+		{strings.Repeat("a.", 127) + "ab", false}, // 255 bytes
+		{"", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pattern, func(t *testing.T) {
+			err := Scope{Hosts: []string{tt.pattern}}.Validate()
+			if (err == nil) != tt.ok {
+				t.Fatalf("Validate = %v, want ok=%v", err, tt.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "host pattern") {
+				t.Errorf("Validate = %v, want it to name the host pattern", err)
+			}
+			if tt.ok {
+				return
+			}
+			// A malformed pattern allows nothing, not even itself.
+			for _, name := range []string{tt.pattern, "10.0.0.1", "a.b", "api.example.com", "x.example.com"} {
+				if (Scope{Hosts: []string{tt.pattern}}).Allows(KindHost, name) {
+					t.Errorf("malformed pattern allows %q", name)
+				}
+			}
+		})
+	}
+}
+
+func TestScopeAllowsHosts(t *testing.T) {
+	s := Scope{Hosts: []string{"api.example.com", "*.cdn.example.com", "10.0.0.7", "::1"}}
+	tests := []struct {
+		host string
+		want bool
+	}{
+		{"api.example.com", true},
+		{"img.cdn.example.com", true},
+		{"a.b.cdn.example.com", true},
+		{"cdn.example.com", false}, // "*." is below the name, not the name
+		{"xcdn.example.com", false},
+		{"example.com", false},
+		{"www.example.com", false},
+		{"api.example.com.evil", false},
+		{"10.0.0.7", true},
+		{"10.0.0.8", false},
+		{"::1", true},
+		{"API.example.com", false}, // only canonical hosts are ever allowed
+		{"[::1]", false},
+		{"api.example.com:443", false},
+		{"api.example.com.", false},
+		{"::ffff:10.0.0.7", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := s.Allows(KindHost, tt.host); got != tt.want {
+			t.Errorf("Allows(host, %q) = %v, want %v", tt.host, got, tt.want)
+		}
+	}
+	any := Scope{Hosts: []string{"*"}}
+	for _, h := range []string{"example.com", "127.0.0.1", "2001:db8::1", "a.b.c"} {
+		if !any.Allows(KindHost, h) {
+			t.Errorf(`"*" does not allow %q`, h)
+		}
+	}
+	for _, h := range []string{"Example.com", "[::1]", "a b", "*"} {
+		if any.Allows(KindHost, h) {
+			t.Errorf(`"*" allows the malformed host %q`, h)
+		}
+	}
+	if (Scope{Tools: []string{"*"}, Resources: []string{"*"}, Prompts: []string{"*"}}).Allows(KindHost, "example.com") {
+		t.Error("a scope without hosts allows a host")
+	}
+	if (Scope{Hosts: []string{"*"}}).Allows(KindTool, "example.com") {
+		t.Error("a host pattern allows a tool")
+	}
+	// A malformed "*." pattern over address labels must not match an
+	// address that happens to end the same way.
+	for _, p := range []string{"*.0.1", "*.1", "*.0.0.1"} {
+		if (Scope{Hosts: []string{p}}).Allows(KindHost, "10.0.0.1") {
+			t.Errorf("malformed pattern %q allows 10.0.0.1", p)
+		}
+	}
+}
+
+func TestScopeCoversHosts(t *testing.T) {
+	tests := []struct {
+		parent, child string // host patterns, comma-separated
+		want          bool
+	}{
+		{"*", "*", true},
+		{"*", "*.example.com", true},
+		{"*", "api.example.com", true},
+		{"*", "127.0.0.1", true},
+		{"*.example.com", "api.example.com", true},
+		{"*.example.com", "a.b.example.com", true},
+		{"*.example.com", "*.example.com", true},
+		{"*.example.com", "*.x.example.com", true},
+		{"*.example.com", "example.com", false},
+		{"*.example.com", "badexample.com", false},
+		{"*.example.com", "*.badexample.com", false},
+		{"*.example.com", "*.com", false},
+		{"*.example.com", "*", false},
+		{"*.x.example.com", "*.example.com", false},
+		{"*.x.example.com", "y.example.com", false},
+		{"api.example.com", "api.example.com", true},
+		{"api.example.com", "*.example.com", false},
+		{"api.example.com", "*.api.example.com", false},
+		{"api.example.com", "*", false},
+		{"api.example.com", "v2.api.example.com", false},
+		{"example.com", "*.example.com", false},
+		{"127.0.0.1", "127.0.0.1", true},
+		{"127.0.0.1", "127.0.0.2", false},
+		{"", "", true},
+		{"", "a.example", false},
+		{"a.example,*.b.example", "x.b.example,a.example", true},
+		{"a.example,*.b.example", "x.b.example,*.example", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.parent+"⊇"+tt.child, func(t *testing.T) {
+			p, c := Scope{Hosts: splitPatterns(tt.parent)}, Scope{Hosts: splitPatterns(tt.child)}
+			err := p.Covers(c)
+			if (err == nil) != tt.want {
+				t.Fatalf("Covers = %v, want covered=%v", err, tt.want)
+			}
+			var we *WidenError
+			if err != nil && (!errors.As(err, &we) || we.Kind != KindHost) {
+				t.Errorf("Covers error %#v is not a host *WidenError", err)
+			}
+		})
+	}
+	if err := (Scope{Hosts: []string{"*"}}).Covers(Scope{Hosts: []string{"[::1]"}}); err == nil || errors.Is(err, ErrWiden) {
+		t.Errorf("malformed child host: Covers = %v, want a non-ErrWiden error", err)
+	}
+	// Hosts are a kind of their own: other kinds' "*" does not cover them.
+	err := allButHosts().Covers(Scope{Hosts: []string{"example.com"}})
+	if want := `scope widens parent: host pattern "example.com" not covered by parent`; err == nil || err.Error() != want {
+		t.Errorf("Covers = %v, want %q", err, want)
+	}
+}
+
+// allButHosts is "*" for every kind but hosts, like ward's admin ceiling.
+func allButHosts() Scope {
+	return Scope{Tools: []string{"*"}, Resources: []string{"*"}, Prompts: []string{"*"}}
+}
+
+// randomHost draws a host or host pattern from a small set of labels, so
+// that suffixes collide often.
+func randomHost(r *rand.Rand, pattern bool) string {
+	labels := []string{"a", "b", "ab"}
+	n := 1 + r.IntN(3)
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = labels[r.IntN(len(labels))]
+	}
+	h := strings.Join(parts, ".")
+	switch {
+	case !pattern:
+		if r.IntN(8) == 0 {
+			return "10.0.0." + fmt.Sprint(r.IntN(3))
+		}
+	case r.IntN(8) == 0:
+		return "*"
+	case r.IntN(2) == 0:
+		return "*." + h
+	}
+	return h
+}
+
+// TestScopeIntersectHosts checks on random host lists that Intersect allows
+// exactly what both sides allow, and that Covers agrees with Allows.
+func TestScopeIntersectHosts(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	random := func() Scope {
+		var s Scope
+		for range r.IntN(4) {
+			s.Hosts = append(s.Hosts, randomHost(r, true))
+		}
+		return s
+	}
+	for range 2000 {
+		a, b := random(), random()
+		in := a.Intersect(b)
+		if err := in.Validate(); err != nil {
+			t.Fatalf("%v ∩ %v = %v: %v", a, b, in, err)
+		}
+		if a.Covers(in) != nil || b.Covers(in) != nil {
+			t.Fatalf("%v ∩ %v = %v is not covered by both", a.Hosts, b.Hosts, in.Hosts)
+		}
+		for range 20 {
+			h := randomHost(r, false)
+			if got, want := in.Allows(KindHost, h), a.Allows(KindHost, h) && b.Allows(KindHost, h); got != want {
+				t.Fatalf("(%v ∩ %v = %v).Allows(%q) = %v, want %v", a.Hosts, b.Hosts, in.Hosts, h, got, want)
+			}
+			if a.Covers(b) == nil && b.Allows(KindHost, h) && !a.Allows(KindHost, h) {
+				t.Fatalf("%v covers %v but only the latter allows %q", a.Hosts, b.Hosts, h)
+			}
+		}
+	}
+	got := Scope{Hosts: []string{"*.example.com", "10.0.0.1"}}.Intersect(Scope{Hosts: []string{"api.example.com", "*.x.example.com", "example.com"}})
+	if want := []string{"*.x.example.com", "api.example.com"}; fmt.Sprint(got.Hosts) != fmt.Sprint(want) {
+		t.Errorf("Intersect = %v, want %v", got.Hosts, want)
+	}
+}

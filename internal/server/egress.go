@@ -32,6 +32,7 @@ import (
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/egress"
 	"github.com/ward-dev/ward/internal/gateway"
+	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/identity"
 	"github.com/ward-dev/ward/internal/monitor"
 	"github.com/ward-dev/ward/internal/policy"
@@ -40,9 +41,12 @@ import (
 )
 
 // Egress configures the node's HTTP(S) egress proxy: the way out for
-// agents whose runtime routes their traffic through ward. Each request is
-// decided by policy as the action http_request on Host::"<host>", with the
-// session's taint labels in context.taint, and recorded in the audit log.
+// agents whose runtime routes their traffic through ward. Each request
+// must first have a host the session's grant lists (grant.Scope.Hosts;
+// none listed, none reached), and is then decided by policy as the action
+// http_request on Host::"<host>", with the session's taint labels in
+// context.taint. Every request, refused or not, is recorded in the audit
+// log.
 type Egress struct {
 	// Addr is where the proxy listens ("127.0.0.1:3128"); sessions get
 	// their proxy URL from POST /v1/egress/token.
@@ -198,13 +202,22 @@ func (n *Node) authenticateProxy(ctx context.Context, session, token string) (*e
 	return &egress.Identity{Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, SPIFFEID: c.SPIFFEID}, nil
 }
 
-// decideEgress decides a request as http_request. Escalation is not
-// offered on this path: a request that would need approval is refused,
-// saying so.
+// decideEgress decides a request: a host the session's grant does not
+// list is refused before policy is asked, whatever the policies say (for a
+// CONNECT tunnel and for each request inside a brokered one alike); the
+// rest is decided as http_request. Escalation is not offered on this path:
+// a request that would need approval is refused, saying so.
 func (n *Node) decideEgress(ctx context.Context, id *egress.Identity, r *egress.Request) (egress.Verdict, error) {
 	c, err := n.Auth.Caller(ctx, id.Session)
 	if err != nil {
 		return egress.Verdict{}, err
+	}
+	if !c.Scope.Allows(grant.KindHost, r.Host) {
+		// The monitor sees the refusal as it sees a tool call out of
+		// scope; the grant's reason stands whatever it answers.
+		n.watch.observe(ctx, c, monitor.Event{Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups,
+			Kind: monitor.KindEgress, Name: r.Host, Verb: r.Method, Decision: monitor.DecisionDeny})
+		return egress.Verdict{Reason: notInGrant(r.Host, c.Scope.Hosts)}, nil
 	}
 	set := n.policies.Load()
 	if set == nil {
@@ -255,6 +268,24 @@ func (n *Node) decideEgress(ctx context.Context, id *egress.Identity, r *egress.
 		return egress.Verdict{Reason: join("forbidden by "+strings.Join(ids, ", "), explain)}, nil
 	}
 	return egress.Verdict{Reason: join("no policy permits this request", explain)}, nil
+}
+
+// maxShownHosts bounds how many of a grant's host patterns a refusal
+// lists.
+const maxShownHosts = 8
+
+// notInGrant is the reason for refusing a host the grant does not list:
+// `host evil.example is not in the session's grant (hosts: api.example.com,
+// *.cdn.example.com)`.
+func notInGrant(host string, hosts []string) string {
+	list := "none"
+	if len(hosts) > 0 {
+		list = strings.Join(hosts[:min(len(hosts), maxShownHosts)], ", ")
+		if len(hosts) > maxShownHosts {
+			list += fmt.Sprintf(" and %d more", len(hosts)-maxShownHosts)
+		}
+	}
+	return fmt.Sprintf("host %s is not in the session's grant (hosts: %s)", host, list)
 }
 
 func (n *Node) recordEgress(ctx context.Context, id *egress.Identity, r *egress.Request, rec egress.Record) error {

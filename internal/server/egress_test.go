@@ -3,6 +3,7 @@ package server_test
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net"
@@ -62,7 +63,7 @@ func TestEgressDecidesWithTaint(t *testing.T) {
 	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: demoOnly,
 		TaintTools: map[string][]string{"demo.read_note": {"private"}, "demo.echo": {"trusted"}},
 		Egress:     &server.Egress{Addr: "127.0.0.1:0", AllowAddr: func(a netip.Addr) bool { return a.IsLoopback() }}})
-	n.setupAgent("courier", nil, map[string][]string{"tools": {"demo.*"}})
+	n.setupAgent("courier", nil, map[string][]string{"tools": {"demo.*"}, "hosts": {"127.0.0.1"}})
 	creds, v := n.startSession("courier", "triage the inbox", nil, "")
 
 	proxy := egressProxy(t, n, creds)
@@ -188,7 +189,8 @@ func TestEgressDecidesWithTaint(t *testing.T) {
 
 // TestEgressDestinationProvenance: with the starter policy, a host that a
 // result the session read named, and its objective did not, may be read
-// from but not written to; the host the objective names may.
+// from but not written to, even when the session's grant lists it; the
+// host the objective names may.
 func TestEgressDestinationProvenance(t *testing.T) {
 	serve := func(addr string) *httptest.Server {
 		ln, err := net.Listen("tcp", addr)
@@ -211,10 +213,9 @@ func TestEgressDestinationProvenance(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, "default.cedar"), starter, 0o600)
-	os.WriteFile(filepath.Join(dir, "web.cedar"), []byte(`@id("web") permit (principal, action == Action::"http_request", resource);`), 0o600)
 	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: demoOnly,
 		Egress: &server.Egress{Addr: "127.0.0.1:0", AllowAddr: func(a netip.Addr) bool { return a.IsLoopback() }}})
-	n.setupAgent("poster", []string{"writers"}, map[string][]string{"tools": {"demo.*"}})
+	n.setupAgent("poster", []string{"writers"}, map[string][]string{"tools": {"demo.*"}, "hosts": {"127.0.0.1", "127.0.0.2", "127.0.0.3"}})
 	creds, _ := n.startSession("poster", "post the summary to "+ours.URL+"/inbox", nil, "")
 	cs := n.connect(t, creds.HTTPClient(false), nil)
 	ctx := ctxT(t)
@@ -273,7 +274,7 @@ func TestEgressBrokersCredentials(t *testing.T) {
 		AllowAddr:     func(a netip.Addr) bool { return a.IsLoopback() },
 		Credentials:   []egress.Credential{{Host: "127.0.0.1", Header: "Authorization", Value: secret}},
 		UpstreamRoots: roots}})
-	n.setupAgent("fetcher", nil, map[string][]string{"tools": {"demo.*"}})
+	n.setupAgent("fetcher", nil, map[string][]string{"tools": {"demo.*"}, "hosts": {"127.0.0.1"}})
 	creds, _ := n.startSession("fetcher", "fetch the page", nil, "")
 	proxy := egressProxy(t, n, creds)
 	caPEM, err := os.ReadFile(filepath.Join(data, "keys", "egress-ca.pem"))
@@ -294,9 +295,131 @@ func TestEgressBrokersCredentials(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != "hello" || got.Load() != secret {
 		t.Fatalf("brokered request: %d %q, upstream saw %q", resp.StatusCode, body, got.Load())
 	}
+
+	// A session whose grant lists no hosts gets no brokered request
+	// either: the CONNECT is refused before the proxy terminates TLS.
+	got.Store("")
+	bare, _ := n.startSession("fetcher", "fetch nothing", map[string][]string{"tools": {"demo.*"}}, "")
+	agent.Transport.(*http.Transport).Proxy = http.ProxyURL(egressProxy(t, n, bare))
+	if resp, err := agent.Get(upstream.URL + "/data"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("brokered request without the host in the grant: %d", resp.StatusCode)
+	} else if !strings.Contains(err.Error(), "Forbidden") {
+		t.Fatalf("brokered request without the host in the grant: %v", err)
+	}
+	if got.Load() != "" {
+		t.Fatal("the refused brokered request reached the upstream")
+	}
+
 	raw, _ := os.ReadFile(filepath.Join(data, "audit", "entries"))
 	if strings.Contains(string(raw), "s3cret") {
 		t.Fatal("the brokered secret is in the audit log")
+	}
+}
+
+// TestEgressGrantConfinesHosts: under the starter policy, which permits
+// http_request, a session reaches exactly the hosts its grant lists. One
+// started without hosts is refused, for plain requests and CONNECT tunnels
+// alike, before anything is dialled, and the audit log says the grant was
+// why; one whose grant lists 127.0.0.1 reaches it and nothing else; and
+// no session gets hosts its agent's ceiling does not hold.
+func TestEgressGrantConfinesHosts(t *testing.T) {
+	var hits atomic.Int32
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.WriteString(w, "hello")
+	}))
+	defer upstream.Close()
+	tlsUpstream := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.WriteString(w, "over tls")
+	}))
+	defer tlsUpstream.Close()
+
+	n := startNode(t, server.Config{Upstreams: demoOnly, // no Policies: the starter policy
+		Egress: &server.Egress{Addr: "127.0.0.1:0", AllowAddr: func(a netip.Addr) bool { return a.IsLoopback() }}})
+	n.setupAgent("wanderer", nil, map[string][]string{"tools": {"demo.*"}, "hosts": {"127.0.0.1"}})
+	client := func(creds *sessioncred.Credentials) (web, tunnelled *http.Client) {
+		proxy := http.ProxyURL(egressProxy(t, n, creds))
+		tunnelled = tlsUpstream.Client()
+		tunnelled.Transport = tunnelled.Transport.(*http.Transport).Clone()
+		tunnelled.Transport.(*http.Transport).Proxy = proxy
+		t.Cleanup(tunnelled.CloseIdleConnections)
+		return &http.Client{Transport: &http.Transport{Proxy: proxy}}, tunnelled
+	}
+	get := func(c *http.Client, u string) (int, string, error) {
+		resp, err := c.Get(u)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), nil
+	}
+
+	bare, bv := n.startSession("wanderer", "look around", map[string][]string{"tools": {"demo.*"}}, "")
+	web, tunnelled := client(bare)
+	if code, body, err := get(web, upstream.URL+"/page"); err != nil || code != 403 || !strings.Contains(body, "host 127.0.0.1 is not in the session's grant (hosts: none)") {
+		t.Fatalf("GET from a session without hosts: %d %q %v", code, body, err)
+	}
+	if _, _, err := get(tunnelled, tlsUpstream.URL+"/secure"); err == nil || !strings.Contains(err.Error(), "Forbidden") {
+		t.Fatalf("CONNECT from a session without hosts: %v", err)
+	}
+	if hits.Load() != 0 {
+		t.Fatal("a refused request reached the upstream")
+	}
+
+	granted, gv := n.startSession("wanderer", "look around", nil, "") // the agent's ceiling: hosts 127.0.0.1
+	web, tunnelled = client(granted)
+	if code, body, err := get(web, upstream.URL+"/page"); err != nil || code != 200 || body != "hello" {
+		t.Fatalf("GET from a session granted 127.0.0.1: %d %q %v", code, body, err)
+	}
+	if code, body, err := get(tunnelled, tlsUpstream.URL+"/secure"); err != nil || code != 200 || body != "over tls" {
+		t.Fatalf("CONNECT from a session granted 127.0.0.1: %d %q %v", code, body, err)
+	}
+	if code, body, err := get(web, "http://127.0.0.2:9/page"); err != nil || code != 403 || !strings.Contains(body, "host 127.0.0.2 is not in the session's grant (hosts: 127.0.0.1)") {
+		t.Fatalf("GET from a host outside the grant: %d %q %v", code, body, err)
+	}
+
+	// The grant cannot be widened past the agent's ceiling.
+	csr, err := sessioncred.CSR(sessioncredKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, b := n.call(n.admin, "POST", "/v1/sessions", map[string]any{"agent": "wanderer", "objective": "roam",
+		"scope": map[string][]string{"hosts": {"*"}}, "csr": base64.RawURLEncoding.EncodeToString(csr)})
+	if status != http.StatusForbidden || !strings.Contains(string(b), `host pattern \"*\" not covered`) {
+		t.Fatalf("session asking for every host: %d %s", status, b)
+	}
+
+	events, err := n.Audit.Read(0, n.Audit.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused, allowed []string
+	for _, e := range events {
+		var d map[string]any
+		json.Unmarshal(e.Data, &d)
+		if e.Type != "egress" || d["phase"] != "done" {
+			continue
+		}
+		reason, _ := d["reason"].(string)
+		switch {
+		case e.Session == bv.Session && d["decision"] == "deny" && strings.Contains(reason, "not in the session's grant"):
+			refused = append(refused, d["method"].(string)+" "+d["host"].(string))
+		case e.Session == gv.Session && d["decision"] == "deny" && strings.Contains(reason, "not in the session's grant"):
+			refused = append(refused, d["method"].(string)+" "+d["host"].(string))
+		case e.Session == gv.Session && d["decision"] == "allow" && strings.Contains(reason, "egress-within-grant"):
+			allowed = append(allowed, d["method"].(string)+" "+d["host"].(string))
+		}
+	}
+	slices.Sort(refused)
+	slices.Sort(allowed)
+	if want := []string{"CONNECT 127.0.0.1", "GET 127.0.0.1", "GET 127.0.0.2"}; !slices.Equal(refused, want) {
+		t.Errorf("refusals recorded for the grant: %q, want %q", refused, want)
+	}
+	if want := []string{"GET 127.0.0.1"}; !slices.Contains(allowed, want[0]) {
+		t.Errorf("allowed requests recorded: %q, want %q among them", allowed, want)
 	}
 }
 

@@ -141,14 +141,15 @@ func (n *testNode) must(method, path string, body, out any) {
 	}
 }
 
-// setupAgent registers sponsor "acme" (if needed) and an agent.
+// setupAgent registers sponsor "acme" (if needed; its ceiling is
+// everything, hosts included) and an agent.
 func (n *testNode) setupAgent(name string, groups []string, ceiling map[string][]string) {
 	n.t.Helper()
 	if status, _ := n.call(n.admin, "GET", "/v1/agents/"+name, nil); status == http.StatusOK {
 		return
 	}
 	status, b := n.call(n.admin, "POST", "/v1/sponsors", map[string]any{"name": "acme", "kind": "platform",
-		"ceiling": map[string][]string{"tools": {"*"}, "resources": {"*"}, "prompts": {"*"}}})
+		"ceiling": map[string][]string{"tools": {"*"}, "resources": {"*"}, "prompts": {"*"}, "hosts": {"*"}}})
 	if status != http.StatusCreated && status != http.StatusConflict {
 		n.t.Fatalf("create sponsor: %d %s", status, b)
 	}
