@@ -17,6 +17,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/ward-dev/ward/internal/sandbox"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -43,6 +45,8 @@ func commands() []command {
 		{"agent", "ward agent register|list|show|quarantine|release          registered agents", cmdAgent},
 		{"session", "ward session start|end|show|list                           sessions (start prints where credentials went)", cmdSession},
 		{"token", "ward token exchange --session ID [--allow P]...           delegate a narrower grant to a sub-agent", cmdToken},
+		{"run", "ward run --agent NAME --objective TEXT [--workspace DIR] [--allow-host HOST]... [--keep|--rollback] -- CMD  run a program in ward's runtime", cmdRun},
+		{"changes", "ward changes show|apply|discard SESSION                  a run's captured workspace changes", cmdChanges},
 		{"mcp", "ward mcp wrap|serve                                        stdio proxy / session-bound local endpoint", cmdMCP},
 		{"tools", "ward tools list|approve                                    tool definition pins (rug-pull defence)", cmdTools},
 		{"approvals", "ward approvals list|show|approve|deny                      escalated calls waiting for a quorum", cmdApprovals},
@@ -64,6 +68,9 @@ func usage(w io.Writer) {
 }
 
 func main() {
+	// A re-executed ward that is part of a runtime (`ward run`) does that
+	// and exits here.
+	sandbox.Child()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -85,6 +92,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
+		}
+		var es exitStatus
+		if errors.As(err, &es) {
+			return int(es) // ward run: the program's own status
 		}
 		fmt.Fprintln(stderr, "ward "+c.name+": "+oneLine(err.Error()))
 		var ue usageError

@@ -94,6 +94,12 @@ type Config struct {
 	// EgressToken, when set, issues the calling session's egress proxy
 	// credentials: POST /v1/egress/token answers {"proxy_url": …}.
 	EgressToken func(ctx context.Context, c *gateway.Caller) (string, error)
+	// EgressCA, when set, gives the PEM certificate a runtime must trust
+	// for brokered HTTPS, sent with the token as "ca" (nil: none).
+	EgressCA func() []byte
+	// Runtime, when set, serves the runtime of `ward run`:
+	// POST /v1/sessions/{id}/exec and POST /v1/sessions/{id}/runtime.
+	Runtime Runtime
 	// Witness, when set, serves C2SP tlog-witness add-checkpoint at
 	// POST /witness/add-checkpoint, for the logs this node witnesses. The
 	// protocol authenticates checkpoints by their signatures, not callers.
@@ -207,6 +213,10 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/guard/await", s.ag(s.guardAwait))
 	m.HandleFunc("GET /v1/receipts", s.receipts)
 	m.HandleFunc("POST /v1/records", s.ag(s.postRecord))
+	if s.cfg.Runtime != nil {
+		m.HandleFunc("POST /v1/sessions/{id}/exec", s.op(s.decideExec))
+		m.HandleFunc("POST /v1/sessions/{id}/runtime", s.op(s.recordRuntime))
+	}
 	if s.cfg.Witness != nil {
 		m.Handle("POST /witness/add-checkpoint", s.cfg.Witness)
 	}
@@ -222,7 +232,13 @@ func (s *Server) routes() {
 				return err
 			}
 			// The token is a credential just created for the caller.
-			writeJSON(w, http.StatusCreated, map[string]string{"proxy_url": u})
+			out := map[string]string{"proxy_url": u}
+			if s.cfg.EgressCA != nil {
+				if ca := s.cfg.EgressCA(); len(ca) > 0 {
+					out["ca"] = string(ca)
+				}
+			}
+			writeJSON(w, http.StatusCreated, out)
 			return nil
 		}))
 	}

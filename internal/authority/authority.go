@@ -155,8 +155,8 @@ func New(cfg Config) (*Authority, error) {
 	return &Authority{cfg: cfg, verifier: v, cache: map[string]cachedCaller{}, ended: map[string]time.Time{}, grants: map[[32]byte]*grant.Claims{}}, nil
 }
 
-// AllScope is the ceiling of an admin: everything.
-var AllScope = grant.Scope{Tools: []string{"*"}, Resources: []string{"*"}, Prompts: []string{"*"}}
+// AllScope is the ceiling of an admin: everything, hosts included.
+var AllScope = grant.Scope{Tools: []string{"*"}, Resources: []string{"*"}, Prompts: []string{"*"}, Hosts: []string{"*"}}
 
 func (a *Authority) record(ctx context.Context, e audit.Event) error {
 	if _, err := a.cfg.Audit.Append(ctx, e); err != nil {
@@ -445,7 +445,11 @@ func (a *Authority) StartSession(ctx context.Context, by store.Principal, req St
 	if err != nil {
 		return nil, err
 	}
+	// Without a requested scope, a session gets its agent's ceiling but no
+	// hosts: egress is never standing, a session reaches only the hosts
+	// its request names (ward run --allow-host, --allow host:…).
 	scope := ceiling
+	scope.Hosts = nil
 	if req.Scope != nil {
 		if err := req.Scope.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: scope: %v", ErrInvalid, err)
@@ -864,10 +868,12 @@ func ParsePatterns(patterns []string) (grant.Scope, error) {
 			s.Resources = append(s.Resources, rest)
 		case ok && kind == "prompt":
 			s.Prompts = append(s.Prompts, rest)
+		case ok && kind == "host":
+			s.Hosts = append(s.Hosts, rest)
 		case !ok:
 			s.Tools = append(s.Tools, p)
 		default:
-			return s, fmt.Errorf("%w: pattern %q: prefix must be tool:, resource: or prompt:", ErrInvalid, p)
+			return s, fmt.Errorf("%w: pattern %q: prefix must be tool:, resource:, prompt: or host:", ErrInvalid, p)
 		}
 	}
 	if err := s.Validate(); err != nil {
@@ -887,6 +893,9 @@ func FormatPatterns(s grant.Scope) []string {
 	}
 	for _, p := range s.Prompts {
 		out = append(out, "prompt:"+p)
+	}
+	for _, p := range s.Hosts {
+		out = append(out, "host:"+p)
 	}
 	return out
 }

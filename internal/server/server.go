@@ -403,8 +403,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	if n.Egress != nil {
 		acfg.EgressToken = n.EgressToken
+		acfg.EgressCA = n.EgressCA
 	}
 	acfg.Labels = n
+	acfg.Runtime = n
 	n.API, err = api.New(acfg)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,231 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// systemDirs are shown read-only (or, where the host has a symlink, as the
+// same symlink) when they exist.
+var systemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
+
+// etcShown are the parts of the host's /etc a program needs to run: the
+// dynamic linker's cache, TLS roots, name-service switches, time zones.
+// Secrets (/etc/shadow, keys, credentials) are not among them.
+var etcShown = []string{"alternatives", "ca-certificates", "ca-certificates.conf", "ssl", "pki", "ld.so.cache", "ld.so.conf",
+	"ld.so.conf.d", "nsswitch.conf", "localtime", "timezone", "os-release", "debian_version", "protocols", "services",
+	"mime.types", "bash.bashrc", "profile", "profile.d", "inputrc", "gai.conf", "host.conf", "python3", "python3.11",
+	"environment", "terminfo", "magic", "magic.mime", "locale.alias", "locale.gen", "default"}
+
+// devShown are the device nodes shown in /dev.
+var devShown = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+// buildRoot makes the runtime's root file system under RUN/root, in init's
+// mount namespace (which no longer propagates to the host), and returns its
+// path. Scratch space (the overlay's upper layer, /tmp, $HOME) is one
+// tmpfs of Limits.Disk bytes at RUN/scratch.
+func buildRoot(spec *initSpec) (string, error) {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return "", fmt.Errorf("make mounts private: %w", err)
+	}
+	scratch := filepath.Join(spec.RunDir, "scratch")
+	root := filepath.Join(spec.RunDir, "root")
+	for _, d := range []string{scratch, root} {
+		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return "", err
+		}
+	}
+	if err := unix.Mount("tmpfs", scratch, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV,
+		"mode=0700,size="+strconv.FormatInt(spec.Limits.Disk, 10)); err != nil {
+		return "", fmt.Errorf("scratch tmpfs: %w", err)
+	}
+	for _, d := range []string{"upper", "work", "tmp", "home", "shm", "run", "empty"} {
+		mode := os.FileMode(0o755)
+		if d == "tmp" || d == "shm" {
+			mode = 0o1777
+		}
+		if err := os.Mkdir(filepath.Join(scratch, d), mode); err != nil {
+			return "", err
+		}
+		os.Chmod(filepath.Join(scratch, d), mode)
+	}
+	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=16m"); err != nil {
+		return "", fmt.Errorf("root tmpfs: %w", err)
+	}
+	for _, d := range []string{"etc", "dev", "proc", "tmp", "workspace", "home", "home/agent", "run", "run/ward"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	for _, d := range systemDirs {
+		if err := showHost(d, filepath.Join(root, d), false); err != nil {
+			return "", err
+		}
+	}
+	for _, p := range spec.ReadOnly {
+		if err := showHost(p, filepath.Join(root, p), true); err != nil {
+			return "", err
+		}
+	}
+	for _, name := range etcShown {
+		if err := showHost(filepath.Join("/etc", name), filepath.Join(root, "etc", name), false); err != nil {
+			return "", err
+		}
+	}
+	// Files of the runtime's own, not the host's.
+	own := map[string]string{
+		"etc/hostname":    spec.Hostname + "\n",
+		"etc/hosts":       "127.0.0.1\tlocalhost " + spec.Hostname + "\n::1\tlocalhost\n",
+		"etc/resolv.conf": "# ward runtime: no resolver. Names are resolved by ward's egress proxy (HTTP_PROXY).\n",
+		"etc/passwd":      "root:x:0:0:agent:/home/agent:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+		"etc/group":       "root:x:0:\nnogroup:x:65534:\n",
+	}
+	for name, content := range own {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(content), 0o644); err != nil {
+			return "", err
+		}
+	}
+	// /run/ward: files ward gives the program, read-only.
+	names := make([]string, 0, len(spec.Files))
+	for n := range spec.Files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := os.WriteFile(filepath.Join(scratch, "run", n), spec.Files[n], 0o644); err != nil {
+			return "", err
+		}
+	}
+	if err := bindReadOnly(filepath.Join(scratch, "run"), filepath.Join(root, "run/ward")); err != nil {
+		return "", err
+	}
+	if err := buildDev(root, scratch); err != nil {
+		return "", err
+	}
+	for _, b := range [][2]string{{"tmp", "tmp"}, {"home", "home/agent"}} {
+		if err := unix.Mount(filepath.Join(scratch, b[0]), filepath.Join(root, b[1]), "", unix.MS_BIND, ""); err != nil {
+			return "", fmt.Errorf("bind %s: %w", b[1], err)
+		}
+	}
+	lower := spec.Workspace
+	if lower == "" {
+		lower = filepath.Join(scratch, "empty")
+	}
+	opts := "lowerdir=" + lower + ",upperdir=" + filepath.Join(scratch, "upper") + ",workdir=" + filepath.Join(scratch, "work")
+	if err := unix.Mount("overlay", filepath.Join(root, "workspace"), "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts+",userxattr"); err != nil {
+		if err2 := unix.Mount("overlay", filepath.Join(root, "workspace"), "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts); err2 != nil {
+			return "", fmt.Errorf("workspace overlay: %w", err)
+		}
+	}
+	if err := unix.Mount("proc", filepath.Join(root, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return "", fmt.Errorf("mount /proc: %w", err)
+	}
+	// The skeleton itself is read-only: the program writes only to the
+	// workspace, /tmp, $HOME and /dev/shm.
+	if err := unix.Mount("", root, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return "", fmt.Errorf("remount root read-only: %w", err)
+	}
+	return root, nil
+}
+
+// showHost makes host path src visible at dst: a symlink as the same
+// symlink, a directory or file as a read-only bind mount. A missing src is
+// skipped unless required.
+func showHost(src, dst string, required bool) error {
+	fi, err := os.Lstat(src)
+	if err != nil {
+		if !required && errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		target, err := os.Readlink(src)
+		if err != nil {
+			return err
+		}
+		return os.Symlink(target, dst)
+	case fi.IsDir():
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			return err
+		}
+	default:
+		f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		f.Close()
+	}
+	return bindReadOnly(src, dst)
+}
+
+// bindReadOnly bind-mounts src on dst and makes the mount read-only,
+// nosuid and nodev. In a user namespace, a remount must keep the flags the
+// source mount has locked, so they are read and kept.
+func bindReadOnly(src, dst string) error {
+	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", src, err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dst, &st); err != nil {
+		return err
+	}
+	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV)
+	for _, f := range [][2]int64{{unix.ST_NOEXEC, unix.MS_NOEXEC}, {unix.ST_NOATIME, unix.MS_NOATIME},
+		{unix.ST_NODIRATIME, unix.MS_NODIRATIME}, {unix.ST_RELATIME, unix.MS_RELATIME}} {
+		if st.Flags&f[0] != 0 {
+			flags |= uintptr(f[1])
+		}
+	}
+	if err := unix.Mount("", dst, "", flags, ""); err != nil {
+		return fmt.Errorf("remount %s read-only: %w", src, err)
+	}
+	return nil
+}
+
+// buildDev makes a minimal /dev: a few host device nodes, bound (a user
+// namespace cannot create them), /dev/shm on scratch, and the usual links.
+func buildDev(root, scratch string) error {
+	dev := filepath.Join(root, "dev")
+	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,size=64k"); err != nil {
+		return fmt.Errorf("/dev tmpfs: %w", err)
+	}
+	for _, n := range devShown {
+		src := filepath.Join("/dev", n)
+		if _, err := os.Stat(src); err != nil {
+			continue
+		}
+		dst := filepath.Join(dev, n)
+		f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o666)
+		if err != nil {
+			return err
+		}
+		f.Close()
+		if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind /dev/%s: %w", n, err)
+		}
+	}
+	for link, target := range map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+		"stderr": "/proc/self/fd/2"} {
+		if err := os.Symlink(target, filepath.Join(dev, link)); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dev, "shm"), 0o1777); err != nil {
+		return err
+	}
+	if err := unix.Mount(filepath.Join(scratch, "shm"), filepath.Join(dev, "shm"), "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind /dev/shm: %w", err)
+	}
+	return unix.Mount("", dev, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC, "")
+}

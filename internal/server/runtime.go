@@ -1,0 +1,112 @@
+package server
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ward-dev/ward/internal/api"
+	"github.com/ward-dev/ward/internal/audit"
+	"github.com/ward-dev/ward/internal/policy"
+	"github.com/ward-dev/ward/internal/store"
+)
+
+// DecideExec implements api.Runtime: whether a session's runtime may start
+// a program, decided as the action exec on Path::"<command>" and recorded
+// before the answer leaves. As on the egress path, a decision that needs
+// approval is refused: the runtime does not start a program on hold.
+func (n *Node) DecideExec(ctx context.Context, session string, e policy.ExecRequest) (api.ExecDecision, error) {
+	c, err := n.Auth.Caller(ctx, session)
+	if err != nil {
+		return api.ExecDecision{}, err
+	}
+	var d api.ExecDecision
+	set := n.policies.Load()
+	if set == nil {
+		d.Reason = "no policies loaded"
+	} else {
+		pd := set.Decide(policy.Request{Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups, Depth: c.Depth,
+			Trust: c.Trust, ObjectiveTags: c.Tags, Taint: n.taint.Labels(c.Session), Action: policy.ActionExec, Exec: &e})
+		var ids []string
+		for _, r := range pd.Reasons {
+			ids = append(ids, r.PolicyID)
+		}
+		switch {
+		case pd.Allow:
+			d = api.ExecDecision{Allow: true, Reason: "permitted by " + strings.Join(ids, ", ")}
+		case pd.Escalate:
+			d.Reason = "needs approval, which a runtime does not wait for: refused"
+		case len(pd.Errors) > 0 && len(ids) == 0:
+			d.Reason = "denied: " + pd.Errors[0]
+		case len(ids) > 0:
+			d.Reason = "forbidden by " + strings.Join(ids, ", ")
+		default:
+			d.Reason = "no policy permits running " + e.Command
+		}
+	}
+	decision := "deny"
+	if d.Allow {
+		decision = "allow"
+	}
+	if _, err := n.Audit.Append(ctx, audit.Event{Type: "exec", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
+		Data: jsonData(map[string]any{"decision": decision, "reason": d.Reason, "command": e.Command,
+			"args": n.redactText("exec:"+e.Command, strings.Join(e.Args, " ")), "cwd": e.Dir})}); err != nil {
+		return api.ExecDecision{}, err
+	}
+	return d, nil
+}
+
+// RecordRuntime implements api.Runtime: each event becomes a "runtime"
+// audit event of the session, its detail redacted like any recorded text.
+func (n *Node) RecordRuntime(ctx context.Context, by store.Principal, session string, events []api.RuntimeEvent) error {
+	c, err := n.Auth.Caller(ctx, session)
+	if err != nil {
+		// An ended session's runtime still reports how it ended.
+		x, gerr := n.Store.GetSession(ctx, session)
+		if gerr != nil {
+			return err
+		}
+		for _, e := range events {
+			if err := n.appendRuntime(ctx, by, x.ID, x.Agent, x.Sponsor, x.SPIFFEID, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, e := range events {
+		if err := n.appendRuntime(ctx, by, c.Session, c.Agent, c.Sponsor, c.SPIFFEID, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Node) appendRuntime(ctx context.Context, by store.Principal, session, agent, sponsor, spiffeID string, e api.RuntimeEvent) error {
+	data := map[string]any{"kind": e.Kind, "detail": n.redactText("runtime:"+e.Kind, e.Detail), "reported_by": by.Name}
+	if e.Pid != 0 {
+		data["pid"] = e.Pid
+	}
+	if !e.Time.IsZero() {
+		data["at"] = e.Time.UTC()
+	}
+	for k, v := range e.Data {
+		if _, taken := data[k]; !taken {
+			data[k] = v
+		}
+	}
+	_, err := n.Audit.Append(ctx, audit.Event{Type: "runtime", Actor: spiffeID, Session: session, Agent: agent, Sponsor: sponsor,
+		Data: jsonData(data)})
+	return err
+}
+
+// EgressCA implements the CA part of POST /v1/egress/token: the
+// certificate of the CA the egress proxy signs brokered hosts' certificates
+// with, for the runtime to trust, or nil when no credentials are brokered.
+func (n *Node) EgressCA() []byte {
+	b, err := os.ReadFile(filepath.Join(n.cfg.Data, "keys", "egress-ca.pem"))
+	if err != nil {
+		return nil
+	}
+	return b
+}
