@@ -37,7 +37,7 @@ func wardCLI(args ...string) (int, string, string) {
 }
 
 // startNode runs a node in process and points the CLI's environment at it.
-func startNode(t *testing.T, cfg server.Config) *server.Node {
+func startNode(t testing.TB, cfg server.Config) *server.Node {
 	t.Helper()
 	if cfg.Data == "" {
 		cfg.Data = t.TempDir()
@@ -62,7 +62,7 @@ func startNode(t *testing.T, cfg server.Config) *server.Node {
 	return n
 }
 
-func mustCLI(t *testing.T, args ...string) string {
+func mustCLI(t testing.TB, args ...string) string {
 	t.Helper()
 	code, out, errOut := wardCLI(args...)
 	if code != 0 {
@@ -243,7 +243,7 @@ func TestCLIAuditVerify(t *testing.T) {
 }
 
 // buildWard compiles the ward binary once per test run.
-func buildWard(t *testing.T) string {
+func buildWard(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "ward")
 	cmd := exec.Command("go", "build", "-o", bin, ".")

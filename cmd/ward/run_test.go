@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/ward-dev/ward/internal/server"
+	"github.com/ward-dev/ward/internal/sessioncred"
 )
 
 // mcpClient is a small MCP client in Python's standard library, as an
@@ -82,7 +83,7 @@ echo done
 
 // runtimeNode starts a node with an egress proxy that may reach loopback
 // test servers, and an agent whose ceiling holds loopback hosts.
-func runtimeNode(t *testing.T) (*server.Node, string) {
+func runtimeNode(t testing.TB) (*server.Node, string) {
 	t.Helper()
 	if os.Getuid() != 0 {
 		t.Log("not root: the runtime runs in a user namespace without cgroup limits")
@@ -95,7 +96,7 @@ func runtimeNode(t *testing.T) (*server.Node, string) {
 
 // runWard runs `ward run ARGS` as a separate process with the test's
 // environment; it returns the exit code and both outputs.
-func runWard(t *testing.T, bin string, args ...string) (int, string, string) {
+func runWard(t testing.TB, bin string, args ...string) (int, string, string) {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"run"}, args...)...)
 	var out, errb bytes.Buffer
@@ -490,4 +491,111 @@ print("started=%d" % n)
 	if tmpAfter, _ := filepath.Glob(filepath.Join(os.TempDir(), "ward-run-*")); len(tmpAfter) != len(tmpBefore) {
 		t.Errorf("run directories left behind: %v", tmpAfter)
 	}
+}
+
+// fetchLoop times n sequential GETs of a URL, each on a new connection,
+// through whatever proxy the environment names, and prints the mean.
+const fetchLoop = `
+import sys, time, urllib.request
+url, n = sys.argv[1], int(sys.argv[2])
+t0 = time.perf_counter()
+for i in range(n):
+    urllib.request.urlopen(url, timeout=10).read()
+print("mean_us=%d" % ((time.perf_counter() - t0) / n * 1e6))
+`
+
+var meanRE = regexp.MustCompile(`mean_us=(\d+)`)
+var startedRE = regexp.MustCompile(`program started in ([0-9.]+)(µs|ms|s)`)
+
+// BenchmarkRun compares running /bin/true directly with `ward run` (a
+// session created, its key generated inside the runtime, the exec
+// decided, the runtime built, torn down and the session ended), and the
+// time to a program's first instruction; and an HTTP request from inside
+// the runtime through ward's relays and egress proxy with the same request
+// made directly on the host.
+func BenchmarkRun(b *testing.B) {
+	_, bin := runtimeNode(b)
+	b.Run("direct", func(b *testing.B) {
+		for b.Loop() {
+			if err := exec.Command("/bin/true").Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ward-run", func(b *testing.B) {
+		var started float64
+		for b.Loop() {
+			code, _, stderr := runWard(b, bin, "--agent", "coder", "--objective", "bench", "--", "/bin/true")
+			m := startedRE.FindStringSubmatch(stderr)
+			if code != 0 || m == nil {
+				b.Fatalf("exit %d\n%s", code, stderr)
+			}
+			d, _ := time.ParseDuration(m[1] + m[2])
+			started += float64(d.Microseconds())
+		}
+		b.ReportMetric(started/float64(b.N)/1000, "to-first-instruction-ms")
+	})
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer upstream.Close()
+	const n = 200
+	b.Run("http-direct", func(b *testing.B) {
+		var mean float64
+		for b.Loop() {
+			out, err := exec.Command("python3", "-c", fetchLoop, upstream.URL, strconv.Itoa(n)).CombinedOutput()
+			m := meanRE.FindSubmatch(out)
+			if err != nil || m == nil {
+				b.Fatalf("%v %s", err, out)
+			}
+			v, _ := strconv.ParseFloat(string(m[1]), 64)
+			mean += v
+		}
+		b.ReportMetric(mean/float64(b.N), "µs/request")
+	})
+	b.Run("http-via-proxy-on-host", func(b *testing.B) {
+		// The same requests through the node's egress proxy from the
+		// host, without the runtime's relays.
+		out := mustCLI(b, "session", "start", "--agent", "coder", "--objective", "bench", "--allow", "tool:demo.*", "--allow", "host:127.0.0.1", "-o", "json")
+		var started struct{ Credentials string }
+		json.Unmarshal([]byte(out), &started)
+		creds, err := sessioncred.Load(started.Credentials)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp, err := creds.HTTPClient(false).Post(os.Getenv("WARD_SERVER")+"/v1/egress/token", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var tok struct {
+			ProxyURL string `json:"proxy_url"`
+		}
+		json.NewDecoder(resp.Body).Decode(&tok)
+		resp.Body.Close()
+		var mean float64
+		for b.Loop() {
+			cmd := exec.Command("python3", "-c", fetchLoop, upstream.URL, strconv.Itoa(n))
+			cmd.Env = append(os.Environ(), "HTTP_PROXY="+tok.ProxyURL, "http_proxy="+tok.ProxyURL, "NO_PROXY=", "no_proxy=")
+			out, err := cmd.CombinedOutput()
+			m := meanRE.FindSubmatch(out)
+			if err != nil || m == nil {
+				b.Fatalf("%v %s", err, out)
+			}
+			v, _ := strconv.ParseFloat(string(m[1]), 64)
+			mean += v
+		}
+		b.ReportMetric(mean/float64(b.N), "µs/request")
+	})
+	b.Run("http-via-runtime-proxy", func(b *testing.B) {
+		var mean float64
+		for b.Loop() {
+			code, stdout, stderr := runWard(b, bin, "--agent", "coder", "--objective", "bench", "--allow-host", "127.0.0.1", "--",
+				"python3", "-c", fetchLoop, upstream.URL, strconv.Itoa(n))
+			m := meanRE.FindStringSubmatch(stdout)
+			if code != 0 || m == nil {
+				b.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+			}
+			v, _ := strconv.ParseFloat(m[1], 64)
+			mean += v
+		}
+		b.ReportMetric(mean/float64(b.N), "µs/request")
+	})
 }
