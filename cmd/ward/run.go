@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -33,7 +34,7 @@ const (
 
 // defaultProtected are workspace paths whose changes are never applied
 // without an operator's `ward changes apply`.
-var defaultProtected = []string{".git/**", ".env", ".env.*", "*.pem", "*.key", ".ssh/**", ".github/workflows/**", ".ward/**"}
+var defaultProtected = []string{".git", ".env", ".env.*", "*.pem", "*.key", ".ssh", ".github/workflows/**", ".ward"}
 
 // exitStatus is a program's exit status, passed through by `ward run`.
 type exitStatus int
@@ -147,7 +148,7 @@ func cmdRun(args []string, stdout io.Writer) error {
 	}
 	defer os.RemoveAll(runDir)
 
-	r := &runner{c: c, stderr: os.Stderr, events: make(chan api.RuntimeEvent, 256), done: make(chan struct{})}
+	r := &runner{c: c, stderr: os.Stderr, events: make(chan api.RuntimeEvent, 256), done: make(chan struct{}), disk: lim.Disk}
 	req := api.SessionRequest{Agent: *agent, Objective: *objective, Tags: tags, Scope: scope, TTL: timeout.String()}
 	var egressMu sync.Mutex
 	egressAddr := ""
@@ -188,6 +189,9 @@ func cmdRun(args []string, stdout io.Writer) error {
 				var v api.IssuedView
 				if err := c.do("POST", "/v1/sessions", req, &v); err != nil {
 					return nil, fmt.Errorf("start a session: %w", err)
+				}
+				if v.Session == "" || v.Session != filepath.Base(v.Session) || strings.HasPrefix(v.Session, ".") {
+					return nil, fmt.Errorf("the node answered with a malformed session id %q", v.Session)
 				}
 				r.setSession(v.Session)
 				var d api.ExecDecision
@@ -302,6 +306,7 @@ type runner struct {
 	stderr io.Writer
 	events chan api.RuntimeEvent
 	done   chan struct{}
+	disk   int64 // the runtime's disk limit, also the most a capture holds
 
 	mu    sync.Mutex
 	id    string
@@ -422,6 +427,9 @@ func (r *runner) capture(upper, workspace string, rec *runRecord) (*changes.Set,
 		defer os.Remove(empty)
 		lower = empty
 	}
+	if err := checkCaptureSize(upper, r.disk); err != nil {
+		return nil, err
+	}
 	set, err := changes.Scan(upper, lower)
 	if err != nil {
 		return nil, err
@@ -434,6 +442,29 @@ func (r *runner) capture(upper, workspace string, rec *runRecord) (*changes.Set,
 		return nil, err
 	}
 	return set, nil
+}
+
+// checkCaptureSize refuses to capture more than the runtime's disk limit:
+// sparse files and hard links cost the scratch file system little but
+// would be copied out in full.
+func checkCaptureSize(upper string, limit int64) error {
+	var total int64
+	return filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if total += fi.Size(); total > limit {
+			return fmt.Errorf("the changes add up to more than --disk (%d bytes; sparse files or hard links?): not captured, nothing applied", limit)
+		}
+		return nil
+	})
 }
 
 // decide applies a captured change set to the workspace, or keeps it

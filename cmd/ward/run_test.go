@@ -399,7 +399,9 @@ func TestRunProtectedAndLater(t *testing.T) {
 func TestRunStopsWithSession(t *testing.T) {
 	_, bin := runtimeNode(t)
 	marker := "ward-stop-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	cmd := exec.Command(bin, "run", "--agent", "coder", "--objective", "wait", "--", "/bin/sh", "-c", "sleep 300; echo "+marker)
+	ws := t.TempDir()
+	cmd := exec.Command(bin, "run", "--agent", "coder", "--objective", "wait", "--workspace", ws, "--", "/bin/sh", "-c",
+		"echo partial > half-done.txt; sleep 300; echo "+marker)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
@@ -436,6 +438,13 @@ func TestRunStopsWithSession(t *testing.T) {
 	}
 	if left := processesWith(marker); len(left) > 0 {
 		t.Fatalf("processes outlived the session: %v", left)
+	}
+	// What the program had changed is kept for review, not applied.
+	if _, err := os.Stat(filepath.Join(ws, "half-done.txt")); !os.IsNotExist(err) {
+		t.Fatal("a stopped runtime's changes reached the workspace")
+	}
+	if out := mustCLI(t, "changes", "show", session); !strings.Contains(out, "half-done.txt") || !strings.Contains(out, "session") {
+		t.Fatalf("changes show:\n%s", out)
 	}
 }
 
@@ -484,6 +493,13 @@ print("started=%d" % n)
 		`dd if=/dev/zero of=/workspace/big bs=1M count=64 2>&1; echo exit=$?`)
 	if !strings.Contains(stdout, "No space left on device") {
 		t.Errorf("disk fill: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	// A sparse file costs the scratch nothing but would be copied out in
+	// full: it is not captured.
+	code, stdout, stderr = runWard(t, bin, "--agent", "coder", "--objective", "x", "--disk", "16M", "--", "/bin/sh", "-c",
+		`truncate -s 2G /workspace/sparse && echo truncated`)
+	if !strings.Contains(stdout, "truncated") || !strings.Contains(stderr, "more than --disk") {
+		t.Errorf("sparse file: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	if got := leftovers(t); len(got) != len(before) {
 		t.Errorf("cgroups left behind: %v", got)

@@ -186,20 +186,29 @@ func initMain() int {
 	if err := c.send(message{Type: "started", Pid: pid}, -1); err != nil {
 		return 125
 	}
+	// ward may stop the program early ("stop"); init itself stays, so
+	// that the change set can still be read, until ward closes the
+	// channel or kills it.
+	go func() {
+		for {
+			m, fd, err := c.recv()
+			if fd >= 0 {
+				syscall.Close(fd)
+			}
+			if err != nil {
+				os.Exit(0)
+			}
+			if m.Type == "stop" {
+				syscall.Kill(-1, syscall.SIGKILL)
+			}
+		}
+	}()
 	status, sig := reapUntil(pid)
 	// The program is done: so is everything it started.
 	syscall.Kill(-1, syscall.SIGKILL)
 	reapAll()
 	c.send(message{Type: "exit", Status: status, Signal: sig}, -1)
-	// Stay, so that ward can read the change set through our mount
-	// namespace, until it kills us.
-	for {
-		if _, fd, err := c.recv(); err != nil {
-			return 0
-		} else if fd >= 0 {
-			syscall.Close(fd)
-		}
-	}
+	select {}
 }
 
 // startStage2 starts the program's confining parent and takes its seccomp

@@ -18,13 +18,13 @@ var systemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "
 // etcShown are the parts of the host's /etc a program needs to run: the
 // dynamic linker's cache, TLS roots, name-service switches, time zones.
 // Secrets (/etc/shadow, keys, credentials) are not among them.
-var etcShown = []string{"alternatives", "ca-certificates", "ca-certificates.conf", "ssl", "pki", "ld.so.cache", "ld.so.conf",
+var etcShown = []string{"alternatives", "ca-certificates", "ca-certificates.conf", "ssl/certs", "ssl/openssl.cnf", "pki/tls/certs", "pki/ca-trust", "ld.so.cache", "ld.so.conf",
 	"ld.so.conf.d", "nsswitch.conf", "localtime", "timezone", "os-release", "debian_version", "protocols", "services",
 	"mime.types", "bash.bashrc", "profile", "profile.d", "inputrc", "gai.conf", "host.conf", "python3", "python3.11",
 	"environment", "terminfo", "magic", "magic.mime", "locale.alias", "locale.gen", "default"}
 
 // devShown are the device nodes shown in /dev.
-var devShown = []string{"null", "zero", "full", "random", "urandom", "tty"}
+var devShown = []string{"null", "zero", "full", "random", "urandom"}
 
 // buildRoot makes the runtime's root file system under RUN/root, in init's
 // mount namespace (which no longer propagates to the host), and returns its

@@ -179,16 +179,38 @@ func (s *Sandbox) Report() []string { return s.report }
 // StartedIn is how long the program took to start (see Result.Started).
 func (s *Sandbox) StartedIn() time.Duration { return s.started }
 
-// Stop ends the runtime now: every process in it is killed. reason is
-// kept in Result.Stopped. Stop may be called more than once and from any
-// goroutine; it does not wait.
+// Stop ends the program now: every process of the runtime but its init
+// is killed, and Wait returns with reason in Result.Stopped and the
+// changes still readable. If init does not answer within 5s, it is killed
+// too (and the changes are lost). Stop may be called more than once and
+// from any goroutine; it does not wait, and does nothing once the program
+// has ended.
 func (s *Sandbox) Stop(reason string) {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
 	s.mu.Lock()
-	if s.stopped == "" {
+	first := s.stopped == ""
+	if first {
 		s.stopped = reason
 	}
 	s.mu.Unlock()
-	s.host.kill()
+	if !first {
+		return
+	}
+	if err := s.host.ctrl.send(message{Type: "stop"}, -1); err != nil {
+		s.host.kill()
+		return
+	}
+	go func() {
+		select {
+		case <-s.done:
+		case <-time.After(5 * time.Second):
+			s.host.kill()
+		}
+	}()
 }
 
 // Wait waits for the program to end. The runtime's init stays alive, and
@@ -235,6 +257,11 @@ func (spec *Spec) Validate() error {
 	for i, p := range spec.ReadOnly {
 		if !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" {
 			return fmt.Errorf("read-only path %q: must be an absolute, clean path other than /", p)
+		}
+		for _, own := range []string{"/tmp", "/home", "/dev", "/proc", "/run", "/workspace", "/etc"} {
+			if p == own || strings.HasPrefix(p, own+"/") {
+				return fmt.Errorf("read-only path %q: the runtime has its own %s", p, own)
+			}
 		}
 		if _, err := os.Stat(p); err != nil {
 			return fmt.Errorf("read-only path: %w", err)

@@ -105,6 +105,11 @@ func Start(ctx context.Context, spec Spec) (*Sandbox, error) {
 		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
 		GidMappingsEnableSetgroups: false,
 		Pdeathsig:                  syscall.SIGKILL,
+		// A session of its own: the program has no controlling terminal,
+		// so it cannot push input into the operator's (TIOCSTI needs
+		// CAP_SYS_ADMIN on a terminal that is not one's own), and its
+		// process group is not ward's.
+		Setsid: true,
 	}
 	err = h.cmd.Start()
 	inside.Close()

@@ -137,7 +137,21 @@ func (s *supervisor) destination(n *confine.Notif, call string, sa confine.Socka
 		return "", "", 0
 	}
 	switch sa.Family {
-	case unix.AF_UNIX, unix.AF_NETLINK, unix.AF_UNSPEC:
+	case unix.AF_UNIX:
+		// A read-only bind does not stop connect() on a socket in it
+		// (a daemon's socket under an --ro path): only sockets the
+		// program's own places can hold are reachable. Abstract names
+		// belong to the network namespace.
+		if sa.Unix == "" || strings.HasPrefix(sa.Unix, "@") {
+			return "", "", 0
+		}
+		for _, dir := range []string{"/workspace/", "/tmp/", "/home/agent/", "/dev/shm/"} {
+			if strings.HasPrefix(sa.Unix, dir) && !strings.Contains(sa.Unix, "/../") {
+				return "", "", 0
+			}
+		}
+		return call, call + " to " + sa.String() + " refused: only sockets under /workspace, /tmp, $HOME and /dev/shm are reachable", unix.EACCES
+	case unix.AF_NETLINK, unix.AF_UNSPEC:
 		return "", "", 0
 	case unix.AF_INET, unix.AF_INET6:
 	default:
