@@ -64,8 +64,11 @@ func cmdChanges(args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, set.Summary())
 		return nil
 	case "apply":
-		if rec.Applied || rec.Discarded {
-			return fmt.Errorf("the changes of session %s were already %s", id, map[bool]string{true: "applied", false: "discarded"}[rec.Applied])
+		if rec.Applied {
+			return fmt.Errorf("the changes of session %s were already applied", id)
+		}
+		if rec.Discarded {
+			return fmt.Errorf("the changes of session %s were already discarded", id)
 		}
 		target := rec.Workspace
 		if *workspace != "" {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -148,7 +147,7 @@ func cmdRun(args []string, stdout io.Writer) error {
 	}
 	defer os.RemoveAll(runDir)
 
-	r := &runner{c: c, stderr: os.Stderr, events: make(chan api.RuntimeEvent, 256), done: make(chan struct{}), disk: lim.Disk}
+	r := &runner{c: c, stderr: os.Stderr, events: make(chan api.RuntimeEvent, sandbox.MaxEvents+16), done: make(chan struct{}), disk: lim.Disk}
 	req := api.SessionRequest{Agent: *agent, Objective: *objective, Tags: tags, Scope: scope, TTL: timeout.String()}
 	var egressMu sync.Mutex
 	egressAddr := ""
@@ -325,7 +324,9 @@ func (r *runner) session() string {
 	return r.id
 }
 
-// post queues an event for the audit log; flush sends them in order.
+// post queues an event for the audit log; flush sends them in order. The
+// queue holds every refusal a runtime reports (sandbox.MaxEvents) and
+// ward run's own few, so it is full only if the node stopped answering.
 func (r *runner) post(e api.RuntimeEvent) {
 	select {
 	case r.events <- e:
@@ -427,10 +428,7 @@ func (r *runner) capture(upper, workspace string, rec *runRecord) (*changes.Set,
 		defer os.Remove(empty)
 		lower = empty
 	}
-	if err := checkCaptureSize(upper, r.disk); err != nil {
-		return nil, err
-	}
-	set, err := changes.Scan(upper, lower)
+	set, err := changes.Scan(upper, lower, r.disk)
 	if err != nil {
 		return nil, err
 	}
@@ -442,29 +440,6 @@ func (r *runner) capture(upper, workspace string, rec *runRecord) (*changes.Set,
 		return nil, err
 	}
 	return set, nil
-}
-
-// checkCaptureSize refuses to capture more than the runtime's disk limit:
-// sparse files and hard links cost the scratch file system little but
-// would be copied out in full.
-func checkCaptureSize(upper string, limit int64) error {
-	var total int64
-	return filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if total += fi.Size(); total > limit {
-			return fmt.Errorf("the changes add up to more than --disk (%d bytes; sparse files or hard links?): not captured, nothing applied", limit)
-		}
-		return nil
-	})
 }
 
 // decide applies a captured change set to the workspace, or keeps it

@@ -319,12 +319,9 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, p store.Pr
 }
 
 func (s *Server) showSession(w http.ResponseWriter, r *http.Request, p store.Principal) error {
-	x, err := s.cfg.Store.GetSession(r.Context(), r.PathValue("id"))
+	x, err := s.sponsored(r, p)
 	if err != nil {
-		return fmt.Errorf("session %q: %w", r.PathValue("id"), err)
-	}
-	if p.Kind != "admin" && p.Name != x.Sponsor {
-		return fmt.Errorf("session %q: %w", x.ID, store.ErrNotFound)
+		return err
 	}
 	writeJSON(w, http.StatusOK, sessionView(x))
 	return nil

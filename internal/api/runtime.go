@@ -17,8 +17,9 @@ type Runtime interface {
 	// DecideExec decides the action exec for a session and records the
 	// decision.
 	DecideExec(ctx context.Context, session string, e policy.ExecRequest) (ExecDecision, error)
-	// RecordRuntime appends a runtime's events to the audit log.
-	RecordRuntime(ctx context.Context, by store.Principal, session string, events []RuntimeEvent) error
+	// RecordRuntime appends a runtime's events to the session's audit
+	// trail (the session may have ended: a runtime reports how it ended).
+	RecordRuntime(ctx context.Context, by store.Principal, session store.Session, events []RuntimeEvent) error
 }
 
 // ExecDecision is the answer of POST /v1/sessions/{id}/exec.
@@ -95,7 +96,7 @@ func (s *Server) recordRuntime(w http.ResponseWriter, r *http.Request, p store.P
 			return badRequest("an event's detail is at most %d bytes", maxRuntimeDetail)
 		}
 	}
-	if err := s.cfg.Runtime.RecordRuntime(r.Context(), p, x.ID, body.Events); err != nil {
+	if err := s.cfg.Runtime.RecordRuntime(r.Context(), p, x, body.Events); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

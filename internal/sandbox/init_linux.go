@@ -50,8 +50,8 @@ type Runtime struct {
 
 // WriteFile places a file, read-only to the program, at /run/ward/NAME.
 func (rt *Runtime) WriteFile(name string, data []byte) error {
-	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
-		return fmt.Errorf("runtime: file name %q: must be a plain name", name)
+	if err := plainName(name); err != nil {
+		return fmt.Errorf("runtime: %w", err)
 	}
 	return os.WriteFile(filepath.Join(rt.runDir, "scratch", "run", name), data, 0o644)
 }
@@ -307,19 +307,8 @@ func reapUntil(pid int) (int, string) {
 	}
 }
 
-// reapAll reaps until no child is left.
-func reapAll() {
-	for {
-		var ws syscall.WaitStatus
-		_, err := syscall.Wait4(-1, &ws, 0, nil)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return
-		}
-	}
-}
+// reapAll reaps until no child is left (no child is PID 0).
+func reapAll() { reapUntil(0) }
 
 // relayIn accepts the program's connections on a forwarded port and joins
 // each to ward outside through the relay socket.

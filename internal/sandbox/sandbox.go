@@ -158,11 +158,9 @@ type Result struct {
 
 // Sandbox is a running runtime.
 type Sandbox struct {
-	spec    Spec
-	start   time.Time
-	host    *hostSide
-	report  []string
-	started time.Duration
+	start  time.Time
+	host   *hostSide
+	report []string
 
 	mu      sync.Mutex
 	stopped string
@@ -177,7 +175,7 @@ type Sandbox struct {
 func (s *Sandbox) Report() []string { return s.report }
 
 // StartedIn is how long the program took to start (see Result.Started).
-func (s *Sandbox) StartedIn() time.Duration { return s.started }
+func (s *Sandbox) StartedIn() time.Duration { return s.result.Started }
 
 // Stop ends the program now: every process of the runtime but its init
 // is killed, and Wait returns with reason in Result.Stopped and the
@@ -269,8 +267,8 @@ func (spec *Spec) Validate() error {
 		spec.ReadOnly[i] = p
 	}
 	for name := range spec.Files {
-		if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
-			return fmt.Errorf("file name %q: must be a plain name", name)
+		if err := plainName(name); err != nil {
+			return err
 		}
 	}
 	seen := map[uint16]bool{}
@@ -287,5 +285,13 @@ func (spec *Spec) Validate() error {
 		return errors.New("a service needs Serve")
 	}
 	spec.Limits = spec.Limits.withDefaults()
+	return nil
+}
+
+// plainName checks a name for a file under /run/ward: one path element.
+func plainName(name string) error {
+	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
+		return fmt.Errorf("file name %q: must be a plain name", name)
+	}
 	return nil
 }

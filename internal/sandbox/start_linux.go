@@ -45,16 +45,19 @@ type initPort struct {
 
 // hostSide is the outside half of a runtime.
 type hostSide struct {
-	spec    *Spec
-	cmd     *exec.Cmd
-	ctrl    ctrl
-	cg      *cgroup
-	relays  []net.Listener
-	sup     *supervisor
-	exited  chan struct{} // init has been waited for
-	killed  sync.Once
-	relOnce sync.Once
-	relErr  error
+	spec   *Spec
+	cmd    *exec.Cmd
+	ctrl   ctrl
+	cg     *cgroup
+	relays []net.Listener
+	exited chan struct{} // init has been waited for
+
+	mu       sync.Mutex
+	sup      *supervisor // once init handed over the seccomp listener
+	released bool
+	killed   sync.Once
+	relOnce  sync.Once
+	relErr   error
 }
 
 // Start starts a runtime and returns once its program is running (its
@@ -137,7 +140,7 @@ func Start(ctx context.Context, spec Spec) (*Sandbox, error) {
 		return nil, fmt.Errorf("runtime init: %w", err)
 	}
 
-	s := &Sandbox{spec: spec, start: t0, host: h, done: make(chan struct{})}
+	s := &Sandbox{start: t0, host: h, done: make(chan struct{})}
 	startErr := make(chan error, 1)
 	go h.serve(s, report, startErr)
 	select {
@@ -156,7 +159,7 @@ func Start(ctx context.Context, spec Spec) (*Sandbox, error) {
 // once the program runs, or why it could not start.
 func (h *hostSide) serve(s *Sandbox, report []string, startErr chan<- error) {
 	started := false
-	finish := func(r Result, err error) {
+	finish := func(code int, signal string, err error) {
 		if !started {
 			if err == nil {
 				err = errors.New("the runtime ended before the program started")
@@ -164,7 +167,7 @@ func (h *hostSide) serve(s *Sandbox, report []string, startErr chan<- error) {
 			startErr <- err
 			return
 		}
-		s.result, s.err = r, err
+		s.result.ExitCode, s.result.Signal, s.err = code, signal, err
 		close(s.done)
 	}
 	for {
@@ -177,7 +180,7 @@ func (h *hostSide) serve(s *Sandbox, report []string, startErr chan<- error) {
 			if err == nil {
 				err = fmt.Errorf("the runtime's init ended unexpectedly (%v)", h.cmd.ProcessState)
 			}
-			finish(Result{ExitCode: -1}, err)
+			finish(-1, "", err)
 			return
 		}
 		switch m.Type {
@@ -192,29 +195,36 @@ func (h *hostSide) serve(s *Sandbox, report []string, startErr chan<- error) {
 				reply.Type = "reply"
 			}
 			if err := h.ctrl.send(reply, -1); err != nil {
-				finish(Result{ExitCode: -1}, err)
+				finish(-1, "", err)
 				return
 			}
 		case "report":
 			report = append(report, m.Report...)
 		case "listener":
 			if fd < 0 {
-				finish(Result{ExitCode: -1}, errors.New("runtime init sent no seccomp listener"))
+				finish(-1, "", errors.New("runtime init sent no seccomp listener"))
 				return
 			}
-			h.sup = newSupervisor(confine.NewListener(fd), h.spec)
-			go h.sup.run()
+			sup := newSupervisor(confine.NewListener(fd), h.spec)
+			h.mu.Lock()
+			if h.released { // Start gave up meanwhile
+				h.mu.Unlock()
+				sup.l.Close()
+				break
+			}
+			h.sup = sup
+			h.mu.Unlock()
+			go sup.run()
 		case "started":
 			started = true
-			s.report, s.started = report, time.Since(s.start)
-			s.result.Started = s.started
+			s.report, s.result.Started = report, time.Since(s.start)
 			s.result.Upper = filepath.Join("/proc", strconv.Itoa(h.cmd.Process.Pid), "root", h.spec.RunDir, "scratch", "upper")
 			startErr <- nil
 		case "failed":
-			finish(Result{ExitCode: -1}, errors.New(m.Error))
+			finish(-1, "", errors.New(m.Error))
 			return
 		case "exit":
-			finish(Result{ExitCode: m.Status, Signal: m.Signal, Upper: s.result.Upper, Started: s.started}, nil)
+			finish(m.Status, m.Signal, nil)
 			return
 		}
 		if fd >= 0 && m.Type != "listener" {
@@ -250,8 +260,12 @@ func (h *hostSide) releaseNow() {
 		if h.ctrl.f != nil {
 			h.ctrl.f.Close()
 		}
-		if h.sup != nil {
-			h.sup.close()
+		h.mu.Lock()
+		sup := h.sup
+		h.released = true
+		h.mu.Unlock()
+		if sup != nil {
+			sup.close()
 		}
 		for _, ln := range h.relays {
 			ln.Close()

@@ -15,9 +15,9 @@ import (
 	"github.com/ward-dev/ward/internal/sandbox/confine"
 )
 
-// maxEvents bounds how many refusals a runtime records one by one; the
-// rest are counted.
-const maxEvents = 1000
+// MaxEvents bounds how many refusals a runtime reports one by one through
+// Spec.OnEvent; the rest are counted, in one last event.
+const MaxEvents = 1000
 
 // supervisor answers the runtime's seccomp notifications: it lets through
 // what the namespaces would let through anyway, refuses the rest with the
@@ -25,6 +25,7 @@ const maxEvents = 1000
 type supervisor struct {
 	l       *confine.Listener
 	onEvent func(Event)
+	ward    map[uint16]bool // ward's ports on the runtime's loopback: always listening
 
 	mu      sync.Mutex
 	events  int
@@ -33,7 +34,16 @@ type supervisor struct {
 }
 
 func newSupervisor(l *confine.Listener, spec *Spec) *supervisor {
-	return &supervisor{l: l, onEvent: spec.OnEvent, done: make(chan struct{})}
+	s := &supervisor{l: l, onEvent: spec.OnEvent, ward: map[uint16]bool{}, done: make(chan struct{})}
+	for _, f := range spec.Forwards {
+		if f.Port != 0 {
+			s.ward[f.Port] = true
+		}
+	}
+	for _, p := range spec.ServicePorts {
+		s.ward[p] = true
+	}
+	return s
 }
 
 func (s *supervisor) run() {
@@ -58,7 +68,7 @@ func (s *supervisor) record(e Event) {
 		return
 	}
 	s.mu.Lock()
-	if s.events >= maxEvents {
+	if s.events >= MaxEvents {
 		s.dropped++
 		s.mu.Unlock()
 		return
@@ -160,15 +170,13 @@ func (s *supervisor) destination(n *confine.Notif, call string, sa confine.Socka
 	ap := sa.Addr
 	ip := ap.Addr().Unmap()
 	what := call + " to " + ap.String()
-	if call != "connect" || ap.Port() == 53 {
-		if ap.Port() == 53 || ap.Port() == 5353 {
-			what = "DNS query (" + call + ") to " + ap.String()
-		}
+	if ap.Port() == 53 || ap.Port() == 5353 {
+		what = "DNS query (" + call + ") to " + ap.String()
 	}
 	if !ip.IsLoopback() && !ip.IsUnspecified() {
 		return call, what + " refused: the runtime has no route out; the only ways out are ward's egress proxy (HTTP_PROXY) and gateway", unix.ENETUNREACH
 	}
-	if listening(n.Pid, ap.Port()) {
+	if s.ward[ap.Port()] || listening(n.Pid, ap.Port()) {
 		return "", "", 0
 	}
 	return call, what + " refused: nothing in the runtime listens there, and the host's own ports are not reachable", unix.ECONNREFUSED

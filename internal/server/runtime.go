@@ -59,45 +59,26 @@ func (n *Node) DecideExec(ctx context.Context, session string, e policy.ExecRequ
 
 // RecordRuntime implements api.Runtime: each event becomes a "runtime"
 // audit event of the session, its detail redacted like any recorded text.
-func (n *Node) RecordRuntime(ctx context.Context, by store.Principal, session string, events []api.RuntimeEvent) error {
-	c, err := n.Auth.Caller(ctx, session)
-	if err != nil {
-		// An ended session's runtime still reports how it ended.
-		x, gerr := n.Store.GetSession(ctx, session)
-		if gerr != nil {
-			return err
-		}
-		for _, e := range events {
-			if err := n.appendRuntime(ctx, by, x.ID, x.Agent, x.Sponsor, x.SPIFFEID, e); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+// What the reporter adds beyond the typed fields is kept apart, under
+// "data", so that it cannot pass for them.
+func (n *Node) RecordRuntime(ctx context.Context, by store.Principal, x store.Session, events []api.RuntimeEvent) error {
 	for _, e := range events {
-		if err := n.appendRuntime(ctx, by, c.Session, c.Agent, c.Sponsor, c.SPIFFEID, e); err != nil {
+		data := map[string]any{"kind": e.Kind, "detail": n.redactText("runtime:"+e.Kind, e.Detail), "reported_by": by.Name}
+		if e.Pid != 0 {
+			data["pid"] = e.Pid
+		}
+		if !e.Time.IsZero() {
+			data["at"] = e.Time.UTC()
+		}
+		if len(e.Data) > 0 {
+			data["data"] = e.Data
+		}
+		if _, err := n.Audit.Append(ctx, audit.Event{Type: "runtime", Actor: x.SPIFFEID, Session: x.ID, Agent: x.Agent,
+			Sponsor: x.Sponsor, Data: jsonData(data)}); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func (n *Node) appendRuntime(ctx context.Context, by store.Principal, session, agent, sponsor, spiffeID string, e api.RuntimeEvent) error {
-	data := map[string]any{"kind": e.Kind, "detail": n.redactText("runtime:"+e.Kind, e.Detail), "reported_by": by.Name}
-	if e.Pid != 0 {
-		data["pid"] = e.Pid
-	}
-	if !e.Time.IsZero() {
-		data["at"] = e.Time.UTC()
-	}
-	for k, v := range e.Data {
-		if _, taken := data[k]; !taken {
-			data[k] = v
-		}
-	}
-	_, err := n.Audit.Append(ctx, audit.Event{Type: "runtime", Actor: spiffeID, Session: session, Agent: agent, Sponsor: sponsor,
-		Data: jsonData(data)})
-	return err
 }
 
 // EgressCA implements the CA part of POST /v1/egress/token: the

@@ -18,7 +18,7 @@ func modifiedSet(t *testing.T) (s *Set, dir, lower string) {
 	upper, lower := layers(t)
 	writeFile(t, lower+"/a/b.txt", "old\n", 0o644)
 	writeFile(t, upper+"/a/b.txt", "new\n", 0o644)
-	s, err := Scan(upper, lower)
+	s, err := Scan(upper, lower, 1<<30)
 	must(t, err)
 	if got := s.Paths(); !cmp.Equal(got, []string{"a/b.txt"}) {
 		t.Fatalf("Paths = %q", got)
@@ -142,7 +142,7 @@ func TestApplyDrift(t *testing.T) {
 	mkdir(t, upper+"/new", 0o555)
 	writeFile(t, upper+"/new/f.txt", "f\n", 0o444)
 	writeFile(t, upper+"/file-now-dir", "x\n", 0o644)
-	s, err := Scan(upper, lower)
+	s, err := Scan(upper, lower, 1<<30)
 	must(t, err)
 	dir := filepath.Join(t.TempDir(), "set")
 	must(t, Save(s, upper, dir))

@@ -23,7 +23,7 @@ func BenchmarkScan(b *testing.B) {
 	upper, lower := benchLayers(b)
 	b.SetBytes(1000 * 4096)
 	for b.Loop() {
-		s, err := Scan(upper, lower)
+		s, err := Scan(upper, lower, 1<<30)
 		if err != nil {
 			b.Fatal(err)
 		}

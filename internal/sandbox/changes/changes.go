@@ -134,9 +134,10 @@ const (
 const Version = 1
 
 var (
-	// ErrTooManyEntries is returned by Scan for an upper layer of more
-	// than MaxEntries entries: the change is too large to capture.
-	ErrTooManyEntries = errors.New("too many entries in the upper layer")
+	// ErrTooLarge is returned by Scan for an upper layer of more than
+	// MaxEntries entries or more bytes than it was allowed: the change is
+	// too large to capture.
+	ErrTooLarge = errors.New("upper layer too large to capture")
 	// ErrInvalid is wrapped by every error about a set that does not hang
 	// together: a malformed or tampered manifest, content that does not
 	// match its hash.

@@ -17,7 +17,7 @@ func saved(t testing.TB) (dir string, s *Set) {
 	writeFile(t, upper+"/a.txt", "hello\n", 0o644)
 	writeFile(t, upper+"/dir/b.txt", "b\n", 0o600)
 	symlink(t, "a.txt", upper+"/link")
-	s, err := Scan(upper, lower)
+	s, err := Scan(upper, lower, 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestSaveLayout(t *testing.T) {
 func TestSaveChangedContent(t *testing.T) {
 	upper, lower := layers(t)
 	writeFile(t, upper+"/a.txt", "hello\n", 0o644)
-	s, err := Scan(upper, lower)
+	s, err := Scan(upper, lower, 1<<30)
 	must(t, err)
 	writeFile(t, upper+"/a.txt", "HELLO\n", 0o644)
 	err = Save(s, upper, filepath.Join(t.TempDir(), "set"))

@@ -249,7 +249,7 @@ func TestOverlay(t *testing.T) {
 			must(t, os.Chmod(m+"/chmodback.txt", 0o644))
 			writeFile(t, m+"/same.txt", "same\n", 0o644)
 
-			s, err := Scan(upper, lower)
+			s, err := Scan(upper, lower, 1<<30)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -329,7 +329,7 @@ func TestOverlayRefused(t *testing.T) {
 	must(t, os.Chmod(m+"/tool", 0o755|fs.ModeSetgid))
 	writeFile(t, m+"/ok.txt", "ok\n", 0o644)
 
-	s, err := Scan(upper, lower)
+	s, err := Scan(upper, lower, 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}

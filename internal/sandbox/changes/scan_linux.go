@@ -19,14 +19,17 @@ import (
 // by name relative to its parent with O_NOFOLLOW, so the layers may be
 // changing under it, as long as they are the layers of one mount.
 //
-// An upper layer of more than MaxEntries entries is an error wrapping
-// ErrTooManyEntries; one written with redirect_dir or metacopy is an
+// An upper layer of more than MaxEntries entries, or whose regular files
+// add up to more than maxBytes (their apparent sizes, each hard link
+// counted: what Save would copy), is an error wrapping ErrTooLarge. The
+// size is checked before any content is read, so a sparse file of
+// exabytes costs nothing. One written with redirect_dir or metacopy is an
 // error, since part of its content is in the lower layer.
-func Scan(upper, lower string) (*Set, error) {
-	return scan(upper, lower, MaxEntries)
+func Scan(upper, lower string, maxBytes int64) (*Set, error) {
+	return scan(upper, lower, MaxEntries, maxBytes)
 }
 
-func scan(upper, lower string, limit int) (*Set, error) {
+func scan(upper, lower string, limit int, maxBytes int64) (*Set, error) {
 	up, err := openRoot(upper)
 	if err != nil {
 		return nil, fmt.Errorf("scan: upper layer: %w", err)
@@ -37,7 +40,7 @@ func scan(upper, lower string, limit int) (*Set, error) {
 		return nil, fmt.Errorf("scan: lower layer: %w", err)
 	}
 	defer low.Close()
-	sc := &scanner{limit: limit, buf: make([]byte, copyBuffer)}
+	sc := &scanner{limit: limit, maxBytes: maxBytes, buf: make([]byte, copyBuffer)}
 	if err := sc.dir(up, low, ""); err != nil {
 		return nil, err
 	}
@@ -52,9 +55,10 @@ func scan(upper, lower string, limit int) (*Set, error) {
 }
 
 type scanner struct {
-	limit, seen int
-	out         []Change
-	buf         []byte // for reading content
+	limit, seen     int
+	maxBytes, bytes int64
+	out             []Change
+	buf             []byte // for reading content
 }
 
 // dir scans the upper directory up, at rel ("" at the root), against the
@@ -64,7 +68,7 @@ func (sc *scanner) dir(up, low *os.File, rel string) error {
 		names, err := up.Readdirnames(1024)
 		for _, name := range names {
 			if sc.seen++; sc.seen > sc.limit {
-				return fmt.Errorf("scan: %w: more than %d", ErrTooManyEntries, sc.limit)
+				return fmt.Errorf("scan: %w: more than %d entries", ErrTooLarge, sc.limit)
 			}
 			if err := sc.entry(up, low, rel, name); err != nil {
 				return err
@@ -198,6 +202,9 @@ func (sc *scanner) file(up, low *os.File, name string, st, lst *unix.Stat_t, c C
 		return fmt.Errorf("scan %s: %w", c.Path, err)
 	}
 	defer f.Close()
+	if sc.bytes += st.Size; sc.bytes > sc.maxBytes {
+		return fmt.Errorf("scan %s: %w: files of more than %d bytes (sparse files or hard links?)", c.Path, ErrTooLarge, sc.maxBytes)
+	}
 	fd := int(f.Fd())
 	if st.Size == 0 {
 		if _, ok, err := overlayXattr(fd, "whiteout"); err != nil {

@@ -47,7 +47,7 @@ func TestScanMarkers(t *testing.T) {
 			setxattr(t, upper+"/never.txt", ns+"whiteout", "")
 			must(t, unix.Mknod(upper+"/nothing", unix.S_IFCHR, 0))
 
-			s, err := Scan(upper, lower)
+			s, err := Scan(upper, lower, 1<<30)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -81,7 +81,7 @@ func TestScanUnsupported(t *testing.T) {
 				mkdir(t, p, 0o755)
 			}
 			setxattr(t, p, "user.overlay."+tc.xattr, "x")
-			if _, err := Scan(upper, lower); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := Scan(upper, lower, 1<<30); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Scan = %v, want an error about %s", err, tc.want)
 			}
 		})
@@ -93,12 +93,40 @@ func TestScanLimit(t *testing.T) {
 	for i := range 3 {
 		writeFile(t, fmt.Sprintf("%s/d/%d", upper, i), "", 0o644)
 	}
-	if _, err := scan(upper, lower, 4); err != nil {
+	if _, err := scan(upper, lower, 4, 1<<30); err != nil {
 		t.Fatalf("4 entries, limit 4: %v", err)
 	}
-	_, err := scan(upper, lower, 3)
-	if !errors.Is(err, ErrTooManyEntries) || !strings.Contains(err.Error(), "more than 3") {
-		t.Fatalf("4 entries, limit 3: %v, want ErrTooManyEntries", err)
+	_, err := scan(upper, lower, 3, 1<<30)
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "more than 3") {
+		t.Fatalf("4 entries, limit 3: %v, want ErrTooLarge", err)
+	}
+}
+
+// Sizes are counted before content is read: a sparse file of 1 TiB, or a
+// file linked many times, is refused at once.
+func TestScanByteLimit(t *testing.T) {
+	upper, lower := layers(t)
+	writeFile(t, upper+"/small", "0123456789", 0o644)
+	if _, err := Scan(upper, lower, 10); err != nil {
+		t.Fatalf("10 bytes, limit 10: %v", err)
+	}
+	if err := os.Link(upper+"/small", upper+"/again"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Scan(upper, lower, 10); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a hard link over the limit: %v, want ErrTooLarge", err)
+	}
+	os.Remove(upper + "/again")
+	f, err := os.Create(upper + "/sparse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 << 40); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := Scan(upper, lower, 1<<30); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "sparse") {
+		t.Fatalf("a sparse file of 1 TiB: %v, want ErrTooLarge", err)
 	}
 }
 
@@ -107,7 +135,7 @@ func TestScanNotUTF8(t *testing.T) {
 	upper, lower := layers(t)
 	writeFile(t, upper+"/bad\xff/inside.txt", "x\n", 0o644)
 	writeFile(t, upper+"/ok.txt", "ok\n", 0o644)
-	s, err := Scan(upper, lower)
+	s, err := Scan(upper, lower, 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +161,7 @@ func TestScanSymlinks(t *testing.T) {
 	symlink(t, outside, upper+"/escape")
 	symlink(t, outside, lower+"/dir")
 	writeFile(t, upper+"/dir/secret", "mine\n", 0o644)
-	s, err := Scan(upper, lower)
+	s, err := Scan(upper, lower, 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,10 +177,10 @@ func TestScanSymlinks(t *testing.T) {
 
 func TestScanMissingLayer(t *testing.T) {
 	upper, lower := layers(t)
-	if _, err := Scan(upper+"/none", lower); err == nil {
+	if _, err := Scan(upper+"/none", lower, 1<<30); err == nil {
 		t.Error("Scan of a missing upper layer succeeded")
 	}
-	if _, err := Scan(upper, os.DevNull); err == nil {
+	if _, err := Scan(upper, os.DevNull, 1<<30); err == nil {
 		t.Error("Scan of a lower layer that is not a directory succeeded")
 	}
 }
