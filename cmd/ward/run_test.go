@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ward-dev/ward/internal/egress"
 	"github.com/ward-dev/ward/internal/server"
 	"github.com/ward-dev/ward/internal/sessioncred"
 )
@@ -84,12 +86,18 @@ echo done
 // runtimeNode starts a node with an egress proxy that may reach loopback
 // test servers, and an agent whose ceiling holds loopback hosts.
 func runtimeNode(t testing.TB) (*server.Node, string) {
+	return runtimeNodeWith(t, &server.Egress{})
+}
+
+// runtimeNodeWith is runtimeNode with more egress configuration (brokered
+// credentials); its address and allowed addresses are set here.
+func runtimeNodeWith(t testing.TB, eg *server.Egress) (*server.Node, string) {
 	t.Helper()
 	if os.Getuid() != 0 {
 		t.Log("not root: the runtime runs in a user namespace without cgroup limits")
 	}
-	n := startNode(t, server.Config{Upstreams: []server.Upstream{{Name: "demo", Builtin: "demo"}},
-		Egress: &server.Egress{Addr: "127.0.0.1:0", AllowAddr: func(a netip.Addr) bool { return a.IsLoopback() }}})
+	eg.Addr, eg.AllowAddr = "127.0.0.1:0", func(a netip.Addr) bool { return a.IsLoopback() }
+	n := startNode(t, server.Config{Upstreams: []server.Upstream{{Name: "demo", Builtin: "demo"}}, Egress: eg})
 	mustCLI(t, "agent", "register", "coder", "--sponsor", "admin", "--allow", "tool:demo.*", "--allow", "host:127.0.0.1", "--allow", "host:127.0.0.2")
 	return n, buildWard(t)
 }
@@ -359,6 +367,37 @@ func TestRun(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(ws, "src", "main.go")); err != nil || fi.Mode().Perm() != 0o755 {
 		t.Errorf("src/main.go mode: %v %v", fi, err)
+	}
+}
+
+// TestRunBrokersCredentials: an upstream secret configured in ward reaches
+// the upstream through the egress proxy, for a program in the runtime
+// that never holds it: not in its environment, not in its files, not in
+// what it receives.
+func TestRunBrokersCredentials(t *testing.T) {
+	const secret = "Bearer s3cret-token-0123456789"
+	var got atomic.Value
+	upstream := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.Header.Get("Authorization"))
+		io.WriteString(w, "brokered-hello")
+	}))
+	defer upstream.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(upstream.Certificate())
+	_, bin := runtimeNodeWith(t, &server.Egress{UpstreamRoots: roots,
+		Credentials: []egress.Credential{{Host: "127.0.0.1", Header: "Authorization", Value: secret}}})
+	code, stdout, stderr := runWard(t, bin, "--agent", "coder", "--objective", "fetch the report", "--allow-host", "127.0.0.1", "--",
+		"/bin/sh", "-c", `curl -sS --fail --max-time 10 -H 'Authorization: Bearer agent-guess' `+upstream.URL+`/data; echo
+echo env=$(env | grep -c s3cret)
+echo files=$(grep -rl s3cret /run/ward /workspace /home/agent /tmp /etc 2>/dev/null | wc -l)`)
+	if code != 0 || !strings.Contains(stdout, "brokered-hello") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "env=0") || !strings.Contains(stdout, "files=0") || strings.Contains(stdout+stderr, "s3cret") {
+		t.Errorf("the program saw the secret:\n%s\n%s", stdout, stderr)
+	}
+	if got.Load() != secret {
+		t.Errorf("the upstream saw %q, want the brokered secret", got.Load())
 	}
 }
 
