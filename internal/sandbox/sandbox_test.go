@@ -176,3 +176,17 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestSignalsStayInside: the program has a process group of its own, not
+// init's; a signal to its group, or to every process it may signal, does
+// not reach the runtime's init (a Go program, which SIGABRT would crash)
+// nor anything outside. (Landlock's signal scoping, where the kernel has
+// it, holds this too.)
+func TestSignalsStayInside(t *testing.T) {
+	r := runIn(t, Spec{Argv: []string{"/bin/sh", "-c", `trap "" ABRT
+test "$(cut -d' ' -f5 /proc/$$/stat)" != "$(cut -d' ' -f5 /proc/1/stat)" && echo own-group
+kill -ABRT 0; kill -ABRT -1; echo survived`}})
+	if r.res.ExitCode != 0 || !strings.Contains(r.stdout, "own-group") || !strings.Contains(r.stdout, "survived") {
+		t.Fatalf("exit %d\nstdout %q\nstderr %q", r.res.ExitCode, r.stdout, r.stderr)
+	}
+}

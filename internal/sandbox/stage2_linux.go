@@ -64,6 +64,11 @@ func stage2Main() {
 	if err != nil {
 		fail(127, "%v", err)
 	}
+	// A process group of its own: kill(0, …) from the program reaches
+	// the program's processes, not init (whose group is the session's).
+	if err := unix.Setpgid(0, 0); err != nil {
+		fail(125, "runtime stage2: setpgid: %v", err)
+	}
 	if err := setRlimits(spec); err != nil {
 		fail(125, "runtime stage2: rlimits: %v", err)
 	}

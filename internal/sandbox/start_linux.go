@@ -128,6 +128,11 @@ func Start(ctx context.Context, spec Spec) (*Sandbox, error) {
 
 	var report []string
 	if h.cg, err = newCgroup(strconv.Itoa(h.cmd.Process.Pid), spec.Limits); err != nil {
+		if os.Getuid() == 0 {
+			// The program would be the host's root, which RLIMIT_NPROC
+			// does not bind: without a cgroup nothing limits it.
+			return nil, fmt.Errorf("limits: running as root, ward needs a cgroup for the runtime's limits: %w", err)
+		}
 		report = append(report, "limits: no cgroup ("+err.Error()+"): memory and CPU are not limited; processes by RLIMIT_NPROC")
 		is.NprocRlimit = true
 	} else {
@@ -278,15 +283,28 @@ func (h *hostSide) releaseNow() {
 	})
 }
 
+// maxRelayed bounds the connections one forward relays at once: each costs
+// ward, outside the runtime's limits, two descriptors and two goroutines.
+const maxRelayed = 256
+
 // relayOut accepts init's connections on a relay socket and joins each to
-// a fresh connection to the forward's destination.
+// a fresh connection to the forward's destination; past maxRelayed at
+// once, it closes new ones.
 func relayOut(ln net.Listener, dial func(context.Context) (net.Conn, error)) {
+	slots := make(chan struct{}, maxRelayed)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			c.Close()
+			continue
+		}
 		go func() {
+			defer func() { <-slots }()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			d, err := dial(ctx)
 			cancel()

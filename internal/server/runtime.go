@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,7 +72,15 @@ func (n *Node) RecordRuntime(ctx context.Context, by store.Principal, x store.Se
 			data["at"] = e.Time.UTC()
 		}
 		if len(e.Data) > 0 {
-			data["data"] = e.Data
+			doc, err := json.Marshal(e.Data)
+			if err != nil {
+				return err
+			}
+			clean, _, err := n.redactor.JSON("runtime:"+e.Kind, doc)
+			if err != nil {
+				clean = []byte(`"(not recorded: it could not be redacted)"`)
+			}
+			data["data"] = json.RawMessage(clean)
 		}
 		if _, err := n.Audit.Append(ctx, audit.Event{Type: "runtime", Actor: x.SPIFFEID, Session: x.ID, Agent: x.Agent,
 			Sponsor: x.Sponsor, Data: jsonData(data)}); err != nil {
