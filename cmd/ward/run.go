@@ -96,18 +96,11 @@ func cmdRun(args []string, stdout io.Writer) error {
 		return usagef("--disk: %v", err)
 	}
 	if *workspace != "" {
-		abs, err := filepath.Abs(*workspace)
-		if err != nil {
+		// Absolute, for the run record; sandbox.Start checks the rest
+		// before anything is created.
+		if *workspace, err = filepath.Abs(*workspace); err != nil {
 			return err
 		}
-		fi, err := os.Stat(abs)
-		if err != nil {
-			return fmt.Errorf("workspace %s: %w", abs, errors.Unwrap(err))
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("workspace %s is not a directory", abs)
-		}
-		*workspace = abs
 	}
 	c, err := operatorClient()
 	if err != nil {

@@ -494,7 +494,7 @@ func TestRunBadInput(t *testing.T) {
 	tmpBefore, _ := filepath.Glob(filepath.Join(os.TempDir(), "ward-run-*"))
 
 	code, _, stderr := runWard(t, bin, "--agent", "coder", "--objective", "x", "--workspace", "/nonexistent/ws", "--", "true")
-	if code != 1 || !strings.Contains(stderr, "workspace /nonexistent/ws") {
+	if code != 1 || !strings.Contains(stderr, "workspace: stat /nonexistent/ws: no such file or directory") {
 		t.Errorf("missing workspace: exit %d %s", code, stderr)
 	}
 	code, _, stderr = runWard(t, bin, "--agent", "coder", "--objective", "x", "--", "no-such-program-xyz")
