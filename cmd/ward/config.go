@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ward-dev/ward/internal/egress"
+	"github.com/ward-dev/ward/internal/enforce"
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/monitor"
 	"github.com/ward-dev/ward/internal/policy"
@@ -60,7 +61,7 @@ type fileConfig struct {
 	//
 	//	tools:
 	//	  db.delete_rows: {verb: delete, impact: {rows: count}}
-	Tools map[string]gateway.ToolDeclaration `yaml:"tools"`
+	Tools map[string]enforce.ToolDeclaration `yaml:"tools"`
 	Audit auditConfig                        `yaml:"audit"`
 	// Witness makes this node a C2SP tlog-witness for other ward nodes'
 	// audit logs, at POST /witness/add-checkpoint:
@@ -185,6 +186,9 @@ type serverConfig struct {
 	URL     string            `yaml:"url"`
 	Headers map[string]string `yaml:"headers"`
 	Builtin string            `yaml:"builtin"`
+	// Roots are the directories a server serves files from (see
+	// server.Upstream.Roots).
+	Roots []string `yaml:"roots"`
 }
 
 // defaultServers are the upstreams of `ward up` without a config file.
@@ -233,7 +237,7 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 		PublicURL:   fc.PublicURL,
 		Data:        fc.Data,
 		MaxDepth:    fc.MaxDelegationDepth,
-		PinMode:     gateway.PinMode(fc.ToolPinning),
+		PinMode:     enforce.PinMode(fc.ToolPinning),
 	}
 	if cfg.Data != "" && !filepath.IsAbs(cfg.Data) {
 		cfg.Data = filepath.Join(base, cfg.Data)
@@ -323,9 +327,9 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 		return cfg, fmt.Errorf("max_delegation_depth %d: must be 1-16", fc.MaxDelegationDepth)
 	}
 	switch cfg.PinMode {
-	case "", gateway.PinTrustOnFirstUse, gateway.PinManual:
+	case "", enforce.PinTrustOnFirstUse, enforce.PinTrustEachOnFirstUse, enforce.PinManual:
 	default:
-		return cfg, fmt.Errorf("tool_pinning %q: want tofu or manual", fc.ToolPinning)
+		return cfg, fmt.Errorf("tool_pinning %q: want tofu, tofu-each or manual", fc.ToolPinning)
 	}
 	for _, p := range fc.Policies {
 		if !filepath.IsAbs(p) {
@@ -337,7 +341,7 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 		if err := gateway.ValidServerName(s.Name); err != nil {
 			return cfg, fmt.Errorf("servers[%d]: %w", i, err)
 		}
-		u := server.Upstream{Name: s.Name, Command: s.Command, Dir: s.Dir, URL: s.URL, Builtin: s.Builtin}
+		u := server.Upstream{Name: s.Name, Command: s.Command, Dir: s.Dir, URL: s.URL, Builtin: s.Builtin, Roots: s.Roots}
 		if len(s.Env) > 0 {
 			u.Env = map[string]string{}
 			for k, v := range s.Env {

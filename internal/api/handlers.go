@@ -586,6 +586,9 @@ func (s *Server) guardObserve(w http.ResponseWriter, r *http.Request, c *gateway
 	if err := checkOperation(&req.Operation); err != nil {
 		return err
 	}
+	// The agent's side reports this outcome: it is recorded as reported
+	// and never refunds a reservation.
+	req.Outcome.Reported = true
 	if err := s.cfg.Guard.Observe(r.Context(), c, &req.Operation, req.Outcome); err != nil {
 		return err
 	}

@@ -110,7 +110,10 @@ type Request struct {
 	Reasons     []string    `json:"reasons"`  // why the call was escalated
 	Policies    []string    `json:"policies"` // policy ids that escalated it
 	Requirement Requirement `json:"requirement"`
-	Created     time.Time   `json:"created"`
+	// Decision is the audit index of the recorded decision that escalated
+	// the call (0 if not known).
+	Decision uint64    `json:"decision_event,omitempty"`
+	Created  time.Time `json:"created"`
 	// Expires is when a pending request expires; once approved, when the
 	// approval stops being redeemable (reset to approval time + Timeout).
 	Expires time.Time `json:"expires"`

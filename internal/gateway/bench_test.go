@@ -12,6 +12,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/ward-dev/ward/internal/audit"
+	"github.com/ward-dev/ward/internal/enforce"
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/redact"
@@ -96,7 +97,7 @@ func BenchmarkGatewayInMemory(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer st.Close()
-			var rec gateway.Recorder = &nopRecorder{}
+			var rec enforce.Recorder = &nopRecorder{}
 			if bc.durable {
 				skey, vkey, _ := audit.NewNoteKey("bench/audit")
 				signer, _ := note.NewSigner(skey)
@@ -109,15 +110,15 @@ func BenchmarkGatewayInMemory(b *testing.B) {
 				rec = log
 			}
 			set, _ := policy.Parse(map[string][]byte{"p.cedar": []byte(`permit (principal, action == Action::"call_tool", resource in Server::"up");`)})
-			var record gateway.Record
+			var record enforce.Record
 			if bc.records {
 				r, err := redact.New(redact.Config{Salt: []byte("bench salt of sixteen bytes")})
 				if err != nil {
 					b.Fatal(err)
 				}
-				record = gateway.Record{Arguments: true, Results: []string{"up.*"}, Redactor: r}
+				record = enforce.Record{Arguments: true, Results: []string{"up.*"}, Redactor: r}
 			}
-			guard, err := gateway.NewLocal(gateway.LocalConfig{Policies: func() *policy.Set { return set }, Pins: st, Audit: rec, Record: record})
+			guard, err := enforce.New(enforce.Config{Policies: func() *policy.Set { return set }, Pins: st, Audit: rec, Record: record})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -160,13 +161,13 @@ func BenchmarkGuardRecord(b *testing.B) {
 	}
 	for _, bc := range []struct {
 		name   string
-		record gateway.Record
+		record enforce.Record
 	}{
-		{"digests-only", gateway.Record{}},
-		{"redacted-arguments-and-result", gateway.Record{Arguments: true, Results: []string{"up.*"}, Redactor: r}},
+		{"digests-only", enforce.Record{}},
+		{"redacted-arguments-and-result", enforce.Record{Arguments: true, Results: []string{"up.*"}, Redactor: r}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			guard, err := gateway.NewLocal(gateway.LocalConfig{Policies: func() *policy.Set { return set }, Pins: st, Audit: &nopRecorder{}, Record: bc.record})
+			guard, err := enforce.New(enforce.Config{Policies: func() *policy.Set { return set }, Pins: st, Audit: &nopRecorder{}, Record: bc.record})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,8 +12,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/ward-dev/ward/internal/grant"
-	"github.com/ward-dev/ward/internal/policy"
+	"github.com/ward-dev/ward/internal/enforce"
 )
 
 // Defaults for [Config].
@@ -49,100 +47,35 @@ const CodePending = -32003
 // out or is not connected.
 const CodeUpstream = -32002
 
-// Caller is the authenticated ward session on whose behalf an MCP session runs.
-type Caller struct {
-	Session  string
-	SPIFFEID string
-	Agent    string
-	Sponsor  string
-	Groups   []string
-	Depth    int
-	GrantID  string
-	Scope    grant.Scope
-	Expiry   time.Time
-	// Trust is the agent's trust score, 0-100.
-	Trust int
-	// Objective is the session's declared objective (shown to approvers).
-	Objective string
-	// Tags are the objective tags the session declared.
-	Tags []string
-}
-
-// Kind names what a list item or operation targets.
-type Kind string
+// The pipeline's types, as the proxy sees them.
+type (
+	Caller    = enforce.Caller
+	Kind      = enforce.Kind
+	Item      = enforce.Item
+	Operation = enforce.Operation
+	Verdict   = enforce.Verdict
+	Outcome   = enforce.Outcome
+)
 
 // Kinds of things an upstream offers.
 const (
-	KindTool             Kind = "tool"
-	KindPrompt           Kind = "prompt"
-	KindResource         Kind = "resource"
-	KindResourceTemplate Kind = "resource_template"
+	KindTool             = enforce.KindTool
+	KindPrompt           = enforce.KindPrompt
+	KindResource         = enforce.KindResource
+	KindResourceTemplate = enforce.KindResourceTemplate
 )
 
-// Item is one entry of a list an upstream returned.
-type Item struct {
-	// Name is what the client sees: "SERVER.NAME" for tools and prompts, the
-	// URI (or URI template) for resources.
-	Name string `json:"name"`
-	// Upstream is the upstream's own name for it.
-	Upstream string `json:"upstream"`
-	// Definition is the item exactly as the upstream described it.
-	Definition json.RawMessage `json:"definition,omitempty"`
-}
-
-// Operation is one client request the gateway must decide.
-type Operation struct {
-	Action    policy.Action   `json:"action"`
-	Method    string          `json:"method"` // the MCP method, e.g. "tools/call"
-	Server    string          `json:"server"`
-	Name      string          `json:"name"`     // as the client sees it ("fs.read_file", a URI)
-	Upstream  string          `json:"upstream"` // the upstream's own name
-	Arguments json.RawMessage `json:"arguments,omitempty"`
-	// Definition is the tool's definition as last listed by this session's
-	// upstream connection; the guard checks it against its pin.
-	Definition json.RawMessage `json:"definition,omitempty"`
-	// Refused, if set, is why the gateway could not route the request; the
-	// guard records it as a denial without deciding anything.
-	Refused string `json:"refused,omitempty"`
-}
-
-// Verdict is the guard's answer for one operation.
-type Verdict struct {
-	Allow bool `json:"allow"`
-	// Escalate: the call needs approval; Approvals are the ids of the
-	// approval requests it waits for.
-	Escalate  bool     `json:"escalate,omitempty"`
-	Approvals []string `json:"approvals,omitempty"`
-	Reason    string   `json:"reason"`
-	Policies  []string `json:"policies,omitempty"`
-	// approvals carries what an exceeded quota asks for, inside the guard.
-	approvals []policy.Approval
-	// Event is the audit index of the recorded decision.
-	Event uint64 `json:"event"`
-}
-
-// Outcome is what came back for an allowed operation.
-type Outcome struct {
-	Error        string        `json:"error,omitempty"`    // JSON-RPC error message, if the upstream failed the request
-	IsError      bool          `json:"is_error,omitempty"` // a tool result flagged isError
-	ResultDigest string        `json:"result_sha256,omitempty"`
-	ResultBytes  int           `json:"result_bytes"`
-	Duration     time.Duration `json:"duration_ns"`
-	Decision     uint64        `json:"decision_event"` // audit index of the decision
-	// Result is the upstream's result (or its JSON-RPC error object), for a
-	// guard that records and inspects what the upstream said; it is not
-	// serialised. Answered says the upstream answered at all.
-	Result   json.RawMessage `json:"-"`
-	Answered bool            `json:"answered,omitempty"`
-}
-
-// Guard decides and records. Implementations must be safe for concurrent use.
-// An error from Filter or Check denies (fail closed).
+// Guard decides and records: the enforcement pipeline ([enforce.Pipeline]),
+// or, in `ward mcp wrap`, the node reached over its guard API.
+// Implementations must be safe for concurrent use. An error from Filter or
+// Check denies (fail closed).
 type Guard interface {
 	// Filter reports, item by item, whether the caller may see it.
 	Filter(ctx context.Context, c *Caller, kind Kind, server string, items []Item) ([]bool, error)
 	// Check decides one operation and records the decision durably before it
-	// returns.
+	// returns. An operation with Refused set is recorded as a denial. Check
+	// may rewrite op.Arguments into the form it decided on; the proxy
+	// forwards them as they are after Check.
 	Check(ctx context.Context, c *Caller, op *Operation) (Verdict, error)
 	// Observe records the outcome of an allowed operation.
 	Observe(ctx context.Context, c *Caller, op *Operation, out Outcome) error

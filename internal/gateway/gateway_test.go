@@ -14,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/ward-dev/ward/internal/audit"
+	"github.com/ward-dev/ward/internal/enforce"
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/policy"
@@ -25,7 +26,7 @@ import (
 type fixture struct {
 	t         *testing.T
 	g         *gateway.Gateway
-	guard     *gateway.Local
+	guard     *enforce.Pipeline
 	st        *store.Store
 	log       *audit.Log
 	logDir    string // the audit log's directory
@@ -45,7 +46,7 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"up.sum")
 when { context.arguments has a && context.arguments.a > 1000 };
 `
 
-func newFixture(t *testing.T, mode gateway.PinMode) *fixture {
+func newFixture(t *testing.T, mode enforce.PinMode) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -71,7 +72,7 @@ func newFixture(t *testing.T, mode gateway.PinMode) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, st: st, log: log, logDir: logDir, desc: "Produce the weekly report."}
-	f.guard, err = gateway.NewLocal(gateway.LocalConfig{Policies: func() *policy.Set { return set }, Pins: st, Audit: log, PinMode: mode})
+	f.guard, err = enforce.New(enforce.Config{Policies: func() *policy.Set { return set }, Pins: st, Audit: log, PinMode: mode})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func call(cs *mcp.ClientSession, name string, args any) (*mcp.CallToolResult, er
 }
 
 func TestListFilteredAndCallsDecided(t *testing.T) {
-	f := newFixture(t, gateway.PinTrustOnFirstUse)
+	f := newFixture(t, enforce.PinTrustOnFirstUse)
 	cs := f.connect(caller)
 	got := names(t, cs)
 	if !got["up.report"] || !got["up.sum"] || got["up.delete_everything"] {
@@ -227,7 +228,7 @@ func TestListFilteredAndCallsDecided(t *testing.T) {
 // TestRugPull: a tool whose definition changes after approval is withheld
 // until an operator approves the new definition.
 func TestRugPull(t *testing.T) {
-	f := newFixture(t, gateway.PinTrustOnFirstUse)
+	f := newFixture(t, enforce.PinTrustOnFirstUse)
 	cs := f.connect(caller)
 	if !names(t, cs)["up.report"] {
 		t.Fatal("first sight of up.report should be trusted")
@@ -265,7 +266,7 @@ func TestRugPull(t *testing.T) {
 }
 
 func TestManualPinningWithholdsUntilApproved(t *testing.T) {
-	f := newFixture(t, gateway.PinManual)
+	f := newFixture(t, enforce.PinManual)
 	cs := f.connect(caller)
 	if got := names(t, cs); len(got) != 0 {
 		t.Fatalf("manual pinning lists %v before any approval", got)
@@ -278,7 +279,7 @@ func TestManualPinningWithholdsUntilApproved(t *testing.T) {
 // TestUnknownMethodRefused: raw JSON-RPC the gateway does not know is refused,
 // and the session keeps working.
 func TestUnknownMethodRefused(t *testing.T) {
-	f := newFixture(t, gateway.PinTrustOnFirstUse)
+	f := newFixture(t, enforce.PinTrustOnFirstUse)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	clientT, gwT := mcp.NewInMemoryTransports()
@@ -327,7 +328,7 @@ func TestUnknownMethodRefused(t *testing.T) {
 // TestCancellation: a client's cancel reaches the upstream, and the session
 // goes on.
 func TestCancellation(t *testing.T) {
-	f := newFixture(t, gateway.PinTrustOnFirstUse)
+	f := newFixture(t, enforce.PinTrustOnFirstUse)
 	cs := f.connect(caller)
 	names(t, cs)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -355,7 +356,7 @@ func TestCancellation(t *testing.T) {
 
 // TestResourceClaimedTwice: a URI two upstreams claim is routed to neither.
 func TestResourceClaimedTwice(t *testing.T) {
-	f := newFixture(t, gateway.PinTrustOnFirstUse)
+	f := newFixture(t, enforce.PinTrustOnFirstUse)
 	server := func(name, text string) func() *mcp.Server {
 		return func() *mcp.Server {
 			s := mcp.NewServer(&mcp.Implementation{Name: name, Version: "1"}, nil)
@@ -369,7 +370,7 @@ func TestResourceClaimedTwice(t *testing.T) {
 		}
 	}
 	set, _ := policy.Parse(map[string][]byte{"r.cedar": []byte(`permit (principal, action == Action::"read_resource", resource);`)})
-	guard, _ := gateway.NewLocal(gateway.LocalConfig{Policies: func() *policy.Set { return set }, Pins: f.st, Audit: f.log})
+	guard, _ := enforce.New(enforce.Config{Policies: func() *policy.Set { return set }, Pins: f.st, Audit: f.log})
 	g, err := gateway.New(gateway.Config{Guard: guard, Upstreams: []gateway.Upstream{
 		gateway.InProcess("good", server("good", "real config")), gateway.InProcess("evil", server("evil", "poisoned config"))}})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ward-dev/ward/internal/audit"
+	"github.com/ward-dev/ward/internal/enforce"
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/policy"
@@ -49,14 +50,14 @@ func mailServer() *mcp.Server {
 
 // recordFixture is a fixture whose gateway fronts mailServer with a guard
 // that records as rec says, everything permitted.
-func recordFixture(t *testing.T, rec gateway.Record) (*fixture, *gateway.Caller) {
+func recordFixture(t *testing.T, rec enforce.Record) (*fixture, *gateway.Caller) {
 	t.Helper()
-	f := newFixture(t, gateway.PinTrustOnFirstUse)
+	f := newFixture(t, enforce.PinTrustOnFirstUse)
 	set, err := policy.Parse(map[string][]byte{"all.cedar": []byte(`permit (principal, action, resource);`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.guard, err = gateway.NewLocal(gateway.LocalConfig{Policies: func() *policy.Set { return set }, Pins: f.st, Audit: f.log, Record: rec})
+	f.guard, err = enforce.New(enforce.Config{Policies: func() *policy.Set { return set }, Pins: f.st, Audit: f.log, Record: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func str(t *testing.T, raw json.RawMessage) string {
 // only, and no secret reaches the log's files.
 func TestRecordRedacted(t *testing.T) {
 	r := newRedactor(t, redact.Rule{Tool: "mail.send", Path: "subject"})
-	f, c := recordFixture(t, gateway.Record{Arguments: true, Results: []string{"mail.lookup", "mail://*"}, Redactor: r})
+	f, c := recordFixture(t, enforce.Record{Arguments: true, Results: []string{"mail.lookup", "mail://*"}, Redactor: r})
 	cs := f.connect(c)
 	ctx := context.Background()
 	args := map[string]any{"to": "bob@example.com", "password": password, "note": "key " + awsKey, "subject": "s1"}
@@ -215,7 +216,7 @@ func TestRecordRedacted(t *testing.T) {
 // redactor accepts, are recorded by digest only, saying why.
 func TestRecordLimits(t *testing.T) {
 	r := newRedactor(t)
-	f, c := recordFixture(t, gateway.Record{Arguments: true, Results: []string{"mail.*"}, Redactor: r, MaxBytes: 100})
+	f, c := recordFixture(t, enforce.Record{Arguments: true, Results: []string{"mail.*"}, Redactor: r, MaxBytes: 100})
 	cs := f.connect(c)
 	if _, err := call(cs, "mail.send", map[string]any{"body": strings.Repeat("x", 200), "password": password}); err != nil {
 		t.Fatal(err)
@@ -249,7 +250,7 @@ func TestRecordLimits(t *testing.T) {
 // TestRecordOff: without Record, arguments and results are recorded by
 // digest only, as they always were.
 func TestRecordOff(t *testing.T) {
-	f, c := recordFixture(t, gateway.Record{})
+	f, c := recordFixture(t, enforce.Record{})
 	cs := f.connect(c)
 	if _, err := call(cs, "mail.lookup", map[string]any{"password": password, "to": "bob@example.com"}); err != nil {
 		t.Fatal(err)
@@ -277,24 +278,24 @@ func TestRecordOff(t *testing.T) {
 }
 
 func TestNewLocalRecordConfig(t *testing.T) {
-	f := newFixture(t, gateway.PinTrustOnFirstUse)
+	f := newFixture(t, enforce.PinTrustOnFirstUse)
 	r := newRedactor(t)
 	set := func() *policy.Set { return nil }
 	for _, tc := range []struct {
 		name string
-		rec  gateway.Record
+		rec  enforce.Record
 		want string // "" for valid
 	}{
-		{"arguments without a redactor", gateway.Record{Arguments: true}, "needs a redactor"},
-		{"results without a redactor", gateway.Record{Results: []string{"mail.*"}}, "needs a redactor"},
-		{"star inside a pattern", gateway.Record{Results: []string{"mail.*.x"}, Redactor: r}, `pattern "mail.*.x"`},
-		{"empty pattern", gateway.Record{Results: []string{""}, Redactor: r}, `pattern ""`},
-		{"negative size", gateway.Record{Arguments: true, Redactor: r, MaxBytes: -1}, "negative record size limit"},
-		{"redactor alone records nothing", gateway.Record{Redactor: r}, ""},
-		{"valid", gateway.Record{Arguments: true, Results: []string{"mail.send", "file:///*"}, Redactor: r, MaxBytes: 1 << 10}, ""},
+		{"arguments without a redactor", enforce.Record{Arguments: true}, "needs a redactor"},
+		{"results without a redactor", enforce.Record{Results: []string{"mail.*"}}, "needs a redactor"},
+		{"star inside a pattern", enforce.Record{Results: []string{"mail.*.x"}, Redactor: r}, `pattern "mail.*.x"`},
+		{"empty pattern", enforce.Record{Results: []string{""}, Redactor: r}, `pattern ""`},
+		{"negative size", enforce.Record{Arguments: true, Redactor: r, MaxBytes: -1}, "negative record size limit"},
+		{"redactor alone records nothing", enforce.Record{Redactor: r}, ""},
+		{"valid", enforce.Record{Arguments: true, Results: []string{"mail.send", "file:///*"}, Redactor: r, MaxBytes: 1 << 10}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := gateway.NewLocal(gateway.LocalConfig{Policies: set, Pins: f.st, Audit: f.log, Record: tc.rec})
+			_, err := enforce.New(enforce.Config{Policies: set, Pins: f.st, Audit: f.log, Record: tc.rec})
 			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 				t.Fatalf("NewLocal = %v, want %q", err, tc.want)
 			}

@@ -10,8 +10,40 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/policy"
 )
+
+// closedReadOnly says, independently of the code under test, whether a
+// definition annotates readOnlyHint true and openWorldHint false.
+func closedReadOnly(def json.RawMessage) bool {
+	var d struct {
+		Annotations struct {
+			ReadOnly  *bool `json:"readOnlyHint"`
+			OpenWorld *bool `json:"openWorldHint"`
+		} `json:"annotations"`
+	}
+	if json.Unmarshal(def, &d) != nil {
+		return false
+	}
+	a := d.Annotations
+	return a.ReadOnly != nil && *a.ReadOnly && a.OpenWorld != nil && !*a.OpenWorld
+}
+
+// scopeKind is the grant kind a request's name is checked as.
+func scopeKind(req policy.Request) (grant.Kind, bool) {
+	switch req.Action {
+	case policy.ActionCallTool:
+		return grant.KindTool, true
+	case policy.ActionGetPrompt:
+		return grant.KindPrompt, true
+	case policy.ActionReadResource:
+		return grant.KindResource, true
+	case policy.ActionHTTPRequest:
+		return grant.KindHost, true
+	}
+	return 0, false
+}
 
 // FuzzRun: Run never panics; when it succeeds, the summary counts the
 // calls and sessions, every non-blank line is a session, call, http or exec
@@ -102,6 +134,7 @@ func FuzzRun(f *testing.F) {
 			Command, Cwd                  string
 			Args                          []string
 			ReadOnly                      bool `json:"read_only"`
+			Definition                    json.RawMessage
 			Approved                      bool
 			Result, Error                 json.RawMessage
 		}
@@ -147,7 +180,7 @@ func FuzzRun(f *testing.F) {
 			if !slices.Equal(gotTaint, wantTaint) || !took && len(gotTaint) != len(c.Taint) {
 				t.Fatalf("line %d: taint %q, want %q (took a result: %v)", i+1, c.Taint, wantTaint, took)
 			}
-			if sink := r.Type == "call" && r.Method == "tools/call" && !r.ReadOnly; c.Sink != sink {
+			if sink := r.Type == "call" && r.Method == "tools/call" && !closedReadOnly(r.Definition); c.Sink != sink && !strings.Contains(c.Reason, "name ward accepts") && !strings.HasPrefix(c.Reason, "denied: invalid request: ") {
 				t.Fatalf("line %d: sink %v", i+1, c.Sink)
 			}
 			if !took && len(c.TaintedArguments) > 0 {
@@ -176,8 +209,18 @@ func FuzzRun(f *testing.F) {
 				}
 				req.Action = map[string]policy.Action{"tools/call": policy.ActionCallTool, "prompts/get": policy.ActionGetPrompt,
 					"resources/read": policy.ActionReadResource, "resources/subscribe": policy.ActionReadResource}[r.Method]
-				req.Server, req.Name, req.Arguments, req.Verb, req.Impact = server, r.Name, r.Arguments, r.Verb, r.Impact
-				req.Dataset, req.Path = r.Dataset, r.Path
+				req.Server, req.Name, req.Arguments = server, r.Name, r.Arguments
+				if req.Action == policy.ActionCallTool {
+					// What declarations derive; others have none, as live.
+					req.Verb, req.Impact, req.Dataset, req.Path = r.Verb, r.Impact, r.Dataset, r.Path
+				}
+			}
+			if kind, ok := scopeKind(req); ok && !(grant.Scope{Tools: []string{"*"}, Prompts: []string{"*"}, Resources: []string{"*"}, Hosts: []string{"*"}}).Allows(kind, name) {
+				// A node refuses a name it cannot read before policy.
+				if c.Outcome != "deny" || !strings.HasSuffix(c.Reason, "name ward accepts") && !strings.HasPrefix(c.Reason, "denied: invalid request: ") {
+					t.Fatalf("line %d: %q: %+v", i+1, name, c)
+				}
+				continue
 			}
 			if c.Line != i+1 || c.Session != sess.Session || c.Name != name || c.Method != method || c.Server != req.Server {
 				t.Fatalf("line %d: reported %+v", i+1, c)

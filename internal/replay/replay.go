@@ -15,7 +15,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/ward-dev/ward/internal/gateway"
+	"github.com/ward-dev/ward/internal/enforce"
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/taint"
 )
@@ -39,9 +39,10 @@ type Options struct {
 	// Labels labels results as the node's taint configuration does; nil
 	// labels every result untrusted, as a node without one.
 	Labels *taint.Labeler
-	// Tools are the node's tool declarations. Replay uses their Sink and
-	// Consequential; verb, impact, dataset and path come from the trace.
-	Tools map[string]gateway.ToolDeclaration
+	// Tools are the node's tool declarations, used as the node uses them;
+	// a verb, impact, dataset or path recorded in the trace takes the
+	// place of what a declaration would derive.
+	Tools map[string]enforce.ToolDeclaration
 }
 
 // Call is one recorded call, HTTP request or program run, and what ward
@@ -179,7 +180,10 @@ func Run(set *policy.Set, r io.Reader, opt Options) (*Report, error) {
 	p := newParser()
 	rep := &Report{Summary: Summary{ByPolicy: map[string]int{}}}
 	sessions := map[string]int{} // session id → line of its record
-	sim := &simulator{opt: opt, tracker: taint.NewTracker()}
+	sim, err := newSimulator(set, opt)
+	if err != nil {
+		return nil, err
+	}
 	var cur *state
 	line := 0
 	for sc.Scan() {
@@ -213,7 +217,7 @@ func Run(set *policy.Set, r io.Reader, opt Options) (*Report, error) {
 			if rec.harmful && cur.sum.Label != LabelAttack {
 				return nil, fmt.Errorf("trace line %d: a harmful call in session %q, which is not labelled %q", line, cur.sum.ID, LabelAttack)
 			}
-			c := sim.decide(set, cur, rec, line)
+			c := sim.decide(cur, rec, line)
 			rep.add(c)
 			cur.sum.add(c)
 		}
@@ -283,7 +287,8 @@ type record struct {
 	result            json.RawMessage // nil if absent or null
 	failed            bool            // a non-null error
 	harmful, approved bool
-	readOnly          bool // call
+	readOnly          bool            // call
+	definition        json.RawMessage // call: the tool's definition, as listed
 
 	// call (method and path also http)
 	method, server, name string
@@ -305,7 +310,7 @@ type record struct {
 var fields = map[string]map[string]bool{
 	"session": {"type": true, "session": true, "agent": true, "sponsor": true, "groups": true, "depth": true, "trust": true, "objective": true, "label": true},
 	"call": {"type": true, "method": true, "server": true, "name": true, "arguments": true, "verb": true, "impact": true,
-		"dataset": true, "path": true, "taint": true, "result": true, "error": true, "time": true, "read_only": true,
+		"dataset": true, "path": true, "taint": true, "result": true, "error": true, "time": true, "read_only": true, "definition": true,
 		"harmful": true, "approved": true},
 	"http": {"type": true, "method": true, "scheme": true, "host": true, "port": true, "path": true, "taint": true,
 		"result": true, "error": true, "time": true, "harmful": true, "approved": true},
@@ -465,6 +470,11 @@ func (rec *record) set(m member) error {
 		}
 	case "read_only":
 		rec.readOnly, err = boolean(m)
+	case "definition":
+		if m.value.Kind() != '{' {
+			return fmt.Errorf("field %q must be an object (the tool's definition as listed)", m.name)
+		}
+		rec.definition = json.RawMessage(bytes.Clone(m.value))
 	case "harmful":
 		rec.harmful, err = boolean(m)
 	case "approved":

@@ -421,7 +421,7 @@ func TestWriteTextQuotes(t *testing.T) {
 	}
 	got := out.String()
 	first, _, _ := strings.Cut(got, "\n")
-	want := `L2 "evil\nL99 s1 allow" deny  resources/read "file:///x\x1b[2J y" — no policy permits read_resource on Resource::"file:///x\u{1b}[2J y" (default deny)`
+	want := `L2 "evil\nL99 s1 allow" deny  resources/read "file:///x\x1b[2J y" — "file:///x\x1b[2J y" is not a resource name ward accepts`
 	if first != want {
 		t.Fatalf("first line\n%s\nwant\n%s", first, want)
 	}

@@ -1,160 +1,133 @@
 package replay
 
 import (
+	"context"
+	"encoding/json"
 	"slices"
+	"strings"
 
-	"github.com/ward-dev/ward/internal/gateway"
+	"github.com/ward-dev/ward/internal/enforce"
+	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/policy"
-	"github.com/ward-dev/ward/internal/provenance"
-	"github.com/ward-dev/ward/internal/scan"
-	"github.com/ward-dev/ward/internal/taint"
 )
 
-// Content scanning as the node does it (internal/server): a result whose
-// scan.Score reaches SuspiciousScore gives the session SuspiciousLabel.
+// Content scanning as the node does it: a result whose scan.Score reaches
+// SuspiciousScore gives the session SuspiciousLabel.
 const (
-	SuspiciousScore = 3
-	SuspiciousLabel = "suspicious"
+	SuspiciousScore = enforce.SuspiciousScore
+	SuspiciousLabel = enforce.SuspiciousLabel
 )
 
-// simulator does, around each decision, what the live node does besides
-// policy: taint labels, argument provenance and content scanning.
+// simulator decides each record through the node's own enforcement
+// pipeline (enforce.Pipeline.Evaluate), with the node's per-session state
+// (enforce.Sessions): what replay reports is what a node would decide.
+// What a node has and a trace does not is left out: grants (a replayed
+// session may call anything), tool pins (a trace carries no approvals),
+// quotas, the monitor and approvals (a recorded "approved" stands for
+// one).
 type simulator struct {
-	opt     Options
-	tracker *taint.Tracker
+	pipeline *enforce.Pipeline
+	sessions *enforce.Sessions
+}
+
+// everything is the scope of a replayed session: traces record no grant.
+var everything = grant.Scope{Tools: []string{"*"}, Prompts: []string{"*"}, Resources: []string{"*"}, Hosts: []string{"*"}}
+
+func newSimulator(set *policy.Set, opt Options) (*simulator, error) {
+	sessions := enforce.NewSessions(enforce.SessionsConfig{Labeler: opt.Labels, EventName: "line"})
+	p, err := enforce.New(enforce.Config{Policies: func() *policy.Set { return set }, Tools: opt.Tools, State: sessions})
+	if err != nil {
+		return nil, err
+	}
+	return &simulator{pipeline: p, sessions: sessions}, nil
 }
 
 // state is the session being replayed.
 type state struct {
-	req policy.Request // the template: who is calling
-	ix  *provenance.Index
-	sum *Session
+	caller *enforce.Caller
+	sum    *Session
 }
 
 // start opens the session of a session record.
 func (s *simulator) start(rec *record, line int) *state {
-	ix := provenance.New(provenance.Config{})
-	ix.AddTrusted(rec.objective)
 	return &state{
-		req: policy.Request{Session: rec.session, Agent: rec.agent, Sponsor: rec.sponsor, Groups: rec.groups,
-			Depth: rec.depth, Trust: rec.trust},
-		ix:  ix,
+		caller: &enforce.Caller{Session: rec.session, Agent: rec.agent, Sponsor: rec.sponsor, Groups: rec.groups,
+			Depth: rec.depth, Trust: rec.trust, Objective: rec.objective, Scope: everything},
 		sum: &Session{Line: line, ID: rec.session, Label: rec.label},
 	}
 }
 
-// decide decides one call, http or exec record of session st, as the
-// gateway's decide does, then takes in its result if ward would have let
-// the call through.
-func (s *simulator) decide(set *policy.Set, st *state, rec *record, line int) Call {
-	req := st.req
-	req.Taint = labels(rec.taint, s.tracker.Labels(req.Session))
-	c := Call{Line: line, Session: req.Session, Method: rec.method, Taint: req.Taint, Harmful: rec.harmful, Approved: rec.approved}
-	var decl gateway.ToolDeclaration
+// readOnlyDefinition stands for the definition of a tool recorded only as
+// read_only: annotated readOnlyHint, and nothing else.
+var readOnlyDefinition = json.RawMessage(`{"annotations":{"readOnlyHint":true}}`)
+
+// operation is what a node would be asked to decide for rec.
+func operation(rec *record) *enforce.Operation {
+	recorded := &enforce.Recorded{Taint: rec.taint}
 	switch rec.typ {
 	case "http":
-		h := &policy.HTTPRequest{Method: rec.method, Scheme: rec.scheme, Host: rec.host, Port: rec.port, Path: rec.path}
-		req.Action, req.HTTP = policy.ActionHTTPRequest, h
-		c.Method, c.Name, c.HTTP = "http", rec.host, h
+		return &enforce.Operation{Action: policy.ActionHTTPRequest, Name: rec.host, Recorded: recorded,
+			HTTP: &policy.HTTPRequest{Method: rec.method, Scheme: rec.scheme, Host: rec.host, Port: rec.port, Path: rec.path}}
 	case "exec":
-		e := &policy.ExecRequest{Command: rec.command, Args: rec.args, Dir: rec.cwd}
-		req.Action, req.Exec = policy.ActionExec, e
-		c.Method, c.Name, c.Exec = "exec", rec.command, e
+		return &enforce.Operation{Action: policy.ActionExec, Name: rec.command, Recorded: recorded,
+			Exec: &policy.ExecRequest{Command: rec.command, Args: rec.args, Dir: rec.cwd}}
+	}
+	recorded.Verb, recorded.Impact, recorded.Dataset, recorded.Path = rec.verb, rec.impact, rec.dataset, rec.path
+	op := &enforce.Operation{Action: methods[rec.method], Method: rec.method, Server: rec.server, Name: rec.name,
+		Upstream: rec.name, Arguments: rec.arguments, Definition: rec.definition, Recorded: recorded}
+	if rec.method == "tools/call" || rec.method == "prompts/get" {
+		op.Upstream = strings.TrimPrefix(rec.name, rec.server+".")
+	}
+	if op.Definition == nil && rec.readOnly {
+		op.Definition = readOnlyDefinition
+	}
+	return op
+}
+
+// decide decides one call, http or exec record of session st as the node
+// would, then takes in its result if ward would have let the call through.
+func (s *simulator) decide(st *state, rec *record, line int) Call {
+	ctx := context.Background()
+	op := operation(rec)
+	ev := s.pipeline.Evaluate(ctx, st.caller, op)
+	req := ev.Request
+	taint := slices.Compact(slices.Sorted(slices.Values(slices.Concat(rec.taint, s.sessions.Labels(st.caller.Session)))))
+	if len(taint) == 0 {
+		taint = nil
+	}
+	c := Call{Line: line, Session: st.caller.Session, Method: rec.method, Taint: taint,
+		Harmful: rec.harmful, Approved: rec.approved, Sink: req.Sink, TaintedArguments: req.TaintedArguments,
+		Outcome: ev.Verdict.Outcome(), Reason: ev.Verdict.Reason, Policies: ev.Verdict.Policies}
+	switch rec.typ {
+	case "http":
+		c.Method, c.Name, c.HTTP = "http", rec.host, op.HTTP
+	case "exec":
+		c.Method, c.Name, c.Exec = "exec", rec.command, op.Exec
 	default:
-		req.Action = methods[rec.method]
-		req.Server, req.Name = rec.server, rec.name
-		req.Arguments, req.Verb, req.Impact = rec.arguments, rec.verb, rec.impact
-		req.Dataset, req.Path = rec.dataset, rec.path
 		c.Server, c.Name, c.Arguments, c.Dataset, c.Path = rec.server, rec.name, rec.arguments, rec.dataset, rec.path
-		if req.Action == policy.ActionCallTool {
-			decl = s.opt.Tools[rec.name]
-			req.Sink = !rec.readOnly
-			if decl.Sink != nil {
-				req.Sink = *decl.Sink
-			}
-		}
 	}
-	explain := ""
-	if req.Sink {
-		paths := decl.Consequential
-		if paths == nil {
-			paths = gateway.DefaultConsequential
-		}
-		var err error
-		if req.TaintedArguments, explain, err = check(st.ix, req.Arguments, paths); err != nil {
-			c.Sink, c.Outcome, c.Reason = true, "deny", "could not check where the arguments came from: "+err.Error()
-			return c
-		}
-	}
-	c.Sink, c.TaintedArguments = req.Sink, req.TaintedArguments
-	d := set.Decide(req)
-	c.Outcome, c.Reason = d.Outcome(), d.Explain(req)
-	if explain != "" && !d.Allow {
-		c.Reason += "; " + explain
-	}
-	for _, r := range d.Reasons {
-		c.Policies = append(c.Policies, r.PolicyID)
-	}
-	for _, a := range d.Approvals {
+	for _, a := range ev.Decision.Approvals {
 		c.Approvals = append(c.Approvals, a.String())
 	}
-	if d.Allow || d.Escalate && rec.approved {
-		s.take(st, rec, line)
+	if ev.Verdict.Allow || ev.Verdict.Escalate && rec.approved {
+		s.take(ctx, st, rec, line)
 	}
 	return c
 }
 
-// take gives the session what the result of a call it made carries, as the
-// node's onResult (tools) and egress OnResponse (hosts) do. A record
-// without a result, or with an error, returned nothing to take.
-func (s *simulator) take(st *state, rec *record, line int) {
+// take gives the session what the result of a call it made carries, as a
+// node does with what the agent receives. A record without a result, or
+// with an error, returned nothing to take; a program's output is not
+// taken in, as live.
+func (s *simulator) take(ctx context.Context, st *state, rec *record, line int) {
 	if rec.result == nil || rec.failed {
 		return
 	}
-	session := st.req.Session
 	switch rec.typ {
 	case "http":
-		s.tracker.Add(session, s.opt.Labels.Host(rec.host)...)
-		return
+		s.sessions.Receive(ctx, st.caller, enforce.Received{Host: rec.host, Event: uint64(line), Body: rec.result})
 	case "exec":
-		return
+	default:
+		s.sessions.Receive(ctx, st.caller, enforce.Received{Source: rec.name, Event: uint64(line), Result: rec.result})
 	}
-	ls := s.opt.Labels.Tool(rec.name)
-	s.tracker.Add(session, ls...)
-	switch {
-	case slices.Contains(ls, taint.Untrusted):
-		st.ix.AddUntrusted(rec.name, uint64(line), rec.result)
-	case slices.Equal(ls, []string{taint.Trusted}):
-		st.ix.AddTrustedResult(rec.result)
-	}
-	var hits []scan.Hit
-	for _, t := range scan.Texts(rec.result, 0) {
-		hits = append(hits, scan.Result(t)...)
-	}
-	if scan.Score(hits) >= SuspiciousScore {
-		s.tracker.Add(session, SuspiciousLabel)
-	}
-}
-
-// check is the node's provenance check: the tainted consequential
-// arguments of a sink call, and why, in the node's words. The event of a
-// finding is the trace line of the result.
-func check(ix *provenance.Index, args []byte, paths []string) ([]string, string, error) {
-	findings, err := ix.Check(args, paths)
-	if err != nil {
-		return nil, "", err
-	}
-	tainted, why := provenance.Explain(findings, "line")
-	return tainted, why, nil
-}
-
-// labels is the sorted union of the labels recorded with a call and those
-// the replay gave its session; nil if none.
-func labels(recorded, simulated []string) []string {
-	if len(recorded) == 0 && len(simulated) == 0 {
-		return nil
-	}
-	out := slices.Concat(recorded, simulated)
-	slices.Sort(out)
-	return slices.Compact(out)
 }

@@ -6,94 +6,46 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/authority"
-	"github.com/ward-dev/ward/internal/gateway"
-	"github.com/ward-dev/ward/internal/provenance"
+	"github.com/ward-dev/ward/internal/enforce"
 	"github.com/ward-dev/ward/internal/scan"
 	"github.com/ward-dev/ward/internal/store"
 	"github.com/ward-dev/ward/internal/taint"
 )
 
-// Content scanning thresholds (scan.Score of a result or tool definition).
-const (
-	// suspiciousScore marks a result as carrying instructions aimed at the
-	// model: the session gets the "suspicious" label and content risk.
-	suspiciousScore = 3
-	// SuspiciousLabel is the taint label of a session that received such a
-	// result; policies may refuse sinks to it.
-	SuspiciousLabel = "suspicious"
-)
+// SuspiciousLabel is the taint label of a session that received a result
+// carrying instructions aimed at the model; policies may refuse sinks to
+// it.
+const SuspiciousLabel = enforce.SuspiciousLabel
 
-// provenances holds each session's provenance index.
-type provenances struct {
-	mu sync.Mutex
-	m  map[string]*provenance.Index
-}
+// suspiciousScore is the scan.Score from which a tool definition looks
+// poisoned (and a result suspicious, see enforce.SuspiciousScore).
+const suspiciousScore = enforce.SuspiciousScore
 
-// index returns the session's provenance index, created with the
-// session's objective as trusted input.
-func (n *Node) index(c *gateway.Caller) *provenance.Index {
-	n.prov.mu.Lock()
-	defer n.prov.mu.Unlock()
-	ix, ok := n.prov.m[c.Session]
-	if !ok {
-		ix = provenance.New(provenance.Config{})
-		ix.AddTrusted(c.Objective)
-		if !n.Auth.Ended(c.Session) { // ended: a call still in flight; keep nothing
-			n.prov.m[c.Session] = ix
-		}
-	}
-	return ix
-}
-
-func (n *Node) forgetProvenance(ids []string) {
-	n.prov.mu.Lock()
-	defer n.prov.mu.Unlock()
-	for _, id := range ids {
-		delete(n.prov.m, id)
-	}
-}
-
-// checkProvenance is the gateway's Provenance hook.
-func (n *Node) checkProvenance(ctx context.Context, c *gateway.Caller, op *gateway.Operation, paths []string) ([]string, string, error) {
-	findings, err := n.index(c).Check(op.Arguments, paths)
-	if err != nil {
-		return nil, "", err
-	}
-	tainted, why := provenance.Explain(findings, "event")
-	return tainted, why, nil
-}
-
-// onResult labels the session with what a tool's result carries, indexes
-// its values for provenance and scans it for instructions aimed at the
-// model.
-func (n *Node) onResult(ctx context.Context, c *gateway.Caller, op *gateway.Operation, out gateway.Outcome) {
-	labels := n.labels.Tool(op.Name)
-	n.taintFrom(ctx, c.Session, c.Agent, c.Sponsor, op.Name, labels)
-	ix := n.index(c)
-	switch {
-	case slices.Contains(labels, taint.Untrusted):
-		if sum := ix.AddUntrusted(op.Name, out.Decision, out.Result); sum.Partial {
-			n.record(ctx, c, "provenance.partial", map[string]any{"source": op.Name, "event": out.Decision, "note": sum.Note})
-		}
-	case slices.Equal(labels, []string{taint.Trusted}):
-		ix.AddTrustedResult(out.Result)
-	}
-	var hits []scan.Hit
-	for _, t := range scan.Texts(out.Result, 0) {
-		hits = append(hits, scan.Result(t)...)
-	}
-	if out.Error != "" {
-		hits = append(hits, scan.Result(out.Error)...) // an upstream's error message
-	}
-	if score := scan.Score(hits); score >= suspiciousScore {
-		n.record(ctx, c, "signal", map[string]any{"kind": "content", "source": op.Name, "event": out.Decision, "score": score, "hits": n.hitList(op.Name, hits)})
-		n.taintFrom(ctx, c.Session, c.Agent, c.Sponsor, op.Name, []string{SuspiciousLabel})
-		n.watch.raise(c.Session, min(100, 10*score))
-	}
+// openSessions creates the sessions' taint and provenance state, whose
+// changes are recorded: each new label, each result that looks like it
+// gives the model orders (which also raises the session's risk for the
+// monitor), each result provenance could index only in part.
+func (n *Node) openSessions(labeler *taint.Labeler) {
+	n.sessions = enforce.NewSessions(enforce.SessionsConfig{
+		Labeler: labeler,
+		OnLabel: func(ctx context.Context, c *enforce.Caller, label, from string) {
+			if _, err := n.Audit.Append(ctx, audit.Event{Type: "taint", Actor: "ward", Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
+				Data: jsonData(map[string]any{"label": label, "from": from})}); err != nil {
+				n.cfg.Logger.Error("recording a taint label failed", "session", c.Session, "err", err)
+			}
+		},
+		OnContent: func(ctx context.Context, c *enforce.Caller, source string, event uint64, score int, hits []scan.Hit) {
+			n.record(ctx, c, "signal", map[string]any{"kind": "content", "source": source, "event": event, "score": score, "hits": n.hitList(source, hits)})
+			n.watch.raise(c.Session, min(100, 10*score))
+		},
+		OnPartial: func(ctx context.Context, c *enforce.Caller, source string, event uint64, note string) {
+			n.record(ctx, c, "provenance.partial", map[string]any{"source": source, "event": event, "note": note})
+		},
+		Ended: n.Auth.Ended,
+	})
 }
 
 // inspect is the gateway's Inspect hook: tool poisoning.
@@ -127,7 +79,7 @@ func (n *Node) hitList(source string, hits []scan.Hit) []map[string]any {
 	return out
 }
 
-func (n *Node) record(ctx context.Context, c *gateway.Caller, typ string, data any) {
+func (n *Node) record(ctx context.Context, c *enforce.Caller, typ string, data any) {
 	if _, err := n.Audit.Append(ctx, audit.Event{Type: typ, Actor: "ward", Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Data: jsonData(data)}); err != nil {
 		n.cfg.Logger.Error("recording failed", "type", typ, "err", err)
 	}
@@ -140,7 +92,7 @@ func (n *Node) LabelConfig() any {
 }
 
 // SessionLabels implements api.Labels.
-func (n *Node) SessionLabels(session string) []string { return n.taint.Labels(session) }
+func (n *Node) SessionLabels(session string) []string { return n.sessions.Labels(session) }
 
 // ClearLabel implements api.Labels: an operator may clear the labels a
 // playbook (review) or a content scan (suspicious) gave; what a session
@@ -149,13 +101,13 @@ func (n *Node) ClearLabel(ctx context.Context, by store.Principal, session, labe
 	if label != ReviewLabel && label != SuspiciousLabel {
 		return fmt.Errorf("%w: only %q and %q can be cleared; a session keeps the labels of what it received", authority.ErrInvalid, ReviewLabel, SuspiciousLabel)
 	}
-	if !slices.Contains(n.taint.Labels(session), label) {
+	if !slices.Contains(n.sessions.Labels(session), label) {
 		return fmt.Errorf("session %s has no label %q: %w", session, label, store.ErrNotFound)
 	}
 	// Recorded first: a clearing that cannot be recorded does not happen.
 	if _, err := n.Audit.Append(ctx, audit.Event{Type: "taint.clear", Actor: by.Name, Session: session, Data: jsonData(map[string]string{"label": label})}); err != nil {
 		return err
 	}
-	n.taint.Remove(session, label)
+	n.sessions.RemoveLabel(session, label)
 	return nil
 }

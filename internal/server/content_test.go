@@ -15,7 +15,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ward-dev/ward/internal/api"
-	"github.com/ward-dev/ward/internal/gateway"
+	"github.com/ward-dev/ward/internal/enforce"
 	"github.com/ward-dev/ward/internal/server"
 )
 
@@ -29,7 +29,7 @@ import (
 func TestTextCannotChooseTheRecipient(t *testing.T) {
 	n := startNode(t, server.Config{Upstreams: demoOnly, HoldTimeout: -1,
 		ApproverGroups: map[string][]string{"security": {"admin"}},
-		Tools:          map[string]gateway.ToolDeclaration{"demo.write_note": {Verb: "write", Consequential: []string{"name"}}}})
+		Tools:          map[string]enforce.ToolDeclaration{"demo.write_note": {Verb: "write", Consequential: []string{"name"}}}})
 	n.setupAgent("mailer", []string{"writers"}, map[string][]string{"tools": {"demo.*"}})
 	creds, v := n.startSession("mailer", "file the report for alice@corp.example", nil, "")
 	cs := n.connect(t, creds.HTTPClient(false), nil)

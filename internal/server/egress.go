@@ -23,7 +23,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,13 +30,11 @@ import (
 	"github.com/ward-dev/ward/internal/atomicfile"
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/egress"
+	"github.com/ward-dev/ward/internal/enforce"
 	"github.com/ward-dev/ward/internal/gateway"
-	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/identity"
 	"github.com/ward-dev/ward/internal/monitor"
 	"github.com/ward-dev/ward/internal/policy"
-	"github.com/ward-dev/ward/internal/scan"
-	"github.com/ward-dev/ward/internal/taint"
 )
 
 // Egress configures the node's HTTP(S) egress proxy: the way out for
@@ -202,26 +199,17 @@ func (n *Node) authenticateProxy(ctx context.Context, session, token string) (*e
 	return &egress.Identity{Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, SPIFFEID: c.SPIFFEID}, nil
 }
 
-// decideEgress decides a request: a host the session's grant does not
-// list is refused before policy is asked, whatever the policies say (for a
-// CONNECT tunnel and for each request inside a brokered one alike); the
-// rest is decided as http_request. Escalation is not offered on this path:
-// a request that would need approval is refused, saying so.
+// decideEgress decides a request through the enforcement pipeline, as the
+// action http_request: a host the session's grant does not list is refused
+// before policy is asked, whatever the policies say (for a CONNECT tunnel
+// and for each request inside a brokered one alike); the destination's
+// provenance is checked; the monitor sees every request. Escalation is not
+// offered on this path: a request that would need approval is refused,
+// saying so. The proxy records the decision (egress events).
 func (n *Node) decideEgress(ctx context.Context, id *egress.Identity, r *egress.Request) (egress.Verdict, error) {
 	c, err := n.Auth.Caller(ctx, id.Session)
 	if err != nil {
 		return egress.Verdict{}, err
-	}
-	if !c.Scope.Allows(grant.KindHost, r.Host) {
-		// The monitor sees the refusal as it sees a tool call out of
-		// scope; the grant's reason stands whatever it answers.
-		n.watch.observe(ctx, c, monitor.Event{Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups,
-			Kind: monitor.KindEgress, Name: r.Host, Verb: r.Method, Decision: monitor.DecisionDeny})
-		return egress.Verdict{Reason: notInGrant(r.Host, c.Scope.Hosts)}, nil
-	}
-	set := n.policies.Load()
-	if set == nil {
-		return egress.Verdict{Reason: "no policies loaded"}, nil
 	}
 	hr := &policy.HTTPRequest{Method: r.Method, Scheme: r.Scheme, Host: r.Host, Port: r.Port}
 	if r.Tunnel {
@@ -231,61 +219,26 @@ func (n *Node) decideEgress(ctx context.Context, id *egress.Identity, r *egress.
 	} else if hr.Path, err = policy.CleanHTTPPath(r.Path); err != nil {
 		return egress.Verdict{Reason: "the request path is not a valid URL path"}, nil
 	}
-	// Destination provenance: did text the session read choose this host?
-	dest := map[string]string{"host": r.Host, "url": r.Scheme + "://" + r.Host + r.Path}
-	if r.Tunnel {
-		delete(dest, "url")
-	}
-	args, _ := json.Marshal(dest)
-	tainted, explain, err := n.checkProvenance(ctx, c, &gateway.Operation{Arguments: args}, []string{"host", "url"})
-	if err != nil {
-		return egress.Verdict{Reason: "could not check where the destination came from: " + err.Error()}, nil
-	}
-	d := set.Decide(policy.Request{Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups, Depth: c.Depth,
-		Trust: c.Trust, ObjectiveTags: c.Tags, Taint: n.taint.Labels(c.Session), Action: policy.ActionHTTPRequest, HTTP: hr,
-		TaintedArguments: tainted})
-	var ids []string
-	for _, reason := range d.Reasons {
-		ids = append(ids, reason.PolicyID)
-	}
-	if block := n.watch.observe(ctx, c, monitor.Event{Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups,
-		Kind: monitor.KindEgress, Name: r.Host, Verb: hr.Method, Decision: d.Outcome()}); block != "" {
-		return egress.Verdict{Reason: block}, nil
-	}
+	op := &enforce.Operation{Action: policy.ActionHTTPRequest, Name: r.Host, HTTP: hr}
+	v := n.pipeline.Evaluate(ctx, c, op).Verdict
+	// The monitor sees every request, refused or not; a refusal's reason
+	// stands whatever it answers.
+	block := n.watch.observe(ctx, c, monitor.Event{Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups,
+		Kind: monitor.KindEgress, Name: r.Host, Verb: hr.Method, Decision: v.Outcome()})
 	switch {
-	case d.Allow:
+	case v.Allow && block != "":
+		return egress.Verdict{Reason: block}, nil
+	case v.Allow:
 		if r.Tunnel {
 			// What comes through a tunnel cannot be read: the session gets
 			// the host's labels before the first byte flows.
-			n.taintFrom(ctx, c.Session, c.Agent, c.Sponsor, "host:"+r.Host, n.labels.Host(r.Host))
+			n.sessions.ReceiveHost(ctx, c, r.Host)
 		}
-		return egress.Verdict{Allow: true, Reason: "permitted by " + strings.Join(ids, ", ")}, nil
-	case d.Escalate:
-		return egress.Verdict{Reason: "needs approval, which egress requests cannot wait for: refused"}, nil
-	case len(d.Errors) > 0 && len(ids) == 0:
-		return egress.Verdict{Reason: "denied: " + d.Errors[0]}, nil
-	case len(ids) > 0:
-		return egress.Verdict{Reason: join("forbidden by "+strings.Join(ids, ", "), explain)}, nil
+		return egress.Verdict{Allow: true, Reason: v.Reason}, nil
+	case v.Escalate:
+		return egress.Verdict{Reason: "needs approval, which egress requests cannot wait for: refused (" + v.Reason + ")"}, nil
 	}
-	return egress.Verdict{Reason: join("no policy permits this request", explain)}, nil
-}
-
-// maxShownHosts bounds how many of a grant's host patterns a refusal
-// lists.
-const maxShownHosts = 8
-
-// notInGrant is the reason for refusing a host the grant does not list:
-// `host evil.example is not in the session's grant (hosts: api.example.com,
-// *.cdn.example.com)`.
-func notInGrant(host string, hosts []string) string {
-	list := "none"
-	if len(hosts) > 0 {
-		list = strings.Join(hosts[:min(len(hosts), maxShownHosts)], ", ")
-		if len(hosts) > maxShownHosts {
-			list += fmt.Sprintf(" and %d more", len(hosts)-maxShownHosts)
-		}
-	}
-	return fmt.Sprintf("host %s is not in the session's grant (hosts: %s)", host, list)
+	return egress.Verdict{Reason: v.Reason}, nil
 }
 
 func (n *Node) recordEgress(ctx context.Context, id *egress.Identity, r *egress.Request, rec egress.Record) error {
@@ -299,24 +252,6 @@ func (n *Node) recordEgress(ctx context.Context, id *egress.Identity, r *egress.
 	}
 	_, err := n.Audit.Append(ctx, e)
 	return err
-}
-
-// taintFrom gives a session the labels of a result it received and records
-// each new one.
-func (n *Node) taintFrom(ctx context.Context, session, agent, sponsor, from string, labels []string) {
-	added := n.taint.Add(session, labels...)
-	if n.Auth.Ended(session) {
-		// A call still in flight when its session ended: keep nothing
-		// (the check comes after the add, so it cannot miss the end).
-		n.taint.Forget(session)
-		return
-	}
-	for _, l := range added {
-		if _, err := n.Audit.Append(ctx, audit.Event{Type: "taint", Actor: "ward", Session: session, Agent: agent, Sponsor: sponsor,
-			Data: jsonData(map[string]any{"label": l, "from": from})}); err != nil {
-			n.cfg.Logger.Error("recording a taint label failed", "session", session, "err", err)
-		}
-	}
 }
 
 // redactPath redacts secrets from a URL path before it is recorded
@@ -339,14 +274,6 @@ func (n *Node) redactText(name, text string) string {
 	return clean
 }
 
-// join appends a provenance explanation to a reason.
-func join(reason, explain string) string {
-	if explain == "" {
-		return reason
-	}
-	return reason + "; " + explain
-}
-
 // maxInspect bounds how much of a response body is scanned and indexed.
 const maxInspect = 1 << 20
 
@@ -357,15 +284,14 @@ const maxInspect = 1 << 20
 // body's end.
 func (n *Node) egressResponse(id *egress.Identity, r *egress.Request, resp *http.Response) {
 	ctx := context.Background()
-	labels := n.labels.Host(r.Host)
-	n.taintFrom(ctx, id.Session, id.Agent, id.Sponsor, "host:"+r.Host, labels)
-	ct := strings.ToLower(resp.Header.Get("Content-Type"))
-	if ct != "" && !strings.HasPrefix(ct, "text/") && !strings.Contains(ct, "json") && !strings.Contains(ct, "xml") && !strings.Contains(ct, "javascript") {
-		return // images, archives, ...: nothing addressed to the model
-	}
 	c, err := n.Auth.Caller(ctx, id.Session)
 	if err != nil {
 		return
+	}
+	n.sessions.ReceiveHost(ctx, c, r.Host)
+	ct := strings.ToLower(resp.Header.Get("Content-Type"))
+	if ct != "" && !strings.HasPrefix(ct, "text/") && !strings.Contains(ct, "json") && !strings.Contains(ct, "xml") && !strings.Contains(ct, "javascript") {
+		return // images, archives, ...: nothing addressed to the model
 	}
 	encoding := strings.ToLower(resp.Header.Get("Content-Encoding"))
 	resp.Body = &inspectBody{rc: resp.Body, done: func(body []byte, truncated bool) {
@@ -392,16 +318,7 @@ func (n *Node) egressResponse(id *egress.Identity, r *egress.Request, resp *http
 		if err != nil {
 			n.cfg.Logger.Error("recording egress content failed", "err", err)
 		}
-		source := "host:" + r.Host
-		if slices.Contains(labels, taint.Untrusted) {
-			n.index(c).AddUntrusted(source, idx, body)
-		}
-		hits := scan.Result(string(body))
-		if score := scan.Score(hits); score >= suspiciousScore {
-			n.record(ctx, c, "signal", map[string]any{"kind": "content", "source": source, "event": idx, "score": score, "hits": n.hitList(source, hits)})
-			n.taintFrom(ctx, c.Session, c.Agent, c.Sponsor, source, []string{SuspiciousLabel})
-			n.watch.raise(c.Session, min(100, 10*score))
-		}
+		n.sessions.Receive(ctx, c, enforce.Received{Host: r.Host, Event: idx, Body: body})
 	}}
 }
 

@@ -15,7 +15,7 @@ import (
 
 	"github.com/ward-dev/ward/internal/atomicfile"
 	"github.com/ward-dev/ward/internal/audit"
-	"github.com/ward-dev/ward/internal/gateway"
+	"github.com/ward-dev/ward/internal/enforce"
 	"github.com/ward-dev/ward/internal/monitor"
 	"github.com/ward-dev/ward/internal/store"
 )
@@ -95,7 +95,7 @@ func (w *watcher) forget(ids []string) {
 }
 
 // call is the gateway's Watch hook.
-func (w *watcher) call(ctx context.Context, c *gateway.Caller, op *gateway.Operation, decision string) string {
+func (w *watcher) call(ctx context.Context, c *enforce.Caller, op *enforce.Operation, decision string) string {
 	var verb string
 	if d, ok := w.n.cfg.Tools[op.Name]; ok {
 		verb = d.Verb
@@ -138,7 +138,7 @@ func (w *watcher) raise(session string, risk int) {
 // observe feeds one event to the monitor, keeps the trust score in step
 // with the store, records signals and carries out actions. It returns a
 // reason to deny the call, or "".
-func (w *watcher) observe(ctx context.Context, c *gateway.Caller, e monitor.Event) string {
+func (w *watcher) observe(ctx context.Context, c *enforce.Caller, e monitor.Event) string {
 	// Responses outlive the call that raised them: a quarantine ends the
 	// very session whose request carries ctx.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -164,7 +164,7 @@ func (w *watcher) observe(ctx context.Context, c *gateway.Caller, e monitor.Even
 		case monitor.ActionBlock:
 			block = fmt.Sprintf("blocked by playbook %q: %s (%s)", a.Playbook, a.Signal.Kind, a.Signal.Detail)
 		case monitor.ActionRequireApproval:
-			w.n.taintFrom(ctx, a.Session, a.Agent, c.Sponsor, "playbook:"+a.Playbook, []string{ReviewLabel})
+			w.n.sessions.AddLabels(ctx, &enforce.Caller{Session: a.Session, Agent: a.Agent, Sponsor: c.Sponsor, Objective: c.Objective}, "playbook:"+a.Playbook, ReviewLabel)
 		case monitor.ActionQuarantine:
 			if _, err := w.n.Auth.SetAgentStatus(ctx, monitorPrincipal, a.Agent, "quarantined"); err != nil {
 				w.n.cfg.Logger.Error("monitor: quarantine failed", "agent", a.Agent, "err", err)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/ward-dev/ward/internal/gateway"
+	"github.com/ward-dev/ward/internal/enforce"
 	"github.com/ward-dev/ward/internal/server"
 )
 
@@ -28,7 +28,7 @@ never execute more than 1000 units without approval from 1 of group:dba.
 @id("echo-needs-trust") forbid (principal, action, resource == Tool::"demo.echo") when { principal.trust < 60 };
 `), 0o600)
 	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: demoOnly, HoldTimeout: -1,
-		Tools: map[string]gateway.ToolDeclaration{"demo.add": {Verb: "execute", Impact: map[string]string{"units": "a"}}}})
+		Tools: map[string]enforce.ToolDeclaration{"demo.add": {Verb: "execute", Impact: map[string]string{"units": "a"}}}})
 	n.setupAgent("calc", nil, map[string][]string{"tools": {"demo.*"}})
 	creds, _ := n.startSession("calc", "add numbers", nil, "")
 	cs := n.connect(t, creds.HTTPClient(false), nil)
@@ -124,7 +124,7 @@ func TestDeclaredPathAndDataset(t *testing.T) {
 @id("no-etc") forbid (principal, action == Action::"call_tool", resource) when { context has path && context.path like "/etc/*" };
 @id("no-hr") forbid (principal, action == Action::"call_tool", resource) when { context has dataset && context.dataset == Dataset::"hr" };
 `), 0o600)
-	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: demoOnly, Tools: map[string]gateway.ToolDeclaration{
+	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: demoOnly, Tools: map[string]enforce.ToolDeclaration{
 		"demo.echo":      {Verb: "read", Path: "text"},
 		"demo.read_note": {Verb: "read", Dataset: "name"},
 	}})

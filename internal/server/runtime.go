@@ -9,6 +9,7 @@ import (
 
 	"github.com/ward-dev/ward/internal/api"
 	"github.com/ward-dev/ward/internal/audit"
+	"github.com/ward-dev/ward/internal/enforce"
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/store"
 )
@@ -22,29 +23,10 @@ func (n *Node) DecideExec(ctx context.Context, session string, e policy.ExecRequ
 	if err != nil {
 		return api.ExecDecision{}, err
 	}
-	var d api.ExecDecision
-	set := n.policies.Load()
-	if set == nil {
-		d.Reason = "no policies loaded"
-	} else {
-		pd := set.Decide(policy.Request{Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups, Depth: c.Depth,
-			Trust: c.Trust, ObjectiveTags: c.Tags, Taint: n.taint.Labels(c.Session), Action: policy.ActionExec, Exec: &e})
-		var ids []string
-		for _, r := range pd.Reasons {
-			ids = append(ids, r.PolicyID)
-		}
-		switch {
-		case pd.Allow:
-			d = api.ExecDecision{Allow: true, Reason: "permitted by " + strings.Join(ids, ", ")}
-		case pd.Escalate:
-			d.Reason = "needs approval, which a runtime does not wait for: refused"
-		case len(pd.Errors) > 0 && len(ids) == 0:
-			d.Reason = "denied: " + pd.Errors[0]
-		case len(ids) > 0:
-			d.Reason = "forbidden by " + strings.Join(ids, ", ")
-		default:
-			d.Reason = "no policy permits running " + e.Command
-		}
+	v := n.pipeline.Evaluate(ctx, c, &enforce.Operation{Action: policy.ActionExec, Name: e.Command, Exec: &e}).Verdict
+	d := api.ExecDecision{Allow: v.Allow, Reason: v.Reason}
+	if v.Escalate {
+		d.Reason = "needs approval, which a runtime does not wait for: refused (" + v.Reason + ")"
 	}
 	decision := "deny"
 	if d.Allow {

@@ -48,12 +48,12 @@ import (
 	"github.com/ward-dev/ward/internal/authority"
 	"github.com/ward-dev/ward/internal/demo"
 	"github.com/ward-dev/ward/internal/egress"
+	"github.com/ward-dev/ward/internal/enforce"
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/identity"
 	"github.com/ward-dev/ward/internal/monitor"
 	"github.com/ward-dev/ward/internal/policy"
-	"github.com/ward-dev/ward/internal/provenance"
 	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/redact"
 	"github.com/ward-dev/ward/internal/rules"
@@ -87,6 +87,10 @@ type Upstream struct {
 	URL     string            // Streamable HTTP endpoint
 	Headers map[string]string // HTTP: headers injected on every request (upstream credentials)
 	Builtin string            // "demo"
+	// Roots are the directories the server serves files from: its file
+	// arguments are resolved as it will open them, decided and forwarded
+	// in that form, and refused outside the roots (enforce.Config.Roots).
+	Roots []string
 }
 
 // Config configures a node.
@@ -100,7 +104,7 @@ type Config struct {
 	SessionTTL  time.Duration
 	MaxTTL      time.Duration
 	MaxDepth    int
-	PinMode     gateway.PinMode
+	PinMode     enforce.PinMode
 	// AllowUnverifiedAudit opens an audit log that fails verification (the
 	// opening is itself recorded).
 	AllowUnverifiedAudit bool
@@ -119,7 +123,7 @@ type Config struct {
 	LimitApprovers map[string]policy.Approval
 	// Tools declares what tools do (context.verb, context.impact), by
 	// exposed name ("db.delete_rows").
-	Tools   map[string]gateway.ToolDeclaration
+	Tools   map[string]enforce.ToolDeclaration
 	Version string
 	Logger  *slog.Logger
 	// Reviewers are reviewer agents asked to vote on every new approval
@@ -164,7 +168,7 @@ type Config struct {
 type Record struct {
 	Arguments  bool          // record call arguments (redacted)
 	Results    []string      // record the results of these tools (SERVER.TOOL patterns, resource URIs)
-	MaxBytes   int           // larger documents are recorded by digest only (default gateway.DefaultRecordMaxBytes)
+	MaxBytes   int           // larger documents are recorded by digest only (default enforce.DefaultRecordMaxBytes)
 	Rules      []redact.Rule // redaction rules beyond the defaults
 	NoDefaults bool          // turn off the built-in secret rules
 }
@@ -195,11 +199,11 @@ type Node struct {
 	Egress       *egress.Proxy
 	egressLn     net.Listener
 	egressTokens *egressTokens
-	// taint holds each session's labels; labels says what results carry.
-	taint    *taint.Tracker
-	labels   *taint.Labeler
+	// pipeline decides every call, egress request and program start;
+	// sessions holds each session's taint labels and provenance.
+	pipeline *enforce.Pipeline
+	sessions *enforce.Sessions
 	watch    *watcher
-	prov     provenances
 	redactor *redact.Redactor
 	policies atomic.Pointer[policy.Set]
 
@@ -243,7 +247,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	n := &Node{cfg: cfg, done: make(chan struct{}), taint: taint.NewTracker(), prov: provenances{m: map[string]*provenance.Index{}}}
+	n := &Node{cfg: cfg, done: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -356,7 +360,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			}()
 		}
 	}
-	if n.labels, err = taint.NewLabeler(cfg.TaintTools, cfg.TaintHosts); err != nil {
+	labeler, err := taint.NewLabeler(cfg.TaintTools, cfg.TaintHosts)
+	if err != nil {
 		return nil, err
 	}
 	if err := n.openMonitor(cfg); err != nil {
@@ -367,20 +372,15 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.redactor = redactor
-	guard, err := gateway.NewLocal(gateway.LocalConfig{Policies: n.policies.Load, Pins: n.Store, Audit: n.Audit, PinMode: cfg.PinMode,
-		Approvals: n.Approvals, Quotas: limiter, Approvers: cfg.LimitApprovers, Tools: cfg.Tools, OnSubmit: onSubmit,
-		Record:   gateway.Record{Arguments: cfg.Record.Arguments, Results: cfg.Record.Results, MaxBytes: cfg.Record.MaxBytes, Redactor: redactor},
-		Taint:    n.taint.Labels,
-		OnResult: n.onResult,
-		Watch:    n.watch.call, Provenance: n.checkProvenance, Inspect: n.inspect})
-	if err != nil {
-		return nil, err
+	roots := map[string][]string{}
+	for _, u := range cfg.Upstreams {
+		if len(u.Roots) > 0 {
+			if roots[u.Name], err = enforce.CanonicalRoots(u.Roots); err != nil {
+				return nil, fmt.Errorf("server %q: %w", u.Name, err)
+			}
+		}
 	}
 	ups, err := upstreams(cfg.Upstreams, cfg.Version)
-	if err != nil {
-		return nil, err
-	}
-	n.Gateway, err = gateway.New(gateway.Config{Upstreams: ups, Guard: guard, Logger: cfg.Logger, Version: cfg.Version, HoldTimeout: cfg.HoldTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -389,10 +389,22 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.openSessions(labeler)
+	n.pipeline, err = enforce.New(enforce.Config{Policies: n.policies.Load, Pins: n.Store, Audit: n.Audit, PinMode: cfg.PinMode,
+		Approvals: n.Approvals, Quotas: limiter, Approvers: cfg.LimitApprovers, Tools: cfg.Tools, Roots: roots, OnSubmit: onSubmit,
+		Record: enforce.Record{Arguments: cfg.Record.Arguments, Results: cfg.Record.Results, MaxBytes: cfg.Record.MaxBytes, Redactor: redactor},
+		State:  n.sessions, Watch: enforce.WatcherFunc(n.watch.call), Inspect: n.inspect})
+	if err != nil {
+		return nil, err
+	}
+	n.Gateway, err = gateway.New(gateway.Config{Upstreams: ups, Guard: n.pipeline, Logger: cfg.Logger, Version: cfg.Version, HoldTimeout: cfg.HoldTimeout})
+	if err != nil {
+		return nil, err
+	}
 	if err := n.openEgress(cfg); err != nil {
 		return nil, err
 	}
-	acfg := (api.Config{Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: guard,
+	acfg := (api.Config{Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: n.pipeline,
 		Proofs: grant.NewProofVerifier(grant.ProofVerifierConfig{}), Audit: n.Audit, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
 		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: receiptKey, Index: n, Redactor: redactor})
 	if n.Publisher != nil {
@@ -429,14 +441,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 
 // delegated gives a sub-agent's session what its parent has been exposed
 // to: the parent can hand it anything it read.
-func (n *Node) delegated(parent, child string) {
-	n.taint.Add(child, n.taint.Labels(parent)...)
-	n.prov.mu.Lock()
-	if ix, ok := n.prov.m[parent]; ok {
-		n.prov.m[child] = ix // one index: what either reads, both may repeat
-	}
-	n.prov.mu.Unlock()
-}
+func (n *Node) delegated(parent, child string) { n.sessions.Delegated(parent, child) }
 
 // taintSurvivors treats sessions that outlive a restart as having seen
 // private and untrusted content: their labels and provenance were in
@@ -447,7 +452,7 @@ func (n *Node) taintSurvivors(ctx context.Context) error {
 		return err
 	}
 	for _, s := range active {
-		n.taint.Add(s.ID, taint.Private, taint.Untrusted)
+		n.sessions.Seed(s.ID, taint.Private, taint.Untrusted)
 	}
 	return nil
 }
@@ -457,8 +462,7 @@ func (n *Node) taintSurvivors(ctx context.Context) error {
 func (n *Node) sessionsEnded(ids []string) {
 	n.Gateway.Revoke(ids...)
 	n.forgetEgress(ids)
-	n.taint.Forget(ids...)
-	n.forgetProvenance(ids)
+	n.sessions.Forget(ids...)
 	n.watch.forget(ids)
 }
 

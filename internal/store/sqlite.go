@@ -358,5 +358,17 @@ func sqliteMigrations() [][]string {
 			`CREATE INDEX audit_index_name ON audit_index (name, idx)`,
 			`CREATE INDEX audit_index_type ON audit_index (type, idx)`,
 		},
+		// 6: the tool names each server offered: the first set it ever
+		// listed (what trust on first use covers) and the last one seen
+		// (to record changes). JSON arrays of names, sorted.
+		{
+			`CREATE TABLE tool_sets (
+				server  TEXT PRIMARY KEY,
+				first   TEXT NOT NULL,
+				last    TEXT NOT NULL,
+				created INTEGER NOT NULL,
+				updated INTEGER NOT NULL
+			) STRICT`,
+		},
 	}
 }

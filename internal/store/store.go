@@ -74,6 +74,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -1069,6 +1070,120 @@ func (s *Store) ObservePin(ctx context.Context, server, tool, hash string, def j
 		return p, false, false, fmt.Errorf("observe pin %q/%q: %w", server, tool, err)
 	}
 	return p, created, changed, nil
+}
+
+// ToolSet is what a store keeps of the tools one server offers: the names
+// of the first set it ever listed, which trust on first use covers, and of
+// the last set seen.
+type ToolSet struct {
+	Server  string
+	First   []string
+	Last    []string
+	Created time.Time
+	Updated time.Time
+}
+
+// ObserveToolSet records that server currently lists the tools named (in
+// any order; duplicates are ignored). It returns the server's set as it
+// is now (First and Last), the names it listed last time (previous) and
+// whether this listing created the set. The first set recorded for a
+// server never changes: when several nodes or sessions list a new server
+// at once, exactly one listing becomes its first set. A server that has
+// pins but no set (it was pinned before sets were kept) gets the names of
+// its pins as its first set.
+func (s *Store) ObserveToolSet(ctx context.Context, server string, names []string) (set ToolSet, previous []string, created bool, err error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if err := checkName("server", server); err != nil {
+		return set, nil, false, fmt.Errorf("observe tool set %q: %w", server, err)
+	}
+	names = slices.Compact(slices.Sorted(slices.Values(names)))
+	for _, n := range names {
+		if err := checkName("tool", n); err != nil {
+			return set, nil, false, fmt.Errorf("observe tool set %q: %w", server, err)
+		}
+	}
+	if names == nil {
+		names = []string{}
+	}
+	doc, err := json.Marshal(names)
+	if err != nil {
+		return set, nil, false, err
+	}
+	const q = `SELECT first, last, created, updated FROM tool_sets WHERE server = $1`
+	// The common case, the same set as last time, is a read.
+	if cur, err := scanToolSet(s.r.QueryRowContext(ctx, q, server), server); err == nil && slices.Equal(cur.Last, names) {
+		return cur, cur.Last, false, nil
+	}
+	now := s.now()
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		cur, err := scanToolSet(tx.QueryRowContext(ctx, q, server), server)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			set = ToolSet{Server: server, First: names, Last: names, Created: now, Updated: now}
+			created = true
+			rows, err := tx.QueryContext(ctx, `SELECT tool FROM tool_pins WHERE server = $1 ORDER BY tool`, server)
+			if err != nil {
+				return err
+			}
+			var pinned []string
+			for rows.Next() {
+				var t string
+				if err := rows.Scan(&t); err != nil {
+					rows.Close()
+					return err
+				}
+				pinned = append(pinned, t)
+			}
+			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+				return err
+			}
+			if len(pinned) > 0 {
+				set.First, previous, created = pinned, pinned, false
+			}
+			first, err := json.Marshal(set.First)
+			if err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO tool_sets (server, first, last, created, updated) VALUES ($1, $2, $3, $4, $4)`,
+				server, string(first), string(doc), now.UnixNano())
+			return err
+		case err != nil:
+			return err
+		}
+		set, previous = cur, cur.Last
+		set.Last, set.Updated = names, now
+		_, err = tx.ExecContext(ctx, `UPDATE tool_sets SET last = $2, updated = $3 WHERE server = $1`, server, string(doc), now.UnixNano())
+		return err
+	})
+	if err != nil {
+		return ToolSet{}, nil, false, fmt.Errorf("observe tool set %q: %w", server, err)
+	}
+	return set, previous, created, nil
+}
+
+// GetToolSet returns what is kept of server's tools, or wraps ErrNotFound.
+func (s *Store) GetToolSet(ctx context.Context, server string) (ToolSet, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	t, err := scanToolSet(s.r.QueryRowContext(ctx, `SELECT first, last, created, updated FROM tool_sets WHERE server = $1`, server), server)
+	if err != nil {
+		return ToolSet{}, fmt.Errorf("get tool set %q: %w", server, notFound(err))
+	}
+	return t, nil
+}
+
+func scanToolSet(row *sql.Row, server string) (ToolSet, error) {
+	var first, last string
+	var c, u int64
+	if err := row.Scan(&first, &last, &c, &u); err != nil {
+		return ToolSet{}, err
+	}
+	t := ToolSet{Server: server, Created: time.Unix(0, c), Updated: time.Unix(0, u)}
+	if err := errors.Join(json.Unmarshal([]byte(first), &t.First), json.Unmarshal([]byte(last), &t.Last)); err != nil {
+		return ToolSet{}, fmt.Errorf("stored tool set of %q is corrupt: %w", server, err)
+	}
+	return t, nil
 }
 
 // ---- meta ----

@@ -1,0 +1,159 @@
+package enforce
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	pathpkg "path"
+	"strings"
+
+	"github.com/ward-dev/ward/internal/policy"
+)
+
+// ToolDeclaration says what a tool's calls do.
+//
+//	db.delete_rows: {verb: delete, impact: {rows: count}, dataset: table}
+//	fs.write_file:  {verb: write, path: path}
+//
+// Impact maps an impact name to a dotted path into the call's arguments; the
+// value there must be an integer (or absent). Path and Dataset are dotted
+// paths to string arguments: the file the call touches (context.path; it
+// must be absolute and is cleaned, and on a server with roots it is
+// resolved, see [Config.Roots]) and the dataset (context.dataset, the
+// entity Dataset::"<name>"). A declared argument of the wrong type denies
+// the call rather than letting it escape a policy.
+type ToolDeclaration struct {
+	// Sink says whether data can leave, or state change, through the
+	// tool (context.sink). Unset: see [Sink].
+	Sink *bool `json:"sink,omitempty" yaml:"sink"`
+	// Consequential are the argument paths ("to", "recipients.*") whose
+	// values choose where data or money goes, checked for provenance when
+	// the tool is a sink; unset: DefaultConsequential.
+	Consequential []string          `json:"consequential,omitempty" yaml:"consequential"`
+	Verb          string            `json:"verb,omitempty" yaml:"verb"`
+	Impact        map[string]string `json:"impact,omitempty" yaml:"impact"`
+	Path          string            `json:"path,omitempty" yaml:"path"`
+	Dataset       string            `json:"dataset,omitempty" yaml:"dataset"`
+	// Files are the argument paths ("source", "paths.*") that hold local
+	// file paths on a server with roots; unset: DefaultFileArguments and
+	// Path.
+	Files []string `json:"files,omitempty" yaml:"files"`
+}
+
+// DefaultConsequential are the arguments checked for provenance on a sink
+// whose declaration names none: where messages, requests, money and files
+// go.
+var DefaultConsequential = []string{"to", "to.*", "cc", "cc.*", "bcc", "bcc.*", "recipient", "recipients", "recipients.*",
+	"email", "address", "url", "uri", "host", "endpoint", "webhook", "destination", "account", "iban", "amount",
+	"path", "command"}
+
+// DefaultFileArguments are the arguments that hold file paths for a tool
+// of a server with roots whose declaration names none: the names the MCP
+// reference filesystem server uses.
+var DefaultFileArguments = []string{"path", "paths.*", "source", "destination"}
+
+// apply fills req's verb, impact, path and dataset from the declaration
+// and the call's arguments.
+func (d ToolDeclaration) apply(req *policy.Request) error {
+	req.Verb = d.Verb
+	if len(d.Impact) == 0 && d.Path == "" && d.Dataset == "" {
+		return nil
+	}
+	var root any
+	if len(req.Arguments) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(req.Arguments))
+		dec.UseNumber()
+		if err := dec.Decode(&root); err != nil {
+			return fmt.Errorf("arguments: %v", err)
+		}
+	}
+	for name, path := range d.Impact {
+		v := lookup(root, path)
+		if v == nil {
+			continue
+		}
+		num, ok := v.(json.Number)
+		if !ok {
+			return fmt.Errorf("impact %q: argument %s must be an integer", name, path)
+		}
+		n, err := num.Int64()
+		if err != nil {
+			return fmt.Errorf("impact %q: argument %s must be an integer, not %s", name, path, num)
+		}
+		if req.Impact == nil {
+			req.Impact = map[string]int64{}
+		}
+		req.Impact[name] = n
+	}
+	if d.Path != "" {
+		switch v := lookup(root, d.Path).(type) {
+		case nil:
+		case string:
+			if !strings.HasPrefix(v, "/") {
+				return fmt.Errorf("path: argument %s must be an absolute path", d.Path)
+			}
+			req.Path = pathpkg.Clean(v)
+		default:
+			return fmt.Errorf("path: argument %s must be a string", d.Path)
+		}
+	}
+	if d.Dataset != "" {
+		switch v := lookup(root, d.Dataset).(type) {
+		case nil:
+		case string:
+			req.Dataset = v
+		default:
+			return fmt.Errorf("dataset: argument %s must be a string", d.Dataset)
+		}
+	}
+	return nil
+}
+
+// Sink says whether a call of a tool is a sink (context.sink): as its
+// declaration says when it says so; otherwise yes, unless the tool's
+// definition annotates it both readOnlyHint true and openWorldHint false.
+//
+// A read-only tool is not enough: a "fetch" that only reads still carries
+// data out in the URL it is given, which is why openWorldHint must be
+// false too (the MCP default is true). The annotations are part of the
+// definition ward pins, so a server that later changes them has the tool
+// withheld until an operator approves it again; a server that lies about
+// its own tools receives their arguments either way, while the check
+// protects sinks that are not its own.
+func Sink(decl ToolDeclaration, declared bool, definition json.RawMessage) bool {
+	if declared && decl.Sink != nil {
+		return *decl.Sink
+	}
+	return !closedReadOnly(definition)
+}
+
+// closedReadOnly reports whether a tool definition annotates the tool
+// readOnlyHint true and openWorldHint false, as booleans.
+func closedReadOnly(def json.RawMessage) bool {
+	if len(def) == 0 {
+		return false
+	}
+	var d struct {
+		Annotations *struct {
+			ReadOnly  *bool `json:"readOnlyHint"`
+			OpenWorld *bool `json:"openWorldHint"`
+		} `json:"annotations"`
+	}
+	if err := strictOpen(def, &d); err != nil || d.Annotations == nil {
+		return false
+	}
+	a := d.Annotations
+	return a.ReadOnly != nil && *a.ReadOnly && a.OpenWorld != nil && !*a.OpenWorld
+}
+
+// lookup follows a dotted path through decoded JSON objects; nil if absent.
+func lookup(v any, path string) any {
+	for _, part := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[part]
+	}
+	return v
+}

@@ -1,0 +1,595 @@
+package enforce
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ward-dev/ward/internal/approval"
+	"github.com/ward-dev/ward/internal/audit"
+	"github.com/ward-dev/ward/internal/grant"
+	"github.com/ward-dev/ward/internal/policy"
+	"github.com/ward-dev/ward/internal/quota"
+	"github.com/ward-dev/ward/internal/strictjson"
+)
+
+// Recorder appends audit events durably.
+type Recorder interface {
+	Append(ctx context.Context, e audit.Event) (uint64, error)
+}
+
+// Watcher is shown every decided call before it is recorded and forwarded
+// (the behaviour monitor). A non-empty answer denies the call with that
+// reason. It records what it observes itself, before acting on it.
+type Watcher interface {
+	Watch(ctx context.Context, c *Caller, op *Operation, outcome string) (block string)
+}
+
+// WatcherFunc adapts a function to Watcher.
+type WatcherFunc func(ctx context.Context, c *Caller, op *Operation, outcome string) string
+
+// Watch calls f.
+func (f WatcherFunc) Watch(ctx context.Context, c *Caller, op *Operation, outcome string) string {
+	return f(ctx, c, op, outcome)
+}
+
+// Config configures a [Pipeline].
+type Config struct {
+	// Policies returns the current policy snapshot; a nil set denies
+	// everything.
+	Policies func() *policy.Set
+	// Pins keeps tool pins and tool sets; nil: definitions are not checked
+	// (replay, whose traces carry none).
+	Pins    PinStore
+	PinMode PinMode // default PinTrustOnFirstUse
+	// Audit records decisions and results; Check and Observe need it.
+	Audit Recorder
+	// Approvals receives escalated calls; nil denies them.
+	Approvals Approvals
+	// OnSubmit is told the id of each approval request submitted (to ask
+	// reviewer agents); it must not block.
+	OnSubmit func(id string)
+	// Quotas enforces rate limits and budgets on calls that would go
+	// ahead; nil means none. Approvers says, per limit id, who approves
+	// calls that exceed a limit whose OnExceed is "escalate".
+	Quotas    *quota.Limiter
+	Approvers map[string]policy.Approval
+	// Tools declares, per exposed tool name, what its calls do.
+	Tools map[string]ToolDeclaration
+	// Roots are, per server, the directories it serves files from
+	// (absolute, symlinks resolved: see CanonicalRoots). A call to such a
+	// server has its file arguments resolved as the server will open them
+	// and decided and forwarded in that form; one that leaves the roots is
+	// denied.
+	Roots map[string][]string
+	// Record says what of each call is recorded beyond its digests.
+	Record Record
+	// State is the sessions' taint and provenance; nil: none.
+	State State
+	// Inspect looks at a tool definition the first time it is pinned and
+	// says why it looks poisoned, or "": such a tool is withheld for an
+	// operator even under trust on first use.
+	Inspect func(def json.RawMessage) string
+	// Watch is the behaviour monitor; nil: none.
+	Watch Watcher
+	Now   func() time.Time
+	// ReservationTTL bounds how long a reservation waits for the outcome
+	// of its call before it is kept as spent; default DefaultReservationTTL.
+	ReservationTTL time.Duration
+}
+
+// DefaultReservationTTL is the default Config.ReservationTTL: longer than
+// any call may take (the gateway's call timeout is 10 minutes).
+const DefaultReservationTTL = 15 * time.Minute
+
+// Pipeline decides and records operations. It is safe for concurrent use.
+type Pipeline struct {
+	cfg Config
+
+	mu           sync.Mutex
+	reservations map[reservationKey]reservation
+	pins         map[string]pinEntry     // server + "\x00" + tool → last pin seen
+	toolSets     map[string]toolSetEntry // server → its tool sets
+}
+
+// New validates cfg and returns a Pipeline.
+func New(cfg Config) (*Pipeline, error) {
+	if cfg.Policies == nil {
+		return nil, errors.New("enforce: no policies configured")
+	}
+	switch cfg.PinMode {
+	case "":
+		cfg.PinMode = PinTrustOnFirstUse
+	case PinTrustOnFirstUse, PinTrustEachOnFirstUse, PinManual:
+	default:
+		return nil, fmt.Errorf("enforce: unknown tool pinning mode %q (want %q, %q or %q)", cfg.PinMode, PinTrustOnFirstUse, PinTrustEachOnFirstUse, PinManual)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ReservationTTL <= 0 {
+		cfg.ReservationTTL = DefaultReservationTTL
+	}
+	if err := cfg.Record.check(); err != nil {
+		return nil, err
+	}
+	for server, roots := range cfg.Roots {
+		for _, r := range roots {
+			if !strings.HasPrefix(r, "/") {
+				return nil, fmt.Errorf("enforce: server %s: root %q is not absolute", server, r)
+			}
+		}
+	}
+	return &Pipeline{cfg: cfg, reservations: map[reservationKey]reservation{}, pins: map[string]pinEntry{}, toolSets: map[string]toolSetEntry{}}, nil
+}
+
+// Evaluation is what the pipeline gathered for one operation and what
+// policy decided on it, before any effect.
+type Evaluation struct {
+	// Request is what policy decided on (zero if the operation was
+	// refused before policy was asked).
+	Request policy.Request
+	// Decision is policy's decision (zero if refused before).
+	Decision policy.Decision
+	// Verdict is the outcome with its reason: a refusal before policy, or
+	// policy's decision explained.
+	Verdict Verdict
+}
+
+// refusal is an evaluation that never reached policy.
+func refusal(reason string) Evaluation { return Evaluation{Verdict: Verdict{Reason: reason}} }
+
+// Evaluate gathers what deciding op needs — the grant, the tool's pin and
+// declaration, the session's taint, argument provenance and counters — and
+// asks policy. It changes nothing but the tool pins it observes and
+// op.Arguments, which it leaves in the form decided on (file arguments
+// resolved). The gateway, the egress proxy, the runtime and replay all
+// decide through it.
+func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evaluation {
+	if op.Refused != "" {
+		return refusal(op.Refused)
+	}
+	if !c.Expiry.IsZero() && !p.cfg.Now().Before(c.Expiry) {
+		return refusal("the session's grant has expired")
+	}
+	if why := outOfScope(c, op); why != "" {
+		if why == errName {
+			// A name no grant can hold: say what is wrong with it as
+			// policy would.
+			if err := p.request(c, op).Validate(); err != nil {
+				return refusal("denied: " + err.Error())
+			}
+			why = fmt.Sprintf("%q is not a %s name ward accepts", op.Name, kindOf(op.Action))
+		}
+		return refusal(why)
+	}
+	if op.Action == policy.ActionCallTool && p.cfg.Pins != nil {
+		ok, pin, err := p.pin(ctx, op.Server, op.Upstream, op.Definition)
+		if err != nil {
+			return refusal("tool pin check failed: " + err.Error())
+		}
+		if !ok {
+			first, _, _ := p.firstSet(ctx, op.Server)
+			return refusal(pinRefusal(op.Name, pin, first, op.Upstream))
+		}
+	}
+	set := p.cfg.Policies()
+	if set == nil {
+		return refusal("no policies are loaded (default deny)")
+	}
+	req := p.request(c, op)
+	if p.cfg.Quotas != nil && op.Method != "" {
+		req.Counters = p.cfg.Quotas.Counters(quotaCall(c, op))
+	}
+	explain := ""
+	switch op.Action {
+	case policy.ActionCallTool:
+		decl, declared := p.cfg.Tools[op.Name]
+		if roots := p.cfg.Roots[op.Server]; len(roots) > 0 {
+			fields := decl.Files
+			if fields == nil {
+				fields = DefaultFileArguments
+				if decl.Path != "" {
+					fields = append([]string{decl.Path}, fields...)
+				}
+			}
+			args, err := resolveFiles(op.Arguments, fields, roots)
+			if err != nil {
+				return refusal(fmt.Sprintf("tool %s: %v", op.Name, err))
+			}
+			op.Arguments, req.Arguments = args, args
+		}
+		if err := decl.apply(&req); err != nil {
+			return refusal(fmt.Sprintf("tool %s: %v", op.Name, err))
+		}
+		if r := op.Recorded; r != nil {
+			if r.Verb != "" {
+				req.Verb = r.Verb
+			}
+			if r.Impact != nil {
+				req.Impact = r.Impact
+			}
+			if r.Dataset != "" {
+				req.Dataset = r.Dataset
+			}
+			if r.Path != "" {
+				req.Path = r.Path
+			}
+		}
+		req.Sink = Sink(decl, declared, op.Definition)
+		if req.Sink && p.cfg.State != nil {
+			paths := decl.Consequential
+			if paths == nil {
+				paths = DefaultConsequential
+			}
+			var err error
+			if req.TaintedArguments, explain, err = p.cfg.State.Provenance(c, op.Arguments, paths); err != nil {
+				return refusal("could not check where the arguments came from: " + err.Error())
+			}
+		}
+	case policy.ActionHTTPRequest:
+		if p.cfg.State != nil {
+			// Destination provenance: did text the session read choose
+			// this host?
+			h := op.HTTP
+			dest := map[string]string{"host": h.Host}
+			if h.Method != policy.MethodConnect {
+				dest["url"] = h.Scheme + "://" + h.Host + h.Path
+			}
+			args, _ := json.Marshal(dest)
+			var err error
+			if req.TaintedArguments, explain, err = p.cfg.State.Provenance(c, args, []string{"host", "url"}); err != nil {
+				return refusal("could not check where the destination came from: " + err.Error())
+			}
+		}
+	}
+	d := set.Decide(req)
+	v := Verdict{Allow: d.Allow, Escalate: d.Escalate, Reason: d.Explain(req)}
+	if explain != "" && !d.Allow {
+		v.Reason += "; " + explain
+	}
+	for _, r := range d.Reasons {
+		v.Policies = append(v.Policies, r.PolicyID)
+	}
+	return Evaluation{Request: req, Decision: d, Verdict: v}
+}
+
+// request is the policy request of op by c, before what declarations,
+// provenance and quotas add.
+func (p *Pipeline) request(c *Caller, op *Operation) policy.Request {
+	req := policy.Request{
+		Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups, Depth: c.Depth, Trust: c.Trust, ObjectiveTags: c.Tags,
+		Action: op.Action, Server: op.Server, Name: op.Name, Arguments: op.Arguments, HTTP: op.HTTP, Exec: op.Exec,
+	}
+	if p.cfg.State != nil {
+		req.Taint = p.cfg.State.Labels(c.Session)
+	}
+	if op.Recorded != nil && len(op.Recorded.Taint) > 0 {
+		req.Taint = slices.Compact(slices.Sorted(slices.Values(slices.Concat(req.Taint, op.Recorded.Taint))))
+	}
+	return req
+}
+
+// outOfScope says why op is outside the caller's grant, or "".
+func outOfScope(c *Caller, op *Operation) string {
+	var kind grant.Kind
+	var name, what string
+	switch op.Action {
+	case policy.ActionHTTPRequest:
+		if op.HTTP == nil {
+			return "invalid request: http_request without a request"
+		}
+		kind, name, what = grant.KindHost, op.HTTP.Host, "host"
+	case policy.ActionExec:
+		if op.Exec == nil {
+			return "invalid request: exec without a program"
+		}
+		return "" // programs are not in grants: policy decides them
+	default:
+		k := kindOf(op.Action)
+		kind, name, what = scopeKind(k), op.Name, string(k)
+	}
+	switch {
+	case c.Scope.Allows(kind, name):
+		return ""
+	case !anyName.Allows(kind, name):
+		return errName
+	case kind == grant.KindHost:
+		return notInGrant(name, c.Scope.Hosts)
+	}
+	return fmt.Sprintf("the session's grant does not cover %s %q", what, name)
+}
+
+// errName is what outOfScope says of a name no grant can cover.
+const errName = "malformed name"
+
+// anyName is a scope that covers every well-formed name.
+var anyName = grant.Scope{Tools: []string{"*"}, Prompts: []string{"*"}, Resources: []string{"*"}, Hosts: []string{"*"}}
+
+// maxShownHosts bounds how many of a grant's host patterns a refusal
+// lists.
+const maxShownHosts = 8
+
+// notInGrant is the reason for refusing a host the grant does not list:
+// `host evil.example is not in the session's grant (hosts: api.example.com,
+// *.cdn.example.com)`.
+func notInGrant(host string, hosts []string) string {
+	l := "none"
+	if len(hosts) > 0 {
+		l = strings.Join(hosts[:min(len(hosts), maxShownHosts)], ", ")
+		if len(hosts) > maxShownHosts {
+			l += fmt.Sprintf(" and %d more", len(hosts)-maxShownHosts)
+		}
+	}
+	return fmt.Sprintf("host %s is not in the session's grant (hosts: %s)", host, l)
+}
+
+// Check decides op and applies the effects of the decision, in this order:
+//
+//  1. Evaluate (gather the inputs, ask policy);
+//  2. reserve the collective limits a call that would go ahead falls under
+//     (an exceeded limit denies or escalates);
+//  3. for an escalation, redeem approvals already granted for this exact
+//     call, which allows it;
+//  4. show the monitor (which records what it sees and may block);
+//  5. record the decision durably: if that fails, the reservation is
+//     refunded and the call denied;
+//  6. only then submit the approval requests an escalation still needs.
+//
+// The verdict's Event is the recorded decision. A reservation is kept, by
+// session and decision, until the outcome is observed.
+func (p *Pipeline) Check(ctx context.Context, c *Caller, op *Operation) (Verdict, error) {
+	if p.cfg.Audit == nil {
+		return Verdict{Reason: "audit unavailable"}, errors.New("enforce: no audit log configured")
+	}
+	ev := p.Evaluate(ctx, c, op)
+	v, d := ev.Verdict, ev.Decision
+	var res *quota.Reservation
+	if v.Allow || d.Escalate {
+		// Collective limits apply to every call that would go ahead;
+		// approval does not lift a budget.
+		var qv *Verdict
+		res, qv = p.reserve(c, op)
+		switch {
+		case qv == nil:
+		case !qv.Escalate:
+			v, d = *qv, policy.Decision{}
+		case d.Escalate:
+			// Both a policy and a quota ask for approval: all of it.
+			d.Approvals = append(d.Approvals, qv.approvals...)
+			v.Reason += "; " + qv.Reason
+			v.Policies = append(v.Policies, qv.Policies...)
+		default:
+			d = policy.Decision{Escalate: true, Approvals: qv.approvals}
+			v = Verdict{Reason: qv.Reason, Policies: qv.Policies}
+		}
+	}
+	var esc escalation
+	if d.Escalate {
+		esc = p.escalate(ctx, c, op, d, v.Reason, v.Policies)
+		v = esc.verdict
+	}
+	if p.cfg.Watch != nil {
+		if block := p.cfg.Watch.Watch(ctx, c, op, v.Outcome()); block != "" {
+			v, esc.missing = Verdict{Reason: block, Policies: v.Policies}, nil
+		}
+	}
+	if !v.Allow {
+		res.Cancel() // nothing will happen: refund
+		res = nil
+	}
+	data := p.decisionData(c, op, v, esc.missing)
+	// The decision is recorded even if the request was cancelled meanwhile
+	// (a revoked session's calls end that way).
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	idx, err := p.cfg.Audit.Append(actx, audit.Event{
+		Type: "decision", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Data: mustJSON(data),
+	})
+	if err != nil {
+		res.Cancel()
+		return Verdict{Reason: "audit unavailable"}, fmt.Errorf("record decision: %w", err)
+	}
+	v.Event = idx
+	if len(esc.missing) > 0 {
+		ids, err := p.submit(actx, c, op, v, idx, esc.missing)
+		if err != nil {
+			// Recorded as escalated, but nobody can approve it: deny,
+			// and say so in the log.
+			reason := "needs approval, but the request could not be queued (denied): " + err.Error()
+			_ = p.record(actx, audit.Event{Type: "approval.error", Actor: "ward", Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
+				Data: mustJSON(map[string]any{"decision_event": idx, "name": op.Name, "error": err.Error(), "submitted": ids})})
+			res.Cancel()
+			return Verdict{Reason: reason, Policies: v.Policies, Event: idx}, nil
+		}
+		v.Approvals = ids
+	}
+	if res != nil {
+		p.keep(c.Session, idx, res)
+	}
+	return v, nil
+}
+
+// recordTimeout bounds recording, independently of the call's own deadline.
+const recordTimeout = 10 * time.Second
+
+// decisionData is what the "decision" event of op holds.
+func (p *Pipeline) decisionData(c *Caller, op *Operation, v Verdict, missing []approval.Requirement) map[string]any {
+	argsDigest := ""
+	if len(op.Arguments) > 0 {
+		sum := sha256.Sum256(op.Arguments)
+		argsDigest = hex.EncodeToString(sum[:])
+	}
+	data := map[string]any{
+		"method": op.Method, "action": op.Action, "server": op.Server, "name": op.Name,
+		"decision": v.Outcome(), "reason": v.Reason, "policies": v.Policies,
+		"arguments_sha256": argsDigest, "grant": c.GrantID, "approvals": v.Approvals,
+	}
+	if len(missing) > 0 {
+		data["requirements"] = missing
+	}
+	if p.cfg.Record.Arguments && len(op.Arguments) > 0 {
+		p.cfg.Record.doc(data, "arguments", op.Name, op.Arguments)
+	}
+	return data
+}
+
+// Observe records the outcome of an allowed operation and settles its
+// reservation: a call the upstream refused or never received did not use
+// its quota, unless the outcome was reported by the agent's side, which
+// cannot make ward refund anything. What the agent received is then taken
+// in by the session's state.
+func (p *Pipeline) Observe(ctx context.Context, c *Caller, op *Operation, out Outcome) error {
+	if p.cfg.Audit == nil {
+		return errors.New("enforce: no audit log configured")
+	}
+	happened := out.Error == "" || out.IsError || out.Reported
+	p.settle(c.Session, out.Decision, happened)
+	data := map[string]any{
+		"method": op.Method, "server": op.Server, "name": op.Name, "decision_event": out.Decision,
+		"error": out.Error, "is_error": out.IsError, "result_sha256": out.ResultDigest,
+		"result_bytes": out.ResultBytes, "duration_us": out.Duration.Microseconds(),
+	}
+	if out.Reported {
+		data["reported_by_agent"] = true
+	}
+	if len(out.Result) > 0 && p.cfg.Record.results(op) {
+		p.cfg.Record.doc(data, "result", op.Name, out.Result)
+	}
+	if _, err := p.cfg.Audit.Append(ctx, audit.Event{
+		Type: "result", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Data: mustJSON(data),
+	}); err != nil {
+		return fmt.Errorf("record result: %w", err)
+	}
+	if (out.Error == "" || out.Answered) && p.cfg.State != nil {
+		r := Received{Source: op.Name, Event: out.Decision, Result: out.Result}
+		if out.Error != "" {
+			r.Error = out.Error
+		}
+		p.cfg.State.Receive(ctx, c, r)
+	}
+	return nil
+}
+
+// Notice records a server-initiated request (sampling, elicitation,
+// roots) passing through to the client.
+func (p *Pipeline) Notice(ctx context.Context, c *Caller, server, method string) error {
+	return p.record(ctx, audit.Event{Type: "server.request", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
+		Data: mustJSON(map[string]any{"server": server, "method": method})})
+}
+
+// Refuse records a request the proxy refused before it could be decided
+// (it could not be parsed, or its handler failed), with the reason.
+func (p *Pipeline) Refuse(ctx context.Context, c *Caller, method, reason string) error {
+	return p.record(ctx, audit.Event{Type: "refusal", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
+		Data: mustJSON(map[string]any{"method": method, "reason": reason})})
+}
+
+// Filter reports, item by item, whether the caller may see it: in the
+// grant, possibly allowed by policy, and for tools, approved. A tool list
+// also records the server's tool set (see PinTrustOnFirstUse).
+func (p *Pipeline) Filter(ctx context.Context, c *Caller, kind Kind, server string, items []Item) ([]bool, error) {
+	set := p.cfg.Policies()
+	keep := make([]bool, len(items))
+	if kind == KindTool && p.cfg.Pins != nil {
+		if _, err := p.observeTools(ctx, server, items); err != nil {
+			return nil, err
+		}
+	}
+	for i, it := range items {
+		if !c.Scope.Allows(scopeKind(kind), it.Name) {
+			continue
+		}
+		req := p.request(c, &Operation{Action: actionFor(kind), Server: server, Name: it.Name})
+		if decl, ok := p.cfg.Tools[it.Name]; ok && kind == KindTool {
+			req.Verb = decl.Verb
+			if len(decl.Impact) > 0 {
+				req.Impact = map[string]int64{} // depends on arguments: unknown when listing
+			}
+		}
+		if set == nil || !set.MayAllow(req) {
+			continue
+		}
+		if kind == KindTool && p.cfg.Pins != nil {
+			ok, _, err := p.pin(ctx, server, it.Upstream, it.Definition)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		keep[i] = true
+	}
+	return keep, nil
+}
+
+func (p *Pipeline) record(ctx context.Context, e audit.Event) error {
+	if _, err := p.cfg.Audit.Append(ctx, e); err != nil {
+		return fmt.Errorf("record %s: %w", e.Type, err)
+	}
+	return nil
+}
+
+func scopeKind(k Kind) grant.Kind {
+	switch k {
+	case KindPrompt:
+		return grant.KindPrompt
+	case KindResource, KindResourceTemplate:
+		return grant.KindResource
+	default:
+		return grant.KindTool
+	}
+}
+
+// kindOf is the kind of thing action targets.
+func kindOf(action policy.Action) Kind {
+	switch action {
+	case policy.ActionGetPrompt:
+		return KindPrompt
+	case policy.ActionReadResource:
+		return KindResource
+	}
+	return KindTool
+}
+
+func actionFor(k Kind) policy.Action {
+	switch k {
+	case KindPrompt:
+		return policy.ActionGetPrompt
+	case KindResource, KindResourceTemplate:
+		return policy.ActionReadResource
+	default:
+		return policy.ActionCallTool
+	}
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return json.RawMessage(`{"error":"unencodable event data"}`)
+	}
+	return b
+}
+
+// strictOpen decodes JSON that came from an upstream strictly (one
+// reading), ignoring members it does not declare.
+func strictOpen(data []byte, v any) error { return strictjson.UnmarshalOpen(data, v) }
+
+// strictDecodeNumber decodes a JSON document strictly into an any whose
+// numbers are json.Number, as written.
+func strictDecodeNumber(data []byte, v *any) error {
+	if err := strictjson.Valid(data); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.UseNumber()
+	return dec.Decode(v)
+}

@@ -1,0 +1,233 @@
+package enforce
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/ward-dev/ward/internal/provenance"
+	"github.com/ward-dev/ward/internal/scan"
+	"github.com/ward-dev/ward/internal/taint"
+)
+
+// State is what the pipeline reads and updates of a session besides its
+// identity: the labels of what it received (context.taint) and where its
+// argument values came from (context.tainted_arguments). [Sessions] is the
+// implementation the node and replay share.
+type State interface {
+	// Labels returns the session's taint labels, sorted.
+	Labels(session string) []string
+	// Provenance returns the consequential arguments (paths as in
+	// provenance.Index.Check) of args whose values came from text the
+	// session read and not from trusted input, with an explanation naming
+	// each argument and the result it came from.
+	Provenance(c *Caller, args json.RawMessage, paths []string) (tainted []string, explain string, err error)
+	// Receive takes in something the session received.
+	Receive(ctx context.Context, c *Caller, r Received)
+}
+
+// Received is something an agent received: a tool, prompt or resource
+// result, or an HTTP response body.
+type Received struct {
+	// Source is the tool, prompt or resource name ("fs.read_file", a URI),
+	// or "" for an HTTP response, whose source is Host.
+	Source string
+	Host   string
+	// Event is the audit index that records it (the trace line in replay).
+	Event uint64
+	// Result is a JSON result (every string in it is scanned); Body is
+	// text (an HTTP response body, scanned whole); Error is an error
+	// message the agent saw.
+	Result json.RawMessage
+	Body   []byte
+	Error  string
+}
+
+// Content scanning: a result whose scan.Score reaches SuspiciousScore
+// gives the session SuspiciousLabel (policies may refuse sinks to it).
+const (
+	SuspiciousScore = 3
+	SuspiciousLabel = "suspicious"
+)
+
+// SessionsConfig configures [Sessions]. Every hook may be nil.
+type SessionsConfig struct {
+	// Labeler says what results carry, by tool or host; nil: everything is
+	// untrusted.
+	Labeler *taint.Labeler
+	// EventName is what provenance explanations call a result's Event:
+	// "event" (the default) on a node, "line" in replay.
+	EventName string
+	// OnLabel is told of every label a session newly gets and where it
+	// came from ("fs.read_file", "host:example.com", "playbook:review").
+	OnLabel func(ctx context.Context, c *Caller, label, from string)
+	// OnContent is told of a received text whose scan score reached
+	// SuspiciousScore, before the session gets SuspiciousLabel.
+	OnContent func(ctx context.Context, c *Caller, source string, event uint64, score int, hits []scan.Hit)
+	// OnPartial is told when a result could only partly be indexed for
+	// provenance (provenance then cannot clear values it may have held).
+	OnPartial func(ctx context.Context, c *Caller, source string, event uint64, note string)
+	// Ended reports whether a session has ended: what a call still in
+	// flight when its session ended takes in is dropped.
+	Ended func(session string) bool
+}
+
+// Sessions holds the taint labels and provenance index of every session.
+// Its methods are safe for concurrent use.
+type Sessions struct {
+	cfg   SessionsConfig
+	taint *taint.Tracker
+
+	mu sync.Mutex
+	ix map[string]*provenance.Index
+}
+
+var _ State = (*Sessions)(nil)
+
+// NewSessions returns an empty Sessions.
+func NewSessions(cfg SessionsConfig) *Sessions {
+	if cfg.EventName == "" {
+		cfg.EventName = "event"
+	}
+	return &Sessions{cfg: cfg, taint: taint.NewTracker(), ix: map[string]*provenance.Index{}}
+}
+
+// Labels implements [State].
+func (s *Sessions) Labels(session string) []string { return s.taint.Labels(session) }
+
+// AddLabels gives the session labels that came from "from", telling
+// OnLabel of each new one.
+func (s *Sessions) AddLabels(ctx context.Context, c *Caller, from string, labels ...string) {
+	added := s.taint.Add(c.Session, labels...)
+	if s.ended(c.Session) {
+		// A call still in flight when its session ended: keep nothing
+		// (the check comes after the add, so it cannot miss the end).
+		s.taint.Forget(c.Session)
+		return
+	}
+	if s.cfg.OnLabel != nil {
+		for _, l := range added {
+			s.cfg.OnLabel(ctx, c, l, from)
+		}
+	}
+}
+
+// Seed gives a session labels without telling anyone (sessions that
+// outlived a restart, whose history was in memory only).
+func (s *Sessions) Seed(session string, labels ...string) { s.taint.Add(session, labels...) }
+
+// RemoveLabel takes a label from a session and reports whether it had it.
+func (s *Sessions) RemoveLabel(session, label string) bool { return s.taint.Remove(session, label) }
+
+// Delegated gives a sub-agent's session what its parent has been exposed
+// to: the parent can hand it anything it read. Both then share one
+// provenance index.
+func (s *Sessions) Delegated(parent, child string) {
+	s.taint.Add(child, s.taint.Labels(parent)...)
+	s.mu.Lock()
+	if ix, ok := s.ix[parent]; ok {
+		s.ix[child] = ix
+	}
+	s.mu.Unlock()
+}
+
+// Forget drops what is kept of ended sessions.
+func (s *Sessions) Forget(ids ...string) {
+	s.taint.Forget(ids...)
+	s.mu.Lock()
+	for _, id := range ids {
+		delete(s.ix, id)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Sessions) ended(session string) bool { return s.cfg.Ended != nil && s.cfg.Ended(session) }
+
+// index returns the session's provenance index, created with the
+// session's objective as trusted input.
+func (s *Sessions) index(c *Caller) *provenance.Index {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ix, ok := s.ix[c.Session]
+	if !ok {
+		ix = provenance.New(provenance.Config{})
+		ix.AddTrusted(c.Objective)
+		if !s.ended(c.Session) { // ended: a call still in flight; keep nothing
+			s.ix[c.Session] = ix
+		}
+	}
+	return ix
+}
+
+// Provenance implements [State].
+func (s *Sessions) Provenance(c *Caller, args json.RawMessage, paths []string) ([]string, string, error) {
+	findings, err := s.index(c).Check(args, paths)
+	if err != nil {
+		return nil, "", err
+	}
+	tainted, why := provenance.Explain(findings, s.cfg.EventName)
+	return tainted, why, nil
+}
+
+// Receive implements [State]: the session gets the labels of what it
+// received; an untrusted result is indexed for provenance and a result
+// labelled exactly trusted is trusted input; every text in it is scanned
+// for instructions aimed at the model.
+func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
+	source, labels := r.Source, s.labelsOf(r)
+	if r.Host != "" {
+		source = "host:" + r.Host
+	}
+	s.AddLabels(ctx, c, source, labels...)
+	doc := []byte(r.Result)
+	if r.Host != "" || len(doc) == 0 {
+		doc = r.Body
+	}
+	ix := s.index(c)
+	switch {
+	case slices.Contains(labels, taint.Untrusted):
+		if sum := ix.AddUntrusted(source, r.Event, doc); sum.Partial && s.cfg.OnPartial != nil {
+			s.cfg.OnPartial(ctx, c, source, r.Event, sum.Note)
+		}
+	case slices.Equal(labels, []string{taint.Trusted}):
+		ix.AddTrustedResult(doc)
+	}
+	var hits []scan.Hit
+	if len(r.Result) > 0 {
+		for _, t := range scan.Texts(r.Result, 0) {
+			hits = append(hits, scan.Result(t)...)
+		}
+	} else if len(r.Body) > 0 {
+		hits = scan.Result(string(r.Body))
+	}
+	if r.Error != "" {
+		hits = append(hits, scan.Result(r.Error)...)
+	}
+	if score := scan.Score(hits); score >= SuspiciousScore {
+		if s.cfg.OnContent != nil {
+			s.cfg.OnContent(ctx, c, source, r.Event, score, hits)
+		}
+		s.AddLabels(ctx, c, source, SuspiciousLabel)
+	}
+}
+
+// ReceiveHost gives the session the labels of what a host's answers carry,
+// before any byte of them arrives (a tunnel, whose content ward cannot
+// read; a response whose body is taken in by Receive once read).
+func (s *Sessions) ReceiveHost(ctx context.Context, c *Caller, host string) {
+	s.AddLabels(ctx, c, "host:"+host, s.labelsOf(Received{Host: host})...)
+}
+
+// labelsOf is what r carries by configuration: its host's labels or its
+// tool's (everything untrusted without a labeler).
+func (s *Sessions) labelsOf(r Received) []string {
+	if s.cfg.Labeler == nil {
+		return []string{taint.Untrusted}
+	}
+	if r.Host != "" {
+		return s.cfg.Labeler.Host(strings.ToLower(r.Host))
+	}
+	return s.cfg.Labeler.Tool(r.Source)
+}

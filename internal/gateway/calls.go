@@ -1,0 +1,387 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+
+	"github.com/ward-dev/ward/internal/policy"
+	"github.com/ward-dev/ward/internal/strictjson"
+)
+
+// codeCancelled answers a request the client cancelled (as LSP's
+// RequestCancelled).
+const codeCancelled = -32800
+
+// observeTimeout bounds recording an outcome, independently of the call's
+// own deadline.
+const observeTimeout = 10 * time.Second
+
+// forwarder builds the params forwarded upstream from the operation as
+// decided (Check may have rewritten its arguments).
+type forwarder func(op *Operation) json.RawMessage
+
+// callNamed serves tools/call and prompts/get.
+func (s *Session) callNamed(ctx context.Context, req *jsonrpc.Request, p params, kind Kind) {
+	name, ok, err := p.str("name")
+	if err != nil || !ok || name == "" {
+		s.replyErr(req.ID, jsonrpc.CodeInvalidParams, req.Method+": params must be an object with a string \"name\"", nil)
+		return
+	}
+	server, _, ok := splitName(name)
+	up := s.byName[server]
+	if !ok || up == nil {
+		s.refuse(ctx, req, actionFor(kind), name, fmt.Sprintf("unknown %s %q: names look like SERVER.NAME and SERVER must be one of %s", kind, name, strings.Join(s.g.Servers(), ", ")))
+		return
+	}
+	entry, found := s.lookup(kind, name)
+	if !found {
+		if _, err := s.refreshNamed(ctx, up, kind); err != nil {
+			s.replyErr(req.ID, CodeUpstream, err.Error(), nil)
+			return
+		}
+		entry, found = s.lookup(kind, name)
+	}
+	if !found {
+		s.refuse(ctx, req, actionFor(kind), name, fmt.Sprintf("unknown %s %q: server %s does not offer it", kind, name, server))
+		return
+	}
+	op := &Operation{Action: actionFor(kind), Method: req.Method, Server: server, Name: name, Upstream: entry.upstream, Definition: entry.def}
+	if args, ok := p["arguments"]; ok && string(args) != "null" {
+		op.Arguments = json.RawMessage(args)
+	}
+	s.decideAndForward(ctx, req, up, op, func(op *Operation) json.RawMessage {
+		fwd := p.with("name", entry.upstream)
+		if op.Arguments != nil {
+			fwd = fwd.with("arguments", op.Arguments)
+		}
+		return fwd.encode()
+	})
+}
+
+func actionFor(k Kind) policy.Action {
+	switch k {
+	case KindPrompt:
+		return policy.ActionGetPrompt
+	case KindResource, KindResourceTemplate:
+		return policy.ActionReadResource
+	default:
+		return policy.ActionCallTool
+	}
+}
+
+// resourceOp serves resources/read, resources/subscribe and
+// resources/unsubscribe.
+func (s *Session) resourceOp(ctx context.Context, req *jsonrpc.Request, p params) {
+	uri, ok, err := p.str("uri")
+	if err != nil || !ok || uri == "" {
+		s.replyErr(req.ID, jsonrpc.CodeInvalidParams, req.Method+": params must carry a string \"uri\"", nil)
+		return
+	}
+	if err := checkURI(uri); err != nil {
+		s.refuse(ctx, req, policy.ActionReadResource, uri, err.Error())
+		return
+	}
+	up, err := s.routeURI(ctx, uri)
+	if err != nil {
+		s.refuse(ctx, req, policy.ActionReadResource, uri, err.Error())
+		return
+	}
+	op := &Operation{Action: policy.ActionReadResource, Method: req.Method, Server: up.name, Name: uri, Upstream: uri}
+	s.decideAndForward(ctx, req, up, op, func(*Operation) json.RawMessage { return p.encode() })
+}
+
+// complete serves completion/complete: a completion for a prompt's argument
+// is decided as getting the prompt, one for a resource template's as reading
+// the resource, with the arguments completed so far as arguments.
+func (s *Session) complete(ctx context.Context, req *jsonrpc.Request, p params) {
+	bad := func(why string) {
+		s.replyErr(req.ID, jsonrpc.CodeInvalidParams, "completion/complete: "+why, nil)
+	}
+	ref, err := p.object("ref")
+	if err != nil || ref == nil {
+		bad(`params must carry an object "ref"`)
+		return
+	}
+	typ, _, err := ref.str("type")
+	if err != nil {
+		bad(err.Error())
+		return
+	}
+	args := map[string]string{}
+	c, err := p.object("context")
+	if err != nil {
+		bad(err.Error())
+		return
+	}
+	if c != nil {
+		if raw, ok := c["arguments"]; ok && string(raw) != "null" {
+			if err := strictjson.Unmarshal(raw, &args); err != nil {
+				bad(`"context.arguments" must be an object of strings`)
+				return
+			}
+		}
+	}
+	argument, err := p.object("argument")
+	if err != nil || argument == nil {
+		bad(`params must carry an object "argument"`)
+		return
+	}
+	aname, _, err1 := argument.str("name")
+	avalue, _, err2 := argument.str("value")
+	if err := errors.Join(err1, err2); err != nil || aname == "" {
+		bad(`"argument" must carry a string "name" and a string "value"`)
+		return
+	}
+	args[aname] = avalue
+	argJSON, _ := json.Marshal(args)
+	switch typ {
+	case "ref/prompt":
+		name, _, err := ref.str("name")
+		if err != nil {
+			bad(err.Error())
+			return
+		}
+		server, _, ok := splitName(name)
+		up := s.byName[server]
+		if !ok || up == nil {
+			s.refuse(ctx, req, policy.ActionGetPrompt, name, fmt.Sprintf("unknown prompt %q", name))
+			return
+		}
+		entry, found := s.lookup(KindPrompt, name)
+		if !found {
+			_, _ = s.refreshNamed(ctx, up, KindPrompt)
+			entry, found = s.lookup(KindPrompt, name)
+		}
+		if !found {
+			s.refuse(ctx, req, policy.ActionGetPrompt, name, fmt.Sprintf("unknown prompt %q", name))
+			return
+		}
+		op := &Operation{Action: policy.ActionGetPrompt, Method: req.Method, Server: server, Name: name, Upstream: entry.upstream, Arguments: argJSON}
+		s.decideAndForward(ctx, req, up, op, func(*Operation) json.RawMessage {
+			return p.with("ref", ref.with("name", entry.upstream)).encode()
+		})
+	case "ref/resource":
+		uri, _, err := ref.str("uri")
+		if err != nil {
+			bad(err.Error())
+			return
+		}
+		if err := checkURI(uri); err != nil {
+			s.refuse(ctx, req, policy.ActionReadResource, uri, err.Error())
+			return
+		}
+		up, err := s.routeURI(ctx, uri)
+		if err != nil {
+			s.refuse(ctx, req, policy.ActionReadResource, uri, err.Error())
+			return
+		}
+		op := &Operation{Action: policy.ActionReadResource, Method: req.Method, Server: up.name, Name: uri, Upstream: uri, Arguments: argJSON}
+		s.decideAndForward(ctx, req, up, op, func(*Operation) json.RawMessage { return p.encode() })
+	default:
+		bad(fmt.Sprintf("unknown ref type %q", typ))
+	}
+}
+
+func (s *Session) setLevel(ctx context.Context, req *jsonrpc.Request, p params) {
+	if _, ok, err := p.str("level"); err != nil || !ok {
+		s.replyErr(req.ID, jsonrpc.CodeInvalidParams, `logging/setLevel: params must carry a string "level"`, nil)
+		return
+	}
+	fwd := p.encode()
+	var errs []string
+	n := 0
+	for _, up := range s.ups {
+		if up.caps.Logging == nil {
+			continue
+		}
+		n++
+		resp, err := s.roundTrip(ctx, up, req.Method, fwd, jsonrpc.ID{})
+		if err == nil && resp.Error != nil {
+			err = resp.Error
+		}
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", up.name, err))
+		}
+	}
+	if n > 0 && len(errs) == n {
+		s.replyErr(req.ID, CodeUpstream, "logging/setLevel failed: "+strings.Join(errs, "; "), nil)
+		return
+	}
+	s.reply(req.ID, map[string]any{})
+}
+
+// decideAndForward asks the guard, forwards what it decided if allowed,
+// records the outcome and answers the client.
+func (s *Session) decideAndForward(ctx context.Context, req *jsonrpc.Request, up *upstream, op *Operation, fwd forwarder) {
+	v, err := s.g.cfg.Guard.Check(ctx, s.who(), op)
+	if err != nil {
+		s.deny(req, fmt.Sprintf("ward could not decide %s %s (denied): %v", req.Method, op.Name, err), nil)
+		return
+	}
+	if v.Escalate {
+		v, err = s.hold(ctx, req, op, v)
+		if err != nil {
+			s.deny(req, fmt.Sprintf("ward could not decide %s %s after approval (denied): %v", req.Method, op.Name, err), nil)
+			return
+		}
+		if v.Escalate {
+			data, _ := json.Marshal(map[string]any{"decision": "escalate", "reason": v.Reason, "policies": v.Policies, "approvals": v.Approvals})
+			s.replyErr(req.ID, CodePending, fmt.Sprintf("ward is holding %s %s for approval (request %s): %s; retry the same call once it is approved", req.Method, op.Name, strings.Join(v.Approvals, ", "), v.Reason), data)
+			return
+		}
+	}
+	if !v.Allow {
+		s.deny(req, v.Reason, v.Policies)
+		return
+	}
+	if s.cancelled(req.ID) {
+		s.observe(op, Outcome{Error: "cancelled by the client before it was forwarded", Decision: v.Event})
+		s.replyErr(req.ID, codeCancelled, "request cancelled by the client", nil)
+		return
+	}
+	start := time.Now()
+	resp, err := s.roundTrip(ctx, up, req.Method, fwd(op), req.ID)
+	out := Outcome{Duration: time.Since(start), Decision: v.Event}
+	switch {
+	case errors.Is(err, errCancelled):
+		out.Error = "cancelled by the client"
+		s.observe(op, out)
+		// Answer anyway so that transports can release the request's
+		// stream; clients ignore answers to requests they cancelled.
+		s.replyErr(req.ID, codeCancelled, "request cancelled by the client", nil)
+		return
+	case err != nil:
+		out.Error = err.Error()
+		s.observe(op, out)
+		s.replyErr(req.ID, CodeUpstream, err.Error(), nil)
+		return
+	}
+	out.Answered = true
+	if resp.Error != nil {
+		out.Error = resp.Error.Error()
+		// An error's message and data are the upstream's words too: the
+		// guard labels and scans them like a result.
+		out.Result, _ = json.Marshal(resp.Error)
+	} else {
+		sum := sha256.Sum256(resp.Result)
+		out.ResultDigest = hex.EncodeToString(sum[:])
+		out.ResultBytes = len(resp.Result)
+		out.Result = resp.Result
+		var r struct {
+			IsError bool `json:"isError"`
+		}
+		_ = strictjson.UnmarshalOpen(resp.Result, &r)
+		out.IsError = r.IsError
+	}
+	octx, ocancel := context.WithTimeout(context.WithoutCancel(ctx), observeTimeout)
+	defer ocancel()
+	if err := s.g.cfg.Guard.Observe(octx, s.who(), op, out); err != nil {
+		// The result could not be recorded: withhold it (fail closed).
+		s.replyErr(req.ID, CodeDenied, "ward could not record the result, so it is withheld: "+err.Error(), nil)
+		return
+	}
+	s.send(&jsonrpc.Response{ID: req.ID, Result: resp.Result, Error: resp.Error}, req.ID)
+}
+
+// hold keeps an escalated call waiting for its approvals, up to the hold
+// timeout, telling the client with progress notifications if it asked for
+// progress. Once approved, the call is decided again (which redeems the
+// approvals); otherwise the escalated verdict is returned with the final
+// state in its reason.
+func (s *Session) hold(ctx context.Context, req *jsonrpc.Request, op *Operation, v Verdict) (Verdict, error) {
+	if s.g.cfg.HoldTimeout < 0 {
+		return v, nil
+	}
+	hctx, cancel := context.WithTimeout(ctx, s.g.cfg.HoldTimeout)
+	defer cancel()
+	if tok := progressToken(req.Params); tok != "" {
+		go func() {
+			t := time.NewTicker(2 * time.Second)
+			defer t.Stop()
+			for n := 1; ; n++ {
+				select {
+				case <-hctx.Done():
+					return
+				case <-t.C:
+					params, _ := json.Marshal(map[string]any{"progressToken": json.RawMessage(tok), "progress": n,
+						"message": "waiting for approval of request " + strings.Join(v.Approvals, ", ")})
+					s.send(&jsonrpc.Request{Method: "notifications/progress", Params: params}, req.ID)
+				}
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	go func() {
+		// A client cancel ends the hold.
+		s.mu.Lock()
+		c := s.calls[req.ID]
+		s.mu.Unlock()
+		if c == nil {
+			return
+		}
+		select {
+		case <-c.stop:
+			cancel()
+		case <-stop:
+		}
+	}()
+	state, err := s.g.cfg.Guard.Await(hctx, s.who(), v.Approvals)
+	close(stop)
+	if err != nil {
+		return Verdict{}, err
+	}
+	switch state {
+	case "approved":
+		return s.g.cfg.Guard.Check(ctx, s.who(), op)
+	case "pending":
+		return v, nil
+	default:
+		return Verdict{Reason: fmt.Sprintf("approval request %s was %s: %s", strings.Join(v.Approvals, ", "), state, v.Reason), Policies: v.Policies}, nil
+	}
+}
+
+func (s *Session) cancelled(id jsonrpc.ID) bool {
+	s.mu.Lock()
+	c := s.calls[id]
+	s.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	select {
+	case <-c.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Session) observe(op *Operation, out Outcome) {
+	ctx, cancel := context.WithTimeout(context.Background(), observeTimeout)
+	defer cancel()
+	if err := s.g.cfg.Guard.Observe(ctx, s.who(), op, out); err != nil {
+		s.g.cfg.Logger.Error("recording outcome failed", "session", s.who().Session, "op", op.Name, "err", err)
+	}
+}
+
+// refuse denies a request the gateway cannot even route (unknown name,
+// unsafe URI), recording the refusal like any other decision.
+func (s *Session) refuse(ctx context.Context, req *jsonrpc.Request, action policy.Action, name, reason string) {
+	op := &Operation{Action: action, Method: req.Method, Name: name, Refused: reason}
+	if _, err := s.g.cfg.Guard.Check(ctx, s.who(), op); err != nil {
+		reason += " (and the refusal could not be recorded: " + err.Error() + ")"
+	}
+	s.deny(req, reason, nil)
+}
+
+func (s *Session) deny(req *jsonrpc.Request, reason string, policies []string) {
+	data, _ := json.Marshal(map[string]any{"decision": "deny", "reason": reason, "policies": policies})
+	s.replyErr(req.ID, CodeDenied, "ward denied "+req.Method+": "+reason, data)
+}

@@ -1,0 +1,380 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+
+	"github.com/ward-dev/ward/internal/strictjson"
+)
+
+type catEntry struct {
+	server   string
+	upstream string
+	def      json.RawMessage
+}
+
+type template struct {
+	uriTemplate string
+	prefix      string
+	server      string
+}
+
+// fetchAll pages through one list method of one upstream. Pages are read
+// strictly; a page that is not strict JSON ends the listing with an error.
+func (s *Session) fetchAll(ctx context.Context, up *upstream, method, key string) ([]json.RawMessage, error) {
+	var all []json.RawMessage
+	cursor := ""
+	for page := 0; page < maxListPages; page++ {
+		params := json.RawMessage(`{}`)
+		if cursor != "" {
+			params, _ = json.Marshal(map[string]string{"cursor": cursor})
+		}
+		resp, err := s.roundTrip(ctx, up, method, params, jsonrpc.ID{})
+		if err != nil {
+			return nil, err
+		}
+		if resp.Error != nil {
+			return nil, fmt.Errorf("upstream %s: %s: %v", up.name, method, resp.Error)
+		}
+		res, err := strictjson.Object(resp.Result)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %s: malformed result: %v", up.name, method, err)
+		}
+		var items []json.RawMessage
+		if raw, ok := res[key]; ok {
+			if err := strictjson.Unmarshal(raw, &items); err != nil {
+				return nil, fmt.Errorf("upstream %s: %s: malformed %s: %v", up.name, method, key, err)
+			}
+		}
+		all = append(all, items...)
+		cursor = ""
+		if raw, ok := res["nextCursor"]; ok && string(raw) != "null" {
+			if err := strictjson.Unmarshal(raw, &cursor); err != nil {
+				return nil, fmt.Errorf("upstream %s: %s: nextCursor must be a string", up.name, method)
+			}
+		}
+		if cursor == "" {
+			return all, nil
+		}
+	}
+	return all, nil
+}
+
+func listMethod(kind Kind) (method, key string) {
+	switch kind {
+	case KindTool:
+		return "tools/list", "tools"
+	case KindPrompt:
+		return "prompts/list", "prompts"
+	case KindResource:
+		return "resources/list", "resources"
+	default:
+		return "resources/templates/list", "resourceTemplates"
+	}
+}
+
+func (u *upstream) offers(kind Kind) bool {
+	switch kind {
+	case KindTool:
+		return u.caps.Tools != nil
+	case KindPrompt:
+		return u.caps.Prompts != nil
+	default:
+		return u.caps.Resources != nil
+	}
+}
+
+// item reads one listed item strictly: an object whose member field is a
+// non-empty string, without members whose names differ only in case.
+func item(raw json.RawMessage, field string) (params, string, bool) {
+	if checkNames(raw) != nil {
+		return nil, "", false
+	}
+	obj, err := strictjson.Object(raw)
+	if err != nil {
+		return nil, "", false
+	}
+	v, ok, err := params(obj).str(field)
+	if err != nil || !ok || v == "" {
+		return nil, "", false
+	}
+	return obj, v, true
+}
+
+// refreshNamed fetches the tools or prompts of one upstream into the catalog
+// and returns them, filtered by the guard, with exposed names.
+func (s *Session) refreshNamed(ctx context.Context, up *upstream, kind Kind) ([]json.RawMessage, error) {
+	method, key := listMethod(kind)
+	raw, err := s.fetchAll(ctx, up, method, key)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]Item, 0, len(raw))
+	objs := make([]params, 0, len(raw))
+	for _, r := range raw {
+		obj, name, ok := item(r, "name")
+		if !ok {
+			s.g.cfg.Logger.Warn("upstream listed a malformed item; skipped", "server", up.name, "kind", kind)
+			continue
+		}
+		items = append(items, Item{Name: up.name + "." + name, Upstream: name, Definition: r})
+		objs = append(objs, obj)
+	}
+	s.catMu.Lock()
+	cat := s.tools
+	if kind == KindPrompt {
+		cat = s.prompts
+	}
+	if cat == nil {
+		cat = map[string]catEntry{}
+	}
+	for name, e := range cat {
+		if e.server == up.name {
+			delete(cat, name)
+		}
+	}
+	for _, it := range items {
+		cat[it.Name] = catEntry{server: up.name, upstream: it.Upstream, def: it.Definition}
+	}
+	if kind == KindPrompt {
+		s.prompts = cat
+	} else {
+		s.tools = cat
+	}
+	s.catMu.Unlock()
+
+	keep, err := s.g.cfg.Guard.Filter(ctx, s.who(), kind, up.name, items)
+	if err != nil {
+		return nil, fmt.Errorf("filter %s of %s: %v", key, up.name, err)
+	}
+	var out []json.RawMessage
+	for i, obj := range objs {
+		if i >= len(keep) || !keep[i] {
+			continue
+		}
+		out = append(out, obj.with("name", items[i].Name).encode())
+	}
+	return out, nil
+}
+
+func (s *Session) listNamed(ctx context.Context, req *jsonrpc.Request, kind Kind) {
+	_, key := listMethod(kind)
+	all := []json.RawMessage{}
+	for _, up := range s.ups {
+		if !up.offers(kind) {
+			continue
+		}
+		items, err := s.refreshNamed(ctx, up, kind)
+		if err != nil {
+			s.g.cfg.Logger.Warn("list failed", "server", up.name, "kind", kind, "err", err)
+			continue
+		}
+		all = append(all, items...)
+	}
+	s.reply(req.ID, map[string]any{key: all})
+}
+
+func (s *Session) listResources(ctx context.Context, req *jsonrpc.Request, kind Kind) {
+	_, key := listMethod(kind)
+	all := []json.RawMessage{}
+	for _, up := range s.ups {
+		if !up.offers(kind) {
+			continue
+		}
+		items, err := s.refreshResources(ctx, up, kind)
+		if err != nil {
+			s.g.cfg.Logger.Warn("list failed", "server", up.name, "kind", kind, "err", err)
+			continue
+		}
+		all = append(all, items...)
+	}
+	s.reply(req.ID, map[string]any{key: all})
+}
+
+func (s *Session) refreshResources(ctx context.Context, up *upstream, kind Kind) ([]json.RawMessage, error) {
+	method, key := listMethod(kind)
+	raw, err := s.fetchAll(ctx, up, method, key)
+	if err != nil {
+		return nil, err
+	}
+	field := "uri"
+	if kind == KindResourceTemplate {
+		field = "uriTemplate"
+	}
+	var items []Item
+	var kept []json.RawMessage
+	for _, r := range raw {
+		_, uri, ok := item(r, field)
+		if !ok {
+			continue
+		}
+		items = append(items, Item{Name: uri, Upstream: uri, Definition: r})
+		kept = append(kept, r)
+	}
+	s.catMu.Lock()
+	if kind == KindResource {
+		if s.resources == nil {
+			s.resources = map[string]string{}
+		}
+		for _, it := range items {
+			if prev, ok := s.resources[it.Name]; ok && prev != up.name {
+				// Claimed by two upstreams: route it to neither.
+				s.resources[it.Name] = ""
+				continue
+			}
+			s.resources[it.Name] = up.name
+		}
+	} else {
+		kept := s.templates[:0]
+		for _, t := range s.templates {
+			if t.server != up.name {
+				kept = append(kept, t)
+			}
+		}
+		s.templates = kept
+		for _, it := range items {
+			prefix, _, _ := strings.Cut(it.Name, "{")
+			s.templates = append(s.templates, template{uriTemplate: it.Name, prefix: prefix, server: up.name})
+		}
+		sort.SliceStable(s.templates, func(i, j int) bool { return len(s.templates[i].prefix) > len(s.templates[j].prefix) })
+	}
+	s.catMu.Unlock()
+	keep, err := s.g.cfg.Guard.Filter(ctx, s.who(), kind, up.name, items)
+	if err != nil {
+		return nil, fmt.Errorf("filter %s of %s: %v", key, up.name, err)
+	}
+	var out []json.RawMessage
+	for i, r := range kept {
+		if i < len(keep) && keep[i] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (s *Session) invalidate(server string) {
+	s.catMu.Lock()
+	defer s.catMu.Unlock()
+	for _, cat := range []map[string]catEntry{s.tools, s.prompts} {
+		for name, e := range cat {
+			if e.server == server {
+				delete(cat, name)
+			}
+		}
+	}
+	for uri, srv := range s.resources {
+		if srv == server {
+			delete(s.resources, uri)
+		}
+	}
+	kept := s.templates[:0]
+	for _, t := range s.templates {
+		if t.server != server {
+			kept = append(kept, t)
+		}
+	}
+	s.templates = kept
+}
+
+func (s *Session) lookup(kind Kind, name string) (catEntry, bool) {
+	s.catMu.Lock()
+	defer s.catMu.Unlock()
+	cat := s.tools
+	if kind == KindPrompt {
+		cat = s.prompts
+	}
+	e, ok := cat[name]
+	return e, ok
+}
+
+// routeURI finds the upstream that serves a resource URI: the one that
+// listed it, else the one whose URI template has the longest matching literal
+// prefix, else the only upstream offering resources. A URI that two upstreams
+// claim (listed by both, or matched by templates of both) is routed to
+// neither: one upstream must not capture another's resources.
+func (s *Session) routeURI(ctx context.Context, uri string) (*upstream, error) {
+	find := func() (*upstream, error) {
+		s.catMu.Lock()
+		defer s.catMu.Unlock()
+		if srv, ok := s.resources[uri]; ok {
+			if srv == "" {
+				return nil, fmt.Errorf("resource %q is listed by more than one upstream; ward will not guess which one serves it", uri)
+			}
+			return s.byName[srv], nil
+		}
+		var match *upstream
+		best := -1
+		for _, t := range s.templates {
+			if t.uriTemplate != uri && (t.prefix == "" || !strings.HasPrefix(uri, t.prefix)) {
+				continue
+			}
+			up := s.byName[t.server]
+			switch {
+			case match == nil:
+				match, best = up, len(t.prefix)
+			case up != match:
+				return nil, fmt.Errorf("resource %q matches URI templates of more than one upstream (%s, %s); ward will not guess which one serves it", uri, match.name, up.name)
+			case len(t.prefix) > best:
+				best = len(t.prefix)
+			}
+		}
+		return match, nil
+	}
+	if up, err := find(); up != nil || err != nil {
+		return up, err
+	}
+	var offering []*upstream
+	for _, up := range s.ups {
+		if up.offers(KindResource) {
+			offering = append(offering, up)
+			_, _ = s.refreshResources(ctx, up, KindResource)
+			_, _ = s.refreshResources(ctx, up, KindResourceTemplate)
+		}
+	}
+	if up, err := find(); up != nil || err != nil {
+		return up, err
+	}
+	if len(offering) == 1 {
+		return offering[0], nil
+	}
+	return nil, fmt.Errorf("no upstream serves resource %q", uri)
+}
+
+// checkURI refuses resource URIs whose meaning depends on how an upstream
+// resolves them: dot segments, encoded dots or separators, backslashes and
+// control characters. Scope patterns match URIs as written, so
+// "file:///tmp/../etc/passwd" must never pass as something under /tmp.
+func checkURI(uri string) error {
+	if len(uri) > 4096 {
+		return fmt.Errorf("resource URI longer than 4096 bytes")
+	}
+	for _, r := range uri {
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return fmt.Errorf("resource URI %q contains a control character or backslash", uri)
+		}
+	}
+	lower := strings.ToLower(uri)
+	for _, enc := range []string{"%2e", "%2f", "%5c", "%00"} {
+		if strings.Contains(lower, enc) {
+			return fmt.Errorf("resource URI %q contains an encoded dot, separator or NUL; ward refuses it rather than guess what it names", uri)
+		}
+	}
+	rest := uri
+	if i := strings.Index(rest, "?"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.Index(rest, "#"); i >= 0 {
+		rest = rest[:i]
+	}
+	for _, seg := range strings.Split(rest, "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Errorf("resource URI %q contains a dot segment; ward refuses it rather than guess what it names", uri)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,195 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/ward-dev/ward/internal/strictjson"
+)
+
+// A client's message is read once, here, and everything the gateway
+// decides is read from that reading. params is a request's params as parsed
+// then: its members by exact name, each as the exact bytes received (which
+// strictjson has checked: valid UTF-8, no duplicate names at any depth). A
+// request that a server could read differently is refused before anything
+// is decided: besides duplicates, that is two members, at any depth, whose
+// names differ only in case ("uri" and "URI"), which a server matching
+// names without regard to case would confuse.
+//
+// What is forwarded is a re-encoding of the members (encode): the ones the
+// gateway decided on replaced by the values it decided, the others as
+// received.
+type params map[string]jsontext.Value
+
+// maxDepth bounds the nesting of a client's params.
+const maxDepth = 64
+
+// parseParams parses a request's params strictly. Absent or null params
+// are an empty object; anything but an object is refused.
+func parseParams(raw json.RawMessage) (params, error) {
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return params{}, nil
+	}
+	if err := checkNames(raw); err != nil {
+		return nil, err
+	}
+	m, err := strictjson.Object(raw)
+	if err != nil {
+		return nil, fmt.Errorf("params must be a JSON object: %v", err)
+	}
+	return params(m), nil
+}
+
+// checkNames walks a JSON document and refuses nesting deeper than
+// maxDepth and objects with two member names that are equal under Unicode
+// case folding.
+func checkNames(doc []byte) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(doc))
+	type frame struct {
+		object bool
+		names  map[string]string // folded → as written
+		name   bool              // the next token of an object is a name
+	}
+	var stack []frame
+	for {
+		tok, err := dec.ReadToken()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("params are not valid JSON: %v", err)
+		}
+		if n := len(stack); n > 0 && stack[n-1].object {
+			top := &stack[n-1]
+			if top.name && tok.Kind() == '"' {
+				name := tok.String()
+				key := fold(name)
+				if prev, ok := top.names[key]; ok {
+					return fmt.Errorf("params hold members %q and %q, which differ only in case; ward refuses them rather than guess which one the server reads", prev, name)
+				}
+				top.names[key] = name
+				top.name = false
+				continue
+			}
+		}
+		switch tok.Kind() {
+		case '{', '[':
+			if len(stack) >= maxDepth {
+				return fmt.Errorf("params are nested deeper than %d levels", maxDepth)
+			}
+			stack = append(stack, frame{object: tok.Kind() == '{', names: map[string]string{}, name: true})
+			continue
+		case '}', ']':
+			stack = stack[:len(stack)-1]
+		}
+		if n := len(stack); n > 0 && stack[n-1].object {
+			stack[n-1].name = true
+		}
+	}
+}
+
+// fold maps s to a canonical form shared by every string equal to it under
+// Unicode simple case folding (strings.EqualFold).
+func fold(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		if r == utf8.RuneError {
+			b.WriteRune(r)
+			continue
+		}
+		min := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f < min {
+				min = f
+			}
+		}
+		b.WriteRune(min)
+	}
+	return b.String()
+}
+
+// str reads member name as a string; ok is false when it is absent or
+// null.
+func (p params) str(name string) (s string, ok bool, err error) {
+	v, present := p[name]
+	if !present || string(v) == "null" {
+		return "", false, nil
+	}
+	if err := strictjson.Unmarshal(v, &s); err != nil {
+		return "", false, fmt.Errorf("%q must be a string", name)
+	}
+	return s, true, nil
+}
+
+// object returns member name if it is an object, nil if absent or null.
+func (p params) object(name string) (params, error) {
+	v, present := p[name]
+	if !present || string(v) == "null" {
+		return nil, nil
+	}
+	m, err := strictjson.Object(v)
+	if err != nil {
+		return nil, fmt.Errorf("%q must be an object", name)
+	}
+	return params(m), nil
+}
+
+// with returns a copy of p with member name set to the JSON encoding of v
+// (or deleted, for a nil v).
+func (p params) with(name string, v any) params {
+	out := make(params, len(p)+1)
+	for k, x := range p {
+		out[k] = x
+	}
+	if v == nil {
+		delete(out, name)
+		return out
+	}
+	switch x := v.(type) {
+	case jsontext.Value:
+		out[name] = x
+	case json.RawMessage:
+		out[name] = jsontext.Value(x)
+	case params:
+		out[name] = jsontext.Value(x.encode())
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			panic(fmt.Sprintf("gateway: encode %s: %v", name, err))
+		}
+		out[name] = b
+	}
+	return out
+}
+
+// encode is the JSON object of p's members, sorted by name.
+func (p params) encode() json.RawMessage {
+	names := make([]string, 0, len(p))
+	for k := range p {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, k := range names {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k)
+		b.Write(kb)
+		b.WriteByte(':')
+		b.Write(p[k])
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
