@@ -110,6 +110,10 @@ func (s *Session) complete(ctx context.Context, req *jsonrpc.Request, p params) 
 		bad(`params must carry an object "ref"`)
 		return
 	}
+	if err := ref.spelled("type", "name", "uri"); err != nil {
+		s.refuseUnread(req, err.Error())
+		return
+	}
 	typ, _, err := ref.str("type")
 	if err != nil {
 		bad(err.Error())
@@ -122,6 +126,10 @@ func (s *Session) complete(ctx context.Context, req *jsonrpc.Request, p params) 
 		return
 	}
 	if c != nil {
+		if err := c.spelled("arguments"); err != nil {
+			s.refuseUnread(req, err.Error())
+			return
+		}
 		if raw, ok := c["arguments"]; ok && string(raw) != "null" {
 			if err := strictjson.Unmarshal(raw, &args); err != nil {
 				bad(`"context.arguments" must be an object of strings`)
@@ -132,6 +140,10 @@ func (s *Session) complete(ctx context.Context, req *jsonrpc.Request, p params) 
 	argument, err := p.object("argument")
 	if err != nil || argument == nil {
 		bad(`params must carry an object "argument"`)
+		return
+	}
+	if err := argument.spelled("name", "value"); err != nil {
+		s.refuseUnread(req, err.Error())
 		return
 	}
 	aname, _, err1 := argument.str("name")

@@ -118,6 +118,20 @@ func fold(s string) string {
 	return b.String()
 }
 
+// spelled refuses members whose names equal one of names but for case
+// ("Arguments" for "arguments"): ward reads the exact name, and a server
+// that matches names without regard to case would read the variant.
+func (p params) spelled(names ...string) error {
+	for k := range p {
+		for _, n := range names {
+			if k != n && fold(k) == fold(n) {
+				return fmt.Errorf("params hold member %q where %q is meant, which differ only in case; ward refuses it rather than guess which one the server reads", k, n)
+			}
+		}
+	}
+	return nil
+}
+
 // str reads member name as a string; ok is false when it is absent or
 // null.
 func (p params) str(name string) (s string, ok bool, err error) {

@@ -91,6 +91,9 @@ func (s *Session) Receive(ctx context.Context, msg jsonrpc.Message) {
 			return
 		}
 		p, err := parseParams(m.Params)
+		if err == nil {
+			err = p.spelled(decidedMembers[m.Method]...)
+		}
 		if err != nil {
 			s.refuseUnread(m, err.Error())
 			return
@@ -320,6 +323,20 @@ func mergeInit(requested, version string, inits []initResult) map[string]any {
 		out["instructions"] = strings.Join(instructions, "\n")
 	}
 	return out
+}
+
+// decidedMembers are, per method, the params members the gateway reads:
+// a variant of one of them in another case is refused. (Nested objects
+// the gateway reads are checked where they are read.)
+var decidedMembers = map[string][]string{
+	"initialize":            {"protocolVersion", "capabilities", "clientInfo"},
+	"tools/call":            {"name", "arguments", "_meta"},
+	"prompts/get":           {"name", "arguments", "_meta"},
+	"resources/read":        {"uri", "_meta"},
+	"resources/subscribe":   {"uri", "_meta"},
+	"resources/unsubscribe": {"uri", "_meta"},
+	"completion/complete":   {"ref", "argument", "context", "_meta"},
+	"logging/setLevel":      {"level", "_meta"},
 }
 
 // knownMethods are the client requests the gateway serves.
