@@ -28,6 +28,7 @@ const nobody = 65534
 
 // clientRequest is a request made by TestHelperAsNobody.
 type clientRequest struct {
+	Method  string            `json:"method"`  // default POST
 	Network string            `json:"network"` // tcp or unix
 	Addr    string            `json:"addr"`
 	URL     string            `json:"url"`
@@ -71,7 +72,10 @@ func TestHelperAsNobody(t *testing.T) {
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, req.Network, req.Addr)
 		}}}
-	r, _ := http.NewRequest("POST", req.URL, strings.NewReader(initBody))
+	if req.Method == "" {
+		req.Method = "POST"
+	}
+	r, _ := http.NewRequest(req.Method, req.URL, strings.NewReader(initBody))
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Set("Accept", "application/json, text/event-stream")
 	for k, v := range req.Headers {
@@ -246,15 +250,17 @@ func TestSidecarServesOnlyItsOwnerTCP(t *testing.T) {
 
 	// Another user: refused whatever it presents, with what to do.
 	for _, tc := range []struct {
-		name string
-		url  string
-		hdr  map[string]string
+		name, method string
+		url          string
+		hdr          map[string]string
 	}{
-		{"no token", endpoint, nil},
-		{"the token in the header", endpoint, map[string]string{"Authorization": "Bearer " + token}},
-		{"the token in the path", endpoint + "/" + token, nil},
+		{"no token", "POST", endpoint, nil},
+		{"the token in the header", "POST", endpoint, map[string]string{"Authorization": "Bearer " + token}},
+		{"the token in the path", "POST", endpoint + "/" + token, nil},
+		{"GET with the token", "GET", endpoint, map[string]string{"Authorization": "Bearer " + token}},
+		{"DELETE with the token", "DELETE", endpoint + "/" + token, nil},
 	} {
-		res := asNobody(t, clientRequest{Network: "tcp", Addr: addr, URL: tc.url, Headers: tc.hdr})
+		res := asNobody(t, clientRequest{Method: tc.method, Network: "tcp", Addr: addr, URL: tc.url, Headers: tc.hdr})
 		if res.Err != "" || res.Status != http.StatusForbidden || !strings.Contains(res.Body, "comes from uid 65534") || !strings.Contains(res.Body, "ward mcp serve --session") {
 			t.Errorf("another user, %s: %+v", tc.name, res)
 		}
@@ -313,6 +319,18 @@ func TestSidecarServesOnlyItsOwnerTCP(t *testing.T) {
 			refusals++
 		}
 	}
+	for _, method := range []string{"GET", "DELETE", "OPTIONS", "PUT"} {
+		req, _ := http.NewRequest(method, endpoint, nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Errorf("owner, %s without the token: %d", method, resp.StatusCode)
+		}
+		refusals++
+	}
 	seen := up.seen()
 	if len(seen) != 5 {
 		t.Fatalf("%d requests reached the node, want the owner's 5", len(seen))
@@ -347,8 +365,8 @@ func TestSidecarServesOnlyItsOwnerTCP(t *testing.T) {
 			}
 		}
 	}
-	if total != refusals || byNobody != 3 {
-		t.Fatalf("reported %d refusals (%d of uid 65534), want %d (3)", total, byNobody, refusals)
+	if total != refusals || byNobody != 5 {
+		t.Fatalf("reported %d refusals (%d of uid 65534), want %d (5)", total, byNobody, refusals)
 	}
 	all, _ := json.Marshal(recs)
 	if strings.Contains(logs.String(), token) || bytes.Contains(all, []byte(token)) {
@@ -356,6 +374,31 @@ func TestSidecarServesOnlyItsOwnerTCP(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "not the owner (uid 65534)") {
 		t.Fatalf("no log line names the refused user:\n%s", logs.String())
+	}
+}
+
+// TestSidecarServesOnlyItsOwnerIPv6: the same on [::1], where the client's
+// socket is in /proc/net/tcp6.
+func TestSidecarServesOnlyItsOwnerIPv6(t *testing.T) {
+	ln, err := Listen("[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	up := newUpstream(t)
+	target, _ := url.Parse(up.srv.URL + "/mcp")
+	token := NewToken()
+	serve(t, SidecarConfig{Target: target, Transport: http.DefaultTransport, Token: token}, ln)
+	addr := ln.Addr().String()
+	endpoint := "http://" + addr + "/mcp"
+	hdr := map[string]string{"Authorization": "Bearer " + token}
+	if res := asNobody(t, clientRequest{Network: "tcp", Addr: addr, URL: endpoint, Headers: hdr}); res.Status != http.StatusForbidden || !strings.Contains(res.Body, "comes from uid 65534") {
+		t.Fatalf("another user with the token: %+v", res)
+	}
+	if status, body, _ := post(t, http.DefaultClient, endpoint, map[string][]string{"Authorization": {"Bearer " + token}}); status != 200 {
+		t.Fatalf("owner: %d %s", status, body)
+	}
+	if n := len(up.seen()); n != 1 {
+		t.Fatalf("%d requests reached the node, want the owner's 1", n)
 	}
 }
 
