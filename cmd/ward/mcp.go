@@ -190,9 +190,9 @@ func cmdMCPServe(args []string, stdout io.Writer) error {
 		info.Check = "peer credentials (SO_PEERCRED)"
 	} else {
 		info.Endpoint = "http://" + ln.Addr().String() + "/mcp"
-		info.Check = "token; client socket owner (/proc/net/tcp)"
+		info.Check = "the token, and the owner of the client's socket in /proc/net/tcp"
 		if runtime.GOOS != "linux" {
-			info.Check = "token"
+			info.Check = "the token"
 		}
 	}
 	if token != "" && showToken {
