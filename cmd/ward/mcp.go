@@ -190,7 +190,7 @@ func cmdMCPServe(args []string, stdout io.Writer) error {
 		info.Check = "peer credentials (SO_PEERCRED)"
 	} else {
 		info.Endpoint = "http://" + ln.Addr().String() + "/mcp"
-		info.Check = "the token, and the owner of the client's socket in /proc/net/tcp"
+		info.Check = "the token, and the owner of the client's socket"
 		if runtime.GOOS != "linux" {
 			info.Check = "the token"
 		}

@@ -32,15 +32,20 @@
 //     file of the owner's, [TokenFile]), compared in constant time, as
 //     "Authorization: Bearer TOKEN" or as the URL path /mcp/TOKEN. On
 //     Linux, the client's socket must also belong to the owner: the
-//     sidecar finds it in /proc/self/net/tcp{,6} by the connection's
-//     addresses and ports and reads its uid. That uid is the one the
-//     socket was created under; a socket no process holds any more shows
-//     uid 0 and inode 0 and is refused, not taken for root's. It holds
-//     while the token alone would not (a token seen in another user's
-//     process list or a readable config file); it cannot tell apart two
-//     processes of one user, and a socket handed by the owner to another
-//     user's process counts as the owner's. So the token is the guard on
-//     TCP and the uid check is a second one, never the only one.
+//     sidecar asks the kernel for the socket at the other end of the
+//     connection by its addresses and ports (an exact sock_diag lookup,
+//     as ss does, about 15 µs, once per connection; where the kernel has
+//     no sock_diag, the same line of /proc/self/net/tcp{,6}, which costs
+//     milliseconds) and reads its uid. That uid is the one the socket was
+//     created under; a socket no process holds any more (the client
+//     closed it) shows uid 0 and inode 0 and is refused, not taken for
+//     root's. The check holds where the token alone would not (a token
+//     seen in another user's process list or a readable config file); but
+//     it cannot tell apart two processes of one user, a socket handed by
+//     the owner to another user's process counts as the owner's, and a
+//     uid the sidecar's user namespace does not map shows as the overflow
+//     uid (65534). So the token is the guard on TCP and the uid check a
+//     second one, never the only one.
 //
 // Root is not the owner unless it runs the sidecar: a root process can
 // read the session key anyway, but a daemon that happens to run as root
