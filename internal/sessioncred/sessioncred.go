@@ -41,7 +41,9 @@
 //     closed it) shows uid 0 and inode 0 and is refused, not taken for
 //     root's. The check holds where the token alone would not (a token
 //     seen in another user's process list or a readable config file); but
-//     it cannot tell apart two processes of one user, a socket handed by
+//     it cannot tell apart two processes of one user (the owner's browser,
+//     driven by any web page, connects as the owner: the token and the
+//     Origin check stop it), a socket handed by
 //     the owner to another user's process counts as the owner's, and a
 //     uid the sidecar's user namespace does not map shows as the overflow
 //     uid (65534). So the token is the guard on TCP and the uid check a
