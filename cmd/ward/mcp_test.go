@@ -278,3 +278,45 @@ func TestMCPServeUnix(t *testing.T) {
 		t.Fatalf("a socket directory others may enter: exit %d %s", cmd.ProcessState.ExitCode(), errOut)
 	}
 }
+
+// TestMCPServeTokenFile: with --token-file the token is made once, printed
+// only then (-o json), kept across restarts, and works.
+func TestMCPServeTokenFile(t *testing.T) {
+	session := mcpServeSession(t)
+	bin := buildWard(t)
+	file := filepath.Join(t.TempDir(), "token")
+	start := func() mcpServeInfo {
+		cmd := exec.Command(bin, "mcp", "serve", "--session", session, "--token-file", file, "-o", "json")
+		stdout, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+		var info mcpServeInfo
+		if err := json.NewDecoder(stdout).Decode(&info); err != nil {
+			t.Fatalf("ward mcp serve -o json: %v", err)
+		}
+		return info
+	}
+	first := start()
+	if first.Token == "" || first.TokenURL != first.Endpoint+"/"+first.Token || first.TokenFile != file {
+		t.Fatalf("first start: %+v", first)
+	}
+	if st, err := os.Stat(file); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("token file: %v %v", err, st)
+	}
+	second := start()
+	if second.Token != "" || second.TokenURL != "" {
+		t.Fatalf("a kept token was printed again: %+v", second)
+	}
+	if err := echoThrough(t, second.Endpoint+"/"+first.Token, http.DefaultClient); err != nil {
+		t.Fatalf("the kept token after a restart: %v", err)
+	}
+	os.Chmod(file, 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, bin, "mcp", "serve", "--session", session, "--token-file", file).CombinedOutput()
+	if !strings.Contains(string(out), "chmod 600") || strings.Contains(string(out), first.Token) {
+		t.Fatalf("a token file others can read: %s", out)
+	}
+}
