@@ -66,10 +66,19 @@ func NewSidecar(cfg SidecarConfig) (*SidecarServer, error) {
 // yet reported. Only the user running Serve is served: on a Unix socket
 // the kernel's peer credentials must name that user; on TCP loopback the
 // request must carry the token and, on Linux, the client's socket must
-// belong to that user.
+// belong to that user. Serve closes ln.
 func (s *SidecarServer) Serve(ctx context.Context, ln net.Listener) error {
 	h := &sidecar{proxy: newProxy(s.cfg.Target, s.cfg.Transport), owner: int64(os.Geteuid())}
-	switch a := ln.Addr().(type) {
+	if err := s.bind(h, ln.Addr()); err != nil {
+		ln.Close()
+		return err
+	}
+	return s.serve(ctx, h, ln)
+}
+
+// bind sets what h checks on a listener at addr, or refuses the address.
+func (s *SidecarServer) bind(h *sidecar, addr net.Addr) error {
+	switch a := addr.(type) {
 	case *net.UnixAddr:
 		if !hasPeerCredentials {
 			return errors.New("a Unix socket sidecar needs peer credentials, which ward reads on Linux only: listen on 127.0.0.1:PORT")
@@ -83,11 +92,16 @@ func (s *SidecarServer) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		h.port = a.Port
 	default:
-		return fmt.Errorf("the sidecar serves a Unix socket or TCP loopback, not %s", ln.Addr().Network())
+		return fmt.Errorf("the sidecar serves a Unix socket or TCP loopback, not %s", addr.Network())
 	}
 	if s.cfg.Token != "" {
 		h.token, h.hasToken = s.token, true
 	}
+	return nil
+}
+
+// serve runs h on ln until ctx is done.
+func (s *SidecarServer) serve(ctx context.Context, h *sidecar, ln net.Listener) error {
 	var post func(context.Context, []byte) error
 	if s.cfg.Records != nil {
 		post = recordPoster(s.cfg.Records, s.cfg.Transport)
