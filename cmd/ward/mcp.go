@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -126,26 +126,30 @@ func cmdMCPWrap(args []string) error {
 }
 
 // cmdMCPServe runs a session-bound local MCP endpoint (a sidecar) for MCP
-// clients that cannot present credentials: it listens on loopback only,
-// checks Host and Origin against DNS rebinding, and forwards every request to
-// the node's gateway with the session's grant and a fresh DPoP proof.
+// clients that cannot present credentials: it serves only the user who
+// runs it (a Unix socket checked with peer credentials, or TCP loopback
+// with a token and, on Linux, the client socket's owner), checks Host and
+// Origin against DNS rebinding, and forwards every request to the node's
+// gateway with the session's grant and a fresh DPoP proof.
 func cmdMCPServe(args []string, stdout io.Writer) error {
 	fs := flags("mcp serve")
 	session := fs.String("session", os.Getenv("WARD_SESSION"), "session whose credentials to use")
-	listen := fs.String("listen", "127.0.0.1:0", "loopback address to listen on")
+	listen := fs.String("listen", "127.0.0.1:0", "loopback HOST:PORT (clients need the token), or unix:PATH (a socket in a directory only you can enter)")
+	tokenFile := fs.String("token-file", "", "keep the token in FILE (created 0600 if missing) so that client configurations survive restarts; default: a new token at every start")
+	out := outputFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *session == "" {
-		return usagef("usage: ward mcp serve --session ID --listen 127.0.0.1:PORT")
+	if err := checkOutput(*out); err != nil {
+		return err
 	}
-	host, _, err := net.SplitHostPort(*listen)
-	if err != nil {
+	if *session == "" {
+		return usagef("usage: ward mcp serve --session ID [--listen 127.0.0.1:PORT | --listen unix:PATH] [--token-file FILE]")
+	}
+	if err := sessioncred.CheckListen(*listen); err != nil {
 		return usagef("--listen %q: %v", *listen, err)
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return usagef("--listen %q: the sidecar holds the session key and listens on loopback only", *listen)
-	}
+	unixPath, onUnix := strings.CutPrefix(*listen, "unix:")
 	c, _, err := sessionClient(*session)
 	if err != nil {
 		return err
@@ -154,28 +158,87 @@ func cmdMCPServe(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *listen)
+	records, err := url.Parse(c.base + "/v1/records")
 	if err != nil {
 		return err
 	}
-	h := sessioncred.Sidecar(target, c.http.Transport, ln.Addr().(*net.TCPAddr).Port)
-	fmt.Fprintf(stdout, "ward mcp serve: session %s\n  MCP endpoint http://%s/mcp (loopback only; Host and Origin checked)\n", *session, ln.Addr())
+	// The token is printed only when it was made now; a kept one stays in
+	// its file.
+	token, showToken := "", false
+	switch {
+	case *tokenFile != "":
+		if token, showToken, err = sessioncred.TokenFile(*tokenFile); err != nil {
+			return err
+		}
+	case !onUnix:
+		token, showToken = sessioncred.NewToken(), true
+	}
+	sc, err := sessioncred.NewSidecar(sessioncred.SidecarConfig{
+		Target: target, Transport: c.http.Transport, Token: token, Records: records,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := sessioncred.Listen(*listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", *listen, err)
+	}
+	info := mcpServeInfo{Session: *session, UID: os.Geteuid(), TokenFile: *tokenFile}
+	if onUnix {
+		info.Socket, info.Endpoint = ln.Addr().String(), "http://localhost/mcp"
+		info.Check = "peer credentials (SO_PEERCRED)"
+	} else {
+		info.Endpoint = "http://" + ln.Addr().String() + "/mcp"
+		info.Check = "the token, and the owner of the client's socket"
+		if runtime.GOOS != "linux" {
+			info.Check = "the token"
+		}
+	}
+	if token != "" && showToken {
+		info.Token, info.TokenURL = token, info.Endpoint+"/"+token
+	}
+	if *out == "json" {
+		printJSON(stdout, info)
+	} else {
+		info.print(stdout, unixPath)
+	}
 	if f, ok := stdout.(*os.File); ok {
 		f.Sync()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
+	return sc.Serve(ctx, ln)
+}
+
+// mcpServeInfo is what `ward mcp serve` prints when it is ready.
+type mcpServeInfo struct {
+	Session   string `json:"session"`
+	Endpoint  string `json:"endpoint"`
+	Socket    string `json:"socket,omitempty"`
+	Token     string `json:"token,omitempty"`
+	TokenURL  string `json:"token_url,omitempty"`
+	TokenFile string `json:"token_file,omitempty"`
+	UID       int    `json:"uid"`
+	Check     string `json:"check"`
+}
+
+func (i mcpServeInfo) print(w io.Writer, unixPath string) {
+	fmt.Fprintf(w, "ward mcp serve: session %s\n", i.Session)
+	if i.Socket != "" {
+		fmt.Fprintf(w, "  MCP endpoint %s on the Unix socket %s\n", i.Endpoint, i.Socket)
+		fmt.Fprintf(w, "  (e.g. curl --unix-socket %s %s)\n", unixPath, i.Endpoint)
+	} else {
+		fmt.Fprintf(w, "  MCP endpoint %s\n", i.Endpoint)
 	}
-	return nil
+	switch {
+	case i.Token != "":
+		fmt.Fprintf(w, "  token: put the header   Authorization: Bearer %s\n", i.Token)
+		fmt.Fprintf(w, "         in the MCP client's configuration, or use the URL %s\n", i.TokenURL)
+	case i.TokenFile != "":
+		fmt.Fprintf(w, "  token: the content of %s, as the header \"Authorization: Bearer TOKEN\" or the URL %s/TOKEN\n", i.TokenFile, i.Endpoint)
+	}
+	fmt.Fprintf(w, "  serves uid %d only (checked: %s); Host and Origin checked\n", i.UID, i.Check)
 }
 
 var execLookPath = exec.LookPath

@@ -13,6 +13,55 @@
 //	bundle.pem     the trust domain's CA certificates
 //	grant.jwt      the session grant (useless without key.pem)
 //	jwt-svid.txt   the JWT-SVID (a bearer token: treat as a secret)
+//
+// # The sidecar
+//
+// `ward mcp serve` ([NewSidecar], [Listen]) is a local MCP endpoint for
+// clients that cannot present the session's credentials: it holds the key
+// and adds the grant and a DPoP proof to every request it forwards to the
+// node. Whatever reaches it acts as the session, so it serves only the
+// user who started it (its effective uid):
+//
+//   - On a Unix socket ("unix:PATH") the kernel names the client: the
+//     uid the socket's peer credentials (SO_PEERCRED) recorded at connect
+//     must be the owner's. The socket is mode 0600 in a directory of the
+//     owner's that nobody else may enter, so others cannot even connect.
+//     No token is needed.
+//   - On TCP loopback anyone on the host can connect, so every request must
+//     carry the sidecar's token (256 random bits, [NewToken], or kept in a
+//     file of the owner's, [TokenFile]), compared in constant time, as
+//     "Authorization: Bearer TOKEN" or as the URL path /mcp/TOKEN. On
+//     Linux, the client's socket must also belong to the owner: the
+//     sidecar asks the kernel for the socket at the other end of the
+//     connection by its addresses and ports (an exact sock_diag lookup,
+//     as ss does, about 15 µs, once per connection; where the kernel has
+//     no sock_diag, the same line of /proc/self/net/tcp{,6}, which costs
+//     milliseconds) and reads its uid. That uid is the one the socket was
+//     created under; a socket no process holds any more (the client
+//     closed it) shows uid 0 and inode 0 and is refused, not taken for
+//     root's. The check holds where the token alone would not (a token
+//     seen in another user's process list or a readable config file); but
+//     it cannot tell apart two processes of one user (the owner's browser,
+//     driven by any web page, connects as the owner: the token and the
+//     Origin check stop it), a socket handed by
+//     the owner to another user's process counts as the owner's, and a
+//     uid the sidecar's user namespace does not map shows as the overflow
+//     uid (65534). So the token is the guard on TCP and the uid check a
+//     second one, never the only one.
+//
+// Root is not the owner unless it runs the sidecar: a root process can
+// read the session key anyway, but a daemon that happens to run as root
+// should not act as a user's session by connecting to it.
+//
+// A refused request gets 401 (no or wrong token) or 403 (another user, a
+// foreign Host or Origin) with what to do, and is reported: a log line and,
+// when the sidecar knows the node's records endpoint, a "note" record of
+// the session (POST /v1/records), the first at once and the rest counted
+// per [DefaultRefusalInterval]. Tokens are never logged or forwarded.
+//
+// Host and Origin are checked against DNS rebinding; the node is sent
+// neither the client's Origin (it names the sidecar, and the node refuses
+// an Origin that is not its own) nor its credentials, cookies or Referer.
 package sessioncred
 
 import (

@@ -1,25 +1,189 @@
 package sessioncred
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
+	"time"
 )
 
-// Sidecar returns the handler of `ward mcp serve`: it accepts requests only
-// for /mcp with a loopback Host on port and, if an Origin is sent, a loopback
-// Origin; it forwards them to target through rt (which authenticates as the
-// session) and streams responses back unbuffered.
+// SidecarConfig configures a session's local MCP endpoint ([NewSidecar]).
+type SidecarConfig struct {
+	// Target is the node's MCP endpoint, https://NODE/mcp.
+	Target *url.URL
+	// Transport authenticates every forwarded request as the session.
+	Transport http.RoundTripper
+	// Token is the secret a client presents, as "Authorization: Bearer
+	// TOKEN" or as the last segment of the URL path /mcp/TOKEN ([NewToken],
+	// [TokenFile]). Serving on TCP requires one; on a Unix socket it is
+	// checked when set.
+	Token string
+	// Records, if set, is the node's records endpoint
+	// (https://NODE/v1/records): refused requests are posted there, as
+	// "note" records of the session, aggregated (RefusalInterval).
+	Records *url.URL
+	// Logger gets one line per report of refused requests; nil logs
+	// nothing.
+	Logger *slog.Logger
+	// RefusalInterval is the shortest time between two reports of refused
+	// requests; 0 means DefaultRefusalInterval.
+	RefusalInterval time.Duration
+}
+
+// SidecarServer is a session's local MCP endpoint bound to the user who
+// runs it; see the package documentation.
+type SidecarServer struct {
+	cfg   SidecarConfig
+	token tokenDigest
+}
+
+// NewSidecar checks cfg and returns a sidecar ready to [SidecarServer.Serve].
+func NewSidecar(cfg SidecarConfig) (*SidecarServer, error) {
+	if cfg.Target == nil || cfg.Transport == nil {
+		return nil, errors.New("sidecar: a target and a transport are required")
+	}
+	if cfg.Token != "" {
+		if err := checkToken(cfg.Token); err != nil {
+			return nil, fmt.Errorf("sidecar: %w", err)
+		}
+	}
+	return &SidecarServer{cfg: cfg, token: digestToken(cfg.Token)}, nil
+}
+
+// Serve answers on ln (from [Listen]) until ctx is done, then stops,
+// waiting up to 5 s for requests in flight, and reports the refusals not
+// yet reported. Only the user running Serve is served: on a Unix socket
+// the kernel's peer credentials must name that user; on TCP loopback the
+// request must carry the token and, on Linux, the client's socket must
+// belong to that user. Serve closes ln.
+func (s *SidecarServer) Serve(ctx context.Context, ln net.Listener) error {
+	h := &sidecar{proxy: newProxy(s.cfg.Target, s.cfg.Transport), owner: int64(os.Geteuid())}
+	if err := s.bind(h, ln.Addr()); err != nil {
+		ln.Close()
+		return err
+	}
+	return s.serve(ctx, h, ln)
+}
+
+// bind sets what h checks on a listener at addr, or refuses the address.
+func (s *SidecarServer) bind(h *sidecar, addr net.Addr) error {
+	switch a := addr.(type) {
+	case *net.UnixAddr:
+		if !hasPeerCredentials {
+			return errors.New("a Unix socket sidecar needs peer credentials, which ward reads on Linux only: listen on 127.0.0.1:PORT")
+		}
+	case *net.TCPAddr:
+		if !a.IP.IsLoopback() {
+			return fmt.Errorf("the sidecar serves loopback only, not %s", a)
+		}
+		if s.cfg.Token == "" {
+			return errors.New("a sidecar on TCP needs a token: loopback tells nobody which user connects")
+		}
+		h.port = a.Port
+	default:
+		return fmt.Errorf("the sidecar serves a Unix socket or TCP loopback, not %s", addr.Network())
+	}
+	if s.cfg.Token != "" {
+		h.token, h.hasToken = s.token, true
+	}
+	return nil
+}
+
+// serve runs h on ln until ctx is done.
+func (s *SidecarServer) serve(ctx context.Context, h *sidecar, ln net.Listener) error {
+	var post func(context.Context, []byte) error
+	if s.cfg.Records != nil {
+		post = recordPoster(s.cfg.Records, s.cfg.Transport)
+	}
+	h.refused = newRefusals(s.cfg.Logger, post, s.cfg.RefusalInterval)
+	rctx, stopReports := context.WithCancel(context.Background())
+	reported := make(chan struct{})
+	go func() { defer close(reported); h.refused.run(rctx) }()
+	defer func() { stopReports(); <-reported }()
+
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, peerKey{}, &peer{conn: c})
+		}}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if srv.Shutdown(sctx) != nil {
+		srv.Close()
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// recordPoster posts refusals to the node's records endpoint as the
+// session.
+func recordPoster(records *url.URL, rt http.RoundTripper) func(context.Context, []byte) error {
+	return func(ctx context.Context, content []byte) error {
+		body, _ := json.Marshal(map[string]any{"kind": "note", "content": json.RawMessage(content)})
+		req, err := http.NewRequestWithContext(ctx, "POST", records.String(), bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			return fmt.Errorf("the node answered %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
+		}
+		return nil
+	}
+}
+
+// Sidecar returns the bare handler of a session's local MCP endpoint: it
+// accepts requests only for /mcp with a loopback Host on port and, if an
+// Origin is sent, an http Origin naming a loopback host on that port; it
+// forwards them to target through rt (which authenticates as the session)
+// without the client's credentials, cookies, Origin or Referer, and streams
+// responses back unbuffered.
+//
+// It does not check who connects: serve it only where nothing but the
+// session can connect (ward run serves it inside the runtime's own network
+// namespace). Anywhere else use [NewSidecar].
 func Sidecar(target *url.URL, rt http.RoundTripper, port int) http.Handler {
-	proxy := &httputil.ReverseProxy{
+	return &sidecar{proxy: newProxy(target, rt), port: port, owner: -1}
+}
+
+func newProxy(target *url.URL, rt http.RoundTripper) http.Handler {
+	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme, pr.Out.URL.Host, pr.Out.URL.Path, pr.Out.URL.RawPath = target.Scheme, target.Host, target.Path, ""
 			pr.Out.Host = target.Host
-			pr.Out.Header.Del("Authorization")
-			pr.Out.Header.Del("DPoP")
-			pr.Out.Header.Del("Cookie")
+			// The sidecar has checked the client; what reaches the node is
+			// the session's own request. The client's credentials and
+			// cookies are not the session's, and its Origin names the
+			// sidecar, which the node (checking Origin against its own
+			// address) would refuse.
+			for _, h := range []string{"Authorization", "DPoP", "Cookie", "Origin", "Referer"} {
+				pr.Out.Header.Del(h)
+			}
 		},
 		Transport:     rt,
 		FlushInterval: -1,
@@ -27,26 +191,166 @@ func Sidecar(target *url.URL, rt http.RoundTripper, port int) http.Handler {
 			http.Error(w, "ward sidecar: cannot reach the gateway: "+err.Error(), http.StatusBadGateway)
 		},
 	}
-	allowedHost := map[string]bool{}
-	for _, h := range []string{"127.0.0.1", "localhost", "[::1]"} {
-		allowedHost[fmt.Sprintf("%s:%d", h, port)] = true
+}
+
+// sidecar is the endpoint's handler; see Sidecar and SidecarServer.Serve.
+type sidecar struct {
+	proxy    http.Handler
+	port     int   // TCP port that Host and Origin must name; 0 on a Unix socket (no Host check)
+	owner    int64 // the only uid served; -1: who connects is not checked
+	token    tokenDigest
+	hasToken bool
+	refused  *refusals // nil: refusals are not reported
+}
+
+// peer is the process at the other end of one connection, found once, on
+// the connection's first request.
+type peer struct {
+	conn net.Conn
+	once sync.Once
+	id   uint32
+	err  error
+}
+
+type peerKey struct{}
+
+func (p *peer) uid() (uint32, error) {
+	p.once.Do(func() { p.id, p.err = peerUID(p.conn) })
+	return p.id, p.err
+}
+
+func (s *sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.owner >= 0 && !s.ownerConnected(w, r) {
+		return
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !allowedHost[strings.ToLower(r.Host)] {
-			http.Error(w, "ward sidecar: Host "+r.Host+" refused (DNS rebinding protection): use 127.0.0.1", http.StatusForbidden)
+	path := r.URL.Path
+	if s.hasToken {
+		var ok bool
+		if path, ok = s.tokenPresented(w, r); !ok {
 			return
 		}
-		if o := r.Header.Get("Origin"); o != "" {
-			u, err := url.Parse(o)
-			if err != nil || !allowedHost[strings.ToLower(u.Host)] {
-				http.Error(w, "ward sidecar: Origin "+o+" refused (DNS rebinding protection)", http.StatusForbidden)
-				return
-			}
-		}
-		if r.URL.Path != "/mcp" {
-			http.NotFound(w, r)
+	}
+	if s.port != 0 && !loopbackHost(r.Host, s.port) {
+		s.refuse(w, http.StatusForbidden, refusal{"foreign Host", -1}, r.Host,
+			"ward sidecar: Host "+trim(r.Host, 100)+" refused (DNS rebinding protection): use 127.0.0.1")
+		return
+	}
+	if origins := r.Header.Values("Origin"); len(origins) > 0 {
+		if len(origins) > 1 || !s.loopbackOrigin(origins[0]) {
+			s.refuse(w, http.StatusForbidden, refusal{"foreign Origin", -1}, strings.Join(origins, ", "),
+				"ward sidecar: Origin "+trim(strings.Join(origins, ", "), 100)+" refused (DNS rebinding protection): only pages of this endpoint's own address may call it")
 			return
 		}
-		proxy.ServeHTTP(w, r)
-	})
+	}
+	if path != "/mcp" {
+		http.NotFound(w, r)
+		return
+	}
+	s.proxy.ServeHTTP(w, r)
+}
+
+// ownerConnected checks that the connection comes from the owner's uid.
+func (s *sidecar) ownerConnected(w http.ResponseWriter, r *http.Request) bool {
+	p, _ := r.Context().Value(peerKey{}).(*peer)
+	if p == nil {
+		s.refuse(w, http.StatusForbidden, refusal{"unknown peer", -1}, "",
+			"ward mcp serve: cannot tell which user opened this connection, so it is refused")
+		return false
+	}
+	uid, err := p.uid()
+	switch {
+	case errors.Is(err, errNoPeerCredentials):
+		return true // TCP where the system cannot say: the token decides
+	case err != nil:
+		s.refuse(w, http.StatusForbidden, refusal{"unknown peer", -1}, "",
+			fmt.Sprintf("ward mcp serve: cannot tell which user opened this connection (%v), so it is refused; if this persists, serve on a Unix socket (ward mcp serve --listen unix:PATH)", err))
+		return false
+	case int64(uid) != s.owner:
+		s.refuse(w, http.StatusForbidden, refusal{"not the owner", int64(uid)}, "",
+			fmt.Sprintf("ward mcp serve: this endpoint serves only the user who started it (uid %d); this connection comes from uid %d. Run your own sidecar as that user: ward mcp serve --session ID", s.owner, uid))
+		return false
+	}
+	return true
+}
+
+// tokenPresented checks the token, from the Authorization header or the
+// path /mcp/TOKEN; every token presented must be right. It returns the
+// path without the token.
+func (s *sidecar) tokenPresented(w http.ResponseWriter, r *http.Request) (string, bool) {
+	const how = `send the header "Authorization: Bearer TOKEN" or use the URL http://HOST:PORT/mcp/TOKEN, with the token ward mcp serve printed when it started (or the content of its --token-file)`
+	path := r.URL.Path
+	var presented []string
+	switch auth := r.Header.Values("Authorization"); len(auth) {
+	case 0:
+	case 1:
+		scheme, tok, ok := strings.Cut(auth[0], " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+			s.unauthorized(w, r, "malformed Authorization", "ward mcp serve: Authorization must be \"Bearer TOKEN\": "+how)
+			return "", false
+		}
+		presented = append(presented, tok)
+	default:
+		s.unauthorized(w, r, "malformed Authorization", "ward mcp serve: send one Authorization header: "+how)
+		return "", false
+	}
+	if tok, ok := strings.CutPrefix(path, "/mcp/"); ok {
+		presented, path = append(presented, tok), "/mcp"
+	}
+	if len(presented) == 0 {
+		s.unauthorized(w, r, "no token", "ward mcp serve: this endpoint needs its token: "+how)
+		return "", false
+	}
+	for _, tok := range presented {
+		if !s.token.matches(tok) {
+			s.unauthorized(w, r, "wrong token", "ward mcp serve: the token presented is not this endpoint's (without --token-file it changes at every start): "+how)
+			return "", false
+		}
+	}
+	return path, true
+}
+
+func (s *sidecar) unauthorized(w http.ResponseWriter, r *http.Request, reason, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="ward mcp serve"`)
+	uid := int64(-1)
+	if p, _ := r.Context().Value(peerKey{}).(*peer); p != nil && s.owner >= 0 {
+		if id, err := p.uid(); err == nil {
+			uid = int64(id)
+		}
+	}
+	s.refuse(w, http.StatusUnauthorized, refusal{reason, uid}, "", msg)
+}
+
+func (s *sidecar) refuse(w http.ResponseWriter, status int, k refusal, example, msg string) {
+	s.refused.add(k, example)
+	http.Error(w, msg, status)
+}
+
+var loopbackNames = []string{"127.0.0.1", "localhost", "[::1]"}
+
+// loopbackHost reports whether hostport names a loopback host on port.
+func loopbackHost(hostport string, port int) bool {
+	hostport = strings.ToLower(hostport)
+	for _, h := range loopbackNames {
+		if hostport == fmt.Sprintf("%s:%d", h, port) {
+			return true
+		}
+	}
+	return false
+}
+
+// loopbackOrigin accepts a serialized origin http://HOST:PORT naming a
+// loopback host on the sidecar's port (on a Unix socket, on any port).
+func (s *sidecar) loopbackOrigin(o string) bool {
+	u, err := url.Parse(o)
+	if err != nil || u.Scheme != "http" || u.User != nil || u.Opaque != "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+		return false
+	}
+	if s.port != 0 {
+		return loopbackHost(u.Host, s.port)
+	}
+	switch strings.ToLower(u.Hostname()) {
+	case "127.0.0.1", "localhost", "::1":
+		return true
+	}
+	return false
 }
