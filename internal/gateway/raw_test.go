@@ -403,4 +403,3 @@ func mustMarshal(v any) []byte {
 	}
 	return b
 }
-

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +40,7 @@ func runContract(t *testing.T, b backend) {
 	t.Run("EndSessionCascade", func(t *testing.T) { testEndSessionCascade(t, open(t)) })
 	t.Run("ExpireSessions", func(t *testing.T) { testExpireSessions(t, open(t)) })
 	t.Run("Pins", func(t *testing.T) { testPins(t, open(t)) })
+	t.Run("ToolSets", func(t *testing.T) { testToolSets(t, open(t)) })
 	t.Run("Meta", func(t *testing.T) { testMeta(t, open(t)) })
 	t.Run("InvalidInput", func(t *testing.T) { testInvalidInput(t, open(t)) })
 	t.Run("CanceledContext", func(t *testing.T) { testCanceledContext(t, open(t)) })
@@ -610,6 +612,63 @@ func testPins(t *testing.T, s *Store) {
 	mustNil(t, "list none", err)
 	if len(list) != 0 {
 		t.Errorf("list none = %v", list)
+	}
+}
+
+// testToolSets: a server's first tool set is the first listing recorded,
+// never changes, and is taken from its pins if it was pinned before sets
+// were kept; the last set follows each listing.
+func testToolSets(t *testing.T, s *Store) {
+	ctx := context.Background()
+	_, err := s.GetToolSet(ctx, "fs")
+	wantErr(t, "get unknown tool set", err, ErrNotFound)
+	set, prev, created, err := s.ObserveToolSet(ctx, "fs", []string{"write", "read", "read"})
+	mustNil(t, "first listing", err)
+	if !created || prev != nil || !slices.Equal(set.First, []string{"read", "write"}) || !slices.Equal(set.Last, []string{"read", "write"}) {
+		t.Fatalf("first listing: %+v, %v, %v", set, prev, created)
+	}
+	set, prev, created, err = s.ObserveToolSet(ctx, "fs", []string{"read", "write2"})
+	mustNil(t, "second listing", err)
+	if created || !slices.Equal(prev, []string{"read", "write"}) || !slices.Equal(set.First, []string{"read", "write"}) || !slices.Equal(set.Last, []string{"read", "write2"}) {
+		t.Fatalf("second listing: %+v, %v, %v", set, prev, created)
+	}
+	got, err := s.GetToolSet(ctx, "fs")
+	mustNil(t, "get", err)
+	if !slices.Equal(got.First, []string{"read", "write"}) || !slices.Equal(got.Last, []string{"read", "write2"}) {
+		t.Fatalf("stored %+v", got)
+	}
+	// Concurrent first listings of a new server: exactly one wins.
+	var wg sync.WaitGroup
+	firsts := make([][]string, 8)
+	for i := range firsts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			set, _, _, err := s.ObserveToolSet(ctx, "race", []string{fmt.Sprint("t", i)})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			firsts[i] = set.First
+		}()
+	}
+	wg.Wait()
+	final, err := s.GetToolSet(ctx, "race")
+	mustNil(t, "get race", err)
+	if len(final.First) != 1 {
+		t.Fatalf("first set of a raced server: %v", final.First)
+	}
+	// Pinned before sets were kept: the pins are the first set.
+	_, _, _, err = s.ObservePin(ctx, "old", "a", "sha256:aa", json.RawMessage(`{}`), "first-use")
+	mustNil(t, "pin", err)
+	set, _, created, err = s.ObserveToolSet(ctx, "old", []string{"a", "b"})
+	mustNil(t, "listing of a pinned server", err)
+	if created || !slices.Equal(set.First, []string{"a"}) {
+		t.Fatalf("server pinned before sets: %+v created %v; want first set [a]", set, created)
+	}
+	_, _, _, err = s.ObserveToolSet(ctx, "BAD NAME", nil)
+	if err == nil {
+		t.Fatal("a malformed server name was accepted")
 	}
 }
 
