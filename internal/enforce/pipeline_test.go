@@ -178,7 +178,9 @@ func (q *orderedQueue) Submit(ctx context.Context, r approval.Request) (approval
 	r.ID, r.State = fmt.Sprintf("req-%d", q.n), approval.StatePending
 	return r, nil
 }
-func (q *orderedQueue) List(context.Context, approval.Filter) ([]approval.Request, error) { return nil, nil }
+func (q *orderedQueue) List(context.Context, approval.Filter) ([]approval.Request, error) {
+	return nil, nil
+}
 func (q *orderedQueue) Redeem(context.Context, string, string, string, json.RawMessage) (approval.Request, bool, error) {
 	return approval.Request{}, false, nil
 }
@@ -223,7 +225,7 @@ func TestSink(t *testing.T) {
 		{def: `{"annotations":{"readOnlyHint":true,"openWorldHint":false}}`, want: false},
 		{def: `{"annotations":{"readOnlyHint":"true","openWorldHint":false}}`, want: true},
 		{def: `{"annotations":{"readOnlyHint":true,"openWorldHint":false,"openWorldHint":false}}`, want: true}, // not strict JSON
-		{def: `{"annotations":{"ReadOnlyHint":true,"OpenWorldHint":false}}`, want: true},                     // names are case-sensitive
+		{def: `{"annotations":{"ReadOnlyHint":true,"OpenWorldHint":false}}`, want: true},                       // names are case-sensitive
 		{def: `{"annotations":{"readOnlyHint":true,"openWorldHint":false}}`, decl: enforce.ToolDeclaration{Sink: &yes}, declared: true, want: true},
 		{def: ``, decl: enforce.ToolDeclaration{Sink: &no}, declared: true, want: false},
 		{def: `{"annotations":{"readOnlyHint":true,"openWorldHint":false}}`, decl: enforce.ToolDeclaration{Verb: "read"}, declared: true, want: false},
@@ -251,7 +253,9 @@ func TestFirstToolSetSurvivesRestart(t *testing.T) {
 		}
 		return p
 	}
-	def := func(name string) json.RawMessage { return json.RawMessage(`{"name":"` + name + `","inputSchema":{"type":"object"}}`) }
+	def := func(name string) json.RawMessage {
+		return json.RawMessage(`{"name":"` + name + `","inputSchema":{"type":"object"}}`)
+	}
 	items := []enforce.Item{{Name: "up.a", Upstream: "a", Definition: def("a")}}
 	if keep, err := newPipeline().Filter(ctx, caller("s"), enforce.KindTool, "up", items); err != nil || !keep[0] {
 		t.Fatal(keep, err)
