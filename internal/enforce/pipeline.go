@@ -470,8 +470,8 @@ func (p *Pipeline) Observe(ctx context.Context, c *Caller, op *Operation, out Ou
 	}
 	if (out.Error == "" || out.Answered) && p.cfg.State != nil {
 		r := Received{Source: op.Name, Event: out.Decision, Result: out.Result}
-		if out.Error != "" {
-			r.Error = out.Error
+		if len(out.Result) == 0 {
+			r.Error = out.Error // else the error object is the Result
 		}
 		p.cfg.State.Receive(ctx, c, r)
 	}

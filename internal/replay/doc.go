@@ -59,7 +59,10 @@
 //	           on them as it would live: anything but an object (or null,
 //	           meaning none) is denied as an invalid request
 //	verb       string, what the tool does as its declaration says ("read",
-//	           "delete", …); optional, context.verb
+//	           "delete", …); optional, context.verb. Like impact, dataset
+//	           and path, it is read for tools/call only (a node derives
+//	           these for tools alone) and takes the place of what the
+//	           tool's declaration in [Options].Tools would derive
 //	impact     object of integers, the call's size as its declaration reads
 //	           it from the arguments ({"rows": 500}); optional, context.impact
 //	dataset    string, the dataset the call touches as its declaration
@@ -71,12 +74,18 @@
 //	result     any JSON value, what the server answered; optional. Taken
 //	           in by the simulation when ward would have let the call through
 //	error      any JSON value, the error the call got; optional. A call
-//	           with an error returned no result
+//	           with an error returned no result: the error is taken in
+//	           instead (an upstream's error message is its words too)
 //	time       string, when the call was made, RFC 3339; optional
-//	read_only  boolean, the tool's definition is annotated readOnlyHint;
-//	           optional, default false. A tools/call is a sink
-//	           (context.sink) unless its declaration says otherwise
-//	           ([Options].Tools) or, undeclared, it is read-only
+//	definition object, the tool's definition as its server listed it;
+//	           optional. Its annotations decide context.sink as live
+//	read_only  boolean, shorthand for a definition annotated readOnlyHint
+//	           true and nothing else; optional, default false. A tools/call
+//	           is a sink (context.sink) unless its declaration says
+//	           otherwise ([Options].Tools) or its definition annotates
+//	           readOnlyHint true and openWorldHint false (enforce.Sink):
+//	           read_only alone does not make a tool a non-sink, because a
+//	           tool that only reads may still carry data out
 //	harmful    boolean, this is the call the attack wants; optional, only in
 //	           a session labelled "attack"
 //	approved   boolean, a human approved the call if ward escalates it;
@@ -123,36 +132,42 @@
 //
 // # Simulation
 //
-// The live node does more than decide: it labels each session with what its
-// results carry, remembers where values came from, and scans results for
-// instructions aimed at the model. Replay does the same, with the same
-// packages, so that a policy on context.taint or context.tainted_arguments
-// decides as it would live. Per session:
+// Replay decides each record through the node's own enforcement pipeline
+// (enforce.Pipeline.Evaluate) and keeps each session's state as the node
+// does (enforce.Sessions): what it reports is what a node with the same
+// policies and tool declarations decides, which a differential test
+// checks by running the same traces through a live gateway. A trace has
+// no grants, pins, quotas or monitor: a replayed session may call any
+// well-formed name, its tools count as approved, and nothing is counted or
+// watched. A name no grant could cover (a host with a port, a URI with a
+// control character) is refused as a node refuses it. Per session:
 //
 //   - Taint: a call's result taints the session with the labels
 //     [Options].Labels gives its tool or resource ([taint.Labeler.Tool]; an
 //     http record's, its host's, [taint.Labeler.Host]); without a labeler
 //     every result is untrusted, as on a node without a taint section. A
 //     call is decided with context.taint = the labels recorded with it
-//     ("taint") and those the replay gave the session, sorted.
+//     ("taint", for that call only) and those the replay gave the session,
+//     sorted.
 //
 //   - Provenance: the session's objective is trusted input; an untrusted
 //     tool result is indexed as untrusted under the tool's name with its
 //     trace line as the event, a result labelled exactly ["trusted"] as
 //     trusted ([provenance.Index]). A tools/call that is a sink has the
 //     values of its consequential arguments (the declaration's
-//     Consequential, else [gateway.DefaultConsequential]) checked, and those
+//     Consequential, else enforce.DefaultConsequential) checked, and those
 //     that came from an untrusted result and not from trusted input are
 //     context.tainted_arguments; the reason of a call that is not allowed
-//     says where each came from (below).
+//     says where each came from (below). An http record's host and URL
+//     are checked the same way, as the egress proxy checks them.
 //
 //   - Scanning: a tool result whose [scan.Score] is [SuspiciousScore] or
 //     more gives the session the label [SuspiciousLabel].
 //
-// Only a result ward would have returned is taken in: that of a call
-// allowed, or escalated and marked "approved", with a "result" and no
-// "error". A denied call returned nothing to the agent. Exec results are
-// not taken in, as live. A call escalated for provenance reads:
+// Only an answer ward would have returned is taken in: the "result" (or,
+// for a call that failed, the "error") of a call allowed, or escalated and
+// marked "approved". A denied call returned nothing to the agent. Exec
+// results are not taken in, as live. A call escalated for provenance reads:
 //
 //	L3 bank-a1 escalate tools/call bank.transfer — needs approval by 1 of group:security (policy "argument-provenance"); argument "iban" (gb33bukb20201555555555) came from the untrusted result of web.fetch (line 2), not from the objective
 //

@@ -173,15 +173,16 @@ func TestSimulation(t *testing.T) {
 		calls: []call{{"allow", nil, false, nil}, {"allow", []string{"private"}, false, nil},
 			{"deny", []string{"private", "untrusted"}, true, nil}},
 	}, {
-		name: "a denied call's result is not taken in",
+		name: "a denied call's result is not taken in, an error is",
 		trace: lines(`{"type":"session","session":"s","agent":"a"}`,
 			`{"type":"call","method":"tools/call","name":"crm.get","arguments":[1],"result":`+res("alice")+`}`,
 			`{"type":"call","method":"tools/call","name":"crm.get","result":`+res("bob")+`,"error":{"code":1}}`,
 			`{"type":"call","method":"tools/call","name":"crm.get"}`,
 			`{"type":"exec","command":"/bin/true","result":"x"}`,
 			`{"type":"call","method":"tools/call","name":"x.y","definition":{"annotations":{"readOnlyHint":true,"openWorldHint":false}}}`),
-		calls: []call{{"deny", nil, false, nil}, {"allow", nil, false, nil}, {"allow", nil, false, nil},
-			{"allow", nil, false, nil}, {"allow", nil, false, nil}},
+		// The error of line 3 is what the agent got: taken in, as live.
+		calls: []call{{"deny", nil, false, nil}, {"allow", nil, false, nil}, {"allow", []string{"private"}, false, nil},
+			{"allow", []string{"private"}, false, nil}, {"allow", []string{"private"}, false, nil}},
 	}, {
 		name: "provenance: objective clears, untrusted result taints",
 		trace: lines(sess,

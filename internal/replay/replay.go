@@ -286,6 +286,7 @@ type record struct {
 	taint             []string
 	result            json.RawMessage // nil if absent or null
 	failed            bool            // a non-null error
+	errValue          json.RawMessage // the error, if failed
 	harmful, approved bool
 	readOnly          bool            // call
 	definition        json.RawMessage // call: the tool's definition, as listed
@@ -496,7 +497,7 @@ func (rec *record) set(m member) error {
 	case "result":
 		rec.result = json.RawMessage(bytes.Clone(m.value))
 	case "error":
-		rec.failed = true
+		rec.failed, rec.errValue = true, json.RawMessage(bytes.Clone(m.value))
 	case "time":
 		var s string
 		if s, err = str(m); err == nil {

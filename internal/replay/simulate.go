@@ -115,19 +115,23 @@ func (s *simulator) decide(st *state, rec *record, line int) Call {
 	return c
 }
 
-// take gives the session what the result of a call it made carries, as a
-// node does with what the agent receives. A record without a result, or
-// with an error, returned nothing to take; a program's output is not
-// taken in, as live.
+// take gives the session what the answer to a call it made carries, as a
+// node does with what the agent receives: the result, or the error (an
+// upstream's error message is its words too). A record with neither
+// returned nothing to take; a program's output is not taken in, as live.
 func (s *simulator) take(ctx context.Context, st *state, rec *record, line int) {
-	if rec.result == nil || rec.failed {
+	answer := rec.result
+	if rec.failed {
+		answer = rec.errValue
+	}
+	if answer == nil {
 		return
 	}
 	switch rec.typ {
 	case "http":
-		s.sessions.Receive(ctx, st.caller, enforce.Received{Host: rec.host, Event: uint64(line), Body: rec.result})
+		s.sessions.Receive(ctx, st.caller, enforce.Received{Host: rec.host, Event: uint64(line), Body: answer})
 	case "exec":
 	default:
-		s.sessions.Receive(ctx, st.caller, enforce.Received{Source: rec.name, Event: uint64(line), Result: rec.result})
+		s.sessions.Receive(ctx, st.caller, enforce.Received{Source: rec.name, Event: uint64(line), Result: answer})
 	}
 }
