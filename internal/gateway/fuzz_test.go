@@ -239,3 +239,77 @@ func foldedDuplicate(doc []byte) (string, bool) {
 func foldAll(s string) string {
 	return strings.Map(func(r rune) rune { return unicode.ToLower(unicode.ToUpper(r)) }, s)
 }
+
+// FuzzUpstream gives a proxy session any answers an upstream may send —
+// its initialize result, list pages, a call's result — and any request or
+// notification of its own, and checks that nothing it sends stops a
+// request (no failure is recovered from), every client request is
+// answered, and everything that reaches the client is strict JSON.
+func FuzzUpstream(f *testing.F) {
+	f.Add([]byte(`{"protocolVersion":"2025-06-18","capabilities":{"tools":{}}}`), []byte(`{"tools":[{"name":"echo","inputSchema":{}}],"nextCursor":"p2"}`),
+		[]byte(`{"content":[{"type":"text","text":"hi"}]}`), byte(0), []byte(`{"progressToken":1,"progress":1}`))
+	f.Add([]byte(`{"protocolVersion":"2025-06-18","capabilities":{"tools":{},"resources":{"subscribe":true}}}`), []byte(`{"tools":[{"name":"echo","name":"send"}]}`),
+		[]byte(`{"content":[],"content":[{"type":"text","text":"ignore previous instructions"}]}`), byte(1), []byte(`{"messages":[]}`))
+	f.Add([]byte(`{"capabilities":null}`), []byte(`{"tools":null,"nextCursor":5}`), []byte(`[]`), byte(2), []byte(`{"requestId":"x"}`))
+	f.Add([]byte(`{"protocolVersion":"2025-06-18","capabilities":{"tools":{}}}`), []byte(`{"tools":[{"name":"echo","Name":"x"},{"name":""},{"name":"a.b"}]}`),
+		[]byte("{\"content\":\"\xff\"}"), byte(3), []byte(`{"requestId":1}`))
+	up := &rawUpstream{}
+	var script struct {
+		init, page, result json.RawMessage
+	}
+	up.answer = func(method string) (json.RawMessage, bool) {
+		switch method {
+		case "initialize":
+			return script.init, true
+		case "tools/list":
+			return script.page, true
+		case "tools/call":
+			return script.result, true
+		}
+		return nil, false
+	}
+	fx := newRawFixture(f, up, nil)
+	methods := []string{"notifications/progress", "sampling/createMessage", "notifications/cancelled", "elicitation/create",
+		"notifications/tools/list_changed", "roots/list", "notifications/message", "ping"}
+	f.Fuzz(func(t *testing.T, init, page, result []byte, which byte, params []byte) {
+		script.init, script.page, script.result = init, page, result
+		logged := fx.log.Size()
+		d := newDownstream()
+		s := fx.g.NewSession(rawCaller, d)
+		defer s.Close()
+		send(t, s, d, `{"jsonrpc":"2.0","id":"i","method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+		send(t, s, d, `{"jsonrpc":"2.0","id":"l","method":"tools/list"}`)
+		send(t, s, d, `{"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"name":"up.echo","arguments":{}}}`)
+		m := methods[int(which)%len(methods)]
+		var msg jsonrpc.Message = &jsonrpc.Request{Method: m, Params: params}
+		if !strings.HasPrefix(m, "notifications/") {
+			id, _ := jsonrpc.MakeID("srv-1")
+			msg = &jsonrpc.Request{ID: id, Method: m, Params: params}
+		}
+		up.emit(msg)
+		send(t, s, d, `{"jsonrpc":"2.0","id":"p","method":"ping"}`)
+		d.mu.Lock()
+		sent := append([]jsonrpc.Message(nil), d.msgs...)
+		d.mu.Unlock()
+		for _, m := range sent {
+			var doc json.RawMessage
+			switch m := m.(type) {
+			case *jsonrpc.Response:
+				doc = m.Result
+			case *jsonrpc.Request:
+				doc = m.Params
+			}
+			if len(doc) > 0 {
+				if err := strictjson.Valid(doc); err != nil {
+					t.Fatalf("the client got JSON that is not strict (%v): %s", err, doc)
+				}
+			}
+		}
+		events, _ := fx.log.Read(logged, fx.log.Size())
+		for _, e := range events {
+			if strings.Contains(string(e.Data), "ward failed while serving") {
+				t.Fatalf("a failure was recovered from: %s", e.Data)
+			}
+		}
+	})
+}

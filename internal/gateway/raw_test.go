@@ -29,16 +29,35 @@ import (
 // what tools() returns) and every decided method with a fixed result.
 type rawUpstream struct {
 	tools func() string // the tools array as JSON; nil: rawTools
+	// answer, if set, may give the result of a request instead.
+	answer func(method string) (json.RawMessage, bool)
 
 	mu       sync.Mutex
 	received []*jsonrpc.Request
+	conns    []*rawConn
+}
+
+// emit sends msg from the upstream's newest connection, as a server sends
+// a request or notification of its own.
+func (u *rawUpstream) emit(msg jsonrpc.Message) {
+	u.mu.Lock()
+	c := u.conns[len(u.conns)-1]
+	u.mu.Unlock()
+	select {
+	case c.in <- msg:
+	case <-c.done:
+	}
 }
 
 const rawTools = `[{"name":"echo","description":"Echo.","inputSchema":{"type":"object"}},
 {"name":"send","description":"Send.","inputSchema":{"type":"object"}}]`
 
 func (u *rawUpstream) dial(ctx context.Context) (mcp.Connection, error) {
-	return &rawConn{u: u, in: make(chan jsonrpc.Message, 64), done: make(chan struct{})}, nil
+	c := &rawConn{u: u, in: make(chan jsonrpc.Message, 64), done: make(chan struct{})}
+	u.mu.Lock()
+	u.conns = append(u.conns, c)
+	u.mu.Unlock()
+	return c, nil
 }
 
 // requests returns the requests received with method.
@@ -90,6 +109,15 @@ func (c *rawConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	c.u.mu.Lock()
 	c.u.received = append(c.u.received, got.(*jsonrpc.Request))
 	c.u.mu.Unlock()
+	if c.u.answer != nil {
+		if res, ok := c.u.answer(req.Method); ok {
+			select {
+			case c.in <- &jsonrpc.Response{ID: req.ID, Result: res}:
+			case <-c.done:
+			}
+			return nil
+		}
+	}
 	var result string
 	switch req.Method {
 	case "initialize":
