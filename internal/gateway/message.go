@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -33,73 +34,157 @@ type params map[string]jsontext.Value
 // maxDepth bounds the nesting of a client's params.
 const maxDepth = 64
 
-// parseParams parses a request's params strictly. Absent or null params
-// are an empty object; anything but an object is refused.
+// parseParams parses a request's params strictly, in one pass over them
+// with one decoder: each member's value is kept as its exact bytes (a
+// slice of raw), and every object at every depth is checked for names
+// that differ only in case. Absent or null params are an empty object;
+// anything but an object is refused.
 func parseParams(raw json.RawMessage) (params, error) {
-	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 || string(trimmed) == "null" {
 		return params{}, nil
 	}
-	if err := checkNames(raw); err != nil {
+	if trimmed[0] != '{' {
+		return nil, errors.New("params must be a JSON object")
+	}
+	p := params{}
+	err := walk(trimmed, func(depth int, name string, start, end int64) {
+		if depth == 1 {
+			p[name] = jsontext.Value(bytes.TrimLeft(trimmed[start:end], " \t\r\n:"))
+		}
+	})
+	if err != nil {
 		return nil, err
 	}
-	m, err := strictjson.Object(raw)
-	if err != nil {
-		return nil, fmt.Errorf("params must be a JSON object: %v", err)
-	}
-	return params(m), nil
+	return p, nil
 }
 
-// checkNames walks a JSON document and refuses nesting deeper than
-// maxDepth and objects with two member names that are equal under Unicode
-// case folding.
+// checkNames walks a JSON document as parseParams does, keeping nothing.
 func checkNames(doc []byte) error {
-	dec := jsontext.NewDecoder(bytes.NewReader(doc))
+	return walk(doc, func(int, string, int64, int64) {})
+}
+
+// decoders reuses JSON decoders: parsing a request's params is on every
+// call's path.
+var decoders = sync.Pool{New: func() any { return jsontext.NewDecoder(bytes.NewReader(nil)) }}
+
+// walk reads one JSON value from doc, refusing duplicate names and invalid
+// UTF-8 (the decoder's own checks), nesting deeper than maxDepth, data
+// after the value, and objects with two member names equal under Unicode
+// case folding. It calls member for every object member it has read, with
+// the depth of its object (1 for the top) and the offsets of what follows
+// the name up to the end of the value.
+func walk(doc []byte, member func(depth int, name string, start, end int64)) error {
+	dec := decoders.Get().(*jsontext.Decoder)
+	dec.Reset(bytes.NewReader(doc))
+	defer func() {
+		dec.Reset(bytes.NewReader(nil))
+		decoders.Put(dec)
+	}()
 	type frame struct {
 		object bool
-		names  map[string]string // folded → as written
-		name   bool              // the next token of an object is a name
+		names  nameSet
+		name   string // the member whose value is being read
+		start  int64  // where that value starts (after the name)
+		key    bool   // the next token of an object is a name
 	}
 	var stack []frame
+	// ended closes a value in the innermost object, if any.
+	ended := func() {
+		if n := len(stack); n > 0 && stack[n-1].object {
+			top := &stack[n-1]
+			member(n, top.name, top.start, dec.InputOffset())
+			top.key = true
+		}
+	}
 	for {
 		tok, err := dec.ReadToken()
 		if errors.Is(err, io.EOF) {
+			if len(stack) > 0 {
+				return errors.New("params are not valid JSON: unexpected end")
+			}
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("params are not valid JSON: %v", err)
 		}
-		if n := len(stack); n > 0 && stack[n-1].object {
+		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].key && tok.Kind() == '"' {
 			top := &stack[n-1]
-			if top.name && tok.Kind() == '"' {
-				name := tok.String()
-				key := fold(name)
-				if prev, ok := top.names[key]; ok {
-					return fmt.Errorf("params hold members %q and %q, which differ only in case; ward refuses them rather than guess which one the server reads", prev, name)
-				}
-				top.names[key] = name
-				top.name = false
-				continue
+			top.name = tok.String()
+			if err := top.names.add(top.name); err != nil {
+				return err
 			}
+			top.start, top.key = dec.InputOffset(), false
+			continue
 		}
 		switch tok.Kind() {
 		case '{', '[':
 			if len(stack) >= maxDepth {
 				return fmt.Errorf("params are nested deeper than %d levels", maxDepth)
 			}
-			stack = append(stack, frame{object: tok.Kind() == '{', names: map[string]string{}, name: true})
+			stack = append(stack, frame{object: tok.Kind() == '{', key: true})
 			continue
 		case '}', ']':
 			stack = stack[:len(stack)-1]
 		}
-		if n := len(stack); n > 0 && stack[n-1].object {
-			stack[n-1].name = true
-		}
+		ended()
 	}
 }
 
+// nameSet holds the names of one object's members to refuse two that are
+// equal under case folding: compared pairwise while the object is small,
+// by folded form beyond.
+type nameSet struct {
+	written []string
+	folded  map[string]string // fold(name) → name, once written is long
+}
+
+// smallObject is how many names are compared pairwise.
+const smallObject = 16
+
+func (s *nameSet) add(name string) error {
+	clash := func(prev string) error {
+		return fmt.Errorf("params hold members %q and %q, which differ only in case; ward refuses them rather than guess which one the server reads", prev, name)
+	}
+	if s.folded == nil {
+		for _, prev := range s.written {
+			if strings.EqualFold(prev, name) {
+				return clash(prev)
+			}
+		}
+		s.written = append(s.written, name)
+		if len(s.written) > smallObject {
+			s.folded = make(map[string]string, 2*smallObject)
+			for _, w := range s.written {
+				s.folded[fold(w)] = w
+			}
+		}
+		return nil
+	}
+	key := fold(name)
+	if prev, ok := s.folded[key]; ok {
+		return clash(prev)
+	}
+	s.folded[key] = name
+	return nil
+}
+
 // fold maps s to a canonical form shared by every string equal to it under
-// Unicode simple case folding (strings.EqualFold).
+// Unicode simple case folding (strings.EqualFold): each rune becomes the
+// least rune of its folding orbit (so ASCII letters become upper case).
 func fold(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		// Fast path, same result: the least rune of an ASCII letter's
+		// orbit is its upper case.
+		return strings.ToUpper(s)
+	}
 	var b strings.Builder
 	b.Grow(len(s))
 	for _, r := range s {
@@ -139,10 +224,14 @@ func (p params) str(name string) (s string, ok bool, err error) {
 	if !present || string(v) == "null" {
 		return "", false, nil
 	}
-	if err := strictjson.Unmarshal(v, &s); err != nil {
+	if v.Kind() != '"' {
 		return "", false, fmt.Errorf("%q must be a string", name)
 	}
-	return s, true, nil
+	u, err := jsontext.AppendUnquote(nil, v)
+	if err != nil {
+		return "", false, fmt.Errorf("%q must be a string", name)
+	}
+	return string(u), true, nil
 }
 
 // object returns member name if it is an object, nil if absent or null.
