@@ -15,9 +15,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ward-dev/ward/internal/gateway"
+	"github.com/ward-dev/ward/internal/mcpmsg"
 	"github.com/ward-dev/ward/internal/sessioncred"
 )
 
@@ -117,9 +117,17 @@ func cmdMCPWrap(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	conn, err := (&mcp.StdioTransport{}).Connect(ctx)
-	if err != nil {
-		return err
+	// The client's messages are read strictly (mcpmsg); a line that
+	// cannot be read one way is answered with an error and recorded with
+	// the node as a refusal.
+	conn := mcpmsg.NewStdio(os.Stdin, os.Stdout, nil, 0)
+	guard := remoteGuard{c}
+	conn.OnRefuse = func(reason string) {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if _, err := guard.Check(rctx, nil, &gateway.Operation{Method: "(unreadable)", Refused: "the client sent a message ward cannot read in one way: " + reason}); err != nil {
+			logger.Warn("recording a refused message failed", "err", err)
+		}
 	}
 	caller := &gateway.Caller{Session: creds.Session, SPIFFEID: creds.SPIFFEID, Agent: creds.Agent}
 	return g.ServeConn(ctx, conn, caller)
