@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/mcpmsg"
 	"github.com/ward-dev/ward/internal/sessioncred"
