@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -393,8 +394,11 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 
 // decodeN is decode with its own size limit.
 func (s *Server) decodeN(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return &httpError{http.StatusUnsupportedMediaType, "request body must be application/json"}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, params, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" ||
+			(params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8")) {
+			return &httpError{http.StatusUnsupportedMediaType, "request body must be application/json (UTF-8)"}
+		}
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {

@@ -62,10 +62,18 @@ type node struct {
 
 func newNode(t testing.TB, upstreams ...server.Upstream) *node {
 	t.Helper()
+	return newNodeWith(t, func(c *server.Config) { c.Upstreams = upstreams })
+}
+
+// newNodeWith is newNode with the configuration changed by edit.
+func newNodeWith(t testing.TB, edit func(*server.Config)) *node {
+	t.Helper()
 	data := t.TempDir()
 	lb := &logBuffer{}
-	n, err := server.Open(context.Background(), server.Config{Data: data, TrustDomain: "test.ward", Addr: "127.0.0.1:0",
-		Upstreams: upstreams, Logger: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	cfg := server.Config{Data: data, TrustDomain: "test.ward", Addr: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	edit(&cfg)
+	n, err := server.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("open node: %v", err)
 	}

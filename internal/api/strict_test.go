@@ -205,3 +205,24 @@ func TestTokenFormStrict(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONMediaType: a JSON body must be sent as application/json (UTF-8),
+// exactly that media type.
+func TestJSONMediaType(t *testing.T) {
+	n := newNode(t)
+	for _, tc := range []struct {
+		ct     string
+		status int
+	}{
+		{"application/json", http.StatusCreated}, {"application/json; charset=utf-8", http.StatusConflict}, {"", http.StatusConflict},
+		{"application/jsonx", http.StatusUnsupportedMediaType}, {"application/json; charset=latin1", http.StatusUnsupportedMediaType},
+		{"text/plain", http.StatusUnsupportedMediaType}, {"application/x-json", http.StatusUnsupportedMediaType},
+	} {
+		req := request("POST", "/v1/sponsors", `{"name":"s1","kind":"human","ceiling":{"tools":["a.*"]}}`)
+		req.Header.Set("Content-Type", tc.ct)
+		req.Header.Set("Authorization", "Bearer "+n.admin)
+		if rec := n.serve(req); rec.Code != tc.status {
+			t.Errorf("Content-Type %q: %d %s, want %d", tc.ct, rec.Code, rec.Body, tc.status)
+		}
+	}
+}

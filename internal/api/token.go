@@ -121,6 +121,7 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) {
 		tokenError(w, r, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
+	claimGrant(r, f.Get("subject_token"), "unverified grant")
 	if f.Get("grant_type") != GrantTypeTokenExchange {
 		tokenError(w, r, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be "+GrantTypeTokenExchange)
 		return
