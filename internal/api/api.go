@@ -189,6 +189,14 @@ func (s *Server) Handler() http.Handler {
 				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
 			}
 		}
+		for _, name := range singleHeaders {
+			if n := len(r.Header.Values(name)); n > 1 {
+				msg := fmt.Sprintf("header %s is given %d times: send it once", name, n)
+				refuse(r, "request", msg)
+				writeJSON(rw, http.StatusBadRequest, map[string]string{"error": msg})
+				return
+			}
+		}
 		if h, pattern := s.mux.Handler(r); pattern == "" {
 			s.noRoute(rw, r, h)
 			return
@@ -196,6 +204,10 @@ func (s *Server) Handler() http.Handler {
 		s.mux.ServeHTTP(rw, r)
 	})
 }
+
+// singleHeaders are the headers ward reads one value of: given twice, ward
+// and a proxy in front of it could each read another.
+var singleHeaders = []string{"Authorization", "DPoP", "Content-Type", "Origin", "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-Id"}
 
 // noRoute answers, in the API's JSON form, what the router answers for a
 // request no route takes: 404, or 405 with the methods allowed.

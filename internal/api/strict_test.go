@@ -189,6 +189,8 @@ func TestTokenFormStrict(t *testing.T) {
 		"multipart":            {enc(baseForm(t, s), ""), func(r *http.Request) { r.Header.Set("Content-Type", "multipart/form-data; boundary=x") }, "x-www-form-urlencoded"},
 		"oversize":             {enc(baseForm(t, s), "&agent="+strings.Repeat("a", api.DefaultMaxBody)), nil, "exceeds"},
 		"empty parameter name": {enc(baseForm(t, s), "&=x"), nil, `unknown parameter ""`},
+		"percent-encoded name": {enc(baseForm(t, s), "&sc%6Fpe=tool:demo.echo&scope=tool:demo.write_note"), nil, `parameter "scope" is repeated`},
+		"name with a space":    {enc(baseForm(t, s), "&scope+=tool:demo.echo"), nil, "unknown parameter"},
 		"token as a name":      {enc(baseForm(t, s), "&"+s.view.Grant+"=1"), nil, "not shown"},
 		// Found by FuzzTokenExchange: a negative ttl was answered 500.
 		"negative ttl":     {enc(baseForm(t, s), "&ttl=-5"), nil, `ttl "-5"`},
@@ -223,6 +225,29 @@ func TestJSONMediaType(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer "+n.admin)
 		if rec := n.serve(req); rec.Code != tc.status {
 			t.Errorf("Content-Type %q: %d %s, want %d", tc.ct, rec.Code, rec.Body, tc.status)
+		}
+	}
+}
+
+// TestSingleHeaders: a header ward reads one value of, given twice, is
+// refused: a proxy in front of ward might read the other one.
+func TestSingleHeaders(t *testing.T) {
+	n := newNode(t)
+	n.agent("base", "demo.*")
+	s := n.start("base")
+	for _, name := range []string{"Authorization", "DPoP", "Content-Type", "Origin", "Mcp-Session-Id"} {
+		req := s.sign(t, request("POST", "/v1/guard/notice", `{"server":"w","method":"x"}`))
+		if name == "Origin" || name == "Mcp-Session-Id" {
+			req = s.sign(t, mcpRequest(initBody))
+			req.Header.Set(name, "x")
+		}
+		req.Header.Add(name, "Bearer "+n.admin)
+		rec := n.serve(req)
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "given 2 times") {
+			t.Errorf("%s twice: %d %s", name, rec.Code, rec.Body)
+		}
+		if strings.Contains(rec.Body.String(), n.admin) {
+			t.Errorf("%s twice: the credential came back", name)
 		}
 	}
 }

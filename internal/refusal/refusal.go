@@ -41,7 +41,9 @@
 // "overflow": true.
 //
 // So one window produces at most MaxIndividual + MaxKeys + 1 events and
-// the recorder holds at most MaxKeys keys, whatever arrives; and, per
+// the recorder holds at most MaxKeys keys (each at most about 8 KiB: its
+// first refusal and its samples, every text cut to a bound), whatever
+// arrives; and, per
 // window, the refusals recorded one by one plus the counts of the
 // summaries equal the refusals received. A window's summaries are appended
 // when the window ends (a timer), when a later refusal arrives, or on
