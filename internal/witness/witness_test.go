@@ -515,3 +515,70 @@ func TestWitnessStateStrict(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheckCosignature: whatever a witness answers, what is accepted is
+// lines of the answer, each a signature by the witness's key of exactly
+// the checkpoint, once.
+func FuzzCheckCosignature(f *testing.F) {
+	logKey := newKey(f, origin)
+	dir := f.TempDir()
+	l, err := audit.Open(audit.Config{Dir: dir, Origin: origin, Signer: logKey.signer, Verifier: logKey.verifier})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer l.Close()
+	k := newKey(f, "witness.test/f")
+	w, err := New(Config{Key: k.skey, VerifierKey: k.vkey, Logs: []Log{{Origin: origin, Key: logKey.vkey}}, State: filepath.Join(dir, "state")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	cp := l.Checkpoint()
+	own, err := w.Add(context.Background(), 0, nil, cp)
+	if err != nil {
+		f.Fatal(err)
+	}
+	v, _ := fnote.NewVerifierForCosignatureV1(w.VerifierKey())
+	f.Add(own)
+	f.Add(append(bytes.Clone(own), own...))
+	f.Add([]byte("— x.example/k AAAAAAA=\n"))
+	f.Add(append([]byte("\n"), own...))
+	f.Fuzz(func(t *testing.T, answer []byte) {
+		got, err := checkCosignature(cp, answer, v)
+		if err != nil {
+			return
+		}
+		if !bytes.Contains(answer, got) && !bytes.Equal(got, own) {
+			t.Fatalf("accepted lines %q are not the answer's", got)
+		}
+		n, err := note.Open(append(bytes.Clone(cp), got...), note.VerifierList(v))
+		if err != nil || len(n.Sigs) != 1 || strings.Count(string(got), "\n") != 1 {
+			t.Fatalf("accepted %q: %v", got, err)
+		}
+	})
+}
+
+// FuzzParsePolicy: an accepted policy asks no two witnesses with one key,
+// so no key can count twice toward its quorum.
+func FuzzParsePolicy(f *testing.F) {
+	a, b := newKey(f, "w.test/a"), newKey(f, "w.test/b")
+	va, _ := fnote.VKeyToCosignatureV1(a.vkey)
+	vb, _ := fnote.VKeyToCosignatureV1(b.vkey)
+	f.Add([]byte("witness w1 " + va + " https://a.example/w\nwitness w2 " + vb + " https://b.example/w\ngroup g 2 w1 w2\nquorum g\n"))
+	f.Add([]byte("witness w1 " + va + " https://a.example/w\nwitness w2 " + va + " https://b.example/w\ngroup g 2 w1 w2\nquorum g\n"))
+	f.Add([]byte("witness w1 " + va + " https://a.example/w\nquorum w1\n"))
+	f.Add([]byte("quorum none\n"))
+	f.Fuzz(func(t *testing.T, text []byte) {
+		g, err := ParsePolicy(text)
+		if err != nil {
+			return
+		}
+		keys := map[string]bool{}
+		for _, v := range g.Endpoints() {
+			id := fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash())
+			if keys[id] {
+				t.Fatalf("key %s asked twice in %q", id, text)
+			}
+			keys[id] = true
+		}
+	})
+}
