@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ward-dev/ward/internal/api"
+	"github.com/ward-dev/ward/internal/approval"
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/identity"
@@ -120,6 +121,14 @@ func TestRefusalsRecorded(t *testing.T) {
 	elsewhere := a.sign(t, request("POST", "/v1/guard/notice", `{"server":"w","method":"sampling/createMessage"}`))
 	elsewhere.URL.Path = "/v1/guard/await"
 
+	// A call of a's waiting for approval by group sre.
+	pending, err := n.n.Approvals.Submit(context.Background(), approval.Request{Session: a.view.Session, Agent: "base", Sponsor: "acme",
+		SPIFFEID: a.view.SPIFFEID, Server: "demo", Method: "tools/call", Name: "demo.echo", Arguments: json.RawMessage(`{}`),
+		Requirement: approval.Requirement{Groups: []string{"sre"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	credentials := []string{n.admin, sponsorCred.Credential, a.view.Grant, b.view.Grant, forged, expired, otherAud}
 	aID, bID := a.view.SPIFFEID, b.view.SPIFFEID
 	deep := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":` + strings.Repeat("[", 3000) + strings.Repeat("]", 3000) + `}`
@@ -222,6 +231,11 @@ func TestRefusalsRecorded(t *testing.T) {
 			r.Header.Set("Authorization", "Bearer "+n.admin)
 			return r
 		}, want{status: 404, kind: "approval_vote", proven: "admin"}},
+		{"vote by the agent's own sponsor", func() *http.Request {
+			r := request("POST", "/v1/approvals/"+pending.ID+"/approve", "")
+			r.Header.Set("Authorization", "Bearer "+sponsorCred.Credential)
+			return r
+		}, want{status: 403, kind: "approval_vote", proven: "acme"}},
 		{"malformed vote", func() *http.Request {
 			r := request("POST", "/v1/approvals/nope/deny", `{"reason":"a","reason":"b"}`)
 			r.Header.Set("Authorization", "Bearer "+sponsorCred.Credential)
