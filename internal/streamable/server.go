@@ -335,7 +335,10 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, init *jsonrpc.Req
 	var p struct {
 		ProtocolVersion string `json:"protocolVersion"`
 	}
-	_ = json.Unmarshal(init.Params, &p) // a missing or odd version is for the server to refuse
+	// A missing or odd version is for the server to refuse. Read it as the
+	// server does, case-sensitively: {"ProtocolVersion": "2025-03-26"}
+	// must not turn batches on here and not upstream.
+	_ = strictjson.UnmarshalOpen(init.Params, &p)
 	if !validVersion(p.ProtocolVersion) {
 		p.ProtocolVersion = ""
 	}
@@ -530,7 +533,7 @@ func checkID(msg []byte) error {
 	var m struct {
 		ID json.RawMessage `json:"id"`
 	}
-	if json.Unmarshal(msg, &m) != nil || len(m.ID) == 0 || m.ID[0] == '"' || string(m.ID) == "null" {
+	if strictjson.UnmarshalOpen(msg, &m) != nil || len(m.ID) == 0 || m.ID[0] == '"' || string(m.ID) == "null" {
 		return nil
 	}
 	n, err := strconv.ParseInt(string(m.ID), 10, 64)

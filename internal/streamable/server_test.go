@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -955,5 +956,29 @@ func TestRefusalsAreTold(t *testing.T) {
 	defer mu.Unlock()
 	if len(got) != 0 {
 		t.Fatalf("an accepted request was told as refused: %+v", got)
+	}
+}
+
+// TestProtocolVersionReadOnce: the version an initialize request asks for
+// (which switches batches on until the server answers) is read
+// case-sensitively, as the upstream reads it.
+func TestProtocolVersionReadOnce(t *testing.T) {
+	var got []string
+	h := NewHandler(HandlerConfig{Open: func(r *http.Request, s *Session) (SessionHandler, error) {
+		got = append(got, s.ProtocolVersion())
+		return nil, errors.New("seen enough")
+	}})
+	t.Cleanup(h.Close)
+	for _, params := range []string{
+		`{"protocolVersion":"2025-06-18","PROTOCOLVERSION":"2025-03-26"}`,
+		`{"PROTOCOLVERSION":"2025-03-26","protocolVersion":"2025-06-18"}`,
+		`{"ProtocolVersion":"2025-03-26"}`,
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":`+params+`}`))
+		req.Header.Set("Content-Type", "application/json")
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	if want := []string{"2025-06-18", "2025-06-18", ""}; !slices.Equal(got, want) {
+		t.Fatalf("versions read %q, want %q", got, want)
 	}
 }
