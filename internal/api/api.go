@@ -41,8 +41,10 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 
@@ -197,6 +199,11 @@ func (s *Server) Handler() http.Handler {
 				return
 			}
 		}
+		if err := checkQuery(r.URL.RawQuery); err != nil {
+			refuse(r, "request", err.Error())
+			writeJSON(rw, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
 		if h, pattern := s.mux.Handler(r); pattern == "" {
 			s.noRoute(rw, r, h)
 			return
@@ -208,6 +215,28 @@ func (s *Server) Handler() http.Handler {
 // singleHeaders are the headers ward reads one value of: given twice, ward
 // and a proxy in front of it could each read another.
 var singleHeaders = []string{"Authorization", "DPoP", "Content-Type", "Origin", "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-Id"}
+
+// checkQuery refuses a query string that is malformed, not UTF-8, or
+// names a parameter twice: r.URL.Query() would silently drop or pick, and
+// a proxy in front of ward could pick another.
+func checkQuery(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return fmt.Errorf("malformed query string: %v", err)
+	}
+	for k, v := range q {
+		if !utf8.ValidString(k) || slices.ContainsFunc(v, func(x string) bool { return !utf8.ValidString(x) }) {
+			return errors.New("the query string is not valid UTF-8")
+		}
+		if len(v) > 1 {
+			return fmt.Errorf("query parameter %s is given %d times: give it once", shownName(k), len(v))
+		}
+	}
+	return nil
+}
 
 // noRoute answers, in the API's JSON form, what the router answers for a
 // request no route takes: 404, or 405 with the methods allowed.

@@ -251,3 +251,25 @@ func TestSingleHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestStrictQuery: a query string naming a parameter twice, malformed or
+// not UTF-8 is refused rather than read one way here and another by a
+// proxy.
+func TestStrictQuery(t *testing.T) {
+	n := newNode(t)
+	for q, want := range map[string]string{
+		"sponsor=a&sponsor=b": "is given 2 times",
+		"sponsor=a;x=b":       "malformed query",
+		"sponsor=%zz":         "malformed query",
+		"sponsor=%ff":         "UTF-8",
+		"%ff=a":               "UTF-8",
+	} {
+		rec := n.op("GET", "/v1/agents?"+q, "")
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("?%s: %d %s", q, rec.Code, rec.Body)
+		}
+	}
+	if rec := n.op("GET", "/v1/agents?sponsor=acme&x=1", ""); rec.Code != http.StatusOK {
+		t.Fatalf("a plain query: %d %s", rec.Code, rec.Body)
+	}
+}
