@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ward-dev/ward/internal/sessioncred"
+	"github.com/ward-dev/ward/internal/strictjson"
 )
 
 const (
@@ -121,9 +122,12 @@ func (c *client) doCtx(ctx context.Context, method, path string, body, out any) 
 		return fmt.Errorf("reach ward at %s: %w", c.base, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
-		return err
+		return fmt.Errorf("read ward's answer: %w", err)
+	}
+	if len(data) > maxResponse {
+		return fmt.Errorf("ward's answer to %s %s is larger than %d bytes; narrow the request", method, path, maxResponse)
 	}
 	if resp.StatusCode >= 300 {
 		var e struct {
@@ -131,7 +135,7 @@ func (c *client) doCtx(ctx context.Context, method, path string, body, out any) 
 			Description string `json:"error_description"`
 		}
 		msg := strings.TrimSpace(string(data))
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+		if strictjson.UnmarshalOpen(data, &e) == nil && e.Error != "" {
 			msg = e.Error
 			if e.Description != "" {
 				msg += ": " + e.Description
@@ -146,10 +150,19 @@ func (c *client) doCtx(ctx context.Context, method, path string, body, out any) 
 		return nil
 	}
 	if raw, ok := out.(*json.RawMessage); ok {
+		if err := strictjson.Valid(data); err != nil {
+			return fmt.Errorf("ward's answer to %s %s: %w", method, path, err)
+		}
 		*raw = data
 		return nil
 	}
-	return json.Unmarshal(data, out)
+	// Answers are read as strictly as the node reads requests, except that
+	// members this client does not know are ignored: a newer node may add
+	// some.
+	if err := strictjson.UnmarshalOpen(data, out); err != nil {
+		return fmt.Errorf("ward's answer to %s %s: %w", method, path, err)
+	}
+	return nil
 }
 
 // wardHome is where session credentials live.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -25,7 +26,10 @@ import (
 	"github.com/ward-dev/ward/internal/witness"
 )
 
-// fileConfig is the YAML configuration file. Unknown keys are errors.
+// fileConfig is the YAML configuration file, read strictly (parseConfig):
+// one document; keys are case-sensitive and unknown keys are errors; a key
+// twice in one mapping at any depth, a merge key (<<) and a key that is
+// not a plain string (null, a sequence, an alias) are errors.
 //
 //	trust_domain: example.org
 //	listen: 127.0.0.1:8443
@@ -218,16 +222,92 @@ func loadConfig(path string) (server.Config, error) {
 	return fc.toServer(base)
 }
 
+// parseConfig reads the configuration file strictly. yaml.v3 alone refuses
+// unknown and case-variant keys (KnownFields) and most duplicate keys, but
+// reads only the first of several documents, lets a merge key (<<) and a
+// key written after it both define one key, drops null keys of a map, and
+// does not look inside the monitor section (a yaml.Node) for duplicates:
+// checkYAML refuses all of those first, naming the line.
 func parseConfig(b []byte, fc *fileConfig) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(fc); err != nil {
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		return err
 	}
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		return errors.New("more than one YAML document (---): put the whole configuration in one")
+	}
+	if err := checkYAML(&doc, ""); err != nil {
+		return err
+	}
+	dec = yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(fc); err != nil && !errors.Is(err, io.EOF) {
+		return friendlyYAML(err)
+	}
 	return nil
+}
+
+// checkYAML refuses, anywhere under n (path names where), a key twice in
+// one mapping, a merge key, and a key that is not a string scalar.
+func checkYAML(n *yaml.Node, path string) error {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := path
+			if n.Kind == yaml.SequenceNode {
+				p = fmt.Sprintf("%s[%d]", path, i)
+			}
+			if err := checkYAML(c, p); err != nil {
+				return err
+			}
+		}
+	case yaml.MappingNode:
+		seen := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			where := path
+			if where == "" {
+				where = "the top level"
+			}
+			switch {
+			case k.Kind != yaml.ScalarNode:
+				return fmt.Errorf("line %d: a key in %s is not a plain string: write keys as strings", k.Line, where)
+			case k.Tag == "!!merge":
+				return fmt.Errorf("line %d: merge keys (<<) are not accepted in %s: write the keys out", k.Line, where)
+			case k.Tag == "!!null":
+				return fmt.Errorf("line %d: a null key in %s: quote it if it is a name", k.Line, where)
+			}
+			if first, dup := seen[k.Value]; dup {
+				return fmt.Errorf("line %d: key %q is given twice in %s (first on line %d): give it once", k.Line, k.Value, where, first)
+			}
+			seen[k.Value] = k.Line
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			if err := checkYAML(v, p); err != nil {
+				return err
+			}
+		}
+	}
+	// Scalars are leaves; an alias repeats a node already checked where
+	// its anchor is.
+	return nil
+}
+
+// unknownField is how yaml.v3 reports a key no field is declared for.
+var unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
+
+// friendlyYAML rewrites yaml.v3's errors about unknown keys into what a
+// user can act on.
+func friendlyYAML(err error) error {
+	msg := unknownField.ReplaceAllString(err.Error(), `unknown key "$1" (keys are case-sensitive; see the documented keys)`)
+	return errors.New(msg)
 }
 
 func (fc fileConfig) toServer(base string) (server.Config, error) {

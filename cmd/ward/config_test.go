@@ -81,6 +81,52 @@ monitor:
 	}
 }
 
+// TestConfigStrict: one reading of the configuration. A key twice at any
+// depth (in a struct, a map, a list item, the monitor section), a case
+// variant of a key, a merge key, a null key and a second document are
+// errors that name the line or the key.
+func TestConfigStrict(t *testing.T) {
+	for name, tc := range map[string]struct{ body, want string }{
+		"duplicate top":          {"tool_pinning: manual\ntool_pinning: tofu\n", `line 2: key "tool_pinning" is given twice in the top level (first on line 1)`},
+		"duplicate quoted":       {"tool_pinning: manual\n\"tool_pinning\": tofu\n", `key "tool_pinning" is given twice`},
+		"duplicate nested":       {"approvals: {hold: 1s, hold: 1h}\n", `key "hold" is given twice in approvals`},
+		"duplicate map":          {"taint: {tools: {\"mail.*\": [private], \"mail.*\": [trusted]}}\n", `key "mail.*" is given twice in taint.tools`},
+		"duplicate in list item": {"servers: [{name: a, builtin: demo, name: b}]\n", `key "name" is given twice in servers[0]`},
+		"duplicate header":       {"servers: [{name: a, url: 'https://x', headers: {A: x, A: y}}]\n", `servers[0].headers`},
+		"duplicate in monitor":   {"monitor: {learn: 5, learn: 50}\n", `key "learn" is given twice in monitor`},
+		"duplicate deep monitor": {"monitor: {playbooks: [{name: x, signals: [drift], actions: [alert], name: y}]}\n", `monitor.playbooks[0]`},
+		"case top":               {"Trust_Domain: example.org\n", `unknown key "Trust_Domain"`},
+		"case nested":            {"servers: [{Name: a, builtin: demo}]\n", `unknown key "Name"`},
+		"case beside":            {"tool_pinning: manual\nTool_Pinning: tofu\n", `unknown key "Tool_Pinning"`},
+		"case monitor":           {"monitor: {Learn: 5}\n", "Learn"},
+		"merge key":              {"taint: {tools: {<<: {\"a.*\": [private]}, \"a.*\": [trusted]}}\n", "merge keys (<<) are not accepted in taint.tools"},
+		"null key":               {"taint: {tools: {~: [private]}}\n", "null key in taint.tools"},
+		"empty key":              {"taint: {tools: {? : [private]}}\n", "null key"},
+		"complex key":            {"taint: {tools: {[a]: [private]}}\n", "not a plain string"},
+		"second document":        {"tool_pinning: manual\n---\ntool_pinning: tofu\n", "more than one YAML document"},
+		"second empty document":  {"tool_pinning: manual\n---\n", "more than one YAML document"},
+		"invalid utf-8":          {"trust_domain: \"\xff\"\n", "UTF-8"},
+	} {
+		var fc fileConfig
+		err := parseConfig([]byte(tc.body), &fc)
+		if err == nil {
+			_, err = fc.toServer(t.TempDir()) // the monitor section is read here
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", name, err, tc.want)
+		}
+	}
+	// Anchors and aliases repeat values; they are not duplicates.
+	var fc fileConfig
+	ok := "approvals: {groups: {dba: &people [alice, bob], ops: *people}}\n# comment\n"
+	if err := parseConfig([]byte(ok), &fc); err != nil || len(fc.Approvals.Groups["ops"]) != 2 {
+		t.Fatalf("aliases: %v %+v", err, fc.Approvals)
+	}
+	if err := parseConfig([]byte("# only a comment\n"), &fc); err != nil {
+		t.Fatalf("empty configuration: %v", err)
+	}
+}
+
 // FuzzConfig: arbitrary configuration text never panics, and whatever is
 // accepted has valid server names.
 func FuzzConfig(f *testing.F) {

@@ -13,7 +13,20 @@
 // proof is bound to the request's method and URL and is accepted once.
 // Errors are JSON objects {"error": "..."} with a status that says what kind
 // of failure it was (400 bad input, 401 unauthenticated, 403 forbidden,
-// 404 not found, 409 conflict); they never echo a credential.
+// 404 not found, 409 conflict, 500 internal); they never echo a credential.
+//
+// Every JSON body is read once, strictly (internal/strictjson): member
+// names are case-sensitive, a name twice in one object at any depth, a
+// member no field is declared for, invalid UTF-8 and data after the value
+// are refused with 400 and the member's path. The token endpoint's form
+// is as strict (see tokenExchange).
+//
+// Every refusal (an answer of 400 or more, whoever wrote it) is recorded in
+// the audit log by a refusal.Recorder before it is answered, with who sent
+// the request (proven, or only claimed), what it was and why; floods are
+// aggregated. A panic while handling a request is answered 500, logged
+// with its stack and recorded as a refusal of kind "panic"; the node keeps
+// serving.
 package api
 
 import (
@@ -25,10 +38,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 
@@ -38,8 +54,10 @@ import (
 	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/identity"
 	"github.com/ward-dev/ward/internal/redact"
+	"github.com/ward-dev/ward/internal/refusal"
 	"github.com/ward-dev/ward/internal/store"
 	"github.com/ward-dev/ward/internal/streamable"
+	"github.com/ward-dev/ward/internal/strictjson"
 )
 
 // DefaultMaxBody bounds JSON API request bodies.
@@ -104,6 +122,10 @@ type Config struct {
 	// POST /witness/add-checkpoint, for the logs this node witnesses. The
 	// protocol authenticates checkpoints by their signatures, not callers.
 	Witness http.Handler
+	// Refusals records every refusal. Nil: a recorder with the defaults
+	// of package refusal, appending to Audit (which must then implement
+	// refusal.Appender). Close closes it either way.
+	Refusals *refusal.Recorder
 }
 
 // ApprovalQueue is what the API needs of the approval queue.
@@ -115,9 +137,10 @@ type ApprovalQueue interface {
 
 // Server serves the API.
 type Server struct {
-	cfg Config
-	mcp *streamable.Handler
-	mux *http.ServeMux
+	cfg      Config
+	mcp      *streamable.Handler
+	mux      *http.ServeMux
+	refusals *refusal.Recorder
 }
 
 // New returns a Server.
@@ -132,8 +155,21 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxBody = DefaultMaxBody
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	s := &Server{cfg: cfg, mux: http.NewServeMux()}
-	s.mcp = streamable.NewHandler(streamable.HandlerConfig{Open: s.openMCP, MaxBodyBytes: cfg.MaxMCPBody})
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), refusals: cfg.Refusals}
+	if s.refusals == nil {
+		app, ok := cfg.Audit.(refusal.Appender)
+		if !ok {
+			return nil, errors.New("api: refusals cannot be recorded: give Refusals or an Audit that appends")
+		}
+		var err error
+		s.refusals, err = refusal.New(refusal.Config{Audit: app, OnError: func(err error) {
+			cfg.Logger.Error("recording a summary of refusals failed", "err", err)
+		}})
+		if err != nil {
+			return nil, err
+		}
+	}
+	s.mcp = streamable.NewHandler(streamable.HandlerConfig{Open: s.openMCP, MaxBodyBytes: cfg.MaxMCPBody, OnRefuse: s.onMCPRefuse})
 	s.routes()
 	return s, nil
 }
@@ -142,17 +178,99 @@ func New(cfg Config) (*Server, error) {
 // body: a slow sender cannot hold a connection and a goroutine for ever.
 const bodyReadTimeout = 30 * time.Second
 
-// Handler returns the root handler.
+// Handler returns the root handler: it records refusals, recovers panics
+// (see the package documentation) and bounds the time a body may take.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = withExchange(r)
+		rw := &recordingWriter{ResponseWriter: w, s: s, r: r}
+		defer s.recoverPanic(rw, r)
 		if r.Body != nil && r.Body != http.NoBody {
 			rc := http.NewResponseController(w)
 			if rc.SetReadDeadline(time.Now().Add(bodyReadTimeout)) == nil {
 				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
 			}
 		}
-		s.mux.ServeHTTP(w, r)
+		for _, name := range singleHeaders {
+			if n := len(r.Header.Values(name)); n > 1 {
+				msg := fmt.Sprintf("header %s is given %d times: send it once", name, n)
+				refuse(r, "request", msg)
+				writeJSON(rw, http.StatusBadRequest, map[string]string{"error": msg})
+				return
+			}
+		}
+		if err := checkQuery(r.URL.RawQuery); err != nil {
+			refuse(r, "request", err.Error())
+			writeJSON(rw, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		if h, pattern := s.mux.Handler(r); pattern == "" {
+			s.noRoute(rw, r, h)
+			return
+		}
+		s.mux.ServeHTTP(rw, r)
 	})
+}
+
+// singleHeaders are the headers ward reads one value of: given twice, ward
+// and a proxy in front of it could each read another.
+var singleHeaders = []string{"Authorization", "DPoP", "Content-Type", "Origin", "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-Id"}
+
+// checkQuery refuses a query string that is malformed, not UTF-8, or
+// names a parameter twice: r.URL.Query() would silently drop or pick, and
+// a proxy in front of ward could pick another.
+func checkQuery(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return fmt.Errorf("malformed query string: %v", err)
+	}
+	for k, v := range q {
+		if !utf8.ValidString(k) || slices.ContainsFunc(v, func(x string) bool { return !utf8.ValidString(x) }) {
+			return errors.New("the query string is not valid UTF-8")
+		}
+		if len(v) > 1 {
+			return fmt.Errorf("query parameter %s is given %d times: give it once", shownName(k), len(v))
+		}
+	}
+	return nil
+}
+
+// noRoute answers, in the API's JSON form, what the router answers for a
+// request no route takes: 404, or 405 with the methods allowed.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	cw := &statusWriter{header: http.Header{}}
+	h.ServeHTTP(cw, r)
+	msg := "no such endpoint: " + r.URL.Path
+	if allow := cw.header.Get("Allow"); allow != "" {
+		w.Header().Set("Allow", allow)
+		msg = fmt.Sprintf("method %s is not allowed on %s; use %s", r.Method, r.URL.Path, allow)
+	}
+	if cw.status == 0 || cw.status < 400 {
+		cw.status = http.StatusNotFound
+	}
+	refuse(r, "", msg)
+	writeJSON(w, cw.status, map[string]string{"error": msg})
+}
+
+// statusWriter keeps the status and headers a handler writes, and drops
+// its body.
+type statusWriter struct {
+	header http.Header
+	status int
+}
+
+func (w *statusWriter) Header() http.Header { return w.header }
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return len(b), nil
 }
 
 // deadlineBody lifts the body's read deadline once the body has been read,
@@ -172,8 +290,14 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close ends every MCP session.
-func (s *Server) Close() { s.mcp.Close() }
+// Close ends every MCP session and appends the summaries of refusals
+// counted so far.
+func (s *Server) Close() {
+	s.mcp.Close()
+	if err := s.refusals.Close(context.Background()); err != nil {
+		s.cfg.Logger.Error("recording a summary of refusals failed", "err", err)
+	}
+}
 
 func (s *Server) routes() {
 	m := s.mux
@@ -289,6 +413,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `DPoP algs="ES256", Bearer`)
 	}
+	refuse(r, "", msg)
 	writeJSON(w, status, map[string]string{"error": msg})
 }
 
@@ -301,27 +426,31 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// decode reads a JSON body strictly: bounded, one object, no unknown fields.
+// decode reads a JSON body strictly (internal/strictjson): bounded, one
+// value, valid UTF-8, member names case-sensitive and never twice in one
+// object at any depth, no member v declares no field for.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	return s.decodeN(w, r, v, s.cfg.MaxBody)
 }
 
 // decodeN is decode with its own size limit.
 func (s *Server) decodeN(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return &httpError{http.StatusUnsupportedMediaType, "request body must be application/json"}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, params, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" ||
+			(params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8")) {
+			return &httpError{http.StatusUnsupportedMediaType, "request body must be application/json (UTF-8)"}
+		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes", mbe.Limit)}
 		}
-		return badRequest("malformed JSON body: %v", err)
+		return badRequest("request body could not be read: %v", err)
 	}
-	if dec.More() {
-		return badRequest("malformed JSON body: trailing data after the object")
+	if err := strictjson.Unmarshal(data, v); err != nil {
+		return badRequest("malformed JSON body: %v; send each member once, spelled exactly as documented", err)
 	}
 	return nil
 }
@@ -358,9 +487,18 @@ func (s *Server) operator(r *http.Request) (store.Principal, error) {
 	auth := r.Header.Get("Authorization")
 	token, ok := strings.CutPrefix(auth, "Bearer ")
 	if !ok {
+		if t, isDPoP := strings.CutPrefix(auth, "DPoP "); isDPoP {
+			claimGrant(r, strings.TrimSpace(t), "unverified grant sent to the operator API")
+		}
 		return store.Principal{}, fmt.Errorf("%w: send an operator or sponsor credential as Authorization: Bearer ward_…", authority.ErrUnauthenticated)
 	}
-	return s.cfg.Authority.Authenticate(r.Context(), strings.TrimSpace(token))
+	p, err := s.cfg.Authority.Authenticate(r.Context(), strings.TrimSpace(token))
+	if err != nil {
+		claimGrant(r, strings.TrimSpace(token), "unverified grant sent as an operator credential")
+		return p, err
+	}
+	provenPrincipal(r, p.Name)
+	return p, nil
 }
 
 // htu is the URL a DPoP proof for r must name.
@@ -379,10 +517,14 @@ func (s *Server) htu(r *http.Request) string {
 // its grant with a DPoP proof. claims is nil for mutual TLS.
 func (s *Server) agent(r *http.Request) (*gateway.Caller, *grant.Claims, error) {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		if uris := r.TLS.PeerCertificates[0].URIs; len(uris) > 0 {
+			claimed(r, uris[0].String(), "unverified client certificate")
+		}
 		id, err := s.cfg.CA.VerifyX509SVID(r.TLS.PeerCertificates)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: client certificate: %v", authority.ErrUnauthenticated, err)
 		}
+		claimed(r, id.String(), "verified client certificate, for a session that is not active")
 		sess, err := s.cfg.Authority.SessionFromSPIFFEID(id)
 		if err != nil {
 			return nil, nil, err
@@ -394,12 +536,14 @@ func (s *Server) agent(r *http.Request) (*gateway.Caller, *grant.Claims, error) 
 		if c.SPIFFEID != id.String() {
 			return nil, nil, fmt.Errorf("%w: certificate does not belong to session %s", authority.ErrUnauthenticated, sess)
 		}
+		proven(r, c)
 		return c, nil, nil
 	}
 	auth := r.Header.Get("Authorization")
 	token, ok := strings.CutPrefix(auth, "DPoP ")
 	if !ok {
-		if strings.HasPrefix(auth, "Bearer ") {
+		if bearer, isBearer := strings.CutPrefix(auth, "Bearer "); isBearer {
+			claimGrant(r, strings.TrimSpace(bearer), "grant presented as a bearer token, without proof of possession")
 			return nil, nil, fmt.Errorf("%w: a grant is not a bearer token: present it as Authorization: DPoP <grant> with a DPoP proof signed by the session key", authority.ErrUnauthenticated)
 		}
 		return nil, nil, fmt.Errorf("%w: present the session's X.509-SVID (mutual TLS) or Authorization: DPoP <grant> with a DPoP proof", authority.ErrUnauthenticated)
@@ -408,6 +552,7 @@ func (s *Server) agent(r *http.Request) (*gateway.Caller, *grant.Claims, error) 
 }
 
 func (s *Server) dpop(r *http.Request, token string) (*gateway.Caller, *grant.Claims, error) {
+	claimGrant(r, token, "unverified grant")
 	proofs := r.Header.Values("DPoP")
 	if len(proofs) != 1 {
 		return nil, nil, fmt.Errorf("%w: exactly one DPoP proof header is required", authority.ErrUnauthenticated)
@@ -416,6 +561,9 @@ func (s *Server) dpop(r *http.Request, token string) (*gateway.Caller, *grant.Cl
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: grant: %v", authority.ErrUnauthenticated, err)
 	}
+	// The grant is ward's, but until the proof checks out its holder is
+	// not shown to be the session.
+	claimed(r, claims.SPIFFEID, "valid grant without a valid proof of possession")
 	proof, err := s.cfg.Proofs.VerifyBound(proofs[0], r.Method, s.htu(r), token, claims.JKT)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: DPoP proof: %v", authority.ErrUnauthenticated, err)
@@ -423,13 +571,16 @@ func (s *Server) dpop(r *http.Request, token string) (*gateway.Caller, *grant.Cl
 	if err := claims.CheckBinding(proof); err != nil {
 		return nil, nil, fmt.Errorf("%w: DPoP proof is not signed by the grant's key: %v", authority.ErrUnauthenticated, err)
 	}
+	claimed(r, claims.SPIFFEID, "valid grant and proof of possession, for a session that is not active")
 	c, err := s.cfg.Authority.Caller(r.Context(), claims.Session)
 	if err != nil {
 		return nil, nil, err
 	}
 	if c.GrantID != claims.ID {
+		claimed(r, claims.SPIFFEID, "superseded or revoked grant, with its proof of possession")
 		return nil, nil, fmt.Errorf("%w: grant has been superseded or revoked", authority.ErrUnauthenticated)
 	}
+	proven(r, c)
 	return c, claims, nil
 }
 
@@ -477,7 +628,9 @@ func (s *Server) sameOrigin(next http.Handler) http.Handler {
 		if o := r.Header.Get("Origin"); o != "" {
 			u, err := url.Parse(o)
 			if err != nil || u.Host == "" || (!strings.EqualFold(u.Host, r.Host) && !strings.EqualFold(u.Host, public)) {
-				writeJSON(w, http.StatusForbidden, map[string]string{"error": "Origin " + o + " is not allowed to use this MCP endpoint"})
+				msg := fmt.Sprintf("Origin %q is not allowed to use this MCP endpoint", o)
+				refuse(r, "cross_origin", msg)
+				writeJSON(w, http.StatusForbidden, map[string]string{"error": msg})
 				return
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -231,16 +232,22 @@ func decodeB64(s string) ([]byte, error) {
 	return nil, errors.New("not base64")
 }
 
+// parseTTL reads a duration ("10m") or a number of seconds; "" is 0 (the
+// default). A negative duration, or seconds beyond a Duration, are refused.
 func parseTTL(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		if n, err2 := strconv.Atoi(s); err2 == nil {
-			return time.Duration(n) * time.Second, nil
+		n, err2 := strconv.ParseInt(s, 10, 64)
+		if err2 != nil || n < 0 || n > math.MaxInt64/int64(time.Second) {
+			return 0, badRequest("ttl %q: want a duration such as 10m", s)
 		}
-		return 0, badRequest("ttl %q: want a duration such as 10m", s)
+		d = time.Duration(n) * time.Second
+	}
+	if d < 0 {
+		return 0, badRequest("ttl %q: want a positive duration such as 10m", s)
 	}
 	return d, nil
 }
@@ -693,6 +700,8 @@ func (s *Server) showApproval(w http.ResponseWriter, r *http.Request, p store.Pr
 
 func (s *Server) vote(approve bool) func(http.ResponseWriter, *http.Request, store.Principal) error {
 	return func(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+		// Whatever refuses this vote, it is recorded as a refused vote.
+		refuse(r, "approval_vote", "")
 		if s.cfg.Approvals == nil {
 			return &httpError{http.StatusNotFound, "no approval queue is configured"}
 		}

@@ -12,7 +12,7 @@ import (
 	"slices"
 	"sync"
 
-	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/ward-dev/ward/internal/strictjson"
 )
 
 // Reviewer is an automated approver, typically another agent. Review
@@ -112,10 +112,13 @@ func (q *Queue) askOne(ctx context.Context, r Request, name string, rev Reviewer
 //
 //	{"approve": true|false, "reason": "..."}
 //
-// "approve" is required; "reason" is optional. Unknown or duplicate
-// members, trailing data, a body over MaxResponse bytes, a non-2xx status
-// (redirects included, with the default client) and transport errors are
-// errors, so only a well-formed verdict votes. The deadline comes from ctx.
+// "approve" is required; "reason" is optional. The body is read as
+// internal/strictjson reads outside JSON: member names are case-sensitive
+// ({"Approve": true} is an unknown member, not a vote), and unknown or
+// duplicate members at any depth, invalid UTF-8 and trailing data are
+// errors; so are a body over MaxResponse bytes, a non-2xx status
+// (redirects included, with the default client) and transport errors. Only
+// a well-formed verdict votes. The deadline comes from ctx.
 type WebhookReviewer struct {
 	URL string
 	// Client sends the request; nil means a client that follows no
@@ -174,7 +177,7 @@ func (w *WebhookReviewer) Review(ctx context.Context, r Request) (bool, string, 
 		return false, "", fmt.Errorf("webhook review: response exceeds %d bytes", limit)
 	}
 	var v webhookVerdict
-	if err := jsonv2.Unmarshal(data, &v, jsonv2.RejectUnknownMembers(true)); err != nil {
+	if err := strictjson.Unmarshal(data, &v); err != nil {
 		return false, "", fmt.Errorf("webhook review: malformed response: %w", err)
 	}
 	if v.Approve == nil {

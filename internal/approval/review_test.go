@@ -68,6 +68,11 @@ func TestWebhookReviewer(t *testing.T) {
 		{"unknown member", 200, `{"approve":true,"override":true}`, false, "", "malformed"},
 		{"duplicate member", 200, `{"approve":false,"approve":true}`, false, "", "malformed"},
 		{"trailing data", 200, `{"approve":true} {"approve":true}`, false, "", "malformed"},
+		// One strict reading (internal/strictjson): case matters, nothing twice, valid UTF-8.
+		{"case variant", 200, `{"Approve":true}`, false, "", "unknown member \"/Approve\""},
+		{"case variant beside", 200, `{"approve":false,"APPROVE":true}`, false, "", "unknown member"},
+		{"duplicate reason", 200, `{"approve":true,"reason":"a","reason":"b"}`, false, "", "duplicate member \"/reason\""},
+		{"invalid utf-8", 200, "{\"approve\":true,\"reason\":\"\xff\"}", false, "", "UTF-8"},
 		{"oversize", 200, `{"approve":true,"reason":"` + strings.Repeat("x", 200) + `"}`, false, "", "exceeds"},
 		{"server error", 500, `{"approve":true}`, false, "", "status 500"},
 		{"redirect", 302, `{"approve":true}`, false, "", "status 302"},

@@ -115,7 +115,7 @@ func TestAgentRecords(t *testing.T) {
 	for body, want := range map[string]string{
 		`{"kind":"secret","content":"x"}`:         "kind",
 		`{"kind":"note"}`:                         "content is required",
-		`{"kind":"note","content":"x","extra":1}`: "unknown field",
+		`{"kind":"note","content":"x","extra":1}`: `unknown member \"/extra\"`,
 	} {
 		if status, b := post(body); status != http.StatusBadRequest || !strings.Contains(b, want) {
 			t.Errorf("%s: %d %s", body, status, b)

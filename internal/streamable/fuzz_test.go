@@ -37,7 +37,8 @@ func (e *echoHandler) Receive(_ context.Context, msg jsonrpc.Message) {
 
 // wellFormed reports whether body is a JSON-RPC message (or, in batch mode,
 // an array of them) that the handler may pass on: valid JSON without
-// duplicate names whose messages decode.
+// duplicate names whose messages decode and have only the JSON-RPC members,
+// spelled exactly so.
 func wellFormed(body []byte) bool {
 	dec := jsontext.NewDecoder(bytes.NewReader(body))
 	if _, err := dec.ReadValue(); err != nil {
@@ -53,14 +54,41 @@ func wellFormed(body []byte) bool {
 			return false
 		}
 		for _, r := range raws {
-			if _, err := jsonrpc.DecodeMessage(r); err != nil {
+			if _, err := jsonrpc.DecodeMessage(r); err != nil || !onlyMembers(r) {
 				return false
 			}
 		}
 		return len(raws) > 0
 	}
 	_, err := jsonrpc.DecodeMessage(t)
-	return err == nil
+	return err == nil && onlyMembers(t)
+}
+
+// onlyMembers reports whether msg has only JSON-RPC 2.0 members, and its
+// error only an error's.
+func onlyMembers(msg []byte) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(msg, &m) != nil {
+		return false
+	}
+	for k := range m {
+		switch k {
+		case "jsonrpc", "id", "method", "params", "result":
+		case "error":
+			var e map[string]json.RawMessage
+			if json.Unmarshal(m[k], &e) != nil || e == nil {
+				return false
+			}
+			for ek := range e {
+				if ek != "code" && ek != "message" && ek != "data" {
+					return false
+				}
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func FuzzServePOST(f *testing.F) {
@@ -71,12 +99,16 @@ func FuzzServePOST(f *testing.F) {
 		`{"jsonrpc":"2.0","id":"x","result":{}}`,
 		`[{"jsonrpc":"2.0","id":3,"method":"a"},{"jsonrpc":"2.0","method":"b"}]`,
 		`[]`, `[1]`, `{"jsonrpc":"2.0","id":1,"id":2,"method":"m"}`, `{"jsonrpc":"1.0"}`, `nul`, "\xff",
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","Params":{}}`, `{"jsonrpc":"2.0","id":2,"method":"x","Method":"y"}`,
+		`{"jsonrpc":"2.0","id":"x","error":{"code":1,"message":"m","Code":2}}`,
 	} {
 		f.Add([]byte(s), false)
 		f.Add([]byte(s), true)
 	}
 	var eh *echoHandler
+	var refusals []int // statuses told to OnRefuse
 	h := NewHandler(HandlerConfig{
+		OnRefuse:          func(_ *http.Request, status int, _ string) { refusals = append(refusals, status) },
 		MaxBodyBytes:      1 << 16,
 		MaxRetainedEvents: 16,
 		Open: func(_ *http.Request, s *Session) (SessionHandler, error) {
@@ -113,9 +145,13 @@ func FuzzServePOST(f *testing.F) {
 		session.mu.Lock()
 		before := len(session.received)
 		session.mu.Unlock()
+		refusals = refusals[:0]
 		rec := serve(id, body)
 		if rec.Code >= 500 {
 			t.Fatalf("status %d for %q", rec.Code, body)
+		}
+		if want := rec.Code >= 400; (len(refusals) == 1 && refusals[0] == rec.Code) != want || len(refusals) > 1 {
+			t.Fatalf("status %d told to OnRefuse as %v", rec.Code, refusals)
 		}
 		if rec.Code >= 400 {
 			var e struct {

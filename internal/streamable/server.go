@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +21,8 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+
+	"github.com/ward-dev/ward/internal/strictjson"
 )
 
 // Defaults for [HandlerConfig].
@@ -96,6 +100,11 @@ type HandlerConfig struct {
 	IdleTimeout time.Duration
 	// KeepAlive is the interval of SSE comment pings.
 	KeepAlive time.Duration
+	// OnRefuse, if set, is called with every request the handler refuses
+	// (every error status it answers), the status and the reason it
+	// answers with, before the answer is written. It must not write to
+	// the response; it is for recording refusals.
+	OnRefuse func(r *http.Request, status int, reason string)
 }
 
 // SessionHandler receives the messages of one session. It is returned by
@@ -182,7 +191,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(r.Header.Get(headerSessionID)) > maxSessionIDLen ||
 		len(r.Header.Get(headerLastEventID)) > maxEventIDLen ||
 		len(r.Header.Get(headerProtocolVersion)) > maxVersionLen {
-		writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "header too long")
+		h.refuse(w, r, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "header too long")
 		return
 	}
 	switch r.Method {
@@ -194,7 +203,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveDELETE(w, r)
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
-		writeError(w, http.StatusMethodNotAllowed, jsonrpc.CodeInvalidRequest, "method not allowed")
+		h.refuse(w, r, http.StatusMethodNotAllowed, jsonrpc.CodeInvalidRequest, "method not allowed")
 	}
 }
 
@@ -204,30 +213,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) existing(w http.ResponseWriter, r *http.Request) *Session {
 	id := r.Header.Get(headerSessionID)
 	if id == "" {
-		writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "missing Mcp-Session-Id header")
+		h.refuse(w, r, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "missing Mcp-Session-Id header")
 		return nil
 	}
 	s := h.lookup(id)
 	if s == nil || !s.begin() {
-		writeError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session not found")
+		h.refuse(w, r, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session not found")
 		return nil
 	}
 	if err := s.handler.Authorize(r); err != nil {
 		s.end()
-		writeAuthError(w, err)
+		h.refuseAuth(w, r, err)
 		return nil
 	}
 	if v := r.Header.Get(headerProtocolVersion); v != "" {
 		if !validVersion(v) {
 			s.end()
-			writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "malformed MCP-Protocol-Version header")
+			h.refuse(w, r, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "malformed MCP-Protocol-Version header")
 			return nil
 		}
 		// The header must repeat the negotiated version; it never
 		// changes it (that would switch batching or priming mid-session).
 		if nv := s.ProtocolVersion(); nv != "" && v != nv {
 			s.end()
-			writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, fmt.Sprintf("MCP-Protocol-Version %q does not match the version negotiated for this session (%q)", v, nv))
+			h.refuse(w, r, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, fmt.Sprintf("MCP-Protocol-Version %q does not match the version negotiated for this session (%q)", v, nv))
 			return nil
 		}
 	}
@@ -243,17 +252,17 @@ func (h *Handler) servePOST(w http.ResponseWriter, r *http.Request) {
 		defer s.end()
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		writeError(w, http.StatusUnsupportedMediaType, jsonrpc.CodeInvalidRequest, "Content-Type must be application/json")
+		h.refuse(w, r, http.StatusUnsupportedMediaType, jsonrpc.CodeInvalidRequest, "Content-Type must be application/json")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			writeError(w, http.StatusRequestEntityTooLarge, jsonrpc.CodeInvalidRequest,
+			h.refuse(w, r, http.StatusRequestEntityTooLarge, jsonrpc.CodeInvalidRequest,
 				fmt.Sprintf("request body larger than %d bytes", h.cfg.MaxBodyBytes))
 			return
 		}
-		writeError(w, http.StatusBadRequest, jsonrpc.CodeParseError, "read request body failed")
+		h.refuse(w, r, http.StatusBadRequest, jsonrpc.CodeParseError, "read request body failed")
 		return
 	}
 	version := ""
@@ -262,13 +271,13 @@ func (h *Handler) servePOST(w http.ResponseWriter, r *http.Request) {
 	}
 	msgs, batch, code, err := decodeBody(body, version == versionBatch)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, code, err.Error())
+		h.refuse(w, r, http.StatusBadRequest, code, err.Error())
 		return
 	}
 	isInit := len(msgs) == 1 && !batch && isInitialize(msgs[0])
 	if s == nil {
 		if !isInit {
-			writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest,
+			h.refuse(w, r, http.StatusBadRequest, jsonrpc.CodeInvalidRequest,
 				"missing Mcp-Session-Id header: only an initialize request may start a session")
 			return
 		}
@@ -280,7 +289,7 @@ func (h *Handler) servePOST(w http.ResponseWriter, r *http.Request) {
 	} else {
 		for _, m := range msgs {
 			if isInitialize(m) {
-				writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "session already initialized")
+				h.refuse(w, r, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "session already initialized")
 				return
 			}
 		}
@@ -294,7 +303,7 @@ func (h *Handler) servePOST(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(calls) == 0 {
 		if !s.receive(msgs) {
-			writeError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session closed")
+			h.refuse(w, r, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session closed")
 			return
 		}
 		w.WriteHeader(http.StatusAccepted)
@@ -304,12 +313,12 @@ func (h *Handler) servePOST(w http.ResponseWriter, r *http.Request) {
 	sse := acceptsSSE(r.Header.Values("Accept"))
 	st, err := s.openRequestStream(calls, !sse, isInit)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, err.Error())
+		h.refuse(w, r, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, err.Error())
 		return
 	}
 	if !s.receive(msgs) {
 		s.detach(st)
-		writeError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session closed")
+		h.refuse(w, r, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session closed")
 		return
 	}
 	if sse {
@@ -326,7 +335,10 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, init *jsonrpc.Req
 	var p struct {
 		ProtocolVersion string `json:"protocolVersion"`
 	}
-	_ = json.Unmarshal(init.Params, &p) // a missing or odd version is for the server to refuse
+	// A missing or odd version is for the server to refuse. Read it as the
+	// server does, case-sensitively: {"ProtocolVersion": "2025-03-26"}
+	// must not turn batches on here and not upstream.
+	_ = strictjson.UnmarshalOpen(init.Params, &p)
 	if !validVersion(p.ProtocolVersion) {
 		p.ProtocolVersion = ""
 	}
@@ -334,34 +346,34 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, init *jsonrpc.Req
 	full := len(h.sessions) >= h.cfg.MaxSessions
 	h.mu.Unlock()
 	if full {
-		writeError(w, http.StatusServiceUnavailable, jsonrpc.CodeInternalError, fmt.Sprintf("too many MCP sessions (limit %d); end one (DELETE) or retry later", h.cfg.MaxSessions))
+		h.refuse(w, r, http.StatusServiceUnavailable, jsonrpc.CodeInternalError, fmt.Sprintf("too many MCP sessions (limit %d); end one (DELETE) or retry later", h.cfg.MaxSessions))
 		return nil
 	}
 	s, err := newSession(h, p.ProtocolVersion)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, jsonrpc.CodeInternalError, "create session failed")
+		h.refuse(w, r, http.StatusInternalServerError, jsonrpc.CodeInternalError, "create session failed")
 		return nil
 	}
 	if h.cfg.Open == nil {
 		s.cancel()
-		writeError(w, http.StatusForbidden, jsonrpc.CodeInvalidRequest, "sessions are not accepted")
+		h.refuse(w, r, http.StatusForbidden, jsonrpc.CodeInvalidRequest, "sessions are not accepted")
 		return nil
 	}
 	sh, err := h.cfg.Open(r, s)
 	if err != nil {
 		s.cancel()
-		writeAuthError(w, err)
+		h.refuseAuth(w, r, err)
 		return nil
 	}
 	if sh == nil {
 		s.cancel()
-		writeError(w, http.StatusForbidden, jsonrpc.CodeInvalidRequest, "sessions are not accepted")
+		h.refuse(w, r, http.StatusForbidden, jsonrpc.CodeInvalidRequest, "sessions are not accepted")
 		return nil
 	}
 	s.handler = sh
 	if !s.begin() {
 		// The handler closed the session while opening it.
-		writeError(w, http.StatusServiceUnavailable, jsonrpc.CodeInternalError, "session closed while it was being opened")
+		h.refuse(w, r, http.StatusServiceUnavailable, jsonrpc.CodeInternalError, "session closed while it was being opened")
 		return nil
 	}
 	s.mu.Lock()
@@ -371,7 +383,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, init *jsonrpc.Req
 	if h.closed {
 		h.mu.Unlock()
 		s.Close()
-		writeError(w, http.StatusServiceUnavailable, jsonrpc.CodeInternalError, "server shutting down")
+		h.refuse(w, r, http.StatusServiceUnavailable, jsonrpc.CodeInternalError, "server shutting down")
 		return nil
 	}
 	h.sessions[s.key] = s
@@ -386,27 +398,27 @@ func (h *Handler) serveGET(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.end()
 	if !acceptsSSE(r.Header.Values("Accept")) {
-		writeError(w, http.StatusNotAcceptable, jsonrpc.CodeInvalidRequest, "GET requires Accept: text/event-stream")
+		h.refuse(w, r, http.StatusNotAcceptable, jsonrpc.CodeInvalidRequest, "GET requires Accept: text/event-stream")
 		return
 	}
 	var st *stream
 	if leid := r.Header.Get(headerLastEventID); leid != "" {
 		sid, idx, ok := parseEventID(leid)
 		if !ok {
-			writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "malformed Last-Event-ID header")
+			h.refuse(w, r, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "malformed Last-Event-ID header")
 			return
 		}
 		var status int
 		var err error
 		st, status, err = s.resume(sid, idx)
 		if err != nil {
-			writeError(w, status, jsonrpc.CodeInvalidRequest, err.Error())
+			h.refuse(w, r, status, jsonrpc.CodeInvalidRequest, err.Error())
 			return
 		}
 	} else {
 		var err error
 		if st, err = s.openStandalone(); err != nil {
-			writeError(w, http.StatusConflict, jsonrpc.CodeInvalidRequest, err.Error())
+			h.refuse(w, r, http.StatusConflict, jsonrpc.CodeInvalidRequest, err.Error())
 			return
 		}
 	}
@@ -452,6 +464,9 @@ func decodeBody(body []byte, allowBatch bool) ([]jsonrpc.Message, bool, int, err
 		}
 		msgs := make([]jsonrpc.Message, 0, len(raws))
 		for i, raw := range raws {
+			if err := checkEnvelope(raw); err != nil {
+				return nil, true, jsonrpc.CodeInvalidRequest, fmt.Errorf("batch element %d: %v", i, err)
+			}
 			if err := checkID(raw); err != nil {
 				return nil, true, jsonrpc.CodeInvalidRequest, fmt.Errorf("batch element %d: %v", i, err)
 			}
@@ -463,6 +478,9 @@ func decodeBody(body []byte, allowBatch bool) ([]jsonrpc.Message, bool, int, err
 		}
 		return msgs, true, 0, nil
 	}
+	if err := checkEnvelope(trimmed); err != nil {
+		return nil, false, jsonrpc.CodeInvalidRequest, err
+	}
 	if err := checkID(trimmed); err != nil {
 		return nil, false, jsonrpc.CodeInvalidRequest, err
 	}
@@ -473,6 +491,41 @@ func decodeBody(body []byte, allowBatch bool) ([]jsonrpc.Message, bool, int, err
 	return []jsonrpc.Message{m}, false, 0, nil
 }
 
+// envelope and errorMembers are the members a JSON-RPC 2.0 message and
+// its error object have.
+var (
+	envelope     = map[string]bool{"jsonrpc": true, "id": true, "method": true, "params": true, "result": true, "error": true}
+	errorMembers = map[string]bool{"code": true, "message": true, "data": true}
+)
+
+// checkEnvelope refuses a message that is not an object of JSON-RPC 2.0
+// members spelled exactly so (an error object likewise): a reader that
+// matches names case-insensitively, as some upstream servers do, would
+// take {"Params": …} for the params ward did not see.
+func checkEnvelope(msg []byte) error {
+	m, err := strictjson.Object(msg)
+	if err != nil {
+		return fmt.Errorf("invalid request: %v", err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		if !envelope[name] {
+			return fmt.Errorf("invalid request: unknown member %q: a JSON-RPC message has only jsonrpc, id, method, params, result and error, spelled so", name)
+		}
+	}
+	if e, ok := m["error"]; ok {
+		em, err := strictjson.Object(e)
+		if err != nil {
+			return fmt.Errorf("invalid request: error: %v", err)
+		}
+		for _, name := range slices.Sorted(maps.Keys(em)) {
+			if !errorMembers[name] {
+				return fmt.Errorf("invalid request: error: unknown member %q: an error has only code, message and data", name)
+			}
+		}
+	}
+	return nil
+}
+
 // checkID refuses numeric ids that would not survive decoding exactly (the
 // SDK decodes them through float64 and int64): fractions and integers
 // beyond ±2^53. Two different ids must never become one.
@@ -480,7 +533,7 @@ func checkID(msg []byte) error {
 	var m struct {
 		ID json.RawMessage `json:"id"`
 	}
-	if json.Unmarshal(msg, &m) != nil || len(m.ID) == 0 || m.ID[0] == '"' || string(m.ID) == "null" {
+	if strictjson.UnmarshalOpen(msg, &m) != nil || len(m.ID) == 0 || m.ID[0] == '"' || string(m.ID) == "null" {
 		return nil
 	}
 	n, err := strconv.ParseInt(string(m.ID), 10, 64)
@@ -548,12 +601,20 @@ func parseEventID(s string) (string, int64, bool) {
 	return sid, idx, true
 }
 
-func writeAuthError(w http.ResponseWriter, err error) {
+func (h *Handler) refuseAuth(w http.ResponseWriter, r *http.Request, err error) {
 	status := http.StatusForbidden
 	if errors.Is(err, ErrUnauthorized) {
 		status = http.StatusUnauthorized
 	}
-	writeError(w, status, jsonrpc.CodeInvalidRequest, err.Error())
+	h.refuse(w, r, status, jsonrpc.CodeInvalidRequest, err.Error())
+}
+
+// refuse tells OnRefuse, then answers with status and a JSON-RPC error.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status, code int, msg string) {
+	if h.cfg.OnRefuse != nil {
+		h.cfg.OnRefuse(r, status, msg)
+	}
+	writeError(w, status, code, msg)
 }
 
 // writeError answers with status and a JSON-RPC error response with a null

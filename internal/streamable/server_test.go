@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -879,5 +880,105 @@ func waitFor(t testing.TB, ctx context.Context, cond func() bool) {
 			t.Fatal("condition not reached before the test deadline")
 		case <-time.After(5 * time.Millisecond):
 		}
+	}
+}
+
+// TestRefusalsAreTold: every request the handler refuses is told to
+// OnRefuse once, with the status and the message it answers, before the
+// answer is written; accepted requests are not. The strict envelope
+// refuses case variants of the JSON-RPC members, which a case-insensitive
+// upstream would read as the members ward did not see.
+func TestRefusalsAreTold(t *testing.T) {
+	type told struct {
+		status int
+		reason string
+	}
+	var mu sync.Mutex
+	var got []told
+	ts := newTestServer(t, HandlerConfig{OnRefuse: func(r *http.Request, status int, reason string) {
+		mu.Lock()
+		got = append(got, told{status, reason})
+		mu.Unlock()
+	}}, nil)
+	url := ts.srv.URL
+	status, hdr, body := post(t, url, "", nil, initBody("2025-06-18"))
+	if status != http.StatusOK {
+		t.Fatalf("initialize: %d %s", status, body)
+	}
+	sid := hdr.Get(headerSessionID)
+	deep := `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`
+	for _, tc := range []struct {
+		name, sid, body string
+		hdr             map[string]string
+		status          int
+		contains        string
+	}{
+		{"case variant member", sid, `{"jsonrpc":"2.0","id":2,"method":"tools/call","Params":{"name":"x"}}`, nil, 400, `unknown member "Params"`},
+		{"case variant method", sid, `{"jsonrpc":"2.0","id":2,"method":"ping","Method":"tools/call"}`, nil, 400, `unknown member "Method"`},
+		{"case variant id", sid, `{"jsonrpc":"2.0","ID":2,"method":"ping"}`, nil, 400, `unknown member "ID"`},
+		{"extra member", sid, `{"jsonrpc":"2.0","id":2,"method":"ping","meta":{}}`, nil, 400, `unknown member "meta"`},
+		{"error case variant", sid, `{"jsonrpc":"2.0","id":"s","error":{"code":1,"message":"m","Message":"n"}}`, nil, 400, `unknown member "Message"`},
+		{"not an object", sid, `"ping"`, nil, 400, "invalid request"},
+		{"duplicate nested", sid, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a","name":"b"}}`, nil, 400, "duplicate"},
+		{"invalid utf-8", sid, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"\xff\"}}", nil, 400, "UTF-8"},
+		{"deep nesting", sid, deep, nil, 400, "depth"},
+		{"batch", sid, `[{"jsonrpc":"2.0","id":2,"method":"ping"}]`, nil, 400, "batches"},
+		{"oversize", sid, `{"jsonrpc":"2.0","method":"x","params":"` + strings.Repeat("a", DefaultMaxBodyBytes) + `"}`, nil, 413, "larger than"},
+		{"unknown session", "feedface", `{"jsonrpc":"2.0","id":2,"method":"ping"}`, nil, 404, "session not found"},
+		{"open refused", "", initBody("2025-06-18"), map[string]string{"X-Deny": "1"}, 401, "denied by test"},
+	} {
+		mu.Lock()
+		got = got[:0]
+		mu.Unlock()
+		status, _, body := post(t, url, tc.sid, tc.hdr, tc.body)
+		var e struct {
+			Error struct{ Message string } `json:"error"`
+		}
+		json.Unmarshal(body, &e)
+		if status != tc.status || !strings.Contains(e.Error.Message, tc.contains) {
+			t.Errorf("%s: %d %s; want %d containing %q", tc.name, status, body, tc.status, tc.contains)
+			continue
+		}
+		mu.Lock()
+		if len(got) != 1 || got[0].status != status || got[0].reason != e.Error.Message {
+			t.Errorf("%s: told %+v, want one refusal %d %q", tc.name, got, status, e.Error.Message)
+		}
+		mu.Unlock()
+	}
+	// Accepted requests are not refusals; the session still works.
+	mu.Lock()
+	got = got[:0]
+	mu.Unlock()
+	if status, _, body := post(t, url, sid, nil, `{"jsonrpc":"2.0","id":9,"method":"tools/list"}`); status != http.StatusOK {
+		t.Fatalf("tools/list: %d %s", status, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 0 {
+		t.Fatalf("an accepted request was told as refused: %+v", got)
+	}
+}
+
+// TestProtocolVersionReadOnce: the version an initialize request asks for
+// (which switches batches on until the server answers) is read
+// case-sensitively, as the upstream reads it.
+func TestProtocolVersionReadOnce(t *testing.T) {
+	var got []string
+	h := NewHandler(HandlerConfig{Open: func(r *http.Request, s *Session) (SessionHandler, error) {
+		got = append(got, s.ProtocolVersion())
+		return nil, errors.New("seen enough")
+	}})
+	t.Cleanup(h.Close)
+	for _, params := range []string{
+		`{"protocolVersion":"2025-06-18","PROTOCOLVERSION":"2025-03-26"}`,
+		`{"PROTOCOLVERSION":"2025-03-26","protocolVersion":"2025-06-18"}`,
+		`{"ProtocolVersion":"2025-03-26"}`,
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":`+params+`}`))
+		req.Header.Set("Content-Type", "application/json")
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	if want := []string{"2025-06-18", "2025-06-18", ""}; !slices.Equal(got, want) {
+		t.Fatalf("versions read %q, want %q", got, want)
 	}
 }

@@ -3,6 +3,8 @@ package witness
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,8 +16,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	flog "github.com/transparency-dev/formats/log"
+	fnote "github.com/transparency-dev/formats/note"
 	fwitness "github.com/transparency-dev/formats/witness"
 	"golang.org/x/mod/sumdb/note"
 
@@ -66,12 +70,84 @@ type PublisherConfig struct {
 //	witness w2 ...
 //	group g 1 w1 w2
 //	quorum g
+//
+// It is stricter than the format's parser (github.com/transparency-dev/
+// formats/witness), so that a quorum always means that many independent
+// witnesses: the text must be UTF-8; "quorum" appears exactly once; no
+// two witnesses share a key or a URL; a group lists a member once, needs a
+// threshold of at least 1 ("any", "all" or canonical decimal), and every
+// witness or group is a member of at most one group. Keywords and names
+// are case-sensitive.
 func ParsePolicy(text []byte) (fwitness.Group, error) {
+	if err := checkPolicy(text); err != nil {
+		return fwitness.Group{}, fmt.Errorf("witness policy: %w", err)
+	}
 	g, err := fwitness.ParsePolicy(text)
 	if err != nil {
 		return fwitness.Group{}, fmt.Errorf("witness policy: %w", err)
 	}
 	return g, nil
+}
+
+// checkPolicy refuses what fwitness.ParsePolicy accepts but would let a
+// quorum count one witness twice, or that says one thing twice.
+func checkPolicy(text []byte) error {
+	if !utf8.Valid(text) {
+		return errors.New("not valid UTF-8")
+	}
+	keys, urls := map[string]string{}, map[string]string{}
+	member := map[string]string{} // component → the group it is in
+	quorums := 0
+	for i, line := range strings.Split(string(text), "\n") {
+		n := i + 1
+		if j := strings.Index(line, "#"); j >= 0 {
+			line = line[:j]
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		switch f[0] {
+		case "witness":
+			if len(f) != 4 {
+				continue // the format's parser says what is wrong
+			}
+			v, err := fnote.NewVerifierForCosignatureV1(f[2])
+			if err != nil {
+				continue
+			}
+			id := fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash())
+			if prev, dup := keys[id]; dup {
+				return fmt.Errorf("line %d: witness %s has the key of witness %s: one witness would count twice", n, f[1], prev)
+			}
+			keys[id] = f[1]
+			if prev, dup := urls[f[3]]; dup {
+				return fmt.Errorf("line %d: witness %s has the URL of witness %s", n, f[1], prev)
+			}
+			urls[f[3]] = f[1]
+		case "group":
+			if len(f) < 3 {
+				continue
+			}
+			if t := f[2]; t != "any" && t != "all" && (t == "0" || t[0] < '1' || t[0] > '9') {
+				return fmt.Errorf("line %d: group %s: threshold %q: want any, all or a number from 1", n, f[1], t)
+			}
+			for _, c := range f[3:] {
+				if prev, dup := member[c]; dup {
+					if prev == f[1] {
+						return fmt.Errorf("line %d: group %s lists %s twice", n, f[1], c)
+					}
+					return fmt.Errorf("line %d: %s is a member of groups %s and %s: it would count twice toward the quorum", n, c, prev, f[1])
+				}
+				member[c] = f[1]
+			}
+		case "quorum":
+			if quorums++; quorums > 1 {
+				return fmt.Errorf("line %d: a second quorum: give exactly one", n)
+			}
+		}
+	}
+	return nil
 }
 
 // Publisher collects cosignatures for the local log's checkpoints and
@@ -219,9 +295,9 @@ func (p *Publisher) submit(ctx context.Context, url string, v note.Verifier, cp 
 		case status == http.StatusOK:
 			return checkCosignature(cp, body, v)
 		case status == http.StatusConflict && attempt == 0:
-			n, err := strconv.ParseUint(strings.TrimSuffix(string(body), "\n"), 10, 64)
+			n, err := parseSize(body)
 			if err != nil {
-				return nil, fmt.Errorf("409 with a malformed size %q", body)
+				return nil, err
 			}
 			old = n
 		default:
@@ -252,12 +328,51 @@ func (p *Publisher) post(ctx context.Context, url string, body []byte) (int, []b
 	return resp.StatusCode, b, nil
 }
 
+// parseSize reads the body of a 409 answer: the size the witness holds,
+// in canonical decimal, and a newline, nothing else.
+func parseSize(body []byte) (uint64, error) {
+	num, ok := bytes.CutSuffix(body, []byte("\n"))
+	if !ok || len(num) == 0 || (len(num) > 1 && num[0] == '0') || bytes.ContainsFunc(num, func(r rune) bool { return r < '0' || r > '9' }) {
+		return 0, fmt.Errorf("409 with a malformed size %q: want the size in decimal and a newline", body)
+	}
+	n, err := strconv.ParseUint(string(num), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("409 with a malformed size %q: %v", body, err)
+	}
+	return n, nil
+}
+
+// maxAnswerLines bounds the signature lines of a witness's answer (the
+// note format allows 100 signatures in all, the log's included).
+const maxAnswerLines = 32
+
 // checkCosignature accepts a witness's answer only if it is signature lines
 // and one of them is a valid cosignature by v of exactly cp's text. Only the
-// lines v signed are kept.
+// lines v signed are kept. Each line must be a well-formed note signature
+// ("— <name> <base64>"), and no key may sign twice: a second cosignature
+// by the same key (another timestamp) would leave which one counts to
+// whoever reads the note.
 func checkCosignature(cp, answer []byte, v note.Verifier) ([]byte, error) {
 	if len(answer) == 0 || answer[len(answer)-1] != '\n' {
 		return nil, errors.New("the answer is not signature lines")
+	}
+	lines := strings.Split(string(answer[:len(answer)-1]), "\n")
+	if len(lines) > maxAnswerLines {
+		return nil, fmt.Errorf("the answer has %d signature lines, more than %d", len(lines), maxAnswerLines)
+	}
+	seen := map[string]bool{}
+	for i, l := range lines {
+		rest, ok := strings.CutPrefix(l, "— ")
+		name, b64, ok2 := strings.Cut(rest, " ")
+		sig, err := base64.StdEncoding.Strict().DecodeString(b64)
+		if !ok || !ok2 || name == "" || err != nil || len(sig) < 5 || !utf8.ValidString(l) {
+			return nil, fmt.Errorf("the answer's line %d is not a note signature line", i+1)
+		}
+		id := fmt.Sprintf("%s+%08x", name, binary.BigEndian.Uint32(sig[:4]))
+		if seen[id] {
+			return nil, fmt.Errorf("the answer signs twice with key %s", id)
+		}
+		seen[id] = true
 	}
 	n, err := note.Open(append(bytes.Clone(cp), answer...), note.VerifierList(v))
 	if err != nil {

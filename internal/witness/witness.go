@@ -22,6 +22,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/ward-dev/ward/internal/atomicfile"
+	"github.com/ward-dev/ward/internal/strictjson"
 )
 
 // Limits on what a witness accepts.
@@ -130,7 +131,7 @@ func New(cfg Config) (*Witness, error) {
 	case err != nil:
 		return nil, fmt.Errorf("witness state: %w", err)
 	default:
-		if err := json.Unmarshal(b, &w.state); err != nil {
+		if err := strictjson.Unmarshal(b, &w.state); err != nil {
 			return nil, fmt.Errorf("witness state %s: %w", cfg.State, err)
 		}
 	}

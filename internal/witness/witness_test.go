@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -405,6 +406,179 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		if !bytes.Equal(FormatRequest(old, proof, cp), body) {
 			t.Fatalf("parse is not the inverse of format for %q", body)
+		}
+	})
+}
+
+// TestParsePolicyStrict: a policy that would let one witness count twice
+// toward a quorum, or that says one thing twice, is refused; the format's
+// own parser accepts every one of these.
+func TestParsePolicyStrict(t *testing.T) {
+	a, b := newKey(t, "w.test/a"), newKey(t, "w.test/b")
+	va, err := fnote.VKeyToCosignatureV1(a.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vb, _ := fnote.VKeyToCosignatureV1(b.vkey)
+	w := func(name, vkey, url string) string { return fmt.Sprintf("witness %s %s %s\n", name, vkey, url) }
+	good := w("w1", va, "https://a.example/w") + w("w2", vb, "https://b.example/w") + "group g 2 w1 w2\nquorum g\n"
+	if _, err := ParsePolicy([]byte(good)); err != nil {
+		t.Fatalf("good policy: %v", err)
+	}
+	for name, tc := range map[string]struct{ text, want string }{
+		"same key twice": {w("w1", va, "https://a.example/w") + w("w2", va, "https://b.example/w") + "group g 2 w1 w2\nquorum g\n", "key of witness w1"},
+		"same url twice": {w("w1", va, "https://a.example/w") + w("w2", vb, "https://a.example/w") + "group g 2 w1 w2\nquorum g\n", "URL of witness w1"},
+		"member twice":   {w("w1", va, "https://a.example/w") + w("w2", vb, "https://b.example/w") + "group g 2 w1 w1\nquorum g\n", "lists w1 twice"},
+		"two groups": {w("w1", va, "https://a.example/w") + w("w2", vb, "https://b.example/w") +
+			"group x 1 w1\ngroup y 1 w1\ngroup g 2 x y\nquorum g\n", "groups x and y"},
+		"zero threshold":    {w("w1", va, "https://a.example/w") + "group g 0 w1\nquorum g\n", "threshold \"0\""},
+		"leading zero":      {w("w1", va, "https://a.example/w") + "group g 01 w1\nquorum g\n", "threshold \"01\""},
+		"two quorums":       {w("w1", va, "https://a.example/w") + w("w2", vb, "https://b.example/w") + "group g 2 w1 w2\nquorum g\nquorum none\n", "second quorum"},
+		"keyword case":      {"Witness w1 " + va + " https://a.example/w\nquorum w1\n", "unknown keyword"},
+		"invalid utf-8":     {"# \xff\n" + w("w1", va, "https://a.example/w") + "quorum w1\n", "UTF-8"},
+		"name case differs": {w("w1", va, "https://a.example/w") + "quorum W1\n", "not found"},
+	} {
+		if _, err := ParsePolicy([]byte(tc.text)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", name, err, tc.want)
+		}
+	}
+}
+
+// TestCheckCosignatureStrict: an answer that signs twice with the witness's
+// key, or has a line that is not a signature line, is refused even when a
+// valid cosignature is among its lines.
+func TestCheckCosignatureStrict(t *testing.T) {
+	logKey := newKey(t, origin)
+	l := openLog(t, t.TempDir(), logKey, 2)
+	w := newWitness(t, "witness.test/a", logKey)
+	cp := l.Checkpoint()
+	own, err := w.w.Add(context.Background(), 0, nil, cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := fnote.NewVerifierForCosignatureV1(w.w.VerifierKey())
+	// A second line by the same key (name and key hash) with other
+	// signature bytes, as a second cosignature with another timestamp
+	// would be: note.Open keeps the first and drops it unseen.
+	name, b64, _ := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(string(own), "— "), "\n"), " ")
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)-1] ^= 1
+	again := []byte("— " + name + " " + base64.StdEncoding.EncodeToString(raw) + "\n")
+	for name, answer := range map[string][]byte{
+		"same key twice":         append(bytes.Clone(own), again...),
+		"same line twice":        append(bytes.Clone(own), own...),
+		"blank line":             append([]byte("\n"), own...),
+		"not a signature line":   append(bytes.Clone(own), "— \n"...),
+		"bad base64":             append(bytes.Clone(own), "— x.example/k AAAA!\n"...),
+		"hyphen, not an em dash": append([]byte("- "), own[len("— "):]...),
+	} {
+		if _, err := checkCosignature(cp, answer, v); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if got, err := checkCosignature(cp, own, v); err != nil || !bytes.Equal(got, own) {
+		t.Fatalf("own cosignature: %q %v", got, err)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint64
+		ok   bool
+	}{
+		{"12\n", 12, true}, {"0\n", 0, true},
+		{"12", 0, false}, {"012\n", 0, false}, {"+12\n", 0, false}, {" 12\n", 0, false}, {"12\n\n", 0, false},
+		{"1 2\n", 0, false}, {"\n", 0, false}, {"99999999999999999999\n", 0, false},
+	} {
+		got, err := parseSize([]byte(tc.in))
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parseSize(%q) = %d, %v", tc.in, got, err)
+		}
+	}
+}
+
+func TestWitnessStateStrict(t *testing.T) {
+	a, logKey := newKey(t, "w.test/a"), newKey(t, origin)
+	state := filepath.Join(t.TempDir(), "state.json")
+	for name, body := range map[string]string{
+		"duplicate log":  `{"ward.test/audit":{"size":1},"ward.test/audit":{"size":0}}`,
+		"duplicate size": `{"ward.test/audit":{"size":5,"size":1}}`,
+		"case variant":   `{"ward.test/audit":{"Size":5}}`,
+	} {
+		os.WriteFile(state, []byte(body), 0o600)
+		if _, err := New(Config{Key: a.skey, VerifierKey: a.vkey, State: state, Logs: []Log{{Origin: origin, Key: logKey.vkey}}}); err == nil {
+			t.Errorf("%s: state accepted", name)
+		}
+	}
+}
+
+// FuzzCheckCosignature: whatever a witness answers, what is accepted is
+// lines of the answer, each a signature by the witness's key of exactly
+// the checkpoint, once.
+func FuzzCheckCosignature(f *testing.F) {
+	logKey := newKey(f, origin)
+	dir := f.TempDir()
+	l, err := audit.Open(audit.Config{Dir: dir, Origin: origin, Signer: logKey.signer, Verifier: logKey.verifier})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer l.Close()
+	k := newKey(f, "witness.test/f")
+	w, err := New(Config{Key: k.skey, VerifierKey: k.vkey, Logs: []Log{{Origin: origin, Key: logKey.vkey}}, State: filepath.Join(dir, "state")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	cp := l.Checkpoint()
+	own, err := w.Add(context.Background(), 0, nil, cp)
+	if err != nil {
+		f.Fatal(err)
+	}
+	v, _ := fnote.NewVerifierForCosignatureV1(w.VerifierKey())
+	f.Add(own)
+	f.Add(append(bytes.Clone(own), own...))
+	f.Add([]byte("— x.example/k AAAAAAA=\n"))
+	f.Add(append([]byte("\n"), own...))
+	f.Fuzz(func(t *testing.T, answer []byte) {
+		got, err := checkCosignature(cp, answer, v)
+		if err != nil {
+			return
+		}
+		if !bytes.Contains(answer, got) && !bytes.Equal(got, own) {
+			t.Fatalf("accepted lines %q are not the answer's", got)
+		}
+		n, err := note.Open(append(bytes.Clone(cp), got...), note.VerifierList(v))
+		if err != nil || len(n.Sigs) != 1 || strings.Count(string(got), "\n") != 1 {
+			t.Fatalf("accepted %q: %v", got, err)
+		}
+	})
+}
+
+// FuzzParsePolicy: an accepted policy asks no two witnesses with one key,
+// so no key can count twice toward its quorum.
+func FuzzParsePolicy(f *testing.F) {
+	a, b := newKey(f, "w.test/a"), newKey(f, "w.test/b")
+	va, _ := fnote.VKeyToCosignatureV1(a.vkey)
+	vb, _ := fnote.VKeyToCosignatureV1(b.vkey)
+	f.Add([]byte("witness w1 " + va + " https://a.example/w\nwitness w2 " + vb + " https://b.example/w\ngroup g 2 w1 w2\nquorum g\n"))
+	f.Add([]byte("witness w1 " + va + " https://a.example/w\nwitness w2 " + va + " https://b.example/w\ngroup g 2 w1 w2\nquorum g\n"))
+	f.Add([]byte("witness w1 " + va + " https://a.example/w\nquorum w1\n"))
+	f.Add([]byte("quorum none\n"))
+	f.Fuzz(func(t *testing.T, text []byte) {
+		g, err := ParsePolicy(text)
+		if err != nil {
+			return
+		}
+		keys := map[string]bool{}
+		for _, v := range g.Endpoints() {
+			id := fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash())
+			if keys[id] {
+				t.Fatalf("key %s asked twice in %q", id, text)
+			}
+			keys[id] = true
 		}
 	})
 }
