@@ -469,10 +469,9 @@ func (p *Pipeline) Observe(ctx context.Context, c *Caller, op *Operation, out Ou
 		return fmt.Errorf("record result: %w", err)
 	}
 	if (out.Error == "" || out.Answered) && p.cfg.State != nil {
-		r := Received{Source: op.Name, Event: out.Decision, Result: out.Result}
-		if len(out.Result) == 0 {
-			r.Error = out.Error // else the error object is the Result
-		}
+		// For an error, Result is the error object and Error its message:
+		// the message is what the model reads.
+		r := Received{Source: op.Name, Event: out.Decision, Result: out.Result, Error: out.Error}
 		p.cfg.State.Receive(ctx, c, r)
 	}
 	return nil

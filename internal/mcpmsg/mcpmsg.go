@@ -19,8 +19,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -38,29 +42,29 @@ type ErrInvalid struct {
 func (e *ErrInvalid) Error() string { return e.Err.Error() }
 func (e *ErrInvalid) Unwrap() error { return e.Err }
 
-// envelope is every member a message may have.
-type envelope struct {
-	JSONRPC string          `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id,omitempty"`
-	Method  json.RawMessage `json:"method,omitempty"`
-	Params  json.RawMessage `json:"params,omitempty"`
-	Result  json.RawMessage `json:"result,omitempty"`
-	Error   json.RawMessage `json:"error,omitempty"`
-}
+// envelope and errorMembers are the members a JSON-RPC 2.0 message and
+// its error object have.
+var (
+	envelope     = map[string]bool{"jsonrpc": true, "id": true, "method": true, "params": true, "result": true, "error": true}
+	errorMembers = map[string]bool{"code": true, "message": true, "data": true}
+)
 
 // Decode reads one message strictly.
 func Decode(data []byte) (jsonrpc.Message, error) {
 	if err := strictjson.Valid(data); err != nil {
 		return nil, &ErrInvalid{jsonrpc.CodeParseError, fmt.Errorf("parse error: %v", err)}
 	}
-	var env envelope
-	if err := strictjson.Unmarshal(data, &env); err != nil {
+	m, err := strictjson.Object(data)
+	if err != nil {
 		return nil, &ErrInvalid{jsonrpc.CodeInvalidRequest, fmt.Errorf("invalid request: %v", err)}
 	}
-	if env.JSONRPC != "2.0" {
+	if err := checkMembers(m); err != nil {
+		return nil, &ErrInvalid{jsonrpc.CodeInvalidRequest, err}
+	}
+	if v := m["jsonrpc"]; string(v) != `"2.0"` {
 		return nil, &ErrInvalid{jsonrpc.CodeInvalidRequest, errors.New(`invalid request: "jsonrpc" must be "2.0"`)}
 	}
-	if err := checkID(env.ID); err != nil {
+	if err := checkID(json.RawMessage(m["id"])); err != nil {
 		return nil, &ErrInvalid{jsonrpc.CodeInvalidRequest, err}
 	}
 	msg, err := jsonrpc.DecodeMessage(data)
@@ -68,6 +72,30 @@ func Decode(data []byte) (jsonrpc.Message, error) {
 		return nil, &ErrInvalid{jsonrpc.CodeInvalidRequest, fmt.Errorf("invalid request: %v", err)}
 	}
 	return msg, nil
+}
+
+// checkMembers refuses a message that is not an object of JSON-RPC 2.0
+// members spelled exactly so (an error object likewise): a reader that
+// matches names case-insensitively, as some servers do, would take
+// {"Params": …} for the params ward did not see.
+func checkMembers(m map[string]jsontext.Value) error {
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		if !envelope[name] {
+			return fmt.Errorf("invalid request: unknown member %q: a JSON-RPC message has only jsonrpc, id, method, params, result and error, spelled so", name)
+		}
+	}
+	if e, ok := m["error"]; ok {
+		em, err := strictjson.Object(e)
+		if err != nil {
+			return fmt.Errorf("invalid request: error: %v", err)
+		}
+		for _, name := range slices.Sorted(maps.Keys(em)) {
+			if !errorMembers[name] {
+				return fmt.Errorf("invalid request: error: unknown member %q: an error has only code, message and data", name)
+			}
+		}
+	}
+	return nil
 }
 
 // checkID refuses ids that would not survive decoding exactly (the SDK

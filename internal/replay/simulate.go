@@ -120,9 +120,9 @@ func (s *simulator) decide(st *state, rec *record, line int) Call {
 // upstream's error message is its words too). A record with neither
 // returned nothing to take; a program's output is not taken in, as live.
 func (s *simulator) take(ctx context.Context, st *state, rec *record, line int) {
-	answer := rec.result
+	answer, message := rec.result, ""
 	if rec.failed {
-		answer = rec.errValue
+		answer, message = rec.errValue, errorMessage(rec.errValue)
 	}
 	if answer == nil {
 		return
@@ -132,6 +132,23 @@ func (s *simulator) take(ctx context.Context, st *state, rec *record, line int) 
 		s.sessions.Receive(ctx, st.caller, enforce.Received{Host: rec.host, Event: uint64(line), Body: answer})
 	case "exec":
 	default:
-		s.sessions.Receive(ctx, st.caller, enforce.Received{Source: rec.name, Event: uint64(line), Result: answer})
+		s.sessions.Receive(ctx, st.caller, enforce.Received{Source: rec.name, Event: uint64(line), Result: answer, Error: message})
 	}
+}
+
+// errorMessage is what a recorded error says, as a node reads a JSON-RPC
+// error: its "message" if it is an object with one, the string if it is
+// a string, else the JSON text.
+func errorMessage(v json.RawMessage) string {
+	var obj struct {
+		Message *string `json:"message"`
+	}
+	if json.Unmarshal(v, &obj) == nil && obj.Message != nil {
+		return *obj.Message
+	}
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return s
+	}
+	return string(v)
 }

@@ -5,10 +5,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/url"
 	"os"
@@ -701,5 +704,38 @@ func TestGuardEndpointsRefuseForgery(t *testing.T) {
 		if strings.Contains(string(p.Definition), "evil") {
 			t.Fatalf("an agent rewrote pin %s", p.Name)
 		}
+	}
+}
+
+// TestForeignClientCertificateRecorded: a client certificate from another
+// CA, or expired, is refused by the API with 401 and recorded, rather than
+// dropped in the TLS handshake without a trace.
+func TestForeignClientCertificateRecorded(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: demoOnly})
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := url.Parse("spiffe://test.ward/agent/mallory/session/forged")
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), URIs: []*url.URL{id}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: n.pool,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}}}
+	status, body := mcpPost(t, n, hc, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}`, nil)
+	if status != http.StatusUnauthorized {
+		t.Fatalf("forged certificate: %d %s, want 401", status, body)
+	}
+	found := false
+	for _, e := range auditEvents(t, n) {
+		if strings.HasPrefix(e.Type, "refusal") && strings.Contains(string(e.Data), "client certificate") && strings.Contains(string(e.Data), "forged") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("the refused certificate left no record")
 	}
 }

@@ -764,7 +764,12 @@ func (n *Node) URL() string {
 
 // TLSConfig is the serving configuration: ward's certificate from its own
 // CA, renewed in memory, and client certificates (X.509-SVIDs) requested but
-// optional — agents may authenticate with DPoP instead.
+// optional — agents may authenticate with DPoP instead. A client
+// certificate is not verified during the handshake (the handshake still
+// proves the client holds its key) but by the API, against the trust
+// domain's bundle, before anything relies on it: so a certificate from
+// elsewhere is refused with an answer and a record, not a dropped
+// connection that leaves no trace.
 func (n *Node) TLSConfig() *tls.Config {
 	var cur atomic.Pointer[tls.Certificate]
 	get := func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -789,8 +794,7 @@ func (n *Node) TLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: get,
-		ClientAuth:     tls.VerifyClientCertIfGiven,
-		ClientCAs:      n.CA.CertPool(),
+		ClientAuth:     tls.RequestClientCert,
 	}
 }
 

@@ -10,10 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"mime"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +19,8 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+
+	"github.com/ward-dev/ward/internal/mcpmsg"
 
 	"github.com/ward-dev/ward/internal/strictjson"
 )
@@ -464,83 +464,25 @@ func decodeBody(body []byte, allowBatch bool) ([]jsonrpc.Message, bool, int, err
 		}
 		msgs := make([]jsonrpc.Message, 0, len(raws))
 		for i, raw := range raws {
-			if err := checkEnvelope(raw); err != nil {
-				return nil, true, jsonrpc.CodeInvalidRequest, fmt.Errorf("batch element %d: %v", i, err)
-			}
-			if err := checkID(raw); err != nil {
-				return nil, true, jsonrpc.CodeInvalidRequest, fmt.Errorf("batch element %d: %v", i, err)
-			}
-			m, err := jsonrpc.DecodeMessage(raw)
+			m, err := mcpmsg.Decode(raw)
 			if err != nil {
-				return nil, true, jsonrpc.CodeInvalidRequest, fmt.Errorf("invalid request: batch element %d: %v", i, err)
+				return nil, true, jsonrpc.CodeInvalidRequest, fmt.Errorf("batch element %d: %v", i, err)
 			}
 			msgs = append(msgs, m)
 		}
 		return msgs, true, 0, nil
 	}
-	if err := checkEnvelope(trimmed); err != nil {
-		return nil, false, jsonrpc.CodeInvalidRequest, err
-	}
-	if err := checkID(trimmed); err != nil {
-		return nil, false, jsonrpc.CodeInvalidRequest, err
-	}
-	m, err := jsonrpc.DecodeMessage(trimmed)
+	// One reading of a message, shared with ward's other transports.
+	m, err := mcpmsg.Decode(trimmed)
 	if err != nil {
-		return nil, false, jsonrpc.CodeInvalidRequest, fmt.Errorf("invalid request: %v", err)
+		var inv *mcpmsg.ErrInvalid
+		code := jsonrpc.CodeInvalidRequest
+		if errors.As(err, &inv) {
+			code = int(inv.Code)
+		}
+		return nil, false, code, err
 	}
 	return []jsonrpc.Message{m}, false, 0, nil
-}
-
-// envelope and errorMembers are the members a JSON-RPC 2.0 message and
-// its error object have.
-var (
-	envelope     = map[string]bool{"jsonrpc": true, "id": true, "method": true, "params": true, "result": true, "error": true}
-	errorMembers = map[string]bool{"code": true, "message": true, "data": true}
-)
-
-// checkEnvelope refuses a message that is not an object of JSON-RPC 2.0
-// members spelled exactly so (an error object likewise): a reader that
-// matches names case-insensitively, as some upstream servers do, would
-// take {"Params": …} for the params ward did not see.
-func checkEnvelope(msg []byte) error {
-	m, err := strictjson.Object(msg)
-	if err != nil {
-		return fmt.Errorf("invalid request: %v", err)
-	}
-	for _, name := range slices.Sorted(maps.Keys(m)) {
-		if !envelope[name] {
-			return fmt.Errorf("invalid request: unknown member %q: a JSON-RPC message has only jsonrpc, id, method, params, result and error, spelled so", name)
-		}
-	}
-	if e, ok := m["error"]; ok {
-		em, err := strictjson.Object(e)
-		if err != nil {
-			return fmt.Errorf("invalid request: error: %v", err)
-		}
-		for _, name := range slices.Sorted(maps.Keys(em)) {
-			if !errorMembers[name] {
-				return fmt.Errorf("invalid request: error: unknown member %q: an error has only code, message and data", name)
-			}
-		}
-	}
-	return nil
-}
-
-// checkID refuses numeric ids that would not survive decoding exactly (the
-// SDK decodes them through float64 and int64): fractions and integers
-// beyond ±2^53. Two different ids must never become one.
-func checkID(msg []byte) error {
-	var m struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if strictjson.UnmarshalOpen(msg, &m) != nil || len(m.ID) == 0 || m.ID[0] == '"' || string(m.ID) == "null" {
-		return nil
-	}
-	n, err := strconv.ParseInt(string(m.ID), 10, 64)
-	if err != nil || n > 1<<53 || n < -(1<<53) {
-		return fmt.Errorf("invalid request: id %s must be a string or an integer within ±2^53", m.ID)
-	}
-	return nil
 }
 
 func isInitialize(m jsonrpc.Message) bool {
