@@ -1,6 +1,7 @@
 package approval
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ward-dev/ward/internal/strictjson"
 )
 
 // reviewServer answers with status and body, after checking that it was
@@ -183,6 +186,55 @@ func TestAskReviewers(t *testing.T) {
 		f := newFixture(t, Config{})
 		if _, err := f.q.AskReviewers(ctx, "nope", nil, nil); !errors.Is(err, ErrNotFound) {
 			t.Errorf("unknown id: %v", err)
+		}
+	})
+}
+
+// answerTransport answers every request with one status and body.
+type answerTransport struct {
+	status int
+	body   []byte
+}
+
+func (a answerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: a.status, Body: io.NopCloser(bytes.NewReader(a.body)), Header: http.Header{}, Request: r}, nil
+}
+
+// FuzzWebhookAnswer: whatever a reviewer answers, a vote counts only from a
+// 2xx answer whose body reads, strictly, as {"approve": bool, ...}; an
+// approval needs approve true spelled exactly so, once.
+func FuzzWebhookAnswer(f *testing.F) {
+	for _, s := range []string{`{"approve":true}`, `{"approve":false,"reason":"no"}`, `{"Approve":true}`, `{"approve":true,"approve":false}`,
+		`{"approve":"true"}`, `{"approve":true} x`, `{"approve":true,"reason":"\ud800"}`, `[true]`, ``} {
+		f.Add(200, []byte(s))
+	}
+	f.Add(302, []byte(`{"approve":true}`))
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		if status < 100 || status > 999 {
+			return
+		}
+		w := &WebhookReviewer{URL: "http://reviewer.invalid/", Client: &http.Client{Transport: answerTransport{status, body}}, MaxResponse: 1 << 10}
+		approve, reason, err := w.Review(context.Background(), Request{ID: "r", Session: "s", Method: "tools/call", Name: "x"})
+		if err != nil {
+			if approve || reason != "" {
+				t.Fatalf("an error (%v) came with a vote", err)
+			}
+			return
+		}
+		if status < 200 || status > 299 || len(body) > 1<<10 {
+			t.Fatalf("status %d, %d bytes: voted", status, len(body))
+		}
+		var m map[string]json.RawMessage
+		if strictjson.Unmarshal(body, &m) != nil {
+			t.Fatalf("voted on a body strict JSON refuses: %q", body)
+		}
+		for k := range m {
+			if k != "approve" && k != "reason" {
+				t.Fatalf("voted on a body with member %q", k)
+			}
+		}
+		if approve != (string(bytes.TrimSpace(m["approve"])) == "true") {
+			t.Fatalf("approve %v from %q", approve, body)
 		}
 	})
 }
