@@ -183,7 +183,7 @@ func (p *Pipeline) pin(ctx context.Context, server, tool string, def json.RawMes
 		return false, pin, err
 	}
 	defer func() {
-		if err == nil {
+		if err == nil && pin.Hash != "" {
 			p.mu.Lock()
 			p.pins[key] = pinEntry{raw: raw, hash: pin.Hash, approved: pin.ApprovedHash, at: now}
 			p.mu.Unlock()
@@ -201,7 +201,13 @@ func (p *Pipeline) pin(ctx context.Context, server, tool string, def json.RawMes
 		if err != nil {
 			return false, pin, fmt.Errorf("tool set of %s: %w", server, err)
 		}
-		if known && slices.Contains(first, tool) {
+		if !known {
+			// Nothing is pinned before the server's first tool set is
+			// recorded: a pin made now would be judged against no set
+			// and stay pending for ever.
+			return false, pin, errNoToolSet
+		}
+		if slices.Contains(first, tool) {
 			firstUse = "first-use"
 		} else {
 			late = true
@@ -235,6 +241,10 @@ func (p *Pipeline) pin(ctx context.Context, server, tool string, def json.RawMes
 	}
 	return pin.ApprovedHash == h, pin, nil
 }
+
+// errNoToolSet is why a tool of a server whose tool list was never
+// recorded is not pinned yet.
+var errNoToolSet = errors.New("the server's tool list has not been recorded yet; list its tools (tools/list) and retry")
 
 // pinRefusal says why a tool whose pin is not approved is withheld.
 func pinRefusal(name string, pin store.ToolPin, first []string, tool string) string {

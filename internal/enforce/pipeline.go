@@ -93,6 +93,13 @@ const DefaultReservationTTL = 15 * time.Minute
 type Pipeline struct {
 	cfg Config
 
+	// charges orders reservations against their records: Check holds it
+	// (read) from reserving to recording the decision that carries the
+	// charges, Observe from recording a refund to making it, and Quiesce
+	// (write) runs with none of them half done, so that a snapshot of the
+	// limiter and the log's size agree.
+	charges sync.RWMutex
+
 	mu           sync.Mutex
 	reservations map[reservationKey]reservation
 	pins         map[string]pinEntry     // server + "\x00" + tool → last pin seen
@@ -352,6 +359,10 @@ func (p *Pipeline) Check(ctx context.Context, c *Caller, op *Operation) (Verdict
 	ev := p.Evaluate(ctx, c, op)
 	v, d := ev.Verdict, ev.Decision
 	var res *quota.Reservation
+	if p.cfg.Quotas != nil {
+		p.charges.RLock()
+		defer p.charges.RUnlock()
+	}
 	if v.Allow || d.Escalate {
 		// Collective limits apply to every call that would go ahead;
 		// approval does not lift a budget.
@@ -386,6 +397,11 @@ func (p *Pipeline) Check(ctx context.Context, c *Caller, op *Operation) (Verdict
 		res = nil
 	}
 	data := p.decisionData(c, op, v, esc.missing)
+	if cs := res.Charges(); len(cs) > 0 {
+		// What the call counts against, so that usage can be rebuilt from
+		// the log after a restart.
+		data["charged"] = cs
+	}
 	// The decision is recorded even if the request was cancelled meanwhile
 	// (a revoked session's calls end that way).
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
@@ -415,6 +431,16 @@ func (p *Pipeline) Check(ctx context.Context, c *Caller, op *Operation) (Verdict
 		p.keep(c.Session, idx, res)
 	}
 	return v, nil
+}
+
+// Quiesce runs f while no reservation is between being made and being
+// recorded, and no refund between being recorded and being made: a
+// snapshot of the limiter taken in f, with the audit log's size, is one
+// that the log's later events complete exactly.
+func (p *Pipeline) Quiesce(f func()) {
+	p.charges.Lock()
+	defer p.charges.Unlock()
+	f()
 }
 
 // recordTimeout bounds recording, independently of the call's own deadline.
@@ -451,7 +477,12 @@ func (p *Pipeline) Observe(ctx context.Context, c *Caller, op *Operation, out Ou
 		return errors.New("enforce: no audit log configured")
 	}
 	happened := out.Error == "" || out.IsError || out.Reported
-	p.settle(c.Session, out.Decision, happened)
+	if p.cfg.Quotas != nil {
+		p.charges.RLock()
+		defer p.charges.RUnlock()
+	}
+	res := p.settle(c.Session, out.Decision)
+	refund := res != nil && !happened
 	data := map[string]any{
 		"method": op.Method, "server": op.Server, "name": op.Name, "decision_event": out.Decision,
 		"error": out.Error, "is_error": out.IsError, "result_sha256": out.ResultDigest,
@@ -463,10 +494,17 @@ func (p *Pipeline) Observe(ctx context.Context, c *Caller, op *Operation, out Ou
 	if len(out.Result) > 0 && p.cfg.Record.results(op) {
 		p.cfg.Record.doc(data, "result", op.Name, out.Result)
 	}
+	if refund {
+		data["refunded"] = true // recorded before it is made
+	}
 	if _, err := p.cfg.Audit.Append(ctx, audit.Event{
 		Type: "result", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Data: mustJSON(data),
 	}); err != nil {
+		// Not recorded: the call's usage stays counted.
 		return fmt.Errorf("record result: %w", err)
+	}
+	if refund {
+		res.Cancel()
 	}
 	if (out.Error == "" || out.Answered) && p.cfg.State != nil {
 		// For an error, Result is the error object and Error its message:

@@ -343,3 +343,35 @@ func FuzzResolvePath(f *testing.F) {
 		}
 	})
 }
+
+// TestNoPinBeforeToolSet: a call decided before its server's tool list was
+// recorded (a race with the listing that found the tool) must not leave a
+// pin behind: one made then would be judged against no set and stay
+// pending for ever.
+func TestNoPinBeforeToolSet(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, store.Config{Path: filepath.Join(t.TempDir(), "ward.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p, err := enforce.New(enforce.Config{Policies: policies(t, `permit (principal, action, resource);`), Audit: openLog(t), Pins: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := json.RawMessage(`{"name":"echo","inputSchema":{"type":"object"}}`)
+	op := call("up.echo")
+	op.Definition = def
+	if v, _ := p.Check(ctx, caller("s"), op); v.Allow || !strings.Contains(v.Reason, "has not been recorded") {
+		t.Fatalf("before the listing: %+v", v)
+	}
+	if _, err := st.GetPin(ctx, "up", "echo"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a pin was made before the tool set: %v", err)
+	}
+	if keep, err := p.Filter(ctx, caller("s"), enforce.KindTool, "up", []enforce.Item{{Name: "up.echo", Upstream: "echo", Definition: def}}); err != nil || !keep[0] {
+		t.Fatal(keep, err)
+	}
+	if v, err := p.Check(ctx, caller("s"), op); err != nil || !v.Allow {
+		t.Fatalf("after the listing: %+v %v", v, err)
+	}
+}

@@ -108,18 +108,20 @@ func (p *Pipeline) keep(session string, event uint64, res *quota.Reservation) {
 	}
 }
 
-// settle ends the reservation of session's call decided as event: refunded
-// if the call did not happen, kept otherwise. Another session's
-// reservation is never touched.
-func (p *Pipeline) settle(session string, event uint64, happened bool) {
+// settle takes the reservation of session's call decided as event out of
+// those waiting for their outcome (nil if none): the caller refunds it if
+// the call did not happen. Another session's reservation is never
+// touched.
+func (p *Pipeline) settle(session string, event uint64) *quota.Reservation {
 	k := reservationKey{session, event}
 	p.mu.Lock()
 	r, ok := p.reservations[k]
 	delete(p.reservations, k)
 	p.mu.Unlock()
-	if ok && !happened {
-		r.res.Cancel()
+	if !ok {
+		return nil
 	}
+	return r.res
 }
 
 // Reservations returns how many reservations wait for their outcome.

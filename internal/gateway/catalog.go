@@ -125,6 +125,13 @@ func (s *Session) refreshNamed(ctx context.Context, up *upstream, kind Kind) ([]
 		items = append(items, Item{Name: up.name + "." + name, Upstream: name, Definition: r})
 		objs = append(objs, obj)
 	}
+	// The guard sees the list before the catalog does: a call that finds
+	// a tool in the catalog must not be decided before the list it came
+	// from was recorded.
+	keep, err := s.g.cfg.Guard.Filter(ctx, s.who(), kind, up.name, items)
+	if err != nil {
+		return nil, fmt.Errorf("filter %s of %s: %v", key, up.name, err)
+	}
 	s.catMu.Lock()
 	cat := s.tools
 	if kind == KindPrompt {
@@ -148,10 +155,6 @@ func (s *Session) refreshNamed(ctx context.Context, up *upstream, kind Kind) ([]
 	}
 	s.catMu.Unlock()
 
-	keep, err := s.g.cfg.Guard.Filter(ctx, s.who(), kind, up.name, items)
-	if err != nil {
-		return nil, fmt.Errorf("filter %s of %s: %v", key, up.name, err)
-	}
 	var out []json.RawMessage
 	for i, obj := range objs {
 		if i >= len(keep) || !keep[i] {

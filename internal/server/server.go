@@ -203,6 +203,7 @@ type Node struct {
 	// sessions holds each session's taint labels and provenance.
 	pipeline *enforce.Pipeline
 	sessions *enforce.Sessions
+	limiter  *quota.Limiter // nil without limits
 	watch    *watcher
 	redactor *redact.Redactor
 	policies atomic.Pointer[policy.Set]
@@ -336,6 +337,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			}
 		}
 		if limiter, err = quota.New(quota.Config{Limits: cfg.Limits}); err != nil {
+			return nil, err
+		}
+		n.limiter = limiter
+		if err := n.openBudgets(limiter); err != nil {
 			return nil, err
 		}
 	}
@@ -859,6 +864,9 @@ func (n *Node) sweep(ctx context.Context) {
 			if err := n.watch.save(); err != nil {
 				n.cfg.Logger.Warn("saving the monitor's state", "err", err)
 			}
+			if err := n.saveBudgets(); err != nil {
+				n.cfg.Logger.Warn("saving the budgets", "err", err)
+			}
 		}
 	}
 }
@@ -905,6 +913,9 @@ func (n *Node) closeState() error {
 	var errs []error
 	if n.watch != nil {
 		errs = append(errs, n.watch.save())
+	}
+	if n.Audit != nil {
+		errs = append(errs, n.saveBudgets())
 	}
 	if n.Store != nil {
 		errs = append(errs, n.Store.Close())
