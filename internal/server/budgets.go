@@ -166,4 +166,3 @@ func (n *Node) saveBudgets() error {
 	}
 	return atomicfile.Write(n.budgetsPath(), b, 0o600)
 }
-
