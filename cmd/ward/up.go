@@ -19,6 +19,7 @@ func cmdUp(args []string, stdout io.Writer) error {
 	data := fs.String("data", "", "data directory (default ./ward-data, or the config's data)")
 	addr := fs.String("addr", "", "listen address (default 127.0.0.1:8443)")
 	allowUnverified := fs.Bool("allow-unverified-audit", false, "start even if the audit log fails verification (recorded in the log)")
+	reinitStore := fs.Bool("reinit-store", false, "start over with an empty store next to an existing audit log and CA, after the store was lost (recorded in the log)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -37,6 +38,7 @@ func cmdUp(args []string, stdout io.Writer) error {
 		cfg.Addr = *addr
 	}
 	cfg.AllowUnverifiedAudit = *allowUnverified
+	cfg.ReinitStore = *reinitStore
 	cfg.Version = version
 	level := slog.LevelInfo
 	if *verbose {

@@ -108,6 +108,11 @@ type Config struct {
 	// AllowUnverifiedAudit opens an audit log that fails verification (the
 	// opening is itself recorded).
 	AllowUnverifiedAudit bool
+	// ReinitStore lets a node whose store is empty start over with a new
+	// one next to an existing CA and audit log (which it otherwise
+	// refuses: a lost store must not look like a first start). It is
+	// recorded.
+	ReinitStore bool
 	// ApproverGroups maps an approver group (as named in @escalate) to the
 	// principals (admins, sponsors) in it.
 	ApproverGroups map[string][]string
@@ -297,9 +302,17 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.openWitness(cfg, verifier); err != nil {
 		return nil, err
 	}
-	n.Store, err = store.OpenSQLite(ctx, store.Config{Path: filepath.Join(data, "ward.db")})
+	dbPath := filepath.Join(data, "ward.db")
+	n.Store, err = store.OpenSQLite(ctx, store.Config{Path: dbPath})
 	if err != nil {
+		if strings.Contains(err.Error(), "malformed") || strings.Contains(err.Error(), "not a database") {
+			return nil, fmt.Errorf("store %s is damaged (%w): restore it from a backup; ward does not start on a damaged store", dbPath, err)
+		}
 		return nil, fmt.Errorf("store: %w", err)
+	}
+	repairs, err := n.checkStore(ctx, dbPath, cfg.ReinitStore)
+	if err != nil {
+		return nil, err
 	}
 
 	if len(cfg.Policies) == 0 {
@@ -439,6 +452,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		"version": cfg.Version, "trust_domain": cfg.TrustDomain, "upstreams": n.Gateway.Servers(), "policies": set.Len(),
 	})}); err != nil {
 		return nil, err
+	}
+	for _, r := range repairs {
+		if _, err := n.Audit.Append(ctx, r); err != nil {
+			return nil, err
+		}
 	}
 	ok = true
 	return n, nil

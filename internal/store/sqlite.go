@@ -341,23 +341,7 @@ func sqliteMigrations() [][]string {
 		},
 		// 5: a query index over the audit log (derived; the log stays the
 		// source of truth and the index can be rebuilt from it).
-		{
-			`CREATE TABLE audit_index (
-				idx      INTEGER PRIMARY KEY,
-				time     INTEGER NOT NULL,
-				type     TEXT NOT NULL,
-				session  TEXT NOT NULL,
-				agent    TEXT NOT NULL,
-				sponsor  TEXT NOT NULL,
-				name     TEXT NOT NULL,
-				decision TEXT NOT NULL
-			) STRICT`,
-			`CREATE INDEX audit_index_session ON audit_index (session, idx)`,
-			`CREATE INDEX audit_index_agent ON audit_index (agent, idx)`,
-			`CREATE INDEX audit_index_sponsor ON audit_index (sponsor, idx)`,
-			`CREATE INDEX audit_index_name ON audit_index (name, idx)`,
-			`CREATE INDEX audit_index_type ON audit_index (type, idx)`,
-		},
+		auditIndexSchema,
 		// 6: the tool names each server offered: the first set it ever
 		// listed (what trust on first use covers) and the last one seen
 		// (to record changes). JSON arrays of names, sorted.

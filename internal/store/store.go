@@ -1179,7 +1179,7 @@ func scanToolSet(row *sql.Row, server string) (ToolSet, error) {
 	if err := row.Scan(&first, &last, &c, &u); err != nil {
 		return ToolSet{}, err
 	}
-	t := ToolSet{Server: server, Created: time.Unix(0, c), Updated: time.Unix(0, u)}
+	t := ToolSet{Server: server, Created: fromNanos(c), Updated: fromNanos(u)}
 	if err := errors.Join(json.Unmarshal([]byte(first), &t.First), json.Unmarshal([]byte(last), &t.Last)); err != nil {
 		return ToolSet{}, fmt.Errorf("stored tool set of %q is corrupt: %w", server, err)
 	}
