@@ -80,4 +80,3 @@ func (n *Node) checkStore(ctx context.Context, dbPath string, reinit bool) ([]au
 	}
 	return repairs, nil
 }
-
