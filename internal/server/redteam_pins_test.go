@@ -79,3 +79,63 @@ func TestRedteamWrappedServerPinsSeededByAnotherAgent(t *testing.T) {
 		t.Errorf("github.push_secrets appeared after victor's server's first tool set, but was approved by trust on first use because another sponsor's agent listed it first")
 	}
 }
+
+// TestRedteamGuardFilterFillsTheDisk (red team, floods that fill the disk;
+// state that grows per request).
+//
+// Attack: an agent session whose grant covers no tool of server "x…"
+// calls POST /v1/guard/filter with a fresh server name each time and
+// thousands of long tool names (a body may be 8 MiB,
+// internal/api/handlers.go maxFilterBody). Pipeline.Filter records the
+// server's tool set before it looks at the grant
+// (internal/enforce/pipeline.go, Filter → observeTools): each request
+// stores the names twice in SQLite (tool_sets first and last) and appends
+// a "tools.first" audit event holding all of them (up to the 1 MiB event
+// limit), and keeps an entry in Pipeline.toolSets, which is never pruned.
+// Nothing bounds how many servers or tool sets a session may create, so
+// one session with no grant for them writes megabytes per request, that
+// outlive the session.
+//
+// What ward did: let 10 requests from a session that may call none of
+// these tools grow the node's data directory by more than 10 MiB. What it
+// should do: not record tool sets for callers whose grant covers nothing
+// on the server, and bound the wrapped servers and tools a session may
+// register.
+func TestRedteamGuardFilterFillsTheDisk(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: demoOnly})
+	n.setupAgent("prober", nil, map[string][]string{"tools": {"demo.*"}})
+	c, _ := n.startSession("prober", "nothing to do with x", map[string][]string{"tools": {"demo.echo"}}, "")
+	long := string(bytes.Repeat([]byte("t"), 900))
+	before := dirSize(t, n.data)
+	for i := range 10 {
+		server := "x" + string(rune('a'+i))
+		var items []map[string]any
+		for j := range 1000 {
+			name := long + string(rune('a'+j%26)) + string(rune('a'+j/26%26)) + string(rune('a'+j/676))
+			items = append(items, map[string]any{"name": server + "." + name, "upstream": name})
+		}
+		body, _ := json.Marshal(map[string]any{"kind": "tool", "server": server, "items": items})
+		req, _ := http.NewRequest("POST", n.url+"/v1/guard/filter", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.HTTPClient(false).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if grown := dirSize(t, n.data) - before; grown > 1<<20 {
+		t.Fatalf("10 filter requests from a session whose grant covers none of the tools grew the data directory by %d bytes", grown)
+	}
+}
+
+func dirSize(t *testing.T, dir string) int64 {
+	var total int64
+	filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			total += info.Size()
+		}
+		return nil
+	})
+	return total
+}
