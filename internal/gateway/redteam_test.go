@@ -366,3 +366,35 @@ func TestRedteamFirstSetDefinitionChangeApproved(t *testing.T) {
 		t.Errorf("up.send with its changed definition was callable without review")
 	}
 }
+
+// TestRedteamUnreadableRequestFloodNotAggregated (red team, floods that
+// fill the disk).
+//
+// Attack: an agent session sends a flood of MCP requests the gateway
+// refuses before deciding (here, arguments holding "to" and "To"). Each is
+// recorded through Guard.Check as its own durable "decision" event
+// (internal/gateway/session.go, refuseUnread; internal/enforce/pipeline.go,
+// Check appends one event per refusal), with no aggregation; the API's
+// refusals of the same kind of request (a malformed body) go through
+// internal/refusal and cost at most 5 events per source, principal and
+// kind per minute plus one summary. 300 unreadable requests cost 300
+// fsync'd events here, and a session can send them as fast as the
+// gateway answers.
+//
+// What ward did: one event per refused request. What it should do:
+// aggregate refusals made before a decision as the API does.
+func TestRedteamUnreadableRequestFloodNotAggregated(t *testing.T) {
+	f := newRawFixture(t, &rawUpstream{}, nil)
+	s, d := f.open(t)
+	before := f.log.Size()
+	const total = 300
+	for i := range total {
+		raw := fmt.Sprintf(`{"jsonrpc":"2.0","id":"flood-%d","method":"tools/call","params":{"name":"up.echo","arguments":{"to":"a","To":"b"}}}`, i)
+		if resp := send(t, s, d, raw); resp.Error == nil {
+			t.Fatalf("request %d was not refused", i)
+		}
+	}
+	if got := f.log.Size() - before; got > 24 {
+		t.Fatalf("%d refused requests from one session left %d audit events (the API's aggregation would leave at most 24)", total, got)
+	}
+}
