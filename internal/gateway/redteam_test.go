@@ -398,3 +398,57 @@ func TestRedteamUnreadableRequestFloodNotAggregated(t *testing.T) {
 		t.Fatalf("%d refused requests from one session left %d audit events (the API's aggregation would leave at most 24)", total, got)
 	}
 }
+
+// TestRedteamFileListGivenAsStringIsNotResolved (red team, path
+// decisions: argument values of another shape).
+//
+// Attack: a server with roots has its file arguments resolved and refused
+// outside the roots; a list of files is declared as "paths.*" (the
+// default for the filesystem server, or `files: [targets.*]` for another
+// tool). resolveFiles walks the declared path and, when "paths" is a
+// string rather than an array, returns it unchanged without an error
+// (internal/enforce/paths.go, rewrite: a non-container value at a "*"
+// step is returned as is). So {"paths": "/etc/passwd"} is neither
+// resolved nor refused: policy sees the text, and a server that accepts
+// a single path where it also accepts a list (common in Python servers,
+// `paths: str | list[str]`) opens a file outside its roots.
+//
+// What ward did: forwarded "/etc/passwd" for a server whose only root is a
+// temporary directory. What it should do: refuse a declared file argument
+// that has an unexpected shape (as it does for "path" given as an array),
+// or resolve a string in place of a list.
+func TestRedteamFileListGivenAsStringIsNotResolved(t *testing.T) {
+	root := t.TempDir()
+	roots, err := enforce.CanonicalRoots([]string{root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _, _ := redteamPipeline(t, enforce.Config{Roots: map[string][]string{"up": roots},
+		Tools: map[string]enforce.ToolDeclaration{"up.send": {Files: []string{"targets.*"}}}})
+	up := &rawUpstream{}
+	g, err := gateway.New(gateway.Config{Guard: p, Upstreams: []gateway.Upstream{{Name: "up", Dial: up.dial}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	d := newDownstream()
+	s := g.NewSession(rawCaller, d)
+	t.Cleanup(s.Close)
+	send(t, s, d, `{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+	send(t, s, d, `{"jsonrpc":"2.0","id":"list","method":"tools/list"}`)
+	// Control: the same path inside a list is refused.
+	if resp := send(t, s, d, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"up.echo","arguments":{"paths":["/etc/passwd"]}}}`); resp.Error == nil {
+		t.Fatalf("control: a path outside the roots in paths[] was allowed")
+	}
+	for i, args := range []string{`{"paths":"/etc/passwd"}`, `{"targets":"/etc/passwd"}`} {
+		name := "up.echo"
+		if i == 1 {
+			name = "up.send"
+		}
+		before := len(up.requests("tools/call"))
+		resp := send(t, s, d, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":%q,"arguments":%s}}`, i+2, name, args))
+		if resp.Error == nil && len(up.requests("tools/call")) > before {
+			t.Errorf("%s %s: a file outside the server's roots was forwarded unresolved", name, args)
+		}
+	}
+}
