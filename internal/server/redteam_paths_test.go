@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -104,5 +105,68 @@ func TestRedteamUnicodeEquivalentPathEscapesPolicy(t *testing.T) {
 		if got, ok := c.read(c.path); ok && strings.Contains(got, "TOP-SECRET") {
 			t.Errorf("%+q was allowed by ward and the server served %q", c.path, strings.TrimSpace(got))
 		}
+	}
+}
+
+// TestRedteamAgentRewritesTheServersRoots (red team, path decisions: the
+// server's own confinement).
+//
+// Attack: an operator runs the MCP filesystem server on one directory
+// (its command line) and relies on that confinement, without giving ward
+// the roots (README: a policy on paths holds only with roots; nothing
+// says the server's own directory can be changed). The filesystem server
+// replaces its allowed directories with whatever its MCP client lists in
+// roots/list (dist/index.js, updateAllowedDirectoriesFromRoots). Behind
+// ward, that client is the agent: the gateway forwards the client's
+// initialize (roots capability included), passes the server's roots/list
+// request to the agent and the agent's answer back
+// (internal/gateway/conn.go, serverRequest/clientResponse; only recorded
+// as server.request), and forwards notifications/roots/list_changed. The
+// agent answers with a directory outside the share, and the server then
+// serves a file there.
+//
+// What ward did: let the agent reconfigure the server's boundary and read
+// a file outside the directory the operator gave the server. What it
+// should do: not let the agent answer roots/list for an upstream (answer
+// with the configured roots, or none), and not forward the client's roots
+// capability.
+func TestRedteamAgentRewritesTheServersRoots(t *testing.T) {
+	share := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(share, "ok.txt"), []byte("fine to read\n"), 0o644))
+	elsewhere := t.TempDir()
+	secret := filepath.Join(elsewhere, "secret.txt")
+	must(t, os.WriteFile(secret, []byte("TOP-SECRET-ELSEWHERE\n"), 0o644))
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`@id("fs") permit (principal, action == Action::"call_tool", resource in Server::"fs");`), 0o600))
+	n := startNode(t, server.Config{Policies: []string{dir},
+		Upstreams: []server.Upstream{{Name: "fs", Command: npmServer(t, "server-filesystem", share)}}})
+	n.setupAgent("reader", nil, map[string][]string{"tools": {"fs.*"}})
+	creds, _ := n.startSession("reader", "read the share", nil, "")
+	ctx := ctxT(t)
+	client := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, nil)
+	client.AddRoots(&mcp.Root{URI: "file://" + elsewhere, Name: "mine"})
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: n.url + "/mcp", HTTPClient: creds.HTTPClient(false)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	read := func(p string) (string, bool) {
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "fs.read_text_file", Arguments: map[string]any{"path": p}})
+		if err != nil || res.IsError {
+			return "", false
+		}
+		return textOf(res), true
+	}
+	// The server asks for roots after initialization; wait until it has
+	// taken the agent's answer (or give up).
+	var got string
+	var ok bool
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if got, ok = read(secret); ok {
+			break
+		}
+	}
+	if ok && strings.Contains(got, "TOP-SECRET") {
+		t.Fatalf("the agent answered roots/list with %s and the server, started on %s only, served %s: %q", elsewhere, share, secret, strings.TrimSpace(got))
 	}
 }
