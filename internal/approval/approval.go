@@ -156,6 +156,13 @@ type Config struct {
 	DefaultTimeout time.Duration
 	// MaxPending bounds pending requests; zero means DefaultMaxPending.
 	MaxPending int
+	// MaxPendingPerSession and MaxPendingPerSponsor bound the pending
+	// requests of one session and of one sponsor's sessions, so that no
+	// session (or sponsor) can fill the queue and have every other
+	// escalation denied; zero means max(1, MaxPending/16, at most 64) and
+	// max(1, MaxPending/2).
+	MaxPendingPerSession int
+	MaxPendingPerSponsor int
 	// ReviewTimeout bounds each Reviewer call in AskReviewers; zero means
 	// DefaultReviewTimeout.
 	ReviewTimeout time.Duration
@@ -173,12 +180,16 @@ type Queue struct {
 	now           func() time.Time
 	timeout       time.Duration
 	maxPending    int
+	maxSession    int
+	maxSponsor    int
 	reviewTimeout time.Duration
 	onChange      func(Request)
 
-	mu      sync.Mutex
-	pending int                      // stored requests in StatePending
-	waiters map[string]chan struct{} // closed when the request leaves pending
+	mu        sync.Mutex
+	pending   int                      // stored requests in StatePending
+	bySession map[string]int           // pending requests of each session
+	bySponsor map[string]int           // pending requests of each sponsor
+	waiters   map[string]chan struct{} // closed when the request leaves pending
 }
 
 // New returns a Queue for cfg. It counts the pending requests already in
@@ -189,6 +200,10 @@ func New(cfg Config) (*Queue, error) {
 		now:           cfg.Now,
 		timeout:       cfg.DefaultTimeout,
 		maxPending:    cfg.MaxPending,
+		maxSession:    cfg.MaxPendingPerSession,
+		maxSponsor:    cfg.MaxPendingPerSponsor,
+		bySession:     map[string]int{},
+		bySponsor:     map[string]int{},
 		reviewTimeout: cfg.ReviewTimeout,
 		onChange:      cfg.OnChange,
 		waiters:       map[string]chan struct{}{},
@@ -202,7 +217,7 @@ func New(cfg Config) (*Queue, error) {
 	switch {
 	case q.timeout < 0:
 		return nil, fmt.Errorf("approval config: negative default timeout: %w", ErrInvalid)
-	case q.maxPending < 0:
+	case q.maxPending < 0 || q.maxSession < 0 || q.maxSponsor < 0:
 		return nil, fmt.Errorf("approval config: negative max pending: %w", ErrInvalid)
 	case q.reviewTimeout < 0:
 		return nil, fmt.Errorf("approval config: negative review timeout: %w", ErrInvalid)
@@ -213,6 +228,12 @@ func New(cfg Config) (*Queue, error) {
 	if q.maxPending == 0 {
 		q.maxPending = DefaultMaxPending
 	}
+	if q.maxSession == 0 {
+		q.maxSession = max(1, min(64, q.maxPending/16))
+	}
+	if q.maxSponsor == 0 {
+		q.maxSponsor = max(1, q.maxPending/2)
+	}
 	if q.reviewTimeout == 0 {
 		q.reviewTimeout = DefaultReviewTimeout
 	}
@@ -221,6 +242,10 @@ func New(cfg Config) (*Queue, error) {
 		return nil, fmt.Errorf("approval config: count pending requests: %w", err)
 	}
 	q.pending = len(pending)
+	for _, r := range pending {
+		q.bySession[r.Session]++
+		q.bySponsor[r.Sponsor]++
+	}
 	return q, nil
 }
 
@@ -275,6 +300,17 @@ func (q *Queue) Submit(ctx context.Context, r Request) (Request, error) {
 		}
 		if q.pending >= q.maxPending {
 			return Request{}, fmt.Errorf("submit: %d requests pending: %w", q.pending, ErrFull)
+		}
+	}
+	if q.bySession[r.Session] >= q.maxSession || q.bySponsor[r.Sponsor] >= q.maxSponsor {
+		if _, err := q.expire(ctx, now); err != nil {
+			return Request{}, fmt.Errorf("submit: %w", err)
+		}
+		if n := q.bySession[r.Session]; n >= q.maxSession {
+			return Request{}, fmt.Errorf("submit: session %s already has %d requests pending (the most one session may): %w", r.Session, n, ErrFull)
+		}
+		if n := q.bySponsor[r.Sponsor]; n >= q.maxSponsor {
+			return Request{}, fmt.Errorf("submit: sponsor %s's sessions already have %d requests pending (the most one sponsor may): %w", r.Sponsor, n, ErrFull)
 		}
 	}
 	r.ID = newID()
@@ -503,6 +539,15 @@ func (q *Queue) settle(ctx context.Context, r Request, now time.Time) (Request, 
 	return r, nil
 }
 
+// count takes one pending request of key off m.
+func (q *Queue) count(m map[string]int, key string) {
+	if m[key] <= 1 {
+		delete(m, key)
+		return
+	}
+	m[key]--
+}
+
 // put stores r, whose stored state was old ("" if new), and then updates
 // the pending count, wakes waiters and calls OnChange. q.mu must be held.
 func (q *Queue) put(ctx context.Context, old string, r Request) error {
@@ -511,9 +556,13 @@ func (q *Queue) put(ctx context.Context, old string, r Request) error {
 	}
 	if old != StatePending && r.State == StatePending {
 		q.pending++
+		q.bySession[r.Session]++
+		q.bySponsor[r.Sponsor]++
 	}
 	if old == StatePending && r.State != StatePending {
 		q.pending--
+		q.count(q.bySession, r.Session)
+		q.count(q.bySponsor, r.Sponsor)
 		if ch := q.waiters[r.ID]; ch != nil {
 			close(ch)
 			delete(q.waiters, r.ID)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -491,9 +492,39 @@ func TestSubmitDedupe(t *testing.T) {
 	}
 }
 
+// TestMaxPendingPerSessionAndSponsor: one session, or one sponsor's
+// sessions, cannot fill the queue and have every other escalation denied.
+func TestMaxPendingPerSessionAndSponsor(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, Config{MaxPending: 100, MaxPendingPerSession: 3, MaxPendingPerSponsor: 5, DefaultTimeout: time.Minute})
+	for i := range 3 {
+		submit(t, f.q, request("s1", fmt.Sprint(i), 1))
+	}
+	if _, err := f.q.Submit(ctx, request("s1", `99`, 1)); !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "session s1") {
+		t.Fatalf("a fourth request of one session: %v", err)
+	}
+	other := request("s2", `1`, 1)
+	submit(t, f.q, other)
+	third := request("s3", `1`, 1)
+	submit(t, f.q, third) // 5 pending for the sponsor
+	sibling := request("s4", `1`, 1)
+	if _, err := f.q.Submit(ctx, sibling); !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "sponsor") {
+		t.Fatalf("a sixth request of one sponsor: %v", err)
+	}
+	stranger := request("s5", `1`, 1)
+	stranger.Sponsor = "globex"
+	submit(t, f.q, stranger)
+	// Counts follow decisions: a decided request frees its slot.
+	first, _ := f.q.List(ctx, Filter{Session: "s1", State: StatePending})
+	if _, err := f.q.Vote(ctx, first[0].ID, alice, false, ""); err != nil {
+		t.Fatal(err)
+	}
+	submit(t, f.q, request("s1", `100`, 1))
+}
+
 func TestMaxPending(t *testing.T) {
 	ctx := context.Background()
-	f := newFixture(t, Config{MaxPending: 2, DefaultTimeout: time.Minute})
+	f := newFixture(t, Config{MaxPending: 2, MaxPendingPerSession: 10, MaxPendingPerSponsor: 10, DefaultTimeout: time.Minute})
 	a := submit(t, f.q, request("s1", `1`, 1))
 	submit(t, f.q, request("s1", `2`, 1))
 	if _, err := f.q.Submit(ctx, request("s1", `3`, 1)); !errors.Is(err, ErrFull) {
@@ -520,7 +551,7 @@ func TestMaxPending(t *testing.T) {
 	st := NewMemoryStore()
 	q1, _ := New(Config{Store: st, MaxPending: 1})
 	submit(t, q1, request("s1", `1`, 1))
-	q2, err := New(Config{Store: st, MaxPending: 1})
+	q2, err := New(Config{Store: st, MaxPending: 1, MaxPendingPerSession: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

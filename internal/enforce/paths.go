@@ -119,6 +119,17 @@ func rewrite(v any, path []string, name string, fn func(string) (string, error))
 			x[i] = r
 		}
 		return x, nil
+	case nil:
+		return nil, nil
+	}
+	if path[0] == "*" {
+		// A list of files given as one: a server that takes either reads
+		// it as a file, so it is resolved as one; any other value is not
+		// a file list.
+		if len(path) == 1 {
+			return rewrite(v, nil, name, fn)
+		}
+		return nil, fmt.Errorf("argument %s must be a list", name)
 	}
 	return v, nil
 }

@@ -468,15 +468,18 @@ func (p *Pipeline) decisionData(c *Caller, op *Operation, v Verdict, missing []a
 }
 
 // Observe records the outcome of an allowed operation and settles its
-// reservation: a call the upstream refused or never received did not use
-// its quota, unless the outcome was reported by the agent's side, which
-// cannot make ward refund anything. What the agent received is then taken
+// reservation: only a call that never left ward is refunded; one that was
+// forwarded keeps its quota whatever the upstream answered, and an outcome
+// the agent's side reports can never make ward refund anything. What the agent received is then taken
 // in by the session's state.
 func (p *Pipeline) Observe(ctx context.Context, c *Caller, op *Operation, out Outcome) error {
 	if p.cfg.Audit == nil {
 		return errors.New("enforce: no audit log configured")
 	}
-	happened := out.Error == "" || out.IsError || out.Reported
+	// Refunded only if the call never left ward: one that was forwarded
+	// may have done its work whatever came back, and one the agent's side
+	// reports cannot be checked.
+	happened := out.Forwarded || out.Reported
 	if p.cfg.Quotas != nil {
 		p.charges.RLock()
 		defer p.charges.RUnlock()

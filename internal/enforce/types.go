@@ -129,6 +129,10 @@ type Outcome struct {
 	// Answered says the upstream answered at all.
 	Result   json.RawMessage `json:"-"`
 	Answered bool            `json:"answered,omitempty"`
+	// Forwarded says the request left ward for the upstream: it may have
+	// done its work whatever came back, so its reservation is kept. Only a
+	// call that was never forwarded is refunded.
+	Forwarded bool `json:"-"`
 	// Reported marks an outcome the agent's side reported (the guard API
 	// of `ward mcp wrap`) rather than one ward observed: it is recorded,
 	// but never refunds a reservation.

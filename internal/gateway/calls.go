@@ -261,7 +261,10 @@ func (s *Session) decideAndForward(ctx context.Context, req *jsonrpc.Request, up
 	}
 	start := time.Now()
 	resp, err := s.roundTrip(ctx, up, req.Method, fwd(op), req.ID)
-	out := Outcome{Duration: time.Since(start), Decision: v.Event}
+	// A request that left ward may have done its work, whatever came back
+	// (cancellation is advisory, an error may follow a side effect): its
+	// quota is kept.
+	out := Outcome{Duration: time.Since(start), Decision: v.Event, Forwarded: !errors.Is(err, errNotSent)}
 	switch {
 	case errors.Is(err, errCancelled):
 		out.Error = "cancelled by the client"

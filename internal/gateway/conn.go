@@ -171,6 +171,10 @@ func (s *Session) upstreamGone(up *upstream, err error) {
 	}
 }
 
+// errNotSent is wrapped by roundTrip's error when the request never left
+// ward: only such a call may have its quota refunded.
+var errNotSent = errors.New("not sent")
+
 // roundTrip sends one request to an upstream and waits for its answer.
 // downID is the client request it forwards (invalid for the gateway's own).
 func (s *Session) roundTrip(ctx context.Context, up *upstream, method string, params json.RawMessage, downID jsonrpc.ID) (*jsonrpc.Response, error) {
@@ -179,12 +183,12 @@ func (s *Session) roundTrip(ctx context.Context, up *upstream, method string, pa
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil, errors.New("session closed")
+		return nil, fmt.Errorf("%w: session closed", errNotSent)
 	}
 	if up.dead != nil {
 		err := up.dead
 		s.mu.Unlock()
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", errNotSent, err)
 	}
 	s.nextID++
 	p.upID = intID(s.nextID)
@@ -204,7 +208,7 @@ func (s *Session) roundTrip(ctx context.Context, up *upstream, method string, pa
 	defer s.finish(p)
 
 	if err := up.conn.Write(ctx, &jsonrpc.Request{ID: p.upID, Method: method, Params: params}); err != nil {
-		return nil, fmt.Errorf("upstream %s: send %s: %v", up.name, method, err)
+		return nil, fmt.Errorf("%w: upstream %s: send %s: %v", errNotSent, up.name, method, err)
 	}
 	select {
 	case resp := <-p.ch:

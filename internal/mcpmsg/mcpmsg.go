@@ -112,6 +112,9 @@ func checkID(id json.RawMessage) error {
 	return nil
 }
 
+// errTooLong is why a Stdio connection ends on an overlong line.
+var errTooLong = errors.New("mcpmsg: a line too long")
+
 // DefaultMaxLine bounds one line of a Stdio connection.
 const DefaultMaxLine = 4 << 20
 
@@ -150,6 +153,9 @@ func (s *Stdio) Read(ctx context.Context) (jsonrpc.Message, error) {
 		}
 		line, err := s.line()
 		if err != nil {
+			if errors.Is(err, errTooLong) && s.OnRefuse != nil {
+				s.OnRefuse(err.Error() + "; the connection is closed")
+			}
 			return nil, err
 		}
 		line = bytes.TrimSpace(line)
@@ -182,7 +188,7 @@ func (s *Stdio) line() ([]byte, error) {
 		chunk, err := s.r.ReadSlice('\n')
 		buf = append(buf, chunk...)
 		if len(buf) > s.max+1 {
-			return nil, fmt.Errorf("mcpmsg: a line longer than %d bytes", s.max)
+			return nil, fmt.Errorf("%w: more than %d bytes", errTooLong, s.max)
 		}
 		switch {
 		case err == nil:

@@ -24,10 +24,11 @@ import (
 // TestBudgetsSurviveRestarts: a group budget once allowed a whole budget
 // more after every restart. Usage is now rebuilt from a snapshot and the
 // audit log: after a clean restart, after the snapshot is lost, and after
-// a crash that left an old snapshot behind (the log's later decisions and
-// refunds are applied again), the budget allows exactly what is left.
+// a crash that left an old snapshot behind (the log's later decisions are
+// applied again), the budget allows exactly what is left. A call that
+// reached its upstream counts even if the upstream failed it.
 func TestBudgetsSurviveRestarts(t *testing.T) {
-	// An upstream whose tools always fail: their calls are refunded.
+	// An upstream whose tools always fail: they were called all the same.
 	up := mcp.NewServer(&mcp.Implementation{Name: "flaky", Version: "1"}, nil)
 	for _, name := range []string{"fail", "fail2"} {
 		up.AddTool(&mcp.Tool{Name: name, Description: "Fails.", InputSchema: json.RawMessage(`{"type":"object"}`)},
@@ -101,7 +102,7 @@ func TestBudgetsSurviveRestarts(t *testing.T) {
 		n.admin = admin
 	}
 
-	// Used before the restarts: clean 6 (+3 refunded), crash 3, lost 7.
+	// Used before the restarts: clean 6 + 3 failed, crash 3, lost 7.
 	expect("clean, first", calls(n, "demo.echo", 6), 6)
 	expect("clean, failing", calls(n, "flaky.fail", 3), 3)
 	expect("crash, first", calls(n, "demo.add", 3), 3)
@@ -111,13 +112,13 @@ func TestBudgetsSurviveRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no budgets snapshot: %v", err)
 	}
-	// After the snapshot above, crash 4 (+2 refunded): in the log only
-	// once the old snapshot is put back, as a kill -9 would leave it.
+	// After the snapshot above, crash 4 + 2 failed: in the log only once
+	// the old snapshot is put back, as a kill -9 would leave it.
 	expect("crash, second", calls(n, "demo.add", 4), 4)
 	expect("crash, failing", calls(n, "flaky.fail2", 2), 2)
 	restart(func() { os.WriteFile(filepath.Join(data, "budgets.json"), snapshot, 0o600) })
-	expect("clean, after a clean restart", calls(n, "demo.echo", 10), 4)
-	expect("crash, after a crash", calls(n, "demo.add", 10), 3)
+	expect("clean, after a clean restart", calls(n, "demo.echo", 10), 1)
+	expect("crash, after a crash", calls(n, "demo.add", 10), 1)
 	restart(func() { os.Remove(filepath.Join(data, "budgets.json")) })
 	expect("lost, after losing the snapshot", calls(n, "demo.list_notes", 10), 3)
 	restart(nil)
