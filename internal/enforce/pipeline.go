@@ -17,6 +17,7 @@ import (
 	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/quota"
+	"github.com/ward-dev/ward/internal/refusal"
 	"github.com/ward-dev/ward/internal/strictjson"
 )
 
@@ -38,6 +39,12 @@ type WatcherFunc func(ctx context.Context, c *Caller, op *Operation, outcome str
 // Watch calls f.
 func (f WatcherFunc) Watch(ctx context.Context, c *Caller, op *Operation, outcome string) string {
 	return f(ctx, c, op, outcome)
+}
+
+// Refusals records refusals without letting a flood fill the log;
+// *refusal.Recorder is one.
+type Refusals interface {
+	Record(ctx context.Context, r refusal.Refusal) error
 }
 
 // Config configures a [Pipeline].
@@ -79,6 +86,11 @@ type Config struct {
 	Inspect func(def json.RawMessage) string
 	// Watch is the behaviour monitor; nil: none.
 	Watch Watcher
+	// Refusals records what was refused before anything could be decided
+	// (an operation with Refused set): aggregated per source and window,
+	// so that a flood cannot fill the log. Nil: such refusals are recorded
+	// as denied decisions, one event each.
+	Refusals Refusals
 	Now   func() time.Time
 	// ReservationTTL bounds how long a reservation waits for the outcome
 	// of its call before it is kept as spent; default DefaultReservationTTL.
@@ -150,8 +162,8 @@ type Evaluation struct {
 	Verdict Verdict
 }
 
-// refusal is an evaluation that never reached policy.
-func refusal(reason string) Evaluation { return Evaluation{Verdict: Verdict{Reason: reason}} }
+// refused is an evaluation that never reached policy.
+func refused(reason string) Evaluation { return Evaluation{Verdict: Verdict{Reason: reason}} }
 
 // Evaluate gathers what deciding op needs — the grant, the tool's pin and
 // declaration, the session's taint, argument provenance and counters — and
@@ -161,35 +173,35 @@ func refusal(reason string) Evaluation { return Evaluation{Verdict: Verdict{Reas
 // decide through it.
 func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evaluation {
 	if op.Refused != "" {
-		return refusal(op.Refused)
+		return refused(op.Refused)
 	}
 	if !c.Expiry.IsZero() && !p.cfg.Now().Before(c.Expiry) {
-		return refusal("the session's grant has expired")
+		return refused("the session's grant has expired")
 	}
 	if why := outOfScope(c, op); why != "" {
 		if why == errName {
 			// A name no grant can hold: say what is wrong with it as
 			// policy would.
 			if err := p.request(c, op).Validate(); err != nil {
-				return refusal("denied: " + err.Error())
+				return refused("denied: " + err.Error())
 			}
 			why = fmt.Sprintf("%q is not a %s name ward accepts", op.Name, kindOf(op.Action))
 		}
-		return refusal(why)
+		return refused(why)
 	}
 	if op.Action == policy.ActionCallTool && p.cfg.Pins != nil {
 		ok, pin, err := p.pin(ctx, op.Server, op.Upstream, op.Definition)
 		if err != nil {
-			return refusal("tool pin check failed: " + err.Error())
+			return refused("tool pin check failed: " + err.Error())
 		}
 		if !ok {
 			first, _, _ := p.firstSet(ctx, op.Server)
-			return refusal(pinRefusal(op.Name, pin, first, op.Upstream))
+			return refused(pinRefusal(op.Name, pin, first, op.Upstream))
 		}
 	}
 	set := p.cfg.Policies()
 	if set == nil {
-		return refusal("no policies are loaded (default deny)")
+		return refused("no policies are loaded (default deny)")
 	}
 	req := p.request(c, op)
 	if p.cfg.Quotas != nil && op.Method != "" {
@@ -209,12 +221,12 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 			}
 			args, err := resolveFiles(op.Arguments, fields, roots)
 			if err != nil {
-				return refusal(fmt.Sprintf("tool %s: %v", op.Name, err))
+				return refused(fmt.Sprintf("tool %s: %v", op.Name, err))
 			}
 			op.Arguments, req.Arguments = args, args
 		}
 		if err := decl.apply(&req); err != nil {
-			return refusal(fmt.Sprintf("tool %s: %v", op.Name, err))
+			return refused(fmt.Sprintf("tool %s: %v", op.Name, err))
 		}
 		if r := op.Recorded; r != nil {
 			if r.Verb != "" {
@@ -238,7 +250,7 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 			}
 			var err error
 			if req.TaintedArguments, explain, err = p.cfg.State.Provenance(c, op.Arguments, paths); err != nil {
-				return refusal("could not check where the arguments came from: " + err.Error())
+				return refused("could not check where the arguments came from: " + err.Error())
 			}
 		}
 	case policy.ActionHTTPRequest:
@@ -253,7 +265,7 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 			args, _ := json.Marshal(dest)
 			var err error
 			if req.TaintedArguments, explain, err = p.cfg.State.Provenance(c, args, []string{"host", "url"}); err != nil {
-				return refusal("could not check where the destination came from: " + err.Error())
+				return refused("could not check where the destination came from: " + err.Error())
 			}
 		}
 	}
@@ -355,6 +367,18 @@ func notInGrant(host string, hosts []string) string {
 func (p *Pipeline) Check(ctx context.Context, c *Caller, op *Operation) (Verdict, error) {
 	if p.cfg.Audit == nil {
 		return Verdict{Reason: "audit unavailable"}, errors.New("enforce: no audit log configured")
+	}
+	if op.Refused != "" && p.cfg.Refusals != nil {
+		// Refused before anything could be decided: a refusal, counted
+		// with the others of its session and kind.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		defer cancel()
+		err := p.cfg.Refusals.Record(actx, refusal.Refusal{Kind: "mcp", Method: op.Method, Path: op.Name, Reason: op.Refused,
+			Principal: c.SPIFFEID, Proven: true, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor})
+		if err != nil {
+			return Verdict{Reason: op.Refused}, fmt.Errorf("record refusal: %w", err)
+		}
+		return Verdict{Reason: op.Refused}, nil
 	}
 	ev := p.Evaluate(ctx, c, op)
 	v, d := ev.Verdict, ev.Decision

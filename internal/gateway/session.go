@@ -113,7 +113,7 @@ func (s *Session) Receive(ctx context.Context, msg jsonrpc.Message) {
 				}()
 			})
 			if !started {
-				s.replyErr(m.ID, jsonrpc.CodeInvalidRequest, "session is already initialized", nil)
+				s.refuseRequest(m, jsonrpc.CodeInvalidRequest, "session is already initialized")
 			}
 			return
 		}
@@ -155,12 +155,19 @@ func (s *Session) recover(what string, id jsonrpc.ID) {
 // refuseUnread refuses a request whose params cannot be read in one way,
 // recording the refusal.
 func (s *Session) refuseUnread(m *jsonrpc.Request, reason string) {
-	ctx, cancel := context.WithTimeout(s.ctx, observeTimeout)
+	s.refuseRequest(m, jsonrpc.CodeInvalidParams, m.Method+": "+reason)
+}
+
+// refuseRequest answers a request the gateway refuses before deciding
+// anything (unreadable, unknown method, out of order) with code and
+// reason, and records the refusal.
+func (s *Session) refuseRequest(m *jsonrpc.Request, code int64, reason string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), observeTimeout)
 	defer cancel()
 	if _, err := s.g.cfg.Guard.Check(ctx, s.who(), &Operation{Method: m.Method, Refused: reason}); err != nil {
 		reason += " (and the refusal could not be recorded: " + err.Error() + ")"
 	}
-	s.replyErr(m.ID, jsonrpc.CodeInvalidParams, m.Method+": "+reason, nil)
+	s.replyErr(m.ID, code, reason, nil)
 }
 
 // Close ends the session: requests in flight fail at once and upstream
@@ -349,7 +356,7 @@ var knownMethods = map[string]bool{
 // handle serves one client request, whose params p were read by Receive.
 func (s *Session) handle(req *jsonrpc.Request, p params) {
 	if !knownMethods[req.Method] {
-		s.replyErr(req.ID, jsonrpc.CodeMethodNotFound, fmt.Sprintf("ward's gateway does not forward method %q", req.Method), nil)
+		s.refuseRequest(req, jsonrpc.CodeMethodNotFound, fmt.Sprintf("ward's gateway does not forward method %q", req.Method))
 		return
 	}
 	if !s.initStarted.Load() {
@@ -357,11 +364,11 @@ func (s *Session) handle(req *jsonrpc.Request, p params) {
 			s.reply(req.ID, map[string]any{})
 			return
 		}
-		s.replyErr(req.ID, jsonrpc.CodeInvalidRequest, "session is not initialized: send initialize first", nil)
+		s.refuseRequest(req, jsonrpc.CodeInvalidRequest, "session is not initialized: send initialize first")
 		return
 	}
 	if err := s.waitInit(); err != nil {
-		s.replyErr(req.ID, jsonrpc.CodeInvalidRequest, err.Error(), nil)
+		s.refuseRequest(req, jsonrpc.CodeInvalidRequest, err.Error())
 		return
 	}
 	c := &call{stop: make(chan struct{})}
