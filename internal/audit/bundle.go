@@ -293,11 +293,11 @@ type BundleSession struct {
 
 // wireBundle is a bundle as read: the entry's base64 is checked strictly.
 type wireBundle struct {
-	Format     string `json:"format"`
-	Origin     string `json:"origin"`
-	LogKey     string `json:"log_key"`
-	ReceiptKey string `json:"receipt_key"`
-	Checkpoint string `json:"checkpoint"`
+	Format     string   `json:"format"`
+	Origin     string   `json:"origin"`
+	LogKey     string   `json:"log_key"`
+	ReceiptKey string   `json:"receipt_key"`
+	Checkpoint string   `json:"checkpoint"`
 	Sessions   []string `json:"sessions"`
 	Events     []struct {
 		Index uint64 `json:"index"`

@@ -181,7 +181,9 @@ func TestBundleAttacks(t *testing.T) {
 		{"bundle of another session", func() []byte { return raw }, BundleCheck{Session: "s1"}, `it is of session "s2", not "s1"`},
 		{"open session", func() []byte { return s3 }, BundleCheck{}, `session "s3" is not sealed`},
 		{"altered entry", func() []byte {
-			return mutate(t, raw, func(b *Bundle) { b.Events[3].Entry = []byte(strings.Replace(string(b.Events[3].Entry), `"n":`, `"n":1`, 1)) })
+			return mutate(t, raw, func(b *Bundle) {
+				b.Events[3].Entry = []byte(strings.Replace(string(b.Events[3].Entry), `"n":`, `"n":1`, 1))
+			})
 		}, BundleCheck{}, `bundle event 3: not included`},
 		{"swapped proofs", func() []byte {
 			return mutate(t, raw, func(b *Bundle) { b.Events[2].Proof, b.Events[3].Proof = b.Events[3].Proof, b.Events[2].Proof })
