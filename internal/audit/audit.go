@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,10 +82,12 @@ type Config struct {
 	// bytes that cannot be framed are moved to "entries.unverified-<unix
 	// nanos>", the old checkpoints file is renamed to
 	// "checkpoints.unverified-<unix nanos>", the old head file is copied to
-	// "<head>.unverified-<unix nanos>", and an "audit.unverified-open" event
-	// recording the verification error and the remembered head is appended
-	// and signed. Verify afterwards tolerates entry problems before that
-	// event and lists them in Report.Anomalies.
+	// "<head>.unverified-<unix nanos>", anchor files the log does not extend
+	// are renamed to "<anchor>.unverified-<unix nanos>" (they describe the
+	// history left behind), and an "audit.unverified-open" event recording
+	// the verification error, the remembered head and where the evidence is
+	// is appended and signed. Verify afterwards tolerates entry problems
+	// before that event and lists them in Report.Anomalies.
 	AllowUnverified bool
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
@@ -243,7 +247,7 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 	if hs.cp != nil {
 		s.anchors = append(s.anchors, hs.cp)
 	}
-	s.anchors = append(s.anchors, anchors...)
+	s.anchors = append(s.anchors, usable(anchors)...)
 	ent, err = os.OpenFile(filepath.Join(cfg.Dir, entriesName), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, nil, err
@@ -279,7 +283,7 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 	// was being created.
 	switch {
 	case hs.problem != "":
-		s.v.add(-1, corrupt, "%s", hs.problem)
+		s.v.add(-1, hs.kind, "%s", hs.problem)
 	case !hs.found && !s.fresh() && !s.empty():
 		s.v.add(-1, rolledBack, "ward remembers no checkpoint of this log: %s is missing (a log written by a ward before the head file existed has none; so has one rolled back or replaced together with it)", cfg.Head)
 	}
@@ -408,6 +412,25 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 				hd.close()
 				hd = nil
 			}
+		}
+		// Anchors the log does not extend describe a history the
+		// operator chose to leave; they are set aside, or every later
+		// start would be refused again.
+		aside := map[string]bool{}
+		for _, a := range anchors {
+			if a.unusable || a.failing(n) || a.size > n {
+				aside[a.file] = true
+			}
+		}
+		for _, path := range slices.Sorted(maps.Keys(aside)) {
+			to := path + ".unverified-" + stamp
+			if err := os.Rename(path, to); err != nil {
+				return nil, nil, err
+			}
+			if err := syncDir(filepath.Dir(path)); err != nil {
+				return nil, nil, err
+			}
+			uo.Quarantined = append(uo.Quarantined, to)
 		}
 		if err := syncDir(cfg.Dir); err != nil {
 			return nil, nil, err

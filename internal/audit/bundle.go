@@ -336,6 +336,9 @@ func VerifyBundleWith(raw []byte, c BundleCheck) (*BundleReport, error) {
 	if b.Format != BundleFormat {
 		return nil, fmt.Errorf("bundle: format %q, want %q (an older bundle cannot prove that it holds every event: export it again)", b.Format, BundleFormat)
 	}
+	if b.Origin != c.Verifier.Name() {
+		return nil, fmt.Errorf("bundle: of the log %q, but the pinned key is %q's", b.Origin, c.Verifier.Name())
+	}
 	if b.LogKey != "" {
 		bv, err := ParseVerifierKey(b.LogKey)
 		if err != nil {

@@ -241,6 +241,9 @@ func TestBundleAttacks(t *testing.T) {
 				b.Checkpoint = cp
 			})
 		}, BundleCheck{}, `two signatures`},
+		{"bundle of another log under the same key", func() []byte {
+			return mutate(t, raw, func(b *Bundle) { b.Origin = "elsewhere/audit" })
+		}, BundleCheck{}, `of the log "elsewhere/audit"`},
 		{"older format", func() []byte { return mutate(t, raw, func(b *Bundle) { b.Format = "ward-audit-bundle/v1" }) }, BundleCheck{}, `format`},
 	}
 	for _, tt := range tests {

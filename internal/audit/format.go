@@ -196,13 +196,15 @@ type Anchor struct {
 
 // checkpoint is one parsed, signature-checked checkpoint.
 type checkpoint struct {
-	source  string // where it is, for messages
-	rec     int    // record number in the checkpoints file, or -1 for one from outside it
-	size    uint64
-	root    []byte
-	signed  []byte
-	checked bool // the log holds size entries, and their root was compared
-	matched bool
+	source   string // where it is, for messages
+	file     string // for an anchor, the file it is in
+	unusable bool   // an anchor file that holds no usable checkpoint
+	rec      int    // record number in the checkpoints file, or -1 for one from outside it
+	size     uint64
+	root     []byte
+	signed   []byte
+	checked  bool // the log holds size entries, and their root was compared
+	matched  bool
 }
 
 func (c *checkpoint) failing(entries uint64) bool {

@@ -67,6 +67,7 @@ type headState struct {
 	cp      *checkpoint // the remembered checkpoint; nil if none is usable
 	seq     uint64      // its write number
 	problem string      // why the file is unusable, if it is
+	kind    problemKind // what kind of problem: corrupt (torn, unreadable) or tampered (forged)
 }
 
 // readHead reads the head file at path. A missing file is not an error; an
@@ -90,7 +91,7 @@ func readHead(path string, v note.Verifier, origin string) (headState, error) {
 
 // parseHead judges a head file's contents.
 func parseHead(b []byte, path string, v note.Verifier, origin string) headState {
-	h := headState{found: true}
+	h := headState{found: true, kind: corrupt}
 	if len(b) != 2*headSlot {
 		h.problem = fmt.Sprintf("head file %s: %d bytes, want %d", path, len(b), 2*headSlot)
 		return h
@@ -107,7 +108,7 @@ func parseHead(b []byte, path string, v note.Verifier, origin string) headState 
 		}
 		size, root, err := openCheckpoint(signed, v, origin)
 		if err != nil {
-			h.problem = fmt.Sprintf("head file %s: slot %d: %v", path, i, err)
+			h.problem, h.kind = fmt.Sprintf("head file %s: slot %d: %v", path, i, err), tampered
 			return h
 		}
 		seqs[i] = seq

@@ -111,7 +111,7 @@ func TestRollbacks(t *testing.T) {
 		if _, err := createHead(DefaultHead(cfg.Dir), 5, signed); err != nil {
 			t.Fatal(err)
 		}
-		refused(t, cfg, ErrCorrupt, "not signed by the log key")
+		refused(t, cfg, ErrTampered, "not signed by the log key")
 	})
 	t.Run("checkpoints of another log under the same key", func(t *testing.T) {
 		cfg, k := logAt(t, 4)
@@ -158,6 +158,19 @@ func TestRollbacks(t *testing.T) {
 		if _, err := VerifyLog(cfg.Dir, VerifyConfig{Verifier: k.verifier, Origin: testOrigin, Anchors: []string{published}}); !errors.Is(err, ErrRollback) {
 			t.Fatalf("verify: %v", err)
 		}
+		// The recorded override sets the witnessed checkpoint of the
+		// abandoned history aside, so that later starts need no override.
+		cfg.AllowUnverified = true
+		l = mustOpen(t, cfg)
+		l.Close()
+		if _, err := os.Stat(published); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("published checkpoint still in place: %v", err)
+		}
+		if aside, _ := filepath.Glob(published + ".unverified-*"); len(aside) != 1 || !bytes.Equal(readFile(t, base, filepath.Base(aside[0])), cosigned) {
+			t.Fatalf("published checkpoint not kept aside: %v", aside)
+		}
+		cfg.AllowUnverified = false
+		mustOpen(t, cfg).Close()
 	})
 	t.Run("anchor of another key", func(t *testing.T) {
 		cfg, _ := logAt(t, 2)

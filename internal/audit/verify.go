@@ -74,12 +74,12 @@ func VerifyLog(dir string, cfg VerifyConfig) (*Report, error) {
 		return nil, fmt.Errorf("verify audit log: %w", err)
 	}
 	if hs.problem != "" {
-		s.v.add(-1, tampered, "%s", hs.problem)
+		s.v.add(-1, hs.kind, "%s", hs.problem)
 	}
 	if hs.cp != nil {
 		s.anchors = append(s.anchors, hs.cp)
 	}
-	s.anchors = append(s.anchors, anchors...)
+	s.anchors = append(s.anchors, usable(anchors)...)
 	if err := s.readFiles(dir, cfg.Verifier, cfg.Origin); err != nil {
 		return nil, fmt.Errorf("verify audit log: %w", err)
 	}
@@ -126,9 +126,14 @@ func (s *scan) readFiles(dir string, v note.Verifier, origin string) error {
 func loadAnchors(paths []string, v note.Verifier, origin string, ve *VerifyError) ([]*checkpoint, error) {
 	var out []*checkpoint
 	for _, path := range paths {
+		before := len(ve.Problems)
 		cs, err := readAnchor(path, v, origin, ve)
 		if err != nil {
 			return nil, err
+		}
+		if len(ve.Problems) > before {
+			// Remember the file, so that an override can set it aside.
+			out = append(out, &checkpoint{source: path, file: path, rec: -1, unusable: true})
 		}
 		out = append(out, cs...)
 	}
@@ -169,7 +174,7 @@ func readAnchor(path string, v note.Verifier, origin string, ve *VerifyError) ([
 				ve.add(-1, tampered, "record %d of %s: %v", rec, path, err)
 				return nil
 			}
-			out = append(out, &checkpoint{source: fmt.Sprintf("record %d of %s", rec, path), rec: -1, size: size, root: root, signed: append([]byte(nil), b...)})
+			out = append(out, &checkpoint{source: fmt.Sprintf("record %d of %s", rec, path), file: path, rec: -1, size: size, root: root, signed: append([]byte(nil), b...)})
 			return nil
 		})
 		if err != nil {
@@ -193,5 +198,16 @@ func readAnchor(path string, v note.Verifier, origin string, ve *VerifyError) ([
 		ve.add(-1, tampered, "checkpoint in %s: %v", path, strings.TrimSpace(err.Error()))
 		return nil, nil
 	}
-	return []*checkpoint{{source: "the checkpoint in " + path, rec: -1, size: size, root: root, signed: b}}, nil
+	return []*checkpoint{{source: "the checkpoint in " + path, file: path, rec: -1, size: size, root: root, signed: b}}, nil
+}
+
+// usable drops the placeholders of anchor files that could not be read.
+func usable(anchors []*checkpoint) []*checkpoint {
+	var out []*checkpoint
+	for _, a := range anchors {
+		if !a.unusable {
+			out = append(out, a)
+		}
+	}
+	return out
 }
