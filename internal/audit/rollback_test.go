@@ -320,15 +320,9 @@ func TestVerifyWhileAppending(t *testing.T) {
 	cfg := testConfig(filepath.Join(t.TempDir(), "audit"), k)
 	l := mustOpen(t, cfg)
 	var wg sync.WaitGroup
-	stop := make(chan struct{})
 	for g := range 4 {
 		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+			for i := range 100 {
 				e := testEvent(i)
 				e.Session = string(rune('a' + g))
 				if _, err := l.Append(context.Background(), e); err != nil {
@@ -338,14 +332,22 @@ func TestVerifyWhileAppending(t *testing.T) {
 			}
 		})
 	}
-	for range 40 {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for verified := 0; ; verified++ {
+		select {
+		case <-done:
+			if _, err := Verify(cfg.Dir, k.verifier, testOrigin); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d verifications while appending", verified)
+			return
+		default:
+		}
 		if _, err := Verify(cfg.Dir, k.verifier, testOrigin); err != nil {
-			t.Error(err)
-			break
+			t.Fatal(err)
 		}
 	}
-	close(stop)
-	wg.Wait()
 }
 
 func TestHeadOutsideDir(t *testing.T) {
