@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -21,7 +22,9 @@ func bundleLog(t *testing.T) (string, testKey) {
 	t.Helper()
 	dir := t.TempDir()
 	k := newTestKey(t, testOrigin)
-	l := mustOpen(t, testConfig(dir, k))
+	cfg := testConfig(dir, k)
+	cfg.Now = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) } // entries of fixed lengths
+	l := mustOpen(t, cfg)
 	for i := 0; i < 25; i++ {
 		session := "s1"
 		if i%3 == 0 {
@@ -215,11 +218,8 @@ func TestBundleAttacks(t *testing.T) {
 		}, BundleCheck{}, `not signed by the log key`},
 		{"only the bundle's key swapped", func() []byte { return mutate(t, raw, func(b *Bundle) { b.LogKey = evil.vkey }) }, BundleCheck{},
 			`not the pinned`},
-		{"key in upper-case hex", func() []byte {
-			return mutate(t, raw, func(b *Bundle) {
-				parts := strings.SplitN(b.LogKey, "+", 3)
-				b.LogKey = parts[0] + "+" + strings.ToUpper(parts[1]) + "+" + parts[2]
-			})
+		{"key with a line break", func() []byte {
+			return mutate(t, raw, func(b *Bundle) { b.LogKey = b.LogKey[:len(b.LogKey)-4] + "\n" + b.LogKey[len(b.LogKey)-4:] })
 		}, BundleCheck{}, `canonical`},
 		{"checkpoint signature in a second encoding", func() []byte {
 			return mutate(t, raw, func(b *Bundle) {
@@ -276,10 +276,16 @@ func TestBundleAttacks(t *testing.T) {
 func TestBundleJSONStrict(t *testing.T) {
 	dir, k := bundleLog(t)
 	raw := string(export(t, dir, k, "s1"))
-	entry := func() string {
-		i := strings.Index(raw, `"entry": "`) + len(`"entry": "`)
-		return raw[i : i+strings.IndexByte(raw[i:], '"')]
-	}()
+	// An entry whose base64 ends in padding.
+	var entry string
+	for rest := raw; entry == "" || !strings.HasSuffix(entry, "="); {
+		i := strings.Index(rest, `"entry": "`)
+		if i < 0 {
+			t.Fatal("no entry with base64 padding in the bundle")
+		}
+		rest = rest[i+len(`"entry": "`):]
+		entry = rest[:strings.IndexByte(rest, '"')]
+	}
 	for name, text := range map[string]string{
 		"duplicate member":       strings.Replace(raw, `"format": `, `"format": "x", "format": `, 1),
 		"member in another case": strings.Replace(raw, `"format": `, `"Format": `, 1),
@@ -292,10 +298,8 @@ func TestBundleJSONStrict(t *testing.T) {
 			t.Errorf("%s: verified", name)
 		}
 	}
-	if strings.HasSuffix(entry, "=") {
-		if _, err := VerifyBundle([]byte(strings.Replace(raw, entry, malleate(t, entry), 1)), k.verifier); err == nil {
-			t.Error("an entry in a second base64 encoding verified")
-		}
+	if _, err := VerifyBundle([]byte(strings.Replace(raw, entry, malleate(t, entry), 1)), k.verifier); err == nil {
+		t.Error("an entry in a second base64 encoding verified")
 	}
 }
 
@@ -479,4 +483,22 @@ func noteText(t *testing.T, signed []byte, v note.Verifier) string {
 		t.Fatal(err)
 	}
 	return n.Text
+}
+
+// TestParseVerifierKey: a log key is read in its one encoding only.
+func TestParseVerifierKey(t *testing.T) {
+	if _, err := ParseVerifierKey(fuzzVkey); err != nil {
+		t.Fatal(err)
+	}
+	for name, vkey := range map[string]string{
+		"upper-case hash": strings.Replace(fuzzVkey, "d1a2bb3f", "D1A2BB3F", 1),
+		"line break":      fuzzVkey[:30] + "\n" + fuzzVkey[30:],
+		"carriage return": fuzzVkey[:30] + "\r" + fuzzVkey[30:],
+		"trailing space":  fuzzVkey + " ",
+		"no key":          "ward.test/audit+d1a2bb3f+",
+	} {
+		if _, err := ParseVerifierKey(vkey); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
 }

@@ -155,8 +155,8 @@
 //
 // The head is the valid slot with the higher write number; a slot whose
 // sum does not match was torn and is ignored; a slot whose checkpoint is
-// not signed by the log's key, or slots whose write numbers are not
-// consecutive, make the file unusable. It is written with fdatasync after
+// not signed by the log's key, or whose write number is in the other
+// slot's place, makes the file unusable. It is written with fdatasync after
 // the checkpoints file is synced, and lives outside the log's directory so
 // that restoring or replacing that directory (both files consistently)
 // does not restore it.

@@ -453,7 +453,7 @@ func (s *scan) readEntries(ent io.ReaderAt, entSize int64) error {
 		s.atLatest = newRange()
 		s.chainsAtLatest = map[string]chain{}
 	}
-	end, bad, err := readFrames(io.NewSectionReader(ent, 0, entSize), entSize, MaxEntryBytes, func(off int64, b []byte) error {
+	_, bad, err := readFrames(io.NewSectionReader(ent, 0, entSize), entSize, MaxEntryBytes, func(off int64, b []byte) error {
 		i := int64(len(s.offsets) - 1)
 		leaf := hasher.HashLeaf(b)
 		if err := s.all.Append(leaf, nil); err != nil {
@@ -476,7 +476,6 @@ func (s *scan) readEntries(ent io.ReaderAt, entSize int64) error {
 	if bad != "" {
 		s.frameBad = fmt.Sprintf("entry %d: %s", len(s.offsets)-1, bad)
 	}
-	_ = end
 	return nil
 }
 
