@@ -159,7 +159,11 @@
 // slot's place, makes the file unusable. It is written with fdatasync after
 // the checkpoints file is synced, and lives outside the log's directory so
 // that restoring or replacing that directory (both files consistently)
-// does not restore it.
+// does not restore it. It is a file rather than a row in ward's SQLite
+// store because it must be durable before an append is acknowledged (one
+// fdatasync of a page costs less than a database commit), because this
+// package needs no store, and because an offline verifier reads it
+// without one.
 //
 // # Forensic bundles
 //
