@@ -216,8 +216,15 @@ func TestCLIAuditVerify(t *testing.T) {
 	data := filepath.Dir(filepath.Join(os.Getenv("WARD_CA")))
 	mustCLI(t, "sponsor", "create", "bob", "--allow", "tool:*")
 	n.Close()
+	// Without a pinned key, no plain ok.
 	out := mustCLI(t, "audit", "verify", "--data", data)
-	if !strings.Contains(out, "ok:") {
+	if strings.Contains(out, "ok:") || !strings.HasPrefix(out, "UNPINNED: ") || !strings.Contains(out, "the directory under test") {
+		t.Fatalf("verify without --key: %s", out)
+	}
+	key := filepath.Join(t.TempDir(), "audit.pub") // the operator's record of the key
+	os.WriteFile(key, must(os.ReadFile(filepath.Join(data, "keys", "audit.pub"))), 0o600)
+	out = mustCLI(t, "audit", "verify", "--data", data, "--key", key)
+	if !strings.HasPrefix(out, "ok: ") || !strings.Contains(out, "ward's remembered head") {
 		t.Fatalf("verify: %s", out)
 	}
 	out = mustCLI(t, "audit", "tail", "--data", data, "-n", "5")
@@ -456,11 +463,25 @@ func TestCLIReceiptsAndClaims(t *testing.T) {
 		t.Fatalf("%d receipts", len(envs))
 	}
 	bundle := filepath.Join(t.TempDir(), "bundle.json")
-	if out := mustCLI(t, "audit", "export", "--data", data, "--session", s.Session, "--out", bundle); !strings.Contains(out, "tlog-proof") {
+	key := filepath.Join(data, "keys", "audit.pub")
+	// While the session is open, its bundle cannot prove that no later
+	// event exists.
+	if out := mustCLI(t, "audit", "export", "--data", data, "--session", s.Session, "--out", bundle); !strings.Contains(out, "tlog-proof") || !strings.Contains(out, "not sealed") {
 		t.Fatalf("export: %s", out)
 	}
-	if out := mustCLI(t, "audit", "verify-bundle", "--key", filepath.Join(data, "keys", "audit.pub"), bundle); !strings.Contains(out, "ok:") {
+	if code, _, errOut := wardCLI("audit", "verify-bundle", "--key", key, bundle); code != 1 || !strings.Contains(errOut, "is not sealed") {
+		t.Fatalf("verify-bundle of an open session: %d %s", code, errOut)
+	}
+	if out := mustCLI(t, "audit", "verify-bundle", "--key", key, "--allow-unsealed", bundle); !strings.Contains(out, "NOT PROVEN COMPLETE") {
+		t.Fatalf("verify-bundle --allow-unsealed: %s", out)
+	}
+	mustCLI(t, "session", "end", s.Session)
+	mustCLI(t, "audit", "export", "--data", data, "--session", s.Session, "--out", bundle)
+	if out := mustCLI(t, "audit", "verify-bundle", "--key", key, "--session", s.Session, bundle); !strings.Contains(out, "ok:") || !strings.Contains(out, "session "+s.Session+": all ") {
 		t.Fatalf("verify-bundle: %s", out)
+	}
+	if code, _, errOut := wardCLI("audit", "verify-bundle", "--key", key, "--session", "someone-else", bundle); code != 1 || !strings.Contains(errOut, "not \"someone-else\"") {
+		t.Fatalf("verify-bundle of another session: %d %s", code, errOut)
 	}
 	if code, _, errOut := wardCLI("audit", "verify-bundle", bundle); code != 2 || !strings.Contains(errOut, "pinned") {
 		t.Fatalf("verify-bundle without a pinned key: %d %s", code, errOut)

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"golang.org/x/mod/sumdb/note"
 	"io"
 	"net/url"
 	"os"
@@ -17,14 +16,12 @@ import (
 	"time"
 
 	"github.com/ward-dev/ward/internal/api"
-	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/authority"
 	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/policytest"
 	"github.com/ward-dev/ward/internal/server"
 	"github.com/ward-dev/ward/internal/sessioncred"
-	"github.com/ward-dev/ward/internal/witness"
 )
 
 func table(w io.Writer, header string, rows [][]string) {
@@ -521,168 +518,6 @@ func cmdPolicy(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func cmdAudit(args []string, stdout io.Writer) error {
-	sub, args, err := subcommand(args, "audit", "verify", "tail", "prove", "export", "verify-bundle", "search")
-	if err != nil {
-		return err
-	}
-	fs := flags("audit " + sub)
-	out := outputFlag(fs)
-	data := fs.String("data", server.DefaultData, "the node's data directory")
-	n := fs.Int("n", 20, "how many events (tail)")
-	session := fs.String("session", "", "export: the session whose events to bundle (with its sub-agents')")
-	file := fs.String("out", "", "export: the bundle file to write")
-	keyFile := fs.String("key", "", "verify-bundle: the log's public key file (DATA/keys/audit.pub) to pin")
-	witnessed := fs.Bool("witnessed", false, "export: prove under the latest checkpoint published with its witnesses' cosignatures (DATA/witness/published)")
-	witnessPolicy := fs.String("witness-policy", "", "verify-bundle: require the bundle's checkpoint to be cosigned as this witness policy file says")
-	var match auditFilter
-	fs.StringVar(&match.Type, "type", "", "search: event type (decision, result, session.start, approval.pending, …)")
-	fs.StringVar(&match.Agent, "agent", "", "search: agent")
-	fs.StringVar(&match.Sponsor, "sponsor", "", "search: sponsor")
-	fs.StringVar(&match.Name, "tool", "", "search: tool, prompt or resource name")
-	fs.StringVar(&match.Decision, "decision", "", "search: allow, deny or escalate")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := checkOutput(*out); err != nil {
-		return err
-	}
-	if sub == "verify-bundle" {
-		return verifyBundle(fs.Args(), *keyFile, *witnessPolicy, *out, stdout)
-	}
-	v, origin, err := server.AuditVerifier(*data)
-	if err != nil {
-		return err
-	}
-	dir := filepath.Join(*data, "audit")
-	switch sub {
-	case "verify":
-		rep, err := audit.Verify(dir, v, origin)
-		if err != nil {
-			return fmt.Errorf("AUDIT LOG FAILED VERIFICATION: %w", err)
-		}
-		if *out == "json" {
-			return printJSON(stdout, map[string]any{"ok": true, "size": rep.Size, "root": fmt.Sprintf("%x", rep.Root), "checkpoint": string(rep.Checkpoint)})
-		}
-		fmt.Fprintf(stdout, "ok: %d events; every entry matches the signed checkpoint\n%s", rep.Size, rep.Checkpoint)
-	case "export":
-		if *session == "" || *file == "" {
-			return usagef("usage: ward audit export --data DIR --session ID --out FILE")
-		}
-		vkey, err := os.ReadFile(filepath.Join(*data, "keys", "audit.pub"))
-		if err != nil {
-			return err
-		}
-		rkey, _ := os.ReadFile(filepath.Join(*data, "keys", "receipt.pub"))
-		// The session and every session delegated from it (their ids
-		// appear in its session.end and token.exchange records).
-		sessions := map[string]bool{*session: true}
-		events, err := verifiedEvents(dir, v, origin)
-		if err != nil {
-			return err
-		}
-		for _, e := range events {
-			if e.Type != "token.exchange" {
-				continue
-			}
-			var d struct {
-				Parent string `json:"parent_session"`
-			}
-			if json.Unmarshal(e.Data, &d) == nil && sessions[d.Parent] {
-				sessions[e.Session] = true
-			}
-		}
-		var at []byte
-		if *witnessed {
-			if at, err = os.ReadFile(filepath.Join(*data, "witness", "published")); err != nil {
-				return fmt.Errorf("--witnessed: no witnessed checkpoint: %w", err)
-			}
-		}
-		b, err := audit.ExportBundle(dir, v, origin, strings.TrimSpace(string(vkey)), string(rkey), at, func(e audit.Event) bool { return sessions[e.Session] })
-		if err != nil {
-			return err
-		}
-		if len(b.Events) == 0 {
-			return fmt.Errorf("no events of session %s under the checkpoint", *session)
-		}
-		size := uint64(len(events))
-		if lines := strings.SplitN(b.Checkpoint, "\n", 3); len(lines) == 3 {
-			size, _ = strconv.ParseUint(lines[1], 10, 64)
-		}
-		if newer := countIf(events[size:], func(e audit.Event) bool { return sessions[e.Session] }); newer > 0 {
-			fmt.Fprintf(stdout, "note: %d event(s) of the session are newer than the witnessed checkpoint and are not in the bundle\n", newer)
-		}
-		raw, err := json.MarshalIndent(b, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(*file, raw, 0o600); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "wrote %s: %d events of %d session(s), each with a C2SP tlog-proof under the checkpoint of size %d\n", *file, len(b.Events), len(sessions), size)
-	case "search":
-		match.Session = *session
-		events, err := verifiedEvents(dir, v, origin)
-		if err != nil {
-			return err
-		}
-		var found []audit.Event
-		for _, e := range events {
-			if match.matches(e) {
-				found = append(found, e)
-			}
-		}
-		if *n > 0 && len(found) > *n {
-			found = found[len(found)-*n:]
-		}
-		for _, e := range found {
-			if *out == "json" {
-				b, _ := json.Marshal(e)
-				fmt.Fprintln(stdout, string(b))
-				continue
-			}
-			fmt.Fprintf(stdout, "%6d %s %-16s %-12s %s %s\n", e.Index, e.Time.Format(time.RFC3339), e.Type, e.Session, e.Actor, e.Data)
-		}
-	case "prove":
-		if fs.NArg() != 1 {
-			return usagef("usage: ward audit prove --data DIR INDEX")
-		}
-		idx, err := strconv.ParseUint(fs.Arg(0), 10, 64)
-		if err != nil {
-			return usagef("event index %q: want a number", fs.Arg(0))
-		}
-		p, err := audit.Prove(dir, v, origin, idx)
-		if err != nil {
-			return err
-		}
-		if *out == "json" {
-			return printJSON(stdout, p)
-		}
-		fmt.Fprintf(stdout, "event %d of %d\nentry %s\nleaf  %x\npath  (%d hashes)\n", p.Index, p.Size, p.Entry, p.LeafHash, len(p.Hashes))
-		for _, h := range p.Hashes {
-			fmt.Fprintf(stdout, "  %x\n", h)
-		}
-		fmt.Fprintf(stdout, "checkpoint\n%s", p.Checkpoint)
-	case "tail":
-		events, err := verifiedEvents(dir, v, origin)
-		if err != nil {
-			return err
-		}
-		if len(events) > *n {
-			events = events[len(events)-*n:]
-		}
-		for _, e := range events {
-			if *out == "json" {
-				b, _ := json.Marshal(e)
-				fmt.Fprintln(stdout, string(b))
-				continue
-			}
-			fmt.Fprintf(stdout, "%6d %s %-16s %-12s %s %s\n", e.Index, e.Time.Format(time.RFC3339), e.Type, e.Session, e.Actor, e.Data)
-		}
-	}
-	return nil
-}
-
 func cmdAdmin(args []string, stdout io.Writer) error {
 	sub, args, err := subcommand(args, "admin", "credential")
 	if err != nil {
@@ -783,87 +618,4 @@ func policyTest(args []string, out string, stdout io.Writer) error {
 		return fmt.Errorf("%d of %d policy test cases failed", failed, len(rs))
 	}
 	return nil
-}
-
-func countIf[T any](xs []T, f func(T) bool) int {
-	n := 0
-	for _, x := range xs {
-		if f(x) {
-			n++
-		}
-	}
-	return n
-}
-
-// verifyBundle checks a forensic bundle offline against a pinned log key
-// and, if a witness policy is given, the cosignatures on its checkpoint.
-func verifyBundle(args []string, keyFile, policyFile, out string, stdout io.Writer) error {
-	if len(args) != 1 || keyFile == "" {
-		return usagef("usage: ward audit verify-bundle --key AUDIT.pub [--witness-policy FILE] FILE   (the key is pinned, never taken from the bundle)")
-	}
-	raw, err := os.ReadFile(args[0])
-	if err != nil {
-		return err
-	}
-	kb, err := os.ReadFile(keyFile)
-	if err != nil {
-		return err
-	}
-	v, err := note.NewVerifier(strings.TrimSpace(string(kb)))
-	if err != nil {
-		return fmt.Errorf("log key %s: %w", keyFile, err)
-	}
-	rep, err := audit.VerifyBundle(raw, v)
-	if err != nil {
-		return fmt.Errorf("BUNDLE FAILED VERIFICATION: %w", err)
-	}
-	witnessed := ""
-	if policyFile != "" {
-		text, err := os.ReadFile(policyFile)
-		if err != nil {
-			return err
-		}
-		policy, err := witness.ParsePolicy(text)
-		if err != nil {
-			return err
-		}
-		if !policy.Satisfied(rep.Checkpoint) {
-			return fmt.Errorf("BUNDLE FAILED VERIFICATION: its checkpoint lacks the cosignatures %s requires", policyFile)
-		}
-		witnessed = ", cosigned as " + policyFile + " requires"
-	}
-	if out == "json" {
-		return printJSON(stdout, map[string]any{"ok": true, "tree_size": rep.TreeSize, "events": rep.Events})
-	}
-	fmt.Fprintf(stdout, "ok: %d events, each included in the log of size %d signed by %s%s\n", len(rep.Events), rep.TreeSize, v.Name(), witnessed)
-	return nil
-}
-
-// auditFilter selects events for ward audit search; empty fields match all.
-type auditFilter struct{ Type, Session, Agent, Sponsor, Name, Decision string }
-
-func (f auditFilter) matches(e audit.Event) bool {
-	if (f.Type != "" && e.Type != f.Type) || (f.Session != "" && e.Session != f.Session) ||
-		(f.Agent != "" && e.Agent != f.Agent) || (f.Sponsor != "" && e.Sponsor != f.Sponsor) {
-		return false
-	}
-	if f.Name == "" && f.Decision == "" {
-		return true
-	}
-	var d struct {
-		Name     string `json:"name"`
-		Decision string `json:"decision"`
-	}
-	_ = json.Unmarshal(e.Data, &d)
-	return (f.Name == "" || d.Name == f.Name) && (f.Decision == "" || d.Decision == f.Decision)
-}
-
-// verifiedEvents verifies the log in dir and returns every event its signed
-// checkpoint covers.
-func verifiedEvents(dir string, v note.Verifier, origin string) ([]audit.Event, error) {
-	rep, err := audit.Verify(dir, v, origin)
-	if err != nil {
-		return nil, fmt.Errorf("AUDIT LOG FAILED VERIFICATION: %w", err)
-	}
-	return audit.ReadDir(dir, 0, rep.Size)
 }

@@ -7,9 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,15 +28,21 @@ const (
 	maxBatchBytes  = 16 << 20
 	// queueLen is how many appends may wait for the writer.
 	queueLen = 4096
-	// maxIndexDigits is how much longer an entry gets when its index is
-	// filled in.
-	maxIndexDigits = 20
+	// maxFilledIn is how much longer an entry gets when the writer fills
+	// in its index, seq and prev.
+	maxFilledIn = 3 * (len(`,"prev":`) + 20)
 )
 
 // Event is one structured, versioned audit record.
 type Event struct {
-	V       int             `json:"v"`                 // schema version, currently 1 (set by Append if 0)
-	Index   uint64          `json:"index"`             // position in the log, set by Append
+	V     int    `json:"v"`     // schema version, currently 2 (set by Append if 0)
+	Index uint64 `json:"index"` // position in the log, set by Append
+	// Seq and Prev chain the events of one session (set by Append when
+	// Session is set): Seq is the event's position among its session's
+	// events, from 1; Prev is the log index of the session's previous
+	// event, present exactly when Seq > 1.
+	Seq     uint64          `json:"seq,omitempty"`
+	Prev    *uint64         `json:"prev,omitempty"`
 	Time    time.Time       `json:"time"`              // set by Append if zero (UTC)
 	Type    string          `json:"type"`              // e.g. "session.start", "svid.issue", "token.exchange", "session.end", "decision", "result", "tool.pin", "server.start"
 	Actor   string          `json:"actor,omitempty"`   // who did it: SPIFFE ID or principal name
@@ -61,14 +65,25 @@ type Config struct {
 	// MaxEventSize bounds an event's JSON encoding; larger events are
 	// refused with ErrTooLarge. Zero means DefaultMaxEventSize.
 	MaxEventSize int
-	// AllowUnverified opens a log that fails verification instead of
-	// refusing it. The problems are then accepted: complete entries are kept
-	// as they are, bytes that cannot be framed are moved to
-	// "entries.unverified-<unix nanos>", the old checkpoints file is renamed
-	// to "checkpoints.unverified-<unix nanos>", and an "audit.unverified-open"
-	// event recording the verification error is appended and signed. Verify
-	// afterwards tolerates entry problems before that event and lists them
-	// in Report.Anomalies.
+	// Head is the file where the log remembers the latest checkpoint it
+	// made durable; it must be outside Dir. Empty means DefaultHead(Dir).
+	Head string
+	// Anchors are files that may hold a checkpoint this log published, such
+	// as the witness-cosigned one (see VerifyConfig.Anchors); Open refuses a
+	// log that does not extend every one that exists.
+	Anchors []string
+	// AllowUnverified opens a log that fails verification, or that is
+	// behind its remembered head or an anchor, instead of refusing it. The
+	// problems are then accepted: complete entries are kept as they are,
+	// bytes that cannot be framed are moved to "entries.unverified-<unix
+	// nanos>", the old checkpoints file is renamed to
+	// "checkpoints.unverified-<unix nanos>", the old head file is copied to
+	// "<head>.unverified-<unix nanos>", anchor files the log does not extend
+	// are renamed to "<anchor>.unverified-<unix nanos>" (they describe the
+	// history left behind), and an "audit.unverified-open" event recording
+	// the verification error, the remembered head and where the evidence is
+	// is appended and signed. Verify afterwards tolerates entry problems
+	// before that event and lists them in Report.Anomalies.
 	AllowUnverified bool
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
@@ -80,6 +95,7 @@ type Log struct {
 	ent    *os.File
 	cps    *os.File
 	unlock func() error
+	notice string
 
 	reqs    chan *request
 	quit    chan struct{}
@@ -97,7 +113,9 @@ type Log struct {
 	checkpoint []byte
 
 	// Owned by the writer goroutine.
+	head   *head
 	rng    *compact.Range
+	chains map[string]chain
 	entEnd int64
 	cpEnd  int64
 	failed error
@@ -105,8 +123,10 @@ type Log struct {
 }
 
 type request struct {
-	body []byte // entry JSON with "index":0
-	done chan result
+	body    []byte // entry JSON with "index":0 and no seq or prev
+	session string
+	seal    bool
+	done    chan result
 }
 
 type result struct {
@@ -124,233 +144,16 @@ func NewNoteKey(origin string) (skey, vkey string, err error) {
 	return skey, vkey, nil
 }
 
-// Open creates the log in cfg.Dir or opens the existing one. An existing
-// log is verified as Verify does; unacknowledged bytes after the latest
-// checkpoint are truncated (and an "audit.recover" event records it). A log
-// that fails verification is refused with an error wrapping ErrTampered or
-// ErrCorrupt, unless cfg.AllowUnverified.
-func Open(cfg Config) (*Log, error) {
-	if cfg.Dir == "" {
-		return nil, errors.New("open audit log: empty Dir")
-	}
-	if !validOrigin(cfg.Origin) {
-		return nil, fmt.Errorf("open audit log: invalid origin %q", cfg.Origin)
-	}
-	if cfg.Signer == nil || cfg.Verifier == nil {
-		return nil, errors.New("open audit log: Signer and Verifier are required")
-	}
-	if cfg.Signer.Name() != cfg.Verifier.Name() || cfg.Signer.KeyHash() != cfg.Verifier.KeyHash() {
-		return nil, errors.New("open audit log: Signer and Verifier are not the same key")
-	}
-	if cfg.MaxEventSize == 0 {
-		cfg.MaxEventSize = DefaultMaxEventSize
-	}
-	if cfg.MaxEventSize < 0 || cfg.MaxEventSize > MaxEntryBytes-maxIndexDigits {
-		return nil, fmt.Errorf("open audit log: MaxEventSize %d out of range", cfg.MaxEventSize)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	l, unverified, dropped, err := openFiles(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("open audit log %s: %w", cfg.Dir, err)
-	}
-	go l.run()
+// Notice describes, in one line, what Open did besides opening: an
+// unacknowledged tail moved aside, or a log accepted although it failed
+// verification. It is empty otherwise. A server should log it.
+func (l *Log) Notice() string { return l.notice }
 
-	var ev *Event
-	switch {
-	case unverified != nil:
-		data, _ := json.Marshal(unverified)
-		ev = &Event{Type: typeUnverifiedOpen, Data: data}
-	case dropped > 0:
-		data, _ := json.Marshal(map[string]int64{"dropped_bytes": dropped})
-		ev = &Event{Type: typeRecover, Data: data}
-	}
-	if ev != nil {
-		if _, err := l.Append(context.Background(), *ev); err != nil {
-			l.Close()
-			return nil, fmt.Errorf("open audit log %s: record %s: %w", cfg.Dir, ev.Type, err)
-		}
-	}
-	return l, nil
-}
-
-// unverifiedOpen is the data of an "audit.unverified-open" event.
-type unverifiedOpen struct {
-	Error       string   `json:"error"`
-	Entries     uint64   `json:"entries"`
-	Checkpoint  string   `json:"checkpoint,omitempty"` // latest validly signed checkpoint found
-	Quarantined []string `json:"quarantined,omitempty"`
-}
-
-func openFiles(cfg Config) (l *Log, unverified *unverifiedOpen, dropped int64, err error) {
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, nil, 0, err
-	}
-	unlock, err := lockDir(filepath.Join(cfg.Dir, lockName))
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	var ent, cps *os.File
-	defer func() {
-		if err != nil {
-			for _, f := range []*os.File{ent, cps} {
-				if f != nil {
-					f.Close()
-				}
-			}
-			unlock()
-		}
-	}()
-	ent, err = os.OpenFile(filepath.Join(cfg.Dir, entriesName), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	cps, err = os.OpenFile(filepath.Join(cfg.Dir, checkpointsName), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	s, err := scanFiles(ent, cps, cfg.Verifier, cfg.Origin)
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	l = &Log{
-		cfg:     cfg,
-		ent:     ent,
-		unlock:  unlock,
-		reqs:    make(chan *request, queueLen),
-		quit:    make(chan struct{}),
-		stopped: make(chan struct{}),
-	}
-
-	switch _, verr := s.verdict(); {
-	case s.fresh():
-		if err := truncate(ent, 0); err != nil {
-			return nil, nil, 0, err
-		}
-		if err := truncate(cps, 0); err != nil {
-			return nil, nil, 0, err
-		}
-		l.cps = cps
-		l.rng = newRange()
-		l.offsets = []int64{0}
-		if err := l.writeCheckpoint(); err != nil {
-			return nil, nil, 0, err
-		}
-		if err := syncDir(cfg.Dir); err != nil {
-			return nil, nil, 0, err
-		}
-
-	case verr == nil:
-		c := s.latest()
-		l.cps = cps
-		l.rng = s.atLatest
-		l.offsets = s.offsets[:c.size+1]
-		l.tree = s.tree
-		for k := range l.tree.levels {
-			l.tree.levels[k] = l.tree.levels[k][:c.size>>k]
-		}
-		l.entEnd = l.offsets[c.size]
-		l.cpEnd = s.cpEnd
-		l.checkpoint = c.signed
-		l.size.Store(c.size)
-		dropped = (s.entSize - l.entEnd) + (s.cpSize - s.cpEnd)
-		if err := truncate(ent, l.entEnd); err != nil {
-			return nil, nil, 0, err
-		}
-		if err := truncate(cps, l.cpEnd); err != nil {
-			return nil, nil, 0, err
-		}
-
-	case !cfg.AllowUnverified:
-		return nil, nil, 0, verr
-
-	default:
-		// Accept what is there, keep the evidence, re-anchor.
-		n := s.entries()
-		unverified = &unverifiedOpen{Error: verr.Error(), Entries: n}
-		if c := s.latest(); c != nil {
-			unverified.Checkpoint = string(c.signed)
-		}
-		stamp := strconv.FormatInt(cfg.Now().UnixNano(), 10)
-		end := s.offsets[n]
-		if s.entSize > end {
-			name := entriesName + ".unverified-" + stamp
-			if err := copyTail(ent, end, s.entSize, filepath.Join(cfg.Dir, name)); err != nil {
-				return nil, nil, 0, err
-			}
-			unverified.Quarantined = append(unverified.Quarantined, name)
-			if err := truncate(ent, end); err != nil {
-				return nil, nil, 0, err
-			}
-		}
-		name := checkpointsName + ".unverified-" + stamp
-		if err := os.Rename(filepath.Join(cfg.Dir, checkpointsName), filepath.Join(cfg.Dir, name)); err != nil {
-			return nil, nil, 0, err
-		}
-		unverified.Quarantined = append(unverified.Quarantined, name)
-		cps.Close()
-		cps, err = os.OpenFile(filepath.Join(cfg.Dir, checkpointsName), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, nil, 0, err
-		}
-		if err := syncDir(cfg.Dir); err != nil {
-			return nil, nil, 0, err
-		}
-		l.cps = cps
-		l.rng = s.all
-		l.offsets = s.offsets
-		l.tree = s.tree
-		l.entEnd = end
-		// Entries not yet covered by any checkpoint; the first batch's
-		// checkpoint covers them with the unverified-open event.
-		l.size.Store(n)
-	}
-	return l, unverified, dropped, nil
-}
-
-func truncate(f *os.File, size int64) error {
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if st.Size() == size {
-		return nil
-	}
-	if err := f.Truncate(size); err != nil {
-		return err
-	}
-	return f.Sync()
-}
-
-func copyTail(f *os.File, from, to int64, path string) error {
-	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, io.NewSectionReader(f, from, to-from)); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// Append adds e to the log and returns its index. It sets e.V to 1 if zero,
-// e.Time to now (UTC) if zero, and e.Index. It returns only once the event
-// and a signed checkpoint covering it are durable on disk.
+// Append adds e to the log and returns its index. It sets e.V to 2 if zero,
+// e.Time to now (UTC) if zero, e.Index, and, when e.Session is set, e.Seq
+// and e.Prev. It returns only once the event, a signed checkpoint covering
+// it and the remembered head are durable on disk. Types beginning with
+// "audit." are the log's own and are refused.
 //
 // If ctx is done while Append waits, it returns ctx.Err(); the event may
 // still be written and acknowledged in the log later. If writing fails, the
@@ -359,6 +162,27 @@ func syncDir(dir string) error {
 // ErrClosed. An event whose encoding is larger than Config.MaxEventSize is
 // refused with ErrTooLarge and does not affect the log.
 func (l *Log) Append(ctx context.Context, e Event) (uint64, error) {
+	if strings.HasPrefix(e.Type, typePrefix) {
+		return 0, fmt.Errorf("append %s event: types beginning with %q are the audit log's own", e.Type, typePrefix)
+	}
+	return l.append(ctx, e, false)
+}
+
+// Seal appends an "audit.seal" event to session's chain: a statement,
+// covered by the next checkpoint, that the chain ending at it holds every
+// event of the session logged so far. From then on the log keeps the
+// session sealed: a later event of the session is followed, in the same
+// batch, by a new seal. A server seals a session when it ends; a forensic
+// bundle proves a session complete by its seal. Seal returns the seal's
+// index.
+func (l *Log) Seal(ctx context.Context, session string) (uint64, error) {
+	if session == "" {
+		return 0, errors.New("seal: empty session")
+	}
+	return l.append(ctx, Event{Type: typeSeal, Actor: "ward", Session: session}, true)
+}
+
+func (l *Log) append(ctx context.Context, e Event, seal bool) (uint64, error) {
 	select {
 	case <-l.quit:
 		return 0, ErrClosed
@@ -371,7 +195,7 @@ func (l *Log) Append(ctx context.Context, e Event) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	r := &request{body: body, done: make(chan result, 1)}
+	r := &request{body: body, session: strings.ToValidUTF8(e.Session, "\uFFFD"), seal: seal, done: make(chan result, 1)}
 	select {
 	case l.reqs <- r:
 	case <-l.quit:
@@ -394,10 +218,12 @@ func (l *Log) Append(ctx context.Context, e Event) (uint64, error) {
 	}
 }
 
-// indexPrefix is how every encoded entry starts; the writer replaces the 0.
-const indexPrefix = `{"v":1,"index":0,`
+// indexPrefix is how every encoded entry starts; the writer replaces the 0
+// and adds seq and prev after it.
+const indexPrefix = `{"v":2,"index":0`
 
-// encode validates e and returns its canonical JSON with index 0.
+// encode validates e and returns its canonical JSON with index 0 and no
+// seq or prev.
 func (l *Log) encode(e Event) ([]byte, error) {
 	if e.V == 0 {
 		e.V = schemaVersion
@@ -412,7 +238,7 @@ func (l *Log) encode(e Event) ([]byte, error) {
 		e.Time = l.cfg.Now()
 	}
 	e.Time = e.Time.UTC()
-	e.Index = 0
+	e.Index, e.Seq, e.Prev = 0, 0, nil
 	// encoding/json would write invalid UTF-8 as \ufffd escapes, which do
 	// not read back to the same bytes; replace it first.
 	for _, s := range []*string{&e.Type, &e.Actor, &e.Session, &e.Agent, &e.Sponsor} {
@@ -426,10 +252,25 @@ func (l *Log) encode(e Event) ([]byte, error) {
 		return nil, fmt.Errorf("append %s event: %d bytes, limit %d: %w", e.Type, len(b), l.cfg.MaxEventSize, ErrTooLarge)
 	}
 	// What is written must read back exactly; Verify insists on it.
-	if _, err := decodeEntry(b); err != nil || !bytes.HasPrefix(b, []byte(indexPrefix)) {
+	if _, err := decodeCanonical(b); err != nil || !bytes.HasPrefix(b, []byte(indexPrefix+`,"time":`)) {
 		return nil, fmt.Errorf("append %s event: encoding does not round-trip", e.Type)
 	}
 	return b, nil
+}
+
+// fillIn writes body as entry index of its session's chain c to dst.
+func fillIn(dst, body []byte, index uint64, session string, c chain) []byte {
+	dst = append(dst, indexPrefix[:len(indexPrefix)-1]...)
+	dst = strconv.AppendUint(dst, index, 10)
+	if session != "" {
+		dst = append(dst, `,"seq":`...)
+		dst = strconv.AppendUint(dst, c.seq+1, 10)
+		if c.seq > 0 {
+			dst = append(dst, `,"prev":`...)
+			dst = strconv.AppendUint(dst, c.last, 10)
+		}
+	}
+	return append(dst, body[len(indexPrefix):]...)
 }
 
 // run is the single writer: it batches queued appends into group commits.
@@ -460,8 +301,9 @@ func (l *Log) run() {
 }
 
 func (l *Log) commit(batch []*request) {
+	var first uint64
 	if l.failed == nil {
-		l.failed = l.write(batch)
+		first, l.failed = l.write(batch)
 	}
 	if l.failed != nil {
 		for _, r := range batch {
@@ -469,41 +311,71 @@ func (l *Log) commit(batch []*request) {
 		}
 		return
 	}
-	first := l.size.Load() - uint64(len(batch))
 	for i, r := range batch {
 		r.done <- result{index: first + uint64(i)}
 	}
 }
 
-// write makes batch durable, then its checkpoint, then publishes both.
-func (l *Log) write(batch []*request) error {
+// write makes batch durable, each sealed session it touches sealed again
+// after it, then its checkpoint and the head, then publishes them. It
+// returns the index of the batch's first entry.
+func (l *Log) write(batch []*request) (uint64, error) {
 	base := uint64(len(l.offsets) - 1)
 	buf := l.wbuf[:0]
 	offs := make([]int64, 0, len(batch))
 	end := l.entEnd
 	var entry []byte
 	leaves := make([][]byte, 0, len(batch))
-	for i, r := range batch {
-		entry = append(entry[:0], indexPrefix[:len(indexPrefix)-2]...)
-		entry = strconv.AppendUint(entry, base+uint64(i), 10)
-		entry = append(entry, r.body[len(indexPrefix)-2+1:]...)
+	var touched []string // sessions of the batch, in order of appearance
+	seen := map[string]bool{}
+	add := func(body []byte, session string, seal bool) error {
+		index := base + uint64(len(leaves))
+		c := l.chains[session]
+		entry = fillIn(entry[:0], body, index, session, c)
 		buf = appendFrame(buf, entry)
 		leaf := hasher.HashLeaf(entry)
 		leaves = append(leaves, leaf)
 		if err := l.rng.Append(leaf, nil); err != nil {
-			return fmt.Errorf("audit log failed closed: hash entry %d: %w", base+uint64(i), err)
+			return fmt.Errorf("audit log failed closed: hash entry %d: %w", index, err)
 		}
 		end += 4 + int64(len(entry))
 		offs = append(offs, end)
+		if session != "" {
+			if !seen[session] {
+				seen[session] = true
+				touched = append(touched, session)
+			}
+			c.seq, c.last, c.lastSeal = c.seq+1, index, seal
+			c.sealed = c.sealed || seal
+			l.chains[session] = c
+		}
+		return nil
 	}
+	for _, r := range batch {
+		if err := add(r.body, r.session, r.seal); err != nil {
+			return 0, err
+		}
+	}
+	for _, s := range touched {
+		if c := l.chains[s]; c.sealed && !c.lastSeal {
+			body, err := l.encode(Event{Type: typeSeal, Actor: "ward", Session: s})
+			if err != nil {
+				return 0, fmt.Errorf("audit log failed closed: seal session %q: %w", s, err)
+			}
+			if err := add(body, s, true); err != nil {
+				return 0, err
+			}
+		}
+	}
+	last := base + uint64(len(leaves)) - 1
 	if len(buf) <= 1<<20 {
 		l.wbuf = buf
 	}
 	if _, err := l.ent.WriteAt(buf, l.entEnd); err != nil {
-		return fmt.Errorf("audit log failed closed: write entries %d..%d: %w", base, base+uint64(len(batch))-1, err)
+		return 0, fmt.Errorf("audit log failed closed: write entries %d..%d: %w", base, last, err)
 	}
 	if err := l.ent.Sync(); err != nil {
-		return fmt.Errorf("audit log failed closed: sync entries %d..%d: %w", base, base+uint64(len(batch))-1, err)
+		return 0, fmt.Errorf("audit log failed closed: sync entries %d..%d: %w", base, last, err)
 	}
 	l.entEnd = end
 	l.mu.Lock()
@@ -513,13 +385,13 @@ func (l *Log) write(batch []*request) error {
 	}
 	l.mu.Unlock()
 	if err := l.writeCheckpoint(); err != nil {
-		return fmt.Errorf("audit log failed closed: %w", err)
+		return 0, fmt.Errorf("audit log failed closed: %w", err)
 	}
-	return nil
+	return base, nil
 }
 
 // writeCheckpoint signs the tree over l.offsets and appends it durably,
-// then publishes the new size.
+// makes it the remembered head, then publishes the new size.
 func (l *Log) writeCheckpoint() error {
 	size := l.rng.End()
 	signed, err := note.Sign(&note.Note{Text: checkpointText(l.cfg.Origin, size, rootOf(l.rng))}, l.cfg.Signer)
@@ -537,10 +409,27 @@ func (l *Log) writeCheckpoint() error {
 		return fmt.Errorf("sync checkpoint at size %d: %w", size, err)
 	}
 	l.cpEnd += int64(len(rec))
+	if err := l.rememberHead(signed); err != nil {
+		return fmt.Errorf("remember checkpoint at size %d: %w", size, err)
+	}
 	l.mu.Lock()
 	l.checkpoint = signed
 	l.mu.Unlock()
 	l.size.Store(size)
+	return nil
+}
+
+// rememberHead makes signed, which is durable in the checkpoints file, the
+// remembered head.
+func (l *Log) rememberHead(signed []byte) error {
+	if l.head != nil {
+		return l.head.write(signed)
+	}
+	h, err := createHead(l.cfg.Head, 0, signed)
+	if err != nil {
+		return err
+	}
+	l.head = h
 	return nil
 }
 
@@ -596,7 +485,7 @@ func (l *Log) Close() error {
 		l.mu.Lock()
 		l.closed = true
 		l.mu.Unlock()
-		l.closeErr = errors.Join(l.ent.Close(), l.cps.Close(), l.unlock())
+		l.closeErr = errors.Join(l.ent.Close(), l.cps.Close(), l.head.close(), l.unlock())
 		if l.closeErr != nil {
 			l.closeErr = fmt.Errorf("close audit log: %w", l.closeErr)
 		}

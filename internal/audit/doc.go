@@ -11,21 +11,52 @@
 //
 // # Durability
 //
-// [Log.Append] returns only after the event's bytes are fsync'd and a signed
-// checkpoint covering them is fsync'd. Concurrent appenders are batched by a
-// single writer goroutine (group commit): one write and one fsync of the
-// entries file, then one signed checkpoint and one fsync of the checkpoints
-// file, per batch. If any write or fsync fails, the failing batch and every
-// later append return an error (the log fails closed) until it is reopened.
-// An acknowledged event is never dropped.
+// [Log.Append] returns only after the event's bytes are fsync'd, a signed
+// checkpoint covering them is fsync'd, and that checkpoint is fsync'd as
+// the log's remembered head (see "The head file"), in that order: the head
+// is never ahead of what is durable, and an event is acknowledged only once
+// all three are. Concurrent appenders are batched by a single writer
+// goroutine (group commit): one write and one sync of each file per batch.
+// If any write or sync fails, the failing batch and every later append
+// return an error (the log fails closed) until it is reopened. An
+// acknowledged event is never dropped, and no byte of the log is ever
+// deleted.
 //
-// On [Open] the files are verified as [Verify] does. Bytes after the last
-// entry covered by the latest checkpoint were never acknowledged (a crash
-// mid-batch); they are truncated, and an event of type "audit.recover"
-// records how many bytes were dropped. Entries past the checkpoint are not
-// adopted, because doing so would let anyone who can write the file get
-// forged entries signed. A log that fails verification is refused unless
-// [Config.AllowUnverified] is set; see that field for what happens then.
+// # Opening: crash or rollback
+//
+// [Open] verifies the files as [VerifyLog] does, against the head and
+// against [Config.Anchors] (for ward, the checkpoint its witnesses cosigned,
+// DATA/witness/published). Two situations look alike in the files and are
+// told apart by the head:
+//
+//   - A crash: entries after the latest checkpoint that no checkpoint ever
+//     covered (a batch whose checkpoint was not yet durable), or a torn
+//     last record. The log's latest checkpoint is at or beyond the head.
+//     Nothing there was acknowledged. The tail is moved to
+//     "entries.tail-<unix nanos>" and "checkpoints.tail-<unix nanos>" in
+//     the log directory (copied and synced before the log is cut back), and
+//     an "audit.recover" event records how many entries and bytes were
+//     moved and where ([Log.Notice] says it in one line). Entries past the
+//     checkpoint are not adopted, because doing so would let anyone who can
+//     write the file get forged entries signed.
+//   - A rollback: the log is behind a checkpoint ward made durable (the
+//     head) or published (an anchor): its checkpoints file was cut back or
+//     replaced by an older copy, or both of its files were, or the log was
+//     deleted. Open refuses with an error wrapping [ErrRollback] that says
+//     what the log holds and what the checkpoint covers, and changes
+//     nothing. Ways out: restore the log's directory from a backup that
+//     holds at least what the head covers (Open then accepts it), or open
+//     with [Config.AllowUnverified], which keeps every entry, sets the
+//     evidence aside and records the override in the log.
+//
+// A log whose head is missing is refused the same way unless it never held
+// an entry (a crash while it was created): a log written before the head
+// file existed has none, and so does one whose history was rolled back
+// together with it. AllowUnverified adopts it.
+//
+// A log that fails verification otherwise is refused with an error
+// wrapping [ErrTampered] or [ErrCorrupt], unless [Config.AllowUnverified];
+// see that field for what happens then.
 //
 // # Files
 //
@@ -34,6 +65,11 @@
 //	entries       the entries, append-only
 //	checkpoints   every signed checkpoint, one record per committed batch, append-only
 //	lock          held with flock(2) while a Log is open
+//	entries.tail-N, checkpoints.tail-N              unacknowledged tails moved aside by Open
+//	entries.unverified-N, checkpoints.unverified-N  evidence set aside by an AllowUnverified open
+//
+// and next to it, outside it, the head file (by default the directory's
+// path plus ".head"; ward uses DATA/audit.head).
 //
 // Both data files are sequences of frames. A frame is a 4-byte big-endian
 // unsigned length n (1 <= n <= [MaxEntryBytes] for entries, <= [MaxCheckpointBytes]
@@ -41,24 +77,53 @@
 //
 // An entry frame's bytes are the JSON encoding of one [Event], exactly as
 // encoding/json marshals the Event struct (fields in declaration order, no
-// insignificant whitespace). The leaf hash of entry i is
-// SHA-256(0x00 || bytes), per RFC 6962 section 2.1; the bytes hashed are the
-// frame's bytes, so a verifier needs no JSON canonicalisation. The "index"
-// member of entry i is i.
+// insignificant whitespace); no other encoding of the same event is
+// accepted. The leaf hash of entry i is SHA-256(0x00 || bytes), per RFC
+// 6962 section 2.1; the bytes hashed are the frame's bytes, so a verifier
+// needs no JSON canonicalisation. The "index" member of entry i is i.
+//
+// Entries of schema version 2 ("v":2, what this package writes) chain the
+// events of each session: an event with a "session" carries "seq", its
+// position among the session's events from 1, and, when seq > 1, "prev",
+// the log index of the session's previous event. Events without a session
+// carry neither. Version 1 entries (no chain) are still read.
+//
+// A session is sealed by an event of type "audit.seal" in its chain,
+// written by the log itself ([Log.Seal]; ward seals a session when it
+// ends): a statement, covered by the same checkpoint, that the chain
+// ending at it holds every event of the session logged so far. A later
+// event of a sealed session (the result of a call in flight when it
+// ended) is followed, in the same batch, by a new seal, so under every
+// checkpoint a sealed session's chain ends in a seal. Types beginning with
+// "audit." are the log's own; [Log.Append] refuses them.
+//
+// For example, entries 7 to 9 of a log where session "k3v" sealed:
+//
+//	{"v":2,"index":7,"seq":4,"prev":5,"time":"…","type":"session.end","actor":"alice","session":"k3v",…}
+//	{"v":2,"index":8,"time":"…","type":"policy.reload","actor":"ward","data":{"policies":3}}
+//	{"v":2,"index":9,"seq":5,"prev":7,"time":"…","type":"audit.seal","actor":"ward","session":"k3v"}
 //
 // A checkpoint frame's bytes are a signed note (golang.org/x/mod/sumdb/note)
 // whose text is a C2SP tlog-checkpoint with no extension lines:
 //
 //	<origin>\n
-//	<tree size, decimal>\n
+//	<tree size, decimal, no leading zeroes>\n
 //	<root hash, standard base64>\n
 //
-// followed by a blank line and one or more signature lines
-// ("— <key name> <base64(key hash || Ed25519 signature)>\n"). The root of the
-// empty tree is SHA-256 of the empty string. A fresh log starts with a
-// checkpoint of size 0. Tree sizes never decrease from one record to the next.
-// The last complete record is the latest checkpoint; a final record cut short
-// by a crash was never acknowledged and is ignored.
+// followed by a blank line and the log's signature line
+// ("— <key name> <base64(key hash || Ed25519 signature)>\n"), alone. The
+// root of the empty tree is SHA-256 of the empty string. A fresh log
+// starts with a checkpoint of size 0. Tree sizes never decrease from one
+// record to the next. The last complete record is the latest checkpoint.
+//
+// Every value has one encoding, and a reader accepts no other: base64 is
+// standard, padded and canonical (no set padding bits, no line breaks),
+// decimals have no sign or leading zero, a note has no signature line
+// twice and no second signature by the log's key, and the log's signature
+// comes first. Checkpoints from outside the files (anchors, bundles) may
+// carry witness cosignatures after it, each in its one encoding. A note
+// verifier key ("name+hash+base64", DATA/keys/audit.pub) is read only with
+// its hash as eight lower-case hex digits ([ParseVerifierKey]).
 //
 // For example, the latest checkpoint of a log with origin "ward.local/audit"
 // and two entries reads:
@@ -71,14 +136,93 @@
 //
 // To verify a log by hand: check the latest checkpoint's signature and origin,
 // hash the first <tree size> entry frames as leaves, compute the RFC 6962 tree
-// head over them and compare it with the checkpoint's root hash.
+// head over them and compare it with the checkpoint's root hash; then check
+// that the log extends the checkpoints you hold from elsewhere (its root at
+// their size is theirs).
+//
+// # The head file
+//
+// The head file holds the latest checkpoint the log made durable, in two
+// slots of 4096 bytes written in turn, so that a torn write leaves the
+// other intact. A slot is:
+//
+//	"ward-audit-head\n"   16 bytes
+//	write number          8 bytes, big-endian; 1, 2, 3, …; write k goes to slot k mod 2
+//	n                     4 bytes, big-endian
+//	checkpoint            n bytes, a checkpoint record exactly as in the checkpoints file
+//	SHA-256               32 bytes, of everything above
+//	zeros                 to the end of the slot
+//
+// The head is the valid slot with the higher write number; a slot whose
+// sum does not match was torn and is ignored; a slot whose checkpoint is
+// not signed by the log's key, or whose write number is in the other
+// slot's place, makes the file unusable. It is written with fdatasync after
+// the checkpoints file is synced, and lives outside the log's directory so
+// that restoring or replacing that directory (both files consistently)
+// does not restore it. It is a file rather than a row in ward's SQLite
+// store because it must be durable before an append is acknowledged (one
+// fdatasync of a page costs less than a database commit), because this
+// package needs no store, and because an offline verifier reads it
+// without one.
+//
+// # Forensic bundles
+//
+// A [Bundle] (format "ward-audit-bundle/v2") is JSON:
+//
+//	{
+//	  "format": "ward-audit-bundle/v2",
+//	  "origin": "<the log's origin, the name of its key>",
+//	  "log_key": "<note verifier key; informative: verifiers pin their own>",
+//	  "receipt_key": "<PEM public key of receipts, or empty>",
+//	  "checkpoint": "<one signed checkpoint, possibly cosigned>",
+//	  "sessions": ["<the session exported>", "<sessions delegated from it>", …],
+//	  "events": [{"index": N, "entry": "<base64 of the entry's exact bytes>",
+//	              "proof": "<C2SP tlog-proof of entry N under the checkpoint>"}, …]
+//	}
+//
+// It holds every event, under the checkpoint, of every session it lists,
+// in ascending index order, each once. A tlog-proof is
+//
+//	c2sp.org/tlog-proof@v1\n
+//	index <N>\n
+//	<hash, standard base64>\n      (the RFC 6962 audit path, at most 64 lines)
+//	\n
+//	<the checkpoint>
+//
+// (an "extra <base64>" line after the header is valid C2SP but not in a
+// ward bundle). [VerifyBundleWith] reads the JSON strictly (one value, no
+// duplicate or unknown members, names matched case-sensitively, valid
+// UTF-8) and checks, against a key the caller pins: the origin is the key's
+// name and log_key, if present, is that key; the checkpoint is signed by
+// it; every proof names its event's index, ends with the same checkpoint
+// and proves inclusion; every event belongs to a listed session; and each
+// session's events form its chain from seq 1 with no gap (a gap is named:
+// the next event's seq and prev give the missing events' numbers and the
+// log index of the last of them) and end in its seal. A session without
+// its seal under the checkpoint (still open then) is not proven complete
+// and is refused unless [BundleCheck.AllowUnsealed].
 //
 // # Limits of local evidence
 //
 // Signed checkpoints make alterations of the files detectable, and the
-// checkpoint history narrows where an alteration is. They cannot, on their
-// own, detect someone who holds the signing key, or who removes the newest
-// entries together with the newest checkpoint records. That is the job of
-// witnesses and exported proofs, which build on the leaf hashes this format
-// lets anyone recompute.
+// checkpoint history narrows where an alteration is: entries up to the
+// largest checkpoint that still matches are intact, and the first altered
+// or removed entry lies below the smallest that does not. A verifier that
+// holds older checkpoints, or a copy of the checkpoints file, narrows it
+// further (VerifyConfig.Anchors). When the checkpoints themselves were
+// re-signed, only such outside checkpoints can say which entry went.
+//
+// The head defeats rolling back the log's two files, together or one at a
+// time, but it is in the same data directory: whoever can rewrite the whole
+// directory (head included) and holds no witness can roll everything back
+// consistently. Witnesses, which cosign only consistent extensions of what
+// they cosigned before, and checkpoints a verifier keeps (ward audit verify
+// --checkpoint) defeat that; so does a key verifiers pin instead of
+// reading it from the directory. Nothing local defeats the holder of the
+// signing key.
+//
+// A seal proves completeness up to itself: if late events and their new
+// seal are cut from a bundle together, it still proves the session complete
+// up to the earlier seal. The bundle's report names the index of the seal
+// it ends at; compare it with a fresh export from the log.
 package audit

@@ -3,17 +3,13 @@ package audit
 import (
 	"bufio"
 	"bytes"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strconv"
+	"maps"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -31,15 +27,21 @@ const (
 	checkpointsName = "checkpoints"
 	lockName        = "lock"
 
-	// schemaVersion is the only Event.V this package writes and accepts.
-	schemaVersion = 1
+	// schemaVersion is the Event.V this package writes. Version 1 entries
+	// (no session chain) are still read.
+	schemaVersion = 2
 
+	// typePrefix starts the types of the log's own events; Append refuses
+	// them from callers.
+	typePrefix = "audit."
 	// typeUnverifiedOpen is the type of the event recorded when a log that
 	// failed verification is opened with AllowUnverified.
 	typeUnverifiedOpen = "audit.unverified-open"
-	// typeRecover is the type of the event recorded when Open truncated
-	// unacknowledged bytes.
+	// typeRecover is the type of the event recorded when Open moved an
+	// unacknowledged tail aside.
 	typeRecover = "audit.recover"
+	// typeSeal is the type of a session's seal (see Log.Seal).
+	typeSeal = "audit.seal"
 
 	// maxReported bounds how many per-entry problems a VerifyError lists.
 	maxReported = 5
@@ -51,6 +53,13 @@ var (
 	// validly signed for the origin. A server should treat the log as
 	// untrustworthy and alert; it is not a transient condition.
 	ErrTampered = errors.New("audit log tampered")
+	// ErrRollback means the log is behind a checkpoint it made durable and
+	// published (ward's remembered head, or a checkpoint given to verify
+	// against): it was rolled back, cut back, or replaced by an older copy.
+	// Errors that match it also match ErrTampered. A server must not start
+	// on it: restoring the log from a backup, or an explicit and recorded
+	// override, are the ways out.
+	ErrRollback = errors.New("audit log rolled back")
 	// ErrCorrupt means a file's framing cannot be parsed within the part
 	// covered by a checkpoint.
 	ErrCorrupt = errors.New("audit log corrupt")
@@ -92,20 +101,23 @@ func rootOf(r *compact.Range) []byte {
 	return root
 }
 
-// VerifyError describes why a log failed verification. It wraps ErrTampered,
-// ErrCorrupt or both.
+// VerifyError describes why a log failed verification. It wraps
+// ErrTampered, ErrCorrupt, ErrRollback (with ErrTampered) or several.
 type VerifyError struct {
 	// First is the lowest entry position implicated, or -1 if none is known.
 	First int64
 	// Problems lists what was found, each saying where.
 	Problems []string
 
-	tampered, corrupt bool
+	tampered, corrupt, rollback bool
 }
 
 func (e *VerifyError) Error() string {
 	kind := ErrTampered.Error()
-	if e.corrupt && !e.tampered {
+	switch {
+	case e.rollback && !e.tampered:
+		kind = ErrRollback.Error()
+	case e.corrupt && !e.tampered && !e.rollback:
 		kind = ErrCorrupt.Error()
 	}
 	return kind + ": " + strings.Join(e.Problems, "; ")
@@ -114,8 +126,11 @@ func (e *VerifyError) Error() string {
 // Unwrap returns the sentinels the error matches.
 func (e *VerifyError) Unwrap() []error {
 	var errs []error
-	if e.tampered {
+	if e.tampered || e.rollback {
 		errs = append(errs, ErrTampered)
+	}
+	if e.rollback {
+		errs = append(errs, ErrRollback)
 	}
 	if e.corrupt {
 		errs = append(errs, ErrCorrupt)
@@ -123,11 +138,22 @@ func (e *VerifyError) Unwrap() []error {
 	return errs
 }
 
-func (e *VerifyError) add(pos int64, corrupt bool, format string, args ...any) {
+type problemKind int
+
+const (
+	tampered problemKind = iota
+	corrupt
+	rolledBack
+)
+
+func (e *VerifyError) add(pos int64, kind problemKind, format string, args ...any) {
 	e.Problems = append(e.Problems, fmt.Sprintf(format, args...))
-	if corrupt {
+	switch kind {
+	case corrupt:
 		e.corrupt = true
-	} else {
+	case rolledBack:
+		e.rollback = true
+	default:
 		e.tampered = true
 	}
 	if pos >= 0 && (e.First < 0 || pos < e.First) {
@@ -143,73 +169,50 @@ type Report struct {
 	Root []byte
 	// Checkpoint is the latest signed checkpoint note.
 	Checkpoint []byte
-	// TailBytes counts bytes after the checkpointed entries (a crash
-	// mid-write, or bytes nobody signed). They are not verified; Open
-	// truncates them.
-	TailBytes int64
+	// TailBytes counts bytes after the checkpointed entries, and
+	// TailEntries the complete entries among them: a batch a running node
+	// has not checkpointed yet, a crash mid-batch, or entries nobody signed.
+	// They are not verified; Open moves them aside.
+	TailBytes   int64
+	TailEntries uint64
+	// HeadFound says whether ward's remembered head was there to check
+	// against; Head is its tree size.
+	HeadFound bool
+	Head      uint64
+	// Anchors lists the checkpoints from outside the log files (the head,
+	// checkpoints given to verify against) that the log was found to extend.
+	Anchors []Anchor
 	// Anomalies lists entry problems that predate an "audit.unverified-open"
 	// event, i.e. that ward knowingly accepted when a log was opened with
 	// AllowUnverified.
 	Anomalies []string
 }
 
-// checkpoint is one parsed, signature-checked checkpoint record.
+// Anchor is a checkpoint from outside the log files that a log extends.
+type Anchor struct {
+	Source string
+	Size   uint64
+}
+
+// checkpoint is one parsed, signature-checked checkpoint.
 type checkpoint struct {
-	rec     int // record number in the checkpoints file, from 0
-	size    uint64
-	root    []byte
-	signed  []byte
-	checked bool // root compared with the entries
-	matched bool
+	source   string // where it is, for messages
+	file     string // for an anchor, the file it is in
+	unusable bool   // an anchor file that holds no usable checkpoint
+	rec      int    // record number in the checkpoints file, or -1 for one from outside it
+	size     uint64
+	root     []byte
+	signed   []byte
+	checked  bool // the log holds size entries, and their root was compared
+	matched  bool
 }
 
-// checkpointText is the C2SP tlog-checkpoint body.
-func checkpointText(origin string, size uint64, root []byte) string {
-	return origin + "\n" + strconv.FormatUint(size, 10) + "\n" + base64.StdEncoding.EncodeToString(root) + "\n"
+func (c *checkpoint) failing(entries uint64) bool {
+	return c.size > entries || (c.checked && !c.matched)
 }
 
-// parseCheckpoint strictly parses a checkpoint body written by this package.
-func parseCheckpoint(text, origin string) (size uint64, root []byte, err error) {
-	lines := strings.SplitAfter(text, "\n")
-	if len(lines) != 4 || lines[3] != "" {
-		return 0, nil, errors.New("checkpoint must have exactly three lines")
-	}
-	if got := strings.TrimSuffix(lines[0], "\n"); got != origin {
-		return 0, nil, fmt.Errorf("origin %q, want %q", got, origin)
-	}
-	s := strings.TrimSuffix(lines[1], "\n")
-	if s == "" || len(s) > 20 || (len(s) > 1 && s[0] == '0') {
-		return 0, nil, errors.New("malformed tree size")
-	}
-	size, err = strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return 0, nil, errors.New("malformed tree size")
-	}
-	r := strings.TrimSuffix(lines[2], "\n")
-	root, err = base64.StdEncoding.Strict().DecodeString(r)
-	if err != nil || len(root) != hasher.Size() || base64.StdEncoding.EncodeToString(root) != r {
-		return 0, nil, errors.New("malformed root hash")
-	}
-	return size, root, nil
-}
-
-// openCheckpoint verifies a signed checkpoint note and parses its body.
-func openCheckpoint(signed []byte, v note.Verifier, origin string) (uint64, []byte, error) {
-	n, err := note.Open(signed, note.VerifierList(v))
-	if err != nil {
-		var unv *note.UnverifiedNoteError
-		if errors.As(err, &unv) {
-			return 0, nil, errors.New("not signed by the log key")
-		}
-		return 0, nil, fmt.Errorf("signature: %v", err)
-	}
-	return parseCheckpoint(n.Text, origin)
-}
-
-// decodeEntry strictly decodes an entry: known fields only, a single JSON
-// value, supported schema version, and bytes identical to what Append
-// writes for the decoded event.
-func decodeEntry(b []byte) (Event, error) {
+// Event is the JSON form of every entry; see the package documentation.
+func decodeCanonical(b []byte) (Event, error) {
 	var e Event
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -219,12 +222,38 @@ func decodeEntry(b []byte) (Event, error) {
 	if dec.InputOffset() != int64(len(b)) {
 		return Event{}, errors.New("parse: trailing data")
 	}
-	if e.V != schemaVersion {
-		return Event{}, fmt.Errorf("unsupported schema version %d", e.V)
-	}
 	again, err := json.Marshal(e)
 	if err != nil || !bytes.Equal(again, b) {
 		return Event{}, errors.New("not in canonical encoding")
+	}
+	return e, nil
+}
+
+// decodeEntry strictly decodes an entry: known fields only, a single JSON
+// value, bytes identical to what Append writes for the decoded event, a
+// supported schema version, and chain fields as that version has them.
+func decodeEntry(b []byte) (Event, error) {
+	e, err := decodeCanonical(b)
+	if err != nil {
+		return Event{}, err
+	}
+	switch {
+	case e.V == 1:
+		if e.Seq != 0 || e.Prev != nil {
+			return Event{}, errors.New("schema version 1 has no seq or prev")
+		}
+	case e.V != schemaVersion:
+		return Event{}, fmt.Errorf("unsupported schema version %d", e.V)
+	case e.Session == "":
+		if e.Seq != 0 || e.Prev != nil {
+			return Event{}, errors.New("seq or prev without a session")
+		}
+	case e.Seq == 0:
+		return Event{}, errors.New("session event without seq")
+	case (e.Seq > 1) != (e.Prev != nil):
+		return Event{}, errors.New("prev must be present exactly when seq > 1")
+	case e.Prev != nil && *e.Prev >= e.Index:
+		return Event{}, fmt.Errorf("prev %d is not before the entry", *e.Prev)
 	}
 	return e, nil
 }
@@ -234,9 +263,19 @@ func appendFrame(dst, b []byte) []byte {
 	return append(dst, b...)
 }
 
+// chain is what the log knows of one session: how many events it has, the
+// index of the latest, and whether it is sealed.
+type chain struct {
+	seq      uint64
+	last     uint64
+	sealed   bool
+	lastSeal bool // the latest event is a seal
+}
+
 // scan is what reading a log directory found.
 type scan struct {
 	cps      []*checkpoint // validly signed records, in file order
+	anchors  []*checkpoint // checkpoints from outside the files: the head first, if any
 	cpEnd    int64         // offset after the last complete checkpoint record
 	cpSize   int64         // checkpoints file size
 	cpFrames int           // complete checkpoint records, valid or not
@@ -249,16 +288,24 @@ type scan struct {
 	all      *compact.Range // tree over all complete entries
 	tree     tree           // every complete subtree of all complete entries
 
+	chains         map[string]chain // sessions over all complete entries
+	chainsAtLatest map[string]chain // sessions over the first latest.size entries
+
 	v *VerifyError
 	// entry problems, kept apart so those before an unverified-open event
 	// can be tolerated.
 	entryProblems []entryProblem
 	unverified    int64 // position of the last valid unverified-open event, or -1
+	shift         int64 // index field minus position of the last entry decoded
 }
 
 type entryProblem struct {
 	pos int64
 	msg string
+}
+
+func newScan() *scan {
+	return &scan{v: &VerifyError{First: -1}, unverified: -1, chains: map[string]chain{}}
 }
 
 func (s *scan) entries() uint64 { return uint64(len(s.offsets) - 1) }
@@ -270,6 +317,13 @@ func (s *scan) latest() *checkpoint {
 	return s.cps[len(s.cps)-1]
 }
 
+func (s *scan) latestSize() uint64 {
+	if l := s.latest(); l != nil {
+		return l.size
+	}
+	return 0
+}
+
 // fresh reports whether the files hold nothing that was ever acknowledged:
 // no entry bytes at all, and at most a torn first checkpoint record (a crash
 // while the log was being created). Anything else, however damaged, goes
@@ -277,6 +331,12 @@ func (s *scan) latest() *checkpoint {
 // silently wiped.
 func (s *scan) fresh() bool {
 	return s.entSize == 0 && s.cpFrames == 0 && s.frameBad == "" && s.cpSize <= MaxCheckpointBytes+4
+}
+
+// empty reports whether the log never held an entry: no entry bytes, and
+// only valid checkpoints of size 0.
+func (s *scan) empty() bool {
+	return s.entSize == 0 && s.cpFrames == len(s.cps) && s.latestSize() == 0 && len(s.v.Problems) == 0
 }
 
 // readFrames calls fn for each complete frame in r. It stops at a torn
@@ -317,49 +377,59 @@ func readFrames(r io.Reader, size int64, max uint32, fn func(off int64, b []byte
 	}
 }
 
-// scanFiles reads both files. Its error is an I/O error; what the files
-// contain is judged by verdict.
-func scanFiles(ent, cps *os.File, v note.Verifier, origin string) (*scan, error) {
-	est, err := ent.Stat()
-	if err != nil {
-		return nil, err
-	}
-	cst, err := cps.Stat()
-	if err != nil {
-		return nil, err
-	}
-	return scanLog(ent, est.Size(), cps, cst.Size(), v, origin)
-}
-
-// scanLog reads the entries and checkpoints contents.
-func scanLog(ent io.ReaderAt, entSize int64, cps io.ReaderAt, cpSize int64, v note.Verifier, origin string) (*scan, error) {
-	s := &scan{v: &VerifyError{First: -1}, unverified: -1}
+// readCheckpoints reads the checkpoints file's contents.
+func (s *scan) readCheckpoints(cps io.ReaderAt, cpSize int64, v note.Verifier, origin string) error {
 	s.cpSize = cpSize
-	end, bad, err := readFrames(io.NewSectionReader(cps, 0, s.cpSize), s.cpSize, MaxCheckpointBytes, func(_ int64, b []byte) error {
+	// Runs of records with the same problem (every record re-signed by
+	// another key, say) are reported once.
+	runFrom, runTo, runMsg := 0, -1, ""
+	flush := func() {
+		switch {
+		case runTo < 0:
+		case runTo == runFrom:
+			s.v.add(-1, tampered, "checkpoint record %d: %s", runFrom, runMsg)
+		default:
+			s.v.add(-1, tampered, "checkpoint records %d..%d: %s", runFrom, runTo, runMsg)
+		}
+		runTo = -1
+	}
+	end, bad, err := readFrames(io.NewSectionReader(cps, 0, cpSize), cpSize, MaxCheckpointBytes, func(_ int64, b []byte) error {
 		rec := s.cpFrames
 		s.cpFrames++
 		size, root, err := openCheckpoint(b, v, origin)
 		if err != nil {
-			s.v.add(-1, false, "checkpoint record %d: %v", rec, err)
+			if runTo == rec-1 && runMsg == err.Error() {
+				runTo = rec
+			} else {
+				flush()
+				runFrom, runTo, runMsg = rec, rec, err.Error()
+			}
 			return nil
 		}
+		flush()
 		if l := s.latest(); l != nil && size < l.size {
-			s.v.add(int64(size), false, "checkpoint record %d: tree size %d smaller than %d in record %d (rolled back?)", rec, size, l.size, l.rec)
+			s.v.add(int64(size), tampered, "checkpoint record %d: tree size %d smaller than %d in record %d (rolled back?)", rec, size, l.size, l.rec)
 			return nil
 		}
-		s.cps = append(s.cps, &checkpoint{rec: rec, size: size, root: root, signed: bytes.Clone(b)})
+		s.cps = append(s.cps, &checkpoint{source: fmt.Sprintf("checkpoint record %d", rec), rec: rec, size: size, root: root, signed: bytes.Clone(b)})
 		return nil
 	})
+	flush()
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", checkpointsName, err)
+		return fmt.Errorf("read %s: %w", checkpointsName, err)
 	}
 	s.cpEnd = end
 	if bad != "" {
-		s.v.add(-1, true, "checkpoints: %s", bad)
+		s.v.add(-1, corrupt, "checkpoints: %s", bad)
 	}
+	return nil
+}
 
-	bySize := make(map[uint64][]*checkpoint, len(s.cps))
-	for _, c := range s.cps {
+// readEntries reads the entries file's contents, comparing the roots at
+// every size a checkpoint (in the file or an anchor) covers.
+func (s *scan) readEntries(ent io.ReaderAt, entSize int64) error {
+	bySize := map[uint64][]*checkpoint{}
+	for _, c := range append(s.cps[:len(s.cps):len(s.cps)], s.anchors...) {
 		bySize[c.size] = append(bySize[c.size], c)
 	}
 	check := func(size uint64, r *compact.Range) {
@@ -373,19 +443,17 @@ func scanLog(ent io.ReaderAt, entSize int64, cps io.ReaderAt, cpSize int64, v no
 			c.matched = bytes.Equal(root, c.root)
 		}
 	}
-	latestSize := uint64(0)
-	if l := s.latest(); l != nil {
-		latestSize = l.size
-	}
+	latestSize := s.latestSize()
 
 	s.entSize = entSize
 	s.all = newRange()
-	s.offsets = append(s.offsets, 0)
+	s.offsets = append(s.offsets[:0], 0)
 	check(0, s.all)
 	if latestSize == 0 {
 		s.atLatest = newRange()
+		s.chainsAtLatest = map[string]chain{}
 	}
-	end, bad, err = readFrames(io.NewSectionReader(ent, 0, s.entSize), s.entSize, MaxEntryBytes, func(off int64, b []byte) error {
+	_, bad, err := readFrames(io.NewSectionReader(ent, 0, entSize), entSize, MaxEntryBytes, func(off int64, b []byte) error {
 		i := int64(len(s.offsets) - 1)
 		leaf := hasher.HashLeaf(b)
 		if err := s.all.Append(leaf, nil); err != nil {
@@ -393,60 +461,128 @@ func scanLog(ent io.ReaderAt, entSize int64, cps io.ReaderAt, cpSize int64, v no
 		}
 		s.tree.append(leaf)
 		s.offsets = append(s.offsets, off+4+int64(len(b)))
+		s.checkEntry(i, b)
 		n := uint64(i + 1)
 		check(n, s.all)
 		if n == latestSize {
 			s.atLatest = cloneRange(s.all)
-		}
-		e, err := decodeEntry(b)
-		switch {
-		case err != nil:
-			s.entryProblems = append(s.entryProblems, entryProblem{i, fmt.Sprintf("entry %d: %v", i, err)})
-		case e.Index != uint64(i):
-			s.entryProblems = append(s.entryProblems, entryProblem{i, fmt.Sprintf("entry %d: index field says %d (reordered or removed?)", i, e.Index)})
-		case e.Type == typeUnverifiedOpen:
-			s.unverified = i
+			s.chainsAtLatest = maps.Clone(s.chains)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", entriesName, err)
+		return fmt.Errorf("read %s: %w", entriesName, err)
 	}
 	if bad != "" {
 		s.frameBad = fmt.Sprintf("entry %d: %s", len(s.offsets)-1, bad)
 	}
+	return nil
+}
+
+// checkEntry decodes entry i and checks its index and session chain
+// fields, recording problems and following the chain.
+func (s *scan) checkEntry(i int64, b []byte) {
+	problem := func(format string, args ...any) {
+		s.entryProblems = append(s.entryProblems, entryProblem{i, fmt.Sprintf("entry %d: ", i) + fmt.Sprintf(format, args...)})
+	}
+	e, err := decodeEntry(b)
+	if err != nil {
+		problem("%v", err)
+		return
+	}
+	// Report where the offset between position and index field changes,
+	// not every entry a removal shifted.
+	shift := int64(e.Index) - i
+	switch k := shift - max(s.shift, 0); {
+	case shift == 0 || shift == s.shift:
+	case k == 1:
+		problem("index field says %d: entry %d was removed, or entries reordered", e.Index, e.Index-1)
+	case k > 1:
+		problem("index field says %d: entries %d..%d were removed, or entries reordered", e.Index, int64(e.Index)-k, e.Index-1)
+	default:
+		problem("index field says %d: an entry was inserted or duplicated before it, or entries reordered", e.Index)
+	}
+	s.shift = shift
+	if e.Type == typeUnverifiedOpen && shift == 0 {
+		s.unverified = i
+	}
+	if e.Session == "" {
+		if e.Type == typeSeal {
+			problem("a seal without a session")
+		}
+		return
+	}
+	c := s.chains[e.Session]
+	next := c.seq + 1
+	if e.V >= 2 {
+		prevOK := (c.seq == 0 && e.Prev == nil) || (c.seq > 0 && e.Prev != nil && *e.Prev == c.last)
+		switch {
+		case e.Seq == next && prevOK:
+		case e.Seq > next && c.seq == 0:
+			problem("session %q's event %d is the first of it in the log: its events 1..%d are missing, the last of them log index %d", e.Session, e.Seq, e.Seq-1, *e.Prev)
+		case e.Seq > next:
+			problem("session %q's event %d follows its event %d (log index %d): its events %d..%d are missing, the last of them log index %d", e.Session, e.Seq, c.seq, c.last, next, e.Seq-1, *e.Prev)
+		default:
+			prev := "none"
+			if e.Prev != nil {
+				prev = fmt.Sprint(*e.Prev)
+			}
+			problem("session %q's chain: seq %d, prev %s, but its previous event in the log is %d at log index %d (reordered or duplicated?)", e.Session, e.Seq, prev, c.seq, c.last)
+		}
+		next = max(next, e.Seq)
+	}
+	c.seq, c.last = next, uint64(i)
+	c.lastSeal = e.Type == typeSeal
+	c.sealed = c.sealed || c.lastSeal
+	s.chains[e.Session] = c
+}
+
+// scanLog reads a log's contents, anchors given, in memory.
+func scanLog(ent io.ReaderAt, entSize int64, cps io.ReaderAt, cpSize int64, v note.Verifier, origin string, anchors ...*checkpoint) (*scan, error) {
+	s := newScan()
+	s.anchors = anchors
+	if err := s.readCheckpoints(cps, cpSize, v, origin); err != nil {
+		return nil, err
+	}
+	if err := s.readEntries(ent, entSize); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
-// verdict judges the scan against its latest checkpoint. It returns the
-// anomalies tolerated because of a later unverified-open event.
+// verdict judges the scan against its latest checkpoint and its anchors.
+// It returns the anomalies tolerated because of a later unverified-open
+// event.
 func (s *scan) verdict() (anomalies []string, err error) {
 	v := s.v
 	l := s.latest()
 	n := s.entries()
+	lsize := s.latestSize()
+	covered := lsize
+	for _, a := range s.anchors {
+		covered = max(covered, a.size)
+	}
 	if l == nil {
-		if s.fresh() {
-			v.add(-1, true, "no checkpoint")
-		} else {
-			v.add(0, false, "no validly signed checkpoint but %d entries (%d bytes)", n, s.entSize)
+		if s.fresh() && covered == 0 {
+			v.add(-1, corrupt, "no checkpoint")
+			return nil, v
 		}
-		return nil, v
-	}
-	if n < l.size {
-		if s.frameBad != "" {
-			v.add(int64(n), true, "%s", s.frameBad)
+		if n > 0 || s.entSize > 0 {
+			v.add(0, tampered, "no checkpoint in the checkpoints file is signed by the log key, but it has %d entries (%d bytes)", n, s.entSize)
 		}
-		v.add(int64(n), false, "tree size %d in checkpoint but %d entries in log (entry removed?)", l.size, n)
 	}
-	// Entry problems among checkpointed entries. Those before an
+	if n < covered && s.frameBad != "" {
+		v.add(int64(n), corrupt, "%s", s.frameBad)
+	}
+	// Entry problems among acknowledged entries. Those before an
 	// unverified-open event that is itself checkpointed were accepted then.
 	tolerateBelow := int64(-1)
-	if s.unverified >= 0 && uint64(s.unverified) < l.size {
+	if s.unverified >= 0 && uint64(s.unverified) < lsize {
 		tolerateBelow = s.unverified
 	}
 	reported := 0
 	for _, p := range s.entryProblems {
-		if uint64(p.pos) >= l.size {
+		if uint64(p.pos) >= covered {
 			break
 		}
 		if p.pos < tolerateBelow {
@@ -454,73 +590,95 @@ func (s *scan) verdict() (anomalies []string, err error) {
 			continue
 		}
 		if reported == maxReported {
-			v.add(-1, false, "more entry problems not listed")
+			v.add(-1, tampered, "more entry problems not listed")
 			break
 		}
 		reported++
-		v.add(p.pos, false, "%s", p.msg)
+		v.add(p.pos, tampered, "%s", p.msg)
 	}
-	// Roots. The latest checkpoint decides; the history narrows.
-	if l.checked && !l.matched {
-		msg := fmt.Sprintf("root hash mismatch at size %d: entries altered", l.size)
-		first := int64(0)
-		for i, c := range s.cps {
-			if c.checked && !c.matched {
-				prev := uint64(0)
-				for _, p := range s.cps[:i] {
-					if p.matched && p.size > prev {
-						prev = p.size
-					}
-				}
-				first = int64(prev)
-				msg += fmt.Sprintf("; first checkpoint that no longer matches is record %d (size %d), so the alteration is in entries %d..%d", c.rec, c.size, prev, c.size-1)
-				break
-			}
-		}
-		v.add(first, false, "%s", msg)
-	} else if l.checked {
-		for _, c := range s.cps {
-			if c.checked && !c.matched {
-				v.add(-1, false, "checkpoint record %d (size %d) no longer matches the log though the latest does (history rewritten?)", c.rec, c.size)
-				break
-			}
-		}
-	}
+	s.narrow(n, lsize)
 	if len(v.Problems) > 0 {
 		return anomalies, v
 	}
 	return anomalies, nil
 }
 
-// Verify checks the log in dir offline, without opening it for writing. It
-// checks every complete checkpoint record's signature (with v) and origin,
-// recomputes the RFC 6962 root over the entries at every checkpointed size,
-// and checks that each checkpointed entry parses and carries its position as
-// its index. The latest checkpoint must match; earlier ones narrow where an
-// alteration is. Errors are a *VerifyError wrapping ErrTampered or
-// ErrCorrupt and say where the problem is, or an I/O error.
-//
-// Verify may run while a Log is appending: a batch not yet checkpointed is
-// reported as Report.TailBytes.
-func Verify(dir string, v note.Verifier, origin string) (*Report, error) {
-	if v == nil {
-		return nil, errors.New("verify audit log: nil verifier")
+// narrow finds the smallest checkpoint (in the file or an anchor) that the
+// entries fail, the largest below it that they match, and says where the
+// damage is from the two: entries between them.
+func (s *scan) narrow(n, lsize uint64) {
+	all := append(s.cps[:len(s.cps):len(s.cps)], s.anchors...)
+	var bad *checkpoint
+	for _, c := range all {
+		if c.failing(n) && (bad == nil || c.size < bad.size) {
+			bad = c
+		}
 	}
-	ent, err := os.Open(filepath.Join(dir, entriesName))
-	if err != nil {
-		return nil, fmt.Errorf("verify audit log: %w", err)
+	if bad == nil {
+		// Every entry is where its checkpoints say; the file may still
+		// have fallen behind an anchor.
+		for _, a := range s.anchors {
+			if a.size > lsize {
+				s.v.add(int64(lsize), rolledBack, "the checkpoints file was rolled back: its latest record covers %d entries but %s covers %d; the entries it covers are all there and match it", lsize, a.source, a.size)
+				return
+			}
+		}
+		return
 	}
-	defer ent.Close()
-	cps, err := os.Open(filepath.Join(dir, checkpointsName))
-	if err != nil {
-		return nil, fmt.Errorf("verify audit log: %w", err)
+	var good *checkpoint
+	for _, c := range all {
+		if c.checked && c.matched && c.size < bad.size && (good == nil || c.size > good.size) {
+			good = c
+		}
 	}
-	defer cps.Close()
-	s, err := scanFiles(ent, cps, v, origin)
-	if err != nil {
-		return nil, fmt.Errorf("verify audit log: %w", err)
+	most := bad
+	for _, c := range all {
+		if c.size > most.size {
+			most = c
+		}
 	}
-	return s.report()
+	from := uint64(0)
+	if good != nil {
+		from = good.size
+	}
+	var msg strings.Builder
+	switch {
+	case bad.size > n && from == n:
+		// Every entry left matches; entries are gone from the end.
+		fmt.Fprintf(&msg, "the log holds %d entries but %s covers %d: %s removed", n, most.source, most.size, entryRange(n, most.size-1, "was", "were"))
+		if good != nil {
+			fmt.Fprintf(&msg, " (the %d left match %s)", n, good.source)
+		}
+	default:
+		if bad.size > n {
+			fmt.Fprintf(&msg, "the log holds %d entries but %s covers %d, so at least %d were removed", n, most.source, most.size, most.size-n)
+		} else {
+			fmt.Fprintf(&msg, "%s (tree size %d) does not match the entries", bad.source, bad.size)
+			if most.size > n {
+				fmt.Fprintf(&msg, ", and the log holds %d entries but %s covers %d, so at least %d were removed", n, most.source, most.size, most.size-n)
+			}
+		}
+		if good != nil {
+			fmt.Fprintf(&msg, "; %s (tree size %d) still matches", good.source, good.size)
+		}
+		if bad.size-from == 1 {
+			fmt.Fprintf(&msg, ": entry %d was altered or removed", from)
+		} else {
+			fmt.Fprintf(&msg, ": the first alteration or removal is in entries %d..%d", from, bad.size-1)
+		}
+	}
+	kind := tampered
+	if bad.rec < 0 && bad.size > lsize {
+		kind = rolledBack
+		msg.WriteString(" (the log is behind a checkpoint ward made durable: rolled back, cut back or replaced by an older copy)")
+	}
+	s.v.add(int64(from), kind, "%s", msg.String())
+	for _, c := range all {
+		if c.checked && c.matched && c.size > bad.size {
+			s.v.add(-1, tampered, "%s (tree size %d) matches the log though %s does not (history rewritten?)", c.source, c.size, bad.source)
+			break
+		}
+	}
 }
 
 // report judges a scan for Verify.
@@ -530,24 +688,24 @@ func (s *scan) report() (*Report, error) {
 		return nil, fmt.Errorf("verify audit log: %w", err)
 	}
 	l := s.latest()
-	return &Report{
-		Size:       l.size,
-		Root:       l.root,
-		Checkpoint: l.signed,
-		TailBytes:  s.entSize - s.offsets[l.size],
-		Anomalies:  anomalies,
-	}, nil
+	rep := &Report{
+		Size:        l.size,
+		Root:        l.root,
+		Checkpoint:  l.signed,
+		TailBytes:   s.entSize - s.offsets[l.size],
+		TailEntries: s.entries() - l.size,
+		Anomalies:   anomalies,
+	}
+	for _, a := range s.anchors {
+		rep.Anchors = append(rep.Anchors, Anchor{Source: a.source, Size: a.size})
+	}
+	return rep, nil
 }
 
-// validOrigin reports whether origin can be a checkpoint's first line.
-func validOrigin(origin string) bool {
-	if origin == "" || !utf8.ValidString(origin) {
-		return false
+// entryRange names entries a..b, with the verb for one or for several.
+func entryRange(a, b uint64, one, several string) string {
+	if a == b {
+		return fmt.Sprintf("entry %d %s", a, one)
 	}
-	for _, r := range origin {
-		if r < 0x20 || r == 0x7f {
-			return false
-		}
-	}
-	return true
+	return fmt.Sprintf("entries %d..%d %s", a, b, several)
 }

@@ -3,11 +3,19 @@ package audit
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/transparency-dev/merkle/proof"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // fuzzKey is a fixed test-only key so that saved corpus entries keep their
@@ -17,52 +25,86 @@ const (
 	fuzzVkey = "ward.test/audit+d1a2bb3f+AVQtURZuhFU+vW5qxaHthEAS5STfaBkeWYrch4AA+dFu"
 )
 
-// seedLog adds the files of small real logs, and damaged variants, to f.
-func seedLog(f *testing.F, k testKey) {
-	dir := f.TempDir()
+// fuzzLog builds a small real log with the fuzz key: three events of
+// sessions a and b, a sealed, and returns its files.
+func fuzzLog(f *testing.F) (dir string, ent, cps, head []byte) {
+	k := keyFrom(f, fuzzSkey, fuzzVkey)
+	dir = filepath.Join(f.TempDir(), "audit")
 	cfg := testConfig(dir, k)
 	cfg.Now = func() time.Time { return time.Unix(1767225600, 0) }
 	l, err := Open(cfg)
 	if err != nil {
 		f.Fatal(err)
 	}
-	fill(f, l, 3)
+	for i, s := range []string{"a", "b", "a"} {
+		e := testEvent(i)
+		e.Session = s
+		if _, err := l.Append(context.Background(), e); err != nil {
+			f.Fatal(err)
+		}
+	}
+	if _, err := l.Seal(context.Background(), "a"); err != nil {
+		f.Fatal(err)
+	}
 	l.Close()
-	ent := readFile(f, dir, entriesName)
-	cps := readFile(f, dir, checkpointsName)
-	f.Add(ent, cps)
-	f.Add(ent[:len(ent)-5], cps)
-	f.Add(ent, cps[:len(cps)-7])
-	f.Add(append(ent, 0, 0, 1), cps)
-	f.Add([]byte{}, []byte{})
-	f.Add([]byte{}, cps[:len(splitFrames(f, cps)[0])+4])
-	swapped := splitFrames(f, ent)
-	swapped[0], swapped[1] = swapped[1], swapped[0]
-	f.Add(joinFrames(swapped), cps)
+	head, err = os.ReadFile(DefaultHead(dir))
+	if err != nil {
+		f.Fatal(err)
+	}
+	return dir, readFile(f, dir, entriesName), readFile(f, dir, checkpointsName), head
 }
 
-// writeLog replaces the log in base/log. The fuzz body runs sequentially in
-// each worker process, so one directory per worker is reused: far cheaper
-// than a new temporary directory per input, which keeps minimisation fast.
-func writeLog(t *testing.T, base string, ent, cps []byte) string {
+// seedLog adds the files of a small real log, and damaged variants, to f.
+func seedLog(f *testing.F, withHead bool) {
+	_, ent, cps, head := fuzzLog(f)
+	add := func(ent, cps, h []byte) {
+		if withHead {
+			f.Add(ent, cps, h)
+		} else {
+			f.Add(ent, cps)
+		}
+	}
+	add(ent, cps, head)
+	add(ent, cps, nil)
+	add(ent[:len(ent)-5], cps, head)
+	add(ent, cps[:len(cps)-7], head)
+	add(append(bytes.Clone(ent), 0, 0, 1), cps, head)
+	add([]byte{}, []byte{}, nil)
+	add([]byte{}, []byte{}, head)
+	add([]byte{}, cps[:len(splitFrames(f, cps)[0])+4], nil)
+	recs := splitFrames(f, cps)
+	add(ent, joinFrames(recs[:3]), head)
+	swapped := splitFrames(f, ent)
+	swapped[0], swapped[1] = swapped[1], swapped[0]
+	add(joinFrames(swapped), cps, head)
+}
+
+// writeLog replaces the log in base/log and its head. The fuzz body runs
+// sequentially in each worker process, so one directory per worker is
+// reused: far cheaper than a new temporary directory per input.
+func writeLog(t *testing.T, base string, ent, cps, head []byte) string {
 	dir := filepath.Join(base, "log")
-	if err := os.RemoveAll(dir); err != nil {
+	if err := os.RemoveAll(base); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, dir, entriesName, ent)
 	writeFile(t, dir, checkpointsName, cps)
+	if len(head) > 0 {
+		writeFile(t, base, "log.head", head)
+	}
 	return dir
 }
 
 // FuzzVerify: Verify never panics, and never reports success unless the
-// latest checkpoint is validly signed and its root matches an independent
-// recomputation over the raw entry bytes.
+// latest checkpoint is validly signed, its root matches an independent
+// recomputation over the raw entry bytes, and every covered entry is in
+// its one encoding.
 func FuzzVerify(f *testing.F) {
 	k := keyFrom(f, fuzzSkey, fuzzVkey)
-	seedLog(f, k)
+	seedLog(f, false)
 	f.Fuzz(func(t *testing.T, ent, cps []byte) {
 		// In memory, through the same scan and verdict as Verify; the file
 		// handling of Verify is exercised by FuzzOpen and the unit tests.
@@ -85,27 +127,75 @@ func FuzzVerify(f *testing.F) {
 		if size != rep.Size {
 			t.Fatalf("Verify says size %d, checkpoint says %d", rep.Size, size)
 		}
+		for i, b := range splitFrames(t, ent)[:size] {
+			var e Event
+			if json.Unmarshal(b, &e) != nil || e.Index != uint64(i) {
+				t.Fatalf("entry %d verified but does not carry its index", i)
+			}
+			if again, _ := json.Marshal(e); !bytes.Equal(again, b) {
+				t.Fatalf("entry %d verified but is not in its one encoding", i)
+			}
+		}
 	})
 }
 
-// FuzzOpen: Open never panics; it opens only logs that verify
-// independently, keeping every checkpointed entry; and with AllowUnverified
-// it opens anything and leaves a log that verifies.
+// keptWhole checks that orig survives whole: as a prefix of the current
+// file, followed by the rest in one of the aside files.
+func keptWhole(t *testing.T, orig, now []byte, aside []string, dir string) {
+	t.Helper()
+	var rests [][]byte
+	for _, name := range aside {
+		rests = append(rests, readFile(t, dir, name))
+	}
+	for k := len(orig); k >= 0; k-- {
+		if !bytes.HasPrefix(now, orig[:k]) {
+			continue
+		}
+		if k == len(orig) {
+			return
+		}
+		for _, r := range rests {
+			if bytes.Equal(r, orig[k:]) || bytes.Equal(r, orig) {
+				return
+			}
+		}
+	}
+	for _, r := range rests {
+		if bytes.Equal(r, orig) {
+			return
+		}
+	}
+	t.Fatalf("bytes of the log were lost (%d bytes; now %d, aside %v)", len(orig), len(now), aside)
+}
+
+func asideFiles(t *testing.T, dir, prefix string) []string {
+	t.Helper()
+	des, _ := os.ReadDir(dir)
+	var out []string
+	for _, de := range des {
+		if strings.HasPrefix(de.Name(), prefix+".") {
+			out = append(out, de.Name())
+		}
+	}
+	return out
+}
+
+// FuzzOpen: Open never panics; a refusal changes nothing; it opens only
+// logs that verify independently and extend the head, keeping every
+// checkpointed entry; no byte of the files is ever lost (what is not kept
+// is moved aside); and with AllowUnverified it opens anything and leaves a
+// log that verifies.
 func FuzzOpen(f *testing.F) {
 	k := keyFrom(f, fuzzSkey, fuzzVkey)
-	seedLog(f, k)
+	seedLog(f, true)
 	base := f.TempDir()
-	f.Fuzz(func(t *testing.T, ent, cps []byte) {
-		dir := writeLog(t, base, ent, cps)
+	f.Fuzz(func(t *testing.T, ent, cps, head []byte) {
+		dir := writeLog(t, base, ent, cps, head)
 		cfg := testConfig(dir, k)
+		before := dirFiles(t, dir)
 		l, err := Open(cfg)
 		if err == nil {
-			if len(splitFrames(t, cps)) == 0 {
-				// Only a fresh log (nothing ever acknowledged) has no checkpoint.
-				if len(splitFrames(t, ent)) != 0 {
-					t.Fatal("Open accepted entries without a checkpoint")
-				}
-			} else {
+			if len(splitFrames(t, cps)) > 0 && len(splitFrames(t, ent)) > 0 {
 				size, ierr := independentCheck(t, ent, cps, k.verifier)
 				if ierr != nil {
 					t.Fatalf("Open succeeded but independent check fails: %v", ierr)
@@ -117,6 +207,11 @@ func FuzzOpen(f *testing.F) {
 				if n := len(joinFrames(splitFrames(t, ent)[:size])); string(got[:n]) != string(ent[:n]) {
 					t.Fatal("Open changed checkpointed entries")
 				}
+				if hs := parseHead(head, "h", k.verifier, testOrigin); hs.cp != nil && hs.cp.size > size {
+					t.Fatalf("Open accepted a log of %d entries behind its head of %d", size, hs.cp.size)
+				}
+			} else if len(splitFrames(t, ent)) > 0 {
+				t.Fatal("Open accepted entries without a checkpoint")
 			}
 			if _, err := l.Append(context.Background(), testEvent(0)); err != nil {
 				t.Fatal(err)
@@ -125,6 +220,9 @@ func FuzzOpen(f *testing.F) {
 		} else if !errors.Is(err, ErrTampered) && !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("open error of the wrong kind: %v", err)
 		} else {
+			if !equalMaps(before, dirFiles(t, dir)) {
+				t.Fatal("a refused Open changed the files")
+			}
 			cfg.AllowUnverified = true
 			l, err := Open(cfg)
 			if err != nil {
@@ -132,11 +230,279 @@ func FuzzOpen(f *testing.F) {
 			}
 			l.Close()
 		}
+		keptWhole(t, ent, readFile(t, dir, entriesName), asideFiles(t, dir, entriesName), dir)
+		keptWhole(t, cps, readFile(t, dir, checkpointsName), asideFiles(t, dir, checkpointsName), dir)
+		if len(head) > 0 && cfg.AllowUnverified {
+			if aside := asideFiles(t, base, "log.head"); len(aside) != 1 || !bytes.Equal(readFile(t, base, aside[0]), head) {
+				t.Fatalf("the head was not kept: %v", aside)
+			}
+		}
 		if _, err := Verify(dir, k.verifier, testOrigin); err != nil {
 			t.Fatalf("verify after open: %v", err)
 		}
-		if _, err := os.Stat(filepath.Join(dir, lockName)); err != nil {
+	})
+}
+
+// FuzzDecodeEntry: an entry is accepted only in its one encoding, with
+// chain fields as its version has them.
+func FuzzDecodeEntry(f *testing.F) {
+	_, ent, _, _ := fuzzLog(f)
+	for _, e := range splitFrames(f, ent) {
+		f.Add(e)
+	}
+	f.Add([]byte(`{"v":1,"index":3,"time":"2026-01-01T00:00:00Z","type":"x","session":"s"}`))
+	f.Add([]byte(`{"v":2,"index":3,"seq":2,"time":"2026-01-01T00:00:00Z","type":"x","session":"s"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := decodeEntry(b)
+		if err != nil {
+			return
+		}
+		if again, _ := json.Marshal(e); !bytes.Equal(again, b) {
+			t.Fatalf("accepted a second encoding:\n%s\n%s", b, again)
+		}
+		if (e.V == 1 || e.Session == "") && (e.Seq != 0 || e.Prev != nil) {
+			t.Fatal("chain fields where there is no chain")
+		}
+		if e.V == 2 && e.Session != "" && (e.Seq == 0 || (e.Seq > 1) != (e.Prev != nil) || (e.Prev != nil && *e.Prev >= e.Index)) {
+			t.Fatalf("bad chain fields accepted: %+v", e)
+		}
+	})
+}
+
+// FuzzParseTlogProof: arbitrary text never panics; what parses formats
+// back to the same text, byte for byte.
+func FuzzParseTlogProof(f *testing.F) {
+	f.Add(FormatTlogProof(3, [][]byte{make([]byte, 32), make([]byte, 32)}, "o\n1\nAAAA\n\n— o sig\n"))
+	f.Add("c2sp.org/tlog-proof@v1\nextra AAAA\nindex 0\n\ncp\n")
+	f.Add("c2sp.org/tlog-proof@v1\nindex 1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE=\n\ncp\n")
+	f.Add("c2sp.org/tlog-proof@v1\nextra AAA=\nindex 01\n\ncp\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		p, err := ParseTlogProof(text)
+		if err != nil {
+			return
+		}
+		if got := p.String(); got != text {
+			t.Fatalf("round trip changed the proof:\n%q\n%q", text, got)
+		}
+		for _, h := range p.Hashes {
+			if len(h) != 32 {
+				t.Fatal("a hash of the wrong size")
+			}
+		}
+		if len(p.Hashes) > 64 || p.Checkpoint == "" || (p.Extra != nil && len(p.Extra) == 0) {
+			t.Fatalf("accepted %+v", p)
+		}
+	})
+}
+
+// FuzzOpenCheckpoint: a checkpoint is accepted only if the note library
+// verifies it with the log key, its body reads independently as the same
+// size and root, and every signature line is in its one encoding; as the
+// log writes it, it carries the log's signature alone.
+func FuzzOpenCheckpoint(f *testing.F) {
+	k := keyFrom(f, fuzzSkey, fuzzVkey)
+	_, _, cps, _ := fuzzLog(f)
+	witness := newTestKey(f, "witness.test")
+	for _, rec := range splitFrames(f, cps) {
+		f.Add(rec)
+		n, _ := note.Open(rec, note.VerifierList(k.verifier))
+		cosigned, _ := note.Sign(&note.Note{Text: n.Text}, k.signer, witness.signer)
+		f.Add(cosigned)
+		f.Add(append(bytes.Clone(rec), rec[bytes.LastIndex(rec, []byte("\n\n"))+2:]...))
+	}
+	f.Fuzz(func(t *testing.T, signed []byte) {
+		size, root, err := openCosigned(signed, k.verifier, testOrigin)
+		if err != nil {
+			return
+		}
+		n, err := note.Open(signed, note.VerifierList(k.verifier))
+		if err != nil {
+			t.Fatalf("accepted what the note library refuses: %v", err)
+		}
+		lines := strings.Split(n.Text, "\n")
+		isize, err1 := strconv.ParseUint(lines[1], 10, 64)
+		iroot, err2 := base64.StdEncoding.DecodeString(lines[2])
+		if len(lines) != 4 || lines[0] != testOrigin || err1 != nil || err2 != nil || isize != size || !bytes.Equal(iroot, root) ||
+			strconv.FormatUint(isize, 10) != lines[1] || base64.StdEncoding.EncodeToString(iroot) != lines[2] {
+			t.Fatalf("body %q read as %d %x", n.Text, size, root)
+		}
+		sigs := strings.Split(strings.TrimSuffix(string(signed[len(n.Text)+1:]), "\n"), "\n")
+		for _, line := range sigs {
+			f := strings.Fields(line)
+			raw, err := base64.StdEncoding.DecodeString(f[2])
+			if err != nil || base64.StdEncoding.EncodeToString(raw) != f[2] {
+				t.Fatalf("signature line %q not in its one encoding", line)
+			}
+		}
+		if _, _, err := openCheckpoint(signed, k.verifier, testOrigin); (err == nil) != (len(sigs) == 1) {
+			t.Fatalf("own checkpoint with %d signatures: %v", len(sigs), err)
+		}
+	})
+}
+
+// FuzzParseHead: a head is read only from a slot that is its one encoding.
+func FuzzParseHead(f *testing.F) {
+	k := keyFrom(f, fuzzSkey, fuzzVkey)
+	_, _, _, head := fuzzLog(f)
+	f.Add(head)
+	f.Add(head[:headSlot])
+	f.Add(append(bytes.Clone(head[headSlot:]), head[:headSlot]...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h := parseHead(b, "h", k.verifier, testOrigin)
+		if h.cp == nil {
+			return
+		}
+		slot, err := encodeHeadSlot(h.seq, h.cp.signed)
+		if err != nil || !bytes.Equal(slot, b[int(h.seq%2)*headSlot:][:headSlot]) {
+			t.Fatal("read a head from a slot that is not in its one encoding")
+		}
+		if _, _, err := openCheckpoint(h.cp.signed, k.verifier, testOrigin); err != nil {
+			t.Fatalf("head holds a checkpoint the log would not accept: %v", err)
+		}
+	})
+}
+
+// FuzzParseVerifierKey: a key is read only in its one encoding.
+func FuzzParseVerifierKey(f *testing.F) {
+	f.Add(fuzzVkey)
+	f.Add(strings.Replace(fuzzVkey, "d1a2bb3f", "D1A2BB3F", 1))
+	f.Fuzz(func(t *testing.T, vkey string) {
+		v, err := ParseVerifierKey(vkey)
+		if err != nil {
+			return
+		}
+		name, rest, _ := strings.Cut(vkey, "+")
+		hash, key, _ := strings.Cut(rest, "+")
+		raw, err := base64.StdEncoding.DecodeString(key)
+		if err != nil || v.Name() != name || hash != strconv.FormatUint(uint64(v.KeyHash())|1<<32, 16)[1:] || base64.StdEncoding.EncodeToString(raw) != key {
+			t.Fatalf("accepted %q", vkey)
+		}
+	})
+}
+
+// independentBundle verifies a bundle with encoding/json, the note library
+// and the merkle library alone, and returns each session's chain ending.
+func independentBundle(t *testing.T, raw []byte, v note.Verifier) map[string]string {
+	t.Helper()
+	var b struct {
+		Origin     string
+		Checkpoint string
+		Sessions   []string
+		Events     []struct {
+			Index uint64
+			Entry string
+			Proof string
+		}
+	}
+	if err := json.Unmarshal(raw, &b); err != nil {
+		t.Fatalf("independent: %v", err)
+	}
+	n, err := note.Open([]byte(b.Checkpoint), note.VerifierList(v))
+	if err != nil {
+		t.Fatalf("independent: checkpoint: %v", err)
+	}
+	body := strings.Split(n.Text, "\n")
+	size, _ := strconv.ParseUint(body[1], 10, 64)
+	root, _ := base64.StdEncoding.DecodeString(body[2])
+	type link struct {
+		seq, index uint64
+		typ        string
+	}
+	last := map[string]link{}
+	for i, e := range b.Events {
+		if i > 0 && e.Index <= b.Events[i-1].Index {
+			t.Fatal("independent: events not ascending")
+		}
+		entry, err := base64.StdEncoding.DecodeString(e.Entry)
+		if err != nil || base64.StdEncoding.EncodeToString(entry) != e.Entry {
+			t.Fatal("independent: entry not in its one encoding")
+		}
+		lines := strings.Split(e.Proof, "\n")
+		if lines[1] != "index "+strconv.FormatUint(e.Index, 10) {
+			t.Fatal("independent: proof index")
+		}
+		var hashes [][]byte
+		j := 2
+		for ; lines[j] != ""; j++ {
+			h, _ := base64.StdEncoding.DecodeString(lines[j])
+			if base64.StdEncoding.EncodeToString(h) != lines[j] {
+				t.Fatal("independent: proof hash not in its one encoding")
+			}
+			hashes = append(hashes, h)
+		}
+		if strings.Join(lines[j+1:], "\n") != b.Checkpoint {
+			t.Fatal("independent: proof checkpoint")
+		}
+		if err := proof.VerifyInclusion(hasher, e.Index, size, hasher.HashLeaf(entry), hashes, root); err != nil {
+			t.Fatalf("independent: inclusion of %d: %v", e.Index, err)
+		}
+		var ev struct {
+			Index, Seq uint64
+			Prev       *uint64
+			Type       string
+			Session    string
+		}
+		json.Unmarshal(entry, &ev)
+		l := last[ev.Session]
+		if !slices.Contains(b.Sessions, ev.Session) || ev.Seq != l.seq+1 || (l.seq > 0 && *ev.Prev != l.index) {
+			t.Fatalf("independent: event %d breaks session %q's chain", e.Index, ev.Session)
+		}
+		last[ev.Session] = link{ev.Seq, ev.Index, ev.Type}
+	}
+	out := map[string]string{}
+	for _, s := range b.Sessions {
+		if last[s].seq == 0 {
+			t.Fatalf("independent: session %q has no events", s)
+		}
+		out[s] = last[s].typ
+	}
+	return out
+}
+
+// FuzzVerifyBundle: a bundle that verifies also verifies with the standard
+// libraries alone, as a complete chain for every session it lists, sealed
+// unless AllowUnsealed; its values are each in their one encoding; and
+// re-encoding it changes nothing that is proven.
+func FuzzVerifyBundle(f *testing.F) {
+	k := keyFrom(f, fuzzSkey, fuzzVkey)
+	dir, _, _, _ := fuzzLog(f)
+	for _, sessions := range [][]string{{"a"}, {"b"}, {"a", "b"}} {
+		b, err := Export(dir, ExportConfig{Verifier: k.verifier, Origin: testOrigin, LogKey: fuzzVkey, Sessions: sessions})
+		if err != nil {
+			f.Fatal(err)
+		}
+		raw, _ := json.MarshalIndent(b, "", "  ")
+		f.Add(raw, false)
+		f.Add(raw, true)
+		b.Events = b.Events[1:]
+		raw, _ = json.Marshal(b)
+		f.Add(raw, true)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, unsealed bool) {
+		rep, err := VerifyBundleWith(raw, BundleCheck{Verifier: k.verifier, AllowUnsealed: unsealed})
+		if err != nil {
+			return
+		}
+		ends := independentBundle(t, raw, k.verifier)
+		for _, s := range rep.Sessions {
+			if sealed := ends[s.ID] == typeSeal; sealed != s.Sealed || (!unsealed && !sealed) {
+				t.Fatalf("session %q: sealed %v, chain ends in %q", s.ID, s.Sealed, ends[s.ID])
+			}
+		}
+		var b Bundle
+		if err := json.Unmarshal(raw, &b); err != nil {
 			t.Fatal(err)
+		}
+		for _, be := range b.Events {
+			p, err := ParseTlogProof(be.Proof)
+			if err != nil || p.String() != be.Proof {
+				t.Fatal("a proof not in its one encoding")
+			}
+		}
+		again, _ := json.Marshal(b)
+		rep2, err := VerifyBundleWith(again, BundleCheck{Verifier: k.verifier, AllowUnsealed: unsealed})
+		if err != nil || rep2.TreeSize != rep.TreeSize || len(rep2.Events) != len(rep.Events) || !bytes.Equal(rep2.Checkpoint, rep.Checkpoint) {
+			t.Fatalf("re-encoded bundle: %v", err)
 		}
 	})
 }

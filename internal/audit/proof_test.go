@@ -59,7 +59,7 @@ func TestProofsVerifyWithStandardLibraries(t *testing.T) {
 		if err := proof.VerifyInclusion(h, i, size, h.HashLeaf(p.Entry), p.Hashes, root); err != nil {
 			t.Fatalf("event %d: %v", i, err)
 		}
-		forged := bytes.Replace(p.Entry, []byte(`"v":1`), []byte(`"v":2`), 1)
+		forged := bytes.Replace(p.Entry, []byte(`"v":2`), []byte(`"v":3`), 1)
 		if err := proof.VerifyInclusion(h, i, size, h.HashLeaf(forged), p.Hashes, root); err == nil {
 			t.Fatalf("event %d: a forged entry verified", i)
 		}

@@ -9,6 +9,7 @@
 //	DATA/keys/         grant.key (ES256), audit.key / audit.pub (Ed25519 note key)
 //	DATA/ward.db       SQLite store
 //	DATA/audit/        the audit log (audit package)
+//	DATA/audit.head    the audit log's latest durable checkpoint, kept outside DATA/audit
 //	DATA/policies/     Cedar policies (default.cedar written on first start)
 //	DATA/bundle.pem    the CA certificate, for clients (public)
 //
@@ -295,9 +296,15 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit key: %w", err)
 	}
-	n.Audit, err = audit.Open(audit.Config{Dir: filepath.Join(data, "audit"), Origin: cfg.TrustDomain + "/audit", Signer: signer, Verifier: verifier, AllowUnverified: cfg.AllowUnverifiedAudit})
+	// The head (the latest checkpoint made durable) lives outside
+	// DATA/audit, and the log must also extend what the witnesses cosigned.
+	n.Audit, err = audit.Open(audit.Config{Dir: filepath.Join(data, "audit"), Origin: cfg.TrustDomain + "/audit", Signer: signer, Verifier: verifier,
+		Head: filepath.Join(data, "audit.head"), Anchors: []string{filepath.Join(data, "witness", "published")}, AllowUnverified: cfg.AllowUnverifiedAudit})
 	if err != nil {
-		return nil, fmt.Errorf("audit log: %w (to start anyway, and record that you did, pass --allow-unverified-audit)", err)
+		return nil, fmt.Errorf("audit log: %w (restore DATA/audit from a backup that holds everything it had; or, to start anyway and record that you did, pass --allow-unverified-audit)", err)
+	}
+	if msg := n.Audit.Notice(); msg != "" {
+		cfg.Logger.Warn("audit log: " + msg)
 	}
 	if err := n.openWitness(cfg, verifier); err != nil {
 		return nil, err
@@ -487,6 +494,15 @@ func (n *Node) sessionsEnded(ids []string) {
 	n.forgetEgress(ids)
 	n.sessions.Forget(ids...)
 	n.watch.forget(ids)
+	// Seal each ended session's chain in the audit log, so that a bundle
+	// can prove it holds all of the session's events.
+	for _, id := range ids {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := n.Audit.Seal(ctx, id); err != nil {
+			n.cfg.Logger.Error("sealing an ended session in the audit log failed", "session", id, "err", err)
+		}
+		cancel()
+	}
 }
 
 // recordApproval audits every change of an approval request: its

@@ -1,0 +1,400 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/ward-dev/ward/internal/audit"
+	"github.com/ward-dev/ward/internal/server"
+	"github.com/ward-dev/ward/internal/witness"
+)
+
+// maxKeyFile bounds a key file read for --key.
+const maxKeyFile = 4 << 10
+
+// logKey is the audit log key a command trusts, and where it came from.
+type logKey struct {
+	v      note.Verifier
+	text   string // the key, "name+hash+base64"
+	source string // "--key", a file given to --key, or DATA/keys/audit.pub
+	pinned bool   // given by the user, not read from the directory under test
+}
+
+// auditKey returns the key given to --key (the key itself, or a file
+// holding it), else the one in DATA/keys/audit.pub, which is not pinned:
+// it comes from the directory under test.
+func auditKey(data, flag string) (logKey, error) {
+	if flag == "" {
+		path := filepath.Join(data, "keys", "audit.pub")
+		v, text, err := readKeyFile(path)
+		return logKey{v: v, text: text, source: path}, err
+	}
+	if v, err := audit.ParseVerifierKey(flag); err == nil {
+		return logKey{v: v, text: flag, source: "--key", pinned: true}, nil
+	}
+	v, text, err := readKeyFile(flag)
+	if errors.Is(err, os.ErrNotExist) && strings.Count(flag, "+") >= 2 {
+		_, perr := audit.ParseVerifierKey(flag)
+		return logKey{}, usagef("--key %q: neither a readable file nor a log key (%v)", flag, perr)
+	}
+	return logKey{v: v, text: text, source: flag, pinned: true}, err
+}
+
+func readKeyFile(path string) (note.Verifier, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("audit public key: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("audit public key %s: %w", path, err)
+	}
+	if len(b) > maxKeyFile {
+		return nil, "", fmt.Errorf("audit public key %s: larger than %d bytes", path, maxKeyFile)
+	}
+	text := strings.TrimSuffix(string(b), "\n")
+	v, err := audit.ParseVerifierKey(text)
+	if err != nil {
+		return nil, "", fmt.Errorf("audit public key %s: %w", path, err)
+	}
+	return v, text, nil
+}
+
+func cmdAudit(args []string, stdout io.Writer) error {
+	sub, args, err := subcommand(args, "audit", "verify", "tail", "prove", "export", "verify-bundle", "search")
+	if err != nil {
+		return err
+	}
+	fs := flags("audit " + sub)
+	out := outputFlag(fs)
+	data := fs.String("data", server.DefaultData, "the node's data directory")
+	n := fs.Int("n", 20, "how many events (tail)")
+	session := fs.String("session", "", "export: the session whose events to bundle (with its sub-agents'); verify-bundle: the session the bundle must be of")
+	file := fs.String("out", "", "export: the bundle file to write")
+	keyFlag := fs.String("key", "", "the log's public key to pin, or a file holding it (your copy of DATA/keys/audit.pub); required by verify-bundle")
+	var checkpoints multi
+	fs.Var(&checkpoints, "checkpoint", "verify: a checkpoint of this log you hold from elsewhere (a signed checkpoint, cosigned or not, or a copy of DATA/audit/checkpoints); the log must extend it (repeatable)")
+	witnessed := fs.Bool("witnessed", false, "export: prove under the latest checkpoint published with its witnesses' cosignatures (DATA/witness/published)")
+	witnessPolicy := fs.String("witness-policy", "", "verify-bundle: require the bundle's checkpoint to be cosigned as this witness policy file says")
+	allowUnsealed := fs.Bool("allow-unsealed", false, "verify-bundle: accept a session that was still open at the bundle's checkpoint (its later events are then not proven absent)")
+	var match auditFilter
+	fs.StringVar(&match.Type, "type", "", "search: event type (decision, result, session.start, approval.pending, …)")
+	fs.StringVar(&match.Agent, "agent", "", "search: agent")
+	fs.StringVar(&match.Sponsor, "sponsor", "", "search: sponsor")
+	fs.StringVar(&match.Name, "tool", "", "search: tool, prompt or resource name")
+	fs.StringVar(&match.Decision, "decision", "", "search: allow, deny or escalate")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
+	if sub == "verify-bundle" {
+		return verifyBundle(fs.Args(), *keyFlag, *witnessPolicy, *session, *allowUnsealed, *out, stdout)
+	}
+	if len(checkpoints) > 0 && sub != "verify" {
+		return usagef("--checkpoint is for ward audit verify")
+	}
+	key, err := auditKey(*data, *keyFlag)
+	if err != nil {
+		return err
+	}
+	v, origin := key.v, key.v.Name()
+	dir := filepath.Join(*data, "audit")
+	switch sub {
+	case "verify":
+		return verifyLog(*data, key, checkpoints, *out, stdout)
+	case "export":
+		if *session == "" || *file == "" {
+			return usagef("usage: ward audit export --data DIR --session ID [--witnessed] --out FILE")
+		}
+		rkey, _ := os.ReadFile(filepath.Join(*data, "keys", "receipt.pub"))
+		// The session and every session delegated from it (their ids
+		// appear in its session.end and token.exchange records).
+		sessions := []string{*session}
+		events, err := verifiedEvents(dir, v, origin)
+		if err != nil {
+			return err
+		}
+		for _, e := range events {
+			if e.Type != "token.exchange" || slices.Contains(sessions, e.Session) {
+				continue
+			}
+			var d struct {
+				Parent string `json:"parent_session"`
+			}
+			if json.Unmarshal(e.Data, &d) == nil && slices.Contains(sessions, d.Parent) {
+				sessions = append(sessions, e.Session)
+			}
+		}
+		var at []byte
+		if *witnessed {
+			if at, err = os.ReadFile(filepath.Join(*data, "witness", "published")); err != nil {
+				return fmt.Errorf("--witnessed: no witnessed checkpoint: %w", err)
+			}
+		}
+		b, err := audit.Export(dir, audit.ExportConfig{Verifier: v, Origin: origin, LogKey: key.text, ReceiptKey: string(rkey), At: at, Sessions: sessions})
+		if err != nil {
+			return err
+		}
+		if b.Sessions[0] != *session {
+			return fmt.Errorf("no events of session %s under the checkpoint", *session)
+		}
+		raw, err := json.MarshalIndent(b, "", "  ")
+		if err != nil {
+			return err
+		}
+		rep, err := audit.VerifyBundleWith(raw, audit.BundleCheck{Verifier: v, Session: *session, AllowUnsealed: true})
+		if err != nil {
+			return fmt.Errorf("the exported bundle does not verify: %w", err)
+		}
+		if newer := countIf(events[rep.TreeSize:], func(e audit.Event) bool { return slices.Contains(sessions, e.Session) }); newer > 0 {
+			fmt.Fprintf(stdout, "note: %d event(s) of the session are newer than the witnessed checkpoint and are not in the bundle\n", newer)
+		}
+		for _, s := range rep.Sessions {
+			if !s.Sealed {
+				fmt.Fprintf(stdout, "note: session %s is not sealed under this checkpoint (it had not ended): verify-bundle will not call the bundle complete without --allow-unsealed; export again once it has ended\n", s.ID)
+			}
+		}
+		if err := os.WriteFile(*file, raw, 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s: %d events of %d session(s), each with a C2SP tlog-proof under the checkpoint of size %d\n", *file, len(b.Events), len(b.Sessions), rep.TreeSize)
+	case "search":
+		match.Session = *session
+		events, err := verifiedEvents(dir, v, origin)
+		if err != nil {
+			return err
+		}
+		var found []audit.Event
+		for _, e := range events {
+			if match.matches(e) {
+				found = append(found, e)
+			}
+		}
+		if *n > 0 && len(found) > *n {
+			found = found[len(found)-*n:]
+		}
+		printEvents(stdout, found, *out)
+	case "prove":
+		if fs.NArg() != 1 {
+			return usagef("usage: ward audit prove --data DIR INDEX")
+		}
+		idx, err := strconv.ParseUint(fs.Arg(0), 10, 64)
+		if err != nil {
+			return usagef("event index %q: want a number", fs.Arg(0))
+		}
+		p, err := audit.Prove(dir, v, origin, idx)
+		if err != nil {
+			return err
+		}
+		if *out == "json" {
+			return printJSON(stdout, p)
+		}
+		fmt.Fprintf(stdout, "event %d of %d\nentry %s\nleaf  %x\npath  (%d hashes)\n", p.Index, p.Size, p.Entry, p.LeafHash, len(p.Hashes))
+		for _, h := range p.Hashes {
+			fmt.Fprintf(stdout, "  %x\n", h)
+		}
+		fmt.Fprintf(stdout, "checkpoint\n%s", p.Checkpoint)
+	case "tail":
+		events, err := verifiedEvents(dir, v, origin)
+		if err != nil {
+			return err
+		}
+		if len(events) > *n {
+			events = events[len(events)-*n:]
+		}
+		printEvents(stdout, events, *out)
+	}
+	return nil
+}
+
+func printEvents(w io.Writer, events []audit.Event, out string) {
+	for _, e := range events {
+		if out == "json" {
+			b, _ := json.Marshal(e)
+			fmt.Fprintln(w, string(b))
+			continue
+		}
+		fmt.Fprintf(w, "%6d %s %-16s %-12s %s %s\n", e.Index, e.Time.Format(time.RFC3339), e.Type, e.Session, e.Actor, e.Data)
+	}
+}
+
+// verifyLog is ward audit verify: the log in DATA/audit against the key,
+// ward's remembered head (DATA/audit.head), the checkpoint the witnesses
+// cosigned (DATA/witness/published) and the checkpoints given. The head
+// and the published checkpoint come from the directory under test: they
+// can only add failures, never vouch for the log. A plain "ok" needs a
+// pinned key.
+func verifyLog(data string, key logKey, checkpoints []string, out string, stdout io.Writer) error {
+	for _, c := range checkpoints {
+		if _, err := os.Stat(c); err != nil {
+			return usagef("--checkpoint: %v", err)
+		}
+	}
+	anchors := append(slices.Clone(checkpoints), filepath.Join(data, "witness", "published"))
+	rep, verr := audit.VerifyLog(filepath.Join(data, "audit"), audit.VerifyConfig{Verifier: key.v, Origin: key.v.Name(),
+		Head: filepath.Join(data, "audit.head"), Anchors: anchors})
+	var problems []string
+	if key.pinned {
+		if _, text, err := readKeyFile(filepath.Join(data, "keys", "audit.pub")); err == nil && text != key.text {
+			problems = append(problems, fmt.Sprintf("%s holds the key %s, not the pinned %s: it was replaced",
+				filepath.Join(data, "keys", "audit.pub"), keyID(text), keyID(key.text)))
+		}
+	}
+	trust := "pinned key " + keyID(key.text)
+	if !key.pinned {
+		trust = "key " + keyID(key.text) + " read from " + key.source + ", the directory under test (not pinned)"
+	}
+	if verr != nil || len(problems) > 0 {
+		if verr != nil {
+			problems = append(problems, verr.Error())
+		}
+		msg := fmt.Sprintf("AUDIT LOG FAILED VERIFICATION against the %s: %s", trust, strings.Join(problems, "; "))
+		if !key.pinned {
+			msg += " (if the key file was replaced, verify with the key you recorded: --key FILE|KEY)"
+		}
+		return errors.New(msg)
+	}
+	var warnings []string
+	if !rep.HeadFound {
+		warnings = append(warnings, fmt.Sprintf("ward's remembered head (%s) is missing, so a rollback of the log cannot be ruled out", filepath.Join(data, "audit.head")))
+	}
+	if rep.TailEntries > 0 || rep.TailBytes > 0 {
+		warnings = append(warnings, fmt.Sprintf("%d entries (%d bytes) after the latest checkpoint are covered by no checkpoint and not verified: a batch being written, or a crash (ward keeps them aside when it next starts)", rep.TailEntries, rep.TailBytes))
+	}
+	if len(checkpoints) == 0 {
+		warnings = append(warnings, "no --checkpoint given: whoever can rewrite the whole data directory could have rolled it back; keep the checkpoint below (or your witnesses') and pass it next time")
+	}
+	var anchored []string
+	for _, a := range rep.Anchors {
+		anchored = append(anchored, fmt.Sprintf("%s (size %d)", a.Source, a.Size))
+	}
+	if out == "json" {
+		return printJSON(stdout, map[string]any{"ok": key.pinned, "pinned": key.pinned, "key": keyID(key.text), "key_source": key.source,
+			"size": rep.Size, "root": fmt.Sprintf("%x", rep.Root), "checkpoint": string(rep.Checkpoint), "anchors": rep.Anchors,
+			"tail_entries": rep.TailEntries, "tail_bytes": rep.TailBytes, "anomalies": rep.Anomalies, "warnings": warnings})
+	}
+	if key.pinned {
+		fmt.Fprintf(stdout, "ok: %d events; every entry matches the checkpoint signed by the %s", rep.Size, trust)
+	} else {
+		fmt.Fprintf(stdout, "UNPINNED: %d events consistent with the %s.\nWhoever can rewrite the log can replace that key too, so this is no evidence against them.\nPin the key you recorded when the node was set up: ward audit verify --key FILE|KEY", rep.Size, trust)
+	}
+	if len(anchored) > 0 {
+		fmt.Fprintf(stdout, "\nthe log extends %s", strings.Join(anchored, ", "))
+	}
+	fmt.Fprintln(stdout)
+	for _, a := range rep.Anomalies {
+		fmt.Fprintf(stdout, "accepted earlier with --allow-unverified-audit: %s\n", a)
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
+	fmt.Fprintf(stdout, "%s", rep.Checkpoint)
+	return nil
+}
+
+// keyID names a key by its name and hash.
+func keyID(vkey string) string {
+	name, rest, _ := strings.Cut(vkey, "+")
+	hash, _, _ := strings.Cut(rest, "+")
+	return name + "+" + hash
+}
+
+func countIf[T any](xs []T, f func(T) bool) int {
+	n := 0
+	for _, x := range xs {
+		if f(x) {
+			n++
+		}
+	}
+	return n
+}
+
+// verifyBundle checks a forensic bundle offline against a pinned log key,
+// that it holds every event of its sessions and, if a witness policy is
+// given, the cosignatures on its checkpoint.
+func verifyBundle(args []string, keyFlag, policyFile, session string, allowUnsealed bool, out string, stdout io.Writer) error {
+	if len(args) != 1 || keyFlag == "" {
+		return usagef("usage: ward audit verify-bundle --key AUDIT.pub|KEY [--session ID] [--allow-unsealed] [--witness-policy FILE] FILE   (the key is pinned, never taken from the bundle)")
+	}
+	raw, err := os.ReadFile(args[0])
+	if err != nil {
+		return err
+	}
+	key, err := auditKey("", keyFlag)
+	if err != nil {
+		return err
+	}
+	rep, err := audit.VerifyBundleWith(raw, audit.BundleCheck{Verifier: key.v, Session: session, AllowUnsealed: allowUnsealed})
+	if err != nil {
+		return fmt.Errorf("BUNDLE FAILED VERIFICATION: %w", err)
+	}
+	witnessed := ""
+	if policyFile != "" {
+		text, err := os.ReadFile(policyFile)
+		if err != nil {
+			return err
+		}
+		policy, err := witness.ParsePolicy(text)
+		if err != nil {
+			return err
+		}
+		if !policy.Satisfied(rep.Checkpoint) {
+			return fmt.Errorf("BUNDLE FAILED VERIFICATION: its checkpoint lacks the cosignatures %s requires", policyFile)
+		}
+		witnessed = ", cosigned as " + policyFile + " requires"
+	}
+	if out == "json" {
+		return printJSON(stdout, map[string]any{"ok": true, "tree_size": rep.TreeSize, "sessions": rep.Sessions, "events": rep.Events})
+	}
+	fmt.Fprintf(stdout, "ok: %d events, each included in the log of size %d signed by %s%s\n", len(rep.Events), rep.TreeSize, keyID(key.text), witnessed)
+	for _, s := range rep.Sessions {
+		if s.Sealed {
+			fmt.Fprintf(stdout, "  session %s: all %d of its events (sealed at log index %d)\n", s.ID, s.Events, s.Last)
+		} else {
+			fmt.Fprintf(stdout, "  session %s: NOT PROVEN COMPLETE: %d events with none missing up to log index %d, but it was not sealed at tree size %d, so later events may exist\n", s.ID, s.Events, s.Last, rep.TreeSize)
+		}
+	}
+	return nil
+}
+
+// auditFilter selects events for ward audit search; empty fields match all.
+type auditFilter struct{ Type, Session, Agent, Sponsor, Name, Decision string }
+
+func (f auditFilter) matches(e audit.Event) bool {
+	if (f.Type != "" && e.Type != f.Type) || (f.Session != "" && e.Session != f.Session) ||
+		(f.Agent != "" && e.Agent != f.Agent) || (f.Sponsor != "" && e.Sponsor != f.Sponsor) {
+		return false
+	}
+	if f.Name == "" && f.Decision == "" {
+		return true
+	}
+	var d struct {
+		Name     string `json:"name"`
+		Decision string `json:"decision"`
+	}
+	_ = json.Unmarshal(e.Data, &d)
+	return (f.Name == "" || d.Name == f.Name) && (f.Decision == "" || d.Decision == f.Decision)
+}
+
+// verifiedEvents verifies the log in dir and returns every event its signed
+// checkpoint covers.
+func verifiedEvents(dir string, v note.Verifier, origin string) ([]audit.Event, error) {
+	rep, err := audit.Verify(dir, v, origin)
+	if err != nil {
+		return nil, fmt.Errorf("AUDIT LOG FAILED VERIFICATION: %w", err)
+	}
+	return audit.ReadDir(dir, 0, rep.Size)
+}
