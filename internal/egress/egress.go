@@ -85,6 +85,8 @@ type Request struct {
 	// Path is the escaped URL path without the query, "/" if empty; "" for
 	// a tunnel.
 	Path string
+	// Source is the address the request came from, without the port.
+	Source string
 	// Tunnel is set for CONNECT.
 	Tunnel bool
 }
@@ -368,6 +370,14 @@ func (p *Proxy) open(ctx context.Context, session string, tunnel bool) (context.
 	}, nil
 }
 
+// sourceOf is the host of a remote address.
+func sourceOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
 // exchange is one request through the proxy, from arrival to its done record.
 type exchange struct {
 	id     *Identity
@@ -379,7 +389,7 @@ type exchange struct {
 
 // ServeHTTP handles one proxy request: CONNECT or absolute-form.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	x := &exchange{req: &Request{Method: r.Method, Tunnel: r.Method == http.MethodConnect}, start: time.Now()}
+	x := &exchange{req: &Request{Method: r.Method, Tunnel: r.Method == http.MethodConnect, Source: sourceOf(r.RemoteAddr)}, start: time.Now()}
 	id, err := p.authenticate(r)
 	if err != nil {
 		w.Header().Set("Proxy-Authenticate", `Basic realm="ward"`)
@@ -400,6 +410,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refuse(r.Context(), w, x, http.StatusBadRequest, err.Error(), nil)
 		return
 	}
+	req.Source = x.req.Source
 	x.req, x.cred = &req, p.credentialFor(&req)
 	p.serveRequest(w, r, x)
 }

@@ -28,6 +28,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, x *exchange
 		p.refuse(r.Context(), w, x, http.StatusBadRequest, err.Error(), nil)
 		return
 	}
+	req.Source = x.req.Source
 	x.req, x.cred = &req, p.credentialFor(&req)
 	ctx, release, err := p.open(r.Context(), x.id.Session, true)
 	if err != nil {

@@ -88,10 +88,10 @@ type Config struct {
 	Watch Watcher
 	// Refusals records what was refused before anything could be decided
 	// (an operation with Refused set): aggregated per source and window,
-	// so that a flood cannot fill the log. Nil: such refusals are recorded
-	// as denied decisions, one event each.
+	// so that a flood cannot fill the log. Nil: a recorder with the
+	// defaults, on Audit.
 	Refusals Refusals
-	Now   func() time.Time
+	Now      func() time.Time
 	// ReservationTTL bounds how long a reservation waits for the outcome
 	// of its call before it is kept as spent; default DefaultReservationTTL.
 	ReservationTTL time.Duration
@@ -138,6 +138,13 @@ func New(cfg Config) (*Pipeline, error) {
 	}
 	if err := cfg.Record.check(); err != nil {
 		return nil, err
+	}
+	if cfg.Refusals == nil && cfg.Audit != nil {
+		rc, err := refusal.New(refusal.Config{Audit: cfg.Audit})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Refusals = rc
 	}
 	for server, roots := range cfg.Roots {
 		for _, r := range roots {

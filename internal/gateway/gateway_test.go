@@ -216,12 +216,14 @@ func TestListFilteredAndCallsDecided(t *testing.T) {
 	}
 	decisions := 0
 	for _, e := range events {
-		if e.Type == "decision" {
+		var d struct{ Method string }
+		json.Unmarshal(e.Data, &d)
+		if (e.Type == "decision" || e.Type == "refusal") && d.Method == "tools/call" {
 			decisions++
 		}
 	}
 	if decisions != 6 {
-		t.Fatalf("%d decisions audited, want 6 (refusals of unknown names included)", decisions)
+		t.Fatalf("%d decisions and refusals audited, want 6 (refusals of unknown names included)", decisions)
 	}
 }
 

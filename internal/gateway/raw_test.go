@@ -19,6 +19,7 @@ import (
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/policy"
+	"github.com/ward-dev/ward/internal/refusal"
 	"github.com/ward-dev/ward/internal/store"
 )
 
@@ -227,11 +228,12 @@ func (g *recordingGuard) take() []enforce.Operation {
 // pipeline (SQLite pins, an audit log) and a policy that permits
 // everything.
 type rawFixture struct {
-	up    *rawUpstream
-	guard *recordingGuard
-	g     *gateway.Gateway
-	log   *audit.Log
-	st    *store.Store
+	up       *rawUpstream
+	guard    *recordingGuard
+	g        *gateway.Gateway
+	log      *audit.Log
+	st       *store.Store
+	refusals *refusal.Recorder
 }
 
 func newRawFixture(t testing.TB, up *rawUpstream, wrap func(gateway.Guard) gateway.Guard) *rawFixture {
@@ -257,11 +259,15 @@ func newRawFixture(t testing.TB, up *rawUpstream, wrap func(gateway.Guard) gatew
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := enforce.New(enforce.Config{Policies: func() *policy.Set { return set }, Pins: st, Audit: log})
+	rc, err := refusal.New(refusal.Config{Audit: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &rawFixture{up: up, guard: &recordingGuard{Pipeline: p}, log: log, st: st}
+	p, err := enforce.New(enforce.Config{Policies: func() *policy.Set { return set }, Pins: st, Audit: log, Refusals: rc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &rawFixture{up: up, guard: &recordingGuard{Pipeline: p}, log: log, st: st, refusals: rc}
 	var guard gateway.Guard = f.guard
 	if wrap != nil {
 		guard = wrap(guard)
@@ -337,11 +343,21 @@ func TestCaseVariantsRefused(t *testing.T) {
 	if ops := f.guard.take(); len(ops) > 0 {
 		t.Fatalf("allowed %v", ops)
 	}
+	// Recorded as refusals: the first ones of the session one by one, the
+	// rest counted in a summary (appended at the window's end, or now).
+	if err := f.refusals.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	refusals := 0
 	events, _ := f.log.Read(0, f.log.Size())
 	for _, e := range events {
-		if e.Type == "decision" && strings.Contains(string(e.Data), "differ only in case") {
+		var d struct{ Count int }
+		json.Unmarshal(e.Data, &d)
+		switch {
+		case e.Type == "refusal" && strings.Contains(string(e.Data), "differ only in case"):
 			refusals++
+		case e.Type == "refusal.summary":
+			refusals += d.Count
 		}
 	}
 	if refusals != 9 {
@@ -413,7 +429,7 @@ func TestFailureInARequestIsContained(t *testing.T) {
 	events, _ := f.log.Read(0, f.log.Size())
 	found := false
 	for _, e := range events {
-		if e.Type == "decision" && strings.Contains(string(e.Data), "ward failed while serving this request") {
+		if e.Type == "refusal" && strings.Contains(string(e.Data), "ward failed while serving this request") {
 			found = true
 		}
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/ward-dev/ward/internal/identity"
 	"github.com/ward-dev/ward/internal/monitor"
 	"github.com/ward-dev/ward/internal/policy"
+	"github.com/ward-dev/ward/internal/refusal"
 )
 
 // Egress configures the node's HTTP(S) egress proxy: the way out for
@@ -242,6 +243,16 @@ func (n *Node) decideEgress(ctx context.Context, id *egress.Identity, r *egress.
 }
 
 func (n *Node) recordEgress(ctx context.Context, id *egress.Identity, r *egress.Request, rec egress.Record) error {
+	if rec.Decision == egress.DecisionDeny && (id == nil || rec.Status == http.StatusBadRequest) {
+		// Refused before anything was decided (no or bad proxy
+		// credentials, a request that is not one): counted with the
+		// node's other refusals, so that a flood cannot fill the log.
+		ref := refusal.Refusal{Kind: "egress", Status: rec.Status, Method: r.Method, Path: r.Host, Reason: rec.Reason, Source: r.Source}
+		if id != nil {
+			ref.Principal, ref.Proven, ref.Session, ref.Agent, ref.Sponsor = id.SPIFFEID, true, id.Session, id.Agent, id.Sponsor
+		}
+		return n.refusals.Record(ctx, ref)
+	}
 	e := audit.Event{Type: "egress", Data: jsonData(map[string]any{
 		"phase": rec.Phase, "decision": rec.Decision, "reason": rec.Reason, "method": r.Method, "scheme": r.Scheme,
 		"host": r.Host, "port": r.Port, "path": n.redactPath(r.Host, r.Path), "tunnel": r.Tunnel, "status": rec.Status,

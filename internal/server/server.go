@@ -57,6 +57,7 @@ import (
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/redact"
+	"github.com/ward-dev/ward/internal/refusal"
 	"github.com/ward-dev/ward/internal/rules"
 	"github.com/ward-dev/ward/internal/store"
 	"github.com/ward-dev/ward/internal/taint"
@@ -209,6 +210,7 @@ type Node struct {
 	// sessions holds each session's taint labels and provenance.
 	pipeline *enforce.Pipeline
 	sessions *enforce.Sessions
+	refusals *refusal.Recorder
 	limiter  *quota.Limiter // nil without limits
 	watch    *watcher
 	redactor *redact.Redactor
@@ -415,7 +417,15 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.openSessions(labeler)
-	n.pipeline, err = enforce.New(enforce.Config{Policies: n.policies.Load, Pins: n.Store, Audit: n.Audit, PinMode: cfg.PinMode,
+	// One recorder of refusals for the whole node: the API, the gateway
+	// and the egress proxy count floods together.
+	n.refusals, err = refusal.New(refusal.Config{Audit: n.Audit, OnError: func(err error) {
+		cfg.Logger.Error("recording a summary of refusals failed", "err", err)
+	}})
+	if err != nil {
+		return nil, err
+	}
+	n.pipeline, err = enforce.New(enforce.Config{Refusals: n.refusals, Policies: n.policies.Load, Pins: n.Store, Audit: n.Audit, PinMode: cfg.PinMode,
 		Approvals: n.Approvals, Quotas: limiter, Approvers: cfg.LimitApprovers, Tools: cfg.Tools, Roots: roots, OnSubmit: onSubmit,
 		Record: enforce.Record{Arguments: cfg.Record.Arguments, Results: cfg.Record.Results, MaxBytes: cfg.Record.MaxBytes, Redactor: redactor},
 		State:  n.sessions, Watch: enforce.WatcherFunc(n.watch.call), Inspect: n.inspect})
@@ -429,7 +439,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.openEgress(cfg); err != nil {
 		return nil, err
 	}
-	acfg := (api.Config{Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: n.pipeline,
+	acfg := (api.Config{Refusals: n.refusals, Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: n.pipeline,
 		Proofs: grant.NewProofVerifier(grant.ProofVerifierConfig{}), Audit: n.Audit, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
 		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: receiptKey, Index: n, Redactor: redactor})
 	if n.Publisher != nil {
