@@ -532,6 +532,19 @@ func checkOperation(op *gateway.Operation) error {
 	return checkNames(kind, op.Server, op.Name, op.Upstream)
 }
 
+// reportedGuard is a guard that keeps what an agent's side reports apart
+// (enforce.Pipeline).
+type reportedGuard interface {
+	FilterReported(ctx context.Context, c *gateway.Caller, kind gateway.Kind, server string, items []gateway.Item) ([]bool, error)
+}
+
+// maxReportedItems bounds a reported listing, and maxReportedName the
+// names in it.
+const (
+	maxReportedItems = 2048
+	maxReportedName  = 256
+)
+
 func (s *Server) guardFilter(w http.ResponseWriter, r *http.Request, c *gateway.Caller) error {
 	var req guardFilterRequest
 	if err := s.decodeN(w, r, &req, maxFilterBody); err != nil {
@@ -545,12 +558,24 @@ func (s *Server) guardFilter(w http.ResponseWriter, r *http.Request, c *gateway.
 	default:
 		return badRequest("unknown kind %q", req.Kind)
 	}
+	if len(req.Items) > maxReportedItems {
+		return badRequest("a listing of at most %d items", maxReportedItems)
+	}
 	for _, it := range req.Items {
+		if len(it.Upstream) > maxReportedName {
+			return badRequest("%s name longer than %d bytes", req.Kind, maxReportedName)
+		}
 		if err := checkNames(req.Kind, req.Server, it.Name, it.Upstream); err != nil {
 			return err
 		}
 	}
-	keep, err := s.cfg.Guard.Filter(r.Context(), c, req.Kind, req.Server, req.Items)
+	// The listing is the agent's side's report: where the guard can keep
+	// what it pins apart for the reporting agent, it does.
+	filter := s.cfg.Guard.Filter
+	if rg, ok := s.cfg.Guard.(reportedGuard); ok {
+		filter = rg.FilterReported
+	}
+	keep, err := filter(r.Context(), c, req.Kind, req.Server, req.Items)
 	if err != nil {
 		return err
 	}
@@ -574,6 +599,7 @@ func (s *Server) guardCheck(w http.ResponseWriter, r *http.Request, c *gateway.C
 			return err
 		}
 	}
+	req.Operation.Reported = true // the definition it names is the agent's side's report
 	v, err := s.cfg.Guard.Check(r.Context(), c, &req.Operation)
 	if err != nil {
 		return err

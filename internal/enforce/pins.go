@@ -39,9 +39,41 @@ type PinStore interface {
 	ObservePin(ctx context.Context, server, tool, hash string, def json.RawMessage, approveFirstBy string) (p store.ToolPin, created, changed bool, err error)
 	ObserveToolSet(ctx context.Context, server string, names []string) (set store.ToolSet, previous []string, created bool, err error)
 	GetToolSet(ctx context.Context, server string) (store.ToolSet, error)
+	CountToolSets(ctx context.Context, suffix string) (int, error)
 }
 
 var _ PinStore = (*store.Store)(nil)
+
+// pinTarget names what a definition is pinned under. Tools are pinned
+// under their server and name; prompts under their server and
+// "prompt:NAME", with a first set of their own. A server that the agent's
+// side reports (`ward mcp wrap`, through the guard API) is pinned apart
+// for each agent, "wrap-SERVER~AGENT": an agent's report can establish
+// trust for its own wrapped server, never for another agent's.
+type pinTarget struct {
+	server string // the pin's server key
+	set    string // the key of the first set the name belongs to
+	prefix string // "" for tools, "prompt:" for prompts
+}
+
+// targetOf is where kind's items of server are pinned for c; ok is false
+// for kinds that are not pinned.
+func targetOf(c *Caller, kind Kind, server string, reported bool) (pinTarget, bool) {
+	key := server
+	if reported {
+		key = "wrap-" + server + "~" + strings.ReplaceAll(c.Agent, ".", "~")
+	}
+	switch kind {
+	case KindTool:
+		return pinTarget{server: key, set: key}, true
+	case KindPrompt:
+		return pinTarget{server: key, set: "prompts#" + key, prefix: "prompt:"}, true
+	}
+	return pinTarget{}, false
+}
+
+// approveName is what an operator names in `ward tools approve`.
+func (t pinTarget) approveName(name string) string { return t.server + "." + t.prefix + name }
 
 // pinEntry caches a pin so the hot path does not read the store on every
 // call: a definition whose raw bytes match the cached ones reuses the
@@ -88,11 +120,13 @@ func DefinitionHash(def json.RawMessage) (string, error) {
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
-// observeTools records the names of the tools a server lists: the first
-// listing becomes the set trust on first use covers, and a listing that
-// differs from the last is recorded (tools.changed) with what was added
-// and removed. It returns the server's first set.
-func (p *Pipeline) observeTools(ctx context.Context, server string, items []Item) ([]string, error) {
+// observeTools records the names a server lists (tools, or prompts: the
+// set of t): the first listing becomes the set trust on first use covers,
+// and a listing that differs from the last is recorded (tools.changed)
+// with what was added and removed. It returns the first set, and whether
+// this listing created it.
+func (p *Pipeline) observeTools(ctx context.Context, t pinTarget, items []Item) ([]string, bool, error) {
+	server := t.set
 	names := make([]string, 0, len(items))
 	for _, it := range items {
 		names = append(names, it.Upstream)
@@ -104,26 +138,30 @@ func (p *Pipeline) observeTools(ctx context.Context, server string, items []Item
 	e, ok := p.toolSets[server]
 	p.mu.Unlock()
 	if ok && now.Sub(e.at) < pinCacheTTL && slices.Equal(e.last, names) {
-		return e.first, nil
+		return e.first, false, nil
 	}
 	set, prev, created, err := p.cfg.Pins.ObserveToolSet(ctx, server, names)
 	if err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	kind := "tool"
+	if t.prefix != "" {
+		kind = "prompt"
 	}
 	switch {
 	case created:
-		err = p.record(ctx, audit.Event{Type: "tools.first", Data: mustJSON(map[string]any{"server": server, "tools": set.First})})
+		err = p.record(ctx, audit.Event{Type: "tools.first", Data: mustJSON(map[string]any{"server": t.server, "kind": kind, "names": set.First})})
 	case !slices.Equal(prev, names):
 		added, removed := diff(prev, names)
-		err = p.record(ctx, audit.Event{Type: "tools.changed", Data: mustJSON(map[string]any{"server": server, "added": added, "removed": removed})})
+		err = p.record(ctx, audit.Event{Type: "tools.changed", Data: mustJSON(map[string]any{"server": t.server, "kind": kind, "added": added, "removed": removed})})
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	p.mu.Lock()
 	p.toolSets[server] = toolSetEntry{first: set.First, last: names, at: now}
 	p.mu.Unlock()
-	return set.First, nil
+	return set.First, created, nil
 }
 
 // firstSet returns the first tool set of server (cached: it never
@@ -167,8 +205,10 @@ func diff(a, b []string) (added, removed []string) {
 	return added, removed
 }
 
-// pin records the definition it sees and reports whether it is approved.
-func (p *Pipeline) pin(ctx context.Context, server, tool string, def json.RawMessage) (approved bool, pin store.ToolPin, err error) {
+// pin records the definition of name it sees under t and reports whether
+// it is approved.
+func (p *Pipeline) pin(ctx context.Context, t pinTarget, name string, def json.RawMessage) (approved bool, pin store.ToolPin, err error) {
+	server, tool := t.server, t.prefix+name
 	key := server + "\x00" + tool
 	raw := sha256.Sum256(def)
 	now := p.cfg.Now()
@@ -197,7 +237,7 @@ func (p *Pipeline) pin(ctx context.Context, server, tool string, def json.RawMes
 	case PinTrustEachOnFirstUse:
 		firstUse = "first-use"
 	case PinTrustOnFirstUse:
-		first, known, err := p.firstSet(ctx, server)
+		first, known, err := p.firstSet(ctx, t.set)
 		if err != nil {
 			return false, pin, fmt.Errorf("tool set of %s: %w", server, err)
 		}
@@ -207,7 +247,7 @@ func (p *Pipeline) pin(ctx context.Context, server, tool string, def json.RawMes
 			// and stay pending for ever.
 			return false, pin, errNoToolSet
 		}
-		if slices.Contains(first, tool) {
+		if slices.Contains(first, name) {
 			firstUse = "first-use"
 		} else {
 			late = true
@@ -246,15 +286,17 @@ func (p *Pipeline) pin(ctx context.Context, server, tool string, def json.RawMes
 // recorded is not pinned yet.
 var errNoToolSet = errors.New("the server's tool list has not been recorded yet; list its tools (tools/list) and retry")
 
-// pinRefusal says why a tool whose pin is not approved is withheld.
-func pinRefusal(name string, pin store.ToolPin, first []string, tool string) string {
+// pinRefusal says why a tool or prompt (what, exposed as name, upstream
+// name upstream) whose pin under t is not approved is withheld.
+func pinRefusal(what Kind, name string, t pinTarget, pin store.ToolPin, first []string, upstream string) string {
+	approve := fmt.Sprintf("ward tools approve %s --hash %s", t.approveName(upstream), pin.Hash)
 	switch {
 	case pin.ApprovedHash != "":
-		return fmt.Sprintf("tool %q changed its definition since it was approved (approved %s, now %s); it is withheld until an operator reviews and re-approves it (ward tools approve %s --hash %s)", name, short(pin.ApprovedHash), short(pin.Hash), name, pin.Hash)
-	case first != nil && !slices.Contains(first, tool):
-		return fmt.Sprintf("tool %q appeared after the server's first tool set (%s); trust on first use does not cover it, so it is withheld until an operator approves it (ward tools approve %s --hash %s)", name, list(first), name, pin.Hash)
+		return fmt.Sprintf("%s %q changed its definition since it was approved (approved %s, now %s); it is withheld until an operator reviews and re-approves it (%s)", what, name, short(pin.ApprovedHash), short(pin.Hash), approve)
+	case first != nil && !slices.Contains(first, upstream):
+		return fmt.Sprintf("%s %q appeared after the server's first set (%s); trust on first use does not cover it, so it is withheld until an operator approves it (%s)", what, name, list(first), approve)
 	}
-	return fmt.Sprintf("tool %q is awaiting operator approval (ward tools approve %s --hash %s)", name, name, pin.Hash)
+	return fmt.Sprintf("%s %q is awaiting operator approval (%s)", what, name, approve)
 }
 
 func list(names []string) string {

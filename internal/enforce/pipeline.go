@@ -196,14 +196,14 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 		}
 		return refused(why)
 	}
-	if op.Action == policy.ActionCallTool && p.cfg.Pins != nil {
-		ok, pin, err := p.pin(ctx, op.Server, op.Upstream, op.Definition)
+	if t, pinned := targetOf(c, kindOf(op.Action), op.Server, op.Reported); pinned && p.cfg.Pins != nil && op.Action != policy.ActionReadResource {
+		ok, pin, err := p.pin(ctx, t, op.Upstream, op.Definition)
 		if err != nil {
-			return refused("tool pin check failed: " + err.Error())
+			return refused(fmt.Sprintf("%s pin check failed: %v", kindOf(op.Action), err))
 		}
 		if !ok {
-			first, _, _ := p.firstSet(ctx, op.Server)
-			return refused(pinRefusal(op.Name, pin, first, op.Upstream))
+			first, _, _ := p.firstSet(ctx, t.set)
+			return refused(pinRefusal(kindOf(op.Action), op.Name, t, pin, first, op.Upstream))
 		}
 	}
 	set := p.cfg.Policies()
@@ -564,18 +564,60 @@ func (p *Pipeline) Refuse(ctx context.Context, c *Caller, method, reason string)
 }
 
 // Filter reports, item by item, whether the caller may see it: in the
-// grant, possibly allowed by policy, and for tools, approved. A tool list
-// also records the server's tool set (see PinTrustOnFirstUse).
+// grant, possibly allowed by policy, and for tools and prompts, approved.
+// A listing of tools or prompts also records the server's set (see
+// PinTrustOnFirstUse) and pins every definition in it, whether or not this
+// caller may see it: trust on first use covers the definitions the server
+// showed first, not ones it shows later to another caller. A caller whose
+// grant covers nothing listed records nothing.
 func (p *Pipeline) Filter(ctx context.Context, c *Caller, kind Kind, server string, items []Item) ([]bool, error) {
+	return p.filter(ctx, c, kind, server, items, false)
+}
+
+// FilterReported is Filter for a listing the agent's side reports (the
+// guard API of `ward mcp wrap`): its pins and first set are the reporting
+// agent's own, and an agent may report at most MaxWrappedServers servers.
+func (p *Pipeline) FilterReported(ctx context.Context, c *Caller, kind Kind, server string, items []Item) ([]bool, error) {
+	return p.filter(ctx, c, kind, server, items, true)
+}
+
+// MaxWrappedServers bounds the servers one agent may report listings of.
+const MaxWrappedServers = 32
+
+func (p *Pipeline) filter(ctx context.Context, c *Caller, kind Kind, server string, items []Item, reported bool) ([]bool, error) {
 	set := p.cfg.Policies()
 	keep := make([]bool, len(items))
-	if kind == KindTool && p.cfg.Pins != nil {
-		if _, err := p.observeTools(ctx, server, items); err != nil {
+	inScope := make([]bool, len(items))
+	covered := false
+	for i, it := range items {
+		inScope[i] = c.Scope.Allows(scopeKind(kind), it.Name)
+		covered = covered || inScope[i]
+	}
+	if !covered {
+		return keep, nil
+	}
+	t, pinned := targetOf(c, kind, server, reported)
+	pinned = pinned && p.cfg.Pins != nil
+	approved := make([]bool, len(items))
+	if pinned {
+		if reported {
+			if err := p.checkWrapped(ctx, c, t); err != nil {
+				return nil, err
+			}
+		}
+		if _, _, err := p.observeTools(ctx, t, items); err != nil {
 			return nil, err
+		}
+		for i, it := range items {
+			ok, _, err := p.pin(ctx, t, it.Upstream, it.Definition)
+			if err != nil {
+				return nil, err
+			}
+			approved[i] = ok
 		}
 	}
 	for i, it := range items {
-		if !c.Scope.Allows(scopeKind(kind), it.Name) {
+		if !inScope[i] || pinned && !approved[i] {
 			continue
 		}
 		req := p.request(c, &Operation{Action: actionFor(kind), Server: server, Name: it.Name})
@@ -588,18 +630,25 @@ func (p *Pipeline) Filter(ctx context.Context, c *Caller, kind Kind, server stri
 		if set == nil || !set.MayAllow(req) {
 			continue
 		}
-		if kind == KindTool && p.cfg.Pins != nil {
-			ok, _, err := p.pin(ctx, server, it.Upstream, it.Definition)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				continue
-			}
-		}
 		keep[i] = true
 	}
 	return keep, nil
+}
+
+// checkWrapped refuses a listing of a server the agent has not reported
+// before once it has reported MaxWrappedServers.
+func (p *Pipeline) checkWrapped(ctx context.Context, c *Caller, t pinTarget) error {
+	if _, known, err := p.firstSet(ctx, t.set); err != nil || known {
+		return err
+	}
+	n, err := p.cfg.Pins.CountToolSets(ctx, "~"+strings.ReplaceAll(c.Agent, ".", "~"))
+	if err != nil {
+		return err
+	}
+	if n >= 2*MaxWrappedServers { // a tool set and a prompt set each
+		return fmt.Errorf("agent %s has reported the lists of %d wrapped servers, the most ward keeps for one agent", c.Agent, MaxWrappedServers)
+	}
+	return nil
 }
 
 func (p *Pipeline) record(ctx context.Context, e audit.Event) error {

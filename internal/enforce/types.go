@@ -72,6 +72,10 @@ type Operation struct {
 	// travel over the guard API: an agent-side proxy decides MCP only.
 	HTTP *policy.HTTPRequest `json:"-"`
 	Exec *policy.ExecRequest `json:"-"`
+	// Reported says the operation and the definition it names come from
+	// the agent's side (the guard API of `ward mcp wrap`): the definition
+	// is pinned under the reporting agent alone.
+	Reported bool `json:"-"`
 	// Recorded, set only by replay, is what a trace recorded of the call:
 	// attributes a node derives from tool declarations, which take the
 	// place of the declaration's where set.

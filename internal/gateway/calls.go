@@ -176,7 +176,7 @@ func (s *Session) complete(ctx context.Context, req *jsonrpc.Request, p params) 
 			s.refuse(ctx, req, policy.ActionGetPrompt, name, fmt.Sprintf("unknown prompt %q", name))
 			return
 		}
-		op := &Operation{Action: policy.ActionGetPrompt, Method: req.Method, Server: server, Name: name, Upstream: entry.upstream, Arguments: argJSON}
+		op := &Operation{Action: policy.ActionGetPrompt, Method: req.Method, Server: server, Name: name, Upstream: entry.upstream, Arguments: argJSON, Definition: entry.def}
 		s.decideAndForward(ctx, req, up, op, func(*Operation) json.RawMessage {
 			return p.with("ref", ref.with("name", entry.upstream)).encode()
 		})

@@ -1354,3 +1354,15 @@ func tagsJSON(tags []string) string {
 	b, _ := json.Marshal(tags)
 	return string(b)
 }
+
+// CountToolSets returns how many servers whose key ends in suffix have a
+// tool set.
+func (s *Store) CountToolSets(ctx context.Context, suffix string) (int, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM tool_sets WHERE substr(server, -length($1)) = $1`, suffix).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count tool sets: %w", err)
+	}
+	return n, nil
+}
