@@ -252,20 +252,15 @@ func (spec *Spec) Validate() error {
 		}
 		spec.Workspace = ws
 	}
+	ro := make([]string, len(spec.ReadOnly))
 	for i, p := range spec.ReadOnly {
-		if !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" {
-			return fmt.Errorf("read-only path %q: must be an absolute, clean path other than /", p)
+		real, err := realReadOnly(p)
+		if err != nil {
+			return err
 		}
-		for _, own := range []string{"/tmp", "/home", "/dev", "/proc", "/run", "/workspace", "/etc"} {
-			if p == own || strings.HasPrefix(p, own+"/") {
-				return fmt.Errorf("read-only path %q: the runtime has its own %s", p, own)
-			}
-		}
-		if _, err := os.Stat(p); err != nil {
-			return fmt.Errorf("read-only path: %w", err)
-		}
-		spec.ReadOnly[i] = p
+		ro[i] = real
 	}
+	spec.ReadOnly = ro
 	for name := range spec.Files {
 		if err := plainName(name); err != nil {
 			return err
@@ -286,6 +281,53 @@ func (spec *Spec) Validate() error {
 	}
 	spec.Limits = spec.Limits.withDefaults()
 	return nil
+}
+
+// runtimeOwn are the runtime's own directories, or ones it has none of:
+// no host path at or beneath them can be shown.
+var runtimeOwn = []string{"/tmp", "/home", "/dev", "/proc", "/sys", "/run", "/workspace", "/etc"}
+
+// realReadOnly checks a ReadOnly path as what it names, not as it is
+// spelled: symlinks are resolved (so /var/run/x is checked as /run/x) and
+// the real path is returned. It must be a directory or a regular file
+// outside the runtime's own directories.
+func realReadOnly(p string) (string, error) {
+	if !filepath.IsAbs(p) {
+		return "", fmt.Errorf("read-only path %q: must be absolute", p)
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", fmt.Errorf("read-only path: %w", err)
+	}
+	if real == "/" {
+		return "", fmt.Errorf("read-only path %q: names /, all of the host", p)
+	}
+	for _, own := range runtimeOwn {
+		if real == own || strings.HasPrefix(real, own+"/") {
+			return "", fmt.Errorf("read-only path %q (really %s): the runtime has its own %s, or none", p, real, own)
+		}
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return "", fmt.Errorf("read-only path: %w", err)
+	}
+	if !fi.IsDir() && !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("read-only path %q: only directories and regular files are shown, not a %s", p, kindOf(fi.Mode()))
+	}
+	return real, nil
+}
+
+// kindOf names the type of file a mode is.
+func kindOf(m os.FileMode) string {
+	switch {
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
 }
 
 // plainName checks a name for a file under /run/ward: one path element.
