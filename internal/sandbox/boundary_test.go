@@ -21,6 +21,9 @@ const envProbe = "WARD_SANDBOX_PROBE"
 
 // runProbe runs the probe the environment names, if any, and exits.
 func runProbe() {
+	if dir := os.Getenv(envHold); dir != "" {
+		hold(dir)
+	}
 	switch os.Getenv(envProbe) {
 	case "":
 		return

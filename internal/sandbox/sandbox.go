@@ -154,6 +154,11 @@ type Result struct {
 	// Started is how long it took from Start to the program's first
 	// instruction (the moment its execve succeeded).
 	Started time.Duration
+	// Limits says which limits the program ran into, one sentence each
+	// ("memory: out of memory: the kernel killed 1 process at the limit
+	// of 64 MiB (--memory)"): an exit status alone does not tell an OOM
+	// kill from any other SIGKILL.
+	Limits []string
 }
 
 // Sandbox is a running runtime.
