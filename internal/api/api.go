@@ -98,7 +98,8 @@ type Config struct {
 	// for brokered HTTPS, sent with the token as "ca" (nil: none).
 	EgressCA func() []byte
 	// Runtime, when set, serves the runtime of `ward run`:
-	// POST /v1/sessions/{id}/exec and POST /v1/sessions/{id}/runtime.
+	// POST /v1/sessions/{id}/exec, POST /v1/sessions/{id}/runtime and
+	// the liveness channel POST /v1/sessions/{id}/runtime/live.
 	Runtime Runtime
 	// Witness, when set, serves C2SP tlog-witness add-checkpoint at
 	// POST /witness/add-checkpoint, for the logs this node witnesses. The
@@ -216,6 +217,7 @@ func (s *Server) routes() {
 	if s.cfg.Runtime != nil {
 		m.HandleFunc("POST /v1/sessions/{id}/exec", s.op(s.decideExec))
 		m.HandleFunc("POST /v1/sessions/{id}/runtime", s.op(s.recordRuntime))
+		m.HandleFunc("POST /v1/sessions/{id}/runtime/live", s.op(s.runtimeLive))
 	}
 	if s.cfg.Witness != nil {
 		m.Handle("POST /witness/add-checkpoint", s.cfg.Witness)

@@ -1,9 +1,14 @@
 package api
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ward-dev/ward/internal/policy"
@@ -100,5 +105,75 @@ func (s *Server) recordRuntime(w http.ResponseWriter, r *http.Request, p store.P
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// RuntimeLiveTimeout is how long the node waits for the next line on a
+// runtime's liveness channel before it takes the runtime to be gone;
+// `ward run` sends one every 5s.
+const RuntimeLiveTimeout = 20 * time.Second
+
+// maxLiveLine bounds one line of a liveness channel.
+const maxLiveLine = 16
+
+// runtimeLive serves POST /v1/sessions/{id}/runtime/live: the liveness
+// channel of the runtime that hosts an active session. Its body is a
+// stream of lines: "alive" at least every RuntimeLiveTimeout while the
+// runtime lives, and "end" once its `ward run` has ended the session
+// itself, which the node answers with 204.
+//
+// Any other end of the channel means the runtime is gone without ending
+// its session: the connection closed (`ward run` was killed: its kernel
+// closed the socket), fell silent (its host went away), or carried
+// something else. The node then ends the session at once, revoking its
+// grants, rather than letting it live on to its TTL with nothing to
+// confine it; the answer, if anyone still reads it, is 410.
+func (s *Server) runtimeLive(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	x, err := s.sponsored(r, p)
+	if err != nil {
+		return err
+	}
+	if x.Status != store.SessionActive {
+		return &httpError{http.StatusConflict, fmt.Sprintf("session %s is %s, not active", x.ID, x.Status)}
+	}
+	rc := http.NewResponseController(w)
+	br := bufio.NewReaderSize(r.Body, maxLiveLine)
+	var why string
+	for why == "" {
+		if err := rc.SetReadDeadline(time.Now().Add(RuntimeLiveTimeout)); err != nil {
+			return fmt.Errorf("liveness channel: %w", err)
+		}
+		line, err := br.ReadSlice('\n')
+		var ne net.Error
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			why = fmt.Sprintf("nothing came on its liveness channel for %s", RuntimeLiveTimeout)
+		case errors.Is(err, bufio.ErrBufferFull):
+			why = "its liveness channel carried a line too long"
+		case err != nil && !errors.Is(err, io.EOF) || err != nil && len(line) > 0:
+			why = "its liveness channel broke off"
+		case err != nil:
+			why = "its liveness channel closed without the session ending"
+		default:
+			switch strings.TrimSuffix(string(line), "\n") {
+			case "alive":
+			case "end":
+				w.WriteHeader(http.StatusNoContent)
+				return nil
+			default:
+				why = "its liveness channel carried something other than alive or end"
+			}
+		}
+	}
+	// The caller is gone: end the session on a context of the node's.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+	defer cancel()
+	if now, err := s.cfg.Store.GetSession(ctx, x.ID); err != nil || now.Status != store.SessionActive {
+		return err // ended meanwhile: nothing to do
+	}
+	if _, err := s.cfg.Authority.EndSession(ctx, p, x.ID, "its runtime is gone: "+why); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusGone, map[string]string{"error": "the runtime is taken to be gone (" + why + "): session " + x.ID + " ended"})
 	return nil
 }
