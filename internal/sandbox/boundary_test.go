@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -29,6 +30,8 @@ func runProbe() {
 		return
 	case "sockets":
 		probeSockets(os.Args[1], os.Args[2])
+	case "own-sockets":
+		probeOwnSockets()
 	default:
 		fmt.Println("unknown probe")
 		os.Exit(2)
@@ -100,6 +103,7 @@ func probeSockets(dir, abstract string) {
 		return sendto("/tmp/dgram-link")
 	})
 	try("abstract", func() error { return connect("@"+abstract, unix.SOCK_STREAM) })
+	try("workspace-socket", func() error { return connect("/workspace/host.sock", unix.SOCK_STREAM) })
 	try("fifo", func() error {
 		fd, err := unix.Open(filepath.Join(dir, "fifo"), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -125,6 +129,35 @@ func probeSockets(dir, abstract string) {
 		}
 		return nil
 	})
+}
+
+// probeOwnSockets checks that the program's own Unix sockets work, in
+// each place it may write: one process may serve another.
+func probeOwnSockets() {
+	for _, dir := range []string{"/workspace", "/tmp", "/home/agent", "/dev/shm"} {
+		p := filepath.Join(dir, "own.sock")
+		ln, err := net.Listen("unix", p)
+		if err != nil {
+			fmt.Printf("%s refused (%v)\n", p, err)
+			continue
+		}
+		go func() {
+			if c, err := ln.Accept(); err == nil {
+				c.Write([]byte("hi"))
+				c.Close()
+			}
+		}()
+		c, err := net.Dial("unix", p)
+		if err != nil {
+			fmt.Printf("%s refused (%v)\n", p, err)
+			ln.Close()
+			continue
+		}
+		b, _ := io.ReadAll(c)
+		c.Close()
+		ln.Close()
+		fmt.Printf("%s ok %s\n", p, b)
+	}
 }
 
 // raceConnect connects to path through a sockaddr whose text another
@@ -302,12 +335,27 @@ func TestHostSocketsUnreachable(t *testing.T) {
 	}()
 
 	ws := t.TempDir()
+	wl, err := net.Listen("unix", filepath.Join(ws, "host.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wl.Close()
+	go func() {
+		for {
+			c, err := wl.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
 	prog := programCopy(t, ws)
 	r := runIn(t, Spec{Workspace: ws, ReadOnly: []string{dir}, Argv: []string{prog, dir, abstract},
 		Env: []string{"PATH=/usr/bin:/bin", envProbe + "=sockets"}})
 	t.Logf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) < 13 {
+	if len(lines) < 14 {
 		t.Fatalf("the probe did not run every attempt (exit %d)", r.res.ExitCode)
 	}
 	for _, line := range lines {
@@ -323,6 +371,19 @@ func TestHostSocketsUnreachable(t *testing.T) {
 	if accepted.Load() != 0 || datagrams.Load() != 0 || abstractHits.Load() != 0 {
 		t.Errorf("the host's sockets were reached: %d connections, %d datagrams, %d abstract",
 			accepted.Load(), datagrams.Load(), abstractHits.Load())
+	}
+}
+
+// TestOwnSocketsWork: the program's own Unix sockets, wherever it may
+// write, work: masking the host's sockets does not break programs that
+// serve each other.
+func TestOwnSocketsWork(t *testing.T) {
+	ws := t.TempDir()
+	prog := programCopy(t, ws)
+	r := runIn(t, Spec{Workspace: ws, Argv: []string{prog}, Env: []string{"PATH=/usr/bin:/bin", envProbe + "=own-sockets"}})
+	t.Logf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	if got := strings.Count(r.stdout, " ok hi\n"); got != 4 {
+		t.Errorf("%d of 4 places serve Unix sockets", got)
 	}
 }
 
@@ -378,7 +439,14 @@ func TestProcIsTheRuntimes(t *testing.T) {
 cat /proc/1/mountinfo; echo $s
 cat /proc/self/mountinfo; echo $s
 for f in /proc/[0-9]*/cmdline; do tr '\0' ' ' < $f; echo; done; echo $s
-kill -TERM 1; kill -ABRT 1; echo signalled`}})
+kill -TERM 1; kill -ABRT 1
+python3 -c 'import os, signal
+fd = os.pidfd_open(1)
+for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGUSR1, signal.SIGPIPE, signal.SIGSYS, signal.SIGTSTP, signal.SIGSTOP, signal.SIGKILL):
+    try: signal.pidfd_send_signal(fd, s)
+    except OSError: pass
+'
+sleep 0.2; echo signalled`}})
 	t.Logf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	parts := strings.Split(r.stdout, "sec-tion\n")
 	if len(parts) != 4 {

@@ -9,31 +9,54 @@
 //	                 namespaces: builds the root file system, listens on
 //	                 the relayed ports, runs the runtime's service (ward run
 //	                 keeps the session key there), reaps every process
-//	stage2 → CMD     in a mount namespace of its own: pivots into the new
-//	                 root, confines itself (Landlock, no capabilities, a
-//	                 seccomp filter whose notifications ward receives) and
-//	                 executes the program
+//	stage2 → CMD     PID 1 of a PID namespace of the program's own, in a
+//	                 mount namespace of its own: mounts that namespace's
+//	                 /proc, pivots into the new root, confines itself
+//	                 (Landlock, no capabilities, a seccomp filter whose
+//	                 notifications ward receives), starts the program,
+//	                 which inherits all of it, and reaps until it ends
+//
+// The program sees its own processes and stage2 (not dumpable, ignoring
+// every signal it can) and nothing of init: neither the session key's
+// process nor its mount table, which is the host's.
 //
 // The file system is the host's read-only where a program needs it (/usr,
 // the libraries, a curated /etc), a fresh /tmp, and /workspace: an overlay
 // whose lower layer is the real workspace and whose upper layer, on a
 // size-limited tmpfs, captures every change. Nothing else of the host is
-// there: not /root, /home, /var, nor ward's own data.
+// there: not /root, /home, /var, nor ward's own data. Every host directory
+// shown, the workspace included, is an overlay of a bind of it (named
+// relative to the run directory, so the program's mount table does not
+// show host paths): in an overlay, a socket or FIFO of the host is an
+// inode of the overlay's own, which no socket is bound to and no pipe
+// attached to. So a host daemon's socket under a shown directory cannot
+// be connected to or sent to, however the program names it; this rests
+// on the mounts, not on reading the address a program passes. Host files
+// shown one by one are bound read-only and must be regular files; ReadOnly
+// paths are resolved (symlinks followed) before they are checked.
 //
 // The network namespace has only a loopback interface. On it, init listens
 // on the Forward ports and relays each connection, through a Unix socket in
 // the run directory, to ward outside, which dials the real destination.
 // Everything else fails: there is no route, no resolver and no other
-// listener. The seccomp filter's notifications let ward record each
-// refused attempt (a direct connection, a raw socket, a signal or ptrace
-// aimed outside the sandbox, a mount); the namespaces, not the filter, are
-// the boundary, since a notification's pointer arguments can change after
-// ward reads them.
+// listener; abstract Unix socket names belong to the network namespace.
+// The seccomp filter's notifications let ward record each refused
+// attempt (a direct connection, a raw socket, a signal or ptrace aimed
+// outside the sandbox, a mount); the namespaces and mounts, not the
+// filter, are the boundary, since a notification's pointer arguments can
+// change after ward reads them.
 //
 // Limits: a cgroup (v1 or v2, whichever the host delegates) caps memory,
 // CPU and processes; the scratch tmpfs caps the disk; rlimits cap open files
 // and core dumps. What the host does not offer is reported, never silently
-// skipped; a runtime that cannot be confined at all does not start.
+// skipped; a runtime that cannot be confined at all does not start. When
+// the program has ended, Result.Limits says which limits it met, from the
+// kernel's counts (an OOM kill is not just any SIGKILL).
+//
+// The ward process holding a runtime locks its run directory, where the
+// runtime's cgroups are recorded before they are made. If that process is
+// killed, the runtime dies with it (init has a parent-death signal); [Reap]
+// removes the cgroups and directory it leaves.
 //
 // Programs that re-execute this binary as a runtime must call [Child] first
 // thing in main.
