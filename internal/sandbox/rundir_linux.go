@@ -12,7 +12,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ward-dev/ward/internal/atomicfile"
 	"github.com/ward-dev/ward/internal/strictjson"
 )
 
@@ -54,12 +53,20 @@ func lockRunDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
+// writeRecord replaces the run directory's record. Written whole, under a
+// temporary name, then renamed: a process killed meanwhile leaves the old
+// record or the new one. Not synced: after a crash of the host, neither
+// the runtime nor its cgroups exist any more.
 func writeRecord(dir string, cgroups []string) error {
 	b, err := json.Marshal(runRecord{Cgroups: append([]string{}, cgroups...)})
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(filepath.Join(dir, recordName), b, 0o600); err != nil {
+	tmp := filepath.Join(dir, recordName+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("run directory: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, recordName)); err != nil {
 		return fmt.Errorf("run directory: %w", err)
 	}
 	return nil
