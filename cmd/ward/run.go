@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -423,12 +424,14 @@ const liveInterval = 5 * time.Second
 // live holds the session's liveness channel to the node while the
 // runtime lives: POST /v1/sessions/ID/runtime/live, whose body is a line
 // "alive" every liveInterval and "end" once ward run has ended the
-// session itself. If ward run dies (SIGKILL included), the kernel closes
-// the connection without "end" and the node ends the session at once;
-// if ward run's host goes away, the node ends it when the heartbeat
-// stops. A channel that breaks while ward run lives (a restarting node)
-// is opened again; one the node refuses (the session is not active, or a
-// node that does not offer it) is not.
+// session itself, and whose answer is "live", then one last line. If
+// ward run dies (SIGKILL included), the kernel closes the connection
+// without "end" and the node ends the session at once; if ward run's
+// host goes away, the node ends it when the heartbeat stops. A channel
+// that breaks while ward run lives, or that a node shutting down lets go
+// of, is opened again; one the node refuses (the session is not active,
+// or a node that does not offer it), or after which it ended the
+// session, is not.
 func (r *runner) live(id string) {
 	defer close(r.liveDone)
 	hc := &http.Client{Transport: r.c.http.Transport} // no overall timeout: it lasts as long as the runtime
@@ -442,15 +445,28 @@ func (r *runner) live(id string) {
 		}
 		req.Header.Set("Authorization", "Bearer "+r.c.token)
 		req.Header.Set("Content-Type", "text/plain")
-		answered := make(chan int, 1)
+		// The node's last line, "" if the channel broke, or "HTTP n".
+		answered := make(chan string, 1)
 		go func() {
 			resp, err := hc.Do(req)
 			if err != nil {
-				answered <- 0
+				answered <- ""
 				return
 			}
-			resp.Body.Close()
-			answered <- resp.StatusCode
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				answered <- "HTTP " + strconv.Itoa(resp.StatusCode)
+				return
+			}
+			last := ""
+			sc := bufio.NewScanner(io.LimitReader(resp.Body, 64<<10))
+			for sc.Scan() {
+				last = sc.Text()
+			}
+			if sc.Err() != nil || last == "live" {
+				last = ""
+			}
+			answered <- last
 		}()
 		// Lines are written by a goroutine of their own, so that a stalled
 		// connection never holds up ward run.
@@ -464,7 +480,7 @@ func (r *runner) live(id string) {
 			pw.Close()
 		}()
 		tick := time.NewTicker(liveInterval)
-		status := -1
+		last := ""
 	beat:
 		for {
 			select {
@@ -484,7 +500,7 @@ func (r *runner) live(id string) {
 				}
 				pw.CloseWithError(broken)
 				return
-			case status = <-answered:
+			case last = <-answered:
 				break beat
 			case <-tick.C:
 				select {
@@ -495,9 +511,14 @@ func (r *runner) live(id string) {
 		}
 		tick.Stop()
 		pw.CloseWithError(broken)
-		if status >= 400 && status < 500 {
-			if status != http.StatusNotFound && status != http.StatusConflict {
-				fmt.Fprintf(r.stderr, "ward run: the node refused the session's liveness channel (HTTP %d)\n", status)
+		switch {
+		case strings.HasPrefix(last, "gone: "):
+			fmt.Fprintf(r.stderr, "ward run: the node ended the session: %s\n", strings.TrimPrefix(last, "gone: "))
+			<-r.liveStop
+			return
+		case strings.HasPrefix(last, "HTTP 4"):
+			if last != "HTTP 404" && last != "HTTP 409" {
+				fmt.Fprintf(r.stderr, "ward run: the node refused the session's liveness channel (%s)\n", last)
 			}
 			<-r.liveStop
 			return

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ward-dev/ward/internal/api"
+	"github.com/ward-dev/ward/internal/server"
 )
 
 // TestRunLinksOutside: symlinks the program leaves in the workspace that
@@ -239,15 +240,19 @@ func TestRuntimeLiveChannel(t *testing.T) {
 		}
 		return v.Session
 	}
-	live := func(id, body string) int {
+	// live sends body on a liveness channel and returns the node's
+	// answer: its status and last line.
+	live := func(id, body string) (int, string) {
 		req, _ := http.NewRequest("POST", c.base+"/v1/sessions/"+url.PathEscape(id)+"/runtime/live", io.NopCloser(strings.NewReader(body)))
 		req.Header.Set("Authorization", "Bearer "+c.token)
 		resp, err := c.http.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		ls := strings.Split(strings.TrimSpace(string(b)), "\n")
+		return resp.StatusCode, ls[len(ls)-1]
 	}
 	status := func(id string) api.SessionView {
 		var v api.SessionView
@@ -257,8 +262,8 @@ func TestRuntimeLiveChannel(t *testing.T) {
 		return v
 	}
 	kept := start()
-	if code := live(kept, "alive\nalive\nend\n"); code != http.StatusNoContent || status(kept).Status != "active" {
-		t.Errorf("clean end: HTTP %d, session %s", code, status(kept).Status)
+	if code, last := live(kept, "alive\nalive\nend\n"); code != http.StatusOK || last != "end" || status(kept).Status != "active" {
+		t.Errorf("clean end: HTTP %d %q, session %s", code, last, status(kept).Status)
 	}
 	for body, why := range map[string]string{
 		"alive\n":                   "closed without the session ending",
@@ -271,21 +276,66 @@ func TestRuntimeLiveChannel(t *testing.T) {
 		"alive\nend\nmore\nlines\n": "",
 	} {
 		id := start()
-		code := live(id, body)
+		code, last := live(id, body)
 		v := status(id)
 		if why == "" {
-			if code != http.StatusNoContent || v.Status != "active" {
-				t.Errorf("%q: HTTP %d, session %s", body, code, v.Status)
+			if code != http.StatusOK || last != "end" || v.Status != "active" {
+				t.Errorf("%q: HTTP %d %q, session %s", body, code, last, v.Status)
 			}
 			continue
 		}
-		if code != http.StatusGone || v.Status == "active" || !strings.Contains(v.EndReason, "its runtime is gone: ") ||
-			!strings.Contains(v.EndReason, why) {
-			t.Errorf("%q: HTTP %d, session %s (%q), want ended because %s", body, code, v.Status, v.EndReason, why)
+		if code != http.StatusOK || !strings.HasPrefix(last, "gone: its runtime is gone: ") || v.Status == "active" ||
+			!strings.Contains(v.EndReason, "its runtime is gone: ") || !strings.Contains(v.EndReason, why) {
+			t.Errorf("%q: HTTP %d %q, session %s (%q), want ended because %s", body, code, last, v.Status, v.EndReason, why)
 		}
 	}
 	mustCLI(t, "session", "end", kept)
-	if code := live(kept, "alive\n"); code != http.StatusConflict {
+	if code, _ := live(kept, "alive\n"); code != http.StatusConflict {
 		t.Errorf("channel for an ended session: HTTP %d", code)
+	}
+}
+
+// TestRuntimeLiveNodeRestart: a node that shuts down lets go of the
+// runtimes' liveness channels without ending their sessions: their ward
+// runs connect again to the node that follows.
+func TestRuntimeLiveNodeRestart(t *testing.T) {
+	data := t.TempDir()
+	n := startNode(t, server.Config{Data: data, Upstreams: []server.Upstream{{Name: "demo", Builtin: "demo"}}})
+	token := n.AdminCredential
+	mustCLI(t, "agent", "register", "coder", "--sponsor", "admin", "--allow", "tool:demo.*")
+	out := mustCLI(t, "session", "start", "--agent", "coder", "--objective", "live", "-o", "json")
+	var started struct{ Session string }
+	json.Unmarshal([]byte(out), &started)
+	c, err := operatorClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequest("POST", c.base+"/v1/sessions/"+url.PathEscape(started.Session)+"/runtime/live", pr)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	answer := bufio.NewScanner(resp.Body)
+	if !answer.Scan() || answer.Text() != "live" {
+		t.Fatalf("the node does not hold the channel: HTTP %d %q", resp.StatusCode, answer.Text())
+	}
+	io.WriteString(pw, "alive\n")
+	n.Close()
+	if !answer.Scan() || answer.Text() != "closing" {
+		t.Errorf("at shutdown the node says %q, %v; want closing", answer.Text(), answer.Err())
+	}
+	startNode(t, server.Config{Data: data, Upstreams: []server.Upstream{{Name: "demo", Builtin: "demo"}}})
+	t.Setenv("WARD_TOKEN", token)
+	c, _ = operatorClient()
+	var v api.SessionView
+	if err := c.do("GET", "/v1/sessions/"+url.PathEscape(started.Session), nil, &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Status != "active" {
+		t.Errorf("after a node restart the session is %s (%s)", v.Status, v.EndReason)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -119,6 +120,10 @@ type Server struct {
 	cfg Config
 	mcp *streamable.Handler
 	mux *http.ServeMux
+	// closing is closed by Close: runtimes' liveness channels let go
+	// without their sessions being ended.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // New returns a Server.
@@ -133,7 +138,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxBody = DefaultMaxBody
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), closing: make(chan struct{})}
 	s.mcp = streamable.NewHandler(streamable.HandlerConfig{Open: s.openMCP, MaxBodyBytes: cfg.MaxMCPBody})
 	s.routes()
 	return s, nil
@@ -174,7 +179,10 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 }
 
 // Close ends every MCP session.
-func (s *Server) Close() { s.mcp.Close() }
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.mcp.Close()
+}
 
 func (s *Server) routes() {
 	m := s.mux
