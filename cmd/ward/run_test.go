@@ -545,6 +545,13 @@ func TestRunBadInput(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "no-such-program-xyz: command not found") {
 		t.Errorf("missing command: exit %d %s", code, stderr)
 	}
+	// A path to show is checked as what it names: /var/run is /run here.
+	if fi, err := os.Lstat("/var/run"); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		code, _, stderr = runWard(t, bin, "--agent", "coder", "--objective", "x", "--ro", "/var/run/lock", "--", "true")
+		if code != 1 || !strings.Contains(stderr, `read-only path "/var/run/lock" (really /run/lock): the runtime has its own /run`) {
+			t.Errorf("--ro through a symlink: exit %d %s", code, stderr)
+		}
+	}
 	code, _, stderr = runWard(t, bin, "--agent", "coder", "--objective", "x")
 	if code != 2 || !strings.Contains(stderr, "usage: ward run") {
 		t.Errorf("no command: exit %d %s", code, stderr)
