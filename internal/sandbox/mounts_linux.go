@@ -37,13 +37,14 @@ var devShown = []string{"null", "zero", "full", "random", "urandom"}
 //
 // Every host directory shown (the system directories, parts of /etc,
 // ReadOnly, the workspace) is an overlay whose lower layer is a bind of
-// it at RUN/layers/N, named relative to RUN: in an overlay, a socket or a
+// it at RUN/scratch/layers/N (on the scratch tmpfs, which the program
+// does not see), named relative to RUN: in an overlay, a socket or a
 // FIFO of the lower layer is an inode of the overlay's own, which no
 // socket is bound to and no pipe is attached to, so connect(), sendto(),
 // sendmsg() and sendmmsg() to a host daemon's socket fail
 // (ECONNREFUSED) however the program names it (symlinks, a path it
 // rewrites in memory while the kernel reads it), and its mount table
-// shows "lowerdir=layers/N", not the host's path.
+// shows "lowerdir=scratch/layers/N", not the host's path.
 func buildRoot(spec *initSpec) (string, error) {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return "", fmt.Errorf("make mounts private: %w", err)
@@ -54,7 +55,7 @@ func buildRoot(spec *initSpec) (string, error) {
 	}
 	scratch := filepath.Join(spec.RunDir, "scratch")
 	root := filepath.Join(spec.RunDir, "root")
-	for _, d := range []string{scratch, root, filepath.Join(spec.RunDir, "layers")} {
+	for _, d := range []string{scratch, root} {
 		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 			return "", err
 		}
@@ -63,7 +64,7 @@ func buildRoot(spec *initSpec) (string, error) {
 		"mode=0700,size="+strconv.FormatInt(spec.Limits.Disk, 10)); err != nil {
 		return "", fmt.Errorf("scratch tmpfs: %w", err)
 	}
-	for _, d := range []string{"upper", "work", "tmp", "home", "shm", "run", "empty"} {
+	for _, d := range []string{"upper", "work", "tmp", "home", "shm", "run", "empty", "layers"} {
 		mode := os.FileMode(0o755)
 		if d == "tmp" || d == "shm" {
 			mode = 0o1777
@@ -138,7 +139,7 @@ func buildRoot(spec *initSpec) (string, error) {
 	}
 	lower := "scratch/empty"
 	if spec.Workspace != "" {
-		lower = filepath.Join("layers", "workspace")
+		lower = filepath.Join("scratch", "layers", "workspace")
 		if err := os.Mkdir(lower, 0o700); err != nil {
 			return "", err
 		}
@@ -173,7 +174,7 @@ func mountOverlay(dst, opts string, flags uintptr) error {
 // shower shows host paths in the root being built.
 type shower struct {
 	root   string
-	layers int // RUN/layers/N made so far
+	layers int // RUN/scratch/layers/N made so far
 }
 
 // show makes host path src visible at dst (both absolute; dst inside the
@@ -215,7 +216,7 @@ func (b *shower) show(src, dst string, required bool) error {
 // no upper one; the other is an empty directory of scratch).
 func (b *shower) dir(src, dst string) error {
 	b.layers++
-	layer := filepath.Join("layers", strconv.Itoa(b.layers))
+	layer := filepath.Join("scratch", "layers", strconv.Itoa(b.layers))
 	if err := os.Mkdir(layer, 0o700); err != nil {
 		return err
 	}
