@@ -489,7 +489,13 @@ func (m *masker) mark(b []byte, hit []byte, final bool) {
 			continue
 		}
 		for _, k := range m.starts[c] {
-			if r, n := m.patterns[k].match(b[i:], final); r == matched {
+			p := &m.patterns[k]
+			// Most candidates fail on their second byte: test it here.
+			if i+1 < len(b) && !intro[c] && !intro[b[i+1]] && !p.same(b[i+1], p.text[1]) &&
+				!(b[i+1] == '+' && p.text[1] == ' ' && !p.base64) {
+				continue
+			}
+			if r, n := p.match(b[i:], final); r == matched {
 				for j := i; j < i+n; j++ {
 					hit[j] = 1
 				}
@@ -497,6 +503,9 @@ func (m *masker) mark(b []byte, hit []byte, final bool) {
 		}
 	}
 }
+
+// intro marks the bytes that begin an escape.
+var intro = [256]bool{'\\': true, '%': true, '&': true}
 
 // held returns how many bytes at the end of b could begin an occurrence
 // that the bytes after b would complete: a proper prefix of a secret as
