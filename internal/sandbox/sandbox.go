@@ -137,10 +137,12 @@ type Spec struct {
 	// /workspace; changes land in the run's change set, not in it. ""
 	// gives an empty workspace.
 	Workspace string
-	// ReadOnly lists more host paths to show, read-only, at the same place.
+	// ReadOnly lists more host directories or regular files to show,
+	// read-only, at their real paths (Validate resolves symlinks).
 	ReadOnly []string
 	// RunDir is a directory ward owns for this run (mode 0700): relay
-	// sockets live there while the runtime runs.
+	// sockets live there while the runtime runs. Start locks it and
+	// records there what the runtime makes outside it, for Reap.
 	RunDir   string
 	Hostname string
 	Limits   Limits
