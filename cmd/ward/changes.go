@@ -43,6 +43,18 @@ func cmdChanges(args []string, stdout io.Writer) error {
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return fmt.Errorf("run of session %s: run.json: %w", id, err)
 	}
+	if rec.RolledBack {
+		// --rollback kept only the summary.
+		switch sub {
+		case "show":
+			showRun(stdout, rec, "rolled back: discarded, only their summary is kept")
+			fmt.Fprint(stdout, rec.Summary)
+			return nil
+		case "apply":
+			return fmt.Errorf("the changes of session %s were rolled back (--rollback): nothing of them was kept to apply", id)
+		}
+		return fmt.Errorf("the changes of session %s were rolled back (--rollback): nothing of them was kept", id)
+	}
 	set, err := changes.Load(filepath.Join(dir, "changes"))
 	if err != nil {
 		return fmt.Errorf("run of session %s: %w", id, err)
@@ -56,10 +68,12 @@ func cmdChanges(args []string, stdout io.Writer) error {
 		case rec.Discarded:
 			state = "discarded"
 		}
-		fmt.Fprintf(stdout, "session    %s\nagent      %s\nworkspace  %s\ncommand    %q\nexit       %d %s\nchanges    %s\n", rec.Session, rec.Agent,
-			rec.Workspace, rec.Command, rec.ExitCode, rec.Stopped, state)
+		showRun(stdout, rec, state)
 		if len(rec.Protected) > 0 {
 			fmt.Fprintf(stdout, "protected  %q\n", rec.Protected)
+		}
+		if len(rec.Outside) > 0 {
+			fmt.Fprintf(stdout, "outside    symbolic links that point outside the workspace: %s\n", describeLinks(set, rec.Outside))
 		}
 		fmt.Fprint(stdout, set.Summary())
 		return nil
@@ -99,6 +113,15 @@ func cmdChanges(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "discarded the changes of session %s\n", id)
 	}
 	return writeRunRecord(rec)
+}
+
+// showRun prints what a run record says of the run.
+func showRun(w io.Writer, rec runRecord, state string) {
+	fmt.Fprintf(w, "session    %s\nagent      %s\nworkspace  %s\ncommand    %q\nexit       %d %s\nchanges    %s\n", rec.Session, rec.Agent,
+		rec.Workspace, rec.Command, rec.ExitCode, rec.Stopped, state)
+	for _, l := range rec.Limits {
+		fmt.Fprintf(w, "limit      %s\n", l)
+	}
 }
 
 // recordDecision records an operator's decision on a change set.

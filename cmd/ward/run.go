@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -16,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ward-dev/ward/internal/api"
 	"github.com/ward-dev/ward/internal/authority"
@@ -51,8 +55,16 @@ type runRecord struct {
 	ExitCode  int       `json:"exit_code"`
 	Stopped   string    `json:"stopped,omitempty"`
 	Protected []string  `json:"protected,omitempty"`
-	Applied   bool      `json:"applied"`
-	Discarded bool      `json:"discarded,omitempty"`
+	// Outside are the symlinks whose target leaves the workspace.
+	Outside []string `json:"links_outside,omitempty"`
+	// Limits are the runtime's limits the program ran into.
+	Limits    []string `json:"limits,omitempty"`
+	Applied   bool     `json:"applied"`
+	Discarded bool     `json:"discarded,omitempty"`
+	// RolledBack: --rollback discarded the changes; only Summary is
+	// kept of them.
+	RolledBack bool   `json:"rolled_back,omitempty"`
+	Summary    string `json:"summary,omitempty"`
 }
 
 // runsDir is where change sets are kept: $WARD_HOME/runs.
@@ -64,7 +76,7 @@ func cmdRun(args []string, stdout io.Writer) error {
 	objective := fs.String("objective", "", "the session's declared objective (attested before the program starts)")
 	workspace := fs.String("workspace", "", "directory the program works on, as /workspace (changes are captured, then applied or discarded)")
 	keep := fs.Bool("keep", false, "apply the changes to the workspace when the program ends (the default, unless protected paths changed)")
-	rollback := fs.Bool("rollback", false, "discard the changes: the workspace stays byte-for-byte as it was (the change set is kept)")
+	rollback := fs.Bool("rollback", false, "discard the changes: the workspace stays byte-for-byte as it was (only their summary is kept)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "end the session, and the runtime, after this long")
 	memory := fs.String("memory", "2G", "memory limit (K, M, G suffixes)")
 	disk := fs.String("disk", "1G", "limit on the workspace's changes plus /tmp")
@@ -106,6 +118,7 @@ func cmdRun(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	reapStale(c, os.Stderr)
 	patterns := append([]string(nil), allow...)
 	if len(hosts) > 0 && len(patterns) == 0 {
 		// Hosts alone: the agent's ceiling for the rest, as a session
@@ -140,7 +153,8 @@ func cmdRun(args []string, stdout io.Writer) error {
 	}
 	defer os.RemoveAll(runDir)
 
-	r := &runner{c: c, stderr: os.Stderr, events: make(chan api.RuntimeEvent, sandbox.MaxEvents+16), done: make(chan struct{}), disk: lim.Disk}
+	r := &runner{c: c, stderr: os.Stderr, events: make(chan api.RuntimeEvent, sandbox.MaxEvents+16), done: make(chan struct{}), disk: lim.Disk,
+		runDir: runDir, liveStop: make(chan bool, 1)}
 	req := api.SessionRequest{Agent: *agent, Objective: *objective, Tags: tags, Scope: scope, TTL: timeout.String()}
 	var egressMu sync.Mutex
 	egressAddr := ""
@@ -248,8 +262,11 @@ func cmdRun(args []string, stdout io.Writer) error {
 	signal.Stop(sigs)
 
 	rec := runRecord{Session: r.session(), Agent: *agent, Workspace: *workspace, Command: argv, Started: started,
-		ExitCode: res.ExitCode, Stopped: res.Stopped}
-	set, cerr := r.capture(res.Upper, *workspace, &rec)
+		ExitCode: res.ExitCode, Stopped: res.Stopped, Limits: res.Limits}
+	for _, l := range res.Limits {
+		fmt.Fprintf(r.stderr, "ward run: limit reached: %s\n", l)
+	}
+	set, cerr := r.capture(res.Upper, *workspace, *rollback, &rec)
 	if err := sb.Release(); err != nil {
 		fmt.Fprintf(r.stderr, "ward run: teardown: %v\n", err)
 	}
@@ -257,6 +274,9 @@ func cmdRun(args []string, stdout io.Writer) error {
 	outcome := fmt.Sprintf("program exited with status %d", res.ExitCode)
 	if res.Stopped != "" {
 		outcome = "runtime stopped: " + res.Stopped
+	}
+	if len(res.Limits) > 0 {
+		outcome += " (" + strings.Join(res.Limits, "; ") + ")"
 	}
 	if cerr != nil {
 		fmt.Fprintf(r.stderr, "ward run: changes: %v\n", cerr)
@@ -266,7 +286,8 @@ func cmdRun(args []string, stdout io.Writer) error {
 	if err := writeRunRecord(rec); err != nil {
 		fmt.Fprintf(r.stderr, "ward run: %v\n", err)
 	}
-	data := map[string]any{"exit_code": res.ExitCode, "stopped": res.Stopped, "applied": rec.Applied, "protected": rec.Protected}
+	data := map[string]any{"exit_code": res.ExitCode, "stopped": res.Stopped, "applied": rec.Applied, "protected": rec.Protected,
+		"links_outside": rec.Outside, "limits": res.Limits, "rolled_back": rec.RolledBack}
 	if set != nil {
 		data["changes"] = set.Paths()
 	}
@@ -299,16 +320,27 @@ type runner struct {
 	events chan api.RuntimeEvent
 	done   chan struct{}
 	disk   int64 // the runtime's disk limit, also the most a capture holds
+	runDir string
+	// liveStop ends the session's liveness channel: true once ward run
+	// has ended the session itself, false to break it off.
+	liveStop chan bool
+	liveDone chan struct{} // closed when the liveness channel is closed
 
 	mu    sync.Mutex
 	id    string
 	ended bool
 }
 
+// setSession notes the session the runtime runs for, in the run
+// directory too (where a later ward run finds it if this one is
+// killed), and opens its liveness channel to the node.
 func (r *runner) setSession(id string) {
 	r.mu.Lock()
 	r.id = id
+	r.liveDone = make(chan struct{})
 	r.mu.Unlock()
+	os.WriteFile(filepath.Join(r.runDir, "session"), []byte(id), 0o600)
+	go r.live(id)
 }
 
 func (r *runner) session() string {
@@ -360,19 +392,141 @@ func (r *runner) close() {
 	<-r.done
 }
 
-// end ends the session (once), revoking its grants.
+// end ends the session (once), revoking its grants, then closes the
+// liveness channel: cleanly if the session ended, by breaking it off
+// otherwise, so that the node ends the session itself.
 func (r *runner) end(reason string) {
 	r.mu.Lock()
-	id, ended := r.id, r.ended
+	id, ended, liveDone := r.id, r.ended, r.liveDone
 	r.ended = true
 	r.mu.Unlock()
 	if id == "" || ended {
 		return
 	}
-	if err := r.c.do("POST", "/v1/sessions/"+url.PathEscape(id)+"/end", map[string]string{"reason": reason}, nil); err != nil {
+	err := r.c.do("POST", "/v1/sessions/"+url.PathEscape(id)+"/end", map[string]string{"reason": reason}, nil)
+	if err != nil {
 		var ae *apiError
 		if !errors.As(err, &ae) || ae.status != 404 {
 			fmt.Fprintf(r.stderr, "ward run: ending session %s: %v\n", id, err)
+		}
+	}
+	r.liveStop <- err == nil
+	select {
+	case <-liveDone:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// liveInterval is how often ward run tells the node, on the session's
+// liveness channel, that its runtime is alive.
+const liveInterval = 5 * time.Second
+
+// live holds the session's liveness channel to the node while the
+// runtime lives: POST /v1/sessions/ID/runtime/live, whose body is a line
+// "alive" every liveInterval and "end" once ward run has ended the
+// session itself, and whose answer is "live", then one last line. If
+// ward run dies (SIGKILL included), the kernel closes the connection
+// without "end" and the node ends the session at once; if ward run's
+// host goes away, the node ends it when the heartbeat stops. A channel
+// that breaks while ward run lives, or that a node shutting down lets go
+// of, is opened again; one the node refuses (the session is not active,
+// or a node that does not offer it), or after which it ended the
+// session, is not.
+func (r *runner) live(id string) {
+	defer close(r.liveDone)
+	hc := &http.Client{Transport: r.c.http.Transport} // no overall timeout: it lasts as long as the runtime
+	broken := errors.New("ward run stopped without ending the session")
+	for {
+		pr, pw := io.Pipe()
+		req, err := http.NewRequest("POST", r.c.base+"/v1/sessions/"+url.PathEscape(id)+"/runtime/live", pr)
+		if err != nil {
+			<-r.liveStop
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+r.c.token)
+		req.Header.Set("Content-Type", "text/plain")
+		// The node's last line, "" if the channel broke, or "HTTP n".
+		answered := make(chan string, 1)
+		go func() {
+			resp, err := hc.Do(req)
+			if err != nil {
+				answered <- ""
+				return
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				answered <- "HTTP " + strconv.Itoa(resp.StatusCode)
+				return
+			}
+			last := ""
+			sc := bufio.NewScanner(io.LimitReader(resp.Body, 64<<10))
+			for sc.Scan() {
+				last = sc.Text()
+			}
+			if sc.Err() != nil || last == "live" {
+				last = ""
+			}
+			answered <- last
+		}()
+		// Lines are written by a goroutine of their own, so that a stalled
+		// connection never holds up ward run.
+		lines := make(chan string, 2)
+		go func() {
+			for l := range lines {
+				if _, err := io.WriteString(pw, l+"\n"); err != nil {
+					return
+				}
+			}
+			pw.Close()
+		}()
+		tick := time.NewTicker(liveInterval)
+		last := ""
+	beat:
+		for {
+			select {
+			case clean := <-r.liveStop:
+				tick.Stop()
+				if clean {
+					select {
+					case lines <- "end":
+						close(lines)
+						select {
+						case <-answered:
+						case <-time.After(5 * time.Second):
+						}
+						return
+					default:
+					}
+				}
+				pw.CloseWithError(broken)
+				return
+			case last = <-answered:
+				break beat
+			case <-tick.C:
+				select {
+				case lines <- "alive":
+				default: // earlier lines are not sent yet: the node's deadline decides
+				}
+			}
+		}
+		tick.Stop()
+		pw.CloseWithError(broken)
+		switch {
+		case strings.HasPrefix(last, "gone: "):
+			fmt.Fprintf(r.stderr, "ward run: the node ended the session: %s\n", strings.TrimPrefix(last, "gone: "))
+			<-r.liveStop
+			return
+		case strings.HasPrefix(last, "HTTP 4"):
+			if last != "HTTP 404" && last != "HTTP 409" {
+				fmt.Fprintf(r.stderr, "ward run: the node refused the session's liveness channel (%s)\n", last)
+			}
+			<-r.liveStop
+			return
+		}
+		select {
+		case <-r.liveStop:
+			return
+		case <-time.After(time.Second):
 		}
 	}
 }
@@ -410,20 +564,22 @@ func (r *runner) watch(sb *sandbox.Sandbox, stop <-chan struct{}, timeout time.D
 }
 
 // capture reads the workspace's changes from the runtime and keeps them in
-// RUNS/SESSION/changes.
-func (r *runner) capture(upper, workspace string, rec *runRecord) (*changes.Set, error) {
+// RUNS/SESSION/changes; with rollback, only their summary is kept.
+func (r *runner) capture(upper, workspace string, rollback bool, rec *runRecord) (*changes.Set, error) {
 	lower := workspace
 	if lower == "" {
-		empty, err := os.MkdirTemp("", "ward-empty-")
-		if err != nil {
+		lower = filepath.Join(r.runDir, "empty-workspace")
+		if err := os.Mkdir(lower, 0o700); err != nil {
 			return nil, err
 		}
-		defer os.Remove(empty)
-		lower = empty
 	}
 	set, err := changes.Scan(upper, lower, r.disk)
 	if err != nil {
 		return nil, err
+	}
+	if rollback {
+		rec.RolledBack, rec.Summary = true, set.Summary()
+		return set, nil
 	}
 	dir := filepath.Join(runsDir(), rec.Session, "changes")
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
@@ -441,18 +597,26 @@ func (r *runner) decide(set *changes.Set, rec *runRecord, workspace string, roll
 	fmt.Fprint(r.stderr, indent(set.Summary(), "ward run:   "))
 	dir := filepath.Join(runsDir(), rec.Session, "changes")
 	rec.Protected = changes.Protected(set, protect)
+	rec.Outside = changes.Escaping(set, workspace)
 	switch {
 	case len(set.Paths()) == 0:
 		return
+	case rollback:
+		fmt.Fprintf(r.stderr, "ward run: rolled back: the workspace is as it was; the changes were discarded (their summary is kept)\n")
 	case workspace == "":
 		fmt.Fprintf(r.stderr, "ward run: no workspace: the changes are kept in %s\n", dir)
-	case rollback:
-		fmt.Fprintf(r.stderr, "ward run: rolled back: the workspace is as it was; the changes are kept in %s\n", dir)
 	case rec.Stopped != "":
 		fmt.Fprintf(r.stderr, "ward run: not applied, since ward stopped the runtime; review with `ward changes show %s`\n", rec.Session)
-	case len(rec.Protected) > 0:
-		fmt.Fprintf(r.stderr, "ward run: not applied: protected paths changed (%s); review with `ward changes show %s`, then `ward changes apply %s`\n",
-			strings.Join(rec.Protected, ", "), rec.Session, rec.Session)
+	case len(rec.Protected) > 0 || len(rec.Outside) > 0:
+		var why []string
+		if len(rec.Protected) > 0 {
+			why = append(why, "protected paths changed ("+strings.Join(rec.Protected, ", ")+")")
+		}
+		if len(rec.Outside) > 0 {
+			why = append(why, "symbolic links point outside the workspace ("+describeLinks(set, rec.Outside)+")")
+		}
+		fmt.Fprintf(r.stderr, "ward run: not applied: %s; review with `ward changes show %s`, then `ward changes apply %s`\n",
+			strings.Join(why, "; "), rec.Session, rec.Session)
 	default:
 		if err := changes.Apply(set, dir, workspace); err != nil {
 			fmt.Fprintf(r.stderr, "ward run: applying the changes failed: %v; they are kept in %s\n", err, dir)
@@ -461,6 +625,76 @@ func (r *runner) decide(set *changes.Set, rec *runRecord, workspace string, roll
 		rec.Applied = true
 		fmt.Fprintf(r.stderr, "ward run: applied to %s\n", workspace)
 	}
+}
+
+// describeLinks is "path -> target, ..." for the symlinks of set at
+// paths, quoted where they would not read as plain text.
+func describeLinks(set *changes.Set, paths []string) string {
+	targets := map[string]string{}
+	for _, c := range set.Changes {
+		targets[c.Path] = c.Target
+	}
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = printable(p) + " -> " + printable(targets[p])
+	}
+	return strings.Join(out, ", ")
+}
+
+// printable is s, quoted if it holds anything but printable characters
+// and spaces.
+func printable(s string) string {
+	if strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) || r == utf8.RuneError }) {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+// reapStale cleans up after earlier `ward run`s that were killed: their
+// runtimes died with them, but not their cgroups and run directories,
+// which sandbox.Reap removes; their sessions, which the node has most
+// likely ended already, are ended.
+func reapStale(c *client, stderr io.Writer) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "ward-run-*"))
+	for _, d := range dirs {
+		id := readSession(filepath.Join(d, "session"))
+		ok, err := sandbox.Reap(d)
+		if err != nil {
+			fmt.Fprintf(stderr, "ward run: %v\n", err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if id == "" {
+			fmt.Fprintf(stderr, "ward run: cleaned up after a runtime whose ward run was killed (%s)\n", d)
+			continue
+		}
+		fmt.Fprintf(stderr, "ward run: cleaned up after a runtime whose ward run was killed (session %s)\n", id)
+		var v api.SessionView
+		if err := c.do("GET", "/v1/sessions/"+url.PathEscape(id), nil, &v); err == nil && v.Status == "active" {
+			if err := c.do("POST", "/v1/sessions/"+url.PathEscape(id)+"/end",
+				map[string]string{"reason": "its runtime is gone: its ward run was killed"}, nil); err != nil {
+				fmt.Fprintf(stderr, "ward run: ending session %s: %v\n", id, err)
+			}
+		}
+	}
+}
+
+// readSession reads a session id a ward run left in its run directory,
+// "" if there is none that could be one.
+func readSession(path string) string {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, 256))
+	id := string(b)
+	if id == "" || len(id) > 128 || id != filepath.Base(id) || strings.HasPrefix(id, ".") || strings.ContainsFunc(id, unicode.IsSpace) {
+		return ""
+	}
+	return id
 }
 
 func writeRunRecord(rec runRecord) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -13,10 +14,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -179,6 +182,18 @@ func leftovers(t *testing.T) []string {
 	return out
 }
 
+// newSince lists what is in after but not in before (a later ward run
+// may also have removed some of before, left by killed ones).
+func newSince(before, after []string) []string {
+	var out []string
+	for _, a := range after {
+		if !slices.Contains(before, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // processesWith lists host processes whose command line holds marker.
 func processesWith(marker string) []string {
 	var out []string
@@ -313,8 +328,8 @@ func TestRun(t *testing.T) {
 	if left := processesWith(linger); len(left) > 0 {
 		t.Errorf("processes of the runtime outlived it: %v", left)
 	}
-	if got := leftovers(t); len(got) != len(before) {
-		t.Errorf("cgroups left behind: %v (before: %v)", got, before)
+	if got := newSince(before, leftovers(t)); len(got) > 0 {
+		t.Errorf("cgroups left behind: %v", got)
 	}
 	if _, err := os.Stat(filepath.Join(secretDir, "evil")); err == nil {
 		t.Error("the program wrote outside the workspace")
@@ -375,11 +390,15 @@ func TestRun(t *testing.T) {
 // that never holds it: not in its environment, not in its files, not in
 // what it receives.
 func TestRunBrokersCredentials(t *testing.T) {
-	const secret = "Bearer s3cret-token-0123456789"
+	const secret = "Bearer s3cret/Tok+en_0123456789"
 	var got atomic.Value
 	upstream := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got.Store(r.Header.Get("Authorization"))
-		io.WriteString(w, "brokered-hello")
+		// A careless upstream echoes what it received, in the forms
+		// servers encode text in.
+		forms := echoForms(r.Header.Get("Authorization"), false)
+		w.Header().Set("X-Echo", forms[1])
+		io.WriteString(w, "brokered-hello\n"+strings.Join(forms, "\n")+"\n")
 	}))
 	defer upstream.Close()
 	roots := x509.NewCertPool()
@@ -387,7 +406,7 @@ func TestRunBrokersCredentials(t *testing.T) {
 	_, bin := runtimeNodeWith(t, &server.Egress{UpstreamRoots: roots,
 		Credentials: []egress.Credential{{Host: "127.0.0.1", Header: "Authorization", Value: secret}}})
 	code, stdout, stderr := runWard(t, bin, "--agent", "coder", "--objective", "fetch the report", "--allow-host", "127.0.0.1", "--",
-		"/bin/sh", "-c", `curl -sS --fail --max-time 10 -H 'Authorization: Bearer agent-guess' `+upstream.URL+`/data; echo
+		"/bin/sh", "-c", `curl -sS -i --fail --max-time 10 -H 'Authorization: Bearer agent-guess' `+upstream.URL+`/data; echo
 echo env=$(env | grep -c s3cret)
 echo files=$(grep -rl s3cret /run/ward /workspace /home/agent /tmp /etc 2>/dev/null | wc -l)`)
 	if code != 0 || !strings.Contains(stdout, "brokered-hello") {
@@ -396,9 +415,34 @@ echo files=$(grep -rl s3cret /run/ward /workspace /home/agent /tmp /etc 2>/dev/n
 	if !strings.Contains(stdout, "env=0") || !strings.Contains(stdout, "files=0") || strings.Contains(stdout+stderr, "s3cret") {
 		t.Errorf("the program saw the secret:\n%s\n%s", stdout, stderr)
 	}
+	for _, f := range echoForms(secret[len("Bearer "):], true) {
+		if strings.Contains(stdout, f) {
+			t.Errorf("the program saw the secret as %q:\n%s", f, stdout)
+		}
+	}
 	if got.Load() != secret {
 		t.Errorf("the upstream saw %q, want the brokered secret", got.Load())
 	}
+}
+
+// echoForms are s as servers commonly give text back: JSON-escaped,
+// lowercased, base64 (both alphabets, with and without padding, after
+// one or two other bytes), hex, percent-encoded. With core, a base64 form
+// is cut to the characters that encode s alone, as found inside another
+// string's encoding.
+func echoForms(s string, core bool) []string {
+	forms := []string{strings.ReplaceAll(s, "/", `\/`), strings.ToLower(s), strings.ToUpper(s), hex.EncodeToString([]byte(s)),
+		url.QueryEscape(s), url.PathEscape(s)}
+	for _, prefix := range []string{"", "a", "ab"} {
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+			b := enc.EncodeToString(append([]byte(prefix), s...))
+			if core {
+				b = b[3 : len(b)-4]
+			}
+			forms = append(forms, b)
+		}
+	}
+	return forms
 }
 
 // TestRunProtectedAndLater: a change to a protected path is not applied;
@@ -501,6 +545,13 @@ func TestRunBadInput(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "no-such-program-xyz: command not found") {
 		t.Errorf("missing command: exit %d %s", code, stderr)
 	}
+	// A path to show is checked as what it names: /var/run is /run here.
+	if fi, err := os.Lstat("/var/run"); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		code, _, stderr = runWard(t, bin, "--agent", "coder", "--objective", "x", "--ro", "/var/run/lock", "--", "true")
+		if code != 1 || !strings.Contains(stderr, `read-only path "/var/run/lock" (really /run/lock): the runtime has its own /run`) {
+			t.Errorf("--ro through a symlink: exit %d %s", code, stderr)
+		}
+	}
 	code, _, stderr = runWard(t, bin, "--agent", "coder", "--objective", "x")
 	if code != 2 || !strings.Contains(stderr, "usage: ward run") {
 		t.Errorf("no command: exit %d %s", code, stderr)
@@ -527,10 +578,13 @@ print("started=%d" % n)
 	} else if k, _ := strconv.Atoi(m[1]); k >= 64 {
 		t.Errorf("fork bomb: %d processes started under a limit of 64", k)
 	}
+	if os.Getuid() == 0 && !strings.Contains(stderr, "limit reached: processes: ") {
+		t.Errorf("fork bomb: ward run does not say the process limit was reached:\n%s", stderr)
+	}
 	// Filling the disk stops at the scratch limit.
 	code, stdout, stderr = runWard(t, bin, "--agent", "coder", "--objective", "x", "--disk", "16M", "--rollback", "--", "/bin/sh", "-c",
 		`dd if=/dev/zero of=/workspace/big bs=1M count=64 2>&1; echo exit=$?`)
-	if !strings.Contains(stdout, "No space left on device") {
+	if !strings.Contains(stdout, "No space left on device") || !strings.Contains(stderr, "limit reached: disk: the 16 MiB of scratch space") {
 		t.Errorf("disk fill: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	// A sparse file costs the scratch nothing but would be copied out in
@@ -540,11 +594,11 @@ print("started=%d" % n)
 	if !strings.Contains(stdout, "truncated") || !strings.Contains(stderr, "sparse files or hard links") {
 		t.Errorf("sparse file: exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	if got := leftovers(t); len(got) != len(before) {
+	if got := newSince(before, leftovers(t)); len(got) > 0 {
 		t.Errorf("cgroups left behind: %v", got)
 	}
-	if tmpAfter, _ := filepath.Glob(filepath.Join(os.TempDir(), "ward-run-*")); len(tmpAfter) != len(tmpBefore) {
-		t.Errorf("run directories left behind: %v", tmpAfter)
+	if tmpAfter, _ := filepath.Glob(filepath.Join(os.TempDir(), "ward-run-*")); len(newSince(tmpBefore, tmpAfter)) > 0 {
+		t.Errorf("run directories left behind: %v", newSince(tmpBefore, tmpAfter))
 	}
 }
 

@@ -43,6 +43,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -116,7 +117,8 @@ type Config struct {
 	// for brokered HTTPS, sent with the token as "ca" (nil: none).
 	EgressCA func() []byte
 	// Runtime, when set, serves the runtime of `ward run`:
-	// POST /v1/sessions/{id}/exec and POST /v1/sessions/{id}/runtime.
+	// POST /v1/sessions/{id}/exec, POST /v1/sessions/{id}/runtime and
+	// the liveness channel POST /v1/sessions/{id}/runtime/live.
 	Runtime Runtime
 	// Witness, when set, serves C2SP tlog-witness add-checkpoint at
 	// POST /witness/add-checkpoint, for the logs this node witnesses. The
@@ -141,6 +143,10 @@ type Server struct {
 	mcp      *streamable.Handler
 	mux      *http.ServeMux
 	refusals *refusal.Recorder
+	// closing is closed by Close: runtimes' liveness channels let go
+	// without their sessions being ended.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // New returns a Server.
@@ -155,7 +161,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxBody = DefaultMaxBody
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), refusals: cfg.Refusals}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), refusals: cfg.Refusals, closing: make(chan struct{})}
 	if s.refusals == nil {
 		app, ok := cfg.Audit.(refusal.Appender)
 		if !ok {
@@ -290,9 +296,10 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close ends every MCP session and appends the summaries of refusals
-// counted so far.
+// Close ends every MCP session, lets runtimes' liveness channels go and
+// appends the summaries of refusals counted so far.
 func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
 	s.mcp.Close()
 	if err := s.refusals.Close(context.Background()); err != nil {
 		s.cfg.Logger.Error("recording a summary of refusals failed", "err", err)
@@ -340,6 +347,7 @@ func (s *Server) routes() {
 	if s.cfg.Runtime != nil {
 		m.HandleFunc("POST /v1/sessions/{id}/exec", s.op(s.decideExec))
 		m.HandleFunc("POST /v1/sessions/{id}/runtime", s.op(s.recordRuntime))
+		m.HandleFunc("POST /v1/sessions/{id}/runtime/live", s.op(s.runtimeLive))
 	}
 	if s.cfg.Witness != nil {
 		m.Handle("POST /witness/add-checkpoint", s.cfg.Witness)

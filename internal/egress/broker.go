@@ -9,6 +9,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +18,8 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,7 +37,9 @@ type Credential struct {
 	Header string
 	// Value is the secret header value, e.g. "Bearer sk-...". The proxy
 	// masks it in responses, and also its last space-separated field (the
-	// token) when that is 8 bytes or longer.
+	// token) when that is 8 bytes or longer; each of them of 8 bytes or
+	// more also in the forms a server commonly gives a secret back in
+	// (see the package documentation).
 	Value string
 }
 
@@ -192,34 +198,277 @@ func (c *leafCache) mint(host string, now time.Time) (*tls.Certificate, error) {
 // masker overwrites every occurrence of any of its secrets with a byte that
 // occurs in none of them, so the output contains no secret and has the
 // length of the input.
+//
+// An occurrence is the secret as it was sent, or as a server commonly
+// gives it back (see [newMasker]): in any letter case, as hexadecimal, as
+// base64 (standard or URL alphabet, padded or not, at any of the three
+// alignments a secret can have inside a longer encoded string), with any
+// of its characters escaped for JSON (\/, \u002f), JavaScript (\x2f), a
+// URL (%2F, + for a space) or HTML (&#47;, &#x2f;, &amp;). Every byte
+// of the occurrence as it appears, escapes included, is overwritten.
 type masker struct {
-	secrets [][]byte
-	with    byte
+	secrets  [][]byte  // matched exactly
+	patterns []pattern // matched through escapes
+	with     byte
+	// longest bounds the bytes an occurrence spans in the input.
 	longest int
+	// starts lists, for each byte, the patterns an occurrence beginning
+	// with it may be of.
+	starts  [256][]int
+	start   [256]bool // whether starts lists any
 	windows sync.Pool // *window, for maskReaders
 }
 
+// pattern is one encoded form of a secret, as it reads once escapes are
+// decoded.
+type pattern struct {
+	text   []byte
+	fold   bool // ASCII letters match in either case (text, hex)
+	base64 bool // '-' and '_' read as '+' and '/' (either alphabet)
+}
+
+// minEncoded is the shortest secret looked for in encoded forms: a
+// shorter one would match ordinary text in some case or encoding. Shorter
+// secrets are masked only as sent.
+const minEncoded = 8
+
+// maxEscape is the most bytes one escaped character takes: &#x0000002f;.
+const maxEscape = 12
+
+// maskWith are the bytes a masker may overwrite with: none of them is a
+// letter, digit, escape introducer, or character of base64 or hex.
+const maskWith = "*#~!^|?@:;,."
+
+// newMasker returns a masker for secrets. Each secret of minEncoded bytes
+// or more is also looked for in every form the masker type describes.
 func newMasker(secrets [][]byte) *masker {
-	m := &masker{secrets: secrets, with: '*'}
+	m := &masker{secrets: secrets}
 	used := make(map[byte]bool)
 	for _, s := range secrets {
 		m.longest = max(m.longest, len(s))
 		for _, c := range s {
-			used[c] = true
+			used[lower(c)], used[upper(c)] = true, true
+		}
+		if len(s) < minEncoded {
+			continue
+		}
+		m.patterns = append(m.patterns, pattern{text: s, fold: true},
+			pattern{text: []byte(hex.EncodeToString(s)), fold: true})
+		for off := range 3 {
+			// The characters that encode only the secret's own bits when
+			// it follows off bytes of something else.
+			enc := base64.StdEncoding.EncodeToString(append(make([]byte, off), s...))
+			from, to := (8*off+5)/6, (8*off+8*len(s))/6
+			m.patterns = append(m.patterns, pattern{text: []byte(enc[from:to]), base64: true})
 		}
 	}
-	for i := range 256 { // header values cannot hold every byte
-		if c := byte('*' + i); !used[c] {
-			m.with = c
+	m.with = maskWith[0]
+	for i := range len(maskWith) {
+		if !used[maskWith[i]] {
+			m.with = maskWith[i]
 			break
+		}
+	}
+	for k, p := range m.patterns {
+		m.longest = max(m.longest, len(p.text)*maxEscape)
+		firsts := []byte{p.text[0], '\\', '%', '&'}
+		switch c := p.text[0]; {
+		case p.fold:
+			firsts = append(firsts, lower(c), upper(c))
+		case p.base64 && c == '+':
+			firsts = append(firsts, '-')
+		case p.base64 && c == '/':
+			firsts = append(firsts, '_')
+		case c == ' ':
+			firsts = append(firsts, '+')
+		}
+		for _, c := range firsts {
+			if !slices.Contains(m.starts[c], k) {
+				m.starts[c] = append(m.starts[c], k)
+				m.start[c] = true
+			}
 		}
 	}
 	return m
 }
 
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func upper(c byte) byte {
+	if 'a' <= c && c <= 'z' {
+		return c - 'a' + 'A'
+	}
+	return c
+}
+
+// Results of matching a pattern at one position.
+const (
+	noMatch = iota
+	matched
+	partial // the input ends inside what may still be an occurrence
+)
+
+// match matches p at the start of b. It returns matched and the bytes the
+// occurrence spans, noMatch, or partial if b ends before that is known;
+// with final set, b is all there is and nothing is partial.
+func (p *pattern) match(b []byte, final bool) (int, int) {
+	i := 0
+	for _, want := range p.text {
+		if i == len(b) {
+			if final {
+				return noMatch, 0
+			}
+			return partial, 0
+		}
+		c, n, more := b[i], 0, false
+		if c == '\\' || c == '%' || c == '&' {
+			c, n, more = unescape(b[i:], final)
+		}
+		if more {
+			return partial, 0
+		}
+		switch {
+		case n > 0 && p.same(c, want):
+			i += n
+		case p.same(b[i], want) || b[i] == '+' && want == ' ' && !p.base64:
+			i++
+		default:
+			return noMatch, 0
+		}
+	}
+	return matched, i
+}
+
+// same reports whether the character c reads as want in p.
+func (p *pattern) same(c, want byte) bool {
+	switch {
+	case p.fold:
+		return lower(c) == lower(want)
+	case p.base64 && c == '-':
+		c = '+'
+	case p.base64 && c == '_':
+		c = '/'
+	}
+	return c == want
+}
+
+// unescape decodes the escaped character at the start of b, if one is
+// there: the byte it stands for and its length (0 if b does not start
+// with an escape, or one for a character outside ASCII). more is set when
+// b ends inside what may be an escape, unless final.
+func unescape(b []byte, final bool) (c byte, n int, more bool) {
+	hexAt := func(i, digits int) (int, bool, bool) {
+		v := 0
+		for k := i; k < i+digits; k++ {
+			if k == len(b) {
+				return 0, false, !final
+			}
+			d, ok := hexDigit(b[k])
+			if !ok {
+				return 0, false, false
+			}
+			v = v<<4 | d
+		}
+		return v, true, false
+	}
+	switch b[0] {
+	case '%':
+		v, ok, more := hexAt(1, 2)
+		if ok && v < 0x80 {
+			return byte(v), 3, false
+		}
+		return 0, 0, more
+	case '\\':
+		if len(b) < 2 {
+			return 0, 0, !final
+		}
+		switch b[1] {
+		case 'u':
+			v, ok, more := hexAt(2, 4)
+			if ok && v < 0x80 {
+				return byte(v), 6, false
+			}
+			return 0, 0, more
+		case 'x':
+			v, ok, more := hexAt(2, 2)
+			if ok && v < 0x80 {
+				return byte(v), 4, false
+			}
+			return 0, 0, more
+		case '/', '\\', '"', '\'':
+			return b[1], 2, false
+		case 't':
+			return '\t', 2, false
+		}
+	case '&':
+		return entity(b, final)
+	}
+	return 0, 0, false
+}
+
+// htmlNamed are the named character references servers escape with.
+var htmlNamed = map[string]byte{"amp": '&', "lt": '<', "gt": '>', "quot": '"', "apos": '\'', "sol": '/', "plus": '+',
+	"equals": '=', "colon": ':', "period": '.', "lowbar": '_', "hyphen": '-', "Tab": '\t'}
+
+// entity decodes an HTML character reference at the start of b ("&"...";").
+func entity(b []byte, final bool) (byte, int, bool) {
+	end := -1
+	for k := 1; k < len(b) && k < maxEscape; k++ {
+		if b[k] == ';' {
+			end = k
+			break
+		}
+		if !(b[k] == '#' && k == 1 || isAlnum(b[k])) {
+			return 0, 0, false
+		}
+	}
+	if end < 0 {
+		return 0, 0, !final && len(b) < maxEscape
+	}
+	ref := string(b[1:end])
+	if c, ok := htmlNamed[ref]; ok {
+		return c, end + 1, false
+	}
+	num, ok := strings.CutPrefix(ref, "#")
+	if !ok || num == "" {
+		return 0, 0, false
+	}
+	base := 10
+	if h, ok := strings.CutPrefix(strings.ToLower(num), "x"); ok {
+		num, base = h, 16
+	}
+	v, err := strconv.ParseUint(num, base, 32)
+	if err != nil || v >= 0x80 {
+		return 0, 0, false
+	}
+	return byte(v), end + 1, false
+}
+
+func hexDigit(c byte) (int, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0'), true
+	case 'a' <= c && c <= 'f':
+		return int(c-'a') + 10, true
+	case 'A' <= c && c <= 'F':
+		return int(c-'A') + 10, true
+	}
+	return 0, false
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
 // mark sets hit[i] to 1 for every byte of b inside an occurrence of a
-// secret.
-func (m *masker) mark(b []byte, hit []byte) {
+// secret. Unless final, an occurrence that b may end inside of is not
+// marked: held says where the first one begins.
+func (m *masker) mark(b []byte, hit []byte, final bool) {
 	for _, s := range m.secrets {
 		for i := 0; ; i++ {
 			j := bytes.Index(b[i:], s)
@@ -232,10 +481,35 @@ func (m *masker) mark(b []byte, hit []byte) {
 			}
 		}
 	}
+	if len(m.patterns) == 0 {
+		return
+	}
+	for i, c := range b {
+		if !m.start[c] {
+			continue
+		}
+		for _, k := range m.starts[c] {
+			p := &m.patterns[k]
+			// Most candidates fail on their second byte: test it here.
+			if i+1 < len(b) && !intro[c] && !intro[b[i+1]] && !p.same(b[i+1], p.text[1]) &&
+				!(b[i+1] == '+' && p.text[1] == ' ' && !p.base64) {
+				continue
+			}
+			if r, n := p.match(b[i:], final); r == matched {
+				for j := i; j < i+n; j++ {
+					hit[j] = 1
+				}
+			}
+		}
+	}
 }
 
-// held returns the length of the longest suffix of b that is a proper prefix
-// of a secret: bytes that a later read might complete into an occurrence.
+// intro marks the bytes that begin an escape.
+var intro = [256]bool{'\\': true, '%': true, '&': true}
+
+// held returns how many bytes at the end of b could begin an occurrence
+// that the bytes after b would complete: a proper prefix of a secret as
+// sent, or an encoded form that b ends inside.
 func (m *masker) held(b []byte) int {
 	n := 0
 	for _, s := range m.secrets {
@@ -246,13 +520,20 @@ func (m *masker) held(b []byte) int {
 			}
 		}
 	}
+	for i := max(0, len(b)-m.longest); i < len(b)-n; i++ {
+		for _, k := range m.starts[b[i]] {
+			if r, _ := m.patterns[k].match(b[i:], false); r == partial {
+				return len(b) - i
+			}
+		}
+	}
 	return n
 }
 
 // bytes returns b with every secret masked, in place.
 func (m *masker) bytes(b []byte) []byte {
 	hit := make([]byte, len(b))
-	m.mark(b, hit)
+	m.mark(b, hit, true)
 	m.apply(b, hit)
 	return b
 }
@@ -271,12 +552,14 @@ func (m *masker) apply(b, hit []byte) {
 
 // string returns s with every secret masked.
 func (m *masker) string(s string) string {
-	for _, sec := range m.secrets {
-		if strings.Contains(s, string(sec)) {
-			return string(m.bytes([]byte(s)))
-		}
+	b := []byte(s)
+	hit := make([]byte, len(b))
+	m.mark(b, hit, true)
+	if bytes.IndexByte(hit, 1) < 0 {
+		return s
 	}
-	return s
+	m.apply(b, hit)
+	return string(b)
 }
 
 // header masks secrets in the values of h and drops keys that contain one.
@@ -326,7 +609,9 @@ func (r *maskReader) Read(p []byte) (int, error) {
 			if r.hi == r.lo {
 				return 0, r.err
 			}
-			r.ok = r.hi // nothing follows: the held tail completes no secret
+			// Nothing follows: what the held tail holds is all there is.
+			r.m.mark(r.buf[r.lo:r.hi], r.hit[r.lo:r.hi], true)
+			r.ok = r.hi
 			break
 		}
 		r.fill()
@@ -350,7 +635,7 @@ func (r *maskReader) fill() {
 	r.hi += n
 	r.err = err
 	w := r.buf[:r.hi]
-	r.m.mark(w, r.hit[:r.hi])
+	r.m.mark(w, r.hit[:r.hi], false)
 	r.ok = r.hi - r.m.held(w)
 }
 

@@ -40,9 +40,13 @@
 // TLS verified against [Config.UpstreamRoots]. Plain-HTTP requests to such
 // a host get the header too. The secret never appears in records, errors or
 // responses: every occurrence of it (and of its token part, see
-// [Credential]) in a response's headers, body and trailers is masked with
-// bytes of the same length, and responses whose encoding the proxy cannot
-// read are refused.
+// [Credential]) in a response's headers, body and trailers, as sent or in
+// the forms a server commonly gives a secret back in (any letter case,
+// hex, base64 of either alphabet at any alignment, JSON, JavaScript, URL
+// and HTML escapes of any of its characters), is masked with bytes of the
+// same length, and responses whose encoding the proxy cannot read are
+// refused. Secrets echoed under two layers of encoding (a URL-escaped
+// JSON escape) are not recognised.
 //
 // # Records
 //

@@ -130,6 +130,8 @@ func FuzzMask(f *testing.F) {
 	f.Add([]byte("aaaaaaa"), "aa", "aaa", uint8(1))
 	f.Add([]byte("xyzw xy"), "xyzw", "xy", uint8(2))
 	f.Add([]byte("**a*b"), "a*", "*b", uint8(1))
+	f.Add([]byte(`{"t":"S3CRET\/tok%2Ben","b":"czNjcmV0L1RvaytlbjAx","h":"73336372"}`), "s3cret/Tok+en01", "Bearer s3cret/Tok+en01", uint8(4))
+	f.Add([]byte(`&#x73;3cret&#47;tok\u002ben%`), "s3cret/tok+en", "x", uint8(5))
 	f.Fuzz(func(t *testing.T, body []byte, s1, s2 string, chunk uint8) {
 		var secrets [][]byte
 		for _, s := range []string{s1, s2} {

@@ -175,7 +175,7 @@ func initMain() int {
 			s2.ConnectTCP = append(s2.ConnectTCP, p.Port)
 		}
 	}
-	pid, report, err := startStage2(c, &s2)
+	st, report, err := startStage2(c, &s2)
 	if len(report) > 0 {
 		c.send(message{Type: "report", Report: report}, -1)
 	}
@@ -183,7 +183,7 @@ func initMain() int {
 		reapAll()
 		return fail("%v", err)
 	}
-	if err := c.send(message{Type: "started", Pid: pid}, -1); err != nil {
+	if err := c.send(message{Type: "started", Pid: st.pid}, -1); err != nil {
 		return 125
 	}
 	// ward may stop the program early ("stop"); init itself stays, so
@@ -203,85 +203,122 @@ func initMain() int {
 			}
 		}
 	}()
-	status, sig := reapUntil(pid)
-	// The program is done: so is everything it started.
+	status, sig := reapUntil(st.pid)
+	// stage2, the program's PID 1, is gone and with it every process of
+	// the program's PID namespace; it said how the program ended, unless
+	// it was killed first.
+	if code, name, ok := st.exit(); ok {
+		status, sig = code, name
+	}
 	syscall.Kill(-1, syscall.SIGKILL)
 	reapAll()
 	c.send(message{Type: "exit", Status: status, Signal: sig}, -1)
 	select {}
 }
 
-// startStage2 starts the program's confining parent and takes its seccomp
-// listener for ward. It returns once the program's execve succeeded.
-func startStage2(c ctrl, s2 *stage2Spec) (pid int, report []string, err error) {
+// stage2Status is init's end of a running stage2's status pipe.
+type stage2Status struct {
+	pid int // stage2's, as init numbers it
+	r   *bufio.Reader
+	f   *os.File
+}
+
+// exit reads how the program ended, as stage2 reported it ("X CODE
+// [SIGNAL]") before exiting.
+func (st *stage2Status) exit() (code int, signal string, ok bool) {
+	defer st.f.Close()
+	line, _ := st.r.ReadString('\n')
+	f := strings.Fields(strings.TrimPrefix(line, "X "))
+	if !strings.HasPrefix(line, "X ") || len(f) == 0 || len(f) > 2 {
+		return 0, "", false
+	}
+	code, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0, "", false
+	}
+	if len(f) == 2 {
+		signal = f[1]
+	}
+	return code, signal, true
+}
+
+// startStage2 starts the program's confining parent, stage2, as PID 1 of
+// a PID namespace of its own, and takes its seccomp listener for ward. It
+// returns once the program's execve succeeded, with the status pipe on
+// which stage2 will say how the program ended.
+func startStage2(c ctrl, s2 *stage2Spec) (st *stage2Status, report []string, err error) {
 	specR, specW, err := os.Pipe()
 	if err != nil {
-		return 0, nil, err
+		return nil, nil, err
 	}
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
-		return 0, nil, err
+		return nil, nil, err
 	}
 	ackR, ackW, err := os.Pipe()
 	if err != nil {
-		return 0, nil, err
+		return nil, nil, err
 	}
 	b, err := json.Marshal(s2)
 	if err != nil {
-		return 0, nil, err
+		return nil, nil, err
 	}
 	proc, err := os.StartProcess("/proc/self/exe", []string{"ward-runtime-stage2"}, &os.ProcAttr{
 		Env:   []string{envRole + "=stage2", "GOGC=off", "GODEBUG=asyncpreemptoff=1"},
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr, specR, statusW, ackR},
-		Sys:   &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL},
+		Sys:   &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL},
 	})
 	specR.Close()
 	statusW.Close()
 	ackR.Close()
 	if err != nil {
-		return 0, nil, fmt.Errorf("runtime init: start: %w", err)
+		statusR.Close()
+		return nil, nil, fmt.Errorf("runtime init: start: %w", err)
 	}
-	pid = proc.Pid
+	st = &stage2Status{pid: proc.Pid, r: bufio.NewReader(statusR), f: statusR}
 	go func() {
 		specW.Write(b)
 		specW.Close()
 	}()
 	defer ackW.Close()
-	defer statusR.Close()
-	r := bufio.NewReader(statusR)
 	for {
-		line, rerr := r.ReadString('\n')
+		line, rerr := st.r.ReadString('\n')
 		line = strings.TrimSuffix(line, "\n")
 		switch {
 		case rerr != nil && line == "":
-			// The write end closed on a successful execve.
-			return pid, report, nil
+			statusR.Close()
+			return st, report, errors.New("runtime stage2 ended before the program started")
+		case line == "S":
+			return st, report, nil
 		case strings.HasPrefix(line, "R "):
 			report = append(report, line[2:])
 		case strings.HasPrefix(line, "E "):
-			return pid, report, errors.New(line[2:])
+			statusR.Close()
+			return st, report, errors.New(line[2:])
 		case strings.HasPrefix(line, "L "):
 			n, err := strconv.Atoi(line[2:])
 			if err != nil {
-				return pid, report, fmt.Errorf("runtime init: bad listener line %q", line)
+				statusR.Close()
+				return st, report, fmt.Errorf("runtime init: bad listener line %q", line)
 			}
-			lfd, err := confine.TakeListener(pid, n)
+			lfd, err := confine.TakeListener(proc.Pid, n)
 			if err != nil {
-				return pid, report, fmt.Errorf("runtime init: take the seccomp listener: %w", err)
+				statusR.Close()
+				return st, report, fmt.Errorf("runtime init: take the seccomp listener: %w", err)
 			}
 			err = c.send(message{Type: "listener"}, lfd)
 			syscall.Close(lfd)
 			if err != nil {
-				return pid, report, err
+				statusR.Close()
+				return st, report, err
 			}
 			if _, err := ackW.Write([]byte{1}); err != nil {
-				return pid, report, err
+				statusR.Close()
+				return st, report, err
 			}
 		default:
-			return pid, report, fmt.Errorf("runtime init: unexpected line from stage2: %q", line)
-		}
-		if rerr != nil {
-			return pid, report, nil
+			statusR.Close()
+			return st, report, fmt.Errorf("runtime init: unexpected line from stage2: %q", line)
 		}
 	}
 }

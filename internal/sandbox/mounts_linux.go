@@ -1,12 +1,15 @@
 package sandbox
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,10 +32,26 @@ var devShown = []string{"null", "zero", "full", "random", "urandom"}
 // buildRoot makes the runtime's root file system under RUN/root, in init's
 // mount namespace (which no longer propagates to the host), and returns its
 // path. Scratch space (the overlay's upper layer, /tmp, $HOME) is one
-// tmpfs of Limits.Disk bytes at RUN/scratch.
+// tmpfs of Limits.Disk bytes at RUN/scratch. The runtime's /proc is not
+// mounted here but by stage2, in the program's own PID namespace.
+//
+// Every host directory shown (the system directories, parts of /etc,
+// ReadOnly, the workspace) is an overlay whose lower layer is a bind of
+// it at RUN/scratch/layers/N (on the scratch tmpfs, which the program
+// does not see), named relative to RUN: in an overlay, a socket or a
+// FIFO of the lower layer is an inode of the overlay's own, which no
+// socket is bound to and no pipe is attached to, so connect(), sendto(),
+// sendmsg() and sendmmsg() to a host daemon's socket fail
+// (ECONNREFUSED) however the program names it (symlinks, a path it
+// rewrites in memory while the kernel reads it), and its mount table
+// shows "lowerdir=scratch/layers/N", not the host's path.
 func buildRoot(spec *initSpec) (string, error) {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return "", fmt.Errorf("make mounts private: %w", err)
+	}
+	// Overlay layers are named relative to the run directory.
+	if err := os.Chdir(spec.RunDir); err != nil {
+		return "", err
 	}
 	scratch := filepath.Join(spec.RunDir, "scratch")
 	root := filepath.Join(spec.RunDir, "root")
@@ -45,7 +64,7 @@ func buildRoot(spec *initSpec) (string, error) {
 		"mode=0700,size="+strconv.FormatInt(spec.Limits.Disk, 10)); err != nil {
 		return "", fmt.Errorf("scratch tmpfs: %w", err)
 	}
-	for _, d := range []string{"upper", "work", "tmp", "home", "shm", "run", "empty"} {
+	for _, d := range []string{"upper", "work", "tmp", "home", "shm", "run", "empty", "layers"} {
 		mode := os.FileMode(0o755)
 		if d == "tmp" || d == "shm" {
 			mode = 0o1777
@@ -63,18 +82,23 @@ func buildRoot(spec *initSpec) (string, error) {
 			return "", err
 		}
 	}
+	b := &shower{root: root}
 	for _, d := range systemDirs {
-		if err := showHost(d, filepath.Join(root, d), false); err != nil {
+		if err := b.show(d, d, false); err != nil {
 			return "", err
 		}
 	}
-	for _, p := range spec.ReadOnly {
-		if err := showHost(p, filepath.Join(root, p), true); err != nil {
-			return "", err
+	// Parents before what they hold, each once.
+	ro := slices.Clone(spec.ReadOnly)
+	slices.SortFunc(ro, func(a, b string) int { return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b)) })
+	for _, p := range slices.Compact(ro) {
+		if err := b.show(p, p, true); err != nil {
+			return "", fmt.Errorf("read-only path %s: %w", p, err)
 		}
 	}
 	for _, name := range etcShown {
-		if err := showHost(filepath.Join("/etc", name), filepath.Join(root, "etc", name), false); err != nil {
+		p := filepath.Join("/etc", name)
+		if err := b.show(p, p, false); err != nil {
 			return "", err
 		}
 	}
@@ -113,18 +137,19 @@ func buildRoot(spec *initSpec) (string, error) {
 			return "", fmt.Errorf("bind %s: %w", b[1], err)
 		}
 	}
-	lower := spec.Workspace
-	if lower == "" {
-		lower = filepath.Join(scratch, "empty")
-	}
-	opts := "lowerdir=" + lower + ",upperdir=" + filepath.Join(scratch, "upper") + ",workdir=" + filepath.Join(scratch, "work")
-	if err := unix.Mount("overlay", filepath.Join(root, "workspace"), "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts+",userxattr"); err != nil {
-		if err2 := unix.Mount("overlay", filepath.Join(root, "workspace"), "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts); err2 != nil {
-			return "", fmt.Errorf("workspace overlay: %w", err)
+	lower := "scratch/empty"
+	if spec.Workspace != "" {
+		lower = filepath.Join("scratch", "layers", "workspace")
+		if err := os.Mkdir(lower, 0o700); err != nil {
+			return "", err
+		}
+		if err := unix.Mount(spec.Workspace, lower, "", unix.MS_BIND, ""); err != nil {
+			return "", fmt.Errorf("workspace: %w", err)
 		}
 	}
-	if err := unix.Mount("proc", filepath.Join(root, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return "", fmt.Errorf("mount /proc: %w", err)
+	opts := "lowerdir=" + lower + ",upperdir=scratch/upper,workdir=scratch/work"
+	if err := mountOverlay(filepath.Join(root, "workspace"), opts, unix.MS_NOSUID|unix.MS_NODEV); err != nil {
+		return "", fmt.Errorf("workspace overlay: %w", err)
 	}
 	// The skeleton itself is read-only: the program writes only to the
 	// workspace, /tmp, $HOME and /dev/shm.
@@ -134,10 +159,31 @@ func buildRoot(spec *initSpec) (string, error) {
 	return root, nil
 }
 
-// showHost makes host path src visible at dst: a symlink as the same
-// symlink, a directory or file as a read-only bind mount. A missing src is
-// skipped unless required.
-func showHost(src, dst string, required bool) error {
+// mountOverlay mounts an overlay on dst, with user.overlay.* xattrs
+// (userxattr, which a user namespace needs) where the kernel takes them.
+func mountOverlay(dst, opts string, flags uintptr) error {
+	err := unix.Mount("overlay", dst, "overlay", flags, opts+",userxattr")
+	if err != nil {
+		if err2 := unix.Mount("overlay", dst, "overlay", flags, opts); err2 == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// shower shows host paths in the root being built.
+type shower struct {
+	root   string
+	layers int // RUN/scratch/layers/N made so far
+}
+
+// show makes host path src visible at dst (both absolute; dst inside the
+// runtime's root): a symlink as the same symlink, a directory as a
+// read-only overlay of it, a regular file as a read-only bind mount. A
+// missing src, or one of another type (a socket, a FIFO, a device), is
+// not shown, and is an error if required.
+func (b *shower) show(src, dst string, required bool) error {
+	dst = filepath.Join(b.root, dst)
 	fi, err := os.Lstat(src)
 	if err != nil {
 		if !required && errors.Is(err, os.ErrNotExist) {
@@ -156,17 +202,62 @@ func showHost(src, dst string, required bool) error {
 		}
 		return os.Symlink(target, dst)
 	case fi.IsDir():
-		if err := os.MkdirAll(dst, 0o755); err != nil {
-			return err
-		}
-	default:
-		f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o644)
-		if err != nil {
-			return err
-		}
-		f.Close()
+		return b.dir(src, dst)
+	case fi.Mode().IsRegular():
+		return showFile(src, dst)
+	case required:
+		return fmt.Errorf("%s is a %s: only directories and regular files are shown", src, kindOf(fi.Mode()))
 	}
-	return bindReadOnly(src, dst)
+	return nil
+}
+
+// dir shows the host directory src at dst as an overlay whose only
+// non-empty layer is src (an overlay needs two lower layers when it has
+// no upper one; the other is an empty directory of scratch).
+func (b *shower) dir(src, dst string) error {
+	b.layers++
+	layer := filepath.Join("scratch", "layers", strconv.Itoa(b.layers))
+	if err := os.Mkdir(layer, 0o700); err != nil {
+		return err
+	}
+	if err := unix.Mount(src, layer, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", src, err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(layer, &st); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	flags := uintptr(unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV)
+	if st.Flags&unix.ST_NOEXEC != 0 {
+		flags |= unix.MS_NOEXEC
+	}
+	if err := mountOverlay(dst, "lowerdir="+layer+":scratch/empty", flags); err != nil {
+		return fmt.Errorf("overlay of %s: %w", src, err)
+	}
+	return nil
+}
+
+// showFile bind-mounts the host file src on dst, read-only, and checks
+// that what got mounted is a regular file: src may have been replaced
+// since it was looked at.
+func showFile(src, dst string) error {
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", src, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dst, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Unmount(dst, unix.MNT_DETACH)
+		return fmt.Errorf("%s is no longer a regular file: not shown", src)
+	}
+	return remountReadOnly(src, dst)
 }
 
 // bindReadOnly bind-mounts src on dst and makes the mount read-only,
@@ -176,6 +267,12 @@ func bindReadOnly(src, dst string) error {
 	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("bind %s: %w", src, err)
 	}
+	return remountReadOnly(src, dst)
+}
+
+// remountReadOnly makes the bind mount at dst (of src) read-only, nosuid
+// and nodev, keeping the flags its source has locked.
+func remountReadOnly(src, dst string) error {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dst, &st); err != nil {
 		return err

@@ -9,31 +9,54 @@
 //	                 namespaces: builds the root file system, listens on
 //	                 the relayed ports, runs the runtime's service (ward run
 //	                 keeps the session key there), reaps every process
-//	stage2 → CMD     in a mount namespace of its own: pivots into the new
-//	                 root, confines itself (Landlock, no capabilities, a
-//	                 seccomp filter whose notifications ward receives) and
-//	                 executes the program
+//	stage2 → CMD     PID 1 of a PID namespace of the program's own, in a
+//	                 mount namespace of its own: mounts that namespace's
+//	                 /proc, pivots into the new root, confines itself
+//	                 (Landlock, no capabilities, a seccomp filter whose
+//	                 notifications ward receives), starts the program,
+//	                 which inherits all of it, and reaps until it ends
+//
+// The program sees its own processes and stage2 (not dumpable, ignoring
+// every signal it can) and nothing of init: neither the session key's
+// process nor its mount table, which is the host's.
 //
 // The file system is the host's read-only where a program needs it (/usr,
 // the libraries, a curated /etc), a fresh /tmp, and /workspace: an overlay
 // whose lower layer is the real workspace and whose upper layer, on a
 // size-limited tmpfs, captures every change. Nothing else of the host is
-// there: not /root, /home, /var, nor ward's own data.
+// there: not /root, /home, /var, nor ward's own data. Every host directory
+// shown, the workspace included, is an overlay of a bind of it (named
+// relative to the run directory, so the program's mount table does not
+// show host paths): in an overlay, a socket or FIFO of the host is an
+// inode of the overlay's own, which no socket is bound to and no pipe
+// attached to. So a host daemon's socket under a shown directory cannot
+// be connected to or sent to, however the program names it; this rests
+// on the mounts, not on reading the address a program passes. Host files
+// shown one by one are bound read-only and must be regular files; ReadOnly
+// paths are resolved (symlinks followed) before they are checked.
 //
 // The network namespace has only a loopback interface. On it, init listens
 // on the Forward ports and relays each connection, through a Unix socket in
 // the run directory, to ward outside, which dials the real destination.
 // Everything else fails: there is no route, no resolver and no other
-// listener. The seccomp filter's notifications let ward record each
-// refused attempt (a direct connection, a raw socket, a signal or ptrace
-// aimed outside the sandbox, a mount); the namespaces, not the filter, are
-// the boundary, since a notification's pointer arguments can change after
-// ward reads them.
+// listener; abstract Unix socket names belong to the network namespace.
+// The seccomp filter's notifications let ward record each refused
+// attempt (a direct connection, a raw socket, a signal or ptrace aimed
+// outside the sandbox, a mount); the namespaces and mounts, not the
+// filter, are the boundary, since a notification's pointer arguments can
+// change after ward reads them.
 //
 // Limits: a cgroup (v1 or v2, whichever the host delegates) caps memory,
 // CPU and processes; the scratch tmpfs caps the disk; rlimits cap open files
 // and core dumps. What the host does not offer is reported, never silently
-// skipped; a runtime that cannot be confined at all does not start.
+// skipped; a runtime that cannot be confined at all does not start. When
+// the program has ended, Result.Limits says which limits it met, from the
+// kernel's counts (an OOM kill is not just any SIGKILL).
+//
+// The ward process holding a runtime locks its run directory, where the
+// runtime's cgroups are recorded before they are made. If that process is
+// killed, the runtime dies with it (init has a parent-death signal); [Reap]
+// removes the cgroups and directory it leaves.
 //
 // Programs that re-execute this binary as a runtime must call [Child] first
 // thing in main.
@@ -114,10 +137,12 @@ type Spec struct {
 	// /workspace; changes land in the run's change set, not in it. ""
 	// gives an empty workspace.
 	Workspace string
-	// ReadOnly lists more host paths to show, read-only, at the same place.
+	// ReadOnly lists more host directories or regular files to show,
+	// read-only, at their real paths (Validate resolves symlinks).
 	ReadOnly []string
 	// RunDir is a directory ward owns for this run (mode 0700): relay
-	// sockets live there while the runtime runs.
+	// sockets live there while the runtime runs. Start locks it and
+	// records there what the runtime makes outside it, for Reap.
 	RunDir   string
 	Hostname string
 	Limits   Limits
@@ -154,6 +179,11 @@ type Result struct {
 	// Started is how long it took from Start to the program's first
 	// instruction (the moment its execve succeeded).
 	Started time.Duration
+	// Limits says which limits the program ran into, one sentence each
+	// ("memory: out of memory: the kernel killed 1 process at the limit
+	// of 64 MiB (--memory)"): an exit status alone does not tell an OOM
+	// kill from any other SIGKILL.
+	Limits []string
 }
 
 // Sandbox is a running runtime.
@@ -252,20 +282,15 @@ func (spec *Spec) Validate() error {
 		}
 		spec.Workspace = ws
 	}
+	ro := make([]string, len(spec.ReadOnly))
 	for i, p := range spec.ReadOnly {
-		if !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" {
-			return fmt.Errorf("read-only path %q: must be an absolute, clean path other than /", p)
+		real, err := realReadOnly(p)
+		if err != nil {
+			return err
 		}
-		for _, own := range []string{"/tmp", "/home", "/dev", "/proc", "/run", "/workspace", "/etc"} {
-			if p == own || strings.HasPrefix(p, own+"/") {
-				return fmt.Errorf("read-only path %q: the runtime has its own %s", p, own)
-			}
-		}
-		if _, err := os.Stat(p); err != nil {
-			return fmt.Errorf("read-only path: %w", err)
-		}
-		spec.ReadOnly[i] = p
+		ro[i] = real
 	}
+	spec.ReadOnly = ro
 	for name := range spec.Files {
 		if err := plainName(name); err != nil {
 			return err
@@ -286,6 +311,53 @@ func (spec *Spec) Validate() error {
 	}
 	spec.Limits = spec.Limits.withDefaults()
 	return nil
+}
+
+// runtimeOwn are the runtime's own directories, or ones it has none of:
+// no host path at or beneath them can be shown.
+var runtimeOwn = []string{"/tmp", "/home", "/dev", "/proc", "/sys", "/run", "/workspace", "/etc"}
+
+// realReadOnly checks a ReadOnly path as what it names, not as it is
+// spelled: symlinks are resolved (so /var/run/x is checked as /run/x) and
+// the real path is returned. It must be a directory or a regular file
+// outside the runtime's own directories.
+func realReadOnly(p string) (string, error) {
+	if !filepath.IsAbs(p) {
+		return "", fmt.Errorf("read-only path %q: must be absolute", p)
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", fmt.Errorf("read-only path: %w", err)
+	}
+	if real == "/" {
+		return "", fmt.Errorf("read-only path %q: names /, all of the host", p)
+	}
+	for _, own := range runtimeOwn {
+		if real == own || strings.HasPrefix(real, own+"/") {
+			return "", fmt.Errorf("read-only path %q (really %s): the runtime has its own %s, or none", p, real, own)
+		}
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return "", fmt.Errorf("read-only path: %w", err)
+	}
+	if !fi.IsDir() && !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("read-only path %q: only directories and regular files are shown, not a %s", p, kindOf(fi.Mode()))
+	}
+	return real, nil
+}
+
+// kindOf names the type of file a mode is.
+func kindOf(m os.FileMode) string {
+	switch {
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
 }
 
 // plainName checks a name for a file under /run/ward: one path element.

@@ -16,6 +16,7 @@ import (
 
 func TestMain(m *testing.M) {
 	Child()
+	runProbe()
 	os.Exit(m.Run())
 }
 

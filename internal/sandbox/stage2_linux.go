@@ -2,9 +2,11 @@ package sandbox
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -32,16 +34,30 @@ type stage2Spec struct {
 // Descriptors stage2 is started with.
 const (
 	fdSpec   = 3
-	fdStatus = 4 // close-on-exec: EOF tells init the execve succeeded
+	fdStatus = 4 // close-on-exec: the program does not inherit it
 	fdAck    = 5
 )
 
-// stage2Main pivots into the runtime's root, confines itself and executes
-// the program. It reports to init on fdStatus, one line each: "R text"
-// (what is in force), "L fd" (the seccomp listener, which init takes with
-// pidfd_getfd; then it waits for a byte on fdAck), "E error" (it failed).
+// stage2Main is PID 1 of the program's own PID namespace. It mounts that
+// namespace's /proc in the runtime's root, pivots into the root,
+// confines itself (Landlock, no capabilities, a seccomp filter whose
+// notifications ward receives), starts the program, which inherits all of
+// it, and reaps until the program ends; then it exits, and the kernel
+// kills whatever of the program is left. It reports to init on fdStatus,
+// one line each: "R text" (what is in force), "L fd" (the seccomp
+// listener, which init takes with pidfd_getfd; then it waits for a byte
+// on fdAck), "E error" (it failed), "S" (the program's execve succeeded)
+// and last "X CODE [SIGNAL]" (how the program ended).
+//
+// With a PID namespace of its own, the program sees only its own
+// processes and stage2: not the runtime's init, which holds the session
+// key and whose mount table is the host's. stage2 is not dumpable and
+// ignores every signal it can, so the program can neither read it nor end
+// it early but by ending itself.
 func stage2Main() {
 	runtime.LockOSThread()
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	signal.Ignore(stage2Ignored...)
 	status := os.NewFile(fdStatus, "status")
 	syscall.CloseOnExec(fdStatus)
 	fail := func(code int, format string, args ...any) {
@@ -57,17 +73,15 @@ func stage2Main() {
 		fail(125, "runtime stage2: %v", err)
 	}
 	syscall.Close(fdSpec)
+	if err := unix.Mount("proc", filepath.Join(spec.Root, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		fail(125, "runtime stage2: mount /proc: %v", err)
+	}
 	if err := pivot(spec.Root); err != nil {
 		fail(125, "runtime stage2: pivot_root: %v", err)
 	}
 	path, err := lookPath(spec.Argv[0], spec.Env)
 	if err != nil {
 		fail(127, "%v", err)
-	}
-	// A process group of its own: kill(0, …) from the program reaches
-	// the program's processes, not init (whose group is the session's).
-	if err := unix.Setpgid(0, 0); err != nil {
-		fail(125, "runtime stage2: setpgid: %v", err)
 	}
 	if err := setRlimits(spec); err != nil {
 		fail(125, "runtime stage2: rlimits: %v", err)
@@ -94,6 +108,7 @@ func stage2Main() {
 		fail(125, "runtime stage2: drop capabilities: %v", err)
 	}
 	fmt.Fprintln(status, "R capabilities: none (bounding set cleared, securebits locked, no_new_privs)")
+	fmt.Fprintln(status, "R processes: a PID namespace of the program's own, with its own /proc")
 	// io_uring would carry connects and sends past the filter: refused
 	// (and recorded) like the other notified calls.
 	notify := append(confine.DefaultNotify(), "io_uring_setup", "io_uring_enter", "io_uring_register")
@@ -111,9 +126,30 @@ func stage2Main() {
 	syscall.Close(fd)
 	// Nothing of ward's but stdio crosses into the program.
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	err = syscall.Exec(path, spec.Argv, spec.Env)
-	fail(126, "%s: %v", spec.Argv[0], err)
+	// Started from this thread, which holds the confinement. A process
+	// group of its own: kill(0, …) from the program reaches the
+	// program's processes, not stage2.
+	pid, err := syscall.ForkExec(path, spec.Argv, &syscall.ProcAttr{Env: spec.Env, Files: []uintptr{0, 1, 2},
+		Sys: &syscall.SysProcAttr{Setpgid: true}})
+	if err != nil {
+		code := 126
+		if errors.Is(err, syscall.ENOENT) {
+			code = 127
+		}
+		fail(code, "%s: %v", spec.Argv[0], err)
+	}
+	fmt.Fprintln(status, "S")
+	code, sig := reapUntil(pid)
+	fmt.Fprintf(status, "X %d %s\n", code, sig)
+	os.Exit(0)
 }
+
+// stage2Ignored are the signals stage2 ignores: all it can but SIGCHLD,
+// which it reaps by, and the Go runtime's own.
+var stage2Ignored = []os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGILL, syscall.SIGTRAP,
+	syscall.SIGABRT, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGUSR1, syscall.SIGSEGV, syscall.SIGUSR2, syscall.SIGPIPE,
+	syscall.SIGALRM, syscall.SIGTERM, syscall.SIGSTKFLT, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU,
+	syscall.SIGXCPU, syscall.SIGXFSZ, syscall.SIGVTALRM, syscall.SIGIO, syscall.SIGPWR, syscall.SIGSYS}
 
 // pivot makes root the root of this mount namespace and detaches the old
 // one, so that nothing of the host outside root is reachable.

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ward-dev/ward/internal/sandbox/confine"
 )
 
@@ -49,6 +51,7 @@ type hostSide struct {
 	cmd    *exec.Cmd
 	ctrl   ctrl
 	cg     *cgroup
+	lock   *os.File // holds the run directory's lock
 	relays []net.Listener
 	exited chan struct{} // init has been waited for
 
@@ -74,6 +77,10 @@ func Start(ctx context.Context, spec Spec) (*Sandbox, error) {
 			h.releaseNow()
 		}
 	}()
+	var err error
+	if h.lock, err = lockRunDir(spec.RunDir); err != nil {
+		return nil, err
+	}
 	is := &initSpec{Argv: spec.Argv, Env: spec.Env, Workspace: spec.Workspace, ReadOnly: spec.ReadOnly, RunDir: spec.RunDir,
 		Hostname: spec.Hostname, Limits: spec.Limits, Files: spec.Files, Service: spec.Service, RequireLandlock: spec.RequireLandlock,
 		ServicePorts: spec.ServicePorts}
@@ -127,7 +134,7 @@ func Start(ctx context.Context, spec Spec) (*Sandbox, error) {
 	}()
 
 	var report []string
-	if h.cg, err = newCgroup(strconv.Itoa(h.cmd.Process.Pid), spec.Limits); err != nil {
+	if h.cg, err = newCgroup(spec.RunDir, spec.Limits); err != nil {
 		if os.Getuid() == 0 {
 			// The program would be the host's root, which RLIMIT_NPROC
 			// does not bind: without a cgroup nothing limits it.
@@ -229,6 +236,7 @@ func (h *hostSide) serve(s *Sandbox, report []string, startErr chan<- error) {
 			finish(-1, "", errors.New(m.Error))
 			return
 		case "exit":
+			s.result.Limits = h.limitsHit()
 			finish(m.Status, m.Signal, nil)
 			return
 		}
@@ -275,12 +283,56 @@ func (h *hostSide) releaseNow() {
 		for _, ln := range h.relays {
 			ln.Close()
 		}
+		removed := true
 		if h.cg != nil {
-			if err := h.cg.remove(); err != nil && h.relErr == nil {
-				h.relErr = err
+			if err := h.cg.remove(); err != nil {
+				removed = false
+				if h.relErr == nil {
+					h.relErr = err
+				}
 			}
 		}
+		if h.lock != nil {
+			// What is left is Reap's to remove: keep the record.
+			if removed {
+				os.Remove(filepath.Join(h.spec.RunDir, recordName))
+			}
+			h.lock.Close()
+		}
 	})
+}
+
+// newCgroup plans the runtime's cgroup, records it in the run directory,
+// then makes it: a ward process killed at any moment leaves nothing that
+// Reap does not know of.
+func newCgroup(runDir string, l Limits) (*cgroup, error) {
+	cg, err := planCgroup(cgroupName(), l)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeRecord(runDir, cg.dirs); err != nil {
+		return nil, err
+	}
+	if err := cg.create(); err != nil {
+		return nil, err
+	}
+	return cg, nil
+}
+
+// limitsHit says which of the runtime's limits its program ran into: the
+// cgroup's counts of OOM kills and of refused forks, and a full scratch
+// space. Read when the program has ended, before the cgroup is removed.
+func (h *hostSide) limitsHit() []string {
+	var out []string
+	if h.cg != nil {
+		out = h.cg.hits()
+	}
+	var st unix.Statfs_t
+	scratch := filepath.Join("/proc", strconv.Itoa(h.cmd.Process.Pid), "root", h.spec.RunDir, "scratch")
+	if unix.Statfs(scratch, &st) == nil && (st.Bavail == 0 || st.Ffree == 0) {
+		out = append(out, fmt.Sprintf("disk: the %d MiB of scratch space (the workspace's changes and /tmp) is full (--disk)", h.spec.Limits.Disk>>20))
+	}
+	return out
 }
 
 // maxRelayed bounds the connections one forward relays at once: each costs

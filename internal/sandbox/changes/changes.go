@@ -99,6 +99,15 @@
 //
 // [Protected] says which changes touch paths a person must look at twice:
 // .git/**, *.pem, .env.
+//
+// # Links out of the workspace
+//
+// Apply writes a symlink's target as recorded, without resolving it. A
+// link whose target leaves the workspace (/proc/1/root/etc/shadow,
+// ../../.ssh, or d/x/.. where d/x -> ..) is harmless to Apply but not to
+// whatever later follows it; [Escaping] lists such links, resolving every
+// link on the way as the kernel would, so that they are applied only
+// after a person has seen them.
 package changes
 
 import (

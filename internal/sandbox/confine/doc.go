@@ -20,6 +20,7 @@
 //	fd, err := confine.Filter{Notify: confine.DefaultNotify()}.Install()
 //	// write fd's number to the supervisor, wait for its go-ahead
 //	syscall.Exec(agent, argv, env)         // the listener is close-on-exec
+//	                                       // (or ForkExec from this thread)
 //
 // and the supervisor, its parent, on reading the number:
 //
