@@ -27,6 +27,7 @@ import (
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/sandbox"
 	"github.com/ward-dev/ward/internal/sandbox/changes"
+	"github.com/ward-dev/ward/internal/strictjson"
 )
 
 // Ports of ward inside a runtime, on its 127.0.0.1.
@@ -188,7 +189,7 @@ func cmdRun(args []string, stdout io.Writer) error {
 				var in struct {
 					CSR string `json:"csr"`
 				}
-				if err := json.Unmarshal(body, &in); err != nil {
+				if err := strictjson.Unmarshal(body, &in); err != nil {
 					return nil, err
 				}
 				req.CSR = in.CSR
@@ -215,7 +216,7 @@ func cmdRun(args []string, stdout io.Writer) error {
 				var in struct {
 					Addr string `json:"addr"`
 				}
-				if err := json.Unmarshal(body, &in); err != nil {
+				if err := strictjson.Unmarshal(body, &in); err != nil {
 					return nil, err
 				}
 				if err := checkEgressAddr(in.Addr, base); err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/ward-dev/ward/internal/sandbox"
 	"github.com/ward-dev/ward/internal/sessioncred"
+	"github.com/ward-dev/ward/internal/strictjson"
 )
 
 func init() { sandbox.RegisterService("ward", runtimeService) }
@@ -134,7 +134,7 @@ func egressToken(ctx context.Context, rt http.RoundTripper, node *url.URL) (*url
 		ProxyURL string `json:"proxy_url"`
 		CA       string `json:"ca"`
 	}
-	if err := json.Unmarshal(b, &out); err != nil {
+	if err := strictjson.UnmarshalOpen(b, &out); err != nil {
 		return nil, "", err
 	}
 	u, err := url.Parse(out.ProxyURL)

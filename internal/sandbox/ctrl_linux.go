@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ward-dev/ward/internal/strictjson"
 	"os"
 	"syscall"
 )
@@ -123,7 +124,7 @@ func (c ctrl) recv() (message, int, error) {
 		return message{}, -1, fmt.Errorf("control message larger than %d bytes", maxMessage)
 	}
 	var m message
-	if err := json.Unmarshal(buf[:n], &m); err != nil {
+	if err := strictjson.Unmarshal(buf[:n], &m); err != nil {
 		if fd >= 0 {
 			syscall.Close(fd)
 		}
