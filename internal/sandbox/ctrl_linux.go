@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ward-dev/ward/internal/strictjson"
 	"os"
 	"syscall"
+
+	"github.com/ward-dev/ward/internal/strictjson"
 )
 
 // maxMessage bounds one control message.
