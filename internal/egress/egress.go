@@ -102,6 +102,8 @@ type Verdict struct {
 type Decider interface {
 	// DecideEgress is called for every CONNECT, every forwarded request and
 	// every request inside an intercepted tunnel. An error denies (502).
+	// It may replace r.Path with the form it decided on (normal form):
+	// the proxy forwards r.Path, never the agent's spelling of it.
 	DecideEgress(ctx context.Context, id *Identity, r *Request) (Verdict, error)
 }
 

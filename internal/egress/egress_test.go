@@ -72,7 +72,7 @@ func TestForward(t *testing.T) {
 			}
 			port, _ := strconv.Atoi(up.port())
 			wantPath, _, _ := strings.Cut(tc.path, "?")
-			want := Request{Method: tc.method, Scheme: "http", Host: "127.0.0.1", Port: port, Path: wantPath}
+			want := Request{Method: tc.method, Scheme: "http", Host: "127.0.0.1", Port: port, Path: wantPath, Source: "127.0.0.1"}
 			d := es[1]
 			if *d.req != want || d.id.Session != testSession {
 				t.Errorf("recorded %+v by %+v, want %+v", *d.req, d.id, want)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,6 +120,13 @@ func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 // destination, no proxy or upgrade headers, and the credential if any.
 func rewrite(out *http.Request, x *exchange) {
 	out.URL.Scheme, out.URL.Host = x.req.Scheme, hostPort(x.req)
+	if x.req.Path != "" {
+		// The path decided on (the Decider may have put it in normal
+		// form), not the agent's spelling of it.
+		if p, err := url.PathUnescape(x.req.Path); err == nil {
+			out.URL.Path, out.URL.RawPath = p, x.req.Path
+		}
+	}
 	out.URL.User, out.URL.Opaque, out.URL.Fragment, out.URL.RawFragment = nil, "", "", ""
 	out.Host = ""
 	for k := range out.Header {

@@ -219,6 +219,10 @@ func (n *Node) decideEgress(ctx context.Context, id *egress.Identity, r *egress.
 		hr.Method, hr.Scheme = policy.MethodConnect, ""
 	} else if hr.Path, err = policy.CleanHTTPPath(r.Path); err != nil {
 		return egress.Verdict{Reason: "the request path is not a valid URL path"}, nil
+	} else {
+		// What is decided is what is forwarded: "/a/../b" and "/a/%2e%2e/b"
+		// go out as "/b".
+		r.Path = hr.Path
 	}
 	op := &enforce.Operation{Action: policy.ActionHTTPRequest, Name: r.Host, HTTP: hr}
 	v := n.pipeline.Evaluate(ctx, c, op).Verdict
