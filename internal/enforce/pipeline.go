@@ -196,7 +196,8 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 		}
 		return refused(why)
 	}
-	if t, pinned := targetOf(c, kindOf(op.Action), op.Server, op.Reported); pinned && p.cfg.Pins != nil && op.Action != policy.ActionReadResource {
+	pinnable := op.Action == policy.ActionCallTool || op.Action == policy.ActionGetPrompt
+	if t, pinned := targetOf(c, kindOf(op.Action), op.Server, op.Reported); pinnable && pinned && p.cfg.Pins != nil {
 		ok, pin, err := p.pin(ctx, t, op.Upstream, op.Definition)
 		if err != nil {
 			return refused(fmt.Sprintf("%s pin check failed: %v", kindOf(op.Action), err))
