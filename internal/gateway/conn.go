@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -16,9 +17,10 @@ import (
 
 // upstream is one session's connection to one configured server.
 type upstream struct {
-	name string
-	conn mcp.Connection
-	caps capabilities
+	name  string
+	roots []string // as configured, for roots/list
+	conn  mcp.Connection
+	caps  capabilities
 	// inflight lists client request ids forwarded to this upstream and not
 	// yet answered, oldest first; guarded by Session.mu.
 	inflight []jsonrpc.ID
@@ -56,7 +58,7 @@ func (s *Session) connect(ctx context.Context, cfg Upstream, initParams json.Raw
 	if err != nil {
 		return nil, initResult{}, fmt.Errorf("%s: connect: %v", cfg.Name, err)
 	}
-	up := &upstream{name: cfg.Name, conn: conn, out: make(chan jsonrpc.Message, upstreamQueue)}
+	up := &upstream{name: cfg.Name, roots: cfg.Roots, conn: conn, out: make(chan jsonrpc.Message, upstreamQueue)}
 	go s.readUpstream(up)
 	go s.writeUpstream(up)
 	resp, err := s.roundTrip(ctx, up, "initialize", initParams, jsonrpc.ID{})
@@ -304,6 +306,17 @@ func (s *Session) related(up *upstream) jsonrpc.ID {
 // serverRequest forwards a request an upstream sends to the client
 // (sampling, elicitation, roots, ping) under an id of the gateway's.
 func (s *Session) serverRequest(up *upstream, m *jsonrpc.Request) {
+	if m.Method == "roots/list" {
+		// Answered by ward, with the roots the operator configured: the
+		// agent must not choose the directories a server serves.
+		roots := []map[string]string{}
+		for _, r := range up.roots {
+			roots = append(roots, map[string]string{"uri": (&url.URL{Scheme: "file", Path: r}).String(), "name": r})
+		}
+		res, _ := json.Marshal(map[string]any{"roots": roots})
+		s.sendUp(up, &jsonrpc.Response{ID: m.ID, Result: res})
+		return
+	}
 	s.mu.Lock()
 	if len(s.fromUp) >= maxServerRequests {
 		s.mu.Unlock()
@@ -466,7 +479,9 @@ func (s *Session) clientNotification(m *jsonrpc.Request) {
 		for _, up := range s.ups {
 			s.writeUp(up, &jsonrpc.Request{Method: m.Method, Params: p.encode()})
 		}
-	case "notifications/roots/list_changed", "notifications/progress":
+	case "notifications/roots/list_changed":
+		// The client's roots are not passed on (see Upstream.Roots).
+	case "notifications/progress":
 		if s.waitInit() != nil {
 			return
 		}

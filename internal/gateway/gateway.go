@@ -103,6 +103,12 @@ type Upstream struct {
 	Name string
 	// Dial opens a fresh connection for one downstream session.
 	Dial func(ctx context.Context) (mcp.Connection, error)
+	// Roots are the directories the server serves files from, if the
+	// operator said so. The server's roots are the operator's to set, not
+	// the agent's: the gateway does not offer the client's roots to
+	// upstreams, and answers an upstream's roots/list itself, with these
+	// (as file URIs) or none.
+	Roots []string
 }
 
 // Config configures a [Gateway].

@@ -230,7 +230,15 @@ func (s *Session) initialize(req *jsonrpc.Request, p params) {
 		init initResult
 		err  error
 	}
+	// The client's roots are not the upstreams' business: a server such as
+	// the filesystem server would take them for the directories it may
+	// serve, letting the agent move the operator's boundary.
 	fwd := p.encode()
+	if caps, err := p.object("capabilities"); err == nil && caps != nil {
+		if _, ok := caps["roots"]; ok {
+			fwd = p.with("capabilities", caps.with("roots", nil)).encode()
+		}
+	}
 	results := make([]result, len(s.g.cfg.Upstreams))
 	var wg sync.WaitGroup
 	for i, cfg := range s.g.cfg.Upstreams {

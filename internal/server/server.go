@@ -411,6 +411,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	for i := range ups {
+		ups[i].Roots = roots[ups[i].Name]
+	}
 	n.Auth, err = authority.New(authority.Config{CA: n.CA, Grants: issuer, Store: n.Store, Audit: n.Audit,
 		SessionTTL: cfg.SessionTTL, MaxSessionTTL: cfg.MaxTTL, MaxDepth: cfg.MaxDepth, OnEnd: n.sessionsEnded, OnTrust: n.watch.trustSet, OnDelegate: n.delegated})
 	if err != nil {
