@@ -9,7 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"unicode"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Local file paths.
@@ -206,10 +209,60 @@ func resolveExisting(abs string) (string, error) {
 		}
 		return "", fmt.Errorf("cannot resolve it: %v", err)
 	}
-	if rest == "" {
-		return real, nil
+	// A part that does not exist as written may exist under another
+	// Unicode spelling ("prive\u0301" for "privé"), which the filesystem
+	// server then opens (it matches parts by their NFC form): follow it
+	// the same way, so that what is decided is what will be opened.
+	parts := strings.Split(rest, string(filepath.Separator))
+	for i, part := range parts {
+		if part == "" {
+			continue
+		}
+		match, err := equivalent(real, part)
+		if err != nil {
+			return "", err
+		}
+		if match == "" {
+			return filepath.Join(append([]string{real}, parts[i:]...)...), nil
+		}
+		if real, err = filepath.EvalSymlinks(filepath.Join(real, match)); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return "", errors.New("it goes through a symlink whose target does not exist")
+			}
+			return "", fmt.Errorf("cannot resolve it: %v", err)
+		}
 	}
-	return filepath.Join(real, rest), nil
+	return real, nil
+}
+
+// equivalent returns the entry of dir named part, else the one whose name
+// equals part in Unicode normalization form C, "" if there is none; two
+// such entries are ambiguous and refused.
+func equivalent(dir, part string) (string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return "", nil
+		}
+		return "", fmt.Errorf("cannot read %s: %v", dir, err)
+	}
+	want := norm.NFC.String(part)
+	match := ""
+	for _, e := range entries {
+		if e.Name() == part {
+			return part, nil // as the server, an exact match first
+		}
+	}
+	for _, e := range entries {
+		if norm.NFC.String(e.Name()) != want {
+			continue
+		}
+		if match != "" {
+			return "", fmt.Errorf("%q matches %q and %q under Unicode normalization; ward refuses it rather than guess which one is meant", part, match, e.Name())
+		}
+		match = e.Name()
+	}
+	return match, nil
 }
 
 // within reports whether p is root or below it.

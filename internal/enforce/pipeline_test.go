@@ -288,8 +288,18 @@ func TestResolvePath(t *testing.T) {
 	must(os.Symlink("b", filepath.Join(root, "a", "inner")))
 	must(os.Symlink("../../..", filepath.Join(root, "a", "b", "out")))
 	must(os.Symlink("loop", filepath.Join(root, "a", "loop")))
+	must(os.Mkdir(filepath.Join(root, "caf\u00e9"), 0o755))        // NFC
+	must(os.Symlink("/etc", filepath.Join(root, "a", "pr\u00e9"))) // NFC, a link out
+	must(os.Mkdir(filepath.Join(root, "dup\u00e9"), 0o755))        // NFC
+	must(os.Mkdir(filepath.Join(root, "dupe\u0301"), 0o755))       // NFD: two spellings
 	roots := []string{root}
 	for _, tc := range []struct{ in, want, err string }{
+		{in: root + "/cafe\u0301/x", want: root + "/caf\u00e9/x"}, // NFD finds the NFC directory
+		{in: root + "/\u212a", want: root + "/\u212a"},            // nothing equivalent: as written
+		{in: root + "/a/pre\u0301/passwd", err: "outside"},        // NFD reaches the link out
+		{in: root + "/dupe\u0301x", want: root + "/dupe\u0301x"},
+		{in: root + "/dup\u00e9/x", want: root + "/dup\u00e9/x"}, // the exact match wins
+		{in: root + "/DUP\u00e9", want: root + "/DUP\u00e9"},
 		{in: root + "/a/f", want: root + "/a/f"},
 		{in: "a/f", want: root + "/a/f"},
 		{in: root + "/a/./b/../f", want: root + "/a/f"},
