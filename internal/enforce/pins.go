@@ -45,15 +45,15 @@ type PinStore interface {
 var _ PinStore = (*store.Store)(nil)
 
 // pinTarget names what a definition is pinned under. Tools are pinned
-// under their server and name; prompts under their server and
-// "prompt:NAME", with a first set of their own. A server that the agent's
+// under their server and name; prompts under "prompts#SERVER" and their
+// name, with a first set of their own. A server that the agent's
 // side reports (`ward mcp wrap`, through the guard API) is pinned apart
 // for each agent, "wrap-SERVER~AGENT": an agent's report can establish
 // trust for its own wrapped server, never for another agent's.
 type pinTarget struct {
 	server string // the pin's server key
 	set    string // the key of the first set the name belongs to
-	prefix string // "" for tools, "prompt:" for prompts
+	prompt bool
 }
 
 // targetOf is where kind's items of server are pinned for c; ok is false
@@ -67,13 +67,13 @@ func targetOf(c *Caller, kind Kind, server string, reported bool) (pinTarget, bo
 	case KindTool:
 		return pinTarget{server: key, set: key}, true
 	case KindPrompt:
-		return pinTarget{server: key, set: "prompts#" + key, prefix: "prompt:"}, true
+		return pinTarget{server: "prompts#" + key, set: "prompts#" + key, prompt: true}, true
 	}
 	return pinTarget{}, false
 }
 
 // approveName is what an operator names in `ward tools approve`.
-func (t pinTarget) approveName(name string) string { return t.server + "." + t.prefix + name }
+func (t pinTarget) approveName(name string) string { return t.server + "." + name }
 
 // pinEntry caches a pin so the hot path does not read the store on every
 // call: a definition whose raw bytes match the cached ones reuses the
@@ -145,7 +145,7 @@ func (p *Pipeline) observeTools(ctx context.Context, t pinTarget, items []Item) 
 		return nil, false, err
 	}
 	kind := "tool"
-	if t.prefix != "" {
+	if t.prompt {
 		kind = "prompt"
 	}
 	switch {
@@ -208,7 +208,7 @@ func diff(a, b []string) (added, removed []string) {
 // pin records the definition of name it sees under t and reports whether
 // it is approved.
 func (p *Pipeline) pin(ctx context.Context, t pinTarget, name string, def json.RawMessage) (approved bool, pin store.ToolPin, err error) {
-	server, tool := t.server, t.prefix+name
+	server, tool := t.server, name
 	key := server + "\x00" + tool
 	raw := sha256.Sum256(def)
 	now := p.cfg.Now()
