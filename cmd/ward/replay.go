@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ward-dev/ward/internal/enforce"
 	"github.com/ward-dev/ward/internal/replay"
 	"github.com/ward-dev/ward/internal/server"
 	"github.com/ward-dev/ward/internal/taint"
@@ -48,6 +49,21 @@ func cmdReplay(args []string, stdout io.Writer) error {
 			return fmt.Errorf("config %s: %w", *config, err)
 		}
 		opt.Tools = cfg.Tools
+		// File arguments of servers with roots are resolved as the node
+		// resolves them, on this machine's filesystem.
+		for _, u := range cfg.Upstreams {
+			if len(u.Roots) == 0 {
+				continue
+			}
+			roots, err := enforce.CanonicalRoots(u.Roots)
+			if err != nil {
+				return fmt.Errorf("config %s: server %s: %w", *config, u.Name, err)
+			}
+			if opt.Roots == nil {
+				opt.Roots = map[string][]string{}
+			}
+			opt.Roots[u.Name] = roots
+		}
 	}
 	path := fs.Arg(0)
 	if st, err := os.Stat(path); err == nil && st.IsDir() {

@@ -211,6 +211,18 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 	if set == nil {
 		return refused("no policies are loaded (default deny)")
 	}
+	if len(op.Arguments) > 0 {
+		// Arguments a server could read another way (names that differ
+		// only in case, at any depth) are refused wherever they come from.
+		if err := strictjson.Walk(op.Arguments, maxArgumentDepth, nil); err != nil {
+			return refused("arguments: " + err.Error())
+		}
+	}
+	if op.Action == policy.ActionReadResource {
+		if err := CheckURI(op.Name); err != nil {
+			return refused(err.Error())
+		}
+	}
 	req := p.request(c, op)
 	if p.cfg.Quotas != nil && op.Method != "" {
 		req.Counters = p.cfg.Quotas.Counters(quotaCall(c, op))
@@ -474,6 +486,9 @@ func (p *Pipeline) Quiesce(f func()) {
 	defer p.charges.Unlock()
 	f()
 }
+
+// maxArgumentDepth bounds the nesting of a call's arguments.
+const maxArgumentDepth = 64
 
 // recordTimeout bounds recording, independently of the call's own deadline.
 const recordTimeout = 10 * time.Second

@@ -140,7 +140,11 @@
 // no grants, pins, quotas or monitor: a replayed session may call any
 // well-formed name, its tools count as approved, and nothing is counted or
 // watched. A name no grant could cover (a host with a port, a URI with a
-// control character) is refused as a node refuses it. Per session:
+// control character) is refused as a node refuses it, and so are a
+// resource URI with dot segments and arguments with two names that differ
+// only in case; file arguments of servers with roots ([Options].Roots;
+// `ward replay --config` takes them from the node's servers) are resolved
+// on this machine's filesystem as the node resolves them. Per session:
 //
 //   - Taint: a call's result taints the session with the labels
 //     [Options].Labels gives its tool or resource ([taint.Labeler.Tool]; an

@@ -71,7 +71,11 @@ func TestRedteamReplayDecidesWhatTheGatewayRefuses(t *testing.T) {
 		`{"type":"call","method":"resources/read","server":"notes","name":"note://a/../secret"}`,
 	}
 	trace := strings.Join(lines, "\n") + "\n"
-	rep, err := replay.Run(set, strings.NewReader(trace), replay.Options{})
+	canon, err := enforce.CanonicalRoots([]string{root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := replay.Run(set, strings.NewReader(trace), replay.Options{Roots: map[string][]string{"fs": canon}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ var everything = grant.Scope{Tools: []string{"*"}, Prompts: []string{"*"}, Resou
 
 func newSimulator(set *policy.Set, opt Options) (*simulator, error) {
 	sessions := enforce.NewSessions(enforce.SessionsConfig{Labeler: opt.Labels, EventName: "line"})
-	p, err := enforce.New(enforce.Config{Policies: func() *policy.Set { return set }, Tools: opt.Tools, State: sessions})
+	p, err := enforce.New(enforce.Config{Policies: func() *policy.Set { return set }, Tools: opt.Tools, Roots: opt.Roots, State: sessions})
 	if err != nil {
 		return nil, err
 	}

@@ -1,16 +1,16 @@
-package gateway
+package enforce
 
 import "testing"
 
 func TestCheckURI(t *testing.T) {
 	for _, ok := range []string{"file:///tmp/a.txt", "note://welcome", "demo://resource/dynamic/text/7", "file:///tmp/.hidden", "https://x/a?b=../c"} {
-		if err := checkURI(ok); err != nil {
+		if err := CheckURI(ok); err != nil {
 			t.Errorf("%q refused: %v", ok, err)
 		}
 	}
 	for _, bad := range []string{"file:///tmp/../etc/shadow", "file:///tmp/./x", "file:///tmp/..", "file:///tmp/%2e%2e/etc", "file:///tmp/%2E%2E/etc",
 		"file:///tmp%2fetc", "file:///tmp\\..\\etc", "file:///tmp/a\x00b", "file:///tmp/a%00"} {
-		if err := checkURI(bad); err == nil {
+		if err := CheckURI(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
@@ -21,7 +21,7 @@ func FuzzCheckURI(f *testing.F) {
 	f.Add("file:///tmp/a")
 	f.Add("file:///tmp/../a")
 	f.Fuzz(func(t *testing.T, uri string) {
-		if checkURI(uri) != nil {
+		if CheckURI(uri) != nil {
 			return
 		}
 		for _, bad := range []string{"/../", "/./"} {
