@@ -197,6 +197,12 @@ func (s *Server) Handler() http.Handler {
 				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
 			}
 		}
+		if n := headerBytes(r); n > MaxHeaderBytes {
+			msg := fmt.Sprintf("request headers of %d bytes, more than the %d accepted", n, MaxHeaderBytes)
+			refuse(r, "request", msg)
+			writeJSON(rw, http.StatusRequestHeaderFieldsTooLarge, map[string]string{"error": msg})
+			return
+		}
 		for _, name := range singleHeaders {
 			if n := len(r.Header.Values(name)); n > 1 {
 				msg := fmt.Sprintf("header %s is given %d times: send it once", name, n)
@@ -216,6 +222,22 @@ func (s *Server) Handler() http.Handler {
 		}
 		s.mux.ServeHTTP(rw, r)
 	})
+}
+
+// MaxHeaderBytes bounds a request's headers. The HTTP server's own limit
+// (which answers before any handler runs, leaving no record) is set well
+// above it, so that a refusal for oversized headers is recorded here.
+const MaxHeaderBytes = 64 << 10
+
+// headerBytes is the size of r's headers as sent, near enough.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
 
 // singleHeaders are the headers ward reads one value of: given twice, ward

@@ -28,6 +28,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -221,6 +222,8 @@ type Node struct {
 	AdminCredential string
 	// Created reports whether this start created the data directory.
 	Created bool
+
+	handshakes claims
 
 	indexMu sync.Mutex // one indexing pass at a time
 	mu      sync.Mutex // guards srv, cancel and closed against Serve/Close races
@@ -843,11 +846,29 @@ func (n *Node) TLSConfig() *tls.Config {
 		cur.Store(&cert)
 		return &cert, nil
 	}
-	return &tls.Config{
+	base := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: get,
 		ClientAuth:     tls.RequestClientCert,
 	}
+	// Each connection's configuration remembers the certificate its client
+	// presents, so that a handshake that then fails (a certificate shown
+	// without its key) is recorded naming what it claimed.
+	base.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+		c := base.Clone()
+		c.GetConfigForClient = nil
+		addr := hi.Conn.RemoteAddr().String()
+		c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) > 0 {
+				if cert, err := x509.ParseCertificate(raw[0]); err == nil && len(cert.URIs) > 0 {
+					n.handshakes.claim(addr, cert.URIs[0].String())
+				}
+			}
+			return nil
+		}
+		return c, nil
+	}
+	return base
 }
 
 // Serve serves until ctx ends or Close is called.
@@ -869,9 +890,12 @@ func (n *Node) Serve(ctx context.Context) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		// Request bodies have their own deadline (api.Server); no
 		// ReadTimeout, which would also end long-lived SSE responses.
-		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 64 << 10,
-		ErrorLog:       slog.NewLogLogger(n.cfg.Logger.Handler(), slog.LevelDebug),
+		IdleTimeout: 2 * time.Minute,
+		// Well above api.MaxHeaderBytes, which the API enforces and
+		// records: net/http's own refusal would leave no record.
+		MaxHeaderBytes: 16 * api.MaxHeaderBytes,
+		ErrorLog:       log.New(&handshakeLog{n: n, next: slog.NewLogLogger(n.cfg.Logger.Handler(), slog.LevelDebug).Writer()}, "", 0),
+		ConnState:      n.handshakes.forget,
 	}
 	srv := n.srv
 	n.mu.Unlock()
