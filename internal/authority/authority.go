@@ -89,7 +89,12 @@ type Config struct {
 	SessionTTL    time.Duration // default DefaultSessionTTL
 	MaxSessionTTL time.Duration // default DefaultMaxSessionTTL
 	MaxDepth      int           // default grant.DefaultMaxDepth
-	Now           func() time.Time
+	// MaxTree bounds the active sessions of one delegation tree (a root
+	// session and every sub-agent session under it): default
+	// DefaultMaxTree. Each sub-agent may open MCP sessions and start
+	// upstream processes; a tree must not grow without bound.
+	MaxTree int
+	Now     func() time.Time
 	// OnEnd is told the ids of sessions that ended (by request, by
 	// cascade, by quarantine or by expiry).
 	OnEnd func(ids []string)
@@ -137,6 +142,9 @@ func New(cfg Config) (*Authority, error) {
 	}
 	if cfg.MaxDepth <= 0 {
 		cfg.MaxDepth = grant.DefaultMaxDepth
+	}
+	if cfg.MaxTree <= 0 {
+		cfg.MaxTree = DefaultMaxTree
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -671,7 +679,7 @@ func (a *Authority) Exchange(ctx context.Context, parent *grant.Claims, req Exch
 	sess := store.Session{
 		ID: id, Agent: ag.Name, Sponsor: ag.Sponsor, ParentID: ps.ID, RootID: ps.RootID, Depth: child.Depth,
 		Objective: ps.Objective, ObjectiveHash: ps.ObjectiveHash, Tags: ps.Tags, Scope: dataJSON(child.Scope), JKT: jkt,
-		Status: "active", Created: now, Expires: child.Expiry,
+		Status: "active", Created: now, Expires: child.Expiry, MaxTree: a.cfg.MaxTree,
 	}
 	issued, err := a.issue(ctx, &sess, child, req.CSR, req.JWTAudience)
 	if err != nil {
@@ -769,6 +777,9 @@ func (a *Authority) evictAgent(name string) {
 		}
 	}
 }
+
+// DefaultMaxTree is the default Config.MaxTree.
+const DefaultMaxTree = 64
 
 // Caller returns the gateway view of an active session, or an error wrapping
 // ErrUnauthenticated if it has ended, expired or its agent is quarantined.

@@ -219,6 +219,10 @@ func (n *Node) decideEgress(ctx context.Context, id *egress.Identity, r *egress.
 		hr.Method, hr.Scheme = policy.MethodConnect, ""
 	} else if hr.Path, err = policy.CleanHTTPPath(r.Path); err != nil {
 		return egress.Verdict{Reason: "the request path is not a valid URL path"}, nil
+	} else if l := strings.ToLower(hr.Path); strings.Contains(l, "%2f") || strings.Contains(l, "%5c") {
+		// A server that decodes an encoded separator before it routes
+		// reads another path than the one decided: refused.
+		return egress.Verdict{Reason: "the request path holds an encoded / or \\; ward refuses it rather than guess how the server reads it"}, nil
 	} else {
 		// What is decided is what is forwarded: "/a/../b" and "/a/%2e%2e/b"
 		// go out as "/b".

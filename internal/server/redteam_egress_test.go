@@ -129,6 +129,19 @@ func TestRedteamEgressForwardsAPathItDidNotDecide(t *testing.T) {
 	if code := post("/admin/x"); code != http.StatusForbidden {
 		t.Fatalf("control: POST /admin/x: %d", code)
 	}
+	// Encoded separators: a server that decodes them before it routes
+	// would read /admin: refused, and nothing reaches the upstream.
+	for _, p := range []string{"/inbox/..%2Fadmin", "/inbox/..%2fadmin/x", "/inbox/%5C..%5Cadmin"} {
+		before := len(got)
+		if code := post(p); code != http.StatusForbidden {
+			t.Errorf("POST %s: %d, want 403", p, code)
+		}
+		mu.Lock()
+		if len(got) != before {
+			t.Errorf("POST %s reached the upstream as %q", p, got[before:])
+		}
+		mu.Unlock()
+	}
 	for _, p := range []string{"/admin/../inbox/x", "/admin/%2e%2e/inbox/x"} {
 		before := len(got)
 		code := post(p)

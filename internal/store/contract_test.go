@@ -41,6 +41,7 @@ func runContract(t *testing.T, b backend) {
 	t.Run("ExpireSessions", func(t *testing.T) { testExpireSessions(t, open(t)) })
 	t.Run("Pins", func(t *testing.T) { testPins(t, open(t)) })
 	t.Run("ToolSets", func(t *testing.T) { testToolSets(t, open(t)) })
+	t.Run("MaxTree", func(t *testing.T) { testMaxTree(t, open(t)) })
 	t.Run("Meta", func(t *testing.T) { testMeta(t, open(t)) })
 	t.Run("InvalidInput", func(t *testing.T) { testInvalidInput(t, open(t)) })
 	t.Run("CanceledContext", func(t *testing.T) { testCanceledContext(t, open(t)) })
@@ -877,5 +878,40 @@ func testReopen(t *testing.T, b backend) {
 	mustNil(t, "end after reopen", err)
 	if diff := cmp.Diff([]string{"r", "c", "g"}, ended); diff != "" {
 		t.Errorf("end after reopen (-want +got):\n%s", diff)
+	}
+}
+
+// testMaxTree: a delegation tree's active sessions are bounded exactly,
+// even by concurrent delegations; ended sessions free their place.
+func testMaxTree(t *testing.T, s *Store) {
+	ctx := context.Background()
+	seed(t, s)
+	root := session("root", "", 0)
+	mustNil(t, "root", s.CreateSession(ctx, root))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	made, refused := 0, 0
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := session(fmt.Sprint("c", i), "root", 0)
+			c.MaxTree = 5
+			err := s.CreateSession(ctx, c)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				made++
+			case errors.Is(err, ErrConflict):
+				refused++
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if made != 4 || refused != 16 {
+		t.Fatalf("a tree bounded to 5 active sessions got %d children (%d refused)", made, refused)
 	}
 }

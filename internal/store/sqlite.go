@@ -354,5 +354,9 @@ func sqliteMigrations() [][]string {
 				updated INTEGER NOT NULL
 			) STRICT`,
 		},
+		// 7: active sessions by delegation tree, to bound a tree's size.
+		{
+			`CREATE INDEX sessions_root_active ON sessions (root_id) WHERE status = 'active'`,
+		},
 	}
 }

@@ -197,6 +197,11 @@ type Session struct {
 	// Created defaults to the current time when zero. Expires is required
 	// and must be after Created. Ended is zero while the session is active.
 	Created, Expires, Ended time.Time
+	// MaxTree, when creating a child, bounds the active sessions of its
+	// delegation tree (the child included), checked in the same
+	// transaction as the insert so that concurrent delegations cannot
+	// together pass it; 0 means no bound. It is not stored.
+	MaxTree int
 }
 
 // SessionFilter selects sessions for [Store.ListSessions]. Empty fields
@@ -693,6 +698,15 @@ func (s *Store) createSession(ctx context.Context, sess *Session) error {
 			}
 			if sess.Depth != depth+1 {
 				return fmt.Errorf("depth %d does not match parent's depth %d + 1", sess.Depth, depth)
+			}
+			if sess.MaxTree > 0 {
+				var n int
+				if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sessions WHERE root_id = $1 AND status = 'active'`, root).Scan(&n); err != nil {
+					return err
+				}
+				if n >= sess.MaxTree {
+					return fmt.Errorf("the delegation tree of session %q has %d active sessions, the most one tree may have; end some first: %w", root, n, ErrConflict)
+				}
 			}
 		}
 		res, err := tx.ExecContext(ctx,
