@@ -39,6 +39,7 @@
 //	      no session id and not initialize             400
 //	      unknown or closed session                    404
 //	      Open / Authorize error                       401 (ErrUnauthorized) or 403
+//	      initialize beyond MaxSessions                503
 //	      only notifications and responses             202, empty body
 //	      requests                                     200, text/event-stream if
 //	                                                   Accept allows it, else
@@ -50,6 +51,18 @@
 //	      Last-Event-ID of a stream open elsewhere     409
 //	DELETE                                             204, session closed
 //	other methods                                      405
+//
+// Streams live as long as their session: open streams get a comment ping
+// every [HandlerConfig.KeepAlive], and [HandlerConfig.WriteTimeout] bounds
+// each write (set before it, lifted after it), never the time between two
+// writes, so neither a tool call of minutes nor an idle standalone stream
+// is cut, while a client that stops reading is disconnected and may resume.
+// The http.Server in front must have no WriteTimeout of its own.
+//
+// At most [HandlerConfig.MaxSessions] sessions exist at once, exactly: an
+// initialize takes a slot before Open is called, in the same critical
+// section as the check, and gives it back if opening fails; beyond the
+// limit it is answered 503.
 //
 // Mcp-Session-Id, Last-Event-ID and MCP-Protocol-Version longer than 128,
 // 64 and 32 bytes are refused with 400; the overall header size is bounded

@@ -42,6 +42,10 @@ const (
 	DefaultKeepAlive = 15 * time.Second
 	// DefaultMaxSessions bounds concurrent sessions of one Handler.
 	DefaultMaxSessions = 10000
+	// DefaultWriteTimeout bounds one write to a client (SSE events, a
+	// ping, a JSON body): a client that stops reading is disconnected
+	// after this long. It never bounds how long a stream lives.
+	DefaultWriteTimeout = 30 * time.Second
 )
 
 // Bounds on the headers this package reads.
@@ -100,6 +104,13 @@ type HandlerConfig struct {
 	IdleTimeout time.Duration
 	// KeepAlive is the interval of SSE comment pings.
 	KeepAlive time.Duration
+	// WriteTimeout bounds each write to a client: the deadline is set
+	// before every write (events and pings alike) and lifted after it, so
+	// a stream or a call lives as long as its session while a client that
+	// stops reading is disconnected (it can resume with Last-Event-ID).
+	// Default DefaultWriteTimeout. The http.Server must have no
+	// WriteTimeout of its own, which would end every stream.
+	WriteTimeout time.Duration
 	// OnRefuse, if set, is called with every request the handler refuses
 	// (every error status it answers), the status and the reason it
 	// answers with, before the answer is written. It must not write to
@@ -153,6 +164,9 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = DefaultKeepAlive
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
 	}
 	return &Handler{cfg: cfg, sessions: make(map[[32]byte]*Session)}
 }
