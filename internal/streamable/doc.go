@@ -29,6 +29,15 @@
 // stream is still open. For protocol 2025-11-25 and later each new stream
 // starts with a priming event (an id and empty data).
 //
+// A client that reads a stream too slowly (more than 1,024 events pending,
+// not counting the answers to its POST's own requests, or 8 MiB) gets what
+// is pending written, then its connection is dropped, and it resumes from
+// the last event it got; when the session no longer retains the events it
+// missed, the resumption is answered 400. So a client gets every message
+// of a stream, in order, or an explicit error: never a silent gap, and
+// never a 200 with an empty body (the first event always fits, so a
+// dropped stream always has an event id to resume from).
+//
 // HTTP answers, each error with a JSON-RPC error body (id null):
 //
 //	POST  Content-Type not application/json            415

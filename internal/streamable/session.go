@@ -57,6 +57,7 @@ type stream struct {
 	evicted     int64    // events with index below this are no longer retained
 	retained    int      // events of this stream in the ring
 	outstanding int      // requests not yet answered
+	calls       int      // requests the POST carried: their answers are beyond the bound on out
 	out         []*event // events to write on the current connection
 	outBytes    int      // bytes of data in out
 	overflow    bool     // out outgrew its bound: the connection is dropped, the client resumes
@@ -287,6 +288,7 @@ func (s *Session) openRequestStream(calls []jsonrpc.ID, jsonMode, isInit bool) (
 		id:          strconv.FormatInt(s.nextStream, 10),
 		json:        jsonMode,
 		outstanding: len(calls),
+		calls:       len(calls),
 		attached:    true,
 		wake:        make(chan struct{}, 1),
 	}
@@ -423,11 +425,21 @@ func (s *Session) enqueue(st *stream, data []byte) {
 	s.ringBytes += len(data)
 	st.retained++
 	if st.attached {
-		if len(st.out) >= maxPendingEvents || st.outBytes+len(data) > maxPendingBytes {
-			// The client is not reading: drop the connection rather than
-			// buffer without bound; it can resume from the retained events.
+		switch {
+		case st.overflow:
+			// Already over: what follows is resumed from the retained
+			// events, after what is pending, in order.
+		case len(st.out) > 0 && (len(st.out) >= maxPendingEvents+st.calls || st.outBytes+len(data) > maxPendingBytes):
+			// The client is not reading fast enough: the pending events
+			// are written, then the connection is dropped rather than
+			// buffer without bound; the client resumes from the last
+			// event it got. The bound counts the POST's own answers
+			// extra, so a batch answered at once never overflows by
+			// their number, and the first event always fits, so a
+			// dropped connection always leaves an event id to resume
+			// from.
 			st.overflow = true
-		} else {
+		default:
 			st.out = append(st.out, ev)
 			st.outBytes += len(data)
 		}
@@ -522,9 +534,6 @@ func (s *Session) serveStream(w http.ResponseWriter, r *http.Request, st *stream
 		done := !st.standalone && st.outstanding == 0
 		closed := s.closed
 		s.mu.Unlock()
-		if overflow {
-			return // the client resumes with Last-Event-ID
-		}
 		if len(out) > 0 {
 			buf = buf[:0]
 			for _, ev := range out {
@@ -534,7 +543,9 @@ func (s *Session) serveStream(w http.ResponseWriter, r *http.Request, st *stream
 				return
 			}
 		}
-		if done || closed {
+		if overflow || done || closed {
+			// On overflow the client resumes with the Last-Event-ID of
+			// what was just written; the rest is retained.
 			return
 		}
 		select {
