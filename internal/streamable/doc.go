@@ -42,6 +42,7 @@
 //
 //	POST  Content-Type not application/json            415
 //	      body over MaxBodyBytes                       413
+//	      body not read by the server's read deadline  408
 //	      malformed JSON, duplicate member names        400, code -32700
 //	      not a JSON-RPC message, batch outside
 //	      2025-03-26, reused request id                 400, code -32600

@@ -1,9 +1,12 @@
 package streamable
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -174,5 +177,57 @@ func TestSessionSlotsComeBack(t *testing.T) {
 	open(http.StatusOK)
 	if n := registered(); n != 1 {
 		t.Fatalf("%d sessions registered, want 1", n)
+	}
+}
+
+// TestSlowBodyIs408: a body that the server in front stops waiting for
+// (its read deadline) is answered 408 with a JSON-RPC error, not 400 as
+// if the client had sent something malformed, and the connection ends.
+func TestSlowBodyIs408(t *testing.T) {
+	var refused atomic.Int32
+	h := NewHandler(HandlerConfig{Open: func(_ *http.Request, s *Session) (SessionHandler, error) { return newRawServer(s), nil },
+		OnRefuse: func(_ *http.Request, status int, _ string) {
+			if status == http.StatusRequestTimeout {
+				refused.Add(1)
+			}
+		}})
+	t.Cleanup(h.Close)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// What internal/api does in front of the handler, shortened.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	for _, framing := range []string{"Content-Length: 1000", "Transfer-Encoding: chunked"} {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(30 * time.Second)) // bounds the test should nothing cut the client off
+		fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s\r\n\r\n", framing)
+		go func() {
+			for {
+				if _, err := c.Write([]byte("1\r\n \r\n")); err != nil {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: no answer to a slow body: %v", framing, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), "not received in time") {
+			t.Fatalf("%s: %d %s, want 408", framing, resp.StatusCode, body)
+		}
+		if _, err := br.ReadByte(); err == nil {
+			t.Fatalf("%s: the connection stayed open after the 408", framing)
+		}
+	}
+	if n := refused.Load(); n != 2 {
+		t.Errorf("OnRefuse told of %d 408s, want 2", n)
 	}
 }

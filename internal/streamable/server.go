@@ -12,6 +12,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -320,6 +321,11 @@ func (h *Handler) servePOST(w http.ResponseWriter, r *http.Request) {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			h.refuse(w, r, http.StatusRequestEntityTooLarge, jsonrpc.CodeInvalidRequest,
 				fmt.Sprintf("request body larger than %d bytes", h.cfg.MaxBodyBytes))
+			return
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The server in front bounds how long a body may take.
+			h.refuse(w, r, http.StatusRequestTimeout, jsonrpc.CodeInvalidRequest, "request body not received in time: send it at once")
 			return
 		}
 		h.refuse(w, r, http.StatusBadRequest, jsonrpc.CodeParseError, "read request body failed")
