@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -18,9 +19,9 @@ import (
 )
 
 // Real durations of the end-to-end stream tests: a tool call longer than
-// the 30 s write deadline that used to reset every stream, and an idle
-// standalone stream spanning several keep-alive intervals and two such
-// deadlines. The mechanism is proven quickly, with shrunk knobs, by
+// the 30 s write deadline that used to reset every stream (and than the
+// sidecar's 30 s body deadline), and an idle standalone stream spanning
+// several keep-alive intervals and two such deadlines. The mechanism is proven quickly, with shrunk knobs, by
 // internal/streamable's TestStreamsOutliveWriteTimeout; these prove that
 // the node as assembled keeps its promise at the durations users hit.
 const (
@@ -35,6 +36,8 @@ type countingTransport struct {
 	base    http.RoundTripper
 	gets    atomic.Int32
 	resumes atomic.Int32
+
+	want string // the protocol every answer must come over
 
 	mu     sync.Mutex
 	protos map[string]bool
@@ -56,13 +59,14 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// checkProto marks the test failed unless every answer came over proto.
-func (c *countingTransport) checkProto(t *testing.T, proto string) bool {
+// checkProtocol marks the test failed unless every answer came over the
+// protocol wanted.
+func (c *countingTransport) checkProtocol(t *testing.T) bool {
 	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.protos) != 1 || !c.protos[proto] {
-		t.Errorf("answers came over %v, want %s only", c.protos, proto)
+	if len(c.protos) != 1 || !c.protos[c.want] {
+		t.Errorf("answers came over %v, want %s only", c.protos, c.want)
 		return false
 	}
 	return true
@@ -133,33 +137,74 @@ func slowNode(t *testing.T, up *slowUpstream) *testNode {
 	return n
 }
 
-// connectCounting connects the official Go SDK client to the node's MCP
-// endpoint over proto (HTTP/2.0 or HTTP/1.1) through a transport that
-// counts GETs.
-func (n *testNode) connectCounting(t *testing.T, proto, objective string, opts *mcp.ClientOptions) (*mcp.ClientSession, *countingTransport) {
+// connectCounting connects the official Go SDK client to the node over
+// path (a member of paths) through a transport that counts GETs.
+func (n *testNode) connectCounting(t *testing.T, path, objective string, opts *mcp.ClientOptions) (*mcp.ClientSession, *countingTransport) {
 	t.Helper()
 	creds, _ := n.startSession("waiter", objective, nil, "")
 	hc := creds.HTTPClient(false)
-	if proto == "HTTP/1.1" {
+	endpoint, proto := n.url+"/mcp", path
+	switch path {
+	case "HTTP/1.1":
 		// With its own TLS configuration a transport speaks HTTP/2 only
 		// when forced to.
 		hc.Transport.(*sessioncred.Transport).Base.(*http.Transport).ForceAttemptHTTP2 = false
+	case "sidecar":
+		// ward mcp serve, with its bounds on slow clients, in front.
+		token := sessioncred.NewToken()
+		target, _ := url.Parse(endpoint)
+		sc, err := sessioncred.NewSidecar(sessioncred.SidecarConfig{Target: target, Transport: hc.Transport, Token: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := sessioncred.Listen("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- sc.Serve(ctx, ln) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("sidecar: %v", err)
+			}
+		})
+		endpoint, proto = "http://"+ln.Addr().String()+"/mcp", "HTTP/1.1"
+		hc = &http.Client{Transport: headerTransport{"Authorization", "Bearer " + token}}
 	}
-	ct := &countingTransport{base: hc.Transport, protos: map[string]bool{}}
+	ct := &countingTransport{base: hc.Transport, want: proto, protos: map[string]bool{}}
 	hc.Transport = ct
-	cs := n.connect(t, hc, opts)
-	if !ct.checkProto(t, proto) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "ward-test", Version: "1"}, opts).
+		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: hc}, nil)
+	if err != nil {
+		t.Fatalf("%s: connect: %v", path, err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	if !ct.checkProtocol(t) {
 		t.FailNow()
 	}
 	return cs, ct
 }
 
-// protos are the protocols agents reach the node with.
-var protos = []string{"HTTP/2.0", "HTTP/1.1"}
+// headerTransport adds one header to every request.
+type headerTransport struct{ k, v string }
+
+func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(h.k, h.v)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// paths are the ways agents reach the node: HTTP/2 and HTTP/1.1 straight
+// to it, and through the sidecar (ward mcp serve).
+var paths = []string{"HTTP/2.0", "HTTP/1.1", "sidecar"}
 
 // TestLongStreamsThroughNode: through the node, with the official Go SDK
-// client (protocol 2025-11-25, with priming events), over HTTP/2 and
-// HTTP/1.1 at once:
+// client (protocol 2025-11-25, with priming events), over HTTP/2, HTTP/1.1
+// and the sidecar at once:
 //
 //   - a tool call that takes 40 s, longer than the 30 s write deadline of
 //     an SSE write, is answered on the stream of its POST, which is never
@@ -175,18 +220,20 @@ func TestLongStreamsThroughNode(t *testing.T) {
 	t.Parallel()
 	up := startSlowUpstream(t)
 	n := slowNode(t, up)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), idleStreamDuration+2*time.Minute)
 	defer cancel()
 
 	type idler struct {
-		proto string
-		ct    *countingTransport
-		logs  chan string
+		path string
+		ct   *countingTransport
+		logs chan string
 	}
 	var idlers []idler
-	for _, proto := range protos {
+	for _, path := range paths {
 		logs := make(chan string, 4)
-		cs, ct := n.connectCounting(t, proto, "stay connected", &mcp.ClientOptions{
+		cs, ct := n.connectCounting(t, path, "stay connected", &mcp.ClientOptions{
 			LoggingMessageHandler: func(_ context.Context, req *mcp.LoggingMessageRequest) {
 				if s, ok := req.Params.Data.(string); ok {
 					logs <- s
@@ -194,9 +241,9 @@ func TestLongStreamsThroughNode(t *testing.T) {
 			},
 		})
 		if err := cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "info"}); err != nil {
-			t.Fatalf("%s: set logging level through the node: %v", proto, err)
+			t.Fatalf("%s: set logging level through the node: %v", path, err)
 		}
-		idlers = append(idlers, idler{proto, ct, logs})
+		idlers = append(idlers, idler{path, ct, logs})
 	}
 	expect := func(want string) {
 		t.Helper()
@@ -204,10 +251,10 @@ func TestLongStreamsThroughNode(t *testing.T) {
 			select {
 			case got := <-id.logs:
 				if got != want {
-					t.Fatalf("%s: log %q, want %q", id.proto, got, want)
+					t.Fatalf("%s: log %q, want %q", id.path, got, want)
 				}
 			case <-ctx.Done():
-				t.Fatalf("%s: the log %q did not arrive on the standalone stream", id.proto, want)
+				t.Fatalf("%s: the log %q did not arrive on the standalone stream", id.path, want)
 			}
 		}
 	}
@@ -217,9 +264,8 @@ func TestLongStreamsThroughNode(t *testing.T) {
 	}
 	expect("before")
 
-	var wg sync.WaitGroup
-	for _, proto := range protos {
-		cs, ct := n.connectCounting(t, proto, "wait for a slow tool", nil)
+	for _, path := range paths {
+		cs, ct := n.connectCounting(t, path, "wait for a slow tool", nil)
 		if v := cs.InitializeResult().ProtocolVersion; v != "2025-11-25" {
 			t.Fatalf("negotiated protocol %q; this test is about 2025-11-25 (priming events)", v)
 		}
@@ -227,14 +273,14 @@ func TestLongStreamsThroughNode(t *testing.T) {
 			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "slow.wait", Arguments: map[string]any{"seconds": longCallDuration.Seconds()}})
 			switch {
 			case err != nil:
-				t.Errorf("%s: a %v tool call through the node failed: %v", proto, longCallDuration, err)
+				t.Errorf("%s: a %v tool call through the node failed: %v", path, longCallDuration, err)
 			case res.IsError || textOf(res) != "waited":
-				t.Errorf("%s: a %v tool call through the node answered %+v", proto, longCallDuration, res)
+				t.Errorf("%s: a %v tool call through the node answered %+v", path, longCallDuration, res)
 			}
 			if r := ct.resumes.Load(); r != 0 {
-				t.Errorf("%s: the client resumed %d dropped streams during a %v call; on loopback ward must drop none", proto, r, longCallDuration)
+				t.Errorf("%s: the client resumed %d dropped streams during a %v call; on loopback ward must drop none", path, r, longCallDuration)
 			}
-			ct.checkProto(t, proto)
+			ct.checkProtocol(t)
 		})
 	}
 
@@ -246,9 +292,8 @@ func TestLongStreamsThroughNode(t *testing.T) {
 	expect("after")
 	for _, id := range idlers {
 		if g, r := id.ct.gets.Load(), id.ct.resumes.Load(); g != 1 || r != 0 {
-			t.Errorf("%s: the client sent %d GETs (%d resumes) in %v: the standalone stream was dropped; on loopback it must stay open", id.proto, g, r, idleStreamDuration)
+			t.Errorf("%s: the client sent %d GETs (%d resumes) in %v: the standalone stream was dropped; on loopback it must stay open", id.path, g, r, idleStreamDuration)
 		}
-		id.ct.checkProto(t, id.proto)
+		id.ct.checkProtocol(t)
 	}
-	wg.Wait()
 }
