@@ -174,6 +174,23 @@ func TestStreamsOutliveWriteTimeout(t *testing.T) {
 			}
 			post.until("the response", func(line string) bool { return strings.Contains(line, `"waited"`) })
 
+			// A resumed stream: the POST's connection drops after its
+			// priming event, the client resumes it with GET and waits.
+			postResp := do("POST", sid, `{"jsonrpc":"2.0","id":"resumed","method":"tools/call","params":{"name":"wait"}}`, nil)
+			var primed string
+			sseLines{t, bufio.NewReader(postResp.Body)}.until("the priming event", func(line string) bool {
+				primed, _ = strings.CutPrefix(line, "id: ")
+				return primed != ""
+			})
+			postResp.Body.Close()
+			call = <-hs.calls
+			resumed := sseLines{t, bufio.NewReader(do("GET", sid, "", map[string]string{"Accept": "text/event-stream", "Last-Event-ID": primed}).Body)}
+			resumed.pings(pings)
+			if err := hs.s.Send(&jsonrpc.Response{ID: call.ID, Result: res}, jsonrpc.ID{}); err != nil {
+				t.Fatal(err)
+			}
+			resumed.until("the response on the resumed stream", func(line string) bool { return strings.Contains(line, `"waited"`) })
+
 			// The standalone stream is still the one opened above.
 			if err := hs.s.Send(&jsonrpc.Request{Method: "notifications/message", Params: note}, jsonrpc.ID{}); err != nil {
 				t.Fatal(err)

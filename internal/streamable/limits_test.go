@@ -231,3 +231,42 @@ func TestSlowBodyIs408(t *testing.T) {
 		t.Errorf("OnRefuse told of %d 408s, want 2", n)
 	}
 }
+
+// TestCloseDuringOpen: initializes being opened when the handler closes
+// are refused, none is registered, and their slots are given back.
+func TestCloseDuringOpen(t *testing.T) {
+	const clients = 3
+	g := &gatedOpen{release: make(chan struct{})}
+	h := NewHandler(HandlerConfig{MaxSessions: clients, Open: g.open})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	statuses := make(chan int, clients)
+	for range clients {
+		go func() {
+			status, _, _ := post(t, srv.URL, "", nil, initBody("2025-06-18"))
+			statuses <- status
+		}()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	waitFor(t, ctx, func() bool { return g.entered.Load() == clients })
+	h.Close()
+	close(g.release)
+	for range clients {
+		if status := <-statuses; status != http.StatusServiceUnavailable {
+			t.Errorf("an initialize opened across Handler.Close: %d, want 503", status)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.sessions) != 0 || h.slots != 0 {
+		t.Errorf("after Close: %d sessions registered, %d slots taken; want none", len(h.sessions), h.slots)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, rs := range g.sessions {
+		if rs.closed.Load() != 1 {
+			t.Errorf("a session opened across Close was closed %d times, want 1", rs.closed.Load())
+		}
+	}
+}
