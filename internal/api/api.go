@@ -301,8 +301,11 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// deadlineBody lifts the body's read deadline once the body has been read,
-// so a streaming response that follows is not cut off.
+// deadlineBody lifts the body's read deadline once the body has been read
+// to its end, so a streaming response that follows is not cut off. After
+// any other error (the deadline passed) it stands: net/http reads what is
+// left of a body before it answers, and that read must not wait for a
+// slow client for ever.
 type deadlineBody struct {
 	io.ReadCloser
 	rc   *http.ResponseController
@@ -311,7 +314,7 @@ type deadlineBody struct {
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && !b.done {
+	if errors.Is(err, io.EOF) && !b.done {
 		b.done = true
 		_ = b.rc.SetReadDeadline(time.Time{})
 	}

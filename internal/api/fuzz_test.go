@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ward-dev/ward/internal/api"
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/server"
@@ -202,6 +203,7 @@ func FuzzTokenExchange(f *testing.F) {
 	}
 	f.Add([]byte(""))
 	f.Add([]byte("subject_token=SUBJECT"))
+	f.Add([]byte(seed + "&agent=" + strings.Repeat("a", api.DefaultMaxBody))) // 413
 	f.Fuzz(func(t *testing.T, form []byte) {
 		body := strings.ReplaceAll(string(form), "SUBJECT", url.QueryEscape(s.view.Grant))
 		req := exchangeRequest(t, s, body)
@@ -226,13 +228,19 @@ func FuzzTokenExchange(f *testing.F) {
 					t.Fatalf("child scope %q is wider than the parent's", scope)
 				}
 			}
-		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
+		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestEntityTooLarge:
 			code, _ := out["error"].(string)
 			if desc, _ := out["error_description"].(string); !slices.Contains(tokenErrors, code) || desc == "" {
 				t.Fatalf("error %d is not an RFC 6749 error: %s", rec.Code, rec.Body)
 			}
 		default:
 			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+		if (rec.Code == http.StatusRequestEntityTooLarge) != (len(body) > api.DefaultMaxBody) {
+			t.Fatalf("a form of %d bytes answered %d (the limit is %d)", len(body), rec.Code, api.DefaultMaxBody)
+		}
+		if rec.Code == http.StatusRequestEntityTooLarge {
+			return // never read
 		}
 		if q, err := url.ParseQuery(body); err == nil {
 			for k, v := range q {

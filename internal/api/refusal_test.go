@@ -193,6 +193,9 @@ func TestRefusalsRecorded(t *testing.T) {
 		{"exchange with a repeated parameter", func() *http.Request {
 			return exchangeRequest(t, a, baseForm(t, a).Encode()+"&scope=a&scope=b")
 		}, want{status: 400, kind: "token_exchange", reason: "repeated"}},
+		{"exchange oversize", func() *http.Request {
+			return exchangeRequest(t, a, baseForm(t, a).Encode()+"&agent="+strings.Repeat("a", api.DefaultMaxBody))
+		}, want{status: 413, kind: "token_exchange", reason: "exceeds"}},
 		// The MCP endpoint's transport.
 		{"mcp oversize", func() *http.Request {
 			return a.sign(t, mcpRequest(`{"jsonrpc":"2.0","method":"x","params":"`+strings.Repeat("a", 4<<20)+`"}`))

@@ -61,8 +61,21 @@ func shownName(name string) string {
 // "MUST NOT be included more than once"). RFC 6749 §3.2 has a server
 // ignore parameters it does not know; ward refuses them instead, because a
 // misspelt "scope" ignored would give the sub-agent its parent's whole
-// scope.
-func (s *Server) tokenForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
+// scope. The error comes with the status to answer: 413 for a body over
+// the limit (so a client knows to send less, not to fix its form), 400
+// otherwise.
+func (s *Server) tokenForm(w http.ResponseWriter, r *http.Request) (url.Values, int, error) {
+	f, err := s.readTokenForm(w, r)
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("the request body exceeds %d bytes: send a smaller form", s.cfg.MaxBody)
+		}
+		return nil, http.StatusBadRequest, err
+	}
+	return f, 0, nil
+}
+
+func (s *Server) readTokenForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	if mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" ||
 		(params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8")) {
 		return nil, errors.New("the request body must be application/x-www-form-urlencoded (UTF-8)")
@@ -73,7 +86,7 @@ func (s *Server) tokenForm(w http.ResponseWriter, r *http.Request) (url.Values, 
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, fmt.Errorf("the request body exceeds %d bytes", s.cfg.MaxBody)
+			return nil, err
 		}
 		return nil, errors.New("the request body could not be read")
 	}
@@ -116,9 +129,9 @@ func (s *Server) tokenForm(w http.ResponseWriter, r *http.Request) (url.Values, 
 // sets the JWT-SVID audience. The answer carries the child grant as
 // access_token (token_type DPoP) and the child's SVIDs.
 func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) {
-	f, err := s.tokenForm(w, r)
+	f, status, err := s.tokenForm(w, r)
 	if err != nil {
-		tokenError(w, r, http.StatusBadRequest, "invalid_request", err.Error())
+		tokenError(w, r, status, "invalid_request", err.Error())
 		return
 	}
 	claimGrant(r, f.Get("subject_token"), "unverified grant")

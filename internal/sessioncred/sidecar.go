@@ -2,6 +2,7 @@ package sessioncred
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +16,30 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+)
+
+// Bounds on the sidecar's clients ([SidecarConfig]). A client that is too
+// slow is cut off: it cannot hold a connection, a goroutine and a slot of
+// the node's session for ever by sending a request byte by byte.
+const (
+	// DefaultHeaderTimeout bounds the time a client takes to send a
+	// request's headers, from its connection or from the first byte of a
+	// later request on it.
+	DefaultHeaderTimeout = 10 * time.Second
+	// DefaultBodyTimeout bounds the time a client takes to send a
+	// request's body, from the start of the request (a POST of a few
+	// megabytes takes milliseconds on loopback). It is lifted once the
+	// body has been read, so the answer (an SSE stream) is not bounded.
+	DefaultBodyTimeout = 30 * time.Second
+	// DefaultIdleTimeout closes a kept-alive connection with no request.
+	DefaultIdleTimeout = 2 * time.Minute
+	// DefaultMaxConns bounds the connections open at once. Beyond it a
+	// connection is answered 503 at once and closed: its client is told,
+	// rather than left waiting, and the sidecar keeps the descriptors it
+	// needs for the node.
+	DefaultMaxConns = 256
 )
 
 // SidecarConfig configures a session's local MCP endpoint ([NewSidecar]).
@@ -39,6 +63,14 @@ type SidecarConfig struct {
 	// RefusalInterval is the shortest time between two reports of refused
 	// requests; 0 means DefaultRefusalInterval.
 	RefusalInterval time.Duration
+	// HeaderTimeout, BodyTimeout and IdleTimeout bound how long a client
+	// may take to send a request's headers and body, and keep an idle
+	// connection; 0 means DefaultHeaderTimeout, DefaultBodyTimeout and
+	// DefaultIdleTimeout. A request whose body is late is answered 408.
+	HeaderTimeout, BodyTimeout, IdleTimeout time.Duration
+	// MaxConns bounds the connections open at once; 0 means
+	// DefaultMaxConns.
+	MaxConns int
 }
 
 // SidecarServer is a session's local MCP endpoint bound to the user who
@@ -58,6 +90,13 @@ func NewSidecar(cfg SidecarConfig) (*SidecarServer, error) {
 			return nil, fmt.Errorf("sidecar: %w", err)
 		}
 	}
+	if cfg.HeaderTimeout < 0 || cfg.BodyTimeout < 0 || cfg.IdleTimeout < 0 || cfg.MaxConns < 0 {
+		return nil, errors.New("sidecar: timeouts and the connection limit cannot be negative")
+	}
+	cfg.HeaderTimeout = cmp.Or(cfg.HeaderTimeout, DefaultHeaderTimeout)
+	cfg.BodyTimeout = cmp.Or(cfg.BodyTimeout, DefaultBodyTimeout)
+	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout)
+	cfg.MaxConns = cmp.Or(cfg.MaxConns, DefaultMaxConns)
 	return &SidecarServer{cfg: cfg, token: digestToken(cfg.Token)}, nil
 }
 
@@ -68,7 +107,8 @@ func NewSidecar(cfg SidecarConfig) (*SidecarServer, error) {
 // request must carry the token and, on Linux, the client's socket must
 // belong to that user. Serve closes ln.
 func (s *SidecarServer) Serve(ctx context.Context, ln net.Listener) error {
-	h := &sidecar{proxy: newProxy(s.cfg.Target, s.cfg.Transport), owner: int64(os.Geteuid())}
+	h := &sidecar{owner: int64(os.Geteuid()), bodyTimeout: s.cfg.BodyTimeout}
+	h.proxy = newProxy(s.cfg.Target, s.cfg.Transport, h)
 	if err := s.bind(h, ln.Addr()); err != nil {
 		ln.Close()
 		return err
@@ -112,12 +152,23 @@ func (s *SidecarServer) serve(ctx context.Context, h *sidecar, ln net.Listener) 
 	go func() { defer close(reported); h.refused.run(rctx) }()
 	defer func() { stopReports(); <-reported }()
 
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+	slow := &slowHeaders{timeout: s.cfg.HeaderTimeout, opened: map[net.Conn]time.Time{}, refused: h.refused}
+	srv := &http.Server{Handler: h,
+		// No ReadTimeout or WriteTimeout: they would end SSE streams. The
+		// body has its own deadline (sidecar.ServeHTTP).
+		ReadHeaderTimeout: s.cfg.HeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ConnState:         slow.state,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if lc, ok := c.(*limitedConn); ok {
+				c = lc.Conn // the peer is found on the socket itself
+			}
 			return context.WithValue(ctx, peerKey{}, &peer{conn: c})
 		}}
+	lim := &limitListener{Listener: ln, slots: make(chan struct{}, s.cfg.MaxConns), refused: h.refused}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(lim) }()
 	select {
 	case err := <-served:
 		return err
@@ -167,11 +218,18 @@ func recordPoster(records *url.URL, rt http.RoundTripper) func(context.Context, 
 // It does not check who connects: serve it only where nothing but the
 // session can connect (ward run serves it inside the runtime's own network
 // namespace). Anywhere else use [NewSidecar].
+//
+// A request's body must arrive within DefaultBodyTimeout (408 otherwise);
+// the http.Server serving the handler bounds the headers
+// (ReadHeaderTimeout) and idle connections (IdleTimeout), and must have no
+// ReadTimeout or WriteTimeout, which would end SSE streams.
 func Sidecar(target *url.URL, rt http.RoundTripper, port int) http.Handler {
-	return &sidecar{proxy: newProxy(target, rt), port: port, owner: -1}
+	h := &sidecar{port: port, owner: -1, bodyTimeout: DefaultBodyTimeout}
+	h.proxy = newProxy(target, rt, h)
+	return h
 }
 
-func newProxy(target *url.URL, rt http.RoundTripper) http.Handler {
+func newProxy(target *url.URL, rt http.RoundTripper, h *sidecar) http.Handler {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme, pr.Out.URL.Host, pr.Out.URL.Path, pr.Out.URL.RawPath = target.Scheme, target.Host, target.Path, ""
@@ -188,19 +246,143 @@ func newProxy(target *url.URL, rt http.RoundTripper) http.Handler {
 		Transport:     rt,
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if b, ok := r.Context().Value(bodyKey{}).(*deadlineBody); ok && b.late() {
+				h.refuse(w, http.StatusRequestTimeout, refusal{"slow request body", h.peerUID(r)}, "",
+					fmt.Sprintf("ward sidecar: the request body did not arrive within %v: send it at once", h.bodyTimeout))
+				return
+			}
 			http.Error(w, "ward sidecar: cannot reach the gateway: "+err.Error(), http.StatusBadGateway)
 		},
 	}
 }
 
+// deadlineBody is a request body read under a deadline on the connection,
+// lifted once the whole body has been read (io.EOF), so the answer that
+// follows (an SSE stream) is not cut off. After any other error the
+// deadline stands: the server then reads what is left of the body to
+// reuse the connection, and that read must be bounded too.
+type deadlineBody struct {
+	io.ReadCloser
+	rc       *http.ResponseController
+	deadline time.Time
+	read     atomic.Bool // the whole body was read
+}
+
+// bodyKey finds a request's deadlineBody in its context (the proxy hands
+// its error handler a copy of the request with another body).
+type bodyKey struct{}
+
+func newDeadlineBody(w http.ResponseWriter, body io.ReadCloser, timeout time.Duration) (*deadlineBody, bool) {
+	b := &deadlineBody{ReadCloser: body, rc: http.NewResponseController(w), deadline: time.Now().Add(timeout)}
+	return b, b.rc.SetReadDeadline(b.deadline) == nil
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, io.EOF) && !b.read.Swap(true) {
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// late reports that the body was not read whole by its deadline. (The
+// error a reader sees may be the request's context, cancelled by the
+// server when the deadline broke the connection.)
+func (b *deadlineBody) late() bool {
+	return !b.read.Load() && !time.Now().Before(b.deadline)
+}
+
+// limitListener hands out at most cap(slots) connections at once; it
+// answers any more with 503 and closes them (and reports the refusal).
+type limitListener struct {
+	net.Listener
+	slots   chan struct{}
+	refused *refusals
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &limitedConn{Conn: c, free: func() { <-l.slots }}, nil
+		default:
+			go l.refuse(c)
+		}
+	}
+}
+
+func (l *limitListener) refuse(c net.Conn) {
+	defer c.Close()
+	uid := int64(-1)
+	if id, err := peerUID(c); err == nil {
+		uid = int64(id)
+	}
+	l.refused.add(refusal{"too many connections", uid}, "")
+	msg := fmt.Sprintf("ward mcp serve: too many connections open (limit %d): close idle ones or retry later\n", cap(l.slots))
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	_, _ = fmt.Fprintf(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(msg), msg)
+}
+
+// limitedConn gives its slot back when it is closed.
+type limitedConn struct {
+	net.Conn
+	once sync.Once
+	free func()
+}
+
+func (c *limitedConn) Close() error {
+	c.once.Do(c.free)
+	return c.Conn.Close()
+}
+
+// slowHeaders reports connections closed without having sent a whole
+// request within the header timeout: the server drops them without an
+// answer, and a refusal that leaves no record is not allowed.
+type slowHeaders struct {
+	timeout time.Duration
+	refused *refusals
+
+	mu     sync.Mutex
+	opened map[net.Conn]time.Time // connections that have not sent a request yet
+}
+
+func (s *slowHeaders) state(c net.Conn, st http.ConnState) {
+	s.mu.Lock()
+	opened, waiting := s.opened[c]
+	switch st {
+	case http.StateNew:
+		s.opened[c] = time.Now()
+	default:
+		delete(s.opened, c)
+	}
+	s.mu.Unlock()
+	if st != http.StateClosed || !waiting || time.Since(opened) < s.timeout {
+		return
+	}
+	// The sidecar has closed its end; a TCP client's socket can still be
+	// found, a Unix socket's credentials no longer can (-1).
+	uid := int64(-1)
+	if lc, ok := c.(*limitedConn); ok {
+		if id, err := peerUID(lc.Conn); err == nil {
+			uid = int64(id)
+		}
+	}
+	s.refused.add(refusal{"slow request header", uid}, "")
+}
+
 // sidecar is the endpoint's handler; see Sidecar and SidecarServer.Serve.
 type sidecar struct {
-	proxy    http.Handler
-	port     int   // TCP port that Host and Origin must name; 0 on a Unix socket (no Host check)
-	owner    int64 // the only uid served; -1: who connects is not checked
-	token    tokenDigest
-	hasToken bool
-	refused  *refusals // nil: refusals are not reported
+	proxy       http.Handler
+	port        int   // TCP port that Host and Origin must name; 0 on a Unix socket (no Host check)
+	owner       int64 // the only uid served; -1: who connects is not checked
+	token       tokenDigest
+	hasToken    bool
+	refused     *refusals     // nil: refusals are not reported
+	bodyTimeout time.Duration // bounds reading a request's body
 }
 
 // peer is the process at the other end of one connection, found once, on
@@ -220,6 +402,14 @@ func (p *peer) uid() (uint32, error) {
 }
 
 func (s *sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Body != nil && r.Body != http.NoBody && s.bodyTimeout > 0 {
+		// The deadline stands for a refused request too, whose body the
+		// server reads (in part) before it reads the next request.
+		if b, ok := newDeadlineBody(w, r.Body, s.bodyTimeout); ok {
+			r.Body = b
+			r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, b))
+		}
+	}
 	if s.owner >= 0 && !s.ownerConnected(w, r) {
 		return
 	}
@@ -311,13 +501,18 @@ func (s *sidecar) tokenPresented(w http.ResponseWriter, r *http.Request) (string
 
 func (s *sidecar) unauthorized(w http.ResponseWriter, r *http.Request, reason, msg string) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="ward mcp serve"`)
-	uid := int64(-1)
+	s.refuse(w, http.StatusUnauthorized, refusal{reason, s.peerUID(r)}, "", msg)
+}
+
+// peerUID is the uid of the request's client when the sidecar checks it,
+// -1 otherwise.
+func (s *sidecar) peerUID(r *http.Request) int64 {
 	if p, _ := r.Context().Value(peerKey{}).(*peer); p != nil && s.owner >= 0 {
 		if id, err := p.uid(); err == nil {
-			uid = int64(id)
+			return int64(id)
 		}
 	}
-	s.refuse(w, http.StatusUnauthorized, refusal{reason, uid}, "", msg)
+	return -1
 }
 
 func (s *sidecar) refuse(w http.ResponseWriter, status int, k refusal, example, msg string) {

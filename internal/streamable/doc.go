@@ -29,16 +29,27 @@
 // stream is still open. For protocol 2025-11-25 and later each new stream
 // starts with a priming event (an id and empty data).
 //
+// A client that reads a stream too slowly (more than 1,024 events pending,
+// not counting the answers to its POST's own requests, or 8 MiB) gets what
+// is pending written, then its connection is dropped, and it resumes from
+// the last event it got; when the session no longer retains the events it
+// missed, the resumption is answered 400. So a client gets every message
+// of a stream, in order, or an explicit error: never a silent gap, and
+// never a 200 with an empty body (the first event always fits, so a
+// dropped stream always has an event id to resume from).
+//
 // HTTP answers, each error with a JSON-RPC error body (id null):
 //
 //	POST  Content-Type not application/json            415
 //	      body over MaxBodyBytes                       413
+//	      body not read by the server's read deadline  408
 //	      malformed JSON, duplicate member names        400, code -32700
 //	      not a JSON-RPC message, batch outside
 //	      2025-03-26, reused request id                 400, code -32600
 //	      no session id and not initialize             400
 //	      unknown or closed session                    404
 //	      Open / Authorize error                       401 (ErrUnauthorized) or 403
+//	      initialize beyond MaxSessions                503
 //	      only notifications and responses             202, empty body
 //	      requests                                     200, text/event-stream if
 //	                                                   Accept allows it, else
@@ -50,6 +61,18 @@
 //	      Last-Event-ID of a stream open elsewhere     409
 //	DELETE                                             204, session closed
 //	other methods                                      405
+//
+// Streams live as long as their session: open streams get a comment ping
+// every [HandlerConfig.KeepAlive], and [HandlerConfig.WriteTimeout] bounds
+// each write (set before it, lifted after it), never the time between two
+// writes, so neither a tool call of minutes nor an idle standalone stream
+// is cut, while a client that stops reading is disconnected and may resume.
+// The http.Server in front must have no WriteTimeout of its own.
+//
+// At most [HandlerConfig.MaxSessions] sessions exist at once, exactly: an
+// initialize takes a slot before Open is called, in the same critical
+// section as the check, and gives it back if opening fails; beyond the
+// limit it is answered 503.
 //
 // Mcp-Session-Id, Last-Event-ID and MCP-Protocol-Version longer than 128,
 // 64 and 32 bytes are refused with 400; the overall header size is bounded

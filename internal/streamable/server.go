@@ -12,6 +12,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,10 @@ const (
 	DefaultKeepAlive = 15 * time.Second
 	// DefaultMaxSessions bounds concurrent sessions of one Handler.
 	DefaultMaxSessions = 10000
+	// DefaultWriteTimeout bounds one write to a client (SSE events, a
+	// ping, a JSON body): a client that stops reading is disconnected
+	// after this long. It never bounds how long a stream lives.
+	DefaultWriteTimeout = 30 * time.Second
 )
 
 // Bounds on the headers this package reads.
@@ -100,6 +105,13 @@ type HandlerConfig struct {
 	IdleTimeout time.Duration
 	// KeepAlive is the interval of SSE comment pings.
 	KeepAlive time.Duration
+	// WriteTimeout bounds each write to a client: the deadline is set
+	// before every write (events and pings alike) and lifted after it, so
+	// a stream or a call lives as long as its session while a client that
+	// stops reading is disconnected (it can resume with Last-Event-ID).
+	// Default DefaultWriteTimeout. The http.Server must have no
+	// WriteTimeout of its own, which would end every stream.
+	WriteTimeout time.Duration
 	// OnRefuse, if set, is called with every request the handler refuses
 	// (every error status it answers), the status and the reason it
 	// answers with, before the answer is written. It must not write to
@@ -130,6 +142,7 @@ type Handler struct {
 
 	mu       sync.Mutex
 	sessions map[[32]byte]*Session // keyed by SHA-256 of the session id
+	slots    int                   // sessions registered plus sessions being opened; at most MaxSessions
 	closed   bool
 }
 
@@ -152,6 +165,9 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = DefaultKeepAlive
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
 	}
 	return &Handler{cfg: cfg, sessions: make(map[[32]byte]*Session)}
 }
@@ -183,7 +199,52 @@ func (h *Handler) remove(s *Session) {
 	defer h.mu.Unlock()
 	if h.sessions[s.key] == s {
 		delete(h.sessions, s.key)
+		h.slots--
 	}
+}
+
+// reserve takes a session slot for an initialize about to be opened. The
+// check and the taking are one critical section, so MaxSessions holds
+// exactly however many initializes arrive at once. It returns the status
+// and reason to refuse with when no slot is free. A slot taken is given
+// back by release if the session is not registered, and by remove once it
+// ends if it is.
+func (h *Handler) reserve() (int, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return http.StatusServiceUnavailable, "server shutting down"
+	}
+	if h.slots >= h.cfg.MaxSessions {
+		return http.StatusServiceUnavailable, fmt.Sprintf("too many MCP sessions (limit %d); end one (DELETE) or retry later", h.cfg.MaxSessions)
+	}
+	h.slots++
+	return 0, ""
+}
+
+func (h *Handler) release() {
+	h.mu.Lock()
+	h.slots--
+	h.mu.Unlock()
+}
+
+// register adds an opened session under the slot reserve took for it. It
+// reports false (and gives the slot back) if the handler or the session
+// closed meanwhile: a session closed before it is registered would
+// otherwise stay registered, since its Close found nothing to remove.
+func (h *Handler) register(s *Session) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	// Lock order: h.mu, then s.mu (nothing takes them the other way).
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if h.closed || closed {
+		h.slots--
+		return false
+	}
+	h.sessions[s.key] = s
+	return true
 }
 
 // ServeHTTP implements http.Handler.
@@ -260,6 +321,11 @@ func (h *Handler) servePOST(w http.ResponseWriter, r *http.Request) {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			h.refuse(w, r, http.StatusRequestEntityTooLarge, jsonrpc.CodeInvalidRequest,
 				fmt.Sprintf("request body larger than %d bytes", h.cfg.MaxBodyBytes))
+			return
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The server in front bounds how long a body may take.
+			h.refuse(w, r, http.StatusRequestTimeout, jsonrpc.CodeInvalidRequest, "request body not received in time: send it at once")
 			return
 		}
 		h.refuse(w, r, http.StatusBadRequest, jsonrpc.CodeParseError, "read request body failed")
@@ -342,52 +408,49 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, init *jsonrpc.Req
 	if !validVersion(p.ProtocolVersion) {
 		p.ProtocolVersion = ""
 	}
-	h.mu.Lock()
-	full := len(h.sessions) >= h.cfg.MaxSessions
-	h.mu.Unlock()
-	if full {
-		h.refuse(w, r, http.StatusServiceUnavailable, jsonrpc.CodeInternalError, fmt.Sprintf("too many MCP sessions (limit %d); end one (DELETE) or retry later", h.cfg.MaxSessions))
+	if status, reason := h.reserve(); status != 0 {
+		h.refuse(w, r, status, jsonrpc.CodeInternalError, reason)
 		return nil
 	}
 	s, err := newSession(h, p.ProtocolVersion)
 	if err != nil {
+		h.release()
 		h.refuse(w, r, http.StatusInternalServerError, jsonrpc.CodeInternalError, "create session failed")
 		return nil
 	}
 	if h.cfg.Open == nil {
 		s.cancel()
+		h.release()
 		h.refuse(w, r, http.StatusForbidden, jsonrpc.CodeInvalidRequest, "sessions are not accepted")
 		return nil
 	}
 	sh, err := h.cfg.Open(r, s)
-	if err != nil {
+	if err != nil || sh == nil {
 		s.cancel()
-		h.refuseAuth(w, r, err)
-		return nil
-	}
-	if sh == nil {
-		s.cancel()
-		h.refuse(w, r, http.StatusForbidden, jsonrpc.CodeInvalidRequest, "sessions are not accepted")
+		h.release()
+		if err != nil {
+			h.refuseAuth(w, r, err)
+		} else {
+			h.refuse(w, r, http.StatusForbidden, jsonrpc.CodeInvalidRequest, "sessions are not accepted")
+		}
 		return nil
 	}
 	s.handler = sh
 	if !s.begin() {
 		// The handler closed the session while opening it.
+		h.release()
 		h.refuse(w, r, http.StatusServiceUnavailable, jsonrpc.CodeInternalError, "session closed while it was being opened")
 		return nil
 	}
 	s.mu.Lock()
 	s.idle = time.AfterFunc(h.cfg.IdleTimeout, s.checkIdle)
 	s.mu.Unlock()
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
+	if !h.register(s) {
+		s.end()
 		s.Close()
-		h.refuse(w, r, http.StatusServiceUnavailable, jsonrpc.CodeInternalError, "server shutting down")
+		h.refuse(w, r, http.StatusServiceUnavailable, jsonrpc.CodeInternalError, "session closed while it was being opened, or the server is shutting down")
 		return nil
 	}
-	h.sessions[s.key] = s
-	h.mu.Unlock()
 	return s
 }
 

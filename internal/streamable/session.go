@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -58,6 +57,7 @@ type stream struct {
 	evicted     int64    // events with index below this are no longer retained
 	retained    int      // events of this stream in the ring
 	outstanding int      // requests not yet answered
+	calls       int      // requests the POST carried: their answers are beyond the bound on out
 	out         []*event // events to write on the current connection
 	outBytes    int      // bytes of data in out
 	overflow    bool     // out outgrew its bound: the connection is dropped, the client resumes
@@ -288,6 +288,7 @@ func (s *Session) openRequestStream(calls []jsonrpc.ID, jsonMode, isInit bool) (
 		id:          strconv.FormatInt(s.nextStream, 10),
 		json:        jsonMode,
 		outstanding: len(calls),
+		calls:       len(calls),
 		attached:    true,
 		wake:        make(chan struct{}, 1),
 	}
@@ -424,11 +425,21 @@ func (s *Session) enqueue(st *stream, data []byte) {
 	s.ringBytes += len(data)
 	st.retained++
 	if st.attached {
-		if len(st.out) >= maxPendingEvents || st.outBytes+len(data) > maxPendingBytes {
-			// The client is not reading: drop the connection rather than
-			// buffer without bound; it can resume from the retained events.
+		switch {
+		case st.overflow:
+			// Already over: what follows is resumed from the retained
+			// events, after what is pending, in order.
+		case len(st.out) > 0 && (len(st.out) >= maxPendingEvents+st.calls || st.outBytes+len(data) > maxPendingBytes):
+			// The client is not reading fast enough: the pending events
+			// are written, then the connection is dropped rather than
+			// buffer without bound; the client resumes from the last
+			// event it got. The bound counts the POST's own answers
+			// extra, so a batch answered at once never overflows by
+			// their number, and the first event always fits, so a
+			// dropped connection always leaves an event id to resume
+			// from.
 			st.overflow = true
-		} else {
+		default:
 			st.out = append(st.out, ev)
 			st.outBytes += len(data)
 		}
@@ -441,7 +452,6 @@ const (
 	maxRetainedBytes = 16 << 20 // retained events, for resumption
 	maxPendingEvents = 1024     // events waiting to be written to one connection
 	maxPendingBytes  = 8 << 20
-	writeTimeout     = 30 * time.Second // one SSE write
 )
 
 // maybeForget drops a finished request stream once nothing can resume it.
@@ -450,6 +460,39 @@ func (s *Session) maybeForget(st *stream) {
 	if !st.standalone && !st.json && st.outstanding == 0 && !st.attached && st.retained == 0 {
 		delete(s.streams, st.id)
 	}
+}
+
+var ping = []byte(": ping\n\n")
+
+// clientWriter writes to a client with a deadline on each write only.
+type clientWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func newClientWriter(w http.ResponseWriter, timeout time.Duration) *clientWriter {
+	return &clientWriter{w: w, rc: http.NewResponseController(w), timeout: timeout}
+}
+
+// write writes b and flushes it, within the write timeout. The deadline
+// is set before and lifted after, so the time between two writes (a call
+// that takes minutes, an idle stream between pings) is never counted: a
+// deadline left standing would reset the stream at its expiry, whatever
+// was written in between (HTTP/2 resets the stream when it passes even
+// with no write in progress).
+func (cw *clientWriter) write(b []byte) error {
+	_ = cw.rc.SetWriteDeadline(time.Now().Add(cw.timeout)) // unsupported: the server's own bounds apply
+	defer func() { _ = cw.rc.SetWriteDeadline(time.Time{}) }()
+	if len(b) > 0 {
+		if _, err := cw.w.Write(b); err != nil {
+			return err
+		}
+	}
+	if err := cw.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	return nil
 }
 
 func notify(c chan struct{}) {
@@ -467,18 +510,17 @@ func (s *Session) serveStream(w http.ResponseWriter, r *http.Request, st *stream
 	gen := st.gen
 	s.mu.Unlock()
 	defer s.detachGen(st, gen)
-	flusher, _ := w.(http.Flusher)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache, no-transform")
 	h.Set("X-Accel-Buffering", "no")
+	cw := newClientWriter(w, s.h.cfg.WriteTimeout)
 	w.WriteHeader(http.StatusOK)
-	if flusher != nil {
-		flusher.Flush()
+	if cw.write(nil) != nil {
+		return
 	}
 	ticker := time.NewTicker(s.h.cfg.KeepAlive)
 	defer ticker.Stop()
-	rc := http.NewResponseController(w)
 	var buf []byte
 	for {
 		s.mu.Lock()
@@ -492,33 +534,25 @@ func (s *Session) serveStream(w http.ResponseWriter, r *http.Request, st *stream
 		done := !st.standalone && st.outstanding == 0
 		closed := s.closed
 		s.mu.Unlock()
-		if overflow {
-			return // the client resumes with Last-Event-ID
-		}
 		if len(out) > 0 {
 			buf = buf[:0]
 			for _, ev := range out {
 				buf = appendSSEEvent(buf, st.eventID(ev.idx), ev.data)
 			}
-			_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if _, err := w.Write(buf); err != nil {
+			if cw.write(buf) != nil {
 				return
 			}
-			if flusher != nil {
-				flusher.Flush()
-			}
 		}
-		if done || closed {
+		if overflow || done || closed {
+			// On overflow the client resumes with the Last-Event-ID of
+			// what was just written; the rest is retained.
 			return
 		}
 		select {
 		case <-st.wake:
 		case <-ticker.C:
-			if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
+			if cw.write(ping) != nil {
 				return
-			}
-			if flusher != nil {
-				flusher.Flush()
 			}
 		case <-r.Context().Done():
 			return
@@ -540,18 +574,20 @@ func (s *Session) serveJSON(w http.ResponseWriter, r *http.Request, st *stream, 
 		if done {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusOK)
+			var body []byte
 			if batch || len(out) != 1 {
-				_, _ = w.Write([]byte{'['})
+				body = append(body, '[')
 				for i, d := range out {
 					if i > 0 {
-						_, _ = w.Write([]byte{','})
+						body = append(body, ',')
 					}
-					_, _ = w.Write(d)
+					body = append(body, d...)
 				}
-				_, _ = w.Write([]byte{']'})
+				body = append(body, ']')
 			} else {
-				_, _ = w.Write(out[0])
+				body = out[0]
 			}
+			_ = newClientWriter(w, s.h.cfg.WriteTimeout).write(body)
 			return
 		}
 		select {
