@@ -14,11 +14,17 @@ build:
 	$(GO) build -o ward ./cmd/ward
 
 # The real MCP servers the end-to-end tests run behind the gateway, pinned in
-# testdata/npm/package-lock.json.
-deps: $(NPM_DIR)/node_modules/.installed
+# testdata/npm/package-lock.json; the official MCP conformance suite and its
+# reference server, pinned in testdata/conformance/package-lock.json.
+CONF_DIR := testdata/conformance
+deps: $(NPM_DIR)/node_modules/.installed $(CONF_DIR)/node_modules/.installed
 
 $(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
 	cd $(NPM_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CONF_DIR)/node_modules/.installed: $(CONF_DIR)/package.json $(CONF_DIR)/package-lock.json
+	cd $(CONF_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 vet:

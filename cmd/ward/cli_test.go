@@ -306,7 +306,7 @@ func TestMCPWrap(t *testing.T) {
 	for _, tl := range tools.Tools {
 		seen[tl.Name] = true
 	}
-	if !seen["fs.read_text_file"] || seen["fs.write_file"] {
+	if !seen["read_text_file"] || seen["write_file"] || seen["fs.write_file"] {
 		t.Fatalf("wrapped tools/list = %v", seen)
 	}
 	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "fs.read_text_file", Arguments: map[string]any{"path": filepath.Join(share, "a.txt")}})

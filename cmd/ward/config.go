@@ -193,6 +193,9 @@ type serverConfig struct {
 	// Roots are the directories a server serves files from (see
 	// server.Upstream.Roots).
 	Roots []string `yaml:"roots"`
+	// Names: how its tools and prompts are shown to clients, auto
+	// (default), keep or prefix (see gateway.NameMode).
+	Names string `yaml:"names"`
 }
 
 // defaultServers are the upstreams of `ward up` without a config file.
@@ -421,7 +424,10 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 		if err := gateway.ValidServerName(s.Name); err != nil {
 			return cfg, fmt.Errorf("servers[%d]: %w", i, err)
 		}
-		u := server.Upstream{Name: s.Name, Command: s.Command, Dir: s.Dir, URL: s.URL, Builtin: s.Builtin, Roots: s.Roots}
+		if _, err := gateway.ParseNameMode(s.Names); err != nil {
+			return cfg, fmt.Errorf("servers[%d] (%s): %w", i, s.Name, err)
+		}
+		u := server.Upstream{Name: s.Name, Command: s.Command, Dir: s.Dir, URL: s.URL, Builtin: s.Builtin, Roots: s.Roots, Names: s.Names}
 		if len(s.Env) > 0 {
 			u.Env = map[string]string{}
 			for k, v := range s.Env {

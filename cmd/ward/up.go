@@ -40,6 +40,7 @@ func cmdUp(args []string, stdout io.Writer) error {
 	cfg.AllowUnverifiedAudit = *allowUnverified
 	cfg.ReinitStore = *reinitStore
 	cfg.Version = version
+	cfg.ProbeUpstreams = true
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug

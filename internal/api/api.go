@@ -65,7 +65,10 @@ import (
 const DefaultMaxBody = 1 << 20
 
 // maxMCPSessionsPerSession bounds the MCP sessions one ward session may
-// hold open at the gateway (each has its own upstream connections).
+// hold open at the gateway (each has its own upstream connections). At
+// the bound, a new MCP session retires the one idle longest (no request
+// in flight, no stream open): clients that never send DELETE (most do
+// not) are not refused, and no session that is being used is cut.
 const maxMCPSessionsPerSession = 16
 
 // Checkpointer gives the latest signed audit checkpoint.
@@ -141,6 +144,8 @@ type ApprovalQueue interface {
 type Server struct {
 	cfg      Config
 	mcp      *streamable.Handler
+	mcpMu    sync.Mutex
+	mcpOpen  map[string]map[*mcpSession]struct{} // ward session → its MCP sessions
 	mux      *http.ServeMux
 	refusals *refusal.Recorder
 	// closing is closed by Close: runtimes' liveness channels let go
@@ -676,6 +681,7 @@ type mcpSession struct {
 	s      *Server
 	caller *gateway.Caller
 	proxy  *gateway.Session
+	ss     *streamable.Session
 }
 
 // mcpAuthError converts an authentication failure for the MCP endpoint:
@@ -697,10 +703,66 @@ func (s *Server) openMCP(r *http.Request, ss *streamable.Session) (streamable.Se
 	if err != nil {
 		return nil, s.mcpAuthError(r, err)
 	}
-	if n := s.cfg.Gateway.Sessions(c.Session); n >= maxMCPSessionsPerSession {
-		return nil, fmt.Errorf("session %s already has %d MCP sessions open (the limit); end one with DELETE first", c.Session, n)
+	m := &mcpSession{s: s, caller: c, ss: ss}
+	retired, err := s.admitMCP(m)
+	for _, r := range retired {
+		r.ss.Close()
 	}
-	return &mcpSession{s: s, caller: c, proxy: s.cfg.Gateway.NewSession(c, ss)}, nil
+	if err != nil {
+		return nil, err
+	}
+	m.proxy = s.cfg.Gateway.NewSession(c, ss)
+	return m, nil
+}
+
+// admitMCP counts m against its ward session's MCP sessions, retiring the
+// ones idle longest to stay within maxMCPSessionsPerSession. Counting and
+// retiring happen under one lock, so concurrent opens cannot overshoot;
+// the retired sessions are closed by the caller, outside the lock (their
+// Closed takes it).
+func (s *Server) admitMCP(m *mcpSession) ([]*mcpSession, error) {
+	s.mcpMu.Lock()
+	defer s.mcpMu.Unlock()
+	if s.mcpOpen == nil {
+		s.mcpOpen = map[string]map[*mcpSession]struct{}{}
+	}
+	set := s.mcpOpen[m.caller.Session]
+	if set == nil {
+		set = map[*mcpSession]struct{}{}
+		s.mcpOpen[m.caller.Session] = set
+	}
+	var retired []*mcpSession
+	for len(set) >= maxMCPSessionsPerSession {
+		var oldest *mcpSession
+		var oldestSince time.Time
+		for o := range set {
+			if since, idle := o.ss.Idle(); idle && (oldest == nil || since.Before(oldestSince)) {
+				oldest, oldestSince = o, since
+			}
+		}
+		if oldest == nil || !oldest.ss.Retire() {
+			if oldest != nil {
+				continue // became busy meanwhile: look again
+			}
+			return retired, fmt.Errorf("session %s has %d MCP sessions open and every one is in use (a request or stream open); end one with DELETE or wait", m.caller.Session, len(set))
+		}
+		delete(set, oldest)
+		retired = append(retired, oldest)
+	}
+	set[m] = struct{}{}
+	return retired, nil
+}
+
+// forgetMCP removes m from its ward session's MCP sessions.
+func (s *Server) forgetMCP(m *mcpSession) {
+	s.mcpMu.Lock()
+	defer s.mcpMu.Unlock()
+	if set := s.mcpOpen[m.caller.Session]; set != nil {
+		delete(set, m)
+		if len(set) == 0 {
+			delete(s.mcpOpen, m.caller.Session)
+		}
+	}
 }
 
 func (m *mcpSession) Authorize(r *http.Request) error {
@@ -716,7 +778,12 @@ func (m *mcpSession) Authorize(r *http.Request) error {
 }
 
 func (m *mcpSession) Receive(ctx context.Context, msg jsonrpc.Message) { m.proxy.Receive(ctx, msg) }
-func (m *mcpSession) Closed()                                          { m.proxy.Close() }
+func (m *mcpSession) Closed() {
+	m.s.forgetMCP(m)
+	if m.proxy != nil {
+		m.proxy.Close()
+	}
+}
 
 // certPEM encodes a chain.
 func certPEM(chain []*x509.Certificate) string {

@@ -35,25 +35,13 @@ func (s *Session) callNamed(ctx context.Context, req *jsonrpc.Request, p params,
 		s.replyErr(req.ID, jsonrpc.CodeInvalidParams, req.Method+": params must be an object with a string \"name\"", nil)
 		return
 	}
-	server, _, ok := splitName(name)
-	up := s.byName[server]
-	if !ok || up == nil {
-		s.refuse(ctx, req, actionFor(kind), name, fmt.Sprintf("unknown %s %q: names look like SERVER.NAME and SERVER must be one of %s", kind, name, strings.Join(s.g.Servers(), ", ")))
+	entry, stable, err := s.resolve(ctx, kind, name)
+	if err != nil {
+		s.refuseName(ctx, req, actionFor(kind), name, err)
 		return
 	}
-	entry, found := s.lookup(kind, name)
-	if !found {
-		if _, err := s.refreshNamed(ctx, up, kind); err != nil {
-			s.replyErr(req.ID, CodeUpstream, err.Error(), nil)
-			return
-		}
-		entry, found = s.lookup(kind, name)
-	}
-	if !found {
-		s.refuse(ctx, req, actionFor(kind), name, fmt.Sprintf("unknown %s %q: server %s does not offer it", kind, name, server))
-		return
-	}
-	op := &Operation{Action: actionFor(kind), Method: req.Method, Server: server, Name: name, Upstream: entry.upstream, Definition: entry.def}
+	up := s.byName[entry.server]
+	op := &Operation{Action: actionFor(kind), Method: req.Method, Server: entry.server, Name: stable, Upstream: entry.upstream, Definition: entry.def}
 	if args, ok := p["arguments"]; ok && string(args) != "null" {
 		op.Arguments = json.RawMessage(args)
 	}
@@ -161,22 +149,13 @@ func (s *Session) complete(ctx context.Context, req *jsonrpc.Request, p params) 
 			bad(err.Error())
 			return
 		}
-		server, _, ok := splitName(name)
-		up := s.byName[server]
-		if !ok || up == nil {
-			s.refuse(ctx, req, policy.ActionGetPrompt, name, fmt.Sprintf("unknown prompt %q", name))
+		entry, stable, err := s.resolve(ctx, KindPrompt, name)
+		if err != nil {
+			s.refuseName(ctx, req, policy.ActionGetPrompt, name, err)
 			return
 		}
-		entry, found := s.lookup(KindPrompt, name)
-		if !found {
-			_, _ = s.refreshNamed(ctx, up, KindPrompt)
-			entry, found = s.lookup(KindPrompt, name)
-		}
-		if !found {
-			s.refuse(ctx, req, policy.ActionGetPrompt, name, fmt.Sprintf("unknown prompt %q", name))
-			return
-		}
-		op := &Operation{Action: policy.ActionGetPrompt, Method: req.Method, Server: server, Name: name, Upstream: entry.upstream, Arguments: argJSON, Definition: entry.def}
+		up := s.byName[entry.server]
+		op := &Operation{Action: policy.ActionGetPrompt, Method: req.Method, Server: entry.server, Name: stable, Upstream: entry.upstream, Arguments: argJSON, Definition: entry.def}
 		s.decideAndForward(ctx, req, up, op, func(*Operation) json.RawMessage {
 			return p.with("ref", ref.with("name", entry.upstream)).encode()
 		})
@@ -394,6 +373,23 @@ func (s *Session) refuse(ctx context.Context, req *jsonrpc.Request, action polic
 		reason += " (and the refusal could not be recorded: " + err.Error() + ")"
 	}
 	s.deny(req, reason, nil)
+}
+
+// refuseName records and answers a call by a name that resolves to
+// nothing: an upstream that is not connected is the upstream's failure
+// (CodeUpstream), any other name the agent's (a denial).
+func (s *Session) refuseName(ctx context.Context, req *jsonrpc.Request, action policy.Action, name string, err error) {
+	var down *errUnavailable
+	if !errors.As(err, &down) {
+		s.refuse(ctx, req, action, name, err.Error())
+		return
+	}
+	reason := err.Error()
+	op := &Operation{Action: action, Method: req.Method, Name: name, Refused: reason}
+	if _, rerr := s.g.cfg.Guard.Check(ctx, s.who(), op); rerr != nil {
+		reason += " (and the refusal could not be recorded: " + rerr.Error() + ")"
+	}
+	s.replyErr(req.ID, CodeUpstream, reason, nil)
 }
 
 func (s *Session) deny(req *jsonrpc.Request, reason string, policies []string) {

@@ -107,9 +107,48 @@ func item(raw json.RawMessage, field string) (params, string, bool) {
 	return obj, v, true
 }
 
+// namedIndex indexes Session.names and Session.listed.
+func namedIndex(kind Kind) int {
+	if kind == KindPrompt {
+		return 1
+	}
+	return 0
+}
+
+// catalog returns the catalog of kind; catMu must be held.
+func (s *Session) catalog(kind Kind) map[string]catEntry {
+	if kind == KindPrompt {
+		if s.prompts == nil {
+			s.prompts = map[string]catEntry{}
+		}
+		return s.prompts
+	}
+	if s.tools == nil {
+		s.tools = map[string]catEntry{}
+	}
+	return s.tools
+}
+
+// renameLocked recomputes the exposed names of kind from the catalog;
+// catMu must be held.
+func (s *Session) renameLocked(kind Kind) {
+	cat := s.catalog(kind)
+	items := make([]listed, 0, len(cat))
+	for _, e := range cat {
+		items = append(items, listed{server: e.server, name: e.upstream})
+	}
+	s.names[namedIndex(kind)] = exposeNames(items, s.g.modes)
+}
+
+// listedItem is one tool or prompt of an upstream's list, as read.
+type listedItem struct {
+	obj    params
+	stable string
+}
+
 // refreshNamed fetches the tools or prompts of one upstream into the catalog
-// and returns them, filtered by the guard, with exposed names.
-func (s *Session) refreshNamed(ctx context.Context, up *upstream, kind Kind) ([]json.RawMessage, error) {
+// and returns those the guard lets the caller see.
+func (s *Session) refreshNamed(ctx context.Context, up *upstream, kind Kind) ([]listedItem, error) {
 	method, key := listMethod(kind)
 	raw, err := s.fetchAll(ctx, up, method, key)
 	if err != nil {
@@ -117,12 +156,14 @@ func (s *Session) refreshNamed(ctx context.Context, up *upstream, kind Kind) ([]
 	}
 	items := make([]Item, 0, len(raw))
 	objs := make([]params, 0, len(raw))
+	seen := map[string]bool{}
 	for _, r := range raw {
 		obj, name, ok := item(r, "name")
-		if !ok {
-			s.g.cfg.Logger.Warn("upstream listed a malformed item; skipped", "server", up.name, "kind", kind)
+		if !ok || seen[name] {
+			s.g.cfg.Logger.Warn("upstream listed a malformed or repeated item; skipped", "server", up.name, "kind", kind)
 			continue
 		}
+		seen[name] = true
 		items = append(items, Item{Name: up.name + "." + name, Upstream: name, Definition: r})
 		objs = append(objs, obj)
 	}
@@ -134,13 +175,7 @@ func (s *Session) refreshNamed(ctx context.Context, up *upstream, kind Kind) ([]
 		return nil, fmt.Errorf("filter %s of %s: %v", key, up.name, err)
 	}
 	s.catMu.Lock()
-	cat := s.tools
-	if kind == KindPrompt {
-		cat = s.prompts
-	}
-	if cat == nil {
-		cat = map[string]catEntry{}
-	}
+	cat := s.catalog(kind)
 	for name, e := range cat {
 		if e.server == up.name {
 			delete(cat, name)
@@ -149,26 +184,28 @@ func (s *Session) refreshNamed(ctx context.Context, up *upstream, kind Kind) ([]
 	for _, it := range items {
 		cat[it.Name] = catEntry{server: up.name, upstream: it.Upstream, def: it.Definition}
 	}
-	if kind == KindPrompt {
-		s.prompts = cat
-	} else {
-		s.tools = cat
+	i := namedIndex(kind)
+	if s.listed[i] == nil {
+		s.listed[i] = map[string]bool{}
 	}
+	s.listed[i][up.name] = true
+	s.renameLocked(kind)
 	s.catMu.Unlock()
 
-	var out []json.RawMessage
+	var out []listedItem
 	for i, obj := range objs {
-		if i >= len(keep) || !keep[i] {
-			continue
+		if i < len(keep) && keep[i] {
+			out = append(out, listedItem{obj: obj, stable: items[i].Name})
 		}
-		out = append(out, obj.with("name", items[i].Name).encode())
 	}
 	return out, nil
 }
 
+// listNamed serves tools/list and prompts/list: every upstream's list,
+// each item under the name exposeNames gives it.
 func (s *Session) listNamed(ctx context.Context, req *jsonrpc.Request, kind Kind) {
 	_, key := listMethod(kind)
-	all := []json.RawMessage{}
+	var got []listedItem
 	for _, up := range s.ups {
 		if !up.offers(kind) {
 			continue
@@ -178,9 +215,118 @@ func (s *Session) listNamed(ctx context.Context, req *jsonrpc.Request, kind Kind
 			s.g.cfg.Logger.Warn("list failed", "server", up.name, "kind", kind, "err", err)
 			continue
 		}
-		all = append(all, items...)
+		got = append(got, items...)
+	}
+	s.catMu.Lock()
+	names := s.names[namedIndex(kind)]
+	s.catMu.Unlock()
+	all := make([]json.RawMessage, 0, len(got))
+	for _, it := range got {
+		exposed, ok := names.exposed[it.stable]
+		if !ok {
+			continue // relisted without it meanwhile
+		}
+		all = append(all, it.obj.with("name", exposed).encode())
 	}
 	s.reply(req.ID, map[string]any{key: all})
+}
+
+// find looks a called name up: an exposed bare name, else a stable
+// "SERVER.NAME" of a configured server.
+func (s *Session) find(kind Kind, name string) (catEntry, string, bool) {
+	s.catMu.Lock()
+	defer s.catMu.Unlock()
+	cat := s.catalog(kind)
+	if stable, ok := s.names[namedIndex(kind)].bare[name]; ok {
+		e, ok := cat[stable]
+		return e, stable, ok
+	}
+	if server, _, ok := splitName(name); ok {
+		if _, configured := s.g.modes[server]; configured {
+			e, ok := cat[name]
+			return e, name, ok
+		}
+	}
+	return catEntry{}, "", false
+}
+
+// resolve finds the tool or prompt a client calls by name, listing again
+// what may hold it if it is not known yet: the named server for
+// "SERVER.NAME", every upstream for a bare name. It returns the entry and
+// its stable name, or the reason to give the client.
+func (s *Session) resolve(ctx context.Context, kind Kind, name string) (catEntry, string, error) {
+	if e, stable, ok := s.find(kind, name); ok {
+		return e, stable, nil
+	}
+	server, _, prefixed := splitName(name)
+	if _, configured := s.g.modes[server]; prefixed && configured {
+		up := s.byName[server]
+		if up == nil {
+			return catEntry{}, "", s.unavailable(server)
+		}
+		if _, err := s.refreshNamed(ctx, up, kind); err != nil {
+			return catEntry{}, "", fmt.Errorf("%s %q: server %s could not list its %ss: %v", kind, name, server, kind, err)
+		}
+	} else {
+		for _, up := range s.ups {
+			if up.offers(kind) {
+				if _, err := s.refreshNamed(ctx, up, kind); err != nil {
+					s.g.cfg.Logger.Warn("list failed", "server", up.name, "kind", kind, "err", err)
+				}
+			}
+		}
+	}
+	if e, stable, ok := s.find(kind, name); ok {
+		return e, stable, nil
+	}
+	return catEntry{}, "", s.unknown(kind, name)
+}
+
+// errUnavailable marks a call that names a server ward cannot reach.
+type errUnavailable struct{ msg string }
+
+func (e *errUnavailable) Error() string { return e.msg }
+
+// unavailable says why server cannot be reached in this session.
+func (s *Session) unavailable(server string) error {
+	why := strings.TrimPrefix(s.failed[server], server+": ")
+	if why == "" {
+		why = "not connected"
+	}
+	return &errUnavailable{fmt.Sprintf("server %s is unavailable (%s); open a new MCP session once it is back", server, why)}
+}
+
+// unknown explains a name that nothing resolves.
+func (s *Session) unknown(kind Kind, name string) error {
+	s.catMu.Lock()
+	clash, clashed := s.names[namedIndex(kind)].clashes[name]
+	s.catMu.Unlock()
+	if clashed {
+		var alts []string
+		for _, srv := range clash.Servers {
+			alts = append(alts, srv+"."+name)
+		}
+		return fmt.Errorf("%s %q is offered by more than one server; call %s", kind, name, strings.Join(alts, " or "))
+	}
+	if server, _, ok := splitName(name); ok {
+		if _, configured := s.g.modes[server]; configured {
+			return fmt.Errorf("unknown %s %q: server %s does not offer it", kind, name, server)
+		}
+	}
+	var down []string
+	for _, srv := range s.g.Servers() {
+		if _, failed := s.failed[srv]; failed {
+			down = append(down, srv)
+		}
+	}
+	if len(down) > 0 {
+		var whys []string
+		for _, srv := range down {
+			whys = append(whys, s.unavailable(srv).Error())
+		}
+		return &errUnavailable{fmt.Sprintf("unknown %s %q; it may be offered by a server that is not connected: %s", kind, name, strings.Join(whys, "; "))}
+	}
+	return fmt.Errorf("unknown %s %q: no server offers it (%ss/list shows the names to call)", kind, name, kind)
 }
 
 func (s *Session) listResources(ctx context.Context, req *jsonrpc.Request, kind Kind) {
@@ -264,12 +410,16 @@ func (s *Session) refreshResources(ctx context.Context, up *upstream, kind Kind)
 func (s *Session) invalidate(server string) {
 	s.catMu.Lock()
 	defer s.catMu.Unlock()
-	for _, cat := range []map[string]catEntry{s.tools, s.prompts} {
+	for _, kind := range []Kind{KindTool, KindPrompt} {
+		cat := s.catalog(kind)
 		for name, e := range cat {
 			if e.server == server {
 				delete(cat, name)
 			}
 		}
+		// The names stay as the client last saw them until the server's
+		// list is fetched again (a call that misses fetches it).
+		delete(s.listed[namedIndex(kind)], server)
 	}
 	for uri, srv := range s.resources {
 		if srv == server {
@@ -283,17 +433,6 @@ func (s *Session) invalidate(server string) {
 		}
 	}
 	s.templates = kept
-}
-
-func (s *Session) lookup(kind Kind, name string) (catEntry, bool) {
-	s.catMu.Lock()
-	defer s.catMu.Unlock()
-	cat := s.tools
-	if kind == KindPrompt {
-		cat = s.prompts
-	}
-	e, ok := cat[name]
-	return e, ok
 }
 
 // routeURI finds the upstream that serves a resource URI: the one that

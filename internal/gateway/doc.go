@@ -17,11 +17,20 @@
 //
 // # Names
 //
-// Tools and prompts are exposed as "SERVER.NAME" where SERVER is the
-// upstream's configured name (which may not contain a dot) and NAME the
-// upstream's own name: a client that sees "fs.read_file" calls tool
-// "read_file" on upstream "fs". Resources keep their URIs; the gateway routes
-// them to the upstream that listed them or whose URI template matches.
+// Every tool and prompt has one stable identity, "SERVER.NAME", where SERVER
+// is the upstream's configured name (which may not contain a dot) and NAME
+// the upstream's own name: policies, grants, pins and the audit log use it,
+// and a client may always call a tool by it. What a client is shown
+// depends on the server's [NameMode]: by default the upstream's own name
+// when no other upstream offers it, else "SERVER.NAME" (so a client sees
+// "read_file" for the only upstream offering it, and "a.search" and
+// "b.search" when two do; calling "search" then is refused, naming both).
+// Exposed names depend only on what the upstreams list, not on who lists
+// or in what order (exposeNames), never look like another server's
+// "SERVER.NAME", and change only when a list is fetched again. [Gateway.Probe]
+// reports clashes (and unreachable upstreams) at start. Resources keep
+// their URIs; the gateway routes them to the upstream that listed them or
+// whose URI template matches.
 //
 // # What is decided
 //

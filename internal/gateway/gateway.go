@@ -109,6 +109,9 @@ type Upstream struct {
 	// upstreams, and answers an upstream's roots/list itself, with these
 	// (as file URIs) or none.
 	Roots []string
+	// Names says how the server's tools and prompts are shown to clients
+	// (default NamesAuto); see [NameMode].
+	Names NameMode
 }
 
 // Config configures a [Gateway].
@@ -129,6 +132,8 @@ type Config struct {
 // revocation closes them.
 type Gateway struct {
 	cfg Config
+
+	modes map[string]NameMode // configured server → how its names are shown
 
 	mu       sync.Mutex
 	sessions map[string]map[*Session]struct{} // ward session id → live proxy sessions
@@ -153,7 +158,13 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, errors.New("gateway: no guard configured")
 	}
 	seen := map[string]bool{}
+	modes := map[string]NameMode{}
 	for _, u := range cfg.Upstreams {
+		mode, err := ParseNameMode(string(u.Names))
+		if err != nil {
+			return nil, fmt.Errorf("gateway: server %q: %w", u.Name, err)
+		}
+		modes[u.Name] = mode
 		if err := ValidServerName(u.Name); err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
@@ -183,7 +194,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
-	return &Gateway{cfg: cfg, sessions: map[string]map[*Session]struct{}{}}, nil
+	return &Gateway{cfg: cfg, modes: modes, sessions: map[string]map[*Session]struct{}{}}, nil
 }
 
 // Servers returns the configured upstream names.

@@ -89,7 +89,7 @@ func TestAddedToolWithheldAlongsideKnownOnes(t *testing.T) {
 	tools = `[{"name":"a","inputSchema":{"type":"object"}},{"name":"b","inputSchema":{"type":"object"}},{"name":"c","inputSchema":{"type":"object"}}]`
 	mu.Unlock()
 	list := send(t, s, d, `{"jsonrpc":"2.0","id":"l2","method":"tools/list"}`)
-	if !strings.Contains(string(list.Result), `"up.a"`) || strings.Contains(string(list.Result), `"up.c"`) {
+	if !strings.Contains(string(list.Result), `"a"`) || strings.Contains(string(list.Result), `"c"`) {
 		t.Fatalf("after c appeared, tools/list = %s; want a and b, not c", list.Result)
 	}
 }

@@ -238,6 +238,14 @@ type rawFixture struct {
 
 func newRawFixture(t testing.TB, up *rawUpstream, wrap func(gateway.Guard) gateway.Guard) *rawFixture {
 	t.Helper()
+	f := newUpstreamsFixture(t, []gateway.Upstream{{Name: "up", Dial: up.dial}}, wrap)
+	f.up = up
+	return f
+}
+
+// newUpstreamsFixture is a rawFixture in front of ups.
+func newUpstreamsFixture(t testing.TB, ups []gateway.Upstream, wrap func(gateway.Guard) gateway.Guard) *rawFixture {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := store.OpenSQLite(context.Background(), store.Config{Path: filepath.Join(dir, "ward.db")})
 	if err != nil {
@@ -267,12 +275,12 @@ func newRawFixture(t testing.TB, up *rawUpstream, wrap func(gateway.Guard) gatew
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &rawFixture{up: up, guard: &recordingGuard{Pipeline: p}, log: log, st: st, refusals: rc}
+	f := &rawFixture{guard: &recordingGuard{Pipeline: p}, log: log, st: st, refusals: rc}
 	var guard gateway.Guard = f.guard
 	if wrap != nil {
 		guard = wrap(guard)
 	}
-	f.g, err = gateway.New(gateway.Config{Guard: guard, Upstreams: []gateway.Upstream{{Name: "up", Dial: up.dial}}})
+	f.g, err = gateway.New(gateway.Config{Guard: guard, Upstreams: ups})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,8 +295,13 @@ var rawCaller = &gateway.Caller{Session: "s1", SPIFFEID: "spiffe://test/agent/a/
 // catalog is known.
 func (f *rawFixture) open(t testing.TB) (*gateway.Session, *downstream) {
 	t.Helper()
+	return f.openAs(t, rawCaller)
+}
+
+func (f *rawFixture) openAs(t testing.TB, c *gateway.Caller) (*gateway.Session, *downstream) {
+	t.Helper()
 	d := newDownstream()
-	s := f.g.NewSession(rawCaller, d)
+	s := f.g.NewSession(c, d)
 	t.Cleanup(s.Close)
 	send(t, s, d, `{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
 	for _, m := range []string{"tools/list", "prompts/list", "resources/list", "resources/templates/list"} {

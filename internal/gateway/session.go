@@ -34,6 +34,7 @@ type Session struct {
 	initErr     error
 	ups         []*upstream // fixed once initDone is closed
 	byName      map[string]*upstream
+	failed      map[string]string // server → why it could not be connected; fixed once initDone is closed
 
 	mu      sync.Mutex
 	nextID  int64
@@ -44,9 +45,11 @@ type Session struct {
 	tokens  map[string]jsonrpc.ID   // upstream name + "\x00" + progress token (JSON text) → client request id
 
 	catMu     sync.Mutex
-	tools     map[string]catEntry // exposed name → entry
+	tools     map[string]catEntry // stable name ("SERVER.NAME") → entry
 	prompts   map[string]catEntry
-	resources map[string]string // URI → server
+	names     [2]naming          // exposed names of tools and prompts (namedIndex)
+	listed    [2]map[string]bool // servers whose list is in tools, prompts
+	resources map[string]string  // URI → server
 	templates []template
 }
 
@@ -254,9 +257,11 @@ func (s *Session) initialize(req *jsonrpc.Request, p params) {
 	var failures []string
 	var inits []initResult
 	s.byName = map[string]*upstream{}
-	for _, r := range results {
+	s.failed = map[string]string{}
+	for i, r := range results {
 		if r.err != nil {
 			failures = append(failures, r.err.Error())
+			s.failed[s.g.cfg.Upstreams[i].Name] = r.err.Error()
 			s.g.cfg.Logger.Warn("upstream unavailable", "session", s.who().Session, "err", r.err)
 			continue
 		}

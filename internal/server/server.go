@@ -94,6 +94,9 @@ type Upstream struct {
 	// arguments are resolved as it will open them, decided and forwarded
 	// in that form, and refused outside the roots (enforce.Config.Roots).
 	Roots []string
+	// Names is how the server's tools and prompts are shown to clients:
+	// "auto" (default), "keep" or "prefix" (gateway.NameMode).
+	Names string
 }
 
 // Config configures a node.
@@ -119,6 +122,10 @@ type Config struct {
 	// ApproverGroups maps an approver group (as named in @escalate) to the
 	// principals (admins, sponsors) in it.
 	ApproverGroups map[string][]string
+	// ProbeUpstreams connects to every upstream once when the node starts
+	// serving and warns (Logger) about upstreams it cannot reach and tool
+	// or prompt names that clash between upstreams. `ward up` sets it.
+	ProbeUpstreams bool
 	// HoldTimeout is how long an escalated call waits for approval before
 	// the agent gets an "approval pending" error (gateway default 15s).
 	HoldTimeout time.Duration
@@ -232,6 +239,7 @@ type Node struct {
 	ln      net.Listener
 	cancel  context.CancelFunc
 	done    chan struct{}
+	probed  *gateway.ProbeReport // guarded by mu; set by the start-up probe
 }
 
 // Open creates or opens the node's state. It does not listen yet.
@@ -685,6 +693,11 @@ func upstreams(cfgs []Upstream, version string) ([]gateway.Upstream, error) {
 		default:
 			return nil, fmt.Errorf("server %q: unknown builtin %q (known: demo)", u.Name, u.Builtin)
 		}
+		mode, err := gateway.ParseNameMode(u.Names)
+		if err != nil {
+			return nil, fmt.Errorf("server %q: %w", u.Name, err)
+		}
+		out[len(out)-1].Names = mode
 	}
 	return out, nil
 }
@@ -900,6 +913,9 @@ func (n *Node) Serve(ctx context.Context) error {
 	srv := n.srv
 	n.mu.Unlock()
 	go n.sweep(ctx)
+	if n.cfg.ProbeUpstreams && len(n.cfg.Upstreams) > 0 {
+		go n.probe(ctx)
+	}
 	if n.Publisher != nil {
 		go n.Publisher.Run(ctx)
 	}

@@ -94,11 +94,12 @@ type ClientConn struct {
 	failOnce sync.Once
 	failErr  error
 
-	mu         sync.Mutex
-	sessionID  string
-	version    string
-	initID     jsonrpc.ID
-	standalone bool // standalone GET stream started
+	mu           sync.Mutex
+	sessionID    string
+	version      string
+	initID       jsonrpc.ID
+	standalone   bool          // standalone GET stream started
+	standaloneUp chan struct{} // closed once the server answered the standalone GET
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -317,7 +318,16 @@ func (c *ClientConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 		resp.Body.Close()
 		rcancel()
 		if initialized {
-			c.startStandalone()
+			// Wait until the server holds the standalone stream (or
+			// refused it): a server-initiated message it sends right
+			// after initialization (a sampling request while serving
+			// the first call, say) would otherwise find no stream and
+			// be lost.
+			select {
+			case <-c.startStandalone():
+			case <-ctx.Done():
+			case <-time.After(standaloneWait):
+			}
 		}
 		return nil
 	}
@@ -426,17 +436,30 @@ func errorResponse(id jsonrpc.ID, msg string) *jsonrpc.Response {
 	return &jsonrpc.Response{ID: id, Error: &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: msg}}
 }
 
-// startStandalone opens the standalone GET stream once.
-func (c *ClientConn) startStandalone() {
+// standaloneWait bounds how long Write of notifications/initialized waits
+// for the standalone stream to be established.
+const standaloneWait = 10 * time.Second
+
+// startStandalone opens the standalone GET stream once. The channel it
+// returns is closed once the server has answered the GET (or it failed).
+func (c *ClientConn) startStandalone() <-chan struct{} {
 	c.mu.Lock()
 	started := c.standalone
 	c.standalone = true
+	if c.standaloneUp == nil {
+		c.standaloneUp = make(chan struct{})
+	}
+	up := c.standaloneUp
 	c.mu.Unlock()
 	if started {
-		return
+		return up
 	}
-	c.spawn(func() {
+	var once sync.Once
+	ready := func() { once.Do(func() { close(up) }) }
+	if !c.spawn(func() {
+		defer ready()
 		resp, err := c.get("")
+		ready()
 		if err != nil {
 			if c.ctx.Err() == nil {
 				c.fail(fmt.Errorf("standalone stream: %w", err))
@@ -456,7 +479,10 @@ func (c *ClientConn) startStandalone() {
 			return
 		}
 		c.runStream(resp, nil, true)
-	})
+	}) {
+		ready()
+	}
+	return up
 }
 
 // get sends a GET for an SSE stream, resuming lastID if not "".

@@ -6,8 +6,11 @@ import (
 	"testing"
 )
 
-// TestVersionHeaderCannotSwitchVersion: the MCP-Protocol-Version header must
-// repeat the negotiated version; it cannot turn batching back on.
+// TestVersionHeaderCannotSwitchVersion: an MCP-Protocol-Version header
+// with a supported version other than the negotiated one is served (the
+// specification asks for 400 only for invalid or unsupported versions),
+// under the negotiated version: it cannot turn batching back on. An
+// unsupported or malformed version is 400.
 func TestVersionHeaderCannotSwitchVersion(t *testing.T) {
 	ts := newTestServer(t, HandlerConfig{}, nil)
 	status, hdr, body := post(t, ts.srv.URL, "", nil, initBody("2025-06-18"))
@@ -16,10 +19,27 @@ func TestVersionHeaderCannotSwitchVersion(t *testing.T) {
 	}
 	sid := hdr.Get(headerSessionID)
 	batch := `[{"jsonrpc":"2.0","method":"notifications/initialized"}]`
-	for _, v := range []string{"2025-03-26", "1999-01-01"} {
-		status, _, body = post(t, ts.srv.URL, sid, map[string]string{headerProtocolVersion: v}, batch)
-		if status != http.StatusBadRequest || !strings.Contains(string(body), "does not match") {
+	for _, v := range []string{"1999-01-01", "2025-13-45", "2099-01-01"} {
+		status, _, body = post(t, ts.srv.URL, sid, map[string]string{headerProtocolVersion: v}, `{"jsonrpc":"2.0","id":7,"method":"ping"}`)
+		if status != http.StatusBadRequest || !strings.Contains(string(body), "not supported") {
 			t.Fatalf("header %s: %d %s", v, status, body)
+		}
+	}
+	for _, v := range []string{"2025 06 18", "v2025-06-18", "2025-6-18"} {
+		status, _, body = post(t, ts.srv.URL, sid, map[string]string{headerProtocolVersion: v}, `{"jsonrpc":"2.0","id":7,"method":"ping"}`)
+		if status != http.StatusBadRequest {
+			t.Fatalf("header %q: %d %s", v, status, body)
+		}
+	}
+	for _, v := range []string{"2024-11-05", "2025-03-26", "2025-11-25"} {
+		status, _, body = post(t, ts.srv.URL, sid, map[string]string{headerProtocolVersion: v}, `{"jsonrpc":"2.0","id":8,"method":"ping"}`)
+		if status != http.StatusOK {
+			t.Fatalf("supported header %s on a 2025-06-18 session: %d %s", v, status, body)
+		}
+		// ...but it does not switch the session to that version.
+		status, _, body = post(t, ts.srv.URL, sid, map[string]string{headerProtocolVersion: v}, batch)
+		if status != http.StatusBadRequest || !strings.Contains(string(body), "batches") {
+			t.Fatalf("batch with header %s on a 2025-06-18 session: %d %s", v, status, body)
 		}
 	}
 	status, _, body = post(t, ts.srv.URL, sid, map[string]string{headerProtocolVersion: "2025-06-18"}, batch)

@@ -13,6 +13,7 @@ import (
 	"mime"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -293,11 +294,14 @@ func (h *Handler) existing(w http.ResponseWriter, r *http.Request) *Session {
 			h.refuse(w, r, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "malformed MCP-Protocol-Version header")
 			return nil
 		}
-		// The header must repeat the negotiated version; it never
-		// changes it (that would switch batching or priming mid-session).
-		if nv := s.ProtocolVersion(); nv != "" && v != nv {
+		// An unsupported version is refused (as the specification
+		// asks); a supported one other than the negotiated version is
+		// served, under the negotiated version: the header never
+		// changes it (that would switch batching or priming
+		// mid-session).
+		if !supportedVersion(v) {
 			s.end()
-			h.refuse(w, r, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, fmt.Sprintf("MCP-Protocol-Version %q does not match the version negotiated for this session (%q)", v, nv))
+			h.refuse(w, r, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, fmt.Sprintf("MCP-Protocol-Version %q is not supported (supported: %s)", v, strings.Join(SupportedVersions, ", ")))
 			return nil
 		}
 	}
@@ -552,6 +556,11 @@ func isInitialize(m jsonrpc.Message) bool {
 	req, ok := m.(*jsonrpc.Request)
 	return ok && req.IsCall() && req.Method == "initialize"
 }
+
+// SupportedVersions are the MCP protocol versions this transport serves.
+var SupportedVersions = []string{"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"}
+
+func supportedVersion(v string) bool { return slices.Contains(SupportedVersions, v) }
 
 // validVersion reports whether v looks like an MCP protocol version
 // (YYYY-MM-DD).

@@ -40,8 +40,9 @@ type Session struct {
 	ring       []*event               // retained events, oldest at ringHead
 	ringHead   int
 	ringLen    int
-	ringBytes  int // bytes of retained event data
-	active     int // HTTP requests in flight, including open streams
+	ringBytes  int       // bytes of retained event data
+	active     int       // HTTP requests in flight, including open streams
+	idleSince  time.Time // when active last fell to 0
 	idle       *time.Timer
 	closeOnce  sync.Once
 }
@@ -84,15 +85,16 @@ func newSession(h *Handler, version string) (*Session, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Session{
-		h:       h,
-		id:      id,
-		key:     sessionKey(id),
-		ctx:     ctx,
-		cancel:  cancel,
-		version: version,
-		streams: make(map[string]*stream),
-		pending: make(map[jsonrpc.ID]*stream),
-		ring:    make([]*event, h.cfg.MaxRetainedEvents),
+		h:         h,
+		id:        id,
+		key:       sessionKey(id),
+		ctx:       ctx,
+		cancel:    cancel,
+		version:   version,
+		idleSince: time.Now(),
+		streams:   make(map[string]*stream),
+		pending:   make(map[jsonrpc.ID]*stream),
+		ring:      make([]*event, h.cfg.MaxRetainedEvents),
 	}
 	s.nextStream = 1
 	s.standalone = &stream{id: standaloneStreamID, standalone: true, wake: make(chan struct{}, 1)}
@@ -237,9 +239,37 @@ func (s *Session) end() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.active--
-	if s.active == 0 && !s.closed && s.idle != nil {
-		s.idle.Reset(s.h.cfg.IdleTimeout)
+	if s.active == 0 {
+		s.idleSince = time.Now()
+		if !s.closed && s.idle != nil {
+			s.idle.Reset(s.h.cfg.IdleTimeout)
+		}
 	}
+}
+
+// Idle reports whether the session has no HTTP request in flight and no
+// open stream, and since when.
+func (s *Session) Idle() (since time.Time, idle bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.idleSince, s.active == 0 && !s.closed
+}
+
+// Retire marks the session closed if it is idle (as the idle timeout
+// does) and reports whether it did; a retired session accepts no further
+// request. The caller must then call Close, which it may do after
+// releasing locks of its own that Closed takes.
+func (s *Session) Retire() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active > 0 || s.closed {
+		return false
+	}
+	s.closed = true
+	if s.idle != nil {
+		s.idle.Stop()
+	}
+	return true
 }
 
 func (s *Session) checkIdle() {

@@ -1,0 +1,124 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ward-dev/ward/internal/server"
+)
+
+// initMCP opens an MCP session with a raw initialize and returns its id,
+// or the status and body of the refusal.
+func initMCP(t *testing.T, hc *http.Client, url string) (string, int, string) {
+	t.Helper()
+	body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"no-delete","version":"1"}}}`
+	req, _ := http.NewRequest("POST", url+"/mcp", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sb strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		sb.WriteString(sc.Text() + "\n")
+	}
+	return resp.Header.Get("Mcp-Session-Id"), resp.StatusCode, sb.String()
+}
+
+// pingMCP sends a ping on an MCP session and returns the status.
+func pingMCP(t *testing.T, hc *http.Client, url, id string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":2,"method":"ping"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Session-Id", id)
+	req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestClientsThatNeverDelete: a client that opens MCP session after MCP
+// session and never sends DELETE (the TypeScript SDK, the Inspector) is
+// never refused: at the per-session bound the session idle longest is
+// retired (and answers 404, so its client starts over), while sessions
+// that are in use (a stream open) are never retired. Only when all of
+// them are in use is a new one refused, saying why.
+func TestClientsThatNeverDelete(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: []server.Upstream{{Name: "demo", Builtin: "demo"}}})
+	n.setupAgent("churner", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, _ := n.startSession("churner", "open many sessions", map[string][]string{"tools": {"demo.*"}}, "")
+	hc := creds.HTTPClient(false)
+
+	var ids []string
+	for i := 0; i < 40; i++ {
+		id, status, body := initMCP(t, hc, n.url)
+		if status != http.StatusOK || id == "" {
+			t.Fatalf("initialize %d: %d %s", i, status, body)
+		}
+		ids = append(ids, id)
+	}
+	// The 24 oldest were retired, oldest first; the newest 16 still serve.
+	for i, id := range ids {
+		got := pingMCP(t, hc, n.url, id)
+		if want := http.StatusOK; i >= 24 && got != want {
+			t.Fatalf("session %d (kept): ping %d", i, got)
+		}
+		if i < 24 && got != http.StatusNotFound {
+			t.Fatalf("session %d (retired): ping %d, want 404", i, got)
+		}
+	}
+
+	// Hold a stream open on each of the 16: none is idle.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	ready := make(chan struct{}, 16)
+	for _, id := range ids[24:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequestWithContext(ctx, "GET", n.url+"/mcp", nil)
+			req.Header.Set("Accept", "text/event-stream")
+			req.Header.Set("Mcp-Session-Id", id)
+			req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+			resp, err := hc.Do(req)
+			if err != nil {
+				ready <- struct{}{}
+				return
+			}
+			defer resp.Body.Close()
+			ready <- struct{}{}
+			buf := make([]byte, 1024)
+			for {
+				if _, err := resp.Body.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	for range 16 {
+		<-ready
+	}
+	_, status, body := initMCP(t, hc, n.url)
+	if status != http.StatusForbidden || !strings.Contains(body, "every one is in use") {
+		t.Fatalf("initialize with every session in use: %d %s", status, body)
+	}
+	for i, id := range ids[24:] {
+		if got := pingMCP(t, hc, n.url, id); got != http.StatusOK {
+			t.Fatalf("in-use session %d retired: ping %d", i, got)
+		}
+	}
+	cancel()
+	wg.Wait()
+}
