@@ -302,11 +302,7 @@ func (s *Session) unknown(kind Kind, name string) error {
 	clash, clashed := s.names[namedIndex(kind)].clashes[name]
 	s.catMu.Unlock()
 	if clashed {
-		var alts []string
-		for _, srv := range clash.Servers {
-			alts = append(alts, srv+"."+name)
-		}
-		return fmt.Errorf("%s %q is offered by more than one server; call %s", kind, name, strings.Join(alts, " or "))
+		return fmt.Errorf("%s %q is offered by more than one server (%s); call it by the name tools/list shows: %s", kind, name, strings.Join(clash.Servers, ", "), strings.Join(clash.Shown, " or "))
 	}
 	if server, _, ok := splitName(name); ok {
 		if _, configured := s.g.modes[server]; configured {

@@ -2,8 +2,13 @@ package gateway
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/ward-dev/ward/internal/strictjson"
 )
 
 // NameMode says how the names of an upstream's tools and prompts are shown
@@ -48,23 +53,18 @@ func (l listed) stable() string { return l.server + "." + l.name }
 
 // Clash is a name that more than one upstream offers.
 type Clash struct {
-	Name    string   // the upstreams' own name
+	Name    string   // the upstreams' own name (one of them, if they differ in case or form)
 	Servers []string // the servers offering it, sorted
-	Kept    string   // the server shown under the bare name, if any
+	Kept    string   // the server whose tools keep their own name, if any
+	Shown   []string // what clients are shown for each, sorted
 }
 
 func (c Clash) String() string {
-	var shown []string
-	for _, s := range c.Servers {
-		if s != c.Kept {
-			shown = append(shown, s+"."+c.Name)
-		}
-	}
 	if c.Kept != "" {
-		return fmt.Sprintf("%q is offered by %s: %s's is shown as %q (names: keep), the others as %s",
-			c.Name, strings.Join(c.Servers, ", "), c.Kept, c.Name, strings.Join(shown, ", "))
+		return fmt.Sprintf("%q is offered by %s: %s keeps its name (names: keep); clients are shown %s",
+			c.Name, strings.Join(c.Servers, ", "), c.Kept, strings.Join(c.Shown, ", "))
 	}
-	return fmt.Sprintf("%q is offered by %s: shown as %s", c.Name, strings.Join(c.Servers, ", "), strings.Join(shown, ", "))
+	return fmt.Sprintf("%q is offered by %s: clients are shown %s", c.Name, strings.Join(c.Servers, ", "), strings.Join(c.Shown, ", "))
 }
 
 // naming is the exposed-name table of one kind (tools or prompts).
@@ -82,52 +82,67 @@ type naming struct {
 // is configured, so no upstream can take a name another server's tools are
 // called by.
 func exposeNames(items []listed, modes map[string]NameMode) naming {
+	// Names that differ only in case or Unicode compatibility form
+	// ("Search", "search", "ｓｅａｒｃｈ") are one name here: offered by two
+	// servers, a client (or a model) could take one for the other.
 	byName := map[string][]listed{}
 	for _, it := range items {
-		byName[it.name] = append(byName[it.name], it)
+		k := nameKey(it.name)
+		byName[k] = append(byName[k], it)
 	}
 	n := naming{exposed: map[string]string{}, bare: map[string]string{}, clashes: map[string]Clash{}}
-	for name, group := range byName {
-		var keep, auto []listed
+	for _, group := range byName {
+		keep, auto := map[string]bool{}, map[string]bool{}
+		var servers []string
 		for _, it := range group {
 			switch modes[it.server] {
 			case NamesPrefix:
 			case NamesKeep:
-				keep = append(keep, it)
+				keep[it.server] = true
 			default:
-				auto = append(auto, it)
+				auto[it.server] = true
+			}
+			if !slices.Contains(servers, it.server) {
+				servers = append(servers, it.server)
 			}
 		}
-		var winner *listed
+		winner := ""
 		switch {
-		case looksPrefixed(name, modes):
 		case len(keep) == 1:
-			winner = &keep[0]
+			for s := range keep {
+				winner = s
+			}
 		case len(keep) == 0 && len(auto) == 1:
-			winner = &auto[0]
+			for s := range auto {
+				winner = s
+			}
 		}
 		for _, it := range group {
-			if winner != nil && it == *winner {
-				n.exposed[it.stable()] = name
-				n.bare[name] = it.stable()
+			if it.server == winner && !looksPrefixed(it.name, modes) {
+				n.exposed[it.stable()] = it.name
+				n.bare[it.name] = it.stable()
 			} else {
 				n.exposed[it.stable()] = it.stable()
 			}
 		}
 		if len(keep)+len(auto) > 1 {
-			c := Clash{Name: name}
+			sort.Strings(servers)
+			var shown []string
 			for _, it := range group {
-				c.Servers = append(c.Servers, it.server)
+				shown = append(shown, n.exposed[it.stable()])
 			}
-			sort.Strings(c.Servers)
-			if winner != nil {
-				c.Kept = winner.server
+			sort.Strings(shown)
+			for _, it := range group {
+				n.clashes[it.name] = Clash{Name: it.name, Servers: servers, Kept: winner, Shown: shown}
 			}
-			n.clashes[name] = c
 		}
 	}
 	return n
 }
+
+// nameKey is what two names must share to be taken for one another:
+// their compatibility form (NFKC) under Unicode case folding.
+func nameKey(name string) string { return strictjson.Fold(norm.NFKC.String(name)) }
 
 // looksPrefixed reports whether name reads as "SERVER.NAME" for a
 // configured server.
@@ -141,11 +156,15 @@ func looksPrefixed(name string, modes map[string]NameMode) bool {
 }
 
 // Clashes lists the names of items that more than one upstream offers, as
-// exposeNames resolves them, sorted by name.
+// exposeNames resolves them, sorted by name: one per clash.
 func (n naming) Clashes() []Clash {
 	out := make([]Clash, 0, len(n.clashes))
+	seen := map[string]bool{}
 	for _, c := range n.clashes {
-		out = append(out, c)
+		if k := strings.Join(c.Shown, "\x00"); !seen[k] {
+			seen[k] = true
+			out = append(out, c)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

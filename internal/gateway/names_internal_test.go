@@ -23,6 +23,12 @@ func TestExposeNames(t *testing.T) {
 		{"b", "other.thing"},     // "other" is no server: bare
 		{"a", "read_file"},       // unique: bare; fs.read_file above is b's, shown b.fs.read_file
 		{"fs", "list_directory"}, // unique: bare
+		{"a", "Lookup"},          // a and b, differing in case only: both prefixed
+		{"b", "lookup"},          //
+		{"a", "ｆｉｎｄ"},            // fullwidth, NFKC-equal to b's find: both prefixed
+		{"b", "find"},            //
+		{"fs", "Same"},           // one server, two spellings: no one to confuse them with
+		{"fs", "same"},           //
 	}
 	want := map[string]string{
 		"a.only_a":          "only_a",
@@ -39,11 +45,21 @@ func TestExposeNames(t *testing.T) {
 		"b.other.thing":     "other.thing",
 		"a.read_file":       "read_file",
 		"fs.list_directory": "list_directory",
+		"a.Lookup":          "a.Lookup",
+		"b.lookup":          "b.lookup",
+		"a.ｆｉｎｄ":            "a.ｆｉｎｄ",
+		"b.find":            "b.find",
+		"fs.Same":           "Same",
+		"fs.same":           "same",
 	}
-	wantClashes := []Clash{
-		{Name: "deploy", Servers: []string{"k", "k2"}},
-		{Name: "fetch", Servers: []string{"a", "k"}, Kept: "k"},
-		{Name: "search", Servers: []string{"a", "b"}},
+	wantClashes := map[string]Clash{
+		"deploy": {Name: "deploy", Servers: []string{"k", "k2"}, Shown: []string{"k.deploy", "k2.deploy"}},
+		"fetch":  {Name: "fetch", Servers: []string{"a", "k"}, Kept: "k", Shown: []string{"a.fetch", "fetch"}},
+		"search": {Name: "search", Servers: []string{"a", "b"}, Shown: []string{"a.search", "b.search"}},
+		"Lookup": {Name: "Lookup", Servers: []string{"a", "b"}, Shown: []string{"a.Lookup", "b.lookup"}},
+		"lookup": {Name: "lookup", Servers: []string{"a", "b"}, Shown: []string{"a.Lookup", "b.lookup"}},
+		"ｆｉｎｄ":   {Name: "ｆｉｎｄ", Servers: []string{"a", "b"}, Shown: []string{"a.ｆｉｎｄ", "b.find"}},
+		"find":   {Name: "find", Servers: []string{"a", "b"}, Shown: []string{"a.ｆｉｎｄ", "b.find"}},
 	}
 	// The names depend on the set, not on the order it was listed in.
 	for round := 0; round < 20; round++ {
@@ -57,11 +73,14 @@ func TestExposeNames(t *testing.T) {
 				t.Fatalf("bare %q → %q, but %q is shown as %q", bare, stable, stable, want[stable])
 			}
 		}
-		if len(n.bare) != 6 {
-			t.Fatalf("bare names %v, want 6", n.bare)
+		if len(n.bare) != 8 {
+			t.Fatalf("bare names %v, want 8", n.bare)
 		}
-		if got := n.Clashes(); !reflect.DeepEqual(got, wantClashes) {
-			t.Fatalf("clashes = %v, want %v", got, wantClashes)
+		if !reflect.DeepEqual(n.clashes, wantClashes) {
+			t.Fatalf("clashes = %v, want %v", n.clashes, wantClashes)
+		}
+		if got := n.Clashes(); len(got) != 5 {
+			t.Fatalf("Clashes() = %v, want one per clash (5)", got)
 		}
 	}
 	// No exposed name is two things: bare names and SERVER.NAME never meet.
