@@ -38,8 +38,13 @@ const (
 	// while no standalone stream is open.
 	DefaultMaxQueued = 256
 	// DefaultIdleTimeout closes a session with no HTTP request in flight and
-	// no open stream for this long.
-	DefaultIdleTimeout = 30 * time.Minute
+	// no open stream for this long. A client that is still there holds
+	// the standalone GET stream open (the SDKs do), so a session without
+	// one for this long has most likely been abandoned, and each one holds
+	// upstream connections (a stdio server process each). A client that
+	// comes back gets 404 and, as the specification asks, starts a new
+	// session.
+	DefaultIdleTimeout = 10 * time.Minute
 	// DefaultKeepAlive is the interval of SSE comment pings on open streams.
 	DefaultKeepAlive = 15 * time.Second
 	// DefaultMaxSessions bounds concurrent sessions of one Handler.
