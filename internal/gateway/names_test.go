@@ -222,3 +222,27 @@ func TestProbe(t *testing.T) {
 		t.Fatalf("a session's listing recorded no tool set: %v", err)
 	}
 }
+
+// TestDiscoverProbeNotRecorded: server/discover (the probe of protocol
+// 2026-07-28 clients, the Go SDK's default) is answered method-not-found
+// without a record; any other unknown method is refused and recorded.
+func TestDiscoverProbeNotRecorded(t *testing.T) {
+	f := newRawFixture(t, &rawUpstream{}, nil)
+	s, d := f.open(t)
+	f.refusals.Flush(context.Background())
+	before := f.log.Size()
+	resp := send(t, s, d, `{"jsonrpc":"2.0","id":"d","method":"server/discover","params":{}}`)
+	var we *jsonrpc.Error
+	if !errors.As(resp.Error, &we) || we.Code != jsonrpc.CodeMethodNotFound {
+		t.Fatalf("server/discover: %v", resp.Error)
+	}
+	f.refusals.Flush(context.Background())
+	if f.log.Size() != before {
+		t.Fatal("the probe was recorded")
+	}
+	send(t, s, d, `{"jsonrpc":"2.0","id":"x","method":"server/whatever","params":{}}`)
+	f.refusals.Flush(context.Background())
+	if f.log.Size() == before {
+		t.Fatal("an unknown method was not recorded (so the check above proves nothing)")
+	}
+}

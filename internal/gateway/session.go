@@ -368,6 +368,12 @@ var knownMethods = map[string]bool{
 
 // handle serves one client request, whose params p were read by Receive.
 func (s *Session) handle(req *jsonrpc.Request, p params) {
+	if req.Method == "server/discover" {
+		// The stateless probe of protocol 2026-07-28 clients, which fall
+		// back to initialize on an error: not a refusal to record.
+		s.replyErr(req.ID, jsonrpc.CodeMethodNotFound, "server/discover is not supported: send initialize", nil)
+		return
+	}
 	if !knownMethods[req.Method] {
 		s.refuseRequest(req, jsonrpc.CodeMethodNotFound, fmt.Sprintf("ward's gateway does not forward method %q", req.Method))
 		return

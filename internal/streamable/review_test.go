@@ -68,3 +68,28 @@ func TestSSECommentsDoNotAccumulate(t *testing.T) {
 		t.Fatalf("event after many keep-alives: %+v %v", ev, err)
 	}
 }
+
+// TestDiscoverProbeAnswered: a protocol 2026-07-28 client probes with
+// server/discover before initialize; the probe gets a JSON-RPC error (so
+// the client falls back to initialize) and is not counted as a refusal.
+func TestDiscoverProbeAnswered(t *testing.T) {
+	var refused []string
+	ts := newTestServer(t, HandlerConfig{OnRefuse: func(r *http.Request, status int, reason string) { refused = append(refused, reason) }}, nil)
+	status, hdr, body := post(t, ts.srv.URL, "", nil, `{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{}}`)
+	if status != http.StatusOK || !strings.Contains(string(body), `"code":-32601`) || hdr.Get(headerSessionID) != "" {
+		t.Fatalf("server/discover: %d %s", status, body)
+	}
+	if len(refused) != 0 {
+		t.Fatalf("the probe was recorded as a refusal: %v", refused)
+	}
+	// Any other method without a session is still refused, and counted.
+	status, _, body = post(t, ts.srv.URL, "", nil, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+	if status != http.StatusBadRequest || len(refused) != 1 {
+		t.Fatalf("tools/list without a session: %d %s (refused %v)", status, body, refused)
+	}
+	// A batch holding a probe is not a probe.
+	status, _, _ = post(t, ts.srv.URL, "", nil, `[{"jsonrpc":"2.0","id":1,"method":"server/discover"}]`)
+	if status != http.StatusBadRequest {
+		t.Fatalf("batched server/discover: %d", status)
+	}
+}

@@ -351,6 +351,15 @@ func (h *Handler) servePOST(w http.ResponseWriter, r *http.Request) {
 	}
 	isInit := len(msgs) == 1 && !batch && isInitialize(msgs[0])
 	if s == nil {
+		if len(msgs) == 1 && !batch && isDiscover(msgs[0]) {
+			// A client of protocol 2026-07-28 and later (the Go SDK's
+			// default) probes with server/discover first and falls back
+			// to initialize on an error: a protocol probe, answered as
+			// such and not counted as a refusal.
+			writeJSONRPC(w, &jsonrpc.Response{ID: msgs[0].(*jsonrpc.Request).ID, Error: &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound,
+				Message: "server/discover is not supported: this server speaks MCP " + strings.Join(SupportedVersions, ", ") + "; send initialize"}})
+			return
+		}
 		if !isInit {
 			h.refuse(w, r, http.StatusBadRequest, jsonrpc.CodeInvalidRequest,
 				"missing Mcp-Session-Id header: only an initialize request may start a session")
@@ -555,6 +564,23 @@ func decodeBody(body []byte, allowBatch bool) ([]jsonrpc.Message, bool, int, err
 		return nil, false, code, err
 	}
 	return []jsonrpc.Message{m}, false, 0, nil
+}
+
+func isDiscover(m jsonrpc.Message) bool {
+	req, ok := m.(*jsonrpc.Request)
+	return ok && req.IsCall() && req.Method == "server/discover"
+}
+
+// writeJSONRPC answers one JSON-RPC message as a 200 JSON body.
+func writeJSONRPC(w http.ResponseWriter, msg jsonrpc.Message) {
+	b, err := jsonrpc.EncodeMessage(msg)
+	if err != nil {
+		http.Error(w, "encode failed", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
 }
 
 func isInitialize(m jsonrpc.Message) bool {
