@@ -334,6 +334,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	behind, err := n.reconcileStore(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", dbPath, err)
+	}
+	repairs = append(repairs, behind...)
 
 	if len(cfg.Policies) == 0 {
 		dir := filepath.Join(data, "policies")

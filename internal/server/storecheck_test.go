@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -39,8 +40,12 @@ func TestLostStoreRefused(t *testing.T) {
 		t.Fatal("a reinitialised store got no admin credential")
 	}
 	events, _ := again.Audit.Read(0, again.Audit.Size())
-	if !strings.Contains(string(events[len(events)-1].Type), "store.reinit") {
-		t.Fatalf("the reinit was not recorded (last event %s)", events[len(events)-1].Type)
+	var types []string
+	for _, e := range events {
+		types = append(types, e.Type)
+	}
+	if !slices.Contains(types, "store.reinit") {
+		t.Fatalf("the reinit was not recorded (events %v)", types)
 	}
 }
 
@@ -138,5 +143,97 @@ func TestStoreOfAnotherLog(t *testing.T) {
 	_, err := server.Open(context.Background(), server.Config{Data: b, Addr: "127.0.0.1:0", TrustDomain: "test.ward", Upstreams: demoOnly})
 	if err == nil || !(strings.Contains(err.Error(), "does not belong") || strings.Contains(err.Error(), "behind the store")) {
 		t.Fatalf("open with another node's store: %v", err)
+	}
+}
+
+// TestStoreBehindLogReconciled: a store restored to an older state (a
+// backup, or a lost write-ahead log) once brought back a session and an
+// agent the log says were ended and quarantined, and forgot the first
+// tool set trust on first use had approved. At start the node applies
+// again, from the log, what takes authority away, and reports (without
+// recreating) what the store lost that would grant it.
+func TestStoreBehindLogReconciled(t *testing.T) {
+	data := t.TempDir()
+	files := []string{"ward.db", "ward.db-wal", "ward.db-shm"}
+	n := startNode(t, server.Config{Data: data, Upstreams: demoOnly})
+	n.setupAgent("scribe", nil, map[string][]string{"tools": {"demo.*"}})
+	n.setupAgent("helper", nil, map[string][]string{"tools": {"demo.*"}})
+	_, early := n.startSession("scribe", "write", map[string][]string{"tools": {"demo.*"}}, "")
+	n.IndexAudit(context.Background())
+	admin := n.admin
+	n.Close()
+	backup := t.TempDir()
+	for _, f := range files {
+		if raw, err := os.ReadFile(filepath.Join(data, f)); err == nil {
+			os.WriteFile(filepath.Join(backup, f), raw, 0o600)
+		}
+	}
+
+	// After the backup: the session is ended, the helper quarantined, the
+	// demo server's tools first listed, a new agent registered.
+	n = startNode(t, server.Config{Data: data, Upstreams: demoOnly})
+	n.admin = admin
+	creds, _ := n.startSession("helper", "list", map[string][]string{"tools": {"demo.*"}}, "")
+	cs := n.connect(t, creds.HTTPClient(false), nil)
+	if _, err := cs.ListTools(ctxT(t), nil); err != nil {
+		t.Fatal(err)
+	}
+	cs.Close()
+	n.must("POST", "/v1/sessions/"+early.Session+"/end", map[string]any{"reason": "done"}, nil)
+	n.must("POST", "/v1/agents/helper/quarantine", map[string]any{}, nil)
+	n.setupAgent("latecomer", nil, map[string][]string{"tools": {"demo.*"}})
+	if _, err := n.Store.GetToolSet(context.Background(), "demo"); err != nil {
+		t.Fatalf("the demo server's tool set was not recorded: %v", err)
+	}
+	n.Close()
+
+	// The store goes back to the backup.
+	for _, f := range files {
+		os.Remove(filepath.Join(data, f))
+		if raw, err := os.ReadFile(filepath.Join(backup, f)); err == nil {
+			os.WriteFile(filepath.Join(data, f), raw, 0o600)
+		}
+	}
+	n = startNode(t, server.Config{Data: data, Upstreams: demoOnly})
+	ctx := context.Background()
+	if s, err := n.Store.GetSession(ctx, early.Session); err != nil || s.Status != "ended" {
+		t.Fatalf("the ended session came back: %+v %v", s, err)
+	}
+	if a, err := n.Store.GetAgent(ctx, "helper"); err != nil || a.Status != "quarantined" {
+		t.Fatalf("the quarantined agent came back: %+v %v", a, err)
+	}
+	set, err := n.Store.GetToolSet(ctx, "demo")
+	if err != nil || len(set.First) == 0 {
+		t.Fatalf("the first tool set was not recreated: %+v %v", set, err)
+	}
+	if _, err := n.Store.GetAgent(ctx, "latecomer"); err == nil {
+		t.Fatal("a lost agent was recreated (that would grant authority)")
+	}
+	events, _ := n.Audit.Read(0, n.Audit.Size())
+	var behind map[string]any
+	for _, e := range events {
+		if e.Type == "store.behind" {
+			json.Unmarshal(e.Data, &behind)
+		}
+	}
+	if behind == nil {
+		t.Fatal("no store.behind event")
+	}
+	missing, _ := json.Marshal(behind["missing"])
+	applied, _ := json.Marshal(behind["applied_again"])
+	if !strings.Contains(string(missing), "agent latecomer") || !strings.Contains(string(applied), "session "+early.Session+" ended") ||
+		!strings.Contains(string(applied), "agent helper quarantined") || !strings.Contains(string(applied), "first tool set of demo") {
+		t.Fatalf("store.behind = %v", behind)
+	}
+	// A clean restart finds nothing to do.
+	n.IndexAudit(ctx)
+	size := n.Audit.Size()
+	n.Close()
+	n = startNode(t, server.Config{Data: data, Upstreams: demoOnly})
+	events, _ = n.Audit.Read(size, n.Audit.Size())
+	for _, e := range events {
+		if e.Type == "store.behind" {
+			t.Fatalf("a clean restart reported the store behind: %s", e.Data)
+		}
 	}
 }
