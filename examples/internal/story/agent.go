@@ -199,15 +199,16 @@ func (s *Story) Reply(verdict, text string) {
 	for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
 		lines = append(lines, wrap(l, 88)...)
 	}
-	const maxLines = 6
+	maxLines := s.MaxLines
+	if maxLines <= 0 {
+		maxLines = DefaultMaxLines
+	}
 	if len(lines) > maxLines {
 		lines = append(lines[:maxLines], fmt.Sprintf("… (%d more lines)", len(lines)-maxLines))
 	}
 	fmt.Fprintf(s.Out, "%-8s %s\n", "ward", verdict)
 	for _, l := range lines {
-		if l != "" {
-			fmt.Fprintf(s.Out, "%-8s │ %s\n", "", l)
-		}
+		fmt.Fprintln(s.Out, strings.TrimRight(fmt.Sprintf("%-8s │ %s", "", l), " "))
 	}
 }
 

@@ -41,24 +41,32 @@ import (
 
 // Story is one run of a story against a node.
 type Story struct {
+	Name   string // the story's directory under examples/
 	Ward   string // the ward command
 	Data   string // the node's data directory
 	Server string // the node's URL
 	Home   string // WARD_HOME of this run: where session credentials go
 	Out    io.Writer
+	// MaxLines bounds the lines of a result a story prints (0:
+	// DefaultMaxLines).
+	MaxLines int
 
 	token string
 	http  *http.Client
 }
 
+// DefaultMaxLines is how many lines of a result a story prints.
+const DefaultMaxLines = 6
+
 // callTimeout bounds every request a story makes of the node.
 const callTimeout = 30 * time.Second
 
-// New reads the story's flags and environment. The caller must Close it.
-func New() (*Story, error) {
+// New reads the flags and environment of the story named name (its
+// directory under examples/). The caller must Close it.
+func New(name string) (*Story, error) {
 	data := flag.String("data", "", "the node's data directory (default: the directory of $WARD_CA)")
 	flag.Parse()
-	s := &Story{Out: os.Stdout, Server: strings.TrimRight(os.Getenv("WARD_SERVER"), "/"), token: os.Getenv("WARD_TOKEN")}
+	s := &Story{Name: name, Out: os.Stdout, Server: strings.TrimRight(os.Getenv("WARD_SERVER"), "/"), token: os.Getenv("WARD_TOKEN")}
 	ca := os.Getenv("WARD_CA")
 	if s.Server == "" || ca == "" || s.token == "" {
 		return nil, errors.New("set WARD_SERVER, WARD_CA and WARD_TOKEN: paste the export line `ward up` printed (see examples/README.md)")
@@ -272,6 +280,10 @@ func (s *Story) Check(ok bool, format string, args ...any) {
 // Fatal ends the story on an error it cannot go on from.
 func (s *Story) Fatal(err error) {
 	fmt.Fprintf(os.Stderr, "\nthe story could not go on: %v\n", err)
+	if msg := err.Error(); strings.Contains(msg, "unknown tool") || strings.Contains(msg, "upstream") {
+		fmt.Fprintf(os.Stderr, "is the node running with this story's configuration (ward up --config examples/%s/ward.yaml),\n"+
+			"from the repository's root, with its servers installed (make deps)? ward up's log says which server failed\n", s.Name)
+	}
 	s.Close()
 	os.Exit(1)
 }
