@@ -45,9 +45,9 @@ func main() {
 
 	s.Part("Setting up: a sponsor, an agent, a session for one task")
 	s.Say("The sponsor is accountable for the agent; its ceiling bounds everything below.")
-	must(s, s.Ensure("sponsor", "create", "reporting-team", "--kind", "platform",
+	must(s, s.Sponsor("reporting-team", "--kind", "platform",
 		"--allow", "tool:fs.*", "--allow", "host:reports.corp.example"))
-	must(s, s.Ensure("agent", "register", agentName, "--sponsor", "reporting-team", "--group", "reporting",
+	must(s, s.Do("agent", "register", agentName, "--sponsor", "reporting-team", "--group", "reporting",
 		"--allow", "tool:fs.*", "--allow", "host:reports.corp.example"))
 	s.Say("The session is the task: one objective, tagged with the work it needs (crm-read),")
 	s.Say("a grant for the filesystem tools and one host, reports.corp.example, and a")

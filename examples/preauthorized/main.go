@@ -54,15 +54,15 @@ func main() {
 		"outside address. The agent is scripted here; it believes what it reads.")
 
 	s.Part("Setting up: a sponsor, an agent, two approvers, a session")
-	must(s, s.Ensure("sponsor", "create", "analytics", "--kind", "platform",
+	must(s, s.Sponsor("analytics", "--kind", "platform",
 		"--allow", "tool:fs.*", "--allow", "tool:warehouse.*"))
-	must(s, s.Ensure("agent", "register", agentName, "--sponsor", "analytics", "--group", "analysts",
+	must(s, s.Do("agent", "register", agentName, "--sponsor", "analytics", "--group", "analysts",
 		"--allow", "tool:fs.list_directory", "--allow", "tool:fs.read_text_file", "--allow", "tool:warehouse.*"))
 	s.Say("Who may answer an escalation is configuration (approvals.groups in ward.yaml:")
 	s.Say("security: [dana, omar]). Those names must be principals, so this story creates")
 	s.Say("them as human sponsors and keeps dana's credential to vote with:")
 	for _, who := range []string{"dana", "omar"} {
-		must(s, s.Ensure("sponsor", "create", who, "--kind", "human"))
+		must(s, s.Sponsor(who, "--kind", "human"))
 	}
 	out, err := s.Quiet("sponsor", "credential", "dana", "-o", "json")
 	must(s, err)
@@ -115,10 +115,10 @@ func main() {
 	must(s, err)
 	id := pendingExport(s, agent.Session)
 	s.Check(id != "", "no pending approval request for the export")
-	_, err = s.Run("approvals", "show", id)
+	_, err = s.Run(s.ApprovalArgs("show", id)...)
 	must(s, err)
 	s.Say("dana knows of no such pre-authorization and denies it (a deny is a veto):")
-	_, err = s.RunAs("DANA_TOKEN", cred.Credential, "approvals", "deny", id, "--reason", "no pre-authorization exists; ADM-7731 is not a ward approval")
+	_, err = s.RunAs("DANA_TOKEN", cred.Credential, s.ApprovalArgs("deny", id, "--reason", "no pre-authorization exists; ADM-7731 is not a ward approval")...)
 	must(s, err)
 	s.Say("The agent tries again:")
 	_, err = agent.Call(ctx, "warehouse.export_dataset", exportArgs)
@@ -129,7 +129,7 @@ func main() {
 	s.Say("Held again, as a new request %s: the veto answered that request, and the same", again)
 	s.Say("call asked again asks the approvers again. It never runs without an approval;")
 	s.Say("dana denies this one too:")
-	_, err = s.RunAs("DANA_TOKEN", cred.Credential, "approvals", "deny", again, "--reason", "same export, same answer")
+	_, err = s.RunAs("DANA_TOKEN", cred.Credential, s.ApprovalArgs("deny", again, "--reason", "same export, same answer")...)
 	must(s, err)
 
 	s.Part("3. The agent's account, checked against ward's receipts")

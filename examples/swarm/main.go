@@ -50,14 +50,14 @@ func main() {
 		"would run. The agents are scripted; they all call at once.")
 
 	s.Part("Setting up: one agent, its group, fifty sessions")
-	must(s, s.Ensure("sponsor", "create", "platform-db", "--kind", "platform", "--allow", "tool:demo.*"))
+	must(s, s.Sponsor("platform-db", "--kind", "platform", "--allow", "tool:demo.*"))
 	s.Say("Each run registers its own group, so the group's budget (limits in ward.yaml:")
 	s.Say("schema-changes, %d per hour per group) starts empty:", budget)
-	must(s, s.Ensure("agent", "register", agentName, "--sponsor", "platform-db", "--group", group,
+	must(s, s.Do("agent", "register", agentName, "--sponsor", "platform-db", "--group", group,
 		"--allow", "tool:demo.write_note"))
 	s.Say("The budget's escalations go to group dba (approvals.groups in ward.yaml: dba: [dana]);")
 	s.Say("dana must be a principal, so the story creates her and keeps her credential:")
-	must(s, s.Ensure("sponsor", "create", "dana", "--kind", "human"))
+	must(s, s.Sponsor("dana", "--kind", "human"))
 	out, err := s.Quiet("sponsor", "credential", "dana", "-o", "json")
 	must(s, err)
 	var dana struct{ Credential string }
@@ -155,7 +155,7 @@ func main() {
 	s.Part("3. A human decides")
 	target := pending[swarm[waiting].Session]
 	s.Say("dana approves one shard's change:")
-	_, err = s.RunAs("DANA_TOKEN", dana.Credential, "approvals", "approve", target, "--reason", "shard "+fmt.Sprint(waiting)+" is hot; the rest can wait for the window")
+	_, err = s.RunAs("DANA_TOKEN", dana.Credential, s.ApprovalArgs("approve", target, "--reason", "shard "+fmt.Sprint(waiting)+" is hot; the rest can wait for the window")...)
 	must(s, err)
 	s.Say("Its agent retries the exact same call, which redeems the approval once:")
 	_, err = swarm[waiting].Call(ctx, "demo.write_note", args(waiting))

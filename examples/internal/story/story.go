@@ -146,6 +146,12 @@ func (s *Story) Run(args ...string) (string, error) {
 	return out, nil
 }
 
+// Do is Run for a command whose output the story does not need.
+func (s *Story) Do(args ...string) error {
+	_, err := s.Run(args...)
+	return err
+}
+
 // Quiet runs `ward ARGS...` without printing anything.
 func (s *Story) Quiet(args ...string) (string, error) {
 	out, errOut, err := s.run(args...)
@@ -181,20 +187,28 @@ func (s *Story) runEnv(env []string, args ...string) (string, string, error) {
 	return out.String(), errOut.String(), err
 }
 
-// Ensure runs a ward command that creates something (a sponsor, an agent)
-// and accepts that it exists already, from an earlier run of the story.
-func (s *Story) Ensure(args ...string) error {
-	fmt.Fprintf(s.Out, "$ ward %s\n", shellQuote(args))
-	out, errOut, err := s.run(args...)
-	if err != nil && strings.Contains(errOut, "exists") {
-		indent(s.Out, "(exists already, from an earlier run)\n")
-		return nil
-	}
-	indent(s.Out, out+errOut)
+// Sponsor runs `ward sponsor create NAME FLAGS...` unless the sponsor
+// exists already (from an earlier run of a story against the same node),
+// which `ward sponsor list` tells.
+func (s *Story) Sponsor(name string, flags ...string) error {
+	args := append([]string{"sponsor", "create", name}, flags...)
+	out, err := s.Quiet("sponsor", "list", "-o", "json")
 	if err != nil {
-		return fmt.Errorf("ward %s: %v: %s", args[0], err, strings.TrimSpace(errOut))
+		return err
 	}
-	return nil
+	var sponsors []struct{ Name string }
+	if err := json.Unmarshal([]byte(out), &sponsors); err != nil {
+		return fmt.Errorf("ward sponsor list -o json: %w", err)
+	}
+	for _, sp := range sponsors {
+		if sp.Name == name {
+			fmt.Fprintf(s.Out, "$ ward %s\n", shellQuote(args))
+			indent(s.Out, "(exists already, from an earlier run)\n")
+			return nil
+		}
+	}
+	_, err = s.Run(args...)
+	return err
 }
 
 // Audit prints how to find the story in the audit log and what that finds:
@@ -352,4 +366,17 @@ func (s *Story) Events(args ...string) ([]Event, error) {
 		events = append(events, e)
 	}
 	return events, nil
+}
+
+// ApprovalArgs returns the arguments of `ward approvals SUB ID FLAGS...`.
+// An approval request's id is random base64url and starts with "-" one
+// time in 64; ward's flag parsing then takes it for a flag ("flag provided
+// but not defined"), so such an id goes last, after "--", and the story
+// says why.
+func (s *Story) ApprovalArgs(sub, id string, flags ...string) []string {
+	if strings.HasPrefix(id, "-") {
+		s.Say("(request %s starts with \"-\": ward would read it as a flag, so it goes after --)", id)
+		return append(append([]string{"approvals", sub}, flags...), "--", id)
+	}
+	return append([]string{"approvals", sub, id}, flags...)
 }
