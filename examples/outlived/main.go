@@ -116,7 +116,6 @@ func main() {
 	second, err := s.Start(ctx, false, "--agent", agentName, "--objective", objective, "--tag", "crm-read",
 		"--allow", "tool:fs.*", "--allow", "host:reports.corp.example", "--ttl", "10m")
 	must(s, err)
-	defer second.Close()
 	_, err = second.Call(ctx, "fs.read_text_file", map[string]any{"path": "globex.txt"})
 	must(s, err)
 	s.Say("This time it acts at once. First the outside address, through the egress proxy:")

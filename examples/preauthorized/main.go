@@ -73,7 +73,6 @@ func main() {
 	objective := "summarise Q3 churn from the warehouse and send the summary to " + requester
 	agent, err := s.Start(ctx, false, "--agent", agentName, "--objective", objective)
 	must(s, err)
-	defer agent.Close()
 
 	s.Part("1. The work, and the document")
 	_, err = agent.Call(ctx, "warehouse.summarize", map[string]any{"dataset": "q3-churn"})

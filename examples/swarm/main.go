@@ -93,7 +93,6 @@ func main() {
 	must(s, errors.Join(errs...))
 	for i, a := range swarm {
 		a.Label = fmt.Sprintf("shard-%02d", i)
-		defer a.Close()
 	}
 	s.Say("  … and 49 more: shard-01 to shard-49.")
 

@@ -62,6 +62,9 @@ func (s *Story) Start(ctx context.Context, quiet bool, args ...string) (*Agent, 
 	}
 	a := &Agent{Name: v.Agent, Session: v.Session, Label: "agent", s: s, creds: creds, http: creds.HTTPClient(false)}
 	a.http.Timeout = callTimeout
+	s.mu.Lock()
+	s.agents = append(s.agents, a)
+	s.mu.Unlock()
 	if err := a.Connect(ctx); err != nil {
 		return nil, err
 	}
@@ -86,14 +89,16 @@ func (a *Agent) Connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.Close()
 	a.mcp = cs
 	return nil
 }
 
-// Close closes the agent's MCP session.
+// Close closes the agent's MCP session (again: a no-op).
 func (a *Agent) Close() {
 	if a.mcp != nil {
 		a.mcp.Close()
+		a.mcp = nil
 	}
 }
 

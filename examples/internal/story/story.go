@@ -36,6 +36,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -53,6 +54,9 @@ type Story struct {
 
 	token string
 	http  *http.Client
+
+	mu     sync.Mutex
+	agents []*Agent // started, for Close
 }
 
 // DefaultMaxLines is how many lines of a result a story prints.
@@ -103,8 +107,19 @@ func New(name string) (*Story, error) {
 	return s, nil
 }
 
-// Close removes the run's session credentials.
-func (s *Story) Close() { os.RemoveAll(s.Home) }
+// Close closes the MCP sessions of the agents the story started (a
+// gateway keeps an MCP session, and its upstream servers, until its client
+// closes it or it idles out) and removes the run's session credentials.
+func (s *Story) Close() {
+	s.mu.Lock()
+	agents := s.agents
+	s.agents = nil
+	s.mu.Unlock()
+	for _, a := range agents {
+		a.Close()
+	}
+	os.RemoveAll(s.Home)
+}
 
 // Suffix returns a short suffix that makes names of this run unique, so a
 // story can be run again against the same node.
