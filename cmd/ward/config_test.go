@@ -87,7 +87,7 @@ monitor:
 // errors that name the line or the key.
 func TestConfigStrict(t *testing.T) {
 	for name, tc := range map[string]struct{ body, want string }{
-		"duplicate top":          {"tool_pinning: manual\ntool_pinning: tofu\n", `line 2: key "tool_pinning" is given twice in the top level (first on line 1)`},
+		"duplicate top":          {"tool_pinning: manual\ntool_pinning: tofu\n", `line 2: key "tool_pinning" is given twice at the top level (first on line 1)`},
 		"duplicate quoted":       {"tool_pinning: manual\n\"tool_pinning\": tofu\n", `key "tool_pinning" is given twice`},
 		"duplicate nested":       {"approvals: {hold: 1s, hold: 1h}\n", `key "hold" is given twice in approvals`},
 		"duplicate map":          {"taint: {tools: {\"mail.*\": [private], \"mail.*\": [trusted]}}\n", `key "mail.*" is given twice in taint.tools`},

@@ -62,6 +62,10 @@ type runRecord struct {
 	Limits    []string `json:"limits,omitempty"`
 	Applied   bool     `json:"applied"`
 	Discarded bool     `json:"discarded,omitempty"`
+	// AppliedAt and DiscardedAt say when `ward changes` applied or
+	// discarded the changes (absent in records of older versions).
+	AppliedAt   *time.Time `json:"applied_at,omitempty"`
+	DiscardedAt *time.Time `json:"discarded_at,omitempty"`
 	// RolledBack: --rollback discarded the changes; only Summary is
 	// kept of them.
 	RolledBack bool   `json:"rolled_back,omitempty"`
