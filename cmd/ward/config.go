@@ -239,6 +239,13 @@ func loadConfig(path string) (server.Config, error) {
 		base = filepath.Dir(path)
 		cfg, err := fc.toServer(base)
 		if err != nil {
+			var le lineError
+			if errors.As(err, &le) {
+				return cfg, fmt.Errorf("config %s:%d: %s", path, le.line, le.msg)
+			}
+			if line := configLine(b, err.Error()); line > 0 {
+				return cfg, fmt.Errorf("config %s:%d: %w", path, line, err)
+			}
 			return cfg, fmt.Errorf("config %s: %w", path, err)
 		}
 		return cfg, nil
@@ -448,6 +455,58 @@ func unknownKey(key, path string, fields map[string]reflect.Type) string {
 	return msg + " (see the documented keys)"
 }
 
+// configLine finds the line of the file b that an error message is about,
+// from the key path it starts with ("servers[0]: …", "approvals.hold …",
+// "monitor: trust.denial: …"): the line of the deepest key of that path
+// the file has, or 0.
+func configLine(b []byte, msg string) int {
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil || len(doc.Content) == 0 {
+		return 0
+	}
+	path, rest, _ := strings.Cut(msg, " ")
+	if path == "monitor:" {
+		sub, _, _ := strings.Cut(rest, " ")
+		path = "monitor." + sub
+	}
+	path = strings.TrimSuffix(path, ":")
+	return pathLine(doc.Content[0], path, 0)
+}
+
+// pathLine resolves a key path ("a.b[2].c"; a key may itself hold dots,
+// as tool names do) under n and returns the line of the deepest key found,
+// or line if none is.
+func pathLine(n *yaml.Node, path string, line int) int {
+	if path == "" {
+		return line
+	}
+	if strings.HasPrefix(path, "[") && n.Kind == yaml.SequenceNode {
+		end := strings.IndexByte(path, ']')
+		i, err := strconv.Atoi(path[1:max(end, 1)])
+		if end < 0 || err != nil || i < 0 || i >= len(n.Content) {
+			return line
+		}
+		return pathLine(n.Content[i], strings.TrimPrefix(path[end+1:], "."), n.Content[i].Line)
+	}
+	if n.Kind != yaml.MappingNode {
+		return line
+	}
+	// The longest key that the path starts with, up to a "." or "[".
+	best := -1
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i].Value
+		if strings.HasPrefix(path, k) && (len(path) == len(k) || path[len(k)] == '.' || path[len(k)] == '[') &&
+			(best < 0 || len(k) > len(n.Content[best].Value)) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return line
+	}
+	k, v := n.Content[best], n.Content[best+1]
+	return pathLine(v, strings.TrimPrefix(path[len(k.Value):], "."), k.Line)
+}
+
 // yamlLine matches the line yaml.v3 names in its messages.
 var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
@@ -508,6 +567,12 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 	cfg.TaintTools, cfg.TaintHosts = fc.Taint.Tools, fc.Taint.Hosts
 	cfg.AlertWebhook = fc.AlertWebhook
 	if !fc.Monitor.IsZero() {
+		// Values of the wrong type are reported at their line in the
+		// file, before the section is read as its own document.
+		var probe monitor.Config
+		if err := fc.Monitor.Decode(&probe); err != nil {
+			return cfg, yamlError(err)
+		}
 		b, err := yaml.Marshal(&fc.Monitor)
 		if err != nil {
 			return cfg, fmt.Errorf("monitor: %w", err)

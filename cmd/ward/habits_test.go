@@ -172,6 +172,9 @@ func TestFlagErrorsOneLine(t *testing.T) {
 	check([]string{"sesion", "list"}, `unknown command "sesion"`, `did you mean "session"`)
 	check([]string{"session", "strat"}, `did you mean "start"`)
 	check([]string{"agent", "list", "-o", "yaml"}, `-o "yaml": want text or json`)
+	if code, out, _ := wardCLI("--version"); code != 0 || out != "ward "+version+"\n" {
+		t.Errorf("ward --version: exit %d %q", code, out)
+	}
 }
 
 // TestExitStatusFromNode: what the node refuses as bad input (400, 404,
@@ -483,12 +486,32 @@ func TestConfigUnknownKey(t *testing.T) {
 			t.Errorf("%q: error %v, want %q", tc.body, err, "config "+path+tc.want)
 		}
 	}
-	// Other errors keep the file and line too.
+	// Other errors name the file and the line of the value at fault too.
 	path := filepath.Join(dir, "ward.yaml")
-	os.WriteFile(path, []byte("trust_domain: a\nmax_delegation_depth: many\n"), 0o600)
-	if _, err := loadConfig(path); err == nil || !strings.HasPrefix(err.Error(), "config "+path+":2: ") {
-		t.Errorf("type error: %v", err)
+	for _, tc := range []struct {
+		body string
+		line int
+		want string
+	}{
+		{"trust_domain: a\nmax_delegation_depth: many\n", 2, "cannot unmarshal"},
+		{"trust_domain: a\nmax_delegation_depth: 99\n", 2, "max_delegation_depth 99: must be 1-16"},
+		{"monitor:\n  learn: abc\n", 2, "cannot unmarshal"},
+		{"trust_domain: a\nmonitor:\n  trust:\n    half_life: -1s\n", 4, "trust.half_life"},
+		{"servers:\n  - name: ok\n    builtin: demo\n  - name: Bad.Name\n    builtin: demo\n", 4, "servers[1]"},
+		{"approvals:\n  hold: soon\n", 2, "approvals.hold"},
+		{"limits:\n  - id: x\n    window: never\n", 3, "limits[0].window"},
+		{"tools:\n  db.drop:\n    verb: smash\n", 3, "tools.db.drop.verb"},
+		{"x_x: 1\ntool_pinning: sometimes\n", 1, `unknown key "x_x"`},
+		{"tool_pinning: sometimes\n", 1, "tool_pinning"},
+		{"egress:\n  credentials: []\n", 1, "egress.listen"},
+	} {
+		os.WriteFile(path, []byte(tc.body), 0o600)
+		_, err := loadConfig(path)
+		if err == nil || !strings.HasPrefix(err.Error(), fmt.Sprintf("config %s:%d: ", path, tc.line)) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want line %d and %q", tc.body, err, tc.line, tc.want)
+		}
 	}
+	os.WriteFile(path, []byte("trust_domain: a\nmax_delegation_depth: many\n"), 0o600)
 	code, _, errOut := wardCLI("up", "--config", filepath.Join(dir, "ward.yaml"))
 	if code != 1 || !strings.Contains(errOut, "ward.yaml:2:") || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("ward up with a bad config: exit %d %q", code, errOut)

@@ -270,6 +270,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if isHelp(args[0]) {
 		return help(args[1:], stdout, stderr)
 	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args[0] = "version"
+	}
 	top, ok := find(args[0])
 	if !ok {
 		fmt.Fprintf(stderr, "ward: unknown command %q%s (see ward --help)\n", args[0], didYouMean(args[0], names(commands())))
