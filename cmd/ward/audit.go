@@ -88,7 +88,7 @@ func auditCmd(sub string) func([]string, io.Writer) error {
 		)
 		switch sub {
 		case "verify":
-			fs.Var(&checkpoints, "checkpoint", "a checkpoint of this log you hold from elsewhere (a signed checkpoint, cosigned or not, or a copy of DATA/audit/checkpoints); the log must extend it (repeatable)")
+			fs.Var(&checkpoints, "checkpoint", "a `file` holding a checkpoint of this log you hold from elsewhere (a signed checkpoint, cosigned or not, or a copy of DATA/audit/checkpoints); the log must extend it (repeatable)")
 		case "tail":
 			n = fs.Int("n", 20, "how many events")
 		case "search":

@@ -507,8 +507,51 @@ func pathLine(n *yaml.Node, path string, line int) int {
 	return pathLine(v, strings.TrimPrefix(path[len(k.Value):], "."), k.Line)
 }
 
+// yamlTypeError is how yaml.v3 says a value has the wrong type: "cannot
+// unmarshal !!str `abc` into int" (the value is cut at 7 bytes).
+var yamlTypeError = regexp.MustCompile("(?s)^cannot unmarshal (\\S+)(?: `(.*)`)? into (\\S+)$")
+
+// plainTypes says a yaml.v3 type error in the configuration's terms, not
+// Go's: `want a whole number here, not the string "abc"`.
+func plainTypes(msg string) string {
+	m := yamlTypeError.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	got := map[string]string{"str": "the string", "int": "the number", "float": "the number", "bool": "the value",
+		"seq": "a list", "map": "a mapping", "null": "null", "timestamp": "the time"}[strings.TrimPrefix(m[1], "!!")]
+	if got == "" {
+		got = "the value"
+	}
+	if m[2] != "" {
+		got += " " + strconv.Quote(m[2])
+	}
+	if !strings.HasPrefix(m[1], "!!") {
+		got += " tagged " + m[1]
+	}
+	typ := strings.TrimLeft(m[3], "*")
+	want := "a mapping of keys"
+	switch {
+	case typ == "time.Duration":
+		want = "a duration such as 10m"
+	case strings.HasPrefix(typ, "[]"):
+		want = "a list"
+	case strings.HasPrefix(typ, "map["):
+		want = "a mapping"
+	case strings.HasPrefix(typ, "int") || strings.HasPrefix(typ, "uint"):
+		want = "a whole number"
+	case strings.HasPrefix(typ, "float"):
+		want = "a number"
+	case typ == "bool":
+		want = "true or false"
+	case typ == "string":
+		want = "a string"
+	}
+	return "want " + want + " here, not " + got
+}
+
 // yamlLine matches the line yaml.v3 names in its messages.
-var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+var yamlLine = regexp.MustCompile(`(?s)^(?:yaml: )?line (\d+): (.*)$`)
 
 // yamlError turns yaml.v3's errors into lineErrors where they name a line,
 // dropping its "yaml: unmarshal errors:" preamble.
@@ -520,7 +563,7 @@ func yamlError(err error) error {
 	}
 	if m := yamlLine.FindStringSubmatch(strings.TrimSpace(msgs[0])); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		msg := m[2]
+		msg := plainTypes(m[2])
 		if len(msgs) > 1 {
 			msg += fmt.Sprintf(" (and %d more errors)", len(msgs)-1)
 		}

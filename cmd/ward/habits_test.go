@@ -171,6 +171,7 @@ func TestFlagErrorsOneLine(t *testing.T) {
 	}
 	check([]string{"sesion", "list"}, `unknown command "sesion"`, `did you mean "session"`)
 	check([]string{"session", "strat"}, `did you mean "start"`)
+	check([]string{"session", "start", "--agnet", "x"}, "flag provided but not defined: -agnet (did you mean --agent?)")
 	check([]string{"agent", "list", "-o", "yaml"}, `-o "yaml": want text or json`)
 	if code, out, _ := wardCLI("--version"); code != 0 || out != "ward "+version+"\n" {
 		t.Errorf("ward --version: exit %d %q", code, out)
@@ -493,9 +494,14 @@ func TestConfigUnknownKey(t *testing.T) {
 		line int
 		want string
 	}{
-		{"trust_domain: a\nmax_delegation_depth: many\n", 2, "cannot unmarshal"},
+		{"trust_domain: a\nmax_delegation_depth: many\n", 2, `want a whole number here, not the string "many"`},
+		{"servers: {name: a}\n", 1, "want a list here, not a mapping"},
+		{"servers:\n  - [a]\n", 2, "want a mapping of keys here, not a list"},
+		{"7\n", 1, `want a mapping of keys here, not the number "7"`},
+		{"session_ttl: [1]\n", 1, "want a string here, not a list"},
 		{"trust_domain: a\nmax_delegation_depth: 99\n", 2, "max_delegation_depth 99: must be 1-16"},
-		{"monitor:\n  learn: abc\n", 2, "cannot unmarshal"},
+		{"monitor:\n  learn: abc\n", 2, `want a whole number here, not the string "abc"`},
+		{"monitor:\n  learn_for: abc\n", 2, `want a duration such as 10m here, not the string "abc"`},
 		{"trust_domain: a\nmonitor:\n  trust:\n    half_life: -1s\n", 4, "trust.half_life"},
 		{"servers:\n  - name: ok\n    builtin: demo\n  - name: Bad.Name\n    builtin: demo\n", 4, "servers[1]"},
 		{"approvals:\n  hold: soon\n", 2, "approvals.hold"},
@@ -766,6 +772,26 @@ func TestUnifiedDiff(t *testing.T) {
 			t.Fatalf("case %d: patching %q with\n%s\ngives %q, want %q", i, strings.Join(a, ""), d, got, strings.Join(b, ""))
 		}
 	}
+}
+
+// FuzzUnifiedDiff: the diff of any two texts patches the first into the
+// second.
+func FuzzUnifiedDiff(f *testing.F) {
+	f.Add("a\nb\nc\n", "a\nc\nd")
+	f.Add("", "x\n")
+	f.Add("same\n", "same\n")
+	f.Fuzz(func(t *testing.T, old, new string) {
+		if len(old) > 4096 || len(new) > 4096 || len(splitLines([]byte(old)))+len(splitLines([]byte(new))) > maxEdits {
+			return // beyond maxEdits the diff is not shown
+		}
+		d := unifiedDiff("a", "b", []byte(old), []byte(new))
+		if (d == "") != (old == new) {
+			t.Fatalf("diff of %q and %q: %q", old, new, d)
+		}
+		if got := patch(t, old, d); got != new {
+			t.Fatalf("patching %q with\n%s\ngives %q, want %q", old, d, got, new)
+		}
+	})
 }
 
 func lcs(a, b []string) int {

@@ -387,7 +387,7 @@ func parse(fs *flag.FlagSet, args []string) error {
 			if errors.Is(err, flag.ErrHelp) {
 				return helpRequested{fs}
 			}
-			return usageError{err.Error()}
+			return usageError{err.Error() + flagHint(fs, err)}
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -401,6 +401,21 @@ func parse(fs *flag.FlagSet, args []string) error {
 		args = rest[1:]
 	}
 	return fs.Parse(append([]string{"--"}, pos...))
+}
+
+// flagHint is " (did you mean -x?)" for an undefined flag close to one of
+// fs's, else "".
+func flagHint(fs *flag.FlagSet, err error) string {
+	name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -")
+	if !ok {
+		return ""
+	}
+	var known []string
+	fs.VisitAll(func(f *flag.Flag) { known = append(known, f.Name) })
+	if c := closest(strings.TrimPrefix(name, "-"), known); c != "" {
+		return " (did you mean --" + c + "?)"
+	}
+	return ""
 }
 
 // multi is a repeatable string flag.
