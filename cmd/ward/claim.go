@@ -20,6 +20,9 @@ import (
 	"github.com/ward-dev/ward/internal/strictjson"
 )
 
+// maxClaimTries bounds the receipts of one claim checked against the log.
+const maxClaimTries = 3
+
 // maxReceiptsFile bounds a receipt file ward claim verify reads: what ward
 // receipts can print (the node answers at most maxResponse bytes).
 const maxReceiptsFile = maxResponse
@@ -96,8 +99,8 @@ func receiptPayload(env json.RawMessage) (*receipt.Predicate, error) {
 // offline. The receipt file holds one DSSE envelope, or an array of them as
 // ward receipts prints: then the receipts of the claimed session, tool and
 // outcome are found among them (by signature-checked content) and the
-// claim holds if one of them, the newest first, checks out against the
-// log.
+// claim holds if one of them, the newest first (at most maxClaimTries),
+// checks out against the log.
 func claimVerify(args []string, stdout io.Writer) error {
 	fs := flags("claim verify")
 	out := outputFlag(fs)
@@ -142,9 +145,12 @@ func claimVerify(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
+	// Each check verifies the whole log: a few are tried, the newest
+	// first; if they all fail, the log or the receipts are at fault, and
+	// more attempts would say the same.
 	var p *receipt.Predicate
 	var first error
-	for i := len(candidates) - 1; i >= 0; i-- {
+	for i := len(candidates) - 1; i >= 0 && i >= len(candidates)-maxClaimTries; i-- {
 		if p, err = receipt.CheckClaim(claim, candidates[i], pub, filepath.Join(*data, "audit"), v, origin); err == nil {
 			break
 		}

@@ -358,18 +358,19 @@ func sessionEnd(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	// A session that expired or ended has nothing left to end: say what
-	// became of it (ending it now would record it as ended by you).
+	// A session the node no longer has active has nothing left to end:
+	// say what became of it. One it has active is ended, even if this
+	// machine's clock says it expired: the node's clock decides.
 	var s api.SessionView
 	if c.token != "" {
 		if err := c.do("GET", "/v1/sessions/"+url.PathEscape(id), nil, &s); err != nil {
 			return err
 		}
-		if now := time.Now(); s.Status != "active" || !now.Before(s.Expires) {
+		if s.Status != "active" {
 			if *out == "json" {
 				return printJSON(stdout, map[string]any{"ended": []string{}, "session": s})
 			}
-			fmt.Fprintf(stdout, "nothing to end: session %s %s\n", id, sessionState(s, now))
+			fmt.Fprintf(stdout, "nothing to end: session %s %s\n", id, sessionState(s, time.Now()))
 			return nil
 		}
 	}
@@ -384,7 +385,11 @@ func sessionEnd(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "nothing to end: session %s was not active\n", id)
 		return nil
 	}
-	fmt.Fprintf(stdout, "ended: %s (grants revoked)\n", strings.Join(v["ended"], ", "))
+	note := ""
+	if s.ID != "" && !time.Now().Before(s.Expires) {
+		note = "; it had expired at " + s.Expires.UTC().Format(time.RFC3339)
+	}
+	fmt.Fprintf(stdout, "ended: %s (grants revoked%s)\n", strings.Join(v["ended"], ", "), note)
 	return nil
 }
 

@@ -907,15 +907,24 @@ func TestExpiredSession(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "session "+short+" expired at "+expiredAt) {
 			t.Errorf("%s: the node's answer to the expired session: %v", when, err)
 		}
-		if out := mustCLI(t, "session", "end", short); !strings.Contains(out, "nothing to end: session "+short+" expired at "+expiredAt) {
-			t.Errorf("%s: session end: %s", when, out)
-		}
 	}
 	check("before the sweep")
 	if _, err := n.Auth.ExpireSessions(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	check("after the sweep")
+	if out := mustCLI(t, "session", "end", short); !strings.Contains(out, "nothing to end: session "+short+" expired at "+expiredAt) {
+		t.Errorf("session end after the sweep: %s", out)
+	}
+	// Before the node's sweep, ending a session this machine's clock
+	// says expired still ends it: the node's clock decides.
+	other, ocreds := start("1s")
+	for time.Now().Before(ocreds.Expires.Add(100 * time.Millisecond)) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out := mustCLI(t, "session", "end", other); !strings.Contains(out, "ended: "+other) || !strings.Contains(out, "it had expired at") {
+		t.Errorf("session end of an expired, unswept session: %s", out)
+	}
 	// An ended session: refused, saying it ended, when and why.
 	code, _, errOut := wardCLI("mcp", "serve", "--session", ended, "--listen", "127.0.0.1:0")
 	if code != 1 || !strings.Contains(errOut, "session "+ended+" has ended at ") || !strings.Contains(errOut, "(done for today)") {
