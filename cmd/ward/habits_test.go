@@ -892,6 +892,7 @@ func TestExpiredSession(t *testing.T) {
 		t.Helper()
 		for _, args := range [][]string{
 			{"mcp", "serve", "--session", short},
+			{"mcp", "wrap", "--server", "fs", "--session", short, "--", "true"},
 			{"token", "exchange", "--session", short},
 		} {
 			if code, _, errOut := wardCLI(args...); code != 1 || !strings.Contains(errOut, "expired at "+expiredAt) {
@@ -926,9 +927,14 @@ func TestExpiredSession(t *testing.T) {
 		t.Errorf("session end of an expired, unswept session: %s", out)
 	}
 	// An ended session: refused, saying it ended, when and why.
-	code, _, errOut := wardCLI("mcp", "serve", "--session", ended, "--listen", "127.0.0.1:0")
-	if code != 1 || !strings.Contains(errOut, "session "+ended+" has ended at ") || !strings.Contains(errOut, "(done for today)") {
-		t.Errorf("mcp serve on an ended session: exit %d %q", code, errOut)
+	for _, args := range [][]string{
+		{"mcp", "serve", "--session", ended, "--listen", "127.0.0.1:0"},
+		{"mcp", "wrap", "--server", "fs", "--session", ended, "--", "true"},
+	} {
+		code, _, errOut := wardCLI(args...)
+		if code != 1 || !strings.Contains(errOut, "session "+ended+" has ended at ") || !strings.Contains(errOut, "(done for today)") {
+			t.Errorf("ward %v on an ended session: exit %d %q", args, code, errOut)
+		}
 	}
 }
 
