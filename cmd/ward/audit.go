@@ -71,153 +71,218 @@ func readKeyFile(path string) (note.Verifier, string, error) {
 	return v, text, nil
 }
 
-func cmdAudit(args []string, stdout io.Writer) error {
-	sub, args, err := subcommand(args, "audit", "verify", "tail", "prove", "export", "verify-bundle", "search")
-	if err != nil {
-		return err
+// auditCmd is ward audit verify|tail|search|prove|export: offline, on a
+// data directory (or a copy of its audit/ and keys/).
+func auditCmd(sub string) func([]string, io.Writer) error {
+	return func(args []string, stdout io.Writer) error {
+		fs := flags("audit " + sub)
+		out := outputFlag(fs)
+		data := fs.String("data", server.DefaultData, "the node's data `directory` (or a copy of its audit/ and keys/)")
+		keyFlag := fs.String("key", "", "the log's public key to pin, or a `file` holding it (your copy of DATA/keys/audit.pub; default: the one in DATA, not pinned)")
+		var (
+			n             *int
+			session, file *string
+			witnessed     *bool
+			checkpoints   multi
+			match         auditFilter
+		)
+		switch sub {
+		case "verify":
+			fs.Var(&checkpoints, "checkpoint", "a `file` holding a checkpoint of this log you hold from elsewhere (a signed checkpoint, cosigned or not, or a copy of DATA/audit/checkpoints); the log must extend it (repeatable)")
+		case "tail":
+			n = fs.Int("n", 20, "how many events")
+		case "search":
+			n = fs.Int("n", 20, "at most this many events, the newest (0: all)")
+			session = fs.String("session", "", "only this `session`'s events")
+			fs.StringVar(&match.Type, "type", "", "event `type` (decision, result, session.start, approval.pending, …)")
+			fs.StringVar(&match.Agent, "agent", "", "only this `agent`'s events")
+			fs.StringVar(&match.Sponsor, "sponsor", "", "only this `sponsor`'s events")
+			fs.StringVar(&match.Name, "tool", "", "tool, prompt or resource `name`")
+			fs.StringVar(&match.Decision, "decision", "", "allow, deny or escalate")
+		case "export":
+			session = fs.String("session", "", "the `session` whose events to bundle (with its sub-agents')")
+			file = fs.String("out", "", "the bundle `file` to write")
+			witnessed = fs.Bool("witnessed", false, "prove under the latest checkpoint published with its witnesses' cosignatures (DATA/witness/published)")
+		}
+		if err := parseOut(fs, args, out); err != nil {
+			return err
+		}
+		if sub != "prove" {
+			if err := noArgs(fs); err != nil {
+				return err
+			}
+		}
+		if sub == "export" && (*session == "" || *file == "") {
+			return usagef("needs --session ID and --out FILE")
+		}
+		var idx uint64
+		if sub == "prove" {
+			arg, err := oneArg(fs, "an event INDEX")
+			if err != nil {
+				return err
+			}
+			if idx, err = strconv.ParseUint(arg, 10, 64); err != nil {
+				return usagef("event index %q: want a number", arg)
+			}
+		}
+		if err := holdsLog(*data); err != nil {
+			return err
+		}
+		key, err := auditKey(*data, *keyFlag)
+		if err != nil {
+			return err
+		}
+		v, origin := key.v, key.v.Name()
+		dir := filepath.Join(*data, "audit")
+		prog := startProgress("ward audit "+sub, *out, readingLog(dir))
+		defer prog.Stop()
+		switch sub {
+		case "verify":
+			return verifyLog(*data, key, checkpoints, *out, stdout, prog)
+		case "export":
+			return exportBundle(*data, key, *session, *file, *witnessed, *out, stdout, prog)
+		case "search":
+			match.Session = *session
+			events, err := verifiedEvents(dir, v, origin)
+			if err != nil {
+				return err
+			}
+			var found []audit.Event
+			for _, e := range events {
+				if match.matches(e) {
+					found = append(found, e)
+				}
+			}
+			if *n > 0 && len(found) > *n {
+				found = found[len(found)-*n:]
+			}
+			prog.Stop()
+			printEvents(stdout, found, *out)
+		case "prove":
+			p, err := audit.Prove(dir, v, origin, idx)
+			if err != nil {
+				return err
+			}
+			prog.Stop()
+			if *out == "json" {
+				return printJSON(stdout, p)
+			}
+			fmt.Fprintf(stdout, "event %d of %d\nentry %s\nleaf  %x\npath  (%d hashes)\n", p.Index, p.Size, p.Entry, p.LeafHash, len(p.Hashes))
+			for _, h := range p.Hashes {
+				fmt.Fprintf(stdout, "  %x\n", h)
+			}
+			fmt.Fprintf(stdout, "checkpoint\n%s", p.Checkpoint)
+		case "tail":
+			events, err := verifiedEvents(dir, v, origin)
+			if err != nil {
+				return err
+			}
+			if len(events) > *n {
+				events = events[len(events)-*n:]
+			}
+			prog.Stop()
+			printEvents(stdout, events, *out)
+		}
+		return nil
 	}
-	fs := flags("audit " + sub)
-	out := outputFlag(fs)
-	data := fs.String("data", server.DefaultData, "the node's data directory")
-	n := fs.Int("n", 20, "how many events (tail)")
-	session := fs.String("session", "", "export: the session whose events to bundle (with its sub-agents'); verify-bundle: the session the bundle must be of")
-	file := fs.String("out", "", "export: the bundle file to write")
-	keyFlag := fs.String("key", "", "the log's public key to pin, or a file holding it (your copy of DATA/keys/audit.pub); required by verify-bundle")
-	var checkpoints multi
-	fs.Var(&checkpoints, "checkpoint", "verify: a checkpoint of this log you hold from elsewhere (a signed checkpoint, cosigned or not, or a copy of DATA/audit/checkpoints); the log must extend it (repeatable)")
-	witnessed := fs.Bool("witnessed", false, "export: prove under the latest checkpoint published with its witnesses' cosignatures (DATA/witness/published)")
-	witnessPolicy := fs.String("witness-policy", "", "verify-bundle: require the bundle's checkpoint to be cosigned as this witness policy file says")
-	allowUnsealed := fs.Bool("allow-unsealed", false, "verify-bundle: accept a session that was still open at the bundle's checkpoint (its later events are then not proven absent)")
-	var match auditFilter
-	fs.StringVar(&match.Type, "type", "", "search: event type (decision, result, session.start, approval.pending, …)")
-	fs.StringVar(&match.Agent, "agent", "", "search: agent")
-	fs.StringVar(&match.Sponsor, "sponsor", "", "search: sponsor")
-	fs.StringVar(&match.Name, "tool", "", "search: tool, prompt or resource name")
-	fs.StringVar(&match.Decision, "decision", "", "search: allow, deny or escalate")
-	if err := parse(fs, args); err != nil {
-		return err
+}
+
+// holdsLog refuses a data directory without an audit log (a typo in
+// --data) as a usage error.
+func holdsLog(data string) error {
+	st, err := os.Stat(filepath.Join(data, "audit"))
+	if err == nil && st.IsDir() {
+		return nil
 	}
-	if err := checkOutput(*out); err != nil {
-		return err
+	if _, derr := os.Stat(data); derr != nil {
+		return usagef("--data %s: no such directory: name a node's data directory (or a copy of its audit/ and keys/)", data)
 	}
-	if sub == "verify-bundle" {
-		return verifyBundle(fs.Args(), *keyFlag, *witnessPolicy, *session, *allowUnsealed, *out, stdout)
-	}
-	if len(checkpoints) > 0 && sub != "verify" {
-		return usagef("--checkpoint is for ward audit verify")
-	}
-	key, err := auditKey(*data, *keyFlag)
-	if err != nil {
-		return err
-	}
+	return usagef("--data %s holds no audit log (no %s): name a node's data directory (or a copy of its audit/ and keys/)", data, filepath.Join(data, "audit"))
+}
+
+// exportBundle is ward audit export: the session's events and its
+// sub-agents', each with an inclusion proof, checked before it is written.
+func exportBundle(data string, key logKey, session, file string, witnessed bool, out string, stdout io.Writer, prog *progress) error {
 	v, origin := key.v, key.v.Name()
-	dir := filepath.Join(*data, "audit")
-	switch sub {
-	case "verify":
-		return verifyLog(*data, key, checkpoints, *out, stdout)
-	case "export":
-		if *session == "" || *file == "" {
-			return usagef("usage: ward audit export --data DIR --session ID [--witnessed] --out FILE")
-		}
-		rkey, _ := os.ReadFile(filepath.Join(*data, "keys", "receipt.pub"))
-		// The session and every session delegated from it (their ids
-		// appear in its session.end and token.exchange records).
-		sessions := []string{*session}
-		events, err := verifiedEvents(dir, v, origin)
-		if err != nil {
-			return err
-		}
-		for _, e := range events {
-			if e.Type != "token.exchange" || slices.Contains(sessions, e.Session) {
-				continue
-			}
-			var d struct {
-				Parent string `json:"parent_session"`
-			}
-			if json.Unmarshal(e.Data, &d) == nil && slices.Contains(sessions, d.Parent) {
-				sessions = append(sessions, e.Session)
-			}
-		}
-		var at []byte
-		if *witnessed {
-			if at, err = os.ReadFile(filepath.Join(*data, "witness", "published")); err != nil {
-				return fmt.Errorf("--witnessed: no witnessed checkpoint: %w", err)
-			}
-		}
-		b, err := audit.Export(dir, audit.ExportConfig{Verifier: v, Origin: origin, LogKey: key.text, ReceiptKey: string(rkey), At: at, Sessions: sessions})
-		if err != nil {
-			return err
-		}
-		if b.Sessions[0] != *session {
-			return fmt.Errorf("no events of session %s under the checkpoint", *session)
-		}
-		raw, err := json.MarshalIndent(b, "", "  ")
-		if err != nil {
-			return err
-		}
-		rep, err := audit.VerifyBundleWith(raw, audit.BundleCheck{Verifier: v, Session: *session, AllowUnsealed: true})
-		if err != nil {
-			return fmt.Errorf("the exported bundle does not verify: %w", err)
-		}
-		if newer := countIf(events[rep.TreeSize:], func(e audit.Event) bool { return slices.Contains(sessions, e.Session) }); newer > 0 {
-			fmt.Fprintf(stdout, "note: %d event(s) of the session are newer than the witnessed checkpoint and are not in the bundle\n", newer)
-		}
-		for _, s := range rep.Sessions {
-			if !s.Sealed {
-				fmt.Fprintf(stdout, "note: session %s is not sealed under this checkpoint (it had not ended): verify-bundle will not call the bundle complete without --allow-unsealed; export again once it has ended\n", s.ID)
-			}
-		}
-		if err := os.WriteFile(*file, raw, 0o600); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "wrote %s: %d events of %d session(s), each with a C2SP tlog-proof under the checkpoint of size %d\n", *file, len(b.Events), len(b.Sessions), rep.TreeSize)
-	case "search":
-		match.Session = *session
-		events, err := verifiedEvents(dir, v, origin)
-		if err != nil {
-			return err
-		}
-		var found []audit.Event
-		for _, e := range events {
-			if match.matches(e) {
-				found = append(found, e)
-			}
-		}
-		if *n > 0 && len(found) > *n {
-			found = found[len(found)-*n:]
-		}
-		printEvents(stdout, found, *out)
-	case "prove":
-		if fs.NArg() != 1 {
-			return usagef("usage: ward audit prove --data DIR INDEX")
-		}
-		idx, err := strconv.ParseUint(fs.Arg(0), 10, 64)
-		if err != nil {
-			return usagef("event index %q: want a number", fs.Arg(0))
-		}
-		p, err := audit.Prove(dir, v, origin, idx)
-		if err != nil {
-			return err
-		}
-		if *out == "json" {
-			return printJSON(stdout, p)
-		}
-		fmt.Fprintf(stdout, "event %d of %d\nentry %s\nleaf  %x\npath  (%d hashes)\n", p.Index, p.Size, p.Entry, p.LeafHash, len(p.Hashes))
-		for _, h := range p.Hashes {
-			fmt.Fprintf(stdout, "  %x\n", h)
-		}
-		fmt.Fprintf(stdout, "checkpoint\n%s", p.Checkpoint)
-	case "tail":
-		events, err := verifiedEvents(dir, v, origin)
-		if err != nil {
-			return err
-		}
-		if len(events) > *n {
-			events = events[len(events)-*n:]
-		}
-		printEvents(stdout, events, *out)
+	dir := filepath.Join(data, "audit")
+	rkey, _ := os.ReadFile(filepath.Join(data, "keys", "receipt.pub"))
+	// The session and every session delegated from it (their ids appear
+	// in its session.end and token.exchange records).
+	sessions := []string{session}
+	events, err := verifiedEvents(dir, v, origin)
+	if err != nil {
+		return err
 	}
+	for _, e := range events {
+		if e.Type != "token.exchange" || slices.Contains(sessions, e.Session) {
+			continue
+		}
+		var d struct {
+			Parent string `json:"parent_session"`
+		}
+		if json.Unmarshal(e.Data, &d) == nil && slices.Contains(sessions, d.Parent) {
+			sessions = append(sessions, e.Session)
+		}
+	}
+	var at []byte
+	if witnessed {
+		if at, err = os.ReadFile(filepath.Join(data, "witness", "published")); err != nil {
+			return fmt.Errorf("--witnessed: no witnessed checkpoint: %w", err)
+		}
+	}
+	b, err := audit.Export(dir, audit.ExportConfig{Verifier: v, Origin: origin, LogKey: key.text, ReceiptKey: string(rkey), At: at, Sessions: sessions})
+	if err != nil {
+		return err
+	}
+	if b.Sessions[0] != session {
+		return fmt.Errorf("no events of session %s under the checkpoint", session)
+	}
+	raw, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return err
+	}
+	rep, err := audit.VerifyBundleWith(raw, audit.BundleCheck{Verifier: v, Session: session, AllowUnsealed: true})
+	if err != nil {
+		return fmt.Errorf("the exported bundle does not verify: %w", err)
+	}
+	var notes []string
+	if newer := countIf(events[rep.TreeSize:], func(e audit.Event) bool { return slices.Contains(sessions, e.Session) }); newer > 0 {
+		notes = append(notes, fmt.Sprintf("%d event(s) of the session are newer than the witnessed checkpoint and are not in the bundle", newer))
+	}
+	var unsealed []string
+	for _, s := range rep.Sessions {
+		if !s.Sealed {
+			unsealed = append(unsealed, s.ID)
+			notes = append(notes, fmt.Sprintf("session %s is not sealed under this checkpoint (it had not ended): verify-bundle will not call the bundle complete without --allow-unsealed; export again once it has ended", s.ID))
+		}
+	}
+	if err := os.WriteFile(file, raw, 0o600); err != nil {
+		return err
+	}
+	prog.Stop()
+	if out == "json" {
+		return printJSON(stdout, map[string]any{"file": file, "events": len(b.Events), "sessions": b.Sessions, "tree_size": rep.TreeSize,
+			"unsealed": unsealed, "notes": notes})
+	}
+	for _, n := range notes {
+		fmt.Fprintf(stdout, "note: %s\n", n)
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d events of %d session(s), each with a C2SP tlog-proof under the checkpoint of size %d\n", file, len(b.Events), len(b.Sessions), rep.TreeSize)
 	return nil
+}
+
+// auditVerifyBundle is ward audit verify-bundle.
+func auditVerifyBundle(args []string, stdout io.Writer) error {
+	fs := flags("audit verify-bundle")
+	out := outputFlag(fs)
+	keyFlag := fs.String("key", "", "the log's public key to pin, or a `file` holding it (required: never taken from the bundle)")
+	session := fs.String("session", "", "the `session` the bundle must be of")
+	witnessPolicy := fs.String("witness-policy", "", "require the bundle's checkpoint to be cosigned as this witness policy `file` says")
+	allowUnsealed := fs.Bool("allow-unsealed", false, "accept a session that was still open at the bundle's checkpoint (its later events are then not proven absent)")
+	if err := parseOut(fs, args, out); err != nil {
+		return err
+	}
+	return verifyBundle(fs.Args(), *keyFlag, *witnessPolicy, *session, *allowUnsealed, *out, stdout)
 }
 
 func printEvents(w io.Writer, events []audit.Event, out string) {
@@ -237,7 +302,7 @@ func printEvents(w io.Writer, events []audit.Event, out string) {
 // and the published checkpoint come from the directory under test: they
 // can only add failures, never vouch for the log. A plain "ok" needs a
 // pinned key.
-func verifyLog(data string, key logKey, checkpoints []string, out string, stdout io.Writer) error {
+func verifyLog(data string, key logKey, checkpoints []string, out string, stdout io.Writer, prog *progress) error {
 	for _, c := range checkpoints {
 		if _, err := os.Stat(c); err != nil {
 			return usagef("--checkpoint: %v", err)
@@ -246,6 +311,7 @@ func verifyLog(data string, key logKey, checkpoints []string, out string, stdout
 	anchors := append(slices.Clone(checkpoints), filepath.Join(data, "witness", "published"))
 	rep, verr := audit.VerifyLog(filepath.Join(data, "audit"), audit.VerifyConfig{Verifier: key.v, Origin: key.v.Name(),
 		Head: filepath.Join(data, "audit.head"), Anchors: anchors})
+	prog.Stop()
 	var problems []string
 	if key.pinned {
 		if _, text, err := readKeyFile(filepath.Join(data, "keys", "audit.pub")); err == nil && text != key.text {
@@ -326,8 +392,11 @@ func countIf[T any](xs []T, f func(T) bool) int {
 // that it holds every event of its sessions and, if a witness policy is
 // given, the cosignatures on its checkpoint.
 func verifyBundle(args []string, keyFlag, policyFile, session string, allowUnsealed bool, out string, stdout io.Writer) error {
-	if len(args) != 1 || keyFlag == "" {
-		return usagef("usage: ward audit verify-bundle --key AUDIT.pub|KEY [--session ID] [--allow-unsealed] [--witness-policy FILE] FILE   (the key is pinned, never taken from the bundle)")
+	if keyFlag == "" {
+		return usagef("needs --key AUDIT.pub|KEY: the key is pinned, never taken from the bundle")
+	}
+	if len(args) != 1 {
+		return usagef("needs one bundle FILE")
 	}
 	raw, err := os.ReadFile(args[0])
 	if err != nil {

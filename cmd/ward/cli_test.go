@@ -138,7 +138,8 @@ func TestCLISessionLifecycle(t *testing.T) {
 	if !strings.Contains(out, "demo.write_note") || !strings.Contains(out, "approved") {
 		t.Fatalf("tools list: %s", out)
 	}
-	if code, _, errOut := wardCLI("tools", "approve", "demo.echo"); code != 1 || !strings.Contains(errOut, "sha256:") {
+	// The node refuses it as bad input (HTTP 400): exit 2.
+	if code, _, errOut := wardCLI("tools", "approve", "demo.echo"); code != 2 || !strings.Contains(errOut, "sha256:") {
 		t.Fatalf("tools approve without the reviewed hash: exit %d %s", code, errOut)
 	}
 	var pins []struct{ Name, Hash string }
@@ -191,16 +192,16 @@ func TestCLIBadInput(t *testing.T) {
 		{[]string{"policy", "check", bad}, 1, "bad.cedar:2:"},
 		{[]string{"policy", "check", filepath.Join(dir, "missing.cedar")}, 1, "missing.cedar"},
 		{[]string{"up", "--config", cfg}, 1, "severs"},
-		{[]string{"audit", "verify", "--data", dir}, 1, "audit public key"},
+		{[]string{"audit", "verify", "--data", dir}, 2, "holds no audit log"},
 		{[]string{"mcp", "serve", "--session", "x", "--listen", "0.0.0.0:9999"}, 2, "loopback"},
-		{[]string{"mcp", "wrap", "--server", "fs"}, 2, "usage"},
+		{[]string{"mcp", "wrap", "--server", "fs"}, 2, "see ward mcp wrap --help"},
 	}
 	for _, tc := range cases {
 		code, _, errOut := wardCLI(tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.want) {
 			t.Errorf("ward %v: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, errOut, tc.code, tc.want)
 		}
-		if strings.Count(strings.TrimSpace(errOut), "\n") > 0 && tc.code == 1 {
+		if strings.Count(strings.TrimSpace(errOut), "\n") > 0 && tc.args != nil {
 			t.Errorf("ward %v: error is not one line: %q", tc.args, errOut)
 		}
 	}

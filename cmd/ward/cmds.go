@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	cedarschema "github.com/cedar-policy/cedar-go/x/exp/schema"
 
 	"github.com/ward-dev/ward/internal/api"
 	"github.com/ward-dev/ward/internal/authority"
@@ -73,146 +76,176 @@ func scopeFlag(patterns multi) (*grant.Scope, error) {
 	return &s, nil
 }
 
-func cmdSponsor(args []string, stdout io.Writer) error {
-	sub, args, err := subcommand(args, "sponsor", "create", "list", "credential")
-	if err != nil {
-		return err
-	}
-	fs := flags("sponsor " + sub)
+func sponsorCreate(args []string, stdout io.Writer) error {
+	fs := flags("sponsor create")
 	out := outputFlag(fs)
 	kind := fs.String("kind", "human", "human or platform")
 	var allow multi
-	fs.Var(&allow, "allow", "ceiling pattern (repeatable): tool:SERVER.TOOL, resource:URI, prompt:SERVER.PROMPT; '*' only at the end")
-	c, err := parseOperator(fs, args, out)
+	fs.Var(&allow, "allow", "ceiling `pattern` (repeatable): tool:SERVER.TOOL, resource:URI, prompt:SERVER.PROMPT; '*' only at the end")
+	if err := parseArgs(fs, args, out, "the sponsor's NAME"); err != nil {
+		return err
+	}
+	name := fs.Arg(0)
+	ceiling, err := scopeFlag(allow)
 	if err != nil {
 		return err
 	}
-	switch sub {
-	case "create":
-		if fs.NArg() != 1 {
-			return usagef("usage: ward sponsor create NAME [--kind human|platform] [--allow PATTERN]...")
-		}
-		ceiling, err := scopeFlag(allow)
-		if err != nil {
-			return err
-		}
-		if ceiling == nil {
-			ceiling = &grant.Scope{}
-		}
-		var v api.PrincipalView
-		if done, err := c.call("POST", "/v1/sponsors", api.SponsorRequest{Name: fs.Arg(0), Kind: *kind, Ceiling: *ceiling}, &v, *out, stdout); done || err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "sponsor %s (%s) created\ncredential (shown once): %s\n", v.Name, v.Kind, v.Credential)
-	case "list":
-		var vs []api.PrincipalView
-		if done, err := c.call("GET", "/v1/sponsors", nil, &vs, *out, stdout); done || err != nil {
-			return err
-		}
-		var rows [][]string
-		for _, v := range vs {
-			rows = append(rows, []string{v.Name, v.Kind, scopeText(v.Ceiling)})
-		}
-		table(stdout, "NAME\tKIND\tCEILING", rows)
-	case "credential":
-		if fs.NArg() != 1 {
-			return usagef("usage: ward sponsor credential NAME")
-		}
-		var v map[string]string
-		if done, err := c.call("POST", "/v1/sponsors/"+url.PathEscape(fs.Arg(0))+"/credentials", struct{}{}, &v, *out, stdout); done || err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "new credential for %s (shown once): %s\n", v["principal"], v["credential"])
+	if ceiling == nil {
+		ceiling = &grant.Scope{}
 	}
+	c, err := operatorClient()
+	if err != nil {
+		return err
+	}
+	var v api.PrincipalView
+	if done, err := c.call("POST", "/v1/sponsors", api.SponsorRequest{Name: name, Kind: *kind, Ceiling: *ceiling}, &v, *out, stdout); done || err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "sponsor %s (%s) created\ncredential (shown once): %s\n", v.Name, v.Kind, v.Credential)
 	return nil
 }
 
-func cmdAgent(args []string, stdout io.Writer) error {
-	sub, args, err := subcommand(args, "agent", "register", "list", "show", "quarantine", "release", "trust")
-	if err != nil {
-		return err
-	}
-	fs := flags("agent " + sub)
+func sponsorList(args []string, stdout io.Writer) error {
+	fs := flags("sponsor list")
 	out := outputFlag(fs)
-	sponsor := fs.String("sponsor", "", "accountable sponsor (default: yourself, for a sponsor credential)")
-	digest := fs.String("code-digest", "", "digest of the agent's code or image")
-	var groups, allow multi
-	fs.Var(&groups, "group", "group membership (repeatable)")
-	fs.Var(&allow, "allow", "permission ceiling pattern (repeatable): tool:…, resource:…, prompt:…")
 	c, err := parseOperator(fs, args, out)
 	if err != nil {
 		return err
 	}
-	name := func() (string, error) {
-		if fs.NArg() != 1 {
-			return "", usagef("usage: ward agent %s NAME", sub)
-		}
-		return fs.Arg(0), nil
+	var vs []api.PrincipalView
+	if done, err := c.call("GET", "/v1/sponsors", nil, &vs, *out, stdout); done || err != nil {
+		return err
 	}
-	switch sub {
-	case "register":
-		n, err := name()
+	var rows [][]string
+	for _, v := range vs {
+		rows = append(rows, []string{v.Name, v.Kind, scopeText(v.Ceiling)})
+	}
+	table(stdout, "NAME\tKIND\tCEILING", rows)
+	return nil
+}
+
+func sponsorCredential(args []string, stdout io.Writer) error {
+	fs := flags("sponsor credential")
+	out := outputFlag(fs)
+	c, err := parseOperator(fs, args, out, "the sponsor's NAME")
+	if err != nil {
+		return err
+	}
+	name := fs.Arg(0)
+	var v map[string]string
+	if done, err := c.call("POST", "/v1/sponsors/"+url.PathEscape(name)+"/credentials", struct{}{}, &v, *out, stdout); done || err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "new credential for %s (shown once): %s\n", v["principal"], v["credential"])
+	return nil
+}
+
+func agentRegister(args []string, stdout io.Writer) error {
+	fs := flags("agent register")
+	out := outputFlag(fs)
+	sponsor := fs.String("sponsor", "", "accountable `sponsor` (default: yourself, for a sponsor credential)")
+	digest := fs.String("code-digest", "", "`digest` of the agent's code or image")
+	var groups, allow multi
+	fs.Var(&groups, "group", "`group` membership (repeatable)")
+	fs.Var(&allow, "allow", "permission ceiling `pattern` (repeatable): tool:…, resource:…, prompt:…")
+	if err := parseArgs(fs, args, out, "the agent's NAME"); err != nil {
+		return err
+	}
+	n := fs.Arg(0)
+	ceiling, err := scopeFlag(allow)
+	if err != nil {
+		return err
+	}
+	if ceiling == nil {
+		return usagef("an agent needs a permission ceiling: --allow tool:SERVER.TOOL (repeatable)")
+	}
+	c, err := operatorClient()
+	if err != nil {
+		return err
+	}
+	var v api.AgentView
+	if done, err := c.call("POST", "/v1/agents", api.AgentRequest{Name: n, Sponsor: *sponsor, Groups: groups, Ceiling: *ceiling, CodeDigest: *digest}, &v, *out, stdout); done || err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "agent %s registered (%s), sponsor %s\n", v.Name, v.SPIFFEID, v.Sponsor)
+	return nil
+}
+
+func agentList(args []string, stdout io.Writer) error {
+	fs := flags("agent list")
+	out := outputFlag(fs)
+	c, err := parseOperator(fs, args, out)
+	if err != nil {
+		return err
+	}
+	var vs []api.AgentView
+	if done, err := c.call("GET", "/v1/agents", nil, &vs, *out, stdout); done || err != nil {
+		return err
+	}
+	var rows [][]string
+	for _, v := range vs {
+		rows = append(rows, []string{v.Name, v.Sponsor, strings.Join(v.Groups, ","), v.Status, strconv.Itoa(v.Trust)})
+	}
+	table(stdout, "NAME\tSPONSOR\tGROUPS\tSTATUS\tTRUST", rows)
+	return nil
+}
+
+func agentShow(args []string, stdout io.Writer) error {
+	fs := flags("agent show")
+	out := outputFlag(fs)
+	c, err := parseOperator(fs, args, out, "the agent's NAME")
+	if err != nil {
+		return err
+	}
+	n := fs.Arg(0)
+	var v api.AgentView
+	if done, err := c.call("GET", "/v1/agents/"+url.PathEscape(n), nil, &v, *out, stdout); done || err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "agent      %s\nspiffe id  %s\nsponsor    %s\ngroups     %s\nceiling    %s\nstatus     %s\ntrust      %d\n",
+		v.Name, v.SPIFFEID, v.Sponsor, strings.Join(v.Groups, ","), scopeText(v.Ceiling), v.Status, v.Trust)
+	return nil
+}
+
+func agentTrust(args []string, stdout io.Writer) error {
+	fs := flags("agent trust")
+	out := outputFlag(fs)
+	if err := parseArgs(fs, args, out, "the agent's NAME", "a SCORE from 0 to 100"); err != nil {
+		return err
+	}
+	score, err := strconv.Atoi(fs.Arg(1))
+	if err != nil || score < 0 || score > 100 {
+		return usagef("trust score %q: want a whole number from 0 to 100", fs.Arg(1))
+	}
+	c, err := operatorClient()
+	if err != nil {
+		return err
+	}
+	var v api.AgentView
+	if done, err := c.call("POST", "/v1/agents/"+url.PathEscape(fs.Arg(0))+"/trust", map[string]int{"trust": score}, &v, *out, stdout); done || err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "agent %s trust is now %d\n", v.Name, v.Trust)
+	return nil
+}
+
+// agentStatus is ward agent quarantine|release.
+func agentStatus(sub string) func([]string, io.Writer) error {
+	return func(args []string, stdout io.Writer) error {
+		fs := flags("agent " + sub)
+		out := outputFlag(fs)
+		c, err := parseOperator(fs, args, out, "the agent's NAME")
 		if err != nil {
 			return err
 		}
-		ceiling, err := scopeFlag(allow)
-		if err != nil {
-			return err
-		}
-		if ceiling == nil {
-			return usagef("an agent needs a permission ceiling: --allow tool:SERVER.TOOL (repeatable)")
-		}
-		var v api.AgentView
-		if done, err := c.call("POST", "/v1/agents", api.AgentRequest{Name: n, Sponsor: *sponsor, Groups: groups, Ceiling: *ceiling, CodeDigest: *digest}, &v, *out, stdout); done || err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "agent %s registered (%s), sponsor %s\n", v.Name, v.SPIFFEID, v.Sponsor)
-	case "list":
-		var vs []api.AgentView
-		if done, err := c.call("GET", "/v1/agents", nil, &vs, *out, stdout); done || err != nil {
-			return err
-		}
-		var rows [][]string
-		for _, v := range vs {
-			rows = append(rows, []string{v.Name, v.Sponsor, strings.Join(v.Groups, ","), v.Status})
-		}
-		table(stdout, "NAME\tSPONSOR\tGROUPS\tSTATUS", rows)
-	case "show":
-		n, err := name()
-		if err != nil {
-			return err
-		}
-		var v api.AgentView
-		if done, err := c.call("GET", "/v1/agents/"+url.PathEscape(n), nil, &v, *out, stdout); done || err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "agent      %s\nspiffe id  %s\nsponsor    %s\ngroups     %s\nceiling    %s\nstatus     %s\ntrust      %d\n",
-			v.Name, v.SPIFFEID, v.Sponsor, strings.Join(v.Groups, ","), scopeText(v.Ceiling), v.Status, v.Trust)
-	case "trust":
-		if fs.NArg() != 2 {
-			return usagef("usage: ward agent trust NAME SCORE (0-100)")
-		}
-		score, err := strconv.Atoi(fs.Arg(1))
-		if err != nil || score < 0 || score > 100 {
-			return usagef("trust score %q: want a whole number from 0 to 100", fs.Arg(1))
-		}
-		var v api.AgentView
-		if done, err := c.call("POST", "/v1/agents/"+url.PathEscape(fs.Arg(0))+"/trust", map[string]int{"trust": score}, &v, *out, stdout); done || err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "agent %s trust is now %d\n", v.Name, v.Trust)
-	case "quarantine", "release":
-		n, err := name()
-		if err != nil {
-			return err
-		}
+		n := fs.Arg(0)
 		var v map[string]any
 		if done, err := c.call("POST", "/v1/agents/"+url.PathEscape(n)+"/"+sub, struct{}{}, &v, *out, stdout); done || err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "agent %s is now %v; sessions ended: %v\n", n, v["status"], v["ended_sessions"])
+		return nil
 	}
-	return nil
 }
 
 // newSessionKey generates the session key and its CSR on this machine.
@@ -249,145 +282,206 @@ func printIssued(w io.Writer, v api.IssuedView, dir string) {
 	fmt.Fprintf(w, "scope      %s\nexpires    %s\ncredentials %s  (key.pem never left this machine)\n", scopeText(v.Scope), v.Expires.Format(time.RFC3339), dir)
 }
 
-func cmdSession(args []string, stdout io.Writer) error {
-	sub, args, err := subcommand(args, "session", "start", "end", "show", "list")
+func sessionStart(args []string, stdout io.Writer) error {
+	fs := flags("session start")
+	out := outputFlag(fs)
+	agent := fs.String("agent", "", "`agent` to start a session for")
+	objective := fs.String("objective", "", "the session's declared `objective`")
+	ttl := fs.Duration("ttl", 0, "session lifetime (default: the node's, 10m)")
+	dir := fs.String("out", "", "credentials `directory` (default $WARD_HOME/sessions/ID)")
+	audience := fs.String("jwt-audience", "", "JWT-SVID `audience` (default ward)")
+	model := fs.String("model", "", "the `model` that will pursue the objective (attested)")
+	agentVersion := fs.String("agent-version", "", "the agent software's `version` (attested)")
+	var allow, tags multi
+	fs.Var(&tags, "tag", "objective `tag` (repeatable): the kinds of work the objective needs; policies see context.objective_tags")
+	fs.Var(&allow, "allow", "narrow the scope (repeatable): tool:…, resource:…, prompt:…")
+	if err := parseOut(fs, args, out); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if *agent == "" || *objective == "" {
+		return usagef("needs --agent NAME and --objective TEXT")
+	}
+	scope, err := scopeFlag(allow)
 	if err != nil {
 		return err
 	}
-	fs := flags("session " + sub)
-	out := outputFlag(fs)
-	agent := fs.String("agent", "", "agent to start a session for")
-	objective := fs.String("objective", "", "the session's declared objective")
-	ttl := fs.Duration("ttl", 0, "session lifetime (default: the node's, 10m)")
-	dir := fs.String("out", "", "credentials directory (default $WARD_HOME/sessions/ID)")
-	reason := fs.String("reason", "", "why the session ends")
-	audience := fs.String("jwt-audience", "", "JWT-SVID audience (default ward)")
-	model := fs.String("model", "", "the model that will pursue the objective (attested)")
-	agentVersion := fs.String("agent-version", "", "the agent software's version (attested)")
-	var allow, tags multi
-	fs.Var(&tags, "tag", "objective tag (repeatable): the kinds of work the objective needs; policies see context.objective_tags")
-	fs.Var(&allow, "allow", "narrow the scope (repeatable): tool:…, resource:…, prompt:…")
-	if err := parse(fs, args); err != nil {
+	c, err := operatorClient()
+	if err != nil {
 		return err
 	}
-	if err := checkOutput(*out); err != nil {
+	creds, csr, err := newSessionKey()
+	if err != nil {
 		return err
 	}
-	switch sub {
-	case "start":
-		if *agent == "" || *objective == "" {
-			return usagef("usage: ward session start --agent NAME --objective TEXT [--allow PATTERN]... [--ttl 10m]")
-		}
-		c, err := operatorClient()
-		if err != nil {
-			return err
-		}
-		scope, err := scopeFlag(allow)
-		if err != nil {
-			return err
-		}
-		creds, csr, err := newSessionKey()
-		if err != nil {
-			return err
-		}
-		req := api.SessionRequest{Agent: *agent, Objective: *objective, Tags: tags, Model: *model, AgentVersion: *agentVersion, Scope: scope, CSR: csr}
-		if *ttl > 0 {
-			req.TTL = ttl.String()
-		}
-		if *audience != "" {
-			req.JWTAudience = []string{*audience}
-		}
-		var v api.IssuedView
-		if err := c.do("POST", "/v1/sessions", req, &v); err != nil {
-			return err
-		}
-		d, err := saveIssued(creds, v, c.base, *dir)
-		if err != nil {
-			return err
-		}
-		if *out == "json" {
-			return printJSON(stdout, map[string]any{"session": v.Session, "spiffe_id": v.SPIFFEID, "agent": v.Agent, "sponsor": v.Sponsor,
-				"scope": v.Scope, "expires": v.Expires, "credentials": d, "grant": v.Grant, "jwt_svid": v.JWTSVID, "x509_svid": v.X509SVID})
-		}
-		printIssued(stdout, v, d)
-	case "end":
-		if fs.NArg() != 1 {
-			return usagef("usage: ward session end ID [--reason TEXT]")
-		}
-		id := fs.Arg(0)
-		var c *client
-		if c, err = operatorClient(); err != nil {
-			// A session may end itself with its own credentials.
-			c, _, err = sessionClient(id)
-			if err != nil {
-				return err
-			}
-		}
-		var v map[string][]string
-		if done, err := c.call("POST", "/v1/sessions/"+url.PathEscape(id)+"/end", map[string]string{"reason": *reason}, &v, *out, stdout); done || err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "ended: %s (grants revoked)\n", strings.Join(v["ended"], ", "))
-	case "show":
-		if fs.NArg() != 1 {
-			return usagef("usage: ward session show ID")
-		}
-		c, err := operatorClient()
-		if err != nil {
-			return err
-		}
-		var v api.SessionView
-		if done, err := c.call("GET", "/v1/sessions/"+url.PathEscape(fs.Arg(0)), nil, &v, *out, stdout); done || err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "session    %s\nspiffe id  %s\nagent      %s (sponsor %s)\nparent     %s\ndepth      %d\nobjective  %s\nscope      %s\nstatus     %s %s\nexpires    %s\n",
-			v.ID, v.SPIFFEID, v.Agent, v.Sponsor, v.Parent, v.Depth, v.Objective, scopeText(v.Scope), v.Status, v.EndReason, v.Expires.Format(time.RFC3339))
-	case "list":
-		c, err := operatorClient()
-		if err != nil {
-			return err
-		}
-		q := url.Values{}
-		if *agent != "" {
-			q.Set("agent", *agent)
-		}
-		var vs []api.SessionView
-		if done, err := c.call("GET", "/v1/sessions?"+q.Encode(), nil, &vs, *out, stdout); done || err != nil {
-			return err
-		}
-		var rows [][]string
-		for _, v := range vs {
-			rows = append(rows, []string{v.ID, v.Agent, v.Parent, v.Status, v.Expires.Format(time.RFC3339)})
-		}
-		table(stdout, "SESSION\tAGENT\tPARENT\tSTATUS\tEXPIRES", rows)
+	req := api.SessionRequest{Agent: *agent, Objective: *objective, Tags: tags, Model: *model, AgentVersion: *agentVersion, Scope: scope, CSR: csr}
+	if *ttl > 0 {
+		req.TTL = ttl.String()
 	}
+	if *audience != "" {
+		req.JWTAudience = []string{*audience}
+	}
+	var v api.IssuedView
+	if err := c.do("POST", "/v1/sessions", req, &v); err != nil {
+		return err
+	}
+	d, err := saveIssued(creds, v, c.base, *dir)
+	if err != nil {
+		return err
+	}
+	if *out == "json" {
+		return printJSON(stdout, map[string]any{"session": v.Session, "spiffe_id": v.SPIFFEID, "agent": v.Agent, "sponsor": v.Sponsor,
+			"scope": v.Scope, "expires": v.Expires, "credentials": d, "grant": v.Grant, "jwt_svid": v.JWTSVID, "x509_svid": v.X509SVID})
+	}
+	printIssued(stdout, v, d)
 	return nil
 }
 
-func cmdToken(args []string, stdout io.Writer) error {
-	sub, args, err := subcommand(args, "token", "exchange")
+func sessionEnd(args []string, stdout io.Writer) error {
+	fs := flags("session end")
+	out := outputFlag(fs)
+	reason := fs.String("reason", "", "why the session ends (recorded)")
+	if err := parseOut(fs, args, out); err != nil {
+		return err
+	}
+	id, err := oneArg(fs, "the session ID")
 	if err != nil {
 		return err
 	}
-	fs := flags("token " + sub)
-	out := outputFlag(fs)
-	session := fs.String("session", "", "the delegating (parent) session")
-	agent := fs.String("agent", "", "sub-agent name (default: the parent's agent)")
-	ttl := fs.Duration("ttl", 0, "child lifetime (default: the parent's remaining)")
-	dir := fs.String("out", "", "credentials directory for the child (default $WARD_HOME/sessions/CHILD)")
-	var allow multi
-	fs.Var(&allow, "allow", "child scope (repeatable), must lie within the parent's")
-	if err := parse(fs, args); err != nil {
+	c, err := operatorClient()
+	if err != nil {
+		// A session may end itself with its own credentials.
+		var serr error
+		if c, _, serr = sessionClient(id); serr != nil {
+			return err
+		}
+	}
+	// A session the node no longer has active has nothing left to end:
+	// say what became of it. One it has active is ended, even if this
+	// machine's clock says it expired: the node's clock decides.
+	var s api.SessionView
+	if c.token != "" {
+		if err := c.do("GET", "/v1/sessions/"+url.PathEscape(id), nil, &s); err != nil {
+			return err
+		}
+		if s.Status != "active" {
+			if *out == "json" {
+				return printJSON(stdout, map[string]any{"ended": []string{}, "session": s})
+			}
+			fmt.Fprintf(stdout, "nothing to end: session %s %s\n", id, sessionState(s, time.Now()))
+			return nil
+		}
+	}
+	var v map[string][]string
+	if err := c.do("POST", "/v1/sessions/"+url.PathEscape(id)+"/end", map[string]string{"reason": *reason}, &v); err != nil {
 		return err
 	}
-	if err := checkOutput(*out); err != nil {
+	if *out == "json" {
+		return printJSON(stdout, v)
+	}
+	if len(v["ended"]) == 0 {
+		fmt.Fprintf(stdout, "nothing to end: session %s was not active\n", id)
+		return nil
+	}
+	note := ""
+	if s.ID != "" && !time.Now().Before(s.Expires) {
+		note = "; it had expired at " + s.Expires.UTC().Format(time.RFC3339)
+	}
+	fmt.Fprintf(stdout, "ended: %s (grants revoked%s)\n", strings.Join(v["ended"], ", "), note)
+	return nil
+}
+
+// sessionState says what became of a session: "is active until T",
+// "expired at T", "ended at T (reason)".
+func sessionState(s api.SessionView, now time.Time) string {
+	at := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	switch {
+	case s.Status == "active" && now.Before(s.Expires):
+		return "is active until " + at(s.Expires)
+	case s.Status == "active" || s.EndReason == "expired":
+		return "expired at " + at(s.Expires)
+	}
+	msg := "ended"
+	if s.Ended != nil {
+		msg += " at " + at(*s.Ended)
+	}
+	if s.EndReason != "" {
+		msg += " (" + s.EndReason + ")"
+	}
+	return msg
+}
+
+func sessionShow(args []string, stdout io.Writer) error {
+	fs := flags("session show")
+	out := outputFlag(fs)
+	c, err := parseOperator(fs, args, out, "the session ID")
+	if err != nil {
+		return err
+	}
+	id := fs.Arg(0)
+	var v api.SessionView
+	if done, err := c.call("GET", "/v1/sessions/"+url.PathEscape(id), nil, &v, *out, stdout); done || err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "session    %s\nspiffe id  %s\nagent      %s (sponsor %s)\nparent     %s\ndepth      %d\nobjective  %s\nscope      %s\nstatus     %s\nexpires    %s\n",
+		v.ID, v.SPIFFEID, v.Agent, v.Sponsor, v.Parent, v.Depth, v.Objective, scopeText(v.Scope), sessionState(v, time.Now()), v.Expires.Format(time.RFC3339))
+	return nil
+}
+
+func sessionList(args []string, stdout io.Writer) error {
+	fs := flags("session list")
+	out := outputFlag(fs)
+	agent := fs.String("agent", "", "only this `agent`'s sessions")
+	c, err := parseOperator(fs, args, out)
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	if *agent != "" {
+		q.Set("agent", *agent)
+	}
+	var vs []api.SessionView
+	if done, err := c.call("GET", "/v1/sessions?"+q.Encode(), nil, &vs, *out, stdout); done || err != nil {
+		return err
+	}
+	var rows [][]string
+	now := time.Now()
+	for _, v := range vs {
+		status := v.Status
+		if v.Status == "active" && !now.Before(v.Expires) || v.EndReason == "expired" {
+			status = "expired"
+		}
+		rows = append(rows, []string{v.ID, v.Agent, v.Parent, status, v.Expires.Format(time.RFC3339)})
+	}
+	table(stdout, "SESSION\tAGENT\tPARENT\tSTATUS\tEXPIRES", rows)
+	return nil
+}
+
+func tokenExchange(args []string, stdout io.Writer) error {
+	fs := flags("token exchange")
+	out := outputFlag(fs)
+	session := fs.String("session", "", "the delegating (parent) `session`")
+	agent := fs.String("agent", "", "sub-agent `name` (default: the parent's agent)")
+	ttl := fs.Duration("ttl", 0, "child lifetime (default: the parent's remaining)")
+	dir := fs.String("out", "", "credentials `directory` for the child (default $WARD_HOME/sessions/CHILD)")
+	var allow multi
+	fs.Var(&allow, "allow", "child scope `pattern` (repeatable), must lie within the parent's")
+	if err := parseOut(fs, args, out); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
 		return err
 	}
 	if *session == "" {
-		return usagef("usage: ward token exchange --session PARENT [--agent NAME] [--allow PATTERN]... [--ttl D]")
+		return usagef("needs --session PARENT")
 	}
 	c, parent, err := sessionClient(*session)
 	if err != nil {
+		return err
+	}
+	if err := sessionUsable(parent, time.Now()); err != nil {
 		return err
 	}
 	if len(allow) > 0 {
@@ -434,81 +528,73 @@ func cmdToken(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func cmdTools(args []string, stdout io.Writer) error {
-	sub, args, err := subcommand(args, "tools", "list", "approve")
-	if err != nil {
-		return err
-	}
-	fs := flags("tools " + sub)
-	out := outputFlag(fs)
-	srv := fs.String("server", "", "only this upstream")
-	hash := fs.String("hash", "", "the hash of the definition you reviewed (ward tools list -o json)")
-	c, err := parseOperator(fs, args, out)
-	if err != nil {
-		return err
-	}
-	switch sub {
-	case "list":
-		var vs []api.PinView
-		if done, err := c.call("GET", "/v1/tools?server="+url.QueryEscape(*srv), nil, &vs, *out, stdout); done || err != nil {
-			return err
-		}
-		var rows [][]string
-		for _, v := range vs {
-			rows = append(rows, []string{v.Name, v.Status, v.Hash, v.ApprovedBy})
-		}
-		table(stdout, "TOOL\tSTATUS\tHASH\tAPPROVED BY", rows)
-	case "approve":
-		if fs.NArg() != 1 {
-			return usagef("usage: ward tools approve SERVER.TOOL --hash sha256:…")
-		}
-		var v api.PinView
-		if done, err := c.call("POST", "/v1/tools/approve", map[string]string{"name": fs.Arg(0), "hash": *hash}, &v, *out, stdout); done || err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "tool %s approved at %s\n", v.Name, v.ApprovedHash)
+// sessionUsable refuses session credentials that expired, saying when;
+// whether the node still honours them otherwise, only it can say.
+func sessionUsable(creds *sessioncred.Credentials, now time.Time) error {
+	if exp := creds.Expires; !exp.IsZero() && !now.Before(exp) {
+		return fmt.Errorf("session %s expired at %s (%s ago): start a new session", creds.Session, exp.UTC().Format(time.RFC3339), now.Sub(exp).Round(time.Second))
 	}
 	return nil
 }
 
-func cmdPolicy(args []string, stdout io.Writer) error {
-	sub, args, err := subcommand(args, "policy", "check", "explain", "test", "schema")
+func toolsList(args []string, stdout io.Writer) error {
+	fs := flags("tools list")
+	out := outputFlag(fs)
+	srv := fs.String("server", "", "only this upstream `server`")
+	c, err := parseOperator(fs, args, out)
 	if err != nil {
 		return err
 	}
-	fs := flags("policy " + sub)
+	var vs []api.PinView
+	if done, err := c.call("GET", "/v1/tools?server="+url.QueryEscape(*srv), nil, &vs, *out, stdout); done || err != nil {
+		return err
+	}
+	var rows [][]string
+	for _, v := range vs {
+		rows = append(rows, []string{v.Name, v.Status, v.Hash, v.ApprovedBy})
+	}
+	table(stdout, "TOOL\tSTATUS\tHASH\tAPPROVED BY", rows)
+	return nil
+}
+
+func toolsApprove(args []string, stdout io.Writer) error {
+	fs := flags("tools approve")
 	out := outputFlag(fs)
-	if err := parse(fs, args); err != nil {
+	hash := fs.String("hash", "", "the `hash` of the definition you reviewed (ward tools list -o json)")
+	c, err := parseOperator(fs, args, out, "the tool's SERVER.TOOL name")
+	if err != nil {
 		return err
 	}
-	if err := checkOutput(*out); err != nil {
+	name := fs.Arg(0)
+	var v api.PinView
+	if done, err := c.call("POST", "/v1/tools/approve", map[string]string{"name": name, "hash": *hash}, &v, *out, stdout); done || err != nil {
 		return err
 	}
-	if sub == "test" {
-		return policyTest(fs.Args(), *out, stdout)
-	}
-	if sub == "schema" {
-		_, err := stdout.Write(policy.Schema())
-		return err
+	fmt.Fprintf(stdout, "tool %s approved at %s\n", v.Name, v.ApprovedHash)
+	return nil
+}
+
+// loadPolicyArgs parses ward policy check|explain and loads the policies
+// named.
+func loadPolicyArgs(path string, args []string) (*policy.Set, string, error) {
+	fs := flags(path)
+	out := outputFlag(fs)
+	if err := parseOut(fs, args, out); err != nil {
+		return nil, "", err
 	}
 	if fs.NArg() == 0 {
-		return usagef("usage: ward policy %s FILE|DIR...", sub)
+		return nil, "", usagef("needs policy files or directories")
 	}
 	set, err := server.LoadPolicies(fs.Args())
+	return set, *out, err
+}
+
+func policyCheck(args []string, stdout io.Writer) error {
+	set, out, err := loadPolicyArgs("policy check", args)
 	if err != nil {
 		return err
 	}
-	if sub == "explain" {
-		// The Cedar ward enforces, rules compiled, in evaluation order.
-		if *out == "json" {
-			return printJSON(stdout, set.Policies())
-		}
-		for _, p := range set.Policies() {
-			fmt.Fprintf(stdout, "// %s (%s %s)\n%s\n\n", p.ID, p.Effect, p.Position, p.Text)
-		}
-		return nil
-	}
-	if *out == "json" {
+	if out == "json" {
 		return printJSON(stdout, map[string]any{"ok": true, "policies": set.Policies()})
 	}
 	fmt.Fprintf(stdout, "ok: %d policies\n", set.Len())
@@ -518,14 +604,73 @@ func cmdPolicy(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func cmdAdmin(args []string, stdout io.Writer) error {
-	sub, args, err := subcommand(args, "admin", "credential")
+func policyExplain(args []string, stdout io.Writer) error {
+	set, out, err := loadPolicyArgs("policy explain", args)
 	if err != nil {
 		return err
 	}
-	fs := flags("admin " + sub)
-	data := fs.String("data", server.DefaultData, "the node's data directory")
-	if err := parse(fs, args); err != nil {
+	// The Cedar ward enforces, rules compiled, in evaluation order.
+	if out == "json" {
+		return printJSON(stdout, set.Policies())
+	}
+	for _, p := range set.Policies() {
+		fmt.Fprintf(stdout, "// %s (%s %s)\n%s\n\n", p.ID, p.Effect, p.Position, p.Text)
+	}
+	return nil
+}
+
+func policyTestCmd(args []string, stdout io.Writer) error {
+	fs := flags("policy test")
+	out := outputFlag(fs)
+	if err := parseOut(fs, args, out); err != nil {
+		return err
+	}
+	return policyTest(fs.Args(), *out, stdout)
+}
+
+// policySchema prints ward's Cedar schema: as written (with its comments)
+// for text, in Cedar's JSON schema format for -o json.
+func policySchema(args []string, stdout io.Writer) error {
+	fs := flags("policy schema")
+	out := outputFlag(fs)
+	if err := parseOut(fs, args, out); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if *out == "text" {
+		_, err := stdout.Write(policy.Schema())
+		return err
+	}
+	var s cedarschema.Schema
+	if err := s.UnmarshalCedar(policy.Schema()); err != nil {
+		return fmt.Errorf("ward's schema: %w", err)
+	}
+	b, err := s.MarshalJSON()
+	if err != nil {
+		return fmt.Errorf("ward's schema: %w", err)
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Errorf("ward's schema: %w", err)
+	}
+	return printJSON(stdout, v)
+}
+
+// adminCredential mints an admin credential with the node stopped. It
+// refuses a directory that holds no node: minting would create one.
+func adminCredential(args []string, stdout io.Writer) error {
+	fs := flags("admin credential")
+	out := outputFlag(fs)
+	data := fs.String("data", server.DefaultData, "the node's data `directory`")
+	if err := parseOut(fs, args, out); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if err := holdsNode(*data); err != nil {
 		return err
 	}
 	ctx := context.Background()
@@ -540,7 +685,31 @@ func cmdAdmin(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
+	if *out == "json" {
+		return printJSON(stdout, map[string]string{"principal": authority.AdminPrincipal, "credential": cred})
+	}
 	fmt.Fprintf(stdout, "admin credential (shown once): %s\n", cred)
+	return nil
+}
+
+// nodeFiles are what every node's data directory holds once it has started.
+var nodeFiles = []string{"ward.db", "bundle.pem", filepath.Join("ca", "ca.key")}
+
+// holdsNode refuses a data directory that holds no ward node (a typo in
+// --data): a usage error naming what is missing.
+func holdsNode(data string) error {
+	st, err := os.Stat(data)
+	if err != nil {
+		return usagef("--data %s: %v: name the data directory of a node (ward up --data DIR creates one)", data, errors.Unwrap(err))
+	}
+	if !st.IsDir() {
+		return usagef("--data %s is not a directory: name the data directory of a node", data)
+	}
+	for _, f := range nodeFiles {
+		if _, err := os.Stat(filepath.Join(data, f)); err != nil {
+			return usagef("--data %s holds no ward node (no %s): name the data directory of a node (ward up --data DIR creates one)", data, f)
+		}
+	}
 	return nil
 }
 
@@ -578,7 +747,7 @@ func scopeText(raw json.RawMessage) string {
 // after it.
 func policyTest(args []string, out string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usagef("usage: ward policy test FILE [POLICY_FILE|DIR...]")
+		return usagef("needs a test file: ward policy test CASES.yaml [FILE|DIR...]")
 	}
 	f, err := policytest.Load(args[0])
 	if err != nil {

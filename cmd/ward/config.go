@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -204,7 +208,18 @@ var defaultServers = []serverConfig{{Name: "demo", Builtin: "demo"}}
 // maxConfigSize bounds the configuration file.
 const maxConfigSize = 1 << 20
 
+// lineError is an error at a line of the configuration file.
+type lineError struct {
+	line int
+	msg  string
+}
+
+func (e lineError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
+
 // loadConfig reads path ("" for the embedded defaults) into a server config.
+// Errors name the file, and the line where the file says where: "config
+// ward.yaml:3: unknown key "session_tll" at the top level (did you mean
+// session_ttl?)".
 func loadConfig(path string) (server.Config, error) {
 	fc := fileConfig{Servers: defaultServers}
 	base := "."
@@ -218,9 +233,25 @@ func loadConfig(path string) (server.Config, error) {
 		}
 		fc = fileConfig{}
 		if err := parseConfig(b, &fc); err != nil {
+			var le lineError
+			if errors.As(err, &le) {
+				return server.Config{}, fmt.Errorf("config %s:%d: %s", path, le.line, le.msg)
+			}
 			return server.Config{}, fmt.Errorf("config %s: %w", path, err)
 		}
 		base = filepath.Dir(path)
+		cfg, err := fc.toServer(base)
+		if err != nil {
+			var le lineError
+			if errors.As(err, &le) {
+				return cfg, fmt.Errorf("config %s:%d: %s", path, le.line, le.msg)
+			}
+			if line := configLine(b, err.Error()); line > 0 {
+				return cfg, fmt.Errorf("config %s:%d: %w", path, line, err)
+			}
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+		return cfg, nil
 	}
 	return fc.toServer(base)
 }
@@ -230,7 +261,9 @@ func loadConfig(path string) (server.Config, error) {
 // reads only the first of several documents, lets a merge key (<<) and a
 // key written after it both define one key, drops null keys of a map, and
 // does not look inside the monitor section (a yaml.Node) for duplicates:
-// checkYAML refuses all of those first, naming the line.
+// checkYAML refuses all of those first, and checkKeys every key no field
+// is declared for (the monitor section's included), naming the line and
+// the closest valid key.
 func parseConfig(b []byte, fc *fileConfig) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var doc yaml.Node
@@ -238,7 +271,7 @@ func parseConfig(b []byte, fc *fileConfig) error {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		return err
+		return yamlError(err)
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
@@ -247,10 +280,13 @@ func parseConfig(b []byte, fc *fileConfig) error {
 	if err := checkYAML(&doc, ""); err != nil {
 		return err
 	}
+	if err := checkKeys(&doc, reflect.TypeOf(fileConfig{}), ""); err != nil {
+		return err
+	}
 	dec = yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(fc); err != nil && !errors.Is(err, io.EOF) {
-		return friendlyYAML(err)
+		return yamlError(err)
 	}
 	return nil
 }
@@ -273,20 +309,17 @@ func checkYAML(n *yaml.Node, path string) error {
 		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
-			where := path
-			if where == "" {
-				where = "the top level"
-			}
+			where := where(path)
 			switch {
 			case k.Kind != yaml.ScalarNode:
-				return fmt.Errorf("line %d: a key in %s is not a plain string: write keys as strings", k.Line, where)
+				return lineError{k.Line, fmt.Sprintf("a key %s is not a plain string: write keys as strings", where)}
 			case k.Tag == "!!merge":
-				return fmt.Errorf("line %d: merge keys (<<) are not accepted in %s: write the keys out", k.Line, where)
+				return lineError{k.Line, fmt.Sprintf("merge keys (<<) are not accepted %s: write the keys out", where)}
 			case k.Tag == "!!null":
-				return fmt.Errorf("line %d: a null key in %s: quote it if it is a name", k.Line, where)
+				return lineError{k.Line, fmt.Sprintf("a null key %s: quote it if it is a name", where)}
 			}
 			if first, dup := seen[k.Value]; dup {
-				return fmt.Errorf("line %d: key %q is given twice in %s (first on line %d): give it once", k.Line, k.Value, where, first)
+				return lineError{k.Line, fmt.Sprintf("key %q is given twice %s (first on line %d): give it once", k.Value, where, first)}
 			}
 			seen[k.Value] = k.Line
 			p := k.Value
@@ -303,14 +336,243 @@ func checkYAML(n *yaml.Node, path string) error {
 	return nil
 }
 
-// unknownField is how yaml.v3 reports a key no field is declared for.
-var unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
+// where names a place in the file for an error: "at the top level", "in
+// servers[0]".
+func where(path string) string {
+	if path == "" {
+		return "at the top level"
+	}
+	return "in " + path
+}
 
-// friendlyYAML rewrites yaml.v3's errors about unknown keys into what a
-// user can act on.
-func friendlyYAML(err error) error {
-	msg := unknownField.ReplaceAllString(err.Error(), `unknown key "$1" (keys are case-sensitive; see the documented keys)`)
-	return errors.New(msg)
+// sectionTypes are the types of sections fileConfig keeps as yaml.Node,
+// for checkKeys.
+var sectionTypes = map[string]reflect.Type{"monitor": reflect.TypeOf(monitor.Config{})}
+
+var yamlNodeType = reflect.TypeOf(yaml.Node{})
+
+// checkKeys refuses the first key under n that type t declares no field
+// for, naming its line, where it is and the valid key closest to it.
+func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.DocumentNode {
+		for _, c := range n.Content {
+			if err := checkKeys(c, t, path); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if t == yamlNodeType {
+		if t = sectionTypes[path]; t == nil {
+			return nil
+		}
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return nil // a type error: yaml.v3 reports it
+		}
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			ft, ok := fields[k.Value]
+			if !ok {
+				return lineError{k.Line, unknownKey(k.Value, path, fields)}
+			}
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			if err := checkKeys(v, ft, p); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := checkKeys(n.Content[i+1], t.Elem(), path+"."+n.Content[i].Value); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if n.Kind != yaml.SequenceNode {
+			return nil
+		}
+		for i, c := range n.Content {
+			if err := checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// yamlFields maps the keys yaml.v3 reads into struct type t to the types
+// they are read as.
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("yaml")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if strings.Contains(","+opts+",", ",inline,") {
+			ft := f.Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				maps.Copy(out, yamlFields(ft))
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		out[name] = f.Type
+	}
+	return out
+}
+
+// unknownKey says that key is not one of fields, and which is closest.
+func unknownKey(key, path string, fields map[string]reflect.Type) string {
+	valid := slices.Sorted(maps.Keys(fields))
+	msg := fmt.Sprintf("unknown key %q %s", key, where(path))
+	if c := closest(key, valid); c != "" {
+		msg += fmt.Sprintf(" (did you mean %s?", c)
+		if strings.EqualFold(c, key) {
+			msg += " keys are case-sensitive"
+		}
+		return msg + ")"
+	}
+	if len(valid) <= 16 {
+		return msg + " (valid keys: " + strings.Join(valid, ", ") + ")"
+	}
+	return msg + " (see the documented keys)"
+}
+
+// configLine finds the line of the file b that an error message is about,
+// from the key path it starts with ("servers[0]: …", "approvals.hold …",
+// "monitor: trust.denial: …"): the line of the deepest key of that path
+// the file has, or 0.
+func configLine(b []byte, msg string) int {
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil || len(doc.Content) == 0 {
+		return 0
+	}
+	path, rest, _ := strings.Cut(msg, " ")
+	if path == "monitor:" {
+		sub, _, _ := strings.Cut(rest, " ")
+		path = "monitor." + sub
+	}
+	path = strings.TrimSuffix(path, ":")
+	return pathLine(doc.Content[0], path, 0)
+}
+
+// pathLine resolves a key path ("a.b[2].c"; a key may itself hold dots,
+// as tool names do) under n and returns the line of the deepest key found,
+// or line if none is.
+func pathLine(n *yaml.Node, path string, line int) int {
+	if path == "" {
+		return line
+	}
+	if strings.HasPrefix(path, "[") && n.Kind == yaml.SequenceNode {
+		end := strings.IndexByte(path, ']')
+		i, err := strconv.Atoi(path[1:max(end, 1)])
+		if end < 0 || err != nil || i < 0 || i >= len(n.Content) {
+			return line
+		}
+		return pathLine(n.Content[i], strings.TrimPrefix(path[end+1:], "."), n.Content[i].Line)
+	}
+	if n.Kind != yaml.MappingNode {
+		return line
+	}
+	// The longest key that the path starts with, up to a "." or "[".
+	best := -1
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i].Value
+		if strings.HasPrefix(path, k) && (len(path) == len(k) || path[len(k)] == '.' || path[len(k)] == '[') &&
+			(best < 0 || len(k) > len(n.Content[best].Value)) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return line
+	}
+	k, v := n.Content[best], n.Content[best+1]
+	return pathLine(v, strings.TrimPrefix(path[len(k.Value):], "."), k.Line)
+}
+
+// yamlTypeError is how yaml.v3 says a value has the wrong type: "cannot
+// unmarshal !!str `abc` into int" (the value is cut at 7 bytes).
+var yamlTypeError = regexp.MustCompile("(?s)^cannot unmarshal (\\S+)(?: `(.*)`)? into (\\S+)$")
+
+// plainTypes says a yaml.v3 type error in the configuration's terms, not
+// Go's: `want a whole number here, not the string "abc"`.
+func plainTypes(msg string) string {
+	m := yamlTypeError.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	got := map[string]string{"str": "the string", "int": "the number", "float": "the number", "bool": "the value",
+		"seq": "a list", "map": "a mapping", "null": "null", "timestamp": "the time"}[strings.TrimPrefix(m[1], "!!")]
+	if got == "" {
+		got = "the value"
+	}
+	if m[2] != "" {
+		got += " " + strconv.Quote(m[2])
+	}
+	if !strings.HasPrefix(m[1], "!!") {
+		got += " tagged " + m[1]
+	}
+	typ := strings.TrimLeft(m[3], "*")
+	want := "a mapping of keys"
+	switch {
+	case typ == "time.Duration":
+		want = "a duration such as 10m"
+	case strings.HasPrefix(typ, "[]"):
+		want = "a list"
+	case strings.HasPrefix(typ, "map["):
+		want = "a mapping"
+	case strings.HasPrefix(typ, "int") || strings.HasPrefix(typ, "uint"):
+		want = "a whole number"
+	case strings.HasPrefix(typ, "float"):
+		want = "a number"
+	case typ == "bool":
+		want = "true or false"
+	case typ == "string":
+		want = "a string"
+	}
+	return "want " + want + " here, not " + got
+}
+
+// yamlLine matches the line yaml.v3 names in its messages.
+var yamlLine = regexp.MustCompile(`(?s)^(?:yaml: )?line (\d+): (.*)$`)
+
+// yamlError turns yaml.v3's errors into lineErrors where they name a line,
+// dropping its "yaml: unmarshal errors:" preamble.
+func yamlError(err error) error {
+	var te *yaml.TypeError
+	msgs := []string{strings.TrimPrefix(err.Error(), "yaml: ")}
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msgs = te.Errors
+	}
+	if m := yamlLine.FindStringSubmatch(strings.TrimSpace(msgs[0])); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		msg := plainTypes(m[2])
+		if len(msgs) > 1 {
+			msg += fmt.Sprintf(" (and %d more errors)", len(msgs)-1)
+		}
+		return lineError{line, msg}
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 func (fc fileConfig) toServer(base string) (server.Config, error) {
@@ -351,6 +613,12 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 	cfg.TaintTools, cfg.TaintHosts = fc.Taint.Tools, fc.Taint.Hosts
 	cfg.AlertWebhook = fc.AlertWebhook
 	if !fc.Monitor.IsZero() {
+		// Values of the wrong type are reported at their line in the
+		// file, before the section is read as its own document.
+		var probe monitor.Config
+		if err := fc.Monitor.Decode(&probe); err != nil {
+			return cfg, yamlError(err)
+		}
 		b, err := yaml.Marshal(&fc.Monitor)
 		if err != nil {
 			return cfg, fmt.Errorf("monitor: %w", err)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,7 +89,7 @@ monitor:
 // errors that name the line or the key.
 func TestConfigStrict(t *testing.T) {
 	for name, tc := range map[string]struct{ body, want string }{
-		"duplicate top":          {"tool_pinning: manual\ntool_pinning: tofu\n", `line 2: key "tool_pinning" is given twice in the top level (first on line 1)`},
+		"duplicate top":          {"tool_pinning: manual\ntool_pinning: tofu\n", `line 2: key "tool_pinning" is given twice at the top level (first on line 1)`},
 		"duplicate quoted":       {"tool_pinning: manual\n\"tool_pinning\": tofu\n", `key "tool_pinning" is given twice`},
 		"duplicate nested":       {"approvals: {hold: 1s, hold: 1h}\n", `key "hold" is given twice in approvals`},
 		"duplicate map":          {"taint: {tools: {\"mail.*\": [private], \"mail.*\": [trusted]}}\n", `key "mail.*" is given twice in taint.tools`},
@@ -133,13 +135,29 @@ func FuzzConfig(f *testing.F) {
 	f.Add([]byte("trust_domain: a.b\nservers: [{name: demo, builtin: demo}]\n"))
 	f.Add([]byte("servers:\n  - name: fs\n    command: [a, b]\n    env: {A: '${HOME}'}\n"))
 	f.Add([]byte("session_ttl: 1h\nmax_session_ttl: 2h\n"))
+	f.Add([]byte("monitor:\n  trust:\n    half_life: -1s\n"))
+	f.Add([]byte("servers:\n  - name: a\n    comand: [x]\n"))
+	f.Add([]byte("tools:\n  db.drop: {verb: smash}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// YAML breaks lines at \n, \r\n and \r.
+		lines := bytes.Count(bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")), []byte("\n")) + bytes.Count(bytes.ReplaceAll(b, []byte("\r\n"), nil), []byte("\r")) + 1
 		var fc fileConfig
 		if err := parseConfig(b, &fc); err != nil {
+			if strings.Contains(err.Error(), "main.") {
+				t.Fatalf("error names Go types: %v", err)
+			}
+			// An error that names a line names one of the file's.
+			var le lineError
+			if errors.As(err, &le) && (le.line < 1 || le.line > lines) {
+				t.Fatalf("error at line %d of a %d-line file: %v", le.line, lines, err)
+			}
 			return
 		}
 		cfg, err := fc.toServer("/base")
 		if err != nil {
+			if l := configLine(b, err.Error()); l < 0 || l > lines {
+				t.Fatalf("error placed at line %d of a %d-line file: %v", l, lines, err)
+			}
 			return
 		}
 		for _, u := range cfg.Upstreams {

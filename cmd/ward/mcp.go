@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -19,17 +20,6 @@ import (
 	"github.com/ward-dev/ward/internal/mcpmsg"
 	"github.com/ward-dev/ward/internal/sessioncred"
 )
-
-func cmdMCP(args []string, stdout io.Writer) error {
-	sub, args, err := subcommand(args, "mcp", "wrap", "serve")
-	if err != nil {
-		return err
-	}
-	if sub == "wrap" {
-		return cmdMCPWrap(args)
-	}
-	return cmdMCPServe(args, stdout)
-}
 
 // remoteGuard asks the ward node to decide and record, authenticated as the
 // session (grant + DPoP on every call). Any failure to reach it denies.
@@ -83,16 +73,16 @@ func (g remoteGuard) Notice(ctx context.Context, _ *gateway.Caller, server, meth
 // cmdMCPWrap runs an MCP server command behind ward for a client that only
 // speaks stdio: the client starts `ward mcp wrap …` instead of the server.
 // Every operation is decided and recorded by the ward node as the session.
-func cmdMCPWrap(args []string) error {
+func cmdMCPWrap(args []string, _ io.Writer) error {
 	fs := flags("mcp wrap")
-	server := fs.String("server", "", "name of the server (its tools appear as NAME.TOOL)")
-	session := fs.String("session", os.Getenv("WARD_SESSION"), "session whose credentials to use (default $WARD_SESSION)")
+	server := fs.String("server", "", "`name` of the server (its tools appear as NAME.TOOL)")
+	session := fs.String("session", os.Getenv("WARD_SESSION"), "`session` whose credentials to use (default $WARD_SESSION)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	argv := fs.Args()
 	if *server == "" || *session == "" || len(argv) == 0 {
-		return usagef("usage: ward mcp wrap --server NAME --session ID -- CMD [ARGS...]")
+		return usagef("needs --server NAME, --session ID and the server's command after --")
 	}
 	if err := gateway.ValidServerName(*server); err != nil {
 		return usagef("--server: %v", err)
@@ -102,6 +92,9 @@ func cmdMCPWrap(args []string) error {
 	}
 	c, creds, err := sessionClient(*session)
 	if err != nil {
+		return err
+	}
+	if err := sessionActive(c, creds); err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -140,25 +133,30 @@ func cmdMCPWrap(args []string) error {
 // gateway with the session's grant and a fresh DPoP proof.
 func cmdMCPServe(args []string, stdout io.Writer) error {
 	fs := flags("mcp serve")
-	session := fs.String("session", os.Getenv("WARD_SESSION"), "session whose credentials to use")
+	session := fs.String("session", os.Getenv("WARD_SESSION"), "`session` whose credentials to use (default $WARD_SESSION)")
 	listen := fs.String("listen", "127.0.0.1:0", "loopback HOST:PORT (clients need the token), or unix:PATH (a socket in a directory only you can enter)")
-	tokenFile := fs.String("token-file", "", "keep the token in FILE (created 0600 if missing) so that client configurations survive restarts; default: a new token at every start")
+	tokenFile := fs.String("token-file", "", "keep the token in `FILE` (created 0600 if missing) so that client configurations survive restarts; default: a new token at every start")
 	out := outputFlag(fs)
-	if err := parse(fs, args); err != nil {
+	if err := parseOut(fs, args, out); err != nil {
 		return err
 	}
-	if err := checkOutput(*out); err != nil {
+	if err := noArgs(fs); err != nil {
 		return err
 	}
 	if *session == "" {
-		return usagef("usage: ward mcp serve --session ID [--listen 127.0.0.1:PORT | --listen unix:PATH] [--token-file FILE]")
+		return usagef("needs --session ID")
 	}
 	if err := sessioncred.CheckListen(*listen); err != nil {
 		return usagef("--listen %q: %v", *listen, err)
 	}
 	unixPath, onUnix := strings.CutPrefix(*listen, "unix:")
-	c, _, err := sessionClient(*session)
+	c, creds, err := sessionClient(*session)
 	if err != nil {
+		return err
+	}
+	// A sidecar for a session the node no longer honours would serve
+	// nothing but refusals: say why instead of starting.
+	if err := sessionActive(c, creds); err != nil {
 		return err
 	}
 	target, err := url.Parse(c.base + "/mcp")
@@ -249,3 +247,27 @@ func (i mcpServeInfo) print(w io.Writer, unixPath string) {
 }
 
 var execLookPath = exec.LookPath
+
+// sessionActive refuses a session whose credentials expired (saying when)
+// or that the node no longer honours (saying why: ended, expired,
+// quarantined), asking the node as the session itself.
+func sessionActive(c *client, creds *sessioncred.Credentials) error {
+	if err := sessionUsable(creds, time.Now()); err != nil {
+		return err
+	}
+	var who struct {
+		Session string `json:"session"`
+	}
+	err := c.do("GET", "/v1/session", nil, &who)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.status == http.StatusUnauthorized {
+		return fmt.Errorf("session %s cannot be used: %s: start a new session", creds.Session, strings.TrimPrefix(ae.msg, "not authenticated: "))
+	}
+	if err != nil {
+		return fmt.Errorf("session %s: %w", creds.Session, err)
+	}
+	if who.Session != creds.Session {
+		return fmt.Errorf("session %s: the node answered for session %q", creds.Session, who.Session)
+	}
+	return nil
+}

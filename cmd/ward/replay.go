@@ -21,16 +21,14 @@ func cmdReplay(args []string, stdout io.Writer) error {
 	fs := flags("replay")
 	out := outputFlag(fs)
 	var policies multi
-	fs.Var(&policies, "policies", "policy file or directory (repeatable; default ward-data/policies)")
-	config := fs.String("config", "", "ward config file whose taint and tools sections the replay uses (default: none, every result untrusted)")
-	if err := parse(fs, args); err != nil {
+	fs.Var(&policies, "policies", "policy `file` or directory (repeatable; default ward-data/policies)")
+	config := fs.String("config", "", "ward config `file` whose taint and tools sections the replay uses (default: none, every result untrusted)")
+	if err := parseOut(fs, args, out); err != nil {
 		return err
 	}
-	if err := checkOutput(*out); err != nil {
+	path, err := oneArg(fs, "a TRACE.jsonl file or a directory of them")
+	if err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return usagef("usage: ward replay TRACE.jsonl|DIR [--policies FILE|DIR]... [--config FILE]")
 	}
 	if len(policies) == 0 {
 		policies = multi{filepath.Join(server.DefaultData, "policies")}
@@ -65,9 +63,10 @@ func cmdReplay(args []string, stdout io.Writer) error {
 			opt.Roots[u.Name] = roots
 		}
 	}
-	path := fs.Arg(0)
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		prog := startProgress("ward replay", *out, replayingDir(path))
 		rep, err := replay.RunDir(set, path, opt)
+		prog.Stop()
 		if err != nil {
 			return err
 		}
@@ -81,7 +80,9 @@ func cmdReplay(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer f.Close()
+	prog := startProgress("ward replay", *out, replaying([]string{path}))
 	rep, err := replay.Run(set, f, opt)
+	prog.Stop()
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

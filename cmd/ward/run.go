@@ -62,6 +62,10 @@ type runRecord struct {
 	Limits    []string `json:"limits,omitempty"`
 	Applied   bool     `json:"applied"`
 	Discarded bool     `json:"discarded,omitempty"`
+	// AppliedAt and DiscardedAt say when `ward changes` applied or
+	// discarded the changes (absent in records of older versions).
+	AppliedAt   *time.Time `json:"applied_at,omitempty"`
+	DiscardedAt *time.Time `json:"discarded_at,omitempty"`
 	// RolledBack: --rollback discarded the changes; only Summary is
 	// kept of them.
 	RolledBack bool   `json:"rolled_back,omitempty"`
@@ -73,23 +77,23 @@ func runsDir() string { return filepath.Join(wardHome(), "runs") }
 
 func cmdRun(args []string, stdout io.Writer) error {
 	fs := flags("run")
-	agent := fs.String("agent", "", "agent to start a session for")
-	objective := fs.String("objective", "", "the session's declared objective (attested before the program starts)")
-	workspace := fs.String("workspace", "", "directory the program works on, as /workspace (changes are captured, then applied or discarded)")
+	agent := fs.String("agent", "", "`agent` to start a session for")
+	objective := fs.String("objective", "", "the session's declared `objective` (attested before the program starts)")
+	workspace := fs.String("workspace", "", "`directory` the program works on, as /workspace (changes are captured, then applied or discarded)")
 	keep := fs.Bool("keep", false, "apply the changes to the workspace when the program ends (the default, unless protected paths changed)")
 	rollback := fs.Bool("rollback", false, "discard the changes: the workspace stays byte-for-byte as it was (only their summary is kept)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "end the session, and the runtime, after this long")
-	memory := fs.String("memory", "2G", "memory limit (K, M, G suffixes)")
-	disk := fs.String("disk", "1G", "limit on the workspace's changes plus /tmp")
-	cpus := fs.Float64("cpus", 0, "CPU limit in CPUs (0: none)")
+	memory := fs.String("memory", "2G", "memory limit, a `size` (K, M, G suffixes)")
+	disk := fs.String("disk", "1G", "limit on the workspace's changes plus /tmp, a `size`")
+	cpus := fs.Float64("cpus", 0, "CPU limit in `CPUs` (0: none)")
 	pids := fs.Int("pids", sandbox.DefaultPids, "limit on processes and threads")
 	requireLandlock := fs.Bool("require-landlock", false, "refuse to run where the kernel has no Landlock")
 	var tags, allow, hosts, protect, ro multi
-	fs.Var(&tags, "tag", "objective tag (repeatable)")
-	fs.Var(&allow, "allow", "narrow the grant's scope (repeatable): tool:…, resource:…, prompt:…, host:…")
-	fs.Var(&hosts, "allow-host", "a host the program may reach through the egress proxy (repeatable)")
-	fs.Var(&protect, "protect", "a protected workspace path pattern, in addition to the defaults (repeatable)")
-	fs.Var(&ro, "ro", "another host path to show read-only in the runtime (repeatable)")
+	fs.Var(&tags, "tag", "objective `tag` (repeatable)")
+	fs.Var(&allow, "allow", "narrow the grant's scope to a `pattern` (repeatable): tool:…, resource:…, prompt:…, host:…")
+	fs.Var(&hosts, "allow-host", "a `host` the program may reach through the egress proxy (repeatable)")
+	fs.Var(&protect, "protect", "a protected workspace path `pattern`, in addition to the defaults (repeatable)")
+	fs.Var(&ro, "ro", "another host `path` to show read-only in the runtime (repeatable)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -15,17 +16,18 @@ import (
 
 func cmdUp(args []string, stdout io.Writer) error {
 	fs := flags("up")
-	configPath := fs.String("config", "", "YAML configuration file (default: embedded defaults)")
-	data := fs.String("data", "", "data directory (default ./ward-data, or the config's data)")
-	addr := fs.String("addr", "", "listen address (default 127.0.0.1:8443)")
+	configPath := fs.String("config", "", "YAML configuration `file` (default: embedded defaults)")
+	data := fs.String("data", "", "data `directory` (default ./ward-data, or the config's data)")
+	addr := fs.String("addr", "", "listen address `HOST:PORT` (default 127.0.0.1:8443)")
 	allowUnverified := fs.Bool("allow-unverified-audit", false, "start even if the audit log fails verification (recorded in the log)")
 	reinitStore := fs.Bool("reinit-store", false, "start over with an empty store next to an existing audit log and CA, after the store was lost (recorded in the log)")
 	verbose := fs.Bool("v", false, "debug logging")
-	if err := parse(fs, args); err != nil {
+	out := outputFlag(fs)
+	if err := parseOut(fs, args, out); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
+	if err := noArgs(fs); err != nil {
+		return err
 	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
@@ -47,6 +49,33 @@ func cmdUp(args []string, stdout io.Writer) error {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
+	// Check first what can fail a start, before anything is created: a
+	// first start that failed halfway would leave a node that is neither
+	// usable (its one-time admin credential never shown) nor new (a later
+	// start refuses a store lost next to an existing CA). The policies:
+	if paths := cfgPolicies(cfg, cfgData(cfg)); len(cfg.Policies) > 0 || dirExists(paths[0]) {
+		if _, err := server.LoadPolicies(paths); err != nil {
+			return fmt.Errorf("%w (nothing was created or changed)", err)
+		}
+	}
+	// and the addresses: listen first.
+	apiAddr := cfg.Addr
+	if apiAddr == "" {
+		apiAddr = server.DefaultAddr
+	}
+	held, err := net.Listen("tcp", apiAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w (nothing was created or changed)", apiAddr, err)
+	}
+	defer held.Close()
+	if cfg.Egress != nil && cfg.Egress.Addr != "" {
+		eg, err := net.Listen("tcp", cfg.Egress.Addr)
+		if err != nil {
+			return fmt.Errorf("egress proxy: listen %s: %w (nothing was created or changed)", cfg.Egress.Addr, err)
+		}
+		eg.Close() // the node binds it while it opens
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	node, err := server.Open(ctx, cfg)
@@ -54,34 +83,59 @@ func cmdUp(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer node.Close()
+	held.Close()
 	if err := node.Listen(); err != nil {
+		if node.AdminCredential != "" {
+			// Taken in the instant between the check and the start: the
+			// node exists now, so its credential must not be lost.
+			return fmt.Errorf("%w; the node was created in %s: its admin credential (shown once): %s", err, cfgData(cfg), node.AdminCredential)
+		}
 		return err
 	}
 	data2, _ := filepath.Abs(cfgData(cfg))
 	url := node.URL()
-	fmt.Fprintf(stdout, "ward %s: trust domain spiffe://%s\n", version, node.CA.TrustDomain().Name())
-	fmt.Fprintf(stdout, "  data          %s  (CA keys, store ward.db, audit log, policies)\n", data2)
-	fmt.Fprintf(stdout, "  JSON API      %s/v1/\n", url)
-	fmt.Fprintf(stdout, "  MCP gateway   %s/mcp  (Streamable HTTP; agents authenticate with their SVID or grant + DPoP)\n", url)
-	fmt.Fprintf(stdout, "  trust bundle  %s/.well-known/spiffe-bundle  (CA certificate: %s)\n", url, filepath.Join(data2, "bundle.pem"))
-	fmt.Fprintf(stdout, "  upstreams     %v; policies: %d loaded from %v\n", node.Gateway.Servers(), node.Policies().Len(), cfgPolicies(cfg, data2))
-	if node.Witness != nil {
-		fmt.Fprintf(stdout, "  witness       %s/witness  (C2SP tlog-witness for %d log(s); key for their witness policies: %s)\n", url, len(cfg.WitnessFor), node.Witness.VerifierKey())
-	}
-	if addr := node.EgressAddr(); addr != "" {
-		fmt.Fprintf(stdout, "  egress proxy  http://%s  (sessions get HTTP(S)_PROXY credentials from POST /v1/egress/token)\n", addr)
-	}
-	if node.Publisher != nil {
-		fmt.Fprintf(stdout, "  checkpoints   published only once cosigned as the witness policy requires\n")
-	}
-	if node.AdminCredential != "" {
-		fmt.Fprintf(stdout, "\nAdmin credential (shown once; keep it safe):\n  export WARD_SERVER=%s WARD_CA=%s WARD_TOKEN=%s\n",
-			url, filepath.Join(data2, "bundle.pem"), node.AdminCredential)
+	bundle := filepath.Join(data2, "bundle.pem")
+	if *out == "json" {
+		info := map[string]any{"version": version, "trust_domain": node.CA.TrustDomain().Name(), "data": data2,
+			"api": url + "/v1/", "mcp": url + "/mcp", "bundle": url + "/.well-known/spiffe-bundle", "bundle_file": bundle,
+			"upstreams": node.Gateway.Servers(), "policies": node.Policies().Len(), "policy_paths": cfgPolicies(cfg, data2)}
+		if node.Witness != nil {
+			info["witness"] = map[string]any{"url": url + "/witness", "logs": len(cfg.WitnessFor), "key": node.Witness.VerifierKey()}
+		}
+		if addr := node.EgressAddr(); addr != "" {
+			info["egress"] = "http://" + addr
+		}
+		if node.AdminCredential != "" {
+			info["admin_credential"] = node.AdminCredential // first start only
+		}
+		if err := printJSON(stdout, info); err != nil {
+			return err
+		}
 	} else {
-		fmt.Fprintf(stdout, "\nUse the admin credential shown at first start (export WARD_SERVER=%s WARD_CA=%s WARD_TOKEN=…);\nlost it? stop ward and run: ward admin credential --data %s\n",
-			url, filepath.Join(data2, "bundle.pem"), data2)
+		fmt.Fprintf(stdout, "ward %s: trust domain spiffe://%s\n", version, node.CA.TrustDomain().Name())
+		fmt.Fprintf(stdout, "  data          %s  (CA keys, store ward.db, audit log, policies)\n", data2)
+		fmt.Fprintf(stdout, "  JSON API      %s/v1/\n", url)
+		fmt.Fprintf(stdout, "  MCP gateway   %s/mcp  (Streamable HTTP; agents authenticate with their SVID or grant + DPoP)\n", url)
+		fmt.Fprintf(stdout, "  trust bundle  %s/.well-known/spiffe-bundle  (CA certificate: %s)\n", url, bundle)
+		fmt.Fprintf(stdout, "  upstreams     %v; policies: %d loaded from %v\n", node.Gateway.Servers(), node.Policies().Len(), cfgPolicies(cfg, data2))
+		if node.Witness != nil {
+			fmt.Fprintf(stdout, "  witness       %s/witness  (C2SP tlog-witness for %d log(s); key for their witness policies: %s)\n", url, len(cfg.WitnessFor), node.Witness.VerifierKey())
+		}
+		if addr := node.EgressAddr(); addr != "" {
+			fmt.Fprintf(stdout, "  egress proxy  http://%s  (sessions get HTTP(S)_PROXY credentials from POST /v1/egress/token)\n", addr)
+		}
+		if node.Publisher != nil {
+			fmt.Fprintf(stdout, "  checkpoints   published only once cosigned as the witness policy requires\n")
+		}
+		if node.AdminCredential != "" {
+			fmt.Fprintf(stdout, "\nAdmin credential (shown once; keep it safe):\n  export WARD_SERVER=%s WARD_CA=%s WARD_TOKEN=%s\n",
+				url, bundle, node.AdminCredential)
+		} else {
+			fmt.Fprintf(stdout, "\nUse the admin credential shown at first start (export WARD_SERVER=%s WARD_CA=%s WARD_TOKEN=…);\nlost it? stop ward and run: ward admin credential --data %s\n",
+				url, bundle, data2)
+		}
+		fmt.Fprintln(stdout, "\nSIGHUP reloads policies. Ctrl-C stops.")
 	}
-	fmt.Fprintln(stdout, "\nSIGHUP reloads policies. Ctrl-C stops.")
 	if f, ok := stdout.(*os.File); ok {
 		f.Sync()
 	}
@@ -113,4 +167,9 @@ func cfgPolicies(cfg server.Config, data string) []string {
 		return []string{filepath.Join(data, "policies")}
 	}
 	return cfg.Policies
+}
+
+func dirExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
 }

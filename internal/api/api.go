@@ -373,6 +373,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/guard/notice", s.ag(s.guardNotice))
 	m.HandleFunc("POST /v1/guard/await", s.ag(s.guardAwait))
 	m.HandleFunc("GET /v1/receipts", s.receipts)
+	m.HandleFunc("GET /v1/session", s.ag(s.whoami))
 	m.HandleFunc("POST /v1/records", s.ag(s.postRecord))
 	if s.cfg.Runtime != nil {
 		m.HandleFunc("POST /v1/sessions/{id}/exec", s.op(s.decideExec))

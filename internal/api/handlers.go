@@ -629,6 +629,16 @@ func (s *Server) guardObserve(w http.ResponseWriter, r *http.Request, c *gateway
 	return nil
 }
 
+// whoami answers a session about itself: GET /v1/session, authenticated
+// as the session (X.509-SVID, or grant + DPoP). A session the node no
+// longer honours (ended, expired, its agent quarantined) is answered 401
+// saying why, so that a client (ward mcp serve) can tell before it relies
+// on the session.
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request, c *gateway.Caller) error {
+	writeJSON(w, http.StatusOK, map[string]any{"session": c.Session, "spiffe_id": c.SPIFFEID, "agent": c.Agent, "expires": c.Expiry})
+	return nil
+}
+
 func (s *Server) guardNotice(w http.ResponseWriter, r *http.Request, c *gateway.Caller) error {
 	var req struct {
 		Server string `json:"server"`

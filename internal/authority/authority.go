@@ -786,13 +786,13 @@ const DefaultMaxTree = 64
 func (a *Authority) Caller(ctx context.Context, sessionID string) (*gateway.Caller, error) {
 	now := a.cfg.Now()
 	if a.isEnded(sessionID) {
-		return nil, fmt.Errorf("%w: session %s has ended", ErrUnauthenticated, sessionID)
+		return nil, a.endedErr(ctx, sessionID)
 	}
 	a.mu.Lock()
 	if c, ok := a.cache[sessionID]; ok && now.Sub(c.at) < callerCacheTTL {
 		a.mu.Unlock()
 		if !now.Before(c.c.Expiry) {
-			return nil, fmt.Errorf("%w: session %s has expired", ErrUnauthenticated, sessionID)
+			return nil, fmt.Errorf("%w: session %s expired at %s", ErrUnauthenticated, sessionID, stamp(c.c.Expiry))
 		}
 		return c.c, nil
 	}
@@ -804,11 +804,8 @@ func (a *Authority) Caller(ctx context.Context, sessionID string) (*gateway.Call
 	if err != nil {
 		return nil, fmt.Errorf("look up session: %w", err)
 	}
-	if s.Status != "active" {
-		return nil, fmt.Errorf("%w: session %s has ended (%s)", ErrUnauthenticated, s.ID, s.EndReason)
-	}
-	if !now.Before(s.Expires) {
-		return nil, fmt.Errorf("%w: session %s has expired", ErrUnauthenticated, s.ID)
+	if s.Status != "active" || !now.Before(s.Expires) {
+		return nil, fmt.Errorf("%w: %s", ErrUnauthenticated, inactive(s, now))
 	}
 	ag, err := a.cfg.Store.GetAgent(ctx, s.Agent)
 	if err != nil {
@@ -827,11 +824,40 @@ func (a *Authority) Caller(ctx context.Context, sessionID string) (*gateway.Call
 	defer a.mu.Unlock()
 	if _, ended := a.ended[sessionID]; ended {
 		// EndSession ran while the store was being read.
-		return nil, fmt.Errorf("%w: session %s has ended", ErrUnauthenticated, sessionID)
+		return nil, fmt.Errorf("%w: session %s has just ended", ErrUnauthenticated, sessionID)
 	}
 	a.cache[sessionID] = cachedCaller{c: c, at: now}
 	return c, nil
 }
+
+// endedErr says why a session remembered as ended is refused: expired (and
+// when) or ended (when, and why), as the store has it.
+func (a *Authority) endedErr(ctx context.Context, id string) error {
+	s, err := a.cfg.Store.GetSession(ctx, id)
+	if err != nil {
+		return fmt.Errorf("%w: session %s has ended", ErrUnauthenticated, id)
+	}
+	return fmt.Errorf("%w: %s", ErrUnauthenticated, inactive(s, a.cfg.Now()))
+}
+
+// inactive says what became of a session that is no longer active:
+// "session X expired at T", "session X has ended at T (reason)".
+func inactive(s store.Session, now time.Time) string {
+	if s.EndReason == store.ReasonExpired || (s.Status == store.SessionActive && !now.Before(s.Expires)) {
+		return fmt.Sprintf("session %s expired at %s", s.ID, stamp(s.Expires))
+	}
+	msg := "session " + s.ID + " has ended"
+	if !s.Ended.IsZero() {
+		msg += " at " + stamp(s.Ended)
+	}
+	if s.EndReason != "" {
+		msg += " (" + s.EndReason + ")"
+	}
+	return msg
+}
+
+// stamp formats a time for a message.
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // SessionFromSPIFFEID maps an X.509-SVID's SPIFFE ID to its session.
 func (a *Authority) SessionFromSPIFFEID(id spiffeid.ID) (string, error) {
