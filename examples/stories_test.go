@@ -279,15 +279,13 @@ func TestOutlived(t *testing.T) {
 	}
 
 	// After the end: every attempt with the session's credentials was
-	// refused and recorded, naming the session it claimed. Nothing of the
-	// session ran after its end.
+	// refused and recorded as the session's (its credentials still prove
+	// who sent them). Nothing of the session ran after its end.
 	end := n.events("--session", first, "--type", "session.end")[0].Index
 	refused := map[string]int{}
-	for _, e := range n.events("--type", "refusal") {
+	for _, e := range n.events("--session", first, "--type", "refusal") {
 		d := data(t, e)
-		claimed, _ := d["claimed"].(map[string]any)
-		if e.Index > end && claimed != nil && strings.HasSuffix(fmt.Sprint(claimed["principal"]), "/session/"+first) &&
-			strings.Contains(fmt.Sprint(d["reason"]), "has ended") {
+		if e.Index > end && e.Session == first && strings.Contains(fmt.Sprint(d["reason"]), "has ended") {
 			refused[fmt.Sprint(d["method"], " ", d["path"])]++
 		}
 	}
@@ -433,9 +431,13 @@ func TestPreauthorized(t *testing.T) {
 				t.Errorf("the export to the objective's address: %s", e.Data)
 			}
 		case "partner-drop@exfil.example":
-			escalated++
 			reason := fmt.Sprint(d["reason"])
-			if d["decision"] != "escalate" || !strings.Contains(reason, `argument "destination"`) || !strings.Contains(reason, "fs.read_text_file") {
+			switch {
+			case d["decision"] == "escalate" && strings.Contains(reason, `argument "destination"`) && strings.Contains(reason, "fs.read_text_file"):
+				escalated++
+			case d["decision"] == "deny" && strings.Contains(reason, "vetoed by dana"):
+				// The retry after the veto.
+			default:
 				t.Errorf("the export to the document's address: %s", e.Data)
 			}
 		default:

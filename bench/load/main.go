@@ -32,6 +32,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,7 +54,18 @@ func main() {
 	many := flag.Int("sessions", 0, "also measure this many concurrent sessions (node path only; e.g. 1000)")
 	disk := flag.String("disk", os.TempDir(), "directory on disk for the node's data")
 	tmpfs := flag.String("tmpfs", "/dev/shm", "directory on tmpfs for the node's data (\"\" skips)")
+	only := flag.String("only", "", "measure only the paths whose name contains this (direct is always measured)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (node, sidecars and clients: one process) to this `file`")
 	flag.Parse()
+	onlyPaths = *only
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fatal("%v", err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	var cs []int
 	for _, f := range strings.Split(*conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -63,9 +75,12 @@ func main() {
 		cs = append(cs, n)
 	}
 	if err := run(cs, *dur, *rounds, *many, *disk, *tmpfs); err != nil {
+		pprof.StopCPUProfile()
 		fatal("%v", err)
 	}
 }
+
+var onlyPaths string
 
 func fatal(f string, a ...any) {
 	fmt.Fprintf(os.Stderr, "load: "+f+"\n", a...)
@@ -145,7 +160,11 @@ func run(concs []int, dur time.Duration, rounds, many int, disk, tmpfs string) e
 				return fmt.Errorf("node client: %w", err)
 			}
 		}
-		paths = append(paths, path{"ward+sidecar (" + n.place + ")", side}, path{"ward node (" + n.place + ")", node})
+		for _, p := range []path{{"ward+sidecar (" + n.place + ")", side}, {"ward node (" + n.place + ")", node}} {
+			if strings.Contains(p.name, onlyPaths) {
+				paths = append(paths, p)
+			}
+		}
 	}
 
 	results := map[string][]result{}

@@ -121,15 +121,12 @@ func main() {
 	must(s, err)
 	s.Say("The agent tries again:")
 	_, err = agent.Call(ctx, "warehouse.export_dataset", exportArgs)
-	s.Check(isPending(err), "the export's retry after the veto should be held again: %v", err)
-	again := pendingExport(s, agent.Session)
-	s.Check(again != "" && again != id, "the retry should be a new request")
+	s.Check(isDenied(err) && strings.Contains(err.Error(), "vetoed by dana"), "the export's retry after the veto should be denied, naming the veto: %v", err)
+	s.Check(pendingExport(s, agent.Session) == "", "the retry should not go to the approvers again")
 	s.Say("")
-	s.Say("Held again, as a new request %s: the veto answered that request, and the same", again)
-	s.Say("call asked again asks the approvers again. It never runs without an approval;")
-	s.Say("dana denies this one too:")
-	_, err = s.RunAs("DANA_TOKEN", cred.Credential, s.ApprovalArgs("deny", again, "--reason", "same export, same answer")...)
-	must(s, err)
+	s.Say("Denied at once, naming the veto: a veto holds for the call, not for one")
+	s.Say("request, so an agent cannot wear the approvers down by asking again.")
+	s.Say("")
 
 	s.Part("3. The agent's account, checked against ward's receipts")
 	claim := fmt.Sprintf("Sent the Q3 churn summary to %s. Exported the full customers dataset to %s, as pre-authorized by the administrator (ADM-7731).", requester, partner)
@@ -195,6 +192,12 @@ func main() {
 	s.Say("What reached the warehouse: one export, to the requester:")
 	_, err = s.Audit("--session", agent.Session, "--tool", "warehouse.export_dataset", "--type", "result")
 	must(s, err)
+}
+
+// isDenied reports whether err is ward denying a call.
+func isDenied(err error) bool {
+	var rpc *story.RPCError
+	return errors.As(err, &rpc) && rpc.Code == story.CodeDenied
 }
 
 // isPending reports whether err is ward holding a call for approval.

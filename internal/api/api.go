@@ -552,6 +552,17 @@ func (s *Server) htu(r *http.Request) string {
 	return scheme + "://" + r.Host + r.URL.Path
 }
 
+// agentOf returns the agent a session's SPIFFE ID names
+// (spiffe://TD/agent/AGENT/session/ID), or "".
+func agentOf(spiffeID string) string {
+	_, rest, ok := strings.Cut(spiffeID, "/agent/")
+	if !ok {
+		return ""
+	}
+	agent, _, _ := strings.Cut(rest, "/session/")
+	return agent
+}
+
 // agent authenticates an agent session: mutual TLS with its X.509-SVID, or
 // its grant with a DPoP proof. claims is nil for mutual TLS.
 func (s *Server) agent(r *http.Request) (*gateway.Caller, *grant.Claims, error) {
@@ -563,11 +574,14 @@ func (s *Server) agent(r *http.Request) (*gateway.Caller, *grant.Claims, error) 
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: client certificate: %v", authority.ErrUnauthenticated, err)
 		}
-		claimed(r, id.String(), "verified client certificate, for a session that is not active")
 		sess, err := s.cfg.Authority.SessionFromSPIFFEID(id)
 		if err != nil {
+			claimed(r, id.String(), "verified client certificate that names no session")
 			return nil, nil, err
 		}
+		// The certificate verified: its holder is the session, active
+		// or not.
+		provenInactive(r, id.String(), sess, agentOf(id.String()), "")
 		c, err := s.cfg.Authority.Caller(r.Context(), sess)
 		if err != nil {
 			return nil, nil, err
@@ -610,13 +624,14 @@ func (s *Server) dpop(r *http.Request, token string) (*gateway.Caller, *grant.Cl
 	if err := claims.CheckBinding(proof); err != nil {
 		return nil, nil, fmt.Errorf("%w: DPoP proof is not signed by the grant's key: %v", authority.ErrUnauthenticated, err)
 	}
-	claimed(r, claims.SPIFFEID, "valid grant and proof of possession, for a session that is not active")
+	// ward's grant, and the session key's proof: the holder is the
+	// session, active or not.
+	provenInactive(r, claims.SPIFFEID, claims.Session, claims.Agent, claims.Sponsor)
 	c, err := s.cfg.Authority.Caller(r.Context(), claims.Session)
 	if err != nil {
 		return nil, nil, err
 	}
 	if c.GrantID != claims.ID {
-		claimed(r, claims.SPIFFEID, "superseded or revoked grant, with its proof of possession")
 		return nil, nil, fmt.Errorf("%w: grant has been superseded or revoked", authority.ErrUnauthenticated)
 	}
 	proven(r, c)

@@ -53,6 +53,14 @@ func provenPrincipal(r *http.Request, name string) {
 	exchangeOf(r).who = refusal.Refusal{Principal: name, Proven: true}
 }
 
+// provenInactive records that r proved it holds a session's credentials
+// (ward's signature on them checked, and possession of the session's key)
+// for a session that is no longer active: the session did send it, so the
+// refusal is the session's (found by its id), though it was refused.
+func provenInactive(r *http.Request, principal, session, agent, sponsor string) {
+	exchangeOf(r).who = refusal.Refusal{Principal: principal, Proven: true, Session: session, Agent: agent, Sponsor: sponsor}
+}
+
 // claimed records who r says it is from, without proof, unless it has
 // already proven who it is.
 func claimed(r *http.Request, principal, basis string) {

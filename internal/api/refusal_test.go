@@ -437,3 +437,27 @@ func (denyAll) Notice(context.Context, *gateway.Caller, string, string) error { 
 func (denyAll) Await(context.Context, *gateway.Caller, []string) (string, error) {
 	return "", errDenied
 }
+
+// TestEndedSessionRefusalsAreItsOwn: a request signed with an ended
+// session's grant and key proves who sent it (ward's signature and the
+// session key's proof check out): its refusal names the session, so
+// `ward audit search --session ID` finds it. An unverified claim still
+// names nobody.
+func TestEndedSessionRefusalsAreItsOwn(t *testing.T) {
+	n := newNode(t, server.Upstream{Name: "demo", Builtin: "demo"})
+	n.agent("base", "demo.*")
+	a := n.start("base")
+	n.must("POST", "/v1/sessions/"+a.view.Session+"/end", `{"reason":"done"}`, nil)
+	before := n.n.Audit.Size()
+	if rec := n.serve(a.sign(t, mcpRequest(initBody))); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("ended session: %d %s", rec.Code, rec.Body)
+	}
+	evs := n.events(before)
+	// (The session's chain, sealed when it ended, is sealed again after it.)
+	if len(evs) < 1 || evs[0].Type != "refusal" || evs[0].Session != a.view.Session || evs[0].Agent != "base" || evs[0].Actor != a.view.SPIFFEID {
+		t.Fatalf("refusal of the ended session: %+v", evs)
+	}
+	if !strings.Contains(string(evs[0].Data), "ended") {
+		t.Fatalf("the refusal does not say the session ended: %s", evs[0].Data)
+	}
+}

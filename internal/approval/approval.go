@@ -3,7 +3,7 @@ package approval
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
+	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -645,11 +645,17 @@ func approvals(r *Request) int {
 	return n
 }
 
-// newID returns 128 random bits, base64url without padding.
+// ids encode approval ids: lower-case base32, so an id is one word that
+// never begins with "-" (a base64url id did one time in 64, and
+// `ward approvals approve ID` took it for a flag) and survives being read
+// aloud or typed.
+var ids = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newID returns 128 random bits as 26 characters of ids.
 func newID() string {
 	var b [16]byte
 	rand.Read(b[:]) // never fails; crashes the program if the OS cannot supply randomness
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	return ids.EncodeToString(b[:])
 }
 
 func (r Request) clone() Request {

@@ -105,8 +105,8 @@ func TestSubmit(t *testing.T) {
 	if diff := cmp.Diff(want, r); diff != "" {
 		t.Errorf("submitted request (-want +got):\n%s", diff)
 	}
-	if len(r.ID) != 22 {
-		t.Errorf("id %q: want 22 base64url characters", r.ID)
+	if len(r.ID) != 26 {
+		t.Errorf("id %q: want 26 base32 characters", r.ID)
 	}
 	got, err := f.q.Get(context.Background(), r.ID)
 	if err != nil || !cmp.Equal(got, r) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ward-dev/ward/internal/approval"
 	"github.com/ward-dev/ward/internal/policy"
@@ -72,6 +73,26 @@ func (p *Pipeline) escalate(ctx context.Context, c *Caller, op *Operation, d pol
 	hash, err := approval.CallHash(op.Method, op.Name, args)
 	if err != nil {
 		return deny("cannot escalate: " + err.Error())
+	}
+	// A veto holds for the call, not for one request: the identical
+	// retry is denied for as long as an approval would have lasted,
+	// rather than put to the approvers again (an agent that asks until
+	// someone gives in wears the approvers down).
+	denied, err := p.cfg.Approvals.List(ctx, approval.Filter{Session: c.Session, CallHash: hash, State: approval.StateDenied})
+	if err != nil {
+		return deny("approval queue unavailable: " + err.Error())
+	}
+	now := p.cfg.Now()
+	for _, r := range denied {
+		for _, v := range r.Votes {
+			if !v.Approve && now.Before(v.Time.Add(r.Requirement.Timeout)) {
+				why := "vetoed by " + v.Voter + " (request " + r.ID + ")"
+				if v.Reason != "" {
+					why += ": " + v.Reason
+				}
+				return deny(why + "; the same call stays denied until " + v.Time.Add(r.Requirement.Timeout).UTC().Format(time.RFC3339))
+			}
+		}
 	}
 	reqs := requirements(d.Approvals)
 	approved, err := p.cfg.Approvals.List(ctx, approval.Filter{Session: c.Session, CallHash: hash, State: approval.StateApproved})

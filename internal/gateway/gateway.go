@@ -34,18 +34,25 @@ const (
 	maxListPages = 100
 )
 
+// ward's JSON-RPC error codes lie outside the range JSON-RPC reserves
+// (-32768 to -32000), where MCP and the SDKs define their own: -32002 is
+// MCP's "resource not found", and the official Go SDK reads -32003 and
+// -32004 as its connection closing and -32001 as "unknown error" (ward
+// used those three until clients took a held call for a dropped
+// connection). They echo HTTP's 403, 502 and 202.
+
 // CodeDenied is the JSON-RPC error code of a request ward refused. The error's
 // data carries {"decision":"deny","reason":...,"policies":[...]}.
-const CodeDenied = -32001
+const CodeDenied = -31403
 
 // CodePending is the JSON-RPC error code of a call that waits for approval.
 // The error's data carries {"decision":"escalate","approvals":[ids],...}:
 // retry the same call (same arguments) once the approvals are granted.
-const CodePending = -32003
+const CodePending = -31202
 
 // CodeUpstream is the JSON-RPC error code for an upstream that failed, timed
 // out or is not connected.
-const CodeUpstream = -32002
+const CodeUpstream = -31502
 
 // The pipeline's types, as the proxy sees them.
 type (

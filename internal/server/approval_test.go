@@ -266,3 +266,49 @@ permit (principal, action == Action::"call_tool", resource == Tool::"demo.write_
 		t.Fatalf("held call after approval: %v", err)
 	}
 }
+
+// TestVetoHoldsForTheCall: after an approver denies a held call, the
+// agent's identical retry is denied (naming the veto) instead of going to
+// the approvers again; a call with other arguments is escalated as usual.
+func TestVetoHoldsForTheCall(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`
+@id("notes") permit (principal, action == Action::"call_tool", resource in Server::"demo");
+@id("deletes-need-a-dba") @escalate("1 of group:dba")
+forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete_note");
+`), 0o600)
+	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: demoOnly, HoldTimeout: -1,
+		ApproverGroups: map[string][]string{"dba": {"dana"}}})
+	n.setupAgent("janitor", nil, map[string][]string{"tools": {"demo.*"}})
+	var dana api.PrincipalView
+	n.must("POST", "/v1/sponsors", map[string]any{"name": "dana", "kind": "human"}, &dana)
+	creds, _ := n.startSession("janitor", "clean up notes", nil, "")
+	cs := n.connect(t, creds.HTTPClient(false), nil)
+	ctx := ctxT(t)
+	del := &mcp.CallToolParams{Name: "demo.delete_note", Arguments: map[string]any{"name": "welcome"}}
+	if _, err := cs.CallTool(ctx, del); err == nil || !strings.Contains(err.Error(), "for approval") {
+		t.Fatalf("escalated call: %v", err)
+	}
+	var pending []approval.Request
+	n.must("GET", "/v1/approvals?state=pending", nil, &pending)
+	if len(pending) != 1 {
+		t.Fatalf("pending: %+v", pending)
+	}
+	if status, body := n.call(dana.Credential, "POST", "/v1/approvals/"+pending[0].ID+"/deny", map[string]string{"reason": "keep the welcome note"}); status != http.StatusOK {
+		t.Fatalf("deny: %d %s", status, body)
+	}
+	for range 3 {
+		_, err := cs.CallTool(ctx, del)
+		if err == nil || !strings.Contains(err.Error(), "vetoed by dana") || !strings.Contains(err.Error(), "keep the welcome note") {
+			t.Fatalf("retry after a veto: %v", err)
+		}
+	}
+	n.must("GET", "/v1/approvals?state=pending", nil, &pending)
+	if len(pending) != 0 {
+		t.Fatalf("the vetoed call went back to the approvers: %+v", pending)
+	}
+	other := &mcp.CallToolParams{Name: "demo.delete_note", Arguments: map[string]any{"name": "other"}}
+	if _, err := cs.CallTool(ctx, other); err == nil || !strings.Contains(err.Error(), "for approval") {
+		t.Fatalf("another call after a veto: %v", err)
+	}
+}

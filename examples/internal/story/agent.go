@@ -147,9 +147,9 @@ func (a *Agent) CallQuiet(ctx context.Context, tool string, args map[string]any)
 
 // JSON-RPC error codes of ward's gateway (internal/gateway).
 const (
-	CodeDenied   = -32001 // the call was denied
-	CodeUpstream = -32002 // the upstream server failed
-	CodePending  = -32003 // the call waits for approval
+	CodeDenied   = -31403 // the call was denied
+	CodeUpstream = -31502 // the upstream server failed
+	CodePending  = -31202 // the call waits for approval
 )
 
 // RPCError is a JSON-RPC error ward answered a call with.
@@ -161,17 +161,11 @@ type RPCError struct {
 func (e *RPCError) Error() string { return e.Message }
 
 // wardError returns what ward answered a call with, without the SDK's
-// wrapping. The Go SDK reads -32003, ward's "held for approval", as its
-// own "client is closing": it reports ErrConnectionClosed with the message
-// as text (the connection is fine, and later calls on it work).
+// wrapping.
 func wardError(err error) error {
 	var rpc *jsonrpc.Error
 	if errors.As(err, &rpc) {
 		return &RPCError{Code: rpc.Code, Message: rpc.Message}
-	}
-	msg := err.Error()
-	if errors.Is(err, mcp.ErrConnectionClosed) && strings.Contains(msg, "ward is holding") {
-		return &RPCError{Code: CodePending, Message: msg[strings.Index(msg, "ward is holding"):]}
 	}
 	return err
 }
