@@ -449,15 +449,7 @@ func cmdTools(args []string, stdout io.Writer) error {
 	}
 	switch sub {
 	case "list":
-		var vs []api.PinView
-		if done, err := c.call("GET", "/v1/tools?server="+url.QueryEscape(*srv), nil, &vs, *out, stdout); done || err != nil {
-			return err
-		}
-		var rows [][]string
-		for _, v := range vs {
-			rows = append(rows, []string{v.Name, v.Status, v.Hash, v.ApprovedBy})
-		}
-		table(stdout, "TOOL\tSTATUS\tHASH\tAPPROVED BY", rows)
+		return toolsList(c, *srv, *out, stdout)
 	case "approve":
 		if fs.NArg() != 1 {
 			return usagef("usage: ward tools approve SERVER.TOOL --hash sha256:…")
