@@ -47,7 +47,7 @@ func commands() []command {
 		{"token", "ward token exchange --session ID [--allow P]...           delegate a narrower grant to a sub-agent", cmdToken},
 		{"run", "ward run --agent NAME --objective TEXT [--workspace DIR] [--allow-host HOST]... [--keep|--rollback] -- CMD  run a program in ward's runtime", cmdRun},
 		{"changes", "ward changes show|apply|discard SESSION                  a run's captured workspace changes", cmdChanges},
-		{"mcp", "ward mcp wrap|serve                                        stdio proxy / session-bound local endpoint", cmdMCP},
+		{"mcp", "ward mcp wrap|serve|config                                 stdio proxy / session-bound local endpoint / client configuration", cmdMCP},
 		{"tools", "ward tools list|approve                                    tool definition pins (rug-pull defence)", cmdTools},
 		{"approvals", "ward approvals list|show|approve|deny                      escalated calls waiting for a quorum", cmdApprovals},
 		{"policy", "ward policy check|explain|test|schema                      validate, show, test policies; print the schema", cmdPolicy},

@@ -21,12 +21,15 @@ import (
 )
 
 func cmdMCP(args []string, stdout io.Writer) error {
-	sub, args, err := subcommand(args, "mcp", "wrap", "serve")
+	sub, args, err := subcommand(args, "mcp", "wrap", "serve", "config")
 	if err != nil {
 		return err
 	}
 	if sub == "wrap" {
 		return cmdMCPWrap(args)
+	}
+	if sub == "config" {
+		return cmdMCPConfig(args, stdout)
 	}
 	return cmdMCPServe(args, stdout)
 }
@@ -143,6 +146,7 @@ func cmdMCPServe(args []string, stdout io.Writer) error {
 	session := fs.String("session", os.Getenv("WARD_SESSION"), "session whose credentials to use")
 	listen := fs.String("listen", "127.0.0.1:0", "loopback HOST:PORT (clients need the token), or unix:PATH (a socket in a directory only you can enter)")
 	tokenFile := fs.String("token-file", "", "keep the token in FILE (created 0600 if missing) so that client configurations survive restarts; default: a new token at every start")
+	stdio := fs.Bool("stdio", false, "serve one MCP client on stdin and stdout (for a client that starts its servers as programs) instead of listening")
 	out := outputFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -151,7 +155,10 @@ func cmdMCPServe(args []string, stdout io.Writer) error {
 		return err
 	}
 	if *session == "" {
-		return usagef("usage: ward mcp serve --session ID [--listen 127.0.0.1:PORT | --listen unix:PATH] [--token-file FILE]")
+		return usagef("usage: ward mcp serve --session ID [--listen 127.0.0.1:PORT | --listen unix:PATH] [--token-file FILE] | --stdio")
+	}
+	if *stdio {
+		return mcpServeStdio(fs, *session)
 	}
 	if err := sessioncred.CheckListen(*listen); err != nil {
 		return usagef("--listen %q: %v", *listen, err)
