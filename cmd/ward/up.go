@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/ward-dev/ward/internal/server"
@@ -64,6 +66,7 @@ func cmdUp(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "  MCP gateway   %s/mcp  (Streamable HTTP; agents authenticate with their SVID or grant + DPoP)\n", url)
 	fmt.Fprintf(stdout, "  trust bundle  %s/.well-known/spiffe-bundle  (CA certificate: %s)\n", url, filepath.Join(data2, "bundle.pem"))
 	fmt.Fprintf(stdout, "  upstreams     %v; policies: %d loaded from %v\n", node.Gateway.Servers(), node.Policies().Len(), cfgPolicies(cfg, data2))
+	fmt.Fprintf(stdout, "  approvers     %s  (escalated calls: ward approvals list, ward approvals approve ID)\n", approversLine(node.ApproverGroups()))
 	if node.Witness != nil {
 		fmt.Fprintf(stdout, "  witness       %s/witness  (C2SP tlog-witness for %d log(s); key for their witness policies: %s)\n", url, len(cfg.WitnessFor), node.Witness.VerifierKey())
 	}
@@ -112,4 +115,18 @@ func cfgPolicies(cfg server.Config, data string) []string {
 		return []string{filepath.Join(data, "policies")}
 	}
 	return cfg.Policies
+}
+
+// approversLine lists the approver groups in force: "security: admin".
+func approversLine(groups map[string][]string) string {
+	names := make([]string, 0, len(groups))
+	for g := range groups {
+		names = append(names, g)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, g := range names {
+		parts[i] = "group " + g + ": " + strings.Join(groups[g], ", ")
+	}
+	return strings.Join(parts, "; ")
 }
