@@ -41,17 +41,19 @@ import (
 //     client would otherwise start, rather than giving the client the
 //     node's servers.)
 //
-// The formats, as their documentation gives them (checked December 2026):
+// The formats, as their documentation gives them (looked up when this was
+// written, December 2026):
 //
 //   - Claude Code, .mcp.json in the project (or ~/.claude.json):
 //     {"mcpServers": {NAME: {"type": "http", "url": …, "headers": {…}}}}, or
 //     {"type": "stdio", "command": …, "args": […], "env": {…}}; ${VAR} in
-//     headers expands from the environment
-//     (docs.anthropic.com/en/docs/claude-code/mcp).
+//     headers expands from the environment (code.claude.com/docs/en/mcp;
+//     docs.anthropic.com/en/docs/claude-code/sdk/sdk-mcp shows
+//     "headers": {"X-API-Key": "${API_KEY}"}).
 //   - Cursor, ~/.cursor/mcp.json or .cursor/mcp.json: the same
 //     "mcpServers" with "url" and "headers" (the transport is worked out)
 //     or "command", "args", "env"; ${env:VAR} expands from the environment
-//     (cursor.com/docs/context/mcp).
+//     (cursor.com/docs/mcp).
 //   - VS Code, .vscode/mcp.json: {"servers": {NAME: {"type": "http",
 //     "url": …, "headers": {…}}}, "inputs": […]}, or "type": "stdio" with
 //     "command", "args", "env"; a promptString input with "password": true
@@ -59,7 +61,9 @@ import (
 //     (code.visualstudio.com/docs/copilot/reference/mcp-configuration).
 //   - Codex, ~/.codex/config.toml: [mcp_servers.NAME] with "url" and
 //     "bearer_token_env_var" (or "http_headers") for streamable HTTP, or
-//     "command", "args", "env" (developers.openai.com/codex/mcp).
+//     "command", "args", "env" (developers.openai.com/codex/mcp; Codex
+//     refuses an inline bearer_token, so a written token goes in
+//     http_headers).
 //   - MCP Inspector: --config FILE --server NAME with
 //     {"mcpServers": {NAME: {"type": "streamable-http", "url": …}}} or
 //     {"type": "stdio", "command": …, "args": […], "env": {…}}; the file
