@@ -545,16 +545,7 @@ func toolsList(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var vs []api.PinView
-	if done, err := c.call("GET", "/v1/tools?server="+url.QueryEscape(*srv), nil, &vs, *out, stdout); done || err != nil {
-		return err
-	}
-	var rows [][]string
-	for _, v := range vs {
-		rows = append(rows, []string{v.Name, v.Status, v.Hash, v.ApprovedBy})
-	}
-	table(stdout, "TOOL\tSTATUS\tHASH\tAPPROVED BY", rows)
-	return nil
+	return listTools(c, *srv, *out, stdout)
 }
 
 func toolsApprove(args []string, stdout io.Writer) error {

@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,16 +28,6 @@ func conformanceDir(t *testing.T) string {
 		t.Skip("the conformance suite is not installed; make test installs it")
 	}
 	return dir
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // startProcess runs cmd in its own process group, killed at cleanup, and
@@ -109,7 +97,7 @@ func TestConformanceThroughWard(t *testing.T) {
 	refPort := freePort(t)
 	ref := exec.Command(filepath.Join(dir, "node_modules", ".bin", "tsx"), "everything-server.ts")
 	ref.Dir = dir
-	ref.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", refPort))
+	ref.Env = append(os.Environ(), "PORT="+refPort)
 	refOut := startProcess(t, ref)
 	waitLine(t, refOut, regexp.MustCompile(`running on`), "reference server")
 
@@ -117,7 +105,7 @@ func TestConformanceThroughWard(t *testing.T) {
 	os.WriteFile(filepath.Join(pol, "all.cedar"), []byte(`@id("everything") permit (principal, action, resource);`), 0o600)
 	data := t.TempDir()
 	startNode(t, server.Config{Data: data, Policies: []string{pol}, Upstreams: []server.Upstream{
-		{Name: "ref", URL: fmt.Sprintf("http://127.0.0.1:%d/mcp", refPort)},
+		{Name: "ref", URL: "http://127.0.0.1:" + refPort + "/mcp"},
 	}})
 	mustCLI(t, "sponsor", "create", "qa", "--kind", "platform", "--allow", "tool:*", "--allow", "resource:*", "--allow", "prompt:*")
 	mustCLI(t, "agent", "register", "conformance", "--sponsor", "qa", "--allow", "tool:*", "--allow", "resource:*", "--allow", "prompt:*")
@@ -128,7 +116,7 @@ func TestConformanceThroughWard(t *testing.T) {
 	}
 
 	tokenFile := filepath.Join(t.TempDir(), "token")
-	side := exec.Command(bin, "mcp", "serve", "--session", s.Session, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--token-file", tokenFile)
+	side := exec.Command(bin, "mcp", "serve", "--session", s.Session, "--listen", "127.0.0.1:"+freePort(t), "--token-file", tokenFile)
 	side.Env = os.Environ()
 	sideOut := startProcess(t, side)
 	endpoint := waitLine(t, sideOut, regexp.MustCompile(`MCP endpoint (http://\S+)`), "ward mcp serve")[1]

@@ -136,6 +136,7 @@ func cmdMCPServe(args []string, stdout io.Writer) error {
 	session := fs.String("session", os.Getenv("WARD_SESSION"), "`session` whose credentials to use (default $WARD_SESSION)")
 	listen := fs.String("listen", "127.0.0.1:0", "loopback HOST:PORT (clients need the token), or unix:PATH (a socket in a directory only you can enter)")
 	tokenFile := fs.String("token-file", "", "keep the token in `FILE` (created 0600 if missing) so that client configurations survive restarts; default: a new token at every start")
+	stdio := fs.Bool("stdio", false, "serve one MCP client on stdin and stdout (for a client that starts its servers as programs) instead of listening")
 	out := outputFlag(fs)
 	if err := parseOut(fs, args, out); err != nil {
 		return err
@@ -145,6 +146,9 @@ func cmdMCPServe(args []string, stdout io.Writer) error {
 	}
 	if *session == "" {
 		return usagef("needs --session ID")
+	}
+	if *stdio {
+		return mcpServeStdio(fs, *session)
 	}
 	if err := sessioncred.CheckListen(*listen); err != nil {
 		return usagef("--listen %q: %v", *listen, err)

@@ -218,10 +218,14 @@ func cmdRun(args []string, stdout io.Writer) error {
 				return runtimeIssued{IssuedView: v, Server: c.base}, nil
 			case "egress":
 				var in struct {
-					Addr string `json:"addr"`
+					Addr        string `json:"addr"`
+					Unavailable string `json:"unavailable"`
 				}
 				if err := strictjson.Unmarshal(body, &in); err != nil {
 					return nil, err
+				}
+				if in.Unavailable != "" {
+					return struct{}{}, noEgress(r.stderr, grantedHosts(scope), in.Unavailable)
 				}
 				if err := checkEgressAddr(in.Addr, base); err != nil {
 					return nil, err
@@ -450,6 +454,14 @@ func (r *runner) live(id string) {
 		}
 		req.Header.Set("Authorization", "Bearer "+r.c.token)
 		req.Header.Set("Content-Type", "text/plain")
+		// The channel has a connection of its own, closed with it: the
+		// node answers "end" as soon as it reads that line, and a
+		// connection kept for reuse could then carry the rest of this
+		// body (the chunked encoding's last chunk) as if it were a new
+		// request, which the node answers 400 on a connection this side
+		// thinks idle (net/http logs "Unsolicited response received on
+		// idle HTTP channel").
+		req.Close = true
 		// The node's last line, "" if the channel broke, or "HTTP n".
 		answered := make(chan string, 1)
 		go func() {

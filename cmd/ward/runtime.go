@@ -68,7 +68,11 @@ func runtimeService(ctx context.Context, rt *sandbox.Runtime) ([]string, error) 
 	proxy, ca, err := egressToken(ctx, tr, node)
 	switch {
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "ward run: no egress proxy for the program: %v\n", err)
+		// ward outside decides: it refuses to run a program it was asked
+		// to let reach hosts, and says what to configure.
+		if err := rt.Call("egress", map[string]string{"unavailable": err.Error()}, nil); err != nil {
+			return nil, err
+		}
 	default:
 		if err := rt.Call("egress", map[string]string{"addr": proxy.Host}, nil); err != nil {
 			return nil, err

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/ward-dev/ward/internal/server"
@@ -98,7 +100,8 @@ func cmdUp(args []string, stdout io.Writer) error {
 	if *out == "json" {
 		info := map[string]any{"version": version, "trust_domain": node.CA.TrustDomain().Name(), "data": data2,
 			"api": url + "/v1/", "mcp": url + "/mcp", "bundle": url + "/.well-known/spiffe-bundle", "bundle_file": bundle,
-			"upstreams": node.Gateway.Servers(), "policies": node.Policies().Len(), "policy_paths": cfgPolicies(cfg, data2)}
+			"upstreams": node.Gateway.Servers(), "policies": node.Policies().Len(), "policy_paths": cfgPolicies(cfg, data2),
+			"approvers": node.ApproverGroups()}
 		if node.Witness != nil {
 			info["witness"] = map[string]any{"url": url + "/witness", "logs": len(cfg.WitnessFor), "key": node.Witness.VerifierKey()}
 		}
@@ -118,6 +121,7 @@ func cmdUp(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "  MCP gateway   %s/mcp  (Streamable HTTP; agents authenticate with their SVID or grant + DPoP)\n", url)
 		fmt.Fprintf(stdout, "  trust bundle  %s/.well-known/spiffe-bundle  (CA certificate: %s)\n", url, bundle)
 		fmt.Fprintf(stdout, "  upstreams     %v; policies: %d loaded from %v\n", node.Gateway.Servers(), node.Policies().Len(), cfgPolicies(cfg, data2))
+		fmt.Fprintf(stdout, "  approvers     %s  (escalated calls: ward approvals list, ward approvals approve ID)\n", approversLine(node.ApproverGroups()))
 		if node.Witness != nil {
 			fmt.Fprintf(stdout, "  witness       %s/witness  (C2SP tlog-witness for %d log(s); key for their witness policies: %s)\n", url, len(cfg.WitnessFor), node.Witness.VerifierKey())
 		}
@@ -172,4 +176,18 @@ func cfgPolicies(cfg server.Config, data string) []string {
 func dirExists(path string) bool {
 	st, err := os.Stat(path)
 	return err == nil && st.IsDir()
+}
+
+// approversLine lists the approver groups in force: "security: admin".
+func approversLine(groups map[string][]string) string {
+	names := make([]string, 0, len(groups))
+	for g := range groups {
+		names = append(names, g)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, g := range names {
+		parts[i] = "group " + g + ": " + strings.Join(groups[g], ", ")
+	}
+	return strings.Join(parts, "; ")
 }

@@ -121,10 +121,32 @@ func (d ToolDeclaration) apply(req *policy.Request) error {
 // its own tools receives their arguments either way, while the check
 // protects sinks that are not its own.
 func Sink(decl ToolDeclaration, declared bool, definition json.RawMessage) bool {
+	sink, _ := SinkWhy(decl, declared, definition)
+	return sink
+}
+
+// Why a tool is, or is not, a sink, as [SinkWhy] says.
+const (
+	// SinkDeclared: its declaration says sink: true or false.
+	SinkDeclared = "declared"
+	// SinkAnnotated: not declared, and its definition annotates it
+	// readOnlyHint true and openWorldHint false: not a sink.
+	SinkAnnotated = "annotations"
+	// SinkDefault: neither, so a sink.
+	SinkDefault = "default"
+)
+
+// SinkWhy is [Sink] with its reason: SinkDeclared, SinkAnnotated or
+// SinkDefault. It is what `ward tools list` shows, from the same rule the
+// gateway decides by.
+func SinkWhy(decl ToolDeclaration, declared bool, definition json.RawMessage) (bool, string) {
 	if declared && decl.Sink != nil {
-		return *decl.Sink
+		return *decl.Sink, SinkDeclared
 	}
-	return !closedReadOnly(definition)
+	if closedReadOnly(definition) {
+		return false, SinkAnnotated
+	}
+	return true, SinkDefault
 }
 
 // closedReadOnly reports whether a tool definition annotates the tool

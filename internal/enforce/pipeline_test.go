@@ -218,20 +218,25 @@ func TestSink(t *testing.T) {
 		declared bool
 		def      string
 		want     bool
+		why      string
 	}{
-		{def: ``, want: true},
-		{def: `{"annotations":{"readOnlyHint":true}}`, want: true},
-		{def: `{"annotations":{"readOnlyHint":true,"openWorldHint":true}}`, want: true},
-		{def: `{"annotations":{"readOnlyHint":true,"openWorldHint":false}}`, want: false},
-		{def: `{"annotations":{"readOnlyHint":"true","openWorldHint":false}}`, want: true},
-		{def: `{"annotations":{"readOnlyHint":true,"openWorldHint":false,"openWorldHint":false}}`, want: true}, // not strict JSON
-		{def: `{"annotations":{"ReadOnlyHint":true,"OpenWorldHint":false}}`, want: true},                       // names are case-sensitive
-		{def: `{"annotations":{"readOnlyHint":true,"openWorldHint":false}}`, decl: enforce.ToolDeclaration{Sink: &yes}, declared: true, want: true},
-		{def: ``, decl: enforce.ToolDeclaration{Sink: &no}, declared: true, want: false},
-		{def: `{"annotations":{"readOnlyHint":true,"openWorldHint":false}}`, decl: enforce.ToolDeclaration{Verb: "read"}, declared: true, want: false},
+		{def: ``, want: true, why: enforce.SinkDefault},
+		{def: `{"annotations":{"readOnlyHint":true}}`, want: true, why: enforce.SinkDefault},
+		{def: `{"annotations":{"readOnlyHint":true,"openWorldHint":true}}`, want: true, why: enforce.SinkDefault},
+		{def: `{"annotations":{"readOnlyHint":true,"openWorldHint":false}}`, want: false, why: enforce.SinkAnnotated},
+		{def: `{"annotations":{"readOnlyHint":"true","openWorldHint":false}}`, want: true, why: enforce.SinkDefault},
+		{def: `{"annotations":{"readOnlyHint":true,"openWorldHint":false,"openWorldHint":false}}`, want: true, why: enforce.SinkDefault}, // not strict JSON
+		{def: `{"annotations":{"ReadOnlyHint":true,"OpenWorldHint":false}}`, want: true, why: enforce.SinkDefault},                       // names are case-sensitive
+		{def: `{"annotations":{"readOnlyHint":true,"openWorldHint":false}}`, decl: enforce.ToolDeclaration{Sink: &yes}, declared: true, want: true, why: enforce.SinkDeclared},
+		{def: ``, decl: enforce.ToolDeclaration{Sink: &no}, declared: true, want: false, why: enforce.SinkDeclared},
+		{def: `{"annotations":{"readOnlyHint":true,"openWorldHint":false}}`, decl: enforce.ToolDeclaration{Verb: "read"}, declared: true, want: false, why: enforce.SinkAnnotated},
+		{def: ``, decl: enforce.ToolDeclaration{Sink: &no}, declared: false, want: true, why: enforce.SinkDefault}, // a declaration not in force
 	} {
 		if got := enforce.Sink(tc.decl, tc.declared, json.RawMessage(tc.def)); got != tc.want {
 			t.Errorf("Sink(%+v, %s) = %v, want %v", tc.decl, tc.def, got, tc.want)
+		}
+		if got, why := enforce.SinkWhy(tc.decl, tc.declared, json.RawMessage(tc.def)); got != tc.want || why != tc.why {
+			t.Errorf("SinkWhy(%+v, %s) = %v, %q; want %v, %q", tc.decl, tc.def, got, why, tc.want, tc.why)
 		}
 	}
 }

@@ -22,9 +22,38 @@ var systemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "
 // dynamic linker's cache, TLS roots, name-service switches, time zones.
 // Secrets (/etc/shadow, keys, credentials) are not among them.
 var etcShown = []string{"alternatives", "ca-certificates", "ca-certificates.conf", "ssl/certs", "ssl/openssl.cnf", "pki/tls/certs", "pki/ca-trust", "ld.so.cache", "ld.so.conf",
-	"ld.so.conf.d", "nsswitch.conf", "localtime", "timezone", "os-release", "debian_version", "protocols", "services",
+	"ld.so.conf.d", "localtime", "timezone", "os-release", "debian_version", "protocols", "services",
 	"mime.types", "bash.bashrc", "profile", "profile.d", "inputrc", "gai.conf", "host.conf", "python3", "python3.11",
 	"environment", "terminfo", "magic", "magic.mime", "locale.alias", "locale.gen", "default"}
+
+// nsswitch is the runtime's /etc/nsswitch.conf, not the host's: the
+// runtime has no resolver and no directory service, so libc looks names up
+// in the runtime's own files only. With the host's switch, every lookup of
+// a remote name went to DNS (127.0.0.1:53 by default, refused and recorded
+// as an attempt to leave) and, on hosts that list them, to systemd, sssd or
+// LDAP sockets that are not there: noise in the program's output and the
+// audit log for what is only a failed lookup. A host is reached through
+// ward's egress proxy, which resolves its name; a program that sends a DNS
+// query itself is still refused and recorded. (libc also tries nscd before
+// the switch; its socket is under /var/run or /run, neither of which the
+// runtime shows from the host.)
+const nsswitch = `# ward runtime: no resolver and no directory service. Names are looked up
+# in /etc/hosts, users and groups in the runtime's own /etc/passwd and
+# /etc/group. Hosts are reached through ward's egress proxy (HTTP_PROXY),
+# which resolves their names.
+passwd:     files
+group:      files
+shadow:     files
+gshadow:    files
+hosts:      files
+networks:   files
+protocols:  files
+services:   files
+ethers:     files
+rpc:        files
+netgroup:   files
+aliases:    files
+`
 
 // devShown are the device nodes shown in /dev.
 var devShown = []string{"null", "zero", "full", "random", "urandom"}
@@ -104,11 +133,12 @@ func buildRoot(spec *initSpec) (string, error) {
 	}
 	// Files of the runtime's own, not the host's.
 	own := map[string]string{
-		"etc/hostname":    spec.Hostname + "\n",
-		"etc/hosts":       "127.0.0.1\tlocalhost " + spec.Hostname + "\n::1\tlocalhost\n",
-		"etc/resolv.conf": "# ward runtime: no resolver. Names are resolved by ward's egress proxy (HTTP_PROXY).\n",
-		"etc/passwd":      "root:x:0:0:agent:/home/agent:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-		"etc/group":       "root:x:0:\nnogroup:x:65534:\n",
+		"etc/hostname":      spec.Hostname + "\n",
+		"etc/hosts":         "127.0.0.1\tlocalhost " + spec.Hostname + "\n::1\tlocalhost\n",
+		"etc/resolv.conf":   "# ward runtime: no resolver. Names are resolved by ward's egress proxy (HTTP_PROXY).\n",
+		"etc/passwd":        "root:x:0:0:agent:/home/agent:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+		"etc/group":         "root:x:0:\nnogroup:x:65534:\n",
+		"etc/nsswitch.conf": nsswitch,
 	}
 	for name, content := range own {
 		if err := os.WriteFile(filepath.Join(root, name), []byte(content), 0o644); err != nil {

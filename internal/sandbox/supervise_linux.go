@@ -104,7 +104,16 @@ func (s *supervisor) decide(n *confine.Notif) (kind, detail string, errno syscal
 		sa, err := confine.ReadMsgName(n.Pid, n.Args[1])
 		return s.destination(n, "sendmsg", sa, err)
 	case "socket":
-		domain, typ := int(n.Args[0]), int(n.Args[1])&0xf
+		domain, typ, proto := int(n.Args[0]), int(n.Args[1])&0xf, int(n.Args[2])
+		if domain == unix.AF_NETLINK && proto == unix.NETLINK_ROUTE && (typ == unix.SOCK_RAW || typ == unix.SOCK_DGRAM) {
+			// libc reads the interfaces this way for getaddrinfo with
+			// AI_ADDRCONFIG (most programs' name lookups) and
+			// if_nameindex: a route socket sees only the runtime's own
+			// network namespace (its loopback), and changing that needs
+			// CAP_NET_ADMIN, which the program does not hold. Refusing
+			// it recorded a refusal for every such lookup.
+			return "", "", 0
+		}
 		if domain == unix.AF_PACKET || typ == unix.SOCK_RAW || typ == unix.SOCK_PACKET {
 			return "socket", confine.Describe(n) + " refused: no raw or packet sockets in the runtime", unix.EPERM
 		}

@@ -85,10 +85,18 @@ func (n *Node) record(ctx context.Context, c *enforce.Caller, typ string, data a
 	}
 }
 
-// LabelConfig implements api.Labels.
+// LabelConfig implements api.Labels. Besides the labels it gives the tool
+// declarations in force (tools: in the configuration), under
+// "declarations": whether a tool is a sink, and which of its arguments are
+// consequential, decide where provenance is checked; `ward tools list`
+// shows from them how each tool is treated.
 func (n *Node) LabelConfig() any {
+	decls := n.cfg.Tools
+	if decls == nil {
+		decls = map[string]enforce.ToolDeclaration{}
+	}
 	return map[string]any{"tools": n.cfg.TaintTools, "hosts": n.cfg.TaintHosts, "default": []string{taint.Untrusted},
-		"operator_clearable": []string{ReviewLabel, SuspiciousLabel}}
+		"operator_clearable": []string{ReviewLabel, SuspiciousLabel}, "declarations": decls}
 }
 
 // SessionLabels implements api.Labels.

@@ -259,6 +259,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
+	cfg.ApproverGroups = withDefaultApprovers(cfg.ApproverGroups)
 	data, err := filepath.Abs(cfg.Data)
 	if err != nil {
 		return nil, err
@@ -358,6 +359,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.policies.Store(set)
+	n.warnUnanswerable(set)
 
 	n.Approvals, err = approval.New(approval.Config{
 		Store:          approvalStore{n.Store},
@@ -653,6 +655,7 @@ func (n *Node) ReloadPolicies() (int, error) {
 		return 0, err
 	}
 	n.policies.Store(set)
+	n.warnUnanswerable(set)
 	_, err = n.Audit.Append(context.Background(), audit.Event{Type: "policy.reload", Actor: "ward", Data: jsonData(map[string]any{"policies": set.Len()})})
 	return set.Len(), err
 }
