@@ -258,6 +258,38 @@ func TestNewUserFilesystem(t *testing.T) {
 		t.Fatalf("the approved write: %q %v", b, err)
 	}
 
+	// The server stops (crashes, is killed): the agent is told the server
+	// is unavailable, not that the tool is unknown, and the attempt is in
+	// the log; a new MCP session starts the server again.
+	if out, err := exec.Command("pkill", "-f", "server-filesystem.*"+share).CombinedOutput(); err != nil {
+		t.Fatalf("stopping the filesystem server: %v %s", err, out)
+	}
+	var stopped error
+	for range 100 {
+		if _, stopped = call(cs, "read_text_file", map[string]any{"path": filepath.Join(share, "hello.txt")}); stopped != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if stopped == nil || !strings.Contains(stopped.Error(), "server fs is unavailable") {
+		t.Fatalf("a call to the stopped server: %v", stopped)
+	}
+	if _, err := call(cs, "list_directory", map[string]any{"path": share}); err == nil || !strings.Contains(err.Error(), "server fs is unavailable") {
+		t.Fatalf("another call to the stopped server: %v", err)
+	}
+	if found := u.must("audit", "search", "--data", filepath.Join(u.dir, "ward-data"), "--session", s.Session, "--tool", "fs.list_directory", "-o", "json"); !strings.Contains(found, "unavailable") {
+		t.Fatalf("the call to the stopped server is not in the log:\n%s", found)
+	}
+	cs.Close()
+	cs, err = mcp.NewClient(&mcp.Implementation{Name: "new-user-client", Version: "1"}, nil).Connect(context.Background(),
+		&mcp.StreamableClientTransport{Endpoint: e.URL, HTTPClient: &http.Client{Transport: headerTransport{expand(e.Headers, token), http.DefaultTransport}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := call(cs, "read_text_file", map[string]any{"path": filepath.Join(share, "hello.txt")}); err != nil || out != "hello\n" {
+		t.Fatalf("read in a new MCP session after the server was stopped: %q %v", out, err)
+	}
+
 	// An agent the admin sponsors: the admin cannot approve its
 	// escalations (a sponsor never approves its own agent's), but can
 	// deny them, so they are still decided.

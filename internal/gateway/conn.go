@@ -148,7 +148,7 @@ func validUpstream(m *jsonrpc.Response) error {
 func (s *Session) upstreamGone(up *upstream, err error) {
 	s.mu.Lock()
 	if up.dead == nil {
-		up.dead = fmt.Errorf("upstream %s disconnected: %v", up.name, err)
+		up.dead = fmt.Errorf("server %s is unavailable (its connection ended: %v); open a new MCP session once it is back", up.name, err)
 	}
 	var failed []*pending
 	for id, p := range s.pending {
