@@ -362,7 +362,9 @@ func TestJSONEverywhere(t *testing.T) {
 		"up":               {"--data", filepath.Join(t.TempDir(), "data"), "--addr", "127.0.0.1:0"},
 		"admin credential": {"--data", data},
 	}
-	noData := []string{"run", "mcp wrap"} // their standard output is the program's, or the MCP stream
+	// Their standard output is the program's, the MCP stream, or a
+	// client's own configuration format.
+	noData := []string{"run", "mcp wrap", "mcp config"}
 	late := []string{"changes show", "changes apply", "changes discard", "audit export", "audit verify-bundle", "mcp serve", "up", "admin credential"}
 	var order []string
 	for _, l := range leaves() {

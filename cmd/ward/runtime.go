@@ -14,7 +14,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/ward-dev/ward/internal/sandbox"
 	"github.com/ward-dev/ward/internal/sessioncred"
@@ -97,7 +96,7 @@ func runtimeService(ctx context.Context, rt *sandbox.Runtime) ([]string, error) 
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: sessioncred.Sidecar(target, tr, runtimeMCPPort), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: sessioncred.Sidecar(target, tr, runtimeMCPPort), ReadHeaderTimeout: sessioncred.DefaultHeaderTimeout, IdleTimeout: sessioncred.DefaultIdleTimeout}
 	for i, addr := range []string{"127.0.0.1", "[::1]"} {
 		ln, err := net.Listen("tcp", addr+":"+strconv.Itoa(runtimeMCPPort))
 		if err != nil {
