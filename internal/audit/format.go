@@ -3,12 +3,14 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"maps"
+	"math"
+	"slices"
 	"strings"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -42,6 +44,17 @@ const (
 	typeRecover = "audit.recover"
 	// typeSeal is the type of a session's seal (see Log.Seal).
 	typeSeal = "audit.seal"
+	// typeFault is the type of the event recorded when the log writes
+	// again after a write fault.
+	typeFault = "audit.fault"
+	// typeDamage is the type of the event recorded when a verification
+	// pass of a running log found damage.
+	typeDamage = "audit.damage"
+
+	// damagedName is the file a verification pass that found damage
+	// leaves in the log's directory: Open then verifies the whole log
+	// instead of starting from the head.
+	damagedName = "damaged"
 
 	// maxReported bounds how many per-entry problems a VerifyError lists.
 	maxReported = 5
@@ -72,10 +85,11 @@ var (
 
 var hasher = rfc6962.DefaultHasher
 
-func newRange() *compact.Range {
-	f := compact.RangeFactory{Hash: hasher.HashChildren}
-	return f.NewEmptyRange(0)
-}
+// rangeFactory makes every compact range of this package (ranges merge
+// only with ranges of the same factory).
+var rangeFactory = &compact.RangeFactory{Hash: hasher.HashChildren}
+
+func newRange() *compact.Range { return rangeFactory.NewEmptyRange(0) }
 
 // cloneRange copies a compact range that starts at 0.
 func cloneRange(r *compact.Range) *compact.Range {
@@ -84,8 +98,7 @@ func cloneRange(r *compact.Range) *compact.Range {
 	for i, h := range hs {
 		cp[i] = bytes.Clone(h)
 	}
-	f := compact.RangeFactory{Hash: hasher.HashChildren}
-	c, err := f.NewRange(r.Begin(), r.End(), cp)
+	c, err := rangeFactory.NewRange(r.Begin(), r.End(), cp)
 	if err != nil {
 		// Hashes of a valid range always form a valid range.
 		panic("audit: clone compact range: " + err.Error())
@@ -205,6 +218,10 @@ type checkpoint struct {
 	signed   []byte
 	checked  bool // the log holds size entries, and their root was compared
 	matched  bool
+	recEnd   int64     // for a record, where it ends in the checkpoints file
+	front    *frontier // for ward's remembered head (version 2), what it says of the files
+	entEnd   int64     // where the entries it covers end, once checked
+	cpRecord bool      // for the head: its record is where front says
 }
 
 func (c *checkpoint) failing(entries uint64) bool {
@@ -263,8 +280,8 @@ func appendFrame(dst, b []byte) []byte {
 	return append(dst, b...)
 }
 
-// chain is what the log knows of one session: how many events it has, the
-// index of the latest, and whether it is sealed.
+// chain is what the writer knows of one session within a batch: how many
+// events it has, the index of the latest, and whether it is sealed.
 type chain struct {
 	seq      uint64
 	last     uint64
@@ -272,29 +289,165 @@ type chain struct {
 	lastSeal bool // the latest event is a seal
 }
 
-// scan is what reading a log directory found.
+// chainStore is where a scan follows sessions' chains: in memory (a
+// verifier's own process) or in a session table on disk (a pass inside a
+// running node, whose memory must not grow with the log).
+type chainStore interface {
+	get(session string) (chainState, bool, error)
+	put(session string, st chainState) error
+}
+
+// memChains keeps chains in memory.
+type memChains map[string]chainState
+
+func (m memChains) get(s string) (chainState, bool, error) {
+	st, ok := m[s]
+	return st, ok, nil
+}
+
+func (m memChains) put(s string, st chainState) error {
+	m[s] = st
+	return nil
+}
+
+// diskChains keeps chains in a session table.
+type diskChains struct{ c *chains }
+
+func (d diskChains) get(s string) (chainState, bool, error) {
+	e, err := d.c.get(s)
+	return e.st, e.found, err
+}
+
+func (d diskChains) put(s string, st chainState) error {
+	e, err := d.c.get(s)
+	if err != nil {
+		return err
+	}
+	return d.c.put(s, e, st)
+}
+
+// maxEntryProblems bounds the entry problems a scan keeps.
+const maxEntryProblems = 1 << 12
+
+// frames reads consecutive frames of a file.
+type frames struct {
+	br   *bufio.Reader
+	size int64
+	max  uint32
+	end  int64 // offset after the last complete frame
+	buf  []byte
+	done bool
+	bad  string // an invalid frame length stopped the reading
+}
+
+func newFrames(r io.ReaderAt, from, size int64, max uint32) *frames {
+	return &frames{br: bufio.NewReaderSize(io.NewSectionReader(r, from, size-from), 1<<20), size: size, max: max, end: from}
+}
+
+// next returns the next complete frame's bytes (reused by the next call),
+// or nil at the end: the end of the file, a torn frame or an invalid
+// length (then bad says which).
+func (f *frames) next() ([]byte, error) {
+	if f.done {
+		return nil, nil
+	}
+	var hdr [4]byte
+	if _, err := io.ReadFull(f.br, hdr[:]); err != nil {
+		f.done = true
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, nil
+		}
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 || n > f.max {
+		f.done = true
+		f.bad = fmt.Sprintf("invalid frame length %d at offset %d", n, f.end)
+		return nil, nil
+	}
+	if int64(n) > f.size-f.end-4 {
+		f.done = true
+		return nil, nil // torn
+	}
+	if cap(f.buf) < int(n) {
+		f.buf = make([]byte, n)
+	}
+	f.buf = f.buf[:n]
+	if _, err := io.ReadFull(f.br, f.buf); err != nil {
+		f.done = true
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, nil
+		}
+		return nil, err
+	}
+	f.end += 4 + int64(n)
+	return f.buf, nil
+}
+
+// readFrames calls fn for each complete frame in r. It stops at a torn
+// frame (returning its offset) or at an invalid length (returning a
+// description). fn's buffer is reused.
+func readFrames(r io.Reader, size int64, max uint32, fn func(off int64, b []byte) error) (end int64, bad string, err error) {
+	f := &frames{br: bufio.NewReaderSize(r, 1<<20), size: size, max: max}
+	for {
+		off := f.end
+		b, err := f.next()
+		if err != nil {
+			return f.end, "", err
+		}
+		if b == nil {
+			return f.end, f.bad, nil
+		}
+		if err := fn(off, b); err != nil {
+			return off, "", err
+		}
+	}
+}
+
+// scan is what reading a log's files found. It reads the checkpoints file
+// and the entries file side by side, each once, in order: it keeps the
+// latest checkpoint, the anchors and what narrowing down damage needs, not
+// every record or entry, so that its memory does not grow with the log
+// (but for the chains, which a chainStore keeps).
 type scan struct {
-	cps      []*checkpoint // validly signed records, in file order
-	anchors  []*checkpoint // checkpoints from outside the files: the head first, if any
-	cpEnd    int64         // offset after the last complete checkpoint record
-	cpSize   int64         // checkpoints file size
-	cpFrames int           // complete checkpoint records, valid or not
+	anchors []*checkpoint // checkpoints from outside the files: the head first, if any
+	pending []*checkpoint // anchors not yet checked, by size
 
-	offsets  []int64 // offsets[i] is where entry i starts; offsets[len-1] is the end of the last complete frame
-	entSize  int64   // entries file size
-	frameBad string  // invalid frame header found at offsets[len-1]
+	cpFrames int   // complete checkpoint records, valid or not
+	cpValid  int   // validly signed ones
+	cpEnd    int64 // offset after the last complete checkpoint record
+	cpSize   int64 // checkpoints file size
+	latest   *checkpoint
 
-	atLatest *compact.Range // tree over the first latest.size entries, if that many exist
-	all      *compact.Range // tree over all complete entries
-	tree     tree           // every complete subtree of all complete entries
+	n         uint64 // complete entries read
+	entEnd    int64  // offset after the last complete entry
+	entSize   int64  // entries file size
+	frameBad  string // invalid frame header after the complete entries
+	latestEnt int64  // where the entries the latest checkpoint covers end
+	all       *compact.Range
+	ef        *frames
 
-	chains         map[string]chain // sessions over all complete entries
-	chainsAtLatest map[string]chain // sessions over the first latest.size entries
+	chains chainStore
+	// visit sees every node of every perfect subtree as entries are added;
+	// onEntry every entry (a verification pass checks the index with them).
+	visit   compact.VisitFn
+	onEntry func(i uint64, end int64, leaf []byte) error
+	// stop, if set, is polled every few thousand entries.
+	stop func() error
+
+	// Narrowing down damage: checkpoints are judged in ascending size.
+	bad          *checkpoint // the smallest that the entries fail
+	good         *checkpoint // the largest below bad that they match
+	best         *checkpoint // the largest matched so far
+	bestLess     *checkpoint // the largest matched so far below best
+	maxFirst     *checkpoint // the first of the largest
+	rewrittenRec *checkpoint // a record above bad that matches
 
 	v *VerifyError
 	// entry problems, kept apart so those before an unverified-open event
 	// can be tolerated.
 	entryProblems []entryProblem
+	moreProblems  int
 	unverified    int64 // position of the last valid unverified-open event, or -1
 	shift         int64 // index field minus position of the last entry decoded
 }
@@ -305,21 +458,14 @@ type entryProblem struct {
 }
 
 func newScan() *scan {
-	return &scan{v: &VerifyError{First: -1}, unverified: -1, chains: map[string]chain{}}
+	return &scan{v: &VerifyError{First: -1}, unverified: -1, chains: memChains{}}
 }
 
-func (s *scan) entries() uint64 { return uint64(len(s.offsets) - 1) }
-
-func (s *scan) latest() *checkpoint {
-	if len(s.cps) == 0 {
-		return nil
-	}
-	return s.cps[len(s.cps)-1]
-}
+func (s *scan) entries() uint64 { return s.n }
 
 func (s *scan) latestSize() uint64 {
-	if l := s.latest(); l != nil {
-		return l.size
+	if s.latest != nil {
+		return s.latest.size
 	}
 	return 0
 }
@@ -336,50 +482,19 @@ func (s *scan) fresh() bool {
 // empty reports whether the log never held an entry: no entry bytes, and
 // only valid checkpoints of size 0.
 func (s *scan) empty() bool {
-	return s.entSize == 0 && s.cpFrames == len(s.cps) && s.latestSize() == 0 && len(s.v.Problems) == 0
+	return s.entSize == 0 && s.cpFrames == s.cpValid && s.latestSize() == 0 && len(s.v.Problems) == 0
 }
 
-// readFrames calls fn for each complete frame in r. It stops at a torn
-// frame (returning its offset) or at an invalid length (returning a
-// description). fn's buffer is reused.
-func readFrames(r io.Reader, size int64, max uint32, fn func(off int64, b []byte) error) (end int64, bad string, err error) {
-	br := bufio.NewReaderSize(r, 1<<20)
-	var hdr [4]byte
-	var buf []byte
-	for {
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return end, "", nil
-			}
-			return end, "", err
-		}
-		n := binary.BigEndian.Uint32(hdr[:])
-		if n == 0 || n > max {
-			return end, fmt.Sprintf("invalid frame length %d at offset %d", n, end), nil
-		}
-		if int64(n) > size-end-4 {
-			return end, "", nil // torn
-		}
-		if cap(buf) < int(n) {
-			buf = make([]byte, n)
-		}
-		buf = buf[:n]
-		if _, err := io.ReadFull(br, buf); err != nil {
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return end, "", nil
-			}
-			return end, "", err
-		}
-		if err := fn(end, buf); err != nil {
-			return end, "", err
-		}
-		end += 4 + int64(n)
-	}
-}
+// read reads both files: the checkpoints in file order and, alongside, the
+// entries up to each checkpoint's size (and each anchor's), comparing
+// roots; then the rest of the entries.
+func (s *scan) read(cps io.ReaderAt, cpSize int64, ent io.ReaderAt, entSize int64, v note.Verifier, origin string) error {
+	s.cpSize, s.entSize = cpSize, entSize
+	s.all = newRange()
+	s.ef = newFrames(ent, 0, entSize, MaxEntryBytes)
+	s.pending = slices.Clone(s.anchors)
+	slices.SortStableFunc(s.pending, func(a, b *checkpoint) int { return cmp.Compare(a.size, b.size) })
 
-// readCheckpoints reads the checkpoints file's contents.
-func (s *scan) readCheckpoints(cps io.ReaderAt, cpSize int64, v note.Verifier, origin string) error {
-	s.cpSize = cpSize
 	// Runs of records with the same problem (every record re-signed by
 	// another key, say) are reported once.
 	runFrom, runTo, runMsg := 0, -1, ""
@@ -393,9 +508,22 @@ func (s *scan) readCheckpoints(cps io.ReaderAt, cpSize int64, v note.Verifier, o
 		}
 		runTo = -1
 	}
-	end, bad, err := readFrames(io.NewSectionReader(cps, 0, cpSize), cpSize, MaxCheckpointBytes, func(_ int64, b []byte) error {
+	cf := newFrames(cps, 0, cpSize, MaxCheckpointBytes)
+	for {
+		b, err := cf.next()
+		if err != nil {
+			return fmt.Errorf("read %s: %w", checkpointsName, err)
+		}
+		if b == nil {
+			break
+		}
 		rec := s.cpFrames
 		s.cpFrames++
+		for _, a := range s.anchors {
+			if a.front != nil && a.front.cpEnd == cf.end {
+				a.cpRecord = bytes.Equal(b, a.signed)
+			}
+		}
 		size, root, err := openCheckpoint(b, v, origin)
 		if err != nil {
 			if runTo == rec-1 && runMsg == err.Error() {
@@ -404,91 +532,148 @@ func (s *scan) readCheckpoints(cps io.ReaderAt, cpSize int64, v note.Verifier, o
 				flush()
 				runFrom, runTo, runMsg = rec, rec, err.Error()
 			}
-			return nil
+			continue
 		}
 		flush()
-		if l := s.latest(); l != nil && size < l.size {
+		if l := s.latest; l != nil && size < l.size {
 			s.v.add(int64(size), tampered, "checkpoint record %d: tree size %d smaller than %d in record %d (rolled back?)", rec, size, l.size, l.rec)
-			return nil
+			continue
 		}
-		s.cps = append(s.cps, &checkpoint{source: fmt.Sprintf("checkpoint record %d", rec), rec: rec, size: size, root: root, signed: bytes.Clone(b)})
-		return nil
-	})
-	flush()
-	if err != nil {
-		return fmt.Errorf("read %s: %w", checkpointsName, err)
+		c := &checkpoint{source: fmt.Sprintf("checkpoint record %d", rec), rec: rec, size: size, root: root, signed: bytes.Clone(b), recEnd: cf.end}
+		if err := s.anchorsBelow(size); err != nil {
+			return err
+		}
+		if err := s.check(c); err != nil {
+			return err
+		}
+		s.latest = c
+		s.cpValid++
+		if s.n == size {
+			s.latestEnt = s.entEnd
+		}
 	}
-	s.cpEnd = end
-	if bad != "" {
-		s.v.add(-1, corrupt, "checkpoints: %s", bad)
+	flush()
+	s.cpEnd = cf.end
+	if cf.bad != "" {
+		s.v.add(-1, corrupt, "checkpoints: %s", cf.bad)
+	}
+	if err := s.anchorsBelow(math.MaxUint64); err != nil {
+		return err
+	}
+	if err := s.advance(math.MaxUint64); err != nil {
+		return err
+	}
+	if s.ef.bad != "" {
+		s.frameBad = fmt.Sprintf("entry %d: %s", s.n, s.ef.bad)
 	}
 	return nil
 }
 
-// readEntries reads the entries file's contents, comparing the roots at
-// every size a checkpoint (in the file or an anchor) covers.
-func (s *scan) readEntries(ent io.ReaderAt, entSize int64) error {
-	bySize := map[uint64][]*checkpoint{}
-	for _, c := range append(s.cps[:len(s.cps):len(s.cps)], s.anchors...) {
-		bySize[c.size] = append(bySize[c.size], c)
-	}
-	check := func(size uint64, r *compact.Range) {
-		cs := bySize[size]
-		if len(cs) == 0 {
-			return
-		}
-		root := rootOf(r)
-		for _, c := range cs {
-			c.checked = true
-			c.matched = bytes.Equal(root, c.root)
-		}
-	}
-	latestSize := s.latestSize()
-
-	s.entSize = entSize
-	s.all = newRange()
-	s.offsets = append(s.offsets[:0], 0)
-	check(0, s.all)
-	if latestSize == 0 {
-		s.atLatest = newRange()
-		s.chainsAtLatest = map[string]chain{}
-	}
-	_, bad, err := readFrames(io.NewSectionReader(ent, 0, entSize), entSize, MaxEntryBytes, func(off int64, b []byte) error {
-		i := int64(len(s.offsets) - 1)
-		leaf := hasher.HashLeaf(b)
-		if err := s.all.Append(leaf, nil); err != nil {
+// anchorsBelow checks the anchors smaller than size.
+func (s *scan) anchorsBelow(size uint64) error {
+	for len(s.pending) > 0 && s.pending[0].size < size {
+		a := s.pending[0]
+		s.pending = s.pending[1:]
+		if err := s.check(a); err != nil {
 			return err
 		}
-		s.tree.append(leaf)
-		s.offsets = append(s.offsets, off+4+int64(len(b)))
-		s.checkEntry(i, b)
-		n := uint64(i + 1)
-		check(n, s.all)
-		if n == latestSize {
-			s.atLatest = cloneRange(s.all)
-			s.chainsAtLatest = maps.Clone(s.chains)
+		if s.n == a.size {
+			a.entEnd = s.entEnd
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read %s: %w", entriesName, err)
 	}
-	if bad != "" {
-		s.frameBad = fmt.Sprintf("entry %d: %s", len(s.offsets)-1, bad)
+	return nil
+}
+
+// check reads the entries up to c's size and compares the root there.
+func (s *scan) check(c *checkpoint) error {
+	if err := s.advance(c.size); err != nil {
+		return err
+	}
+	if s.n == c.size {
+		c.checked = true
+		c.matched = bytes.Equal(rootOf(s.all), c.root)
+	}
+	s.judge(c)
+	return nil
+}
+
+// judge notes c, judged in ascending size, for narrow.
+func (s *scan) judge(c *checkpoint) {
+	if !c.checked || !c.matched {
+		if s.bad == nil {
+			s.bad = c
+			switch {
+			case s.best != nil && s.best.size < c.size:
+				s.good = s.best
+			case s.bestLess != nil && s.bestLess.size < c.size:
+				s.good = s.bestLess
+			}
+		}
+	} else {
+		if s.bad != nil && c.size > s.bad.size && c.rec >= 0 && s.rewrittenRec == nil {
+			s.rewrittenRec = c
+		}
+		switch {
+		case s.best == nil:
+			s.best = c
+		case c.size > s.best.size:
+			s.bestLess, s.best = s.best, c
+		}
+	}
+	if s.maxFirst == nil || c.size > s.maxFirst.size {
+		s.maxFirst = c
+	}
+}
+
+// advance reads entries until there are size of them or the file ends.
+func (s *scan) advance(size uint64) error {
+	for s.n < size {
+		b, err := s.ef.next()
+		if err != nil {
+			return fmt.Errorf("read %s: %w", entriesName, err)
+		}
+		if b == nil {
+			return nil
+		}
+		i := s.n
+		leaf := hasher.HashLeaf(b)
+		if err := s.all.Append(leaf, s.visit); err != nil {
+			return err
+		}
+		s.n++
+		s.entEnd = s.ef.end
+		if err := s.checkEntry(int64(i), b); err != nil {
+			return err
+		}
+		if s.onEntry != nil {
+			if err := s.onEntry(i, s.entEnd, leaf); err != nil {
+				return err
+			}
+		}
+		if s.stop != nil && i%4096 == 4095 {
+			if err := s.stop(); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
 // checkEntry decodes entry i and checks its index and session chain
-// fields, recording problems and following the chain.
-func (s *scan) checkEntry(i int64, b []byte) {
+// fields, recording problems and following the chain. Only the chain
+// store's errors are returned.
+func (s *scan) checkEntry(i int64, b []byte) error {
 	problem := func(format string, args ...any) {
+		if len(s.entryProblems) == maxEntryProblems {
+			s.moreProblems++
+			return
+		}
 		s.entryProblems = append(s.entryProblems, entryProblem{i, fmt.Sprintf("entry %d: ", i) + fmt.Sprintf(format, args...)})
 	}
 	e, err := decodeEntry(b)
 	if err != nil {
 		problem("%v", err)
-		return
+		return nil
 	}
 	// Report where the offset between position and index field changes,
 	// not every entry a removal shifted.
@@ -510,9 +695,12 @@ func (s *scan) checkEntry(i int64, b []byte) {
 		if e.Type == typeSeal {
 			problem("a seal without a session")
 		}
-		return
+		return nil
 	}
-	c := s.chains[e.Session]
+	c, _, err := s.chains.get(e.Session)
+	if err != nil {
+		return err
+	}
 	next := c.seq + 1
 	if e.V >= 2 {
 		prevOK := (c.seq == 0 && e.Prev == nil) || (c.seq > 0 && e.Prev != nil && *e.Prev == c.last)
@@ -531,20 +719,15 @@ func (s *scan) checkEntry(i int64, b []byte) {
 		}
 		next = max(next, e.Seq)
 	}
-	c.seq, c.last = next, uint64(i)
-	c.lastSeal = e.Type == typeSeal
-	c.sealed = c.sealed || c.lastSeal
-	s.chains[e.Session] = c
+	return s.chains.put(e.Session, chainState{last: uint64(i), seq: next, seal: e.Type == typeSeal})
 }
 
-// scanLog reads a log's contents, anchors given, in memory.
+// scanLog reads a log's contents, anchors given, with its chains in
+// memory.
 func scanLog(ent io.ReaderAt, entSize int64, cps io.ReaderAt, cpSize int64, v note.Verifier, origin string, anchors ...*checkpoint) (*scan, error) {
 	s := newScan()
 	s.anchors = anchors
-	if err := s.readCheckpoints(cps, cpSize, v, origin); err != nil {
-		return nil, err
-	}
-	if err := s.readEntries(ent, entSize); err != nil {
+	if err := s.read(cps, cpSize, ent, entSize, v, origin); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -555,8 +738,8 @@ func scanLog(ent io.ReaderAt, entSize int64, cps io.ReaderAt, cpSize int64, v no
 // event.
 func (s *scan) verdict() (anomalies []string, err error) {
 	v := s.v
-	l := s.latest()
-	n := s.entries()
+	l := s.latest
+	n := s.n
 	lsize := s.latestSize()
 	covered := lsize
 	for _, a := range s.anchors {
@@ -573,6 +756,17 @@ func (s *scan) verdict() (anomalies []string, err error) {
 	}
 	if n < covered && s.frameBad != "" {
 		v.add(int64(n), corrupt, "%s", s.frameBad)
+	}
+	for _, a := range s.anchors {
+		if a.front == nil || a.size > n {
+			continue
+		}
+		if a.entEnd != a.front.entEnd {
+			v.add(-1, tampered, "%s says the %d entries it covers end at byte %d of %s, but they end at byte %d", a.source, a.size, a.front.entEnd, entriesName, a.entEnd)
+		}
+		if !a.cpRecord && a.size <= lsize {
+			v.add(-1, tampered, "%s says its checkpoint's record ends at byte %d of %s, but no record there is that checkpoint", a.source, a.front.cpEnd, checkpointsName)
+		}
 	}
 	// Entry problems among acknowledged entries. Those before an
 	// unverified-open event that is itself checkpointed were accepted then.
@@ -596,6 +790,9 @@ func (s *scan) verdict() (anomalies []string, err error) {
 		reported++
 		v.add(p.pos, tampered, "%s", p.msg)
 	}
+	if s.moreProblems > 0 && reported < maxReported {
+		v.add(-1, tampered, "%d more entry problems not listed", s.moreProblems)
+	}
 	s.narrow(n, lsize)
 	if len(v.Problems) > 0 {
 		return anomalies, v
@@ -603,17 +800,11 @@ func (s *scan) verdict() (anomalies []string, err error) {
 	return anomalies, nil
 }
 
-// narrow finds the smallest checkpoint (in the file or an anchor) that the
+// narrow takes the smallest checkpoint (in the file or an anchor) that the
 // entries fail, the largest below it that they match, and says where the
 // damage is from the two: entries between them.
 func (s *scan) narrow(n, lsize uint64) {
-	all := append(s.cps[:len(s.cps):len(s.cps)], s.anchors...)
-	var bad *checkpoint
-	for _, c := range all {
-		if c.failing(n) && (bad == nil || c.size < bad.size) {
-			bad = c
-		}
-	}
+	bad := s.bad
 	if bad == nil {
 		// Every entry is where its checkpoints say; the file may still
 		// have fallen behind an anchor.
@@ -625,17 +816,10 @@ func (s *scan) narrow(n, lsize uint64) {
 		}
 		return
 	}
-	var good *checkpoint
-	for _, c := range all {
-		if c.checked && c.matched && c.size < bad.size && (good == nil || c.size > good.size) {
-			good = c
-		}
-	}
+	good := s.good
 	most := bad
-	for _, c := range all {
-		if c.size > most.size {
-			most = c
-		}
+	if s.maxFirst != nil && s.maxFirst.size > most.size {
+		most = s.maxFirst
 	}
 	from := uint64(0)
 	if good != nil {
@@ -673,11 +857,17 @@ func (s *scan) narrow(n, lsize uint64) {
 		msg.WriteString(" (the log is behind a checkpoint ward made durable: rolled back, cut back or replaced by an older copy)")
 	}
 	s.v.add(int64(from), kind, "%s", msg.String())
-	for _, c := range all {
-		if c.checked && c.matched && c.size > bad.size {
-			s.v.add(-1, tampered, "%s (tree size %d) matches the log though %s does not (history rewritten?)", c.source, c.size, bad.source)
-			break
+	rewritten := s.rewrittenRec
+	if rewritten == nil {
+		for _, a := range s.anchors {
+			if a.checked && a.matched && a.size > bad.size {
+				rewritten = a
+				break
+			}
 		}
+	}
+	if rewritten != nil {
+		s.v.add(-1, tampered, "%s (tree size %d) matches the log though %s does not (history rewritten?)", rewritten.source, rewritten.size, bad.source)
 	}
 }
 
@@ -687,13 +877,13 @@ func (s *scan) report() (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verify audit log: %w", err)
 	}
-	l := s.latest()
+	l := s.latest
 	rep := &Report{
 		Size:        l.size,
 		Root:        l.root,
 		Checkpoint:  l.signed,
-		TailBytes:   s.entSize - s.offsets[l.size],
-		TailEntries: s.entries() - l.size,
+		TailBytes:   s.entSize - s.latestEnt,
+		TailEntries: s.n - l.size,
 		Anomalies:   anomalies,
 	}
 	for _, a := range s.anchors {

@@ -94,19 +94,17 @@ func VerifyLog(dir string, cfg VerifyConfig) (*Report, error) {
 	return rep, nil
 }
 
-// readFiles reads the checkpoints file, then the entries file, each sized
-// just before it is read.
+// readFiles reads the checkpoints file and the entries file, sizing the
+// checkpoints file first: whatever it covers was written to the entries
+// before.
 func (s *scan) readFiles(dir string, v note.Verifier, origin string) error {
 	cps, err := os.Open(filepath.Join(dir, checkpointsName))
 	if err != nil {
 		return err
 	}
 	defer cps.Close()
-	st, err := cps.Stat()
+	cst, err := cps.Stat()
 	if err != nil {
-		return err
-	}
-	if err := s.readCheckpoints(cps, st.Size(), v, origin); err != nil {
 		return err
 	}
 	ent, err := os.Open(filepath.Join(dir, entriesName))
@@ -114,10 +112,11 @@ func (s *scan) readFiles(dir string, v note.Verifier, origin string) error {
 		return err
 	}
 	defer ent.Close()
-	if st, err = ent.Stat(); err != nil {
+	est, err := ent.Stat()
+	if err != nil {
 		return err
 	}
-	return s.readEntries(ent, st.Size())
+	return s.read(cps, cst.Size(), ent, est.Size(), v, origin)
 }
 
 // loadAnchors reads anchor files. A checkpoint in them that is not signed
