@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -323,6 +324,28 @@ func (l *Log) Err() error {
 		return l.damage
 	}
 	return l.faultErr
+}
+
+// MinFreeBytes is the free space below which Writable says the log's
+// file system is full: a batch of appends may need a few megabytes.
+const MinFreeBytes = 4 << 20
+
+// Writable is Err, and, when Err is nil, whether the log's file system
+// still has MinFreeBytes free: a readiness check calls it, so that a full
+// disk shows before an append fails on it (the error then wraps
+// syscall.ENOSPC). It changes nothing: appends go on while they fit.
+func (l *Log) Writable() error {
+	if err := l.Err(); err != nil {
+		return err
+	}
+	free, err := freeSpace(l.cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("audit log: measure the free space of %s: %w", l.cfg.Dir, err)
+	}
+	if free < MinFreeBytes {
+		return fmt.Errorf("audit log: %d bytes free on the file system of %s, less than %d: appends are about to fail: %w", free, l.cfg.Dir, MinFreeBytes, syscall.ENOSPC)
+	}
+	return nil
 }
 
 // Read returns the acknowledged events at positions [from, to). It reads

@@ -21,3 +21,17 @@ func preallocate(f *os.File, size int64) error {
 	}
 	return err
 }
+
+// freeSpace is how many bytes this process may still write on the file
+// system of path: the blocks reserved for root count when it is root.
+func freeSpace(path string) (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, err
+	}
+	blocks := st.Bavail
+	if syscall.Geteuid() == 0 {
+		blocks = st.Bfree
+	}
+	return blocks * uint64(st.Bsize), nil
+}

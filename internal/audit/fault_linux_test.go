@@ -300,3 +300,22 @@ func TestFaultAtEveryStage(t *testing.T) {
 		})
 	}
 }
+
+// TestWritableSeesAFullDisk: Writable says a disk is full before an
+// append fails on it, and says it no more once space is freed.
+func TestWritableSeesAFullDisk(t *testing.T) {
+	mnt := mountSmall(t, "tmpfs", 16<<20)
+	k := newTestKey(t, testOrigin)
+	l := mustOpen(t, testConfig(filepath.Join(mnt, "audit"), k))
+	if err := l.Writable(); err != nil {
+		t.Fatal(err)
+	}
+	filler := fillDisk(t, mnt)
+	if err := l.Writable(); !errors.Is(err, syscall.ENOSPC) || l.Err() != nil {
+		t.Fatalf("Writable on a full disk: %v (Err %v)", err, l.Err())
+	}
+	os.Remove(filler)
+	if err := l.Writable(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -19,12 +19,18 @@ import (
 )
 
 // Open creates the log in cfg.Dir or opens the existing one. An existing
-// log is verified as VerifyLog does, against the remembered head and the
-// anchors. A log that fails is refused with an error wrapping ErrTampered,
-// ErrRollback or ErrCorrupt, unless cfg.AllowUnverified. Complete entries
-// after the latest checkpoint, which no checkpoint ward made durable ever
-// covered (a crash mid-batch), are moved to a file beside the log, never
-// deleted, and an "audit.recover" event records where.
+// log is opened from its remembered head: Open checks what the head's
+// signed checkpoint authenticates and replays the entries after the
+// index's durable part, in time and memory that do not grow with the log
+// (see the package documentation); Log.Verify checks the rest. When it
+// cannot (no usable version 2 head, no index, a damage mark, AllowUnverified,
+// or a check failed) it verifies the whole log as VerifyLog does, against
+// the remembered head and the anchors, and rebuilds the index. A log that
+// fails is refused with an error wrapping ErrTampered, ErrRollback or
+// ErrCorrupt, unless cfg.AllowUnverified. Complete entries after the
+// latest checkpoint, which no checkpoint ward made durable ever covered (a
+// crash mid-batch), are moved to a file beside the log, never deleted, and
+// an "audit.recover" event records where.
 func Open(cfg Config) (*Log, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("open audit log: empty Dir")

@@ -48,15 +48,18 @@ func Verify(dir string, v note.Verifier, origin string) (*Report, error) {
 // cfg.Verifier) and origin, recomputes the RFC 6962 root over the entries
 // at every size a checkpoint or an anchor covers, and checks that each
 // covered entry parses, carries its position as its index and continues its
-// session's chain. The latest checkpoint and every anchor must match; a log
-// behind an anchor was rolled back (ErrRollback); the checkpoints, in the
-// file and outside it, narrow down where an entry was altered or removed.
+// session's chain; and that the entries and the checkpoint's record are
+// where ward's remembered head says. The latest checkpoint and every
+// anchor must match; a log behind an anchor was rolled back (ErrRollback);
+// the checkpoints, in the file and outside it, narrow down where an entry
+// was altered or removed. It reads each file once and keeps the sessions'
+// chains in memory.
 // Errors are a *VerifyError wrapping ErrTampered, ErrRollback or ErrCorrupt
 // and saying where the problem is, or an I/O error.
 //
 // VerifyLog may run while a Log is appending: it reads the anchors, then
-// the head, then the checkpoints, then the entries, the reverse of the
-// order in which a Log makes them durable.
+// the head, then sizes the checkpoints, then the entries, the reverse of
+// the order in which a Log makes them durable.
 func VerifyLog(dir string, cfg VerifyConfig) (*Report, error) {
 	if cfg.Verifier == nil {
 		return nil, errors.New("verify audit log: nil verifier")

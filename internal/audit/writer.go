@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -40,6 +43,7 @@ type fault struct {
 	headRepair bool         // a head write failed: make the head name the last good checkpoint again
 	cut        bool         // cut the files back to the last good state
 	slots      []slotUpdate // session table updates of a durable batch not yet written
+	kept       []string     // files keeping what failed batches wrote
 }
 
 // faultRecord is the data of an "audit.fault" event.
@@ -48,6 +52,7 @@ type faultRecord struct {
 	Since    time.Time `json:"since"`
 	Refused  int       `json:"refused_appends"`
 	Attempts int       `json:"attempts"`
+	KeptIn   []string  `json:"kept_in,omitempty"`
 }
 
 // afterDurable is a failure after the batch was made durable and
@@ -126,7 +131,7 @@ func (l *Log) commit(batch []*request) {
 			}
 			return
 		}
-		data, _ := json.Marshal(faultRecord{Error: f.first.Error(), Since: f.since.UTC(), Refused: f.refused, Attempts: f.attempts})
+		data, _ := json.Marshal(faultRecord{Error: f.first.Error(), Since: f.since.UTC(), Refused: f.refused, Attempts: f.attempts, KeptIn: f.kept})
 		body, err := l.encode(Event{Type: typeFault, Actor: "ward", Data: data})
 		if err == nil {
 			record = &request{body: body, done: make(chan result, 1)}
@@ -222,18 +227,27 @@ func (l *Log) recover() error {
 		f.headRepair = false
 	}
 	if f.cut {
+		// What the failed batch left is kept beside the log, as a crash's
+		// tail is: copied and synced, then cut.
 		for _, c := range []struct {
 			name string
-			fd   interface {
-				Truncate(int64) error
-				Sync() error
-			}
-			to int64
+			f    *os.File
+			to   int64
 		}{{checkpointsName, l.cps, l.cpEnd}, {entriesName, l.ent, l.entEnd}} {
-			if err := c.fd.Truncate(c.to); err != nil {
+			st, err := c.f.Stat()
+			if err != nil {
 				return fmt.Errorf("audit log failed closed: cut %s back to %d bytes: %w", c.name, c.to, err)
 			}
-			if err := c.fd.Sync(); err != nil {
+			if st.Size() > c.to {
+				name := c.name + ".fault-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+				if err := moveTail(c.f, c.to, st.Size(), filepath.Join(l.cfg.Dir, name)); err != nil {
+					os.Remove(filepath.Join(l.cfg.Dir, name))
+					return fmt.Errorf("audit log failed closed: keep what the failed batch wrote to %s: %w", c.name, err)
+				}
+				f.kept = append(f.kept, name)
+				continue
+			}
+			if err := c.f.Truncate(c.to); err != nil {
 				return fmt.Errorf("audit log failed closed: cut %s back to %d bytes: %w", c.name, c.to, err)
 			}
 		}
