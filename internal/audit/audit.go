@@ -113,6 +113,7 @@ type Log struct {
 	closeErr  error
 
 	size    atomic.Uint64 // acknowledged entries
+	faults  atomic.Uint64 // write failures so far (a verification pass beside one may misread the files)
 	written atomic.Uint64 // entries whose index records are all written
 	durable atomic.Uint64 // entries whose index records are durable
 	// syncFailed is set once syncing the index failed: from then on what

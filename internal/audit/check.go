@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,8 +19,16 @@ import (
 	"github.com/ward-dev/ward/internal/atomicfile"
 )
 
-// maxIndexProblems bounds the index problems a verification pass lists.
-const maxIndexProblems = 5
+// errPassDisturbed says a verification pass cannot conclude.
+var errPassDisturbed = errors.New("verify audit log: a write failed while the pass read the log, so what it read proves nothing; run it again once the log writes")
+
+const (
+	// maxIndexProblems bounds the index problems a verification pass lists.
+	maxIndexProblems = 5
+	// scratchPrefix names the directories of verification passes' scratch
+	// session tables, in the index.
+	scratchPrefix = "verify-"
+)
 
 // Verify checks the whole log as VerifyLog does (every checkpoint record's
 // signature, every entry's encoding and chain, the tree at every
@@ -40,13 +49,14 @@ const maxIndexProblems = 5
 // damage, an error wrapping ErrTampered, ErrRollback or ErrCorrupt; or an
 // I/O or context error, which says nothing about the log.
 func (l *Log) Verify(ctx context.Context) (*Report, error) {
+	faults := l.faults.Load()
 	size := l.Size()
 	select {
 	case <-l.quit:
 		return nil, ErrClosed
 	default:
 	}
-	scratch := filepath.Join(l.cfg.Dir, indexDirName, "verify-"+strconv.FormatInt(time.Now().UnixNano(), 10))
+	scratch := filepath.Join(l.cfg.Dir, indexDirName, scratchPrefix+strconv.FormatInt(time.Now().UnixNano(), 10))
 	if err := os.Mkdir(scratch, 0o700); err != nil {
 		return nil, fmt.Errorf("verify audit log: %w", err)
 	}
@@ -102,14 +112,24 @@ func (l *Log) Verify(ctx context.Context) (*Report, error) {
 		// acknowledged (the verdict says how).
 		ic.problem("the entries end after %d of the %d acknowledged", s.n, size)
 	}
+	// A write that failed while the pass read may have left, then cut, a
+	// checkpoint whose entries the pass did not find: what the pass saw
+	// says nothing then.
+	inconclusive := func() bool { return l.faults.Load() != faults }
 	rep, err := s.report()
 	if err != nil {
+		if inconclusive() {
+			return nil, errPassDisturbed
+		}
 		// (The index, derived from damaged entries, would only add noise.)
 		l.markDamaged(err)
 		return nil, err
 	}
 	if err := ic.sessions(t, size); err != nil {
 		return nil, fmt.Errorf("verify audit log: %w", err)
+	}
+	if len(ic.problems) > 0 && inconclusive() {
+		return nil, errPassDisturbed
 	}
 	if len(ic.problems) > 0 {
 		ve := &VerifyError{First: -1}

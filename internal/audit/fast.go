@@ -265,6 +265,12 @@ func (f *fastOpen) accept(unlock func() error) (*Log, *Event, error) {
 	if f.ix.sessions, err = openSessions(f.ix.dir, true); err != nil {
 		return nil, nil, err
 	}
+	// Scratch tables of verification passes a crash interrupted.
+	if old, err := filepath.Glob(filepath.Join(f.ix.dir, scratchPrefix+"*")); err == nil {
+		for _, d := range old {
+			os.RemoveAll(d)
+		}
+	}
 	rng, err := indexEntries(f.ix, f.ent, fr.indexed, f.startD, cloneRange(f.rngD), t.size, f.targetEnt, false)
 	if err != nil {
 		return nil, nil, err

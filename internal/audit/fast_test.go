@@ -541,3 +541,21 @@ func TestNodePositions(t *testing.T) {
 		}
 	}
 }
+
+// TestLeftoverScratchRemoved: the scratch table of a verification pass a
+// crash interrupted does not stay in the index.
+func TestLeftoverScratchRemoved(t *testing.T) {
+	cfg, _ := logAt(t, 2)
+	left := filepath.Join(cfg.Dir, indexDirName, scratchPrefix+"1")
+	if err := os.Mkdir(left, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, left, genName(0), []byte("x"))
+	l := mustOpen(t, cfg)
+	if !l.fromHead {
+		t.Fatal("not started from the head")
+	}
+	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("leftover scratch table: %v", err)
+	}
+}

@@ -319,3 +319,54 @@ func TestWritableSeesAFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPassBesideFaults: a verification pass running while writes fail
+// and recover (a checkpoint written, then cut) never takes that for
+// damage.
+func TestPassBesideFaults(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	cfg, _ := logAt(t, 50)
+	l := mustOpen(t, cfg)
+	stop := make(chan struct{})
+	passes := make(chan error, 1)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				passes <- nil
+				return
+			default:
+			}
+			if _, err := l.Verify(context.Background()); err != nil && !errors.Is(err, errPassDisturbed) {
+				passes <- fmt.Errorf("pass %d: %w", n, err)
+				return
+			}
+			n++
+		}
+	}()
+	for round := range 15 {
+		// Fail the head write: the batch's entries and checkpoint are on
+		// disk, then moved aside.
+		restore := swapFD(t, l.head.f, full)
+		if _, err := l.Append(context.Background(), Event{Type: "decision", Session: fmt.Sprintf("r%d", round)}); err == nil {
+			t.Fatal("append with a failing head was acknowledged")
+		}
+		restore()
+		waitWritable(t, l)
+		if _, err := l.Append(context.Background(), Event{Type: "decision"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if err := <-passes; err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Err(); err != nil {
+		t.Fatalf("the log failed: %v", err)
+	}
+}

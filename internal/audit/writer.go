@@ -171,6 +171,7 @@ func (l *Log) commit(batch []*request) {
 
 // failed records a write failure and schedules the next attempt.
 func (l *Log) failed(err error, cut, headRepair bool) {
+	l.faults.Add(1)
 	now := time.Now()
 	f := l.fault
 	if f == nil {
