@@ -248,6 +248,10 @@ func (f *frontier) check(size uint64, root []byte, signedLen int) string {
 type head struct {
 	f   *os.File
 	seq uint64
+	// dirty is how much of each slot may hold non-zero bytes: a write
+	// covers its slot's content and the zeros up to there, not the whole
+	// slot (one page, not two, to sync).
+	dirty [2]int
 }
 
 // createHead replaces the head file at path with one remembering signed;
@@ -267,7 +271,9 @@ func createHead(path string, seq uint64, signed []byte, f *frontier) (*head, err
 	if err != nil {
 		return nil, fmt.Errorf("open head %s: %w", path, err)
 	}
-	return &head{f: fh, seq: seq}, nil
+	h := &head{f: fh, seq: seq}
+	h.dirty[seq%2] = slotUsed(slot)
+	return h, nil
 }
 
 // openHead opens an existing, valid version 2 head file for writing.
@@ -276,7 +282,12 @@ func openHead(path string, seq uint64) (*head, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open head %s: %w", path, err)
 	}
-	return &head{f: f, seq: seq}, nil
+	return &head{f: f, seq: seq, dirty: [2]int{headSlot, headSlot}}, nil
+}
+
+// slotUsed is where a slot's zeros begin.
+func slotUsed(slot []byte) int {
+	return len(bytes.TrimRight(slot, "\x00"))
 }
 
 // write makes signed the remembered checkpoint, durably. It overwrites the
@@ -289,12 +300,18 @@ func (h *head) write(signed []byte, f *frontier) error {
 	if err != nil {
 		return err
 	}
-	if _, err := h.f.WriteAt(slot, int64(seq%2)*headSlot); err != nil {
+	i := seq % 2
+	used := slotUsed(slot)
+	n := max(used, h.dirty[i])
+	if _, err := h.f.WriteAt(slot[:n], int64(i)*headSlot); err != nil {
+		h.dirty[i] = headSlot // unknown now
 		return fmt.Errorf("write head: %w", err)
 	}
 	if err := datasync(h.f); err != nil {
+		h.dirty[i] = headSlot
 		return fmt.Errorf("sync head: %w", err)
 	}
+	h.dirty[i] = used
 	h.seq = seq
 	return nil
 }
