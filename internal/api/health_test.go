@@ -1,10 +1,13 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -136,5 +139,32 @@ func TestHealthAuditClosed(t *testing.T) {
 	}
 	if _, err := n.n.Audit.Append(context.Background(), audit.Event{Type: "x"}); err == nil || !errors.Is(n.n.Audit.Err(), audit.ErrClosed) {
 		t.Fatalf("append to a closed log: %v, Err %v", err, n.n.Audit.Err())
+	}
+}
+
+// TestHealthAuditDamaged: when the verification pass finds the audit log
+// damaged, the node is unready and says so.
+func TestHealthAuditDamaged(t *testing.T) {
+	n := newNode(t)
+	n.must("POST", "/v1/sponsors", `{"name":"acme","kind":"platform","ceiling":{"tools":["*"]}}`, nil)
+	path := filepath.Join(n.data, "audit", "entries")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte(`"acme"`))
+	if i < 0 {
+		t.Fatal("no event names acme")
+	}
+	b[i+1] = 'A'
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.n.Audit.Verify(context.Background()); !errors.Is(err, audit.ErrTampered) {
+		t.Fatalf("verification pass: %v", err)
+	}
+	code, r, body := n.ready(t, "/healthz", false)
+	if ok, reason := r.check(t, "audit"); code != http.StatusServiceUnavailable || ok || reason != "the audit log failed verification" {
+		t.Fatalf("healthz with a damaged log: %d %s", code, body)
 	}
 }

@@ -370,3 +370,31 @@ func TestPassBesideFaults(t *testing.T) {
 		t.Fatalf("the log failed: %v", err)
 	}
 }
+
+// TestNewGenerationOnFullDisk: a session table that needs a new
+// generation on a full disk fails without leaving a partial one, and
+// makes it once space is freed.
+func TestNewGenerationOnFullDisk(t *testing.T) {
+	mnt := mountSmall(t, "tmpfs", 2<<20)
+	tab, err := openSessions(mnt, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tab.close()
+	filler := fillDisk(t, mnt)
+	if err := tab.addGen(); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("new generation on a full disk: %v", err)
+	}
+	if names, _ := filepath.Glob(filepath.Join(mnt, sessionsPrefix+"*")); len(names) != 1 || len(tab.files()) != 1 {
+		t.Fatalf("after a failed generation: %v, %d open", names, len(tab.files()))
+	}
+	os.Remove(filler)
+	if err := tab.addGen(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := openSessions(mnt, false)
+	if err != nil || len(again.files()) != 2 {
+		t.Fatalf("reopened: %v", err)
+	}
+	again.close()
+}
