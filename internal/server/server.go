@@ -913,7 +913,7 @@ func (n *Node) verifyAudit(ctx context.Context) {
 		n.cfg.Logger.Info("audit log verified", "events", rep.Size)
 	case ctx.Err() != nil || errors.Is(err, audit.ErrClosed):
 	case errors.Is(err, audit.ErrTampered), errors.Is(err, audit.ErrCorrupt):
-		n.cfg.Logger.Error("audit log failed its verification after start; ward refuses every call until DATA/audit is restored (restart to see what ward audit verify reports)", "err", err)
+		n.cfg.Logger.Error("audit log failed its verification after start: ward refuses every call; run ward audit verify to see where, and restore DATA/audit from a backup (until then a restart refuses the log)", "err", err)
 	default:
 		n.cfg.Logger.Warn("audit log: the verification pass could not run", "err", err)
 	}
