@@ -576,8 +576,8 @@ func TestTornTailRecovered(t *testing.T) {
 			}
 
 			l = mustOpen(t, cfg)
-			if l.Size() != 6 {
-				t.Fatalf("size %d, want 5 acknowledged + audit.recover", l.Size())
+			if l.Size() != 6 || !l.fromHead {
+				t.Fatalf("size %d, want 5 acknowledged + audit.recover (from head: %v)", l.Size(), l.fromHead)
 			}
 			evs, err := l.Read(0, 6)
 			if err != nil {

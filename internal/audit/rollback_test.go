@@ -229,8 +229,8 @@ func TestCrashStates(t *testing.T) {
 		l.Close()
 		writeFile(t, filepath.Dir(cfg.Dir), "audit.head", head) // the last head write was lost
 		l = mustOpen(t, cfg)
-		if l.Size() != 5 || l.Notice() != "" {
-			t.Fatalf("size %d, notice %q", l.Size(), l.Notice())
+		if l.Size() != 5 || l.Notice() != "" || !l.fromHead {
+			t.Fatalf("size %d, notice %q, from head %v", l.Size(), l.Notice(), l.fromHead)
 		}
 		l.Close()
 		if rep, err := Verify(cfg.Dir, k.verifier, testOrigin); err != nil || rep.Head != 5 {
@@ -268,6 +268,9 @@ func TestCrashStates(t *testing.T) {
 		tail := joinFrames([][]byte{[]byte(`{"v":2,"index":4,"time":"2026-01-01T00:00:00Z","type":"decision"}`)})
 		writeFile(t, cfg.Dir, entriesName, append(readFile(t, cfg.Dir, entriesName), tail...))
 		l := mustOpen(t, cfg)
+		if !l.fromHead {
+			t.Fatal("an unacknowledged tail made the start verify the whole log")
+		}
 		evs, _ := l.Read(4, 5)
 		var rec recovery
 		json.Unmarshal(evs[0].Data, &rec)
