@@ -4,8 +4,10 @@
 //
 // Authentication, by route:
 //
-//	/.well-known/spiffe-bundle, /.well-known/jwks.json, /healthz   public
-//	/v1/sponsors, /v1/agents, /v1/sessions, /v1/tools, /v1/audit   operator or sponsor: Authorization: Bearer ward_…
+//	/.well-known/spiffe-bundle, /.well-known/jwks.json             public
+//	/livez, /healthz, /readyz                                      public (health.go)
+//	/v1/sponsors, /v1/agents, /v1/sessions, /v1/tools, /v1/audit,  operator or sponsor: Authorization: Bearer ward_…
+//	/v1/health (admin)
 //	/mcp, /v1/guard/*, /v1/token, /v1/sessions/{id}/end            agent: mutual TLS with the session's X.509-SVID,
 //	                                                               or Authorization: DPoP <grant> plus a DPoP proof
 //
@@ -127,6 +129,9 @@ type Config struct {
 	// POST /witness/add-checkpoint, for the logs this node witnesses. The
 	// protocol authenticates checkpoints by their signatures, not callers.
 	Witness http.Handler
+	// Ready are the readiness checks of GET /healthz (see health.go);
+	// none: always ready.
+	Ready []Check
 	// Refusals records every refusal. Nil: a recorder with the defaults
 	// of package refusal, appending to Audit (which must then implement
 	// refusal.Appender). Close closes it either way.
@@ -338,7 +343,10 @@ func (s *Server) Close() {
 
 func (s *Server) routes() {
 	m := s.mux
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	m.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	m.HandleFunc("GET /healthz", s.healthz)
+	m.HandleFunc("GET /readyz", s.healthz)
+	m.HandleFunc("GET /v1/health", s.op(s.health))
 	m.HandleFunc("GET /.well-known/spiffe-bundle", s.bundle)
 	m.HandleFunc("GET /.well-known/jwks.json", s.jwks)
 	m.Handle("/mcp", s.sameOrigin(s.mcp))

@@ -22,7 +22,7 @@ import (
 // routes are every route of the API, with placeholders for the session
 // and agent they name.
 var routes = []struct{ method, path string }{
-	{"GET", "/healthz"}, {"GET", "/.well-known/spiffe-bundle"}, {"GET", "/.well-known/jwks.json"},
+	{"GET", "/healthz"}, {"GET", "/readyz"}, {"GET", "/livez"}, {"GET", "/v1/health"}, {"GET", "/.well-known/spiffe-bundle"}, {"GET", "/.well-known/jwks.json"},
 	{"POST", "/mcp"}, {"GET", "/mcp"}, {"DELETE", "/mcp"},
 	{"POST", "/v1/sponsors"}, {"GET", "/v1/sponsors"}, {"POST", "/v1/sponsors/acme/credentials"},
 	{"POST", "/v1/agents"}, {"GET", "/v1/agents"}, {"GET", "/v1/agents/base"},

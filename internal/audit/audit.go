@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -94,32 +96,50 @@ type Log struct {
 	cfg    Config
 	ent    *os.File
 	cps    *os.File
+	idx    *index
 	unlock func() error
 	notice string
+	// fromHead says Open started from the remembered head, reading only
+	// what came after the index's durable part.
+	fromHead bool
 
-	reqs    chan *request
-	quit    chan struct{}
-	stopped chan struct{}
+	reqs        chan *request
+	quit        chan struct{}
+	stopped     chan struct{}
+	syncStopped chan struct{}
+	kick        chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
 
-	size atomic.Uint64 // acknowledged entries
+	size    atomic.Uint64 // acknowledged entries
+	faults  atomic.Uint64 // write failures so far (a verification pass beside one may misread the files)
+	written atomic.Uint64 // entries whose index records are all written
+	durable atomic.Uint64 // entries whose index records are durable
+	// syncFailed is set once syncing the index failed: from then on what
+	// a later sync reports cannot be trusted (the kernel may have dropped
+	// the pages), so the durable index size stays where it was.
+	syncFailed atomic.Bool
 
 	mu         sync.RWMutex
 	closed     bool
-	offsets    []int64 // offsets[i] is where entry i starts; offsets[size] the end
-	tree       tree    // subtree hashes of the entries in offsets
 	checkpoint []byte
+	root       []byte
+
+	errMu    sync.Mutex
+	faultErr error // the write fault in force, if any
+	damage   error // what a verification pass found, if anything
 
 	// Owned by the writer goroutine.
-	head   *head
-	rng    *compact.Range
-	chains map[string]chain
-	entEnd int64
-	cpEnd  int64
-	failed error
-	wbuf   []byte
+	head        *head
+	headSeq     uint64 // the head's write number, when head is nil
+	headIndexed uint64 // the index size the head last said
+	rng         *compact.Range
+	chains      *chains
+	entEnd      int64
+	cpEnd       int64
+	fault       *fault
+	wbuf        []byte
 }
 
 type request struct {
@@ -157,9 +177,11 @@ func (l *Log) Notice() string { return l.notice }
 //
 // If ctx is done while Append waits, it returns ctx.Err(); the event may
 // still be written and acknowledged in the log later. If writing fails, the
-// error is returned to every append of the batch and to all later appends:
-// the log fails closed until reopened. After Close, Append returns
-// ErrClosed. An event whose encoding is larger than Config.MaxEventSize is
+// error is returned to every append of the batch and the log fails closed:
+// later appends are refused with that error, without touching the disk,
+// while the log retries with backoff (see Err); the first write that
+// succeeds records an "audit.fault" event saying what failed and how many
+// appends were refused. After Close, Append returns ErrClosed. An event whose encoding is larger than Config.MaxEventSize is
 // refused with ErrTooLarge and does not affect the log.
 func (l *Log) Append(ctx context.Context, e Event) (uint64, error) {
 	if strings.HasPrefix(e.Type, typePrefix) {
@@ -273,166 +295,6 @@ func fillIn(dst, body []byte, index uint64, session string, c chain) []byte {
 	return append(dst, body[len(indexPrefix):]...)
 }
 
-// run is the single writer: it batches queued appends into group commits.
-func (l *Log) run() {
-	defer close(l.stopped)
-	batch := make([]*request, 0, 64)
-	for {
-		select {
-		case <-l.quit:
-			return
-		case r := <-l.reqs:
-			batch = append(batch[:0], r)
-			n := len(r.body)
-		drain:
-			for len(batch) < maxBatchEvents && n < maxBatchBytes {
-				select {
-				case r := <-l.reqs:
-					batch = append(batch, r)
-					n += len(r.body)
-				default:
-					break drain
-				}
-			}
-			l.commit(batch)
-			clear(batch)
-		}
-	}
-}
-
-func (l *Log) commit(batch []*request) {
-	var first uint64
-	if l.failed == nil {
-		first, l.failed = l.write(batch)
-	}
-	if l.failed != nil {
-		for _, r := range batch {
-			r.done <- result{err: l.failed}
-		}
-		return
-	}
-	for i, r := range batch {
-		r.done <- result{index: first + uint64(i)}
-	}
-}
-
-// write makes batch durable, each sealed session it touches sealed again
-// after it, then its checkpoint and the head, then publishes them. It
-// returns the index of the batch's first entry.
-func (l *Log) write(batch []*request) (uint64, error) {
-	base := uint64(len(l.offsets) - 1)
-	buf := l.wbuf[:0]
-	offs := make([]int64, 0, len(batch))
-	end := l.entEnd
-	var entry []byte
-	leaves := make([][]byte, 0, len(batch))
-	var touched []string // sessions of the batch, in order of appearance
-	seen := map[string]bool{}
-	add := func(body []byte, session string, seal bool) error {
-		index := base + uint64(len(leaves))
-		c := l.chains[session]
-		entry = fillIn(entry[:0], body, index, session, c)
-		buf = appendFrame(buf, entry)
-		leaf := hasher.HashLeaf(entry)
-		leaves = append(leaves, leaf)
-		if err := l.rng.Append(leaf, nil); err != nil {
-			return fmt.Errorf("audit log failed closed: hash entry %d: %w", index, err)
-		}
-		end += 4 + int64(len(entry))
-		offs = append(offs, end)
-		if session != "" {
-			if !seen[session] {
-				seen[session] = true
-				touched = append(touched, session)
-			}
-			c.seq, c.last, c.lastSeal = c.seq+1, index, seal
-			c.sealed = c.sealed || seal
-			l.chains[session] = c
-		}
-		return nil
-	}
-	for _, r := range batch {
-		if err := add(r.body, r.session, r.seal); err != nil {
-			return 0, err
-		}
-	}
-	for _, s := range touched {
-		if c := l.chains[s]; c.sealed && !c.lastSeal {
-			body, err := l.encode(Event{Type: typeSeal, Actor: "ward", Session: s})
-			if err != nil {
-				return 0, fmt.Errorf("audit log failed closed: seal session %q: %w", s, err)
-			}
-			if err := add(body, s, true); err != nil {
-				return 0, err
-			}
-		}
-	}
-	last := base + uint64(len(leaves)) - 1
-	if len(buf) <= 1<<20 {
-		l.wbuf = buf
-	}
-	if _, err := l.ent.WriteAt(buf, l.entEnd); err != nil {
-		return 0, fmt.Errorf("audit log failed closed: write entries %d..%d: %w", base, last, err)
-	}
-	if err := l.ent.Sync(); err != nil {
-		return 0, fmt.Errorf("audit log failed closed: sync entries %d..%d: %w", base, last, err)
-	}
-	l.entEnd = end
-	l.mu.Lock()
-	l.offsets = append(l.offsets, offs...)
-	for _, leaf := range leaves {
-		l.tree.append(leaf)
-	}
-	l.mu.Unlock()
-	if err := l.writeCheckpoint(); err != nil {
-		return 0, fmt.Errorf("audit log failed closed: %w", err)
-	}
-	return base, nil
-}
-
-// writeCheckpoint signs the tree over l.offsets and appends it durably,
-// makes it the remembered head, then publishes the new size.
-func (l *Log) writeCheckpoint() error {
-	size := l.rng.End()
-	signed, err := note.Sign(&note.Note{Text: checkpointText(l.cfg.Origin, size, rootOf(l.rng))}, l.cfg.Signer)
-	if err != nil {
-		return fmt.Errorf("sign checkpoint at size %d: %w", size, err)
-	}
-	if len(signed) > MaxCheckpointBytes {
-		return fmt.Errorf("sign checkpoint at size %d: note too large", size)
-	}
-	rec := appendFrame(make([]byte, 0, 4+len(signed)), signed)
-	if _, err := l.cps.WriteAt(rec, l.cpEnd); err != nil {
-		return fmt.Errorf("write checkpoint at size %d: %w", size, err)
-	}
-	if err := l.cps.Sync(); err != nil {
-		return fmt.Errorf("sync checkpoint at size %d: %w", size, err)
-	}
-	l.cpEnd += int64(len(rec))
-	if err := l.rememberHead(signed); err != nil {
-		return fmt.Errorf("remember checkpoint at size %d: %w", size, err)
-	}
-	l.mu.Lock()
-	l.checkpoint = signed
-	l.mu.Unlock()
-	l.size.Store(size)
-	return nil
-}
-
-// rememberHead makes signed, which is durable in the checkpoints file, the
-// remembered head.
-func (l *Log) rememberHead(signed []byte) error {
-	if l.head != nil {
-		return l.head.write(signed)
-	}
-	h, err := createHead(l.cfg.Head, 0, signed)
-	if err != nil {
-		return err
-	}
-	l.head = h
-	return nil
-}
-
 // Size returns the number of acknowledged entries (the latest checkpoint's
 // tree size).
 func (l *Log) Size() uint64 { return l.size.Load() }
@@ -444,8 +306,54 @@ func (l *Log) Checkpoint() []byte {
 	return bytes.Clone(l.checkpoint)
 }
 
+// Err says whether the log accepts appends: nil when it does. Otherwise it
+// is ErrClosed after Close; the write error while a write fault persists (a
+// full disk, say: the log retries by itself, with backoff, and Err is nil
+// again once a write succeeds); or, after Verify found damage, an error
+// wrapping ErrTampered or ErrCorrupt, until the log is reopened (and Open
+// then verifies it in full). Errors caused by the disk wrap the system's
+// error (errors.Is(err, syscall.ENOSPC) on a full disk).
+func (l *Log) Err() error {
+	select {
+	case <-l.quit:
+		return ErrClosed
+	default:
+	}
+	l.errMu.Lock()
+	defer l.errMu.Unlock()
+	if l.damage != nil {
+		return l.damage
+	}
+	return l.faultErr
+}
+
+// MinFreeBytes is the free space below which Writable says the log's
+// file system is full: a batch of appends may need a few megabytes.
+const MinFreeBytes = 4 << 20
+
+// Writable is Err, and, when Err is nil, whether the log's file system
+// still has MinFreeBytes free: a readiness check calls it, so that a full
+// disk shows before an append fails on it (the error then wraps
+// syscall.ENOSPC). It changes nothing: appends go on while they fit.
+func (l *Log) Writable() error {
+	if err := l.Err(); err != nil {
+		return err
+	}
+	free, err := freeSpace(l.cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("audit log: measure the free space of %s: %w", l.cfg.Dir, err)
+	}
+	if free < MinFreeBytes {
+		return fmt.Errorf("audit log: %d bytes free on the file system of %s, less than %d: appends are about to fail: %w", free, l.cfg.Dir, MinFreeBytes, syscall.ENOSPC)
+	}
+	return nil
+}
+
 // Read returns the acknowledged events at positions [from, to). It reads
-// them all into memory; callers page through large ranges.
+// them all into memory; callers page through large ranges. It finds them
+// through the index and checks each against it (its frame, its encoding,
+// its index field): a damaged index is an error wrapping ErrCorrupt,
+// never another event.
 func (l *Log) Read(from, to uint64) ([]Event, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -459,15 +367,19 @@ func (l *Log) Read(from, to uint64) ([]Event, error) {
 	if from == to {
 		return nil, nil
 	}
-	start, end := l.offsets[from], l.offsets[to]
-	buf := make([]byte, end-start)
-	if _, err := l.ent.ReadAt(buf, start); err != nil {
+	starts, ends, err := l.idx.span(from, to)
+	if err != nil {
+		return nil, fmt.Errorf("read audit log [%d, %d): %w", from, to, err)
+	}
+	base := starts[0]
+	buf := make([]byte, ends[len(ends)-1]-base)
+	if _, err := l.ent.ReadAt(buf, base); err != nil {
 		return nil, fmt.Errorf("read audit log [%d, %d): %w", from, to, err)
 	}
 	events := make([]Event, 0, to-from)
-	for i := from; i < to; i++ {
-		b := buf[l.offsets[i]-start+4 : l.offsets[i+1]-start]
-		e, err := decodeEntry(b)
+	for k := range ends {
+		i := from + uint64(k)
+		e, err := entryAt(buf[starts[k]-base:ends[k]-base], i)
 		if err != nil {
 			return nil, fmt.Errorf("read audit log entry %d: %v: %w", i, err, ErrCorrupt)
 		}
@@ -476,17 +388,39 @@ func (l *Log) Read(from, to uint64) ([]Event, error) {
 	return events, nil
 }
 
+// entryAt decodes the frame b that the index says is entry i.
+func entryAt(b []byte, i uint64) (Event, error) {
+	if len(b) < 5 || int(binary.BigEndian.Uint32(b)) != len(b)-4 {
+		return Event{}, errors.New("the index does not point at a frame")
+	}
+	e, err := decodeEntry(b[4:])
+	if err != nil {
+		return Event{}, err
+	}
+	if e.Index != i {
+		return Event{}, fmt.Errorf("the index points at entry %d", e.Index)
+	}
+	return e, nil
+}
+
 // Close stops the writer after the batch in progress, fails appends still
-// queued with ErrClosed, and closes the files.
+// queued with ErrClosed, makes the index durable (so that the next Open
+// replays nothing) and closes the files.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.quit)
 		<-l.stopped
+		<-l.syncStopped
 		l.mu.Lock()
 		l.closed = true
 		l.mu.Unlock()
-		l.closeErr = errors.Join(l.ent.Close(), l.cps.Close(), l.head.close(), l.unlock())
-		if l.closeErr != nil {
+		var errs []error
+		if w := l.written.Load(); l.fault == nil && l.head != nil && w > l.headIndexed && !l.syncFailed.Load() && l.idx.sync() == nil {
+			l.durable.Store(w)
+			errs = append(errs, l.rememberHead(l.checkpoint))
+		}
+		errs = append(errs, l.ent.Close(), l.cps.Close(), l.idx.close(), l.head.close(), l.unlock())
+		if l.closeErr = errors.Join(errs...); l.closeErr != nil {
 			l.closeErr = fmt.Errorf("close audit log: %w", l.closeErr)
 		}
 	})

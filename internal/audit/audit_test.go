@@ -483,14 +483,48 @@ func TestTamper(t *testing.T) {
 			if ve.First != tt.first || !strings.Contains(err.Error(), tt.says) {
 				t.Errorf("verify error (first %d) %q\nwant first %d, containing %q", ve.First, err, tt.first, tt.says)
 			}
-			if l, err := Open(testConfig(dir, k)); !errors.Is(err, ErrTampered) {
-				if err == nil {
-					l.Close()
-				}
-				t.Fatalf("Open of tampered log: %v", err)
-			}
+			caught(t, testConfig(dir, k), ErrTampered)
 		})
 	}
+}
+
+// caught checks how a log damaged where only full verification looks is
+// handled: Open starts from the head without reading the old entries
+// (or, if its own checks see the damage, verifies in full and refuses);
+// the verification pass finds it, records it, fails the log closed and
+// marks it; the next Open verifies the whole log and refuses it, changing
+// nothing. It returns the refusal.
+func caught(t *testing.T, cfg Config, want error) error {
+	t.Helper()
+	l, err := Open(cfg)
+	if err == nil {
+		_, err = l.Verify(context.Background())
+		if !errors.Is(err, want) {
+			t.Fatalf("verification pass: %v, want %v", err, want)
+		}
+		if _, aerr := l.Append(context.Background(), testEvent(0)); !errors.Is(aerr, want) || !strings.Contains(aerr.Error(), "failed closed") {
+			t.Fatalf("append after the pass found damage: %v", aerr)
+		}
+		if !errors.Is(l.Err(), want) {
+			t.Fatalf("Err after the pass found damage: %v", l.Err())
+		}
+		l.Close()
+		if _, err := os.Stat(filepath.Join(cfg.Dir, damagedName)); err != nil {
+			t.Fatalf("no damage mark: %v", err)
+		}
+		before := dirFiles(t, cfg.Dir)
+		if l, err = Open(cfg); err == nil {
+			l.Close()
+			t.Fatal("Open after the pass found damage succeeded")
+		}
+		if !equalMaps(before, dirFiles(t, cfg.Dir)) {
+			t.Fatal("a refused Open changed the files")
+		}
+	}
+	if !errors.Is(err, want) {
+		t.Fatalf("open of a damaged log: %v, want %v", err, want)
+	}
+	return err
 }
 
 func TestCorruptFraming(t *testing.T) {
@@ -542,8 +576,8 @@ func TestTornTailRecovered(t *testing.T) {
 			}
 
 			l = mustOpen(t, cfg)
-			if l.Size() != 6 {
-				t.Fatalf("size %d, want 5 acknowledged + audit.recover", l.Size())
+			if l.Size() != 6 || !l.fromHead {
+				t.Fatalf("size %d, want 5 acknowledged + audit.recover (from head: %v)", l.Size(), l.fromHead)
 			}
 			evs, err := l.Read(0, 6)
 			if err != nil {
@@ -656,6 +690,9 @@ func TestAllowUnverified(t *testing.T) {
 	es := splitFrames(t, readFile(t, dir, entriesName))
 	es[2], es[3] = es[3], es[2]
 	writeFile(t, dir, entriesName, append(joinFrames(es), 0, 0, 0)) // and a torn tail
+	// Without its index, Open verifies the whole log (TestDamageFound
+	// goes the usual way: a start from the head, then the pass).
+	os.RemoveAll(filepath.Join(dir, indexDirName))
 
 	if _, err := Open(cfg); !errors.Is(err, ErrTampered) {
 		t.Fatalf("open refused? %v", err)
@@ -781,9 +818,7 @@ func TestDamagedLengthsNotWiped(t *testing.T) {
 		b[0], b[1], b[2], b[3] = 0x00, 0xff, 0xff, 0xff
 		writeFile(t, dir, name, b)
 	}
-	if _, err := Open(testConfig(dir, k)); err == nil {
-		t.Fatal("Open accepted a log whose frames were all damaged")
-	}
+	caught(t, testConfig(dir, k), ErrTampered)
 	if b := readFile(t, dir, "entries"); len(b) == 0 {
 		t.Fatal("Open wiped the damaged entries")
 	}

@@ -5,6 +5,9 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -76,4 +79,41 @@ func BenchmarkRawFileAppendFsync(b *testing.B) {
 		n++
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkAppendLatency is what an append adds to a call: 8 appenders
+// (a busy gateway), each timing its own appends; p50 and p99 in µs.
+func BenchmarkAppendLatency(b *testing.B) {
+	k := newTestKey(b, testOrigin)
+	l := mustOpen(b, testConfig(b.TempDir(), k))
+	ctx := context.Background()
+	var mu sync.Mutex
+	var lat []time.Duration
+	b.SetParallelism(4) // 4 × GOMAXPROCS (2 here) appenders
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		i := 0
+		for pb.Next() {
+			e := benchEvent()
+			e.Session = "lat-" + strconv.Itoa(i%64)
+			i++
+			start := time.Now()
+			if _, err := l.Append(ctx, e); err != nil {
+				b.Error(err)
+				return
+			}
+			mine = append(mine, time.Since(start))
+		}
+		mu.Lock()
+		lat = append(lat, mine...)
+		mu.Unlock()
+	})
+	b.StopTimer()
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }

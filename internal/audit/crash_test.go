@@ -99,6 +99,9 @@ func TestCrash(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: reopen after kill: %v", round, err)
 		}
+		if !l.fromHead {
+			t.Fatalf("round %d: a kill made the next start verify the whole log", round)
+		}
 		evs, err := l.Read(0, l.Size())
 		if err != nil {
 			t.Fatal(err)

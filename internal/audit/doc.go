@@ -17,17 +17,76 @@
 // is never ahead of what is durable, and an event is acknowledged only once
 // all three are. Concurrent appenders are batched by a single writer
 // goroutine (group commit): one write and one sync of each file per batch.
-// If any write or sync fails, the failing batch and every later append
-// return an error (the log fails closed) until it is reopened. An
-// acknowledged event is never dropped, and no byte of the log is ever
+// An acknowledged event is never dropped, and no byte of the log is ever
 // deleted.
+//
+// # Faults
+//
+// If a write or a sync fails (a full disk, an I/O error), every append of
+// the batch returns the error and the log fails closed: later appends are
+// refused at once with that error, without touching the disk, and
+// [Log.Err] returns it. The log recovers by itself: after 100 ms, then
+// after twice as long each time up to 5 s, the writer tries again. It
+// first makes the head name the last acknowledged checkpoint again (if a
+// head write failed, its slot may be on disk), then moves what the failed
+// batch wrote to the entries or checkpoints file aside (to
+// "entries.fault-<unix nanos>", "checkpoints.fault-<unix nanos>": copied
+// and synced, then cut), cuts the index back, and writes an "audit.fault"
+// event: the first error, since when, how many appends were refused, how
+// many attempts it took and where the failed bytes are kept. When that
+// write succeeds the log accepts appends again and Err is nil. Nothing in
+// a failed batch was acknowledged (the head did not name it), so nothing
+// acknowledged is ever cut. [Log.Writable] also says when the log's file
+// system has less than [MinFreeBytes] free, so that a readiness check sees
+// a full disk before an append fails on it.
+//
+// # Opening: from the head
+//
+// [Open] does not read the whole log. The head remembers, with the latest
+// durable checkpoint, the tree's frontier (its compact range: the roots of
+// the perfect subtrees of the tree the checkpoint signs, which the
+// checkpoint's root commits to), where the entries and the checkpoint's
+// record end, and up to which entry the index is durable. Open checks:
+//
+//   - that the frontier roots to the signed root, and that the checkpoint's
+//     record is where the head says;
+//   - the entries after the index's durable part: hashed onto the index's
+//     frontier at that point, they must give the head's frontier, which
+//     authenticates both; their index records are rewritten (a crash may
+//     have lost them);
+//   - checkpoint records after the head's (a batch whose head write a
+//     crash lost): validly signed and matching the entries, they are
+//     adopted, as a full verification does;
+//   - the anchors, with consistency proofs from the index checked against
+//     the authenticated roots, and the last entry of the index's durable
+//     part, with an inclusion proof from its offsets and hashes.
+//
+// It reads a few kilobytes, however long the log; the time and memory it
+// takes do not grow with it. What it did not read, [Log.Verify] checks:
+// a server runs it in the background after start. It verifies the files as
+// VerifyLog does, and checks the index against the entries, with its
+// memory bounded (it follows chains in a scratch session table on disk).
+// If it finds damage, the log appends an "audit.damage" event saying what,
+// fails closed ([Log.Err] and Append return the damage) and leaves the
+// file "damaged" in its directory; the next Open then verifies the whole
+// log, as below, and refuses it (or, when only the index was damaged,
+// rebuilds the index). ward audit verify ([VerifyLog]) always verifies
+// everything.
+//
+// Open verifies the whole log when the head is of version 1 or missing or
+// unusable, when the index is missing or does not check out, when the
+// "damaged" file is there, with [Config.AllowUnverified], or when any of
+// the checks above fails (and then says what is wrong, as below). It then
+// rebuilds the index. A full verification reads the checkpoints and the
+// entries once, side by side, and keeps the chains of the sessions in
+// memory.
 //
 // # Opening: crash or rollback
 //
-// [Open] verifies the files as [VerifyLog] does, against the head and
-// against [Config.Anchors] (for ward, the checkpoint its witnesses cosigned,
-// DATA/witness/published). Two situations look alike in the files and are
-// told apart by the head:
+// Verifying, Open checks the files as [VerifyLog] does, against the head
+// and against [Config.Anchors] (for ward, the checkpoint its witnesses
+// cosigned, DATA/witness/published). Two situations look alike in the
+// files and are told apart by the head:
 //
 //   - A crash: entries after the latest checkpoint that no checkpoint ever
 //     covered (a batch whose checkpoint was not yet durable), or a torn
@@ -38,7 +97,8 @@
 //     an "audit.recover" event records how many entries and bytes were
 //     moved and where ([Log.Notice] says it in one line). Entries past the
 //     checkpoint are not adopted, because doing so would let anyone who can
-//     write the file get forged entries signed.
+//     write the file get forged entries signed. Starting from the head,
+//     Open does the same.
 //   - A rollback: the log is behind a checkpoint ward made durable (the
 //     head) or published (an anchor): its checkpoints file was cut back or
 //     replaced by an older copy, or both of its files were, or the log was
@@ -65,7 +125,10 @@
 //	entries       the entries, append-only
 //	checkpoints   every signed checkpoint, one record per committed batch, append-only
 //	lock          held with flock(2) while a Log is open
+//	index/        derived from the entries (see "The index"); may be deleted
+//	damaged       left by a verification pass that found damage
 //	entries.tail-N, checkpoints.tail-N              unacknowledged tails moved aside by Open
+//	entries.fault-N, checkpoints.fault-N            what batches that failed to write left
 //	entries.unverified-N, checkpoints.unverified-N  evidence set aside by an AllowUnverified open
 //
 // and next to it, outside it, the head file (by default the directory's
@@ -95,7 +158,10 @@
 // event of a sealed session (the result of a call in flight when it
 // ended) is followed, in the same batch, by a new seal, so under every
 // checkpoint a sealed session's chain ends in a seal. Types beginning with
-// "audit." are the log's own; [Log.Append] refuses them.
+// "audit." are the log's own; [Log.Append] refuses them. They are
+// "audit.seal", "audit.recover" and "audit.unverified-open" (see "Opening"),
+// "audit.fault" (see "Faults") and "audit.damage" (what a verification
+// pass found, its data {"error": "…"}).
 //
 // For example, entries 7 to 9 of a log where session "k3v" sealed:
 //
@@ -142,28 +208,77 @@
 //
 // # The head file
 //
-// The head file holds the latest checkpoint the log made durable, in two
-// slots of 4096 bytes written in turn, so that a torn write leaves the
-// other intact. A slot is:
+// The head file holds the latest checkpoint the log made durable, with
+// the tree's frontier, in two slots of 8192 bytes written in turn, so that
+// a torn write leaves the other intact. A slot is:
 //
-//	"ward-audit-head\n"   16 bytes
+//	"ward-audit-head2"    16 bytes
 //	write number          8 bytes, big-endian; 1, 2, 3, …; write k goes to slot k mod 2
 //	n                     4 bytes, big-endian
 //	checkpoint            n bytes, a checkpoint record exactly as in the checkpoints file
+//	entries end           8 bytes, big-endian: where the entries it covers end in the entries file
+//	checkpoints end       8 bytes, big-endian: where its record ends in the checkpoints file
+//	indexed               8 bytes, big-endian: the index is durable for entries [0, indexed)
+//	k                     1 byte: the number of hashes, popcount(tree size)
+//	hashes                32·k bytes: the compact range [0, tree size), left to right
 //	SHA-256               32 bytes, of everything above
 //	zeros                 to the end of the slot
 //
 // The head is the valid slot with the higher write number; a slot whose
 // sum does not match was torn and is ignored; a slot whose checkpoint is
-// not signed by the log's key, or whose write number is in the other
-// slot's place, makes the file unusable. It is written with fdatasync after
-// the checkpoints file is synced, and lives outside the log's directory so
-// that restoring or replacing that directory (both files consistently)
-// does not restore it. It is a file rather than a row in ward's SQLite
-// store because it must be durable before an append is acknowledged (one
-// fdatasync of a page costs less than a database commit), because this
-// package needs no store, and because an offline verifier reads it
-// without one.
+// not signed by the log's key, whose hashes do not root to its
+// checkpoint's root, whose indexed exceeds its tree size, or whose write
+// number is in the other slot's place, makes the file unusable. The
+// version 1 file (two slots of 4096 bytes, "ward-audit-head\n", the same
+// fields up to the checkpoint) is still read; the next write replaces it.
+// It is written with fdatasync after the checkpoints file is synced, and
+// lives outside the log's directory so that restoring or replacing that
+// directory (both files consistently) does not restore it. It is a file
+// rather than a row in ward's SQLite store because it must be durable
+// before an append is acknowledged (one fdatasync of a page costs less
+// than a database commit), because this package needs no store, and
+// because an offline verifier reads it without one. [VerifyLog] checks
+// that the entries and the record are where it says.
+//
+// # The index
+//
+// The directory "index" is derived from the entries; Open rebuilds it when
+// it is missing (verifying the whole log first). It holds
+//
+//	offsets       8 bytes per entry, big-endian: where entry i ends in the entries file
+//	hashes        32 bytes per node of every perfect subtree, in post-order
+//	sessions.<k>  the session table, generation k
+//
+// [Log.Read] and [Log.Prove] find entries and audit paths through it, so
+// the open log keeps no state per entry or per session in memory, and
+// check what they find (the frame, its index field, the proof against the
+// checkpoint): a damaged index is an error wrapping [ErrCorrupt], never a
+// wrong event or a false proof. In post-order the node at level l with
+// index i (covering leaves [i·2^l, (i+1)·2^l)) is node number
+// 2m − popcount(m) + l, m = (i+1)·2^l − 1 being its last leaf; a tree of
+// n leaves has 2n − popcount(n) nodes.
+//
+// The session table maps each session to its latest event's log index,
+// seq and whether it is a seal (what the next event's seq and prev need).
+// Generation k is an open-addressed hash table of 2^(14+k) home slots plus
+// 64 overflow slots, after a 32-byte header ("ward-audit-sess\n" and k,
+// 8 bytes big-endian); a new generation, twice as large, is made when a
+// new session finds no free slot within 64 of its home in the newest. A
+// slot is 32 bytes:
+//
+//	key    16 bytes  the first 16 bytes of SHA-256(session); its last 8, big-endian, modulo 2^(14+k), are its home
+//	crc    4 bytes   CRC-32C of key, last and seq
+//	last   6 bytes   big-endian log index of the latest event
+//	seq    6 bytes   big-endian; top bit: the latest event is a seal; the rest its seq
+//
+// An all-zero slot is free; a slot whose CRC does not match is skipped.
+//
+// The writer appends offsets and hashes before it writes a batch's
+// entries and updates the session table after the head names the batch;
+// it does not sync them. A background syncer does, every second or every
+// 32,768 entries, and the next head says so (indexed); if a sync fails,
+// indexed stops moving until the log is reopened (the kernel may have
+// dropped the pages; a later sync's success would not prove them).
 //
 // # Forensic bundles
 //
@@ -220,6 +335,17 @@
 // --checkpoint) defeat that; so does a key verifiers pin instead of
 // reading it from the directory. Nothing local defeats the holder of the
 // signing key.
+//
+// Starting from the head trusts what the head's signed checkpoint
+// authenticates and nothing else read from the log's directory, but it
+// leaves the older entries unread until the verification pass has run: a
+// node serves calls during that window (seconds for a small log, about
+// half a minute per million events on two cores), and damage to those
+// entries is found, recorded and makes the log fail closed at its end,
+// not at start. The index is not authenticated: a damaged session table
+// could make the writer give an event a wrong seq or prev, which
+// verification then reports as a broken chain; the pass compares the
+// index with the entries.
 //
 // A seal proves completeness up to itself: if late events and their new
 // seal are cut from a bundle together, it still proves the session complete

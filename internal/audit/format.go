@@ -8,12 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"strings"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"golang.org/x/mod/sumdb/note"
 )
 
 const (
@@ -42,6 +40,17 @@ const (
 	typeRecover = "audit.recover"
 	// typeSeal is the type of a session's seal (see Log.Seal).
 	typeSeal = "audit.seal"
+	// typeFault is the type of the event recorded when the log writes
+	// again after a write fault.
+	typeFault = "audit.fault"
+	// typeDamage is the type of the event recorded when a verification
+	// pass of a running log found damage.
+	typeDamage = "audit.damage"
+
+	// damagedName is the file a verification pass that found damage
+	// leaves in the log's directory: Open then verifies the whole log
+	// instead of starting from the head.
+	damagedName = "damaged"
 
 	// maxReported bounds how many per-entry problems a VerifyError lists.
 	maxReported = 5
@@ -72,10 +81,11 @@ var (
 
 var hasher = rfc6962.DefaultHasher
 
-func newRange() *compact.Range {
-	f := compact.RangeFactory{Hash: hasher.HashChildren}
-	return f.NewEmptyRange(0)
-}
+// rangeFactory makes every compact range of this package (ranges merge
+// only with ranges of the same factory).
+var rangeFactory = &compact.RangeFactory{Hash: hasher.HashChildren}
+
+func newRange() *compact.Range { return rangeFactory.NewEmptyRange(0) }
 
 // cloneRange copies a compact range that starts at 0.
 func cloneRange(r *compact.Range) *compact.Range {
@@ -84,8 +94,7 @@ func cloneRange(r *compact.Range) *compact.Range {
 	for i, h := range hs {
 		cp[i] = bytes.Clone(h)
 	}
-	f := compact.RangeFactory{Hash: hasher.HashChildren}
-	c, err := f.NewRange(r.Begin(), r.End(), cp)
+	c, err := rangeFactory.NewRange(r.Begin(), r.End(), cp)
 	if err != nil {
 		// Hashes of a valid range always form a valid range.
 		panic("audit: clone compact range: " + err.Error())
@@ -205,6 +214,10 @@ type checkpoint struct {
 	signed   []byte
 	checked  bool // the log holds size entries, and their root was compared
 	matched  bool
+	recEnd   int64     // for a record, where it ends in the checkpoints file
+	front    *frontier // for ward's remembered head (version 2), what it says of the files
+	entEnd   int64     // where the entries it covers end, once checked
+	cpRecord bool      // for the head: its record is where front says
 }
 
 func (c *checkpoint) failing(entries uint64) bool {
@@ -263,8 +276,8 @@ func appendFrame(dst, b []byte) []byte {
 	return append(dst, b...)
 }
 
-// chain is what the log knows of one session: how many events it has, the
-// index of the latest, and whether it is sealed.
+// chain is what the writer knows of one session within a batch: how many
+// events it has, the index of the latest, and whether it is sealed.
 type chain struct {
 	seq      uint64
 	last     uint64
@@ -272,440 +285,77 @@ type chain struct {
 	lastSeal bool // the latest event is a seal
 }
 
-// scan is what reading a log directory found.
-type scan struct {
-	cps      []*checkpoint // validly signed records, in file order
-	anchors  []*checkpoint // checkpoints from outside the files: the head first, if any
-	cpEnd    int64         // offset after the last complete checkpoint record
-	cpSize   int64         // checkpoints file size
-	cpFrames int           // complete checkpoint records, valid or not
-
-	offsets  []int64 // offsets[i] is where entry i starts; offsets[len-1] is the end of the last complete frame
-	entSize  int64   // entries file size
-	frameBad string  // invalid frame header found at offsets[len-1]
-
-	atLatest *compact.Range // tree over the first latest.size entries, if that many exist
-	all      *compact.Range // tree over all complete entries
-	tree     tree           // every complete subtree of all complete entries
-
-	chains         map[string]chain // sessions over all complete entries
-	chainsAtLatest map[string]chain // sessions over the first latest.size entries
-
-	v *VerifyError
-	// entry problems, kept apart so those before an unverified-open event
-	// can be tolerated.
-	entryProblems []entryProblem
-	unverified    int64 // position of the last valid unverified-open event, or -1
-	shift         int64 // index field minus position of the last entry decoded
+// frames reads consecutive frames of a file.
+type frames struct {
+	br   *bufio.Reader
+	size int64
+	max  uint32
+	end  int64 // offset after the last complete frame
+	buf  []byte
+	done bool
+	bad  string // an invalid frame length stopped the reading
 }
 
-type entryProblem struct {
-	pos int64
-	msg string
+func newFrames(r io.ReaderAt, from, size int64, max uint32) *frames {
+	return &frames{br: bufio.NewReaderSize(io.NewSectionReader(r, from, size-from), 1<<20), size: size, max: max, end: from}
 }
 
-func newScan() *scan {
-	return &scan{v: &VerifyError{First: -1}, unverified: -1, chains: map[string]chain{}}
-}
-
-func (s *scan) entries() uint64 { return uint64(len(s.offsets) - 1) }
-
-func (s *scan) latest() *checkpoint {
-	if len(s.cps) == 0 {
-		return nil
+// next returns the next complete frame's bytes (reused by the next call),
+// or nil at the end: the end of the file, a torn frame or an invalid
+// length (then bad says which).
+func (f *frames) next() ([]byte, error) {
+	if f.done {
+		return nil, nil
 	}
-	return s.cps[len(s.cps)-1]
-}
-
-func (s *scan) latestSize() uint64 {
-	if l := s.latest(); l != nil {
-		return l.size
+	var hdr [4]byte
+	if _, err := io.ReadFull(f.br, hdr[:]); err != nil {
+		f.done = true
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, nil
+		}
+		return nil, err
 	}
-	return 0
-}
-
-// fresh reports whether the files hold nothing that was ever acknowledged:
-// no entry bytes at all, and at most a torn first checkpoint record (a crash
-// while the log was being created). Anything else, however damaged, goes
-// through verification, so damage is refused (or quarantined), never
-// silently wiped.
-func (s *scan) fresh() bool {
-	return s.entSize == 0 && s.cpFrames == 0 && s.frameBad == "" && s.cpSize <= MaxCheckpointBytes+4
-}
-
-// empty reports whether the log never held an entry: no entry bytes, and
-// only valid checkpoints of size 0.
-func (s *scan) empty() bool {
-	return s.entSize == 0 && s.cpFrames == len(s.cps) && s.latestSize() == 0 && len(s.v.Problems) == 0
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 || n > f.max {
+		f.done = true
+		f.bad = fmt.Sprintf("invalid frame length %d at offset %d", n, f.end)
+		return nil, nil
+	}
+	if int64(n) > f.size-f.end-4 {
+		f.done = true
+		return nil, nil // torn
+	}
+	if cap(f.buf) < int(n) {
+		f.buf = make([]byte, n)
+	}
+	f.buf = f.buf[:n]
+	if _, err := io.ReadFull(f.br, f.buf); err != nil {
+		f.done = true
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, nil
+		}
+		return nil, err
+	}
+	f.end += 4 + int64(n)
+	return f.buf, nil
 }
 
 // readFrames calls fn for each complete frame in r. It stops at a torn
 // frame (returning its offset) or at an invalid length (returning a
 // description). fn's buffer is reused.
 func readFrames(r io.Reader, size int64, max uint32, fn func(off int64, b []byte) error) (end int64, bad string, err error) {
-	br := bufio.NewReaderSize(r, 1<<20)
-	var hdr [4]byte
-	var buf []byte
+	f := &frames{br: bufio.NewReaderSize(r, 1<<20), size: size, max: max}
 	for {
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return end, "", nil
-			}
-			return end, "", err
-		}
-		n := binary.BigEndian.Uint32(hdr[:])
-		if n == 0 || n > max {
-			return end, fmt.Sprintf("invalid frame length %d at offset %d", n, end), nil
-		}
-		if int64(n) > size-end-4 {
-			return end, "", nil // torn
-		}
-		if cap(buf) < int(n) {
-			buf = make([]byte, n)
-		}
-		buf = buf[:n]
-		if _, err := io.ReadFull(br, buf); err != nil {
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return end, "", nil
-			}
-			return end, "", err
-		}
-		if err := fn(end, buf); err != nil {
-			return end, "", err
-		}
-		end += 4 + int64(n)
-	}
-}
-
-// readCheckpoints reads the checkpoints file's contents.
-func (s *scan) readCheckpoints(cps io.ReaderAt, cpSize int64, v note.Verifier, origin string) error {
-	s.cpSize = cpSize
-	// Runs of records with the same problem (every record re-signed by
-	// another key, say) are reported once.
-	runFrom, runTo, runMsg := 0, -1, ""
-	flush := func() {
-		switch {
-		case runTo < 0:
-		case runTo == runFrom:
-			s.v.add(-1, tampered, "checkpoint record %d: %s", runFrom, runMsg)
-		default:
-			s.v.add(-1, tampered, "checkpoint records %d..%d: %s", runFrom, runTo, runMsg)
-		}
-		runTo = -1
-	}
-	end, bad, err := readFrames(io.NewSectionReader(cps, 0, cpSize), cpSize, MaxCheckpointBytes, func(_ int64, b []byte) error {
-		rec := s.cpFrames
-		s.cpFrames++
-		size, root, err := openCheckpoint(b, v, origin)
+		off := f.end
+		b, err := f.next()
 		if err != nil {
-			if runTo == rec-1 && runMsg == err.Error() {
-				runTo = rec
-			} else {
-				flush()
-				runFrom, runTo, runMsg = rec, rec, err.Error()
-			}
-			return nil
+			return f.end, "", err
 		}
-		flush()
-		if l := s.latest(); l != nil && size < l.size {
-			s.v.add(int64(size), tampered, "checkpoint record %d: tree size %d smaller than %d in record %d (rolled back?)", rec, size, l.size, l.rec)
-			return nil
+		if b == nil {
+			return f.end, f.bad, nil
 		}
-		s.cps = append(s.cps, &checkpoint{source: fmt.Sprintf("checkpoint record %d", rec), rec: rec, size: size, root: root, signed: bytes.Clone(b)})
-		return nil
-	})
-	flush()
-	if err != nil {
-		return fmt.Errorf("read %s: %w", checkpointsName, err)
-	}
-	s.cpEnd = end
-	if bad != "" {
-		s.v.add(-1, corrupt, "checkpoints: %s", bad)
-	}
-	return nil
-}
-
-// readEntries reads the entries file's contents, comparing the roots at
-// every size a checkpoint (in the file or an anchor) covers.
-func (s *scan) readEntries(ent io.ReaderAt, entSize int64) error {
-	bySize := map[uint64][]*checkpoint{}
-	for _, c := range append(s.cps[:len(s.cps):len(s.cps)], s.anchors...) {
-		bySize[c.size] = append(bySize[c.size], c)
-	}
-	check := func(size uint64, r *compact.Range) {
-		cs := bySize[size]
-		if len(cs) == 0 {
-			return
-		}
-		root := rootOf(r)
-		for _, c := range cs {
-			c.checked = true
-			c.matched = bytes.Equal(root, c.root)
+		if err := fn(off, b); err != nil {
+			return off, "", err
 		}
 	}
-	latestSize := s.latestSize()
-
-	s.entSize = entSize
-	s.all = newRange()
-	s.offsets = append(s.offsets[:0], 0)
-	check(0, s.all)
-	if latestSize == 0 {
-		s.atLatest = newRange()
-		s.chainsAtLatest = map[string]chain{}
-	}
-	_, bad, err := readFrames(io.NewSectionReader(ent, 0, entSize), entSize, MaxEntryBytes, func(off int64, b []byte) error {
-		i := int64(len(s.offsets) - 1)
-		leaf := hasher.HashLeaf(b)
-		if err := s.all.Append(leaf, nil); err != nil {
-			return err
-		}
-		s.tree.append(leaf)
-		s.offsets = append(s.offsets, off+4+int64(len(b)))
-		s.checkEntry(i, b)
-		n := uint64(i + 1)
-		check(n, s.all)
-		if n == latestSize {
-			s.atLatest = cloneRange(s.all)
-			s.chainsAtLatest = maps.Clone(s.chains)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read %s: %w", entriesName, err)
-	}
-	if bad != "" {
-		s.frameBad = fmt.Sprintf("entry %d: %s", len(s.offsets)-1, bad)
-	}
-	return nil
-}
-
-// checkEntry decodes entry i and checks its index and session chain
-// fields, recording problems and following the chain.
-func (s *scan) checkEntry(i int64, b []byte) {
-	problem := func(format string, args ...any) {
-		s.entryProblems = append(s.entryProblems, entryProblem{i, fmt.Sprintf("entry %d: ", i) + fmt.Sprintf(format, args...)})
-	}
-	e, err := decodeEntry(b)
-	if err != nil {
-		problem("%v", err)
-		return
-	}
-	// Report where the offset between position and index field changes,
-	// not every entry a removal shifted.
-	shift := int64(e.Index) - i
-	switch k := shift - max(s.shift, 0); {
-	case shift == 0 || shift == s.shift:
-	case k == 1:
-		problem("index field says %d: entry %d was removed, or entries reordered", e.Index, e.Index-1)
-	case k > 1:
-		problem("index field says %d: entries %d..%d were removed, or entries reordered", e.Index, int64(e.Index)-k, e.Index-1)
-	default:
-		problem("index field says %d: an entry was inserted or duplicated before it, or entries reordered", e.Index)
-	}
-	s.shift = shift
-	if e.Type == typeUnverifiedOpen && shift == 0 {
-		s.unverified = i
-	}
-	if e.Session == "" {
-		if e.Type == typeSeal {
-			problem("a seal without a session")
-		}
-		return
-	}
-	c := s.chains[e.Session]
-	next := c.seq + 1
-	if e.V >= 2 {
-		prevOK := (c.seq == 0 && e.Prev == nil) || (c.seq > 0 && e.Prev != nil && *e.Prev == c.last)
-		switch {
-		case e.Seq == next && prevOK:
-		case e.Seq > next && c.seq == 0:
-			problem("session %q's event %d is the first of it in the log: its events 1..%d are missing, the last of them log index %d", e.Session, e.Seq, e.Seq-1, *e.Prev)
-		case e.Seq > next:
-			problem("session %q's event %d follows its event %d (log index %d): its events %d..%d are missing, the last of them log index %d", e.Session, e.Seq, c.seq, c.last, next, e.Seq-1, *e.Prev)
-		default:
-			prev := "none"
-			if e.Prev != nil {
-				prev = fmt.Sprint(*e.Prev)
-			}
-			problem("session %q's chain: seq %d, prev %s, but its previous event in the log is %d at log index %d (reordered or duplicated?)", e.Session, e.Seq, prev, c.seq, c.last)
-		}
-		next = max(next, e.Seq)
-	}
-	c.seq, c.last = next, uint64(i)
-	c.lastSeal = e.Type == typeSeal
-	c.sealed = c.sealed || c.lastSeal
-	s.chains[e.Session] = c
-}
-
-// scanLog reads a log's contents, anchors given, in memory.
-func scanLog(ent io.ReaderAt, entSize int64, cps io.ReaderAt, cpSize int64, v note.Verifier, origin string, anchors ...*checkpoint) (*scan, error) {
-	s := newScan()
-	s.anchors = anchors
-	if err := s.readCheckpoints(cps, cpSize, v, origin); err != nil {
-		return nil, err
-	}
-	if err := s.readEntries(ent, entSize); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// verdict judges the scan against its latest checkpoint and its anchors.
-// It returns the anomalies tolerated because of a later unverified-open
-// event.
-func (s *scan) verdict() (anomalies []string, err error) {
-	v := s.v
-	l := s.latest()
-	n := s.entries()
-	lsize := s.latestSize()
-	covered := lsize
-	for _, a := range s.anchors {
-		covered = max(covered, a.size)
-	}
-	if l == nil {
-		if s.fresh() && covered == 0 {
-			v.add(-1, corrupt, "no checkpoint")
-			return nil, v
-		}
-		if n > 0 || s.entSize > 0 {
-			v.add(0, tampered, "no checkpoint in the checkpoints file is signed by the log key, but it has %d entries (%d bytes)", n, s.entSize)
-		}
-	}
-	if n < covered && s.frameBad != "" {
-		v.add(int64(n), corrupt, "%s", s.frameBad)
-	}
-	// Entry problems among acknowledged entries. Those before an
-	// unverified-open event that is itself checkpointed were accepted then.
-	tolerateBelow := int64(-1)
-	if s.unverified >= 0 && uint64(s.unverified) < lsize {
-		tolerateBelow = s.unverified
-	}
-	reported := 0
-	for _, p := range s.entryProblems {
-		if uint64(p.pos) >= covered {
-			break
-		}
-		if p.pos < tolerateBelow {
-			anomalies = append(anomalies, p.msg)
-			continue
-		}
-		if reported == maxReported {
-			v.add(-1, tampered, "more entry problems not listed")
-			break
-		}
-		reported++
-		v.add(p.pos, tampered, "%s", p.msg)
-	}
-	s.narrow(n, lsize)
-	if len(v.Problems) > 0 {
-		return anomalies, v
-	}
-	return anomalies, nil
-}
-
-// narrow finds the smallest checkpoint (in the file or an anchor) that the
-// entries fail, the largest below it that they match, and says where the
-// damage is from the two: entries between them.
-func (s *scan) narrow(n, lsize uint64) {
-	all := append(s.cps[:len(s.cps):len(s.cps)], s.anchors...)
-	var bad *checkpoint
-	for _, c := range all {
-		if c.failing(n) && (bad == nil || c.size < bad.size) {
-			bad = c
-		}
-	}
-	if bad == nil {
-		// Every entry is where its checkpoints say; the file may still
-		// have fallen behind an anchor.
-		for _, a := range s.anchors {
-			if a.size > lsize {
-				s.v.add(int64(lsize), rolledBack, "the checkpoints file was rolled back: its latest record covers %d entries but %s covers %d; the entries it covers are all there and match it", lsize, a.source, a.size)
-				return
-			}
-		}
-		return
-	}
-	var good *checkpoint
-	for _, c := range all {
-		if c.checked && c.matched && c.size < bad.size && (good == nil || c.size > good.size) {
-			good = c
-		}
-	}
-	most := bad
-	for _, c := range all {
-		if c.size > most.size {
-			most = c
-		}
-	}
-	from := uint64(0)
-	if good != nil {
-		from = good.size
-	}
-	var msg strings.Builder
-	switch {
-	case bad.size > n && from == n:
-		// Every entry left matches; entries are gone from the end.
-		fmt.Fprintf(&msg, "the log holds %d entries but %s covers %d: %s removed", n, most.source, most.size, entryRange(n, most.size-1, "was", "were"))
-		if good != nil {
-			fmt.Fprintf(&msg, " (the %d left match %s)", n, good.source)
-		}
-	default:
-		if bad.size > n {
-			fmt.Fprintf(&msg, "the log holds %d entries but %s covers %d, so at least %d were removed", n, most.source, most.size, most.size-n)
-		} else {
-			fmt.Fprintf(&msg, "%s (tree size %d) does not match the entries", bad.source, bad.size)
-			if most.size > n {
-				fmt.Fprintf(&msg, ", and the log holds %d entries but %s covers %d, so at least %d were removed", n, most.source, most.size, most.size-n)
-			}
-		}
-		if good != nil {
-			fmt.Fprintf(&msg, "; %s (tree size %d) still matches", good.source, good.size)
-		}
-		if bad.size-from == 1 {
-			fmt.Fprintf(&msg, ": entry %d was altered or removed", from)
-		} else {
-			fmt.Fprintf(&msg, ": the first alteration or removal is in entries %d..%d", from, bad.size-1)
-		}
-	}
-	kind := tampered
-	if bad.rec < 0 && bad.size > lsize {
-		kind = rolledBack
-		msg.WriteString(" (the log is behind a checkpoint ward made durable: rolled back, cut back or replaced by an older copy)")
-	}
-	s.v.add(int64(from), kind, "%s", msg.String())
-	for _, c := range all {
-		if c.checked && c.matched && c.size > bad.size {
-			s.v.add(-1, tampered, "%s (tree size %d) matches the log though %s does not (history rewritten?)", c.source, c.size, bad.source)
-			break
-		}
-	}
-}
-
-// report judges a scan for Verify.
-func (s *scan) report() (*Report, error) {
-	anomalies, err := s.verdict()
-	if err != nil {
-		return nil, fmt.Errorf("verify audit log: %w", err)
-	}
-	l := s.latest()
-	rep := &Report{
-		Size:        l.size,
-		Root:        l.root,
-		Checkpoint:  l.signed,
-		TailBytes:   s.entSize - s.offsets[l.size],
-		TailEntries: s.entries() - l.size,
-		Anomalies:   anomalies,
-	}
-	for _, a := range s.anchors {
-		rep.Anchors = append(rep.Anchors, Anchor{Source: a.source, Size: a.size})
-	}
-	return rep, nil
-}
-
-// entryRange names entries a..b, with the verb for one or for several.
-func entryRange(a, b uint64, one, several string) string {
-	if a == b {
-		return fmt.Sprintf("entry %d %s", a, one)
-	}
-	return fmt.Sprintf("entries %d..%d %s", a, b, several)
 }

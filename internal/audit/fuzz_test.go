@@ -347,14 +347,28 @@ func FuzzParseHead(f *testing.F) {
 	f.Add(head)
 	f.Add(head[:headSlot])
 	f.Add(append(bytes.Clone(head[headSlot:]), head[:headSlot]...))
+	if h := parseHead(head, "h", k.verifier, testOrigin); h.cp != nil {
+		v1 := make([]byte, 2*headSlotV1)
+		copy(v1[int(h.seq%2)*headSlotV1:], encodeHeadSlotV1(f, h.seq, h.cp.signed))
+		f.Add(v1)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h := parseHead(b, "h", k.verifier, testOrigin)
 		if h.cp == nil {
 			return
 		}
-		slot, err := encodeHeadSlot(h.seq, h.cp.signed)
-		if err != nil || !bytes.Equal(slot, b[int(h.seq%2)*headSlot:][:headSlot]) {
+		var slot []byte
+		size := headSlot
+		if h.front != nil {
+			slot, _ = encodeHeadSlot(h.seq, h.cp.signed, h.front)
+		} else {
+			slot, size = encodeHeadSlotV1(t, h.seq, h.cp.signed), headSlotV1
+		}
+		if !bytes.Equal(slot, b[int(h.seq%2)*size:][:size]) {
 			t.Fatal("read a head from a slot that is not in its one encoding")
+		}
+		if h.front != nil && h.front.check(h.cp.size, h.cp.root, len(h.cp.signed)) != "" {
+			t.Fatal("read a head whose frontier is not its checkpoint's tree")
 		}
 		if _, _, err := openCheckpoint(h.cp.signed, k.verifier, testOrigin); err != nil {
 			t.Fatalf("head holds a checkpoint the log would not accept: %v", err)
@@ -504,5 +518,77 @@ func FuzzVerifyBundle(f *testing.F) {
 		if err != nil || rep2.TreeSize != rep.TreeSize || len(rep2.Events) != len(rep.Events) || !bytes.Equal(rep2.Checkpoint, rep.Checkpoint) {
 			t.Fatalf("re-encoded bundle: %v", err)
 		}
+	})
+}
+
+// FuzzOpenFast: a log with its index and head, its two files replaced by
+// the fuzzer's. Starting from the head and then running the verification
+// pass must be exactly as strict as verifying the whole log: if Verify
+// refuses the files, either Open refuses them or the pass finds the
+// damage (and the next Open refuses); if Verify accepts them, Open and
+// the pass do too. No byte of the files is lost either way.
+func FuzzOpenFast(f *testing.F) {
+	k := keyFrom(f, fuzzSkey, fuzzVkey)
+	dir, ent, cps, head := fuzzLog(f)
+	index := map[string][]byte{}
+	des, err := os.ReadDir(filepath.Join(dir, indexDirName))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, de := range des {
+		index[de.Name()] = readFile(f, filepath.Join(dir, indexDirName), de.Name())
+	}
+	seedLog(f, false)
+	es := splitFrames(f, ent)
+	altered := bytes.Clone(es[1])
+	altered[bytes.IndexByte(altered, 'a')] = 'b'
+	f.Add(joinFrames([][]byte{es[0], altered, es[2], es[3]}), cps)
+	base := f.TempDir()
+	f.Fuzz(func(t *testing.T, ent, cps []byte) {
+		dir := writeLog(t, base, ent, cps, head)
+		if err := os.Mkdir(filepath.Join(dir, indexDirName), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for name, b := range index {
+			writeFile(t, filepath.Join(dir, indexDirName), name, b)
+		}
+		cfg := testConfig(dir, k)
+		_, strict := Verify(dir, k.verifier, testOrigin)
+		before := dirFiles(t, dir)
+		l, err := Open(cfg)
+		if err != nil {
+			if !errors.Is(err, ErrTampered) && !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("open error of the wrong kind: %v", err)
+			}
+			if strict == nil {
+				t.Fatalf("Open refused a log Verify accepts: %v", err)
+			}
+			if !equalMaps(before, dirFiles(t, dir)) {
+				t.Fatal("a refused Open changed the files")
+			}
+			return
+		}
+		_, perr := l.Verify(context.Background())
+		l.Close()
+		switch {
+		case strict == nil && perr != nil:
+			t.Fatalf("the pass found damage Verify does not: %v", perr)
+		case strict != nil && perr == nil:
+			t.Fatalf("Open (from head %v) and the pass accepted a log Verify refuses: %v", l.fromHead, strict)
+		case perr != nil:
+			if !errors.Is(perr, ErrTampered) && !errors.Is(perr, ErrCorrupt) {
+				t.Fatalf("pass error of the wrong kind: %v", perr)
+			}
+			if l, err := Open(cfg); err == nil {
+				l.Close()
+				t.Fatal("Open after the pass found damage succeeded")
+			}
+		default:
+			if _, err := Verify(dir, k.verifier, testOrigin); err != nil {
+				t.Fatalf("verify after open: %v", err)
+			}
+		}
+		keptWhole(t, ent, readFile(t, dir, entriesName), asideFiles(t, dir, entriesName), dir)
+		keptWhole(t, cps, readFile(t, dir, checkpointsName), asideFiles(t, dir, checkpointsName), dir)
 	})
 }

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,15 +14,23 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 // Open creates the log in cfg.Dir or opens the existing one. An existing
-// log is verified as VerifyLog does, against the remembered head and the
-// anchors. A log that fails is refused with an error wrapping ErrTampered,
-// ErrRollback or ErrCorrupt, unless cfg.AllowUnverified. Complete entries
-// after the latest checkpoint, which no checkpoint ward made durable ever
-// covered (a crash mid-batch), are moved to a file beside the log, never
-// deleted, and an "audit.recover" event records where.
+// log is opened from its remembered head: Open checks what the head's
+// signed checkpoint authenticates and replays the entries after the
+// index's durable part, in time and memory that do not grow with the log
+// (see the package documentation); Log.Verify checks the rest. When it
+// cannot (no usable version 2 head, no index, a damage mark, AllowUnverified,
+// or a check failed) it verifies the whole log as VerifyLog does, against
+// the remembered head and the anchors, and rebuilds the index. A log that
+// fails is refused with an error wrapping ErrTampered, ErrRollback or
+// ErrCorrupt, unless cfg.AllowUnverified. Complete entries after the
+// latest checkpoint, which no checkpoint ward made durable ever covered (a
+// crash mid-batch), are moved to a file beside the log, never deleted, and
+// an "audit.recover" event records where.
 func Open(cfg Config) (*Log, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("open audit log: empty Dir")
@@ -55,6 +64,7 @@ func Open(cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("open audit log %s: %w", cfg.Dir, err)
 	}
 	go l.run()
+	go l.syncIndex()
 	if ev != nil {
 		if _, err := l.append(context.Background(), *ev, false); err != nil {
 			l.Close()
@@ -81,6 +91,28 @@ type recovery struct {
 	KeptIn          []string `json:"kept_in"`
 }
 
+func newLog(cfg Config, unlock func() error) *Log {
+	return &Log{
+		cfg:         cfg,
+		unlock:      unlock,
+		reqs:        make(chan *request, queueLen),
+		quit:        make(chan struct{}),
+		stopped:     make(chan struct{}),
+		syncStopped: make(chan struct{}),
+		kick:        make(chan struct{}, 1),
+	}
+}
+
+// publish sets the state a log starts from: size acknowledged entries
+// whose index is durable, under checkpoint signed with root (nil for a
+// log opened with AllowUnverified, whose first batch checkpoints them).
+func (l *Log) publish(size uint64, signed, root []byte) {
+	l.checkpoint, l.root = signed, root
+	l.size.Store(size)
+	l.written.Store(size)
+	l.durable.Store(size)
+}
+
 func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, nil, err
@@ -91,6 +123,7 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 	}
 	var ent, cps *os.File
 	var hd *head
+	var ix *index
 	defer func() {
 		if err != nil {
 			for _, f := range []*os.File{ent, cps} {
@@ -98,6 +131,7 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 					f.Close()
 				}
 			}
+			ix.close()
 			hd.close()
 			unlock()
 		}
@@ -110,6 +144,11 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 	hs, err := readHead(cfg.Head, cfg.Verifier, cfg.Origin)
 	if err != nil {
 		return nil, nil, err
+	}
+	// The usual start: from the remembered head, reading only what came
+	// after the index's durable part.
+	if l, ev, err := openFast(cfg, hs, anchors, unlock); l != nil || err != nil {
+		return l, ev, err
 	}
 	if hs.cp != nil {
 		s.anchors = append(s.anchors, hs.cp)
@@ -127,24 +166,15 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.readCheckpoints(cps, cst.Size(), cfg.Verifier, cfg.Origin); err != nil {
-		return nil, nil, err
-	}
 	est, err := ent.Stat()
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.readEntries(ent, est.Size()); err != nil {
+	if err := s.read(cps, cst.Size(), ent, est.Size(), cfg.Verifier, cfg.Origin); err != nil {
 		return nil, nil, err
 	}
-	l = &Log{
-		cfg:     cfg,
-		ent:     ent,
-		unlock:  unlock,
-		reqs:    make(chan *request, queueLen),
-		quit:    make(chan struct{}),
-		stopped: make(chan struct{}),
-	}
+	l = newLog(cfg, unlock)
+	l.ent = ent
 	stamp := strconv.FormatInt(cfg.Now().UnixNano(), 10)
 	// A log that never held an entry may lack its head: a crash while it
 	// was being created.
@@ -164,7 +194,9 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 	if !create {
 		_, verr = s.verdict()
 	}
-	if hs.found && hs.cp != nil {
+	// A head of version 1 is replaced, not written in place.
+	l.headSeq = hs.seq
+	if hs.found && hs.cp != nil && hs.front != nil {
 		if hd, err = openHead(cfg.Head, hs.seq); err != nil {
 			return nil, nil, err
 		}
@@ -179,12 +211,12 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 				return nil, nil, err
 			}
 		}
-		l.cps = cps
-		l.head = hd
+		if ix, err = createIndex(cfg.Dir); err != nil {
+			return nil, nil, err
+		}
+		l.cps, l.idx, l.head = cps, ix, hd
 		l.rng = newRange()
-		l.chains = map[string]chain{}
-		l.offsets = []int64{0}
-		if err := l.writeCheckpoint(); err != nil {
+		if err := l.firstCheckpoint(); err != nil {
 			return nil, nil, err
 		}
 		if err := syncDir(cfg.Dir); err != nil {
@@ -192,20 +224,11 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 		}
 
 	case verr == nil:
-		c := s.latest()
+		c := s.latest
 		l.cps = cps
 		l.head = hd
-		l.rng = s.atLatest
-		l.chains = s.chainsAtLatest
-		l.offsets = s.offsets[:c.size+1]
-		l.tree = s.tree
-		for k := range l.tree.levels {
-			l.tree.levels[k] = l.tree.levels[k][:c.size>>k]
-		}
-		l.entEnd = l.offsets[c.size]
+		l.entEnd = s.latestEnt
 		l.cpEnd = s.cpEnd
-		l.checkpoint = c.signed
-		l.size.Store(c.size)
 		rec := recovery{Entries: s.entries() - c.size, EntryBytes: s.entSize - l.entEnd, CheckpointBytes: s.cpSize - s.cpEnd}
 		if rec.EntryBytes > 0 {
 			name := entriesName + ".tail-" + stamp
@@ -229,12 +252,18 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 			ev = &Event{Type: typeRecover, Actor: "ward", Data: data}
 			l.notice = fmt.Sprintf("the log's unacknowledged tail (%d complete entries, %d bytes, and %d bytes of checkpoint) was moved to %s in %s", rec.Entries, rec.EntryBytes, rec.CheckpointBytes, strings.Join(rec.KeptIn, " and "), cfg.Dir)
 		}
+		if ix, l.rng, err = rebuildIndex(cfg.Dir, ent, c.size, l.entEnd); err != nil {
+			return nil, nil, err
+		}
+		if !bytes.Equal(rootOf(l.rng), c.root) {
+			return nil, nil, fmt.Errorf("rebuild index: the root of %d entries is not the verified checkpoint's", c.size)
+		}
+		l.idx = ix
+		l.publish(c.size, c.signed, c.root)
 		// The head may lag the checkpoints file after a crash between the
-		// two; it never leads it.
-		if hd == nil || hs.cp.size < c.size {
-			if err := l.rememberHead(c.signed); err != nil {
-				return nil, nil, err
-			}
+		// two (it never leads it), and it records the rebuilt index.
+		if err := l.rememberHead(c.signed); err != nil {
+			return nil, nil, err
 		}
 
 	case !cfg.AllowUnverified:
@@ -244,13 +273,13 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 		// Accept what is there, keep the evidence, re-anchor.
 		n := s.entries()
 		uo := &unverifiedOpen{Error: verr.Error(), Entries: n}
-		if c := s.latest(); c != nil {
+		if c := s.latest; c != nil {
 			uo.Checkpoint = string(c.signed)
 		}
 		if hs.cp != nil {
 			uo.Remembered = string(hs.cp.signed)
 		}
-		end := s.offsets[n]
+		end := s.entEnd
 		if s.entSize > end {
 			name := entriesName + ".unverified-" + stamp
 			if err := moveTail(ent, end, s.entSize, filepath.Join(cfg.Dir, name)); err != nil {
@@ -274,11 +303,6 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 				return nil, nil, err
 			}
 			uo.Quarantined = append(uo.Quarantined, aside)
-			if hs.cp == nil {
-				// Unusable: the first checkpoint replaces the file.
-				hd.close()
-				hd = nil
-			}
 		}
 		// Anchors the log does not extend describe a history the
 		// operator chose to leave; they are set aside, or every later
@@ -304,19 +328,60 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 		}
 		l.cps = cps
 		l.head = hd
-		l.rng = s.all
-		l.chains = s.chains
-		l.offsets = s.offsets
-		l.tree = s.tree
 		l.entEnd = end
+		if ix, l.rng, err = rebuildIndex(cfg.Dir, ent, n, end); err != nil {
+			return nil, nil, err
+		}
+		l.idx = ix
 		// Entries not yet covered by any checkpoint; the first batch's
 		// checkpoint covers them with the unverified-open event.
-		l.size.Store(n)
+		l.publish(n, nil, nil)
 		data, _ := json.Marshal(uo)
 		ev = &Event{Type: typeUnverifiedOpen, Actor: "ward", Data: data}
 		l.notice = fmt.Sprintf("the log was opened although it failed verification (%v); the evidence is kept in %s", verr, strings.Join(uo.Quarantined, ", "))
 	}
+	l.chains = newChains(l.idx.sessions)
+	// The whole log was verified (or knowingly accepted): a damage mark a
+	// verification pass left has been dealt with.
+	if err := removeDamaged(cfg.Dir); err != nil {
+		return nil, nil, err
+	}
 	return l, ev, nil
+}
+
+// firstCheckpoint signs and writes the checkpoint of a new, empty log,
+// then remembers and publishes it.
+func (l *Log) firstCheckpoint() error {
+	root := rootOf(l.rng)
+	signed, err := note.Sign(&note.Note{Text: checkpointText(l.cfg.Origin, 0, root)}, l.cfg.Signer)
+	if err != nil {
+		return fmt.Errorf("sign checkpoint at size 0: %w", err)
+	}
+	rec := appendFrame(nil, signed)
+	if _, err := l.cps.WriteAt(rec, 0); err != nil {
+		return fmt.Errorf("write checkpoint at size 0: %w", err)
+	}
+	if err := l.cps.Sync(); err != nil {
+		return fmt.Errorf("sync checkpoint at size 0: %w", err)
+	}
+	l.cpEnd = int64(len(rec))
+	l.publish(0, signed, root)
+	if err := l.rememberHead(signed); err != nil {
+		return fmt.Errorf("remember checkpoint at size 0: %w", err)
+	}
+	return nil
+}
+
+// removeDamaged removes the damage mark of a verification pass, durably.
+func removeDamaged(dir string) error {
+	err := os.Remove(filepath.Join(dir, damagedName))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return syncDir(dir)
 }
 
 // moveTail keeps the bytes [from, to) of f in a new file at path, durably,

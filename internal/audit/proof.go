@@ -131,41 +131,99 @@ func subtree(leaves [][]byte) []byte {
 }
 
 // Prove returns an inclusion proof for the event at index against the
-// log's latest checkpoint. Unlike the package-level [Prove] it reads no
-// files beyond the entry itself: the open log keeps every subtree hash.
+// log's latest checkpoint. Unlike the package-level [Prove] it reads
+// O(log n) hashes from the index and the entry itself, not the log. It
+// checks the proof against the checkpoint before returning it: a damaged
+// index is an error wrapping ErrCorrupt, never a false proof.
 func (l *Log) Prove(index uint64) (*InclusionProof, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
 		return nil, ErrClosed
 	}
-	size, cp := l.size.Load(), l.checkpoint
-	if index >= size {
+	size, cp, root := l.size.Load(), l.checkpoint, l.root
+	if index >= size || root == nil {
 		return nil, fmt.Errorf("prove event %d: the log's checkpoint covers %d events", index, size)
 	}
-	hashes, err := l.tree.inclusion(index, size)
+	nodes, err := proof.Inclusion(index, size)
 	if err != nil {
 		return nil, fmt.Errorf("prove event %d: %w", index, err)
 	}
-	start, end := l.offsets[index]+4, l.offsets[index+1]
-	entry := make([]byte, end-start)
-	if _, err := l.ent.ReadAt(entry, start); err != nil {
+	hashes, err := l.idx.proofHashes(nodes)
+	if err != nil {
 		return nil, fmt.Errorf("prove event %d: %w", index, err)
 	}
-	leaf := l.tree.levels[0][index]
-	return &InclusionProof{Index: index, Size: size, Entry: entry, LeafHash: leaf[:], Hashes: hashes, Checkpoint: string(cp)}, nil
+	starts, ends, err := l.idx.span(index, index+1)
+	if err != nil {
+		return nil, fmt.Errorf("prove event %d: %w", index, err)
+	}
+	b := make([]byte, ends[0]-starts[0])
+	if _, err := l.ent.ReadAt(b, starts[0]); err != nil {
+		return nil, fmt.Errorf("prove event %d: %w", index, err)
+	}
+	if _, err := entryAt(b, index); err != nil {
+		return nil, fmt.Errorf("prove event %d: %v: %w", index, err, ErrCorrupt)
+	}
+	entry := b[4:]
+	leaf := hasher.HashLeaf(entry)
+	if err := proof.VerifyInclusion(hasher, index, size, leaf, hashes, root); err != nil {
+		return nil, fmt.Errorf("prove event %d: the index's hashes do not prove it: %w", index, ErrCorrupt)
+	}
+	return &InclusionProof{Index: index, Size: size, Entry: entry, LeafHash: leaf, Hashes: hashes, Checkpoint: string(cp)}, nil
 }
 
 // ConsistencyProof returns the RFC 6962 proof that the log's tree of size1
 // entries is a prefix of its tree of size2 entries (size1 ≤ size2 ≤ Size).
+// It reads the hashes from the index and checks the proof against the
+// latest checkpoint's root before returning it.
 func (l *Log) ConsistencyProof(size1, size2 uint64) ([][]byte, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
 		return nil, ErrClosed
 	}
-	if size1 > size2 || size2 > l.size.Load() {
-		return nil, fmt.Errorf("consistency %d→%d: sizes must satisfy size1 ≤ size2 ≤ %d", size1, size2, l.size.Load())
+	size, root := l.size.Load(), l.root
+	if size1 > size2 || size2 > size || root == nil {
+		return nil, fmt.Errorf("consistency %d→%d: sizes must satisfy size1 ≤ size2 ≤ %d", size1, size2, size)
 	}
-	return l.tree.consistency(size1, size2)
+	nodes, err := proof.Consistency(size1, size2)
+	if err != nil {
+		return nil, err
+	}
+	hashes, err := l.idx.proofHashes(nodes)
+	if err != nil {
+		return nil, fmt.Errorf("consistency %d→%d: %w", size1, size2, err)
+	}
+	if size1 == 0 || size1 == size2 {
+		return hashes, nil
+	}
+	// Check it: size2's root is the checkpoint's, or proven consistent
+	// with it; size1's root is then what the proof says it is.
+	root2 := root
+	if size2 < size {
+		r2, err := l.idx.rangeAt(size2)
+		if err != nil {
+			return nil, fmt.Errorf("consistency %d→%d: %w", size1, size2, err)
+		}
+		root2 = rootOf(r2)
+		nodes, err := proof.Consistency(size2, size)
+		if err != nil {
+			return nil, err
+		}
+		to, err := l.idx.proofHashes(nodes)
+		if err != nil {
+			return nil, fmt.Errorf("consistency %d→%d: %w", size1, size2, err)
+		}
+		if proof.VerifyConsistency(hasher, size2, size, to, root2, root) != nil {
+			return nil, fmt.Errorf("consistency %d→%d: the index's hashes do not match the checkpoint: %w", size1, size2, ErrCorrupt)
+		}
+	}
+	r1, err := l.idx.rangeAt(size1)
+	if err != nil {
+		return nil, fmt.Errorf("consistency %d→%d: %w", size1, size2, err)
+	}
+	if proof.VerifyConsistency(hasher, size1, size2, hashes, rootOf(r1), root2) != nil {
+		return nil, fmt.Errorf("consistency %d→%d: the index's hashes do not match the checkpoint: %w", size1, size2, ErrCorrupt)
+	}
+	return hashes, nil
 }

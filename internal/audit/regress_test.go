@@ -10,7 +10,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -25,18 +27,20 @@ func copyLogFiles(t *testing.T, dir string) (ent, cps []byte) {
 	return readFile(t, dir, entriesName), readFile(t, dir, checkpointsName)
 }
 
-// dirFiles maps every file in dir to its contents.
+// dirFiles maps every file under dir (the index too) to its contents.
 func dirFiles(t *testing.T, dir string) map[string]string {
 	t.Helper()
-	des, err := os.ReadDir(dir)
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, de fs.DirEntry, err error) error {
+		if err != nil || de.IsDir() || de.Name() == lockName {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		out[strings.TrimPrefix(path, dir)] = string(b)
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, de := range des {
-		if de.Name() != lockName {
-			out[de.Name()] = string(readFile(t, dir, de.Name()))
-		}
 	}
 	return out
 }

@@ -3,6 +3,8 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"os"
@@ -108,7 +110,7 @@ func TestRollbacks(t *testing.T) {
 		cfg, _ := logAt(t, 3)
 		evil := newTestKey(t, testOrigin)
 		signed, _ := note.Sign(&note.Note{Text: checkpointText(testOrigin, 1, make([]byte, 32))}, evil.signer)
-		if _, err := createHead(DefaultHead(cfg.Dir), 5, signed); err != nil {
+		if _, err := createHead(DefaultHead(cfg.Dir), 5, signed, &frontier{}); err != nil {
 			t.Fatal(err)
 		}
 		refused(t, cfg, ErrTampered, "not signed by the log key")
@@ -227,8 +229,8 @@ func TestCrashStates(t *testing.T) {
 		l.Close()
 		writeFile(t, filepath.Dir(cfg.Dir), "audit.head", head) // the last head write was lost
 		l = mustOpen(t, cfg)
-		if l.Size() != 5 || l.Notice() != "" {
-			t.Fatalf("size %d, notice %q", l.Size(), l.Notice())
+		if l.Size() != 5 || l.Notice() != "" || !l.fromHead {
+			t.Fatalf("size %d, notice %q, from head %v", l.Size(), l.Notice(), l.fromHead)
 		}
 		l.Close()
 		if rep, err := Verify(cfg.Dir, k.verifier, testOrigin); err != nil || rep.Head != 5 {
@@ -241,8 +243,8 @@ func TestCrashStates(t *testing.T) {
 		b := readFile(t, filepath.Dir(path), filepath.Base(path))
 		// Tear the newer slot: the older one (size 3) remains.
 		newer := 0
-		if seq, _, ok := decodeHeadSlot(b[headSlot:]); ok && seq%2 == 1 {
-			if s0, _, ok0 := decodeHeadSlot(b[:headSlot]); !ok0 || seq > s0 {
+		if seq, _, _, ok := decodeHeadSlot(b[headSlot:]); ok && seq%2 == 1 {
+			if s0, _, _, ok0 := decodeHeadSlot(b[:headSlot]); !ok0 || seq > s0 {
 				newer = 1
 			}
 		}
@@ -266,6 +268,9 @@ func TestCrashStates(t *testing.T) {
 		tail := joinFrames([][]byte{[]byte(`{"v":2,"index":4,"time":"2026-01-01T00:00:00Z","type":"decision"}`)})
 		writeFile(t, cfg.Dir, entriesName, append(readFile(t, cfg.Dir, entriesName), tail...))
 		l := mustOpen(t, cfg)
+		if !l.fromHead {
+			t.Fatal("an unacknowledged tail made the start verify the whole log")
+		}
 		evs, _ := l.Read(4, 5)
 		var rec recovery
 		json.Unmarshal(evs[0].Data, &rec)
@@ -361,21 +366,42 @@ func TestHeadOutsideDir(t *testing.T) {
 	}
 }
 
-// TestParseHeadSlots: the head file's reading of its two slots.
+// TestParseHeadSlots: the head file's reading of its two slots, in
+// version 2 and in version 1.
 func TestParseHeadSlots(t *testing.T) {
 	k := newTestKey(t, testOrigin)
+	tree := func(size uint64) (*frontier, []byte) {
+		r := newRange()
+		for i := range size {
+			r.Append(hasher.HashLeaf([]byte{byte(i)}), nil)
+		}
+		return &frontier{entEnd: 100 * int64(size), cpEnd: 1000, indexed: size / 2, hashes: r.Hashes()}, rootOf(r)
+	}
 	cp := func(size uint64) []byte {
-		s, _ := note.Sign(&note.Note{Text: checkpointText(testOrigin, size, make([]byte, 32))}, k.signer)
+		_, root := tree(size)
+		s, _ := note.Sign(&note.Note{Text: checkpointText(testOrigin, size, root)}, k.signer)
 		return s
 	}
 	slot := func(seq uint64, size uint64) []byte {
-		b, err := encodeHeadSlot(seq, cp(size))
+		f, _ := tree(size)
+		b, err := encodeHeadSlot(seq, cp(size), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	slotV1 := func(seq uint64, size uint64) []byte { return encodeHeadSlotV1(t, seq, cp(size)) }
+	badFront := func(seq uint64, size uint64, change func(*frontier)) []byte {
+		f, _ := tree(size)
+		change(f)
+		b, err := encodeHeadSlot(seq, cp(size), f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
 	zero := make([]byte, headSlot)
+	zeroV1 := make([]byte, headSlotV1)
 	for _, tt := range []struct {
 		name    string
 		b       []byte
@@ -388,7 +414,14 @@ func TestParseHeadSlots(t *testing.T) {
 		{"slot of the wrong parity", append(slot(1, 5), zero...), 0, "write 1 in slot 0"},
 		{"writes apart (read while writing)", append(slot(2, 5), slot(7, 6)...), 6, ""},
 		{"nothing", append(bytes.Clone(zero), zero...), 0, "no readable slot"},
-		{"short", zero, 0, "bytes, want"},
+		{"short", zero[:5000], 0, "bytes, want"},
+		{"version 1", append(bytes.Clone(zeroV1), slotV1(1, 4)...), 4, ""},
+		{"version 1, newer in slot 0", append(slotV1(2, 5), slotV1(1, 4)...), 5, ""},
+		{"version 1 slot in a version 2 file", append(append(slotV1(2, 5), zeroV1...), zero...), 0, "no readable slot"},
+		{"frontier of another tree", append(bytes.Clone(zero), badFront(1, 6, func(f *frontier) { f.hashes[0][0] ^= 1 })...), 0, "the frontier is not the tree of its checkpoint"},
+		{"frontier of another size", append(bytes.Clone(zero), badFront(1, 6, func(f *frontier) { f.hashes = f.hashes[:1] })...), 0, "the frontier has 1 hashes"},
+		{"index beyond the tree", append(bytes.Clone(zero), badFront(1, 6, func(f *frontier) { f.indexed = 7 })...), 0, "index size 7 is beyond"},
+		{"offsets impossible", append(bytes.Clone(zero), badFront(1, 6, func(f *frontier) { f.cpEnd = 3 })...), 0, "impossible file offsets"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := parseHead(tt.b, "h", k.verifier, testOrigin)
@@ -403,6 +436,20 @@ func TestParseHeadSlots(t *testing.T) {
 			}
 		})
 	}
+}
+
+// encodeHeadSlotV1 lays out a version 1 slot, as the ward before the
+// frontier wrote it.
+func encodeHeadSlotV1(t testing.TB, seq uint64, signed []byte) []byte {
+	t.Helper()
+	b := make([]byte, 0, headSlotV1)
+	b = append(b, headMagicV1...)
+	b = binary.BigEndian.AppendUint64(b, seq)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(signed)))
+	b = append(b, signed...)
+	sum := sha256.Sum256(b)
+	b = append(b, sum[:]...)
+	return b[:headSlotV1]
 }
 
 // TestVerifyNamesRemovedEntry: a log whose middle entry was deleted and

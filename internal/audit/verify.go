@@ -48,15 +48,18 @@ func Verify(dir string, v note.Verifier, origin string) (*Report, error) {
 // cfg.Verifier) and origin, recomputes the RFC 6962 root over the entries
 // at every size a checkpoint or an anchor covers, and checks that each
 // covered entry parses, carries its position as its index and continues its
-// session's chain. The latest checkpoint and every anchor must match; a log
-// behind an anchor was rolled back (ErrRollback); the checkpoints, in the
-// file and outside it, narrow down where an entry was altered or removed.
+// session's chain; and that the entries and the checkpoint's record are
+// where ward's remembered head says. The latest checkpoint and every
+// anchor must match; a log behind an anchor was rolled back (ErrRollback);
+// the checkpoints, in the file and outside it, narrow down where an entry
+// was altered or removed. It reads each file once and keeps the sessions'
+// chains in memory.
 // Errors are a *VerifyError wrapping ErrTampered, ErrRollback or ErrCorrupt
 // and saying where the problem is, or an I/O error.
 //
 // VerifyLog may run while a Log is appending: it reads the anchors, then
-// the head, then the checkpoints, then the entries, the reverse of the
-// order in which a Log makes them durable.
+// the head, then sizes the checkpoints, then the entries, the reverse of
+// the order in which a Log makes them durable.
 func VerifyLog(dir string, cfg VerifyConfig) (*Report, error) {
 	if cfg.Verifier == nil {
 		return nil, errors.New("verify audit log: nil verifier")
@@ -94,19 +97,17 @@ func VerifyLog(dir string, cfg VerifyConfig) (*Report, error) {
 	return rep, nil
 }
 
-// readFiles reads the checkpoints file, then the entries file, each sized
-// just before it is read.
+// readFiles reads the checkpoints file and the entries file, sizing the
+// checkpoints file first: whatever it covers was written to the entries
+// before.
 func (s *scan) readFiles(dir string, v note.Verifier, origin string) error {
 	cps, err := os.Open(filepath.Join(dir, checkpointsName))
 	if err != nil {
 		return err
 	}
 	defer cps.Close()
-	st, err := cps.Stat()
+	cst, err := cps.Stat()
 	if err != nil {
-		return err
-	}
-	if err := s.readCheckpoints(cps, st.Size(), v, origin); err != nil {
 		return err
 	}
 	ent, err := os.Open(filepath.Join(dir, entriesName))
@@ -114,10 +115,11 @@ func (s *scan) readFiles(dir string, v note.Verifier, origin string) error {
 		return err
 	}
 	defer ent.Close()
-	if st, err = ent.Stat(); err != nil {
+	est, err := ent.Stat()
+	if err != nil {
 		return err
 	}
-	return s.readEntries(ent, st.Size())
+	return s.read(cps, cst.Size(), ent, est.Size(), v, origin)
 }
 
 // loadAnchors reads anchor files. A checkpoint in them that is not signed

@@ -53,7 +53,14 @@ type upRequest struct {
 }
 
 // connect dials one upstream and initializes it with the client's params.
-func (s *Session) connect(ctx context.Context, cfg Upstream, initParams json.RawMessage) (*upstream, initResult, error) {
+func (s *Session) connect(ctx context.Context, cfg Upstream, initParams json.RawMessage) (_ *upstream, _ initResult, err error) {
+	if report := s.g.cfg.OnConnect; report != nil {
+		defer func() {
+			if !errors.Is(err, context.Canceled) {
+				report(cfg.Name, err)
+			}
+		}()
+	}
 	conn, err := cfg.Dial(ctx)
 	if err != nil {
 		return nil, initResult{}, fmt.Errorf("%s: connect: %v", cfg.Name, err)

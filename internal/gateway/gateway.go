@@ -133,6 +133,10 @@ type Config struct {
 	// HoldTimeout: how long an escalated call waits for approval; default
 	// DefaultHoldTimeout, negative means do not hold.
 	HoldTimeout time.Duration
+	// OnConnect, if set, is told the result of each connection to an
+	// upstream (dial and initialize): nil, or why it failed. A connection
+	// given up because its session ended is not reported.
+	OnConnect func(server string, err error)
 }
 
 // Gateway creates proxy sessions and tracks them by ward session so that

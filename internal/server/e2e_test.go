@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -494,10 +495,24 @@ func TestAuditTamperDetected(t *testing.T) {
 	if _, err := audit.Verify(dir, v, origin); err != nil {
 		t.Fatalf("restored log: %v", err)
 	}
-	// Reopening a tampered log is refused.
+	// A node starts from the audit log's remembered head without reading
+	// old entries; the verification pass that follows finds the alteration
+	// and the log refuses every event (and so every call); the next start
+	// verifies the whole log and is refused.
 	os.WriteFile(entries, alter, 0o600)
-	if _, err := server.Open(ctxT(t), server.Config{Data: data, TrustDomain: "test.ward"}); err == nil {
-		t.Fatal("ward opened a tampered audit log")
+	n2, err := server.Open(ctxT(t), server.Config{Data: data, TrustDomain: "test.ward"})
+	if err != nil {
+		t.Fatalf("start from the head: %v", err)
+	}
+	if _, err := n2.Audit.Verify(ctxT(t)); !errors.Is(err, audit.ErrTampered) {
+		t.Fatalf("verification pass: %v", err)
+	}
+	if _, err := n2.Audit.Append(ctxT(t), audit.Event{Type: "test"}); !errors.Is(err, audit.ErrTampered) {
+		t.Fatalf("append after the pass found damage: %v", err)
+	}
+	n2.Close()
+	if _, err := server.Open(ctxT(t), server.Config{Data: data, TrustDomain: "test.ward"}); err == nil || !errors.Is(err, audit.ErrTampered) {
+		t.Fatalf("ward reopened a tampered audit log: %v", err)
 	}
 }
 

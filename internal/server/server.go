@@ -453,7 +453,13 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.Gateway, err = gateway.New(gateway.Config{Upstreams: ups, Guard: n.pipeline, Logger: cfg.Logger, Version: cfg.Version, HoldTimeout: cfg.HoldTimeout})
+	names := make([]string, len(ups))
+	for i, u := range ups {
+		names[i] = u.Name
+	}
+	upHealth := api.NewUpstreams(names)
+	n.Gateway, err = gateway.New(gateway.Config{Upstreams: ups, Guard: n.pipeline, Logger: cfg.Logger, Version: cfg.Version, HoldTimeout: cfg.HoldTimeout,
+		OnConnect: upHealth.Record})
 	if err != nil {
 		return nil, err
 	}
@@ -475,6 +481,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	acfg.Labels = n
 	acfg.Runtime = n
+	acfg.Ready = []api.Check{api.AuditCheck(n.Audit), api.StoreCheck(func(ctx context.Context) error {
+		_, err := n.Store.Empty(ctx)
+		return err
+	}), upHealth.Check()}
 	n.API, err = api.New(acfg)
 	if err != nil {
 		return nil, err
@@ -924,6 +934,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	if n.cfg.ProbeUpstreams && len(n.cfg.Upstreams) > 0 {
 		go n.probe(ctx)
 	}
+	go n.verifyAudit(ctx)
 	if n.Publisher != nil {
 		go n.Publisher.Run(ctx)
 	}
@@ -940,6 +951,23 @@ func (n *Node) Serve(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// verifyAudit runs the audit log's verification pass once after start:
+// Open checked only what the head does not vouch for. If the pass finds
+// damage, the log fails closed (every call is refused, /healthz answers
+// 503) and the next start verifies the whole log and refuses it.
+func (n *Node) verifyAudit(ctx context.Context) {
+	rep, err := n.Audit.Verify(ctx)
+	switch {
+	case err == nil:
+		n.cfg.Logger.Info("audit log verified", "events", rep.Size)
+	case ctx.Err() != nil || errors.Is(err, audit.ErrClosed):
+	case errors.Is(err, audit.ErrTampered), errors.Is(err, audit.ErrCorrupt):
+		n.cfg.Logger.Error("audit log failed its verification after start: ward refuses every call; run ward audit verify to see where, and restore DATA/audit from a backup (until then a restart refuses the log)", "err", err)
+	default:
+		n.cfg.Logger.Warn("audit log: the verification pass could not run", "err", err)
+	}
 }
 
 func (n *Node) sweep(ctx context.Context) {

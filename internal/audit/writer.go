@@ -1,0 +1,479 @@
+package audit
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"golang.org/x/mod/sumdb/note"
+)
+
+const (
+	// minRetry and maxRetry bound the wait between attempts to write after
+	// a write failed: it doubles from minRetry up to maxRetry, so that a
+	// full disk is not hammered, and a freed one is used again within
+	// maxRetry.
+	minRetry = 100 * time.Millisecond
+	maxRetry = 5 * time.Second
+
+	// indexSyncInterval is how often the index is synced (and so how much
+	// Open may have to replay after a crash); indexSyncEvery entries
+	// written since the last sync trigger one sooner.
+	indexSyncInterval = time.Second
+	indexSyncEvery    = 1 << 15
+)
+
+// fault is the writer's state after a write failed.
+type fault struct {
+	first    error // what failed first
+	last     error // what failed last (returned to appends)
+	since    time.Time
+	refused  int // appends refused since
+	attempts int
+	wait     time.Duration
+	next     time.Time // no attempt before
+
+	// What must be done before the next write.
+	headRepair bool         // a head write failed: make the head name the last good checkpoint again
+	cut        bool         // cut the files back to the last good state
+	slots      []slotUpdate // session table updates of a durable batch not yet written
+	kept       []string     // files keeping what failed batches wrote
+}
+
+// faultRecord is the data of an "audit.fault" event.
+type faultRecord struct {
+	Error    string    `json:"error"`
+	Since    time.Time `json:"since"`
+	Refused  int       `json:"refused_appends"`
+	Attempts int       `json:"attempts"`
+	KeptIn   []string  `json:"kept_in,omitempty"`
+}
+
+// afterDurable is a failure after the batch was made durable and
+// remembered: the batch is acknowledged, the log fails until the rest is
+// written.
+type afterDurable struct{ err error }
+
+func (e *afterDurable) Error() string { return e.err.Error() }
+func (e *afterDurable) Unwrap() error { return e.err }
+
+// slotUpdate is a session's new state, for its slot.
+type slotUpdate struct {
+	loc slotLoc
+	key sessKey
+	st  chainState
+}
+
+// run is the single writer: it batches queued appends into group commits,
+// and retries after a failure.
+func (l *Log) run() {
+	defer close(l.stopped)
+	batch := make([]*request, 0, 64)
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	for {
+		if l.fault != nil {
+			retry.Reset(max(time.Until(l.fault.next), 0))
+		}
+		select {
+		case <-l.quit:
+			return
+		case <-retry.C:
+			l.commit(nil)
+		case r := <-l.reqs:
+			retry.Stop()
+			batch = append(batch[:0], r)
+			n := len(r.body)
+		drain:
+			for len(batch) < maxBatchEvents && n < maxBatchBytes {
+				select {
+				case r := <-l.reqs:
+					batch = append(batch, r)
+					n += len(r.body)
+				default:
+					break drain
+				}
+			}
+			l.commit(batch)
+			clear(batch)
+		}
+	}
+}
+
+func (l *Log) commit(batch []*request) {
+	if err := l.damaged(); err != nil {
+		for _, r := range batch {
+			r.done <- result{err: err}
+		}
+		return
+	}
+	var record *request
+	if f := l.fault; f != nil {
+		if time.Now().Before(f.next) {
+			f.refused += len(batch)
+			for _, r := range batch {
+				r.done <- result{err: f.last}
+			}
+			return
+		}
+		f.attempts++
+		if err := l.recover(); err != nil {
+			l.failed(err, false, false)
+			f.refused += len(batch)
+			for _, r := range batch {
+				r.done <- result{err: f.last}
+			}
+			return
+		}
+		data, _ := json.Marshal(faultRecord{Error: f.first.Error(), Since: f.since.UTC(), Refused: f.refused, Attempts: f.attempts, KeptIn: f.kept})
+		body, err := l.encode(Event{Type: typeFault, Actor: "ward", Data: data})
+		if err == nil {
+			record = &request{body: body, done: make(chan result, 1)}
+			batch = append([]*request{record}, batch...)
+		}
+	}
+	if len(batch) == 0 {
+		return
+	}
+	first, err := l.write(batch)
+	var after *afterDurable
+	switch {
+	case err == nil:
+		l.fault = nil
+		l.setFault(nil)
+	case errors.As(err, &after):
+		// Durable and remembered: acknowledged, but the next batch must
+		// wait for the rest.
+		l.fault = nil
+		l.failed(after.err, false, false)
+	default:
+		l.failed(err, true, errors.Is(err, errHead))
+		n := len(batch)
+		if record != nil {
+			n--
+		}
+		l.fault.refused += n
+		for _, r := range batch {
+			r.done <- result{err: l.fault.last}
+		}
+		return
+	}
+	for i, r := range batch {
+		r.done <- result{index: first + uint64(i)}
+	}
+}
+
+// failed records a write failure and schedules the next attempt.
+func (l *Log) failed(err error, cut, headRepair bool) {
+	l.faults.Add(1)
+	now := time.Now()
+	f := l.fault
+	if f == nil {
+		f = &fault{first: err, since: now, wait: minRetry}
+		l.fault = f
+	} else {
+		f.wait = min(2*f.wait, maxRetry)
+	}
+	f.last = err
+	f.next = now.Add(f.wait)
+	f.cut = f.cut || cut
+	f.headRepair = f.headRepair || headRepair
+	var p *slotsPending
+	if errors.As(err, &p) {
+		f.slots = append(f.slots, p.pending...)
+	}
+	l.setFault(err)
+}
+
+func (l *Log) setFault(err error) {
+	l.errMu.Lock()
+	l.faultErr = err
+	l.errMu.Unlock()
+}
+
+func (l *Log) damaged() error {
+	l.errMu.Lock()
+	defer l.errMu.Unlock()
+	return l.damage
+}
+
+// slotsPending carries the session table updates a durable batch could not
+// write.
+type slotsPending struct {
+	err     error
+	pending []slotUpdate
+}
+
+func (e *slotsPending) Error() string { return e.err.Error() }
+func (e *slotsPending) Unwrap() error { return e.err }
+
+// recover brings the files back to the last acknowledged state after a
+// failure, in an order that is safe at every step if the process dies:
+// first the head names the last good checkpoint again (durably), then the
+// checkpoints and the entries are cut back (nothing after the last good
+// checkpoint was acknowledged), then the index; then pending session
+// table updates are written.
+func (l *Log) recover() error {
+	f := l.fault
+	if f.headRepair {
+		if err := l.rememberHead(l.checkpoint); err != nil {
+			return fmt.Errorf("audit log failed closed: restore the head: %w", err)
+		}
+		f.headRepair = false
+	}
+	if f.cut {
+		// What the failed batch left is kept beside the log, as a crash's
+		// tail is: copied and synced, then cut.
+		for _, c := range []struct {
+			name string
+			f    *os.File
+			to   int64
+		}{{checkpointsName, l.cps, l.cpEnd}, {entriesName, l.ent, l.entEnd}} {
+			st, err := c.f.Stat()
+			if err != nil {
+				return fmt.Errorf("audit log failed closed: cut %s back to %d bytes: %w", c.name, c.to, err)
+			}
+			if st.Size() > c.to {
+				name := c.name + ".fault-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+				if err := moveTail(c.f, c.to, st.Size(), filepath.Join(l.cfg.Dir, name)); err != nil {
+					os.Remove(filepath.Join(l.cfg.Dir, name))
+					return fmt.Errorf("audit log failed closed: keep what the failed batch wrote to %s: %w", c.name, err)
+				}
+				f.kept = append(f.kept, name)
+				continue
+			}
+			if err := c.f.Truncate(c.to); err != nil {
+				return fmt.Errorf("audit log failed closed: cut %s back to %d bytes: %w", c.name, c.to, err)
+			}
+		}
+		if err := l.idx.cut(l.rng.End()); err != nil {
+			return fmt.Errorf("audit log failed closed: %w", err)
+		}
+		f.cut = false
+	}
+	for len(f.slots) > 0 {
+		u := f.slots[0]
+		if err := l.idx.sessions.write(u.loc, u.key, u.st); err != nil {
+			return fmt.Errorf("audit log failed closed: %w", err)
+		}
+		f.slots = f.slots[1:]
+	}
+	l.written.Store(l.size.Load())
+	return nil
+}
+
+// errHead marks a failure to remember a checkpoint in the head.
+var errHead = errors.New("head")
+
+// batchChain is a session touched by a batch.
+type batchChain struct {
+	e cached
+	c chain
+}
+
+// write makes batch durable, each sealed session it touches sealed again
+// after it, then its checkpoint and the head, then publishes them. It
+// returns the index of the batch's first entry. Before the batch is
+// remembered in the head, nothing in memory changes, so a failure leaves
+// the log as it was once the files are cut back; after it, the batch is
+// acknowledged whatever fails (an *afterDurable error).
+func (l *Log) write(batch []*request) (uint64, error) {
+	base := l.rng.End()
+	rng := cloneRange(l.rng)
+	buf := l.wbuf[:0]
+	offs := make([]byte, 0, 8*len(batch))
+	nodes := make([]byte, 0, 64*len(batch))
+	visit := func(_ compact.NodeID, h []byte) { nodes = append(nodes, h...) }
+	end := l.entEnd
+	var entry []byte
+	n := uint64(0)
+	touched := map[string]*batchChain{}
+	var order []string // sessions of the batch, in order of appearance
+	add := func(body []byte, session string, seal bool) error {
+		index := base + n
+		var bc *batchChain
+		if session != "" {
+			if bc = touched[session]; bc == nil {
+				e, err := l.chains.get(session)
+				if err != nil {
+					return fmt.Errorf("audit log failed closed: session %q: %w", session, err)
+				}
+				bc = &batchChain{e: e}
+				if e.found {
+					bc.c = chain{seq: e.st.seq, last: e.st.last, sealed: e.st.seal, lastSeal: e.st.seal}
+				}
+				touched[session] = bc
+				order = append(order, session)
+			}
+		}
+		var c chain
+		if bc != nil {
+			c = bc.c
+		}
+		entry = fillIn(entry[:0], body, index, session, c)
+		buf = appendFrame(buf, entry)
+		if err := rng.Append(hasher.HashLeaf(entry), visit); err != nil {
+			return fmt.Errorf("audit log failed closed: hash entry %d: %w", index, err)
+		}
+		end += 4 + int64(len(entry))
+		offs = binary.BigEndian.AppendUint64(offs, uint64(end))
+		n++
+		if bc != nil {
+			bc.c.seq, bc.c.last, bc.c.lastSeal = c.seq+1, index, seal
+			bc.c.sealed = c.sealed || seal
+		}
+		return nil
+	}
+	for _, r := range batch {
+		if err := add(r.body, r.session, r.seal); err != nil {
+			return 0, err
+		}
+	}
+	for _, s := range order {
+		if c := touched[s].c; c.sealed && !c.lastSeal {
+			body, err := l.encode(Event{Type: typeSeal, Actor: "ward", Session: s})
+			if err != nil {
+				return 0, fmt.Errorf("audit log failed closed: seal session %q: %w", s, err)
+			}
+			if err := add(body, s, true); err != nil {
+				return 0, err
+			}
+		}
+	}
+	// Places for the batch's new sessions (a new generation of the table
+	// is made durable here, before anything of the batch is written).
+	taken := map[slotLoc]bool{}
+	updates := make([]slotUpdate, 0, len(order))
+	for _, s := range order {
+		bc := touched[s]
+		k := keyOf(s)
+		if !bc.e.found {
+			loc, err := l.chains.placeNew(k, taken)
+			if err != nil {
+				return 0, fmt.Errorf("audit log failed closed: session %q: %w", s, err)
+			}
+			taken[loc] = true
+			bc.e.loc = loc
+		}
+		updates = append(updates, slotUpdate{loc: bc.e.loc, key: k, st: chainState{last: bc.c.last, seq: bc.c.seq, seal: bc.c.lastSeal}})
+	}
+	last := base + n - 1
+	size := base + n
+	if len(buf) <= 1<<20 {
+		l.wbuf = buf
+	}
+	// The index first: it is only read below the published size.
+	if _, err := l.idx.offsets.WriteAt(offs, 8*int64(base)); err != nil {
+		return 0, fmt.Errorf("audit log failed closed: write index of entries %d..%d: %w", base, last, err)
+	}
+	if _, err := l.idx.hashes.WriteAt(nodes, 32*nodesIn(base)); err != nil {
+		return 0, fmt.Errorf("audit log failed closed: write index of entries %d..%d: %w", base, last, err)
+	}
+	if _, err := l.ent.WriteAt(buf, l.entEnd); err != nil {
+		return 0, fmt.Errorf("audit log failed closed: write entries %d..%d: %w", base, last, err)
+	}
+	if err := l.ent.Sync(); err != nil {
+		return 0, fmt.Errorf("audit log failed closed: sync entries %d..%d: %w", base, last, err)
+	}
+	root := rootOf(rng)
+	signed, err := note.Sign(&note.Note{Text: checkpointText(l.cfg.Origin, size, root)}, l.cfg.Signer)
+	if err != nil {
+		return 0, fmt.Errorf("audit log failed closed: sign checkpoint at size %d: %w", size, err)
+	}
+	if len(signed) > MaxCheckpointBytes {
+		return 0, fmt.Errorf("audit log failed closed: sign checkpoint at size %d: note too large", size)
+	}
+	rec := appendFrame(make([]byte, 0, 4+len(signed)), signed)
+	if _, err := l.cps.WriteAt(rec, l.cpEnd); err != nil {
+		return 0, fmt.Errorf("audit log failed closed: write checkpoint at size %d: %w", size, err)
+	}
+	if err := l.cps.Sync(); err != nil {
+		return 0, fmt.Errorf("audit log failed closed: sync checkpoint at size %d: %w", size, err)
+	}
+	front := &frontier{entEnd: end, cpEnd: l.cpEnd + int64(len(rec)), indexed: l.durable.Load(), hashes: rng.Hashes()}
+	if err := l.writeHead(signed, front); err != nil {
+		return 0, fmt.Errorf("audit log failed closed: remember checkpoint at size %d: %w: %w", size, errHead, err)
+	}
+	// Durable and remembered: from here on the batch is acknowledged.
+	l.rng, l.entEnd, l.cpEnd = rng, end, front.cpEnd
+	for _, s := range order {
+		bc := touched[s]
+		l.chains.remember(s, cached{loc: bc.e.loc, st: chainState{last: bc.c.last, seq: bc.c.seq, seal: bc.c.lastSeal}, found: true})
+	}
+	var slotErr error
+	for i, u := range updates {
+		if err := l.idx.sessions.write(u.loc, u.key, u.st); err != nil {
+			slotErr = &afterDurable{&slotsPending{fmt.Errorf("audit log failed closed: %w", err), updates[i:]}}
+			break
+		}
+	}
+	l.mu.Lock()
+	l.checkpoint, l.root = signed, root
+	l.mu.Unlock()
+	l.size.Store(size)
+	if slotErr != nil {
+		return base, slotErr
+	}
+	l.written.Store(size)
+	if size-l.durable.Load() >= indexSyncEvery {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+	return base, nil
+}
+
+// writeHead remembers signed with its frontier.
+func (l *Log) writeHead(signed []byte, front *frontier) error {
+	if l.head != nil {
+		if err := l.head.write(signed, front); err != nil {
+			return err
+		}
+	} else {
+		h, err := createHead(l.cfg.Head, l.headSeq, signed, front)
+		if err != nil {
+			return err
+		}
+		l.head = h
+	}
+	l.headIndexed = front.indexed
+	return nil
+}
+
+// rememberHead makes signed, the latest checkpoint (durable in the
+// checkpoints file), the remembered head, with the current frontier.
+func (l *Log) rememberHead(signed []byte) error {
+	return l.writeHead(signed, &frontier{entEnd: l.entEnd, cpEnd: l.cpEnd, indexed: min(l.durable.Load(), l.rng.End()), hashes: l.rng.Hashes()})
+}
+
+// syncIndex is the index's syncer: it makes what the writer wrote to the
+// index durable, so that the next head can say so.
+func (l *Log) syncIndex() {
+	defer close(l.syncStopped)
+	t := time.NewTicker(indexSyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.quit:
+			return
+		case <-t.C:
+		case <-l.kick:
+		}
+		w := l.written.Load()
+		if w <= l.durable.Load() || l.syncFailed.Load() {
+			continue
+		}
+		if err := l.idx.sync(); err != nil {
+			l.syncFailed.Store(true)
+			continue
+		}
+		l.durable.Store(w)
+	}
+}
