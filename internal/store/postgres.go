@@ -159,7 +159,8 @@ func OpenPostgres(ctx context.Context, cfg Config) (*Store, error) {
 	if err := migrate(ctx, db, postgresMigrations(), postgresMigrationSetup(cfg.Schema, schema)); err != nil {
 		return fail(err)
 	}
-	s := &Store{w: db, r: db, pg: true, schema: schema, timeout: cfg.Timeout, now: time.Now}
+	s := &Store{w: db, r: db, pg: true, schema: schema, where: fmt.Sprintf("PostgreSQL %s, schema %s", where, schema),
+		timeout: cfg.Timeout, now: time.Now}
 	if err := s.prepare(ctx); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", where, err)

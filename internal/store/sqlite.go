@@ -138,7 +138,7 @@ func OpenSQLite(ctx context.Context, cfg Config) (*Store, error) {
 		_ = errors.Join(r.Close(), w.Close())
 		return nil, fmt.Errorf("open sqlite %s: %w", cfg.Path, err)
 	}
-	s := &Store{w: w, r: r, timeout: cfg.Timeout, now: time.Now}
+	s := &Store{w: w, r: r, where: cfg.Path, timeout: cfg.Timeout, now: time.Now}
 	if err := s.prepare(ctx); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", cfg.Path, err)

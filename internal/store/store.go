@@ -244,11 +244,16 @@ type Store struct {
 	// that SQLite's single writer makes unnecessary (postgres.go).
 	pg      bool
 	schema  string // PostgreSQL: the schema the tables live in
+	where   string // Location
 	timeout time.Duration
 	now     func() time.Time
 	// Prepared reads on the hot paths (per request), on r.
 	getSession, lookupCredential *sql.Stmt
 }
+
+// Location says where the store keeps its data, for messages: the SQLite
+// file, or the PostgreSQL database, server and schema (never a password).
+func (s *Store) Location() string { return s.where }
 
 // Close closes the store's connections. It is idempotent; other calls after
 // Close fail.
