@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -520,3 +521,51 @@ func FuzzRoundTripPostgres(f *testing.F) {
 	s := openPostgres(f, newPostgresSchema(f))
 	f.Fuzz(func(t *testing.T, server, tool, def, value string) { roundTrip(t, s, server, tool, def, value) })
 }
+
+// TestPostgresRetry: a transaction PostgreSQL aborts with a serialization
+// failure or a deadlock is run again, at most maxTxAttempts times; other
+// errors, and every error on SQLite, are returned at once.
+func TestPostgresRetry(t *testing.T) {
+	pg := openPostgres(t, newPostgresSchema(t))
+	lite := openSQLite(t, filepath.Join(t.TempDir(), "ward.db"))
+	failing := func(code string, times int, runs *int) func(*sql.Tx) error {
+		return func(tx *sql.Tx) error {
+			*runs++
+			if *runs <= times {
+				// A real error from the server, with the SQLSTATE asked for.
+				_, err := tx.ExecContext(t.Context(), `DO $$ BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = '`+code+`'; END $$`)
+				return err
+			}
+			_, err := tx.ExecContext(t.Context(), `INSERT INTO meta (key, value) VALUES ($1, 'v') ON CONFLICT (key) DO NOTHING`, fmt.Sprint("k", code, times))
+			return err
+		}
+	}
+	for _, tc := range []struct {
+		code      string
+		times     int
+		wantRuns  int
+		wantError bool
+	}{
+		{"40001", 3, 4, false},
+		{"40P01", 1, 2, false},
+		{"40001", maxTxAttempts, maxTxAttempts, true},
+		{"23505", 1, 1, true},
+	} {
+		runs := 0
+		err := pg.write(t.Context(), failing(tc.code, tc.times, &runs))
+		if runs != tc.wantRuns || (err != nil) != tc.wantError {
+			t.Errorf("SQLSTATE %s %d times: %d runs, error %v; want %d runs, error %v", tc.code, tc.times, runs, err, tc.wantRuns, tc.wantError)
+		}
+		if err != nil && !strings.Contains(err.Error(), tc.code) {
+			t.Errorf("the error does not carry the SQLSTATE: %v", err)
+		}
+	}
+	runs := 0
+	err := lite.write(t.Context(), func(*sql.Tx) error { runs++; return retryErr() })
+	if runs != 1 || err == nil {
+		t.Errorf("SQLite retried: %d runs, %v", runs, err)
+	}
+}
+
+// retryErr is a PostgreSQL serialization failure as pgx reports it.
+func retryErr() error { return &pgconn.PgError{Code: "40001", Message: "injected"} }
