@@ -34,9 +34,11 @@ vet:
 
 # interop/witness is its own module: it runs ward's witness protocol against
 # the reference implementation (github.com/transparency-dev/witness)
-# without putting that in ward's build.
+# without putting that in ward's build. The store's PostgreSQL tests use
+# the server WARD_TEST_POSTGRES names (default: 127.0.0.1:5432, user
+# postgres, database test), which CI has: here they fail rather than skip.
 test: deps vet
-	WARD_REQUIRE_NPM=1 $(GO) test -race -count=1 -timeout 20m ./...
+	WARD_REQUIRE_NPM=1 WARD_REQUIRE_POSTGRES=1 $(GO) test -race -count=1 -timeout 20m ./...
 	cd interop/witness && $(GO) test -race -count=1 -timeout 5m ./...
 
 bench:

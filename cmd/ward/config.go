@@ -110,6 +110,16 @@ type fileConfig struct {
 	//	    - {name: contain, signals: ["*"], min_severity: critical, actions: [quarantine, preserve]}
 	Monitor      yaml.Node `yaml:"monitor"`
 	AlertWebhook string    `yaml:"alert_webhook"`
+	// Store keeps the control-plane state in PostgreSQL instead of SQLite
+	// in DATA/ward.db (${VAR} expands from ward's environment):
+	//
+	//	store:
+	//	  postgres: "postgres://ward:${WARD_DB_PASSWORD}@db.internal:5432/ward?sslmode=verify-full"
+	//	  schema: ward                       # created if absent; default: the DSN's search_path
+	Store *struct {
+		Postgres string `yaml:"postgres"`
+		Schema   string `yaml:"schema"`
+	} `yaml:"store"`
 }
 
 // auditConfig configures what the audit log records and how its
@@ -586,6 +596,12 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 	}
 	if cfg.Data != "" && !filepath.IsAbs(cfg.Data) {
 		cfg.Data = filepath.Join(base, cfg.Data)
+	}
+	if st := fc.Store; st != nil {
+		if cfg.StoreDSN = os.ExpandEnv(st.Postgres); cfg.StoreDSN == "" {
+			return cfg, errors.New("store.postgres: name the PostgreSQL database (postgres://USER:PASSWORD@HOST:5432/DB), or remove store: to keep SQLite in DATA; if it names a ${VAR}, that variable is unset")
+		}
+		cfg.StoreSchema = st.Schema
 	}
 	var err error
 	if cfg.SessionTTL, err = duration("session_ttl", fc.SessionTTL); err != nil {

@@ -7,7 +7,7 @@
 //
 //	DATA/ca/           trust domain CA (ca.key, ca.pem) and JWT-SVID key (identity package)
 //	DATA/keys/         grant.key (ES256), audit.key / audit.pub (Ed25519 note key)
-//	DATA/ward.db       SQLite store
+//	DATA/ward.db       SQLite store (unless Config.StoreDSN names PostgreSQL)
 //	DATA/audit/        the audit log (audit package)
 //	DATA/audit.head    the audit log's latest durable checkpoint, kept outside DATA/audit
 //	DATA/policies/     Cedar policies (default.cedar written on first start)
@@ -174,6 +174,10 @@ type Config struct {
 	Monitor *monitor.Config
 	// AlertWebhook receives every alert action as JSON, if set.
 	AlertWebhook string
+	// StoreDSN, when set, keeps the control-plane state in PostgreSQL
+	// (store.OpenPostgres) instead of SQLite in DATA/ward.db, in schema
+	// StoreSchema ("": the DSN's search_path).
+	StoreDSN, StoreSchema string
 }
 
 // Record configures what the audit log records of each call besides
@@ -324,8 +328,12 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	dbPath := filepath.Join(data, "ward.db")
-	n.Store, err = store.OpenSQLite(ctx, store.Config{Path: dbPath})
-	if err != nil {
+	if cfg.StoreDSN != "" {
+		if n.Store, err = store.OpenPostgres(ctx, store.Config{DSN: cfg.StoreDSN, Schema: cfg.StoreSchema}); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		dbPath = n.Store.Location()
+	} else if n.Store, err = store.OpenSQLite(ctx, store.Config{Path: dbPath}); err != nil {
 		if strings.Contains(err.Error(), "malformed") || strings.Contains(err.Error(), "not a database") {
 			return nil, fmt.Errorf("store %s is damaged (%w): restore it from a backup; ward does not start on a damaged store", dbPath, err)
 		}

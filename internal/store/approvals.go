@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -72,6 +73,52 @@ func (s *Store) ListApprovals(ctx context.Context, f ApprovalFilter) ([][]byte, 
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list approvals: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateApproval changes one approval record in one transaction: it reads
+// the record, holding it against every other writer (on PostgreSQL a row
+// lock, so across nodes too), calls update with it and stores the state
+// and document update returns. Concurrent UpdateApprovals of one record
+// therefore run one after the other, each seeing the last one's result:
+// votes counted this way are never lost and a quorum is reached by exactly
+// one of them. update may run more than once (a retried transaction) and
+// must not have other effects; its error is returned as is, and stores
+// nothing. Only State and Doc change; an unknown id wraps ErrNotFound.
+func (s *Store) UpdateApproval(ctx context.Context, id string, update func(ApprovalRecord) (ApprovalRecord, error)) (ApprovalRecord, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	var out ApprovalRecord
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var (
+			cur     ApprovalRecord
+			created int64
+			doc     string
+		)
+		err := tx.QueryRowContext(ctx,
+			`SELECT id, session, sponsor, state, call_hash, created, doc FROM approvals WHERE id = $1`+s.forUpdate(), id).
+			Scan(&cur.ID, &cur.Session, &cur.Sponsor, &cur.State, &cur.CallHash, &created, &doc)
+		if err != nil {
+			return notFound(err)
+		}
+		cur.Created, cur.Doc = fromNanos(created), []byte(doc)
+		next, err := update(cur)
+		if err != nil {
+			return err
+		}
+		if err := errors.Join(checkName("state", next.State), checkJSON("document", next.Doc)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE approvals SET state = $2, doc = $3 WHERE id = $1`, id, next.State, string(next.Doc)); err != nil {
+			return err
+		}
+		out = cur
+		out.State, out.Doc = next.State, append([]byte(nil), next.Doc...)
+		return nil
+	})
+	if err != nil {
+		return ApprovalRecord{}, fmt.Errorf("update approval %q: %w", id, err)
 	}
 	return out, nil
 }

@@ -20,7 +20,9 @@ import (
 type backend struct {
 	// open returns a new, empty store that t.Cleanup closes, and a reopen
 	// function. After the test closes the store, reopen returns a new Store
-	// over the same data (also closed by t.Cleanup).
+	// over the same data (also closed by t.Cleanup). Called while the store
+	// is open, reopen returns a second Store over the same data, as a
+	// second node (or a CLI next to a server) has.
 	open func(t *testing.T) (s *Store, reopen func() *Store)
 }
 
@@ -47,12 +49,26 @@ func runContract(t *testing.T, b backend) {
 	t.Run("CanceledContext", func(t *testing.T) { testCanceledContext(t, open(t)) })
 	t.Run("ConcurrentSessions", func(t *testing.T) { testConcurrentSessions(t, open(t)) })
 	t.Run("Reopen", func(t *testing.T) { testReopen(t, b) })
+	t.Run("AgentTrust", func(t *testing.T) { testAgentTrust(t, open(t)) })
+	t.Run("ObservePin", func(t *testing.T) { testObservePin(t, open(t)) })
+	t.Run("CountToolSets", func(t *testing.T) { testCountToolSets(t, open(t)) })
+	t.Run("Approvals", func(t *testing.T) { testApprovals(t, open(t)) })
+	t.Run("AuditIndex", func(t *testing.T) { testAuditIndex(t, open(t)) })
+	t.Run("Bytewise", func(t *testing.T) { testBytewise(t, open(t)) })
+	// Concurrency, with two stores over the same data (two nodes).
+	t.Run("MaxTreeTwoNodes", func(t *testing.T) { testMaxTreeTwoNodes(t, b) })
+	t.Run("EndWhileDelegating", func(t *testing.T) { testEndWhileDelegating(t, b) })
+	t.Run("ExpireWhileDelegating", func(t *testing.T) { testExpireWhileDelegating(t, b) })
+	t.Run("QuarantineWhileStarting", func(t *testing.T) { testQuarantineWhileStarting(t, b) })
+	t.Run("ToolSetRace", func(t *testing.T) { testToolSetRace(t, b) })
+	t.Run("ObservePinRace", func(t *testing.T) { testObservePinRace(t, b) })
+	t.Run("ApprovalVotes", func(t *testing.T) { testApprovalVotes(t, b) })
 }
 
 // t0 has nanoseconds so that precision loss would show.
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.UTC)
 
-func mustNil(t *testing.T, what string, err error) {
+func mustNil(t testing.TB, what string, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)

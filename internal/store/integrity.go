@@ -8,8 +8,8 @@ import (
 	"strings"
 )
 
-// Damage is a table that failed SQLite's integrity check, with what the
-// check said.
+// Damage is a table that failed the backend's integrity check, with what
+// the check said.
 type Damage struct {
 	Table  string
 	Detail string
@@ -19,11 +19,16 @@ type Damage struct {
 // the audit log (the query index), so that ward may rebuild it itself.
 func (d Damage) Derived() bool { return d.Table == "audit_index" }
 
-// CheckIntegrity runs SQLite's quick check on every table, one at a time,
-// and returns the damaged ones, naming each.
+// CheckIntegrity checks every table, one at a time, and returns the
+// damaged ones, naming each. On SQLite it runs the quick check; on
+// PostgreSQL it reads every table in full and, where the amcheck extension
+// is installed, checks every table and B-tree index with it (postgres.go).
 func (s *Store) CheckIntegrity(ctx context.Context) ([]Damage, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
+	if s.pg {
+		return s.checkPostgres(ctx)
+	}
 	rows, err := s.w.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("integrity check: list tables: %w", err)
@@ -55,7 +60,7 @@ func (s *Store) CheckIntegrity(ctx context.Context) ([]Damage, error) {
 				break
 			}
 			if l != "ok" {
-				lines = append(lines, strings.ReplaceAll(l, "\n", " "))
+				lines = append(lines, l)
 			}
 		}
 		if err := rows.Err(); err != nil {
@@ -63,10 +68,19 @@ func (s *Store) CheckIntegrity(ctx context.Context) ([]Damage, error) {
 		}
 		rows.Close()
 		if len(lines) > 0 {
-			out = append(out, Damage{Table: t, Detail: strings.Join(lines[:min(len(lines), 3)], "; ")})
+			out = append(out, Damage{Table: t, Detail: joinLines(lines)})
 		}
 	}
 	return out, nil
+}
+
+// joinLines makes one line of (at most three of) a check's lines.
+func joinLines(lines []string) string {
+	lines = lines[:min(len(lines), 3)]
+	for i, l := range lines {
+		lines[i] = strings.ReplaceAll(l, "\n", " ")
+	}
+	return strings.Join(lines, "; ")
 }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
@@ -91,12 +105,16 @@ var auditIndexSchema = []string{
 }
 
 // ResetAuditIndex throws the audit index away and creates it empty, to be
-// rebuilt from the log. A damaged index cannot always be dropped the
-// ordinary way (dropping reads its pages): then it is taken out of the
-// schema and the database rewritten (VACUUM) without it.
+// rebuilt from the log. On SQLite a damaged index cannot always be dropped
+// the ordinary way (dropping reads its pages): then it is taken out of the
+// schema and the database rewritten (VACUUM) without it. On PostgreSQL the
+// table is dropped and created again in one transaction.
 func (s *Store) ResetAuditIndex(ctx context.Context) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
+	if s.pg {
+		return s.resetPostgresAuditIndex(ctx)
+	}
 	if _, err := s.w.ExecContext(ctx, `DROP TABLE IF EXISTS audit_index`); err != nil {
 		for _, stmt := range []string{
 			`PRAGMA writable_schema = ON`,

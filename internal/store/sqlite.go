@@ -26,7 +26,9 @@ const (
 	DefaultMaxReaders = 8
 )
 
-// Config configures [OpenSQLite].
+// Config configures [OpenSQLite] (Path and the SQLite fields) and
+// [OpenPostgres] (DSN and the PostgreSQL fields). Each constructor refuses
+// a Config that sets the other's fields.
 type Config struct {
 	// Path is the SQLite database file. It is created with mode 0600 if
 	// absent, and an existing file (with its -wal and -shm companions) is
@@ -37,9 +39,25 @@ type Config struct {
 	BusyTimeout time.Duration
 	// Timeout bounds each store call; 0 means DefaultTimeout.
 	Timeout time.Duration
-	// MaxReaders is the number of read connections; 0 means
+	// MaxReaders is the number of SQLite read connections; 0 means
 	// DefaultMaxReaders.
 	MaxReaders int
+
+	// DSN is the PostgreSQL connection string, as a URL
+	// (postgres://user:password@host:5432/db?sslmode=verify-full) or as
+	// key=value pairs; the PG* environment variables and ~/.pgpass fill in
+	// what it leaves out, as for libpq. It holds a secret: the store never
+	// puts it in an error.
+	DSN string
+	// Schema is the PostgreSQL schema ward's tables live in, created on
+	// first open if absent: several ward deployments may share one
+	// database, each in its own schema. A lowercase identifier
+	// ([a-z_][a-z0-9_]*, at most 63 bytes); "" means the first schema of
+	// the connection's search_path (usually public).
+	Schema string
+	// MaxConns is the size of the PostgreSQL connection pool; 0 means
+	// DefaultMaxConns.
+	MaxConns int
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at cfg.Path,
@@ -95,7 +113,7 @@ func OpenSQLite(ctx context.Context, cfg Config) (*Store, error) {
 		_ = w.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", cfg.Path, err)
 	}
-	if err := migrate(ctx, w, sqliteMigrations()); err != nil {
+	if err := migrate(ctx, w, sqliteMigrations(), createSQLiteMigrations); err != nil {
 		_ = w.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", cfg.Path, err)
 	}
@@ -120,7 +138,7 @@ func OpenSQLite(ctx context.Context, cfg Config) (*Store, error) {
 		_ = errors.Join(r.Close(), w.Close())
 		return nil, fmt.Errorf("open sqlite %s: %w", cfg.Path, err)
 	}
-	s := &Store{w: w, r: r, timeout: cfg.Timeout, now: time.Now}
+	s := &Store{w: w, r: r, where: cfg.Path, timeout: cfg.Timeout, now: time.Now}
 	if err := s.prepare(ctx); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", cfg.Path, err)
@@ -130,6 +148,8 @@ func OpenSQLite(ctx context.Context, cfg Config) (*Store, error) {
 
 func (c Config) validate() error {
 	switch {
+	case c.DSN != "" || c.Schema != "" || c.MaxConns != 0:
+		return errors.New("the PostgreSQL fields (DSN, Schema, MaxConns) are set: use OpenPostgres")
 	case c.Path == "":
 		return errors.New("path is empty")
 	case c.Path == ":memory:" || strings.HasPrefix(c.Path, "file:"):
@@ -207,17 +227,25 @@ func checkWriter(ctx context.Context, w *sql.DB) error {
 	return nil
 }
 
+// createSQLiteMigrations creates SQLite's table of applied migrations.
+func createSQLiteMigrations(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx,
+		`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)`)
+	return err
+}
+
 // migrate applies, in one transaction, the migrations the database has not
 // seen. Migration i (0-based) brings the schema to version i+1; each is a list
-// of statements.
-func migrate(ctx context.Context, db *sql.DB, migrations [][]string) error {
+// of statements. setup runs first in the transaction: it takes whatever
+// lock the backend needs and creates the table schema_migrations (version,
+// applied) if absent.
+func migrate(ctx context.Context, db *sql.DB, migrations [][]string, setup func(context.Context, *sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx,
-		`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)`); err != nil {
+	if err := setup(ctx, tx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	var version int

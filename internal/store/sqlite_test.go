@@ -1,7 +1,6 @@
 package store
 
 import (
-	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -39,6 +38,7 @@ func sqliteBackend() backend {
 }
 
 func TestSQLiteContract(t *testing.T) {
+	t.Parallel()
 	runContract(t, sqliteBackend())
 }
 
@@ -196,66 +196,85 @@ func TestSQLiteTwoStores(t *testing.T) {
 // the store accepts it returns byte for byte, and what it rejects leaves no
 // trace.
 func FuzzRoundTrip(f *testing.F) {
+	roundTripSeeds(f)
+	s, err := OpenSQLite(f.Context(), Config{Path: filepath.Join(f.TempDir(), "fuzz.db")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Close() })
+	f.Fuzz(func(t *testing.T, server, tool, def, value string) { roundTrip(t, s, server, tool, def, value) })
+}
+
+func roundTripSeeds(f *testing.F) {
 	f.Add("crm", "search", `{"name":"search"}`, "value")
 	f.Add("a'b", `x"; DROP TABLE meta; --`, `[1,2,{"a":null}]`, "")
 	f.Add("ü", "工具", `"\u0000"`, "héllo")
 	f.Add("x\x00", "t", `{`, "a\x00b")
 	f.Add("s", "t\n", `{"a":1,"a":2}`, "\xff")
-	dir := f.TempDir()
-	s, err := OpenSQLite(f.Context(), Config{Path: filepath.Join(dir, "fuzz.db")})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { s.Close() })
-	f.Fuzz(func(t *testing.T, server, tool, def, value string) {
-		ctx := t.Context()
-		before, beforeErr := s.GetPin(ctx, server, tool)
-		pin := ToolPin{Server: server, Tool: tool, Hash: "h", Definition: json.RawMessage(def), Updated: t0}
-		putErr := s.PutPin(ctx, pin)
-		valid := checkName("", server) == nil && checkName("", tool) == nil &&
-			(def == "" || (json.Valid([]byte(def)) && utf8.ValidString(def)))
-		if (putErr == nil) != valid {
-			t.Fatalf("PutPin(%q, %q, %q) = %v, want valid=%v", server, tool, def, putErr, valid)
-		}
-		got, err := s.GetPin(ctx, server, tool)
-		if putErr != nil {
-			// A rejected put leaves whatever was there (often nothing).
-			if errors.Is(beforeErr, ErrNotFound) != errors.Is(err, ErrNotFound) || !cmp.Equal(before, got) {
-				t.Fatalf("rejected put changed the pin: before %+v (%v), after %+v (%v)", before, beforeErr, got, err)
-			}
-		} else {
-			if err != nil {
-				t.Fatalf("GetPin: %v", err)
-			}
-			if got.Server != server || got.Tool != tool || string(got.Definition) != def || !got.Updated.Equal(t0) {
-				t.Fatalf("round trip changed the pin: %+v", got)
-			}
-		}
-
-		setErr := s.SetMeta(ctx, server, value)
-		validMeta := checkName("", server) == nil && utf8.ValidString(value) && !strings.ContainsRune(value, 0)
-		if (setErr == nil) != validMeta {
-			t.Fatalf("SetMeta(%q, %q) = %v, want valid=%v", server, value, setErr, validMeta)
-		}
-		if setErr == nil {
-			v, err := s.GetMeta(ctx, server)
-			if err != nil || v != value {
-				t.Fatalf("GetMeta(%q) = %q, %v; want %q", server, v, err, value)
-			}
-		}
-	})
+	f.Add("s", "t", "\"\xed\xa0\x80\"", "\xed\xa0\x80") // a UTF-16 surrogate, encoded as if UTF-8
+	f.Add("Tab\tname", "\u2028", `{"k":"\ud800"}`, "\x7f")
 }
 
-func benchStore(b *testing.B) *Store {
-	s := openSQLite(b, filepath.Join(b.TempDir(), "ward.db"))
-	ctx := b.Context()
-	if err := s.CreatePrincipal(ctx, Principal{Name: "alice", Kind: KindSponsor}); err != nil {
-		b.Fatal(err)
+// roundTrip checks that what the store accepts it returns byte for byte,
+// and what it rejects leaves no trace.
+func roundTrip(t *testing.T, s *Store, server, tool, def, value string) {
+	ctx := t.Context()
+	before, beforeErr := s.GetPin(ctx, server, tool)
+	pin := ToolPin{Server: server, Tool: tool, Hash: "h", Definition: json.RawMessage(def), Updated: t0}
+	putErr := s.PutPin(ctx, pin)
+	valid := checkName("", server) == nil && checkName("", tool) == nil &&
+		(def == "" || (json.Valid([]byte(def)) && utf8.ValidString(def)))
+	if (putErr == nil) != valid {
+		t.Fatalf("PutPin(%q, %q, %q) = %v, want valid=%v", server, tool, def, putErr, valid)
 	}
-	if err := s.CreateAgent(ctx, Agent{Name: "reporter", Sponsor: "alice"}); err != nil {
-		b.Fatal(err)
+	got, err := s.GetPin(ctx, server, tool)
+	if putErr != nil {
+		// A rejected put leaves whatever was there (often nothing).
+		if errors.Is(beforeErr, ErrNotFound) != errors.Is(err, ErrNotFound) || !cmp.Equal(before, got) {
+			t.Fatalf("rejected put changed the pin: before %+v (%v), after %+v (%v)", before, beforeErr, got, err)
+		}
+	} else {
+		if err != nil {
+			t.Fatalf("GetPin: %v", err)
+		}
+		if got.Server != server || got.Tool != tool || string(got.Definition) != def || !got.Updated.Equal(t0) {
+			t.Fatalf("round trip changed the pin: %+v", got)
+		}
 	}
-	return s
+
+	setErr := s.SetMeta(ctx, server, value)
+	validMeta := checkName("", server) == nil && utf8.ValidString(value) && !strings.ContainsRune(value, 0)
+	if (setErr == nil) != validMeta {
+		t.Fatalf("SetMeta(%q, %q) = %v, want valid=%v", server, value, setErr, validMeta)
+	}
+	if setErr == nil {
+		v, err := s.GetMeta(ctx, server)
+		if err != nil || v != value {
+			t.Fatalf("GetMeta(%q) = %q, %v; want %q", server, v, err, value)
+		}
+	}
+}
+
+// benchBackends runs bench against a store of each backend (PostgreSQL
+// only where reachable), with sponsor alice and agent reporter.
+func benchBackends(b *testing.B, bench func(b *testing.B, s *Store)) {
+	open := map[string]func(b *testing.B) *Store{
+		"sqlite":   func(b *testing.B) *Store { return openSQLite(b, filepath.Join(b.TempDir(), "ward.db")) },
+		"postgres": func(b *testing.B) *Store { return openPostgres(b, newPostgresSchema(b)) },
+	}
+	for _, name := range []string{"sqlite", "postgres"} {
+		b.Run(name, func(b *testing.B) {
+			s := open[name](b)
+			ctx := b.Context()
+			if err := s.CreatePrincipal(ctx, Principal{Name: "alice", Kind: KindSponsor}); err != nil {
+				b.Fatal(err)
+			}
+			if err := s.CreateAgent(ctx, Agent{Name: "reporter", Sponsor: "alice"}); err != nil {
+				b.Fatal(err)
+			}
+			bench(b, s)
+		})
+	}
 }
 
 func benchSession(id string) Session {
@@ -269,108 +288,84 @@ func benchSession(id string) Session {
 }
 
 func BenchmarkGetSession(b *testing.B) {
-	s := benchStore(b)
-	ctx := b.Context()
-	const n = 1000
-	for i := range n {
-		if err := s.CreateSession(ctx, benchSession(fmt.Sprint("s", i))); err != nil {
-			b.Fatal(err)
-		}
-	}
-	i := 0
-	for b.Loop() {
-		if _, err := s.GetSession(ctx, fmt.Sprint("s", i%n)); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
-
-func BenchmarkCreateSession(b *testing.B) {
-	s := benchStore(b)
-	ctx := b.Context()
-	i := 0
-	for b.Loop() {
-		if err := s.CreateSession(ctx, benchSession(fmt.Sprint("s", i))); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
-
-func BenchmarkCreateSessionParallel(b *testing.B) {
-	s := benchStore(b)
-	ctx := b.Context()
-	var next atomic.Int64
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if err := s.CreateSession(ctx, benchSession(fmt.Sprint("s", next.Add(1)))); err != nil {
-				b.Error(err)
-				return
+	benchBackends(b, func(b *testing.B, s *Store) {
+		ctx := b.Context()
+		const n = 1000
+		for i := range n {
+			if err := s.CreateSession(ctx, benchSession(fmt.Sprint("s", i))); err != nil {
+				b.Fatal(err)
 			}
+		}
+		i := 0
+		for b.Loop() {
+			if _, err := s.GetSession(ctx, fmt.Sprint("s", i%n)); err != nil {
+				b.Fatal(err)
+			}
+			i++
 		}
 	})
 }
 
-func TestObservePin(t *testing.T) {
-	ctx := context.Background()
-	s, err := OpenSQLite(ctx, Config{Path: filepath.Join(t.TempDir(), "w.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	def := json.RawMessage(`{"name":"x"}`)
-	p, created, changed, err := s.ObservePin(ctx, "srv", "x", "h1", def, "first-use")
-	if err != nil || !created || changed || p.ApprovedHash != "h1" || p.ApprovedBy != "first-use" {
-		t.Fatalf("first observation: %+v %v %v %v", p, created, changed, err)
-	}
-	p, created, changed, err = s.ObservePin(ctx, "srv", "x", "h2", def, "first-use")
-	if err != nil || created || !changed || p.Hash != "h2" || p.ApprovedHash != "h1" {
-		t.Fatalf("changed definition: %+v %v %v %v", p, created, changed, err)
-	}
-	if err := s.ApprovePin(ctx, "srv", "x", "h2", "operator"); err != nil {
-		t.Fatal(err)
-	}
-	// Observing the same definition again never undoes the approval.
-	p, _, changed, err = s.ObservePin(ctx, "srv", "x", "h2", def, "first-use")
-	if err != nil || changed || p.ApprovedHash != "h2" || p.ApprovedBy != "operator" {
-		t.Fatalf("after approval: %+v %v", p, err)
-	}
-	// Manual mode: a new tool is pinned but not approved.
-	p, created, _, err = s.ObservePin(ctx, "srv", "y", "h9", def, "")
-	if err != nil || !created || p.ApprovedHash != "" {
-		t.Fatalf("manual: %+v %v", p, err)
-	}
+func BenchmarkCreateSession(b *testing.B) {
+	benchBackends(b, func(b *testing.B, s *Store) {
+		ctx := b.Context()
+		i := 0
+		for b.Loop() {
+			if err := s.CreateSession(ctx, benchSession(fmt.Sprint("s", i))); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
 }
 
-func TestSetAgentTrust(t *testing.T) {
-	ctx := context.Background()
-	s, err := OpenSQLite(ctx, Config{Path: filepath.Join(t.TempDir(), "t.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.CreatePrincipal(ctx, Principal{Name: "sp", Kind: KindSponsor}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateAgent(ctx, Agent{Name: "a", Sponsor: "sp"}); err != nil {
-		t.Fatal(err)
-	}
-	if a, _ := s.GetAgent(ctx, "a"); a.Trust != DefaultTrust {
-		t.Fatalf("new agent trust %d", a.Trust)
-	}
-	if err := s.SetAgentTrust(ctx, "a", 80); err != nil {
-		t.Fatal(err)
-	}
-	if a, _ := s.GetAgent(ctx, "a"); a.Trust != 80 {
-		t.Fatalf("trust %d", a.Trust)
-	}
-	for _, bad := range []int{-1, 101} {
-		if err := s.SetAgentTrust(ctx, "a", bad); err == nil {
-			t.Errorf("trust %d accepted", bad)
+func BenchmarkCreateSessionParallel(b *testing.B) {
+	benchBackends(b, func(b *testing.B, s *Store) {
+		ctx := b.Context()
+		var next atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := s.CreateSession(ctx, benchSession(fmt.Sprint("s", next.Add(1)))); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
+
+// BenchmarkCreateChildMaxTree delegates within one tree bounded by
+// MaxTree: on PostgreSQL every such delegation locks the tree's root.
+func BenchmarkCreateChildMaxTree(b *testing.B) {
+	benchBackends(b, func(b *testing.B, s *Store) {
+		ctx := b.Context()
+		if err := s.CreateSession(ctx, benchSession("root")); err != nil {
+			b.Fatal(err)
 		}
-	}
-	if err := s.SetAgentTrust(ctx, "nobody", 10); !errors.Is(err, ErrNotFound) {
-		t.Errorf("unknown agent: %v", err)
-	}
+		var next atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				c := benchSession(fmt.Sprint("c", next.Add(1)))
+				c.ParentID, c.MaxTree = "root", 1<<30
+				if err := s.CreateSession(ctx, c); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
+
+// BenchmarkObservePinUnchanged is the per-listing path: a definition seen
+// before.
+func BenchmarkObservePinUnchanged(b *testing.B) {
+	benchBackends(b, func(b *testing.B, s *Store) {
+		ctx := b.Context()
+		def := json.RawMessage(`{"name":"search","description":"find contacts"}`)
+		for b.Loop() {
+			if _, _, _, err := s.ObservePin(ctx, "crm", "search", "h1", def, "first-use"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

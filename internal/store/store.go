@@ -3,10 +3,12 @@
 // tool pins, and a small key/value table for server metadata.
 //
 // One concrete type, [Store], serves every backend. [OpenSQLite] opens the
-// embedded default (a single file, pure Go); a PostgreSQL constructor for
-// multi-node deployments will return the same type. Every backend must pass
-// the shared contract suite in contract_test.go, so callers may rely on the
-// behaviour documented here and nothing else.
+// embedded default (a single file, pure Go); [OpenPostgres] opens a
+// PostgreSQL database that several ward nodes may share (postgres.go says
+// how it is laid out, migrated and kept consistent). Both run the same SQL
+// for every method, and both must pass the shared contract suite in
+// contract_test.go, so callers may rely on the behaviour documented here and
+// nothing else.
 //
 // # Entities
 //
@@ -233,15 +235,25 @@ type ToolPin struct {
 type Store struct {
 	// w writes. For SQLite it is a pool of exactly one connection whose
 	// transactions begin IMMEDIATE, so writers queue in Go (honouring their
-	// contexts) instead of racing for the file lock.
+	// contexts) instead of racing for the file lock. For PostgreSQL it is
+	// the one connection pool, shared with r.
 	w *sql.DB
-	// r reads. Readers never block the writer, nor it them (WAL).
-	r       *sql.DB
+	// r reads. Readers never block the writer, nor it them (WAL; MVCC).
+	r *sql.DB
+	// pg is set for PostgreSQL: write transactions then take the row locks
+	// that SQLite's single writer makes unnecessary (postgres.go).
+	pg      bool
+	schema  string // PostgreSQL: the schema the tables live in
+	where   string // Location
 	timeout time.Duration
 	now     func() time.Time
 	// Prepared reads on the hot paths (per request), on r.
 	getSession, lookupCredential *sql.Stmt
 }
+
+// Location says where the store keeps its data, for messages: the SQLite
+// file, or the PostgreSQL database, server and schema (never a password).
+func (s *Store) Location() string { return s.where }
 
 // Close closes the store's connections. It is idempotent; other calls after
 // Close fail.
@@ -252,7 +264,11 @@ func (s *Store) Close() error {
 			errs = append(errs, st.Close())
 		}
 	}
-	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
+	errs = append(errs, s.w.Close())
+	if s.r != s.w {
+		errs = append(errs, s.r.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // prepare prepares the hot-path statements.
@@ -272,8 +288,24 @@ func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.timeout)
 }
 
-// write runs fn in one write transaction.
+// write runs fn in one write transaction. On PostgreSQL a transaction
+// that fails with a serialization failure or a deadlock (which the row
+// locks of postgres.go should make rare) is run again from the start, at
+// most maxTxAttempts times in all; fn must therefore set every result it
+// returns afresh on each run.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.writeOnce(ctx, fn)
+		if err == nil || !s.pg || !retryable(err) || attempt >= maxTxAttempts {
+			return err
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Store) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -284,6 +316,44 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// forUpdate is appended to a SELECT in a write transaction that goes on to
+// change the rows it read: on PostgreSQL it locks them until the
+// transaction ends (and, under READ COMMITTED, returns their newest
+// committed version once the lock is granted). SQLite has no such clause
+// and needs none: its one writer holds the whole database.
+func (s *Store) forUpdate() string {
+	if s.pg {
+		return ` FOR UPDATE`
+	}
+	return ``
+}
+
+// forShare is like forUpdate for rows that are read but must not change
+// before the transaction ends.
+func (s *Store) forShare() string {
+	if s.pg {
+		return ` FOR SHARE`
+	}
+	return ``
+}
+
+// lockTree serialises, on PostgreSQL, every change to the shape or state
+// of the delegation tree whose root is root (a child created, a session
+// ended, the tree's size counted) by locking the root's row. Each later
+// statement of the transaction then sees every change committed by the
+// tree's previous lock holders, so these transactions behave as if run
+// one at a time, as they are on SQLite.
+func (s *Store) lockTree(ctx context.Context, tx *sql.Tx, root string) error {
+	if !s.pg {
+		return nil
+	}
+	var one int
+	if err := tx.QueryRowContext(ctx, `SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE`, root).Scan(&one); err != nil {
+		return fmt.Errorf("lock delegation tree %q: %w", root, notFound(err))
 	}
 	return nil
 }
@@ -645,9 +715,15 @@ func (s *Store) createSession(ctx context.Context, sess *Session) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	in := *sess
 	return s.write(ctx, func(tx *sql.Tx) error {
+		*sess = in // a retried transaction starts from the caller's values
+		// The agent's row is share-locked so that a concurrent quarantine
+		// (SetAgentStatus) waits for this session to be committed, and a
+		// caller that quarantines and then ends the agent's sessions sees
+		// it.
 		var sponsor, status string
-		err := tx.QueryRowContext(ctx, `SELECT sponsor, status FROM agents WHERE name = $1`, sess.Agent).
+		err := tx.QueryRowContext(ctx, `SELECT sponsor, status FROM agents WHERE name = $1`+s.forShare(), sess.Agent).
 			Scan(&sponsor, &status)
 		if err != nil {
 			return fmt.Errorf("agent %q: %w", sess.Agent, notFound(err))
@@ -675,11 +751,27 @@ func (s *Store) createSession(ctx context.Context, sess *Session) error {
 				pstatus string
 				expires int64
 			)
-			err := tx.QueryRowContext(ctx,
-				`SELECT root_id, depth, status, expires FROM sessions WHERE id = $1`, sess.ParentID).
-				Scan(&root, &depth, &pstatus, &expires)
-			if err != nil {
-				return fmt.Errorf("parent session %q: %w", sess.ParentID, notFound(err))
+			readParent := func() error {
+				err := tx.QueryRowContext(ctx,
+					`SELECT root_id, depth, status, expires FROM sessions WHERE id = $1`, sess.ParentID).
+					Scan(&root, &depth, &pstatus, &expires)
+				if err != nil {
+					return fmt.Errorf("parent session %q: %w", sess.ParentID, notFound(err))
+				}
+				return nil
+			}
+			if err := readParent(); err != nil {
+				return err
+			}
+			if s.pg {
+				// Lock the tree, then read the parent again as the tree's
+				// previous lock holder left it (ended, say).
+				if err := s.lockTree(ctx, tx, root); err != nil {
+					return err
+				}
+				if err := readParent(); err != nil {
+					return err
+				}
 			}
 			if pstatus != SessionActive {
 				return fmt.Errorf("parent session %q has ended: %w", sess.ParentID, ErrConflict)
@@ -833,7 +925,11 @@ func (s *Store) EndSession(ctx context.Context, id, reason string, at time.Time)
 	}
 	var ended []string
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		if err := exists(ctx, tx, `SELECT 1 FROM sessions WHERE id = $1`, id); err != nil {
+		var root string
+		if err := tx.QueryRowContext(ctx, `SELECT root_id FROM sessions WHERE id = $1`, id).Scan(&root); err != nil {
+			return notFound(err)
+		}
+		if err := s.lockTree(ctx, tx, root); err != nil {
 			return err
 		}
 		var err error
@@ -890,20 +986,49 @@ func (s *Store) ExpireSessions(ctx context.Context, now time.Time) ([]string, er
 	}
 	var ended []string
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx,
-			`SELECT id FROM sessions WHERE status = 'active' AND expires <= $1 ORDER BY depth, created, id`,
-			now.UnixNano())
+		ended = nil
+		type dueSession struct{ id, root string }
+		dueNow := func() ([]dueSession, error) {
+			rows, err := tx.QueryContext(ctx,
+				`SELECT id, root_id FROM sessions WHERE status = 'active' AND expires <= $1 ORDER BY depth, created, id`,
+				now.UnixNano())
+			if err != nil {
+				return nil, err
+			}
+			return collect(rows, func(sc interface{ Scan(...any) error }) (dueSession, error) {
+				var d dueSession
+				return d, sc.Scan(&d.id, &d.root)
+			})
+		}
+		due, err := dueNow()
 		if err != nil {
 			return err
 		}
-		due, err := collect(rows, func(sc interface{ Scan(...any) error }) (string, error) {
-			var id string
-			return id, sc.Scan(&id)
-		})
-		if err != nil {
-			return err
+		if s.pg && len(due) > 0 {
+			// Lock the trees in one order (by root id), so that two sweeps
+			// cannot deadlock, then look again: a tree may have changed
+			// while we waited. A session that fell due in a tree this sweep
+			// did not lock is left to the next sweep, as if it had fallen
+			// due just after this one.
+			locked := map[string]bool{}
+			roots := make([]string, 0, len(due))
+			for _, d := range due {
+				roots = append(roots, d.root)
+			}
+			slices.Sort(roots)
+			for _, r := range slices.Compact(roots) {
+				if err := s.lockTree(ctx, tx, r); err != nil {
+					return err
+				}
+				locked[r] = true
+			}
+			if due, err = dueNow(); err != nil {
+				return err
+			}
+			due = slices.DeleteFunc(due, func(d dueSession) bool { return !locked[d.root] })
 		}
-		for _, id := range due {
+		for _, d := range due {
+			id := d.id
 			ids, err := endTree(ctx, tx, id, ReasonExpired, now)
 			if err != nil {
 				return err
@@ -1055,22 +1180,29 @@ func (s *Store) ObservePin(ctx context.Context, server, tool, hash string, def j
 		return cur, false, false, nil
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		cur, err := scanPin(tx.QueryRowContext(ctx, `SELECT `+pinCols+` FROM tool_pins WHERE server = $1 AND tool = $2`, server, tool))
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			p = ToolPin{Server: server, Tool: tool, Hash: hash, Definition: def, Updated: now}
-			if approveFirstBy != "" {
-				p.ApprovedHash, p.ApprovedBy = hash, approveFirstBy
-			}
+		// Insert first: of several first observations (from several nodes,
+		// say) exactly one inserts; the others wait for it and then find
+		// its row, as if they had come after it.
+		p, created, changed = ToolPin{Server: server, Tool: tool, Hash: hash, Definition: def, Updated: now}, false, false
+		if approveFirstBy != "" {
+			p.ApprovedHash, p.ApprovedBy = hash, approveFirstBy
+		}
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO tool_pins (server, tool, hash, definition, approved_hash, approved_by, updated)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+			server, tool, hash, jsonArg(def), p.ApprovedHash, p.ApprovedBy, now.UnixNano())
+		if err != nil {
+			return err
+		}
+		if mustAffect(res, ErrExists) == nil {
 			created = true
-			_, err = tx.ExecContext(ctx,
-				`INSERT INTO tool_pins (server, tool, hash, definition, approved_hash, approved_by, updated)
-				 VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-				server, tool, hash, jsonArg(def), p.ApprovedHash, p.ApprovedBy, now.UnixNano())
+			return nil
+		}
+		cur, err := scanPin(tx.QueryRowContext(ctx, `SELECT `+pinCols+` FROM tool_pins WHERE server = $1 AND tool = $2`+s.forUpdate(), server, tool))
+		if err != nil {
 			return err
-		case err != nil:
-			return err
-		case cur.Hash == hash:
+		}
+		if cur.Hash == hash {
 			p = cur
 			return nil
 		}
@@ -1131,38 +1263,42 @@ func (s *Store) ObserveToolSet(ctx context.Context, server string, names []strin
 	}
 	now := s.now()
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		cur, err := scanToolSet(tx.QueryRowContext(ctx, q, server), server)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			set = ToolSet{Server: server, First: names, Last: names, Created: now, Updated: now}
-			created = true
-			rows, err := tx.QueryContext(ctx, `SELECT tool FROM tool_pins WHERE server = $1 ORDER BY tool`, server)
-			if err != nil {
-				return err
-			}
-			var pinned []string
-			for rows.Next() {
-				var t string
-				if err := rows.Scan(&t); err != nil {
-					rows.Close()
-					return err
-				}
-				pinned = append(pinned, t)
-			}
-			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-				return err
-			}
-			if len(pinned) > 0 {
-				set.First, previous, created = pinned, pinned, false
-			}
-			first, err := json.Marshal(set.First)
-			if err != nil {
-				return err
-			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO tool_sets (server, first, last, created, updated) VALUES ($1, $2, $3, $4, $4)`,
-				server, string(first), string(doc), now.UnixNano())
+		set, previous, created = ToolSet{}, nil, false
+		rows, err := tx.QueryContext(ctx, `SELECT tool FROM tool_pins WHERE server = $1 ORDER BY tool`, server)
+		if err != nil {
 			return err
-		case err != nil:
+		}
+		pinned, err := collect(rows, func(sc interface{ Scan(...any) error }) (string, error) {
+			var t string
+			return t, sc.Scan(&t)
+		})
+		if err != nil {
+			return err
+		}
+		first, prev, isNew := names, []string(nil), true
+		if len(pinned) > 0 {
+			first, prev, isNew = pinned, pinned, false
+		}
+		firstDoc, err := json.Marshal(first)
+		if err != nil {
+			return err
+		}
+		// Insert first: of several first listings (from several nodes,
+		// say) exactly one inserts and becomes the first set; the others
+		// wait for it and then update its last set.
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO tool_sets (server, first, last, created, updated) VALUES ($1, $2, $3, $4, $4) ON CONFLICT DO NOTHING`,
+			server, string(firstDoc), string(doc), now.UnixNano())
+		if err != nil {
+			return err
+		}
+		if mustAffect(res, ErrExists) == nil {
+			set = ToolSet{Server: server, First: first, Last: names, Created: now, Updated: now}
+			previous, created = prev, isNew
+			return nil
+		}
+		cur, err := scanToolSet(tx.QueryRowContext(ctx, q+s.forUpdate(), server), server)
+		if err != nil {
 			return err
 		}
 		set, previous = cur, cur.Last
@@ -1370,12 +1506,17 @@ func tagsJSON(tags []string) string {
 }
 
 // CountToolSets returns how many servers whose key ends in suffix have a
-// tool set.
+// tool set; an empty suffix counts every server.
 func (s *Store) CountToolSets(ctx context.Context, suffix string) (int, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	var n int
-	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM tool_sets WHERE substr(server, -length($1)) = $1`, suffix).Scan(&n); err != nil {
+	// substr with a negative start means different things to SQLite and
+	// PostgreSQL; a positive start means the same (in characters).
+	if err := s.r.QueryRowContext(ctx,
+		`SELECT COUNT(*) FROM tool_sets
+		  WHERE length(server) >= length(CAST($1 AS TEXT)) AND substr(server, length(server) - length(CAST($1 AS TEXT)) + 1) = $1`,
+		suffix).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count tool sets: %w", err)
 	}
 	return n, nil
