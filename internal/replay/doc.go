@@ -173,7 +173,7 @@
 // marked "approved". A denied call returned nothing to the agent. Exec
 // results are not taken in, as live. A call escalated for provenance reads:
 //
-//	L3 bank-a1 escalate tools/call bank.transfer — needs approval by 1 of group:security (policy "argument-provenance"); argument "iban" (gb33bukb20201555555555) came from the untrusted result of web.fetch (line 2), not from the objective
+//	L3 bank-a1 escalate tools/call bank.transfer — needs approval by 1 of group:security (policy "argument-provenance"); argument "iban" (account number gb33bukb20201555555555) came from the untrusted result of web.fetch (line 2), not from the objective
 //
 // # Sessions and the directory report
 //
