@@ -93,9 +93,11 @@ type fileConfig struct {
 	//	taint:
 	//	  tools: {"mail.read_*": [private, untrusted], "crm.*": [private], "calc.*": [trusted]}
 	//	  hosts: {"*.corp.example": [private]}
+	//	  fields: {"bank.list_transactions": {"*.subject": [private, untrusted]}}
 	Taint struct {
-		Tools map[string][]string `yaml:"tools"`
-		Hosts map[string][]string `yaml:"hosts"`
+		Tools  map[string][]string            `yaml:"tools"`
+		Hosts  map[string][]string            `yaml:"hosts"`
+		Fields map[string]map[string][]string `yaml:"fields"`
 	} `yaml:"taint"`
 	// Monitor configures baselines, signals, trust and playbooks (see
 	// internal/monitor for every key; what is not set keeps its default):
@@ -348,7 +350,7 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 		return cfg, err
 	}
 	cfg.WitnessFor = fc.Witness
-	cfg.TaintTools, cfg.TaintHosts = fc.Taint.Tools, fc.Taint.Hosts
+	cfg.TaintTools, cfg.TaintHosts, cfg.TaintFields = fc.Taint.Tools, fc.Taint.Hosts, fc.Taint.Fields
 	cfg.AlertWebhook = fc.AlertWebhook
 	if !fc.Monitor.IsZero() {
 		b, err := yaml.Marshal(&fc.Monitor)
@@ -364,7 +366,9 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 		}
 		cfg.Monitor = &mc
 	}
-	if _, err := taint.NewLabeler(cfg.TaintTools, cfg.TaintHosts); err != nil {
+	if l, err := taint.NewLabeler(cfg.TaintTools, cfg.TaintHosts); err != nil {
+		return cfg, err
+	} else if _, err := l.WithFields(cfg.TaintFields); err != nil {
 		return cfg, err
 	}
 	if e := fc.Egress; e != nil {

@@ -48,6 +48,9 @@ func cmdReplay(args []string, stdout io.Writer) error {
 		if opt.Labels, err = taint.NewLabeler(cfg.TaintTools, cfg.TaintHosts); err != nil {
 			return fmt.Errorf("config %s: %w", *config, err)
 		}
+		if opt.Labels, err = opt.Labels.WithFields(cfg.TaintFields); err != nil {
+			return fmt.Errorf("config %s: %w", *config, err)
+		}
 		opt.Tools = cfg.Tools
 		// File arguments of servers with roots are resolved as the node
 		// resolves them, on this machine's filesystem.

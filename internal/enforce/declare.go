@@ -28,12 +28,23 @@ type ToolDeclaration struct {
 	Sink *bool `json:"sink,omitempty" yaml:"sink"`
 	// Consequential are the argument paths ("to", "recipients.*") whose
 	// values choose where data or money goes, checked for provenance when
-	// the tool is a sink; unset: DefaultConsequential.
-	Consequential []string          `json:"consequential,omitempty" yaml:"consequential"`
-	Verb          string            `json:"verb,omitempty" yaml:"verb"`
-	Impact        map[string]string `json:"impact,omitempty" yaml:"impact"`
-	Path          string            `json:"path,omitempty" yaml:"path"`
-	Dataset       string            `json:"dataset,omitempty" yaml:"dataset"`
+	// the tool is a sink: a value that came from an untrusted result and
+	// not from trusted input taints its argument. Unset:
+	// DefaultConsequential.
+	Consequential []string `json:"consequential,omitempty" yaml:"consequential"`
+	// Justify are argument paths checked in positive mode when the tool
+	// is a sink: a value taints its argument unless the objective or data
+	// no third party can write (results labelled trusted or reliable,
+	// fields so labelled) justifies it, wherever it came from. For
+	// arguments an injection could fill with free text that nothing
+	// recognises (a hotel's name, a password, a title); see
+	// internal/provenance. Policies see them in
+	// context.tainted_arguments with the consequential ones.
+	Justify []string          `json:"justify,omitempty" yaml:"justify"`
+	Verb    string            `json:"verb,omitempty" yaml:"verb"`
+	Impact  map[string]string `json:"impact,omitempty" yaml:"impact"`
+	Path    string            `json:"path,omitempty" yaml:"path"`
+	Dataset string            `json:"dataset,omitempty" yaml:"dataset"`
 	// Files are the argument paths ("source", "paths.*") that hold local
 	// file paths on a server with roots; unset: DefaultFileArguments and
 	// Path.

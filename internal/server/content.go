@@ -87,7 +87,7 @@ func (n *Node) record(ctx context.Context, c *enforce.Caller, typ string, data a
 
 // LabelConfig implements api.Labels.
 func (n *Node) LabelConfig() any {
-	return map[string]any{"tools": n.cfg.TaintTools, "hosts": n.cfg.TaintHosts, "default": []string{taint.Untrusted},
+	return map[string]any{"tools": n.cfg.TaintTools, "hosts": n.cfg.TaintHosts, "fields": n.cfg.TaintFields, "default": []string{taint.Untrusted},
 		"operator_clearable": []string{ReviewLabel, SuspiciousLabel}}
 }
 
