@@ -23,6 +23,7 @@ func cmdReplay(args []string, stdout io.Writer) error {
 	var policies multi
 	fs.Var(&policies, "policies", "policy file or directory (repeatable; default ward-data/policies)")
 	config := fs.String("config", "", "ward config file whose taint and tools sections the replay uses (default: none, every result untrusted)")
+	figures := fs.Bool("figures", false, "for a directory of labelled sessions: print only the three figures per domain, as a markdown table")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -30,7 +31,7 @@ func cmdReplay(args []string, stdout io.Writer) error {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usagef("usage: ward replay TRACE.jsonl|DIR [--policies FILE|DIR]... [--config FILE]")
+		return usagef("usage: ward replay TRACE.jsonl|DIR [--policies FILE|DIR]... [--config FILE] [--figures]")
 	}
 	if len(policies) == 0 {
 		policies = multi{filepath.Join(server.DefaultData, "policies")}
@@ -73,6 +74,9 @@ func cmdReplay(args []string, stdout io.Writer) error {
 		rep, err := replay.RunDir(set, path, opt)
 		if err != nil {
 			return err
+		}
+		if *figures {
+			return rep.WriteFigures(stdout)
 		}
 		if *out == "json" {
 			return rep.WriteSessionsJSON(stdout)
