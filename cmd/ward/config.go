@@ -390,6 +390,9 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 		if !validVerb(d.Verb) {
 			return cfg, fmt.Errorf("tools.%s.verb %q: want one of %s", name, d.Verb, strings.Join(verbs, ", "))
 		}
+		if err := d.Check(); err != nil {
+			return cfg, fmt.Errorf("tools.%s: %w", name, err)
+		}
 	}
 	cfg.Tools = fc.Tools
 	for i, lc := range fc.Limits {

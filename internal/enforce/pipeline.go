@@ -264,6 +264,7 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 			}
 		}
 		req.Sink = Sink(decl, declared, op.Definition)
+		unintended := req.Sink && len(decl.Intent) > 0 && !intended(c.Objective, decl.Intent)
 		if req.Sink && p.cfg.State != nil {
 			paths := provenance.Paths{Consequential: decl.Consequential, Justified: decl.Justify}
 			if paths.Consequential == nil {
@@ -272,6 +273,15 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 			var err error
 			if req.TaintedArguments, explain, err = p.cfg.State.Provenance(c, op.Arguments, paths); err != nil {
 				return refused("could not check where the arguments came from: " + err.Error())
+			}
+		}
+		if unintended {
+			req.TaintedArguments = append(req.TaintedArguments, IntentArgument)
+			why := fmt.Sprintf("the objective asks for no %s (it names none of: %s)", op.Name, strings.Join(decl.Intent, ", "))
+			if explain == "" {
+				explain = why
+			} else {
+				explain += "; " + why
 			}
 		}
 	case policy.ActionHTTPRequest:

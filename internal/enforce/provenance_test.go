@@ -167,3 +167,47 @@ func TestJustifyReason(t *testing.T) {
 		t.Fatalf("%+v %v", ev.Verdict, ev.Request.TaintedArguments)
 	}
 }
+
+// TestIntent: an action the objective does not ask for waits, even when
+// every argument is the user's own; one it asks for, in any form of the
+// word, goes through.
+func TestIntent(t *testing.T) {
+	f := false
+	tools := map[string]enforce.ToolDeclaration{"up.files": {Sink: &f}, "up.delete": {Consequential: []string{"id"}, Intent: []string{"delet", "remov", "clean up"}}}
+	p, err := enforce.New(enforce.Config{Policies: policies(t, provenancePolicy), Tools: tools, State: enforce.NewSessions(enforce.SessionsConfig{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		objective, want string
+	}{
+		{"Summarize the files in my drive", "escalate"},
+		{"Delete the old drafts", "allow"},
+		{"I want the drafts deleted", "allow"},
+		{"Please CLEAN UP my drive", "allow"},
+		{"Clean  up my drive", "allow"},
+		{"Undelete nothing; list my files", "escalate"}, // "undelete" does not start with "delete"
+		{"Removal of drafts, please", "allow"},
+	} {
+		cl := caller("intent")
+		cl.Objective = c.objective
+		op := call("up.delete")
+		op.Arguments = json.RawMessage(`{"id":"17"}`)
+		ev := p.Evaluate(context.Background(), cl, op)
+		if ev.Verdict.Outcome() != c.want {
+			t.Errorf("%q: %s (%s)", c.objective, ev.Verdict.Outcome(), ev.Verdict.Reason)
+		}
+		if c.want == "escalate" && (!slices.Equal(ev.Request.TaintedArguments, []string{enforce.IntentArgument}) ||
+			!strings.Contains(ev.Verdict.Reason, "the objective asks for no up.delete (it names none of: delet, remov, clean up)")) {
+			t.Errorf("%q: tainted %v, reason %s", c.objective, ev.Request.TaintedArguments, ev.Verdict.Reason)
+		}
+	}
+	for _, d := range []enforce.ToolDeclaration{{Consequential: []string{"a..b"}}, {Justify: []string{"*x"}}, {Intent: []string{" "}}} {
+		if d.Check() == nil {
+			t.Errorf("%+v: no error", d)
+		}
+	}
+	if err := (enforce.ToolDeclaration{Consequential: []string{"to.*"}, Justify: []string{"hotel"}, Intent: []string{"book"}}).Check(); err != nil {
+		t.Error(err)
+	}
+}
