@@ -99,6 +99,9 @@ type fileConfig struct {
 		Hosts  map[string][]string            `yaml:"hosts"`
 		Fields map[string]map[string][]string `yaml:"fields"`
 	} `yaml:"taint"`
+	// ScanResults scans what sessions receive for instructions aimed at
+	// the model, for the monitor's signals (off: see BENCHMARKS.md).
+	ScanResults bool `yaml:"scan_results"`
 	// Monitor configures baselines, signals, trust and playbooks (see
 	// internal/monitor for every key; what is not set keeps its default):
 	//
@@ -351,6 +354,7 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 	}
 	cfg.WitnessFor = fc.Witness
 	cfg.TaintTools, cfg.TaintHosts, cfg.TaintFields = fc.Taint.Tools, fc.Taint.Hosts, fc.Taint.Fields
+	cfg.ScanResults = fc.ScanResults
 	cfg.AlertWebhook = fc.AlertWebhook
 	if !fc.Monitor.IsZero() {
 		b, err := yaml.Marshal(&fc.Monitor)

@@ -53,6 +53,7 @@ func cmdReplay(args []string, stdout io.Writer) error {
 			return fmt.Errorf("config %s: %w", *config, err)
 		}
 		opt.Tools = cfg.Tools
+		opt.ScanResults = cfg.ScanResults
 		// File arguments of servers with roots are resolved as the node
 		// resolves them, on this machine's filesystem.
 		for _, u := range cfg.Upstreams {

@@ -63,6 +63,15 @@ type SessionsConfig struct {
 	// OnLabel is told of every label a session newly gets and where it
 	// came from ("fs.read_file", "host:example.com", "playbook:review").
 	OnLabel func(ctx context.Context, c *Caller, label, from string)
+	// ScanResults says whether what sessions receive is scanned for
+	// instructions aimed at the model (internal/scan): a result whose
+	// score reaches SuspiciousScore gives the session SuspiciousLabel and
+	// is told to OnContent. Off by default: it stops nothing the origin
+	// of arguments does not (policies decide on provenance), flags few
+	// injections (none of BIPIA's 150 injected instructions, 18% of the
+	// injected sessions of ward's corpus: BENCHMARKS.md) and costs about
+	// as much CPU per result as provenance. Turn it on for its signals.
+	ScanResults bool
 	// OnContent is told of a received text whose scan score reached
 	// SuspiciousScore, before the session gets SuspiciousLabel.
 	OnContent func(ctx context.Context, c *Caller, source string, event uint64, score int, hits []scan.Hit)
@@ -175,8 +184,8 @@ func (s *Sessions) Provenance(c *Caller, args json.RawMessage, paths provenance.
 // received; an untrusted result is indexed for provenance and a result
 // labelled trusted or reliable is trusted input. A tool whose results
 // have field labels (taint.Labeler.WithFields) has each part of its
-// result so treated by the labels of its fields. Every text in the
-// result is scanned for instructions aimed at the model.
+// result so treated by the labels of its fields. With ScanResults, every
+// text in the result is scanned for instructions aimed at the model.
 func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 	source, labels := r.Source, s.labelsOf(r)
 	if r.Host != "" {
@@ -219,6 +228,9 @@ func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 		case taint.Clears(labels):
 			ix.AddTrustedResult(doc)
 		}
+	}
+	if !s.cfg.ScanResults {
+		return
 	}
 	var hits []scan.Hit
 	if len(r.Result) > 0 {

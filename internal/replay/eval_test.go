@@ -36,8 +36,9 @@ func evalSetup(t testing.TB) (*policy.Set, Options) {
 		t.Fatal(err)
 	}
 	var cfg struct {
-		Taint struct{ Tools, Hosts map[string][]string }
-		Tools map[string]enforce.ToolDeclaration
+		Taint       struct{ Tools, Hosts map[string][]string }
+		Tools       map[string]enforce.ToolDeclaration
+		ScanResults bool `yaml:"scan_results"`
 	}
 	if err := yaml.Unmarshal(b, &cfg); err != nil {
 		t.Fatal(err)
@@ -46,7 +47,7 @@ func evalSetup(t testing.TB) (*policy.Set, Options) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return set, Options{Labels: labels, Tools: cfg.Tools}
+	return set, Options{Labels: labels, Tools: cfg.Tools, ScanResults: cfg.ScanResults}
 }
 
 // TestEval replays the labelled trace set and pins its figures: a change
@@ -149,7 +150,7 @@ func TestSimulation(t *testing.T) {
 		t.Fatal(err)
 	}
 	no := false
-	opt := Options{Labels: labels, Tools: map[string]enforce.ToolDeclaration{
+	opt := Options{Labels: labels, ScanResults: true, Tools: map[string]enforce.ToolDeclaration{
 		"mail.read": {Sink: &no}, "crm.get": {Sink: &no}, "dir.lookup": {Sink: &no},
 		"pay.send": {Consequential: []string{"account"}},
 	}}

@@ -43,6 +43,9 @@ type Options struct {
 	// a verb, impact, dataset or path recorded in the trace takes the
 	// place of what a declaration would derive.
 	Tools map[string]enforce.ToolDeclaration
+	// ScanResults scans results as a node with scan_results does
+	// (enforce.SessionsConfig.ScanResults).
+	ScanResults bool
 	// Roots are the node's servers' roots (enforce.Config.Roots): file
 	// arguments of their tools are resolved as the node resolves them, on
 	// this machine's filesystem, and refused outside them.

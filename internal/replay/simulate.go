@@ -34,7 +34,7 @@ type simulator struct {
 var everything = grant.Scope{Tools: []string{"*"}, Prompts: []string{"*"}, Resources: []string{"*"}, Hosts: []string{"*"}}
 
 func newSimulator(set *policy.Set, opt Options) (*simulator, error) {
-	sessions := enforce.NewSessions(enforce.SessionsConfig{Labeler: opt.Labels, EventName: "line"})
+	sessions := enforce.NewSessions(enforce.SessionsConfig{Labeler: opt.Labels, EventName: "line", ScanResults: opt.ScanResults})
 	p, err := enforce.New(enforce.Config{Policies: func() *policy.Set { return set }, Tools: opt.Tools, Roots: opt.Roots, State: sessions})
 	if err != nil {
 		return nil, err

@@ -30,7 +30,8 @@ const suspiciousScore = enforce.SuspiciousScore
 // monitor), each result provenance could index only in part.
 func (n *Node) openSessions(labeler *taint.Labeler) {
 	n.sessions = enforce.NewSessions(enforce.SessionsConfig{
-		Labeler: labeler,
+		Labeler:     labeler,
+		ScanResults: n.cfg.ScanResults,
 		OnLabel: func(ctx context.Context, c *enforce.Caller, label, from string) {
 			if _, err := n.Audit.Append(ctx, audit.Event{Type: "taint", Actor: "ward", Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
 				Data: jsonData(map[string]any{"label": label, "from": from})}); err != nil {

@@ -22,13 +22,13 @@ import (
 
 // TestTextCannotChooseTheRecipient: an agent reads a note carrying an
 // injected instruction and an attacker's address. The result is scanned
-// (a content signal, the session labelled suspicious) and its values
+// (scan_results: a content signal, the session labelled suspicious) and its values
 // indexed; when the agent then calls a sink with that address as a
 // consequential argument, the starter policy holds the call for approval
 // with a reason naming the argument and the result it came from. An
 // address from the objective goes through.
 func TestTextCannotChooseTheRecipient(t *testing.T) {
-	n := startNode(t, server.Config{Upstreams: demoOnly, HoldTimeout: -1,
+	n := startNode(t, server.Config{Upstreams: demoOnly, HoldTimeout: -1, ScanResults: true,
 		ApproverGroups: map[string][]string{"security": {"admin"}},
 		Tools:          map[string]enforce.ToolDeclaration{"demo.write_note": {Verb: "write", Consequential: []string{"name"}}}})
 	n.setupAgent("mailer", []string{"writers"}, map[string][]string{"tools": {"demo.*"}})
@@ -172,7 +172,8 @@ func TestSubAgentInheritsTaint(t *testing.T) {
 }
 
 // TestUpstreamErrorsAreScanned: an upstream's JSON-RPC error reaches the
-// agent as much as a result does, so its text is labelled and scanned too.
+// agent as much as a result does, so its text is labelled and, with
+// scan_results, scanned too.
 func TestUpstreamErrorsAreScanned(t *testing.T) {
 	up := mcp.NewServer(&mcp.Implementation{Name: "flaky", Version: "1"}, nil)
 	up.AddTool(&mcp.Tool{Name: "fetch", Description: "Fetches.", InputSchema: json.RawMessage(`{"type":"object"}`)},
@@ -183,7 +184,7 @@ func TestUpstreamErrorsAreScanned(t *testing.T) {
 	t.Cleanup(srv.Close)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`@id("flaky") permit (principal, action == Action::"call_tool", resource in Server::"flaky");`), 0o600)
-	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: []server.Upstream{{Name: "flaky", URL: srv.URL}}})
+	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: []server.Upstream{{Name: "flaky", URL: srv.URL}}, ScanResults: true})
 	n.setupAgent("reader", nil, map[string][]string{"tools": {"flaky.*"}})
 	creds, v := n.startSession("reader", "fetch the page", nil, "")
 	cs := n.connect(t, creds.HTTPClient(false), nil)

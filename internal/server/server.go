@@ -170,6 +170,9 @@ type Config struct {
 	// TaintFields labels the fields of tools' results (see
 	// taint.Labeler.WithFields).
 	TaintFields map[string]map[string][]string
+	// ScanResults scans what sessions receive for instructions aimed at
+	// the model (see enforce.SessionsConfig.ScanResults); off by default.
+	ScanResults bool
 	// Monitor configures behaviour monitoring: baselines, signals, the
 	// trust score and playbooks (nil: monitor.DefaultConfig(), which
 	// records signals and keeps trust scores but runs no playbook). Its
