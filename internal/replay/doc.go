@@ -175,8 +175,16 @@
 //     says where each came from (below). An http record's host and URL
 //     are checked the same way, as the egress proxy checks them.
 //
-//   - Scanning: a tool result whose [scan.Score] is [SuspiciousScore] or
-//     more gives the session the label [SuspiciousLabel].
+//   - Scanning, with [Options].ScanResults (a node's scan_results): a tool
+//     result whose [scan.Score] is [SuspiciousScore] or more gives the
+//     session the label [SuspiciousLabel].
+//
+//   - Field labels and reliable sources: a tool whose results have field
+//     labels ([taint.Labeler.WithFields]) has each part of its result
+//     indexed by its fields' labels; values labelled trusted or reliable
+//     are trusted input. A sink's justified arguments (the declaration's
+//     Justify) are checked in positive mode, and its intent words (Intent)
+//     against the objective.
 //
 // Only an answer ward would have returned is taken in: the "result" (or,
 // for a call that failed, the "error") of a call allowed, or escalated and
