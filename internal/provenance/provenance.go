@@ -146,7 +146,10 @@
 // mapped), small numbers in consequential (not justified) arguments, and
 // a value an injection chose among values trusted input also holds (the
 // one of three listed hotels a review pushes, a file id from the user's
-// own listing): its provenance is trusted, only the choice was not.
+// own listing): its provenance is trusted, only the choice was not. In
+// positive mode, a short value (one or two characters: "13", "ok") is
+// justified by any word or number of trusted text that spells it: justify
+// values long enough to be chosen, not small ids.
 package provenance
 
 import (
