@@ -229,3 +229,20 @@ func TestScanResultsOptIn(t *testing.T) {
 		}
 	}
 }
+
+// TestFieldLabelsKeepToolLabels: a tool whose results have field labels
+// still gives the session its own labels, and those of the fields it
+// returned; an empty result gives the tool's.
+func TestFieldLabelsKeepToolLabels(t *testing.T) {
+	_, s := provenancePipeline(t)
+	ctx := context.Background()
+	c := caller("labels")
+	s.Receive(ctx, c, enforce.Received{Source: "up.transactions", Event: 1, Result: json.RawMessage(`{"structuredContent":{}}`)})
+	if got := s.Labels(c.Session); !slices.Equal(got, []string{"private"}) {
+		t.Fatalf("empty result: %v", got)
+	}
+	s.Receive(ctx, c, enforce.Received{Source: "up.transactions", Event: 2, Result: json.RawMessage(`{"structuredContent":[{"subject":"hi"}]}`)})
+	if got := s.Labels(c.Session); !slices.Equal(got, []string{"private", "untrusted"}) {
+		t.Fatalf("a subject: %v", got)
+	}
+}

@@ -203,7 +203,9 @@ func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 	switch {
 	case fields != nil && len(doc) > 0:
 		split := fields.Split(doc, labels)
-		s.AddLabels(ctx, c, source, split.Labels()...)
+		// The tool's labels and its fields': a session that received
+		// from a source carries its labels even when no value came.
+		s.AddLabels(ctx, c, source, slices.Concat(labels, split.Labels())...)
 		for _, part := range split.Parts {
 			vals := make([]provenance.Value, len(part.Values))
 			for i, v := range part.Values {
