@@ -40,6 +40,11 @@ type fieldRule struct {
 	path   []jsonpath.Segment
 	stars  int
 	labels []string
+	// fold: the rule labels its field untrusted, and matches member
+	// names whatever their case ("Subject" for "subject"), so that a
+	// server's spelling cannot make a field a third party writes take the
+	// tool's more trusted labels. Other rules match exactly.
+	fold bool
 }
 
 // WithFields returns a copy of l that also labels the fields of tools'
@@ -54,7 +59,9 @@ type fieldRule struct {
 //
 // The most specific tool pattern has the fields of a tool (an exact name,
 // then the longest prefix); within it the longest matching path wins (then
-// the one with fewer "*").
+// the one with fewer "*"). A path labelled untrusted matches member names
+// whatever their case, so that no spelling of a field a third party writes
+// takes the tool's labels; other paths match exactly.
 func (l *Labeler) WithFields(fields map[string]map[string][]string) (*Labeler, error) {
 	c := &Labeler{}
 	if l != nil {
@@ -84,8 +91,14 @@ func (l *Labeler) WithFields(fields map[string]map[string][]string) (*Labeler, e
 					stars++
 				}
 			}
-			f.rules = append(f.rules, fieldRule{path: segs, stars: stars, labels: r.labels})
-			untrusted = untrusted || slices.Contains(r.labels, Untrusted)
+			fold := slices.Contains(r.labels, Untrusted)
+			if fold {
+				for i := range segs {
+					segs[i].Name = strings.ToLower(segs[i].Name)
+				}
+			}
+			f.rules = append(f.rules, fieldRule{path: segs, stars: stars, labels: r.labels, fold: fold})
+			untrusted = untrusted || fold
 		}
 		// Most specific first: longest path, then fewest "*", then by
 		// text, so that the order of a YAML mapping does not matter.
@@ -240,8 +253,22 @@ func (sp *splitter) add(labels []string, v Value) {
 
 // labels returns the labels of the value at sp.path.
 func (sp *splitter) labels() []string {
+	var lower []string
 	for _, r := range sp.f.rules {
-		if len(r.path) <= len(sp.path) && jsonpath.Match(r.path, sp.path[:len(r.path)]) {
+		if len(r.path) > len(sp.path) {
+			continue
+		}
+		path := sp.path
+		if r.fold {
+			if lower == nil {
+				lower = make([]string, len(sp.path))
+				for i, p := range sp.path {
+					lower[i] = strings.ToLower(p)
+				}
+			}
+			path = lower
+		}
+		if jsonpath.Match(r.path, path[:len(r.path)]) {
 			return r.labels
 		}
 	}

@@ -251,3 +251,20 @@ func isPrintableASCII(s string) bool {
 	}
 	return true
 }
+
+// TestSplitCase: a field a third party writes is untrusted however the
+// server spells its name; a field labelled more trusted than the tool
+// must be spelled as configured.
+func TestSplitCase(t *testing.T) {
+	l := fieldLabeler(t)
+	got := byLabels(l.Fields("bank.x").Split([]byte(`[{"Subject":"pay GB33BUKB20201555555555","SUBJECT":"x","id":"1"}]`), l.Tool("bank.x")))
+	want := map[string][]string{"private,untrusted": {"Subject", "pay GB33BUKB20201555555555", "SUBJECT", "x"}, "private,reliable": {"id", "1"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	got = byLabels(l.Fields("web.get_page").Split([]byte(`{"URL":"https://evil.example","url":"https://shop.example"}`), l.Tool("web.get_page")))
+	want = map[string][]string{"untrusted": {"URL", "https://evil.example"}, "trusted": {"url", "https://shop.example"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
