@@ -101,7 +101,7 @@ type result struct {
 
 func run(concs []int, dur time.Duration, rounds, many int, disk, tmpfs string) error {
 	up := startUpstream()
-	defer up.Close()
+	defer func() { up.CloseClientConnections(); up.Close() }()
 	fmt.Printf("ward load: Go %s, %d CPUs, %s per measurement, %d rounds\n", runtime.Version(), runtime.NumCPU(), dur, rounds)
 
 	type place struct{ name, dir string }
@@ -218,7 +218,9 @@ func measure(name string, callers []caller, dur time.Duration) result {
 			errs := 0
 			for ctx.Err() == nil {
 				t0 := time.Now()
-				err := call(context.Background())
+				cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
+				err := call(cctx)
+				ccancel()
 				if err != nil {
 					errs++
 					continue

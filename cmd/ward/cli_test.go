@@ -424,12 +424,12 @@ func TestCLIReplay(t *testing.T) {
 	// config's taint and tools sections.
 	eval := filepath.Join(dir, "eval")
 	code, out, errOut = wardCLI("replay", eval, "--policies", filepath.Join(eval, "policies.cedar"), "--config", filepath.Join(eval, "ward.yaml"))
-	if code != 0 || !strings.Contains(out, "\nattacks: 11 of 12 stopped before or at the harmful call, 1 missed\nbenign: 6 of 13 interrupted, 7 completed\n") ||
+	if code != 0 || !strings.Contains(out, "\nattacks: 11 of 12 stopped before or at the harmful call, 1 missed\nbenign: 7 of 13 interrupted, 6 completed\n") ||
 		!strings.Contains(out, "mail-attack.jsonl:1 mail-a1 attack interrupted 3 calls: 1 allowed, 0 escalated, 2 denied; stopped at L3, harmful L3\n") {
 		t.Fatalf("replay dir: exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = wardCLI("replay", eval, "-o", "json", "--policies", filepath.Join(eval, "policies.cedar"), "--config", filepath.Join(eval, "ward.yaml"))
-	if code != 0 || !strings.Contains(out, `"attacks":12,"attacks_stopped":11,"benign":13,"benign_interrupted":6}}`) {
+	if code != 0 || !strings.Contains(out, `"attacks":12,"attacks_stopped":11,"benign":13,"benign_interrupted":7}}`) {
 		t.Fatalf("replay dir -o json: exit %d\n%s%s", code, out, errOut)
 	}
 	// Without the config every result is untrusted and no tool is declared.

@@ -97,10 +97,15 @@ type fileConfig struct {
 	//	taint:
 	//	  tools: {"mail.read_*": [private, untrusted], "crm.*": [private], "calc.*": [trusted]}
 	//	  hosts: {"*.corp.example": [private]}
+	//	  fields: {"bank.list_transactions": {"*.subject": [private, untrusted]}}
 	Taint struct {
-		Tools map[string][]string `yaml:"tools"`
-		Hosts map[string][]string `yaml:"hosts"`
+		Tools  map[string][]string            `yaml:"tools"`
+		Hosts  map[string][]string            `yaml:"hosts"`
+		Fields map[string]map[string][]string `yaml:"fields"`
 	} `yaml:"taint"`
+	// ScanResults scans what sessions receive for instructions aimed at
+	// the model, for the monitor's signals (off: see BENCHMARKS.md).
+	ScanResults bool `yaml:"scan_results"`
 	// Monitor configures baselines, signals, trust and playbooks (see
 	// internal/monitor for every key; what is not set keeps its default):
 	//
@@ -626,7 +631,8 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 		return cfg, err
 	}
 	cfg.WitnessFor = fc.Witness
-	cfg.TaintTools, cfg.TaintHosts = fc.Taint.Tools, fc.Taint.Hosts
+	cfg.TaintTools, cfg.TaintHosts, cfg.TaintFields = fc.Taint.Tools, fc.Taint.Hosts, fc.Taint.Fields
+	cfg.ScanResults = fc.ScanResults
 	cfg.AlertWebhook = fc.AlertWebhook
 	if !fc.Monitor.IsZero() {
 		// Values of the wrong type are reported at their line in the
@@ -648,7 +654,9 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 		}
 		cfg.Monitor = &mc
 	}
-	if _, err := taint.NewLabeler(cfg.TaintTools, cfg.TaintHosts); err != nil {
+	if l, err := taint.NewLabeler(cfg.TaintTools, cfg.TaintHosts); err != nil {
+		return cfg, err
+	} else if _, err := l.WithFields(cfg.TaintFields); err != nil {
 		return cfg, err
 	}
 	if e := fc.Egress; e != nil {
@@ -669,6 +677,9 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 		}
 		if !validVerb(d.Verb) {
 			return cfg, fmt.Errorf("tools.%s.verb %q: want one of %s", name, d.Verb, strings.Join(verbs, ", "))
+		}
+		if err := d.Check(); err != nil {
+			return cfg, fmt.Errorf("tools.%s: %w", name, err)
 		}
 	}
 	cfg.Tools = fc.Tools

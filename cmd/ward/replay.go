@@ -23,6 +23,7 @@ func cmdReplay(args []string, stdout io.Writer) error {
 	var policies multi
 	fs.Var(&policies, "policies", "policy `file` or directory (repeatable; default ward-data/policies)")
 	config := fs.String("config", "", "ward config `file` whose taint and tools sections the replay uses (default: none, every result untrusted)")
+	figures := fs.Bool("figures", false, "for a directory of labelled sessions: print only the three figures per domain, as a markdown table")
 	if err := parseOut(fs, args, out); err != nil {
 		return err
 	}
@@ -46,7 +47,11 @@ func cmdReplay(args []string, stdout io.Writer) error {
 		if opt.Labels, err = taint.NewLabeler(cfg.TaintTools, cfg.TaintHosts); err != nil {
 			return fmt.Errorf("config %s: %w", *config, err)
 		}
+		if opt.Labels, err = opt.Labels.WithFields(cfg.TaintFields); err != nil {
+			return fmt.Errorf("config %s: %w", *config, err)
+		}
 		opt.Tools = cfg.Tools
+		opt.ScanResults = cfg.ScanResults
 		// File arguments of servers with roots are resolved as the node
 		// resolves them, on this machine's filesystem.
 		for _, u := range cfg.Upstreams {
@@ -69,6 +74,9 @@ func cmdReplay(args []string, stdout io.Writer) error {
 		prog.Stop()
 		if err != nil {
 			return err
+		}
+		if *figures {
+			return rep.WriteFigures(stdout)
 		}
 		if *out == "json" {
 			return rep.WriteSessionsJSON(stdout)

@@ -3,11 +3,15 @@ package enforce
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	pathpkg "path"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ward-dev/ward/internal/policy"
+	"github.com/ward-dev/ward/internal/provenance"
 )
 
 // ToolDeclaration says what a tool's calls do.
@@ -28,16 +32,86 @@ type ToolDeclaration struct {
 	Sink *bool `json:"sink,omitempty" yaml:"sink"`
 	// Consequential are the argument paths ("to", "recipients.*") whose
 	// values choose where data or money goes, checked for provenance when
-	// the tool is a sink; unset: DefaultConsequential.
-	Consequential []string          `json:"consequential,omitempty" yaml:"consequential"`
-	Verb          string            `json:"verb,omitempty" yaml:"verb"`
-	Impact        map[string]string `json:"impact,omitempty" yaml:"impact"`
-	Path          string            `json:"path,omitempty" yaml:"path"`
-	Dataset       string            `json:"dataset,omitempty" yaml:"dataset"`
+	// the tool is a sink: a value that came from an untrusted result and
+	// not from trusted input taints its argument. Unset:
+	// DefaultConsequential.
+	Consequential []string `json:"consequential,omitempty" yaml:"consequential"`
+	// Justify are argument paths checked in positive mode when the tool
+	// is a sink: a value taints its argument unless the objective or data
+	// no third party can write (results labelled trusted or reliable,
+	// fields so labelled) justifies it, wherever it came from. For
+	// arguments an injection could fill with free text that nothing
+	// recognises (a hotel's name, a password, a title); see
+	// internal/provenance. Policies see them in
+	// context.tainted_arguments with the consequential ones.
+	Justify []string `json:"justify,omitempty" yaml:"justify"`
+	// Intent are words one of which the session's objective must hold
+	// for a call of this sink to be the user's own: the objective names
+	// the action, a word starting with one of them, whatever its case
+	// ("cancel" holds "cancelled" and "cancellation"; write stems:
+	// "remov" for "remove" and "removing"; a phrase like "clean up" is
+	// matched as words). A call whose
+	// objective names none of them waits as a tainted argument does
+	// (context.tainted_arguments holds "*"). For actions an injection can
+	// ask for with the user's own values, which no argument check sees:
+	// deleting a file, cancelling a booking. Only the objective counts:
+	// no result, trusted or not, can ask for an action.
+	Intent  []string          `json:"intent,omitempty" yaml:"intent"`
+	Verb    string            `json:"verb,omitempty" yaml:"verb"`
+	Impact  map[string]string `json:"impact,omitempty" yaml:"impact"`
+	Path    string            `json:"path,omitempty" yaml:"path"`
+	Dataset string            `json:"dataset,omitempty" yaml:"dataset"`
 	// Files are the argument paths ("source", "paths.*") that hold local
 	// file paths on a server with roots; unset: DefaultFileArguments and
 	// Path.
 	Files []string `json:"files,omitempty" yaml:"files"`
+}
+
+// IntentArgument is what context.tainted_arguments holds for a call whose
+// tool's intent words the objective does not name (see
+// ToolDeclaration.Intent).
+const IntentArgument = "*"
+
+// Check reports what is wrong with a declaration: a consequential or
+// justified path that does not parse, an empty intent word.
+func (d ToolDeclaration) Check() error {
+	for _, p := range d.Consequential {
+		if err := provenance.ValidPath(p); err != nil {
+			return fmt.Errorf("consequential path %q: %w", p, err)
+		}
+	}
+	for _, p := range d.Justify {
+		if err := provenance.ValidPath(p); err != nil {
+			return fmt.Errorf("justify path %q: %w", p, err)
+		}
+	}
+	for _, w := range d.Intent {
+		if strings.TrimSpace(w) == "" {
+			return errors.New("intent: an empty word")
+		}
+	}
+	return nil
+}
+
+// intended reports whether objective names one of the intent words: at
+// the start of a word, whatever the case.
+func intended(objective string, intent []string) bool {
+	o := strings.ToLower(strings.Join(strings.Fields(objective), " "))
+	for _, w := range intent {
+		w = strings.ToLower(strings.Join(strings.Fields(w), " "))
+		for off := 0; off < len(o); {
+			i := strings.Index(o[off:], w)
+			if i < 0 {
+				break
+			}
+			i += off
+			if r, _ := utf8.DecodeLastRuneInString(o[:i]); i == 0 || !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+				return true
+			}
+			off = i + 1
+		}
+	}
+	return false
 }
 
 // DefaultConsequential are the arguments checked for provenance on a sink

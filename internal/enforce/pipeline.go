@@ -16,6 +16,7 @@ import (
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/policy"
+	"github.com/ward-dev/ward/internal/provenance"
 	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/refusal"
 	"github.com/ward-dev/ward/internal/strictjson"
@@ -263,14 +264,24 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 			}
 		}
 		req.Sink = Sink(decl, declared, op.Definition)
+		unintended := req.Sink && len(decl.Intent) > 0 && !intended(c.Objective, decl.Intent)
 		if req.Sink && p.cfg.State != nil {
-			paths := decl.Consequential
-			if paths == nil {
-				paths = DefaultConsequential
+			paths := provenance.Paths{Consequential: decl.Consequential, Justified: decl.Justify}
+			if paths.Consequential == nil {
+				paths.Consequential = DefaultConsequential
 			}
 			var err error
 			if req.TaintedArguments, explain, err = p.cfg.State.Provenance(c, op.Arguments, paths); err != nil {
 				return refused("could not check where the arguments came from: " + err.Error())
+			}
+		}
+		if unintended {
+			req.TaintedArguments = append(req.TaintedArguments, IntentArgument)
+			why := fmt.Sprintf("the objective asks for no %s (it names none of: %s)", op.Name, strings.Join(decl.Intent, ", "))
+			if explain == "" {
+				explain = why
+			} else {
+				explain += "; " + why
 			}
 		}
 	case policy.ActionHTTPRequest:
@@ -284,7 +295,7 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 			}
 			args, _ := json.Marshal(dest)
 			var err error
-			if req.TaintedArguments, explain, err = p.cfg.State.Provenance(c, args, []string{"host", "url"}); err != nil {
+			if req.TaintedArguments, explain, err = p.cfg.State.Provenance(c, args, provenance.Paths{Consequential: []string{"host", "url"}}); err != nil {
 				return refused("could not check where the destination came from: " + err.Error())
 			}
 		}

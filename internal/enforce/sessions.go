@@ -19,11 +19,11 @@ import (
 type State interface {
 	// Labels returns the session's taint labels, sorted.
 	Labels(session string) []string
-	// Provenance returns the consequential arguments (paths as in
-	// provenance.Index.Check) of args whose values came from text the
-	// session read and not from trusted input, with an explanation naming
-	// each argument and the result it came from.
-	Provenance(c *Caller, args json.RawMessage, paths []string) (tainted []string, explain string, err error)
+	// Provenance returns the arguments of args at paths (see
+	// provenance.Paths) whose values came from text the session read and
+	// not from trusted input, or that trusted input does not justify,
+	// with an explanation naming each argument and where it came from.
+	Provenance(c *Caller, args json.RawMessage, paths provenance.Paths) (tainted []string, explain string, err error)
 	// Receive takes in something the session received.
 	Receive(ctx context.Context, c *Caller, r Received)
 }
@@ -63,6 +63,15 @@ type SessionsConfig struct {
 	// OnLabel is told of every label a session newly gets and where it
 	// came from ("fs.read_file", "host:example.com", "playbook:review").
 	OnLabel func(ctx context.Context, c *Caller, label, from string)
+	// ScanResults says whether what sessions receive is scanned for
+	// instructions aimed at the model (internal/scan): a result whose
+	// score reaches SuspiciousScore gives the session SuspiciousLabel and
+	// is told to OnContent. Off by default: it stops nothing the origin
+	// of arguments does not (policies decide on provenance), flags few
+	// injections (none of BIPIA's 150 injected instructions, 18% of the
+	// injected sessions of ward's corpus: BENCHMARKS.md) and costs about
+	// as much CPU per result as provenance. Turn it on for its signals.
+	ScanResults bool
 	// OnContent is told of a received text whose scan score reached
 	// SuspiciousScore, before the session gets SuspiciousLabel.
 	OnContent func(ctx context.Context, c *Caller, source string, event uint64, score int, hits []scan.Hit)
@@ -162,8 +171,8 @@ func (s *Sessions) index(c *Caller) *provenance.Index {
 }
 
 // Provenance implements [State].
-func (s *Sessions) Provenance(c *Caller, args json.RawMessage, paths []string) ([]string, string, error) {
-	findings, err := s.index(c).Check(args, paths)
+func (s *Sessions) Provenance(c *Caller, args json.RawMessage, paths provenance.Paths) ([]string, string, error) {
+	findings, err := s.index(c).CheckArgs(args, paths)
 	if err != nil {
 		return nil, "", err
 	}
@@ -173,26 +182,57 @@ func (s *Sessions) Provenance(c *Caller, args json.RawMessage, paths []string) (
 
 // Receive implements [State]: the session gets the labels of what it
 // received; an untrusted result is indexed for provenance and a result
-// labelled exactly trusted is trusted input; every text in it is scanned
-// for instructions aimed at the model.
+// labelled trusted or reliable is trusted input. A tool whose results
+// have field labels (taint.Labeler.WithFields) has each part of its
+// result so treated by the labels of its fields. With ScanResults, every
+// text in the result is scanned for instructions aimed at the model.
 func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 	source, labels := r.Source, s.labelsOf(r)
 	if r.Host != "" {
 		source = "host:" + r.Host
 	}
-	s.AddLabels(ctx, c, source, labels...)
 	doc := []byte(r.Result)
 	if r.Host != "" || len(doc) == 0 {
 		doc = r.Body
 	}
 	ix := s.index(c)
+	var fields *taint.FieldLabels
+	if r.Host == "" {
+		fields = s.cfg.Labeler.Fields(r.Source)
+	}
 	switch {
-	case slices.Contains(labels, taint.Untrusted):
-		if sum := ix.AddUntrusted(source, r.Event, doc); sum.Partial && s.cfg.OnPartial != nil {
-			s.cfg.OnPartial(ctx, c, source, r.Event, sum.Note)
+	case fields != nil && len(doc) > 0:
+		split := fields.Split(doc, labels)
+		// The tool's labels and its fields': a session that received
+		// from a source carries its labels even when no value came.
+		s.AddLabels(ctx, c, source, slices.Concat(labels, split.Labels())...)
+		for _, part := range split.Parts {
+			vals := make([]provenance.Value, len(part.Values))
+			for i, v := range part.Values {
+				vals[i] = provenance.Value{Text: v.Text, Number: v.Number}
+			}
+			switch {
+			case slices.Contains(part.Labels, taint.Untrusted):
+				if sum := ix.AddUntrustedValues(source, r.Event, vals, split.Note); sum.Partial && s.cfg.OnPartial != nil {
+					s.cfg.OnPartial(ctx, c, source, r.Event, sum.Note)
+				}
+			case taint.Clears(part.Labels):
+				ix.AddTrustedValues(vals)
+			}
 		}
-	case slices.Equal(labels, []string{taint.Trusted}):
-		ix.AddTrustedResult(doc)
+	default:
+		s.AddLabels(ctx, c, source, labels...)
+		switch {
+		case slices.Contains(labels, taint.Untrusted):
+			if sum := ix.AddUntrusted(source, r.Event, doc); sum.Partial && s.cfg.OnPartial != nil {
+				s.cfg.OnPartial(ctx, c, source, r.Event, sum.Note)
+			}
+		case taint.Clears(labels):
+			ix.AddTrustedResult(doc)
+		}
+	}
+	if !s.cfg.ScanResults {
+		return
 	}
 	var hits []scan.Hit
 	if len(r.Result) > 0 {

@@ -1,7 +1,6 @@
 package provenance
 
 import (
-	"html"
 	"slices"
 	"strconv"
 	"strings"
@@ -9,106 +8,42 @@ import (
 	"unicode/utf8"
 )
 
-// normalize returns s as the index compares it (see the package
-// documentation): HTML character references decoded, invisible characters
-// dropped, fullwidth ASCII and ideographic full stops mapped to ASCII,
-// control characters and whitespace runs collapsed to one space (or one
-// newline if the run holds one), lowercased and trimmed.
-func normalize(s string) string {
-	if plain(s) {
-		return s
-	}
-	if strings.IndexByte(s, '&') >= 0 && strings.IndexByte(s, ';') >= 0 {
-		// Drop invisible characters first, so that none can break a
-		// reference: "&am\u200bp;" is "&amp;", which is "&".
-		s = html.UnescapeString(strings.Map(func(r rune) rune {
-			if invisible(r) {
-				return -1
-			}
-			return r
-		}, s))
-	}
-	b := make([]byte, 0, len(s)+8)
-	space, newline := false, false // a whitespace run is pending
-	for i := 0; i < len(s); {
-		r, n := rune(s[i]), 1
-		if r >= utf8.RuneSelf {
-			r, n = utf8.DecodeRuneInString(s[i:])
-		}
-		i += n
-		switch {
-		case r < utf8.RuneSelf && r > ' ' && r != 0x7F:
-			// printable ASCII: below
-		case r == utf8.RuneError || r == '\n' || unicode.IsSpace(r) || unicode.IsControl(r):
-			space = true
-			newline = newline || r == '\n'
-			continue
-		case invisible(r):
-			continue
-		case r >= 0xFF01 && r <= 0xFF5E: // fullwidth ASCII
-			r -= 0xFEE0
-		case r == 0x3002 || r == 0xFF61: // ideographic and halfwidth full stops
-			r = '.'
-		}
-		if space && len(b) > 0 {
-			if newline {
-				b = append(b, '\n')
-			} else {
-				b = append(b, ' ')
-			}
-		}
-		space, newline = false, false
-		if r < utf8.RuneSelf {
-			if 'A' <= r && r <= 'Z' {
-				r += 'a' - 'A'
-			}
-			b = append(b, byte(r))
-		} else {
-			b = utf8.AppendRune(b, unicode.ToLower(r))
-		}
-	}
-	return string(b)
-}
+// Class is the kind of identifier a candidate value is. The grammar of
+// each class is in the package documentation; extract_test.go has a table
+// of cases per class and fuzz_test.go a fuzz target per class.
+type Class uint8
 
-// plain reports whether normalize(s) == s without work: printable ASCII
-// without upper case, '&', or runs of whitespace, and no leading or
-// trailing whitespace.
-func plain(s string) bool {
-	prevSpace := true
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == ' ' || c == '\n':
-			if prevSpace {
-				return false
-			}
-			prevSpace = true
-			continue
-		case c < 0x20 || c >= 0x7F || 'A' <= c && c <= 'Z' || c == '&':
-			return false
-		}
-		prevSpace = false
-	}
-	return !prevSpace || s == ""
-}
+// The classes of candidate values.
+const (
+	ClassText    Class = iota // a whole string
+	ClassURL                  // scheme://…, normalized
+	ClassHost                 // a host or domain name
+	ClassEmail                // local@domain
+	ClassPath                 // a file path
+	ClassAccount              // an account or card number: IBAN-shaped, or six digits or more
+	ClassPhone                // a phone number, as its digits
+	ClassAmount               // a number: an amount of money, a JSON number
+	ClassDate                 // a calendar date, yyyy-mm-dd or --mm-dd
+	ClassName                 // text in quotes
+	ClassCode                 // a code span or a line of a code block
+)
 
-// invisible reports whether r is a character that renders as nothing:
-// format characters (zero-width spaces and joiners, bidirectional
-// controls, the byte order mark, tag characters), variation selectors and
-// the other default-ignorable code points (fillers, soft hyphen).
-func invisible(r rune) bool {
-	if r < 0xAD {
-		return false
+var classNames = [...]string{"text", "URL", "host", "e-mail address", "path", "account number", "phone number", "amount", "date", "quoted name", "command"}
+
+// String names the class for people ("e-mail address").
+func (c Class) String() string {
+	if int(c) < len(classNames) {
+		return classNames[c]
 	}
-	return unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Variation_Selector, r) ||
-		unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r)
+	return "class " + strconv.Itoa(int(c))
 }
 
 // cand is a candidate value found in a string.
 type cand struct {
-	key    string
-	parent int  // index of the candidate it was derived from, -1 for none
-	host   bool // a host or domain name
+	key     string
+	parent  int // index of the candidate it was derived from, -1 for none
+	class   Class
+	at, end int // where in the string it was found (a derived one: where its parent was)
 }
 
 // extractor finds the candidate values of normalized strings. Its slices
@@ -117,45 +52,69 @@ type extractor struct {
 	cands  []cand
 	spans  [][2]int // URL and e-mail spans of the current string, by start
 	maxEnd []int    // maxEnd[k]: the largest end of spans[:k+1]
+	ibanAt [][2]int // IBAN spans of the current string, in order
 	buf    []byte
+	// arg says the strings are argument values: an e-mail address then
+	// gives no domain (a domain names no mailbox, so it neither clears
+	// nor taints an address), and hosts give their parent domains.
+	arg bool
+	// short keeps numbers shorter than minKeyLen (trusted input and
+	// arguments: a small amount is justified by a small amount).
+	short bool
+	// at and end are where in the string the next candidates were found.
+	at, end int
 }
 
+// span sets where the next candidates were found.
+func (x *extractor) span(at, end int) { x.at, x.end = at, end }
+
 const (
-	// minKeyLen is the length of the shortest value tracked: shorter ones
-	// (small numbers, two-letter words) are in every page.
+	// minKeyLen is the length of the shortest value tracked in untrusted
+	// results: shorter ones (small numbers, two-letter words) are in every
+	// page.
 	minKeyLen = 3
 	// maxWholeLen is the length of the longest string tracked whole.
 	maxWholeLen = 256
 	// maxKeyLen is the length of the longest value extracted from a string.
 	maxKeyLen = 2048
+	// maxQuoted is the longest quoted name.
+	maxQuoted = 128
 )
 
-func (x *extractor) add(key string, parent int, host bool) int {
-	if len(key) < minKeyLen || len(key) > maxKeyLen {
+// add appends a candidate derived from parent and returns its index. A key
+// equal to its parent's is not added twice: the parent takes its class if
+// it had none.
+func (x *extractor) add(key string, parent int, class Class) int {
+	if len(key) > maxKeyLen || len(key) < minKeyLen && !(x.short && class == ClassAmount && key != "") {
 		return parent
 	}
-	x.cands = append(x.cands, cand{key, parent, host})
+	if parent >= 0 && x.cands[parent].key == key {
+		if x.cands[parent].class == ClassText {
+			x.cands[parent].class = class
+		}
+		return parent
+	}
+	x.cands = append(x.cands, cand{key, parent, class, x.at, x.end})
 	return len(x.cands) - 1
 }
 
 // extract appends the candidates of the normalized string s to x.cands:
-// s itself if it is short enough, the numbers it spells, and what
-// [extractor.values] finds in it.
+// s itself without the quotes around it if it is short enough, the number
+// it spells, and what [extractor.values] finds in it.
 func (x *extractor) extract(s string) {
 	whole := -1
 	if len(s) <= maxWholeLen {
-		whole = x.add(s, -1, false)
-		x.numbers(s, whole, true)
+		w := unquote(s)
+		x.span(0, len(s))
+		whole = x.add(w, -1, ClassText)
+		x.numbers(w, whole, true)
 	} else if blob(s) {
 		return
 	}
 	x.values(s, whole)
 }
 
-// values appends what s holds: URLs, their hosts and their forms without
-// query; e-mail addresses and their domains; other domain names; file
-// paths; IBANs; runs of six digits or more (account and card numbers);
-// amounts of money; and code spans and the lines of fenced code blocks.
+// values appends what s holds, class by class.
 func (x *extractor) values(s string, parent int) {
 	x.spans = x.spans[:0]
 	x.urls(s, parent)
@@ -163,9 +122,39 @@ func (x *extractor) values(s string, parent int) {
 	x.emails(s, parent)
 	x.indexSpans()
 	x.words(s, parent)
+	x.ibans(s, parent)
 	x.digits(s, parent)
+	x.dates(s, parent)
 	x.amounts(s, parent)
+	if !x.arg { // an argument is its own name: the whole value
+		x.quoted(s, parent)
+	}
 	x.code(s, parent)
+}
+
+// quotePairs are the quotes (after normalize) dropped around a whole
+// value: a quote is not part of what it quotes.
+var quotePairs = [][2]byte{{'"', '"'}, {'\'', '\''}, {'`', '`'}, {'<', '>'}, {'(', ')'}, {'[', ']'}}
+
+// unquote drops matching quotes and brackets around s, and the spaces
+// inside them, as many times as they nest.
+func unquote(s string) string {
+	for len(s) >= 2 {
+		a, b := s[0], s[len(s)-1]
+		i := slices.IndexFunc(quotePairs, func(p [2]byte) bool { return p[0] == a && p[1] == b })
+		if i < 0 {
+			return s
+		}
+		inner := s[1 : len(s)-1]
+		if a != b && (strings.IndexByte(inner, a) >= 0 || strings.IndexByte(inner, b) >= 0) {
+			return s // "(a) or (b)": the brackets are not around it all
+		}
+		if a == b && strings.IndexByte(inner, a) >= 0 {
+			return s
+		}
+		s = strings.TrimSpace(inner)
+	}
+	return s
 }
 
 // blob reports whether s is a long run of base64 (or hex) characters: an
@@ -243,7 +232,8 @@ func back(s string, i int, ok func(rune) bool, max int) int {
 	return j
 }
 
-// urls finds scheme://… URLs.
+// urls finds scheme://… URLs and adds each in normal form, without its
+// query and fragment, and its host.
 func (x *extractor) urls(s string, parent int) {
 	for off := 0; ; {
 		i := strings.Index(s[off:], "://")
@@ -259,25 +249,121 @@ func (x *extractor) urls(s string, parent int) {
 		if start == i || !isLower(s[start]) || i-start > 32 {
 			continue
 		}
-		u := trimURL(s[start:fwd(s, i+3, urlRune, maxKeyLen)])
-		if len(u) <= i-start+3 {
+		raw := trimURL(s[start:fwd(s, i+3, urlRune, maxKeyLen)])
+		if len(raw) <= i-start+3 {
 			continue
 		}
-		x.spans = append(x.spans, [2]int{start, start + len(u)})
-		off = start + len(u)
-		id := x.add(u, parent, false)
+		x.spans = append(x.spans, [2]int{start, start + len(raw)})
+		off = start + len(raw)
+		u, host := normalURL(raw, i-start)
+		x.span(start, start+len(raw))
+		id := x.add(u, parent, ClassURL)
 		if q := strings.IndexAny(u, "?#"); q > 0 {
-			x.add(u[:q], id, false)
+			x.add(strings.TrimSuffix(u[:q], "/"), id, ClassURL)
 		}
-		auth := u[i-start+3:]
-		if j := strings.IndexAny(auth, "/?#"); j >= 0 {
-			auth = auth[:j]
-		}
-		if j := strings.LastIndexByte(auth, '@'); j >= 0 {
-			auth = auth[j+1:]
-		}
-		x.add(hostOf(auth), id, true)
+		x.add(host, id, ClassHost)
 	}
+}
+
+// normalURL returns the normal form of the URL u, whose scheme ends at
+// u[colon], and its host: the default port of http and https dropped,
+// percent-encoded unreserved characters decoded, dot segments removed,
+// and a path of "/" alone dropped. (Scheme and host are already
+// lowercase: the whole string is.)
+func normalURL(u string, colon int) (string, string) {
+	scheme, rest := u[:colon], u[colon+3:]
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	auth, tail := rest[:end], rest[end:]
+	user := ""
+	if j := strings.LastIndexByte(auth, '@'); j >= 0 {
+		user, auth = auth[:j+1], auth[j+1:]
+	}
+	host, port := auth, ""
+	if !strings.HasPrefix(auth, "[") {
+		if j := strings.LastIndexByte(auth, ':'); j >= 0 {
+			host, port = auth[:j], auth[j:]
+		}
+	} else if j := strings.IndexByte(auth, ']'); j > 0 {
+		host, port = auth[:j+1], auth[j+1:]
+	}
+	host = strings.TrimSuffix(host, ".")
+	if port == ":" || scheme == "https" && port == ":443" || scheme == "http" && port == ":80" {
+		port = ""
+	}
+	path, query := tail, ""
+	if j := strings.IndexAny(tail, "?#"); j >= 0 {
+		path, query = tail[:j], tail[j:]
+	}
+	path = removeDots(decodeUnreserved(path))
+	if path == "/" {
+		path = ""
+	}
+	return scheme + "://" + user + host + port + path + decodeUnreserved(query), host
+}
+
+// decodeUnreserved decodes percent-encoded unreserved characters (letters,
+// digits, '-', '.', '_', '~') and lowercases the hex digits of the others.
+func decodeUnreserved(s string) string {
+	if strings.IndexByte(s, '%') < 0 {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			v := unhex(s[i+1])<<4 | unhex(s[i+2])
+			if isAlnum(v) || v == '-' || v == '.' || v == '_' || v == '~' {
+				if 'A' <= v && v <= 'Z' {
+					v += 'a' - 'A'
+				}
+				b = append(b, v)
+			} else {
+				b = append(b, '%', s[i+1]|0x20, s[i+2]|0x20)
+			}
+			i += 2
+			continue
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}
+
+func isHex(c byte) bool { return isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'f' }
+func unhex(c byte) byte {
+	if isDigit(c) {
+		return c - '0'
+	}
+	return c | 0x20 - 'a' + 10
+}
+
+// removeDots removes the "." and ".." segments of a URL path (RFC 3986
+// section 5.2.4).
+func removeDots(p string) string {
+	if !strings.Contains(p, "/.") {
+		return p
+	}
+	var out []string
+	segs := strings.Split(p, "/")
+	for i, seg := range segs {
+		switch seg {
+		case ".":
+			if i == len(segs)-1 {
+				out = append(out, "")
+			}
+		case "..":
+			if len(out) > 1 {
+				out = out[:len(out)-1]
+			}
+			if i == len(segs)-1 {
+				out = append(out, "")
+			}
+		default:
+			out = append(out, seg)
+		}
+	}
+	return strings.Join(out, "/")
 }
 
 // trimURL drops the punctuation that ends a sentence, and closing brackets
@@ -296,22 +382,8 @@ func trimURL(u string) string {
 	return u
 }
 
-// hostOf returns the host of an authority without user information: the
-// port and a trailing dot dropped, brackets kept around an IPv6 address.
-func hostOf(auth string) string {
-	if strings.HasPrefix(auth, "[") {
-		if j := strings.IndexByte(auth, ']'); j > 0 {
-			return auth[:j+1]
-		}
-		return ""
-	}
-	if j := strings.LastIndexByte(auth, ':'); j >= 0 {
-		auth = auth[:j]
-	}
-	return strings.TrimSuffix(auth, ".")
-}
-
-// emails finds local@domain addresses.
+// emails finds local@domain addresses. Quotes and other punctuation
+// before the local part are not part of it.
 func (x *extractor) emails(s string, parent int) {
 	for off := 0; ; {
 		i := strings.IndexByte(s[off:], '@')
@@ -324,17 +396,20 @@ func (x *extractor) emails(s string, parent int) {
 			continue // user information in a URL
 		}
 		start := back(s, i, localRune, 64)
-		for start < i && s[start] == '.' {
-			start++
+		for start < i && !isAlnum(s[start]) && s[start] < utf8.RuneSelf {
+			start++ // quotes, dots and other punctuation before it
 		}
 		domain := trim(s[i+1:fwd(s, i+1, domainRune, 255)], &dotDash, &dotDash)
-		if start == i || !strings.Contains(domain, ".") {
+		if start == i || !strings.Contains(domain, ".") || !domainName(domain, false) {
 			continue
 		}
 		end := i + 1 + len(domain)
 		x.spans = append(x.spans, [2]int{start, end})
-		id := x.add(s[start:end], parent, false)
-		x.add(domain, id, true)
+		x.span(start, end)
+		id := x.add(s[start:end], parent, ClassEmail)
+		if !x.arg {
+			x.add(domain, id, ClassHost)
+		}
 	}
 }
 
@@ -355,7 +430,7 @@ func (x *extractor) inSpan(i, j int) bool {
 	return k > 0 && x.maxEnd[k-1] > i
 }
 
-// words finds bare domain names and file paths in the space-separated
+// words finds file paths and bare domain names in the space-separated
 // words of s, outside URLs and e-mail addresses.
 func (x *extractor) words(s string, parent int) {
 	for i := 0; i < len(s); {
@@ -367,6 +442,7 @@ func (x *extractor) words(s string, parent int) {
 			j++
 		}
 		if j > i && pathStart(trim(s[i:j], &pathLead, &noBytes)) && !x.inSpan(i, j) {
+			x.span(i, j)
 			x.path(s[i:j], parent)
 		}
 		i = j
@@ -390,13 +466,28 @@ func (x *extractor) words(s string, parent int) {
 			i += n
 			continue
 		}
-		if k, l := start, i; dot && (k == 0 || s[k-1] != '@') && (l == len(s) || s[l] != '@') {
-			if d := trim(s[k:l], &dotDash, &dotDash); domainName(d) && !x.inSpan(k, l) {
-				x.add(d, parent, true)
-			}
+		if dot {
+			x.bareDomain(s, start, i, parent)
 		}
 		start, dot = -1, false
 		i += n
+	}
+}
+
+// bareDomain adds the run s[k:l] of domain characters if it is a domain
+// name standing alone: not part of an e-mail address, a path, a file name
+// or an identifier (a run next to '@', '/', '\' or '_').
+func (x *extractor) bareDomain(s string, k, l, parent int) {
+	d := s[k:l]
+	t := trim(d, &dotDash, &dotDash)
+	k += strings.Index(d, t)
+	l = k + len(t)
+	if k > 0 && strings.IndexByte(`@/\_`, s[k-1]) >= 0 || l < len(s) && strings.IndexByte(`@\_`, s[l]) >= 0 {
+		return
+	}
+	if domainName(t, true) && !x.inSpan(k, l) {
+		x.span(k, l)
+		x.add(t, parent, ClassHost)
 	}
 }
 
@@ -436,10 +527,13 @@ func trim(s string, lead, trail *[256]bool) string {
 }
 
 // domainName reports whether d is two or more labels of letters, digits
-// and hyphens, the last of two or more letters.
-func domainName(d string) bool {
+// and hyphens, none empty or starting or ending with a hyphen, the last of
+// two or more letters. With bare (a word in text, not the host of a URL
+// or an address), a last label that is a common file extension makes it
+// a file name instead ("report.pdf", "main.go", "notes.md").
+func domainName(d string, bare bool) bool {
 	dot := strings.LastIndexByte(d, '.')
-	if dot <= 0 || strings.Contains(d, "..") {
+	if dot <= 0 {
 		return false
 	}
 	tld := d[dot+1:]
@@ -451,14 +545,35 @@ func domainName(d string) bool {
 			return false
 		}
 	}
-	return true
+	for label := range strings.SplitSeq(d, ".") {
+		if label == "" || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+	}
+	return !bare || !fileExtensions[tld]
 }
+
+// fileExtensions are the last labels that make a bare word a file name.
+// Some are also top-level domains (.md, .sh, .py, .zip, .mov): a bare word
+// ending in one is read as a file, while the host of a URL or an address
+// is a host whatever its last label.
+var fileExtensions = func() map[string]bool {
+	m := map[string]bool{}
+	for e := range strings.FieldsSeq(`pdf doc docx dot dotx xls xlsx xlsm ppt pptx odt ods odp rtf txt text csv tsv json jsonl ndjson
+		xml yaml yml toml ini cfg conf md markdown rst tex html htm xhtml css scss png jpg jpeg gif svg webp bmp ico tif tiff heic
+		mp3 mp4 m4a wav flac ogg mov avi mkv webm zip tar gz tgz bz2 xz zst 7z rar exe dll so dylib bin iso dmg apk msi deb rpm
+		py pyc ipynb js mjs cjs ts tsx jsx go rs java class jar kt swift c h cc cpp hpp cs rb php pl sh bash zsh ps1 bat cmd sql
+		db sqlite log lock key pem crt cer csr p12 pfx pub eml msg ics vcf epub pages numbers bak tmp swp env`) {
+		m[e] = true
+	}
+	return m
+}()
 
 // path adds w if it is a file path: absolute (/…, ~/…, C:\…, \\host\…) or
 // relative to the current or parent directory (./…, ../…).
 func (x *extractor) path(w string, parent int) {
 	if w = trim(w, &pathLead, &pathTrail); pathStart(w) {
-		x.add(w, parent, false)
+		x.add(w, parent, ClassPath)
 	}
 }
 
@@ -474,220 +589,41 @@ func pathStart(w string) bool {
 	return false
 }
 
-// digits finds runs of digits, possibly grouped by single spaces or
-// hyphens, of six digits or more; and IBANs (two letters, two check
-// digits, alphanumerics, grouped by four or not) whose check digits are
-// right.
-func (x *extractor) digits(s string, parent int) {
+// quoted finds text in double or single quotes (typographic quotes are
+// ASCII after normalize) on one line: "Riverside View Hotel", 'Q3 plan'.
+// A single quote opens only after a non-letter and closes only before
+// one, so apostrophes ("don't", "the user's") quote nothing.
+func (x *extractor) quoted(s string, parent int) {
+	if strings.IndexByte(s, '"') < 0 && strings.IndexByte(s, '\'') < 0 {
+		return
+	}
 	for i := 0; i < len(s); i++ {
-		if i > 0 && isAlnum(s[i-1]) {
+		q := s[i]
+		if q != '"' && q != '\'' || i > 0 && isAlnum(s[i-1]) {
 			continue
 		}
-		if i+4 <= len(s) && isLower(s[i]) && isLower(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
-			x.iban(s[i:], parent)
-			continue
-		}
-		if !isDigit(s[i]) {
-			continue
-		}
-		x.buf = x.buf[:0]
-		groups, long := 0, 0
-		j := i
-		for {
-			k := j
-			for k < len(s) && isDigit(s[k]) {
-				k++
-			}
-			if k-j >= 6 {
-				long++
-			}
-			x.buf = append(x.buf, s[j:k]...)
-			groups++
-			j = k
-			if len(x.buf) > 34 || j+1 >= len(s) || (s[j] != ' ' && s[j] != '-') || !isDigit(s[j+1]) {
+		end := -1
+		for j := i + 1; j < len(s) && j-i <= maxQuoted+1; j++ {
+			if s[j] == '\n' {
 				break
 			}
-			j++
-		}
-		if len(x.buf) >= 6 && len(x.buf) <= 34 {
-			x.add(string(x.buf), parent, false)
-			if groups > 1 && long > 0 { // each long group alone too
-				for _, g := range strings.FieldsFunc(s[i:j], func(r rune) bool { return r == ' ' || r == '-' }) {
-					if len(g) >= 6 {
-						x.add(g, parent, false)
-					}
-				}
+			if s[j] == q && (j+1 == len(s) || !isAlnum(s[j+1])) {
+				end = j
+				break
 			}
 		}
-		i = j
-	}
-}
-
-// iban adds the IBANs s starts with: every prefix, ending at a group
-// boundary, of 15 to 34 alphanumerics whose check digits are right.
-func (x *extractor) iban(s string, parent int) {
-	x.buf = x.buf[:0]
-	for j := 0; j < len(s) && len(x.buf) <= 34; {
-		k := j
-		for k < len(s) && isAlnum(s[k]) {
-			k++
-		}
-		if k == j || len(x.buf)+k-j > 34 {
-			return
-		}
-		x.buf = append(x.buf, s[j:k]...)
-		if len(x.buf) >= 15 && ibanValid(x.buf) {
-			x.add(string(x.buf), parent, false)
-		}
-		if k-j != 4 || k >= len(s) || s[k] != ' ' {
-			return // only a group of four may be followed by another
-		}
-		j = k + 1
-	}
-}
-
-// ibanValid checks the ISO 13616 check digits of a lowercase IBAN.
-func ibanValid(b []byte) bool {
-	rem := 0
-	for i := range b {
-		c := b[(i+4)%len(b)]
-		switch {
-		case isDigit(c):
-			rem = (rem*10 + int(c-'0')) % 97
-		case isLower(c):
-			rem = (rem*100 + int(c-'a'+10)) % 97
-		default:
-			return false
-		}
-	}
-	return rem == 1
-}
-
-// currencies are the signs and codes that make a number an amount of
-// money in text.
-var currencies = []string{"$", "€", "£", "¥", "₹", "₩", "₽", "₺", "₿", "usd", "eur", "gbp", "chf", "jpy", "cad", "aud", "cny", "inr", "sek", "nok", "dkk", "pln", "btc", "eth", "usdc", "usdt"}
-
-// amounts finds numbers written next to a currency sign or code ("$4,999",
-// "4999.00 eur") and adds their canonical forms.
-func (x *extractor) amounts(s string, parent int) {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !isDigit(c) || i > 0 && (isAlnum(s[i-1]) || s[i-1] == '.' || s[i-1] == ',') {
+		if end < 0 {
 			continue
 		}
-		j := i
-		for j < len(s) && (isDigit(s[j]) || (s[j] == '.' || s[j] == ',' || s[j] == '\'') && j+1 < len(s) && isDigit(s[j+1])) {
-			j++
+		inner := s[i+1 : end]
+		if t := strings.TrimSpace(inner); t == inner && t != "" {
+			x.add(trim(t, &nameTrail, &nameTrail), parent, ClassName)
+			i = end
 		}
-		if currencyAt(s, i, j) {
-			x.numbers(s[i:j], parent, false)
-		}
-		i = j
 	}
 }
 
-// currencyAt reports whether a currency sign or code is right before s[i:]
-// or right after s[:j], one space allowed between.
-func currencyAt(s string, i, j int) bool {
-	before, after := strings.TrimSuffix(s[:i], " "), strings.TrimPrefix(s[j:], " ")
-	if !(before != "" && currencyEnd(before[len(before)-1]) || after != "" && currencyEnd(after[0])) {
-		return false
-	}
-	for _, c := range currencies {
-		if strings.HasSuffix(before, c) && (!isLower(c[0]) || len(before) == len(c) || !isAlnum(before[len(before)-len(c)-1])) ||
-			strings.HasPrefix(after, c) && (!isLower(c[0]) || len(after) == len(c) || !isAlnum(after[len(c)])) {
-			return true
-		}
-	}
-	return false
-}
-
-// currencyEnd reports whether a currency sign or code can start or end
-// with c.
-func currencyEnd(c byte) bool { return isLower(c) || c == '$' || c >= utf8.RuneSelf }
-
-// numbers adds the canonical forms of n, a number whose digits may be
-// grouped by '.', ',' or '\”: the integer without leading zeros, a '.' and
-// the fraction without trailing zeros if it has one ("4,999.00" → "4999",
-// "1.234,5" → "1234.5"). A single '.' or ',' followed by exactly three
-// digits may group thousands or start a fraction, so "1.234" gives both
-// "1234" and "1.234". With whole, n may also have a sign, a currency sign
-// or code and surrounding spaces, and must be nothing else.
-func (x *extractor) numbers(n string, parent int, whole bool) {
-	if whole {
-		if strings.IndexAny(n, "0123456789") < 0 {
-			return
-		}
-		n = strings.TrimLeft(n, "+-")
-		for _, c := range currencies {
-			n = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(n, c), c))
-		}
-		if n == "" || !isDigit(n[0]) || !isDigit(n[len(n)-1]) {
-			return
-		}
-	}
-	seps, last := 0, -1
-	kinds := ""
-	for i := 0; i < len(n); i++ {
-		switch c := n[i]; {
-		case isDigit(c):
-		case (c == '.' || c == ',' || c == '\'') && i > 0 && isDigit(n[i-1]):
-			seps++
-			last = i
-			if !strings.ContainsRune(kinds, rune(c)) {
-				kinds += string(c)
-			}
-		default:
-			return
-		}
-	}
-	digits := func(s string) string { return strings.Map(keepDigit, s) }
-	switch {
-	case seps == 0:
-		x.add(canonical(n, ""), parent, false)
-	case n[last] == '\'' || len(kinds) == 1 && seps > 1:
-		x.add(canonical(digits(n), ""), parent, false) // grouping only
-	case len(kinds) == 1 && len(n)-last-1 == 3 && n[last] != '\'':
-		x.add(canonical(digits(n), ""), parent, false)
-		x.add(canonical(n[:last], n[last+1:]), parent, false)
-	default: // the last separator starts the fraction
-		x.add(canonical(digits(n[:last]), n[last+1:]), parent, false)
-	}
-}
-
-func keepDigit(r rune) rune {
-	if '0' <= r && r <= '9' {
-		return r
-	}
-	return -1
-}
-
-// canonical returns the number with integer digits in and fraction digits
-// frac: no leading zeros, no trailing zeros in the fraction.
-func canonical(in, frac string) string {
-	in = strings.TrimLeft(in, "0")
-	if in == "" {
-		in = "0"
-	}
-	if frac = strings.TrimRight(frac, "0"); frac == "" {
-		return in
-	}
-	return in + "." + frac
-}
-
-// jsonNumber adds the canonical form of a JSON number, sign dropped.
-func (x *extractor) jsonNumber(raw string) {
-	raw = strings.TrimPrefix(raw, "-")
-	if strings.ContainsAny(raw, "eE") {
-		f, err := strconv.ParseFloat(raw, 64)
-		if err != nil || f > 1e21 || f < 1e-6 {
-			return
-		}
-		raw = strconv.FormatFloat(f, 'f', -1, 64)
-	}
-	in, frac, _ := strings.Cut(raw, ".")
-	x.add(canonical(in, frac), -1, false)
-}
+var nameTrail = byteSet(".,;:!?")
 
 // code adds the contents of `code spans` and each line of fenced code
 // blocks (``` or ~~~).
@@ -704,7 +640,7 @@ func (x *extractor) code(s string, parent int) {
 		}
 		if fenced {
 			if len(line) <= maxWholeLen {
-				x.add(line, parent, false)
+				x.add(line, parent, ClassCode)
 			}
 			continue
 		}
@@ -718,7 +654,7 @@ func (x *extractor) code(s string, parent int) {
 				break
 			}
 			if span := strings.TrimSpace(line[i+1 : i+1+j]); len(span) <= maxWholeLen {
-				x.add(span, parent, false)
+				x.add(span, parent, ClassCode)
 			}
 			line = line[i+j+2:]
 		}

@@ -3,14 +3,26 @@
 // or money goes.
 //
 // An [Index] belongs to one session. The gateway feeds it every result the
-// session receives that internal/taint labels untrusted ([Index.AddUntrusted]), and
-// the trusted input: the session's objective ([Index.AddTrusted]) and results
-// labelled trusted ([Index.AddTrustedResult]). When the session calls a sink,
-// [Index.Check] takes the call's arguments and the paths of its consequential
-// arguments (recipient, destination URL, account, amount, path, command) and
-// returns a [Finding] for every value there that appeared in an untrusted
-// result and not in trusted input, naming the argument and the first result
-// that held the value. Policy escalates or denies such a call.
+// session receives that internal/taint labels untrusted ([Index.AddUntrusted],
+// or [Index.AddUntrustedValues] for the untrusted fields of a result whose
+// fields carry different labels), and the trusted input: the session's
+// objective ([Index.AddTrusted]), results labelled trusted
+// ([Index.AddTrustedResult]) and the fields of results a third party
+// cannot write or that come from a reliable source
+// ([Index.AddTrustedValues]). When the session calls a sink,
+// [Index.CheckArgs] reads the call's arguments at two kinds of paths:
+//
+//   - consequential arguments (recipient, destination URL, account,
+//     amount, path, command) give a [Finding] for every value that
+//     appeared in an untrusted result and not in trusted input, naming the
+//     argument and the first result that held the value;
+//   - justified arguments (positive mode) give a Finding, Unjustified, for
+//     every value trusted input does not justify, wherever it came from:
+//     instruction authority belongs to the objective and to data no third
+//     party writes, so an injected hotel name or password written in
+//     prose is caught without being recognised.
+//
+// Policy escalates or denies such a call.
 //
 // # Values
 //
@@ -19,34 +31,62 @@
 // character references decoded; invisible characters dropped (zero-width
 // spaces and joiners, bidirectional controls, the byte order mark, tag
 // characters, variation selectors, other default-ignorable code points);
-// fullwidth ASCII and ideographic full stops mapped to ASCII; whitespace and
+// fullwidth ASCII and ideographic full stops mapped to ASCII, typographic
+// quotes to ASCII quotes, dashes and the minus sign to '-'; whitespace and
 // control characters collapsed to one space, or one newline where the run
-// holds one; lowercased; trimmed. Hidden characters and case thus cannot
-// make a copied value differ from what the result showed. The candidates
-// are:
+// holds one; lowercased; trimmed. Hidden characters, case and typography
+// thus cannot make a copied value differ from what the result showed.
+// Each candidate has a [Class], and each class a grammar (tested class by
+// class in extract_test.go, fuzzed by FuzzClass… in fuzz_test.go):
 //
-//   - the whole string, up to 256 bytes long
-//   - URLs (scheme://…), each also without its query and fragment, and
-//     their hosts
-//   - e-mail addresses and their domains, and other domain names (two or
-//     more labels, the last of letters)
-//   - file paths: /…, ~/…, ./…, ../…, C:\…, \\host\…
-//   - IBANs with valid check digits, spaces dropped; runs of six or more
-//     digits grouped by single spaces or hyphens (account, card and phone
-//     numbers), separators dropped
-//   - amounts: numbers next to a currency sign or code in text, JSON
+//   - text: the whole string, up to 256 bytes long, without the quotes or
+//     brackets around it ("'ops@evil.example'" is ops@evil.example)
+//   - URL: scheme://…, in normal form: default port dropped, percent-
+//     encoded unreserved characters decoded, dot segments removed, a root
+//     path dropped; also without its query and fragment; and its host.
+//     Punctuation that ends a sentence or markdown emphasis is not part of
+//     it
+//   - e-mail address: local@domain, without the quotes, brackets or
+//     "mailto:" around it; in a result also its domain (an argument's
+//     address gives none: a domain names no mailbox, so it neither clears
+//     nor taints an address)
+//   - host: a domain name standing alone (two or more labels of letters,
+//     digits and hyphens, the last of two letters or more), not part of a
+//     path or an identifier, and not a file name: a word whose last label
+//     is a common file extension ("report.pdf", "main.go", "notes.md") is
+//     no host, even where that label is also a top-level domain
+//   - path: /…, ~/…, ./…, ../…, C:\…, \\host\…
+//   - account number: two letters, two digits and alphanumerics, 15 to 34
+//     in all, written together or in groups of four (an IBAN, whatever its
+//     check digits); or six digits or more, grouped by single spaces or
+//     hyphens or not, right after letters or not ("acct12345678", a card
+//     number, "12-34-56 87654321", which also gives 87654321); separators
+//     dropped
+//   - phone number: digits with a '+' or parentheses, or in the shapes
+//     555-123-4567, 555.123.4567, 123-4567, or with a trunk prefix
+//     (020 7946 0958): its digits, and also its national number without a
+//     country code (after '+' or "00") or without the trunk prefix
+//   - date: y-m-d, d.m.y, d/m/y and m/d/y (both where both are valid),
+//     "may 20, 2024", "20th of may 2024", "may 20th": yyyy-mm-dd, and
+//     --mm-dd for the day of the year. A date is never an account number:
+//     2024-05-20 does not give 20240520. Other groups of digits separated
+//     by '.' or '/' (versions, addresses, fractions) give nothing
+//   - amount: numbers next to a currency sign or code in text, JSON
 //     numbers and strings that are a number, in canonical form without
 //     grouping, sign or trailing zeros ("$4,999.00" and 4999 are both
 //     "4999", "1.234,50 EUR" is "1234.5"; "1,234" may be either, so it
-//     gives both "1234" and "1.234")
-//   - code spans and the lines of fenced code blocks (commands)
+//     gives both "1234" and "1.234"; "1.2.3" is no number)
+//   - quoted name: text in double or single quotes on one line ("the
+//     'Riverside View Hotel'"); an apostrophe quotes nothing
+//   - command: code spans and the lines of fenced code blocks
 //
 // Candidates shorter than three bytes (small numbers, two-letter words) are
-// not tracked: every page holds them. Strings over 256 bytes made only of
-// base64 characters are encoded files and skipped. A result that is not
-// JSON (an HTTP response through the egress proxy), or not valid JSON, is
-// read as text; one with a NUL byte in its first 8 KiB is binary and not
-// read at all. Nesting is not limited: the JSON is read token by token.
+// not tracked in untrusted results: every page holds them. Strings over 256
+// bytes made only of base64 characters are encoded files and skipped. A
+// result that is not JSON (an HTTP response through the egress proxy), or
+// not valid JSON, is read as text; one with a NUL byte in its first 8 KiB
+// is binary and not read at all. Nesting is not limited: the JSON is read
+// token by token.
 //
 // An argument value gives candidates the same way, and the hosts among them
 // also give their parent domains of two or more labels
@@ -54,9 +94,22 @@
 // index saw it in an untrusted result, unless it, a candidate it was
 // derived from or one derived from it is trusted: "Bob <bob@corp.example>"
 // is cleared when the objective names bob@corp.example, and a URL is
-// cleared when its host or a parent domain of it is trusted. Of a candidate
-// and those derived from it, only the first reported one is (the URL, not
-// also its host).
+// cleared when its host or a parent domain of it is trusted (an e-mail
+// address is not cleared by its domain). Of a candidate and those derived
+// from it, only the first reported one is (the URL, not also its host).
+//
+// # Positive mode
+//
+// A justified argument's value is justified when, normalized and without
+// quotes around it, it is trusted input itself (in any spelling its class
+// knows: 50.00 is 50, 2024-05-13 is justified by "May 13"), or trusted
+// text holds it as a phrase (at word boundaries: "Book the Riverside View
+// Hotel" justifies "riverside view hotel", "marketing" does not justify
+// "market"), or it is made of identifiers each justified and words that
+// trusted text holds ("Bob <bob@corp.example>"). A value nobody wrote, an
+// agent's own invention, is not justified either: use positive mode for
+// arguments whose value the user or the operator's data must choose
+// (recipients, accounts, hotel names, passwords), not for message bodies.
 //
 // # Example
 //
@@ -68,19 +121,21 @@
 //
 // checked with the consequential path "to.*" gives one finding:
 //
-//	{Argument: "to.1", Value: "ops@evil.example", Source: "web.fetch", Event: 42, Results: 1}
+//	{Argument: "to.1", Value: "ops@evil.example", Kind: "e-mail address", Source: "web.fetch", Event: 42, Results: 1}
 //
 // # Bounds
 //
 // An index holds at most [Config.MaxValues] untrusted values and as many
-// trusted ones; it scans at most [Config.MaxResultBytes] of each result;
+// trusted ones, and [Config.MaxTrustedText] bytes of trusted text for
+// phrases; it scans at most [Config.MaxResultBytes] of each result;
 // values are kept as 64-bit hashes under a per-index random seed, with the
 // first result they appeared in and the number of results (so a result that
 // repeats a value thousands of times costs one entry). When a result is not
 // fully indexed (larger than MaxResultBytes, or the index is full) the
 // index is partial: from then on, an argument value that [Index.Check] can
 // neither find nor clear is reported with Partial set, naming the first
-// such result, because it may have come from the part not indexed. A hash
+// such result, because it may have come from the part not indexed. Trusted
+// input past the bounds is dropped, which can only add findings. A hash
 // collision, about one chance in 2^64 per value pair, can make an untrusted
 // value look trusted or the reverse; apart from that the index is exact and
 // its answers deterministic. [Index.Size] reports the memory it holds.
@@ -88,8 +143,13 @@
 // What the index does not catch: a value the agent transformed before
 // using it (encoded, split, translated, computed), a host written in
 // another script (punycode is not decoded, look-alike letters are not
-// mapped), and small numbers. Provenance is one signal; taint labels
-// (the lethal trifecta) stop what it misses.
+// mapped), small numbers in consequential (not justified) arguments, and
+// a value an injection chose among values trusted input also holds (the
+// one of three listed hotels a review pushes, a file id from the user's
+// own listing): its provenance is trusted, only the choice was not. In
+// positive mode, a short value (one or two characters: "13", "ok") is
+// justified by any word or number of trusted text that spells it: justify
+// values long enough to be chosen, not small ids.
 package provenance
 
 import (
@@ -99,10 +159,8 @@ import (
 	"hash/maphash"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -116,6 +174,8 @@ const (
 	DefaultMaxValues = 10_000
 	// DefaultMaxResultBytes is the default Config.MaxResultBytes.
 	DefaultMaxResultBytes = 1 << 20
+	// DefaultMaxTrustedText is the default Config.MaxTrustedText.
+	DefaultMaxTrustedText = 1 << 20
 	// MaxArgsBytes is the largest arguments document Check accepts.
 	MaxArgsBytes = 1 << 20
 	// MaxDepth is the deepest nesting of arguments Check accepts, and the
@@ -139,6 +199,11 @@ type Config struct {
 	// AddTrustedResult read; the rest of an untrusted result is not
 	// indexed and the index is partial.
 	MaxResultBytes int
+	// MaxTrustedText is how many bytes of trusted text (normalized) the
+	// index keeps to justify the values of justified arguments by phrase
+	// (see [Paths]); past it, further trusted text justifies values only
+	// by the candidates it holds.
+	MaxTrustedText int
 }
 
 // Summary says what AddUntrusted indexed of a result, for its record.
@@ -160,9 +225,12 @@ type Finding struct {
 	// name escaped by '\').
 	Argument string
 	// Value is what the untrusted result held: the argument value or a
-	// part of it (a host, an address); with Partial, the argument value.
-	// It is normalized and cut to 64 bytes ending in "…".
+	// part of it (a host, an address); with Partial or Unjustified, the
+	// argument value. It is normalized and cut to 64 bytes ending in "…".
 	Value string
+	// Kind says what Value is ("e-mail address", "URL", "account
+	// number", "text"; see [Class]).
+	Kind string
 	// Source and Event name the first untrusted result the value appeared
 	// in: its source (a tool or host) and its audit event index.
 	Source string
@@ -173,6 +241,11 @@ type Finding struct {
 	// partial: Source and Event name the first result not fully indexed,
 	// which may have held it.
 	Partial bool
+	// Unjustified is set for a justified argument (see [Paths]) whose
+	// value trusted input does not justify. Source, Event and Results
+	// then name the first untrusted result that held it, if one did, and
+	// are empty otherwise.
+	Unjustified bool
 }
 
 // Index records the values of a session's untrusted results and trusted
@@ -189,8 +262,10 @@ type Index struct {
 	origins   []origin
 	names     map[string]string // interned source names
 	nameBytes int
-	partial   int    // index in origins of the first result not fully indexed, -1 for none
-	results   uint32 // untrusted results added, to count each value once per result
+	partial   int      // index in origins of the first result not fully indexed, -1 for none
+	results   uint32   // untrusted results added, to count each value once per result
+	texts     []string // normalized trusted strings, for phrases
+	textBytes int
 }
 
 type entry struct {
@@ -220,6 +295,9 @@ func (ix *Index) init(c Config) {
 	if ix.max.MaxResultBytes <= 0 {
 		ix.max.MaxResultBytes = DefaultMaxResultBytes
 	}
+	if ix.max.MaxTrustedText <= 0 {
+		ix.max.MaxTrustedText = DefaultMaxTrustedText
+	}
 	ix.untrusted = map[uint64]entry{}
 	ix.trusted = map[uint64]struct{}{}
 	ix.names = map[string]string{}
@@ -235,7 +313,49 @@ func (ix *Index) ready() { ix.once.Do(func() { ix.init(Config{}) }) }
 // its first 8 KiB is binary and not indexed.
 func (ix *Index) AddUntrusted(source string, event uint64, result []byte) Summary {
 	ix.ready()
-	hashes, sum := ix.hashes(result)
+	hashes, sum := ix.hashes(result, false)
+	return ix.addUntrusted(source, event, hashes, sum)
+}
+
+// Value is one string or number of a result, for [Index.AddUntrustedValues]
+// and [Index.AddTrustedValues]: the parts of a result whose fields carry
+// different labels.
+type Value struct {
+	Text   string // the string as decoded, or the number's JSON text
+	Number bool
+}
+
+// AddUntrustedValues indexes values, the untrusted parts of a result
+// recorded as event, from source. note, if not "", says what part of the
+// result could not be split into values: the index is then partial.
+func (ix *Index) AddUntrustedValues(source string, event uint64, values []Value, note string) Summary {
+	ix.ready()
+	var x extractor
+	var hashes []uint64
+	budget := ix.max.MaxResultBytes
+	sum := Summary{Partial: note != "", Note: note}
+	for _, v := range values {
+		if budget -= len(v.Text); budget < 0 {
+			sum.Partial = true
+			sum.Note = join(sum.Note, fmt.Sprintf("values past %d bytes not indexed", ix.max.MaxResultBytes))
+			break
+		}
+		hashes = ix.keys(x.value(v), hashes)
+	}
+	return ix.addUntrusted(source, event, hashes, sum)
+}
+
+// value extracts the candidates of v into x and returns x.
+func (x *extractor) value(v Value) *extractor {
+	if v.Number {
+		x.jsonNumber(v.Text)
+	} else {
+		x.extract(normalize(v.Text))
+	}
+	return x
+}
+
+func (ix *Index) addUntrusted(source string, event uint64, hashes []uint64, sum Summary) Summary {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.results++
@@ -302,22 +422,50 @@ func (ix *Index) AddTrusted(text string) {
 	if len(text) > ix.max.MaxResultBytes {
 		text = text[:ix.max.MaxResultBytes]
 	}
-	var x extractor
-	x.extract(normalize(text))
-	ix.addTrusted(ix.keys(&x, nil))
+	x := extractor{short: true}
+	n := normalize(text)
+	x.extract(n)
+	ix.addTrusted(ix.keys(&x, nil), []string{n})
 }
 
 // AddTrustedResult indexes the values of a result labelled trusted, read
 // as AddUntrusted reads one.
 func (ix *Index) AddTrustedResult(result []byte) {
 	ix.ready()
-	hashes, _ := ix.hashes(result)
-	ix.addTrusted(hashes)
+	hashes, texts := ix.trustedHashes(result)
+	ix.addTrusted(hashes, texts)
 }
 
-func (ix *Index) addTrusted(hashes []uint64) {
+// AddTrustedValues indexes values, the trusted parts of a result (fields
+// a third party cannot write, private data from a reliable source).
+func (ix *Index) AddTrustedValues(values []Value) {
+	ix.ready()
+	x := extractor{short: true}
+	var hashes []uint64
+	var texts []string
+	budget := ix.max.MaxResultBytes
+	for _, v := range values {
+		if budget -= len(v.Text); budget < 0 {
+			break // fewer trusted values: more findings, never fewer
+		}
+		if !v.Number {
+			texts = append(texts, normalize(v.Text))
+		}
+		hashes = ix.keys(x.value(v), hashes)
+	}
+	ix.addTrusted(hashes, texts)
+}
+
+func (ix *Index) addTrusted(hashes []uint64, texts []string) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	for _, t := range texts {
+		if t == "" || ix.textBytes+len(t) > ix.max.MaxTrustedText {
+			continue
+		}
+		ix.texts = append(ix.texts, t)
+		ix.textBytes += len(t)
+	}
 	for _, h := range hashes {
 		if len(ix.trusted) >= ix.max.MaxValues {
 			return // fewer trusted values: more findings, never fewer
@@ -336,40 +484,58 @@ func (ix *Index) keys(x *extractor, dst []uint64) []uint64 {
 }
 
 // hashes returns the hashes of the candidates in result and what was left
-// out.
-func (ix *Index) hashes(result []byte) ([]uint64, Summary) {
+// out; short keeps short numbers (trusted input).
+func (ix *Index) hashes(result []byte, short bool) ([]uint64, Summary) {
+	hashes, _, sum := ix.read(result, short, false)
+	return hashes, sum
+}
+
+// trustedHashes returns the hashes of the candidates of a trusted result
+// and its normalized strings.
+func (ix *Index) trustedHashes(result []byte) ([]uint64, []string) {
+	hashes, texts, _ := ix.read(result, true, true)
+	return hashes, texts
+}
+
+// read extracts the candidates of result, and with texts its normalized
+// strings.
+func (ix *Index) read(result []byte, short, texts bool) ([]uint64, []string, Summary) {
 	var sum Summary
 	if n := len(result); n > ix.max.MaxResultBytes {
 		result = result[:ix.max.MaxResultBytes]
 		sum.Partial = true
 		sum.Note = fmt.Sprintf("result of %d bytes: only the first %d indexed", n, ix.max.MaxResultBytes)
 	}
-	var x extractor
+	x := extractor{short: short}
 	var hashes []uint64
-	stop, err := walk(result, func(s string) {
-		x.extract(normalize(s))
+	var ts []string
+	text := func(s string) {
+		n := normalize(s)
+		if texts {
+			ts = append(ts, n)
+		}
+		x.extract(n)
 		hashes = ix.keys(&x, hashes)
-	}, func(n string) {
+	}
+	stop, err := walk(result, text, func(n string) {
 		x.jsonNumber(n)
 		hashes = ix.keys(&x, hashes)
 	})
 	if err != nil && sum.Partial && looksJSON(result) {
 		// Cut short by the limit, most likely inside a string: index
 		// the rest as text.
-		x.extract(normalize(string(result[stop:])))
-		hashes = ix.keys(&x, hashes)
+		text(string(result[stop:]))
 	}
 	if err != nil && (!looksJSON(result) || !sum.Partial) {
 		// Not JSON, or not valid JSON past some point (so no client
 		// reads it as JSON): index it as text.
 		if binary(result) {
 			sum.Note = join(sum.Note, "binary content not indexed")
-			return hashes, sum
+			return hashes, ts, sum
 		}
-		x.extract(normalize(string(result)))
-		hashes = ix.keys(&x, hashes)
+		text(string(result))
 	}
-	return hashes, sum
+	return hashes, ts, sum
 }
 
 // looksJSON reports whether doc starts, after whitespace, like a JSON
@@ -420,229 +586,8 @@ func (ix *Index) Size() (values, bytes int) {
 	)
 	values = len(ix.untrusted) + len(ix.trusted)
 	bytes = fixed + len(ix.untrusted)*untrustedEntry + len(ix.trusted)*trustedEntry +
-		cap(ix.origins)*originEntry + ix.nameBytes + len(ix.names)*32
+		cap(ix.origins)*originEntry + ix.nameBytes + len(ix.names)*32 + ix.textBytes + cap(ix.texts)*16
 	return values, bytes
-}
-
-// Check returns the findings for the values of args, a call's arguments
-// (JSON), found at the consequential paths: dotted member names or array
-// indexes, "*" for any one, with '.', '*' and '\' in a name escaped by '\'
-// ("to", "recipients.*", "payment.account"). Every value at or under such a
-// path counts. Findings are sorted by Argument and Value, at most
-// MaxFindings of them. An error (a path that does not parse, args that are
-// not JSON, larger than MaxArgsBytes or nested deeper than MaxDepth) means
-// the arguments could not be checked; the caller must not treat it as
-// clean.
-func (ix *Index) Check(args []byte, consequential []string) ([]Finding, error) {
-	ix.ready()
-	pats := make([][]jsonpath.Segment, 0, len(consequential))
-	for _, p := range consequential {
-		segs, err := jsonpath.Parse(p)
-		if err != nil {
-			return nil, fmt.Errorf("consequential path %q: %w", p, err)
-		}
-		pats = append(pats, segs)
-	}
-	if len(bytes.TrimSpace(args)) == 0 {
-		return nil, nil // no arguments
-	}
-	if len(args) > MaxArgsBytes {
-		return nil, fmt.Errorf("arguments of %d bytes, more than %d", len(args), MaxArgsBytes)
-	}
-	w := argWalker{pats: pats}
-	w.dec = jsontext.NewDecoder(bytes.NewBuffer(args), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
-	if err := w.value(false); err != nil {
-		return nil, describe(err)
-	}
-	if _, err := w.dec.ReadToken(); err != io.EOF {
-		return nil, errors.New("arguments: invalid JSON: more than one top-level value")
-	}
-	if len(w.leaves) == 0 {
-		return nil, nil
-	}
-	for i := range w.leaves {
-		l := &w.leaves[i]
-		l.hashes = make([]uint64, len(l.cands))
-		for j, c := range l.cands {
-			l.hashes[j] = maphash.String(ix.seed, c.key)
-		}
-	}
-	ix.mu.RLock()
-	var out []Finding
-	for i := range w.leaves {
-		out = ix.judge(&w.leaves[i], out)
-	}
-	ix.mu.RUnlock()
-	slices.SortStableFunc(out, func(a, b Finding) int {
-		if c := strings.Compare(a.Argument, b.Argument); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Value, b.Value)
-	})
-	out = slices.CompactFunc(out, func(a, b Finding) bool { return a.Argument == b.Argument && a.Value == b.Value })
-	if len(out) > MaxFindings {
-		out = out[:MaxFindings]
-	}
-	return out, nil
-}
-
-// leaf is a consequential argument value and its candidates.
-type leaf struct {
-	path   string
-	cands  []cand
-	hashes []uint64
-}
-
-// judge appends the findings of l to out; ix.mu is read-locked.
-func (ix *Index) judge(l *leaf, out []Finding) []Finding {
-	n := len(l.cands)
-	const (
-		up       = 1 << iota // trusted, or a candidate derived from it is
-		down                 // trusted, or a candidate it derives from is
-		found                // in an untrusted result
-		reported             // reported, or a candidate it derives from is
-		cleared  = up | down
-	)
-	st := make([]uint8, n)
-	ents := make([]entry, n)
-	for i, h := range l.hashes {
-		if _, ok := ix.trusted[h]; ok {
-			st[i] |= cleared
-		}
-		if e, ok := ix.untrusted[h]; ok {
-			st[i] |= found
-			ents[i] = e
-		}
-	}
-	for i := n - 1; i >= 0; i-- { // parents precede children
-		if p := l.cands[i].parent; p >= 0 {
-			st[p] |= st[i] & up
-		}
-	}
-	any := false
-	for i, c := range l.cands {
-		if p := c.parent; p >= 0 {
-			st[i] |= st[p] & (down | reported)
-		}
-		if st[i]&(cleared|found|reported) == found {
-			st[i] |= reported
-			o := ix.origins[ents[i].origin]
-			out = append(out, Finding{Argument: l.path, Value: shown(c.key), Source: o.source, Event: o.event, Results: int(ents[i].results)})
-			any = true
-		}
-	}
-	if any || ix.partial < 0 {
-		return out
-	}
-	for i, c := range l.cands {
-		if st[i]&cleared == 0 {
-			o := ix.origins[ix.partial]
-			return append(out, Finding{Argument: l.path, Value: shown(c.key), Source: o.source, Event: o.event, Partial: true})
-		}
-	}
-	return out
-}
-
-// shown cuts a value for display.
-func shown(v string) string {
-	if len(v) <= maxShown {
-		return v
-	}
-	cut := maxShown - len("…")
-	for cut > 0 && !utf8.RuneStart(v[cut]) {
-		cut--
-	}
-	return v[:cut] + "…"
-}
-
-// argWalker collects the consequential values of an arguments document.
-type argWalker struct {
-	dec    *jsontext.Decoder
-	pats   [][]jsonpath.Segment
-	path   []string
-	leaves []leaf
-	x      extractor
-}
-
-var errTooDeep = fmt.Errorf("arguments: nested deeper than %d", MaxDepth)
-
-// value reads the next value; cons says it is at or under a consequential
-// path.
-func (w *argWalker) value(cons bool) error {
-	switch w.dec.PeekKind() {
-	case '{', '[':
-		if len(w.path) == MaxDepth {
-			return errTooDeep
-		}
-		tok, err := w.dec.ReadToken()
-		if err != nil {
-			return err
-		}
-		object := tok.Kind() == '{'
-		for i := 0; w.dec.PeekKind() != tok.Kind()+2; i++ { // '{'+2 == '}', '['+2 == ']'
-			seg := strconv.Itoa(i)
-			if object {
-				name, err := w.dec.ReadToken()
-				if err != nil {
-					return err
-				}
-				seg = name.String()
-			}
-			w.path = append(w.path, seg)
-			if err := w.value(cons || w.matches()); err != nil {
-				return err
-			}
-			w.path = w.path[:len(w.path)-1]
-		}
-		_, err = w.dec.ReadToken()
-		return err
-	}
-	tok, err := w.dec.ReadToken()
-	if err != nil || !cons {
-		return err
-	}
-	switch tok.Kind() {
-	case '"':
-		w.x.extract(normalize(tok.String()))
-		w.x.hostParents()
-	case '0':
-		w.x.jsonNumber(tok.String())
-	}
-	if len(w.x.cands) > 0 {
-		w.leaves = append(w.leaves, leaf{path: jsonpath.Render(w.path), cands: slices.Clone(w.x.cands)})
-		w.x.cands = w.x.cands[:0]
-	}
-	return nil
-}
-
-// matches reports whether a consequential path names w.path exactly.
-func (w *argWalker) matches() bool {
-	for _, p := range w.pats {
-		if jsonpath.Match(p, w.path) {
-			return true
-		}
-	}
-	return false
-}
-
-// hostParents adds, for each host candidate, its parent domains of two or
-// more labels, each derived from the next longer one.
-func (x *extractor) hostParents() {
-	for i, n := 0, len(x.cands); i < n; i++ {
-		h := x.cands[i]
-		if !h.host || !domainName(h.key) {
-			continue
-		}
-		parent := i
-		for d := h.key; ; {
-			dot := strings.IndexByte(d, '.')
-			if dot < 0 || strings.IndexByte(d[dot+1:], '.') < 0 {
-				break
-			}
-			d = d[dot+1:]
-			parent = x.add(d, parent, true)
-		}
-	}
 }
 
 // describe turns a JSON error into one that quotes nothing of the input.
@@ -676,11 +621,20 @@ func Explain(findings []Finding, event string) (arguments []string, reason strin
 		if !slices.Contains(arguments, f.Argument) {
 			arguments = append(arguments, f.Argument)
 		}
-		if f.Partial {
+		switch {
+		case f.Unjustified && f.Source != "":
+			why = append(why, fmt.Sprintf("argument %q (%s) is not justified by the objective or by data a third party cannot write; it appeared in the untrusted result of %s (%s %d)", f.Argument, f.Value, f.Source, event, f.Event))
+		case f.Unjustified:
+			why = append(why, fmt.Sprintf("argument %q (%s) is not justified by the objective or by data a third party cannot write", f.Argument, f.Value))
+		case f.Partial:
 			why = append(why, fmt.Sprintf("argument %q cannot be cleared: part of the untrusted result of %s (%s %d) was not indexed", f.Argument, f.Source, event, f.Event))
-			continue
+		default:
+			what := f.Value
+			if f.Kind != "" && f.Kind != ClassText.String() {
+				what = f.Kind + " " + f.Value
+			}
+			why = append(why, fmt.Sprintf("argument %q (%s) came from the untrusted result of %s (%s %d), not from the objective", f.Argument, what, f.Source, event, f.Event))
 		}
-		why = append(why, fmt.Sprintf("argument %q (%s) came from the untrusted result of %s (%s %d), not from the objective", f.Argument, f.Value, f.Source, event, f.Event))
 	}
 	return arguments, strings.Join(why, "; ")
 }

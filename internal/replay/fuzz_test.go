@@ -86,6 +86,11 @@ func FuzzRun(f *testing.F) {
 		`{"type":"http","method":"GET","host":"a.b","result":"x","error":null,"approved":true}`,
 		`{"type":"session","session":"t","agent":"a","label":"benign"}`,
 		`{"type":"call","method":"tools/call","name":"fs.x","result":{},"error":{"code":1},"taint":["private"]}`)))
+	f.Add([]byte(lines(`{"type":"session","session":"s","agent":"a","label":"attack","domain":"banking","task_succeeded":true}`,
+		`{"type":"call","method":"tools/call","name":"db.query"}`, `{"type":"call","method":"tools/call","name":"db.drop_table","harmful":true}`,
+		`{"type":"session","session":"t","agent":"a","label":"attack","domain":"travel","followed":false,"task_succeeded":true}`,
+		`{"type":"call","method":"tools/call","name":"db.drop_table"}`,
+		`{"type":"session","session":"u","agent":"a","label":"benign","domain":"travel"}`)))
 	set := testSet(f)
 	f.Fuzz(func(t *testing.T, trace []byte) {
 		rep, err := Run(set, bytes.NewReader(trace), Options{MaxLines: 200, MaxLineBytes: 4096})
@@ -108,6 +113,19 @@ func FuzzRun(f *testing.F) {
 		if s.Completed+s.NeedsHuman+s.Interrupted != s.Sessions || len(rep.Sessions) != s.Sessions ||
 			s.AttacksStopped > s.Attacks || s.BenignInterrupted > s.Benign || s.Attacks+s.Benign > s.Sessions {
 			t.Fatalf("session summary %+v for %d sessions", s, len(rep.Sessions))
+		}
+		// The figures per domain add up to the figures, and each is
+		// within its own bounds.
+		var sum Figures
+		for _, f := range s.ByDomain {
+			sum.merge(*f)
+			if f.AttacksStopped > f.Attacks || f.BenignInterrupted > f.Benign || f.UtilityInterrupted > f.Utility ||
+				f.Utility > f.Attacks+f.AttacksIgnored {
+				t.Fatalf("domain figures %+v", f)
+			}
+		}
+		if sum != s.Figures || s.Attacks+s.AttacksIgnored+s.Benign > s.Sessions {
+			t.Fatalf("figures %+v, domains add up to %+v", s.Figures, sum)
 		}
 		if len(byPolicy) != len(s.ByPolicy) {
 			t.Fatalf("by policy %v, calls say %v", s.ByPolicy, byPolicy)

@@ -43,6 +43,9 @@ type Options struct {
 	// a verb, impact, dataset or path recorded in the trace takes the
 	// place of what a declaration would derive.
 	Tools map[string]enforce.ToolDeclaration
+	// ScanResults scans results as a node with scan_results does
+	// (enforce.SessionsConfig.ScanResults).
+	ScanResults bool
 	// Roots are the node's servers' roots (enforce.Config.Roots): file
 	// arguments of their tools are resolved as the node resolves them, on
 	// this machine's filesystem, and refused outside them.
@@ -133,13 +136,48 @@ type Summary struct {
 	Completed   int `json:"completed"`
 	NeedsHuman  int `json:"needs_human"` // a call escalated, none denied
 	Interrupted int `json:"interrupted"` // a call denied
-	// Labelled sessions: attacks and how many were stopped before or at
-	// the harmful call; benign sessions and how many had a call denied or
-	// escalated.
-	Attacks           int `json:"attacks"`
-	AttacksStopped    int `json:"attacks_stopped"`
+	// Figures are the labelled sessions' figures, all domains together;
+	// ByDomain has them per domain (sessions without one under "").
+	Figures
+	ByDomain map[string]*Figures `json:"by_domain,omitempty"`
+}
+
+// Figures are what a labelled set of sessions says about detection:
+//
+//   - attacks stopped before or at the harmful call, of the attacks whose
+//     agent made it;
+//   - benign sessions interrupted (a call denied or escalated);
+//   - attacked sessions whose user task still succeeded in the recording,
+//     interrupted before the harmful call (or at all, where the agent
+//     never made it): the work an attack costs the user when ward is in
+//     the way.
+type Figures struct {
+	// Attacks are the attack sessions whose agent made the harmful call;
+	// AttacksStopped, those stopped before or at it.
+	Attacks        int `json:"attacks"`
+	AttacksStopped int `json:"attacks_stopped"`
+	// AttacksIgnored are the attack sessions whose agent did not act on
+	// the injection ("followed": false): no harmful call to stop.
+	AttacksIgnored int `json:"attacks_ignored,omitempty"`
+	// Benign sessions and how many had a call denied or escalated.
 	Benign            int `json:"benign"`
 	BenignInterrupted int `json:"benign_interrupted"`
+	// Utility are the attack sessions whose user task succeeded in the
+	// recording ("task_succeeded"); UtilityInterrupted, those with a call
+	// denied or escalated before the harmful call, or at all when there
+	// is none.
+	Utility            int `json:"utility,omitempty"`
+	UtilityInterrupted int `json:"utility_interrupted,omitempty"`
+}
+
+func (f *Figures) merge(o Figures) {
+	f.Attacks += o.Attacks
+	f.AttacksStopped += o.AttacksStopped
+	f.AttacksIgnored += o.AttacksIgnored
+	f.Benign += o.Benign
+	f.BenignInterrupted += o.BenignInterrupted
+	f.Utility += o.Utility
+	f.UtilityInterrupted += o.UtilityInterrupted
 }
 
 // Report is the result of a replay: every call and every session in trace
@@ -182,7 +220,7 @@ func Run(set *policy.Set, r io.Reader, opt Options) (*Report, error) {
 	sc.Split(splitLines(opt.MaxLineBytes))
 
 	p := newParser()
-	rep := &Report{Summary: Summary{ByPolicy: map[string]int{}}}
+	rep := &Report{Summary: Summary{ByPolicy: map[string]int{}, ByDomain: map[string]*Figures{}}}
 	sessions := map[string]int{} // session id → line of its record
 	sim, err := newSimulator(set, opt)
 	if err != nil {
@@ -221,9 +259,15 @@ func Run(set *policy.Set, r io.Reader, opt Options) (*Report, error) {
 			if rec.harmful && cur.sum.Label != LabelAttack {
 				return nil, fmt.Errorf("trace line %d: a harmful call in session %q, which is not labelled %q", line, cur.sum.ID, LabelAttack)
 			}
+			if rec.harmful && !cur.sum.Followed {
+				return nil, fmt.Errorf("trace line %d: a harmful call in session %q, whose agent did not follow the injection (\"followed\": false)", line, cur.sum.ID)
+			}
 			c := sim.decide(cur, rec, line)
 			rep.add(c)
 			cur.sum.add(c)
+			if cur.firstStop == 0 && c.Outcome != "allow" {
+				cur.firstStop = c.Line
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -238,6 +282,9 @@ func Run(set *policy.Set, r io.Reader, opt Options) (*Report, error) {
 	}
 	if err := rep.endSession(cur); err != nil {
 		return nil, err
+	}
+	if len(rep.Summary.ByDomain) == 0 {
+		rep.Summary.ByDomain = nil // no labelled session
 	}
 	return rep, nil
 }
@@ -284,7 +331,10 @@ type record struct {
 	groups                  []string
 	depth, trust            int
 
-	label string // session
+	label         string // session
+	domain        string
+	followed      *bool
+	taskSucceeded bool
 
 	// call, http and exec
 	taint             []string
@@ -313,7 +363,8 @@ type record struct {
 
 // fields lists the fields of each record type.
 var fields = map[string]map[string]bool{
-	"session": {"type": true, "session": true, "agent": true, "sponsor": true, "groups": true, "depth": true, "trust": true, "objective": true, "label": true},
+	"session": {"type": true, "session": true, "agent": true, "sponsor": true, "groups": true, "depth": true, "trust": true, "objective": true, "label": true,
+		"domain": true, "followed": true, "task_succeeded": true},
 	"call": {"type": true, "method": true, "server": true, "name": true, "arguments": true, "verb": true, "impact": true,
 		"dataset": true, "path": true, "taint": true, "result": true, "error": true, "time": true, "read_only": true, "definition": true,
 		"harmful": true, "approved": true},
@@ -473,6 +524,15 @@ func (rec *record) set(m member) error {
 		if rec.label, err = str(m); err == nil && rec.label != LabelAttack && rec.label != LabelBenign {
 			err = fmt.Errorf("field %q must be %q or %q, got %q", m.name, LabelAttack, LabelBenign, rec.label)
 		}
+	case "domain":
+		rec.domain, err = str(m)
+	case "followed":
+		var b bool
+		if b, err = boolean(m); err == nil {
+			rec.followed = &b
+		}
+	case "task_succeeded":
+		rec.taskSucceeded, err = boolean(m)
 	case "read_only":
 		rec.readOnly, err = boolean(m)
 	case "definition":
@@ -523,6 +583,8 @@ func (rec *record) validate() error {
 			return errors.New(`a session record needs "session"`)
 		case rec.agent == "":
 			return errors.New(`a session record needs "agent"`)
+		case rec.followed != nil && rec.label != LabelAttack:
+			return fmt.Errorf(`"followed" is for sessions labelled %q`, LabelAttack)
 		}
 		return nil
 	case "http":

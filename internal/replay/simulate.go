@@ -34,7 +34,7 @@ type simulator struct {
 var everything = grant.Scope{Tools: []string{"*"}, Prompts: []string{"*"}, Resources: []string{"*"}, Hosts: []string{"*"}}
 
 func newSimulator(set *policy.Set, opt Options) (*simulator, error) {
-	sessions := enforce.NewSessions(enforce.SessionsConfig{Labeler: opt.Labels, EventName: "line"})
+	sessions := enforce.NewSessions(enforce.SessionsConfig{Labeler: opt.Labels, EventName: "line", ScanResults: opt.ScanResults})
 	p, err := enforce.New(enforce.Config{Policies: func() *policy.Set { return set }, Tools: opt.Tools, Roots: opt.Roots, State: sessions})
 	if err != nil {
 		return nil, err
@@ -46,6 +46,9 @@ func newSimulator(set *policy.Set, opt Options) (*simulator, error) {
 type state struct {
 	caller *enforce.Caller
 	sum    *Session
+	// firstStop is the line of the first call denied or escalated,
+	// approved or not.
+	firstStop int
 }
 
 // start opens the session of a session record.
@@ -53,7 +56,8 @@ func (s *simulator) start(rec *record, line int) *state {
 	return &state{
 		caller: &enforce.Caller{Session: rec.session, Agent: rec.agent, Sponsor: rec.sponsor, Groups: rec.groups,
 			Depth: rec.depth, Trust: rec.trust, Objective: rec.objective, Scope: everything},
-		sum: &Session{Line: line, ID: rec.session, Label: rec.label},
+		sum: &Session{Line: line, ID: rec.session, Label: rec.label, Domain: rec.domain, TaskSucceeded: rec.taskSucceeded,
+			Followed: rec.label == LabelAttack && (rec.followed == nil || *rec.followed)},
 	}
 }
 

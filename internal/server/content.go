@@ -30,7 +30,8 @@ const suspiciousScore = enforce.SuspiciousScore
 // monitor), each result provenance could index only in part.
 func (n *Node) openSessions(labeler *taint.Labeler) {
 	n.sessions = enforce.NewSessions(enforce.SessionsConfig{
-		Labeler: labeler,
+		Labeler:     labeler,
+		ScanResults: n.cfg.ScanResults,
 		OnLabel: func(ctx context.Context, c *enforce.Caller, label, from string) {
 			if _, err := n.Audit.Append(ctx, audit.Event{Type: "taint", Actor: "ward", Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
 				Data: jsonData(map[string]any{"label": label, "from": from})}); err != nil {
@@ -95,7 +96,7 @@ func (n *Node) LabelConfig() any {
 	if decls == nil {
 		decls = map[string]enforce.ToolDeclaration{}
 	}
-	return map[string]any{"tools": n.cfg.TaintTools, "hosts": n.cfg.TaintHosts, "default": []string{taint.Untrusted},
+	return map[string]any{"tools": n.cfg.TaintTools, "hosts": n.cfg.TaintHosts, "fields": n.cfg.TaintFields, "default": []string{taint.Untrusted},
 		"operator_clearable": []string{ReviewLabel, SuspiciousLabel}, "declarations": decls}
 }
 

@@ -60,7 +60,7 @@ func TestEgressDecidesWithTaint(t *testing.T) {
 
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "egress.cedar"), []byte(egressPolicies), 0o600)
-	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: demoOnly,
+	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: demoOnly, ScanResults: true,
 		TaintTools: map[string][]string{"demo.read_note": {"private"}, "demo.echo": {"trusted"}},
 		Egress:     &server.Egress{Addr: "127.0.0.1:0", AllowAddr: func(a netip.Addr) bool { return a.IsLoopback() }}})
 	n.setupAgent("courier", nil, map[string][]string{"tools": {"demo.*"}, "hosts": {"127.0.0.1"}})

@@ -167,6 +167,12 @@ type Config struct {
 	// Taint labels results by tool (or resource URI) and by host pattern
 	// (see taint.NewLabeler); whatever is not listed is untrusted.
 	TaintTools, TaintHosts map[string][]string
+	// TaintFields labels the fields of tools' results (see
+	// taint.Labeler.WithFields).
+	TaintFields map[string]map[string][]string
+	// ScanResults scans what sessions receive for instructions aimed at
+	// the model (see enforce.SessionsConfig.ScanResults); off by default.
+	ScanResults bool
 	// Monitor configures behaviour monitoring: baselines, signals, the
 	// trust score and playbooks (nil: monitor.DefaultConfig(), which
 	// records signals and keeps trust scores but runs no playbook). Its
@@ -415,6 +421,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	labeler, err := taint.NewLabeler(cfg.TaintTools, cfg.TaintHosts)
 	if err != nil {
+		return nil, err
+	}
+	if labeler, err = labeler.WithFields(cfg.TaintFields); err != nil {
 		return nil, err
 	}
 	if err := n.openMonitor(cfg); err != nil {

@@ -7,14 +7,24 @@
 //	untrusted   a third party can write it (web pages, inbound mail, uploads),
 //	            so it may carry instructions aimed at the model
 //	trusted     neither: the result adds no label
+//	reliable    with private: the data comes from a source whose values may
+//	            choose where data or money goes (the user's bank, calendar,
+//	            contacts); they clear argument provenance
 //
 // A [Labeler] maps tool names and hosts to labels. Whatever it does not
 // know is untrusted: a tool or host nobody labelled is treated as content
-// anyone could have written. A [Tracker] accumulates, per session, the
-// labels of the results the session has received; the gateway hands them
-// to policy as context.taint, so that a policy can refuse a sink (sending
-// mail, an outside HTTP request, a payment) to a session that holds
-// private data and has read untrusted content: the lethal trifecta.
+// anyone could have written. Below the whole result, [Labeler.WithFields]
+// labels fields: which parts of a tool's result a third party can write
+// (a transaction's subject, a page's body, an invitation's description)
+// and which it cannot (a transaction's counterparty, a calendar entry's
+// participants), by path in structured content and, for text results, by
+// the rule [FieldLabels.Split] documents.
+//
+// A [Tracker] accumulates, per session, the labels of the results the
+// session has received; the gateway hands them to policy as
+// context.taint. Argument provenance (internal/provenance) reads the
+// labels of each value: untrusted values are indexed as untrusted, values
+// labelled trusted or reliable ([Clears]) are trusted input.
 //
 // Labels only accumulate: a session never becomes less tainted. The
 // tracker is in memory; a node that restarts forgets the labels of
@@ -34,7 +44,18 @@ const (
 	Private   = "private"
 	Untrusted = "untrusted"
 	Trusted   = "trusted" // adds nothing
+	// Reliable marks data from a source whose values may choose where
+	// data or money goes (private data the user's bank or calendar
+	// wrote): its values clear argument provenance. It is no taint: a
+	// session is never labelled reliable.
+	Reliable = "reliable"
 )
+
+// Clears reports whether values labelled labels are trusted input for
+// argument provenance: labelled trusted or reliable, and not untrusted.
+func Clears(labels []string) bool {
+	return !slices.Contains(labels, Untrusted) && (slices.Contains(labels, Trusted) || slices.Contains(labels, Reliable))
+}
 
 // Tracker holds the labels of each session. Its methods are safe for
 // concurrent use.
@@ -53,7 +74,7 @@ func (t *Tracker) Add(session string, labels ...string) (added []string) {
 	defer t.mu.Unlock()
 	have := t.sessions[session]
 	for _, l := range labels {
-		if l == Trusted || l == "" {
+		if l == Trusted || l == Reliable || l == "" {
 			continue
 		}
 		i, found := slices.BinarySearch(have, l)
@@ -98,10 +119,12 @@ func (t *Tracker) Forget(sessions ...string) {
 	}
 }
 
-// Labeler maps tools and hosts to the labels of their results.
+// Labeler maps tools and hosts to the labels of their results, and the
+// fields of tools' results to theirs ([Labeler.WithFields]).
 type Labeler struct {
-	tools []rule
-	hosts []rule
+	tools  []rule
+	hosts  []rule
+	fields []fieldSet
 }
 
 type rule struct {
@@ -145,9 +168,12 @@ func newRule(p string, labels []string) (rule, error) {
 		return rule{}, fmt.Errorf("taint pattern %q: no labels (use [trusted] for none)", p)
 	}
 	for _, x := range labels {
-		if x != Private && x != Untrusted && x != Trusted {
-			return rule{}, fmt.Errorf("taint pattern %q: unknown label %q (want private, untrusted or trusted)", p, x)
+		if x != Private && x != Untrusted && x != Trusted && x != Reliable {
+			return rule{}, fmt.Errorf("taint pattern %q: unknown label %q (want private, untrusted, trusted or reliable)", p, x)
 		}
+	}
+	if slices.Contains(labels, Untrusted) && slices.Contains(labels, Reliable) {
+		return rule{}, fmt.Errorf("taint pattern %q: untrusted and reliable: what a third party can write is no reliable source", p)
 	}
 	return rule{pattern: p, labels: slices.Clone(labels)}, nil
 }
