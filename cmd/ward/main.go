@@ -143,7 +143,7 @@ func commands() []command {
 				summary: "forensic bundle: every event of the session (and its sub-agents') + C2SP tlog-proofs + checkpoint + keys", run: auditCmd("export")},
 			{name: "verify-bundle", args: "--key FILE|KEY [--session ID] [--allow-unsealed] [--witness-policy FILE] FILE", summary: "check a bundle offline against a pinned log key", run: auditVerifyBundle},
 		}},
-		{name: "replay", args: "TRACE.jsonl|DIR [--policies FILE|DIR]... [--config ward.yaml]", summary: "decide recorded sessions in shadow mode", run: cmdReplay},
+		{name: "replay", args: "TRACE.jsonl|DIR [--policies FILE|DIR]... [--config ward.yaml] [--figures]", summary: "decide recorded sessions in shadow mode", run: cmdReplay},
 		{name: "receipts", args: "--session ID", summary: "signed receipts (DSSE, in-toto) of a session's tool calls, as JSON", run: cmdReceipts},
 		{name: "claim", summary: "agents' claims against receipts and the log", subs: []command{
 			{name: "verify", args: "--session ID --tool SERVER.TOOL [--outcome success] --receipt FILE [--data DIR]", summary: "check a claim against a receipt (or a file of them) and the log", run: claimVerify},
