@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/ward-dev/ward/internal/audit"
@@ -118,12 +119,7 @@ func (r *reconciliation) observe(e audit.Event) {
 
 func (r *reconciliation) apply(ctx context.Context, n *Node, from, size uint64) ([]audit.Event, error) {
 	var reapplied, lost []string
-	ids := make([]string, 0, len(r.ended))
-	for id := range r.ended {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(r.ended)) {
 		s, err := n.Store.GetSession(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
@@ -139,14 +135,10 @@ func (r *reconciliation) apply(ctx context.Context, n *Node, from, size uint64) 
 		}
 		reapplied = append(reapplied, "session "+id+" ended")
 	}
-	agents := make([]string, 0, len(r.quarantined))
-	for a, q := range r.quarantined {
-		if q {
-			agents = append(agents, a)
+	for _, name := range slices.Sorted(maps.Keys(r.quarantined)) {
+		if !r.quarantined[name] {
+			continue
 		}
-	}
-	sort.Strings(agents)
-	for _, name := range agents {
 		ag, err := n.Store.GetAgent(ctx, name)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
@@ -162,12 +154,7 @@ func (r *reconciliation) apply(ctx context.Context, n *Node, from, size uint64) 
 		}
 		reapplied = append(reapplied, "agent "+name+" quarantined")
 	}
-	servers := make([]string, 0, len(r.firstSets))
-	for s := range r.firstSets {
-		servers = append(servers, s)
-	}
-	sort.Strings(servers)
-	for _, server := range servers {
+	for _, server := range slices.Sorted(maps.Keys(r.firstSets)) {
 		if _, err := n.Store.GetToolSet(ctx, server); err == nil {
 			continue
 		} else if !errors.Is(err, store.ErrNotFound) {
@@ -178,12 +165,7 @@ func (r *reconciliation) apply(ctx context.Context, n *Node, from, size uint64) 
 		}
 		reapplied = append(reapplied, "first tool set of "+server+" recreated")
 	}
-	keys := make([]string, 0, len(r.created))
-	for k := range r.created {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(r.created)) {
 		var err error
 		switch kind, name := splitKey(k); kind {
 		case "sponsor":
