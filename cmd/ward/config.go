@@ -215,6 +215,9 @@ type serverConfig struct {
 	// Names: how its tools and prompts are shown to clients, auto
 	// (default), keep or prefix (see gateway.NameMode).
 	Names string `yaml:"names"`
+	// Share: the MCP sessions of one ward session share one connection
+	// to the server (see gateway.Share).
+	Share bool `yaml:"share"`
 }
 
 // defaultServers are the upstreams of `ward up` without a config file.
@@ -722,7 +725,7 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 		if _, err := gateway.ParseNameMode(s.Names); err != nil {
 			return cfg, fmt.Errorf("servers[%d] (%s): %w", i, s.Name, err)
 		}
-		u := server.Upstream{Name: s.Name, Command: s.Command, Dir: s.Dir, URL: s.URL, Builtin: s.Builtin, Roots: s.Roots, Names: s.Names}
+		u := server.Upstream{Name: s.Name, Command: s.Command, Dir: s.Dir, URL: s.URL, Builtin: s.Builtin, Roots: s.Roots, Names: s.Names, Share: s.Share}
 		if len(s.Env) > 0 {
 			u.Env = map[string]string{}
 			for k, v := range s.Env {

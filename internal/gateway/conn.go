@@ -61,7 +61,7 @@ func (s *Session) connect(ctx context.Context, cfg Upstream, initParams json.Raw
 			}
 		}()
 	}
-	conn, err := cfg.Dial(ctx)
+	conn, err := cfg.Dial(withCallerSession(ctx, s.who().Session))
 	if err != nil {
 		return nil, initResult{}, fmt.Errorf("%s: connect: %v", cfg.Name, err)
 	}

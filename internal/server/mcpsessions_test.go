@@ -4,9 +4,14 @@ import (
 	"bufio"
 	"context"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ward-dev/ward/internal/server"
 )
@@ -121,4 +126,42 @@ func TestClientsThatNeverDelete(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
+}
+
+// fsProcesses counts the running filesystem servers serving dir.
+func fsProcesses(t *testing.T, dir string) int {
+	t.Helper()
+	out, _ := exec.Command("pgrep", "-f", "server-filesystem.*"+dir).Output()
+	return len(strings.Fields(string(out)))
+}
+
+// TestSharedServerOneProcess: a client that opens an MCP session per call
+// (and never deletes them) ran one filesystem server process per session;
+// with share: true the sessions of one ward session share one process,
+// and each session still gets its own answers. Without it, one each.
+func TestSharedServerOneProcess(t *testing.T) {
+	for _, share := range []bool{true, false} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "a.txt"), []byte("alpha"), 0o644)
+		pol := t.TempDir()
+		os.WriteFile(filepath.Join(pol, "p.cedar"), []byte(`permit (principal, action == Action::"call_tool", resource in Server::"fs");`), 0o600)
+		n := startNode(t, server.Config{Policies: []string{pol}, Upstreams: []server.Upstream{
+			{Name: "fs", Command: npmServer(t, "server-filesystem", dir), Share: share}}})
+		n.setupAgent("opener", nil, map[string][]string{"tools": {"fs.*"}})
+		creds, _ := n.startSession("opener", "read a file many times", map[string][]string{"tools": {"fs.*"}}, "")
+		for i := 0; i < 4; i++ {
+			cs := n.connect(t, creds.HTTPClient(false), nil)
+			res, err := cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "read_text_file", Arguments: map[string]any{"path": filepath.Join(dir, "a.txt")}})
+			if err != nil || textOf(res) != "alpha" {
+				t.Fatalf("share=%v, session %d: %v %v", share, i, err, res)
+			}
+		}
+		want := 4
+		if share {
+			want = 1
+		}
+		if got := fsProcesses(t, dir); got != want {
+			t.Fatalf("share=%v: %d filesystem server processes for 4 MCP sessions, want %d", share, got, want)
+		}
+	}
 }

@@ -97,6 +97,11 @@ type Upstream struct {
 	// Names is how the server's tools and prompts are shown to clients:
 	// "auto" (default), "keep" or "prefix" (gateway.NameMode).
 	Names string
+	// Share lets the MCP sessions of one ward session share one
+	// connection to the server (one process for a stdio server) instead
+	// of one each (gateway.Share); the operator says the server keeps no
+	// per-connection state that must stay apart between them.
+	Share bool
 }
 
 // Config configures a node.
@@ -733,6 +738,9 @@ func upstreams(cfgs []Upstream, version string) ([]gateway.Upstream, error) {
 			return nil, fmt.Errorf("server %q: %w", u.Name, err)
 		}
 		out[len(out)-1].Names = mode
+		if u.Share {
+			out[len(out)-1] = gateway.Share(out[len(out)-1])
+		}
 	}
 	return out, nil
 }
