@@ -250,10 +250,10 @@ func rawConnect(t *testing.T, url, capabilities string) *rawMCP {
 		t.Fatalf("initialize: HTTP %d", resp.StatusCode)
 	}
 	c.session = resp.Header.Get("Mcp-Session-Id")
-	init := newStream(t, resp).until(`"init"`)
+	answer := newStream(t, resp).until(`"init"`)
 	var res struct{ ProtocolVersion string }
-	if init.Error != nil || json.Unmarshal(init.Result, &res) != nil || res.ProtocolVersion == "" {
-		t.Fatalf("initialize answered %s", init)
+	if answer.Error != nil || json.Unmarshal(answer.Result, &res) != nil || res.ProtocolVersion == "" {
+		t.Fatalf("initialize answered %s", answer)
 	}
 	c.version = res.ProtocolVersion
 	c.accepted(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
@@ -353,19 +353,19 @@ func (s *sseStream) event() (ev sseEvent, ok bool) {
 		}
 		return sseEvent{Data: string(b)}, true
 	}
-	any := false
+	started := false
 	for {
 		line, err := s.r.ReadString('\n')
 		if err != nil {
 			s.done = true
-			if any {
+			if started {
 				return ev, true
 			}
 			return ev, false
 		}
 		line = strings.TrimRight(line, "\r\n")
 		if line == "" {
-			if any {
+			if started {
 				return ev, true
 			}
 			continue
@@ -373,7 +373,7 @@ func (s *sseStream) event() (ev sseEvent, ok bool) {
 		if strings.HasPrefix(line, ":") {
 			continue
 		}
-		any = true
+		started = true
 		field, value, _ := strings.Cut(line, ":")
 		value = strings.TrimPrefix(value, " ")
 		switch field {
