@@ -14,8 +14,9 @@ build:
 	$(GO) build -o ward ./cmd/ward
 
 # The real MCP servers the end-to-end tests run behind the gateway, pinned in
-# testdata/npm/package-lock.json; the official MCP conformance suite and its
-# reference server, pinned in testdata/conformance/package-lock.json.
+# testdata/npm/package-lock.json; the official MCP conformance suite, pinned in
+# testdata/conformance/package-lock.json (its tests build ward's own reference
+# server, testdata/conformance/refserver).
 CONF_DIR := testdata/conformance
 deps: $(NPM_DIR)/node_modules/.installed $(CONF_DIR)/node_modules/.installed
 
