@@ -28,9 +28,11 @@ $(CONF_DIR)/node_modules/.installed: $(CONF_DIR)/package.json $(CONF_DIR)/packag
 	cd $(CONF_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# ./... skips testdata: the conformance reference server is named.
+GOFMT_DIRS := cmd internal interop examples bench testdata/conformance/refserver
 vet:
-	@test -z "$$(gofmt -l cmd internal interop)" || (echo "gofmt needed:"; gofmt -l cmd internal interop; exit 1)
-	$(GO) vet ./...
+	@test -z "$$(gofmt -l $(GOFMT_DIRS))" || (echo "gofmt needed:"; gofmt -l $(GOFMT_DIRS); exit 1)
+	$(GO) vet ./... ./testdata/conformance/refserver
 	cd interop/witness && $(GO) vet ./...
 
 # interop/witness is its own module: it runs ward's witness protocol against
