@@ -279,10 +279,17 @@ func newDeadlineBody(w http.ResponseWriter, body io.ReadCloser, timeout time.Dur
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if errors.Is(err, io.EOF) && !b.read.Swap(true) {
-		_ = b.rc.SetReadDeadline(time.Time{})
+	if errors.Is(err, io.EOF) {
+		b.lift()
 	}
 	return n, err
+}
+
+// lift removes the deadline once the whole body was read.
+func (b *deadlineBody) lift() {
+	if !b.read.Swap(true) {
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
 }
 
 // late reports that the body was not read whole by its deadline. (The
@@ -436,7 +443,46 @@ func (s *sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	if !s.readBody(w, r) {
+		return
+	}
 	s.proxy.ServeHTTP(w, r)
+}
+
+// MaxBodyBytes bounds one request body the sidecar forwards: one MCP
+// message, as the node bounds it (streamable.DefaultMaxBodyBytes).
+const MaxBodyBytes = 4 << 20
+
+// readBody reads a request's body whole, under its deadline, before the
+// request is forwarded. Only then is the connection's read deadline lifted
+// for certain: a body forwarded as it arrives may be read to its length
+// but never to io.EOF, leaving the deadline to cut the answer's stream
+// once it passes. An MCP message is small and the node reads it whole
+// anyway. A body that is late is answered 408, one that is too large 413.
+func (s *sidecar) readBody(w http.ResponseWriter, r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	// Read to io.EOF, which lifts the deadline (deadlineBody.Read).
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		s.refuse(w, http.StatusRequestEntityTooLarge, refusal{"request body too large", s.peerUID(r)}, "",
+			fmt.Sprintf("ward sidecar: the request body exceeds %d bytes: one MCP message must be smaller", MaxBodyBytes))
+		return false
+	case err != nil:
+		if b, ok := r.Context().Value(bodyKey{}).(*deadlineBody); ok && b.late() {
+			s.refuse(w, http.StatusRequestTimeout, refusal{"slow request body", s.peerUID(r)}, "",
+				fmt.Sprintf("ward sidecar: the request body did not arrive within %v: send it at once", s.bodyTimeout))
+			return false
+		}
+		http.Error(w, "ward sidecar: cannot read the request body: "+err.Error(), http.StatusBadRequest)
+		return false
+	}
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	r.Header.Del("Transfer-Encoding")
+	return true
 }
 
 // ownerConnected checks that the connection comes from the owner's uid.

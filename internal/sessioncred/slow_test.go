@@ -2,6 +2,7 @@ package sessioncred
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -293,6 +294,25 @@ func cutsSlowClients(t *testing.T, network string) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK || string(b) != "node ok" {
 			t.Fatalf("a prompt request after the slow ones: %d %q", resp.StatusCode, b)
+		}
+	})
+	t.Run("oversized body", func(t *testing.T) {
+		for _, chunked := range []bool{false, true} {
+			var body io.Reader = bytes.NewReader(make([]byte, MaxBodyBytes+1))
+			if chunked {
+				body = io.MultiReader(body) // no length known: sent chunked
+			}
+			req, _ := http.NewRequest("POST", endpoint, body)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "exceeds") {
+				t.Fatalf("a body of %d bytes (chunked %v): %d %q, want 413", MaxBodyBytes+1, chunked, resp.StatusCode, b)
+			}
 		}
 	})
 	t.Run("streams outlive the timeouts", func(t *testing.T) {
