@@ -18,7 +18,15 @@ build:
 # testdata/conformance/package-lock.json (its tests build ward's own reference
 # server, testdata/conformance/refserver).
 CONF_DIR := testdata/conformance
-deps: $(NPM_DIR)/node_modules/.installed $(CONF_DIR)/node_modules/.installed
+deps: nodejs $(NPM_DIR)/node_modules/.installed $(CONF_DIR)/node_modules/.installed
+
+# Node.js and npm run those servers and the suite: installed from Debian
+# when missing (as root; otherwise say what to install).
+.PHONY: nodejs
+nodejs:
+	@command -v npm >/dev/null 2>&1 || { \
+	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || { echo "make test needs Node.js and npm: install them (Debian: apt-get install nodejs npm)"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
 
 $(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
 	cd $(NPM_DIR) && npm ci --no-audit --no-fund --loglevel=error
