@@ -19,10 +19,15 @@
 //     deleted. `ward up` must refuse to start as on a first start, exit
 //     non-zero and say how to recover; the log must still hold every
 //     acknowledged call.
+//   - wal-loss: the store's write-ahead log is deleted while the node runs
+//     (after a checkpoint), a session is ended, and the node is killed.
+//     `ward up` must start from what ward.db kept without acting as on a
+//     first start, and the ended session must stay ended (the log says it
+//     ended; the store forgot).
 //
 // Usage:
 //
-//	go run ./cmd/wardfault [-short] [-scenarios crash,disk-full,store-loss]
+//	go run ./cmd/wardfault [-short] [-scenarios crash,disk-full,store-loss,wal-loss]
 //	    [-sessions 16] [-kills 5] [-interval 3s] [-budget 100] [-disk-mib 48]
 //	    [-ward PATH] [-dir DIR] [-keep] [-o json]
 //
@@ -57,7 +62,8 @@ type Config struct {
 	// Scenarios to run, of scenarioNames.
 	Scenarios []string
 	// Sessions is the number of concurrent agents of the crash scenario,
-	// DiskSessions that of the disk-full and store-loss scenarios.
+	// DiskSessions that of the disk-full, store-loss and wal-loss
+	// scenarios.
 	Sessions, DiskSessions int
 	// Kills is how many times the crash scenario kills the node.
 	Kills int
@@ -76,10 +82,10 @@ var (
 	shortConfig = Config{Sessions: 4, DiskSessions: 2, Kills: 2, Interval: 700 * time.Millisecond, Budget: 20, DiskMiB: 48}
 )
 
-var scenarioNames = []string{"crash", "disk-full", "store-loss"}
+var scenarioNames = []string{"crash", "disk-full", "store-loss", "wal-loss"}
 
 var scenarios = map[string]func(context.Context, Config, string) (*result, error){
-	"crash": crash, "disk-full": diskFull, "store-loss": storeLoss,
+	"crash": crash, "disk-full": diskFull, "store-loss": storeLoss, "wal-loss": walLoss,
 }
 
 func main() {
@@ -87,7 +93,7 @@ func main() {
 	short := fs.Bool("short", false, "the short run CI makes: fewer agents, kills and seconds (explicit flags still apply)")
 	names := fs.String("scenarios", strings.Join(scenarioNames, ","), "the `scenarios` to run, comma-separated: "+strings.Join(scenarioNames, ", "))
 	sessions := fs.Int("sessions", fullConfig.Sessions, "concurrent agents of the crash scenario (`n`)")
-	diskSessions := fs.Int("disk-sessions", fullConfig.DiskSessions, "concurrent agents of the disk-full and store-loss scenarios (`n`)")
+	diskSessions := fs.Int("disk-sessions", fullConfig.DiskSessions, "concurrent agents of the disk-full, store-loss and wal-loss scenarios (`n`)")
 	kills := fs.Int("kills", fullConfig.Kills, "kill -9s of the crash scenario (`n`)")
 	interval := fs.Duration("interval", fullConfig.Interval, "how long agents call between faults (`duration`)")
 	budget := fs.Int("budget", fullConfig.Budget, "the crash scenario's group budget, calls per hour (`n`)")

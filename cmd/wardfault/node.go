@@ -38,6 +38,7 @@ type node struct {
 	logs   *tailBuffer   // the node's stderr, its last lines
 	hc     *http.Client  // trusts the node's CA, once known
 	starts int
+	said   string // what the last start printed on its standard output
 }
 
 // newNode prepares a node: its data directory and address, and the CLI's
@@ -107,6 +108,7 @@ func (n *node) start(ctx context.Context, extra ...string) error {
 		close(n.exited)
 	}()
 	var said strings.Builder
+	n.said = ""
 	for up := false; !up; {
 		select {
 		case line, ok := <-lines:
@@ -122,6 +124,7 @@ func (n *node) start(ctx context.Context, extra ...string) error {
 					}
 				}
 			}
+			n.said = said.String()
 			up = strings.Contains(line, "Ctrl-C stops")
 		case <-ctx.Done():
 			n.kill()
