@@ -92,12 +92,12 @@ func main() {
 	fs := flag.NewFlagSet("wardfault", flag.ContinueOnError)
 	short := fs.Bool("short", false, "the short run CI makes: fewer agents, kills and seconds (explicit flags still apply)")
 	names := fs.String("scenarios", strings.Join(scenarioNames, ","), "the `scenarios` to run, comma-separated: "+strings.Join(scenarioNames, ", "))
-	sessions := fs.Int("sessions", fullConfig.Sessions, "concurrent agents of the crash scenario (`n`)")
-	diskSessions := fs.Int("disk-sessions", fullConfig.DiskSessions, "concurrent agents of the disk-full, store-loss and wal-loss scenarios (`n`)")
-	kills := fs.Int("kills", fullConfig.Kills, "kill -9s of the crash scenario (`n`)")
-	interval := fs.Duration("interval", fullConfig.Interval, "how long agents call between faults (`duration`)")
-	budget := fs.Int("budget", fullConfig.Budget, "the crash scenario's group budget, calls per hour (`n`)")
-	diskMiB := fs.Int("disk-mib", fullConfig.DiskMiB, "size of the disk-full scenario's tmpfs (`MiB`)")
+	sessions := fs.Int("sessions", fullConfig.Sessions, "`number` of concurrent agents of the crash scenario")
+	diskSessions := fs.Int("disk-sessions", fullConfig.DiskSessions, "`number` of concurrent agents of the disk-full, store-loss and wal-loss scenarios")
+	kills := fs.Int("kills", fullConfig.Kills, "`number` of kill -9s of the crash scenario")
+	interval := fs.Duration("interval", fullConfig.Interval, "how long agents call between faults")
+	budget := fs.Int("budget", fullConfig.Budget, "the crash scenario's group budget, in `calls` per hour")
+	diskMiB := fs.Int("disk-mib", fullConfig.DiskMiB, "size of the disk-full scenario's tmpfs, in `MiB`")
 	ward := fs.String("ward", "", "the ward `binary` to test (default: built from this repository)")
 	dir := fs.String("dir", "", "work `directory` (default: a new temporary one, removed unless something was lost or -keep)")
 	keep := fs.Bool("keep", false, "keep the work directory")
@@ -151,7 +151,10 @@ func main() {
 	}
 	switch {
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "wardfault: %v (work directory %s)\n", err, cfg.Dir)
+		if cfg.Dir != "" {
+			err = fmt.Errorf("%w (work directory %s)", err, cfg.Dir)
+		}
+		fmt.Fprintf(os.Stderr, "wardfault: %v\n", err)
 		os.Exit(2)
 	case lost:
 		fmt.Fprintf(os.Stderr, "wardfault: something was lost or broken; work directory kept: %s\n", cfg.Dir)

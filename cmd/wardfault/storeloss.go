@@ -71,10 +71,7 @@ var credential = regexp.MustCompile(`WARD_TOKEN=ward_[A-Za-z0-9_-]{43}`)
 func refusalLine(out string) string {
 	for _, line := range strings.Split(out, "\n") {
 		if strings.Contains(line, "is empty") {
-			if len(line) > 240 {
-				line = line[:240] + "…"
-			}
-			return strings.TrimSpace(line)
+			return firstWords(strings.TrimSpace(line), 1000)
 		}
 	}
 	return "(no line says the store is empty)"
@@ -213,7 +210,7 @@ func firstWords(s string, n int) string {
 func firstLine(s string) string {
 	for _, line := range strings.Split(s, "\n") {
 		if strings.Contains(line, "ward.db") || strings.Contains(line, "store") {
-			return firstWords(strings.TrimSpace(line), 240)
+			return firstWords(strings.TrimSpace(line), 1000)
 		}
 	}
 	return firstWords(s, 240)
