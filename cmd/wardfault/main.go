@@ -24,10 +24,14 @@
 //     `ward up` must start from what ward.db kept without acting as on a
 //     first start, and the ended session must stay ended (the log says it
 //     ended; the store forgot).
+//   - damage: pages of a killed node's store are overwritten. A damaged
+//     audit index (derived from the log) must be rebuilt on start and
+//     recorded; a damaged sessions table must stop the start, naming the
+//     table and what to do.
 //
 // Usage:
 //
-//	go run ./cmd/wardfault [-short] [-scenarios crash,disk-full,store-loss,wal-loss]
+//	go run ./cmd/wardfault [-short] [-scenarios crash,disk-full,store-loss,wal-loss,damage]
 //	    [-sessions 16] [-kills 5] [-interval 3s] [-budget 100] [-disk-mib 48]
 //	    [-ward PATH] [-dir DIR] [-keep] [-o json]
 //
@@ -62,8 +66,7 @@ type Config struct {
 	// Scenarios to run, of scenarioNames.
 	Scenarios []string
 	// Sessions is the number of concurrent agents of the crash scenario,
-	// DiskSessions that of the disk-full, store-loss and wal-loss
-	// scenarios.
+	// DiskSessions that of the others.
 	Sessions, DiskSessions int
 	// Kills is how many times the crash scenario kills the node.
 	Kills int
@@ -82,10 +85,10 @@ var (
 	shortConfig = Config{Sessions: 4, DiskSessions: 2, Kills: 2, Interval: 700 * time.Millisecond, Budget: 20, DiskMiB: 48}
 )
 
-var scenarioNames = []string{"crash", "disk-full", "store-loss", "wal-loss"}
+var scenarioNames = []string{"crash", "disk-full", "store-loss", "wal-loss", "damage"}
 
 var scenarios = map[string]func(context.Context, Config, string) (*result, error){
-	"crash": crash, "disk-full": diskFull, "store-loss": storeLoss, "wal-loss": walLoss,
+	"crash": crash, "disk-full": diskFull, "store-loss": storeLoss, "wal-loss": walLoss, "damage": damage,
 }
 
 func main() {
@@ -93,7 +96,7 @@ func main() {
 	short := fs.Bool("short", false, "the short run CI makes: fewer agents, kills and seconds (explicit flags still apply)")
 	names := fs.String("scenarios", strings.Join(scenarioNames, ","), "the `scenarios` to run, comma-separated: "+strings.Join(scenarioNames, ", "))
 	sessions := fs.Int("sessions", fullConfig.Sessions, "`number` of concurrent agents of the crash scenario")
-	diskSessions := fs.Int("disk-sessions", fullConfig.DiskSessions, "`number` of concurrent agents of the disk-full, store-loss and wal-loss scenarios")
+	diskSessions := fs.Int("disk-sessions", fullConfig.DiskSessions, "`number` of concurrent agents of the other scenarios")
 	kills := fs.Int("kills", fullConfig.Kills, "`number` of kill -9s of the crash scenario")
 	interval := fs.Duration("interval", fullConfig.Interval, "how long agents call between faults")
 	budget := fs.Int("budget", fullConfig.Budget, "the crash scenario's group budget, in `calls` per hour")

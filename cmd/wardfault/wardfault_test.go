@@ -9,8 +9,8 @@ import (
 )
 
 // TestShortRun is the short fault run CI makes: every scenario (crash,
-// disk-full, store-loss, wal-loss) against real ward processes built from
-// this repository, with nothing lost or broken. disk-full needs root (CI runs as root)
+// disk-full, store-loss, wal-loss, damage) against real ward processes
+// built from this repository, with nothing lost or broken. disk-full needs root (CI runs as root)
 // and is skipped, saying why, where it cannot mount.
 func TestShortRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
