@@ -46,12 +46,14 @@ func diskFull(ctx context.Context, cfg Config, dir string) (*result, error) {
 		r.problem("no call was acknowledged before the disk filled")
 	}
 
+	// Counted from before the disk fills: agents may be refused (and
+	// then fail to reconnect) before fill returns.
+	ackedFull, failedFull := l.ackCount(), l.refusals()
 	filler := filepath.Join(mnt, "filler")
 	if err := fill(filler); err != nil {
 		return nil, err
 	}
 	full := time.Now()
-	ackedFull, failedFull := l.ackCount(), l.failed.Load()
 	unready := false
 	for !unready && time.Since(full) < recoverLimit && ctx.Err() == nil {
 		code, _, err := f.node.health()
@@ -63,7 +65,7 @@ func diskFull(ctx context.Context, cfg Config, dir string) (*result, error) {
 	}
 	// Calls are refused now: fail closed.
 	sleep(ctx, cfg.Interval)
-	refusedFull := l.failed.Load() - failedFull
+	refusedFull := l.refusals() - failedFull
 	ackedWhileFull := l.ackCount() - ackedFull
 	if refusedFull == 0 {
 		r.problem("no call was refused in %v on a full disk", cfg.Interval)
@@ -93,7 +95,7 @@ func diskFull(ctx context.Context, cfg Config, dir string) (*result, error) {
 	}
 	sleep(ctx, cfg.Interval)
 	stop()
-	r.note("%d agents on a %d MiB tmpfs; on the full disk %d calls refused, %d acknowledged (before the log saw the disk full), /healthz unready: %v",
+	r.note("%d agents on a %d MiB tmpfs; on the full disk %d calls and connections refused, %d calls acknowledged while it filled, /healthz unready: %v",
 		len(f.creds), cfg.DiskMiB, refusedFull, ackedWhileFull, unready)
 	r.note("space freed: /healthz ready after %v, calls answered again after %v, same process", readyAfter.Round(time.Millisecond), callsAfter.Round(time.Millisecond))
 	return r, finish(ctx, r, f, l, 0)

@@ -28,14 +28,15 @@ type load struct {
 	creds    []*sessioncred.Credentials
 	spendOne int // every spendOne-th call of an agent is of toolSpend, while spendLeft allows
 
-	mu       sync.Mutex
-	acked    map[string]string // call id -> tool
-	errs     map[string]int    // errors, by their first words
-	refused  atomic.Int64      // calls refused by the budget
-	failed   atomic.Int64      // calls that got any other error
-	sent     atomic.Int64
-	inflight atomic.Int64 // calls sent and not yet answered
-	connects atomic.Int64
+	mu            sync.Mutex
+	acked         map[string]string // call id -> tool
+	errs          map[string]int    // errors, by their first words
+	refused       atomic.Int64      // calls refused by the budget
+	failed        atomic.Int64      // calls that got any other error
+	connectFailed atomic.Int64      // MCP sessions that could not be opened
+	sent          atomic.Int64
+	inflight      atomic.Int64 // calls sent and not yet answered
+	connects      atomic.Int64
 
 	// spendLeft is how many more calls of toolSpend agents may start (a
 	// burst), all agents together.
@@ -66,6 +67,7 @@ func (l *load) agent(ctx context.Context, i int, c *sessioncred.Credentials) {
 			Connect(cctx, &mcp.StreamableClientTransport{Endpoint: l.endpoint, HTTPClient: hc, MaxRetries: -1}, nil)
 		cancel()
 		if err != nil {
+			l.connectFailed.Add(1)
 			l.note(err)
 			sleep(ctx, 20*time.Millisecond)
 			continue
@@ -104,6 +106,10 @@ func (l *load) agent(ctx context.Context, i int, c *sessioncred.Credentials) {
 		cs.Close()
 	}
 }
+
+// refusals is how many calls failed, and MCP sessions could not be
+// opened, so far.
+func (l *load) refusals() int64 { return l.failed.Load() + l.connectFailed.Load() }
 
 // note counts an error by its first words (it names the fault).
 func (l *load) note(err error) {

@@ -170,13 +170,16 @@ func checkpoint(ctx context.Context, path string) error {
 	}
 	defer db.Close()
 	var busy, logged, done int
-	if err := db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(FULL)`).Scan(&busy, &logged, &done); err != nil {
-		return fmt.Errorf("checkpoint %s: %w", path, err)
+	for range 10 {
+		if err := db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(FULL)`).Scan(&busy, &logged, &done); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", path, err)
+		}
+		if busy == 0 {
+			return nil
+		}
+		sleep(ctx, 100*time.Millisecond)
 	}
-	if busy != 0 {
-		return fmt.Errorf("checkpoint %s: busy (%d of %d pages done)", path, done, logged)
-	}
-	return nil
+	return fmt.Errorf("checkpoint %s: busy (%d of %d pages done)", path, done, logged)
 }
 
 // oneCall makes one call of toolWork as the session c, on a new MCP session.
