@@ -42,6 +42,7 @@ type Session struct {
 	ringLen    int
 	ringBytes  int       // bytes of retained event data
 	active     int       // HTTP requests in flight, including open streams
+	opening    bool      // its initialize is being opened: in use, though not yet counted in active
 	idleSince  time.Time // when active last fell to 0
 	idle       *time.Timer
 	closeOnce  sync.Once
@@ -92,6 +93,7 @@ func newSession(h *Handler, version string) (*Session, error) {
 		cancel:    cancel,
 		version:   version,
 		idleSince: time.Now(),
+		opening:   true,
 		streams:   make(map[string]*stream),
 		pending:   make(map[jsonrpc.ID]*stream),
 		ring:      make([]*event, h.cfg.MaxRetainedEvents),
@@ -229,6 +231,7 @@ func (s *Session) begin() bool {
 		return false
 	}
 	s.active++
+	s.opening = false // the initialize, now counted in active
 	if s.idle != nil {
 		s.idle.Stop()
 	}
@@ -248,11 +251,12 @@ func (s *Session) end() {
 }
 
 // Idle reports whether the session has no HTTP request in flight and no
-// open stream, and since when.
+// open stream, and since when. A session whose initialize is still being
+// opened is not idle.
 func (s *Session) Idle() (since time.Time, idle bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.idleSince, s.active == 0 && !s.closed
+	return s.idleSince, s.active == 0 && !s.closed && !s.opening
 }
 
 // Retire marks the session closed if it is idle (as the idle timeout
@@ -262,7 +266,7 @@ func (s *Session) Idle() (since time.Time, idle bool) {
 func (s *Session) Retire() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.active > 0 || s.closed {
+	if s.active > 0 || s.closed || s.opening {
 		return false
 	}
 	s.closed = true

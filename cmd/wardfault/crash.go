@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"time"
+)
+
+// crash: agents call tools through a node, which is killed with SIGKILL
+// cfg.Kills times under that load and started again each time. Every
+// call acknowledged to an agent must be in the log, every call the
+// upstream ran must have been recorded before it was forwarded, and the
+// group budget must hold across the restarts exactly.
+//
+// The budget is spent in bursts, one before each kill, each cut in its
+// middle by the kill (calls of it are in flight); after the last start
+// agents spend without bound until the budget refuses them. The calls
+// allowed in the log (not refunded) must then be exactly the budget, and
+// the upstream must have run no more than it: a node that forgot its
+// usage on restart (as ward once did) allows a whole budget more per
+// restart.
+func crash(ctx context.Context, cfg Config, dir string) (*result, error) {
+	r := &result{Scenario: "crash"}
+	f, err := setup(ctx, cfg, dir, filepath.Join(dir, "data"), cfg.Budget, cfg.Sessions)
+	if err != nil {
+		return nil, err
+	}
+	defer f.close()
+	l := newLoad(f.endpoint(), f.creds, spendEvery)
+	stop := runLoad(ctx, l)
+	defer stop()
+	burst := int64(max(1, cfg.Budget/(cfg.Kills+1)))
+	var downtime time.Duration
+	var inflight int64
+	for k := range cfg.Kills {
+		// Under load: calls have been acknowledged since the last start.
+		before := l.ackCount()
+		sleep(ctx, cfg.Interval)
+		if !waitAcks(ctx, l, before+1, time.Minute) {
+			r.problem("no call was acknowledged for a minute after start %d", f.node.starts)
+			return r, nil
+		}
+		// A burst of the budget, killed once half of it has started.
+		l.spendLeft.Store(burst)
+		if !waitFor(ctx, func() bool { return l.spendLeft.Load() <= burst/2 }, time.Minute) {
+			r.problem("the agents did not spend the budget for a minute after start %d", f.node.starts)
+			return r, nil
+		}
+		inflight += l.inflight.Load()
+		f.node.kill()
+		l.spendLeft.Store(0)
+		t := time.Now()
+		if err := f.node.start(ctx); err != nil {
+			r.problem("start after kill %d: %v", k+1, err)
+			return r, nil
+		}
+		downtime += time.Since(t)
+	}
+	before := l.ackCount()
+	sleep(ctx, cfg.Interval)
+	if !waitAcks(ctx, l, before+1, time.Minute) {
+		r.problem("no call was acknowledged for a minute after the last start")
+	}
+	// Spend what is left, and more.
+	l.spendLeft.Store(math.MaxInt64 / 2)
+	if !waitFor(ctx, func() bool { return l.refused.Load() > 0 }, time.Minute) {
+		r.problem("the budget of %d refused no call for a minute after the last start", cfg.Budget)
+	}
+	stop()
+	r.note("%d agents, %d kill -9s, each in a burst of %d budgeted calls, with %d calls in flight in all; %d calls sent, %d refused by the budget, %d failed (node down); a restart took %v on average",
+		len(f.creds), cfg.Kills, burst, inflight, l.sent.Load(), l.refused.Load(), l.failed.Load(), (downtime / time.Duration(cfg.Kills)).Round(time.Millisecond))
+	return r, finish(ctx, r, f, l, cfg.Budget)
+}
+
+// spendEvery: at most every spendEvery-th call of an agent is of the
+// budgeted tool.
+const spendEvery = 3
+
+// waitFor waits until cond holds, for up to limit; it reports whether it
+// did.
+func waitFor(ctx context.Context, cond func() bool, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		sleep(ctx, 5*time.Millisecond)
+	}
+	return true
+}
