@@ -136,6 +136,9 @@ type Config struct {
 	// of package refusal, appending to Audit (which must then implement
 	// refusal.Appender). Close closes it either way.
 	Refusals *refusal.Recorder
+	// Metrics, when set, serves GET /metrics, to loopback clients and
+	// admins only (see metrics.go).
+	Metrics http.Handler
 }
 
 // ApprovalQueue is what the API needs of the approval queue.
@@ -387,6 +390,9 @@ func (s *Server) routes() {
 		m.HandleFunc("POST /v1/sessions/{id}/exec", s.op(s.decideExec))
 		m.HandleFunc("POST /v1/sessions/{id}/runtime", s.op(s.recordRuntime))
 		m.HandleFunc("POST /v1/sessions/{id}/runtime/live", s.op(s.runtimeLive))
+	}
+	if s.cfg.Metrics != nil {
+		m.HandleFunc("GET /metrics", s.metrics)
 	}
 	if s.cfg.Witness != nil {
 		m.Handle("POST /witness/add-checkpoint", s.cfg.Witness)

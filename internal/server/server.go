@@ -62,6 +62,7 @@ import (
 	"github.com/ward-dev/ward/internal/rules"
 	"github.com/ward-dev/ward/internal/store"
 	"github.com/ward-dev/ward/internal/taint"
+	"github.com/ward-dev/ward/internal/telemetry"
 	"github.com/ward-dev/ward/internal/witness"
 )
 
@@ -238,6 +239,7 @@ type Node struct {
 	watch    *watcher
 	redactor *redact.Redactor
 	policies atomic.Pointer[policy.Set]
+	metrics  *telemetry.Metrics // see telemetry.go
 
 	// AdminCredential is set on first start only: the bootstrap credential,
 	// for the caller to show once.
@@ -284,6 +286,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	n := &Node{cfg: cfg, done: make(chan struct{})}
+	n.metrics = n.newMetrics()
 	ok := false
 	defer func() {
 		if !ok {
@@ -328,7 +331,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	// The head (the latest checkpoint made durable) lives outside
 	// DATA/audit, and the log must also extend what the witnesses cosigned.
 	n.Audit, err = audit.Open(audit.Config{Dir: filepath.Join(data, "audit"), Origin: cfg.TrustDomain + "/audit", Signer: signer, Verifier: verifier,
-		Head: filepath.Join(data, "audit.head"), Anchors: []string{filepath.Join(data, "witness", "published")}, AllowUnverified: cfg.AllowUnverifiedAudit})
+		Head: filepath.Join(data, "audit.head"), Anchors: []string{filepath.Join(data, "witness", "published")}, AllowUnverified: cfg.AllowUnverifiedAudit,
+		OnAppend: n.metrics.AuditAppended, OnCommit: n.metrics.AuditCommitted})
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w (restore DATA/audit from a backup that holds everything it had; or, to start anyway and record that you did, pass --allow-unverified-audit)", err)
 	}
@@ -464,7 +468,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	// and the egress proxy count floods together.
 	n.refusals, err = refusal.New(refusal.Config{Audit: n.Audit, OnError: func(err error) {
 		cfg.Logger.Error("recording a summary of refusals failed", "err", err)
-	}})
+	}, OnRefuse: n.metrics.Refused})
 	if err != nil {
 		return nil, err
 	}
@@ -480,7 +484,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		names[i] = u.Name
 	}
 	upHealth := api.NewUpstreams(names)
-	n.Gateway, err = gateway.New(gateway.Config{Upstreams: ups, Guard: n.pipeline, Logger: cfg.Logger, Version: cfg.Version, HoldTimeout: cfg.HoldTimeout,
+	n.Gateway, err = gateway.New(gateway.Config{Upstreams: ups, Guard: meteredGuard{n.pipeline, n.metrics}, Logger: cfg.Logger, Version: cfg.Version, HoldTimeout: cfg.HoldTimeout,
 		OnConnect: upHealth.Record})
 	if err != nil {
 		return nil, err
@@ -490,7 +494,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	acfg := (api.Config{Refusals: n.refusals, Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: n.pipeline,
 		Proofs: grant.NewProofVerifier(grant.ProofVerifierConfig{}), Audit: n.Audit, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
-		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: receiptKey, Index: n, Redactor: redactor})
+		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: receiptKey, Index: n, Redactor: redactor, Metrics: n.metrics.Handler()})
 	if n.Publisher != nil {
 		acfg.Published = n.Publisher.Published
 	}
