@@ -577,9 +577,9 @@ func agentOf(spiffeID string) string {
 	return agent
 }
 
-// agent authenticates an agent session: mutual TLS with its X.509-SVID, or
+// authenticateAgent authenticates an agent session: mutual TLS with its X.509-SVID, or
 // its grant with a DPoP proof. claims is nil for mutual TLS.
-func (s *Server) agent(r *http.Request) (*gateway.Caller, *grant.Claims, error) {
+func (s *Server) authenticateAgent(r *http.Request) (*gateway.Caller, *grant.Claims, error) {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		if uris := r.TLS.PeerCertificates[0].URIs; len(uris) > 0 {
 			claimed(r, uris[0].String(), "unverified client certificate")

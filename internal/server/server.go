@@ -190,6 +190,9 @@ type Config struct {
 	// (store.OpenPostgres) instead of SQLite in DATA/ward.db, in schema
 	// StoreSchema ("": the DSN's search_path).
 	StoreDSN, StoreSchema string
+	// Tracing exports OpenTelemetry traces of every call by OTLP, when its
+	// endpoint is set (see internal/telemetry).
+	Tracing telemetry.TracingConfig
 }
 
 // Record configures what the audit log records of each call besides
@@ -240,6 +243,7 @@ type Node struct {
 	redactor *redact.Redactor
 	policies atomic.Pointer[policy.Set]
 	metrics  *telemetry.Metrics // see telemetry.go
+	tracing  *telemetry.Tracing
 
 	// AdminCredential is set on first start only: the bootstrap credential,
 	// for the caller to show once.
@@ -287,6 +291,12 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, done: make(chan struct{})}
 	n.metrics = n.newMetrics()
+	if cfg.Tracing.Version == "" {
+		cfg.Tracing.Version = cfg.Version
+	}
+	if n.tracing, err = telemetry.NewTracing(cfg.Tracing); err != nil {
+		return nil, err
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -945,7 +955,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	}
 	ctx, n.cancel = context.WithCancel(ctx)
 	n.srv = &http.Server{
-		Handler:           n.API.Handler(),
+		Handler:           n.tracing.Handler(n.API.Handler()),
 		TLSConfig:         n.TLSConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
 		// Request bodies have their own deadline (api.Server); no
@@ -1075,6 +1085,13 @@ func (n *Node) closeState() error {
 	if n.Audit != nil {
 		errs = append(errs, n.Audit.Close())
 	}
+	// Spans still buffered are exported; a collector that is gone costs
+	// them, not the close.
+	ctx, cancel := context.WithTimeout(context.Background(), telemetry.ExportTimeout)
+	if err := n.tracing.Shutdown(ctx); err != nil {
+		n.cfg.Logger.Warn("exporting the last spans failed", "err", err)
+	}
+	cancel()
 	return errors.Join(errs...)
 }
 

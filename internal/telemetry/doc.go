@@ -43,11 +43,13 @@
 //	   │                                  gen_ai.tool.name, gen_ai.operation.name=execute_tool,
 //	   │                                  jsonrpc.request.id, mcp.session.id, ward.decision)
 //	   ├─ ward.decide                     policy, quota, approvals redeemed, decision recorded
-//	   │  └─ ward.audit.append            each audit append made for the call
 //	   ├─ ward.approval.wait              a held call waiting for its approvals
 //	   ├─ tools/call read_file            the upstream call (client span, the upstream's own name)
 //	   └─ ward.audit.record               the outcome recorded
 //
 // A call whose params carry a W3C trace context in _meta (traceparent,
-// tracestate), as the MCP conventions recommend, continues that trace.
+// tracestate), as the MCP conventions recommend, continues that trace;
+// otherwise it is a child of the HTTP request's span. Spans carry who and
+// what (session, agent, server, tool, decision, policies, audit event
+// index), never arguments, results or credentials.
 package telemetry
