@@ -29,6 +29,7 @@ import (
 	"github.com/ward-dev/ward/internal/server"
 	"github.com/ward-dev/ward/internal/taint"
 	"github.com/ward-dev/ward/internal/telemetry"
+	"github.com/ward-dev/ward/internal/webhook"
 	"github.com/ward-dev/ward/internal/witness"
 )
 
@@ -136,6 +137,20 @@ type fileConfig struct {
 	//	  headers: {Authorization: "Bearer ${OTLP_TOKEN}"}
 	//	  sample_ratio: 0.25                       # of the traces started here; default 1
 	Telemetry *telemetryConfig `yaml:"telemetry"`
+	// Webhooks receive alerts, playbook actions and approval changes as
+	// signed JSON (see internal/webhook for the signature and retries):
+	//
+	//	webhooks:
+	//	  - name: soc
+	//	    url: https://hooks.example.org/ward
+	//	    secret: ${WARD_WEBHOOK_SECRET}       # 16+ bytes; keys the HMAC-SHA256 in Ward-Signature
+	//	    events: [alert, "playbook.*", "approval.*"]   # default: all
+	Webhooks []struct {
+		Name   string   `yaml:"name"`
+		URL    string   `yaml:"url"`
+		Secret string   `yaml:"secret"`
+		Events []string `yaml:"events"`
+	} `yaml:"webhooks"`
 }
 
 // telemetryConfig is the telemetry: section.
@@ -680,6 +695,12 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 	cfg.AlertWebhook = fc.AlertWebhook
 	if err := fc.Telemetry.apply(&cfg); err != nil {
 		return cfg, err
+	}
+	for _, w := range fc.Webhooks {
+		cfg.Webhooks = append(cfg.Webhooks, webhook.Endpoint{Name: w.Name, URL: os.ExpandEnv(w.URL), Secret: []byte(os.ExpandEnv(w.Secret)), Events: w.Events})
+	}
+	if _, err := webhook.New(webhook.Config{Endpoints: cfg.Webhooks}); err != nil {
+		return cfg, fmt.Errorf("webhooks: %w", err)
 	}
 	if !fc.Monitor.IsZero() {
 		// Values of the wrong type are reported at their line in the

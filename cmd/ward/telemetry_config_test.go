@@ -40,3 +40,24 @@ func TestTelemetryConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookConfig: webhooks: with the secret from the environment; a
+// short secret or a bad URL is refused without showing either.
+func TestWebhookConfig(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "ward.yaml")
+	t.Setenv("HOOK_SECRET", "0123456789abcdef0123")
+	os.WriteFile(p, []byte("webhooks:\n  - {name: soc, url: https://hooks.example.org/ward, secret: \"${HOOK_SECRET}\", events: [alert, \"approval.*\"]}\n"), 0o600)
+	cfg, err := loadConfig(p)
+	if err != nil || len(cfg.Webhooks) != 1 || string(cfg.Webhooks[0].Secret) != "0123456789abcdef0123" || cfg.Webhooks[0].Events[1] != "approval.*" {
+		t.Fatalf("webhooks: %+v %v", cfg.Webhooks, err)
+	}
+	t.Setenv("HOOK_SECRET", "short-s3cret")
+	if _, err := loadConfig(p); err == nil || strings.Contains(err.Error(), "short-s3cret") {
+		t.Fatalf("short secret: %v", err)
+	}
+	os.WriteFile(p, []byte("webhooks:\n  - {name: soc, url: \"ftp://tok3n@x/\", secret: 0123456789abcdef0123}\n"), 0o600)
+	if _, err := loadConfig(p); err == nil || strings.Contains(err.Error(), "tok3n") {
+		t.Fatalf("bad url: %v", err)
+	}
+}

@@ -63,6 +63,7 @@ import (
 	"github.com/ward-dev/ward/internal/store"
 	"github.com/ward-dev/ward/internal/taint"
 	"github.com/ward-dev/ward/internal/telemetry"
+	"github.com/ward-dev/ward/internal/webhook"
 	"github.com/ward-dev/ward/internal/witness"
 )
 
@@ -193,6 +194,10 @@ type Config struct {
 	// Tracing exports OpenTelemetry traces of every call by OTLP, when its
 	// endpoint is set (see internal/telemetry).
 	Tracing telemetry.TracingConfig
+	// Webhooks receive alerts ("alert"), playbook actions ("playbook.KIND")
+	// and approval changes ("approval.STATE"), signed and retried; every
+	// delivery is recorded ("webhook.delivery"). See internal/webhook.
+	Webhooks []webhook.Endpoint
 }
 
 // Record configures what the audit log records of each call besides
@@ -244,6 +249,7 @@ type Node struct {
 	policies atomic.Pointer[policy.Set]
 	metrics  *telemetry.Metrics // see telemetry.go
 	tracing  *telemetry.Tracing
+	webhooks *webhook.Sender // nil without webhooks
 
 	// AdminCredential is set on first start only: the bootstrap credential,
 	// for the caller to show once.
@@ -448,6 +454,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.openMonitor(cfg); err != nil {
 		return nil, err
 	}
+	if err := n.openWebhooks(cfg); err != nil {
+		return nil, err
+	}
 	redactor, err := openRedactor(filepath.Join(data, "keys", "redact.salt"), cfg.Record)
 	if err != nil {
 		return nil, err
@@ -596,6 +605,8 @@ func (n *Node) recordApproval(r approval.Request) {
 	if _, err := n.Audit.Append(ctx, audit.Event{Type: "approval." + r.State, Actor: "ward", Session: r.Session, Agent: r.Agent, Sponsor: r.Sponsor, Data: jsonData(data)}); err != nil {
 		n.cfg.Logger.Error("recording an approval change failed", "approval", r.ID, "err", err)
 	}
+	data["session"], data["agent"], data["sponsor"] = r.Session, r.Agent, r.Sponsor
+	n.notify("approval."+r.State, data)
 }
 
 // indexChunk is how many audit events one indexing step reads.
@@ -1082,6 +1093,7 @@ func (n *Node) closeState() error {
 	if n.Store != nil {
 		errs = append(errs, n.Store.Close())
 	}
+	n.closeWebhooks() // their outcomes are recorded in the log
 	if n.Audit != nil {
 		errs = append(errs, n.Audit.Close())
 	}
