@@ -37,7 +37,7 @@ $(CONF_DIR)/node_modules/.installed: $(CONF_DIR)/package.json $(CONF_DIR)/packag
 	touch $@
 
 # ./... skips testdata: the conformance reference server is named.
-GOFMT_DIRS := cmd internal interop examples bench testdata/conformance/refserver
+GOFMT_DIRS := cmd internal interop examples bench testdata/conformance/refserver wardauth
 vet:
 	@test -z "$$(gofmt -l $(GOFMT_DIRS))" || (echo "gofmt needed:"; gofmt -l $(GOFMT_DIRS); exit 1)
 	$(GO) vet ./... ./testdata/conformance/refserver

@@ -77,7 +77,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{name: "up", args: "[--config FILE] [--data DIR] [--addr HOST:PORT] [--allow-unverified-audit] [--reinit-store] [-v]",
+		{name: "up", args: "[--config FILE] [--data DIR] [--addr HOST:PORT] [--allow-unverified-audit] [--reinit-store] [--log-format text|json] [--log-level LEVEL] [-v]",
 			summary: "run a node with embedded defaults", run: cmdUp},
 		{name: "admin", summary: "offline administration of a stopped node", subs: []command{
 			{name: "credential", args: "--data DIR", summary: "mint an admin credential offline (node stopped)", run: adminCredential},
@@ -139,8 +139,8 @@ func commands() []command {
 			{name: "search", args: "[--data DIR] [--key FILE|KEY] [--session ID] [--agent A] [--sponsor S] [--type T] [--tool N] [--decision D] [-n N]",
 				summary: "events of the verified log that match (online: GET /v1/audit/events)", run: auditCmd("search")},
 			{name: "prove", args: "[--data DIR] [--key FILE|KEY] INDEX", summary: "an RFC 6962 inclusion proof for event INDEX", run: auditCmd("prove")},
-			{name: "export", args: "--session ID --out FILE [--data DIR] [--key FILE|KEY] [--witnessed]",
-				summary: "forensic bundle: every event of the session (and its sub-agents') + C2SP tlog-proofs + checkpoint + keys", run: auditCmd("export")},
+			{name: "export", args: "--session ID --out FILE [--data DIR] [--key FILE|KEY] [--witnessed] [--format bundle|ocsf]",
+				summary: "forensic bundle: every event of the session (and its sub-agents') + C2SP tlog-proofs + checkpoint + keys; --format ocsf: verified events as OCSF JSON lines for SIEMs", run: auditCmd("export")},
 			{name: "verify-bundle", args: "--key FILE|KEY [--session ID] [--allow-unsealed] [--witness-policy FILE] FILE", summary: "check a bundle offline against a pinned log key", run: auditVerifyBundle},
 		}},
 		{name: "replay", args: "TRACE.jsonl|DIR [--policies FILE|DIR]... [--config ward.yaml] [--figures]", summary: "decide recorded sessions in shadow mode", run: cmdReplay},

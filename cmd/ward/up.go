@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -23,7 +22,7 @@ func cmdUp(args []string, stdout io.Writer) error {
 	addr := fs.String("addr", "", "listen address `HOST:PORT` (default 127.0.0.1:8443)")
 	allowUnverified := fs.Bool("allow-unverified-audit", false, "start even if the audit log fails verification (recorded in the log)")
 	reinitStore := fs.Bool("reinit-store", false, "start over with an empty store next to an existing audit log and CA, after the store was lost (recorded in the log)")
-	verbose := fs.Bool("v", false, "debug logging")
+	logf := addLogFlags(fs)
 	out := outputFlag(fs)
 	if err := parseOut(fs, args, out); err != nil {
 		return err
@@ -45,11 +44,9 @@ func cmdUp(args []string, stdout io.Writer) error {
 	cfg.ReinitStore = *reinitStore
 	cfg.Version = version
 	cfg.ProbeUpstreams = true
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
+	if cfg.Logger, err = logf.logger(os.Stderr); err != nil {
+		return err
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	// Check first what can fail a start, before anything is created: a
 	// first start that failed halfway would leave a node that is neither

@@ -136,6 +136,9 @@ type Config struct {
 	// of package refusal, appending to Audit (which must then implement
 	// refusal.Appender). Close closes it either way.
 	Refusals *refusal.Recorder
+	// Metrics, when set, serves GET /metrics, to loopback clients and
+	// admins only (see metrics.go).
+	Metrics http.Handler
 }
 
 // ApprovalQueue is what the API needs of the approval queue.
@@ -388,6 +391,9 @@ func (s *Server) routes() {
 		m.HandleFunc("POST /v1/sessions/{id}/runtime", s.op(s.recordRuntime))
 		m.HandleFunc("POST /v1/sessions/{id}/runtime/live", s.op(s.runtimeLive))
 	}
+	if s.cfg.Metrics != nil {
+		m.HandleFunc("GET /metrics", s.metrics)
+	}
 	if s.cfg.Witness != nil {
 		m.Handle("POST /witness/add-checkpoint", s.cfg.Witness)
 	}
@@ -571,9 +577,9 @@ func agentOf(spiffeID string) string {
 	return agent
 }
 
-// agent authenticates an agent session: mutual TLS with its X.509-SVID, or
+// authenticateAgent authenticates an agent session: mutual TLS with its X.509-SVID, or
 // its grant with a DPoP proof. claims is nil for mutual TLS.
-func (s *Server) agent(r *http.Request) (*gateway.Caller, *grant.Claims, error) {
+func (s *Server) authenticateAgent(r *http.Request) (*gateway.Caller, *grant.Claims, error) {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		if uris := r.TLS.PeerCertificates[0].URIs; len(uris) > 0 {
 			claimed(r, uris[0].String(), "unverified client certificate")

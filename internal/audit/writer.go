@@ -141,7 +141,11 @@ func (l *Log) commit(batch []*request) {
 	if len(batch) == 0 {
 		return
 	}
+	start := time.Now()
 	first, err := l.write(batch)
+	if l.cfg.OnCommit != nil && (err == nil || errors.As(err, new(*afterDurable))) {
+		l.cfg.OnCommit(len(batch), time.Since(start))
+	}
 	var after *afterDurable
 	switch {
 	case err == nil:

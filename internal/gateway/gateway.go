@@ -263,6 +263,17 @@ func (g *Gateway) Sessions(sessionID string) int {
 	return len(g.sessions[sessionID])
 }
 
+// Open returns how many proxy sessions are open, over all ward sessions.
+func (g *Gateway) Open() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, set := range g.sessions {
+		n += len(set)
+	}
+	return n
+}
+
 // Revoke closes every proxy session of the given ward sessions: their
 // upstream connections are closed and pending requests fail.
 func (g *Gateway) Revoke(sessionIDs ...string) {

@@ -129,7 +129,7 @@ func (s *Session) Receive(ctx context.Context, msg jsonrpc.Message) {
 		go func() {
 			defer func() { <-s.sem }()
 			defer s.recover(m.Method, m.ID)
-			s.handle(m, p)
+			s.handle(ctx, m, p)
 		}()
 	case *jsonrpc.Response:
 		s.clientResponse(m)
@@ -367,7 +367,7 @@ var knownMethods = map[string]bool{
 }
 
 // handle serves one client request, whose params p were read by Receive.
-func (s *Session) handle(req *jsonrpc.Request, p params) {
+func (s *Session) handle(rctx context.Context, req *jsonrpc.Request, p params) {
 	if req.Method == "server/discover" {
 		// The stateless probe of protocol 2026-07-28 clients, which fall
 		// back to initialize on an error: not a refusal to record.
@@ -406,6 +406,7 @@ func (s *Session) handle(req *jsonrpc.Request, p params) {
 	}()
 	ctx, cancel := context.WithTimeout(s.ctx, s.g.cfg.CallTimeout)
 	defer cancel()
+	ctx = spanParent(ctx, rctx, p) // the trace the call belongs to, if traced
 	switch req.Method {
 	case "ping":
 		s.reply(req.ID, map[string]any{})

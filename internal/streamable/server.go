@@ -134,7 +134,9 @@ type SessionHandler interface {
 	Authorize(r *http.Request) error
 	// Receive is called with every client→server message, in arrival
 	// order, one at a time. ctx is the session's context, cancelled when
-	// the session closes. Receive must not block for long.
+	// the session closes, carrying the values of the context of the HTTP
+	// request that delivered msg (its trace span). Receive must not block
+	// for long.
 	Receive(ctx context.Context, msg jsonrpc.Message)
 	// Closed is called once when the session ends (DELETE, idle timeout,
 	// Session.Close or Handler.Close).
@@ -386,7 +388,7 @@ func (h *Handler) servePOST(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(calls) == 0 {
-		if !s.receive(msgs) {
+		if !s.receive(r.Context(), msgs) {
 			h.refuse(w, r, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session closed")
 			return
 		}
@@ -400,7 +402,7 @@ func (h *Handler) servePOST(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, err.Error())
 		return
 	}
-	if !s.receive(msgs) {
+	if !s.receive(r.Context(), msgs) {
 		s.detach(st)
 		h.refuse(w, r, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session closed")
 		return

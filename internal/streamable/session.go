@@ -291,16 +291,33 @@ func (s *Session) checkIdle() {
 
 // receive hands msgs to the session handler in order. It reports false if
 // the session is closed.
-func (s *Session) receive(msgs []jsonrpc.Message) bool {
+func (s *Session) receive(rctx context.Context, msgs []jsonrpc.Message) bool {
 	s.recvMu.Lock()
 	defer s.recvMu.Unlock()
+	ctx := requestValues{Context: s.ctx, req: rctx}
 	for _, m := range msgs {
 		if s.ctx.Err() != nil {
 			return false
 		}
-		s.handler.Receive(s.ctx, m)
+		s.handler.Receive(ctx, m)
 	}
 	return true
+}
+
+// requestValues is the session's context (its cancellation and deadline)
+// carrying the values of the HTTP request that delivered the messages, such
+// as the request's trace span: a message outlives its request, so it must
+// not be cancelled with it, but what it is part of must follow it.
+type requestValues struct {
+	context.Context // the session's
+	req             context.Context
+}
+
+func (c requestValues) Value(key any) any {
+	if v := c.req.Value(key); v != nil {
+		return v
+	}
+	return c.Context.Value(key)
 }
 
 // openRequestStream registers the calls of one POST and returns the
