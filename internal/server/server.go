@@ -189,6 +189,9 @@ type Config struct {
 	// (store.OpenPostgres) instead of SQLite in DATA/ward.db, in schema
 	// StoreSchema ("": the DSN's search_path).
 	StoreDSN, StoreSchema string
+	// JoinToken joins a node to the system whose keys are sealed in the
+	// PostgreSQL store (cluster.go); "": DATA/keys/join.token, if any.
+	JoinToken string
 }
 
 // Record configures what the audit log records of each call besides
@@ -247,6 +250,10 @@ type Node struct {
 
 	handshakes claims
 
+	// Several nodes on one store (cluster.go, feed.go).
+	nodeID      string
+	joinedFresh bool
+
 	indexMu sync.Mutex // one indexing pass at a time
 	mu      sync.Mutex // guards srv, cancel and closed against Serve/Close races
 	closed  bool
@@ -291,10 +298,16 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		}
 	}()
 
+	if cfg.StoreDSN != "" {
+		if err := n.joinStore(ctx); err != nil {
+			return nil, err
+		}
+	}
 	n.CA, n.Created, err = identity.Open(identity.Config{TrustDomain: cfg.TrustDomain, Dir: filepath.Join(data, "ca")})
 	if err != nil {
 		return nil, fmt.Errorf("trust domain CA: %w", err)
 	}
+	n.Created = n.Created || n.joinedFresh
 	if err := os.WriteFile(filepath.Join(data, "bundle.pem"), n.CA.BundlePEM(), 0o644); err != nil {
 		return nil, fmt.Errorf("write bundle: %w", err)
 	}
@@ -313,7 +326,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	skey, vkey, err := noteKeys(filepath.Join(data, "keys"), "audit", cfg.TrustDomain+"/audit")
+	skey, vkey, err := noteKeys(filepath.Join(data, "keys"), "audit", n.auditName())
 	if err != nil {
 		return nil, fmt.Errorf("audit key: %w", err)
 	}
@@ -327,7 +340,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	// The head (the latest checkpoint made durable) lives outside
 	// DATA/audit, and the log must also extend what the witnesses cosigned.
-	n.Audit, err = audit.Open(audit.Config{Dir: filepath.Join(data, "audit"), Origin: cfg.TrustDomain + "/audit", Signer: signer, Verifier: verifier,
+	n.Audit, err = audit.Open(audit.Config{Dir: filepath.Join(data, "audit"), Origin: verifier.Name(), Signer: signer, Verifier: verifier,
 		Head: filepath.Join(data, "audit.head"), Anchors: []string{filepath.Join(data, "witness", "published")}, AllowUnverified: cfg.AllowUnverifiedAudit})
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w (restore DATA/audit from a backup that holds everything it had; or, to start anyway and record that you did, pass --allow-unverified-audit)", err)
@@ -339,10 +352,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	dbPath := filepath.Join(data, "ward.db")
-	if cfg.StoreDSN != "" {
-		if n.Store, err = store.OpenPostgres(ctx, store.Config{DSN: cfg.StoreDSN, Schema: cfg.StoreSchema}); err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
+	if n.Store != nil {
 		dbPath = n.Store.Location()
 	} else if n.Store, err = store.OpenSQLite(ctx, store.Config{Path: dbPath}); err != nil {
 		if strings.Contains(err.Error(), "malformed") || strings.Contains(err.Error(), "not a database") {

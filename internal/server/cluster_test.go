@@ -1,0 +1,133 @@
+package server_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ward-dev/ward/internal/server"
+)
+
+// twoNodes starts node A on a fresh PostgreSQL schema and node B joined
+// to it with A's join token.
+func twoNodes(t *testing.T, cfg server.Config) (a, b *testNode) {
+	t.Helper()
+	dsn, schema := testPostgres(t)
+	cfg.StoreDSN, cfg.StoreSchema = dsn, schema
+	if cfg.Upstreams == nil {
+		cfg.Upstreams = demoOnly
+	}
+	ca := cfg
+	ca.Data = t.TempDir()
+	a = startNode(t, ca)
+	tok, err := os.ReadFile(filepath.Join(ca.Data, "keys", "join.token"))
+	if err != nil {
+		t.Fatalf("the first node wrote no join token: %v", err)
+	}
+	cb := cfg
+	cb.Data = t.TempDir()
+	cb.JoinToken = string(tok)
+	b = startNode(t, cb)
+	b.admin = a.admin
+	return a, b
+}
+
+// TestClusterJoin: a second node joins with the first's token: it has
+// the system's CA and keys, a node id and an audit log of its own, and
+// serves a session started on the first node.
+func TestClusterJoin(t *testing.T) {
+	a, b := twoNodes(t, server.Config{})
+	if a.AdminCredential == "" || b.AdminCredential != "" {
+		t.Fatalf("bootstrap: first node %v, second node %v", a.AdminCredential != "", b.AdminCredential != "")
+	}
+	if string(a.CA.BundlePEM()) != string(b.CA.BundlePEM()) {
+		t.Fatal("the nodes have different CAs")
+	}
+	if a.NodeID() == "" || a.NodeID() == b.NodeID() {
+		t.Fatalf("node ids %q and %q", a.NodeID(), b.NodeID())
+	}
+	for _, n := range []*testNode{a, b} {
+		_, origin, err := server.AuditVerifier(n.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if origin != "test.ward/audit/"+n.NodeID() {
+			t.Fatalf("node %s's audit origin is %q", n.NodeID(), origin)
+		}
+		for _, f := range []string{"keys/grant.key", "keys/receipt.key", "keys/redact.salt", "ca/ca.key", "ca/jwt.key", "keys/join.token"} {
+			st, err := os.Stat(filepath.Join(n.data, f))
+			if err != nil || st.Mode().Perm() != 0o600 {
+				t.Fatalf("%s of node %s: %v %v", f, n.NodeID(), st.Mode(), err)
+			}
+		}
+	}
+	for _, f := range []string{"keys/grant.key", "keys/receipt.key", "keys/redact.salt", "ca/ca.key", "ca/jwt.key"} {
+		x, _ := os.ReadFile(filepath.Join(a.data, f))
+		y, _ := os.ReadFile(filepath.Join(b.data, f))
+		if string(x) != string(y) {
+			t.Fatalf("%s differs between the nodes", f)
+		}
+	}
+	ax, _ := os.ReadFile(filepath.Join(a.data, "keys", "audit.key"))
+	bx, _ := os.ReadFile(filepath.Join(b.data, "keys", "audit.key"))
+	if string(ax) == string(bx) {
+		t.Fatal("the nodes share an audit key")
+	}
+
+	// A session started on A is served on B.
+	a.setupAgent("scribe", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, _ := a.startSession("scribe", "take notes", nil, "")
+	cs := b.connect(t, creds.HTTPClient(false), nil)
+	res, err := cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "demo.read_note", Arguments: map[string]any{"name": "welcome"}})
+	if err != nil || res.IsError {
+		t.Fatalf("call on B with a session from A: %v %+v", err, res)
+	}
+}
+
+// TestClusterJoinRefused: without the token, with a wrong one, or from
+// a data directory of another system, a node does not join.
+func TestClusterJoinRefused(t *testing.T) {
+	dsn, schema := testPostgres(t)
+	cfg := server.Config{Upstreams: demoOnly, StoreDSN: dsn, StoreSchema: schema, Addr: "127.0.0.1:0", TrustDomain: "test.ward"}
+	first := cfg
+	first.Data = t.TempDir()
+	startNode(t, first)
+	open := func(c server.Config) error {
+		n, err := server.Open(context.Background(), c)
+		if err == nil {
+			n.Close()
+		}
+		return err
+	}
+	noToken := cfg
+	noToken.Data = t.TempDir()
+	if err := open(noToken); err == nil || !strings.Contains(err.Error(), "--join") {
+		t.Fatalf("a node without the token: %v", err)
+	}
+	wrong := cfg
+	wrong.Data = t.TempDir()
+	wrong.JoinToken = server.NewJoinToken()
+	if err := open(wrong); err == nil || !strings.Contains(err.Error(), "does not open") {
+		t.Fatalf("a node with another token: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(wrong.Data, "ca", "ca.key")); err == nil {
+		t.Fatal("a refused node kept a CA")
+	}
+	// A data directory of another system, with the right token.
+	tok, _ := os.ReadFile(filepath.Join(first.Data, "keys", "join.token"))
+	alien := server.Config{Data: t.TempDir(), Upstreams: demoOnly, Addr: "127.0.0.1:0", TrustDomain: "test.ward"}
+	if err := open(alien); err != nil {
+		t.Fatal(err)
+	}
+	alien.StoreDSN, alien.StoreSchema, alien.JoinToken = dsn, schema, string(tok)
+	if err := open(alien); err == nil || !strings.Contains(err.Error(), "another ward system") {
+		t.Fatalf("a data directory of another system: %v", err)
+	}
+	if _, err := server.ParseJoinToken("ward-join-v1:short"); err == nil {
+		t.Fatal("a short token was accepted")
+	}
+}
