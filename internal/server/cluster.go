@@ -250,6 +250,9 @@ func (n *Node) joinStore(ctx context.Context) error {
 			return fmt.Errorf("join token: %w", err)
 		}
 	}
+	if err := n.openFeed(ctx); err != nil {
+		return err
+	}
 	if created {
 		n.cfg.Logger.Info("created this ward system's keys, sealed in the store; other nodes join with ward up --join FILE, FILE a copy of this node's join token",
 			"token", tokenPath, "node", id)

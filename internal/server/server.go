@@ -253,6 +253,7 @@ type Node struct {
 	// Several nodes on one store (cluster.go, feed.go).
 	nodeID      string
 	joinedFresh bool
+	feed        *feed
 
 	indexMu sync.Mutex // one indexing pass at a time
 	mu      sync.Mutex // guards srv, cancel and closed against Serve/Close races
@@ -465,7 +466,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		ups[i].Roots = roots[ups[i].Name]
 	}
 	n.Auth, err = authority.New(authority.Config{CA: n.CA, Grants: issuer, Store: n.Store, Audit: n.Audit,
-		SessionTTL: cfg.SessionTTL, MaxSessionTTL: cfg.MaxTTL, MaxDepth: cfg.MaxDepth, OnEnd: n.sessionsEnded, OnTrust: n.watch.trustSet, OnDelegate: n.delegated})
+		SessionTTL: cfg.SessionTTL, MaxSessionTTL: cfg.MaxTTL, MaxDepth: cfg.MaxDepth, OnEnd: n.sessionsEnded, OnTrust: n.watch.trustSet, OnDelegate: n.delegated,
+		Fresh: n.fresh})
 	if err != nil {
 		return nil, err
 	}
@@ -966,6 +968,9 @@ func (n *Node) Serve(ctx context.Context) error {
 	srv := n.srv
 	n.mu.Unlock()
 	go n.sweep(ctx)
+	if n.feed != nil {
+		go n.feed.run(ctx)
+	}
 	if n.cfg.ProbeUpstreams && len(n.cfg.Upstreams) > 0 {
 		go n.probe(ctx)
 	}
