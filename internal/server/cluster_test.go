@@ -14,7 +14,7 @@ import (
 
 // twoNodes starts node A on a fresh PostgreSQL schema and node B joined
 // to it with A's join token.
-func twoNodes(t *testing.T, cfg server.Config) (a, b *testNode) {
+func twoNodes(t testing.TB, cfg server.Config) (a, b *testNode) {
 	t.Helper()
 	dsn, schema := testPostgres(t)
 	cfg.StoreDSN, cfg.StoreSchema = dsn, schema
