@@ -162,7 +162,7 @@ func (f *feed) sync(ctx context.Context) error {
 			f.applied.Store(v)
 			break
 		}
-		f.apply(changes)
+		f.apply(ctx, changes)
 		f.applied.Store(changes[len(changes)-1].Seq)
 	}
 	f.fresh.Store(start.UnixNano())
@@ -170,7 +170,7 @@ func (f *feed) sync(ctx context.Context) error {
 }
 
 // apply enforces changes here.
-func (f *feed) apply(changes []store.Change) {
+func (f *feed) apply(ctx context.Context, changes []store.Change) {
 	var ended []string
 	for _, c := range changes {
 		switch c.Kind {
@@ -178,6 +178,10 @@ func (f *feed) apply(changes []store.Change) {
 			ended = append(ended, c.Subject)
 		case store.ChangeAgent:
 			f.n.Auth.AgentChanged(c.Subject)
+		case store.ChangeApproval:
+			if err := f.n.Approvals.Changed(ctx, c.Subject); err != nil {
+				f.n.cfg.Logger.Warn("an approval changed on another node", "approval", c.Subject, "err", err)
+			}
 		}
 	}
 	if len(ended) > 0 {
