@@ -29,8 +29,9 @@ type Ledger interface {
 	// means less than amount is left; retry says when to try again, if
 	// known (0 otherwise).
 	Take(lim Limit, key string, amount float64, now time.Time) (ok bool, retry time.Duration, err error)
-	// Give gives back amount taken for lim and key (a refunded call).
-	Give(lim Limit, key string, amount float64)
+	// Give gives back amount taken for lim and key at time at (a
+	// refunded call).
+	Give(lim Limit, key string, amount float64, at time.Time)
 }
 
 // takeShared takes every use's amount from the ledger, or nothing: on
@@ -47,7 +48,7 @@ func (l *Limiter) takeShared(uses []use, now int64) ([]Exceeded, error) {
 		}
 		for _, back := range uses[:i] {
 			if back.amount != 0 {
-				l.ledger.Give(back.lim.public(), back.key.key, back.amount)
+				l.ledger.Give(back.lim.public(), back.key.key, back.amount, t)
 			}
 		}
 		if err != nil {

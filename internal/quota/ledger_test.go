@@ -34,7 +34,7 @@ func (f *fixedLedger) Take(lim Limit, key string, amount float64, _ time.Time) (
 	return true, 0, nil
 }
 
-func (f *fixedLedger) Give(lim Limit, key string, amount float64) {
+func (f *fixedLedger) Give(lim Limit, key string, amount float64, _ time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.left[lim.ID+"/"+key] += amount
@@ -88,7 +88,7 @@ func TestLedger(t *testing.T) {
 		t.Fatalf("the refused call kept %g of agent b's share", 25-left)
 	}
 	// Cancel gives back.
-	ledger.Give(Limit{ID: "group-budget"}, "swarm", 1)
+	ledger.Give(Limit{ID: "group-budget"}, "swarm", 1, time.Now())
 	r, exceeded, err := nodes[1].Reserve(Call{Session: "s3", Agent: "b", Groups: []string{"swarm"}, Tool: "db.x"})
 	if err != nil || exceeded != nil {
 		t.Fatalf("with one unit given back: %v %v", exceeded, err)

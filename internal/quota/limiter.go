@@ -253,6 +253,7 @@ type Reservation struct {
 	items    []item
 	canceled atomic.Bool
 	ledger   Ledger // given back its share on Cancel
+	at       int64  // when the ledger gave it
 }
 
 type item struct {
@@ -330,7 +331,7 @@ retry:
 		unlockAll(uses)
 		return nil, exceeded, nil
 	}
-	r := &Reservation{items: make([]item, 0, len(uses)), ledger: l.ledger}
+	r := &Reservation{items: make([]item, 0, len(uses)), ledger: l.ledger, at: now}
 	for _, u := range uses {
 		if u.amount == 0 {
 			continue
@@ -413,7 +414,7 @@ func (r *Reservation) Cancel() {
 		}
 		it.b.mu.Unlock()
 		if r.ledger != nil && it.lim != nil {
-			r.ledger.Give(it.lim.public(), it.b.key.key, it.amount)
+			r.ledger.Give(it.lim.public(), it.b.key.key, it.amount, time.Unix(0, r.at))
 		}
 	}
 }

@@ -244,7 +244,7 @@ func backoff(ctx context.Context, attempt int) error {
 
 // postgresTables are ward's tables; CheckIntegrity checks these (and no
 // other table that shares the schema).
-var postgresTables = []string{"agents", "approvals", "audit_index", "change_version", "changes", "credentials", "meta", "principals",
+var postgresTables = []string{"agents", "approvals", "audit_index", "budget_leases", "change_version", "changes", "credentials", "meta", "principals",
 	"schema_migrations", "sealed", "sessions", "tool_pins", "tool_sets"}
 
 // postgresMigrations is the PostgreSQL schema history, version for version
@@ -360,6 +360,8 @@ func postgresMigrations() [][]string {
 		// 8: several nodes on one store (cluster.go): sealed secrets, the
 		// change feed and its triggers, and the audit index by node.
 		postgresClusterSchema,
+		// 9: leases of budgets shared by several nodes (leases.go).
+		postgresLeaseSchema,
 	}
 }
 

@@ -393,5 +393,7 @@ func sqliteMigrations() [][]string {
 		// 8: several nodes on one store (cluster.go): sealed secrets, the
 		// change feed, and the audit index by node.
 		sqliteClusterSchema,
+		// 9: leases of budgets shared by several nodes (leases.go).
+		sqliteLeaseSchema,
 	}
 }
