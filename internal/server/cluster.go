@@ -253,6 +253,7 @@ func (n *Node) joinStore(ctx context.Context) error {
 	if err := n.openFeed(ctx); err != nil {
 		return err
 	}
+	n.leases = newLeaseLedger(n.Store, id)
 	if created {
 		n.cfg.Logger.Info("created this ward system's keys, sealed in the store; other nodes join with ward up --join FILE, FILE a copy of this node's join token",
 			"token", tokenPath, "node", id)

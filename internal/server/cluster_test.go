@@ -16,24 +16,36 @@ import (
 // to it with A's join token.
 func twoNodes(t testing.TB, cfg server.Config) (a, b *testNode) {
 	t.Helper()
+	nodes := clusterNodes(t, cfg, 2)
+	return nodes[0], nodes[1]
+}
+
+// clusterNodes starts k nodes on one fresh PostgreSQL schema: the first
+// creates the system, the others join with its token. Each answers to
+// the first's admin credential.
+func clusterNodes(t testing.TB, cfg server.Config, k int) []*testNode {
+	t.Helper()
 	dsn, schema := testPostgres(t)
 	cfg.StoreDSN, cfg.StoreSchema = dsn, schema
 	if cfg.Upstreams == nil {
 		cfg.Upstreams = demoOnly
 	}
-	ca := cfg
-	ca.Data = t.TempDir()
-	a = startNode(t, ca)
-	tok, err := os.ReadFile(filepath.Join(ca.Data, "keys", "join.token"))
+	first := cfg
+	first.Data = t.TempDir()
+	nodes := []*testNode{startNode(t, first)}
+	tok, err := os.ReadFile(filepath.Join(first.Data, "keys", "join.token"))
 	if err != nil {
 		t.Fatalf("the first node wrote no join token: %v", err)
 	}
-	cb := cfg
-	cb.Data = t.TempDir()
-	cb.JoinToken = string(tok)
-	b = startNode(t, cb)
-	b.admin = a.admin
-	return a, b
+	for range k - 1 {
+		c := cfg
+		c.Data = t.TempDir()
+		c.JoinToken = string(tok)
+		n := startNode(t, c)
+		n.admin = nodes[0].admin
+		nodes = append(nodes, n)
+	}
+	return nodes
 }
 
 // TestClusterJoin: a second node joins with the first's token: it has

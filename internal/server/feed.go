@@ -90,6 +90,9 @@ func (f *feed) check() error {
 // run follows the feed until ctx ends.
 func (f *feed) run(ctx context.Context) {
 	go f.listen(ctx)
+	if f.n.leases != nil {
+		go f.n.leases.run(ctx)
+	}
 	t := time.NewTicker(feedPoll)
 	defer t.Stop()
 	prune := time.NewTicker(time.Minute)

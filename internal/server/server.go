@@ -254,6 +254,7 @@ type Node struct {
 	nodeID      string
 	joinedFresh bool
 	feed        *feed
+	leases      *leaseLedger
 
 	indexMu sync.Mutex // one indexing pass at a time
 	mu      sync.Mutex // guards srv, cancel and closed against Serve/Close races
@@ -406,7 +407,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 				return nil, fmt.Errorf("limit %q escalates but names no approvers", l.ID)
 			}
 		}
-		if limiter, err = quota.New(quota.Config{Limits: cfg.Limits}); err != nil {
+		if limiter, err = quota.New(quota.Config{Limits: cfg.Limits, Ledger: n.quotaLedger()}); err != nil {
 			return nil, err
 		}
 		n.limiter = limiter
@@ -1079,6 +1080,9 @@ func (n *Node) closeState() error {
 	}
 	if n.Audit != nil {
 		errs = append(errs, n.saveBudgets())
+	}
+	if n.leases != nil {
+		errs = append(errs, n.leases.close())
 	}
 	if n.Store != nil {
 		errs = append(errs, n.Store.Close())
