@@ -181,6 +181,8 @@ func (f *feed) apply(ctx context.Context, changes []store.Change) {
 			ended = append(ended, c.Subject)
 		case store.ChangeAgent:
 			f.n.Auth.AgentChanged(c.Subject)
+		case store.ChangeLabel, store.ChangeUnlabel:
+			f.n.applyLabel(c)
 		case store.ChangeApproval:
 			if err := f.n.Approvals.Changed(ctx, c.Subject); err != nil {
 				f.n.cfg.Logger.Warn("an approval changed on another node", "approval", c.Subject, "err", err)

@@ -547,7 +547,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 
 // delegated gives a sub-agent's session what its parent has been exposed
 // to: the parent can hand it anything it read.
-func (n *Node) delegated(parent, child string) { n.sessions.Delegated(parent, child) }
+func (n *Node) delegated(parent, child string) {
+	n.sessions.Delegated(parent, child)
+	n.shareDelegated(child)
+}
 
 // taintSurvivors treats sessions that outlive a restart as having seen
 // private and untrusted content: their labels and provenance were in

@@ -198,3 +198,34 @@ func TestPostgresAuditIndexByNode(t *testing.T) {
 	mustNil(t, "index after reset", a.IndexAudit(ctx, []AuditRow{row(0, "a0")}))
 	mustNil(t, "index b after reset", b.IndexAudit(ctx, []AuditRow{row(0, "b0")}))
 }
+
+// TestPostgresLabelFeed: labels added and removed are on the change feed,
+// and read back.
+func TestPostgresLabelFeed(t *testing.T) {
+	schema := newPostgresSchema(t)
+	a := openPostgres(t, schema)
+	ctx := t.Context()
+	mustNil(t, "add", a.AddSessionLabels(ctx, "s1", "untrusted", "private"))
+	mustNil(t, "add again", a.AddSessionLabels(ctx, "s1", "untrusted"))
+	mustNil(t, "remove", a.RemoveSessionLabel(ctx, "s1", "private"))
+	mustNil(t, "remove absent", a.RemoveSessionLabel(ctx, "s1", "private"))
+	got, err := a.ChangesSince(ctx, 0, 0)
+	mustNil(t, "changes", err)
+	var seen []string
+	for _, c := range got {
+		session, label, ok := SplitLabelSubject(c.Subject)
+		if !ok || session != "s1" {
+			t.Fatalf("subject %q", c.Subject)
+		}
+		seen = append(seen, c.Kind+" "+label)
+	}
+	want := []string{"label private", "label untrusted", "unlabel private"}
+	if len(seen) != 3 || !(seen[0] == want[0] && seen[1] == want[1] || seen[0] == want[1] && seen[1] == want[0]) || seen[2] != want[2] {
+		t.Fatalf("changes %v, want %v in some order then the removal", seen, want)
+	}
+	labels, err := a.SessionLabels(ctx, "s1")
+	mustNil(t, "labels", err)
+	if len(labels) != 1 || labels[0] != "untrusted" {
+		t.Fatalf("labels %v", labels)
+	}
+}

@@ -245,7 +245,7 @@ func backoff(ctx context.Context, attempt int) error {
 // postgresTables are ward's tables; CheckIntegrity checks these (and no
 // other table that shares the schema).
 var postgresTables = []string{"agents", "approvals", "audit_index", "budget_leases", "change_version", "changes", "credentials", "meta", "principals",
-	"schema_migrations", "sealed", "sessions", "tool_pins", "tool_sets"}
+	"schema_migrations", "sealed", "session_labels", "sessions", "tool_pins", "tool_sets"}
 
 // postgresMigrations is the PostgreSQL schema history, version for version
 // the same schema as sqliteMigrations. Append only: never edit a migration
@@ -362,6 +362,8 @@ func postgresMigrations() [][]string {
 		postgresClusterSchema,
 		// 9: leases of budgets shared by several nodes (leases.go).
 		postgresLeaseSchema,
+		// 10: taint labels of sessions, shared by several nodes (labels.go).
+		postgresLabelSchema,
 	}
 }
 

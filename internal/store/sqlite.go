@@ -395,5 +395,7 @@ func sqliteMigrations() [][]string {
 		sqliteClusterSchema,
 		// 9: leases of budgets shared by several nodes (leases.go).
 		sqliteLeaseSchema,
+		// 10: taint labels of sessions, shared by several nodes (labels.go).
+		sqliteLabelSchema,
 	}
 }
