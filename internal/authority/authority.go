@@ -204,7 +204,10 @@ func (a *Authority) Bootstrap(ctx context.Context) (string, error) {
 		return "", err
 	}
 	ceiling := dataJSON(AllScope)
-	if err := a.cfg.Store.CreatePrincipal(ctx, store.Principal{Name: AdminPrincipal, Kind: "admin", Ceiling: ceiling, Created: a.cfg.Now()}); err != nil {
+	if err := a.cfg.Store.CreatePrincipal(ctx, store.Principal{Name: AdminPrincipal, Kind: "admin", Ceiling: ceiling, Created: a.cfg.Now()}); errors.Is(err, store.ErrExists) {
+		// Another node sharing the store bootstrapped at the same time.
+		return "", nil
+	} else if err != nil {
 		return "", fmt.Errorf("create admin: %w", err)
 	}
 	return a.NewCredential(ctx, AdminPrincipal, "bootstrap")

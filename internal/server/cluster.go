@@ -237,7 +237,10 @@ func (n *Node) joinStore(ctx context.Context) error {
 		if p.TrustDomain != n.cfg.TrustDomain {
 			return fmt.Errorf("the system in %s is trust domain %s, this node's configuration says %s", n.Store.Location(), p.TrustDomain, n.cfg.TrustDomain)
 		}
-		if err := writeShared(data, p); err != nil {
+		// A data directory that receives the CA now is new to the
+		// system: its empty audit log next to a store not yet
+		// bootstrapped (a first node still starting) is no lost store.
+		if made, err = writeShared(data, p); err != nil {
 			return err
 		}
 	}
@@ -294,36 +297,39 @@ func (n *Node) localKeys() (sealedPayload, bool, error) {
 }
 
 // writeShared writes the system's keys into DATA, refusing a data
-// directory that holds other ones.
-func writeShared(data string, p sealedPayload) error {
+// directory that holds other ones; fresh reports that DATA had no CA.
+func writeShared(data string, p sealedPayload) (fresh bool, err error) {
 	for _, f := range sharedFiles {
 		want, ok := p.Files[f]
 		if !ok {
-			return fmt.Errorf("the store's sealed keys lack %s", f)
+			return false, fmt.Errorf("the store's sealed keys lack %s", f)
 		}
 		path := filepath.Join(data, filepath.FromSlash(f))
 		have, err := os.ReadFile(path)
 		switch {
 		case err == nil:
 			if subtle.ConstantTimeCompare(have, want) != 1 {
-				return fmt.Errorf("DATA/%s is not this system's: the data directory %s belongs to another ward system (start this node with an empty data directory to join)", f, data)
+				return false, fmt.Errorf("DATA/%s is not this system's: the data directory %s belongs to another ward system (start this node with an empty data directory to join)", f, data)
 			}
 		case errors.Is(err, os.ErrNotExist):
+			if f == "ca/ca.key" {
+				fresh = true
+			}
 			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-				return err
+				return false, err
 			}
 			mode := os.FileMode(0o600)
 			if strings.HasSuffix(f, ".pem") {
 				mode = 0o644
 			}
 			if err := atomicfile.Write(path, want, mode); err != nil {
-				return fmt.Errorf("write DATA/%s: %w", f, err)
+				return false, fmt.Errorf("write DATA/%s: %w", f, err)
 			}
 		default:
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return fresh, nil
 }
 
 // auditName is the name of a new audit note key, and so the origin of a

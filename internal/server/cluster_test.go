@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -141,5 +142,39 @@ func TestClusterJoinRefused(t *testing.T) {
 	}
 	if _, err := server.ParseJoinToken("ward-join-v1:short"); err == nil {
 		t.Fatal("a short token was accepted")
+	}
+}
+
+// TestClusterStartTogether: three nodes given one operator-made token
+// start at once on a fresh schema: one migrates it, creates the keys and
+// bootstraps; all three come up as one system.
+func TestClusterStartTogether(t *testing.T) {
+	dsn, schema := testPostgres(t)
+	tok := server.NewJoinToken()
+	nodes := make([]*server.Node, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range nodes {
+		wg.Go(func() {
+			nodes[i], errs[i] = server.Open(context.Background(), server.Config{Data: t.TempDir(), Addr: "127.0.0.1:0", TrustDomain: "test.ward",
+				Upstreams: demoOnly, StoreDSN: dsn, StoreSchema: schema, JoinToken: tok})
+		})
+	}
+	wg.Wait()
+	admins := 0
+	for i, n := range nodes {
+		if errs[i] != nil {
+			t.Fatalf("node %d: %v", i, errs[i])
+		}
+		defer n.Close()
+		if n.AdminCredential != "" {
+			admins++
+		}
+		if string(n.CA.BundlePEM()) != string(nodes[0].CA.BundlePEM()) {
+			t.Fatal("the nodes have different CAs")
+		}
+	}
+	if admins != 1 {
+		t.Fatalf("%d nodes bootstrapped an admin", admins)
 	}
 }
