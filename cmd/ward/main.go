@@ -77,7 +77,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{name: "up", args: "[--config FILE] [--data DIR] [--addr HOST:PORT] [--allow-unverified-audit] [--reinit-store] [--log-format text|json] [--log-level LEVEL] [-v]",
+		{name: "up", args: "[--config FILE] [--data DIR] [--addr HOST:PORT] [--join FILE] [--allow-unverified-audit] [--reinit-store] [--log-format text|json] [--log-level LEVEL] [-v]",
 			summary: "run a node with embedded defaults", run: cmdUp},
 		{name: "admin", summary: "offline administration of a stopped node", subs: []command{
 			{name: "credential", args: "--data DIR", summary: "mint an admin credential offline (node stopped)", run: adminCredential},

@@ -23,6 +23,7 @@ func cmdUp(args []string, stdout io.Writer) error {
 	allowUnverified := fs.Bool("allow-unverified-audit", false, "start even if the audit log fails verification (recorded in the log)")
 	reinitStore := fs.Bool("reinit-store", false, "start over with an empty store next to an existing audit log and CA, after the store was lost (recorded in the log)")
 	logf := addLogFlags(fs)
+	join := fs.String("join", "", "join the ward system whose keys are sealed in the configured PostgreSQL store, with the join token in `FILE` (a copy of a node's DATA/keys/join.token)")
 	out := outputFlag(fs)
 	if err := parseOut(fs, args, out); err != nil {
 		return err
@@ -39,6 +40,19 @@ func cmdUp(args []string, stdout io.Writer) error {
 	}
 	if *addr != "" {
 		cfg.Addr = *addr
+	}
+	if *join != "" {
+		if cfg.StoreDSN == "" {
+			return fmt.Errorf("--join: several nodes share a PostgreSQL store; name it in the configuration (store: {postgres: DSN})")
+		}
+		tok, err := os.ReadFile(*join)
+		if err != nil {
+			return fmt.Errorf("--join: %w", err)
+		}
+		if _, err := server.ParseJoinToken(string(tok)); err != nil {
+			return fmt.Errorf("--join %s: %w", *join, err)
+		}
+		cfg.JoinToken = string(tok)
 	}
 	cfg.AllowUnverifiedAudit = *allowUnverified
 	cfg.ReinitStore = *reinitStore

@@ -448,7 +448,7 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrConflict):
 		return http.StatusConflict
-	case errors.Is(err, grant.ErrCapacity):
+	case errors.Is(err, grant.ErrCapacity), errors.Is(err, authority.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, grant.ErrInvalid), errors.Is(err, grant.ErrExpired), errors.Is(err, grant.ErrReplay):
 		return http.StatusUnauthorized

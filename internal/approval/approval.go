@@ -344,32 +344,15 @@ func (q *Queue) Vote(ctx context.Context, id string, v Voter, approve bool, reas
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	now := q.now()
+	if u, ok := q.store.(Updater); ok {
+		return q.voteShared(ctx, u, id, v, approve, reason, now)
+	}
 	r, err := q.get(ctx, id, now)
 	if err != nil {
 		return Request{}, fmt.Errorf("vote: %w", err)
 	}
-	if r.State != StatePending {
-		return Request{}, fmt.Errorf("vote on %s: request is %s: %w", id, r.State, ErrClosed)
-	}
-	kind, groups, err := eligible(&r, v)
-	if err != nil {
-		return Request{}, fmt.Errorf("vote on %s: %w", id, err)
-	}
-	if approve && selfApproval(&r, v) {
-		return Request{}, fmt.Errorf("vote on %s: voter %q: %w", id, v.Name, ErrSelfApproval)
-	}
-	for _, x := range r.Votes {
-		if x.Voter == v.Name {
-			return Request{}, fmt.Errorf("vote on %s: voter %q: %w", id, v.Name, ErrDuplicateVote)
-		}
-	}
-	r.Votes = append(r.Votes, Vote{Voter: v.Name, Groups: groups, Approve: approve, Reason: reason, Time: now, Kind: kind})
-	switch {
-	case !approve:
-		r.State = StateDenied
-	case approvals(&r) >= r.Requirement.Quorum:
-		r.State = StateApproved
-		r.Expires = now.Add(r.Requirement.Timeout)
+	if r, err = q.cast(r, v, approve, reason, now); err != nil {
+		return Request{}, err
 	}
 	if err := q.put(ctx, StatePending, r); err != nil {
 		return Request{}, fmt.Errorf("vote on %s: %w", id, err)
@@ -439,6 +422,13 @@ func (q *Queue) Redeem(ctx context.Context, session, method, name string, args j
 	}
 	if best == nil {
 		return Request{}, false, nil
+	}
+	if u, ok := q.store.(Updater); ok && best.Requirement.SingleUse {
+		r, used, err := q.useShared(ctx, u, best.ID, now)
+		if err != nil {
+			return Request{}, false, fmt.Errorf("redeem %s: %w", best.ID, err)
+		}
+		return r.clone(), used, nil
 	}
 	if best.Requirement.SingleUse {
 		best.State = StateUsed
@@ -554,13 +544,22 @@ func (q *Queue) put(ctx context.Context, old string, r Request) error {
 	if err := q.store.Put(ctx, r); err != nil {
 		return err
 	}
+	q.effects(old, r)
+	return nil
+}
+
+// effects follows a stored change of r from state old: it updates the
+// pending count, wakes waiters and calls OnChange. q.mu must be held.
+func (q *Queue) effects(old string, r Request) {
 	if old != StatePending && r.State == StatePending {
 		q.pending++
 		q.bySession[r.Session]++
 		q.bySponsor[r.Sponsor]++
 	}
 	if old == StatePending && r.State != StatePending {
-		q.pending--
+		// With a shared store the request may have been counted by
+		// another node's queue only (Changed recounts).
+		q.pending = max(0, q.pending-1)
 		q.count(q.bySession, r.Session)
 		q.count(q.bySponsor, r.Sponsor)
 		if ch := q.waiters[r.ID]; ch != nil {
@@ -571,7 +570,6 @@ func (q *Queue) put(ctx context.Context, old string, r Request) error {
 	if q.onChange != nil {
 		q.onChange(r.clone())
 	}
-	return nil
 }
 
 func (q *Queue) normalize(req Requirement) (Requirement, error) {

@@ -103,6 +103,10 @@ type Config struct {
 	// OnDelegate is told of every session delegated from another, before
 	// the child's credentials are returned.
 	OnDelegate func(parent, child string)
+	// Fresh, when set, is asked before every session lookup (Caller):
+	// an error (wrapping ErrUnavailable) refuses the lookup, for a node
+	// that cannot confirm it knows every revocation made elsewhere.
+	Fresh func() error
 }
 
 // Authority is the control plane. It is safe for concurrent use.
@@ -200,7 +204,10 @@ func (a *Authority) Bootstrap(ctx context.Context) (string, error) {
 		return "", err
 	}
 	ceiling := dataJSON(AllScope)
-	if err := a.cfg.Store.CreatePrincipal(ctx, store.Principal{Name: AdminPrincipal, Kind: "admin", Ceiling: ceiling, Created: a.cfg.Now()}); err != nil {
+	if err := a.cfg.Store.CreatePrincipal(ctx, store.Principal{Name: AdminPrincipal, Kind: "admin", Ceiling: ceiling, Created: a.cfg.Now()}); errors.Is(err, store.ErrExists) {
+		// Another node sharing the store bootstrapped at the same time.
+		return "", nil
+	} else if err != nil {
 		return "", fmt.Errorf("create admin: %w", err)
 	}
 	return a.NewCredential(ctx, AdminPrincipal, "bootstrap")
@@ -784,6 +791,11 @@ const DefaultMaxTree = 64
 // Caller returns the gateway view of an active session, or an error wrapping
 // ErrUnauthenticated if it has ended, expired or its agent is quarantined.
 func (a *Authority) Caller(ctx context.Context, sessionID string) (*gateway.Caller, error) {
+	if a.cfg.Fresh != nil {
+		if err := a.cfg.Fresh(); err != nil {
+			return nil, err
+		}
+	}
 	now := a.cfg.Now()
 	if a.isEnded(sessionID) {
 		return nil, a.endedErr(ctx, sessionID)

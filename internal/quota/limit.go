@@ -156,6 +156,9 @@ type Config struct {
 	// DefaultMaxEventsPerKey, otherwise at least MinMaxEventsPerKey. See the
 	// package documentation for what happens when a log is full.
 	MaxEventsPerKey int
+	// Ledger, when set, is usage shared with the limiters of other nodes
+	// (ledger.go): a call also needs its cost from it.
+	Ledger Ledger
 }
 
 // limit is a validated Limit with its window in nanoseconds. Its slices are

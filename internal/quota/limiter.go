@@ -24,6 +24,7 @@ const (
 
 // Limiter enforces a set of limits. It is safe for concurrent use.
 type Limiter struct {
+	ledger          Ledger // nil: this limiter's usage is all there is
 	now             func() time.Time
 	maxKeys         int64
 	maxEventsPerKey int
@@ -65,6 +66,7 @@ func New(cfg Config) (*Limiter, error) {
 		return nil, err
 	}
 	l := &Limiter{
+		ledger:          cfg.Ledger,
 		now:             cfg.Now,
 		maxKeys:         int64(cfg.MaxKeys),
 		maxEventsPerKey: cfg.MaxEventsPerKey,
@@ -250,12 +252,15 @@ type use struct {
 type Reservation struct {
 	items    []item
 	canceled atomic.Bool
+	ledger   Ledger // given back its share on Cancel
+	at       int64  // when the ledger gave it
 }
 
 type item struct {
 	b      *bucket
 	t      int64
 	amount float64
+	lim    *limit // for the ledger; nil for usage restored from history
 }
 
 // Reserve accounts for c. It checks every limit that matches c, for every key
@@ -316,17 +321,23 @@ retry:
 			RetryAfter: time.Duration(b.retryAfter(u.amount, u.lim.Max, u.lim.window)),
 		})
 	}
+	if exceeded == nil && l.ledger != nil {
+		if exceeded, err = l.takeShared(uses, now); err != nil {
+			unlockAll(uses)
+			return nil, nil, fmt.Errorf("quota: the budgets shared with other nodes: %w", err)
+		}
+	}
 	if exceeded != nil {
 		unlockAll(uses)
 		return nil, exceeded, nil
 	}
-	r := &Reservation{items: make([]item, 0, len(uses))}
+	r := &Reservation{items: make([]item, 0, len(uses)), ledger: l.ledger, at: now}
 	for _, u := range uses {
 		if u.amount == 0 {
 			continue
 		}
 		u.b.add(u.amount, u.lim.window, l.maxEventsPerKey)
-		r.items = append(r.items, item{b: u.b, t: u.b.clock, amount: u.amount})
+		r.items = append(r.items, item{b: u.b, t: u.b.clock, amount: u.amount, lim: u.lim})
 	}
 	unlockAll(uses)
 	return r, nil, nil
@@ -402,6 +413,9 @@ func (r *Reservation) Cancel() {
 			it.b.refund(it.t, it.amount)
 		}
 		it.b.mu.Unlock()
+		if r.ledger != nil && it.lim != nil {
+			r.ledger.Give(it.lim.public(), it.b.key.key, it.amount, time.Unix(0, r.at))
+		}
 	}
 }
 

@@ -25,6 +25,42 @@ func (a approvalStore) Put(ctx context.Context, r approval.Request) error {
 		CallHash: r.CallHash, Created: r.Created, Doc: doc})
 }
 
+// Update implements approval.Updater with the store's row-locked
+// update, so that queues of several nodes share the store safely.
+func (a approvalStore) Update(ctx context.Context, id string, fn func(approval.Request) (approval.Request, error)) (approval.Request, error) {
+	var fnErr error
+	rec, err := a.st.UpdateApproval(ctx, id, func(rec store.ApprovalRecord) (store.ApprovalRecord, error) {
+		fnErr = nil
+		r, err := decodeApproval(rec.Doc)
+		if err != nil {
+			return rec, err
+		}
+		next, err := fn(r)
+		if err != nil {
+			fnErr = err
+			return rec, err
+		}
+		doc, err := json.Marshal(next)
+		if err != nil {
+			return rec, err
+		}
+		rec.State, rec.Doc = next.State, doc
+		return rec, nil
+	})
+	if fnErr != nil {
+		return approval.Request{}, fnErr
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return approval.Request{}, fmt.Errorf("approval request %q: %w", id, approval.ErrNotFound)
+	}
+	if err != nil {
+		return approval.Request{}, err
+	}
+	return decodeApproval(rec.Doc)
+}
+
+var _ approval.Updater = approvalStore{}
+
 func (a approvalStore) Get(ctx context.Context, id string) (approval.Request, error) {
 	doc, err := a.st.GetApproval(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {

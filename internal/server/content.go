@@ -37,6 +37,7 @@ func (n *Node) openSessions(labeler *taint.Labeler) {
 				Data: jsonData(map[string]any{"label": label, "from": from})}); err != nil {
 				n.cfg.Logger.Error("recording a taint label failed", "session", c.Session, "err", err)
 			}
+			n.shareLabels(ctx, c.Session, label)
 		},
 		OnContent: func(ctx context.Context, c *enforce.Caller, source string, event uint64, score int, hits []scan.Hit) {
 			n.record(ctx, c, "signal", map[string]any{"kind": "content", "source": source, "event": event, "score": score, "hits": n.hitList(source, hits)})
@@ -115,6 +116,9 @@ func (n *Node) ClearLabel(ctx context.Context, by store.Principal, session, labe
 	}
 	// Recorded first: a clearing that cannot be recorded does not happen.
 	if _, err := n.Audit.Append(ctx, audit.Event{Type: "taint.clear", Actor: by.Name, Session: session, Data: jsonData(map[string]string{"label": label})}); err != nil {
+		return err
+	}
+	if err := n.unshareLabel(ctx, session, label); err != nil {
 		return err
 	}
 	n.sessions.RemoveLabel(session, label)

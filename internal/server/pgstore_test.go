@@ -22,7 +22,7 @@ import (
 // (WARD_TEST_POSTGRES, default the machine's own) and a new schema name
 // that t's cleanup drops; it skips t if the server is unreachable, unless
 // WARD_REQUIRE_POSTGRES=1.
-func testPostgres(t *testing.T) (dsn, schema string) {
+func testPostgres(t testing.TB) (dsn, schema string) {
 	t.Helper()
 	dsn = os.Getenv("WARD_TEST_POSTGRES")
 	if dsn == "" {

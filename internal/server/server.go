@@ -198,6 +198,9 @@ type Config struct {
 	// and approval changes ("approval.STATE"), signed and retried; every
 	// delivery is recorded ("webhook.delivery"). See internal/webhook.
 	Webhooks []webhook.Endpoint
+	// JoinToken joins a node to the system whose keys are sealed in the
+	// PostgreSQL store (cluster.go); "": DATA/keys/join.token, if any.
+	JoinToken string
 }
 
 // Record configures what the audit log records of each call besides
@@ -259,6 +262,12 @@ type Node struct {
 
 	handshakes claims
 
+	// Several nodes on one store (cluster.go, feed.go).
+	nodeID      string
+	joinedFresh bool
+	feed        *feed
+	leases      *leaseLedger
+
 	indexMu sync.Mutex // one indexing pass at a time
 	mu      sync.Mutex // guards srv, cancel and closed against Serve/Close races
 	closed  bool
@@ -310,10 +319,16 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		}
 	}()
 
+	if cfg.StoreDSN != "" {
+		if err := n.joinStore(ctx); err != nil {
+			return nil, err
+		}
+	}
 	n.CA, n.Created, err = identity.Open(identity.Config{TrustDomain: cfg.TrustDomain, Dir: filepath.Join(data, "ca")})
 	if err != nil {
 		return nil, fmt.Errorf("trust domain CA: %w", err)
 	}
+	n.Created = n.Created || n.joinedFresh
 	if err := os.WriteFile(filepath.Join(data, "bundle.pem"), n.CA.BundlePEM(), 0o644); err != nil {
 		return nil, fmt.Errorf("write bundle: %w", err)
 	}
@@ -332,7 +347,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	skey, vkey, err := noteKeys(filepath.Join(data, "keys"), "audit", cfg.TrustDomain+"/audit")
+	skey, vkey, err := noteKeys(filepath.Join(data, "keys"), "audit", n.auditName())
 	if err != nil {
 		return nil, fmt.Errorf("audit key: %w", err)
 	}
@@ -346,7 +361,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	// The head (the latest checkpoint made durable) lives outside
 	// DATA/audit, and the log must also extend what the witnesses cosigned.
-	n.Audit, err = audit.Open(audit.Config{Dir: filepath.Join(data, "audit"), Origin: cfg.TrustDomain + "/audit", Signer: signer, Verifier: verifier,
+	n.Audit, err = audit.Open(audit.Config{Dir: filepath.Join(data, "audit"), Origin: verifier.Name(), Signer: signer, Verifier: verifier,
 		Head: filepath.Join(data, "audit.head"), Anchors: []string{filepath.Join(data, "witness", "published")}, AllowUnverified: cfg.AllowUnverifiedAudit,
 		OnAppend: n.metrics.AuditAppended, OnCommit: n.metrics.AuditCommitted})
 	if err != nil {
@@ -359,10 +374,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	dbPath := filepath.Join(data, "ward.db")
-	if cfg.StoreDSN != "" {
-		if n.Store, err = store.OpenPostgres(ctx, store.Config{DSN: cfg.StoreDSN, Schema: cfg.StoreSchema}); err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
+	if n.Store != nil {
 		dbPath = n.Store.Location()
 	} else if n.Store, err = store.OpenSQLite(ctx, store.Config{Path: dbPath}); err != nil {
 		if strings.Contains(err.Error(), "malformed") || strings.Contains(err.Error(), "not a database") {
@@ -415,7 +427,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 				return nil, fmt.Errorf("limit %q escalates but names no approvers", l.ID)
 			}
 		}
-		if limiter, err = quota.New(quota.Config{Limits: cfg.Limits}); err != nil {
+		if limiter, err = quota.New(quota.Config{Limits: cfg.Limits, Ledger: n.quotaLedger()}); err != nil {
 			return nil, err
 		}
 		n.limiter = limiter
@@ -478,7 +490,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		ups[i].Roots = roots[ups[i].Name]
 	}
 	n.Auth, err = authority.New(authority.Config{CA: n.CA, Grants: issuer, Store: n.Store, Audit: n.Audit,
-		SessionTTL: cfg.SessionTTL, MaxSessionTTL: cfg.MaxTTL, MaxDepth: cfg.MaxDepth, OnEnd: n.sessionsEnded, OnTrust: n.watch.trustSet, OnDelegate: n.delegated})
+		SessionTTL: cfg.SessionTTL, MaxSessionTTL: cfg.MaxTTL, MaxDepth: cfg.MaxDepth, OnEnd: n.sessionsEnded, OnTrust: n.watch.trustSet, OnDelegate: n.delegated,
+		Fresh: n.fresh})
 	if err != nil {
 		return nil, err
 	}
@@ -557,7 +570,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 
 // delegated gives a sub-agent's session what its parent has been exposed
 // to: the parent can hand it anything it read.
-func (n *Node) delegated(parent, child string) { n.sessions.Delegated(parent, child) }
+func (n *Node) delegated(parent, child string) {
+	n.sessions.Delegated(parent, child)
+	n.shareDelegated(child)
+}
 
 // taintSurvivors treats sessions that outlive a restart as having seen
 // private and untrusted content: their labels and provenance were in
@@ -981,6 +997,9 @@ func (n *Node) Serve(ctx context.Context) error {
 	srv := n.srv
 	n.mu.Unlock()
 	go n.sweep(ctx)
+	if n.feed != nil {
+		go n.feed.run(ctx)
+	}
 	if n.cfg.ProbeUpstreams && len(n.cfg.Upstreams) > 0 {
 		go n.probe(ctx)
 	}
@@ -1089,6 +1108,9 @@ func (n *Node) closeState() error {
 	}
 	if n.Audit != nil {
 		errs = append(errs, n.saveBudgets())
+	}
+	if n.leases != nil {
+		errs = append(errs, n.leases.close())
 	}
 	if n.Store != nil {
 		errs = append(errs, n.Store.Close())

@@ -33,9 +33,9 @@ func (s *Store) IndexAudit(ctx context.Context, rows []AuditRow) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		for _, r := range rows {
 			if _, err := tx.ExecContext(ctx,
-				`INSERT INTO audit_index (idx, time, type, session, agent, sponsor, name, decision)
-				 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idx) DO NOTHING`,
-				int64(r.Index), r.Time.UnixNano(), r.Type, r.Session, r.Agent, r.Sponsor, r.Name, r.Decision); err != nil {
+				`INSERT INTO audit_index (node, idx, time, type, session, agent, sponsor, name, decision)
+				 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
+				s.node, int64(r.Index), r.Time.UnixNano(), r.Type, r.Session, r.Agent, r.Sponsor, r.Name, r.Decision); err != nil {
 				return fmt.Errorf("index audit event %d: %w", r.Index, err)
 			}
 		}
@@ -49,7 +49,7 @@ func (s *Store) AuditIndexed(ctx context.Context) (uint64, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	var n sql.NullInt64
-	if err := s.r.QueryRowContext(ctx, `SELECT MAX(idx) FROM audit_index`).Scan(&n); err != nil {
+	if err := s.r.QueryRowContext(ctx, `SELECT MAX(idx) FROM audit_index WHERE node = $1`, s.node).Scan(&n); err != nil {
 		return 0, fmt.Errorf("audit index: %w", err)
 	}
 	if !n.Valid {
@@ -62,8 +62,8 @@ func (s *Store) AuditIndexed(ctx context.Context) (uint64, error) {
 func (s *Store) SearchAudit(ctx context.Context, q AuditQuery) ([]uint64, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	var where []string
-	var args []any
+	where := []string{"node = $1"}
+	args := []any{s.node}
 	add := func(col, v string) {
 		if v != "" {
 			args = append(args, v)
@@ -88,10 +88,7 @@ func (s *Store) SearchAudit(ctx context.Context, q AuditQuery) ([]uint64, error)
 	if limit <= 0 || limit > 100_000 {
 		limit = 1000
 	}
-	sqlText := `SELECT idx FROM audit_index`
-	if len(where) > 0 {
-		sqlText += ` WHERE ` + strings.Join(where, " AND ")
-	}
+	sqlText := `SELECT idx FROM audit_index WHERE ` + strings.Join(where, " AND ")
 	sqlText += fmt.Sprintf(` ORDER BY idx DESC LIMIT %d`, limit)
 	rows, err := s.r.QueryContext(ctx, sqlText, args...)
 	if err != nil {

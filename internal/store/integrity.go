@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -128,7 +129,7 @@ func (s *Store) ResetAuditIndex(ctx context.Context) error {
 		}
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		for _, stmt := range auditIndexSchema {
+		for _, stmt := range slices.Concat(auditIndexSchema, sqliteAuditIndexByNode) {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("reset audit index: %w", err)
 			}
@@ -143,7 +144,7 @@ func (s *Store) LastIndexed(ctx context.Context) (row AuditRow, ok bool, err err
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	var idx, t int64
-	err = s.r.QueryRowContext(ctx, `SELECT idx, time, type, session, agent, sponsor, name, decision FROM audit_index ORDER BY idx DESC LIMIT 1`).
+	err = s.r.QueryRowContext(ctx, `SELECT idx, time, type, session, agent, sponsor, name, decision FROM audit_index WHERE node = $1 ORDER BY idx DESC LIMIT 1`, s.node).
 		Scan(&idx, &t, &row.Type, &row.Session, &row.Agent, &row.Sponsor, &row.Name, &row.Decision)
 	if errors.Is(err, sql.ErrNoRows) {
 		return AuditRow{}, false, nil

@@ -159,7 +159,7 @@ func OpenPostgres(ctx context.Context, cfg Config) (*Store, error) {
 	if err := migrate(ctx, db, postgresMigrations(), postgresMigrationSetup(cfg.Schema, schema)); err != nil {
 		return fail(err)
 	}
-	s := &Store{w: db, r: db, pg: true, schema: schema, where: fmt.Sprintf("PostgreSQL %s, schema %s", where, schema),
+	s := &Store{w: db, r: db, pg: true, schema: schema, node: cfg.Node, pgcfg: cc, where: fmt.Sprintf("PostgreSQL %s, schema %s", where, schema),
 		timeout: cfg.Timeout, now: time.Now}
 	if err := s.prepare(ctx); err != nil {
 		_ = s.Close()
@@ -176,6 +176,8 @@ func (c Config) validatePostgres() error {
 		return errors.New("the DSN is empty")
 	case c.Schema != "" && !schemaName.MatchString(c.Schema):
 		return fmt.Errorf("schema %q is not a lowercase identifier ([a-z_][a-z0-9_]*, at most 63 bytes)", c.Schema)
+	case c.Node != "" && !nodeName.MatchString(c.Node):
+		return fmt.Errorf("node %q is not a node name ([a-z0-9][a-z0-9-]*, at most 63 bytes)", c.Node)
 	case c.Timeout < 0:
 		return errors.New("timeout is negative")
 	case c.MaxConns < 0:
@@ -242,8 +244,8 @@ func backoff(ctx context.Context, attempt int) error {
 
 // postgresTables are ward's tables; CheckIntegrity checks these (and no
 // other table that shares the schema).
-var postgresTables = []string{"agents", "approvals", "audit_index", "credentials", "meta", "principals",
-	"schema_migrations", "sessions", "tool_pins", "tool_sets"}
+var postgresTables = []string{"agents", "approvals", "audit_index", "budget_leases", "change_version", "changes", "credentials", "meta", "principals",
+	"schema_migrations", "sealed", "session_labels", "sessions", "tool_pins", "tool_sets"}
 
 // postgresMigrations is the PostgreSQL schema history, version for version
 // the same schema as sqliteMigrations. Append only: never edit a migration
@@ -355,6 +357,13 @@ func postgresMigrations() [][]string {
 		{
 			`CREATE INDEX sessions_root_active ON sessions (root_id) WHERE status = 'active'`,
 		},
+		// 8: several nodes on one store (cluster.go): sealed secrets, the
+		// change feed and its triggers, and the audit index by node.
+		postgresClusterSchema,
+		// 9: leases of budgets shared by several nodes (leases.go).
+		postgresLeaseSchema,
+		// 10: taint labels of sessions, shared by several nodes (labels.go).
+		postgresLabelSchema,
 	}
 }
 
@@ -493,7 +502,7 @@ func (s *Store) resetPostgresAuditIndex(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS audit_index`); err != nil {
 			return fmt.Errorf("reset audit index: %w", err)
 		}
-		for _, stmt := range postgresAuditIndexSchema {
+		for _, stmt := range slices.Concat(postgresAuditIndexSchema, postgresAuditIndexByNode) {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("reset audit index: %w", err)
 			}

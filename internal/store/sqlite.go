@@ -58,6 +58,10 @@ type Config struct {
 	// MaxConns is the size of the PostgreSQL connection pool; 0 means
 	// DefaultMaxConns.
 	MaxConns int
+	// Node names the ward node that opens the store, when several share
+	// one PostgreSQL schema (cluster.go): the audit index describes this
+	// node's log. [a-z0-9][a-z0-9-]*, at most 63 bytes; "" on SQLite.
+	Node string
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at cfg.Path,
@@ -148,7 +152,7 @@ func OpenSQLite(ctx context.Context, cfg Config) (*Store, error) {
 
 func (c Config) validate() error {
 	switch {
-	case c.DSN != "" || c.Schema != "" || c.MaxConns != 0:
+	case c.DSN != "" || c.Schema != "" || c.MaxConns != 0 || c.Node != "":
 		return errors.New("the PostgreSQL fields (DSN, Schema, MaxConns) are set: use OpenPostgres")
 	case c.Path == "":
 		return errors.New("path is empty")
@@ -386,5 +390,12 @@ func sqliteMigrations() [][]string {
 		{
 			`CREATE INDEX sessions_root_active ON sessions (root_id) WHERE status = 'active'`,
 		},
+		// 8: several nodes on one store (cluster.go): sealed secrets, the
+		// change feed, and the audit index by node.
+		sqliteClusterSchema,
+		// 9: leases of budgets shared by several nodes (leases.go).
+		sqliteLeaseSchema,
+		// 10: taint labels of sessions, shared by several nodes (labels.go).
+		sqliteLabelSchema,
 	}
 }

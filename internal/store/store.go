@@ -80,6 +80,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Sentinel errors. Callers branch on these with errors.Is.
@@ -242,8 +244,12 @@ type Store struct {
 	r *sql.DB
 	// pg is set for PostgreSQL: write transactions then take the row locks
 	// that SQLite's single writer makes unnecessary (postgres.go).
-	pg      bool
-	schema  string // PostgreSQL: the schema the tables live in
+	pg     bool
+	schema string // PostgreSQL: the schema the tables live in
+	node   string // Config.Node: whose audit log the audit index describes
+	// pgcfg is the PostgreSQL connection's configuration, for the change
+	// feed's listener (cluster.go).
+	pgcfg   *pgx.ConnConfig
 	where   string // Location
 	timeout time.Duration
 	now     func() time.Time

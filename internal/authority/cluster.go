@@ -1,0 +1,42 @@
+package authority
+
+import "errors"
+
+// ErrUnavailable reports that the node cannot decide now because it
+// cannot confirm that it knows the current revocation state (several
+// nodes on one store, and the store's change feed is out of reach). An
+// HTTP server should answer 503 Service Unavailable.
+var ErrUnavailable = errors.New("unavailable")
+
+// EndedElsewhere applies sessions that another node ended (or that
+// expired there): like a local end, they are forgotten, remembered as
+// ended and told to OnEnd. Sessions already known here as ended are
+// skipped, so a node that sees its own ends come back on the change feed
+// does not act twice.
+func (a *Authority) EndedElsewhere(ids []string) {
+	a.mu.Lock()
+	var fresh []string
+	for _, id := range ids {
+		if _, ok := a.ended[id]; !ok {
+			fresh = append(fresh, id)
+		}
+	}
+	a.mu.Unlock()
+	if len(fresh) > 0 {
+		a.endedNow(fresh)
+	}
+}
+
+// AgentChanged forgets what is cached of the agent's sessions after
+// another node changed the agent (quarantined it, released it, set its
+// trust), so the next call reads the store.
+func (a *Authority) AgentChanged(name string) { a.evictAgent(name) }
+
+// ForgetCached forgets every cached session, so that every
+// next call reads the store: for a node that missed part of the change
+// feed.
+func (a *Authority) ForgetCached() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	clear(a.cache)
+}

@@ -1,0 +1,190 @@
+package server_test
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ward-dev/ward/internal/server"
+	"github.com/ward-dev/ward/internal/store"
+)
+
+// pgProxy forwards TCP connections to PostgreSQL until cut: then it
+// closes every connection and refuses new ones, as a network partition
+// between a node and its database does, until restored.
+type pgProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	cut    bool
+	conns  map[net.Conn]bool
+}
+
+func newPGProxy(t *testing.T, target string) *pgProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pgProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	t.Cleanup(func() { ln.Close(); p.setCut(true) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			if p.cut {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			p.conns[c], p.conns[up] = true, true
+			p.mu.Unlock()
+			go func() { io.Copy(up, c); up.Close(); c.Close() }()
+			go func() { io.Copy(c, up); up.Close(); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *pgProxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for c := range p.conns {
+			c.Close()
+		}
+		clear(p.conns)
+	}
+}
+
+// via returns dsn with its host and port replaced by the proxy's.
+func (p *pgProxy) via(t *testing.T, dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = p.ln.Addr().String()
+	return u.String()
+}
+
+// waitApplied waits until n has applied the store's change feed up to
+// the version at the time of the call (read through st).
+func waitApplied(t *testing.T, st *store.Store, n *testNode) {
+	t.Helper()
+	v, err := st.ChangeVersion(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for n.FeedApplied() < v {
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s applied the change feed up to %d of %d", n.NodeID(), n.FeedApplied(), v)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// whoami asks node n who the session of hc is: the status and body.
+func whoami(t *testing.T, n *testNode, hc *http.Client) (int, string) {
+	t.Helper()
+	resp, err := hc.Get(n.url + "/v1/session")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestClusterRevocation: a session ended on node A, and the sessions of
+// an agent quarantined on A, are refused on node B once B has applied
+// the change feed — though B served them a moment before and has them
+// cached.
+func TestClusterRevocation(t *testing.T) {
+	a, b := twoNodes(t, server.Config{})
+	st := a.Store
+	a.setupAgent("scribe", nil, map[string][]string{"tools": {"demo.*"}})
+	ended, endedView := a.startSession("scribe", "one", nil, "")
+	quarantined, _ := a.startSession("scribe", "two", nil, "")
+	for _, c := range []*http.Client{ended.HTTPClient(false), quarantined.HTTPClient(false)} {
+		if status, body := whoami(t, b, c); status != http.StatusOK {
+			t.Fatalf("B before: %d %s", status, body)
+		}
+	}
+	a.must("POST", "/v1/sessions/"+endedView.Session+"/end", map[string]string{"reason": "done"}, nil)
+	waitApplied(t, st, b)
+	if status, body := whoami(t, b, ended.HTTPClient(false)); status != http.StatusUnauthorized || !strings.Contains(body, "ended") {
+		t.Fatalf("B after the end on A: %d %s", status, body)
+	}
+	if status, _ := whoami(t, b, quarantined.HTTPClient(false)); status != http.StatusOK {
+		t.Fatal("ending one session refused another")
+	}
+	a.must("POST", "/v1/agents/scribe/quarantine", map[string]string{}, nil)
+	waitApplied(t, st, b)
+	if status, body := whoami(t, b, quarantined.HTTPClient(false)); status != http.StatusUnauthorized {
+		t.Fatalf("B after the quarantine on A: %d %s", status, body)
+	}
+}
+
+// TestClusterFailsClosed: a node cut off from the database refuses
+// calls that depend on revocation state with 503 and says why, and
+// serves again once it reaches the database.
+func TestClusterFailsClosed(t *testing.T) {
+	dsn, schema := testPostgres(t)
+	u, _ := url.Parse(dsn)
+	proxy := newPGProxy(t, u.Host)
+	cfg := server.Config{Upstreams: demoOnly, StoreDSN: dsn, StoreSchema: schema, Data: t.TempDir()}
+	a := startNode(t, cfg)
+	tok, _ := os.ReadFile(filepath.Join(cfg.Data, "keys", "join.token"))
+	cb := server.Config{Upstreams: demoOnly, StoreDSN: proxy.via(t, dsn), StoreSchema: schema, Data: t.TempDir(), JoinToken: string(tok)}
+	b := startNode(t, cb)
+	a.setupAgent("scribe", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, _ := a.startSession("scribe", "one", nil, "")
+	hc := creds.HTTPClient(false)
+	if status, body := whoami(t, b, hc); status != http.StatusOK {
+		t.Fatalf("B before the cut: %d %s", status, body)
+	}
+	proxy.setCut(true)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		status, body := whoami(t, b, hc)
+		if status == http.StatusServiceUnavailable {
+			if !strings.Contains(body, "cannot confirm that it knows the revocations") {
+				t.Fatalf("503 without the reason: %s", body)
+			}
+			break
+		}
+		if status != http.StatusOK || time.Now().After(deadline) {
+			t.Fatalf("B cut off from the database answers %d %s", status, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	proxy.setCut(false)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		status, body := whoami(t, b, hc)
+		if status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B did not recover: %d %s", status, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

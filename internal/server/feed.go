@@ -1,0 +1,212 @@
+package server
+
+// The change feed, as a node follows it.
+//
+// A quarantine, a revocation (a session ended, by request, cascade,
+// quarantine or expiry) and an approval's decision made on any node of a
+// system are enforced on every node within FreshnessBound. The store
+// numbers each such change in commit order (store/cluster.go); a node:
+//
+//  1. polls the store's change version every feedPoll, and at once when
+//     PostgreSQL notifies a change (LISTEN; the notification only makes
+//     the poll sooner, so a lost one costs at most feedPoll);
+//  2. applies what it has not seen, in order: an ended session is
+//     revoked here (cached lookups forgotten, live MCP sessions and egress
+//     tokens closed), a changed agent's cached sessions are forgotten, an
+//     approval's held calls are woken to read its state again;
+//  3. remembers when the last poll that brought it up to date began.
+//
+// Every session lookup (every call, egress request, runtime start, token
+// exchange) first asks whether that moment lies within FreshnessBound: if
+// not, because the store is out of reach or slow, the node cannot tell
+// whether a revocation made elsewhere applies, and refuses with 503 and a
+// message that says so, until a poll succeeds again. A node that finds
+// the feed pruned past what it applied (it was cut off longer than
+// changeRetention) forgets every cached session, so each next call reads
+// the store.
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/ward-dev/ward/internal/authority"
+	"github.com/ward-dev/ward/internal/store"
+)
+
+const (
+	// FreshnessBound is how old a node's knowledge of other nodes'
+	// revocations may be before it refuses calls that depend on them.
+	FreshnessBound = time.Second
+	// feedPoll is how often a node polls the change version; it leaves
+	// FreshnessBound room for three polls, a missed notification and a
+	// slow query.
+	feedPoll = 250 * time.Millisecond
+	// changeRetention is how long the store keeps applied changes.
+	changeRetention = time.Hour
+	// feedBatch is how many changes one read applies.
+	feedBatch = 1000
+	// relisten is how long the node waits before listening again after
+	// losing its notification connection.
+	relisten = time.Second
+)
+
+// feed follows the store's change feed for a node.
+type feed struct {
+	n       *Node
+	applied atomic.Uint64 // the last change applied
+	fresh   atomic.Int64  // Unix nanoseconds: when the last up-to-date poll began
+	kick    chan struct{}
+	now     func() time.Time
+}
+
+// openFeed starts following the feed from the store's current version:
+// a node that just opened has nothing cached that older changes could
+// concern.
+func (n *Node) openFeed(ctx context.Context) error {
+	f := &feed{n: n, kick: make(chan struct{}, 1), now: time.Now}
+	start := f.now()
+	v, err := n.Store.ChangeVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("change feed: %w", err)
+	}
+	f.applied.Store(v)
+	f.fresh.Store(start.UnixNano())
+	n.feed = f
+	return nil
+}
+
+// check is authority.Config.Fresh.
+func (f *feed) check() error {
+	age := f.now().Sub(time.Unix(0, f.fresh.Load()))
+	if age <= FreshnessBound {
+		return nil
+	}
+	return fmt.Errorf("%w: node %s cannot confirm that it knows the revocations made on other nodes (it last reached the store %s ago, the bound is %s): it refuses calls until it reaches the store again; check the database",
+		authority.ErrUnavailable, f.n.nodeID, age.Round(time.Millisecond), FreshnessBound)
+}
+
+// run follows the feed until ctx ends.
+func (f *feed) run(ctx context.Context) {
+	go f.listen(ctx)
+	if f.n.leases != nil {
+		go f.n.leases.run(ctx)
+	}
+	t := time.NewTicker(feedPoll)
+	defer t.Stop()
+	prune := time.NewTicker(time.Minute)
+	defer prune.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-f.kick:
+		case <-prune.C:
+			if _, err := f.n.Store.PruneChanges(ctx, f.now().Add(-changeRetention)); err != nil && ctx.Err() == nil {
+				f.n.cfg.Logger.Warn("pruning the change feed", "err", err)
+			}
+			continue
+		}
+		if err := f.sync(ctx); err != nil && ctx.Err() == nil {
+			f.n.cfg.Logger.Warn("following the change feed", "err", err)
+		}
+	}
+}
+
+// listen turns notifications into kicks, reconnecting when the
+// connection is lost.
+func (f *feed) listen(ctx context.Context) {
+	for ctx.Err() == nil {
+		l, err := f.n.Store.ListenChanges(ctx)
+		if err == nil {
+			for {
+				seq, err := l.Wait(ctx)
+				if err != nil {
+					break
+				}
+				if seq > f.applied.Load() {
+					select {
+					case f.kick <- struct{}{}:
+					default:
+					}
+				}
+			}
+			l.Close()
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(relisten):
+		}
+	}
+}
+
+// sync applies every change up to the store's current version.
+func (f *feed) sync(ctx context.Context) error {
+	start := f.now()
+	ctx, cancel := context.WithTimeout(ctx, FreshnessBound)
+	defer cancel()
+	v, err := f.n.Store.ChangeVersion(ctx)
+	if err != nil {
+		return err
+	}
+	for f.applied.Load() < v {
+		after := f.applied.Load()
+		changes, err := f.n.Store.ChangesSince(ctx, after, feedBatch)
+		if err != nil {
+			return err
+		}
+		if len(changes) == 0 || changes[0].Seq != after+1 {
+			// Pruned past what this node applied: resync from the
+			// store's state by forgetting what is cached.
+			f.n.cfg.Logger.Warn("the change feed was pruned past what this node applied; every cached session is forgotten", "applied", after, "version", v)
+			f.n.Auth.ForgetCached()
+			f.applied.Store(v)
+			break
+		}
+		f.apply(ctx, changes)
+		f.applied.Store(changes[len(changes)-1].Seq)
+	}
+	f.fresh.Store(start.UnixNano())
+	return nil
+}
+
+// apply enforces changes here.
+func (f *feed) apply(ctx context.Context, changes []store.Change) {
+	var ended []string
+	for _, c := range changes {
+		switch c.Kind {
+		case store.ChangeSession:
+			ended = append(ended, c.Subject)
+		case store.ChangeAgent:
+			f.n.Auth.AgentChanged(c.Subject)
+		case store.ChangeLabel, store.ChangeUnlabel:
+			f.n.applyLabel(c)
+		case store.ChangeApproval:
+			if err := f.n.Approvals.Changed(ctx, c.Subject); err != nil {
+				f.n.cfg.Logger.Warn("an approval changed on another node", "approval", c.Subject, "err", err)
+			}
+		}
+	}
+	if len(ended) > 0 {
+		f.n.Auth.EndedElsewhere(ended)
+	}
+}
+
+// fresh is authority.Config.Fresh: nil on a node alone on its store.
+func (n *Node) fresh() error {
+	if n.feed == nil {
+		return nil
+	}
+	return n.feed.check()
+}
+
+// FeedApplied returns the number of the last change of the store's feed
+// this node has applied (0 on a node alone on its store).
+func (n *Node) FeedApplied() uint64 {
+	if n.feed == nil {
+		return 0
+	}
+	return n.feed.applied.Load()
+}
