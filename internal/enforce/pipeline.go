@@ -236,9 +236,12 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 			fields := decl.Files
 			if fields == nil {
 				fields = DefaultFileArguments
-				if decl.Path != "" {
-					fields = append([]string{decl.Path}, fields...)
-				}
+			}
+			if decl.Path != "" && !slices.Contains(fields, decl.Path) {
+				// The declared path (context.path) is a file argument
+				// whatever Files lists: decided as text it would let a
+				// symlink in an allowed tree through.
+				fields = append([]string{decl.Path}, fields...)
 			}
 			args, err := resolveFiles(op.Arguments, fields, roots)
 			if err != nil {
