@@ -223,6 +223,11 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 		if err := CheckURI(op.Name); err != nil {
 			return refused(err.Error())
 		}
+		if roots := p.cfg.Roots[op.Server]; len(roots) > 0 {
+			if err := checkFileURI(op.Name, roots); err != nil {
+				return refused(err.Error())
+			}
+		}
 	}
 	req := p.request(c, op)
 	if p.cfg.Quotas != nil && op.Method != "" {

@@ -33,7 +33,9 @@ func pathFixture(t *testing.T, root, policies string, tools map[string]enforce.T
 	}
 	t.Cleanup(g.Close)
 	d := newDownstream()
-	s := g.NewSession(rawCaller, d)
+	c := *rawCaller
+	c.Scope.Resources = []string{"file://*", "FILE://*"}
+	s := g.NewSession(&c, d)
 	t.Cleanup(s.Close)
 	send(t, s, d, `{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
 	send(t, s, d, `{"jsonrpc":"2.0","id":"tools","method":"tools/list"}`)
@@ -87,5 +89,69 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRedteamFileURIsDecidedAsOpened (red team, path decisions: resource
+// URIs).
+//
+// Attack: a server with roots that also serves file:// resources
+// (resources/read, completion/complete on a resource template) opens the
+// URI's path as a file: decoded (%73 is "s"), with "//" and a "localhost"
+// host ignored, following symlinks. ward decided resource URIs as text
+// only, so a policy on file:///ROOT/allowed/* let through a symlink in
+// allowed/ to ../secret.txt, and a forbid on file:///ROOT/secret* was
+// passed by file:///ROOT//secret.txt, file://localhost/ROOT/secret.txt and
+// file:///ROOT/%73ecret.txt. On a server with roots a file URI is decided
+// only in its resolved form; any other spelling is refused with the form
+// to ask for.
+func TestRedteamFileURIsDecidedAsOpened(t *testing.T) {
+	root := t.TempDir()
+	must(t, os.Mkdir(filepath.Join(root, "allowed"), 0o755))
+	must(t, os.WriteFile(filepath.Join(root, "allowed", "ok.txt"), []byte("x"), 0o644))
+	must(t, os.WriteFile(filepath.Join(root, "secret.txt"), []byte("s"), 0o644))
+	must(t, os.Symlink("../secret.txt", filepath.Join(root, "allowed", "link")))
+	real, _ := filepath.EvalSymlinks(root)
+	for _, tc := range []struct {
+		policy  string
+		attacks []string
+	}{{
+		policy: `@id("only-allowed") forbid (principal, action == Action::"read_resource", resource)
+  when { !(context.name like "file://ROOT/allowed/*") };`,
+		attacks: []string{
+			"file://" + real + "/allowed/link",
+			"file://" + real + "/allowed/x?/../../../secret.txt",
+			"file://" + real + "/allowed/x#/../../../secret.txt",
+		},
+	}, {
+		policy: `@id("no-secret") forbid (principal, action == Action::"read_resource", resource)
+  when { context.name like "file://ROOT/secret*" };`,
+		attacks: []string{
+			"file://" + real + "//secret.txt",
+			"file://localhost" + real + "/secret.txt",
+			"file://" + real + "/%73ecret.txt",
+			"file://" + real + "/./secret.txt",
+			"FILE://" + real + "/secret.txt",
+		},
+	}} {
+		up, call := pathFixture(t, root, `@id("all") permit (principal, action, resource);`+"\n"+tc.policy, nil)
+		read := func(uri string) (bool, string) {
+			return call(`{"jsonrpc":"2.0","id":%d,"method":"resources/read","params":{"uri":"` + uri + `"}}`)
+		}
+		if ok, why := read("file://" + real + "/allowed/ok.txt"); !ok {
+			t.Fatalf("control: the allowed file was refused: %s", why)
+		}
+		if ok, _ := read("file://" + real + "/secret.txt"); ok {
+			t.Fatal("control: the secret was allowed")
+		}
+		for _, uri := range tc.attacks {
+			before := len(up.requests("resources/read"))
+			if ok, _ := read(uri); ok {
+				t.Errorf("%s was allowed", uri)
+			}
+			if len(up.requests("resources/read")) != before {
+				t.Errorf("%s reached the upstream", uri)
+			}
+		}
 	}
 }
