@@ -496,16 +496,20 @@ func (s *Session) clientNotification(m *jsonrpc.Request) {
 		}
 		c.cancel()
 		if pend != nil {
-			s.sendUp(pend.up, &jsonrpc.Request{Method: m.Method, Params: p.with("requestId", pend.upID.Raw()).encode()})
+			// The id alone: the client's other members ("reason") are
+			// text for the server nobody decided.
+			s.sendUp(pend.up, &jsonrpc.Request{Method: m.Method, Params: params{}.with("requestId", pend.upID.Raw()).encode()})
 		}
 	case "notifications/initialized":
 		// Sent once, right after initialize: written before any request
 		// can follow it.
-		if s.waitInit() != nil {
+		if s.waitInit() != nil || !s.initialized.CompareAndSwap(false, true) {
 			return
 		}
+		// Once, and without the client's params: what it put there would
+		// reach every upstream undecided.
 		for _, up := range s.ups {
-			s.writeUp(up, &jsonrpc.Request{Method: m.Method, Params: p.encode()})
+			s.writeUp(up, &jsonrpc.Request{Method: m.Method})
 		}
 	case "notifications/roots/list_changed":
 		// The client's roots are not passed on (see Upstream.Roots).

@@ -160,3 +160,59 @@ func TestRedteamClientProgressReachesOnlyTheAsker(t *testing.T) {
 		}
 	}
 }
+
+// TestRedteamClientNotificationsCarryNothingUndecided (red team,
+// notifications).
+//
+// Attack: notifications/initialized was forwarded to every upstream each
+// time the client sent it, with whatever params it carried, and
+// notifications/cancelled passed on every member the client added
+// ("reason" and any other): text the agent chose reached servers
+// undecided and unrecorded. initialized goes up once, as the protocol
+// has it, without params; cancelled carries the request id alone.
+func TestRedteamClientNotificationsCarryNothingUndecided(t *testing.T) {
+	release := make(chan struct{})
+	a := &notifiedUpstream{rawUpstream: &rawUpstream{answer: func(method string) (json.RawMessage, bool) {
+		if method == "tools/call" {
+			<-release
+		}
+		return nil, false
+	}}}
+	t.Cleanup(func() { close(release) })
+	f := newUpstreamsFixture(t, []gateway.Upstream{{Name: "a", Dial: a.dial}}, nil)
+	c := *rawCaller
+	c.Scope.Tools = []string{"a.*"}
+	s, d := f.openAs(t, &c)
+	for range 3 {
+		send(t, s, d, `{"jsonrpc":"2.0","method":"notifications/initialized","params":{"note":"SECRET-1"}}`)
+	}
+	msg, err := jsonrpc.DecodeMessage([]byte(`{"jsonrpc":"2.0","id":"slow","method":"tools/call","params":{"name":"a.echo","arguments":{}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Receive(context.Background(), msg)
+	for i := 0; len(a.requests("tools/call")) == 0; i++ {
+		if i == 1000 {
+			t.Fatal("the call never reached the upstream")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	send(t, s, d, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"slow","reason":"SECRET-2","extra":"SECRET-3"}}`)
+	// Barrier: an answered request of the upstream after all of the above.
+	ka := ask(t, a, d, 9, `{"messages":[],"maxTokens":3}`)
+	send(t, s, d, `{"jsonrpc":"2.0","id":"`+ka+`","result":{"role":"assistant","content":{"type":"text","text":"x"},"model":"m"}}`)
+	answered(t, a, 9)
+	if n := len(a.notifications("notifications/initialized")); n != 1 {
+		t.Errorf("the upstream was told %d times it was initialized, want once", n)
+	}
+	if n := len(a.notifications("notifications/cancelled")); n != 1 {
+		t.Errorf("the upstream got %d cancellations, want 1", n)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, n := range a.seen {
+		if strings.Contains(string(n.Params), "SECRET") {
+			t.Errorf("the upstream received %s %s", n.Method, n.Params)
+		}
+	}
+}
