@@ -309,7 +309,25 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 		}
 	}
 	d := set.Decide(req)
-	v := Verdict{Allow: d.Allow, Escalate: d.Escalate, Reason: d.Explain(req)}
+	reason := d.Explain(req)
+	// A sub-agent may do nothing its delegators may not: the call is
+	// decided as each of their agents too, and the strictest answer holds.
+	for _, a := range c.Delegators {
+		if !d.Allow && !d.Escalate {
+			break
+		}
+		as := req
+		as.Agent, as.Groups, as.Trust = a.Agent, a.Groups, a.Trust
+		da := set.Decide(as)
+		switch {
+		case !da.Allow && !da.Escalate, da.Escalate && d.Allow:
+			d, reason = da, fmt.Sprintf("decided as agent %s, which delegated this session: %s", a.Agent, da.Explain(as))
+		case da.Escalate:
+			d.Approvals = append(d.Approvals, da.Approvals...)
+			d.Reasons = append(d.Reasons, da.Reasons...)
+		}
+	}
+	v := Verdict{Allow: d.Allow, Escalate: d.Escalate, Reason: reason}
 	if explain != "" && !d.Allow {
 		v.Reason += "; " + explain
 	}
