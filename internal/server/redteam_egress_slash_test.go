@@ -14,7 +14,7 @@ import (
 	"github.com/ward-dev/ward/internal/server"
 )
 
-// TestRedteamEgressEmptySegments (red team, decide on exactly what is
+// TestRedteamEgressPathsServersReadOtherwise (red team, decide on exactly what is
 // forwarded: `..` after normalisation).
 //
 // Attack: the egress proxy decided on the RFC 3986 normal form of a path,
@@ -23,8 +23,10 @@ import (
 // slashes before they route (nginx by default, and every router that
 // cleans paths) read "/admin/x" and "/admin/y": a forbid on
 // context.path like "/admin/*" was passed. A path with an empty segment
-// is refused, as one with an encoded separator is.
-func TestRedteamEgressEmptySegments(t *testing.T) {
+// is refused, as one with an encoded separator is. So is a path with a
+// ';': servers that take it for path parameters (Tomcat, Spring) read
+// "/admin;x/y" as "/admin/y" and "/x/..;/admin/y" as "/admin/y".
+func TestRedteamEgressPathsServersReadOtherwise(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -61,7 +63,8 @@ func TestRedteamEgressEmptySegments(t *testing.T) {
 	if code := get("/admin/x"); code != http.StatusForbidden {
 		t.Fatalf("control: GET /admin/x: %d", code)
 	}
-	for _, p := range []string{"//admin/x", "/x//../admin/y", "/admin//x/../../admin/z", "/inbox///"} {
+	for _, p := range []string{"//admin/x", "/x//../admin/y", "/admin//x/../../admin/z", "/inbox///",
+		"/admin;x/y", "/x/..;/admin/y", "/inbox/..;/admin/y"} {
 		mu.Lock()
 		before := len(got)
 		mu.Unlock()
