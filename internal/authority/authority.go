@@ -832,6 +832,9 @@ func (a *Authority) Caller(ctx context.Context, sessionID string) (*gateway.Call
 	}
 	c := &gateway.Caller{Session: s.ID, SPIFFEID: s.SPIFFEID, Agent: s.Agent, Sponsor: s.Sponsor, Groups: ag.Groups,
 		Depth: s.Depth, GrantID: s.GrantID, Scope: scope, Expiry: s.Expires, Trust: ag.Trust, Objective: s.Objective, Tags: s.Tags}
+	if c.Delegators, err = a.delegators(ctx, s, ag); err != nil {
+		return nil, err
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if _, ended := a.ended[sessionID]; ended {
@@ -841,6 +844,38 @@ func (a *Authority) Caller(ctx context.Context, sessionID string) (*gateway.Call
 	a.cache[sessionID] = cachedCaller{c: c, at: now}
 	return c, nil
 }
+
+// delegators returns the agents of the sessions s was delegated from,
+// nearest first, leaving out those that policies would see as s's own
+// agent (same name, groups and trust).
+func (a *Authority) delegators(ctx context.Context, s store.Session, own store.Agent) ([]gateway.Delegator, error) {
+	var out []gateway.Delegator
+	seen := map[string]bool{own.Name: true}
+	for parent, n := s.ParentID, 0; parent != ""; n++ {
+		if n > maxDelegationChain {
+			return nil, fmt.Errorf("session %s: delegation chain longer than %d", s.ID, maxDelegationChain)
+		}
+		ps, err := a.cfg.Store.GetSession(ctx, parent)
+		if err != nil {
+			return nil, fmt.Errorf("look up delegating session %s: %w", parent, err)
+		}
+		parent = ps.ParentID
+		if seen[ps.Agent] {
+			continue
+		}
+		seen[ps.Agent] = true
+		ag, err := a.cfg.Store.GetAgent(ctx, ps.Agent)
+		if err != nil {
+			return nil, fmt.Errorf("look up delegating agent %s: %w", ps.Agent, err)
+		}
+		out = append(out, gateway.Delegator{Agent: ag.Name, Groups: ag.Groups, Trust: ag.Trust})
+	}
+	return out, nil
+}
+
+// maxDelegationChain bounds the walk up a session's delegators (grants
+// bound the depth far below it).
+const maxDelegationChain = 64
 
 // endedErr says why a session remembered as ended is refused: expired (and
 // when) or ended (when, and why), as the store has it.

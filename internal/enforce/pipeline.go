@@ -223,6 +223,11 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 		if err := CheckURI(op.Name); err != nil {
 			return refused(err.Error())
 		}
+		if roots := p.cfg.Roots[op.Server]; len(roots) > 0 {
+			if err := checkFileURI(op.Name, roots); err != nil {
+				return refused(err.Error())
+			}
+		}
 	}
 	req := p.request(c, op)
 	if p.cfg.Quotas != nil && op.Method != "" {
@@ -236,9 +241,12 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 			fields := decl.Files
 			if fields == nil {
 				fields = DefaultFileArguments
-				if decl.Path != "" {
-					fields = append([]string{decl.Path}, fields...)
-				}
+			}
+			if decl.Path != "" && !slices.Contains(fields, decl.Path) {
+				// The declared path (context.path) is a file argument
+				// whatever Files lists: decided as text it would let a
+				// symlink in an allowed tree through.
+				fields = append([]string{decl.Path}, fields...)
 			}
 			args, err := resolveFiles(op.Arguments, fields, roots)
 			if err != nil {
@@ -301,7 +309,25 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 		}
 	}
 	d := set.Decide(req)
-	v := Verdict{Allow: d.Allow, Escalate: d.Escalate, Reason: d.Explain(req)}
+	reason := d.Explain(req)
+	// A sub-agent may do nothing its delegators may not: the call is
+	// decided as each of their agents too, and the strictest answer holds.
+	for _, a := range c.Delegators {
+		if !d.Allow && !d.Escalate {
+			break
+		}
+		as := req
+		as.Agent, as.Groups, as.Trust = a.Agent, a.Groups, a.Trust
+		da := set.Decide(as)
+		switch {
+		case !da.Allow && !da.Escalate, da.Escalate && d.Allow:
+			d, reason = da, fmt.Sprintf("decided as agent %s, which delegated this session: %s", a.Agent, da.Explain(as))
+		case da.Escalate:
+			d.Approvals = append(d.Approvals, da.Approvals...)
+			d.Reasons = append(d.Reasons, da.Reasons...)
+		}
+	}
+	v := Verdict{Allow: d.Allow, Escalate: d.Escalate, Reason: reason}
 	if explain != "" && !d.Allow {
 		v.Reason += "; " + explain
 	}

@@ -50,6 +50,27 @@ type pending struct {
 type upRequest struct {
 	up   *upstream
 	upID jsonrpc.ID
+	// token is the request's progress token (tokenKey), "" if none: the
+	// client's progress notifications for it go to up alone.
+	token string
+}
+
+// tokenKey is a progress token (a string or a number, as JSON) in one
+// form, "" for anything else.
+func tokenKey(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var v any
+	if strictjson.Unmarshal(raw, &v) != nil {
+		return ""
+	}
+	switch v.(type) {
+	case string, float64:
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+	return ""
 }
 
 // connect dials one upstream and initializes it with the client's params.
@@ -332,7 +353,7 @@ func (s *Session) serverRequest(up *upstream, m *jsonrpc.Request) {
 	}
 	s.nextID++
 	downKey := "ward-" + strconv.FormatInt(s.nextID, 10)
-	s.fromUp[downKey] = upRequest{up: up, upID: m.ID}
+	s.fromUp[downKey] = upRequest{up: up, upID: m.ID, token: tokenKey(json.RawMessage(progressToken(m.Params)))}
 	s.mu.Unlock()
 	related := s.related(up)
 	fwd := &jsonrpc.Request{ID: strID(downKey), Method: m.Method, Params: m.Params}
@@ -475,25 +496,47 @@ func (s *Session) clientNotification(m *jsonrpc.Request) {
 		}
 		c.cancel()
 		if pend != nil {
-			s.sendUp(pend.up, &jsonrpc.Request{Method: m.Method, Params: p.with("requestId", pend.upID.Raw()).encode()})
+			// The id alone: the client's other members ("reason") are
+			// text for the server nobody decided.
+			s.sendUp(pend.up, &jsonrpc.Request{Method: m.Method, Params: params{}.with("requestId", pend.upID.Raw()).encode()})
 		}
 	case "notifications/initialized":
 		// Sent once, right after initialize: written before any request
 		// can follow it.
-		if s.waitInit() != nil {
+		if s.waitInit() != nil || !s.initialized.CompareAndSwap(false, true) {
 			return
 		}
+		// Once, and without the client's params: what it put there would
+		// reach every upstream undecided.
 		for _, up := range s.ups {
-			s.writeUp(up, &jsonrpc.Request{Method: m.Method, Params: p.encode()})
+			s.writeUp(up, &jsonrpc.Request{Method: m.Method})
 		}
 	case "notifications/roots/list_changed":
 		// The client's roots are not passed on (see Upstream.Roots).
 	case "notifications/progress":
-		if s.waitInit() != nil {
+		// Progress reports on a request that carried its token: it goes
+		// to the one upstream whose open request did, never to the
+		// others (undecided, it would carry what the agent wrote to
+		// servers that never asked).
+		key := tokenKey(json.RawMessage(p["progressToken"]))
+		if key == "" {
 			return
 		}
-		for _, up := range s.ups {
-			s.sendUp(up, &jsonrpc.Request{Method: m.Method, Params: p.encode()})
+		var to *upstream
+		s.mu.Lock()
+		for _, r := range s.fromUp {
+			if r.token != key {
+				continue
+			}
+			if to != nil && to != r.up {
+				to = nil // two upstreams chose the same token: ambiguous
+				break
+			}
+			to = r.up
+		}
+		s.mu.Unlock()
+		if to != nil {
+			s.sendUp(to, &jsonrpc.Request{Method: m.Method, Params: p.encode()})
 		}
 	default:
 		// Notifications the gateway does not know are not forwarded: they

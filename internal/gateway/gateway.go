@@ -62,6 +62,7 @@ type (
 	Operation = enforce.Operation
 	Verdict   = enforce.Verdict
 	Outcome   = enforce.Outcome
+	Delegator = enforce.Delegator
 )
 
 // Kinds of things an upstream offers.

@@ -32,6 +32,7 @@ type Session struct {
 	initStarted atomic.Bool
 	initDone    chan struct{}
 	initErr     error
+	initialized atomic.Bool // notifications/initialized was passed on
 	ups         []*upstream // fixed once initDone is closed
 	byName      map[string]*upstream
 	failed      map[string]string // server → why it could not be connected; fixed once initDone is closed
