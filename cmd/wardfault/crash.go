@@ -9,7 +9,8 @@ import (
 
 // crash: agents call tools through a node, which is killed with SIGKILL
 // cfg.Kills times under that load, then stopped with SIGTERM, and started
-// again each time. Every call acknowledged to an agent must be in the log,
+// again each time (the first restart is itself killed a few times while
+// it starts). Every call acknowledged to an agent must be in the log,
 // every call the upstream ran must have been recorded before it was
 // forwarded, and the group budget must hold across the restarts exactly.
 //
@@ -60,6 +61,15 @@ func crash(ctx context.Context, cfg Config, dir string) (*result, error) {
 			f.node.stop()
 		}
 		l.spendLeft.Store(0)
+		if k == 0 {
+			// The first restart is itself killed, more than once, in
+			// the middle of starting.
+			for _, after := range killedStarts {
+				if err := f.node.killDuringStart(after); err != nil {
+					return nil, err
+				}
+			}
+		}
 		if err := f.node.start(ctx); err != nil {
 			r.problem("start after restart %d (%s): %v", k+1, how, err)
 			return r, nil
@@ -77,10 +87,14 @@ func crash(ctx context.Context, cfg Config, dir string) (*result, error) {
 		r.problem("the budget of %d refused no call for a minute after the last start", cfg.Budget)
 	}
 	stop()
-	r.note("%d agents, %d kill -9s and a SIGTERM, each in a burst of %d budgeted calls, with %d calls in flight in all; %d calls sent, %d refused by the budget, %d failed (node down); a restart took %v on average",
-		len(f.creds), cfg.Kills, burst, inflight, l.sent.Load(), l.refused.Load(), l.failed.Load(), (downtime / time.Duration(restarts)).Round(time.Millisecond))
+	r.note("%d agents, %d kill -9s and a SIGTERM, each in a burst of %d budgeted calls, with %d calls in flight in all; the first restart killed %d times while starting (%v after exec); %d calls sent, %d refused by the budget, %d failed (node down); a restart took %v on average",
+		len(f.creds), cfg.Kills, burst, inflight, len(killedStarts), killedStarts, l.sent.Load(), l.refused.Load(), l.failed.Load(), (downtime / time.Duration(restarts)).Round(time.Millisecond))
 	return r, finish(ctx, r, f, l, cfg.Budget)
 }
+
+// killedStarts are how long after its exec each start killed in the crash
+// scenario runs: from before it opens anything to about when it serves.
+var killedStarts = []time.Duration{20 * time.Millisecond, 60 * time.Millisecond, 120 * time.Millisecond, 250 * time.Millisecond}
 
 // spendEvery: at most every spendEvery-th call of an agent is of the
 // budgeted tool.

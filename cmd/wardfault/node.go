@@ -99,11 +99,7 @@ func (n *node) url() string { return "https://" + n.addr }
 func (n *node) start(ctx context.Context, extra ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	args := append([]string{"up", "--data", n.data, "--addr", n.addr}, extra...)
-	if n.config != "" {
-		args = append(args, "--config", n.config)
-	}
-	cmd := exec.Command(n.bin, args...)
+	cmd := exec.Command(n.bin, n.upArgs(extra...)...)
 	cmd.Dir, cmd.Env = n.dir, n.env
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -181,6 +177,30 @@ func (n *node) start(ctx context.Context, extra ...string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// upArgs are the arguments of `ward up` for this node.
+func (n *node) upArgs(extra ...string) []string {
+	args := append([]string{"up", "--data", n.data, "--addr", n.addr}, extra...)
+	if n.config != "" {
+		args = append(args, "--config", n.config)
+	}
+	return args
+}
+
+// killDuringStart starts `ward up` and kills it with SIGKILL after the
+// given time, whatever it is doing then (opening the log, checking the
+// store against it, restoring budgets, recording its start).
+func (n *node) killDuringStart(after time.Duration) error {
+	cmd := exec.Command(n.bin, n.upArgs()...)
+	cmd.Dir, cmd.Env = n.dir, n.env
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("ward up: %w", err)
+	}
+	time.Sleep(after)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	return nil
 }
 
 // health asks /healthz (readiness).
