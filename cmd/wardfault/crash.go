@@ -87,8 +87,8 @@ func crash(ctx context.Context, cfg Config, dir string) (*result, error) {
 		r.problem("the budget of %d refused no call for a minute after the last start", cfg.Budget)
 	}
 	stop()
-	r.note("%d agents, %d kill -9s and a SIGTERM, each in a burst of %d budgeted calls, with %d calls in flight in all; the first restart killed %d times while starting (%v after exec); %d calls sent, %d refused by the budget, %d failed (node down); a restart took %v on average",
-		len(f.creds), cfg.Kills, burst, inflight, len(killedStarts), killedStarts, l.sent.Load(), l.refused.Load(), l.failed.Load(), (downtime / time.Duration(restarts)).Round(time.Millisecond))
+	r.note("%d agents, %d kill -9s and a SIGTERM, each in a burst of %d budgeted calls, with %d calls in flight in all; the first restart killed %d times while starting (%v after exec); %d calls sent on %d MCP sessions, %d refused by the budget, %d failed (node down); a restart took %v on average",
+		len(f.creds), cfg.Kills, burst, inflight, len(killedStarts), killedStarts, l.sent.Load(), l.connects.Load(), l.refused.Load(), l.failed.Load(), (downtime / time.Duration(restarts)).Round(time.Millisecond))
 	return r, finish(ctx, r, f, l, cfg.Budget)
 }
 
