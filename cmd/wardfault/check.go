@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -18,12 +19,16 @@ type logCalls struct {
 	events   int
 }
 
+// errUnverified is readLog's error for a log that does not verify.
+var errUnverified = errors.New("the audit log does not verify")
+
 // readLog verifies the node's audit log against the log key pinned at its
 // first start (`ward audit verify`) and reads its tool calls (`ward audit
-// search`). The node must not be running.
+// search`). The node must not be running. A log that does not verify is
+// an error wrapping errUnverified.
 func readLog(ctx context.Context, n *node, key string) (*logCalls, error) {
 	if _, err := n.ward(ctx, "audit", "verify", "--data", n.data, "--key", key); err != nil {
-		return nil, fmt.Errorf("the audit log does not verify: %w", err)
+		return nil, fmt.Errorf("%w: %w", errUnverified, err)
 	}
 	out, err := n.ward(ctx, "audit", "search", "--data", n.data, "--key", key, "-n", "0", "-o", "json")
 	if err != nil {

@@ -28,15 +28,16 @@ type load struct {
 	creds    []*sessioncred.Credentials
 	spendOne int // every spendOne-th call of an agent is of toolSpend, while spendLeft allows
 
-	mu            sync.Mutex
-	acked         map[string]string // call id -> tool
-	errs          map[string]int    // errors, by their first words
-	refused       atomic.Int64      // calls refused by the budget
-	failed        atomic.Int64      // calls that got any other error
-	connectFailed atomic.Int64      // MCP sessions that could not be opened
-	sent          atomic.Int64
-	inflight      atomic.Int64 // calls sent and not yet answered
-	connects      atomic.Int64
+	mu    sync.Mutex
+	acked map[string]string // call id -> tool; guarded by mu
+	errs  map[string]int    // errors, by their first words; guarded by mu
+
+	sent          atomic.Int64 // calls made
+	inflight      atomic.Int64 // calls made and not yet answered
+	refused       atomic.Int64 // calls refused by the budget
+	failed        atomic.Int64 // calls that got any other error
+	connects      atomic.Int64 // MCP sessions opened
+	connectFailed atomic.Int64 // MCP sessions that could not be opened
 
 	// spendLeft is how many more calls of toolSpend agents may start (a
 	// burst), all agents together.

@@ -4,8 +4,8 @@
 //
 //   - crash: agents (each its own ward session and MCP session, the
 //     official Go SDK client) call tools of an upstream through a node,
-//     which is killed with SIGKILL several times under that load and
-//     started again. Every call acknowledged to an agent must be in the
+//     which is killed with SIGKILL several times under that load, then
+//     stopped with SIGTERM, and started again each time. Every call acknowledged to an agent must be in the
 //     audit log, allowed and answered; every call the upstream ran must
 //     have been recorded; `ward audit verify` must pass; and a group budget
 //     must hold across the restarts (the calls allowed in the log, and run

@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -58,8 +60,28 @@ func newNode(bin, dir, data, config string) (*node, error) {
 	return n, nil
 }
 
-// freePort asks the kernel for a loopback port nobody listens on.
+// freePort finds a loopback port nobody listens on, below the kernel's
+// ephemeral range where it can: the node gives its port up at every kill,
+// and a port the kernel hands out for ":0" could be taken meanwhile by
+// another process (another test) before the node starts again.
 func freePort() (int, error) {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	if low > 12000 {
+		for range 50 {
+			port := 10000 + rand.IntN(low-12000)
+			if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+				ln.Close()
+				return port, nil
+			}
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -77,11 +99,7 @@ func (n *node) url() string { return "https://" + n.addr }
 func (n *node) start(ctx context.Context, extra ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	args := append([]string{"up", "--data", n.data, "--addr", n.addr}, extra...)
-	if n.config != "" {
-		args = append(args, "--config", n.config)
-	}
-	cmd := exec.Command(n.bin, args...)
+	cmd := exec.Command(n.bin, n.upArgs(extra...)...)
 	cmd.Dir, cmd.Env = n.dir, n.env
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -159,6 +177,30 @@ func (n *node) start(ctx context.Context, extra ...string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// upArgs are the arguments of `ward up` for this node.
+func (n *node) upArgs(extra ...string) []string {
+	args := append([]string{"up", "--data", n.data, "--addr", n.addr}, extra...)
+	if n.config != "" {
+		args = append(args, "--config", n.config)
+	}
+	return args
+}
+
+// killDuringStart starts `ward up` and kills it with SIGKILL after the
+// given time, whatever it is doing then (opening the log, checking the
+// store against it, restoring budgets, recording its start).
+func (n *node) killDuringStart(after time.Duration) error {
+	cmd := exec.Command(n.bin, n.upArgs()...)
+	cmd.Dir, cmd.Env = n.dir, n.env
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("ward up: %w", err)
+	}
+	time.Sleep(after)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	return nil
 }
 
 // health asks /healthz (readiness).

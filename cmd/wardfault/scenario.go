@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -147,6 +148,11 @@ func waitAcks(ctx context.Context, l *load, want int, limit time.Duration) bool 
 func finish(ctx context.Context, r *result, f *fixture, l *load, budget int) error {
 	f.node.stop()
 	lc, err := readLog(ctx, f.node, f.key)
+	if errors.Is(err, errUnverified) {
+		// Broken, not unrunnable: nothing it holds can be trusted.
+		r.problem("%v", err)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -82,5 +88,49 @@ func TestCompare(t *testing.T) {
 				t.Errorf("%d budgeted calls allowed, want %d (a refunded call does not count)", use.Allowed, tc.allowed)
 			}
 		})
+	}
+}
+
+// fakeWard writes a stand-in for the ward binary: `audit verify` exits
+// with verify's status, `audit search` prints search.
+func fakeWard(t *testing.T, verify int, search string) *node {
+	t.Helper()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "search.jsonl"), []byte(search), 0o600)
+	script := fmt.Sprintf("#!/bin/sh\ncase \"$2\" in\nverify) echo 'FAILED VERIFICATION' >&2; exit %d;;\nsearch) cat %s;;\nesac\n", verify, filepath.Join(dir, "search.jsonl"))
+	bin := filepath.Join(dir, "ward")
+	if err := os.WriteFile(bin, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return &node{bin: bin, dir: dir, data: dir}
+}
+
+// TestReadLog: the log's allowed calls are read by the id in their
+// recorded arguments, answered and refunded ones by their result's
+// decision_event; a log that does not verify is errUnverified, and a call
+// allowed twice is an error.
+func TestReadLog(t *testing.T) {
+	ctx := context.Background()
+	events := `{"index":1,"type":"decision","data":{"name":"up.work","decision":"allow","arguments":{"id":"a0-1"}}}
+{"index":2,"type":"decision","data":{"name":"up.spend","decision":"allow","arguments":{"id":"a0-2"}}}
+{"index":3,"type":"decision","data":{"name":"up.spend","decision":"deny","arguments":{"id":"a0-3"}}}
+{"index":4,"type":"result","data":{"name":"up.work","decision_event":1}}
+{"index":5,"type":"result","data":{"name":"up.spend","decision_event":2,"refunded":true}}
+{"index":6,"type":"decision","data":{"name":"demo.echo","decision":"allow","arguments":{"id":"other"}}}
+`
+	lc, err := readLog(ctx, fakeWard(t, 0, events), "key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(lc.allowed, map[string]string{"a0-1": toolWork, "a0-2": toolSpend}) ||
+		!maps.Equal(lc.answered, map[string]bool{"a0-1": true, "a0-2": true}) || !maps.Equal(lc.refunded, map[string]bool{"a0-2": true}) {
+		t.Fatalf("read %+v", lc)
+	}
+	if _, err := readLog(ctx, fakeWard(t, 1, events), "key"); !errors.Is(err, errUnverified) {
+		t.Fatalf("a log that does not verify: %v", err)
+	}
+	twice := events + `{"index":7,"type":"decision","data":{"name":"up.work","decision":"allow","arguments":{"id":"a0-1"}}}` + "\n"
+	if _, err := readLog(ctx, fakeWard(t, 0, twice), "key"); err == nil || !strings.Contains(err.Error(), "allowed twice") {
+		t.Fatalf("a call allowed twice: %v", err)
 	}
 }

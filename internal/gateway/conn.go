@@ -12,6 +12,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/ward-dev/ward/internal/streamable"
 	"github.com/ward-dev/ward/internal/strictjson"
 )
 
@@ -238,6 +239,10 @@ func (s *Session) roundTrip(ctx context.Context, up *upstream, method string, pa
 	defer s.finish(p)
 
 	if err := up.conn.Write(ctx, &jsonrpc.Request{ID: p.upID, Method: method, Params: params}); err != nil {
+		if errors.Is(err, streamable.ErrUnanswered) {
+			// It reached the server, which may have acted on it.
+			return nil, fmt.Errorf("upstream %s: %s sent, but no answer came: %v", up.name, method, err)
+		}
 		return nil, fmt.Errorf("%w: upstream %s: send %s: %v", errNotSent, up.name, method, err)
 	}
 	select {

@@ -93,5 +93,7 @@
 // progress. A request whose stream cannot be completed is answered locally
 // with a JSON-RPC error response, so no caller waits forever. A 404 on a
 // request carrying the session id makes Read and Write fail with
-// [ErrSessionExpired].
+// [ErrSessionExpired]. A Write that fails once its POST may have reached
+// the server (it had a connection) wraps [ErrUnanswered]: the server may
+// have acted on the message.
 package streamable
