@@ -159,6 +159,7 @@ type Server struct {
 	// closing is closed by Close: runtimes' liveness channels let go
 	// without their sessions being ended.
 	closing   chan struct{}
+	drain     drain
 	closeOnce sync.Once
 }
 
@@ -352,7 +353,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/health", s.op(s.health))
 	m.HandleFunc("GET /.well-known/spiffe-bundle", s.bundle)
 	m.HandleFunc("GET /.well-known/jwks.json", s.jwks)
-	m.Handle("/mcp", s.sameOrigin(s.mcp))
+	m.Handle("/mcp", s.sameOrigin(s.drained(s.mcp)))
 
 	m.HandleFunc("POST /v1/sponsors", s.op(s.createSponsor))
 	m.HandleFunc("GET /v1/sponsors", s.op(s.listSponsors))

@@ -1064,6 +1064,10 @@ func (n *Node) sweep(ctx context.Context) {
 }
 
 // Close stops serving and closes the node's state.
+// drainTimeout bounds how long a node shutting down waits for the MCP
+// calls in flight to be answered.
+const drainTimeout = 10 * time.Second
+
 func (n *Node) Close() error {
 	n.mu.Lock()
 	if n.closed {
@@ -1073,12 +1077,18 @@ func (n *Node) Close() error {
 	n.closed = true
 	cancel, srv := n.cancel, n.srv
 	n.mu.Unlock()
+	// Answer the MCP calls in flight (up to drainTimeout) while the node
+	// still follows revocations, then stop its loops, end MCP sessions so
+	// that their open streams do not hold Shutdown, stop serving, and only
+	// then close the state handlers use.
+	if n.API != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+		n.API.Drain(ctx)
+		cancel()
+	}
 	if cancel != nil {
 		cancel()
 	}
-	// End MCP sessions first so that their open streams do not hold
-	// Shutdown, then stop serving, and only then close the state handlers
-	// use.
 	if n.API != nil {
 		n.API.Close()
 	}
