@@ -342,15 +342,18 @@ func (s *Session) hold(ctx context.Context, req *jsonrpc.Request, op *Operation,
 	}
 	stop := make(chan struct{})
 	go func() {
-		// A client cancel ends the hold.
+		// A client cancel, or the node shutting down, ends the hold.
 		s.mu.Lock()
 		c := s.calls[req.ID]
 		s.mu.Unlock()
-		if c == nil {
-			return
+		var cancelled <-chan struct{}
+		if c != nil {
+			cancelled = c.stop
 		}
 		select {
-		case <-c.stop:
+		case <-cancelled:
+			cancel()
+		case <-s.g.endHolds:
 			cancel()
 		case <-stop:
 		}

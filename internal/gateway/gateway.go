@@ -149,6 +149,9 @@ type Gateway struct {
 
 	mu       sync.Mutex
 	sessions map[string]map[*Session]struct{} // ward session id → live proxy sessions
+
+	endHolds     chan struct{} // closed by EndHolds
+	endHoldsOnce sync.Once
 }
 
 // ValidServerName reports whether name can name an upstream.
@@ -206,7 +209,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
-	return &Gateway{cfg: cfg, modes: modes, sessions: map[string]map[*Session]struct{}{}}, nil
+	return &Gateway{cfg: cfg, modes: modes, sessions: map[string]map[*Session]struct{}{}, endHolds: make(chan struct{})}, nil
 }
 
 // Servers returns the configured upstream names.
@@ -290,6 +293,12 @@ func (g *Gateway) Revoke(sessionIDs ...string) {
 		s.shutdown(false)
 	}
 }
+
+// EndHolds ends every hold of an escalated call, now and later: the call
+// is answered as pending (the approval request stays, and an identical
+// call after approval is allowed). A node shutting down calls it so that
+// held calls are answered rather than cut, without waiting for approvers.
+func (g *Gateway) EndHolds() { g.endHoldsOnce.Do(func() { close(g.endHolds) }) }
 
 // Close closes every session.
 func (g *Gateway) Close() {

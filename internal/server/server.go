@@ -1081,6 +1081,9 @@ func (n *Node) Close() error {
 	// still follows revocations, then stop its loops, end MCP sessions so
 	// that their open streams do not hold Shutdown, stop serving, and only
 	// then close the state handlers use.
+	if n.Gateway != nil {
+		n.Gateway.EndHolds() // held calls are answered as pending
+	}
 	if n.API != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 		n.API.Drain(ctx)
