@@ -607,10 +607,21 @@ func (p *Pipeline) Observe(ctx context.Context, c *Caller, op *Operation, out Ou
 }
 
 // Notice records a server-initiated request (sampling, elicitation,
-// roots) passing through to the client.
+// roots) passing through to the client. Such a request puts text the
+// server chose before the agent's model, as a result does: the session
+// gets the labels of what that server returns (of a name "SERVER." that
+// only the server's wildcard rules match; untrusted unless they say
+// otherwise). A ping carries nothing.
 func (p *Pipeline) Notice(ctx context.Context, c *Caller, server, method string) error {
-	return p.record(ctx, audit.Event{Type: "server.request", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
+	err := p.record(ctx, audit.Event{Type: "server.request", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
 		Data: mustJSON(map[string]any{"server": server, "method": method})})
+	if err != nil {
+		return err
+	}
+	if p.cfg.State != nil && method != "ping" {
+		p.cfg.State.Receive(ctx, c, Received{Source: server + "."})
+	}
+	return nil
 }
 
 // Refuse records a request the proxy refused before it could be decided
