@@ -171,8 +171,9 @@ func TestRedteamClientProgressReachesOnlyTheAsker(t *testing.T) {
 // time the client sent it, with whatever params it carried, and
 // notifications/cancelled passed on every member the client added
 // ("reason" and any other): text the agent chose reached servers
-// undecided and unrecorded. initialized goes up once, as the protocol
-// has it, without params; cancelled carries the request id alone.
+// undecided and unrecorded; so did logging/setLevel's members beside
+// "level". initialized goes up once, as the protocol has it, without
+// params; cancelled carries the request id alone, setLevel the level.
 func TestRedteamClientNotificationsCarryNothingUndecided(t *testing.T) {
 	release := make(chan struct{})
 	a := &notifiedUpstream{rawUpstream: &rawUpstream{answer: func(method string) (json.RawMessage, bool) {
@@ -205,6 +206,14 @@ func TestRedteamClientNotificationsCarryNothingUndecided(t *testing.T) {
 	ka := ask(t, a, d, 9, `{"messages":[],"maxTokens":3}`)
 	send(t, s, d, `{"jsonrpc":"2.0","id":"`+ka+`","result":{"role":"assistant","content":{"type":"text","text":"x"},"model":"m"}}`)
 	answered(t, a, 9)
+	if resp := send(t, s, d, `{"jsonrpc":"2.0","id":"level","method":"logging/setLevel","params":{"level":"info","note":"SECRET-4"}}`); resp.Error != nil {
+		t.Fatalf("logging/setLevel: %v", resp.Error)
+	}
+	for _, r := range a.requests("logging/setLevel") {
+		if strings.Contains(string(r.Params), "SECRET") {
+			t.Errorf("the upstream received logging/setLevel %s", r.Params)
+		}
+	}
 	if n := len(a.notifications("notifications/initialized")); n != 1 {
 		t.Errorf("the upstream was told %d times it was initialized, want once", n)
 	}
