@@ -275,3 +275,28 @@ func TestRedteamSamplingRequestTaints(t *testing.T) {
 		t.Fatal("after an untrusted server's sampling request, the session sent mail as a clean one")
 	}
 }
+
+// TestRedteamInitializeForwardsWhatItKnows (red team, decide on exactly
+// what is forwarded): the client's initialize params went to every
+// upstream with every member the client added beside protocolVersion,
+// capabilities and clientInfo. Only those three go up (the roots
+// capability still withheld).
+func TestRedteamInitializeForwardsWhatItKnows(t *testing.T) {
+	up := &rawUpstream{}
+	f := newRawFixture(t, up, nil)
+	d := newDownstream()
+	s := f.g.NewSession(rawCaller, d)
+	t.Cleanup(s.Close)
+	resp := send(t, s, d, `{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{"roots":{"listChanged":true},"sampling":{}},"clientInfo":{"name":"t","version":"1"},"note":"SECRET","_meta":{"x":"SECRET"}}}`)
+	if resp.Error != nil {
+		t.Fatal(resp.Error)
+	}
+	got := up.requests("initialize")
+	if len(got) != 1 {
+		t.Fatalf("%d initialize requests upstream", len(got))
+	}
+	p := string(got[0].Params)
+	if strings.Contains(p, "SECRET") || strings.Contains(p, "roots") || !strings.Contains(p, `"sampling"`) || !strings.Contains(p, `"clientInfo"`) {
+		t.Fatalf("the upstream was initialized with %s", p)
+	}
+}
