@@ -666,8 +666,9 @@ func (a *Authority) Exchange(ctx context.Context, parent *grant.Claims, req Exch
 	if err != nil {
 		return nil, err
 	}
-	if req.Scope == nil {
-		// Inherited scope must still fit the sub-agent's own ceiling.
+	{
+		// The child's scope, requested or inherited (an empty request
+		// inherits too), must fit the sub-agent's own ceiling.
 		ceiling, err := ParseScope(ag.Ceiling)
 		if err != nil {
 			return nil, err

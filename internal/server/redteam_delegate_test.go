@@ -141,3 +141,36 @@ func TestRedteamSubAgentsShareTheirDelegatorsBudgets(t *testing.T) {
 		}
 	}
 }
+
+// TestRedteamBlankScopeSkipsTheCeiling (red team, token exchange: scope
+// widening).
+//
+// Attack: "scope" given but blank (" ") parsed to an empty scope, which
+// grant.Narrow reads as "the parent's scope"; the check that an inherited
+// scope fits the sub-agent's own ceiling ran only when no scope was given
+// at all. So a sub-agent of agent "helper", whose ceiling is demo.echo,
+// got its parent's demo.*.
+func TestRedteamBlankScopeSkipsTheCeiling(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: demoOnly, MaxDepth: 2})
+	n.setupAgent("intern", nil, map[string][]string{"tools": {"demo.*"}})
+	n.setupAgent("helper", nil, map[string][]string{"tools": {"demo.echo"}})
+	parent, _ := n.startSession("intern", "summarize the notes", nil, "")
+	for _, scope := range []string{" ", "\t"} {
+		status, out, childKey := exchange(t, n, parent, url.Values{"agent": {"helper"}, "scope": {scope}})
+		if status != http.StatusOK {
+			continue // refused: holds
+		}
+		var cv api.IssuedView
+		if err := json.Unmarshal(out["session"], &cv); err != nil {
+			t.Fatal(err)
+		}
+		ccs := n.connect(t, n.credentials(childKey, cv).HTTPClient(false), nil)
+		tools, err := ccs.ListTools(ctxT(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := toolNames(tools.Tools); len(got) != 1 || !got["echo"] && !got["demo.echo"] {
+			t.Errorf("scope %q: a sub-agent of helper (ceiling demo.echo) got scope %s and sees %v", scope, cv.Scope, got)
+		}
+	}
+}
