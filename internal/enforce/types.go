@@ -31,6 +31,9 @@ type Caller struct {
 	// from its own: a call is decided as each of them too, so that a
 	// sub-agent may do nothing its delegators may not.
 	Delegators []Delegator
+	// Lineage are the ids of the sessions it was delegated from, nearest
+	// first: its calls count against their budgets too.
+	Lineage []string
 }
 
 // Delegator is an agent a session was delegated from, as policies see it.

@@ -187,7 +187,9 @@ func (s *Session) setLevel(ctx context.Context, req *jsonrpc.Request, p params) 
 		s.replyErr(req.ID, jsonrpc.CodeInvalidParams, `logging/setLevel: params must carry a string "level"`, nil)
 		return
 	}
-	fwd := p.encode()
+	// The level alone: other members would reach every upstream
+	// undecided.
+	fwd := params{"level": p["level"]}.encode()
 	var errs []string
 	n := 0
 	for _, up := range s.ups {

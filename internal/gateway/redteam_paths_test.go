@@ -17,6 +17,12 @@ import (
 // ROOT standing for root) and tool declarations.
 func pathFixture(t *testing.T, root, policies string, tools map[string]enforce.ToolDeclaration) (*rawUpstream, func(raw string) (ok bool, why string)) {
 	t.Helper()
+	return pathFixtureWith(t, &rawUpstream{}, root, policies, tools)
+}
+
+// pathFixtureWith is pathFixture in front of up.
+func pathFixtureWith(t *testing.T, up *rawUpstream, root, policies string, tools map[string]enforce.ToolDeclaration) (*rawUpstream, func(raw string) (ok bool, why string)) {
+	t.Helper()
 	roots, err := enforce.CanonicalRoots([]string{root})
 	if err != nil {
 		t.Fatal(err)
@@ -26,7 +32,6 @@ func pathFixture(t *testing.T, root, policies string, tools map[string]enforce.T
 		t.Fatal(err)
 	}
 	p, _, _ := redteamPipeline(t, enforce.Config{Policies: func() *policy.Set { return set }, Roots: map[string][]string{"up": roots}, Tools: tools})
-	up := &rawUpstream{}
 	g, err := gateway.New(gateway.Config{Guard: p, Upstreams: []gateway.Upstream{{Name: "up", Dial: up.dial}}})
 	if err != nil {
 		t.Fatal(err)
@@ -152,6 +157,41 @@ func TestRedteamFileURIsDecidedAsOpened(t *testing.T) {
 			if len(up.requests("resources/read")) != before {
 				t.Errorf("%s reached the upstream", uri)
 			}
+		}
+	}
+}
+
+// TestRedteamArgumentSpelledInAnotherCase (red team, decide on exactly what
+// is forwarded: case variants).
+//
+// Attack: arguments {"Path": "/etc/passwd"} for a tool whose input schema
+// names "path". ward reads member names exactly: the file argument "path"
+// is absent, so nothing was resolved beneath the roots and a policy on
+// context.arguments.path saw nothing; a server that matches names without
+// regard to case (System.Text.Json with case-insensitive binding, encoding/json
+// into a struct) opened /etc/passwd. Two members differing only in case
+// were already refused; one alone, differing from the name the tool
+// declares, is refused too.
+func TestRedteamArgumentSpelledInAnotherCase(t *testing.T) {
+	root := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(root, "ok.txt"), []byte("x"), 0o644))
+	up, call := pathFixtureWith(t, &rawUpstream{tools: func() string {
+		return `[{"name":"read","description":"Read a file.","inputSchema":{"type":"object","properties":{"path":{"type":"string"},"head":{"type":"number"}}}}]`
+	}}, root, `
+@id("all") permit (principal, action, resource);
+@id("no-passwd") forbid (principal, action == Action::"call_tool", resource)
+  when { context.arguments has path && context.arguments.path like "*passwd*" };`, nil)
+	real, _ := filepath.EvalSymlinks(root)
+	if ok, why := call(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"up.read","arguments":{"path":"` + real + `/ok.txt","head":1,"extra":true}}}`); !ok {
+		t.Fatalf("control: %s", why)
+	}
+	for _, args := range []string{`{"Path":"/etc/passwd"}`, `{"PATH":"/etc/passwd"}`, `{"path":"` + real + `/ok.txt","HEAD":1}`} {
+		before := len(up.requests("tools/call"))
+		if ok, _ := call(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"up.read","arguments":` + args + `}}`); ok {
+			t.Errorf("arguments %s were allowed", args)
+		}
+		if len(up.requests("tools/call")) != before {
+			t.Errorf("arguments %s reached the upstream", args)
 		}
 	}
 }

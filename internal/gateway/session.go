@@ -237,10 +237,18 @@ func (s *Session) initialize(req *jsonrpc.Request, p params) {
 	// The client's roots are not the upstreams' business: a server such as
 	// the filesystem server would take them for the directories it may
 	// serve, letting the agent move the operator's boundary.
-	fwd := p.encode()
+	// Only the members initialize has go up: others would reach every
+	// upstream undecided.
+	known := params{}
+	for _, k := range []string{"protocolVersion", "capabilities", "clientInfo"} {
+		if v, ok := p[k]; ok {
+			known[k] = v
+		}
+	}
+	fwd := known.encode()
 	if caps, err := p.object("capabilities"); err == nil && caps != nil {
 		if _, ok := caps["roots"]; ok {
-			fwd = p.with("capabilities", caps.with("roots", nil)).encode()
+			fwd = known.with("capabilities", caps.with("roots", nil)).encode()
 		}
 	}
 	results := make([]result, len(s.g.cfg.Upstreams))
