@@ -31,6 +31,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ward-dev/ward/internal/api"
 	"github.com/ward-dev/ward/internal/authority"
 	"github.com/ward-dev/ward/internal/store"
 )
@@ -209,4 +210,16 @@ func (n *Node) FeedApplied() uint64 {
 		return 0
 	}
 	return n.feed.applied.Load()
+}
+
+// feedCheck is the readiness check of a node of several: not ready while
+// it cannot confirm it knows the other nodes' revocations (a load
+// balancer then sends calls elsewhere).
+func (n *Node) feedCheck() api.Check {
+	return api.Check{Name: "change feed", Run: func(context.Context) api.Status {
+		if err := n.fresh(); err != nil {
+			return api.Status{Reason: "the node cannot confirm it knows the other nodes' revocations", Detail: err.Error()}
+		}
+		return api.Status{OK: true}
+	}}
 }

@@ -520,6 +520,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		_, err := n.Store.Empty(ctx)
 		return err
 	}), upHealth.Check()}
+	if n.feed != nil {
+		acfg.Ready = append(acfg.Ready, n.feedCheck())
+	}
 	n.API, err = api.New(acfg)
 	if err != nil {
 		return nil, err
