@@ -1,11 +1,13 @@
 package server_test
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/ward-dev/ward/internal/authority"
 	"github.com/ward-dev/ward/internal/server"
 	"github.com/ward-dev/ward/internal/store"
 )
@@ -13,13 +15,26 @@ import (
 // BenchmarkClusterRevocation measures how long a revocation takes to be
 // enforced on another node: each iteration ends on node A a session that
 // node B has just served (and cached), and waits until B refuses it. It
-// reports the propagation time's p50, p99 and max, from the revocation's
+// reports the time until B refuses (because it applied the revocation,
+// or, counted as stale-refusals, because it could not confirm it knows
+// the revocations made elsewhere): p50, p99 and max, from the revocation's
 // request on A (which records it in A's audit log and commits it to
 // PostgreSQL) to B's refusal, and from A's commit to B's refusal.
 //
+// In "poll", B ignores PostgreSQL's notifications: the time a lost
+// notification costs.
+//
 //	go test -run '^$' -bench BenchmarkClusterRevocation -benchtime 1000x ./internal/server
 func BenchmarkClusterRevocation(b *testing.B) {
+	b.Run("notify", func(b *testing.B) { benchRevocation(b, false) })
+	b.Run("poll", func(b *testing.B) { benchRevocation(b, true) })
+}
+
+func benchRevocation(b *testing.B, poll bool) {
 	na, nb := twoNodes(b, server.Config{})
+	if poll {
+		nb.IgnoreNotifications()
+	}
 	na.setupAgent("scribe", nil, map[string][]string{"tools": {"demo.*"}})
 	ctx := b.Context()
 	admin, err := na.Auth.Authenticate(ctx, na.admin)
@@ -27,6 +42,7 @@ func BenchmarkClusterRevocation(b *testing.B) {
 		b.Fatal(err)
 	}
 	var fromRequest, fromCommit []time.Duration
+	stale := 0
 	i := 0
 	for b.Loop() {
 		b.StopTimer()
@@ -36,8 +52,15 @@ func BenchmarkClusterRevocation(b *testing.B) {
 			Objective: "bench", ObjectiveHash: "h", JKT: "k", GrantID: "g-" + id, Expires: time.Now().Add(time.Hour)}); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := nb.Auth.Caller(ctx, id); err != nil {
-			b.Fatalf("B does not serve the session: %v", err)
+		for {
+			_, err := nb.Auth.Caller(ctx, id)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, authority.ErrUnavailable) {
+				b.Fatalf("B does not serve the session: %v", err)
+			}
+			time.Sleep(time.Millisecond) // B is catching up with the feed
 		}
 		b.StartTimer()
 		start := time.Now()
@@ -46,7 +69,11 @@ func BenchmarkClusterRevocation(b *testing.B) {
 		}
 		committed := time.Now()
 		for {
-			if _, err := nb.Auth.Caller(ctx, id); err != nil {
+			_, err := nb.Auth.Caller(ctx, id)
+			if errors.Is(err, authority.ErrUnavailable) {
+				stale++ // refused as stale before the revocation arrived
+			}
+			if err != nil {
 				break
 			}
 			time.Sleep(50 * time.Microsecond)
@@ -63,4 +90,5 @@ func BenchmarkClusterRevocation(b *testing.B) {
 	}
 	report("request", fromRequest)
 	report("commit", fromCommit)
+	b.ReportMetric(float64(stale), "stale-refusals")
 }

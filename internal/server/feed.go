@@ -60,6 +60,9 @@ type feed struct {
 	fresh   atomic.Int64  // Unix nanoseconds: when the last up-to-date poll began
 	kick    chan struct{}
 	now     func() time.Time
+	// deaf ignores notifications, leaving the poll alone to find
+	// changes (to measure the bound a lost notification costs).
+	deaf atomic.Bool
 }
 
 // openFeed starts following the feed from the store's current version:
@@ -127,7 +130,7 @@ func (f *feed) listen(ctx context.Context) {
 				if err != nil {
 					break
 				}
-				if seq > f.applied.Load() {
+				if seq > f.applied.Load() && !f.deaf.Load() {
 					select {
 					case f.kick <- struct{}{}:
 					default:
