@@ -57,7 +57,11 @@ const (
 type feed struct {
 	n       *Node
 	applied atomic.Uint64 // the last change applied
-	fresh   atomic.Int64  // Unix nanoseconds: when the last up-to-date poll began
+	// fresh is when the last up-to-date poll began, as time since base:
+	// monotonic, so a wall clock set back cannot make old knowledge
+	// look fresh.
+	fresh atomic.Int64
+	base  time.Time
 	kick    chan struct{}
 	now     func() time.Time
 	// deaf ignores notifications, leaving the poll alone to find
@@ -70,20 +74,21 @@ type feed struct {
 // concern.
 func (n *Node) openFeed(ctx context.Context) error {
 	f := &feed{n: n, kick: make(chan struct{}, 1), now: time.Now}
+	f.base = f.now()
 	start := f.now()
 	v, err := n.Store.ChangeVersion(ctx)
 	if err != nil {
 		return fmt.Errorf("change feed: %w", err)
 	}
 	f.applied.Store(v)
-	f.fresh.Store(start.UnixNano())
+	f.fresh.Store(int64(start.Sub(f.base)))
 	n.feed = f
 	return nil
 }
 
 // check is authority.Config.Fresh.
 func (f *feed) check() error {
-	age := f.now().Sub(time.Unix(0, f.fresh.Load()))
+	age := f.now().Sub(f.base) - time.Duration(f.fresh.Load())
 	if age <= FreshnessBound {
 		return nil
 	}
@@ -172,7 +177,7 @@ func (f *feed) sync(ctx context.Context) error {
 		f.apply(ctx, changes)
 		f.applied.Store(changes[len(changes)-1].Seq)
 	}
-	f.fresh.Store(start.UnixNano())
+	f.fresh.Store(int64(start.Sub(f.base)))
 	return nil
 }
 
