@@ -62,8 +62,8 @@ type feed struct {
 	// look fresh.
 	fresh atomic.Int64
 	base  time.Time
-	kick    chan struct{}
-	now     func() time.Time
+	kick  chan struct{}
+	now   func() time.Time
 	// deaf ignores notifications, leaving the poll alone to find
 	// changes (to measure the bound a lost notification costs).
 	deaf atomic.Bool
