@@ -3,11 +3,14 @@ package server_test
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/ward-dev/ward/internal/authority"
+	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/server"
 	"github.com/ward-dev/ward/internal/store"
 )
@@ -91,4 +94,36 @@ func benchRevocation(b *testing.B, poll bool) {
 	report("request", fromRequest)
 	report("commit", fromCommit)
 	b.ReportMetric(float64(stale), "stale-refusals")
+}
+
+// BenchmarkClusterToolCall: a tool call through a node alone on SQLite,
+// through the second node of two on PostgreSQL (following the change
+// feed, checking freshness on every call), and the same with a group
+// budget every call is charged to (spent from the node's lease).
+//
+//	go test -run '^$' -bench BenchmarkClusterToolCall -benchmem ./internal/server
+func BenchmarkClusterToolCall(b *testing.B) {
+	url := benchUpstream(b)
+	dir := b.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`permit (principal, action == Action::"call_tool", resource in Server::"up");`), 0o600)
+	cfg := server.Config{Policies: []string{dir}, Upstreams: []server.Upstream{{Name: "up", URL: url}}}
+	through := func(b *testing.B, start, serve *testNode) {
+		start.setupAgent("bench", []string{"swarm"}, map[string][]string{"tools": {"up.*"}})
+		creds, _ := start.startSession("bench", "benchmark", nil, "1h")
+		loopCalls(b, serve.connect(b, creds.HTTPClient(false), nil), "up.echo")
+	}
+	b.Run("sqlite-one-node", func(b *testing.B) {
+		n := startNode(b, cfg)
+		through(b, n, n)
+	})
+	b.Run("postgres-two-nodes", func(b *testing.B) {
+		a, other := twoNodes(b, cfg)
+		through(b, a, other)
+	})
+	b.Run("postgres-two-nodes-budget", func(b *testing.B) {
+		c := cfg
+		c.Limits = []quota.Limit{{ID: "calls", Scope: quota.ScopeGroup, Window: time.Hour, Max: 1e9}}
+		a, other := twoNodes(b, c)
+		through(b, a, other)
+	})
 }
