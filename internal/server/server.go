@@ -12,6 +12,8 @@
 //	DATA/audit.head    the audit log's latest durable checkpoint, kept outside DATA/audit
 //	DATA/policies/     Cedar policies (default.cedar written on first start)
 //	DATA/bundle.pem    the CA certificate, for clients (public)
+//	DATA/node.id       this node's id, on a store shared by several nodes (cluster.go)
+//	DATA/keys/join.token  the join token of the system the node belongs to (cluster.go)
 //
 // Private keys are files of mode 0600 in directories of mode 0700; nothing
 // here prints them.
