@@ -178,3 +178,38 @@ func TestClusterStartTogether(t *testing.T) {
 		t.Fatalf("%d nodes bootstrapped an admin", admins)
 	}
 }
+
+// TestClusterRestart: both nodes restart from their data directories
+// alone (the joined one without being given the token again), keep
+// their ids and audit logs, and still serve each other's sessions.
+func TestClusterRestart(t *testing.T) {
+	dsn, schema := testPostgres(t)
+	cfg := server.Config{Upstreams: demoOnly, StoreDSN: dsn, StoreSchema: schema}
+	ca, cb := cfg, cfg
+	ca.Data, cb.Data = t.TempDir(), t.TempDir()
+	a := startNode(t, ca)
+	tok, _ := os.ReadFile(filepath.Join(ca.Data, "keys", "join.token"))
+	cb.JoinToken = string(tok)
+	b := startNode(t, cb)
+	admin := a.admin
+	a.setupAgent("scribe", nil, map[string][]string{"tools": {"demo.*"}})
+	ids := []string{a.NodeID(), b.NodeID()}
+	sizes := []uint64{a.Audit.Size(), b.Audit.Size()}
+	a.Close()
+	b.Close()
+	cb.JoinToken = ""
+	a = startNode(t, ca)
+	b = startNode(t, cb)
+	a.admin, b.admin = admin, admin
+	if a.NodeID() != ids[0] || b.NodeID() != ids[1] {
+		t.Fatalf("ids after restart %s %s, before %v", a.NodeID(), b.NodeID(), ids)
+	}
+	if a.Audit.Size() <= sizes[0] || b.Audit.Size() <= sizes[1] {
+		t.Fatal("an audit log started over")
+	}
+	creds, _ := b.startSession("scribe", "notes", nil, "")
+	cs := a.connect(t, creds.HTTPClient(false), nil)
+	if res, err := cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "demo.read_note", Arguments: map[string]any{"name": "welcome"}}); err != nil || res.IsError {
+		t.Fatalf("a session from B on A after the restart: %v %+v", err, res)
+	}
+}
