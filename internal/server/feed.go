@@ -27,6 +27,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -113,9 +114,7 @@ func (f *feed) run(ctx context.Context) {
 		case <-t.C:
 		case <-f.kick:
 		case <-prune.C:
-			if _, err := f.n.Store.PruneChanges(ctx, f.now().Add(-changeRetention)); err != nil && ctx.Err() == nil {
-				f.n.cfg.Logger.Warn("pruning the change feed", "err", err)
-			}
+			f.prune(ctx)
 			continue
 		}
 		if err := f.sync(ctx); err != nil && ctx.Err() == nil {
@@ -230,4 +229,17 @@ func (n *Node) feedCheck() api.Check {
 		}
 		return api.Status{OK: true}
 	}}
+}
+
+// prune deletes what the nodes no longer need: changes older than
+// changeRetention, the taint labels of sessions that ended as long ago,
+// and budget leases that no longer count.
+func (f *feed) prune(ctx context.Context) {
+	now := f.now()
+	_, err1 := f.n.Store.PruneChanges(ctx, now.Add(-changeRetention))
+	_, err2 := f.n.Store.PruneSessionLabels(ctx, now.Add(-changeRetention))
+	_, err3 := f.n.Store.PruneLeases(ctx, now)
+	if err := errors.Join(err1, err2, err3); err != nil && ctx.Err() == nil {
+		f.n.cfg.Logger.Warn("pruning what the nodes share", "err", err)
+	}
 }
