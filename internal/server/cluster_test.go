@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -211,5 +212,41 @@ func TestClusterRestart(t *testing.T) {
 	cs := a.connect(t, creds.HTTPClient(false), nil)
 	if res, err := cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "demo.read_note", Arguments: map[string]any{"name": "welcome"}}); err != nil || res.IsError {
 		t.Fatalf("a session from B on A after the restart: %v %+v", err, res)
+	}
+}
+
+// TestClusterAuditRollback: a node whose data directory is restored from
+// an older backup does not start: its audit log is behind the head it
+// published to the store.
+func TestClusterAuditRollback(t *testing.T) {
+	dsn, schema := testPostgres(t)
+	cfg := server.Config{Upstreams: demoOnly, StoreDSN: dsn, StoreSchema: schema, Data: t.TempDir()}
+	a := startNode(t, cfg)
+	admin := a.admin
+	a.Close()
+	backup := filepath.Join(t.TempDir(), "backup")
+	if out, err := exec.Command("cp", "-a", cfg.Data, backup).CombinedOutput(); err != nil {
+		t.Fatalf("backup: %v %s", err, out)
+	}
+	a = startNode(t, cfg)
+	a.admin = admin
+	a.setupAgent("scribe", nil, map[string][]string{"tools": {"demo.*"}})
+	a.Close()
+	if err := os.RemoveAll(cfg.Data); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(backup, cfg.Data); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Addr, cfg.TrustDomain = "127.0.0.1:0", "test.ward"
+	n, err := server.Open(context.Background(), cfg)
+	if err == nil {
+		n.Close()
+		t.Fatal("a node restored from an older backup started")
+	}
+	// The store's audit index may have caught it first (if the node
+	// indexed its log before it stopped).
+	if !strings.Contains(err.Error(), "restored from an older backup") && !strings.Contains(err.Error(), "the log is behind the store") {
+		t.Fatalf("refusal: %v", err)
 	}
 }

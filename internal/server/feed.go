@@ -107,6 +107,8 @@ func (f *feed) run(ctx context.Context) {
 	defer t.Stop()
 	prune := time.NewTicker(time.Minute)
 	defer prune.Stop()
+	heads := time.NewTicker(auditHeadEvery)
+	defer heads.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -115,6 +117,11 @@ func (f *feed) run(ctx context.Context) {
 		case <-f.kick:
 		case <-prune.C:
 			f.prune(ctx)
+			continue
+		case <-heads.C:
+			if err := f.n.publishAuditHead(ctx); err != nil && ctx.Err() == nil {
+				f.n.cfg.Logger.Error("publishing this node's audit head to the store failed (another node with this node's id, or a log behind what it published?)", "node", f.n.nodeID, "err", err)
+			}
 			continue
 		}
 		if err := f.sync(ctx); err != nil && ctx.Err() == nil {

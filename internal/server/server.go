@@ -373,6 +373,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("store %s: %w", dbPath, err)
 	}
 	repairs = append(repairs, behind...)
+	if err := n.checkAuditHead(ctx); err != nil {
+		return nil, err
+	}
 
 	if len(cfg.Policies) == 0 {
 		dir := filepath.Join(data, "policies")
@@ -1089,9 +1092,7 @@ func (n *Node) closeState() error {
 	if n.Audit != nil {
 		errs = append(errs, n.saveBudgets())
 	}
-	if n.leases != nil {
-		errs = append(errs, n.leases.close())
-	}
+	errs = append(errs, n.closeShared())
 	if n.Store != nil {
 		errs = append(errs, n.Store.Close())
 	}
