@@ -142,6 +142,7 @@ func commands() []command {
 			{name: "export", args: "--session ID --out FILE [--data DIR] [--key FILE|KEY] [--witnessed] [--format bundle|ocsf]",
 				summary: "forensic bundle: every event of the session (and its sub-agents') + C2SP tlog-proofs + checkpoint + keys; --format ocsf: verified events as OCSF JSON lines for SIEMs", run: auditCmd("export")},
 			{name: "verify-bundle", args: "--key FILE|KEY [--session ID] [--allow-unsealed] [--witness-policy FILE] FILE", summary: "check a bundle offline against a pinned log key", run: auditVerifyBundle},
+			{name: "nodes", args: "--config FILE", summary: "the audit logs of a system's nodes, as their heads in the shared store say", run: auditNodes},
 		}},
 		{name: "replay", args: "TRACE.jsonl|DIR [--policies FILE|DIR]... [--config ward.yaml] [--figures]", summary: "decide recorded sessions in shadow mode", run: cmdReplay},
 		{name: "receipts", args: "--session ID", summary: "signed receipts (DSSE, in-toto) of a session's tool calls, as JSON", run: cmdReceipts},

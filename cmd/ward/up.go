@@ -122,6 +122,9 @@ func cmdUp(args []string, stdout io.Writer) error {
 		if node.AdminCredential != "" {
 			info["admin_credential"] = node.AdminCredential // first start only
 		}
+		if id := node.NodeID(); id != "" {
+			info["node"] = map[string]any{"id": id, "store": node.Store.Location(), "join_token_file": filepath.Join(data2, "keys", "join.token")}
+		}
 		if err := printJSON(stdout, info); err != nil {
 			return err
 		}
@@ -133,6 +136,10 @@ func cmdUp(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "  trust bundle  %s/.well-known/spiffe-bundle  (CA certificate: %s)\n", url, bundle)
 		fmt.Fprintf(stdout, "  upstreams     %v; policies: %d loaded from %v\n", node.Gateway.Servers(), node.Policies().Len(), cfgPolicies(cfg, data2))
 		fmt.Fprintf(stdout, "  approvers     %s  (escalated calls: ward approvals list, ward approvals approve ID)\n", approversLine(node.ApproverGroups()))
+		if id := node.NodeID(); id != "" {
+			fmt.Fprintf(stdout, "  node          %s of the system in %s (other nodes join with: ward up --join FILE, FILE a copy of %s)\n",
+				id, node.Store.Location(), filepath.Join(data2, "keys", "join.token"))
+		}
 		if node.Witness != nil {
 			fmt.Fprintf(stdout, "  witness       %s/witness  (C2SP tlog-witness for %d log(s); key for their witness policies: %s)\n", url, len(cfg.WitnessFor), node.Witness.VerifierKey())
 		}

@@ -1,6 +1,9 @@
 package authority
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // ErrUnavailable reports that the node cannot decide now because it
 // cannot confirm that it knows the current revocation state (several
@@ -9,21 +12,26 @@ import "errors"
 var ErrUnavailable = errors.New("unavailable")
 
 // EndedElsewhere applies sessions that another node ended (or that
-// expired there): like a local end, they are forgotten, remembered as
-// ended and told to OnEnd. Sessions already known here as ended are
-// skipped, so a node that sees its own ends come back on the change feed
-// does not act twice.
+// expired there): like a local end, they are forgotten and remembered as
+// ended, at once, so that every later lookup refuses them; OnEnd is told
+// in the background, so that a large batch (an agent with many sessions
+// quarantined) does not hold up the caller. Sessions already known here
+// as ended are skipped, so a node that sees its own ends come back on the
+// change feed does not act twice.
 func (a *Authority) EndedElsewhere(ids []string) {
+	until := a.cfg.Now().Add(a.cfg.MaxSessionTTL + time.Minute)
 	a.mu.Lock()
 	var fresh []string
 	for _, id := range ids {
 		if _, ok := a.ended[id]; !ok {
 			fresh = append(fresh, id)
+			delete(a.cache, id)
+			a.ended[id] = until
 		}
 	}
 	a.mu.Unlock()
 	if len(fresh) > 0 {
-		a.endedNow(fresh)
+		go a.cfg.OnEnd(fresh)
 	}
 }
 

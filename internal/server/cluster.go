@@ -215,6 +215,14 @@ func (n *Node) joinStore(ctx context.Context) error {
 			if secret, err = ParseJoinToken(token); err != nil {
 				return nil, err
 			}
+			// Kept before the keys are sealed under it: a crash in
+			// between must not leave keys that no token opens.
+			if err := os.MkdirAll(filepath.Dir(tokenPath), 0o700); err != nil {
+				return nil, err
+			}
+			if err := atomicfile.Write(tokenPath, []byte(token+"\n"), 0o600); err != nil {
+				return nil, fmt.Errorf("join token: %w", err)
+			}
 		}
 		p, fresh, err := n.localKeys()
 		if err != nil {

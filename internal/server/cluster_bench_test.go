@@ -1,11 +1,16 @@
 package server_test
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/ward-dev/ward/internal/authority"
+	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/server"
 	"github.com/ward-dev/ward/internal/store"
 )
@@ -13,13 +18,26 @@ import (
 // BenchmarkClusterRevocation measures how long a revocation takes to be
 // enforced on another node: each iteration ends on node A a session that
 // node B has just served (and cached), and waits until B refuses it. It
-// reports the propagation time's p50, p99 and max, from the revocation's
+// reports the time until B refuses (because it applied the revocation,
+// or, counted as stale-refusals, because it could not confirm it knows
+// the revocations made elsewhere): p50, p99 and max, from the revocation's
 // request on A (which records it in A's audit log and commits it to
 // PostgreSQL) to B's refusal, and from A's commit to B's refusal.
 //
+// In "poll", B ignores PostgreSQL's notifications: the time a lost
+// notification costs.
+//
 //	go test -run '^$' -bench BenchmarkClusterRevocation -benchtime 1000x ./internal/server
 func BenchmarkClusterRevocation(b *testing.B) {
+	b.Run("notify", func(b *testing.B) { benchRevocation(b, false) })
+	b.Run("poll", func(b *testing.B) { benchRevocation(b, true) })
+}
+
+func benchRevocation(b *testing.B, poll bool) {
 	na, nb := twoNodes(b, server.Config{})
+	if poll {
+		nb.IgnoreNotifications()
+	}
 	na.setupAgent("scribe", nil, map[string][]string{"tools": {"demo.*"}})
 	ctx := b.Context()
 	admin, err := na.Auth.Authenticate(ctx, na.admin)
@@ -27,6 +45,7 @@ func BenchmarkClusterRevocation(b *testing.B) {
 		b.Fatal(err)
 	}
 	var fromRequest, fromCommit []time.Duration
+	stale := 0
 	i := 0
 	for b.Loop() {
 		b.StopTimer()
@@ -36,8 +55,15 @@ func BenchmarkClusterRevocation(b *testing.B) {
 			Objective: "bench", ObjectiveHash: "h", JKT: "k", GrantID: "g-" + id, Expires: time.Now().Add(time.Hour)}); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := nb.Auth.Caller(ctx, id); err != nil {
-			b.Fatalf("B does not serve the session: %v", err)
+		for {
+			_, err := nb.Auth.Caller(ctx, id)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, authority.ErrUnavailable) {
+				b.Fatalf("B does not serve the session: %v", err)
+			}
+			time.Sleep(time.Millisecond) // B is catching up with the feed
 		}
 		b.StartTimer()
 		start := time.Now()
@@ -46,7 +72,11 @@ func BenchmarkClusterRevocation(b *testing.B) {
 		}
 		committed := time.Now()
 		for {
-			if _, err := nb.Auth.Caller(ctx, id); err != nil {
+			_, err := nb.Auth.Caller(ctx, id)
+			if errors.Is(err, authority.ErrUnavailable) {
+				stale++ // refused as stale before the revocation arrived
+			}
+			if err != nil {
 				break
 			}
 			time.Sleep(50 * time.Microsecond)
@@ -63,4 +93,37 @@ func BenchmarkClusterRevocation(b *testing.B) {
 	}
 	report("request", fromRequest)
 	report("commit", fromCommit)
+	b.ReportMetric(float64(stale), "stale-refusals")
+}
+
+// BenchmarkClusterToolCall: a tool call through a node alone on SQLite,
+// through the second node of two on PostgreSQL (following the change
+// feed, checking freshness on every call), and the same with a group
+// budget every call is charged to (spent from the node's lease).
+//
+//	go test -run '^$' -bench BenchmarkClusterToolCall -benchmem ./internal/server
+func BenchmarkClusterToolCall(b *testing.B) {
+	url := benchUpstream(b)
+	dir := b.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`permit (principal, action == Action::"call_tool", resource in Server::"up");`), 0o600)
+	cfg := server.Config{Policies: []string{dir}, Upstreams: []server.Upstream{{Name: "up", URL: url}}}
+	through := func(b *testing.B, start, serve *testNode) {
+		start.setupAgent("bench", []string{"swarm"}, map[string][]string{"tools": {"up.*"}})
+		creds, _ := start.startSession("bench", "benchmark", nil, "1h")
+		loopCalls(b, serve.connect(b, creds.HTTPClient(false), nil), "up.echo")
+	}
+	b.Run("sqlite-one-node", func(b *testing.B) {
+		n := startNode(b, cfg)
+		through(b, n, n)
+	})
+	b.Run("postgres-two-nodes", func(b *testing.B) {
+		a, other := twoNodes(b, cfg)
+		through(b, a, other)
+	})
+	b.Run("postgres-two-nodes-budget", func(b *testing.B) {
+		c := cfg
+		c.Limits = []quota.Limit{{ID: "calls", Scope: quota.ScopeGroup, Window: time.Hour, Max: 1e9}}
+		a, other := twoNodes(b, c)
+		through(b, a, other)
+	})
 }

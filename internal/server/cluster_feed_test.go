@@ -168,6 +168,14 @@ func TestClusterFailsClosed(t *testing.T) {
 			if !strings.Contains(body, "cannot confirm that it knows the revocations") {
 				t.Fatalf("503 without the reason: %s", body)
 			}
+			resp, err := b.tlsClient().Get(b.url + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				t.Fatalf("B's readiness while cut off: %s", resp.Status)
+			}
 			break
 		}
 		if status != http.StatusOK || time.Now().After(deadline) {

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -176,5 +177,76 @@ func TestClusterStartTogether(t *testing.T) {
 	}
 	if admins != 1 {
 		t.Fatalf("%d nodes bootstrapped an admin", admins)
+	}
+}
+
+// TestClusterRestart: both nodes restart from their data directories
+// alone (the joined one without being given the token again), keep
+// their ids and audit logs, and still serve each other's sessions.
+func TestClusterRestart(t *testing.T) {
+	dsn, schema := testPostgres(t)
+	cfg := server.Config{Upstreams: demoOnly, StoreDSN: dsn, StoreSchema: schema}
+	ca, cb := cfg, cfg
+	ca.Data, cb.Data = t.TempDir(), t.TempDir()
+	a := startNode(t, ca)
+	tok, _ := os.ReadFile(filepath.Join(ca.Data, "keys", "join.token"))
+	cb.JoinToken = string(tok)
+	b := startNode(t, cb)
+	admin := a.admin
+	a.setupAgent("scribe", nil, map[string][]string{"tools": {"demo.*"}})
+	ids := []string{a.NodeID(), b.NodeID()}
+	sizes := []uint64{a.Audit.Size(), b.Audit.Size()}
+	a.Close()
+	b.Close()
+	cb.JoinToken = ""
+	a = startNode(t, ca)
+	b = startNode(t, cb)
+	a.admin, b.admin = admin, admin
+	if a.NodeID() != ids[0] || b.NodeID() != ids[1] {
+		t.Fatalf("ids after restart %s %s, before %v", a.NodeID(), b.NodeID(), ids)
+	}
+	if a.Audit.Size() <= sizes[0] || b.Audit.Size() <= sizes[1] {
+		t.Fatal("an audit log started over")
+	}
+	creds, _ := b.startSession("scribe", "notes", nil, "")
+	cs := a.connect(t, creds.HTTPClient(false), nil)
+	if res, err := cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "demo.read_note", Arguments: map[string]any{"name": "welcome"}}); err != nil || res.IsError {
+		t.Fatalf("a session from B on A after the restart: %v %+v", err, res)
+	}
+}
+
+// TestClusterAuditRollback: a node whose data directory is restored from
+// an older backup does not start: its audit log is behind the head it
+// published to the store.
+func TestClusterAuditRollback(t *testing.T) {
+	dsn, schema := testPostgres(t)
+	cfg := server.Config{Upstreams: demoOnly, StoreDSN: dsn, StoreSchema: schema, Data: t.TempDir()}
+	a := startNode(t, cfg)
+	admin := a.admin
+	a.Close()
+	backup := filepath.Join(t.TempDir(), "backup")
+	if out, err := exec.Command("cp", "-a", cfg.Data, backup).CombinedOutput(); err != nil {
+		t.Fatalf("backup: %v %s", err, out)
+	}
+	a = startNode(t, cfg)
+	a.admin = admin
+	a.setupAgent("scribe", nil, map[string][]string{"tools": {"demo.*"}})
+	a.Close()
+	if err := os.RemoveAll(cfg.Data); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(backup, cfg.Data); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Addr, cfg.TrustDomain = "127.0.0.1:0", "test.ward"
+	n, err := server.Open(context.Background(), cfg)
+	if err == nil {
+		n.Close()
+		t.Fatal("a node restored from an older backup started")
+	}
+	// The store's audit index may have caught it first (if the node
+	// indexed its log before it stopped).
+	if !strings.Contains(err.Error(), "restored from an older backup") && !strings.Contains(err.Error(), "the log is behind the store") {
+		t.Fatalf("refusal: %v", err)
 	}
 }

@@ -27,10 +27,12 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
 
+	"github.com/ward-dev/ward/internal/api"
 	"github.com/ward-dev/ward/internal/authority"
 	"github.com/ward-dev/ward/internal/store"
 )
@@ -56,9 +58,16 @@ const (
 type feed struct {
 	n       *Node
 	applied atomic.Uint64 // the last change applied
-	fresh   atomic.Int64  // Unix nanoseconds: when the last up-to-date poll began
-	kick    chan struct{}
-	now     func() time.Time
+	// fresh is when the last up-to-date poll began, as time since base:
+	// monotonic, so a wall clock set back cannot make old knowledge
+	// look fresh.
+	fresh atomic.Int64
+	base  time.Time
+	kick  chan struct{}
+	now   func() time.Time
+	// deaf ignores notifications, leaving the poll alone to find
+	// changes (to measure the bound a lost notification costs).
+	deaf atomic.Bool
 }
 
 // openFeed starts following the feed from the store's current version:
@@ -66,20 +75,21 @@ type feed struct {
 // concern.
 func (n *Node) openFeed(ctx context.Context) error {
 	f := &feed{n: n, kick: make(chan struct{}, 1), now: time.Now}
+	f.base = f.now()
 	start := f.now()
 	v, err := n.Store.ChangeVersion(ctx)
 	if err != nil {
 		return fmt.Errorf("change feed: %w", err)
 	}
 	f.applied.Store(v)
-	f.fresh.Store(start.UnixNano())
+	f.fresh.Store(int64(start.Sub(f.base)))
 	n.feed = f
 	return nil
 }
 
 // check is authority.Config.Fresh.
 func (f *feed) check() error {
-	age := f.now().Sub(time.Unix(0, f.fresh.Load()))
+	age := f.now().Sub(f.base) - time.Duration(f.fresh.Load())
 	if age <= FreshnessBound {
 		return nil
 	}
@@ -97,6 +107,8 @@ func (f *feed) run(ctx context.Context) {
 	defer t.Stop()
 	prune := time.NewTicker(time.Minute)
 	defer prune.Stop()
+	heads := time.NewTicker(auditHeadEvery)
+	defer heads.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -104,8 +116,11 @@ func (f *feed) run(ctx context.Context) {
 		case <-t.C:
 		case <-f.kick:
 		case <-prune.C:
-			if _, err := f.n.Store.PruneChanges(ctx, f.now().Add(-changeRetention)); err != nil && ctx.Err() == nil {
-				f.n.cfg.Logger.Warn("pruning the change feed", "err", err)
+			f.prune(ctx)
+			continue
+		case <-heads.C:
+			if err := f.n.publishAuditHead(ctx); err != nil && ctx.Err() == nil {
+				f.n.cfg.Logger.Error("publishing this node's audit head to the store failed (another node with this node's id, or a log behind what it published?)", "node", f.n.nodeID, "err", err)
 			}
 			continue
 		}
@@ -126,7 +141,7 @@ func (f *feed) listen(ctx context.Context) {
 				if err != nil {
 					break
 				}
-				if seq > f.applied.Load() {
+				if seq > f.applied.Load() && !f.deaf.Load() {
 					select {
 					case f.kick <- struct{}{}:
 					default:
@@ -168,7 +183,7 @@ func (f *feed) sync(ctx context.Context) error {
 		f.apply(ctx, changes)
 		f.applied.Store(changes[len(changes)-1].Seq)
 	}
-	f.fresh.Store(start.UnixNano())
+	f.fresh.Store(int64(start.Sub(f.base)))
 	return nil
 }
 
@@ -209,4 +224,29 @@ func (n *Node) FeedApplied() uint64 {
 		return 0
 	}
 	return n.feed.applied.Load()
+}
+
+// feedCheck is the readiness check of a node of several: not ready while
+// it cannot confirm it knows the other nodes' revocations (a load
+// balancer then sends calls elsewhere).
+func (n *Node) feedCheck() api.Check {
+	return api.Check{Name: "change feed", Run: func(context.Context) api.Status {
+		if err := n.fresh(); err != nil {
+			return api.Status{Reason: "the node cannot confirm it knows the other nodes' revocations", Detail: err.Error()}
+		}
+		return api.Status{OK: true}
+	}}
+}
+
+// prune deletes what the nodes no longer need: changes older than
+// changeRetention, the taint labels of sessions that ended as long ago,
+// and budget leases that no longer count.
+func (f *feed) prune(ctx context.Context) {
+	now := f.now()
+	_, err1 := f.n.Store.PruneChanges(ctx, now.Add(-changeRetention))
+	_, err2 := f.n.Store.PruneSessionLabels(ctx, now.Add(-changeRetention))
+	_, err3 := f.n.Store.PruneLeases(ctx, now)
+	if err := errors.Join(err1, err2, err3); err != nil && ctx.Err() == nil {
+		f.n.cfg.Logger.Warn("pruning what the nodes share", "err", err)
+	}
 }

@@ -12,6 +12,8 @@
 //	DATA/audit.head    the audit log's latest durable checkpoint, kept outside DATA/audit
 //	DATA/policies/     Cedar policies (default.cedar written on first start)
 //	DATA/bundle.pem    the CA certificate, for clients (public)
+//	DATA/node.id       this node's id, on a store shared by several nodes (cluster.go)
+//	DATA/keys/join.token  the join token of the system the node belongs to (cluster.go)
 //
 // Private keys are files of mode 0600 in directories of mode 0700; nothing
 // here prints them.
@@ -391,6 +393,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("store %s: %w", dbPath, err)
 	}
 	repairs = append(repairs, behind...)
+	if err := n.checkAuditHead(ctx); err != nil {
+		return nil, err
+	}
 
 	if len(cfg.Policies) == 0 {
 		dir := filepath.Join(data, "policies")
@@ -543,6 +548,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		_, err := n.Store.Empty(ctx)
 		return err
 	}), upHealth.Check()}
+	if n.feed != nil {
+		acfg.Ready = append(acfg.Ready, n.feedCheck())
+	}
 	n.API, err = api.New(acfg)
 	if err != nil {
 		return nil, err
@@ -1122,9 +1130,7 @@ func (n *Node) closeState() error {
 	if n.Audit != nil {
 		errs = append(errs, n.saveBudgets())
 	}
-	if n.leases != nil {
-		errs = append(errs, n.leases.close())
-	}
+	errs = append(errs, n.closeShared())
 	if n.Store != nil {
 		errs = append(errs, n.Store.Close())
 	}

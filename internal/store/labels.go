@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Taint labels across nodes.
@@ -124,4 +125,17 @@ var postgresLabelSchema = []string{
 	$$`,
 	`CREATE TRIGGER session_labels_add AFTER INSERT ON session_labels FOR EACH ROW EXECUTE FUNCTION ward_label_change('` + ChangeLabel + `')`,
 	`CREATE TRIGGER session_labels_remove AFTER DELETE ON session_labels FOR EACH ROW EXECUTE FUNCTION ward_label_change('` + ChangeUnlabel + `')`,
+}
+
+// PruneSessionLabels deletes the labels of sessions that ended before
+// before, and returns how many it deleted.
+func (s *Store) PruneSessionLabels(ctx context.Context, before time.Time) (int64, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	res, err := s.w.ExecContext(ctx, `DELETE FROM session_labels WHERE session IN
+		(SELECT id FROM sessions WHERE status = 'ended' AND ended < $1)`, before.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("prune session labels: %w", err)
+	}
+	return res.RowsAffected()
 }

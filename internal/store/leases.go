@@ -170,3 +170,15 @@ var postgresLeaseSchema = []string{
 	)`,
 	`CREATE INDEX budget_leases_key ON budget_leases (limit_id, scope, key, counts_until)`,
 }
+
+// PruneLeases deletes the leases that no longer count at now, of every
+// budget, and returns how many it deleted.
+func (s *Store) PruneLeases(ctx context.Context, now time.Time) (int64, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	res, err := s.w.ExecContext(ctx, `DELETE FROM budget_leases WHERE counts_until <= $1`, now.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("prune leases: %w", err)
+	}
+	return res.RowsAffected()
+}

@@ -76,3 +76,33 @@ func testLeases(t *testing.T, b backend) {
 func TestSQLiteLeases(t *testing.T) { testLeases(t, sqliteBackend()) }
 
 func TestPostgresLeases(t *testing.T) { testLeases(t, postgresBackend()) }
+
+// TestPostgresPruneShared: leases that no longer count and the labels of
+// sessions ended long enough ago are pruned; the rest stay.
+func TestPostgresPruneShared(t *testing.T) {
+	s := openPostgres(t, newPostgresSchema(t))
+	ctx := t.Context()
+	req := LeaseRequest{Limit: "l", Scope: "group", Key: "k", Node: "n", Max: 10, Window: time.Hour, Want: 2, Need: 1, TTL: time.Minute, Now: t0}
+	_, err := s.TakeLease(ctx, req)
+	mustNil(t, "lease", err)
+	if n, err := s.PruneLeases(ctx, t0.Add(time.Hour)); err != nil || n != 0 {
+		t.Fatalf("pruned a counting lease: %d %v", n, err)
+	}
+	if n, err := s.PruneLeases(ctx, t0.Add(time.Hour+time.Minute)); err != nil || n != 1 {
+		t.Fatalf("prune leases: %d %v", n, err)
+	}
+	mustNil(t, "principal", s.CreatePrincipal(ctx, Principal{Name: "alice", Kind: KindSponsor}))
+	mustNil(t, "agent", s.CreateAgent(ctx, Agent{Name: "bot", Sponsor: "alice"}))
+	for _, id := range []string{"old", "live"} {
+		mustNil(t, "session", s.CreateSession(ctx, Session{ID: id, Agent: "bot", Created: t0, Expires: t0.Add(24 * time.Hour)}))
+		mustNil(t, "labels", s.AddSessionLabels(ctx, id, "untrusted"))
+	}
+	_, err = s.EndSession(ctx, "old", "done", t0.Add(time.Minute))
+	mustNil(t, "end", err)
+	if n, err := s.PruneSessionLabels(ctx, t0.Add(2*time.Minute)); err != nil || n != 1 {
+		t.Fatalf("prune labels: %d %v", n, err)
+	}
+	if l, _ := s.SessionLabels(ctx, "live"); len(l) != 1 {
+		t.Fatalf("the live session's labels: %v", l)
+	}
+}

@@ -244,7 +244,7 @@ func backoff(ctx context.Context, attempt int) error {
 
 // postgresTables are ward's tables; CheckIntegrity checks these (and no
 // other table that shares the schema).
-var postgresTables = []string{"agents", "approvals", "audit_index", "budget_leases", "change_version", "changes", "credentials", "meta", "principals",
+var postgresTables = []string{"agents", "approvals", "audit_heads", "audit_index", "budget_leases", "change_version", "changes", "credentials", "meta", "principals",
 	"schema_migrations", "sealed", "session_labels", "sessions", "tool_pins", "tool_sets"}
 
 // postgresMigrations is the PostgreSQL schema history, version for version
@@ -364,6 +364,8 @@ func postgresMigrations() [][]string {
 		postgresLeaseSchema,
 		// 10: taint labels of sessions, shared by several nodes (labels.go).
 		postgresLabelSchema,
+		// 11: the newest checkpoint each node published of its audit log (auditheads.go).
+		postgresAuditHeadsSchema,
 	}
 }
 

@@ -397,5 +397,7 @@ func sqliteMigrations() [][]string {
 		sqliteLeaseSchema,
 		// 10: taint labels of sessions, shared by several nodes (labels.go).
 		sqliteLabelSchema,
+		// 11: the newest checkpoint each node published of its audit log (auditheads.go).
+		sqliteAuditHeadsSchema,
 	}
 }

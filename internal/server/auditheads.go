@@ -1,0 +1,156 @@
+package server
+
+// Audit heads of several nodes.
+//
+// A node of several publishes the newest checkpoint of its audit log to
+// the store (store/auditheads.go) when it starts and every auditHeadEvery
+// after. When it starts, it first checks that its log extends the head it
+// published before: the same key, at least as many events, and a
+// consistency proof from its log that the published tree is a prefix of
+// its own. A data directory restored from an older backup, or a log
+// replaced, so stops the node with a message instead of erasing history
+// unnoticed; two nodes started from copies of one data directory (one
+// node id) are caught when one of them publishes a head the other has
+// outgrown.
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/ward-dev/ward/internal/store"
+)
+
+// auditHeadEvery is how often a node of several publishes its audit head.
+const auditHeadEvery = 5 * time.Second
+
+// checkpointBody is what a checkpoint note says: origin, size and root.
+type checkpointBody struct {
+	origin string
+	size   uint64
+	root   []byte
+}
+
+// parseCheckpoint reads the body of a signed checkpoint note (C2SP
+// tlog-checkpoint: origin, size and base64 root, one a line).
+func parseCheckpoint(note []byte) (checkpointBody, error) {
+	lines := strings.SplitN(string(note), "\n", 4)
+	if len(lines) < 4 {
+		return checkpointBody{}, fmt.Errorf("checkpoint: too short")
+	}
+	size, err := strconv.ParseUint(lines[1], 10, 64)
+	if err != nil {
+		return checkpointBody{}, fmt.Errorf("checkpoint: size %q", lines[1])
+	}
+	root, err := base64.StdEncoding.DecodeString(lines[2])
+	if err != nil || len(root) != 32 {
+		return checkpointBody{}, fmt.Errorf("checkpoint: root %q", lines[2])
+	}
+	return checkpointBody{origin: lines[0], size: size, root: root}, nil
+}
+
+// auditVKey is the node's audit verifier key, as DATA/keys/audit.pub
+// holds it.
+func (n *Node) auditVKey() (string, error) {
+	b, err := os.ReadFile(filepath.Join(n.cfg.Data, "keys", "audit.pub"))
+	if err != nil {
+		return "", fmt.Errorf("audit public key: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// checkAuditHead checks, on a node of several, that its audit log extends
+// the head it published before, then publishes the log's current head.
+func (n *Node) checkAuditHead(ctx context.Context) error {
+	if n.nodeID == "" {
+		return nil
+	}
+	h, ok, err := n.Store.GetAuditHead(ctx, n.nodeID)
+	if err != nil {
+		return err
+	}
+	if ok {
+		vkey, err := n.auditVKey()
+		if err != nil {
+			return err
+		}
+		own, err := parseCheckpoint(n.Audit.Checkpoint())
+		if err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
+		stop := func(why string) error {
+			return fmt.Errorf("the audit log of node %s %s, but the system's store saw it at %d events (%s): its data directory was restored from an older backup, or its log replaced. Restore DATA/audit (and DATA/keys) to what the node had, or, if that is lost, start a new node on an empty data directory with ward up --join (the store keeps this node's head as the record of what it had); ward does not start on a log behind what it published",
+				n.nodeID, why, h.Size, h.Updated.UTC().Format(time.RFC3339))
+		}
+		switch {
+		case h.VKey != vkey:
+			return stop("is signed with another key")
+		case own.size < h.Size:
+			return stop(fmt.Sprintf("holds only %d events", own.size))
+		case h.Size > 0:
+			pub, err := parseCheckpoint([]byte(h.Checkpoint))
+			if err != nil {
+				return fmt.Errorf("the audit head of node %s in the store: %w", n.nodeID, err)
+			}
+			if pub.size != h.Size {
+				return fmt.Errorf("the audit head of node %s in the store says %d events, its checkpoint %d", n.nodeID, h.Size, pub.size)
+			}
+			hashes, err := n.Audit.ConsistencyProof(h.Size, own.size)
+			if err == nil && own.size == h.Size && !bytes.Equal(own.root, pub.root) {
+				err = fmt.Errorf("another tree of the same size")
+			}
+			if err == nil {
+				err = proof.VerifyConsistency(rfc6962.DefaultHasher, h.Size, own.size, hashes, pub.root, own.root)
+			}
+			if err != nil {
+				return stop("is not the log it published (" + err.Error() + ")")
+			}
+		}
+	}
+	return n.publishAuditHead(ctx)
+}
+
+// publishAuditHead publishes the newest checkpoint of the node's log.
+func (n *Node) publishAuditHead(ctx context.Context) error {
+	if n.nodeID == "" {
+		return nil
+	}
+	vkey, err := n.auditVKey()
+	if err != nil {
+		return err
+	}
+	cp := n.Audit.Checkpoint()
+	body, err := parseCheckpoint(cp)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	return n.Store.PutAuditHead(ctx, store.AuditHead{Node: n.nodeID, Origin: body.origin, VKey: vkey, Size: body.size, Checkpoint: string(cp)})
+}
+
+// closeShared, as a node of several stops, publishes its audit head and
+// gives back its budget leases.
+func (n *Node) closeShared() error {
+	if n.nodeID == "" || n.Store == nil {
+		return nil
+	}
+	var err error
+	if n.Audit != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = n.publishAuditHead(ctx)
+		cancel()
+	}
+	if n.leases != nil {
+		err = errors.Join(err, n.leases.close())
+	}
+	return err
+}
