@@ -98,7 +98,7 @@ func cmdUp(args []string, stdout io.Writer) error {
 		info := map[string]any{"version": version, "trust_domain": node.CA.TrustDomain().Name(), "data": data2,
 			"api": url + "/v1/", "mcp": url + "/mcp", "bundle": url + "/.well-known/spiffe-bundle", "bundle_file": bundle,
 			"upstreams": node.Gateway.Servers(), "policies": node.Policies().Len(), "policy_paths": cfgPolicies(cfg, data2),
-			"approvers": node.ApproverGroups()}
+			"approvers": node.ApproverGroups(), "metrics": url + "/metrics", "tracing": cfg.Tracing.OTLPEndpoint != ""}
 		if node.Witness != nil {
 			info["witness"] = map[string]any{"url": url + "/witness", "logs": len(cfg.WitnessFor), "key": node.Witness.VerifierKey()}
 		}
@@ -119,6 +119,10 @@ func cmdUp(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "  trust bundle  %s/.well-known/spiffe-bundle  (CA certificate: %s)\n", url, bundle)
 		fmt.Fprintf(stdout, "  upstreams     %v; policies: %d loaded from %v\n", node.Gateway.Servers(), node.Policies().Len(), cfgPolicies(cfg, data2))
 		fmt.Fprintf(stdout, "  approvers     %s  (escalated calls: ward approvals list, ward approvals approve ID)\n", approversLine(node.ApproverGroups()))
+		fmt.Fprintf(stdout, "  metrics       %s/metrics  (Prometheus; from loopback, or with an admin credential)\n", url)
+		if cfg.Tracing.OTLPEndpoint != "" {
+			fmt.Fprintf(stdout, "  traces        exported by OTLP/HTTP\n")
+		}
 		if node.Witness != nil {
 			fmt.Fprintf(stdout, "  witness       %s/witness  (C2SP tlog-witness for %d log(s); key for their witness policies: %s)\n", url, len(cfg.WitnessFor), node.Witness.VerifierKey())
 		}
