@@ -354,6 +354,7 @@ func TestJSONEverywhere(t *testing.T) {
 		"audit prove":         {"--data", data, "1"},
 		"audit export":        {"--data", data, "--session", session, "--out", bundle},
 		"audit verify-bundle": {"--key", keyFile, "--allow-unsealed", bundle},
+		"doctor":              {"--data", data, "--key", keyFile, "--no-runtime"},
 		"changes show":        {session},
 		"changes apply":       {session},
 		"changes discard":     {other.Session},
@@ -364,7 +365,7 @@ func TestJSONEverywhere(t *testing.T) {
 	}
 	// Their standard output is the program's, the MCP stream, or a
 	// client's own configuration format.
-	noData := []string{"run", "mcp wrap", "mcp config"}
+	noData := []string{"run", "mcp wrap", "mcp config", "completion"}
 	late := []string{"changes show", "changes apply", "changes discard", "audit export", "audit verify-bundle", "mcp serve", "up", "admin credential"}
 	// ward audit nodes reads a PostgreSQL store: checked when one runs here.
 	var unchecked []string

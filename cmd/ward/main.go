@@ -150,6 +150,9 @@ func commands() []command {
 			{name: "verify", args: "--session ID --tool SERVER.TOOL [--outcome success] --receipt FILE [--data DIR]", summary: "check a claim against a receipt (or a file of them) and the log", run: claimVerify},
 		}},
 		{name: "version", summary: "print ward's version", run: cmdVersion},
+		{name: "doctor", args: "[--config FILE] [--data DIR] [--key FILE|KEY] [--no-runtime]",
+			summary: "check a deployment (key modes, store, audit log, upstreams, kernel features, clock) and say what to fix", run: cmdDoctor},
+		{name: "completion", args: "bash|zsh|fish", summary: "print a shell completion script", run: cmdCompletion},
 	}
 }
 

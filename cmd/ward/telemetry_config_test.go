@@ -61,3 +61,30 @@ func TestWebhookConfig(t *testing.T) {
 		t.Fatalf("bad url: %v", err)
 	}
 }
+
+// TestReadmeIntegrationConfig: the README's telemetry: and webhooks:
+// examples load as written.
+func TestReadmeIntegrationConfig(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot(), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("OTLP_TOKEN", "t")
+	t.Setenv("WARD_WEBHOOK_SECRET", "0123456789abcdef-webhook")
+	found := 0
+	for _, block := range strings.Split(string(b), "```yaml\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		if !strings.HasPrefix(block, "telemetry:") && !strings.HasPrefix(block, "webhooks:") {
+			continue
+		}
+		found++
+		p := filepath.Join(t.TempDir(), "ward.yaml")
+		os.WriteFile(p, []byte(block), 0o600)
+		if _, err := loadConfig(p); err != nil {
+			t.Errorf("README block does not load: %v\n%s", err, block)
+		}
+	}
+	if found != 2 {
+		t.Fatalf("found %d telemetry/webhooks blocks in the README, want 2", found)
+	}
+}

@@ -112,7 +112,7 @@ func cmdUp(args []string, stdout io.Writer) error {
 		info := map[string]any{"version": version, "trust_domain": node.CA.TrustDomain().Name(), "data": data2,
 			"api": url + "/v1/", "mcp": url + "/mcp", "bundle": url + "/.well-known/spiffe-bundle", "bundle_file": bundle,
 			"upstreams": node.Gateway.Servers(), "policies": node.Policies().Len(), "policy_paths": cfgPolicies(cfg, data2),
-			"approvers": node.ApproverGroups()}
+			"approvers": node.ApproverGroups(), "metrics": url + "/metrics", "tracing": cfg.Tracing.OTLPEndpoint != ""}
 		if node.Witness != nil {
 			info["witness"] = map[string]any{"url": url + "/witness", "logs": len(cfg.WitnessFor), "key": node.Witness.VerifierKey()}
 		}
@@ -139,6 +139,10 @@ func cmdUp(args []string, stdout io.Writer) error {
 		if id := node.NodeID(); id != "" {
 			fmt.Fprintf(stdout, "  node          %s of the system in %s (other nodes join with: ward up --join FILE, FILE a copy of %s)\n",
 				id, node.Store.Location(), filepath.Join(data2, "keys", "join.token"))
+		}
+		fmt.Fprintf(stdout, "  metrics       %s/metrics  (Prometheus; from loopback, or with an admin credential)\n", url)
+		if cfg.Tracing.OTLPEndpoint != "" {
+			fmt.Fprintf(stdout, "  traces        exported by OTLP/HTTP\n")
 		}
 		if node.Witness != nil {
 			fmt.Fprintf(stdout, "  witness       %s/witness  (C2SP tlog-witness for %d log(s); key for their witness policies: %s)\n", url, len(cfg.WitnessFor), node.Witness.VerifierKey())

@@ -5,9 +5,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -79,7 +82,14 @@ func TestTraceOfACall(t *testing.T) {
 	col := &collector{}
 	srv := httptest.NewServer(col)
 	defer srv.Close()
-	n := startNode(t, server.Config{Upstreams: demoOnly, Tracing: telemetry.TracingConfig{OTLPEndpoint: srv.URL}})
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`
+@id("notes") permit (principal, action == Action::"call_tool", resource in Server::"demo");
+@id("deletes-need-a-dba") @escalate("1 of group:dba")
+forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete_note");
+`), 0o600)
+	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: demoOnly, HoldTimeout: 50 * time.Millisecond,
+		ApproverGroups: map[string][]string{"dba": {"dana"}}, Tracing: telemetry.TracingConfig{OTLPEndpoint: srv.URL}})
 	n.setupAgent("reporter", nil, map[string][]string{"tools": {"demo.*"}})
 	creds, v := n.startSession("reporter", "write the weekly report", nil, "")
 	cs := n.connect(t, creds.HTTPClient(false), nil)
@@ -89,6 +99,10 @@ func TestTraceOfACall(t *testing.T) {
 		Meta: mcp.Meta{"traceparent": "00-" + traceID + "-" + parentID + "-01"}})
 	if err != nil {
 		t.Fatalf("echo: %v", err)
+	}
+	// Held for approval, then answered pending when the hold ends.
+	if _, err := cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "demo.delete_note", Arguments: map[string]any{"name": "welcome"}}); err == nil {
+		t.Fatal("escalated call went through")
 	}
 	cs.Close()
 	n.Close() // exports what is buffered
@@ -124,14 +138,23 @@ func TestTraceOfACall(t *testing.T) {
 	}
 	for name, kind := range map[string]tracepb.Span_SpanKind{"ward.decide": tracepb.Span_SPAN_KIND_INTERNAL,
 		"tools/call echo": tracepb.Span_SPAN_KIND_CLIENT, "ward.audit.record": tracepb.Span_SPAN_KIND_INTERNAL} {
-		s := byName[name]
+		var s *tracepb.Span
+		for _, x := range col.spans {
+			if x.Name == name && string(x.ParentSpanId) == string(call.SpanId) {
+				s = x
+			}
+		}
 		if s == nil {
-			t.Errorf("no %s span", name)
+			t.Errorf("no %s span under the call's", name)
 			continue
 		}
 		if s.Kind != kind || string(s.ParentSpanId) != string(call.SpanId) || string(s.TraceId) != string(call.TraceId) {
 			t.Errorf("%s: kind %v parent %x trace %x, want kind %v under the call span %x", name, s.Kind, s.ParentSpanId, s.TraceId, kind, call.SpanId)
 		}
+	}
+	held, wait := byName["tools/call demo.delete_note"], byName["ward.approval.wait"]
+	if held == nil || wait == nil || string(wait.ParentSpanId) != string(held.SpanId) || attr(held, "ward.decision") != "escalate" || attr(wait, "ward.approval.state") != "pending" {
+		t.Errorf("held call %v, approval wait %v", held, wait)
 	}
 	auth := byName["ward.authenticate"]
 	if auth == nil || attr(auth, "ward.session.id") != v.Session || attr(auth, "ward.auth.method") != "dpop" {

@@ -122,9 +122,12 @@ type Config struct {
 type Sender struct {
 	cfg     Config
 	pending chan struct{}
-	wg      sync.WaitGroup
 	ctx     context.Context
 	cancel  context.CancelFunc
+
+	mu     sync.Mutex // orders Send's wg.Add before Close's Wait
+	closed bool
+	wg     sync.WaitGroup
 }
 
 // New validates cfg and returns a Sender.
@@ -212,7 +215,16 @@ func (s *Sender) Send(event string, data any) {
 			s.record(d)
 			continue
 		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			<-s.pending
+			d.Error = "not sent: ward is stopping"
+			s.record(d)
+			continue
+		}
 		s.wg.Add(1)
+		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
 			defer func() { <-s.pending }()
@@ -227,6 +239,9 @@ func (s *Sender) Close(ctx context.Context) error {
 	if s == nil {
 		return nil
 	}
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.cancel()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()

@@ -190,3 +190,18 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestSendAfterClose: a notification sent while ward stops is recorded as
+// not sent, never lost without a record.
+func TestSendAfterClose(t *testing.T) {
+	srv, n, _ := receiver(t, "204")
+	s, out := newSender(t, Endpoint{Name: "soc", URL: srv.URL, Secret: secret})
+	s.Close(context.Background())
+	s.Send("alert", nil)
+	if d := <-out; d.Delivered || d.Attempts != 0 || !strings.Contains(d.Error, "stopping") {
+		t.Fatalf("delivery after close: %+v", d)
+	}
+	if n.Load() != 0 {
+		t.Fatal("sent after close")
+	}
+}
