@@ -10,6 +10,7 @@
 //	DATA/ward.db       SQLite store (unless Config.StoreDSN names PostgreSQL)
 //	DATA/audit/        the audit log (audit package)
 //	DATA/audit.head    the audit log's latest durable checkpoint, kept outside DATA/audit
+//	DATA/audit.head.journal  the audit log's batches not yet in its files (one sync per batch)
 //	DATA/policies/     Cedar policies (default.cedar written on first start)
 //	DATA/bundle.pem    the CA certificate, for clients (public)
 //	DATA/node.id       this node's id, on a store shared by several nodes (cluster.go)

@@ -19,6 +19,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ward-dev/ward/internal/mcpmsg"
 )
 
 // Defaults for [ClientConfig].
@@ -440,7 +442,7 @@ func (c *ClientConn) readJSON(resp *http.Response, call jsonrpc.ID) {
 			raws = []json.RawMessage{body}
 		}
 		for _, raw := range raws {
-			m, err := jsonrpc.DecodeMessage(raw)
+			m, err := mcpmsg.DecodeLenient(raw)
 			if err != nil {
 				return fmt.Errorf("decode response body: %w", err)
 			}
@@ -637,7 +639,7 @@ func (c *ClientConn) consume(resp *http.Response, lastID *string, retry *time.Du
 		if len(ev.Data) == 0 || (ev.Name != "" && ev.Name != "message") {
 			continue
 		}
-		m, err := jsonrpc.DecodeMessage(ev.Data)
+		m, err := mcpmsg.DecodeLenient(ev.Data)
 		if err != nil {
 			return progressed, fmt.Errorf("decode sse event: %w", err)
 		}

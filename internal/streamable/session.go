@@ -65,8 +65,13 @@ type stream struct {
 	overflow    bool     // out outgrew its bound: the connection is dropped, the client resumes
 	gen         int      // bumped when a resume takes the stream over from a stale connection
 	jsonOut     [][]byte
-	attached    bool
-	wake        chan struct{}
+	// deferred marks the stream of a POST carrying one request whose
+	// client accepts JSON as well as SSE: its answer is sent as one JSON
+	// body unless a message related to the request comes first, or
+	// KeepAlive passes, which make it an SSE stream (see serveDeferred).
+	deferred bool
+	attached bool
+	wake     chan struct{}
 }
 
 type event struct {
@@ -166,7 +171,7 @@ func (s *Session) Send(msg jsonrpc.Message, related jsonrpc.ID) error {
 			}
 		}
 		st.outstanding--
-		if st.json {
+		if st.json || st.deferred {
 			if st.attached {
 				st.jsonOut = append(st.jsonOut, data)
 				if st.outstanding == 0 {
@@ -184,6 +189,7 @@ func (s *Session) Send(msg jsonrpc.Message, related jsonrpc.ID) error {
 	case *jsonrpc.Request:
 		if related.IsValid() {
 			if st, ok := s.pending[related]; ok && !st.json {
+				s.undefer(st)
 				s.enqueue(st, data)
 				return nil
 			}
@@ -322,7 +328,7 @@ func (c requestValues) Value(key any) any {
 
 // openRequestStream registers the calls of one POST and returns the
 // stream their responses go to, attached to that POST.
-func (s *Session) openRequestStream(calls []jsonrpc.ID, jsonMode, isInit bool) (*stream, error) {
+func (s *Session) openRequestStream(calls []jsonrpc.ID, jsonMode, deferred, isInit bool) (*stream, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -338,6 +344,7 @@ func (s *Session) openRequestStream(calls []jsonrpc.ID, jsonMode, isInit bool) (
 	st := &stream{
 		id:          strconv.FormatInt(s.nextStream, 10),
 		json:        jsonMode,
+		deferred:    deferred && !jsonMode,
 		outstanding: len(calls),
 		calls:       len(calls),
 		attached:    true,
@@ -352,7 +359,9 @@ func (s *Session) openRequestStream(calls []jsonrpc.ID, jsonMode, isInit bool) (
 	}
 	if !jsonMode {
 		s.streams[st.id] = st
-		s.prime(st)
+		if !st.deferred {
+			s.prime(st)
+		}
 	}
 	return st, nil
 }
@@ -608,6 +617,64 @@ func (s *Session) serveStream(w http.ResponseWriter, r *http.Request, st *stream
 		case <-r.Context().Done():
 			return
 		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// undefer makes a deferred stream an SSE stream (primed, so that the
+// client can resume it). Called with mu held.
+func (s *Session) undefer(st *stream) {
+	if st.deferred {
+		st.deferred = false
+		s.prime(st)
+		notify(st.wake)
+	}
+}
+
+// serveDeferred answers the POST of a deferred stream: with its one
+// response as a JSON body if that comes first, as serveJSON would;
+// otherwise (a request or notification related to the POST's request, or
+// KeepAlive without an answer, so that a long call gets the SSE stream's
+// pings) as an SSE stream from there on, as serveStream does. A single
+// JSON answer costs the client and every proxy on the way less than a
+// stream of one event.
+func (s *Session) serveDeferred(w http.ResponseWriter, r *http.Request, st *stream) {
+	timer := time.NewTimer(s.h.cfg.KeepAlive)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		if !st.deferred {
+			s.mu.Unlock()
+			s.serveStream(w, r, st)
+			return
+		}
+		if st.outstanding == 0 {
+			out := st.jsonOut
+			s.mu.Unlock()
+			s.detach(st)
+			if len(out) != 1 {
+				writeError(w, http.StatusInternalServerError, jsonrpc.CodeInternalError, "internal error")
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			_ = newClientWriter(w, s.h.cfg.WriteTimeout).write(out[0])
+			return
+		}
+		s.mu.Unlock()
+		select {
+		case <-st.wake:
+		case <-timer.C:
+			s.mu.Lock()
+			s.undefer(st)
+			s.mu.Unlock()
+		case <-r.Context().Done():
+			s.detach(st)
+			return
+		case <-s.ctx.Done():
+			s.detach(st)
+			writeError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session closed")
 			return
 		}
 	}
