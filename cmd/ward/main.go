@@ -148,6 +148,9 @@ func commands() []command {
 		{name: "claim", summary: "agents' claims against receipts and the log", subs: []command{
 			{name: "verify", args: "--session ID --tool SERVER.TOOL [--outcome success] --receipt FILE [--data DIR]", summary: "check a claim against a receipt (or a file of them) and the log", run: claimVerify},
 		}},
+		{name: "console", summary: "operator console accounts (the console is at /console/)", subs: []command{
+			{name: "user", args: "add NAME --role viewer|approver|admin [--data DIR]", summary: "create a console account and print its password once", run: consoleUserAdd},
+		}},
 		{name: "version", summary: "print ward's version", run: cmdVersion},
 	}
 }

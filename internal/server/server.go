@@ -511,6 +511,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := n.openConsole(cfg); err != nil {
+		return nil, err
+	}
 	if err := n.taintSurvivors(ctx); err != nil {
 		return nil, fmt.Errorf("sessions from before the restart: %w", err)
 	}
