@@ -5,7 +5,7 @@
 GO ?= go
 NPM_DIR := testdata/npm
 
-.PHONY: up test deps vet bench build
+.PHONY: up test deps vet bench build chromium
 
 up:
 	$(GO) run ./cmd/ward up
@@ -18,7 +18,7 @@ build:
 # testdata/conformance/package-lock.json (its tests build ward's own reference
 # server, testdata/conformance/refserver).
 CONF_DIR := testdata/conformance
-deps: $(NPM_DIR)/node_modules/.installed $(CONF_DIR)/node_modules/.installed
+deps: $(NPM_DIR)/node_modules/.installed $(CONF_DIR)/node_modules/.installed chromium
 
 $(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
 	cd $(NPM_DIR) && npm ci --no-audit --no-fund --loglevel=error
@@ -27,6 +27,10 @@ $(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-l
 $(CONF_DIR)/node_modules/.installed: $(CONF_DIR)/package.json $(CONF_DIR)/package-lock.json
 	cd $(CONF_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The console's browser tests drive Debian's headless Chromium (chromedp).
+chromium:
+	@command -v chromium >/dev/null || (S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$S apt-get update && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver)
 
 # ./... skips testdata: the conformance reference server is named.
 GOFMT_DIRS := cmd internal interop examples bench testdata/conformance/refserver
@@ -41,7 +45,7 @@ vet:
 # the server WARD_TEST_POSTGRES names (default: 127.0.0.1:5432, user
 # postgres, database test), which CI has: here they fail rather than skip.
 test: deps vet
-	WARD_REQUIRE_NPM=1 WARD_REQUIRE_POSTGRES=1 $(GO) test -race -count=1 -timeout 20m ./...
+	WARD_REQUIRE_NPM=1 WARD_REQUIRE_POSTGRES=1 WARD_REQUIRE_CHROMIUM=1 $(GO) test -race -count=1 -timeout 20m ./...
 	cd interop/witness && $(GO) test -race -count=1 -timeout 5m ./...
 
 bench:
