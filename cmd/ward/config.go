@@ -125,6 +125,9 @@ type fileConfig struct {
 		Postgres string `yaml:"postgres"`
 		Schema   string `yaml:"schema"`
 	} `yaml:"store"`
+	// Console configures the operator console's single sign-on (see
+	// consoleConfig).
+	Console *consoleConfig `yaml:"console"`
 }
 
 // auditConfig configures what the audit log records and how its
@@ -637,6 +640,9 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 	cfg.TaintTools, cfg.TaintHosts, cfg.TaintFields = fc.Taint.Tools, fc.Taint.Hosts, fc.Taint.Fields
 	cfg.ScanResults = fc.ScanResults
 	cfg.AlertWebhook = fc.AlertWebhook
+	if cfg.ConsoleOIDC, err = fc.Console.oidc(); err != nil {
+		return cfg, err
+	}
 	if !fc.Monitor.IsZero() {
 		// Values of the wrong type are reported at their line in the
 		// file, before the section is read as its own document.

@@ -82,6 +82,9 @@ type Config struct {
 	// effects (nil: no dry-run).
 	DryRun func(ctx context.Context, req json.RawMessage) (any, error)
 	Logger *slog.Logger
+	// OIDC, when set, also lets operators log in with an OpenID Connect
+	// provider.
+	OIDC *OIDCConfig
 	// Now is the clock (nil: time.Now).
 	Now           func() time.Time
 	SessionTTL    time.Duration
@@ -98,6 +101,7 @@ type Console struct {
 	api    http.Handler
 	files  http.Handler
 	hashes chan struct{} // bounds concurrent password hashing
+	oidc   *oidc         // nil without OIDC
 
 	mu       sync.Mutex
 	sessions map[[32]byte]*session // by SHA-256 of the cookie value
@@ -106,6 +110,7 @@ type Console struct {
 
 type session struct {
 	user    string
+	oidc    bool // logged in with the OIDC provider, not a local account
 	csrf    string
 	created time.Time
 	used    time.Time
@@ -141,6 +146,11 @@ func New(cfg Config) (*Console, error) {
 	c := &Console{cfg: cfg, users: &users{path: filepath.Clean(cfg.Users)}, api: cfg.API.Routes(),
 		files: http.StripPrefix("/console/", http.FileServerFS(sub)), hashes: make(chan struct{}, 2),
 		sessions: map[[32]byte]*session{}, failures: map[string][]time.Time{}}
+	if cfg.OIDC != nil {
+		if c.oidc, err = newOIDC(*cfg.OIDC); err != nil {
+			return nil, err
+		}
+	}
 	c.routes = c.allowlist()
 	return c, nil
 }
@@ -178,6 +188,11 @@ func (c *Console) allowlist() *http.ServeMux {
 		m.HandleFunc(method+" /console/api"+path, c.authed(rt.role, c.forward))
 	}
 	m.HandleFunc("POST /console/api/login", c.login)
+	m.HandleFunc("GET /console/api/login-options", c.loginOptions)
+	if c.oidc != nil {
+		m.HandleFunc("GET /console/api/oidc/login", c.oidcLogin)
+		m.HandleFunc("GET /console/api/oidc/callback", c.oidcCallback)
+	}
 	m.HandleFunc("POST /console/api/logout", c.authed(RoleViewer, c.logout))
 	m.HandleFunc("GET /console/api/me", c.authed(RoleViewer, c.me))
 	m.HandleFunc("GET /console/api/proof/{index}", c.authed(RoleViewer, c.proof))
@@ -235,7 +250,7 @@ func (c *Console) authed(need Role, h func(w http.ResponseWriter, r *http.Reques
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "log in to the console first"})
 			return
 		}
-		u, ok, err := c.users.get(s.user)
+		u, ok, err := c.account(s)
 		if err != nil {
 			c.cfg.Logger.Error("console users file", "err", err)
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error; see the server log"})
@@ -278,6 +293,18 @@ func (c *Console) checkCSRF(r *http.Request, s *session) error {
 		return errors.New("missing or wrong CSRF token: reload the console")
 	}
 	return nil
+}
+
+// account returns the account a session is for, as it stands now.
+func (c *Console) account(s *session) (User, bool, error) {
+	if s.oidc {
+		if c.oidc == nil {
+			return User{}, false, nil
+		}
+		r, ok := c.oidc.role(s.user)
+		return User{Name: s.user, Role: r}, ok, nil
+	}
+	return c.users.get(s.user)
 }
 
 // session returns the live session r's cookie names, or nil.
@@ -409,12 +436,21 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "wrong user name or password"})
 		return
 	}
-	token, csrf := random(), random()
-	s := &session{user: u.Name, csrf: csrf, created: now, used: now}
 	c.mu.Lock()
 	for _, k := range keys {
 		delete(c.failures, k)
 	}
+	c.mu.Unlock()
+	csrf := c.newSession(w, r, u.Name, false, now)
+	writeJSON(w, http.StatusOK, meView{User: u.Name, Role: u.Role, CSRF: csrf})
+}
+
+// newSession starts a console session for user and sets its cookie; it
+// returns the session's CSRF token.
+func (c *Console) newSession(w http.ResponseWriter, r *http.Request, user string, oidc bool, now time.Time) string {
+	token, csrf := random(), random()
+	s := &session{user: user, oidc: oidc, csrf: csrf, created: now, used: now}
+	c.mu.Lock()
 	if len(c.sessions) >= maxSessions {
 		var oldest [32]byte
 		var at time.Time
@@ -429,7 +465,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	c.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: c.cookieName(r), Value: token, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(c.cfg.SessionTTL.Seconds())})
-	writeJSON(w, http.StatusOK, meView{User: u.Name, Role: u.Role, CSRF: csrf})
+	return csrf
 }
 
 func random() string {

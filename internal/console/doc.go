@@ -12,6 +12,11 @@
 //     memory and named by an HttpOnly, SameSite=Strict cookie (Secure on
 //     TLS), a CSRF token required on every state-changing request, and the
 //     console's JSON API under /console/api/.
+//   - oidc.go: single sign-on with an OpenID Connect provider
+//     (authorization code with PKCE S256, state bound to the browser by a
+//     cookie, nonce; the ID token's signature, issuer, audience, expiry
+//     and verified email checked here), each email given its role in
+//     the configuration.
 //   - static/: the pages, plain HTML, CSS and JavaScript embedded in the
 //     binary and served with a Content-Security-Policy of
 //     default-src 'self' (no inline script or style).

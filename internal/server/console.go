@@ -27,6 +27,7 @@ func (n *Node) openConsole(cfg Config) error {
 	c, err := console.New(console.Config{
 		Users: filepath.Join(cfg.Data, filepath.FromSlash(console.UsersFile)), API: n.API, Audit: n.Audit, LogKey: logKey,
 		Logger:   cfg.Logger,
+		OIDC:     cfg.ConsoleOIDC,
 		Policies: func() any { return n.Policies().Policies() },
 		DryRun:   n.dryRun,
 		Limits: func() any {

@@ -48,6 +48,7 @@ import (
 	"github.com/ward-dev/ward/internal/atomicfile"
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/authority"
+	"github.com/ward-dev/ward/internal/console"
 	"github.com/ward-dev/ward/internal/demo"
 	"github.com/ward-dev/ward/internal/egress"
 	"github.com/ward-dev/ward/internal/enforce"
@@ -189,6 +190,9 @@ type Config struct {
 	// (store.OpenPostgres) instead of SQLite in DATA/ward.db, in schema
 	// StoreSchema ("": the DSN's search_path).
 	StoreDSN, StoreSchema string
+	// ConsoleOIDC, when set, lets operators log in to the console with an
+	// OpenID Connect provider besides local accounts.
+	ConsoleOIDC *console.OIDCConfig
 }
 
 // Record configures what the audit log records of each call besides

@@ -59,6 +59,10 @@ function showLogin() {
   $("nav").hidden = true;
   $("logout").hidden = true;
   $("who").textContent = "";
+  fetch("/console/api/login-options", { credentials: "same-origin" }).then((r) => r.json()).then((o) => {
+    $("sso").hidden = !o.oidc;
+    if (o.oidc_provider) $("sso-link").textContent = "Log in with " + o.oidc_provider;
+  }).catch(() => {});
 }
 
 async function start() {
