@@ -18,6 +18,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ward-dev/ward/internal/approval"
+	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/console"
 	"github.com/ward-dev/ward/internal/server"
 )
@@ -194,6 +195,11 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete
 			t.Errorf("approval card lacks %q:\n%s", want, card)
 		}
 	}
+	run(t, ctx, "the escalating decision, checked in the page", chromedp.WaitVisible(chromedp.CSS("[data-approval] [data-decision-check].ok")))
+	check, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("[data-decision-check]")))
+	if !strings.Contains(check, "escalate") {
+		t.Errorf("decision check on the approval card: %q", check)
+	}
 	shot(t, ctx, shots, "approvals")
 	run(t, ctx, "approve",
 		chromedp.SendKeys(chromedp.CSS("[data-approval] textarea"), "stale note, fine to delete"),
@@ -287,6 +293,28 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete
 		}
 	}
 
+	// Log keys whose base64 holds "+" or "/" parse (a key is
+	// NAME+HASH+BASE64, and only the first two "+" separate).
+	for _, want := range []string{"+", "/"} {
+		var vkey string
+		for {
+			_, v, err := audit.NewNoteKey("test.ward/audit")
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts := strings.SplitN(v, "+", 3)
+			if strings.Contains(parts[2], want) {
+				vkey = v
+				break
+			}
+		}
+		js := `import("/console/verify.js").then((m) => m.parseKey(` + string(must(json.Marshal(vkey))) + `)).then((k) => k.name + " " + k.pub.length, (e) => "refused: " + e.message)`
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+		if err != nil || got != "test.ward/audit 32" {
+			t.Errorf("parseKey(%s): %q, %v", vkey, got, err)
+		}
+	}
+
 	// The policies page shows the Cedar in force and decides a dry run.
 	run(t, ctx, "policies page", chromedp.Navigate(n.url+"/console/#policies"), chromedp.WaitVisible(chromedp.CSS(".policy")),
 		chromedp.SendKeys(chromedp.ID("dry-agent"), "janitor"), chromedp.SendKeys(chromedp.ID("dry-name"), "demo.delete_note"),
@@ -299,6 +327,13 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete
 	shot(t, ctx, shots, "policies")
 	run(t, ctx, "activity page", chromedp.Navigate(n.url+"/console/#activity"), chromedp.WaitVisible(chromedp.CSS(`#plot-calls svg path[data-series="allow"]`)))
 	shot(t, ctx, shots, "activity")
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 func itoa(i uint64) string { b, _ := json.Marshal(i); return string(b) }

@@ -159,7 +159,7 @@ function approvalCard(r) {
       el("dt", {}, "objective"), el("dd", {}, r.objective),
       el("dt", {}, "why held"), el("dd", {}, (r.reasons || []).join("; ")),
       el("dt", {}, "policies"), el("dd", {}, (r.policies || []).join(", ")),
-      el("dt", {}, "decision event"), el("dd", {}, r.decision_event ? el("a", { href: "#audit/" + r.decision_event }, "#" + r.decision_event) : "—"),
+      el("dt", {}, "decision event"), el("dd", {}, r.decision_event ? [el("a", { href: "#audit/" + r.decision_event }, "#" + r.decision_event), " ", decisionCheck(r.decision_event)] : "—"),
       el("dt", {}, "quorum"), el("dd", {},
         el("progress", { max: quorum, value: yes }), ` ${yes} of ${quorum} from group ${(req.groups || []).join(", ")}`),
       el("dt", {}, "votes"), el("dd", {}, (r.votes || []).length ? (r.votes || []).map((v) => `${v.voter}: ${v.approve ? "approve" : "deny"} ${v.reason}`).join("; ") : "none yet"),
@@ -170,6 +170,24 @@ function approvalCard(r) {
         el("button", { class: "primary", "data-action": "approve", onclick: vote(true) }, "Approve"),
         el("button", { class: "danger", "data-action": "deny", onclick: vote(false) }, "Deny"))) :
       el("p", { class: "muted" }, "Your role may not vote."));
+}
+
+// decisionCheck shows whether the decision that escalated a call is in
+// the log, checked in this browser (cached: the log does not change).
+const checked = new Map();
+function decisionCheck(index) {
+  const span = el("span", { class: "muted", "data-decision-check": index }, "checking…");
+  if (!checked.has(index)) {
+    checked.set(index, api("GET", "/proof/" + index).then((p) => verifyProof(p, p.log_key)));
+  }
+  checked.get(index).then((v) => {
+    span.className = "ok";
+    span.textContent = `✓ in the log (checked here): ${v.event.data.decision}, ${v.event.data.reason}`;
+  }, (e) => {
+    span.className = "error";
+    span.textContent = "✗ not proven: " + (e.message || e);
+  });
+  return span;
 }
 
 function table(headers, rows, onRow) {
@@ -273,9 +291,15 @@ async function sessionPage(page, id) {
       can("admin") && s.status === "active" ? el("button", { class: "danger", id: "end-session", onclick: end }, "End session") : null)),
     );
   const calls = el("div", { id: "calls" });
-  page.append(el("h2", {}, "Calls (live)"), calls);
+  const taint = el("div", { id: "taint" });
+  page.append(el("h2", {}, "Taint labels and where each came from"), taint, el("h2", {}, "Calls (live)"), calls);
   poll(async () => {
     const evs = await api("GET", "/v1/audit/events?session=" + encodeURIComponent(id) + "&limit=500");
+    const labelled = evs.filter((e) => e.type === "taint" || e.type === "taint.clear");
+    taint.replaceChildren(labelled.length ? table(["#", "time", "label", "from"], labelled.map((e) => [
+      el("a", { href: "#audit/" + e.index }, String(e.index)), when(e.time),
+      e.type === "taint.clear" ? `${e.data.label} (cleared by ${e.actor})` : e.data.label, e.data.from || ""])) :
+      el("p", { class: "muted" }, "No label yet."));
     calls.replaceChildren(table(["#", "time", "event", "call", "decision", "reason"],
       evs.map((e) => [el("a", { href: "#audit/" + e.index }, String(e.index)), when(e.time), e.type,
         e.data && e.data.name ? `${e.data.method || ""} ${e.data.name}` : "",
@@ -368,6 +392,16 @@ async function policies(page) {
 
 // ---- Activity (plots) ----
 
+// minutes returns every minute from one before the first of ts to one
+// after the last, so that quiet minutes plot as zero.
+function minutes(ts) {
+  if (!ts.length) return [];
+  const lo = Math.min(...ts) - 60000, hi = Math.max(...ts) + 60000;
+  const out = [];
+  for (let t = lo; t <= hi && out.length < 1440; t += 60000) out.push(t);
+  return out;
+}
+
 async function activity(page) {
   page.append(el("h1", {}, "Activity"));
   const calls = el("div", { id: "plot-calls" });
@@ -388,11 +422,24 @@ async function activity(page) {
       agentsCount[e.agent] = agentsCount[e.agent] || { allow: 0, deny: 0, escalate: 0 };
       agentsCount[e.agent][d] = (agentsCount[e.agent][d] || 0) + 1;
     }
-    const times = Object.keys(buckets).map(Number).sort((a, b) => a - b);
+    const times = minutes(Object.keys(buckets).map(Number));
     const series = {};
-    for (const d of ["allow", "deny", "escalate"]) series[d] = times.map((t) => [t, buckets[t][d]]);
+    for (const d of ["allow", "deny", "escalate"]) series[d] = times.map((t) => [t, (buckets[t] || {})[d] || 0]);
     calls.replaceChildren(lineChart(series, { yLabel: "calls" }));
-    byAgent.replaceChildren(barChart(Object.entries(agentsCount).map(([a, c]) => ({ label: `${a} (${c.deny} denied)`, value: c.allow + c.deny + c.escalate }))));
+    const groupsOf = {};
+    for (const a of await api("GET", "/v1/agents")) groupsOf[a.name] = a.groups;
+    const perAgent = {}, perGroup = {};
+    for (const e of evs) {
+      const m = Math.floor(Date.parse(e.time) / 60000) * 60000;
+      const inc = (tbl, k) => { tbl[k] = tbl[k] || {}; tbl[k][m] = (tbl[k][m] || 0) + 1; };
+      inc(perAgent, e.agent || "?");
+      for (const g of groupsOf[e.agent] || []) inc(perGroup, g);
+    }
+    const toSeries = (tbl) => Object.fromEntries(Object.entries(tbl).map(([k, b]) => [k, times.map((t) => [t, b[t] || 0])]));
+    byAgent.replaceChildren(
+      barChart(Object.entries(agentsCount).map(([a, c]) => ({ label: `${a} (${c.deny} denied)`, value: c.allow + c.deny + c.escalate }))),
+      el("h2", {}, "Calls per minute by agent"), lineChart(toSeries(perAgent), { yLabel: "calls" }),
+      el("h2", {}, "Calls per minute by group"), lineChart(toSeries(perGroup), { yLabel: "calls" }));
     const limits = await api("GET", "/limits");
     const now = Date.now();
     const used = {};

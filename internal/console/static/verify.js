@@ -47,9 +47,11 @@ async function sha256(b) {
 
 // parseKey reads a note verifier key.
 export async function parseKey(vkey) {
-  const parts = vkey.trim().split("+");
-  if (parts.length !== 3) throw new Error("log key: not NAME+HASH+KEY");
-  const [name, hashHex, keyB64] = parts;
+  // The key's base64 may itself hold "+": split at the first two only.
+  const v = vkey.trim();
+  const i = v.indexOf("+"), j = v.indexOf("+", i + 1);
+  if (i <= 0 || j < 0) throw new Error("log key: not NAME+HASH+KEY");
+  const name = v.slice(0, i), hashHex = v.slice(i + 1, j), keyB64 = v.slice(j + 1);
   if (!/^[0-9a-f]{8}$/.test(hashHex)) throw new Error("log key: bad key hash");
   const data = b64decode(keyB64);
   if (data.length !== 33 || data[0] !== 1) throw new Error("log key: not an Ed25519 key");
