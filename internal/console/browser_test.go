@@ -20,6 +20,7 @@ import (
 	"github.com/ward-dev/ward/internal/approval"
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/console"
+	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/server"
 )
 
@@ -136,7 +137,8 @@ func TestConsoleInBrowser(t *testing.T) {
 forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete_note");
 `), 0o600)
 	n := startNode(t, server.Config{Policies: []string{dir}, HoldTimeout: 2 * time.Minute,
-		ApproverGroups: map[string][]string{"dba": {"olga"}}})
+		ApproverGroups: map[string][]string{"dba": {"olga"}},
+		Limits:         []quota.Limit{{ID: "demo-calls", Scope: quota.ScopeAgent, Match: quota.Matcher{Tools: []string{"demo.*"}}, Window: time.Hour, Max: 50}}})
 	n.setupAgent("janitor")
 	pw := n.addUser("olga", console.RoleAdmin)
 	shots := artifacts(t)
@@ -325,7 +327,12 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete
 		t.Errorf("dry run of an escalated call: %s", dry)
 	}
 	shot(t, ctx, shots, "policies")
-	run(t, ctx, "activity page", chromedp.Navigate(n.url+"/console/#activity"), chromedp.WaitVisible(chromedp.CSS(`#plot-calls svg path[data-series="allow"]`)))
+	run(t, ctx, "activity page", chromedp.Navigate(n.url+"/console/#activity"), chromedp.WaitVisible(chromedp.CSS(`#plot-calls svg path[data-series="allow"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#plot-budget svg rect[data-bar]`)))
+	budget, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("plot-budget")))
+	if !strings.Contains(budget, "demo-calls janitor") || !strings.Contains(budget, "/ 50") {
+		t.Errorf("budget plot: %q", budget)
+	}
 	shot(t, ctx, shots, "activity")
 }
 

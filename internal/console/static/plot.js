@@ -11,6 +11,7 @@ function svgEl(tag, attrs, text) {
 }
 
 export const colors = { allow: "#1e7b34", deny: "#b3261e", escalate: "#a26100", trust: "#2456c8" };
+const palette = ["#2456c8", "#7b2cbf", "#0f766e", "#c2410c", "#be185d", "#4d7c0f", "#475569"];
 
 // lineChart: series is {name: [[x (ms), y], …]}; returns an <svg>.
 export function lineChart(series, { width = 640, height = 200, yLabel = "" } = {}) {
@@ -33,13 +34,21 @@ export function lineChart(series, { width = 640, height = 200, yLabel = "" } = {
   if (yLabel) svg.appendChild(svgEl("text", { x: pad.l + 4, y: pad.t + 8 }, yLabel));
   svg.appendChild(svgEl("text", { x: pad.l, y: height - 6 }, new Date(x0).toLocaleTimeString()));
   svg.appendChild(svgEl("text", { x: width - pad.r - 60, y: height - 6 }, new Date(x1).toLocaleTimeString()));
-  for (const [name, ps] of Object.entries(series)) {
-    if (ps.length === 0) continue;
+  let legendX = width - pad.r;
+  Object.keys(series).forEach((name, i) => {
+    if (colors[name]) return;
+    const t = svgEl("text", { y: pad.t + 8, "text-anchor": "end", fill: palette[i % palette.length] }, name);
+    t.setAttribute("x", String(legendX));
+    legendX -= 8 + 7 * name.length;
+    svg.appendChild(t);
+  });
+  Object.entries(series).forEach(([name, ps], i) => {
+    if (ps.length === 0) return;
     const d = ps.map((p, i) => `${i ? "L" : "M"}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(" ");
-    const color = colors[name] || "#555";
+    const color = colors[name] || palette[i % palette.length];
     svg.appendChild(svgEl("path", { d, fill: "none", stroke: color, "stroke-width": 2, "data-series": name }));
     for (const p of ps) svg.appendChild(svgEl("circle", { cx: X(p[0]), cy: Y(p[1]), r: 2.5, fill: color }));
-  }
+  });
   return svg;
 }
 
