@@ -170,6 +170,27 @@ func TestConsoleAuth(t *testing.T) {
 	if agent.Status != "quarantined" {
 		t.Fatalf("agent after quarantine: %s", agent.Status)
 	}
+	// The API recorded it as done by the console's user.
+	var evs []struct{ Type, Actor, Agent string }
+	n.admin("GET", "/v1/audit/events?type=agent.quarantine", nil, &evs)
+	if len(evs) != 1 || evs[0].Actor != "olga" || evs[0].Agent != "clerk" {
+		t.Fatalf("audit of the console's quarantine: %+v", evs)
+	}
+
+	// Every forwarded route is one the API serves: none answers the
+	// API's "no such endpoint" or "method not allowed".
+	for pattern := range console.ForwardedRoutes() {
+		method, path, _ := strings.Cut(pattern, " ")
+		path = strings.NewReplacer("{name}", "nosuch", "{id}", "nosuch").Replace(path)
+		var body any
+		if method == "POST" {
+			body = map[string]string{}
+		}
+		status, b := n.do(admin, method, "/console/api"+path, body, map[string]string{"X-CSRF-Token": csrf})
+		if status == http.StatusMethodNotAllowed || strings.Contains(string(b), "no such endpoint") {
+			t.Errorf("%s through the console: %d %s", pattern, status, b)
+		}
+	}
 
 	// Logging out ends the session.
 	if status, _ := n.do(viewer, "POST", "/console/api/logout", nil, map[string]string{"X-CSRF-Token": vcsrf}); status != http.StatusOK {

@@ -181,6 +181,17 @@ var forwarded = []route{
 	{"POST /v1/sessions/{id}/end", RoleAdmin},
 }
 
+// ForwardedRoutes lists the API routes the console forwards ("POST
+// /v1/approvals/{id}/approve") with the least role allowed each; nothing
+// else of the API is reachable through it.
+func ForwardedRoutes() map[string]Role {
+	out := make(map[string]Role, len(forwarded))
+	for _, r := range forwarded {
+		out[r.pattern] = r.role
+	}
+	return out
+}
+
 func (c *Console) allowlist() *http.ServeMux {
 	m := http.NewServeMux()
 	for _, rt := range forwarded {
