@@ -326,6 +326,18 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete
 	if !strings.Contains(dry, "escalate") {
 		t.Errorf("dry run of an escalated call: %s", dry)
 	}
+	// Replay a recorded trace in shadow mode: fs.read_text_file is not
+	// permitted here, so its calls are denied.
+	trace, err := os.ReadFile(filepath.Join("..", "replay", "testdata", "example.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "replay", chromedp.SetValue(chromedp.ID("replay-trace"), string(trace)),
+		chromedp.Click(chromedp.CSS(`#replay-form button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS("#replay-result table")))
+	rep, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("replay-result")))
+	if !strings.Contains(rep, "fs.read_text_file") || !strings.Contains(rep, "deny") {
+		t.Errorf("replay result: %s", rep)
+	}
 	shot(t, ctx, shots, "policies")
 	run(t, ctx, "activity page", chromedp.Navigate(n.url+"/console/#activity"), chromedp.WaitVisible(chromedp.CSS(`#plot-calls svg path[data-series="allow"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#plot-budget svg rect[data-bar]`)))

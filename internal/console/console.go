@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -73,6 +74,9 @@ type Config struct {
 	// Policies returns the policies the node enforces (English rules
 	// compiled to Cedar), for the Policies page; nil: none shown.
 	Policies func() any
+	// Replay decides a recorded trace (JSON lines, see internal/replay)
+	// against the policies in force, in shadow mode (nil: no replay).
+	Replay func(ctx context.Context, trace io.Reader) (any, error)
 	// Limits returns the rate limits and budgets in force, for the
 	// budget plot (nil: none).
 	Limits func() any
@@ -217,6 +221,7 @@ func (c *Console) allowlist() *http.ServeMux {
 	}))
 	m.HandleFunc("POST /console/api/dryrun", c.authed(RoleViewer, c.dryRun))
 	m.HandleFunc("GET /console/api/export/{session}", c.authed(RoleViewer, c.export))
+	m.HandleFunc("POST /console/api/replay", c.authed(RoleViewer, c.replay))
 	m.HandleFunc("/console/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such console endpoint: " + r.URL.Path})
 	})
@@ -572,6 +577,27 @@ func (c *Console) dryRun(w http.ResponseWriter, r *http.Request, u User, s *sess
 		return
 	}
 	out, err := c.cfg.DryRun(r.Context(), req)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// maxTrace bounds a trace sent to replay.
+const maxTrace = 8 << 20
+
+func (c *Console) replay(w http.ResponseWriter, r *http.Request, u User, s *session) {
+	if c.cfg.Replay == nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "replay is not available on this node"})
+		return
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxTrace))
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": fmt.Sprintf("a trace of at most %d bytes, please", maxTrace)})
+		return
+	}
+	out, err := c.cfg.Replay(r.Context(), bytes.NewReader(b))
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return

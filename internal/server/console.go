@@ -8,11 +8,16 @@ import (
 	"path/filepath"
 	"strings"
 
+	"io"
+
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/console"
+	"github.com/ward-dev/ward/internal/enforce"
 	"github.com/ward-dev/ward/internal/policy"
+	"github.com/ward-dev/ward/internal/replay"
 	"github.com/ward-dev/ward/internal/store"
 	"github.com/ward-dev/ward/internal/strictjson"
+	"github.com/ward-dev/ward/internal/taint"
 )
 
 // openConsole mounts the operator console at /console/ on the API. Its
@@ -30,6 +35,9 @@ func (n *Node) openConsole(cfg Config) error {
 		OIDC:     cfg.ConsoleOIDC,
 		Policies: func() any { return n.Policies().Policies() },
 		DryRun:   n.dryRun,
+		Replay: func(ctx context.Context, trace io.Reader) (any, error) {
+			return n.replay(trace)
+		},
 		Limits: func() any {
 			out := make([]map[string]any, 0, len(cfg.Limits))
 			for _, l := range cfg.Limits {
@@ -85,9 +93,43 @@ func (n *Node) dryRun(ctx context.Context, raw json.RawMessage) (any, error) {
 	d := n.Policies().Decide(pr)
 	reasons := make([]string, 0, len(d.Reasons))
 	for _, r := range d.Reasons {
-		reasons = append(reasons, fmt.Sprint(r))
+		reasons = append(reasons, fmt.Sprintf("%s %q (%s)", r.Effect, r.PolicyID, r.Position))
 	}
-	return map[string]any{"outcome": d.Outcome(), "reasons": reasons, "errors": d.Errors, "approvals": d.Approvals}, nil
+	return map[string]any{"outcome": d.Outcome(), "explain": d.Explain(pr), "reasons": reasons, "errors": d.Errors, "approvals": d.Approvals}, nil
+}
+
+// replay decides a recorded trace against the policies in force, with
+// the node's taint labels, tool declarations, content scanning and server
+// roots, as `ward replay --config` does with the node's configuration.
+func (n *Node) replay(trace io.Reader) (any, error) {
+	cfg := n.cfg
+	var opt replay.Options
+	var err error
+	if opt.Labels, err = taint.NewLabeler(cfg.TaintTools, cfg.TaintHosts); err != nil {
+		return nil, err
+	}
+	if opt.Labels, err = opt.Labels.WithFields(cfg.TaintFields); err != nil {
+		return nil, err
+	}
+	opt.Tools, opt.ScanResults = cfg.Tools, cfg.ScanResults
+	for _, u := range cfg.Upstreams {
+		if len(u.Roots) == 0 {
+			continue
+		}
+		roots, err := enforce.CanonicalRoots(u.Roots)
+		if err != nil {
+			return nil, fmt.Errorf("server %s: %w", u.Name, err)
+		}
+		if opt.Roots == nil {
+			opt.Roots = map[string][]string{}
+		}
+		opt.Roots[u.Name] = roots
+	}
+	rep, err := replay.Run(n.Policies(), trace, opt)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"calls": rep.Calls, "sessions": rep.Sessions, "summary": rep.Summary}, nil
 }
 
 // exportSession bundles a session's events, and those of the sessions

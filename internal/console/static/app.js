@@ -374,7 +374,8 @@ async function policies(page) {
       if (args.value.trim()) body.arguments = JSON.parse(args.value);
       const d = await api("POST", "/dryrun", body);
       out.replaceChildren(el("div", { class: "card" }, el("h2", {}, "Decision: ", badge(d.outcome)),
-        el("p", {}, (d.reasons || []).join("; ") || "no policy applied (default deny)"),
+        el("p", {}, d.explain),
+        el("p", { class: "muted" }, (d.reasons || []).join("; ") || "no policy applied (default deny)"),
         d.approvals && d.approvals.length ? el("pre", {}, json(d.approvals)) : null,
         d.errors && d.errors.length ? el("p", { class: "error" }, d.errors.join("\n")) : null));
     } catch (e) { setError(e); }
@@ -383,6 +384,26 @@ async function policies(page) {
     el("p", { class: "muted" }, "Decides a tool call against the policies in force, with the agent's registered sponsor, groups and trust; nothing is recorded and no session state (quota, taint, provenance) is consulted."),
     el("form", { onsubmit: run }, el("div", { class: "row" }, el("label", {}, "agent", agent), el("label", {}, "tool", name)),
       el("label", {}, "arguments (JSON)", args), el("div", {}, el("button", { class: "primary", type: "submit" }, "Decide"))), out));
+  const trace = el("textarea", { id: "replay-trace", placeholder: '{"type":"session","session":"s1","agent":"reporter",…}' });
+  const file = el("input", { type: "file", accept: ".jsonl,.json,.txt", onchange: async () => { if (file.files[0]) trace.value = await file.files[0].text(); } });
+  const replayOut = el("div", { id: "replay-result" });
+  const replay = async (ev) => {
+    ev.preventDefault();
+    setError(null);
+    try {
+      const resp = await fetch("/console/api/replay", { method: "POST", credentials: "same-origin",
+        headers: { "X-CSRF-Token": me.csrf, "Content-Type": "application/x-ndjson" }, body: trace.value });
+      const r = await resp.json();
+      if (!resp.ok) throw new Error(r.error || resp.statusText);
+      replayOut.replaceChildren(el("div", { class: "card" },
+        el("p", {}, `${r.calls.length} calls in ${r.sessions.length} sessions: ` +
+          ["allow", "deny", "escalate"].map((o) => `${r.calls.filter((c) => c.outcome === o).length} ${o}`).join(", ")),
+        table(["line", "session", "call", "decision", "reason"], r.calls.map((c) => [String(c.line), c.session, c.name || c.method, badge(c.outcome), c.reason]))));
+    } catch (e) { setError(e); }
+  };
+  page.append(el("div", { class: "card" }, el("h2", {}, "Replay a recorded trace"),
+    el("p", { class: "muted" }, "Decides every call of a trace (JSON lines, as ward replay reads) against the policies in force, in shadow mode, with this node's taint labels and tool declarations. Nothing is recorded."),
+    el("form", { id: "replay-form", onsubmit: replay }, file, trace, el("div", {}, el("button", { class: "primary", type: "submit" }, "Replay"))), replayOut));
   page.append(el("h2", {}, `${ps.length} policies, in evaluation order (English rules shown compiled to Cedar)`));
   for (const p of ps) {
     page.append(el("div", { class: "card policy" }, el("h2", {}, p.ID, " ", badge(p.Effect === "permit" ? "allow" : "deny"), " ", el("span", { class: "muted" }, p.Position)),
