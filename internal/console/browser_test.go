@@ -217,12 +217,28 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete
 		t.Fatalf("the vote cast in the console: %+v", decided)
 	}
 
+	// What a `ward run` runtime reports of the session (here posted as
+	// the runtime does) is on the session page with the changed paths.
+	n.admin("POST", "/v1/sessions/"+creds.Session+"/runtime", map[string]any{"events": []map[string]any{{
+		"time": time.Now(), "kind": "end", "detail": "exited 0",
+		"data": map[string]any{"exit_code": 0, "applied": false, "rolled_back": false, "changes": []string{"notes/welcome.txt", "report.md"}},
+	}}}, nil)
+
 	// The session page shows the calls and their decisions.
 	run(t, ctx, "session page", chromedp.Navigate(n.url+"/console/#session/"+creds.Session),
 		chromedp.WaitVisible(chromedp.CSS("#calls table")))
 	calls, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("calls")))
 	if !strings.Contains(calls, "demo.delete_note") || !strings.Contains(calls, "escalate") || !strings.Contains(calls, "allow") {
 		t.Errorf("session calls:\n%s", calls)
+	}
+	run(t, ctx, "runtime on the session page", chromedp.WaitVisible(chromedp.CSS("#runtime table")))
+	rt, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("runtime")))
+	if !strings.Contains(rt, "notes/welcome.txt") || !strings.Contains(rt, "exited 0") {
+		t.Errorf("runtime on the session page:\n%s", rt)
+	}
+	taintText, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("taint")))
+	if !strings.Contains(taintText, "untrusted") {
+		t.Errorf("taint labels on the session page:\n%s", taintText)
 	}
 	shot(t, ctx, shots, "session")
 	run(t, ctx, "sessions page", chromedp.Navigate(n.url+"/console/#sessions"), chromedp.WaitVisible(chromedp.CSS("#page table")))

@@ -292,7 +292,8 @@ async function sessionPage(page, id) {
     );
   const calls = el("div", { id: "calls" });
   const taint = el("div", { id: "taint" });
-  page.append(el("h2", {}, "Taint labels and where each came from"), taint, el("h2", {}, "Calls (live)"), calls);
+  const runtime = el("div", { id: "runtime" });
+  page.append(el("h2", {}, "Taint labels and where each came from"), taint, runtime, el("h2", {}, "Calls (live)"), calls);
   poll(async () => {
     const evs = await api("GET", "/v1/audit/events?session=" + encodeURIComponent(id) + "&limit=500");
     const labelled = evs.filter((e) => e.type === "taint" || e.type === "taint.clear");
@@ -300,6 +301,16 @@ async function sessionPage(page, id) {
       el("a", { href: "#audit/" + e.index }, String(e.index)), when(e.time),
       e.type === "taint.clear" ? `${e.data.label} (cleared by ${e.actor})` : e.data.label, e.data.from || ""])) :
       el("p", { class: "muted" }, "No label yet."));
+    // A `ward run` session: what its runtime reported, and the paths its
+    // program changed (the diff itself stays with the runtime's host:
+    // ward changes show SESSION there).
+    const rt = evs.filter((e) => e.type === "runtime");
+    runtime.replaceChildren(...(rt.length ? [el("h2", {}, "Runtime (ward run)"),
+      table(["#", "time", "kind", "detail", "changed paths"], rt.map((e) => {
+        const d = (e.data && e.data.data) || {};
+        return [el("a", { href: "#audit/" + e.index }, String(e.index)), when(e.time), e.data.kind, e.data.detail,
+          d.changes ? el("pre", {}, (d.rolled_back ? "(rolled back)\n" : d.applied ? "(applied)\n" : "(kept for review)\n") + d.changes.join("\n")) : ""];
+      }))] : []));
     calls.replaceChildren(table(["#", "time", "event", "call", "decision", "reason"],
       evs.map((e) => [el("a", { href: "#audit/" + e.index }, String(e.index)), when(e.time), e.type,
         e.data && e.data.name ? `${e.data.method || ""} ${e.data.name}` : "",
