@@ -14,6 +14,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -47,6 +48,11 @@ const (
 	// maxSessions bounds the console sessions held at once; the oldest
 	// goes first.
 	maxSessions = 1000
+	// maxFailureKeys bounds the user names and addresses whose failed
+	// logins are counted; beyond it (after forgetting those outside the
+	// window) new ones are refused until the window frees some: a flood
+	// of guessed names cannot grow the table without bound.
+	maxFailureKeys = 10000
 	// maxBody bounds a console request body.
 	maxBody = 64 << 10
 	// cookieName names the session cookie. The __Host- prefix (TLS only)
@@ -417,6 +423,17 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	now := c.cfg.Now()
 	keys := []string{"user:" + body.User, "addr:" + clientAddr(r)}
 	c.mu.Lock()
+	if len(c.failures) >= maxFailureKeys {
+		for k := range c.failures {
+			c.limited(k, now) // forgets keys with no failure in the window
+		}
+		if len(c.failures) >= maxFailureKeys {
+			c.mu.Unlock()
+			w.Header().Set("Retry-After", strconv.Itoa(int(c.cfg.LoginWindow.Seconds())))
+			writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "too many failed logins; wait and try again"})
+			return
+		}
+	}
 	for _, k := range keys {
 		if over, wait := c.limited(k, now); over {
 			c.mu.Unlock()
@@ -622,7 +639,7 @@ func (c *Console) export(w http.ResponseWriter, r *http.Request, u User, s *sess
 
 // decode reads a strict JSON body of at most maxBody bytes.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return errors.New("send application/json")
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
