@@ -5,7 +5,7 @@
 GO ?= go
 NPM_DIR := testdata/npm
 
-.PHONY: up test deps vet bench build
+.PHONY: up test deps vet bench build chromium
 
 up:
 	$(GO) run ./cmd/ward up
@@ -18,7 +18,7 @@ build:
 # testdata/conformance/package-lock.json (its tests build ward's own reference
 # server, testdata/conformance/refserver).
 CONF_DIR := testdata/conformance
-deps: nodejs $(NPM_DIR)/node_modules/.installed $(CONF_DIR)/node_modules/.installed
+deps: nodejs $(NPM_DIR)/node_modules/.installed $(CONF_DIR)/node_modules/.installed chromium
 
 # Node.js and npm run those servers and the suite: installed from Debian
 # when missing (as root; otherwise say what to install).
@@ -36,6 +36,10 @@ $(CONF_DIR)/node_modules/.installed: $(CONF_DIR)/package.json $(CONF_DIR)/packag
 	cd $(CONF_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The console's browser tests drive Debian's headless Chromium (chromedp).
+chromium:
+	@command -v chromium >/dev/null || (S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$S apt-get update && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver)
+
 # ./... skips testdata: the conformance reference server is named.
 GOFMT_DIRS := cmd internal interop examples bench testdata/conformance/refserver wardauth
 vet:
@@ -49,7 +53,7 @@ vet:
 # the server WARD_TEST_POSTGRES names (default: 127.0.0.1:5432, user
 # postgres, database test), which CI has: here they fail rather than skip.
 test: deps vet
-	WARD_REQUIRE_NPM=1 WARD_REQUIRE_POSTGRES=1 $(GO) test -race -count=1 -timeout 20m ./...
+	WARD_REQUIRE_NPM=1 WARD_REQUIRE_POSTGRES=1 WARD_REQUIRE_CHROMIUM=1 $(GO) test -race -count=1 -timeout 20m ./...
 	cd interop/witness && $(GO) test -race -count=1 -timeout 5m ./...
 
 bench:

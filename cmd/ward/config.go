@@ -151,6 +151,9 @@ type fileConfig struct {
 		Secret string   `yaml:"secret"`
 		Events []string `yaml:"events"`
 	} `yaml:"webhooks"`
+	// Console configures the operator console's single sign-on (see
+	// consoleConfig).
+	Console *consoleConfig `yaml:"console"`
 }
 
 // telemetryConfig is the telemetry: section.
@@ -701,6 +704,9 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 	}
 	if _, err := webhook.New(webhook.Config{Endpoints: cfg.Webhooks}); err != nil {
 		return cfg, fmt.Errorf("webhooks: %w", err)
+	}
+	if cfg.ConsoleOIDC, err = fc.Console.oidc(); err != nil {
+		return cfg, err
 	}
 	if !fc.Monitor.IsZero() {
 		// Values of the wrong type are reported at their line in the

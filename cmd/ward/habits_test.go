@@ -358,6 +358,7 @@ func TestJSONEverywhere(t *testing.T) {
 		"changes show":        {session},
 		"changes apply":       {session},
 		"changes discard":     {other.Session},
+		"console user":        {"add", "cora", "--role", "viewer", "--data", data},
 		// Run last, as real processes (they serve until stopped):
 		"mcp serve":        {"--session", session, "--listen", "127.0.0.1:0"},
 		"up":               {"--data", filepath.Join(t.TempDir(), "data"), "--addr", "127.0.0.1:0"},

@@ -149,6 +149,9 @@ func commands() []command {
 		{name: "claim", summary: "agents' claims against receipts and the log", subs: []command{
 			{name: "verify", args: "--session ID --tool SERVER.TOOL [--outcome success] --receipt FILE [--data DIR]", summary: "check a claim against a receipt (or a file of them) and the log", run: claimVerify},
 		}},
+		{name: "console", summary: "operator console accounts (the console is at /console/)", subs: []command{
+			{name: "user", args: "add NAME --role viewer|approver|admin [--data DIR]", summary: "create a console account and print its password once", run: consoleUserAdd},
+		}},
 		{name: "version", summary: "print ward's version", run: cmdVersion},
 		{name: "doctor", args: "[--config FILE] [--data DIR] [--key FILE|KEY] [--no-runtime]",
 			summary: "check a deployment (key modes, store, audit log, upstreams, kernel features, clock) and say what to fix", run: cmdDoctor},

@@ -538,6 +538,10 @@ func (s *Server) ag(h func(w http.ResponseWriter, r *http.Request, c *gateway.Ca
 }
 
 func (s *Server) operator(r *http.Request) (store.Principal, error) {
+	if p, ok := operatorOf(r.Context()); ok {
+		provenPrincipal(r, p.Name)
+		return p, nil
+	}
 	auth := r.Header.Get("Authorization")
 	token, ok := strings.CutPrefix(auth, "Bearer ")
 	if !ok {

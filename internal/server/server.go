@@ -51,6 +51,7 @@ import (
 	"github.com/ward-dev/ward/internal/atomicfile"
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/authority"
+	"github.com/ward-dev/ward/internal/console"
 	"github.com/ward-dev/ward/internal/demo"
 	"github.com/ward-dev/ward/internal/egress"
 	"github.com/ward-dev/ward/internal/enforce"
@@ -204,6 +205,9 @@ type Config struct {
 	// JoinToken joins a node to the system whose keys are sealed in the
 	// PostgreSQL store (cluster.go); "": DATA/keys/join.token, if any.
 	JoinToken string
+	// ConsoleOIDC, when set, lets operators log in to the console with an
+	// OpenID Connect provider besides local accounts.
+	ConsoleOIDC *console.OIDCConfig
 }
 
 // Record configures what the audit log records of each call besides
@@ -554,6 +558,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.API, err = api.New(acfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := n.openConsole(cfg); err != nil {
 		return nil, err
 	}
 	if err := n.taintSurvivors(ctx); err != nil {
