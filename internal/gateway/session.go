@@ -403,14 +403,20 @@ func (s *Session) handle(rctx context.Context, req *jsonrpc.Request, p params) {
 	s.mu.Lock()
 	if _, dup := s.calls[req.ID]; dup {
 		s.mu.Unlock()
-		s.replyErr(req.ID, jsonrpc.CodeInvalidRequest, "a request with this id is already in flight", nil)
+		// Sent as is: the answer to the duplicate does not end the call
+		// in flight (send would forget it).
+		s.sendAs(&jsonrpc.Response{ID: req.ID, Error: &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "a request with this id is already in flight"}}, req.ID)
 		return
 	}
 	s.calls[req.ID] = c
 	s.mu.Unlock()
 	defer func() {
+		// Forgotten when its answer was sent (send); here only if it was
+		// never answered, and never a later call that reuses the id.
 		s.mu.Lock()
-		delete(s.calls, req.ID)
+		if s.calls[req.ID] == c {
+			delete(s.calls, req.ID)
+		}
 		s.mu.Unlock()
 	}()
 	ctx, cancel := context.WithTimeout(s.ctx, s.g.cfg.CallTimeout)
@@ -453,7 +459,19 @@ func (s *Session) replyErr(id jsonrpc.ID, code int64, msg string, data json.RawM
 	s.send(&jsonrpc.Response{ID: id, Error: &jsonrpc.Error{Code: code, Message: msg, Data: data}}, id)
 }
 
+// send sends msg to the client. An answer (a response) ends the call it
+// answers: the call is forgotten before the answer leaves, so a client
+// may reuse the id as soon as it has the answer.
 func (s *Session) send(msg jsonrpc.Message, related jsonrpc.ID) {
+	if _, ok := msg.(*jsonrpc.Response); ok {
+		s.mu.Lock()
+		delete(s.calls, related)
+		s.mu.Unlock()
+	}
+	s.sendAs(msg, related)
+}
+
+func (s *Session) sendAs(msg jsonrpc.Message, related jsonrpc.ID) {
 	if err := s.down.Send(msg, related); err != nil {
 		s.g.cfg.Logger.Debug("send to client failed", "session", s.who().Session, "err", err, slog.Any("id", related.Raw()))
 	}
