@@ -126,7 +126,11 @@ func TestRunLimitsSayWhy(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "out of memory") || !strings.Contains(stderr, "64 MiB") {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	session := sessionRE.FindStringSubmatch(stderr)[1]
+	m := sessionRE.FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatalf("ward run named no session:\n%s", stderr)
+	}
+	session := m[1]
 	if ev := fmt.Sprint(auditEvents(t, session, "runtime")); !strings.Contains(ev, "out of memory") {
 		t.Errorf("the audit trail does not say why: %s", ev)
 	}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -132,6 +133,12 @@ func Start(ctx context.Context, spec Spec) (*Sandbox, error) {
 		h.cmd.Wait()
 		close(h.exited)
 	}()
+	// The OOM killer of the runtime's memory cgroup should end the program
+	// that outgrew the limit, not init, whose death ends the runtime
+	// without saying why: init is the last choice (but not exempt, which
+	// could leave a cgroup at its limit with nothing to kill). Best effort:
+	// only a privileged ward run may lower it.
+	_ = os.WriteFile(filepath.Join("/proc", strconv.Itoa(h.cmd.Process.Pid), "oom_score_adj"), []byte("-999"), 0)
 
 	var report []string
 	if h.cg, err = newCgroup(spec.RunDir, spec.Limits); err != nil {
@@ -191,6 +198,11 @@ func (h *hostSide) serve(s *Sandbox, report []string, startErr chan<- error) {
 			<-h.exited
 			if err == nil {
 				err = fmt.Errorf("the runtime's init ended unexpectedly (%v)", h.cmd.ProcessState)
+			}
+			// A limit the runtime ran into may be why (the OOM killer
+			// can choose init): say so.
+			if s.result.Limits = h.limitsHit(); len(s.result.Limits) > 0 {
+				err = fmt.Errorf("%w: %s", err, strings.Join(s.result.Limits, "; "))
 			}
 			finish(-1, "", err)
 			return
