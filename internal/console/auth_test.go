@@ -219,3 +219,17 @@ func TestConsoleAuth(t *testing.T) {
 		t.Fatalf("console page: %d, CSP %q", resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
 	}
 }
+
+// BenchmarkCheckPassword is the cost of one login's password check (what
+// the rate limit and the two-at-a-time bound on hashing protect).
+func BenchmarkCheckPassword(b *testing.B) {
+	h, err := console.HashPassword("correct horse")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if !console.CheckPassword(h, "correct horse") {
+			b.Fatal("no match")
+		}
+	}
+}
