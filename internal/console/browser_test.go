@@ -22,6 +22,7 @@ import (
 	"github.com/ward-dev/ward/internal/console"
 	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/server"
+	"github.com/ward-dev/ward/internal/sessioncred"
 )
 
 // chromium returns the path of a Chromium to drive, or skips the test when
@@ -250,16 +251,26 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete
 	run(t, ctx, "quarantine", chromedp.Click(chromedp.ID("quarantine")), chromedp.WaitVisible(chromedp.ID("release")))
 	if _, err := cs.CallTool(cctx, &mcp.CallToolParams{Name: "demo.read_note", Arguments: map[string]any{"name": "welcome"}}); err == nil {
 		t.Fatal("the quarantined agent's call went through")
+	} else if !strings.Contains(err.Error(), "Unauthorized") {
+		t.Fatalf("the quarantined agent's call: %v", err)
 	}
 	var agent struct{ Status string }
 	n.admin("GET", "/v1/agents/janitor", nil, &agent)
 	if agent.Status != "quarantined" {
 		t.Fatalf("agent after quarantine in the console: %s", agent.Status)
 	}
-	status, _ := n.do(n.client(), "POST", "/v1/sessions", map[string]any{"agent": "janitor", "objective": "x", "csr": "AA"},
+	key, err := sessioncred.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := sessioncred.CSR(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body := n.do(n.client(), "POST", "/v1/sessions", map[string]any{"agent": "janitor", "objective": "x", "csr": base64.RawURLEncoding.EncodeToString(csr)},
 		map[string]string{"Authorization": "Bearer " + n.AdminCredential})
-	if status < 400 {
-		t.Fatalf("a quarantined agent's new session: %d", status)
+	if status != http.StatusForbidden || !strings.Contains(string(body), "quarantined") {
+		t.Fatalf("a quarantined agent's new session: %d %s", status, body)
 	}
 
 	// Verify the approved call's decision event in the browser.
