@@ -384,4 +384,3 @@ func must(b []byte, err error) []byte {
 
 func itoa(i uint64) string { b, _ := json.Marshal(i); return string(b) }
 
-var _ = http.StatusOK
