@@ -1,5 +1,5 @@
 // app.js: the console's pages. Everything shown is built with DOM calls
-// and textContent (never innerHTML), so data from agents cannot become
+// and textContent (never by parsing markup), so data from agents cannot become
 // markup. Every request goes to /console/api/ on this origin with the
 // session cookie; state-changing ones carry the CSRF token.
 
