@@ -383,4 +383,3 @@ func must(b []byte, err error) []byte {
 }
 
 func itoa(i uint64) string { b, _ := json.Marshal(i); return string(b) }
-
