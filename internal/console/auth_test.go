@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -206,6 +208,29 @@ func TestConsoleAuth(t *testing.T) {
 	}
 	if status, _ := n.do(n.client(), "POST", "/console/api/login", map[string]string{"user": "apu", "password": "guess"}, nil); status != http.StatusTooManyRequests {
 		t.Fatalf("login after %d failures: %d", console.DefaultLoginFailures, status)
+	}
+
+	// Removing an account ends its sessions at their next request.
+	usersFile := filepath.Join(n.data, filepath.FromSlash(console.UsersFile))
+	raw, err := os.ReadFile(usersFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct{ Users []map[string]any }
+	json.Unmarshal(raw, &doc)
+	kept := doc.Users[:0]
+	for _, u := range doc.Users {
+		if u["name"] != "olga" {
+			kept = append(kept, u)
+		}
+	}
+	doc.Users = kept
+	b, _ := json.Marshal(map[string]any{"users": doc.Users})
+	if err := os.WriteFile(usersFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := n.do(admin, "GET", "/console/api/v1/agents", nil, nil); status != http.StatusUnauthorized {
+		t.Fatalf("a removed account's session: %d", status)
 	}
 
 	// The pages carry a strict CSP.
