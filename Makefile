@@ -30,7 +30,7 @@ $(CONF_DIR)/node_modules/.installed: $(CONF_DIR)/package.json $(CONF_DIR)/packag
 
 # The console's browser tests drive Debian's headless Chromium (chromedp).
 chromium:
-	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || (S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$S apt-get update && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver)
+	@command -v chromium >/dev/null || (S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$S apt-get update && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver)
 
 # ./... skips testdata: the conformance reference server is named.
 GOFMT_DIRS := cmd internal interop examples bench testdata/conformance/refserver
