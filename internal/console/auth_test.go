@@ -150,6 +150,14 @@ func TestConsoleAuth(t *testing.T) {
 		}
 	}
 
+	// A path is forwarded as it was matched: an escaped "/" cannot turn a
+	// name into more of the path at the API.
+	for _, p := range []string{"/console/api/v1/agents/clerk%2Fquarantine", "/console/api/v1/sessions/x%2F..%2F..%2Fhealth"} {
+		if status, b := n.do(admin, "GET", p, nil, nil); status != http.StatusBadRequest {
+			t.Errorf("GET %s: %d %s", p, status, b)
+		}
+	}
+
 	viewer := n.client()
 	vcsrf := login(t, n, viewer, "vic", viewerPW)
 	if status, _ := n.do(viewer, "GET", "/console/api/v1/sessions", nil, nil); status != http.StatusOK {

@@ -536,6 +536,13 @@ func (c *Console) me(w http.ResponseWriter, r *http.Request, u User, s *session)
 // /v1, acting as the console user. The API's own checks and records
 // apply; its refusals are recorded by the handler that took the request.
 func (c *Console) forward(w http.ResponseWriter, r *http.Request, u User, s *session) {
+	// The route was matched on the path as sent; the API would match the
+	// decoded one, where an escaped "/" ("a%2Fquarantine") is a separator.
+	// Names and ids never need escaping: refuse rather than re-read.
+	if r.URL.RawPath != "" || strings.Contains(r.URL.Path, "/.") {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "escaped or dot segments in the path are not accepted"})
+		return
+	}
 	path := strings.TrimPrefix(r.URL.Path, "/console/api")
 	ctx := api.AsOperator(r.Context(), store.Principal{Name: u.Name, Kind: "admin"})
 	r2 := r.Clone(ctx)
