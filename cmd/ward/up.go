@@ -112,7 +112,8 @@ func cmdUp(args []string, stdout io.Writer) error {
 		info := map[string]any{"version": version, "trust_domain": node.CA.TrustDomain().Name(), "data": data2,
 			"api": url + "/v1/", "mcp": url + "/mcp", "bundle": url + "/.well-known/spiffe-bundle", "bundle_file": bundle,
 			"upstreams": node.Gateway.Servers(), "policies": node.Policies().Len(), "policy_paths": cfgPolicies(cfg, data2),
-			"approvers": node.ApproverGroups(), "metrics": url + "/metrics", "tracing": cfg.Tracing.OTLPEndpoint != ""}
+			"approvers": node.ApproverGroups(), "metrics": url + "/metrics", "tracing": cfg.Tracing.OTLPEndpoint != "",
+			"console": url + "/console/"}
 		if node.Witness != nil {
 			info["witness"] = map[string]any{"url": url + "/witness", "logs": len(cfg.WitnessFor), "key": node.Witness.VerifierKey()}
 		}
@@ -133,6 +134,7 @@ func cmdUp(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "  data          %s  (CA keys, store ward.db, audit log, policies)\n", data2)
 		fmt.Fprintf(stdout, "  JSON API      %s/v1/\n", url)
 		fmt.Fprintf(stdout, "  MCP gateway   %s/mcp  (Streamable HTTP; agents authenticate with their SVID or grant + DPoP)\n", url)
+		fmt.Fprintf(stdout, "  console       %s/console/  (accounts: ward console user add NAME --role viewer|approver|admin --data %s)\n", url, data2)
 		fmt.Fprintf(stdout, "  trust bundle  %s/.well-known/spiffe-bundle  (CA certificate: %s)\n", url, bundle)
 		fmt.Fprintf(stdout, "  upstreams     %v; policies: %d loaded from %v\n", node.Gateway.Servers(), node.Policies().Len(), cfgPolicies(cfg, data2))
 		fmt.Fprintf(stdout, "  approvers     %s  (escalated calls: ward approvals list, ward approvals approve ID)\n", approversLine(node.ApproverGroups()))

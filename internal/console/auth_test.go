@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -148,6 +150,14 @@ func TestConsoleAuth(t *testing.T) {
 		}
 	}
 
+	// A path is forwarded as it was matched: an escaped "/" cannot turn a
+	// name into more of the path at the API.
+	for _, p := range []string{"/console/api/v1/agents/clerk%2Fquarantine", "/console/api/v1/sessions/x%2F..%2F..%2Fhealth"} {
+		if status, b := n.do(admin, "GET", p, nil, nil); status != http.StatusBadRequest {
+			t.Errorf("GET %s: %d %s", p, status, b)
+		}
+	}
+
 	viewer := n.client()
 	vcsrf := login(t, n, viewer, "vic", viewerPW)
 	if status, _ := n.do(viewer, "GET", "/console/api/v1/sessions", nil, nil); status != http.StatusOK {
@@ -208,6 +218,29 @@ func TestConsoleAuth(t *testing.T) {
 		t.Fatalf("login after %d failures: %d", console.DefaultLoginFailures, status)
 	}
 
+	// Removing an account ends its sessions at their next request.
+	usersFile := filepath.Join(n.data, filepath.FromSlash(console.UsersFile))
+	raw, err := os.ReadFile(usersFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct{ Users []map[string]any }
+	json.Unmarshal(raw, &doc)
+	kept := doc.Users[:0]
+	for _, u := range doc.Users {
+		if u["name"] != "olga" {
+			kept = append(kept, u)
+		}
+	}
+	doc.Users = kept
+	b, _ := json.Marshal(map[string]any{"users": doc.Users})
+	if err := os.WriteFile(usersFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := n.do(admin, "GET", "/console/api/v1/agents", nil, nil); status != http.StatusUnauthorized {
+		t.Fatalf("a removed account's session: %d", status)
+	}
+
 	// The pages carry a strict CSP.
 	req, _ = http.NewRequest("GET", n.url+"/console/", nil)
 	resp, err = n.client().Do(req)
@@ -217,5 +250,19 @@ func TestConsoleAuth(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'self'") {
 		t.Fatalf("console page: %d, CSP %q", resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
+	}
+}
+
+// BenchmarkCheckPassword is the cost of one login's password check (what
+// the rate limit and the two-at-a-time bound on hashing protect).
+func BenchmarkCheckPassword(b *testing.B) {
+	h, err := console.HashPassword("correct horse")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if !console.CheckPassword(h, "correct horse") {
+			b.Fatal("no match")
+		}
 	}
 }

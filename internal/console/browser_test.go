@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/ward-dev/ward/internal/console"
 	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/server"
+	"github.com/ward-dev/ward/internal/sessioncred"
 )
 
 // chromium returns the path of a Chromium to drive, or skips the test when
@@ -54,8 +56,9 @@ func artifacts(t *testing.T) string {
 }
 
 // browser starts a headless Chromium that trusts only the node's own
-// certificate (by its public key), besides the system's roots.
-func browser(t *testing.T, n *node) context.Context {
+// certificate and those in also (by their public keys), besides the
+// system's roots.
+func browser(t *testing.T, n *node, also ...*x509.Certificate) context.Context {
 	t.Helper()
 	path := chromium(t)
 	conn, err := tls.Dial("tcp", strings.TrimPrefix(n.url, "https://"), &tls.Config{RootCAs: n.pool, ServerName: "localhost"})
@@ -67,11 +70,15 @@ func browser(t *testing.T, n *node) context.Context {
 	}
 	leaf := conn.ConnectionState().PeerCertificates[0]
 	conn.Close()
-	spki := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	var pins []string
+	for _, c := range append([]*x509.Certificate{leaf}, also...) {
+		spki := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+		pins = append(pins, base64.StdEncoding.EncodeToString(spki[:]))
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.WindowSize(1280, 860),
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])),
+		chromedp.Flag("ignore-certificate-errors-spki-list", strings.Join(pins, ",")),
 		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-dev-shm-usage", true))
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancel)
@@ -250,16 +257,26 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete
 	run(t, ctx, "quarantine", chromedp.Click(chromedp.ID("quarantine")), chromedp.WaitVisible(chromedp.ID("release")))
 	if _, err := cs.CallTool(cctx, &mcp.CallToolParams{Name: "demo.read_note", Arguments: map[string]any{"name": "welcome"}}); err == nil {
 		t.Fatal("the quarantined agent's call went through")
+	} else if !strings.Contains(err.Error(), "Unauthorized") {
+		t.Fatalf("the quarantined agent's call: %v", err)
 	}
 	var agent struct{ Status string }
 	n.admin("GET", "/v1/agents/janitor", nil, &agent)
 	if agent.Status != "quarantined" {
 		t.Fatalf("agent after quarantine in the console: %s", agent.Status)
 	}
-	status, _ := n.do(n.client(), "POST", "/v1/sessions", map[string]any{"agent": "janitor", "objective": "x", "csr": "AA"},
+	key, err := sessioncred.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := sessioncred.CSR(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body := n.do(n.client(), "POST", "/v1/sessions", map[string]any{"agent": "janitor", "objective": "x", "csr": base64.RawURLEncoding.EncodeToString(csr)},
 		map[string]string{"Authorization": "Bearer " + n.AdminCredential})
-	if status < 400 {
-		t.Fatalf("a quarantined agent's new session: %d", status)
+	if status != http.StatusForbidden || !strings.Contains(string(body), "quarantined") {
+		t.Fatalf("a quarantined agent's new session: %d %s", status, body)
 	}
 
 	// Verify the approved call's decision event in the browser.
@@ -373,4 +390,42 @@ func must(b []byte, err error) []byte {
 
 func itoa(i uint64) string { b, _ := json.Marshal(i); return string(b) }
 
-var _ = http.StatusOK
+// TestConsoleOIDCInBrowser: the single sign-on works in a real browser,
+// whose cookie rules the HTTP client of TestConsoleOIDC does not apply:
+// the state's binding cookie (SameSite=Lax) comes back when the user
+// follows the provider's page back to the console (a cross-site
+// navigation, on which a Strict cookie would not be sent), and the session
+// cookie (SameSite=Strict) set then is sent by the page that follows.
+func TestConsoleOIDCInBrowser(t *testing.T) {
+	chromium(t)
+	p := newProvider(t)
+	p.consent = true
+	n := startNode(t, server.Config{ConsoleOIDC: &console.OIDCConfig{Issuer: p.srv.URL, ClientID: p.client, ClientSecret: p.secret,
+		Roles: map[string]console.Role{"olga@example.org": console.RoleApprover}, Client: p.srv.Client()}})
+	ctx := browser(t, n, p.srv.Certificate())
+	// The console as localhost, the provider as 127.0.0.1: two sites, so
+	// the redirect back is cross-site, as with a real provider.
+	if !strings.HasPrefix(n.url, "https://127.0.0.1:") {
+		t.Fatalf("node URL %s: want https://127.0.0.1:PORT", n.url)
+	}
+	console := strings.Replace(n.url, "127.0.0.1", "localhost", 1)
+	run(t, ctx, "log in with the provider", chromedp.Navigate(console+"/console/"), chromedp.WaitVisible(chromedp.ID("sso-link")),
+		chromedp.Click(chromedp.ID("sso-link")), chromedp.WaitVisible(chromedp.ID("consent")), chromedp.Click(chromedp.ID("consent")))
+	// Wait for the page after the redirects to say who is logged in.
+	// A poll can be cut by the navigation it waits for: poll again then.
+	var who string
+	var err error
+	for range 20 {
+		who, err = chromedp.Run(ctx, chromedp.Poll[string](`location.pathname === "/console/" && document.getElementById("who") && document.getElementById("who").textContent`,
+			chromedp.WithPollingTimeout(time.Minute)))
+		if err == nil || !strings.Contains(err.Error(), "context") {
+			break
+		}
+	}
+	if err != nil || who != "olga@example.org (approver)" {
+		body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+		loc, _ := chromedp.Run(ctx, chromedp.Location())
+		t.Fatalf("logged in as %q, %v; at %s:\n%s", who, err, loc, body)
+	}
+	shot(t, ctx, artifacts(t), "oidc")
+}

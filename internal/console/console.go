@@ -396,14 +396,17 @@ func (c *Console) limited(key string, now time.Time) (bool, time.Duration) {
 }
 
 // dummyHash is checked against when the user does not exist, so that a
-// login for an unknown name costs what one for a known name does.
-var dummyHash = func() string {
+// login for an unknown name costs what one for a known name does. It is
+// made at the first login, not at start: every ward process links this
+// package, and one hash costs 64 MiB (a `ward run` runtime under a
+// memory limit was killed for it).
+var dummyHash = sync.OnceValue(func() string {
 	h, err := HashPassword("not a password")
 	if err != nil {
 		panic(err)
 	}
 	return h
-}()
+})
 
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	var body struct {
@@ -449,7 +452,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error; see the server log"})
 		return
 	}
-	hash := dummyHash
+	hash := dummyHash()
 	if ok {
 		hash = u.Hash
 	}
@@ -533,6 +536,13 @@ func (c *Console) me(w http.ResponseWriter, r *http.Request, u User, s *session)
 // /v1, acting as the console user. The API's own checks and records
 // apply; its refusals are recorded by the handler that took the request.
 func (c *Console) forward(w http.ResponseWriter, r *http.Request, u User, s *session) {
+	// The route was matched on the path as sent; the API would match the
+	// decoded one, where an escaped "/" ("a%2Fquarantine") is a separator.
+	// Names and ids never need escaping: refuse rather than re-read.
+	if r.URL.RawPath != "" || strings.Contains(r.URL.Path, "/.") {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "escaped or dot segments in the path are not accepted"})
+		return
+	}
 	path := strings.TrimPrefix(r.URL.Path, "/console/api")
 	ctx := api.AsOperator(r.Context(), store.Principal{Name: u.Name, Kind: "admin"})
 	r2 := r.Clone(ctx)

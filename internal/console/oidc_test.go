@@ -9,6 +9,8 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"html"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -37,6 +39,10 @@ type provider struct {
 	key    *ecdsa.PrivateKey
 	client string
 	secret string
+
+	// consent makes the authorization endpoint answer a page with a
+	// link back instead of redirecting at once.
+	consent bool
 
 	mu     sync.Mutex
 	codes  map[string]grantReq
@@ -73,7 +79,15 @@ func newProvider(t *testing.T) *provider {
 		p.mu.Lock()
 		p.codes[code] = grantReq{challenge: q.Get("code_challenge"), nonce: q.Get("nonce"), redirect: q.Get("redirect_uri")}
 		p.mu.Unlock()
-		http.Redirect(w, r, q.Get("redirect_uri")+"?"+url.Values{"code": {code}, "state": {q.Get("state")}}.Encode(), http.StatusFound)
+		back := q.Get("redirect_uri") + "?" + url.Values{"code": {code}, "state": {q.Get("state")}}.Encode()
+		if p.consent {
+			// As a real provider does: the user consents on its page, so
+			// the navigation back to the console starts on another site.
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			fmt.Fprintf(w, `<!doctype html><title>consent</title><a id="consent" href="%s">Allow ward console</a>`, html.EscapeString(back))
+			return
+		}
+		http.Redirect(w, r, back, http.StatusFound)
 	})
 	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
 		r.ParseForm()

@@ -1,5 +1,5 @@
 // app.js: the console's pages. Everything shown is built with DOM calls
-// and textContent (never innerHTML), so data from agents cannot become
+// and textContent (never by parsing markup), so data from agents cannot become
 // markup. Every request goes to /console/api/ on this origin with the
 // session cookie; state-changing ones carry the CSRF token.
 
@@ -137,15 +137,21 @@ async function approvals(page) {
   }, 2000);
 }
 
+const drafts = new Map();
+
 function approvalCard(r) {
   const req = r.requirement || {};
   const quorum = req.quorum || 1;
   const yes = (r.votes || []).filter((v) => v.approve).length;
-  const comment = el("textarea", { placeholder: "comment (recorded with your vote)", "data-comment": r.id });
+  // A comment being written survives the page's refresh.
+  const comment = el("textarea", { placeholder: "comment (recorded with your vote)", "data-comment": r.id,
+    oninput: () => drafts.set(r.id, comment.value) });
+  comment.value = drafts.get(r.id) || "";
   const vote = (approve) => async () => {
     setError(null);
     try {
       await api("POST", `/v1/approvals/${encodeURIComponent(r.id)}/${approve ? "approve" : "deny"}`, { reason: comment.value });
+      drafts.delete(r.id);
       route();
     } catch (e) { setError(e); }
   };
