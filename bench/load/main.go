@@ -9,7 +9,11 @@
 //	go run ./bench/load [-c 1,8] [-d 5s] [-rounds 3] [-sessions 1000]
 //
 // It prints, per path and concurrency, p50/p99/p999 latency, calls/s and
-// both as ratios to the direct path measured in the same round. Each
+// both as ratios to the direct path measured in the same round; then what
+// one durable write (a 256-byte write and fdatasync) costs on the disk,
+// measured between the rounds, and the p50 ward adds to a call over
+// direct, less that one write for the rows on disk (the goal:
+// added p50 ≤ one fsync + 150 µs). Each
 // concurrent client is its own MCP session of its own ward session. It
 // sends traffic to loopback only.
 package main
@@ -38,6 +42,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -123,7 +128,7 @@ func run(concs []int, dur time.Duration, rounds, many int, disk, tmpfs string) e
 			return fmt.Errorf("node on %s: %w", p.name, err)
 		}
 		defer n.close()
-		n.place = p.name
+		n.place, n.dir = p.name, dir
 		nodes = append(nodes, n)
 	}
 
@@ -168,7 +173,13 @@ func run(concs []int, dur time.Duration, rounds, many int, disk, tmpfs string) e
 	}
 
 	results := map[string][]result{}
+	var syncs []time.Duration // one append and fdatasync on the disk, interleaved with the rounds
 	for r := 0; r < rounds; r++ {
+		s, err := rawSyncs(nodes[0].dir, 100) // nodes[0] is the one on disk
+		if err != nil {
+			return fmt.Errorf("raw fsync on disk: %w", err)
+		}
+		syncs = append(syncs, s...)
 		for _, c := range concs {
 			for _, p := range paths {
 				res := measure(p.name, p.callers[:c], dur)
@@ -186,6 +197,26 @@ func run(concs []int, dur time.Duration, rounds, many int, disk, tmpfs string) e
 			fmt.Printf("| %s | %d | %s | %s | %s | %.0f | %.2f× | %.2f× | %d |\n", p.name, c,
 				ms(m.pct(0.50)), ms(m.pct(0.99)), ms(m.pct(0.999)), m.rate(),
 				float64(m.pct(0.50))/float64(base.pct(0.50)), m.rate()/base.rate(), m.errs)
+		}
+	}
+	slices.Sort(syncs)
+	oneSync := syncs[len(syncs)/2]
+	fmt.Printf("\none 256-byte write and fdatasync on the disk (the baseline of the disk rows; %d, interleaved with the rounds): p50 %s, p99 %s\n\n",
+		len(syncs), ms(oneSync), ms(syncs[len(syncs)*99/100]))
+	fmt.Println("| path | c | added p50 (ward − direct) | added p50 − one fsync (disk rows) |")
+	fmt.Println("| --- | ---: | ---: | ---: |")
+	for _, c := range concs {
+		base := merge(results[key("direct", c)]).pct(0.50)
+		for _, p := range paths {
+			if p.name == "direct" {
+				continue
+			}
+			added := merge(results[key(p.name, c)]).pct(0.50) - base
+			over := "—"
+			if strings.Contains(p.name, "(disk)") {
+				over = ms(added - oneSync)
+			}
+			fmt.Printf("| %s | %d | %s | %s |\n", p.name, c, ms(added), over)
 		}
 	}
 	if many > 0 {
@@ -289,6 +320,37 @@ func mcpCaller(endpoint string, hc *http.Client) (caller, error) {
 }
 
 // startUpstream serves an echo tool over Streamable HTTP on loopback.
+// rawSyncs times n writes of 256 bytes into a file in dir written with
+// zeros beforehand, each followed by an fdatasync: what one durable write
+// costs on that disk, written as the audit log's journal is.
+func rawSyncs(dir string, n int) ([]time.Duration, error) {
+	f, err := os.CreateTemp(dir, "fsync-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	b := make([]byte, 256)
+	if _, err := f.Write(make([]byte, n*len(b))); err != nil {
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+	out := make([]time.Duration, 0, n)
+	for i := range n {
+		t0 := time.Now()
+		if _, err := f.WriteAt(b, int64(i*len(b))); err != nil {
+			return nil, err
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(t0))
+	}
+	return out, nil
+}
+
 func startUpstream() *httptest.Server {
 	srv := mcp.NewServer(&mcp.Implementation{Name: "echo", Version: "1"}, nil)
 	type in struct {
@@ -306,6 +368,7 @@ func startUpstream() *httptest.Server {
 type benchNode struct {
 	*server.Node
 	place  string
+	dir    string // its data directory
 	url    string
 	admin  string
 	pool   *x509.CertPool

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -30,6 +31,13 @@ func TestCrashChild(t *testing.T) {
 		os.Exit(2)
 	}
 	round := os.Getenv(crashEnv + "_ROUND")
+	// Big events fill the journal in a few dozen batches, so that a run
+	// wraps it (batches written through the files, records of earlier
+	// laps left behind the current one).
+	var pad string
+	if os.Getenv(crashEnv+"_BIG") != "" {
+		pad = strings.Repeat("x", 150<<10)
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -37,6 +45,9 @@ func TestCrashChild(t *testing.T) {
 			for i := 0; ; i++ {
 				e := testEvent(i)
 				e.Session = fmt.Sprintf("r%s-g%d-%d", round, g, i)
+				if pad != "" {
+					e.Data = json.RawMessage(`{"pad":"` + pad + `"}`)
+				}
 				idx, err := l.Append(context.Background(), e)
 				if err != nil {
 					fmt.Println("append:", err)
@@ -64,12 +75,11 @@ func TestCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns processes")
 	}
-	for _, lose := range []bool{false, true} {
-		name := "kill"
-		if lose {
-			name = "lose-unsynced"
-		}
-		t.Run(name, func(t *testing.T) { crashRounds(t, lose) })
+	for _, c := range []struct {
+		name      string
+		lose, big bool
+	}{{"kill", false, false}, {"lose-unsynced", true, false}, {"lose-unsynced-journal-wrapping", true, true}} {
+		t.Run(c.name, func(t *testing.T) { crashRounds(t, c.lose, c.big) })
 	}
 }
 
@@ -81,7 +91,8 @@ func loseUnsynced(t *testing.T, dir string, k testKey) (lostEntries int64) {
 	if err != nil || hs.front == nil {
 		t.Fatalf("read head: %+v, %v", hs, err)
 	}
-	garbage := bytes.Repeat([]byte{0x00, 0x00, 0x01, 0x00, '{', 'x'}, 50)
+	// A torn write: a frame's length, then less than it says.
+	garbage := append([]byte{0x00, 0x00, 0x01, 0x00}, bytes.Repeat([]byte(`{"x"`), 40)...)
 	for _, c := range []struct {
 		name string
 		end  int64
@@ -113,13 +124,18 @@ func loseUnsynced(t *testing.T, dir string, k testKey) (lostEntries int64) {
 	return lostEntries
 }
 
-func crashRounds(t *testing.T, lose bool) {
+func crashRounds(t *testing.T, lose, big bool) {
 	dir := t.TempDir()
 	k := newTestKey(t, testOrigin)
 	acked := map[uint64]string{}
 	for round := range 3 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
 		cmd.Env = append(os.Environ(), crashEnv+"="+dir, crashEnv+"_SKEY="+k.skey, crashEnv+"_VKEY="+k.vkey, crashEnv+"_ROUND="+strconv.Itoa(round))
+		kill := 300
+		if big {
+			cmd.Env = append(cmd.Env, crashEnv+"_BIG=1")
+			kill = 60 // about 9 MB: two laps of the journal
+		}
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -143,7 +159,7 @@ func crashRounds(t *testing.T, lose bool) {
 				t.Fatalf("index %d acknowledged twice", idx)
 			}
 			acked[idx] = f[2]
-			if n++; n == 300 && !killed {
+			if n++; n == kill && !killed {
 				killed = true
 				cmd.Process.Signal(syscall.SIGKILL)
 			}

@@ -53,6 +53,15 @@
 // system has less than [MinFreeBytes] free, so that a readiness check sees
 // a full disk before an append fails on it.
 //
+// The journal's record is the batch's durability; what follows it (the
+// checkpoint's record, unsynced) is written after the batch is
+// acknowledged, and if that write fails the log fails as above and the
+// recovery writes the record. The flusher's writes that fail are tried
+// again on its next tick; a sync of the flusher's that fails makes the
+// log fail closed until it is reopened (the kernel may have dropped the
+// pages, so a later sync's success would not prove them), and Open then
+// replays the journal.
+//
 // # Opening: from the head
 //
 // [Open] does not read the whole log. The head remembers, with the latest

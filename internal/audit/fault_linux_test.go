@@ -403,3 +403,54 @@ func TestNewGenerationOnFullDisk(t *testing.T) {
 	}
 	again.close()
 }
+
+// TestFlusherSyncFailureFailsClosed: when the flusher cannot sync the
+// entries (here the descriptor points at /dev/full, whose fsync fails),
+// the log fails closed until it is reopened, since a later sync's success
+// would not prove pages the kernel may have dropped; the reopened log
+// replays the acknowledged batch from the journal.
+func TestFlusherSyncFailureFailsClosed(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	if err := full.Sync(); err == nil {
+		t.Skip("fsync of /dev/full succeeds here")
+	}
+	cfg, _ := logAt(t, 3)
+	l := mustOpen(t, cfg)
+	e := testEvent(3)
+	e.Session = "acked"
+	if _, err := l.Append(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	restore := swapFD(t, l.ent, full)
+	deadline := time.Now().Add(time.Minute)
+	for l.Err() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the log did not fail closed after the flusher's sync failed")
+		}
+		time.Sleep(checkpointInterval / 4)
+	}
+	if !strings.Contains(l.Err().Error(), "reopen") {
+		t.Fatalf("Err: %v", l.Err())
+	}
+	if _, err := l.Append(context.Background(), testEvent(4)); err == nil {
+		t.Fatal("append acknowledged after a failed sync")
+	}
+	restore()
+	l.Close()
+	l = mustOpen(t, cfg)
+	defer l.Close()
+	evs, err := l.Read(0, l.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) < 4 || evs[3].Session != "acked" {
+		t.Fatalf("the acknowledged event after reopening: %d events", len(evs))
+	}
+	if _, err := l.Verify(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

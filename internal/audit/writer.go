@@ -512,7 +512,7 @@ func (l *Log) writeThrough(st *ackState) error {
 		return fmt.Errorf("sync checkpoint at size %d: %w", st.size, err)
 	}
 	st.cpEnd = l.cpEnd + int64(len(rec))
-	if err := l.headTo(st); err != nil {
+	if err := l.headTo(st, st.cpEnd); err != nil {
 		return err
 	}
 	l.cpEnd, l.cpSize = st.cpEnd, st.size
@@ -527,7 +527,12 @@ func (l *Log) flushTo(st *ackState) error {
 	if st == nil || st.signed == nil || l.headAt(st) {
 		return nil
 	}
-	if st.cpEnd == 0 {
+	// st.cpEnd is set under cpMu by whichever of the writer and the
+	// flusher wrote st's record; read it there too.
+	l.cpMu.Lock()
+	written := st.cpEnd != 0
+	l.cpMu.Unlock()
+	if !written {
 		if err := l.writeRecord(st); err != nil {
 			return err
 		}
@@ -538,7 +543,10 @@ func (l *Log) flushTo(st *ackState) error {
 	if err := l.cps.Sync(); err != nil {
 		return fmt.Errorf("sync checkpoints: %w", err)
 	}
-	return l.headTo(st)
+	l.cpMu.Lock()
+	cpEnd := st.cpEnd
+	l.cpMu.Unlock()
+	return l.headTo(st, cpEnd)
 }
 
 // headAt says whether the head names st (or a later state) already, with
@@ -554,14 +562,14 @@ func (l *Log) headAt(st *ackState) bool {
 // durable, unless it names a later state (or the same one, with the same
 // index size) already. A failed write wraps errHead and lets the next
 // write go to the same slot whatever it names.
-func (l *Log) headTo(st *ackState) error {
+func (l *Log) headTo(st *ackState, cpEnd int64) error {
 	l.headMu.Lock()
 	defer l.headMu.Unlock()
 	indexed := min(l.durable.Load(), st.size)
 	if l.head != nil && !l.headDirty && (st.size < l.headSize || st.size == l.headSize && indexed <= l.headIndexed) {
 		return nil
 	}
-	front := &frontier{entEnd: st.entEnd, cpEnd: st.cpEnd, indexed: indexed, hashes: st.hashes}
+	front := &frontier{entEnd: st.entEnd, cpEnd: cpEnd, indexed: indexed, hashes: st.hashes}
 	if err := l.writeHead(st.signed, front); err != nil {
 		return fmt.Errorf("remember checkpoint at size %d: %w: %w", st.size, errHead, err)
 	}

@@ -56,3 +56,30 @@ func BenchmarkMintX509SVID(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkVerifyX509SVID: a chain's first verification (a new
+// connection's first request) and the same chain again (the connection's
+// later requests), which is remembered.
+func BenchmarkVerifyX509SVID(b *testing.B) {
+	ca := newCA(b, Config{})
+	id := mustSessionID(b, ca, "reporter", "01hx3k")
+	chain, err := ca.MintX509SVID(makeCSR(b, newP256(b), nil), id, time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("first", func(b *testing.B) {
+		for b.Loop() {
+			ca.verified = verifiedChains{}
+			if _, err := ca.VerifyX509SVID(chain); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("remembered", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ca.VerifyX509SVID(chain); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -82,6 +82,8 @@ type CA struct {
 	bundleJSON []byte
 	jwks       []byte
 	bundlePEM  []byte
+
+	verified verifiedChains // X.509-SVID chains verified, for the next request on their connection
 }
 
 // Open loads the CA stored in cfg.Dir, creating the keys and root

@@ -287,7 +287,10 @@ func checkTTL(ttl, def time.Duration) (time.Duration, error) {
 
 // VerifyX509SVID verifies an X.509-SVID chain (leaf first, at most four
 // certificates) against the CA's bundle at Config.Now with go-spiffe's
-// x509svid.Verify, and returns the leaf's SPIFFE ID.
+// x509svid.Verify, and returns the leaf's SPIFFE ID. A chain that
+// verified is remembered (bounded) with the window in which all of its
+// certificates and the CA's are valid: within it the same chain (the next
+// request on its connection) is accepted without verifying it again.
 func (ca *CA) VerifyX509SVID(chain []*x509.Certificate) (spiffeid.ID, error) {
 	if len(chain) > maxChainLen {
 		return spiffeid.ID{}, fmt.Errorf("verify x509-svid: chain of %d certificates, at most %d", len(chain), maxChainLen)
@@ -297,10 +300,16 @@ func (ca *CA) VerifyX509SVID(chain []*x509.Certificate) (spiffeid.ID, error) {
 			return spiffeid.ID{}, fmt.Errorf("verify x509-svid: certificate %d is nil", i)
 		}
 	}
-	id, _, err := x509svid.Verify(chain, ca.bundle, x509svid.WithTime(ca.now()))
+	now := ca.now()
+	k := chainKey(chain)
+	if id, ok := ca.verified.lookup(k, now); ok {
+		return id, nil
+	}
+	id, _, err := x509svid.Verify(chain, ca.bundle, x509svid.WithTime(now))
 	if err != nil {
 		return spiffeid.ID{}, fmt.Errorf("verify x509-svid: %w", err)
 	}
+	ca.verified.remember(k, append(chain[:len(chain):len(chain)], ca.cert), id)
 	return id, nil
 }
 

@@ -280,6 +280,16 @@ func TestVerifyX509SVIDRejects(t *testing.T) {
 			}
 		})
 	}
+	t.Run("remembered chains are only the ones verified", func(t *testing.T) {
+		if _, err := ca.VerifyX509SVID(own); err != nil {
+			t.Fatalf("fresh SVID refused: %v", err)
+		}
+		for _, c := range [][]*x509.Certificate{foreign, foreignTD, {own[0], ca.cert, ca.cert, ca.cert, ca.cert}} {
+			if got, err := ca.VerifyX509SVID(c); err == nil {
+				t.Fatalf("after a good chain was remembered, a bad one was accepted as %s", got)
+			}
+		}
+	})
 	t.Run("expired", func(t *testing.T) {
 		if _, err := ca.VerifyX509SVID(own); err != nil {
 			t.Fatalf("fresh SVID refused: %v", err)
