@@ -61,6 +61,18 @@ func (q *Queue) Changed(ctx context.Context, id string) error {
 	return nil
 }
 
+// ChangedAll is Changed for every request: for a queue that may have
+// missed changes made by other writers.
+func (q *Queue) ChangedAll(ctx context.Context) error {
+	q.mu.Lock()
+	for id, ch := range q.waiters {
+		close(ch)
+		delete(q.waiters, id)
+	}
+	q.mu.Unlock()
+	return q.Changed(ctx, "")
+}
+
 // voteShared is Vote on a store that implements Updater. q.mu must be
 // held.
 func (q *Queue) voteShared(ctx context.Context, u Updater, id string, v Voter, approve bool, reason string, now time.Time) (Request, error) {

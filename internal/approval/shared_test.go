@@ -146,6 +146,30 @@ func TestSharedQueues(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the call held on a never woke")
 	}
+
+	// A queue that missed changes wakes every held call.
+	r3 := submit(t, a, request("s3", `{"to":"z"}`, 1))
+	go func() {
+		got, err := a.Wait(ctx, r3.ID)
+		if err != nil {
+			t.Error(err)
+		}
+		waited <- got
+	}()
+	if _, err := b.Vote(ctx, r3.ID, alice, false, "no"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ChangedAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case w := <-waited:
+		if w.ID != r3.ID || w.State != StateDenied {
+			t.Fatalf("the held call woke to %s %s", w.ID, w.State)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the call held on a never woke after ChangedAll")
+	}
 }
 
 func errorsIsClosed(err error) bool {
