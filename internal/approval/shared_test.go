@@ -175,3 +175,42 @@ func TestSharedQueues(t *testing.T) {
 func errorsIsClosed(err error) bool {
 	return errors.Is(err, ErrClosed)
 }
+
+// TestSharedExpiry: on a shared store a request past its time is
+// resolved to expired once, whichever queue finds it, and a vote after
+// that is refused.
+func TestSharedExpiry(t *testing.T) {
+	st := &sharedStore{MemoryStore: NewMemoryStore()}
+	clock := &fakeClock{t: t0}
+	rec := &recorder{}
+	newQueue := func() *Queue {
+		q, err := New(Config{Store: st, Now: clock.Now, OnChange: rec.add})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	a, b := newQueue(), newQueue()
+	r := submit(t, a, request("s1", `{"to":"x"}`, 1))
+	clock.Advance(DefaultTimeout + time.Second)
+	ctx := context.Background()
+	got, err := b.Get(ctx, r.ID)
+	if err != nil || got.State != StateExpired {
+		t.Fatalf("b finds %s %v", got.State, err)
+	}
+	if got, err := a.Get(ctx, r.ID); err != nil || got.State != StateExpired {
+		t.Fatalf("a finds %s %v", got.State, err)
+	}
+	expired := 0
+	for _, x := range rec.all() {
+		if x.State == StateExpired {
+			expired++
+		}
+	}
+	if expired != 1 {
+		t.Fatalf("expired %d times", expired)
+	}
+	if _, err := a.Vote(ctx, r.ID, alice, true, ""); !errors.Is(err, ErrClosed) {
+		t.Fatalf("a vote after expiry: %v", err)
+	}
+}
