@@ -82,6 +82,7 @@ func auditCmd(sub string) func([]string, io.Writer) error {
 		var (
 			n             *int
 			session, file *string
+			format        *string
 			witnessed     *bool
 			checkpoints   multi
 			match         auditFilter
@@ -100,8 +101,9 @@ func auditCmd(sub string) func([]string, io.Writer) error {
 			fs.StringVar(&match.Name, "tool", "", "tool, prompt or resource `name`")
 			fs.StringVar(&match.Decision, "decision", "", "allow, deny or escalate")
 		case "export":
-			session = fs.String("session", "", "the `session` whose events to bundle (with its sub-agents')")
-			file = fs.String("out", "", "the bundle `file` to write")
+			session = fs.String("session", "", "the `session` whose events to bundle (with its sub-agents'); with --format ocsf, only its events (default: all)")
+			file = fs.String("out", "", "the bundle `file` to write (--format ocsf: default standard output)")
+			format = fs.String("format", "bundle", "`bundle` (forensic bundle with proofs) or ocsf (OCSF JSON for SIEMs, one event a line)")
 			witnessed = fs.Bool("witnessed", false, "prove under the latest checkpoint published with its witnesses' cosignatures (DATA/witness/published)")
 		}
 		if err := parseOut(fs, args, out); err != nil {
@@ -112,7 +114,10 @@ func auditCmd(sub string) func([]string, io.Writer) error {
 				return err
 			}
 		}
-		if sub == "export" && (*session == "" || *file == "") {
+		if sub == "export" && *format != "bundle" && *format != "ocsf" {
+			return usagef("--format %q: want bundle or ocsf", *format)
+		}
+		if sub == "export" && *format == "bundle" && (*session == "" || *file == "") {
 			return usagef("needs --session ID and --out FILE")
 		}
 		var idx uint64
@@ -140,6 +145,14 @@ func auditCmd(sub string) func([]string, io.Writer) error {
 		case "verify":
 			return verifyLog(*data, key, checkpoints, *out, stdout, prog)
 		case "export":
+			if *format == "ocsf" {
+				events, err := verifiedEvents(dir, v, origin)
+				if err != nil {
+					return err
+				}
+				prog.Stop()
+				return exportOCSF(events, *session, *file, stdout)
+			}
 			return exportBundle(*data, key, *session, *file, *witnessed, *out, stdout, prog)
 		case "search":
 			match.Session = *session

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -27,6 +28,8 @@ import (
 	"github.com/ward-dev/ward/internal/redact"
 	"github.com/ward-dev/ward/internal/server"
 	"github.com/ward-dev/ward/internal/taint"
+	"github.com/ward-dev/ward/internal/telemetry"
+	"github.com/ward-dev/ward/internal/webhook"
 	"github.com/ward-dev/ward/internal/witness"
 )
 
@@ -125,6 +128,62 @@ type fileConfig struct {
 		Postgres string `yaml:"postgres"`
 		Schema   string `yaml:"schema"`
 	} `yaml:"store"`
+	// Telemetry exports OpenTelemetry traces of every call by OTLP over
+	// HTTP (metrics are always served at GET /metrics; see README); ${VAR}
+	// expands from ward's environment:
+	//
+	//	telemetry:
+	//	  otlp_endpoint: http://127.0.0.1:4318     # a collector; /v1/traces is added when there is no path
+	//	  headers: {Authorization: "Bearer ${OTLP_TOKEN}"}
+	//	  sample_ratio: 0.25                       # of the traces started here; default 1
+	Telemetry *telemetryConfig `yaml:"telemetry"`
+	// Webhooks receive alerts, playbook actions and approval changes as
+	// signed JSON (see internal/webhook for the signature and retries):
+	//
+	//	webhooks:
+	//	  - name: soc
+	//	    url: https://hooks.example.org/ward
+	//	    secret: ${WARD_WEBHOOK_SECRET}       # 16+ bytes; keys the HMAC-SHA256 in Ward-Signature
+	//	    events: [alert, "playbook.*", "approval.*"]   # default: all
+	Webhooks []struct {
+		Name   string   `yaml:"name"`
+		URL    string   `yaml:"url"`
+		Secret string   `yaml:"secret"`
+		Events []string `yaml:"events"`
+	} `yaml:"webhooks"`
+	// Console configures the operator console's single sign-on (see
+	// consoleConfig).
+	Console *consoleConfig `yaml:"console"`
+}
+
+// telemetryConfig is the telemetry: section.
+type telemetryConfig struct {
+	OTLPEndpoint string            `yaml:"otlp_endpoint"`
+	Headers      map[string]string `yaml:"headers"`
+	SampleRatio  float64           `yaml:"sample_ratio"`
+	ServiceName  string            `yaml:"service_name"`
+}
+
+// apply sets the node's tracing from the section.
+func (tc *telemetryConfig) apply(cfg *server.Config) error {
+	if tc == nil {
+		return nil
+	}
+	cfg.Tracing = telemetry.TracingConfig{OTLPEndpoint: os.ExpandEnv(tc.OTLPEndpoint), SampleRatio: tc.SampleRatio, ServiceName: tc.ServiceName}
+	if cfg.Tracing.OTLPEndpoint == "" {
+		return errors.New("telemetry.otlp_endpoint: name the OTLP/HTTP collector (http://127.0.0.1:4318), or remove telemetry:; if it names a ${VAR}, that variable is unset")
+	}
+	for k, v := range tc.Headers {
+		if cfg.Tracing.Headers == nil {
+			cfg.Tracing.Headers = map[string]string{}
+		}
+		cfg.Tracing.Headers[k] = os.ExpandEnv(v)
+	}
+	t, err := telemetry.NewTracing(cfg.Tracing)
+	if err != nil {
+		return err
+	}
+	return t.Shutdown(context.Background())
 }
 
 // auditConfig configures what the audit log records and how its
@@ -637,6 +696,18 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 	cfg.TaintTools, cfg.TaintHosts, cfg.TaintFields = fc.Taint.Tools, fc.Taint.Hosts, fc.Taint.Fields
 	cfg.ScanResults = fc.ScanResults
 	cfg.AlertWebhook = fc.AlertWebhook
+	if err := fc.Telemetry.apply(&cfg); err != nil {
+		return cfg, err
+	}
+	for _, w := range fc.Webhooks {
+		cfg.Webhooks = append(cfg.Webhooks, webhook.Endpoint{Name: w.Name, URL: os.ExpandEnv(w.URL), Secret: []byte(os.ExpandEnv(w.Secret)), Events: w.Events})
+	}
+	if _, err := webhook.New(webhook.Config{Endpoints: cfg.Webhooks}); err != nil {
+		return cfg, fmt.Errorf("webhooks: %w", err)
+	}
+	if cfg.ConsoleOIDC, err = fc.Console.oidc(); err != nil {
+		return cfg, err
+	}
 	if !fc.Monitor.IsZero() {
 		// Values of the wrong type are reported at their line in the
 		// file, before the section is read as its own document.

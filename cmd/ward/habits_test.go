@@ -354,9 +354,11 @@ func TestJSONEverywhere(t *testing.T) {
 		"audit prove":         {"--data", data, "1"},
 		"audit export":        {"--data", data, "--session", session, "--out", bundle},
 		"audit verify-bundle": {"--key", keyFile, "--allow-unsealed", bundle},
+		"doctor":              {"--data", data, "--key", keyFile, "--no-runtime"},
 		"changes show":        {session},
 		"changes apply":       {session},
 		"changes discard":     {other.Session},
+		"console user":        {"add", "cora", "--role", "viewer", "--data", data},
 		// Run last, as real processes (they serve until stopped):
 		"mcp serve":        {"--session", session, "--listen", "127.0.0.1:0"},
 		"up":               {"--data", filepath.Join(t.TempDir(), "data"), "--addr", "127.0.0.1:0"},
@@ -364,7 +366,7 @@ func TestJSONEverywhere(t *testing.T) {
 	}
 	// Their standard output is the program's, the MCP stream, or a
 	// client's own configuration format.
-	noData := []string{"run", "mcp wrap", "mcp config"}
+	noData := []string{"run", "mcp wrap", "mcp config", "completion"}
 	late := []string{"changes show", "changes apply", "changes discard", "audit export", "audit verify-bundle", "mcp serve", "up", "admin credential"}
 	// ward audit nodes reads a PostgreSQL store: checked when one runs here.
 	var unchecked []string

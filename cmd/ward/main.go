@@ -77,7 +77,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{name: "up", args: "[--config FILE] [--data DIR] [--addr HOST:PORT] [--join FILE] [--allow-unverified-audit] [--reinit-store] [-v]",
+		{name: "up", args: "[--config FILE] [--data DIR] [--addr HOST:PORT] [--join FILE] [--allow-unverified-audit] [--reinit-store] [--log-format text|json] [--log-level LEVEL] [-v]",
 			summary: "run a node with embedded defaults", run: cmdUp},
 		{name: "admin", summary: "offline administration of a stopped node", subs: []command{
 			{name: "credential", args: "--data DIR", summary: "mint an admin credential offline (node stopped)", run: adminCredential},
@@ -139,8 +139,8 @@ func commands() []command {
 			{name: "search", args: "[--data DIR] [--key FILE|KEY] [--session ID] [--agent A] [--sponsor S] [--type T] [--tool N] [--decision D] [-n N]",
 				summary: "events of the verified log that match (online: GET /v1/audit/events)", run: auditCmd("search")},
 			{name: "prove", args: "[--data DIR] [--key FILE|KEY] INDEX", summary: "an RFC 6962 inclusion proof for event INDEX", run: auditCmd("prove")},
-			{name: "export", args: "--session ID --out FILE [--data DIR] [--key FILE|KEY] [--witnessed]",
-				summary: "forensic bundle: every event of the session (and its sub-agents') + C2SP tlog-proofs + checkpoint + keys", run: auditCmd("export")},
+			{name: "export", args: "--session ID --out FILE [--data DIR] [--key FILE|KEY] [--witnessed] [--format bundle|ocsf]",
+				summary: "forensic bundle: every event of the session (and its sub-agents') + C2SP tlog-proofs + checkpoint + keys; --format ocsf: verified events as OCSF JSON lines for SIEMs", run: auditCmd("export")},
 			{name: "verify-bundle", args: "--key FILE|KEY [--session ID] [--allow-unsealed] [--witness-policy FILE] FILE", summary: "check a bundle offline against a pinned log key", run: auditVerifyBundle},
 			{name: "nodes", args: "--config FILE", summary: "the audit logs of a system's nodes, as their heads in the shared store say", run: auditNodes},
 		}},
@@ -149,7 +149,13 @@ func commands() []command {
 		{name: "claim", summary: "agents' claims against receipts and the log", subs: []command{
 			{name: "verify", args: "--session ID --tool SERVER.TOOL [--outcome success] --receipt FILE [--data DIR]", summary: "check a claim against a receipt (or a file of them) and the log", run: claimVerify},
 		}},
+		{name: "console", summary: "operator console accounts (the console is at /console/)", subs: []command{
+			{name: "user", args: "add NAME --role viewer|approver|admin [--data DIR]", summary: "create a console account and print its password once", run: consoleUserAdd},
+		}},
 		{name: "version", summary: "print ward's version", run: cmdVersion},
+		{name: "doctor", args: "[--config FILE] [--data DIR] [--key FILE|KEY] [--no-runtime]",
+			summary: "check a deployment (key modes, store, audit log, upstreams, kernel features, clock) and say what to fix", run: cmdDoctor},
+		{name: "completion", args: "bash|zsh|fish", summary: "print a shell completion script", run: cmdCompletion},
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -23,8 +22,8 @@ func cmdUp(args []string, stdout io.Writer) error {
 	addr := fs.String("addr", "", "listen address `HOST:PORT` (default 127.0.0.1:8443)")
 	allowUnverified := fs.Bool("allow-unverified-audit", false, "start even if the audit log fails verification (recorded in the log)")
 	reinitStore := fs.Bool("reinit-store", false, "start over with an empty store next to an existing audit log and CA, after the store was lost (recorded in the log)")
+	logf := addLogFlags(fs)
 	join := fs.String("join", "", "join the ward system whose keys are sealed in the configured PostgreSQL store, with the join token in `FILE` (a copy of a node's DATA/keys/join.token)")
-	verbose := fs.Bool("v", false, "debug logging")
 	out := outputFlag(fs)
 	if err := parseOut(fs, args, out); err != nil {
 		return err
@@ -59,11 +58,9 @@ func cmdUp(args []string, stdout io.Writer) error {
 	cfg.ReinitStore = *reinitStore
 	cfg.Version = version
 	cfg.ProbeUpstreams = true
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
+	if cfg.Logger, err = logf.logger(os.Stderr); err != nil {
+		return err
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	// Check first what can fail a start, before anything is created: a
 	// first start that failed halfway would leave a node that is neither
@@ -115,7 +112,7 @@ func cmdUp(args []string, stdout io.Writer) error {
 		info := map[string]any{"version": version, "trust_domain": node.CA.TrustDomain().Name(), "data": data2,
 			"api": url + "/v1/", "mcp": url + "/mcp", "bundle": url + "/.well-known/spiffe-bundle", "bundle_file": bundle,
 			"upstreams": node.Gateway.Servers(), "policies": node.Policies().Len(), "policy_paths": cfgPolicies(cfg, data2),
-			"approvers": node.ApproverGroups()}
+			"approvers": node.ApproverGroups(), "metrics": url + "/metrics", "tracing": cfg.Tracing.OTLPEndpoint != ""}
 		if node.Witness != nil {
 			info["witness"] = map[string]any{"url": url + "/witness", "logs": len(cfg.WitnessFor), "key": node.Witness.VerifierKey()}
 		}
@@ -142,6 +139,10 @@ func cmdUp(args []string, stdout io.Writer) error {
 		if id := node.NodeID(); id != "" {
 			fmt.Fprintf(stdout, "  node          %s of the system in %s (other nodes join with: ward up --join FILE, FILE a copy of %s)\n",
 				id, node.Store.Location(), filepath.Join(data2, "keys", "join.token"))
+		}
+		fmt.Fprintf(stdout, "  metrics       %s/metrics  (Prometheus; from loopback, or with an admin credential)\n", url)
+		if cfg.Tracing.OTLPEndpoint != "" {
+			fmt.Fprintf(stdout, "  traces        exported by OTLP/HTTP\n")
 		}
 		if node.Witness != nil {
 			fmt.Fprintf(stdout, "  witness       %s/witness  (C2SP tlog-witness for %d log(s); key for their witness policies: %s)\n", url, len(cfg.WitnessFor), node.Witness.VerifierKey())

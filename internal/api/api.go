@@ -136,6 +136,9 @@ type Config struct {
 	// of package refusal, appending to Audit (which must then implement
 	// refusal.Appender). Close closes it either way.
 	Refusals *refusal.Recorder
+	// Metrics, when set, serves GET /metrics, to loopback clients and
+	// admins only (see metrics.go).
+	Metrics http.Handler
 }
 
 // ApprovalQueue is what the API needs of the approval queue.
@@ -156,6 +159,7 @@ type Server struct {
 	// closing is closed by Close: runtimes' liveness channels let go
 	// without their sessions being ended.
 	closing   chan struct{}
+	drain     drain
 	closeOnce sync.Once
 }
 
@@ -349,7 +353,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/health", s.op(s.health))
 	m.HandleFunc("GET /.well-known/spiffe-bundle", s.bundle)
 	m.HandleFunc("GET /.well-known/jwks.json", s.jwks)
-	m.Handle("/mcp", s.sameOrigin(s.mcp))
+	m.Handle("/mcp", s.sameOrigin(s.drained(s.mcp)))
 
 	m.HandleFunc("POST /v1/sponsors", s.op(s.createSponsor))
 	m.HandleFunc("GET /v1/sponsors", s.op(s.listSponsors))
@@ -387,6 +391,9 @@ func (s *Server) routes() {
 		m.HandleFunc("POST /v1/sessions/{id}/exec", s.op(s.decideExec))
 		m.HandleFunc("POST /v1/sessions/{id}/runtime", s.op(s.recordRuntime))
 		m.HandleFunc("POST /v1/sessions/{id}/runtime/live", s.op(s.runtimeLive))
+	}
+	if s.cfg.Metrics != nil {
+		m.HandleFunc("GET /metrics", s.metrics)
 	}
 	if s.cfg.Witness != nil {
 		m.Handle("POST /witness/add-checkpoint", s.cfg.Witness)
@@ -531,6 +538,10 @@ func (s *Server) ag(h func(w http.ResponseWriter, r *http.Request, c *gateway.Ca
 }
 
 func (s *Server) operator(r *http.Request) (store.Principal, error) {
+	if p, ok := operatorOf(r.Context()); ok {
+		provenPrincipal(r, p.Name)
+		return p, nil
+	}
 	auth := r.Header.Get("Authorization")
 	token, ok := strings.CutPrefix(auth, "Bearer ")
 	if !ok {
@@ -571,9 +582,9 @@ func agentOf(spiffeID string) string {
 	return agent
 }
 
-// agent authenticates an agent session: mutual TLS with its X.509-SVID, or
+// authenticateAgent authenticates an agent session: mutual TLS with its X.509-SVID, or
 // its grant with a DPoP proof. claims is nil for mutual TLS.
-func (s *Server) agent(r *http.Request) (*gateway.Caller, *grant.Claims, error) {
+func (s *Server) authenticateAgent(r *http.Request) (*gateway.Caller, *grant.Claims, error) {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		if uris := r.TLS.PeerCertificates[0].URIs; len(uris) > 0 {
 			claimed(r, uris[0].String(), "unverified client certificate")

@@ -338,7 +338,7 @@ func (s *Server) showSession(w http.ResponseWriter, r *http.Request, p store.Pri
 // itself (agent authentication).
 func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 	var by store.Principal
-	if strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+	if _, console := operatorOf(r.Context()); console || strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
 		p, err := s.operator(r)
 		if err != nil {
 			s.fail(w, r, err)

@@ -115,6 +115,9 @@ func (s *Server) ready(ctx context.Context, detail bool) (readiness, int) {
 		})
 	}
 	wg.Wait()
+	if s.drain.isDraining() {
+		out.Checks = append(out.Checks, checkResult{Name: "shutdown", Reason: "the node is shutting down"})
+	}
 	status := http.StatusOK
 	for _, r := range out.Checks {
 		switch {

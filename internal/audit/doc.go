@@ -11,14 +11,27 @@
 //
 // # Durability
 //
-// [Log.Append] returns only after the event's bytes are fsync'd, a signed
-// checkpoint covering them is fsync'd, and that checkpoint is fsync'd as
-// the log's remembered head (see "The head file"), in that order: the head
-// is never ahead of what is durable, and an event is acknowledged only once
-// all three are. Concurrent appenders are batched by a single writer
-// goroutine (group commit): one write and one sync of each file per batch.
-// An acknowledged event is never dropped, and no byte of the log is ever
-// deleted.
+// [Log.Append] returns only after the event is durable: one fdatasync per
+// batch. Concurrent appenders are batched by a single writer goroutine
+// (group commit). The writer writes the batch's entries to the entries
+// file (not synced), signs a checkpoint over them, and appends one record
+// holding both to the journal (see "The journal"), which it fdatasyncs
+// alone; then it acknowledges the batch and writes the checkpoint's record
+// to the checkpoints file (not synced). Every checkpointInterval (200 ms)
+// a flusher makes the files durable from there, in the order a log
+// without a journal needs: the entries synced, then the checkpoints, then
+// the head names the latest batch (see "The head file"). Signed
+// checkpoints are so made durable from durable entries on their own
+// cadence, as transparency logs such as Tessera do, while an append waits
+// for one sync. The head is never ahead of what is durable in the files;
+// what is durable only in the journal, Open writes back into the files
+// first. A batch too large for the journal's free space is written the
+// way the flusher writes (entries, checkpoint and head each synced before
+// it is acknowledged), and the journal starts again. An acknowledged
+// event is never dropped, and no byte of the log is ever deleted.
+//
+// ward's gateway appends a call's decision before forwarding the call and
+// its result before answering: each waits for its own batch's sync.
 //
 // # Faults
 //
@@ -132,7 +145,8 @@
 //	entries.unverified-N, checkpoints.unverified-N  evidence set aside by an AllowUnverified open
 //
 // and next to it, outside it, the head file (by default the directory's
-// path plus ".head"; ward uses DATA/audit.head).
+// path plus ".head"; ward uses DATA/audit.head) and the journal (the head
+// file's path plus ".journal").
 //
 // Both data files are sequences of frames. A frame is a 4-byte big-endian
 // unsigned length n (1 <= n <= [MaxEntryBytes] for entries, <= [MaxCheckpointBytes]
@@ -231,7 +245,8 @@
 // number is in the other slot's place, makes the file unusable. The
 // version 1 file (two slots of 4096 bytes, "ward-audit-head\n", the same
 // fields up to the checkpoint) is still read; the next write replaces it.
-// It is written with fdatasync after the checkpoints file is synced, and
+// It is written with fdatasync after the entries and checkpoints files are
+// synced (by the flusher, on its cadence), and
 // lives outside the log's directory so that restoring or replacing that
 // directory (both files consistently) does not restore it. It is a file
 // rather than a row in ward's SQLite store because it must be durable
@@ -239,6 +254,45 @@
 // than a database commit), because this package needs no store, and
 // because an offline verifier reads it without one. [VerifyLog] checks
 // that the entries and the record are where it says.
+//
+// # The journal
+//
+// The journal is a file of 4 MiB, allocated with zeros when it is created,
+// written from offset 0 on, one record per batch:
+//
+//	"wjr1"               4 bytes
+//	n                    4 bytes, big-endian: the length of what follows, up to the sum
+//	start                8 bytes, big-endian: the tree size before the batch
+//	end                  8 bytes, big-endian: the tree size after it
+//	entries start        8 bytes, big-endian: where its entries begin in the entries file
+//	m                    4 bytes, big-endian
+//	entries              m bytes: the batch's entry frames, exactly as in the entries file
+//	c                    4 bytes, big-endian
+//	checkpoint           c bytes: the signed checkpoint at end
+//	SHA-256              32 bytes, of everything above
+//
+// A record extends the one before it: its start is that one's end, its
+// entries start where that one's end. When the next record would not fit,
+// the batch is written through the files and the head, and the next record
+// goes to offset 0 (records of the earlier lap after it do not extend it).
+// A cleanly closed log's head covers everything and its first record's
+// magic is zeroed.
+//
+// Open reads the head, then the records from offset 0: those the head
+// covers by their headers only, then each record that extends the head,
+// whole. Such a record must match its sum, its checkpoint must be validly
+// signed by the log's key at its end, and its entries, hashed onto the
+// head's frontier, must give the checkpoint's root (and each entry's index
+// field its position). Open writes their entries where the records say,
+// syncs them, appends the last record's checkpoint to the checkpoints file
+// after the valid records already there (a torn record is moved aside, as
+// below), syncs it, and goes on as usual: the checkpoint is adopted like
+// any record after the head's. A record that does not check out ends the
+// replay; nothing after it is adopted. So what is durable is the head,
+// the files up to it and the journal's records extending it, and an
+// acknowledged batch is in one of them. ward audit verify reads the files
+// only: on a log that crashed and was not reopened, the batches only the
+// journal holds are a tail no checkpoint in the file covers.
 //
 // # The index
 //
@@ -334,7 +388,11 @@
 // they cosigned before, and checkpoints a verifier keeps (ward audit verify
 // --checkpoint) defeat that; so does a key verifiers pin instead of
 // reading it from the directory. Nothing local defeats the holder of the
-// signing key.
+// signing key. The head lags the latest acknowledged batch by up to the
+// flusher's interval: whoever can delete the journal and cut the files
+// back to the head rolls back that much unnoticed by the head alone (as
+// whoever could cut an unsynced tail could before); witnesses that
+// cosigned a later checkpoint notice.
 //
 // Starting from the head trusts what the head's signed checkpoint
 // authenticates and nothing else read from the log's directory, but it

@@ -15,9 +15,10 @@ import (
 )
 
 // maxTailCheckpoints bounds the checkpoint records after the head's that
-// the fast path adopts (a crash leaves at most one: a batch whose
-// checkpoint was durable when its head was not).
-const maxTailCheckpoints = 16
+// the fast path adopts: the batches of the last checkpointInterval before
+// a crash, whose records the head did not yet name (a journal of
+// journalSize holds fewer).
+const maxTailCheckpoints = 1 << 14
 
 // openFast opens the log from its remembered head, in time that does not
 // depend on the log's length: it trusts nothing it reads from the log's

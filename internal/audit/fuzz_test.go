@@ -173,7 +173,7 @@ func asideFiles(t *testing.T, dir, prefix string) []string {
 	des, _ := os.ReadDir(dir)
 	var out []string
 	for _, de := range des {
-		if strings.HasPrefix(de.Name(), prefix+".") {
+		if strings.HasPrefix(de.Name(), prefix+".") && !strings.HasSuffix(de.Name(), ".journal") {
 			out = append(out, de.Name())
 		}
 	}

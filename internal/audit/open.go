@@ -63,8 +63,13 @@ func Open(cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open audit log %s: %w", cfg.Dir, err)
 	}
+	if l.ack != nil {
+		// The head names the log's state: records extend it.
+		l.jr.restart()
+	}
 	go l.run()
 	go l.syncIndex()
+	go l.flusher()
 	if ev != nil {
 		if _, err := l.append(context.Background(), *ev, false); err != nil {
 			l.Close()
@@ -93,13 +98,14 @@ type recovery struct {
 
 func newLog(cfg Config, unlock func() error) *Log {
 	return &Log{
-		cfg:         cfg,
-		unlock:      unlock,
-		reqs:        make(chan *request, queueLen),
-		quit:        make(chan struct{}),
-		stopped:     make(chan struct{}),
-		syncStopped: make(chan struct{}),
-		kick:        make(chan struct{}, 1),
+		cfg:          cfg,
+		unlock:       unlock,
+		reqs:         make(chan *request, queueLen),
+		quit:         make(chan struct{}),
+		stopped:      make(chan struct{}),
+		syncStopped:  make(chan struct{}),
+		flushStopped: make(chan struct{}),
+		kick:         make(chan struct{}, 1),
 	}
 }
 
@@ -145,9 +151,26 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// Acknowledged batches only the journal holds go back into the files
+	// first; what follows finds them there.
+	if err := replayJournal(cfg, hs); err != nil {
+		return nil, nil, err
+	}
+	jr, err := openJournal(journalPath(cfg.Head))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			jr.close()
+		}
+	}()
 	// The usual start: from the remembered head, reading only what came
 	// after the index's durable part.
 	if l, ev, err := openFast(cfg, hs, anchors, unlock); l != nil || err != nil {
+		if l != nil {
+			l.jr = jr
+		}
 		return l, ev, err
 	}
 	if hs.cp != nil {
@@ -341,6 +364,7 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 		l.notice = fmt.Sprintf("the log was opened although it failed verification (%v); the evidence is kept in %s", verr, strings.Join(uo.Quarantined, ", "))
 	}
 	l.chains = newChains(l.idx.sessions)
+	l.jr = jr
 	// The whole log was verified (or knowingly accepted): a damage mark a
 	// verification pass left has been dealt with.
 	if err := removeDamaged(cfg.Dir); err != nil {

@@ -141,7 +141,11 @@ func (l *Log) commit(batch []*request) {
 	if len(batch) == 0 {
 		return
 	}
+	start := time.Now()
 	first, err := l.write(batch)
+	if l.cfg.OnCommit != nil && (err == nil || errors.As(err, new(*afterDurable))) {
+		l.cfg.OnCommit(len(batch), time.Since(start))
+	}
 	var after *afterDurable
 	switch {
 	case err == nil:
@@ -221,15 +225,18 @@ func (e *slotsPending) Unwrap() error { return e.err }
 // table updates are written.
 func (l *Log) recover() error {
 	f := l.fault
-	if f.headRepair {
-		if err := l.rememberHead(l.checkpoint); err != nil {
-			return fmt.Errorf("audit log failed closed: restore the head: %w", err)
-		}
-		f.headRepair = false
+	// The head names the last acknowledged state (a failed head write may
+	// have left a slot naming the failed batch), whose checkpoint record
+	// is written (a failed record write may have left it out).
+	if err := l.flushTo(l.acked()); err != nil {
+		return fmt.Errorf("audit log failed closed: restore the head: %w", err)
 	}
+	f.headRepair = false
 	if f.cut {
 		// What the failed batch left is kept beside the log, as a crash's
 		// tail is: copied and synced, then cut.
+		l.cpMu.Lock()
+		defer l.cpMu.Unlock()
 		for _, c := range []struct {
 			name string
 			f    *os.File
@@ -378,9 +385,6 @@ func (l *Log) write(batch []*request) (uint64, error) {
 	if _, err := l.ent.WriteAt(buf, l.entEnd); err != nil {
 		return 0, fmt.Errorf("audit log failed closed: write entries %d..%d: %w", base, last, err)
 	}
-	if err := l.ent.Sync(); err != nil {
-		return 0, fmt.Errorf("audit log failed closed: sync entries %d..%d: %w", base, last, err)
-	}
 	root := rootOf(rng)
 	signed, err := note.Sign(&note.Note{Text: checkpointText(l.cfg.Origin, size, root)}, l.cfg.Signer)
 	if err != nil {
@@ -389,36 +393,49 @@ func (l *Log) write(batch []*request) (uint64, error) {
 	if len(signed) > MaxCheckpointBytes {
 		return 0, fmt.Errorf("audit log failed closed: sign checkpoint at size %d: note too large", size)
 	}
-	rec := appendFrame(make([]byte, 0, 4+len(signed)), signed)
-	if _, err := l.cps.WriteAt(rec, l.cpEnd); err != nil {
-		return 0, fmt.Errorf("audit log failed closed: write checkpoint at size %d: %w", size, err)
+	st := &ackState{size: size, signed: signed, root: root, entEnd: end, hashes: cloneRange(rng).Hashes()}
+	journaled := l.jr.fits(len(buf), len(signed))
+	if journaled {
+		// One sync: the journal's record holds the entries and the
+		// checkpoint over them.
+		if err := l.jr.append(base, size, l.entEnd, buf, signed); err != nil {
+			return 0, fmt.Errorf("audit log failed closed: journal entries %d..%d: %w", base, last, err)
+		}
+	} else {
+		// The journal is full (or not yet usable): the files and the head
+		// take the batch directly, and the journal starts again.
+		if err := l.writeThrough(st); err != nil {
+			return 0, fmt.Errorf("audit log failed closed: %w", err)
+		}
+		l.jr.restart()
 	}
-	if err := l.cps.Sync(); err != nil {
-		return 0, fmt.Errorf("audit log failed closed: sync checkpoint at size %d: %w", size, err)
-	}
-	front := &frontier{entEnd: end, cpEnd: l.cpEnd + int64(len(rec)), indexed: l.durable.Load(), hashes: rng.Hashes()}
-	if err := l.writeHead(signed, front); err != nil {
-		return 0, fmt.Errorf("audit log failed closed: remember checkpoint at size %d: %w: %w", size, errHead, err)
-	}
-	// Durable and remembered: from here on the batch is acknowledged.
-	l.rng, l.entEnd, l.cpEnd = rng, end, front.cpEnd
+	// Durable: from here on the batch is acknowledged.
+	l.rng, l.entEnd = rng, end
 	for _, s := range order {
 		bc := touched[s]
 		l.chains.remember(s, cached{loc: bc.e.loc, st: chainState{last: bc.c.last, seq: bc.c.seq, seal: bc.c.lastSeal}, found: true})
 	}
-	var slotErr error
+	var afterErr error
 	for i, u := range updates {
 		if err := l.idx.sessions.write(u.loc, u.key, u.st); err != nil {
-			slotErr = &afterDurable{&slotsPending{fmt.Errorf("audit log failed closed: %w", err), updates[i:]}}
+			afterErr = &afterDurable{&slotsPending{fmt.Errorf("audit log failed closed: %w", err), updates[i:]}}
 			break
 		}
 	}
+	if journaled {
+		// The batch's checkpoint record, not synced: the flusher syncs
+		// it, and Open writes it from the journal if it is lost. If it
+		// fails, recovery writes it.
+		if err := l.writeRecord(st); err != nil && afterErr == nil {
+			afterErr = &afterDurable{fmt.Errorf("audit log failed closed: %w", err)}
+		}
+	}
 	l.mu.Lock()
-	l.checkpoint, l.root = signed, root
+	l.checkpoint, l.root, l.ack = signed, root, st
 	l.mu.Unlock()
 	l.size.Store(size)
-	if slotErr != nil {
-		return base, slotErr
+	if afterErr != nil {
+		return base, afterErr
 	}
 	l.written.Store(size)
 	if size-l.durable.Load() >= indexSyncEvery {
@@ -430,10 +447,171 @@ func (l *Log) write(batch []*request) (uint64, error) {
 	return base, nil
 }
 
+// ackState is the log's state after an acknowledged batch: what the head
+// names when it is brought up to date.
+type ackState struct {
+	size   uint64
+	signed []byte // the checkpoint at size
+	root   []byte
+	entEnd int64    // where the entries end
+	hashes [][]byte // the compact range [0, size)
+	// cpEnd is where the checkpoint's record ends in the checkpoints
+	// file, once it is written (0 before).
+	cpEnd int64
+}
+
+// acked returns the latest acknowledged state (nil before the first batch
+// of a log opened unverified).
+func (l *Log) acked() *ackState {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.ack
+}
+
+// writeRecord appends st's checkpoint to the checkpoints file, unsynced,
+// unless its last record is at st's size already, and sets st.cpEnd. A
+// failed write leaves cpEnd where it was: the next write overwrites what
+// it left.
+func (l *Log) writeRecord(st *ackState) error {
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
+	if st.size == l.cpSize && l.cpEnd > 0 {
+		st.cpEnd = l.cpEnd
+		return nil
+	}
+	if st.size < l.cpSize {
+		return fmt.Errorf("write checkpoint at size %d: the file is at %d", st.size, l.cpSize)
+	}
+	rec := appendFrame(make([]byte, 0, 4+len(st.signed)), st.signed)
+	if _, err := l.cps.WriteAt(rec, l.cpEnd); err != nil {
+		return fmt.Errorf("write checkpoint at size %d: %w", st.size, err)
+	}
+	l.cpEnd += int64(len(rec))
+	l.cpSize = st.size
+	st.cpEnd = l.cpEnd
+	return nil
+}
+
+// writeThrough makes the batch st durable without the journal, in the
+// order that needs no journal: its entries synced, then its checkpoint
+// record written and synced, then the head names it. Before the head is
+// written nothing the log relies on changes (cpEnd moves only at the
+// end); a failed head write wraps errHead, for its slot may be durable.
+func (l *Log) writeThrough(st *ackState) error {
+	l.throughs++
+	if err := l.ent.Sync(); err != nil {
+		return fmt.Errorf("sync entries: %w", err)
+	}
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
+	rec := appendFrame(make([]byte, 0, 4+len(st.signed)), st.signed)
+	if _, err := l.cps.WriteAt(rec, l.cpEnd); err != nil {
+		return fmt.Errorf("write checkpoint at size %d: %w", st.size, err)
+	}
+	if err := l.cps.Sync(); err != nil {
+		return fmt.Errorf("sync checkpoint at size %d: %w", st.size, err)
+	}
+	st.cpEnd = l.cpEnd + int64(len(rec))
+	if err := l.headTo(st); err != nil {
+		return err
+	}
+	l.cpEnd, l.cpSize = st.cpEnd, st.size
+	return nil
+}
+
+// flushTo makes st, an acknowledged state, the state of the files and the
+// head: its checkpoint record is written if it is missing, the entries
+// and the checkpoints are synced, then the head names it (with how much
+// of the index is durable), unless the head is at a later state already.
+func (l *Log) flushTo(st *ackState) error {
+	if st == nil || st.signed == nil || l.headAt(st) {
+		return nil
+	}
+	if st.cpEnd == 0 {
+		if err := l.writeRecord(st); err != nil {
+			return err
+		}
+	}
+	if err := l.ent.Sync(); err != nil {
+		return fmt.Errorf("sync entries: %w", err)
+	}
+	if err := l.cps.Sync(); err != nil {
+		return fmt.Errorf("sync checkpoints: %w", err)
+	}
+	return l.headTo(st)
+}
+
+// headAt says whether the head names st (or a later state) already, with
+// as much of the index as is durable: then there is nothing to flush.
+func (l *Log) headAt(st *ackState) bool {
+	l.headMu.Lock()
+	defer l.headMu.Unlock()
+	indexed := min(l.durable.Load(), st.size)
+	return l.head != nil && !l.headDirty && (st.size < l.headSize || st.size == l.headSize && indexed <= l.headIndexed)
+}
+
+// headTo makes the head name st, whose entries and checkpoint record are
+// durable, unless it names a later state (or the same one, with the same
+// index size) already. A failed write wraps errHead and lets the next
+// write go to the same slot whatever it names.
+func (l *Log) headTo(st *ackState) error {
+	l.headMu.Lock()
+	defer l.headMu.Unlock()
+	indexed := min(l.durable.Load(), st.size)
+	if l.head != nil && !l.headDirty && (st.size < l.headSize || st.size == l.headSize && indexed <= l.headIndexed) {
+		return nil
+	}
+	front := &frontier{entEnd: st.entEnd, cpEnd: st.cpEnd, indexed: indexed, hashes: st.hashes}
+	if err := l.writeHead(st.signed, front); err != nil {
+		return fmt.Errorf("remember checkpoint at size %d: %w: %w", st.size, errHead, err)
+	}
+	l.headSize = st.size
+	return nil
+}
+
+// flusher brings the checkpoints file and the head up to the latest
+// acknowledged batch every checkpointInterval: checkpoints made durable
+// from durable entries on their own cadence, as transparency logs such as
+// Tessera do. While a write fault is in force the writer's recovery does
+// it instead. A failed sync makes the log fail closed until it is
+// reopened (the kernel may have dropped the pages, so a later sync's
+// success would not prove them; Open replays them from the journal). A
+// failed write is tried again on the next tick.
+func (l *Log) flusher() {
+	defer close(l.flushStopped)
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.quit:
+			return
+		case <-t.C:
+		}
+		if l.Err() != nil {
+			continue
+		}
+		if err := l.flushTo(l.acked()); err != nil && isSyncErr(err) {
+			l.errMu.Lock()
+			if l.damage == nil {
+				l.damage = fmt.Errorf("audit log failed closed: bring the checkpoints up to date: %w (reopen the log: it replays its journal)", err)
+			}
+			l.errMu.Unlock()
+		}
+	}
+}
+
+// isSyncErr says whether err is a failed fsync (rather than a failed
+// write, which a later write may retry).
+func isSyncErr(err error) bool {
+	var pe *os.PathError
+	return errors.As(err, &pe) && pe.Op == "sync"
+}
+
 // writeHead remembers signed with its frontier.
 func (l *Log) writeHead(signed []byte, front *frontier) error {
 	if l.head != nil {
 		if err := l.head.write(signed, front); err != nil {
+			l.headDirty = true
 			return err
 		}
 	} else {
@@ -443,14 +621,32 @@ func (l *Log) writeHead(signed []byte, front *frontier) error {
 		}
 		l.head = h
 	}
-	l.headIndexed = front.indexed
+	l.headIndexed, l.headDirty = front.indexed, false
 	return nil
 }
 
-// rememberHead makes signed, the latest checkpoint (durable in the
-// checkpoints file), the remembered head, with the current frontier.
+// rememberHead makes signed, the latest checkpoint (durable, the last
+// record of the checkpoints file), the remembered head, with the current
+// frontier; the journal then starts again. Open calls it once the files
+// are the log's state.
 func (l *Log) rememberHead(signed []byte) error {
-	return l.writeHead(signed, &frontier{entEnd: l.entEnd, cpEnd: l.cpEnd, indexed: min(l.durable.Load(), l.rng.End()), hashes: l.rng.Hashes()})
+	size := l.rng.End()
+	st := &ackState{size: size, signed: signed, root: l.root, entEnd: l.entEnd, hashes: cloneRange(l.rng).Hashes(), cpEnd: l.cpEnd}
+	l.headMu.Lock()
+	err := l.writeHead(signed, &frontier{entEnd: l.entEnd, cpEnd: l.cpEnd, indexed: min(l.durable.Load(), size), hashes: st.hashes})
+	if err == nil {
+		l.headSize = size
+	}
+	l.headMu.Unlock()
+	if err != nil {
+		return err
+	}
+	l.cpSize = size
+	l.mu.Lock()
+	l.ack = st
+	l.mu.Unlock()
+	l.jr.restart()
+	return nil
 }
 
 // syncIndex is the index's syncer: it makes what the writer wrote to the

@@ -673,8 +673,9 @@ func (a *Authority) Exchange(ctx context.Context, parent *grant.Claims, req Exch
 	if err != nil {
 		return nil, err
 	}
-	if req.Scope == nil {
-		// Inherited scope must still fit the sub-agent's own ceiling.
+	{
+		// The child's scope, requested or inherited (an empty request
+		// inherits too), must fit the sub-agent's own ceiling.
 		ceiling, err := ParseScope(ag.Ceiling)
 		if err != nil {
 			return nil, err
@@ -832,6 +833,9 @@ func (a *Authority) Caller(ctx context.Context, sessionID string) (*gateway.Call
 	}
 	c := &gateway.Caller{Session: s.ID, SPIFFEID: s.SPIFFEID, Agent: s.Agent, Sponsor: s.Sponsor, Groups: ag.Groups,
 		Depth: s.Depth, GrantID: s.GrantID, Scope: scope, Expiry: s.Expires, Trust: ag.Trust, Objective: s.Objective, Tags: s.Tags}
+	if c.Delegators, c.Lineage, err = a.delegators(ctx, s, ag); err != nil {
+		return nil, err
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if _, ended := a.ended[sessionID]; ended {
@@ -841,6 +845,39 @@ func (a *Authority) Caller(ctx context.Context, sessionID string) (*gateway.Call
 	a.cache[sessionID] = cachedCaller{c: c, at: now}
 	return c, nil
 }
+
+// delegators returns the agents of the sessions s was delegated from,
+// nearest first, leaving out s's own agent, and the ids of those sessions.
+func (a *Authority) delegators(ctx context.Context, s store.Session, own store.Agent) ([]gateway.Delegator, []string, error) {
+	var out []gateway.Delegator
+	var lineage []string
+	seen := map[string]bool{own.Name: true}
+	for parent, n := s.ParentID, 0; parent != ""; n++ {
+		if n > maxDelegationChain {
+			return nil, nil, fmt.Errorf("session %s: delegation chain longer than %d", s.ID, maxDelegationChain)
+		}
+		ps, err := a.cfg.Store.GetSession(ctx, parent)
+		if err != nil {
+			return nil, nil, fmt.Errorf("look up delegating session %s: %w", parent, err)
+		}
+		lineage = append(lineage, ps.ID)
+		parent = ps.ParentID
+		if seen[ps.Agent] {
+			continue
+		}
+		seen[ps.Agent] = true
+		ag, err := a.cfg.Store.GetAgent(ctx, ps.Agent)
+		if err != nil {
+			return nil, nil, fmt.Errorf("look up delegating agent %s: %w", ps.Agent, err)
+		}
+		out = append(out, gateway.Delegator{Agent: ag.Name, Groups: ag.Groups, Trust: ag.Trust})
+	}
+	return out, lineage, nil
+}
+
+// maxDelegationChain bounds the walk up a session's delegators (grants
+// bound the depth far below it).
+const maxDelegationChain = 64
 
 // endedErr says why a session remembered as ended is refused: expired (and
 // when) or ended (when, and why), as the store has it.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -219,9 +220,17 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 			return refused("arguments: " + err.Error())
 		}
 	}
+	if err := p.spelledAsDeclared(op); err != nil {
+		return refused(err.Error())
+	}
 	if op.Action == policy.ActionReadResource {
 		if err := CheckURI(op.Name); err != nil {
 			return refused(err.Error())
+		}
+		if roots := p.cfg.Roots[op.Server]; len(roots) > 0 {
+			if err := checkFileURI(op.Name, roots); err != nil {
+				return refused(err.Error())
+			}
 		}
 	}
 	req := p.request(c, op)
@@ -236,9 +245,12 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 			fields := decl.Files
 			if fields == nil {
 				fields = DefaultFileArguments
-				if decl.Path != "" {
-					fields = append([]string{decl.Path}, fields...)
-				}
+			}
+			if decl.Path != "" && !slices.Contains(fields, decl.Path) {
+				// The declared path (context.path) is a file argument
+				// whatever Files lists: decided as text it would let a
+				// symlink in an allowed tree through.
+				fields = append([]string{decl.Path}, fields...)
 			}
 			args, err := resolveFiles(op.Arguments, fields, roots)
 			if err != nil {
@@ -301,7 +313,25 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 		}
 	}
 	d := set.Decide(req)
-	v := Verdict{Allow: d.Allow, Escalate: d.Escalate, Reason: d.Explain(req)}
+	reason := d.Explain(req)
+	// A sub-agent may do nothing its delegators may not: the call is
+	// decided as each of their agents too, and the strictest answer holds.
+	for _, a := range c.Delegators {
+		if !d.Allow && !d.Escalate {
+			break
+		}
+		as := req
+		as.Agent, as.Groups, as.Trust = a.Agent, a.Groups, a.Trust
+		da := set.Decide(as)
+		switch {
+		case !da.Allow && !da.Escalate, da.Escalate && d.Allow:
+			d, reason = da, fmt.Sprintf("decided as agent %s, which delegated this session: %s", a.Agent, da.Explain(as))
+		case da.Escalate:
+			d.Approvals = append(d.Approvals, da.Approvals...)
+			d.Reasons = append(d.Reasons, da.Reasons...)
+		}
+	}
+	v := Verdict{Allow: d.Allow, Escalate: d.Escalate, Reason: reason}
 	if explain != "" && !d.Allow {
 		v.Reason += "; " + explain
 	}
@@ -577,10 +607,21 @@ func (p *Pipeline) Observe(ctx context.Context, c *Caller, op *Operation, out Ou
 }
 
 // Notice records a server-initiated request (sampling, elicitation,
-// roots) passing through to the client.
+// roots) passing through to the client. Such a request puts text the
+// server chose before the agent's model, as a result does: the session
+// gets the labels of what that server returns (of a name "SERVER." that
+// only the server's wildcard rules match; untrusted unless they say
+// otherwise). A ping carries nothing.
 func (p *Pipeline) Notice(ctx context.Context, c *Caller, server, method string) error {
-	return p.record(ctx, audit.Event{Type: "server.request", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
+	err := p.record(ctx, audit.Event{Type: "server.request", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
 		Data: mustJSON(map[string]any{"server": server, "method": method})})
+	if err != nil {
+		return err
+	}
+	if p.cfg.State != nil && method != "ping" {
+		p.cfg.State.Receive(ctx, c, Received{Source: server + "."})
+	}
+	return nil
 }
 
 // Refuse records a request the proxy refused before it could be decided
@@ -739,4 +780,61 @@ func strictDecodeNumber(data []byte, v *any) error {
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.UseNumber()
 	return dec.Decode(v)
+}
+
+// spelledAsDeclared refuses a call whose top-level argument names one the
+// tool or prompt declares (its input schema's properties, its arguments, a
+// file argument of a server with roots) in another case: ward reads names
+// exactly, so "Path" is not the file argument "path", while a server that
+// matches names without regard to case would open it.
+func (p *Pipeline) spelledAsDeclared(op *Operation) error {
+	if len(op.Arguments) == 0 || (op.Action != policy.ActionCallTool && op.Action != policy.ActionGetPrompt) {
+		return nil
+	}
+	args, err := strictjson.Object(op.Arguments)
+	if err != nil {
+		return nil // not an object: nothing is read by name
+	}
+	declared := map[string]bool{}
+	var def struct {
+		InputSchema struct {
+			Properties map[string]json.RawMessage `json:"properties"`
+		} `json:"inputSchema"`
+		Arguments []struct {
+			Name string `json:"name"`
+		} `json:"arguments"`
+	}
+	if len(op.Definition) > 0 && strictOpen(op.Definition, &def) == nil {
+		for n := range def.InputSchema.Properties {
+			declared[n] = true
+		}
+		for _, a := range def.Arguments {
+			declared[a.Name] = true
+		}
+	}
+	if op.Action == policy.ActionCallTool && len(p.cfg.Roots[op.Server]) > 0 {
+		decl := p.cfg.Tools[op.Name]
+		fields := decl.Files
+		if fields == nil {
+			fields = DefaultFileArguments
+		}
+		for _, f := range append(slices.Clone(fields), decl.Path) {
+			if first, _, _ := strings.Cut(f, "."); first != "" && first != "*" {
+				declared[first] = true
+			}
+		}
+	}
+	if len(declared) == 0 {
+		return nil
+	}
+	folded := make(map[string]string, len(declared))
+	for n := range declared {
+		folded[strictjson.Fold(n)] = n
+	}
+	for _, k := range slices.Sorted(maps.Keys(args)) {
+		if n, ok := folded[strictjson.Fold(k)]; ok && !declared[k] {
+			return fmt.Errorf("argument %q is %q in another case; ward reads names exactly and refuses it rather than guess which one the server reads", k, n)
+		}
+	}
+	return nil
 }

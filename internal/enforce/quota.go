@@ -3,6 +3,7 @@ package enforce
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,8 +25,16 @@ type reservation struct {
 }
 
 // quotaCall is what the limiter counts of op by c.
+//
+// A sub-agent's call counts against the budgets of the sessions, agents
+// and groups it was delegated from too: delegating never widens a budget.
 func quotaCall(c *Caller, op *Operation) quota.Call {
-	return quota.Call{Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups, Action: string(op.Action), Tool: op.Name}
+	call := quota.Call{Session: c.Session, Lineage: c.Lineage, Agent: c.Agent, Sponsor: c.Sponsor, Groups: c.Groups, Action: string(op.Action), Tool: op.Name}
+	for _, d := range c.Delegators {
+		call.Delegators = append(call.Delegators, d.Agent)
+		call.Groups = append(slices.Clip(call.Groups), d.Groups...)
+	}
+	return call
 }
 
 // reserve applies the quotas to a call that would go ahead. It returns the

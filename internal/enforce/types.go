@@ -26,6 +26,21 @@ type Caller struct {
 	Objective string
 	// Tags are the objective tags the session declared.
 	Tags []string
+	// Delegators are, for a sub-agent's session, the agents of the
+	// sessions it was delegated from whose agent, groups or trust differ
+	// from its own: a call is decided as each of them too, so that a
+	// sub-agent may do nothing its delegators may not.
+	Delegators []Delegator
+	// Lineage are the ids of the sessions it was delegated from, nearest
+	// first: its calls count against their budgets too.
+	Lineage []string
+}
+
+// Delegator is an agent a session was delegated from, as policies see it.
+type Delegator struct {
+	Agent  string
+	Groups []string
+	Trust  int
 }
 
 // Kind names what a list item or an operation targets.

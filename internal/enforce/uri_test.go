@@ -9,7 +9,8 @@ func TestCheckURI(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"file:///tmp/../etc/shadow", "file:///tmp/./x", "file:///tmp/..", "file:///tmp/%2e%2e/etc", "file:///tmp/%2E%2E/etc",
-		"file:///tmp%2fetc", "file:///tmp\\..\\etc", "file:///tmp/a\x00b", "file:///tmp/a%00"} {
+		"file:///tmp%2fetc", "file:///tmp\\..\\etc", "file:///tmp/a\x00b", "file:///tmp/a%00",
+		"file:///tmp/a?/../../etc/shadow", "FILE:///tmp/a#/../../etc/shadow", "file:///tmp/a?x"} {
 		if err := CheckURI(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

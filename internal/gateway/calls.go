@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/strictjson"
@@ -186,7 +187,9 @@ func (s *Session) setLevel(ctx context.Context, req *jsonrpc.Request, p params) 
 		s.replyErr(req.ID, jsonrpc.CodeInvalidParams, `logging/setLevel: params must carry a string "level"`, nil)
 		return
 	}
-	fwd := p.encode()
+	// The level alone: other members would reach every upstream
+	// undecided.
+	fwd := params{"level": p["level"]}.encode()
 	var errs []string
 	n := 0
 	for _, up := range s.ups {
@@ -212,8 +215,18 @@ func (s *Session) setLevel(ctx context.Context, req *jsonrpc.Request, p params) 
 // decideAndForward asks the guard, forwards what it decided if allowed,
 // records the outcome and answers the client.
 func (s *Session) decideAndForward(ctx context.Context, req *jsonrpc.Request, up *upstream, op *Operation, fwd forwarder) {
-	v, err := s.g.cfg.Guard.Check(ctx, s.who(), op)
+	ctx, span := s.startCall(ctx, req, op)
+	defer span.End()
+	dctx, dspan := start(ctx, "ward.decide")
+	v, err := s.g.cfg.Guard.Check(dctx, s.who(), op)
+	verdictAttrs(dspan, v)
 	if err != nil {
+		failSpan(dspan, "ward.undecided", err.Error())
+	}
+	dspan.End()
+	verdictAttrs(span, v)
+	if err != nil {
+		failSpan(span, "ward.undecided", "ward could not decide")
 		s.deny(req, fmt.Sprintf("ward could not decide %s %s (denied): %v", req.Method, op.Name, err), nil)
 		return
 	}
@@ -223,6 +236,7 @@ func (s *Session) decideAndForward(ctx context.Context, req *jsonrpc.Request, up
 			s.deny(req, fmt.Sprintf("ward could not decide %s %s after approval (denied): %v", req.Method, op.Name, err), nil)
 			return
 		}
+		verdictAttrs(span, v)
 		if v.Escalate {
 			data, _ := json.Marshal(map[string]any{"decision": "escalate", "reason": v.Reason, "policies": v.Policies, "approvals": v.Approvals})
 			s.replyErr(req.ID, CodePending, fmt.Sprintf("ward is holding %s %s for approval (request %s): %s; retry the same call once it is approved", req.Method, op.Name, strings.Join(v.Approvals, ", "), v.Reason), data)
@@ -230,6 +244,7 @@ func (s *Session) decideAndForward(ctx context.Context, req *jsonrpc.Request, up
 		}
 	}
 	if !v.Allow {
+		failSpan(span, "ward.denied", "denied by ward")
 		s.deny(req, v.Reason, v.Policies)
 		return
 	}
@@ -238,12 +253,20 @@ func (s *Session) decideAndForward(ctx context.Context, req *jsonrpc.Request, up
 		s.replyErr(req.ID, codeCancelled, "request cancelled by the client", nil)
 		return
 	}
-	start := time.Now()
-	resp, err := s.roundTrip(ctx, up, req.Method, fwd(op), req.ID)
+	uctx, uspan := startUpstream(ctx, req.Method, op)
+	began := time.Now()
+	resp, err := s.roundTrip(uctx, up, req.Method, fwd(op), req.ID)
+	switch {
+	case err != nil:
+		failSpan(uspan, "ward.upstream_failed", err.Error())
+	case resp.Error != nil:
+		failSpan(uspan, "jsonrpc.error", "the upstream answered with an error")
+	}
+	uspan.End()
 	// A request that left ward may have done its work, whatever came back
 	// (cancellation is advisory, an error may follow a side effect): its
 	// quota is kept.
-	out := Outcome{Duration: time.Since(start), Decision: v.Event, Forwarded: !errors.Is(err, errNotSent)}
+	out := Outcome{Duration: time.Since(began), Decision: v.Event, Forwarded: !errors.Is(err, errNotSent)}
 	switch {
 	case errors.Is(err, errCancelled):
 		out.Error = "cancelled by the client"
@@ -277,7 +300,14 @@ func (s *Session) decideAndForward(ctx context.Context, req *jsonrpc.Request, up
 	}
 	octx, ocancel := context.WithTimeout(context.WithoutCancel(ctx), observeTimeout)
 	defer ocancel()
-	if err := s.g.cfg.Guard.Observe(octx, s.who(), op, out); err != nil {
+	octx, ospan := start(octx, "ward.audit.record")
+	err = s.g.cfg.Guard.Observe(octx, s.who(), op, out)
+	if err != nil {
+		failSpan(ospan, "ward.unrecorded", err.Error())
+	}
+	ospan.End()
+	if err != nil {
+		failSpan(span, "ward.unrecorded", "the result could not be recorded")
 		// The result could not be recorded: withhold it (fail closed).
 		s.replyErr(req.ID, CodeDenied, "ward could not record the result, so it is withheld: "+err.Error(), nil)
 		return
@@ -314,20 +344,28 @@ func (s *Session) hold(ctx context.Context, req *jsonrpc.Request, op *Operation,
 	}
 	stop := make(chan struct{})
 	go func() {
-		// A client cancel ends the hold.
+		// A client cancel, or the node shutting down, ends the hold.
 		s.mu.Lock()
 		c := s.calls[req.ID]
 		s.mu.Unlock()
-		if c == nil {
-			return
+		var cancelled <-chan struct{}
+		if c != nil {
+			cancelled = c.stop
 		}
 		select {
-		case <-c.stop:
+		case <-cancelled:
+			cancel()
+		case <-s.g.endHolds:
 			cancel()
 		case <-stop:
 		}
 	}()
-	state, err := s.g.cfg.Guard.Await(hctx, s.who(), v.Approvals)
+	actx, aspan := start(hctx, "ward.approval.wait")
+	state, err := s.g.cfg.Guard.Await(actx, s.who(), v.Approvals)
+	if aspan.IsRecording() {
+		aspan.SetAttributes(attribute.String("ward.approval.state", state), attribute.StringSlice("ward.approvals", v.Approvals))
+	}
+	aspan.End()
 	close(stop)
 	if err != nil {
 		return Verdict{}, err

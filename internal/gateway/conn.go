@@ -12,6 +12,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/ward-dev/ward/internal/streamable"
 	"github.com/ward-dev/ward/internal/strictjson"
 )
 
@@ -50,6 +51,27 @@ type pending struct {
 type upRequest struct {
 	up   *upstream
 	upID jsonrpc.ID
+	// token is the request's progress token (tokenKey), "" if none: the
+	// client's progress notifications for it go to up alone.
+	token string
+}
+
+// tokenKey is a progress token (a string or a number, as JSON) in one
+// form, "" for anything else.
+func tokenKey(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var v any
+	if strictjson.Unmarshal(raw, &v) != nil {
+		return ""
+	}
+	switch v.(type) {
+	case string, float64:
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+	return ""
 }
 
 // connect dials one upstream and initializes it with the client's params.
@@ -217,6 +239,10 @@ func (s *Session) roundTrip(ctx context.Context, up *upstream, method string, pa
 	defer s.finish(p)
 
 	if err := up.conn.Write(ctx, &jsonrpc.Request{ID: p.upID, Method: method, Params: params}); err != nil {
+		if errors.Is(err, streamable.ErrUnanswered) {
+			// It reached the server, which may have acted on it.
+			return nil, fmt.Errorf("upstream %s: %s sent, but no answer came: %v", up.name, method, err)
+		}
 		return nil, fmt.Errorf("%w: upstream %s: send %s: %v", errNotSent, up.name, method, err)
 	}
 	select {
@@ -332,7 +358,7 @@ func (s *Session) serverRequest(up *upstream, m *jsonrpc.Request) {
 	}
 	s.nextID++
 	downKey := "ward-" + strconv.FormatInt(s.nextID, 10)
-	s.fromUp[downKey] = upRequest{up: up, upID: m.ID}
+	s.fromUp[downKey] = upRequest{up: up, upID: m.ID, token: tokenKey(json.RawMessage(progressToken(m.Params)))}
 	s.mu.Unlock()
 	related := s.related(up)
 	fwd := &jsonrpc.Request{ID: strID(downKey), Method: m.Method, Params: m.Params}
@@ -475,25 +501,47 @@ func (s *Session) clientNotification(m *jsonrpc.Request) {
 		}
 		c.cancel()
 		if pend != nil {
-			s.sendUp(pend.up, &jsonrpc.Request{Method: m.Method, Params: p.with("requestId", pend.upID.Raw()).encode()})
+			// The id alone: the client's other members ("reason") are
+			// text for the server nobody decided.
+			s.sendUp(pend.up, &jsonrpc.Request{Method: m.Method, Params: params{}.with("requestId", pend.upID.Raw()).encode()})
 		}
 	case "notifications/initialized":
 		// Sent once, right after initialize: written before any request
 		// can follow it.
-		if s.waitInit() != nil {
+		if s.waitInit() != nil || !s.initialized.CompareAndSwap(false, true) {
 			return
 		}
+		// Once, and without the client's params: what it put there would
+		// reach every upstream undecided.
 		for _, up := range s.ups {
-			s.writeUp(up, &jsonrpc.Request{Method: m.Method, Params: p.encode()})
+			s.writeUp(up, &jsonrpc.Request{Method: m.Method})
 		}
 	case "notifications/roots/list_changed":
 		// The client's roots are not passed on (see Upstream.Roots).
 	case "notifications/progress":
-		if s.waitInit() != nil {
+		// Progress reports on a request that carried its token: it goes
+		// to the one upstream whose open request did, never to the
+		// others (undecided, it would carry what the agent wrote to
+		// servers that never asked).
+		key := tokenKey(json.RawMessage(p["progressToken"]))
+		if key == "" {
 			return
 		}
-		for _, up := range s.ups {
-			s.sendUp(up, &jsonrpc.Request{Method: m.Method, Params: p.encode()})
+		var to *upstream
+		s.mu.Lock()
+		for _, r := range s.fromUp {
+			if r.token != key {
+				continue
+			}
+			if to != nil && to != r.up {
+				to = nil // two upstreams chose the same token: ambiguous
+				break
+			}
+			to = r.up
+		}
+		s.mu.Unlock()
+		if to != nil {
+			s.sendUp(to, &jsonrpc.Request{Method: m.Method, Params: p.encode()})
 		}
 	default:
 		// Notifications the gateway does not know are not forwarded: they

@@ -62,6 +62,7 @@ type (
 	Operation = enforce.Operation
 	Verdict   = enforce.Verdict
 	Outcome   = enforce.Outcome
+	Delegator = enforce.Delegator
 )
 
 // Kinds of things an upstream offers.
@@ -148,6 +149,9 @@ type Gateway struct {
 
 	mu       sync.Mutex
 	sessions map[string]map[*Session]struct{} // ward session id → live proxy sessions
+
+	endHolds     chan struct{} // closed by EndHolds
+	endHoldsOnce sync.Once
 }
 
 // ValidServerName reports whether name can name an upstream.
@@ -205,7 +209,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
-	return &Gateway{cfg: cfg, modes: modes, sessions: map[string]map[*Session]struct{}{}}, nil
+	return &Gateway{cfg: cfg, modes: modes, sessions: map[string]map[*Session]struct{}{}, endHolds: make(chan struct{})}, nil
 }
 
 // Servers returns the configured upstream names.
@@ -263,6 +267,17 @@ func (g *Gateway) Sessions(sessionID string) int {
 	return len(g.sessions[sessionID])
 }
 
+// Open returns how many proxy sessions are open, over all ward sessions.
+func (g *Gateway) Open() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, set := range g.sessions {
+		n += len(set)
+	}
+	return n
+}
+
 // Revoke closes every proxy session of the given ward sessions: their
 // upstream connections are closed and pending requests fail.
 func (g *Gateway) Revoke(sessionIDs ...string) {
@@ -278,6 +293,12 @@ func (g *Gateway) Revoke(sessionIDs ...string) {
 		s.shutdown(false)
 	}
 }
+
+// EndHolds ends every hold of an escalated call, now and later: the call
+// is answered as pending (the approval request stays, and an identical
+// call after approval is allowed). A node shutting down calls it so that
+// held calls are answered rather than cut, without waiting for approvers.
+func (g *Gateway) EndHolds() { g.endHoldsOnce.Do(func() { close(g.endHolds) }) }
 
 // Close closes every session.
 func (g *Gateway) Close() {

@@ -32,6 +32,7 @@ type Session struct {
 	initStarted atomic.Bool
 	initDone    chan struct{}
 	initErr     error
+	initialized atomic.Bool // notifications/initialized was passed on
 	ups         []*upstream // fixed once initDone is closed
 	byName      map[string]*upstream
 	failed      map[string]string // server → why it could not be connected; fixed once initDone is closed
@@ -129,7 +130,7 @@ func (s *Session) Receive(ctx context.Context, msg jsonrpc.Message) {
 		go func() {
 			defer func() { <-s.sem }()
 			defer s.recover(m.Method, m.ID)
-			s.handle(m, p)
+			s.handle(ctx, m, p)
 		}()
 	case *jsonrpc.Response:
 		s.clientResponse(m)
@@ -236,10 +237,18 @@ func (s *Session) initialize(req *jsonrpc.Request, p params) {
 	// The client's roots are not the upstreams' business: a server such as
 	// the filesystem server would take them for the directories it may
 	// serve, letting the agent move the operator's boundary.
-	fwd := p.encode()
+	// Only the members initialize has go up: others would reach every
+	// upstream undecided.
+	known := params{}
+	for _, k := range []string{"protocolVersion", "capabilities", "clientInfo"} {
+		if v, ok := p[k]; ok {
+			known[k] = v
+		}
+	}
+	fwd := known.encode()
 	if caps, err := p.object("capabilities"); err == nil && caps != nil {
 		if _, ok := caps["roots"]; ok {
-			fwd = p.with("capabilities", caps.with("roots", nil)).encode()
+			fwd = known.with("capabilities", caps.with("roots", nil)).encode()
 		}
 	}
 	results := make([]result, len(s.g.cfg.Upstreams))
@@ -367,7 +376,7 @@ var knownMethods = map[string]bool{
 }
 
 // handle serves one client request, whose params p were read by Receive.
-func (s *Session) handle(req *jsonrpc.Request, p params) {
+func (s *Session) handle(rctx context.Context, req *jsonrpc.Request, p params) {
 	if req.Method == "server/discover" {
 		// The stateless probe of protocol 2026-07-28 clients, which fall
 		// back to initialize on an error: not a refusal to record.
@@ -406,6 +415,7 @@ func (s *Session) handle(req *jsonrpc.Request, p params) {
 	}()
 	ctx, cancel := context.WithTimeout(s.ctx, s.g.cfg.CallTimeout)
 	defer cancel()
+	ctx = spanParent(ctx, rctx, p) // the trace the call belongs to, if traced
 	switch req.Method {
 	case "ping":
 		s.reply(req.ID, map[string]any{})

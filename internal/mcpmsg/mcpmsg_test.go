@@ -96,3 +96,28 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeLenient: DecodeLenient accepts what jsonrpc.DecodeMessage
+// accepts and reads it the same, case-folded and duplicate names included.
+func FuzzDecodeLenient(f *testing.F) {
+	for _, s := range []string{`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, `{"jsonrpc":"2.0","id":"x","result":{"a":1}}`,
+		`{"jsonrpc":"2.0","method":"m","params":[1]}`, `{"jsonrpc":"2.0","id":1,"method":"a","Method":"b"}`,
+		`{"jsonrpc":"2.0","id":2,"error":{"code":-32601,"message":"no","data":[1]}}`, `{"JSONRPC":"2.0","ID":3.5,"Result":null}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		msg, err := DecodeLenient(data)
+		sdk, serr := jsonrpc.DecodeMessage(data)
+		if (err == nil) != (serr == nil) {
+			t.Fatalf("DecodeLenient: %v; the SDK: %v", err, serr)
+		}
+		if err != nil {
+			return
+		}
+		a, _ := jsonrpc.EncodeMessage(msg)
+		b, _ := jsonrpc.EncodeMessage(sdk)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("read differently from the SDK:\n%s\n%s", a, b)
+		}
+	})
+}

@@ -3,9 +3,11 @@ package quota
 import "math"
 
 // Counters returns, for every limit that matches c, how much of it c's keys
-// have used in the current window: the call's session, agent or sponsor, or
-// the most used of its groups. Policies read these as context.counters, to
-// escalate before a budget is exhausted. Nothing is reserved.
+// have used in the current window: the most used of the call's session and
+// the sessions it was delegated from, of its agent and its delegators, or
+// of its groups, or its sponsor's use. Policies read these as
+// context.counters, to escalate before a budget is exhausted. Nothing is
+// reserved.
 func (l *Limiter) Counters(c Call) map[string]float64 {
 	out := map[string]float64{}
 	for _, lim := range l.Limits() {
@@ -15,9 +17,9 @@ func (l *Limiter) Counters(c Call) map[string]float64 {
 		var keys []string
 		switch lim.Scope {
 		case ScopeSession:
-			keys = []string{c.Session}
+			keys = append([]string{c.Session}, c.Lineage...)
 		case ScopeAgent:
-			keys = []string{c.Agent}
+			keys = append([]string{c.Agent}, c.Delegators...)
 		case ScopeSponsor:
 			keys = []string{c.Sponsor}
 		case ScopeGroup:

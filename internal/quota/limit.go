@@ -131,11 +131,18 @@ type Limit struct {
 // Call is one tool call to account for.
 type Call struct {
 	Session string
+	// Lineage are the sessions Session was delegated from: session
+	// limits count the call against each of them too, so that a
+	// delegation tree shares its root's budget.
+	Lineage []string
 	Agent   string
-	Sponsor string   // "" if none: no sponsor limit applies
-	Groups  []string // duplicates count once
-	Action  string   // e.g. "call_tool"
-	Tool    string   // e.g. "db.create_index"
+	// Delegators are the agents of those sessions, when other than
+	// Agent: agent limits count the call against each of them too.
+	Delegators []string
+	Sponsor    string   // "" if none: no sponsor limit applies
+	Groups     []string // duplicates count once
+	Action     string   // e.g. "call_tool"
+	Tool       string   // e.g. "db.create_index"
 	// Costs holds the named costs limits with a Cost add up. Each must be
 	// finite and not negative.
 	Costs map[string]float64

@@ -379,11 +379,21 @@ func collect(set *limitSet, c Call) ([]use, error) {
 				return nil, fmt.Errorf("quota: limit %q: call has no session", lim.ID)
 			}
 			add(c.Session)
+			for _, s := range c.Lineage {
+				if s != "" {
+					add(s)
+				}
+			}
 		case ScopeAgent:
 			if c.Agent == "" {
 				return nil, fmt.Errorf("quota: limit %q: call has no agent", lim.ID)
 			}
 			add(c.Agent)
+			for _, a := range c.Delegators {
+				if a != "" {
+					add(a)
+				}
+			}
 		case ScopeGroup:
 			for _, g := range c.Groups {
 				if g != "" {

@@ -18,7 +18,7 @@
 // PAE is DSSE's pre-authentication encoding: "DSSEv1 " + len(type) + " " +
 // type + " " + len(payload) + " " + payload. Verification is strict: one
 // known payload type and statement type, a signature by the expected key,
-// no unknown fields.
+// no unknown fields, names spelled exactly, base64 in its one encoding.
 package receipt
 
 import (
@@ -34,7 +34,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/go-json-experiment/json/jsontext"
+	"github.com/ward-dev/ward/internal/strictjson"
 )
 
 // Names fixed by the formats.
@@ -145,20 +145,20 @@ func Verify(raw []byte, pub *ecdsa.PublicKey) (*Predicate, error) {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalid, MaxEnvelope)
 	}
 	var env Envelope
-	if err := strictDecode(raw, &env); err != nil {
+	if err := strictjson.Unmarshal(raw, &env); err != nil {
 		return nil, fmt.Errorf("%w: envelope: %v", ErrInvalid, err)
 	}
 	if env.PayloadType != PayloadType {
 		return nil, fmt.Errorf("%w: payload type %q, want %q", ErrInvalid, env.PayloadType, PayloadType)
 	}
-	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	payload, err := canonicalBase64(env.Payload)
 	if err != nil {
-		return nil, fmt.Errorf("%w: payload is not base64", ErrInvalid)
+		return nil, fmt.Errorf("%w: payload is not canonical base64", ErrInvalid)
 	}
 	digest := sha256.Sum256(PAE(env.PayloadType, payload))
 	signed := false
 	for _, s := range env.Signatures {
-		sig, err := base64.StdEncoding.DecodeString(s.Sig)
+		sig, err := canonicalBase64(s.Sig)
 		if err == nil && ecdsa.VerifyASN1(pub, digest[:], sig) {
 			signed = true
 			break
@@ -168,7 +168,7 @@ func Verify(raw []byte, pub *ecdsa.PublicKey) (*Predicate, error) {
 		return nil, fmt.Errorf("%w: not signed by ward's receipt key", ErrInvalid)
 	}
 	var st statement
-	if err := strictDecode(payload, &st); err != nil {
+	if err := strictjson.Unmarshal(payload, &st); err != nil {
 		return nil, fmt.Errorf("%w: statement: %v", ErrInvalid, err)
 	}
 	if st.Type != StatementType || st.PredicateType != PredicateType {
@@ -180,19 +180,17 @@ func Verify(raw []byte, pub *ecdsa.PublicKey) (*Predicate, error) {
 	return &st.Predicate, nil
 }
 
-// strictDecode decodes one JSON value with no unknown fields and nothing
-// after it.
-func strictDecode(b []byte, v any) error {
-	if _, err := jsontext.NewDecoder(bytes.NewReader(b)).ReadValue(); err != nil {
-		return err // also refuses duplicate member names
+// canonicalBase64 decodes standard padded base64 in its one encoding:
+// Go's decoder skips line breaks and (unless strict) ignores padding bits,
+// so other texts would decode to the same bytes; re-encoding rules them
+// out.
+func canonicalBase64(s string) ([]byte, error) {
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
+	if base64.StdEncoding.EncodeToString(b) != s {
+		return nil, errors.New("base64 not in canonical form")
 	}
-	if dec.More() {
-		return errors.New("trailing data")
-	}
-	return nil
+	return b, nil
 }

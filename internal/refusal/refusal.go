@@ -135,6 +135,9 @@ type Config struct {
 	// not be appended (nil: it is dropped). Errors of Record, Flush and
 	// Close are returned to their caller.
 	OnError func(error)
+	// OnRefuse, if set, is told the kind of every refusal recorded (for
+	// metrics), flood or not. It must not block.
+	OnRefuse func(kind string)
 }
 
 // Recorder records refusals; see the package documentation. Its methods
@@ -227,6 +230,9 @@ type window struct {
 // hangs up must not erase its refusal); ctx only carries values.
 func (rc *Recorder) Record(ctx context.Context, r Refusal) error {
 	r = bound(r)
+	if rc.cfg.OnRefuse != nil {
+		rc.cfg.OnRefuse(r.Kind)
+	}
 	now := rc.cfg.Now()
 	k := key{r.Source, r.Principal, r.Proven, r.Kind}
 	s := sample{r.Method, r.Path, r.Status, r.Reason}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ward-dev/ward/internal/enforce"
 	"github.com/ward-dev/ward/internal/policy"
+	"github.com/ward-dev/ward/internal/strictjson"
 	"github.com/ward-dev/ward/internal/taint"
 )
 
@@ -330,6 +331,7 @@ type record struct {
 	objective               string
 	groups                  []string
 	depth, trust            int
+	delegators              []enforce.Delegator
 
 	label         string // session
 	domain        string
@@ -364,7 +366,7 @@ type record struct {
 // fields lists the fields of each record type.
 var fields = map[string]map[string]bool{
 	"session": {"type": true, "session": true, "agent": true, "sponsor": true, "groups": true, "depth": true, "trust": true, "objective": true, "label": true,
-		"domain": true, "followed": true, "task_succeeded": true},
+		"domain": true, "followed": true, "task_succeeded": true, "delegators": true},
 	"call": {"type": true, "method": true, "server": true, "name": true, "arguments": true, "verb": true, "impact": true,
 		"dataset": true, "path": true, "taint": true, "result": true, "error": true, "time": true, "read_only": true, "definition": true,
 		"harmful": true, "approved": true},
@@ -514,6 +516,25 @@ func (rec *record) set(m member) error {
 		rec.command, err = str(m)
 	case "cwd":
 		rec.cwd, err = str(m)
+	case "delegators":
+		var ds []struct {
+			Agent  string   `json:"agent"`
+			Groups []string `json:"groups"`
+			Trust  *int     `json:"trust"`
+		}
+		if m.value.Kind() != '[' || strictjson.Unmarshal(m.value, &ds) != nil {
+			return fmt.Errorf("field %q must be an array of objects {agent, groups, trust}", m.name)
+		}
+		for _, d := range ds {
+			trust := DefaultTrust
+			if d.Trust != nil {
+				trust = *d.Trust
+			}
+			if d.Agent == "" || trust < 0 || trust > 100 {
+				return fmt.Errorf("field %q: each delegator needs an agent and a trust within 0-100", m.name)
+			}
+			rec.delegators = append(rec.delegators, enforce.Delegator{Agent: d.Agent, Groups: d.Groups, Trust: trust})
+		}
 	case "depth":
 		rec.depth, err = integer(m, 0, 1<<31-1)
 	case "trust":

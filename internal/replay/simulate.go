@@ -55,7 +55,7 @@ type state struct {
 func (s *simulator) start(rec *record, line int) *state {
 	return &state{
 		caller: &enforce.Caller{Session: rec.session, Agent: rec.agent, Sponsor: rec.sponsor, Groups: rec.groups,
-			Depth: rec.depth, Trust: rec.trust, Objective: rec.objective, Scope: everything},
+			Depth: rec.depth, Trust: rec.trust, Objective: rec.objective, Scope: everything, Delegators: rec.delegators},
 		sum: &Session{Line: line, ID: rec.session, Label: rec.label, Domain: rec.domain, TaskSucceeded: rec.taskSucceeded,
 			Followed: rec.label == LabelAttack && (rec.followed == nil || *rec.followed)},
 	}

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ward-dev/ward/internal/server"
+	"github.com/ward-dev/ward/internal/telemetry"
 )
 
 type echoIn struct {
@@ -69,6 +71,23 @@ func BenchmarkToolCall(b *testing.B) {
 		dir := b.TempDir()
 		os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`permit (principal, action == Action::"call_tool", resource in Server::"up");`), 0o600)
 		n := startNode(b, server.Config{Policies: []string{dir}, Upstreams: []server.Upstream{{Name: "up", URL: url}}})
+		n.setupAgent("bench", nil, map[string][]string{"tools": {"up.*"}})
+		creds, _ := n.startSession("bench", "benchmark", nil, "1h")
+		cs := n.connect(b, creds.HTTPClient(false), nil)
+		loopCalls(b, cs, "up.echo")
+	})
+	// The same with every call traced and exported by OTLP to a collector
+	// on loopback that takes and drops what it is sent.
+	b.Run("ward-traced", func(b *testing.B) {
+		col := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/x-protobuf")
+		}))
+		b.Cleanup(col.Close)
+		dir := b.TempDir()
+		os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`permit (principal, action == Action::"call_tool", resource in Server::"up");`), 0o600)
+		n := startNode(b, server.Config{Policies: []string{dir}, Upstreams: []server.Upstream{{Name: "up", URL: url}},
+			Tracing: telemetry.TracingConfig{OTLPEndpoint: col.URL}})
 		n.setupAgent("bench", nil, map[string][]string{"tools": {"up.*"}})
 		creds, _ := n.startSession("bench", "benchmark", nil, "1h")
 		cs := n.connect(b, creds.HTTPClient(false), nil)

@@ -223,6 +223,15 @@ func (n *Node) decideEgress(ctx context.Context, id *egress.Identity, r *egress.
 		// A server that decodes an encoded separator before it routes
 		// reads another path than the one decided: refused.
 		return egress.Verdict{Reason: "the request path holds an encoded / or \\; ward refuses it rather than guess how the server reads it"}, nil
+	} else if strings.Contains(hr.Path, ";") {
+		// Servers that take ';' for path parameters (Tomcat, Spring)
+		// read "/x/..;/admin" as "/admin": refused.
+		return egress.Verdict{Reason: "the request path holds a ';' (path parameters); ward refuses it rather than guess how the server reads it"}, nil
+	} else if strings.Contains(r.Path, "//") {
+		// An empty segment is significant in the normal form ("//admin"
+		// is not under "/admin/"), but servers that merge slashes before
+		// they route read another path: refused.
+		return egress.Verdict{Reason: "the request path holds an empty segment (//); ward refuses it rather than guess how the server reads it"}, nil
 	} else {
 		// What is decided is what is forwarded: "/a/../b" and "/a/%2e%2e/b"
 		// go out as "/b".

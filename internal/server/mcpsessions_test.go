@@ -165,3 +165,63 @@ func TestSharedServerOneProcess(t *testing.T) {
 		}
 	}
 }
+
+// TestMCPSessionBoundIsExact: many MCP sessions of one ward session opened
+// at once leave exactly the bound (16) serving: counting, retiring and
+// admitting happen in one critical section, so concurrent initializes
+// cannot each see room and all be admitted. Every initialize is either
+// admitted (and later retired, answering 404) or refused saying why.
+func TestMCPSessionBoundIsExact(t *testing.T) {
+	const bound, clients = 16, 64
+	n := startNode(t, server.Config{Upstreams: []server.Upstream{{Name: "demo", Builtin: "demo"}}})
+	n.setupAgent("churner", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, _ := n.startSession("churner", "open many sessions at once", map[string][]string{"tools": {"demo.*"}}, "")
+	hc := creds.HTTPClient(false)
+
+	type opened struct {
+		id     string
+		status int
+		body   string
+	}
+	results := make(chan opened, clients)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			<-start
+			id, status, body := initMCP(t, hc, n.url)
+			results <- opened{id, status, body}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(results)
+	var admitted []string
+	refused := 0
+	for r := range results {
+		switch {
+		case r.status == http.StatusOK && r.id != "":
+			admitted = append(admitted, r.id)
+		case r.status == http.StatusForbidden && strings.Contains(r.body, "every one is in use"):
+			refused++
+		default:
+			t.Fatalf("initialize: %d %s", r.status, r.body)
+		}
+	}
+	if len(admitted) < bound {
+		t.Fatalf("only %d of %d initializes admitted; the test needs at least %d", len(admitted), clients, bound)
+	}
+	serving := 0
+	for _, id := range admitted {
+		switch got := pingMCP(t, hc, n.url, id); got {
+		case http.StatusOK:
+			serving++
+		case http.StatusNotFound:
+		default:
+			t.Fatalf("ping: %d", got)
+		}
+	}
+	if serving != bound {
+		t.Fatalf("%d MCP sessions serve after %d concurrent initializes (%d refused); the bound is %d", serving, clients, refused, bound)
+	}
+}

@@ -158,6 +158,7 @@ func (w *watcher) observe(ctx context.Context, c *enforce.Caller, e monitor.Even
 	block := ""
 	for _, a := range actions {
 		w.record(ctx, "response", a.Agent, a.Session, a)
+		w.n.notify("playbook."+a.Kind, a)
 		switch a.Kind {
 		case monitor.ActionAlert:
 			w.alert(a)
@@ -201,6 +202,7 @@ func (w *watcher) record(ctx context.Context, typ, agent, session string, v any)
 func (w *watcher) alert(a monitor.Action) {
 	w.n.cfg.Logger.Warn("monitor alert", "signal", a.Signal.Kind, "severity", a.Signal.Severity.String(), "agent", a.Agent,
 		"session", a.Session, "group", a.Signal.Group, "detail", a.Signal.Detail)
+	w.n.notify("alert", a)
 	if w.hook == "" {
 		return
 	}

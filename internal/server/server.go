@@ -10,6 +10,7 @@
 //	DATA/ward.db       SQLite store (unless Config.StoreDSN names PostgreSQL)
 //	DATA/audit/        the audit log (audit package)
 //	DATA/audit.head    the audit log's latest durable checkpoint, kept outside DATA/audit
+//	DATA/audit.head.journal  the audit log's batches not yet in its files (one sync per batch)
 //	DATA/policies/     Cedar policies (default.cedar written on first start)
 //	DATA/bundle.pem    the CA certificate, for clients (public)
 //	DATA/node.id       this node's id, on a store shared by several nodes (cluster.go)
@@ -50,6 +51,7 @@ import (
 	"github.com/ward-dev/ward/internal/atomicfile"
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/authority"
+	"github.com/ward-dev/ward/internal/console"
 	"github.com/ward-dev/ward/internal/demo"
 	"github.com/ward-dev/ward/internal/egress"
 	"github.com/ward-dev/ward/internal/enforce"
@@ -64,6 +66,8 @@ import (
 	"github.com/ward-dev/ward/internal/rules"
 	"github.com/ward-dev/ward/internal/store"
 	"github.com/ward-dev/ward/internal/taint"
+	"github.com/ward-dev/ward/internal/telemetry"
+	"github.com/ward-dev/ward/internal/webhook"
 	"github.com/ward-dev/ward/internal/witness"
 )
 
@@ -191,9 +195,19 @@ type Config struct {
 	// (store.OpenPostgres) instead of SQLite in DATA/ward.db, in schema
 	// StoreSchema ("": the DSN's search_path).
 	StoreDSN, StoreSchema string
+	// Tracing exports OpenTelemetry traces of every call by OTLP, when its
+	// endpoint is set (see internal/telemetry).
+	Tracing telemetry.TracingConfig
+	// Webhooks receive alerts ("alert"), playbook actions ("playbook.KIND")
+	// and approval changes ("approval.STATE"), signed and retried; every
+	// delivery is recorded ("webhook.delivery"). See internal/webhook.
+	Webhooks []webhook.Endpoint
 	// JoinToken joins a node to the system whose keys are sealed in the
 	// PostgreSQL store (cluster.go); "": DATA/keys/join.token, if any.
 	JoinToken string
+	// ConsoleOIDC, when set, lets operators log in to the console with an
+	// OpenID Connect provider besides local accounts.
+	ConsoleOIDC *console.OIDCConfig
 }
 
 // Record configures what the audit log records of each call besides
@@ -243,6 +257,9 @@ type Node struct {
 	watch    *watcher
 	redactor *redact.Redactor
 	policies atomic.Pointer[policy.Set]
+	metrics  *telemetry.Metrics // see telemetry.go
+	tracing  *telemetry.Tracing
+	webhooks *webhook.Sender // nil without webhooks
 
 	// AdminCredential is set on first start only: the bootstrap credential,
 	// for the caller to show once.
@@ -295,6 +312,13 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	n := &Node{cfg: cfg, done: make(chan struct{})}
+	n.metrics = n.newMetrics()
+	if cfg.Tracing.Version == "" {
+		cfg.Tracing.Version = cfg.Version
+	}
+	if n.tracing, err = telemetry.NewTracing(cfg.Tracing); err != nil {
+		return nil, err
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -345,7 +369,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	// The head (the latest checkpoint made durable) lives outside
 	// DATA/audit, and the log must also extend what the witnesses cosigned.
 	n.Audit, err = audit.Open(audit.Config{Dir: filepath.Join(data, "audit"), Origin: verifier.Name(), Signer: signer, Verifier: verifier,
-		Head: filepath.Join(data, "audit.head"), Anchors: []string{filepath.Join(data, "witness", "published")}, AllowUnverified: cfg.AllowUnverifiedAudit})
+		Head: filepath.Join(data, "audit.head"), Anchors: []string{filepath.Join(data, "witness", "published")}, AllowUnverified: cfg.AllowUnverifiedAudit,
+		OnAppend: n.metrics.AuditAppended, OnCommit: n.metrics.AuditCommitted})
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w (restore DATA/audit from a backup that holds everything it had; or, to start anyway and record that you did, pass --allow-unverified-audit)", err)
 	}
@@ -451,6 +476,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.openMonitor(cfg); err != nil {
 		return nil, err
 	}
+	if err := n.openWebhooks(cfg); err != nil {
+		return nil, err
+	}
 	redactor, err := openRedactor(filepath.Join(data, "keys", "redact.salt"), cfg.Record)
 	if err != nil {
 		return nil, err
@@ -482,7 +510,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	// and the egress proxy count floods together.
 	n.refusals, err = refusal.New(refusal.Config{Audit: n.Audit, OnError: func(err error) {
 		cfg.Logger.Error("recording a summary of refusals failed", "err", err)
-	}})
+	}, OnRefuse: n.metrics.Refused})
 	if err != nil {
 		return nil, err
 	}
@@ -498,7 +526,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		names[i] = u.Name
 	}
 	upHealth := api.NewUpstreams(names)
-	n.Gateway, err = gateway.New(gateway.Config{Upstreams: ups, Guard: n.pipeline, Logger: cfg.Logger, Version: cfg.Version, HoldTimeout: cfg.HoldTimeout,
+	n.Gateway, err = gateway.New(gateway.Config{Upstreams: ups, Guard: meteredGuard{n.pipeline, n.metrics}, Logger: cfg.Logger, Version: cfg.Version, HoldTimeout: cfg.HoldTimeout,
 		OnConnect: upHealth.Record})
 	if err != nil {
 		return nil, err
@@ -508,7 +536,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	acfg := (api.Config{Refusals: n.refusals, Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: n.pipeline,
 		Proofs: grant.NewProofVerifier(grant.ProofVerifierConfig{}), Audit: n.Audit, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
-		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: receiptKey, Index: n, Redactor: redactor})
+		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: receiptKey, Index: n, Redactor: redactor, Metrics: n.metrics.Handler()})
 	if n.Publisher != nil {
 		acfg.Published = n.Publisher.Published
 	}
@@ -530,6 +558,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.API, err = api.New(acfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := n.openConsole(cfg); err != nil {
 		return nil, err
 	}
 	if err := n.taintSurvivors(ctx); err != nil {
@@ -606,6 +637,8 @@ func (n *Node) recordApproval(r approval.Request) {
 	if _, err := n.Audit.Append(ctx, audit.Event{Type: "approval." + r.State, Actor: "ward", Session: r.Session, Agent: r.Agent, Sponsor: r.Sponsor, Data: jsonData(data)}); err != nil {
 		n.cfg.Logger.Error("recording an approval change failed", "approval", r.ID, "err", err)
 	}
+	data["session"], data["agent"], data["sponsor"] = r.Session, r.Agent, r.Sponsor
+	n.notify("approval."+r.State, data)
 }
 
 // indexChunk is how many audit events one indexing step reads.
@@ -965,7 +998,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	}
 	ctx, n.cancel = context.WithCancel(ctx)
 	n.srv = &http.Server{
-		Handler:           n.API.Handler(),
+		Handler:           n.tracing.Handler(n.API.Handler()),
 		TLSConfig:         n.TLSConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
 		// Request bodies have their own deadline (api.Server); no
@@ -1047,6 +1080,10 @@ func (n *Node) sweep(ctx context.Context) {
 }
 
 // Close stops serving and closes the node's state.
+// drainTimeout bounds how long a node shutting down waits for the MCP
+// calls in flight to be answered.
+const drainTimeout = 10 * time.Second
+
 func (n *Node) Close() error {
 	n.mu.Lock()
 	if n.closed {
@@ -1056,12 +1093,21 @@ func (n *Node) Close() error {
 	n.closed = true
 	cancel, srv := n.cancel, n.srv
 	n.mu.Unlock()
+	// Answer the MCP calls in flight (up to drainTimeout) while the node
+	// still follows revocations, then stop its loops, end MCP sessions so
+	// that their open streams do not hold Shutdown, stop serving, and only
+	// then close the state handlers use.
+	if n.Gateway != nil {
+		n.Gateway.EndHolds() // held calls are answered as pending
+	}
+	if n.API != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+		n.API.Drain(ctx)
+		cancel()
+	}
 	if cancel != nil {
 		cancel()
 	}
-	// End MCP sessions first so that their open streams do not hold
-	// Shutdown, then stop serving, and only then close the state handlers
-	// use.
 	if n.API != nil {
 		n.API.Close()
 	}
@@ -1096,9 +1142,17 @@ func (n *Node) closeState() error {
 	if n.Store != nil {
 		errs = append(errs, n.Store.Close())
 	}
+	n.closeWebhooks() // their outcomes are recorded in the log
 	if n.Audit != nil {
 		errs = append(errs, n.Audit.Close())
 	}
+	// Spans still buffered are exported; a collector that is gone costs
+	// them, not the close.
+	ctx, cancel := context.WithTimeout(context.Background(), telemetry.ExportTimeout)
+	if err := n.tracing.Shutdown(ctx); err != nil {
+		n.cfg.Logger.Warn("exporting the last spans failed", "err", err)
+	}
+	cancel()
 	return errors.Join(errs...)
 }
 

@@ -420,6 +420,9 @@ func (s *sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.owner >= 0 && !s.ownerConnected(w, r) {
 		return
 	}
+	if r.Method == http.MethodOptions && s.preflight(w, r) {
+		return
+	}
 	path := r.URL.Path
 	if s.hasToken {
 		var ok bool
@@ -443,6 +446,7 @@ func (s *sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	s.allowOrigin(w, r)
 	if !s.readBody(w, r) {
 		return
 	}
@@ -579,19 +583,75 @@ func loopbackHost(hostport string, port int) bool {
 	return false
 }
 
-// loopbackOrigin accepts a serialized origin http://HOST:PORT naming a
-// loopback host on the sidecar's port (on a Unix socket, on any port).
+// loopbackOrigin accepts a serialized origin http://HOST[:PORT] naming a
+// loopback host. Without a token (ward run's sidecar, on TCP) only the
+// sidecar's own port is accepted; an endpoint that demands its token (ward
+// mcp serve) or is a Unix socket accepts a page of any loopback port, so
+// that browser-based clients served on their own port (the MCP Inspector)
+// can call it: the token, which such a page has only if the user gave it,
+// still decides. A page of any other host is refused whatever it presents
+// (DNS rebinding).
 func (s *sidecar) loopbackOrigin(o string) bool {
 	u, err := url.Parse(o)
 	if err != nil || u.Scheme != "http" || u.User != nil || u.Opaque != "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
 		return false
 	}
-	if s.port != 0 {
+	if s.port != 0 && !s.hasToken {
 		return loopbackHost(u.Host, s.port)
+	}
+	if p := u.Port(); p != "" && (p[0] == '0' || !validPort(p)) {
+		return false
 	}
 	switch strings.ToLower(u.Hostname()) {
 	case "127.0.0.1", "localhost", "::1":
 		return true
 	}
 	return false
+}
+
+// validPort reports whether p is a decimal port 1..65535.
+func validPort(p string) bool {
+	n := 0
+	for _, c := range p {
+		if c < '0' || c > '9' || n > 65535 {
+			return false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n >= 1 && n <= 65535
+}
+
+// corsHeaders are the request headers a browser-based MCP client sends.
+const corsHeaders = "Authorization, Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-Id"
+
+// preflight answers a CORS preflight (OPTIONS with
+// Access-Control-Request-Method) from an accepted loopback origin, before
+// the token is checked: browsers send no credentials on a preflight, and
+// the answer grants nothing by itself. Other OPTIONS requests are left to
+// the checks that follow (it reports false).
+func (s *sidecar) preflight(w http.ResponseWriter, r *http.Request) bool {
+	origins := r.Header.Values("Origin")
+	if r.Header.Get("Access-Control-Request-Method") == "" || len(origins) != 1 || !s.loopbackOrigin(origins[0]) ||
+		(s.port != 0 && !loopbackHost(r.Host, s.port)) {
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origins[0])
+	h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
+	h.Set("Access-Control-Allow-Headers", corsHeaders)
+	h.Set("Access-Control-Max-Age", "600")
+	h.Add("Vary", "Origin")
+	w.WriteHeader(http.StatusNoContent)
+	return true
+}
+
+// allowOrigin lets the page of an accepted loopback Origin read the answer
+// and its session id.
+func (s *sidecar) allowOrigin(w http.ResponseWriter, r *http.Request) {
+	if o := r.Header.Get("Origin"); o != "" {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", o)
+		h.Set("Access-Control-Expose-Headers", "Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate")
+		h.Add("Vary", "Origin")
+	}
 }

@@ -304,6 +304,16 @@ func TestSidecarServesOnlyItsOwnerTCP(t *testing.T) {
 		{"path", endpoint + "/" + token, nil, 200},
 		{"header and path", endpoint + "/" + token, bearer("Bearer " + token), 200},
 		{"own Origin", endpoint, map[string][]string{"Authorization": {"Bearer " + token}, "Origin": {"http://" + addr}, "Referer": {endpoint + "/" + token}}, 200},
+		// A browser-based client (the MCP Inspector) is served on its own
+		// loopback port; the token decides.
+		{"loopback Origin, another port", endpoint, map[string][]string{"Authorization": {"Bearer " + token}, "Origin": {"http://localhost:6274"}}, 200},
+		{"IPv6 loopback Origin, another port", endpoint, map[string][]string{"Authorization": {"Bearer " + token}, "Origin": {"http://[::1]:6274"}}, 200},
+		{"loopback Origin without a port", endpoint, map[string][]string{"Authorization": {"Bearer " + token}, "Origin": {"http://127.0.0.1"}}, 200},
+		{"loopback Origin, another port, no token", endpoint, map[string][]string{"Origin": {"http://localhost:6274"}}, 401},
+		{"loopback-looking foreign Origin", endpoint, map[string][]string{"Authorization": {"Bearer " + token}, "Origin": {"http://127.0.0.1.evil.example:6274"}}, 403},
+		{"loopback Origin, port 0", endpoint, map[string][]string{"Authorization": {"Bearer " + token}, "Origin": {"http://127.0.0.1:0"}}, 403},
+		{"loopback Origin, port out of range", endpoint, map[string][]string{"Authorization": {"Bearer " + token}, "Origin": {"http://127.0.0.1:65536"}}, 403},
+		{"loopback Origin, https", endpoint, map[string][]string{"Authorization": {"Bearer " + token}, "Origin": {"https://localhost:6274"}}, 403},
 	} {
 		status, body, h := post(t, hc, tc.url, tc.hdr)
 		if status != tc.want {
@@ -331,9 +341,45 @@ func TestSidecarServesOnlyItsOwnerTCP(t *testing.T) {
 		}
 		refusals++
 	}
+	// A browser's CORS preflight from a loopback page carries no token and
+	// is answered by the sidecar; the page may then read the answer and its
+	// session id. A preflight from any other page is refused like any
+	// request without the token.
+	for _, tc := range []struct {
+		origin string
+		want   int
+	}{{"http://localhost:6274", 204}, {"http://evil.example", 401}, {"http://127.0.0.1:0", 401}} {
+		req, _ := http.NewRequest("OPTIONS", endpoint, nil)
+		req.Header.Set("Origin", tc.origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type, mcp-session-id")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("preflight from %s: %d, want %d", tc.origin, resp.StatusCode, tc.want)
+		}
+		if tc.want != 204 {
+			refusals++
+			if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+				t.Errorf("preflight from %s allowed", tc.origin)
+			}
+			continue
+		}
+		if resp.Header.Get("Access-Control-Allow-Origin") != tc.origin || !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Mcp-Session-Id") ||
+			!strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "POST") {
+			t.Errorf("preflight from %s: %v", tc.origin, resp.Header)
+		}
+	}
+	if status, _, h := post(t, hc, endpoint, map[string][]string{"Authorization": {"Bearer " + token}, "Origin": {"http://localhost:6274"}}); status != 200 ||
+		h.Get("Access-Control-Allow-Origin") != "http://localhost:6274" || !strings.Contains(h.Get("Access-Control-Expose-Headers"), "Mcp-Session-Id") {
+		t.Errorf("a call from a loopback page: %d %v", status, h)
+	}
 	seen := up.seen()
-	if len(seen) != 5 {
-		t.Fatalf("%d requests reached the node, want the owner's 5", len(seen))
+	if len(seen) != 9 {
+		t.Fatalf("%d requests reached the node, want the owner's 9", len(seen))
 	}
 	for _, r := range seen {
 		if r.URL.Path != "/mcp" || r.URL.RawQuery != "" {

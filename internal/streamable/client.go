@@ -10,13 +10,17 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ward-dev/ward/internal/mcpmsg"
 )
 
 // Defaults for [ClientConfig].
@@ -42,6 +46,16 @@ const (
 // server answered 404 to a request carrying the session id: the session is
 // gone and a new one must be initialized.
 var ErrSessionExpired = errors.New("session expired")
+
+// ErrUnanswered is wrapped by Write's error when the message may have
+// reached the server but no answer can be read: the POST failed or was
+// cancelled after it got a connection to the server, or the server
+// answered a request with 202, 204 or a body of no known type. The server
+// may have acted on it; a caller that refunds what a request costs when
+// it was not sent must not refund it. Errors without it were raised
+// before the POST had a connection (it was not sent), or are an HTTP
+// error status (the server refused it).
+var ErrUnanswered = errors.New("sent, but not answered")
 
 // errConnClosed is returned by Read and Write after Close.
 var errConnClosed = errors.New("connection closed")
@@ -286,6 +300,21 @@ func (c *ClientConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	hadSession := req.Header.Get(headerSessionID) != ""
+	// Whether the request may have reached the server: once the transport
+	// has a connection it writes to it, and the server may have read the
+	// request whole before the client hears how the write went (a trace
+	// of the write itself comes too late to tell). Only a POST that never
+	// got a connection was surely not sent.
+	var wrote atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) {
+		wrote.Store(true)
+	}}))
+	unanswered := func(err error) error {
+		if wrote.Load() {
+			return fmt.Errorf("post %s: %w: %w", what, ErrUnanswered, err)
+		}
+		return fmt.Errorf("post %s: %w", what, err)
+	}
 	stop := context.AfterFunc(ctx, rcancel)
 	resp, err := c.client.Do(req)
 	if !stop() {
@@ -293,14 +322,17 @@ func (c *ClientConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 			resp.Body.Close()
 		}
 		rcancel()
-		return fmt.Errorf("post %s: %w", what, ctx.Err())
+		return unanswered(ctx.Err())
 	}
 	if err != nil {
 		rcancel()
 		if c.ctx.Err() != nil {
+			if wrote.Load() {
+				return fmt.Errorf("post %s: %w: %w", what, ErrUnanswered, errConnClosed)
+			}
 			return errConnClosed
 		}
-		return fmt.Errorf("post %s: %w", what, err)
+		return unanswered(err)
 	}
 	if err := c.checkStatus(resp, hadSession); err != nil {
 		rcancel()
@@ -336,7 +368,7 @@ func (c *ClientConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	case resp.StatusCode == http.StatusAccepted || resp.StatusCode == http.StatusNoContent:
 		resp.Body.Close()
 		rcancel()
-		return fmt.Errorf("post %s: server answered %d to a request", what, resp.StatusCode)
+		return fmt.Errorf("post %s: %w: server answered %d to a request", what, ErrUnanswered, resp.StatusCode)
 	case mt == "application/json":
 		if !c.spawn(func() {
 			defer rcancel()
@@ -358,7 +390,7 @@ func (c *ClientConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	default:
 		resp.Body.Close()
 		rcancel()
-		return fmt.Errorf("post %s: unsupported content type %q", what, mt)
+		return fmt.Errorf("post %s: %w: unsupported content type %q", what, ErrUnanswered, mt)
 	}
 	return nil
 }
@@ -410,7 +442,7 @@ func (c *ClientConn) readJSON(resp *http.Response, call jsonrpc.ID) {
 			raws = []json.RawMessage{body}
 		}
 		for _, raw := range raws {
-			m, err := jsonrpc.DecodeMessage(raw)
+			m, err := mcpmsg.DecodeLenient(raw)
 			if err != nil {
 				return fmt.Errorf("decode response body: %w", err)
 			}
@@ -607,7 +639,7 @@ func (c *ClientConn) consume(resp *http.Response, lastID *string, retry *time.Du
 		if len(ev.Data) == 0 || (ev.Name != "" && ev.Name != "message") {
 			continue
 		}
-		m, err := jsonrpc.DecodeMessage(ev.Data)
+		m, err := mcpmsg.DecodeLenient(ev.Data)
 		if err != nil {
 			return progressed, fmt.Errorf("decode sse event: %w", err)
 		}

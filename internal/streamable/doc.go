@@ -16,8 +16,10 @@
 //
 //   - a response to the stream of the POST that carried its request (an SSE
 //     event, or the JSON body when that POST did not accept
-//     text/event-stream); the POST completes when all its requests are
-//     answered;
+//     text/event-stream, or when it carried one request, accepted
+//     application/json too, and the response came before any other
+//     message related to it and before KeepAlive passed); the POST
+//     completes when all its requests are answered;
 //   - a request or notification related to an unanswered client request to
 //     that request's stream, anything else to the standalone GET stream,
 //     queued (bounded) while none is open.
@@ -53,7 +55,12 @@
 //	      only notifications and responses             202, empty body
 //	      requests                                     200, text/event-stream if
 //	                                                   Accept allows it, else
-//	                                                   application/json
+//	                                                   application/json; one
+//	                                                   request, Accept allowing
+//	                                                   both: application/json
+//	                                                   unless a message related
+//	                                                   to it or KeepAlive comes
+//	                                                   before its answer
 //	GET   Accept without text/event-stream             406
 //	      no Last-Event-ID: standalone stream          200 (409 if already open)
 //	      Last-Event-ID malformed, unknown or evicted  400 (not 404, which a
@@ -93,5 +100,7 @@
 // progress. A request whose stream cannot be completed is answered locally
 // with a JSON-RPC error response, so no caller waits forever. A 404 on a
 // request carrying the session id makes Read and Write fail with
-// [ErrSessionExpired].
+// [ErrSessionExpired]. A Write that fails once its POST may have reached
+// the server (it had a connection) wraps [ErrUnanswered]: the server may
+// have acted on the message.
 package streamable

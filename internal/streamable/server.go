@@ -134,7 +134,9 @@ type SessionHandler interface {
 	Authorize(r *http.Request) error
 	// Receive is called with every client→server message, in arrival
 	// order, one at a time. ctx is the session's context, cancelled when
-	// the session closes. Receive must not block for long.
+	// the session closes, carrying the values of the context of the HTTP
+	// request that delivered msg (its trace span). Receive must not block
+	// for long.
 	Receive(ctx context.Context, msg jsonrpc.Message)
 	// Closed is called once when the session ends (DELETE, idle timeout,
 	// Session.Close or Handler.Close).
@@ -386,7 +388,7 @@ func (h *Handler) servePOST(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(calls) == 0 {
-		if !s.receive(msgs) {
+		if !s.receive(r.Context(), msgs) {
 			h.refuse(w, r, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session closed")
 			return
 		}
@@ -395,21 +397,27 @@ func (h *Handler) servePOST(w http.ResponseWriter, r *http.Request) {
 	}
 
 	sse := acceptsSSE(r.Header.Values("Accept"))
-	st, err := s.openRequestStream(calls, !sse, isInit)
+	// One request, from a client that takes either: answered with one
+	// JSON body unless the tool talks to the client first.
+	deferred := sse && !batch && len(msgs) == 1 && acceptsJSON(r.Header.Values("Accept"))
+	st, err := s.openRequestStream(calls, !sse, deferred, isInit)
 	if err != nil {
 		h.refuse(w, r, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, err.Error())
 		return
 	}
-	if !s.receive(msgs) {
+	if !s.receive(r.Context(), msgs) {
 		s.detach(st)
 		h.refuse(w, r, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session closed")
 		return
 	}
-	if sse {
+	switch {
+	case deferred:
+		s.serveDeferred(w, r, st)
+	case sse:
 		s.serveStream(w, r, st)
-		return
+	default:
+		s.serveJSON(w, r, st, batch)
 	}
-	s.serveJSON(w, r, st, batch)
 }
 
 // open creates a session for an initialize request and asks cfg.Open for
@@ -622,6 +630,23 @@ func acceptsSSE(values []string) bool {
 				continue
 			}
 			if mt == "text/event-stream" || mt == "text/*" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// acceptsJSON reports whether the Accept header values allow
+// application/json explicitly (application/json or application/*).
+func acceptsJSON(values []string) bool {
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, ",") {
+			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err != nil || params["q"] == "0" {
+				continue
+			}
+			if mt == "application/json" || mt == "application/*" {
 				return true
 			}
 		}

@@ -42,6 +42,7 @@ type Session struct {
 	ringLen    int
 	ringBytes  int       // bytes of retained event data
 	active     int       // HTTP requests in flight, including open streams
+	opening    bool      // its initialize is being opened: in use, though not yet counted in active
 	idleSince  time.Time // when active last fell to 0
 	idle       *time.Timer
 	closeOnce  sync.Once
@@ -64,8 +65,13 @@ type stream struct {
 	overflow    bool     // out outgrew its bound: the connection is dropped, the client resumes
 	gen         int      // bumped when a resume takes the stream over from a stale connection
 	jsonOut     [][]byte
-	attached    bool
-	wake        chan struct{}
+	// deferred marks the stream of a POST carrying one request whose
+	// client accepts JSON as well as SSE: its answer is sent as one JSON
+	// body unless a message related to the request comes first, or
+	// KeepAlive passes, which make it an SSE stream (see serveDeferred).
+	deferred bool
+	attached bool
+	wake     chan struct{}
 }
 
 type event struct {
@@ -92,6 +98,7 @@ func newSession(h *Handler, version string) (*Session, error) {
 		cancel:    cancel,
 		version:   version,
 		idleSince: time.Now(),
+		opening:   true,
 		streams:   make(map[string]*stream),
 		pending:   make(map[jsonrpc.ID]*stream),
 		ring:      make([]*event, h.cfg.MaxRetainedEvents),
@@ -164,7 +171,7 @@ func (s *Session) Send(msg jsonrpc.Message, related jsonrpc.ID) error {
 			}
 		}
 		st.outstanding--
-		if st.json {
+		if st.json || st.deferred {
 			if st.attached {
 				st.jsonOut = append(st.jsonOut, data)
 				if st.outstanding == 0 {
@@ -182,6 +189,7 @@ func (s *Session) Send(msg jsonrpc.Message, related jsonrpc.ID) error {
 	case *jsonrpc.Request:
 		if related.IsValid() {
 			if st, ok := s.pending[related]; ok && !st.json {
+				s.undefer(st)
 				s.enqueue(st, data)
 				return nil
 			}
@@ -229,6 +237,7 @@ func (s *Session) begin() bool {
 		return false
 	}
 	s.active++
+	s.opening = false // the initialize, now counted in active
 	if s.idle != nil {
 		s.idle.Stop()
 	}
@@ -248,11 +257,12 @@ func (s *Session) end() {
 }
 
 // Idle reports whether the session has no HTTP request in flight and no
-// open stream, and since when.
+// open stream, and since when. A session whose initialize is still being
+// opened is not idle.
 func (s *Session) Idle() (since time.Time, idle bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.idleSince, s.active == 0 && !s.closed
+	return s.idleSince, s.active == 0 && !s.closed && !s.opening
 }
 
 // Retire marks the session closed if it is idle (as the idle timeout
@@ -262,7 +272,7 @@ func (s *Session) Idle() (since time.Time, idle bool) {
 func (s *Session) Retire() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.active > 0 || s.closed {
+	if s.active > 0 || s.closed || s.opening {
 		return false
 	}
 	s.closed = true
@@ -287,21 +297,38 @@ func (s *Session) checkIdle() {
 
 // receive hands msgs to the session handler in order. It reports false if
 // the session is closed.
-func (s *Session) receive(msgs []jsonrpc.Message) bool {
+func (s *Session) receive(rctx context.Context, msgs []jsonrpc.Message) bool {
 	s.recvMu.Lock()
 	defer s.recvMu.Unlock()
+	ctx := requestValues{Context: s.ctx, req: rctx}
 	for _, m := range msgs {
 		if s.ctx.Err() != nil {
 			return false
 		}
-		s.handler.Receive(s.ctx, m)
+		s.handler.Receive(ctx, m)
 	}
 	return true
 }
 
+// requestValues is the session's context (its cancellation and deadline)
+// carrying the values of the HTTP request that delivered the messages, such
+// as the request's trace span: a message outlives its request, so it must
+// not be cancelled with it, but what it is part of must follow it.
+type requestValues struct {
+	context.Context // the session's
+	req             context.Context
+}
+
+func (c requestValues) Value(key any) any {
+	if v := c.req.Value(key); v != nil {
+		return v
+	}
+	return c.Context.Value(key)
+}
+
 // openRequestStream registers the calls of one POST and returns the
 // stream their responses go to, attached to that POST.
-func (s *Session) openRequestStream(calls []jsonrpc.ID, jsonMode, isInit bool) (*stream, error) {
+func (s *Session) openRequestStream(calls []jsonrpc.ID, jsonMode, deferred, isInit bool) (*stream, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -317,6 +344,7 @@ func (s *Session) openRequestStream(calls []jsonrpc.ID, jsonMode, isInit bool) (
 	st := &stream{
 		id:          strconv.FormatInt(s.nextStream, 10),
 		json:        jsonMode,
+		deferred:    deferred && !jsonMode,
 		outstanding: len(calls),
 		calls:       len(calls),
 		attached:    true,
@@ -331,7 +359,9 @@ func (s *Session) openRequestStream(calls []jsonrpc.ID, jsonMode, isInit bool) (
 	}
 	if !jsonMode {
 		s.streams[st.id] = st
-		s.prime(st)
+		if !st.deferred {
+			s.prime(st)
+		}
 	}
 	return st, nil
 }
@@ -587,6 +617,64 @@ func (s *Session) serveStream(w http.ResponseWriter, r *http.Request, st *stream
 		case <-r.Context().Done():
 			return
 		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// undefer makes a deferred stream an SSE stream (primed, so that the
+// client can resume it). Called with mu held.
+func (s *Session) undefer(st *stream) {
+	if st.deferred {
+		st.deferred = false
+		s.prime(st)
+		notify(st.wake)
+	}
+}
+
+// serveDeferred answers the POST of a deferred stream: with its one
+// response as a JSON body if that comes first, as serveJSON would;
+// otherwise (a request or notification related to the POST's request, or
+// KeepAlive without an answer, so that a long call gets the SSE stream's
+// pings) as an SSE stream from there on, as serveStream does. A single
+// JSON answer costs the client and every proxy on the way less than a
+// stream of one event.
+func (s *Session) serveDeferred(w http.ResponseWriter, r *http.Request, st *stream) {
+	timer := time.NewTimer(s.h.cfg.KeepAlive)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		if !st.deferred {
+			s.mu.Unlock()
+			s.serveStream(w, r, st)
+			return
+		}
+		if st.outstanding == 0 {
+			out := st.jsonOut
+			s.mu.Unlock()
+			s.detach(st)
+			if len(out) != 1 {
+				writeError(w, http.StatusInternalServerError, jsonrpc.CodeInternalError, "internal error")
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			_ = newClientWriter(w, s.h.cfg.WriteTimeout).write(out[0])
+			return
+		}
+		s.mu.Unlock()
+		select {
+		case <-st.wake:
+		case <-timer.C:
+			s.mu.Lock()
+			s.undefer(st)
+			s.mu.Unlock()
+		case <-r.Context().Done():
+			s.detach(st)
+			return
+		case <-s.ctx.Done():
+			s.detach(st)
+			writeError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session closed")
 			return
 		}
 	}

@@ -38,6 +38,7 @@ func Walk(doc []byte, maxDepth int, member func(depth int, name string, start, e
 		key    bool   // the next token of an object is a name
 	}
 	var stack []frame
+	done := false // one whole value has been read
 	// ended closes a value in the innermost object, if any.
 	ended := func() {
 		if n := len(stack); n > 0 && stack[n-1].object {
@@ -59,6 +60,9 @@ func Walk(doc []byte, maxDepth int, member func(depth int, name string, start, e
 		if err != nil {
 			return describe(err)
 		}
+		if done {
+			return fmt.Errorf("%w: data after the JSON value", ErrInvalid)
+		}
 		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].key && tok.Kind() == '"' {
 			top := &stack[n-1]
 			top.name = tok.String()
@@ -79,6 +83,7 @@ func Walk(doc []byte, maxDepth int, member func(depth int, name string, start, e
 			stack = stack[:len(stack)-1]
 		}
 		ended()
+		done = len(stack) == 0
 	}
 }
 

@@ -1,0 +1,398 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+)
+
+// The journal is what makes a batch durable with one sync: the writer
+// appends one record per batch to it (the batch's entry frames and the
+// checkpoint signed over them) and fdatasyncs it alone, then acknowledges
+// the batch. The entries file gets the same frames in the same batch, not
+// synced; the checkpoints file and the head are brought up to date from
+// durable entries on their own cadence (see flushTo). Open replays the
+// records the head does not cover into the files before anything else
+// (see replayJournal). See the package documentation for the layout.
+const (
+	// journalSize is the journal file's size, allocated (written with
+	// zeros) when it is created so that a record's fdatasync never has to
+	// change the file's size or extents. A batch whose record does not fit
+	// in what is left is made durable the way every batch used to be
+	// (entries, checkpoint and head each synced) and the next record goes
+	// to offset 0.
+	journalSize  = 4 << 20
+	journalMagic = "wjr1"
+	// journalFixed is a record's size besides its entries and checkpoint.
+	journalFixed = len(journalMagic) + 4 + 8 + 8 + 8 + 4 + 4 + sha256.Size
+
+	// checkpointInterval is how often the checkpoints file and the head
+	// are brought up to the latest acknowledged batch (and so how much
+	// Open may have to replay from the journal after a crash).
+	checkpointInterval = 200 * time.Millisecond
+)
+
+// journalPath is where the journal of a log whose head file is head lives:
+// beside the head, outside the log's directory.
+func journalPath(head string) string { return head + ".journal" }
+
+// journal is the open journal file, written by the writer alone.
+type journal struct {
+	f   *os.File
+	off int64 // where the next record goes
+	// ok says that the head, with the records in [0, off), covers every
+	// acknowledged entry, so a record appended at off extends them. It is
+	// false until the head names the log's state (an unverified open).
+	ok  bool
+	buf []byte
+	// syncs counts the records made durable (one fdatasync each).
+	syncs uint64
+}
+
+// openJournal opens the journal at path, creating it (durably, of
+// journalSize zero bytes) if it is missing or of another size.
+func openJournal(path string) (*journal, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open journal %s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open journal %s: %w", path, err)
+	}
+	if st.Size() != journalSize {
+		// Zeros written, not a hole or a preallocated extent: the first
+		// lap's syncs then need no metadata either.
+		if _, err := f.WriteAt(make([]byte, journalSize), 0); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("allocate journal %s: %w", path, err)
+		}
+		if err := f.Truncate(journalSize); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("allocate journal %s: %w", path, err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("allocate journal %s: %w", path, err)
+		}
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("allocate journal %s: %w", path, err)
+		}
+	}
+	return &journal{f: f}, nil
+}
+
+// fits says whether a record of n entry bytes and a checkpoint of c bytes
+// can be appended.
+func (j *journal) fits(n, c int) bool {
+	return j != nil && j.ok && j.off+int64(journalFixed+n+c) <= journalSize
+}
+
+// append makes the record of a batch durable: entries (frames, as in the
+// entries file, from entStart there) move the tree from size start to
+// end, and signed is the checkpoint at end. If it fails, off does not
+// move: the next record overwrites what this one may have left.
+func (j *journal) append(start, end uint64, entStart int64, entries, signed []byte) error {
+	b := j.buf[:0]
+	b = append(b, journalMagic...)
+	b = binary.BigEndian.AppendUint32(b, 0) // body length, set below
+	b = binary.BigEndian.AppendUint64(b, start)
+	b = binary.BigEndian.AppendUint64(b, end)
+	b = binary.BigEndian.AppendUint64(b, uint64(entStart))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(entries)))
+	b = append(b, entries...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(signed)))
+	b = append(b, signed...)
+	binary.BigEndian.PutUint32(b[len(journalMagic):], uint32(len(b)-len(journalMagic)-4))
+	sum := sha256.Sum256(b)
+	b = append(b, sum[:]...)
+	if len(b) <= 1<<20 {
+		j.buf = b
+	}
+	if _, err := j.f.WriteAt(b, j.off); err != nil {
+		return fmt.Errorf("write journal: %w", err)
+	}
+	if err := datasync(j.f); err != nil {
+		return fmt.Errorf("sync journal: %w", err)
+	}
+	j.off += int64(len(b))
+	j.syncs++
+	return nil
+}
+
+// restart makes the next record go to offset 0: the head covers every
+// acknowledged entry.
+func (j *journal) restart() {
+	if j != nil {
+		j.off, j.ok = 0, true
+	}
+}
+
+func (j *journal) close() error {
+	if j == nil {
+		return nil
+	}
+	return j.f.Close()
+}
+
+// journalRecord is one parsed record.
+type journalRecord struct {
+	start, end uint64
+	entStart   int64
+	entries    []byte
+	signed     []byte
+}
+
+// readJournal returns the records of the journal r (of size bytes) that
+// end after the tree size after, reading from offset 0 on as long as each
+// record extends the one before (its start is the previous record's end,
+// in the tree and in the entries file). Records ending at or before after
+// are skipped by their headers, unread; the others must be whole (their
+// sum matches). Records of an earlier lap, after the current one's, do
+// not extend it; a record torn by a crash does not match its sum.
+func readJournal(r io.ReaderAt, size int64, after uint64) []journalRecord {
+	var out []journalRecord
+	var hdr [len(journalMagic) + 4 + 8 + 8 + 8 + 4]byte
+	var prevEnd uint64
+	var prevEntEnd int64
+	for p, first := int64(0), true; p+int64(journalFixed) <= size; first = false {
+		if _, err := r.ReadAt(hdr[:], p); err != nil || string(hdr[:len(journalMagic)]) != journalMagic {
+			return out
+		}
+		q := len(journalMagic)
+		n := int64(binary.BigEndian.Uint32(hdr[q:]))
+		total := int64(q) + 4 + n + sha256.Size
+		start := binary.BigEndian.Uint64(hdr[q+4:])
+		end := binary.BigEndian.Uint64(hdr[q+12:])
+		entStart := int64(binary.BigEndian.Uint64(hdr[q+20:]))
+		entLen := int64(binary.BigEndian.Uint32(hdr[q+28:]))
+		if total < int64(journalFixed) || p+total > size || end <= start || entStart < 0 || entLen > n {
+			return out
+		}
+		if !first && (start != prevEnd || entStart != prevEntEnd) {
+			return out
+		}
+		if end > after {
+			b := make([]byte, total)
+			if _, err := r.ReadAt(b, p); err != nil {
+				return out
+			}
+			rec, ok := parseJournalRecord(b)
+			if !ok {
+				return out
+			}
+			out = append(out, rec)
+		}
+		prevEnd, prevEntEnd = end, entStart+entLen
+		p += total
+	}
+	return out
+}
+
+// parseJournalRecord reads one whole record.
+func parseJournalRecord(rec []byte) (journalRecord, bool) {
+	total := len(rec)
+	if sum := sha256.Sum256(rec[:total-sha256.Size]); !bytes.Equal(sum[:], rec[total-sha256.Size:]) {
+		return journalRecord{}, false
+	}
+	body := rec[len(journalMagic)+4 : total-sha256.Size]
+	r := journalRecord{
+		start:    binary.BigEndian.Uint64(body),
+		end:      binary.BigEndian.Uint64(body[8:]),
+		entStart: int64(binary.BigEndian.Uint64(body[16:])),
+	}
+	q := 24
+	ne := int(binary.BigEndian.Uint32(body[q:]))
+	q += 4
+	if ne > len(body)-q-4 {
+		return journalRecord{}, false
+	}
+	r.entries = body[q : q+ne]
+	q += ne
+	nc := int(binary.BigEndian.Uint32(body[q:]))
+	q += 4
+	if nc != len(body)-q {
+		return journalRecord{}, false
+	}
+	r.signed = body[q:]
+	return r, true
+}
+
+// clear marks the journal empty (its first record's magic zeroed,
+// durably): a log closed with its head covering everything needs none,
+// and the next Open then reads a few bytes of it.
+func (j *journal) clear() error {
+	if j == nil {
+		return nil
+	}
+	if _, err := j.f.WriteAt(make([]byte, len(journalMagic)), 0); err != nil {
+		return fmt.Errorf("clear journal: %w", err)
+	}
+	if err := datasync(j.f); err != nil {
+		return fmt.Errorf("clear journal: %w", err)
+	}
+	j.off = 0
+	return nil
+}
+
+// replayJournal writes the acknowledged batches the head does not cover
+// back into the log's files, from the journal beside the head: each
+// record must extend the head's tree (its entries hashed onto the head's
+// frontier give the root of its checkpoint, validly signed by the log's
+// key), and it goes exactly where the writer put it. The entries are
+// synced, then the checkpoint of the last record is appended to the
+// checkpoints file after the valid records there (torn bytes after them
+// are moved aside, as a crash's tail is) and synced; the head is left to
+// the open that follows, which adopts that record as it adopts any
+// checkpoint after the head's. Records that do not extend the head are
+// ignored, never adopted. replayJournal changes nothing when the head is
+// unusable or the files are shorter than it says (a rollback: Open
+// refuses it), and nothing when there is nothing to replay.
+func replayJournal(cfg Config, hs headState) error {
+	if hs.cp == nil || hs.front == nil || hs.problem != "" {
+		return nil
+	}
+	jf, err := os.Open(journalPath(cfg.Head))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read journal: %w", err)
+	}
+	defer jf.Close()
+	jst, err := jf.Stat()
+	if err != nil {
+		return fmt.Errorf("read journal: %w", err)
+	}
+	fr := hs.front
+	size, entEnd := hs.cp.size, fr.entEnd
+	rng, err := rangeFactory.NewRange(0, size, fr.hashes)
+	if err != nil {
+		return nil
+	}
+	var apply []journalRecord
+	var final []byte
+	for _, r := range readJournal(jf, jst.Size(), size) {
+		if r.end <= size {
+			continue
+		}
+		if r.start != size || r.entStart != entEnd {
+			break
+		}
+		next, ok := extendWith(cfg, rng, r)
+		if !ok {
+			break
+		}
+		apply = append(apply, r)
+		rng, size, entEnd, final = next, r.end, entEnd+int64(len(r.entries)), r.signed
+	}
+	if len(apply) == 0 {
+		return nil
+	}
+	ent, err := os.OpenFile(filepath.Join(cfg.Dir, entriesName), os.O_RDWR, 0)
+	if err != nil {
+		return nil // no log here: Open judges
+	}
+	defer ent.Close()
+	cps, err := os.OpenFile(filepath.Join(cfg.Dir, checkpointsName), os.O_RDWR, 0)
+	if err != nil {
+		return nil
+	}
+	defer cps.Close()
+	est, err := ent.Stat()
+	if err != nil {
+		return fmt.Errorf("replay journal: %w", err)
+	}
+	cst, err := cps.Stat()
+	if err != nil {
+		return fmt.Errorf("replay journal: %w", err)
+	}
+	if est.Size() < fr.entEnd || cst.Size() < fr.cpEnd {
+		return nil
+	}
+	// The checkpoint records after the head's: written on the cadence
+	// from entries synced first, so at most the journal's last.
+	pos, last := fr.cpEnd, hs.cp.size
+	cf := newFrames(cps, fr.cpEnd, cst.Size(), MaxCheckpointBytes)
+	for {
+		c, err := cf.next()
+		if err != nil {
+			return fmt.Errorf("replay journal: %w", err)
+		}
+		if c == nil {
+			break
+		}
+		n, _, err := openCheckpoint(c, cfg.Verifier, cfg.Origin)
+		if err != nil || n < last {
+			break
+		}
+		if n > size {
+			return nil // beyond what the journal holds: Open judges
+		}
+		pos, last = cf.end, n
+	}
+	for _, r := range apply {
+		if _, err := ent.WriteAt(r.entries, r.entStart); err != nil {
+			return fmt.Errorf("replay journal: write entries %d..%d: %w", r.start, r.end-1, err)
+		}
+	}
+	if err := ent.Sync(); err != nil {
+		return fmt.Errorf("replay journal: sync entries: %w", err)
+	}
+	if pos < cst.Size() {
+		name := checkpointsName + ".tail-" + strconv.FormatInt(cfg.Now().UnixNano(), 10)
+		if err := moveTail(cps, pos, cst.Size(), filepath.Join(cfg.Dir, name)); err != nil {
+			return fmt.Errorf("replay journal: %w", err)
+		}
+	}
+	if last < size {
+		if _, err := cps.WriteAt(appendFrame(nil, final), pos); err != nil {
+			return fmt.Errorf("replay journal: write checkpoint at size %d: %w", size, err)
+		}
+		if err := cps.Sync(); err != nil {
+			return fmt.Errorf("replay journal: sync checkpoint at size %d: %w", size, err)
+		}
+	}
+	return nil
+}
+
+// extendWith hashes a record's entries onto rng and checks the result
+// against the record's checkpoint.
+func extendWith(cfg Config, rng *compact.Range, r journalRecord) (*compact.Range, bool) {
+	n, root, err := openCheckpoint(r.signed, cfg.Verifier, cfg.Origin)
+	if err != nil || n != r.end {
+		return nil, false
+	}
+	next := cloneRange(rng)
+	fs := newFrames(bytes.NewReader(r.entries), 0, int64(len(r.entries)), MaxEntryBytes)
+	for i := r.start; i < r.end; i++ {
+		e, err := fs.next()
+		if err != nil || e == nil {
+			return nil, false
+		}
+		if _, _, ok := entryState(e, i); !ok {
+			return nil, false
+		}
+		if err := next.Append(hasher.HashLeaf(e), nil); err != nil {
+			return nil, false
+		}
+	}
+	if fs.end != int64(len(r.entries)) || !bytes.Equal(rootOf(next), root) {
+		return nil, false
+	}
+	if e, _ := fs.next(); e != nil {
+		return nil, false
+	}
+	return next, true
+}

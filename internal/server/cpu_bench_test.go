@@ -1,0 +1,98 @@
+package server_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ward-dev/ward/internal/server"
+)
+
+// budgetOwnCPU is DESIGN.md's budget for ward's own CPU per decided call.
+const budgetOwnCPU = 150 * time.Microsecond
+
+// processCPU is the CPU time (user and system) this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkOwnCPUPerCall checks DESIGN.md's per-call budget: ward's own
+// CPU per decided tools/call, p50 ≤ 150 µs. The same go-sdk client calls
+// the same echo tool of the same upstream directly (plain HTTP) and
+// through a ward node (TLS, a DPoP proof signed by the client and verified
+// by the node, grant scope, tool pin, Cedar decision, the decision and the
+// result each appended to the durable audit log, HTTP to the upstream),
+// one call after the other, interleaved. For each call it takes the CPU
+// time the whole process (client, node and upstream alike) used during
+// it; ward's own CPU per call is the difference of the two paths' medians,
+// so the client's and the upstream's shares cancel, while ward's side of
+// the client (DPoP signing, TLS) counts. It reports the medians and the
+// difference (own-cpu-µs), and how far over the budget that is
+// (over-budget-µs, negative when within), saying so in the log.
+// The node's data directory is on tmpfs (/dev/shm) where there is one.
+// Measured as CPU time, not wall time: a loaded machine stretches calls,
+// not (much) the CPU they take.
+func BenchmarkOwnCPUPerCall(b *testing.B) {
+	url := benchUpstream(b)
+	direct, err := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: url}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer direct.Close()
+	dir := b.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`permit (principal, action == Action::"call_tool", resource in Server::"up");`), 0o600)
+	// The data directory on tmpfs where there is one: the budget is CPU,
+	// not the disk's sync.
+	data := b.TempDir()
+	if shm, err := os.MkdirTemp("/dev/shm", "ward-bench-"); err == nil {
+		data = shm
+		b.Cleanup(func() { os.RemoveAll(shm) })
+	}
+	n := startNode(b, server.Config{Data: data, Policies: []string{dir}, Upstreams: []server.Upstream{{Name: "up", URL: url}}})
+	n.setupAgent("bench", nil, map[string][]string{"tools": {"up.*"}})
+	creds, _ := n.startSession("bench", "benchmark", nil, "1h")
+	ward := n.connect(b, creds.HTTPClient(false), nil)
+
+	ctx := context.Background()
+	call := func(cs *mcp.ClientSession, name string) time.Duration {
+		params := &mcp.CallToolParams{Name: name, Arguments: map[string]any{"text": "hello"}}
+		t0 := processCPU()
+		if _, err := cs.CallTool(ctx, params); err != nil {
+			b.Fatal(err)
+		}
+		return processCPU() - t0
+	}
+	for range 50 { // warm both paths: connections, caches
+		call(direct, "echo")
+		call(ward, "up.echo")
+	}
+	var d, w []time.Duration
+	b.ReportAllocs() // both paths: compare runs, not with direct
+	for b.Loop() {
+		d = append(d, call(direct, "echo"))
+		w = append(w, call(ward, "up.echo"))
+	}
+	slices.Sort(d)
+	slices.Sort(w)
+	pd, pw := d[len(d)/2], w[len(w)/2]
+	own := pw - pd
+	b.ReportMetric(float64(pd.Microseconds()), "direct-cpu-µs")
+	b.ReportMetric(float64(pw.Microseconds()), "ward-cpu-µs")
+	b.ReportMetric(float64(own.Microseconds()), "own-cpu-µs")
+	b.ReportMetric(float64((own - budgetOwnCPU).Microseconds()), "over-budget-µs")
+	if own > budgetOwnCPU {
+		// Logged, not failed: a failed benchmark prints no numbers, and
+		// the numbers are what says how far off the budget is.
+		b.Logf("OVER BUDGET: ward's own CPU per call, p50 %v, budget %v (direct %v, through ward %v, %d calls each)", own, budgetOwnCPU, pd, pw, len(d))
+	}
+}

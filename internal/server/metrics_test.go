@@ -1,0 +1,134 @@
+package server_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/ward-dev/ward/internal/server"
+)
+
+// scrape reads /metrics as Prometheus does and parses it with the
+// Prometheus text parser.
+func scrape(t *testing.T, n *testNode, token string) map[string]*dto.MetricFamily {
+	t.Helper()
+	req, _ := http.NewRequest("GET", n.url+"/metrics", nil)
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := n.tlsClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", resp.StatusCode, body)
+	}
+	if ct := expfmt.ResponseFormat(resp.Header); ct.FormatType() != expfmt.TypeTextPlain {
+		t.Fatalf("GET /metrics: Content-Type %q, want the text format", resp.Header.Get("Content-Type"))
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v\n%s", err, body)
+	}
+	return fams
+}
+
+// sample returns the metric of family name whose labels are exactly want,
+// or nil.
+func sample(fams map[string]*dto.MetricFamily, name string, want map[string]string) *dto.Metric {
+	f := fams[name]
+	if f == nil {
+		return nil
+	}
+	for _, m := range f.Metric {
+		got := map[string]string{}
+		for _, l := range m.Label {
+			got[l.GetName()] = l.GetValue()
+		}
+		if len(got) != len(want) {
+			continue
+		}
+		match := true
+		for k, v := range want {
+			if got[k] != v {
+				match = false
+			}
+		}
+		if match {
+			return m
+		}
+	}
+	return nil
+}
+
+// TestMetricsScrape: a call made through a live node shows up in /metrics,
+// parsed by the Prometheus text parser, with the server, tool and decision
+// as labels; a denied call is counted as denied; the audit log's appends,
+// the decision and upstream latencies and the sessions are there too.
+func TestMetricsScrape(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: demoOnly})
+	n.setupAgent("reporter", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, _ := n.startSession("reporter", "write the weekly report", nil, "")
+	cs := n.connect(t, creds.HTTPClient(false), nil)
+	ctx := ctxT(t)
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "demo.echo", Arguments: map[string]any{"text": "hi"}}); err != nil {
+		t.Fatalf("echo: %v", err)
+	}
+	// Not in the starter policy for agents outside "writers": denied.
+	if res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "demo.write_note", Arguments: map[string]any{"name": "x", "text": "y"}}); err == nil && !res.IsError {
+		t.Fatal("write_note was allowed")
+	}
+
+	fams := scrape(t, n, "")
+	allow := sample(fams, "ward_calls_total", map[string]string{"server": "demo", "method": "tools/call", "tool": "demo.echo", "decision": "allow"})
+	if allow == nil || allow.GetCounter().GetValue() != 1 {
+		t.Fatalf("ward_calls_total for the allowed echo = %v, want 1", allow)
+	}
+	deny := sample(fams, "ward_calls_total", map[string]string{"server": "demo", "method": "tools/call", "tool": "demo.write_note", "decision": "deny"})
+	if deny == nil || deny.GetCounter().GetValue() != 1 {
+		t.Fatalf("ward_calls_total for the denied write_note = %v, want 1", deny)
+	}
+	if fams["ward_calls_total"].GetType() != dto.MetricType_COUNTER {
+		t.Fatal("ward_calls_total is not a counter")
+	}
+	for name, labels := range map[string]map[string]string{
+		"ward_decision_duration_seconds":     {"decision": "allow"},
+		"ward_upstream_duration_seconds":     {"server": "demo", "outcome": "ok"},
+		"ward_audit_append_duration_seconds": {},
+		"ward_audit_batch_events":            {},
+		"ward_audit_commit_duration_seconds": {},
+	} {
+		m := sample(fams, name, labels)
+		if m == nil || m.GetHistogram().GetSampleCount() == 0 {
+			t.Errorf("%s%v: no observations", name, labels)
+		}
+	}
+	if m := sample(fams, "ward_sessions_active", map[string]string{}); m == nil || m.GetGauge().GetValue() != 1 {
+		t.Errorf("ward_sessions_active = %v, want 1", m)
+	}
+	if m := sample(fams, "ward_mcp_sessions", map[string]string{}); m == nil || m.GetGauge().GetValue() != 1 {
+		t.Errorf("ward_mcp_sessions = %v, want 1", m)
+	}
+	if m := sample(fams, "ward_approvals_waiting", map[string]string{}); m == nil || m.GetGauge().GetValue() != 0 {
+		t.Errorf("ward_approvals_waiting = %v, want 0", m)
+	}
+
+	// An unauthenticated API request is a refusal, counted by kind.
+	if status, _ := n.call("", "GET", "/v1/agents", nil); status != http.StatusUnauthorized {
+		t.Fatalf("GET /v1/agents without a credential: %d", status)
+	}
+	fams = scrape(t, n, "")
+	if m := sample(fams, "ward_refusals_total", map[string]string{"kind": "authentication"}); m == nil || m.GetCounter().GetValue() < 1 {
+		t.Errorf("ward_refusals_total{kind=authentication} = %v, want >= 1", m)
+	}
+}

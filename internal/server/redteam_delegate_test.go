@@ -1,0 +1,176 @@
+package server_test
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ward-dev/ward/internal/api"
+	"github.com/ward-dev/ward/internal/quota"
+	"github.com/ward-dev/ward/internal/server"
+)
+
+// TestRedteamDelegationToASiblingAgent (red team, token exchange: a
+// sub-agent wider than its parent).
+//
+// Attack: token exchange lets a session name any active agent of its
+// sponsor as its sub-agent ("agent"). The child's scope is narrowed to the
+// parent's, but policies decide the child as the agent it names, with that
+// agent's groups and trust: an agent in group "interns", which a policy
+// forbids to write notes, exchanged its grant for one as agent "helper"
+// (same sponsor, no groups) and the child wrote the note. A delegated
+// session must be decided as every agent of its chain: what the parent
+// may not do, no sub-agent it spawns may do.
+func TestRedteamDelegationToASiblingAgent(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`
+@id("most") permit (principal, action == Action::"call_tool", resource) unless { resource == Tool::"demo.write_note" };
+@id("writers") permit (principal in Group::"writers", action == Action::"call_tool", resource == Tool::"demo.write_note");
+@id("interns-keep") forbid (principal in Group::"interns", action == Action::"call_tool", resource == Tool::"demo.delete_note");
+`), 0o600))
+	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: demoOnly, MaxDepth: 2})
+	n.setupAgent("intern", []string{"interns"}, map[string][]string{"tools": {"demo.*"}})
+	n.setupAgent("helper", []string{"writers"}, map[string][]string{"tools": {"demo.*"}})
+	parent, _ := n.startSession("intern", "summarize the notes", nil, "")
+	ctx := ctxT(t)
+	call := func(cs *mcp.ClientSession, tool string, args map[string]any) error {
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+		if err == nil && res.IsError {
+			return errors.New(textOf(res))
+		}
+		return err
+	}
+	write := map[string]any{"name": "n", "text": "x"}
+	del := map[string]any{"name": "welcome"}
+	pcs := n.connect(t, parent.HTTPClient(false), nil)
+	if call(pcs, "demo.write_note", write) == nil || call(pcs, "demo.delete_note", del) == nil {
+		t.Fatal("control: the intern wrote or deleted a note")
+	}
+	status, out, childKey := exchange(t, n, parent, url.Values{"agent": {"helper"}})
+	if status != http.StatusOK {
+		t.Fatalf("exchange: %d %v", status, out)
+	}
+	var cv api.IssuedView
+	if err := json.Unmarshal(out["session"], &cv); err != nil {
+		t.Fatal(err)
+	}
+	ccs := n.connect(t, n.credentials(childKey, cv).HTTPClient(false), nil)
+	if err := call(ccs, "demo.echo", map[string]any{"text": "hi"}); err != nil {
+		t.Fatalf("the sub-agent may not do what both agents may: %v", err)
+	}
+	if call(ccs, "demo.write_note", write) == nil {
+		t.Error("the intern's sub-agent, as agent helper, wrote a note its parent may not write (default deny)")
+	}
+	if call(ccs, "demo.delete_note", del) == nil {
+		t.Error("the intern's sub-agent, as agent helper, deleted a note a policy forbids its parent to delete")
+	}
+}
+
+// TestRedteamSubAgentsShareTheirDelegatorsBudgets (red team, token
+// exchange: a sub-agent wider than its parent, budgets).
+//
+// Attack: a limit allows 2 calls of demo.echo per session and 3 to the
+// agents of group "interns". A sub-agent is a session of its own, of any
+// agent of the sponsor: the intern, its budget spent, exchanged its grant
+// for a child (same agent) and for a child as agent helper (no groups),
+// and each made its own 2 calls. A delegated session's calls count
+// against the sessions, agents and groups it was delegated from too.
+func TestRedteamSubAgentsShareTheirDelegatorsBudgets(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: demoOnly, MaxDepth: 2, Limits: []quota.Limit{
+		{ID: "per-session", Scope: quota.ScopeSession, Window: time.Hour, Max: 2, Match: quota.Matcher{Tools: []string{"demo.echo"}}},
+		{ID: "interns", Scope: quota.ScopeGroup, Key: "interns", Window: time.Hour, Max: 3, Match: quota.Matcher{Tools: []string{"demo.add"}}},
+	}})
+	n.setupAgent("intern", []string{"interns"}, map[string][]string{"tools": {"demo.*"}})
+	n.setupAgent("helper", nil, map[string][]string{"tools": {"demo.*"}})
+	parent, _ := n.startSession("intern", "summarize the notes", nil, "")
+	ctx := ctxT(t)
+	echo := func(cs *mcp.ClientSession) error {
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "demo.echo", Arguments: map[string]any{"text": "x"}})
+		if err == nil && res.IsError {
+			return errors.New(textOf(res))
+		}
+		return err
+	}
+	add := func(cs *mcp.ClientSession) error {
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "demo.add", Arguments: map[string]any{"a": 1, "b": 2}})
+		if err == nil && res.IsError {
+			return errors.New(textOf(res))
+		}
+		return err
+	}
+	pcs := n.connect(t, parent.HTTPClient(false), nil)
+	for i := range 2 {
+		if err := echo(pcs); err != nil {
+			t.Fatalf("echo %d: %v", i+1, err)
+		}
+	}
+	for i := range 3 {
+		if err := add(pcs); err != nil {
+			t.Fatalf("add %d: %v", i+1, err)
+		}
+	}
+	if echo(pcs) == nil || add(pcs) == nil {
+		t.Fatal("control: the budgets did not hold for the parent")
+	}
+	for _, agent := range []string{"", "helper"} {
+		form := url.Values{}
+		if agent != "" {
+			form.Set("agent", agent)
+		}
+		status, out, childKey := exchange(t, n, parent, form)
+		if status != http.StatusOK {
+			t.Fatalf("exchange: %d %v", status, out)
+		}
+		var cv api.IssuedView
+		if err := json.Unmarshal(out["session"], &cv); err != nil {
+			t.Fatal(err)
+		}
+		ccs := n.connect(t, n.credentials(childKey, cv).HTTPClient(false), nil)
+		if echo(ccs) == nil {
+			t.Errorf("a sub-agent (agent %q) called demo.echo past its parent session's budget", cv.Agent)
+		}
+		if add(ccs) == nil {
+			t.Errorf("a sub-agent (agent %q) called demo.add past the budget of its parent's group", cv.Agent)
+		}
+	}
+}
+
+// TestRedteamBlankScopeSkipsTheCeiling (red team, token exchange: scope
+// widening).
+//
+// Attack: "scope" given but blank (" ") parsed to an empty scope, which
+// grant.Narrow reads as "the parent's scope"; the check that an inherited
+// scope fits the sub-agent's own ceiling ran only when no scope was given
+// at all. So a sub-agent of agent "helper", whose ceiling is demo.echo,
+// got its parent's demo.*.
+func TestRedteamBlankScopeSkipsTheCeiling(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: demoOnly, MaxDepth: 2})
+	n.setupAgent("intern", nil, map[string][]string{"tools": {"demo.*"}})
+	n.setupAgent("helper", nil, map[string][]string{"tools": {"demo.echo"}})
+	parent, _ := n.startSession("intern", "summarize the notes", nil, "")
+	for _, scope := range []string{" ", "\t"} {
+		status, out, childKey := exchange(t, n, parent, url.Values{"agent": {"helper"}, "scope": {scope}})
+		if status != http.StatusOK {
+			continue // refused: holds
+		}
+		var cv api.IssuedView
+		if err := json.Unmarshal(out["session"], &cv); err != nil {
+			t.Fatal(err)
+		}
+		ccs := n.connect(t, n.credentials(childKey, cv).HTTPClient(false), nil)
+		tools, err := ccs.ListTools(ctxT(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := toolNames(tools.Tools); len(got) != 1 || !got["echo"] && !got["demo.echo"] {
+			t.Errorf("scope %q: a sub-agent of helper (ceiling demo.echo) got scope %s and sees %v", scope, cv.Scope, got)
+		}
+	}
+}
