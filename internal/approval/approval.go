@@ -521,6 +521,9 @@ func (q *Queue) settle(ctx context.Context, r Request, now time.Time) (Request, 
 	if (r.State != StatePending && r.State != StateApproved) || now.Before(r.Expires) {
 		return r, nil
 	}
+	if u, ok := q.store.(Updater); ok {
+		return q.settleShared(ctx, u, r.ID, now)
+	}
 	old := r.State
 	r.State = StateExpired
 	if err := q.put(ctx, old, r); err != nil {

@@ -61,6 +61,18 @@ func (q *Queue) Changed(ctx context.Context, id string) error {
 	return nil
 }
 
+// ChangedAll is Changed for every request: for a queue that may have
+// missed changes made by other writers.
+func (q *Queue) ChangedAll(ctx context.Context) error {
+	q.mu.Lock()
+	for id, ch := range q.waiters {
+		close(ch)
+		delete(q.waiters, id)
+	}
+	q.mu.Unlock()
+	return q.Changed(ctx, "")
+}
+
 // voteShared is Vote on a store that implements Updater. q.mu must be
 // held.
 func (q *Queue) voteShared(ctx context.Context, u Updater, id string, v Voter, approve bool, reason string, now time.Time) (Request, error) {
@@ -137,4 +149,26 @@ func (q *Queue) useShared(ctx context.Context, u Updater, id string, now time.Ti
 	}
 	q.effects(before, r)
 	return r, r.State == StateUsed, nil
+}
+
+// settleShared resolves request id to expired, on a store that implements
+// Updater, only if it is still pending or approved and past its time as
+// stored: a vote another writer recorded meanwhile is never overwritten.
+// q.mu must be held.
+func (q *Queue) settleShared(ctx context.Context, u Updater, id string, now time.Time) (Request, error) {
+	var before string
+	r, err := u.Update(ctx, id, func(r Request) (Request, error) {
+		before = r.State
+		if (r.State == StatePending || r.State == StateApproved) && !now.Before(r.Expires) {
+			r.State = StateExpired
+		}
+		return r, nil
+	})
+	if err != nil {
+		return Request{}, fmt.Errorf("expire %s: %w", id, err)
+	}
+	if r.State != before {
+		q.effects(before, r)
+	}
+	return r, nil
 }

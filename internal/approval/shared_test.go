@@ -146,8 +146,71 @@ func TestSharedQueues(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the call held on a never woke")
 	}
+
+	// A queue that missed changes wakes every held call.
+	r3 := submit(t, a, request("s3", `{"to":"z"}`, 1))
+	go func() {
+		got, err := a.Wait(ctx, r3.ID)
+		if err != nil {
+			t.Error(err)
+		}
+		waited <- got
+	}()
+	if _, err := b.Vote(ctx, r3.ID, alice, false, "no"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ChangedAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case w := <-waited:
+		if w.ID != r3.ID || w.State != StateDenied {
+			t.Fatalf("the held call woke to %s %s", w.ID, w.State)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the call held on a never woke after ChangedAll")
+	}
 }
 
 func errorsIsClosed(err error) bool {
 	return errors.Is(err, ErrClosed)
+}
+
+// TestSharedExpiry: on a shared store a request past its time is
+// resolved to expired once, whichever queue finds it, and a vote after
+// that is refused.
+func TestSharedExpiry(t *testing.T) {
+	st := &sharedStore{MemoryStore: NewMemoryStore()}
+	clock := &fakeClock{t: t0}
+	rec := &recorder{}
+	newQueue := func() *Queue {
+		q, err := New(Config{Store: st, Now: clock.Now, OnChange: rec.add})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	a, b := newQueue(), newQueue()
+	r := submit(t, a, request("s1", `{"to":"x"}`, 1))
+	clock.Advance(DefaultTimeout + time.Second)
+	ctx := context.Background()
+	got, err := b.Get(ctx, r.ID)
+	if err != nil || got.State != StateExpired {
+		t.Fatalf("b finds %s %v", got.State, err)
+	}
+	if got, err := a.Get(ctx, r.ID); err != nil || got.State != StateExpired {
+		t.Fatalf("a finds %s %v", got.State, err)
+	}
+	expired := 0
+	for _, x := range rec.all() {
+		if x.State == StateExpired {
+			expired++
+		}
+	}
+	if expired != 1 {
+		t.Fatalf("expired %d times", expired)
+	}
+	if _, err := a.Vote(ctx, r.ID, alice, true, ""); !errors.Is(err, ErrClosed) {
+		t.Fatalf("a vote after expiry: %v", err)
+	}
 }

@@ -1,13 +1,18 @@
 package server_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ward-dev/ward/internal/authority"
 	"github.com/ward-dev/ward/internal/quota"
@@ -126,4 +131,48 @@ func BenchmarkClusterToolCall(b *testing.B) {
 		a, other := twoNodes(b, c)
 		through(b, a, other)
 	})
+}
+
+// BenchmarkClusterThroughput: eight sessions calling at once, spread over
+// 1, 2 and 3 nodes on one PostgreSQL schema, every call charged to one
+// group budget. It reports calls/s. All nodes share this process and its
+// two cores, so more nodes add no capacity here: it shows what spreading
+// one swarm over several nodes costs, not what it gains on several
+// machines.
+//
+//	go test -run '^$' -bench BenchmarkClusterThroughput -benchtime 2000x ./internal/server
+func BenchmarkClusterThroughput(b *testing.B) {
+	url := benchUpstream(b)
+	dir := b.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`permit (principal, action == Action::"call_tool", resource in Server::"up");`), 0o600)
+	cfg := server.Config{Policies: []string{dir}, Upstreams: []server.Upstream{{Name: "up", URL: url}},
+		Limits: []quota.Limit{{ID: "calls", Scope: quota.ScopeGroup, Window: time.Hour, Max: 1e9}}}
+	const sessions = 8
+	for _, k := range []int{1, 2, 3} {
+		b.Run(fmt.Sprintf("nodes-%d", k), func(b *testing.B) {
+			nodes := clusterNodes(b, cfg, k)
+			nodes[0].setupAgent("bench", []string{"swarm"}, map[string][]string{"tools": {"up.*"}})
+			var clients []*mcp.ClientSession
+			for i := range sessions {
+				creds, _ := nodes[0].startSession("bench", "benchmark", nil, "1h")
+				clients = append(clients, nodes[i%k].connect(b, creds.HTTPClient(false), nil))
+			}
+			params := &mcp.CallToolParams{Name: "up.echo", Arguments: map[string]any{"text": "hello"}}
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			start := time.Now()
+			for _, cs := range clients {
+				wg.Go(func() {
+					for next.Add(1) <= int64(b.N) {
+						if _, err := cs.CallTool(context.Background(), params); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+		})
+	}
 }

@@ -1,11 +1,13 @@
 package server_test
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -43,5 +45,35 @@ func TestClusterTaint(t *testing.T) {
 	}
 	if _, err := onB.CallTool(ctxT(t), write); err == nil || !strings.Contains(err.Error(), "no-writes-after-untrusted") {
 		t.Fatalf("a write on B after reading untrusted content on A: %v", err)
+	}
+}
+
+// TestClusterResync: a node that fell behind the change feed past what
+// the store kept resyncs from the store's state: a session ended and a
+// label given meanwhile on another node are enforced once it follows
+// the feed again.
+func TestClusterResync(t *testing.T) {
+	a, b := twoNodes(t, server.Config{})
+	a.setupAgent("scribe", nil, map[string][]string{"tools": {"demo.*"}})
+	ended, endedView := a.startSession("scribe", "one", nil, "")
+	_, labelled := a.startSession("scribe", "two", nil, "")
+	if status, body := whoami(t, b, ended.HTTPClient(false)); status != http.StatusOK {
+		t.Fatalf("B before: %d %s", status, body)
+	}
+	b.PauseFeed(true)
+	a.must("POST", "/v1/sessions/"+endedView.Session+"/end", map[string]string{"reason": "done"}, nil)
+	if err := a.Store.AddSessionLabels(t.Context(), labelled.Session, "untrusted"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Store.PruneChanges(t.Context(), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	b.PauseFeed(false)
+	waitApplied(t, a.Store, b)
+	if status, _ := whoami(t, b, ended.HTTPClient(false)); status != http.StatusUnauthorized {
+		t.Fatalf("B after resync serves the ended session: %d", status)
+	}
+	if !slices.Contains(b.SessionLabels(labelled.Session), "untrusted") {
+		t.Fatalf("B after resync: labels %v", b.SessionLabels(labelled.Session))
 	}
 }

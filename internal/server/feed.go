@@ -66,8 +66,9 @@ type feed struct {
 	kick  chan struct{}
 	now   func() time.Time
 	// deaf ignores notifications, leaving the poll alone to find
-	// changes (to measure the bound a lost notification costs).
-	deaf atomic.Bool
+	// changes (to measure the bound a lost notification costs); paused
+	// stops following the feed (to test a node that fell behind).
+	deaf, paused atomic.Bool
 }
 
 // openFeed starts following the feed from the store's current version:
@@ -124,6 +125,9 @@ func (f *feed) run(ctx context.Context) {
 			}
 			continue
 		}
+		if f.paused.Load() {
+			continue
+		}
 		if err := f.sync(ctx); err != nil && ctx.Err() == nil {
 			f.n.cfg.Logger.Warn("following the change feed", "err", err)
 		}
@@ -175,8 +179,10 @@ func (f *feed) sync(ctx context.Context) error {
 		if len(changes) == 0 || changes[0].Seq != after+1 {
 			// Pruned past what this node applied: resync from the
 			// store's state by forgetting what is cached.
-			f.n.cfg.Logger.Warn("the change feed was pruned past what this node applied; every cached session is forgotten", "applied", after, "version", v)
-			f.n.Auth.ForgetCached()
+			f.n.cfg.Logger.Warn("the change feed was pruned past what this node applied; resyncing from the store", "applied", after, "version", v)
+			if err := f.resync(ctx); err != nil {
+				return err
+			}
 			f.applied.Store(v)
 			break
 		}
@@ -249,4 +255,21 @@ func (f *feed) prune(ctx context.Context) {
 	if err := errors.Join(err1, err2, err3); err != nil && ctx.Err() == nil {
 		f.n.cfg.Logger.Warn("pruning what the nodes share", "err", err)
 	}
+}
+
+// resync brings a node that missed part of the feed up to the store's
+// state: every cached session is forgotten (the next call reads the
+// store, which knows what ended), the labels of every active session are
+// taken from the store, and calls held on pending approvals read them
+// again.
+func (f *feed) resync(ctx context.Context) error {
+	f.n.Auth.ForgetCached()
+	labels, err := f.n.Store.ActiveSessionLabels(ctx)
+	if err != nil {
+		return err
+	}
+	for session, ls := range labels {
+		f.n.sessions.Seed(session, ls...)
+	}
+	return f.n.Approvals.ChangedAll(ctx)
 }

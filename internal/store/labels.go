@@ -139,3 +139,28 @@ func (s *Store) PruneSessionLabels(ctx context.Context, before time.Time) (int64
 	}
 	return res.RowsAffected()
 }
+
+// ActiveSessionLabels returns the recorded labels of every active
+// session, by session.
+func (s *Store) ActiveSessionLabels(ctx context.Context) (map[string][]string, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	rows, err := s.r.QueryContext(ctx, `SELECT l.session, l.label FROM session_labels l JOIN sessions s ON s.id = l.session
+		WHERE s.status = 'active' ORDER BY l.session, l.label`)
+	if err != nil {
+		return nil, fmt.Errorf("labels of active sessions: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]string{}
+	for rows.Next() {
+		var session, label string
+		if err := rows.Scan(&session, &label); err != nil {
+			return nil, fmt.Errorf("labels of active sessions: %w", err)
+		}
+		out[session] = append(out[session], label)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("labels of active sessions: %w", err)
+	}
+	return out, nil
+}

@@ -105,4 +105,10 @@ func TestPostgresPruneShared(t *testing.T) {
 	if l, _ := s.SessionLabels(ctx, "live"); len(l) != 1 {
 		t.Fatalf("the live session's labels: %v", l)
 	}
+	mustNil(t, "labels", s.AddSessionLabels(ctx, "live", "private"))
+	active, err := s.ActiveSessionLabels(ctx)
+	mustNil(t, "active labels", err)
+	if len(active) != 1 || len(active["live"]) != 2 || active["live"][0] != "private" {
+		t.Fatalf("active sessions' labels: %v", active)
+	}
 }
