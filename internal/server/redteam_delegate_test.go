@@ -15,6 +15,7 @@ import (
 	"github.com/ward-dev/ward/internal/api"
 	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/server"
+	"github.com/ward-dev/ward/internal/sessioncred"
 )
 
 // TestRedteamDelegationToASiblingAgent (red team, token exchange: a
@@ -172,5 +173,74 @@ func TestRedteamBlankScopeSkipsTheCeiling(t *testing.T) {
 		if got := toolNames(tools.Tools); len(got) != 1 || !got["echo"] && !got["demo.echo"] {
 			t.Errorf("scope %q: a sub-agent of helper (ceiling demo.echo) got scope %s and sees %v", scope, cv.Scope, got)
 		}
+	}
+}
+
+// TestRedteamTaintCrossesTheDelegationTree (red team, a sub-agent wider
+// than its parent: taint).
+//
+// Attack: a sub-agent got its parent's labels once, when it was created.
+// A parent that spawned a child and only then read untrusted content
+// (an injection) handed it instructions, and the child, still clean, wrote
+// the note a policy refuses to untrusted sessions; likewise a child that
+// read the untrusted content reported back to a clean parent, which wrote.
+// Sessions of one delegation tree hand each other whatever they read:
+// each is decided with the labels of every session of its tree.
+func TestRedteamTaintCrossesTheDelegationTree(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`
+@id("all") permit (principal, action, resource);
+@id("no-write-when-untrusted") forbid (principal, action == Action::"call_tool", resource == Tool::"demo.write_note")
+  when { context.taint.contains("untrusted") };
+`), 0o600))
+	n := startNode(t, server.Config{Policies: []string{dir}, Upstreams: demoOnly, MaxDepth: 2,
+		TaintTools: map[string][]string{"demo.read_note": {"untrusted"}, "demo.*": {"trusted"}}})
+	n.setupAgent("intern", nil, map[string][]string{"tools": {"demo.*"}})
+	ctx := ctxT(t)
+	call := func(cs *mcp.ClientSession, tool string, args map[string]any) error {
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+		if err == nil && res.IsError {
+			return errors.New(textOf(res))
+		}
+		return err
+	}
+	write := map[string]any{"name": "n", "text": "x"}
+	read := map[string]any{"name": "welcome"}
+	child := func(parent *sessioncred.Credentials) *mcp.ClientSession {
+		status, out, key := exchange(t, n, parent, url.Values{})
+		if status != http.StatusOK {
+			t.Fatalf("exchange: %d %v", status, out)
+		}
+		var cv api.IssuedView
+		if err := json.Unmarshal(out["session"], &cv); err != nil {
+			t.Fatal(err)
+		}
+		return n.connect(t, n.credentials(key, cv).HTTPClient(false), nil)
+	}
+	// The parent reads after delegating.
+	p1, _ := n.startSession("intern", "summarize the notes", nil, "")
+	p1cs := n.connect(t, p1.HTTPClient(false), nil)
+	c1 := child(p1)
+	if err := call(c1, "demo.write_note", write); err != nil {
+		t.Fatalf("control: a clean child may write: %v", err)
+	}
+	if err := call(p1cs, "demo.read_note", read); err != nil {
+		t.Fatal(err)
+	}
+	if call(p1cs, "demo.write_note", write) == nil {
+		t.Fatal("control: the untrusted parent wrote")
+	}
+	if call(c1, "demo.write_note", write) == nil {
+		t.Error("the child of a parent that read untrusted content after delegating wrote as a clean session")
+	}
+	// The child reads; the parent writes.
+	p2, _ := n.startSession("intern", "summarize the notes", nil, "")
+	p2cs := n.connect(t, p2.HTTPClient(false), nil)
+	c2 := child(p2)
+	if err := call(c2, "demo.read_note", read); err != nil {
+		t.Fatal(err)
+	}
+	if call(p2cs, "demo.write_note", write) == nil {
+		t.Error("the parent of a child that read untrusted content wrote as a clean session")
 	}
 }
