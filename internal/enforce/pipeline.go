@@ -695,12 +695,25 @@ func (p *Pipeline) filter(ctx context.Context, c *Caller, kind Kind, server stri
 				req.Impact = map[string]int64{} // depends on arguments: unknown when listing
 			}
 		}
-		if set == nil || !set.MayAllow(req) {
+		if set == nil || !set.MayAllow(req) || !p.delegatorsMayAllow(set, c, req) {
 			continue
 		}
 		keep[i] = true
 	}
 	return keep, nil
+}
+
+// delegatorsMayAllow reports whether every agent c was delegated from may
+// be allowed req too: a sub-agent is shown only what its calls could do.
+func (p *Pipeline) delegatorsMayAllow(set *policy.Set, c *Caller, req policy.Request) bool {
+	for _, a := range c.Delegators {
+		as := req
+		as.Agent, as.Groups, as.Trust = a.Agent, a.Groups, a.Trust
+		if !set.MayAllow(as) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkWrapped refuses a listing of a server the agent has not reported

@@ -66,6 +66,14 @@ func TestRedteamDelegationToASiblingAgent(t *testing.T) {
 	if err := call(ccs, "demo.echo", map[string]any{"text": "hi"}); err != nil {
 		t.Fatalf("the sub-agent may not do what both agents may: %v", err)
 	}
+	// Nor is it shown what it may not call.
+	tools, err := ccs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := toolNames(tools.Tools); got["write_note"] || got["delete_note"] || got["demo.write_note"] || got["demo.delete_note"] || !got["echo"] && !got["demo.echo"] {
+		t.Errorf("the sub-agent is shown %v", got)
+	}
 	if call(ccs, "demo.write_note", write) == nil {
 		t.Error("the intern's sub-agent, as agent helper, wrote a note its parent may not write (default deny)")
 	}
