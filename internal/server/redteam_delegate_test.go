@@ -252,3 +252,38 @@ func TestRedteamTaintCrossesTheDelegationTree(t *testing.T) {
 		t.Error("the parent of a child that read untrusted content wrote as a clean session")
 	}
 }
+
+// TestRedteamDelegatorChangeReachesTheSubAgent (red team, a sub-agent
+// wider than its parent: stale delegators).
+//
+// Attack: a session's caller is cached for a moment, and a change to an
+// agent (trust lowered by an operator or the monitor, groups) evicted the
+// cached callers of that agent's sessions only. A sub-agent of another
+// agent kept deciding as its delegator's old trust until the cache
+// expired. The change reaches every session delegated from the agent at
+// once.
+func TestRedteamDelegatorChangeReachesTheSubAgent(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: demoOnly, MaxDepth: 2})
+	n.setupAgent("intern", nil, map[string][]string{"tools": {"demo.*"}})
+	n.setupAgent("helper", nil, map[string][]string{"tools": {"demo.*"}})
+	parent, _ := n.startSession("intern", "summarize the notes", nil, "")
+	status, out, _ := exchange(t, n, parent, url.Values{"agent": {"helper"}})
+	if status != http.StatusOK {
+		t.Fatalf("exchange: %d %v", status, out)
+	}
+	var cv api.IssuedView
+	if err := json.Unmarshal(out["session"], &cv); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	c, err := n.Auth.Caller(ctx, cv.Session)
+	if err != nil || len(c.Delegators) != 1 || c.Delegators[0].Agent != "intern" {
+		t.Fatalf("caller %+v, %v", c, err)
+	}
+	if status, b := n.call(n.admin, "POST", "/v1/agents/intern/trust", map[string]any{"trust": 5}); status != http.StatusOK {
+		t.Fatalf("set trust: %d %s", status, b)
+	}
+	if c, err = n.Auth.Caller(ctx, cv.Session); err != nil || c.Delegators[0].Trust != 5 {
+		t.Fatalf("after the intern's trust was set to 5, its sub-agent decides as %+v (%v)", c.Delegators, err)
+	}
+}
