@@ -32,6 +32,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -780,7 +781,9 @@ func (a *Authority) evictAgent(name string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for id, c := range a.cache {
-		if c.c.Agent == name {
+		// Its sessions, and the sessions delegated from them, which are
+		// decided as it too.
+		if c.c.Agent == name || slices.ContainsFunc(c.c.Delegators, func(d gateway.Delegator) bool { return d.Agent == name }) {
 			delete(a.cache, id)
 		}
 	}

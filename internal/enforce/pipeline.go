@@ -1,17 +1,19 @@
 package enforce
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/ward-dev/ward/internal/approval"
 	"github.com/ward-dev/ward/internal/audit"
@@ -116,8 +118,11 @@ type Pipeline struct {
 
 	mu           sync.Mutex
 	reservations map[reservationKey]reservation
-	pins         map[string]pinEntry     // server + "\x00" + tool → last pin seen
-	toolSets     map[string]toolSetEntry // server → its tool sets
+	pins         map[string]pinEntry // server + "\x00" + tool → last pin seen
+	// declared caches declaredNames by definition text.
+	declaredMu sync.RWMutex
+	declared   map[string]map[string]string
+	toolSets   map[string]toolSetEntry // server → its tool sets
 }
 
 // New validates cfg and returns a Pipeline.
@@ -695,12 +700,25 @@ func (p *Pipeline) filter(ctx context.Context, c *Caller, kind Kind, server stri
 				req.Impact = map[string]int64{} // depends on arguments: unknown when listing
 			}
 		}
-		if set == nil || !set.MayAllow(req) {
+		if set == nil || !set.MayAllow(req) || !p.delegatorsMayAllow(set, c, req) {
 			continue
 		}
 		keep[i] = true
 	}
 	return keep, nil
+}
+
+// delegatorsMayAllow reports whether every agent c was delegated from may
+// be allowed req too: a sub-agent is shown only what its calls could do.
+func (p *Pipeline) delegatorsMayAllow(set *policy.Set, c *Caller, req policy.Request) bool {
+	for _, a := range c.Delegators {
+		as := req
+		as.Agent, as.Groups, as.Trust = a.Agent, a.Groups, a.Trust
+		if !set.MayAllow(as) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkWrapped refuses a listing of a server the agent has not reported
@@ -791,12 +809,78 @@ func (p *Pipeline) spelledAsDeclared(op *Operation) error {
 	if len(op.Arguments) == 0 || (op.Action != policy.ActionCallTool && op.Action != policy.ActionGetPrompt) {
 		return nil
 	}
-	args, err := strictjson.Object(op.Arguments)
-	if err != nil {
-		return nil // not an object: nothing is read by name
+	declared := p.declaredNames(op.Definition) // folded name → name
+	var files map[string]string
+	if op.Action == policy.ActionCallTool && len(p.cfg.Roots[op.Server]) > 0 {
+		decl := p.cfg.Tools[op.Name]
+		fields := decl.Files
+		if fields == nil {
+			fields = DefaultFileArguments
+		}
+		files = map[string]string{}
+		for _, f := range append(slices.Clone(fields), decl.Path) {
+			if first, _, _ := strings.Cut(f, "."); first != "" && first != "*" {
+				files[strictjson.Fold(first)] = first
+			}
+		}
 	}
-	declared := map[string]bool{}
-	var def struct {
+	if len(declared) == 0 && len(files) == 0 {
+		return nil
+	}
+	is := func(k string) bool {
+		f := strictjson.Fold(k)
+		return declared[f] == k || files[f] == k
+	}
+	for _, k := range topLevelNames(op.Arguments) {
+		f := strictjson.Fold(k)
+		n, ok := declared[f]
+		if !ok {
+			n, ok = files[f]
+		}
+		if ok && !is(k) {
+			return fmt.Errorf("argument %q is %q in another case; ward reads names exactly and refuses it rather than guess which one the server reads", k, n)
+		}
+	}
+	return nil
+}
+
+// topLevelNames returns the member names of a JSON object (nil for
+// anything else), as written.
+func topLevelNames(doc []byte) []string {
+	dec := jsontext.NewDecoder(bytes.NewReader(doc))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return nil
+	}
+	var names []string
+	for dec.PeekKind() == '"' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return names
+		}
+		names = append(names, tok.String())
+		if err := dec.SkipValue(); err != nil {
+			return names
+		}
+	}
+	return names
+}
+
+// declaredNames returns the argument names a tool or prompt definition
+// declares (its input schema's properties, its arguments) by their folded
+// form (strictjson.Fold), parsed once per definition: the same few
+// definitions come with every call. Two declared names that fold alike
+// keep one of them.
+func (p *Pipeline) declaredNames(def json.RawMessage) map[string]string {
+	if len(def) == 0 {
+		return nil
+	}
+	p.declaredMu.RLock()
+	names, ok := p.declared[string(def)]
+	p.declaredMu.RUnlock()
+	if ok {
+		return names
+	}
+	var d struct {
 		InputSchema struct {
 			Properties map[string]json.RawMessage `json:"properties"`
 		} `json:"inputSchema"`
@@ -804,37 +888,23 @@ func (p *Pipeline) spelledAsDeclared(op *Operation) error {
 			Name string `json:"name"`
 		} `json:"arguments"`
 	}
-	if len(op.Definition) > 0 && strictOpen(op.Definition, &def) == nil {
-		for n := range def.InputSchema.Properties {
-			declared[n] = true
+	names = map[string]string{}
+	if strictOpen(def, &d) == nil {
+		for n := range d.InputSchema.Properties {
+			names[strictjson.Fold(n)] = n
 		}
-		for _, a := range def.Arguments {
-			declared[a.Name] = true
-		}
-	}
-	if op.Action == policy.ActionCallTool && len(p.cfg.Roots[op.Server]) > 0 {
-		decl := p.cfg.Tools[op.Name]
-		fields := decl.Files
-		if fields == nil {
-			fields = DefaultFileArguments
-		}
-		for _, f := range append(slices.Clone(fields), decl.Path) {
-			if first, _, _ := strings.Cut(f, "."); first != "" && first != "*" {
-				declared[first] = true
-			}
+		for _, a := range d.Arguments {
+			names[strictjson.Fold(a.Name)] = a.Name
 		}
 	}
-	if len(declared) == 0 {
-		return nil
+	p.declaredMu.Lock()
+	if p.declared == nil || len(p.declared) >= maxDeclaredCache {
+		p.declared = map[string]map[string]string{}
 	}
-	folded := make(map[string]string, len(declared))
-	for n := range declared {
-		folded[strictjson.Fold(n)] = n
-	}
-	for _, k := range slices.Sorted(maps.Keys(args)) {
-		if n, ok := folded[strictjson.Fold(k)]; ok && !declared[k] {
-			return fmt.Errorf("argument %q is %q in another case; ward reads names exactly and refuses it rather than guess which one the server reads", k, n)
-		}
-	}
-	return nil
+	p.declared[string(def)] = names
+	p.declaredMu.Unlock()
+	return names
 }
+
+// maxDeclaredCache bounds the definitions declaredNames remembers.
+const maxDeclaredCache = 4096

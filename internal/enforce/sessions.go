@@ -91,6 +91,10 @@ type Sessions struct {
 
 	mu sync.Mutex
 	ix map[string]*provenance.Index
+	// Delegation trees: the sessions of one tree hand each other whatever
+	// they read, so a label one of them gets is given to all of them.
+	root    map[string]string          // session → its tree's root
+	members map[string]map[string]bool // root → the sessions of its tree
 }
 
 var _ State = (*Sessions)(nil)
@@ -100,7 +104,8 @@ func NewSessions(cfg SessionsConfig) *Sessions {
 	if cfg.EventName == "" {
 		cfg.EventName = "event"
 	}
-	return &Sessions{cfg: cfg, taint: taint.NewTracker(), ix: map[string]*provenance.Index{}}
+	return &Sessions{cfg: cfg, taint: taint.NewTracker(), ix: map[string]*provenance.Index{},
+		root: map[string]string{}, members: map[string]map[string]bool{}}
 }
 
 // Labels implements [State].
@@ -115,6 +120,27 @@ func (s *Sessions) AddLabels(ctx context.Context, c *Caller, from string, labels
 		// (the check comes after the add, so it cannot miss the end).
 		s.taint.Forget(c.Session)
 		return
+	}
+	// The whole delegation tree gets them: its sessions hand each other
+	// what they read. The caller's lineage (from the store) rebuilds the
+	// tree after a restart.
+	s.mu.Lock()
+	for _, a := range c.Lineage {
+		s.link(a, c.Session)
+	}
+	var tree []string
+	if r, ok := s.root[c.Session]; ok {
+		for m := range s.members[r] {
+			if m != c.Session {
+				tree = append(tree, m)
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, m := range tree {
+		if !s.ended(m) {
+			s.taint.Add(m, labels...)
+		}
 	}
 	if s.cfg.OnLabel != nil {
 		for _, l := range added {
@@ -132,14 +158,40 @@ func (s *Sessions) RemoveLabel(session, label string) bool { return s.taint.Remo
 
 // Delegated gives a sub-agent's session what its parent has been exposed
 // to: the parent can hand it anything it read. Both then share one
-// provenance index.
+// provenance index, and one delegation tree: a label either gets later is
+// given to every session of the tree (AddLabels).
 func (s *Sessions) Delegated(parent, child string) {
 	s.taint.Add(child, s.taint.Labels(parent)...)
 	s.mu.Lock()
 	if ix, ok := s.ix[parent]; ok {
 		s.ix[child] = ix
 	}
+	s.link(parent, child)
 	s.mu.Unlock()
+}
+
+// link puts parent and child in one delegation tree, merging the trees
+// they were in. s.mu must be held.
+func (s *Sessions) link(parent, child string) {
+	r, ok := s.root[parent]
+	if !ok {
+		r = parent
+		s.root[parent] = r
+		s.members[r] = map[string]bool{parent: true}
+	}
+	if old, ok := s.root[child]; ok {
+		if old == r {
+			return
+		}
+		for m := range s.members[old] {
+			s.root[m] = r
+			s.members[r][m] = true
+		}
+		delete(s.members, old)
+		return
+	}
+	s.root[child] = r
+	s.members[r][child] = true
 }
 
 // Forget drops what is kept of ended sessions.
@@ -147,6 +199,13 @@ func (s *Sessions) Forget(ids ...string) {
 	s.taint.Forget(ids...)
 	s.mu.Lock()
 	for _, id := range ids {
+		if r, ok := s.root[id]; ok {
+			delete(s.members[r], id)
+			if len(s.members[r]) == 0 {
+				delete(s.members, r)
+			}
+			delete(s.root, id)
+		}
 		delete(s.ix, id)
 	}
 	s.mu.Unlock()

@@ -36,10 +36,16 @@
 //	depth      integer ≥ 0, the delegation depth; optional, default 0
 //	trust      integer 0-100, the agent's trust score; optional, default 50
 //	           (a new agent's score)
+//	parent     string, for a sub-agent's session: the session it was
+//	           delegated from, a session of the trace before it;
+//	           optional. The session gets what its parent read, shares its
+//	           delegation tree's labels from then on, and is decided as
+//	           its parent's agent too, as on the node
 //	delegators array of objects {agent, groups, trust}, for a sub-agent's
 //	           session: the agents it was delegated from whose agent,
-//	           groups or trust differ from its own; optional. Each call is
-//	           decided as each of them too, as the node does
+//	           groups or trust differ from its own; optional (default: from
+//	           parent). Each call is decided as each of them too, as the
+//	           node does
 //	objective  string, what the session was for; optional. Trusted input
 //	           for argument provenance
 //	label      "attack" or "benign", what the session was, for evaluation;

@@ -251,7 +251,9 @@ func Run(set *policy.Set, r io.Reader, opt Options) (*Report, error) {
 				return nil, err
 			}
 			sessions[rec.session] = line
-			cur = sim.start(rec, line)
+			if cur, err = sim.start(rec, line); err != nil {
+				return nil, fmt.Errorf("trace line %d: %v", line, err)
+			}
 			rep.Summary.Sessions++
 		default:
 			if cur == nil {
@@ -332,6 +334,7 @@ type record struct {
 	groups                  []string
 	depth, trust            int
 	delegators              []enforce.Delegator
+	parent                  string
 
 	label         string // session
 	domain        string
@@ -366,7 +369,7 @@ type record struct {
 // fields lists the fields of each record type.
 var fields = map[string]map[string]bool{
 	"session": {"type": true, "session": true, "agent": true, "sponsor": true, "groups": true, "depth": true, "trust": true, "objective": true, "label": true,
-		"domain": true, "followed": true, "task_succeeded": true, "delegators": true},
+		"domain": true, "followed": true, "task_succeeded": true, "delegators": true, "parent": true},
 	"call": {"type": true, "method": true, "server": true, "name": true, "arguments": true, "verb": true, "impact": true,
 		"dataset": true, "path": true, "taint": true, "result": true, "error": true, "time": true, "read_only": true, "definition": true,
 		"harmful": true, "approved": true},
@@ -516,6 +519,8 @@ func (rec *record) set(m member) error {
 		rec.command, err = str(m)
 	case "cwd":
 		rec.cwd, err = str(m)
+	case "parent":
+		rec.parent, err = str(m)
 	case "delegators":
 		var ds []struct {
 			Agent  string   `json:"agent"`

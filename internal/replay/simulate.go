@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -28,6 +29,7 @@ const (
 type simulator struct {
 	pipeline *enforce.Pipeline
 	sessions *enforce.Sessions
+	callers  map[string]*enforce.Caller // by session, for sub-agents' parents
 }
 
 // everything is the scope of a replayed session: traces record no grant.
@@ -39,7 +41,7 @@ func newSimulator(set *policy.Set, opt Options) (*simulator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &simulator{pipeline: p, sessions: sessions}, nil
+	return &simulator{pipeline: p, sessions: sessions, callers: map[string]*enforce.Caller{}}, nil
 }
 
 // state is the session being replayed.
@@ -52,13 +54,38 @@ type state struct {
 }
 
 // start opens the session of a session record.
-func (s *simulator) start(rec *record, line int) *state {
+//
+// A session with a parent is a sub-agent's, as the node has it: it gets
+// its parent's labels and shares its delegation tree (enforce.Sessions.
+// Delegated), its lineage is its parent's and its delegators, unless the
+// record names them, are its parent's agent (if another) and the parent's
+// delegators.
+func (s *simulator) start(rec *record, line int) (*state, error) {
+	c := &enforce.Caller{Session: rec.session, Agent: rec.agent, Sponsor: rec.sponsor, Groups: rec.groups,
+		Depth: rec.depth, Trust: rec.trust, Objective: rec.objective, Scope: everything, Delegators: rec.delegators}
+	if rec.parent != "" {
+		pc := s.callers[rec.parent]
+		if pc == nil {
+			return nil, fmt.Errorf("parent session %q is not a session of the trace before this one", rec.parent)
+		}
+		c.Lineage = append([]string{pc.Session}, pc.Lineage...)
+		if rec.delegators == nil {
+			seen := map[string]bool{c.Agent: true}
+			for _, d := range append([]enforce.Delegator{{Agent: pc.Agent, Groups: pc.Groups, Trust: pc.Trust}}, pc.Delegators...) {
+				if !seen[d.Agent] {
+					seen[d.Agent] = true
+					c.Delegators = append(c.Delegators, d)
+				}
+			}
+		}
+		s.sessions.Delegated(pc.Session, c.Session)
+	}
+	s.callers[c.Session] = c
 	return &state{
-		caller: &enforce.Caller{Session: rec.session, Agent: rec.agent, Sponsor: rec.sponsor, Groups: rec.groups,
-			Depth: rec.depth, Trust: rec.trust, Objective: rec.objective, Scope: everything, Delegators: rec.delegators},
+		caller: c,
 		sum: &Session{Line: line, ID: rec.session, Label: rec.label, Domain: rec.domain, TaskSucceeded: rec.taskSucceeded,
 			Followed: rec.label == LabelAttack && (rec.followed == nil || *rec.followed)},
-	}
+	}, nil
 }
 
 // readOnlyDefinition stands for the definition of a tool recorded only as
