@@ -109,6 +109,10 @@ type fileConfig struct {
 	// ScanResults scans what sessions receive for instructions aimed at
 	// the model, for the monitor's signals (off: see BENCHMARKS.md).
 	ScanResults bool `yaml:"scan_results"`
+	// MCPJSONAnswers answers a single MCP request with one JSON body
+	// instead of an SSE stream when the client accepts either (cheaper;
+	// off by default, see README).
+	MCPJSONAnswers bool `yaml:"mcp_json_answers"`
 	// Monitor configures baselines, signals, trust and playbooks (see
 	// internal/monitor for every key; what is not set keeps its default):
 	//
@@ -695,6 +699,7 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 	cfg.WitnessFor = fc.Witness
 	cfg.TaintTools, cfg.TaintHosts, cfg.TaintFields = fc.Taint.Tools, fc.Taint.Hosts, fc.Taint.Fields
 	cfg.ScanResults = fc.ScanResults
+	cfg.MCPJSONAnswers = fc.MCPJSONAnswers
 	cfg.AlertWebhook = fc.AlertWebhook
 	if err := fc.Telemetry.apply(&cfg); err != nil {
 		return cfg, err

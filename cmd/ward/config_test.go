@@ -170,3 +170,24 @@ func FuzzConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestMCPJSONAnswersConfig: mcp_json_answers reaches the node; without it
+// answers stay SSE streams.
+func TestMCPJSONAnswersConfig(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want bool
+	}{{"mcp_json_answers: true\n", true}, {"scan_results: false\n", false}} {
+		var fc fileConfig
+		if err := parseConfig([]byte(tc.yaml), &fc); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := fc.toServer(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.MCPJSONAnswers != tc.want {
+			t.Errorf("%q: MCPJSONAnswers %v, want %v", tc.yaml, cfg.MCPJSONAnswers, tc.want)
+		}
+	}
+}

@@ -96,6 +96,8 @@ type Config struct {
 	MaxBody   int64 // default DefaultMaxBody
 	// MaxMCPBody bounds one MCP message; default streamable.DefaultMaxBodyBytes.
 	MaxMCPBody int64
+	// MCPJSONAnswers: see streamable.HandlerConfig.JSONAnswers.
+	MCPJSONAnswers bool
 	// Approvals is the escalation queue (nil: none); ApproverGroups maps
 	// an approver group to the principals in it.
 	Approvals      ApprovalQueue
@@ -189,7 +191,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.mcp = streamable.NewHandler(streamable.HandlerConfig{Open: s.openMCP, MaxBodyBytes: cfg.MaxMCPBody, OnRefuse: s.onMCPRefuse})
+	s.mcp = streamable.NewHandler(streamable.HandlerConfig{Open: s.openMCP, MaxBodyBytes: cfg.MaxMCPBody, OnRefuse: s.onMCPRefuse, JSONAnswers: cfg.MCPJSONAnswers})
 	s.routes()
 	return s, nil
 }

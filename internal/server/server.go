@@ -184,6 +184,10 @@ type Config struct {
 	// ScanResults scans what sessions receive for instructions aimed at
 	// the model (see enforce.SessionsConfig.ScanResults); off by default.
 	ScanResults bool
+	// MCPJSONAnswers answers a single request with one JSON body rather
+	// than an SSE stream when the client accepts either (ward.yaml
+	// mcp_json_answers; see streamable.HandlerConfig.JSONAnswers).
+	MCPJSONAnswers bool
 	// Monitor configures behaviour monitoring: baselines, signals, the
 	// trust score and playbooks (nil: monitor.DefaultConfig(), which
 	// records signals and keeps trust scores but runs no playbook). Its
@@ -536,7 +540,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	acfg := (api.Config{Refusals: n.refusals, Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: n.pipeline,
 		Proofs: grant.NewProofVerifier(grant.ProofVerifierConfig{}), Audit: n.Audit, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
-		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: receiptKey, Index: n, Redactor: redactor, Metrics: n.metrics.Handler()})
+		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: receiptKey, Index: n, Redactor: redactor, Metrics: n.metrics.Handler(), MCPJSONAnswers: cfg.MCPJSONAnswers})
 	if n.Publisher != nil {
 		acfg.Published = n.Publisher.Published
 	}

@@ -111,6 +111,13 @@ type HandlerConfig struct {
 	IdleTimeout time.Duration
 	// KeepAlive is the interval of SSE comment pings.
 	KeepAlive time.Duration
+	// JSONAnswers answers a POST of one request from a client that accepts
+	// application/json as well as SSE with one JSON body, unless the tool
+	// talks to the client first (then the stream becomes SSE). Off by
+	// default: an SSE stream is what the MCP reference servers answer and
+	// what the official conformance suite checks in full (with JSON
+	// answers it reports 39 of its 40 checks, one as information).
+	JSONAnswers bool
 	// WriteTimeout bounds each write to a client: the deadline is set
 	// before every write (events and pings alike) and lifted after it, so
 	// a stream or a call lives as long as its session while a client that
@@ -399,7 +406,7 @@ func (h *Handler) servePOST(w http.ResponseWriter, r *http.Request) {
 	sse := acceptsSSE(r.Header.Values("Accept"))
 	// One request, from a client that takes either: answered with one
 	// JSON body unless the tool talks to the client first.
-	deferred := sse && !batch && len(msgs) == 1 && acceptsJSON(r.Header.Values("Accept"))
+	deferred := h.cfg.JSONAnswers && sse && !batch && len(msgs) == 1 && acceptsJSON(r.Header.Values("Accept"))
 	st, err := s.openRequestStream(calls, !sse, deferred, isInit)
 	if err != nil {
 		h.refuse(w, r, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, err.Error())

@@ -12,7 +12,7 @@ import (
 // message related to the call first (here progress notifications), and
 // when the client accepts only SSE.
 func TestSingleAnswerAsJSON(t *testing.T) {
-	ts := newTestServer(t, HandlerConfig{}, nil)
+	ts := newTestServer(t, HandlerConfig{JSONAnswers: true}, nil)
 	both := map[string]string{"Accept": "application/json, text/event-stream"}
 	for _, version := range []string{"2025-06-18", "2025-11-25"} {
 		t.Run(version, func(t *testing.T) {
@@ -53,5 +53,17 @@ func TestSingleAnswerAsJSON(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSingleAnswerAsSSEByDefault: without JSONAnswers a POST of one request
+// from a client that accepts either is answered with an SSE stream, as the
+// MCP reference servers answer it.
+func TestSingleAnswerAsSSEByDefault(t *testing.T) {
+	ts := newTestServer(t, HandlerConfig{}, nil)
+	both := map[string]string{"Accept": "application/json, text/event-stream"}
+	code, hdr, body := post(t, ts.srv.URL, "", both, initBody("2025-11-25"))
+	if code != 200 || hdr.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("initialize: %d %s %s", code, hdr.Get("Content-Type"), body)
 	}
 }
