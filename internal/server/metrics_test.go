@@ -5,12 +5,14 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/server"
 )
 
@@ -130,5 +132,27 @@ func TestMetricsScrape(t *testing.T) {
 	fams = scrape(t, n, "")
 	if m := sample(fams, "ward_refusals_total", map[string]string{"kind": "authentication"}); m == nil || m.GetCounter().GetValue() < 1 {
 		t.Errorf("ward_refusals_total{kind=authentication} = %v, want >= 1", m)
+	}
+}
+
+// TestMetricsQuota: a limit's usage shows in /metrics as the fullest key's
+// fraction of its max, with the max beside it.
+func TestMetricsQuota(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: demoOnly, Limits: []quota.Limit{{ID: "echoes", Scope: quota.ScopeGroup, Window: time.Hour, Max: 4,
+		Match: quota.Matcher{Tools: []string{"demo.echo"}}}}})
+	n.setupAgent("worker", []string{"crew"}, map[string][]string{"tools": {"demo.*"}})
+	creds, _ := n.startSession("worker", "echo a little", nil, "")
+	cs := n.connect(t, creds.HTTPClient(false), nil)
+	for range 3 {
+		if _, err := cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "demo.echo", Arguments: map[string]any{"text": "hi"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fams := scrape(t, n, "")
+	if m := sample(fams, "ward_quota_usage_ratio", map[string]string{"limit": "echoes"}); m == nil || m.GetGauge().GetValue() != 0.75 {
+		t.Fatalf("ward_quota_usage_ratio{limit=echoes} = %v, want 0.75", m)
+	}
+	if m := sample(fams, "ward_quota_max", map[string]string{"limit": "echoes"}); m == nil || m.GetGauge().GetValue() != 4 {
+		t.Fatalf("ward_quota_max{limit=echoes} = %v, want 4", m)
 	}
 }
