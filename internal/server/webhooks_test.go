@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ import (
 func TestApprovalWebhook(t *testing.T) {
 	secret := []byte("a-webhook-secret-of-some-length")
 	got := make(chan map[string]any, 8)
-	attempts := 0
+	var attempts atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		if err := webhook.Verify(secret, r.Header.Get("Ward-Signature"), body, time.Now(), 5*time.Minute); err != nil {
@@ -33,8 +34,7 @@ func TestApprovalWebhook(t *testing.T) {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
-		attempts++
-		if attempts == 1 {
+		if attempts.Add(1) == 1 {
 			w.WriteHeader(http.StatusServiceUnavailable) // retried
 			return
 		}
