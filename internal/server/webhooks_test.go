@@ -65,6 +65,10 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete
 	if msg["event"] != "approval.pending" || data["name"] != "demo.delete_note" || data["session"] != creds.Session || data["state"] != "pending" {
 		t.Fatalf("webhook message %v", msg)
 	}
+	// The held call is waiting in the queue, and /metrics says so.
+	if m := sample(scrape(t, n, ""), "ward_approvals_waiting", map[string]string{}); m == nil || m.GetGauge().GetValue() != 1 {
+		t.Errorf("ward_approvals_waiting = %v, want 1", m)
+	}
 	n.Close() // waits for the delivery's record
 	v, origin, err := server.AuditVerifier(n.data)
 	if err != nil {
