@@ -45,6 +45,15 @@ func cmdDoctor(args []string, stdout io.Writer) error {
 	for _, u := range cfg.Upstreams {
 		dc.Upstreams = append(dc.Upstreams, doctor.Upstream{Name: u.Name, URL: u.URL, Command: u.Command})
 	}
+	if paths := cfgPolicies(cfg, dir); len(cfg.Policies) > 0 || dirExists(paths[0]) {
+		dc.Policies = func() (int, error) {
+			set, err := server.LoadPolicies(paths)
+			if err != nil {
+				return 0, err
+			}
+			return set.Len(), nil
+		}
+	}
 	if _, err := os.Stat(dir); err == nil {
 		// Without the directory, its own check says what to do.
 		dc.Store = storeCheck(cfg, dir)

@@ -32,16 +32,17 @@ func TestCLIDoctor(t *testing.T) {
 	for _, c := range rep.Checks {
 		checks[c.Check] = c.Status
 	}
-	if checks["keys"] != "ok" || checks["store"] != "ok" || checks["audit log"] != "ok" {
+	if checks["keys"] != "ok" || checks["store"] != "ok" || checks["audit log"] != "ok" || checks["policies"] != "ok" {
 		t.Fatalf("checks %v", checks)
 	}
 
+	os.WriteFile(filepath.Join(data, "policies", "broken.cedar"), []byte("permit (principal, action, resource) when {"), 0o600)
 	grant := filepath.Join(data, "keys", "grant.key")
 	os.Chmod(grant, 0o640)
 	cfg := filepath.Join(t.TempDir(), "ward.yaml")
 	os.WriteFile(cfg, []byte("servers:\n  - {name: crm, url: \"http://127.0.0.1:1/mcp\"}\n"), 0o600)
 	code, text, errOut := wardCLI("doctor", "--config", cfg, "--data", data, "--key", key, "--no-runtime")
-	if code != 1 || !strings.Contains(text, "fix: chmod 600 "+grant) || !strings.Contains(text, "upstream crm") || !strings.Contains(errOut, "some checks failed") {
+	if code != 1 || !strings.Contains(text, "fix: chmod 600 "+grant) || !strings.Contains(text, "upstream crm") || !strings.Contains(text, "broken.cedar") || !strings.Contains(errOut, "some checks failed") {
 		t.Fatalf("doctor with problems: exit %d\n%s\n%s", code, text, errOut)
 	}
 }

@@ -17,10 +17,17 @@ type logFlags struct {
 }
 
 func addLogFlags(fs *flag.FlagSet) logFlags {
+	f := addLogFormat(fs, "info")
+	f.verbose = fs.Bool("v", false, "debug logging (same as --log-level debug)")
+	return f
+}
+
+// addLogFormat adds --log-format and --log-level (default level) alone.
+func addLogFormat(fs *flag.FlagSet, level string) logFlags {
 	return logFlags{
 		format:  fs.String("log-format", "text", "log `format`: text (logfmt) or json (one object a line)"),
-		level:   fs.String("log-level", "info", "least `level` logged: debug, info, warn or error"),
-		verbose: fs.Bool("v", false, "debug logging (same as --log-level debug)"),
+		level:   fs.String("log-level", level, "least `level` logged: debug, info, warn or error"),
+		verbose: new(bool),
 	}
 }
 

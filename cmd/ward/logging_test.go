@@ -51,3 +51,18 @@ func TestLogger(t *testing.T) {
 		}
 	}
 }
+
+// TestLogFlagsRefused: a bad --log-format or --log-level is a usage error
+// (exit 2) of the commands that take them, before anything starts.
+func TestLogFlagsRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"up", "--data", t.TempDir(), "--addr", "127.0.0.1:0", "--log-format", "xml"},
+		{"up", "--data", t.TempDir(), "--addr", "127.0.0.1:0", "--log-level", "chatty"},
+		{"mcp", "serve", "--session", "s1", "--log-format", "yaml"},
+	} {
+		code, _, errOut := wardCLI(args...)
+		if code != 2 || !strings.Contains(errOut, "--log-") {
+			t.Errorf("ward %v: exit %d, %s", args, code, errOut)
+		}
+	}
+}

@@ -114,7 +114,7 @@ func commands() []command {
 		}},
 		{name: "mcp", summary: "MCP clients through ward", subs: []command{
 			{name: "wrap", args: "--server NAME --session ID -- CMD ARGS...", summary: "stdio MCP proxy for MCP client configs", run: cmdMCPWrap},
-			{name: "serve", args: "--session ID [--listen 127.0.0.1:PORT | --listen unix:PATH] [--token-file FILE] | --session ID --stdio", summary: "session-bound local MCP endpoint (sidecar), or the session on stdio", run: cmdMCPServe},
+			{name: "serve", args: "--session ID [--listen 127.0.0.1:PORT | --listen unix:PATH] [--token-file FILE] [--log-format text|json] [--log-level LEVEL] | --session ID --stdio", summary: "session-bound local MCP endpoint (sidecar), or the session on stdio", run: cmdMCPServe},
 			{name: "config", args: "--client claude-code|cursor|vscode|codex|inspector [--session ID] [--transport http|stdio] [--listen ADDR] [--token-env VAR | --token-file FILE] [--name NAME]", summary: "print the exact client configuration for the session's sidecar", run: cmdMCPConfig},
 		}},
 		{name: "tools", summary: "tool definition pins (rug-pull defence)", subs: []command{

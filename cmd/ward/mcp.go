@@ -137,6 +137,7 @@ func cmdMCPServe(args []string, stdout io.Writer) error {
 	listen := fs.String("listen", "127.0.0.1:0", "loopback HOST:PORT (clients need the token), or unix:PATH (a socket in a directory only you can enter)")
 	tokenFile := fs.String("token-file", "", "keep the token in `FILE` (created 0600 if missing) so that client configurations survive restarts; default: a new token at every start")
 	stdio := fs.Bool("stdio", false, "serve one MCP client on stdin and stdout (for a client that starts its servers as programs) instead of listening")
+	logf := addLogFormat(fs, "info")
 	out := outputFlag(fs)
 	if err := parseOut(fs, args, out); err != nil {
 		return err
@@ -146,6 +147,10 @@ func cmdMCPServe(args []string, stdout io.Writer) error {
 	}
 	if *session == "" {
 		return usagef("needs --session ID")
+	}
+	logger, err := logf.logger(os.Stderr)
+	if err != nil {
+		return usagef("%v", err)
 	}
 	if *stdio {
 		return mcpServeStdio(fs, *session)
@@ -183,8 +188,7 @@ func cmdMCPServe(args []string, stdout io.Writer) error {
 		token, showToken = sessioncred.NewToken(), true
 	}
 	sc, err := sessioncred.NewSidecar(sessioncred.SidecarConfig{
-		Target: target, Transport: c.http.Transport, Token: token, Records: records,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		Target: target, Transport: c.http.Transport, Token: token, Records: records, Logger: logger,
 	})
 	if err != nil {
 		return err

@@ -59,7 +59,7 @@ func cmdUp(args []string, stdout io.Writer) error {
 	cfg.Version = version
 	cfg.ProbeUpstreams = true
 	if cfg.Logger, err = logf.logger(os.Stderr); err != nil {
-		return err
+		return usagef("%v", err)
 	}
 
 	// Check first what can fail a start, before anything is created: a

@@ -1,6 +1,6 @@
 // Package doctor checks a ward deployment and says what to fix: the data
 // directory and the modes of its keys, the store, the audit log's
-// integrity, the reachability of the configured upstreams, the kernel
+// integrity, the policies, the reachability of the configured upstreams, the kernel
 // features `ward run` relies on, and the clock.
 //
 // [Run] returns one [Result] per check, each ok, warn (ward works, with
@@ -68,7 +68,10 @@ type Config struct {
 	// LatestEvent is the time of the log's latest event, for the clock
 	// check; nil or a zero time: not checked.
 	LatestEvent func() time.Time
-	Upstreams   []Upstream
+	// Policies loads the node's policies and says how many; nil: not
+	// checked. Its error names the file, line and column.
+	Policies  func() (int, error)
+	Upstreams []Upstream
 	// Runtime says whether to check the kernel features of `ward run`.
 	Runtime bool
 	// Timeout bounds each network check; default DefaultTimeout.
@@ -111,6 +114,16 @@ func Run(ctx context.Context, cfg Config) []Result {
 				"keep a copy of DATA/keys/audit.pub elsewhere and pass it with --key: a key beside the log proves nothing about the log"})
 		default:
 			out = append(out, Result{"audit log", OK, fmt.Sprintf("%d events verify against the pinned key", n), ""})
+		}
+	}
+	if cfg.Policies != nil {
+		switch n, err := cfg.Policies(); {
+		case err != nil:
+			out = append(out, Result{"policies", Fail, err.Error(), "correct the file and line named; ward policy check FILE shows every error (ward does not start on policies that fail to load)"})
+		case n == 0:
+			out = append(out, Result{"policies", Warn, "no policy is loaded: every call is denied", "add policies (ward up writes a starter policy to DATA/policies on first start)"})
+		default:
+			out = append(out, Result{"policies", OK, fmt.Sprintf("%d policies load", n), ""})
 		}
 	}
 	for _, u := range cfg.Upstreams {

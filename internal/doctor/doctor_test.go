@@ -70,6 +70,7 @@ func TestDoctor(t *testing.T) {
 		os.Chmod(filepath.Join(d, "ca"), 0o755)
 		rs := Run(context.Background(), Config{Data: d,
 			Store:       func(context.Context) (string, error) { return "ward.db", errors.New("file is not a database") },
+			Policies:    func() (int, error) { return 0, errors.New("p.cedar:3:1: unexpected token") },
 			Audit:       func(context.Context) (uint64, bool, error) { return 0, false, errors.New("entry 3 does not match") },
 			LatestEvent: func() time.Time { return time.Now().Add(time.Hour) },
 			Upstreams: []Upstream{{Name: "down", URL: "http://" + closedAddr + "/mcp?token=s3cret"},
@@ -84,6 +85,7 @@ func TestDoctor(t *testing.T) {
 			"upstream down":      "start the server",
 			"upstream missing":   "install it",
 			"clock vs audit log": "set the clock right",
+			"policies":           "ward policy check",
 		} {
 			r, ok := find(rs, check)
 			if !ok || r.Status != Fail || !strings.Contains(r.Fix, fix) {

@@ -99,3 +99,31 @@ func TestMap(t *testing.T) {
 		t.Fatalf("critical signal severity_id = %v", got)
 	}
 }
+
+// FuzzMap: any event, whatever its data (agents post records of their
+// own), maps to an OCSF event that encodes as JSON, whose type_uid agrees
+// with its class and activity, and that keeps ward's record.
+func FuzzMap(f *testing.F) {
+	f.Add("decision", []byte(`{"method":"tools/call","name":"x","decision":"allow","policies":["p"]}`))
+	f.Add("signal", []byte(`{"signal":{"kind":"drift","severity":2}}`))
+	f.Add("result", []byte(`{"error":"boom","is_error":true}`))
+	f.Add("agent.record", []byte(`[1,2,3]`))
+	f.Add("session.start", []byte(`null`))
+	f.Fuzz(func(t *testing.T, typ string, data []byte) {
+		if !json.Valid(data) {
+			data = nil
+		}
+		o := Map(audit.Event{Index: 1, Time: time.Unix(1, 0), Type: typ, Session: "s", Data: data}, Product{Name: "ward"})
+		raw, err := json.Marshal(o)
+		if err != nil {
+			t.Fatalf("does not encode: %v", err)
+		}
+		class, activity := o["class_uid"].(int), o["activity_id"].(int)
+		if o["type_uid"] != class*100+activity {
+			t.Fatalf("type_uid %v for class %d activity %d", o["type_uid"], class, activity)
+		}
+		if um := o["unmapped"].(map[string]any); um["type"] != typ {
+			t.Fatalf("unmapped lost the type: %s", raw)
+		}
+	})
+}

@@ -2,15 +2,18 @@ package server_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/ward-dev/ward/internal/quota"
 	"github.com/ward-dev/ward/internal/server"
 )
 
@@ -131,4 +134,70 @@ func TestMetricsScrape(t *testing.T) {
 	if m := sample(fams, "ward_refusals_total", map[string]string{"kind": "authentication"}); m == nil || m.GetCounter().GetValue() < 1 {
 		t.Errorf("ward_refusals_total{kind=authentication} = %v, want >= 1", m)
 	}
+}
+
+// TestMetricsQuota: a limit's usage shows in /metrics as the fullest key's
+// fraction of its max, with the max beside it.
+func TestMetricsQuota(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: demoOnly, Limits: []quota.Limit{{ID: "echoes", Scope: quota.ScopeGroup, Window: time.Hour, Max: 4,
+		Match: quota.Matcher{Tools: []string{"demo.echo"}}}}})
+	n.setupAgent("worker", []string{"crew"}, map[string][]string{"tools": {"demo.*"}})
+	creds, _ := n.startSession("worker", "echo a little", nil, "")
+	cs := n.connect(t, creds.HTTPClient(false), nil)
+	for range 3 {
+		if _, err := cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "demo.echo", Arguments: map[string]any{"text": "hi"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fams := scrape(t, n, "")
+	if m := sample(fams, "ward_quota_usage_ratio", map[string]string{"limit": "echoes"}); m == nil || m.GetGauge().GetValue() != 0.75 {
+		t.Fatalf("ward_quota_usage_ratio{limit=echoes} = %v, want 0.75", m)
+	}
+	if m := sample(fams, "ward_quota_max", map[string]string{"limit": "echoes"}); m == nil || m.GetGauge().GetValue() != 4 {
+		t.Fatalf("ward_quota_max{limit=echoes} = %v, want 4", m)
+	}
+}
+
+// TestMetricsWrappedCalls: a call decided over the guard API (ward mcp
+// wrap) is counted, under server "wrapped" and no tool: the agent's side
+// names its servers and tools, and labels must stay bounded by the
+// configuration.
+func TestMetricsWrappedCalls(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: demoOnly})
+	n.setupAgent("wrapper", nil, map[string][]string{"tools": {"*"}})
+	creds, _ := n.startSession("wrapper", "wrap a local server", nil, "")
+	b, _ := json.Marshal(map[string]any{"operation": map[string]any{"method": "tools/call", "action": "call_tool", "server": "local-x1", "name": "local-x1.anything", "upstream": "anything"}})
+	resp, err := creds.HTTPClient(false).Post(n.url+"/v1/guard/check", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("guard check: %d %s", resp.StatusCode, body)
+	}
+	fams := scrape(t, n, "")
+	var total float64
+	for _, m := range fams["ward_calls_total"].GetMetric() {
+		for _, l := range m.Label {
+			if l.GetValue() == "local-x1" || l.GetValue() == "local-x1.anything" {
+				t.Fatalf("an agent-chosen name became a label: %v", m)
+			}
+		}
+		if sample(fams, "ward_calls_total", map[string]string{"server": "wrapped", "method": "tools/call", "tool": "", "decision": labelOf(m, "decision")}) == m {
+			total += m.GetCounter().GetValue()
+		}
+	}
+	if total != 1 {
+		t.Fatalf("wrapped calls counted %v times, want 1", total)
+	}
+}
+
+func labelOf(m *dto.Metric, name string) string {
+	for _, l := range m.Label {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
 }

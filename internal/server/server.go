@@ -538,7 +538,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.openEgress(cfg); err != nil {
 		return nil, err
 	}
-	acfg := (api.Config{Refusals: n.refusals, Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: n.pipeline,
+	acfg := (api.Config{Refusals: n.refusals, Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: meteredGuard{n.pipeline, n.metrics},
 		Proofs: grant.NewProofVerifier(grant.ProofVerifierConfig{}), Audit: n.Audit, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
 		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: receiptKey, Index: n, Redactor: redactor, Metrics: n.metrics.Handler(), MCPJSONAnswers: cfg.MCPJSONAnswers})
 	if n.Publisher != nil {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ward-dev/ward/internal/approval"
+	"github.com/ward-dev/ward/internal/enforce"
 	"github.com/ward-dev/ward/internal/gateway"
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/store"
@@ -62,18 +63,27 @@ func (n *Node) quotaUsage() []telemetry.QuotaUsage {
 // Metrics returns the node's metrics.
 func (n *Node) Metrics() *telemetry.Metrics { return n.metrics }
 
-// meteredGuard counts what the guard decides and how long deciding,
-// waiting for approval and the upstream took.
+// meteredGuard counts what the pipeline decides and how long deciding,
+// waiting for approval and the upstream took. It embeds the pipeline
+// itself, not an interface, so that every other method (ForgetPin,
+// FilterReported, which the API looks for) is still there.
 type meteredGuard struct {
-	gateway.Guard
+	*enforce.Pipeline
 	m *telemetry.Metrics
 }
 
-var _ gateway.Guard = meteredGuard{}
+var (
+	_ gateway.Guard = meteredGuard{}
+	// What the API looks for on its guard, kept by the embedding.
+	_ interface{ ForgetPin(server, tool string) } = meteredGuard{}
+	_ interface {
+		FilterReported(ctx context.Context, c *gateway.Caller, kind gateway.Kind, server string, items []gateway.Item) ([]bool, error)
+	} = meteredGuard{}
+)
 
 func (g meteredGuard) Check(ctx context.Context, c *gateway.Caller, op *gateway.Operation) (gateway.Verdict, error) {
 	start := time.Now()
-	v, err := g.Guard.Check(ctx, c, op)
+	v, err := g.Pipeline.Check(ctx, c, op)
 	if op.Refused != "" {
 		return v, err // counted as a refusal
 	}
@@ -81,13 +91,13 @@ func (g meteredGuard) Check(ctx context.Context, c *gateway.Caller, op *gateway.
 	if err != nil {
 		outcome = "deny"
 	}
-	g.m.Decided(op.Server, op.Method, metricTool(op), outcome, time.Since(start))
+	g.m.Decided(metricServer(op), op.Method, metricTool(op), outcome, time.Since(start))
 	return v, err
 }
 
 func (g meteredGuard) Await(ctx context.Context, c *gateway.Caller, ids []string) (string, error) {
 	start := time.Now()
-	state, err := g.Guard.Await(ctx, c, ids)
+	state, err := g.Pipeline.Await(ctx, c, ids)
 	outcome := state
 	if err != nil {
 		outcome = "error"
@@ -107,12 +117,26 @@ func (g meteredGuard) Observe(ctx context.Context, c *gateway.Caller, op *gatewa
 		}
 		g.m.Upstream(op.Server, outcome, out.Duration)
 	}
-	return g.Guard.Observe(ctx, c, op, out)
+	return g.Pipeline.Observe(ctx, c, op, out)
 }
 
-// metricTool is the tool label of op: its name for tools and prompts,
-// empty for resources, whose URIs are not bounded.
+// metricServer is the server label of op: a configured server's name, or
+// "wrapped" for one an agent's side reports (ward mcp wrap), whose names
+// the agent chooses: labels must stay bounded by the configuration.
+func metricServer(op *gateway.Operation) string {
+	if op.Reported {
+		return "wrapped"
+	}
+	return op.Server
+}
+
+// metricTool is the tool label of op: its name for tools and prompts of
+// configured servers, empty for resources (their URIs are not bounded)
+// and for what an agent's side reports.
 func metricTool(op *gateway.Operation) string {
+	if op.Reported {
+		return ""
+	}
 	switch op.Action {
 	case policy.ActionCallTool, policy.ActionGetPrompt:
 		return op.Name

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ import (
 func TestApprovalWebhook(t *testing.T) {
 	secret := []byte("a-webhook-secret-of-some-length")
 	got := make(chan map[string]any, 8)
-	attempts := 0
+	var attempts atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		if err := webhook.Verify(secret, r.Header.Get("Ward-Signature"), body, time.Now(), 5*time.Minute); err != nil {
@@ -33,8 +34,7 @@ func TestApprovalWebhook(t *testing.T) {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
-		attempts++
-		if attempts == 1 {
+		if attempts.Add(1) == 1 {
 			w.WriteHeader(http.StatusServiceUnavailable) // retried
 			return
 		}
@@ -64,6 +64,10 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete
 	data, _ := msg["data"].(map[string]any)
 	if msg["event"] != "approval.pending" || data["name"] != "demo.delete_note" || data["session"] != creds.Session || data["state"] != "pending" {
 		t.Fatalf("webhook message %v", msg)
+	}
+	// The held call is waiting in the queue, and /metrics says so.
+	if m := sample(scrape(t, n, ""), "ward_approvals_waiting", map[string]string{}); m == nil || m.GetGauge().GetValue() != 1 {
+		t.Errorf("ward_approvals_waiting = %v, want 1", m)
 	}
 	n.Close() // waits for the delivery's record
 	v, origin, err := server.AuditVerifier(n.data)

@@ -22,8 +22,10 @@
 //
 // The tool label is the name a client sees ("fs.read_file") for tools and
 // prompts, and empty for resources (their URIs would make a label without
-// bound); the server label is a configured server's name. Both are bounded
-// by the configuration, so no agent can grow the series without bound.
+// bound); the server label is a configured server's name. Calls decided
+// over the guard API (`ward mcp wrap`) are counted under server "wrapped"
+// with no tool: there the agent's side names both. Every label is thus
+// bounded by the configuration, so no agent can grow the series.
 //
 // Who may read /metrics is decided by the API (see internal/api): callers
 // on a loopback address, or an operator credential; everyone else is
