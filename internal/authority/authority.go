@@ -298,6 +298,13 @@ func (a *Authority) RegisterAgent(ctx context.Context, by store.Principal, ag st
 			return fmt.Errorf("%w: group name: %v", ErrInvalid, err)
 		}
 	}
+	// A group binds many agents: its budgets and the policies written for
+	// it hold for all of them. A sponsor choosing its agents' groups could
+	// step out of a group's budget into a fresh one, or into a group that
+	// policies trust, so only an admin assigns groups.
+	if len(ag.Groups) > 0 && by.Kind != "admin" {
+		return fmt.Errorf("%w: only an admin may put an agent in groups (a group's budgets and policies bind every agent in it): register %s without --group and ask an admin to register it in %v", ErrForbidden, ag.Name, ag.Groups)
+	}
 	if err := ceiling.Validate(); err != nil {
 		return fmt.Errorf("%w: ceiling: %v", ErrInvalid, err)
 	}
@@ -334,6 +341,13 @@ func (a *Authority) SetAgentStatus(ctx context.Context, by store.Principal, name
 	}
 	if status != "active" && status != "quarantined" {
 		return nil, fmt.Errorf("%w: status must be active or quarantined", ErrInvalid)
+	}
+	// A sponsor may quarantine its agent; releasing one is an admin's
+	// call, whoever quarantined it (an admin, the monitor's playbook or
+	// the sponsor): a sponsor could otherwise undo at once what the
+	// automatic response or security did.
+	if status == store.AgentActive && by.Kind != "admin" {
+		return nil, fmt.Errorf("%w: only an admin may release a quarantined agent (%s): ask an admin to run ward agent release %s", ErrForbidden, name, name)
 	}
 	if err := a.record(ctx, audit.Event{Type: "agent." + map[string]string{"active": "release", "quarantined": "quarantine"}[status], Actor: by.Name, Agent: name, Sponsor: ag.Sponsor}); err != nil {
 		return nil, err
