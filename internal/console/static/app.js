@@ -171,11 +171,27 @@ function approvalCard(r) {
       el("dt", {}, "votes"), el("dd", {}, (r.votes || []).length ? (r.votes || []).map((v) => `${v.voter}: ${v.approve ? "approve" : "deny"} ${v.reason}`).join("; ") : "none yet"),
       el("dt", {}, "expires"), el("dd", {}, when(r.expires))),
     el("h2", {}, "Arguments"), el("pre", { class: "arguments" }, json(r.arguments)),
+    provenanceTable(r.provenance),
     can("approver") ? el("div", {}, comment,
       el("div", { class: "row" },
         el("button", { class: "primary", "data-action": "approve", onclick: vote(true) }, "Approve"),
         el("button", { class: "danger", "data-action": "deny", onclick: vote(false) }, "Deny"))) :
       el("p", { class: "muted" }, "Your role may not vote."));
+}
+
+// provenanceTable shows where each tainted argument of a held call came
+// from: the value, the source whose untrusted result held it, that
+// source's taint labels, and the result's audit event.
+function provenanceTable(ps) {
+  if (!ps || !ps.length) return null;
+  return el("div", { class: "provenance" }, el("h2", {}, "Provenance of the arguments"),
+    table(["argument", "value", "came from", "labels", "result event", "finding"], ps.map((p) => [
+      p.argument, p.kind && p.kind !== "text" ? `${p.kind} ${p.value || ""}` : (p.value || ""),
+      p.source || "—", (p.labels || []).join(", ") || "—",
+      p.event ? el("a", { href: "#audit/" + p.event }, "#" + p.event) : "—",
+      p.partial ? "not cleared: the result was not fully indexed" :
+        p.unjustified ? "not justified by the objective or trusted data" :
+          `from an untrusted result${p.results > 1 ? ` (in ${p.results} results)` : ""}, not from the objective`])));
 }
 
 // decisionCheck shows whether the decision that escalated a call is in
