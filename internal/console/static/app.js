@@ -356,7 +356,15 @@ async function sessionPage(page, id) {
         e.data ? (e.data.reason || e.data.outcome || "") : ""])));
   };
   await load();
-  live("/stream/sessions/" + encodeURIComponent(id), (e) => { seen.set(e.index, e); render(); }, load, status);
+  live("/stream/sessions/" + encodeURIComponent(id), (e) => {
+    seen.set(e.index, e);
+    // A page left open on a busy session keeps its latest events only.
+    for (const k of seen.keys()) {
+      if (seen.size <= 1000) break;
+      seen.delete(k);
+    }
+    render();
+  }, load, status);
 }
 
 // live follows a console stream (Server-Sent Events) at path, handing
