@@ -131,6 +131,15 @@ type session struct {
 	csrf    string
 	created time.Time
 	used    time.Time
+	gone    chan struct{} // closed when the session ends: its live streams end
+}
+
+// removeLocked ends the session named key; c.mu is held.
+func (c *Console) removeLocked(key [32]byte) {
+	if s := c.sessions[key]; s != nil {
+		close(s.gone)
+		delete(c.sessions, key)
+	}
 }
 
 // New returns a Console.
@@ -353,7 +362,7 @@ func (c *Console) session(r *http.Request) (*session, [32]byte) {
 		return nil, key
 	}
 	if now.Sub(s.created) > c.cfg.SessionTTL || now.Sub(s.used) > c.cfg.IdleTimeout {
-		delete(c.sessions, key)
+		c.removeLocked(key)
 		return nil, key
 	}
 	s.used = now
@@ -362,7 +371,7 @@ func (c *Console) session(r *http.Request) (*session, [32]byte) {
 
 func (c *Console) drop(key [32]byte) {
 	c.mu.Lock()
-	delete(c.sessions, key)
+	c.removeLocked(key)
 	c.mu.Unlock()
 }
 
@@ -493,7 +502,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 // returns the session's CSRF token.
 func (c *Console) newSession(w http.ResponseWriter, r *http.Request, user string, oidc bool, now time.Time) string {
 	token, csrf := random(), random()
-	s := &session{user: user, oidc: oidc, csrf: csrf, created: now, used: now}
+	s := &session{user: user, oidc: oidc, csrf: csrf, created: now, used: now, gone: make(chan struct{})}
 	c.mu.Lock()
 	if len(c.sessions) >= maxSessions {
 		var oldest [32]byte
@@ -503,7 +512,7 @@ func (c *Console) newSession(w http.ResponseWriter, r *http.Request, user string
 				oldest, at = k, x.used
 			}
 		}
-		delete(c.sessions, oldest)
+		c.removeLocked(oldest)
 	}
 	c.sessions[sha256.Sum256([]byte(token))] = s
 	c.mu.Unlock()

@@ -191,6 +191,8 @@ func (c *Console) streamSession(w http.ResponseWriter, r *http.Request, u User, 
 			return
 		case <-end.C:
 			return
+		case <-s.gone: // logged out, or the session expired
+			return
 		case <-beat.C:
 			if !c.live(key, s) {
 				return

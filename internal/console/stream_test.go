@@ -84,7 +84,7 @@ func TestSessionStream(t *testing.T) {
 	}
 
 	c := n.client()
-	login(t, n, c, "vic", pw)
+	csrf := login(t, n, c, "vic", pw)
 	resp := openStream(t, ctx, n, c, mine)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
@@ -129,6 +129,16 @@ func TestSessionStream(t *testing.T) {
 	r2.Body.Close()
 	if r2.StatusCode != http.StatusOK {
 		t.Fatalf("another user's stream: %d", r2.StatusCode)
+	}
+
+	// Logging out ends the streams of the login.
+	if status, b := n.do(c, "POST", "/console/api/logout", nil, map[string]string{"X-CSRF-Token": csrf}); status != http.StatusOK {
+		t.Fatalf("logout: %d %s", status, b)
+	}
+	for sc.Scan() {
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("the stream after logout: %v", err)
 	}
 }
 
