@@ -106,10 +106,15 @@ type Request struct {
 	// Arguments are the call's arguments exactly as the agent sent them.
 	Arguments json.RawMessage `json:"arguments"`
 	// CallHash is CallHash(Method, Name, Arguments), set by Submit.
-	CallHash    string      `json:"call_hash"`
-	Reasons     []string    `json:"reasons"`  // why the call was escalated
-	Policies    []string    `json:"policies"` // policy ids that escalated it
-	Requirement Requirement `json:"requirement"`
+	CallHash string   `json:"call_hash"`
+	Reasons  []string `json:"reasons"`  // why the call was escalated
+	Policies []string `json:"policies"` // policy ids that escalated it
+	// Provenance says, for each argument whose value came from text the
+	// session read rather than from its objective (context.tainted_arguments),
+	// where the value came from: the source, its taint labels and the
+	// audit event of the result it appeared in.
+	Provenance  []ArgumentProvenance `json:"provenance,omitempty"`
+	Requirement Requirement          `json:"requirement"`
 	// Decision is the audit index of the recorded decision that escalated
 	// the call (0 if not known).
 	Decision uint64    `json:"decision_event,omitempty"`
@@ -119,6 +124,32 @@ type Request struct {
 	Expires time.Time `json:"expires"`
 	State   string    `json:"state"`
 	Votes   []Vote    `json:"votes"` // in the order cast
+}
+
+// ArgumentProvenance is where the value of one argument of an escalated
+// call came from (see provenance.Finding).
+type ArgumentProvenance struct {
+	// Argument is the argument's path ("to", "recipients.2").
+	Argument string `json:"argument"`
+	// Value is the value, or the part of it (a host, an address), that an
+	// untrusted result held, cut to 64 bytes; Kind says what it is
+	// ("e-mail address", "URL", "text").
+	Value string `json:"value,omitempty"`
+	Kind  string `json:"kind,omitempty"`
+	// Source is the tool ("server.tool") or host ("host:example.org")
+	// whose untrusted result first held the value, Labels the taint
+	// labels that source gives the session, and Event the audit index of
+	// that result. Results counts the untrusted results that held it.
+	Source  string   `json:"source,omitempty"`
+	Labels  []string `json:"labels,omitempty"`
+	Event   uint64   `json:"event,omitempty"`
+	Results int      `json:"results,omitempty"`
+	// Partial: the value was not found, but the result Source and Event
+	// name was not fully indexed and may have held it.
+	Partial bool `json:"partial,omitempty"`
+	// Unjustified: a justified argument whose value the objective and
+	// trusted data do not justify.
+	Unjustified bool `json:"unjustified,omitempty"`
 }
 
 // Vote is one recorded vote.
@@ -663,6 +694,14 @@ func (r Request) clone() Request {
 	r.Arguments = bytesClone(r.Arguments)
 	r.Reasons = slices.Clone(r.Reasons)
 	r.Policies = slices.Clone(r.Policies)
+	if r.Provenance != nil {
+		ps := make([]ArgumentProvenance, len(r.Provenance))
+		for i, p := range r.Provenance {
+			p.Labels = slices.Clone(p.Labels)
+			ps[i] = p
+		}
+		r.Provenance = ps
+	}
 	r.Requirement.Groups = slices.Clone(r.Requirement.Groups)
 	if r.Votes != nil {
 		vs := make([]Vote, len(r.Votes))

@@ -91,7 +91,12 @@ type Config struct {
 	// DryRun decides a request against the policies in force without
 	// effects (nil: no dry-run).
 	DryRun func(ctx context.Context, req json.RawMessage) (any, error)
-	Logger *slog.Logger
+	// Tail reads the audit log and Appended returns a channel closed at
+	// its next append (Signal.Wait): the session page's live stream of
+	// calls (nil: the page polls).
+	Tail     Tail
+	Appended func() <-chan struct{}
+	Logger   *slog.Logger
 	// OIDC, when set, also lets operators log in with an OpenID Connect
 	// provider.
 	OIDC *OIDCConfig
@@ -113,9 +118,11 @@ type Console struct {
 	hashes chan struct{} // bounds concurrent password hashing
 	oidc   *oidc         // nil without OIDC
 
-	mu       sync.Mutex
-	sessions map[[32]byte]*session // by SHA-256 of the cookie value
-	failures map[string][]time.Time
+	mu         sync.Mutex
+	sessions   map[[32]byte]*session // by SHA-256 of the cookie value
+	failures   map[string][]time.Time
+	streams    map[string]int // live streams by user (stream.go)
+	streamsAll int
 }
 
 type session struct {
@@ -124,6 +131,15 @@ type session struct {
 	csrf    string
 	created time.Time
 	used    time.Time
+	gone    chan struct{} // closed when the session ends: its live streams end
+}
+
+// removeLocked ends the session named key; c.mu is held.
+func (c *Console) removeLocked(key [32]byte) {
+	if s := c.sessions[key]; s != nil {
+		close(s.gone)
+		delete(c.sessions, key)
+	}
 }
 
 // New returns a Console.
@@ -155,7 +171,7 @@ func New(cfg Config) (*Console, error) {
 	}
 	c := &Console{cfg: cfg, users: &users{path: filepath.Clean(cfg.Users)}, api: cfg.API.Routes(),
 		files: http.StripPrefix("/console/", http.FileServerFS(sub)), hashes: make(chan struct{}, 2),
-		sessions: map[[32]byte]*session{}, failures: map[string][]time.Time{}}
+		sessions: map[[32]byte]*session{}, failures: map[string][]time.Time{}, streams: map[string]int{}}
 	if cfg.OIDC != nil {
 		if c.oidc, err = newOIDC(*cfg.OIDC); err != nil {
 			return nil, err
@@ -228,6 +244,7 @@ func (c *Console) allowlist() *http.ServeMux {
 	m.HandleFunc("POST /console/api/dryrun", c.authed(RoleViewer, c.dryRun))
 	m.HandleFunc("GET /console/api/export/{session}", c.authed(RoleViewer, c.export))
 	m.HandleFunc("POST /console/api/replay", c.authed(RoleViewer, c.replay))
+	m.HandleFunc("GET /console/api/stream/sessions/{id}", c.authed(RoleViewer, c.streamSession))
 	m.HandleFunc("/console/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such console endpoint: " + r.URL.Path})
 	})
@@ -345,7 +362,7 @@ func (c *Console) session(r *http.Request) (*session, [32]byte) {
 		return nil, key
 	}
 	if now.Sub(s.created) > c.cfg.SessionTTL || now.Sub(s.used) > c.cfg.IdleTimeout {
-		delete(c.sessions, key)
+		c.removeLocked(key)
 		return nil, key
 	}
 	s.used = now
@@ -354,7 +371,7 @@ func (c *Console) session(r *http.Request) (*session, [32]byte) {
 
 func (c *Console) drop(key [32]byte) {
 	c.mu.Lock()
-	delete(c.sessions, key)
+	c.removeLocked(key)
 	c.mu.Unlock()
 }
 
@@ -485,7 +502,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 // returns the session's CSRF token.
 func (c *Console) newSession(w http.ResponseWriter, r *http.Request, user string, oidc bool, now time.Time) string {
 	token, csrf := random(), random()
-	s := &session{user: user, oidc: oidc, csrf: csrf, created: now, used: now}
+	s := &session{user: user, oidc: oidc, csrf: csrf, created: now, used: now, gone: make(chan struct{})}
 	c.mu.Lock()
 	if len(c.sessions) >= maxSessions {
 		var oldest [32]byte
@@ -495,7 +512,7 @@ func (c *Console) newSession(w http.ResponseWriter, r *http.Request, user string
 				oldest, at = k, x.used
 			}
 		}
-		delete(c.sessions, oldest)
+		c.removeLocked(oldest)
 	}
 	c.sessions[sha256.Sum256([]byte(token))] = s
 	c.mu.Unlock()

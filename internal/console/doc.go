@@ -17,6 +17,10 @@
 //     cookie, nonce; the ID token's signature, issuer, audience, expiry
 //     and verified email checked here), each email given its role in
 //     the configuration.
+//   - stream.go: the session page's live stream of calls, Server-Sent
+//     Events of the session's audit events as the log's appends wake it
+//     (Signal), behind the same login and CSP, bounded per user; the
+//     page polls when it gets no stream.
 //   - static/: the pages, plain HTML, CSS and JavaScript embedded in the
 //     binary and served with a Content-Security-Policy of
 //     default-src 'self' (no inline script or style).

@@ -122,13 +122,13 @@ func (p *Pipeline) escalate(ctx context.Context, c *Caller, op *Operation, d pol
 // submit queues the missing requirements of an escalated call whose
 // decision is recorded as event, and returns the ids of the requests it
 // waits for.
-func (p *Pipeline) submit(ctx context.Context, c *Caller, op *Operation, v Verdict, event uint64, missing []approval.Requirement) ([]string, error) {
+func (p *Pipeline) submit(ctx context.Context, c *Caller, op *Operation, v Verdict, event uint64, missing []approval.Requirement, prov []approval.ArgumentProvenance) ([]string, error) {
 	var ids []string
 	for _, r := range missing {
 		got, err := p.cfg.Approvals.Submit(ctx, approval.Request{
 			Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, SPIFFEID: c.SPIFFEID, Objective: c.Objective,
 			Server: op.Server, Method: op.Method, Name: op.Name, Arguments: callArgs(op),
-			Reasons: []string{v.Reason}, Policies: v.Policies, Requirement: r, Decision: event,
+			Reasons: []string{v.Reason}, Policies: v.Policies, Provenance: prov, Requirement: r, Decision: event,
 		})
 		if err != nil {
 			return ids, err

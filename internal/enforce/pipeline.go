@@ -174,6 +174,10 @@ type Evaluation struct {
 	// Verdict is the outcome with its reason: a refusal before policy, or
 	// policy's decision explained.
 	Verdict Verdict
+	// Provenance says where each of Request.TaintedArguments came from
+	// (the source, its labels, the audit event of the result), as an
+	// approval request shows it to the people deciding.
+	Provenance []approval.ArgumentProvenance
 }
 
 // refused is an evaluation that never reached policy.
@@ -243,6 +247,7 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 		req.Counters = p.cfg.Quotas.Counters(quotaCall(c, op))
 	}
 	explain := ""
+	var found []approval.ArgumentProvenance
 	switch op.Action {
 	case policy.ActionCallTool:
 		decl, declared := p.cfg.Tools[op.Name]
@@ -288,9 +293,10 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 				paths.Consequential = DefaultConsequential
 			}
 			var err error
-			if req.TaintedArguments, explain, err = p.cfg.State.Provenance(c, op.Arguments, paths); err != nil {
+			if found, explain, err = p.cfg.State.Provenance(c, op.Arguments, paths); err != nil {
 				return refused("could not check where the arguments came from: " + err.Error())
 			}
+			req.TaintedArguments = argumentsOf(found)
 		}
 		if unintended {
 			req.TaintedArguments = append(req.TaintedArguments, IntentArgument)
@@ -312,9 +318,10 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 			}
 			args, _ := json.Marshal(dest)
 			var err error
-			if req.TaintedArguments, explain, err = p.cfg.State.Provenance(c, args, provenance.Paths{Consequential: []string{"host", "url"}}); err != nil {
+			if found, explain, err = p.cfg.State.Provenance(c, args, provenance.Paths{Consequential: []string{"host", "url"}}); err != nil {
 				return refused("could not check where the destination came from: " + err.Error())
 			}
+			req.TaintedArguments = argumentsOf(found)
 		}
 	}
 	d := set.Decide(req)
@@ -343,7 +350,18 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 	for _, r := range d.Reasons {
 		v.Policies = append(v.Policies, r.PolicyID)
 	}
-	return Evaluation{Request: req, Decision: d, Verdict: v}
+	return Evaluation{Request: req, Decision: d, Verdict: v, Provenance: found}
+}
+
+// argumentsOf names the arguments found, each once, in order.
+func argumentsOf(found []approval.ArgumentProvenance) []string {
+	var out []string
+	for _, f := range found {
+		if !slices.Contains(out, f.Argument) {
+			out = append(out, f.Argument)
+		}
+	}
+	return out
 }
 
 // request is the policy request of op by c, before what declarations,
@@ -487,6 +505,11 @@ func (p *Pipeline) Check(ctx context.Context, c *Caller, op *Operation) (Verdict
 		res = nil
 	}
 	data := p.decisionData(c, op, v, esc.missing)
+	if len(ev.Provenance) > 0 && !v.Allow {
+		// Where each tainted argument came from, as the approval
+		// request shows it.
+		data["provenance"] = ev.Provenance
+	}
 	if cs := res.Charges(); len(cs) > 0 {
 		// What the call counts against, so that usage can be rebuilt from
 		// the log after a restart.
@@ -505,7 +528,7 @@ func (p *Pipeline) Check(ctx context.Context, c *Caller, op *Operation) (Verdict
 	}
 	v.Event = idx
 	if len(esc.missing) > 0 {
-		ids, err := p.submit(actx, c, op, v, idx, esc.missing)
+		ids, err := p.submit(actx, c, op, v, idx, esc.missing, ev.Provenance)
 		if err != nil {
 			// Recorded as escalated, but nobody can approve it: deny,
 			// and say so in the log.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ward-dev/ward/internal/approval"
 	"github.com/ward-dev/ward/internal/provenance"
 	"github.com/ward-dev/ward/internal/scan"
 	"github.com/ward-dev/ward/internal/taint"
@@ -23,7 +24,8 @@ type State interface {
 	// provenance.Paths) whose values came from text the session read and
 	// not from trusted input, or that trusted input does not justify,
 	// with an explanation naming each argument and where it came from.
-	Provenance(c *Caller, args json.RawMessage, paths provenance.Paths) (tainted []string, explain string, err error)
+	// Each finding names one argument (an argument may have several).
+	Provenance(c *Caller, args json.RawMessage, paths provenance.Paths) (found []approval.ArgumentProvenance, explain string, err error)
 	// Receive takes in something the session received.
 	Receive(ctx context.Context, c *Caller, r Received)
 }
@@ -230,13 +232,42 @@ func (s *Sessions) index(c *Caller) *provenance.Index {
 }
 
 // Provenance implements [State].
-func (s *Sessions) Provenance(c *Caller, args json.RawMessage, paths provenance.Paths) ([]string, string, error) {
+func (s *Sessions) Provenance(c *Caller, args json.RawMessage, paths provenance.Paths) ([]approval.ArgumentProvenance, string, error) {
 	findings, err := s.index(c).CheckArgs(args, paths)
 	if err != nil {
 		return nil, "", err
 	}
-	tainted, why := provenance.Explain(findings, s.cfg.EventName)
-	return tainted, why, nil
+	_, why := provenance.Explain(findings, s.cfg.EventName)
+	var found []approval.ArgumentProvenance
+	for _, f := range findings {
+		found = append(found, approval.ArgumentProvenance{Argument: f.Argument, Value: f.Value, Kind: f.Kind, Source: f.Source,
+			Labels: s.sourceLabels(f.Source), Event: f.Event, Results: f.Results, Partial: f.Partial, Unjustified: f.Unjustified})
+	}
+	return found, why, nil
+}
+
+// sourceLabels returns the taint labels a source of untrusted results
+// ("server.tool", "host:example.org") gives a session, "untrusted" among
+// them: only untrusted values are indexed (a field of a tool's result may
+// be untrusted where the tool is not).
+func (s *Sessions) sourceLabels(source string) []string {
+	if source == "" {
+		return nil
+	}
+	var labels []string
+	if s.cfg.Labeler != nil {
+		if host, ok := strings.CutPrefix(source, "host:"); ok {
+			labels = s.cfg.Labeler.Host(host)
+		} else {
+			labels = s.cfg.Labeler.Tool(source)
+		}
+	}
+	labels = slices.Clone(labels) // the labeler's own: not to be sorted in place
+	if !slices.Contains(labels, taint.Untrusted) {
+		labels = append(labels, taint.Untrusted)
+	}
+	slices.Sort(labels)
+	return labels
 }
 
 // Receive implements [State]: the session gets the labels of what it

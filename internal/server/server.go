@@ -262,6 +262,7 @@ type Node struct {
 	redactor *redact.Redactor
 	policies atomic.Pointer[policy.Set]
 	metrics  *telemetry.Metrics // see telemetry.go
+	appended console.Signal     // notified at each audit append: the console's live streams
 	tracing  *telemetry.Tracing
 	webhooks *webhook.Sender // nil without webhooks
 
@@ -374,7 +375,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	// DATA/audit, and the log must also extend what the witnesses cosigned.
 	n.Audit, err = audit.Open(audit.Config{Dir: filepath.Join(data, "audit"), Origin: verifier.Name(), Signer: signer, Verifier: verifier,
 		Head: filepath.Join(data, "audit.head"), Anchors: []string{filepath.Join(data, "witness", "published")}, AllowUnverified: cfg.AllowUnverifiedAudit,
-		OnAppend: n.metrics.AuditAppended, OnCommit: n.metrics.AuditCommitted})
+		OnAppend: func(d time.Duration) { n.metrics.AuditAppended(d); n.appended.Notify() }, OnCommit: n.metrics.AuditCommitted})
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w (restore DATA/audit from a backup that holds everything it had; or, to start anyway and record that you did, pass --allow-unverified-audit)", err)
 	}

@@ -8,6 +8,7 @@ import { lineChart, barChart } from "./plot.js";
 
 let me = null;
 let timer = null;
+let stream = null; // the page's live stream (EventSource), if any
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs, ...children) {
@@ -54,6 +55,7 @@ function setError(e) { $("error").textContent = e ? String(e.message || e) : "";
 function showLogin() {
   me = null;
   clearInterval(timer);
+  stopStream();
   $("login").hidden = false;
   $("page").hidden = true;
   $("nav").hidden = true;
@@ -98,9 +100,15 @@ window.addEventListener("hashchange", route);
 
 const pages = { approvals, agents, sessions, session: sessionPage, audit, policies, activity };
 
+function stopStream() {
+  if (stream) stream.close();
+  stream = null;
+}
+
 function route() {
   if (!me) return;
   clearInterval(timer);
+  stopStream();
   setError(null);
   const [name, arg] = (location.hash.slice(1) || "approvals").split("/");
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.id === "nav-" + (name === "session" ? "sessions" : name));
@@ -171,11 +179,27 @@ function approvalCard(r) {
       el("dt", {}, "votes"), el("dd", {}, (r.votes || []).length ? (r.votes || []).map((v) => `${v.voter}: ${v.approve ? "approve" : "deny"} ${v.reason}`).join("; ") : "none yet"),
       el("dt", {}, "expires"), el("dd", {}, when(r.expires))),
     el("h2", {}, "Arguments"), el("pre", { class: "arguments" }, json(r.arguments)),
+    provenanceTable(r.provenance),
     can("approver") ? el("div", {}, comment,
       el("div", { class: "row" },
         el("button", { class: "primary", "data-action": "approve", onclick: vote(true) }, "Approve"),
         el("button", { class: "danger", "data-action": "deny", onclick: vote(false) }, "Deny"))) :
       el("p", { class: "muted" }, "Your role may not vote."));
+}
+
+// provenanceTable shows where each tainted argument of a held call came
+// from: the value, the source whose untrusted result held it, that
+// source's taint labels, and the result's audit event.
+function provenanceTable(ps) {
+  if (!ps || !ps.length) return null;
+  return el("div", { class: "provenance" }, el("h2", {}, "Provenance of the arguments"),
+    table(["argument", "value", "came from", "labels", "result event", "finding"], ps.map((p) => [
+      p.argument, p.kind && p.kind !== "text" ? `${p.kind} ${p.value || ""}` : (p.value || ""),
+      p.source || "—", (p.labels || []).join(", ") || "—",
+      p.event ? el("a", { href: "#audit/" + p.event }, "#" + p.event) : "—",
+      p.partial ? "not cleared: the result was not fully indexed" :
+        p.unjustified ? "not justified by the objective or trusted data" :
+          `from an untrusted result${p.results > 1 ? ` (in ${p.results} results)` : ""}, not from the objective`])));
 }
 
 // decisionCheck shows whether the decision that escalated a call is in
@@ -299,9 +323,17 @@ async function sessionPage(page, id) {
   const calls = el("div", { id: "calls" });
   const taint = el("div", { id: "taint" });
   const runtime = el("div", { id: "runtime" });
-  page.append(el("h2", {}, "Taint labels and where each came from"), taint, runtime, el("h2", {}, "Calls (live)"), calls);
-  poll(async () => {
-    const evs = await api("GET", "/v1/audit/events?session=" + encodeURIComponent(id) + "&limit=500");
+  const status = el("span", { id: "live", class: "muted" }, "connecting…");
+  page.append(el("h2", {}, "Taint labels and where each came from"), taint, runtime, el("h2", {}, "Calls ", status), calls);
+  // The session's events by index: loaded once, then kept up to date by
+  // the live stream (or, if the browser cannot hold one, by polling).
+  const seen = new Map();
+  const load = async () => {
+    for (const e of await api("GET", "/v1/audit/events?session=" + encodeURIComponent(id) + "&limit=500")) seen.set(e.index, e);
+    render();
+  };
+  const render = () => {
+    const evs = [...seen.values()].sort((a, b) => a.index - b.index);
     const labelled = evs.filter((e) => e.type === "taint" || e.type === "taint.clear");
     taint.replaceChildren(labelled.length ? table(["#", "time", "label", "from"], labelled.map((e) => [
       el("a", { href: "#audit/" + e.index }, String(e.index)), when(e.time),
@@ -322,7 +354,46 @@ async function sessionPage(page, id) {
         e.data && e.data.name ? `${e.data.method || ""} ${e.data.name}` : "",
         e.data && e.data.decision ? badge(e.data.decision) : "",
         e.data ? (e.data.reason || e.data.outcome || "") : ""])));
-  }, 2000);
+  };
+  await load();
+  live("/stream/sessions/" + encodeURIComponent(id), (e) => {
+    seen.set(e.index, e);
+    // A page left open on a busy session keeps its latest events only.
+    for (const k of seen.keys()) {
+      if (seen.size <= 1000) break;
+      seen.delete(k);
+    }
+    render();
+  }, load, status);
+}
+
+// live follows a console stream (Server-Sent Events) at path, handing
+// each event to onEvent; whenever the stream (re)opens it calls reload,
+// so that nothing appended while it was down is missed. If the browser
+// cannot hold a stream (none left for this user, logged out), it polls
+// reload every 2 s instead.
+function live(path, onEvent, reload, status) {
+  const fallback = () => {
+    status.dataset.live = "poll";
+    status.textContent = "(polling every 2 s)";
+    poll(reload, 2000);
+  };
+  if (!window.EventSource) { fallback(); return; }
+  const es = new EventSource("/console/api" + path);
+  stream = es;
+  es.addEventListener("open", () => {
+    status.dataset.live = "stream";
+    status.textContent = "(live)";
+    reload().catch(setError);
+  });
+  es.addEventListener("audit", (m) => {
+    try { onEvent(JSON.parse(m.data)); } catch (e) { setError(e); }
+  });
+  es.addEventListener("error", () => {
+    if (es.readyState !== EventSource.CLOSED || stream !== es) return; // reconnecting by itself
+    stream = null;
+    fallback();
+  });
 }
 
 // ---- Audit ----
