@@ -123,6 +123,15 @@ type fileConfig struct {
 	DPoP struct {
 		Nonce *bool `yaml:"nonce"`
 	} `yaml:"dpop"`
+	// Retention prunes from the store, every 10 minutes, approvals
+	// finished this long ago and delegation trees whose sessions all ended
+	// this long ago; unset keeps them. The audit log keeps everything.
+	//
+	//	retention: {approvals: 720h, sessions: 720h}
+	Retention struct {
+		Approvals string `yaml:"approvals"`
+		Sessions  string `yaml:"sessions"`
+	} `yaml:"retention"`
 	// Monitor configures baselines, signals, trust and playbooks (see
 	// internal/monitor for every key; what is not set keeps its default):
 	//
@@ -710,6 +719,12 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 	cfg.TaintTools, cfg.TaintHosts, cfg.TaintFields = fc.Taint.Tools, fc.Taint.Hosts, fc.Taint.Fields
 	cfg.ScanResults = fc.ScanResults
 	cfg.MCPJSONAnswers = fc.MCPJSONAnswers
+	if cfg.Retention.Approvals, err = duration("retention.approvals", fc.Retention.Approvals); err != nil {
+		return cfg, err
+	}
+	if cfg.Retention.Sessions, err = duration("retention.sessions", fc.Retention.Sessions); err != nil {
+		return cfg, err
+	}
 	cfg.DPoPNonce = cfg.StoreDSN != ""
 	if fc.DPoP.Nonce != nil {
 		cfg.DPoPNonce = *fc.DPoP.Nonce

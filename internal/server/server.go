@@ -134,6 +134,9 @@ type Config struct {
 	// the last one to two DefaultNonceLifetime periods (RFC 9449 §8; see
 	// dpopnonce.go).
 	DPoPNonce bool
+	// Retention prunes finished approvals and sessions from the store
+	// (retention.go); zero keeps them.
+	Retention Retention
 	// ApproverGroups maps an approver group (as named in @escalate) to the
 	// principals (admins, sponsors) in it.
 	ApproverGroups map[string][]string
@@ -1025,6 +1028,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	srv := n.srv
 	n.mu.Unlock()
 	go n.sweep(ctx)
+	go n.retain(ctx)
 	if n.feed != nil {
 		go n.feed.run(ctx)
 	}

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // TestDPoPNonceConfig: nonces are on by default with a PostgreSQL store
 // and off on SQLite, and dpop.nonce overrides either way.
@@ -30,5 +33,31 @@ func TestDPoPNonceConfig(t *testing.T) {
 	var fc fileConfig
 	if err := parseConfig([]byte("dpop: {nonce: true, nonces: 1}\n"), &fc); err == nil {
 		t.Error("an unknown member of dpop: was accepted")
+	}
+}
+
+// TestRetentionConfig: retention: names how long finished approvals and
+// sessions stay in the store; unset keeps them; a bad duration is refused.
+func TestRetentionConfig(t *testing.T) {
+	var fc fileConfig
+	if err := parseConfig([]byte("retention: {approvals: 720h, sessions: 48h}\n"), &fc); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := fc.toServer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Retention.Approvals != 720*time.Hour || cfg.Retention.Sessions != 48*time.Hour {
+		t.Fatalf("retention %+v", cfg.Retention)
+	}
+	for _, bad := range []string{"retention: {sessions: -1h}\n", "retention: {approvals: soon}\n", "retention: {receipts: 1h}\n"} {
+		var fc fileConfig
+		err := parseConfig([]byte(bad), &fc)
+		if err == nil {
+			_, err = fc.toServer(t.TempDir())
+		}
+		if err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }
