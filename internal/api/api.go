@@ -236,6 +236,7 @@ func (s *Server) Handler() http.Handler {
 			s.noRoute(rw, r, h)
 			return
 		}
+		s.offerNonce(rw, r)
 		s.mux.ServeHTTP(rw, r)
 	})
 }

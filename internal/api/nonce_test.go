@@ -24,7 +24,8 @@ func (s *session) signNonce(t *testing.T, req *http.Request, nonce string) *http
 
 // TestDPoPNonce: a node with DPoPNonce answers a proof without its nonce
 // 401 with the RFC 9449 §8 challenge and a nonce, accepts a proof that
-// carries it, and refuses a made-up nonce; its token endpoint answers 400
+// carries it (answering with the current nonce), and refuses a made-up
+// nonce; its token endpoint answers 400
 // use_dpop_nonce. A node without it asks for no nonce.
 func TestDPoPNonce(t *testing.T) {
 	n := newNodeWith(t, func(c *server.Config) { c.DPoPNonce = true })
@@ -36,8 +37,8 @@ func TestDPoPNonce(t *testing.T) {
 	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="use_dpop_nonce"`) || nonce == "" {
 		t.Fatalf("no nonce: %d %q %q %s", rec.Code, rec.Header().Get("WWW-Authenticate"), nonce, rec.Body)
 	}
-	if rec := n.serve(s.signNonce(t, request("GET", "/v1/session", ""), nonce)); rec.Code != http.StatusOK {
-		t.Fatalf("with the nonce: %d %s", rec.Code, rec.Body)
+	if rec := n.serve(s.signNonce(t, request("GET", "/v1/session", ""), nonce)); rec.Code != http.StatusOK || rec.Header().Get("DPoP-Nonce") == "" {
+		t.Fatalf("with the nonce: %d %s (a successful answer carries the current nonce too: %q)", rec.Code, rec.Body, rec.Header().Get("DPoP-Nonce"))
 	}
 	forged := "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 	if rec := n.serve(s.signNonce(t, request("GET", "/v1/session", ""), forged)); rec.Code != http.StatusUnauthorized || rec.Header().Get("DPoP-Nonce") == "" {

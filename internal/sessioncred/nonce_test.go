@@ -1,11 +1,15 @@
 package sessioncred
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -145,5 +149,38 @@ func TestSidecarNonce(t *testing.T) {
 	}
 	if got := <-ns.bodies; got != body {
 		t.Fatalf("the node got %q", got)
+	}
+}
+
+// TestTransportTakesNewNonce: a nonce the node sends with a successful
+// answer is the one the next proof carries, without a refusal.
+func TestTransportTakesNewNonce(t *testing.T) {
+	key, _ := NewKey()
+	var got []string
+	next := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		parts := strings.Split(r.Header.Get("DPoP"), ".")
+		var c struct {
+			Nonce string `json:"nonce"`
+		}
+		if len(parts) == 3 {
+			b, _ := base64.RawURLEncoding.DecodeString(parts[1])
+			json.Unmarshal(b, &c)
+		}
+		got = append(got, c.Nonce)
+		next++
+		w.Header().Set("DPoP-Nonce", fmt.Sprintf("n%d", next))
+	}))
+	defer srv.Close()
+	hc := &http.Client{Transport: &Transport{Key: key, Grant: "the-grant"}}
+	for range 3 {
+		resp, err := hc.Get(srv.URL + "/v1/session")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if want := []string{"", "n1", "n2"}; !slices.Equal(got, want) {
+		t.Fatalf("the proofs carried nonces %q, want %q", got, want)
 	}
 }
