@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/ward-dev/ward/internal/server"
 	"github.com/ward-dev/ward/internal/sessioncred"
 )
@@ -63,5 +65,26 @@ func TestClusterDPoPNonce(t *testing.T) {
 	// The session's own client: B asks for its nonce, the retry passes.
 	if code, body := whoami(t, b, creds.HTTPClient(false)); code != http.StatusOK {
 		t.Fatalf("on B: %d %s", code, body)
+	}
+	// An MCP client (its POST bodies sent again on the retry) through B.
+	cs := b.connect(t, creds.HTTPClient(false), nil)
+	res, err := cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "demo.read_note", Arguments: map[string]any{"name": "welcome"}})
+	if err != nil || res.IsError {
+		t.Fatalf("MCP call on B with nonces: %v %+v", err, res)
+	}
+}
+
+// TestSidecarDPoPNonce: an MCP client through `ward mcp serve`'s sidecar
+// works with a node that asks for DPoP nonces (the sidecar's request sent
+// again with the nonce, body and all, is checked alone by
+// sessioncred.TestSidecarNonce).
+func TestSidecarDPoPNonce(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: demoOnly, DPoPNonce: true})
+	n.setupAgent("scribe", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, _ := n.startSession("scribe", "notes", nil, "")
+	cs := sidecarClient(t, n, creds, nil)
+	res, err := cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "demo.read_note", Arguments: map[string]any{"name": "welcome"}})
+	if err != nil || res.IsError {
+		t.Fatalf("MCP call through the sidecar with nonces: %v %+v", err, res)
 	}
 }
