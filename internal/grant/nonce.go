@@ -97,6 +97,11 @@ func (n *Nonces) Check(nonce string, now time.Time) error {
 	if nonce == "" {
 		return fmt.Errorf("%w: the proof has no nonce", ErrUseNonce)
 	}
+	// The length first: the decoder skips CR and LF, so a nonce with
+	// line breaks in it would decode to the same bytes.
+	if len(nonce) != b64.EncodedLen(nonceLen) {
+		return fmt.Errorf("%w: the proof's nonce is not one this server issued", ErrUseNonce)
+	}
 	raw, err := b64.DecodeString(nonce)
 	if err != nil || len(raw) != nonceLen {
 		return fmt.Errorf("%w: the proof's nonce is not one this server issued", ErrUseNonce)

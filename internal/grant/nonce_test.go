@@ -122,3 +122,27 @@ func BenchmarkNonce(b *testing.B) {
 		_ = n.Issue(now)
 	}
 }
+
+// FuzzNonceCheck: whatever a client sends as a nonce, Check accepts
+// exactly the nonces Issue gives for now's slot and the one before.
+func FuzzNonceCheck(f *testing.F) {
+	n, err := NewNonces(NoncesConfig{Key: make([]byte, 32), Lifetime: time.Minute})
+	if err != nil {
+		f.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	for _, s := range []string{"", "x", n.Issue(now), n.Issue(now.Add(-time.Minute)), n.Issue(now.Add(-2 * time.Minute)), n.Issue(now) + "A", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+		n.Issue(now)[:10] + "\n" + n.Issue(now)[10:], n.Issue(now)[:10] + "\r\n" + n.Issue(now)[10:]} {
+		f.Add(s)
+	}
+	cur, prev := n.Issue(now), n.Issue(now.Add(-time.Minute))
+	f.Fuzz(func(t *testing.T, nonce string) {
+		err := n.Check(nonce, now)
+		if ok := nonce == cur || nonce == prev; ok != (err == nil) {
+			t.Fatalf("Check(%q) = %v; issued for this slot or the last: %v", nonce, err, ok)
+		}
+		if err != nil && !errors.Is(err, ErrUseNonce) {
+			t.Fatalf("Check(%q) = %v, want ErrUseNonce", nonce, err)
+		}
+	})
+}
