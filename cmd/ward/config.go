@@ -113,6 +113,25 @@ type fileConfig struct {
 	// instead of an SSE stream when the client accepts either (cheaper;
 	// off by default, see README).
 	MCPJSONAnswers bool `yaml:"mcp_json_answers"`
+	// DPoP tunes DPoP proofs. nonce asks every proof to carry a nonce the
+	// node issued (RFC 9449 §8), so that a proof is good on one node only;
+	// default: on with a PostgreSQL store (several nodes behind one URL),
+	// off on SQLite (one node, whose replay cache already refuses every
+	// replay, and no extra round trip for the client):
+	//
+	//	dpop: {nonce: true}
+	DPoP struct {
+		Nonce *bool `yaml:"nonce"`
+	} `yaml:"dpop"`
+	// Retention prunes from the store, every 10 minutes, approvals
+	// finished this long ago and delegation trees whose sessions all ended
+	// this long ago; unset keeps them. The audit log keeps everything.
+	//
+	//	retention: {approvals: 720h, sessions: 720h}
+	Retention struct {
+		Approvals string `yaml:"approvals"`
+		Sessions  string `yaml:"sessions"`
+	} `yaml:"retention"`
 	// Monitor configures baselines, signals, trust and playbooks (see
 	// internal/monitor for every key; what is not set keeps its default):
 	//
@@ -700,6 +719,16 @@ func (fc fileConfig) toServer(base string) (server.Config, error) {
 	cfg.TaintTools, cfg.TaintHosts, cfg.TaintFields = fc.Taint.Tools, fc.Taint.Hosts, fc.Taint.Fields
 	cfg.ScanResults = fc.ScanResults
 	cfg.MCPJSONAnswers = fc.MCPJSONAnswers
+	if cfg.Retention.Approvals, err = duration("retention.approvals", fc.Retention.Approvals); err != nil {
+		return cfg, err
+	}
+	if cfg.Retention.Sessions, err = duration("retention.sessions", fc.Retention.Sessions); err != nil {
+		return cfg, err
+	}
+	cfg.DPoPNonce = cfg.StoreDSN != ""
+	if fc.DPoP.Nonce != nil {
+		cfg.DPoPNonce = *fc.DPoP.Nonce
+	}
 	cfg.AlertWebhook = fc.AlertWebhook
 	if err := fc.Telemetry.apply(&cfg); err != nil {
 		return cfg, err

@@ -236,6 +236,7 @@ func (s *Server) Handler() http.Handler {
 			s.noRoute(rw, r, h)
 			return
 		}
+		s.offerNonce(rw, r)
 		s.mux.ServeHTTP(rw, r)
 	})
 }
@@ -468,6 +469,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `DPoP algs="ES256", Bearer`)
+		if errors.Is(err, grant.ErrUseNonce) {
+			s.askNonce(w)
+		}
 	}
 	refuse(r, "", msg)
 	writeJSON(w, status, map[string]string{"error": msg})
@@ -640,7 +644,7 @@ func (s *Server) dpop(r *http.Request, token string) (*gateway.Caller, *grant.Cl
 	claimed(r, claims.SPIFFEID, "valid grant without a valid proof of possession")
 	proof, err := s.cfg.Proofs.VerifyBound(proofs[0], r.Method, s.htu(r), token, claims.JKT)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: DPoP proof: %v", authority.ErrUnauthenticated, err)
+		return nil, nil, fmt.Errorf("%w: DPoP proof: %w", authority.ErrUnauthenticated, err)
 	}
 	if err := claims.CheckBinding(proof); err != nil {
 		return nil, nil, fmt.Errorf("%w: DPoP proof is not signed by the grant's key: %v", authority.ErrUnauthenticated, err)

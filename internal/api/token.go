@@ -159,6 +159,12 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
+		if errors.Is(err, grant.ErrUseNonce) {
+			// RFC 9449 §8: an authorization server answers 400.
+			w.Header().Set("DPoP-Nonce", s.cfg.Proofs.Nonce())
+			tokenError(w, r, http.StatusBadRequest, "use_dpop_nonce", err.Error())
+			return
+		}
 		tokenError(w, r, http.StatusUnauthorized, "invalid_grant", err.Error())
 		return
 	}

@@ -76,6 +76,14 @@
 //	proof, err := proofs.Verify(dpop, r.Method, url, grantToken) // ErrInvalid, ErrReplay → 401; ErrCapacity → 503
 //	err = claims.CheckBinding(proof)            // ErrInvalid → 401
 //
+// A replay cache is one process's. Where several servers answer one URL, a
+// verifier given Nonces (ProofVerifierConfig.Nonces) asks every proof to
+// carry a nonce it issued (RFC 9449 §8, NewProofNonce): stateless, an HMAC
+// over a time slot under a key of the process's own, so a proof one server
+// accepted is refused by every other (ErrUseNonce → 401 with
+// `WWW-Authenticate: DPoP error="use_dpop_nonce"` and a fresh nonce from
+// ProofVerifier.Nonce in the DPoP-Nonce header).
+//
 // Revocation is not this package's job: a grant dies with its expiry, and
 // the gateway refuses grants of ended sessions by their sid.
 package grant

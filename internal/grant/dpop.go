@@ -46,6 +46,12 @@ const (
 // query and fragment dropped), iat (now), and, when accessToken is not
 // empty, ath (base64url SHA-256 of accessToken). key must be a P-256 signer.
 func NewProof(key crypto.Signer, method, url, accessToken string, now time.Time) (string, error) {
+	return NewProofNonce(key, method, url, accessToken, "", now)
+}
+
+// NewProofNonce is NewProof with the server-provided nonce claim (RFC 9449
+// §8) when nonce is not empty.
+func NewProofNonce(key crypto.Signer, method, url, accessToken, nonce string, now time.Time) (string, error) {
 	if key == nil {
 		return "", errors.New("new proof: no key")
 	}
@@ -76,7 +82,7 @@ func NewProof(key crypto.Signer, method, url, accessToken string, now time.Time)
 	if err != nil {
 		return "", fmt.Errorf("new proof: %w", err)
 	}
-	c := proofClaims{JTI: b64.EncodeToString(raw[:]), HTM: method, HTU: htu, IAT: now.Unix()}
+	c := proofClaims{JTI: b64.EncodeToString(raw[:]), HTM: method, HTU: htu, IAT: now.Unix(), Nonce: nonce}
 	if accessToken != "" {
 		ath := accessTokenHash(accessToken)
 		c.ATH = &ath
@@ -91,6 +97,15 @@ func NewProof(key crypto.Signer, method, url, accessToken string, now time.Time)
 		return "", fmt.Errorf("new proof: sign: %w", err)
 	}
 	return input + "." + b64.EncodeToString(sig), nil
+}
+
+// Nonce returns a fresh nonce for the DPoP-Nonce header, or "" when p asks
+// for none.
+func (p *ProofVerifier) Nonce() string {
+	if p.nonces == nil {
+		return ""
+	}
+	return p.nonces.Issue(p.now())
 }
 
 // Proof is what a verified DPoP proof establishes.
@@ -109,6 +124,9 @@ type ProofVerifierConfig struct {
 	Leeway          time.Duration    // newest iat accepted, ahead of now; DefaultProofLeeway
 	Now             func() time.Time // clock; nil means time.Now
 	ReplayCacheSize int              // live jti values remembered; DefaultReplayCacheSize
+	// Nonces, when set, makes every proof carry a nonce it issued and
+	// still accepts (RFC 9449 §8); nil: no nonce is asked for.
+	Nonces *Nonces
 }
 
 // ProofVerifier checks DPoP proofs and refuses replays. It holds the replay
@@ -118,11 +136,12 @@ type ProofVerifier struct {
 	maxAge, leeway time.Duration
 	now            func() time.Time
 	seen           *replayCache
+	nonces         *Nonces
 }
 
 // NewProofVerifier returns a ProofVerifier with an empty replay cache.
 func NewProofVerifier(cfg ProofVerifierConfig) *ProofVerifier {
-	p := &ProofVerifier{maxAge: cfg.MaxAge, leeway: cfg.Leeway, now: cfg.Now}
+	p := &ProofVerifier{maxAge: cfg.MaxAge, leeway: cfg.Leeway, now: cfg.Now, nonces: cfg.Nonces}
 	if p.maxAge <= 0 {
 		p.maxAge = DefaultProofMaxAge
 	}
@@ -167,11 +186,12 @@ type proofJWK struct {
 
 // proofClaims is the payload of a proof. Unknown members are ignored.
 type proofClaims struct {
-	JTI string  `json:"jti"`
-	HTM string  `json:"htm"`
-	HTU string  `json:"htu"`
-	IAT int64   `json:"iat"`
-	ATH *string `json:"ath,omitzero"`
+	JTI   string  `json:"jti"`
+	HTM   string  `json:"htm"`
+	HTU   string  `json:"htu"`
+	IAT   int64   `json:"iat"`
+	ATH   *string `json:"ath,omitzero"`
+	Nonce string  `json:"nonce,omitzero"`
 }
 
 // Verify checks a DPoP proof for a request with the given method, url and
@@ -183,7 +203,8 @@ type proofClaims struct {
 // matters); htu different from url once both are normalised; iat older than
 // MaxAge or further ahead than Leeway; a missing or over-long jti; ath
 // absent, present or different from the token's hash (compared in constant
-// time). Only then does it record the jti, keyed with the proof's key, and
+// time); when the verifier asks for nonces, a nonce missing, not its own or
+// stale, with ErrUseNonce. Only then does it record the jti, keyed with the proof's key, and
 // refuse one already seen in its window with ErrReplay, or, when the cache
 // is full of live entries, refuse with ErrCapacity. The caller must still
 // check the proof's key against the grant with Claims.CheckBinding.
@@ -278,6 +299,11 @@ func (p *ProofVerifier) verify(proof, method, url, accessToken, bound string) (*
 	}
 	if bound != "" && subtle.ConstantTimeCompare([]byte(jkt), []byte(bound)) != 1 {
 		return nil, fmt.Errorf("%w: proof is not signed by the grant's key", ErrInvalid)
+	}
+	if p.nonces != nil {
+		if err := p.nonces.Check(c.Nonce, now); err != nil {
+			return nil, err
+		}
 	}
 	if err := p.seen.add(newReplayKey(jkt, c.JTI), iat.Add(p.maxAge+p.leeway), now); err != nil {
 		return nil, err

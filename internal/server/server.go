@@ -130,6 +130,13 @@ type Config struct {
 	// refuses: a lost store must not look like a first start). It is
 	// recorded.
 	ReinitStore bool
+	// DPoPNonce makes every DPoP proof carry a nonce this node issued in
+	// the last one to two DefaultNonceLifetime periods (RFC 9449 §8; see
+	// dpopnonce.go).
+	DPoPNonce bool
+	// Retention prunes finished approvals and sessions from the store
+	// (retention.go); zero keeps them.
+	Retention Retention
 	// ApproverGroups maps an approver group (as named in @escalate) to the
 	// principals (admins, sponsors) in it.
 	ApproverGroups map[string][]string
@@ -539,8 +546,12 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.openEgress(cfg); err != nil {
 		return nil, err
 	}
+	proofs, err := newProofVerifier(cfg)
+	if err != nil {
+		return nil, err
+	}
 	acfg := (api.Config{Refusals: n.refusals, Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: meteredGuard{n.pipeline, n.metrics},
-		Proofs: grant.NewProofVerifier(grant.ProofVerifierConfig{}), Audit: n.Audit, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
+		Proofs: proofs, Audit: n.Audit, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
 		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: receiptKey, Index: n, Redactor: redactor, Metrics: n.metrics.Handler(), MCPJSONAnswers: cfg.MCPJSONAnswers})
 	if n.Publisher != nil {
 		acfg.Published = n.Publisher.Published
@@ -1018,6 +1029,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	srv := n.srv
 	n.mu.Unlock()
 	go n.sweep(ctx)
+	go n.retain(ctx)
 	if n.feed != nil {
 		go n.feed.run(ctx)
 	}

@@ -65,6 +65,7 @@
 package sessioncred
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -75,10 +76,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ward-dev/ward/internal/grant"
@@ -260,23 +263,59 @@ func (c *Credentials) TLSConfig(mtls bool) *tls.Config {
 
 // Transport adds `Authorization: DPoP <grant>` and a fresh `DPoP` proof,
 // signed by the session key and bound to the request's method and URL, to
-// every request.
+// every request. When the node asks for a DPoP nonce (RFC 9449 §8) it keeps
+// the newest one the node sent and puts it in every later proof, and it
+// sends a request the node refused for want of it once more with the new
+// nonce (when the request's body can be read again: none, or GetBody set).
+// A Transport must not be copied after first use.
 type Transport struct {
 	Base  http.RoundTripper // default http.DefaultTransport
 	Key   *ecdsa.PrivateKey
 	Grant string
 	Now   func() time.Time
+
+	nonce atomic.Pointer[string] // the newest DPoP-Nonce the node sent
 }
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	var nonce string
+	if p := t.nonce.Load(); p != nil {
+		nonce = *p
+	}
+	retry := r.Body == nil || r.Body == http.NoBody || r.GetBody != nil
+	resp, err := t.send(r, nonce)
+	if err != nil {
+		return nil, err
+	}
+	fresh := resp.Header.Get("DPoP-Nonce")
+	if fresh == "" {
+		return resp, nil
+	}
+	t.nonce.Store(&fresh)
+	if fresh == nonce || !retry || !asksNonce(resp) {
+		return resp, nil
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	again := r.Clone(r.Context())
+	if r.GetBody != nil {
+		if again.Body, err = r.GetBody(); err != nil {
+			return nil, fmt.Errorf("dpop nonce retry: %w", err)
+		}
+	}
+	return t.send(again, fresh)
+}
+
+// send sends r with the grant and a proof carrying nonce (none if "").
+func (t *Transport) send(r *http.Request, nonce string) (*http.Response, error) {
 	now := time.Now
 	if t.Now != nil {
 		now = t.Now
 	}
 	u := *r.URL
 	u.RawQuery, u.Fragment = "", ""
-	proof, err := grant.NewProof(t.Key, r.Method, u.String(), t.Grant, now())
+	proof, err := grant.NewProofNonce(t.Key, r.Method, u.String(), t.Grant, nonce, now())
 	if err != nil {
 		return nil, fmt.Errorf("dpop proof: %w", err)
 	}
@@ -288,6 +327,32 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 		base = http.DefaultTransport
 	}
 	return base.RoundTrip(r)
+}
+
+// asksNonce reports whether resp refuses a proof for want of the server's
+// nonce: 401 with a DPoP challenge naming error use_dpop_nonce (a resource
+// server), or 400 with error use_dpop_nonce in its JSON body (a token
+// endpoint). It leaves resp's body as it found it.
+func asksNonce(resp *http.Response) bool {
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		for _, c := range resp.Header.Values("WWW-Authenticate") {
+			if strings.Contains(c, `error="use_dpop_nonce"`) {
+				return true
+			}
+		}
+	case http.StatusBadRequest:
+		head, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+		var e struct {
+			Error string `json:"error"`
+		}
+		return json.Unmarshal(head, &e) == nil && e.Error == "use_dpop_nonce"
+	}
+	return false
 }
 
 // HTTPClient returns a client that authenticates as this session: with DPoP

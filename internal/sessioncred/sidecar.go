@@ -485,6 +485,8 @@ func (s *sidecar) readBody(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	// The node may ask for a DPoP nonce; Transport then sends the body again.
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	r.Header.Del("Transfer-Encoding")
 	return true
 }

@@ -55,6 +55,8 @@ func runContract(t *testing.T, b backend) {
 	t.Run("Approvals", func(t *testing.T) { testApprovals(t, open(t)) })
 	t.Run("AuditIndex", func(t *testing.T) { testAuditIndex(t, open(t)) })
 	t.Run("Bytewise", func(t *testing.T) { testBytewise(t, open(t)) })
+	t.Run("PruneSessions", func(t *testing.T) { testPruneSessions(t, open(t)) })
+	t.Run("PruneApprovals", func(t *testing.T) { testPruneApprovals(t, open(t)) })
 	// Concurrency, with two stores over the same data (two nodes).
 	t.Run("MaxTreeTwoNodes", func(t *testing.T) { testMaxTreeTwoNodes(t, b) })
 	t.Run("EndWhileDelegating", func(t *testing.T) { testEndWhileDelegating(t, b) })
