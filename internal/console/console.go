@@ -95,6 +95,13 @@ type Config struct {
 	// OIDC, when set, also lets operators log in with an OpenID Connect
 	// provider.
 	OIDC *OIDCConfig
+	// Principal reports whether name is a principal of the node (the
+	// bootstrap operator "admin", a sponsor). A console account acts as the
+	// principal of its own name, so an account of such a name would be
+	// recorded as that principal and share its approver groups: it is
+	// refused at login and at every request (nil: no principal is
+	// checked). An error refuses too.
+	Principal func(ctx context.Context, name string) (bool, error)
 	// Now is the clock (nil: time.Now).
 	Now           func() time.Time
 	SessionTTL    time.Duration
@@ -283,6 +290,10 @@ func (c *Console) authed(need Role, h func(w http.ResponseWriter, r *http.Reques
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "this console account no longer exists"})
 			return
 		}
+		if !c.ownName(w, r, u.Name) {
+			c.drop(key)
+			return
+		}
 		if !safeMethod(r.Method) {
 			if err := c.checkCSRF(r, s); err != nil {
 				writeJSON(w, http.StatusForbidden, map[string]string{"error": err.Error()})
@@ -295,6 +306,25 @@ func (c *Console) authed(need Role, h func(w http.ResponseWriter, r *http.Reques
 		}
 		h(w, r, u, s)
 	}
+}
+
+// ownName reports whether the console account name is no principal's
+// name; if it is one, or that cannot be told, it answers the request.
+func (c *Console) ownName(w http.ResponseWriter, r *http.Request, name string) bool {
+	if c.cfg.Principal == nil {
+		return true
+	}
+	taken, err := c.cfg.Principal(r.Context(), name)
+	if err != nil {
+		c.cfg.Logger.Error("console: look up principal", "err", err)
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error; see the server log"})
+		return false
+	}
+	if taken {
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": fmt.Sprintf("console account %q has the name of a ward principal (an operator or sponsor), and would act as it: give the account another name", name)})
+		return false
+	}
+	return true
 }
 
 func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead }
@@ -477,6 +507,9 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		delete(c.failures, k)
 	}
 	c.mu.Unlock()
+	if !c.ownName(w, r, u.Name) {
+		return
+	}
 	csrf := c.newSession(w, r, u.Name, false, now)
 	writeJSON(w, http.StatusOK, meView{User: u.Name, Role: u.Role, CSRF: csrf})
 }

@@ -342,6 +342,9 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, map[string]string{"error": fmt.Sprintf("%s has no console role: an admin adds it to the console's OIDC roles", email)})
 		return
 	}
+	if !c.ownName(w, r, email) {
+		return
+	}
 	c.newSession(w, r, email, true, now)
 	http.Redirect(w, r, "/console/", http.StatusFound)
 }

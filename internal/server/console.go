@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,8 +32,15 @@ func (n *Node) openConsole(cfg Config) error {
 	logKey := strings.TrimSpace(string(vk))
 	c, err := console.New(console.Config{
 		Users: filepath.Join(cfg.Data, filepath.FromSlash(console.UsersFile)), API: n.API, Audit: n.Audit, LogKey: logKey,
-		Logger:   cfg.Logger,
-		OIDC:     cfg.ConsoleOIDC,
+		Logger: cfg.Logger,
+		OIDC:   cfg.ConsoleOIDC,
+		Principal: func(ctx context.Context, name string) (bool, error) {
+			_, err := n.Store.GetPrincipal(ctx, name)
+			if errors.Is(err, store.ErrNotFound) {
+				return false, nil
+			}
+			return err == nil, err
+		},
 		Policies: func() any { return n.Policies().Policies() },
 		DryRun:   n.dryRun,
 		Replay: func(ctx context.Context, trace io.Reader) (any, error) {

@@ -1,0 +1,115 @@
+package console_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/ward-dev/ward/internal/console"
+	"github.com/ward-dev/ward/internal/server"
+)
+
+// TestRedteamConsoleNameOfPrincipal: a console account acts as the
+// principal of its own name. One named like the bootstrap operator
+// ("admin") or a sponsor ("acme") would be recorded as that principal and
+// inherit its approver groups: it gets no session, and a session whose
+// name becomes a sponsor's later stops working.
+func TestRedteamConsoleNameOfPrincipal(t *testing.T) {
+	n := startNode(t, server.Config{ApproverGroups: map[string][]string{"dba": {"admin", "acme"}}})
+	n.setupAgent("clerk")
+	for _, name := range []string{"admin", "acme"} {
+		pw := n.addUser(name, console.RoleApprover)
+		c := n.client()
+		if status, b := n.do(c, "POST", "/console/api/login", map[string]string{"user": name, "password": pw}, nil); status != http.StatusForbidden {
+			t.Errorf("login as console account %q: %d %s", name, status, b)
+		}
+		if status, _ := n.do(c, "GET", "/console/api/me", nil, nil); status != http.StatusUnauthorized {
+			t.Errorf("console account %q has a session: %d", name, status)
+		}
+	}
+	// An account that logged in before a sponsor of its name was created.
+	pw := n.addUser("dana", console.RoleApprover)
+	c := n.client()
+	login(t, n, c, "dana", pw)
+	n.admin("POST", "/v1/sponsors", map[string]any{"name": "dana", "kind": "platform", "ceiling": map[string][]string{"tools": {"*"}}}, nil)
+	if status, b := n.do(c, "GET", "/console/api/v1/approvals", nil, nil); status != http.StatusForbidden {
+		t.Errorf("session of console account dana after sponsor dana was created: %d %s", status, b)
+	}
+	if status, _ := n.do(c, "GET", "/console/api/me", nil, nil); status != http.StatusUnauthorized {
+		t.Errorf("the session was not ended: %d", status)
+	}
+}
+
+// TestRedteamConsolePathTricks: an approver (not an admin) cannot reach an
+// admin route by spelling its path another way, overriding the method, or
+// with a GET; no spelling changes the agent.
+func TestRedteamConsolePathTricks(t *testing.T) {
+	n := startNode(t, server.Config{})
+	n.setupAgent("clerk")
+	pw := n.addUser("apu", console.RoleApprover)
+	c := n.client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	csrf := login(t, n, c, "apu", pw)
+	hdr := map[string]string{"X-CSRF-Token": csrf}
+	for _, p := range []string{
+		"/console/api/v1/agents/clerk/quarantine",
+		"/console/api/v1/agents/clerk/quarantine/",
+		"//console/api/v1/agents/clerk/quarantine",
+		"/console/api/v1//agents/clerk/quarantine",
+		"/console/api/v1/agents/clerk/./quarantine",
+		"/console/api/v1/agents/clerk/release/../quarantine",
+		"/console/api/v1/approvals/../agents/clerk/quarantine",
+		"/console/api/v1/approvals/x/approve/../../../agents/clerk/quarantine",
+		"/console/api/v1/agents/clerk/quar%61ntine",
+		"/console/api/v1/agents/clerk%2fquarantine",
+		"/console/api/v1/agents/clerk/QUARANTINE",
+		"/console/API/v1/agents/clerk/quarantine",
+		"/Console/api/v1/agents/clerk/quarantine",
+		"/console/api/v1/approvals/x%2F..%2F..%2Fagents%2Fclerk%2Fquarantine/approve",
+		"/console/api/v1/approvals/..%2F..%2Fagents%2Fclerk%2Fquarantine/approve",
+	} {
+		for _, m := range []string{"POST", "PUT", "PATCH", "DELETE"} {
+			status, b := n.do(c, m, p, map[string]string{}, hdr)
+			if status < 300 {
+				t.Errorf("approver %s %s: %d %s", m, p, status, b)
+			}
+		}
+		for _, ov := range []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"} {
+			if status, b := n.do(c, "GET", p, nil, map[string]string{ov: "POST", "X-CSRF-Token": csrf}); status < 300 && strings.Contains(string(b), "quarantined") {
+				t.Errorf("approver GET %s with %s: %d %s", p, ov, status, b)
+			}
+		}
+	}
+	var agent struct{ Status string }
+	n.admin("GET", "/v1/agents/clerk", nil, &agent)
+	if agent.Status != "active" {
+		t.Fatalf("an approver quarantined the agent through a path trick: %s", agent.Status)
+	}
+	// CSRF header variants: a duplicate or differently cased header with
+	// the wrong token first, an empty Origin, a null Origin.
+	for name, h := range map[string]map[string]string{
+		"null origin":       {"X-CSRF-Token": csrf, "Origin": "null"},
+		"same-site":         {"X-CSRF-Token": csrf, "Sec-Fetch-Site": "same-site"},
+		"cross-site":        {"X-CSRF-Token": csrf, "Sec-Fetch-Site": "cross-site"},
+		"origin other port": {"X-CSRF-Token": csrf, "Origin": strings.Replace(n.url, "127.0.0.1:", "127.0.0.1:1", 1)},
+		"origin other host": {"X-CSRF-Token": csrf, "Origin": strings.Replace(n.url, "127.0.0.1", "localhost", 1)},
+		"token lower case":  {"X-CSRF-Token": strings.ToLower(csrf)},
+		"token in a cookie": {"Cookie": "csrf=" + csrf},
+	} {
+		if status, b := n.do(c, "POST", "/console/api/v1/approvals/x/approve", map[string]string{}, h); status != http.StatusForbidden {
+			t.Errorf("%s: %d %s", name, status, b)
+		}
+	}
+	// A form post (what a cross-site page can send without a preflight)
+	// is refused at login.
+	req, _ := http.NewRequest("POST", n.url+"/console/api/login", strings.NewReader("user=apu&password="+pw))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := n.client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Error("form login accepted")
+	}
+}
