@@ -1,9 +1,12 @@
 package console_test
 
 import (
+	"crypto/tls"
 	"net/http"
+	"net/http/cookiejar"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ward-dev/ward/internal/console"
 	"github.com/ward-dev/ward/internal/server"
@@ -111,5 +114,36 @@ func TestRedteamConsolePathTricks(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusOK {
 		t.Error("form login accepted")
+	}
+}
+
+// TestRedteamOIDCPendingFlood: starting logins costs nothing and needs no
+// account; one client starting a thousand of them and never coming back
+// must not lock everyone else out of single sign-on for the next ten
+// minutes.
+func TestRedteamOIDCPendingFlood(t *testing.T) {
+	p := newProvider(t)
+	n := startNode(t, server.Config{ConsoleOIDC: &console.OIDCConfig{Issuer: p.srv.URL, ClientID: p.client, ClientSecret: p.secret,
+		Roles: map[string]console.Role{"olga@example.org": console.RoleAdmin}, Client: p.srv.Client()}})
+	flood := n.client()
+	flood.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for i := 0; i < 1100; i++ {
+		resp, err := flood.Get(n.url + "/console/api/oidc/login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	pool := n.pool.Clone()
+	pool.AddCert(p.srv.Certificate())
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get(n.url + "/console/api/oidc/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if status, b := n.do(c, "GET", "/console/api/me", nil, nil); status != http.StatusOK {
+		t.Fatalf("OIDC login after a flood of started logins: %d %s", status, b)
 	}
 }
