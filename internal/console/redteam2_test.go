@@ -2,6 +2,8 @@ package console_test
 
 import (
 	"crypto/tls"
+	"encoding/base64"
+	"golang.org/x/crypto/argon2"
 	"net/http"
 	"net/http/cookiejar"
 	"strings"
@@ -145,5 +147,38 @@ func TestRedteamOIDCPendingFlood(t *testing.T) {
 	resp.Body.Close()
 	if status, b := n.do(c, "GET", "/console/api/me", nil, nil); status != http.StatusOK {
 		t.Fatalf("OIDC login after a flood of started logins: %d %s", status, b)
+	}
+}
+
+// phc makes an argon2id hash of pw with the given parameters, spelled
+// params, as another tool may have written it.
+func phc(pw, params string, m, tm uint32, p uint8) string {
+	salt := []byte("0123456789abcdef")
+	key := argon2.IDKey([]byte(pw), salt, tm, m, p, 32)
+	b64 := base64.RawStdEncoding
+	return "$argon2id$v=19$" + params + "$" + b64.EncodeToString(salt) + "$" + b64.EncodeToString(key)
+}
+
+// TestRedteamPasswordHashBounds: a stored hash chooses its own cost. One
+// that asks for more work than a login may spend (memory times passes,
+// lanes), or whose parameters are not written exactly, never matches, even
+// with the right password; hashes of the usual recommendations do.
+func TestRedteamPasswordHashBounds(t *testing.T) {
+	for name, c := range map[string]struct {
+		hash string
+		ok   bool
+	}{
+		"OWASP 7 MiB, 5 passes":     {phc("pw", "m=7168,t=5,p=1", 7168, 5, 1), true},
+		"RFC 9106 64 MiB, 3 passes": {phc("pw", "m=65536,t=3,p=4", 65536, 3, 4), true},
+		"32 MiB, 10 passes":         {phc("pw", "m=32768,t=10,p=1", 32768, 10, 1), false},
+		"64 lanes":                  {phc("pw", "m=1024,t=1,p=64", 1024, 1, 64), false},
+		"trailing text":             {phc("pw", "m=64,t=1,p=1x", 64, 1, 1), false},
+		"leading zeros":             {phc("pw", "m=0064,t=1,p=1", 64, 1, 1), false},
+		"plus sign":                 {phc("pw", "m=+64,t=1,p=1", 64, 1, 1), false},
+		"spaces":                    {phc("pw", "m=64, t=1, p=1", 64, 1, 1), false},
+	} {
+		if got := console.CheckPassword(c.hash, "pw"); got != c.ok {
+			t.Errorf("%s: matched %v, want %v", name, got, c.ok)
+		}
 	}
 }
