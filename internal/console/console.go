@@ -454,7 +454,12 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	now := c.cfg.Now()
-	keys := []string{"user:" + body.User, "addr:" + clientAddr(r)}
+	// Failures count per address and per user name; a name no account can
+	// have (up to the body's 64 KiB) is not kept as a key of its own.
+	keys := []string{"addr:" + clientAddr(r)}
+	if userName.MatchString(body.User) {
+		keys = append(keys, "user:"+body.User)
+	}
 	c.mu.Lock()
 	if len(c.failures) >= maxFailureKeys {
 		for k := range c.failures {

@@ -1,0 +1,36 @@
+package console
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRedteamLoginFailureKeysBounded: the failed-login table is keyed by
+// the user name as sent; a name no account can have (64 KiB of it) must
+// not be kept there, so ten thousand such names cannot hold hundreds of
+// megabytes. The address is still counted.
+func TestRedteamLoginFailureKeysBounded(t *testing.T) {
+	c := &Console{cfg: Config{Now: time.Now, LoginFailures: DefaultLoginFailures, LoginWindow: DefaultLoginWindow},
+		users: &users{path: filepath.Join(t.TempDir(), "users.json")}, hashes: make(chan struct{}, 2),
+		sessions: map[[32]byte]*session{}, failures: map[string][]time.Time{}}
+	long := strings.Repeat("a", 60<<10)
+	req := httptest.NewRequest("POST", "/console/api/login", strings.NewReader(`{"user":"`+long+`","password":"x"}`))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	c.login(rec, req)
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("login with a 60 KiB name: %d %s", rec.Code, rec.Body)
+	}
+	for k := range c.failures {
+		if len(k) > 128 {
+			t.Errorf("failed-login key of %d bytes kept", len(k))
+		}
+	}
+	if len(c.failures["addr:"+clientAddr(req)]) != 1 {
+		t.Errorf("the address's failure was not counted: %v", c.failures)
+	}
+}
