@@ -17,6 +17,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -395,13 +396,23 @@ func (c *Console) cookieName(r *http.Request) string {
 	return cookiePlain
 }
 
-// clientAddr is the client's IP address, for rate limiting.
+// clientAddr is the client's IP address, for rate limiting: an IPv6
+// address by its /64, which one client (one host, one LAN) usually holds
+// whole.
 func clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
-	return host
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.Is6() {
+		return netip.PrefixFrom(ip, 64).Masked().String()
+	}
+	return ip.String()
 }
 
 // limited reports whether key has used up its failed logins, and how long

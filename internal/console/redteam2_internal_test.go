@@ -34,3 +34,35 @@ func TestRedteamLoginFailureKeysBounded(t *testing.T) {
 		t.Errorf("the address's failure was not counted: %v", c.failures)
 	}
 }
+
+// TestRedteamLoginIPv6Prefix: one client holds a whole IPv6 /64; failed
+// logins spread over its addresses (each with another name, as password
+// spraying does) are counted together.
+func TestRedteamLoginIPv6Prefix(t *testing.T) {
+	c := &Console{cfg: Config{Now: time.Now, LoginFailures: DefaultLoginFailures, LoginWindow: DefaultLoginWindow},
+		users: &users{path: filepath.Join(t.TempDir(), "users.json")}, hashes: make(chan struct{}, 2),
+		sessions: map[[32]byte]*session{}, failures: map[string][]time.Time{}}
+	last := 0
+	for i := 0; i <= DefaultLoginFailures; i++ {
+		req := httptest.NewRequest("POST", "/console/api/login", strings.NewReader(`{"user":"u`+string(rune('a'+i))+`","password":"x"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.RemoteAddr = "[2001:db8:1:2::" + string(rune('a'+i)) + "]:443"
+		rec := httptest.NewRecorder()
+		c.login(rec, req)
+		last = rec.Code
+	}
+	if last != http.StatusTooManyRequests {
+		t.Fatalf("login after %d failures from one /64: %d", DefaultLoginFailures, last)
+	}
+	// Another /64, and IPv4 addresses, are counted on their own.
+	for _, remote := range []string{"[2001:db8:1:3::1]:443", "192.0.2.1:443", "192.0.2.2:443"} {
+		req := httptest.NewRequest("POST", "/console/api/login", strings.NewReader(`{"user":"zed","password":"x"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		c.login(rec, req)
+		if rec.Code != http.StatusUnauthorized {
+			t.Errorf("%s: %d", remote, rec.Code)
+		}
+	}
+}
