@@ -3,6 +3,9 @@ package console_test
 import (
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/crypto/argon2"
 	"net/http"
 	"net/http/cookiejar"
@@ -180,5 +183,70 @@ func TestRedteamPasswordHashBounds(t *testing.T) {
 		if got := console.CheckPassword(c.hash, "pw"); got != c.ok {
 			t.Errorf("%s: matched %v, want %v", name, got, c.ok)
 		}
+	}
+}
+
+// TestRedteamOIDCForgedIDTokens: ID tokens with the right claims but alg
+// none, HS256 keyed with the provider's public key, an unknown kid, or
+// an ES256 signature over other claims get no session.
+func TestRedteamOIDCForgedIDTokens(t *testing.T) {
+	p := newProvider(t)
+	n := startNode(t, server.Config{ConsoleOIDC: &console.OIDCConfig{Issuer: p.srv.URL, ClientID: p.client, ClientSecret: p.secret,
+		Roles: map[string]console.Role{"olga@example.org": console.RoleAdmin}, Client: p.srv.Client()}})
+	pool := n.pool.Clone()
+	pool.AddCert(p.srv.Certificate())
+	b64 := base64.RawURLEncoding
+	pubJSON, _ := json.Marshal(jose.JSONWebKey{Key: &p.key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"})
+	sign := func(alg jose.SignatureAlgorithm, key any, kid string, claims map[string]any) string {
+		sig, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", kid).WithType("JWT"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, _ := jwt.Signed(sig).Claims(claims).Serialize()
+		return tok
+	}
+	for name, forge := range map[string]func(map[string]any) string{
+		"alg none": func(c map[string]any) string {
+			body, _ := json.Marshal(c)
+			return b64.EncodeToString([]byte(`{"alg":"none","typ":"JWT","kid":"k1"}`)) + "." + b64.EncodeToString(body) + "."
+		},
+		"HS256 with the public key": func(c map[string]any) string { return sign(jose.HS256, pubJSON, "k1", c) },
+		"unknown kid":               func(c map[string]any) string { return sign(jose.ES256, p.key, "k9", c) },
+		"claims swapped": func(c map[string]any) string {
+			good := strings.Split(sign(jose.ES256, p.key, "k1", c), ".")
+			c["email"] = "olga@example.org"
+			c["sub"] = "someone-else"
+			body, _ := json.Marshal(c)
+			return good[0] + "." + b64.EncodeToString(body) + "." + good[2]
+		},
+	} {
+		p.mu.Lock()
+		p.forge = forge
+		p.mu.Unlock()
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		resp, err := c.Get(n.url + "/console/api/oidc/login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if status, b := n.do(c, "GET", "/console/api/me", nil, nil); status != http.StatusUnauthorized {
+			t.Errorf("%s: a session was made: %d %s", name, status, b)
+		}
+	}
+	// The genuine token still works (the forgeries failed for their
+	// forgery).
+	p.mu.Lock()
+	p.forge = nil
+	p.mu.Unlock()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get(n.url + "/console/api/oidc/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if status, b := n.do(c, "GET", "/console/api/me", nil, nil); status != http.StatusOK {
+		t.Fatalf("genuine login: %d %s", status, b)
 	}
 }
