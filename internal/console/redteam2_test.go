@@ -250,3 +250,56 @@ func TestRedteamOIDCForgedIDTokens(t *testing.T) {
 		t.Fatalf("genuine login: %d %s", status, b)
 	}
 }
+
+// TestRedteamConsoleHeadersEverywhere: every answer under /console, the
+// refusals and redirects included, carries the CSP and framing headers,
+// and the API's answers are not cached.
+func TestRedteamConsoleHeadersEverywhere(t *testing.T) {
+	n := startNode(t, server.Config{})
+	n.setupAgent("clerk")
+	pw := n.addUser("vic", console.RoleViewer)
+	c := n.client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	csrf := login(t, n, c, "vic", pw)
+	anon := n.client()
+	anon.CheckRedirect = c.CheckRedirect
+	for _, rq := range []struct {
+		c            *http.Client
+		method, path string
+		hdr          map[string]string
+	}{
+		{anon, "GET", "/console", nil},
+		{anon, "GET", "/console/", nil},
+		{anon, "GET", "/console/app.js", nil},
+		{anon, "GET", "/console/nosuch", nil},
+		{anon, "POST", "/console/", nil},
+		{anon, "GET", "/console/api/v1/agents", nil},
+		{anon, "GET", "/console/api/nosuch", nil},
+		{anon, "POST", "/console/api/login", nil},
+		{anon, "GET", "/console/api/login-options", nil},
+		{c, "GET", "/console/api/me", nil},
+		{c, "GET", "/console/api/v1/agents/clerk", nil},
+		{c, "GET", "/console/api/v1/agents/clerk%2fx", nil},
+		{c, "POST", "/console/api/v1/agents/clerk/quarantine", map[string]string{"X-CSRF-Token": csrf}},
+		{c, "POST", "/console/api/v1/agents/clerk/quarantine", nil},
+		{c, "GET", "/console/api/proof/999999", nil},
+	} {
+		req, _ := http.NewRequest(rq.method, n.url+rq.path, nil)
+		for k, v := range rq.hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := rq.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		h := resp.Header
+		if !strings.Contains(h.Get("Content-Security-Policy"), "default-src 'self'") || !strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'") ||
+			h.Get("X-Content-Type-Options") != "nosniff" || h.Get("X-Frame-Options") != "DENY" {
+			t.Errorf("%s %s (%d): headers %v", rq.method, rq.path, resp.StatusCode, h)
+		}
+		if strings.HasPrefix(rq.path, "/console/api/") && h.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s %s (%d): Cache-Control %q", rq.method, rq.path, resp.StatusCode, h.Get("Cache-Control"))
+		}
+	}
+}
