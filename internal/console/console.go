@@ -491,6 +491,11 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Counted as failed until it succeeds: attempts sent at once must not
+	// all pass the check above before any of them has failed.
+	for _, k := range keys {
+		c.failures[k] = append(c.failures[k], now)
+	}
 	c.mu.Unlock()
 	u, ok, err := c.users.get(body.User)
 	if err != nil {
@@ -510,11 +515,6 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	match := CheckPassword(hash, body.Password)
 	<-c.hashes
 	if !ok || !match {
-		c.mu.Lock()
-		for _, k := range keys {
-			c.failures[k] = append(c.failures[k], now)
-		}
-		c.mu.Unlock()
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "wrong user name or password"})
 		return
 	}

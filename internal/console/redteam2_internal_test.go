@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -64,5 +65,48 @@ func TestRedteamLoginIPv6Prefix(t *testing.T) {
 		if rec.Code != http.StatusUnauthorized {
 			t.Errorf("%s: %d", remote, rec.Code)
 		}
+	}
+}
+
+// TestRedteamLoginConcurrentGuesses: failed logins were counted after the
+// password hash, so guesses sent at once all passed the limit's check
+// before any had failed: a burst of twenty from one address had twenty
+// passwords tried instead of five.
+func TestRedteamLoginConcurrentGuesses(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "users.json")
+	if _, err := AddUser(path, "olga", RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	c := &Console{cfg: Config{Now: time.Now, LoginFailures: DefaultLoginFailures, LoginWindow: DefaultLoginWindow},
+		users: &users{path: path}, hashes: make(chan struct{}, 2),
+		sessions: map[[32]byte]*session{}, failures: map[string][]time.Time{}}
+	const burst = 20
+	codes := make(chan int, burst)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < burst; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			req := httptest.NewRequest("POST", "/console/api/login", strings.NewReader(`{"user":"olga","password":"guess"}`))
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			c.login(rec, req)
+			codes <- rec.Code
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(codes)
+	tried := 0
+	for code := range codes {
+		if code == http.StatusUnauthorized {
+			tried++
+		}
+	}
+	if tried > DefaultLoginFailures {
+		t.Fatalf("%d passwords tried in one burst, the limit is %d", tried, DefaultLoginFailures)
 	}
 }
