@@ -49,6 +49,10 @@ const (
 	// maxSessions bounds the console sessions held at once; the oldest
 	// goes first.
 	maxSessions = 1000
+	// maxSessionsPerUser bounds one account's sessions (its least
+	// recently used goes first), so that one account logging in again and
+	// again cannot push the other operators' sessions out.
+	maxSessionsPerUser = 16
 	// maxFailureKeys bounds the user names and addresses whose failed
 	// logins are counted; beyond it (after forgetting those outside the
 	// window) new ones are refused until the window frees some: a flood
@@ -536,21 +540,34 @@ func (c *Console) newSession(w http.ResponseWriter, r *http.Request, user string
 	token, csrf := random(), random()
 	s := &session{user: user, oidc: oidc, csrf: csrf, created: now, used: now}
 	c.mu.Lock()
-	if len(c.sessions) >= maxSessions {
-		var oldest [32]byte
-		var at time.Time
-		for k, x := range c.sessions {
-			if at.IsZero() || x.used.Before(at) {
-				oldest, at = k, x.used
-			}
-		}
-		delete(c.sessions, oldest)
-	}
+	c.forgetOldest(func(x *session) bool { return x.user == user && x.oidc == oidc }, maxSessionsPerUser)
+	c.forgetOldest(func(*session) bool { return true }, maxSessions)
 	c.sessions[sha256.Sum256([]byte(token))] = s
 	c.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: c.cookieName(r), Value: token, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(c.cfg.SessionTTL.Seconds())})
 	return csrf
+}
+
+// forgetOldest ends the least recently used sessions that match until
+// fewer than limit match. The caller holds c.mu.
+func (c *Console) forgetOldest(match func(*session) bool, limit int) {
+	for {
+		n, oldest, at := 0, [32]byte{}, time.Time{}
+		for k, x := range c.sessions {
+			if !match(x) {
+				continue
+			}
+			n++
+			if at.IsZero() || x.used.Before(at) {
+				oldest, at = k, x.used
+			}
+		}
+		if n < limit {
+			return
+		}
+		delete(c.sessions, oldest)
+	}
 }
 
 func random() string {

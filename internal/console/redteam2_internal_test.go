@@ -110,3 +110,26 @@ func TestRedteamLoginConcurrentGuesses(t *testing.T) {
 		t.Fatalf("%d passwords tried in one burst, the limit is %d", tried, DefaultLoginFailures)
 	}
 }
+
+// TestRedteamSessionsPerUser: one account logging in again and again
+// (a viewer, say) must not push every other operator's session out of
+// the bounded session table.
+func TestRedteamSessionsPerUser(t *testing.T) {
+	c := &Console{cfg: Config{Now: time.Now, SessionTTL: DefaultSessionTTL, IdleTimeout: DefaultIdleTimeout},
+		sessions: map[[32]byte]*session{}, failures: map[string][]time.Time{}}
+	req := httptest.NewRequest("POST", "/console/api/login", nil)
+	now := time.Now()
+	c.newSession(httptest.NewRecorder(), req, "olga", false, now)
+	for i := 0; i < maxSessions+10; i++ {
+		c.newSession(httptest.NewRecorder(), req, "vic", false, now.Add(time.Duration(i+1)*time.Millisecond))
+	}
+	olga := 0
+	for _, s := range c.sessions {
+		if s.user == "olga" {
+			olga++
+		}
+	}
+	if olga != 1 {
+		t.Fatalf("olga's session was pushed out by vic's logins (%d sessions held)", len(c.sessions))
+	}
+}
