@@ -252,6 +252,11 @@ type idClaims struct {
 	AZP           string `json:"azp"`
 }
 
+// errExchange is a code exchange the provider refused. What its token
+// endpoint answered is for the server log, not the browser: it may echo
+// the request, the client secret included.
+var errExchange = errors.New("the identity provider did not exchange the login code; see the server log")
+
 // finish completes a login from the provider's redirect: it returns the
 // operator's verified email.
 func (o *oidc) finish(ctx context.Context, r *http.Request, now time.Time) (string, error) {
@@ -286,7 +291,7 @@ func (o *oidc) finish(ctx context.Context, r *http.Request, now time.Time) (stri
 	defer cancel()
 	tok, err := o.oauth(d, p.redirect).Exchange(ctx, code, oauth2.VerifierOption(p.verifier))
 	if err != nil {
-		return "", fmt.Errorf("code exchange: %v", err)
+		return "", fmt.Errorf("%w: %v", errExchange, err)
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
@@ -362,6 +367,10 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	now := c.cfg.Now()
 	email, err := c.oidc.finish(r.Context(), r, now)
 	if err != nil {
+		if errors.Is(err, errExchange) {
+			c.cfg.Logger.Warn("console oidc login", "err", err)
+			err = errExchange
+		}
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "login failed: " + err.Error()})
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/crypto/argon2"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"strings"
@@ -301,5 +302,28 @@ func TestRedteamConsoleHeadersEverywhere(t *testing.T) {
 		if strings.HasPrefix(rq.path, "/console/api/") && h.Get("Cache-Control") != "no-store" {
 			t.Errorf("%s %s (%d): Cache-Control %q", rq.method, rq.path, resp.StatusCode, h.Get("Cache-Control"))
 		}
+	}
+}
+
+// TestRedteamOIDCProviderErrorNotShown: when the provider refuses the code
+// exchange, what its token endpoint answered (which may echo the request,
+// the client secret included) is logged, not shown to the browser.
+func TestRedteamOIDCProviderErrorNotShown(t *testing.T) {
+	p := newProvider(t)
+	p.secret = "the-real-secret"
+	n := startNode(t, server.Config{ConsoleOIDC: &console.OIDCConfig{Issuer: p.srv.URL, ClientID: p.client, ClientSecret: "wrong-secret-echoed",
+		Roles: map[string]console.Role{"olga@example.org": console.RoleAdmin}, Client: p.srv.Client()}})
+	pool := n.pool.Clone()
+	pool.AddCert(p.srv.Certificate())
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get(n.url + "/console/api/oidc/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK || strings.Contains(string(b), "invalid_client") {
+		t.Fatalf("callback answer: %d %s", resp.StatusCode, b)
 	}
 }
