@@ -100,8 +100,8 @@ type Config struct {
 	// OIDC, when set, also lets operators log in with an OpenID Connect
 	// provider.
 	OIDC *OIDCConfig
-	// Principal reports whether name is a principal of the node (the
-	// bootstrap operator "admin", a sponsor). A console account acts as the
+	// Principal reports whether name is, up to case, a principal of the
+	// node (the bootstrap operator "admin", a sponsor). A console account acts as the
 	// principal of its own name, so an account of such a name would be
 	// recorded as that principal and share its approver groups: it is
 	// refused at login and at every request (nil: no principal is

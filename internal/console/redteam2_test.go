@@ -26,7 +26,7 @@ import (
 func TestRedteamConsoleNameOfPrincipal(t *testing.T) {
 	n := startNode(t, server.Config{ApproverGroups: map[string][]string{"dba": {"admin", "acme"}}})
 	n.setupAgent("clerk")
-	for _, name := range []string{"admin", "acme"} {
+	for _, name := range []string{"admin", "acme", "Admin", "ACME"} {
 		pw := n.addUser(name, console.RoleApprover)
 		c := n.client()
 		if status, b := n.do(c, "POST", "/console/api/login", map[string]string{"user": name, "password": pw}, nil); status != http.StatusForbidden {

@@ -3,10 +3,10 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"io"
@@ -34,12 +34,13 @@ func (n *Node) openConsole(cfg Config) error {
 		Users: filepath.Join(cfg.Data, filepath.FromSlash(console.UsersFile)), API: n.API, Audit: n.Audit, LogKey: logKey,
 		Logger: cfg.Logger,
 		OIDC:   cfg.ConsoleOIDC,
+		// Compared without case: "Admin" would read as "admin" in the log.
 		Principal: func(ctx context.Context, name string) (bool, error) {
-			_, err := n.Store.GetPrincipal(ctx, name)
-			if errors.Is(err, store.ErrNotFound) {
-				return false, nil
+			ps, err := n.Store.ListPrincipals(ctx)
+			if err != nil {
+				return false, err
 			}
-			return err == nil, err
+			return slices.ContainsFunc(ps, func(p store.Principal) bool { return strings.EqualFold(p.Name, name) }), nil
 		},
 		Policies: func() any { return n.Policies().Policies() },
 		DryRun:   n.dryRun,
