@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -522,9 +523,14 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "wrong user name or password"})
 		return
 	}
+	// The account's failures are forgotten; the address's are not (an
+	// insider logging itself in between guesses at other accounts must
+	// not reset its count): only this attempt's is taken back.
 	c.mu.Lock()
-	for _, k := range keys {
-		delete(c.failures, k)
+	delete(c.failures, "user:"+body.User)
+	addr := c.failures[keys[0]]
+	if i := slices.Index(addr, now); i >= 0 {
+		c.failures[keys[0]] = slices.Delete(addr, i, i+1)
 	}
 	c.mu.Unlock()
 	if !c.ownName(w, r, u.Name) {

@@ -133,3 +133,39 @@ func TestRedteamSessionsPerUser(t *testing.T) {
 		t.Fatalf("olga's session was pushed out by vic's logins (%d sessions held)", len(c.sessions))
 	}
 }
+
+// TestRedteamLoginSuccessKeepsAddressCount: an insider's own successful
+// login does not wipe the failures its address ran up guessing other
+// accounts' passwords (else it could spray without limit, logging itself
+// in between).
+func TestRedteamLoginSuccessKeepsAddressCount(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.json")
+	pw, err := AddUser(path, "mallory", RoleViewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Console{cfg: Config{Now: time.Now, LoginFailures: DefaultLoginFailures, LoginWindow: DefaultLoginWindow, SessionTTL: DefaultSessionTTL, IdleTimeout: DefaultIdleTimeout},
+		users: &users{path: path}, hashes: make(chan struct{}, 2),
+		sessions: map[[32]byte]*session{}, failures: map[string][]time.Time{}}
+	try := func(user, password string) int {
+		req := httptest.NewRequest("POST", "/console/api/login", strings.NewReader(`{"user":"`+user+`","password":"`+password+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		c.login(rec, req)
+		return rec.Code
+	}
+	for _, victim := range []string{"alice", "bob", "carol", "dave"} {
+		try(victim, "Summer2026!")
+	}
+	if code := try("mallory", pw); code != http.StatusOK {
+		t.Fatalf("mallory's own login: %d", code)
+	}
+	try("erin", "Summer2026!")
+	if code := try("frank", "Summer2026!"); code != http.StatusTooManyRequests {
+		t.Fatalf("sixth guess from the address, after an own login in between: %d", code)
+	}
+	// The account that logged in keeps no failures of its own.
+	if n := len(c.failures["user:mallory"]); n != 0 {
+		t.Fatalf("mallory has %d failures after logging in", n)
+	}
+}
