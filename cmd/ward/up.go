@@ -45,6 +45,10 @@ func cmdUp(args []string, stdout io.Writer) error {
 		if cfg.StoreDSN == "" {
 			return fmt.Errorf("--join: several nodes share a PostgreSQL store; name it in the configuration (store: {postgres: DSN})")
 		}
+		if strings.HasPrefix(strings.TrimSpace(*join), "ward-join-v1:") {
+			// Not echoed: an error message ends up in logs.
+			return usagef("--join takes a FILE holding the join token (a copy of a node's DATA/keys/join.token), not the token itself")
+		}
 		tok, err := os.ReadFile(*join)
 		if err != nil {
 			return fmt.Errorf("--join: %w", err)

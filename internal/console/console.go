@@ -17,8 +17,10 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +50,10 @@ const (
 	// maxSessions bounds the console sessions held at once; the oldest
 	// goes first.
 	maxSessions = 1000
+	// maxSessionsPerUser bounds one account's sessions (its least
+	// recently used goes first), so that one account logging in again and
+	// again cannot push the other operators' sessions out.
+	maxSessionsPerUser = 16
 	// maxFailureKeys bounds the user names and addresses whose failed
 	// logins are counted; beyond it (after forgetting those outside the
 	// window) new ones are refused until the window frees some: a flood
@@ -100,6 +106,13 @@ type Config struct {
 	// OIDC, when set, also lets operators log in with an OpenID Connect
 	// provider.
 	OIDC *OIDCConfig
+	// Principal reports whether name is, up to case, a principal of the
+	// node (the bootstrap operator "admin", a sponsor). A console account acts as the
+	// principal of its own name, so an account of such a name would be
+	// recorded as that principal and share its approver groups: it is
+	// refused at login and at every request (nil: no principal is
+	// checked). An error refuses too.
+	Principal func(ctx context.Context, name string) (bool, error)
 	// Now is the clock (nil: time.Now).
 	Now           func() time.Time
 	SessionTTL    time.Duration
@@ -300,6 +313,10 @@ func (c *Console) authed(need Role, h func(w http.ResponseWriter, r *http.Reques
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "this console account no longer exists"})
 			return
 		}
+		if !c.ownName(w, r, u.Name) {
+			c.drop(key)
+			return
+		}
 		if !safeMethod(r.Method) {
 			if err := c.checkCSRF(r, s); err != nil {
 				writeJSON(w, http.StatusForbidden, map[string]string{"error": err.Error()})
@@ -312,6 +329,25 @@ func (c *Console) authed(need Role, h func(w http.ResponseWriter, r *http.Reques
 		}
 		h(w, r, u, s)
 	}
+}
+
+// ownName reports whether the console account name is no principal's
+// name; if it is one, or that cannot be told, it answers the request.
+func (c *Console) ownName(w http.ResponseWriter, r *http.Request, name string) bool {
+	if c.cfg.Principal == nil {
+		return true
+	}
+	taken, err := c.cfg.Principal(r.Context(), name)
+	if err != nil {
+		c.cfg.Logger.Error("console: look up principal", "err", err)
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error; see the server log"})
+		return false
+	}
+	if taken {
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": fmt.Sprintf("console account %q has the name of a ward principal (an operator or sponsor), and would act as it: give the account another name", name)})
+		return false
+	}
+	return true
 }
 
 func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead }
@@ -382,13 +418,23 @@ func (c *Console) cookieName(r *http.Request) string {
 	return cookiePlain
 }
 
-// clientAddr is the client's IP address, for rate limiting.
+// clientAddr is the client's IP address, for rate limiting: an IPv6
+// address by its /64, which one client (one host, one LAN) usually holds
+// whole.
 func clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
-	return host
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.Is6() {
+		return netip.PrefixFrom(ip, 64).Masked().String()
+	}
+	return ip.String()
 }
 
 // limited reports whether key has used up its failed logins, and how long
@@ -441,7 +487,12 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	now := c.cfg.Now()
-	keys := []string{"user:" + body.User, "addr:" + clientAddr(r)}
+	// Failures count per address and per user name; a name no account can
+	// have (up to the body's 64 KiB) is not kept as a key of its own.
+	keys := []string{"addr:" + clientAddr(r)}
+	if userName.MatchString(body.User) {
+		keys = append(keys, "user:"+body.User)
+	}
 	c.mu.Lock()
 	if len(c.failures) >= maxFailureKeys {
 		for k := range c.failures {
@@ -462,6 +513,11 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Counted as failed until it succeeds: attempts sent at once must not
+	// all pass the check above before any of them has failed.
+	for _, k := range keys {
+		c.failures[k] = append(c.failures[k], now)
+	}
 	c.mu.Unlock()
 	u, ok, err := c.users.get(body.User)
 	if err != nil {
@@ -481,19 +537,22 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	match := CheckPassword(hash, body.Password)
 	<-c.hashes
 	if !ok || !match {
-		c.mu.Lock()
-		for _, k := range keys {
-			c.failures[k] = append(c.failures[k], now)
-		}
-		c.mu.Unlock()
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "wrong user name or password"})
 		return
 	}
+	// The account's failures are forgotten; the address's are not (an
+	// insider logging itself in between guesses at other accounts must
+	// not reset its count): only this attempt's is taken back.
 	c.mu.Lock()
-	for _, k := range keys {
-		delete(c.failures, k)
+	delete(c.failures, "user:"+body.User)
+	addr := c.failures[keys[0]]
+	if i := slices.Index(addr, now); i >= 0 {
+		c.failures[keys[0]] = slices.Delete(addr, i, i+1)
 	}
 	c.mu.Unlock()
+	if !c.ownName(w, r, u.Name) {
+		return
+	}
 	csrf := c.newSession(w, r, u.Name, false, now)
 	writeJSON(w, http.StatusOK, meView{User: u.Name, Role: u.Role, CSRF: csrf})
 }
@@ -504,21 +563,34 @@ func (c *Console) newSession(w http.ResponseWriter, r *http.Request, user string
 	token, csrf := random(), random()
 	s := &session{user: user, oidc: oidc, csrf: csrf, created: now, used: now, gone: make(chan struct{})}
 	c.mu.Lock()
-	if len(c.sessions) >= maxSessions {
-		var oldest [32]byte
-		var at time.Time
-		for k, x := range c.sessions {
-			if at.IsZero() || x.used.Before(at) {
-				oldest, at = k, x.used
-			}
-		}
-		c.removeLocked(oldest)
-	}
+	c.forgetOldest(func(x *session) bool { return x.user == user && x.oidc == oidc }, maxSessionsPerUser)
+	c.forgetOldest(func(*session) bool { return true }, maxSessions)
 	c.sessions[sha256.Sum256([]byte(token))] = s
 	c.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: c.cookieName(r), Value: token, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(c.cfg.SessionTTL.Seconds())})
 	return csrf
+}
+
+// forgetOldest ends the least recently used sessions that match until
+// fewer than limit match. The caller holds c.mu.
+func (c *Console) forgetOldest(match func(*session) bool, limit int) {
+	for {
+		n, oldest, at := 0, [32]byte{}, time.Time{}
+		for k, x := range c.sessions {
+			if !match(x) {
+				continue
+			}
+			n++
+			if at.IsZero() || x.used.Before(at) {
+				oldest, at = k, x.used
+			}
+		}
+		if n < limit {
+			return
+		}
+		c.removeLocked(oldest) // its live streams end too
+	}
 }
 
 func random() string {

@@ -34,7 +34,10 @@
 // in the approver group a policy names, and may not approve its own
 // agent's call) and its audit records. A console user acts as the
 // principal of its own name with the API's admin view; its role, checked
-// here on every request, is what bounds it. Roles are read from the users
+// here on every request, is what bounds it. So an account may not have
+// the name of a principal of the node (the operator "admin", a sponsor):
+// it would be recorded as that principal and share its approver groups;
+// such an account gets no session (Config.Principal). Roles are read from the users
 // file at each request, so a removed account's sessions stop working.
 //
 // An audit event's inclusion proof is checked in the browser

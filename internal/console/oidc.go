@@ -51,8 +51,15 @@ const DefaultOIDCTimeout = 10 * time.Second
 // oidcPendingTTL is how long a login may take at the provider.
 const oidcPendingTTL = 10 * time.Minute
 
-// maxOIDCPending bounds logins started and not finished.
-const maxOIDCPending = 1000
+// maxOIDCPending bounds logins started and not finished; when it is
+// reached the oldest is forgotten. maxOIDCPendingPerAddr bounds those of
+// one client address, whose oldest is forgotten first: starting logins
+// needs no account, so one client must not fill the table and lock
+// everyone else out of single sign-on.
+const (
+	maxOIDCPending        = 1000
+	maxOIDCPendingPerAddr = 16
+)
 
 // oidcBinding names the cookie that binds a login's state to the browser
 // that started it. It is SameSite=Lax: the provider's redirect back is a
@@ -85,6 +92,7 @@ type pendingLogin struct {
 	verifier string
 	nonce    string
 	binding  [32]byte
+	addr     string // the client's address
 	created  time.Time
 }
 
@@ -194,7 +202,7 @@ func (o *oidc) oauth(d *discovery, redirect string) *oauth2.Config {
 
 // start begins a login: it returns the provider URL to send the browser
 // to and the binding cookie's value.
-func (o *oidc) start(ctx context.Context, redirect string, now time.Time) (string, string, error) {
+func (o *oidc) start(ctx context.Context, redirect, addr string, now time.Time) (string, string, error) {
 	d, err := o.discover(ctx)
 	if err != nil {
 		return "", "", err
@@ -206,14 +214,33 @@ func (o *oidc) start(ctx context.Context, redirect string, now time.Time) (strin
 			delete(o.pending, s)
 		}
 	}
-	if len(o.pending) >= maxOIDCPending {
-		o.mu.Unlock()
-		return "", "", errors.New("too many logins in progress; try again shortly")
-	}
-	o.pending[state] = &pendingLogin{redirect: redirect, verifier: verifier, nonce: nonce, binding: sha256.Sum256([]byte(binding)), created: now}
+	o.forgetOldest(func(p *pendingLogin) bool { return p.addr == addr }, maxOIDCPendingPerAddr)
+	o.forgetOldest(func(*pendingLogin) bool { return true }, maxOIDCPending)
+	o.pending[state] = &pendingLogin{redirect: redirect, verifier: verifier, nonce: nonce, binding: sha256.Sum256([]byte(binding)), addr: addr, created: now}
 	o.mu.Unlock()
 	u := o.oauth(d, redirect).AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", nonce))
 	return u, binding, nil
+}
+
+// forgetOldest forgets the oldest pending logins that match until fewer
+// than limit match. The caller holds o.mu.
+func (o *oidc) forgetOldest(match func(*pendingLogin) bool, limit int) {
+	for {
+		n, oldest := 0, ""
+		for s, p := range o.pending {
+			if !match(p) {
+				continue
+			}
+			n++
+			if oldest == "" || p.created.Before(o.pending[oldest].created) {
+				oldest = s
+			}
+		}
+		if n < limit {
+			return
+		}
+		delete(o.pending, oldest)
+	}
 }
 
 // idClaims are the ID token claims ward reads.
@@ -224,6 +251,11 @@ type idClaims struct {
 	EmailVerified bool   `json:"email_verified"`
 	AZP           string `json:"azp"`
 }
+
+// errExchange is a code exchange the provider refused. What its token
+// endpoint answered is for the server log, not the browser: it may echo
+// the request, the client secret included.
+var errExchange = errors.New("the identity provider did not exchange the login code; see the server log")
 
 // finish completes a login from the provider's redirect: it returns the
 // operator's verified email.
@@ -259,7 +291,7 @@ func (o *oidc) finish(ctx context.Context, r *http.Request, now time.Time) (stri
 	defer cancel()
 	tok, err := o.oauth(d, p.redirect).Exchange(ctx, code, oauth2.VerifierOption(p.verifier))
 	if err != nil {
-		return "", fmt.Errorf("code exchange: %v", err)
+		return "", fmt.Errorf("%w: %v", errExchange, err)
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
@@ -318,7 +350,7 @@ func (c *Console) oidcLogin(w http.ResponseWriter, r *http.Request) {
 		}
 		redirect = scheme + "://" + r.Host + "/console/api/oidc/callback"
 	}
-	u, binding, err := c.oidc.start(r.Context(), redirect, c.cfg.Now())
+	u, binding, err := c.oidc.start(r.Context(), redirect, clientAddr(r), c.cfg.Now())
 	if err != nil {
 		c.cfg.Logger.Error("console oidc login", "err", err)
 		writeJSON(w, http.StatusBadGateway, map[string]string{"error": "the identity provider cannot be reached; see the server log"})
@@ -335,11 +367,18 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	now := c.cfg.Now()
 	email, err := c.oidc.finish(r.Context(), r, now)
 	if err != nil {
+		if errors.Is(err, errExchange) {
+			c.cfg.Logger.Warn("console oidc login", "err", err)
+			err = errExchange
+		}
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "login failed: " + err.Error()})
 		return
 	}
 	if _, ok := c.oidc.role(email); !ok || !userName.MatchString(email) {
 		writeJSON(w, http.StatusForbidden, map[string]string{"error": fmt.Sprintf("%s has no console role: an admin adds it to the console's OIDC roles", email)})
+		return
+	}
+	if !c.ownName(w, r, email) {
 		return
 	}
 	c.newSession(w, r, email, true, now)

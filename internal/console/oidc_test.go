@@ -48,6 +48,8 @@ type provider struct {
 	codes  map[string]grantReq
 	email  string
 	mutate func(claims map[string]any) *ecdsa.PrivateKey
+	// forge, when set, makes the ID token itself from the claims.
+	forge func(claims map[string]any) string
 }
 
 type grantReq struct {
@@ -124,6 +126,11 @@ func newProvider(t *testing.T) *provider {
 		p.mu.Unlock()
 		sig, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "k1").WithType("JWT"))
 		tok, _ := jwt.Signed(sig).Claims(claims).Serialize()
+		p.mu.Lock()
+		if p.forge != nil {
+			tok = p.forge(claims)
+		}
+		p.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"access_token": "at", "token_type": "Bearer", "expires_in": 300, "id_token": tok})
 	})

@@ -156,10 +156,15 @@ func HashPassword(password string) (string, error) {
 }
 
 // Limits on the parameters a stored hash may ask for, so that a damaged or
-// hostile users file cannot make one login spend unbounded memory or time.
+// hostile users file cannot make one login spend unbounded memory or time
+// (two logins hash at once). The work, memory times passes, may be four
+// times that of the hashes ward makes: RFC 9106's 64 MiB with 3 passes and
+// OWASP's 7 MiB with 5 passes; more is refused.
 const (
-	maxArgonMemory = 1 << 20 // KiB: 1 GiB
+	maxArgonMemory = 256 << 10 // KiB: 256 MiB
 	maxArgonTime   = 10
+	maxArgonWork   = 4 * argonMemory * argonTime // KiB times passes
+	maxArgonLanes  = 16
 )
 
 // CheckPassword reports whether password matches the PHC argon2id hash,
@@ -171,7 +176,12 @@ func CheckPassword(hash, password string) bool {
 	}
 	var m, t uint32
 	var p uint8
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m == 0 || m > maxArgonMemory || t == 0 || t > maxArgonTime || p == 0 {
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m == 0 || m > maxArgonMemory || t == 0 || t > maxArgonTime ||
+		uint64(m)*uint64(t) > maxArgonWork || p == 0 || p > maxArgonLanes {
+		return false
+	}
+	// Exactly as written, nothing before, between or after.
+	if parts[3] != fmt.Sprintf("m=%d,t=%d,p=%d", m, t, p) {
 		return false
 	}
 	b64 := base64.RawStdEncoding

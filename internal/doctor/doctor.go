@@ -159,6 +159,9 @@ var secretFiles = []struct {
 	{"ca/ca.key", true}, {"ca/jwt.key", true}, {"keys/grant.key", true}, {"keys/receipt.key", true},
 	{"keys/audit.key", true}, {"keys/redact.salt", true}, {"keys/witness.key", false}, {"keys/egress-ca.key", false},
 	{"ward.db", false}, // credential hashes and sessions (absent with PostgreSQL)
+	// The join token unseals the system's keys from the shared store; the
+	// console's accounts are password hashes.
+	{"keys/join.token", false}, {"console/users.json", false},
 }
 
 // checkData checks the data directory and the modes and owners of its

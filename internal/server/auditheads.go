@@ -117,11 +117,19 @@ func (n *Node) checkAuditHead(ctx context.Context) error {
 			}
 		}
 	}
-	return n.publishAuditHead(ctx)
+	return n.putAuditHead(ctx, h.Checkpoint)
 }
 
-// publishAuditHead publishes the newest checkpoint of the node's log.
-func (n *Node) publishAuditHead(ctx context.Context) error {
+// publishAuditHead publishes the newest checkpoint of the node's log,
+// after checking, as at start, that the log extends the head stored: a
+// copy of the node's data directory running beside it (same id, same key)
+// writes a log that forks from the node's, and must not replace the head
+// the node published with its own.
+func (n *Node) publishAuditHead(ctx context.Context) error { return n.checkAuditHead(ctx) }
+
+// putAuditHead stores the newest checkpoint of the node's log in place of
+// the head prev ("": whatever is stored, if it is not larger).
+func (n *Node) putAuditHead(ctx context.Context, prev string) error {
 	if n.nodeID == "" {
 		return nil
 	}
@@ -134,7 +142,7 @@ func (n *Node) publishAuditHead(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
-	return n.Store.PutAuditHead(ctx, store.AuditHead{Node: n.nodeID, Origin: body.origin, VKey: vkey, Size: body.size, Checkpoint: string(cp)})
+	return n.Store.PutAuditHead(ctx, store.AuditHead{Node: n.nodeID, Origin: body.origin, VKey: vkey, Size: body.size, Checkpoint: string(cp), Prev: prev})
 }
 
 // closeShared, as a node of several stops, publishes its audit head and

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"io"
@@ -33,7 +34,15 @@ func (n *Node) openConsole(cfg Config) error {
 		Users: filepath.Join(cfg.Data, filepath.FromSlash(console.UsersFile)), API: n.API, Audit: n.Audit, LogKey: logKey,
 		Logger: cfg.Logger,
 		Tail:   n.Audit, Appended: n.appended.Wait,
-		OIDC:     cfg.ConsoleOIDC,
+		OIDC: cfg.ConsoleOIDC,
+		// Compared without case: "Admin" would read as "admin" in the log.
+		Principal: func(ctx context.Context, name string) (bool, error) {
+			ps, err := n.Store.ListPrincipals(ctx)
+			if err != nil {
+				return false, err
+			}
+			return slices.ContainsFunc(ps, func(p store.Principal) bool { return strings.EqualFold(p.Name, name) }), nil
+		},
 		Policies: func() any { return n.Policies().Policies() },
 		DryRun:   n.dryRun,
 		Replay: func(ctx context.Context, trace io.Reader) (any, error) {

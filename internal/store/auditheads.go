@@ -28,6 +28,11 @@ type AuditHead struct {
 	// Checkpoint is the signed checkpoint note.
 	Checkpoint string
 	Updated    time.Time
+	// Prev, when set on PutAuditHead, is the checkpoint the caller found
+	// stored and proved its log extends: if another head was stored
+	// since (another process with the node's id), the put wraps
+	// ErrConflict instead of replacing it. Not stored.
+	Prev string `json:"-"`
 }
 
 // GetAuditHead returns node's head, or ok false if it never published one.
@@ -80,7 +85,8 @@ func (s *Store) PutAuditHead(ctx context.Context, h AuditHead) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var origin, vkey string
 		var size int64
-		err := tx.QueryRowContext(ctx, `SELECT origin, vkey, size FROM audit_heads WHERE node = $1`+s.forUpdate(), h.Node).Scan(&origin, &vkey, &size)
+		var stored string
+		err := tx.QueryRowContext(ctx, `SELECT origin, vkey, size, checkpoint FROM audit_heads WHERE node = $1`+s.forUpdate(), h.Node).Scan(&origin, &vkey, &size, &stored)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			_, err = tx.ExecContext(ctx, `INSERT INTO audit_heads (node, origin, vkey, size, checkpoint, updated) VALUES ($1, $2, $3, $4, $5, $6)`,
@@ -92,6 +98,8 @@ func (s *Store) PutAuditHead(ctx context.Context, h AuditHead) error {
 			return fmt.Errorf("%w: node %s published log %s before, with another key; now %s", ErrConflict, h.Node, origin, h.Origin)
 		case uint64(size) > h.Size:
 			return fmt.Errorf("%w: node %s published its log at %d events before; now it has %d", ErrConflict, h.Node, size, h.Size)
+		case h.Prev != "" && stored != h.Prev:
+			return fmt.Errorf("%w: the head of node %s changed since it was checked (another process with this node's id?)", ErrConflict, h.Node)
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE audit_heads SET size = $2, checkpoint = $3, updated = $4 WHERE node = $1`,
 			h.Node, int64(h.Size), h.Checkpoint, h.Updated.UnixNano())

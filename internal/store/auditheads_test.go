@@ -25,6 +25,15 @@ func testAuditHeads(t *testing.T, b backend) {
 	if err := s.PutAuditHead(ctx, other); !errors.Is(err, ErrConflict) {
 		t.Fatalf("another key: %v", err)
 	}
+	// A put that names the head it checked against does not replace
+	// another one stored since.
+	raced := h
+	raced.Size, raced.Checkpoint, raced.Prev = 12, "cp12-fork", "cp5"
+	if err := s.PutAuditHead(ctx, raced); !errors.Is(err, ErrConflict) {
+		t.Fatalf("a head checked against one replaced since: %v", err)
+	}
+	raced.Size, raced.Checkpoint, raced.Prev = 9, "cp9", "cp9"
+	mustNil(t, "checked against the stored head", s.PutAuditHead(ctx, raced))
 	mustNil(t, "b", s.PutAuditHead(ctx, AuditHead{Node: "node-b", Origin: "td/audit/node-b", VKey: "k", Size: 1, Checkpoint: "x", Updated: t0}))
 	got, ok, err := s.GetAuditHead(ctx, "node-a")
 	if err != nil || !ok || got.Size != 9 || got.Checkpoint != "cp9" || !got.Updated.Equal(t0) {
