@@ -418,7 +418,7 @@ func TestConsoleOIDCInBrowser(t *testing.T) {
 	for range 20 {
 		who, err = chromedp.Run(ctx, chromedp.Poll[string](`location.pathname === "/console/" && document.getElementById("who") && document.getElementById("who").textContent`,
 			chromedp.WithPollingTimeout(time.Minute)))
-		if err == nil || !strings.Contains(err.Error(), "context") {
+		if err == nil || !(strings.Contains(err.Error(), "context") || strings.Contains(err.Error(), "navigated or closed")) {
 			break
 		}
 	}

@@ -108,6 +108,17 @@ func newOIDC(cfg OIDCConfig) (*oidc, error) {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: DefaultOIDCTimeout}
 	}
+	// A redirect to another host is not followed, whoever made the
+	// client: Go would send the token request's body (the code, the PKCE
+	// verifier and, as oauth2 retries, the client secret) on with it.
+	c := *cfg.Client
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 5 || req.URL.Scheme != via[0].URL.Scheme || !strings.EqualFold(req.URL.Host, via[0].URL.Host) {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	cfg.Client = &c
 	return &oidc{cfg: cfg, pending: map[string]*pendingLogin{}}, nil
 }
 

@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	jose "github.com/go-jose/go-jose/v4"
@@ -10,7 +11,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -325,5 +328,53 @@ func TestRedteamOIDCProviderErrorNotShown(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusOK || strings.Contains(string(b), "invalid_client") {
 		t.Fatalf("callback answer: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestRedteamOIDCNoRedirectToOtherHost: a token endpoint that redirects
+// to another host does not get the code, the PKCE verifier or the client
+// secret sent on there.
+func TestRedteamOIDCNoRedirectToOtherHost(t *testing.T) {
+	p := newProvider(t)
+	var leaked atomic.Int32
+	evil := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(b), "code") || r.Header.Get("Authorization") != "" {
+			leaked.Add(1)
+		}
+		http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+	}))
+	defer evil.Close()
+	var front *httptest.Server
+	front = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			json.NewEncoder(w).Encode(map[string]any{"issuer": front.URL, "authorization_endpoint": p.srv.URL + "/authorize",
+				"token_endpoint": front.URL + "/token", "jwks_uri": p.srv.URL + "/jwks"})
+		case "/token":
+			http.Redirect(w, r, evil.URL+"/token", http.StatusTemporaryRedirect)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer front.Close()
+	pool := x509.NewCertPool()
+	for _, s := range []*httptest.Server{p.srv, evil, front} {
+		pool.AddCert(s.Certificate())
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	n := startNode(t, server.Config{ConsoleOIDC: &console.OIDCConfig{Issuer: front.URL, ClientID: p.client, ClientSecret: p.secret,
+		Roles: map[string]console.Role{"olga@example.org": console.RoleAdmin}, Client: client}})
+	bpool := n.pool.Clone()
+	bpool.AddCert(p.srv.Certificate())
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: bpool}}}
+	resp, err := c.Get(n.url + "/console/api/oidc/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if leaked.Load() != 0 {
+		t.Fatalf("the token request was sent on to another host %d times", leaked.Load())
 	}
 }
