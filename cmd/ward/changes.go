@@ -271,7 +271,7 @@ func diffSet(rec runRecord, set *changes.Set) []changeView {
 			views = append(views, v)
 			continue
 		}
-		if (oldFile && !isText(old)) || (newFile && !isText(new)) {
+		if (oldFile && !changes.IsText(old)) || (newFile && !changes.IsText(new)) {
 			v.Binary = true
 			views = append(views, v)
 			continue
@@ -283,7 +283,7 @@ func diffSet(rec runRecord, set *changes.Set) []changeView {
 		if !newFile {
 			to = "/dev/null"
 		}
-		v.Diff = unifiedDiff(from, to, old, new)
+		v.Diff = changes.UnifiedDiff(from, to, old, new)
 		views = append(views, v)
 	}
 	return views
@@ -334,6 +334,10 @@ func readSmall(root *os.Root, path string) ([]byte, int64, bool) {
 	}
 	return b, int64(len(b)), true
 }
+
+// maxDiffFile is the largest file ward changes show shows as a diff; a
+// larger one is shown by its sizes.
+const maxDiffFile = 1 << 20
 
 // recordDecision records an operator's decision on a change set.
 func recordDecision(session, kind, detail string, set *changes.Set) error {
