@@ -26,9 +26,10 @@ var DefaultWithheld = []string{".env", ".env.*", "*.pem", "*.key", "*.p12", "*.p
 
 // PatchConfig bounds a Patch. Zero fields take their defaults.
 type PatchConfig struct {
-	// File bounds one file's diff, Total all of them, both counted as
-	// the diff's JSON encoding, which is what a Patch is sent and
-	// recorded as.
+	// File bounds one file's diff, counted as JSON encodes it, which
+	// is how a Patch is sent and recorded. Total bounds the JSON
+	// encoding of all the Patch's Files together: diffs and the
+	// entries of files without one.
 	File, Total int
 	// Read bounds what is read of either side of a file.
 	Read int64
@@ -63,17 +64,24 @@ type FilePatch struct {
 
 // Patch is the bounded diff of the files of a change set, in the set's
 // order: for each file added, modified, deleted or replaced (from or to a
-// file), a FilePatch. Changes of directories and symlinks, and refused
-// changes, have none: Paths lists them.
+// file), a FilePatch, while the total bound allows. Changes of
+// directories and symlinks, and refused changes, have none: Paths lists
+// them.
 type Patch struct {
 	Files []FilePatch `json:"files"`
+	// Unlisted counts the file changes left out once the listing
+	// reached the total bound.
+	Unlisted int `json:"unlisted,omitempty"`
 }
 
 // MakePatch compares, for each file change of s, the file in old (the
 // workspace as it was) with the one in new (the set's saved content: the
 // files directory Save writes). A nil root has no files. Text files get
 // their unified diff, named a/PATH and b/PATH (or /dev/null), while the
-// bounds of cfg allow; other files are listed with why they have none.
+// bounds of cfg allow; other files are listed with why they have none. A
+// diff that would pass the total bound is left out (OmittedTotal); once
+// not even an entry fits, the rest are only counted (Unlisted) and not
+// read.
 func MakePatch(s *Set, old, new *os.Root, cfg PatchConfig) Patch {
 	if cfg.File <= 0 {
 		cfg.File = DefaultPatchFile
@@ -102,47 +110,67 @@ func MakePatch(s *Set, old, new *os.Root, cfg PatchConfig) Patch {
 		if !hasOld && !hasNew {
 			continue
 		}
-		fp := FilePatch{Path: c.Path, Kind: c.Kind, OldSize: -1, Size: -1}
-		var a, b []byte
-		var aOK, bOK bool
-		if hasOld {
-			a, fp.OldSize, aOK = ReadBounded(old, c.Path, cfg.Read)
+		if total >= cfg.Total {
+			p.Unlisted++
+			continue
 		}
-		if hasNew {
-			b, fp.Size, bOK = ReadBounded(new, c.Path, cfg.Read)
+		fp := filePatch(c, hasOld, hasNew, old, new, withheld[c.Path], cfg)
+		n := entryLen(fp)
+		if fp.Diff != "" && total+n > cfg.Total {
+			fp.Diff, fp.Omitted = "", OmittedTotal
+			n = entryLen(fp)
 		}
-		switch {
-		case withheld[c.Path]:
-			fp.Omitted = OmittedWithheld
-		case (hasOld && !aOK) || (hasNew && !bOK):
-			fp.Omitted = OmittedUnread
-		case fp.OldSize > cfg.Read || fp.Size > cfg.Read:
-			fp.Omitted = OmittedLarge
-		case !IsText(a) || !IsText(b):
-			fp.Omitted = OmittedBinary
-		default:
-			from, to := "a/"+c.Path, "b/"+c.Path
-			if !hasOld {
-				from = "/dev/null"
-			}
-			if !hasNew {
-				to = "/dev/null"
-			}
-			d := UnifiedDiff(from, to, a, b)
-			n := encodedLen(d)
-			switch {
-			case n > cfg.File:
-				fp.Omitted = OmittedLarge
-			case total+n > cfg.Total:
-				fp.Omitted = OmittedTotal
-			default:
-				fp.Diff = d
-				total += n
-			}
+		if total+n > cfg.Total {
+			p.Unlisted++
+			continue
 		}
 		p.Files = append(p.Files, fp)
+		total += n
 	}
 	return p
+}
+
+// filePatch is the FilePatch of one change, its diff bounded by cfg.File.
+func filePatch(c Change, hasOld, hasNew bool, old, new *os.Root, withheld bool, cfg PatchConfig) FilePatch {
+	fp := FilePatch{Path: c.Path, Kind: c.Kind, OldSize: -1, Size: -1}
+	var a, b []byte
+	var aOK, bOK bool
+	if hasOld {
+		a, fp.OldSize, aOK = ReadBounded(old, c.Path, cfg.Read)
+	}
+	if hasNew {
+		b, fp.Size, bOK = ReadBounded(new, c.Path, cfg.Read)
+	}
+	switch {
+	case withheld:
+		fp.Omitted = OmittedWithheld
+	case (hasOld && !aOK) || (hasNew && !bOK):
+		fp.Omitted = OmittedUnread
+	case fp.OldSize > cfg.Read || fp.Size > cfg.Read:
+		fp.Omitted = OmittedLarge
+	case !IsText(a) || !IsText(b):
+		fp.Omitted = OmittedBinary
+	default:
+		from, to := "a/"+c.Path, "b/"+c.Path
+		if !hasOld {
+			from = "/dev/null"
+		}
+		if !hasNew {
+			to = "/dev/null"
+		}
+		fp.Diff = UnifiedDiff(from, to, a, b)
+		if encodedLen(fp.Diff) > cfg.File {
+			fp.Diff, fp.Omitted = "", OmittedLarge
+		}
+	}
+	return fp
+}
+
+// entryLen is the length of f as JSON encodes it in Files, its comma
+// included.
+func entryLen(f FilePatch) int {
+	b, _ := json.Marshal(f)
+	return len(b) + 1
 }
 
 // encodedLen is the length of s as JSON encodes it.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -77,8 +78,8 @@ func TestMakePatch(t *testing.T) {
 		{Path: "was.txt", Kind: Replaced, Type: Dir, Prev: File},
 		{Path: "zlater.txt", Kind: Added, Type: File},
 	}}
-	// big.txt's diff is over File; zlater.txt's would pass Total.
-	cfg := PatchConfig{File: 300, Total: 260, Read: 200}
+	// big.txt's diff is over File, huge.txt over Read.
+	cfg := PatchConfig{File: 300, Read: 200}
 	p := MakePatch(s, old, new, cfg)
 	got := map[string]FilePatch{}
 	var order []string
@@ -98,7 +99,7 @@ func TestMakePatch(t *testing.T) {
 		{"gone.txt", "--- a/gone.txt\n+++ /dev/null\n@@ -1 +0,0 @@\n-bye\n", "", 4, -1},
 		{"hi.txt", "--- /dev/null\n+++ b/hi.txt\n@@ -0,0 +1 @@\n+hello\n", "", -1, 6},
 		{"huge.txt", "", OmittedLarge, -1, 300},
-		{"zlater.txt", "", OmittedTotal, -1, 9},
+		{"zlater.txt", "--- /dev/null\n+++ b/zlater.txt\n@@ -0,0 +1 @@\n+one more\n", "", -1, 9},
 		{"logo.bin", "", OmittedBinary, 8, 8},
 		{"notes.txt", "--- a/notes.txt\n+++ b/notes.txt\n@@ -1,3 +1,3 @@\n alpha\n-beta\n+BETA\n gamma\n", "", 17, 17},
 		{"sub/.env", "", OmittedWithheld, 4, int64(len(secret) + 1)},
@@ -117,7 +118,7 @@ func TestMakePatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, never := range []string{"PNG", "do-not-show-me", "BEGIN KEY", "new line", "hhhh", "one more"} {
+	for _, never := range []string{"PNG", "do-not-show-me", "BEGIN KEY", "new line", "hhhh"} {
 		if strings.Contains(string(doc), never) {
 			t.Errorf("the patch shows %q: %s", never, doc)
 		}
@@ -125,8 +126,8 @@ func TestMakePatch(t *testing.T) {
 }
 
 // TestPatchBounds: however many and however large the files, no diff is
-// over File and all of them together are not over Total, counted as JSON
-// encodes them; what does not fit is listed as such.
+// over File, counted as JSON encodes it, and the encoded listing is not
+// over Total; what does not fit is listed as such, then only counted.
 func TestPatchBounds(t *testing.T) {
 	files := map[string]string{}
 	var s Set
@@ -135,21 +136,20 @@ func TestPatchBounds(t *testing.T) {
 	for i := range 60 {
 		p := string(rune('a'+i%26)) + strings.Repeat("x", i/26) + ".txt"
 		// Text that JSON escapes: each '<' is 6 bytes encoded.
-		files[p] = strings.Repeat("line <b>&\n", rnd(80))
+		files[p] = strings.Repeat("line <b>&\n", 1+rnd(40))
 		s.Changes = append(s.Changes, Change{Path: p, Kind: Added, Type: File})
 	}
+	slices.SortFunc(s.Changes, func(a, b Change) int { return strings.Compare(a.Path, b.Path) })
 	cfg := PatchConfig{File: 600, Total: 4000}
 	p := MakePatch(&s, nil, root(t, files), cfg)
-	total, shown, large, over := 0, 0, 0, 0
+	shown, large, over := 0, 0, 0
 	for _, f := range p.Files {
-		n := encodedLen(f.Diff)
 		switch f.Omitted {
 		case "":
 			shown++
-			if n > cfg.File {
+			if n := encodedLen(f.Diff); n > cfg.File {
 				t.Errorf("%s: diff of %d bytes encoded, over %d", f.Path, n, cfg.File)
 			}
-			total += n
 		case OmittedLarge:
 			large++
 		case OmittedTotal:
@@ -161,10 +161,15 @@ func TestPatchBounds(t *testing.T) {
 			t.Errorf("%s: omitted, yet a diff", f.Path)
 		}
 	}
-	if total > cfg.Total {
-		t.Errorf("diffs of %d bytes encoded, over %d", total, cfg.Total)
+	doc, _ := json.Marshal(p.Files)
+	if len(doc) > cfg.Total+2 {
+		t.Errorf("a listing of %d bytes encoded, over %d", len(doc), cfg.Total)
 	}
-	if len(p.Files) != 60 || shown == 0 || large == 0 || over == 0 {
-		t.Errorf("%d files: %d shown, %d too large, %d over the total", len(p.Files), shown, large, over)
+	if len(p.Files)+p.Unlisted != 60 || shown == 0 || large == 0 || over == 0 || p.Unlisted == 0 {
+		t.Errorf("%d files: %d shown, %d too large, %d over the total, %d unlisted", len(p.Files), shown, large, over, p.Unlisted)
+	}
+	// Without bounds to speak of, every diff is shown.
+	if p := MakePatch(&s, nil, root(t, files), PatchConfig{File: 1 << 20, Total: 1 << 20}); p.Unlisted != 0 || len(p.Files) != 60 {
+		t.Errorf("unbounded: %d files, %d unlisted", len(p.Files), p.Unlisted)
 	}
 }
