@@ -1,0 +1,79 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// endRecord is the data of a session's runtime "end" record, as the audit
+// log holds it.
+func endRecord(t *testing.T, session string) map[string]any {
+	t.Helper()
+	for _, e := range auditEvents(t, session, "runtime") {
+		data, _ := e["data"].(map[string]any)
+		if data["kind"] == "end" {
+			inner, _ := data["data"].(map[string]any)
+			return inner
+		}
+	}
+	t.Fatalf("session %s has no runtime end record", session)
+	return nil
+}
+
+// TestRunRecordsDiff: by default ward run sends the diff of the text files
+// it changed with its end record, and the node records it redacted: a
+// token in a changed line is replaced, a file named like a secret is
+// listed without its content, a binary one by its sizes. With
+// --record-diff=false only the changed paths are recorded.
+func TestRunRecordsDiff(t *testing.T) {
+	_, bin := runtimeNode(t)
+	ws := t.TempDir()
+	os.WriteFile(filepath.Join(ws, "notes.txt"), []byte("alpha\nbeta\n"), 0o644)
+	const token = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
+	code, _, stderr := runWard(t, bin, "--agent", "coder", "--objective", "edit notes", "--workspace", ws, "--",
+		"/bin/sh", "-c", `printf 'alpha\nBETA <script>alert(1)</script>\n' > notes.txt && echo "GITHUB=`+token+`" > token.txt && echo X=hunter2 > .env && printf '\000\001' > blob.bin`)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	session := sessionRE.FindStringSubmatch(stderr)[1]
+	rec := endRecord(t, session)
+	doc, _ := json.Marshal(rec["diff"])
+	var diff struct {
+		Files []struct{ Path, Diff, Omitted string }
+	}
+	if err := json.Unmarshal(doc, &diff); err != nil || len(diff.Files) == 0 {
+		t.Fatalf("the end record has no diff: %v %s", err, doc)
+	}
+	byPath := map[string]string{}
+	for _, f := range diff.Files {
+		byPath[f.Path] = f.Diff + f.Omitted
+	}
+	if d := byPath["notes.txt"]; !strings.Contains(d, "-beta\n+BETA <script>alert(1)</script>\n") {
+		t.Errorf("notes.txt: %q", d)
+	}
+	if d := byPath["token.txt"]; !strings.Contains(d, "+GITHUB=") || strings.Contains(d, token) {
+		t.Errorf("token.txt, not redacted: %q", d)
+	}
+	if d := byPath[".env"]; d != "withheld: its name suggests a secret" {
+		t.Errorf(".env: %q", d)
+	}
+	if d := byPath["blob.bin"]; d != "binary" {
+		t.Errorf("blob.bin: %q", d)
+	}
+	if all, _ := json.Marshal(auditEvents(t, session, "runtime")); strings.Contains(string(all), token) || strings.Contains(string(all), "hunter2") {
+		t.Errorf("a secret reached the audit log: %s", all)
+	}
+
+	code, _, stderr = runWard(t, bin, "--agent", "coder", "--objective", "edit notes", "--workspace", ws, "--record-diff=false", "--",
+		"/bin/sh", "-c", "echo more >> notes.txt")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	rec = endRecord(t, sessionRE.FindStringSubmatch(stderr)[1])
+	if _, ok := rec["diff"]; ok || len(rec["changes"].([]any)) != 1 {
+		t.Errorf("with --record-diff=false: %v", rec)
+	}
+}
