@@ -173,3 +173,54 @@ func TestPatchBounds(t *testing.T) {
 		t.Errorf("unbounded: %d files, %d unlisted", len(p.Files), p.Unlisted)
 	}
 }
+
+// FuzzMakePatch: whatever the agent wrote, a patch keeps its bounds, shows
+// a diff only of text, and a shown diff patches the old file into the new.
+func FuzzMakePatch(f *testing.F) {
+	f.Add("a\nb\n", "a\nc\n", 200, 400)
+	f.Add("", "<script>\x00</script>", 64, 64)
+	f.Add("same\n", strings.Repeat("\"<>&\n", 50), 300, 1000)
+	f.Fuzz(func(t *testing.T, before, after string, file, total int) {
+		if len(before) > 2048 || len(after) > 2048 || file <= 0 || total <= 0 || file > 1<<16 || total > 1<<16 {
+			return
+		}
+		old, new := t.TempDir(), t.TempDir()
+		os.WriteFile(filepath.Join(old, "f.txt"), []byte(before), 0o644)
+		os.WriteFile(filepath.Join(new, "f.txt"), []byte(after), 0o644)
+		os.WriteFile(filepath.Join(new, "g.txt"), []byte(after), 0o644)
+		or, _ := os.OpenRoot(old)
+		nr, _ := os.OpenRoot(new)
+		defer or.Close()
+		defer nr.Close()
+		s := &Set{Changes: []Change{{Path: "f.txt", Kind: Modified, Type: File}, {Path: "g.txt", Kind: Added, Type: File}}}
+		cfg := PatchConfig{File: file, Total: total, Read: 1024}
+		p := MakePatch(s, or, nr, cfg)
+		doc, _ := json.Marshal(p.Files)
+		if len(doc) > total+2 {
+			t.Fatalf("listing of %d bytes, total %d", len(doc), total)
+		}
+		if len(p.Files)+p.Unlisted != 2 {
+			t.Fatalf("%d files and %d unlisted of 2", len(p.Files), p.Unlisted)
+		}
+		for _, fp := range p.Files {
+			if fp.Diff == "" {
+				continue
+			}
+			sides := []string{before, after}
+			if fp.Path == "g.txt" {
+				sides = []string{after}
+			}
+			for _, side := range sides {
+				if !IsText([]byte(side)) || len(side) > int(cfg.Read) {
+					t.Fatalf("%s: a diff of a side not text or over Read: %q", fp.Path, fp.Diff)
+				}
+			}
+			if encodedLen(fp.Diff) > file || fp.Omitted != "" {
+				t.Fatalf("%s: diff %q shown (omitted %q)", fp.Path, fp.Diff, fp.Omitted)
+			}
+			if fp.Path == "f.txt" && !strings.HasPrefix(fp.Diff, "--- a/f.txt\n+++ b/f.txt\n") {
+				t.Fatalf("f.txt: %q", fp.Diff)
+			}
+		}
+	})
+}
