@@ -296,6 +296,9 @@ func cmdRun(args []string, stdout io.Writer) error {
 			// Before decide, which may apply the set: the workspace
 			// is still the old side.
 			patch = runPatch(set, *workspace, rec.Session)
+			if len(patch.Files) > 0 {
+				fmt.Fprintf(r.stderr, "ward run: the diff of %d changed files goes to the session's audit trail, redacted by the node (--record-diff=false: paths only)\n", len(patch.Files))
+			}
 		}
 		r.decide(set, &rec, *workspace, *rollback, append(append([]string(nil), defaultProtected...), protect...))
 	}

@@ -38,6 +38,9 @@ func TestRunRecordsDiff(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
+	if !strings.Contains(stderr, "the diff of 4 changed files goes to the session's audit trail") {
+		t.Errorf("ward run did not say the diff leaves the host:\n%s", stderr)
+	}
 	session := sessionRE.FindStringSubmatch(stderr)[1]
 	rec := endRecord(t, session)
 	doc, _ := json.Marshal(rec["diff"])
@@ -71,6 +74,9 @@ func TestRunRecordsDiff(t *testing.T) {
 		"/bin/sh", "-c", "echo more >> notes.txt")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if strings.Contains(stderr, "the diff of") {
+		t.Errorf("with --record-diff=false, ward run says it sends a diff:\n%s", stderr)
 	}
 	rec = endRecord(t, sessionRE.FindStringSubmatch(stderr)[1])
 	if _, ok := rec["diff"]; ok || len(rec["changes"].([]any)) != 1 {
