@@ -2,10 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ward-dev/ward/internal/redact"
+	"github.com/ward-dev/ward/internal/server"
 )
 
 // endRecord is the data of a session's runtime "end" record, as the audit
@@ -26,15 +30,21 @@ func endRecord(t *testing.T, session string) map[string]any {
 // TestRunRecordsDiff: by default ward run sends the diff of the text files
 // it changed with its end record, and the node records it redacted: a
 // token in a changed line is replaced, a file named like a secret is
-// listed without its content, a binary one by its sizes. With
+// listed without its content, a binary one by its sizes, and the
+// operator's redaction rules for runtime records apply to it. With
 // --record-diff=false only the changed paths are recorded.
 func TestRunRecordsDiff(t *testing.T) {
-	_, bin := runtimeNode(t)
+	// The operator's rule for runtime records catches what the
+	// defaults, which go by the form of a secret, do not.
+	startNode(t, server.Config{Egress: &server.Egress{Addr: "127.0.0.1:0", AllowAddr: func(a netip.Addr) bool { return a.IsLoopback() }},
+		Record: server.Record{Rules: []redact.Rule{{Tool: "runtime:*", Pattern: `(?i)password\s*=\s*(?P<secret>\S+)`}}}})
+	mustCLI(t, "agent", "register", "coder", "--sponsor", "admin", "--allow", "tool:demo.*")
+	bin := buildWard(t)
 	ws := t.TempDir()
 	os.WriteFile(filepath.Join(ws, "notes.txt"), []byte("alpha\nbeta\n"), 0o644)
 	const token = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
 	code, _, stderr := runWard(t, bin, "--agent", "coder", "--objective", "edit notes", "--workspace", ws, "--",
-		"/bin/sh", "-c", `printf 'alpha\nBETA <script>alert(1)</script>\n' > notes.txt && echo "GITHUB=`+token+`" > token.txt && echo X=hunter2 > .env && printf '\000\001' > blob.bin`)
+		"/bin/sh", "-c", `printf 'alpha\nBETA <script>alert(1)</script>\n' > notes.txt && printf 'GITHUB=`+token+`\ndb_password = swordfish\n' > token.txt && echo X=hunter2 > .env && printf '\000\001' > blob.bin`)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
@@ -57,7 +67,7 @@ func TestRunRecordsDiff(t *testing.T) {
 	if d := byPath["notes.txt"]; !strings.Contains(d, "-beta\n+BETA <script>alert(1)</script>\n") {
 		t.Errorf("notes.txt: %q", d)
 	}
-	if d := byPath["token.txt"]; !strings.Contains(d, "+GITHUB=") || strings.Contains(d, token) {
+	if d := byPath["token.txt"]; !strings.Contains(d, "+GITHUB=") || !strings.Contains(d, "+db_password = redacted:") || strings.Contains(d, token) || strings.Contains(d, "swordfish") {
 		t.Errorf("token.txt, not redacted: %q", d)
 	}
 	if d := byPath[".env"]; d != "withheld: its name suggests a secret" {
@@ -66,7 +76,7 @@ func TestRunRecordsDiff(t *testing.T) {
 	if d := byPath["blob.bin"]; d != "binary" {
 		t.Errorf("blob.bin: %q", d)
 	}
-	if all, _ := json.Marshal(auditEvents(t, session, "runtime")); strings.Contains(string(all), token) || strings.Contains(string(all), "hunter2") {
+	if all, _ := json.Marshal(auditEvents(t, session, "runtime")); strings.Contains(string(all), token) || strings.Contains(string(all), "hunter2") || strings.Contains(string(all), "swordfish") {
 		t.Errorf("a secret reached the audit log: %s", all)
 	}
 
