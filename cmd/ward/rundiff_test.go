@@ -93,3 +93,24 @@ func TestRunRecordsDiff(t *testing.T) {
 		t.Errorf("with --record-diff=false: %v", rec)
 	}
 }
+
+// TestRunDiffRedactedPastBound: redaction can make a diff larger (a short
+// token becomes a long marker), and an agent that writes many of them must
+// not make the node drop the whole end record, changed paths and all: the
+// node records it without the diff and says why.
+func TestRunDiffRedactedPastBound(t *testing.T) {
+	_, bin := runtimeNode(t)
+	ws := t.TempDir()
+	code, _, stderr := runWard(t, bin, "--agent", "coder", "--objective", "bloat the record", "--workspace", ws, "--",
+		"/bin/sh", "-c", `for f in a b c d e f g h i j k l; do yes 'bearer x' | head -n 1900 > $f.txt; done`)
+	if code != 0 || strings.Contains(stderr, "failed") {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	rec := endRecord(t, sessionRE.FindStringSubmatch(stderr)[1])
+	if paths, _ := rec["changes"].([]any); len(paths) != 12 {
+		t.Errorf("changed paths: %v", rec["changes"])
+	}
+	if d, _ := rec["diff"].(string); !strings.Contains(d, "not recorded") {
+		t.Errorf("diff: %.300v", rec["diff"])
+	}
+}
