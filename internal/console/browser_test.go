@@ -237,6 +237,9 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete
 	n.admin("POST", "/v1/sessions/"+creds.Session+"/runtime", map[string]any{"events": []map[string]any{{
 		"time": time.Now(), "kind": "end", "detail": "exited 0",
 		"data": map[string]any{"exit_code": 0, "applied": false, "rolled_back": false, "changes": []string{"logo.png", "notes/welcome.txt"}, "diff": diff},
+	}, {
+		"time": time.Now(), "kind": "changes.note", "detail": "a diff the node could not keep",
+		"data": map[string]any{"diff": "(not recorded: too large)"},
 	}}}, nil)
 
 	// The session page shows the calls and their decisions.
@@ -264,6 +267,9 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete
 		if err != nil || !strings.Contains(got, want) {
 			t.Errorf("%s: %q (%v), want %q", sel, got, err, want)
 		}
+	}
+	if note, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#diff p[data-diff]"))); err != nil || !strings.Contains(note, "the diff was (not recorded: too large)") {
+		t.Errorf("a diff not recorded: %q, %v", note, err)
 	}
 	injected, err := chromedp.Run(ctx, chromedp.Evaluate[string](
 		`document.querySelectorAll("#diff script, #diff img, #diff [onerror]").length + " " + String(window.pwned)`))

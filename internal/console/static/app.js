@@ -344,7 +344,7 @@ async function sessionPage(page, id) {
     // and bounded; the whole change set stays with the runtime's host:
     // ward changes show SESSION there).
     const rt = evs.filter((e) => e.type === "runtime");
-    const diffs = rt.filter((e) => e.data && e.data.data && typeof e.data.data.diff === "object" && e.data.data.diff);
+    const diffs = rt.filter((e) => e.data && e.data.data && e.data.data.diff && ["object", "string"].includes(typeof e.data.data.diff));
     runtime.replaceChildren(...(rt.length ? [el("h2", {}, "Runtime (ward run)"),
       table(["#", "time", "kind", "detail", "changed paths"], rt.map((e) => {
         const d = (e.data && e.data.data) || {};
@@ -384,6 +384,8 @@ function diffLineClass(line) {
 // or why it has none. The diff is the agent's workspace, so every line
 // goes in as text (el makes text nodes), never as markup.
 function diffView(index, patch) {
+  // The node records a note instead of a diff it could not keep.
+  if (typeof patch === "string") return el("p", { class: "muted", "data-diff": index }, `Event ${index}: the diff was `, patch);
   const files = Array.isArray(patch.files) ? patch.files : [];
   return el("div", { class: "card", "data-diff": index },
     el("p", { class: "muted" }, "Recorded in ", el("a", { href: "#audit/" + index }, "event " + index),
