@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/ward-dev/ward/internal/api"
@@ -271,7 +270,7 @@ func diffSet(rec runRecord, set *changes.Set) []changeView {
 			views = append(views, v)
 			continue
 		}
-		if (oldFile && !isText(old)) || (newFile && !isText(new)) {
+		if (oldFile && !changes.IsText(old)) || (newFile && !changes.IsText(new)) {
 			v.Binary = true
 			views = append(views, v)
 			continue
@@ -283,7 +282,7 @@ func diffSet(rec runRecord, set *changes.Set) []changeView {
 		if !newFile {
 			to = "/dev/null"
 		}
-		v.Diff = unifiedDiff(from, to, old, new)
+		v.Diff = changes.UnifiedDiff(from, to, old, new)
 		views = append(views, v)
 	}
 	return views
@@ -308,32 +307,12 @@ func setBits(m fs.FileMode) uint32 {
 // is at most maxDiffFile bytes (else nil), its size, and whether there is
 // such a file.
 func readSmall(root *os.Root, path string) ([]byte, int64, bool) {
-	if root == nil {
-		return nil, 0, false
-	}
-	st, err := root.Lstat(filepath.FromSlash(path))
-	if err != nil || !st.Mode().IsRegular() {
-		return nil, 0, false
-	}
-	if st.Size() > maxDiffFile {
-		return nil, st.Size(), true
-	}
-	// Non-blocking, so that a file swapped for a FIFO meanwhile cannot
-	// hold the command up; what was opened is checked again.
-	f, err := root.OpenFile(filepath.FromSlash(path), os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, 0, false
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return nil, 0, false
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxDiffFile+1))
-	if err != nil || len(b) > maxDiffFile {
-		return nil, st.Size(), true
-	}
-	return b, int64(len(b)), true
+	return changes.ReadBounded(root, path, maxDiffFile)
 }
+
+// maxDiffFile is the largest file ward changes show shows as a diff; a
+// larger one is shown by its sizes.
+const maxDiffFile = 1 << 20
 
 // recordDecision records an operator's decision on a change set.
 func recordDecision(session, kind, detail string, set *changes.Set) error {

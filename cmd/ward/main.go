@@ -105,7 +105,7 @@ func commands() []command {
 		{name: "token", summary: "delegation to sub-agents", subs: []command{
 			{name: "exchange", args: "--session PARENT [--agent NAME] [--allow PATTERN]... [--ttl D] [--out DIR]", summary: "delegate a narrower grant to a sub-agent", run: tokenExchange},
 		}},
-		{name: "run", args: "--agent NAME --objective TEXT [--tag T]... [--allow PATTERN]... [--workspace DIR] [--allow-host HOST]... [--keep|--rollback] [--protect PAT]... [--ro PATH]... [--memory 2G] [--disk 1G] [--pids 512] [--cpus N] [--timeout 10m] [--require-landlock] -- CMD ARGS...",
+		{name: "run", args: "--agent NAME --objective TEXT [--tag T]... [--allow PATTERN]... [--workspace DIR] [--allow-host HOST]... [--keep|--rollback] [--protect PAT]... [--ro PATH]... [--memory 2G] [--disk 1G] [--pids 512] [--cpus N] [--timeout 10m] [--require-landlock] [--record-diff=false] -- CMD ARGS...",
 			summary: "run a program in ward's runtime", run: cmdRun},
 		{name: "changes", summary: "a run's kept workspace changes", subs: []command{
 			{name: "show", args: "SESSION", summary: "show what a run changed: a unified diff of text files, sizes of others", run: changesCmd("show")},

@@ -88,6 +88,7 @@ func cmdRun(args []string, stdout io.Writer) error {
 	cpus := fs.Float64("cpus", 0, "CPU limit in `CPUs` (0: none)")
 	pids := fs.Int("pids", sandbox.DefaultPids, "limit on processes and threads")
 	requireLandlock := fs.Bool("require-landlock", false, "refuse to run where the kernel has no Landlock")
+	recordDiff := fs.Bool("record-diff", true, "send the diff of the text files changed to the node, which redacts it and records it with the session (bounded; --record-diff=false sends only the changed paths)")
 	var tags, allow, hosts, protect, ro multi
 	fs.Var(&tags, "tag", "objective `tag` (repeatable)")
 	fs.Var(&allow, "allow", "narrow the grant's scope to a `pattern` (repeatable): tool:…, resource:…, prompt:…, host:…")
@@ -287,9 +288,18 @@ func cmdRun(args []string, stdout io.Writer) error {
 	if len(res.Limits) > 0 {
 		outcome += " (" + strings.Join(res.Limits, "; ") + ")"
 	}
+	var patch *changes.Patch
 	if cerr != nil {
 		fmt.Fprintf(r.stderr, "ward run: changes: %v\n", cerr)
 	} else {
+		if *recordDiff && !*rollback {
+			// Before decide, which may apply the set: the workspace
+			// is still the old side.
+			patch = runPatch(set, *workspace, rec.Session)
+			if len(patch.Files) > 0 {
+				fmt.Fprintf(r.stderr, "ward run: the diff of %d changed files goes to the session's audit trail, redacted by the node (--record-diff=false: paths only)\n", len(patch.Files))
+			}
+		}
 		r.decide(set, &rec, *workspace, *rollback, append(append([]string(nil), defaultProtected...), protect...))
 	}
 	if err := writeRunRecord(rec); err != nil {
@@ -299,6 +309,9 @@ func cmdRun(args []string, stdout io.Writer) error {
 		"links_outside": rec.Outside, "limits": res.Limits, "rolled_back": rec.RolledBack}
 	if set != nil {
 		data["changes"] = set.Paths()
+	}
+	if patch != nil {
+		data["diff"] = patch
 	}
 	r.post(api.RuntimeEvent{Time: time.Now(), Kind: "end", Detail: outcome, Data: data})
 	r.end("ward run: " + outcome)
@@ -606,6 +619,24 @@ func (r *runner) capture(upper, workspace string, rollback bool, rec *runRecord)
 		return nil, err
 	}
 	return set, nil
+}
+
+// runPatch is the bounded diff of a captured change set: the workspace,
+// not yet changed, against the set's saved content.
+func runPatch(set *changes.Set, workspace, session string) *changes.Patch {
+	var old *os.Root
+	if workspace != "" {
+		if r, err := os.OpenRoot(workspace); err == nil {
+			old = r
+			defer r.Close()
+		}
+	}
+	saved, err := os.OpenRoot(filepath.Join(runsDir(), session, "changes", "files"))
+	if err == nil {
+		defer saved.Close()
+	}
+	p := changes.MakePatch(set, old, saved, changes.PatchConfig{})
+	return &p
 }
 
 // decide applies a captured change set to the workspace, or keeps it

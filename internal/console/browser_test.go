@@ -225,10 +225,21 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete
 	}
 
 	// What a `ward run` runtime reports of the session (here posted as
-	// the runtime does) is on the session page with the changed paths.
+	// the runtime does) is on the session page with the changed paths
+	// and their diff, whose lines come from the agent's workspace: markup
+	// in them is shown as text and never runs.
+	const hostile = `+<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">`
+	diff := map[string]any{"files": []map[string]any{
+		{"path": "notes/welcome.txt", "kind": "modified", "old_size": 6, "size": 80,
+			"diff": "--- a/notes/welcome.txt\n+++ b/notes/welcome.txt\n@@ -1 +1,2 @@\n-hello\n+HELLO\n" + hostile + "\n"},
+		{"path": "logo.png", "kind": "added", "omitted": "binary", "old_size": -1, "size": 4},
+	}}
 	n.admin("POST", "/v1/sessions/"+creds.Session+"/runtime", map[string]any{"events": []map[string]any{{
 		"time": time.Now(), "kind": "end", "detail": "exited 0",
-		"data": map[string]any{"exit_code": 0, "applied": false, "rolled_back": false, "changes": []string{"notes/welcome.txt", "report.md"}},
+		"data": map[string]any{"exit_code": 0, "applied": false, "rolled_back": false, "changes": []string{"logo.png", "notes/welcome.txt"}, "diff": diff},
+	}, {
+		"time": time.Now(), "kind": "changes.note", "detail": "a diff the node could not keep",
+		"data": map[string]any{"diff": "(not recorded: too large)"},
 	}}}, nil)
 
 	// The session page shows the calls and their decisions.
@@ -242,6 +253,28 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete
 	rt, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("runtime")))
 	if !strings.Contains(rt, "notes/welcome.txt") || !strings.Contains(rt, "exited 0") {
 		t.Errorf("runtime on the session page:\n%s", rt)
+	}
+	run(t, ctx, "the diff on the session page", chromedp.WaitVisible(chromedp.CSS("#diff pre.diff")))
+	for sel, want := range map[string]string{
+		"#diff pre.diff .del":        "-hello",
+		"#diff pre.diff .hunk":       "@@ -1 +1,2 @@",
+		"#diff pre.diff .add":        "+HELLO",
+		"#diff pre.diff .add ~ .add": hostile,
+		"#diff pre.diff .meta":       "--- a/notes/welcome.txt",
+		"#diff [data-omitted]":       "not shown: binary",
+	} {
+		got, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil || !strings.Contains(got, want) {
+			t.Errorf("%s: %q (%v), want %q", sel, got, err, want)
+		}
+	}
+	if note, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#diff p[data-diff]"))); err != nil || !strings.Contains(note, "the diff was (not recorded: too large)") {
+		t.Errorf("a diff not recorded: %q, %v", note, err)
+	}
+	injected, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+		`document.querySelectorAll("#diff script, #diff img, #diff [onerror]").length + " " + String(window.pwned)`))
+	if err != nil || injected != "0 undefined" {
+		t.Errorf("markup in the diff became elements or ran: %q, %v", injected, err)
 	}
 	taintText, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("taint")))
 	if !strings.Contains(taintText, "untrusted") {

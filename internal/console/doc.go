@@ -23,7 +23,9 @@
 //     page polls when it gets no stream.
 //   - static/: the pages, plain HTML, CSS and JavaScript embedded in the
 //     binary and served with a Content-Security-Policy of
-//     default-src 'self' (no inline script or style).
+//     default-src 'self' (no inline script or style). Everything data
+//     brings, a `ward run` session's diff of its workspace included, goes
+//     into the page as text nodes; a diff's lines are coloured by class.
 //
 // The console decides nothing itself. Its data routes
 // (/console/api/v1/…) are an allowlist of the node's own API routes

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,15 +56,11 @@ func (n *Node) RecordRuntime(ctx context.Context, by store.Principal, x store.Se
 			data["at"] = e.Time.UTC()
 		}
 		if len(e.Data) > 0 {
-			doc, err := json.Marshal(e.Data)
+			clean, err := n.runtimeData(e.Kind, e.Data)
 			if err != nil {
 				return err
 			}
-			clean, _, err := n.redactor.JSON("runtime:"+e.Kind, doc)
-			if err != nil {
-				clean = []byte(`"(not recorded: it could not be redacted)"`)
-			}
-			data["data"] = json.RawMessage(clean)
+			data["data"] = clean
 		}
 		if _, err := n.Audit.Append(ctx, audit.Event{Type: "runtime", Actor: x.SPIFFEID, Session: x.ID, Agent: x.Agent,
 			Sponsor: x.Sponsor, Data: jsonData(data)}); err != nil {
@@ -70,6 +68,51 @@ func (n *Node) RecordRuntime(ctx context.Context, by store.Principal, x store.Se
 		}
 	}
 	return nil
+}
+
+// maxRuntimeData bounds a runtime record's data once redacted, so that
+// the record fits an audit event (audit.DefaultMaxEventSize is twice
+// this). Redaction can make data larger (a one-byte token becomes a
+// marker of 65), and the data of a `ward run` end record holds the diff
+// its agent wrote.
+const maxRuntimeData = 512 << 10
+
+// runtimeData is a runtime record's data as recorded: redacted, and
+// bounded by maxRuntimeData. Data that cannot be redacted, or that is
+// over the bound, is recorded as a note saying so; its "diff", if it
+// has one, goes first, so that the rest (a run's changed paths, its exit
+// status) is kept: an agent cannot, by writing many short tokens, have
+// the node drop the record of what it changed.
+func (n *Node) runtimeData(kind string, d map[string]any) (json.RawMessage, error) {
+	clean, why, err := n.redactRuntime(kind, d)
+	if err != nil || why == "" {
+		return clean, err
+	}
+	if _, ok := d["diff"]; ok {
+		rest := maps.Clone(d)
+		rest["diff"] = "(not recorded: " + why + ")"
+		clean, why2, err := n.redactRuntime(kind, rest)
+		if err != nil || why2 == "" {
+			return clean, err
+		}
+	}
+	return json.Marshal("(not recorded: " + why + ")")
+}
+
+// redactRuntime is d redacted, or why it cannot be recorded.
+func (n *Node) redactRuntime(kind string, d map[string]any) (json.RawMessage, string, error) {
+	doc, err := json.Marshal(d)
+	if err != nil {
+		return nil, "", err
+	}
+	clean, _, err := n.redactor.JSON("runtime:"+kind, doc)
+	switch {
+	case err != nil:
+		return nil, "it could not be redacted", nil
+	case len(clean) > maxRuntimeData:
+		return nil, fmt.Sprintf("%d bytes once redacted, over the bound of %d", len(clean), maxRuntimeData), nil
+	}
+	return clean, "", nil
 }
 
 // EgressCA implements the CA part of POST /v1/egress/token: the

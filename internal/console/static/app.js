@@ -339,16 +339,19 @@ async function sessionPage(page, id) {
       el("a", { href: "#audit/" + e.index }, String(e.index)), when(e.time),
       e.type === "taint.clear" ? `${e.data.label} (cleared by ${e.actor})` : e.data.label, e.data.from || ""])) :
       el("p", { class: "muted" }, "No label yet."));
-    // A `ward run` session: what its runtime reported, and the paths its
-    // program changed (the diff itself stays with the runtime's host:
+    // A `ward run` session: what its runtime reported, the paths its
+    // program changed, and their diff as the node recorded it (redacted
+    // and bounded; the whole change set stays with the runtime's host:
     // ward changes show SESSION there).
     const rt = evs.filter((e) => e.type === "runtime");
+    const diffs = rt.filter((e) => e.data && e.data.data && e.data.data.diff && ["object", "string"].includes(typeof e.data.data.diff));
     runtime.replaceChildren(...(rt.length ? [el("h2", {}, "Runtime (ward run)"),
       table(["#", "time", "kind", "detail", "changed paths"], rt.map((e) => {
         const d = (e.data && e.data.data) || {};
         return [el("a", { href: "#audit/" + e.index }, String(e.index)), when(e.time), e.data.kind, e.data.detail,
-          d.changes ? el("pre", {}, (d.rolled_back ? "(rolled back)\n" : d.applied ? "(applied)\n" : "(kept for review)\n") + d.changes.join("\n")) : ""];
-      }))] : []));
+          Array.isArray(d.changes) ? el("pre", {}, (d.rolled_back ? "(rolled back)\n" : d.applied ? "(applied)\n" : "(kept for review)\n") + d.changes.join("\n")) : ""];
+      })),
+      ...(diffs.length ? [el("h2", {}, "Changes (diff)"), el("div", { id: "diff" }, diffs.map((e) => diffView(e.index, e.data.data.diff)))] : [])] : []));
     calls.replaceChildren(table(["#", "time", "event", "call", "decision", "reason"],
       evs.map((e) => [el("a", { href: "#audit/" + e.index }, String(e.index)), when(e.time), e.type,
         e.data && e.data.name ? `${e.data.method || ""} ${e.data.name}` : "",
@@ -365,6 +368,34 @@ async function sessionPage(page, id) {
     }
     render();
   }, load, status);
+}
+
+// diffLineClass is the CSS class of a line of a unified diff.
+function diffLineClass(line) {
+  if (line.startsWith("+++ ") || line.startsWith("--- ") || line.startsWith("\\")) return "meta";
+  if (line.startsWith("@@")) return "hunk";
+  if (line.startsWith("+")) return "add";
+  if (line.startsWith("-")) return "del";
+  return "ctx";
+}
+
+// diffView shows the diff a `ward run` recorded (audit event index):
+// each file's unified diff a line to an element, coloured by its class,
+// or why it has none. The diff is the agent's workspace, so every line
+// goes in as text (el makes text nodes), never as markup.
+function diffView(index, patch) {
+  // The node records a note instead of a diff it could not keep.
+  if (typeof patch === "string") return el("p", { class: "muted", "data-diff": index }, `Event ${index}: the diff was `, patch);
+  const files = Array.isArray(patch.files) ? patch.files : [];
+  return el("div", { class: "card", "data-diff": index },
+    el("p", { class: "muted" }, "Recorded in ", el("a", { href: "#audit/" + index }, "event " + index),
+      `: ${files.length} file(s)`, patch.unlisted ? `, and ${patch.unlisted} more past the bound, not listed` : ""),
+    files.flatMap((f) => [
+      el("h3", { class: "diff-file" }, String(f.path), " ", el("span", { class: "muted" }, String(f.kind || "")),
+        f.omitted ? el("span", { class: "muted", "data-omitted": true }, ` — not shown: ${f.omitted}`) : null),
+      typeof f.diff === "string" && f.diff ? el("pre", { class: "diff" },
+        f.diff.replace(/\n$/, "").split("\n").map((line) => el("span", { class: "dl " + diffLineClass(line) }, line))) : null,
+    ]));
 }
 
 // live follows a console stream (Server-Sent Events) at path, handing

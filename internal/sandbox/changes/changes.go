@@ -108,6 +108,21 @@
 // whatever later follows it; [Escaping] lists such links, resolving every
 // link on the way as the kernel would, so that they are applied only
 // after a person has seen them.
+//
+// # Diffs
+//
+// [UnifiedDiff] is the diff -u of two texts. [MakePatch] is the diff of a
+// whole set, made to leave the host: the workspace before the change
+// against the saved files, one [FilePatch] a file, bounded per file and in
+// total as JSON encodes it (DefaultPatchFile, DefaultPatchTotal). A file
+// that is not text, is too large, or whose name says it holds a secret
+// (DefaultWithheld) is listed with the reason, never with its bytes:
+//
+//	{"files": [
+//	  {"path": "notes.txt", "kind": "modified", "old_size": 11, "size": 11,
+//	   "diff": "--- a/notes.txt\n+++ b/notes.txt\n@@ -1,2 +1,2 @@\n alpha\n-beta\n+BETA\n"},
+//	  {"path": ".env", "kind": "added", "omitted": "withheld: its name suggests a secret",
+//	   "old_size": -1, "size": 12}]}
 package changes
 
 import (

@@ -24,3 +24,16 @@ func ExampleProtected() {
 	// 2 added, 1 modified, 1 deleted, 0 replaced (0 bytes)
 	// [.git/hooks/pre-commit old tls/server.pem]
 }
+
+func ExampleUnifiedDiff() {
+	fmt.Print(changes.UnifiedDiff("a/notes.txt", "b/notes.txt", []byte("alpha\nbeta\ngamma\n"), []byte("alpha\nBETA\ngamma\ndelta\n")))
+	// Output:
+	// --- a/notes.txt
+	// +++ b/notes.txt
+	// @@ -1,3 +1,4 @@
+	//  alpha
+	// -beta
+	// +BETA
+	//  gamma
+	// +delta
+}

@@ -1,4 +1,4 @@
-package main
+package changes
 
 import (
 	"bytes"
@@ -7,19 +7,17 @@ import (
 	"unicode/utf8"
 )
 
-// Limits of what ward changes show diffs.
+// Limits of the diffs UnifiedDiff computes.
 const (
-	// maxDiffFile is the largest file shown as a diff; a larger one is
-	// shown by its sizes.
-	maxDiffFile = 1 << 20
 	// maxDiffLines bounds the lines of either side a diff compares.
 	maxDiffLines = 20_000
 	// diffContext is the unchanged lines shown around a change.
 	diffContext = 3
 )
 
-// isText reports whether b reads as text: valid UTF-8 without NUL bytes.
-func isText(b []byte) bool {
+// IsText reports whether b reads as text: valid UTF-8 without NUL bytes.
+// Only text is shown as a diff; other content is described by its size.
+func IsText(b []byte) bool {
 	return utf8.Valid(b) && bytes.IndexByte(b, 0) < 0
 }
 
@@ -117,9 +115,12 @@ func backtrack(trace [][]int, a, b []string, d int) []editOp {
 	return ops
 }
 
-// unifiedDiff is the unified diff of old and new, named from and to
-// ("a/path", "/dev/null"), or "" if they are equal.
-func unifiedDiff(from, to string, old, new []byte) string {
+// UnifiedDiff is the unified diff of old and new, as diff -u writes it
+// with three lines of context, its sides named from and to ("a/path",
+// "/dev/null"), or "" if they are equal. Sides of more than 20,000 lines,
+// or that differ in more than 2,000 lines, are not compared: the diff is
+// then its two header lines and a line in parentheses giving the sizes.
+func UnifiedDiff(from, to string, old, new []byte) string {
 	a, b := splitLines(old), splitLines(new)
 	if len(a) > maxDiffLines || len(b) > maxDiffLines {
 		return fmt.Sprintf("--- %s\n+++ %s\n(%d and %d lines: too long to compare; %d bytes -> %d bytes)\n", from, to, len(a), len(b), len(old), len(new))
