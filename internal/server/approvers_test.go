@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ward-dev/ward/internal/policy"
@@ -100,7 +101,7 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete
 @id("reviewed") @escalate("2 of group:ops")
 forbid (principal, action == Action::"call_tool", resource == Tool::"demo.write_note");
 `)
-	var logs bytes.Buffer
+	var logs syncBuffer // the node logs from its own goroutines too
 	lim, _ := policy.ParseApproval("1 of group:finance")
 	n := startNode(t, server.Config{Upstreams: demoOnly, Policies: []string{dir}, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		ApproverGroups: map[string][]string{"ops": {"olga"}},
@@ -131,4 +132,29 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"demo.write_
 	if !strings.Contains(logs.String(), `policy \"later\"`) {
 		t.Fatalf("reload did not warn: %s", logs.String())
 	}
+}
+
+// syncBuffer is a bytes.Buffer a node's background goroutines may log to
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
 }

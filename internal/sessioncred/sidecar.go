@@ -71,6 +71,9 @@ type SidecarConfig struct {
 	// MaxConns bounds the connections open at once; 0 means
 	// DefaultMaxConns.
 	MaxConns int
+	// MaxBodyBytes bounds a request's body (413 beyond it); 0 means
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
 }
 
 // SidecarServer is a session's local MCP endpoint bound to the user who
@@ -90,7 +93,7 @@ func NewSidecar(cfg SidecarConfig) (*SidecarServer, error) {
 			return nil, fmt.Errorf("sidecar: %w", err)
 		}
 	}
-	if cfg.HeaderTimeout < 0 || cfg.BodyTimeout < 0 || cfg.IdleTimeout < 0 || cfg.MaxConns < 0 {
+	if cfg.HeaderTimeout < 0 || cfg.BodyTimeout < 0 || cfg.IdleTimeout < 0 || cfg.MaxConns < 0 || cfg.MaxBodyBytes < 0 {
 		return nil, errors.New("sidecar: timeouts and the connection limit cannot be negative")
 	}
 	cfg.HeaderTimeout = cmp.Or(cfg.HeaderTimeout, DefaultHeaderTimeout)
@@ -107,7 +110,7 @@ func NewSidecar(cfg SidecarConfig) (*SidecarServer, error) {
 // request must carry the token and, on Linux, the client's socket must
 // belong to that user. Serve closes ln.
 func (s *SidecarServer) Serve(ctx context.Context, ln net.Listener) error {
-	h := &sidecar{owner: int64(os.Geteuid()), bodyTimeout: s.cfg.BodyTimeout}
+	h := &sidecar{owner: int64(os.Geteuid()), bodyTimeout: s.cfg.BodyTimeout, maxBody: s.cfg.MaxBodyBytes}
 	h.proxy = newProxy(s.cfg.Target, s.cfg.Transport, h)
 	if err := s.bind(h, ln.Addr()); err != nil {
 		ln.Close()
@@ -390,6 +393,7 @@ type sidecar struct {
 	hasToken    bool
 	refused     *refusals     // nil: refusals are not reported
 	bodyTimeout time.Duration // bounds reading a request's body
+	maxBody     int64         // bounds a request's body; 0: DefaultMaxBodyBytes
 }
 
 // peer is the process at the other end of one connection, found once, on
@@ -453,9 +457,9 @@ func (s *sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.proxy.ServeHTTP(w, r)
 }
 
-// MaxBodyBytes bounds one request body the sidecar forwards: one MCP
-// message, as the node bounds it (streamable.DefaultMaxBodyBytes).
-const MaxBodyBytes = 4 << 20
+// DefaultMaxBodyBytes bounds one request body the sidecar forwards: one
+// MCP message, as the node bounds it (streamable.DefaultMaxBodyBytes).
+const DefaultMaxBodyBytes = 4 << 20
 
 // readBody reads a request's body whole, under its deadline, before the
 // request is forwarded. Only then is the connection's read deadline lifted
@@ -467,14 +471,21 @@ func (s *sidecar) readBody(w http.ResponseWriter, r *http.Request) bool {
 	if r.Body == nil || r.Body == http.NoBody {
 		return true
 	}
-	// Read to io.EOF, which lifts the deadline (deadlineBody.Read).
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
+	limit := cmp.Or(s.maxBody, DefaultMaxBodyBytes)
+	tooLarge := func() bool {
 		s.refuse(w, http.StatusRequestEntityTooLarge, refusal{"request body too large", s.peerUID(r)}, "",
-			fmt.Sprintf("ward sidecar: the request body exceeds %d bytes: one MCP message must be smaller", MaxBodyBytes))
+			fmt.Sprintf("ward sidecar: the request body exceeds %d bytes: one MCP message must be smaller", limit))
 		return false
+	}
+	if r.ContentLength > limit {
+		return tooLarge() // said up front: not read
+	}
+	// Read to io.EOF, which lifts the deadline (deadlineBody.Read).
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr):
+		return tooLarge()
 	case err != nil:
 		if b, ok := r.Context().Value(bodyKey{}).(*deadlineBody); ok && b.late() {
 			s.refuse(w, http.StatusRequestTimeout, refusal{"slow request body", s.peerUID(r)}, "",

@@ -168,6 +168,7 @@ func cutsSlowClients(t *testing.T, network string) {
 		bodyTimeout   = 300 * time.Millisecond
 		idleTimeout   = 300 * time.Millisecond
 		maxConns      = 16
+		maxBody       = 128 << 10 // small (an oversized body arrives well within bodyTimeout), above the slow bodies' 100000
 		gap           = 20 * time.Millisecond
 	)
 	node := newStreamingNode(t, gap)
@@ -187,7 +188,7 @@ func cutsSlowClients(t *testing.T, network string) {
 		host = "localhost"
 	}
 	stop := serve(t, SidecarConfig{Target: target, Transport: http.DefaultTransport, Token: token, Records: records,
-		RefusalInterval: time.Hour, HeaderTimeout: headerTimeout, BodyTimeout: bodyTimeout, IdleTimeout: idleTimeout, MaxConns: maxConns}, ln)
+		RefusalInterval: time.Hour, HeaderTimeout: headerTimeout, BodyTimeout: bodyTimeout, IdleTimeout: idleTimeout, MaxConns: maxConns, MaxBodyBytes: maxBody}, ln)
 	head := func(extra string) string {
 		return fmt.Sprintf("POST /mcp HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n%s\r\n", host, token, extra)
 	}
@@ -298,7 +299,7 @@ func cutsSlowClients(t *testing.T, network string) {
 	})
 	t.Run("oversized body", func(t *testing.T) {
 		for _, chunked := range []bool{false, true} {
-			var body io.Reader = bytes.NewReader(make([]byte, MaxBodyBytes+1))
+			var body io.Reader = bytes.NewReader(make([]byte, maxBody+1))
 			if chunked {
 				body = io.MultiReader(body) // no length known: sent chunked
 			}
@@ -311,7 +312,7 @@ func cutsSlowClients(t *testing.T, network string) {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "exceeds") {
-				t.Fatalf("a body of %d bytes (chunked %v): %d %q, want 413", MaxBodyBytes+1, chunked, resp.StatusCode, b)
+				t.Fatalf("a body of %d bytes (chunked %v): %d %q, want 413", maxBody+1, chunked, resp.StatusCode, b)
 			}
 		}
 	})
