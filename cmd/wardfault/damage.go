@@ -18,18 +18,12 @@ import (
 // acknowledged call.
 func damage(ctx context.Context, cfg Config, dir string) (*result, error) {
 	r := &result{Scenario: "damage"}
-	f, err := setup(ctx, cfg, dir, filepath.Join(dir, "data"), 0, cfg.DiskSessions)
+	f, l, stop, err := underLoad(ctx, cfg, r, dir, filepath.Join(dir, "data"), cfg.DiskSessions, 0, "the kill")
 	if err != nil {
 		return nil, err
 	}
 	defer f.close()
-	l := newLoad(f.endpoint(), f.creds, 0)
-	stop := runLoad(ctx, l)
 	defer stop()
-	sleep(ctx, cfg.Interval)
-	if !waitAcks(ctx, l, 1, time.Minute) {
-		r.problem("no call was acknowledged before the kill")
-	}
 	f.node.kill()
 	db := filepath.Join(f.node.data, "ward.db")
 

@@ -33,18 +33,12 @@ func diskFull(ctx context.Context, cfg Config, dir string) (*result, error) {
 		return r, nil
 	}
 	defer unix.Unmount(mnt, unix.MNT_DETACH)
-	f, err := setup(ctx, cfg, dir, filepath.Join(mnt, "data"), 0, cfg.DiskSessions)
+	f, l, stop, err := underLoad(ctx, cfg, r, dir, filepath.Join(mnt, "data"), cfg.DiskSessions, 0, "the disk filled")
 	if err != nil {
 		return nil, err
 	}
 	defer f.close()
-	l := newLoad(f.endpoint(), f.creds, 0)
-	stop := runLoad(ctx, l)
 	defer stop()
-	sleep(ctx, cfg.Interval)
-	if !waitAcks(ctx, l, 1, time.Minute) {
-		r.problem("no call was acknowledged before the disk filled")
-	}
 
 	// Counted from before the disk fills: agents may be refused (and
 	// then fail to reconnect) before fill returns.

@@ -137,6 +137,24 @@ func runLoad(ctx context.Context, l *load) (stop func()) {
 	return func() { cancel(); <-done }
 }
 
+// underLoad starts a node on data with sessions agents (and spare sessions
+// no agent uses, last in f.creds) calling through it, lets them run for
+// cfg.Interval and waits for a first acknowledged call, noting a problem
+// on r if none came before the fault (named by before). stop stops the
+// agents; calling it twice is harmless. On an error nothing is left running.
+func underLoad(ctx context.Context, cfg Config, r *result, dir, data string, sessions, spare int, before string) (f *fixture, l *load, stop func(), err error) {
+	if f, err = setup(ctx, cfg, dir, data, 0, sessions+spare); err != nil {
+		return nil, nil, nil, err
+	}
+	l = newLoad(f.endpoint(), f.creds[:sessions], 0)
+	stop = runLoad(ctx, l)
+	sleep(ctx, cfg.Interval)
+	if !waitAcks(ctx, l, 1, time.Minute) {
+		r.problem("no call was acknowledged before %s", before)
+	}
+	return f, l, stop, nil
+}
+
 // waitAcks waits until at least want calls were acknowledged, for up to
 // limit; it reports whether they were.
 func waitAcks(ctx context.Context, l *load, want int, limit time.Duration) bool {

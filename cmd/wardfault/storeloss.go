@@ -23,17 +23,11 @@ import (
 // recover; the audit log must still hold every acknowledged call.
 func storeLoss(ctx context.Context, cfg Config, dir string) (*result, error) {
 	r := &result{Scenario: "store-loss"}
-	f, err := setup(ctx, cfg, dir, filepath.Join(dir, "data"), 0, cfg.DiskSessions)
+	f, l, stop, err := underLoad(ctx, cfg, r, dir, filepath.Join(dir, "data"), cfg.DiskSessions, 0, "the kill")
 	if err != nil {
 		return nil, err
 	}
 	defer f.close()
-	l := newLoad(f.endpoint(), f.creds, 0)
-	stop := runLoad(ctx, l)
-	sleep(ctx, cfg.Interval)
-	if !waitAcks(ctx, l, 1, time.Minute) {
-		r.problem("no call was acknowledged before the kill")
-	}
 	f.node.kill()
 	stop()
 	var removed []string
@@ -89,19 +83,13 @@ func refusalLine(out string) string {
 // promise.) The audit log must still hold every acknowledged call.
 func walLoss(ctx context.Context, cfg Config, dir string) (*result, error) {
 	r := &result{Scenario: "wal-loss"}
-	f, err := setup(ctx, cfg, dir, filepath.Join(dir, "data"), 0, cfg.DiskSessions+1)
+	f, l, stop, err := underLoad(ctx, cfg, r, dir, filepath.Join(dir, "data"), cfg.DiskSessions, 1, "the write-ahead log was deleted")
 	if err != nil {
 		return nil, err
 	}
 	defer f.close()
-	victim := f.creds[len(f.creds)-1]
-	l := newLoad(f.endpoint(), f.creds[:len(f.creds)-1], 0)
-	stop := runLoad(ctx, l)
 	defer stop()
-	sleep(ctx, cfg.Interval)
-	if !waitAcks(ctx, l, 1, time.Minute) {
-		r.problem("no call was acknowledged before the write-ahead log was deleted")
-	}
+	victim := f.creds[len(f.creds)-1]
 	db := filepath.Join(f.node.data, "ward.db")
 	if err := checkpoint(ctx, db); err != nil {
 		return nil, err
