@@ -121,16 +121,7 @@ func (l *leaseLedger) Give(lim quota.Limit, key string, amount float64, at time.
 
 // run gives back expired leases until ctx ends.
 func (l *leaseLedger) run(ctx context.Context) {
-	t := time.NewTicker(leaseSweep)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			l.returnAll(ctx, false)
-		}
-	}
+	every(ctx, leaseSweep, func() { l.returnAll(ctx, false) })
 }
 
 // returnAll gives back the unspent part of every expired lease, or of

@@ -48,19 +48,12 @@ func (n *Node) retain(ctx context.Context) {
 	if n.cfg.Retention == (Retention{}) {
 		return
 	}
-	t := time.NewTicker(RetentionSweep)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			a, s, err := n.PruneRetained(ctx, time.Now())
-			if err != nil && ctx.Err() == nil {
-				n.cfg.Logger.Warn("pruning finished approvals and sessions", "err", err)
-			} else if a+s > 0 {
-				n.cfg.Logger.Info("pruned finished approvals and sessions", "approvals", a, "sessions", s)
-			}
+	every(ctx, RetentionSweep, func() {
+		a, s, err := n.PruneRetained(ctx, time.Now())
+		if err != nil && ctx.Err() == nil {
+			n.cfg.Logger.Warn("pruning finished approvals and sessions", "err", err)
+		} else if a+s > 0 {
+			n.cfg.Logger.Info("pruned finished approvals and sessions", "approvals", a, "sessions", s)
 		}
-	}
+	})
 }

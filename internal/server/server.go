@@ -1072,28 +1072,35 @@ func (n *Node) verifyAudit(ctx context.Context) {
 	}
 }
 
-func (n *Node) sweep(ctx context.Context) {
-	t := time.NewTicker(expirySweep)
+// every calls f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := n.Auth.ExpireSessions(ctx); err != nil && ctx.Err() == nil {
-				n.cfg.Logger.Error("expiring sessions", "err", err)
-			}
-			if err := n.IndexAudit(ctx); err != nil && ctx.Err() == nil {
-				n.cfg.Logger.Warn("indexing the audit log", "err", err)
-			}
-			if err := n.watch.save(); err != nil {
-				n.cfg.Logger.Warn("saving the monitor's state", "err", err)
-			}
-			if err := n.saveBudgets(); err != nil {
-				n.cfg.Logger.Warn("saving the budgets", "err", err)
-			}
+			f()
 		}
 	}
+}
+
+func (n *Node) sweep(ctx context.Context) {
+	every(ctx, expirySweep, func() {
+		if _, err := n.Auth.ExpireSessions(ctx); err != nil && ctx.Err() == nil {
+			n.cfg.Logger.Error("expiring sessions", "err", err)
+		}
+		if err := n.IndexAudit(ctx); err != nil && ctx.Err() == nil {
+			n.cfg.Logger.Warn("indexing the audit log", "err", err)
+		}
+		if err := n.watch.save(); err != nil {
+			n.cfg.Logger.Warn("saving the monitor's state", "err", err)
+		}
+		if err := n.saveBudgets(); err != nil {
+			n.cfg.Logger.Warn("saving the budgets", "err", err)
+		}
+	})
 }
 
 // Close stops serving and closes the node's state.
