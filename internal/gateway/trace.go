@@ -78,25 +78,29 @@ func (s *Session) startCall(ctx context.Context, req *jsonrpc.Request, op *Opera
 	if ctx.Value(tracerKey{}) == nil {
 		return ctx, noSpan
 	}
-	name := req.Method
-	attrs := []attribute.KeyValue{
+	name, attrs := opSpan(req.Method, op.Action, op.Name, []attribute.KeyValue{
 		attribute.String("mcp.method.name", req.Method),
 		attribute.String("jsonrpc.request.id", idString(req.ID)),
 		attribute.String("ward.session.id", s.who().Session),
 		attribute.String("ward.agent", s.who().Agent),
 		attribute.String("ward.server", op.Server),
-	}
-	switch op.Action {
-	case policy.ActionCallTool:
-		name += " " + op.Name
-		attrs = append(attrs, attribute.String("gen_ai.tool.name", op.Name), attribute.String("gen_ai.operation.name", "execute_tool"))
-	case policy.ActionGetPrompt:
-		name += " " + op.Name
-		attrs = append(attrs, attribute.String("gen_ai.prompt.name", op.Name))
-	case policy.ActionReadResource:
-		attrs = append(attrs, attribute.String("mcp.resource.uri", op.Name))
-	}
+	})
 	return start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+}
+
+// opSpan names the span of method on the tool, prompt or resource called
+// name (ward's name on the call's span, the upstream's on the upstream's)
+// and adds the MCP and GenAI attributes that say which.
+func opSpan(method string, action policy.Action, name string, attrs []attribute.KeyValue) (string, []attribute.KeyValue) {
+	switch action {
+	case policy.ActionCallTool:
+		return method + " " + name, append(attrs, attribute.String("gen_ai.tool.name", name), attribute.String("gen_ai.operation.name", "execute_tool"))
+	case policy.ActionGetPrompt:
+		return method + " " + name, append(attrs, attribute.String("gen_ai.prompt.name", name))
+	case policy.ActionReadResource:
+		return method, append(attrs, attribute.String("mcp.resource.uri", name))
+	}
+	return method, attrs
 }
 
 // startUpstream starts the client span of the call forwarded upstream,
@@ -105,18 +109,7 @@ func startUpstream(ctx context.Context, method string, op *Operation) (context.C
 	if ctx.Value(tracerKey{}) == nil {
 		return ctx, noSpan
 	}
-	name := method
-	attrs := []attribute.KeyValue{attribute.String("mcp.method.name", method), attribute.String("ward.server", op.Server)}
-	switch op.Action {
-	case policy.ActionCallTool:
-		name += " " + op.Upstream
-		attrs = append(attrs, attribute.String("gen_ai.tool.name", op.Upstream), attribute.String("gen_ai.operation.name", "execute_tool"))
-	case policy.ActionGetPrompt:
-		name += " " + op.Upstream
-		attrs = append(attrs, attribute.String("gen_ai.prompt.name", op.Upstream))
-	case policy.ActionReadResource:
-		attrs = append(attrs, attribute.String("mcp.resource.uri", op.Upstream))
-	}
+	name, attrs := opSpan(method, op.Action, op.Upstream, []attribute.KeyValue{attribute.String("mcp.method.name", method), attribute.String("ward.server", op.Server)})
 	return start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 }
 
