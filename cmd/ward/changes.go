@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -242,7 +241,7 @@ func diffSet(rec runRecord, set *changes.Set) []changeView {
 		v := changeView{Path: c.Path, Kind: string(c.Kind), Type: string(c.Type), Prev: string(c.Prev), Size: c.Size, SHA256: c.SHA256,
 			Target: c.Target, Reason: c.Reason}
 		if c.Mode != 0 {
-			v.Mode = fmt.Sprintf("%04o", uint32(c.Mode.Perm())|setBits(c.Mode))
+			v.Mode = fmt.Sprintf("%04o", changes.UnixMode(c.Mode))
 		}
 		// The old side: a file in the workspace now, if the path held
 		// one before the change.
@@ -286,21 +285,6 @@ func diffSet(rec runRecord, set *changes.Set) []changeView {
 		views = append(views, v)
 	}
 	return views
-}
-
-// setBits are the setuid, setgid and sticky bits of m as Unix mode bits.
-func setBits(m fs.FileMode) uint32 {
-	var u uint32
-	if m&fs.ModeSetuid != 0 {
-		u |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		u |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		u |= 0o1000
-	}
-	return u
 }
 
 // readSmall reads the regular file at path beneath root: its content if it

@@ -206,7 +206,7 @@ func (a *applier) file(pfd int, name string, c Change) error {
 	dst := fdFile(fd, tmp)
 	err = copyChecked(dst, src, c, a.buf)
 	if err == nil {
-		err = unix.Fchmod(fd, unixMode(c.Mode))
+		err = unix.Fchmod(fd, UnixMode(c.Mode))
 	}
 	if err == nil {
 		err = dst.Sync()
@@ -271,7 +271,7 @@ func (a *applier) finish() error {
 		if err != nil {
 			return fmt.Errorf("apply %s: %w", c.Path, err)
 		}
-		err = unix.Fchmod(fd, unixMode(c.Mode))
+		err = unix.Fchmod(fd, UnixMode(c.Mode))
 		unix.Close(fd)
 		if err != nil {
 			return fmt.Errorf("apply %s: chmod: %w", c.Path, err)

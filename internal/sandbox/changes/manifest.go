@@ -39,7 +39,7 @@ func encodeManifest(s *Set) ([]byte, error) {
 	for i, c := range s.Changes {
 		r := record{Path: c.Path, Kind: c.Kind, Type: c.Type, Prev: c.Prev, Size: c.Size, SHA256: c.SHA256, Target: c.Target, Reason: c.Reason}
 		if hasMode(c.Kind, c.Type) {
-			r.Mode = fmt.Sprintf("%04o", unixMode(c.Mode))
+			r.Mode = fmt.Sprintf("%04o", UnixMode(c.Mode))
 		}
 		m.Changes[i] = r
 	}
@@ -106,8 +106,8 @@ func parseMode(s string) (fs.FileMode, error) {
 	return fileMode(uint32(u)), nil
 }
 
-// unixMode is m's permission bits as chmod(2) takes them.
-func unixMode(m fs.FileMode) uint32 {
+// UnixMode is m's permission bits as chmod(2) takes them.
+func UnixMode(m fs.FileMode) uint32 {
 	u := uint32(m.Perm())
 	if m&fs.ModeSetuid != 0 {
 		u |= 0o4000
