@@ -2,6 +2,8 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,4 +66,58 @@ func TestIDReusableOnceAnswered(t *testing.T) {
 func intID(n float64) jsonrpc.ID {
 	id, _ := jsonrpc.MakeID(n)
 	return id
+}
+
+// TestDuplicateIDInFlightRefused: a request reusing the id of a call still
+// in flight is refused and recorded, and the call it collided with is left
+// alone: it is answered once its upstream answers.
+func TestDuplicateIDInFlightRefused(t *testing.T) {
+	release := make(chan struct{})
+	up := &rawUpstream{answer: func(method string) (json.RawMessage, bool) {
+		if method != "tools/call" {
+			return nil, false
+		}
+		<-release
+		return json.RawMessage(`{"content":[{"type":"text","text":"done"}]}`), true
+	}}
+	f := newRawFixture(t, up, nil)
+	s, d := f.open(t)
+	first, _ := jsonrpc.DecodeMessage([]byte(`{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"up.echo","arguments":{}}}`))
+	s.Receive(context.Background(), first)
+	// The call is in flight once the upstream has it.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		up.mu.Lock()
+		n := len(up.received)
+		var last string
+		if n > 0 {
+			last = up.received[n-1].Method
+		}
+		up.mu.Unlock()
+		if last == "tools/call" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the call did not reach the upstream")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	dup := send(t, s, d, `{"jsonrpc":"2.0","id":9,"method":"ping"}`)
+	if dup.Error == nil || !strings.Contains(dup.Error.Error(), "already in flight") {
+		t.Fatalf("a request reusing an id in flight: %+v", dup)
+	}
+	d.reset()
+	close(release)
+	if r := d.response(t, intID(9)); r.Error != nil || !strings.Contains(string(r.Result), "done") {
+		t.Fatalf("the call in flight after the duplicate was refused: %+v", r)
+	}
+	events, _ := f.log.Read(0, f.log.Size())
+	recorded := false
+	for _, e := range events {
+		if e.Type == "refusal" && strings.Contains(string(e.Data), "already in flight") {
+			recorded = true
+		}
+	}
+	if !recorded {
+		t.Fatal("the refusal of a duplicate id was not recorded")
+	}
 }

@@ -171,7 +171,9 @@ func (s *Session) refuseRequest(m *jsonrpc.Request, code int64, reason string) {
 	if _, err := s.g.cfg.Guard.Check(ctx, s.who(), &Operation{Method: m.Method, Refused: reason}); err != nil {
 		reason += " (and the refusal could not be recorded: " + err.Error() + ")"
 	}
-	s.replyErr(m.ID, code, reason, nil)
+	// Sent as is: a refused request was never registered, so its answer
+	// must not end a call in flight under the same id (send would).
+	s.sendAs(&jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: code, Message: reason}}, m.ID)
 }
 
 // Close ends the session: requests in flight fail at once and upstream
@@ -403,9 +405,7 @@ func (s *Session) handle(rctx context.Context, req *jsonrpc.Request, p params) {
 	s.mu.Lock()
 	if _, dup := s.calls[req.ID]; dup {
 		s.mu.Unlock()
-		// Sent as is: the answer to the duplicate does not end the call
-		// in flight (send would forget it).
-		s.sendAs(&jsonrpc.Response{ID: req.ID, Error: &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "a request with this id is already in flight"}}, req.ID)
+		s.refuseRequest(req, jsonrpc.CodeInvalidRequest, "a request with this id is already in flight")
 		return
 	}
 	s.calls[req.ID] = c
