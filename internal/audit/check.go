@@ -154,7 +154,12 @@ func (l *Log) markDamaged(err error) {
 		Error string `json:"error"`
 	}{err.Error()})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	_, _ = l.append(ctx, Event{Type: typeDamage, Actor: "ward", Data: data}, false)
+	if _, err := l.append(ctx, Event{Type: typeDamage, Actor: "ward", Data: data}, false); err == nil {
+		// The event under a checkpoint before the log fails closed (the
+		// checkpointer stops then): the next Open finds it signed in
+		// the files rather than replaying it from the journal.
+		_, _ = l.Sync(ctx)
+	}
 	cancel()
 	_ = atomicfile.Write(filepath.Join(l.cfg.Dir, damagedName), []byte(err.Error()+"\n"), 0o600)
 	l.errMu.Lock()
