@@ -138,8 +138,12 @@ func openJournal(path string, key []byte) (*journal, error) {
 			return nil, fmt.Errorf("allocate journal %s: %w", path, err)
 		}
 	}
-	return &journal{f: f, mac: hmac.New(sha256.New, key)}, nil
+	return &journal{f: f, mac: newJournalMAC(key)}, nil
 }
+
+// newJournalMAC returns the MAC of the journal's records: HMAC-SHA256
+// with key.
+func newJournalMAC(key []byte) hash.Hash { return hmac.New(sha256.New, key) }
 
 // fits says whether a record of n entry bytes can be appended.
 func (j *journal) fits(n int) bool {
@@ -268,7 +272,7 @@ func parseJournalRecord(rec []byte, key []byte) (journalRecord, bool) {
 			return journalRecord{}, false
 		}
 	} else {
-		m := hmac.New(sha256.New, key)
+		m := newJournalMAC(key)
 		m.Write(rec[:total-sha256.Size])
 		if !hmac.Equal(m.Sum(nil), rec[total-sha256.Size:]) {
 			return journalRecord{}, false
