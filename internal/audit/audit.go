@@ -177,7 +177,8 @@ type Log struct {
 	entEnd   int64
 	cpEnd    int64
 	fault    *fault
-	wbuf     []byte
+	// The writer's buffers, kept from batch to batch.
+	wbuf, offBuf, nodeBuf, entryBuf []byte
 }
 
 type request struct {

@@ -285,21 +285,27 @@ type batchChain struct {
 	c chain
 }
 
-// write makes batch durable, each sealed session it touches sealed again
-// after it, then its checkpoint and the head, then publishes them. It
+// write makes batch durable (its journal record), each sealed session it
+// touches sealed again after it; the checkpointer signs a checkpoint over
+// it later (or, when the journal cannot take it, writeThrough now). It
 // returns the index of the batch's first entry. Before the batch is
 // remembered in the head, nothing in memory changes, so a failure leaves
 // the log as it was once the files are cut back; after it, the batch is
 // acknowledged whatever fails (an *afterDurable error).
 func (l *Log) write(batch []*request) (uint64, error) {
 	base := l.rng.End()
-	rng := cloneRange(l.rng)
+	// A range's hashes are never changed in place (its appends replace
+	// them), so the batch's range shares them with the log's.
+	rng, err := rangeFactory.NewRange(l.rng.Begin(), base, slices.Clone(l.rng.Hashes()))
+	if err != nil {
+		return 0, fmt.Errorf("audit log failed closed: %w", err)
+	}
 	buf := l.wbuf[:0]
-	offs := make([]byte, 0, 8*len(batch))
-	nodes := make([]byte, 0, 64*len(batch))
+	offs := l.offBuf[:0]
+	nodes := l.nodeBuf[:0]
 	visit := func(_ compact.NodeID, h []byte) { nodes = append(nodes, h...) }
 	end := l.entEnd
-	var entry []byte
+	entry := l.entryBuf[:0]
 	n := uint64(0)
 	touched := map[string]*batchChain{}
 	var order []string // sessions of the batch, in order of appearance
@@ -374,7 +380,7 @@ func (l *Log) write(batch []*request) (uint64, error) {
 	last := base + n - 1
 	size := base + n
 	if len(buf) <= 1<<20 {
-		l.wbuf = buf
+		l.wbuf, l.offBuf, l.nodeBuf, l.entryBuf = buf, offs, nodes, entry
 	}
 	// The index first: it is only read below the published size.
 	if _, err := l.idx.offsets.WriteAt(offs, 8*int64(base)); err != nil {
