@@ -162,7 +162,7 @@ type Log struct {
 	headDirty   bool   // a head write failed: its slot may say anything
 
 	headSize uint64     // the tree size the head last said
-	headMu   sync.Mutex // guards the head and the fields above: the writer and the flusher write it
+	headMu   sync.Mutex // guards the head and the fields above: the writer and the checkpointer write it
 
 	// cpMu guards writes to the checkpoints file, cpEnd and cpSize.
 	cpMu   sync.Mutex
