@@ -27,13 +27,18 @@ type InclusionProof struct {
 
 // Prove verifies the log in dir and returns an inclusion proof for the
 // event at index, against the log's latest checkpoint. It reads the files
-// only, so it works on a copy of the directory or while a node runs.
+// only, so it works on a copy of the directory or while a node runs (whose
+// latest checkpoint may not cover its latest events yet: the log signs
+// them on its own cadence).
 func Prove(dir string, v note.Verifier, origin string, index uint64) (*InclusionProof, error) {
 	rep, err := Verify(dir, v, origin)
 	if err != nil {
 		return nil, err
 	}
 	if index >= rep.Size {
+		if index < rep.Size+rep.TailEntries {
+			return nil, fmt.Errorf("prove event %d: the log's latest checkpoint covers %d events and no checkpoint covers this one yet (a running node signs one within a fraction of a second; try again)", index, rep.Size)
+		}
 		return nil, fmt.Errorf("prove event %d: the log's checkpoint covers %d events", index, rep.Size)
 	}
 	entries, leaves, err := readLeaves(dir, rep.Size)
