@@ -70,6 +70,10 @@ func (g remoteGuard) Notice(ctx context.Context, _ *gateway.Caller, server, meth
 	return g.c.doCtx(ctx, "POST", "/v1/guard/notice", map[string]any{"server": server, "method": method}, nil)
 }
 
+func (g remoteGuard) Answer(ctx context.Context, _ *gateway.Caller, server, method string, a gateway.ClientAnswer) error {
+	return g.c.doCtx(ctx, "POST", "/v1/guard/answer", map[string]any{"server": server, "method": method, "answer": a}, nil)
+}
+
 // cmdMCPWrap runs an MCP server command behind ward for a client that only
 // speaks stdio: the client starts `ward mcp wrap …` instead of the server.
 // Every operation is decided and recorded by the ward node as the session.

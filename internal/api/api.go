@@ -386,6 +386,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/guard/check", s.ag(s.guardCheck))
 	m.HandleFunc("POST /v1/guard/observe", s.ag(s.guardObserve))
 	m.HandleFunc("POST /v1/guard/notice", s.ag(s.guardNotice))
+	m.HandleFunc("POST /v1/guard/answer", s.ag(s.guardAnswer))
 	m.HandleFunc("POST /v1/guard/await", s.ag(s.guardAwait))
 	m.HandleFunc("GET /v1/receipts", s.receipts)
 	m.HandleFunc("GET /v1/session", s.ag(s.whoami))

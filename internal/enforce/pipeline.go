@@ -652,6 +652,15 @@ func (p *Pipeline) Notice(ctx context.Context, c *Caller, server, method string)
 	return nil
 }
 
+// Answer records the client's answer to a server-initiated request
+// (sampling, elicitation) before it is passed on: what the agent's side
+// sent the server, by digest and size (the answer is the agent's model's
+// or user's text; like arguments, it is not kept unless results are).
+func (p *Pipeline) Answer(ctx context.Context, c *Caller, server, method string, a ClientAnswer) error {
+	return p.record(ctx, audit.Event{Type: "server.request.answer", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
+		Data: mustJSON(map[string]any{"server": server, "method": method, "answer_sha256": a.Digest, "answer_bytes": a.Bytes, "is_error": a.IsError})})
+}
+
 // Refuse records a request the proxy refused before it could be decided
 // (it could not be parsed, or its handler failed), with the reason.
 func (p *Pipeline) Refuse(ctx context.Context, c *Caller, method, reason string) error {
