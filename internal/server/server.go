@@ -283,6 +283,7 @@ type Node struct {
 
 	// Several nodes on one store (cluster.go, feed.go).
 	nodeID      string
+	claim       *store.NodeClaim // the hold on nodeID in the shared store
 	joinedFresh bool
 	feed        *feed
 	leases      *leaseLedger
@@ -1163,6 +1164,9 @@ func (n *Node) closeState() error {
 		errs = append(errs, n.saveBudgets())
 	}
 	errs = append(errs, n.closeShared())
+	if n.claim != nil {
+		errs = append(errs, n.claim.Close())
+	}
 	if n.Store != nil {
 		errs = append(errs, n.Store.Close())
 	}
