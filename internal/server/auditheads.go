@@ -154,7 +154,11 @@ func (n *Node) closeShared() error {
 	var err error
 	if n.Audit != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = n.publishAuditHead(ctx)
+		// The head published covers every event the node acknowledged
+		// (the log signs checkpoints on its own cadence).
+		if _, err = n.Audit.Sync(ctx); err == nil {
+			err = n.publishAuditHead(ctx)
+		}
 		cancel()
 	}
 	if n.leases != nil {

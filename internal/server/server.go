@@ -630,11 +630,24 @@ func (n *Node) sessionsEnded(ids []string) {
 	n.sessions.Forget(ids...)
 	n.watch.forget(ids)
 	// Seal each ended session's chain in the audit log, so that a bundle
-	// can prove it holds all of the session's events.
+	// can prove it holds all of the session's events; then have the log
+	// sign a checkpoint over the seals, so that a bundle exported from
+	// its files at once proves it (checkpoints otherwise follow on the
+	// log's cadence).
+	sealed := false
 	for _, id := range ids {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if _, err := n.Audit.Seal(ctx, id); err != nil {
 			n.cfg.Logger.Error("sealing an ended session in the audit log failed", "session", id, "err", err)
+		} else {
+			sealed = true
+		}
+		cancel()
+	}
+	if sealed {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := n.Audit.Sync(ctx); err != nil {
+			n.cfg.Logger.Error("signing a checkpoint over ended sessions' seals failed", "err", err)
 		}
 		cancel()
 	}
