@@ -130,7 +130,8 @@ func cmdMCPWrap(args []string, _ io.Writer) error {
 // runs it (a Unix socket checked with peer credentials, or TCP loopback
 // with a token and, on Linux, the client socket's owner), checks Host and
 // Origin against DNS rebinding, and forwards every request to the node's
-// gateway with the session's grant and a fresh DPoP proof.
+// gateway authenticated as the session by mutual TLS with its X.509-SVID,
+// over a connection it keeps open.
 func cmdMCPServe(args []string, stdout io.Writer) error {
 	fs := flags("mcp serve")
 	session := fs.String("session", os.Getenv("WARD_SESSION"), "`session` whose credentials to use (default $WARD_SESSION)")
@@ -188,7 +189,7 @@ func cmdMCPServe(args []string, stdout io.Writer) error {
 		token, showToken = sessioncred.NewToken(), true
 	}
 	sc, err := sessioncred.NewSidecar(sessioncred.SidecarConfig{
-		Target: target, Transport: c.http.Transport, Token: token, Records: records, Logger: logger,
+		Target: target, Transport: creds.MTLSTransport(nil), Token: token, Records: records, Logger: logger,
 	})
 	if err != nil {
 		return err

@@ -18,9 +18,11 @@
 //
 // `ward mcp serve` ([NewSidecar], [Listen]) is a local MCP endpoint for
 // clients that cannot present the session's credentials: it holds the key
-// and adds the grant and a DPoP proof to every request it forwards to the
-// node. Whatever reaches it acts as the session, so it serves only the
-// user who started it (its effective uid):
+// and forwards every request to the node authenticated as the session, by
+// mutual TLS with the X.509-SVID over a connection it keeps open
+// ([Credentials.MTLSTransport]; a [Transport] adding the grant and a DPoP
+// proof to every request works too). Whatever reaches it acts as the
+// session, so it serves only the user who started it (its effective uid):
 //
 //   - On a Unix socket ("unix:PATH") the kernel names the client: the
 //     uid the socket's peer credentials (SO_PEERCRED) recorded at connect
@@ -66,6 +68,7 @@ package sessioncred
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -77,6 +80,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -359,9 +363,26 @@ func asksNonce(resp *http.Response) bool {
 // proofs over server-authenticated TLS (mtls false) or with the X.509-SVID
 // (mtls true).
 func (c *Credentials) HTTPClient(mtls bool) *http.Client {
-	base := &http.Transport{TLSClientConfig: c.TLSConfig(mtls), ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16}
 	if mtls {
-		return &http.Client{Transport: base}
+		return &http.Client{Transport: c.MTLSTransport(nil)}
 	}
+	base := &http.Transport{TLSClientConfig: c.TLSConfig(false), ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16}
 	return &http.Client{Transport: &Transport{Base: base, Key: c.Key, Grant: c.Grant}}
+}
+
+// MTLSTransport returns a transport that authenticates every request as
+// the session by mutual TLS with its X.509-SVID, over connections it keeps
+// open (HTTP/2 when the node offers it, else kept-alive HTTP/1.1): the
+// key signs once per connection, not once per request as with DPoP. The
+// node checks on every request, not once per connection, that the
+// certificate is still valid and that its session is still active, its
+// agent not quarantined. dial, if not nil, opens the connections (ward
+// run's runtime reaches the node through its own channel).
+//
+// The X.509-SVID is minted for the session's whole lifetime, so a
+// session's transport never needs another: once it expires, so has the
+// session.
+func (c *Credentials) MTLSTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
+	return &http.Transport{TLSClientConfig: c.TLSConfig(true), ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16,
+		IdleConnTimeout: 90 * time.Second, DialContext: dial}
 }
