@@ -43,11 +43,17 @@ var mtlsWays = []struct {
 
 // mtlsSidecar serves creds' sidecar on loopback, forwarding to the node by
 // mutual TLS as `ward mcp serve` does, and returns its MCP URL.
-func mtlsSidecar(t *testing.T, n *testNode, creds *sessioncred.Credentials) string {
+func mtlsSidecar(t testing.TB, n *testNode, creds *sessioncred.Credentials) string {
+	return sidecarURL(t, n, creds.MTLSTransport(nil))
+}
+
+// sidecarURL serves a sidecar on loopback that forwards to the node
+// through rt, and returns its MCP URL.
+func sidecarURL(t testing.TB, n *testNode, rt http.RoundTripper) string {
 	t.Helper()
 	target, _ := url.Parse(n.url + "/mcp")
 	token := sessioncred.NewToken()
-	sc, err := sessioncred.NewSidecar(sessioncred.SidecarConfig{Target: target, Transport: creds.MTLSTransport(nil), Token: token})
+	sc, err := sessioncred.NewSidecar(sessioncred.SidecarConfig{Target: target, Transport: rt, Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +68,7 @@ func mtlsSidecar(t *testing.T, n *testNode, creds *sessioncred.Credentials) stri
 	return "http://" + ln.Addr().String() + "/mcp/" + token
 }
 
-func connectURL(t *testing.T, endpoint string, hc *http.Client) *mcp.ClientSession {
+func connectURL(t testing.TB, endpoint string, hc *http.Client) *mcp.ClientSession {
 	t.Helper()
 	cs, err := mcp.NewClient(&mcp.Implementation{Name: "ward-test", Version: "1"}, nil).
 		Connect(ctxT(t), &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: hc}, nil)
