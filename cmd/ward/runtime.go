@@ -58,8 +58,13 @@ func runtimeService(ctx context.Context, rt *sandbox.Runtime) ([]string, error) 
 		return nil, err
 	}
 	// The session's requests go to the node by mutual TLS with its
-	// X.509-SVID, over connections kept open: no proof to sign per call.
-	tr := creds.MTLSTransport(func(ctx context.Context, _, _ string) (net.Conn, error) { return rt.Dial(ctx, "node") })
+	// X.509-SVID, over connections kept open (no proof to sign per call),
+	// unless the node does not see the certificate (TLS terminated in
+	// front of it): then with the grant and a DPoP proof per request.
+	tr, _, err := creds.NodeTransport(ctx, v.Server, func(ctx context.Context, _, _ string) (net.Conn, error) { return rt.Dial(ctx, "node") })
+	if err != nil {
+		return nil, fmt.Errorf("session %s: %w", v.Session, err)
+	}
 
 	env := []string{"WARD_SESSION=" + v.Session, "WARD_SPIFFE_ID=" + v.SPIFFEID,
 		// localhost, not 127.0.0.1, so that NO_PROXY can keep the MCP

@@ -7,9 +7,12 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -274,5 +277,72 @@ func TestOneHopFromCredentialFiles(t *testing.T) {
 	cs := connectURL(t, n.url+"/mcp", hc)
 	if err := echo(t, cs, "one hop"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNodeTransportBehindTLSProxy: a sidecar (`ward mcp serve`, `ward
+// run`) forwards by mutual TLS when the node sees the session's
+// certificate, and falls back to DPoP when a proxy in front of the node
+// terminates TLS (the node never sees the certificate): calls work either
+// way, and the choice is said.
+func TestNodeTransportBehindTLSProxy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := "https://" + ln.Addr().String()
+	// The proxy passes the Host it was sent, so proofs naming it match.
+	n := startNode(t, server.Config{Upstreams: demoOnly})
+	cert, err := n.CA.ServerCertificate([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, _ := url.Parse(n.url)
+	rp := httputil.NewSingleHostReverseProxy(back)
+	rp.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: n.pool}}
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	srv := &http.Server{Handler: rp, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequestClientCert}}
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+
+	n.setupAgent("proxied", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, _ := n.startSession("proxied", "echo behind a proxy", nil, "")
+	for _, c := range []struct {
+		server, how string
+	}{
+		{n.url, "mutual TLS"},
+		{front, "DPoP"},
+	} {
+		rt, how, err := creds.NodeTransport(ctxT(t), c.server, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.server, err)
+		}
+		if !strings.HasPrefix(how, c.how) {
+			t.Fatalf("%s: forwarding with %q, want %s", c.server, how, c.how)
+		}
+		target, _ := url.Parse(c.server + "/mcp")
+		token := sessioncred.NewToken()
+		sc, err := sessioncred.NewSidecar(sessioncred.SidecarConfig{Target: target, Transport: rt, Token: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); sc.Serve(ctx, sln) }()
+		t.Cleanup(func() { cancel(); <-done })
+		cs := connectURL(t, "http://"+sln.Addr().String()+"/mcp/"+token, http.DefaultClient)
+		if err := echo(t, cs, c.how); err != nil {
+			t.Fatalf("through the sidecar with %s: %v", c.how, err)
+		}
+	}
+	// A session the node no longer honours is refused both ways: no
+	// transport is offered for it.
+	n.must("POST", "/v1/sessions/"+creds.Session+"/end", map[string]string{"reason": "done"}, nil)
+	if _, _, err := creds.NodeTransport(ctxT(t), n.url, nil); err == nil {
+		t.Fatal("a transport was offered for an ended session")
 	}
 }
