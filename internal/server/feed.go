@@ -198,6 +198,10 @@ func (f *feed) apply(ctx context.Context, changes []store.Change) {
 	var ended []string
 	for _, c := range changes {
 		switch c.Kind {
+		case store.ChangeKeys:
+			if err := f.n.reloadKeys(ctx); err != nil {
+				f.n.cfg.Logger.Error("the system's keys changed on another node, and this node could not load them", "err", err)
+			}
 		case store.ChangeSession:
 			ended = append(ended, c.Subject)
 		case store.ChangeAgent:
@@ -264,6 +268,9 @@ func (f *feed) prune(ctx context.Context) {
 // again.
 func (f *feed) resync(ctx context.Context) error {
 	f.n.Auth.ForgetCached()
+	if err := f.n.reloadKeys(ctx); err != nil {
+		return err
+	}
 	labels, err := f.n.Store.ActiveSessionLabels(ctx)
 	if err != nil {
 		return err

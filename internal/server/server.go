@@ -56,8 +56,8 @@ import (
 	"github.com/ward-dev/ward/internal/egress"
 	"github.com/ward-dev/ward/internal/enforce"
 	"github.com/ward-dev/ward/internal/gateway"
-	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/identity"
+	"github.com/ward-dev/ward/internal/keyring"
 	"github.com/ward-dev/ward/internal/monitor"
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/quota"
@@ -284,8 +284,14 @@ type Node struct {
 	// Several nodes on one store (cluster.go, feed.go).
 	nodeID      string
 	joinedFresh bool
-	feed        *feed
-	leases      *leaseLedger
+	joinSecret  []byte // opens the sealed keys; nil alone on SQLite
+
+	// The signing keys (keys.go): the ring in force, changed under keysMu.
+	keysMu     sync.Mutex
+	ring       atomic.Pointer[keyring.Ring]
+	receiptKey atomic.Pointer[ecdsa.PrivateKey]
+	feed       *feed
+	leases     *leaseLedger
 
 	indexMu sync.Mutex // one indexing pass at a time
 	mu      sync.Mutex // guards srv, cancel and closed against Serve/Close races
@@ -343,29 +349,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
-	n.CA, n.Created, err = identity.Open(identity.Config{TrustDomain: cfg.TrustDomain, Dir: filepath.Join(data, "ca")})
+	issuer, err := n.openKeys()
 	if err != nil {
-		return nil, fmt.Errorf("trust domain CA: %w", err)
+		return nil, err
 	}
 	n.Created = n.Created || n.joinedFresh
-	if err := os.WriteFile(filepath.Join(data, "bundle.pem"), n.CA.BundlePEM(), 0o644); err != nil {
-		return nil, fmt.Errorf("write bundle: %w", err)
-	}
-	grantKey, _, err := identity.LoadOrCreateECKey(filepath.Join(data, "keys", "grant.key"))
-	if err != nil {
-		return nil, fmt.Errorf("grant key: %w", err)
-	}
-	receiptKey, _, err := identity.LoadOrCreateECKey(filepath.Join(data, "keys", "receipt.key"))
-	if err != nil {
-		return nil, fmt.Errorf("receipt key: %w", err)
-	}
-	if err := writeReceiptPub(filepath.Join(data, "keys", "receipt.pub"), &receiptKey.PublicKey); err != nil {
-		return nil, err
-	}
-	issuer, err := grant.NewIssuer(grant.IssuerConfig{Key: grantKey, TrustDomain: cfg.TrustDomain})
-	if err != nil {
-		return nil, err
-	}
 	skey, vkey, err := noteKeys(filepath.Join(data, "keys"), "audit", n.auditName())
 	if err != nil {
 		return nil, fmt.Errorf("audit key: %w", err)
@@ -517,6 +505,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The retiring grant keys too.
+	if err := n.installRing(n.ring.Load(), time.Now()); err != nil {
+		return nil, err
+	}
 	n.openSessions(labeler)
 	// One recorder of refusals for the whole node: the API, the gateway
 	// and the egress proxy count floods together.
@@ -552,7 +544,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	acfg := (api.Config{Refusals: n.refusals, Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: meteredGuard{n.pipeline, n.metrics},
 		Proofs: proofs, Audit: n.Audit, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
-		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: receiptKey, Index: n, Redactor: redactor, Metrics: n.metrics.Handler(), MCPJSONAnswers: cfg.MCPJSONAnswers})
+		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: n.receiptSigner, Keys: n, Index: n, Redactor: redactor, Metrics: n.metrics.Handler(), MCPJSONAnswers: cfg.MCPJSONAnswers})
 	if n.Publisher != nil {
 		acfg.Published = n.Publisher.Published
 	}
@@ -955,11 +947,18 @@ func (n *Node) URL() string {
 // elsewhere is refused with an answer and a record, not a dropped
 // connection that leaves no trace.
 func (n *Node) TLSConfig() *tls.Config {
-	var cur atomic.Pointer[tls.Certificate]
+	type issued struct {
+		cert *tls.Certificate
+		seq  uint64 // of the CA's keys that issued it
+	}
+	var cur atomic.Pointer[issued]
 	get := func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		// A certificate is renewed when it nears its end and when the
+		// CA's keys change (a rotation, a root retired).
+		seq := n.CA.Sequence()
 		c := cur.Load()
-		if c != nil && c.Leaf != nil && time.Until(c.Leaf.NotAfter) > serverCertTTL/4 {
-			return c, nil
+		if c != nil && c.seq == seq && c.cert.Leaf != nil && time.Until(c.cert.Leaf.NotAfter) > serverCertTTL/4 {
+			return c.cert, nil
 		}
 		hosts := []string{"localhost", "127.0.0.1", "::1"}
 		if h, _, err := net.SplitHostPort(n.cfg.Addr); err == nil && h != "" && h != "0.0.0.0" && h != "::" {
@@ -972,7 +971,7 @@ func (n *Node) TLSConfig() *tls.Config {
 		if err != nil {
 			return nil, err
 		}
-		cur.Store(&cert)
+		cur.Store(&issued{cert: &cert, seq: seq})
 		return &cert, nil
 	}
 	base := &tls.Config{
@@ -1091,6 +1090,7 @@ func (n *Node) sweep(ctx context.Context) {
 		if _, err := n.Auth.ExpireSessions(ctx); err != nil && ctx.Err() == nil {
 			n.cfg.Logger.Error("expiring sessions", "err", err)
 		}
+		n.sweepKeysNow(ctx)
 		if err := n.IndexAudit(ctx); err != nil && ctx.Err() == nil {
 			n.cfg.Logger.Warn("indexing the audit log", "err", err)
 		}
