@@ -21,8 +21,10 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -1180,34 +1182,50 @@ func (n *Node) closeState() error {
 	return errors.Join(errs...)
 }
 
-// writeReceiptPub writes the public key that verifies receipts (PEM), for
-// offline claim checks.
-func writeReceiptPub(path string, pub *ecdsa.PublicKey) error {
-	der, err := x509.MarshalPKIXPublicKey(pub)
+// ReceiptKey loads the public key that signs a data directory's new
+// receipts (the first of ReceiptKeys).
+func ReceiptKey(data string) (*ecdsa.PublicKey, error) {
+	keys, err := ReceiptKeys(data)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+	return keys[0], nil
 }
 
-// ReceiptKey loads the public key that verifies a data directory's
-// receipts.
-func ReceiptKey(data string) (*ecdsa.PublicKey, error) {
-	b, err := os.ReadFile(filepath.Join(data, "keys", "receipt.pub"))
+// maxReceiptKeys bounds the keys DATA/keys/receipt.pub may list.
+const maxReceiptKeys = 64
+
+// ReceiptKeys loads the public keys that verify a data directory's
+// receipts, DATA/keys/receipt.pub: the active receipt key first, then
+// those retiring after a rotation, as PEM "PUBLIC KEY" blocks (ECDSA
+// P-256) and nothing else.
+func ReceiptKeys(data string) ([]*ecdsa.PublicKey, error) {
+	b, err := readSmall(filepath.Join(data, "keys", "receipt.pub"), 64<<10)
 	if err != nil {
 		return nil, fmt.Errorf("receipt public key: %w", err)
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
+	var keys []*ecdsa.PublicKey
+	rest := b
+	for len(bytes.TrimSpace(rest)) > 0 {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil || blk.Type != "PUBLIC KEY" || len(blk.Headers) != 0 {
+			return nil, errors.New("receipt public key: DATA/keys/receipt.pub must hold PEM PUBLIC KEY blocks and nothing else")
+		}
+		k, err := x509.ParsePKIXPublicKey(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("receipt public key: %w", err)
+		}
+		pub, ok := k.(*ecdsa.PublicKey)
+		if !ok || pub.Curve != elliptic.P256() {
+			return nil, errors.New("receipt public key: not an ECDSA P-256 key")
+		}
+		if keys = append(keys, pub); len(keys) > maxReceiptKeys {
+			return nil, fmt.Errorf("receipt public key: more than %d keys", maxReceiptKeys)
+		}
+	}
+	if len(keys) == 0 {
 		return nil, errors.New("receipt public key: no PEM block")
 	}
-	k, err := x509.ParsePKIXPublicKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("receipt public key: %w", err)
-	}
-	pub, ok := k.(*ecdsa.PublicKey)
-	if !ok {
-		return nil, errors.New("receipt public key: not an ECDSA key")
-	}
-	return pub, nil
+	return keys, nil
 }
