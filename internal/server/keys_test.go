@@ -548,3 +548,134 @@ func mustRead(t testing.TB, path string) []byte {
 	}
 	return b
 }
+
+// waitKeys waits until node n's active keys are want's.
+func waitKeys(t testing.TB, n *testNode, want map[keyring.Kind]keyState) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		got := map[keyring.Kind]string{}
+		for _, k := range n.ListKeys() {
+			if k.State == keyring.Active {
+				got[k.Kind] = k.KID
+			}
+		}
+		same := true
+		for kind, k := range want {
+			same = same && got[kind] == k.KID
+		}
+		if same {
+			return time.Since(start)
+		}
+		if time.Since(start) > time.Minute {
+			t.Fatalf("node %s's keys %v, want %v", n.NodeID(), got, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestKeyRotationTwoNodes: on two nodes sharing PostgreSQL, a rotation
+// made on A is used by B (B verifies A's new credentials and signs with
+// the new keys) once B follows the change feed; a node stopped during
+// the rotation takes the new keys when it starts again, and a node that
+// joins later gets them too; a retirement swept on A leaves B too.
+func TestKeyRotationTwoNodes(t *testing.T) {
+	dsn, schema := testPostgres(t)
+	cfg := server.Config{StoreDSN: dsn, StoreSchema: schema, Upstreams: demoOnly}
+	ca := cfg
+	ca.Data = t.TempDir()
+	a := startNode(t, ca)
+	tok := string(mustRead(t, filepath.Join(ca.Data, "keys", "join.token")))
+	join := func(data string) *testNode {
+		c := cfg
+		c.Data, c.JoinToken = data, tok
+		n := startNode(t, c)
+		n.admin = a.admin
+		return n
+	}
+	b := join(t.TempDir())
+	sleeper := join(t.TempDir()) // stopped during the rotation
+	a.setupAgent("reporter", nil, map[string][]string{"tools": {"demo.*"}})
+	before, _ := a.keys()
+	old := a.agentSession("reporter", "before the rotation")
+	sleeperData := sleeper.data
+	sleeper.Close()
+
+	after := map[keyring.Kind]keyState{}
+	for _, kind := range keyring.Kinds {
+		var v keyState
+		a.must("POST", "/v1/keys/rotate", map[string]string{"kind": string(kind)}, &v)
+		after[kind] = v
+		t.Logf("node B uses the %s key rotated on A %s after the rotation returned", kind, waitKeys(t, b, map[keyring.Kind]keyState{kind: v}))
+	}
+	bAll := b.ListKeys()
+	for _, kind := range keyring.Kinds {
+		if s := stateOf(bAll, before[kind].KID); s.State != keyring.Retiring {
+			t.Fatalf("node B: the previous %s key is %+v", kind, s)
+		}
+	}
+	if string(a.CA.BundlePEM()) != string(b.CA.BundlePEM()) {
+		t.Fatal("the nodes publish different bundles")
+	}
+
+	// B signs with the new keys, and A and B each take the other's new
+	// credentials and the old ones.
+	onA := a.agentSession("reporter", "started on A")
+	onB := b.agentSession("reporter", "started on B")
+	if jwsKID(t, onB.v.Grant) != after[keyring.Grant].KID || jwsKID(t, onB.v.JWTSVID) != after[keyring.JWT].KID ||
+		rootKID(t, onB.creds.SVID[0], b.CA.X509Authorities()) != after[keyring.CA].KID {
+		t.Fatal("node B does not sign with the new keys")
+	}
+	for _, n := range []*testNode{a, b} {
+		for _, s := range []agentSession{old, onA, onB} {
+			for _, mtls := range []bool{false, true} {
+				if err := n.callOnce(s, mtls); err != nil {
+					t.Fatalf("node %s, session %s (mtls %v): %v", n.NodeID(), s.v.Session, mtls, err)
+				}
+			}
+			if code := n.verifyAt(map[string]string{"jwt_svid": s.v.JWTSVID, "audience": "billing"}); code != 200 {
+				t.Fatalf("node %s verifies a JWT-SVID: %d", n.NodeID(), code)
+			}
+		}
+	}
+	if receiptKID(t, b.fetchReceipts(onA)[0]) != after[keyring.Receipt].KID {
+		t.Fatal("node B signs receipts with the old key")
+	}
+
+	// A node stopped during the rotation, and one that joins now, start
+	// with the new keys.
+	c := cfg
+	c.Data = sleeperData
+	woke := startNode(t, c)
+	late := join(t.TempDir())
+	for _, n := range []*testNode{woke, late} {
+		waitKeys(t, n, after)
+		if string(n.CA.BundlePEM()) != string(a.CA.BundlePEM()) {
+			t.Fatalf("node %s publishes another bundle", n.NodeID())
+		}
+		if err := n.callOnce(old, true); err != nil {
+			t.Fatalf("node %s, old credentials: %v", n.NodeID(), err)
+		}
+	}
+
+	// The retirement, swept on A, reaches B.
+	if retired, err := a.SweepKeys(context.Background(), time.Now().Add(authority.DefaultMaxSessionTTL+10*time.Minute)); err != nil || len(retired) != 4 {
+		t.Fatalf("sweep on A: %v %v", retired, err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for len(b.CA.X509Authorities()) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("node B still trusts the retired root")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	newPool := x509.NewCertPool()
+	newPool.AppendCertsFromPEM(b.CA.BundlePEM())
+	b.pool, old.creds.Bundle = newPool, newPool
+	if code := b.verifyAt(map[string]string{"jwt_svid": old.v.JWTSVID, "audience": "billing"}); code != http.StatusUnauthorized {
+		t.Fatalf("node B, retired JWT-SVID: %d", code)
+	}
+	if err := b.callOnce(old, false); err == nil {
+		t.Fatal("node B accepts a grant of the retired key")
+	}
+}
