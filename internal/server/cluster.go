@@ -12,7 +12,9 @@ package server
 //     each node's rows apart.
 //   - The trust domain's CA, the JWT-SVID, grant and receipt keys and the
 //     redaction salt are the system's: a session started on one node is
-//     served by every other, and receipts verify with one key. They are
+//     served by every other, and receipts verify with one key (with the
+//     key ring, DATA/keys/ring.json, that keeps their rotation: keys.go).
+//     They are
 //     sealed in the store (AES-256-GCM under a key derived with HKDF-SHA256
 //     from the join token), never in clear. The first node creates them
 //     and a join token, DATA/keys/join.token (mode 0600); a node joins by

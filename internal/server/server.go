@@ -5,14 +5,16 @@
 //
 // Data directory layout:
 //
-//	DATA/ca/           trust domain CA (ca.key, ca.pem) and JWT-SVID key (identity package)
-//	DATA/keys/         grant.key (ES256), audit.key / audit.pub (Ed25519 note key)
+//	DATA/ca/           trust domain CA (ca.key, ca.pem) and JWT-SVID key (identity package): copies of the active keys
+//	DATA/keys/         grant.key (ES256), receipt.key, audit.key / audit.pub (Ed25519 note key)
+//	DATA/keys/ring.json  the signing keys and their rotation state, the truth the copies follow (keys.go)
+//	DATA/keys/receipt.pub  the public keys that verify receipts, the active one first
 //	DATA/ward.db       SQLite store (unless Config.StoreDSN names PostgreSQL)
 //	DATA/audit/        the audit log (audit package)
 //	DATA/audit.head    the audit log's latest durable checkpoint, kept outside DATA/audit
 //	DATA/audit.head.journal  the audit log's batches not yet in its files (one sync per batch)
 //	DATA/policies/     Cedar policies (default.cedar written on first start)
-//	DATA/bundle.pem    the CA certificate, for clients (public)
+//	DATA/bundle.pem    the CA certificates in force (active, then retiring), for clients (public)
 //	DATA/node.id       this node's id, on a store shared by several nodes (cluster.go)
 //	DATA/keys/join.token  the join token of the system the node belongs to (cluster.go)
 //

@@ -24,6 +24,8 @@ import (
 //     returns the blob of a name, creating it once: when several nodes
 //     start at once on a fresh schema, exactly one creates it (under a
 //     transaction-scoped advisory lock) and the others read that one.
+//     [Store.UpdateSealed] replaces one under the same lock (a key
+//     rotation) and puts a [ChangeKeys] change on the feed.
 //   - the change feed: on PostgreSQL, triggers record every change another
 //     node must act on at once (a session ended, an agent's status or
 //     trust changed, an approval submitted or decided) as a row of
