@@ -270,6 +270,9 @@ func (n *Node) installRing(r *keyring.Ring, now time.Time) error {
 		if err != nil {
 			return fmt.Errorf("install keys: %w", err)
 		}
+		if !now.Before(cert.NotAfter) {
+			continue // expired itself: it verifies nothing any more
+		}
 		rr := identity.RetiringRoot{Cert: cert, NotAfter: k.NotAfter}
 		if k.Private != "" {
 			if rr.Key, err = k.PrivateKey(); err != nil {
@@ -370,14 +373,15 @@ func (n *Node) RotateKey(ctx context.Context, kindName, by string) (keyring.View
 	n.keysMu.Lock()
 	defer n.keysMu.Unlock()
 	now := time.Now()
+	var prev keyring.Key // the key replaced, as the ring stored says
 	rotate := func(r *keyring.Ring) (*keyring.Ring, error) {
+		prev = r.Active(kind)
 		next, err := keyring.NewKey(kind, td, now)
 		if err != nil {
 			return nil, err
 		}
 		return r.Rotate(next, now, n.keyLifetime())
 	}
-	prev := n.ring.Load().Active(kind)
 	r, _, err := n.changeRing(ctx, rotate)
 	if err != nil {
 		return keyring.View{}, fmt.Errorf("rotate the %s key: %w", kind, err)
@@ -510,9 +514,6 @@ func (n *Node) reloadKeys(ctx context.Context) error {
 	r, err := n.loadSealed(blob)
 	if err != nil {
 		return err
-	}
-	if cur := n.ring.Load(); cur != nil && cur.Sequence > r.Sequence {
-		return fmt.Errorf("the store's key ring (sequence %d) is older than this node's (%d): not loaded", r.Sequence, cur.Sequence)
 	}
 	return n.installRing(r, time.Now())
 }
