@@ -63,6 +63,11 @@ import (
 	"github.com/ward-dev/ward/internal/strictjson"
 )
 
+// ErrTooMany refuses a rotation of a kind that has MaxRetiring keys
+// retiring already (an HTTP server answers 409: try again after the
+// oldest has retired).
+var ErrTooMany = errors.New("too many retiring keys")
+
 // Kind is what a key signs.
 type Kind string
 
@@ -105,9 +110,12 @@ const (
 	// MaxRetired is how many retired keys of a kind a ring remembers; the
 	// oldest are forgotten first.
 	MaxRetired = 64
+	// MaxRetiring is how many retiring keys of a kind a ring holds: a
+	// rotation beyond waits until the oldest has retired.
+	MaxRetiring = 8
 	// maxKeys bounds the keys of a document (active, retiring and
 	// retired, all kinds).
-	maxKeys = 4 * (MaxRetired + 32)
+	maxKeys = 4 * (MaxRetired + MaxRetiring + 1)
 )
 
 // Key is one key of a ring.
@@ -452,6 +460,17 @@ func (r *Ring) Rotate(next Key, now time.Time, lifetime time.Duration) (*Ring, e
 	}
 	if next.State != Active || next.check() != nil {
 		return nil, errors.New("rotate: the new key is not a well-formed active key")
+	}
+	var retiring []Key
+	for _, k := range r.Keys {
+		if k.Kind == next.Kind && k.State == Retiring {
+			retiring = append(retiring, k)
+		}
+	}
+	if len(retiring) >= MaxRetiring {
+		oldest := slices.MinFunc(retiring, func(a, b Key) int { return a.NotAfter.Compare(b.NotAfter) })
+		return nil, fmt.Errorf("%w: %d %s keys are retiring already, the most a ring holds; the next retires at %s",
+			ErrTooMany, len(retiring), next.Kind, oldest.NotAfter.UTC().Format(time.RFC3339))
 	}
 	c := r.clone()
 	now = now.UTC().Truncate(time.Second)

@@ -3,6 +3,7 @@ package keyring
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -222,6 +223,18 @@ func TestRotateRefuses(t *testing.T) {
 	bad.KID = r.Active(Receipt).KID
 	if _, err := r.Rotate(bad, t0, time.Hour); err == nil {
 		t.Error("a key whose kid is not its thumbprint accepted")
+	}
+	for i := range MaxRetiring + 1 {
+		next, _ := NewKey(Receipt, td, t0)
+		r2, err := r.Rotate(next, t0, time.Hour)
+		if i < MaxRetiring {
+			if err != nil {
+				t.Fatalf("rotation %d: %v", i, err)
+			}
+			r = r2
+		} else if !errors.Is(err, ErrTooMany) {
+			t.Fatalf("rotation beyond %d retiring keys: %v", MaxRetiring, err)
+		}
 	}
 	if _, err := ParseKind("Grant"); err == nil {
 		t.Error("ParseKind folds case")

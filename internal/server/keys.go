@@ -49,6 +49,7 @@ import (
 	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/identity"
 	"github.com/ward-dev/ward/internal/keyring"
+	"github.com/ward-dev/ward/internal/store"
 )
 
 const (
@@ -383,6 +384,9 @@ func (n *Node) RotateKey(ctx context.Context, kindName, by string) (keyring.View
 		return r.Rotate(next, now, n.keyLifetime())
 	}
 	r, _, err := n.changeRing(ctx, rotate)
+	if errors.Is(err, keyring.ErrTooMany) {
+		return keyring.View{}, fmt.Errorf("rotate the %s key: %w: %v", kind, store.ErrConflict, err)
+	}
 	if err != nil {
 		return keyring.View{}, fmt.Errorf("rotate the %s key: %w", kind, err)
 	}

@@ -601,12 +601,58 @@ func TestKeyRotationTwoNodes(t *testing.T) {
 	sleeperData := sleeper.data
 	sleeper.Close()
 
+	// An agent started on A calls through B without pause across the
+	// rotation, over DPoP and over mutual TLS.
+	var calls, failures atomic.Int64
+	var firstFailure atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	running := a.agentSession("reporter", "calls through B all along")
+	for _, mtls := range []bool{false, true} {
+		cs := b.connect(t, running.creds.HTTPClient(mtls), nil)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "demo.echo", Arguments: map[string]any{"text": "tick"}})
+				cancel()
+				if err == nil && res.IsError {
+					err = fmt.Errorf("tool error: %s", textOf(res))
+				}
+				if err != nil {
+					failures.Add(1)
+					firstFailure.CompareAndSwap(nil, err.Error())
+				}
+				calls.Add(1)
+			}
+		}()
+	}
+	waitCalls := func(more int64) {
+		t.Helper()
+		target := calls.Load() + more
+		deadline := time.Now().Add(time.Minute)
+		for calls.Load() < target {
+			if time.Now().After(deadline) {
+				t.Fatalf("the running agent made %d calls, waiting for %d", calls.Load(), target)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitCalls(10)
+
 	after := map[keyring.Kind]keyState{}
 	for _, kind := range keyring.Kinds {
 		var v keyState
 		a.must("POST", "/v1/keys/rotate", map[string]string{"kind": string(kind)}, &v)
 		after[kind] = v
 		t.Logf("node B uses the %s key rotated on A %s after the rotation returned", kind, waitKeys(t, b, map[keyring.Kind]keyState{kind: v}))
+		waitCalls(3)
 	}
 	bAll := b.ListKeys()
 	for _, kind := range keyring.Kinds {
@@ -641,6 +687,13 @@ func TestKeyRotationTwoNodes(t *testing.T) {
 	if receiptKID(t, b.fetchReceipts(onA)[0]) != after[keyring.Receipt].KID {
 		t.Fatal("node B signs receipts with the old key")
 	}
+	waitCalls(10)
+	close(stop)
+	wg.Wait()
+	if f := failures.Load(); f != 0 {
+		t.Fatalf("%d of %d calls through B failed across the rotation on A; first: %v", f, calls.Load(), firstFailure.Load())
+	}
+	t.Logf("%d calls through B across the rotation on A, none failed", calls.Load())
 
 	// A node stopped during the rotation, and one that joins now, start
 	// with the new keys.
@@ -671,11 +724,41 @@ func TestKeyRotationTwoNodes(t *testing.T) {
 	}
 	newPool := x509.NewCertPool()
 	newPool.AppendCertsFromPEM(b.CA.BundlePEM())
-	b.pool, old.creds.Bundle = newPool, newPool
+	a.pool, b.pool, old.creds.Bundle = newPool, newPool, newPool
 	if code := b.verifyAt(map[string]string{"jwt_svid": old.v.JWTSVID, "audience": "billing"}); code != http.StatusUnauthorized {
 		t.Fatalf("node B, retired JWT-SVID: %d", code)
 	}
 	if err := b.callOnce(old, false); err == nil {
 		t.Fatal("node B accepts a grant of the retired key")
+	}
+
+	// Rotations on A and B at once apply one after the other: both
+	// nodes end with the same keys, one of the two new grant keys
+	// active and the other retiring.
+	var rotated [2]keyState
+	var rwg sync.WaitGroup
+	for i, n := range []*testNode{a, b} {
+		rwg.Add(1)
+		go func() {
+			defer rwg.Done()
+			status, body := n.call(a.admin, "POST", "/v1/keys/rotate", map[string]string{"kind": "grant"})
+			if status != 200 {
+				t.Errorf("concurrent rotation on %s: %d %s", n.NodeID(), status, body)
+				return
+			}
+			json.Unmarshal(body, &rotated[i])
+		}()
+	}
+	rwg.Wait()
+	final, _ := a.keys()
+	waitKeys(t, b, final)
+	bAll = b.ListKeys()
+	if final[keyring.Grant].KID != rotated[0].KID && final[keyring.Grant].KID != rotated[1].KID {
+		t.Fatal("neither concurrent rotation's key is active")
+	}
+	for _, r := range rotated {
+		if s := stateOf(bAll, r.KID); s.State != keyring.Active && s.State != keyring.Retiring {
+			t.Fatalf("a concurrently rotated key is %+v on B", s)
+		}
 	}
 }
