@@ -30,6 +30,7 @@ package server
 // feed's FreshnessBound.
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
@@ -174,30 +175,84 @@ func importRing(data, trustDomain string, now time.Time) (*keyring.Ring, error) 
 	if err != nil {
 		return nil, fmt.Errorf("trust domain CA: %w", err)
 	}
-	roots := ca.X509Authorities()
+	files := map[string][]byte{}
+	created := map[string]time.Time{}
+	for _, f := range append([]string{caCertFile}, activeFileList()...) {
+		path := filepath.Join(data, filepath.FromSlash(f))
+		if f != caCertFile {
+			if _, _, err := identity.LoadOrCreateECKey(path); err != nil {
+				return nil, fmt.Errorf("DATA/%s: %w", f, err)
+			}
+		}
+		if files[f], err = readSmall(path, 64<<10); err != nil {
+			return nil, err
+		}
+		if st, err := os.Stat(path); err == nil {
+			created[f] = st.ModTime()
+		}
+	}
+	return ringOfFiles(files, created, max(ca.Sequence(), uint64(now.Unix())), now)
+}
+
+func activeFileList() []string {
+	var out []string
+	for _, kind := range keyring.Kinds {
+		out = append(out, activeFiles[kind])
+	}
+	return out
+}
+
+// ringOfFiles makes a ring of the active keys' files (PEM: PKCS#8 keys,
+// the root certificate), each created at created[file] (now if unknown;
+// the CA when its root was made).
+func ringOfFiles(files map[string][]byte, created map[string]time.Time, sequence uint64, now time.Time) (*keyring.Ring, error) {
+	certDER, err := pemBlock(files[caCertFile], "CERTIFICATE")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", caCertFile, err)
+	}
+	cert, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", caCertFile, err)
+	}
 	var keys []keyring.Key
 	for _, kind := range keyring.Kinds {
-		path := filepath.Join(data, filepath.FromSlash(activeFiles[kind]))
-		priv, _, err := identity.LoadOrCreateECKey(path)
+		f := activeFiles[kind]
+		der, err := pemBlock(files[f], "PRIVATE KEY")
 		if err != nil {
-			return nil, fmt.Errorf("%s key: %w", kind, err)
+			return nil, fmt.Errorf("%s: %w", f, err)
 		}
-		created := now
-		if st, err := os.Stat(path); err == nil {
-			created = st.ModTime()
+		k, err := x509.ParsePKCS8PrivateKey(der)
+		if err != nil {
+			return nil, fmt.Errorf("%s: not a PKCS#8 private key", f)
 		}
-		var cert *x509.Certificate
+		priv, ok := k.(*ecdsa.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("%s: not an ECDSA key", f)
+		}
+		at, ok := created[f]
+		if !ok {
+			at = now
+		}
+		var c *x509.Certificate
 		if kind == keyring.CA {
-			cert = roots[0]
-			created = cert.NotBefore.Add(time.Hour)
+			c, at = cert, cert.NotBefore.Add(time.Hour)
 		}
-		k, err := keyring.FromKey(kind, priv, cert, created)
+		key, err := keyring.FromKey(kind, priv, c, at)
 		if err != nil {
 			return nil, fmt.Errorf("%s key: %w", kind, err)
 		}
-		keys = append(keys, k)
+		keys = append(keys, key)
 	}
-	return keyring.New(max(ca.Sequence(), uint64(now.Unix())), keys...)
+	return keyring.New(sequence, keys...)
+}
+
+// pemBlock returns the one PEM block of b, of type typ.
+func pemBlock(b []byte, typ string) ([]byte, error) {
+	blk, rest := pem.Decode(b)
+	if blk == nil || blk.Type != typ || len(bytes.TrimSpace(rest)) != 0 {
+		return nil, fmt.Errorf("not one PEM %s block", typ)
+	}
+	return blk.Bytes, nil
 }
 
 // openKeys loads the key ring (making it from the key files on a data
@@ -436,7 +491,7 @@ func (n *Node) changeRing(ctx context.Context, change func(*keyring.Ring) (*keyr
 		if err != nil {
 			return nil, err
 		}
-		cur, err := payloadRing(p, n.cfg.TrustDomain, time.Now())
+		cur, err := payloadRing(p, time.Now())
 		if err != nil {
 			return nil, err
 		}
@@ -470,35 +525,19 @@ func (n *Node) loadSealed(blob []byte) (*keyring.Ring, error) {
 	if _, err := writeShared(n.cfg.Data, p); err != nil {
 		return nil, err
 	}
-	return payloadRing(p, n.cfg.TrustDomain, time.Now())
+	return payloadRing(p, time.Now())
 }
 
 // payloadRing returns the ring of a sealed payload, or, for a system
 // sealed before rotation existed, one made of its key files.
-func payloadRing(p sealedPayload, td string, now time.Time) (*keyring.Ring, error) {
+func payloadRing(p sealedPayload, now time.Time) (*keyring.Ring, error) {
 	if b, ok := p.Files[ringFile]; ok {
 		if len(b) > keyring.MaxSize {
 			return nil, fmt.Errorf("the store's key ring is larger than %d bytes", keyring.MaxSize)
 		}
 		return keyring.Parse(b)
 	}
-	dir, err := os.MkdirTemp("", "ward-import-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	for _, f := range sharedFiles {
-		if b, ok := p.Files[f]; ok {
-			path := filepath.Join(dir, filepath.FromSlash(f))
-			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-				return nil, err
-			}
-			if err := os.WriteFile(path, b, 0o600); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return importRing(dir, td, now)
+	return ringOfFiles(p.Files, nil, uint64(now.Unix()), now)
 }
 
 // reloadKeys loads the system's keys from the store again and puts them

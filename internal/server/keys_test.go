@@ -762,3 +762,78 @@ func TestKeyRotationTwoNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyRingFromOlderDataDir: a data directory from before rotation
+// existed (key files, no ring) gets a ring of the same keys on start:
+// what was issued before still works, and the keys rotate.
+func TestKeyRingFromOlderDataDir(t *testing.T) {
+	data := t.TempDir()
+	cfg := server.Config{Data: data, Upstreams: demoOnly}
+	n := startNode(t, cfg)
+	n.setupAgent("reporter", nil, map[string][]string{"tools": {"demo.*"}})
+	before, _ := n.keys()
+	old := n.agentSession("reporter", "before the upgrade")
+	admin := n.admin
+	n.Close()
+	if err := os.Remove(filepath.Join(data, "keys", "ring.json")); err != nil {
+		t.Fatal(err)
+	}
+	n = startNode(t, cfg)
+	n.admin = admin
+	if got, _ := n.keys(); fmt.Sprint(kids(got)) != fmt.Sprint(kids(before)) {
+		t.Fatalf("keys after the upgrade %v, before %v", kids(got), kids(before))
+	}
+	if err := n.callOnce(old, true); err != nil {
+		t.Fatal(err)
+	}
+	n.must("POST", "/v1/keys/rotate", map[string]string{"kind": "grant"}, nil)
+	if err := n.callOnce(old, false); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(filepath.Join(data, "keys", "ring.json")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("the ring: %v %v", st, err)
+	}
+}
+
+func kids(m map[keyring.Kind]keyState) map[keyring.Kind]string {
+	out := map[keyring.Kind]string{}
+	for k, v := range m {
+		out[k] = v.KID
+	}
+	return out
+}
+
+// TestKeyRotationLegacySealed: a system whose store holds keys sealed
+// before rotation existed (no ring) rotates: the first rotation makes
+// the ring of the sealed keys, and a node that joined before it takes it.
+func TestKeyRotationLegacySealed(t *testing.T) {
+	dsn, schema := testPostgres(t)
+	cfg := server.Config{StoreDSN: dsn, StoreSchema: schema, Upstreams: demoOnly}
+	ca := cfg
+	ca.Data = t.TempDir()
+	a := startNode(t, ca)
+	a.setupAgent("reporter", nil, map[string][]string{"tools": {"demo.*"}})
+	old := a.agentSession("reporter", "before the rotation")
+	if err := a.SealWithoutRing(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := cfg
+	c.Data, c.JoinToken = t.TempDir(), string(mustRead(t, filepath.Join(ca.Data, "keys", "join.token")))
+	b := startNode(t, c)
+	b.admin = a.admin
+	before, _ := a.keys()
+	if got, _ := b.keys(); fmt.Sprint(kids(got)) != fmt.Sprint(kids(before)) {
+		t.Fatalf("node B joined with keys %v, A has %v", kids(got), kids(before))
+	}
+	var v keyState
+	a.must("POST", "/v1/keys/rotate", map[string]string{"kind": "ca"}, &v)
+	waitKeys(t, b, map[keyring.Kind]keyState{keyring.CA: v})
+	for _, n := range []*testNode{a, b} {
+		if err := n.callOnce(old, true); err != nil {
+			t.Fatalf("node %s, old X.509-SVID: %v", n.NodeID(), err)
+		}
+		if s := stateOf(n.ListKeys(), before[keyring.CA].KID); s.State != keyring.Retiring {
+			t.Fatalf("node %s: the old CA is %+v", n.NodeID(), s)
+		}
+	}
+}
