@@ -133,7 +133,7 @@ func claimVerify(args []string, stdout io.Writer) error {
 	if err := holdsLog(*data); err != nil {
 		return err
 	}
-	pub, err := server.ReceiptKey(*data)
+	keys, err := server.ReceiptKeys(*data)
 	if err != nil {
 		return err
 	}
@@ -145,7 +145,7 @@ func claimVerify(args []string, stdout io.Writer) error {
 	candidates := envs
 	note := ""
 	if isArray {
-		if candidates, note, err = matchingReceipts(envs, claim, pub, *file); err != nil {
+		if candidates, note, err = matchingReceipts(envs, claim, keys, *file); err != nil {
 			return err
 		}
 	}
@@ -155,7 +155,7 @@ func claimVerify(args []string, stdout io.Writer) error {
 	var p *receipt.Predicate
 	var first error
 	for i := len(candidates) - 1; i >= 0 && i >= len(candidates)-maxClaimTries; i-- {
-		if p, err = receipt.CheckClaim(claim, candidates[i], pub, filepath.Join(*data, "audit"), v, origin); err == nil {
+		if p, err = receipt.CheckClaimKeys(claim, candidates[i], keys, filepath.Join(*data, "audit"), v, origin); err == nil {
 			break
 		}
 		if first == nil {
@@ -199,12 +199,12 @@ func splitReceipts(raw []byte) (envs [][]byte, isArray bool, err error) {
 // is of the claim's session, tool and outcome, in file order, and a note on
 // the others that did not verify. None matching is an error that says
 // what the file holds.
-func matchingReceipts(envs [][]byte, c receipt.Claim, pub *ecdsa.PublicKey, file string) ([][]byte, string, error) {
+func matchingReceipts(envs [][]byte, c receipt.Claim, keys []*ecdsa.PublicKey, file string) ([][]byte, string, error) {
 	var match [][]byte
 	held := map[string]int{}
 	bad := 0
 	for _, e := range envs {
-		p, err := receipt.Verify(e, pub)
+		p, err := receipt.VerifyKeys(e, keys)
 		if err != nil {
 			bad++
 			continue

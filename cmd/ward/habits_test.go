@@ -355,6 +355,8 @@ func TestJSONEverywhere(t *testing.T) {
 		"audit export":        {"--data", data, "--session", session, "--out", bundle},
 		"audit verify-bundle": {"--key", keyFile, "--allow-unsealed", bundle},
 		"doctor":              {"--data", data, "--key", keyFile, "--no-runtime"},
+		"keys list":           {},
+		"keys rotate":         {"--kind", "receipt"},
 		"changes show":        {session},
 		"changes apply":       {session},
 		"changes discard":     {other.Session},

@@ -152,6 +152,10 @@ func commands() []command {
 		{name: "console", summary: "operator console accounts (the console is at /console/)", subs: []command{
 			{name: "user", args: "add NAME --role viewer|approver|admin [--data DIR]", summary: "create a console account and print its password once", run: consoleUserAdd},
 		}},
+		{name: "keys", summary: "the trust domain's signing keys and their rotation (admins)", subs: []command{
+			{name: "list", summary: "every key: kind, kid, state (active, retiring, retired), created, not after", run: keysList},
+			{name: "rotate", args: "--kind ca|jwt|grant|receipt|log", summary: "a new signing key at once; the old one is trusted until what it signed has expired", run: keysRotate},
+		}},
 		{name: "version", summary: "print ward's version", run: cmdVersion},
 		{name: "doctor", args: "[--config FILE] [--data DIR] [--key FILE|KEY] [--no-runtime]",
 			summary: "check a deployment (key modes, store, audit log, upstreams, kernel features, clock) and say what to fix", run: cmdDoctor},

@@ -102,8 +102,12 @@ type Config struct {
 	// an approver group to the principals in it.
 	Approvals      ApprovalQueue
 	ApproverGroups map[string][]string
-	// ReceiptKey signs receipts; nil: receipts are not offered.
-	ReceiptKey *ecdsa.PrivateKey
+	// ReceiptKey gives the key that signs receipts now (it changes when
+	// the receipt key is rotated); nil: receipts are not offered.
+	ReceiptKey func() *ecdsa.PrivateKey
+	// Keys, when set, lists and rotates the trust domain's keys:
+	// GET /v1/keys and POST /v1/keys/rotate (admins).
+	Keys Keys
 	// Index catches the audit query index up before a search; nil: the
 	// store's index is searched as it is.
 	Index interface{ IndexAudit(context.Context) error }
@@ -389,6 +393,10 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/guard/answer", s.ag(s.guardAnswer))
 	m.HandleFunc("POST /v1/guard/await", s.ag(s.guardAwait))
 	m.HandleFunc("GET /v1/receipts", s.receipts)
+	if s.cfg.Keys != nil {
+		m.HandleFunc("GET /v1/keys", s.op(s.listKeys))
+		m.HandleFunc("POST /v1/keys/rotate", s.op(s.rotateKey))
+	}
 	m.HandleFunc("GET /v1/session", s.ag(s.whoami))
 	m.HandleFunc("POST /v1/records", s.ag(s.postRecord))
 	if s.cfg.Runtime != nil {

@@ -57,7 +57,13 @@ func outcomeOf(d resultData) string {
 // receipt, a receipt from another session or for another outcome, and a
 // forged or altered receipt all fail.
 func CheckClaim(c Claim, envelope []byte, pub *ecdsa.PublicKey, dir string, v note.Verifier, origin string) (*Predicate, error) {
-	p, err := Verify(envelope, pub)
+	return CheckClaimKeys(c, envelope, []*ecdsa.PublicKey{pub}, dir, v, origin)
+}
+
+// CheckClaimKeys is CheckClaim with a receipt signed by any of keys (see
+// VerifyKeys).
+func CheckClaimKeys(c Claim, envelope []byte, keys []*ecdsa.PublicKey, dir string, v note.Verifier, origin string) (*Predicate, error) {
+	p, err := VerifyKeys(envelope, keys)
 	if err != nil {
 		return nil, err
 	}

@@ -50,6 +50,8 @@ const (
 	PredicateType = "https://ward.dev/receipt/v1"
 	// MaxEnvelope bounds a receipt accepted for verification.
 	MaxEnvelope = 64 << 10
+	// maxSignatures bounds the signatures of an envelope checked.
+	maxSignatures = 8
 )
 
 // Outcomes of a call.
@@ -150,6 +152,13 @@ func Sign(key *ecdsa.PrivateKey, keyID string, p Predicate) (*Envelope, error) {
 // Verify checks a receipt's encoding and its signature by pub, and returns
 // what it attests.
 func Verify(raw []byte, pub *ecdsa.PublicKey) (*Predicate, error) {
+	return VerifyKeys(raw, []*ecdsa.PublicKey{pub})
+}
+
+// VerifyKeys is Verify for a set of keys, any one of which may have
+// signed the receipt: the active receipt key and those retiring after a
+// rotation (the node's DATA/keys/receipt.pub lists them).
+func VerifyKeys(raw []byte, keys []*ecdsa.PublicKey) (*Predicate, error) {
 	if len(raw) > MaxEnvelope {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalid, MaxEnvelope)
 	}
@@ -166,11 +175,19 @@ func Verify(raw []byte, pub *ecdsa.PublicKey) (*Predicate, error) {
 	}
 	digest := sha256.Sum256(PAE(env.PayloadType, payload))
 	signed := false
+	if len(env.Signatures) > maxSignatures {
+		return nil, fmt.Errorf("%w: more than %d signatures", ErrInvalid, maxSignatures)
+	}
 	for _, s := range env.Signatures {
 		sig, err := canonicalBase64(s.Sig)
-		if err == nil && isLowS(pub.Curve, sig) && ecdsa.VerifyASN1(pub, digest[:], sig) {
-			signed = true
-			break
+		if err != nil {
+			continue
+		}
+		for _, pub := range keys {
+			if pub != nil && isLowS(pub.Curve, sig) && ecdsa.VerifyASN1(pub, digest[:], sig) {
+				signed = true
+				break
+			}
 		}
 	}
 	if !signed {

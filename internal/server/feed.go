@@ -64,7 +64,10 @@ type feed struct {
 	fresh atomic.Int64
 	base  time.Time
 	kick  chan struct{}
-	now   func() time.Time
+	// keys is kicked when the system's keys changed: followKeys loads
+	// them apart from the feed, which a slow load must not hold up.
+	keys chan struct{}
+	now  func() time.Time
 	// deaf ignores notifications, leaving the poll alone to find
 	// changes (to measure the bound a lost notification costs); paused
 	// stops following the feed (to test a node that fell behind).
@@ -79,7 +82,7 @@ type feed struct {
 // a node that just opened has nothing cached that older changes could
 // concern.
 func (n *Node) openFeed(ctx context.Context) error {
-	f := &feed{n: n, kick: make(chan struct{}, 1), now: time.Now}
+	f := &feed{n: n, kick: make(chan struct{}, 1), keys: make(chan struct{}, 1), now: time.Now}
 	f.base = f.now()
 	start := f.now()
 	v, err := n.Store.ChangeVersion(ctx)
@@ -109,6 +112,7 @@ func (f *feed) check() error {
 // run follows the feed until ctx ends.
 func (f *feed) run(ctx context.Context) {
 	go f.listen(ctx)
+	go f.followKeys(ctx)
 	if f.n.leases != nil {
 		go f.n.leases.run(ctx)
 	}
@@ -220,6 +224,8 @@ func (f *feed) apply(ctx context.Context, changes []store.Change) {
 	var ended []string
 	for _, c := range changes {
 		switch c.Kind {
+		case store.ChangeKeys:
+			f.keysChanged()
 		case store.ChangeSession:
 			ended = append(ended, c.Subject)
 		case store.ChangeAgent:
@@ -234,6 +240,36 @@ func (f *feed) apply(ctx context.Context, changes []store.Change) {
 	}
 	if len(ended) > 0 {
 		f.n.Auth.EndedElsewhere(ended)
+	}
+}
+
+// keysChanged asks followKeys to load the system's keys again.
+func (f *feed) keysChanged() {
+	select {
+	case f.keys <- struct{}{}:
+	default: // a load is already due; it will read the newest keys
+	}
+}
+
+// keysReload bounds one load of the system's keys.
+const keysReload = 10 * time.Second
+
+// followKeys loads the system's keys each time they changed, until ctx
+// ends. A failed load is tried again at the next change or resync, and
+// every sweepKeys drops, on this node's own clock, what has retired.
+func (f *feed) followKeys(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.keys:
+		}
+		rctx, cancel := context.WithTimeout(ctx, keysReload)
+		err := f.n.reloadKeys(rctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			f.n.cfg.Logger.Error("the system's keys changed on another node, and this node could not load them: it keeps signing with the keys it has, which the other nodes trust until they retire", "err", err)
+		}
 	}
 }
 
@@ -286,6 +322,7 @@ func (f *feed) prune(ctx context.Context) {
 // again.
 func (f *feed) resync(ctx context.Context) error {
 	f.n.Auth.ForgetCached()
+	f.keysChanged()
 	labels, err := f.n.Store.ActiveSessionLabels(ctx)
 	if err != nil {
 		return err
