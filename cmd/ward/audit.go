@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -86,10 +87,14 @@ func auditCmd(sub string) func([]string, io.Writer) error {
 			witnessed     *bool
 			checkpoints   multi
 			match         auditFilter
+			system        *bool
+			systemConfig  *string
 		)
 		switch sub {
 		case "verify":
 			fs.Var(&checkpoints, "checkpoint", "a `file` holding a checkpoint of this log you hold from elsewhere (a signed checkpoint, cosigned or not, or a copy of DATA/audit/checkpoints); the log must extend it (repeatable)")
+			system = fs.Bool("system", false, "verify every node's log of a system of several at once, against the keys in --config")
+			systemConfig = fs.String("config", "", "with --system: the system `file` (its store, and every node's keys and data directory)")
 		case "tail":
 			n = fs.Int("n", 20, "how many events")
 		case "search":
@@ -113,6 +118,21 @@ func auditCmd(sub string) func([]string, io.Writer) error {
 			if err := noArgs(fs); err != nil {
 				return err
 			}
+		}
+		if sub == "verify" && (*system || *systemConfig != "") {
+			if !*system {
+				return usagef("--config names a system file: add --system")
+			}
+			var other []string
+			fs.Visit(func(f *flag.Flag) {
+				if f.Name == "data" || f.Name == "key" || f.Name == "checkpoint" {
+					other = append(other, "--"+f.Name)
+				}
+			})
+			if len(other) > 0 {
+				return usagef("--system takes every node's data and keys from --config, not %s", strings.Join(other, ", "))
+			}
+			return verifySystem(*systemConfig, *out, stdout)
 		}
 		if sub == "export" && *format != "bundle" && *format != "ocsf" {
 			return usagef("--format %q: want bundle or ocsf", *format)

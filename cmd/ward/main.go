@@ -134,7 +134,7 @@ func commands() []command {
 			{name: "schema", summary: "print ward's Cedar schema (-o json: in Cedar's JSON schema format)", run: policySchema},
 		}},
 		{name: "audit", summary: "check, read, prove and export the audit log offline", subs: []command{
-			{name: "verify", args: "[--data DIR] [--key FILE|KEY] [--checkpoint FILE]...", summary: "check the log against a pinned key and checkpoints you hold", run: auditCmd("verify")},
+			{name: "verify", args: "[--data DIR] [--key FILE|KEY] [--checkpoint FILE]... | --system --config FILE", summary: "check the log against a pinned key and checkpoints you hold; --system: every node's log, cosignatures and published heads of a system", run: auditCmd("verify")},
 			{name: "tail", args: "[--data DIR] [--key FILE|KEY] [-n N]", summary: "the last events of the verified log", run: auditCmd("tail")},
 			{name: "search", args: "[--data DIR] [--key FILE|KEY] [--session ID] [--agent A] [--sponsor S] [--type T] [--tool N] [--decision D] [-n N]",
 				summary: "events of the verified log that match (online: GET /v1/audit/events)", run: auditCmd("search")},

@@ -63,7 +63,13 @@ type Config struct {
 	// Signer signs checkpoints (from note.NewSigner).
 	Signer note.Signer
 	// Verifier is the Signer's verifier; it checks existing checkpoints.
+	// During and after a rotation of the log's key it is a [Keyring]
+	// of the keys that signed the log, the Signer's first.
 	Verifier note.Verifier
+	// Signers are more keys every checkpoint is signed with after the
+	// Signer's (a rotation's overlap: see keys.go); Verifier must hold
+	// them.
+	Signers []note.Signer
 	// MaxEventSize bounds an event's JSON encoding; larger events are
 	// refused with ErrTooLarge. Zero means DefaultMaxEventSize.
 	MaxEventSize int
@@ -102,6 +108,7 @@ type Config struct {
 // Log is an open audit log. Its methods are safe for concurrent use.
 type Log struct {
 	cfg    Config
+	keys   atomic.Pointer[logKeys] // what signs and verifies checkpoints now (keys.go)
 	ent    *os.File
 	cps    *os.File
 	idx    *index

@@ -44,6 +44,9 @@ func Open(cfg Config) (*Log, error) {
 	if cfg.Signer.Name() != cfg.Verifier.Name() || cfg.Signer.KeyHash() != cfg.Verifier.KeyHash() {
 		return nil, errors.New("open audit log: Signer and Verifier are not the same key")
 	}
+	if err := checkSigners(cfg.Verifier, append([]note.Signer{cfg.Signer}, cfg.Signers...)); err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
 	if cfg.MaxEventSize == 0 {
 		cfg.MaxEventSize = DefaultMaxEventSize
 	}
@@ -97,7 +100,7 @@ type recovery struct {
 }
 
 func newLog(cfg Config, unlock func() error) *Log {
-	return &Log{
+	l := &Log{
 		cfg:          cfg,
 		unlock:       unlock,
 		reqs:         make(chan *request, queueLen),
@@ -107,6 +110,8 @@ func newLog(cfg Config, unlock func() error) *Log {
 		flushStopped: make(chan struct{}),
 		kick:         make(chan struct{}, 1),
 	}
+	l.keys.Store(&logKeys{signers: append([]note.Signer{cfg.Signer}, cfg.Signers...), verifier: cfg.Verifier})
+	return l
 }
 
 // publish sets the state a log starts from: size acknowledged entries
@@ -377,7 +382,7 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 // then remembers and publishes it.
 func (l *Log) firstCheckpoint() error {
 	root := rootOf(l.rng)
-	signed, err := note.Sign(&note.Note{Text: checkpointText(l.cfg.Origin, 0, root)}, l.cfg.Signer)
+	signed, err := note.Sign(&note.Note{Text: checkpointText(l.cfg.Origin, 0, root)}, l.keys.Load().signers...)
 	if err != nil {
 		return fmt.Errorf("sign checkpoint at size 0: %w", err)
 	}

@@ -386,7 +386,7 @@ func (l *Log) write(batch []*request) (uint64, error) {
 		return 0, fmt.Errorf("audit log failed closed: write entries %d..%d: %w", base, last, err)
 	}
 	root := rootOf(rng)
-	signed, err := note.Sign(&note.Note{Text: checkpointText(l.cfg.Origin, size, root)}, l.cfg.Signer)
+	signed, err := note.Sign(&note.Note{Text: checkpointText(l.cfg.Origin, size, root)}, l.keys.Load().signers...)
 	if err != nil {
 		return 0, fmt.Errorf("audit log failed closed: sign checkpoint at size %d: %w", size, err)
 	}

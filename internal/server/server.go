@@ -264,6 +264,7 @@ type Node struct {
 	pipeline *enforce.Pipeline
 	sessions *enforce.Sessions
 	refusals *refusal.Recorder
+	cosign   *cosigner      // on a node of several: witnesses the others' logs (cosign.go)
 	limiter  *quota.Limiter // nil without limits
 	watch    *watcher
 	redactor *redact.Redactor
@@ -410,6 +411,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("store %s: %w", dbPath, err)
 	}
 	repairs = append(repairs, behind...)
+	if err := n.openCosign(cfg); err != nil {
+		return nil, err
+	}
 	if err := n.checkAuditHead(ctx); err != nil {
 		return nil, err
 	}
@@ -1032,6 +1036,9 @@ func (n *Node) Serve(ctx context.Context) error {
 	go n.retain(ctx)
 	if n.feed != nil {
 		go n.feed.run(ctx)
+	}
+	if n.cosign != nil {
+		go n.cosign.run(ctx)
 	}
 	if n.cfg.ProbeUpstreams && len(n.cfg.Upstreams) > 0 {
 		go n.probe(ctx)
