@@ -150,6 +150,7 @@ func (c *cosigner) run(ctx context.Context) {
 	defer poll.Stop()
 	full := time.NewTicker(cosignEvery)
 	defer full.Stop()
+	last := "" // the failure logged last: a standing refusal is logged once
 	for {
 		all := false
 		select {
@@ -159,7 +160,12 @@ func (c *cosigner) run(ctx context.Context) {
 		case <-full.C:
 			all = true
 		}
-		if err := c.pass(ctx, all); err != nil && ctx.Err() == nil {
+		err := c.pass(ctx, all)
+		switch {
+		case err == nil:
+			last = ""
+		case ctx.Err() == nil && err.Error() != last:
+			last = err.Error()
 			c.n.cfg.Logger.Warn("cosigning the other nodes' audit heads", "node", c.n.nodeID, "err", err)
 		}
 	}
@@ -199,7 +205,7 @@ func (c *cosigner) pass(ctx context.Context, all bool) error {
 	var todo []store.AuditHead
 	changed := false
 	for _, h := range heads {
-		if h.Node == c.n.nodeID || (!all && c.seen[h.Node] == h.Checkpoint) || c.refused[h.Node] == h.Checkpoint {
+		if h.Node == c.n.nodeID || (!all && (c.seen[h.Node] == h.Checkpoint || c.refused[h.Node] == h.Checkpoint)) {
 			continue
 		}
 		ks, why := pinKey(pins[h.Origin], h)
