@@ -311,4 +311,3 @@ func forkOf(t *testing.T, b *testNode, cp string) string {
 	}
 	return string(signed)
 }
-
