@@ -184,6 +184,37 @@ func TestAuditVerifySystem(t *testing.T) {
 	if code != 1 || statusOf(rep, n1.NodeID()) != "rolled-back" {
 		t.Fatalf("rolled-back log: exit %d %+v", code, rep)
 	}
+	// A forked log: the earlier copy, extended with other events and
+	// signed by the node's own key, in place of its log.
+	fork := t.TempDir()
+	copyLog(t, early, fork)
+	skey := strings.TrimSpace(string(must(os.ReadFile(filepath.Join(n1.DataDir(), "keys", "audit.key")))))
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := note.NewVerifier(anchors[1].LogKeys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl, err := audit.Open(audit.Config{Dir: filepath.Join(fork, "audit"), Origin: v.Name(), Signer: signer, Verifier: v, Head: filepath.Join(fork, "audit.head")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if _, err := fl.Append(context.Background(), audit.Event{Type: "forged.event", Actor: "mallory", Data: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	copyLog(t, fork, n1.DataDir())
+	code, rep, _ = verifySys(t, path)
+	if code != 1 || statusOf(rep, n1.NodeID()) != "forked" {
+		t.Fatalf("forked log: exit %d %+v", code, rep)
+	}
+
 	copyLog(t, late, n1.DataDir())
 	if code, rep, errOut = verifySys(t, path); code != 0 {
 		t.Fatalf("restored: exit %d %+v %s", code, rep, errOut)
