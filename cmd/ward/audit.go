@@ -105,6 +105,8 @@ func auditCmd(sub string) func([]string, io.Writer) error {
 			fs.StringVar(&match.Sponsor, "sponsor", "", "only this `sponsor`'s events")
 			fs.StringVar(&match.Name, "tool", "", "tool, prompt or resource `name`")
 			fs.StringVar(&match.Decision, "decision", "", "allow, deny or escalate")
+			system = fs.Bool("system", false, "search every node of a system of several, through the query index in its store")
+			systemConfig = fs.String("config", "", "with --system: the system `file` (see ward audit verify --system)")
 		case "export":
 			session = fs.String("session", "", "the `session` whose events to bundle (with its sub-agents'); with --format ocsf, only its events (default: all)")
 			file = fs.String("out", "", "the bundle `file` to write (--format ocsf: default standard output)")
@@ -133,6 +135,16 @@ func auditCmd(sub string) func([]string, io.Writer) error {
 				return usagef("--system takes every node's data and keys from --config, not %s", strings.Join(other, ", "))
 			}
 			return verifySystem(*systemConfig, *out, stdout)
+		}
+		if sub == "search" && (*system || *systemConfig != "") {
+			if !*system {
+				return usagef("--config names a system file: add --system")
+			}
+			if fs.Lookup("data").Value.String() != server.DefaultData || *keyFlag != "" {
+				return usagef("--system takes every node's data and keys from --config, not --data or --key")
+			}
+			match.Session = *session
+			return searchSystem(*systemConfig, match, *n, *out, stdout)
 		}
 		if sub == "export" && *format != "bundle" && *format != "ocsf" {
 			return usagef("--format %q: want bundle or ocsf", *format)

@@ -3,17 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
 	"gopkg.in/yaml.v3"
 
+	"github.com/ward-dev/ward/internal/audit"
+	"github.com/ward-dev/ward/internal/server"
 	"github.com/ward-dev/ward/internal/store"
 	"github.com/ward-dev/ward/internal/witness"
 )
@@ -105,24 +110,9 @@ func verifySystem(path, out string, stdout io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	heads, err := st.ListAuditHeads(ctx)
+	rep, err := systemReport(ctx, st, sc, path)
 	if err != nil {
 		return err
-	}
-	cos, err := st.ListAuditCosignatures(ctx, "")
-	if err != nil {
-		return err
-	}
-	cfg := witness.SystemConfig{Nodes: sc.Nodes, Quorum: sc.Quorum}
-	for _, h := range heads {
-		cfg.Heads = append(cfg.Heads, witness.PublishedHead{Node: h.Node, Origin: h.Origin, Size: h.Size, Checkpoint: []byte(h.Checkpoint)})
-	}
-	for _, c := range cos {
-		cfg.Cosignatures = append(cfg.Cosignatures, witness.PublishedCosignature{Node: c.Node, Witness: c.Witness, Size: c.Size, Checkpoint: []byte(c.Checkpoint)})
-	}
-	rep, err := witness.VerifySystem(cfg)
-	if err != nil {
-		return fmt.Errorf("system config %s: %w", path, err)
 	}
 	if out == "json" {
 		if err := printJSON(stdout, rep); err != nil {
@@ -153,6 +143,200 @@ func verifySystem(path, out string, stdout io.Writer) error {
 	}
 	if out != "json" {
 		fmt.Fprintf(stdout, "ok: %d node logs verified in full against the keys of %s, each extending its published head and the checkpoints the other nodes cosigned\n", len(rep.Nodes), path)
+	}
+	return nil
+}
+
+// systemReport verifies the system a system file describes.
+func systemReport(ctx context.Context, st *store.Store, sc systemConfig, path string) (*witness.SystemReport, error) {
+	heads, err := st.ListAuditHeads(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cos, err := st.ListAuditCosignatures(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	cfg := witness.SystemConfig{Nodes: sc.Nodes, Quorum: sc.Quorum}
+	for _, h := range heads {
+		cfg.Heads = append(cfg.Heads, witness.PublishedHead{Node: h.Node, Origin: h.Origin, Size: h.Size, Checkpoint: []byte(h.Checkpoint)})
+	}
+	for _, c := range cos {
+		cfg.Cosignatures = append(cfg.Cosignatures, witness.PublishedCosignature{Node: c.Node, Witness: c.Witness, Size: c.Size, Checkpoint: []byte(c.Checkpoint)})
+	}
+	rep, err := witness.VerifySystem(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("system config %s: %w", path, err)
+	}
+	return rep, nil
+}
+
+// indexable reports whether a node's log may be read into the index: it
+// verified in full against its keys and extends what was published of
+// it (cosignatures may lag or be missing).
+func indexable(status string) bool {
+	return status == witness.StatusOK || status == witness.StatusUnwitnessed || status == witness.StatusUnpublished || status == witness.StatusBadEvidence
+}
+
+// auditReindex is ward audit reindex: the audit query index of every
+// node of the system rebuilt from the node logs, each verified first.
+func auditReindex(args []string, stdout io.Writer) error {
+	fs := flags("audit reindex")
+	configPath := fs.String("config", "", "the system `file` (its store, and every node's keys and data directory; see ward audit verify --system)")
+	out := outputFlag(fs)
+	if err := parseOut(fs, args, out); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	sc, err := loadSystemConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	st, err := openSystemStore(ctx, sc)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rep, err := systemReport(ctx, st, sc, *configPath)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		Node    string `json:"node"`
+		Events  uint64 `json:"events"`
+		Skipped string `json:"skipped,omitempty"`
+	}
+	rows := []row{}
+	var skipped []string
+	for i, n := range rep.Nodes {
+		if !indexable(n.Status) {
+			rows = append(rows, row{Node: n.Node, Skipped: n.Status})
+			skipped = append(skipped, n.Node+": "+n.Status)
+			continue
+		}
+		// VerifySystem read the log in full up to n.Size; read what it
+		// verified, no more.
+		events, err := audit.ReadDir(filepath.Join(sc.Nodes[i].Data, "audit"), 0, n.Size)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", n.Node, err)
+		}
+		if err := st.DeleteAuditIndexOf(ctx, n.Node); err != nil {
+			return err
+		}
+		rs := server.AuditRows(events)
+		for len(rs) > 0 {
+			k := min(len(rs), 1000)
+			if err := st.IndexAuditOf(ctx, n.Node, rs[:k]); err != nil {
+				return err
+			}
+			rs = rs[k:]
+		}
+		rows = append(rows, row{Node: n.Node, Events: n.Size})
+	}
+	if *out == "json" {
+		if err := printJSON(stdout, rows); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range rows {
+			if r.Skipped != "" {
+				fmt.Fprintf(stdout, "%-24s not reindexed: its log is %s (ward audit verify --system says why)\n", r.Node, r.Skipped)
+				continue
+			}
+			fmt.Fprintf(stdout, "%-24s %8d events indexed from its verified log\n", r.Node, r.Events)
+		}
+	}
+	if len(skipped) > 0 {
+		return fmt.Errorf("not reindexed: %s", strings.Join(skipped, ", "))
+	}
+	return nil
+}
+
+// searchSystem is ward audit search --system: who did what across the
+// system's nodes, from the query index, each event read from its node's
+// log after that log verified against the system file's keys.
+func searchSystem(path string, match auditFilter, n int, out string, stdout io.Writer) error {
+	sc, err := loadSystemConfig(path)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	st, err := openSystemStore(ctx, sc)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	limit := n
+	if limit <= 0 {
+		limit = 100_000
+	}
+	hits, err := st.SearchAuditNodes(ctx, store.AuditQuery{Type: match.Type, Session: match.Session, Agent: match.Agent, Sponsor: match.Sponsor,
+		Name: match.Name, Decision: match.Decision, Limit: limit})
+	if err != nil {
+		return err
+	}
+	byNode := map[string][]uint64{}
+	for _, h := range hits {
+		byNode[h.Node] = append(byNode[h.Node], h.Index)
+	}
+	events := map[string]map[uint64]audit.Event{}
+	for i, node := range sc.Nodes {
+		idx := byNode[node.ID]
+		if len(idx) == 0 {
+			continue
+		}
+		keys := make([]note.Verifier, 0, len(node.LogKeys))
+		for _, k := range node.LogKeys {
+			v, err := audit.ParseVerifierKey(k)
+			if err != nil {
+				return fmt.Errorf("system config %s: node %s: %w", path, node.ID, err)
+			}
+			keys = append(keys, v)
+		}
+		v, err := audit.Keyring(keys...)
+		if err != nil {
+			return fmt.Errorf("system config %s: node %s: %w", path, node.ID, err)
+		}
+		dir := filepath.Join(sc.Nodes[i].Data, "audit")
+		rep, err := audit.VerifyLog(dir, audit.VerifyConfig{Verifier: v, Origin: v.Name(), Head: filepath.Join(sc.Nodes[i].Data, "audit.head")})
+		if err != nil {
+			return fmt.Errorf("node %s: AUDIT LOG FAILED VERIFICATION: %w", node.ID, err)
+		}
+		lo, hi := slices.Min(idx), slices.Max(idx)
+		if hi >= rep.Size {
+			return fmt.Errorf("node %s: the index names event %d, but its verified log holds %d: run ward audit reindex --config %s", node.ID, hi, rep.Size, path)
+		}
+		evs, err := audit.ReadDir(dir, lo, hi+1)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", node.ID, err)
+		}
+		events[node.ID] = map[uint64]audit.Event{}
+		for _, e := range evs {
+			events[node.ID][e.Index] = e
+		}
+	}
+	for _, h := range hits {
+		e, ok := events[h.Node][h.Index]
+		if !ok {
+			return fmt.Errorf("the index names event %d of node %s, which %s does not name: run ward audit verify --system --config %s", h.Index, h.Node, path, path)
+		}
+		if !match.matches(e) {
+			return fmt.Errorf("the index names event %d of node %s for this search, but the event does not match it: run ward audit reindex --config %s", h.Index, h.Node, path)
+		}
+		if out == "json" {
+			b, _ := json.Marshal(struct {
+				Node string `json:"node"`
+				audit.Event
+			}{h.Node, e})
+			fmt.Fprintln(stdout, string(b))
+			continue
+		}
+		fmt.Fprintf(stdout, "%-24s %6d %s %-16s %-12s %s %s\n", h.Node, e.Index, e.Time.Format(time.RFC3339), e.Type, e.Session, e.Actor, e.Data)
 	}
 	return nil
 }

@@ -681,22 +681,29 @@ func (n *Node) IndexAudit(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		rows := make([]store.AuditRow, len(events))
-		for i, e := range events {
-			var d struct {
-				Name     string `json:"name"`
-				Decision string `json:"decision"`
-			}
-			_ = json.Unmarshal(e.Data, &d)
-			rows[i] = store.AuditRow{Index: e.Index, Time: e.Time, Type: e.Type, Session: e.Session, Agent: e.Agent,
-				Sponsor: e.Sponsor, Name: d.Name, Decision: d.Decision}
-		}
-		if err := n.Store.IndexAudit(ctx, rows); err != nil {
+		if err := n.Store.IndexAudit(ctx, AuditRows(events)); err != nil {
 			return err
 		}
 		next = to
 	}
 	return nil
+}
+
+// AuditRows are the audit query index's rows of events: what the index
+// knows of each (who, which session, tool and decision). Every node and
+// ward audit reindex derive them the same way.
+func AuditRows(events []audit.Event) []store.AuditRow {
+	rows := make([]store.AuditRow, len(events))
+	for i, e := range events {
+		var d struct {
+			Name     string `json:"name"`
+			Decision string `json:"decision"`
+		}
+		_ = json.Unmarshal(e.Data, &d)
+		rows[i] = store.AuditRow{Index: e.Index, Time: e.Time, Type: e.Type, Session: e.Session, Agent: e.Agent,
+			Sponsor: e.Sponsor, Name: d.Name, Decision: d.Decision}
+	}
+	return rows
 }
 
 // LoadPolicies loads policies from files and directories: Cedar (*.cedar)
