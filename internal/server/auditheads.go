@@ -142,7 +142,7 @@ func (n *Node) putAuditHead(ctx context.Context, prev string) error {
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
-	return n.Store.PutAuditHead(ctx, store.AuditHead{Node: n.nodeID, Origin: body.origin, VKey: vkey, Size: body.size, Checkpoint: string(cp), Prev: prev})
+	return n.Store.PutAuditHead(ctx, store.AuditHead{Node: n.nodeID, Origin: body.origin, VKey: vkey, Size: body.size, Checkpoint: string(cp), CosignKey: n.CosignKey(), Prev: prev})
 }
 
 // closeShared, as a node of several stops, publishes its audit head and

@@ -268,6 +268,7 @@ type Node struct {
 	pipeline *enforce.Pipeline
 	sessions *enforce.Sessions
 	refusals *refusal.Recorder
+	cosign   *cosigner      // on a node of several: witnesses the others' logs (cosign.go)
 	limiter  *quota.Limiter // nil without limits
 	watch    *watcher
 	redactor *redact.Redactor
@@ -403,6 +404,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("store %s: %w", dbPath, err)
 	}
 	repairs = append(repairs, behind...)
+	if err := n.openCosign(cfg); err != nil {
+		return nil, err
+	}
 	if err := n.checkAuditHead(ctx); err != nil {
 		return nil, err
 	}
@@ -687,22 +691,29 @@ func (n *Node) IndexAudit(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		rows := make([]store.AuditRow, len(events))
-		for i, e := range events {
-			var d struct {
-				Name     string `json:"name"`
-				Decision string `json:"decision"`
-			}
-			_ = json.Unmarshal(e.Data, &d)
-			rows[i] = store.AuditRow{Index: e.Index, Time: e.Time, Type: e.Type, Session: e.Session, Agent: e.Agent,
-				Sponsor: e.Sponsor, Name: d.Name, Decision: d.Decision}
-		}
-		if err := n.Store.IndexAudit(ctx, rows); err != nil {
+		if err := n.Store.IndexAudit(ctx, AuditRows(events)); err != nil {
 			return err
 		}
 		next = to
 	}
 	return nil
+}
+
+// AuditRows are the audit query index's rows of events: what the index
+// knows of each (who, which session, tool and decision). Every node and
+// ward audit reindex derive them the same way.
+func AuditRows(events []audit.Event) []store.AuditRow {
+	rows := make([]store.AuditRow, len(events))
+	for i, e := range events {
+		var d struct {
+			Name     string `json:"name"`
+			Decision string `json:"decision"`
+		}
+		_ = json.Unmarshal(e.Data, &d)
+		rows[i] = store.AuditRow{Index: e.Index, Time: e.Time, Type: e.Type, Session: e.Session, Agent: e.Agent,
+			Sponsor: e.Sponsor, Name: d.Name, Decision: d.Decision}
+	}
+	return rows
 }
 
 // LoadPolicies loads policies from files and directories: Cedar (*.cedar)
@@ -1049,6 +1060,9 @@ func (n *Node) Serve(ctx context.Context) error {
 	go n.retain(ctx)
 	if n.feed != nil {
 		go n.feed.run(ctx)
+	}
+	if n.cosign != nil {
+		go n.cosign.run(ctx)
 	}
 	if n.cfg.ProbeUpstreams && len(n.cfg.Upstreams) > 0 {
 		go n.probe(ctx)
