@@ -7,7 +7,8 @@ package main
 //
 // Each node runs in a process of its own (this program, re-executed as
 // `load scale-node`: server.Open, Listen and Serve, as `ward up` runs
-// them), and so does the upstream (`load scale-upstream`, the echo tool),
+// them), and so does the upstream (`load scale-upstream`, the echo tool
+// over HTTPS with HTTP/2, trusted by the nodes through SSL_CERT_FILE),
 // so that neither the clients' memory nor their file descriptors are
 // counted as the node's. A node answers its parent on a loopback control
 // port with its memory after a forced GC (Go heap in use, live bytes, and
@@ -43,14 +44,17 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -103,7 +107,7 @@ func scaleMain(args []string) error {
 	nodes := fs.String("nodes", "1,2,3", "numbers of nodes, comma-separated (more than one: PostgreSQL only)")
 	stores := fs.String("stores", "sqlite,postgres", "stores, comma-separated: sqlite, postgres")
 	dur := fs.Duration("d", 20*time.Second, "measuring time of the calls, per path")
-	rate := fs.Float64("rate", 200, "calls per second offered, all sessions together")
+	rate := fs.Float64("rate", 100, "calls per second offered, all sessions together")
 	pg := fs.String("pg", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "the PostgreSQL `database` (a fresh schema is made in it and dropped afterwards)")
 	heap := fs.String("heapprofile", "", "write the first node's heap profile with the sessions connected into this `directory`")
 	dir := fs.String("dir", os.TempDir(), "`directory` for the nodes' data")
@@ -201,12 +205,23 @@ func (m mem) plus(o mem) mem {
 func kib(b int64, n int) string { return fmt.Sprintf("%.1f", float64(b)/1024/float64(n)) }
 
 func scaleRow(sc scaleCase) (string, error) {
-	up, err := startChild("scale-upstream")
+	up, err := startChild(nil, "scale-upstream")
 	if err != nil {
 		return "", err
 	}
 	defer up.stop()
 	upURL := up.ready["url"]
+	certDir, err := os.MkdirTemp("", "ward-scale-cert-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(certDir)
+	certFile := filepath.Join(certDir, "upstream.pem")
+	if err := os.WriteFile(certFile, []byte(up.ready["cert"]), 0o600); err != nil {
+		return "", err
+	}
+	upPool := x509.NewCertPool()
+	upPool.AppendCertsFromPEM([]byte(up.ready["cert"]))
 	var schema string
 	if sc.store == "postgres" {
 		schema = "ward_bench_" + strconv.FormatInt(time.Now().Unix(), 10) + "_" + hex.EncodeToString(randBytes(4))
@@ -235,7 +250,7 @@ func scaleRow(sc scaleCase) (string, error) {
 				cfg.JoinToken = string(tok)
 			}
 		}
-		n, err := startNode2(cfg)
+		n, err := startNode2(cfg, "SSL_CERT_FILE="+certFile)
 		if err != nil {
 			return "", fmt.Errorf("node %d: %w", i, err)
 		}
@@ -351,7 +366,7 @@ func scaleRow(sc scaleCase) (string, error) {
 	// Direct first (the baseline), then through ward, at the same offered rate.
 	direct := make([]caller, min(sc.sessions, 1000))
 	for i := range direct {
-		c, closeFn, err := mcpSession(upURL, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}})
+		c, closeFn, err := mcpSession(upURL, &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: upPool}, ForceAttemptHTTP2: true}})
 		if err != nil {
 			return "", fmt.Errorf("direct client: %w", err)
 		}
@@ -491,12 +506,13 @@ type child struct {
 	ready map[string]string
 }
 
-func startChild(role string, args ...string) (*child, error) {
+func startChild(env []string, role string, args ...string) (*child, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(self, append([]string{role}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -539,10 +555,31 @@ func (c *child) stop() {
 // standard input (or dies).
 func untilStdinCloses() { io.Copy(io.Discard, os.Stdin) }
 
+// upstreamProcess serves the echo tool over HTTPS with HTTP/2 (the
+// node's connections to it multiplex every session's streams, as they
+// do to a real upstream behind TLS; over HTTP/1.1 each session's
+// standing SSE stream would take a connection of its own, and 10,000 of
+// them more file descriptors than a node may open here). It says its URL
+// and its certificate, which the nodes trust through SSL_CERT_FILE.
 func upstreamProcess() error {
 	raiseFiles(1 << 16)
-	up := startUpstream()
-	json.NewEncoder(os.Stdout).Encode(map[string]string{"url": up.URL})
+	srv := mcp.NewServer(&mcp.Implementation{Name: "echo", Version: "1"}, nil)
+	type in struct {
+		Text string `json:"text"`
+	}
+	mcp.AddTool(srv, &mcp.Tool{Name: "echo", Description: "Echo the text.",
+		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, OpenWorldHint: new(bool)}},
+		func(ctx context.Context, req *mcp.CallToolRequest, a in) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: a.Text}}}, nil, nil
+		})
+	up := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+	up.EnableHTTP2 = true
+	// Clients racing to dial a new HTTP/2 connection close the extra
+	// ones mid-handshake: not worth a line each.
+	up.Config.ErrorLog = log.New(io.Discard, "", 0)
+	up.StartTLS()
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})
+	json.NewEncoder(os.Stdout).Encode(map[string]string{"url": up.URL, "cert": string(cert)})
 	untilStdinCloses()
 	up.CloseClientConnections()
 	up.Close()
@@ -570,9 +607,9 @@ type childNode struct {
 	client  *http.Client
 }
 
-func startNode2(cfg nodeConfig) (*childNode, error) {
+func startNode2(cfg nodeConfig, env ...string) (*childNode, error) {
 	raw, _ := json.Marshal(cfg)
-	c, err := startChild("scale-node", string(raw))
+	c, err := startChild(env, "scale-node", string(raw))
 	if err != nil {
 		return nil, err
 	}
