@@ -57,6 +57,9 @@ import (
 )
 
 func main() {
+	if subcommand(os.Args[1:]) { // load scale (scale.go)
+		return
+	}
 	conc := flag.String("c", "1,8", "concurrent sessions, comma-separated")
 	dur := flag.Duration("d", 5*time.Second, "measuring time per path, concurrency and round")
 	rounds := flag.Int("rounds", 3, "rounds (paths interleaved within each)")

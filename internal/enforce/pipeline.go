@@ -90,6 +90,15 @@ type Config struct {
 	Inspect func(def json.RawMessage) string
 	// Watch is the behaviour monitor; nil: none.
 	Watch Watcher
+	// Current, when set, is asked about the caller once more right before
+	// an allowed decision is recorded, after everything Check may wait on
+	// (the store behind a shared budget, approvals, the monitor): an
+	// error (the session ended meanwhile, or the node can no longer
+	// confirm it knows the revocations made elsewhere) denies the call
+	// with the error as its reason. The session was checked when the
+	// request was authenticated, but a call that waited since (on a
+	// database cut off, say) must not be allowed on what was true then.
+	Current func(c *Caller) error
 	// Refusals records what was refused before anything could be decided
 	// (an operation with Refused set): aggregated per source and window,
 	// so that a flood cannot fill the log. Nil: a recorder with the
@@ -498,6 +507,11 @@ func (p *Pipeline) Check(ctx context.Context, c *Caller, op *Operation) (Verdict
 	if p.cfg.Watch != nil {
 		if block := p.cfg.Watch.Watch(ctx, c, op, v.Outcome()); block != "" {
 			v, esc.missing = Verdict{Reason: block, Policies: v.Policies}, nil
+		}
+	}
+	if v.Allow && p.cfg.Current != nil {
+		if err := p.cfg.Current(c); err != nil {
+			v, esc.missing = Verdict{Reason: err.Error(), Policies: v.Policies}, nil
 		}
 	}
 	if !v.Allow {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -29,8 +30,14 @@ type upstream struct {
 	inflight []jsonrpc.ID
 	dead     error // guarded by Session.mu
 	// out queues messages that must not block the client's receive loop
-	// (notifications, answers to server requests), in order.
-	out chan jsonrpc.Message
+	// (notifications, answers to server requests), in order, at most
+	// upstreamQueue of them; outWake tells writeUpstream there are some.
+	// A slice that grows as messages come rather than a channel of
+	// upstreamQueue: a buffered channel cost every session 4 KiB per
+	// upstream before its first message.
+	outMu   sync.Mutex
+	out     []jsonrpc.Message // guarded by outMu
+	outWake chan struct{}
 }
 
 // Bounds on what a session keeps for its peers.
@@ -90,7 +97,7 @@ func (s *Session) connect(ctx context.Context, cfg Upstream, initParams json.Raw
 	if err != nil {
 		return nil, initResult{}, fmt.Errorf("%s: connect: %v", cfg.Name, err)
 	}
-	up := &upstream{name: cfg.Name, roots: cfg.Roots, conn: conn, out: make(chan jsonrpc.Message, upstreamQueue)}
+	up := &upstream{name: cfg.Name, roots: cfg.Roots, conn: conn, outWake: make(chan struct{}, 1)}
 	go s.readUpstream(up)
 	go s.writeUpstream(up)
 	resp, err := s.roundTrip(ctx, up, "initialize", initParams, jsonrpc.ID{})
@@ -291,7 +298,22 @@ func (s *Session) writeUpstream(up *upstream) {
 		select {
 		case <-s.ctx.Done():
 			return
-		case msg := <-up.out:
+		case <-up.outWake:
+		}
+		for {
+			up.outMu.Lock()
+			if len(up.out) == 0 {
+				up.out = nil // what grew for a burst is let go
+				up.outMu.Unlock()
+				break
+			}
+			msg := up.out[0]
+			up.out[0] = nil
+			up.out = up.out[1:]
+			up.outMu.Unlock()
+			if s.ctx.Err() != nil {
+				return
+			}
 			ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
 			err := up.conn.Write(ctx, msg)
 			cancel()
@@ -305,10 +327,19 @@ func (s *Session) writeUpstream(up *upstream) {
 // sendUp queues msg for an upstream without blocking; a full queue (an
 // upstream that stopped reading) drops the message and says so.
 func (s *Session) sendUp(up *upstream, msg jsonrpc.Message) {
-	select {
-	case up.out <- msg:
-	default:
+	up.outMu.Lock()
+	full := len(up.out) >= upstreamQueue
+	if !full {
+		up.out = append(up.out, msg)
+	}
+	up.outMu.Unlock()
+	if full {
 		s.g.cfg.Logger.Warn("upstream is not reading; message dropped", "server", up.name, "session", s.who().Session)
+		return
+	}
+	select {
+	case up.outWake <- struct{}{}:
+	default:
 	}
 }
 

@@ -530,7 +530,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n.pipeline, err = enforce.New(enforce.Config{Refusals: n.refusals, Policies: n.policies.Load, Pins: n.Store, Audit: n.Audit, PinMode: cfg.PinMode,
 		Approvals: n.Approvals, Quotas: limiter, Approvers: cfg.LimitApprovers, Tools: cfg.Tools, Roots: roots, OnSubmit: onSubmit,
 		Record: enforce.Record{Arguments: cfg.Record.Arguments, Results: cfg.Record.Results, MaxBytes: cfg.Record.MaxBytes, Redactor: redactor},
-		State:  n.sessions, Watch: enforce.WatcherFunc(n.watch.call), Inspect: n.inspect})
+		State:  n.sessions, Watch: enforce.WatcherFunc(n.watch.call), Inspect: n.inspect,
+		Current: func(c *enforce.Caller) error { return n.Auth.Current(c.Session, c.Lineage) }})
 	if err != nil {
 		return nil, err
 	}
