@@ -31,6 +31,14 @@ type Paths struct {
 	// unless trusted input justifies it, wherever it came from (see the
 	// package documentation). A path in both lists is justified.
 	Justified []string
+	// Designate says the objective asks for the action of the call
+	// (the tool's designate words, in internal/enforce): a value of the
+	// sources the objective names ([Index.Names]) may then fill its
+	// consequential and justified arguments, when it is the one value
+	// of its kind (an account, an address, an amount, a date…) those
+	// sources hold and the objective holds no value of that kind. See
+	// the package documentation.
+	Designate bool
 }
 
 // Check returns the findings for the values of args, a call's arguments
@@ -83,7 +91,7 @@ func (ix *Index) CheckArgs(args []byte, p Paths) ([]Finding, error) {
 	ix.mu.RLock()
 	var out []Finding
 	for i := range w.leaves {
-		out = ix.judge(&w.leaves[i], out)
+		out = ix.judge(&w.leaves[i], p.Designate, out)
 	}
 	ix.mu.RUnlock()
 	slices.SortStableFunc(out, func(a, b Finding) int {
@@ -132,13 +140,17 @@ const (
 	stCleared  = stUp | stDown
 )
 
-// judge appends the findings of l to out; ix.mu is read-locked.
-func (ix *Index) judge(l *leaf, out []Finding) []Finding {
+// judge appends the findings of l to out; with designate, the values of
+// designated sources are trusted (see Paths.Designate). ix.mu is
+// read-locked.
+func (ix *Index) judge(l *leaf, designate bool, out []Finding) []Finding {
 	n := len(l.cands)
 	st := make([]uint8, n)
 	ents := make([]entry, n)
 	for i, h := range l.hashes {
 		if _, ok := ix.trusted[h]; ok {
+			st[i] |= stCleared | stDirect
+		} else if designate && ix.designated(l.cands[i].class, h) {
 			st[i] |= stCleared | stDirect
 		}
 		if e, ok := ix.untrusted[h]; ok {

@@ -266,6 +266,8 @@ type Index struct {
 	results   uint32   // untrusted results added, to count each value once per result
 	texts     []string // normalized trusted strings, for phrases
 	textBytes int
+	obj       *objective       // what names designated sources; nil: nothing does
+	pool      [numClasses]slot // the values of designated sources, by class
 }
 
 type entry struct {
@@ -330,6 +332,13 @@ type Value struct {
 // result could not be split into values: the index is then partial.
 func (ix *Index) AddUntrustedValues(source string, event uint64, values []Value, note string) Summary {
 	ix.ready()
+	hashes, sum := ix.valueHashes(values, note, nil)
+	return ix.addUntrusted(source, event, hashes, sum)
+}
+
+// valueHashes returns the hashes of the candidates of values and what
+// was left out; with pool, it also appends the counted ones to it.
+func (ix *Index) valueHashes(values []Value, note string, pool *[]pooled) ([]uint64, Summary) {
 	var x extractor
 	var hashes []uint64
 	budget := ix.max.MaxResultBytes
@@ -340,9 +349,11 @@ func (ix *Index) AddUntrustedValues(source string, event uint64, values []Value,
 			sum.Note = join(sum.Note, fmt.Sprintf("values past %d bytes not indexed", ix.max.MaxResultBytes))
 			break
 		}
-		hashes = ix.keys(x.value(v), hashes)
+		x.value(v)
+		ix.collect(&x, pool)
+		hashes = ix.keys(&x, hashes)
 	}
-	return ix.addUntrusted(source, event, hashes, sum)
+	return hashes, sum
 }
 
 // value extracts the candidates of v into x and returns x.
@@ -486,20 +497,20 @@ func (ix *Index) keys(x *extractor, dst []uint64) []uint64 {
 // hashes returns the hashes of the candidates in result and what was left
 // out; short keeps short numbers (trusted input).
 func (ix *Index) hashes(result []byte, short bool) ([]uint64, Summary) {
-	hashes, _, sum := ix.read(result, short, false)
+	hashes, _, sum := ix.read(result, short, false, nil)
 	return hashes, sum
 }
 
 // trustedHashes returns the hashes of the candidates of a trusted result
 // and its normalized strings.
 func (ix *Index) trustedHashes(result []byte) ([]uint64, []string) {
-	hashes, texts, _ := ix.read(result, true, true)
+	hashes, texts, _ := ix.read(result, true, true, nil)
 	return hashes, texts
 }
 
 // read extracts the candidates of result, and with texts its normalized
-// strings.
-func (ix *Index) read(result []byte, short, texts bool) ([]uint64, []string, Summary) {
+// strings; with pool, it also appends the counted candidates to it.
+func (ix *Index) read(result []byte, short, texts bool, pool *[]pooled) ([]uint64, []string, Summary) {
 	var sum Summary
 	if n := len(result); n > ix.max.MaxResultBytes {
 		result = result[:ix.max.MaxResultBytes]
@@ -515,10 +526,12 @@ func (ix *Index) read(result []byte, short, texts bool) ([]uint64, []string, Sum
 			ts = append(ts, n)
 		}
 		x.extract(n)
+		ix.collect(&x, pool)
 		hashes = ix.keys(&x, hashes)
 	}
 	stop, err := walk(result, text, func(n string) {
 		x.jsonNumber(n)
+		ix.collect(&x, pool)
 		hashes = ix.keys(&x, hashes)
 	})
 	if err != nil && sum.Partial && looksJSON(result) {
