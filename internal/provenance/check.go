@@ -151,7 +151,10 @@ func (ix *Index) judge(l *leaf, designate bool, out []Finding) []Finding {
 		if _, ok := ix.trusted[h]; ok {
 			st[i] |= stCleared | stDirect
 		} else if designate && ix.designated(l.cands[i].class, h) {
-			st[i] |= stCleared | stDirect
+			// Cleared with what derives from it, but it does not clear
+			// what it was found in: a designated account number inside
+			// an address does not make the address designated.
+			st[i] |= stDown | stDirect
 		}
 		if e, ok := ix.untrusted[h]; ok {
 			st[i] |= stFound
