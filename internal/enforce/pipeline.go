@@ -289,7 +289,7 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 		unintended := req.Sink && len(decl.Intent) > 0 && !intended(c.Objective, decl.Intent)
 		if req.Sink && p.cfg.State != nil {
 			paths := provenance.Paths{Consequential: decl.Consequential, Justified: decl.Justify,
-				Designate: len(decl.Designate) > 0 && intended(c.Objective, decl.Designate)}
+				Designate: len(decl.Designate) > 0 && intended(c.Objective, decl.Designate), Choice: len(decl.Intent) > 0}
 			if paths.Consequential == nil {
 				paths.Consequential = DefaultConsequential
 			}

@@ -1,8 +1,10 @@
 package enforce
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -309,6 +311,7 @@ func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 		// from a source carries its labels even when no value came.
 		s.AddLabels(ctx, c, source, slices.Concat(labels, split.Labels())...)
 		designated := designatedRecords(ix, split, named)
+		trusted := map[int][]provenance.Value{}
 		for _, part := range split.Parts {
 			vals := make([]provenance.Value, len(part.Values))
 			for i, v := range part.Values {
@@ -329,9 +332,12 @@ func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 			case slices.Contains(part.Labels, taint.Untrusted):
 				partial(ix.AddUntrustedValues(source, r.Event, vals, split.Note))
 			case taint.Clears(part.Labels):
-				ix.AddTrustedValues(vals)
+				for i, v := range part.Values {
+					trusted[v.Record] = append(trusted[v.Record], vals[i])
+				}
 			}
 		}
+		addTrustedRecords(ix, trusted)
 	default:
 		s.AddLabels(ctx, c, source, labels...)
 		switch {
@@ -341,6 +347,9 @@ func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 			partial(ix.AddUntrusted(source, r.Event, doc))
 		case taint.Clears(labels):
 			ix.AddTrustedResult(doc)
+			if bytes.ContainsAny(doc, "[-") { // a list, in JSON or YAML: records
+				ix.AddRecords(recordsOf(doc, labels))
+			}
 		}
 	}
 	if !s.cfg.ScanResults {
@@ -363,6 +372,38 @@ func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 		}
 		s.AddLabels(ctx, c, source, SuspiciousLabel)
 	}
+}
+
+// addTrustedRecords adds the trusted values of a result by record: each
+// element of a list with provenance.Index.AddTrustedRecord, and the
+// values in no list as one record too when the result has no list, as
+// plain trusted values otherwise (the envelope of a list).
+func addTrustedRecords(ix *provenance.Index, records map[int][]provenance.Value) {
+	for rec, vals := range records {
+		if rec == 0 && len(records) > 1 {
+			ix.AddTrustedValues(vals)
+		} else {
+			ix.AddTrustedRecord(vals)
+		}
+	}
+}
+
+// recordsOf returns the values of a result labelled as a whole by
+// record (taint.Value.Record), the values in no list left out.
+func recordsOf(doc []byte, labels []string) [][]provenance.Value {
+	byRec := map[int][]provenance.Value{}
+	for _, part := range new(taint.FieldLabels).Split(doc, labels).Parts {
+		for _, v := range part.Values {
+			if v.Record != 0 {
+				byRec[v.Record] = append(byRec[v.Record], provenance.Value{Text: v.Text, Number: v.Number})
+			}
+		}
+	}
+	out := make([][]provenance.Value, 0, len(byRec))
+	for _, rec := range slices.Sorted(maps.Keys(byRec)) {
+		out = append(out, byRec[rec])
+	}
+	return out
 }
 
 // designatedRecords returns the records of split (by taint.Value.Record)

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"slices"
 	"strconv"
@@ -39,6 +38,14 @@ type Paths struct {
 	// sources hold and the objective holds no value of that kind. See
 	// the package documentation.
 	Designate bool
+	// Choice says the call acts on the user's own data at the user's
+	// request (the tool's intent words, in internal/enforce): a
+	// consequential value trusted data holds (a file's id in the user's
+	// listing) is then also reported, Chosen, when untrusted text named
+	// it or a record holding it (by the file's name, an address, an
+	// account: [Index.AddTrustedRecord]) and the objective names
+	// neither.
+	Choice bool
 }
 
 // Check returns the findings for the values of args, a call's arguments
@@ -85,13 +92,13 @@ func (ix *Index) CheckArgs(args []byte, p Paths) ([]Finding, error) {
 		l := &w.leaves[i]
 		l.hashes = make([]uint64, len(l.cands))
 		for j, c := range l.cands {
-			l.hashes[j] = maphash.String(ix.seed, c.key)
+			l.hashes[j] = ix.hash(c)
 		}
 	}
 	ix.mu.RLock()
 	var out []Finding
 	for i := range w.leaves {
-		out = ix.judge(&w.leaves[i], p.Designate, out)
+		out = ix.judge(&w.leaves[i], p, out)
 	}
 	ix.mu.RUnlock()
 	slices.SortStableFunc(out, func(a, b Finding) int {
@@ -143,7 +150,8 @@ const (
 // judge appends the findings of l to out; with designate, the values of
 // designated sources are trusted (see Paths.Designate). ix.mu is
 // read-locked.
-func (ix *Index) judge(l *leaf, designate bool, out []Finding) []Finding {
+func (ix *Index) judge(l *leaf, p Paths, out []Finding) []Finding {
+	designate := p.Designate
 	n := len(l.cands)
 	st := make([]uint8, n)
 	ents := make([]entry, n)
@@ -175,6 +183,18 @@ func (ix *Index) judge(l *leaf, designate bool, out []Finding) []Finding {
 		return ix.justify(l, st, ents, out)
 	}
 	any := false
+	if p.Choice {
+		for i, c := range l.cands {
+			if _, ok := ix.trusted[l.hashes[i]]; !ok || c.parent >= 0 {
+				continue // not the user's own, or a part of a value
+			}
+			if e, _, ok := ix.chosen(l.hashes[i]); ok {
+				o := ix.origins[e.origin]
+				return append(out, Finding{Argument: l.path, Value: shown(c.key), Kind: c.class.String(), Source: o.source, Event: o.event,
+					Results: int(e.results), Chosen: true})
+			}
+		}
+	}
 	for i, c := range l.cands {
 		if p := c.parent; p >= 0 {
 			st[i] |= st[p] & stReported

@@ -4,13 +4,12 @@ package provenance
 // wrote ("pay the bill in bill-april.txt", "reply to Bob's e-mail").
 
 import (
-	"hash/maphash"
 	"slices"
 	"strings"
 )
 
 // numClasses is the number of classes (see [Class]).
-const numClasses = int(ClassCode) + 1
+const numClasses = int(ClassFile) + 1
 
 // maxNamingLen is the longest string that can name a source: identities
 // (an address, a file name, an id) are short; a long text is content.
@@ -61,19 +60,27 @@ func (ix *Index) AddObjective(text string) {
 	}
 	x := extractor{short: true}
 	x.extract(n)
+	hashes := map[uint64]struct{}{}
+	for _, c := range x.cands {
+		hashes[ix.hash(c)] = struct{}{}
+	}
 	for i, c := range x.cands {
 		if !identifier(c.class) || c.parent >= 0 && x.cands[c.parent].class == ClassEmail {
 			continue // an address's domain names no source
 		}
-		o.keys[c.key] = struct{}{}
+		o.keys[tagged(c)] = struct{}{}
 		if counted(x.cands, i) {
 			o.classes |= 1 << c.class
 		}
 	}
 	ix.mu.Lock()
-	ix.obj = o
+	ix.obj, ix.objHashes = o, hashes
 	ix.mu.Unlock()
 }
+
+// tagged is a candidate's key with its class, for comparing identifiers
+// of one kind.
+func tagged(c cand) string { return string(rune('a'+c.class)) + c.key }
 
 // splitWords returns the words of a normalized text: runs of ASCII
 // letters and digits and of other characters' bytes.
@@ -168,7 +175,7 @@ func (o *objective) names(x *extractor, s string) bool {
 		if !naming(c.class) || c.parent >= 0 && x.cands[c.parent].class == ClassEmail {
 			continue
 		}
-		if _, ok := o.keys[c.key]; ok {
+		if _, ok := o.keys[tagged(c)]; ok {
 			return true
 		}
 		if c.class == ClassEmail && o.mailbox(c.key) {
@@ -188,7 +195,7 @@ func (o *objective) names(x *extractor, s string) bool {
 // records share.
 func naming(c Class) bool {
 	switch c {
-	case ClassURL, ClassHost, ClassEmail, ClassPath, ClassAccount, ClassPhone:
+	case ClassURL, ClassHost, ClassEmail, ClassPath, ClassAccount, ClassPhone, ClassFile:
 		return true
 	}
 	return false
@@ -338,7 +345,7 @@ func (ix *Index) collect(x *extractor, pool *[]pooled) {
 			groups[i] = next
 			next++
 		}
-		*pool = append(*pool, pooled{c.class, groups[i], maphash.String(ix.seed, c.key)})
+		*pool = append(*pool, pooled{c.class, groups[i], ix.hash(c)})
 	}
 	slices.SortStableFunc((*pool)[first:], func(a, b pooled) int { return a.group - b.group })
 }

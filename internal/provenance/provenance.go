@@ -246,6 +246,12 @@ type Finding struct {
 	// then name the first untrusted result that held it, if one did, and
 	// are empty otherwise.
 	Unjustified bool
+	// Chosen is set for a consequential value trusted data holds (the
+	// user's own) that untrusted text chose: it named the value, or a
+	// record holding it, and the objective did not (see Paths.Choice).
+	// Source, Event and Results name the first untrusted result that
+	// named it.
+	Chosen bool
 }
 
 // Index records the values of a session's untrusted results and trusted
@@ -266,8 +272,12 @@ type Index struct {
 	results   uint32   // untrusted results added, to count each value once per result
 	texts     []string // normalized trusted strings, for phrases
 	textBytes int
-	obj       *objective       // what names designated sources; nil: nothing does
-	pool      [numClasses]slot // the values of designated sources, by class
+	obj       *objective          // what names designated sources; nil: nothing does
+	objHashes map[uint64]struct{} // the hashes of the objective's values
+	recordsOf map[uint64][]uint32 // a trusted value's records (AddTrustedRecord)
+	pointers  [][]uint64          // a record's values that name it
+	links     int                 // entries in recordsOf and pointers
+	pool      [numClasses]slot    // the values of designated sources, by class
 }
 
 type entry struct {
@@ -485,10 +495,24 @@ func (ix *Index) addTrusted(hashes []uint64, texts []string) {
 	}
 }
 
+// hash returns the hash a candidate is indexed under: its key's, or for
+// a file name its key's marked as a file name, so that a file name
+// ("report.md") neither clears nor taints the host spelled alike.
+func (ix *Index) hash(c cand) uint64 {
+	if c.class == ClassFile {
+		var h maphash.Hash
+		h.SetSeed(ix.seed)
+		h.WriteString("\x00file\x00")
+		h.WriteString(c.key)
+		return h.Sum64()
+	}
+	return maphash.String(ix.seed, c.key)
+}
+
 // keys appends the hashes of x's candidates to dst and empties x.
 func (ix *Index) keys(x *extractor, dst []uint64) []uint64 {
 	for _, c := range x.cands {
-		dst = append(dst, maphash.String(ix.seed, c.key))
+		dst = append(dst, ix.hash(c))
 	}
 	x.cands = x.cands[:0]
 	return dst
@@ -639,6 +663,8 @@ func Explain(findings []Finding, event string) (arguments []string, reason strin
 			why = append(why, fmt.Sprintf("argument %q (%s) is not justified by the objective or by data a third party cannot write; it appeared in the untrusted result of %s (%s %d)", f.Argument, f.Value, f.Source, event, f.Event))
 		case f.Unjustified:
 			why = append(why, fmt.Sprintf("argument %q (%s) is not justified by the objective or by data a third party cannot write", f.Argument, f.Value))
+		case f.Chosen:
+			why = append(why, fmt.Sprintf("argument %q (%s) is the user's own, but the untrusted result of %s (%s %d) chose it: it names it or its record, and the objective does not", f.Argument, f.Value, f.Source, event, f.Event))
 		case f.Partial:
 			why = append(why, fmt.Sprintf("argument %q cannot be cleared: part of the untrusted result of %s (%s %d) was not indexed", f.Argument, f.Source, event, f.Event))
 		default:
