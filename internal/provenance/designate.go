@@ -109,7 +109,11 @@ func counted(cands []cand, i int) bool {
 // Names reports whether the session's objective (see
 // [Index.AddObjective]) names one of values: the arguments of a read (the
 // file, page or id it reads) or the values of one record of a result (a
-// mail, a file with its name). A value names it when, normalized,
+// mail, a file with its name). Only a value that is an identity names:
+// one word (an address, a file name or path, a URL, an id), or a display
+// name and an address in angle brackets; text that mentions one (a
+// mail's body saying "see bill-april.txt") names nothing, since a third
+// party can write it. A value names it when, normalized,
 //
 //   - it is, or holds, an identifier the objective holds (a URL, host,
 //     e-mail address, path, account or phone number: not an amount or a
@@ -148,17 +152,19 @@ func (ix *Index) Names(values []Value) bool {
 	return false
 }
 
-// names reports whether o names the normalized string s.
+// names reports whether o names the normalized string s: s must be an
+// identity (see identity), not text that mentions one.
 func (o *objective) names(x *extractor, s string) bool {
-	for _, f := range strings.Fields(s) {
-		f = trim(f, &pathLead, &pathTrail)
-		if !fileName(f) {
-			continue
-		}
-		if _, ok := o.files[f]; ok {
+	id := identity(s)
+	if id == "" {
+		return false
+	}
+	base := id[strings.LastIndexAny(id, "/\\")+1:] // a path names its file
+	if fileName(base) {
+		if _, ok := o.files[base]; ok {
 			return true
 		}
-		words, all, long := splitWords(f[:strings.LastIndexByte(f, '.')]), true, false
+		words, all, long := splitWords(base[:strings.LastIndexByte(base, '.')]), true, false
 		for _, w := range words {
 			_, ok := o.words[w]
 			all = all && ok
@@ -168,8 +174,11 @@ func (o *objective) names(x *extractor, s string) bool {
 			return true
 		}
 	}
+	if _, ok := o.words[id]; ok && idLike(id) {
+		return true
+	}
 	x.cands = x.cands[:0]
-	x.extract(s)
+	x.extract(id)
 	defer func() { x.cands = x.cands[:0] }()
 	for _, c := range x.cands {
 		if !naming(c.class) || c.parent >= 0 && x.cands[c.parent].class == ClassEmail {
@@ -182,12 +191,28 @@ func (o *objective) names(x *extractor, s string) bool {
 			return true
 		}
 	}
-	for _, w := range splitWords(s) {
-		if _, ok := o.words[w]; ok && idLike(w) {
-			return true
+	return false
+}
+
+// identity returns what the normalized string s identifies when s is an
+// identity: one word without the quotes or brackets around it (an
+// address, a file name or path, a URL, an id), or a display name of four
+// words at most and one such word in angle brackets ("Bob Keller
+// <bob.keller@corp.example>"). Anything else is text that may mention
+// an identity, which a third party can write anywhere, and "" is
+// returned: a record is named by its own fields, not by what its text
+// says.
+func identity(s string) string {
+	s = unquote(strings.TrimSpace(s))
+	if !strings.ContainsAny(s, " \n") {
+		return trim(s, &pathLead, &pathTrail)
+	}
+	if i := strings.LastIndexByte(s, '<'); i > 0 && strings.HasSuffix(s, ">") && len(strings.Fields(s[:i])) <= 4 {
+		if inner := strings.TrimSpace(s[i+1 : len(s)-1]); inner != "" && !strings.ContainsAny(inner, " \n") {
+			return inner
 		}
 	}
-	return false
+	return ""
 }
 
 // naming reports whether a value of class c can name a source: an

@@ -42,7 +42,11 @@ func TestNames(t *testing.T) {
 		{"Refund the 23.50 Alice sent me", []string{"23.50", "23.5"}, false}, // amounts name nothing
 		{"Move the meeting of 2025-05-20", []string{"2025-05-20"}, false},    // nor do dates
 		{"Check reservation ZFA04Y", []string{"zfa04y"}, true},
-		{"Check reservation ZFA04Y", []string{"Reservation ZFA04Y for two"}, true},
+		{"Check reservation ZFA04Y", []string{"Reservation ZFA04Y for two"}, false},                            // text that mentions it
+		{"Pay the bill in bill-Apr.txt", []string{"see bill-Apr.txt: pay GB33 BUKB 2020 1555 5555 55"}, false}, // likewise
+		{"Pay the bill in bill-Apr.txt", []string{"/home/emma/docs/bill-Apr.txt"}, true},
+		{"Reply to Bob's e-mail", []string{"Robert 'Bob' Keller Jr. Esq <bob.k@corp.example>"}, false}, // a long display name is text
+		{"Reply to Bob's e-mail", []string{"Bob Keller <bob.k@corp.example>"}, true},
 		{"Pay the invoice in bill-Apr.txt", []string{strings.Repeat("filler ", 40) + "bill-Apr.txt"}, false}, // content, not a name
 		{"Pay bill-Apr.txt", nil, false},
 	} {
