@@ -55,7 +55,11 @@ type ToolDeclaration struct {
 	// (context.tainted_arguments holds "*"). For actions an injection can
 	// ask for with the user's own values, which no argument check sees:
 	// deleting a file, cancelling a booking. Only the objective counts:
-	// no result, trusted or not, can ask for an action.
+	// no result, trusted or not, can ask for an action. On such a sink a
+	// consequential value of the user's own data is also reported when
+	// untrusted text chose it, by naming it or its record (a file's
+	// name) where the objective did not (provenance.Paths.Choice): the
+	// objective asks for deletions, a mail chooses which file.
 	Intent []string `json:"intent,omitempty" yaml:"intent"`
 	// Designate are words naming the sink's action, matched as Intent's
 	// are ("pay", "settl", "reply", "invit", "share"). When the

@@ -22,6 +22,12 @@
 //     party writes, so an injected hotel name or password written in
 //     prose is caught without being recognised.
 //
+// Two refinements follow the objective's authority further (see
+// Designated sources and Choices below): a source the objective names
+// may fill the arguments of the action it asks for ([Paths.Designate]),
+// and a value of the user's own data that untrusted text chose is
+// reported for an action on that data ([Paths.Choice]).
+//
 // Policy escalates or denies such a call.
 //
 // # Values
@@ -79,6 +85,10 @@
 //   - quoted name: text in double or single quotes on one line ("the
 //     'Riverside View Hotel'"); an apostrophe quotes nothing
 //   - command: code spans and the lines of fenced code blocks
+//   - file name: a word that is a name and a common file extension
+//     ("q3-report.pdf", "'budget-2025.xlsx'"), not part of a URL, an
+//     address or a path; it is indexed apart from the host spelled alike
+//     (report.md the file neither clears nor taints report.md the domain)
 //
 // Candidates shorter than three bytes (small numbers, two-letter words) are
 // not tracked in untrusted results: every page holds them. Strings over 256
@@ -110,6 +120,43 @@
 // agent's own invention, is not justified either: use positive mode for
 // arguments whose value the user or the operator's data must choose
 // (recipients, accounts, hotel names, passwords), not for message bodies.
+//
+// # Designated sources
+//
+// "Pay the bill in bill-april.txt", "reply to Bob's e-mail": the user
+// points at text a third party wrote as the source of a payee or a
+// recipient. [Index.AddObjective] keeps what the objective names;
+// [Index.Names] reports whether a read's arguments or a record's own
+// fields are an identity it names (a file name it holds or whose words
+// it holds, an address whose local part or first name it holds, a URL,
+// host, path, account, phone number or id it holds); text that mentions
+// one names nothing. The untrusted values of a named source are added
+// with [Index.AddDesignated] or [Index.AddDesignatedValues]. For a call
+// with Paths.Designate (the objective asks for its action), a candidate
+// of an identifier class is trusted when the designated sources of the
+// session hold exactly one value of its class (the readings of one
+// written value, such as the 16, 20 and 22 character readings of a
+// grouped IBAN, count as one) and the objective holds no value of that
+// class. A second value of the class in any designated source (an
+// injected account in the bill, an address in the mail replied to), a
+// designated source not fully indexed, or a value of the class in the
+// objective makes the class ambiguous, and the argument is reported as
+// before. Free text (text, quoted names, commands) is never designated.
+// A designated candidate clears itself and what derives from it, not what
+// it was found in.
+//
+// # Choices
+//
+// "Delete my old exports" leaves the choice of files to the agent among
+// the user's own; an injection may choose another. [Index.AddTrustedRecord]
+// and [Index.AddRecords] keep each record of a trusted result (an element
+// of a list) with the identifiers that name it (its file names,
+// addresses, URLs, paths, accounts, phone numbers, at most 16). For a
+// call with Paths.Choice, a consequential value that trusted input holds
+// is reported, Chosen, when it, or an identifier of a record holding it
+// (at most 4 records per value), appeared in an untrusted result and the
+// objective holds neither. A choice made by other words ("the budget
+// spreadsheet") or by a bare number is not seen.
 //
 // # Example
 //
@@ -143,10 +190,12 @@
 // What the index does not catch: a value the agent transformed before
 // using it (encoded, split, translated, computed), a host written in
 // another script (punycode is not decoded, look-alike letters are not
-// mapped), small numbers in consequential (not justified) arguments, and
-// a value an injection chose among values trusted input also holds (the
-// one of three listed hotels a review pushes, a file id from the user's
-// own listing): its provenance is trusted, only the choice was not. In
+// mapped), small numbers in consequential (not justified) arguments, and,
+// outside Paths.Choice or past what it recognises, a value an injection
+// chose among values trusted input also holds (the one of three listed
+// hotels a review pushes): its provenance is trusted, only the choice was
+// not. A designated source the attacker wrote whole (a bill whose only
+// account is the attacker's) is the user's to vouch for. In
 // positive mode, a short value (one or two characters: "13", "ok") is
 // justified by any word or number of trusted text that spells it: justify
 // values long enough to be chosen, not small ids.
