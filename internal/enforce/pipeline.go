@@ -297,7 +297,8 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 		req.Sink = Sink(decl, declared, op.Definition)
 		unintended := req.Sink && len(decl.Intent) > 0 && !intended(c.Objective, decl.Intent)
 		if req.Sink && p.cfg.State != nil {
-			paths := provenance.Paths{Consequential: decl.Consequential, Justified: decl.Justify}
+			paths := provenance.Paths{Consequential: decl.Consequential, Justified: decl.Justify,
+				Designate: len(decl.Designate) > 0 && intended(c.Objective, decl.Designate), Choice: len(decl.Intent) > 0}
 			if paths.Consequential == nil {
 				paths.Consequential = DefaultConsequential
 			}
@@ -642,7 +643,7 @@ func (p *Pipeline) Observe(ctx context.Context, c *Caller, op *Operation, out Ou
 	if (out.Error == "" || out.Answered) && p.cfg.State != nil {
 		// For an error, Result is the error object and Error its message:
 		// the message is what the model reads.
-		r := Received{Source: op.Name, Event: out.Decision, Result: out.Result, Error: out.Error}
+		r := Received{Source: op.Name, Arguments: op.Arguments, Event: out.Decision, Result: out.Result, Error: out.Error}
 		p.cfg.State.Receive(ctx, c, r)
 	}
 	return nil
