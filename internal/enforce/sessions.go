@@ -327,8 +327,12 @@ func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 						plain = append(plain, vals[i])
 					}
 				}
-				partial(ix.AddUntrustedValues(source, r.Event, plain, split.Note))
-				partial(ix.AddDesignatedValues(source, r.Event, chosen, split.Note))
+				if len(plain) > 0 || len(chosen) == 0 {
+					partial(ix.AddUntrustedValues(source, r.Event, plain, split.Note))
+				}
+				if len(chosen) > 0 {
+					partial(ix.AddDesignatedValues(source, r.Event, chosen, split.Note))
+				}
 			case slices.Contains(part.Labels, taint.Untrusted):
 				partial(ix.AddUntrustedValues(source, r.Event, vals, split.Note))
 			case taint.Clears(part.Labels):
@@ -374,17 +378,21 @@ func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 	}
 }
 
-// addTrustedRecords adds the trusted values of a result by record: each
-// element of a list with provenance.Index.AddTrustedRecord, and the
+// addTrustedRecords adds the trusted values of a result by record: the
+// elements of its lists with provenance.Index.AddTrustedRecords, and the
 // values in no list as one record too when the result has no list, as
 // plain trusted values otherwise (the envelope of a list).
 func addTrustedRecords(ix *provenance.Index, records map[int][]provenance.Value) {
-	for rec, vals := range records {
+	var recs [][]provenance.Value
+	for _, rec := range slices.Sorted(maps.Keys(records)) {
 		if rec == 0 && len(records) > 1 {
-			ix.AddTrustedValues(vals)
+			ix.AddTrustedValues(records[rec])
 		} else {
-			ix.AddTrustedRecord(vals)
+			recs = append(recs, records[rec])
 		}
+	}
+	if len(recs) > 0 {
+		ix.AddTrustedRecords(recs)
 	}
 }
 

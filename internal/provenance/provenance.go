@@ -148,7 +148,7 @@
 // # Choices
 //
 // "Delete my old exports" leaves the choice of files to the agent among
-// the user's own; an injection may choose another. [Index.AddTrustedRecord]
+// the user's own; an injection may choose another. [Index.AddTrustedRecords]
 // and [Index.AddRecords] keep each record of a trusted result (an element
 // of a list) with the identifiers that name it (its file names,
 // addresses, URLs, paths, accounts, phone numbers, at most 16). For a
@@ -323,7 +323,7 @@ type Index struct {
 	textBytes int
 	obj       *objective          // what names designated sources; nil: nothing does
 	objHashes map[uint64]struct{} // the hashes of the objective's values
-	recordsOf map[uint64][]uint32 // a trusted value's records (AddTrustedRecord)
+	recordsOf map[uint64][]uint32 // a trusted value's records (AddTrustedRecords)
 	pointers  [][]uint64          // a record's values that name it
 	links     int                 // entries in recordsOf and pointers
 	pool      [numClasses]slot    // the values of designated sources, by class
