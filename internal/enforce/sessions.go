@@ -1,7 +1,6 @@
 package enforce
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"maps"
@@ -310,7 +309,10 @@ func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 		// The tool's labels and its fields': a session that received
 		// from a source carries its labels even when no value came.
 		s.AddLabels(ctx, c, source, slices.Concat(labels, split.Labels())...)
-		designated := designatedRecords(ix, split, named)
+		var designated map[int]bool
+		if slices.ContainsFunc(split.Parts, func(p taint.Part) bool { return slices.Contains(p.Labels, taint.Untrusted) }) {
+			designated = designatedRecords(ix, split, named)
+		}
 		trusted := map[int][]provenance.Value{}
 		for _, part := range split.Parts {
 			vals := make([]provenance.Value, len(part.Values))
@@ -349,11 +351,19 @@ func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 			partial(ix.AddDesignated(source, r.Event, doc))
 		case slices.Contains(labels, taint.Untrusted):
 			partial(ix.AddUntrusted(source, r.Event, doc))
+		case taint.Clears(labels) && r.Host == "":
+			// A tool's result, by record (a file of a listing, a
+			// standing order): read by its fields as field labels read
+			// one, all of them with the tool's labels.
+			trusted := map[int][]provenance.Value{}
+			for _, part := range new(taint.FieldLabels).Split(doc, labels).Parts {
+				for _, v := range part.Values {
+					trusted[v.Record] = append(trusted[v.Record], provenance.Value{Text: v.Text, Number: v.Number})
+				}
+			}
+			addTrustedRecords(ix, trusted)
 		case taint.Clears(labels):
 			ix.AddTrustedResult(doc)
-			if bytes.ContainsAny(doc, "[-") { // a list, in JSON or YAML: records
-				ix.AddRecords(recordsOf(doc, labels))
-			}
 		}
 	}
 	if !s.cfg.ScanResults {
@@ -394,24 +404,6 @@ func addTrustedRecords(ix *provenance.Index, records map[int][]provenance.Value)
 	if len(recs) > 0 {
 		ix.AddTrustedRecords(recs)
 	}
-}
-
-// recordsOf returns the values of a result labelled as a whole by
-// record (taint.Value.Record), the values in no list left out.
-func recordsOf(doc []byte, labels []string) [][]provenance.Value {
-	byRec := map[int][]provenance.Value{}
-	for _, part := range new(taint.FieldLabels).Split(doc, labels).Parts {
-		for _, v := range part.Values {
-			if v.Record != 0 {
-				byRec[v.Record] = append(byRec[v.Record], provenance.Value{Text: v.Text, Number: v.Number})
-			}
-		}
-	}
-	out := make([][]provenance.Value, 0, len(byRec))
-	for _, rec := range slices.Sorted(maps.Keys(byRec)) {
-		out = append(out, byRec[rec])
-	}
-	return out
 }
 
 // designatedRecords returns the records of split (by taint.Value.Record)

@@ -3,10 +3,7 @@ package provenance
 // Choices: a value the user's own data holds, chosen by text a third
 // party wrote ("also remove q3-report.pdf": the file's id is the user's).
 
-import (
-	"fmt"
-	"slices"
-)
+import "slices"
 
 // Bounds of the records kept for choices.
 const (
@@ -28,31 +25,18 @@ const (
 // result hold (the owner's address on every file) names none of them.
 func (ix *Index) AddTrustedRecords(records [][]Value) {
 	ix.ready()
-	ix.addRecords(records, true)
-}
-
-// AddRecords is AddTrustedRecords for the records of a result already
-// added with AddTrustedResult: their strings are not kept again for
-// phrases. The result read by its fields may give values its text did
-// not (the id "23" of a YAML line `id: "23"`).
-func (ix *Index) AddRecords(records [][]Value) {
-	ix.ready()
-	ix.addRecords(records, false)
-}
-
-func (ix *Index) addRecords(records [][]Value, texts bool) {
 	hashes := make([][]uint64, len(records))
 	pointers := make([][]uint64, len(records))
 	holders := map[uint64]int{} // identifier → records holding it
-	seen := map[string]bool{}   // records already counted: a result may hold two copies (structuredContent and its text)
+	seen := map[uint64]bool{}   // records already counted: a result may hold two copies (structuredContent and its text)
 	for i, values := range records {
 		var ts []string
 		hashes[i], pointers[i], ts = ix.record(values)
-		if !texts {
-			ts = nil
-		}
 		ix.addTrusted(hashes[i], ts)
-		sig := fmt.Sprint(slices.Sorted(slices.Values(hashes[i])))
+		var sig uint64
+		for _, h := range hashes[i] {
+			sig += h * 0x9e3779b97f4a7c15 // the same values in any order
+		}
 		if seen[sig] {
 			continue
 		}

@@ -148,10 +148,12 @@
 // # Choices
 //
 // "Delete my old exports" leaves the choice of files to the agent among
-// the user's own; an injection may choose another. [Index.AddTrustedRecords]
-// and [Index.AddRecords] keep each record of a trusted result (an element
+// the user's own; an injection may choose another.
+// [Index.AddTrustedRecords] keeps each record of a trusted result (an element
 // of a list) with the identifiers that name it (its file names,
-// addresses, URLs, paths, accounts, phone numbers, at most 16). For a
+// addresses, URLs, paths, accounts, phone numbers, at most 16; one that
+// several records of the result share, such as the owner's address on
+// every file, names none of them). For a
 // call with Paths.Choice, a consequential value that trusted input holds
 // is reported, Chosen, when it, or an identifier of a record holding it
 // (at most 4 records per value), appeared in an untrusted result and the
