@@ -432,8 +432,11 @@ func designatedRecords(ix *provenance.Index, split taint.Split, named bool) map[
 	return out
 }
 
-// argumentValues returns the strings of a call's arguments, for
-// provenance.Index.Names.
+// argumentValues returns the strings of a call's arguments that say what
+// it reads, for provenance.Index.Names: the top-level arguments named
+// for a target (targetArgument), and the strings in them. What a search
+// is asked for names nothing: web.search {"query": "bill-april.txt"}
+// returns whatever pages match, not the file the objective names.
 func argumentValues(args json.RawMessage) []provenance.Value {
 	var out []provenance.Value
 	var walk func(v any)
@@ -451,11 +454,35 @@ func argumentValues(args json.RawMessage) []provenance.Value {
 			}
 		}
 	}
-	var v any
-	if json.Unmarshal(args, &v) == nil {
-		walk(v)
+	var top map[string]any
+	if json.Unmarshal(args, &top) == nil {
+		for k, v := range top {
+			if targetArgument(k) {
+				walk(v)
+			}
+		}
 	}
 	return out
+}
+
+// targetArgument reports whether an argument's name says it names what a
+// call reads: path, file, filename, url, uri, link, id, name, resource,
+// document or doc, a plural of one, or a name ending in one after '_',
+// '-' or a capital letter ("file_id", "reservation-id", "pageUrl").
+func targetArgument(name string) bool {
+	targets := []string{"path", "file", "filename", "url", "uri", "link", "id", "name", "resource", "document", "doc"}
+	lower := strings.ToLower(name)
+	for _, t := range targets {
+		for _, w := range []string{t, t + "s"} {
+			if lower == w {
+				return true
+			}
+			if i := len(name) - len(w); i > 0 && lower[i:] == w && (name[i-1] == '_' || name[i-1] == '-' || 'A' <= name[i] && name[i] <= 'Z') {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ReceiveHost gives the session the labels of what a host's answers carry,
