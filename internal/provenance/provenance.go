@@ -661,7 +661,8 @@ func walk(doc []byte, str, num func(string)) (int, error) {
 
 // Size returns how many values (untrusted and trusted) the index holds and
 // an estimate of the heap bytes it holds for them: map entries at their
-// average load, results and source names.
+// average load, results and source names, records and the objective's
+// names.
 func (ix *Index) Size() (values, bytes int) {
 	ix.ready()
 	ix.mu.RLock()
@@ -675,6 +676,12 @@ func (ix *Index) Size() (values, bytes int) {
 	values = len(ix.untrusted) + len(ix.trusted)
 	bytes = fixed + len(ix.untrusted)*untrustedEntry + len(ix.trusted)*trustedEntry +
 		cap(ix.origins)*originEntry + ix.nameBytes + len(ix.names)*32 + ix.textBytes + cap(ix.texts)*16
+	// Records (AddTrustedRecords): a value's records, a record's
+	// identifiers; the objective's names; the designated values' slots.
+	bytes += len(ix.recordsOf)*48 + ix.links*8 + len(ix.pointers)*24 + len(ix.objHashes)*16 + numClasses*32
+	if o := ix.obj; o != nil {
+		bytes += (len(o.words) + len(o.keys) + len(o.files)) * 48
+	}
 	return values, bytes
 }
 
