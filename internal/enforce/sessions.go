@@ -1,7 +1,6 @@
 package enforce
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"maps"
@@ -310,7 +309,10 @@ func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 		// The tool's labels and its fields': a session that received
 		// from a source carries its labels even when no value came.
 		s.AddLabels(ctx, c, source, slices.Concat(labels, split.Labels())...)
-		designated := designatedRecords(ix, split, named)
+		var designated map[int]bool
+		if slices.ContainsFunc(split.Parts, func(p taint.Part) bool { return slices.Contains(p.Labels, taint.Untrusted) }) {
+			designated = designatedRecords(ix, split, named)
+		}
 		trusted := map[int][]provenance.Value{}
 		for _, part := range split.Parts {
 			vals := make([]provenance.Value, len(part.Values))
@@ -327,8 +329,12 @@ func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 						plain = append(plain, vals[i])
 					}
 				}
-				partial(ix.AddUntrustedValues(source, r.Event, plain, split.Note))
-				partial(ix.AddDesignatedValues(source, r.Event, chosen, split.Note))
+				if len(plain) > 0 || len(chosen) == 0 {
+					partial(ix.AddUntrustedValues(source, r.Event, plain, split.Note))
+				}
+				if len(chosen) > 0 {
+					partial(ix.AddDesignatedValues(source, r.Event, chosen, split.Note))
+				}
 			case slices.Contains(part.Labels, taint.Untrusted):
 				partial(ix.AddUntrustedValues(source, r.Event, vals, split.Note))
 			case taint.Clears(part.Labels):
@@ -345,11 +351,19 @@ func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 			partial(ix.AddDesignated(source, r.Event, doc))
 		case slices.Contains(labels, taint.Untrusted):
 			partial(ix.AddUntrusted(source, r.Event, doc))
+		case taint.Clears(labels) && r.Host == "":
+			// A tool's result, by record (a file of a listing, a
+			// standing order): read by its fields as field labels read
+			// one, all of them with the tool's labels.
+			trusted := map[int][]provenance.Value{}
+			for _, part := range new(taint.FieldLabels).Split(doc, labels).Parts {
+				for _, v := range part.Values {
+					trusted[v.Record] = append(trusted[v.Record], provenance.Value{Text: v.Text, Number: v.Number})
+				}
+			}
+			addTrustedRecords(ix, trusted)
 		case taint.Clears(labels):
 			ix.AddTrustedResult(doc)
-			if bytes.ContainsAny(doc, "[-") { // a list, in JSON or YAML: records
-				ix.AddRecords(recordsOf(doc, labels))
-			}
 		}
 	}
 	if !s.cfg.ScanResults {
@@ -374,36 +388,22 @@ func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 	}
 }
 
-// addTrustedRecords adds the trusted values of a result by record: each
-// element of a list with provenance.Index.AddTrustedRecord, and the
+// addTrustedRecords adds the trusted values of a result by record: the
+// elements of its lists with provenance.Index.AddTrustedRecords, and the
 // values in no list as one record too when the result has no list, as
 // plain trusted values otherwise (the envelope of a list).
 func addTrustedRecords(ix *provenance.Index, records map[int][]provenance.Value) {
-	for rec, vals := range records {
+	var recs [][]provenance.Value
+	for _, rec := range slices.Sorted(maps.Keys(records)) {
 		if rec == 0 && len(records) > 1 {
-			ix.AddTrustedValues(vals)
+			ix.AddTrustedValues(records[rec])
 		} else {
-			ix.AddTrustedRecord(vals)
+			recs = append(recs, records[rec])
 		}
 	}
-}
-
-// recordsOf returns the values of a result labelled as a whole by
-// record (taint.Value.Record), the values in no list left out.
-func recordsOf(doc []byte, labels []string) [][]provenance.Value {
-	byRec := map[int][]provenance.Value{}
-	for _, part := range new(taint.FieldLabels).Split(doc, labels).Parts {
-		for _, v := range part.Values {
-			if v.Record != 0 {
-				byRec[v.Record] = append(byRec[v.Record], provenance.Value{Text: v.Text, Number: v.Number})
-			}
-		}
+	if len(recs) > 0 {
+		ix.AddTrustedRecords(recs)
 	}
-	out := make([][]provenance.Value, 0, len(byRec))
-	for _, rec := range slices.Sorted(maps.Keys(byRec)) {
-		out = append(out, byRec[rec])
-	}
-	return out
 }
 
 // designatedRecords returns the records of split (by taint.Value.Record)
@@ -432,8 +432,11 @@ func designatedRecords(ix *provenance.Index, split taint.Split, named bool) map[
 	return out
 }
 
-// argumentValues returns the strings of a call's arguments, for
-// provenance.Index.Names.
+// argumentValues returns the strings of a call's arguments that say what
+// it reads, for provenance.Index.Names: the top-level arguments named
+// for a target (targetArgument), and the strings in them. What a search
+// is asked for names nothing: web.search {"query": "bill-april.txt"}
+// returns whatever pages match, not the file the objective names.
 func argumentValues(args json.RawMessage) []provenance.Value {
 	var out []provenance.Value
 	var walk func(v any)
@@ -451,11 +454,35 @@ func argumentValues(args json.RawMessage) []provenance.Value {
 			}
 		}
 	}
-	var v any
-	if json.Unmarshal(args, &v) == nil {
-		walk(v)
+	var top map[string]any
+	if json.Unmarshal(args, &top) == nil {
+		for k, v := range top {
+			if targetArgument(k) {
+				walk(v)
+			}
+		}
 	}
 	return out
+}
+
+// targetArgument reports whether an argument's name says it names what a
+// call reads: path, file, filename, url, uri, link, id, name, resource,
+// document or doc, a plural of one, or a name ending in one after '_',
+// '-' or a capital letter ("file_id", "reservation-id", "pageUrl").
+func targetArgument(name string) bool {
+	targets := []string{"path", "file", "filename", "url", "uri", "link", "id", "name", "resource", "document", "doc"}
+	lower := strings.ToLower(name)
+	for _, t := range targets {
+		for _, w := range []string{t, t + "s"} {
+			if lower == w {
+				return true
+			}
+			if i := len(name) - len(w); i > 0 && lower[i:] == w && (name[i-1] == '_' || name[i-1] == '-' || 'A' <= name[i] && name[i] <= 'Z') {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ReceiveHost gives the session the labels of what a host's answers carry,

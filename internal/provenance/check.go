@@ -43,7 +43,7 @@ type Paths struct {
 	// consequential value trusted data holds (a file's id in the user's
 	// listing) is then also reported, Chosen, when untrusted text named
 	// it or a record holding it (by the file's name, an address, an
-	// account: [Index.AddTrustedRecord]) and the objective names
+	// account: [Index.AddTrustedRecords]) and the objective names
 	// neither.
 	Choice bool
 }

@@ -3,6 +3,8 @@ package provenance
 // Choices: a value the user's own data holds, chosen by text a third
 // party wrote ("also remove q3-report.pdf": the file's id is the user's).
 
+import "slices"
+
 // Bounds of the records kept for choices.
 const (
 	// maxRecordsOf is how many records a value is linked to; past it,
@@ -13,30 +15,39 @@ const (
 	maxPointers = 16
 )
 
-// AddTrustedRecord indexes values, the trusted parts of one record of a
-// result (a file of a listing with its id and name, a standing order),
-// as AddTrustedValues does, and links them: a consequential value of the
-// record (the file's id) is then chosen by untrusted text that names the
-// record by one of its identifiers (the file's name, an address, an
-// account), see [Paths.Choice].
-func (ix *Index) AddTrustedRecord(values []Value) {
+// AddTrustedRecords indexes records, the trusted parts of the records
+// of one result (the files of a listing with their ids and names, the
+// standing orders of an account), as AddTrustedValues does, and links
+// each record's values to the identifiers that name it (a file's name,
+// an address, an account): a consequential value of a record (the
+// file's id) is then chosen by untrusted text that names the record by
+// one of them (see [Paths.Choice]). An identifier several records of the
+// result hold (the owner's address on every file) names none of them.
+func (ix *Index) AddTrustedRecords(records [][]Value) {
 	ix.ready()
-	hashes, pointers, texts := ix.record(values)
-	ix.addTrusted(hashes, texts)
-	ix.link(hashes, pointers)
-}
-
-// AddRecords adds records, each the values of one record of a result
-// already added with AddTrustedResult, as AddTrustedRecord does (their
-// strings are not kept again for phrases). The result read by its
-// fields may give values its text did not (the id "23" of a YAML line
-// `id: "23"`).
-func (ix *Index) AddRecords(records [][]Value) {
-	ix.ready()
-	for _, values := range records {
-		hashes, pointers, _ := ix.record(values)
-		ix.addTrusted(hashes, nil)
-		ix.link(hashes, pointers)
+	hashes := make([][]uint64, len(records))
+	pointers := make([][]uint64, len(records))
+	holders := map[uint64]int{} // identifier → records holding it
+	seen := map[uint64]bool{}   // records already counted: a result may hold two copies (structuredContent and its text)
+	for i, values := range records {
+		var ts []string
+		hashes[i], pointers[i], ts = ix.record(values)
+		ix.addTrusted(hashes[i], ts)
+		var sig uint64
+		for _, h := range hashes[i] {
+			sig += h * 0x9e3779b97f4a7c15 // the same values in any order
+		}
+		if seen[sig] {
+			continue
+		}
+		seen[sig] = true
+		for _, p := range slices.Compact(slices.Sorted(slices.Values(pointers[i]))) {
+			holders[p]++
+		}
+	}
+	for i := range records {
+		own := slices.DeleteFunc(pointers[i], func(p uint64) bool { return holders[p] > 1 })
+		ix.link(hashes[i], own)
 	}
 }
 

@@ -47,7 +47,6 @@ func (ix *Index) AddObjective(text string) {
 	if len(text) > ix.max.MaxResultBytes {
 		text = text[:ix.max.MaxResultBytes]
 	}
-	ix.AddTrusted(text)
 	n := normalize(text)
 	o := &objective{words: map[string]struct{}{}, keys: map[string]struct{}{}, files: map[string]struct{}{}}
 	for _, w := range splitWords(n) {
@@ -61,10 +60,8 @@ func (ix *Index) AddObjective(text string) {
 	x := extractor{short: true}
 	x.extract(n)
 	hashes := map[uint64]struct{}{}
-	for _, c := range x.cands {
-		hashes[ix.hash(c)] = struct{}{}
-	}
 	for i, c := range x.cands {
+		hashes[ix.hash(c)] = struct{}{}
 		if !identifier(c.class) || c.parent >= 0 && x.cands[c.parent].class == ClassEmail {
 			continue // an address's domain names no source
 		}
@@ -73,6 +70,7 @@ func (ix *Index) AddObjective(text string) {
 			o.classes |= 1 << c.class
 		}
 	}
+	ix.addTrusted(ix.keys(&x, nil), []string{n}) // as AddTrusted does
 	ix.mu.Lock()
 	ix.obj, ix.objHashes = o, hashes
 	ix.mu.Unlock()
@@ -143,6 +141,9 @@ func (ix *Index) Names(values []Value) bool {
 	for _, v := range values {
 		if v.Number || len(v.Text) > maxNamingLen || len(v.Text) < minKeyLen {
 			continue
+		}
+		if t := strings.TrimSpace(v.Text); strings.ContainsAny(t, " \t\n") && !strings.HasSuffix(t, ">") {
+			continue // text, not an identity (see identity): spare normalizing it
 		}
 		n := normalize(v.Text)
 		if o.names(&x, n) {

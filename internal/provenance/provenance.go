@@ -148,10 +148,12 @@
 // # Choices
 //
 // "Delete my old exports" leaves the choice of files to the agent among
-// the user's own; an injection may choose another. [Index.AddTrustedRecord]
-// and [Index.AddRecords] keep each record of a trusted result (an element
+// the user's own; an injection may choose another.
+// [Index.AddTrustedRecords] keeps each record of a trusted result (an element
 // of a list) with the identifiers that name it (its file names,
-// addresses, URLs, paths, accounts, phone numbers, at most 16). For a
+// addresses, URLs, paths, accounts, phone numbers, at most 16; one that
+// several records of the result share, such as the owner's address on
+// every file, names none of them). For a
 // call with Paths.Choice, a consequential value that trusted input holds
 // is reported, Chosen, when it, or an identifier of a record holding it
 // (at most 4 records per value), appeared in an untrusted result and the
@@ -323,7 +325,7 @@ type Index struct {
 	textBytes int
 	obj       *objective          // what names designated sources; nil: nothing does
 	objHashes map[uint64]struct{} // the hashes of the objective's values
-	recordsOf map[uint64][]uint32 // a trusted value's records (AddTrustedRecord)
+	recordsOf map[uint64][]uint32 // a trusted value's records (AddTrustedRecords)
 	pointers  [][]uint64          // a record's values that name it
 	links     int                 // entries in recordsOf and pointers
 	pool      [numClasses]slot    // the values of designated sources, by class
@@ -659,7 +661,8 @@ func walk(doc []byte, str, num func(string)) (int, error) {
 
 // Size returns how many values (untrusted and trusted) the index holds and
 // an estimate of the heap bytes it holds for them: map entries at their
-// average load, results and source names.
+// average load, results and source names, records and the objective's
+// names.
 func (ix *Index) Size() (values, bytes int) {
 	ix.ready()
 	ix.mu.RLock()
@@ -673,6 +676,12 @@ func (ix *Index) Size() (values, bytes int) {
 	values = len(ix.untrusted) + len(ix.trusted)
 	bytes = fixed + len(ix.untrusted)*untrustedEntry + len(ix.trusted)*trustedEntry +
 		cap(ix.origins)*originEntry + ix.nameBytes + len(ix.names)*32 + ix.textBytes + cap(ix.texts)*16
+	// Records (AddTrustedRecords): a value's records, a record's
+	// identifiers; the objective's names; the designated values' slots.
+	bytes += len(ix.recordsOf)*48 + ix.links*8 + len(ix.pointers)*24 + len(ix.objHashes)*16 + numClasses*32
+	if o := ix.obj; o != nil {
+		bytes += (len(o.words) + len(o.keys) + len(o.files)) * 48
+	}
 	return values, bytes
 }
 
