@@ -105,8 +105,8 @@ type Config struct {
 	// ReceiptKey gives the key that signs receipts now (it changes when
 	// the receipt key is rotated); nil: receipts are not offered.
 	ReceiptKey func() *ecdsa.PrivateKey
-	// Keys, when set, lists and rotates the trust domain's keys:
-	// GET /v1/keys and POST /v1/keys/rotate (admins).
+	// Keys, when set, lists, rotates and retires the trust domain's keys:
+	// GET /v1/keys, POST /v1/keys/rotate and POST /v1/keys/retire (admins).
 	Keys Keys
 	// Index catches the audit query index up before a search; nil: the
 	// store's index is searched as it is.
@@ -395,6 +395,7 @@ func (s *Server) routes() {
 	if s.cfg.Keys != nil {
 		m.HandleFunc("GET /v1/keys", s.op(s.listKeys))
 		m.HandleFunc("POST /v1/keys/rotate", s.op(s.rotateKey))
+		m.HandleFunc("POST /v1/keys/retire", s.op(s.retireKey))
 	}
 	m.HandleFunc("GET /v1/session", s.ag(s.whoami))
 	m.HandleFunc("POST /v1/records", s.ag(s.postRecord))
