@@ -7,7 +7,7 @@
 //	/.well-known/spiffe-bundle, /.well-known/jwks.json             public
 //	/livez, /healthz, /readyz                                      public (health.go)
 //	/v1/sponsors, /v1/agents, /v1/sessions, /v1/tools, /v1/audit,  operator or sponsor: Authorization: Bearer ward_…
-//	/v1/health (admin)
+//	/v1/health, /v1/keys (admin; keys.go)
 //	/mcp, /v1/guard/*, /v1/token, /v1/sessions/{id}/end            agent: mutual TLS with the session's X.509-SVID,
 //	                                                               or Authorization: DPoP <grant> plus a DPoP proof
 //
