@@ -109,8 +109,12 @@ func claimVerify(args []string, stdout io.Writer) error {
 	tool := fs.String("tool", "", "the `tool` the claim is about (SERVER.TOOL)")
 	outcome := fs.String("outcome", receipt.OutcomeSuccess, "the claimed `outcome`: success, tool_error or error")
 	file := fs.String("receipt", "", "the receipt (a DSSE envelope) backing the claim, or a `file` of them (ward receipts)")
+	argsDigest := fs.String("arguments-sha256", "", "also claim the call's arguments: the `hex` SHA-256 of the arguments exactly as ward forwarded them (the receipt's arguments_sha256)")
 	if err := parseOut(fs, args, out); err != nil {
 		return err
+	}
+	if *argsDigest != "" && (len(*argsDigest) != 64 || strings.Trim(*argsDigest, "0123456789abcdef") != "") {
+		return usagef("--arguments-sha256: 64 lowercase hex digits")
 	}
 	if err := noArgs(fs); err != nil {
 		return err
@@ -137,7 +141,7 @@ func claimVerify(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	claim := receipt.Claim{Session: *session, Tool: *tool, Outcome: *outcome}
+	claim := receipt.Claim{Session: *session, Tool: *tool, Outcome: *outcome, ArgumentsSHA256: *argsDigest}
 	candidates := envs
 	note := ""
 	if isArray {
@@ -205,7 +209,7 @@ func matchingReceipts(envs [][]byte, c receipt.Claim, keys []*ecdsa.PublicKey, f
 			bad++
 			continue
 		}
-		if p.Session == c.Session && p.Tool == c.Tool && p.Outcome == c.Outcome {
+		if p.Session == c.Session && p.Tool == c.Tool && p.Outcome == c.Outcome && (c.ArgumentsSHA256 == "" || p.ArgumentsSHA256 == c.ArgumentsSHA256) {
 			match = append(match, e)
 			continue
 		}

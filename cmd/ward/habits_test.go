@@ -387,8 +387,13 @@ func TestJSONEverywhere(t *testing.T) {
 		pg := filepath.Join(t.TempDir(), "pg.yaml")
 		os.WriteFile(pg, fmt.Appendf(nil, "store: {postgres: %q, schema: %s}\n", dsn, schema), 0o600)
 		cases["audit nodes"] = []string{"--config", pg}
+		// One node's system (its head never published to this store).
+		sys := filepath.Join(t.TempDir(), "system.yaml")
+		os.WriteFile(sys, fmt.Appendf(nil, "store: {postgres: %q, schema: %s}\nnodes: [{id: solo, data: %q, log_keys: [%q]}]\n",
+			dsn, schema, data, strings.TrimSpace(string(must(os.ReadFile(filepath.Join(data, "keys", "audit.pub")))))), 0o600)
+		cases["audit reindex"] = []string{"--config", sys}
 	} else {
-		unchecked = append(unchecked, "audit nodes")
+		unchecked = append(unchecked, "audit nodes", "audit reindex")
 	}
 	var order []string
 	for _, l := range leaves() {

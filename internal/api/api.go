@@ -390,6 +390,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/guard/check", s.ag(s.guardCheck))
 	m.HandleFunc("POST /v1/guard/observe", s.ag(s.guardObserve))
 	m.HandleFunc("POST /v1/guard/notice", s.ag(s.guardNotice))
+	m.HandleFunc("POST /v1/guard/answer", s.ag(s.guardAnswer))
 	m.HandleFunc("POST /v1/guard/await", s.ag(s.guardAwait))
 	m.HandleFunc("GET /v1/receipts", s.receipts)
 	if s.cfg.Keys != nil {
@@ -741,9 +742,13 @@ func (s *Server) mcpAuthError(r *http.Request, err error) error {
 	switch statusOf(err) {
 	case http.StatusUnauthorized:
 		return fmt.Errorf("%w: %v", streamable.ErrUnauthorized, err)
-	case http.StatusInternalServerError, http.StatusServiceUnavailable:
+	case http.StatusServiceUnavailable:
+		// The node says why (it cannot confirm it knows the revocations
+		// made elsewhere): transient, answered 503.
+		return fmt.Errorf("%w: %s", streamable.ErrUnavailable, strings.TrimPrefix(err.Error(), authority.ErrUnavailable.Error()+": "))
+	case http.StatusInternalServerError:
 		s.cfg.Logger.Error("authenticating an MCP request failed", "path", r.URL.Path, "err", err)
-		return errors.New("ward could not authenticate the request right now; retry later")
+		return fmt.Errorf("%w: ward could not authenticate the request right now; retry later", streamable.ErrUnavailable)
 	}
 	return err
 }

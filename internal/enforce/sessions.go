@@ -1,8 +1,10 @@
 package enforce
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +39,10 @@ type Received struct {
 	// or "" for an HTTP response, whose source is Host.
 	Source string
 	Host   string
+	// Arguments are the arguments of the call whose result this is: what
+	// it read (a file's name, a page's address), which the objective may
+	// name (a designated source: see ToolDeclaration.Designate).
+	Arguments json.RawMessage
 	// Event is the audit index that records it (the trace line in replay).
 	Event uint64
 	// Result is a JSON result (every string in it is scanned); Body is
@@ -223,7 +229,7 @@ func (s *Sessions) index(c *Caller) *provenance.Index {
 	ix, ok := s.ix[c.Session]
 	if !ok {
 		ix = provenance.New(provenance.Config{})
-		ix.AddTrusted(c.Objective)
+		ix.AddObjective(c.Objective)
 		if !s.ended(c.Session) { // ended: a call still in flight; keep nothing
 			s.ix[c.Session] = ix
 		}
@@ -290,35 +296,60 @@ func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 	if r.Host == "" {
 		fields = s.cfg.Labeler.Fields(r.Source)
 	}
+	// A read the objective names (its file, page or id) is a designated
+	// source as a whole.
+	named := r.Host == "" && len(r.Arguments) > 0 && ix.Names(argumentValues(r.Arguments))
+	partial := func(sum provenance.Summary) {
+		if sum.Partial && s.cfg.OnPartial != nil {
+			s.cfg.OnPartial(ctx, c, source, r.Event, sum.Note)
+		}
+	}
 	switch {
 	case fields != nil && len(doc) > 0:
 		split := fields.Split(doc, labels)
 		// The tool's labels and its fields': a session that received
 		// from a source carries its labels even when no value came.
 		s.AddLabels(ctx, c, source, slices.Concat(labels, split.Labels())...)
+		designated := designatedRecords(ix, split, named)
+		trusted := map[int][]provenance.Value{}
 		for _, part := range split.Parts {
 			vals := make([]provenance.Value, len(part.Values))
 			for i, v := range part.Values {
 				vals[i] = provenance.Value{Text: v.Text, Number: v.Number}
 			}
 			switch {
-			case slices.Contains(part.Labels, taint.Untrusted):
-				if sum := ix.AddUntrustedValues(source, r.Event, vals, split.Note); sum.Partial && s.cfg.OnPartial != nil {
-					s.cfg.OnPartial(ctx, c, source, r.Event, sum.Note)
+			case slices.Contains(part.Labels, taint.Untrusted) && designated != nil:
+				var plain, chosen []provenance.Value
+				for i, v := range part.Values {
+					if designated[v.Record] {
+						chosen = append(chosen, vals[i])
+					} else {
+						plain = append(plain, vals[i])
+					}
 				}
+				partial(ix.AddUntrustedValues(source, r.Event, plain, split.Note))
+				partial(ix.AddDesignatedValues(source, r.Event, chosen, split.Note))
+			case slices.Contains(part.Labels, taint.Untrusted):
+				partial(ix.AddUntrustedValues(source, r.Event, vals, split.Note))
 			case taint.Clears(part.Labels):
-				ix.AddTrustedValues(vals)
+				for i, v := range part.Values {
+					trusted[v.Record] = append(trusted[v.Record], vals[i])
+				}
 			}
 		}
+		addTrustedRecords(ix, trusted)
 	default:
 		s.AddLabels(ctx, c, source, labels...)
 		switch {
+		case slices.Contains(labels, taint.Untrusted) && named:
+			partial(ix.AddDesignated(source, r.Event, doc))
 		case slices.Contains(labels, taint.Untrusted):
-			if sum := ix.AddUntrusted(source, r.Event, doc); sum.Partial && s.cfg.OnPartial != nil {
-				s.cfg.OnPartial(ctx, c, source, r.Event, sum.Note)
-			}
+			partial(ix.AddUntrusted(source, r.Event, doc))
 		case taint.Clears(labels):
 			ix.AddTrustedResult(doc)
+			if bytes.ContainsAny(doc, "[-") { // a list, in JSON or YAML: records
+				ix.AddRecords(recordsOf(doc, labels))
+			}
 		}
 	}
 	if !s.cfg.ScanResults {
@@ -341,6 +372,90 @@ func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 		}
 		s.AddLabels(ctx, c, source, SuspiciousLabel)
 	}
+}
+
+// addTrustedRecords adds the trusted values of a result by record: each
+// element of a list with provenance.Index.AddTrustedRecord, and the
+// values in no list as one record too when the result has no list, as
+// plain trusted values otherwise (the envelope of a list).
+func addTrustedRecords(ix *provenance.Index, records map[int][]provenance.Value) {
+	for rec, vals := range records {
+		if rec == 0 && len(records) > 1 {
+			ix.AddTrustedValues(vals)
+		} else {
+			ix.AddTrustedRecord(vals)
+		}
+	}
+}
+
+// recordsOf returns the values of a result labelled as a whole by
+// record (taint.Value.Record), the values in no list left out.
+func recordsOf(doc []byte, labels []string) [][]provenance.Value {
+	byRec := map[int][]provenance.Value{}
+	for _, part := range new(taint.FieldLabels).Split(doc, labels).Parts {
+		for _, v := range part.Values {
+			if v.Record != 0 {
+				byRec[v.Record] = append(byRec[v.Record], provenance.Value{Text: v.Text, Number: v.Number})
+			}
+		}
+	}
+	out := make([][]provenance.Value, 0, len(byRec))
+	for _, rec := range slices.Sorted(maps.Keys(byRec)) {
+		out = append(out, byRec[rec])
+	}
+	return out
+}
+
+// designatedRecords returns the records of split (by taint.Value.Record)
+// that are designated sources, nil for none: all of them when the read
+// is named (named), else each record the objective names by one of its
+// values, whatever their labels (a mail by its sender, a file by its
+// name). Values in no list (record 0) are a record of their own only
+// when the result has no list (a file with its name and content); beside
+// lists they are the result's envelope, designated only with the read.
+func designatedRecords(ix *provenance.Index, split taint.Split, named bool) map[int]bool {
+	records := map[int][]provenance.Value{}
+	for _, part := range split.Parts {
+		for _, v := range part.Values {
+			records[v.Record] = append(records[v.Record], provenance.Value{Text: v.Text, Number: v.Number})
+		}
+	}
+	var out map[int]bool
+	for rec, vals := range records {
+		if named || rec != 0 && ix.Names(vals) || rec == 0 && len(records) == 1 && ix.Names(vals) {
+			if out == nil {
+				out = map[int]bool{}
+			}
+			out[rec] = true
+		}
+	}
+	return out
+}
+
+// argumentValues returns the strings of a call's arguments, for
+// provenance.Index.Names.
+func argumentValues(args json.RawMessage) []provenance.Value {
+	var out []provenance.Value
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case string:
+			out = append(out, provenance.Value{Text: v})
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		case map[string]any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	var v any
+	if json.Unmarshal(args, &v) == nil {
+		walk(v)
+	}
+	return out
 }
 
 // ReceiveHost gives the session the labels of what a host's answers carry,

@@ -142,7 +142,7 @@ func (n *Node) putAuditHead(ctx context.Context, prev string) error {
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
-	return n.Store.PutAuditHead(ctx, store.AuditHead{Node: n.nodeID, Origin: body.origin, VKey: vkey, Size: body.size, Checkpoint: string(cp), Prev: prev})
+	return n.Store.PutAuditHead(ctx, store.AuditHead{Node: n.nodeID, Origin: body.origin, VKey: vkey, Size: body.size, Checkpoint: string(cp), CosignKey: n.CosignKey(), Prev: prev})
 }
 
 // closeShared, as a node of several stops, publishes its audit head and
@@ -154,7 +154,11 @@ func (n *Node) closeShared() error {
 	var err error
 	if n.Audit != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = n.publishAuditHead(ctx)
+		// The head published covers every event the node acknowledged
+		// (the log signs checkpoints on its own cadence).
+		if _, err = n.Audit.Sync(ctx); err == nil {
+			err = n.publishAuditHead(ctx)
+		}
 		cancel()
 	}
 	if n.leases != nil {

@@ -202,6 +202,14 @@ func (n *Node) joinStore(ctx context.Context) error {
 	if n.Store, err = store.OpenPostgres(ctx, store.Config{DSN: n.cfg.StoreDSN, Schema: n.cfg.StoreSchema, Node: id}); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	// One process per node id: a copy of this data directory running
+	// beside it would write a second log under the same name.
+	if n.claim, err = n.Store.ClaimNode(ctx, id); err != nil {
+		if errors.Is(err, store.ErrNodeClaimed) {
+			return fmt.Errorf("%w. This data directory's node is already running; a copy of a node's data directory cannot run beside it (start a new node on an empty data directory with ward up --join FILE), and a node that was just stopped frees its id within seconds", err)
+		}
+		return fmt.Errorf("store: %w", err)
+	}
 	tokenPath := filepath.Join(data, "keys", "join.token")
 	token := strings.TrimSpace(n.cfg.JoinToken)
 	if token == "" {

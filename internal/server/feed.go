@@ -72,6 +72,10 @@ type feed struct {
 	// changes (to measure the bound a lost notification costs); paused
 	// stops following the feed (to test a node that fell behind).
 	deaf, paused atomic.Bool
+	// deposed is why the node no longer holds its id (another process
+	// took it: a copy of its data directory): it then refuses every call
+	// that needs the store's state, for good.
+	deposed atomic.Pointer[error]
 }
 
 // openFeed starts following the feed from the store's current version:
@@ -93,6 +97,10 @@ func (n *Node) openFeed(ctx context.Context) error {
 
 // check is authority.Config.Fresh.
 func (f *feed) check() error {
+	if err := f.deposed.Load(); err != nil {
+		return fmt.Errorf("%w: node %s no longer holds its id (%v): it refuses calls; stop whichever copy of this node's data directory should not run",
+			authority.ErrUnavailable, f.n.nodeID, *err)
+	}
 	age := f.now().Sub(f.base) - time.Duration(f.fresh.Load())
 	if age <= FreshnessBound {
 		return nil
@@ -170,6 +178,20 @@ func (f *feed) sync(ctx context.Context) error {
 	start := f.now()
 	ctx, cancel := context.WithTimeout(ctx, FreshnessBound)
 	defer cancel()
+	if f.deposed.Load() != nil {
+		return nil
+	}
+	if c := f.n.claim; c != nil {
+		// Knowledge counts as fresh only while this process still holds
+		// the node's id.
+		if err := c.Check(ctx); err != nil {
+			if errors.Is(err, store.ErrNodeClaimed) {
+				f.deposed.Store(&err)
+				f.n.cfg.Logger.Error("another process took this node's id: this node refuses calls from now on", "node", f.n.nodeID, "err", err)
+			}
+			return err
+		}
+	}
 	v, err := f.n.Store.ChangeVersion(ctx)
 	if err != nil {
 		return err

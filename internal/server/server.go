@@ -268,6 +268,7 @@ type Node struct {
 	pipeline *enforce.Pipeline
 	sessions *enforce.Sessions
 	refusals *refusal.Recorder
+	cosign   *cosigner      // on a node of several: witnesses the others' logs (cosign.go)
 	limiter  *quota.Limiter // nil without limits
 	watch    *watcher
 	redactor *redact.Redactor
@@ -287,6 +288,7 @@ type Node struct {
 
 	// Several nodes on one store (cluster.go, feed.go).
 	nodeID      string
+	claim       *store.NodeClaim // the hold on nodeID in the shared store
 	joinedFresh bool
 	joinSecret  []byte // opens the sealed keys; nil alone on SQLite
 
@@ -402,6 +404,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("store %s: %w", dbPath, err)
 	}
 	repairs = append(repairs, behind...)
+	if err := n.openCosign(cfg); err != nil {
+		return nil, err
+	}
 	if err := n.checkAuditHead(ctx); err != nil {
 		return nil, err
 	}
@@ -525,7 +530,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n.pipeline, err = enforce.New(enforce.Config{Refusals: n.refusals, Policies: n.policies.Load, Pins: n.Store, Audit: n.Audit, PinMode: cfg.PinMode,
 		Approvals: n.Approvals, Quotas: limiter, Approvers: cfg.LimitApprovers, Tools: cfg.Tools, Roots: roots, OnSubmit: onSubmit,
 		Record: enforce.Record{Arguments: cfg.Record.Arguments, Results: cfg.Record.Results, MaxBytes: cfg.Record.MaxBytes, Redactor: redactor},
-		State:  n.sessions, Watch: enforce.WatcherFunc(n.watch.call), Inspect: n.inspect})
+		State:  n.sessions, Watch: enforce.WatcherFunc(n.watch.call), Inspect: n.inspect,
+		Current: func(c *enforce.Caller) error { return n.Auth.Current(c.Session, c.Lineage) }})
 	if err != nil {
 		return nil, err
 	}
@@ -625,11 +631,24 @@ func (n *Node) sessionsEnded(ids []string) {
 	n.sessions.Forget(ids...)
 	n.watch.forget(ids)
 	// Seal each ended session's chain in the audit log, so that a bundle
-	// can prove it holds all of the session's events.
+	// can prove it holds all of the session's events; then have the log
+	// sign a checkpoint over the seals, so that a bundle exported from
+	// its files at once proves it (checkpoints otherwise follow on the
+	// log's cadence).
+	sealed := false
 	for _, id := range ids {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if _, err := n.Audit.Seal(ctx, id); err != nil {
 			n.cfg.Logger.Error("sealing an ended session in the audit log failed", "session", id, "err", err)
+		} else {
+			sealed = true
+		}
+		cancel()
+	}
+	if sealed {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := n.Audit.Sync(ctx); err != nil {
+			n.cfg.Logger.Error("signing a checkpoint over ended sessions' seals failed", "err", err)
 		}
 		cancel()
 	}
@@ -673,22 +692,29 @@ func (n *Node) IndexAudit(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		rows := make([]store.AuditRow, len(events))
-		for i, e := range events {
-			var d struct {
-				Name     string `json:"name"`
-				Decision string `json:"decision"`
-			}
-			_ = json.Unmarshal(e.Data, &d)
-			rows[i] = store.AuditRow{Index: e.Index, Time: e.Time, Type: e.Type, Session: e.Session, Agent: e.Agent,
-				Sponsor: e.Sponsor, Name: d.Name, Decision: d.Decision}
-		}
-		if err := n.Store.IndexAudit(ctx, rows); err != nil {
+		if err := n.Store.IndexAudit(ctx, AuditRows(events)); err != nil {
 			return err
 		}
 		next = to
 	}
 	return nil
+}
+
+// AuditRows are the audit query index's rows of events: what the index
+// knows of each (who, which session, tool and decision). Every node and
+// ward audit reindex derive them the same way.
+func AuditRows(events []audit.Event) []store.AuditRow {
+	rows := make([]store.AuditRow, len(events))
+	for i, e := range events {
+		var d struct {
+			Name     string `json:"name"`
+			Decision string `json:"decision"`
+		}
+		_ = json.Unmarshal(e.Data, &d)
+		rows[i] = store.AuditRow{Index: e.Index, Time: e.Time, Type: e.Type, Session: e.Session, Agent: e.Agent,
+			Sponsor: e.Sponsor, Name: d.Name, Decision: d.Decision}
+	}
+	return rows
 }
 
 // LoadPolicies loads policies from files and directories: Cedar (*.cedar)
@@ -1036,6 +1062,9 @@ func (n *Node) Serve(ctx context.Context) error {
 	if n.feed != nil {
 		go n.feed.run(ctx)
 	}
+	if n.cosign != nil {
+		go n.cosign.run(ctx)
+	}
 	if n.cfg.ProbeUpstreams && len(n.cfg.Upstreams) > 0 {
 		go n.probe(ctx)
 	}
@@ -1167,6 +1196,9 @@ func (n *Node) closeState() error {
 		errs = append(errs, n.saveBudgets())
 	}
 	errs = append(errs, n.closeShared())
+	if n.claim != nil {
+		errs = append(errs, n.claim.Close())
+	}
 	if n.Store != nil {
 		errs = append(errs, n.Store.Close())
 	}
