@@ -62,3 +62,25 @@ func keysRotate(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "%s key rotated: %s signs from now on; the previous key is trusted until what it signed has expired (ward keys list)\n", v.Kind, v.KID)
 	return nil
 }
+
+// keysRetire is ward keys retire --kid KID: a retiring key retired at once,
+// ahead of its not-after (its material leaked); what it signed is refused
+// from then on.
+func keysRetire(args []string, stdout io.Writer) error {
+	fs := flags("keys retire")
+	out := outputFlag(fs)
+	kid := fs.String("kid", "", "the `kid` of a retiring key (ward keys list)")
+	c, err := parseOperator(fs, args, out)
+	if err != nil {
+		return err
+	}
+	if *kid == "" {
+		return usagef("--kid: the key ID of a retiring key (ward keys list)")
+	}
+	var v keyring.View
+	if done, err := c.call("POST", "/v1/keys/retire", api.RetireRequest{KID: *kid}, &v, *out, stdout); done || err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s key %s retired: what it signed is refused from now on\n", v.Kind, v.KID)
+	return nil
+}

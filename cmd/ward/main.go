@@ -156,6 +156,7 @@ func commands() []command {
 		{name: "keys", summary: "the trust domain's signing keys and their rotation (admins)", subs: []command{
 			{name: "list", summary: "every key: kind, kid, state (active, retiring, retired), created, not after", run: keysList},
 			{name: "rotate", args: "--kind ca|jwt|grant|receipt|log", summary: "a new signing key at once; the old one is trusted until what it signed has expired", run: keysRotate},
+			{name: "retire", args: "--kid KID", summary: "stop trusting a retiring key at once (its material leaked): what it signed is refused", run: keysRetire},
 		}},
 		{name: "version", summary: "print ward's version", run: cmdVersion},
 		{name: "doctor", args: "[--config FILE] [--data DIR] [--key FILE|KEY] [--no-runtime]",

@@ -503,6 +503,37 @@ func (r *Ring) Rotate(next Key, now time.Time, lifetime time.Duration) (*Ring, e
 	return c, nil
 }
 
+// ErrNotRetiring refuses to retire early a key that is not retiring
+// (an active key is rotated first; a retired one is gone already).
+var ErrNotRetiring = errors.New("not a retiring key")
+
+// RetireNow returns the ring with the retiring key kid retired at now,
+// ahead of its not_after (a key that must not be trusted any more: its
+// material leaked), and the key as it was. r is not changed.
+func (r *Ring) RetireNow(kid string, now time.Time) (*Ring, Key, error) {
+	now = now.UTC().Truncate(time.Second)
+	for i, k := range r.Keys {
+		if k.KID != kid {
+			continue
+		}
+		if k.State != Retiring || !now.Before(k.NotAfter) {
+			return nil, k, fmt.Errorf("%w: key %s is %s", ErrNotRetiring, kid, k.State)
+		}
+		c := r.clone()
+		na := now
+		if na.Before(k.Retiring) {
+			na = k.Retiring
+		}
+		c.Keys[i] = Key{Kind: k.Kind, KID: k.KID, State: Retired, Created: k.Created, Retiring: k.Retiring, NotAfter: na}
+		c.Sequence++
+		if err := c.Check(); err != nil {
+			return nil, k, err
+		}
+		return c, k, nil
+	}
+	return nil, Key{}, fmt.Errorf("%w: no key %.64s", ErrNotRetiring, kid)
+}
+
 // Sweep returns the ring with every retiring key whose not_after is not
 // after now retired (its material dropped), keeping the newest MaxRetired
 // retired keys of each kind, and whether anything changed. r is not

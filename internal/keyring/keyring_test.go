@@ -274,3 +274,32 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestRetireNow: only a retiring key is retired ahead of its time; the
+// ring that results holds its name, not its material.
+func TestRetireNow(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := newRing(t, t0)
+	prev := r.Active(Grant)
+	next, _ := NewKey(Grant, td, t0)
+	r, _ = r.Rotate(next, t0.Add(time.Minute), time.Hour)
+	for _, kid := range []string{next.KID, "nope", r.Active(CA).KID} {
+		if _, _, err := r.RetireNow(kid, t0.Add(2*time.Minute)); !errors.Is(err, ErrNotRetiring) {
+			t.Errorf("retire %s: %v", kid, err)
+		}
+	}
+	r2, was, err := r.RetireNow(prev.KID, t0.Add(2*time.Minute))
+	if err != nil || was.State != Retiring {
+		t.Fatal(err)
+	}
+	if len(r2.Verifying(Grant, t0.Add(2*time.Minute))) != 1 || r2.Sequence != r.Sequence+1 {
+		t.Fatal("the retired key still verifies")
+	}
+	if _, _, err := r2.RetireNow(prev.KID, t0.Add(3*time.Minute)); !errors.Is(err, ErrNotRetiring) {
+		t.Fatalf("retired twice: %v", err)
+	}
+	b, _ := r2.Marshal()
+	if _, err := Parse(b); err != nil || bytes.Contains(b, []byte(prev.Private)) {
+		t.Fatalf("retired ring: %v", err)
+	}
+}

@@ -469,6 +469,45 @@ func (n *Node) RotateKey(ctx context.Context, kindName, by string) (keyring.View
 	return keyring.View{}, errors.New("rotate: the new key is not in the ring")
 }
 
+// RetireKey is api.Keys.RetireKey: it retires the retiring key kid at
+// once, ahead of its not_after (its material leaked): it leaves every
+// verification set here now and on the other nodes within their
+// freshness bound, and what it signed is refused from then on.
+func (n *Node) RetireKey(ctx context.Context, kid, by string) (keyring.View, error) {
+	n.keysMu.Lock()
+	defer n.keysMu.Unlock()
+	now := time.Now()
+	var was keyring.Key
+	r, _, err := n.changeRing(ctx, func(r *keyring.Ring) (*keyring.Ring, error) {
+		next, k, err := r.RetireNow(kid, now)
+		was = k
+		return next, err
+	})
+	switch {
+	case errors.Is(err, keyring.ErrNotRetiring) && was.KID == "":
+		return keyring.View{}, fmt.Errorf("retire key %.64s: %w: the trust domain has no such key (ward keys list)", kid, store.ErrNotFound)
+	case errors.Is(err, keyring.ErrNotRetiring):
+		return keyring.View{}, fmt.Errorf("retire key %s: %w: it is %s; only a retiring key is retired early (rotate an active key first)", kid, store.ErrConflict, was.State)
+	case err != nil:
+		return keyring.View{}, fmt.Errorf("retire key %.64s: %w", kid, err)
+	}
+	if err := n.installRing(r, now); err != nil {
+		return keyring.View{}, fmt.Errorf("retire key %s: it is retired in the store but could not be dropped here: %w", kid, err)
+	}
+	if _, err := n.Audit.Append(ctx, audit.Event{Type: "keys.retire", Actor: by, Data: jsonData(map[string]any{
+		"keys": []string{string(was.Kind) + " " + was.KID}, "early": true, "not_after_was": was.NotAfter, "node": n.nodeID,
+	})}); err != nil {
+		return keyring.View{}, fmt.Errorf("key %s was retired but the retirement could not be recorded: %w", kid, err)
+	}
+	n.cfg.Logger.Warn("retired a signing key ahead of its time: what it signed is refused from now on", "kind", was.Kind, "kid", kid, "by", by)
+	for _, v := range r.Views(now) {
+		if v.KID == kid {
+			return v, nil
+		}
+	}
+	return keyring.View{}, errors.New("retire: the key is not in the ring")
+}
+
 // changeRing applies change to the system's ring and stores the result:
 // on several nodes in the sealed blob (under the store's lock, applied to
 // the ring the store holds), alone in DATA. It returns the ring in force

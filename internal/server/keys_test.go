@@ -837,3 +837,76 @@ func TestKeyRotationLegacySealed(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyRetireEarly: a retiring key whose material leaked is retired at
+// once (ward keys retire): what it signed is refused from then on though
+// it has not expired, and what the new keys signed is not touched. Only a
+// retiring key can be, and only by an admin.
+func TestKeyRetireEarly(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: demoOnly})
+	n.setupAgent("reporter", nil, map[string][]string{"tools": {"demo.*"}})
+	before, _ := n.keys()
+	old := n.agentSession("reporter", "before the rotation")
+	for _, kind := range []keyring.Kind{keyring.CA, keyring.JWT, keyring.Grant} {
+		n.must("POST", "/v1/keys/rotate", map[string]string{"kind": string(kind)}, nil)
+	}
+	fresh := n.agentSession("reporter", "after the rotation")
+	after, _ := n.keys()
+	if err := n.callOnce(old, false); err != nil {
+		t.Fatal(err)
+	}
+	var sponsor struct{ Credential string }
+	n.must("POST", "/v1/sponsors/acme/credentials", map[string]any{}, &sponsor)
+	for _, tc := range []struct {
+		token, kid string
+		code       int
+	}{
+		{sponsor.Credential, before[keyring.Grant].KID, http.StatusForbidden},
+		{"", before[keyring.Grant].KID, http.StatusUnauthorized},
+		{n.admin, after[keyring.Grant].KID, http.StatusConflict},    // active: rotate first
+		{n.admin, before[keyring.Receipt].KID, http.StatusConflict}, // never rotated: active
+		{n.admin, "no-such-key", http.StatusNotFound},
+		{n.admin, "", http.StatusBadRequest},
+		{n.admin, strings.Repeat("k", 65), http.StatusBadRequest},
+	} {
+		if code, b := n.call(tc.token, "POST", "/v1/keys/retire", map[string]string{"kid": tc.kid}); code != tc.code {
+			t.Errorf("retire %.16q with %.8q: %d %s, want %d", tc.kid, tc.token, code, b, tc.code)
+		}
+	}
+	if err := n.callOnce(old, false); err != nil {
+		t.Fatalf("a refused retirement changed something: %v", err)
+	}
+
+	var v keyState
+	n.must("POST", "/v1/keys/retire", map[string]string{"kid": before[keyring.Grant].KID}, &v)
+	if v.State != keyring.Retired {
+		t.Fatalf("retired key: %+v", v)
+	}
+	if err := n.callOnce(old, false); err == nil {
+		t.Fatal("a grant of a retired key is accepted")
+	}
+	if err := n.callOnce(fresh, false); err != nil {
+		t.Fatalf("new grant: %v", err)
+	}
+	if code, _ := n.call(n.admin, "POST", "/v1/keys/retire", map[string]string{"kid": before[keyring.Grant].KID}); code != http.StatusConflict {
+		t.Fatalf("retiring twice: %d", code)
+	}
+
+	n.must("POST", "/v1/keys/retire", map[string]string{"kid": before[keyring.JWT].KID}, nil)
+	if code := n.verifyAt(map[string]string{"jwt_svid": old.v.JWTSVID, "audience": "billing"}); code != http.StatusUnauthorized {
+		t.Fatalf("JWT-SVID of a retired key: %d", code)
+	}
+	if code := n.verifyAt(map[string]string{"jwt_svid": fresh.v.JWTSVID, "audience": "billing"}); code != 200 {
+		t.Fatalf("new JWT-SVID: %d", code)
+	}
+	n.must("POST", "/v1/keys/retire", map[string]string{"kid": before[keyring.CA].KID}, nil)
+	n.pool = x509.NewCertPool()
+	n.pool.AppendCertsFromPEM(n.CA.BundlePEM())
+	if code := n.verifyAt(map[string]string{"x509_svid": chainPEM(old)}); code != http.StatusUnauthorized {
+		t.Fatalf("X.509-SVID of a retired root: %d", code)
+	}
+	fresh.creds.Bundle = n.pool
+	if err := n.callOnce(fresh, true); err != nil {
+		t.Fatalf("new X.509-SVID after the old root was retired: %v", err)
+	}
+}
