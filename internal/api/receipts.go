@@ -96,7 +96,8 @@ func (s *Server) receipts(w http.ResponseWriter, r *http.Request) {
 		}
 		return evs[0], true
 	}
-	kid, _ := grant.Thumbprint(&s.cfg.ReceiptKey.PublicKey)
+	key := s.cfg.ReceiptKey()
+	kid, _ := grant.Thumbprint(&key.PublicKey)
 	out := []*receipt.Envelope{}
 	for _, i := range idx {
 		e, ok := read(i)
@@ -121,7 +122,7 @@ func (s *Server) receipts(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		p.SPIFFEID = e.Actor
-		env, err := receipt.Sign(s.cfg.ReceiptKey, kid, p)
+		env, err := receipt.Sign(key, kid, p)
 		if err != nil {
 			s.fail(w, r, err)
 			return

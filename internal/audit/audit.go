@@ -63,7 +63,13 @@ type Config struct {
 	// Signer signs checkpoints (from note.NewSigner).
 	Signer note.Signer
 	// Verifier is the Signer's verifier; it checks existing checkpoints.
+	// During and after a rotation of the log's key it is a [Keyring]
+	// of the keys that signed the log, the Signer's first.
 	Verifier note.Verifier
+	// Signers are more keys every checkpoint is signed with after the
+	// Signer's (a rotation's overlap: see keys.go); Verifier must hold
+	// them.
+	Signers []note.Signer
 	// MaxEventSize bounds an event's JSON encoding; larger events are
 	// refused with ErrTooLarge. Zero means DefaultMaxEventSize.
 	MaxEventSize int
@@ -98,14 +104,19 @@ type Config struct {
 	// It runs on the single writer and must not block.
 	OnCommit func(events int, took time.Duration)
 
-	// journalKey authenticates the journal's records; Open derives it
-	// from Signer.
-	journalKey []byte
+	// journalKey authenticates the journal's records this log writes;
+	// Open derives it from Signer. journalKeys are the keys a record to
+	// replay may be authenticated with: journalKey and those derived from
+	// Signers (a record written before a rotation's overlap ended, by a
+	// process whose first key was another of them).
+	journalKey  []byte
+	journalKeys [][]byte
 }
 
 // Log is an open audit log. Its methods are safe for concurrent use.
 type Log struct {
 	cfg    Config
+	keys   atomic.Pointer[logKeys] // what signs and verifies checkpoints now (keys.go)
 	ent    *os.File
 	cps    *os.File
 	idx    *index

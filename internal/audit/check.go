@@ -88,11 +88,12 @@ func (l *Log) Verify(ctx context.Context) (*Report, error) {
 			return ctx.Err()
 		}
 	}
-	anchors, err := loadAnchors(l.cfg.Anchors, l.cfg.Verifier, l.cfg.Origin, s.v)
+	v := l.keys.Load().verifier
+	anchors, err := loadAnchors(l.cfg.Anchors, v, l.cfg.Origin, s.v)
 	if err != nil {
 		return nil, fmt.Errorf("verify audit log: %w", err)
 	}
-	hs, err := readHead(l.cfg.Head, l.cfg.Verifier, l.cfg.Origin)
+	hs, err := readHead(l.cfg.Head, v, l.cfg.Origin)
 	if err != nil {
 		return nil, fmt.Errorf("verify audit log: %w", err)
 	}
@@ -112,7 +113,7 @@ func (l *Log) Verify(ctx context.Context) (*Report, error) {
 	}
 	defer ic.close()
 	s.onEntry, s.visit = ic.entry, ic.node
-	if err := s.readFiles(l.cfg.Dir, l.cfg.Verifier, l.cfg.Origin); err != nil {
+	if err := s.readFiles(l.cfg.Dir, v, l.cfg.Origin); err != nil {
 		return nil, fmt.Errorf("verify audit log: %w", err)
 	}
 	if ic.err != nil {

@@ -215,7 +215,7 @@ type journalRecord struct {
 // checkpoint being checked by the caller). Records of an earlier lap,
 // after the current one's, do not extend it; a record torn by a crash
 // does not match its MAC.
-func readJournal(r io.ReaderAt, size int64, after uint64, key []byte) []journalRecord {
+func readJournal(r io.ReaderAt, size int64, after uint64, keys [][]byte) []journalRecord {
 	var out []journalRecord
 	var hdr [len(journalMagic) + 4 + 8 + 8 + 8 + 4]byte
 	var prevEnd uint64
@@ -250,7 +250,7 @@ func readJournal(r io.ReaderAt, size int64, after uint64, key []byte) []journalR
 			if _, err := r.ReadAt(b, p); err != nil {
 				return out
 			}
-			rec, ok := parseJournalRecord(b, key)
+			rec, ok := parseJournalRecord(b, keys)
 			if !ok {
 				return out
 			}
@@ -263,8 +263,9 @@ func readJournal(r io.ReaderAt, size int64, after uint64, key []byte) []journalR
 }
 
 // parseJournalRecord reads one whole record: one this package writes,
-// authenticated by its MAC with key, or a version 1 record (its sum).
-func parseJournalRecord(rec []byte, key []byte) (journalRecord, bool) {
+// authenticated by its MAC with one of keys, or a version 1 record (its
+// sum).
+func parseJournalRecord(rec []byte, keys [][]byte) (journalRecord, bool) {
 	total := len(rec)
 	v1 := string(rec[:len(journalMagicV1)]) == journalMagicV1
 	if v1 {
@@ -272,9 +273,13 @@ func parseJournalRecord(rec []byte, key []byte) (journalRecord, bool) {
 			return journalRecord{}, false
 		}
 	} else {
-		m := newJournalMAC(key)
-		m.Write(rec[:total-sha256.Size])
-		if !hmac.Equal(m.Sum(nil), rec[total-sha256.Size:]) {
+		authentic := false
+		for _, key := range keys {
+			m := newJournalMAC(key)
+			m.Write(rec[:total-sha256.Size])
+			authentic = authentic || hmac.Equal(m.Sum(nil), rec[total-sha256.Size:])
+		}
+		if !authentic {
 			return journalRecord{}, false
 		}
 	}
@@ -362,7 +367,7 @@ func replayJournal(cfg Config, hs headState) error {
 		return nil
 	}
 	var apply []journalRecord
-	for _, r := range readJournal(jf, jst.Size(), size, cfg.journalKey) {
+	for _, r := range readJournal(jf, jst.Size(), size, cfg.journalKeys) {
 		if r.end <= size {
 			continue
 		}
@@ -436,7 +441,7 @@ func replayJournal(cfg Config, hs headState) error {
 		}
 	}
 	if last < size {
-		final, err := note.Sign(&note.Note{Text: checkpointText(cfg.Origin, size, rootOf(rng))}, cfg.Signer)
+		final, err := note.Sign(&note.Note{Text: checkpointText(cfg.Origin, size, rootOf(rng))}, append([]note.Signer{cfg.Signer}, cfg.Signers...)...)
 		if err != nil {
 			return fmt.Errorf("replay journal: sign checkpoint at size %d: %w", size, err)
 		}

@@ -44,6 +44,9 @@ func Open(cfg Config) (*Log, error) {
 	if cfg.Signer.Name() != cfg.Verifier.Name() || cfg.Signer.KeyHash() != cfg.Verifier.KeyHash() {
 		return nil, errors.New("open audit log: Signer and Verifier are not the same key")
 	}
+	if err := checkSigners(cfg.Verifier, append([]note.Signer{cfg.Signer}, cfg.Signers...)); err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
 	if cfg.MaxEventSize == 0 {
 		cfg.MaxEventSize = DefaultMaxEventSize
 	}
@@ -62,6 +65,14 @@ func Open(cfg Config) (*Log, error) {
 	var err error
 	if cfg.journalKey, err = journalKey(cfg.Signer); err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	cfg.journalKeys = [][]byte{cfg.journalKey}
+	for _, s := range cfg.Signers {
+		k, err := journalKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("open audit log: %w", err)
+		}
+		cfg.journalKeys = append(cfg.journalKeys, k)
 	}
 	l, ev, err := openFiles(cfg)
 	if err != nil {
@@ -101,7 +112,7 @@ type recovery struct {
 }
 
 func newLog(cfg Config, unlock func() error) *Log {
-	return &Log{
+	l := &Log{
 		cfg:          cfg,
 		unlock:       unlock,
 		reqs:         make(chan *request, queueLen),
@@ -113,6 +124,8 @@ func newLog(cfg Config, unlock func() error) *Log {
 		cpKick:       make(chan struct{}, 1),
 		cpNext:       make(chan struct{}),
 	}
+	l.keys.Store(&logKeys{signers: append([]note.Signer{cfg.Signer}, cfg.Signers...), verifier: cfg.Verifier})
+	return l
 }
 
 // publish sets the state a log starts from: size acknowledged entries
@@ -383,7 +396,7 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 // then remembers and publishes it.
 func (l *Log) firstCheckpoint() error {
 	root := rootOf(l.rng)
-	signed, err := note.Sign(&note.Note{Text: checkpointText(l.cfg.Origin, 0, root)}, l.cfg.Signer)
+	signed, err := note.Sign(&note.Note{Text: checkpointText(l.cfg.Origin, 0, root)}, l.keys.Load().signers...)
 	if err != nil {
 		return fmt.Errorf("sign checkpoint at size 0: %w", err)
 	}

@@ -484,7 +484,7 @@ func (l *Log) sign(st *ackState) (signed, root []byte, err error) {
 		return nil, nil, fmt.Errorf("sign checkpoint at size %d: %w", st.size, err)
 	}
 	root = rootOf(rng)
-	signed, err = note.Sign(&note.Note{Text: checkpointText(l.cfg.Origin, st.size, root)}, l.cfg.Signer)
+	signed, err = note.Sign(&note.Note{Text: checkpointText(l.cfg.Origin, st.size, root)}, l.keys.Load().signers...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sign checkpoint at size %d: %w", st.size, err)
 	}
