@@ -619,10 +619,10 @@ func FuzzReadJournal(f *testing.F) {
 	if _, err := j.f.ReadAt(seed, 0); err != nil {
 		f.Fatal(err)
 	}
-	if recs := readJournal(bytes.NewReader(seed), int64(len(seed)), 0, key); len(recs) != 2 || !bytes.Equal(recs[1].entries, two) {
+	if recs := readJournal(bytes.NewReader(seed), int64(len(seed)), 0, [][]byte{key}); len(recs) != 2 || !bytes.Equal(recs[1].entries, two) {
 		f.Fatalf("the writer's records read back as %+v", recs)
 	}
-	if recs := readJournal(bytes.NewReader(seed), int64(len(seed)), 0, bytes.Repeat([]byte{8}, 32)); len(recs) != 0 {
+	if recs := readJournal(bytes.NewReader(seed), int64(len(seed)), 0, [][]byte{bytes.Repeat([]byte{8}, 32)}); len(recs) != 0 {
 		f.Fatalf("records read back with another key: %+v", recs)
 	}
 	f.Add(seed, uint64(0))
@@ -630,7 +630,7 @@ func FuzzReadJournal(f *testing.F) {
 	f.Add(seed[:len(seed)-1], uint64(0))
 	f.Add(append(bytes.Clone(seed), seed...), uint64(0))
 	f.Fuzz(func(t *testing.T, b []byte, after uint64) {
-		recs := readJournal(bytes.NewReader(b), int64(len(b)), after, key)
+		recs := readJournal(bytes.NewReader(b), int64(len(b)), after, [][]byte{key})
 		for i, r := range recs {
 			if r.end <= r.start || r.end <= after || r.entStart < 0 {
 				t.Fatalf("record %d: [%d, %d) at %d, after %d", i, r.start, r.end, r.entStart, after)
