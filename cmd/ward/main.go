@@ -134,10 +134,11 @@ func commands() []command {
 			{name: "schema", summary: "print ward's Cedar schema (-o json: in Cedar's JSON schema format)", run: policySchema},
 		}},
 		{name: "audit", summary: "check, read, prove and export the audit log offline", subs: []command{
-			{name: "verify", args: "[--data DIR] [--key FILE|KEY] [--checkpoint FILE]...", summary: "check the log against a pinned key and checkpoints you hold", run: auditCmd("verify")},
+			{name: "verify", args: "[--data DIR] [--key FILE|KEY] [--checkpoint FILE]... | --system --config FILE", summary: "check the log against a pinned key and checkpoints you hold; --system: every node's log, cosignatures and published heads of a system", run: auditCmd("verify")},
 			{name: "tail", args: "[--data DIR] [--key FILE|KEY] [-n N]", summary: "the last events of the verified log", run: auditCmd("tail")},
-			{name: "search", args: "[--data DIR] [--key FILE|KEY] [--session ID] [--agent A] [--sponsor S] [--type T] [--tool N] [--decision D] [-n N]",
-				summary: "events of the verified log that match (online: GET /v1/audit/events)", run: auditCmd("search")},
+			{name: "search", args: "[--data DIR] [--key FILE|KEY] [--system --config FILE] [--session ID] [--agent A] [--sponsor S] [--type T] [--tool N] [--decision D] [-n N]",
+				summary: "events of the verified log that match (online: GET /v1/audit/events); --system: every node's, through the query index", run: auditCmd("search")},
+			{name: "reindex", args: "--config FILE", summary: "rebuild the query index of every node of a system from their verified logs", run: auditReindex},
 			{name: "prove", args: "[--data DIR] [--key FILE|KEY] INDEX", summary: "an RFC 6962 inclusion proof for event INDEX", run: auditCmd("prove")},
 			{name: "export", args: "--session ID --out FILE [--data DIR] [--key FILE|KEY] [--witnessed] [--format bundle|ocsf]",
 				summary: "forensic bundle: every event of the session (and its sub-agents') + C2SP tlog-proofs + checkpoint + keys; --format ocsf: verified events as OCSF JSON lines for SIEMs", run: auditCmd("export")},
@@ -147,10 +148,15 @@ func commands() []command {
 		{name: "replay", args: "TRACE.jsonl|DIR [--policies FILE|DIR]... [--config ward.yaml] [--figures]", summary: "decide recorded sessions in shadow mode", run: cmdReplay},
 		{name: "receipts", args: "--session ID", summary: "signed receipts (DSSE, in-toto) of a session's tool calls, as JSON", run: cmdReceipts},
 		{name: "claim", summary: "agents' claims against receipts and the log", subs: []command{
-			{name: "verify", args: "--session ID --tool SERVER.TOOL [--outcome success] --receipt FILE [--data DIR]", summary: "check a claim against a receipt (or a file of them) and the log", run: claimVerify},
+			{name: "verify", args: "--session ID --tool SERVER.TOOL [--outcome success] [--arguments-sha256 HEX] --receipt FILE [--data DIR]", summary: "check a claim against a receipt (or a file of them) and the log", run: claimVerify},
 		}},
 		{name: "console", summary: "operator console accounts (the console is at /console/)", subs: []command{
 			{name: "user", args: "add NAME --role viewer|approver|admin [--data DIR]", summary: "create a console account and print its password once", run: consoleUserAdd},
+		}},
+		{name: "keys", summary: "the trust domain's signing keys and their rotation (admins)", subs: []command{
+			{name: "list", summary: "every key: kind, kid, state (active, retiring, retired), created, not after", run: keysList},
+			{name: "rotate", args: "--kind ca|jwt|grant|receipt|log", summary: "a new signing key at once; the old one is trusted until what it signed has expired", run: keysRotate},
+			{name: "retire", args: "--kid KID", summary: "stop trusting a retiring key at once (its material leaked): what it signed is refused", run: keysRetire},
 		}},
 		{name: "version", summary: "print ward's version", run: cmdVersion},
 		{name: "doctor", args: "[--config FILE] [--data DIR] [--key FILE|KEY] [--no-runtime]",

@@ -75,11 +75,13 @@ func decodeBase64(s string) ([]byte, error) {
 
 // openNote opens a signed note with v and checks that its signature block is
 // in its one encoding: every signature in canonical base64, no signature
-// line twice, no second signature by v's key, and v's signature first. With
-// own, the note must carry v's signature alone, as the log writes it; else
-// other signatures (witness cosignatures) may follow, unverified here.
+// line twice, no second signature by one key, and the log's signatures
+// first. v may be a [Keyring]: a signature by any of its keys is the
+// log's, and each must verify. With own, the note must carry the log's
+// signatures alone, as the log writes it; else other signatures (witness
+// cosignatures) may follow, unverified here.
 func openNote(signed []byte, v note.Verifier, own bool) (*note.Note, error) {
-	n, err := note.Open(signed, note.VerifierList(v))
+	n, err := note.Open(signed, note.VerifierList(keysOf(v)...))
 	if err != nil {
 		var unv *note.UnverifiedNoteError
 		if errors.As(err, &unv) {
@@ -91,6 +93,7 @@ func openNote(signed []byte, v note.Verifier, own bool) (*note.Note, error) {
 	// is signature lines, each "— name base64\n".
 	sigs := signed[bytes.LastIndex(signed, []byte("\n\n"))+2:]
 	seen := map[string]bool{}
+	others := false // a signature not by the log's keys came
 	for i := 0; len(sigs) > 0; i++ {
 		j := bytes.IndexByte(sigs, '\n')
 		line := strings.TrimPrefix(string(sigs[:j]), "— ")
@@ -105,12 +108,17 @@ func openNote(signed []byte, v note.Verifier, own bool) (*note.Note, error) {
 			return nil, fmt.Errorf("two signatures by %s", name)
 		}
 		seen[id] = true
-		ours := name == v.Name() && binary.BigEndian.Uint32(raw) == v.KeyHash()
-		if i == 0 && !ours {
-			return nil, errors.New("the log's signature is not the first")
-		}
-		if i > 0 && own {
-			return nil, errors.New("more than the log's signature")
+		ours := isKeyOf(v, name, binary.BigEndian.Uint32(raw))
+		if (i == 0 || !others) && !ours {
+			if i == 0 {
+				return nil, errors.New("the log's signature is not the first")
+			}
+			if own {
+				return nil, errors.New("more than the log's signature")
+			}
+			others = true
+		} else if ours && others {
+			return nil, errors.New("a signature by the log's key after a cosignature")
 		}
 	}
 	return n, nil

@@ -44,6 +44,9 @@ func Open(cfg Config) (*Log, error) {
 	if cfg.Signer.Name() != cfg.Verifier.Name() || cfg.Signer.KeyHash() != cfg.Verifier.KeyHash() {
 		return nil, errors.New("open audit log: Signer and Verifier are not the same key")
 	}
+	if err := checkSigners(cfg.Verifier, append([]note.Signer{cfg.Signer}, cfg.Signers...)); err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
 	if cfg.MaxEventSize == 0 {
 		cfg.MaxEventSize = DefaultMaxEventSize
 	}
@@ -59,6 +62,18 @@ func Open(cfg Config) (*Log, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	var err error
+	if cfg.journalKey, err = journalKey(cfg.Signer); err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	cfg.journalKeys = [][]byte{cfg.journalKey}
+	for _, s := range cfg.Signers {
+		k, err := journalKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("open audit log: %w", err)
+		}
+		cfg.journalKeys = append(cfg.journalKeys, k)
+	}
 	l, ev, err := openFiles(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open audit log %s: %w", cfg.Dir, err)
@@ -69,7 +84,7 @@ func Open(cfg Config) (*Log, error) {
 	}
 	go l.run()
 	go l.syncIndex()
-	go l.flusher()
+	go l.checkpointer()
 	if ev != nil {
 		if _, err := l.append(context.Background(), *ev, false); err != nil {
 			l.Close()
@@ -97,7 +112,7 @@ type recovery struct {
 }
 
 func newLog(cfg Config, unlock func() error) *Log {
-	return &Log{
+	l := &Log{
 		cfg:          cfg,
 		unlock:       unlock,
 		reqs:         make(chan *request, queueLen),
@@ -106,14 +121,18 @@ func newLog(cfg Config, unlock func() error) *Log {
 		syncStopped:  make(chan struct{}),
 		flushStopped: make(chan struct{}),
 		kick:         make(chan struct{}, 1),
+		cpKick:       make(chan struct{}, 1),
+		cpNext:       make(chan struct{}),
 	}
+	l.keys.Store(&logKeys{signers: append([]note.Signer{cfg.Signer}, cfg.Signers...), verifier: cfg.Verifier})
+	return l
 }
 
 // publish sets the state a log starts from: size acknowledged entries
 // whose index is durable, under checkpoint signed with root (nil for a
 // log opened with AllowUnverified, whose first batch checkpoints them).
 func (l *Log) publish(size uint64, signed, root []byte) {
-	l.checkpoint, l.root = signed, root
+	l.checkpoint, l.root, l.signedSize = signed, root, size
 	l.size.Store(size)
 	l.written.Store(size)
 	l.durable.Store(size)
@@ -156,7 +175,7 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 	if err := replayJournal(cfg, hs); err != nil {
 		return nil, nil, err
 	}
-	jr, err := openJournal(journalPath(cfg.Head))
+	jr, err := openJournal(journalPath(cfg.Head), cfg.journalKey)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -377,7 +396,7 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 // then remembers and publishes it.
 func (l *Log) firstCheckpoint() error {
 	root := rootOf(l.rng)
-	signed, err := note.Sign(&note.Note{Text: checkpointText(l.cfg.Origin, 0, root)}, l.cfg.Signer)
+	signed, err := note.Sign(&note.Note{Text: checkpointText(l.cfg.Origin, 0, root)}, l.keys.Load().signers...)
 	if err != nil {
 		return fmt.Errorf("sign checkpoint at size 0: %w", err)
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // maxAnchorFile bounds a file given as an anchor (a copy of a checkpoints
-// file holds a few hundred bytes per committed batch).
+// file holds a few hundred bytes per checkpoint).
 const maxAnchorFile = 1 << 30
 
 // DefaultHead is where a log in dir remembers its latest checkpoint unless
@@ -35,6 +35,15 @@ type VerifyConfig struct {
 	// checkpoints file. Every checkpoint in them must be signed by Verifier
 	// and the log must extend it. A missing file is skipped.
 	Anchors []string
+	// Checkpoints are more anchors, held in memory: signed checkpoints
+	// (cosignatures allowed), each named by its Source.
+	Checkpoints []Held
+}
+
+// Held is a signed checkpoint of a log held elsewhere, and where.
+type Held struct {
+	Source     string
+	Checkpoint []byte
 }
 
 // Verify checks the log in dir offline, as VerifyLog does, against ward's
@@ -71,6 +80,18 @@ func VerifyLog(dir string, cfg VerifyConfig) (*Report, error) {
 	anchors, err := loadAnchors(cfg.Anchors, cfg.Verifier, cfg.Origin, s.v)
 	if err != nil {
 		return nil, fmt.Errorf("verify audit log: %w", err)
+	}
+	for _, a := range cfg.Checkpoints {
+		if len(a.Checkpoint) > MaxCheckpointBytes {
+			s.v.add(-1, tampered, "%s: not a checkpoint (larger than %d bytes)", a.Source, MaxCheckpointBytes)
+			continue
+		}
+		size, root, err := openCosigned(a.Checkpoint, cfg.Verifier, cfg.Origin)
+		if err != nil {
+			s.v.add(-1, tampered, "%s: %v", a.Source, strings.TrimSpace(err.Error()))
+			continue
+		}
+		anchors = append(anchors, &checkpoint{source: a.Source, rec: -1, size: size, root: root, signed: a.Checkpoint})
 	}
 	hs, err := readHead(cfg.Head, cfg.Verifier, cfg.Origin)
 	if err != nil {

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,8 +58,9 @@ type pending struct {
 }
 
 type upRequest struct {
-	up   *upstream
-	upID jsonrpc.ID
+	up     *upstream
+	upID   jsonrpc.ID
+	method string
 	// token is the request's progress token (tokenKey), "" if none: the
 	// client's progress notifications for it go to up alone.
 	token string
@@ -389,7 +392,7 @@ func (s *Session) serverRequest(up *upstream, m *jsonrpc.Request) {
 	}
 	s.nextID++
 	downKey := "ward-" + strconv.FormatInt(s.nextID, 10)
-	s.fromUp[downKey] = upRequest{up: up, upID: m.ID, token: tokenKey(json.RawMessage(progressToken(m.Params)))}
+	s.fromUp[downKey] = upRequest{up: up, upID: m.ID, method: m.Method, token: tokenKey(json.RawMessage(progressToken(m.Params)))}
 	s.mu.Unlock()
 	related := s.related(up)
 	fwd := &jsonrpc.Request{ID: strID(downKey), Method: m.Method, Params: m.Params}
@@ -505,7 +508,24 @@ func (s *Session) clientResponse(m *jsonrpc.Response) {
 			resp = &jsonrpc.Response{ID: r.upID, Error: &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "the client answered with JSON ward will not pass on: " + err.Error()}}
 		}
 	}
-	s.sendUp(r.up, resp)
+	// What the agent's side sends the server is recorded before the server
+	// gets it (off the read loop: at most maxServerRequests at once, as
+	// each answer ends one entry of fromUp).
+	sent := resp.Result
+	if resp.Error != nil {
+		sent, _ = json.Marshal(resp.Error)
+	}
+	sum := sha256.Sum256(sent)
+	a := ClientAnswer{Digest: hex.EncodeToString(sum[:]), Bytes: len(sent), IsError: resp.Error != nil}
+	go func() {
+		defer s.recover("answer to "+r.method, jsonrpc.ID{})
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), observeTimeout)
+		defer cancel()
+		if err := s.g.cfg.Guard.Answer(ctx, s.who(), r.up.name, r.method, a); err != nil {
+			resp = &jsonrpc.Response{ID: r.upID, Error: &jsonrpc.Error{Code: CodeDenied, Message: "ward could not record the client's answer, so it was not passed on: " + err.Error()}}
+		}
+		s.sendUp(r.up, resp)
+	}()
 }
 
 func (s *Session) clientNotification(m *jsonrpc.Request) {

@@ -27,7 +27,12 @@ type AuditHead struct {
 	Size uint64
 	// Checkpoint is the signed checkpoint note.
 	Checkpoint string
-	Updated    time.Time
+	// CosignKey is the cosignature/v1 verifier key with which the node
+	// cosigns the other nodes' heads (cosignatures.go), as it says:
+	// informative, for an operator writing down the system's trust
+	// anchors; "" if it has none.
+	CosignKey string
+	Updated   time.Time
 	// Prev, when set on PutAuditHead, is the checkpoint the caller found
 	// stored and proved its log extends: if another head was stored
 	// since (another process with the node's id), the put wraps
@@ -40,8 +45,8 @@ func (s *Store) GetAuditHead(ctx context.Context, node string) (h AuditHead, ok 
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	var size, updated int64
-	err = s.r.QueryRowContext(ctx, `SELECT node, origin, vkey, size, checkpoint, updated FROM audit_heads WHERE node = $1`, node).
-		Scan(&h.Node, &h.Origin, &h.VKey, &size, &h.Checkpoint, &updated)
+	err = s.r.QueryRowContext(ctx, `SELECT node, origin, vkey, size, checkpoint, cosign_key, updated FROM audit_heads WHERE node = $1`, node).
+		Scan(&h.Node, &h.Origin, &h.VKey, &size, &h.Checkpoint, &h.CosignKey, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return AuditHead{}, false, nil
 	}
@@ -56,14 +61,14 @@ func (s *Store) GetAuditHead(ctx context.Context, node string) (h AuditHead, ok 
 func (s *Store) ListAuditHeads(ctx context.Context) ([]AuditHead, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	rows, err := s.r.QueryContext(ctx, `SELECT node, origin, vkey, size, checkpoint, updated FROM audit_heads ORDER BY node`)
+	rows, err := s.r.QueryContext(ctx, `SELECT node, origin, vkey, size, checkpoint, cosign_key, updated FROM audit_heads ORDER BY node`)
 	if err != nil {
 		return nil, fmt.Errorf("audit heads: %w", err)
 	}
 	return collect(rows, func(sc interface{ Scan(...any) error }) (AuditHead, error) {
 		var h AuditHead
 		var size, updated int64
-		err := sc.Scan(&h.Node, &h.Origin, &h.VKey, &size, &h.Checkpoint, &updated)
+		err := sc.Scan(&h.Node, &h.Origin, &h.VKey, &size, &h.Checkpoint, &h.CosignKey, &updated)
 		h.Size, h.Updated = uint64(size), fromNanos(updated)
 		return h, err
 	})
@@ -74,7 +79,7 @@ func (s *Store) ListAuditHeads(ctx context.Context) ([]AuditHead, error) {
 // one of another origin or key. A head of the same size replaces the
 // stored one (the caller checks that they are the same tree).
 func (s *Store) PutAuditHead(ctx context.Context, h AuditHead) error {
-	if err := errors.Join(checkName("node", h.Node), checkName("origin", h.Origin), checkText("key", h.VKey), checkText("checkpoint", h.Checkpoint)); err != nil {
+	if err := errors.Join(checkName("node", h.Node), checkName("origin", h.Origin), checkText("key", h.VKey), checkText("checkpoint", h.Checkpoint), checkText("cosign key", h.CosignKey)); err != nil {
 		return fmt.Errorf("put audit head: %w", err)
 	}
 	if h.Updated.IsZero() {
@@ -89,8 +94,8 @@ func (s *Store) PutAuditHead(ctx context.Context, h AuditHead) error {
 		err := tx.QueryRowContext(ctx, `SELECT origin, vkey, size, checkpoint FROM audit_heads WHERE node = $1`+s.forUpdate(), h.Node).Scan(&origin, &vkey, &size, &stored)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			_, err = tx.ExecContext(ctx, `INSERT INTO audit_heads (node, origin, vkey, size, checkpoint, updated) VALUES ($1, $2, $3, $4, $5, $6)`,
-				h.Node, h.Origin, h.VKey, int64(h.Size), h.Checkpoint, h.Updated.UnixNano())
+			_, err = tx.ExecContext(ctx, `INSERT INTO audit_heads (node, origin, vkey, size, checkpoint, cosign_key, updated) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+				h.Node, h.Origin, h.VKey, int64(h.Size), h.Checkpoint, h.CosignKey, h.Updated.UnixNano())
 			return err
 		case err != nil:
 			return err
@@ -101,8 +106,10 @@ func (s *Store) PutAuditHead(ctx context.Context, h AuditHead) error {
 		case h.Prev != "" && stored != h.Prev:
 			return fmt.Errorf("%w: the head of node %s changed since it was checked (another process with this node's id?)", ErrConflict, h.Node)
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE audit_heads SET size = $2, checkpoint = $3, updated = $4 WHERE node = $1`,
-			h.Node, int64(h.Size), h.Checkpoint, h.Updated.UnixNano())
+		// A head of another size keeps no proofs: they were to the old size.
+		_, err = tx.ExecContext(ctx, `UPDATE audit_heads SET size = $2, checkpoint = $3, cosign_key = $4, updated = $5,
+			proofs = CASE WHEN size = $2 THEN proofs ELSE '' END WHERE node = $1`,
+			h.Node, int64(h.Size), h.Checkpoint, h.CosignKey, h.Updated.UnixNano())
 		return err
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -25,6 +26,13 @@ type AuditQuery struct {
 // IndexAudit records rows in the audit query index; rows already indexed
 // are left as they are.
 func (s *Store) IndexAudit(ctx context.Context, rows []AuditRow) error {
+	return s.IndexAuditOf(ctx, s.node, rows)
+}
+
+// IndexAuditOf records rows of node's log in the audit query index, as
+// IndexAudit does for the store's own node (ward audit reindex rebuilds
+// every node's rows from the logs).
+func (s *Store) IndexAuditOf(ctx context.Context, node string, rows []AuditRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -35,7 +43,7 @@ func (s *Store) IndexAudit(ctx context.Context, rows []AuditRow) error {
 			if _, err := tx.ExecContext(ctx,
 				`INSERT INTO audit_index (node, idx, time, type, session, agent, sponsor, name, decision)
 				 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
-				s.node, int64(r.Index), r.Time.UnixNano(), r.Type, r.Session, r.Agent, r.Sponsor, r.Name, r.Decision); err != nil {
+				node, int64(r.Index), r.Time.UnixNano(), r.Type, r.Session, r.Agent, r.Sponsor, r.Name, r.Decision); err != nil {
 				return fmt.Errorf("index audit event %d: %w", r.Index, err)
 			}
 		}
@@ -109,5 +117,76 @@ func (s *Store) SearchAudit(ctx context.Context, q AuditQuery) ([]uint64, error)
 	for l, r := 0, len(out)-1; l < r; l, r = l+1, r-1 {
 		out[l], out[r] = out[r], out[l]
 	}
+	return out, nil
+}
+
+// DeleteAuditIndexOf deletes node's rows from the audit query index
+// (every node's when node is "*"), to rebuild them from the logs.
+func (s *Store) DeleteAuditIndexOf(ctx context.Context, node string) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM audit_index WHERE $1 = '*' OR node = $1`, node); err != nil {
+			return fmt.Errorf("delete audit index of %s: %w", node, err)
+		}
+		return nil
+	})
+}
+
+// AuditHit is one event the index found: which node's log, which event.
+type AuditHit struct {
+	Node  string
+	Index uint64
+	Time  time.Time
+}
+
+// SearchAuditNodes is SearchAudit over every node's rows: who did what
+// across the system. Hits are ordered by time (then node and index),
+// oldest first; Limit keeps the newest.
+func (s *Store) SearchAuditNodes(ctx context.Context, q AuditQuery) ([]AuditHit, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	where := []string{"TRUE"}
+	var args []any
+	add := func(col, v string) {
+		if v != "" {
+			args = append(args, v)
+			where = append(where, fmt.Sprintf("%s = $%d", col, len(args)))
+		}
+	}
+	add("type", q.Type)
+	add("session", q.Session)
+	add("agent", q.Agent)
+	add("sponsor", q.Sponsor)
+	add("name", q.Name)
+	add("decision", q.Decision)
+	if !q.Since.IsZero() {
+		args = append(args, q.Since.UnixNano())
+		where = append(where, fmt.Sprintf("time >= $%d", len(args)))
+	}
+	if !q.Until.IsZero() {
+		args = append(args, q.Until.UnixNano())
+		where = append(where, fmt.Sprintf("time < $%d", len(args)))
+	}
+	limit := q.Limit
+	if limit <= 0 || limit > 100_000 {
+		limit = 1000
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT node, idx, time FROM audit_index WHERE `+strings.Join(where, " AND ")+
+		fmt.Sprintf(` ORDER BY time DESC, node DESC, idx DESC LIMIT %d`, limit), args...)
+	if err != nil {
+		return nil, fmt.Errorf("search audit index: %w", err)
+	}
+	out, err := collect(rows, func(sc interface{ Scan(...any) error }) (AuditHit, error) {
+		var h AuditHit
+		var idx, t int64
+		err := sc.Scan(&h.Node, &idx, &t)
+		h.Index, h.Time = uint64(idx), fromNanos(t)
+		return h, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Reverse(out)
 	return out, nil
 }

@@ -399,5 +399,7 @@ func sqliteMigrations() [][]string {
 		sqliteLabelSchema,
 		// 11: the newest checkpoint each node published of its audit log (auditheads.go).
 		sqliteAuditHeadsSchema,
+		// 12: cosignatures of each node's audit heads by the others (cosignatures.go).
+		sqliteCosignSchema,
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +56,10 @@ func (e *StaleError) Error() string {
 type Log struct {
 	Origin string `json:"origin" yaml:"origin"`
 	Key    string `json:"key" yaml:"key"` // the log's note verifier key
+	// Keys are further verifier keys of the log, of its origin's name,
+	// for a rotation of its key: a checkpoint signed by any of Key and
+	// Keys is accepted.
+	Keys []string `json:"keys,omitempty" yaml:"keys,omitempty"`
 }
 
 // Config configures a [Witness].
@@ -76,7 +81,7 @@ type Config struct {
 type Witness struct {
 	signer    note.Signer
 	vkey      string
-	verifiers map[string]note.Verifier
+	verifiers map[string][]note.Verifier
 	path      string
 
 	mu    sync.Mutex
@@ -111,19 +116,24 @@ func New(cfg Config) (*Witness, error) {
 	if cfg.State == "" {
 		return nil, errors.New("witness: empty State path")
 	}
-	w := &Witness{signer: signer, vkey: vkey, verifiers: map[string]note.Verifier{}, path: cfg.State, state: map[string]logState{}}
+	w := &Witness{signer: signer, vkey: vkey, verifiers: map[string][]note.Verifier{}, path: cfg.State, state: map[string]logState{}}
 	for i, l := range cfg.Logs {
-		lv, err := note.NewVerifier(l.Key)
-		if err != nil {
-			return nil, fmt.Errorf("witness log %d (%q): key: %w", i, l.Origin, err)
-		}
 		if l.Origin == "" || strings.ContainsAny(l.Origin, "\n") {
 			return nil, fmt.Errorf("witness log %d: invalid origin %q", i, l.Origin)
 		}
 		if _, dup := w.verifiers[l.Origin]; dup {
 			return nil, fmt.Errorf("witness log %d: origin %q listed twice", i, l.Origin)
 		}
-		w.verifiers[l.Origin] = lv
+		for _, k := range append([]string{l.Key}, l.Keys...) {
+			lv, err := note.NewVerifier(k)
+			if err != nil {
+				return nil, fmt.Errorf("witness log %d (%q): key: %w", i, l.Origin, err)
+			}
+			if lv.Name() != l.Origin {
+				return nil, fmt.Errorf("witness log %d (%q): key of %q", i, l.Origin, lv.Name())
+			}
+			w.verifiers[l.Origin] = append(w.verifiers[l.Origin], lv)
+		}
 	}
 	b, err := os.ReadFile(cfg.State)
 	switch {
@@ -151,11 +161,22 @@ func (w *Witness) Add(ctx context.Context, oldSize uint64, consistency [][]byte,
 	if !ok {
 		return nil, fmt.Errorf("%w: checkpoint has no origin line", ErrBadRequest)
 	}
-	v, ok := w.verifiers[string(origin)]
+	vs, ok := w.verifiers[string(origin)]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownLog, origin)
 	}
-	cp, _, n, err := flog.ParseCheckpoint(checkpoint, string(origin), v)
+	// Any of the log's keys will do (a rotation's checkpoints carry the
+	// old key's signature and the new one's).
+	var (
+		cp  *flog.Checkpoint
+		n   *note.Note
+		err error
+	)
+	for i, v := range vs {
+		if cp, _, n, err = flog.ParseCheckpoint(checkpoint, string(origin), v, slices.Delete(slices.Clone(vs), i, i+1)...); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
@@ -213,6 +234,17 @@ func (w *Witness) Add(ctx context.Context, oldSize uint64, consistency [][]byte,
 	w.state = next
 	// note.Sign wrote the text, a blank line and our one signature line.
 	return signed[len(n.Text)+1:], nil
+}
+
+// Cosigned returns the latest checkpoint cosigned for origin (as the log
+// signed it, without the cosignature), or nil.
+func (w *Witness) Cosigned(origin string) []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s, ok := w.state[origin]; ok && s.Checkpoint != "" {
+		return []byte(s.Checkpoint)
+	}
+	return nil
 }
 
 // Latest returns the size of the latest checkpoint cosigned for origin.
