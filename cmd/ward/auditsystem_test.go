@@ -416,3 +416,109 @@ func pgConn(t *testing.T, dsn, schema string) *sql.DB {
 	}
 	return db
 }
+
+// TestAuditVerifySystemKeyRotation: node 0's log key is rotated while
+// the system runs: during the overlap its checkpoints carry both keys'
+// signatures and the other nodes go on cosigning (learning the new key
+// from them); the old key retires only once they have; after it, the
+// new key signs alone and is still cosigned. ward audit verify --system
+// accepts the log with both keys listed and refuses it with either
+// alone; the node restarts on its rotated keys.
+func TestAuditVerifySystemKeyRotation(t *testing.T) {
+	nodes, dsn, schema := systemNodes(t, 3)
+	ctx := context.Background()
+	for _, n := range nodes {
+		appendEvents(t, n, 3)
+	}
+	cosignRounds(t, nodes)
+	n0 := nodes[0]
+	old := nodeAnchors(t, n0).LogKeys[0]
+	st, err := n0.RotateLogKey(ctx, "admin")
+	if err != nil || st.Next == "" || st.Key != old {
+		t.Fatalf("rotate: %+v %v", st, err)
+	}
+	// Too soon to retire the old key: no checkpoint signed by both yet.
+	if st, err := n0.FinishLogKeyRotation(ctx); err != nil || st.Next == "" || !strings.Contains(st.Waiting, "checkpoint") {
+		t.Fatalf("rotate again at once: %+v %v", st, err)
+	}
+	appendEvents(t, n0, 3)
+	// Not cosigned by the others yet.
+	if st, err := n0.FinishLogKeyRotation(ctx); err != nil || st.Next == "" || !strings.Contains(st.Waiting, "cosignature") {
+		t.Fatalf("rotate before the others cosigned: %+v %v", st, err)
+	}
+	cosignRounds(t, nodes)
+	st, err = n0.FinishLogKeyRotation(ctx)
+	if err != nil || st.Next != "" || st.Key == old || len(st.Retired) != 1 || st.Retired[0] != old {
+		t.Fatalf("retire: %+v %v", st, err)
+	}
+	newKey := st.Key
+	appendEvents(t, n0, 3)
+	cosignRounds(t, nodes)
+
+	anchors := func(keys ...string) string {
+		var a []sysNode
+		for _, n := range nodes {
+			a = append(a, nodeAnchors(t, n))
+		}
+		a[0].LogKeys = keys
+		return writeSystem(t, dsn, schema, a)
+	}
+	if code, rep, errOut := verifySys(t, anchors(newKey, old)); code != 0 || !rep.OK {
+		t.Fatalf("both keys: exit %d %+v %s", code, rep, errOut)
+	}
+	for _, k := range []string{old, newKey} {
+		if code, rep, _ := verifySys(t, anchors(k)); code != 1 || statusOf(rep, n0.NodeID()) != "tampered" {
+			t.Fatalf("one key: exit %d %+v", code, rep)
+		}
+	}
+	// The node restarts on its rotated keys, and its head still checks.
+	data := n0.DataDir()
+	n0.Close()
+	again, err := server.Open(ctx, server.Config{Data: data, Addr: "127.0.0.1:0", TrustDomain: "sys.test", StoreDSN: dsn, StoreSchema: schema,
+		Upstreams: []server.Upstream{{Name: "demo", Builtin: "demo"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	appendEvents(t, again, 1)
+	cosignRounds(t, append([]*server.Node{again}, nodes[1:]...))
+	if code, rep, errOut := verifySys(t, anchors(newKey, old)); code != 0 {
+		t.Fatalf("after the restart: exit %d %+v %s", code, rep, errOut)
+	}
+}
+
+// TestAuditVerifyRotatedKey: a node alone rotates its log key (the old
+// key retires once a checkpoint signed by both is the log's); ward audit
+// verify accepts the log with a pinned file listing both keys, and with
+// the keys DATA/keys holds, but not with either key alone.
+func TestAuditVerifyRotatedKey(t *testing.T) {
+	n := startNode(t, server.Config{})
+	ctx := context.Background()
+	data := n.DataDir()
+	old := strings.TrimSpace(string(must(os.ReadFile(filepath.Join(data, "keys", "audit.pub")))))
+	appendEvents(t, n, 2)
+	if st, err := n.RotateLogKey(ctx, "admin"); err != nil || st.Next == "" {
+		t.Fatalf("rotate: %+v %v", st, err)
+	}
+	appendEvents(t, n, 2)
+	// The node ends the overlap by itself within a second; asking does
+	// not wait.
+	st, err := n.FinishLogKeyRotation(ctx)
+	if err != nil || st.Next != "" || len(st.Retired) != 1 {
+		t.Fatalf("retire: %+v %v", st, err)
+	}
+	appendEvents(t, n, 2)
+	both := filepath.Join(t.TempDir(), "keys.pub")
+	os.WriteFile(both, []byte(st.Key+"\n"+old+"\n"), 0o600)
+	if out := mustCLI(t, "audit", "verify", "--data", data, "--key", both); !strings.HasPrefix(out, "ok: ") {
+		t.Fatalf("verify with both keys pinned: %s", out)
+	}
+	if out := mustCLI(t, "audit", "verify", "--data", data); !strings.Contains(out, "UNPINNED") {
+		t.Fatalf("verify with DATA's keys: %s", out)
+	}
+	for _, k := range []string{old, st.Key} {
+		if code, _, errOut := wardCLI("audit", "verify", "--data", data, "--key", k); code != 1 || !strings.Contains(errOut, "FAILED VERIFICATION") {
+			t.Fatalf("verify with one key: exit %d %s", code, errOut)
+		}
+	}
+}

@@ -1,0 +1,103 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// TestRotateWhileOpen: a log's key rotated while it runs. Before the
+// overlap checkpoints carry the old key's signature, during it both (old
+// first), after it the new key's alone; every checkpoint verifies with
+// x/mod/sumdb/note under the key(s) that signed it, the whole log
+// verifies (and reopens) with a Keyring of both, and not with either key
+// alone. Rotate refuses to drop a key that signed the log.
+func TestRotateWhileOpen(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	a, b := newTestKey(t, testOrigin), newTestKey(t, testOrigin)
+	l := mustOpen(t, testConfig(dir, a))
+	fill(t, l, 3)
+	ab, err := Keyring(a.verifier, b.verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Rotate(ab, a.signer, b.signer); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, l, 3)
+	overlap := l.Checkpoint()
+	ba, _ := Keyring(b.verifier, a.verifier)
+	if err := l.Rotate(b.verifier, b.signer); err == nil || !strings.Contains(err.Error(), "must keep verifying") {
+		t.Fatalf("a rotation dropping the old key: %v", err)
+	}
+	if err := l.Rotate(ba, b.signer); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, l, 3)
+	after := l.Checkpoint()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	sigs := func(cp []byte, vs ...note.Verifier) int {
+		n, err := note.Open(cp, note.VerifierList(vs...))
+		if err != nil {
+			return -1
+		}
+		return len(n.Sigs)
+	}
+	if sigs(overlap, a.verifier) != 1 || sigs(overlap, b.verifier) != 1 || sigs(overlap, a.verifier, b.verifier) != 2 {
+		t.Fatalf("an overlap checkpoint:\n%s", overlap)
+	}
+	if first := strings.Split(string(overlap), "\n")[4]; !strings.Contains(first, "— "+testOrigin+" ") {
+		t.Fatalf("an overlap checkpoint's first signature: %q", first)
+	}
+	if sigs(after, a.verifier) != -1 || sigs(after, b.verifier) != 1 {
+		t.Fatalf("a checkpoint after the overlap:\n%s", after)
+	}
+	for _, v := range []note.Verifier{ab, ba} {
+		rep, err := VerifyLog(dir, VerifyConfig{Verifier: v, Origin: testOrigin})
+		if err != nil || rep.Size != 9 {
+			t.Fatalf("verify with both keys: %+v %v", rep, err)
+		}
+	}
+	for _, k := range []testKey{a, b} {
+		if _, err := VerifyLog(dir, VerifyConfig{Verifier: k.verifier, Origin: testOrigin}); !errors.Is(err, ErrTampered) {
+			t.Fatalf("verify with one key of a rotated log: %v", err)
+		}
+	}
+	// A Bundle-style anchor of the overlap verifies with either key alone.
+	for _, v := range []note.Verifier{a.verifier, b.verifier} {
+		if _, _, err := openCosigned(overlap, v, testOrigin); err != nil {
+			t.Fatalf("the overlap checkpoint with one key: %v", err)
+		}
+	}
+
+	// Reopened with the new key signing and both verifying.
+	l2 := mustOpen(t, Config{Dir: dir, Origin: testOrigin, Signer: b.signer, Verifier: ba})
+	fill(t, l2, 1)
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// With the new key alone, Open (which starts from the head, signed
+	// by it) succeeds, but the verification pass finds the old key's
+	// checkpoints unverifiable.
+	l3 := mustOpen(t, Config{Dir: dir, Origin: testOrigin, Signer: b.signer, Verifier: b.verifier})
+	if _, err := l3.Verify(context.Background()); !errors.Is(err, ErrTampered) {
+		t.Fatalf("the verification pass of a rotated log with the new key alone: %v", err)
+	}
+	// Keyring's refusals.
+	other := newTestKey(t, "other.test/audit")
+	for _, vs := range [][]note.Verifier{{}, {a.verifier, a.verifier}, {a.verifier, other.verifier}} {
+		if _, err := Keyring(vs...); err == nil {
+			t.Fatalf("Keyring(%d keys) accepted", len(vs))
+		}
+	}
+	if _, err := Open(Config{Dir: filepath.Join(t.TempDir(), "x"), Origin: testOrigin, Signer: a.signer, Signers: []note.Signer{b.signer}, Verifier: a.verifier}); err == nil {
+		t.Fatal("a signer outside the verifier's keys accepted")
+	}
+}
