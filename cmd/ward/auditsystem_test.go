@@ -216,6 +216,16 @@ func TestAuditVerifySystem(t *testing.T) {
 		t.Fatalf("forked log: exit %d %+v", code, rep)
 	}
 
+	// A truncated log: its entries cut in the middle.
+	copyLog(t, late, n1.DataDir())
+	entries := filepath.Join(n1.DataDir(), "audit", "entries")
+	b := must(os.ReadFile(entries))
+	os.WriteFile(entries, b[:len(b)/2], 0o600)
+	code, rep, _ = verifySys(t, path)
+	if s := statusOf(rep, n1.NodeID()); code != 1 || (s != "rolled-back" && s != "tampered") {
+		t.Fatalf("truncated log: exit %d %+v", code, rep)
+	}
+
 	copyLog(t, late, n1.DataDir())
 	if code, rep, errOut = verifySys(t, path); code != 0 {
 		t.Fatalf("restored: exit %d %+v %s", code, rep, errOut)
