@@ -56,6 +56,9 @@ func (k *keyring) KeyHash() uint32 { return k.vs[0].KeyHash() }
 // in keysOf, so this is only for callers that use the ring as one key.
 func (k *keyring) Verify(msg, sig []byte) bool { return k.vs[0].Verify(msg, sig) }
 
+// KeysOf returns the keys v stands for: those of a [Keyring], else v.
+func KeysOf(v note.Verifier) []note.Verifier { return slices.Clone(keysOf(v)) }
+
 // keysOf returns the keys v stands for.
 func keysOf(v note.Verifier) []note.Verifier {
 	if k, ok := v.(*keyring); ok {

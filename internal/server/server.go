@@ -924,6 +924,13 @@ func (n *Node) openWitness(cfg Config, logVerifier note.Verifier) error {
 			TLSClientConfig: &tls.Config{RootCAs: cfg.WitnessRoots, MinVersion: tls.VersionTLS12},
 		}}
 		n.Publisher, err = witness.NewPublisher(witness.PublisherConfig{Log: n.Audit, Origin: logVerifier.Name(), LogVerifier: logVerifier,
+			LogKeys: func() note.Verifier {
+				v, err := n.logKeys.Load().verifier()
+				if err != nil {
+					return logVerifier
+				}
+				return v
+			},
 			Policy: policy, Published: filepath.Join(dir, "published"), Client: client, Interval: cfg.WitnessInterval, Logger: cfg.Logger})
 		if err != nil {
 			return err
