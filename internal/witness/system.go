@@ -1,6 +1,7 @@
 package witness
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -125,6 +126,7 @@ func VerifySystem(cfg SystemConfig) (*SystemReport, error) {
 	}
 	nodes := map[string]*trusted{}
 	var order []string
+	keyOwner := map[string]string{} // a key (log or cosign) → the node it is of
 	for i, n := range cfg.Nodes {
 		if n.ID == "" || nodes[n.ID] != nil {
 			return nil, fmt.Errorf("node %d: empty or repeated id %q", i, n.ID)
@@ -132,6 +134,17 @@ func VerifySystem(cfg SystemConfig) (*SystemReport, error) {
 		t := &trusted{node: n}
 		if len(n.LogKeys) == 0 {
 			return nil, fmt.Errorf("node %s: no log key", n.ID)
+		}
+		for _, k := range append(slices.Clone(n.LogKeys), n.CosignKey) {
+			if k == "" {
+				continue
+			}
+			if other, dup := keyOwner[k]; dup {
+				// A cosign key twice would count one witness twice
+				// toward a quorum; a log key twice, two logs as one.
+				return nil, fmt.Errorf("node %s: the key %s is also %s's", n.ID, keyID(k), other)
+			}
+			keyOwner[k] = n.ID
 		}
 		for _, k := range n.LogKeys {
 			v, err := audit.ParseVerifierKey(k)
@@ -227,6 +240,8 @@ func VerifySystem(cfg SystemConfig) (*SystemReport, error) {
 			worse(StatusUnpublished, "the store holds no head of it: it never ran as a node of this system, or its head was deleted")
 		}
 		var sizes []uint64
+		counted := map[string]bool{} // a witness counts once, with its largest cosigned size
+		slices.SortFunc(cosigs[id], func(a, b PublishedCosignature) int { return cmp.Compare(b.Size, a.Size) })
 		for _, c := range cosigs[id] {
 			w := nodes[c.Witness]
 			switch {
@@ -250,7 +265,8 @@ func VerifySystem(cfg SystemConfig) (*SystemReport, error) {
 			}
 			nr.Cosigners = append(nr.Cosigners, CosignerState{Witness: c.Witness, Size: size, Time: ts})
 			held = append(held, audit.Held{Source: "the checkpoint " + c.Witness + " cosigned", Checkpoint: c.Checkpoint})
-			if !w.node.Retired || cfg.Quorum > 0 {
+			if (!w.node.Retired || cfg.Quorum > 0) && !counted[c.Witness] {
+				counted[c.Witness] = true
 				sizes = append(sizes, size)
 			}
 		}
@@ -372,4 +388,11 @@ func openCosignature(cp []byte, origin string, logVs []note.Verifier, w note.Ver
 		}
 	}
 	return 0, time.Time{}, errors.New("no cosignature")
+}
+
+// keyID names a verifier key by its name and hash.
+func keyID(vkey string) string {
+	name, rest, _ := strings.Cut(vkey, "+")
+	hash, _, _ := strings.Cut(rest, "+")
+	return name + "+" + hash
 }
