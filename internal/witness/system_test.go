@@ -2,9 +2,13 @@ package witness
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/ward-dev/ward/internal/audit"
 )
@@ -20,7 +24,7 @@ type sysNode struct {
 
 // newSystem makes k nodes, each with a log of n events and a witness
 // following the others' logs.
-func newSystem(t *testing.T, k, n int) []*sysNode {
+func newSystem(t testing.TB, k, n int) []*sysNode {
 	t.Helper()
 	var nodes []*sysNode
 	for i := range k {
@@ -53,7 +57,7 @@ func newSystem(t *testing.T, k, n int) []*sysNode {
 
 // cosign has every node's witness cosign every other node's latest
 // checkpoint, and returns the system's heads and cosignatures.
-func cosign(t *testing.T, nodes []*sysNode) ([]PublishedHead, []PublishedCosignature) {
+func cosign(t testing.TB, nodes []*sysNode) ([]PublishedHead, []PublishedCosignature) {
 	t.Helper()
 	var heads []PublishedHead
 	var cos []PublishedCosignature
@@ -182,4 +186,35 @@ func TestVerifySystem(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+}
+
+// FuzzOpenCosignature: what the system verifier accepts as a cosigned
+// checkpoint verifies with x/mod/sumdb/note under the log's key and the
+// witness's, is a checkpoint of the log's origin of the size it reports,
+// and carries a cosignature/v1 timestamp.
+func FuzzOpenCosignature(f *testing.F) {
+	nodes := newSystem(f, 2, 3)
+	_, cos := cosign(f, nodes)
+	for _, c := range cos {
+		f.Add(c.Checkpoint)
+	}
+	a, b := nodes[0], nodes[1]
+	wv, err := fnote.NewVerifierForCosignatureV1(b.witness.VerifierKey())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, cp []byte) {
+		size, ts, err := openCosignature(cp, a.logKey.verifier.Name(), []note.Verifier{a.logKey.verifier}, wv)
+		if err != nil {
+			return
+		}
+		n, err := note.Open(cp, note.VerifierList(a.logKey.verifier, wv))
+		if err != nil || len(n.Sigs) < 2 || ts.IsZero() {
+			t.Fatalf("accepted %q: %v", cp, err)
+		}
+		want := fmt.Sprintf("%s\n%d\n", a.logKey.verifier.Name(), size)
+		if !strings.HasPrefix(n.Text, want) {
+			t.Fatalf("size %d for %q", size, n.Text)
+		}
+	})
 }
