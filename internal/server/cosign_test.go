@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -310,4 +311,46 @@ func forkOf(t *testing.T, b *testNode, cp string) string {
 		t.Fatal(err)
 	}
 	return string(signed)
+}
+
+// TestClusterCosignsByItself: with nobody calling Cosign, the nodes
+// publish their heads and cosign each other's on their own cadence,
+// including a head that moved on (which needs a consistency proof).
+func TestClusterCosignsByItself(t *testing.T) {
+	nodes, _ := cosignCluster(t)
+	for _, n := range nodes {
+		logEvents(t, n, 2)
+	}
+	waitCosigned := func() {
+		t.Helper()
+		want := map[string]uint64{}
+		for _, n := range nodes {
+			want[n.NodeID()] = n.Audit.Size()
+		}
+		deadline := time.Now().Add(time.Minute)
+		for {
+			rows, err := nodes[0].Store.ListAuditCosignatures(context.Background(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok := 0
+			for _, c := range rows {
+				if c.Size >= want[c.Node] {
+					ok++
+				}
+			}
+			if ok == 6 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after a minute, %d of 6 cosignatures cover the logs (%v): %+v", ok, want, rows)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitCosigned()
+	for _, n := range nodes {
+		logEvents(t, n, 3)
+	}
+	waitCosigned()
 }
