@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	fnote "github.com/transparency-dev/formats/note"
@@ -215,6 +216,42 @@ func FuzzOpenCosignature(f *testing.F) {
 		want := fmt.Sprintf("%s\n%d\n", a.logKey.verifier.Name(), size)
 		if !strings.HasPrefix(n.Text, want) {
 			t.Fatalf("size %d for %q", size, n.Text)
+		}
+	})
+}
+
+// BenchmarkVerifySystem: verifying a system of three nodes of 10,000
+// events each, against the baseline of verifying the three logs alone
+// (what ward audit verify --data does per node).
+func BenchmarkVerifySystem(b *testing.B) {
+	nodes := newSystem(b, 3, 0)
+	for _, n := range nodes {
+		events := make([]audit.Event, 0, 10_000)
+		for i := range 10_000 {
+			events = append(events, audit.Event{Type: "decision", Actor: "bench", Data: []byte(fmt.Sprintf(`{"i":%d}`, i))})
+		}
+		var wg sync.WaitGroup
+		for _, e := range events {
+			wg.Go(func() { n.log.Append(context.Background(), e) })
+		}
+		wg.Wait()
+	}
+	heads, cos := cosign(b, nodes)
+	cfg := SystemConfig{Nodes: anchorsOf(nodes), Heads: heads, Cosignatures: cos}
+	b.Run("system", func(b *testing.B) {
+		for b.Loop() {
+			if rep, err := VerifySystem(cfg); err != nil || !rep.OK {
+				b.Fatal(rep, err)
+			}
+		}
+	})
+	b.Run("logs-alone", func(b *testing.B) {
+		for b.Loop() {
+			for _, n := range nodes {
+				if _, err := audit.VerifyLog(filepath.Join(n.data, "audit"), audit.VerifyConfig{Verifier: n.logKey.verifier, Origin: n.logKey.verifier.Name()}); err != nil {
+					b.Fatal(err)
+				}
+			}
 		}
 	})
 }
