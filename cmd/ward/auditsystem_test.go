@@ -141,6 +141,22 @@ func TestAuditVerifySystem(t *testing.T) {
 	n1 := nodes[1]
 	early := t.TempDir()
 	copyLog(t, n1.DataDir(), early)
+	db := pgConn(t, dsn, schema)
+	var earlyHead string
+	if err := db.QueryRow(`SELECT checkpoint FROM audit_heads WHERE node = $1`, n1.NodeID()).Scan(&earlyHead); err != nil {
+		t.Fatal(err)
+	}
+	earlyCos := map[string]string{}
+	rows, err := db.Query(`SELECT witness, checkpoint FROM audit_cosignatures WHERE node = $1`, n1.NodeID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var w, cp string
+		rows.Scan(&w, &cp)
+		earlyCos[w] = cp
+	}
+	rows.Close()
 	for _, n := range nodes {
 		appendEvents(t, n, 7)
 	}
@@ -185,6 +201,38 @@ func TestAuditVerifySystem(t *testing.T) {
 	if code != 1 || statusOf(rep, n1.NodeID()) != "rolled-back" {
 		t.Fatalf("rolled-back log: exit %d %+v", code, rep)
 	}
+	// The store rolled back with it (its head and the cosignatures of
+	// it, as they were): the other nodes' witnesses still remember.
+	var lateHead string
+	if err := db.QueryRow(`SELECT checkpoint FROM audit_heads WHERE node = $1`, n1.NodeID()).Scan(&lateHead); err != nil {
+		t.Fatal(err)
+	}
+	lateCos := map[string]string{}
+	for w := range earlyCos {
+		var cp string
+		if err := db.QueryRow(`SELECT checkpoint FROM audit_cosignatures WHERE node = $1 AND witness = $2`, n1.NodeID(), w).Scan(&cp); err != nil {
+			t.Fatal(err)
+		}
+		lateCos[w] = cp
+	}
+	setStore := func(head string, cos map[string]string) {
+		t.Helper()
+		size := strings.Split(head, "\n")[1]
+		if _, err := db.Exec(`UPDATE audit_heads SET checkpoint = $2, size = $3 WHERE node = $1`, n1.NodeID(), head, size); err != nil {
+			t.Fatal(err)
+		}
+		for w, cp := range cos {
+			if _, err := db.Exec(`UPDATE audit_cosignatures SET checkpoint = $3, size = $4 WHERE node = $1 AND witness = $2`, n1.NodeID(), w, cp, strings.Split(cp, "\n")[1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	setStore(earlyHead, earlyCos)
+	code, rep, _ = verifySys(t, path)
+	if code != 1 || statusOf(rep, n1.NodeID()) != "rolled-back" || !strings.Contains(fmt.Sprint(rep), "witness state holds") {
+		t.Fatalf("a log and the store rolled back together: exit %d %+v", code, rep)
+	}
+	setStore(lateHead, lateCos)
 	// A forked log: the earlier copy, extended with other events and
 	// signed by the node's own key, in place of its log.
 	fork := t.TempDir()

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/ward-dev/ward/internal/audit"
+	"github.com/ward-dev/ward/internal/strictjson"
 )
 
 // A system of several ward nodes keeps one audit log per node, and each
@@ -36,8 +38,9 @@ type SystemNode struct {
 	// CosignKey is the cosignature/v1 verifier key with which the node
 	// cosigns the others' heads (DATA/keys/cosign.vkey).
 	CosignKey string `json:"cosign_key" yaml:"cosign_key"`
-	// Data is the node's data directory, or a copy of its audit/ and
-	// audit.head.
+	// Data is the node's data directory, or a copy of its audit/,
+	// audit.head and witness/peers.json (what its witness cosigned of
+	// the other nodes' logs: more checkpoints each of them must extend).
 	Data string `json:"data" yaml:"data"`
 	// Retired: the node no longer runs; its log is still verified, but
 	// it no longer counts among the witnesses a quorum needs.
@@ -178,6 +181,26 @@ func VerifySystem(cfg SystemConfig) (*SystemReport, error) {
 		}
 	}
 	rep := &SystemReport{OK: true}
+	// What each node's witness remembers cosigning (its state file, on
+	// the node's own disk): a rollback of the store and of a log together
+	// still leaves the others' memories.
+	remembered := map[string][]audit.Held{}
+	stateProblems := map[string][]string{}
+	for _, id := range order {
+		w := nodes[id]
+		states, err := readPeerState(filepath.Join(w.node.Data, "witness", "peers.json"))
+		if err != nil {
+			stateProblems[id] = append(stateProblems[id], err.Error())
+			continue
+		}
+		for origin, st := range states {
+			for _, o := range order {
+				if nodes[o].origin == origin && o != id && st.Checkpoint != "" {
+					remembered[o] = append(remembered[o], audit.Held{Source: "the checkpoint " + id + "'s witness state holds", Checkpoint: []byte(st.Checkpoint)})
+				}
+			}
+		}
+	}
 	unknown := map[string]bool{}
 	heads := map[string]PublishedHead{}
 	for _, h := range cfg.Heads {
@@ -238,6 +261,16 @@ func VerifySystem(cfg SystemConfig) (*SystemReport, error) {
 			}
 		} else {
 			worse(StatusUnpublished, "the store holds no head of it: it never ran as a node of this system, or its head was deleted")
+		}
+		for _, p := range stateProblems[id] {
+			worse(StatusBadEvidence, "its witness state: %s", p)
+		}
+		for _, h := range remembered[id] {
+			if _, err := openSigned(h.Checkpoint, t.origin, t.logVs, nil); err != nil {
+				worse(StatusBadEvidence, "%s: %v", h.Source, err)
+				continue
+			}
+			held = append(held, h)
 		}
 		var sizes []uint64
 		counted := map[string]bool{} // a witness counts once, with its largest cosigned size
@@ -395,4 +428,32 @@ func keyID(vkey string) string {
 	name, rest, _ := strings.Cut(vkey, "+")
 	hash, _, _ := strings.Cut(rest, "+")
 	return name + "+" + hash
+}
+
+// maxStateFile bounds a witness state file read by VerifySystem.
+const maxStateFile = 16 << 20
+
+// readPeerState reads a node's witness state (see [Witness]), or nothing
+// if it has none.
+func readPeerState(path string) (map[string]logState, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxStateFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxStateFile {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxStateFile)
+	}
+	var st map[string]logState
+	if err := strictjson.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return st, nil
 }
