@@ -558,6 +558,10 @@ func TestAuditVerifyRotatedKey(t *testing.T) {
 	if st, err := n.RotateLogKey(ctx, "admin"); err != nil || st.Next == "" {
 		t.Fatalf("rotate: %+v %v", st, err)
 	}
+	// Restarted during the overlap (server_test's TestLoadLogKeys checks
+	// what it reads then).
+	n.Close()
+	n = startNode(t, server.Config{Data: data})
 	appendEvents(t, n, 2)
 	// The node ends the overlap by itself within a second; asking does
 	// not wait.
@@ -566,6 +570,18 @@ func TestAuditVerifyRotatedKey(t *testing.T) {
 		t.Fatalf("retire: %+v %v", st, err)
 	}
 	appendEvents(t, n, 2)
+	// The checkpoints file holds checkpoints signed by the old key, by
+	// both, and by the new one.
+	var kinds []int
+	for _, cp := range strings.Split(string(must(os.ReadFile(filepath.Join(data, "audit", "checkpoints")))), "\n\n")[1:] {
+		k := strings.Count(cp, "— ")
+		if len(kinds) == 0 || kinds[len(kinds)-1] != k {
+			kinds = append(kinds, k)
+		}
+	}
+	if fmt.Sprint(kinds) != "[1 2 1]" {
+		t.Fatalf("signatures per checkpoint record, in runs: %v", kinds)
+	}
 	both := filepath.Join(t.TempDir(), "keys.pub")
 	os.WriteFile(both, []byte(st.Key+"\n"+old+"\n"), 0o600)
 	if out := mustCLI(t, "audit", "verify", "--data", data, "--key", both); !strings.HasPrefix(out, "ok: ") {
