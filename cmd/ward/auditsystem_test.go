@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -491,6 +492,8 @@ func TestAuditVerifySystemKeyRotation(t *testing.T) {
 	cosignRounds(t, nodes)
 	n0 := nodes[0]
 	old := nodeAnchors(t, n0).LogKeys[0]
+	early0 := t.TempDir() // the old key, kept as a thief would
+	os.WriteFile(filepath.Join(early0, "audit.key"), must(os.ReadFile(filepath.Join(n0.DataDir(), "keys", "audit.key"))), 0o600)
 	st, err := n0.RotateLogKey(ctx, "admin")
 	if err != nil || st.Next == "" || st.Key != old {
 		t.Fatalf("rotate: %+v %v", st, err)
@@ -542,6 +545,30 @@ func TestAuditVerifySystemKeyRotation(t *testing.T) {
 	cosignRounds(t, append([]*server.Node{again}, nodes[1:]...))
 	if code, rep, errOut := verifySys(t, anchors(newKey, old)); code != 0 {
 		t.Fatalf("after the restart: exit %d %+v %s", code, rep, errOut)
+	}
+
+	// A thief of the retired key adds a checkpoint signed by it alone
+	// (over the latest tree: every entry still matches).
+	again.Close()
+	cpsPath := filepath.Join(data, "audit", "checkpoints")
+	cps := must(os.ReadFile(cpsPath))
+	last := strings.LastIndex(string(cps), "\n\n")
+	start := strings.LastIndex(string(cps[:last]), "sys.test/audit/"+n0.NodeID()+"\n")
+	signer, err := note.NewSigner(strings.TrimSpace(string(must(os.ReadFile(filepath.Join(early0, "audit.key"))))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := note.Sign(&note.Note{Text: string(cps[start:last]) + "\n"}, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := binary.BigEndian.AppendUint32(nil, uint32(len(forged)))
+	if err := os.WriteFile(cpsPath, append(append(cps, frame...), forged...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, rep, _ := verifySys(t, anchors(newKey, old))
+	if code != 1 || statusOf(rep, n0.NodeID()) != "tampered" || !strings.Contains(fmt.Sprint(rep), "rotated away") {
+		t.Fatalf("a checkpoint by the retired key alone: exit %d %+v", code, rep)
 	}
 }
 

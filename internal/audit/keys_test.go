@@ -77,6 +77,10 @@ func TestRotateWhileOpen(t *testing.T) {
 		}
 	}
 
+	if err := CheckKeyOrder(dir, ab); err != nil {
+		t.Fatalf("key order of a rotated log: %v", err)
+	}
+
 	// Reopened with the new key signing and both verifying.
 	l2 := mustOpen(t, Config{Dir: dir, Origin: testOrigin, Signer: b.signer, Verifier: ba})
 	fill(t, l2, 1)
@@ -90,6 +94,19 @@ func TestRotateWhileOpen(t *testing.T) {
 	if _, err := l3.Verify(context.Background()); !errors.Is(err, ErrTampered) {
 		t.Fatalf("the verification pass of a rotated log with the new key alone: %v", err)
 	}
+	// A checkpoint signed by the retired key alone, added after the new
+	// key's (what a thief of the old key would add), breaks the order.
+	cps := readFile(t, dir, checkpointsName)
+	text, _, _ := strings.Cut(string(splitFrames(t, cps)[len(splitFrames(t, cps))-1]), "\n\n")
+	forged, err := note.Sign(&note.Note{Text: text + "\n"}, a.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, checkpointsName, joinFrames(append(splitFrames(t, cps), forged)))
+	if err := CheckKeyOrder(dir, ab); !errors.Is(err, ErrTampered) || !strings.Contains(err.Error(), "rotated away") {
+		t.Fatalf("a checkpoint by the retired key after the new one's: %v", err)
+	}
+
 	// Keyring's refusals.
 	other := newTestKey(t, "other.test/audit")
 	for _, vs := range [][]note.Verifier{{}, {a.verifier, a.verifier}, {a.verifier, other.verifier}} {

@@ -344,6 +344,9 @@ func VerifySystem(cfg SystemConfig) (*SystemReport, error) {
 			}
 		} else {
 			nr.Size = lrep.Size
+			if err := audit.CheckKeyOrder(dir, v); err != nil {
+				worse(StatusTampered, "%v", err)
+			}
 			if !lrep.HeadFound {
 				worse(StatusRolledBack, "its remembered head (%s) is missing", vcfg.Head)
 			}
