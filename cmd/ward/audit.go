@@ -429,6 +429,9 @@ func verifyLog(data string, key logKey, checkpoints []string, out string, stdout
 	anchors := append(slices.Clone(checkpoints), filepath.Join(data, "witness", "published"))
 	rep, verr := audit.VerifyLog(filepath.Join(data, "audit"), audit.VerifyConfig{Verifier: key.v, Origin: key.v.Name(),
 		Head: filepath.Join(data, "audit.head"), Anchors: anchors})
+	if verr == nil && len(key.texts) > 1 {
+		verr = audit.CheckKeyOrder(filepath.Join(data, "audit"), key.v)
+	}
 	prog.Stop()
 	var problems []string
 	if key.pinned {
