@@ -41,7 +41,7 @@ chromium:
 	@command -v chromium >/dev/null || (S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$S apt-get update && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver)
 
 # ./... skips testdata: the conformance reference server is named.
-GOFMT_DIRS := cmd internal interop examples bench testdata/conformance/refserver wardauth
+GOFMT_DIRS := cmd internal interop examples bench testdata/conformance/refserver wardauth wardhook
 vet:
 	@test -z "$$(gofmt -l $(GOFMT_DIRS))" || (echo "gofmt needed:"; gofmt -l $(GOFMT_DIRS); exit 1)
 	$(GO) vet ./... ./testdata/conformance/refserver

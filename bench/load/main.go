@@ -1,10 +1,14 @@
 // Command load measures what ward adds to a tool call, as a user deploys it:
 // the same MCP client (the official Go SDK) calls the same echo tool of the
-// same upstream (a Go SDK server over Streamable HTTP) directly, through a
-// ward node and a session sidecar (`ward mcp serve`'s code, on loopback TCP),
-// and through the node alone (a client that holds the session's credentials
-// and signs DPoP proofs itself), interleaved, in one run, with the node's
-// data directory on disk and on tmpfs.
+// same upstream (a Go SDK server over Streamable HTTP) directly, and
+// through a ward node four ways: through a session sidecar (`ward mcp
+// serve`'s code, on loopback TCP) that authenticates to the node with the
+// session's grant and a DPoP proof per request, or with the session's
+// X.509-SVID (mutual TLS); and one hop, the client holding the session's
+// credentials itself and speaking to the node's /mcp with DPoP, or with
+// mutual TLS (a standard MCP client given the session's svid.pem and
+// key.pem). The paths are interleaved, in one run, with the node's data
+// directory on disk and on tmpfs.
 //
 //	go run ./bench/load [-c 1,8] [-d 5s] [-rounds 3] [-sessions 1000]
 //
@@ -53,6 +57,9 @@ import (
 )
 
 func main() {
+	if subcommand(os.Args[1:]) { // load scale (scale.go)
+		return
+	}
 	conc := flag.String("c", "1,8", "concurrent sessions, comma-separated")
 	dur := flag.Duration("d", 5*time.Second, "measuring time per path, concurrency and round")
 	rounds := flag.Int("rounds", 3, "rounds (paths interleaved within each)")
@@ -148,27 +155,49 @@ func run(concs []int, dur time.Duration, rounds, many int, disk, tmpfs string) e
 	}
 	paths := []path{{"direct", direct}}
 	for _, n := range nodes {
-		side, node := make([]caller, maxC), make([]caller, maxC)
-		for i := 0; i < maxC; i++ {
-			creds, err := n.session(fmt.Sprintf("load-%d", i))
-			if err != nil {
-				return err
-			}
-			sideURL, err := n.sidecar(creds)
-			if err != nil {
-				return err
-			}
-			if side[i], err = mcpCaller(sideURL, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}); err != nil {
-				return fmt.Errorf("sidecar client: %w", err)
-			}
-			if node[i], err = mcpCaller(n.url+"/mcp", creds.HTTPClient(false)); err != nil {
-				return fmt.Errorf("node client: %w", err)
-			}
+		// Four ways through the node, each a path of its own: a sidecar
+		// (`ward mcp serve`) authenticating to the node with DPoP or with
+		// the session's X.509-SVID (mutual TLS), and a client holding the
+		// session's credentials itself, speaking to the node's /mcp with
+		// DPoP or with mutual TLS (one hop, no sidecar).
+		ways := []struct {
+			name    string
+			sidecar bool
+			mtls    bool
+		}{
+			{"ward+sidecar, DPoP", true, false},
+			{"ward+sidecar, mTLS", true, true},
+			{"ward node, DPoP", false, false},
+			{"ward node, mTLS one hop", false, true},
 		}
-		for _, p := range []path{{"ward+sidecar (" + n.place + ")", side}, {"ward node (" + n.place + ")", node}} {
-			if strings.Contains(p.name, onlyPaths) {
-				paths = append(paths, p)
+		for _, w := range ways {
+			name := w.name + " (" + n.place + ")"
+			if !strings.Contains(name, onlyPaths) {
+				continue
 			}
+			callers := make([]caller, maxC)
+			for i := range maxC {
+				creds, err := n.session(fmt.Sprintf("load-%d", i))
+				if err != nil {
+					return err
+				}
+				hc := creds.HTTPClient(w.mtls)
+				if w.sidecar {
+					sideURL, err := n.sidecar(hc.Transport)
+					if err != nil {
+						return err
+					}
+					hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+					if callers[i], err = mcpCaller(sideURL, hc); err != nil {
+						return fmt.Errorf("%s client: %w", name, err)
+					}
+					continue
+				}
+				if callers[i], err = mcpCaller(n.url+"/mcp", hc); err != nil {
+					return fmt.Errorf("%s client: %w", name, err)
+				}
+			}
+			paths = append(paths, path{name, callers})
 		}
 	}
 
@@ -467,12 +496,13 @@ func (b *benchNode) session(objective string) (*sessioncred.Credentials, error) 
 	}, nil
 }
 
-// sidecar serves the session's sidecar on loopback TCP and returns its
+// sidecar serves a session's sidecar on loopback TCP, forwarding to the
+// node through rt (which authenticates as the session), and returns its
 // MCP URL (with the token in its path).
-func (b *benchNode) sidecar(creds *sessioncred.Credentials) (string, error) {
+func (b *benchNode) sidecar(rt http.RoundTripper) (string, error) {
 	target, _ := url.Parse(b.url + "/mcp")
 	token := sessioncred.NewToken()
-	sc, err := sessioncred.NewSidecar(sessioncred.SidecarConfig{Target: target, Transport: creds.HTTPClient(false).Transport, Token: token})
+	sc, err := sessioncred.NewSidecar(sessioncred.SidecarConfig{Target: target, Transport: rt, Token: token})
 	if err != nil {
 		return "", err
 	}

@@ -53,7 +53,7 @@ func auditKey(data, flag string) (logKey, error) {
 			texts = append(texts, more...)
 		}
 		if len(texts) > 1 {
-			if v, err = keyring(texts); err != nil {
+			if v, err = logKeyring(texts); err != nil {
 				return logKey{}, fmt.Errorf("audit keys in %s: %w", filepath.Join(data, "keys"), err)
 			}
 		}
@@ -88,15 +88,15 @@ func readKeys(path string) (note.Verifier, []string, error) {
 	if len(texts) == 0 {
 		return nil, nil, fmt.Errorf("audit public key %s: empty", path)
 	}
-	v, err := keyring(texts)
+	v, err := logKeyring(texts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit public key %s: %w", path, err)
 	}
 	return v, texts, nil
 }
 
-// keyring parses keys of one log into one verifier.
-func keyring(texts []string) (note.Verifier, error) {
+// logKeyring parses keys of one log into one verifier.
+func logKeyring(texts []string) (note.Verifier, error) {
 	var vs []note.Verifier
 	for _, t := range texts {
 		v, err := audit.ParseVerifierKey(t)

@@ -109,8 +109,12 @@ func claimVerify(args []string, stdout io.Writer) error {
 	tool := fs.String("tool", "", "the `tool` the claim is about (SERVER.TOOL)")
 	outcome := fs.String("outcome", receipt.OutcomeSuccess, "the claimed `outcome`: success, tool_error or error")
 	file := fs.String("receipt", "", "the receipt (a DSSE envelope) backing the claim, or a `file` of them (ward receipts)")
+	argsDigest := fs.String("arguments-sha256", "", "also claim the call's arguments: the `hex` SHA-256 of the arguments exactly as ward forwarded them (the receipt's arguments_sha256)")
 	if err := parseOut(fs, args, out); err != nil {
 		return err
+	}
+	if *argsDigest != "" && (len(*argsDigest) != 64 || strings.Trim(*argsDigest, "0123456789abcdef") != "") {
+		return usagef("--arguments-sha256: 64 lowercase hex digits")
 	}
 	if err := noArgs(fs); err != nil {
 		return err
@@ -129,7 +133,7 @@ func claimVerify(args []string, stdout io.Writer) error {
 	if err := holdsLog(*data); err != nil {
 		return err
 	}
-	pub, err := server.ReceiptKey(*data)
+	keys, err := server.ReceiptKeys(*data)
 	if err != nil {
 		return err
 	}
@@ -137,11 +141,11 @@ func claimVerify(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	claim := receipt.Claim{Session: *session, Tool: *tool, Outcome: *outcome}
+	claim := receipt.Claim{Session: *session, Tool: *tool, Outcome: *outcome, ArgumentsSHA256: *argsDigest}
 	candidates := envs
 	note := ""
 	if isArray {
-		if candidates, note, err = matchingReceipts(envs, claim, pub, *file); err != nil {
+		if candidates, note, err = matchingReceipts(envs, claim, keys, *file); err != nil {
 			return err
 		}
 	}
@@ -151,7 +155,7 @@ func claimVerify(args []string, stdout io.Writer) error {
 	var p *receipt.Predicate
 	var first error
 	for i := len(candidates) - 1; i >= 0 && i >= len(candidates)-maxClaimTries; i-- {
-		if p, err = receipt.CheckClaim(claim, candidates[i], pub, filepath.Join(*data, "audit"), v, origin); err == nil {
+		if p, err = receipt.CheckClaimKeys(claim, candidates[i], keys, filepath.Join(*data, "audit"), v, origin); err == nil {
 			break
 		}
 		if first == nil {
@@ -195,17 +199,17 @@ func splitReceipts(raw []byte) (envs [][]byte, isArray bool, err error) {
 // is of the claim's session, tool and outcome, in file order, and a note on
 // the others that did not verify. None matching is an error that says
 // what the file holds.
-func matchingReceipts(envs [][]byte, c receipt.Claim, pub *ecdsa.PublicKey, file string) ([][]byte, string, error) {
+func matchingReceipts(envs [][]byte, c receipt.Claim, keys []*ecdsa.PublicKey, file string) ([][]byte, string, error) {
 	var match [][]byte
 	held := map[string]int{}
 	bad := 0
 	for _, e := range envs {
-		p, err := receipt.Verify(e, pub)
+		p, err := receipt.VerifyKeys(e, keys)
 		if err != nil {
 			bad++
 			continue
 		}
-		if p.Session == c.Session && p.Tool == c.Tool && p.Outcome == c.Outcome {
+		if p.Session == c.Session && p.Tool == c.Tool && p.Outcome == c.Outcome && (c.ArgumentsSHA256 == "" || p.ArgumentsSHA256 == c.ArgumentsSHA256) {
 			match = append(match, e)
 			continue
 		}

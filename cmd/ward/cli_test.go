@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -508,5 +509,25 @@ func TestCLIReceiptsAndClaims(t *testing.T) {
 	}
 	if code, _, errOut := wardCLI("claim", "verify", "--data", data, "--session", s.Session, "--tool", "demo.echo", "--outcome", "error", "--receipt", file); code != 1 || !strings.Contains(errOut, "claim refused") {
 		t.Fatalf("false claim: exit %d %s", code, errOut)
+	}
+	// A claim about the arguments holds only for the arguments ward forwarded.
+	var env struct{ Payload string }
+	json.Unmarshal(envs[0], &env)
+	payload, _ := base64.StdEncoding.DecodeString(env.Payload)
+	var st struct {
+		Predicate struct {
+			Args string `json:"arguments_sha256"`
+		}
+	}
+	json.Unmarshal(payload, &st)
+	if len(st.Predicate.Args) != 64 {
+		t.Fatalf("receipt without an arguments digest: %s", payload)
+	}
+	out = mustCLI(t, "claim", "verify", "--data", data, "--session", s.Session, "--tool", "demo.echo", "--arguments-sha256", st.Predicate.Args, "--receipt", file)
+	if !strings.Contains(out, "claim holds") {
+		t.Fatalf("claim verify with arguments: %s", out)
+	}
+	if code, _, errOut := wardCLI("claim", "verify", "--data", data, "--session", s.Session, "--tool", "demo.echo", "--arguments-sha256", strings.Repeat("1", 64), "--receipt", file); code != 1 || !strings.Contains(errOut, "other arguments") {
+		t.Fatalf("claim about other arguments: exit %d %s", code, errOut)
 	}
 }

@@ -316,6 +316,16 @@ func TestJSONEverywhere(t *testing.T) {
 	fakeRun(t, session, ws, map[string][]byte{"a.txt": []byte("one\n2\n")})
 	fakeRun(t, other.Session, t.TempDir(), map[string][]byte{"b.txt": []byte("new\n")})
 	bundle := filepath.Join(t.TempDir(), "bundle.json")
+	// A retiring key for ward keys retire.
+	mustCLI(t, "keys", "rotate", "--kind", "jwt")
+	var keyList []struct{ Kind, KID, State string }
+	json.Unmarshal([]byte(mustCLI(t, "keys", "list", "-o", "json")), &keyList)
+	retiringKID := ""
+	for _, k := range keyList {
+		if k.Kind == "jwt" && k.State == "retiring" {
+			retiringKID = k.KID
+		}
+	}
 	tests := filepath.Join(repoRoot(), "internal", "policytest", "testdata", "pass.yaml")
 	rdir := filepath.Join(repoRoot(), "internal", "replay", "testdata")
 
@@ -355,6 +365,9 @@ func TestJSONEverywhere(t *testing.T) {
 		"audit export":        {"--data", data, "--session", session, "--out", bundle},
 		"audit verify-bundle": {"--key", keyFile, "--allow-unsealed", bundle},
 		"doctor":              {"--data", data, "--key", keyFile, "--no-runtime"},
+		"keys list":           {},
+		"keys rotate":         {"--kind", "receipt"},
+		"keys retire":         {"--kid", retiringKID},
 		"changes show":        {session},
 		"changes apply":       {session},
 		"changes discard":     {other.Session},

@@ -148,10 +148,15 @@ func commands() []command {
 		{name: "replay", args: "TRACE.jsonl|DIR [--policies FILE|DIR]... [--config ward.yaml] [--figures]", summary: "decide recorded sessions in shadow mode", run: cmdReplay},
 		{name: "receipts", args: "--session ID", summary: "signed receipts (DSSE, in-toto) of a session's tool calls, as JSON", run: cmdReceipts},
 		{name: "claim", summary: "agents' claims against receipts and the log", subs: []command{
-			{name: "verify", args: "--session ID --tool SERVER.TOOL [--outcome success] --receipt FILE [--data DIR]", summary: "check a claim against a receipt (or a file of them) and the log", run: claimVerify},
+			{name: "verify", args: "--session ID --tool SERVER.TOOL [--outcome success] [--arguments-sha256 HEX] --receipt FILE [--data DIR]", summary: "check a claim against a receipt (or a file of them) and the log", run: claimVerify},
 		}},
 		{name: "console", summary: "operator console accounts (the console is at /console/)", subs: []command{
 			{name: "user", args: "add NAME --role viewer|approver|admin [--data DIR]", summary: "create a console account and print its password once", run: consoleUserAdd},
+		}},
+		{name: "keys", summary: "the trust domain's signing keys and their rotation (admins)", subs: []command{
+			{name: "list", summary: "every key: kind, kid, state (active, retiring, retired), created, not after", run: keysList},
+			{name: "rotate", args: "--kind ca|jwt|grant|receipt|log", summary: "a new signing key at once; the old one is trusted until what it signed has expired", run: keysRotate},
+			{name: "retire", args: "--kid KID", summary: "stop trusting a retiring key at once (its material leaked): what it signed is refused", run: keysRetire},
 		}},
 		{name: "version", summary: "print ward's version", run: cmdVersion},
 		{name: "doctor", args: "[--config FILE] [--data DIR] [--key FILE|KEY] [--no-runtime]",

@@ -70,6 +70,10 @@ func (g remoteGuard) Notice(ctx context.Context, _ *gateway.Caller, server, meth
 	return g.c.doCtx(ctx, "POST", "/v1/guard/notice", map[string]any{"server": server, "method": method}, nil)
 }
 
+func (g remoteGuard) Answer(ctx context.Context, _ *gateway.Caller, server, method string, a gateway.ClientAnswer) error {
+	return g.c.doCtx(ctx, "POST", "/v1/guard/answer", map[string]any{"server": server, "method": method, "answer": a}, nil)
+}
+
 // cmdMCPWrap runs an MCP server command behind ward for a client that only
 // speaks stdio: the client starts `ward mcp wrap …` instead of the server.
 // Every operation is decided and recorded by the ward node as the session.
@@ -130,7 +134,9 @@ func cmdMCPWrap(args []string, _ io.Writer) error {
 // runs it (a Unix socket checked with peer credentials, or TCP loopback
 // with a token and, on Linux, the client socket's owner), checks Host and
 // Origin against DNS rebinding, and forwards every request to the node's
-// gateway with the session's grant and a fresh DPoP proof.
+// gateway authenticated as the session by mutual TLS with its X.509-SVID,
+// over a connection it keeps open (or, when the node does not see the
+// certificate, with the grant and a DPoP proof per request).
 func cmdMCPServe(args []string, stdout io.Writer) error {
 	fs := flags("mcp serve")
 	session := fs.String("session", os.Getenv("WARD_SESSION"), "`session` whose credentials to use (default $WARD_SESSION)")
@@ -187,8 +193,22 @@ func cmdMCPServe(args []string, stdout io.Writer) error {
 	case !onUnix:
 		token, showToken = sessioncred.NewToken(), true
 	}
+	// Mutual TLS with the session's certificate over kept-open
+	// connections, unless the node cannot see it (TLS terminated in
+	// front of it): then a DPoP proof per request.
+	pctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	node, how, err := creds.NodeTransport(pctx, c.base, nil)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("session %s: %w", *session, err)
+	}
+	if strings.HasPrefix(how, "DPoP") {
+		logger.Warn("ward mcp serve: forwarding with " + how)
+	} else {
+		logger.Info("ward mcp serve: forwarding with " + how)
+	}
 	sc, err := sessioncred.NewSidecar(sessioncred.SidecarConfig{
-		Target: target, Transport: c.http.Transport, Token: token, Records: records, Logger: logger,
+		Target: target, Transport: node, Token: token, Records: records, Logger: logger,
 	})
 	if err != nil {
 		return err

@@ -26,9 +26,10 @@ func init() { sandbox.RegisterService("ward", runtimeService) }
 // generates the session key there (it never leaves init's memory, which
 // the program cannot read), has ward outside start the session with its
 // certificate request, fetches the session's egress proxy credentials,
-// and serves the session's MCP endpoint on the runtime's loopback, adding
-// the grant and a DPoP proof to every request. The program gets only
-// addresses: nothing it holds works anywhere but through ward.
+// and serves the session's MCP endpoint on the runtime's loopback,
+// forwarding every request to the node by mutual TLS with the session's
+// X.509-SVID. The program gets only addresses: nothing it holds works
+// anywhere but through ward.
 func runtimeService(ctx context.Context, rt *sandbox.Runtime) ([]string, error) {
 	key, err := sessioncred.NewKey()
 	if err != nil {
@@ -56,9 +57,14 @@ func runtimeService(ctx context.Context, rt *sandbox.Runtime) ([]string, error) 
 	if err != nil {
 		return nil, err
 	}
-	base := &http.Transport{TLSClientConfig: creds.TLSConfig(false), ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return rt.Dial(ctx, "node") }}
-	tr := &sessioncred.Transport{Base: base, Key: key, Grant: v.Grant}
+	// The session's requests go to the node by mutual TLS with its
+	// X.509-SVID, over connections kept open (no proof to sign per call),
+	// unless the node does not see the certificate (TLS terminated in
+	// front of it): then with the grant and a DPoP proof per request.
+	tr, _, err := creds.NodeTransport(ctx, v.Server, func(ctx context.Context, _, _ string) (net.Conn, error) { return rt.Dial(ctx, "node") })
+	if err != nil {
+		return nil, fmt.Errorf("session %s: %w", v.Session, err)
+	}
 
 	env := []string{"WARD_SESSION=" + v.Session, "WARD_SPIFFE_ID=" + v.SPIFFEID,
 		// localhost, not 127.0.0.1, so that NO_PROXY can keep the MCP

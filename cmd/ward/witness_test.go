@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"os"
@@ -39,7 +40,11 @@ func TestCLIWitnessedBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opened, err := note.Open(n.Audit.Checkpoint(), note.VerifierList(logV))
+	cp, err := n.Audit.Sync(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, err := note.Open(cp, note.VerifierList(logV))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +52,7 @@ func TestCLIWitnessedBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	published := append(n.Audit.Checkpoint(), cosigned[len(opened.Text)+1:]...)
+	published := append(cp, cosigned[len(opened.Text)+1:]...)
 	os.MkdirAll(filepath.Join(data, "witness"), 0o700)
 	if err := os.WriteFile(filepath.Join(data, "witness", "published"), published, 0o600); err != nil {
 		t.Fatal(err)

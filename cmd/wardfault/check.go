@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // logCalls is what the audit log says of the tool calls made by load, read
@@ -16,7 +17,11 @@ type logCalls struct {
 	allowed  map[string]string // call id -> tool, of "allow" decisions
 	answered map[string]bool   // call ids with a "result" event for their allowed decision
 	refunded map[string]bool   // call ids whose allowed decision was refunded (never forwarded)
-	events   int
+	// session and at are each allowed call's session and the time of its
+	// decision's event.
+	session map[string]string
+	at      map[string]time.Time
+	events  int
 }
 
 // errUnverified is readLog's error for a log that does not verify.
@@ -34,15 +39,18 @@ func readLog(ctx context.Context, n *node, key string) (*logCalls, error) {
 	if err != nil {
 		return nil, err
 	}
-	lc := &logCalls{allowed: map[string]string{}, answered: map[string]bool{}, refunded: map[string]bool{}}
+	lc := &logCalls{allowed: map[string]string{}, answered: map[string]bool{}, refunded: map[string]bool{},
+		session: map[string]string{}, at: map[string]time.Time{}}
 	byIndex := map[uint64]string{} // decision event -> call id
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(nil, 16<<20)
 	for sc.Scan() {
 		var e struct {
-			Index uint64
-			Type  string
-			Data  struct {
+			Index   uint64
+			Time    time.Time
+			Type    string
+			Session string
+			Data    struct {
 				Name          string
 				Decision      string
 				Arguments     json.RawMessage
@@ -64,6 +72,7 @@ func readLog(ctx context.Context, n *node, key string) (*logCalls, error) {
 				return nil, fmt.Errorf("event %d: call %s allowed twice", e.Index, a.ID)
 			}
 			lc.allowed[a.ID] = e.Data.Name
+			lc.session[a.ID], lc.at[a.ID] = e.Session, e.Time
 			byIndex[e.Index] = a.ID
 		case e.Type == "result" && e.Data.DecisionEvent != nil:
 			if id, ok := byIndex[*e.Data.DecisionEvent]; ok {

@@ -24,13 +24,18 @@ const callTimeout = 20 * time.Second
 // is gone. It remembers every call acknowledged to it (a result, not an
 // error), by the call's id.
 type load struct {
-	endpoint string
+	// endpoints: agent i calls through endpoints[i % len(endpoints)].
+	endpoints []string
+	// prefix starts the id of every call ("a" unless set).
+	prefix   string
 	creds    []*sessioncred.Credentials
 	spendOne int // every spendOne-th call of an agent is of toolSpend, while spendLeft allows
 
 	mu    sync.Mutex
 	acked map[string]string // call id -> tool; guarded by mu
-	errs  map[string]int    // errors, by their first words; guarded by mu
+	// through counts acknowledged calls by endpoint; guarded by mu
+	through map[string]int
+	errs    map[string]int // errors, by their first words; guarded by mu
 
 	sent          atomic.Int64 // calls made
 	inflight      atomic.Int64 // calls made and not yet answered
@@ -45,7 +50,8 @@ type load struct {
 }
 
 func newLoad(endpoint string, creds []*sessioncred.Credentials, spendOne int) *load {
-	return &load{endpoint: endpoint, creds: creds, spendOne: spendOne, acked: map[string]string{}, errs: map[string]int{}}
+	return &load{endpoints: []string{endpoint}, prefix: "a", creds: creds, spendOne: spendOne,
+		acked: map[string]string{}, through: map[string]int{}, errs: map[string]int{}}
 }
 
 // run makes calls until ctx is done.
@@ -61,11 +67,12 @@ func (l *load) run(ctx context.Context) {
 // refusal, close, connect again.
 func (l *load) agent(ctx context.Context, i int, c *sessioncred.Credentials) {
 	hc := c.HTTPClient(false)
+	endpoint := l.endpoints[i%len(l.endpoints)]
 	seq := 0
 	for ctx.Err() == nil {
 		cctx, cancel := context.WithTimeout(ctx, callTimeout)
 		cs, err := mcp.NewClient(&mcp.Implementation{Name: "wardfault-agent", Version: "1"}, nil).
-			Connect(cctx, &mcp.StreamableClientTransport{Endpoint: l.endpoint, HTTPClient: hc, MaxRetries: -1}, nil)
+			Connect(cctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: hc, MaxRetries: -1}, nil)
 		cancel()
 		if err != nil {
 			l.connectFailed.Add(1)
@@ -80,7 +87,7 @@ func (l *load) agent(ctx context.Context, i int, c *sessioncred.Credentials) {
 			if l.spendOne > 0 && seq%l.spendOne == 0 && l.spendLeft.Add(-1) >= 0 {
 				tool = toolSpend
 			}
-			id := fmt.Sprintf("a%d-%d", i, seq)
+			id := fmt.Sprintf("%s%d-%d", l.prefix, i, seq)
 			l.sent.Add(1)
 			cctx, cancel := context.WithTimeout(ctx, callTimeout)
 			l.inflight.Add(1)
@@ -90,6 +97,7 @@ func (l *load) agent(ctx context.Context, i int, c *sessioncred.Credentials) {
 			if err == nil && !res.IsError && textOf(res) == id {
 				l.mu.Lock()
 				l.acked[id] = tool
+				l.through[endpoint]++
 				l.mu.Unlock()
 				continue
 			}
@@ -141,6 +149,14 @@ func (l *load) acknowledged() map[string]string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return maps.Clone(l.acked)
+}
+
+// ackedThrough is how many calls were acknowledged through endpoint so
+// far.
+func (l *load) ackedThrough(endpoint string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.through[endpoint]
 }
 
 // ackCount is how many calls were acknowledged so far.

@@ -29,10 +29,31 @@
 //     recorded; a damaged sessions table must stop the start, naming the
 //     table and what to do.
 //
+// And with several nodes (-nodes, 3; -short 2) on one PostgreSQL schema of
+// a server of wardfault's own (initdb in a temporary directory, on a
+// loopback port of its own, run as the postgres user when root; the
+// machine's other servers are never touched), agents calling through
+// every node under a shared group budget (see cluster.go):
+//
+//   - node-kill: a node is killed with SIGKILL; sessions are revoked on
+//     another while it is down; it starts again.
+//   - db-restart: PostgreSQL crashes (pg_ctl stop -m immediate) and
+//     starts again; sessions are revoked as soon as it answers.
+//   - db-cut: a node is cut off from the database by a proxy that stops
+//     moving bytes (a partition); sessions are revoked meanwhile on
+//     another node; the cut heals.
+//
+// Afterwards no acknowledged call may be missing from the nodes' verified
+// logs, the logs together may allow no more than the budget, no node may
+// have allowed a call of a revoked session more than 1 s after the
+// revocation returned, and every node must converge by itself (/readyz
+// 200, live sessions served, revoked ones refused); while the database is
+// out of a node's reach its /readyz must answer 503.
+//
 // Usage:
 //
-//	go run ./cmd/wardfault [-short] [-scenarios crash,disk-full,store-loss,wal-loss,damage]
-//	    [-sessions 16] [-kills 5] [-interval 3s] [-budget 100] [-disk-mib 48]
+//	go run ./cmd/wardfault [-short] [-scenarios crash,disk-full,store-loss,wal-loss,damage,node-kill,db-restart,db-cut]
+//	    [-sessions 16] [-kills 5] [-interval 3s] [-budget 100] [-disk-mib 48] [-nodes 3]
 //	    [-ward PATH] [-dir DIR] [-keep] [-o json]
 //
 // It exits 0 when nothing was lost, 1 when a scenario lost or broke
@@ -77,30 +98,39 @@ type Config struct {
 	Budget int
 	// DiskMiB is the size of the disk-full scenario's tmpfs.
 	DiskMiB int
+	// Nodes is the number of nodes of the scenarios of several nodes
+	// (node-kill, db-restart, db-cut), whose agents are Sessions and
+	// whose group budget is Budget.
+	Nodes int
 }
 
 // Defaults, and the -short ones (for CI: about half a minute in all).
 var (
-	fullConfig  = Config{Sessions: 16, DiskSessions: 4, Kills: 5, Interval: 3 * time.Second, Budget: 100, DiskMiB: 48}
-	shortConfig = Config{Sessions: 4, DiskSessions: 2, Kills: 2, Interval: 700 * time.Millisecond, Budget: 20, DiskMiB: 48}
+	fullConfig  = Config{Sessions: 16, DiskSessions: 4, Kills: 5, Interval: 3 * time.Second, Budget: 100, DiskMiB: 48, Nodes: 3}
+	shortConfig = Config{Sessions: 4, DiskSessions: 2, Kills: 2, Interval: 700 * time.Millisecond, Budget: 20, DiskMiB: 48, Nodes: 2}
 )
 
-var scenarioNames = []string{"crash", "disk-full", "store-loss", "wal-loss", "damage"}
+// singleNodeScenarioNames are the scenarios of one node on SQLite.
+var singleNodeScenarioNames = []string{"crash", "disk-full", "store-loss", "wal-loss", "damage"}
+
+var scenarioNames = append(slices.Clone(singleNodeScenarioNames), clusterScenarioNames...)
 
 var scenarios = map[string]func(context.Context, Config, string) (*result, error){
 	"crash": crash, "disk-full": diskFull, "store-loss": storeLoss, "wal-loss": walLoss, "damage": damage,
+	"node-kill": nodeKill, "db-restart": dbRestart, "db-cut": dbCut,
 }
 
 func main() {
 	fs := flag.NewFlagSet("wardfault", flag.ContinueOnError)
 	short := fs.Bool("short", false, "the short run CI makes: fewer agents, kills and seconds (explicit flags still apply)")
 	names := fs.String("scenarios", strings.Join(scenarioNames, ","), "the `scenarios` to run, comma-separated: "+strings.Join(scenarioNames, ", "))
-	sessions := fs.Int("sessions", fullConfig.Sessions, "`number` of concurrent agents of the crash scenario")
+	sessions := fs.Int("sessions", fullConfig.Sessions, "`number` of concurrent agents of the crash scenario and of those of several nodes")
 	diskSessions := fs.Int("disk-sessions", fullConfig.DiskSessions, "`number` of concurrent agents of the other scenarios")
 	kills := fs.Int("kills", fullConfig.Kills, "`number` of kill -9s of the crash scenario")
 	interval := fs.Duration("interval", fullConfig.Interval, "how long agents call between faults")
-	budget := fs.Int("budget", fullConfig.Budget, "the crash scenario's group budget, in `calls` per hour")
+	budget := fs.Int("budget", fullConfig.Budget, "the group budget of the crash scenario and of those of several nodes, in `calls` per hour")
 	diskMiB := fs.Int("disk-mib", fullConfig.DiskMiB, "size of the disk-full scenario's tmpfs, in `MiB`")
+	nodes := fs.Int("nodes", fullConfig.Nodes, "`number` of nodes of the scenarios of several nodes (node-kill, db-restart, db-cut)")
 	ward := fs.String("ward", "", "the ward `binary` to test (default: built from this repository)")
 	dir := fs.String("dir", "", "work `directory` (default: a new temporary one, removed unless something was lost or -keep)")
 	keep := fs.Bool("keep", false, "keep the work directory")
@@ -124,6 +154,7 @@ func main() {
 	pick("kills", &cfg.Kills, *kills)
 	pick("budget", &cfg.Budget, *budget)
 	pick("disk-mib", &cfg.DiskMiB, *diskMiB)
+	pick("nodes", &cfg.Nodes, *nodes)
 	if set["interval"] {
 		cfg.Interval = *interval
 	}
@@ -223,6 +254,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("-budget: need at least one call")
 	case c.DiskMiB < 16:
 		return fmt.Errorf("-disk-mib: a node needs at least 16 MiB to start")
+	case c.Nodes < 2:
+		return fmt.Errorf("-nodes: the scenarios of several nodes need at least two")
 	}
 	return nil
 }

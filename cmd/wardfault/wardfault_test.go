@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -22,8 +23,8 @@ func TestShortRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cfg := shortConfig
-	cfg.Dir = t.TempDir()
-	cfg.Scenarios = scenarioNames
+	cfg.Dir, cfg.Ward = t.TempDir(), wardBinary(t)
+	cfg.Scenarios = singleNodeScenarioNames
 	var progress bytes.Buffer
 	results, err := run(ctx, &cfg, &progress)
 	if err != nil {
@@ -32,7 +33,7 @@ func TestShortRun(t *testing.T) {
 	var out bytes.Buffer
 	report(&out, results)
 	t.Logf("\n%s", out.String())
-	for _, name := range scenarioNames {
+	for _, name := range singleNodeScenarioNames {
 		t.Run(name, func(t *testing.T) {
 			i := slices.IndexFunc(results, func(r *result) bool { return r.Scenario == name })
 			if i < 0 {
@@ -52,6 +53,79 @@ func TestShortRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClusterShortRun is the short run of the scenarios of several nodes
+// (node-kill, db-restart, db-cut): two real nodes on a PostgreSQL server of
+// the test's own, each scenario well under a minute. Without PostgreSQL's
+// server binaries they skip, unless WARD_REQUIRE_POSTGRES=1 (as in CI).
+func TestClusterShortRun(t *testing.T) {
+	bin := wardBinary(t)
+	for _, name := range clusterScenarioNames {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			cfg := shortConfig
+			cfg.Dir, cfg.Ward, cfg.Scenarios = t.TempDir(), bin, []string{name}
+			var progress bytes.Buffer
+			results, err := run(ctx, &cfg, &progress)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, progress.String())
+			}
+			var out bytes.Buffer
+			report(&out, results)
+			t.Logf("\n%s", out.String())
+			r := results[0]
+			switch {
+			case r.Skipped != "" && os.Getenv("WARD_REQUIRE_POSTGRES") == "1":
+				t.Fatalf("WARD_REQUIRE_POSTGRES=1, but: %s", r.Skipped)
+			case r.Skipped != "":
+				t.Skip(r.Skipped)
+			case r.failed():
+				t.Fatalf("lost: %s; problems: %q", describeLoss(r.Loss), r.Problems)
+			case r.Acked == 0:
+				t.Fatal("no call was acknowledged: the scenario checked nothing")
+			}
+			if r.Budget == nil || r.Budget.Allowed == 0 || r.Budget.Allowed > cfg.Budget {
+				t.Fatalf("budget %+v: the logs must allow some of the budget of %d and no more", r.Budget, cfg.Budget)
+			}
+		})
+	}
+}
+
+var (
+	buildOnce sync.Once
+	builtWard string
+	buildErr  error
+)
+
+// wardBinary builds the ward binary once for every test of the package,
+// in a directory removed when the test binary exits (see TestMain).
+func wardBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		builtWard, buildErr = buildWard(ctx, buildDir)
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtWard
+}
+
+var buildDir string
+
+func TestMain(m *testing.M) {
+	d, err := os.MkdirTemp("", "wardfault-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	buildDir = d
+	code := m.Run()
+	os.RemoveAll(d)
+	os.Exit(code)
 }
 
 // TestCompare: the check finds each kind of loss, and none where there is

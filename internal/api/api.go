@@ -7,7 +7,7 @@
 //	/.well-known/spiffe-bundle, /.well-known/jwks.json             public
 //	/livez, /healthz, /readyz                                      public (health.go)
 //	/v1/sponsors, /v1/agents, /v1/sessions, /v1/tools, /v1/audit,  operator or sponsor: Authorization: Bearer ward_…
-//	/v1/health (admin)
+//	/v1/health, /v1/keys (admin; keys.go)
 //	/mcp, /v1/guard/*, /v1/token, /v1/sessions/{id}/end            agent: mutual TLS with the session's X.509-SVID,
 //	                                                               or Authorization: DPoP <grant> plus a DPoP proof
 //
@@ -102,8 +102,12 @@ type Config struct {
 	// an approver group to the principals in it.
 	Approvals      ApprovalQueue
 	ApproverGroups map[string][]string
-	// ReceiptKey signs receipts; nil: receipts are not offered.
-	ReceiptKey *ecdsa.PrivateKey
+	// ReceiptKey gives the key that signs receipts now (it changes when
+	// the receipt key is rotated); nil: receipts are not offered.
+	ReceiptKey func() *ecdsa.PrivateKey
+	// Keys, when set, lists, rotates and retires the trust domain's keys:
+	// GET /v1/keys, POST /v1/keys/rotate and POST /v1/keys/retire (admins).
+	Keys Keys
 	// Index catches the audit query index up before a search; nil: the
 	// store's index is searched as it is.
 	Index interface{ IndexAudit(context.Context) error }
@@ -386,8 +390,14 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/guard/check", s.ag(s.guardCheck))
 	m.HandleFunc("POST /v1/guard/observe", s.ag(s.guardObserve))
 	m.HandleFunc("POST /v1/guard/notice", s.ag(s.guardNotice))
+	m.HandleFunc("POST /v1/guard/answer", s.ag(s.guardAnswer))
 	m.HandleFunc("POST /v1/guard/await", s.ag(s.guardAwait))
 	m.HandleFunc("GET /v1/receipts", s.receipts)
+	if s.cfg.Keys != nil {
+		m.HandleFunc("GET /v1/keys", s.op(s.listKeys))
+		m.HandleFunc("POST /v1/keys/rotate", s.op(s.rotateKey))
+		m.HandleFunc("POST /v1/keys/retire", s.op(s.retireKey))
+	}
 	m.HandleFunc("GET /v1/session", s.ag(s.whoami))
 	m.HandleFunc("POST /v1/records", s.ag(s.postRecord))
 	if s.cfg.Runtime != nil {
@@ -732,9 +742,13 @@ func (s *Server) mcpAuthError(r *http.Request, err error) error {
 	switch statusOf(err) {
 	case http.StatusUnauthorized:
 		return fmt.Errorf("%w: %v", streamable.ErrUnauthorized, err)
-	case http.StatusInternalServerError, http.StatusServiceUnavailable:
+	case http.StatusServiceUnavailable:
+		// The node says why (it cannot confirm it knows the revocations
+		// made elsewhere): transient, answered 503.
+		return fmt.Errorf("%w: %s", streamable.ErrUnavailable, strings.TrimPrefix(err.Error(), authority.ErrUnavailable.Error()+": "))
+	case http.StatusInternalServerError:
 		s.cfg.Logger.Error("authenticating an MCP request failed", "path", r.URL.Path, "err", err)
-		return errors.New("ward could not authenticate the request right now; retry later")
+		return fmt.Errorf("%w: ward could not authenticate the request right now; retry later", streamable.ErrUnavailable)
 	}
 	return err
 }

@@ -32,7 +32,7 @@ var routes = []struct{ method, path string }{
 	{"GET", "/v1/audit/checkpoint"}, {"GET", "/v1/audit/events"},
 	{"GET", "/v1/approvals"}, {"GET", "/v1/approvals/x"}, {"POST", "/v1/approvals/x/approve"}, {"POST", "/v1/approvals/x/deny"},
 	{"POST", "/v1/token"}, {"POST", "/v1/verify"},
-	{"POST", "/v1/guard/filter"}, {"POST", "/v1/guard/check"}, {"POST", "/v1/guard/observe"}, {"POST", "/v1/guard/notice"}, {"POST", "/v1/guard/await"},
+	{"POST", "/v1/guard/filter"}, {"POST", "/v1/guard/check"}, {"POST", "/v1/guard/observe"}, {"POST", "/v1/guard/notice"}, {"POST", "/v1/guard/answer"}, {"POST", "/v1/guard/await"},
 	{"GET", "/v1/receipts"}, {"POST", "/v1/records"}, {"GET", "/v1/session"},
 	{"POST", "/v1/sessions/SID/exec"}, {"POST", "/v1/sessions/SID/runtime"},
 	{"GET", "/v1/taint"}, {"GET", "/v1/sessions/SID/labels"}, {"DELETE", "/v1/sessions/SID/labels/untrusted"},

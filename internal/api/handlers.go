@@ -657,6 +657,43 @@ func (s *Server) guardNotice(w http.ResponseWriter, r *http.Request, c *gateway.
 	return nil
 }
 
+func (s *Server) guardAnswer(w http.ResponseWriter, r *http.Request, c *gateway.Caller) error {
+	var req struct {
+		Server string               `json:"server"`
+		Method string               `json:"method"`
+		Answer gateway.ClientAnswer `json:"answer"`
+	}
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := s.checkWrapped(req.Server); err != nil {
+		return err
+	}
+	if err := checkAnswer(req.Method, req.Answer); err != nil {
+		return err
+	}
+	if err := s.cfg.Guard.Answer(r.Context(), c, req.Server, req.Method, req.Answer); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"recorded": true})
+	return nil
+}
+
+// checkAnswer refuses a reported answer that could not describe one: a
+// method name that cannot be one, a digest that is not SHA-256 in hex.
+func checkAnswer(method string, a gateway.ClientAnswer) error {
+	if method == "" || len(method) > 128 || strings.IndexFunc(method, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+		return badRequest("method: the MCP method the server sent (for example sampling/createMessage): 1-128 printable ASCII characters")
+	}
+	if len(a.Digest) != 64 || strings.Trim(a.Digest, "0123456789abcdef") != "" {
+		return badRequest("answer.sha256: 64 lowercase hex digits")
+	}
+	if a.Bytes < 0 {
+		return badRequest("answer.bytes: not negative")
+	}
+	return nil
+}
+
 // maxAwait bounds how long one await request may wait.
 const maxAwait = time.Minute
 

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -17,6 +18,13 @@ import (
 type EventReader interface {
 	Read(from, to uint64) ([]audit.Event, error)
 	Size() uint64
+}
+
+// checkpointSyncer makes the audit log sign a checkpoint over every event
+// it acknowledged (audit.Log.Sync): the log signs checkpoints on its own
+// cadence, a little after the events they cover.
+type checkpointSyncer interface {
+	Sync(ctx context.Context) ([]byte, error)
 }
 
 // maxReceipts bounds the receipts one request returns (the newest).
@@ -62,6 +70,14 @@ func (s *Server) receipts(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &httpError{http.StatusNotFound, "receipts are not available"})
 		return
 	}
+	// Every receipt handed out names an event a signed checkpoint in the
+	// log's files covers, so that ward claim verify proves it at once.
+	if cs, ok := s.cfg.Audit.(checkpointSyncer); ok {
+		if _, err := cs.Sync(r.Context()); err != nil {
+			s.fail(w, r, &httpError{http.StatusServiceUnavailable, "the audit log cannot sign a checkpoint over the calls' records now; try again later"})
+			return
+		}
+	}
 	if s.cfg.Index != nil {
 		if err := s.cfg.Index.IndexAudit(r.Context()); err != nil {
 			s.fail(w, r, err)
@@ -80,7 +96,8 @@ func (s *Server) receipts(w http.ResponseWriter, r *http.Request) {
 		}
 		return evs[0], true
 	}
-	kid, _ := grant.Thumbprint(&s.cfg.ReceiptKey.PublicKey)
+	key := s.cfg.ReceiptKey()
+	kid, _ := grant.Thumbprint(&key.PublicKey)
 	out := []*receipt.Envelope{}
 	for _, i := range idx {
 		e, ok := read(i)
@@ -105,7 +122,7 @@ func (s *Server) receipts(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		p.SPIFFEID = e.Actor
-		env, err := receipt.Sign(s.cfg.ReceiptKey, kid, p)
+		env, err := receipt.Sign(key, kid, p)
 		if err != nil {
 			s.fail(w, r, err)
 			return

@@ -434,6 +434,9 @@ func (denyAll) Observe(context.Context, *gateway.Caller, *gateway.Operation, gat
 	return errDenied
 }
 func (denyAll) Notice(context.Context, *gateway.Caller, string, string) error { return errDenied }
+func (denyAll) Answer(context.Context, *gateway.Caller, string, string, gateway.ClientAnswer) error {
+	return errDenied
+}
 func (denyAll) Await(context.Context, *gateway.Caller, []string) (string, error) {
 	return "", errDenied
 }

@@ -96,6 +96,7 @@ func TestStrictBodiesEveryHandler(t *testing.T) {
 			`{"operation":` + opn + `},"outcome":{"error":"a","error":"b"}}`, `"/outcome/error"`,
 			`{"operation":` + opn + `},"outcome":{"Error":"a"}}`, `"/outcome/Error"`},
 		{agAuth, "POST", "/v1/guard/notice", `{"server":"w","method":"a","method":"b"}`, `"/method"`, `{"server":"w","Method":"b"}`, `"/Method"`},
+		{agAuth, "POST", "/v1/guard/answer", `{"server":"w","method":"a","answer":{"bytes":1,"bytes":2}}`, `"/answer/bytes"`, `{"server":"w","method":"a","answer":{"SHA256":"x"}}`, `"/answer/SHA256"`},
 		{agAuth, "POST", "/v1/guard/await", `{"approvals":["x"],"wait":"1s","wait":"2s"}`, `"/wait"`, `{"approvals":["x"],"Wait":"2s"}`, `"/Wait"`},
 		{agAuth, "POST", "/v1/records", `{"kind":"note","content":{"a":{"b":1,"b":2}}}`, `"/content/a/b"`, `{"kind":"note","Content":{}}`, `"/Content"`},
 	} {

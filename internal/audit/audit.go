@@ -103,6 +103,14 @@ type Config struct {
 	// events it made durable and how long writing and syncing them took.
 	// It runs on the single writer and must not block.
 	OnCommit func(events int, took time.Duration)
+
+	// journalKey authenticates the journal's records this log writes;
+	// Open derives it from Signer. journalKeys are the keys a record to
+	// replay may be authenticated with: journalKey and those derived from
+	// Signers (a record written before a rotation's overlap ended, by a
+	// process whose first key was another of them).
+	journalKey  []byte
+	journalKeys [][]byte
 }
 
 // Log is an open audit log. Its methods are safe for concurrent use.
@@ -122,7 +130,7 @@ type Log struct {
 	quit        chan struct{}
 	stopped     chan struct{}
 	syncStopped chan struct{}
-	// flushStopped is closed when the flusher has stopped.
+	// flushStopped is closed when the checkpointer has stopped.
 	flushStopped chan struct{}
 	kick         chan struct{}
 
@@ -138,10 +146,21 @@ type Log struct {
 	// the pages), so the durable index size stays where it was.
 	syncFailed atomic.Bool
 
-	mu         sync.RWMutex
-	closed     bool
+	mu     sync.RWMutex
+	closed bool
+	// checkpoint is the latest published checkpoint (durable, signed
+	// over signedSize entries with root); cpNext is closed when the
+	// checkpointer has made an attempt since (cpErr says if it failed).
 	checkpoint []byte
 	root       []byte
+	signedSize uint64
+	cpErr      error
+	cpNext     chan struct{}
+	// cpKick asks the checkpointer for a checkpoint now; ckMu serializes
+	// making checkpoints (the checkpointer, the writer's write-through
+	// and recovery, Close).
+	cpKick chan struct{}
+	ckMu   sync.Mutex
 
 	errMu    sync.Mutex
 	faultErr error // the write fault in force, if any
@@ -154,7 +173,7 @@ type Log struct {
 	headDirty   bool   // a head write failed: its slot may say anything
 
 	headSize uint64     // the tree size the head last said
-	headMu   sync.Mutex // guards the head and the fields above: the writer and the flusher write it
+	headMu   sync.Mutex // guards the head and the fields above: the writer and the checkpointer write it
 
 	// cpMu guards writes to the checkpoints file, cpEnd and cpSize.
 	cpMu   sync.Mutex
@@ -169,7 +188,8 @@ type Log struct {
 	entEnd   int64
 	cpEnd    int64
 	fault    *fault
-	wbuf     []byte
+	// The writer's buffers, kept from batch to batch.
+	wbuf, offBuf, nodeBuf, entryBuf []byte
 }
 
 type request struct {
@@ -201,9 +221,11 @@ func (l *Log) Notice() string { return l.notice }
 
 // Append adds e to the log and returns its index. It sets e.V to 2 if zero,
 // e.Time to now (UTC) if zero, e.Index, and, when e.Session is set, e.Seq
-// and e.Prev. It returns only once the event, a signed checkpoint covering
-// it and the remembered head are durable on disk. Types beginning with
-// "audit." are the log's own and are refused.
+// and e.Prev. It returns only once the event is durable on disk (one
+// fdatasync, shared by the appends of its batch), with its index. A
+// signed checkpoint covering it follows on the log's cadence, within
+// about checkpointInterval (see Checkpoint, Sync, NextCheckpoint). Types
+// beginning with "audit." are the log's own and are refused.
 //
 // If ctx is done while Append waits, it returns ctx.Err(); the event may
 // still be written and acknowledged in the log later. If writing fails, the
@@ -333,15 +355,93 @@ func fillIn(dst, body []byte, index uint64, session string, c chain) []byte {
 	return append(dst, body[len(indexPrefix):]...)
 }
 
-// Size returns the number of acknowledged entries (the latest checkpoint's
-// tree size).
+// Size returns the number of acknowledged entries. They are durable and
+// readable; the latest checkpoint may cover fewer of them until the
+// checkpointer signs the next one (see Sync).
 func (l *Log) Size() uint64 { return l.size.Load() }
 
-// Checkpoint returns the latest signed checkpoint note.
+// Checkpoint returns the latest signed checkpoint note. It is durable (in
+// the checkpoints file and the head) and covers every entry acknowledged
+// up to checkpointInterval (200 ms) before it was signed, or more; Sync
+// returns one that covers every entry acknowledged before its call.
 func (l *Log) Checkpoint() []byte {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	return bytes.Clone(l.checkpoint)
+}
+
+// proveWait bounds how long Prove waits for a checkpoint that covers the
+// event it proves.
+const proveWait = 10 * time.Second
+
+// covers says whether the latest checkpoint covers entry index.
+func (l *Log) covers(index uint64) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.checkpoint != nil && index < l.signedSize
+}
+
+// Sync returns a signed, durable checkpoint that covers every entry
+// acknowledged before it was called: the latest one if it does, or else
+// the next one, which it asks the checkpointer to make now rather than on
+// its cadence. A caller that hands out an entry's index for others to
+// prove at once (a receipt) calls it first. It returns ctx.Err() if ctx
+// ends first, ErrClosed if the log is closed first, and the checkpointer's
+// error if an attempt fails (the log is then failing closed, see Err).
+func (l *Log) Sync(ctx context.Context) ([]byte, error) {
+	target := l.size.Load()
+	for {
+		l.mu.RLock()
+		cp, n, next, closed := l.checkpoint, l.signedSize, l.cpNext, l.closed
+		l.mu.RUnlock()
+		if closed {
+			return nil, ErrClosed
+		}
+		if cp != nil && n >= target {
+			return bytes.Clone(cp), nil
+		}
+		l.kickCheckpoint()
+		select {
+		case <-next:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-l.quit:
+			return nil, ErrClosed
+		}
+		l.mu.RLock()
+		cp, n, err := l.checkpoint, l.signedSize, l.cpErr
+		l.mu.RUnlock()
+		if (cp == nil || n < target) && err != nil {
+			return nil, fmt.Errorf("audit log: sign a checkpoint over %d entries: %w", target, err)
+		}
+	}
+}
+
+// NextCheckpoint waits for a signed, durable checkpoint of a tree larger
+// than after entries and returns it (at once if the latest is). It does
+// not ask for one: checkpoints come on the log's cadence, every
+// checkpointInterval while entries are appended. A witness, or a node
+// publishing its heads, loops on it with the size of the one it last
+// handled. It returns ctx.Err() or ErrClosed if either comes first.
+func (l *Log) NextCheckpoint(ctx context.Context, after uint64) ([]byte, error) {
+	for {
+		l.mu.RLock()
+		cp, n, next, closed := l.checkpoint, l.signedSize, l.cpNext, l.closed
+		l.mu.RUnlock()
+		if closed {
+			return nil, ErrClosed
+		}
+		if cp != nil && n > after {
+			return bytes.Clone(cp), nil
+		}
+		select {
+		case <-next:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-l.quit:
+			return nil, ErrClosed
+		}
+	}
 }
 
 // Err says whether the log accepts appends: nil when it does. Otherwise it

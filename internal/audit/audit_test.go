@@ -80,7 +80,28 @@ func fill(t testing.TB, l *Log, n int) {
 		if _, err := l.Append(context.Background(), testEvent(i)); err != nil {
 			t.Fatalf("append %d: %v", i, err)
 		}
+		// A checkpoint after each entry (checkpoints otherwise come on
+		// the log's cadence), so that the files hold one per size and
+		// verification can say which entry an alteration hit.
+		if _, err := l.Sync(context.Background()); err != nil {
+			t.Fatalf("checkpoint after append %d: %v", i, err)
+		}
 	}
+}
+
+// syncCP returns a checkpoint covering every entry l acknowledged (Sync).
+func syncCP(t testing.TB, l *Log) []byte {
+	t.Helper()
+	cp, err := l.Sync(context.Background())
+	if err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	return cp
+}
+
+// parseCheckpointNote opens a checkpoint of the log of k.
+func parseCheckpointNote(cp []byte, k testKey) (uint64, []byte, error) {
+	return openCheckpoint(cp, k.verifier, testOrigin)
 }
 
 // splitFrames is the test's own reading of the framing (no ward code).
@@ -328,6 +349,7 @@ func TestConcurrentAppend(t *testing.T) {
 			t.Fatalf("entry %d: index %d session %q, acknowledged %q", i, e.Index, e.Session, got[uint64(i)])
 		}
 	}
+	syncCP(t, l) // the files hold a checkpoint over every acknowledged entry
 	if rep, err := Verify(dir, k.verifier, testOrigin); err != nil || rep.Size != total {
 		t.Fatalf("verify: %+v, %v", rep, err)
 	}

@@ -437,7 +437,7 @@ func TestBundleAtWitnessedCheckpoint(t *testing.T) {
 	}
 	sealAll(t, l, "w")
 	witness := newTestKey(t, "witness.test")
-	cosigned, err := note.Sign(&note.Note{Text: noteText(t, l.Checkpoint(), k.verifier)}, k.signer, witness.signer)
+	cosigned, err := note.Sign(&note.Note{Text: noteText(t, syncCP(t, l), k.verifier)}, k.signer, witness.signer)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,36 +2,57 @@
 //
 // Every decision, token, session and tool result that ward observes is
 // appended as an [Event]. The log is a Merkle tree in the sense of RFC 6962:
-// entry i is leaf i, and after every write ward signs a checkpoint (a C2SP
-// tlog-checkpoint, https://c2sp.org/tlog-checkpoint) over the new tree size
-// and root hash. A third party holding ward's note verifier key can check the
+// entry i is leaf i, and on its own cadence (see "Durability") ward signs a
+// checkpoint (a C2SP tlog-checkpoint, https://c2sp.org/tlog-checkpoint)
+// over the tree size and root hash of every entry it acknowledged so far.
+// A third party holding ward's note verifier key can check the
 // files with independent libraries (for example
 // github.com/transparency-dev/merkle and golang.org/x/mod/sumdb/note) and
 // without trusting any ward code.
 //
 // # Durability
 //
-// [Log.Append] returns only after the event is durable: one fdatasync per
-// batch. Concurrent appenders are batched by a single writer goroutine
-// (group commit). The writer writes the batch's entries to the entries
-// file (not synced), signs a checkpoint over them, and appends one record
-// holding both to the journal (see "The journal"), which it fdatasyncs
-// alone; then it acknowledges the batch and writes the checkpoint's record
-// to the checkpoints file (not synced). Every checkpointInterval (200 ms)
-// a flusher makes the files durable from there, in the order a log
-// without a journal needs: the entries synced, then the checkpoints, then
-// the head names the latest batch (see "The head file"). Signed
-// checkpoints are so made durable from durable entries on their own
-// cadence, as transparency logs such as Tessera do, while an append waits
-// for one sync. The head is never ahead of what is durable in the files;
-// what is durable only in the journal, Open writes back into the files
-// first. A batch too large for the journal's free space is written the
-// way the flusher writes (entries, checkpoint and head each synced before
-// it is acknowledged), and the journal starts again. An acknowledged
-// event is never dropped, and no byte of the log is ever deleted.
+// [Log.Append] returns only after the event is durable, with its index:
+// one fdatasync per batch, and no signature. Concurrent appenders are
+// batched by a single writer goroutine (group commit). The writer writes
+// the batch's entries to the entries file (not synced) and appends one
+// record holding them to the journal (see "The journal"), which it
+// fdatasyncs alone; then it acknowledges the batch. The entries are then
+// durable, readable ([Log.Read], [Log.Size]) and sequenced: nothing can
+// change their indexes or their place in the tree.
+//
+// Signed checkpoints are produced from durable entries on their own
+// cadence, as transparency logs such as Tessera do: a checkpointer signs a
+// checkpoint over every acknowledged entry every checkpointInterval
+// (200 ms) while there are new ones, as soon as checkpointEvery (4,096)
+// entries were acknowledged since the last one, and when [Log.Sync] asks
+// for one. It writes the checkpoint's record to the checkpoints file,
+// syncs the entries, then the checkpoints, then makes the head name it
+// (see "The head file"), and only then publishes it: [Log.Checkpoint]
+// returns it, [Log.Prove] and [Log.ConsistencyProof] prove against it, and
+// [Log.NextCheckpoint] returns it to those waiting for one (a witness
+// publisher, a node publishing its heads for the others). A published
+// checkpoint is always durable, and covers only acknowledged entries. It
+// lags the latest acknowledged entry by up to the cadence: [Log.Sync]
+// returns one covering every entry acknowledged before the call, and a
+// caller that hands out an index for others to prove at once (ward's
+// receipts, a forensic bundle, a verification pass, the seal of an ended
+// session) calls it first; [Log.Prove] waits for one covering its event.
+// [Log.Close] signs and makes durable the last one.
+//
+// The head is never ahead of what is durable in the files; what is durable
+// only in the journal, Open writes back into the files first and signs a
+// checkpoint over it. A batch too large for the journal's free space is
+// written the way the checkpointer writes (entries, a checkpoint signed
+// over them, and head, each synced) before it is acknowledged, and the
+// journal starts again. An acknowledged event is never dropped, and no
+// byte of the log is ever deleted.
 //
 // ward's gateway appends a call's decision before forwarding the call and
-// its result before answering: each waits for its own batch's sync.
+// its result before answering: each waits for its own batch's sync, and
+// the appends of concurrent calls share batches. A call alone thus waits
+// for two syncs, the fewest that keep both promises (forwarded only once
+// its decision is durable; answered only once its result is).
 //
 // # Faults
 //
@@ -53,14 +74,15 @@
 // system has less than [MinFreeBytes] free, so that a readiness check sees
 // a full disk before an append fails on it.
 //
-// The journal's record is the batch's durability; what follows it (the
-// checkpoint's record, unsynced) is written after the batch is
-// acknowledged, and if that write fails the log fails as above and the
-// recovery writes the record. The flusher's writes that fail are tried
-// again on its next tick; a sync of the flusher's that fails makes the
-// log fail closed until it is reopened (the kernel may have dropped the
-// pages, so a later sync's success would not prove them), and Open then
-// replays the journal.
+// The journal's record is the batch's durability. The checkpointer's
+// writes that fail are tried again on its next tick, and meanwhile
+// appends go on (their entries are durable in the journal) while
+// [Log.Sync] returns the error; the journal bounds how far checkpoints can
+// fall behind, for a batch that does not fit in it is written through the
+// files under a checkpoint, and fails if that fails. A sync of the
+// checkpointer's that fails makes the log fail closed until it is
+// reopened (the kernel may have dropped the pages, so a later sync's
+// success would not prove them), and Open then replays the journal.
 //
 // # Opening: from the head
 //
@@ -145,7 +167,7 @@
 // A log directory (mode 0700) holds:
 //
 //	entries       the entries, append-only
-//	checkpoints   every signed checkpoint, one record per committed batch, append-only
+//	checkpoints   every signed checkpoint, one record per checkpoint the checkpointer made, append-only
 //	lock          held with flock(2) while a Log is open
 //	index/        derived from the entries (see "The index"); may be deleted
 //	damaged       left by a verification pass that found damage
@@ -258,7 +280,7 @@
 // version 1 file (two slots of 4096 bytes, "ward-audit-head\n", the same
 // fields up to the checkpoint) is still read; the next write replaces it.
 // It is written with fdatasync after the entries and checkpoints files are
-// synced (by the flusher, on its cadence), and
+// synced (by the checkpointer, on its cadence), and
 // lives outside the log's directory so that restoring or replacing that
 // directory (both files consistently) does not restore it. It is a file
 // rather than a row in ward's SQLite store because it must be durable
@@ -272,16 +294,28 @@
 // The journal is a file of 4 MiB, allocated with zeros when it is created,
 // written from offset 0 on, one record per batch:
 //
-//	"wjr1"               4 bytes
-//	n                    4 bytes, big-endian: the length of what follows, up to the sum
+//	"wjr2"               4 bytes
+//	n                    4 bytes, big-endian: the length of what follows, up to the MAC
 //	start                8 bytes, big-endian: the tree size before the batch
 //	end                  8 bytes, big-endian: the tree size after it
 //	entries start        8 bytes, big-endian: where its entries begin in the entries file
-//	m                    4 bytes, big-endian
+//	m                    4 bytes, big-endian: m = n − 28
 //	entries              m bytes: the batch's entry frames, exactly as in the entries file
-//	c                    4 bytes, big-endian
-//	checkpoint           c bytes: the signed checkpoint at end
-//	SHA-256              32 bytes, of everything above
+//	HMAC-SHA256          32 bytes, of everything above, with the journal's key
+//
+// The journal's key is the SHA-256 of "ward-audit-journal-key/v1", a NUL
+// byte, and the log key's signature of "ward-audit-journal-key/v1" (no
+// newline: no note, so no checkpoint, has that text, and the signature is
+// written nowhere). Only the holder of the signing key can derive it, so
+// whoever can write the journal without that key cannot make a record
+// Open replays and then signs a checkpoint over, as when every record
+// carried a signed checkpoint. The signer must be deterministic (Ed25519
+// is); Open refuses one that is not.
+//
+// Records of version 1 ("wjr1", written before checkpoints had their own
+// cadence) are still replayed: after the entries, c (4 bytes, big-endian)
+// and the checkpoint signed at end (c bytes), then the SHA-256 of
+// everything above in place of the MAC; the checkpoint authenticates them.
 //
 // A record extends the one before it: its start is that one's end, its
 // entries start where that one's end. When the next record would not fit,
@@ -292,19 +326,20 @@
 //
 // Open reads the head, then the records from offset 0: those the head
 // covers by their headers only, then each record that extends the head,
-// whole. Such a record must match its sum, its checkpoint must be validly
-// signed by the log's key at its end, and its entries, hashed onto the
-// head's frontier, must give the checkpoint's root (and each entry's index
-// field its position). Open writes their entries where the records say,
-// syncs them, appends the last record's checkpoint to the checkpoints file
-// after the valid records already there (a torn record is moved aside, as
-// below), syncs it, and goes on as usual: the checkpoint is adopted like
-// any record after the head's. A record that does not check out ends the
-// replay; nothing after it is adopted. So what is durable is the head,
-// the files up to it and the journal's records extending it, and an
-// acknowledged batch is in one of them. ward audit verify reads the files
-// only: on a log that crashed and was not reopened, the batches only the
-// journal holds are a tail no checkpoint in the file covers.
+// whole. Such a record must match its MAC (a version 1 record its sum, and
+// its checkpoint must be validly signed by the log's key at its end and
+// give the root of its entries hashed onto the head's frontier), and each
+// entry's index field must be its position. Open writes their entries
+// where the records say, syncs them, signs a checkpoint over them all and
+// appends it to the checkpoints file after the valid records already there
+// (a torn record is moved aside, as below), syncs it, and goes on as usual:
+// the checkpoint is adopted like any record after the head's. A record
+// that does not check out ends the replay; nothing after it is adopted. So
+// what is durable is the head, the files up to it and the journal's
+// records extending it, and an acknowledged batch is in one of them. ward
+// audit verify reads the files only: on a running log, or one that crashed
+// and was not reopened, the batches no checkpoint in the file covers yet
+// are a tail.
 //
 // # The index
 //
@@ -401,10 +436,16 @@
 // --checkpoint) defeat that; so does a key verifiers pin instead of
 // reading it from the directory. Nothing local defeats the holder of the
 // signing key. The head lags the latest acknowledged batch by up to the
-// flusher's interval: whoever can delete the journal and cut the files
-// back to the head rolls back that much unnoticed by the head alone (as
-// whoever could cut an unsynced tail could before); witnesses that
+// checkpointer's interval: whoever can delete the journal and cut the
+// files back to the head rolls back that much unnoticed by the head alone
+// (as whoever could cut an unsynced tail could before); witnesses that
 // cosigned a later checkpoint notice.
+//
+// The checkpoint history localizes an alteration to the entries between
+// two checkpoints. Checkpoints come on the log's cadence, not one per
+// batch, so under load those spans hold the entries of up to
+// checkpointInterval; a session's chain (seq and prev) still names the
+// event missing from it.
 //
 // Starting from the head trusts what the head's signed checkpoint
 // authenticates and nothing else read from the log's directory, but it

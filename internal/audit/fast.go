@@ -15,9 +15,9 @@ import (
 )
 
 // maxTailCheckpoints bounds the checkpoint records after the head's that
-// the fast path adopts: the batches of the last checkpointInterval before
-// a crash, whose records the head did not yet name (a journal of
-// journalSize holds fewer).
+// the fast path adopts: those a crash left between a checkpoint's record
+// and the head naming it, and the one Open's replay of the journal signed
+// (a few; the bound is generous).
 const maxTailCheckpoints = 1 << 14
 
 // openFast opens the log from its remembered head, in time that does not

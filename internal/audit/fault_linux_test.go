@@ -248,10 +248,9 @@ func TestFaultAtEveryStage(t *testing.T) {
 		{"index hashes", func(l *Log) *os.File { return l.idx.hashes }, false},
 		{"entries", func(l *Log) *os.File { return l.ent }, false},
 		{"journal", func(l *Log) *os.File { return l.jr.f }, false},
-		// The checkpoint record is written after the journal's sync, so
-		// the batch is acknowledged; the record is written on recovery.
-		// (The head is written on the flusher's cadence: TestHeadNeverAhead.)
-		{"checkpoints", func(l *Log) *os.File { return l.cps }, true},
+		// (The checkpoints file and the head are written on the
+		// checkpointer's cadence: TestCheckpointWriteFault,
+		// TestHeadNeverAhead.)
 		{"session table", func(l *Log) *os.File { return l.idx.sessions.files()[0] }, true},
 	} {
 		t.Run(stage.name, func(t *testing.T) {
@@ -452,5 +451,48 @@ func TestFlusherSyncFailureFailsClosed(t *testing.T) {
 	}
 	if _, err := l.Verify(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCheckpointWriteFault: a checkpoints file that cannot be written
+// delays checkpoints, not appends (their entries are durable in the
+// journal): Sync returns the error, and once the file can be written
+// again the next checkpoint covers every acknowledged entry, and the log
+// verifies.
+func TestCheckpointWriteFault(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	cfg, k := logAt(t, 3)
+	l := mustOpen(t, cfg)
+	restore := swapFD(t, l.cps, full)
+	idx, err := l.Append(context.Background(), testEvent(7))
+	if err != nil {
+		t.Fatalf("append while the checkpoints file is full: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := l.Sync(ctx); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("sync while the checkpoints file is full: %v", err)
+	}
+	if _, err := l.Prove(idx); err == nil {
+		t.Fatal("an event no checkpoint covers was proven")
+	}
+	if err := l.Err(); err != nil {
+		t.Fatalf("appends refused for a late checkpoint: %v", err)
+	}
+	restore()
+	size, _, err := parseCheckpointNote(syncCP(t, l), k)
+	if err != nil || size <= idx {
+		t.Fatalf("checkpoint after the fault: size %d, %v; want > %d", size, err, idx)
+	}
+	if _, err := l.Prove(idx); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if rep, err := Verify(cfg.Dir, k.verifier, testOrigin); err != nil || rep.Size != idx+1 || rep.TailEntries != 0 {
+		t.Fatalf("verify: %+v, %v", rep, err)
 	}
 }

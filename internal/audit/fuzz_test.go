@@ -42,6 +42,7 @@ func fuzzLog(f *testing.F) (dir string, ent, cps, head []byte) {
 		if _, err := l.Append(context.Background(), e); err != nil {
 			f.Fatal(err)
 		}
+		syncCP(f, l) // a checkpoint record per event
 	}
 	if _, err := l.Seal(context.Background(), "a"); err != nil {
 		f.Fatal(err)

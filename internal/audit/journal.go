@@ -2,10 +2,12 @@ package audit
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,33 +15,77 @@ import (
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // The journal is what makes a batch durable with one sync: the writer
-// appends one record per batch to it (the batch's entry frames and the
-// checkpoint signed over them) and fdatasyncs it alone, then acknowledges
-// the batch. The entries file gets the same frames in the same batch, not
-// synced; the checkpoints file and the head are brought up to date from
-// durable entries on their own cadence (see flushTo). Open replays the
-// records the head does not cover into the files before anything else
+// appends one record per batch to it (the batch's entry frames,
+// authenticated with a key only the holder of the log's signing key can
+// derive) and fdatasyncs it alone, then acknowledges the batch. No
+// checkpoint is signed on that path: the entries file gets the same frames
+// in the same batch, not synced, and a signed checkpoint over the durable
+// entries, the checkpoints file and the head follow on their own cadence
+// (see checkpointer). Open replays the records the head does not cover
+// into the files and signs a checkpoint over them before anything else
 // (see replayJournal). See the package documentation for the layout.
 const (
 	// journalSize is the journal file's size, allocated (written with
 	// zeros) when it is created so that a record's fdatasync never has to
 	// change the file's size or extents. A batch whose record does not fit
 	// in what is left is made durable the way every batch used to be
-	// (entries, checkpoint and head each synced) and the next record goes
-	// to offset 0.
-	journalSize  = 4 << 20
-	journalMagic = "wjr1"
-	// journalFixed is a record's size besides its entries and checkpoint.
-	journalFixed = len(journalMagic) + 4 + 8 + 8 + 8 + 4 + 4 + sha256.Size
+	// (entries, a checkpoint signed over them and the head each synced)
+	// and the next record goes to offset 0.
+	journalSize = 4 << 20
+	// journalMagic starts the records this package writes (their MAC
+	// authenticates them); journalMagicV1 starts those of earlier
+	// versions, which held a checkpoint signed over their entries instead
+	// (and a plain SHA-256): Open still replays them.
+	journalMagic   = "wjr2"
+	journalMagicV1 = "wjr1"
+	// journalFixed is a record's size besides its entries.
+	journalFixed = len(journalMagic) + 4 + 8 + 8 + 8 + 4 + sha256.Size
+	// journalFixedV1 is a version 1 record's size besides its entries and
+	// checkpoint.
+	journalFixedV1 = len(journalMagicV1) + 4 + 8 + 8 + 8 + 4 + 4 + sha256.Size
 
-	// checkpointInterval is how often the checkpoints file and the head
-	// are brought up to the latest acknowledged batch (and so how much
-	// Open may have to replay from the journal after a crash).
+	// checkpointInterval is how often, at most, the checkpointer signs a
+	// checkpoint over the acknowledged entries and makes it, the
+	// checkpoints file and the head durable (and so how much Open may
+	// have to replay from the journal after a crash); checkpointEvery
+	// entries acknowledged since the latest checkpoint trigger one
+	// sooner, and so does Sync.
 	checkpointInterval = 200 * time.Millisecond
+	checkpointEvery    = 4096
+
+	// journalKeyMessage is what the log's key signs to derive the
+	// journal's MAC key. note.Sign signs only texts that end in a
+	// newline, so no note the key signs (a checkpoint) has this text, and
+	// its signature is never written anywhere.
+	journalKeyMessage = "ward-audit-journal-key/v1"
 )
+
+// journalKey derives the key that authenticates the journal's records
+// from the log's signer: the SHA-256 of its signature of
+// journalKeyMessage. Whoever can write the journal but does not hold the
+// signing key cannot make a record Open replays (and then signs a
+// checkpoint over), as with records signed one by one. The signer must be
+// deterministic (Ed25519, as note.NewSigner's, is); Open refuses one that
+// is not, for its records would not be read back.
+func journalKey(s note.Signer) ([]byte, error) {
+	a, err := s.Sign([]byte(journalKeyMessage))
+	if err != nil {
+		return nil, fmt.Errorf("derive the journal's key: %w", err)
+	}
+	b, err := s.Sign([]byte(journalKeyMessage))
+	if err != nil {
+		return nil, fmt.Errorf("derive the journal's key: %w", err)
+	}
+	if !bytes.Equal(a, b) {
+		return nil, errors.New("derive the journal's key: the signer's signatures are not deterministic (use an Ed25519 key from note.NewSigner)")
+	}
+	k := sha256.Sum256(append([]byte(journalKeyMessage+"\x00"), a...))
+	return k[:], nil
+}
 
 // journalPath is where the journal of a log whose head file is head lives:
 // beside the head, outside the log's directory.
@@ -54,13 +100,15 @@ type journal struct {
 	// false until the head names the log's state (an unverified open).
 	ok  bool
 	buf []byte
+	mac hash.Hash // HMAC-SHA256 with the journal's key
 	// syncs counts the records made durable (one fdatasync each).
 	syncs uint64
 }
 
 // openJournal opens the journal at path, creating it (durably, of
-// journalSize zero bytes) if it is missing or of another size.
-func openJournal(path string) (*journal, error) {
+// journalSize zero bytes) if it is missing or of another size; its records
+// are authenticated with key.
+func openJournal(path string, key []byte) (*journal, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open journal %s: %w", path, err)
@@ -90,20 +138,23 @@ func openJournal(path string) (*journal, error) {
 			return nil, fmt.Errorf("allocate journal %s: %w", path, err)
 		}
 	}
-	return &journal{f: f}, nil
+	return &journal{f: f, mac: newJournalMAC(key)}, nil
 }
 
-// fits says whether a record of n entry bytes and a checkpoint of c bytes
-// can be appended.
-func (j *journal) fits(n, c int) bool {
-	return j != nil && j.ok && j.off+int64(journalFixed+n+c) <= journalSize
+// newJournalMAC returns the MAC of the journal's records: HMAC-SHA256
+// with key.
+func newJournalMAC(key []byte) hash.Hash { return hmac.New(sha256.New, key) }
+
+// fits says whether a record of n entry bytes can be appended.
+func (j *journal) fits(n int) bool {
+	return j != nil && j.ok && j.off+int64(journalFixed+n) <= journalSize
 }
 
 // append makes the record of a batch durable: entries (frames, as in the
 // entries file, from entStart there) move the tree from size start to
-// end, and signed is the checkpoint at end. If it fails, off does not
-// move: the next record overwrites what this one may have left.
-func (j *journal) append(start, end uint64, entStart int64, entries, signed []byte) error {
+// end. If it fails, off does not move: the next record overwrites what
+// this one may have left.
+func (j *journal) append(start, end uint64, entStart int64, entries []byte) error {
 	b := j.buf[:0]
 	b = append(b, journalMagic...)
 	b = binary.BigEndian.AppendUint32(b, 0) // body length, set below
@@ -112,11 +163,10 @@ func (j *journal) append(start, end uint64, entStart int64, entries, signed []by
 	b = binary.BigEndian.AppendUint64(b, uint64(entStart))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(entries)))
 	b = append(b, entries...)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(signed)))
-	b = append(b, signed...)
 	binary.BigEndian.PutUint32(b[len(journalMagic):], uint32(len(b)-len(journalMagic)-4))
-	sum := sha256.Sum256(b)
-	b = append(b, sum[:]...)
+	j.mac.Reset()
+	j.mac.Write(b)
+	b = j.mac.Sum(b)
 	if len(b) <= 1<<20 {
 		j.buf = b
 	}
@@ -151,23 +201,35 @@ type journalRecord struct {
 	start, end uint64
 	entStart   int64
 	entries    []byte
-	signed     []byte
+	// signed is the checkpoint at end of a version 1 record (nil in the
+	// records this package writes).
+	signed []byte
 }
 
 // readJournal returns the records of the journal r (of size bytes) that
 // end after the tree size after, reading from offset 0 on as long as each
 // record extends the one before (its start is the previous record's end,
 // in the tree and in the entries file). Records ending at or before after
-// are skipped by their headers, unread; the others must be whole (their
-// sum matches). Records of an earlier lap, after the current one's, do
-// not extend it; a record torn by a crash does not match its sum.
-func readJournal(r io.ReaderAt, size int64, after uint64) []journalRecord {
+// are skipped by their headers, unread; the others must be whole and
+// authentic (their MAC with key matches; a version 1 record's sum, its
+// checkpoint being checked by the caller). Records of an earlier lap,
+// after the current one's, do not extend it; a record torn by a crash
+// does not match its MAC.
+func readJournal(r io.ReaderAt, size int64, after uint64, keys [][]byte) []journalRecord {
 	var out []journalRecord
 	var hdr [len(journalMagic) + 4 + 8 + 8 + 8 + 4]byte
 	var prevEnd uint64
 	var prevEntEnd int64
-	for p, first := int64(0), true; p+int64(journalFixed) <= size; first = false {
-		if _, err := r.ReadAt(hdr[:], p); err != nil || string(hdr[:len(journalMagic)]) != journalMagic {
+	for p, first := int64(0), true; p+int64(len(hdr)) <= size; first = false {
+		if _, err := r.ReadAt(hdr[:], p); err != nil {
+			return out
+		}
+		fixed := journalFixed
+		switch string(hdr[:len(journalMagic)]) {
+		case journalMagic:
+		case journalMagicV1:
+			fixed = journalFixedV1
+		default:
 			return out
 		}
 		q := len(journalMagic)
@@ -177,7 +239,7 @@ func readJournal(r io.ReaderAt, size int64, after uint64) []journalRecord {
 		end := binary.BigEndian.Uint64(hdr[q+12:])
 		entStart := int64(binary.BigEndian.Uint64(hdr[q+20:]))
 		entLen := int64(binary.BigEndian.Uint32(hdr[q+28:]))
-		if total < int64(journalFixed) || p+total > size || end <= start || entStart < 0 || entLen > n {
+		if total < int64(fixed) || p+total > size || end <= start || entStart < 0 || entLen > n {
 			return out
 		}
 		if !first && (start != prevEnd || entStart != prevEntEnd) {
@@ -188,7 +250,7 @@ func readJournal(r io.ReaderAt, size int64, after uint64) []journalRecord {
 			if _, err := r.ReadAt(b, p); err != nil {
 				return out
 			}
-			rec, ok := parseJournalRecord(b)
+			rec, ok := parseJournalRecord(b, keys)
 			if !ok {
 				return out
 			}
@@ -200,11 +262,26 @@ func readJournal(r io.ReaderAt, size int64, after uint64) []journalRecord {
 	return out
 }
 
-// parseJournalRecord reads one whole record.
-func parseJournalRecord(rec []byte) (journalRecord, bool) {
+// parseJournalRecord reads one whole record: one this package writes,
+// authenticated by its MAC with one of keys, or a version 1 record (its
+// sum).
+func parseJournalRecord(rec []byte, keys [][]byte) (journalRecord, bool) {
 	total := len(rec)
-	if sum := sha256.Sum256(rec[:total-sha256.Size]); !bytes.Equal(sum[:], rec[total-sha256.Size:]) {
-		return journalRecord{}, false
+	v1 := string(rec[:len(journalMagicV1)]) == journalMagicV1
+	if v1 {
+		if sum := sha256.Sum256(rec[:total-sha256.Size]); !bytes.Equal(sum[:], rec[total-sha256.Size:]) {
+			return journalRecord{}, false
+		}
+	} else {
+		authentic := false
+		for _, key := range keys {
+			m := newJournalMAC(key)
+			m.Write(rec[:total-sha256.Size])
+			authentic = authentic || hmac.Equal(m.Sum(nil), rec[total-sha256.Size:])
+		}
+		if !authentic {
+			return journalRecord{}, false
+		}
 	}
 	body := rec[len(journalMagic)+4 : total-sha256.Size]
 	r := journalRecord{
@@ -215,6 +292,13 @@ func parseJournalRecord(rec []byte) (journalRecord, bool) {
 	q := 24
 	ne := int(binary.BigEndian.Uint32(body[q:]))
 	q += 4
+	if !v1 {
+		if ne != len(body)-q {
+			return journalRecord{}, false
+		}
+		r.entries = body[q:]
+		return r, true
+	}
 	if ne > len(body)-q-4 {
 		return journalRecord{}, false
 	}
@@ -248,17 +332,18 @@ func (j *journal) clear() error {
 
 // replayJournal writes the acknowledged batches the head does not cover
 // back into the log's files, from the journal beside the head: each
-// record must extend the head's tree (its entries hashed onto the head's
-// frontier give the root of its checkpoint, validly signed by the log's
-// key), and it goes exactly where the writer put it. The entries are
-// synced, then the checkpoint of the last record is appended to the
-// checkpoints file after the valid records there (torn bytes after them
-// are moved aside, as a crash's tail is) and synced; the head is left to
-// the open that follows, which adopts that record as it adopts any
-// checkpoint after the head's. Records that do not extend the head are
-// ignored, never adopted. replayJournal changes nothing when the head is
-// unusable or the files are shorter than it says (a rollback: Open
-// refuses it), and nothing when there is nothing to replay.
+// record must be authentic (its MAC; a version 1 record's checkpoint,
+// validly signed by the log's key over the record's entries hashed onto
+// the head's frontier) and extend the head's tree, and it goes exactly
+// where the writer put it. The entries are synced, then a checkpoint over
+// them all is signed and appended to the checkpoints file after the
+// valid records there (torn bytes after them are moved aside, as a
+// crash's tail is) and synced; the head is left to the open that follows,
+// which adopts that record as it adopts any checkpoint after the head's.
+// Records that do not extend the head are ignored, never adopted.
+// replayJournal changes nothing when the head is unusable or the files
+// are shorter than it says (a rollback: Open refuses it), and nothing when
+// there is nothing to replay.
 func replayJournal(cfg Config, hs headState) error {
 	if hs.cp == nil || hs.front == nil || hs.problem != "" {
 		return nil
@@ -282,8 +367,7 @@ func replayJournal(cfg Config, hs headState) error {
 		return nil
 	}
 	var apply []journalRecord
-	var final []byte
-	for _, r := range readJournal(jf, jst.Size(), size) {
+	for _, r := range readJournal(jf, jst.Size(), size, cfg.journalKeys) {
 		if r.end <= size {
 			continue
 		}
@@ -295,7 +379,7 @@ func replayJournal(cfg Config, hs headState) error {
 			break
 		}
 		apply = append(apply, r)
-		rng, size, entEnd, final = next, r.end, entEnd+int64(len(r.entries)), r.signed
+		rng, size, entEnd = next, r.end, entEnd+int64(len(r.entries))
 	}
 	if len(apply) == 0 {
 		return nil
@@ -357,6 +441,10 @@ func replayJournal(cfg Config, hs headState) error {
 		}
 	}
 	if last < size {
+		final, err := note.Sign(&note.Note{Text: checkpointText(cfg.Origin, size, rootOf(rng))}, append([]note.Signer{cfg.Signer}, cfg.Signers...)...)
+		if err != nil {
+			return fmt.Errorf("replay journal: sign checkpoint at size %d: %w", size, err)
+		}
 		if _, err := cps.WriteAt(appendFrame(nil, final), pos); err != nil {
 			return fmt.Errorf("replay journal: write checkpoint at size %d: %w", size, err)
 		}
@@ -367,12 +455,16 @@ func replayJournal(cfg Config, hs headState) error {
 	return nil
 }
 
-// extendWith hashes a record's entries onto rng and checks the result
-// against the record's checkpoint.
+// extendWith hashes a record's entries onto rng and checks each entry's
+// index, and a version 1 record's checkpoint against the result.
 func extendWith(cfg Config, rng *compact.Range, r journalRecord) (*compact.Range, bool) {
-	n, root, err := openCheckpoint(r.signed, cfg.Verifier, cfg.Origin)
-	if err != nil || n != r.end {
-		return nil, false
+	var root []byte
+	if r.signed != nil {
+		n, rt, err := openCheckpoint(r.signed, cfg.Verifier, cfg.Origin)
+		if err != nil || n != r.end {
+			return nil, false
+		}
+		root = rt
 	}
 	next := cloneRange(rng)
 	fs := newFrames(bytes.NewReader(r.entries), 0, int64(len(r.entries)), MaxEntryBytes)
@@ -388,7 +480,7 @@ func extendWith(cfg Config, rng *compact.Range, r journalRecord) (*compact.Range
 			return nil, false
 		}
 	}
-	if fs.end != int64(len(r.entries)) || !bytes.Equal(rootOf(next), root) {
+	if fs.end != int64(len(r.entries)) || (root != nil && !bytes.Equal(rootOf(next), root)) {
 		return nil, false
 	}
 	if e, _ := fs.next(); e != nil {

@@ -62,6 +62,18 @@ func Open(cfg Config) (*Log, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	var err error
+	if cfg.journalKey, err = journalKey(cfg.Signer); err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	cfg.journalKeys = [][]byte{cfg.journalKey}
+	for _, s := range cfg.Signers {
+		k, err := journalKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("open audit log: %w", err)
+		}
+		cfg.journalKeys = append(cfg.journalKeys, k)
+	}
 	l, ev, err := openFiles(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open audit log %s: %w", cfg.Dir, err)
@@ -72,7 +84,7 @@ func Open(cfg Config) (*Log, error) {
 	}
 	go l.run()
 	go l.syncIndex()
-	go l.flusher()
+	go l.checkpointer()
 	if ev != nil {
 		if _, err := l.append(context.Background(), *ev, false); err != nil {
 			l.Close()
@@ -109,6 +121,8 @@ func newLog(cfg Config, unlock func() error) *Log {
 		syncStopped:  make(chan struct{}),
 		flushStopped: make(chan struct{}),
 		kick:         make(chan struct{}, 1),
+		cpKick:       make(chan struct{}, 1),
+		cpNext:       make(chan struct{}),
 	}
 	l.keys.Store(&logKeys{signers: append([]note.Signer{cfg.Signer}, cfg.Signers...), verifier: cfg.Verifier})
 	return l
@@ -118,7 +132,7 @@ func newLog(cfg Config, unlock func() error) *Log {
 // whose index is durable, under checkpoint signed with root (nil for a
 // log opened with AllowUnverified, whose first batch checkpoints them).
 func (l *Log) publish(size uint64, signed, root []byte) {
-	l.checkpoint, l.root = signed, root
+	l.checkpoint, l.root, l.signedSize = signed, root, size
 	l.size.Store(size)
 	l.written.Store(size)
 	l.durable.Store(size)
@@ -161,7 +175,7 @@ func openFiles(cfg Config) (l *Log, ev *Event, err error) {
 	if err := replayJournal(cfg, hs); err != nil {
 		return nil, nil, err
 	}
-	jr, err := openJournal(journalPath(cfg.Head))
+	jr, err := openJournal(journalPath(cfg.Head), cfg.journalKey)
 	if err != nil {
 		return nil, nil, err
 	}

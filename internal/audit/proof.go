@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -26,13 +27,18 @@ type InclusionProof struct {
 
 // Prove verifies the log in dir and returns an inclusion proof for the
 // event at index, against the log's latest checkpoint. It reads the files
-// only, so it works on a copy of the directory or while a node runs.
+// only, so it works on a copy of the directory or while a node runs (whose
+// latest checkpoint may not cover its latest events yet: the log signs
+// them on its own cadence).
 func Prove(dir string, v note.Verifier, origin string, index uint64) (*InclusionProof, error) {
 	rep, err := Verify(dir, v, origin)
 	if err != nil {
 		return nil, err
 	}
 	if index >= rep.Size {
+		if index < rep.Size+rep.TailEntries {
+			return nil, fmt.Errorf("prove event %d: the log's latest checkpoint covers %d events and no checkpoint covers this one yet (a running node signs one within a fraction of a second; try again)", index, rep.Size)
+		}
 		return nil, fmt.Errorf("prove event %d: the log's checkpoint covers %d events", index, rep.Size)
 	}
 	entries, leaves, err := readLeaves(dir, rep.Size)
@@ -134,14 +140,25 @@ func subtree(leaves [][]byte) []byte {
 // log's latest checkpoint. Unlike the package-level [Prove] it reads
 // O(log n) hashes from the index and the entry itself, not the log. It
 // checks the proof against the checkpoint before returning it: a damaged
-// index is an error wrapping ErrCorrupt, never a false proof.
+// index is an error wrapping ErrCorrupt, never a false proof. An
+// acknowledged event that no checkpoint covers yet (checkpoints follow
+// appends on their own cadence) is proven against the next one, which
+// Prove asks for (see Sync) and waits for, at most proveWait.
 func (l *Log) Prove(index uint64) (*InclusionProof, error) {
+	if index < l.size.Load() && !l.covers(index) {
+		ctx, cancel := context.WithTimeout(context.Background(), proveWait)
+		_, err := l.Sync(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("prove event %d: no checkpoint covers it yet: %w", index, err)
+		}
+	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
 		return nil, ErrClosed
 	}
-	size, cp, root := l.size.Load(), l.checkpoint, l.root
+	size, cp, root := l.signedSize, l.checkpoint, l.root
 	if index >= size || root == nil {
 		return nil, fmt.Errorf("prove event %d: the log's checkpoint covers %d events", index, size)
 	}
@@ -173,7 +190,8 @@ func (l *Log) Prove(index uint64) (*InclusionProof, error) {
 }
 
 // ConsistencyProof returns the RFC 6962 proof that the log's tree of size1
-// entries is a prefix of its tree of size2 entries (size1 ≤ size2 ≤ Size).
+// entries is a prefix of its tree of size2 entries (size1 ≤ size2 ≤ the
+// latest checkpoint's size).
 // It reads the hashes from the index and checks the proof against the
 // latest checkpoint's root before returning it.
 func (l *Log) ConsistencyProof(size1, size2 uint64) ([][]byte, error) {
@@ -182,7 +200,7 @@ func (l *Log) ConsistencyProof(size1, size2 uint64) ([][]byte, error) {
 	if l.closed {
 		return nil, ErrClosed
 	}
-	size, root := l.size.Load(), l.root
+	size, root := l.signedSize, l.root
 	if size1 > size2 || size2 > size || root == nil {
 		return nil, fmt.Errorf("consistency %d→%d: sizes must satisfy size1 ≤ size2 ≤ %d", size1, size2, size)
 	}

@@ -181,7 +181,7 @@ func TestOpenLogProofsMatchFiles(t *testing.T) {
 	wg.Wait()
 	size := l.Size()
 	h := rfc6962.DefaultHasher
-	_, root := checkpointRoot(t, string(l.Checkpoint()), k.verifier)
+	_, root := checkpointRoot(t, string(syncCP(t, l)), k.verifier)
 	for i := range size {
 		got, err := l.Prove(i)
 		if err != nil {

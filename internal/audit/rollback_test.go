@@ -121,6 +121,7 @@ func TestRollbacks(t *testing.T) {
 		other := testConfig(filepath.Join(t.TempDir(), "audit"), k)
 		l := mustOpen(t, other)
 		l.Append(context.Background(), Event{Type: "other"})
+		syncCP(t, l)
 		fill(t, l, 3)
 		l.Close()
 		writeFile(t, cfg.Dir, checkpointsName, readFile(t, other.Dir, checkpointsName))

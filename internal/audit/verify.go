@@ -13,7 +13,7 @@ import (
 )
 
 // maxAnchorFile bounds a file given as an anchor (a copy of a checkpoints
-// file holds a few hundred bytes per committed batch).
+// file holds a few hundred bytes per checkpoint).
 const maxAnchorFile = 1 << 30
 
 // DefaultHead is where a log in dir remembers its latest checkpoint unless

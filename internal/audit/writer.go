@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -284,21 +285,27 @@ type batchChain struct {
 	c chain
 }
 
-// write makes batch durable, each sealed session it touches sealed again
-// after it, then its checkpoint and the head, then publishes them. It
+// write makes batch durable (its journal record), each sealed session it
+// touches sealed again after it; the checkpointer signs a checkpoint over
+// it later (or, when the journal cannot take it, writeThrough now). It
 // returns the index of the batch's first entry. Before the batch is
 // remembered in the head, nothing in memory changes, so a failure leaves
 // the log as it was once the files are cut back; after it, the batch is
 // acknowledged whatever fails (an *afterDurable error).
 func (l *Log) write(batch []*request) (uint64, error) {
 	base := l.rng.End()
-	rng := cloneRange(l.rng)
+	// A range's hashes are never changed in place (its appends replace
+	// them), so the batch's range shares them with the log's.
+	rng, err := rangeFactory.NewRange(l.rng.Begin(), base, slices.Clone(l.rng.Hashes()))
+	if err != nil {
+		return 0, fmt.Errorf("audit log failed closed: %w", err)
+	}
 	buf := l.wbuf[:0]
-	offs := make([]byte, 0, 8*len(batch))
-	nodes := make([]byte, 0, 64*len(batch))
+	offs := l.offBuf[:0]
+	nodes := l.nodeBuf[:0]
 	visit := func(_ compact.NodeID, h []byte) { nodes = append(nodes, h...) }
 	end := l.entEnd
-	var entry []byte
+	entry := l.entryBuf[:0]
 	n := uint64(0)
 	touched := map[string]*batchChain{}
 	var order []string // sessions of the batch, in order of appearance
@@ -373,7 +380,7 @@ func (l *Log) write(batch []*request) (uint64, error) {
 	last := base + n - 1
 	size := base + n
 	if len(buf) <= 1<<20 {
-		l.wbuf = buf
+		l.wbuf, l.offBuf, l.nodeBuf, l.entryBuf = buf, offs, nodes, entry
 	}
 	// The index first: it is only read below the published size.
 	if _, err := l.idx.offsets.WriteAt(offs, 8*int64(base)); err != nil {
@@ -385,25 +392,21 @@ func (l *Log) write(batch []*request) (uint64, error) {
 	if _, err := l.ent.WriteAt(buf, l.entEnd); err != nil {
 		return 0, fmt.Errorf("audit log failed closed: write entries %d..%d: %w", base, last, err)
 	}
-	root := rootOf(rng)
-	signed, err := note.Sign(&note.Note{Text: checkpointText(l.cfg.Origin, size, root)}, l.keys.Load().signers...)
-	if err != nil {
-		return 0, fmt.Errorf("audit log failed closed: sign checkpoint at size %d: %w", size, err)
-	}
-	if len(signed) > MaxCheckpointBytes {
-		return 0, fmt.Errorf("audit log failed closed: sign checkpoint at size %d: note too large", size)
-	}
-	st := &ackState{size: size, signed: signed, root: root, entEnd: end, hashes: cloneRange(rng).Hashes()}
-	journaled := l.jr.fits(len(buf), len(signed))
+	// The frontier's hashes are never changed in place (a range's appends
+	// replace them), so a copy of the slice keeps them.
+	st := &ackState{size: size, entEnd: end, hashes: slices.Clone(rng.Hashes())}
+	journaled := l.jr.fits(len(buf))
 	if journaled {
-		// One sync: the journal's record holds the entries and the
-		// checkpoint over them.
-		if err := l.jr.append(base, size, l.entEnd, buf, signed); err != nil {
+		// One sync: the journal's record holds the entries. No checkpoint
+		// is signed here; the checkpointer signs one over them on its
+		// cadence.
+		if err := l.jr.append(base, size, l.entEnd, buf); err != nil {
 			return 0, fmt.Errorf("audit log failed closed: journal entries %d..%d: %w", base, last, err)
 		}
 	} else {
 		// The journal is full (or not yet usable): the files and the head
-		// take the batch directly, and the journal starts again.
+		// take the batch directly, under a checkpoint signed over it, and
+		// the journal starts again.
 		if err := l.writeThrough(st); err != nil {
 			return 0, fmt.Errorf("audit log failed closed: %w", err)
 		}
@@ -422,18 +425,14 @@ func (l *Log) write(batch []*request) (uint64, error) {
 			break
 		}
 	}
-	if journaled {
-		// The batch's checkpoint record, not synced: the flusher syncs
-		// it, and Open writes it from the journal if it is lost. If it
-		// fails, recovery writes it.
-		if err := l.writeRecord(st); err != nil && afterErr == nil {
-			afterErr = &afterDurable{fmt.Errorf("audit log failed closed: %w", err)}
-		}
-	}
 	l.mu.Lock()
-	l.checkpoint, l.root, l.ack = signed, root, st
+	l.ack = st
+	due := size-l.signedSize >= checkpointEvery
 	l.mu.Unlock()
 	l.size.Store(size)
+	if due {
+		l.kickCheckpoint()
+	}
 	if afterErr != nil {
 		return base, afterErr
 	}
@@ -447,17 +446,12 @@ func (l *Log) write(batch []*request) (uint64, error) {
 	return base, nil
 }
 
-// ackState is the log's state after an acknowledged batch: what the head
-// names when it is brought up to date.
+// ackState is the log's state after an acknowledged batch: what the next
+// checkpoint covers and the head names once it is brought up to date.
 type ackState struct {
 	size   uint64
-	signed []byte // the checkpoint at size
-	root   []byte
 	entEnd int64    // where the entries end
 	hashes [][]byte // the compact range [0, size)
-	// cpEnd is where the checkpoint's record ends in the checkpoints
-	// file, once it is written (0 before).
-	cpEnd int64
 }
 
 // acked returns the latest acknowledged state (nil before the first batch
@@ -468,74 +462,137 @@ func (l *Log) acked() *ackState {
 	return l.ack
 }
 
-// writeRecord appends st's checkpoint to the checkpoints file, unsynced,
-// unless its last record is at st's size already, and sets st.cpEnd. A
-// failed write leaves cpEnd where it was: the next write overwrites what
-// it left.
-func (l *Log) writeRecord(st *ackState) error {
+// signedAt returns the published checkpoint and its root if it is at
+// size, else nil.
+func (l *Log) signedAt(size uint64) (signed, root []byte) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.checkpoint != nil && l.signedSize == size {
+		return l.checkpoint, l.root
+	}
+	return nil, nil
+}
+
+// sign signs the checkpoint of st (or returns the published one if it is
+// at st's size).
+func (l *Log) sign(st *ackState) (signed, root []byte, err error) {
+	if signed, root = l.signedAt(st.size); signed != nil {
+		return signed, root, nil
+	}
+	rng, err := rangeFactory.NewRange(0, st.size, st.hashes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign checkpoint at size %d: %w", st.size, err)
+	}
+	root = rootOf(rng)
+	signed, err = note.Sign(&note.Note{Text: checkpointText(l.cfg.Origin, st.size, root)}, l.keys.Load().signers...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign checkpoint at size %d: %w", st.size, err)
+	}
+	if len(signed) > MaxCheckpointBytes {
+		return nil, nil, fmt.Errorf("sign checkpoint at size %d: note too large", st.size)
+	}
+	return signed, root, nil
+}
+
+// published makes signed, a durable checkpoint at size with root, the
+// log's latest (Checkpoint, Prove) unless a later one is, and wakes those
+// waiting for one.
+func (l *Log) published(size uint64, signed, root []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.checkpoint != nil && size <= l.signedSize {
+		return
+	}
+	l.checkpoint, l.root, l.signedSize = signed, root, size
+	l.cpErr = nil
+	close(l.cpNext)
+	l.cpNext = make(chan struct{})
+}
+
+// writeRecord appends signed, the checkpoint at size, to the checkpoints
+// file, unsynced, unless its last record is at size already, and returns
+// where the record ends. A failed write leaves cpEnd where it was: the
+// next write overwrites what it left.
+func (l *Log) writeRecord(size uint64, signed []byte) (int64, error) {
 	l.cpMu.Lock()
 	defer l.cpMu.Unlock()
-	if st.size == l.cpSize && l.cpEnd > 0 {
-		st.cpEnd = l.cpEnd
-		return nil
+	if size == l.cpSize && l.cpEnd > 0 {
+		return l.cpEnd, nil
 	}
-	if st.size < l.cpSize {
-		return fmt.Errorf("write checkpoint at size %d: the file is at %d", st.size, l.cpSize)
+	if size < l.cpSize {
+		return 0, fmt.Errorf("write checkpoint at size %d: the file is at %d", size, l.cpSize)
 	}
-	rec := appendFrame(make([]byte, 0, 4+len(st.signed)), st.signed)
+	rec := appendFrame(make([]byte, 0, 4+len(signed)), signed)
 	if _, err := l.cps.WriteAt(rec, l.cpEnd); err != nil {
-		return fmt.Errorf("write checkpoint at size %d: %w", st.size, err)
+		return 0, fmt.Errorf("write checkpoint at size %d: %w", size, err)
 	}
 	l.cpEnd += int64(len(rec))
-	l.cpSize = st.size
-	st.cpEnd = l.cpEnd
-	return nil
+	l.cpSize = size
+	return l.cpEnd, nil
 }
 
 // writeThrough makes the batch st durable without the journal, in the
-// order that needs no journal: its entries synced, then its checkpoint
-// record written and synced, then the head names it. Before the head is
-// written nothing the log relies on changes (cpEnd moves only at the
-// end); a failed head write wraps errHead, for its slot may be durable.
+// order that needs no journal: its entries synced, then a checkpoint
+// signed over them, its record written and synced, then the head names
+// it; then the checkpoint is published. Before the head is written
+// nothing the log relies on changes (cpEnd moves only at the end); a
+// failed head write wraps errHead, for its slot may be durable.
 func (l *Log) writeThrough(st *ackState) error {
+	l.ckMu.Lock()
+	defer l.ckMu.Unlock()
 	l.throughs++
+	signed, root, err := l.sign(st)
+	if err != nil {
+		return err
+	}
 	if err := l.ent.Sync(); err != nil {
 		return fmt.Errorf("sync entries: %w", err)
 	}
 	l.cpMu.Lock()
 	defer l.cpMu.Unlock()
-	rec := appendFrame(make([]byte, 0, 4+len(st.signed)), st.signed)
+	if st.size < l.cpSize {
+		return fmt.Errorf("write checkpoint at size %d: the file is at %d", st.size, l.cpSize)
+	}
+	rec := appendFrame(make([]byte, 0, 4+len(signed)), signed)
 	if _, err := l.cps.WriteAt(rec, l.cpEnd); err != nil {
 		return fmt.Errorf("write checkpoint at size %d: %w", st.size, err)
 	}
 	if err := l.cps.Sync(); err != nil {
 		return fmt.Errorf("sync checkpoint at size %d: %w", st.size, err)
 	}
-	st.cpEnd = l.cpEnd + int64(len(rec))
-	if err := l.headTo(st, st.cpEnd); err != nil {
+	cpEnd := l.cpEnd + int64(len(rec))
+	if err := l.headTo(st, signed, cpEnd); err != nil {
 		return err
 	}
-	l.cpEnd, l.cpSize = st.cpEnd, st.size
+	l.cpEnd, l.cpSize = cpEnd, st.size
+	l.published(st.size, signed, root)
 	return nil
 }
 
 // flushTo makes st, an acknowledged state, the state of the files and the
-// head: its checkpoint record is written if it is missing, the entries
-// and the checkpoints are synced, then the head names it (with how much
-// of the index is durable), unless the head is at a later state already.
+// head, under a signed checkpoint: unless the head is at st (or a later
+// state) already, a checkpoint over st is signed (the published one, if
+// it is at st's size), its record written if it is missing, the entries
+// and the checkpoints synced, the head made to name it (with how much of
+// the index is durable), and the checkpoint published. The checkpointer
+// calls it on its cadence, the writer's recovery and Close when they
+// must.
 func (l *Log) flushTo(st *ackState) error {
-	if st == nil || st.signed == nil || l.headAt(st) {
+	if st == nil {
 		return nil
 	}
-	// st.cpEnd is set under cpMu by whichever of the writer and the
-	// flusher wrote st's record; read it there too.
-	l.cpMu.Lock()
-	written := st.cpEnd != 0
-	l.cpMu.Unlock()
-	if !written {
-		if err := l.writeRecord(st); err != nil {
-			return err
-		}
+	l.ckMu.Lock()
+	defer l.ckMu.Unlock()
+	if l.headAt(st) {
+		return nil
+	}
+	signed, root, err := l.sign(st)
+	if err != nil {
+		return err
+	}
+	cpEnd, err := l.writeRecord(st.size, signed)
+	if err != nil {
+		return err
 	}
 	if err := l.ent.Sync(); err != nil {
 		return fmt.Errorf("sync entries: %w", err)
@@ -543,10 +600,11 @@ func (l *Log) flushTo(st *ackState) error {
 	if err := l.cps.Sync(); err != nil {
 		return fmt.Errorf("sync checkpoints: %w", err)
 	}
-	l.cpMu.Lock()
-	cpEnd := st.cpEnd
-	l.cpMu.Unlock()
-	return l.headTo(st, cpEnd)
+	if err := l.headTo(st, signed, cpEnd); err != nil {
+		return err
+	}
+	l.published(st.size, signed, root)
+	return nil
 }
 
 // headAt says whether the head names st (or a later state) already, with
@@ -558,11 +616,11 @@ func (l *Log) headAt(st *ackState) bool {
 	return l.head != nil && !l.headDirty && (st.size < l.headSize || st.size == l.headSize && indexed <= l.headIndexed)
 }
 
-// headTo makes the head name st, whose entries and checkpoint record are
-// durable, unless it names a later state (or the same one, with the same
-// index size) already. A failed write wraps errHead and lets the next
-// write go to the same slot whatever it names.
-func (l *Log) headTo(st *ackState, cpEnd int64) error {
+// headTo makes the head name signed, the checkpoint of st, whose entries
+// and checkpoint record are durable, unless it names a later state (or
+// the same one, with the same index size) already. A failed write wraps
+// errHead and lets the next write go to the same slot whatever it names.
+func (l *Log) headTo(st *ackState, signed []byte, cpEnd int64) error {
 	l.headMu.Lock()
 	defer l.headMu.Unlock()
 	indexed := min(l.durable.Load(), st.size)
@@ -570,22 +628,35 @@ func (l *Log) headTo(st *ackState, cpEnd int64) error {
 		return nil
 	}
 	front := &frontier{entEnd: st.entEnd, cpEnd: cpEnd, indexed: indexed, hashes: st.hashes}
-	if err := l.writeHead(st.signed, front); err != nil {
+	if err := l.writeHead(signed, front); err != nil {
 		return fmt.Errorf("remember checkpoint at size %d: %w: %w", st.size, errHead, err)
 	}
 	l.headSize = st.size
 	return nil
 }
 
-// flusher brings the checkpoints file and the head up to the latest
-// acknowledged batch every checkpointInterval: checkpoints made durable
-// from durable entries on their own cadence, as transparency logs such as
-// Tessera do. While a write fault is in force the writer's recovery does
-// it instead. A failed sync makes the log fail closed until it is
-// reopened (the kernel may have dropped the pages, so a later sync's
-// success would not prove them; Open replays them from the journal). A
-// failed write is tried again on the next tick.
-func (l *Log) flusher() {
+// kickCheckpoint asks the checkpointer for a checkpoint now.
+func (l *Log) kickCheckpoint() {
+	select {
+	case l.cpKick <- struct{}{}:
+	default:
+	}
+}
+
+// checkpointer signs a checkpoint over the acknowledged entries and makes
+// it, the checkpoints file and the head durable (flushTo), then publishes
+// it: every checkpointInterval, when checkpointEvery entries were
+// acknowledged since the latest checkpoint, and when Sync asks. Signed
+// checkpoints are so produced and published from durable entries on their
+// own cadence, as transparency logs such as Tessera do, while an append
+// waits for one sync and no signature. While a write fault is in force the
+// writer's recovery does it instead. A failed sync makes the log fail
+// closed until it is reopened (the kernel may have dropped the pages, so a
+// later sync's success would not prove them; Open replays them from the
+// journal). A failed write is tried again on the next tick. Every attempt
+// wakes the waiters of Sync and NextCheckpoint (with its error, if it
+// failed).
+func (l *Log) checkpointer() {
 	defer close(l.flushStopped)
 	t := time.NewTicker(checkpointInterval)
 	defer t.Stop()
@@ -594,17 +665,23 @@ func (l *Log) flusher() {
 		case <-l.quit:
 			return
 		case <-t.C:
+		case <-l.cpKick:
 		}
-		if l.Err() != nil {
-			continue
-		}
-		if err := l.flushTo(l.acked()); err != nil && isSyncErr(err) {
-			l.errMu.Lock()
-			if l.damage == nil {
-				l.damage = fmt.Errorf("audit log failed closed: bring the checkpoints up to date: %w (reopen the log: it replays its journal)", err)
+		err := l.Err()
+		if err == nil {
+			if err = l.flushTo(l.acked()); err != nil && isSyncErr(err) {
+				l.errMu.Lock()
+				if l.damage == nil {
+					l.damage = fmt.Errorf("audit log failed closed: bring the checkpoints up to date: %w (reopen the log: it replays its journal)", err)
+				}
+				l.errMu.Unlock()
 			}
-			l.errMu.Unlock()
 		}
+		l.mu.Lock()
+		l.cpErr = err
+		close(l.cpNext)
+		l.cpNext = make(chan struct{})
+		l.mu.Unlock()
 	}
 }
 
@@ -639,7 +716,7 @@ func (l *Log) writeHead(signed []byte, front *frontier) error {
 // are the log's state.
 func (l *Log) rememberHead(signed []byte) error {
 	size := l.rng.End()
-	st := &ackState{size: size, signed: signed, root: l.root, entEnd: l.entEnd, hashes: cloneRange(l.rng).Hashes(), cpEnd: l.cpEnd}
+	st := &ackState{size: size, entEnd: l.entEnd, hashes: cloneRange(l.rng).Hashes()}
 	l.headMu.Lock()
 	err := l.writeHead(signed, &frontier{entEnd: l.entEnd, cpEnd: l.cpEnd, indexed: min(l.durable.Load(), size), hashes: st.hashes})
 	if err == nil {

@@ -35,6 +35,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -114,7 +115,8 @@ type Config struct {
 type Authority struct {
 	cfg Config
 
-	verifier *grant.Verifier
+	// keys are the grant issuer and verifier in force (SetGrantKeys).
+	keys atomic.Pointer[grantKeys]
 
 	mu    sync.Mutex
 	cache map[string]cachedCaller
@@ -124,6 +126,13 @@ type Authority struct {
 	ended map[string]time.Time
 	// grants caches verified grants by the SHA-256 of their bytes.
 	grants map[[32]byte]*grant.Claims
+}
+
+// grantKeys signs grants with the active key and verifies them with every
+// key still trusted.
+type grantKeys struct {
+	issuer   *grant.Issuer
+	verifier *grant.Verifier
 }
 
 type cachedCaller struct {
@@ -157,15 +166,37 @@ func New(cfg Config) (*Authority, error) {
 	if cfg.OnEnd == nil {
 		cfg.OnEnd = func([]string) {}
 	}
-	v, err := grant.NewVerifier(grant.VerifierConfig{
-		Keys:        map[string]*ecdsa.PublicKey{cfg.Grants.KeyID(): cfg.Grants.PublicKey()},
-		TrustDomain: cfg.CA.TrustDomain().Name(),
-		Now:         cfg.Now,
-	})
-	if err != nil {
+	a := &Authority{cfg: cfg, cache: map[string]cachedCaller{}, ended: map[string]time.Time{}, grants: map[[32]byte]*grant.Claims{}}
+	if err := a.SetGrantKeys(cfg.Grants, nil); err != nil {
 		return nil, fmt.Errorf("authority: %w", err)
 	}
-	return &Authority{cfg: cfg, verifier: v, cache: map[string]cachedCaller{}, ended: map[string]time.Time{}, grants: map[[32]byte]*grant.Claims{}}, nil
+	return a, nil
+}
+
+// SetGrantKeys makes issuer sign every new grant and the issuer's key and
+// retiring (key ID → public key: keys that signed grants still valid)
+// verify them, from now on; grants verified before and cached are checked
+// again. A grant signed by a key in neither is refused from then on.
+func (a *Authority) SetGrantKeys(issuer *grant.Issuer, retiring map[string]*ecdsa.PublicKey) error {
+	if issuer == nil {
+		return errors.New("grant keys: no issuer")
+	}
+	keys := map[string]*ecdsa.PublicKey{issuer.KeyID(): issuer.PublicKey()}
+	for kid, k := range retiring {
+		if _, dup := keys[kid]; dup {
+			return fmt.Errorf("grant keys: key %.64s given twice", kid)
+		}
+		keys[kid] = k
+	}
+	v, err := grant.NewVerifier(grant.VerifierConfig{Keys: keys, TrustDomain: a.cfg.CA.TrustDomain().Name(), Now: a.cfg.Now})
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.keys.Store(&grantKeys{issuer: issuer, verifier: v})
+	clear(a.grants)
+	a.mu.Unlock()
+	return nil
 }
 
 // AllScope is the ceiling of an admin: everything, hosts included.
@@ -567,11 +598,12 @@ func (a *Authority) issue(ctx context.Context, sess *store.Session, claims grant
 	if err != nil {
 		return nil, fmt.Errorf("JWT-SVID: %w", err)
 	}
-	token, err := a.cfg.Grants.Issue(claims)
+	keys := a.keys.Load()
+	token, err := keys.issuer.Issue(claims)
 	if err != nil {
 		return nil, fmt.Errorf("grant: %w", err)
 	}
-	verified, err := a.verifier.Verify(token) // the claims the issuer filled in (jti, times)
+	verified, err := keys.verifier.Verify(token) // the claims the issuer filled in (jti, times)
 	if err != nil {
 		return nil, err
 	}
@@ -591,8 +623,9 @@ func (a *Authority) issue(ctx context.Context, sess *store.Session, claims grant
 // the same signature, and only the lifetime needs checking again. The proof
 // of possession is still verified on every request.
 func (a *Authority) VerifyGrant(token string) (*grant.Claims, error) {
+	keys := a.keys.Load()
 	if len(token) > grant.MaxTokenSize {
-		return a.verifier.Verify(token) // refused there, with its error
+		return keys.verifier.Verify(token) // refused there, with its error
 	}
 	key := sha256.Sum256([]byte(token))
 	now := a.cfg.Now()
@@ -607,11 +640,17 @@ func (a *Authority) VerifyGrant(token string) (*grant.Claims, error) {
 		delete(a.grants, key)
 		a.mu.Unlock()
 	}
-	c, err := a.verifier.Verify(token)
+	c, err := keys.verifier.Verify(token)
 	if err != nil {
 		return nil, err
 	}
 	a.mu.Lock()
+	if a.keys.Load() != keys {
+		// The keys changed while this grant was verified: do not cache
+		// what the keys in force may no longer accept.
+		a.mu.Unlock()
+		return c, nil
+	}
 	if len(a.grants) >= maxCachedGrants {
 		for k, v := range a.grants {
 			if !now.Before(v.Expiry) || len(a.grants) >= maxCachedGrants {

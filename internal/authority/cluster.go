@@ -2,6 +2,7 @@ package authority
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -33,6 +34,30 @@ func (a *Authority) EndedElsewhere(ids []string) {
 	if len(fresh) > 0 {
 		go a.cfg.OnEnd(fresh)
 	}
+}
+
+// Current reports whether a call of session (delegated from the sessions
+// of lineage) may be allowed now, by what this node knows at this moment
+// rather than when the session was looked up: an error wrapping
+// ErrUnavailable when Config.Fresh says the node cannot confirm it knows
+// the revocations made elsewhere, ErrUnauthenticated when the session or
+// one it was delegated from has ended since. A call that waited after its
+// lookup (on a store cut off from this node, say) asks it before it is
+// allowed, so that it is not allowed on what was true before the wait.
+func (a *Authority) Current(session string, lineage []string) error {
+	if a.cfg.Fresh != nil {
+		if err := a.cfg.Fresh(); err != nil {
+			return err
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, id := range append([]string{session}, lineage...) {
+		if _, ok := a.ended[id]; ok {
+			return fmt.Errorf("%w: session %s has ended", ErrUnauthenticated, id)
+		}
+	}
+	return nil
 }
 
 // AgentChanged forgets what is cached of the agent's sessions after

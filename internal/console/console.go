@@ -458,19 +458,6 @@ func (c *Console) limited(key string, now time.Time) (bool, time.Duration) {
 	return false, 0
 }
 
-// dummyHash is checked against when the user does not exist, so that a
-// login for an unknown name costs what one for a known name does. It is
-// made at the first login, not at start: every ward process links this
-// package, and one hash costs 64 MiB (a `ward run` runtime under a
-// memory limit was killed for it).
-var dummyHash = sync.OnceValue(func() string {
-	h, err := HashPassword("not a password")
-	if err != nil {
-		panic(err)
-	}
-	return h
-})
-
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		User     string `json:"user"`
@@ -525,10 +512,9 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error; see the server log"})
 		return
 	}
-	hash := dummyHash()
-	if ok {
-		hash = u.Hash
-	}
+	// For a name no account has, u.Hash is a decoy that costs what the
+	// accounts' hashes do (decoyHash).
+	hash := u.Hash
 	select {
 	case c.hashes <- struct{}{}:
 	case <-r.Context().Done():

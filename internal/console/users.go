@@ -170,28 +170,50 @@ const (
 // CheckPassword reports whether password matches the PHC argon2id hash,
 // comparing in constant time. A malformed hash never matches.
 func CheckPassword(hash, password string) bool {
+	h, ok := parseHash(hash)
+	if !ok {
+		return false
+	}
+	got := argon2.IDKey([]byte(password), h.salt, h.t, h.m, h.p, uint32(len(h.key)))
+	return subtle.ConstantTimeCompare(got, h.key) == 1
+}
+
+// CheckPasswordParams reports whether hash is a PHC argon2id hash whose
+// parameters ward accepts (see the limits above).
+func CheckPasswordParams(hash string) bool {
+	_, ok := parseHash(hash)
+	return ok
+}
+
+type argonHash struct {
+	m, t      uint32
+	p         uint8
+	salt, key []byte
+}
+
+// parseHash reads a PHC argon2id hash exactly as ward writes one.
+func parseHash(hash string) (argonHash, bool) {
+	var h argonHash
 	parts := strings.Split(hash, "$")
 	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || parts[2] != "v="+strconv.Itoa(argon2.Version) {
-		return false
+		return h, false
 	}
-	var m, t uint32
-	var p uint8
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m == 0 || m > maxArgonMemory || t == 0 || t > maxArgonTime ||
-		uint64(m)*uint64(t) > maxArgonWork || p == 0 || p > maxArgonLanes {
-		return false
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &h.m, &h.t, &h.p); err != nil || h.m == 0 || h.m > maxArgonMemory || h.t == 0 || h.t > maxArgonTime ||
+		uint64(h.m)*uint64(h.t) > maxArgonWork || h.p == 0 || h.p > maxArgonLanes {
+		return h, false
 	}
 	// Exactly as written, nothing before, between or after.
-	if parts[3] != fmt.Sprintf("m=%d,t=%d,p=%d", m, t, p) {
-		return false
+	if parts[3] != fmt.Sprintf("m=%d,t=%d,p=%d", h.m, h.t, h.p) {
+		return h, false
 	}
 	b64 := base64.RawStdEncoding
-	salt, err1 := b64.DecodeString(parts[4])
-	want, err2 := b64.DecodeString(parts[5])
-	if err1 != nil || err2 != nil || len(salt) < 8 || len(want) < 16 || len(want) > 64 {
-		return false
+	var err1, err2 error
+	h.salt, err1 = b64.DecodeString(parts[4])
+	h.key, err2 = b64.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(h.salt) < 8 || len(h.key) < 16 || len(h.key) > 64 {
+		return h, false
 	}
-	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
-	return subtle.ConstantTimeCompare(got, want) == 1
+	return h, true
 }
 
 // users caches the users file, rereading it when it changes, so that an
@@ -228,5 +250,33 @@ func (u *users) get(name string) (User, bool, error) {
 			return x, true, nil
 		}
 	}
-	return User{}, false, nil
+	return User{Hash: decoyHash(u.list)}, false, nil
+}
+
+// decoyHash is what a login for a name no account has is checked against,
+// so that it costs what a login for an account does: a hash that matches
+// no password, with the parameters most accounts' hashes have (ward's own
+// when there are none), so that a name cannot be told to exist by how
+// long a wrong password takes.
+func decoyHash(list []User) string {
+	params := fmt.Sprintf("m=%d,t=%d,p=%d", argonMemory, argonTime, argonThreads)
+	keyLen := argonKeyLen
+	count := map[string]int{}
+	best := 0
+	for _, x := range list {
+		parts := strings.Split(x.Hash, "$")
+		if len(parts) != 6 || !CheckPasswordParams(x.Hash) {
+			continue
+		}
+		count[parts[3]]++
+		want, _ := base64.RawStdEncoding.DecodeString(parts[5])
+		if n := count[parts[3]]; n > best {
+			best, params, keyLen = n, parts[3], len(want)
+		}
+	}
+	salt, key := make([]byte, argonSaltLen), make([]byte, keyLen)
+	rand.Read(salt)
+	rand.Read(key)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$%s$%s$%s", argon2.Version, params, b64.EncodeToString(salt), b64.EncodeToString(key))
 }

@@ -162,6 +162,9 @@ var secretFiles = []struct {
 	// The join token unseals the system's keys from the shared store; the
 	// console's accounts are password hashes.
 	{"keys/join.token", false}, {"console/users.json", false},
+	// The key ring holds the active signing keys and a retiring CA's
+	// (absent only before a node's first start with rotation).
+	{"keys/ring.json", false},
 }
 
 // checkData checks the data directory and the modes and owners of its
@@ -293,7 +296,7 @@ func checkClock(cfg Config) []Result {
 						now.UTC().Format(time.RFC3339), c.NotBefore.UTC().Format(time.RFC3339)), "set the clock right (enable NTP: chrony or systemd-timesyncd)"})
 				case now.After(c.NotAfter):
 					out = append(out, Result{"CA certificate", Fail, "the trust domain CA certificate expired on " + c.NotAfter.UTC().Format(time.RFC3339),
-						"rotate the CA (see README: key rotation) or check that the clock is not ahead"})
+						"rotate the CA (ward keys rotate --kind ca; see README: Key rotation) or check that the clock is not ahead"})
 				}
 			}
 		}

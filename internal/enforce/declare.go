@@ -55,12 +55,29 @@ type ToolDeclaration struct {
 	// (context.tainted_arguments holds "*"). For actions an injection can
 	// ask for with the user's own values, which no argument check sees:
 	// deleting a file, cancelling a booking. Only the objective counts:
-	// no result, trusted or not, can ask for an action.
-	Intent  []string          `json:"intent,omitempty" yaml:"intent"`
-	Verb    string            `json:"verb,omitempty" yaml:"verb"`
-	Impact  map[string]string `json:"impact,omitempty" yaml:"impact"`
-	Path    string            `json:"path,omitempty" yaml:"path"`
-	Dataset string            `json:"dataset,omitempty" yaml:"dataset"`
+	// no result, trusted or not, can ask for an action. On such a sink a
+	// consequential value of the user's own data is also reported when
+	// untrusted text chose it, by naming it or its record (a file's
+	// name) where the objective did not (provenance.Paths.Choice): the
+	// objective asks for deletions, a mail chooses which file.
+	Intent []string `json:"intent,omitempty" yaml:"intent"`
+	// Designate are words naming the sink's action, matched as Intent's
+	// are ("pay", "settl", "reply", "invit", "share"). When the
+	// objective holds one, a source the objective names may fill the
+	// call's consequential and justified arguments: a file or page whose
+	// name or address the objective holds, a record of a result (a mail,
+	// a file) whose address or file name it names ("pay the bill in
+	// bill-april.txt", "reply to Bob's e-mail", "the contact in the
+	// vendor's proposal"). A value of such a source is trusted when it
+	// is the one value of its kind (an account, an address, an amount)
+	// those sources hold and the objective holds none of that kind; an
+	// injection that adds another makes both wait. See
+	// internal/provenance.
+	Designate []string          `json:"designate,omitempty" yaml:"designate"`
+	Verb      string            `json:"verb,omitempty" yaml:"verb"`
+	Impact    map[string]string `json:"impact,omitempty" yaml:"impact"`
+	Path      string            `json:"path,omitempty" yaml:"path"`
+	Dataset   string            `json:"dataset,omitempty" yaml:"dataset"`
 	// Files are the argument paths ("source", "paths.*") that hold local
 	// file paths on a server with roots; unset: DefaultFileArguments and
 	// Path.
@@ -73,7 +90,7 @@ type ToolDeclaration struct {
 const IntentArgument = "*"
 
 // Check reports what is wrong with a declaration: a consequential or
-// justified path that does not parse, an empty intent word.
+// justified path that does not parse, an empty intent or designate word.
 func (d ToolDeclaration) Check() error {
 	for _, p := range d.Consequential {
 		if err := provenance.ValidPath(p); err != nil {
@@ -88,6 +105,11 @@ func (d ToolDeclaration) Check() error {
 	for _, w := range d.Intent {
 		if strings.TrimSpace(w) == "" {
 			return errors.New("intent: an empty word")
+		}
+	}
+	for _, w := range d.Designate {
+		if strings.TrimSpace(w) == "" {
+			return errors.New("designate: an empty word")
 		}
 	}
 	return nil

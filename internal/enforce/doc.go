@@ -26,7 +26,10 @@
 // [Pipeline.Check] then applies the effects, in a fixed order: reserve the
 // collective limits (quota) a call that would go ahead falls under; for an
 // escalation, redeem approvals already granted for this exact call; show
-// the behaviour monitor; record the decision durably — if that fails the
+// the behaviour monitor; ask once more whether the caller is still
+// current ([Config].Current: its session not ended, the node sure it
+// knows every revocation, after whatever the steps before waited on);
+// record the decision durably — if that fails the
 // reservation is refunded and the call denied — and only then submit the
 // approval requests an escalation still needs. A reservation is kept by
 // session and decision until [Pipeline.Observe] records the call's

@@ -90,6 +90,15 @@ type Config struct {
 	Inspect func(def json.RawMessage) string
 	// Watch is the behaviour monitor; nil: none.
 	Watch Watcher
+	// Current, when set, is asked about the caller once more right before
+	// an allowed decision is recorded, after everything Check may wait on
+	// (the store behind a shared budget, approvals, the monitor): an
+	// error (the session ended meanwhile, or the node can no longer
+	// confirm it knows the revocations made elsewhere) denies the call
+	// with the error as its reason. The session was checked when the
+	// request was authenticated, but a call that waited since (on a
+	// database cut off, say) must not be allowed on what was true then.
+	Current func(c *Caller) error
 	// Refusals records what was refused before anything could be decided
 	// (an operation with Refused set): aggregated per source and window,
 	// so that a flood cannot fill the log. Nil: a recorder with the
@@ -288,7 +297,8 @@ func (p *Pipeline) Evaluate(ctx context.Context, c *Caller, op *Operation) Evalu
 		req.Sink = Sink(decl, declared, op.Definition)
 		unintended := req.Sink && len(decl.Intent) > 0 && !intended(c.Objective, decl.Intent)
 		if req.Sink && p.cfg.State != nil {
-			paths := provenance.Paths{Consequential: decl.Consequential, Justified: decl.Justify}
+			paths := provenance.Paths{Consequential: decl.Consequential, Justified: decl.Justify,
+				Designate: len(decl.Designate) > 0 && intended(c.Objective, decl.Designate), Choice: len(decl.Intent) > 0}
 			if paths.Consequential == nil {
 				paths.Consequential = DefaultConsequential
 			}
@@ -500,6 +510,11 @@ func (p *Pipeline) Check(ctx context.Context, c *Caller, op *Operation) (Verdict
 			v, esc.missing = Verdict{Reason: block, Policies: v.Policies}, nil
 		}
 	}
+	if v.Allow && p.cfg.Current != nil {
+		if err := p.cfg.Current(c); err != nil {
+			v, esc.missing = Verdict{Reason: err.Error(), Policies: v.Policies}, nil
+		}
+	}
 	if !v.Allow {
 		res.Cancel() // nothing will happen: refund
 		res = nil
@@ -628,7 +643,7 @@ func (p *Pipeline) Observe(ctx context.Context, c *Caller, op *Operation, out Ou
 	if (out.Error == "" || out.Answered) && p.cfg.State != nil {
 		// For an error, Result is the error object and Error its message:
 		// the message is what the model reads.
-		r := Received{Source: op.Name, Event: out.Decision, Result: out.Result, Error: out.Error}
+		r := Received{Source: op.Name, Arguments: op.Arguments, Event: out.Decision, Result: out.Result, Error: out.Error}
 		p.cfg.State.Receive(ctx, c, r)
 	}
 	return nil
@@ -650,6 +665,15 @@ func (p *Pipeline) Notice(ctx context.Context, c *Caller, server, method string)
 		p.cfg.State.Receive(ctx, c, Received{Source: server + "."})
 	}
 	return nil
+}
+
+// Answer records the client's answer to a server-initiated request
+// (sampling, elicitation) before it is passed on: what the agent's side
+// sent the server, by digest and size (the answer is the agent's model's
+// or user's text; like arguments, it is not kept unless results are).
+func (p *Pipeline) Answer(ctx context.Context, c *Caller, server, method string, a ClientAnswer) error {
+	return p.record(ctx, audit.Event{Type: "server.request.answer", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
+		Data: mustJSON(map[string]any{"server": server, "method": method, "answer_sha256": a.Digest, "answer_bytes": a.Bytes, "is_error": a.IsError})})
 }
 
 // Refuse records a request the proxy refused before it could be decided

@@ -390,3 +390,82 @@ func TestNoPinBeforeToolSet(t *testing.T) {
 		t.Fatalf("after the listing: %+v %v", v, err)
 	}
 }
+
+// TestCurrentAskedBeforeAllowing: a call is allowed only if the caller is
+// still current when its decision is recorded, after everything Check
+// waited on (here the monitor, during which the session is revoked, as a
+// node's change feed does while a call waits on a database cut off): the
+// call is then denied with Current's reason, recorded as denied, and its
+// budget refunded. A call whose caller stays current is allowed.
+func TestCurrentAskedBeforeAllowing(t *testing.T) {
+	log := &capturingLog{Log: openLog(t)}
+	q := limiter(t, 5)
+	var mu sync.Mutex
+	revoked := map[string]bool{}
+	p, err := enforce.New(enforce.Config{Policies: policies(t, `permit (principal, action, resource);`), Audit: log, Quotas: q,
+		Watch: enforce.WatcherFunc(func(ctx context.Context, c *enforce.Caller, op *enforce.Operation, outcome string) string {
+			if op.Name == "up.revoked-meanwhile" {
+				mu.Lock()
+				revoked[c.Session] = true
+				mu.Unlock()
+			}
+			return ""
+		}),
+		Current: func(c *enforce.Caller) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, s := range append([]string{c.Session}, c.Lineage...) {
+				if revoked[s] {
+					return fmt.Errorf("session %s has ended", s)
+				}
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if v, err := p.Check(ctx, caller("s1"), call("up.x")); err != nil || !v.Allow {
+		t.Fatalf("a current caller: %+v, %v", v, err)
+	}
+	v, err := p.Check(ctx, caller("s2"), call("up.revoked-meanwhile"))
+	if err != nil || v.Allow || !strings.Contains(v.Reason, "session s2 has ended") {
+		t.Fatalf("a caller revoked while its call waited: %+v, %v", v, err)
+	}
+	if used := q.Usage(quota.ScopeGroup, "g", "budget"); used != 1 {
+		t.Fatalf("budget used %v, want 1 (the denied call refunded)", used)
+	}
+	// A sub-agent of the revoked session: its lineage is checked too.
+	child := caller("s3")
+	child.Lineage = []string{"s2"}
+	if v, _ := p.Check(ctx, child, call("up.x")); v.Allow {
+		t.Fatal("a sub-agent of a revoked session was allowed")
+	}
+	// What the log says of the revoked call: denied, with the reason.
+	var got []string
+	for _, e := range log.events {
+		var d struct{ Decision, Reason string }
+		json.Unmarshal(e.Data, &d)
+		got = append(got, e.Session+" "+d.Decision+" "+d.Reason)
+	}
+	want := []string{"s1 allow ", "s2 deny session s2 has ended", "s3 deny session s2 has ended"}
+	if len(got) != len(want) {
+		t.Fatalf("recorded %q, want %q", got, want)
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) || (i == 0 && strings.Contains(got[i], "ended")) {
+			t.Fatalf("event %d: %q, want %q", i, got[i], want[i])
+		}
+	}
+}
+
+// capturingLog appends to a real log and keeps what it appended.
+type capturingLog struct {
+	*audit.Log
+	events []audit.Event
+}
+
+func (l *capturingLog) Append(ctx context.Context, e audit.Event) (uint64, error) {
+	l.events = append(l.events, e)
+	return l.Log.Append(ctx, e)
+}

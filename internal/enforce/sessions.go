@@ -3,6 +3,7 @@ package enforce
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +38,10 @@ type Received struct {
 	// or "" for an HTTP response, whose source is Host.
 	Source string
 	Host   string
+	// Arguments are the arguments of the call whose result this is: what
+	// it read (a file's name, a page's address), which the objective may
+	// name (a designated source: see ToolDeclaration.Designate).
+	Arguments json.RawMessage
 	// Event is the audit index that records it (the trace line in replay).
 	Event uint64
 	// Result is a JSON result (every string in it is scanned); Body is
@@ -223,7 +228,7 @@ func (s *Sessions) index(c *Caller) *provenance.Index {
 	ix, ok := s.ix[c.Session]
 	if !ok {
 		ix = provenance.New(provenance.Config{})
-		ix.AddTrusted(c.Objective)
+		ix.AddObjective(c.Objective)
 		if !s.ended(c.Session) { // ended: a call still in flight; keep nothing
 			s.ix[c.Session] = ix
 		}
@@ -290,33 +295,73 @@ func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 	if r.Host == "" {
 		fields = s.cfg.Labeler.Fields(r.Source)
 	}
+	// A read the objective names (its file, page or id) is a designated
+	// source as a whole.
+	named := r.Host == "" && len(r.Arguments) > 0 && ix.Names(argumentValues(r.Arguments))
+	partial := func(sum provenance.Summary) {
+		if sum.Partial && s.cfg.OnPartial != nil {
+			s.cfg.OnPartial(ctx, c, source, r.Event, sum.Note)
+		}
+	}
 	switch {
 	case fields != nil && len(doc) > 0:
 		split := fields.Split(doc, labels)
 		// The tool's labels and its fields': a session that received
 		// from a source carries its labels even when no value came.
 		s.AddLabels(ctx, c, source, slices.Concat(labels, split.Labels())...)
+		var designated map[int]bool
+		if slices.ContainsFunc(split.Parts, func(p taint.Part) bool { return slices.Contains(p.Labels, taint.Untrusted) }) {
+			designated = designatedRecords(ix, split, named)
+		}
+		trusted := map[int][]provenance.Value{}
 		for _, part := range split.Parts {
 			vals := make([]provenance.Value, len(part.Values))
 			for i, v := range part.Values {
 				vals[i] = provenance.Value{Text: v.Text, Number: v.Number}
 			}
 			switch {
-			case slices.Contains(part.Labels, taint.Untrusted):
-				if sum := ix.AddUntrustedValues(source, r.Event, vals, split.Note); sum.Partial && s.cfg.OnPartial != nil {
-					s.cfg.OnPartial(ctx, c, source, r.Event, sum.Note)
+			case slices.Contains(part.Labels, taint.Untrusted) && designated != nil:
+				var plain, chosen []provenance.Value
+				for i, v := range part.Values {
+					if designated[v.Record] {
+						chosen = append(chosen, vals[i])
+					} else {
+						plain = append(plain, vals[i])
+					}
 				}
+				if len(plain) > 0 || len(chosen) == 0 {
+					partial(ix.AddUntrustedValues(source, r.Event, plain, split.Note))
+				}
+				if len(chosen) > 0 {
+					partial(ix.AddDesignatedValues(source, r.Event, chosen, split.Note))
+				}
+			case slices.Contains(part.Labels, taint.Untrusted):
+				partial(ix.AddUntrustedValues(source, r.Event, vals, split.Note))
 			case taint.Clears(part.Labels):
-				ix.AddTrustedValues(vals)
+				for i, v := range part.Values {
+					trusted[v.Record] = append(trusted[v.Record], vals[i])
+				}
 			}
 		}
+		addTrustedRecords(ix, trusted)
 	default:
 		s.AddLabels(ctx, c, source, labels...)
 		switch {
+		case slices.Contains(labels, taint.Untrusted) && named:
+			partial(ix.AddDesignated(source, r.Event, doc))
 		case slices.Contains(labels, taint.Untrusted):
-			if sum := ix.AddUntrusted(source, r.Event, doc); sum.Partial && s.cfg.OnPartial != nil {
-				s.cfg.OnPartial(ctx, c, source, r.Event, sum.Note)
+			partial(ix.AddUntrusted(source, r.Event, doc))
+		case taint.Clears(labels) && r.Host == "":
+			// A tool's result, by record (a file of a listing, a
+			// standing order): read by its fields as field labels read
+			// one, all of them with the tool's labels.
+			trusted := map[int][]provenance.Value{}
+			for _, part := range new(taint.FieldLabels).Split(doc, labels).Parts {
+				for _, v := range part.Values {
+					trusted[v.Record] = append(trusted[v.Record], provenance.Value{Text: v.Text, Number: v.Number})
+				}
 			}
+			addTrustedRecords(ix, trusted)
 		case taint.Clears(labels):
 			ix.AddTrustedResult(doc)
 		}
@@ -341,6 +386,103 @@ func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 		}
 		s.AddLabels(ctx, c, source, SuspiciousLabel)
 	}
+}
+
+// addTrustedRecords adds the trusted values of a result by record: the
+// elements of its lists with provenance.Index.AddTrustedRecords, and the
+// values in no list as one record too when the result has no list, as
+// plain trusted values otherwise (the envelope of a list).
+func addTrustedRecords(ix *provenance.Index, records map[int][]provenance.Value) {
+	var recs [][]provenance.Value
+	for _, rec := range slices.Sorted(maps.Keys(records)) {
+		if rec == 0 && len(records) > 1 {
+			ix.AddTrustedValues(records[rec])
+		} else {
+			recs = append(recs, records[rec])
+		}
+	}
+	if len(recs) > 0 {
+		ix.AddTrustedRecords(recs)
+	}
+}
+
+// designatedRecords returns the records of split (by taint.Value.Record)
+// that are designated sources, nil for none: all of them when the read
+// is named (named), else each record the objective names by one of its
+// values, whatever their labels (a mail by its sender, a file by its
+// name). Values in no list (record 0) are a record of their own only
+// when the result has no list (a file with its name and content); beside
+// lists they are the result's envelope, designated only with the read.
+func designatedRecords(ix *provenance.Index, split taint.Split, named bool) map[int]bool {
+	records := map[int][]provenance.Value{}
+	for _, part := range split.Parts {
+		for _, v := range part.Values {
+			records[v.Record] = append(records[v.Record], provenance.Value{Text: v.Text, Number: v.Number})
+		}
+	}
+	var out map[int]bool
+	for rec, vals := range records {
+		if named || rec != 0 && ix.Names(vals) || rec == 0 && len(records) == 1 && ix.Names(vals) {
+			if out == nil {
+				out = map[int]bool{}
+			}
+			out[rec] = true
+		}
+	}
+	return out
+}
+
+// argumentValues returns the strings of a call's arguments that say what
+// it reads, for provenance.Index.Names: the top-level arguments named
+// for a target (targetArgument), and the strings in them. What a search
+// is asked for names nothing: web.search {"query": "bill-april.txt"}
+// returns whatever pages match, not the file the objective names.
+func argumentValues(args json.RawMessage) []provenance.Value {
+	var out []provenance.Value
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case string:
+			out = append(out, provenance.Value{Text: v})
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		case map[string]any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	var top map[string]any
+	if json.Unmarshal(args, &top) == nil {
+		for k, v := range top {
+			if targetArgument(k) {
+				walk(v)
+			}
+		}
+	}
+	return out
+}
+
+// targetArgument reports whether an argument's name says it names what a
+// call reads: path, file, filename, url, uri, link, id, name, resource,
+// document or doc, a plural of one, or a name ending in one after '_',
+// '-' or a capital letter ("file_id", "reservation-id", "pageUrl").
+func targetArgument(name string) bool {
+	targets := []string{"path", "file", "filename", "url", "uri", "link", "id", "name", "resource", "document", "doc"}
+	lower := strings.ToLower(name)
+	for _, t := range targets {
+		for _, w := range []string{t, t + "s"} {
+			if lower == w {
+				return true
+			}
+			if i := len(name) - len(w); i > 0 && lower[i:] == w && (name[i-1] == '_' || name[i-1] == '-' || 'A' <= name[i] && name[i] <= 'Z') {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ReceiveHost gives the session the labels of what a host's answers carry,

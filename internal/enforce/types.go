@@ -43,6 +43,14 @@ type Delegator struct {
 	Trust  int
 }
 
+// ClientAnswer describes the client's answer to a server-initiated request
+// (sampling, elicitation): what the agent's side sends a server.
+type ClientAnswer struct {
+	Digest  string `json:"sha256"`   // hex SHA-256 of the result or error object as the client sent it
+	Bytes   int    `json:"bytes"`    // its length
+	IsError bool   `json:"is_error"` // the client answered with a JSON-RPC error
+}
+
 // Kind names what a list item or an operation targets.
 type Kind string
 

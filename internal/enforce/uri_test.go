@@ -53,3 +53,14 @@ func hasQueryBefore(s, sub string) bool {
 	}
 	return false
 }
+
+func TestTargetArgument(t *testing.T) {
+	for name, want := range map[string]bool{
+		"path": true, "paths": true, "file_id": true, "fileId": true, "reservation-id": true, "pageUrl": true, "URL": true, "uri": true, "name": true,
+		"query": false, "q": false, "text": false, "body": false, "paid": false, "valid": false, "identity": false, "filenames": true, "profile": false,
+	} {
+		if got := targetArgument(name); got != want {
+			t.Errorf("%q: %v, want %v", name, got, want)
+		}
+	}
+}

@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -27,8 +30,14 @@ type upstream struct {
 	inflight []jsonrpc.ID
 	dead     error // guarded by Session.mu
 	// out queues messages that must not block the client's receive loop
-	// (notifications, answers to server requests), in order.
-	out chan jsonrpc.Message
+	// (notifications, answers to server requests), in order, at most
+	// upstreamQueue of them; outWake tells writeUpstream there are some.
+	// A slice that grows as messages come rather than a channel of
+	// upstreamQueue: a buffered channel cost every session 4 KiB per
+	// upstream before its first message.
+	outMu   sync.Mutex
+	out     []jsonrpc.Message // guarded by outMu
+	outWake chan struct{}
 }
 
 // Bounds on what a session keeps for its peers.
@@ -49,8 +58,9 @@ type pending struct {
 }
 
 type upRequest struct {
-	up   *upstream
-	upID jsonrpc.ID
+	up     *upstream
+	upID   jsonrpc.ID
+	method string
 	// token is the request's progress token (tokenKey), "" if none: the
 	// client's progress notifications for it go to up alone.
 	token string
@@ -87,7 +97,7 @@ func (s *Session) connect(ctx context.Context, cfg Upstream, initParams json.Raw
 	if err != nil {
 		return nil, initResult{}, fmt.Errorf("%s: connect: %v", cfg.Name, err)
 	}
-	up := &upstream{name: cfg.Name, roots: cfg.Roots, conn: conn, out: make(chan jsonrpc.Message, upstreamQueue)}
+	up := &upstream{name: cfg.Name, roots: cfg.Roots, conn: conn, outWake: make(chan struct{}, 1)}
 	go s.readUpstream(up)
 	go s.writeUpstream(up)
 	resp, err := s.roundTrip(ctx, up, "initialize", initParams, jsonrpc.ID{})
@@ -288,7 +298,22 @@ func (s *Session) writeUpstream(up *upstream) {
 		select {
 		case <-s.ctx.Done():
 			return
-		case msg := <-up.out:
+		case <-up.outWake:
+		}
+		for {
+			up.outMu.Lock()
+			if len(up.out) == 0 {
+				up.out = nil // what grew for a burst is let go
+				up.outMu.Unlock()
+				break
+			}
+			msg := up.out[0]
+			up.out[0] = nil
+			up.out = up.out[1:]
+			up.outMu.Unlock()
+			if s.ctx.Err() != nil {
+				return
+			}
 			ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
 			err := up.conn.Write(ctx, msg)
 			cancel()
@@ -302,10 +327,19 @@ func (s *Session) writeUpstream(up *upstream) {
 // sendUp queues msg for an upstream without blocking; a full queue (an
 // upstream that stopped reading) drops the message and says so.
 func (s *Session) sendUp(up *upstream, msg jsonrpc.Message) {
-	select {
-	case up.out <- msg:
-	default:
+	up.outMu.Lock()
+	full := len(up.out) >= upstreamQueue
+	if !full {
+		up.out = append(up.out, msg)
+	}
+	up.outMu.Unlock()
+	if full {
 		s.g.cfg.Logger.Warn("upstream is not reading; message dropped", "server", up.name, "session", s.who().Session)
+		return
+	}
+	select {
+	case up.outWake <- struct{}{}:
+	default:
 	}
 }
 
@@ -358,7 +392,7 @@ func (s *Session) serverRequest(up *upstream, m *jsonrpc.Request) {
 	}
 	s.nextID++
 	downKey := "ward-" + strconv.FormatInt(s.nextID, 10)
-	s.fromUp[downKey] = upRequest{up: up, upID: m.ID, token: tokenKey(json.RawMessage(progressToken(m.Params)))}
+	s.fromUp[downKey] = upRequest{up: up, upID: m.ID, method: m.Method, token: tokenKey(json.RawMessage(progressToken(m.Params)))}
 	s.mu.Unlock()
 	related := s.related(up)
 	fwd := &jsonrpc.Request{ID: strID(downKey), Method: m.Method, Params: m.Params}
@@ -474,7 +508,24 @@ func (s *Session) clientResponse(m *jsonrpc.Response) {
 			resp = &jsonrpc.Response{ID: r.upID, Error: &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "the client answered with JSON ward will not pass on: " + err.Error()}}
 		}
 	}
-	s.sendUp(r.up, resp)
+	// What the agent's side sends the server is recorded before the server
+	// gets it (off the read loop: at most maxServerRequests at once, as
+	// each answer ends one entry of fromUp).
+	sent := resp.Result
+	if resp.Error != nil {
+		sent, _ = json.Marshal(resp.Error)
+	}
+	sum := sha256.Sum256(sent)
+	a := ClientAnswer{Digest: hex.EncodeToString(sum[:]), Bytes: len(sent), IsError: resp.Error != nil}
+	go func() {
+		defer s.recover("answer to "+r.method, jsonrpc.ID{})
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), observeTimeout)
+		defer cancel()
+		if err := s.g.cfg.Guard.Answer(ctx, s.who(), r.up.name, r.method, a); err != nil {
+			resp = &jsonrpc.Response{ID: r.upID, Error: &jsonrpc.Error{Code: CodeDenied, Message: "ward could not record the client's answer, so it was not passed on: " + err.Error()}}
+		}
+		s.sendUp(r.up, resp)
+	}()
 }
 
 func (s *Session) clientNotification(m *jsonrpc.Request) {

@@ -46,5 +46,8 @@
 // Server-to-client traffic (progress, logging, list changes, resource
 // updates, sampling, elicitation and roots requests) is forwarded to the
 // client; a message that relates to a client request in flight is delivered
-// on that request's stream.
+// on that request's stream. The client's answer to a server's request
+// ([Guard.Answer]) and its refusal for having too many requests in flight
+// are recorded like everything else; an answer that cannot be recorded
+// does not reach the server.
 package gateway

@@ -63,6 +63,9 @@ type (
 	Verdict   = enforce.Verdict
 	Outcome   = enforce.Outcome
 	Delegator = enforce.Delegator
+	// ClientAnswer describes the client's answer to a server-initiated
+	// request.
+	ClientAnswer = enforce.ClientAnswer
 )
 
 // Kinds of things an upstream offers.
@@ -90,6 +93,11 @@ type Guard interface {
 	// Notice records a server-initiated request (sampling, elicitation, roots)
 	// passing through to the client.
 	Notice(ctx context.Context, c *Caller, server, method string) error
+	// Answer records, before it reaches the server, the client's answer to
+	// such a request: what the agent's side (its model, its user) sends the
+	// server. An error keeps the answer from the server, which is told
+	// ward could not record it.
+	Answer(ctx context.Context, c *Caller, server, method string, a ClientAnswer) error
 	// Await waits, at most until ctx ends, for approval requests of an
 	// escalated call and returns "approved", "pending", "denied" or
 	// "expired".

@@ -21,9 +21,10 @@ import (
 // receives.
 type notifiedUpstream struct {
 	*rawUpstream
-	mu      sync.Mutex
-	seen    []*jsonrpc.Request
-	answers []jsonrpc.ID
+	mu        sync.Mutex
+	seen      []*jsonrpc.Request
+	answers   []jsonrpc.ID
+	responses []*jsonrpc.Response
 }
 
 func (u *notifiedUpstream) dial(ctx context.Context) (mcp.Connection, error) {
@@ -64,6 +65,7 @@ func (c *notifiedConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	case *jsonrpc.Response:
 		c.u.mu.Lock()
 		c.u.answers = append(c.u.answers, m.ID)
+		c.u.responses = append(c.u.responses, m)
 		c.u.mu.Unlock()
 	}
 	return c.Connection.Write(ctx, msg)

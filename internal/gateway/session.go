@@ -124,7 +124,9 @@ func (s *Session) Receive(ctx context.Context, msg jsonrpc.Message) {
 		select {
 		case s.sem <- struct{}{}:
 		default:
-			s.replyErr(m.ID, jsonrpc.CodeInternalError, fmt.Sprintf("too many requests in flight (limit %d); retry later", cap(s.sem)), nil)
+			// Recorded like every refusal; the wait for the record holds
+			// back a client that floods the session.
+			s.refuseRequest(m, jsonrpc.CodeInternalError, fmt.Sprintf("too many requests in flight (limit %d); retry later", cap(s.sem)))
 			return
 		}
 		go func() {

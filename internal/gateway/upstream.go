@@ -33,8 +33,16 @@ func Stdio(name string, command []string, env []string, dir string) Upstream {
 
 // HTTP returns an upstream reached over MCP Streamable HTTP. header is added
 // to every request (upstream credentials are injected here, never given to
-// the agent).
+// the agent). Every session's connection to it sends through client (nil:
+// one made here with streamable.NewHTTPClient), so they share its pool.
 func HTTP(name, url string, header http.Header, client *http.Client) Upstream {
+	if client == nil {
+		// One client, so one pool of connections, for every session's
+		// connection to this server: a client per session kept each
+		// session's own idle connection and transport (about 20 KiB a
+		// session with a thousand of them).
+		client = streamable.NewHTTPClient()
+	}
 	return Upstream{Name: name, Dial: func(ctx context.Context) (mcp.Connection, error) {
 		return streamable.Dial(ctx, streamable.ClientConfig{URL: url, Header: header, HTTPClient: client})
 	}}

@@ -3,6 +3,7 @@ package identity
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -15,10 +16,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
@@ -67,23 +68,12 @@ type Config struct {
 }
 
 // CA is a trust domain's certificate authority and JWT-SVID issuer. It is
-// immutable after Open and safe for concurrent use.
+// safe for concurrent use. Its keys change only as a whole, atomically,
+// by Install (key rotation, rotate.go); everything else is fixed at Open.
 type CA struct {
-	td     spiffeid.TrustDomain
-	now    func() time.Time
-	cert   *x509.Certificate
-	key    *ecdsa.PrivateKey
-	jwtKey *ecdsa.PrivateKey
-	kid    string
-	signer jose.Signer
-
-	bundle     *spiffebundle.Bundle // never handed out; Bundle returns clones
-	pool       *x509.CertPool       // never handed out; CertPool returns clones
-	bundleJSON []byte
-	jwks       []byte
-	bundlePEM  []byte
-
-	verified verifiedChains // X.509-SVID chains verified, for the next request on their connection
+	td  spiffeid.TrustDomain
+	now func() time.Time
+	st  atomic.Pointer[caState]
 }
 
 // Open loads the CA stored in cfg.Dir, creating the keys and root
@@ -148,38 +138,13 @@ func Open(cfg Config) (ca *CA, created bool, err error) {
 		return nil, false, fmt.Errorf("open ca: %w", err)
 	}
 
-	ca = &CA{td: td, now: now, cert: cert, key: key, jwtKey: jwtKey}
-	if ca.kid, err = Thumbprint(&jwtKey.PublicKey); err != nil {
-		return nil, false, fmt.Errorf("open ca: %w", err)
-	}
-	ca.signer, err = jose.NewSigner(
-		jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: jwtKey, KeyID: ca.kid}},
-		(&jose.SignerOptions{}).WithType("JWT"),
-	)
-	if err != nil {
-		return nil, false, fmt.Errorf("open ca: jwt signer: %w", err)
-	}
-
-	ca.bundle = spiffebundle.New(td)
-	ca.bundle.AddX509Authority(cert)
-	if err := ca.bundle.AddJWTAuthority(ca.kid, &jwtKey.PublicKey); err != nil {
-		return nil, false, fmt.Errorf("open ca: %w", err)
-	}
-	ca.bundle.SetRefreshHint(DefaultBundleRefreshHint)
+	ca = &CA{td: td, now: now}
 	// The sequence number grows whenever the published keys change: a new
 	// root (NotBefore) or a new JWT key (its file's time).
 	seq := max(cert.NotBefore.Unix(), jwtInfo.ModTime().Unix(), 1)
-	ca.bundle.SetSequenceNumber(uint64(seq))
-
-	ca.pool = x509.NewCertPool()
-	ca.pool.AddCert(cert)
-	if ca.bundleJSON, err = ca.bundle.Marshal(); err != nil {
-		return nil, false, fmt.Errorf("open ca: marshal bundle: %w", err)
-	}
-	if ca.jwks, err = marshalJWKS(ca.kid, &jwtKey.PublicKey); err != nil {
+	if err := ca.Install(KeySet{Key: key, Cert: cert, JWTKey: jwtKey, Sequence: uint64(seq)}); err != nil {
 		return nil, false, fmt.Errorf("open ca: %w", err)
 	}
-	ca.bundlePEM = pem.EncodeToMemory(&pem.Block{Type: pemTypeCertificate, Bytes: cert.Raw})
 	return ca, created, nil
 }
 
@@ -216,13 +181,40 @@ func loadCACert(path string) (*x509.Certificate, error) {
 }
 
 func createCACert(path string, td spiffeid.TrustDomain, key *ecdsa.PrivateKey, now time.Time) (*x509.Certificate, error) {
+	cert, err := newRoot(td, key, now, "ward "+td.Name()+" CA")
+	if err != nil {
+		return nil, err
+	}
+	data := pem.EncodeToMemory(&pem.Block{Type: pemTypeCertificate, Bytes: cert.Raw})
+	if err := writeFileExclusive(path, data, certFileMode); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			// Another process created it first: use theirs.
+			return loadCACert(path)
+		}
+		return nil, err
+	}
+	return cert, nil
+}
+
+// NewRoot makes a new self-signed root certificate for td with key, valid
+// ten years from now (an hour backdated), for a key rotation. Its common
+// name carries the time it was made, so that roots in force together are
+// told apart by name too.
+func NewRoot(td spiffeid.TrustDomain, key *ecdsa.PrivateKey, now time.Time) (*x509.Certificate, error) {
+	if key == nil || key.Curve != elliptic.P256() {
+		return nil, errors.New("new root: want an ECDSA P-256 key")
+	}
+	return newRoot(td, key, now, "ward "+td.Name()+" CA "+now.UTC().Format("20060102T150405Z"))
+}
+
+func newRoot(td spiffeid.TrustDomain, key *ecdsa.PrivateKey, now time.Time, cn string) (*x509.Certificate, error) {
 	serial, err := randomSerial()
 	if err != nil {
 		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{Organization: []string{"ward"}, CommonName: "ward " + td.Name() + " CA"},
+		Subject:               pkix.Name{Organization: []string{"ward"}, CommonName: cn},
 		NotBefore:             now.Add(-caBackdate),
 		NotAfter:              now.Add(caValidity),
 		URIs:                  []*url.URL{td.ID().URL()},
@@ -235,14 +227,6 @@ func createCACert(path string, td spiffeid.TrustDomain, key *ecdsa.PrivateKey, n
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		return nil, fmt.Errorf("create root certificate: %w", err)
-	}
-	data := pem.EncodeToMemory(&pem.Block{Type: pemTypeCertificate, Bytes: der})
-	if err := writeFileExclusive(path, data, certFileMode); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			// Another process created it first: use theirs.
-			return loadCACert(path)
-		}
-		return nil, err
 	}
 	return x509.ParseCertificate(der)
 }

@@ -64,11 +64,11 @@ func TestOpenTwiceSameCA(t *testing.T) {
 	if err != nil || created {
 		t.Fatalf("second Open: created=%v err=%v", created, err)
 	}
-	if !ca1.cert.Equal(ca2.cert) || !ca1.key.Equal(ca2.key) || !ca1.jwtKey.Equal(ca2.jwtKey) {
+	if !ca1.state().cert.Equal(ca2.state().cert) || !ca1.state().key.Equal(ca2.state().key) || !ca1.state().jwtKey.Equal(ca2.state().jwtKey) {
 		t.Fatal("second Open loaded a different CA")
 	}
-	if ca1.kid != ca2.kid {
-		t.Fatalf("kid changed: %s vs %s", ca1.kid, ca2.kid)
+	if ca1.state().kid != ca2.state().kid {
+		t.Fatalf("kid changed: %s vs %s", ca1.state().kid, ca2.state().kid)
 	}
 	if !ca1.Bundle().Equal(ca2.Bundle()) {
 		t.Fatal("bundles differ")
@@ -153,7 +153,7 @@ func TestOpenBadConfig(t *testing.T) {
 func TestOpenExpiredRoot(t *testing.T) {
 	dir := t.TempDir()
 	ca := newCA(t, Config{Dir: dir})
-	later := ca.cert.NotAfter.Add(time.Second)
+	later := ca.state().cert.NotAfter.Add(time.Second)
 	if _, _, err := Open(Config{TrustDomain: testTD, Dir: dir, Now: func() time.Time { return later }}); err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("Open after root expiry: %v", err)
 	}
@@ -162,7 +162,7 @@ func TestOpenExpiredRoot(t *testing.T) {
 func TestRootCertificateProfile(t *testing.T) {
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	ca := newCA(t, Config{Now: func() time.Time { return now }})
-	c := ca.cert
+	c := ca.state().cert
 	if c.Subject.CommonName != "ward example.org CA" {
 		t.Errorf("CN %q", c.Subject.CommonName)
 	}
@@ -201,12 +201,12 @@ func TestBundleDocuments(t *testing.T) {
 	if !parsed.Equal(ca.Bundle()) {
 		t.Fatal("bundle parsed from BundleJSON differs from Bundle()")
 	}
-	if got := parsed.X509Authorities(); len(got) != 1 || !got[0].Equal(ca.cert) {
+	if got := parsed.X509Authorities(); len(got) != 1 || !got[0].Equal(ca.state().cert) {
 		t.Fatalf("x509 authorities %v", got)
 	}
-	pub, ok := parsed.FindJWTAuthority(ca.kid)
-	if !ok || !ca.jwtKey.PublicKey.Equal(pub) {
-		t.Fatalf("jwt authority %s missing or wrong", ca.kid)
+	pub, ok := parsed.FindJWTAuthority(ca.state().kid)
+	if !ok || !ca.state().jwtKey.PublicKey.Equal(pub) {
+		t.Fatalf("jwt authority %s missing or wrong", ca.state().kid)
 	}
 	if hint, ok := parsed.RefreshHint(); !ok || hint != DefaultBundleRefreshHint {
 		t.Fatalf("refresh hint %s %v", hint, ok)
@@ -247,7 +247,7 @@ func TestBundleDocuments(t *testing.T) {
 		t.Fatalf("jwks has %d keys", len(set.Keys))
 	}
 	k := set.Keys[0]
-	if k.KeyID != ca.kid || k.Algorithm != "ES256" || k.Use != "sig" || !k.IsPublic() || !ca.jwtKey.PublicKey.Equal(k.Key) {
+	if k.KeyID != ca.state().kid || k.Algorithm != "ES256" || k.Use != "sig" || !k.IsPublic() || !ca.state().jwtKey.PublicKey.Equal(k.Key) {
 		t.Fatalf("jwks key %+v", k)
 	}
 	if tp, err := Thumbprint(k.Key); err != nil || tp != k.KeyID {
@@ -259,13 +259,13 @@ func TestBundleDocuments(t *testing.T) {
 	if block == nil || block.Type != "CERTIFICATE" || len(bytes.TrimSpace(rest)) != 0 {
 		t.Fatal("BundlePEM is not a single certificate")
 	}
-	if c, err := x509.ParseCertificate(block.Bytes); err != nil || !c.Equal(ca.cert) {
+	if c, err := x509.ParseCertificate(block.Bytes); err != nil || !c.Equal(ca.state().cert) {
 		t.Fatalf("BundlePEM certificate: %v", err)
 	}
-	if !ca.CertPool().Equal(func() *x509.CertPool { p := x509.NewCertPool(); p.AddCert(ca.cert); return p }()) {
+	if !ca.CertPool().Equal(func() *x509.CertPool { p := x509.NewCertPool(); p.AddCert(ca.state().cert); return p }()) {
 		t.Fatal("CertPool does not hold exactly the root")
 	}
-	if got := ca.X509Authorities(); len(got) != 1 || !got[0].Equal(ca.cert) {
+	if got := ca.X509Authorities(); len(got) != 1 || !got[0].Equal(ca.state().cert) {
 		t.Fatal("X509Authorities")
 	}
 }
@@ -273,9 +273,9 @@ func TestBundleDocuments(t *testing.T) {
 func TestBundleIsACopy(t *testing.T) {
 	ca := newCA(t, Config{})
 	b := ca.Bundle()
-	b.RemoveJWTAuthority(ca.kid)
+	b.RemoveJWTAuthority(ca.state().kid)
 	b.SetX509Authorities(nil)
-	if !ca.Bundle().HasJWTAuthority(ca.kid) || len(ca.Bundle().X509Authorities()) != 1 {
+	if !ca.Bundle().HasJWTAuthority(ca.state().kid) || len(ca.Bundle().X509Authorities()) != 1 {
 		t.Fatal("mutating Bundle() changed the CA")
 	}
 	doc, _ := ca.BundleJSON()
@@ -285,7 +285,7 @@ func TestBundleIsACopy(t *testing.T) {
 	}
 	p := ca.CertPool()
 	other := newCA(t, Config{TrustDomain: "other.org"})
-	p.AddCert(other.cert)
+	p.AddCert(other.state().cert)
 	if ca.CertPool().Equal(p) {
 		t.Fatal("mutating CertPool() changed the CA")
 	}

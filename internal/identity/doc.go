@@ -60,7 +60,7 @@
 // JWT authorities with "use":"jwt-svid", a refresh hint and a sequence
 // number). JWKS is a plain JSON Web Key Set of the JWT-SVID keys for
 // relying parties that only speak OIDC-style JWKS. BundlePEM is the root
-// certificate for command-line clients.
+// certificates (active first) for command-line clients.
 //
 // A typical server:
 //
@@ -70,5 +70,14 @@
 //	chain, err := ca.MintX509SVID(csrDER, id, 0)
 //	token, exp, err := ca.MintJWTSVID(id, []string{"spiffe://example.org/ward/server"}, 0)
 //
-// A CA is safe for concurrent use; it holds no mutable state after Open.
+// # Rotation
+//
+// Install replaces the CA's keys as a whole (rotate.go): a new active root
+// and JWT key sign everything new at once, while the roots and JWT keys
+// given as retiring stay in the bundle, the JWKS and both verifications
+// until the caller leaves them out. NewRoot makes the root certificate of
+// a new CA key. ward keeps the keys' rotation state in package keyring.
+//
+// A CA is safe for concurrent use; its keys change only by Install, and a
+// call sees either the keys before or those after, never a mix.
 package identity

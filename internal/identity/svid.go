@@ -66,7 +66,8 @@ func (ca *CA) MintX509SVID(csrDER []byte, id spiffeid.ID, ttl time.Duration) (ch
 	if err != nil {
 		return nil, fmt.Errorf("mint x509-svid for %s: %w", id, err)
 	}
-	leaf, err := ca.issue(pub, ttl, []*url.URL{id.URL()}, nil, nil)
+	st := ca.state()
+	leaf, err := ca.issue(st.cert, st.key, time.Time{}, pub, ttl, []*url.URL{id.URL()}, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("mint x509-svid for %s: %w", id, err)
 	}
@@ -102,15 +103,19 @@ func parseCSR(der []byte) (crypto.PublicKey, error) {
 	}
 }
 
-// issue signs a leaf certificate for pub.
-func (ca *CA) issue(pub crypto.PublicKey, ttl time.Duration, uris []*url.URL, dns []string, ips []net.IP) (*x509.Certificate, error) {
+// issue signs a leaf certificate for pub with the root cert and its key,
+// ending no later than the root nor, if set, than until.
+func (ca *CA) issue(cert *x509.Certificate, key *ecdsa.PrivateKey, until time.Time, pub crypto.PublicKey, ttl time.Duration, uris []*url.URL, dns []string, ips []net.IP) (*x509.Certificate, error) {
 	now := ca.now()
 	notAfter := now.Add(ttl)
-	if notAfter.After(ca.cert.NotAfter) {
-		notAfter = ca.cert.NotAfter
+	if notAfter.After(cert.NotAfter) {
+		notAfter = cert.NotAfter
+	}
+	if !until.IsZero() && notAfter.After(until) {
+		notAfter = until
 	}
 	if !notAfter.After(now) {
-		return nil, fmt.Errorf("ca certificate expired at %s", ca.cert.NotAfter.UTC().Format(time.RFC3339))
+		return nil, fmt.Errorf("ca certificate expired at %s", cert.NotAfter.UTC().Format(time.RFC3339))
 	}
 	serial, err := randomSerial()
 	if err != nil {
@@ -129,7 +134,7 @@ func (ca *CA) issue(pub crypto.PublicKey, ttl time.Duration, uris []*url.URL, dn
 		BasicConstraintsValid: true,
 		IsCA:                  false,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, cert, pub, key)
 	if err != nil {
 		return nil, fmt.Errorf("sign certificate: %w", err)
 	}
@@ -184,7 +189,8 @@ func (ca *CA) ServerCertificate(hosts []string, ttl time.Duration) (tls.Certific
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("server certificate: generate key: %w", err)
 	}
-	leaf, err := ca.issue(&key.PublicKey, ttl, []*url.URL{id.URL()}, dns, ips)
+	st := ca.state()
+	leaf, err := ca.issue(st.tlsCert, st.tlsKey, st.tlsUntil, &key.PublicKey, ttl, []*url.URL{id.URL()}, dns, ips)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("server certificate: %w", err)
 	}
@@ -237,7 +243,7 @@ func (ca *CA) MintJWTSVID(id spiffeid.ID, audience []string, ttl time.Duration) 
 		Expiry:   jwt.NewNumericDate(exp),
 		IssuedAt: jwt.NewNumericDate(iat),
 	}
-	token, err = jwt.Signed(ca.signer).Claims(claims).Serialize()
+	token, err = jwt.Signed(ca.state().signer).Claims(claims).Serialize()
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("mint jwt-svid for %s: sign: %w", id, err)
 	}
@@ -301,15 +307,20 @@ func (ca *CA) VerifyX509SVID(chain []*x509.Certificate) (spiffeid.ID, error) {
 		}
 	}
 	now := ca.now()
+	st := ca.state()
 	k := chainKey(chain)
-	if id, ok := ca.verified.lookup(k, now); ok {
+	if id, ok := st.verified.lookup(k, now); ok {
 		return id, nil
 	}
-	id, _, err := x509svid.Verify(chain, ca.bundle, x509svid.WithTime(now))
+	id, verified, err := x509svid.Verify(chain, st.bundle, x509svid.WithTime(now))
 	if err != nil {
 		return spiffeid.ID{}, fmt.Errorf("verify x509-svid: %w", err)
 	}
-	ca.verified.remember(k, append(chain[:len(chain):len(chain)], ca.cert), id)
+	if len(verified) == 0 || len(verified[0]) == 0 {
+		return spiffeid.ID{}, errors.New("verify x509-svid: no verified chain")
+	}
+	// The window is that of the chain as verified, its root included.
+	st.verified.remember(k, verified[0], id)
 	return id, nil
 }
 
@@ -333,7 +344,7 @@ func (ca *CA) VerifyJWTSVID(token string, audience []string) (spiffeid.ID, error
 	if err := checkJWTHeader(token); err != nil {
 		return spiffeid.ID{}, fmt.Errorf("verify jwt-svid: %w", err)
 	}
-	svid, err := jwtsvid.ParseAndValidate(token, ca.bundle, audience)
+	svid, err := jwtsvid.ParseAndValidate(token, ca.state().bundle, audience)
 	if err != nil {
 		return spiffeid.ID{}, fmt.Errorf("verify jwt-svid: %w", err)
 	}

@@ -95,7 +95,7 @@ func TestMintX509SVID(t *testing.T) {
 			if leaf.SerialNumber.Sign() <= 0 || leaf.SerialNumber.BitLen() > 128 || leaf.SerialNumber.BitLen() < 64 {
 				t.Errorf("serial %s", leaf.SerialNumber)
 			}
-			if err := leaf.CheckSignatureFrom(ca.cert); err != nil {
+			if err := leaf.CheckSignatureFrom(ca.state().cert); err != nil {
 				t.Error(err)
 			}
 		})
@@ -187,7 +187,7 @@ func TestMintX509SVIDRejects(t *testing.T) {
 		{"garbage", []byte("this is not DER"), id, 0, "malformed"},
 		{"empty", nil, id, 0, "empty"},
 		{"trailing data", append(slices.Clone(good), 0), id, 0, "malformed"},
-		{"certificate instead of csr", ca.cert.Raw, id, 0, "malformed"},
+		{"certificate instead of csr", ca.state().cert.Raw, id, 0, "malformed"},
 		{"zero id", good, spiffeid.ID{}, 0, "empty spiffe id"},
 		{"other trust domain", good, wrongTD, 0, "not in trust domain"},
 		{"trust domain id", good, ca.TrustDomain().ID(), 0, "no path"},
@@ -230,14 +230,14 @@ func TestMintX509SVIDTTL(t *testing.T) {
 		}
 	}
 	// Near the CA's end of life the leaf is cut short at the CA's NotAfter.
-	now = ca.cert.NotAfter.Add(-time.Minute)
+	now = ca.state().cert.NotAfter.Add(-time.Minute)
 	late := newCA(t, Config{Dir: dir, Now: clock})
 	chain, err := late.MintX509SVID(csr, id, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !chain[0].NotAfter.Equal(ca.cert.NotAfter) {
-		t.Fatalf("leaf NotAfter %s, CA NotAfter %s", chain[0].NotAfter, ca.cert.NotAfter)
+	if !chain[0].NotAfter.Equal(ca.state().cert.NotAfter) {
+		t.Fatalf("leaf NotAfter %s, CA NotAfter %s", chain[0].NotAfter, ca.state().cert.NotAfter)
 	}
 }
 
@@ -270,8 +270,8 @@ func TestVerifyX509SVIDRejects(t *testing.T) {
 		{"nil certificate", []*x509.Certificate{nil}},
 		{"signed by another CA", foreign},
 		{"another trust domain", foreignTD},
-		{"the root itself", []*x509.Certificate{ca.cert}},
-		{"too long", []*x509.Certificate{own[0], ca.cert, ca.cert, ca.cert, ca.cert}},
+		{"the root itself", []*x509.Certificate{ca.state().cert}},
+		{"too long", []*x509.Certificate{own[0], ca.state().cert, ca.state().cert, ca.state().cert, ca.state().cert}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -284,7 +284,7 @@ func TestVerifyX509SVIDRejects(t *testing.T) {
 		if _, err := ca.VerifyX509SVID(own); err != nil {
 			t.Fatalf("fresh SVID refused: %v", err)
 		}
-		for _, c := range [][]*x509.Certificate{foreign, foreignTD, {own[0], ca.cert, ca.cert, ca.cert, ca.cert}} {
+		for _, c := range [][]*x509.Certificate{foreign, foreignTD, {own[0], ca.state().cert, ca.state().cert, ca.state().cert, ca.state().cert}} {
 			if got, err := ca.VerifyX509SVID(c); err == nil {
 				t.Fatalf("after a good chain was remembered, a bad one was accepted as %s", got)
 			}
@@ -328,10 +328,10 @@ func TestMintJWTSVID(t *testing.T) {
 
 	// Header: alg ES256, kid = thumbprint, typ JWT, nothing else.
 	hdr, payload := decodeJWT(t, token)
-	if len(hdr) != 3 || hdr["alg"] != "ES256" || hdr["typ"] != "JWT" || hdr["kid"] != ca.kid {
+	if len(hdr) != 3 || hdr["alg"] != "ES256" || hdr["typ"] != "JWT" || hdr["kid"] != ca.state().kid {
 		t.Fatalf("header %v", hdr)
 	}
-	if tp, _ := Thumbprint(&ca.jwtKey.PublicKey); hdr["kid"] != tp {
+	if tp, _ := Thumbprint(&ca.state().jwtKey.PublicKey); hdr["kid"] != tp {
 		t.Fatalf("kid %v is not the thumbprint %s", hdr["kid"], tp)
 	}
 	keys := make([]string, 0, len(payload))
@@ -445,15 +445,15 @@ func TestJWTSVIDRejects(t *testing.T) {
 	}
 	// Valid signature with the real key, but a header ward never writes.
 	claims := fmt.Sprintf(`{"sub":%q,"aud":"ward","exp":%d,"iat":%d}`, id, now.Add(time.Minute).Unix(), now.Unix())
-	kid := ca.kid
-	extraHdr := signRaw(t, ca.jwtKey, `{"alg":"ES256","kid":"`+kid+`","typ":"JWT","jku":"https://evil"}`, claims)
-	dupHdr := signRaw(t, ca.jwtKey, `{"alg":"ES256","kid":"`+kid+`","typ":"JWT","alg":"ES256"}`, claims)
-	noTyp := signRaw(t, ca.jwtKey, `{"alg":"ES256","kid":"`+kid+`"}`, claims)
-	noIat := signRaw(t, ca.jwtKey, `{"alg":"ES256","kid":"`+kid+`","typ":"JWT"}`,
+	kid := ca.state().kid
+	extraHdr := signRaw(t, ca.state().jwtKey, `{"alg":"ES256","kid":"`+kid+`","typ":"JWT","jku":"https://evil"}`, claims)
+	dupHdr := signRaw(t, ca.state().jwtKey, `{"alg":"ES256","kid":"`+kid+`","typ":"JWT","alg":"ES256"}`, claims)
+	noTyp := signRaw(t, ca.state().jwtKey, `{"alg":"ES256","kid":"`+kid+`"}`, claims)
+	noIat := signRaw(t, ca.state().jwtKey, `{"alg":"ES256","kid":"`+kid+`","typ":"JWT"}`,
 		fmt.Sprintf(`{"sub":%q,"aud":"ward","exp":%d}`, id, now.Add(time.Minute).Unix()))
-	longLived := signRaw(t, ca.jwtKey, `{"alg":"ES256","kid":"`+kid+`","typ":"JWT"}`,
+	longLived := signRaw(t, ca.state().jwtKey, `{"alg":"ES256","kid":"`+kid+`","typ":"JWT"}`,
 		fmt.Sprintf(`{"sub":%q,"aud":"ward","exp":%d,"iat":%d}`, id, now.Add(48*time.Hour).Unix(), now.Unix()))
-	wellFormed := signRaw(t, ca.jwtKey, `{"alg":"ES256","kid":"`+kid+`","typ":"JWT"}`, claims)
+	wellFormed := signRaw(t, ca.state().jwtKey, `{"alg":"ES256","kid":"`+kid+`","typ":"JWT"}`, claims)
 	if got, err := ca.VerifyJWTSVID(wellFormed, aud); err != nil || got != id {
 		t.Fatalf("control token refused: %v", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"slices"
 	"strconv"
@@ -31,6 +30,22 @@ type Paths struct {
 	// unless trusted input justifies it, wherever it came from (see the
 	// package documentation). A path in both lists is justified.
 	Justified []string
+	// Designate says the objective asks for the action of the call
+	// (the tool's designate words, in internal/enforce): a value of the
+	// sources the objective names ([Index.Names]) may then fill its
+	// consequential and justified arguments, when it is the one value
+	// of its kind (an account, an address, an amount, a date…) those
+	// sources hold and the objective holds no value of that kind. See
+	// the package documentation.
+	Designate bool
+	// Choice says the call acts on the user's own data at the user's
+	// request (the tool's intent words, in internal/enforce): a
+	// consequential value trusted data holds (a file's id in the user's
+	// listing) is then also reported, Chosen, when untrusted text named
+	// it or a record holding it (by the file's name, an address, an
+	// account: [Index.AddTrustedRecords]) and the objective names
+	// neither.
+	Choice bool
 }
 
 // Check returns the findings for the values of args, a call's arguments
@@ -77,13 +92,13 @@ func (ix *Index) CheckArgs(args []byte, p Paths) ([]Finding, error) {
 		l := &w.leaves[i]
 		l.hashes = make([]uint64, len(l.cands))
 		for j, c := range l.cands {
-			l.hashes[j] = maphash.String(ix.seed, c.key)
+			l.hashes[j] = ix.hash(c)
 		}
 	}
 	ix.mu.RLock()
 	var out []Finding
 	for i := range w.leaves {
-		out = ix.judge(&w.leaves[i], out)
+		out = ix.judge(&w.leaves[i], p, out)
 	}
 	ix.mu.RUnlock()
 	slices.SortStableFunc(out, func(a, b Finding) int {
@@ -132,14 +147,22 @@ const (
 	stCleared  = stUp | stDown
 )
 
-// judge appends the findings of l to out; ix.mu is read-locked.
-func (ix *Index) judge(l *leaf, out []Finding) []Finding {
+// judge appends the findings of l to out; with designate, the values of
+// designated sources are trusted (see Paths.Designate). ix.mu is
+// read-locked.
+func (ix *Index) judge(l *leaf, p Paths, out []Finding) []Finding {
+	designate := p.Designate
 	n := len(l.cands)
 	st := make([]uint8, n)
 	ents := make([]entry, n)
 	for i, h := range l.hashes {
 		if _, ok := ix.trusted[h]; ok {
 			st[i] |= stCleared | stDirect
+		} else if designate && ix.designated(l.cands[i].class, h) {
+			// Cleared with what derives from it, but it does not clear
+			// what it was found in: a designated account number inside
+			// an address does not make the address designated.
+			st[i] |= stDown | stDirect
 		}
 		if e, ok := ix.untrusted[h]; ok {
 			st[i] |= stFound
@@ -160,6 +183,18 @@ func (ix *Index) judge(l *leaf, out []Finding) []Finding {
 		return ix.justify(l, st, ents, out)
 	}
 	any := false
+	if p.Choice {
+		for i, c := range l.cands {
+			if _, ok := ix.trusted[l.hashes[i]]; !ok || c.parent >= 0 {
+				continue // not the user's own, or a part of a value
+			}
+			if e, _, ok := ix.chosen(l.hashes[i]); ok {
+				o := ix.origins[e.origin]
+				return append(out, Finding{Argument: l.path, Value: shown(c.key), Kind: c.class.String(), Source: o.source, Event: o.event,
+					Results: int(e.results), Chosen: true})
+			}
+		}
+	}
 	for i, c := range l.cands {
 		if p := c.parent; p >= 0 {
 			st[i] |= st[p] & stReported

@@ -26,9 +26,10 @@ const (
 	ClassDate                 // a calendar date, yyyy-mm-dd or --mm-dd
 	ClassName                 // text in quotes
 	ClassCode                 // a code span or a line of a code block
+	ClassFile                 // a file name: a name and a common file extension
 )
 
-var classNames = [...]string{"text", "URL", "host", "e-mail address", "path", "account number", "phone number", "amount", "date", "quoted name", "command"}
+var classNames = [...]string{"text", "URL", "host", "e-mail address", "path", "account number", "phone number", "amount", "date", "quoted name", "command", "file name"}
 
 // String names the class for people ("e-mail address").
 func (c Class) String() string {
@@ -444,6 +445,9 @@ func (x *extractor) words(s string, parent int) {
 		if j > i && pathStart(trim(s[i:j], &pathLead, &noBytes)) && !x.inSpan(i, j) {
 			x.span(i, j)
 			x.path(s[i:j], parent)
+		} else if w := trim(s[i:j], &pathLead, &pathTrail); fileName(w) && !x.inSpan(i, j) {
+			x.span(i, j)
+			x.add(w, parent, ClassFile)
 		}
 		i = j
 	}

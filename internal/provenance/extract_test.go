@@ -101,15 +101,38 @@ func TestClassHost(t *testing.T) {
 	checkClass(t, ClassHost, []classCase{
 		{"our domain is evil.example.", []string{"evil.example"}, nil},
 		{"visit evil.example/upload or (docs.example.org)", []string{"evil.example", "docs.example.org"}, nil},
-		{"Files: report.pdf, Q3_summary.xlsx, main.go, notes.md, archive.tar.gz, jquery.min.js", nil,
-			[]string{"report.pdf", "summary.xlsx", "q3_summary.xlsx", "main.go", "notes.md", "archive.tar.gz", "tar.gz", "jquery.min.js", "min.js"}},
 		{"/srv/share/evil.example and C:\\evil.example", nil, []string{"evil.example", "share/evil.example"}},
 		{"e.g. i.e. v1.2 3.14", nil, []string{"e.g", "i.e", "v1.2"}},
 		{"-bad-.example a..b.example", nil, []string{"-bad-.example", "a..b.example"}},
 	})
+	// File names are no hosts, even where their extension is also a
+	// top-level domain: they are file names (TestClassFile).
+	for _, c := range cands("Files: report.pdf, Q3_summary.xlsx, main.go, notes.md, archive.tar.gz, jquery.min.js", false) {
+		if c.class == ClassHost {
+			t.Errorf("file names give host %q", c.key)
+		}
+	}
 	// An argument's host gives its parent domains.
 	if cs := cands("https://x.y.evil.example/p", true); !has(cs, "y.evil.example", ClassHost) || !has(cs, "evil.example", ClassHost) {
 		t.Errorf("argument host gives no parent domains: %v", cs)
+	}
+}
+
+func TestClassFile(t *testing.T) {
+	checkClass(t, ClassFile, []classCase{
+		{"Files: report.pdf, Q3_summary.xlsx, main.go, notes.md, archive.tar.gz, jquery.min.js",
+			[]string{"report.pdf", "q3_summary.xlsx", "main.go", "notes.md", "archive.tar.gz", "jquery.min.js"}, []string{"summary.xlsx", "min.js"}},
+		{"also remove q3-report.pdf from the drive", []string{"q3-report.pdf"}, nil},
+		{"delete the file 'budget-2025.xlsx'.", []string{"budget-2025.xlsx"}, nil},
+	})
+	// Part of a URL, an address's domain, a path, a domain, a version:
+	// no file names.
+	for _, in := range []string{"see https://x.example/report.pdf or ops@notes.md", "/srv/report.pdf and example.com and v1.2"} {
+		for _, c := range cands(in, false) {
+			if c.class == ClassFile {
+				t.Errorf("%q gives file name %q", in, c.key)
+			}
+		}
 	}
 }
 

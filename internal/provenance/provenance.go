@@ -22,6 +22,12 @@
 //     party writes, so an injected hotel name or password written in
 //     prose is caught without being recognised.
 //
+// Two refinements follow the objective's authority further (see
+// Designated sources and Choices below): a source the objective names
+// may fill the arguments of the action it asks for ([Paths.Designate]),
+// and a value of the user's own data that untrusted text chose is
+// reported for an action on that data ([Paths.Choice]).
+//
 // Policy escalates or denies such a call.
 //
 // # Values
@@ -79,6 +85,10 @@
 //   - quoted name: text in double or single quotes on one line ("the
 //     'Riverside View Hotel'"); an apostrophe quotes nothing
 //   - command: code spans and the lines of fenced code blocks
+//   - file name: a word that is a name and a common file extension
+//     ("q3-report.pdf", "'budget-2025.xlsx'"), not part of a URL, an
+//     address or a path; it is indexed apart from the host spelled alike
+//     (report.md the file neither clears nor taints report.md the domain)
 //
 // Candidates shorter than three bytes (small numbers, two-letter words) are
 // not tracked in untrusted results: every page holds them. Strings over 256
@@ -110,6 +120,45 @@
 // agent's own invention, is not justified either: use positive mode for
 // arguments whose value the user or the operator's data must choose
 // (recipients, accounts, hotel names, passwords), not for message bodies.
+//
+// # Designated sources
+//
+// "Pay the bill in bill-april.txt", "reply to Bob's e-mail": the user
+// points at text a third party wrote as the source of a payee or a
+// recipient. [Index.AddObjective] keeps what the objective names;
+// [Index.Names] reports whether a read's arguments or a record's own
+// fields are an identity it names (a file name it holds or whose words
+// it holds, an address whose local part or first name it holds, a URL,
+// host, path, account, phone number or id it holds); text that mentions
+// one names nothing. The untrusted values of a named source are added
+// with [Index.AddDesignated] or [Index.AddDesignatedValues]. For a call
+// with Paths.Designate (the objective asks for its action), a candidate
+// of an identifier class is trusted when the designated sources of the
+// session hold exactly one value of its class (the readings of one
+// written value, such as the 16, 20 and 22 character readings of a
+// grouped IBAN, count as one) and the objective holds no value of that
+// class. A second value of the class in any designated source (an
+// injected account in the bill, an address in the mail replied to), a
+// designated source not fully indexed, or a value of the class in the
+// objective makes the class ambiguous, and the argument is reported as
+// before. Free text (text, quoted names, commands) is never designated.
+// A designated candidate clears itself and what derives from it, not what
+// it was found in.
+//
+// # Choices
+//
+// "Delete my old exports" leaves the choice of files to the agent among
+// the user's own; an injection may choose another.
+// [Index.AddTrustedRecords] keeps each record of a trusted result (an element
+// of a list) with the identifiers that name it (its file names,
+// addresses, URLs, paths, accounts, phone numbers, at most 16; one that
+// several records of the result share, such as the owner's address on
+// every file, names none of them). For a
+// call with Paths.Choice, a consequential value that trusted input holds
+// is reported, Chosen, when it, or an identifier of a record holding it
+// (at most 4 records per value), appeared in an untrusted result and the
+// objective holds neither. A choice made by other words ("the budget
+// spreadsheet") or by a bare number is not seen.
 //
 // # Example
 //
@@ -143,10 +192,12 @@
 // What the index does not catch: a value the agent transformed before
 // using it (encoded, split, translated, computed), a host written in
 // another script (punycode is not decoded, look-alike letters are not
-// mapped), small numbers in consequential (not justified) arguments, and
-// a value an injection chose among values trusted input also holds (the
-// one of three listed hotels a review pushes, a file id from the user's
-// own listing): its provenance is trusted, only the choice was not. In
+// mapped), small numbers in consequential (not justified) arguments, and,
+// outside Paths.Choice or past what it recognises, a value an injection
+// chose among values trusted input also holds (the one of three listed
+// hotels a review pushes): its provenance is trusted, only the choice was
+// not. A designated source the attacker wrote whole (a bill whose only
+// account is the attacker's) is the user's to vouch for. In
 // positive mode, a short value (one or two characters: "13", "ok") is
 // justified by any word or number of trusted text that spells it: justify
 // values long enough to be chosen, not small ids.
@@ -246,6 +297,12 @@ type Finding struct {
 	// then name the first untrusted result that held it, if one did, and
 	// are empty otherwise.
 	Unjustified bool
+	// Chosen is set for a consequential value trusted data holds (the
+	// user's own) that untrusted text chose: it named the value, or a
+	// record holding it, and the objective did not (see Paths.Choice).
+	// Source, Event and Results name the first untrusted result that
+	// named it.
+	Chosen bool
 }
 
 // Index records the values of a session's untrusted results and trusted
@@ -266,6 +323,12 @@ type Index struct {
 	results   uint32   // untrusted results added, to count each value once per result
 	texts     []string // normalized trusted strings, for phrases
 	textBytes int
+	obj       *objective          // what names designated sources; nil: nothing does
+	objHashes map[uint64]struct{} // the hashes of the objective's values
+	recordsOf map[uint64][]uint32 // a trusted value's records (AddTrustedRecords)
+	pointers  [][]uint64          // a record's values that name it
+	links     int                 // entries in recordsOf and pointers
+	pool      [numClasses]slot    // the values of designated sources, by class
 }
 
 type entry struct {
@@ -330,6 +393,13 @@ type Value struct {
 // result could not be split into values: the index is then partial.
 func (ix *Index) AddUntrustedValues(source string, event uint64, values []Value, note string) Summary {
 	ix.ready()
+	hashes, sum := ix.valueHashes(values, note, nil)
+	return ix.addUntrusted(source, event, hashes, sum)
+}
+
+// valueHashes returns the hashes of the candidates of values and what
+// was left out; with pool, it also appends the counted ones to it.
+func (ix *Index) valueHashes(values []Value, note string, pool *[]pooled) ([]uint64, Summary) {
 	var x extractor
 	var hashes []uint64
 	budget := ix.max.MaxResultBytes
@@ -340,9 +410,11 @@ func (ix *Index) AddUntrustedValues(source string, event uint64, values []Value,
 			sum.Note = join(sum.Note, fmt.Sprintf("values past %d bytes not indexed", ix.max.MaxResultBytes))
 			break
 		}
-		hashes = ix.keys(x.value(v), hashes)
+		x.value(v)
+		ix.collect(&x, pool)
+		hashes = ix.keys(&x, hashes)
 	}
-	return ix.addUntrusted(source, event, hashes, sum)
+	return hashes, sum
 }
 
 // value extracts the candidates of v into x and returns x.
@@ -474,10 +546,24 @@ func (ix *Index) addTrusted(hashes []uint64, texts []string) {
 	}
 }
 
+// hash returns the hash a candidate is indexed under: its key's, or for
+// a file name its key's marked as a file name, so that a file name
+// ("report.md") neither clears nor taints the host spelled alike.
+func (ix *Index) hash(c cand) uint64 {
+	if c.class == ClassFile {
+		var h maphash.Hash
+		h.SetSeed(ix.seed)
+		h.WriteString("\x00file\x00")
+		h.WriteString(c.key)
+		return h.Sum64()
+	}
+	return maphash.String(ix.seed, c.key)
+}
+
 // keys appends the hashes of x's candidates to dst and empties x.
 func (ix *Index) keys(x *extractor, dst []uint64) []uint64 {
 	for _, c := range x.cands {
-		dst = append(dst, maphash.String(ix.seed, c.key))
+		dst = append(dst, ix.hash(c))
 	}
 	x.cands = x.cands[:0]
 	return dst
@@ -486,20 +572,20 @@ func (ix *Index) keys(x *extractor, dst []uint64) []uint64 {
 // hashes returns the hashes of the candidates in result and what was left
 // out; short keeps short numbers (trusted input).
 func (ix *Index) hashes(result []byte, short bool) ([]uint64, Summary) {
-	hashes, _, sum := ix.read(result, short, false)
+	hashes, _, sum := ix.read(result, short, false, nil)
 	return hashes, sum
 }
 
 // trustedHashes returns the hashes of the candidates of a trusted result
 // and its normalized strings.
 func (ix *Index) trustedHashes(result []byte) ([]uint64, []string) {
-	hashes, texts, _ := ix.read(result, true, true)
+	hashes, texts, _ := ix.read(result, true, true, nil)
 	return hashes, texts
 }
 
 // read extracts the candidates of result, and with texts its normalized
-// strings.
-func (ix *Index) read(result []byte, short, texts bool) ([]uint64, []string, Summary) {
+// strings; with pool, it also appends the counted candidates to it.
+func (ix *Index) read(result []byte, short, texts bool, pool *[]pooled) ([]uint64, []string, Summary) {
 	var sum Summary
 	if n := len(result); n > ix.max.MaxResultBytes {
 		result = result[:ix.max.MaxResultBytes]
@@ -515,10 +601,12 @@ func (ix *Index) read(result []byte, short, texts bool) ([]uint64, []string, Sum
 			ts = append(ts, n)
 		}
 		x.extract(n)
+		ix.collect(&x, pool)
 		hashes = ix.keys(&x, hashes)
 	}
 	stop, err := walk(result, text, func(n string) {
 		x.jsonNumber(n)
+		ix.collect(&x, pool)
 		hashes = ix.keys(&x, hashes)
 	})
 	if err != nil && sum.Partial && looksJSON(result) {
@@ -573,7 +661,8 @@ func walk(doc []byte, str, num func(string)) (int, error) {
 
 // Size returns how many values (untrusted and trusted) the index holds and
 // an estimate of the heap bytes it holds for them: map entries at their
-// average load, results and source names.
+// average load, results and source names, records and the objective's
+// names.
 func (ix *Index) Size() (values, bytes int) {
 	ix.ready()
 	ix.mu.RLock()
@@ -587,6 +676,12 @@ func (ix *Index) Size() (values, bytes int) {
 	values = len(ix.untrusted) + len(ix.trusted)
 	bytes = fixed + len(ix.untrusted)*untrustedEntry + len(ix.trusted)*trustedEntry +
 		cap(ix.origins)*originEntry + ix.nameBytes + len(ix.names)*32 + ix.textBytes + cap(ix.texts)*16
+	// Records (AddTrustedRecords): a value's records, a record's
+	// identifiers; the objective's names; the designated values' slots.
+	bytes += len(ix.recordsOf)*48 + ix.links*8 + len(ix.pointers)*24 + len(ix.objHashes)*16 + numClasses*32
+	if o := ix.obj; o != nil {
+		bytes += (len(o.words) + len(o.keys) + len(o.files)) * 48
+	}
 	return values, bytes
 }
 
@@ -626,6 +721,8 @@ func Explain(findings []Finding, event string) (arguments []string, reason strin
 			why = append(why, fmt.Sprintf("argument %q (%s) is not justified by the objective or by data a third party cannot write; it appeared in the untrusted result of %s (%s %d)", f.Argument, f.Value, f.Source, event, f.Event))
 		case f.Unjustified:
 			why = append(why, fmt.Sprintf("argument %q (%s) is not justified by the objective or by data a third party cannot write", f.Argument, f.Value))
+		case f.Chosen:
+			why = append(why, fmt.Sprintf("argument %q (%s) is the user's own, but the untrusted result of %s (%s %d) chose it: it names it or its record, and the objective does not", f.Argument, f.Value, f.Source, event, f.Event))
 		case f.Partial:
 			why = append(why, fmt.Sprintf("argument %q cannot be cleared: part of the untrusted result of %s (%s %d) was not indexed", f.Argument, f.Source, event, f.Event))
 		default:

@@ -16,6 +16,18 @@ type Claim struct {
 	Session string
 	Tool    string
 	Outcome string
+	// ArgumentsSHA256, if set, is the hex SHA-256 of the arguments the call
+	// is claimed to have had, exactly as ward forwarded them (what the
+	// receipt and the decision event record): the claim then holds only
+	// for a call with those arguments.
+	ArgumentsSHA256 string
+}
+
+// decisionData is the part of an audit "decision" event a claim checks.
+type decisionData struct {
+	Name            string `json:"name"`
+	Decision        string `json:"decision"`
+	ArgumentsSHA256 string `json:"arguments_sha256"`
 }
 
 // resultData is the part of an audit "result" event a receipt attests.
@@ -38,13 +50,20 @@ func outcomeOf(d resultData) string {
 }
 
 // CheckClaim accepts a claim only if the receipt is signed by pub, attests
-// exactly this session, tool and outcome, and names an audit event that is
-// in the log in dir (the whole log verified against its signed checkpoint)
-// and records that very result. A claim with no
+// exactly this session, tool and outcome (and arguments, if claimed), and
+// names audit events that are in the log in dir (the whole log verified
+// against its signed checkpoint) and record that very result and the
+// decision that allowed the call with those arguments. A claim with no
 // receipt, a receipt from another session or for another outcome, and a
 // forged or altered receipt all fail.
 func CheckClaim(c Claim, envelope []byte, pub *ecdsa.PublicKey, dir string, v note.Verifier, origin string) (*Predicate, error) {
-	p, err := Verify(envelope, pub)
+	return CheckClaimKeys(c, envelope, []*ecdsa.PublicKey{pub}, dir, v, origin)
+}
+
+// CheckClaimKeys is CheckClaim with a receipt signed by any of keys (see
+// VerifyKeys).
+func CheckClaimKeys(c Claim, envelope []byte, keys []*ecdsa.PublicKey, dir string, v note.Verifier, origin string) (*Predicate, error) {
+	p, err := VerifyKeys(envelope, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -55,6 +74,10 @@ func CheckClaim(c Claim, envelope []byte, pub *ecdsa.PublicKey, dir string, v no
 		return nil, fmt.Errorf("claim refused: the receipt is for %s, not %s", p.Tool, c.Tool)
 	case p.Outcome != c.Outcome:
 		return nil, fmt.Errorf("claim refused: the receipt records outcome %s, not %s", p.Outcome, c.Outcome)
+	case c.ArgumentsSHA256 != "" && p.ArgumentsSHA256 != c.ArgumentsSHA256:
+		return nil, fmt.Errorf("claim refused: the receipt is for a call with other arguments (sha256 %s, not %s)", p.ArgumentsSHA256, c.ArgumentsSHA256)
+	case p.DecisionIndex >= p.LogIndex:
+		return nil, fmt.Errorf("claim refused: the receipt names decision event %d, which does not precede its result %d", p.DecisionIndex, p.LogIndex)
 	}
 	// Prove verifies the whole log against its signed checkpoint and
 	// returns the entry at the index exactly as logged.
@@ -72,6 +95,20 @@ func CheckClaim(c Claim, envelope []byte, pub *ecdsa.PublicKey, dir string, v no
 	}
 	if e.Session != p.Session || d.Name != p.Tool || d.ResultSHA256 != p.ResultSHA256 || outcomeOf(d) != p.Outcome {
 		return nil, fmt.Errorf("claim refused: event %d does not record what the receipt says", p.LogIndex)
+	}
+	// The decision the call was forwarded under: this session's, this
+	// tool's, allowed, with the arguments the receipt names.
+	dp, err := audit.Prove(dir, v, origin, p.DecisionIndex)
+	if err != nil {
+		return nil, fmt.Errorf("claim refused: decision event %d: %w", p.DecisionIndex, err)
+	}
+	var de audit.Event
+	var dd decisionData
+	if json.Unmarshal(dp.Entry, &de) != nil || de.Type != "decision" || json.Unmarshal(de.Data, &dd) != nil {
+		return nil, fmt.Errorf("claim refused: event %d is not a decision", p.DecisionIndex)
+	}
+	if de.Session != p.Session || dd.Name != p.Tool || dd.Decision != "allow" || dd.ArgumentsSHA256 != p.ArgumentsSHA256 {
+		return nil, fmt.Errorf("claim refused: decision event %d does not record the call the receipt says (allowed, %s, these arguments)", p.DecisionIndex, p.Tool)
 	}
 	return p, nil
 }

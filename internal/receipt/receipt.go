@@ -18,12 +18,14 @@
 // PAE is DSSE's pre-authentication encoding: "DSSEv1 " + len(type) + " " +
 // type + " " + len(payload) + " " + payload. Verification is strict: one
 // known payload type and statement type, a signature by the expected key,
-// no unknown fields, names spelled exactly, base64 in its one encoding.
+// no unknown fields, names spelled exactly, base64 in its one encoding, and
+// the signature in its one form (DER, s ≤ n/2).
 package receipt
 
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -31,8 +33,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"strconv"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	"golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/ward-dev/ward/internal/strictjson"
 )
@@ -44,6 +50,8 @@ const (
 	PredicateType = "https://ward.dev/receipt/v1"
 	// MaxEnvelope bounds a receipt accepted for verification.
 	MaxEnvelope = 64 << 10
+	// maxSignatures bounds the signatures of an envelope checked.
+	maxSignatures = 8
 )
 
 // Outcomes of a call.
@@ -131,6 +139,9 @@ func Sign(key *ecdsa.PrivateKey, keyID string, p Predicate) (*Envelope, error) {
 	}
 	digest := sha256.Sum256(PAE(PayloadType, payload))
 	sig, err := ecdsa.SignASN1(rand.Reader, key, digest[:])
+	if err == nil {
+		sig, err = lowS(key.Curve, sig)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("receipt: sign: %w", err)
 	}
@@ -141,6 +152,13 @@ func Sign(key *ecdsa.PrivateKey, keyID string, p Predicate) (*Envelope, error) {
 // Verify checks a receipt's encoding and its signature by pub, and returns
 // what it attests.
 func Verify(raw []byte, pub *ecdsa.PublicKey) (*Predicate, error) {
+	return VerifyKeys(raw, []*ecdsa.PublicKey{pub})
+}
+
+// VerifyKeys is Verify for a set of keys, any one of which may have
+// signed the receipt: the active receipt key and those retiring after a
+// rotation (the node's DATA/keys/receipt.pub lists them).
+func VerifyKeys(raw []byte, keys []*ecdsa.PublicKey) (*Predicate, error) {
 	if len(raw) > MaxEnvelope {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalid, MaxEnvelope)
 	}
@@ -157,11 +175,19 @@ func Verify(raw []byte, pub *ecdsa.PublicKey) (*Predicate, error) {
 	}
 	digest := sha256.Sum256(PAE(env.PayloadType, payload))
 	signed := false
+	if len(env.Signatures) > maxSignatures {
+		return nil, fmt.Errorf("%w: more than %d signatures", ErrInvalid, maxSignatures)
+	}
 	for _, s := range env.Signatures {
 		sig, err := canonicalBase64(s.Sig)
-		if err == nil && ecdsa.VerifyASN1(pub, digest[:], sig) {
-			signed = true
-			break
+		if err != nil {
+			continue
+		}
+		for _, pub := range keys {
+			if pub != nil && isLowS(pub.Curve, sig) && ecdsa.VerifyASN1(pub, digest[:], sig) {
+				signed = true
+				break
+			}
 		}
 	}
 	if !signed {
@@ -178,6 +204,49 @@ func Verify(raw []byte, pub *ecdsa.PublicKey) (*Predicate, error) {
 		return nil, fmt.Errorf("%w: subject digest does not match the predicate", ErrInvalid)
 	}
 	return &st.Predicate, nil
+}
+
+// An ECDSA signature (r, s) has a twin, (r, n−s), that verifies as well: a
+// second text of the same receipt. ward signs with s ≤ n/2 and accepts
+// only that one, as Bitcoin does (BIP 62's low-S rule).
+
+// parseSig reads a DER ECDSA-Sig-Value exactly (minimal integers, nothing
+// after it).
+func parseSig(sig []byte) (r, s *big.Int, ok bool) {
+	var inner cryptobyte.String
+	in := cryptobyte.String(sig)
+	r, s = new(big.Int), new(big.Int)
+	if !in.ReadASN1(&inner, asn1.SEQUENCE) || !in.Empty() ||
+		!inner.ReadASN1Integer(r) || !inner.ReadASN1Integer(s) || !inner.Empty() {
+		return nil, nil, false
+	}
+	return r, s, true
+}
+
+// isLowS reports whether sig is a DER signature with 0 < s ≤ n/2.
+func isLowS(c elliptic.Curve, sig []byte) bool {
+	_, s, ok := parseSig(sig)
+	half := new(big.Int).Rsh(c.Params().N, 1)
+	return ok && s.Sign() > 0 && s.Cmp(half) <= 0
+}
+
+// lowS returns sig with s replaced by n−s if s > n/2.
+func lowS(c elliptic.Curve, sig []byte) ([]byte, error) {
+	r, s, ok := parseSig(sig)
+	if !ok {
+		return nil, errors.New("signature is not DER")
+	}
+	n := c.Params().N
+	if s.Cmp(new(big.Int).Rsh(n, 1)) <= 0 {
+		return sig, nil
+	}
+	s.Sub(n, s)
+	var b cryptobyte.Builder
+	b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1BigInt(r)
+		b.AddASN1BigInt(s)
+	})
+	return b.Bytes()
 }
 
 // canonicalBase64 decodes standard padded base64 in its one encoding:

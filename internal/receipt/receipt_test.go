@@ -37,7 +37,8 @@ func logWith(t *testing.T, dir string, calls [][3]string) (note.Verifier, []audi
 			data["is_error"] = true
 		}
 		b, _ := json.Marshal(data)
-		if _, err := l.Append(context.Background(), audit.Event{Type: "decision", Session: c[0], Data: json.RawMessage(`{}`)}); err != nil {
+		dec, _ := json.Marshal(map[string]any{"method": "tools/call", "name": c[1], "decision": "allow", "arguments_sha256": strings.Repeat("0", 64)})
+		if _, err := l.Append(context.Background(), audit.Event{Type: "decision", Session: c[0], Data: dec}); err != nil {
 			t.Fatal(err)
 		}
 		idx, err := l.Append(context.Background(), audit.Event{Type: "result", Session: c[0], Agent: "a", Data: b})
@@ -55,8 +56,8 @@ func TestClaims(t *testing.T) {
 	v, results := logWith(t, dir, [][3]string{{"s1", "ci.run_tests", OutcomeSuccess}, {"s1", "ci.deploy", OutcomeToolError}, {"s2", "ci.run_tests", OutcomeSuccess}})
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	issue := func(k *ecdsa.PrivateKey, ev audit.Event) []byte {
-		p, err := PredicateFor(ev, "spiffe://t/agent/a/session/"+ev.Session, "ci", strings.Repeat("0", 64), ev.Index-1)
+	issueWith := func(k *ecdsa.PrivateKey, ev audit.Event, args string, decision uint64) []byte {
+		p, err := PredicateFor(ev, "spiffe://t/agent/a/session/"+ev.Session, "ci", args, decision)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,8 +68,13 @@ func TestClaims(t *testing.T) {
 		b, _ := json.Marshal(env)
 		return b
 	}
+	zero := strings.Repeat("0", 64)
+	issue := func(k *ecdsa.PrivateKey, ev audit.Event) []byte { return issueWith(k, ev, zero, ev.Index-1) }
 	good := issue(key, results[0])
-	if p, err := CheckClaim(Claim{"s1", "ci.run_tests", OutcomeSuccess}, good, &key.PublicKey, dir, v, "test/audit"); err != nil || p.LogIndex != results[0].Index {
+	if _, err := CheckClaim(Claim{"s1", "ci.run_tests", OutcomeSuccess, zero}, good, &key.PublicKey, dir, v, "test/audit"); err != nil {
+		t.Fatalf("true claim with its arguments refused: %v", err)
+	}
+	if p, err := CheckClaim(Claim{"s1", "ci.run_tests", OutcomeSuccess, ""}, good, &key.PublicKey, dir, v, "test/audit"); err != nil || p.LogIndex != results[0].Index {
 		t.Fatalf("true claim refused: %v", err)
 	}
 	// Altering the payload breaks the signature.
@@ -86,13 +92,17 @@ func TestClaims(t *testing.T) {
 		receipt []byte
 		want    string
 	}{
-		{"false outcome", Claim{"s1", "ci.deploy", OutcomeSuccess}, issue(key, results[1]), "records outcome tool_error"},
-		{"receipt from another session", Claim{"s1", "ci.run_tests", OutcomeSuccess}, issue(key, results[2]), "for session s2"},
-		{"forged by another key", Claim{"s1", "ci.run_tests", OutcomeSuccess}, issue(other, results[0]), "not signed"},
-		{"altered receipt", Claim{"s1", "ci.run_tests", OutcomeToolError}, altered, "not signed"},
-		{"no receipt", Claim{"s1", "ci.run_tests", OutcomeSuccess}, nil, "envelope"},
-		{"receipt that contradicts the log", Claim{"s1", "ci.deploy", OutcomeSuccess}, issue(key, lying), "does not record what the receipt says"},
-		{"duplicate keys", Claim{"s1", "ci.run_tests", OutcomeSuccess}, []byte(`{"payloadType":"a","payloadType":"b","payload":"","signatures":[]}`), "duplicate"},
+		{"false outcome", Claim{"s1", "ci.deploy", OutcomeSuccess, ""}, issue(key, results[1]), "records outcome tool_error"},
+		{"receipt from another session", Claim{"s1", "ci.run_tests", OutcomeSuccess, ""}, issue(key, results[2]), "for session s2"},
+		{"forged by another key", Claim{"s1", "ci.run_tests", OutcomeSuccess, ""}, issue(other, results[0]), "not signed"},
+		{"altered receipt", Claim{"s1", "ci.run_tests", OutcomeToolError, ""}, altered, "not signed"},
+		{"no receipt", Claim{"s1", "ci.run_tests", OutcomeSuccess, ""}, nil, "envelope"},
+		{"receipt that contradicts the log", Claim{"s1", "ci.deploy", OutcomeSuccess, ""}, issue(key, lying), "does not record what the receipt says"},
+		{"other arguments claimed", Claim{"s1", "ci.run_tests", OutcomeSuccess, strings.Repeat("1", 64)}, good, "other arguments"},
+		{"receipt naming arguments the decision did not allow", Claim{"s1", "ci.run_tests", OutcomeSuccess, ""}, issueWith(key, results[0], strings.Repeat("1", 64), results[0].Index-1), "decision event"},
+		{"receipt naming another call's decision", Claim{"s1", "ci.run_tests", OutcomeSuccess, ""}, issueWith(key, results[0], zero, results[1].Index-1), "does not precede"},
+		{"receipt naming a result as its decision", Claim{"s1", "ci.deploy", OutcomeToolError, ""}, issueWith(key, results[1], zero, results[0].Index), "not a decision"},
+		{"duplicate keys", Claim{"s1", "ci.run_tests", OutcomeSuccess, ""}, []byte(`{"payloadType":"a","payloadType":"b","payload":"","signatures":[]}`), "duplicate"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,8 +4,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"math/big"
 	"strings"
 	"testing"
 )
@@ -75,6 +79,45 @@ func TestRedteamReceiptOneEncoding(t *testing.T) {
 	for name, raw := range cases {
 		if _, err := Verify(raw, &key.PublicKey); err == nil {
 			t.Errorf("%s: verified %s", name, raw)
+		}
+	}
+}
+
+// TestRedteamReceiptHighS (red team, malleability of signed data).
+//
+// Attack: an ECDSA signature (r, s) has a twin (r, n−s) that verifies as
+// well, so one receipt had two texts (and two digests). ward signs with a
+// low s and refuses the twin.
+func TestRedteamReceiptHighS(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	n := elliptic.P256().Params().N
+	for i := range 32 {
+		env, err := Sign(key, "k", Predicate{Session: fmt.Sprint("s", i), Tool: "a.b", Outcome: OutcomeSuccess})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig, _ := base64.StdEncoding.DecodeString(env.Signatures[0].Sig)
+		if !isLowS(elliptic.P256(), sig) {
+			t.Fatalf("ward signed with a high s: %x", sig)
+		}
+		good, _ := json.Marshal(env)
+		if _, err := Verify(good, &key.PublicKey); err != nil {
+			t.Fatalf("control: %v", err)
+		}
+		r, s, _ := parseSig(sig)
+		twin, err := asn1.Marshal(struct{ R, S *big.Int }{r, new(big.Int).Sub(n, s)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload, _ := base64.StdEncoding.DecodeString(env.Payload)
+		digest := sha256.Sum256(PAE(PayloadType, payload))
+		if !ecdsa.VerifyASN1(&key.PublicKey, digest[:], twin) {
+			t.Fatal("the twin does not verify with the raw library: the test is wrong")
+		}
+		env.Signatures[0].Sig = base64.StdEncoding.EncodeToString(twin)
+		bad, _ := json.Marshal(env)
+		if _, err := Verify(bad, &key.PublicKey); err == nil {
+			t.Fatal("the high-s twin of a receipt verified")
 		}
 	}
 }

@@ -163,7 +163,7 @@ func (s *simulator) take(ctx context.Context, st *state, rec *record, line int) 
 		s.sessions.Receive(ctx, st.caller, enforce.Received{Host: rec.host, Event: uint64(line), Body: answer})
 	case "exec":
 	default:
-		s.sessions.Receive(ctx, st.caller, enforce.Received{Source: rec.name, Event: uint64(line), Result: answer, Error: message})
+		s.sessions.Receive(ctx, st.caller, enforce.Received{Source: rec.name, Arguments: rec.arguments, Event: uint64(line), Result: answer, Error: message})
 	}
 }
 

@@ -75,6 +75,12 @@ func (n *Node) checkAuditHead(ctx context.Context) error {
 	if n.nodeID == "" {
 		return nil
 	}
+	// A checkpoint over every event appended so far (the log signs them
+	// on its own cadence): the head published covers them.
+	cp, err := n.Audit.Sync(ctx)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
 	h, ok, err := n.Store.GetAuditHead(ctx, n.nodeID)
 	if err != nil {
 		return err
@@ -84,7 +90,7 @@ func (n *Node) checkAuditHead(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		own, err := parseCheckpoint(n.Audit.Checkpoint())
+		own, err := parseCheckpoint(cp)
 		if err != nil {
 			return fmt.Errorf("audit log: %w", err)
 		}
@@ -117,7 +123,7 @@ func (n *Node) checkAuditHead(ctx context.Context) error {
 			}
 		}
 	}
-	return n.putAuditHead(ctx, h.Checkpoint)
+	return n.putAuditHead(ctx, cp, h.Checkpoint)
 }
 
 // publishAuditHead publishes the newest checkpoint of the node's log,
@@ -127,9 +133,9 @@ func (n *Node) checkAuditHead(ctx context.Context) error {
 // the node published with its own.
 func (n *Node) publishAuditHead(ctx context.Context) error { return n.checkAuditHead(ctx) }
 
-// putAuditHead stores the newest checkpoint of the node's log in place of
+// putAuditHead stores cp, a checkpoint of the node's log, in place of
 // the head prev ("": whatever is stored, if it is not larger).
-func (n *Node) putAuditHead(ctx context.Context, prev string) error {
+func (n *Node) putAuditHead(ctx context.Context, cp []byte, prev string) error {
 	if n.nodeID == "" {
 		return nil
 	}
@@ -137,7 +143,6 @@ func (n *Node) putAuditHead(ctx context.Context, prev string) error {
 	if err != nil {
 		return err
 	}
-	cp := n.Audit.Checkpoint()
 	body, err := parseCheckpoint(cp)
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
@@ -154,7 +159,11 @@ func (n *Node) closeShared() error {
 	var err error
 	if n.Audit != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = n.publishAuditHead(ctx)
+		// The head published covers every event the node acknowledged
+		// (the log signs checkpoints on its own cadence).
+		if _, err = n.Audit.Sync(ctx); err == nil {
+			err = n.publishAuditHead(ctx)
+		}
 		cancel()
 	}
 	if n.leases != nil {

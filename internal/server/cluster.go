@@ -12,7 +12,9 @@ package server
 //     each node's rows apart.
 //   - The trust domain's CA, the JWT-SVID, grant and receipt keys and the
 //     redaction salt are the system's: a session started on one node is
-//     served by every other, and receipts verify with one key. They are
+//     served by every other, and receipts verify with one key (with the
+//     key ring, DATA/keys/ring.json, that keeps their rotation: keys.go).
+//     They are
 //     sealed in the store (AES-256-GCM under a key derived with HKDF-SHA256
 //     from the join token), never in clear. The first node creates them
 //     and a join token, DATA/keys/join.token (mode 0600); a node joins by
@@ -29,21 +31,26 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/ecdsa"
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ward-dev/ward/internal/atomicfile"
 	"github.com/ward-dev/ward/internal/identity"
+	"github.com/ward-dev/ward/internal/keyring"
 	"github.com/ward-dev/ward/internal/store"
 	"github.com/ward-dev/ward/internal/strictjson"
 )
@@ -58,7 +65,9 @@ const sealedKeys = "keys"
 const sealMagic = "ward-sealed-v1\n"
 
 // sharedFiles are the files of DATA every node of a system holds alike.
-var sharedFiles = []string{"ca/ca.key", "ca/ca.pem", "ca/jwt.key", "keys/grant.key", "keys/receipt.key", "keys/redact.salt"}
+// keys/ring.json, the key ring (keys.go), is one of them but for systems
+// sealed before rotation existed, whose blob lacks it.
+var sharedFiles = []string{"ca/ca.key", "ca/ca.pem", "ca/jwt.key", "keys/grant.key", "keys/receipt.key", "keys/redact.salt", ringFile}
 
 // sealedPayload is what the sealed blob holds.
 type sealedPayload struct {
@@ -193,6 +202,14 @@ func (n *Node) joinStore(ctx context.Context) error {
 	if n.Store, err = store.OpenPostgres(ctx, store.Config{DSN: n.cfg.StoreDSN, Schema: n.cfg.StoreSchema, Node: id}); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	// One process per node id: a copy of this data directory running
+	// beside it would write a second log under the same name.
+	if n.claim, err = n.Store.ClaimNode(ctx, id); err != nil {
+		if errors.Is(err, store.ErrNodeClaimed) {
+			return fmt.Errorf("%w. This data directory's node is already running; a copy of a node's data directory cannot run beside it (start a new node on an empty data directory with ward up --join FILE), and a node that was just stopped frees its id within seconds", err)
+		}
+		return fmt.Errorf("store: %w", err)
+	}
 	tokenPath := filepath.Join(data, "keys", "join.token")
 	token := strings.TrimSpace(n.cfg.JoinToken)
 	if token == "" {
@@ -253,6 +270,7 @@ func (n *Node) joinStore(ctx context.Context) error {
 		}
 	}
 	n.joinedFresh = made
+	n.joinSecret = secret
 	if err := os.MkdirAll(filepath.Dir(tokenPath), 0o700); err != nil {
 		return err
 	}
@@ -285,6 +303,16 @@ func (n *Node) localKeys() (sealedPayload, bool, error) {
 			return sealedPayload{}, false, fmt.Errorf("%s key: %w", k, err)
 		}
 	}
+	if r, err := readRing(data); err != nil {
+		return sealedPayload{}, false, err
+	} else if r == nil {
+		if r, err = importRing(data, n.cfg.TrustDomain, time.Now()); err != nil {
+			return sealedPayload{}, false, err
+		}
+		if err := writeRing(data, r); err != nil {
+			return sealedPayload{}, false, err
+		}
+	}
 	saltPath := filepath.Join(data, "keys", "redact.salt")
 	if _, err := os.Stat(saltPath); errors.Is(err, os.ErrNotExist) {
 		salt := make([]byte, 32)
@@ -306,38 +334,77 @@ func (n *Node) localKeys() (sealedPayload, bool, error) {
 
 // writeShared writes the system's keys into DATA, refusing a data
 // directory that holds other ones; fresh reports that DATA had no CA.
+// Once the system has a key ring, DATA's keys are the system's when its
+// CA key is one the ring holds or remembers (keys rotated since DATA was
+// written are replaced by the store's); before, they must be the store's
+// exactly.
 func writeShared(data string, p sealedPayload) (fresh bool, err error) {
+	var ring *keyring.Ring
+	if b, ok := p.Files[ringFile]; ok {
+		if ring, err = keyring.Parse(b); err != nil {
+			return false, fmt.Errorf("the store's sealed keys: %w", err)
+		}
+	}
 	for _, f := range sharedFiles {
 		want, ok := p.Files[f]
 		if !ok {
+			if f == ringFile {
+				continue
+			}
 			return false, fmt.Errorf("the store's sealed keys lack %s", f)
 		}
 		path := filepath.Join(data, filepath.FromSlash(f))
 		have, err := os.ReadFile(path)
 		switch {
 		case err == nil:
-			if subtle.ConstantTimeCompare(have, want) != 1 {
+			if subtle.ConstantTimeCompare(have, want) == 1 {
+				continue
+			}
+			if ring == nil || !ownKeys(data, ring) {
 				return false, fmt.Errorf("DATA/%s is not this system's: the data directory %s belongs to another ward system (start this node with an empty data directory to join)", f, data)
 			}
 		case errors.Is(err, os.ErrNotExist):
 			if f == "ca/ca.key" {
 				fresh = true
 			}
-			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-				return false, err
-			}
-			mode := os.FileMode(0o600)
-			if strings.HasSuffix(f, ".pem") {
-				mode = 0o644
-			}
-			if err := atomicfile.Write(path, want, mode); err != nil {
-				return false, fmt.Errorf("write DATA/%s: %w", f, err)
-			}
 		default:
 			return false, err
 		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return false, err
+		}
+		mode := os.FileMode(0o600)
+		if strings.HasSuffix(f, ".pem") {
+			mode = 0o644
+		}
+		if err := atomicfile.Write(path, want, mode); err != nil {
+			return false, fmt.Errorf("write DATA/%s: %w", f, err)
+		}
 	}
 	return fresh, nil
+}
+
+// ownKeys reports whether DATA's CA key is one of ring's CA keys, in any
+// state: DATA was written by a node of this system.
+func ownKeys(data string, ring *keyring.Ring) bool {
+	b, err := readSmall(filepath.Join(data, "ca", "ca.key"), 64<<10)
+	if err != nil {
+		return false
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return false
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return false
+	}
+	ec, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		return false
+	}
+	kid, err := keyring.Thumbprint(&ec.PublicKey)
+	return err == nil && ring.Known(keyring.CA, kid)
 }
 
 // auditName is the name of a new audit note key, and so the origin of a

@@ -176,6 +176,21 @@ func TestClusterFailsClosed(t *testing.T) {
 			if resp.StatusCode != http.StatusServiceUnavailable {
 				t.Fatalf("B's readiness while cut off: %s", resp.Status)
 			}
+			// An MCP session is refused the same way: 503, a reason,
+			// Retry-After (not 403, which tells a client it may not).
+			init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+			req, _ := http.NewRequest("POST", b.url+"/mcp", strings.NewReader(init))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			resp, err = hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mb, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(mb), "cannot confirm that it knows the revocations") {
+				t.Fatalf("an MCP session opened on B while cut off: %s %v %s", resp.Status, resp.Header, mb)
+			}
 			break
 		}
 		if status != http.StatusOK || time.Now().After(deadline) {

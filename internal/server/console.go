@@ -164,6 +164,11 @@ func (n *Node) exportSession(ctx context.Context, data, logKey, session string) 
 		}
 	}
 	rkey, _ := os.ReadFile(filepath.Join(data, "keys", "receipt.pub"))
+	// A checkpoint in the files over every event so far (the log signs
+	// them on its own cadence), so that the bundle holds them all.
+	if _, err := n.Audit.Sync(ctx); err != nil {
+		return nil, err
+	}
 	b, err := audit.Export(filepath.Join(data, "audit"), audit.ExportConfig{Verifier: v, Origin: origin, LogKey: logKey, ReceiptKey: string(rkey), Sessions: sessions})
 	if err != nil {
 		return nil, err

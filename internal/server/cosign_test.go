@@ -211,15 +211,6 @@ func rootOf(t *testing.T, cp string, v note.Verifier) []byte {
 	return root
 }
 
-func mustRead(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestClusterCosignRefuses: a head in the store that forks from what a
 // node cosigned (same size, another root, signed by the peer's key), or
 // that is behind it (a rollback), is refused: an error, one

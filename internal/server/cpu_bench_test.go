@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -42,7 +43,20 @@ func processCPU() time.Duration {
 // The node's data directory is on tmpfs (/dev/shm) where there is one.
 // Measured as CPU time, not wall time: a loaded machine stretches calls,
 // not (much) the CPU they take.
+//
+// Sub-benchmarks by the way the client reaches the node: dpop (the client
+// signs a proof per request, the node verifies it), mtls (the client
+// presents the session's X.509-SVID on a connection kept open: the
+// one-hop path), and the same two through a session sidecar (`ward mcp
+// serve`'s code, in the same process, so its CPU counts as ward's).
 func BenchmarkOwnCPUPerCall(b *testing.B) {
+	b.Run("dpop", func(b *testing.B) { ownCPUPerCall(b, false, false) })
+	b.Run("mtls", func(b *testing.B) { ownCPUPerCall(b, true, false) })
+	b.Run("sidecar-dpop", func(b *testing.B) { ownCPUPerCall(b, false, true) })
+	b.Run("sidecar-mtls", func(b *testing.B) { ownCPUPerCall(b, true, true) })
+}
+
+func ownCPUPerCall(b *testing.B, mtls, sidecar bool) {
 	url := benchUpstream(b)
 	direct, err := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: url}, nil)
 	if err != nil {
@@ -61,7 +75,12 @@ func BenchmarkOwnCPUPerCall(b *testing.B) {
 	n := startNode(b, server.Config{Data: data, Policies: []string{dir}, Upstreams: []server.Upstream{{Name: "up", URL: url}}})
 	n.setupAgent("bench", nil, map[string][]string{"tools": {"up.*"}})
 	creds, _ := n.startSession("bench", "benchmark", nil, "1h")
-	ward := n.connect(b, creds.HTTPClient(false), nil)
+	var ward *mcp.ClientSession
+	if sidecar {
+		ward = connectURL(b, sidecarURL(b, n, creds.HTTPClient(mtls).Transport), &http.Client{Transport: &http.Transport{}})
+	} else {
+		ward = n.connect(b, creds.HTTPClient(mtls), nil)
+	}
 
 	ctx := context.Background()
 	call := func(cs *mcp.ClientSession, name string) time.Duration {

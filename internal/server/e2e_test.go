@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -194,6 +195,11 @@ func auditEvents(t *testing.T, n *testNode) []audit.Event {
 	t.Helper()
 	v, origin, err := server.AuditVerifier(n.data)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// A checkpoint in the files over every event acknowledged so far
+	// (the log signs them on its own cadence).
+	if _, err := n.Audit.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := audit.Verify(filepath.Join(n.data, "audit"), v, origin)

@@ -64,18 +64,25 @@ type feed struct {
 	fresh atomic.Int64
 	base  time.Time
 	kick  chan struct{}
-	now   func() time.Time
+	// keys is kicked when the system's keys changed: followKeys loads
+	// them apart from the feed, which a slow load must not hold up.
+	keys chan struct{}
+	now  func() time.Time
 	// deaf ignores notifications, leaving the poll alone to find
 	// changes (to measure the bound a lost notification costs); paused
 	// stops following the feed (to test a node that fell behind).
 	deaf, paused atomic.Bool
+	// deposed is why the node no longer holds its id (another process
+	// took it: a copy of its data directory): it then refuses every call
+	// that needs the store's state, for good.
+	deposed atomic.Pointer[error]
 }
 
 // openFeed starts following the feed from the store's current version:
 // a node that just opened has nothing cached that older changes could
 // concern.
 func (n *Node) openFeed(ctx context.Context) error {
-	f := &feed{n: n, kick: make(chan struct{}, 1), now: time.Now}
+	f := &feed{n: n, kick: make(chan struct{}, 1), keys: make(chan struct{}, 1), now: time.Now}
 	f.base = f.now()
 	start := f.now()
 	v, err := n.Store.ChangeVersion(ctx)
@@ -90,6 +97,10 @@ func (n *Node) openFeed(ctx context.Context) error {
 
 // check is authority.Config.Fresh.
 func (f *feed) check() error {
+	if err := f.deposed.Load(); err != nil {
+		return fmt.Errorf("%w: node %s no longer holds its id (%v): it refuses calls; stop whichever copy of this node's data directory should not run",
+			authority.ErrUnavailable, f.n.nodeID, *err)
+	}
 	age := f.now().Sub(f.base) - time.Duration(f.fresh.Load())
 	if age <= FreshnessBound {
 		return nil
@@ -101,6 +112,7 @@ func (f *feed) check() error {
 // run follows the feed until ctx ends.
 func (f *feed) run(ctx context.Context) {
 	go f.listen(ctx)
+	go f.followKeys(ctx)
 	if f.n.leases != nil {
 		go f.n.leases.run(ctx)
 	}
@@ -166,6 +178,20 @@ func (f *feed) sync(ctx context.Context) error {
 	start := f.now()
 	ctx, cancel := context.WithTimeout(ctx, FreshnessBound)
 	defer cancel()
+	if f.deposed.Load() != nil {
+		return nil
+	}
+	if c := f.n.claim; c != nil {
+		// Knowledge counts as fresh only while this process still holds
+		// the node's id.
+		if err := c.Check(ctx); err != nil {
+			if errors.Is(err, store.ErrNodeClaimed) {
+				f.deposed.Store(&err)
+				f.n.cfg.Logger.Error("another process took this node's id: this node refuses calls from now on", "node", f.n.nodeID, "err", err)
+			}
+			return err
+		}
+	}
 	v, err := f.n.Store.ChangeVersion(ctx)
 	if err != nil {
 		return err
@@ -198,6 +224,8 @@ func (f *feed) apply(ctx context.Context, changes []store.Change) {
 	var ended []string
 	for _, c := range changes {
 		switch c.Kind {
+		case store.ChangeKeys:
+			f.keysChanged()
 		case store.ChangeSession:
 			ended = append(ended, c.Subject)
 		case store.ChangeAgent:
@@ -212,6 +240,36 @@ func (f *feed) apply(ctx context.Context, changes []store.Change) {
 	}
 	if len(ended) > 0 {
 		f.n.Auth.EndedElsewhere(ended)
+	}
+}
+
+// keysChanged asks followKeys to load the system's keys again.
+func (f *feed) keysChanged() {
+	select {
+	case f.keys <- struct{}{}:
+	default: // a load is already due; it will read the newest keys
+	}
+}
+
+// keysReload bounds one load of the system's keys.
+const keysReload = 10 * time.Second
+
+// followKeys loads the system's keys each time they changed, until ctx
+// ends. A failed load is tried again at the next change or resync, and
+// every sweepKeys drops, on this node's own clock, what has retired.
+func (f *feed) followKeys(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.keys:
+		}
+		rctx, cancel := context.WithTimeout(ctx, keysReload)
+		err := f.n.reloadKeys(rctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			f.n.cfg.Logger.Error("the system's keys changed on another node, and this node could not load them: it keeps signing with the keys it has, which the other nodes trust until they retire", "err", err)
+		}
 	}
 }
 
@@ -264,6 +322,7 @@ func (f *feed) prune(ctx context.Context) {
 // again.
 func (f *feed) resync(ctx context.Context) error {
 	f.n.Auth.ForgetCached()
+	f.keysChanged()
 	labels, err := f.n.Store.ActiveSessionLabels(ctx)
 	if err != nil {
 		return err

@@ -260,6 +260,13 @@ func (w *watcher) preserve(session string) {
 	}
 	var b *audit.Bundle
 	if err == nil {
+		// A checkpoint in the files over the session's events so far
+		// (the log signs them on its own cadence).
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err = w.n.Audit.Sync(ctx)
+		cancel()
+	}
+	if err == nil {
 		vkey, _ := os.ReadFile(filepath.Join(w.n.cfg.Data, "keys", "audit.pub"))
 		rkey, _ := os.ReadFile(filepath.Join(w.n.cfg.Data, "keys", "receipt.pub"))
 		sessions := w.lineage(session)

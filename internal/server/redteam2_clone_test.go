@@ -10,9 +10,10 @@ import (
 )
 
 // TestRedteamClusterClonedDataDir: a copy of a node's data directory
-// started beside it (same node id, same audit key) writes a log that
-// forks from the node's. The fork must not replace the head the node
-// published, so that the real node still starts and the copy does not.
+// started beside it (same node id, same audit key) would write a log that
+// forks from the node's. The copy does not start while the node runs (it
+// holds its id); the node goes on, restarts, and the copy, now behind
+// what the node published, still does not start.
 func TestRedteamClusterClonedDataDir(t *testing.T) {
 	dsn, schema := testPostgres(t)
 	ca := server.Config{Upstreams: demoOnly, StoreDSN: dsn, StoreSchema: schema, Data: t.TempDir()}
@@ -24,15 +25,6 @@ func TestRedteamClusterClonedDataDir(t *testing.T) {
 	if out, err := exec.Command("cp", "-a", ca.Data, cb.Data).CombinedOutput(); err != nil {
 		t.Fatalf("clone: %v %s", err, out)
 	}
-	a = startNode(t, ca)
-	b := startNode(t, cb)
-	a.admin, b.admin = admin, admin
-	a.setupAgent("scribe", nil, map[string][]string{"tools": {"demo.*"}})
-	b.setupAgent("forger", nil, map[string][]string{"tools": {"demo.*"}})
-	b.setupAgent("forger2", nil, map[string][]string{"tools": {"demo.*"}})
-	a.Close()
-	b.Close()
-
 	open := func(c server.Config) error {
 		c.Addr, c.TrustDomain = "127.0.0.1:0", "test.ward"
 		n, err := server.Open(context.Background(), c)
@@ -41,10 +33,17 @@ func TestRedteamClusterClonedDataDir(t *testing.T) {
 		}
 		return err
 	}
+	a = startNode(t, ca)
+	a.admin = admin
+	if err := open(cb); err == nil {
+		t.Fatal("the clone started beside the node")
+	}
+	a.setupAgent("scribe", nil, map[string][]string{"tools": {"demo.*"}})
+	a.Close()
 	if err := open(ca); err != nil {
-		t.Errorf("the real node does not start after its clone ran: %v", err)
+		t.Errorf("the real node does not start again: %v", err)
 	}
 	if err := open(cb); err == nil {
-		t.Errorf("the clone starts again")
+		t.Errorf("the clone, behind what the node published, starts")
 	}
 }

@@ -5,14 +5,16 @@
 //
 // Data directory layout:
 //
-//	DATA/ca/           trust domain CA (ca.key, ca.pem) and JWT-SVID key (identity package)
-//	DATA/keys/         grant.key (ES256), audit.key / audit.pub (Ed25519 note key)
+//	DATA/ca/           trust domain CA (ca.key, ca.pem) and JWT-SVID key (identity package): copies of the active keys
+//	DATA/keys/         grant.key (ES256), receipt.key, audit.key / audit.pub (Ed25519 note key)
+//	DATA/keys/ring.json  the signing keys and their rotation state, the truth the copies follow (keys.go)
+//	DATA/keys/receipt.pub  the public keys that verify receipts, the active one first
 //	DATA/ward.db       SQLite store (unless Config.StoreDSN names PostgreSQL)
 //	DATA/audit/        the audit log (audit package)
 //	DATA/audit.head    the audit log's latest durable checkpoint, kept outside DATA/audit
 //	DATA/audit.head.journal  the audit log's batches not yet in its files (one sync per batch)
 //	DATA/policies/     Cedar policies (default.cedar written on first start)
-//	DATA/bundle.pem    the CA certificate, for clients (public)
+//	DATA/bundle.pem    the CA certificates in force (active, then retiring), for clients (public)
 //	DATA/node.id       this node's id, on a store shared by several nodes (cluster.go)
 //	DATA/keys/join.token  the join token of the system the node belongs to (cluster.go)
 //
@@ -21,8 +23,10 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -57,8 +61,8 @@ import (
 	"github.com/ward-dev/ward/internal/egress"
 	"github.com/ward-dev/ward/internal/enforce"
 	"github.com/ward-dev/ward/internal/gateway"
-	"github.com/ward-dev/ward/internal/grant"
 	"github.com/ward-dev/ward/internal/identity"
+	"github.com/ward-dev/ward/internal/keyring"
 	"github.com/ward-dev/ward/internal/monitor"
 	"github.com/ward-dev/ward/internal/policy"
 	"github.com/ward-dev/ward/internal/quota"
@@ -289,9 +293,16 @@ type Node struct {
 
 	// Several nodes on one store (cluster.go, feed.go).
 	nodeID      string
+	claim       *store.NodeClaim // the hold on nodeID in the shared store
 	joinedFresh bool
-	feed        *feed
-	leases      *leaseLedger
+	joinSecret  []byte // opens the sealed keys; nil alone on SQLite
+
+	// The signing keys (keys.go): the ring in force, changed under keysMu.
+	keysMu     sync.Mutex
+	ring       atomic.Pointer[keyring.Ring]
+	receiptKey atomic.Pointer[ecdsa.PrivateKey]
+	feed       *feed
+	leases     *leaseLedger
 
 	indexMu sync.Mutex // one indexing pass at a time
 	mu      sync.Mutex // guards srv, cancel and closed against Serve/Close races
@@ -349,29 +360,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
-	n.CA, n.Created, err = identity.Open(identity.Config{TrustDomain: cfg.TrustDomain, Dir: filepath.Join(data, "ca")})
+	issuer, err := n.openKeys()
 	if err != nil {
-		return nil, fmt.Errorf("trust domain CA: %w", err)
+		return nil, err
 	}
 	n.Created = n.Created || n.joinedFresh
-	if err := os.WriteFile(filepath.Join(data, "bundle.pem"), n.CA.BundlePEM(), 0o644); err != nil {
-		return nil, fmt.Errorf("write bundle: %w", err)
-	}
-	grantKey, _, err := identity.LoadOrCreateECKey(filepath.Join(data, "keys", "grant.key"))
-	if err != nil {
-		return nil, fmt.Errorf("grant key: %w", err)
-	}
-	receiptKey, _, err := identity.LoadOrCreateECKey(filepath.Join(data, "keys", "receipt.key"))
-	if err != nil {
-		return nil, fmt.Errorf("receipt key: %w", err)
-	}
-	if err := writeReceiptPub(filepath.Join(data, "keys", "receipt.pub"), &receiptKey.PublicKey); err != nil {
-		return nil, err
-	}
-	issuer, err := grant.NewIssuer(grant.IssuerConfig{Key: grantKey, TrustDomain: cfg.TrustDomain})
-	if err != nil {
-		return nil, err
-	}
 	// The log's keys: one, or several across a rotation (logkeys.go).
 	lk, err := loadLogKeys(filepath.Join(data, "keys"), n.auditName())
 	if err != nil {
@@ -528,6 +521,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The retiring grant keys too.
+	if err := n.installRing(n.ring.Load(), time.Now()); err != nil {
+		return nil, err
+	}
 	n.openSessions(labeler)
 	// One recorder of refusals for the whole node: the API, the gateway
 	// and the egress proxy count floods together.
@@ -540,7 +537,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n.pipeline, err = enforce.New(enforce.Config{Refusals: n.refusals, Policies: n.policies.Load, Pins: n.Store, Audit: n.Audit, PinMode: cfg.PinMode,
 		Approvals: n.Approvals, Quotas: limiter, Approvers: cfg.LimitApprovers, Tools: cfg.Tools, Roots: roots, OnSubmit: onSubmit,
 		Record: enforce.Record{Arguments: cfg.Record.Arguments, Results: cfg.Record.Results, MaxBytes: cfg.Record.MaxBytes, Redactor: redactor},
-		State:  n.sessions, Watch: enforce.WatcherFunc(n.watch.call), Inspect: n.inspect})
+		State:  n.sessions, Watch: enforce.WatcherFunc(n.watch.call), Inspect: n.inspect,
+		Current: func(c *enforce.Caller) error { return n.Auth.Current(c.Session, c.Lineage) }})
 	if err != nil {
 		return nil, err
 	}
@@ -563,7 +561,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	acfg := (api.Config{Refusals: n.refusals, Authority: n.Auth, CA: n.CA, Store: n.Store, Gateway: n.Gateway, Guard: meteredGuard{n.pipeline, n.metrics},
 		Proofs: proofs, Audit: n.Audit, PublicURL: cfg.PublicURL, Logger: cfg.Logger,
-		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: receiptKey, Index: n, Redactor: redactor, Metrics: n.metrics.Handler(), MCPJSONAnswers: cfg.MCPJSONAnswers})
+		Approvals: n.Approvals, ApproverGroups: cfg.ApproverGroups, ReceiptKey: n.receiptSigner, Keys: n, Index: n, Redactor: redactor, Metrics: n.metrics.Handler(), MCPJSONAnswers: cfg.MCPJSONAnswers})
 	if n.Publisher != nil {
 		acfg.Published = n.Publisher.Published
 	}
@@ -640,11 +638,24 @@ func (n *Node) sessionsEnded(ids []string) {
 	n.sessions.Forget(ids...)
 	n.watch.forget(ids)
 	// Seal each ended session's chain in the audit log, so that a bundle
-	// can prove it holds all of the session's events.
+	// can prove it holds all of the session's events; then have the log
+	// sign a checkpoint over the seals, so that a bundle exported from
+	// its files at once proves it (checkpoints otherwise follow on the
+	// log's cadence).
+	sealed := false
 	for _, id := range ids {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if _, err := n.Audit.Seal(ctx, id); err != nil {
 			n.cfg.Logger.Error("sealing an ended session in the audit log failed", "session", id, "err", err)
+		} else {
+			sealed = true
+		}
+		cancel()
+	}
+	if sealed {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := n.Audit.Sync(ctx); err != nil {
+			n.cfg.Logger.Error("signing a checkpoint over ended sessions' seals failed", "err", err)
 		}
 		cancel()
 	}
@@ -1004,11 +1015,18 @@ func (n *Node) URL() string {
 // elsewhere is refused with an answer and a record, not a dropped
 // connection that leaves no trace.
 func (n *Node) TLSConfig() *tls.Config {
-	var cur atomic.Pointer[tls.Certificate]
+	type issued struct {
+		cert *tls.Certificate
+		seq  uint64 // of the CA's keys that issued it
+	}
+	var cur atomic.Pointer[issued]
 	get := func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		// A certificate is renewed when it nears its end and when the
+		// CA's keys change (a rotation, a root retired).
+		seq := n.CA.Sequence()
 		c := cur.Load()
-		if c != nil && c.Leaf != nil && time.Until(c.Leaf.NotAfter) > serverCertTTL/4 {
-			return c, nil
+		if c != nil && c.seq == seq && c.cert.Leaf != nil && time.Until(c.cert.Leaf.NotAfter) > serverCertTTL/4 {
+			return c.cert, nil
 		}
 		hosts := []string{"localhost", "127.0.0.1", "::1"}
 		if h, _, err := net.SplitHostPort(n.cfg.Addr); err == nil && h != "" && h != "0.0.0.0" && h != "::" {
@@ -1021,7 +1039,7 @@ func (n *Node) TLSConfig() *tls.Config {
 		if err != nil {
 			return nil, err
 		}
-		cur.Store(&cert)
+		cur.Store(&issued{cert: &cert, seq: seq})
 		return &cert, nil
 	}
 	base := &tls.Config{
@@ -1144,6 +1162,7 @@ func (n *Node) sweep(ctx context.Context) {
 		if _, err := n.Auth.ExpireSessions(ctx); err != nil && ctx.Err() == nil {
 			n.cfg.Logger.Error("expiring sessions", "err", err)
 		}
+		n.sweepKeysNow(ctx)
 		if err := n.IndexAudit(ctx); err != nil && ctx.Err() == nil {
 			n.cfg.Logger.Warn("indexing the audit log", "err", err)
 		}
@@ -1216,6 +1235,9 @@ func (n *Node) closeState() error {
 		errs = append(errs, n.saveBudgets())
 	}
 	errs = append(errs, n.closeShared())
+	if n.claim != nil {
+		errs = append(errs, n.claim.Close())
+	}
 	if n.Store != nil {
 		errs = append(errs, n.Store.Close())
 	}
@@ -1233,34 +1255,50 @@ func (n *Node) closeState() error {
 	return errors.Join(errs...)
 }
 
-// writeReceiptPub writes the public key that verifies receipts (PEM), for
-// offline claim checks.
-func writeReceiptPub(path string, pub *ecdsa.PublicKey) error {
-	der, err := x509.MarshalPKIXPublicKey(pub)
+// ReceiptKey loads the public key that signs a data directory's new
+// receipts (the first of ReceiptKeys).
+func ReceiptKey(data string) (*ecdsa.PublicKey, error) {
+	keys, err := ReceiptKeys(data)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+	return keys[0], nil
 }
 
-// ReceiptKey loads the public key that verifies a data directory's
-// receipts.
-func ReceiptKey(data string) (*ecdsa.PublicKey, error) {
-	b, err := os.ReadFile(filepath.Join(data, "keys", "receipt.pub"))
+// maxReceiptKeys bounds the keys DATA/keys/receipt.pub may list.
+const maxReceiptKeys = 64
+
+// ReceiptKeys loads the public keys that verify a data directory's
+// receipts, DATA/keys/receipt.pub: the active receipt key first, then
+// those retiring after a rotation, as PEM "PUBLIC KEY" blocks (ECDSA
+// P-256) and nothing else.
+func ReceiptKeys(data string) ([]*ecdsa.PublicKey, error) {
+	b, err := readSmall(filepath.Join(data, "keys", "receipt.pub"), 64<<10)
 	if err != nil {
 		return nil, fmt.Errorf("receipt public key: %w", err)
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
+	var keys []*ecdsa.PublicKey
+	rest := b
+	for len(bytes.TrimSpace(rest)) > 0 {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil || blk.Type != "PUBLIC KEY" || len(blk.Headers) != 0 {
+			return nil, errors.New("receipt public key: DATA/keys/receipt.pub must hold PEM PUBLIC KEY blocks and nothing else")
+		}
+		k, err := x509.ParsePKIXPublicKey(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("receipt public key: %w", err)
+		}
+		pub, ok := k.(*ecdsa.PublicKey)
+		if !ok || pub.Curve != elliptic.P256() {
+			return nil, errors.New("receipt public key: not an ECDSA P-256 key")
+		}
+		if keys = append(keys, pub); len(keys) > maxReceiptKeys {
+			return nil, fmt.Errorf("receipt public key: more than %d keys", maxReceiptKeys)
+		}
+	}
+	if len(keys) == 0 {
 		return nil, errors.New("receipt public key: no PEM block")
 	}
-	k, err := x509.ParsePKIXPublicKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("receipt public key: %w", err)
-	}
-	pub, ok := k.(*ecdsa.PublicKey)
-	if !ok {
-		return nil, errors.New("receipt public key: not an ECDSA key")
-	}
-	return pub, nil
+	return keys, nil
 }

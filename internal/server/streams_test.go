@@ -145,9 +145,13 @@ func (n *testNode) connectCounting(t *testing.T, path, objective string, opts *m
 	hc := creds.HTTPClient(false)
 	endpoint, proto := n.url+"/mcp", path
 	switch path {
+	case "HTTP/2.0":
+		// ward's own clients keep HTTP/1.1 connections alive (cheaper per
+		// call); other clients speak HTTP/2, which the node must serve
+		// as well. With its own TLS configuration a transport speaks
+		// HTTP/2 only when forced to.
+		hc.Transport.(*sessioncred.Transport).Base.(*http.Transport).ForceAttemptHTTP2 = true
 	case "HTTP/1.1":
-		// With its own TLS configuration a transport speaks HTTP/2 only
-		// when forced to.
 		hc.Transport.(*sessioncred.Transport).Base.(*http.Transport).ForceAttemptHTTP2 = false
 	case "sidecar":
 		// ward mcp serve, with its bounds on slow clients, in front.

@@ -85,6 +85,9 @@ func TestSecondNodeWitnessesCheckpoints(t *testing.T) {
 	b.Close()
 	a.setupAgent("scout-2", nil, nil)
 	logged := a.Audit.Size()
+	if _, err := a.Audit.Sync(context.Background()); err != nil { // a checkpoint over them to submit
+		t.Fatal(err)
+	}
 	// Give the publisher several rounds: none may publish without B.
 	for range 10 {
 		if err := a.Publisher.Sync(context.Background()); err == nil {

@@ -248,6 +248,7 @@ func newProxy(target *url.URL, rt http.RoundTripper, h *sidecar) http.Handler {
 		},
 		Transport:     rt,
 		FlushInterval: -1,
+		BufferPool:    &bufferPool{},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if b, ok := r.Context().Value(bodyKey{}).(*deadlineBody); ok && b.late() {
 				h.refuse(w, http.StatusRequestTimeout, refusal{"slow request body", h.peerUID(r)}, "",
@@ -258,6 +259,20 @@ func newProxy(target *url.URL, rt http.RoundTripper, h *sidecar) http.Handler {
 		},
 	}
 }
+
+// bufferPool holds the buffers the proxy copies answers through: without
+// one it allocates 32 KiB for every answer, most of what forwarding one
+// call allocated.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 // deadlineBody is a request body read under a deadline on the connection,
 // lifted once the whole body has been read (io.EOF), so the answer that

@@ -24,6 +24,8 @@ import (
 //     returns the blob of a name, creating it once: when several nodes
 //     start at once on a fresh schema, exactly one creates it (under a
 //     transaction-scoped advisory lock) and the others read that one.
+//     [Store.UpdateSealed] replaces one under the same lock (a key
+//     rotation) and puts a [ChangeKeys] change on the feed.
 //   - the change feed: on PostgreSQL, triggers record every change another
 //     node must act on at once (a session ended, an agent's status or
 //     trust changed, an approval submitted or decided) as a row of
@@ -188,6 +190,73 @@ func (s *Store) Sealed(ctx context.Context, name string, create func() ([]byte, 
 		return nil, false, fmt.Errorf("sealed %s: %w", name, err)
 	}
 	return blob, created, nil
+}
+
+// ChangeKeys is the change feed's kind for a sealed blob replaced by
+// UpdateSealed (the subject is its name): the system's keys were rotated
+// or retired, and every node loads them again.
+const ChangeKeys = "keys"
+
+// UpdateSealed replaces the blob stored under name with what update makes
+// of it, under the same lock as Sealed, so that changes made on several
+// nodes at once apply one after the other, each to the result of the one
+// before. update returning nil leaves the blob as it is (changed false).
+// On PostgreSQL a change is put on the change feed (ChangeKeys) in the
+// same transaction. The blob must exist. It returns the blob now stored.
+func (s *Store) UpdateSealed(ctx context.Context, name string, update func(old []byte) ([]byte, error)) (blob []byte, changed bool, err error) {
+	if err := checkName("sealed name", name); err != nil {
+		return nil, false, err
+	}
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		blob, changed = nil, false
+		if s.pg {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, sealedLock(s.schema, name)); err != nil {
+				return fmt.Errorf("lock: %w", err)
+			}
+		}
+		var old []byte
+		if err := tx.QueryRowContext(ctx, `SELECT blob FROM sealed WHERE name = $1`, name).Scan(&old); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("%w: no sealed %s", ErrNotFound, name)
+			}
+			return err
+		}
+		b, err := update(old)
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			blob = old
+			return nil
+		}
+		if len(b) > MaxSealedLen {
+			return fmt.Errorf("a sealed blob is 1 to %d bytes, not %d", MaxSealedLen, len(b))
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE sealed SET blob = $1 WHERE name = $2`, b, name); err != nil {
+			return err
+		}
+		if s.pg {
+			var v int64
+			if err := tx.QueryRowContext(ctx, `UPDATE change_version SET v = v + 1 WHERE one = 1 RETURNING v`).Scan(&v); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO changes (seq, kind, subject, at) VALUES ($1, $2, $3, $4)`,
+				v, ChangeKeys, name, s.now().UnixNano()); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, ChangeChannel, s.schema+" "+strconv.FormatInt(v, 10)); err != nil {
+				return err
+			}
+		}
+		blob, changed = b, true
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("update sealed %s: %w", name, err)
+	}
+	return blob, changed, nil
 }
 
 // sealedLock is the advisory lock key under which name's sealed blob is

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -71,6 +72,73 @@ func testSealed(t *testing.T, b backend) {
 }
 
 func TestSQLiteSealed(t *testing.T) { testSealed(t, sqliteBackend()) }
+
+func TestSQLiteUpdateSealed(t *testing.T) { testUpdateSealed(t, sqliteBackend()) }
+
+func TestPostgresUpdateSealed(t *testing.T) { testUpdateSealed(t, postgresBackend()) }
+
+// testUpdateSealed: updates of a sealed blob made at once from two stores
+// apply one after the other, each to the result of the one before; an
+// update that returns nil or fails changes nothing; a blob that does not
+// exist is not created. On PostgreSQL each change is on the feed.
+func testUpdateSealed(t *testing.T, b backend) {
+	a, reopen := b.open(t)
+	other := reopen()
+	ctx := t.Context()
+	if _, _, err := a.UpdateSealed(ctx, "keys", func(old []byte) ([]byte, error) { return []byte("x"), nil }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("update of a missing blob: %v", err)
+	}
+	if _, _, err := a.Sealed(ctx, "keys", func() ([]byte, error) { return []byte("0"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	v0, _ := a.ChangeVersion(ctx)
+	const n = 8
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := a
+			if i%2 == 1 {
+				s = other
+			}
+			_, changed, err := s.UpdateSealed(ctx, "keys", func(old []byte) ([]byte, error) {
+				return append(bytes.Clone(old), '+'), nil
+			})
+			if err != nil || !changed {
+				t.Errorf("update %d: %v %v", i, changed, err)
+			}
+		}()
+	}
+	wg.Wait()
+	blob, _, err := other.Sealed(ctx, "keys", func() ([]byte, error) { return nil, errors.New("gone") })
+	if err != nil || string(blob) != "0"+strings.Repeat("+", n) {
+		t.Fatalf("after %d concurrent updates: %q %v", n, blob, err)
+	}
+	boom := errors.New("boom")
+	if _, _, err := a.UpdateSealed(ctx, "keys", func([]byte) ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
+		t.Fatalf("failing update: %v", err)
+	}
+	if got, changed, err := a.UpdateSealed(ctx, "keys", func([]byte) ([]byte, error) { return nil, nil }); err != nil || changed || !bytes.Equal(got, blob) {
+		t.Fatalf("no-op update: %q %v %v", got, changed, err)
+	}
+	if _, _, err := a.UpdateSealed(ctx, "keys", func([]byte) ([]byte, error) { return make([]byte, MaxSealedLen+1), nil }); err == nil {
+		t.Fatal("an oversized blob was stored")
+	}
+	if !a.pg {
+		return
+	}
+	v, _ := a.ChangeVersion(ctx)
+	changes, err := a.ChangesSince(ctx, v0, 100)
+	if err != nil || v != v0+n || len(changes) != n {
+		t.Fatalf("feed: version %d after %d, %d changes, %v", v, v0, len(changes), err)
+	}
+	for _, c := range changes {
+		if c.Kind != ChangeKeys || c.Subject != "keys" {
+			t.Fatalf("change %+v", c)
+		}
+	}
+}
 
 func TestPostgresSealed(t *testing.T) { testSealed(t, postgresBackend()) }
 

@@ -80,10 +80,11 @@ func (e *HTTPError) Error() string {
 type ClientConfig struct {
 	// URL is the MCP endpoint (http or https).
 	URL string
-	// HTTPClient sends the requests. The default has connect and TLS
-	// handshake timeouts, no overall timeout (streams are long-lived; each
-	// Write is bounded by its context) and follows no redirects, so that
-	// Header is never sent to another origin.
+	// HTTPClient sends the requests; default: a new [NewHTTPClient] for
+	// this connection alone. Connections to one server may share one
+	// (their sessions are their Mcp-Session-Id, not a TCP connection), and
+	// should when there are many: each client keeps its own idle
+	// connections.
 	HTTPClient *http.Client
 	// Header is added to every request (e.g. upstream credentials).
 	Header http.Header
@@ -145,7 +146,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*ClientConn, error) {
 	cfg.Header = cfg.Header.Clone()
 	client := cfg.HTTPClient
 	if client == nil {
-		client = defaultHTTPClient()
+		client = NewHTTPClient()
 	}
 	cctx, cancel := context.WithCancel(context.Background())
 	return &ClientConn{
@@ -158,14 +159,18 @@ func Dial(ctx context.Context, cfg ClientConfig) (*ClientConn, error) {
 	}, nil
 }
 
-func defaultHTTPClient() *http.Client {
+// NewHTTPClient returns the client [Dial] uses by default: connect and
+// TLS handshake timeouts, no overall timeout (streams are long-lived; each
+// Write is bounded by its context), and no redirects followed, so that
+// ClientConfig.Header is never sent to another origin.
+func NewHTTPClient() *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
 			DialContext:            (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			TLSHandshakeTimeout:    10 * time.Second,
 			IdleConnTimeout:        90 * time.Second,
 			ExpectContinueTimeout:  time.Second,
-			MaxIdleConnsPerHost:    16,
+			MaxIdleConnsPerHost:    64,
 			MaxResponseHeaderBytes: 64 << 10,
 			ForceAttemptHTTP2:      true,
 		},

@@ -78,8 +78,13 @@ const (
 var (
 	// ErrUnauthorized is returned (wrapped) by [HandlerConfig.Open] and
 	// [SessionHandler.Authorize] when the caller is not authenticated; the
-	// handler answers 401. Any other error from them is answered 403.
+	// handler answers 401. ErrUnavailable is returned (wrapped) by them
+	// when the server cannot decide right now (a store out of reach); the
+	// handler answers 503 with Retry-After, so that a client, or a load
+	// balancer, tries again or elsewhere. Any other error from them is
+	// answered 403.
 	ErrUnauthorized = errors.New("unauthorized")
+	ErrUnavailable  = errors.New("unavailable")
 	// ErrQueueFull is returned by [Session.Send] when a message for the
 	// standalone stream cannot be queued because no stream is open and
 	// the queue holds [HandlerConfig.MaxQueued] messages.
@@ -680,8 +685,12 @@ func parseEventID(s string) (string, int64, bool) {
 
 func (h *Handler) refuseAuth(w http.ResponseWriter, r *http.Request, err error) {
 	status := http.StatusForbidden
-	if errors.Is(err, ErrUnauthorized) {
+	switch {
+	case errors.Is(err, ErrUnauthorized):
 		status = http.StatusUnauthorized
+	case errors.Is(err, ErrUnavailable):
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
 	}
 	h.refuse(w, r, status, jsonrpc.CodeInvalidRequest, err.Error())
 }

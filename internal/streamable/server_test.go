@@ -191,6 +191,12 @@ func newTestServer(t testing.TB, cfg HandlerConfig, wrap func(http.Handler) http
 		if r.Header.Get("X-Deny") != "" {
 			return nil, fmt.Errorf("denied by test: %w", ErrUnauthorized)
 		}
+		if r.Header.Get("X-Unavailable") != "" {
+			return nil, fmt.Errorf("%w: cannot decide right now (test)", ErrUnavailable)
+		}
+		if r.Header.Get("X-Forbid") != "" {
+			return nil, errors.New("forbidden by test")
+		}
 		rs := newRawServer(s)
 		ts.mu.Lock()
 		ts.sessions = append(ts.sessions, rs)
@@ -514,6 +520,15 @@ func TestBadInput(t *testing.T) {
 	status, _, body = post(t, url, "", map[string]string{"X-Deny": "1"}, initBody("2025-06-18"))
 	if status != http.StatusUnauthorized || !strings.Contains(string(body), "denied by test") {
 		t.Fatalf("denied initialize: %d %s", status, body)
+	}
+	// Open unable to decide now: 503 with Retry-After; any other error 403.
+	status, hdr, body = post(t, url, "", map[string]string{"X-Unavailable": "1"}, initBody("2025-06-18"))
+	if status != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || !strings.Contains(string(body), "cannot decide right now") {
+		t.Fatalf("initialize while unavailable: %d %v %s", status, hdr, body)
+	}
+	status, _, body = post(t, url, "", map[string]string{"X-Forbid": "1"}, initBody("2025-06-18"))
+	if status != http.StatusForbidden || !strings.Contains(string(body), "forbidden by test") {
+		t.Fatalf("initialize forbidden: %d %s", status, body)
 	}
 	// DELETE then the session is gone.
 	req, _ := http.NewRequest(http.MethodDelete, url, nil)

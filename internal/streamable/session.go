@@ -37,15 +37,19 @@ type Session struct {
 	standalone *stream
 	queue      [][]byte               // standalone messages waiting for a GET
 	pending    map[jsonrpc.ID]*stream // client request id → its stream
-	ring       []*event               // retained events, oldest at ringHead
-	ringHead   int
-	ringLen    int
-	ringBytes  int       // bytes of retained event data
-	active     int       // HTTP requests in flight, including open streams
-	opening    bool      // its initialize is being opened: in use, though not yet counted in active
-	idleSince  time.Time // when active last fell to 0
-	idle       *time.Timer
-	closeOnce  sync.Once
+	// ring holds the retained events, oldest at ringHead; it grows as
+	// events come, up to h.cfg.MaxRetainedEvents (see growRing), so that
+	// a session that never sends an event holds no ring: allocated at its
+	// full size it cost every session 8 KiB.
+	ring      []*event
+	ringHead  int
+	ringLen   int
+	ringBytes int       // bytes of retained event data
+	active    int       // HTTP requests in flight, including open streams
+	opening   bool      // its initialize is being opened: in use, though not yet counted in active
+	idleSince time.Time // when active last fell to 0
+	idle      *time.Timer
+	closeOnce sync.Once
 }
 
 // stream is one logical SSE stream (or, for a POST that accepts only JSON,
@@ -101,7 +105,6 @@ func newSession(h *Handler, version string) (*Session, error) {
 		opening:   true,
 		streams:   make(map[string]*stream),
 		pending:   make(map[jsonrpc.ID]*stream),
-		ring:      make([]*event, h.cfg.MaxRetainedEvents),
 	}
 	s.nextStream = 1
 	s.standalone = &stream{id: standaloneStreamID, standalone: true, wake: make(chan struct{}, 1)}
@@ -465,12 +468,26 @@ func (s *Session) flushQueue() {
 	s.queue = nil
 }
 
+// growRing makes room in the ring for one more event if it is full but
+// smaller than h.cfg.MaxRetainedEvents, doubling it (from 8) and putting
+// the oldest event first. Called with mu held.
+func (s *Session) growRing() {
+	if s.ringLen < len(s.ring) || len(s.ring) >= s.h.cfg.MaxRetainedEvents {
+		return
+	}
+	ring := make([]*event, min(max(2*len(s.ring), 8), s.h.cfg.MaxRetainedEvents))
+	for i := range s.ringLen {
+		ring[i] = s.ring[(s.ringHead+i)%len(s.ring)]
+	}
+	s.ring, s.ringHead = ring, 0
+}
+
 // enqueue assigns the next event of st to data, retains it, and queues it
 // for the attached connection if any. Called with mu held.
 func (s *Session) enqueue(st *stream, data []byte) {
 	ev := &event{s: st, idx: st.next, data: data}
 	st.next++
-	for s.ringLen > 0 && (s.ringLen == len(s.ring) || s.ringBytes+len(data) > maxRetainedBytes) {
+	for s.ringLen > 0 && (s.ringLen == s.h.cfg.MaxRetainedEvents || s.ringBytes+len(data) > maxRetainedBytes) {
 		old := s.ring[s.ringHead]
 		s.ring[s.ringHead] = nil
 		s.ringHead = (s.ringHead + 1) % len(s.ring)
@@ -480,6 +497,7 @@ func (s *Session) enqueue(st *stream, data []byte) {
 		old.s.evicted = max(old.s.evicted, old.idx+1)
 		s.maybeForget(old.s)
 	}
+	s.growRing()
 	s.ring[(s.ringHead+s.ringLen)%len(s.ring)] = ev
 	s.ringLen++
 	s.ringBytes += len(data)

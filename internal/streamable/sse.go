@@ -38,7 +38,10 @@ func newSSEReader(r io.Reader, max int) *sseReader {
 	if bufMax < 64 {
 		bufMax = 64
 	}
-	sc.Buffer(make([]byte, 0, min(bufMax, 4096)), bufMax)
+	// The buffer starts small and doubles as lines need: a standing
+	// stream (one per session and upstream) mostly carries a priming
+	// event and keep-alives, and 4 KiB held by each of 10,000 was 40 MB.
+	sc.Buffer(make([]byte, 0, min(bufMax, 512)), bufMax)
 	sc.Split(scanSSELines)
 	return &sseReader{sc: sc, max: max}
 }

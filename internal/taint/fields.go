@@ -161,6 +161,15 @@ func toolMatch(p, name string) (bool, int) {
 type Value struct {
 	Text   string // a string as decoded, or a number's JSON text
 	Number bool
+	// Record numbers the record the value belongs to, from 1 in the
+	// order records are met: the element of the outermost list of the
+	// document that holds it (a mail of an inbox, a transaction, a
+	// calendar entry). 0: the value is in no list (the fields of a
+	// document that is one record, such as a file with its name and
+	// content, and whatever cannot be read by its fields). The same
+	// record met twice (structuredContent and its JSON text copy) has
+	// two numbers.
+	Record int
 }
 
 // Part is the values of a result that carry the same labels.
@@ -229,6 +238,26 @@ type splitter struct {
 	fallback []string
 	out      Split
 	path     []string
+	rec      int // the record being read, 0 outside any list
+	records  int // records numbered so far
+}
+
+// element starts reading an element of a list: the first list met opens
+// a record. It returns what done must be given when the element is read.
+func (sp *splitter) element() (opened bool) {
+	if sp.rec != 0 {
+		return false
+	}
+	sp.records++
+	sp.rec = sp.records
+	return true
+}
+
+// done ends an element started by element.
+func (sp *splitter) done(opened bool) {
+	if opened {
+		sp.rec = 0
+	}
 }
 
 func (sp *splitter) note(n string) {
@@ -405,7 +434,7 @@ func (sp *splitter) yamlNode(n *yaml.Node) {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		if n.Tag != "!!null" {
-			sp.add(sp.labels(), Value{Text: n.Value})
+			sp.add(sp.labels(), Value{Text: n.Value, Record: sp.rec})
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -413,7 +442,7 @@ func (sp *splitter) yamlNode(n *yaml.Node) {
 			name := k.Value
 			sp.path = append(sp.path, name)
 			if k.Kind == yaml.ScalarNode {
-				sp.add(sp.labels(), Value{Text: name})
+				sp.add(sp.labels(), Value{Text: name, Record: sp.rec})
 			}
 			sp.yamlNode(v)
 			sp.path = sp.path[:len(sp.path)-1]
@@ -421,7 +450,9 @@ func (sp *splitter) yamlNode(n *yaml.Node) {
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
 			sp.path = append(sp.path, strconv.Itoa(i))
+			opened := sp.element()
 			sp.yamlNode(c)
+			sp.done(opened)
 			sp.path = sp.path[:len(sp.path)-1]
 		}
 	}
@@ -430,7 +461,7 @@ func (sp *splitter) yamlNode(n *yaml.Node) {
 
 func (sp *splitter) yamlFallback(n *yaml.Node) {
 	if n.Kind == yaml.ScalarNode {
-		sp.add(sp.fallback, Value{Text: n.Value})
+		sp.add(sp.fallback, Value{Text: n.Value, Record: sp.rec})
 	}
 	for _, c := range n.Content {
 		sp.yamlFallback(c)
@@ -460,13 +491,15 @@ func (sp *splitter) document(doc []byte) bool {
 					}
 					seg = tok.String()
 					sp.path = append(sp.path, seg)
-					vals, labels = append(vals, Value{Text: seg}), append(labels, sp.deepLabels())
+					vals, labels = append(vals, Value{Text: seg, Record: sp.rec}), append(labels, sp.deepLabels())
 				} else {
 					sp.path = append(sp.path, seg)
 				}
+				opened := kind == '[' && sp.element()
 				if err := walk(); err != nil {
 					return err
 				}
+				sp.done(opened)
 				sp.path = sp.path[:len(sp.path)-1]
 			}
 			_, err := dec.ReadToken()
@@ -478,15 +511,17 @@ func (sp *splitter) document(doc []byte) bool {
 		}
 		switch tok.Kind() {
 		case '"':
-			vals, labels = append(vals, Value{Text: tok.String()}), append(labels, sp.deepLabels())
+			vals, labels = append(vals, Value{Text: tok.String(), Record: sp.rec}), append(labels, sp.deepLabels())
 		case '0':
-			vals, labels = append(vals, Value{Text: tok.String(), Number: true}), append(labels, sp.deepLabels())
+			vals, labels = append(vals, Value{Text: tok.String(), Number: true, Record: sp.rec}), append(labels, sp.deepLabels())
 		}
 		return nil
 	}
+	rec, records := sp.rec, sp.records
 	err := walk()
 	sp.path = sp.path[:base]
 	if err != nil {
+		sp.rec, sp.records = rec, records // nothing of it is kept
 		return false
 	}
 	if _, err := dec.ReadToken(); err != io.EOF {

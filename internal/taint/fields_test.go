@@ -2,6 +2,7 @@ package taint
 
 import (
 	"bytes"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -220,6 +221,20 @@ func FuzzSplit(f *testing.F) {
 		}) {
 			t.Fatal("not deterministic")
 		}
+		n := 0
+		for _, p := range s.Parts {
+			n += len(p.Values)
+		}
+		for _, p := range s.Parts {
+			for _, v := range p.Values {
+				// A record is an element of a list: there are no more
+				// records than values, and none without a '[' or a '-'
+				// (JSON or YAML lists).
+				if v.Record < 0 || v.Record > n || v.Record > 0 && !bytes.ContainsAny(doc, "[-") {
+					t.Fatalf("value %q in record %d of %d values", v.Text, v.Record, n)
+				}
+			}
+		}
 		for _, p := range s.Parts {
 			switch strings.Join(p.Labels, ",") {
 			case "private,reliable", "private,untrusted", "private,reliable,untrusted":
@@ -267,4 +282,47 @@ func TestSplitCase(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
+}
+
+// TestSplitRecords: each element of the outermost list is a record,
+// numbered in order, with what is nested in it; values in no list are in
+// record 0; a document that does not parse adds no record.
+func TestSplitRecords(t *testing.T) {
+	l := fieldLabeler(t)
+	records := func(s Split) map[string]int {
+		out := map[string]int{}
+		for _, p := range s.Parts {
+			for _, v := range p.Values {
+				out[v.Text] = v.Record
+			}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name, result string
+		want         map[string]int
+	}{
+		{"structured", `{"structuredContent":{"emails":[{"sender":"a@x.example","to":["me@x.example"]},{"sender":"b@x.example"}]},"isError":false}`,
+			map[string]int{"emails": 0, "a@x.example": 1, "me@x.example": 1, "b@x.example": 2}},
+		{"list at the top", `[{"subject":"one","tags":["t1"]},{"subject":"two"}]`, map[string]int{"one": 1, "t1": 1, "two": 2}},
+		{"YAML text", textResult("- subject: one\n  tags: [t1]\n- subject: two\n"), map[string]int{"one": 1, "t1": 1, "two": 2}},
+		{"one record", `{"id":"52","name":"vendor-proposal.pdf","content":"x"}`, map[string]int{"52": 0, "vendor-proposal.pdf": 0, "x": 0}},
+		{"prose", textResult("no fields here"), map[string]int{"no fields here": 0}},
+		{"broken then valid", `{"content":[{"type":"text","text":"[{\"a\":\"x\"}, broken"},{"type":"text","text":"[{\"a\":\"y\"}]"}]}`,
+			map[string]int{"[{\"a\":\"x\"}, broken": 0, "a": 1, "y": 1}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := records(l.Fields("bank.list_transactions").Split([]byte(c.result), []string{Private, Reliable}))
+			for k, v := range c.want {
+				if r, ok := got[k]; !ok || r != v {
+					t.Errorf("%q in record %d (found %v), want %d", k, r, ok, v)
+				}
+			}
+		})
+	}
+}
+
+func textResult(s string) string {
+	b, _ := json.Marshal(map[string]any{"content": []any{map[string]string{"type": "text", "text": s}}})
+	return string(b)
 }

@@ -18,7 +18,12 @@
 // (a transaction's subject, a page's body, an invitation's description)
 // and which it cannot (a transaction's counterparty, a calendar entry's
 // participants), by path in structured content and, for text results, by
-// the rule [FieldLabels.Split] documents.
+// the rule [FieldLabels.Split] documents. A field a third party chooses is
+// not reliable even when the server vouches for it: a mail's sender is
+// who sent it, but the sender chose that address, so a reply may go there
+// only when the objective names the mail (internal/provenance,
+// designated sources). Each value of a split result carries its record
+// ([Value.Record]): the element of the outermost list it belongs to.
 //
 // A [Tracker] accumulates, per session, the labels of the results the
 // session has received; the gateway hands them to policy as

@@ -18,7 +18,9 @@
 // the timestamp t (Unix seconds, as sent), a period, and the body's bytes
 // exactly as received: HMAC(secret, "1765083600." + body). A receiver
 // recomputes it, compares in constant time, and refuses a t more than five
-// minutes from its clock (a replay). Each attempt is signed anew.
+// minutes from its clock, and one it accepted before (a replay):
+// wardhook.Receiver does both. Each attempt is signed anew, at a later t
+// than the attempt before.
 //
 // # The answer
 //
@@ -40,9 +42,7 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	crand "crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -56,6 +56,7 @@ import (
 	"time"
 
 	"github.com/ward-dev/ward/internal/strictjson"
+	"github.com/ward-dev/ward/wardhook"
 )
 
 // Defaults for [Config].
@@ -263,6 +264,7 @@ func (s *Sender) record(d Delivery) {
 // of attempts or the sender closes.
 func (s *Sender) deliver(e Endpoint, d Delivery, body []byte) Delivery {
 	wait := s.cfg.Backoff
+	var lastTS int64
 	for d.Attempts < s.cfg.Attempts {
 		if d.Attempts > 0 {
 			// Full jitter on the upper half: retries of many deliveries
@@ -279,7 +281,15 @@ func (s *Sender) deliver(e Endpoint, d Delivery, body []byte) Delivery {
 			wait = min(2*wait, s.cfg.MaxBackoff)
 		}
 		d.Attempts++
-		status, retry, err := s.attempt(e, d, body)
+		ts := s.cfg.Now().Unix()
+		if ts <= lastTS {
+			// Every attempt is signed at a later t than the one before, so
+			// that a receiver refusing replays (wardhook.Receiver) never
+			// takes a retry for one.
+			ts = lastTS + 1
+		}
+		lastTS = ts
+		status, retry, err := s.attempt(e, d, body, ts)
 		d.Status = status
 		if err == nil {
 			d.Delivered, d.Error = true, ""
@@ -294,14 +304,14 @@ func (s *Sender) deliver(e Endpoint, d Delivery, body []byte) Delivery {
 }
 
 // attempt makes one signed request and reads its answer strictly.
-func (s *Sender) attempt(e Endpoint, d Delivery, body []byte) (status int, retry bool, err error) {
+func (s *Sender) attempt(e Endpoint, d Delivery, body []byte, unix int64) (status int, retry bool, err error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.URL, bytes.NewReader(body))
 	if err != nil {
 		return 0, false, errors.New("the request could not be made")
 	}
-	ts := strconv.FormatInt(s.cfg.Now().Unix(), 10)
+	ts := strconv.FormatInt(unix, 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "ward-webhook")
 	req.Header.Set("Ward-Event", d.Event)
@@ -340,55 +350,17 @@ func (s *Sender) attempt(e Endpoint, d Delivery, body []byte) (status int, retry
 	}
 }
 
-// Sign is the v1 signature of body sent at ts (Unix seconds, as sent):
-// lowercase hex HMAC-SHA256(secret, ts + "." + body).
-func Sign(secret []byte, ts string, body []byte) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(ts))
-	m.Write([]byte("."))
-	m.Write(body)
-	return hex.EncodeToString(m.Sum(nil))
-}
+// Sign is the v1 signature of body sent at ts (see [wardhook.Sign]).
+func Sign(secret []byte, ts string, body []byte) string { return wardhook.Sign(secret, ts, body) }
 
 // ErrSignature is returned by [Verify] for a request whose signature does
 // not hold (a receiver answers 401).
-var ErrSignature = errors.New("webhook: bad signature")
+var ErrSignature = wardhook.ErrSignature
 
-// Verify checks a delivery's Ward-Signature header against body and the
-// shared secret, in constant time, refusing a timestamp further than skew
-// from now. It is what a receiver written in Go calls.
+// Verify checks a delivery's Ward-Signature header (see [wardhook.Verify];
+// a receiver uses [wardhook.Receiver], which also refuses replays).
 func Verify(secret []byte, header string, body []byte, now time.Time, skew time.Duration) error {
-	var ts, sig string
-	for _, part := range bytes.Split([]byte(header), []byte(",")) {
-		k, v, ok := bytes.Cut(part, []byte("="))
-		if !ok {
-			return ErrSignature
-		}
-		switch string(k) {
-		case "t":
-			if ts != "" {
-				return ErrSignature
-			}
-			ts = string(v)
-		case "v1":
-			if sig != "" {
-				return ErrSignature
-			}
-			sig = string(v)
-		}
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || sig == "" {
-		return ErrSignature
-	}
-	if d := now.Sub(time.Unix(sec, 0)); d > skew || d < -skew {
-		return fmt.Errorf("%w: timestamp outside the accepted window", ErrSignature)
-	}
-	want := Sign(secret, ts, body)
-	if !hmac.Equal([]byte(want), []byte(sig)) {
-		return ErrSignature
-	}
-	return nil
+	return wardhook.Verify(secret, header, body, now, skew)
 }
 
 func matches(patterns []string, event string) bool {

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ward-dev/ward/wardhook"
 )
 
 var secret = []byte("0123456789abcdef-secret")
@@ -21,9 +23,12 @@ var secret = []byte("0123456789abcdef-secret")
 func receiver(t *testing.T, answers ...string) (*httptest.Server, *atomic.Int32, chan map[string]any) {
 	var n atomic.Int32
 	got := make(chan map[string]any, 16)
+	// It refuses replays: ward's retries (here within one second) must
+	// not be taken for one.
+	rc := wardhook.NewReceiver(secret, 5*time.Minute)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if err := Verify(secret, r.Header.Get("Ward-Signature"), body, time.Now(), 5*time.Minute); err != nil {
+		if err := rc.Verify(r.Header.Get("Ward-Signature"), body, time.Now()); err != nil {
 			t.Errorf("delivery does not verify: %v", err)
 			w.WriteHeader(http.StatusUnauthorized)
 			return

@@ -57,12 +57,17 @@ func openLog(t testing.TB, dir string, k key, n int) *audit.Log {
 	return l
 }
 
+// appendN appends n events, then has the log sign a checkpoint over
+// them (checkpoints otherwise follow on the log's cadence).
 func appendN(t testing.TB, l *audit.Log, n int) {
 	t.Helper()
 	for i := range n {
 		if _, err := l.Append(context.Background(), audit.Event{Type: "test", Actor: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := l.Sync(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
 
