@@ -131,7 +131,16 @@ func (l *Log) Rotate(v note.Verifier, signers ...note.Signer) error {
 			return fmt.Errorf("rotate audit key: the key %s+%08x signed the log and must keep verifying it", k.Name(), k.KeyHash())
 		}
 	}
+	// The journal's records go under the newest signer's key from the
+	// next one on: a process restarted after the overlap ends holds only
+	// that key. Records under the old key must be covered by the head
+	// before it stops signing (the caller Syncs first).
+	jk, err := journalKey(signers[len(signers)-1])
+	if err != nil {
+		return fmt.Errorf("rotate audit key: %w", err)
+	}
 	l.keys.Store(&logKeys{signers: slices.Clone(signers), verifier: v})
+	l.journalKey.Store(&jk)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -116,5 +117,49 @@ func TestRotateWhileOpen(t *testing.T) {
 	}
 	if _, err := Open(Config{Dir: filepath.Join(t.TempDir(), "x"), Origin: testOrigin, Signer: a.signer, Signers: []note.Signer{b.signer}, Verifier: a.verifier}); err == nil {
 		t.Fatal("a signer outside the verifier's keys accepted")
+	}
+}
+
+// TestRotateJournalReplays: after a rotation's overlap ended, appends
+// acknowledged only in the journal (no checkpoint could be signed since)
+// replay in a process that holds the new key alone: the journal's
+// records went under the newest key from the overlap's start.
+func TestRotateJournalReplays(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	a, b := newTestKey(t, testOrigin), newTestKey(t, testOrigin)
+	l := mustOpen(t, testConfig(dir, a))
+	fill(t, l, 2)
+	ab, _ := Keyring(a.verifier, b.verifier)
+	ba, _ := Keyring(b.verifier, a.verifier)
+	gb := &gatedSigner{Signer: b.signer}
+	if err := l.Rotate(ab, a.signer, gb); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, l, 2)
+	if _, err := l.Sync(context.Background()); err != nil { // as a node does before retiring
+		t.Fatal(err)
+	}
+	if err := l.Rotate(ba, gb); err != nil {
+		t.Fatal(err)
+	}
+	gb.close() // from here on no checkpoint is signed: the journal alone holds what follows
+	for i := range 5 {
+		if _, err := l.Append(context.Background(), testEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size := l.Size()
+	crashed := filepath.Join(t.TempDir(), "log")
+	if err := os.CopyFS(crashed, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{".head", ".head.journal"} {
+		writeFile(t, filepath.Dir(crashed), filepath.Base(crashed)+f, readFile(t, filepath.Dir(dir), filepath.Base(dir)+f))
+	}
+	gb.open()
+	os.Remove(filepath.Join(crashed, "lock"))
+	l2 := mustOpen(t, Config{Dir: crashed, Origin: testOrigin, Signer: b.signer, Verifier: ba})
+	if l2.Size() != size {
+		t.Fatalf("after the crash the log holds %d entries, %d were acknowledged", l2.Size(), size)
 	}
 }

@@ -293,6 +293,11 @@ func (n *Node) finishLogKey(ctx context.Context, k auditKeys, by string) (LogKey
 	if waiting, err := n.overlapWaits(ctx, k); err != nil || waiting != "" {
 		return k.status(waiting), err
 	}
+	// The journal's records under the old key (from before the overlap)
+	// replay only with it: the head must cover them before it goes.
+	if _, err := n.Audit.Sync(ctx); err != nil {
+		return k.status("the log's head to cover what was appended"), err
+	}
 	dir := filepath.Join(n.cfg.Data, "keys")
 	retired := append([]string{k.curPub}, k.retired...)
 	if err := atomicfile.Write(filepath.Join(dir, "audit.retired"), []byte(strings.Join(retired, "\n")+"\n"), 0o644); err != nil {
