@@ -44,13 +44,17 @@ func systemNodes(t *testing.T, k int) (nodes []*server.Node, dsn, schema string)
 	return nodes, dsn, schema
 }
 
-// appendEvents appends k events to n's log.
+// appendEvents appends k events to n's log and waits for a checkpoint
+// over them (the log signs on its own cadence).
 func appendEvents(t *testing.T, n *server.Node, k int) {
 	t.Helper()
 	for i := range k {
 		if _, err := n.Audit.Append(context.Background(), audit.Event{Type: "test.event", Actor: "tester", Data: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := n.Audit.Sync(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
 
