@@ -25,7 +25,7 @@ package main
 //     (each an MCP session of the official Go SDK client on its own
 //     connection, spread over the nodes round-robin, that has made one
 //     call and stays connected): memory per session is (connected −
-//     idle connections) / N, the nodes summed;
+//     idle connections) / the sessions connected, the nodes summed;
 //  3. makes tool calls for -d from all N sessions, each calling once
 //     every N/rate seconds from a random phase (open loop: -rate calls/s
 //     offered in all), then the same offered rate directly at the
@@ -202,7 +202,7 @@ func (m mem) plus(o mem) mem {
 	return mem{m.HeapInuse + o.HeapInuse, m.HeapAlloc + o.HeapAlloc, m.RSS + o.RSS, m.Goroutines + o.Goroutines}
 }
 
-func kib(b int64, n int) string { return fmt.Sprintf("%.1f", float64(b)/1024/float64(n)) }
+func kib(b int64, n int) string { return fmt.Sprintf("%.1f", float64(b)/1024/float64(max(1, n))) }
 
 func scaleRow(sc scaleCase) (string, error) {
 	up, err := startChild(nil, "scale-upstream")
@@ -375,14 +375,20 @@ func scaleRow(sc scaleCase) (string, error) {
 	}
 	base := openLoop(direct, sc.rate, sc.dur)
 	through := openLoop(live, sc.rate, sc.dur)
-	per := withSessions.minus(withIdle)
-	perIdle := withIdle.minus(bare)
+	// Per session: what a connected session costs less what an idle
+	// connection does (each over its own count: sessions that failed to
+	// connect hold nothing).
+	conn, idleCost := withSessions.minus(bare), withIdle.minus(bare)
+	perKiB := func(c, i int64) float64 {
+		return (float64(c)/float64(max(1, len(live))) - float64(i)/float64(sc.sessions)) / 1024
+	}
 	add := func(p float64) string { return ms(through.pct(p) - base.pct(p)) }
-	return fmt.Sprintf("| %s | %d | %d | %d | %.0f | %s | %s | %s | %s / %s / %s | %d | %s / %s / %s, %.1f | %s / %s |",
+	return fmt.Sprintf("| %s | %d | %d | %d | %.0f | %s | %s | %s | %s / %s / %s | %d | %.1f / %.1f / %.1f, %.1f | %s / %s |",
 		sc.store, sc.nodes, sc.sessions, len(live), through.rate(), ms(through.pct(0.5)), ms(through.pct(0.99)), ms(through.pct(0.999)),
 		add(0.5), add(0.99), add(0.999), through.errs,
-		kib(per.HeapInuse, sc.sessions), kib(per.HeapAlloc, sc.sessions), kib(per.RSS, sc.sessions), float64(per.Goroutines)/float64(sc.sessions),
-		kib(perIdle.HeapInuse, sc.sessions), kib(perIdle.RSS, sc.sessions)), nil
+		perKiB(conn.HeapInuse, idleCost.HeapInuse), perKiB(conn.HeapAlloc, idleCost.HeapAlloc), perKiB(conn.RSS, idleCost.RSS),
+		float64(conn.Goroutines)/float64(max(1, len(live)))-float64(idleCost.Goroutines)/float64(sc.sessions),
+		kib(idleCost.HeapInuse, sc.sessions), kib(idleCost.RSS, sc.sessions)), nil
 }
 
 // openLoop has each caller call once every len(callers)/rate seconds,
@@ -737,6 +743,9 @@ func nodeProcess(args []string) error {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		json.NewEncoder(w).Encode(mem{HeapInuse: int64(ms.HeapInuse), HeapAlloc: int64(ms.HeapAlloc), RSS: vmRSS(), Goroutines: runtime.NumGoroutine()})
+	})
+	mux.HandleFunc("/goroutine", func(w http.ResponseWriter, r *http.Request) {
+		pprof.Lookup("goroutine").WriteTo(w, 1)
 	})
 	mux.HandleFunc("/heap", func(w http.ResponseWriter, r *http.Request) {
 		runtime.GC()

@@ -27,8 +27,9 @@ import (
 // and stdout (Claude Desktop, Codex, most clients' "command" form). It
 // reads the client's messages strictly (mcpmsg, as `ward mcp wrap` does),
 // forwards them to the node's gateway over Streamable HTTP as the session
-// (its grant and a fresh DPoP proof on every request), and writes what the
-// gateway sends back, in order, to stdout.
+// (mutual TLS with its X.509-SVID, or its grant and a fresh DPoP proof on
+// every request when the node cannot see the certificate), and writes what
+// the gateway sends back, in order, to stdout.
 //
 // Unlike the TCP sidecar it needs no token and no check of who connects:
 // only the program that started it holds its stdin and stdout, and the
@@ -49,9 +50,19 @@ func serveStdio(session string, stdin io.Reader, stdout io.Writer, stderr io.Wri
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// c.http has an overall timeout for API calls; streams must outlive
-	// it, so only its transport (which signs the proofs) is used.
-	hc := &http.Client{Transport: c.http.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// Mutual TLS with the session's certificate over kept-alive
+	// connections, unless the node cannot see it: then DPoP proofs. (No
+	// overall client timeout: streams must outlive any.)
+	pctx, cancel := context.WithTimeout(ctx, callTimeout)
+	node, how, err := creds.NodeTransport(pctx, c.base, nil)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("session %s: %w", session, err)
+	}
+	if strings.HasPrefix(how, "DPoP") {
+		fmt.Fprintf(stderr, "ward mcp serve: forwarding with %s\n", how)
+	}
+	hc := &http.Client{Transport: node, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	up, err := streamable.Dial(ctx, streamable.ClientConfig{URL: c.base + "/mcp", HTTPClient: hc})
 	if err != nil {
 		return err

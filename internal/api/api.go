@@ -472,7 +472,7 @@ func statusOf(err error) int {
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status := statusOf(err)
-	msg := err.Error()
+	msg := redact.Internals(err.Error())
 	if status == http.StatusInternalServerError {
 		s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		msg = "internal error; see the server log"
@@ -745,7 +745,7 @@ func (s *Server) mcpAuthError(r *http.Request, err error) error {
 	case http.StatusServiceUnavailable:
 		// The node says why (it cannot confirm it knows the revocations
 		// made elsewhere): transient, answered 503.
-		return fmt.Errorf("%w: %s", streamable.ErrUnavailable, strings.TrimPrefix(err.Error(), authority.ErrUnavailable.Error()+": "))
+		return fmt.Errorf("%w: %s", streamable.ErrUnavailable, redact.Internals(strings.TrimPrefix(err.Error(), authority.ErrUnavailable.Error()+": ")))
 	case http.StatusInternalServerError:
 		s.cfg.Logger.Error("authenticating an MCP request failed", "path", r.URL.Path, "err", err)
 		return fmt.Errorf("%w: ward could not authenticate the request right now; retry later", streamable.ErrUnavailable)

@@ -3,6 +3,7 @@ package audit
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -300,4 +301,74 @@ func mustEncode(t *testing.T, e Event) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestVersion1JournalReplayed: a record of the journal's first version
+// (its entries under a checkpoint signed over them, and a SHA-256), as a
+// log written before checkpoints had their own cadence left it, is still
+// replayed; one whose checkpoint another key signed is not.
+func TestVersion1JournalReplayed(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		forged bool
+	}{{"signed by the log's key", false}, {"signed by another key", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			k := newTestKey(t, testOrigin)
+			cfg := testConfig(filepath.Join(t.TempDir(), "audit"), k)
+			l := mustOpen(t, cfg)
+			fill(t, l, 3)
+			l.Close()
+			hs, err := readHead(DefaultHead(cfg.Dir), k.verifier, testOrigin)
+			if err != nil || hs.cp == nil || hs.cp.size != 3 {
+				t.Fatalf("head: %v", err)
+			}
+			entry := fillIn(nil, mustEncode(t, Event{Type: "old", Actor: "ward", Time: time.Unix(1767225600, 0)}), 3, "", chain{})
+			frames := binary.BigEndian.AppendUint32(nil, uint32(len(entry)))
+			frames = append(frames, entry...)
+			rng, err := rangeFactory.NewRange(0, 3, hs.front.hashes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := rng.Append(hasher.HashLeaf(entry), nil); err != nil {
+				t.Fatal(err)
+			}
+			signer := k.signer
+			if c.forged {
+				signer = newTestKey(t, testOrigin).signer
+			}
+			signed, err := note.Sign(&note.Note{Text: checkpointText(testOrigin, 4, rootOf(rng))}, signer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := []byte(journalMagicV1)
+			b = binary.BigEndian.AppendUint32(b, 0)
+			b = binary.BigEndian.AppendUint64(b, 3)
+			b = binary.BigEndian.AppendUint64(b, 4)
+			b = binary.BigEndian.AppendUint64(b, uint64(hs.front.entEnd))
+			b = binary.BigEndian.AppendUint32(b, uint32(len(frames)))
+			b = append(b, frames...)
+			b = binary.BigEndian.AppendUint32(b, uint32(len(signed)))
+			b = append(b, signed...)
+			binary.BigEndian.PutUint32(b[4:], uint32(len(b)-8))
+			sum := sha256.Sum256(b)
+			b = append(b, sum[:]...)
+			jf, err := os.OpenFile(journalPath(DefaultHead(cfg.Dir)), os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := jf.WriteAt(b, 0); err != nil {
+				t.Fatal(err)
+			}
+			jf.Close()
+			l = mustOpen(t, cfg)
+			defer l.Close()
+			want := uint64(4)
+			if c.forged {
+				want = 3
+			}
+			if l.Size() != want {
+				t.Fatalf("after a version 1 record %s: size %d, want %d", c.name, l.Size(), want)
+			}
+		})
+	}
 }

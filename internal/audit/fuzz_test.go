@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"os"
@@ -602,5 +603,52 @@ func FuzzOpenFast(f *testing.F) {
 		}
 		keptWhole(t, ent, readFile(t, dir, entriesName), asideFiles(t, dir, entriesName), dir)
 		keptWhole(t, cps, readFile(t, dir, checkpointsName), asideFiles(t, dir, checkpointsName), dir)
+	})
+}
+
+// FuzzReadJournal: whatever the journal holds (it is a file anyone who can
+// write the data directory can write), readJournal returns a chain of
+// records, each extending the one before it, that end after the size it
+// was given; and records the writer made are read back.
+func FuzzReadJournal(f *testing.F) {
+	key := bytes.Repeat([]byte{7}, 32)
+	j, err := openJournal(filepath.Join(f.TempDir(), "journal"), key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer j.close()
+	j.ok = true
+	frame := func(s string) []byte { return append(binary.BigEndian.AppendUint32(nil, uint32(len(s))), s...) }
+	one, two := frame(`{"a":1}`), append(frame(`{"b":2}`), frame(`{"c":3}`)...)
+	if err := j.append(0, 1, 0, one); err != nil {
+		f.Fatal(err)
+	}
+	if err := j.append(1, 3, int64(len(one)), two); err != nil {
+		f.Fatal(err)
+	}
+	seed := make([]byte, j.off)
+	if _, err := j.f.ReadAt(seed, 0); err != nil {
+		f.Fatal(err)
+	}
+	if recs := readJournal(bytes.NewReader(seed), int64(len(seed)), 0, [][]byte{key}); len(recs) != 2 || !bytes.Equal(recs[1].entries, two) {
+		f.Fatalf("the writer's records read back as %+v", recs)
+	}
+	if recs := readJournal(bytes.NewReader(seed), int64(len(seed)), 0, [][]byte{bytes.Repeat([]byte{8}, 32)}); len(recs) != 0 {
+		f.Fatalf("records read back with another key: %+v", recs)
+	}
+	f.Add(seed, uint64(0))
+	f.Add(seed, uint64(1))
+	f.Add(seed[:len(seed)-1], uint64(0))
+	f.Add(append(bytes.Clone(seed), seed...), uint64(0))
+	f.Fuzz(func(t *testing.T, b []byte, after uint64) {
+		recs := readJournal(bytes.NewReader(b), int64(len(b)), after, [][]byte{key})
+		for i, r := range recs {
+			if r.end <= r.start || r.end <= after || r.entStart < 0 {
+				t.Fatalf("record %d: [%d, %d) at %d, after %d", i, r.start, r.end, r.entStart, after)
+			}
+			if i > 0 && (r.start != recs[i-1].end || r.entStart != recs[i-1].entStart+int64(len(recs[i-1].entries))) {
+				t.Fatalf("record %d does not extend the one before it", i)
+			}
+		}
 	})
 }

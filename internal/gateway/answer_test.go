@@ -186,3 +186,31 @@ func TestTooManyInFlightRecorded(t *testing.T) {
 	}
 	t.Fatalf("the refusal was not recorded (%d new events)", len(events))
 }
+
+// storeDown is a guard whose store cannot be reached: its errors carry
+// what the database driver writes about where it was connecting.
+type storeDown struct{ gateway.Guard }
+
+func (storeDown) Check(context.Context, *gateway.Caller, *gateway.Operation) (gateway.Verdict, error) {
+	return gateway.Verdict{}, errors.New("get session: failed to connect to `user=wardsvc database=wardprod`: 10.20.30.40:5432 (db.internal): dial tcp 10.20.30.40:5432: connect: connection refused")
+}
+
+// An error that reaches the agent says what failed, not where ward's
+// store lives: no database user, name or address.
+func TestErrorsLeaveWithoutInternals(t *testing.T) {
+	f := newRawFixture(t, &rawUpstream{}, func(g gateway.Guard) gateway.Guard { return storeDown{g} })
+	s, d := f.open(t)
+	resp := send(t, s, d, `{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"up.echo","arguments":{}}}`)
+	if resp.Error == nil {
+		t.Fatal("the call was answered without an error")
+	}
+	msg := resp.Error.Error()
+	for _, leak := range []string{"wardsvc", "wardprod", "10.20.30.40", "db.internal"} {
+		if strings.Contains(msg, leak) {
+			t.Errorf("the agent was told %q: %s", leak, msg)
+		}
+	}
+	if !strings.Contains(msg, "failed to connect to the database") {
+		t.Errorf("the error no longer says what failed: %s", msg)
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+
+	"github.com/ward-dev/ward/internal/redact"
 )
 
 // Session is one downstream MCP session: the client on one side, one
@@ -474,6 +476,17 @@ func (s *Session) send(msg jsonrpc.Message, related jsonrpc.ID) {
 }
 
 func (s *Session) sendAs(msg jsonrpc.Message, related jsonrpc.ID) {
+	if r, ok := msg.(*jsonrpc.Response); ok && r.Error != nil {
+		// An error leaving the node says what failed, not where ward's
+		// store lives (redact.Internals).
+		if e, ok := r.Error.(*jsonrpc.Error); ok {
+			if m := redact.Internals(e.Message); m != e.Message {
+				c := *e
+				c.Message = m
+				msg = &jsonrpc.Response{ID: r.ID, Result: r.Result, Error: &c, Extra: r.Extra}
+			}
+		}
+	}
 	if err := s.down.Send(msg, related); err != nil {
 		s.g.cfg.Logger.Debug("send to client failed", "session", s.who().Session, "err", err, slog.Any("id", related.Raw()))
 	}

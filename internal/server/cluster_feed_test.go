@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ward-dev/ward/internal/authority"
 	"github.com/ward-dev/ward/internal/server"
 	"github.com/ward-dev/ward/internal/store"
 )
@@ -132,6 +134,15 @@ func TestClusterRevocation(t *testing.T) {
 	if status, body := whoami(t, b, ended.HTTPClient(false)); status != http.StatusUnauthorized || !strings.Contains(body, "ended") {
 		t.Fatalf("B after the end on A: %d %s", status, body)
 	}
+	// What a call that looked the session up before the end asks again
+	// before it is allowed (enforce.Config.Current): ended, itself or as
+	// the session it was delegated from.
+	if err := b.Auth.Current(endedView.Session, nil); !errors.Is(err, authority.ErrUnauthenticated) {
+		t.Fatalf("B's Current of the ended session: %v", err)
+	}
+	if err := b.Auth.Current("child-of-ended", []string{endedView.Session}); !errors.Is(err, authority.ErrUnauthenticated) {
+		t.Fatalf("B's Current of a session delegated from the ended one: %v", err)
+	}
 	if status, _ := whoami(t, b, quarantined.HTTPClient(false)); status != http.StatusOK {
 		t.Fatal("ending one session refused another")
 	}
@@ -168,6 +179,9 @@ func TestClusterFailsClosed(t *testing.T) {
 			if !strings.Contains(body, "cannot confirm that it knows the revocations") {
 				t.Fatalf("503 without the reason: %s", body)
 			}
+			if err := b.Auth.Current(creds.Info.Session, nil); !errors.Is(err, authority.ErrUnavailable) {
+				t.Fatalf("B's Current while cut off: %v", err)
+			}
 			resp, err := b.tlsClient().Get(b.url + "/readyz")
 			if err != nil {
 				t.Fatal(err)
@@ -202,11 +216,12 @@ func TestClusterFailsClosed(t *testing.T) {
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		status, body := whoami(t, b, hc)
-		if status == http.StatusOK {
+		current := b.Auth.Current(creds.Info.Session, nil)
+		if status == http.StatusOK && current == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("B did not recover: %d %s", status, body)
+			t.Fatalf("B did not recover: %d %s; Current: %v", status, body, current)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

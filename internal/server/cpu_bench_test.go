@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"slices"
 	"syscall"
 	"testing"
@@ -14,6 +15,16 @@ import (
 
 	"github.com/ward-dev/ward/internal/server"
 )
+
+// goroutinesCreated is the number of goroutines this process has started.
+func goroutinesCreated() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
 
 // budgetOwnCPU is DESIGN.md's budget for ward's own CPU per decided call.
 const budgetOwnCPU = 150 * time.Microsecond
@@ -39,7 +50,9 @@ func processCPU() time.Duration {
 // so the client's and the upstream's shares cancel, while ward's side of
 // the client (DPoP signing, TLS) counts. It reports the medians and the
 // difference (own-cpu-µs), and how far over the budget that is
-// (over-budget-µs, negative when within), saying so in the log.
+// (over-budget-µs, negative when within), saying so in the log, and the
+// goroutines a call through ward starts beyond a direct one
+// (own-goroutines/call).
 // The node's data directory is on tmpfs (/dev/shm) where there is one.
 // Measured as CPU time, not wall time: a loaded machine stretches calls,
 // not (much) the CPU they take.
@@ -50,13 +63,16 @@ func processCPU() time.Duration {
 // one-hop path), and the same two through a session sidecar (`ward mcp
 // serve`'s code, in the same process, so its CPU counts as ward's).
 func BenchmarkOwnCPUPerCall(b *testing.B) {
-	b.Run("dpop", func(b *testing.B) { ownCPUPerCall(b, false, false) })
-	b.Run("mtls", func(b *testing.B) { ownCPUPerCall(b, true, false) })
-	b.Run("sidecar-dpop", func(b *testing.B) { ownCPUPerCall(b, false, true) })
-	b.Run("sidecar-mtls", func(b *testing.B) { ownCPUPerCall(b, true, true) })
+	b.Run("dpop", func(b *testing.B) { ownCPUPerCall(b, false, false, false) })
+	b.Run("mtls", func(b *testing.B) { ownCPUPerCall(b, true, false, false) })
+	b.Run("sidecar-dpop", func(b *testing.B) { ownCPUPerCall(b, false, true, false) })
+	b.Run("sidecar-mtls", func(b *testing.B) { ownCPUPerCall(b, true, true, false) })
+	// The one-hop path with mcp_json_answers: a request with one answer
+	// is answered with one JSON body, not an SSE stream.
+	b.Run("mtls-json-answers", func(b *testing.B) { ownCPUPerCall(b, true, false, true) })
 }
 
-func ownCPUPerCall(b *testing.B, mtls, sidecar bool) {
+func ownCPUPerCall(b *testing.B, mtls, sidecar, jsonAnswers bool) {
 	url := benchUpstream(b)
 	direct, err := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: url}, nil)
 	if err != nil {
@@ -72,7 +88,7 @@ func ownCPUPerCall(b *testing.B, mtls, sidecar bool) {
 		data = shm
 		b.Cleanup(func() { os.RemoveAll(shm) })
 	}
-	n := startNode(b, server.Config{Data: data, Policies: []string{dir}, Upstreams: []server.Upstream{{Name: "up", URL: url}}})
+	n := startNode(b, server.Config{Data: data, Policies: []string{dir}, Upstreams: []server.Upstream{{Name: "up", URL: url}}, MCPJSONAnswers: jsonAnswers})
 	n.setupAgent("bench", nil, map[string][]string{"tools": {"up.*"}})
 	creds, _ := n.startSession("bench", "benchmark", nil, "1h")
 	var ward *mcp.ClientSession
@@ -83,23 +99,27 @@ func ownCPUPerCall(b *testing.B, mtls, sidecar bool) {
 	}
 
 	ctx := context.Background()
-	call := func(cs *mcp.ClientSession, name string) time.Duration {
+	var dGo, wGo uint64 // goroutines started during the direct and the ward calls
+	call := func(cs *mcp.ClientSession, name string, started *uint64) time.Duration {
 		params := &mcp.CallToolParams{Name: name, Arguments: map[string]any{"text": "hello"}}
+		g0 := goroutinesCreated()
 		t0 := processCPU()
 		if _, err := cs.CallTool(ctx, params); err != nil {
 			b.Fatal(err)
 		}
-		return processCPU() - t0
+		cpu := processCPU() - t0
+		*started += goroutinesCreated() - g0
+		return cpu
 	}
 	for range 50 { // warm both paths: connections, caches
-		call(direct, "echo")
-		call(ward, "up.echo")
+		call(direct, "echo", new(uint64))
+		call(ward, "up.echo", new(uint64))
 	}
 	var d, w []time.Duration
 	b.ReportAllocs() // both paths: compare runs, not with direct
 	for b.Loop() {
-		d = append(d, call(direct, "echo"))
-		w = append(w, call(ward, "up.echo"))
+		d = append(d, call(direct, "echo", &dGo))
+		w = append(w, call(ward, "up.echo", &wGo))
 	}
 	slices.Sort(d)
 	slices.Sort(w)
@@ -109,6 +129,9 @@ func ownCPUPerCall(b *testing.B, mtls, sidecar bool) {
 	b.ReportMetric(float64(pw.Microseconds()), "ward-cpu-µs")
 	b.ReportMetric(float64(own.Microseconds()), "own-cpu-µs")
 	b.ReportMetric(float64((own - budgetOwnCPU).Microseconds()), "over-budget-µs")
+	// Goroutines started per call through ward beyond the direct call's
+	// (the process's background work counts where it happens to fall).
+	b.ReportMetric((float64(wGo)-float64(dGo))/float64(len(w)), "own-goroutines/call")
 	if own > budgetOwnCPU {
 		// Logged, not failed: a failed benchmark prints no numbers, and
 		// the numbers are what says how far off the budget is.

@@ -116,26 +116,25 @@ func (f *feed) run(ctx context.Context) {
 	if f.n.leases != nil {
 		go f.n.leases.run(ctx)
 	}
+	// Slow periodic work runs beside the poll, never in it: a prune or a
+	// head publication (which waits for the log's next checkpoint) must
+	// not make the node's knowledge of revocations stale.
+	go every(ctx, time.Minute, func() { f.prune(ctx) })
+	go every(ctx, auditHeadEvery, func() {
+		hctx, cancel := context.WithTimeout(ctx, auditHeadEvery)
+		defer cancel()
+		if err := f.n.publishAuditHead(hctx); err != nil && ctx.Err() == nil {
+			f.n.cfg.Logger.Error("publishing this node's audit head to the store failed (another node with this node's id, or a log behind what it published?)", "node", f.n.nodeID, "err", err)
+		}
+	})
 	t := time.NewTicker(feedPoll)
 	defer t.Stop()
-	prune := time.NewTicker(time.Minute)
-	defer prune.Stop()
-	heads := time.NewTicker(auditHeadEvery)
-	defer heads.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-f.kick:
-		case <-prune.C:
-			f.prune(ctx)
-			continue
-		case <-heads.C:
-			if err := f.n.publishAuditHead(ctx); err != nil && ctx.Err() == nil {
-				f.n.cfg.Logger.Error("publishing this node's audit head to the store failed (another node with this node's id, or a log behind what it published?)", "node", f.n.nodeID, "err", err)
-			}
-			continue
 		}
 		if f.paused.Load() {
 			continue

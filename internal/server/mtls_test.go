@@ -346,3 +346,51 @@ func TestNodeTransportBehindTLSProxy(t *testing.T) {
 		t.Fatal("a transport was offered for an ended session")
 	}
 }
+
+// TestMutualTLSSessionBoundToCertificate: an MCP session opened with one
+// session's certificate cannot be used with another's, nor without one:
+// every request is authenticated again, not only the first.
+func TestMutualTLSSessionBoundToCertificate(t *testing.T) {
+	n := startNode(t, server.Config{Upstreams: demoOnly})
+	n.setupAgent("owner", nil, map[string][]string{"tools": {"demo.*"}})
+	a, _ := n.startSession("owner", "open an MCP session", nil, "")
+	b, _ := n.startSession("owner", "borrow another's MCP session", nil, "")
+	post := func(hc *http.Client, sid, body string) (int, string, string) {
+		req, _ := http.NewRequest("POST", n.url+"/mcp", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if sid != "" {
+			req.Header.Set("Mcp-Session-Id", sid)
+			req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		return resp.StatusCode, resp.Header.Get("Mcp-Session-Id"), string(out)
+	}
+	status, sid, body := post(a.HTTPClient(true), "", initBody)
+	if status != http.StatusOK || sid == "" {
+		t.Fatalf("initialize: %d %q %s", status, sid, body)
+	}
+	if status, _, body := post(a.HTTPClient(true), sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`); status/100 != 2 {
+		t.Fatalf("initialized: %d %s", status, body)
+	}
+	list := `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
+	for _, c := range []struct {
+		name string
+		hc   *http.Client
+	}{
+		{"another session's certificate", b.HTTPClient(true)},
+		{"no certificate and no grant", n.tlsClient()},
+	} {
+		if status, _, body := post(c.hc, sid, list); status == http.StatusOK {
+			t.Fatalf("%s used session %s's MCP session: %d %s", c.name, a.Session, status, body)
+		}
+	}
+	if status, _, body := post(a.HTTPClient(true), sid, list); status != http.StatusOK || !strings.Contains(body, "echo") {
+		t.Fatalf("the owner's own certificate: %d %s", status, body)
+	}
+}

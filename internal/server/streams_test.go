@@ -145,14 +145,11 @@ func (n *testNode) connectCounting(t *testing.T, path, objective string, opts *m
 	hc := creds.HTTPClient(false)
 	endpoint, proto := n.url+"/mcp", path
 	switch path {
-	case "HTTP/2.0":
-		// ward's own clients keep HTTP/1.1 connections alive (cheaper per
-		// call); other clients speak HTTP/2, which the node must serve
-		// as well. With its own TLS configuration a transport speaks
-		// HTTP/2 only when forced to.
-		hc.Transport.(*sessioncred.Transport).Base.(*http.Transport).ForceAttemptHTTP2 = true
-	case "HTTP/1.1":
-		hc.Transport.(*sessioncred.Transport).Base.(*http.Transport).ForceAttemptHTTP2 = false
+	case "HTTP/2.0", "HTTP/1.1":
+		// With its own TLS configuration a transport speaks HTTP/2 only
+		// when forced to (ward's session clients keep HTTP/1.1
+		// connections alive; other clients may well speak HTTP/2).
+		hc.Transport.(*sessioncred.Transport).Base.(*http.Transport).ForceAttemptHTTP2 = path == "HTTP/2.0"
 	case "sidecar":
 		// ward mcp serve, with its bounds on slow clients, in front.
 		token := sessioncred.NewToken()

@@ -19,10 +19,12 @@
 // `ward mcp serve` ([NewSidecar], [Listen]) is a local MCP endpoint for
 // clients that cannot present the session's credentials: it holds the key
 // and forwards every request to the node authenticated as the session, by
-// mutual TLS with the X.509-SVID over a connection it keeps open
-// ([Credentials.MTLSTransport]; a [Transport] adding the grant and a DPoP
-// proof to every request works too). Whatever reaches it acts as the
-// session, so it serves only the user who started it (its effective uid):
+// mutual TLS with the X.509-SVID over connections it keeps open
+// ([Credentials.MTLSTransport]), or, when the node does not see the
+// certificate (TLS terminated in front of it), with a [Transport] adding
+// the grant and a DPoP proof to every request ([Credentials.NodeTransport]
+// chooses). Whatever reaches it acts as the session, so it serves only
+// the user who started it (its effective uid):
 //
 //   - On a Unix socket ("unix:PATH") the kernel names the client: the
 //     uid the socket's peer credentials (SO_PEERCRED) recorded at connect
