@@ -26,29 +26,102 @@ const maxKeyFile = 4 << 10
 // logKey is the audit log key a command trusts, and where it came from.
 type logKey struct {
 	v      note.Verifier
-	text   string // the key, "name+hash+base64"
-	source string // "--key", a file given to --key, or DATA/keys/audit.pub
-	pinned bool   // given by the user, not read from the directory under test
+	text   string   // the key, "name+hash+base64" (the first, across a rotation)
+	texts  []string // every key, across a rotation of the log's key
+	source string   // "--key", a file given to --key, or DATA/keys/audit.pub
+	pinned bool     // given by the user, not read from the directory under test
 }
 
 // auditKey returns the key given to --key (the key itself, or a file
-// holding it), else the one in DATA/keys/audit.pub, which is not pinned:
-// it comes from the directory under test.
+// holding it, or several keys of the log one a line, across a rotation
+// of its key), else the ones in DATA/keys (audit.pub, and audit.next.pub
+// and audit.retired across a rotation), which are not pinned: they come
+// from the directory under test.
 func auditKey(data, flag string) (logKey, error) {
 	if flag == "" {
 		path := filepath.Join(data, "keys", "audit.pub")
 		v, text, err := readKeyFile(path)
-		return logKey{v: v, text: text, source: path}, err
+		if err != nil {
+			return logKey{}, err
+		}
+		texts := []string{text}
+		for _, f := range []string{"audit.next.pub", "audit.retired"} {
+			_, more, err := readKeys(filepath.Join(data, "keys", f))
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return logKey{}, err
+			}
+			texts = append(texts, more...)
+		}
+		if len(texts) > 1 {
+			if v, err = logKeyring(texts); err != nil {
+				return logKey{}, fmt.Errorf("audit keys in %s: %w", filepath.Join(data, "keys"), err)
+			}
+		}
+		return logKey{v: v, text: text, texts: texts, source: path}, nil
 	}
 	if v, err := audit.ParseVerifierKey(flag); err == nil {
-		return logKey{v: v, text: flag, source: "--key", pinned: true}, nil
+		return logKey{v: v, text: flag, texts: []string{flag}, source: "--key", pinned: true}, nil
 	}
-	v, text, err := readKeyFile(flag)
+	v, texts, err := readKeys(flag)
 	if errors.Is(err, os.ErrNotExist) && strings.Count(flag, "+") >= 2 {
 		_, perr := audit.ParseVerifierKey(flag)
 		return logKey{}, usagef("--key %q: neither a readable file nor a log key (%v)", flag, perr)
 	}
-	return logKey{v: v, text: text, source: flag, pinned: true}, err
+	if err != nil {
+		return logKey{}, err
+	}
+	return logKey{v: v, text: texts[0], texts: texts, source: flag, pinned: true}, nil
+}
+
+// readKeys reads a file of one or more keys of one log, one a line.
+func readKeys(path string) (note.Verifier, []string, error) {
+	b, err := readSmallFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	var texts []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			texts = append(texts, l)
+		}
+	}
+	if len(texts) == 0 {
+		return nil, nil, fmt.Errorf("audit public key %s: empty", path)
+	}
+	v, err := logKeyring(texts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit public key %s: %w", path, err)
+	}
+	return v, texts, nil
+}
+
+// logKeyring parses keys of one log into one verifier.
+func logKeyring(texts []string) (note.Verifier, error) {
+	var vs []note.Verifier
+	for _, t := range texts {
+		v, err := audit.ParseVerifierKey(t)
+		if err != nil {
+			return nil, err
+		}
+		vs = append(vs, v)
+	}
+	return audit.Keyring(vs...)
+}
+
+func readSmallFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("audit public key: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("audit public key %s: %w", path, err)
+	}
+	if len(b) > maxKeyFile {
+		return nil, fmt.Errorf("audit public key %s: larger than %d bytes", path, maxKeyFile)
+	}
+	return b, nil
 }
 
 func readKeyFile(path string) (note.Verifier, string, error) {
@@ -359,10 +432,13 @@ func verifyLog(data string, key logKey, checkpoints []string, out string, stdout
 	anchors := append(slices.Clone(checkpoints), filepath.Join(data, "witness", "published"))
 	rep, verr := audit.VerifyLog(filepath.Join(data, "audit"), audit.VerifyConfig{Verifier: key.v, Origin: key.v.Name(),
 		Head: filepath.Join(data, "audit.head"), Anchors: anchors})
+	if verr == nil && len(key.texts) > 1 {
+		verr = audit.CheckKeyOrder(filepath.Join(data, "audit"), key.v)
+	}
 	prog.Stop()
 	var problems []string
 	if key.pinned {
-		if _, text, err := readKeyFile(filepath.Join(data, "keys", "audit.pub")); err == nil && text != key.text {
+		if _, text, err := readKeyFile(filepath.Join(data, "keys", "audit.pub")); err == nil && !slices.Contains(key.texts, text) {
 			problems = append(problems, fmt.Sprintf("%s holds the key %s, not the pinned %s: it was replaced",
 				filepath.Join(data, "keys", "audit.pub"), keyID(text), keyID(key.text)))
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -43,13 +44,17 @@ func systemNodes(t *testing.T, k int) (nodes []*server.Node, dsn, schema string)
 	return nodes, dsn, schema
 }
 
-// appendEvents appends k events to n's log.
+// appendEvents appends k events to n's log and waits for a checkpoint
+// over them (the log signs on its own cadence).
 func appendEvents(t *testing.T, n *server.Node, k int) {
 	t.Helper()
 	for i := range k {
 		if _, err := n.Audit.Append(context.Background(), audit.Event{Type: "test.event", Actor: "tester", Data: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := n.Audit.Sync(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -141,6 +146,22 @@ func TestAuditVerifySystem(t *testing.T) {
 	n1 := nodes[1]
 	early := t.TempDir()
 	copyLog(t, n1.DataDir(), early)
+	db := pgConn(t, dsn, schema)
+	var earlyHead string
+	if err := db.QueryRow(`SELECT checkpoint FROM audit_heads WHERE node = $1`, n1.NodeID()).Scan(&earlyHead); err != nil {
+		t.Fatal(err)
+	}
+	earlyCos := map[string]string{}
+	rows, err := db.Query(`SELECT witness, checkpoint FROM audit_cosignatures WHERE node = $1`, n1.NodeID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var w, cp string
+		rows.Scan(&w, &cp)
+		earlyCos[w] = cp
+	}
+	rows.Close()
 	for _, n := range nodes {
 		appendEvents(t, n, 7)
 	}
@@ -185,6 +206,38 @@ func TestAuditVerifySystem(t *testing.T) {
 	if code != 1 || statusOf(rep, n1.NodeID()) != "rolled-back" {
 		t.Fatalf("rolled-back log: exit %d %+v", code, rep)
 	}
+	// The store rolled back with it (its head and the cosignatures of
+	// it, as they were): the other nodes' witnesses still remember.
+	var lateHead string
+	if err := db.QueryRow(`SELECT checkpoint FROM audit_heads WHERE node = $1`, n1.NodeID()).Scan(&lateHead); err != nil {
+		t.Fatal(err)
+	}
+	lateCos := map[string]string{}
+	for w := range earlyCos {
+		var cp string
+		if err := db.QueryRow(`SELECT checkpoint FROM audit_cosignatures WHERE node = $1 AND witness = $2`, n1.NodeID(), w).Scan(&cp); err != nil {
+			t.Fatal(err)
+		}
+		lateCos[w] = cp
+	}
+	setStore := func(head string, cos map[string]string) {
+		t.Helper()
+		size := strings.Split(head, "\n")[1]
+		if _, err := db.Exec(`UPDATE audit_heads SET checkpoint = $2, size = $3 WHERE node = $1`, n1.NodeID(), head, size); err != nil {
+			t.Fatal(err)
+		}
+		for w, cp := range cos {
+			if _, err := db.Exec(`UPDATE audit_cosignatures SET checkpoint = $3, size = $4 WHERE node = $1 AND witness = $2`, n1.NodeID(), w, cp, strings.Split(cp, "\n")[1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	setStore(earlyHead, earlyCos)
+	code, rep, _ = verifySys(t, path)
+	if code != 1 || statusOf(rep, n1.NodeID()) != "rolled-back" || !strings.Contains(fmt.Sprint(rep), "witness state holds") {
+		t.Fatalf("a log and the store rolled back together: exit %d %+v", code, rep)
+	}
+	setStore(lateHead, lateCos)
 	// A forked log: the earlier copy, extended with other events and
 	// signed by the node's own key, in place of its log.
 	fork := t.TempDir()
@@ -214,6 +267,16 @@ func TestAuditVerifySystem(t *testing.T) {
 	code, rep, _ = verifySys(t, path)
 	if code != 1 || statusOf(rep, n1.NodeID()) != "forked" {
 		t.Fatalf("forked log: exit %d %+v", code, rep)
+	}
+
+	// A truncated log: its entries cut in the middle.
+	copyLog(t, late, n1.DataDir())
+	entries := filepath.Join(n1.DataDir(), "audit", "entries")
+	b := must(os.ReadFile(entries))
+	os.WriteFile(entries, b[:len(b)/2], 0o600)
+	code, rep, _ = verifySys(t, path)
+	if s := statusOf(rep, n1.NodeID()); code != 1 || (s != "rolled-back" && s != "tampered") {
+		t.Fatalf("truncated log: exit %d %+v", code, rep)
 	}
 
 	copyLog(t, late, n1.DataDir())
@@ -415,4 +478,152 @@ func pgConn(t *testing.T, dsn, schema string) *sql.DB {
 		t.Fatal(err)
 	}
 	return db
+}
+
+// TestAuditVerifySystemKeyRotation: node 0's log key is rotated while
+// the system runs: during the overlap its checkpoints carry both keys'
+// signatures and the other nodes go on cosigning (learning the new key
+// from them); the old key retires only once they have; after it, the
+// new key signs alone and is still cosigned. ward audit verify --system
+// accepts the log with both keys listed and refuses it with either
+// alone; the node restarts on its rotated keys.
+func TestAuditVerifySystemKeyRotation(t *testing.T) {
+	nodes, dsn, schema := systemNodes(t, 3)
+	ctx := context.Background()
+	for _, n := range nodes {
+		appendEvents(t, n, 3)
+	}
+	cosignRounds(t, nodes)
+	n0 := nodes[0]
+	old := nodeAnchors(t, n0).LogKeys[0]
+	early0 := t.TempDir() // the old key, kept as a thief would
+	os.WriteFile(filepath.Join(early0, "audit.key"), must(os.ReadFile(filepath.Join(n0.DataDir(), "keys", "audit.key"))), 0o600)
+	st, err := n0.RotateLogKey(ctx, "admin")
+	if err != nil || st.Next == "" || st.Key != old {
+		t.Fatalf("rotate: %+v %v", st, err)
+	}
+	// Too soon to retire the old key: no checkpoint signed by both yet.
+	if st, err := n0.FinishLogKeyRotation(ctx); err != nil || st.Next == "" || !strings.Contains(st.Waiting, "checkpoint") {
+		t.Fatalf("rotate again at once: %+v %v", st, err)
+	}
+	appendEvents(t, n0, 3)
+	// Not cosigned by the others yet.
+	if st, err := n0.FinishLogKeyRotation(ctx); err != nil || st.Next == "" || !strings.Contains(st.Waiting, "cosignature") {
+		t.Fatalf("rotate before the others cosigned: %+v %v", st, err)
+	}
+	cosignRounds(t, nodes)
+	st, err = n0.FinishLogKeyRotation(ctx)
+	if err != nil || st.Next != "" || st.Key == old || len(st.Retired) != 1 || st.Retired[0] != old {
+		t.Fatalf("retire: %+v %v", st, err)
+	}
+	newKey := st.Key
+	appendEvents(t, n0, 3)
+	cosignRounds(t, nodes)
+
+	anchors := func(keys ...string) string {
+		var a []sysNode
+		for _, n := range nodes {
+			a = append(a, nodeAnchors(t, n))
+		}
+		a[0].LogKeys = keys
+		return writeSystem(t, dsn, schema, a)
+	}
+	if code, rep, errOut := verifySys(t, anchors(newKey, old)); code != 0 || !rep.OK {
+		t.Fatalf("both keys: exit %d %+v %s", code, rep, errOut)
+	}
+	for _, k := range []string{old, newKey} {
+		if code, rep, _ := verifySys(t, anchors(k)); code != 1 || statusOf(rep, n0.NodeID()) != "tampered" {
+			t.Fatalf("one key: exit %d %+v", code, rep)
+		}
+	}
+	// The node restarts on its rotated keys, and its head still checks.
+	data := n0.DataDir()
+	n0.Close()
+	again, err := server.Open(ctx, server.Config{Data: data, Addr: "127.0.0.1:0", TrustDomain: "sys.test", StoreDSN: dsn, StoreSchema: schema,
+		Upstreams: []server.Upstream{{Name: "demo", Builtin: "demo"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	appendEvents(t, again, 1)
+	cosignRounds(t, append([]*server.Node{again}, nodes[1:]...))
+	if code, rep, errOut := verifySys(t, anchors(newKey, old)); code != 0 {
+		t.Fatalf("after the restart: exit %d %+v %s", code, rep, errOut)
+	}
+
+	// A thief of the retired key adds a checkpoint signed by it alone
+	// (over the latest tree: every entry still matches).
+	again.Close()
+	cpsPath := filepath.Join(data, "audit", "checkpoints")
+	cps := must(os.ReadFile(cpsPath))
+	last := strings.LastIndex(string(cps), "\n\n")
+	start := strings.LastIndex(string(cps[:last]), "sys.test/audit/"+n0.NodeID()+"\n")
+	signer, err := note.NewSigner(strings.TrimSpace(string(must(os.ReadFile(filepath.Join(early0, "audit.key"))))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := note.Sign(&note.Note{Text: string(cps[start:last]) + "\n"}, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := binary.BigEndian.AppendUint32(nil, uint32(len(forged)))
+	if err := os.WriteFile(cpsPath, append(append(cps, frame...), forged...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, rep, _ := verifySys(t, anchors(newKey, old))
+	if code != 1 || statusOf(rep, n0.NodeID()) != "tampered" || !strings.Contains(fmt.Sprint(rep), "rotated away") {
+		t.Fatalf("a checkpoint by the retired key alone: exit %d %+v", code, rep)
+	}
+}
+
+// TestAuditVerifyRotatedKey: a node alone rotates its log key (the old
+// key retires once a checkpoint signed by both is the log's); ward audit
+// verify accepts the log with a pinned file listing both keys, and with
+// the keys DATA/keys holds, but not with either key alone.
+func TestAuditVerifyRotatedKey(t *testing.T) {
+	n := startNode(t, server.Config{})
+	ctx := context.Background()
+	data := n.DataDir()
+	old := strings.TrimSpace(string(must(os.ReadFile(filepath.Join(data, "keys", "audit.pub")))))
+	appendEvents(t, n, 2)
+	if st, err := n.RotateLogKey(ctx, "admin"); err != nil || st.Next == "" {
+		t.Fatalf("rotate: %+v %v", st, err)
+	}
+	// Restarted during the overlap (server_test's TestLoadLogKeys checks
+	// what it reads then).
+	n.Close()
+	n = startNode(t, server.Config{Data: data})
+	appendEvents(t, n, 2)
+	// The node ends the overlap by itself within a second; asking does
+	// not wait.
+	st, err := n.FinishLogKeyRotation(ctx)
+	if err != nil || st.Next != "" || len(st.Retired) != 1 {
+		t.Fatalf("retire: %+v %v", st, err)
+	}
+	appendEvents(t, n, 2)
+	// The checkpoints file holds checkpoints signed by the old key, by
+	// both, and by the new one.
+	var kinds []int
+	for _, cp := range strings.Split(string(must(os.ReadFile(filepath.Join(data, "audit", "checkpoints")))), "\n\n")[1:] {
+		k := strings.Count(cp, "— ")
+		if len(kinds) == 0 || kinds[len(kinds)-1] != k {
+			kinds = append(kinds, k)
+		}
+	}
+	if fmt.Sprint(kinds) != "[1 2 1]" {
+		t.Fatalf("signatures per checkpoint record, in runs: %v", kinds)
+	}
+	both := filepath.Join(t.TempDir(), "keys.pub")
+	os.WriteFile(both, []byte(st.Key+"\n"+old+"\n"), 0o600)
+	if out := mustCLI(t, "audit", "verify", "--data", data, "--key", both); !strings.HasPrefix(out, "ok: ") {
+		t.Fatalf("verify with both keys pinned: %s", out)
+	}
+	if out := mustCLI(t, "audit", "verify", "--data", data); !strings.Contains(out, "UNPINNED") {
+		t.Fatalf("verify with DATA's keys: %s", out)
+	}
+	for _, k := range []string{old, st.Key} {
+		if code, _, errOut := wardCLI("audit", "verify", "--data", data, "--key", k); code != 1 || !strings.Contains(errOut, "FAILED VERIFICATION") {
+			t.Fatalf("verify with one key: exit %d %s", code, errOut)
+		}
+	}
 }

@@ -59,6 +59,10 @@ func keysRotate(args []string, stdout io.Writer) error {
 	if done, err := c.call("POST", "/v1/keys/rotate", api.RotateRequest{Kind: *kind}, &v, *out, stdout); done || err != nil {
 		return err
 	}
+	if v.Kind == "log" {
+		fmt.Fprintf(stdout, "log key rotation: %s signs from now on; until the old key retires (by itself: on a node alone after the next checkpoint, on several once every other node cosigned one) checkpoints carry both keys' signatures, and the old key keeps verifying what it signed (DATA/keys/audit.retired)\n", v.KID)
+		return nil
+	}
 	fmt.Fprintf(stdout, "%s key rotated: %s signs from now on; the previous key is trusted until what it signed has expired (ward keys list)\n", v.Kind, v.KID)
 	return nil
 }

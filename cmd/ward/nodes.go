@@ -51,6 +51,7 @@ func auditNodes(args []string, stdout io.Writer) error {
 		Node       string    `json:"node"`
 		Origin     string    `json:"origin"`
 		Key        string    `json:"key"`
+		CosignKey  string    `json:"cosign_key,omitempty"`
 		Size       uint64    `json:"size"`
 		Updated    time.Time `json:"updated"`
 		Publishing bool      `json:"publishing"`
@@ -60,7 +61,7 @@ func auditNodes(args []string, stdout io.Writer) error {
 	rows := []row{}
 	now := time.Now()
 	for _, h := range heads {
-		r := row{Node: h.Node, Origin: h.Origin, Key: h.VKey, Size: h.Size, Updated: h.Updated, Publishing: now.Sub(h.Updated) < staleHead}
+		r := row{Node: h.Node, Origin: h.Origin, Key: h.VKey, CosignKey: h.CosignKey, Size: h.Size, Updated: h.Updated, Publishing: now.Sub(h.Updated) < staleHead}
 		if v, err := note.NewVerifier(h.VKey); err != nil {
 			r.Problem = "the recorded key is not a note verifier key"
 		} else if n, err := note.Open([]byte(h.Checkpoint), note.VerifierList(v)); err != nil {
@@ -89,6 +90,6 @@ func auditNodes(args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%-24s %-40s %8d events  %s  %s\n", r.Node, r.Origin, r.Size, r.Updated.UTC().Format(time.RFC3339), status)
 	}
-	fmt.Fprintln(stdout, "\nEach node's log verifies on its own: ward audit verify --data DIR --key KEY on the node, with its key pinned from elsewhere.")
+	fmt.Fprintln(stdout, "\nEach node's log verifies on its own: ward audit verify --data DIR --key KEY on the node, with its key pinned from elsewhere;\nevery node's at once, with their cosignatures: ward audit verify --system --config SYSTEM.yaml (README: Verifying the whole system).")
 	return nil
 }

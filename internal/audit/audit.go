@@ -105,23 +105,25 @@ type Config struct {
 	OnCommit func(events int, took time.Duration)
 
 	// journalKey authenticates the journal's records this log writes;
-	// Open derives it from Signer. journalKeys are the keys a record to
-	// replay may be authenticated with: journalKey and those derived from
-	// Signers (a record written before a rotation's overlap ended, by a
-	// process whose first key was another of them).
+	// Open derives it from the last of Signer and Signers (the newest
+	// key). journalKeys are the keys a record to replay may be
+	// authenticated with: those derived from Signer and Signers.
 	journalKey  []byte
 	journalKeys [][]byte
 }
 
 // Log is an open audit log. Its methods are safe for concurrent use.
 type Log struct {
-	cfg    Config
-	keys   atomic.Pointer[logKeys] // what signs and verifies checkpoints now (keys.go)
-	ent    *os.File
-	cps    *os.File
-	idx    *index
-	unlock func() error
-	notice string
+	cfg  Config
+	keys atomic.Pointer[logKeys] // what signs and verifies checkpoints now (keys.go)
+	// journalKey, when set, is the journal's new MAC key, which the
+	// writer takes before its next record (Rotate).
+	journalKey atomic.Pointer[[]byte]
+	ent        *os.File
+	cps        *os.File
+	idx        *index
+	unlock     func() error
+	notice     string
 	// fromHead says Open started from the remembered head, reading only
 	// what came after the index's durable part.
 	fromHead bool

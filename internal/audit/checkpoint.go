@@ -3,7 +3,6 @@ package audit
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -76,8 +75,11 @@ func decodeBase64(s string) ([]byte, error) {
 // openNote opens a signed note with v and checks that its signature block is
 // in its one encoding: every signature in canonical base64, no signature
 // line twice, no second signature by one key, and the log's signatures
-// first. v may be a [Keyring]: a signature by any of its keys is the
-// log's, and each must verify. With own, the note must carry the log's
+// (those named by the log's origin, v's name) first, at least one of
+// them by v. v may be a [Keyring]: a signature by any of its keys
+// verifies, and each of them there must. A log-named signature by a key
+// v does not hold is another key of the log (a rotation's old or new
+// one), not verified here. With own, the note must carry the log's
 // signatures alone, as the log writes it; else other signatures (witness
 // cosignatures) may follow, unverified here.
 func openNote(signed []byte, v note.Verifier, own bool) (*note.Note, error) {
@@ -108,7 +110,7 @@ func openNote(signed []byte, v note.Verifier, own bool) (*note.Note, error) {
 			return nil, fmt.Errorf("two signatures by %s", name)
 		}
 		seen[id] = true
-		ours := isKeyOf(v, name, binary.BigEndian.Uint32(raw))
+		ours := name == v.Name()
 		if (i == 0 || !others) && !ours {
 			if i == 0 {
 				return nil, errors.New("the log's signature is not the first")

@@ -222,7 +222,9 @@
 //	<root hash, standard base64>\n
 //
 // followed by a blank line and the log's signature line
-// ("— <key name> <base64(key hash || Ed25519 signature)>\n"), alone. The
+// ("— <key name> <base64(key hash || Ed25519 signature)>\n"), alone, or,
+// during a rotation of the log's key (keys.go), the old key's and then
+// the new key's, both named by the origin. The
 // root of the empty tree is SHA-256 of the empty string. A fresh log
 // starts with a checkpoint of size 0. Tree sizes never decrease from one
 // record to the next. The last complete record is the latest checkpoint.
@@ -230,8 +232,9 @@
 // Every value has one encoding, and a reader accepts no other: base64 is
 // standard, padded and canonical (no set padding bits, no line breaks),
 // decimals have no sign or leading zero, a note has no signature line
-// twice and no second signature by the log's key, and the log's signature
-// comes first. Checkpoints from outside the files (anchors, bundles) may
+// twice and no second signature by one key, and the log's signatures
+// (those named by its origin) come first, at least one of them by a key
+// the reader trusts. Checkpoints from outside the files (anchors, bundles) may
 // carry witness cosignatures after it, each in its one encoding. A note
 // verifier key ("name+hash+base64", DATA/keys/audit.pub) is read only with
 // its hash as eight lower-case hex digits ([ParseVerifierKey]).

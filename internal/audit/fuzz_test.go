@@ -300,16 +300,20 @@ func FuzzParseTlogProof(f *testing.F) {
 // FuzzOpenCheckpoint: a checkpoint is accepted only if the note library
 // verifies it with the log key, its body reads independently as the same
 // size and root, and every signature line is in its one encoding; as the
-// log writes it, it carries the log's signature alone.
+// log writes it, it carries the log's signatures alone (the log's key's,
+// and during a rotation another key's of the log's name).
 func FuzzOpenCheckpoint(f *testing.F) {
 	k := keyFrom(f, fuzzSkey, fuzzVkey)
 	_, _, cps, _ := fuzzLog(f)
 	witness := newTestKey(f, "witness.test")
+	next := newTestKey(f, testOrigin)
 	for _, rec := range splitFrames(f, cps) {
 		f.Add(rec)
 		n, _ := note.Open(rec, note.VerifierList(k.verifier))
 		cosigned, _ := note.Sign(&note.Note{Text: n.Text}, k.signer, witness.signer)
 		f.Add(cosigned)
+		rotated, _ := note.Sign(&note.Note{Text: n.Text}, k.signer, next.signer, witness.signer)
+		f.Add(rotated)
 		f.Add(append(bytes.Clone(rec), rec[bytes.LastIndex(rec, []byte("\n\n"))+2:]...))
 	}
 	f.Fuzz(func(t *testing.T, signed []byte) {
@@ -329,15 +333,22 @@ func FuzzOpenCheckpoint(f *testing.F) {
 			t.Fatalf("body %q read as %d %x", n.Text, size, root)
 		}
 		sigs := strings.Split(strings.TrimSuffix(string(signed[len(n.Text)+1:]), "\n"), "\n")
-		for _, line := range sigs {
+		logNamed := 0
+		for i, line := range sigs {
 			f := strings.Fields(line)
 			raw, err := base64.StdEncoding.DecodeString(f[2])
 			if err != nil || base64.StdEncoding.EncodeToString(raw) != f[2] {
 				t.Fatalf("signature line %q not in its one encoding", line)
 			}
+			if f[1] == testOrigin {
+				if logNamed != i {
+					t.Fatalf("a log signature after a cosignature accepted: %q", signed)
+				}
+				logNamed++
+			}
 		}
-		if _, _, err := openCheckpoint(signed, k.verifier, testOrigin); (err == nil) != (len(sigs) == 1) {
-			t.Fatalf("own checkpoint with %d signatures: %v", len(sigs), err)
+		if _, _, err := openCheckpoint(signed, k.verifier, testOrigin); (err == nil) != (logNamed == len(sigs)) {
+			t.Fatalf("own checkpoint with %d signatures, %d of the log's name: %v", len(sigs), logNamed, err)
 		}
 	})
 }

@@ -3,7 +3,10 @@ package audit
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 
 	"golang.org/x/mod/sumdb/note"
 )
@@ -55,6 +58,9 @@ func (k *keyring) KeyHash() uint32 { return k.vs[0].KeyHash() }
 // Verify verifies with the first key: note.Open looks keys up by hash
 // in keysOf, so this is only for callers that use the ring as one key.
 func (k *keyring) Verify(msg, sig []byte) bool { return k.vs[0].Verify(msg, sig) }
+
+// KeysOf returns the keys v stands for: those of a [Keyring], else v.
+func KeysOf(v note.Verifier) []note.Verifier { return slices.Clone(keysOf(v)) }
 
 // keysOf returns the keys v stands for.
 func keysOf(v note.Verifier) []note.Verifier {
@@ -125,6 +131,69 @@ func (l *Log) Rotate(v note.Verifier, signers ...note.Signer) error {
 			return fmt.Errorf("rotate audit key: the key %s+%08x signed the log and must keep verifying it", k.Name(), k.KeyHash())
 		}
 	}
+	// The journal's records go under the newest signer's key from the
+	// next one on: a process restarted after the overlap ends holds only
+	// that key. Records under the old key must be covered by the head
+	// before it stops signing (the caller Syncs first).
+	jk, err := journalKey(signers[len(signers)-1])
+	if err != nil {
+		return fmt.Errorf("rotate audit key: %w", err)
+	}
 	l.keys.Store(&logKeys{signers: slices.Clone(signers), verifier: v})
+	l.journalKey.Store(&jk)
+	return nil
+}
+
+// CheckKeyOrder checks that the log in dir never went back to a key it
+// had rotated away from: reading its checkpoints file in order, every
+// checkpoint must carry a signature by the newest of v's keys seen so
+// far (a key is seen when a checkpoint first carries its signature; of
+// two first seen together, the later line is the newer, as the log
+// writes them). Each signature counted is verified. Checkpoints signed
+// by a retired key alone after its successor signed (what a thief of
+// the retired key would add) are named in the error.
+func CheckKeyOrder(dir string, v note.Verifier) error {
+	f, err := os.Open(filepath.Join(dir, checkpointsName))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	keys := keysOf(v)
+	seen := map[uint32]bool{}
+	var newest *uint32
+	var problems []string
+	rec := 0
+	_, _, err = readFrames(f, st.Size(), MaxCheckpointBytes, func(_ int64, b []byte) error {
+		defer func() { rec++ }()
+		n, err := note.Open(b, note.VerifierList(keys...))
+		if err != nil {
+			return nil // VerifyLog says what is wrong with it
+		}
+		signed := map[uint32]bool{}
+		for _, s := range n.Sigs {
+			signed[s.Hash] = true
+		}
+		if newest != nil && !signed[*newest] && len(problems) < 10 {
+			problems = append(problems, fmt.Sprintf("checkpoint record %d is not signed by the key %s+%08x, which signed before it", rec, v.Name(), *newest))
+		}
+		for _, s := range n.Sigs {
+			if !seen[s.Hash] {
+				seen[s.Hash] = true
+				h := s.Hash
+				newest = &h
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: the log went back to a key it had rotated away from: %s", ErrTampered, strings.Join(problems, "; "))
+	}
 	return nil
 }

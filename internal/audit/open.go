@@ -63,16 +63,15 @@ func Open(cfg Config) (*Log, error) {
 		cfg.Now = time.Now
 	}
 	var err error
-	if cfg.journalKey, err = journalKey(cfg.Signer); err != nil {
-		return nil, fmt.Errorf("open audit log: %w", err)
-	}
-	cfg.journalKeys = [][]byte{cfg.journalKey}
-	for _, s := range cfg.Signers {
+	// Records are written under the newest signer's key (the one that
+	// outlives a rotation's overlap: see keys.go) and replay under any.
+	for _, s := range append([]note.Signer{cfg.Signer}, cfg.Signers...) {
 		k, err := journalKey(s)
 		if err != nil {
 			return nil, fmt.Errorf("open audit log: %w", err)
 		}
 		cfg.journalKeys = append(cfg.journalKeys, k)
+		cfg.journalKey = k
 	}
 	l, ev, err := openFiles(cfg)
 	if err != nil {

@@ -395,6 +395,9 @@ func (l *Log) write(batch []*request) (uint64, error) {
 	// The frontier's hashes are never changed in place (a range's appends
 	// replace them), so a copy of the slice keeps them.
 	st := &ackState{size: size, entEnd: end, hashes: slices.Clone(rng.Hashes())}
+	if k := l.journalKey.Swap(nil); k != nil {
+		l.jr.mac = newJournalMAC(*k) // a rotation of the log's key (keys.go)
+	}
 	journaled := l.jr.fits(len(buf))
 	if journaled {
 		// One sync: the journal's record holds the entries. No checkpoint

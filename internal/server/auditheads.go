@@ -19,8 +19,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,14 +58,15 @@ func parseCheckpoint(note []byte) (checkpointBody, error) {
 	return checkpointBody{origin: lines[0], size: size, root: root}, nil
 }
 
-// auditVKey is the node's audit verifier key, as DATA/keys/audit.pub
-// holds it.
-func (n *Node) auditVKey() (string, error) {
-	b, err := os.ReadFile(filepath.Join(n.cfg.Data, "keys", "audit.pub"))
-	if err != nil {
-		return "", fmt.Errorf("audit public key: %w", err)
+// auditVKey is the verifier key of the newest key that signs the node's
+// log (during a rotation's overlap the new one: its checkpoints carry
+// both signatures, so peers learn it), and every key of the log.
+func (n *Node) auditVKey() (string, []string, error) {
+	k := n.logKeys.Load()
+	if k == nil {
+		return "", nil, errors.New("audit log: no key")
 	}
-	return strings.TrimSpace(string(b)), nil
+	return k.newest(), k.all(), nil
 }
 
 // checkAuditHead checks, on a node of several, that its audit log extends
@@ -86,7 +86,7 @@ func (n *Node) checkAuditHead(ctx context.Context) error {
 		return err
 	}
 	if ok {
-		vkey, err := n.auditVKey()
+		_, keys, err := n.auditVKey()
 		if err != nil {
 			return err
 		}
@@ -99,7 +99,7 @@ func (n *Node) checkAuditHead(ctx context.Context) error {
 				n.nodeID, why, h.Size, h.Updated.UTC().Format(time.RFC3339))
 		}
 		switch {
-		case h.VKey != vkey:
+		case !slices.Contains(keys, h.VKey):
 			return stop("is signed with another key")
 		case own.size < h.Size:
 			return stop(fmt.Sprintf("holds only %d events", own.size))
@@ -139,7 +139,7 @@ func (n *Node) putAuditHead(ctx context.Context, cp []byte, prev string) error {
 	if n.nodeID == "" {
 		return nil
 	}
-	vkey, err := n.auditVKey()
+	vkey, keys, err := n.auditVKey()
 	if err != nil {
 		return err
 	}
@@ -147,7 +147,7 @@ func (n *Node) putAuditHead(ctx context.Context, cp []byte, prev string) error {
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
-	return n.Store.PutAuditHead(ctx, store.AuditHead{Node: n.nodeID, Origin: body.origin, VKey: vkey, Size: body.size, Checkpoint: string(cp), CosignKey: n.CosignKey(), Prev: prev})
+	return n.Store.PutAuditHead(ctx, store.AuditHead{Node: n.nodeID, Origin: body.origin, VKey: vkey, Size: body.size, Checkpoint: string(cp), CosignKey: n.CosignKey(), Prev: prev, Keys: keys})
 }
 
 // closeShared, as a node of several stops, publishes its audit head and

@@ -375,7 +375,10 @@ func decodeProof(p []string) ([][]byte, error) {
 
 // pinKey returns the keys to pin for h's log: those pinned, with h's key
 // added when h's checkpoint is signed by it and by a pinned key (a
-// rotation); or why h is refused.
+// rotation); or why h is refused. The keys are pinned in the order they
+// were learnt, and a head must carry the newest one's signature: once a
+// peer's checkpoints were signed by a new key, one signed by the old
+// key alone (retired, perhaps because it leaked) is refused.
 func pinKey(pinned []string, h store.AuditHead) ([]string, string) {
 	v, err := audit.ParseVerifierKey(h.VKey)
 	if err != nil || v.Name() != h.Origin {
@@ -385,6 +388,13 @@ func pinKey(pinned []string, h store.AuditHead) ([]string, string) {
 		return []string{h.VKey}, ""
 	}
 	if slices.Contains(pinned, h.VKey) {
+		newest, err := note.NewVerifier(pinned[len(pinned)-1])
+		if err != nil {
+			return nil, "a pinned key is not a note verifier key"
+		}
+		if _, err := note.Open([]byte(h.Checkpoint), note.VerifierList(newest)); err != nil {
+			return nil, fmt.Sprintf("its checkpoint is not signed by %s, the newest key this node learnt for it (a checkpoint signed by a key it retired?)", keyName(pinned[len(pinned)-1]))
+		}
 		return pinned, ""
 	}
 	if len(pinned) >= maxPeerKeys {

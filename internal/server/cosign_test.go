@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -301,4 +302,98 @@ func forkOf(t *testing.T, b *testNode, cp string) string {
 		t.Fatal(err)
 	}
 	return string(signed)
+}
+
+// TestClusterCosignsByItself: with nobody calling Cosign, the nodes
+// publish their heads and cosign each other's on their own cadence,
+// including a head that moved on (which needs a consistency proof).
+func TestClusterCosignsByItself(t *testing.T) {
+	nodes, _ := cosignCluster(t)
+	for _, n := range nodes {
+		logEvents(t, n, 2)
+	}
+	waitCosigned := func() {
+		t.Helper()
+		want := map[string]uint64{}
+		for _, n := range nodes {
+			want[n.NodeID()] = n.Audit.Size()
+		}
+		deadline := time.Now().Add(time.Minute)
+		for {
+			rows, err := nodes[0].Store.ListAuditCosignatures(context.Background(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok := 0
+			for _, c := range rows {
+				if c.Size >= want[c.Node] {
+					ok++
+				}
+			}
+			if ok == 6 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after a minute, %d of 6 cosignatures cover the logs (%v): %+v", ok, want, rows)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitCosigned()
+	for _, n := range nodes {
+		logEvents(t, n, 3)
+	}
+	waitCosigned()
+}
+
+// TestClusterCosignRotation: a peer's log key rotated; the others learn
+// the new key from a checkpoint both keys signed, and afterwards refuse
+// a head signed by the retired key alone (as a thief of it would make).
+func TestClusterCosignRotation(t *testing.T) {
+	nodes, db := cosignCluster(t)
+	a, b := nodes[0], nodes[1]
+	oldKey := strings.TrimSpace(string(mustRead(t, filepath.Join(b.data, "keys", "audit.key"))))
+	logEvents(t, b, 2)
+	cosignAll(t, nodes)
+	if _, err := b.RotateLogKey(context.Background(), "admin"); err != nil {
+		t.Fatal(err)
+	}
+	logEvents(t, b, 2)
+	cosignAll(t, nodes)
+	if st, err := b.FinishLogKeyRotation(context.Background()); err != nil || st.Next != "" {
+		t.Fatalf("retire: %+v %v", st, err)
+	}
+	logEvents(t, b, 2)
+	cosignAll(t, nodes) // the new key alone: still cosigned
+	pins := string(mustRead(t, filepath.Join(a.data, "witness", "peer-keys.json")))
+	if strings.Count(pins, keyHashOf(t, b)) != 1 || strings.Count(pins, "/audit/"+b.NodeID()+"+") != 2 {
+		t.Fatalf("a's pinned keys for b: %s", pins)
+	}
+
+	// A head extending b's log, signed by the retired key alone.
+	h, _, _ := a.Store.GetAuditHead(context.Background(), b.NodeID())
+	signer, err := note.NewSigner(oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _, _ := strings.Cut(h.Checkpoint, "\n\n")
+	forged, err := note.Sign(&note.Note{Text: text + "\n"}, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE audit_heads SET checkpoint = $2 WHERE node = $1`, b.NodeID(), string(forged)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Cosign(context.Background()); err == nil || !strings.Contains(err.Error(), "newest key") {
+		t.Fatalf("a head signed by the retired key alone: %v", err)
+	}
+}
+
+// keyHashOf is the name+hash of b's current log key.
+func keyHashOf(t *testing.T, b *testNode) string {
+	t.Helper()
+	pub := strings.TrimSpace(string(mustRead(t, filepath.Join(b.data, "keys", "audit.pub"))))
+	name, rest, _ := strings.Cut(pub, "+")
+	hash, _, _ := strings.Cut(rest, "+")
+	return name + "+" + hash
 }

@@ -2,9 +2,8 @@ package server
 
 import (
 	"context"
-	"fmt"
+	"time"
 
-	"github.com/ward-dev/ward/internal/authority"
 	"github.com/ward-dev/ward/internal/keyring"
 )
 
@@ -13,9 +12,18 @@ import (
 // key ring.
 const logKeyKind = "log"
 
-// rotateLogKey rotates the audit log's checkpoint key. It is the hook for
-// that rotation (which belongs with the log and its witnesses); until it
-// is built it refuses, saying so.
+// rotateLogKey rotates the audit log's checkpoint key (RotateLogKey,
+// logkeys.go): it starts an overlap in which both keys sign, or, during
+// one, ends it if that is safe. The view is of the newest key, which
+// signs from now on.
 func (n *Node) rotateLogKey(ctx context.Context, by string) (keyring.View, error) {
-	return keyring.View{}, fmt.Errorf("%w: this node cannot rotate the audit log's checkpoint key (kind log) yet; it rotates ca, jwt, grant and receipt", authority.ErrInvalid)
+	st, err := n.RotateLogKey(ctx, by)
+	if err != nil {
+		return keyring.View{}, err
+	}
+	newest := st.Key
+	if st.Next != "" {
+		newest = st.Next
+	}
+	return keyring.View{Kind: logKeyKind, KID: keyName(newest), State: keyring.Active, Created: time.Now().UTC()}, nil
 }

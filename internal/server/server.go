@@ -42,6 +42,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -268,15 +269,19 @@ type Node struct {
 	pipeline *enforce.Pipeline
 	sessions *enforce.Sessions
 	refusals *refusal.Recorder
-	cosign   *cosigner      // on a node of several: witnesses the others' logs (cosign.go)
-	limiter  *quota.Limiter // nil without limits
-	watch    *watcher
-	redactor *redact.Redactor
-	policies atomic.Pointer[policy.Set]
-	metrics  *telemetry.Metrics // see telemetry.go
-	appended console.Signal     // notified at each audit append: the console's live streams
-	tracing  *telemetry.Tracing
-	webhooks *webhook.Sender // nil without webhooks
+	cosign   *cosigner // on a node of several: witnesses the others' logs (cosign.go)
+	// logKeys are the audit log's keys in force, logKeysMu serialises
+	// their rotation (logkeys.go).
+	logKeys   atomic.Pointer[auditKeys]
+	logKeysMu sync.Mutex
+	limiter   *quota.Limiter // nil without limits
+	watch     *watcher
+	redactor  *redact.Redactor
+	policies  atomic.Pointer[policy.Set]
+	metrics   *telemetry.Metrics // see telemetry.go
+	appended  console.Signal     // notified at each audit append: the console's live streams
+	tracing   *telemetry.Tracing
+	webhooks  *webhook.Sender // nil without webhooks
 
 	// AdminCredential is set on first start only: the bootstrap credential,
 	// for the caller to show once.
@@ -360,21 +365,23 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.Created = n.Created || n.joinedFresh
-	skey, vkey, err := noteKeys(filepath.Join(data, "keys"), "audit", n.auditName())
+	// The log's keys: one, or several across a rotation (logkeys.go).
+	lk, err := loadLogKeys(filepath.Join(data, "keys"), n.auditName())
 	if err != nil {
-		return nil, fmt.Errorf("audit key: %w", err)
+		return nil, err
 	}
-	signer, err := note.NewSigner(skey)
+	signers, err := lk.signers()
 	if err != nil {
-		return nil, fmt.Errorf("audit key: %w", err)
+		return nil, err
 	}
-	verifier, err := note.NewVerifier(vkey)
+	verifier, err := lk.verifier()
 	if err != nil {
-		return nil, fmt.Errorf("audit key: %w", err)
+		return nil, err
 	}
+	n.logKeys.Store(&lk)
 	// The head (the latest checkpoint made durable) lives outside
 	// DATA/audit, and the log must also extend what the witnesses cosigned.
-	n.Audit, err = audit.Open(audit.Config{Dir: filepath.Join(data, "audit"), Origin: verifier.Name(), Signer: signer, Verifier: verifier,
+	n.Audit, err = audit.Open(audit.Config{Dir: filepath.Join(data, "audit"), Origin: verifier.Name(), Signer: signers[0], Signers: signers[1:], Verifier: verifier,
 		Head: filepath.Join(data, "audit.head"), Anchors: []string{filepath.Join(data, "witness", "published")}, AllowUnverified: cfg.AllowUnverifiedAudit,
 		OnAppend: func(d time.Duration) { n.metrics.AuditAppended(d); n.appended.Notify() }, OnCommit: n.metrics.AuditCommitted})
 	if err != nil {
@@ -928,6 +935,13 @@ func (n *Node) openWitness(cfg Config, logVerifier note.Verifier) error {
 			TLSClientConfig: &tls.Config{RootCAs: cfg.WitnessRoots, MinVersion: tls.VersionTLS12},
 		}}
 		n.Publisher, err = witness.NewPublisher(witness.PublisherConfig{Log: n.Audit, Origin: logVerifier.Name(), LogVerifier: logVerifier,
+			LogKeys: func() note.Verifier {
+				v, err := n.logKeys.Load().verifier()
+				if err != nil {
+					return logVerifier
+				}
+				return v
+			},
 			Policy: policy, Published: filepath.Join(dir, "published"), Client: client, Interval: cfg.WitnessInterval, Logger: cfg.Logger})
 		if err != nil {
 			return err
@@ -936,14 +950,38 @@ func (n *Node) openWitness(cfg Config, logVerifier note.Verifier) error {
 	return nil
 }
 
-// AuditVerifier loads the public audit key of a data directory, for
-// offline verification.
+// AuditVerifier loads the public audit keys of a data directory, for
+// offline verification: DATA/keys/audit.pub and, across a rotation of
+// the log's key, audit.next.pub and audit.retired (logkeys.go), as one
+// audit.Keyring.
 func AuditVerifier(data string) (note.Verifier, string, error) {
-	vk, err := os.ReadFile(filepath.Join(data, "keys", "audit.pub"))
-	if err != nil {
-		return nil, "", fmt.Errorf("audit public key: %w", err)
+	dir := filepath.Join(data, "keys")
+	var keys []string
+	for _, f := range []string{"audit.pub", "audit.next.pub"} {
+		vk, err := os.ReadFile(filepath.Join(dir, f))
+		if f != "audit.pub" && errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("audit public key: %w", err)
+		}
+		keys = append(keys, strings.TrimSpace(string(vk)))
 	}
-	v, err := note.NewVerifier(strings.TrimSpace(string(vk)))
+	retired, err := readRetired(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	var vs []note.Verifier
+	for _, k := range append(keys, retired...) {
+		v, err := note.NewVerifier(k)
+		if err != nil {
+			return nil, "", fmt.Errorf("audit public key: %w", err)
+		}
+		if !slices.ContainsFunc(vs, func(w note.Verifier) bool { return w.KeyHash() == v.KeyHash() }) {
+			vs = append(vs, v)
+		}
+	}
+	v, err := audit.Keyring(vs...)
 	if err != nil {
 		return nil, "", fmt.Errorf("audit public key: %w", err)
 	}
@@ -1065,6 +1103,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	if n.cosign != nil {
 		go n.cosign.run(ctx)
 	}
+	go n.watchLogKeys(ctx)
 	if n.cfg.ProbeUpstreams && len(n.cfg.Upstreams) > 0 {
 		go n.probe(ctx)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -38,6 +39,10 @@ type AuditHead struct {
 	// since (another process with the node's id), the put wraps
 	// ErrConflict instead of replacing it. Not stored.
 	Prev string `json:"-"`
+	// Keys, when set on PutAuditHead, are every key of the node's log (a
+	// rotation's): a head stored under any of them may be replaced by
+	// one under VKey. Not stored.
+	Keys []string `json:"-"`
 }
 
 // GetAuditHead returns node's head, or ok false if it never published one.
@@ -99,7 +104,7 @@ func (s *Store) PutAuditHead(ctx context.Context, h AuditHead) error {
 			return err
 		case err != nil:
 			return err
-		case origin != h.Origin || vkey != h.VKey:
+		case origin != h.Origin || (vkey != h.VKey && !slices.Contains(h.Keys, vkey)):
 			return fmt.Errorf("%w: node %s published log %s before, with another key; now %s", ErrConflict, h.Node, origin, h.Origin)
 		case uint64(size) > h.Size:
 			return fmt.Errorf("%w: node %s published its log at %d events before; now it has %d", ErrConflict, h.Node, size, h.Size)
@@ -107,9 +112,9 @@ func (s *Store) PutAuditHead(ctx context.Context, h AuditHead) error {
 			return fmt.Errorf("%w: the head of node %s changed since it was checked (another process with this node's id?)", ErrConflict, h.Node)
 		}
 		// A head of another size keeps no proofs: they were to the old size.
-		_, err = tx.ExecContext(ctx, `UPDATE audit_heads SET size = $2, checkpoint = $3, cosign_key = $4, updated = $5,
+		_, err = tx.ExecContext(ctx, `UPDATE audit_heads SET size = $2, checkpoint = $3, cosign_key = $4, updated = $5, vkey = $6,
 			proofs = CASE WHEN size = $2 THEN proofs ELSE '' END WHERE node = $1`,
-			h.Node, int64(h.Size), h.Checkpoint, h.CosignKey, h.Updated.UnixNano())
+			h.Node, int64(h.Size), h.Checkpoint, h.CosignKey, h.Updated.UnixNano(), h.VKey)
 		return err
 	})
 	if err != nil {

@@ -94,9 +94,12 @@ func (s *Store) ListAuditCosignatures(ctx context.Context, node string) ([]Audit
 // each hash standard base64 (RFC 6962 / RFC 9162 consistency proof).
 type AuditProofs map[uint64][]string
 
-// maxProofSizes bounds the proofs published with one head (one per
-// witness; more means a misbehaving witness or store).
-const maxProofSizes = 256
+// Bounds on the proofs published with one head: one per witness (more
+// means a misbehaving witness or store), each at most 63 hashes.
+const (
+	maxProofSizes = 256
+	maxProofsText = maxProofSizes * (24 + 63*47)
+)
 
 // PutAuditProofs stores proofs with node's head, if the head is still
 // at size (a head that moved on since keeps its own proofs).
@@ -107,6 +110,9 @@ func (s *Store) PutAuditProofs(ctx context.Context, node string, size uint64, pr
 	b, err := json.Marshal(proofs)
 	if err != nil {
 		return err
+	}
+	if len(b) > maxProofsText {
+		return fmt.Errorf("put audit proofs of %s: %d bytes, more than %d", node, len(b), maxProofsText)
 	}
 	ctx, cancel := s.op(ctx)
 	defer cancel()
@@ -134,6 +140,9 @@ func (s *Store) GetAuditProofs(ctx context.Context, node string) (size uint64, p
 		return 0, nil, fmt.Errorf("audit proofs of %s: %w", node, err)
 	}
 	proofs = AuditProofs{}
+	if len(text) > maxProofsText {
+		return 0, nil, fmt.Errorf("audit proofs of %s: %d bytes, more than %d", node, len(text), maxProofsText)
+	}
 	if text != "" {
 		if err := json.Unmarshal([]byte(text), &proofs); err != nil {
 			return 0, nil, fmt.Errorf("audit proofs of %s: %w", node, err)

@@ -20,6 +20,11 @@
 //	ward_approvals_waiting                              approval requests pending (read at scrape)
 //	ward_quota_usage_ratio{limit}, ward_quota_max{limit} the fullest key of each limit
 //
+// A node of several adds, through [Metrics.Registry] (internal/server,
+// cosign.go), ward_cosignatures_total{node} and
+// ward_cosign_refusals_total{node}: the other nodes' audit heads it
+// cosigned, and those it refused (a rollback, a fork, a wrong key).
+//
 // The tool label is the name a client sees ("fs.read_file") for tools and
 // prompts, and empty for resources (their URIs would make a label without
 // bound); the server label is a configured server's name. Calls decided

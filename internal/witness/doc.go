@@ -28,6 +28,17 @@
 // world stops advancing, which is exactly what an operator who requires
 // cosignatures asked for.
 //
+// Several ward nodes on one store witness each other without HTTP: each
+// node's [Witness] follows the other nodes' logs (internal/server,
+// cosign.go), takes the consistency proofs they publish with their heads
+// in the store and stores its cosignatures there. [VerifySystem] checks
+// a whole system at once: every node's log in full against keys the
+// caller holds (several per log across a rotation of its key), every
+// cosignature against the cosigning node's key, the quorum, and that
+// each log extends its published head and every checkpoint cosigned of
+// it; it names a missing, tampered, forked or rolled-back log, bad
+// evidence in the store and nodes the caller does not know.
+//
 // The protocol, in short: the log POSTs to <witness URL>/add-checkpoint
 //
 //	old <size the witness last cosigned, or 0>

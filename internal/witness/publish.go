@@ -24,6 +24,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/ward-dev/ward/internal/atomicfile"
+	"github.com/ward-dev/ward/internal/audit"
 )
 
 // Defaults for a [Publisher].
@@ -50,6 +51,10 @@ type PublisherConfig struct {
 	Log         Source
 	Origin      string
 	LogVerifier note.Verifier
+	// LogKeys, when set, returns the log's keys in force (an
+	// audit.Keyring across a rotation of its key) in place of
+	// LogVerifier, so that a rotation needs no restart.
+	LogKeys func() note.Verifier
 	// Policy says which witnesses to ask and whose cosignatures a
 	// checkpoint needs before it is published (see ParsePolicy).
 	Policy fwitness.Group
@@ -181,7 +186,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	}
 	p := &Publisher{cfg: cfg, sizes: map[string]uint64{}}
 	if b, err := os.ReadFile(cfg.Published); err == nil {
-		if _, _, _, perr := flog.ParseCheckpoint(b, cfg.Origin, cfg.LogVerifier); perr == nil && cfg.Policy.Satisfied(b) {
+		if _, perr := p.parse(b); perr == nil && cfg.Policy.Satisfied(b) {
 			p.published = b
 		} else {
 			cfg.Logger.Warn("witness: ignoring the published checkpoint on disk", "file", cfg.Published, "error", perr)
@@ -227,7 +232,7 @@ func (p *Publisher) Sync(ctx context.Context) error {
 	if bytes.Equal(cp, p.submitted) {
 		return nil
 	}
-	parsed, _, _, err := flog.ParseCheckpoint(cp, p.cfg.Origin, p.cfg.LogVerifier)
+	parsed, err := p.parse(cp)
 	if err != nil {
 		return fmt.Errorf("log checkpoint: %w", err)
 	}
@@ -383,4 +388,20 @@ func checkCosignature(cp, answer []byte, v note.Verifier) ([]byte, error) {
 		out = fmt.Appendf(out, "— %s %s\n", s.Name, s.Base64)
 	}
 	return out, nil
+}
+
+// parse verifies a checkpoint signed by any of the log's keys.
+func (p *Publisher) parse(cp []byte) (*flog.Checkpoint, error) {
+	v := p.cfg.LogVerifier
+	if p.cfg.LogKeys != nil {
+		v = p.cfg.LogKeys()
+	}
+	var err error
+	for _, k := range audit.KeysOf(v) {
+		var c *flog.Checkpoint
+		if c, _, _, err = flog.ParseCheckpoint(cp, p.cfg.Origin, k); err == nil {
+			return c, nil
+		}
+	}
+	return nil, err
 }

@@ -1,8 +1,10 @@
 package witness
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +16,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/ward-dev/ward/internal/audit"
+	"github.com/ward-dev/ward/internal/strictjson"
 )
 
 // A system of several ward nodes keeps one audit log per node, and each
@@ -35,8 +38,9 @@ type SystemNode struct {
 	// CosignKey is the cosignature/v1 verifier key with which the node
 	// cosigns the others' heads (DATA/keys/cosign.vkey).
 	CosignKey string `json:"cosign_key" yaml:"cosign_key"`
-	// Data is the node's data directory, or a copy of its audit/ and
-	// audit.head.
+	// Data is the node's data directory, or a copy of its audit/,
+	// audit.head and witness/peers.json (what its witness cosigned of
+	// the other nodes' logs: more checkpoints each of them must extend).
 	Data string `json:"data" yaml:"data"`
 	// Retired: the node no longer runs; its log is still verified, but
 	// it no longer counts among the witnesses a quorum needs.
@@ -125,6 +129,7 @@ func VerifySystem(cfg SystemConfig) (*SystemReport, error) {
 	}
 	nodes := map[string]*trusted{}
 	var order []string
+	keyOwner := map[string]string{} // a key (log or cosign) → the node it is of
 	for i, n := range cfg.Nodes {
 		if n.ID == "" || nodes[n.ID] != nil {
 			return nil, fmt.Errorf("node %d: empty or repeated id %q", i, n.ID)
@@ -132,6 +137,17 @@ func VerifySystem(cfg SystemConfig) (*SystemReport, error) {
 		t := &trusted{node: n}
 		if len(n.LogKeys) == 0 {
 			return nil, fmt.Errorf("node %s: no log key", n.ID)
+		}
+		for _, k := range append(slices.Clone(n.LogKeys), n.CosignKey) {
+			if k == "" {
+				continue
+			}
+			if other, dup := keyOwner[k]; dup {
+				// A cosign key twice would count one witness twice
+				// toward a quorum; a log key twice, two logs as one.
+				return nil, fmt.Errorf("node %s: the key %s is also %s's", n.ID, keyID(k), other)
+			}
+			keyOwner[k] = n.ID
 		}
 		for _, k := range n.LogKeys {
 			v, err := audit.ParseVerifierKey(k)
@@ -165,6 +181,26 @@ func VerifySystem(cfg SystemConfig) (*SystemReport, error) {
 		}
 	}
 	rep := &SystemReport{OK: true}
+	// What each node's witness remembers cosigning (its state file, on
+	// the node's own disk): a rollback of the store and of a log together
+	// still leaves the others' memories.
+	remembered := map[string][]audit.Held{}
+	stateProblems := map[string][]string{}
+	for _, id := range order {
+		w := nodes[id]
+		states, err := readPeerState(filepath.Join(w.node.Data, "witness", "peers.json"))
+		if err != nil {
+			stateProblems[id] = append(stateProblems[id], err.Error())
+			continue
+		}
+		for origin, st := range states {
+			for _, o := range order {
+				if nodes[o].origin == origin && o != id && st.Checkpoint != "" {
+					remembered[o] = append(remembered[o], audit.Held{Source: "the checkpoint " + id + "'s witness state holds", Checkpoint: []byte(st.Checkpoint)})
+				}
+			}
+		}
+	}
 	unknown := map[string]bool{}
 	heads := map[string]PublishedHead{}
 	for _, h := range cfg.Heads {
@@ -226,7 +262,19 @@ func VerifySystem(cfg SystemConfig) (*SystemReport, error) {
 		} else {
 			worse(StatusUnpublished, "the store holds no head of it: it never ran as a node of this system, or its head was deleted")
 		}
+		for _, p := range stateProblems[id] {
+			worse(StatusBadEvidence, "its witness state: %s", p)
+		}
+		for _, h := range remembered[id] {
+			if _, err := openSigned(h.Checkpoint, t.origin, t.logVs, nil); err != nil {
+				worse(StatusBadEvidence, "%s: %v", h.Source, err)
+				continue
+			}
+			held = append(held, h)
+		}
 		var sizes []uint64
+		counted := map[string]bool{} // a witness counts once, with its largest cosigned size
+		slices.SortFunc(cosigs[id], func(a, b PublishedCosignature) int { return cmp.Compare(b.Size, a.Size) })
 		for _, c := range cosigs[id] {
 			w := nodes[c.Witness]
 			switch {
@@ -250,7 +298,8 @@ func VerifySystem(cfg SystemConfig) (*SystemReport, error) {
 			}
 			nr.Cosigners = append(nr.Cosigners, CosignerState{Witness: c.Witness, Size: size, Time: ts})
 			held = append(held, audit.Held{Source: "the checkpoint " + c.Witness + " cosigned", Checkpoint: c.Checkpoint})
-			if !w.node.Retired || cfg.Quorum > 0 {
+			if (!w.node.Retired || cfg.Quorum > 0) && !counted[c.Witness] {
+				counted[c.Witness] = true
 				sizes = append(sizes, size)
 			}
 		}
@@ -295,6 +344,9 @@ func VerifySystem(cfg SystemConfig) (*SystemReport, error) {
 			}
 		} else {
 			nr.Size = lrep.Size
+			if err := audit.CheckKeyOrder(dir, v); err != nil {
+				worse(StatusTampered, "%v", err)
+			}
 			if !lrep.HeadFound {
 				worse(StatusRolledBack, "its remembered head (%s) is missing", vcfg.Head)
 			}
@@ -372,4 +424,39 @@ func openCosignature(cp []byte, origin string, logVs []note.Verifier, w note.Ver
 		}
 	}
 	return 0, time.Time{}, errors.New("no cosignature")
+}
+
+// keyID names a verifier key by its name and hash.
+func keyID(vkey string) string {
+	name, rest, _ := strings.Cut(vkey, "+")
+	hash, _, _ := strings.Cut(rest, "+")
+	return name + "+" + hash
+}
+
+// maxStateFile bounds a witness state file read by VerifySystem.
+const maxStateFile = 16 << 20
+
+// readPeerState reads a node's witness state (see [Witness]), or nothing
+// if it has none.
+func readPeerState(path string) (map[string]logState, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxStateFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxStateFile {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxStateFile)
+	}
+	var st map[string]logState
+	if err := strictjson.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return st, nil
 }
