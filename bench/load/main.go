@@ -396,13 +396,19 @@ func startUpstream() *httptest.Server {
 
 type benchNode struct {
 	*server.Node
-	place  string
-	dir    string // its data directory
+	nodeAPI
+	place string
+	dir   string // its data directory
+	stop  []func()
+}
+
+// nodeAPI is what the tool needs of a node's API as its admin: to post,
+// and to start sessions whose keys it makes.
+type nodeAPI struct {
 	url    string
 	admin  string
 	pool   *x509.CertPool
 	client *http.Client
-	stop   []func()
 }
 
 func startNode(dir, upstream string) (*benchNode, error) {
@@ -426,8 +432,8 @@ func startNode(dir, upstream string) (*benchNode, error) {
 	go func() { defer close(done); n.Serve(ctx) }()
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(n.CA.BundlePEM())
-	b := &benchNode{Node: n, url: n.URL(), admin: n.AdminCredential, pool: pool,
-		client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
+	b := &benchNode{Node: n, nodeAPI: nodeAPI{url: n.URL(), admin: n.AdminCredential, pool: pool,
+		client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}}
 	b.stop = append(b.stop, func() { cancel(); n.Close(); <-done })
 	for _, req := range []struct {
 		path string
@@ -450,7 +456,7 @@ func (b *benchNode) close() {
 	}
 }
 
-func (b *benchNode) post(path string, body any) ([]byte, error) {
+func (b *nodeAPI) post(path string, body any) ([]byte, error) {
 	raw, _ := json.Marshal(body)
 	req, _ := http.NewRequest("POST", b.url+path, bytes.NewReader(raw))
 	req.Header.Set("Authorization", "Bearer "+b.admin)
@@ -467,8 +473,13 @@ func (b *benchNode) post(path string, body any) ([]byte, error) {
 	return out, nil
 }
 
-// session starts a ward session whose key is made here.
-func (b *benchNode) session(objective string) (*sessioncred.Credentials, error) {
+// session starts a ward session of an hour whose key is made here.
+func (b *nodeAPI) session(objective string) (*sessioncred.Credentials, error) {
+	return b.startSession(objective, "1h")
+}
+
+// startSession starts a ward session of ttl whose key is made here.
+func (b *nodeAPI) startSession(objective, ttl string) (*sessioncred.Credentials, error) {
 	key, err := sessioncred.NewKey()
 	if err != nil {
 		return nil, err
@@ -477,7 +488,7 @@ func (b *benchNode) session(objective string) (*sessioncred.Credentials, error) 
 	if err != nil {
 		return nil, err
 	}
-	out, err := b.post("/v1/sessions", map[string]any{"agent": "loader", "objective": objective, "ttl": "1h",
+	out, err := b.post("/v1/sessions", map[string]any{"agent": "loader", "objective": objective, "ttl": ttl,
 		"csr": base64.RawURLEncoding.EncodeToString(csr)})
 	if err != nil {
 		return nil, err

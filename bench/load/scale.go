@@ -41,7 +41,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -73,7 +72,6 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/ward-dev/ward/internal/api"
 	"github.com/ward-dev/ward/internal/server"
 	"github.com/ward-dev/ward/internal/sessioncred"
 )
@@ -272,7 +270,7 @@ func scaleRow(sc scaleCase) (string, error) {
 	t0 := time.Now()
 	creds := make([]*sessioncred.Credentials, sc.sessions)
 	if err := parallel(sc.sessions, 16, func(i int) error {
-		c, err := n0.startSession(fmt.Sprintf("scale-%d", i))
+		c, err := n0.startSession(fmt.Sprintf("scale-%d", i), "2h")
 		creds[i] = c
 		return err
 	}); err != nil {
@@ -605,12 +603,9 @@ type nodeConfig struct {
 // childNode is a node process and a client of its API.
 type childNode struct {
 	*child
+	nodeAPI
 	cfg     nodeConfig
-	url     string
-	admin   string
 	control string
-	pool    *x509.CertPool
-	client  *http.Client
 }
 
 func startNode2(cfg nodeConfig, env ...string) (*childNode, error) {
@@ -619,55 +614,10 @@ func startNode2(cfg nodeConfig, env ...string) (*childNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &childNode{child: c, cfg: cfg, url: c.ready["url"], admin: c.ready["admin"], control: c.ready["control"], pool: x509.NewCertPool()}
+	n := &childNode{child: c, cfg: cfg, nodeAPI: nodeAPI{url: c.ready["url"], admin: c.ready["admin"], pool: x509.NewCertPool()}, control: c.ready["control"]}
 	n.pool.AppendCertsFromPEM([]byte(c.ready["bundle"]))
 	n.client = &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: n.pool}, MaxIdleConnsPerHost: 32}}
 	return n, nil
-}
-
-func (n *childNode) post(path string, body any) ([]byte, error) {
-	raw, _ := json.Marshal(body)
-	req, _ := http.NewRequest("POST", n.url+path, strings.NewReader(string(raw)))
-	req.Header.Set("Authorization", "Bearer "+n.admin)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := n.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("POST %s: %d %s", path, resp.StatusCode, out)
-	}
-	return out, nil
-}
-
-func (n *childNode) startSession(objective string) (*sessioncred.Credentials, error) {
-	key, err := sessioncred.NewKey()
-	if err != nil {
-		return nil, err
-	}
-	csr, err := sessioncred.CSR(key)
-	if err != nil {
-		return nil, err
-	}
-	out, err := n.post("/v1/sessions", map[string]any{"agent": "loader", "objective": objective, "ttl": "2h",
-		"csr": base64.RawURLEncoding.EncodeToString(csr)})
-	if err != nil {
-		return nil, err
-	}
-	var v api.IssuedView
-	if err := json.Unmarshal(out, &v); err != nil {
-		return nil, err
-	}
-	chain, err := sessioncred.ParseCertificates([]byte(v.X509SVID))
-	if err != nil {
-		return nil, err
-	}
-	return &sessioncred.Credentials{
-		Info: sessioncred.Info{Session: v.Session, SPIFFEID: v.SPIFFEID, Agent: v.Agent, Server: n.url, Expires: v.Expires},
-		Key:  key, SVID: chain, Bundle: n.pool, Grant: v.Grant, JWTSVID: v.JWTSVID,
-	}, nil
 }
 
 func (n *childNode) mem() (mem, error) {

@@ -66,37 +66,39 @@ func (s *Store) AuditIndexed(ctx context.Context) (uint64, error) {
 	return uint64(n.Int64) + 1, nil
 }
 
-// SearchAudit returns the log indexes of matching events, oldest first.
-func (s *Store) SearchAudit(ctx context.Context, q AuditQuery) ([]uint64, error) {
-	ctx, cancel := s.op(ctx)
-	defer cancel()
-	where := []string{"node = $1"}
-	args := []any{s.node}
-	add := func(col, v string) {
-		if v != "" {
-			args = append(args, v)
-			where = append(where, fmt.Sprintf("%s = $%d", col, len(args)))
+// clauses adds q's conditions to where (whose placeholders are args) and
+// returns them joined with AND, the arguments, and the row limit (1,000
+// unless q says otherwise, at most 100,000).
+func (q AuditQuery) clauses(where []string, args []any) (string, []any, int) {
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	for _, c := range []struct{ col, v string }{{"type", q.Type}, {"session", q.Session}, {"agent", q.Agent},
+		{"sponsor", q.Sponsor}, {"name", q.Name}, {"decision", q.Decision}} {
+		if c.v != "" {
+			add(c.col+" = $%d", c.v)
 		}
 	}
-	add("type", q.Type)
-	add("session", q.Session)
-	add("agent", q.Agent)
-	add("sponsor", q.Sponsor)
-	add("name", q.Name)
-	add("decision", q.Decision)
 	if !q.Since.IsZero() {
-		args = append(args, q.Since.UnixNano())
-		where = append(where, fmt.Sprintf("time >= $%d", len(args)))
+		add("time >= $%d", q.Since.UnixNano())
 	}
 	if !q.Until.IsZero() {
-		args = append(args, q.Until.UnixNano())
-		where = append(where, fmt.Sprintf("time < $%d", len(args)))
+		add("time < $%d", q.Until.UnixNano())
 	}
 	limit := q.Limit
 	if limit <= 0 || limit > 100_000 {
 		limit = 1000
 	}
-	sqlText := `SELECT idx FROM audit_index WHERE ` + strings.Join(where, " AND ")
+	return strings.Join(where, " AND "), args, limit
+}
+
+// SearchAudit returns the log indexes of matching events, oldest first.
+func (s *Store) SearchAudit(ctx context.Context, q AuditQuery) ([]uint64, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	where, args, limit := q.clauses([]string{"node = $1"}, []any{s.node})
+	sqlText := `SELECT idx FROM audit_index WHERE ` + where
 	sqlText += fmt.Sprintf(` ORDER BY idx DESC LIMIT %d`, limit)
 	rows, err := s.r.QueryContext(ctx, sqlText, args...)
 	if err != nil {
@@ -146,33 +148,8 @@ type AuditHit struct {
 func (s *Store) SearchAuditNodes(ctx context.Context, q AuditQuery) ([]AuditHit, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	where := []string{"TRUE"}
-	var args []any
-	add := func(col, v string) {
-		if v != "" {
-			args = append(args, v)
-			where = append(where, fmt.Sprintf("%s = $%d", col, len(args)))
-		}
-	}
-	add("type", q.Type)
-	add("session", q.Session)
-	add("agent", q.Agent)
-	add("sponsor", q.Sponsor)
-	add("name", q.Name)
-	add("decision", q.Decision)
-	if !q.Since.IsZero() {
-		args = append(args, q.Since.UnixNano())
-		where = append(where, fmt.Sprintf("time >= $%d", len(args)))
-	}
-	if !q.Until.IsZero() {
-		args = append(args, q.Until.UnixNano())
-		where = append(where, fmt.Sprintf("time < $%d", len(args)))
-	}
-	limit := q.Limit
-	if limit <= 0 || limit > 100_000 {
-		limit = 1000
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT node, idx, time FROM audit_index WHERE `+strings.Join(where, " AND ")+
+	where, args, limit := q.clauses([]string{"TRUE"}, nil)
+	rows, err := s.r.QueryContext(ctx, `SELECT node, idx, time FROM audit_index WHERE `+where+
 		fmt.Sprintf(` ORDER BY time DESC, node DESC, idx DESC LIMIT %d`, limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("search audit index: %w", err)
