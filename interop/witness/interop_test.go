@@ -54,12 +54,17 @@ func openLog(t *testing.T, k keyPair) *audit.Log {
 	return l
 }
 
+// appendN appends n events and waits for a checkpoint over them (the log
+// signs on its own cadence).
 func appendN(t *testing.T, l *audit.Log, n int) {
 	t.Helper()
 	for i := range n {
 		if _, err := l.Append(context.Background(), audit.Event{Type: "interop", Actor: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := l.Sync(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
 
