@@ -52,7 +52,10 @@ func (a *Authority) Current(session string, lineage []string) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, id := range append([]string{session}, lineage...) {
+	if _, ok := a.ended[session]; ok {
+		return fmt.Errorf("%w: session %s has ended", ErrUnauthenticated, session)
+	}
+	for _, id := range lineage {
 		if _, ok := a.ended[id]; ok {
 			return fmt.Errorf("%w: session %s has ended", ErrUnauthenticated, id)
 		}

@@ -19,7 +19,7 @@ import (
 type failingAnswers struct{ gateway.Guard }
 
 func (failingAnswers) Answer(context.Context, *gateway.Caller, string, string, gateway.ClientAnswer) error {
-	return errors.New("audit log unavailable")
+	return errors.New("audit log unavailable: dial tcp 10.9.8.7:5432: connect: connection refused")
 }
 
 // responseTo is the answer u received to its request id.
@@ -114,6 +114,9 @@ func TestClientAnswerRecordedBeforeForwarding(t *testing.T) {
 		var werr *jsonrpc.Error
 		if got == nil || !errors.As(got.Error, &werr) || werr.Code != gateway.CodeDenied || len(got.Result) != 0 {
 			t.Fatalf("the server got %+v, want ward's refusal", got)
+		}
+		if strings.Contains(werr.Message, "10.9.8.7") {
+			t.Errorf("the server was told where ward's store lives: %s", werr.Message)
 		}
 		if strings.Contains(werr.Message, "SECRET") {
 			t.Fatal("the refusal carries the answer")

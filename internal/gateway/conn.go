@@ -327,6 +327,7 @@ func (s *Session) writeUpstream(up *upstream) {
 // sendUp queues msg for an upstream without blocking; a full queue (an
 // upstream that stopped reading) drops the message and says so.
 func (s *Session) sendUp(up *upstream, msg jsonrpc.Message) {
+	msg = withoutInternals(msg)
 	up.outMu.Lock()
 	full := len(up.out) >= upstreamQueue
 	if !full {

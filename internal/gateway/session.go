@@ -476,20 +476,31 @@ func (s *Session) send(msg jsonrpc.Message, related jsonrpc.ID) {
 }
 
 func (s *Session) sendAs(msg jsonrpc.Message, related jsonrpc.ID) {
-	if r, ok := msg.(*jsonrpc.Response); ok && r.Error != nil {
-		// An error leaving the node says what failed, not where ward's
-		// store lives (redact.Internals).
-		if e, ok := r.Error.(*jsonrpc.Error); ok {
-			if m := redact.Internals(e.Message); m != e.Message {
-				c := *e
-				c.Message = m
-				msg = &jsonrpc.Response{ID: r.ID, Result: r.Result, Error: &c, Extra: r.Extra}
-			}
-		}
-	}
-	if err := s.down.Send(msg, related); err != nil {
+	if err := s.down.Send(withoutInternals(msg), related); err != nil {
 		s.g.cfg.Logger.Debug("send to client failed", "session", s.who().Session, "err", err, slog.Any("id", related.Raw()))
 	}
+}
+
+// withoutInternals returns msg, with an error response's message stripped
+// of ward's infrastructure (redact.Internals): an error leaving the node,
+// to the client or to an upstream, says what failed, not where ward's
+// store lives.
+func withoutInternals(msg jsonrpc.Message) jsonrpc.Message {
+	r, ok := msg.(*jsonrpc.Response)
+	if !ok || r.Error == nil {
+		return msg
+	}
+	e, ok := r.Error.(*jsonrpc.Error)
+	if !ok {
+		return msg
+	}
+	m := redact.Internals(e.Message)
+	if m == e.Message {
+		return msg
+	}
+	c := *e
+	c.Message = m
+	return &jsonrpc.Response{ID: r.ID, Result: r.Result, Error: &c, Extra: r.Extra}
 }
 
 func intID(n int64) jsonrpc.ID {
