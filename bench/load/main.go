@@ -328,27 +328,10 @@ func (r result) rate() float64 {
 // mcpCaller connects an MCP client to endpoint and returns a caller of the
 // echo tool (by the name ward shows it; the upstream's own name).
 func mcpCaller(endpoint string, hc *http.Client) (caller, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "ward-load", Version: "1"}, nil).
-		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: hc}, nil)
-	if err != nil {
-		return nil, err
-	}
-	args := map[string]any{"text": "hello"}
-	return func(ctx context.Context) error {
-		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: args})
-		if err != nil {
-			return err
-		}
-		if res.IsError {
-			return fmt.Errorf("tool error")
-		}
-		return nil
-	}, nil
+	c, _, err := mcpSession(endpoint, hc)
+	return c, err
 }
 
-// startUpstream serves an echo tool over Streamable HTTP on loopback.
 // rawSyncs times n writes of 256 bytes into a file in dir written with
 // zeros beforehand, each followed by an fdatasync: what one durable write
 // costs on that disk, written as the audit log's journal is.
@@ -380,6 +363,7 @@ func rawSyncs(dir string, n int) ([]time.Duration, error) {
 	return out, nil
 }
 
+// startUpstream serves an echo tool over Streamable HTTP on loopback.
 func startUpstream() *httptest.Server {
 	srv := mcp.NewServer(&mcp.Implementation{Name: "echo", Version: "1"}, nil)
 	type in struct {
