@@ -26,7 +26,7 @@ func TestDecoyHashCostsWhatAccountsCost(t *testing.T) {
 		{"unusable hashes ignored", []User{{Name: "a", Hash: "$argon2id$v=19$m=999999999,t=1,p=1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5a2V5"}, {Name: "b", Hash: other}}, "m=16384,t=1,p=2", 18},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			d := decoyHash(c.list)
+			d := shapeOf(c.list).hash()
 			h, ok := parseHash(d)
 			if !ok {
 				t.Fatalf("decoy %q is not a hash ward accepts", d)
@@ -39,7 +39,7 @@ func TestDecoyHashCostsWhatAccountsCost(t *testing.T) {
 					t.Fatalf("the decoy matched %q", pw)
 				}
 			}
-			if decoyHash(c.list) == d {
+			if shapeOf(c.list).hash() == d {
 				t.Fatal("two decoys are the same: their salt and key must be fresh")
 			}
 		})

@@ -178,13 +178,6 @@ func CheckPassword(hash, password string) bool {
 	return subtle.ConstantTimeCompare(got, h.key) == 1
 }
 
-// CheckPasswordParams reports whether hash is a PHC argon2id hash whose
-// parameters ward accepts (see the limits above).
-func CheckPasswordParams(hash string) bool {
-	_, ok := parseHash(hash)
-	return ok
-}
-
 type argonHash struct {
 	m, t      uint32
 	p         uint8
@@ -226,6 +219,8 @@ type users struct {
 	size int64
 	list []User
 	err  error
+	// decoy is what the accounts' hashes look like (decoyShape of list).
+	decoy decoyShape
 }
 
 // get returns the account named name.
@@ -236,11 +231,13 @@ func (u *users) get(name string) (User, bool, error) {
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		u.list, u.err, u.mod, u.size = nil, nil, time.Time{}, 0
+		u.decoy = shapeOf(nil)
 	case err != nil:
 		return User{}, false, err
 	case !st.ModTime().Equal(u.mod) || st.Size() != u.size:
 		u.list, u.err = readUsers(u.path)
 		u.mod, u.size = st.ModTime(), st.Size()
+		u.decoy = shapeOf(u.list)
 	}
 	if u.err != nil {
 		return User{}, false, u.err
@@ -250,33 +247,44 @@ func (u *users) get(name string) (User, bool, error) {
 			return x, true, nil
 		}
 	}
-	return User{Hash: decoyHash(u.list)}, false, nil
+	return User{Hash: u.decoy.hash()}, false, nil
 }
 
-// decoyHash is what a login for a name no account has is checked against,
-// so that it costs what a login for an account does: a hash that matches
-// no password, with the parameters most accounts' hashes have (ward's own
-// when there are none), so that a name cannot be told to exist by how
-// long a wrong password takes.
-func decoyHash(list []User) string {
-	params := fmt.Sprintf("m=%d,t=%d,p=%d", argonMemory, argonTime, argonThreads)
-	keyLen := argonKeyLen
+// decoyShape is what a login for a name no account has is checked
+// against, so that it costs what a login for an account does: a hash that
+// matches no password, with the parameters (and key length) most
+// accounts' hashes have (ward's own when there are none), so that a name
+// cannot be told to exist by how long a wrong password takes. It is
+// worked out when the users file is read, not at every login.
+type decoyShape struct {
+	params string
+	keyLen int
+}
+
+// shapeOf returns the shape of the hashes most of list's accounts have.
+func shapeOf(list []User) decoyShape {
+	d := decoyShape{params: fmt.Sprintf("m=%d,t=%d,p=%d", argonMemory, argonTime, argonThreads), keyLen: argonKeyLen}
 	count := map[string]int{}
 	best := 0
 	for _, x := range list {
-		parts := strings.Split(x.Hash, "$")
-		if len(parts) != 6 || !CheckPasswordParams(x.Hash) {
+		h, ok := parseHash(x.Hash)
+		if !ok {
 			continue
 		}
-		count[parts[3]]++
-		want, _ := base64.RawStdEncoding.DecodeString(parts[5])
-		if n := count[parts[3]]; n > best {
-			best, params, keyLen = n, parts[3], len(want)
+		params := fmt.Sprintf("m=%d,t=%d,p=%d", h.m, h.t, h.p)
+		count[params]++
+		if n := count[params]; n > best {
+			best, d = n, decoyShape{params: params, keyLen: len(h.key)}
 		}
 	}
-	salt, key := make([]byte, argonSaltLen), make([]byte, keyLen)
+	return d
+}
+
+// hash is a fresh decoy of this shape: a random salt and key.
+func (d decoyShape) hash() string {
+	salt, key := make([]byte, argonSaltLen), make([]byte, d.keyLen)
 	rand.Read(salt)
 	rand.Read(key)
 	b64 := base64.RawStdEncoding
-	return fmt.Sprintf("$argon2id$v=%d$%s$%s$%s", argon2.Version, params, b64.EncodeToString(salt), b64.EncodeToString(key))
+	return fmt.Sprintf("$argon2id$v=%d$%s$%s$%s", argon2.Version, d.params, b64.EncodeToString(salt), b64.EncodeToString(key))
 }

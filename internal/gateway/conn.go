@@ -386,7 +386,7 @@ func (s *Session) serverRequest(up *upstream, m *jsonrpc.Request) {
 		return
 	}
 	s.mu.Lock()
-	if len(s.fromUp) >= maxServerRequests {
+	if len(s.fromUp)+s.answering >= maxServerRequests {
 		s.mu.Unlock()
 		s.sendUp(up, &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: CodeUpstream, Message: fmt.Sprintf("too many requests outstanding with the client (limit %d)", maxServerRequests)}})
 		return
@@ -495,6 +495,9 @@ func (s *Session) clientResponse(m *jsonrpc.Response) {
 	s.mu.Lock()
 	r, ok := s.fromUp[key]
 	delete(s.fromUp, key)
+	if ok {
+		s.answering++
+	}
 	s.mu.Unlock()
 	if !ok {
 		return
@@ -510,8 +513,8 @@ func (s *Session) clientResponse(m *jsonrpc.Response) {
 		}
 	}
 	// What the agent's side sends the server is recorded before the server
-	// gets it (off the read loop: at most maxServerRequests at once, as
-	// each answer ends one entry of fromUp).
+	// gets it, off the read loop: at most maxServerRequests at once, as an
+	// answer being recorded still counts toward that bound.
 	sent := resp.Result
 	if resp.Error != nil {
 		sent, _ = json.Marshal(resp.Error)
@@ -519,6 +522,11 @@ func (s *Session) clientResponse(m *jsonrpc.Response) {
 	sum := sha256.Sum256(sent)
 	a := ClientAnswer{Digest: hex.EncodeToString(sum[:]), Bytes: len(sent), IsError: resp.Error != nil}
 	go func() {
+		defer func() {
+			s.mu.Lock()
+			s.answering--
+			s.mu.Unlock()
+		}()
 		defer s.recover("answer to "+r.method, jsonrpc.ID{})
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), observeTimeout)
 		defer cancel()

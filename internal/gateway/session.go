@@ -45,7 +45,10 @@ type Session struct {
 	pending map[jsonrpc.ID]*pending // by upstream-side id (unique per session)
 	calls   map[jsonrpc.ID]*call    // client requests being served, by client id
 	fromUp  map[string]upRequest    // server→client requests, by the id we gave the client
-	tokens  map[string]jsonrpc.ID   // upstream name + "\x00" + progress token (JSON text) → client request id
+	// answering counts the client's answers to them being recorded
+	// (Guard.Answer): they count toward maxServerRequests until sent.
+	answering int
+	tokens    map[string]jsonrpc.ID // upstream name + "\x00" + progress token (JSON text) → client request id
 
 	catMu     sync.Mutex
 	tools     map[string]catEntry // stable name ("SERVER.NAME") → entry

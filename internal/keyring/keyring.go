@@ -47,9 +47,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -248,7 +246,7 @@ func (k Key) check() error {
 		return errors.New("kid is not the thumbprint of the key")
 	}
 	if k.Private != "" {
-		priv, err := parsePrivate(k.Private)
+		priv, err := ParsePrivate(k.Private)
 		if err != nil {
 			return err
 		}
@@ -274,13 +272,13 @@ func (k Key) PublicKey() (*ecdsa.PublicKey, error) {
 		}
 		return pub, nil
 	case k.Private != "":
-		priv, err := parsePrivate(k.Private)
+		priv, err := ParsePrivate(k.Private)
 		if err != nil {
 			return nil, err
 		}
 		return &priv.PublicKey, nil
 	case k.Public != "":
-		der, err := onePEM(k.Public, "PUBLIC KEY")
+		der, err := OnePEM(k.Public, "PUBLIC KEY")
 		if err != nil {
 			return nil, err
 		}
@@ -302,12 +300,12 @@ func (k Key) PrivateKey() (*ecdsa.PrivateKey, error) {
 	if k.Private == "" {
 		return nil, fmt.Errorf("key %s: no private key kept", k.KID)
 	}
-	return parsePrivate(k.Private)
+	return ParsePrivate(k.Private)
 }
 
 // Certificate returns a CA key's root certificate.
 func (k Key) Certificate() (*x509.Certificate, error) {
-	der, err := onePEM(k.Cert, "CERTIFICATE")
+	der, err := OnePEM(k.Cert, "CERTIFICATE")
 	if err != nil {
 		return nil, err
 	}
@@ -318,8 +316,9 @@ func (k Key) Certificate() (*x509.Certificate, error) {
 	return c, nil
 }
 
-func parsePrivate(s string) (*ecdsa.PrivateKey, error) {
-	der, err := onePEM(s, "PRIVATE KEY")
+// ParsePrivate reads one PEM PKCS#8 ECDSA P-256 private key, strictly.
+func ParsePrivate(s string) (*ecdsa.PrivateKey, error) {
+	der, err := OnePEM(s, "PRIVATE KEY")
 	if err != nil {
 		return nil, err
 	}
@@ -334,9 +333,9 @@ func parsePrivate(s string) (*ecdsa.PrivateKey, error) {
 	return ec, nil
 }
 
-// onePEM returns the bytes of the one PEM block of s, of type typ, with
+// OnePEM returns the bytes of the one PEM block of s, of type typ, with
 // nothing around it but white space.
-func onePEM(s, typ string) ([]byte, error) {
+func OnePEM(s, typ string) ([]byte, error) {
 	b, rest := pem.Decode([]byte(s))
 	if b == nil || b.Type != typ || len(b.Headers) != 0 || len(bytes.TrimSpace(rest)) != 0 {
 		return nil, fmt.Errorf("not one PEM %s block", typ)
@@ -628,14 +627,6 @@ func (r *Ring) Views(now time.Time) []View {
 		}
 	}
 	return out
-}
-
-// Digest is a short fingerprint of the ring's content, for logs: nodes
-// holding the same ring show the same digest.
-func (r *Ring) Digest() string {
-	b, _ := json.Marshal(r)
-	sum := sha256.Sum256(b)
-	return base64.RawURLEncoding.EncodeToString(sum[:9])
 }
 
 func truncate(s string) string {

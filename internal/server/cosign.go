@@ -374,8 +374,8 @@ func decodeProof(p []string) ([][]byte, error) {
 }
 
 // pinKey returns the keys to pin for h's log: those pinned, with h's key
-// added when h's checkpoint is signed by it and by a pinned key (a
-// rotation); or why h is refused. The keys are pinned in the order they
+// added when h's checkpoint is signed by it and by the newest pinned key
+// (a rotation); or why h is refused. The keys are pinned in the order they
 // were learnt, and a head must carry the newest one's signature: once a
 // peer's checkpoints were signed by a new key, one signed by the old
 // key alone (retired, perhaps because it leaked) is refused.
@@ -400,11 +400,16 @@ func pinKey(pinned []string, h store.AuditHead) ([]string, string) {
 	if len(pinned) >= maxPeerKeys {
 		return nil, fmt.Sprintf("it names a new key, and %d are pinned already", len(pinned))
 	}
+	// Only the newest pinned key vouches for a new one: a key the peer
+	// has moved away from (retired, perhaps leaked) must not install a
+	// key of its holder's choosing.
 	vs := []note.Verifier{v}
-	for _, k := range pinned {
-		if pv, err := note.NewVerifier(k); err == nil {
-			vs = append(vs, pv)
+	var newest note.Verifier
+	if len(pinned) > 0 {
+		if newest, err = note.NewVerifier(pinned[len(pinned)-1]); err != nil {
+			return nil, "a pinned key is not a note verifier key"
 		}
+		vs = append(vs, newest)
 	}
 	n, err := note.Open([]byte(h.Checkpoint), note.VerifierList(vs...))
 	if err != nil {
@@ -413,10 +418,10 @@ func pinKey(pinned []string, h store.AuditHead) ([]string, string) {
 	byNew, byPinned := false, false
 	for _, s := range n.Sigs {
 		byNew = byNew || s.Hash == v.KeyHash()
-		byPinned = byPinned || s.Hash != v.KeyHash()
+		byPinned = byPinned || newest != nil && s.Hash == newest.KeyHash()
 	}
 	if !byNew || !byPinned {
-		return nil, fmt.Sprintf("it names the key %s, which this node never saw, and its checkpoint is not signed by that key and a key it pinned (as during a rotation)", keyName(h.VKey))
+		return nil, fmt.Sprintf("it names the key %s, which this node never saw, and its checkpoint is not signed by that key and the newest key this node pinned for it (as during a rotation)", keyName(h.VKey))
 	}
 	return append(slices.Clone(pinned), h.VKey), ""
 }

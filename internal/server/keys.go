@@ -30,7 +30,6 @@ package server
 // feed's FreshnessBound.
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
@@ -206,7 +205,7 @@ func activeFileList() []string {
 // the root certificate), each created at created[file] (now if unknown;
 // the CA when its root was made).
 func ringOfFiles(files map[string][]byte, created map[string]time.Time, sequence uint64, now time.Time) (*keyring.Ring, error) {
-	certDER, err := pemBlock(files[caCertFile], "CERTIFICATE")
+	certDER, err := keyring.OnePEM(string(files[caCertFile]), "CERTIFICATE")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", caCertFile, err)
 	}
@@ -217,17 +216,9 @@ func ringOfFiles(files map[string][]byte, created map[string]time.Time, sequence
 	var keys []keyring.Key
 	for _, kind := range keyring.Kinds {
 		f := activeFiles[kind]
-		der, err := pemBlock(files[f], "PRIVATE KEY")
+		priv, err := keyring.ParsePrivate(string(files[f]))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f, err)
-		}
-		k, err := x509.ParsePKCS8PrivateKey(der)
-		if err != nil {
-			return nil, fmt.Errorf("%s: not a PKCS#8 private key", f)
-		}
-		priv, ok := k.(*ecdsa.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("%s: not an ECDSA key", f)
 		}
 		at, ok := created[f]
 		if !ok {
@@ -244,15 +235,6 @@ func ringOfFiles(files map[string][]byte, created map[string]time.Time, sequence
 		keys = append(keys, key)
 	}
 	return keyring.New(sequence, keys...)
-}
-
-// pemBlock returns the one PEM block of b, of type typ.
-func pemBlock(b []byte, typ string) ([]byte, error) {
-	blk, rest := pem.Decode(b)
-	if blk == nil || blk.Type != typ || len(bytes.TrimSpace(rest)) != 0 {
-		return nil, fmt.Errorf("not one PEM %s block", typ)
-	}
-	return blk.Bytes, nil
 }
 
 // openKeys loads the key ring (making it from the key files on a data

@@ -378,6 +378,9 @@ func (n *Node) FinishLogKeyRotation(ctx context.Context) (LogKeyStatus, error) {
 	n.logKeysMu.Lock()
 	defer n.logKeysMu.Unlock()
 	k := n.logKeys.Load()
+	if k == nil {
+		return LogKeyStatus{}, errors.New("the audit log's keys are not loaded: the node is not open")
+	}
 	if k.next == "" {
 		return k.status(""), nil
 	}
