@@ -649,22 +649,55 @@ func (p *Pipeline) Observe(ctx context.Context, c *Caller, op *Operation, out Ou
 	return nil
 }
 
-// Notice records a server-initiated request (sampling, elicitation,
-// roots) passing through to the client. Such a request puts text the
-// server chose before the agent's model, as a result does: the session
+// Notice records a message a server sends the client through ward — a
+// request (sampling, elicitation) or a notification (a log message, a
+// progress report, a cancellation's reason) — before it is passed on,
+// with params, exactly what is forwarded. Such a message puts text the
+// server chose before the agent's side, as a result does: the session
 // gets the labels of what that server returns (of a name "SERVER." that
 // only the server's wildcard rules match; untrusted unless they say
-// otherwise). A ping carries nothing.
-func (p *Pipeline) Notice(ctx context.Context, c *Caller, server, method string) error {
-	err := p.record(ctx, audit.Event{Type: "server.request", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
-		Data: mustJSON(map[string]any{"server": server, "method": method})})
-	if err != nil {
-		return err
+// otherwise) and the text is indexed for provenance as that server's
+// result is (see [Noticed]), so that a value only a log line or a
+// sampling prompt carried cannot choose where data goes unseen. The
+// record carries the params' digest and size (the params themselves when
+// the results of "SERVER." are recorded). A ping carries nothing.
+func (p *Pipeline) Notice(ctx context.Context, c *Caller, server, method string, params json.RawMessage) error {
+	typ := "server.request"
+	if strings.HasPrefix(method, "notifications/") {
+		typ = "server.notification"
 	}
-	if p.cfg.State != nil && method != "ping" {
-		p.cfg.State.Receive(ctx, c, Received{Source: server + "."})
+	data := map[string]any{"server": server, "method": method}
+	if len(params) > 0 {
+		sum := sha256.Sum256(params)
+		data["params_sha256"], data["params_bytes"] = hex.EncodeToString(sum[:]), len(params)
+		if name := server + "."; p.cfg.Record.results(&Operation{Action: policy.ActionCallTool, Name: name}) {
+			p.cfg.Record.doc(data, "params", name, params)
+		}
+	}
+	seq, err := p.cfg.Audit.Append(ctx, audit.Event{Type: typ, Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Data: mustJSON(data)})
+	if err != nil {
+		return fmt.Errorf("record %s: %w", typ, err)
+	}
+	if r, ok := Noticed(server, method, seq, params); ok && p.cfg.State != nil {
+		p.cfg.State.Receive(ctx, c, r)
 	}
 	return nil
+}
+
+// Noticed is what a session takes in from a message its server sent the
+// client (see [Pipeline.Notice]), recorded as event: the server's labels
+// and, if the message carries params, their text as the server's
+// untrusted result. ok is false for a message that carries nothing (a
+// ping). Replay takes in a trace's "notice" records through it too.
+func Noticed(server, method string, event uint64, params json.RawMessage) (r Received, ok bool) {
+	if method == "ping" {
+		return Received{}, false
+	}
+	r = Received{Source: server + ".", Event: event}
+	if len(params) > 0 {
+		r.Result = params
+	}
+	return r, true
 }
 
 // Answer records the client's answer to a server-initiated request

@@ -399,7 +399,7 @@ func (s *Session) serverRequest(up *upstream, m *jsonrpc.Request) {
 	fwd := &jsonrpc.Request{ID: strID(downKey), Method: m.Method, Params: m.Params}
 	go func() {
 		defer s.recover("server request "+m.Method, jsonrpc.ID{})
-		if err := s.g.cfg.Guard.Notice(s.ctx, s.who(), up.name, m.Method); err != nil {
+		if err := s.g.cfg.Guard.Notice(s.ctx, s.who(), up.name, m.Method, m.Params); err != nil {
 			s.mu.Lock()
 			delete(s.fromUp, downKey)
 			s.mu.Unlock()
@@ -481,6 +481,13 @@ func (s *Session) serverNotification(up *upstream, m *jsonrpc.Request) {
 	case "notifications/resources/updated":
 	default:
 		related = s.related(up)
+	}
+	// Recorded, and its text taken in as the server's, before the client
+	// gets it; in order with the server's other messages. Not recorded,
+	// not passed on.
+	if err := s.g.cfg.Guard.Notice(s.ctx, s.who(), up.name, m.Method, m.Params); err != nil {
+		s.g.cfg.Logger.Warn("server notification not passed on: it could not be recorded", "session", s.who().Session, "server", up.name, "method", m.Method, "err", err)
+		return
 	}
 	if err := s.down.Send(m, related); err != nil {
 		s.g.cfg.Logger.Debug("notification not delivered", "session", s.who().Session, "method", m.Method, "err", err)

@@ -167,6 +167,14 @@ func (s *simulator) take(ctx context.Context, st *state, rec *record, line int) 
 	}
 }
 
+// notice takes in a message a server sent the client (a "notice"
+// record) as a node does before passing it on.
+func (s *simulator) notice(st *state, rec *record, line int) {
+	if r, ok := enforce.Noticed(rec.server, rec.method, uint64(line), rec.params); ok {
+		s.sessions.Receive(context.Background(), st.caller, r)
+	}
+}
+
 // errorMessage is what a recorded error says, as a node reads a JSON-RPC
 // error: its "message" if it is an object with one, the string if it is
 // a string, else the JSON text.
