@@ -785,7 +785,57 @@ func (p *Pipeline) filter(ctx context.Context, c *Caller, kind Kind, server stri
 		}
 		keep[i] = true
 	}
+	if err := p.shown(ctx, c, kind, server, items, keep); err != nil {
+		return nil, err
+	}
 	return keep, nil
+}
+
+// shown records the definitions a listing shows the caller and takes them
+// in as the server's text (see [Listed]): a tool's description, its
+// title, its schema's descriptions and defaults are the server's words
+// before the model, as its results are, and an address only a
+// description carried ("send a copy to audit@…") cannot choose a
+// recipient unseen. Definitions a scan withholds (see
+// PinTrustOnFirstUse) are not shown, so not taken in.
+func (p *Pipeline) shown(ctx context.Context, c *Caller, kind Kind, server string, items []Item, keep []bool) error {
+	if p.cfg.State == nil {
+		return nil
+	}
+	var defs []json.RawMessage
+	var names []string
+	for i, it := range items {
+		if keep[i] && len(it.Definition) > 0 {
+			defs, names = append(defs, it.Definition), append(names, it.Name)
+		}
+	}
+	if len(defs) == 0 {
+		return nil
+	}
+	doc, err := json.Marshal(defs)
+	if err != nil {
+		return fmt.Errorf("listing of %s: %w", server, err)
+	}
+	sum := sha256.Sum256(doc)
+	seq, err := p.cfg.Audit.Append(ctx, audit.Event{Type: "listing", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
+		Data: mustJSON(map[string]any{"server": server, "kind": string(kind), "names": names, "definitions_sha256": hex.EncodeToString(sum[:]), "definitions_bytes": len(doc)})})
+	if err != nil {
+		return fmt.Errorf("record listing: %w", err)
+	}
+	p.cfg.State.Receive(ctx, c, Listed(server, seq, doc))
+	return nil
+}
+
+// Listed is what a session takes in from definitions of server it was
+// shown (a JSON array of them, as the server described them), recorded as
+// event: their values, indexed for provenance as that server's untrusted
+// result unless the server's results clear (its wildcard rule "SERVER.*"
+// labels them trusted or reliable). Unlike a result, a listing gives the
+// session no labels: every session lists, and being shown a catalog is
+// not reading what a third party wrote into data. Replay takes in a call
+// record's definition through it too.
+func Listed(server string, event uint64, definitions json.RawMessage) Received {
+	return Received{Source: server + ".", Event: event, Result: definitions, Listing: true}
 }
 
 // delegatorsMayAllow reports whether every agent c was delegated from may
