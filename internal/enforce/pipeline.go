@@ -660,10 +660,16 @@ func (p *Pipeline) Observe(ctx context.Context, c *Caller, op *Operation, out Ou
 // result is (see [Noticed]), so that a value only a log line or a
 // sampling prompt carried cannot choose where data goes unseen. The
 // record carries the params' digest and size (the params themselves when
-// the results of "SERVER." are recorded). A ping carries nothing.
+// the results of "SERVER." are recorded). A ping carries nothing. The
+// server's instructions from its initialize result come as method
+// "initialize" with params {"instructions": …}: recorded as
+// server.instructions and taken in as a listing is, without labels.
 func (p *Pipeline) Notice(ctx context.Context, c *Caller, server, method string, params json.RawMessage) error {
 	typ := "server.request"
-	if strings.HasPrefix(method, "notifications/") {
+	switch {
+	case method == "initialize":
+		typ = "server.instructions"
+	case strings.HasPrefix(method, "notifications/"):
 		typ = "server.notification"
 	}
 	data := map[string]any{"server": server, "method": method}
@@ -677,6 +683,14 @@ func (p *Pipeline) Notice(ctx context.Context, c *Caller, server, method string,
 	seq, err := p.cfg.Audit.Append(ctx, audit.Event{Type: typ, Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Data: mustJSON(data)})
 	if err != nil {
 		return fmt.Errorf("record %s: %w", typ, err)
+	}
+	if method == "initialize" {
+		// The server's instructions, shown to every session that
+		// connects: a listing's kind of text (see [Listed]).
+		if p.cfg.State != nil {
+			p.cfg.State.Receive(ctx, c, Listed(server, seq, params))
+		}
+		return nil
 	}
 	if r, ok := Noticed(server, method, seq, params); ok && p.cfg.State != nil {
 		p.cfg.State.Receive(ctx, c, r)
