@@ -684,14 +684,6 @@ func (p *Pipeline) Notice(ctx context.Context, c *Caller, server, method string,
 	if err != nil {
 		return fmt.Errorf("record %s: %w", typ, err)
 	}
-	if method == "initialize" {
-		// The server's instructions, shown to every session that
-		// connects: a listing's kind of text (see [Listed]).
-		if p.cfg.State != nil {
-			p.cfg.State.Receive(ctx, c, Listed(server, seq, params))
-		}
-		return nil
-	}
 	if r, ok := Noticed(server, method, seq, params); ok && p.cfg.State != nil {
 		p.cfg.State.Receive(ctx, c, r)
 	}
@@ -701,11 +693,17 @@ func (p *Pipeline) Notice(ctx context.Context, c *Caller, server, method string,
 // Noticed is what a session takes in from a message its server sent the
 // client (see [Pipeline.Notice]), recorded as event: the server's labels
 // and, if the message carries params, their text as the server's
-// untrusted result. ok is false for a message that carries nothing (a
+// untrusted result; for its instructions (method "initialize"), what
+// [Listed] takes in. ok is false for a message that carries nothing (a
 // ping). Replay takes in a trace's "notice" records through it too.
 func Noticed(server, method string, event uint64, params json.RawMessage) (r Received, ok bool) {
-	if method == "ping" {
+	switch method {
+	case "ping":
 		return Received{}, false
+	case "initialize":
+		// The server's instructions, shown to every session that
+		// connects: a listing's kind of text.
+		return Listed(server, event, params), true
 	}
 	r = Received{Source: server + ".", Event: event}
 	if len(params) > 0 {

@@ -98,7 +98,10 @@
 //	           instead (an upstream's error message is its words too)
 //	time       string, when the call was made, RFC 3339; optional
 //	definition object, the tool's definition as its server listed it;
-//	           optional. Its annotations decide context.sink as live
+//	           optional. Its annotations decide context.sink as live, and
+//	           it is taken in before the call as a listing shown to the
+//	           agent is (enforce.Listed: its values count as the server's
+//	           untrusted text; no labels)
 //	read_only  boolean, shorthand for a definition annotated readOnlyHint
 //	           true and nothing else; optional, default false. A tools/call
 //	           is a sink (context.sink) unless its declaration says
@@ -135,7 +138,10 @@
 //
 //	type       "notice"; required
 //	server     string, the server that sent it; required
-//	method     string, the message's method; required
+//	method     string, the message's method; required. "initialize"
+//	           stands for the server's instructions (params
+//	           {"instructions": …}), taken in as a listing is: values
+//	           indexed, no labels (enforce.Listed)
 //	params     object, its params as passed on; optional
 //	time       as in a call record
 //
