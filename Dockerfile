@@ -1,30 +1,41 @@
-# ward's container image: a static binary on a distroless base, run as a
-# non-root user, its data directory a volume.
+# ward's container image: the static ward binary and the few files a
+# static Go program needs, on an empty base, run as a non-root user, its
+# data directory a volume.
 #
-#   docker build -t ward .
-#   docker run --rm -v ward-data:/var/lib/ward -p 8443:8443 ward
+#   make image                      # builds ward:dev (IMAGE=NAME:TAG to rename)
+#   docker run --rm -v ward-data:/var/lib/ward -p 8443:8443 ward:dev
+#
+# Build it with `make image`, not `docker build .`: make builds the binary
+# (CGO_ENABLED=0 go build -trimpath, so static: SQLite is modernc.org's,
+# pure Go) and stages the root filesystem below in a directory of its own,
+# which is this file's whole build context. Nothing is pulled from a
+# registry, so the image builds where none is reachable, and it holds only
+# what is listed here:
+#
+#   rootfs/usr/local/bin/ward               the binary
+#   rootfs/etc/passwd, group                root and nonroot (65532), no shells
+#   rootfs/etc/nsswitch.conf                hosts: files dns
+#   rootfs/etc/ssl/certs/ca-certificates.crt  the build host's CA bundle
+#                                           (PostgreSQL with sslmode=verify-full,
+#                                           remote MCP servers, webhooks)
+#   rootfs/tmp                              1777
+#   home/, data/                            empty: nonroot's home and the data
+#                                           directory, owned by nonroot
 #
 # The image runs built-in servers and remote (url:) MCP servers; a stdio
 # server (command:) needs its runtime in the image: build FROM this one
-# and add it. examples/deploy runs three nodes on PostgreSQL.
+# and add it. examples/deploy runs three nodes on PostgreSQL, and
+# cmd/ward's TestImage builds this image with make image and runs it.
 
-FROM golang:1.26 AS build
-WORKDIR /src
-COPY go.mod go.sum ./
-RUN go mod download
-COPY . .
-ARG VERSION=dev
-# Static (no cgo: SQLite is modernc.org/sqlite, pure Go) and reproducible.
-# cmd/ward's TestDockerBuild runs this same command.
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/ward ./cmd/ward
-RUN mkdir -p /out/data
-
-FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/ward /usr/local/bin/ward
-# The data directory (CA and node keys, audit log, SQLite store) belongs
-# to the image's user, nonroot (65532).
-COPY --from=build --chown=65532:65532 /out/data /var/lib/ward
+FROM scratch
+COPY rootfs/ /
+# The data directory (CA and node keys, audit log, SQLite store) and the
+# home belong to the image's user, nonroot (65532); a volume created from
+# the image starts with that owner and mode 0700.
+COPY --chown=65532:65532 home/ /home/nonroot/
+COPY --chown=65532:65532 data/ /var/lib/ward/
 USER 65532:65532
+ENV HOME=/home/nonroot
 VOLUME /var/lib/ward
 EXPOSE 8443
 ENTRYPOINT ["/usr/local/bin/ward"]
