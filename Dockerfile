@@ -23,19 +23,25 @@
 #                                           directory, owned by nonroot
 #
 # The image runs built-in servers and remote (url:) MCP servers; a stdio
-# server (command:) needs its runtime in the image: build FROM this one
-# and add it. examples/deploy runs three nodes on PostgreSQL, and
+# server (command:) needs its runtime, which this empty base lacks: copy
+# the static binary into an image that has it
+# (COPY --from=ward:dev /usr/local/bin/ward /usr/local/bin/ward). examples/deploy runs three nodes on PostgreSQL, and
 # cmd/ward's TestImage builds this image with make image and runs it.
 
 FROM scratch
 COPY rootfs/ /
 # The data directory (CA and node keys, audit log, SQLite store) and the
 # home belong to the image's user, nonroot (65532); a volume created from
-# the image starts with that owner and mode 0700.
+# the image starts with that owner (TestImage checks it).
 COPY --chown=65532:65532 home/ /home/nonroot/
 COPY --chown=65532:65532 data/ /var/lib/ward/
 USER 65532:65532
-ENV HOME=/home/nonroot
+# ward's client commands in the container (docker exec … ward session
+# list, the health check) trust the node's CA and ask 127.0.0.1:8443.
+ENV HOME=/home/nonroot WARD_CA=/var/lib/ward/bundle.pem
+# Readiness: GET /healthz, by ward itself (ward health). A node given
+# another --addr needs WARD_SERVER set to it, as compose.host.yaml does.
+HEALTHCHECK --interval=10s --timeout=6s --start-period=60s --retries=3 CMD ["/usr/local/bin/ward", "health"]
 VOLUME /var/lib/ward
 EXPOSE 8443
 ENTRYPOINT ["/usr/local/bin/ward"]

@@ -61,7 +61,6 @@ image:
 	printf 'root:x:0:\nnonroot:x:65532:\n' >$$ctx/rootfs/etc/group; \
 	printf 'hosts: files dns\n' >$$ctx/rootfs/etc/nsswitch.conf; \
 	cp $(CA_BUNDLE) $$ctx/rootfs/etc/ssl/certs/ca-certificates.crt; \
-	chmod 1777 $$ctx/rootfs/tmp; chmod 0700 $$ctx/home $$ctx/data; \
 	chmod -R go-w,a+rX $$ctx/rootfs; chmod 1777 $$ctx/rootfs/tmp; \
 	docker build -f Dockerfile -t $(IMAGE) --label org.opencontainers.image.version=$(VERSION) $$ctx
 

@@ -54,13 +54,10 @@ func readCompose(t *testing.T, name string) composeFile {
 	return f
 }
 
-// composeDefault is the value compose gives "${VAR:-DEFAULT}" when VAR
-// is unset, and s itself when it is not of that form.
+// composeDefault is s as compose reads it when no variable is set: each
+// "${VAR:-DEFAULT}" in it is DEFAULT.
 func composeDefault(s string) string {
-	if m := regexp.MustCompile(`^\$\{\w+:-(.*)\}$`).FindStringSubmatch(s); m != nil {
-		return m[1]
-	}
-	return s
+	return regexp.MustCompile(`\$\{\w+:-([^}]*)\}`).ReplaceAllString(s, "$1")
 }
 
 // flagValue returns the value after flag in args, or "".
@@ -124,6 +121,9 @@ func TestDeployExample(t *testing.T) {
 			t.Errorf("compose.host.yaml: %s's address %s is another node's, or not on loopback", name, a)
 		} else {
 			hostAddrs[a] = true
+			if u := composeDefault(h.Environment["WARD_SERVER"]); u != "https://"+a {
+				t.Errorf("compose.host.yaml: %s's health check asks %q, not its address %s", name, u, a)
+			}
 		}
 		cfgPath, data, join := flagValue(s.Command, "--config"), flagValue(s.Command, "--data"), flagValue(s.Command, "--join")
 		mounts := map[string]string{} // target -> type:source

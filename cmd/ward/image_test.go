@@ -223,8 +223,8 @@ func waitFor(limit time.Duration, ok func() bool) bool {
 // schema of the test's own, following examples/deploy/README.md: the
 // first node creates the system and prints the admin credential; its join
 // token, copied out and given to nonroot, lets the other two join; every
-// node answers /healthz from the host over loopback, as nonroot on a
-// volume of its own; a session started on node 1 is served by node 2,
+// node answers /healthz from the host over loopback, and Docker's health
+// check (ward health) in its container, as nonroot on a volume of its own; a session started on node 1 is served by node 2,
 // ended on node 2 and then refused by nodes 1 and 3; and ward audit nodes,
 // run in a container, lists the three nodes' logs.
 func TestImage(t *testing.T) {
@@ -254,6 +254,9 @@ func TestImage(t *testing.T) {
 			Entrypoint []string
 			Cmd        []string
 			Volumes    map[string]any
+			Env        []string
+			// Healthcheck.Test is CMD followed by the command.
+			Healthcheck struct{ Test []string }
 		}
 	}
 	if err := json.Unmarshal([]byte(d.run("", nil, "docker", "image", "inspect", image)), &inspect); err != nil || len(inspect) != 1 {
@@ -263,6 +266,9 @@ func TestImage(t *testing.T) {
 	if _, ok := cfg.Volumes["/var/lib/ward"]; cfg.User != "65532:65532" || !ok ||
 		strings.Join(cfg.Entrypoint, " ") != "/usr/local/bin/ward" || strings.Join(cfg.Cmd, " ") != "up --data /var/lib/ward --addr 0.0.0.0:8443" {
 		t.Fatalf("the image's user %q, volumes %v, entrypoint %v, cmd %v", cfg.User, cfg.Volumes, cfg.Entrypoint, cfg.Cmd)
+	}
+	if strings.Join(cfg.Healthcheck.Test, " ") != "CMD /usr/local/bin/ward health" || !slices.Contains(cfg.Env, "WARD_CA=/var/lib/ward/bundle.pem") {
+		t.Fatalf("the image's health check %v, environment %v", cfg.Healthcheck.Test, cfg.Env)
 	}
 
 	// The nodes' configuration: the example's, its store the test's.
@@ -358,6 +364,18 @@ func TestImage(t *testing.T) {
 	compose("up", "-d", "ward2", "ward3")
 	ready(1)
 	ready(2)
+	// Docker's health check (ward health in the container) finds each
+	// node ready too.
+	for _, v := range []string{"ward1", "ward2", "ward3"} {
+		id := strings.TrimSpace(compose("ps", "-q", v))
+		var status string
+		if !waitFor(nodeStartLimit, func() bool {
+			status = strings.TrimSpace(d.run("", nil, "docker", "inspect", "--format", "{{.State.Health.Status}}", id))
+			return status == "healthy"
+		}) {
+			t.Fatalf("%s's health check: %s\n%s", v, status, d.run("", nil, "docker", "inspect", "--format", "{{json .State.Health}}", id))
+		}
+	}
 	// Each node ran as nonroot on a volume of its own.
 	for _, v := range []string{"ward1", "ward2", "ward3"} {
 		mp := strings.TrimSpace(d.run("", nil, "docker", "volume", "inspect", "--format", "{{.Mountpoint}}", project+"_"+v))
