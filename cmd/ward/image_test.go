@@ -313,10 +313,11 @@ func TestImage(t *testing.T) {
 	// 1. The first node: it creates the system and prints the admin
 	// credential once.
 	compose("up", "-d", "ward1")
+	ward1 := strings.TrimSpace(compose("ps", "-q", "ward1"))
 	var admin string
 	credLine := regexp.MustCompile(`WARD_TOKEN=(ward_[A-Za-z0-9_-]+)`)
 	if !waitFor(nodeStartLimit, func() bool {
-		m := credLine.FindStringSubmatch(compose("logs", "--no-color", "ward1"))
+		m := credLine.FindStringSubmatch(d.run("", nil, "docker", "logs", ward1))
 		if m != nil {
 			admin = m[1]
 		}
@@ -324,7 +325,6 @@ func TestImage(t *testing.T) {
 	}) {
 		t.Fatalf("ward1 printed no admin credential within %v", nodeStartLimit)
 	}
-	ward1 := strings.TrimSpace(compose("ps", "-q", "ward1"))
 	bundle := filepath.Join(work, "bundle.pem")
 	d.run("", nil, "docker", "cp", ward1+":/var/lib/ward/bundle.pem", bundle)
 	hc := tlsClient(t, bundle)
