@@ -224,9 +224,11 @@ func waitFor(limit time.Duration, ok func() bool) bool {
 // first node creates the system and prints the admin credential; its join
 // token, copied out and given to nonroot, lets the other two join; every
 // node answers /healthz from the host over loopback, and Docker's health
-// check (ward health) in its container, as nonroot on a volume of its own; a session started on node 1 is served by node 2,
-// ended on node 2 and then refused by nodes 1 and 3; and ward audit nodes,
-// run in a container, lists the three nodes' logs.
+// check (ward health) in its container, as nonroot on a volume of its
+// own; a session started on node 1 is listed by node 3 and served by node
+// 2 (a tool call goes through), ended on node 2, and then refused by
+// nodes 1 and 3 (a tool call too); and ward audit nodes, run in a
+// container, lists the three nodes' signed logs.
 func TestImage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the container image (-short)")
@@ -391,7 +393,7 @@ func TestImage(t *testing.T) {
 	}
 
 	// 3. One system: a session started on node 1 is served by node 2; ended
-	// on node 2, it is refused by nodes 1 and 3.
+	// on node 2, it is refused by nodes 1 and 3, tool calls included.
 	t.Setenv("WARD_CA", bundle)
 	t.Setenv("WARD_TOKEN", admin)
 	t.Setenv("WARD_HOME", t.TempDir())
@@ -426,6 +428,9 @@ func TestImage(t *testing.T) {
 	if code, body := whoami(1); code != http.StatusOK || !strings.Contains(body, started.Session) {
 		t.Fatalf("node 2 does not serve the session started on node 1: %d %s", code, body)
 	}
+	if err := echoThrough(t, urls[1]+"/mcp", agent); err != nil {
+		t.Fatalf("a tool call through node 2 for the session started on node 1: %v", err)
+	}
 	t.Setenv("WARD_SERVER", urls[1])
 	mustCLI(t, "session", "end", started.Session, "--reason", "image test")
 	for _, i := range []int{0, 2} {
@@ -436,6 +441,9 @@ func TestImage(t *testing.T) {
 			return code == http.StatusUnauthorized
 		}) || !strings.Contains(body, "ended") {
 			t.Fatalf("node %d still serves the session ended on node 2 after %v: %d %s", i+1, propagationLimit, code, body)
+		}
+		if err := echoThrough(t, urls[i]+"/mcp", agent); err == nil {
+			t.Fatalf("node %d forwarded a tool call of the session ended on node 2", i+1)
 		}
 	}
 
