@@ -19,22 +19,26 @@
 #                                           (PostgreSQL with sslmode=verify-full,
 #                                           remote MCP servers, webhooks)
 #   rootfs/tmp                              1777
-#   home/, data/                            empty: nonroot's home and the data
-#                                           directory, owned by nonroot
+#   rootfs/var/lib, rootfs/home             root's, 0755
+#   nonroot/lib/ward, nonroot/home/nonroot  empty, 0700: the data directory
+#                                           and nonroot's home, copied below
+#                                           as nonroot's
 #
 # The image runs built-in servers and remote (url:) MCP servers; a stdio
 # server (command:) needs its runtime, which this empty base lacks: copy
 # the static binary into an image that has it
-# (COPY --from=ward:dev /usr/local/bin/ward /usr/local/bin/ward). examples/deploy runs three nodes on PostgreSQL, and
-# cmd/ward's TestImage builds this image with make image and runs it.
+# (COPY --from=ward:dev /usr/local/bin/ward /usr/local/bin/ward).
+# examples/deploy runs three nodes on PostgreSQL, and cmd/ward's
+# TestImage builds this image with make image and runs them.
 
 FROM scratch
 COPY rootfs/ /
 # The data directory (CA and node keys, audit log, SQLite store) and the
-# home belong to the image's user, nonroot (65532); a volume created from
-# the image starts with that owner (TestImage checks it).
-COPY --chown=65532:65532 home/ /home/nonroot/
-COPY --chown=65532:65532 data/ /var/lib/ward/
+# home belong to the image's user, nonroot (65532), mode 0700; a volume
+# created from the image starts so (TestImage checks it). /var/lib and
+# /home exist already, so they stay root's.
+COPY --chown=65532:65532 nonroot/lib/ /var/lib/
+COPY --chown=65532:65532 nonroot/home/ /home/
 USER 65532:65532
 # ward's client commands in the container (docker exec … ward session
 # list, the health check) trust the node's CA and ask 127.0.0.1:8443.

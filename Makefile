@@ -55,13 +55,13 @@ CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 image:
 	@set -e; ctx=$$(mktemp -d); trap 'rm -rf "$$ctx"' EXIT; \
 	test -s $(CA_BUNDLE) || { echo "no CA bundle at $(CA_BUNDLE): install ca-certificates or set CA_BUNDLE"; exit 1; }; \
-	mkdir -p $$ctx/rootfs/usr/local/bin $$ctx/rootfs/etc/ssl/certs $$ctx/rootfs/tmp $$ctx/home $$ctx/data; \
+	mkdir -p $$ctx/rootfs/usr/local/bin $$ctx/rootfs/etc/ssl/certs $$ctx/rootfs/tmp $$ctx/rootfs/var/lib $$ctx/rootfs/home $$ctx/nonroot/lib/ward $$ctx/nonroot/home/nonroot; \
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $$ctx/rootfs/usr/local/bin/ward ./cmd/ward; \
 	printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >$$ctx/rootfs/etc/passwd; \
 	printf 'root:x:0:\nnonroot:x:65532:\n' >$$ctx/rootfs/etc/group; \
 	printf 'hosts: files dns\n' >$$ctx/rootfs/etc/nsswitch.conf; \
 	cp $(CA_BUNDLE) $$ctx/rootfs/etc/ssl/certs/ca-certificates.crt; \
-	chmod -R go-w,a+rX $$ctx/rootfs; chmod 1777 $$ctx/rootfs/tmp; \
+	chmod -R go-w,a+rX $$ctx/rootfs; chmod 1777 $$ctx/rootfs/tmp; chmod 0700 $$ctx/nonroot/lib/ward $$ctx/nonroot/home/nonroot; \
 	docker build -f Dockerfile -t $(IMAGE) --label org.opencontainers.image.version=$(VERSION) $$ctx
 
 # ./... skips testdata: the conformance reference server is named.

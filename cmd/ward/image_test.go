@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -273,6 +274,29 @@ func TestImage(t *testing.T) {
 		t.Fatalf("the image's health check %v, environment %v", cfg.Healthcheck.Test, cfg.Env)
 	}
 
+	// The image holds what the Dockerfile lists, root's but for nonroot's
+	// data directory and home, and nothing else (Docker adds the
+	// container's own entries to an export: left out).
+	var files []string
+	for _, h := range exportImage(t, d, image) {
+		switch strings.TrimSuffix(h.Name, "/") {
+		case ".dockerenv", "dev", "dev/console", "dev/pts", "dev/shm", "proc", "sys", "etc/hostname", "etc/hosts", "etc/mtab", "etc/resolv.conf":
+			continue
+		}
+		files = append(files, fmt.Sprintf("%s %d:%d %v", h.Name, h.Uid, h.Gid, h.FileInfo().Mode()))
+	}
+	wantFiles := []string{
+		"etc/ 0:0 drwxr-xr-x", "etc/group 0:0 -rw-r--r--", "etc/nsswitch.conf 0:0 -rw-r--r--", "etc/passwd 0:0 -rw-r--r--",
+		"etc/ssl/ 0:0 drwxr-xr-x", "etc/ssl/certs/ 0:0 drwxr-xr-x", "etc/ssl/certs/ca-certificates.crt 0:0 -rw-r--r--",
+		"home/ 0:0 drwxr-xr-x", "home/nonroot/ 65532:65532 drwx------", "tmp/ 0:0 dtrwxrwxrwx",
+		"usr/ 0:0 drwxr-xr-x", "usr/local/ 0:0 drwxr-xr-x", "usr/local/bin/ 0:0 drwxr-xr-x", "usr/local/bin/ward 0:0 -rwxr-xr-x",
+		"var/ 0:0 drwxr-xr-x", "var/lib/ 0:0 drwxr-xr-x", "var/lib/ward/ 65532:65532 drwx------",
+	}
+	slices.Sort(files)
+	if !slices.Equal(files, wantFiles) {
+		t.Fatalf("the image's files:\n%s\nwant:\n%s", strings.Join(files, "\n"), strings.Join(wantFiles, "\n"))
+	}
+
 	// The nodes' configuration: the example's, its store the test's.
 	work := t.TempDir()
 	var wardYAML map[string]any
@@ -386,8 +410,8 @@ func TestImage(t *testing.T) {
 			if err != nil {
 				t.Fatalf("volume %s: %v", v, err)
 			}
-			if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65532 || st.Gid != 65532 {
-				t.Errorf("volume %s: %s is owned by %d:%d, not nonroot", v, strings.TrimPrefix(p, mp), st.Uid, st.Gid)
+			if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65532 || st.Gid != 65532 || fi.Mode().Perm() != 0o700 {
+				t.Errorf("volume %s: %s is owned by %d:%d, mode %04o, not nonroot's, 0700", v, strings.TrimPrefix(p, mp)+"/", st.Uid, st.Gid, fi.Mode().Perm())
 			}
 		}
 	}
@@ -468,6 +492,43 @@ func TestImage(t *testing.T) {
 	}) {
 		t.Fatalf("ward audit nodes does not list three signed node logs:\n%s", out)
 	}
+}
+
+// exportImage returns the headers of the files of a container created
+// from image (and removed).
+func exportImage(t *testing.T, d *dockerEnv, image string) []*tar.Header {
+	t.Helper()
+	id := strings.TrimSpace(d.run("", nil, "docker", "create", image))
+	defer d.run("", nil, "docker", "rm", id)
+	c := exec.Command("docker", "export", id)
+	c.Env = append(os.Environ(), d.env...)
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	stdout, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var hs []*tar.Header
+	tr := tar.NewReader(stdout)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			c.Process.Kill()
+			c.Wait()
+			t.Fatalf("docker export: %v %s", err, stderr.String())
+		}
+		hs = append(hs, h)
+	}
+	if err := c.Wait(); err != nil {
+		t.Fatalf("docker export: %v %s", err, stderr.String())
+	}
+	return hs
 }
 
 // tlsClient trusts the CA bundle at path only.
