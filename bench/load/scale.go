@@ -107,7 +107,7 @@ func scaleMain(args []string) error {
 	dur := fs.Duration("d", 20*time.Second, "measuring time of the calls, per path")
 	rate := fs.Float64("rate", 100, "calls per second offered, all sessions together")
 	pg := fs.String("pg", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "the PostgreSQL `database` (a fresh schema is made in it and dropped afterwards)")
-	heap := fs.String("heapprofile", "", "write the first node's heap profile with the sessions connected into this `directory`")
+	heap := fs.String("heapprofile", "", "write the first node's heap profile and goroutine dump with the sessions connected into this `directory`")
 	dir := fs.String("dir", os.TempDir(), "`directory` for the nodes' data")
 	fs.Parse(args)
 	ns, err := ints(*sessions)
@@ -355,10 +355,15 @@ func scaleRow(sc scaleCase) (string, error) {
 	}
 	if sc.heap != "" {
 		file := filepath.Join(sc.heap, fmt.Sprintf("heap-%s-%dnodes-%d.pb.gz", sc.store, sc.nodes, sc.sessions))
-		if err := n0.heapProfile(file); err != nil {
+		if err := n0.profile("/heap", file); err != nil {
 			return "", err
 		}
-		fmt.Fprintf(os.Stderr, "load scale: heap profile of node 0 with the sessions connected: %s\n", file)
+		// And what its goroutines wait in (pprof's debug=1 text: one
+		// line per distinct stack, with its count).
+		if err := n0.profile("/goroutine", strings.TrimSuffix(file, ".pb.gz")+".goroutines.txt"); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(os.Stderr, "load scale: heap profile and goroutines of node 0 with the sessions connected: %s\n", file)
 	}
 	live := slices.DeleteFunc(slices.Clone(callers), func(c caller) bool { return c == nil })
 	// Direct first (the baseline), then through ward, at the same offered rate.
@@ -630,8 +635,10 @@ func (n *childNode) mem() (mem, error) {
 	return m, json.NewDecoder(resp.Body).Decode(&m)
 }
 
-func (n *childNode) heapProfile(file string) error {
-	resp, err := http.Get("http://" + n.control + "/heap")
+// profile saves what the node's control port answers at path (a heap
+// profile, a goroutine dump) into file.
+func (n *childNode) profile(path, file string) error {
+	resp, err := http.Get("http://" + n.control + path)
 	if err != nil {
 		return err
 	}

@@ -31,13 +31,16 @@ type upstream struct {
 	dead     error // guarded by Session.mu
 	// out queues messages that must not block the client's receive loop
 	// (notifications, answers to server requests), in order, at most
-	// upstreamQueue of them; outWake tells writeUpstream there are some.
-	// A slice that grows as messages come rather than a channel of
-	// upstreamQueue: a buffered channel cost every session 4 KiB per
-	// upstream before its first message.
+	// upstreamQueue of them. A slice that grows as messages come rather
+	// than a channel of upstreamQueue: a buffered channel cost every
+	// session 4 KiB per upstream before its first message. writing says
+	// a writeUpstream goroutine is draining it: one is started when a
+	// message finds none, and it ends when the queue is empty, so an idle
+	// session holds no writer (a goroutine standing by for each session
+	// and upstream cost its stack, 2 to 8 KiB, in every idle session).
 	outMu   sync.Mutex
 	out     []jsonrpc.Message // guarded by outMu
-	outWake chan struct{}
+	writing bool              // guarded by outMu
 }
 
 // Bounds on what a session keeps for its peers.
@@ -97,9 +100,8 @@ func (s *Session) connect(ctx context.Context, cfg Upstream, initParams json.Raw
 	if err != nil {
 		return nil, initResult{}, fmt.Errorf("%s: connect: %v", cfg.Name, err)
 	}
-	up := &upstream{name: cfg.Name, roots: cfg.Roots, conn: conn, outWake: make(chan struct{}, 1)}
+	up := &upstream{name: cfg.Name, roots: cfg.Roots, conn: conn}
 	go s.readUpstream(up)
-	go s.writeUpstream(up)
 	resp, err := s.roundTrip(ctx, up, "initialize", initParams, jsonrpc.ID{})
 	if err == nil && resp.Error != nil {
 		err = resp.Error
@@ -292,55 +294,51 @@ func (s *Session) cancelUpstream(p *pending, reason string) {
 	s.sendUp(p.up, &jsonrpc.Request{Method: "notifications/cancelled", Params: params})
 }
 
-// writeUpstream writes queued messages to an upstream in order.
+// writeUpstream writes queued messages to an upstream in order, until the
+// queue is empty or the session ends (what is still queued then is
+// dropped: the upstream's connection is being closed). sendUp starts it.
 func (s *Session) writeUpstream(up *upstream) {
 	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-up.outWake:
-		}
-		for {
-			up.outMu.Lock()
-			if len(up.out) == 0 {
-				up.out = nil // what grew for a burst is let go
-				up.outMu.Unlock()
-				break
-			}
-			msg := up.out[0]
-			up.out[0] = nil
-			up.out = up.out[1:]
+		up.outMu.Lock()
+		if len(up.out) == 0 || s.ctx.Err() != nil {
+			up.out = nil // what grew for a burst is let go
+			up.writing = false
 			up.outMu.Unlock()
-			if s.ctx.Err() != nil {
-				return
-			}
-			ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
-			err := up.conn.Write(ctx, msg)
-			cancel()
-			if err != nil && s.ctx.Err() == nil {
-				s.g.cfg.Logger.Warn("write to upstream failed", "server", up.name, "err", err)
-			}
+			return
+		}
+		msg := up.out[0]
+		up.out[0] = nil
+		up.out = up.out[1:]
+		up.outMu.Unlock()
+		ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+		err := up.conn.Write(ctx, msg)
+		cancel()
+		if err != nil && s.ctx.Err() == nil {
+			s.g.cfg.Logger.Warn("write to upstream failed", "server", up.name, "err", err)
 		}
 	}
 }
 
-// sendUp queues msg for an upstream without blocking; a full queue (an
-// upstream that stopped reading) drops the message and says so.
+// sendUp queues msg for an upstream without blocking, starting a writer
+// if none is running; a full queue (an upstream that stopped reading)
+// drops the message and says so.
 func (s *Session) sendUp(up *upstream, msg jsonrpc.Message) {
 	msg = withoutInternals(msg)
 	up.outMu.Lock()
 	full := len(up.out) >= upstreamQueue
+	start := false
 	if !full {
 		up.out = append(up.out, msg)
+		start = !up.writing
+		up.writing = true
 	}
 	up.outMu.Unlock()
 	if full {
 		s.g.cfg.Logger.Warn("upstream is not reading; message dropped", "server", up.name, "session", s.who().Session)
 		return
 	}
-	select {
-	case up.outWake <- struct{}{}:
-	default:
+	if start {
+		go s.writeUpstream(up)
 	}
 }
 
