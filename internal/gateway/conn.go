@@ -101,7 +101,19 @@ func (s *Session) connect(ctx context.Context, cfg Upstream, initParams json.Raw
 		return nil, initResult{}, fmt.Errorf("%s: connect: %v", cfg.Name, err)
 	}
 	up := &upstream{name: cfg.Name, roots: cfg.Roots, conn: conn}
-	go s.readUpstream(up)
+	if p, ok := conn.(pusher); ok {
+		// Handed each message by the connection's own stream readers:
+		// no goroutine of the session's waits on the connection.
+		p.Push(func(msg jsonrpc.Message) {
+			if s.ctx.Err() != nil {
+				return // the session ended: as readUpstream, which stops reading
+			}
+			defer s.recover("upstream "+up.name, jsonrpc.ID{})
+			s.fromUpstream(up, msg)
+		}, func(err error) { s.upstreamGone(up, err) })
+	} else {
+		go s.readUpstream(up)
+	}
 	resp, err := s.roundTrip(ctx, up, "initialize", initParams, jsonrpc.ID{})
 	if err == nil && resp.Error != nil {
 		err = resp.Error
@@ -135,38 +147,49 @@ func (s *Session) readUpstream(up *upstream) {
 			s.upstreamGone(up, err)
 			return
 		}
-		switch m := msg.(type) {
-		case *jsonrpc.Response:
-			if err := validUpstream(m); err != nil {
-				s.g.cfg.Logger.Warn("upstream answered with JSON ward will not pass on", "server", up.name, "err", err)
-				m = &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: CodeUpstream, Message: fmt.Sprintf("upstream %s answered with invalid JSON (%v); ward withheld the answer", up.name, err)}}
-			}
-			s.mu.Lock()
-			p := s.pending[m.ID]
-			if p != nil && p.up == up {
-				delete(s.pending, m.ID)
-			} else {
-				p = nil // not ours: an upstream cannot answer for another
-			}
-			s.mu.Unlock()
-			if p != nil {
-				p.ch <- m
-			}
-		case *jsonrpc.Request:
-			if len(m.Params) > 0 {
-				if err := strictjson.Valid(m.Params); err != nil {
-					s.g.cfg.Logger.Warn("upstream sent a message ward will not pass on", "server", up.name, "method", m.Method, "err", err)
-					if m.IsCall() {
-						s.sendUp(up, &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "ward refuses params that are not strict JSON: " + err.Error()}})
-					}
-					continue
+		s.fromUpstream(up, msg)
+	}
+}
+
+// pusher is a connection that hands what it reads to a function instead
+// of to Read (streamable.ClientConn.Push).
+type pusher interface {
+	Push(deliver func(jsonrpc.Message), ended func(error))
+}
+
+// fromUpstream dispatches one message an upstream sent.
+func (s *Session) fromUpstream(up *upstream, msg jsonrpc.Message) {
+	switch m := msg.(type) {
+	case *jsonrpc.Response:
+		if err := validUpstream(m); err != nil {
+			s.g.cfg.Logger.Warn("upstream answered with JSON ward will not pass on", "server", up.name, "err", err)
+			m = &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: CodeUpstream, Message: fmt.Sprintf("upstream %s answered with invalid JSON (%v); ward withheld the answer", up.name, err)}}
+		}
+		s.mu.Lock()
+		p := s.pending[m.ID]
+		if p != nil && p.up == up {
+			delete(s.pending, m.ID)
+		} else {
+			p = nil // not ours: an upstream cannot answer for another
+		}
+		s.mu.Unlock()
+		if p != nil {
+			p.ch <- m
+		}
+	case *jsonrpc.Request:
+		if len(m.Params) > 0 {
+			if err := strictjson.Valid(m.Params); err != nil {
+				s.g.cfg.Logger.Warn("upstream sent a message ward will not pass on", "server", up.name, "method", m.Method, "err", err)
+				if m.IsCall() {
+					s.sendUp(up, &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "ward refuses params that are not strict JSON: " + err.Error()}})
 				}
+				return
 			}
-			if m.IsCall() {
-				s.serverRequest(up, m)
-			} else {
-				s.serverNotification(up, m)
-			}
+		}
+		if m.IsCall() {
+			s.serverRequest(up, m)
+		} else {
+			s.serverNotification(up, m)
 		}
 	}
 }
