@@ -3,7 +3,7 @@ package main
 // `load scale`: many agent sessions through one to three nodes.
 //
 //	go run ./bench/load scale [-sessions 1000,10000] [-nodes 1,2,3] [-stores sqlite,postgres]
-//	    [-d 20s] [-rate 200] [-pg DSN] [-heapprofile DIR]
+//	    [-d 20s] [-rate 200] [-pg DSN] [-heapprofile DIR] [-stateless-upstream]
 //
 // Each node runs in a process of its own (this program, re-executed as
 // `load scale-node`: server.Open, Listen and Serve, as `ward up` runs
@@ -21,11 +21,13 @@ package main
 //  1. starts the nodes and N ward sessions (through the first node);
 //  2. measures the nodes' memory with nothing connected, then with N
 //     idle TLS connections (each has made one request, GET /livez, and
-//     holds no session), then with the N sessions connected instead
-//     (each an MCP session of the official Go SDK client on its own
-//     connection, spread over the nodes round-robin, that has made one
-//     call and stays connected): memory per session is (connected −
-//     idle connections) / the sessions connected, the nodes summed;
+//     holds no session; HTTP/1.1, as the sessions' clients connect),
+//     then with the N sessions connected instead (each an MCP session of
+//     the official Go SDK client through sessioncred's DPoP transport,
+//     spread over the nodes round-robin, that has made one call and
+//     stays connected; over HTTP/1.1 its standing GET stream holds a
+//     second connection): memory per session is (connected − idle
+//     connections) / the sessions connected, the nodes summed;
 //  3. makes tool calls for -d from all N sessions, each calling once
 //     every N/rate seconds from a random phase (open loop: -rate calls/s
 //     offered in all), then the same offered rate directly at the
@@ -89,7 +91,7 @@ func subcommand(args []string) bool {
 	case "scale-node":
 		err = nodeProcess(args[1:])
 	case "scale-upstream":
-		err = upstreamProcess()
+		err = upstreamProcess(args[1:])
 	default:
 		return false
 	}
@@ -107,8 +109,9 @@ func scaleMain(args []string) error {
 	dur := fs.Duration("d", 20*time.Second, "measuring time of the calls, per path")
 	rate := fs.Float64("rate", 100, "calls per second offered, all sessions together")
 	pg := fs.String("pg", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "the PostgreSQL `database` (a fresh schema is made in it and dropped afterwards)")
-	heap := fs.String("heapprofile", "", "write the first node's heap profile with the sessions connected into this `directory`")
+	heap := fs.String("heapprofile", "", "write the first node's heap profile and goroutine dump with the sessions connected into this `directory`")
 	dir := fs.String("dir", os.TempDir(), "`directory` for the nodes' data")
+	stateless := fs.Bool("stateless-upstream", false, "serve the echo tool without MCP sessions (the go-sdk's stateless mode: no Mcp-Session-Id, no standing GET stream)")
 	fs.Parse(args)
 	ns, err := ints(*sessions)
 	if err != nil {
@@ -131,7 +134,7 @@ func scaleMain(args []string) error {
 				continue
 			}
 			for _, n := range ns {
-				row, err := scaleRow(scaleCase{store: st, nodes: k, sessions: n, dur: *dur, rate: *rate, pg: *pg, heap: *heap, dir: *dir})
+				row, err := scaleRow(scaleCase{store: st, nodes: k, sessions: n, dur: *dur, rate: *rate, pg: *pg, heap: *heap, dir: *dir, stateless: *stateless})
 				if err != nil {
 					return fmt.Errorf("%s, %d nodes, %d sessions: %w", st, k, n, err)
 				}
@@ -182,6 +185,7 @@ type scaleCase struct {
 	dur             time.Duration
 	rate            float64
 	pg, heap, dir   string
+	stateless       bool // the upstream keeps no MCP sessions
 }
 
 // mem is a node's memory as its control port reports it.
@@ -203,7 +207,11 @@ func (m mem) plus(o mem) mem {
 func kib(b int64, n int) string { return fmt.Sprintf("%.1f", float64(b)/1024/float64(max(1, n))) }
 
 func scaleRow(sc scaleCase) (string, error) {
-	up, err := startChild(nil, "scale-upstream")
+	var upArgs []string
+	if sc.stateless {
+		upArgs = append(upArgs, "-stateless")
+	}
+	up, err := startChild(nil, "scale-upstream", upArgs...)
 	if err != nil {
 		return "", err
 	}
@@ -296,7 +304,10 @@ func scaleRow(sc scaleCase) (string, error) {
 	idle := make([]*http.Transport, sc.sessions)
 	if err := parallel(sc.sessions, 64, func(i int) error {
 		n := nodes[i%len(nodes)]
-		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: n.pool}, ForceAttemptHTTP2: true}
+		// HTTP/1.1, as sessioncred's transports connect the sessions
+		// (an idle connection over HTTP/2 costs the node about 2 KiB
+		// less heap and 10 KiB more RSS).
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: n.pool}}
 		idle[i] = tr
 		resp, err := (&http.Client{Transport: tr, Timeout: time.Minute}).Get(n.url + "/livez")
 		if err != nil {
@@ -355,10 +366,15 @@ func scaleRow(sc scaleCase) (string, error) {
 	}
 	if sc.heap != "" {
 		file := filepath.Join(sc.heap, fmt.Sprintf("heap-%s-%dnodes-%d.pb.gz", sc.store, sc.nodes, sc.sessions))
-		if err := n0.heapProfile(file); err != nil {
+		if err := n0.profile("/heap", file); err != nil {
 			return "", err
 		}
-		fmt.Fprintf(os.Stderr, "load scale: heap profile of node 0 with the sessions connected: %s\n", file)
+		// And what its goroutines wait in (pprof's debug=1 text: one
+		// line per distinct stack, with its count).
+		if err := n0.profile("/goroutine", strings.TrimSuffix(file, ".pb.gz")+".goroutines.txt"); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(os.Stderr, "load scale: heap profile and goroutines of node 0 with the sessions connected: %s\n", file)
 	}
 	live := slices.DeleteFunc(slices.Clone(callers), func(c caller) bool { return c == nil })
 	// Direct first (the baseline), then through ward, at the same offered rate.
@@ -565,7 +581,14 @@ func untilStdinCloses() { io.Copy(io.Discard, os.Stdin) }
 // standing SSE stream would take a connection of its own, and 10,000 of
 // them more file descriptors than a node may open here). It says its URL
 // and its certificate, which the nodes trust through SSL_CERT_FILE.
-func upstreamProcess() error {
+//
+// With -stateless it keeps no MCP sessions (the go-sdk's stateless mode):
+// it assigns no Mcp-Session-Id and answers a standing GET with 405, so a
+// node holds no stream to it per agent session.
+func upstreamProcess(args []string) error {
+	fs := flag.NewFlagSet("load scale-upstream", flag.ExitOnError)
+	stateless := fs.Bool("stateless", false, "keep no MCP sessions")
+	fs.Parse(args)
 	raiseFiles(1 << 16)
 	srv := mcp.NewServer(&mcp.Implementation{Name: "echo", Version: "1"}, nil)
 	type in struct {
@@ -576,7 +599,7 @@ func upstreamProcess() error {
 		func(ctx context.Context, req *mcp.CallToolRequest, a in) (*mcp.CallToolResult, any, error) {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: a.Text}}}, nil, nil
 		})
-	up := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+	up := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{Stateless: *stateless}))
 	up.EnableHTTP2 = true
 	// Clients racing to dial a new HTTP/2 connection close the extra
 	// ones mid-handshake: not worth a line each.
@@ -630,8 +653,10 @@ func (n *childNode) mem() (mem, error) {
 	return m, json.NewDecoder(resp.Body).Decode(&m)
 }
 
-func (n *childNode) heapProfile(file string) error {
-	resp, err := http.Get("http://" + n.control + "/heap")
+// profile saves what the node's control port answers at path (a heap
+// profile, a goroutine dump) into file.
+func (n *childNode) profile(path, file string) error {
+	resp, err := http.Get("http://" + n.control + path)
 	if err != nil {
 		return err
 	}

@@ -107,7 +107,7 @@ func item(raw json.RawMessage, field string) (params, string, bool) {
 	return obj, v, true
 }
 
-// namedIndex indexes Session.names and Session.listed.
+// namedIndex indexes Session.cats.
 func namedIndex(kind Kind) int {
 	if kind == KindPrompt {
 		return 1
@@ -115,29 +115,13 @@ func namedIndex(kind Kind) int {
 	return 0
 }
 
-// catalog returns the catalog of kind; catMu must be held.
-func (s *Session) catalog(kind Kind) map[string]catEntry {
-	if kind == KindPrompt {
-		if s.prompts == nil {
-			s.prompts = map[string]catEntry{}
-		}
-		return s.prompts
+// catalog returns the catalog of kind; catMu must be held. It must not be
+// modified (see snapshot.go).
+func (s *Session) catalog(kind Kind) *catalog {
+	if c := s.cats[namedIndex(kind)]; c != nil {
+		return c
 	}
-	if s.tools == nil {
-		s.tools = map[string]catEntry{}
-	}
-	return s.tools
-}
-
-// renameLocked recomputes the exposed names of kind from the catalog;
-// catMu must be held.
-func (s *Session) renameLocked(kind Kind) {
-	cat := s.catalog(kind)
-	items := make([]listed, 0, len(cat))
-	for _, e := range cat {
-		items = append(items, listed{server: e.server, name: e.upstream})
-	}
-	s.names[namedIndex(kind)] = exposeNames(items, s.g.modes)
+	return noCatalog
 }
 
 // listedItem is one tool or prompt of an upstream's list, as read.
@@ -174,22 +158,12 @@ func (s *Session) refreshNamed(ctx context.Context, up *upstream, kind Kind) ([]
 	if err != nil {
 		return nil, fmt.Errorf("filter %s of %s: %v", key, up.name, err)
 	}
-	s.catMu.Lock()
-	cat := s.catalog(kind)
-	for name, e := range cat {
-		if e.server == up.name {
-			delete(cat, name)
-		}
-	}
+	fresh := make(map[string]catEntry, len(items))
 	for _, it := range items {
-		cat[it.Name] = catEntry{server: up.name, upstream: it.Upstream, def: it.Definition}
+		fresh[it.Name] = catEntry{server: up.name, upstream: it.Upstream, def: it.Definition}
 	}
-	i := namedIndex(kind)
-	if s.listed[i] == nil {
-		s.listed[i] = map[string]bool{}
-	}
-	s.listed[i][up.name] = true
-	s.renameLocked(kind)
+	s.catMu.Lock()
+	s.cats[namedIndex(kind)] = s.g.cats.withList(s.catalog(kind), up.name, fresh, s.g.modes)
 	s.catMu.Unlock()
 
 	var out []listedItem
@@ -218,7 +192,7 @@ func (s *Session) listNamed(ctx context.Context, req *jsonrpc.Request, kind Kind
 		got = append(got, items...)
 	}
 	s.catMu.Lock()
-	names := s.names[namedIndex(kind)]
+	names := s.catalog(kind).names
 	s.catMu.Unlock()
 	all := make([]json.RawMessage, 0, len(got))
 	for _, it := range got {
@@ -237,13 +211,13 @@ func (s *Session) find(kind Kind, name string) (catEntry, string, bool) {
 	s.catMu.Lock()
 	defer s.catMu.Unlock()
 	cat := s.catalog(kind)
-	if stable, ok := s.names[namedIndex(kind)].bare[name]; ok {
-		e, ok := cat[stable]
+	if stable, ok := cat.names.bare[name]; ok {
+		e, ok := cat.entries[stable]
 		return e, stable, ok
 	}
 	if server, _, ok := splitName(name); ok {
 		if _, configured := s.g.modes[server]; configured {
-			e, ok := cat[name]
+			e, ok := cat.entries[name]
 			return e, name, ok
 		}
 	}
@@ -299,7 +273,7 @@ func (s *Session) unavailable(server string) error {
 // unknown explains a name that nothing resolves.
 func (s *Session) unknown(kind Kind, name string) error {
 	s.catMu.Lock()
-	clash, clashed := s.names[namedIndex(kind)].clashes[name]
+	clash, clashed := s.catalog(kind).names.clashes[name]
 	s.catMu.Unlock()
 	if clashed {
 		return fmt.Errorf("%s %q is offered by more than one server (%s); call it by the name tools/list shows: %s", kind, name, strings.Join(clash.Servers, ", "), strings.Join(clash.Shown, " or "))
@@ -407,15 +381,11 @@ func (s *Session) invalidate(server string) {
 	s.catMu.Lock()
 	defer s.catMu.Unlock()
 	for _, kind := range []Kind{KindTool, KindPrompt} {
-		cat := s.catalog(kind)
-		for name, e := range cat {
-			if e.server == server {
-				delete(cat, name)
-			}
-		}
 		// The names stay as the client last saw them until the server's
 		// list is fetched again (a call that misses fetches it).
-		delete(s.listed[namedIndex(kind)], server)
+		if c := s.cats[namedIndex(kind)]; c != nil {
+			s.cats[namedIndex(kind)] = s.g.cats.without(c, server)
+		}
 	}
 	for uri, srv := range s.resources {
 		if srv == server {

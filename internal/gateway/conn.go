@@ -31,13 +31,16 @@ type upstream struct {
 	dead     error // guarded by Session.mu
 	// out queues messages that must not block the client's receive loop
 	// (notifications, answers to server requests), in order, at most
-	// upstreamQueue of them; outWake tells writeUpstream there are some.
-	// A slice that grows as messages come rather than a channel of
-	// upstreamQueue: a buffered channel cost every session 4 KiB per
-	// upstream before its first message.
+	// upstreamQueue of them. A slice that grows as messages come rather
+	// than a channel of upstreamQueue: a buffered channel cost every
+	// session 4 KiB per upstream before its first message. writing says
+	// a writeUpstream goroutine is draining it: one is started when a
+	// message finds none, and it ends when the queue is empty, so an idle
+	// session holds no writer (a goroutine standing by for each session
+	// and upstream cost its stack, 2 to 8 KiB, in every idle session).
 	outMu   sync.Mutex
 	out     []jsonrpc.Message // guarded by outMu
-	outWake chan struct{}
+	writing bool              // guarded by outMu
 	// notes bounds the notifications it may send the session; nil until
 	// its first. Guarded by Session.mu.
 	notes *noteBudget
@@ -141,9 +144,20 @@ func (s *Session) connect(ctx context.Context, cfg Upstream, initParams json.Raw
 	if err != nil {
 		return nil, initResult{}, fmt.Errorf("%s: connect: %v", cfg.Name, err)
 	}
-	up := &upstream{name: cfg.Name, roots: cfg.Roots, conn: conn, outWake: make(chan struct{}, 1)}
-	go s.readUpstream(up)
-	go s.writeUpstream(up)
+	up := &upstream{name: cfg.Name, roots: cfg.Roots, conn: conn}
+	if p, ok := conn.(pusher); ok {
+		// Handed each message by the connection's own stream readers:
+		// no goroutine of the session's waits on the connection.
+		p.Push(func(msg jsonrpc.Message) {
+			if s.ctx.Err() != nil {
+				return // the session ended: as readUpstream, which stops reading
+			}
+			defer s.recover("upstream "+up.name, jsonrpc.ID{})
+			s.fromUpstream(up, msg)
+		}, func(err error) { s.upstreamGone(up, err) })
+	} else {
+		go s.readUpstream(up)
+	}
 	resp, err := s.roundTrip(ctx, up, "initialize", initParams, jsonrpc.ID{})
 	if err == nil && resp.Error != nil {
 		err = resp.Error
@@ -177,38 +191,49 @@ func (s *Session) readUpstream(up *upstream) {
 			s.upstreamGone(up, err)
 			return
 		}
-		switch m := msg.(type) {
-		case *jsonrpc.Response:
-			if err := validUpstream(m); err != nil {
-				s.g.cfg.Logger.Warn("upstream answered with JSON ward will not pass on", "server", up.name, "err", err)
-				m = &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: CodeUpstream, Message: fmt.Sprintf("upstream %s answered with invalid JSON (%v); ward withheld the answer", up.name, err)}}
-			}
-			s.mu.Lock()
-			p := s.pending[m.ID]
-			if p != nil && p.up == up {
-				delete(s.pending, m.ID)
-			} else {
-				p = nil // not ours: an upstream cannot answer for another
-			}
-			s.mu.Unlock()
-			if p != nil {
-				p.ch <- m
-			}
-		case *jsonrpc.Request:
-			if len(m.Params) > 0 {
-				if err := strictjson.Valid(m.Params); err != nil {
-					s.g.cfg.Logger.Warn("upstream sent a message ward will not pass on", "server", up.name, "method", m.Method, "err", err)
-					if m.IsCall() {
-						s.sendUp(up, &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "ward refuses params that are not strict JSON: " + err.Error()}})
-					}
-					continue
+		s.fromUpstream(up, msg)
+	}
+}
+
+// pusher is a connection that hands what it reads to a function instead
+// of to Read (streamable.ClientConn.Push).
+type pusher interface {
+	Push(deliver func(jsonrpc.Message), ended func(error))
+}
+
+// fromUpstream dispatches one message an upstream sent.
+func (s *Session) fromUpstream(up *upstream, msg jsonrpc.Message) {
+	switch m := msg.(type) {
+	case *jsonrpc.Response:
+		if err := validUpstream(m); err != nil {
+			s.g.cfg.Logger.Warn("upstream answered with JSON ward will not pass on", "server", up.name, "err", err)
+			m = &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: CodeUpstream, Message: fmt.Sprintf("upstream %s answered with invalid JSON (%v); ward withheld the answer", up.name, err)}}
+		}
+		s.mu.Lock()
+		p := s.pending[m.ID]
+		if p != nil && p.up == up {
+			delete(s.pending, m.ID)
+		} else {
+			p = nil // not ours: an upstream cannot answer for another
+		}
+		s.mu.Unlock()
+		if p != nil {
+			p.ch <- m
+		}
+	case *jsonrpc.Request:
+		if len(m.Params) > 0 {
+			if err := strictjson.Valid(m.Params); err != nil {
+				s.g.cfg.Logger.Warn("upstream sent a message ward will not pass on", "server", up.name, "method", m.Method, "err", err)
+				if m.IsCall() {
+					s.sendUp(up, &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "ward refuses params that are not strict JSON: " + err.Error()}})
 				}
+				return
 			}
-			if m.IsCall() {
-				s.serverRequest(up, m)
-			} else {
-				s.serverNotification(up, m)
-			}
+		}
+		if m.IsCall() {
+			s.serverRequest(up, m)
+		} else {
+			s.serverNotification(up, m)
 		}
 	}
 }
@@ -336,55 +361,51 @@ func (s *Session) cancelUpstream(p *pending, reason string) {
 	s.sendUp(p.up, &jsonrpc.Request{Method: "notifications/cancelled", Params: params})
 }
 
-// writeUpstream writes queued messages to an upstream in order.
+// writeUpstream writes queued messages to an upstream in order, until the
+// queue is empty or the session ends (what is still queued then is
+// dropped: the upstream's connection is being closed). sendUp starts it.
 func (s *Session) writeUpstream(up *upstream) {
 	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-up.outWake:
-		}
-		for {
-			up.outMu.Lock()
-			if len(up.out) == 0 {
-				up.out = nil // what grew for a burst is let go
-				up.outMu.Unlock()
-				break
-			}
-			msg := up.out[0]
-			up.out[0] = nil
-			up.out = up.out[1:]
+		up.outMu.Lock()
+		if len(up.out) == 0 || s.ctx.Err() != nil {
+			up.out = nil // what grew for a burst is let go
+			up.writing = false
 			up.outMu.Unlock()
-			if s.ctx.Err() != nil {
-				return
-			}
-			ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
-			err := up.conn.Write(ctx, msg)
-			cancel()
-			if err != nil && s.ctx.Err() == nil {
-				s.g.cfg.Logger.Warn("write to upstream failed", "server", up.name, "err", err)
-			}
+			return
+		}
+		msg := up.out[0]
+		up.out[0] = nil
+		up.out = up.out[1:]
+		up.outMu.Unlock()
+		ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+		err := up.conn.Write(ctx, msg)
+		cancel()
+		if err != nil && s.ctx.Err() == nil {
+			s.g.cfg.Logger.Warn("write to upstream failed", "server", up.name, "err", err)
 		}
 	}
 }
 
-// sendUp queues msg for an upstream without blocking; a full queue (an
-// upstream that stopped reading) drops the message and says so.
+// sendUp queues msg for an upstream without blocking, starting a writer
+// if none is running; a full queue (an upstream that stopped reading)
+// drops the message and says so.
 func (s *Session) sendUp(up *upstream, msg jsonrpc.Message) {
 	msg = withoutInternals(msg)
 	up.outMu.Lock()
 	full := len(up.out) >= upstreamQueue
+	start := false
 	if !full {
 		up.out = append(up.out, msg)
+		start = !up.writing
+		up.writing = true
 	}
 	up.outMu.Unlock()
 	if full {
 		s.g.cfg.Logger.Warn("upstream is not reading; message dropped", "server", up.name, "session", s.who().Session)
 		return
 	}
-	select {
-	case up.outWake <- struct{}{}:
-	default:
+	if start {
+		go s.writeUpstream(up)
 	}
 }
 

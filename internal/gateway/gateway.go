@@ -157,6 +157,7 @@ type Gateway struct {
 	cfg Config
 
 	modes map[string]NameMode // configured server → how its names are shown
+	cats  catalogs            // the sessions' catalogs, shared by content
 
 	mu       sync.Mutex
 	sessions map[string]map[*Session]struct{} // ward session id → live proxy sessions

@@ -50,12 +50,12 @@ type Session struct {
 	answering int
 	tokens    map[string]jsonrpc.ID // upstream name + "\x00" + progress token (JSON text) → client request id
 
-	catMu     sync.Mutex
-	tools     map[string]catEntry // stable name ("SERVER.NAME") → entry
-	prompts   map[string]catEntry
-	names     [2]naming          // exposed names of tools and prompts (namedIndex)
-	listed    [2]map[string]bool // servers whose list is in tools, prompts
-	resources map[string]string  // URI → server
+	catMu sync.Mutex
+	// cats are the catalogs of tools and prompts (namedIndex): shared
+	// with the sessions whose upstreams listed the same (snapshot.go),
+	// replaced, never modified. nil: nothing listed yet.
+	cats      [2]*catalog
+	resources map[string]string // URI → server
 	templates []template
 }
 

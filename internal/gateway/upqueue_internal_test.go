@@ -50,8 +50,7 @@ func TestUpstreamQueue(t *testing.T) {
 	s := &Session{g: &Gateway{cfg: Config{Logger: slog.New(drops)}}, ctx: ctx}
 	s.caller.Store(&Caller{Session: "s1"})
 	conn := &recordingConn{release: make(chan struct{})}
-	up := &upstream{name: "up", conn: conn, outWake: make(chan struct{}, 1)}
-	go s.writeUpstream(up)
+	up := &upstream{name: "up", conn: conn}
 	const sent = 2*upstreamQueue + 10
 	for i := range sent {
 		s.sendUp(up, &jsonrpc.Request{Method: fmt.Sprintf("m%d", i)})
@@ -107,4 +106,62 @@ func (h *countingHandler) count() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.n
+}
+
+// TestUpstreamWriterOnDemand: the writer of an upstream's queue runs only
+// while there is something to write (an idle session holds no goroutine
+// for it), and a message queued after it ended starts another, so nothing
+// queued is left unwritten.
+func TestUpstreamWriterOnDemand(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := &Session{g: &Gateway{cfg: Config{Logger: slog.New(slog.DiscardHandler)}}, ctx: ctx}
+	s.caller.Store(&Caller{Session: "s1"})
+	conn := &recordingConn{release: make(chan struct{})}
+	close(conn.release)
+	up := &upstream{name: "up", conn: conn}
+	up.outMu.Lock()
+	writing := up.writing
+	up.outMu.Unlock()
+	if writing {
+		t.Fatal("a writer runs before anything was queued")
+	}
+	for round := range 3 {
+		s.sendUp(up, &jsonrpc.Request{Method: fmt.Sprintf("m%d", round)})
+		for {
+			up.outMu.Lock()
+			writing, queued := up.writing, len(up.out)
+			up.outMu.Unlock()
+			if !writing {
+				if queued != 0 {
+					t.Fatalf("round %d: the writer ended with %d messages queued", round, queued)
+				}
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		conn.mu.Lock()
+		n := len(conn.written)
+		conn.mu.Unlock()
+		if n != round+1 {
+			t.Fatalf("round %d: %d messages written once the writer ended, want %d", round, n, round+1)
+		}
+	}
+	// Once the session ends, what is queued is dropped and no writer stays.
+	cancel()
+	s.sendUp(up, &jsonrpc.Request{Method: "late"})
+	for {
+		up.outMu.Lock()
+		writing := up.writing
+		up.outMu.Unlock()
+		if !writing {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	if len(conn.written) != 3 {
+		t.Fatalf("written after the session ended: %q", conn.written)
+	}
 }

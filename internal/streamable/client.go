@@ -104,10 +104,15 @@ type ClientConn struct {
 	ctx    context.Context // cancelled by Close; parent of every request
 	cancel context.CancelFunc
 
-	incoming chan jsonrpc.Message
+	incoming chan jsonrpc.Message // nil once Push was called
 	failed   chan struct{}
 	failOnce sync.Once
 	failErr  error
+
+	// push and ended are set by Push before the first Write.
+	push      func(jsonrpc.Message)
+	ended     func(error)
+	endedOnce sync.Once
 
 	mu           sync.Mutex
 	sessionID    string
@@ -192,6 +197,32 @@ func (c *ClientConn) ProtocolVersion() string {
 	return c.version
 }
 
+// Push makes the connection hand each message the server sends to
+// deliver, on the goroutine that read it (the one reading that message's
+// stream), instead of keeping it for Read; ended is told, once, why the
+// connection ended, when it fails or is closed (after Close, no deliver
+// is running or will run). Messages of one stream are delivered in
+// order; those of different streams may be delivered concurrently.
+// deliver holds up its stream while it runs, so it must not block for
+// long.
+//
+// Push must be called before the first Write. It spares a reader
+// waiting in Read for each connection, and the queue between them: a
+// gateway holding a connection per agent session and server kept a
+// goroutine and 1 KiB of queue per connection for that. After Push, Read
+// only reports the connection's end.
+func (c *ClientConn) Push(deliver func(jsonrpc.Message), ended func(error)) {
+	c.push, c.ended = deliver, ended
+	c.incoming = nil
+}
+
+// end tells the Push caller, once, why the connection ended.
+func (c *ClientConn) end(err error) {
+	if c.ended != nil {
+		c.endedOnce.Do(func() { c.ended(err) })
+	}
+}
+
 // Read returns the next server→client message.
 func (c *ClientConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 	select {
@@ -212,10 +243,15 @@ func (c *ClientConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 }
 
 func (c *ClientConn) fail(err error) {
+	failed := false
 	c.failOnce.Do(func() {
 		c.failErr = err
 		close(c.failed)
+		failed = true
 	})
+	if failed {
+		c.end(err)
+	}
 }
 
 func (c *ClientConn) failure() error {
@@ -241,6 +277,13 @@ func (c *ClientConn) deliver(msg jsonrpc.Message) bool {
 			}
 		}
 		c.mu.Unlock()
+	}
+	if c.push != nil {
+		if c.ctx.Err() != nil {
+			return false
+		}
+		c.push(msg)
+		return true
 	}
 	select {
 	case c.incoming <- msg:
@@ -702,6 +745,7 @@ func (c *ClientConn) Close() error {
 			}
 		}
 		c.wg.Wait()
+		c.end(errConnClosed)
 	})
 	return nil
 }

@@ -102,5 +102,8 @@
 // request carrying the session id makes Read and Write fail with
 // [ErrSessionExpired]. A Write that fails once its POST may have reached
 // the server (it had a connection) wraps [ErrUnanswered]: the server may
-// have acted on the message.
+// have acted on the message. [ClientConn.Push] has the connection hand
+// each message to a function, on the goroutine reading its stream,
+// instead of queueing it for Read: a caller holding many connections
+// needs no reader goroutine for each.
 package streamable
