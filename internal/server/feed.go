@@ -289,11 +289,13 @@ func (n *Node) FeedApplied() uint64 {
 	return n.feed.applied.Load()
 }
 
-// feedCheck is the readiness check of a node of several: not ready while
-// it cannot confirm it knows the other nodes' revocations (a load
-// balancer then sends calls elsewhere).
+// feedCheck is the store's readiness check on a node of several: not
+// ready while it cannot confirm it knows the other nodes' revocations (a
+// load balancer then sends calls elsewhere). It is n.fresh, the check
+// every call is refused by, so readiness and refusals agree at every
+// moment; it reads no store itself (the feed's poll does).
 func (n *Node) feedCheck() api.Check {
-	return api.Check{Name: "change feed", Run: func(context.Context) api.Status {
+	return api.Check{Name: "store", Run: func(context.Context) api.Status {
 		if err := n.fresh(); err != nil {
 			return api.Status{Reason: "the node cannot confirm it knows the other nodes' revocations", Detail: err.Error()}
 		}

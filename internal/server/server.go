@@ -574,13 +574,19 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	acfg.Labels = n
 	acfg.Runtime = n
-	acfg.Ready = []api.Check{api.AuditCheck(n.Audit), api.StoreCheck(func(ctx context.Context) error {
+	storeCheck := api.StoreCheck(func(ctx context.Context) error {
 		_, err := n.Store.Empty(ctx)
 		return err
-	}), upHealth.Check()}
+	})
 	if n.feed != nil {
-		acfg.Ready = append(acfg.Ready, n.feedCheck())
+		// On a node of several the store's check is the change feed's
+		// freshness, the very check the node refuses calls with: its
+		// poll reads the store every feedPoll, so readiness needs no read
+		// of its own, which would hang on a database cut off (a
+		// partition) until the readiness deadline and report late.
+		storeCheck = n.feedCheck()
 	}
+	acfg.Ready = []api.Check{api.AuditCheck(n.Audit), storeCheck, upHealth.Check()}
 	n.API, err = api.New(acfg)
 	if err != nil {
 		return nil, err
