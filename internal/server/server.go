@@ -139,6 +139,11 @@ type Config struct {
 	// the last one to two DefaultNonceLifetime periods (RFC 9449 §8; see
 	// dpopnonce.go).
 	DPoPNonce bool
+	// LogKeyOverlap is the longest a rotation of the audit log's key
+	// waits, on a node of several, for every other node to cosign a
+	// checkpoint signed by both keys before the old key retires anyway
+	// (logkeys.go); 0: DefaultLogKeyOverlap.
+	LogKeyOverlap time.Duration
 	// Retention prunes finished approvals and sessions from the store
 	// (retention.go); zero keeps them.
 	Retention Retention

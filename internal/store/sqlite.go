@@ -401,5 +401,7 @@ func sqliteMigrations() [][]string {
 		sqliteAuditHeadsSchema,
 		// 12: cosignatures of each node's audit heads by the others (cosignatures.go).
 		sqliteCosignSchema,
+		// 13: hand-overs of each node's audit log key, kept for peers that were offline (handovers.go).
+		sqliteHandoverSchema,
 	}
 }
