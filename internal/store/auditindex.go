@@ -14,13 +14,21 @@ type AuditRow struct {
 	Index                                         uint64
 	Time                                          time.Time
 	Type, Session, Agent, Sponsor, Name, Decision string
+	// Entry is the event's entry in its node's log, exactly as hashed
+	// (its leaf is SHA-256(0x00 || Entry)): another node reads the event
+	// from it after proving it in the node's log with the tiles the node
+	// keeps here (tiles.go). "" in rows indexed before it was kept.
+	Entry string
 }
 
 // AuditQuery selects indexed events; empty fields match everything.
 type AuditQuery struct {
 	Type, Session, Agent, Sponsor, Name, Decision string
-	Since, Until                                  time.Time // zero: unbounded
-	Limit                                         int       // the newest Limit matches; 0 means 1,000
+	// Node, for SearchAuditNodes, keeps one node's events ("": every
+	// node's).
+	Node         string
+	Since, Until time.Time // zero: unbounded
+	Limit        int       // the newest Limit matches; 0 means 1,000
 }
 
 // IndexAudit records rows in the audit query index; rows already indexed
@@ -41,9 +49,9 @@ func (s *Store) IndexAuditOf(ctx context.Context, node string, rows []AuditRow) 
 	return s.write(ctx, func(tx *sql.Tx) error {
 		for _, r := range rows {
 			if _, err := tx.ExecContext(ctx,
-				`INSERT INTO audit_index (node, idx, time, type, session, agent, sponsor, name, decision)
-				 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
-				node, int64(r.Index), r.Time.UnixNano(), r.Type, r.Session, r.Agent, r.Sponsor, r.Name, r.Decision); err != nil {
+				`INSERT INTO audit_index (node, idx, time, type, session, agent, sponsor, name, decision, entry)
+				 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING`,
+				node, int64(r.Index), r.Time.UnixNano(), r.Type, r.Session, r.Agent, r.Sponsor, r.Name, r.Decision, r.Entry); err != nil {
 				return fmt.Errorf("index audit event %d: %w", r.Index, err)
 			}
 		}
@@ -75,7 +83,7 @@ func (q AuditQuery) clauses(where []string, args []any) (string, []any, int) {
 		where = append(where, fmt.Sprintf(cond, len(args)))
 	}
 	for _, c := range []struct{ col, v string }{{"type", q.Type}, {"session", q.Session}, {"agent", q.Agent},
-		{"sponsor", q.Sponsor}, {"name", q.Name}, {"decision", q.Decision}} {
+		{"sponsor", q.Sponsor}, {"name", q.Name}, {"decision", q.Decision}, {"node", q.Node}} {
 		if c.v != "" {
 			add(c.col+" = $%d", c.v)
 		}
@@ -135,11 +143,13 @@ func (s *Store) DeleteAuditIndexOf(ctx context.Context, node string) error {
 	})
 }
 
-// AuditHit is one event the index found: which node's log, which event.
+// AuditHit is one event the index found: which node's log, which event,
+// and the event's entry as its node indexed it (see AuditRow.Entry).
 type AuditHit struct {
 	Node  string
 	Index uint64
 	Time  time.Time
+	Entry string
 }
 
 // SearchAuditNodes is SearchAudit over every node's rows: who did what
@@ -149,7 +159,7 @@ func (s *Store) SearchAuditNodes(ctx context.Context, q AuditQuery) ([]AuditHit,
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	where, args, limit := q.clauses([]string{"TRUE"}, nil)
-	rows, err := s.r.QueryContext(ctx, `SELECT node, idx, time FROM audit_index WHERE `+where+
+	rows, err := s.r.QueryContext(ctx, `SELECT node, idx, time, entry FROM audit_index WHERE `+where+
 		fmt.Sprintf(` ORDER BY time DESC, node DESC, idx DESC LIMIT %d`, limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("search audit index: %w", err)
@@ -157,7 +167,7 @@ func (s *Store) SearchAuditNodes(ctx context.Context, q AuditQuery) ([]AuditHit,
 	out, err := collect(rows, func(sc interface{ Scan(...any) error }) (AuditHit, error) {
 		var h AuditHit
 		var idx, t int64
-		err := sc.Scan(&h.Node, &idx, &t)
+		err := sc.Scan(&h.Node, &idx, &t, &h.Entry)
 		h.Index, h.Time = uint64(idx), fromNanos(t)
 		return h, err
 	})

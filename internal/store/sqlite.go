@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -403,5 +404,7 @@ func sqliteMigrations() [][]string {
 		sqliteCosignSchema,
 		// 13: hand-overs of each node's audit log key, kept for peers that were offline (handovers.go).
 		sqliteHandoverSchema,
+		// 14: the audit index's entries and each node's log tiles, to read another node's events (tiles.go).
+		slices.Concat(auditIndexEntry, sqliteTilesSchema),
 	}
 }
