@@ -123,6 +123,19 @@ func (n *Node) checkAuditHead(ctx context.Context) error {
 			}
 		}
 	}
+	// What other nodes read of this log through the store comes before
+	// the head that covers it: the index's rows (with their entries),
+	// then the tiles that prove them (auditsearch.go).
+	if err := n.IndexAudit(ctx); err != nil {
+		return fmt.Errorf("audit index: %w", err)
+	}
+	body, err := parseCheckpoint(cp)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	if err := n.publishTiles(ctx, h.Size, body.size); err != nil {
+		return fmt.Errorf("audit tiles: %w", err)
+	}
 	return n.putAuditHead(ctx, cp, h.Checkpoint)
 }
 

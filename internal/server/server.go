@@ -310,6 +310,10 @@ type Node struct {
 	leases     *leaseLedger
 
 	indexMu sync.Mutex // one indexing pass at a time
+	// tilesAt is the size up to which the node kept its log's tiles in
+	// the store (0: not yet, in this process); tilesMu serialises it.
+	tilesMu sync.Mutex
+	tilesAt uint64
 	mu      sync.Mutex // guards srv, cancel and closed against Serve/Close races
 	closed  bool
 	srv     *http.Server
@@ -570,6 +574,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if n.Publisher != nil {
 		acfg.Published = n.Publisher.Published
 	}
+	if n.cosign != nil {
+		acfg.SystemSearch = n.SearchAuditSystem
+	}
 	if n.Witness != nil {
 		acfg.Witness = n.Witness
 	}
@@ -729,8 +736,9 @@ func AuditRows(events []audit.Event) []store.AuditRow {
 			Decision string `json:"decision"`
 		}
 		_ = json.Unmarshal(e.Data, &d)
+		entry, _ := json.Marshal(e) // exactly the log's entry (see internal/audit's doc)
 		rows[i] = store.AuditRow{Index: e.Index, Time: e.Time, Type: e.Type, Session: e.Session, Agent: e.Agent,
-			Sponsor: e.Sponsor, Name: d.Name, Decision: d.Decision}
+			Sponsor: e.Sponsor, Name: d.Name, Decision: d.Decision, Entry: string(entry)}
 	}
 	return rows
 }

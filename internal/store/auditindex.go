@@ -177,3 +177,42 @@ func (s *Store) SearchAuditNodes(ctx context.Context, q AuditQuery) ([]AuditHit,
 	slices.Reverse(out)
 	return out, nil
 }
+
+// AuditEntries returns the entries the index holds of node's events at
+// idx (see AuditRow.Entry), by index; an event not indexed is left out.
+func (s *Store) AuditEntries(ctx context.Context, node string, idx []uint64) (map[uint64]string, error) {
+	out := make(map[uint64]string, len(idx))
+	for len(idx) > 0 {
+		k := min(len(idx), 500)
+		if err := s.auditEntries(ctx, node, idx[:k], out); err != nil {
+			return nil, err
+		}
+		idx = idx[k:]
+	}
+	return out, nil
+}
+
+func (s *Store) auditEntries(ctx context.Context, node string, idx []uint64, out map[uint64]string) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	args := []any{node}
+	marks := make([]string, len(idx))
+	for i, x := range idx {
+		args = append(args, int64(x))
+		marks[i] = fmt.Sprintf("$%d", i+2)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT idx, entry FROM audit_index WHERE node = $1 AND idx IN (`+strings.Join(marks, ", ")+`)`, args...)
+	if err != nil {
+		return fmt.Errorf("audit entries of %s: %w", node, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var i int64
+		var entry string
+		if err := rows.Scan(&i, &entry); err != nil {
+			return err
+		}
+		out[uint64(i)] = entry
+	}
+	return rows.Err()
+}
