@@ -78,7 +78,7 @@ func SearchSystem(ctx context.Context, st *store.Store, q store.AuditQuery, src 
 			continue
 		}
 		if !MatchesQuery(q, e) {
-			return nil, fmt.Errorf("the index names event %d of node %s for this search, but the event does not match it: run ward audit reindex", h.Index, h.Node)
+			return nil, fmt.Errorf("%w: the index names event %d of node %s for this search, but the event does not match it: run ward audit reindex", store.ErrConflict, h.Index, h.Node)
 		}
 		out = append(out, NodeEvent{Node: h.Node, Event: e})
 	}
@@ -182,18 +182,18 @@ func (s nodeSource) Read(ctx context.Context, node string, idx []uint64) (map[ui
 	for _, i := range want {
 		entry, ok := rows[i]
 		if !ok || entry == "" {
-			return nil, fmt.Errorf("the index holds no entry of its event %d: run ward audit reindex", i)
+			return nil, fmt.Errorf("%w: the index holds no entry of its event %d: run ward audit reindex", store.ErrConflict, i)
 		}
 		p, err := tlog.ProveRecord(tree.N, int64(i), thr)
 		if err == nil {
 			err = tlog.CheckRecord(p, tree.N, tree.Hash, int64(i), tlog.RecordHash([]byte(entry)))
 		}
 		if err != nil {
-			return nil, fmt.Errorf("its event %d as the index holds it is not proven in its log at %d events: %w", i, body.size, err)
+			return nil, fmt.Errorf("%w: its event %d as the query index holds it is not proven in its log at %d events (altered in the store?): %v; run ward audit verify --system and ward audit reindex", store.ErrConflict, i, body.size, err)
 		}
 		e, err := entryEvent([]byte(entry), i)
 		if err != nil {
-			return nil, fmt.Errorf("its event %d: %w", i, err)
+			return nil, fmt.Errorf("%w: its event %d: %v", store.ErrConflict, i, err)
 		}
 		out[i] = e
 	}
