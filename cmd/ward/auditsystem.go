@@ -262,7 +262,7 @@ func auditReindex(args []string, stdout io.Writer) error {
 // nodes' own search (server.SearchSystem, what GET /v1/audit/events
 // answers on a node of several) with the logs read from their data
 // directories.
-func searchSystem(path string, match auditFilter, n int, out string, stdout io.Writer) error {
+func searchSystem(path string, match auditFilter, node string, n int, out string, stdout io.Writer) error {
 	sc, err := loadSystemConfig(path)
 	if err != nil {
 		return err
@@ -279,7 +279,7 @@ func searchSystem(path string, match auditFilter, n int, out string, stdout io.W
 		limit = 100_000
 	}
 	evs, err := server.SearchSystem(ctx, st, store.AuditQuery{Type: match.Type, Session: match.Session, Agent: match.Agent, Sponsor: match.Sponsor,
-		Name: match.Name, Decision: match.Decision, Limit: limit}, systemLogs{sc: sc, path: path})
+		Name: match.Name, Decision: match.Decision, Node: node, Limit: limit}, systemLogs{sc: sc, path: path})
 	if err != nil {
 		return err
 	}
