@@ -71,7 +71,13 @@ func (n *Node) auditVKey() (string, []string, error) {
 
 // checkAuditHead checks, on a node of several, that its audit log extends
 // the head it published before, then publishes the log's current head.
-func (n *Node) checkAuditHead(ctx context.Context) error {
+func (n *Node) checkAuditHead(ctx context.Context) error { return n.checkHead(ctx, false) }
+
+// checkHead is checkAuditHead; with share, the index's rows and the
+// log's tiles are kept in the store first (not when the node starts: a
+// long log's first sharing would hold its start, and the cadence does it
+// beside the feed, a chunk at a time).
+func (n *Node) checkHead(ctx context.Context, share bool) error {
 	if n.nodeID == "" {
 		return nil
 	}
@@ -123,18 +129,20 @@ func (n *Node) checkAuditHead(ctx context.Context) error {
 			}
 		}
 	}
-	// What other nodes read of this log through the store comes before
-	// the head that covers it: the index's rows (with their entries),
-	// then the tiles that prove them (auditsearch.go).
-	if err := n.IndexAudit(ctx); err != nil {
-		return fmt.Errorf("audit index: %w", err)
-	}
-	body, err := parseCheckpoint(cp)
-	if err != nil {
-		return fmt.Errorf("audit log: %w", err)
-	}
-	if err := n.publishTiles(ctx, h.Size, body.size); err != nil {
-		return fmt.Errorf("audit tiles: %w", err)
+	if share {
+		// What other nodes read of this log through the store comes
+		// before the head that covers it: the index's rows (with their
+		// entries), then the tiles that prove them (auditsearch.go).
+		if err := n.IndexAudit(ctx); err != nil {
+			return fmt.Errorf("audit index: %w", err)
+		}
+		body, err := parseCheckpoint(cp)
+		if err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
+		if err := n.publishTiles(ctx, body.size); err != nil {
+			return fmt.Errorf("audit tiles: %w", err)
+		}
 	}
 	return n.putAuditHead(ctx, cp, h.Checkpoint)
 }
@@ -144,7 +152,7 @@ func (n *Node) checkAuditHead(ctx context.Context) error {
 // copy of the node's data directory running beside it (same id, same key)
 // writes a log that forks from the node's, and must not replace the head
 // the node published with its own.
-func (n *Node) publishAuditHead(ctx context.Context) error { return n.checkAuditHead(ctx) }
+func (n *Node) publishAuditHead(ctx context.Context) error { return n.checkHead(ctx, true) }
 
 // putAuditHead stores cp, a checkpoint of the node's log, in place of
 // the head prev ("": whatever is stored, if it is not larger).

@@ -185,6 +185,9 @@ func (s nodeSource) Read(ctx context.Context, node string, idx []uint64) (map[ui
 			return nil, fmt.Errorf("%w: the index holds no entry of its event %d: run ward audit reindex", store.ErrConflict, i)
 		}
 		p, err := tlog.ProveRecord(tree.N, int64(i), thr)
+		if errors.Is(err, errTileMissing) {
+			continue
+		}
 		if err == nil {
 			err = tlog.CheckRecord(p, tree.N, tree.Hash, int64(i), tlog.RecordHash([]byte(entry)))
 		}
@@ -213,6 +216,11 @@ func entryEvent(entry []byte, i uint64) (audit.Event, error) {
 	return e, nil
 }
 
+// errTileMissing is a tile a node has not kept in the store yet: a head
+// it published when it started covers events it then tiles on its
+// cadence. Those events are left out of a search until it did.
+var errTileMissing = errors.New("not in the store yet")
+
 // storeTiles is a tlog.TileReader of a node's tiles in the store.
 type storeTiles struct {
 	ctx   context.Context
@@ -236,7 +244,7 @@ func (r *storeTiles) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
 			r.cache[k] = data
 		}
 		if len(data) < 32*t.W {
-			return nil, fmt.Errorf("tile %s of node %s is not in the store (the node has not published it)", t.Path(), r.node)
+			return nil, fmt.Errorf("%w: tile %s of node %s", errTileMissing, t.Path(), r.node)
 		}
 		out[i] = data[:32*t.W]
 	}
@@ -247,33 +255,23 @@ func (r *storeTiles) SaveTiles([]tlog.Tile, [][]byte) {}
 
 // publishTiles keeps in the store the tiles of the node's log up to
 // size (the checkpoint it is about to publish), from where it kept them
-// last (from, or, on the first publication of this process, from the
-// head it published before if its tiles are there).
-func (n *Node) publishTiles(ctx context.Context, from, size uint64) error {
+// last.
+func (n *Node) publishTiles(ctx context.Context, size uint64) error {
 	n.tilesMu.Lock()
 	defer n.tilesMu.Unlock()
-	if n.tilesAt > 0 {
-		from = n.tilesAt
-	} else if from > 0 {
-		// Kept before, by this node before a restart? Its last tile
-		// at from must be there, as wide.
-		last := tlog.TileForIndex(store.TileHeight, tlog.StoredHashIndex(0, int64(from-1)))
-		data, err := n.Store.GetAuditTile(ctx, n.nodeID, store.Tile{Level: last.L, N: last.N})
-		if err != nil {
+	from := n.tilesAt
+	if from == 0 {
+		var err error
+		if from, err = n.Store.AuditTiled(ctx, n.nodeID); err != nil {
 			return err
 		}
-		if len(data) < 32*int(1+(from-1)%(1<<store.TileHeight)) {
-			from = 0
-		}
 	}
-	if from >= size {
-		return nil
-	}
-	tiles := tlog.NewTiles(store.TileHeight, int64(from), int64(size))
-	for len(tiles) > 0 {
-		k := min(len(tiles), 256)
+	// A step at a time, each kept: a long log's first publication
+	// progresses across passes that each end on their deadline.
+	for from < size {
+		to := min(size, from+tileStep)
 		batch := map[store.Tile][]byte{}
-		for _, t := range tiles[:k] {
+		for _, t := range tlog.NewTiles(store.TileHeight, int64(from), int64(to)) {
 			data, err := tlog.ReadTileData(t, n.Audit)
 			if err != nil {
 				return fmt.Errorf("audit tile %s: %w", t.Path(), err)
@@ -283,8 +281,11 @@ func (n *Node) publishTiles(ctx context.Context, from, size uint64) error {
 		if err := n.Store.PutAuditTiles(ctx, n.nodeID, batch); err != nil {
 			return err
 		}
-		tiles = tiles[k:]
+		from, n.tilesAt = to, to
 	}
-	n.tilesAt = size
 	return nil
 }
+
+// tileStep is how many events' tiles one store write keeps (at most a
+// few hundred tiles).
+const tileStep = 1 << 16

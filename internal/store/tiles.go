@@ -105,3 +105,21 @@ var postgresTilesSchema = []string{
 		PRIMARY KEY (node, level, n)
 	)`,
 }
+
+// AuditTiled returns how many of node's log entries its level-0 tiles
+// cover (a node keeps its tiles in order, every level of a step in one
+// write: this is how far it kept them).
+func (s *Store) AuditTiled(ctx context.Context, node string) (uint64, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	var n int64
+	var data []byte
+	err := s.r.QueryRowContext(ctx, `SELECT n, data FROM audit_tiles WHERE node = $1 AND level = 0 ORDER BY n DESC LIMIT 1`, node).Scan(&n, &data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("audit tiles of %s: %w", node, err)
+	}
+	return uint64(n)<<TileHeight + uint64(len(data)/32), nil
+}

@@ -17,6 +17,16 @@ func testAuditTiles(t *testing.T, b backend) {
 	if got, err := s.GetAuditTile(ctx, "node-a", Tile{0, 0}); err != nil || !bytes.Equal(got, full) {
 		t.Fatalf("tile 0/0: %d bytes, %v", len(got), err)
 	}
+	if n, err := s.AuditTiled(ctx, "node-a"); err != nil || n != 3 {
+		t.Fatalf("tiled: %d %v", n, err)
+	}
+	mustNil(t, "next", s.PutAuditTiles(ctx, "node-a", map[Tile][]byte{{0, 1}: full[:64]}))
+	if n, err := s.AuditTiled(ctx, "node-a"); err != nil || n != 256+2 {
+		t.Fatalf("tiled: %d %v", n, err)
+	}
+	if n, err := s.AuditTiled(ctx, "node-b"); err != nil || n != 0 {
+		t.Fatalf("tiled of a node without tiles: %d %v", n, err)
+	}
 	if got, err := s.GetAuditTile(ctx, "node-b", Tile{0, 0}); err != nil || got != nil {
 		t.Fatalf("another node's tile: %d bytes, %v", len(got), err)
 	}
