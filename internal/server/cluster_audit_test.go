@@ -93,7 +93,7 @@ func TestClusterAuditSearch(t *testing.T) {
 	if _, err := db.Exec(`UPDATE audit_index SET entry = $3 WHERE node = $1 AND idx = $2`, a.NodeID(), idx, forged); err != nil {
 		t.Fatal(err)
 	}
-	if status, _, body := search(b, "type=test.search&node="+a.NodeID()+"&limit=1000"); status == http.StatusOK || !strings.Contains(body, "not proven") {
+	if status, _, body := search(b, "type=test.search&node="+a.NodeID()+"&limit=1000"); status != http.StatusConflict || !strings.Contains(body, "not proven") {
 		t.Fatalf("a search over an altered entry: %d %.300s", status, body)
 	}
 	if _, err := db.Exec(`UPDATE audit_index SET entry = $3 WHERE node = $1 AND idx = $2`, a.NodeID(), idx, entry); err != nil {
@@ -103,7 +103,7 @@ func TestClusterAuditSearch(t *testing.T) {
 	if _, err := db.Exec(`UPDATE audit_tiles SET data = overlay(data placing '\x00'::bytea from 1 for 1) WHERE node = $1 AND level = 0 AND n = 0`, a.NodeID()); err != nil {
 		t.Fatal(err)
 	}
-	if status, _, body := search(b, "type=test.search&node="+a.NodeID()+"&limit=1000"); status == http.StatusOK || !strings.Contains(body, "not proven") {
+	if status, _, body := search(b, "type=test.search&node="+a.NodeID()+"&limit=1000"); status != http.StatusConflict || !strings.Contains(body, "do not prove") {
 		t.Fatalf("a search over an altered tile: %d %.300s", status, body)
 	}
 }
