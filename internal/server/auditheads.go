@@ -73,10 +73,9 @@ func (n *Node) auditVKey() (string, []string, error) {
 // the head it published before, then publishes the log's current head.
 func (n *Node) checkAuditHead(ctx context.Context) error { return n.checkHead(ctx, false) }
 
-// checkHead is checkAuditHead; with share, the index's rows and the
-// log's tiles are kept in the store first (not when the node starts: a
-// long log's first sharing would hold its start, and the cadence does it
-// beside the feed, a chunk at a time).
+// checkHead is checkAuditHead; with share, the log's tiles are kept in
+// the store first (not when the node starts: a long log's first tiles
+// would hold its start; the cadence keeps them, a step at a time).
 func (n *Node) checkHead(ctx context.Context, share bool) error {
 	if n.nodeID == "" {
 		return nil
@@ -130,12 +129,8 @@ func (n *Node) checkHead(ctx context.Context, share bool) error {
 		}
 	}
 	if share {
-		// What other nodes read of this log through the store comes
-		// before the head that covers it: the index's rows (with their
-		// entries), then the tiles that prove them (auditsearch.go).
-		if err := n.IndexAudit(ctx); err != nil {
-			return fmt.Errorf("audit index: %w", err)
-		}
+		// The tiles that prove the log's entries to other nodes come
+		// before the head that covers them (auditsearch.go).
 		body, err := parseCheckpoint(cp)
 		if err != nil {
 			return fmt.Errorf("audit log: %w", err)
@@ -183,7 +178,7 @@ func (n *Node) closeShared() error {
 		// The head published covers every event the node acknowledged
 		// (the log signs checkpoints on its own cadence).
 		if _, err = n.Audit.Sync(ctx); err == nil {
-			err = n.publishAuditHead(ctx)
+			err = errors.Join(n.IndexAudit(ctx), n.publishAuditHead(ctx))
 		}
 		cancel()
 	}

@@ -20,9 +20,10 @@ package server
 // Either way the query index (in the shared store) says which events
 // match; an event that does not match the row that named it is an error
 // that says to reindex, never an answer. A node publishes, every
-// auditHeadEvery, its index rows, then its tiles, then its head
-// (auditheads.go): another node's events appear in a search once its head
-// covers them, a few seconds after they were appended.
+// auditHeadEvery, its index rows, and its tiles then its head
+// (auditheads.go): another node's events appear in a search once it
+// indexed them and its head covers them, a few seconds after they were
+// appended.
 
 import (
 	"bytes"

@@ -182,14 +182,18 @@ func (c *cosigner) run(ctx context.Context) {
 	}
 }
 
-// Cosign publishes the node's audit head and runs one cosigning pass
-// over every other node's head at once: it publishes the proofs its own
-// witnesses need, then cosigns what it can. It returns the refusals and
-// failures of the pass, joined. The node does both by itself on its
-// cadence; an operator's tool or a test calls it to not wait.
+// Cosign indexes the node's audit events, publishes its audit head and
+// runs one cosigning pass over every other node's head at once: it
+// publishes the proofs its own witnesses need, then cosigns what it can.
+// It returns the refusals and failures of the pass, joined. The node does
+// all of it by itself on its cadence; an operator's tool or a test calls
+// it to not wait.
 func (n *Node) Cosign(ctx context.Context) error {
 	if n.cosign == nil {
 		return nil
+	}
+	if err := n.IndexAudit(ctx); err != nil {
+		return err
 	}
 	if err := n.publishAuditHead(ctx); err != nil {
 		return err

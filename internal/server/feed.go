@@ -120,6 +120,16 @@ func (f *feed) run(ctx context.Context) {
 	// head publication (which waits for the log's next checkpoint) must
 	// not make the node's knowledge of revocations stale.
 	go every(ctx, time.Minute, func() { f.prune(ctx) })
+	// The node's events go to the query index as they come (each pass
+	// keeps what it indexed, a chunk at a time), apart from the head:
+	// a backlog of rows must not hold up the head the peers cosign.
+	go every(ctx, auditHeadEvery, func() {
+		ictx, cancel := context.WithTimeout(ctx, auditHeadEvery)
+		defer cancel()
+		if err := f.n.IndexAudit(ictx); err != nil && ctx.Err() == nil {
+			f.n.cfg.Logger.Warn("indexing this node's audit events in the store", "node", f.n.nodeID, "err", err)
+		}
+	})
 	go every(ctx, auditHeadEvery, func() {
 		hctx, cancel := context.WithTimeout(ctx, auditHeadEvery)
 		defer cancel()

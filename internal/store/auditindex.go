@@ -47,17 +47,34 @@ func (s *Store) IndexAuditOf(ctx context.Context, node string, rows []AuditRow) 
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	return s.write(ctx, func(tx *sql.Tx) error {
-		for _, r := range rows {
-			if _, err := tx.ExecContext(ctx,
-				`INSERT INTO audit_index (node, idx, time, type, session, agent, sponsor, name, decision, entry)
-				 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING`,
-				node, int64(r.Index), r.Time.UnixNano(), r.Type, r.Session, r.Agent, r.Sponsor, r.Name, r.Decision, r.Entry); err != nil {
-				return fmt.Errorf("index audit event %d: %w", r.Index, err)
+		// Rows go indexRowsPerInsert to a statement: a node indexes its
+		// events as they come, tens of thousands a second under load.
+		for len(rows) > 0 {
+			k := min(len(rows), indexRowsPerInsert)
+			var sb strings.Builder
+			sb.WriteString(`INSERT INTO audit_index (node, idx, time, type, session, agent, sponsor, name, decision, entry) VALUES `)
+			args := make([]any, 0, 10*k)
+			for i, r := range rows[:k] {
+				if i > 0 {
+					sb.WriteString(", ")
+				}
+				n := len(args)
+				fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10)
+				args = append(args, node, int64(r.Index), r.Time.UnixNano(), r.Type, r.Session, r.Agent, r.Sponsor, r.Name, r.Decision, r.Entry)
 			}
+			sb.WriteString(` ON CONFLICT DO NOTHING`)
+			if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+				return fmt.Errorf("index audit events %d to %d: %w", rows[0].Index, rows[k-1].Index, err)
+			}
+			rows = rows[k:]
 		}
 		return nil
 	})
 }
+
+// indexRowsPerInsert bounds one insert's rows (10 parameters each: well
+// under SQLite's and PostgreSQL's limits).
+const indexRowsPerInsert = 200
 
 // AuditIndexed returns how many leading audit events are indexed (the
 // index of the next event to index).
