@@ -38,6 +38,7 @@ import (
 
 	"github.com/ward-dev/ward/internal/api"
 	"github.com/ward-dev/ward/internal/audit"
+	"github.com/ward-dev/ward/internal/authority"
 	"github.com/ward-dev/ward/internal/store"
 )
 
@@ -144,7 +145,7 @@ func (s nodeSource) Read(ctx context.Context, node string, idx []uint64) (map[ui
 		return nil, err
 	}
 	if !ok {
-		return nil, errors.New("the index names its events, but it published no head")
+		return nil, fmt.Errorf("%w: the index names its events, but it published no head", store.ErrConflict)
 	}
 	pins, err := s.n.cosign.loadPins()
 	if err != nil {
@@ -152,18 +153,18 @@ func (s nodeSource) Read(ctx context.Context, node string, idx []uint64) (map[ui
 	}
 	keys := pins[h.Origin]
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("this node has not pinned the key of log %s yet (it does when it first cosigns it)", h.Origin)
+		return nil, fmt.Errorf("%w: this node has not learnt the key of log %s yet (it does when it first cosigns it, within a second of its head): try again", authority.ErrUnavailable, h.Origin)
 	}
 	newest, err := note.NewVerifier(keys[len(keys)-1])
 	if err != nil {
 		return nil, err
 	}
 	if _, err := note.Open([]byte(h.Checkpoint), note.VerifierList(newest)); err != nil {
-		return nil, fmt.Errorf("its head is not signed by %s, the newest key this node pinned for it: %w", keyName(keys[len(keys)-1]), err)
+		return nil, fmt.Errorf("%w: its head is not signed by %s, the newest key this node pinned for it (a rotation this node has not seen yet, or a head forged in the store): %v", store.ErrConflict, keyName(keys[len(keys)-1]), err)
 	}
 	body, err := parseCheckpoint([]byte(h.Checkpoint))
 	if err != nil || body.origin != h.Origin {
-		return nil, fmt.Errorf("its head is not a checkpoint of its log")
+		return nil, fmt.Errorf("%w: its head is not a checkpoint of its log", store.ErrConflict)
 	}
 	tree := tlog.Tree{N: int64(body.size), Hash: tlog.Hash(body.root)}
 	thr := tlog.TileHashReader(tree, &storeTiles{ctx: ctx, st: s.n.Store, node: node, cache: map[store.Tile][]byte{}})
