@@ -31,17 +31,26 @@ func TestClusterRotationPeerOffline(t *testing.T) {
 	cData := c.data
 	c.Close() // offline
 
-	st, err := a.RotateLogKey(ctx, "admin")
-	if err != nil || st.Next == "" {
-		t.Fatalf("rotate: %+v %v", st, err)
+	// Two rotations while C is away: it walks both hand-overs.
+	for r := range 2 {
+		st, err := a.RotateLogKey(ctx, "admin")
+		if err != nil || st.Next == "" {
+			t.Fatalf("rotate: %+v %v", st, err)
+		}
+		logEvents(t, a, 2)
+		cosignAll(t, []*testNode{a, b})
+		if st, err = a.FinishLogKeyRotation(ctx); err != nil || st.Next != "" {
+			t.Fatalf("rotation %d: the overlap did not end on its bound with C offline: %+v %v", r, st, err)
+		}
+		logEvents(t, a, 2)
+		cosignAll(t, []*testNode{a, b})
 	}
-	logEvents(t, a, 2)
-	cosignAll(t, []*testNode{a, b})
-	if st, err = a.FinishLogKeyRotation(ctx); err != nil || st.Next != "" {
-		t.Fatalf("the overlap did not end on its bound with C offline: %+v %v", st, err)
+	st, err := a.FinishLogKeyRotation(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
 	hos, err := a.Store.ListAuditHandovers(ctx, a.NodeID())
-	if err != nil || len(hos) != 1 || hos[0].New != st.Key {
+	if err != nil || len(hos) != 2 || hos[1].New != st.Key || hos[0].New != hos[1].Old {
 		t.Fatalf("hand-overs kept: %+v %v", hos, err)
 	}
 	logEvents(t, a, 3)
@@ -77,6 +86,28 @@ func TestClusterRotationPeerOffline(t *testing.T) {
 	pins := string(mustRead(t, c.data+"/witness/peer-keys.json"))
 	if !strings.Contains(pins, st.Key) {
 		t.Fatalf("C did not pin A's new key: %s", pins)
+	}
+}
+
+// TestClusterRotationWaitsWithinBound: with a peer offline, the overlap
+// stays open until its bound (here the default, an hour) and says so.
+func TestClusterRotationWaitsWithinBound(t *testing.T) {
+	nodes, _ := cosignCluster(t)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	ctx := context.Background()
+	cosignAll(t, nodes)
+	c.Close()
+	if _, err := a.RotateLogKey(ctx, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	logEvents(t, a, 2)
+	cosignAll(t, []*testNode{a, b})
+	st, err := a.FinishLogKeyRotation(ctx)
+	if err != nil || st.Next == "" || !strings.Contains(st.Waiting, c.NodeID()) || !strings.Contains(st.Waiting, "at most until") {
+		t.Fatalf("the overlap with C offline, within its bound: %+v %v", st, err)
+	}
+	if hos, err := a.Store.ListAuditHandovers(ctx, a.NodeID()); err != nil || len(hos) != 0 {
+		t.Fatalf("a hand-over kept before the overlap ended: %+v %v", hos, err)
 	}
 }
 
