@@ -162,6 +162,7 @@ func auditCmd(sub string) func([]string, io.Writer) error {
 			match         auditFilter
 			system        *bool
 			systemConfig  *string
+			node          *string
 		)
 		switch sub {
 		case "verify":
@@ -180,6 +181,7 @@ func auditCmd(sub string) func([]string, io.Writer) error {
 			fs.StringVar(&match.Decision, "decision", "", "allow, deny or escalate")
 			system = fs.Bool("system", false, "search every node of a system of several, through the query index in its store")
 			systemConfig = fs.String("config", "", "with --system: the system `file` (see ward audit verify --system)")
+			node = fs.String("node", "", "with --system: only this `node`'s events")
 		case "export":
 			session = fs.String("session", "", "the `session` whose events to bundle (with its sub-agents'); with --format ocsf, only its events (default: all)")
 			file = fs.String("out", "", "the bundle `file` to write (--format ocsf: default standard output)")
@@ -217,7 +219,10 @@ func auditCmd(sub string) func([]string, io.Writer) error {
 				return usagef("--system takes every node's data and keys from --config, not --data or --key")
 			}
 			match.Session = *session
-			return searchSystem(*systemConfig, match, *n, *out, stdout)
+			return searchSystem(*systemConfig, match, *node, *n, *out, stdout)
+		}
+		if sub == "search" && *node != "" {
+			return usagef("--node picks a node of a system of several: add --system --config FILE")
 		}
 		if sub == "export" && *format != "bundle" && *format != "ocsf" {
 			return usagef("--format %q: want bundle or ocsf", *format)

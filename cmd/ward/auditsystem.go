@@ -258,8 +258,11 @@ func auditReindex(args []string, stdout io.Writer) error {
 
 // searchSystem is ward audit search --system: who did what across the
 // system's nodes, from the query index, each event read from its node's
-// log after that log verified against the system file's keys.
-func searchSystem(path string, match auditFilter, n int, out string, stdout io.Writer) error {
+// log after that log verified against the system file's keys. It is the
+// nodes' own search (server.SearchSystem, what GET /v1/audit/events
+// answers on a node of several) with the logs read from their data
+// directories.
+func searchSystem(path string, match auditFilter, node string, n int, out string, stdout io.Writer) error {
 	sc, err := loadSystemConfig(path)
 	if err != nil {
 		return err
@@ -275,68 +278,65 @@ func searchSystem(path string, match auditFilter, n int, out string, stdout io.W
 	if limit <= 0 {
 		limit = 100_000
 	}
-	hits, err := st.SearchAuditNodes(ctx, store.AuditQuery{Type: match.Type, Session: match.Session, Agent: match.Agent, Sponsor: match.Sponsor,
-		Name: match.Name, Decision: match.Decision, Limit: limit})
+	evs, err := server.SearchSystem(ctx, st, store.AuditQuery{Type: match.Type, Session: match.Session, Agent: match.Agent, Sponsor: match.Sponsor,
+		Name: match.Name, Decision: match.Decision, Node: node, Limit: limit}, systemLogs{sc: sc, path: path})
 	if err != nil {
 		return err
 	}
-	byNode := map[string][]uint64{}
-	for _, h := range hits {
-		byNode[h.Node] = append(byNode[h.Node], h.Index)
-	}
-	events := map[string]map[uint64]audit.Event{}
-	for i, node := range sc.Nodes {
-		idx := byNode[node.ID]
-		if len(idx) == 0 {
-			continue
-		}
-		keys := make([]note.Verifier, 0, len(node.LogKeys))
-		for _, k := range node.LogKeys {
-			v, err := audit.ParseVerifierKey(k)
-			if err != nil {
-				return fmt.Errorf("system config %s: node %s: %w", path, node.ID, err)
-			}
-			keys = append(keys, v)
-		}
-		v, err := audit.Keyring(keys...)
-		if err != nil {
-			return fmt.Errorf("system config %s: node %s: %w", path, node.ID, err)
-		}
-		dir := filepath.Join(sc.Nodes[i].Data, "audit")
-		rep, err := audit.VerifyLog(dir, audit.VerifyConfig{Verifier: v, Origin: v.Name(), Head: filepath.Join(sc.Nodes[i].Data, "audit.head")})
-		if err != nil {
-			return fmt.Errorf("node %s: AUDIT LOG FAILED VERIFICATION: %w", node.ID, err)
-		}
-		lo, hi := slices.Min(idx), slices.Max(idx)
-		if hi >= rep.Size {
-			return fmt.Errorf("node %s: the index names event %d, but its verified log holds %d: run ward audit reindex --config %s", node.ID, hi, rep.Size, path)
-		}
-		evs, err := audit.ReadDir(dir, lo, hi+1)
-		if err != nil {
-			return fmt.Errorf("node %s: %w", node.ID, err)
-		}
-		events[node.ID] = map[uint64]audit.Event{}
-		for _, e := range evs {
-			events[node.ID][e.Index] = e
-		}
-	}
-	for _, h := range hits {
-		e, ok := events[h.Node][h.Index]
-		if !ok {
-			return fmt.Errorf("the index names event %d of node %s, which %s does not name: run ward audit verify --system --config %s", h.Index, h.Node, path, path)
-		}
-		if !match.matches(e) {
-			return fmt.Errorf("the index names event %d of node %s for this search, but the event does not match it: run ward audit reindex --config %s", h.Index, h.Node, path)
-		}
+	for _, e := range evs {
 		if out == "json" {
-			b, _ := json.Marshal(struct {
-				Node string `json:"node"`
-				audit.Event
-			}{h.Node, e})
+			b, _ := json.Marshal(e)
 			fmt.Fprintln(stdout, string(b))
 			continue
 		}
-		fmt.Fprintf(stdout, "%-24s %6d %s %-16s %-12s %s %s\n", h.Node, e.Index, e.Time.Format(time.RFC3339), e.Type, e.Session, e.Actor, e.Data)
+		fmt.Fprintf(stdout, "%-24s %6d %s %-16s %-12s %s %s\n", e.Node, e.Index, e.Time.Format(time.RFC3339), e.Type, e.Session, e.Actor, e.Data)
 	}
 	return nil
+}
+
+// systemLogs reads the nodes' events from their data directories, each
+// log verified in full against the system file's keys (server.AuditSource).
+type systemLogs struct {
+	sc   systemConfig
+	path string
+}
+
+func (s systemLogs) Read(_ context.Context, id string, idx []uint64) (map[uint64]audit.Event, error) {
+	i := slices.IndexFunc(s.sc.Nodes, func(n witness.SystemNode) bool { return n.ID == id })
+	if i < 0 {
+		return nil, fmt.Errorf("the index names its events, but %s does not name it: run ward audit verify --system --config %s", s.path, s.path)
+	}
+	node := s.sc.Nodes[i]
+	keys := make([]note.Verifier, 0, len(node.LogKeys))
+	for _, k := range node.LogKeys {
+		v, err := audit.ParseVerifierKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("system config %s: %w", s.path, err)
+		}
+		keys = append(keys, v)
+	}
+	v, err := audit.Keyring(keys...)
+	if err != nil {
+		return nil, fmt.Errorf("system config %s: %w", s.path, err)
+	}
+	dir := filepath.Join(node.Data, "audit")
+	rep, err := audit.VerifyLog(dir, audit.VerifyConfig{Verifier: v, Origin: v.Name(), Head: filepath.Join(node.Data, "audit.head")})
+	if err != nil {
+		return nil, fmt.Errorf("AUDIT LOG FAILED VERIFICATION: %w", err)
+	}
+	lo, hi := slices.Min(idx), slices.Max(idx)
+	if hi >= rep.Size {
+		return nil, fmt.Errorf("the index names event %d, but its verified log holds %d: run ward audit reindex --config %s", hi, rep.Size, s.path)
+	}
+	evs, err := audit.ReadDir(dir, lo, hi+1)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uint64]audit.Event, len(idx))
+	for _, e := range evs {
+		if _, ok := slices.BinarySearch(idx, e.Index); ok {
+			out[e.Index] = e
+		}
+	}
+	return out, nil
 }

@@ -416,6 +416,13 @@ func TestAuditReindex(t *testing.T) {
 	if len(seen) != 3 {
 		t.Fatalf("events of %d nodes, want 3:\n%s", len(seen), before)
 	}
+	one := mustCLI(t, "audit", "search", "--system", "--config", path, "--agent", "scribe", "--decision", "deny", "--node", nodes[2].NodeID(), "-n", "0", "-o", "json")
+	if lines := strings.Split(strings.TrimSpace(one), "\n"); len(lines) != 2 || !strings.Contains(lines[0], `"node":"`+nodes[2].NodeID()+`"`) {
+		t.Fatalf("search of one node: %s", one)
+	}
+	if code, _, errOut := wardCLI("audit", "search", "--node", nodes[2].NodeID()); code != 2 || !strings.Contains(errOut, "--system") {
+		t.Fatalf("--node without --system: exit %d %s", code, errOut)
+	}
 
 	st, err := store.OpenPostgres(ctx, store.Config{DSN: dsn, Schema: schema})
 	if err != nil {

@@ -225,6 +225,7 @@ func (tc *telemetryConfig) apply(cfg *server.Config) error {
 //	  witness_policy: witness-policy.txt   # publish checkpoints only once cosigned as this requires
 //	  witness_roots: witness-ca.pem        # CA certificates of the witnesses' TLS (default: system roots)
 //	  witness_interval: 1s
+//	  log_key_overlap: 1h                  # a log key rotation waits at most this long for every other node to cosign (default 1h)
 type auditConfig struct {
 	Record struct {
 		Arguments *bool         `yaml:"arguments"`
@@ -235,6 +236,7 @@ type auditConfig struct {
 	WitnessPolicy   string `yaml:"witness_policy"`
 	WitnessRoots    string `yaml:"witness_roots"`
 	WitnessInterval string `yaml:"witness_interval"`
+	LogKeyOverlap   string `yaml:"log_key_overlap"`
 }
 
 // limitConfig is one rate limit or budget.
@@ -862,6 +864,9 @@ func (ac auditConfig) apply(cfg *server.Config, base string) error {
 	}
 	var err error
 	if cfg.WitnessInterval, err = duration("audit.witness_interval", ac.WitnessInterval); err != nil {
+		return err
+	}
+	if cfg.LogKeyOverlap, err = duration("audit.log_key_overlap", ac.LogKeyOverlap); err != nil {
 		return err
 	}
 	rel := func(p string) string {

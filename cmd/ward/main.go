@@ -136,8 +136,8 @@ func commands() []command {
 		{name: "audit", summary: "check, read, prove and export the audit log offline", subs: []command{
 			{name: "verify", args: "[--data DIR] [--key FILE|KEY] [--checkpoint FILE]... | --system --config FILE", summary: "check the log against a pinned key and checkpoints you hold; --system: every node's log, cosignatures and published heads of a system", run: auditCmd("verify")},
 			{name: "tail", args: "[--data DIR] [--key FILE|KEY] [-n N]", summary: "the last events of the verified log", run: auditCmd("tail")},
-			{name: "search", args: "[--data DIR] [--key FILE|KEY] [--system --config FILE] [--session ID] [--agent A] [--sponsor S] [--type T] [--tool N] [--decision D] [-n N]",
-				summary: "events of the verified log that match (online: GET /v1/audit/events); --system: every node's, through the query index", run: auditCmd("search")},
+			{name: "search", args: "[--data DIR] [--key FILE|KEY] [--system --config FILE [--node ID]] [--session ID] [--agent A] [--sponsor S] [--type T] [--tool N] [--decision D] [-n N]",
+				summary: "events of the verified log that match (online: GET /v1/audit/events, every node's on a node of several); --system: every node's, through the query index", run: auditCmd("search")},
 			{name: "reindex", args: "--config FILE", summary: "rebuild the query index of every node of a system from their verified logs", run: auditReindex},
 			{name: "prove", args: "[--data DIR] [--key FILE|KEY] INDEX", summary: "an RFC 6962 inclusion proof for event INDEX", run: auditCmd("prove")},
 			{name: "export", args: "--session ID --out FILE [--data DIR] [--key FILE|KEY] [--witnessed] [--format bundle|ocsf]",

@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestStoreConfig: store.postgres selects PostgreSQL, with ${VAR}
@@ -40,6 +41,32 @@ func TestStoreConfig(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("%s: error shows the password: %v", name, err)
+		}
+	}
+}
+
+// TestLogKeyOverlapConfig: audit.log_key_overlap bounds a log key
+// rotation's overlap; unset, the node's default applies; a value that is
+// not a positive duration is refused.
+func TestLogKeyOverlapConfig(t *testing.T) {
+	load := func(body string) (time.Duration, error) {
+		t.Helper()
+		var fc fileConfig
+		if err := parseConfig([]byte(body), &fc); err != nil {
+			return 0, err
+		}
+		cfg, err := fc.toServer(t.TempDir())
+		return cfg.LogKeyOverlap, err
+	}
+	if d, err := load("audit: {log_key_overlap: 10m}\n"); err != nil || d != 10*time.Minute {
+		t.Fatalf("10m: %v %v", d, err)
+	}
+	if d, err := load("trust_domain: example.org\n"); err != nil || d != 0 {
+		t.Fatalf("unset: %v %v", d, err)
+	}
+	for _, bad := range []string{"-1h", "0s", "soon"} {
+		if _, err := load("audit: {log_key_overlap: " + bad + "}\n"); err == nil || !strings.Contains(err.Error(), "audit.log_key_overlap") {
+			t.Errorf("%s: %v", bad, err)
 		}
 	}
 }

@@ -111,6 +111,10 @@ type Config struct {
 	// Index catches the audit query index up before a search; nil: the
 	// store's index is searched as it is.
 	Index interface{ IndexAudit(context.Context) error }
+	// SystemSearch, on a node of several, answers GET /v1/audit/events
+	// over every node's events, each with its node
+	// (server.Node.SearchAuditSystem); nil: this node's events only.
+	SystemSearch func(ctx context.Context, q store.AuditQuery) ([]NodeEvent, error)
 	// Published, when set, gives the checkpoint GET /v1/audit/checkpoint
 	// serves instead of the log's latest: the latest one cosigned as the
 	// witness policy requires (nil until there is one).

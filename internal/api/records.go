@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/ward-dev/ward/internal/audit"
 	"github.com/ward-dev/ward/internal/gateway"
@@ -59,11 +61,57 @@ func (s *Server) postRecord(w http.ResponseWriter, r *http.Request, c *gateway.C
 	return nil
 }
 
+// NodeEvent is an audit event and the node whose log holds it.
+type NodeEvent struct {
+	Node string `json:"node"`
+	audit.Event
+}
+
+// maxAuditLimit bounds limit= of an audit search.
+const maxAuditLimit = 100_000
+
+// auditParams are the query parameters of GET /v1/audit/events; any
+// other is refused.
+var auditParams = []string{"type", "session", "agent", "sponsor", "tool", "decision", "limit", "node"}
+
 // searchAudit answers GET /v1/audit/events?session=&agent=&sponsor=&type=
-// &tool=&decision=&limit= from the query index, reading the events
-// themselves from the log. Admins search everything; a sponsor only its own
-// agents' events.
+// &tool=&decision=&limit=&node= from the query index, reading the events
+// themselves from the log. Admins search everything; a sponsor only its
+// own agents' events. On a node of several it answers over every node's
+// events (SystemSearch), each with its "node", or one node's with node=;
+// on a node alone, over its own. Unknown parameters are refused (as
+// parameters given twice are, by checkQuery): a misspelt filter must not
+// widen a search silently.
 func (s *Server) searchAudit(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	q := r.URL.Query()
+	for k := range q {
+		if !slices.Contains(auditParams, k) {
+			return badRequest("query parameter %s is not one of %s", shownName(k), strings.Join(auditParams, ", "))
+		}
+	}
+	query := store.AuditQuery{Type: q.Get("type"), Session: q.Get("session"), Agent: q.Get("agent"), Sponsor: q.Get("sponsor"),
+		Name: q.Get("tool"), Decision: q.Get("decision"), Node: q.Get("node")}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n <= 0 || n > maxAuditLimit {
+			return badRequest("limit %q: want a number from 1 to %d", l, maxAuditLimit)
+		}
+		query.Limit = n
+	}
+	if p.Kind != "admin" {
+		query.Sponsor = p.Name
+	}
+	if s.cfg.SystemSearch != nil {
+		out, err := s.cfg.SystemSearch(r.Context(), query)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	}
+	if query.Node != "" {
+		return badRequest("node %q: this node is alone on its store; search without node=", query.Node)
+	}
 	if s.cfg.Index != nil {
 		if err := s.cfg.Index.IndexAudit(r.Context()); err != nil {
 			return err
@@ -72,19 +120,6 @@ func (s *Server) searchAudit(w http.ResponseWriter, r *http.Request, p store.Pri
 	reader, ok := s.cfg.Audit.(EventReader)
 	if !ok {
 		return &httpError{http.StatusNotFound, "audit search is not available"}
-	}
-	q := r.URL.Query()
-	query := store.AuditQuery{Type: q.Get("type"), Session: q.Get("session"), Agent: q.Get("agent"), Sponsor: q.Get("sponsor"),
-		Name: q.Get("tool"), Decision: q.Get("decision")}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n <= 0 {
-			return badRequest("limit %q: want a positive number", l)
-		}
-		query.Limit = n
-	}
-	if p.Kind != "admin" {
-		query.Sponsor = p.Name
 	}
 	idx, err := s.cfg.Store.SearchAudit(r.Context(), query)
 	if err != nil {

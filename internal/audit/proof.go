@@ -9,6 +9,7 @@ import (
 
 	"github.com/transparency-dev/merkle/proof"
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // InclusionProof is the evidence that one event is in the log: its entry
@@ -244,4 +245,29 @@ func (l *Log) ConsistencyProof(size1, size2 uint64) ([][]byte, error) {
 		return nil, fmt.Errorf("consistency %d→%d: the index's hashes do not match the checkpoint: %w", size1, size2, ErrCorrupt)
 	}
 	return hashes, nil
+}
+
+// ReadHashes reads stored hashes of the log's tree by their index in
+// golang.org/x/mod/sumdb/tlog's layout (tlog.StoredHashIndex), which is
+// the layout of the index's hashes: it is a tlog.HashReader, from which
+// tlog.ReadTileData makes the C2SP tlog-tiles of the log for others to
+// prove its entries with (ward's nodes keep them in their shared store).
+// Only hashes of the tree the latest checkpoint signs are read.
+func (l *Log) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return nil, ErrClosed
+	}
+	limit := tlog.StoredHashCount(int64(l.signedSize))
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		if x < 0 || x >= limit {
+			return nil, fmt.Errorf("read hash %d: the log's checkpoint covers %d hashes", x, limit)
+		}
+		if _, err := l.idx.hashes.ReadAt(out[i][:], 32*x); err != nil {
+			return nil, fmt.Errorf("read hash %d: %w", x, err)
+		}
+	}
+	return out, nil
 }

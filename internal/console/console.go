@@ -83,6 +83,10 @@ type Config struct {
 	// (DATA/keys/audit.pub), which the browser checks checkpoints with.
 	Audit  Prover
 	LogKey string
+	// Node is the node's id on a node of several ("" alone): GET
+	// /v1/audit/events then answers for every node, and the console
+	// proves only this node's events.
+	Node string
 	// Policies returns the policies the node enforces (English rules
 	// compiled to Cedar), for the Policies page; nil: none shown.
 	Policies func() any
@@ -601,10 +605,14 @@ type meView struct {
 	Role   Role   `json:"role"`
 	CSRF   string `json:"csrf"`
 	LogKey string `json:"log_key,omitempty"`
+	// Node is the node's id on a node of several: the audit view
+	// proves (in the browser) only this node's events, and shows the
+	// others' with their node.
+	Node string `json:"node,omitempty"`
 }
 
 func (c *Console) me(w http.ResponseWriter, r *http.Request, u User, s *session) {
-	writeJSON(w, http.StatusOK, meView{User: u.Name, Role: u.Role, CSRF: s.csrf, LogKey: c.cfg.LogKey})
+	writeJSON(w, http.StatusOK, meView{User: u.Name, Role: u.Role, CSRF: s.csrf, LogKey: c.cfg.LogKey, Node: c.cfg.Node})
 }
 
 // forward hands the request to the API's route of the same path under

@@ -71,7 +71,12 @@ func (n *Node) auditVKey() (string, []string, error) {
 
 // checkAuditHead checks, on a node of several, that its audit log extends
 // the head it published before, then publishes the log's current head.
-func (n *Node) checkAuditHead(ctx context.Context) error {
+func (n *Node) checkAuditHead(ctx context.Context) error { return n.checkHead(ctx, false) }
+
+// checkHead is checkAuditHead; with share, the log's tiles are kept in
+// the store first (not when the node starts: a long log's first tiles
+// would hold its start; the cadence keeps them, a step at a time).
+func (n *Node) checkHead(ctx context.Context, share bool) error {
 	if n.nodeID == "" {
 		return nil
 	}
@@ -123,6 +128,17 @@ func (n *Node) checkAuditHead(ctx context.Context) error {
 			}
 		}
 	}
+	if share {
+		// The tiles that prove the log's entries to other nodes come
+		// before the head that covers them (auditsearch.go).
+		body, err := parseCheckpoint(cp)
+		if err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
+		if err := n.publishTiles(ctx, body.size); err != nil {
+			return fmt.Errorf("audit tiles: %w", err)
+		}
+	}
 	return n.putAuditHead(ctx, cp, h.Checkpoint)
 }
 
@@ -131,7 +147,7 @@ func (n *Node) checkAuditHead(ctx context.Context) error {
 // copy of the node's data directory running beside it (same id, same key)
 // writes a log that forks from the node's, and must not replace the head
 // the node published with its own.
-func (n *Node) publishAuditHead(ctx context.Context) error { return n.checkAuditHead(ctx) }
+func (n *Node) publishAuditHead(ctx context.Context) error { return n.checkHead(ctx, true) }
 
 // putAuditHead stores cp, a checkpoint of the node's log, in place of
 // the head prev ("": whatever is stored, if it is not larger).
@@ -162,7 +178,7 @@ func (n *Node) closeShared() error {
 		// The head published covers every event the node acknowledged
 		// (the log signs checkpoints on its own cadence).
 		if _, err = n.Audit.Sync(ctx); err == nil {
-			err = n.publishAuditHead(ctx)
+			err = errors.Join(n.IndexAudit(ctx), n.publishAuditHead(ctx))
 		}
 		cancel()
 	}

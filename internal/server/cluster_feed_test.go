@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -20,13 +21,58 @@ import (
 
 // pgProxy forwards TCP connections to PostgreSQL until cut: then it
 // closes every connection and refuses new ones, as a network partition
-// between a node and its database does, until restored.
+// between a node and its database does, until restored. Hung instead,
+// it moves no byte and closes nothing (a partition where packets are
+// dropped: queries hang rather than fail), until restored.
 type pgProxy struct {
 	ln     net.Listener
 	target string
 	mu     sync.Mutex
 	cut    bool
+	hung   chan struct{} // closed when a hang ends; nil while not hung
 	conns  map[net.Conn]bool
+}
+
+// setHung hangs the proxy, or lets what it held move on.
+func (p *pgProxy) setHung(hung bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case hung && p.hung == nil:
+		p.hung = make(chan struct{})
+	case !hung && p.hung != nil:
+		close(p.hung)
+		p.hung = nil
+	}
+}
+
+// gate waits while the proxy is hung.
+func (p *pgProxy) gate() {
+	p.mu.Lock()
+	h := p.hung
+	p.mu.Unlock()
+	if h != nil {
+		<-h
+	}
+}
+
+// pipe copies src to dst, holding each chunk while the proxy is hung.
+func (p *pgProxy) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.gate()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func newPGProxy(t *testing.T, target string) *pgProxy {
@@ -35,13 +81,14 @@ func newPGProxy(t *testing.T, target string) *pgProxy {
 		t.Fatal(err)
 	}
 	p := &pgProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
-	t.Cleanup(func() { ln.Close(); p.setCut(true) })
+	t.Cleanup(func() { ln.Close(); p.setHung(false); p.setCut(true) })
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			p.gate()
 			p.mu.Lock()
 			if p.cut {
 				p.mu.Unlock()
@@ -56,8 +103,8 @@ func newPGProxy(t *testing.T, target string) *pgProxy {
 			}
 			p.conns[c], p.conns[up] = true, true
 			p.mu.Unlock()
-			go func() { io.Copy(up, c); up.Close(); c.Close() }()
-			go func() { io.Copy(c, up); up.Close(); c.Close() }()
+			go p.pipe(up, c)
+			go p.pipe(c, up)
 		}
 	}()
 	return p
@@ -222,6 +269,81 @@ func TestClusterFailsClosed(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("B did not recover: %d %s; Current: %v", status, body, current)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// readyz asks n's /readyz: the status and the body.
+func readyz(t *testing.T, n *testNode) (int, string) {
+	t.Helper()
+	resp, err := n.tlsClient().Get(n.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestClusterReadyAgreesWithRefusals: a node whose database connection
+// hangs (a partition that drops packets: nothing fails, queries wait) is
+// unready as soon as it refuses calls, for that reason alone: readiness
+// is the check the calls are refused by, and does no read of its own that
+// would hang until the readiness deadline (and then report a second,
+// late reason). Once the partition heals, it is ready again.
+func TestClusterReadyAgreesWithRefusals(t *testing.T) {
+	dsn, schema := testPostgres(t)
+	u, _ := url.Parse(dsn)
+	proxy := newPGProxy(t, u.Host)
+	cfg := server.Config{Upstreams: demoOnly, StoreDSN: dsn, StoreSchema: schema, Data: t.TempDir()}
+	a := startNode(t, cfg)
+	tok, _ := os.ReadFile(filepath.Join(cfg.Data, "keys", "join.token"))
+	b := startNode(t, server.Config{Upstreams: demoOnly, StoreDSN: proxy.via(t, dsn), StoreSchema: schema, Data: t.TempDir(), JoinToken: string(tok)})
+	a.setupAgent("scribe", nil, map[string][]string{"tools": {"demo.*"}})
+	creds, _ := a.startSession("scribe", "one", nil, "")
+	if status, body := whoami(t, b, creds.HTTPClient(false)); status != http.StatusOK {
+		t.Fatalf("B before the partition: %d %s", status, body)
+	}
+	if status, body := readyz(t, b); status != http.StatusOK {
+		t.Fatalf("B's readiness before the partition: %d %s", status, body)
+	}
+	proxy.setHung(true)
+	deadline := time.Now().Add(30 * time.Second)
+	for !errors.Is(b.Auth.Current(creds.Info.Session, nil), authority.ErrUnavailable) {
+		if time.Now().After(deadline) {
+			t.Fatal("B with its database partitioned away still serves after 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	status, body := readyz(t, b)
+	var got struct {
+		Status, Error string
+		Checks        []struct {
+			Name string
+			OK   bool
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatalf("%d %s: %v", status, body, err)
+	}
+	if status != http.StatusServiceUnavailable || got.Error != "not ready: the node cannot confirm it knows the other nodes' revocations" {
+		t.Fatalf("B's readiness while it refuses calls: %d %s", status, body)
+	}
+	for _, c := range got.Checks {
+		if c.OK != (c.Name != "store") {
+			t.Fatalf("B's readiness checks while it refuses calls: %s", body)
+		}
+	}
+	proxy.setHung(false)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		status, body := readyz(t, b)
+		if status == http.StatusOK && b.Auth.Current(creds.Info.Session, nil) == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B did not recover: %d %s", status, body)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -31,7 +31,7 @@ func (n *Node) openConsole(cfg Config) error {
 	}
 	logKey := strings.TrimSpace(string(vk))
 	c, err := console.New(console.Config{
-		Users: filepath.Join(cfg.Data, filepath.FromSlash(console.UsersFile)), API: n.API, Audit: n.Audit, LogKey: logKey,
+		Users: filepath.Join(cfg.Data, filepath.FromSlash(console.UsersFile)), API: n.API, Audit: n.Audit, LogKey: logKey, Node: n.nodeID,
 		Logger: cfg.Logger,
 		Tail:   n.Audit, Appended: n.appended.Wait,
 		OIDC: cfg.ConsoleOIDC,

@@ -27,13 +27,22 @@ package server
 // restart never lets a node cosign two inconsistent checkpoints of one
 // peer. The peers' log keys are pinned on first sight
 // (DATA/witness/peer-keys.json); a head signed with another key is
-// accepted only if a pinned key signed it too (a key rotation: its
-// checkpoints carry both signatures), and the new key is then pinned.
+// accepted only if the newest pinned key signed it too (a key rotation:
+// its checkpoints carry both signatures), and the new key is then pinned.
+// A peer that was offline during a rotation's whole overlap finds the
+// head signed by the new key alone: it learns the key from the hand-over
+// the node kept in the store (store.AuditHandover, a checkpoint signed by
+// the old and the new key; only the newest key it pinned vouches, hand-
+// over after hand-over), and cosigns only once the node's published
+// consistency proof shows that the head extends that hand-over. The
+// node publishes, with its head, proofs from its hand-overs' sizes as
+// long as one of its witnesses last cosigned below one.
 // The cosignature key is DATA/keys/cosign.key, its cosignature/v1
 // verifier key DATA/keys/cosign.vkey (and in the store beside the head,
 // for an operator writing down the system's trust anchors).
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -48,6 +57,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/ward-dev/ward/internal/atomicfile"
@@ -171,14 +182,18 @@ func (c *cosigner) run(ctx context.Context) {
 	}
 }
 
-// Cosign publishes the node's audit head and runs one cosigning pass
-// over every other node's head at once: it publishes the proofs its own
-// witnesses need, then cosigns what it can. It returns the refusals and
-// failures of the pass, joined. The node does both by itself on its
-// cadence; an operator's tool or a test calls it to not wait.
+// Cosign indexes the node's audit events, publishes its audit head and
+// runs one cosigning pass over every other node's head at once: it
+// publishes the proofs its own witnesses need, then cosigns what it can.
+// It returns the refusals and failures of the pass, joined. The node does
+// all of it by itself on its cadence; an operator's tool or a test calls
+// it to not wait.
 func (n *Node) Cosign(ctx context.Context) error {
 	if n.cosign == nil {
 		return nil
+	}
+	if err := n.IndexAudit(ctx); err != nil {
+		return err
 	}
 	if err := n.publishAuditHead(ctx); err != nil {
 		return err
@@ -209,6 +224,16 @@ func (c *cosigner) pass(ctx context.Context, all bool) error {
 			continue
 		}
 		ks, why := pinKey(pins[h.Origin], h)
+		if why != "" && len(pins[h.Origin]) > 0 && !slices.Contains(pins[h.Origin], h.VKey) {
+			// A key never seen, and no checkpoint signed by it and the
+			// newest pinned one: a rotation this node missed?
+			var wait error
+			ks, why, wait = c.handedOver(ctx, pins[h.Origin], h)
+			if wait != nil {
+				errs = append(errs, fmt.Errorf("node %s: %w", h.Node, wait))
+				continue
+			}
+		}
 		if why != "" {
 			errs = append(errs, c.refuse(ctx, h, 0, why))
 			continue
@@ -329,9 +354,25 @@ func (c *cosigner) publishProofs(ctx context.Context) error {
 		return err
 	}
 	var sizes []uint64
+	lowest := size
 	for _, co := range cos {
 		if co.Size > 0 && co.Size < size && !slices.Contains(sizes, co.Size) {
 			sizes = append(sizes, co.Size)
+		}
+		lowest = min(lowest, co.Size)
+	}
+	if lowest < size {
+		// A witness that last cosigned below a hand-over may not know
+		// the key that followed it: it checks that the head extends the
+		// hand-over it learns the key from.
+		hos, err := c.n.Store.ListAuditHandovers(ctx, c.n.nodeID)
+		if err != nil {
+			return err
+		}
+		for _, ho := range hos {
+			if ho.Size > lowest && ho.Size < size && !slices.Contains(sizes, ho.Size) {
+				sizes = append(sizes, ho.Size)
+			}
 		}
 	}
 	slices.Sort(sizes)
@@ -424,6 +465,101 @@ func pinKey(pinned []string, h store.AuditHead) ([]string, string) {
 		return nil, fmt.Sprintf("it names the key %s, which this node never saw, and its checkpoint is not signed by that key and the newest key this node pinned for it (as during a rotation)", keyName(h.VKey))
 	}
 	return append(slices.Clone(pinned), h.VKey), ""
+}
+
+// handedOver returns the keys to pin for h's log when h names a key this
+// node never saw, learnt from the hand-overs the peer kept in the store;
+// or why h is refused; or, wait, why it cannot be decided yet (the peer
+// has not published the proof it needs).
+func (c *cosigner) handedOver(ctx context.Context, pinned []string, h store.AuditHead) (keys []string, why string, wait error) {
+	hos, err := c.n.Store.ListAuditHandovers(ctx, h.Node)
+	if err != nil {
+		return nil, "", err
+	}
+	keys, used, why := handOver(pinned, h, hos)
+	if why != "" {
+		return nil, why, nil
+	}
+	head, err := parseCheckpoint([]byte(h.Checkpoint))
+	if err != nil || head.origin != h.Origin || head.size != h.Size {
+		return nil, "its checkpoint is not of its origin and size", nil
+	}
+	size, proofs, err := c.n.Store.GetAuditProofs(ctx, h.Node)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, ho := range used {
+		hb, err := parseCheckpoint([]byte(ho.Checkpoint))
+		if err != nil || hb.origin != h.Origin || hb.size != ho.Size {
+			return nil, fmt.Sprintf("its hand-over to %s is not a checkpoint of its log at %d events", keyName(ho.New), ho.Size), nil
+		}
+		switch {
+		case ho.Size > h.Size:
+			return nil, fmt.Sprintf("its hand-over to %s is at %d events, beyond its head", keyName(ho.New), ho.Size), nil
+		case ho.Size == h.Size:
+			if !bytes.Equal(hb.root, head.root) {
+				return nil, fmt.Sprintf("its hand-over to %s is another tree of the head's size (a fork)", keyName(ho.New)), nil
+			}
+			continue
+		}
+		p, ok := proofs[ho.Size]
+		if size != h.Size || !ok {
+			return nil, "", fmt.Errorf("its head names the key %s, which it handed over to at %d events: waiting for it to publish a consistency proof from there", keyName(h.VKey), ho.Size)
+		}
+		hashes, err := decodeProof(p)
+		if err != nil {
+			return nil, "its consistency proof from its hand-over is malformed: " + err.Error(), nil
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, ho.Size, h.Size, hashes, hb.root, head.root); err != nil {
+			return nil, fmt.Sprintf("its head is not an extension of its hand-over to %s at %d events (a fork): %v", keyName(ho.New), ho.Size, err), nil
+		}
+	}
+	return keys, "", nil
+}
+
+// handOver returns the keys to pin for h's log from hand-overs: starting
+// from the newest key pinned, a hand-over signed by it and by a key not
+// pinned yet pins that key, until h's key is pinned; and h's checkpoint
+// must be signed by it. It returns the hand-overs it used, or why h is
+// refused. Only the newest pinned key vouches, as in pinKey: a retired
+// key (perhaps leaked) installs nothing, nor does a key vouching for
+// itself.
+func handOver(pinned []string, h store.AuditHead, hos []store.AuditHandover) ([]string, []store.AuditHandover, string) {
+	v, err := audit.ParseVerifierKey(h.VKey)
+	if err != nil || v.Name() != h.Origin {
+		return nil, nil, "its recorded key is not a note verifier key of its origin"
+	}
+	keys := slices.Clone(pinned)
+	var used []store.AuditHandover
+	for !slices.Contains(keys, h.VKey) {
+		newest, err := note.NewVerifier(keys[len(keys)-1])
+		if err != nil {
+			return nil, nil, "a pinned key is not a note verifier key"
+		}
+		found := false
+		for _, ho := range hos {
+			if slices.Contains(keys, ho.New) {
+				continue
+			}
+			nv, err := audit.ParseVerifierKey(ho.New)
+			if err != nil || nv.Name() != h.Origin || !signedByBoth([]byte(ho.Checkpoint), newest, nv) {
+				continue
+			}
+			if len(keys) >= maxPeerKeys {
+				return nil, nil, fmt.Sprintf("it names a new key, and %d are pinned already", len(keys))
+			}
+			keys, used, found = append(keys, ho.New), append(used, ho), true
+			break
+		}
+		if !found {
+			return nil, nil, fmt.Sprintf("it names the key %s, which this node never saw; its checkpoint is not signed by that key and %s, the newest key this node pinned for it (as during a rotation), and no hand-over kept in the store is signed by %s and a key after it",
+				keyName(h.VKey), keyName(keys[len(keys)-1]), keyName(keys[len(keys)-1]))
+		}
+	}
+	if _, err := note.Open([]byte(h.Checkpoint), note.VerifierList(v)); err != nil || keys[len(keys)-1] != h.VKey {
+		return nil, nil, fmt.Sprintf("its checkpoint is not signed by %s, the newest key it handed over to", keyName(h.VKey))
+	}
+	return keys, used, ""
 }
 
 // keyName names a verifier key by its name and hash.

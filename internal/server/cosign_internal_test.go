@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -50,5 +51,84 @@ func TestPinKeyOnlyNewestVouches(t *testing.T) {
 	}
 	if _, why := pinKey(pinned, head(old)); why == "" {
 		t.Fatal("a head signed by the retired key alone was accepted")
+	}
+}
+
+// TestHandOverOnlyNewestVouches: a node that missed a rotation of a
+// peer's log key learns the new key from the hand-overs kept in the
+// store, each signed by the newest key it pinned and the next one — and
+// from nothing else: a new key signed only by itself, or vouched for by a
+// key the peer retired, is refused.
+func TestHandOverOnlyNewestVouches(t *testing.T) {
+	const origin = "test.ward/audit/node-a"
+	type key struct{ skey, vkey string }
+	mk := func() key {
+		s, v, err := audit.NewNoteKey(origin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return key{s, v}
+	}
+	sign := func(size int, by ...key) string {
+		var signers []note.Signer
+		for _, k := range by {
+			s, err := note.NewSigner(k.skey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			signers = append(signers, s)
+		}
+		cp, err := note.Sign(&note.Note{Text: fmt.Sprintf("%s\n%d\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n", origin, size)}, signers...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(cp)
+	}
+	k0, k1, k2, attacker := mk(), mk(), mk(), mk()
+	ho := func(old, new key, size int, by ...key) store.AuditHandover {
+		return store.AuditHandover{Node: "node-a", Old: old.vkey, New: new.vkey, Size: uint64(size), Checkpoint: sign(size, by...)}
+	}
+	head := func(k key) store.AuditHead {
+		return store.AuditHead{Node: "node-a", Origin: origin, VKey: k.vkey, Size: 30, Checkpoint: sign(30, k)}
+	}
+	for _, tc := range []struct {
+		name   string
+		pinned []key
+		hos    []store.AuditHandover
+		head   store.AuditHead
+		want   []key // nil: refused
+	}{
+		{"one hand-over", []key{k0}, []store.AuditHandover{ho(k0, k1, 10, k0, k1)}, head(k1), []key{k0, k1}},
+		{"two, in a row", []key{k0}, []store.AuditHandover{ho(k0, k1, 10, k0, k1), ho(k1, k2, 20, k1, k2)}, head(k2), []key{k0, k1, k2}},
+		{"the newest pinned vouches", []key{k0, k1}, []store.AuditHandover{ho(k1, k2, 20, k1, k2)}, head(k2), []key{k0, k1, k2}},
+		{"a new key signed only by itself", []key{k0}, []store.AuditHandover{ho(k0, attacker, 10, attacker)}, head(attacker), nil},
+		{"a new key vouched for by a retired key", []key{k0, k1}, []store.AuditHandover{ho(k0, attacker, 10, k0, attacker)}, head(attacker), nil},
+		{"a hand-over naming a pinned key it is not signed by", []key{k0}, []store.AuditHandover{ho(k0, attacker, 10, k1, attacker)}, head(attacker), nil},
+		{"a chain that stops short", []key{k0}, []store.AuditHandover{ho(k0, k1, 10, k0, k1)}, head(k2), nil},
+		{"no hand-over", []key{k0}, nil, head(k1), nil},
+		{"a head not signed by the key it names", []key{k0}, []store.AuditHandover{ho(k0, k1, 10, k0, k1)},
+			store.AuditHead{Node: "node-a", Origin: origin, VKey: k1.vkey, Size: 30, Checkpoint: sign(30, attacker)}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var pinned []string
+			for _, k := range tc.pinned {
+				pinned = append(pinned, k.vkey)
+			}
+			got, used, why := handOver(pinned, tc.head, tc.hos)
+			if tc.want == nil {
+				if why == "" {
+					t.Fatalf("accepted: pinned %d keys", len(got))
+				}
+				return
+			}
+			if why != "" || len(got) != len(tc.want) || len(used) != len(tc.want)-len(tc.pinned) {
+				t.Fatalf("got %d keys (%d hand-overs used): %q", len(got), len(used), why)
+			}
+			for i, k := range tc.want {
+				if got[i] != k.vkey {
+					t.Fatalf("key %d is not the one expected", i)
+				}
+			}
+		})
 	}
 }

@@ -23,12 +23,22 @@ import (
 	"github.com/ward-dev/ward/internal/server"
 )
 
-// cosignCluster starts three nodes on a fresh schema and returns them
-// with a connection to that schema.
-func cosignCluster(t *testing.T) ([]*testNode, *sql.DB) {
+// cosignCluster starts three nodes on a fresh schema (each with cfg, if
+// given) and returns them with a connection to that schema.
+func cosignCluster(t *testing.T, cfg ...server.Config) ([]*testNode, *sql.DB) {
 	t.Helper()
 	dsn, schema := testPostgres(t)
-	cfg := server.Config{Upstreams: demoOnly, StoreDSN: dsn, StoreSchema: schema}
+	base := server.Config{}
+	if len(cfg) > 0 {
+		base = cfg[0]
+	}
+	return cosignClusterAt(t, dsn, schema, base)
+}
+
+// cosignClusterAt is cosignCluster on schema.
+func cosignClusterAt(t *testing.T, dsn, schema string, cfg server.Config) ([]*testNode, *sql.DB) {
+	t.Helper()
+	cfg.Upstreams, cfg.StoreDSN, cfg.StoreSchema = demoOnly, dsn, schema
 	first := cfg
 	first.Data = t.TempDir()
 	nodes := []*testNode{startNode(t, first)}

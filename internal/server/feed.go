@@ -120,6 +120,16 @@ func (f *feed) run(ctx context.Context) {
 	// head publication (which waits for the log's next checkpoint) must
 	// not make the node's knowledge of revocations stale.
 	go every(ctx, time.Minute, func() { f.prune(ctx) })
+	// The node's events go to the query index as they come (each pass
+	// keeps what it indexed, a chunk at a time), apart from the head:
+	// a backlog of rows must not hold up the head the peers cosign.
+	go every(ctx, auditHeadEvery, func() {
+		ictx, cancel := context.WithTimeout(ctx, auditHeadEvery)
+		defer cancel()
+		if err := f.n.IndexAudit(ictx); err != nil && ctx.Err() == nil {
+			f.n.cfg.Logger.Warn("indexing this node's audit events in the store", "node", f.n.nodeID, "err", err)
+		}
+	})
 	go every(ctx, auditHeadEvery, func() {
 		hctx, cancel := context.WithTimeout(ctx, auditHeadEvery)
 		defer cancel()
@@ -289,11 +299,13 @@ func (n *Node) FeedApplied() uint64 {
 	return n.feed.applied.Load()
 }
 
-// feedCheck is the readiness check of a node of several: not ready while
-// it cannot confirm it knows the other nodes' revocations (a load
-// balancer then sends calls elsewhere).
+// feedCheck is the store's readiness check on a node of several: not
+// ready while it cannot confirm it knows the other nodes' revocations (a
+// load balancer then sends calls elsewhere). It is n.fresh, the check
+// every call is refused by, so readiness and refusals agree at every
+// moment; it reads no store itself (the feed's poll does).
 func (n *Node) feedCheck() api.Check {
-	return api.Check{Name: "change feed", Run: func(context.Context) api.Status {
+	return api.Check{Name: "store", Run: func(context.Context) api.Status {
 		if err := n.fresh(); err != nil {
 			return api.Status{Reason: "the node cannot confirm it knows the other nodes' revocations", Detail: err.Error()}
 		}

@@ -15,10 +15,17 @@ package server
 //     or at the next RotateLogKey) once the new key is safe to sign
 //     alone: on a node alone, once a checkpoint signed by both is the
 //     log's; on a node of several, once every other node has cosigned
-//     such a checkpoint (so each pinned the new key). The old key then
-//     stops signing: its public half goes to DATA/keys/audit.retired,
-//     one verifier key a line, and keeps verifying what it signed; the new
-//     key becomes DATA/keys/audit.key.
+//     such a checkpoint (so each pinned the new key), or, when a peer
+//     has not (it is offline), once the overlap has lasted
+//     Config.LogKeyOverlap (DefaultLogKeyOverlap). On a node of several
+//     the node first keeps the hand-over in the store for good
+//     (store.PutAuditHandover: a checkpoint signed by both keys); a peer
+//     that comes back later learns the new key from it, its pinned key
+//     vouching for the new one, and checks that the head it cosigns
+//     extends it (cosign.go). The old key then stops signing: its public
+//     half goes to DATA/keys/audit.retired, one verifier key a line, and
+//     keeps verifying what it signed; the new key becomes
+//     DATA/keys/audit.key.
 //
 // The .key files are the truth, their .pub files derived copies written
 // at start; each step replaces one file atomically, and a start after a
@@ -37,6 +44,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -46,13 +54,20 @@ import (
 )
 
 // maxRetiredKeys bounds DATA/keys/audit.retired.
-const maxRetiredKeys = 64
+const maxRetiredKeys = store.MaxHandovers
+
+// DefaultLogKeyOverlap is how long, at most, a rotation's overlap waits
+// for every other node to cosign a checkpoint signed by both keys before
+// it ends anyway (Config.LogKeyOverlap): a peer offline that long learns
+// the new key from the hand-over the node keeps in the store.
+const DefaultLogKeyOverlap = time.Hour
 
 // auditKeys are the audit log's keys as DATA/keys holds them.
 type auditKeys struct {
-	current, next   string   // note signer keys; next is "" outside an overlap
-	curPub, nextPub string   // their verifier keys
-	retired         []string // verifier keys that signed before, newest first
+	current, next   string    // note signer keys; next is "" outside an overlap
+	curPub, nextPub string    // their verifier keys
+	retired         []string  // verifier keys that signed before, newest first
+	since           time.Time // when the overlap began (the next key's file was written)
 }
 
 // signers are the keys the log signs with: the current one, then the
@@ -120,6 +135,13 @@ func loadLogKeys(dir, name string) (auditKeys, error) {
 	}
 	k.current = cur
 	next, err := os.ReadFile(filepath.Join(dir, "audit.next.key"))
+	if err == nil {
+		fi, serr := os.Stat(filepath.Join(dir, "audit.next.key"))
+		if serr != nil {
+			return k, fmt.Errorf("audit key: %w", serr)
+		}
+		k.since = fi.ModTime()
+	}
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
@@ -255,7 +277,7 @@ func (n *Node) RotateLogKey(ctx context.Context, by string) (LogKeyStatus, error
 	if err := atomicfile.Write(filepath.Join(dir, "audit.next.key"), []byte(skey+"\n"), 0o600); err != nil {
 		return LogKeyStatus{}, fmt.Errorf("rotate the audit key: %w", err)
 	}
-	k.next, k.nextPub = skey, vkey
+	k.next, k.nextPub, k.since = skey, vkey, time.Now()
 	if err := atomicfile.Write(filepath.Join(dir, "audit.next.pub"), []byte(vkey+"\n"), 0o644); err != nil {
 		return LogKeyStatus{}, fmt.Errorf("rotate the audit key: %w", err)
 	}
@@ -267,7 +289,15 @@ func (n *Node) RotateLogKey(ctx context.Context, by string) (LogKeyStatus, error
 		return LogKeyStatus{}, fmt.Errorf("the audit key's rotation started (%s signs with %s) but could not be recorded: %w", keyName(vkey), keyName(k.curPub), err)
 	}
 	n.cfg.Logger.Info("audit log: key rotation started: checkpoints carry both keys' signatures until the old key retires", "key", keyName(k.curPub), "next", keyName(vkey))
-	return k.status("a checkpoint signed by both keys, cosigned by every other node"), nil
+	return k.status(fmt.Sprintf("a checkpoint signed by both keys, cosigned by every other node (at most until %s)", k.since.Add(n.logKeyOverlap()).UTC().Format(time.RFC3339))), nil
+}
+
+// logKeyOverlap is the longest a rotation's overlap waits for the peers.
+func (n *Node) logKeyOverlap() time.Duration {
+	if n.cfg.LogKeyOverlap > 0 {
+		return n.cfg.LogKeyOverlap
+	}
+	return DefaultLogKeyOverlap
 }
 
 // installLogKeys puts k in force in the open log.
@@ -290,13 +320,24 @@ func (n *Node) installLogKeys(k auditKeys) error {
 // finishLogKey ends the overlap of k if the new key may sign alone.
 // The caller holds logKeysMu.
 func (n *Node) finishLogKey(ctx context.Context, k auditKeys, by string) (LogKeyStatus, error) {
-	if waiting, err := n.overlapWaits(ctx, k); err != nil || waiting != "" {
+	waiting, absent, err := n.overlapWaits(ctx, k)
+	if err != nil || waiting != "" {
 		return k.status(waiting), err
 	}
 	// The journal's records under the old key (from before the overlap)
 	// replay only with it: the head must cover them before it goes.
-	if _, err := n.Audit.Sync(ctx); err != nil {
+	cp, err := n.Audit.Sync(ctx)
+	if err != nil {
 		return k.status("the log's head to cover what was appended"), err
+	}
+	var handover uint64
+	if n.nodeID != "" {
+		// The hand-over is kept before the old key goes: without it, a
+		// peer that did not cosign during the overlap could never learn
+		// the new key.
+		if handover, err = n.keepHandover(ctx, k, cp); err != nil {
+			return k.status("the hand-over kept in the store"), err
+		}
 	}
 	dir := filepath.Join(n.cfg.Data, "keys")
 	retired := append([]string{k.curPub}, k.retired...)
@@ -315,36 +356,82 @@ func (n *Node) finishLogKey(ctx context.Context, k auditKeys, by string) (LogKey
 		return LogKeyStatus{}, err
 	}
 	if _, err := n.Audit.Append(ctx, audit.Event{Type: "keys.rotate", Actor: by, Data: jsonData(map[string]any{
-		"kind": "log", "phase": "retired", "key": keyName(nk.curPub), "retired": keyName(old), "node": n.nodeID})}); err != nil {
+		"kind": "log", "phase": "retired", "key": keyName(nk.curPub), "retired": keyName(old), "node": n.nodeID,
+		"handover_size": handover, "not_cosigned_by": absent})}); err != nil {
 		return LogKeyStatus{}, fmt.Errorf("the old audit key retired but that could not be recorded: %w", err)
 	}
 	n.cfg.Logger.Info("audit log: the old key retired; it verifies what it signed and signs no more", "key", keyName(nk.curPub), "retired", keyName(old))
+	if len(absent) > 0 {
+		n.cfg.Logger.Warn("audit log: the key rotation's overlap ended before these nodes cosigned a checkpoint signed by both keys; they learn the new key from the hand-over kept in the store when they come back",
+			"nodes", absent, "overlap", n.logKeyOverlap())
+	}
 	return nk.status(""), nil
 }
 
-// overlapWaits says what the end of k's overlap still waits for, or "".
-func (n *Node) overlapWaits(ctx context.Context, k auditKeys) (string, error) {
+// keepHandover keeps in the store the hand-over from k's current key to
+// its next one: cp, a checkpoint of the log signed by both. It returns
+// cp's size.
+func (n *Node) keepHandover(ctx context.Context, k auditKeys, cp []byte) (uint64, error) {
+	ov, err := audit.ParseVerifierKey(k.curPub)
+	if err != nil {
+		return 0, err
+	}
 	nv, err := audit.ParseVerifierKey(k.nextPub)
 	if err != nil {
-		return "", err
+		return 0, err
+	}
+	if !signedByBoth(cp, ov, nv) {
+		return 0, errors.New("the log's newest checkpoint is not signed by both keys")
+	}
+	body, err := parseCheckpoint(cp)
+	if err != nil {
+		return 0, fmt.Errorf("audit log: %w", err)
+	}
+	err = n.Store.PutAuditHandover(ctx, store.AuditHandover{Node: n.nodeID, Old: k.curPub, New: k.nextPub, Size: body.size, Checkpoint: string(cp)})
+	return body.size, err
+}
+
+// signedByBoth says whether the note cp carries valid signatures of both
+// a and b.
+func signedByBoth(cp []byte, a, b note.Verifier) bool {
+	no, err := note.Open(cp, note.VerifierList(a, b))
+	if err != nil {
+		return false
+	}
+	byA, byB := false, false
+	for _, s := range no.Sigs {
+		byA = byA || s.Name == a.Name() && s.Hash == a.KeyHash()
+		byB = byB || s.Name == b.Name() && s.Hash == b.KeyHash()
+	}
+	return byA && byB
+}
+
+// overlapWaits says what the end of k's overlap still waits for, or ""
+// and the other nodes that have not cosigned a checkpoint signed by the
+// new key (the overlap lasted its bound: they will learn the new key
+// from the hand-over).
+func (n *Node) overlapWaits(ctx context.Context, k auditKeys) (string, []string, error) {
+	nv, err := audit.ParseVerifierKey(k.nextPub)
+	if err != nil {
+		return "", nil, err
 	}
 	signedByNext := func(cp []byte) bool {
 		no, err := note.Open(cp, note.VerifierList(nv))
 		return err == nil && len(no.Sigs) > 0
 	}
 	if !signedByNext(n.Audit.Checkpoint()) {
-		return "the log's first checkpoint signed by the new key (its next append)", nil
+		return "the log's first checkpoint signed by the new key (its next append)", nil, nil
 	}
 	if n.nodeID == "" {
-		return "", nil
+		return "", nil, nil
 	}
 	heads, err := n.Store.ListAuditHeads(ctx)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	cos, err := n.Store.ListAuditCosignatures(ctx, n.nodeID)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	var missing []string
 	for _, h := range heads {
@@ -357,9 +444,13 @@ func (n *Node) overlapWaits(ctx context.Context, k auditKeys) (string, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return "a cosignature of a checkpoint signed by the new key from " + strings.Join(missing, ", "), nil
+		until := k.since.Add(n.logKeyOverlap())
+		if time.Now().Before(until) {
+			return fmt.Sprintf("a cosignature of a checkpoint signed by the new key from %s (at most until %s; then the overlap ends, and they learn the new key from the hand-over kept in the store)",
+				strings.Join(missing, ", "), until.UTC().Format(time.RFC3339)), nil, nil
+		}
 	}
-	return "", nil
+	return "", missing, nil
 }
 
 // finishLogKeys ends an overlap that may end, on the cosigning cadence.

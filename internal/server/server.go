@@ -139,6 +139,11 @@ type Config struct {
 	// the last one to two DefaultNonceLifetime periods (RFC 9449 §8; see
 	// dpopnonce.go).
 	DPoPNonce bool
+	// LogKeyOverlap is the longest a rotation of the audit log's key
+	// waits, on a node of several, for every other node to cosign a
+	// checkpoint signed by both keys before the old key retires anyway
+	// (logkeys.go); 0: DefaultLogKeyOverlap.
+	LogKeyOverlap time.Duration
 	// Retention prunes finished approvals and sessions from the store
 	// (retention.go); zero keeps them.
 	Retention Retention
@@ -305,6 +310,10 @@ type Node struct {
 	leases     *leaseLedger
 
 	indexMu sync.Mutex // one indexing pass at a time
+	// tilesAt is the size up to which the node kept its log's tiles in
+	// the store (0: not yet, in this process); tilesMu serialises it.
+	tilesMu sync.Mutex
+	tilesAt uint64
 	mu      sync.Mutex // guards srv, cancel and closed against Serve/Close races
 	closed  bool
 	srv     *http.Server
@@ -565,6 +574,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if n.Publisher != nil {
 		acfg.Published = n.Publisher.Published
 	}
+	if n.cosign != nil {
+		acfg.SystemSearch = n.SearchAuditSystem
+	}
 	if n.Witness != nil {
 		acfg.Witness = n.Witness
 	}
@@ -574,13 +586,19 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	acfg.Labels = n
 	acfg.Runtime = n
-	acfg.Ready = []api.Check{api.AuditCheck(n.Audit), api.StoreCheck(func(ctx context.Context) error {
+	storeCheck := api.StoreCheck(func(ctx context.Context) error {
 		_, err := n.Store.Empty(ctx)
 		return err
-	}), upHealth.Check()}
+	})
 	if n.feed != nil {
-		acfg.Ready = append(acfg.Ready, n.feedCheck())
+		// On a node of several the store's check is the change feed's
+		// freshness, the very check the node refuses calls with: its
+		// poll reads the store every feedPoll, so readiness needs no read
+		// of its own, which would hang on a database cut off (a
+		// partition) until the readiness deadline and report late.
+		storeCheck = n.feedCheck()
 	}
+	acfg.Ready = []api.Check{api.AuditCheck(n.Audit), storeCheck, upHealth.Check()}
 	n.API, err = api.New(acfg)
 	if err != nil {
 		return nil, err
@@ -718,8 +736,9 @@ func AuditRows(events []audit.Event) []store.AuditRow {
 			Decision string `json:"decision"`
 		}
 		_ = json.Unmarshal(e.Data, &d)
+		entry, _ := json.Marshal(e) // exactly the log's entry (see internal/audit's doc)
 		rows[i] = store.AuditRow{Index: e.Index, Time: e.Time, Type: e.Type, Session: e.Session, Agent: e.Agent,
-			Sponsor: e.Sponsor, Name: d.Name, Decision: d.Decision}
+			Sponsor: e.Sponsor, Name: d.Name, Decision: d.Decision, Entry: string(entry)}
 	}
 	return rows
 }

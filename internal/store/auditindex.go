@@ -14,13 +14,21 @@ type AuditRow struct {
 	Index                                         uint64
 	Time                                          time.Time
 	Type, Session, Agent, Sponsor, Name, Decision string
+	// Entry is the event's entry in its node's log, exactly as hashed
+	// (its leaf is SHA-256(0x00 || Entry)): another node reads the event
+	// from it after proving it in the node's log with the tiles the node
+	// keeps here (tiles.go). "" in rows indexed before it was kept.
+	Entry string
 }
 
 // AuditQuery selects indexed events; empty fields match everything.
 type AuditQuery struct {
 	Type, Session, Agent, Sponsor, Name, Decision string
-	Since, Until                                  time.Time // zero: unbounded
-	Limit                                         int       // the newest Limit matches; 0 means 1,000
+	// Node, for SearchAuditNodes, keeps one node's events ("": every
+	// node's).
+	Node         string
+	Since, Until time.Time // zero: unbounded
+	Limit        int       // the newest Limit matches; 0 means 1,000
 }
 
 // IndexAudit records rows in the audit query index; rows already indexed
@@ -39,17 +47,34 @@ func (s *Store) IndexAuditOf(ctx context.Context, node string, rows []AuditRow) 
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	return s.write(ctx, func(tx *sql.Tx) error {
-		for _, r := range rows {
-			if _, err := tx.ExecContext(ctx,
-				`INSERT INTO audit_index (node, idx, time, type, session, agent, sponsor, name, decision)
-				 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
-				node, int64(r.Index), r.Time.UnixNano(), r.Type, r.Session, r.Agent, r.Sponsor, r.Name, r.Decision); err != nil {
-				return fmt.Errorf("index audit event %d: %w", r.Index, err)
+		// Rows go indexRowsPerInsert to a statement: a node indexes its
+		// events as they come, tens of thousands a second under load.
+		for len(rows) > 0 {
+			k := min(len(rows), indexRowsPerInsert)
+			var sb strings.Builder
+			sb.WriteString(`INSERT INTO audit_index (node, idx, time, type, session, agent, sponsor, name, decision, entry) VALUES `)
+			args := make([]any, 0, 10*k)
+			for i, r := range rows[:k] {
+				if i > 0 {
+					sb.WriteString(", ")
+				}
+				n := len(args)
+				fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10)
+				args = append(args, node, int64(r.Index), r.Time.UnixNano(), r.Type, r.Session, r.Agent, r.Sponsor, r.Name, r.Decision, r.Entry)
 			}
+			sb.WriteString(` ON CONFLICT DO NOTHING`)
+			if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+				return fmt.Errorf("index audit events %d to %d: %w", rows[0].Index, rows[k-1].Index, err)
+			}
+			rows = rows[k:]
 		}
 		return nil
 	})
 }
+
+// indexRowsPerInsert bounds one insert's rows (10 parameters each: well
+// under SQLite's and PostgreSQL's limits).
+const indexRowsPerInsert = 200
 
 // AuditIndexed returns how many leading audit events are indexed (the
 // index of the next event to index).
@@ -75,7 +100,7 @@ func (q AuditQuery) clauses(where []string, args []any) (string, []any, int) {
 		where = append(where, fmt.Sprintf(cond, len(args)))
 	}
 	for _, c := range []struct{ col, v string }{{"type", q.Type}, {"session", q.Session}, {"agent", q.Agent},
-		{"sponsor", q.Sponsor}, {"name", q.Name}, {"decision", q.Decision}} {
+		{"sponsor", q.Sponsor}, {"name", q.Name}, {"decision", q.Decision}, {"node", q.Node}} {
 		if c.v != "" {
 			add(c.col+" = $%d", c.v)
 		}
@@ -135,11 +160,13 @@ func (s *Store) DeleteAuditIndexOf(ctx context.Context, node string) error {
 	})
 }
 
-// AuditHit is one event the index found: which node's log, which event.
+// AuditHit is one event the index found: which node's log, which event,
+// and the event's entry as its node indexed it (see AuditRow.Entry).
 type AuditHit struct {
 	Node  string
 	Index uint64
 	Time  time.Time
+	Entry string
 }
 
 // SearchAuditNodes is SearchAudit over every node's rows: who did what
@@ -149,7 +176,7 @@ func (s *Store) SearchAuditNodes(ctx context.Context, q AuditQuery) ([]AuditHit,
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	where, args, limit := q.clauses([]string{"TRUE"}, nil)
-	rows, err := s.r.QueryContext(ctx, `SELECT node, idx, time FROM audit_index WHERE `+where+
+	rows, err := s.r.QueryContext(ctx, `SELECT node, idx, time, entry FROM audit_index WHERE `+where+
 		fmt.Sprintf(` ORDER BY time DESC, node DESC, idx DESC LIMIT %d`, limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("search audit index: %w", err)
@@ -157,7 +184,7 @@ func (s *Store) SearchAuditNodes(ctx context.Context, q AuditQuery) ([]AuditHit,
 	out, err := collect(rows, func(sc interface{ Scan(...any) error }) (AuditHit, error) {
 		var h AuditHit
 		var idx, t int64
-		err := sc.Scan(&h.Node, &idx, &t)
+		err := sc.Scan(&h.Node, &idx, &t, &h.Entry)
 		h.Index, h.Time = uint64(idx), fromNanos(t)
 		return h, err
 	})
@@ -166,4 +193,43 @@ func (s *Store) SearchAuditNodes(ctx context.Context, q AuditQuery) ([]AuditHit,
 	}
 	slices.Reverse(out)
 	return out, nil
+}
+
+// AuditEntries returns the entries the index holds of node's events at
+// idx (see AuditRow.Entry), by index; an event not indexed is left out.
+func (s *Store) AuditEntries(ctx context.Context, node string, idx []uint64) (map[uint64]string, error) {
+	out := make(map[uint64]string, len(idx))
+	for len(idx) > 0 {
+		k := min(len(idx), 500)
+		if err := s.auditEntries(ctx, node, idx[:k], out); err != nil {
+			return nil, err
+		}
+		idx = idx[k:]
+	}
+	return out, nil
+}
+
+func (s *Store) auditEntries(ctx context.Context, node string, idx []uint64, out map[uint64]string) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	args := []any{node}
+	marks := make([]string, len(idx))
+	for i, x := range idx {
+		args = append(args, int64(x))
+		marks[i] = fmt.Sprintf("$%d", i+2)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT idx, entry FROM audit_index WHERE node = $1 AND idx IN (`+strings.Join(marks, ", ")+`)`, args...)
+	if err != nil {
+		return fmt.Errorf("audit entries of %s: %w", node, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var i int64
+		var entry string
+		if err := rows.Scan(&i, &entry); err != nil {
+			return err
+		}
+		out[uint64(i)] = entry
+	}
+	return rows.Err()
 }

@@ -129,7 +129,7 @@ func (s *Store) ResetAuditIndex(ctx context.Context) error {
 		}
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		for _, stmt := range slices.Concat(auditIndexSchema, sqliteAuditIndexByNode) {
+		for _, stmt := range slices.Concat(auditIndexSchema, sqliteAuditIndexByNode, auditIndexEntry) {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("reset audit index: %w", err)
 			}

@@ -244,7 +244,7 @@ func backoff(ctx context.Context, attempt int) error {
 
 // postgresTables are ward's tables; CheckIntegrity checks these (and no
 // other table that shares the schema).
-var postgresTables = []string{"agents", "approvals", "audit_cosignatures", "audit_heads", "audit_index", "budget_leases", "change_version", "changes", "credentials", "meta", "principals",
+var postgresTables = []string{"agents", "approvals", "audit_cosignatures", "audit_handovers", "audit_heads", "audit_index", "audit_tiles", "budget_leases", "change_version", "changes", "credentials", "meta", "principals",
 	"schema_migrations", "sealed", "session_labels", "sessions", "tool_pins", "tool_sets"}
 
 // postgresMigrations is the PostgreSQL schema history, version for version
@@ -368,6 +368,10 @@ func postgresMigrations() [][]string {
 		postgresAuditHeadsSchema,
 		// 12: cosignatures of each node's audit heads by the others (cosignatures.go).
 		postgresCosignSchema,
+		// 13: hand-overs of each node's audit log key, kept for peers that were offline (handovers.go).
+		postgresHandoverSchema,
+		// 14: the audit index's entries and each node's log tiles, to read another node's events (tiles.go).
+		slices.Concat(auditIndexEntry, postgresTilesSchema),
 	}
 }
 
@@ -506,7 +510,7 @@ func (s *Store) resetPostgresAuditIndex(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS audit_index`); err != nil {
 			return fmt.Errorf("reset audit index: %w", err)
 		}
-		for _, stmt := range slices.Concat(postgresAuditIndexSchema, postgresAuditIndexByNode) {
+		for _, stmt := range slices.Concat(postgresAuditIndexSchema, postgresAuditIndexByNode, auditIndexEntry) {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("reset audit index: %w", err)
 			}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -401,5 +402,9 @@ func sqliteMigrations() [][]string {
 		sqliteAuditHeadsSchema,
 		// 12: cosignatures of each node's audit heads by the others (cosignatures.go).
 		sqliteCosignSchema,
+		// 13: hand-overs of each node's audit log key, kept for peers that were offline (handovers.go).
+		sqliteHandoverSchema,
+		// 14: the audit index's entries and each node's log tiles, to read another node's events (tiles.go).
+		slices.Concat(auditIndexEntry, sqliteTilesSchema),
 	}
 }

@@ -329,7 +329,10 @@ async function sessionPage(page, id) {
   // the live stream (or, if the browser cannot hold one, by polling).
   const seen = new Map();
   const load = async () => {
-    for (const e of await api("GET", "/v1/audit/events?session=" + encodeURIComponent(id) + "&limit=500")) seen.set(e.index, e);
+    // On a node of several the search answers for every node: this
+    // page follows this node's log (its live stream is of this node).
+    const own = me.node ? "&node=" + encodeURIComponent(me.node) : "";
+    for (const e of await api("GET", "/v1/audit/events?session=" + encodeURIComponent(id) + "&limit=500" + own)) seen.set(e.index, e);
     render();
   };
   const render = () => {
@@ -441,10 +444,16 @@ async function audit(page, index) {
     if (!q.has("limit")) q.set("limit", "200");
     const evs = await api("GET", "/v1/audit/events?" + q.toString());
     evs.reverse();
-    results.replaceChildren(table(["#", "time", "type", "agent", "session", "summary", ""],
-      evs.map((e) => [String(e.index), when(e.time), e.type, e.agent || "", e.session || "",
+    // On a node of several events come from every node's log; this
+    // node proves its own (another node's event, of the same number,
+    // is another event).
+    const nodes = evs.some((e) => e.node);
+    results.replaceChildren(table([...(nodes ? ["node"] : []), "#", "time", "type", "agent", "session", "summary", ""],
+      evs.map((e) => [...(nodes ? [e.node] : []), String(e.index), when(e.time), e.type, e.agent || "", e.session || "",
         e.data && e.data.name ? `${e.data.name} ${e.data.decision || ""}` : "",
-        el("button", { "data-verify": e.index, onclick: () => prove(proofBox, e.index) }, "Verify proof")])));
+        !e.node || e.node === me.node ?
+          el("button", { "data-verify": e.index, onclick: () => prove(proofBox, e.index) }, "Verify proof") :
+          el("span", { class: "muted", "data-node": e.node }, "read from node " + e.node + "'s log, proven by this node against its head")])));
   };
   page.append(el("form", { id: "audit-form", onsubmit: (ev) => { ev.preventDefault(); search().catch(setError); } },
     el("div", { class: "row" },
@@ -453,6 +462,7 @@ async function audit(page, index) {
       el("label", {}, "type", field("type", "decision, approval.approved, …")),
       el("label", {}, "tool", field("tool", "server.tool")),
       el("label", {}, "decision", field("decision", "allow, deny, escalate")),
+      me.node ? el("label", {}, "node", field("node", "every node")) : null,
       el("label", {}, "limit", field("limit", "200")),
       el("button", { class: "primary", type: "submit" }, "Search"))),
     proofBox, results);
