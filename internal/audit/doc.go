@@ -69,7 +69,11 @@
 //     journal: a crash of ward's process at any point after that keeps
 //     the decision;
 //   - the agent gets a call's result (or an error about it) only once
-//     the call's decision and result are both durable (fdatasync'd);
+//     the call's decision and result are both durable (fdatasync'd).
+//     What the upstream sends during the call that ward passes on
+//     without recording it (progress, log messages) may reach the agent
+//     before; what ward records durably first (a server's sampling or
+//     elicitation request) makes the decision durable with it;
 //   - a crash of the whole machine (power, kernel) within a few
 //     milliseconds of a forward, before the decision's sync, may lose the
 //     decision of a call whose result the agent never received. That
