@@ -77,7 +77,8 @@
 //   - a crash of the whole machine (power, kernel) within a few
 //     milliseconds of a forward, before the decision's sync, may lose the
 //     decision of a call whose result the agent never received. That
-//     window is at most the unsynced delay plus one sync, and it is the
+//     window is the unsynced delay plus one sync (longer only while a slow
+//     disk or a starved machine holds the writer up), and it is the
 //     one thing this gives up against syncing every decision before
 //     forwarding.
 //
