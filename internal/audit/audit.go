@@ -25,6 +25,15 @@ const (
 	// encoded JSON.
 	DefaultMaxEventSize = 1 << 20
 
+	// DefaultUnsyncedDelay is the default Config.UnsyncedDelay: an event
+	// appended unsynced is durable within about this long (plus a sync)
+	// even if no durable append comes to share its sync. Long enough for
+	// a quick tool call's result to arrive and make its decision durable
+	// with it; short enough that the window in which a crash of the
+	// machine (not of the process) could lose the decision of a forwarded
+	// call stays a few milliseconds.
+	DefaultUnsyncedDelay = 2 * time.Millisecond
+
 	// maxBatchEvents and maxBatchBytes bound one group commit.
 	maxBatchEvents = 4096
 	maxBatchBytes  = 16 << 20
@@ -103,6 +112,11 @@ type Config struct {
 	// events it made durable and how long writing and syncing them took.
 	// It runs on the single writer and must not block.
 	OnCommit func(events int, took time.Duration)
+	// UnsyncedDelay is how long an event appended with
+	// [Log.AppendUnsynced] may wait, written but not synced, for a batch
+	// that must be durable (whose sync makes it durable too) before the
+	// writer syncs it on its own. Zero means DefaultUnsyncedDelay.
+	UnsyncedDelay time.Duration
 
 	// journalKey authenticates the journal's records this log writes;
 	// Open derives it from the last of Signer and Signers (the newest
@@ -185,11 +199,16 @@ type Log struct {
 	// throughs counts the batches written through the files (three syncs
 	// each) rather than the journal (one).
 	throughs uint64
-	rng      *compact.Range
-	chains   *chains
-	entEnd   int64
-	cpEnd    int64
-	fault    *fault
+	// unsynced are the requests of batches written to the journal but not
+	// yet synced (see AppendUnsynced), and unsyncedSt the state they
+	// leave the log in; the writer's.
+	unsynced   []*request
+	unsyncedSt *ackState
+	rng        *compact.Range
+	chains     *chains
+	entEnd     int64
+	cpEnd      int64
+	fault      *fault
 	// The writer's buffers, kept from batch to batch.
 	wbuf, offBuf, nodeBuf, entryBuf []byte
 }
@@ -198,7 +217,11 @@ type request struct {
 	body    []byte // entry JSON with "index":0 and no seq or prev
 	session string
 	seal    bool
-	done    chan result
+	// unsynced: acknowledge the event once it is written (its index),
+	// then again once it is durable. done then holds up to two results;
+	// an error ends it.
+	unsynced bool
+	done     chan result
 }
 
 type result struct {
@@ -267,39 +290,128 @@ func (l *Log) append(ctx context.Context, e Event, seal bool) (_ uint64, err err
 			}
 		}()
 	}
-	select {
-	case <-l.quit:
-		return 0, ErrClosed
-	default:
-	}
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	body, err := l.encode(e)
+	r, err := l.enqueue(ctx, e, seal, false)
 	if err != nil {
 		return 0, err
 	}
-	r := &request{body: body, session: strings.ToValidUTF8(e.Session, "\uFFFD"), seal: seal, done: make(chan result, 1)}
+	res := l.await(ctx, r)
+	return res.index, res.err
+}
+
+// enqueue hands e to the writer.
+func (l *Log) enqueue(ctx context.Context, e Event, seal, unsynced bool) (*request, error) {
+	select {
+	case <-l.quit:
+		return nil, ErrClosed
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	body, err := l.encode(e)
+	if err != nil {
+		return nil, err
+	}
+	r := &request{body: body, session: strings.ToValidUTF8(e.Session, "\uFFFD"), seal: seal, unsynced: unsynced, done: make(chan result, 2)}
 	select {
 	case l.reqs <- r:
 	case <-l.quit:
-		return 0, ErrClosed
+		return nil, ErrClosed
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return nil, ctx.Err()
 	}
+	return r, nil
+}
+
+// await returns the writer's next answer to r.
+func (l *Log) await(ctx context.Context, r *request) result {
 	select {
 	case res := <-r.done:
-		return res.index, res.err
+		return res
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return result{err: ctx.Err()}
 	case <-l.stopped:
 		select {
 		case res := <-r.done:
-			return res.index, res.err
+			return res
 		default:
-			return 0, ErrClosed
+			return result{err: ErrClosed}
 		}
 	}
+}
+
+// AppendUnsynced appends e as Append does, but returns as soon as the
+// event is written, before it is durable: it has its index and its place
+// in the tree, and its record is in the journal, written with write(2)
+// and not yet synced. From then on a crash of the process (kill -9, a
+// panic) does not lose it: Open replays the journal, and the kernel
+// keeps what was written. A crash of the machine (power, kernel) before
+// the record is synced may lose it. The writer syncs it with the next
+// batch that must be durable (an Append's, or a Pending's Durable being
+// due), or on its own after Config.UnsyncedDelay: one sync then makes
+// both the unsynced event and that batch durable. [Pending.Durable]
+// waits for that sync.
+//
+// Until it is durable the event is not readable (Size, Read) and no
+// checkpoint is published over it. Its index is never reused: if the
+// sync fails, the log fails closed until it is reopened (as when a
+// checkpoint's sync fails), and Open replays what the journal holds.
+//
+// ward's gateway appends a call's decision this way and forwards the
+// call at once; it answers the agent only once the decision and the
+// result are both durable (see the package documentation, "Durability").
+func (l *Log) AppendUnsynced(ctx context.Context, e Event) (*Pending, error) {
+	if strings.HasPrefix(e.Type, typePrefix) {
+		return nil, fmt.Errorf("append %s event: types beginning with %q are the audit log's own", e.Type, typePrefix)
+	}
+	start := time.Now()
+	r, err := l.enqueue(ctx, e, false, true)
+	if err != nil {
+		return nil, err
+	}
+	res := l.await(ctx, r)
+	if res.err != nil {
+		return nil, res.err
+	}
+	return &Pending{l: l, r: r, index: res.index, start: start}, nil
+}
+
+// Pending is an event written to the log and perhaps not yet durable
+// (see [Log.AppendUnsynced]).
+type Pending struct {
+	l     *Log
+	r     *request
+	index uint64
+	start time.Time
+
+	mu   sync.Mutex
+	done bool
+	err  error
+}
+
+// Index is the event's index in the log.
+func (p *Pending) Index() uint64 { return p.index }
+
+// Durable waits until the event is durable and returns nil then, or the
+// error that keeps it from being so (a failed sync; ErrClosed if the log
+// closed first without making it durable), or ctx's error if ctx ends
+// first (it may still become durable). Once it returned nil or a sync's
+// error, it returns the same at once.
+func (p *Pending) Durable(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done {
+		return p.err
+	}
+	res := p.l.await(ctx, p.r)
+	if res.err != nil && (res.err == ctx.Err()) {
+		return res.err
+	}
+	p.done, p.err = true, res.err
+	if res.err == nil && p.l.cfg.OnAppend != nil {
+		p.l.cfg.OnAppend(time.Since(p.start))
+	}
+	return p.err
 }
 
 // indexPrefix is how every encoded entry starts; the writer replaces the 0

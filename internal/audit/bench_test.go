@@ -136,3 +136,33 @@ func BenchmarkAppendLatency(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkCallRecords is what one tool call at a time costs the log, as
+// ward's gateway records it: a decision, then its result. "durable"
+// appends both durably (two syncs in a row); "unsynced" appends the
+// decision with AppendUnsynced, so that the result's sync covers it too
+// (one sync). syncs/op is the journal's syncs per call.
+func BenchmarkCallRecords(b *testing.B) {
+	for _, mode := range []string{"durable", "unsynced"} {
+		b.Run(mode, func(b *testing.B) {
+			k := newTestKey(b, testOrigin)
+			l := mustOpen(b, testConfig(b.TempDir(), k))
+			ctx := context.Background()
+			e := benchEvent()
+			syncs := l.jr.syncs
+			for b.Loop() {
+				if mode == "durable" {
+					if _, err := l.Append(ctx, e); err != nil {
+						b.Fatal(err)
+					}
+				} else if _, err := l.AppendUnsynced(ctx, e); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := l.Append(ctx, e); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(l.jr.syncs-syncs)/float64(b.N), "syncs/op")
+		})
+	}
+}

@@ -272,7 +272,10 @@ func TestForgedJournalRecord(t *testing.T) {
 			j.mac = newJournalMAC(key)
 			entry := fillIn(nil, mustEncode(t, Event{Type: "forged", Actor: "mallory", Time: time.Unix(1767225600, 0)}), 3, "", chain{})
 			frame := binary.BigEndian.AppendUint32(nil, uint32(len(entry)))
-			if err := j.append(3, 4, hs.front.entEnd, append(frame, entry...)); err != nil {
+			if _, err := j.write(3, 4, hs.front.entEnd, append(frame, entry...)); err != nil {
+				t.Fatal(err)
+			}
+			if err := j.sync(); err != nil {
 				t.Fatal(err)
 			}
 			jf.Close()

@@ -48,11 +48,44 @@
 // journal starts again. An acknowledged event is never dropped, and no
 // byte of the log is ever deleted.
 //
-// ward's gateway appends a call's decision before forwarding the call and
-// its result before answering: each waits for its own batch's sync, and
-// the appends of concurrent calls share batches. A call alone thus waits
-// for two syncs, the fewest that keep both promises (forwarded only once
-// its decision is durable; answered only once its result is).
+// [Log.AppendUnsynced] returns earlier: once the event's batch is written
+// to the journal (write(2), not yet synced). The event then has its index
+// and place in the tree, and a crash of the process (kill -9, a panic)
+// no longer loses it: the kernel keeps what was written and Open replays
+// the journal. A crash of the machine before the sync may lose it. The
+// writer syncs it with the next batch that must be durable (one
+// fdatasync covers every record written before it) or, if none comes,
+// after [Config.UnsyncedDelay] (2 ms); [Pending.Durable] waits for that.
+// It is readable, and covered by checkpoints, only once durable. If that
+// sync fails, the log fails closed until it is reopened, and the event is
+// not cut back (its index was handed out).
+//
+// ward's gateway appends a call's decision with AppendUnsynced and
+// forwards the call as soon as it returns; it appends the result with
+// Append, and answers the agent only once both the result and the
+// decision are durable. The guarantee is thus:
+//
+//   - a call is forwarded only once its decision is written to the
+//     journal: a crash of ward's process at any point after that keeps
+//     the decision;
+//   - the agent gets a call's result (or an error about it) only once
+//     the call's decision and result are both durable (fdatasync'd).
+//     What the upstream sends during the call that ward passes on
+//     without recording it (progress, log messages) may reach the agent
+//     before; what ward records durably first (a server's sampling or
+//     elicitation request) makes the decision durable with it;
+//   - a crash of the whole machine (power, kernel) within a few
+//     milliseconds of a forward, before the decision's sync, may lose the
+//     decision of a call whose result the agent never received. That
+//     window is the unsynced delay plus one sync (longer only while a slow
+//     disk or a starved machine holds the writer up), and it is the
+//     one thing this gives up against syncing every decision before
+//     forwarding.
+//
+// At one call at a time the decision then shares the result's sync: a
+// call waits for one sync instead of two. Concurrent calls share batches
+// either way. Denials, escalations and every other event are appended
+// durably before ward acts on them.
 //
 // # Faults
 //

@@ -496,3 +496,60 @@ func TestCheckpointWriteFault(t *testing.T) {
 		t.Fatalf("verify: %+v, %v", rep, err)
 	}
 }
+
+// TestUnsyncedSyncFailureFailsClosed: when the sync that was to make an
+// unsynced event durable fails, Durable returns the error (ward then
+// withholds the call's result), the log fails closed until it is
+// reopened, and the event, whose index was handed out, is not cut back:
+// the reopened log holds it (the kernel kept the written record).
+func TestUnsyncedSyncFailureFailsClosed(t *testing.T) {
+	// Writes to /dev/null succeed and its fsync fails: the durable
+	// append's record is written, and the sync that would cover the
+	// unsynced event fails.
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no %s: %v", os.DevNull, err)
+	}
+	defer null.Close()
+	if err := unix.Fdatasync(int(null.Fd())); err == nil {
+		t.Skip("fdatasync of /dev/null succeeds here")
+	}
+	cfg, _ := logAt(t, 3)
+	cfg.UnsyncedDelay = time.Hour
+	l := mustOpen(t, cfg)
+	ctx := context.Background()
+	e := testEvent(3)
+	e.Session = "written"
+	p, err := l.AppendUnsynced(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restore := swapFD(t, l.jr.f, null)
+	// A durable append's sync is the one that fails; it fails too.
+	if _, err := l.Append(ctx, testEvent(4)); err == nil {
+		t.Fatal("append acknowledged after its sync failed")
+	}
+	if err := p.Durable(ctx); err == nil {
+		t.Fatal("an unsynced event reported durable after the sync failed")
+	}
+	restore()
+	if err := l.Err(); err == nil || !strings.Contains(err.Error(), "reopen") {
+		t.Fatalf("Err after the failed sync: %v", err)
+	}
+	if _, err := l.Append(ctx, testEvent(5)); err == nil {
+		t.Fatal("append acknowledged by a log that failed closed")
+	}
+	l.Close()
+	l = mustOpen(t, cfg)
+	defer l.Close()
+	evs, err := l.Read(0, l.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) < 4 || evs[3].Session != "written" {
+		t.Fatalf("the written event after reopening: %d events", len(evs))
+	}
+	if _, err := l.Verify(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

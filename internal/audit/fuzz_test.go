@@ -620,11 +620,16 @@ func FuzzReadJournal(f *testing.F) {
 	j.ok = true
 	frame := func(s string) []byte { return append(binary.BigEndian.AppendUint32(nil, uint32(len(s))), s...) }
 	one, two := frame(`{"a":1}`), append(frame(`{"b":2}`), frame(`{"c":3}`)...)
-	if err := j.append(0, 1, 0, one); err != nil {
-		f.Fatal(err)
-	}
-	if err := j.append(1, 3, int64(len(one)), two); err != nil {
-		f.Fatal(err)
+	for _, r := range []struct {
+		start, end uint64
+		entStart   int64
+		entries    []byte
+	}{{0, 1, 0, one}, {1, 3, int64(len(one)), two}} {
+		next, err := j.write(r.start, r.end, r.entStart, r.entries)
+		if err != nil {
+			f.Fatal(err)
+		}
+		j.off = next
 	}
 	seed := make([]byte, j.off)
 	if _, err := j.f.ReadAt(seed, 0); err != nil {

@@ -101,7 +101,8 @@ type journal struct {
 	ok  bool
 	buf []byte
 	mac hash.Hash // HMAC-SHA256 with the journal's key
-	// syncs counts the records made durable (one fdatasync each).
+	// syncs counts the journal's fdatasyncs: one per durable batch, which
+	// also makes durable the unsynced batches written before it.
 	syncs uint64
 }
 
@@ -150,11 +151,14 @@ func (j *journal) fits(n int) bool {
 	return j != nil && j.ok && j.off+int64(journalFixed+n) <= journalSize
 }
 
-// append makes the record of a batch durable: entries (frames, as in the
-// entries file, from entStart there) move the tree from size start to
-// end. If it fails, off does not move: the next record overwrites what
-// this one may have left.
-func (j *journal) append(start, end uint64, entStart int64, entries []byte) error {
+// write writes the record of a batch, unsynced: entries (frames, as in
+// the entries file, from entStart there) move the tree from size start to
+// end. It returns where the record ends; the caller makes that the next
+// record's place (off) once the batch is acknowledged, so that after a
+// failure the next record overwrites what this one left. Written, the
+// record is in the kernel's page cache: a crash of the process no longer
+// loses it (Open reads it back), a crash of the machine may, until sync.
+func (j *journal) write(start, end uint64, entStart int64, entries []byte) (int64, error) {
 	b := j.buf[:0]
 	b = append(b, journalMagic...)
 	b = binary.BigEndian.AppendUint32(b, 0) // body length, set below
@@ -171,12 +175,17 @@ func (j *journal) append(start, end uint64, entStart int64, entries []byte) erro
 		j.buf = b
 	}
 	if _, err := j.f.WriteAt(b, j.off); err != nil {
-		return fmt.Errorf("write journal: %w", err)
+		return 0, fmt.Errorf("write journal: %w", err)
 	}
+	return j.off + int64(len(b)), nil
+}
+
+// sync makes every record written so far durable: one fdatasync (the
+// file's size and extents never change, so it writes no metadata).
+func (j *journal) sync() error {
 	if err := datasync(j.f); err != nil {
 		return fmt.Errorf("sync journal: %w", err)
 	}
-	j.off += int64(len(b))
 	j.syncs++
 	return nil
 }

@@ -72,19 +72,39 @@ type slotUpdate struct {
 }
 
 // run is the single writer: it batches queued appends into group commits,
-// and retries after a failure.
+// syncs batches written unsynced (AppendUnsynced) with the next durable
+// one or after Config.UnsyncedDelay, and retries after a failure.
 func (l *Log) run() {
 	defer close(l.stopped)
 	batch := make([]*request, 0, 64)
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
+	delay := l.cfg.UnsyncedDelay
+	if delay <= 0 {
+		delay = DefaultUnsyncedDelay
+	}
+	syncT := time.NewTimer(time.Hour)
+	syncT.Stop()
+	var syncC <-chan time.Time // syncT's channel while unsynced batches wait
 	for {
 		if l.fault != nil {
 			retry.Reset(max(time.Until(l.fault.next), 0))
 		}
+		switch {
+		case len(l.unsynced) > 0 && syncC == nil:
+			syncT.Reset(delay)
+			syncC = syncT.C
+		case len(l.unsynced) == 0 && syncC != nil:
+			syncT.Stop()
+			syncC = nil
+		}
 		select {
 		case <-l.quit:
+			l.syncUnsynced()
 			return
+		case <-syncC:
+			syncC = nil
+			l.syncUnsynced()
 		case <-retry.C:
 			l.commit(nil)
 		case r := <-l.reqs:
@@ -142,8 +162,14 @@ func (l *Log) commit(batch []*request) {
 	if len(batch) == 0 {
 		return
 	}
+	// One request that must be durable makes the batch synced, and with
+	// it every batch written unsynced before it.
+	durable := false
+	for _, r := range batch {
+		durable = durable || !r.unsynced
+	}
 	start := time.Now()
-	first, err := l.write(batch)
+	first, synced, err := l.write(batch, durable)
 	if l.cfg.OnCommit != nil && (err == nil || errors.As(err, new(*afterDurable))) {
 		l.cfg.OnCommit(len(batch), time.Since(start))
 	}
@@ -170,8 +196,65 @@ func (l *Log) commit(batch []*request) {
 		return
 	}
 	for i, r := range batch {
-		r.done <- result{index: first + uint64(i)}
+		res := result{index: first + uint64(i)}
+		r.done <- res // written; durable too unless the request is unsynced
+		if r.unsynced {
+			if synced {
+				r.done <- res
+			} else {
+				l.unsynced = append(l.unsynced, r)
+			}
+		}
 	}
+	if synced {
+		l.ackUnsynced()
+	}
+}
+
+// syncUnsynced makes the batches written unsynced durable (one sync of
+// the journal) and acknowledges them so.
+func (l *Log) syncUnsynced() {
+	if len(l.unsynced) == 0 {
+		return
+	}
+	if err := l.jr.sync(); err != nil {
+		l.failUnsynced(fmt.Errorf("audit log failed closed: %w", err))
+		return
+	}
+	l.acknowledge(l.unsyncedSt)
+	l.ackUnsynced()
+}
+
+// ackUnsynced tells the requests written unsynced that they are durable:
+// a sync (or a write through the files) since covered them.
+func (l *Log) ackUnsynced() {
+	for _, r := range l.unsynced {
+		r.done <- result{}
+	}
+	clear(l.unsynced)
+	l.unsynced, l.unsyncedSt = l.unsynced[:0], nil
+}
+
+// failUnsynced is a failed sync of the journal while batches written
+// unsynced wait for one: their indexes were handed out (their calls may
+// have been forwarded), so they are never cut back; the kernel may have
+// dropped their pages, so a later sync's success would not prove them.
+// The log fails closed until it is reopened (Open replays the journal),
+// and their waiters get the error.
+func (l *Log) failUnsynced(err error) {
+	if len(l.unsynced) == 0 {
+		return
+	}
+	l.errMu.Lock()
+	if l.damage == nil {
+		l.damage = fmt.Errorf("%w (reopen the log: it replays its journal)", err)
+	}
+	l.errMu.Unlock()
+	for _, r := range l.unsynced {
+		r.done <- result{err: err}
+	}
+	clear(l.unsynced)
+	l.unsynced, l.unsyncedSt = l.unsynced[:0], nil
 }
 
 // failed records a write failure and schedules the next attempt.
@@ -285,20 +368,23 @@ type batchChain struct {
 	c chain
 }
 
-// write makes batch durable (its journal record), each sealed session it
-// touches sealed again after it; the checkpointer signs a checkpoint over
-// it later (or, when the journal cannot take it, writeThrough now). It
-// returns the index of the batch's first entry. Before the batch is
-// remembered in the head, nothing in memory changes, so a failure leaves
-// the log as it was once the files are cut back; after it, the batch is
+// write writes batch (its journal record), each sealed session it touches
+// sealed again after it, and with sync makes it durable: the journal's
+// sync, which makes the batches written unsynced before it durable too.
+// The checkpointer signs a checkpoint over it later (or, when the journal
+// cannot take it, writeThrough makes it and everything before it durable
+// now, synced or not). It returns the index of the batch's first entry
+// and whether the batch is durable. Until the batch is written (and, with
+// sync, synced), nothing in memory changes, so a failure leaves the log
+// as it was once the files are cut back; after it, the batch is
 // acknowledged whatever fails (an *afterDurable error).
-func (l *Log) write(batch []*request) (uint64, error) {
+func (l *Log) write(batch []*request, sync bool) (uint64, bool, error) {
 	base := l.rng.End()
 	// A range's hashes are never changed in place (its appends replace
 	// them), so the batch's range shares them with the log's.
 	rng, err := rangeFactory.NewRange(l.rng.Begin(), base, slices.Clone(l.rng.Hashes()))
 	if err != nil {
-		return 0, fmt.Errorf("audit log failed closed: %w", err)
+		return 0, false, fmt.Errorf("audit log failed closed: %w", err)
 	}
 	buf := l.wbuf[:0]
 	offs := l.offBuf[:0]
@@ -346,17 +432,17 @@ func (l *Log) write(batch []*request) (uint64, error) {
 	}
 	for _, r := range batch {
 		if err := add(r.body, r.session, r.seal); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 	}
 	for _, s := range order {
 		if c := touched[s].c; c.sealed && !c.lastSeal {
 			body, err := l.encode(Event{Type: typeSeal, Actor: "ward", Session: s})
 			if err != nil {
-				return 0, fmt.Errorf("audit log failed closed: seal session %q: %w", s, err)
+				return 0, false, fmt.Errorf("audit log failed closed: seal session %q: %w", s, err)
 			}
 			if err := add(body, s, true); err != nil {
-				return 0, err
+				return 0, false, err
 			}
 		}
 	}
@@ -370,7 +456,7 @@ func (l *Log) write(batch []*request) (uint64, error) {
 		if !bc.e.found {
 			loc, err := l.chains.placeNew(k, taken)
 			if err != nil {
-				return 0, fmt.Errorf("audit log failed closed: session %q: %w", s, err)
+				return 0, false, fmt.Errorf("audit log failed closed: session %q: %w", s, err)
 			}
 			taken[loc] = true
 			bc.e.loc = loc
@@ -384,13 +470,13 @@ func (l *Log) write(batch []*request) (uint64, error) {
 	}
 	// The index first: it is only read below the published size.
 	if _, err := l.idx.offsets.WriteAt(offs, 8*int64(base)); err != nil {
-		return 0, fmt.Errorf("audit log failed closed: write index of entries %d..%d: %w", base, last, err)
+		return 0, false, fmt.Errorf("audit log failed closed: write index of entries %d..%d: %w", base, last, err)
 	}
 	if _, err := l.idx.hashes.WriteAt(nodes, 32*nodesIn(base)); err != nil {
-		return 0, fmt.Errorf("audit log failed closed: write index of entries %d..%d: %w", base, last, err)
+		return 0, false, fmt.Errorf("audit log failed closed: write index of entries %d..%d: %w", base, last, err)
 	}
 	if _, err := l.ent.WriteAt(buf, l.entEnd); err != nil {
-		return 0, fmt.Errorf("audit log failed closed: write entries %d..%d: %w", base, last, err)
+		return 0, false, fmt.Errorf("audit log failed closed: write entries %d..%d: %w", base, last, err)
 	}
 	// The frontier's hashes are never changed in place (a range's appends
 	// replace them), so a copy of the slice keeps them.
@@ -398,24 +484,36 @@ func (l *Log) write(batch []*request) (uint64, error) {
 	if k := l.journalKey.Swap(nil); k != nil {
 		l.jr.mac = newJournalMAC(*k) // a rotation of the log's key (keys.go)
 	}
-	journaled := l.jr.fits(len(buf))
-	if journaled {
-		// One sync: the journal's record holds the entries. No checkpoint
-		// is signed here; the checkpointer signs one over them on its
-		// cadence.
-		if err := l.jr.append(base, size, l.entEnd, buf); err != nil {
-			return 0, fmt.Errorf("audit log failed closed: journal entries %d..%d: %w", base, last, err)
+	if l.jr.fits(len(buf)) {
+		// One sync, or none yet: the journal's record holds the entries.
+		// No checkpoint is signed here; the checkpointer signs one over
+		// them on its cadence.
+		next, err := l.jr.write(base, size, l.entEnd, buf)
+		if err != nil {
+			return 0, false, fmt.Errorf("audit log failed closed: journal entries %d..%d: %w", base, last, err)
 		}
+		if sync {
+			if err := l.jr.sync(); err != nil {
+				err = fmt.Errorf("audit log failed closed: journal entries %d..%d: %w", base, last, err)
+				l.failUnsynced(err)
+				return 0, false, err
+			}
+		}
+		l.jr.off = next
 	} else {
 		// The journal is full (or not yet usable): the files and the head
-		// take the batch directly, under a checkpoint signed over it, and
-		// the journal starts again.
+		// take the batch directly, under a checkpoint signed over it
+		// (and over the batches written unsynced before it, whose
+		// entries the same sync makes durable), and the journal starts
+		// again.
 		if err := l.writeThrough(st); err != nil {
-			return 0, fmt.Errorf("audit log failed closed: %w", err)
+			return 0, false, fmt.Errorf("audit log failed closed: %w", err)
 		}
 		l.jr.restart()
+		sync = true
 	}
-	// Durable: from here on the batch is acknowledged.
+	// Written (and, with sync, durable): from here on the batch is
+	// acknowledged.
 	l.rng, l.entEnd = rng, end
 	for _, s := range order {
 		bc := touched[s]
@@ -428,16 +526,13 @@ func (l *Log) write(batch []*request) (uint64, error) {
 			break
 		}
 	}
-	l.mu.Lock()
-	l.ack = st
-	due := size-l.signedSize >= checkpointEvery
-	l.mu.Unlock()
-	l.size.Store(size)
-	if due {
-		l.kickCheckpoint()
+	if sync {
+		l.acknowledge(st)
+	} else {
+		l.unsyncedSt = st
 	}
 	if afterErr != nil {
-		return base, afterErr
+		return base, sync, afterErr
 	}
 	l.written.Store(size)
 	if size-l.durable.Load() >= indexSyncEvery {
@@ -446,7 +541,20 @@ func (l *Log) write(batch []*request) (uint64, error) {
 		default:
 		}
 	}
-	return base, nil
+	return base, sync, nil
+}
+
+// acknowledge makes st, a durable state, the log's acknowledged one: what
+// Size and Read see and what the checkpointer signs.
+func (l *Log) acknowledge(st *ackState) {
+	l.mu.Lock()
+	l.ack = st
+	due := st.size-l.signedSize >= checkpointEvery
+	l.mu.Unlock()
+	l.size.Store(st.size)
+	if due {
+		l.kickCheckpoint()
+	}
 }
 
 // ackState is the log's state after an acknowledged batch: what the next

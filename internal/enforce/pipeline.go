@@ -30,6 +30,14 @@ type Recorder interface {
 	Append(ctx context.Context, e audit.Event) (uint64, error)
 }
 
+// unsyncedRecorder is a Recorder that can also hand out an event's index
+// once the event is written, before it is durable (audit.Log): Check
+// records the decision of an operation its caller forwards at once
+// (Operation.Forwarding) that way.
+type unsyncedRecorder interface {
+	AppendUnsynced(ctx context.Context, e audit.Event) (*audit.Pending, error)
+}
+
 // Watcher is shown every decided call before it is recorded and forwarded
 // (the behaviour monitor). A non-empty answer denies the call with that
 // reason. It records what it observes itself, before acting on it.
@@ -127,7 +135,10 @@ type Pipeline struct {
 
 	mu           sync.Mutex
 	reservations map[reservationKey]reservation
-	pins         map[string]pinEntry // server + "\x00" + tool → last pin seen
+	// written holds the decisions Check only wrote (Operation.Forwarding)
+	// until Observe has made sure they are durable.
+	written map[reservationKey]*audit.Pending
+	pins    map[string]pinEntry // server + "\x00" + tool → last pin seen
 	// declared caches declaredNames by definition text.
 	declaredMu sync.RWMutex
 	declared   map[string]map[string]string
@@ -169,7 +180,7 @@ func New(cfg Config) (*Pipeline, error) {
 			}
 		}
 	}
-	return &Pipeline{cfg: cfg, reservations: map[reservationKey]reservation{}, pins: map[string]pinEntry{}, toolSets: map[string]toolSetEntry{}}, nil
+	return &Pipeline{cfg: cfg, reservations: map[reservationKey]reservation{}, written: map[reservationKey]*audit.Pending{}, pins: map[string]pinEntry{}, toolSets: map[string]toolSetEntry{}}, nil
 }
 
 // Evaluation is what the pipeline gathered for one operation and what
@@ -534,9 +545,25 @@ func (p *Pipeline) Check(ctx context.Context, c *Caller, op *Operation) (Verdict
 	// (a revoked session's calls end that way).
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	idx, err := p.cfg.Audit.Append(actx, audit.Event{
+	rec := audit.Event{
 		Type: "decision", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Data: mustJSON(data),
-	})
+	}
+	var idx uint64
+	var err error
+	if ur, ok := p.cfg.Audit.(unsyncedRecorder); ok && op.Forwarding && v.Allow && len(esc.missing) == 0 {
+		// Forwarded at once: the decision is written (a crash of the
+		// process keeps it), and Observe makes sure it is durable
+		// before the agent hears anything of the call.
+		var w *audit.Pending
+		if w, err = ur.AppendUnsynced(actx, rec); err == nil {
+			idx = w.Index()
+			p.mu.Lock()
+			p.written[reservationKey{c.Session, idx}] = w
+			p.mu.Unlock()
+		}
+	} else {
+		idx, err = p.cfg.Audit.Append(actx, rec)
+	}
 	if err != nil {
 		res.Cancel()
 		return Verdict{Reason: "audit unavailable"}, fmt.Errorf("record decision: %w", err)
@@ -611,6 +638,12 @@ func (p *Pipeline) Observe(ctx context.Context, c *Caller, op *Operation, out Ou
 	// may have done its work whatever came back, and one the agent's side
 	// reports cannot be checked.
 	happened := out.Forwarded || out.Reported
+	// A decision Check only wrote (Operation.Forwarding) must be durable
+	// before Observe returns: the caller answers the agent after it.
+	p.mu.Lock()
+	decision := p.written[reservationKey{c.Session, out.Decision}]
+	delete(p.written, reservationKey{c.Session, out.Decision})
+	p.mu.Unlock()
 	if p.cfg.Quotas != nil {
 		p.charges.RLock()
 		defer p.charges.RUnlock()
@@ -636,6 +669,13 @@ func (p *Pipeline) Observe(ctx context.Context, c *Caller, op *Operation, out Ou
 	}); err != nil {
 		// Not recorded: the call's usage stays counted.
 		return fmt.Errorf("record result: %w", err)
+	}
+	if decision != nil {
+		// Its sync is the result's (or an earlier one): no wait unless
+		// that sync failed.
+		if err := decision.Durable(ctx); err != nil {
+			return fmt.Errorf("record decision: %w", err)
+		}
 	}
 	if refund {
 		res.Cancel()

@@ -469,3 +469,66 @@ func (l *capturingLog) Append(ctx context.Context, e audit.Event) (uint64, error
 	l.events = append(l.events, e)
 	return l.Log.Append(ctx, e)
 }
+
+// TestForwardingDecisionDurableByObserve: for an operation its caller
+// forwards at once (ward's proxy), an allowing Check returns once the
+// decision is written, not yet durable; Observe returns only once the
+// decision and the result are both durable. Without Forwarding, and for a
+// denial, the decision is durable when Check returns.
+func TestForwardingDecisionDurableByObserve(t *testing.T) {
+	skey, vkey, err := audit.NewNoteKey("test/audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := note.NewSigner(skey)
+	verifier, _ := note.NewVerifier(vkey)
+	// An unsynced decision is synced only by the next durable append.
+	log, err := audit.Open(audit.Config{Dir: filepath.Join(t.TempDir(), "audit"), Origin: "test/audit", Signer: signer, Verifier: verifier,
+		UnsyncedDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	p, err := enforce.New(enforce.Config{Policies: policies(t, `permit (principal, action, resource == Tool::"up.x");`), Audit: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	durableAtCheck := func(op *enforce.Operation, allow bool) {
+		t.Helper()
+		v, err := p.Check(ctx, caller("s1"), op)
+		if err != nil || v.Allow != allow {
+			t.Fatalf("%s: %+v, %v", op.Name, v, err)
+		}
+		if log.Size() != v.Event+1 {
+			t.Fatalf("%s (forwarding %v): decision %d not durable when Check returned (size %d)", op.Name, op.Forwarding, v.Event, log.Size())
+		}
+	}
+	durableAtCheck(call("up.x"), true)
+	no := call("up.no")
+	no.Forwarding = true
+	durableAtCheck(no, false)
+
+	op := call("up.x")
+	op.Forwarding = true
+	v, err := p.Check(ctx, caller("s1"), op)
+	if err != nil || !v.Allow {
+		t.Fatalf("%+v, %v", v, err)
+	}
+	if log.Size() > v.Event {
+		t.Fatalf("a forwarded call's decision was synced before Check returned (size %d, decision %d): nothing shares its sync", log.Size(), v.Event)
+	}
+	if err := p.Observe(ctx, caller("s1"), op, enforce.Outcome{Decision: v.Event, Forwarded: true, Answered: true}); err != nil {
+		t.Fatal(err)
+	}
+	if log.Size() != v.Event+2 {
+		t.Fatalf("after Observe: size %d, want decision %d and its result durable", log.Size(), v.Event)
+	}
+	evs, err := log.Read(v.Event, v.Event+2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs[0].Type != "decision" || evs[1].Type != "result" {
+		t.Fatalf("events %d, %d: %s, %s", v.Event, v.Event+1, evs[0].Type, evs[1].Type)
+	}
+}

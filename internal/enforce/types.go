@@ -103,6 +103,17 @@ type Operation struct {
 	// attributes a node derives from tool declarations, which take the
 	// place of the declaration's where set.
 	Recorded *Recorded `json:"-"`
+	// Forwarding says the caller forwards the operation as soon as Check
+	// allows it, and calls Observe, and answers the agent only after
+	// Observe returned nil (ward's own proxy does). Check then returns
+	// an allowing verdict once its decision is written to the audit log
+	// (audit.Log.AppendUnsynced: a crash of the process keeps it) rather
+	// than durable, and Observe returns only once the decision and the
+	// result are both durable, so that the decision shares the result's
+	// sync. Callers that answer without Observe (the guard API, whose
+	// agent-side proxy forwards) leave it false: the decision is then
+	// durable before Check returns.
+	Forwarding bool `json:"-"`
 }
 
 // Recorded is what a trace recorded of a call: the session's labels when

@@ -215,6 +215,10 @@ func (s *Session) setLevel(ctx context.Context, req *jsonrpc.Request, p params) 
 // decideAndForward asks the guard, forwards what it decided if allowed,
 // records the outcome and answers the client.
 func (s *Session) decideAndForward(ctx context.Context, req *jsonrpc.Request, up *upstream, op *Operation, fwd forwarder) {
+	// Every path below that forwards the call observes its outcome before
+	// answering: the guard may let it go once its decision is written,
+	// and makes that decision durable, with the result, in Observe.
+	op.Forwarding = true
 	ctx, span := s.startCall(ctx, req, op)
 	defer span.End()
 	dctx, dspan := start(ctx, "ward.decide")

@@ -85,11 +85,15 @@ type Guard interface {
 	// Filter reports, item by item, whether the caller may see it.
 	Filter(ctx context.Context, c *Caller, kind Kind, server string, items []Item) ([]bool, error)
 	// Check decides one operation and records the decision durably before it
-	// returns. An operation with Refused set is recorded as a denial. Check
-	// may rewrite op.Arguments into the form it decided on; the proxy
-	// forwards them as they are after Check.
+	// returns, or, for an operation allowed with op.Forwarding set, once
+	// the decision is written (a crash of the process keeps it; Observe
+	// makes it durable). An operation with Refused set is recorded as a
+	// denial. Check may rewrite op.Arguments into the form it decided on;
+	// the proxy forwards them as they are after Check.
 	Check(ctx context.Context, c *Caller, op *Operation) (Verdict, error)
-	// Observe records the outcome of an allowed operation.
+	// Observe records the outcome of an allowed operation durably, and
+	// returns only once the operation's decision is durable too; the
+	// proxy answers the client after it.
 	Observe(ctx context.Context, c *Caller, op *Operation, out Outcome) error
 	// Notice records a message a server sends the client (a request:
 	// sampling, elicitation; or a notification), with params exactly as
