@@ -1,0 +1,28 @@
+package audit
+
+import (
+	"testing"
+	"time"
+)
+
+// decisionEvent is a "decision" event as the gateway appends one for a
+// tools/call (enforce.Pipeline.Check), the most frequent kind.
+func decisionEvent() Event {
+	return Event{Type: "decision", Actor: "spiffe://test.ward/agent/bench/session/0f8e2a7c9b1d4e6f", Session: "0f8e2a7c9b1d4e6f", Agent: "bench", Sponsor: "alice@example.com",
+		Time: time.Unix(1767225600, 123456789),
+		Data: []byte(`{"action":"call_tool","approvals":null,"arguments_sha256":"a5b1c0f3d7e2b9a4c6d8e0f2a4b6c8d0e2f4a6b8c0d2e4f6a8b0c2d4e6f8a0b2","decision":"allow","grant":"g-7f3a9c2e","method":"tools/call","name":"up.echo","policies":["policy0"],"reason":"allowed by policy0 (p.cedar:1)","server":"up"}`)}
+}
+
+// BenchmarkEncode is the CPU an append spends on its caller's goroutine
+// before the writer: the event's canonical JSON and the check that it
+// reads back to the same bytes.
+func BenchmarkEncode(b *testing.B) {
+	l := &Log{cfg: Config{Now: time.Now, MaxEventSize: DefaultMaxEventSize}}
+	e := decisionEvent()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := l.encode(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
