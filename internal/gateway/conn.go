@@ -125,46 +125,72 @@ func (s *Session) connect(ctx context.Context, cfg Upstream, initParams json.Raw
 // params that could be read two ways (duplicate names, invalid UTF-8) is
 // not passed on, since ward would scan and record one reading and the
 // client act on another.
+//
+// A connection that can push what it reads ([streamable.ClientConn.Push])
+// is asked to: its messages are then dispatched on the goroutine that
+// reads them, rather than handed to this one first (one goroutine
+// hand-off less per call), and this one only waits for the connection to
+// end. Either way, the messages of one stream are dispatched in order.
 func (s *Session) readUpstream(up *upstream) {
 	defer s.recover("upstream "+up.name, jsonrpc.ID{})
+	if p, ok := up.conn.(pusher); ok {
+		p.Push(func(msg jsonrpc.Message) {
+			defer s.recover("upstream "+up.name, jsonrpc.ID{})
+			s.dispatch(up, msg)
+		})
+	}
 	for {
 		msg, err := up.conn.Read(s.ctx)
 		if err != nil {
 			s.upstreamGone(up, err)
 			return
 		}
-		switch m := msg.(type) {
-		case *jsonrpc.Response:
-			if err := validUpstream(m); err != nil {
-				s.g.cfg.Logger.Warn("upstream answered with JSON ward will not pass on", "server", up.name, "err", err)
-				m = &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: CodeUpstream, Message: fmt.Sprintf("upstream %s answered with invalid JSON (%v); ward withheld the answer", up.name, err)}}
-			}
-			s.mu.Lock()
-			p := s.pending[m.ID]
-			if p != nil && p.up == up {
-				delete(s.pending, m.ID)
-			} else {
-				p = nil // not ours: an upstream cannot answer for another
-			}
-			s.mu.Unlock()
-			if p != nil {
-				p.ch <- m
-			}
-		case *jsonrpc.Request:
-			if len(m.Params) > 0 {
-				if err := strictjson.Valid(m.Params); err != nil {
-					s.g.cfg.Logger.Warn("upstream sent a message ward will not pass on", "server", up.name, "method", m.Method, "err", err)
-					if m.IsCall() {
-						s.sendUp(up, &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "ward refuses params that are not strict JSON: " + err.Error()}})
-					}
-					continue
+		s.dispatch(up, msg)
+	}
+}
+
+// pusher is a connection that can deliver what it reads by calling a
+// function instead of through Read.
+type pusher interface {
+	Push(func(jsonrpc.Message))
+}
+
+var _ pusher = (*streamable.ClientConn)(nil)
+
+// dispatch passes on one message an upstream sent: an answer to the
+// request waiting for it, a request or notification to the client.
+func (s *Session) dispatch(up *upstream, msg jsonrpc.Message) {
+	switch m := msg.(type) {
+	case *jsonrpc.Response:
+		if err := validUpstream(m); err != nil {
+			s.g.cfg.Logger.Warn("upstream answered with JSON ward will not pass on", "server", up.name, "err", err)
+			m = &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: CodeUpstream, Message: fmt.Sprintf("upstream %s answered with invalid JSON (%v); ward withheld the answer", up.name, err)}}
+		}
+		s.mu.Lock()
+		p := s.pending[m.ID]
+		if p != nil && p.up == up {
+			delete(s.pending, m.ID)
+		} else {
+			p = nil // not ours: an upstream cannot answer for another
+		}
+		s.mu.Unlock()
+		if p != nil {
+			p.ch <- m
+		}
+	case *jsonrpc.Request:
+		if len(m.Params) > 0 {
+			if err := strictjson.Valid(m.Params); err != nil {
+				s.g.cfg.Logger.Warn("upstream sent a message ward will not pass on", "server", up.name, "method", m.Method, "err", err)
+				if m.IsCall() {
+					s.sendUp(up, &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "ward refuses params that are not strict JSON: " + err.Error()}})
 				}
+				return
 			}
-			if m.IsCall() {
-				s.serverRequest(up, m)
-			} else {
-				s.serverNotification(up, m)
-			}
+		}
+		if m.IsCall() {
+			s.serverRequest(up, m)
+		} else {
+			s.serverNotification(up, m)
 		}
 	}
 }

@@ -105,6 +105,7 @@ type ClientConn struct {
 	cancel context.CancelFunc
 
 	incoming chan jsonrpc.Message
+	push     atomic.Pointer[func(jsonrpc.Message)] // set by Push
 	failed   chan struct{}
 	failOnce sync.Once
 	failErr  error
@@ -227,8 +228,45 @@ func (c *ClientConn) failure() error {
 	}
 }
 
+// Push makes the streams that start from now on deliver their messages
+// by calling f, on the goroutine reading each (in the stream's order),
+// instead of through Read: a message then reaches its reader without
+// waiting for the goroutine that calls Read. Read still reports the conn's
+// failure and its closing, and delivers what streams started before Push
+// read. f must not block for long: the stream waits for it.
+func (c *ClientConn) Push(f func(jsonrpc.Message)) { c.push.Store(&f) }
+
+// sink is how a stream starting now delivers its messages: through Read,
+// or to Push's function. It reports false once the conn is closed.
+func (c *ClientConn) sink() func(jsonrpc.Message) bool {
+	p := c.push.Load()
+	if p == nil {
+		return c.deliver
+	}
+	f := *p
+	return func(msg jsonrpc.Message) bool {
+		c.note(msg)
+		if c.ctx.Err() != nil {
+			return false
+		}
+		f(msg)
+		return true
+	}
+}
+
 // deliver hands msg to Read; it reports false once the conn is closed.
 func (c *ClientConn) deliver(msg jsonrpc.Message) bool {
+	c.note(msg)
+	select {
+	case c.incoming <- msg:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
+// note takes the protocol version from the answer to initialize.
+func (c *ClientConn) note(msg jsonrpc.Message) {
 	if r, ok := msg.(*jsonrpc.Response); ok {
 		c.mu.Lock()
 		if c.initID.IsValid() && r.ID == c.initID {
@@ -241,12 +279,6 @@ func (c *ClientConn) deliver(msg jsonrpc.Message) bool {
 			}
 		}
 		c.mu.Unlock()
-	}
-	select {
-	case c.incoming <- msg:
-		return true
-	case <-c.ctx.Done():
-		return false
 	}
 }
 
@@ -369,6 +401,7 @@ func (c *ClientConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 		return nil
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	out := c.sink()
 	switch {
 	case resp.StatusCode == http.StatusAccepted || resp.StatusCode == http.StatusNoContent:
 		resp.Body.Close()
@@ -377,7 +410,7 @@ func (c *ClientConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	case mt == "application/json":
 		if !c.spawn(func() {
 			defer rcancel()
-			c.readJSON(resp, call)
+			c.readJSON(resp, call, out)
 		}) {
 			resp.Body.Close()
 			rcancel()
@@ -386,7 +419,7 @@ func (c *ClientConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	case mt == "text/event-stream":
 		if !c.spawn(func() {
 			defer rcancel()
-			c.runStream(resp, map[jsonrpc.ID]bool{call: true}, false)
+			c.runStream(resp, map[jsonrpc.ID]bool{call: true}, false, out)
 		}) {
 			resp.Body.Close()
 			rcancel()
@@ -427,7 +460,7 @@ func excerpt(b []byte) string {
 
 // readJSON delivers the message(s) in a JSON response body; a call left
 // unanswered gets a synthetic error response.
-func (c *ClientConn) readJSON(resp *http.Response, call jsonrpc.ID) {
+func (c *ClientConn) readJSON(resp *http.Response, call jsonrpc.ID, deliver func(jsonrpc.Message) bool) {
 	defer resp.Body.Close()
 	answered := false
 	err := func() error {
@@ -454,7 +487,7 @@ func (c *ClientConn) readJSON(resp *http.Response, call jsonrpc.ID) {
 			if r, ok := m.(*jsonrpc.Response); ok && r.ID == call {
 				answered = true
 			}
-			if !c.deliver(m) {
+			if !deliver(m) {
 				return nil
 			}
 		}
@@ -465,7 +498,7 @@ func (c *ClientConn) readJSON(resp *http.Response, call jsonrpc.ID) {
 		if err != nil {
 			msg = err.Error()
 		}
-		c.deliver(errorResponse(call, msg))
+		deliver(errorResponse(call, msg))
 	}
 }
 
@@ -515,7 +548,7 @@ func (c *ClientConn) startStandalone() <-chan struct{} {
 			resp.Body.Close()
 			return
 		}
-		c.runStream(resp, nil, true)
+		c.runStream(resp, nil, true, c.sink())
 	}) {
 		ready()
 	}
@@ -539,7 +572,7 @@ func (c *ClientConn) get(lastID string) (*http.Response, error) {
 // runStream reads an SSE response, delivering its messages, until every
 // call in want is answered (request streams) or the conn closes. When the
 // stream drops early it is resumed with GET and Last-Event-ID.
-func (c *ClientConn) runStream(resp *http.Response, want map[jsonrpc.ID]bool, standalone bool) {
+func (c *ClientConn) runStream(resp *http.Response, want map[jsonrpc.ID]bool, standalone bool, deliver func(jsonrpc.Message) bool) {
 	lastID := ""
 	var retry time.Duration
 	attempts := 0
@@ -549,11 +582,11 @@ func (c *ClientConn) runStream(resp *http.Response, want map[jsonrpc.ID]bool, st
 			return
 		}
 		for id := range want {
-			c.deliver(errorResponse(id, why))
+			deliver(errorResponse(id, why))
 		}
 	}
 	for {
-		progressed, err := c.consume(resp, &lastID, &retry, want)
+		progressed, err := c.consume(resp, &lastID, &retry, want, deliver)
 		if c.ctx.Err() != nil || (!standalone && len(want) == 0) {
 			return
 		}
@@ -622,7 +655,7 @@ var errStreamDropped = errors.New("stream dropped")
 // consume reads events from one SSE response until it ends. It reports
 // whether any event id arrived, and returns errStreamDropped when the body
 // ended, or a protocol error (oversize or undecodable event).
-func (c *ClientConn) consume(resp *http.Response, lastID *string, retry *time.Duration, want map[jsonrpc.ID]bool) (bool, error) {
+func (c *ClientConn) consume(resp *http.Response, lastID *string, retry *time.Duration, want map[jsonrpc.ID]bool, deliver func(jsonrpc.Message) bool) (bool, error) {
 	defer resp.Body.Close()
 	progressed := false
 	rd := newSSEReader(resp.Body, c.cfg.MaxEventBytes)
@@ -651,7 +684,7 @@ func (c *ClientConn) consume(resp *http.Response, lastID *string, retry *time.Du
 		if r, ok := m.(*jsonrpc.Response); ok && want != nil {
 			delete(want, r.ID)
 		}
-		if !c.deliver(m) {
+		if !deliver(m) {
 			return progressed, nil
 		}
 		if want != nil && len(want) == 0 {
