@@ -1,6 +1,10 @@
 package audit
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -25,4 +29,49 @@ func BenchmarkEncode(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// decodeStrict is how decodeCanonical read an entry before it used
+// json.Unmarshal: a decoder refusing unknown fields and trailing data.
+func decodeStrict(b []byte) (Event, error) {
+	var e Event
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return Event{}, err
+	}
+	if dec.InputOffset() != int64(len(b)) {
+		return Event{}, errors.New("trailing data")
+	}
+	again, err := json.Marshal(e)
+	if err != nil || !bytes.Equal(again, b) {
+		return Event{}, errors.New("not in canonical encoding")
+	}
+	return e, nil
+}
+
+// FuzzDecodeCanonical: decodeCanonical accepts exactly what the strict
+// decoder accepted, and reads it the same.
+func FuzzDecodeCanonical(f *testing.F) {
+	l := &Log{cfg: Config{Now: time.Now, MaxEventSize: DefaultMaxEventSize}}
+	for _, e := range []Event{decisionEvent(), testEvent(3), {Type: "x"}} {
+		b, err := l.encode(e)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		f.Add(append(b, ' '))
+		f.Add(bytes.Replace(b, []byte(`"type"`), []byte(`"Type"`), 1))
+		f.Add(bytes.Replace(b, []byte(`"type"`), []byte(`"extra":1,"type"`), 1))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := decodeCanonical(b)
+		want, werr := decodeStrict(b)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("decodeCanonical: %v; strict decoder: %v", err, werr)
+		}
+		if err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("read differently:\n%+v\n%+v", got, want)
+		}
+	})
 }
