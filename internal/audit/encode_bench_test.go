@@ -75,3 +75,35 @@ func FuzzDecodeCanonical(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAppendPlain: an event appendPlain takes is encoded to json.Marshal's
+// bytes; where json.Marshal refuses it (invalid data), what appendPlain
+// wrote does not read back (decodeCanonical), so encode refuses it too.
+func FuzzAppendPlain(f *testing.F) {
+	f.Add("decision", "spiffe://td/agent/a/session/1", "s1", uint64(3), int64(1767225600123456789), []byte(`{"a":[1,"b c",{"d":null}],"e":"\"x\\y"}`))
+	f.Add("x", "", "", uint64(0), int64(0), []byte(` {"a": 1}`))
+	f.Add("x", "<", "&", uint64(1), int64(-9000000000000000000), []byte(`{"a":"<"}`))
+	f.Add("x", "a", "", uint64(0), int64(5), []byte(`{"a":1}}`))
+	f.Add("x", "a", "", uint64(0), int64(5), []byte(`1,"type":"y"`))
+	f.Add("x", "é", "", uint64(0), int64(5), []byte("\"\u2028\""))
+	f.Fuzz(func(t *testing.T, typ, actor, session string, seq uint64, nanos int64, data []byte) {
+		e := Event{V: schemaVersion, Type: typ, Actor: actor, Session: session, Seq: seq, Time: time.Unix(0, nanos).UTC(), Data: data}
+		if seq%3 == 1 {
+			e.Prev = &seq
+		}
+		got, ok := appendPlain(nil, &e)
+		if !ok {
+			return
+		}
+		want, err := json.Marshal(e)
+		if err != nil {
+			if _, derr := decodeCanonical(got); derr == nil {
+				t.Fatalf("json.Marshal refuses (%v), but %s reads back", err, got)
+			}
+			return
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("appendPlain:\n%s\njson.Marshal:\n%s", got, want)
+		}
+	})
+}
