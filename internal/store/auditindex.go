@@ -39,11 +39,17 @@ func (s *Store) IndexAuditOf(ctx context.Context, node string, rows []AuditRow) 
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	return s.write(ctx, func(tx *sql.Tx) error {
+		// Prepared once per batch: every tool call adds two rows, and
+		// SQLite parsed the statement again for each (a third of the
+		// indexer's CPU).
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_index (node, idx, time, type, session, agent, sponsor, name, decision)
+				 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`)
+		if err != nil {
+			return fmt.Errorf("index audit events: %w", err)
+		}
+		defer stmt.Close()
 		for _, r := range rows {
-			if _, err := tx.ExecContext(ctx,
-				`INSERT INTO audit_index (node, idx, time, type, session, agent, sponsor, name, decision)
-				 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
-				node, int64(r.Index), r.Time.UnixNano(), r.Type, r.Session, r.Agent, r.Sponsor, r.Name, r.Decision); err != nil {
+			if _, err := stmt.ExecContext(ctx, node, int64(r.Index), r.Time.UnixNano(), r.Type, r.Session, r.Agent, r.Sponsor, r.Name, r.Decision); err != nil {
 				return fmt.Errorf("index audit event %d: %w", r.Index, err)
 			}
 		}
