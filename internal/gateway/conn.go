@@ -134,6 +134,7 @@ func (s *Session) connect(ctx context.Context, cfg Upstream, initParams json.Raw
 func (s *Session) readUpstream(up *upstream) {
 	defer s.recover("upstream "+up.name, jsonrpc.ID{})
 	if p, ok := up.conn.(pusher); ok {
+		p.RunWith(s.g.workers.run)
 		p.Push(func(msg jsonrpc.Message) {
 			defer s.recover("upstream "+up.name, jsonrpc.ID{})
 			s.dispatch(up, msg)
@@ -150,9 +151,11 @@ func (s *Session) readUpstream(up *upstream) {
 }
 
 // pusher is a connection that can deliver what it reads by calling a
-// function instead of through Read.
+// function instead of through Read, and read its streams on goroutines it
+// is given (the gateway's workers, whose stacks have grown already).
 type pusher interface {
 	Push(func(jsonrpc.Message))
+	RunWith(func(func()))
 }
 
 var _ pusher = (*streamable.ClientConn)(nil)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,6 +107,7 @@ type ClientConn struct {
 
 	incoming chan jsonrpc.Message
 	push     atomic.Pointer[func(jsonrpc.Message)] // set by Push
+	run      atomic.Pointer[func(func())]          // set by RunWith
 	failed   chan struct{}
 	failOnce sync.Once
 	failErr  error
@@ -313,11 +315,11 @@ func (c *ClientConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	if err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
-	what := "response"
+	var what postOf // named in errors only: not formatted on every write
 	var call jsonrpc.ID
 	initialized := false
 	if req, ok := msg.(*jsonrpc.Request); ok {
-		what = fmt.Sprintf("%q", req.Method)
+		what = postOf{req.Method, true}
 		call = req.ID
 		initialized = req.Method == "notifications/initialized" && !req.IsCall()
 		if req.IsCall() && req.Method == "initialize" {
@@ -431,6 +433,20 @@ func (c *ClientConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 		return fmt.Errorf("post %s: %w: unsupported content type %q", what, ErrUnanswered, mt)
 	}
 	return nil
+}
+
+// postOf names what a POST carries in its errors: a request by its method,
+// quoted, or a response.
+type postOf struct {
+	method  string
+	request bool
+}
+
+func (p postOf) String() string {
+	if !p.request {
+		return "response"
+	}
+	return strconv.Quote(p.method)
 }
 
 // checkStatus turns a non-2xx response into an error, closing its body.
@@ -706,12 +722,24 @@ func (c *ClientConn) spawn(f func()) bool {
 		return false
 	}
 	c.wg.Add(1)
-	go func() {
+	g := func() {
 		defer c.wg.Done()
 		f()
-	}()
+	}
+	if run := c.run.Load(); run != nil {
+		(*run)(g)
+	} else {
+		go g()
+	}
 	return true
 }
+
+// RunWith makes the conn start the goroutines that read its streams with
+// run instead of a go statement: run(f) must run f on a goroutine of its
+// own, now. A caller with goroutines that outlive their work (the
+// gateway's workers) spares each stream's reader the growth of a new
+// goroutine's stack.
+func (c *ClientConn) RunWith(run func(f func())) { c.run.Store(&run) }
 
 // Close ends the session with DELETE when one exists, stops every stream
 // and makes Read and Write fail. It is idempotent.

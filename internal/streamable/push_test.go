@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,7 +19,8 @@ import (
 // TestPush: once Push is set, a call's stream hands its messages to the
 // function, in the stream's order (three progress notifications, then
 // the answer), and none through Read; Read still reports the conn's
-// closing, and nothing is pushed after it.
+// closing, and nothing is pushed after it. The stream is read on a
+// goroutine RunWith's runner started.
 func TestPush(t *testing.T) {
 	server := mcp.NewServer(&mcp.Implementation{Name: "sdk-server", Version: "1.0.0"}, nil)
 	mcp.AddTool(server, &mcp.Tool{Name: "work", Description: "works with progress"},
@@ -41,6 +43,8 @@ func TestPush(t *testing.T) {
 	defer cc.Close()
 	roundTrip(t, ctx, cc, "initialize", 1, nil) // before Push: through Read
 
+	var ran atomic.Int32 // stream readers started by the runner given
+	cc.RunWith(func(f func()) { ran.Add(1); go f() })
 	var mu sync.Mutex
 	var pushed []string
 	answered := make(chan struct{})
@@ -71,6 +75,9 @@ func TestPush(t *testing.T) {
 	mu.Unlock()
 	if !strings.HasPrefix(got, "notifications/progress:1 notifications/progress:2 notifications/progress:3 answer:") || !strings.Contains(got, `"done"`) {
 		t.Fatalf("pushed %s", got)
+	}
+	if ran.Load() == 0 {
+		t.Fatal("the call's stream was not read on a goroutine of RunWith's")
 	}
 	select {
 	case m := <-cc.incoming:
