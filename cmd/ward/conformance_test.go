@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -193,18 +194,27 @@ func TestConformanceThroughWard(t *testing.T) {
 	runSuite(t, front.URL, "through ward", suiteChecks)
 
 	// The checks ran through ward: every call was decided and recorded
-	// under the one session.
-	out := mustCLI(t, "audit", "search", "--data", front.Data, "--session", front.Session, "--type", "decision", "-o", "json")
-	decided := map[string]int{}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		var e struct {
-			Data struct{ Method, Decision string }
+	// under the one session. The node is running: an offline reader of
+	// its log sees what its next checkpoint covers (within about 200 ms).
+	methods := []string{"tools/call", "resources/read", "prompts/get", "resources/subscribe"}
+	var decided map[string]int
+	for try := 0; ; try++ {
+		out := mustCLI(t, "audit", "search", "--data", front.Data, "--session", front.Session, "--type", "decision", "-o", "json")
+		decided = map[string]int{}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var e struct {
+				Data struct{ Method, Decision string }
+			}
+			if json.Unmarshal([]byte(line), &e) == nil && e.Data.Decision == "allow" {
+				decided[e.Data.Method]++
+			}
 		}
-		if json.Unmarshal([]byte(line), &e) == nil && e.Data.Decision == "allow" {
-			decided[e.Data.Method]++
+		if !slices.ContainsFunc(methods, func(m string) bool { return decided[m] == 0 }) || try == 50 {
+			break
 		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	for _, m := range []string{"tools/call", "resources/read", "prompts/get", "resources/subscribe"} {
+	for _, m := range methods {
 		if decided[m] == 0 {
 			t.Errorf("no %s was decided by ward (decisions: %v)", m, decided)
 		}

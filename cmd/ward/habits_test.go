@@ -365,6 +365,7 @@ func TestJSONEverywhere(t *testing.T) {
 		"audit export":        {"--data", data, "--session", session, "--out", bundle},
 		"audit verify-bundle": {"--key", keyFile, "--allow-unsealed", bundle},
 		"doctor":              {"--data", data, "--key", keyFile, "--no-runtime"},
+		"health":              {},
 		"keys list":           {},
 		"keys rotate":         {"--kind", "receipt"},
 		"keys retire":         {"--kid", retiringKID},

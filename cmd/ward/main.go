@@ -161,6 +161,7 @@ func commands() []command {
 		{name: "version", summary: "print ward's version", run: cmdVersion},
 		{name: "doctor", args: "[--config FILE] [--data DIR] [--key FILE|KEY] [--no-runtime]",
 			summary: "check a deployment (key modes, store, audit log, upstreams, kernel features, clock) and say what to fix", run: cmdDoctor},
+		{name: "health", args: "[--timeout D]", summary: "ask the node at WARD_SERVER whether it is ready (GET /healthz): exit 0 ready or degraded, 1 not (a container's health check)", run: cmdHealth},
 		{name: "completion", args: "bash|zsh|fish", summary: "print a shell completion script", run: cmdCompletion},
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -66,8 +67,12 @@ func (g remoteGuard) Await(ctx context.Context, _ *gateway.Caller, ids []string)
 	return out.State, err
 }
 
-func (g remoteGuard) Notice(ctx context.Context, _ *gateway.Caller, server, method string) error {
-	return g.c.doCtx(ctx, "POST", "/v1/guard/notice", map[string]any{"server": server, "method": method}, nil)
+func (g remoteGuard) Notice(ctx context.Context, _ *gateway.Caller, server, method string, params json.RawMessage) error {
+	req := map[string]any{"server": server, "method": method}
+	if len(params) > 0 {
+		req["params"] = params
+	}
+	return g.c.doCtx(ctx, "POST", "/v1/guard/notice", req, nil)
 }
 
 func (g remoteGuard) Answer(ctx context.Context, _ *gateway.Caller, server, method string, a gateway.ClientAnswer) error {

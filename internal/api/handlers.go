@@ -641,8 +641,9 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request, c *gateway.Calle
 
 func (s *Server) guardNotice(w http.ResponseWriter, r *http.Request, c *gateway.Caller) error {
 	var req struct {
-		Server string `json:"server"`
-		Method string `json:"method"`
+		Server string          `json:"server"`
+		Method string          `json:"method"`
+		Params json.RawMessage `json:"params"`
 	}
 	if err := s.decode(w, r, &req); err != nil {
 		return err
@@ -650,7 +651,10 @@ func (s *Server) guardNotice(w http.ResponseWriter, r *http.Request, c *gateway.
 	if err := s.checkWrapped(req.Server); err != nil {
 		return err
 	}
-	if err := s.cfg.Guard.Notice(r.Context(), c, req.Server, req.Method); err != nil {
+	if err := checkNoticed(req.Method, req.Params); err != nil {
+		return err
+	}
+	if err := s.cfg.Guard.Notice(r.Context(), c, req.Server, req.Method, req.Params); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"recorded": true})
@@ -682,14 +686,35 @@ func (s *Server) guardAnswer(w http.ResponseWriter, r *http.Request, c *gateway.
 // checkAnswer refuses a reported answer that could not describe one: a
 // method name that cannot be one, a digest that is not SHA-256 in hex.
 func checkAnswer(method string, a gateway.ClientAnswer) error {
-	if method == "" || len(method) > 128 || strings.IndexFunc(method, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
-		return badRequest("method: the MCP method the server sent (for example sampling/createMessage): 1-128 printable ASCII characters")
+	if err := checkServerMethod(method); err != nil {
+		return err
 	}
 	if len(a.Digest) != 64 || strings.Trim(a.Digest, "0123456789abcdef") != "" {
 		return badRequest("answer.sha256: 64 lowercase hex digits")
 	}
 	if a.Bytes < 0 {
 		return badRequest("answer.bytes: not negative")
+	}
+	return nil
+}
+
+// checkServerMethod checks the method of a message a wrapped server sent.
+func checkServerMethod(method string) error {
+	if method == "" || len(method) > 128 || strings.IndexFunc(method, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+		return badRequest("method: the MCP method the server sent (for example sampling/createMessage): 1-128 printable ASCII characters")
+	}
+	return nil
+}
+
+// checkNoticed checks a reported server message: its method, and its
+// params, if any, a JSON object as MCP's are (the request body is
+// already strict JSON).
+func checkNoticed(method string, params json.RawMessage) error {
+	if err := checkServerMethod(method); err != nil {
+		return err
+	}
+	if len(params) > 0 && params[0] != '{' {
+		return badRequest("params: the message's params as the server sent them, a JSON object, or absent")
 	}
 	return nil
 }

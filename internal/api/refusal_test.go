@@ -433,7 +433,9 @@ func (denyAll) Check(context.Context, *gateway.Caller, *gateway.Operation) (gate
 func (denyAll) Observe(context.Context, *gateway.Caller, *gateway.Operation, gateway.Outcome) error {
 	return errDenied
 }
-func (denyAll) Notice(context.Context, *gateway.Caller, string, string) error { return errDenied }
+func (denyAll) Notice(context.Context, *gateway.Caller, string, string, json.RawMessage) error {
+	return errDenied
+}
 func (denyAll) Answer(context.Context, *gateway.Caller, string, string, gateway.ClientAnswer) error {
 	return errDenied
 }

@@ -649,22 +649,67 @@ func (p *Pipeline) Observe(ctx context.Context, c *Caller, op *Operation, out Ou
 	return nil
 }
 
-// Notice records a server-initiated request (sampling, elicitation,
-// roots) passing through to the client. Such a request puts text the
-// server chose before the agent's model, as a result does: the session
+// Notice records a message a server sends the client through ward — a
+// request (sampling, elicitation) or a notification (a log message, a
+// progress report, a cancellation's reason) — before it is passed on,
+// with params, exactly what is forwarded. Such a message puts text the
+// server chose before the agent's side, as a result does: the session
 // gets the labels of what that server returns (of a name "SERVER." that
 // only the server's wildcard rules match; untrusted unless they say
-// otherwise). A ping carries nothing.
-func (p *Pipeline) Notice(ctx context.Context, c *Caller, server, method string) error {
-	err := p.record(ctx, audit.Event{Type: "server.request", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
-		Data: mustJSON(map[string]any{"server": server, "method": method})})
-	if err != nil {
-		return err
+// otherwise) and the text is indexed for provenance as that server's
+// result is (see [Noticed]), so that a value only a log line or a
+// sampling prompt carried cannot choose where data goes unseen. The
+// record carries the params' digest and size (the params themselves when
+// the results of "SERVER." are recorded). A ping carries nothing. The
+// server's instructions from its initialize result come as method
+// "initialize" with params {"instructions": …}: recorded as
+// server.instructions and taken in as a listing is, without labels.
+func (p *Pipeline) Notice(ctx context.Context, c *Caller, server, method string, params json.RawMessage) error {
+	typ := "server.request"
+	switch {
+	case method == "initialize":
+		typ = "server.instructions"
+	case strings.HasPrefix(method, "notifications/"):
+		typ = "server.notification"
 	}
-	if p.cfg.State != nil && method != "ping" {
-		p.cfg.State.Receive(ctx, c, Received{Source: server + "."})
+	data := map[string]any{"server": server, "method": method}
+	if len(params) > 0 {
+		sum := sha256.Sum256(params)
+		data["params_sha256"], data["params_bytes"] = hex.EncodeToString(sum[:]), len(params)
+		if name := server + "."; p.cfg.Record.results(&Operation{Action: policy.ActionCallTool, Name: name}) {
+			p.cfg.Record.doc(data, "params", name, params)
+		}
+	}
+	seq, err := p.cfg.Audit.Append(ctx, audit.Event{Type: typ, Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor, Data: mustJSON(data)})
+	if err != nil {
+		return fmt.Errorf("record %s: %w", typ, err)
+	}
+	if r, ok := Noticed(server, method, seq, params); ok && p.cfg.State != nil {
+		p.cfg.State.Receive(ctx, c, r)
 	}
 	return nil
+}
+
+// Noticed is what a session takes in from a message its server sent the
+// client (see [Pipeline.Notice]), recorded as event: the server's labels
+// and, if the message carries params, their text as the server's
+// untrusted result; for its instructions (method "initialize"), what
+// [Listed] takes in. ok is false for a message that carries nothing (a
+// ping). Replay takes in a trace's "notice" records through it too.
+func Noticed(server, method string, event uint64, params json.RawMessage) (r Received, ok bool) {
+	switch method {
+	case "ping":
+		return Received{}, false
+	case "initialize":
+		// The server's instructions, shown to every session that
+		// connects: a listing's kind of text.
+		return Listed(server, event, params), true
+	}
+	r = Received{Source: server + ".", Event: event}
+	if len(params) > 0 {
+		r.Result = params
+	}
+	return r, true
 }
 
 // Answer records the client's answer to a server-initiated request
@@ -752,7 +797,57 @@ func (p *Pipeline) filter(ctx context.Context, c *Caller, kind Kind, server stri
 		}
 		keep[i] = true
 	}
+	if err := p.shown(ctx, c, kind, server, items, keep); err != nil {
+		return nil, err
+	}
 	return keep, nil
+}
+
+// shown records the definitions a listing shows the caller and takes them
+// in as the server's text (see [Listed]): a tool's description, its
+// title, its schema's descriptions and defaults are the server's words
+// before the model, as its results are, and an address only a
+// description carried ("send a copy to audit@…") cannot choose a
+// recipient unseen. Definitions a scan withholds (see
+// PinTrustOnFirstUse) are not shown, so not taken in.
+func (p *Pipeline) shown(ctx context.Context, c *Caller, kind Kind, server string, items []Item, keep []bool) error {
+	if p.cfg.State == nil {
+		return nil
+	}
+	var defs []json.RawMessage
+	var names []string
+	for i, it := range items {
+		if keep[i] && len(it.Definition) > 0 {
+			defs, names = append(defs, it.Definition), append(names, it.Name)
+		}
+	}
+	if len(defs) == 0 {
+		return nil
+	}
+	doc, err := json.Marshal(defs)
+	if err != nil {
+		return fmt.Errorf("listing of %s: %w", server, err)
+	}
+	sum := sha256.Sum256(doc)
+	seq, err := p.cfg.Audit.Append(ctx, audit.Event{Type: "listing", Actor: c.SPIFFEID, Session: c.Session, Agent: c.Agent, Sponsor: c.Sponsor,
+		Data: mustJSON(map[string]any{"server": server, "kind": string(kind), "names": names, "definitions_sha256": hex.EncodeToString(sum[:]), "definitions_bytes": len(doc)})})
+	if err != nil {
+		return fmt.Errorf("record listing: %w", err)
+	}
+	p.cfg.State.Receive(ctx, c, Listed(server, seq, doc))
+	return nil
+}
+
+// Listed is what a session takes in from definitions of server it was
+// shown (a JSON array of them, as the server described them), recorded as
+// event: their values, indexed for provenance as that server's untrusted
+// result unless the server's results clear (its wildcard rule "SERVER.*"
+// labels them trusted or reliable). Unlike a result, a listing gives the
+// session no labels: every session lists, and being shown a catalog is
+// not reading what a third party wrote into data. Replay takes in a call
+// record's definition through it too.
+func Listed(server string, event uint64, definitions json.RawMessage) Received {
+	return Received{Source: server + ".", Event: event, Result: definitions, Listing: true}
 }
 
 // delegatorsMayAllow reports whether every agent c was delegated from may

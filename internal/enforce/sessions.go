@@ -50,6 +50,8 @@ type Received struct {
 	Result json.RawMessage
 	Body   []byte
 	Error  string
+	// Listing marks definitions the session was shown (see [Listed]).
+	Listing bool
 }
 
 // Content scanning: a result whose scan.Score reaches SuspiciousScore
@@ -291,6 +293,14 @@ func (s *Sessions) Receive(ctx context.Context, c *Caller, r Received) {
 		doc = r.Body
 	}
 	ix := s.index(c)
+	if r.Listing {
+		if !taint.Clears(labels) && len(doc) > 0 {
+			if sum := ix.AddUntrusted(source, r.Event, doc); sum.Partial && s.cfg.OnPartial != nil {
+				s.cfg.OnPartial(ctx, c, source, r.Event, sum.Note)
+			}
+		}
+		return
+	}
 	var fields *taint.FieldLabels
 	if r.Host == "" {
 		fields = s.cfg.Labeler.Fields(r.Source)

@@ -38,6 +38,50 @@ type upstream struct {
 	outMu   sync.Mutex
 	out     []jsonrpc.Message // guarded by outMu
 	outWake chan struct{}
+	// notes bounds the notifications it may send the session; nil until
+	// its first. Guarded by Session.mu.
+	notes *noteBudget
+}
+
+// noteBudget is a token bucket of notifications: each is recorded before
+// it is passed on, so an upstream that floods them would grow the audit
+// log without bound. Past the bucket they are dropped (not recorded, not
+// passed on: nothing unrecorded reaches the client) and counted.
+type noteBudget struct {
+	tokens  float64
+	last    time.Time
+	dropped int
+}
+
+// Bounds on an upstream's notifications to one session: noteRate a
+// second, in bursts of up to noteBurst (a progress report per step of a
+// long task, a burst of log lines).
+const (
+	noteRate  = 50
+	noteBurst = 200
+)
+
+// noteAllowed reports whether up may send the session one more
+// notification now, and how many were dropped before it since the last
+// one that passed.
+func (s *Session) noteAllowed(up *upstream) (ok bool, dropped int) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := up.notes
+	if b == nil {
+		b = &noteBudget{tokens: noteBurst, last: now}
+		up.notes = b
+	}
+	b.tokens = min(noteBurst, b.tokens+now.Sub(b.last).Seconds()*noteRate)
+	b.last = now
+	if b.tokens < 1 {
+		b.dropped++
+		return false, 0
+	}
+	b.tokens--
+	dropped, b.dropped = b.dropped, 0
+	return true, dropped
 }
 
 // Bounds on what a session keeps for its peers.
@@ -428,7 +472,7 @@ func (s *Session) serverRequest(up *upstream, m *jsonrpc.Request) {
 	fwd := &jsonrpc.Request{ID: strID(downKey), Method: m.Method, Params: m.Params}
 	go func() {
 		defer s.recover("server request "+m.Method, jsonrpc.ID{})
-		if err := s.g.cfg.Guard.Notice(s.ctx, s.who(), up.name, m.Method); err != nil {
+		if err := s.g.cfg.Guard.Notice(s.ctx, s.who(), up.name, m.Method, m.Params); err != nil {
 			s.mu.Lock()
 			delete(s.fromUp, downKey)
 			s.mu.Unlock()
@@ -510,6 +554,20 @@ func (s *Session) serverNotification(up *upstream, m *jsonrpc.Request) {
 	case "notifications/resources/updated":
 	default:
 		related = s.related(up)
+	}
+	// Recorded, and its text taken in as the server's, before the client
+	// gets it; in order with the server's other messages. Not recorded,
+	// not passed on; past the server's budget, neither.
+	ok, dropped := s.noteAllowed(up)
+	if dropped > 0 {
+		s.g.cfg.Logger.Warn("server notifications dropped: more than the bound", "session", s.who().Session, "server", up.name, "dropped", dropped, "per_second", noteRate, "burst", noteBurst)
+	}
+	if !ok {
+		return
+	}
+	if err := s.g.cfg.Guard.Notice(s.ctx, s.who(), up.name, m.Method, m.Params); err != nil {
+		s.g.cfg.Logger.Warn("server notification not passed on: it could not be recorded", "session", s.who().Session, "server", up.name, "method", m.Method, "err", err)
+		return
 	}
 	if err := s.down.Send(m, related); err != nil {
 		s.g.cfg.Logger.Debug("notification not delivered", "session", s.who().Session, "method", m.Method, "err", err)

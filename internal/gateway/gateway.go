@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -90,9 +91,11 @@ type Guard interface {
 	Check(ctx context.Context, c *Caller, op *Operation) (Verdict, error)
 	// Observe records the outcome of an allowed operation.
 	Observe(ctx context.Context, c *Caller, op *Operation, out Outcome) error
-	// Notice records a server-initiated request (sampling, elicitation, roots)
-	// passing through to the client.
-	Notice(ctx context.Context, c *Caller, server, method string) error
+	// Notice records a message a server sends the client (a request:
+	// sampling, elicitation; or a notification), with params exactly as
+	// passed on, before it is passed on. An error keeps the message from
+	// the client.
+	Notice(ctx context.Context, c *Caller, server, method string, params json.RawMessage) error
 	// Answer records, before it reaches the server, the client's answer to
 	// such a request: what the agent's side (its model, its user) sends the
 	// server. An error keeps the answer from the server, which is told

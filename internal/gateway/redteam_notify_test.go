@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -300,5 +301,51 @@ func TestRedteamInitializeForwardsWhatItKnows(t *testing.T) {
 	p := string(got[0].Params)
 	if strings.Contains(p, "SECRET") || strings.Contains(p, "roots") || !strings.Contains(p, `"sampling"`) || !strings.Contains(p, `"clientInfo"`) {
 		t.Fatalf("the upstream was initialized with %s", p)
+	}
+}
+
+// TestRedteamNotificationFloodIsBounded (red team, audit growth): every
+// notification a server sends the client is recorded before it passes,
+// so a server flooding log lines would grow the audit log without bound.
+// Past a burst of 200 (and 50 a second) an upstream's notifications to a
+// session are dropped: neither recorded nor passed on, so what the client
+// got is exactly what was recorded.
+func TestRedteamNotificationFloodIsBounded(t *testing.T) {
+	up := &rawUpstream{}
+	f := newRawFixture(t, up, nil)
+	d := newDownstream()
+	s := f.g.NewSession(rawCaller, d)
+	t.Cleanup(s.Close)
+	send(t, s, d, `{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+	const flood = 2000
+	start := time.Now()
+	for i := range flood {
+		up.emit(&jsonrpc.Request{Method: "notifications/message", Params: json.RawMessage(fmt.Sprintf(`{"level":"info","data":"line %d"}`, i))})
+	}
+	// A barrier: the upstream's own request, after the flood, reaches the
+	// client once everything before it was handled.
+	ask(t, &notifiedUpstream{rawUpstream: up}, d, 1, `{"messages":[],"maxTokens":1}`)
+	elapsed := time.Since(start)
+	delivered := 0
+	d.mu.Lock()
+	for _, m := range d.msgs {
+		if r, ok := m.(*jsonrpc.Request); ok && r.Method == "notifications/message" {
+			delivered++
+		}
+	}
+	d.mu.Unlock()
+	recorded := 0
+	events, err := f.log.Read(0, f.log.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if e.Type == "server.notification" {
+			recorded++
+		}
+	}
+	limit := 200 + int(elapsed.Seconds()*50) + 1
+	if delivered != recorded || recorded < 200 || recorded > limit {
+		t.Fatalf("%d notifications sent in %v: %d recorded, %d delivered; want at least 200, at most %d, and the same", flood, elapsed, recorded, delivered, limit)
 	}
 }

@@ -285,6 +285,16 @@ func (s *Session) initialize(req *jsonrpc.Request, p params) {
 		}
 		s.ups = append(s.ups, r.up)
 		s.byName[r.up.name] = r.up
+		if r.init.Instructions != "" {
+			// The server's instructions reach the model (often its system
+			// prompt): recorded and taken in as its text first, or not
+			// passed on.
+			doc, _ := json.Marshal(map[string]string{"instructions": r.init.Instructions})
+			if err := s.g.cfg.Guard.Notice(ctx, s.who(), r.up.name, "initialize", doc); err != nil {
+				s.g.cfg.Logger.Warn("server instructions not passed on: they could not be recorded", "session", s.who().Session, "server", r.up.name, "err", err)
+				r.init.Instructions = ""
+			}
+		}
 		inits = append(inits, r.init)
 	}
 	if len(s.g.cfg.Upstreams) > 0 && len(s.ups) == 0 {

@@ -123,6 +123,7 @@ type traceRecord struct {
 	Trust                                    *int
 	Method, Server, Name                     string
 	Arguments, Result, Error, Definition     json.RawMessage
+	Params                                   json.RawMessage
 	ReadOnly                                 bool `json:"read_only"`
 	Approved                                 bool
 	Taint                                    []string
@@ -210,7 +211,7 @@ func runLive(t *testing.T, set *policy.Set, labels *taint.Labeler, tools map[str
 	var names []string
 	for i := range recs {
 		r := &recs[i]
-		if r.Type != "call" {
+		if r.Type != "call" && r.Type != "notice" {
 			continue
 		}
 		u := ups[r.Server]
@@ -218,6 +219,9 @@ func runLive(t *testing.T, set *policy.Set, labels *taint.Labeler, tools map[str
 			u = &scripted{tools: map[string]json.RawMessage{}, prompts: map[string]bool{}, resources: map[string]bool{}, cur: &cur.Mutex, rec: &cur.rec}
 			ups[r.Server] = u
 			names = append(names, r.Server)
+		}
+		if r.Type == "notice" {
+			continue
 		}
 		switch r.Method {
 		case "tools/call":
@@ -275,6 +279,16 @@ func runLive(t *testing.T, set *policy.Set, labels *taint.Labeler, tools map[str
 		cur.Unlock()
 		guard.line, guard.recorded = r.line, r.Taint
 		switch r.Type {
+		case "notice":
+			// The server sends it; the client gets it once ward has
+			// recorded it and taken it in.
+			msg := &jsonrpc.Request{Method: r.Method, Params: r.Params}
+			if !strings.HasPrefix(r.Method, "notifications/") {
+				msg.ID, _ = jsonrpc.MakeID(fmt.Sprint("n", r.line))
+			}
+			ups[r.Server].send(t, msg)
+			down.await(t, r.Method)
+			continue
 		case "http", "exec":
 			op := &enforce.Operation{Action: policy.ActionHTTPRequest, Name: r.Host}
 			if r.Type == "http" {
@@ -376,10 +390,31 @@ type scripted struct {
 	resources map[string]bool
 	cur       *sync.Mutex
 	rec       **traceRecord
+	last      *scriptConn // the newest session's connection
 }
 
 func (u *scripted) dial(ctx context.Context) (mcp.Connection, error) {
-	return &scriptConn{u: u, in: make(chan jsonrpc.Message, 16), done: make(chan struct{})}, nil
+	c := &scriptConn{u: u, in: make(chan jsonrpc.Message, 16), done: make(chan struct{})}
+	u.cur.Lock()
+	u.last = c
+	u.cur.Unlock()
+	return c, nil
+}
+
+// send sends msg from the server to the newest session.
+func (u *scripted) send(t *testing.T, msg jsonrpc.Message) {
+	t.Helper()
+	u.cur.Lock()
+	c := u.last
+	u.cur.Unlock()
+	if c == nil {
+		t.Fatal("no session connected to the server")
+	}
+	select {
+	case c.in <- msg:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the gateway did not read the server's message")
+	}
 }
 
 type scriptConn struct {
@@ -477,6 +512,29 @@ func (d *capture) Send(msg jsonrpc.Message, _ jsonrpc.ID) error {
 	return nil
 }
 
+// await waits until the client got a request or notification of method
+// it has not yet waited for, and consumes it.
+func (d *capture) await(t *testing.T, method string) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		d.mu.Lock()
+		for i, m := range d.msgs {
+			if r, ok := m.(*jsonrpc.Request); ok && r.Method == method {
+				d.msgs = slices.Delete(d.msgs, i, i+1)
+				d.mu.Unlock()
+				return
+			}
+		}
+		d.mu.Unlock()
+		select {
+		case <-d.ch:
+		case <-deadline:
+			t.Fatalf("the client never got the server's %s", method)
+		}
+	}
+}
+
 func (d *capture) call(t *testing.T, s *gateway.Session, id *int, method, params string) *jsonrpc.Response {
 	t.Helper()
 	*id++
@@ -496,6 +554,60 @@ func (d *capture) call(t *testing.T, s *gateway.Session, id *int, method, params
 		case <-d.ch:
 		case <-deadline:
 			t.Fatalf("%s got no answer", method)
+		}
+	}
+}
+
+// TestServerNoticesChooseNothing: a value only a server's log message,
+// progress report or sampling request carried is the server's untrusted
+// text, as its results are: a sink call that uses it waits, as live
+// (TestReplayDecidesAsTheGateway plays the same trace through a gateway).
+// Without the notices the same calls go through: what stops them is what
+// the notices carried.
+func TestServerNoticesChooseNothing(t *testing.T) {
+	const trace = "testdata/differential/server-notices.jsonl"
+	set := loadPolicies(t, "testdata/eval/policies.cedar")
+	labels, tools := loadConfig(t, "testdata/eval/ward.yaml")
+	raw, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var without bytes.Buffer
+	for _, l := range bytes.SplitAfter(raw, []byte("\n")) {
+		if !bytes.Contains(l, []byte(`"type":"notice"`)) {
+			without.Write(l)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		trace   []byte
+		harmful string // the outcome every harmful call must have; "" for not allow
+	}{
+		{"with notices", raw, ""},
+		{"without notices", without.Bytes(), "allow"},
+	} {
+		rep, err := replay.Run(set, bytes.NewReader(tc.trace), replay.Options{Labels: labels, Tools: tools})
+		if err != nil {
+			t.Fatal(err)
+		}
+		harmful := 0
+		for _, c := range rep.Calls {
+			a := string(c.Arguments)
+			bad := strings.Contains(a, "reports-mail.example") || strings.Contains(a, "DE8937")
+			switch {
+			case bad && tc.harmful == "" && c.Outcome == "allow":
+				t.Errorf("%s: line %d allowed: %s", tc.name, c.Line, a)
+			case bad && tc.harmful != "" && c.Outcome != tc.harmful:
+				t.Errorf("%s: line %d %s (%s), want %s", tc.name, c.Line, c.Outcome, c.Reason, tc.harmful)
+			case !bad && c.Outcome != "allow":
+				t.Errorf("%s: benign line %d %s: %s", tc.name, c.Line, c.Outcome, c.Reason)
+			}
+			if bad {
+				harmful++
+			}
+		}
+		if harmful != 3 {
+			t.Fatalf("%s: %d harmful calls decided, want 3", tc.name, harmful)
 		}
 	}
 }

@@ -14,8 +14,8 @@
 // A trace is JSON Lines: one JSON object per line, lines separated by "\n"
 // (a "\r" before it is ignored). Blank lines (spaces and tabs only) are
 // skipped; there are no comments. A trace holds one or more sessions: a
-// "session" record opens a session, and the "call", "http" and "exec"
-// records that follow it, up to the next "session" record, are that
+// "session" record opens a session, and the "call", "notice", "http" and
+// "exec" records that follow it, up to the next "session" record, are that
 // session's calls. testdata/example.jsonl and testdata/egress.jsonl are
 // complete examples:
 //
@@ -98,7 +98,10 @@
 //	           instead (an upstream's error message is its words too)
 //	time       string, when the call was made, RFC 3339; optional
 //	definition object, the tool's definition as its server listed it;
-//	           optional. Its annotations decide context.sink as live
+//	           optional. Its annotations decide context.sink as live, and
+//	           it is taken in before the call as a listing shown to the
+//	           agent is (enforce.Listed: its values count as the server's
+//	           untrusted text; no labels)
 //	read_only  boolean, shorthand for a definition annotated readOnlyHint
 //	           true and nothing else; optional, default false. A tools/call
 //	           is a sink (context.sink) unless its declaration says
@@ -124,6 +127,23 @@
 //	path       string, the escaped URL path without query; optional,
 //	           default "/" (none for a tunnel)
 //	taint, result, error, time, harmful, approved   as in a call record
+//
+// A notice record is a message a server sent the client through ward — a
+// request (sampling/createMessage, elicitation/create) or a notification
+// (notifications/message, notifications/progress) — which a node records
+// and takes in as the server's untrusted output before passing it on
+// (enforce.Pipeline.Notice; replay takes it in through the same
+// enforce.Noticed). Nothing is decided; it gives the session the labels of
+// SERVER. and indexes the params' values for argument provenance:
+//
+//	type       "notice"; required
+//	server     string, the server that sent it; required
+//	method     string, the message's method; required. "initialize"
+//	           stands for the server's instructions (params
+//	           {"instructions": …}), taken in as a listing is: values
+//	           indexed, no labels (enforce.Listed)
+//	params     object, its params as passed on; optional
+//	time       as in a call record
 //
 // An exec record, a program run decided as action exec, has:
 //

@@ -66,6 +66,11 @@ func FuzzRun(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(egress)
+	notices, err := os.ReadFile("testdata/differential/server-notices.jsonl")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(notices)
 	f.Add([]byte(lines(analyst, `{"type":"http","method":"GET","host":"a.b","port":80,"scheme":"http","path":"/%2e%2e"}`,
 		`{"type":"exec","command":"x","args":[],"cwd":null,"taint":["A"]}`,
 		`{"type":"http","method":"CONNECT","host":"a.b"}`, `{"type":"http","method":"CONNECT","host":"a.b","scheme":"http"}`)))
@@ -155,11 +160,13 @@ func FuzzRun(f *testing.F) {
 			Definition                    json.RawMessage
 			Approved                      bool
 			Result, Error                 json.RawMessage
+			Params                        json.RawMessage
 		}
 		raw := bytes.Split(trace, []byte("\n"))
 		var sess *rec
 		sessions, next := 0, 0
-		took := false // the session took in a result: it is untrusted
+		took := false    // the session took in a result: it is untrusted
+		indexed := false // it took in values: a result, a notice, a definition
 		for i, l := range raw {
 			l = bytes.Trim(bytes.TrimSuffix(l, []byte("\r")), " \t")
 			if len(l) == 0 {
@@ -173,7 +180,14 @@ func FuzzRun(f *testing.F) {
 			case "session":
 				sess = &r
 				sessions++
-				took = false
+				took, indexed = false, false
+				continue
+			case "notice":
+				if r.Method == "initialize" {
+					indexed = indexed || len(r.Params) > 0
+				} else if r.Method != "ping" {
+					took, indexed = true, indexed || len(r.Params) > 0
+				}
 				continue
 			case "call", "http", "exec":
 			default:
@@ -201,7 +215,10 @@ func FuzzRun(f *testing.F) {
 			if sink := r.Type == "call" && r.Method == "tools/call" && !closedReadOnly(r.Definition); c.Sink != sink && !strings.Contains(c.Reason, "name ward accepts") && !strings.HasPrefix(c.Reason, "denied: invalid request: ") {
 				t.Fatalf("line %d: sink %v", i+1, c.Sink)
 			}
-			if !took && len(c.TaintedArguments) > 0 {
+			if len(r.Definition) > 0 && r.Type == "call" {
+				indexed = true // taken in before the call is decided
+			}
+			if !indexed && len(c.TaintedArguments) > 0 {
 				t.Fatalf("line %d: tainted arguments %q in a session that took in no result", i+1, c.TaintedArguments)
 			}
 			req := policy.Request{Session: sess.Session, Agent: sess.Agent, Sponsor: sess.Sponsor, Groups: sess.Groups,
@@ -259,7 +276,7 @@ func FuzzRun(f *testing.F) {
 			}
 			if r.Type != "exec" && (d.Allow || d.Escalate && r.Approved) && len(r.Result) > 0 && string(r.Result) != "null" &&
 				(len(r.Error) == 0 || string(r.Error) == "null") {
-				took = true
+				took, indexed = true, true
 			}
 		}
 		if next != len(rep.Calls) || sessions != s.Sessions {

@@ -259,6 +259,12 @@ func Run(set *policy.Set, r io.Reader, opt Options) (*Report, error) {
 			if cur == nil {
 				return nil, fmt.Errorf("trace line %d: %s before any session record", line, rec.typ)
 			}
+			if rec.typ == "notice" {
+				// What a server sent the client: taken in, as live
+				// (enforce.Noticed); nothing to decide.
+				sim.notice(cur, rec, line)
+				continue
+			}
 			if rec.harmful && cur.sum.Label != LabelAttack {
 				return nil, fmt.Errorf("trace line %d: a harmful call in session %q, which is not labelled %q", line, cur.sum.ID, LabelAttack)
 			}
@@ -344,6 +350,7 @@ type record struct {
 	// call, http and exec
 	taint             []string
 	result            json.RawMessage // nil if absent or null
+	params            json.RawMessage // a notice's; nil if absent
 	failed            bool            // a non-null error
 	errValue          json.RawMessage // the error, if failed
 	harmful, approved bool
@@ -375,6 +382,7 @@ var fields = map[string]map[string]bool{
 		"harmful": true, "approved": true},
 	"http": {"type": true, "method": true, "scheme": true, "host": true, "port": true, "path": true, "taint": true,
 		"result": true, "error": true, "time": true, "harmful": true, "approved": true},
+	"notice": {"type": true, "server": true, "method": true, "params": true, "time": true},
 	"exec": {"type": true, "command": true, "args": true, "cwd": true, "taint": true, "result": true, "error": true, "time": true,
 		"harmful": true, "approved": true},
 }
@@ -469,7 +477,7 @@ func (p *parser) parse(line []byte) (*record, error) {
 	case rec.typ == "":
 		return nil, errors.New(`record has no "type"`)
 	case !ok:
-		return nil, fmt.Errorf(`unknown record type %q (want "session", "call", "http" or "exec")`, rec.typ)
+		return nil, fmt.Errorf(`unknown record type %q (want "session", "call", "notice", "http" or "exec")`, rec.typ)
 	}
 	for _, m := range p.members {
 		if !known[m.name] {
@@ -586,6 +594,11 @@ func (rec *record) set(m member) error {
 		}
 	case "result":
 		rec.result = json.RawMessage(bytes.Clone(m.value))
+	case "params":
+		if m.value.Kind() != '{' {
+			return fmt.Errorf("field %q must be an object (the message's params as the server sent them)", m.name)
+		}
+		rec.params = json.RawMessage(bytes.Clone(m.value))
 	case "error":
 		rec.failed, rec.errValue = true, json.RawMessage(bytes.Clone(m.value))
 	case "time":
@@ -639,6 +652,14 @@ func (rec *record) validate() error {
 	case "exec":
 		if rec.command == "" {
 			return errors.New(`an exec record needs "command"`)
+		}
+		return nil
+	case "notice":
+		switch {
+		case rec.server == "":
+			return errors.New(`a notice record needs "server" (the server that sent the message)`)
+		case rec.method == "":
+			return errors.New(`a notice record needs "method" (for example notifications/message or sampling/createMessage)`)
 		}
 		return nil
 	}

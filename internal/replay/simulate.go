@@ -120,6 +120,11 @@ func operation(rec *record) *enforce.Operation {
 func (s *simulator) decide(st *state, rec *record, line int) Call {
 	ctx := context.Background()
 	op := operation(rec)
+	if rec.definition != nil {
+		// The agent was shown the tool's definition before it called
+		// it: taken in as a node takes in a listing.
+		s.sessions.Receive(ctx, st.caller, enforce.Listed(rec.server, uint64(line), json.RawMessage("["+string(rec.definition)+"]")))
+	}
 	ev := s.pipeline.Evaluate(ctx, st.caller, op)
 	req := ev.Request
 	taint := slices.Compact(slices.Sorted(slices.Values(slices.Concat(rec.taint, s.sessions.Labels(st.caller.Session)))))
@@ -164,6 +169,14 @@ func (s *simulator) take(ctx context.Context, st *state, rec *record, line int) 
 	case "exec":
 	default:
 		s.sessions.Receive(ctx, st.caller, enforce.Received{Source: rec.name, Arguments: rec.arguments, Event: uint64(line), Result: answer, Error: message})
+	}
+}
+
+// notice takes in a message a server sent the client (a "notice"
+// record) as a node does before passing it on.
+func (s *simulator) notice(st *state, rec *record, line int) {
+	if r, ok := enforce.Noticed(rec.server, rec.method, uint64(line), rec.params); ok {
+		s.sessions.Receive(context.Background(), st.caller, r)
 	}
 }
 
