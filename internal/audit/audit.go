@@ -440,9 +440,12 @@ func (l *Log) encode(e Event) ([]byte, error) {
 	for _, s := range []*string{&e.Type, &e.Actor, &e.Session, &e.Agent, &e.Sponsor} {
 		*s = strings.ToValidUTF8(*s, "\uFFFD")
 	}
-	b, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("append %s event: %w", e.Type, err)
+	b, plain := appendPlain(make([]byte, 0, 256+len(e.Data)), &e)
+	if !plain {
+		var err error
+		if b, err = json.Marshal(e); err != nil {
+			return nil, fmt.Errorf("append %s event: %w", e.Type, err)
+		}
 	}
 	if len(b) > l.cfg.MaxEventSize {
 		return nil, fmt.Errorf("append %s event: %d bytes, limit %d: %w", e.Type, len(b), l.cfg.MaxEventSize, ErrTooLarge)

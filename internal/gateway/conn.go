@@ -182,7 +182,9 @@ func (s *Session) connect(ctx context.Context, cfg Upstream, initParams json.Raw
 // connection ends. What an upstream sends is read strictly too: a result or
 // params that could be read two ways (duplicate names, invalid UTF-8) is
 // not passed on, since ward would scan and record one reading and the
-// client act on another.
+// client act on another. A connection that can push what it reads
+// ([streamable.ClientConn.Push]) is not read here: connect has it hand
+// each message to fromUpstream on the goroutine that read it.
 func (s *Session) readUpstream(up *upstream) {
 	defer s.recover("upstream "+up.name, jsonrpc.ID{})
 	for {

@@ -168,6 +168,8 @@ type Gateway struct {
 
 	endHolds     chan struct{} // closed by EndHolds
 	endHoldsOnce sync.Once
+
+	workers *workers // serve client requests
 }
 
 // ValidServerName reports whether name can name an upstream.
@@ -225,7 +227,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
-	return &Gateway{cfg: cfg, modes: modes, sessions: map[string]map[*Session]struct{}{}, endHolds: make(chan struct{})}, nil
+	return &Gateway{cfg: cfg, modes: modes, sessions: map[string]map[*Session]struct{}{}, endHolds: make(chan struct{}), workers: newWorkers()}, nil
 }
 
 // Servers returns the configured upstream names.
@@ -329,6 +331,7 @@ func (g *Gateway) Close() {
 	for _, s := range all {
 		s.Close()
 	}
+	g.workers.close()
 }
 
 // splitName splits an exposed "SERVER.NAME" into its parts.

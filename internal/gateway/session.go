@@ -86,11 +86,11 @@ func (s *Session) Refresh(c *Caller) error {
 }
 
 // Receive handles one message from the client. It does not block for long:
-// requests are served on their own goroutines. A request whose params the
-// gateway cannot read in exactly one way is refused, and the refusal
-// recorded, before anything else happens; nothing a client sends can stop
-// the process (a failure while serving one request answers that request
-// with an internal error and is recorded).
+// requests are served on goroutines of their own (the gateway's workers).
+// A request whose params the gateway cannot read in exactly one way is
+// refused, and the refusal recorded, before anything else happens; nothing
+// a client sends can stop the process (a failure while serving one request
+// answers that request with an internal error and is recorded).
 func (s *Session) Receive(ctx context.Context, msg jsonrpc.Message) {
 	defer s.recover("receive", jsonrpc.ID{})
 	switch m := msg.(type) {
@@ -134,11 +134,11 @@ func (s *Session) Receive(ctx context.Context, msg jsonrpc.Message) {
 			s.refuseRequest(m, jsonrpc.CodeInternalError, fmt.Sprintf("too many requests in flight (limit %d); retry later", cap(s.sem)))
 			return
 		}
-		go func() {
+		s.g.workers.run(func() {
 			defer func() { <-s.sem }()
 			defer s.recover(m.Method, m.ID)
 			s.handle(ctx, m, p)
-		}()
+		})
 	case *jsonrpc.Response:
 		s.clientResponse(m)
 	}

@@ -25,14 +25,21 @@ type Segment struct {
 	Any  bool // "*": any member or index
 }
 
-// Parse splits a path into segments.
+// Parse splits a path into segments. A segment without escapes is a
+// substring of p (no copy): the default consequential arguments are parsed
+// on every call ward decides.
 func Parse(p string) ([]Segment, error) {
-	var segs []Segment
-	var b strings.Builder
-	star := false // the segment has an unescaped '*'
+	segs := make([]Segment, 0, strings.Count(p, ".")+1)
+	var b []byte     // the segment's name, unescaped, once it had an escape
+	escaped := false // the segment had an escape: its name is b
+	start := 0       // where the segment begins in p
+	star := false    // the segment has an unescaped '*'
 	for i := 0; i <= len(p); i++ {
 		if i == len(p) || p[i] == '.' {
-			s := b.String()
+			s := p[start:i]
+			if escaped {
+				s = string(b)
+			}
 			switch {
 			case s == "":
 				return nil, errors.New("empty segment")
@@ -42,8 +49,7 @@ func Parse(p string) ([]Segment, error) {
 				return nil, errors.New(`'*' must be a whole segment (write "\*" for a literal '*')`)
 			}
 			segs = append(segs, Segment{Name: s, Any: star})
-			b.Reset()
-			star = false
+			b, escaped, star, start = b[:0], false, false, i+1
 			continue
 		}
 		switch c := p[i]; {
@@ -52,9 +58,15 @@ func Parse(p string) ([]Segment, error) {
 		case c == '\\' && (i+1 == len(p) || !strings.ContainsRune(`.*\`, rune(p[i+1]))):
 			return nil, errors.New(`'\' must be followed by '.', '*' or '\'`)
 		case c == '\\':
+			if !escaped {
+				b = append(b, p[start:i]...)
+				escaped = true
+			}
 			i++
 		}
-		b.WriteByte(p[i])
+		if escaped {
+			b = append(b, p[i])
+		}
 	}
 	return segs, nil
 }

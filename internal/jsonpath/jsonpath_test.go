@@ -1,7 +1,10 @@
 package jsonpath
 
 import (
+	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -69,4 +72,65 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("%q: render/parse round trip gives %v, %v", p, again, err)
 		}
 	})
+}
+
+// parseBuilt is Parse as it was, building every name: FuzzParseSame
+// compares the two.
+func parseBuilt(p string) ([]Segment, error) {
+	var segs []Segment
+	var b strings.Builder
+	star := false
+	for i := 0; i <= len(p); i++ {
+		if i == len(p) || p[i] == '.' {
+			s := b.String()
+			switch {
+			case s == "":
+				return nil, errors.New("empty segment")
+			case len(segs) == MaxDepth:
+				return nil, fmt.Errorf("more than %d segments", MaxDepth)
+			case star && s != "*":
+				return nil, errors.New(`'*' must be a whole segment (write "\*" for a literal '*')`)
+			}
+			segs = append(segs, Segment{Name: s, Any: star})
+			b.Reset()
+			star = false
+			continue
+		}
+		switch c := p[i]; {
+		case c == '*':
+			star = true
+		case c == '\\' && (i+1 == len(p) || !strings.ContainsRune(`.*\`, rune(p[i+1]))):
+			return nil, errors.New(`'\' must be followed by '.', '*' or '\'`)
+		case c == '\\':
+			i++
+		}
+		b.WriteByte(p[i])
+	}
+	return segs, nil
+}
+
+// FuzzParseSame: Parse reads every path as the building parser did, and
+// refuses what it refused with the same words.
+func FuzzParseSame(f *testing.F) {
+	for _, s := range []string{"to", "a.*.b", `a\.b`, `x\\`, "a..b", `a\*b.c`, `\\.\.`, "*x", `a\`, ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		got, err := Parse(p)
+		want, werr := parseBuilt(p)
+		if fmt.Sprint(err) != fmt.Sprint(werr) || !slices.Equal(got, want) {
+			t.Fatalf("%q: Parse %v, %v; building parser %v, %v", p, got, err, want, werr)
+		}
+	})
+}
+
+func BenchmarkParse(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, p := range []string{"to", "to.*", "recipients.*", "payment.account"} {
+			if _, err := Parse(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 }

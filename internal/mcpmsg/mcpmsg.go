@@ -51,11 +51,14 @@ var (
 
 // Decode reads one message strictly.
 func Decode(data []byte) (jsonrpc.Message, error) {
-	if err := strictjson.Valid(data); err != nil {
-		return nil, &ErrInvalid{jsonrpc.CodeParseError, fmt.Errorf("parse error: %v", err)}
-	}
+	// One strict reading: what Object accepts, Valid accepts too
+	// (strictjson's FuzzValid checks it), so Valid is asked only to tell a
+	// refusal's kind, unreadable JSON from JSON that is not an object.
 	m, err := strictjson.Object(data)
 	if err != nil {
+		if verr := strictjson.Valid(data); verr != nil {
+			return nil, &ErrInvalid{jsonrpc.CodeParseError, fmt.Errorf("parse error: %v", verr)}
+		}
 		return nil, &ErrInvalid{jsonrpc.CodeInvalidRequest, fmt.Errorf("invalid request: %v", err)}
 	}
 	if err := checkMembers(m); err != nil {
@@ -89,9 +92,11 @@ func fromMembers(m map[string]jsontext.Value) (jsonrpc.Message, error) {
 		return nil, err
 	}
 	if method, ok := m["method"]; ok {
-		var name string
-		if err := json.Unmarshal(method, &name); err != nil {
-			return nil, fmt.Errorf("method: %v", err)
+		name, plain := plainString(method)
+		if !plain {
+			if err := json.Unmarshal(method, &name); err != nil {
+				return nil, fmt.Errorf("method: %v", err)
+			}
 		}
 		return &jsonrpc.Request{Method: name, ID: id, Params: rawOf(m["params"])}, nil
 	}
@@ -107,6 +112,21 @@ func fromMembers(m map[string]jsontext.Value) (jsonrpc.Message, error) {
 		resp.Error = &we
 	}
 	return resp, nil
+}
+
+// plainString reads a JSON string without escapes, of a document already
+// read strictly (valid UTF-8): its bytes between the quotes, as
+// json.Unmarshal would read it. Any other value is not plain.
+func plainString(v []byte) (string, bool) {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return "", false
+	}
+	for _, c := range v[1 : len(v)-1] {
+		if c == '\\' || c == '"' || c < 0x20 {
+			return "", false
+		}
+	}
+	return string(v[1 : len(v)-1]), true
 }
 
 // rawOf is a member's value as the SDK keeps it: nil when absent, its
@@ -144,9 +164,16 @@ func idOf(raw []byte) (jsonrpc.ID, error) {
 // matches names case-insensitively, as some servers do, would take
 // {"Params": …} for the params ward did not see.
 func checkMembers(m map[string]jsontext.Value) error {
-	for _, name := range slices.Sorted(maps.Keys(m)) {
-		if !envelope[name] {
-			return fmt.Errorf("invalid request: unknown member %q: a JSON-RPC message has only jsonrpc, id, method, params, result and error, spelled so", name)
+	for name := range m {
+		if envelope[name] {
+			continue
+		}
+		// Named in sorted order, so that the same message is always
+		// refused with the same words.
+		for _, name := range slices.Sorted(maps.Keys(m)) {
+			if !envelope[name] {
+				return fmt.Errorf("invalid request: unknown member %q: a JSON-RPC message has only jsonrpc, id, method, params, result and error, spelled so", name)
+			}
 		}
 	}
 	if e, ok := m["error"]; ok {

@@ -72,13 +72,17 @@ func BenchmarkOwnCPUPerCall(b *testing.B) {
 	b.Run("mtls-json-answers", func(b *testing.B) { ownCPUPerCall(b, true, false, true) })
 }
 
-func ownCPUPerCall(b *testing.B, mtls, sidecar, jsonAnswers bool) {
+// benchPaths starts an upstream and a node in front of it and returns a
+// client session straight to the upstream and one through the node (by
+// mutual TLS or DPoP, straight or through a sidecar).
+func benchPaths(b *testing.B, mtls, sidecar, jsonAnswers bool) (direct, ward *mcp.ClientSession) {
 	url := benchUpstream(b)
-	direct, err := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: url}, nil)
+	var err error
+	direct, err = mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: url}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer direct.Close()
+	b.Cleanup(func() { direct.Close() })
 	dir := b.TempDir()
 	os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`permit (principal, action == Action::"call_tool", resource in Server::"up");`), 0o600)
 	// The data directory on tmpfs where there is one: the budget is CPU,
@@ -91,13 +95,16 @@ func ownCPUPerCall(b *testing.B, mtls, sidecar, jsonAnswers bool) {
 	n := startNode(b, server.Config{Data: data, Policies: []string{dir}, Upstreams: []server.Upstream{{Name: "up", URL: url}}, MCPJSONAnswers: jsonAnswers})
 	n.setupAgent("bench", nil, map[string][]string{"tools": {"up.*"}})
 	creds, _ := n.startSession("bench", "benchmark", nil, "1h")
-	var ward *mcp.ClientSession
 	if sidecar {
 		ward = connectURL(b, sidecarURL(b, n, creds.HTTPClient(mtls).Transport), &http.Client{Transport: &http.Transport{}})
 	} else {
 		ward = n.connect(b, creds.HTTPClient(mtls), nil)
 	}
+	return direct, ward
+}
 
+func ownCPUPerCall(b *testing.B, mtls, sidecar, jsonAnswers bool) {
+	direct, ward := benchPaths(b, mtls, sidecar, jsonAnswers)
 	ctx := context.Background()
 	var dGo, wGo uint64 // goroutines started during the direct and the ward calls
 	call := func(cs *mcp.ClientSession, name string, started *uint64) time.Duration {
@@ -136,5 +143,39 @@ func ownCPUPerCall(b *testing.B, mtls, sidecar, jsonAnswers bool) {
 		// Logged, not failed: a failed benchmark prints no numbers, and
 		// the numbers are what says how far off the budget is.
 		b.Logf("OVER BUDGET: ward's own CPU per call, p50 %v, budget %v (direct %v, through ward %v, %d calls each)", own, budgetOwnCPU, pd, pw, len(d))
+	}
+}
+
+// BenchmarkCallPath times one path alone (no interleaving), for
+// instruction counts: run it under callgrind at two -benchtime counts and
+// subtract, for the cost of one call without the process's start (see
+// BENCHMARKS.md, "ward's own CPU per call"). direct is the same call
+// straight to the upstream.
+func BenchmarkCallPath(b *testing.B) {
+	for _, p := range []struct {
+		name          string
+		mtls, sidecar bool
+		direct        bool
+	}{{"direct", true, false, true}, {"mtls", true, false, false}, {"dpop", false, false, false}, {"sidecar-mtls", true, true, false}} {
+		b.Run(p.name, func(b *testing.B) {
+			direct, ward := benchPaths(b, p.mtls, p.sidecar, false)
+			cs, name := ward, "up.echo"
+			if p.direct {
+				cs, name = direct, "echo"
+			}
+			ctx := context.Background()
+			params := &mcp.CallToolParams{Name: name, Arguments: map[string]any{"text": "hello"}}
+			for range 50 {
+				if _, err := cs.CallTool(ctx, params); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := cs.CallTool(ctx, params); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -99,6 +99,18 @@ func Read(r io.Reader, limit int64) ([]byte, error) {
 // Valid reports whether data is one JSON value with valid UTF-8 and no
 // duplicate member names at any depth.
 func Valid(data []byte) error {
+	// The same check on a pooled decoder reading data in place (no reader,
+	// no buffer, no copy); the reader's decoder runs only to say what is
+	// wrong with data it refuses.
+	if jsontext.Value(data).IsValid() {
+		return nil
+	}
+	return invalid(data)
+}
+
+// invalid says what is wrong with data, or nil if nothing is: Valid's
+// check, on a decoder of its own, for its error.
+func invalid(data []byte) error {
 	dec := jsontext.NewDecoder(bytes.NewReader(data))
 	if _, err := dec.ReadValue(); err != nil {
 		if errors.Is(err, io.EOF) {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 type inner struct {
@@ -149,6 +151,38 @@ func FuzzUnmarshal(f *testing.F) {
 					t.Fatalf("accepted member %q", k)
 				}
 			}
+		}
+	})
+}
+
+func BenchmarkValid(b *testing.B) {
+	data := []byte(`{"jsonrpc":"2.0","id":12,"result":{"content":[{"type":"text","text":"hello"}],"structuredContent":{"text":"hello"}}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := Valid(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// FuzzValid: Valid's check in place accepts exactly what the decoder that
+// says what is wrong accepts.
+func FuzzValid(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, ` {"a":[1,{"b":2}]} `, `{"a":{"b":"\xff"}}`, `{"a":1} x`, `{"a":1,"a":2}`, `{"a":{"b":1,"b":2}}`, "\"\xff\"", `1 2`, ``, `[`, `"\ud800"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast := jsontext.Value(data).IsValid()
+		slow := invalid(data)
+		if fast != (slow == nil) {
+			t.Fatalf("in place: %v; decoder: %v", fast, slow)
+		}
+		if slow != nil && !errors.Is(slow, ErrInvalid) {
+			t.Fatalf("error %v does not wrap ErrInvalid", slow)
+		}
+		// mcpmsg.Decode relies on it: an object Object accepts is valid.
+		if _, err := Object(data); err == nil && slow != nil {
+			t.Fatalf("Object accepted what Valid refuses: %v", slow)
 		}
 	})
 }
