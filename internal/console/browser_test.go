@@ -263,7 +263,16 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"demo.delete
 		"#diff pre.diff .meta":       "--- a/notes/welcome.txt",
 		"#diff [data-omitted]":       "not shown: binary",
 	} {
-		got, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		// The session page refreshes itself: a node read as it is
+		// replaced is gone ("No node with given id"); read it again.
+		var got string
+		var err error
+		for try := 0; try < 50; try++ {
+			if got, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel))); err == nil && strings.Contains(got, want) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		if err != nil || !strings.Contains(got, want) {
 			t.Errorf("%s: %q (%v), want %q", sel, got, err, want)
 		}
