@@ -328,6 +328,21 @@ func scaleRow(sc scaleCase) (string, error) {
 	}
 	idle = nil
 	time.Sleep(2 * time.Second) // the nodes see the connections close
+	// The direct sessions (the baseline) connect first and share one
+	// HTTP/2 client: with N sessions connected through ward, each holding
+	// two connections (its POSTs and its standing GET), 1,000 more would
+	// pass the file limit a process gets here (20,000) at N = 10,000.
+	// Sharing only flatters direct.
+	directClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: upPool}, ForceAttemptHTTP2: true}}
+	direct := make([]caller, min(sc.sessions, 1000))
+	for i := range direct {
+		c, closeFn, err := mcpSession(upURL, directClient)
+		if err != nil {
+			return "", fmt.Errorf("direct client: %w", err)
+		}
+		direct[i] = c
+		defer closeFn()
+	}
 	// The sessions connected, one call each, then idle.
 	callers := make([]caller, sc.sessions)
 	closers := make([]func(), sc.sessions)
@@ -377,16 +392,7 @@ func scaleRow(sc scaleCase) (string, error) {
 		fmt.Fprintf(os.Stderr, "load scale: heap profile and goroutines of node 0 with the sessions connected: %s\n", file)
 	}
 	live := slices.DeleteFunc(slices.Clone(callers), func(c caller) bool { return c == nil })
-	// Direct first (the baseline), then through ward, at the same offered rate.
-	direct := make([]caller, min(sc.sessions, 1000))
-	for i := range direct {
-		c, closeFn, err := mcpSession(upURL, &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: upPool}, ForceAttemptHTTP2: true}})
-		if err != nil {
-			return "", fmt.Errorf("direct client: %w", err)
-		}
-		direct[i] = c
-		defer closeFn()
-	}
+	// Direct first, then through ward, at the same offered rate.
 	base := openLoop(direct, sc.rate, sc.dur)
 	through := openLoop(live, sc.rate, sc.dur)
 	// Per session: what a connected session costs less what an idle
