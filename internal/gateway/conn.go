@@ -146,8 +146,11 @@ func (s *Session) connect(ctx context.Context, cfg Upstream, initParams json.Raw
 	}
 	up := &upstream{name: cfg.Name, roots: cfg.Roots, conn: conn}
 	if p, ok := conn.(pusher); ok {
-		// Handed each message by the connection's own stream readers:
-		// no goroutine of the session's waits on the connection.
+		// Handed each message by the connection's own stream readers,
+		// which run on the gateway's workers (their stacks grown
+		// already): no goroutine of the session's waits on the
+		// connection.
+		p.RunWith(s.g.workers.run)
 		p.Push(func(msg jsonrpc.Message) {
 			if s.ctx.Err() != nil {
 				return // the session ended: as readUpstream, which stops reading
@@ -201,6 +204,7 @@ func (s *Session) readUpstream(up *upstream) {
 // of to Read (streamable.ClientConn.Push).
 type pusher interface {
 	Push(deliver func(jsonrpc.Message), ended func(error))
+	RunWith(run func(f func()))
 }
 
 // fromUpstream dispatches one message an upstream sent.

@@ -109,10 +109,12 @@ type ClientConn struct {
 	failOnce sync.Once
 	failErr  error
 
-	// push and ended are set by Push before the first Write.
+	// push and ended are set by Push, run by RunWith, before the first
+	// Write.
 	push      func(jsonrpc.Message)
 	ended     func(error)
 	endedOnce sync.Once
+	run       func(func())
 
 	mu           sync.Mutex
 	sessionID    string
@@ -716,12 +718,24 @@ func (c *ClientConn) spawn(f func()) bool {
 		return false
 	}
 	c.wg.Add(1)
-	go func() {
+	g := func() {
 		defer c.wg.Done()
 		f()
-	}()
+	}
+	if c.run != nil {
+		c.run(g)
+	} else {
+		go g()
+	}
 	return true
 }
+
+// RunWith makes the conn start the goroutines that read its streams with
+// run instead of a go statement: run(f) must run f on a goroutine of its
+// own, now. A caller with goroutines that outlive their work (the
+// gateway's workers) spares each stream's reader the growth of a new
+// goroutine's stack. Call it before the first Write, as Push.
+func (c *ClientConn) RunWith(run func(f func())) { c.run = run }
 
 // Close ends the session with DELETE when one exists, stops every stream
 // and makes Read and Write fail. It is idempotent.

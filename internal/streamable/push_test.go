@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,9 +15,10 @@ import (
 )
 
 // TestClientConnPush: after Push, what the server sends reaches the
-// deliver function (a request's progress before its answer, in order),
-// never Read, and ended hears once why the connection ended: the server
-// forgetting the session, then Close, which adds nothing.
+// deliver function, on readers started by RunWith's function (a
+// request's progress before its answer, in order), never Read, and ended
+// hears once why the connection ended: the server forgetting the
+// session, then Close, which adds nothing.
 func TestClientConnPush(t *testing.T) {
 	server := mcp.NewServer(&mcp.Implementation{Name: "sdk-server", Version: "1.0.0"}, nil)
 	mcp.AddTool(server, &mcp.Tool{Name: "work", Description: "works with progress"},
@@ -41,6 +43,8 @@ func TestClientConnPush(t *testing.T) {
 	}
 	got := make(chan jsonrpc.Message, 64)
 	ended := make(chan error, 4)
+	var ran atomic.Int32 // streams whose reader RunWith's function started
+	cc.RunWith(func(f func()) { ran.Add(1); go f() })
 	cc.Push(func(m jsonrpc.Message) { got <- m }, func(err error) { ended <- err })
 	next := func() jsonrpc.Message {
 		t.Helper()
@@ -77,6 +81,9 @@ func TestClientConnPush(t *testing.T) {
 	}
 	if r, ok := next().(*jsonrpc.Response); !ok || r.ID != mustID(2) || r.Error != nil {
 		t.Fatalf("the call's answer: %#v", r)
+	}
+	if n := ran.Load(); n < 2 {
+		t.Fatalf("RunWith started %d stream readers, want those of initialize and the call at least", n)
 	}
 	// Nothing waits for Read.
 	done, stop := context.WithCancel(ctx)
