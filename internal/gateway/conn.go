@@ -236,6 +236,16 @@ func (s *Session) fromUpstream(up *upstream, msg jsonrpc.Message) {
 				return
 			}
 		}
+		if m.Method == "initialize" {
+			// Only a client initializes; ward records the server's
+			// instructions under this method (Guard.Notice), so a server
+			// sending it would have its text taken in as instructions.
+			s.g.cfg.Logger.Warn("upstream sent initialize, which only a client sends: not passed on", "server", up.name)
+			if m.IsCall() {
+				s.sendUp(up, &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: "initialize is the client's to send"}})
+			}
+			return
+		}
 		if m.IsCall() {
 			s.serverRequest(up, m)
 		} else {
